@@ -1,0 +1,195 @@
+"""Typed, immutable definitions: what the loader produces and everything else reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a definition was written: file, 1-based line and column."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Label:
+    """A label in Chinese and English; `get` falls back to the other language."""
+
+    zh: str
+    en: str
+
+    def get(self, lang: str = "zh") -> str:
+        return (self.en or self.zh) if lang == "en" else (self.zh or self.en)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One picklist option; `attrs` holds free attributes such as a probability."""
+
+    value: str
+    label: Label
+    active: bool = True
+    order: int = 0
+    attrs: Mapping[str, Any] = EMPTY
+
+
+@dataclass(frozen=True)
+class Picklist:
+    name: str
+    label: Label
+    options: tuple[Option, ...]
+    source: Source
+
+    def option(self, value: str) -> Option | None:
+        return next((o for o in self.options if o.value == value), None)
+
+
+@dataclass(frozen=True)
+class RollupSpec:
+    """sum/count/min/max of `field` over the `child` records whose `via` field points here."""
+
+    function: str
+    child: str
+    via: str
+    field: str | None = None
+    filter: Mapping[str, Any] = EMPTY
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str
+    type: str
+    label: Label
+    source: Source
+    help: Label | None = None
+    required: bool = False
+    unique: bool = False
+    default: Any = None
+    read_only: bool = False
+    hidden: bool = False
+    index: bool = False
+    searchable: bool = False
+    # type-specific options (None when the type has no such option)
+    max_length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    min: float | None = None
+    max: float | None = None
+    to: str | None = None  # lookup, master_detail, user, department: the target object
+    picklist: str | None = None  # picklist, multi_picklist: the shared picklist's name
+    options: tuple[Option, ...] = ()  # picklist, multi_picklist: inline or resolved options
+    pattern: str | None = None  # auto_number
+    expression: str | None = None  # formula
+    result_type: str | None = None  # formula: the field type of its value
+    stored: bool = False  # formula: stored on write instead of computed on read
+    rollup: RollupSpec | None = None
+
+    def option(self, value: str) -> Option | None:
+        return next((o for o in self.options if o.value == value), None)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.to is not None
+
+
+@dataclass(frozen=True)
+class ValidationRule:
+    """A record is invalid when `condition` holds; the error goes to `field` (or `__all__`)."""
+
+    name: str
+    condition: str
+    message: Label
+    source: Source
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ListView:
+    columns: tuple[str, ...]
+    filters: tuple[str, ...] = ()
+    sort: tuple[str, ...] = ("-created_at",)  # "-name" sorts descending
+
+
+@dataclass(frozen=True)
+class LayoutSection:
+    name: str
+    label: Label
+    fields: tuple[str, ...]
+    columns: int = 2
+
+
+@dataclass(frozen=True)
+class ObjectDef:
+    name: str
+    label: Label
+    fields: Mapping[str, FieldDef]
+    source: Source
+    title_field: str = "id"
+    plural_label: Label | None = None
+    validation_rules: tuple[ValidationRule, ...] = ()
+    list_view: ListView | None = None
+    layout: tuple[LayoutSection, ...] = ()
+    behaviors: Mapping[str, Mapping[str, Any]] = EMPTY
+    extended_by: tuple[str, ...] = ()  # files of the object_extension documents applied
+
+    @property
+    def searchable_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields.values() if f.searchable)
+
+    def children(self, metadata: Metadata) -> tuple[FieldDef, ...]:
+        """The master_detail fields of other objects that point at this object."""
+        return tuple(
+            f
+            for o in metadata.objects.values()
+            for f in o.fields.values()
+            if f.type == "master_detail" and f.to == self.name
+        )
+
+
+@dataclass(frozen=True)
+class RoleDef:
+    name: str
+    label: Label
+    source: Source
+    # object name (or "*") -> {"create": bool, "read": bool, "edit": bool, "delete": bool,
+    #                          "scope": own|subordinates|department|all, "actions": [names]}
+    permissions: Mapping[str, Mapping[str, Any]] = EMPTY
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A flow-like document (approval_flow, sales_process, rule, report) kept as validated data."""
+
+    kind: str
+    name: str
+    source: Source
+    data: Mapping[str, Any]
+    object: str | None = None
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Everything the layers define, after extensions are applied and every check passed."""
+
+    objects: Mapping[str, ObjectDef]
+    picklists: Mapping[str, Picklist]
+    roles: Mapping[str, RoleDef]
+    flows: Mapping[str, Definition]  # approval_flow, sales_process and rule documents by name
+    reports: Mapping[str, Definition]
+    layers: tuple[str, ...] = ()
+    extras: Mapping[str, Any] = field(default=EMPTY)
+
+    def object(self, name: str) -> ObjectDef:
+        return self.objects[name]

@@ -1,0 +1,43 @@
+"""Shared fixtures: every database test runs on SQLite and, when configured, on PostgreSQL.
+
+`OBJECTPLATFORM_TEST_DATABASE_URL` (a PostgreSQL URL) adds the PostgreSQL variant; each test
+gets a fresh schema there, dropped afterwards. `.ci/run` sets it and fails when the server is
+missing, so the PostgreSQL variants never silently disappear on CI.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+PG_URL = os.environ.get("OBJECTPLATFORM_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("OBJECTPLATFORM_TEST_REDIS_URL")
+
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url():
+    if not REDIS_URL:
+        pytest.skip("OBJECTPLATFORM_TEST_REDIS_URL is not set (CI sets it)")
+    return REDIS_URL
