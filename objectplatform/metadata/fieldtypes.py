@@ -58,6 +58,7 @@ for _ft in (
     FieldType("rollup", "number", frozenset({"function", "child", "via", "field", "filter"}), numeric=True,
               computed=True),
     FieldType("geolocation", "geo"),
+    FieldType("password", "text"),  # write-only, stored as a hash
     FieldType("attachment", "file"),
 ):
     register(_ft)
