@@ -53,6 +53,8 @@ for _ft in (
     FieldType("master_detail", "text", frozenset({"to"}), reference="to"),
     FieldType("user", "text", reference="user"),
     FieldType("department", "text", reference="department"),
+    FieldType("multi_user", "list", reference="user"),
+    FieldType("multi_department", "list", reference="department"),
     FieldType("auto_number", "text", frozenset({"pattern"}), computed=True),
     FieldType("formula", "any", frozenset({"expression", "result_type", "stored"}), computed=True),
     FieldType("rollup", "number", frozenset({"function", "child", "via", "field", "filter"}), numeric=True,
