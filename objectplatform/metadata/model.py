@@ -10,6 +10,11 @@ from typing import Any
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def no_entries() -> Any:
+    """An empty-mapping default: dataclasses refuse a mappingproxy as a plain default (it is unhashable)."""
+    return field(default_factory=lambda: EMPTY)
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a definition was written: file, 1-based line and column."""
@@ -41,7 +46,7 @@ class Option:
     label: Label
     active: bool = True
     order: int = 0
-    attrs: Mapping[str, Any] = EMPTY
+    attrs: Mapping[str, Any] = no_entries()
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class RollupSpec:
     child: str
     via: str
     field: str | None = None
-    filter: Mapping[str, Any] = EMPTY
+    filter: Mapping[str, Any] = no_entries()
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class ObjectDef:
     validation_rules: tuple[ValidationRule, ...] = ()
     list_view: ListView | None = None
     layout: tuple[LayoutSection, ...] = ()
-    behaviors: Mapping[str, Mapping[str, Any]] = EMPTY
+    behaviors: Mapping[str, Mapping[str, Any]] = no_entries()
     extended_by: tuple[str, ...] = ()  # files of the object_extension documents applied
 
     @property
@@ -164,7 +169,7 @@ class RoleDef:
     source: Source
     # object name (or "*") -> {"create": bool, "read": bool, "edit": bool, "delete": bool,
     #                          "scope": own|subordinates|department|all, "actions": [names]}
-    permissions: Mapping[str, Mapping[str, Any]] = EMPTY
+    permissions: Mapping[str, Mapping[str, Any]] = no_entries()
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ class Metadata:
     flows: Mapping[str, Definition]  # approval_flow, sales_process and rule documents by name
     reports: Mapping[str, Definition]
     layers: tuple[str, ...] = ()
-    extras: Mapping[str, Any] = field(default=EMPTY)
+    extras: Mapping[str, Any] = no_entries()
 
     def object(self, name: str) -> ObjectDef:
         return self.objects[name]

@@ -1,0 +1,25 @@
+"""YAML metadata to validated, immutable definitions; pure: no database, no Flask.
+
+`load_metadata(default_layers(root, templates, custom))` is the one way in; everything else
+reads the `Metadata` it returns.
+"""
+
+from .fieldtypes import FIELD_TYPES as FIELD_TYPES
+from .fieldtypes import SYSTEM_FIELDS as SYSTEM_FIELDS
+from .loader import default_layers as default_layers
+from .loader import load_metadata as load_metadata
+from .model import Definition as Definition
+from .model import FieldDef as FieldDef
+from .model import Label as Label
+from .model import LayoutSection as LayoutSection
+from .model import ListView as ListView
+from .model import Metadata as Metadata
+from .model import ObjectDef as ObjectDef
+from .model import Option as Option
+from .model import Picklist as Picklist
+from .model import RoleDef as RoleDef
+from .model import RollupSpec as RollupSpec
+from .model import Source as Source
+from .model import ValidationRule as ValidationRule
+from .problems import MetadataError as MetadataError
+from .problems import Problem as Problem

@@ -1,0 +1,389 @@
+"""Documents to typed definitions: layers merged in order, extensions applied, references resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from ._yaml import Document
+from .fieldtypes import FIELD_TYPES
+from .model import (
+    Definition,
+    FieldDef,
+    Label,
+    LayoutSection,
+    ListView,
+    ObjectDef,
+    Option,
+    Picklist,
+    RoleDef,
+    RollupSpec,
+    Source,
+    ValidationRule,
+)
+from .problems import Problem, closest
+
+FLOW_KINDS = ("approval_flow", "sales_process", "rule")
+FLAGS = ("required", "unique", "read_only", "hidden", "index", "searchable")
+# options copied as they are onto FieldDef; `options` and the rollup's become Option and RollupSpec
+PLAIN_OPTIONS = (
+    "max_length",
+    "precision",
+    "scale",
+    "min",
+    "max",
+    "to",
+    "picklist",
+    "pattern",
+    "expression",
+    "result_type",
+    "stored",
+)
+# what an object_extension may change on a field an earlier document defined
+RELABEL_OPTIONS = ("label", "help", "hidden", "searchable", "index", "required", "default")
+OPTION_KEYS = ("value", "label", "active", "order")
+
+
+@dataclass
+class Catalog:
+    """The definitions built so far, by name."""
+
+    objects: dict[str, ObjectDef] = field(default_factory=dict)
+    picklists: dict[str, Picklist] = field(default_factory=dict)
+    roles: dict[str, RoleDef] = field(default_factory=dict)
+    flows: dict[str, Definition] = field(default_factory=dict)
+    reports: dict[str, Definition] = field(default_factory=dict)
+    # names whose definitions failed validation (objects, picklists, roles; fields as "object.field"):
+    # references to them are not reported again
+    rejected: set[str] = field(default_factory=set)
+
+
+def build_label(value: Mapping[str, str] | None) -> Label:
+    """A label from `{zh, en}`; a missing language takes the other's text."""
+    zh, en = (value or {}).get("zh", ""), (value or {}).get("en", "")
+    return Label(zh or en, en or zh)
+
+
+def merge_options(options: tuple[Option, ...], items: Iterable[Mapping[str, Any]]) -> tuple[Option, ...]:
+    """`options` plus `items`: new values appended, known ones relabelled, reordered, (de)activated."""
+    merged = {o.value: o for o in options}
+    for item in items:
+        attrs = {k: v for k, v in item.items() if k not in OPTION_KEYS}
+        old = merged.get(item["value"])
+        if old:
+            merged[old.value] = replace(
+                old,
+                label=build_label(item["label"]),
+                active=item.get("active", old.active),
+                order=item.get("order", old.order),
+                attrs=MappingProxyType({**old.attrs, **attrs}),
+            )
+        else:
+            merged[item["value"]] = Option(
+                item["value"],
+                build_label(item["label"]),
+                item.get("active", True),
+                item.get("order", (len(merged) + 1) * 10),
+                MappingProxyType(attrs),
+            )
+    return tuple(sorted(merged.values(), key=lambda o: o.order))
+
+
+def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
+    """A field from its YAML mapping, with the type's defaults; an unknown type keeps only common options."""
+    field_type = FIELD_TYPES.get(spec.get("type", ""))
+    given = {k: spec[k] for k in field_type.options if k in spec} if field_type else {}
+    defaults: dict[str, Any] = {}
+    if field_type and field_type.name == "text":
+        defaults["max_length"] = 255
+    if field_type and "precision" in field_type.options:
+        defaults.update(precision=18, scale=2)
+    if field_type and field_type.reference not in (None, "to"):
+        defaults["to"] = field_type.reference
+    rollup = None
+    if field_type and field_type.name == "rollup":
+        rollup = RollupSpec(
+            given.get("function", ""),
+            given.get("child", ""),
+            given.get("via", ""),
+            given.get("field"),
+            MappingProxyType(given.get("filter", {})),
+        )
+    return FieldDef(
+        name,
+        spec.get("type", ""),
+        build_label(spec.get("label")),
+        source,
+        help=build_label(spec["help"]) if "help" in spec else None,
+        default=spec.get("default"),
+        **{k: spec[k] for k in FLAGS if k in spec},
+        **{**defaults, **{k: v for k, v in given.items() if k in PLAIN_OPTIONS}},
+        options=merge_options((), given.get("options", ())),
+        rollup=rollup,
+    )
+
+
+def via_candidates(catalog: Catalog, child: str, parent: str) -> list[str]:
+    """The lookup and master_detail fields of `child` that point at `parent`."""
+    fields = catalog.objects[child].fields.values() if child in catalog.objects else ()
+    return [f.name for f in fields if f.type in ("lookup", "master_detail") and f.to == parent]
+
+
+class Builder:
+    """Adds documents to a catalog in layer order, yielding the conflicts between them."""
+
+    def __init__(self, rejected: set[str]):
+        self.catalog = Catalog(rejected=rejected)
+        self.first_layer: dict[tuple[str, str], int] = {}  # (kind, name) -> layer of its first definition
+
+    def build(self, docs: list[Document]) -> Iterator[Problem]:
+        """Every document, kind by kind so that references across kinds resolve; then the finishing pass."""
+        steps = (
+            ("picklist", self.add_picklist),
+            ("roles", self.add_roles),
+            ("object", self.add_object),
+            ("object_extension", self.extend_object),
+            *((k, self.add_definition) for k in FLOW_KINDS),
+            ("report", self.add_definition),
+        )
+        for kind, add in steps:
+            for doc in docs:
+                if doc.data["kind"] == kind:
+                    yield from add(doc)
+        self.finish(next((d for d in docs if d.data["kind"] == "roles"), None))
+
+    def _same_layer(self, kind: str, name: str, doc: Document) -> bool:
+        """Whether `doc` is in the layer that first defined `name`: a duplicate rather than an extension."""
+        return self.first_layer[kind, name] == doc.layer
+
+    def add_picklist(self, doc: Document) -> Iterator[Problem]:
+        data, picklists = doc.data, self.catalog.picklists
+        name = data["name"]
+        old = picklists.get(name)
+        if name == "roles":
+            yield doc.problem(("name",), "picklist 'roles' is built in: it lists the roles of kind: roles")
+        elif old is None:
+            self.first_layer["picklist", name] = doc.layer
+            picklists[name] = Picklist(
+                name, build_label(data["label"]), merge_options((), data["options"]), doc.source()
+            )
+        elif self._same_layer("picklist", name, doc):
+            yield doc.problem(("name",), f"picklist {name!r} is already defined at {old.source}")
+        else:
+            picklists[name] = replace(
+                old, label=build_label(data["label"]), options=merge_options(old.options, data["options"])
+            )
+
+    def add_roles(self, doc: Document) -> Iterator[Problem]:
+        roles = self.catalog.roles
+        for name, spec in doc.data["roles"].items():
+            old, path = roles.get(name), ("roles", name)
+            permissions = {k: MappingProxyType(v) for k, v in spec.get("permissions", {}).items()}
+            if old is None:
+                self.first_layer["role", name] = doc.layer
+                roles[name] = RoleDef(
+                    name, build_label(spec["label"]), doc.source(path), MappingProxyType(permissions)
+                )
+            elif self._same_layer("role", name, doc):
+                yield doc.problem(path, f"role {name!r} is already defined at {old.source}")
+            else:
+                roles[name] = replace(
+                    old,
+                    label=build_label(spec["label"]),
+                    permissions=MappingProxyType({**old.permissions, **permissions}),
+                )
+
+    def add_object(self, doc: Document) -> Iterator[Problem]:
+        data, objects = doc.data, self.catalog.objects
+        name = data["name"]
+        if old := objects.get(name):
+            later = "" if self._same_layer("object", name, doc) else "; use kind: object_extension"
+            yield doc.problem(("name",), f"object {name!r} is already defined at {old.source}{later}")
+            return
+        self.first_layer["object", name] = doc.layer
+        rules: dict[str, ValidationRule] = {}
+        yield from self._add_rules(doc, name, rules)
+        view = data.get("list_view")
+        objects[name] = ObjectDef(
+            name,
+            build_label(data["label"]),
+            {n: build_field(n, spec, doc.source(("fields", n))) for n, spec in data["fields"].items()},
+            doc.source(),
+            title_field=data.get("title_field", "id"),
+            plural_label=build_label(data["plural_label"]) if "plural_label" in data else None,
+            validation_rules=tuple(rules.values()),
+            list_view=_extend_list_view(ListView(()), view) if view else None,
+            layout=tuple(
+                LayoutSection(s["name"], build_label(s["label"]), tuple(s["fields"]), s.get("columns", 2))
+                for s in data.get("layout", {}).get("sections", ())
+            ),
+            behaviors=data.get("behaviors", {}),
+        )
+
+    def _add_rules(self, doc: Document, obj: str, rules: dict[str, ValidationRule]) -> Iterator[Problem]:
+        for i, spec in enumerate(doc.data.get("validation_rules", ())):
+            name, path = spec["name"], ("validation_rules", i)
+            if old := rules.get(name):
+                yield doc.problem(
+                    (*path, "name"), f"validation rule {name!r} of {obj!r} is already defined at {old.source}"
+                )
+            else:
+                rules[name] = ValidationRule(
+                    name, spec["condition"], build_label(spec["message"]), doc.source(path), spec.get("field")
+                )
+
+    def extend_object(self, doc: Document) -> Iterator[Problem]:
+        data, objects = doc.data, self.catalog.objects
+        obj = objects.get(data["object"])
+        if obj is None:
+            if data["object"] not in self.catalog.rejected:
+                yield doc.problem(
+                    ("object",), f"unknown object {data['object']!r}", closest(data["object"], objects)
+                )
+            return
+        fields = dict(obj.fields)
+        for name, spec in data.get("fields", {}).items():
+            if name in fields:
+                yield from self._relabel_field(doc, obj, fields, name, spec)
+            elif missing := [key for key in ("type", "label") if key not in spec]:
+                yield doc.problem(
+                    ("fields", name),
+                    f"{obj.name!r} has no field {name!r}; a new field needs a {' and a '.join(missing)}",
+                )
+            else:
+                fields[name] = build_field(name, spec, doc.source(("fields", name)))
+        for name, items in data.get("options", {}).items():
+            yield from self._extend_options(doc, obj, fields, name, items)
+        rules = {r.name: r for r in obj.validation_rules}
+        yield from self._add_rules(doc, obj.name, rules)
+        sections = {s.name: s for s in obj.layout}
+        for i, spec in enumerate(data.get("layout", {}).get("sections", ())):
+            old = sections.get(spec["name"])
+            if old:
+                sections[old.name] = replace(
+                    old,
+                    label=build_label(spec["label"]) if "label" in spec else old.label,
+                    fields=_append(old.fields, spec.get("fields", ())),
+                    columns=spec.get("columns", old.columns),
+                )
+            elif "label" in spec:
+                sections[spec["name"]] = LayoutSection(
+                    spec["name"],
+                    build_label(spec["label"]),
+                    tuple(spec.get("fields", ())),
+                    spec.get("columns", 2),
+                )
+            else:
+                yield doc.problem(("layout", "sections", i), f"new section {spec['name']!r} needs a label")
+        behaviors = {**obj.behaviors}
+        for name, config in data.get("behaviors", {}).items():
+            behaviors[name] = {**behaviors.get(name, {}), **config}
+        objects[obj.name] = replace(
+            obj,
+            fields=fields,
+            label=build_label(data["label"]) if "label" in data else obj.label,
+            plural_label=build_label(data["plural_label"]) if "plural_label" in data else obj.plural_label,
+            validation_rules=tuple(rules.values()),
+            list_view=_extend_list_view(obj.list_view or ListView(()), data["list_view"])
+            if "list_view" in data
+            else obj.list_view,
+            layout=tuple(sections.values()),
+            behaviors=behaviors,
+            extended_by=(*obj.extended_by, doc.file),
+        )
+
+    def _relabel_field(
+        self, doc: Document, obj: ObjectDef, fields: dict[str, FieldDef], name: str, spec: Mapping[str, Any]
+    ) -> Iterator[Problem]:
+        old, path = fields[name], ("fields", name)
+        if spec.get("type", old.type) != old.type:
+            yield doc.problem(
+                (*path, "type"),
+                f"field {name!r} of {obj.name!r} is a {old.type} in {old.source}; "
+                f"{doc.file} cannot change it to {spec['type']}",
+            )
+        for option in sorted(spec.keys() - {"type", *RELABEL_OPTIONS}):
+            yield doc.problem(
+                (*path, option),
+                f"field {name!r} of {obj.name!r} is defined at {old.source}; an "
+                f"extension may only change its {', '.join(RELABEL_OPTIONS)}",
+            )
+        changes = {k: spec[k] for k in RELABEL_OPTIONS if k in spec}
+        for key in ("label", "help"):
+            if key in changes:
+                changes[key] = build_label(changes[key])
+        fields[name] = replace(old, **changes)
+
+    def _extend_options(
+        self,
+        doc: Document,
+        obj: ObjectDef,
+        fields: dict[str, FieldDef],
+        name: str,
+        items: list[Mapping[str, Any]],
+    ) -> Iterator[Problem]:
+        old, path = fields.get(name), ("options", name)
+        if old is None:
+            yield doc.problem(path, f"unknown field {name!r} of {obj.name!r}", closest(name, fields))
+        elif old.picklist:
+            yield doc.problem(
+                path,
+                f"field {name!r} takes its options from picklist {old.picklist!r}; "
+                "extend that picklist with a kind: picklist of the same name",
+            )
+        elif old.type not in ("picklist", "multi_picklist"):
+            yield doc.problem(path, f"field {name!r} of {obj.name!r} is a {old.type}; it has no options")
+        else:
+            fields[name] = replace(old, options=merge_options(old.options, items))
+
+    def add_definition(self, doc: Document) -> Iterator[Problem]:
+        data = doc.data
+        kind, name = data["kind"], data["name"]
+        registry = self.catalog.reports if kind == "report" else self.catalog.flows
+        if old := registry.get(name):
+            yield doc.problem(("name",), f"{old.kind} {name!r} is already defined at {old.source}")
+            return
+        default_object = "opportunity" if kind == "sales_process" else None
+        registry[name] = Definition(
+            kind, name, doc.source(), data, data.get("object", default_object), build_label(data["label"])
+        )
+
+    def finish(self, first_roles: Document | None) -> None:
+        """Add the built-in picklist `roles`; give fields their picklist's options and rollups their `via`."""
+        catalog = self.catalog
+        catalog.picklists["roles"] = Picklist(
+            "roles",
+            Label("角色", "Roles"),
+            tuple(Option(r.name, r.label, order=(i + 1) * 10) for i, r in enumerate(catalog.roles.values())),
+            first_roles.source() if first_roles else Source("<built-in>"),
+        )
+        for name, obj in catalog.objects.items():
+            fields = {n: self._resolve(f, name) for n, f in obj.fields.items()}
+            catalog.objects[name] = replace(
+                obj, fields=MappingProxyType(fields), behaviors=MappingProxyType(dict(obj.behaviors))
+            )
+
+    def _resolve(self, f: FieldDef, parent: str) -> FieldDef:
+        if f.picklist in self.catalog.picklists:
+            return replace(f, options=self.catalog.picklists[f.picklist].options)
+        if (
+            f.rollup
+            and not f.rollup.via
+            and len(via := via_candidates(self.catalog, f.rollup.child, parent)) == 1
+        ):
+            return replace(f, rollup=replace(f.rollup, via=via[0]))
+        return f
+
+
+def _append(old: tuple[str, ...], new: Iterable[str]) -> tuple[str, ...]:
+    return old + tuple(x for x in dict.fromkeys(new) if x not in old)
+
+
+def _extend_list_view(view: ListView, spec: Mapping[str, Any]) -> ListView:
+    return ListView(
+        _append(view.columns, spec.get("columns", ())),
+        _append(view.filters, spec.get("filters", ())),
+        tuple(spec.get("sort", view.sort)),
+    )

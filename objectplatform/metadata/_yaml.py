@@ -1,0 +1,134 @@
+"""YAML documents as plain data, keeping the ruamel nodes so any JSON path has a line and column."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+from .model import Source
+from .problems import Problem
+
+JsonPath = tuple[str | int, ...]
+
+
+class YamlError(Exception):
+    """A file that is not valid YAML, with the 1-based line and column of the mistake."""
+
+    def __init__(self, line: int, col: int, message: str):
+        super().__init__(message)
+        self.line, self.col, self.message = line, col, message
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document: `data` is plain Python, `node` the ruamel tree that knows positions."""
+
+    file: str
+    layer: int
+    node: Any
+    data: Any
+    lines: Sequence[str]
+
+    def get(self, path: JsonPath) -> Any:
+        return _walk(self.data, path)
+
+    def source(self, path: JsonPath = ()) -> Source:
+        return Source(self.file, *position(self.node, path))
+
+    def problem(
+        self, path: JsonPath, message: str, hint: str | None = None, offset: int | None = None
+    ) -> Problem:
+        """A problem at `path`; with `offset`, at that character of the scalar when it is on one line."""
+        line, col = position(self.node, path) if offset is None else self._scalar_position(path, offset)
+        return Problem.at(self.file, line, col, message, json_path(path), hint)
+
+    def _scalar_position(self, path: JsonPath, offset: int) -> tuple[int, int]:
+        line, col = position(self.node, path, value=True)
+        text, raw = self.get(path), _walk(self.node, path)
+        start = col - 1 + isinstance(raw, (SingleQuotedScalarString, DoubleQuotedScalarString))
+        if isinstance(text, str) and self.lines[line - 1][start : start + len(text)] == text:
+            return line, start + offset + 1
+        return line, col
+
+
+def read_documents(path: Path, file: str, layer: int) -> Iterator[Document]:
+    """Every non-empty document of a YAML file; raises `YamlError` where the file stops being valid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise YamlError(1, 1, f"not UTF-8 text: {e.reason}") from None
+    yaml, lines = YAML(typ="rt"), text.splitlines()
+    yaml.preserve_quotes = True  # quoted scalars keep their style, so positions inside them are exact
+    try:
+        for node in yaml.load_all(text):
+            if node is not None:
+                yield Document(file, layer, node, plain(node), lines)
+    except DuplicateKeyError as e:
+        key = re.search(r'duplicate key "(.*?)"', str(e.problem))
+        raise YamlError(*_mark(e), f"duplicate key {key.group(1) if key else ''!r}") from None
+    except MarkedYAMLError as e:
+        raise YamlError(*_mark(e), f"invalid YAML: {e.problem}{_syntax_hint(str(e.problem))}") from None
+    except YAMLError as e:
+        raise YamlError(1, 1, f"invalid YAML: {e}") from None
+
+
+def _mark(error: MarkedYAMLError) -> tuple[int, int]:
+    mark = error.problem_mark or error.context_mark
+    return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+
+
+def _syntax_hint(problem: str) -> str:
+    if "'\\t'" in problem:
+        return " (indent with spaces, not tabs)"
+    if "block end" in problem or "mapping values are not allowed" in problem:
+        return " (check the indentation)"
+    return ""
+
+
+def plain(node: Any) -> Any:
+    """ruamel's round-trip objects as plain dicts, lists, strings, numbers and booleans."""
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, ScalarBoolean | bool):
+        return bool(node)
+    for kind in (str, int, float):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def position(node: Any, path: JsonPath, value: bool = False) -> tuple[int, int]:
+    """1-based line and column of the deepest part of `path` found in `node` (of its value if asked)."""
+    line, col = (node.lc.line, node.lc.col) if hasattr(node, "lc") else (0, 0)
+    for i, key in enumerate(path):
+        if isinstance(node, CommentedMap) and key in node:
+            line, col = node.lc.value(key) if value and i == len(path) - 1 else node.lc.key(key)
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            line, col = node.lc.item(key)
+        else:
+            break
+        node = node[key]
+    return line + 1, col + 1
+
+
+def _walk(value: Any, path: JsonPath) -> Any:
+    for key in path:
+        value = value[key]
+    return value
+
+
+def json_path(path: JsonPath) -> str:
+    """`fields.source.options[0].value` for ("fields", "source", "options", 0, "value")."""
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")

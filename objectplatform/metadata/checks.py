@@ -1,0 +1,589 @@
+"""Named checks of metadata documents: each yields the problems it finds, at the document's own positions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ._build import Catalog, build_field, via_candidates
+from ._schema import NAME, NAME_RULE
+from ._yaml import Document, JsonPath
+from .expressions import ExpressionError, Name, parse, walk
+from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, value_kind
+from .model import FieldDef, ObjectDef, Source
+from .problems import Problem, closest
+
+STEP = re.compile(r"([a-z][a-z0-9_]*)(?:\(([a-z][a-z0-9_]*)\))?")  # `field` or `object(via_field)` in a path
+AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}|\{[^}]*\}")
+RESULT_TYPES = (
+    "text",
+    "long_text",
+    "integer",
+    "number",
+    "currency",
+    "percent",
+    "boolean",
+    "date",
+    "datetime",
+)
+FILTER_OPERATORS = ("in", "gte", "lte", "gt", "lt", "contains", "isnull")
+FUNNEL_MEASURES = (
+    "count",
+    "amount",
+    "probability",
+    "weighted_amount",
+    "conversion_rate",
+    "avg_days_in_stage",
+)
+ORDERED_KINDS = ("number", "date", "datetime", "any")
+
+
+# --------------------------------------------------------------------------------- shared helpers
+
+
+def field_of(obj: ObjectDef, name: str) -> FieldDef | None:
+    """A declared or system field of `obj`."""
+    if name in SYSTEM_FIELDS:
+        return build_field(name, {"type": SYSTEM_FIELDS[name], "label": {"en": name}}, Source("<system>"))
+    return obj.fields.get(name)
+
+
+def field_names(obj: ObjectDef) -> set[str]:
+    """The declared and system field names of `obj`."""
+    return {*obj.fields, *SYSTEM_FIELDS}
+
+
+def kind_of(f: FieldDef, catalog: Catalog) -> str:
+    """The expression kind of a field's value; "any" when its definition is broken."""
+    if f.type not in FIELD_TYPES or f.type == "formula" and f.result_type not in FIELD_TYPES:
+        return "any"
+    if f.rollup and f.rollup.function in ("min", "max") and f.rollup.child in catalog.objects:
+        measured = catalog.objects[f.rollup.child].fields.get(f.rollup.field or "")
+        if measured and measured.type in FIELD_TYPES and not measured.rollup:
+            return kind_of(measured, catalog)
+    return value_kind(f.type, f.result_type)
+
+
+class PathError(Exception):
+    """A field path that does not resolve, with the offset of the failing step in the path."""
+
+    def __init__(self, message: str, hint: str | None, offset: int):
+        super().__init__(message)
+        self.message, self.hint, self.offset = message, hint, offset
+
+
+def resolve_path(catalog: Catalog, obj: ObjectDef, path: str) -> FieldDef | None:
+    """The field `campaign.name` or `sales_order(account).total` ends at; None past a rejected definition."""
+    steps, offset, found = path.split("."), 0, None
+    for i, step in enumerate(steps):
+        if (match := STEP.fullmatch(step)) is None:
+            raise PathError(f"invalid path step {step!r}", None, offset)
+        name, via = match.groups()
+        if via:  # a reverse step: the `name` records whose `via` field points at obj
+            candidates = via_candidates(catalog, name, obj.name)
+            if name not in catalog.objects:
+                if name in catalog.rejected:
+                    return None
+                raise PathError(f"unknown object {name!r}", closest(name, catalog.objects), offset)
+            if via not in candidates:
+                raise PathError(
+                    f"{name}.{via} is not a lookup to {obj.name!r}",
+                    closest(via, candidates),
+                    offset + len(name) + 1,
+                )
+            obj = catalog.objects[name]
+            found = field_of(obj, "id")
+        else:
+            found = field_of(obj, name)
+            if found is None:
+                raise PathError(
+                    f"unknown field {name!r} of {obj.name!r}", closest(name, field_names(obj)), offset
+                )
+            if i < len(steps) - 1:  # the next step starts from the record this field refers to
+                if not found.to:
+                    raise PathError(f"{name!r} of {obj.name!r} is a {found.type}, not a lookup", None, offset)
+                if found.to in catalog.rejected:
+                    return None
+                if found.to not in catalog.objects:
+                    raise PathError(
+                        f"{name!r} refers to the object {found.to!r}, which is not defined", None, offset
+                    )
+                obj = catalog.objects[found.to]
+        offset += len(step) + 1
+    return found
+
+
+def _path_kind(
+    doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef, path: str, on_key: bool = False
+) -> Generator[Problem, None, str]:
+    """Yields why a field path does not resolve; returns the kind it ends at ("any" when unknown)."""
+    try:
+        found = resolve_path(catalog, obj, path)
+    except PathError as e:
+        yield doc.problem(at, e.message, e.hint, offset=None if on_key else e.offset)
+        return "any"
+    return kind_of(found, catalog) if found else "any"
+
+
+def _expression_kind(
+    doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef
+) -> Generator[Problem, None, str]:
+    """Yields why the expression at `at` does not parse or type-check; returns its kind."""
+    env = {name: kind_of(field_of(obj, name), catalog) for name in field_names(obj)}
+    try:
+        expression = parse(doc.get(at))
+        for node in walk(expression.node):  # a dotted name follows lookups, like a report's field path
+            if isinstance(node, Name) and "." in node.name and node.name not in env:
+                try:
+                    found = resolve_path(catalog, obj, node.name)
+                except PathError as e:
+                    yield doc.problem(at, e.message, e.hint, offset=node.offset + e.offset)
+                    return "any"
+                env[node.name] = kind_of(found, catalog) if found else "any"
+        return expression.check(env)
+    except ExpressionError as e:
+        suggestion = re.fullmatch(r"did you mean '(.*)'\?", e.hint or "")
+        message = e.message if suggestion or not e.hint else str(e)
+        yield doc.problem(at, message, suggestion and suggestion.group(1), offset=e.offset)
+        return "any"
+
+
+def _condition(doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef) -> Iterator[Problem]:
+    """An expression that decides something: it must give true or false."""
+    kind = yield from _expression_kind(doc, at, catalog, obj)
+    if kind not in ("boolean", "any"):
+        yield doc.problem(at, f"a condition must be true or false, but this one gives {kind}")
+
+
+def _field_reference(doc: Document, at: JsonPath, obj: ObjectDef, name: str) -> Iterator[Problem]:
+    if field_of(obj, name) is None:
+        yield doc.problem(at, f"unknown field {name!r} of {obj.name!r}", closest(name, field_names(obj)))
+
+
+def _field_value(doc: Document, at: JsonPath, obj: ObjectDef, name: str, value: Any) -> Iterator[Problem]:
+    """A field named with a value for it (a filter, a set action): a picklist value must be an option."""
+    target = field_of(obj, name)
+    if target is None:
+        yield from _field_reference(doc, at, obj, name)
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if target.options and isinstance(item, str) and target.option(item) is None:
+            yield doc.problem(
+                at,
+                f"{item!r} is not an option of {obj.name}.{name}",
+                closest(item, (o.value for o in target.options)),
+            )
+
+
+def _computed(f: FieldDef) -> bool:
+    """Whether the platform writes the field's value: the system fields but the owner, computed types."""
+    field_type = FIELD_TYPES.get(f.type)
+    return f.name in SYSTEM_FIELDS and f.name != "owner" or bool(field_type and field_type.computed)
+
+
+def _unique(doc: Document, at: JsonPath, items: Iterable[Any], key: str, what: str) -> Iterator[Problem]:
+    """Items of the list at `at` must not share the value of `key`."""
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        if item.get(key) in seen:
+            yield doc.problem((*at, i, key), f"{what} {item[key]!r} is listed twice")
+        seen.add(item.get(key))
+
+
+def _role(doc: Document, at: JsonPath, catalog: Catalog, name: str) -> Iterator[Problem]:
+    if name not in catalog.roles and name not in catalog.rejected:
+        yield doc.problem(at, f"unknown role {name!r}", closest(name, catalog.roles))
+
+
+def _user_reference(
+    doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef, path: str
+) -> Iterator[Problem]:
+    """A field path naming the users to ask or tell: it must end at a user field."""
+    try:
+        found = resolve_path(catalog, obj, path)
+    except PathError as e:
+        yield doc.problem(at, e.message, e.hint, offset=e.offset)
+        return
+    if found and found.to != "user":
+        yield doc.problem(at, f"{path!r} is a {found.type}, not a user field")
+
+
+# ----------------------------------------------------------------------------- object documents
+
+
+def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """An object or object_extension document against the object it defines or extends."""
+    data = doc.data
+    obj = catalog.objects.get(data.get("name") or data["object"])
+    if obj is None or data["kind"] == "object" and obj.source != doc.source():
+        return  # a duplicate or an unknown object, already reported
+    own = [
+        (("fields", name), spec, obj.fields[name])
+        for name, spec in data.get("fields", {}).items()
+        if name in obj.fields
+        and obj.fields[name].source == doc.source(("fields", name))
+        and f"{obj.name}.{name}" not in catalog.rejected
+    ]
+    for check in (
+        check_field_names,
+        check_field_types,
+        check_picklist_fields,
+        check_references,
+        check_auto_numbers,
+        check_formulas,
+        check_rollups,
+    ):
+        yield from check(doc, own, obj, catalog)
+    yield from check_validation_rules(doc, obj, catalog)
+    yield from check_list_view(doc, obj)
+    yield from check_layout(doc, obj)
+    for name, items in data.get("options", {}).items():
+        yield from _unique(doc, ("options", name), items, "value", "option")
+    if "title_field" in data:
+        yield from _field_reference(doc, ("title_field",), obj, data["title_field"])
+
+
+OwnFields = list[tuple[JsonPath, Mapping[str, Any], FieldDef]]
+
+
+def check_field_names(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """Field names are names, and not those of the system fields."""
+    for path, _, f in own:
+        if f.name in SYSTEM_FIELDS:
+            yield doc.problem(path, f"{f.name!r} is a system field every object has; choose another name")
+        elif not NAME.fullmatch(f.name):
+            yield doc.problem(path, f"invalid field name {f.name!r}: {NAME_RULE}")
+
+
+def check_field_types(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """Field types are registered, and each field uses only its type's options."""
+    type_options = frozenset().union(*(t.options for t in FIELD_TYPES.values()))
+    for path, spec, f in own:
+        field_type = FIELD_TYPES.get(f.type)
+        if field_type is None:
+            yield doc.problem((*path, "type"), f"unknown field type {f.type!r}", closest(f.type, FIELD_TYPES))
+            continue
+        for option in sorted(spec.keys() & (type_options - field_type.options)):
+            yield doc.problem((*path, option), f"option {option!r} does not apply to type {f.type!r}")
+
+
+def check_picklist_fields(
+    doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog
+) -> Iterator[Problem]:
+    """A picklist field has its own options or names a known picklist, never both."""
+    for path, spec, f in own:
+        if f.type not in ("picklist", "multi_picklist"):
+            continue
+        if ("picklist" in spec) == ("options" in spec):
+            yield doc.problem(
+                path, f"a {f.type} field takes either picklist: or options:, exactly one of them"
+            )
+        elif f.picklist and f.picklist not in catalog.picklists and f.picklist not in catalog.rejected:
+            yield doc.problem(
+                (*path, "picklist"),
+                f"unknown picklist {f.picklist!r}",
+                closest(f.picklist, catalog.picklists),
+            )
+        yield from _unique(doc, (*path, "options"), spec.get("options", ()), "value", "option")
+
+
+def check_references(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """Lookup targets exist; so do the user and department objects when a field refers to them."""
+    for path, spec, f in own:
+        if not f.to or f.to in catalog.objects or f.to in catalog.rejected:
+            continue
+        if "to" in spec:
+            yield doc.problem((*path, "to"), f"unknown object {f.to!r}", closest(f.to, catalog.objects))
+        else:
+            yield doc.problem(
+                (*path, "type"), f"a {f.type} field needs the object {f.to!r}, which is not defined"
+            )
+
+
+def check_auto_numbers(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """An auto_number pattern uses known date parts and has a counter."""
+    for path, _, f in own:
+        if f.type != "auto_number":
+            continue
+        tokens = [m for m in AUTO_NUMBER_TOKEN.finditer(f.pattern or "")]
+        for bad in (m.group(0) for m in tokens if m.group(1) is None):
+            yield doc.problem(
+                (*path, "pattern"),
+                f"unknown {bad} in pattern: use {{YYYY}}, {{YY}}, {{MM}}, {{DD}} "
+                "and a counter such as {0000}",
+            )
+        if not any(m.group(1) and m.group(1)[0] == "0" for m in tokens):
+            yield doc.problem((*path, "pattern"), f"pattern {f.pattern!r} needs a counter such as {{0000}}")
+
+
+def check_formulas(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """A formula's expression type-checks and gives a value of its result_type."""
+    for path, _, f in own:
+        if f.type != "formula":
+            continue
+        if f.result_type not in RESULT_TYPES:
+            yield doc.problem(
+                (*path, "result_type"),
+                f"unknown result_type {f.result_type!r}",
+                closest(f.result_type, RESULT_TYPES),
+            )
+        kind = yield from _expression_kind(doc, (*path, "expression"), catalog, obj)
+        wanted = value_kind(f.type, f.result_type) if f.result_type in RESULT_TYPES else "any"
+        if "any" not in (kind, wanted) and kind != wanted:
+            yield doc.problem((*path, "expression"), f"the expression gives {kind}, not {f.result_type}")
+
+
+def check_rollups(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """The child exists and points here, the field suits the function, the filter names child fields."""
+    for path, spec, f in own:
+        rollup = f.rollup
+        if rollup is None or rollup.child in catalog.rejected:
+            continue
+        child = catalog.objects.get(rollup.child)
+        if child is None:
+            yield doc.problem(
+                (*path, "child"), f"unknown object {rollup.child!r}", closest(rollup.child, catalog.objects)
+            )
+            continue
+        candidates = via_candidates(catalog, child.name, obj.name)
+        if "via" in spec and rollup.via not in candidates:
+            yield doc.problem(
+                (*path, "via"),
+                f"{child.name}.{rollup.via} is not a lookup or master_detail to {obj.name!r}",
+                closest(rollup.via, candidates),
+            )
+        elif "via" not in spec and len(candidates) != 1:
+            yield doc.problem(
+                path,
+                f"no field of {child.name!r} points at {obj.name!r}"
+                if not candidates
+                else f"several fields of {child.name!r} point at {obj.name!r} "
+                f"({', '.join(candidates)}); name one with via:",
+            )
+        if rollup.field is not None:
+            yield from _rollup_field(doc, (*path, "field"), catalog, child, rollup.function, rollup.field)
+        for key, value in spec.get("filter", {}).items():
+            yield from _field_value(doc, (*path, "filter", key), child, key, value)
+
+
+def _rollup_field(
+    doc: Document, at: JsonPath, catalog: Catalog, child: ObjectDef, function: str, name: str
+) -> Iterator[Problem]:
+    measured = field_of(child, name)
+    if measured is None:
+        yield from _field_reference(doc, at, child, name)
+    elif function == "count":
+        yield doc.problem(at, "count takes no field")
+    elif kind_of(measured, catalog) not in (("number", "any") if function == "sum" else ORDERED_KINDS):
+        yield doc.problem(at, f"cannot {function} {child.name}.{name}: it is a {measured.type}")
+
+
+def check_validation_rules(doc: Document, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """Rule conditions are true-or-false expressions; the field an error is shown on exists."""
+    for i, rule in enumerate(doc.data.get("validation_rules", ())):
+        yield from _condition(doc, ("validation_rules", i, "condition"), catalog, obj)
+        if "field" in rule:
+            yield from _field_reference(doc, ("validation_rules", i, "field"), obj, rule["field"])
+
+
+def check_list_view(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
+    """List columns, filters and sorts name fields."""
+    view = doc.data.get("list_view", {})
+    for part in ("columns", "filters", "sort"):
+        for i, name in enumerate(view.get(part, ())):
+            yield from _field_reference(doc, ("list_view", part, i), obj, name.lstrip("-"))
+
+
+def check_layout(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
+    """Section names are unique and sections name fields."""
+    sections = doc.data.get("layout", {}).get("sections", ())
+    yield from _unique(doc, ("layout", "sections"), sections, "name", "section")
+    for i, section in enumerate(sections):
+        for j, name in enumerate(section.get("fields", ())):
+            yield from _field_reference(doc, ("layout", "sections", i, "fields", j), obj, name)
+
+
+# ------------------------------------------------------------------------------- other documents
+
+
+def check_picklist(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """Option values are unique."""
+    yield from _unique(doc, ("options",), doc.data["options"], "value", "option")
+
+
+def check_roles(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """Role names are names; permissions name existing objects or "*"."""
+    for role, spec in doc.data["roles"].items():
+        if not NAME.fullmatch(role):
+            yield doc.problem(("roles", role), f"invalid role name {role!r}: {NAME_RULE}")
+        for obj in spec.get("permissions", {}):
+            if obj != "*" and obj not in catalog.objects and obj not in catalog.rejected:
+                yield doc.problem(
+                    ("roles", role, "permissions", obj),
+                    f"unknown object {obj!r}",
+                    closest(obj, catalog.objects),
+                )
+
+
+def _flow_object(doc: Document, catalog: Catalog) -> tuple[ObjectDef | None, list[Problem]]:
+    """The object of a flow or report document (None for a duplicate), or the problem naming it."""
+    registry = catalog.reports if doc.data["kind"] == "report" else catalog.flows
+    definition = registry[doc.data["name"]]
+    name = definition.object or ""
+    if definition.source != doc.source() or name in catalog.rejected:
+        return None, []
+    if name not in catalog.objects:
+        return None, [doc.problem(("object",), f"unknown object {name!r}", closest(name, catalog.objects))]
+    return catalog.objects[name], []
+
+
+def check_approval_flow(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """The object, trigger field, conditions, approvers and actions all resolve."""
+    obj, problems = _flow_object(doc, catalog)
+    yield from problems
+    if obj is None:
+        return
+    data = doc.data
+    if "field" in data["trigger"]:
+        yield from _field_reference(doc, ("trigger", "field"), obj, data["trigger"]["field"])
+    if "condition" in data:
+        yield from _condition(doc, ("condition",), catalog, obj)
+    yield from _unique(doc, ("steps",), data["steps"], "name", "step")
+    for i, step in enumerate(data["steps"]):
+        if "condition" in step:
+            yield from _condition(doc, ("steps", i, "condition"), catalog, obj)
+        for j, approver in enumerate(step["approvers"]):
+            yield from _approver(doc, ("steps", i, "approvers", j), catalog, obj, approver)
+    for part in ("on_approve", "on_reject"):
+        yield from _actions(doc, part, catalog, obj)
+
+
+def _approver(
+    doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef, approver: Mapping[str, Any]
+) -> Iterator[Problem]:
+    if "role" in approver:
+        yield from _role(doc, (*at, "role"), catalog, approver["role"])
+    if "field" in approver:
+        yield from _user_reference(doc, (*at, "field"), catalog, obj, approver["field"])
+
+
+def _actions(doc: Document, part: str, catalog: Catalog, obj: ObjectDef) -> Iterator[Problem]:
+    """set targets are fields (and a picklist value one of its options); notify and to-dos reach users."""
+    for i, action in enumerate(doc.data.get(part, ())):
+        here = (part, i)
+        for name, value in action.get("set", {}).items():
+            target = field_of(obj, name)
+            if target and _computed(target):
+                yield doc.problem((*here, "set", name), f"{obj.name}.{name} is computed by the platform")
+            yield from _field_value(doc, (*here, "set", name), obj, name, value)
+        notify, todo = action.get("notify", {}), action.get("todo", {})
+        for j, role in enumerate(notify.get("roles", ())):
+            yield from _role(doc, (*here, "notify", "roles", j), catalog, role)
+        if "role" in todo:
+            yield from _role(doc, (*here, "todo", "role"), catalog, todo["role"])
+        for key, target in (("notify", notify), ("todo", todo)):
+            if "field" in target:
+                yield from _user_reference(doc, (*here, key, "field"), catalog, obj, target["field"])
+        if "recycle" in action and "pool" not in obj.behaviors:
+            yield doc.problem(
+                (*here, "recycle"), f"recycle needs the pool behavior, which {obj.name!r} lacks"
+            )
+
+
+def check_sales_process(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """Stage and task keys are unique; required fields and stage approvers resolve."""
+    obj, problems = _flow_object(doc, catalog)
+    yield from problems
+    if obj is None:
+        return
+    stages = doc.data["stages"]
+    yield from _unique(doc, ("stages",), stages, "key", "stage")
+    for i, stage in enumerate(stages):
+        yield from _unique(doc, ("stages", i, "tasks"), stage.get("tasks", ()), "key", "task")
+        for j, name in enumerate(stage.get("required_fields", ())):
+            yield from _field_reference(doc, ("stages", i, "required_fields", j), obj, name)
+        if stage.get("approval"):
+            yield from _approver(doc, ("stages", i, "approval"), catalog, obj, stage["approval"])
+
+
+def check_rule(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """The object, the condition and the actions resolve."""
+    obj, problems = _flow_object(doc, catalog)
+    yield from problems
+    if obj is None:
+        return
+    if "condition" in doc.data:
+        yield from _condition(doc, ("condition",), catalog, obj)
+    yield from _actions(doc, "actions", catalog, obj)
+
+
+def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """Paths resolve and suit their measures; chart, sort and filters name what the report has."""
+    obj, problems = _flow_object(doc, catalog)
+    yield from problems
+    if obj is None:
+        return
+    data = doc.data
+    dimensions = [(("dimensions", i), d) for i, d in enumerate(data.get("dimensions", ()))]
+    dimensions += [(("columns",), data["columns"])] if "columns" in data else []
+    measures = [(("measures", i), m) for i, m in enumerate(data.get("measures", ()))]
+    yield from _report_columns(doc, catalog, obj, dimensions + measures)
+    measure_keys = (
+        FUNNEL_MEASURES if data.get("engine") == "sales_funnel" else [m["key"] for _, m in measures]
+    )
+    dimension_keys = [d["key"] for _, d in dimensions]
+    chart = data.get("chart", {})
+    if "dimension" in chart:
+        yield from _key_reference(doc, ("chart", "dimension"), "dimension", dimension_keys)
+    for i in range(len(chart.get("measures", ()))):
+        yield from _key_reference(doc, ("chart", "measures", i), "measure", measure_keys)
+    for i in range(len(data.get("sort", ()))):
+        yield from _key_reference(doc, ("sort", i), "sort key", [*dimension_keys, *measure_keys])
+    for key in data.get("filters", {}):
+        path, _, operator = key.partition("__")
+        if operator and operator not in FILTER_OPERATORS:
+            yield doc.problem(
+                ("filters", key), f"unknown filter operator {operator!r}", closest(operator, FILTER_OPERATORS)
+            )
+        yield from _path_kind(doc, ("filters", key), catalog, obj, path, on_key=True)
+    for i, runtime_filter in enumerate(data.get("runtime_filters", ())):
+        yield from _path_kind(doc, ("runtime_filters", i, "field"), catalog, obj, runtime_filter["field"])
+
+
+def _report_columns(
+    doc: Document, catalog: Catalog, obj: ObjectDef, columns: list[tuple[JsonPath, dict[str, Any]]]
+) -> Iterator[Problem]:
+    """Dimension and measure keys are unique; buckets group dates; sums and averages add numbers."""
+    seen: set[str] = set()
+    for at, column in columns:
+        if column["key"] in seen:
+            yield doc.problem((*at, "key"), f"key {column['key']!r} is used twice")
+        seen.add(column["key"])
+        kind = "any"
+        if "field" in column:
+            kind = yield from _path_kind(doc, (*at, "field"), catalog, obj, column["field"])
+        if "bucket" in column and kind not in ("date", "datetime", "any"):
+            yield doc.problem((*at, "bucket"), f"a {column['bucket']} bucket needs a date, not {kind}")
+        function = column.get("function")
+        allowed = ("number", "any") if function in ("sum", "avg") else ORDERED_KINDS
+        if function in ("sum", "avg", "min", "max") and kind not in allowed:
+            yield doc.problem((*at, "function"), f"cannot {function} {column['field']!r}: it is {kind}")
+
+
+def _key_reference(doc: Document, at: JsonPath, what: str, keys: Sequence[str]) -> Iterator[Problem]:
+    key = doc.get(at).lstrip("-")
+    if key not in keys:
+        yield doc.problem(at, f"unknown {what} {key!r}", closest(key, keys))
+
+
+CHECKS = {
+    "object": check_object,
+    "object_extension": check_object,
+    "picklist": check_picklist,
+    "roles": check_roles,
+    "approval_flow": check_approval_flow,
+    "sales_process": check_sales_process,
+    "rule": check_rule,
+    "report": check_report,
+}

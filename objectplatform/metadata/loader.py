@@ -1,0 +1,129 @@
+"""Loading metadata layers: every document read, validated, merged and checked; all problems at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+from ._build import Builder
+from ._schema import check_kind, schema_errors
+from ._yaml import Document, YamlError, read_documents
+from .checks import CHECKS
+from .model import Metadata
+from .problems import MetadataError, Problem, closest
+
+__all__ = ["MetadataError", "Problem", "default_layers", "load_metadata"]
+
+FOLDERS = ("object_defs", "flows", "report_templates")
+
+
+def default_layers(
+    root: Path | str, templates: Sequence[str], custom: Path | str | None = None
+) -> list[Path]:
+    """The base CRM at `root`, then each named industry template, then the site's own folder."""
+    root = Path(root)
+    folder = root / "industry_templates"
+    available = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    problems = [
+        Problem.at(
+            _display(folder / name),
+            0,
+            0,
+            f"unknown industry template {name!r}",
+            hint=closest(name, available),
+        )
+        for name in templates
+        if name not in available
+    ]
+    if custom is not None and not Path(custom).is_dir():
+        problems.append(Problem(_display(Path(custom)), 0, 0, "custom metadata folder not found"))
+    if problems:
+        raise MetadataError(problems)
+    return [root, *(folder / name for name in templates), *([Path(custom)] if custom is not None else [])]
+
+
+def load_metadata(layers: Sequence[Path | str]) -> Metadata:
+    """Read, merge and check the layers in order; raises MetadataError listing every problem found."""
+    paths = [Path(layer) for layer in layers]
+    problems: list[Problem] = []
+    rejected: set[str] = set()
+    docs = [doc for doc in _read(paths, problems) if _usable(doc, problems, rejected)]
+    builder = Builder(rejected)
+    problems.extend(builder.build(docs))
+    for doc in docs:
+        problems.extend(CHECKS[doc.data["kind"]](doc, builder.catalog))
+    if problems:
+        raise MetadataError(sorted(problems, key=lambda p: (p.file, p.line, p.col)))
+    catalog = builder.catalog
+    return Metadata(
+        MappingProxyType(catalog.objects),
+        MappingProxyType(catalog.picklists),
+        MappingProxyType(catalog.roles),
+        MappingProxyType(catalog.flows),
+        MappingProxyType(catalog.reports),
+        layers=tuple(map(str, paths)),
+    )
+
+
+def _display(path: Path) -> str:
+    """A path as problems show it: relative to the current directory when inside it, else absolute."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return absolute if relative.startswith("..") else relative
+
+
+def _read(layers: list[Path], problems: list[Problem]) -> list[Document]:
+    """Every document of every layer, in layer order and path order within a layer."""
+    docs = []
+    for index, layer in enumerate(layers):
+        if not layer.is_dir():
+            problems.append(Problem(_display(layer), 0, 0, "metadata folder not found"))
+        for folder in FOLDERS:
+            for path in sorted(p for p in (layer / folder).rglob("*") if p.suffix in (".yaml", ".yml")):
+                try:
+                    for doc in read_documents(path, _display(path), index):
+                        docs.append(doc)
+                except YamlError as e:
+                    problems.append(Problem(_display(path), e.line, e.col, e.message))
+    return docs
+
+
+def _usable(doc: Document, problems: list[Problem], rejected: set[str]) -> bool:
+    """Whether a document can be built, after recording its kind and schema problems.
+
+    A document with schema errors is left out and its names recorded in `rejected`, so that
+    references to them do not add noise; except when all the errors are inside field definitions:
+    those fields keep only their type and are recorded as `object.field`.
+    """
+    if kind_problems := list(check_kind(doc)):
+        problems.extend(kind_problems)
+        return False
+    errors = list(schema_errors(doc))
+    problems.extend(problem for _, problem in errors)
+    data = doc.data
+    if (
+        errors
+        and data["kind"] in ("object", "object_extension")
+        and all(len(path) > 1 and path[0] == "fields" for path, _ in errors)
+    ):
+        for name in {path[1] for path, _ in errors}:
+            spec = data["fields"][name]
+            data["fields"][name] = {"label": {"en": name}}
+            if isinstance(spec, dict) and isinstance(spec.get("type"), str):
+                data["fields"][name]["type"] = spec["type"]
+            rejected.add(f"{data.get('name') or data['object']}.{name}")
+        return True
+    if errors:
+        rejected.update(_names(data))
+    return not errors
+
+
+def _names(data: dict) -> list[str]:
+    """The names a document defines: an object's, a picklist's, or its roles."""
+    if data["kind"] == "roles":
+        return list(data["roles"]) if isinstance(data.get("roles"), dict) else []
+    return (
+        [data["name"]] if data["kind"] in ("object", "picklist") and isinstance(data.get("name"), str) else []
+    )
