@@ -1,0 +1,210 @@
+"""Background jobs, in-process and on a real Redis with a real rq worker subprocess."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jobfuncs
+import pytest
+from redis import Redis
+
+from objectplatform.runtime.jobs import JobRunner
+
+TESTS_DIR = Path(__file__).resolve().parent
+SQUARES_3 = {"count": 3, "squares": [0, 1, 4, 9]}
+
+
+def job(name: str) -> str:
+    """Dotted path of a function in tests/jobfuncs.py, as a worker imports it."""
+    return f"{jobfuncs.__name__}.{name}"
+
+
+# --- in-process -------------------------------------------------------------------------------
+
+
+def test_inprocess_job_runs_immediately_with_progress_and_result():
+    runner = JobRunner(None)
+    job_id = runner.enqueue(jobfuncs.count_to, 3)
+    assert runner.status(job_id) == {
+        "id": job_id,
+        "status": "finished",
+        "progress": {"done": 3, "total": 3},
+        "result": SQUARES_3,
+        "error": None,
+    }
+
+
+def test_inprocess_failures_are_recorded_not_raised():
+    runner = JobRunner(None)
+    failed = runner.enqueue(job("fail"), "disk full", job_id="import-1")
+    assert failed == "import-1"
+    assert runner.status(failed) == {
+        "id": "import-1",
+        "status": "failed",
+        "progress": {"done": 0, "total": None},
+        "result": None,
+        "error": "ValueError: disk full",
+    }
+    bad_result = runner.status(runner.enqueue(jobfuncs.not_json))
+    assert (bad_result["status"], bad_result["error"]) == (
+        "failed",
+        "TypeError: Object of type object is not JSON serializable",
+    )
+    with pytest.raises(KeyError):
+        runner.status("no-such-job")
+
+
+def test_inprocess_delayed_jobs_run_only_when_due():
+    runner = JobRunner(None)
+    when = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+    at_id = runner.enqueue_at(when, jobfuncs.count_to, 3)
+    in_id = runner.enqueue_in(timedelta(minutes=5), jobfuncs.count_to, 1)
+    assert runner.status(at_id)["status"] == "scheduled"
+    assert runner.run_due() == 0
+    assert runner.run_due(datetime.now(UTC) + timedelta(minutes=6)) == 1
+    assert runner.status(in_id)["result"] == {"count": 1, "squares": [0, 1]}
+    assert runner.run_due(when - timedelta(seconds=1)) == 0
+    assert runner.status(at_id) == {
+        "id": at_id,
+        "status": "scheduled",
+        "progress": {"done": 0, "total": None},
+        "result": None,
+        "error": None,
+    }
+    assert runner.run_due(when) == 1
+    assert runner.status(at_id)["status"] == "finished"
+    assert runner.status(at_id)["result"] == SQUARES_3
+    assert runner.run_due(when + timedelta(days=1)) == 0
+
+
+def test_inprocess_status_survives_in_state_dir(tmp_path):
+    job_id = JobRunner(None, state_dir=tmp_path).enqueue(jobfuncs.count_to, 3)
+    assert JobRunner(None, state_dir=tmp_path).status(job_id) == {
+        "id": job_id,
+        "status": "finished",
+        "progress": {"done": 3, "total": 3},
+        "result": SQUARES_3,
+        "error": None,
+    }
+
+
+# --- Redis + rq worker ------------------------------------------------------------------------
+
+
+def wait_until(predicate, timeout: float = 20):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.05)
+    return value
+
+
+@contextlib.contextmanager
+def rq_worker(url: str, queue: str, burst: bool):
+    """Run `objectplatform.runtime.jobs.worker` in a subprocess; stop it (bounded) on exit."""
+    code = "import sys, objectplatform.runtime.jobs as j; j.worker(*sys.argv[1:3], burst=sys.argv[3] == '1')"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(TESTS_DIR.parent)])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, url, queue, "1" if burst else "0"],
+        cwd=TESTS_DIR.parent,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def rq_setup(redis_url):
+    """A unique queue name on the test Redis; afterwards every key naming it is deleted."""
+    queue = f"optest-{uuid.uuid4().hex[:12]}"
+    yield redis_url, queue
+    redis = Redis.from_url(redis_url)
+    keys = list(redis.scan_iter(match=f"*{queue}*"))
+    if keys:
+        redis.delete(*keys)
+    redis.srem("rq:queues", f"rq:queue:{queue}")
+    redis.close()
+
+
+def test_rq_worker_runs_jobs_with_progress_results_and_errors(rq_setup):
+    url, queue = rq_setup
+    runner = JobRunner(url, queue)
+    ok = runner.enqueue(jobfuncs.count_to, 3, job_id=f"{queue}-ok")
+    bad = runner.enqueue(job("fail"), "disk full", job_id=f"{queue}-bad")
+    not_json = runner.enqueue(jobfuncs.not_json, job_id=f"{queue}-not-json")
+    assert runner.status(ok)["status"] == "queued"
+    with rq_worker(url, queue, burst=True) as proc:
+        assert proc.wait(timeout=20) == 0
+    assert runner.status(ok) == {
+        "id": ok,
+        "status": "finished",
+        "progress": {"done": 3, "total": 3},
+        "result": SQUARES_3,
+        "error": None,
+    }
+    assert runner.status(bad) == {
+        "id": bad,
+        "status": "failed",
+        "progress": {"done": 0, "total": None},
+        "result": None,
+        "error": "ValueError: disk full",
+    }
+    assert runner.status(not_json)["error"] == "TypeError: Object of type object is not JSON serializable"
+
+
+def test_rq_progress_is_visible_while_the_job_runs(rq_setup):
+    url, queue = rq_setup
+    runner = JobRunner(url, queue)
+    key = f"{queue}:go"
+    job_id = runner.enqueue(jobfuncs.wait_for_key, key, job_id=f"{queue}-wait")
+    with rq_worker(url, queue, burst=True) as proc:
+        running = wait_until(lambda: (s := runner.status(job_id))["progress"]["done"] == 1 and s)
+        assert running == {
+            "id": job_id,
+            "status": "running",
+            "progress": {"done": 1, "total": 3},
+            "result": None,
+            "error": None,
+        }
+        runner.redis.set(key, "now")
+        assert proc.wait(timeout=20) == 0
+    assert runner.status(job_id) == {
+        "id": job_id,
+        "status": "finished",
+        "progress": {"done": 3, "total": 3},
+        "result": {"value": "now"},
+        "error": None,
+    }
+
+
+def test_rq_delayed_job_is_run_by_the_worker_scheduler(rq_setup):
+    url, queue = rq_setup
+    runner = JobRunner(url, queue)
+    job_id = runner.enqueue_in(timedelta(seconds=1), jobfuncs.count_to, 3, job_id=f"{queue}-later")
+    assert runner.status(job_id)["status"] == "scheduled"
+    with rq_worker(url, queue, burst=False):
+        done = wait_until(lambda: (s := runner.status(job_id))["status"] in ("finished", "failed") and s)
+    assert done == {
+        "id": job_id,
+        "status": "finished",
+        "progress": {"done": 3, "total": 3},
+        "result": SQUARES_3,
+        "error": None,
+    }
