@@ -16,7 +16,36 @@ import sqlalchemy as sa
 PG_URL = os.environ.get("OBJECTPLATFORM_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("OBJECTPLATFORM_TEST_REDIS_URL")
 
+REQUIRE_SERVICES = os.environ.get("OBJECTPLATFORM_REQUIRE_SERVICES") == "1"
+
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def pytest_sessionstart(session):
+    """With OBJECTPLATFORM_REQUIRE_SERVICES=1 (CI), a missing PostgreSQL or Redis fails the run."""
+    if not REQUIRE_SERVICES:
+        return
+    problems = []
+    if not PG_URL:
+        problems.append("OBJECTPLATFORM_TEST_DATABASE_URL is not set")
+    else:
+        try:
+            with sa.create_engine(PG_URL).connect() as c:
+                c.execute(sa.text("select 1"))
+        except sa.exc.OperationalError as e:
+            problems.append(f"PostgreSQL at {PG_URL} is unreachable: {e.orig}")
+    if not REDIS_URL:
+        problems.append("OBJECTPLATFORM_TEST_REDIS_URL is not set")
+    else:
+        from redis import Redis
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            Redis.from_url(REDIS_URL).ping()
+        except RedisConnectionError as e:
+            problems.append(f"Redis at {REDIS_URL} is unreachable: {e}")
+    if problems:
+        pytest.exit("required services missing: " + "; ".join(problems), returncode=3)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,5 +68,7 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def redis_url():
     if not REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("OBJECTPLATFORM_TEST_REDIS_URL is not set")
         pytest.skip("OBJECTPLATFORM_TEST_REDIS_URL is not set (CI sets it)")
     return REDIS_URL

@@ -1,0 +1,35 @@
+"""Database engines: PostgreSQL as is; SQLite with WAL, a busy timeout and real transactions."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def create_engine(url: str, **kwargs) -> sa.Engine:
+    """An engine whose transactions really are transactions on both databases.
+
+    pysqlite defers BEGIN until the first write and commits DDL implicitly; we switch that off and
+    emit BEGIN IMMEDIATE ourselves, so DDL runs inside the migration's transaction and a writer holds
+    the write lock from its first statement (no lock-upgrade deadlock between two writers).
+    """
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            from pathlib import Path
+
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,242 @@
+"""Object definitions -> SQLAlchemy Core tables: one table per object, one typed column per field.
+
+Column types come from a registry keyed by field type (`register_columns`), so an industry template
+adds a field type the same way the built-ins are added. Indexes: every reference and picklist
+column, `index`/`unique` fields, and composite indexes derived from each list view (filter column,
+then the sort columns, then id) so that a filtered, sorted list page is one index range scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Metadata, ObjectDef
+
+ColumnFactory = Callable[[FieldDef, Metadata], list[sa.Column]]
+COLUMN_FACTORIES: dict[str, ColumnFactory] = {}
+
+REFERENCE_TYPES = frozenset({"lookup", "master_detail", "user", "department"})
+INDEXED_TYPES = REFERENCE_TYPES | {"picklist"}
+MULTI_TYPES = frozenset({"multi_picklist", "multi_user", "multi_department"})
+PREFIX = "_op_"  # internal tables; object names may not start with it
+
+
+def register_columns(*type_names: str) -> Callable[[ColumnFactory], ColumnFactory]:
+    """Register the function that makes the columns of a field type."""
+
+    def decorate(factory: ColumnFactory) -> ColumnFactory:
+        for name in type_names:
+            COLUMN_FACTORIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def _one(type_: sa.types.TypeEngine) -> ColumnFactory:
+    return lambda f, md: [sa.Column(f.name, type_)]
+
+
+def numeric(precision: int | None, scale: int | None) -> sa.Numeric:
+    """A decimal column; precision defaults to 18 digits and scale to 2, as docs/metadata.md says."""
+    return sa.Numeric(precision or 18, 2 if scale is None else scale)
+
+
+for _names, _type in (
+    (("long_text",), sa.Text()),
+    (("email",), sa.String(254)),
+    (("phone",), sa.String(40)),
+    (("url",), sa.String(2048)),
+    (("integer",), sa.BigInteger()),
+    (("boolean",), sa.Boolean()),
+    (("date",), sa.Date()),
+    (("datetime",), sa.DateTime()),
+    (("picklist",), sa.String(100)),
+    (("auto_number",), sa.String(64)),
+    (("password",), sa.String(255)),
+    ((*REFERENCE_TYPES,), sa.BigInteger()),
+    ((*MULTI_TYPES, "attachment"), sa.Text()),  # JSON text
+):
+    register_columns(*_names)(_one(_type))
+
+
+@register_columns("text")
+def _text(f: FieldDef, md: Metadata) -> list[sa.Column]:
+    return [sa.Column(f.name, sa.String(f.max_length or 255))]
+
+
+@register_columns("number", "currency", "percent")
+def _number(f: FieldDef, md: Metadata) -> list[sa.Column]:
+    return [sa.Column(f.name, numeric(f.precision, f.scale))]
+
+
+@register_columns("geolocation")
+def _geolocation(f: FieldDef, md: Metadata) -> list[sa.Column]:
+    return [sa.Column(f"{f.name}_lat", sa.Float()), sa.Column(f"{f.name}_lng", sa.Float())]
+
+
+@register_columns("formula")
+def _formula(f: FieldDef, md: Metadata) -> list[sa.Column]:
+    """Stored formulas get a column of their result type; the others are computed on read."""
+    if not f.stored:
+        return []
+    result = FieldDef(f.name, f.result_type or "text", f.label, f.source)
+    return COLUMN_FACTORIES[result.type](result, md)
+
+
+@register_columns("rollup")
+def _rollup(f: FieldDef, md: Metadata) -> list[sa.Column]:
+    """count is an integer; sum/min/max of numbers a wide decimal; min/max of dates take the date type."""
+    spec = f.rollup
+    if spec.function == "count":
+        return [sa.Column(f.name, sa.BigInteger())]
+    child = md.objects[spec.child].fields[spec.field]
+    source_type = child.result_type if child.type == "formula" else child.type
+    if source_type in ("integer", "number", "currency", "percent", "rollup"):
+        return [sa.Column(f.name, numeric(20, child.scale))]
+    return COLUMN_FACTORIES[source_type](FieldDef(f.name, source_type, child.label, child.source), md)
+
+
+def system_columns() -> list[sa.Column]:
+    return [
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                  autoincrement=True),
+        sa.Column("owner", sa.BigInteger()),
+        sa.Column("created_by", sa.BigInteger()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_by", sa.BigInteger()),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+    ]
+
+
+def index_name(prefix: str, table: str, columns: list[str]) -> str:
+    """A readable index name that fits PostgreSQL's 63-character limit."""
+    name = f"{prefix}_{table}__{'__'.join(columns)}"
+    if len(name) <= 60:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[:49]}_{digest}"
+
+
+def sort_keys(obj: ObjectDef, sort: tuple[str, ...] | list[str]) -> list[tuple[str, bool]]:
+    """(column, descending) for a sort spec such as ("-amount", "name"), ending with id as the tie-break.
+
+    id takes the direction of the last key, so one index (keys..., id) serves the page query.
+    """
+    keys = []
+    for item in sort:
+        name = item.lstrip("-")
+        if name == "id":
+            continue
+        keys.append((name, item.startswith("-")))
+    keys.append(("id", keys[-1][1] if keys else False))
+    return keys
+
+
+@dataclass(frozen=True)
+class ObjectTable:
+    """An object's table and the column(s) behind each of its stored fields."""
+
+    object: ObjectDef
+    table: sa.Table
+    columns: Mapping[str, tuple[str, ...]]  # field -> column names (geolocation has two)
+
+    def column(self, field: str) -> sa.Column:
+        """The single column of a field (system fields included)."""
+        (name,) = self.columns[field]
+        return self.table.c[name]
+
+
+class Schema:
+    """Every object's table plus the platform's internal tables, built once from the metadata."""
+
+    def __init__(self, metadata: Metadata):
+        self.md = metadata
+        self.sa_metadata = sa.MetaData()
+        self.objects: dict[str, ObjectTable] = {
+            obj.name: self._object_table(obj) for obj in metadata.objects.values()
+        }
+        self.history = sa.Table(
+            f"{PREFIX}history", self.sa_metadata,
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                      autoincrement=True),
+            sa.Column("object", sa.String(64), nullable=False),
+            sa.Column("record_id", sa.BigInteger(), nullable=False),
+            sa.Column("change", sa.String(32), nullable=False),  # create | update | delete | action name
+            sa.Column("field", sa.String(64)),
+            sa.Column("old_value", sa.Text()),  # JSON
+            sa.Column("new_value", sa.Text()),  # JSON
+            sa.Column("user_id", sa.BigInteger()),
+            sa.Column("at", sa.DateTime(), nullable=False),
+            sa.Index(f"ix_{PREFIX}history__record", "object", "record_id", "id"),
+        )
+        self.autonumbers = sa.Table(
+            f"{PREFIX}autonumber", self.sa_metadata,
+            sa.Column("object", sa.String(64), primary_key=True),
+            sa.Column("field", sa.String(64), primary_key=True),
+            sa.Column("period", sa.String(16), primary_key=True),
+            sa.Column("value", sa.BigInteger(), nullable=False),
+        )
+        self.applied = sa.Table(  # what migrate last applied, per field: the base for the next diff
+            f"{PREFIX}schema", self.sa_metadata,
+            sa.Column("object", sa.String(64), primary_key=True),
+            sa.Column("field", sa.String(64), primary_key=True),
+            sa.Column("type", sa.String(32), nullable=False),
+            sa.Column("spec", sa.Text(), nullable=False),  # JSON: column names and types, unique, required
+            sa.Column("source", sa.String(500), nullable=False),
+        )
+        self.migrations = sa.Table(
+            f"{PREFIX}migration", self.sa_metadata,
+            sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+            sa.Column("applied_at", sa.DateTime(), nullable=False),
+            sa.Column("plan", sa.Text(), nullable=False),
+        )
+
+    def __getitem__(self, object_name: str) -> ObjectTable:
+        return self.objects[object_name]
+
+    def _object_table(self, obj: ObjectDef) -> ObjectTable:
+        columns: dict[str, tuple[str, ...]] = {name: (name,) for name in SYSTEM_FIELDS}
+        sa_columns = system_columns()
+        for f in obj.fields.values():
+            made = COLUMN_FACTORIES[f.type](f, self.md)
+            columns_ = tuple(c.name for c in made)
+            if columns_:
+                columns[f.name] = columns_
+            sa_columns.extend(made)
+        table = sa.Table(obj.name, self.sa_metadata, *sa_columns)
+        _add_indexes(obj, table, columns)
+        return ObjectTable(obj, table, columns)
+
+
+def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[str, ...]]) -> None:
+    """Attach the object's indexes to `table`; an index that is a prefix of another is left out."""
+    made: dict[tuple, sa.Index] = {}
+
+    def add(cols: list, unique: bool = False) -> None:
+        key = tuple(str(c) for c in cols)
+        if key in made or (not unique and any(k[: len(key)] == key for k in made)):
+            return
+        names = [c if isinstance(c, str) else f"{c.element.name}_desc" for c in cols]
+        exprs = [table.c[c] if isinstance(c, str) else c for c in cols]
+        made[key] = sa.Index(index_name("uq" if unique else "ix", table.name, names), *exprs, unique=unique)
+
+    if obj.list_view is not None:
+        keys = [(n, d) for n, d in sort_keys(obj, obj.list_view.sort) if len(columns.get(n, ())) == 1]
+        sort_cols = [table.c[n].desc() if d else n for n, d in keys]
+        for name in obj.list_view.filters:
+            if len(columns.get(name, ())) == 1 and (name, False) not in keys:
+                add([name, *sort_cols])
+        add(sort_cols)
+    for f in obj.fields.values():
+        if f.name not in columns or len(columns[f.name]) != 1:
+            continue
+        if f.unique:
+            add([f.name], unique=True)
+        elif f.type in INDEXED_TYPES or f.index:
+            add([f.name])
+    add(["owner"])
