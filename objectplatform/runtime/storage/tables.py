@@ -229,7 +229,7 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
         keys = [(n, d) for n, d in sort_keys(obj, obj.list_view.sort) if len(columns.get(n, ())) == 1]
         sort_cols = [table.c[n].desc() if d else n for n, d in keys]
         for name in obj.list_view.filters:
-            if len(columns.get(name, ())) == 1 and (name, False) not in keys:
+            if len(columns.get(name, ())) == 1 and name not in {n for n, _ in keys}:
                 add([name, *sort_cols])
         add(sort_cols)
     for f in obj.fields.values():

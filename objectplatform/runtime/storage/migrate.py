@@ -1,0 +1,436 @@
+"""Database schema -> the tables the metadata describes: a plan of additive operations, then one transaction.
+
+The plan compares the database (inspector: tables, columns, indexes) and `_op_schema` (each field's type
+and columns as last applied) with the `Schema`. Operations are data: `Plan.render()` is what
+`migrate --dry-run` prints and `apply_migration` executes the same operations. New objects, fields and
+indexes are added; a removed field's column stays with its data; a change that could lose or break data
+(a type change, a shrinking column, required over NULLs, unique over duplicates) is a refusal, and a
+plan with any refusal applies nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import singledispatch
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations, ops
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.sql import operators
+
+from objectplatform.metadata import FieldDef
+
+from .convert import to_db
+from .tables import ObjectTable, Schema
+
+VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
+TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
+
+
+@dataclass(frozen=True)
+class CreateTable:
+    table: str
+    columns: int
+
+    def render(self) -> str:
+        return f"+ table {self.table} ({self.columns} columns)"
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    table: str
+    column: str
+    type: str
+
+    def render(self) -> str:
+        return f"+ column {self.table}.{self.column} {self.type}"
+
+
+@dataclass(frozen=True)
+class WidenColumn:
+    """A longer VARCHAR; SQLite does not enforce lengths, so there only the record changes."""
+
+    table: str
+    column: str
+    old: str
+    new: str
+
+    def render(self) -> str:
+        return f"~ column {self.table}.{self.column} {self.old} -> {self.new}"
+
+
+@dataclass(frozen=True)
+class FillDefault:
+    """Give the field's default to the existing rows that have no value."""
+
+    table: str
+    field: str
+    default: Any
+    rows: int
+
+    def render(self) -> str:
+        value = json.dumps(self.default, ensure_ascii=False)
+        return f"~ fill {self.table}.{self.field} = {value} where empty ({_rows(self.rows)})"
+
+
+@dataclass(frozen=True)
+class CreateIndex:
+    table: str
+    name: str
+    columns: tuple[str, ...]  # "created_at DESC" for a descending key
+    unique: bool = False
+
+    def render(self) -> str:
+        kind = "unique index" if self.unique else "index"
+        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)})"
+
+
+@dataclass(frozen=True)
+class KeepColumn:
+    """A column whose field left the metadata: kept with its data (the field's record says so)."""
+
+    table: str
+    column: str
+
+    def render(self) -> str:
+        return f"= column {self.table}.{self.column} kept (field removed from metadata)"
+
+
+@dataclass(frozen=True)
+class RecordField:
+    """Write a field's applied state into `_op_schema`: the base the next plan compares against."""
+
+    object: str
+    field: str
+    type: str
+    spec: str  # JSON: {"columns": {name: type}, "required", "unique"} (+ "removed": true)
+    source: str
+
+
+Operation = CreateTable | AddColumn | WidenColumn | FillDefault | CreateIndex | KeepColumn | RecordField
+
+
+@dataclass(frozen=True)
+class Plan:
+    ops: tuple[Operation, ...] = ()
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.ops
+
+    def render(self) -> str:
+        """One line per operation; the field records are summed up in one last line."""
+        lines = [op.render() for op in self.ops if not isinstance(op, RecordField)]
+        if records := sum(isinstance(op, RecordField) for op in self.ops):
+            lines.append(f"* record {records} field definition{'' if records == 1 else 's'}")
+        lines.extend(f"! {refusal}" for refusal in self.refusals)
+        return "\n".join(lines) or "nothing to do"
+
+
+class MigrationRefused(Exception):
+    """The plan holds changes that could lose or break data; nothing was applied."""
+
+    def __init__(self, refusals: tuple[str, ...]):
+        super().__init__("\n".join(refusals))
+        self.refusals = refusals
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A field as `_op_schema` recorded it."""
+
+    type: str
+    spec: dict
+    source: str
+
+    @property
+    def removed(self) -> bool:
+        return self.spec.get("removed", False)
+
+
+def plan_migration(engine: sa.Engine, schema: Schema) -> Plan:
+    """What `apply_migration` would do to bring the database to `schema`, and what it refuses to do."""
+    with engine.connect() as conn:
+        return _Planner(conn, schema).plan()
+
+
+def apply_migration(engine: sa.Engine, schema: Schema, plan: Plan) -> None:
+    """Execute `plan` in one transaction and record it; raises MigrationRefused if it holds refusals."""
+    if plan.refusals:
+        raise MigrationRefused(plan.refusals)
+    if plan.empty:
+        return
+    with engine.begin() as conn:
+        op = Operations(MigrationContext.configure(conn))
+        for item in plan.ops:
+            _execute(item, conn, op, schema)
+        _record_fields(conn, schema, [item for item in plan.ops if isinstance(item, RecordField)])
+        conn.execute(
+            schema.migrations.insert().values(applied_at=datetime.now(UTC).replace(tzinfo=None), plan=plan.render())
+        )
+
+
+def migrate(engine: sa.Engine, schema: Schema, dry_run: bool = False) -> Plan:
+    """Plan, then apply unless `dry_run`; a plan with refusals raises MigrationRefused and applies nothing."""
+    plan = plan_migration(engine, schema)
+    if plan.refusals:
+        raise MigrationRefused(plan.refusals)
+    if not dry_run:
+        apply_migration(engine, schema, plan)
+    return plan
+
+
+def field_spec(ot: ObjectTable, f: FieldDef) -> dict:
+    """What `_op_schema` records of a field besides its type: its columns' types, required, unique."""
+    columns = {name: str(ot.table.c[name].type) for name in ot.columns.get(f.name, ())}
+    return {"columns": columns, "required": f.required, "unique": f.unique}
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _source(f: FieldDef) -> str:
+    return f"{f.source.file}:{f.source.line}"
+
+
+def _index_columns(index: sa.Index) -> tuple[str, ...]:
+    return tuple(
+        f"{e.element.name} DESC" if getattr(e, "modifier", None) is operators.desc_op else e.name
+        for e in index.expressions
+    )
+
+
+class _Planner:
+    """One pass over the schema against what the inspector and `_op_schema` say is there."""
+
+    def __init__(self, conn: sa.Connection, schema: Schema):
+        self.conn = conn
+        self.schema = schema
+        inspector = sa.inspect(conn)
+        self.tables = set(inspector.get_table_names())
+        self.db_columns = {t: {c["name"] for c in cols} for (_, t), cols in inspector.get_multi_columns().items()}
+        self.db_indexes = {t: {ix["name"] for ix in ixs} for (_, t), ixs in inspector.get_multi_indexes().items()}
+        self.applied = self._read_applied()
+        self.counts: dict[str, dict[str | None, int]] = {}
+        self.ops: list[Operation] = []
+        self.refusals: list[str] = []
+
+    def _read_applied(self) -> dict[tuple[str, str], Applied]:
+        applied = self.schema.applied
+        if applied.name not in self.tables:
+            return {}
+        rows = self.conn.execute(sa.select(applied)).all()
+        return {(r.object, r.field): Applied(r.type, json.loads(r.spec), r.source) for r in rows}
+
+    def plan(self) -> Plan:
+        objects = {ot.table.name for ot in self.schema.objects.values()}
+        for table in self.schema.sa_metadata.tables.values():
+            if table.name not in objects and table.name not in self.tables:
+                self._create_table(table)
+        for ot in self.schema.objects.values():
+            if ot.table.name in self.tables:
+                self._existing_table(ot)
+            else:
+                self._create_table(ot.table)
+                self.ops.extend(self._record(ot, f) for f in ot.object.fields.values())
+        self._removed_fields()
+        return Plan(tuple(self.ops), tuple(self.refusals))
+
+    def _create_table(self, table: sa.Table) -> None:
+        self.ops.append(CreateTable(table.name, len(table.columns)))
+        self.ops.extend(self._create_index(table, index) for index in _sorted(table.indexes))
+
+    def _create_index(self, table: sa.Table, index: sa.Index) -> CreateIndex:
+        return CreateIndex(table.name, index.name, _index_columns(index), bool(index.unique))
+
+    def _record(self, ot: ObjectTable, f: FieldDef) -> RecordField:
+        spec = json.dumps(field_spec(ot, f), sort_keys=True)
+        return RecordField(ot.object.name, f.name, f.type, spec, _source(f))
+
+    def _existing_table(self, ot: ObjectTable) -> None:
+        table = ot.table
+        for f in ot.object.fields.values():
+            old = self.applied.get((ot.object.name, f.name))
+            spec = field_spec(ot, f)
+            if old is not None and old.type != f.type:
+                self.refusals.append(
+                    f"{_source(f)}: {ot.object.name}.{f.name} was {old.type}, now {f.type}: {TYPE_CHANGE}"
+                )
+                continue
+            new_columns = [c for c in spec["columns"] if c not in self.db_columns[table.name]]
+            self.ops.extend(AddColumn(table.name, c, spec["columns"][c]) for c in new_columns)
+            for column, type_ in spec["columns"].items():
+                previous = old.spec["columns"].get(column) if old is not None else None
+                if previous is not None and previous != type_ and column not in new_columns:
+                    self._change_column(ot, f, column, previous, type_)
+            if len(spec["columns"]) == 1:
+                (column,) = spec["columns"]
+                if new_columns:  # every existing row is empty in a new column
+                    self._fill(ot, f, self._counts(table)[None])
+                elif f.required and (old is None or old.removed or not old.spec["required"]):
+                    self._fill(ot, f, self._counts(table)[column])
+                if f.unique and not new_columns:
+                    self._check_duplicates(ot, f, column)
+            if old is None or old.removed or old.spec != spec:
+                self.ops.append(self._record(ot, f))
+        self.ops.extend(
+            self._create_index(table, index)
+            for index in _sorted(table.indexes)
+            if index.name not in self.db_indexes[table.name]
+        )
+
+    def _change_column(self, ot: ObjectTable, f: FieldDef, column: str, old: str, new: str) -> None:
+        """A longer VARCHAR is applied; any other change of a column's type is refused."""
+        old_length, new_length = VARCHAR.fullmatch(old), VARCHAR.fullmatch(new)
+        where = f"{_source(f)}: {ot.object.name}.{f.name}"
+        if old_length and new_length and int(new_length[1]) > int(old_length[1]):
+            self.ops.append(WidenColumn(ot.table.name, column, old, new))
+        elif old_length and new_length:
+            self.refusals.append(
+                f"{where}: column {column} would shrink from {old} to {new}: existing values may not fit; "
+                "keep the length or add a new field and copy the data"
+            )
+        else:
+            self.refusals.append(f"{where}: column {column} would change from {old} to {new}: {TYPE_CHANGE}")
+
+    def _fill(self, ot: ObjectTable, f: FieldDef, empty: int) -> None:
+        """Rows without a value get the default; without one, a required field over them is refused."""
+        if not empty:
+            return
+        if f.default is not None:
+            self.ops.append(FillDefault(ot.table.name, f.name, f.default, empty))
+            if f.unique and empty > 1:
+                self.refusals.append(
+                    f"{_source(f)}: {ot.object.name}.{f.name} is unique, but its default would give "
+                    f"{empty} existing rows the same value: drop the default or the unique option"
+                )
+        elif f.required:
+            self.refusals.append(
+                f"{_source(f)}: {ot.object.name}.{f.name} is now required, but {_rows(empty)} "
+                f"{'has' if empty == 1 else 'have'} no value: give the field a default (existing rows get it) "
+                "or fill those rows first"
+            )
+
+    def _check_duplicates(self, ot: ObjectTable, f: FieldDef, column: str) -> None:
+        """A unique index over data that repeats a value is refused, naming how many values repeat."""
+        index = next(ix for ix in ot.table.indexes if ix.unique and _index_columns(ix) == (column,))
+        if index.name in self.db_indexes[ot.table.name]:
+            return
+        col = ot.table.c[column]
+        repeated = (
+            sa.select(col, sa.func.count().label("n"))
+            .where(col.is_not(None))
+            .group_by(col)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        values = self.conn.execute(sa.select(sa.func.count()).select_from(repeated)).scalar_one()
+        if not values:
+            return
+        example, rows = self.conn.execute(
+            sa.select(repeated).order_by(repeated.c.n.desc(), repeated.c[column]).limit(1)
+        ).one()
+        self.refusals.append(
+            f"{_source(f)}: {ot.object.name}.{f.name} is now unique, but {values} value"
+            f"{' is' if values == 1 else 's are'} shared by several rows (e.g. {example!r} in {rows} rows): "
+            "make the values distinct first"
+        )
+
+    def _counts(self, table: sa.Table) -> dict[str | None, int]:
+        """Rows (key None), and rows with NULL per existing column, in one scan of the table."""
+        if table.name not in self.counts:
+            existing = [c for c in table.columns if c.name in self.db_columns[table.name]]
+            stmt = sa.select(
+                sa.func.count().label("_rows"),
+                *(sa.func.count().filter(c.is_(None)).label(c.name) for c in existing),
+            ).select_from(table)
+            row = self.conn.execute(stmt).one()._mapping
+            self.counts[table.name] = {None: row["_rows"], **{c.name: row[c.name] for c in existing}}
+        return self.counts[table.name]
+
+    def _removed_fields(self) -> None:
+        """Fields recorded but gone from the metadata: their columns stay; the record says removed."""
+        for (obj, name), old in self.applied.items():
+            ot = self.schema.objects.get(obj)
+            if old.removed or (ot is not None and name in ot.object.fields):
+                continue
+            self.ops.extend(KeepColumn(obj, column) for column in old.spec["columns"])
+            spec = json.dumps({**old.spec, "removed": True}, sort_keys=True)
+            self.ops.append(RecordField(obj, name, old.type, spec, old.source))
+
+
+def _sorted(indexes: set[sa.Index]) -> list[sa.Index]:
+    return sorted(indexes, key=lambda ix: ix.name)
+
+
+@singledispatch
+def _execute(item: Operation, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    """Operations without DDL of their own (KeepColumn, RecordField) do nothing here."""
+
+
+@_execute.register
+def _(item: CreateTable, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    conn.execute(sa.schema.CreateTable(schema.sa_metadata.tables[item.table]))
+
+
+@_execute.register
+def _(item: AddColumn, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    column = schema.sa_metadata.tables[item.table].c[item.column]
+    op.add_column(item.table, sa.Column(column.name, column.type, nullable=True))
+
+
+@_execute.register
+def _(item: WidenColumn, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    if conn.dialect.name != "sqlite":
+        column = schema.sa_metadata.tables[item.table].c[item.column]
+        op.alter_column(item.table, item.column, type_=column.type, existing_nullable=True)
+
+
+@_execute.register
+def _(item: FillDefault, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    ot = schema.objects[item.table]
+    column = ot.column(item.field)
+    value = to_db(ot.object.fields[item.field].type, _record_value(ot.object.fields[item.field], item.default))
+    conn.execute(ot.table.update().where(column.is_(None)).values({column.name: value}))
+
+
+@_execute.register
+def _(item: CreateIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    index = next(ix for ix in schema.sa_metadata.tables[item.table].indexes if ix.name == item.name)
+    op.invoke(ops.CreateIndexOp.from_index(index))
+
+
+def _record_value(f: FieldDef, default: Any) -> Any:
+    """A default as written in YAML -> its record form."""
+    if f.type in ("number", "currency", "percent"):
+        return Decimal(str(default))
+    if f.type == "date" and isinstance(default, str):
+        return date.fromisoformat(default)
+    if f.type == "datetime" and isinstance(default, str):
+        return datetime.fromisoformat(default)
+    return default
+
+
+def _record_fields(conn: sa.Connection, schema: Schema, records: list[RecordField]) -> None:
+    """Upsert the records: delete each object's recorded rows for these fields, then insert them all."""
+    applied = schema.applied
+    by_object: dict[str, list[str]] = {}
+    for r in records:
+        by_object.setdefault(r.object, []).append(r.field)
+    for obj, fields in by_object.items():
+        conn.execute(applied.delete().where(applied.c.object == obj, applied.c.field.in_(fields)))
+    if records:
+        conn.execute(
+            applied.insert(),
+            [
+                {"object": r.object, "field": r.field, "type": r.type, "spec": r.spec, "source": r.source}
+                for r in records
+            ],
+        )

@@ -1,0 +1,370 @@
+"""migrate: additive changes applied in one transaction, removed fields kept, unsafe changes refused.
+
+Each test runs on SQLite and PostgreSQL. The shipped CRM and a site layer (`migrate_layers/site`)
+cover the ordinary path; small `gadget` definitions written to tmp_path cover the refusals, since a
+layer that changes a field's type would already be refused by the loader.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from objectplatform.metadata import default_layers, load_metadata
+from objectplatform.runtime.storage import Schema, create_engine
+from objectplatform.runtime.storage.migrate import (
+    AddColumn,
+    CreateIndex,
+    CreateTable,
+    MigrationRefused,
+    RecordField,
+    apply_migration,
+    migrate,
+    plan_migration,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "tests" / "migrate_layers" / "site"
+INTERNAL = {"_op_history", "_op_autonumber", "_op_schema", "_op_migration"}
+AT = datetime(2024, 5, 6, 7, 8, 9)
+TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
+
+
+@cache
+def shipped(site: Path | None = None) -> Schema:
+    return Schema(load_metadata(default_layers(ROOT, [], site)))
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def write_gadgets(folder: Path, fields: str) -> Path:
+    """A one-object metadata folder: `gadget` with the given field lines (the first is line 5)."""
+    (folder / "object_defs").mkdir(parents=True)
+    (folder / "object_defs" / "gadget.yaml").write_text(
+        "kind: object\nname: gadget\nlabel: {zh: 小器件, en: Gadget}\nfields:\n" + fields, encoding="utf-8"
+    )
+    return folder
+
+
+def gadgets(folder: Path, fields: str) -> Schema:
+    return Schema(load_metadata([write_gadgets(folder, fields)]))
+
+
+def add_gadgets(engine, schema: Schema, sizes: list[str | None]) -> None:
+    rows = [{"size": s, "created_at": AT, "updated_at": AT} for s in sizes]
+    with engine.begin() as conn:
+        conn.execute(schema["gadget"].table.insert(), rows)
+
+
+def sizes(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT size FROM gadget ORDER BY id")).scalars().all()
+
+
+def columns(engine, table: str) -> dict[str, str]:
+    """Column name -> its type's name and length as the database reports them."""
+    with engine.connect() as conn:
+        found = sa.inspect(conn).get_columns(table)
+    return {c["name"]: f"{type(c['type']).__name__}({getattr(c['type'], 'length', None)})" for c in found}
+
+
+def recorded(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text("SELECT * FROM _op_schema ORDER BY object, field"))]
+
+
+def migrations(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT plan FROM _op_migration ORDER BY id")).scalars().all()
+
+
+def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine):
+    schema = shipped()
+    plan = migrate(engine, schema)
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert set(inspector.get_table_names()) == set(schema.objects) | INTERNAL
+        lead_indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("lead")}
+    assert lead_indexes["ix_lead__status__created_at_desc__id_desc"] == ["status", "created_at", "id"]
+    assert set(lead_indexes) == {ix.name for ix in schema["lead"].table.indexes}
+    lines = plan.render().splitlines()
+    assert lines[:5] == [
+        "+ table _op_history (9 columns)",
+        "+ index ix__op_history__record on _op_history (object, record_id, id)",
+        "+ table _op_autonumber (4 columns)",
+        "+ table _op_schema (5 columns)",
+        "+ table _op_migration (3 columns)",
+    ]
+    assert "+ table lead (32 columns)" in lines
+    assert "+ index ix_lead__status__created_at_desc__id_desc on lead (status, created_at DESC, id DESC)" in lines
+    assert "+ unique index uq_product__code on product (code)" in lines
+    fields = sum(len(o.fields) for o in schema.md.objects.values())
+    assert lines[-1] == f"* record {fields} field definitions"
+    assert len(recorded(engine)) == fields
+    assert migrations(engine) == [plan.render()]
+
+
+def test_the_recorded_field_names_its_columns_and_source(engine):
+    migrate(engine, shipped())
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM _op_schema WHERE object = 'lead' AND field = 'name'")).one()
+    assert tuple(row) == (
+        "lead",
+        "name",
+        "text",
+        '{"columns": {"name": "VARCHAR(100)"}, "required": true, "unique": false}',
+        f"{shipped()['lead'].object.source.file}:39",
+    )
+
+
+def test_migrating_twice_changes_nothing_the_second_time(engine):
+    migrate(engine, shipped())
+    again = migrate(engine, shipped())
+    assert again.ops == ()
+    assert again.render() == "nothing to do"
+    assert len(migrations(engine)) == 1
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(engine):
+    dry = migrate(engine, shipped(), dry_run=True)
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []
+    applied = migrate(engine, shipped())
+    assert dry.render() == applied.render()
+    assert migrations(engine) == [dry.render()]
+
+
+def test_site_layer_adds_a_column_and_a_table_and_keeps_old_rows(engine):
+    migrate(engine, shipped())
+    lead = {"name": "王芳", "company": "星辰科技", "status": "pending", "created_at": AT, "updated_at": AT}
+    with engine.begin() as conn:
+        conn.execute(shipped()["lead"].table.insert(), lead)
+    plan = migrate(engine, shipped(SITE))
+    assert plan.render().splitlines() == [
+        "+ column lead.qq VARCHAR(20)",
+        "+ index ix_lead__qq on lead (qq)",
+        "+ table store (12 columns)",
+        "+ index ix_store__account on store (account)",
+        "+ index ix_store__grade__name__id on store (grade, name, id)",
+        "+ index ix_store__name__id on store (name, id)",
+        "+ index ix_store__owner on store (owner)",
+        "* record 5 field definitions",
+    ]
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT id, name, company, status, qq, version FROM lead")).one()
+        assert tuple(row) == (1, "王芳", "星辰科技", "pending", None, 1)
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM store")).scalar_one() == 0
+    assert list(columns(engine, "store")) == [
+        *("id", "owner", "created_by", "created_at", "updated_by", "updated_at", "version"),
+        *("name", "account", "grade", "location_lat", "location_lng"),
+    ]
+    assert migrate(engine, shipped(SITE)).render() == "nothing to do"
+
+
+def test_a_removed_field_keeps_its_column_and_data(engine, tmp_path):
+    before = gadgets(
+        tmp_path / "a", "  size: {type: text, label: {en: Size}}\n  color: {type: text, label: {en: Color}}\n"
+    )
+    migrate(engine, before)
+    with engine.begin() as conn:
+        conn.execute(before["gadget"].table.insert(), {"size": "M", "color": "red", "created_at": AT, "updated_at": AT})
+    after = gadgets(tmp_path / "b", "  size: {type: text, label: {en: Size}}\n")
+    plan = migrate(engine, after)
+    assert plan.render() == "= column gadget.color kept (field removed from metadata)\n* record 1 field definition"
+    with engine.connect() as conn:
+        assert tuple(conn.execute(sa.text("SELECT size, color FROM gadget")).one()) == ("M", "red")
+    assert recorded(engine)[0][:3] == ("gadget", "color", "text")
+    assert (
+        recorded(engine)[0][3]
+        == '{"columns": {"color": "VARCHAR(255)"}, "removed": true, "required": false, "unique": false}'
+    )
+    assert migrate(engine, after).render() == "nothing to do"
+    again = migrate(engine, before)  # the field comes back: same column, same data, recorded again
+    assert again.render() == "* record 1 field definition"
+
+
+def test_a_type_change_is_refused_and_nothing_is_applied(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["M", "L"])
+    state = (columns(engine, "gadget"), recorded(engine), migrations(engine))
+    after = gadgets(
+        tmp_path / "b", "  size: {type: integer, label: {en: Size}}\n  weight: {type: integer, label: {en: Weight}}\n"
+    )
+    refusal = f"{tmp_path}/b/object_defs/gadget.yaml:5: gadget.size was text, now integer: {TYPE_CHANGE}"
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(engine, after)
+    assert str(refused.value) == refusal
+    assert refused.value.refusals == (refusal,)
+    assert (
+        plan_migration(engine, after).render()
+        == f"+ column gadget.weight BIGINT\n* record 1 field definition\n! {refusal}"
+    )
+    assert (columns(engine, "gadget"), recorded(engine), migrations(engine)) == state
+    assert sizes(engine) == ["M", "L"]
+    with pytest.raises(MigrationRefused):
+        apply_migration(engine, after, plan_migration(engine, after))
+    assert columns(engine, "gadget") == state[0]
+
+
+def test_making_a_field_with_empty_rows_required_without_a_default_is_refused(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["M", None, None])
+    after = gadgets(tmp_path / "b", "  size: {type: text, label: {en: Size}, required: true}\n")
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(engine, after)
+    assert str(refused.value) == (
+        f"{tmp_path}/b/object_defs/gadget.yaml:5: gadget.size is now required, but 2 rows have no value: "
+        "give the field a default (existing rows get it) or fill those rows first"
+    )
+    assert recorded(engine)[0][3] == '{"columns": {"size": "VARCHAR(255)"}, "required": false, "unique": false}'
+
+
+def test_a_new_required_field_without_a_default_is_refused_over_existing_rows(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["M"])
+    after = gadgets(
+        tmp_path / "b",
+        "  size: {type: text, label: {en: Size}}\n  code: {type: text, label: {en: Code}, required: true}\n",
+    )
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(engine, after)
+    assert str(refused.value).startswith(
+        f"{tmp_path}/b/object_defs/gadget.yaml:6: gadget.code is now required, but 1 row has no value"
+    )
+    assert "code" not in columns(engine, "gadget")
+
+
+def test_required_with_a_default_fills_the_empty_rows(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["L", None, None])
+    after = gadgets(tmp_path / "b", "  size: {type: text, label: {en: Size}, required: true, default: M}\n")
+    plan = migrate(engine, after)
+    assert plan.render() == '~ fill gadget.size = "M" where empty (2 rows)\n* record 1 field definition'
+    assert sizes(engine) == ["L", "M", "M"]
+    assert migrate(engine, after).render() == "nothing to do"
+
+
+def test_a_new_field_with_a_default_gives_it_to_existing_rows(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["S", "M"])
+    after = gadgets(
+        tmp_path / "b",
+        "  size: {type: text, label: {en: Size}}\n"
+        "  discount: {type: percent, label: {en: Discount}, default: 5}\n"
+        "  active: {type: boolean, label: {en: Active}, default: true}\n",
+    )
+    plan = migrate(engine, after)
+    assert plan.render().splitlines() == [
+        "+ column gadget.discount NUMERIC(18, 2)",
+        "~ fill gadget.discount = 5 where empty (2 rows)",
+        "+ column gadget.active BOOLEAN",
+        "~ fill gadget.active = true where empty (2 rows)",
+        "* record 2 field definitions",
+    ]
+    table = after["gadget"].table
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.size, table.c.discount, table.c.active).order_by(table.c.id)).all()
+    assert [tuple(r) for r in rows] == [("S", Decimal("5.00"), True), ("M", Decimal("5.00"), True)]
+
+
+def test_a_unique_field_over_duplicate_values_is_refused(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["M", "L", "M", "S", "L", "M", None, None])
+    after = gadgets(tmp_path / "b", "  size: {type: text, label: {en: Size}, unique: true}\n")
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(engine, after)
+    assert str(refused.value) == (
+        f"{tmp_path}/b/object_defs/gadget.yaml:5: gadget.size is now unique, but 2 values are shared by "
+        "several rows (e.g. 'M' in 3 rows): make the values distinct first"
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE gadget SET size = id WHERE size IS NOT NULL"))
+    assert migrate(engine, after).render() == (
+        "+ unique index uq_gadget__size on gadget (size)\n* record 1 field definition"
+    )
+
+
+def test_a_longer_text_widens_its_column_and_a_shorter_one_is_refused(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}, max_length: 50}\n")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["M"])
+    wider = gadgets(tmp_path / "b", "  size: {type: text, label: {en: Size}, max_length: 100}\n")
+    assert migrate(engine, wider).render() == (
+        "~ column gadget.size VARCHAR(50) -> VARCHAR(100)\n* record 1 field definition"
+    )
+    expected = "VARCHAR(100)" if engine.dialect.name == "postgresql" else "VARCHAR(50)"  # SQLite: record only
+    assert columns(engine, "gadget")["size"] == expected
+    narrower = gadgets(tmp_path / "c", "  size: {type: text, label: {en: Size}, max_length: 80}\n")
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(engine, narrower)
+    assert str(refused.value) == (
+        f"{tmp_path}/c/object_defs/gadget.yaml:5: gadget.size: column size would shrink from VARCHAR(100) to "
+        "VARCHAR(80): existing values may not fit; keep the length or add a new field and copy the data"
+    )
+    assert sizes(engine) == ["M"]
+
+
+def test_a_failing_operation_rolls_back_the_whole_migration(engine, tmp_path):
+    before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}}\n")
+    migrate(engine, before)
+    state = (columns(engine, "gadget"), recorded(engine), migrations(engine))
+    folder = write_gadgets(
+        tmp_path / "b", "  size: {type: text, label: {en: Size}}\n  color: {type: text, label: {en: Color}}\n"
+    )
+    (folder / "object_defs" / "widget.yaml").write_text(
+        "kind: object\nname: widget\nlabel: {en: Widget}\nfields:\n  name: {type: text, label: {en: Name}}\n"
+    )
+    after = Schema(load_metadata([folder]))
+    plan = plan_migration(engine, after)
+    assert [type(op) for op in plan.ops[:3]] == [AddColumn, RecordField, CreateTable]
+    with engine.begin() as conn:  # someone else creates the table between plan and apply
+        conn.execute(sa.text("CREATE TABLE widget (x INTEGER)"))
+    with pytest.raises(sa.exc.DBAPIError):
+        apply_migration(engine, after, plan)
+    assert (columns(engine, "gadget"), recorded(engine), migrations(engine)) == state
+
+
+@pytest.fixture(scope="module")
+def fifty_objects(tmp_path_factory) -> Schema:
+    """50 objects of 60 fields each (every sixth a picklist, each with a list view): the bench's size."""
+    kinds = [
+        "{type: text, label: {en: F}, max_length: 80}",
+        "{type: integer, label: {en: F}}",
+        "{type: currency, label: {en: F}}",
+        "{type: date, label: {en: F}}",
+        "{type: boolean, label: {en: F}, default: false}",
+        "{type: picklist, label: {en: F}, options: [{value: a, label: {en: A}}, {value: b, label: {en: B}}]}",
+    ]
+    layer = tmp_path_factory.mktemp("fifty")
+    (layer / "object_defs").mkdir()
+    for n in range(50):
+        lines = [f"kind: object\nname: thing{n}\nlabel: {{en: Thing {n}}}\nfields:"]
+        lines += [f"  f{i}: {kinds[i % len(kinds)]}" for i in range(59)]
+        lines.append(f"  parent: {{type: lookup, to: thing{max(n - 1, 0)}, label: {{en: Parent}}}}")
+        lines.append("list_view: {columns: [f0, f1], filters: [f5, parent], sort: [-f3]}")
+        (layer / "object_defs" / f"thing{n}.yaml").write_text("\n".join(lines) + "\n")
+    return Schema(load_metadata([layer]))
+
+
+def test_fifty_objects_of_sixty_fields_migrate_in_one_plan(engine, fifty_objects):
+    plan = migrate(engine, fifty_objects)
+    assert sum(isinstance(op, CreateTable) for op in plan.ops) == 54
+    assert sum(isinstance(op, CreateIndex) for op in plan.ops) == 601
+    assert plan.render().splitlines()[-1] == "* record 3000 field definitions"
+    assert migrate(engine, fifty_objects).render() == "nothing to do"
