@@ -1,0 +1,40 @@
+"""Password hashing with scrypt from the standard library, so the runtime needs neither Flask nor werkzeug."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+
+N, R, P = 2**14, 8, 1
+SALT_BYTES, HASH_BYTES = 16, 32
+PREFIX = "scrypt"
+
+
+def _scrypt(plain: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(plain.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=HASH_BYTES)
+
+
+def hash_password(plain: str) -> str:
+    """A salted hash of `plain` as "scrypt$n$r$p$salt_b64$hash_b64"."""
+    salt = os.urandom(SALT_BYTES)
+    digest = _scrypt(plain, salt, N, R, P)
+    encoded = (base64.b64encode(b).decode("ascii") for b in (salt, digest))
+    return "$".join((PREFIX, str(N), str(R), str(P), *encoded))
+
+
+def verify_password(plain: str, hashed: str) -> bool:
+    """Whether `plain` matches `hashed` (compared in constant time); a malformed hash never matches."""
+    parts = hashed.split("$") if isinstance(hashed, str) else []
+    if len(parts) != 6 or parts[0] != PREFIX or not all(x.isdigit() for x in parts[1:4]):
+        return False
+    n, r, p = (int(x) for x in parts[1:4])
+    if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
+        return False
+    try:
+        salt, digest = (base64.b64decode(x, validate=True) for x in parts[4:])
+    except binascii.Error:
+        return False
+    return hmac.compare_digest(_scrypt(plain, salt, n, r, p), digest)
