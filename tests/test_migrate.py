@@ -300,6 +300,17 @@ def test_a_unique_field_over_duplicate_values_is_refused(engine, tmp_path):
     )
 
 
+def test_a_field_no_longer_unique_loses_its_unique_index(engine, tmp_path):
+    migrate(engine, gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}, unique: true}\n"))
+    after = gadgets(tmp_path / "b", "  size: {type: text, label: {en: Size}}\n")
+    assert migrate(engine, after).render() == (
+        "- unique index uq_gadget__size on gadget (no longer unique)\n* record 1 field definition"
+    )
+    add_gadgets(engine, after, ["M", "M"])
+    assert sizes(engine) == ["M", "M"]
+    assert migrate(engine, after).render() == "nothing to do"
+
+
 def test_a_longer_text_widens_its_column_and_a_shorter_one_is_refused(engine, tmp_path):
     before = gadgets(tmp_path / "a", "  size: {type: text, label: {en: Size}, max_length: 50}\n")
     migrate(engine, before)

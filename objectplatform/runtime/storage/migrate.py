@@ -91,6 +91,17 @@ class CreateIndex:
 
 
 @dataclass(frozen=True)
+class DropUniqueIndex:
+    """A field that is no longer unique: its unique index goes, so equal values are accepted again."""
+
+    table: str
+    name: str
+
+    def render(self) -> str:
+        return f"- unique index {self.name} on {self.table} (no longer unique)"
+
+
+@dataclass(frozen=True)
 class KeepColumn:
     """A column whose field left the metadata: kept with its data (the field's record says so)."""
 
@@ -112,7 +123,9 @@ class RecordField:
     source: str
 
 
-Operation = CreateTable | AddColumn | WidenColumn | FillDefault | CreateIndex | KeepColumn | RecordField
+Operation = (
+    CreateTable | AddColumn | WidenColumn | FillDefault | CreateIndex | DropUniqueIndex | KeepColumn | RecordField
+)
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,12 @@ class _Planner:
             for index in _sorted(table.indexes)
             if index.name not in self.db_indexes[table.name]
         )
+        wanted = {index.name for index in table.indexes}
+        self.ops.extend(
+            DropUniqueIndex(table.name, name)
+            for name in sorted(self.db_indexes[table.name])
+            if name.startswith(f"uq_{table.name}__") and name not in wanted
+        )
 
     def _change_column(self, ot: ObjectTable, f: FieldDef, column: str, old: str, new: str) -> None:
         """A longer VARCHAR is applied; any other change of a column's type is refused."""
@@ -405,6 +424,11 @@ def _(item: FillDefault, conn: sa.Connection, op: Operations, schema: Schema) ->
 def _(item: CreateIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     index = next(ix for ix in schema.sa_metadata.tables[item.table].indexes if ix.name == item.name)
     op.invoke(ops.CreateIndexOp.from_index(index))
+
+
+@_execute.register
+def _(item: DropUniqueIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    op.drop_index(item.name, table_name=item.table)
 
 
 def _record_value(f: FieldDef, default: Any) -> Any:
