@@ -1,0 +1,66 @@
+"""Formula fields evaluated in Python, in dependency order: stored ones on write, the others on read.
+
+A numeric result is rounded half-up to the column's scale here, so SQLite (which keeps floats) and
+PostgreSQL hold the same value; a formula that cannot be evaluated (e.g. a type clash) is None.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from objectplatform.metadata import FieldDef, ObjectDef
+from objectplatform.metadata.expressions import Expression, ExpressionError, parse
+
+_DECIMAL_TYPES = frozenset({"number", "currency", "percent"})
+
+
+class Formulas:
+    """An object's formula fields, ordered so that a formula comes after the formulas it reads."""
+
+    def __init__(self, obj: ObjectDef):
+        parsed = {f.name: (f, parse(f.expression)) for f in obj.fields.values() if f.type == "formula"}
+        self.order: list[tuple[FieldDef, Expression]] = []
+        done: set[str] = set()
+
+        def visit(name: str, path: frozenset[str]) -> None:
+            if name in done or name in path:
+                return
+            f, expr = parsed[name]
+            for dep in expr.names & parsed.keys():
+                visit(dep, path | {name})
+            done.add(name)
+            self.order.append((f, expr))
+
+        for name in parsed:
+            visit(name, frozenset())
+        self.stored = frozenset(f.name for f, _ in self.order if f.stored)
+
+    def on_write(self, record: dict, now: datetime) -> dict:
+        """Every formula evaluated into `record` (the stored ones are what gets written); returns it."""
+        for f, expr in self.order:
+            record[f.name] = _evaluate(f, expr, record, now)
+        return record
+
+    def on_read(self, record: dict, now: datetime) -> dict:
+        """The formulas computed on read, added to a record read from its row; returns it."""
+        for f, expr in self.order:
+            if not f.stored:
+                record[f.name] = _evaluate(f, expr, record, now)
+        return record
+
+
+def _evaluate(f: FieldDef, expr: Expression, record: dict, now: datetime) -> Any:
+    try:
+        value = expr.evaluate(record, now)
+    except ExpressionError:
+        return None
+    if value is None or isinstance(value, bool):
+        return value
+    if f.result_type in _DECIMAL_TYPES and isinstance(value, int | float | Decimal):
+        scale = 2 if f.scale is None else f.scale
+        return Decimal(str(value)).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    if f.result_type == "integer" and isinstance(value, int | float | Decimal):
+        return int(Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return value

@@ -1,0 +1,68 @@
+"""The audit history: who changed which field of which record when, from what to what.
+
+Values are kept as JSON text: decimals as strings (exact), dates and date-times in ISO 8601,
+references as id strings; a password's value is never written, only that it changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def jsonable(value: Any) -> Any:
+    """A record-form value as plain JSON data."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(jsonable(value), ensure_ascii=False)
+
+
+def entry(obj: str, record_id: int, change: str, field: str | None, old: Any, new: Any,
+          user: str | None, at: datetime) -> dict:
+    """One history row, ready for an (executemany) INSERT."""
+    return {"object": obj, "record_id": int(record_id), "change": change, "field": field,
+            "old_value": _dump(old), "new_value": _dump(new), "user_id": None if user is None else int(user),
+            "at": at.replace(tzinfo=None)}
+
+
+def write(conn: sa.Connection, history: sa.Table, entries: list[dict]) -> None:
+    if entries:
+        conn.execute(history.insert(), entries)
+
+
+def read(conn: sa.Connection, history: sa.Table, obj: str, record_id: int) -> list[dict]:
+    """The record's entries, oldest first: {"change", "field", "old", "new", "user", "at"}."""
+    rows = conn.execute(
+        sa.select(history).where(history.c.object == obj, history.c.record_id == record_id).order_by(history.c.id)
+    ).mappings()
+    return [
+        {
+            "change": r["change"],
+            "field": r["field"],
+            "old": None if r["old_value"] is None else json.loads(r["old_value"]),
+            "new": None if r["new_value"] is None else json.loads(r["new_value"]),
+            "user": None if r["user_id"] is None else str(r["user_id"]),
+            "at": r["at"].replace(tzinfo=UTC),
+        }
+        for r in rows
+    ]
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any], fields: Iterable[str]) -> dict[str, tuple]:
+    """{field: (old, new)} for the fields whose value really differs."""
+    return {f: (before.get(f), after.get(f)) for f in fields if before.get(f) != after.get(f)}

@@ -1,0 +1,424 @@
+"""The list query of API.md as SQL: filters, `q` search, sort and keyset (cursor) pagination.
+
+A page is one `SELECT ... WHERE filters AND after-cursor ORDER BY sort keys, id LIMIT n+1`; the ORDER
+BY is exactly `tables.sort_keys`, the shape of the composite list-view indexes, so a filtered,
+sorted page is one index range scan at any depth. No NULLS FIRST/LAST is added (it would stop
+PostgreSQL from using a plain index): the cursor condition follows each database's own NULL order
+instead (SQLite sorts NULL smallest, PostgreSQL largest), so a walk by cursor returns every row
+exactly once, in the order of the unpaged query. Rows with NULL sort values are the only place the
+two databases order differently (text compares by code point on both with PostgreSQL's C collation).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from objectplatform.metadata import ObjectDef
+from objectplatform.metadata.expressions import Expression, ExpressionError, parse
+from objectplatform.runtime.errors import BadRequest
+from objectplatform.runtime.expressions_sql import to_sql
+
+from ..storage.convert import JSON_TYPES, field_type, from_row, to_db
+from ..storage.tables import MULTI_TYPES, REFERENCE_TYPES, ObjectTable, Schema, sort_keys
+from .formulas import Formulas
+
+MAX_LIMIT = 500
+MAX_ID = 2**63 - 1
+OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "isnull")
+TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
+_KINDS = {
+    **dict.fromkeys(TEXT_TYPES, "text"),
+    "integer": "integer",
+    **dict.fromkeys(("number", "currency", "percent"), "decimal"),
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "datetime",
+    **dict.fromkeys(REFERENCE_TYPES, "reference"),
+    **dict.fromkeys(MULTI_TYPES, "list"),
+    "attachment": "file",
+    "geolocation": "geo",
+}
+_ORDERED = frozenset({"text", "integer", "decimal", "date", "datetime", "reference"})
+_SCALAR = _ORDERED | {"boolean"}
+_APPLIES = {"eq": _SCALAR, "ne": _SCALAR, "in": _SCALAR, "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED,
+            "lte": _ORDERED, "contains": frozenset({"text", "list"})}
+_COMPARE: dict[str, Callable[[Any, Any], ColumnElement]] = {
+    "eq": lambda c, v: c == v, "ne": lambda c, v: c.is_distinct_from(v), "in": lambda c, v: c.in_(v),
+    "gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v, "lte": lambda c, v: c <= v,
+}
+
+
+class _Invalid(Exception):
+    """A bad parameter value; the message goes under the parameter's name."""
+
+
+@dataclass(frozen=True)
+class _Field:
+    """What a filter or sort refers to: a field's SQL value and the kind that decides the operators."""
+
+    name: str
+    type: str
+    kind: str
+    sql: ColumnElement
+    nullable: bool
+    stored: bool
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One ORDER BY key: a stored field's column and its direction."""
+
+    field: _Field
+    descending: bool
+
+
+def list_page(
+    conn: sa.Connection,
+    schema: Schema,
+    obj_name: str,
+    *,
+    filters: Mapping[str, Any] | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    limit: int | str = 50,
+    cursor: str | None = None,
+    where: ColumnElement[bool] | None = None,
+    now: datetime | None = None,
+    count: bool = True,
+) -> tuple[list[dict], str | None, int | None]:
+    """One page of records, the cursor of the next page (None on the last) and the total (None unless `count`).
+
+    Raises BadRequest naming every bad parameter (`fields` maps each one to its messages).
+    """
+    ot = schema[obj_name]
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    sql_now = now.replace(tzinfo=None)
+    filters = {name: str(value) for name, value in (filters or {}).items()}
+    errors: dict[str, list[str]] = {}
+
+    def check(param: str, make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except _Invalid as e:
+            errors.setdefault(param, []).append(str(e))
+            return None
+
+    page_size = check("limit", lambda: _limit(limit))
+    keys = check("sort", lambda: _sort_keys(ot, sort, sql_now))
+    conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, sql_now))
+                  for param, value in filters.items()]
+    q = (q or "").strip()
+    if q:
+        conditions.append(check("q", lambda: _search(ot, q)))
+    if where is not None:
+        conditions.append(where)
+    after = None
+    if cursor and keys is not None:
+        digest = _digest(obj_name, keys, filters, q)
+        after = check("cursor", lambda: _after(keys, _decode(cursor, keys, digest), conn.dialect.name))
+    if errors:
+        raise BadRequest("; ".join(f"{p}: {m}" for p, msgs in errors.items() for m in msgs), errors)
+
+    table = ot.table
+    stmt = (
+        sa.select(table)
+        .where(*conditions, *([after] if after is not None else []))
+        .order_by(*(k.field.sql.desc() if k.descending else k.field.sql for k in keys))
+        .limit(page_size + 1)
+    )
+    rows = conn.execute(stmt).all()
+    next_cursor = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        last = rows[-1]._mapping
+        next_cursor = _encode([last[k.field.sql.name] for k in keys], _digest(obj_name, keys, filters, q))
+    total = None
+    if count:
+        total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar_one()
+    formulas = _formulas(ot.object)
+    return [formulas.on_read(from_row(ot, row._mapping), now) for row in rows], next_cursor, total
+
+
+_FORMULAS: dict[int, tuple[ObjectDef, Formulas]] = {}
+
+
+def _formulas(obj: ObjectDef) -> Formulas:
+    """The object's formulas, parsed once per definition (definitions are immutable but not hashable)."""
+    cached = _FORMULAS.get(id(obj))
+    if cached is None or cached[0] is not obj:
+        cached = _FORMULAS[id(obj)] = (obj, Formulas(obj))
+    return cached[1]
+
+
+@cache
+def _expression(text: str) -> Expression:
+    return parse(text)
+
+
+# ------------------------------------------------------------------------------- fields and values
+
+
+def _field(ot: ObjectTable, name: str, now: datetime) -> _Field:
+    """The filterable/sortable field `name` of the object (system fields included); _Invalid if none."""
+    f = ot.object.fields.get(name)
+    if name not in ot.columns and (f is None or f.type != "formula"):
+        raise _Invalid(f"unknown field '{name}'")
+    if f is not None and f.type == "password":
+        raise _Invalid(f"unknown field '{name}'")
+    type_name = field_type(ot, name)
+    columns = ot.columns.get(name)
+    if columns is None:  # a formula computed on read: filter and sort on its SQL translation
+        try:
+            sql = to_sql(_expression(f.expression), _sql_columns(ot), now)
+        except (ExpressionError, KeyError) as e:
+            raise _Invalid(f"formula field '{name}' cannot be computed by the database ({e})") from None
+        return _Field(name, type_name, _KINDS[type_name], sql, True, False)
+    column = ot.table.c[columns[0]]
+    kind = _rollup_kind(column.type) if type_name == "rollup" else _KINDS[type_name]
+    return _Field(name, type_name, kind, column, column.nullable, True)
+
+
+def _sql_columns(ot: ObjectTable) -> dict[str, sa.Column]:
+    """The columns a formula may read in SQL: single-column fields that are not JSON or passwords."""
+    return {
+        name: ot.table.c[cols[0]]
+        for name, cols in ot.columns.items()
+        if len(cols) == 1 and field_type(ot, name) not in JSON_TYPES | {"password"}
+    }
+
+
+def _rollup_kind(type_: sa.types.TypeEngine) -> str:
+    for cls, kind in ((sa.Integer, "integer"), (sa.Numeric, "decimal"), (sa.DateTime, "datetime"),
+                      (sa.Date, "date")):
+        if isinstance(type_, cls):
+            return kind
+    return "text"
+
+
+def _integer(text: str) -> int:
+    if not re.fullmatch(r"[+-]?\d+", text) or abs(int(text)) > MAX_ID:
+        raise _Invalid(f"'{text}' is not a whole number")
+    return int(text)
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value.adjusted() > 40:
+        raise _Invalid(f"'{text}' is not a number")
+    return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _Invalid(f"'{text}' is not a date (YYYY-MM-DD)") from None
+
+
+def _datetime(text: str) -> datetime:
+    """An ISO 8601 date-time as stored: naive UTC (a value without an offset is taken as UTC)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Invalid(f"'{text}' is not a date-time (ISO 8601)") from None
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _boolean(text: str) -> bool:
+    value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())
+    if value is None:
+        raise _Invalid(f"'{text}' is not true or false")
+    return value
+
+
+def _reference(text: str) -> int:
+    if not re.fullmatch(r"\d+", text) or int(text) > MAX_ID:
+        raise _Invalid(f"'{text}' is not a record id")
+    return int(text)
+
+
+_CONVERT: dict[str, Callable[[str], Any]] = {
+    "text": str, "integer": _integer, "decimal": _decimal, "date": _date, "datetime": _datetime,
+    "boolean": _boolean, "reference": _reference,
+}
+
+
+# ----------------------------------------------------------------------------- filters and search
+
+
+def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime) -> ColumnElement[bool]:
+    """One `field__op=value` query parameter as a condition."""
+    name, sep, op = param.rpartition("__")
+    if not sep:
+        name, op = param, "eq"
+    field = _field(ot, name, now)
+    if op not in OPERATORS:
+        raise _Invalid(f"unknown operator '{op}' (use one of {', '.join(OPERATORS[1:])})")
+    if op == "isnull":
+        return field.sql.is_(None) if _boolean(raw) else field.sql.is_not(None)
+    if field.kind not in _APPLIES[op]:
+        raise _Invalid(f"operator '{op}' does not apply to {field.type} field '{name}'")
+    if op == "contains":
+        if field.kind == "list":  # JSON text: find the value's JSON string, quotes included
+            token = to_db(field.type, [raw])[1:-1]
+            return (sa.func.strpos if dialect == "postgresql" else sa.func.instr)(field.sql, token) > 0
+        return field.sql.ilike(f"%{_escape_like(raw)}%", escape="\\")
+    convert = _CONVERT[field.kind]
+    value = [convert(item) for item in raw.split(",")] if op == "in" else convert(raw)
+    return _COMPARE[op](field.sql, value)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search(ot: ObjectTable, q: str) -> ColumnElement[bool]:
+    """`q` as a case-insensitive substring of any searchable field (the title field when none is marked)."""
+    obj = ot.object
+    names = obj.searchable_fields or tuple(n for n in (obj.title_field,) if n in obj.fields)
+    if not names:
+        raise _Invalid(f"{obj.name} has no searchable fields")
+    pattern = f"%{_escape_like(q)}%"
+    return sa.or_(*(ot.column(name).ilike(pattern, escape="\\") for name in names))
+
+
+# ------------------------------------------------------------------------------ sort and cursor
+
+
+def _limit(limit: int | str) -> int:
+    text = str(limit)
+    if isinstance(limit, bool) or not re.fullmatch(r"\d+", text) or not 1 <= int(text) <= MAX_LIMIT:
+        raise _Invalid(f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime) -> list[_Key]:
+    """The ORDER BY keys: `sort` ("-amount,name") or the list view's, ending with id."""
+    items = [item.strip() for item in (sort or "").split(",") if item.strip()]
+    if not items:
+        items = list(ot.object.list_view.sort if ot.object.list_view else ("-created_at",))
+    names = [item.removeprefix("-") for item in items]
+    for name in names:
+        if names.count(name) > 1:
+            raise _Invalid(f"'{name}' is given more than once")
+    fields = {name: _field(ot, name, now) for name in names}
+    fields.setdefault("id", _field(ot, "id", now))
+    for field in fields.values():
+        if not field.stored:  # no index could serve it, and its SQL value may not round-trip through a cursor
+            raise _Invalid(f"cannot sort on formula field '{field.name}': it is computed on read (not stored)")
+        if field.kind not in _SCALAR:
+            raise _Invalid(f"cannot sort on {field.type} field '{field.name}'")
+    keys = sort_keys(ot.object, items)
+    if names == ["id"]:  # sort_keys gives id the direction of the last other key; here there is none
+        keys = [("id", items[0].startswith("-"))]
+    return [_Key(fields[name], descending) for name, descending in keys]
+
+
+def _digest(obj_name: str, keys: list[_Key], filters: Mapping[str, str], q: str) -> str:
+    """What a cursor is bound to: the object, the sort, the filters and the search."""
+    spec = [obj_name, [[k.field.name, k.descending] for k in keys], sorted(filters.items()), q]
+    return hashlib.sha256(json.dumps(spec, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"n": str(value)}
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    return value
+
+
+_UNTAG = {"n": Decimal, "t": datetime.fromisoformat, "d": date.fromisoformat}
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        ((tag, text),) = value.items()
+        return _UNTAG[tag](text)
+    return value
+
+
+def _encode(values: list[Any], digest: str) -> str:
+    """An opaque cursor: URL-safe base64 of {"k": tagged sort values, "h": digest of the query}."""
+    data = json.dumps({"k": [_tag(v) for v in values], "h": digest}, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(data.encode()).rstrip(b"=").decode()
+
+
+def _decode(cursor: str, keys: list[_Key], digest: str) -> list[Any]:
+    """The sort values a cursor carries; _Invalid when it is not one of ours or belongs to another query."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        values = [_untag(v) for v in data["k"]]
+        matches = data["h"] == digest
+    except (binascii.Error, ArithmeticError, ValueError, TypeError, KeyError, AttributeError):
+        raise _Invalid("is not a cursor from this list") from None
+    if not matches:
+        raise _Invalid("does not match this query (its sort, filters or search changed)")
+    if len(values) != len(keys) or not all(map(_fits, keys, values)):
+        raise _Invalid("is not a cursor from this list")
+    return values
+
+
+_PYTHON_TYPES = {"text": str, "integer": int, "reference": int, "decimal": Decimal, "date": date,
+                 "datetime": datetime, "boolean": bool}
+
+
+def _fits(key: _Key, value: Any) -> bool:
+    """Whether a cursor value can stand for the key (so a forged cursor is a bad request, not a crash)."""
+    if value is None:
+        return key.field.nullable
+    kind = key.field.kind
+    if isinstance(value, bool) != (kind == "boolean") or isinstance(value, datetime) != (kind == "datetime"):
+        return False
+    return isinstance(value, _PYTHON_TYPES[kind])
+
+
+def _after(keys: list[_Key], values: list[Any], dialect: str) -> ColumnElement[bool]:
+    """Rows strictly after `values` in ORDER BY order, NULLs placed where the database itself sorts them.
+
+    A row-value comparison `(a, id) < (:a, :id)` when it is exact (one direction, and no NULL that
+    could sort after the cursor), since PostgreSQL and SQLite both turn it into an index range;
+    otherwise the OR of "equal on the first i keys and after on key i".
+    """
+
+    def nulls_first(key: _Key) -> bool:
+        return (dialect == "sqlite") != key.descending  # SQLite: NULL is smallest; PostgreSQL: largest
+
+    binds = [sa.literal(v, k.field.sql.type) if v is not None else None for k, v in zip(keys, values, strict=True)]
+    exact = len({k.descending for k in keys}) == 1 and all(
+        not k.field.nullable or (b is not None and nulls_first(k)) for k, b in zip(keys, binds, strict=True)
+    )
+    if exact:
+        row, bound = sa.tuple_(*(k.field.sql for k in keys)), sa.tuple_(*binds)
+        return row < bound if keys[0].descending else row > bound
+    terms, equal = [], []
+    for key, bind in zip(keys, binds, strict=True):
+        sql = key.field.sql
+        if bind is None:
+            beyond = sql.is_not(None) if nulls_first(key) else None
+        else:
+            beyond = sql < bind if key.descending else sql > bind
+            if key.field.nullable and not nulls_first(key):
+                beyond = sa.or_(beyond, sql.is_(None))
+        if beyond is not None:
+            terms.append(sa.and_(*equal, beyond))
+        equal.append(sql.is_(None) if bind is None else sql == bind)
+    return sa.or_(*terms) if terms else sa.false()

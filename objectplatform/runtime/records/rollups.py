@@ -1,0 +1,182 @@
+"""Rollup fields kept current in the transaction of the child change, then propagated upwards.
+
+A change of child records refreshes each affected parent with one UPDATE whose values are
+correlated subqueries (`SET f = (SELECT coalesce(sum(c.x), 0) FROM child c WHERE c.via = parent.id
+AND filter)`). The parents are first locked with `SELECT ... FOR UPDATE` (in id order): under READ
+COMMITTED two transactions adding children of one parent would otherwise each sum without the
+other's child; the locked second one runs its UPDATE as a new statement, seeing the first's commit.
+Then the parent's stored formulas are recomputed and, where its values changed, its own parents.
+Refreshes are derived updates: they leave `version` alone, so a user's edit is not made stale by
+someone adding a line, and they are not written to the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import FieldDef, Metadata
+from objectplatform.metadata.expressions import parse
+from objectplatform.runtime.expressions_sql import to_sql
+
+from ..storage.convert import from_row, to_row
+from ..storage.tables import Schema
+from .formulas import Formulas
+
+Change = tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]  # (before, after); None: inserted/deleted
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The rollup fields of `parent` over `child` records linked by `via`, and the child fields they read."""
+
+    parent: str
+    child: str
+    via: str
+    fields: tuple[FieldDef, ...]
+    reads: frozenset[str]
+
+
+class Rollups:
+    """Which rollups each object feeds, and their refresh."""
+
+    def __init__(self, metadata: Metadata, schema: Schema, formulas: Mapping[str, Formulas]):
+        self.schema, self.formulas = schema, formulas
+        groups: dict[tuple[str, str, str], list[FieldDef]] = {}
+        for obj in metadata.objects.values():
+            for f in obj.fields.values():
+                if f.rollup is not None:
+                    groups.setdefault((obj.name, f.rollup.child, f.rollup.via), []).append(f)
+        self.by_child: dict[str, list[_Group]] = {}
+        for (parent, child, via), fields in groups.items():
+            reads = {via} | {f.rollup.field for f in fields if f.rollup.field} | {
+                k for f in fields for k in f.rollup.filter}
+            self.by_child.setdefault(child, []).append(_Group(parent, child, via, tuple(fields), frozenset(reads)))
+
+    def initial(self, obj: str) -> dict[str, Any]:
+        """The rollup values of a record that has no children yet."""
+        fields = self.schema[obj].object.fields.values()
+        return {f.name: 0 for f in fields if f.rollup is not None and f.rollup.function in ("sum", "count")}
+
+    def after_change(self, conn: sa.Connection, child: str, changes: Iterable[Change], now: datetime) -> None:
+        """Refresh the parents whose rollups the changed `child` records feed (old and new parents)."""
+        changes = list(changes)
+        for group in self.by_child.get(child, ()):
+            ids: set[int] = set()
+            for before, after in changes:
+                if before is not None and after is not None and all(
+                    before.get(name) == after.get(name) for name in group.reads
+                ):
+                    continue
+                ids.update(int(r[group.via]) for r in (before, after) if r is not None and r.get(group.via))
+            if ids:
+                self.refresh(conn, group, sorted(ids), now)
+
+    def after_insert_many(self, conn: sa.Connection, child: str, records: list[Mapping[str, Any]],
+                          now: datetime) -> None:
+        """Add a bulk insert's counts and sums to the parents' rollups (each a running total).
+
+        Recounting every touched parent from all its children after each batch of an import grows
+        with the table; adding the batch's own contribution is one UPDATE per parent, still under
+        the parent's row lock. min and max are recomputed.
+        """
+        for group in self.by_child.get(child, ()):
+            deltas: dict[int, dict[str, Any]] = {}
+            for record in records:
+                if record.get(group.via):
+                    totals = deltas.setdefault(int(record[group.via]), dict.fromkeys(f.name for f in group.fields))
+                    for f in group.fields:
+                        if _matches(f.rollup.filter, record):
+                            add = 1 if f.rollup.function == "count" else record.get(f.rollup.field or "")
+                            totals[f.name] = add if totals[f.name] is None else totals[f.name] + (add or 0)
+            if deltas:
+                additive = all(f.rollup.function in ("sum", "count") for f in group.fields)
+                self.refresh(conn, group, sorted(deltas), now, deltas if additive else None)
+
+    def refresh(self, conn: sa.Connection, group: _Group, ids: list[int], now: datetime,
+                deltas: Mapping[int, Mapping[str, Any]] | None = None) -> None:
+        """Recompute (or, given `deltas`, add to) the group's rollups on the parents `ids`, then their
+        stored formulas, then upwards."""
+        pot = self.schema[group.parent]
+        table = pot.table
+        before = {r["id"]: r for r in conn.execute(
+            sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()).mappings()}
+        if not before:
+            return
+        if deltas is None:
+            conn.execute(
+                sa.update(table).where(table.c.id.in_(list(before)))
+                .values({pot.column(f.name): self._aggregate(group, f, table) for f in group.fields})
+            )
+        else:
+            columns = {f.name: pot.column(f.name) for f in group.fields}
+            conn.execute(
+                sa.update(table).where(table.c.id == sa.bindparam("_parent"))
+                .values({c: sa.func.coalesce(c, 0) + sa.bindparam(f"_add_{n}", type_=c.type)
+                         for n, c in columns.items()}),
+                [{"_parent": pid, **{f"_add_{n}": deltas[pid][n] or 0 for n in columns}} for pid in before],
+            )
+        formulas = self.formulas[group.parent]
+        changes: list[Change] = []
+        updates: list[dict] = []
+        rows = conn.execute(sa.select(table).where(table.c.id.in_(list(before))).order_by(table.c.id)).mappings()
+        for row in rows:
+            old, new = from_row(pot, before[row["id"]]), from_row(pot, row)
+            if formulas.stored:
+                computed = formulas.on_write(dict(new), now)
+                stored = {name: computed[name] for name in formulas.stored if computed[name] != new[name]}
+                if stored:
+                    new.update(stored)
+                    updates.append({"_id": row["id"], **to_row(pot, stored)})
+            if old != new:
+                changes.append((old, new))
+        for update in updates:
+            conn.execute(
+                sa.update(table).where(table.c.id == update.pop("_id")).values(update)
+            )
+        if changes:
+            self.after_change(conn, group.parent, changes, now)
+
+    def _aggregate(self, group: _Group, f: FieldDef, parent: sa.Table) -> sa.ScalarSelect:
+        """The correlated subquery of one rollup field."""
+        cot = self.schema[group.child]
+        child = cot.table.alias(f"c_{group.child}")
+        spec = f.rollup
+        conditions = [child.c[cot.columns[group.via][0]] == parent.c.id]
+        for name, value in spec.filter.items():
+            column = child.c[cot.columns[name][0]]
+            if value is None:
+                conditions.append(column.is_(None))
+            elif isinstance(value, list):
+                conditions.append(column.in_(value))
+            else:
+                conditions.append(column == value)
+        if spec.function == "count":
+            value = sa.func.count()
+        else:
+            measured = self._measured(group.child, spec.field, child)
+            value = getattr(sa.func, spec.function)(measured)
+            if spec.function == "sum":
+                value = sa.func.coalesce(value, 0)
+        return sa.select(value).where(*conditions).scalar_subquery()
+
+    def _measured(self, obj: str, field: str, table: sa.FromClause) -> sa.ColumnElement:
+        """The child's column, or the SQL of a formula computed on read."""
+        ot = self.schema[obj]
+        if field in ot.columns:
+            return table.c[ot.columns[field][0]]
+        columns = {name: table.c[cols[0]] for name, cols in ot.columns.items() if len(cols) == 1}
+        return to_sql(parse(ot.object.fields[field].expression), columns)
+
+
+def _matches(conditions: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether a record passes a rollup filter ({field: value}, a list of values, or null)."""
+    for name, wanted in conditions.items():
+        value = record.get(name)
+        if value != wanted if not isinstance(wanted, list) else value not in wanted:
+            return False
+    return True

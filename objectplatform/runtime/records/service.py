@@ -1,0 +1,615 @@
+"""The records service: the only way data is written, each operation one transaction.
+
+A create or update validates the input (field validation, lookups and unique values checked in the
+database, validation rules on the full record) and reports every error at once before anything is
+written; then the row, its inline child lines, auto numbers, rollups of the parents and the
+history commit or roll back together. Records deleted leave lookups that pointed at them as they
+are (no foreign keys): a dangling lookup reads as an id whose record is gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata.expressions import parse
+
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..storage.convert import from_row, to_row
+from ..storage.tables import ObjectTable
+from ..validation import build_validators
+from . import history
+from .autonumber import AutoNumber, reserve
+from .bulk import RowMaker, batches, insert_many
+from .formulas import Formulas
+from .query import list_page
+from .rollups import Rollups
+
+MAX_ID = 2**63 - 1
+DERIVED_TYPES = frozenset({"formula", "rollup"})  # recomputed, so not written to the history
+PENDING_PARENT = "1"  # stands in for the parent's id while inline child lines are validated
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+)")
+Errors = dict[str, list[str]]
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    next_cursor: str | None
+    total: int | None
+
+
+@dataclass
+class RowError:
+    index: int  # 0-based position of the row in the input
+    fields: Errors
+
+
+@dataclass
+class BulkResult:
+    created: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _add(errors: Errors, more: Mapping[str, list[str]], prefix: str = "") -> None:
+    for name, messages in more.items():
+        errors.setdefault(prefix + name, []).extend(messages)
+
+
+def _record_id(value: Any) -> int | None:
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID else None
+
+
+class Records:
+    """create / create_many / get / update / delete / list / history of any object's records."""
+
+    def __init__(self, platform):
+        self.engine: sa.Engine = platform.engine
+        self.schema = platform.schema
+        self.metadata = platform.metadata
+        self.attachments: Path = platform.settings.attachments_path
+        self.validators = build_validators(self.metadata)
+        self.formulas = {name: Formulas(obj) for name, obj in self.metadata.objects.items()}
+        self.rollups = Rollups(self.metadata, self.schema, self.formulas)
+        self.children: dict[str, list[tuple[str, str]]] = {}  # parent -> [(child object, master_detail field)]
+        for obj in self.metadata.objects.values():
+            for f in obj.fields.values():
+                if f.type == "master_detail":
+                    self.children.setdefault(f.to, []).append((obj.name, f.name))
+        self.auto_numbers = {
+            name: [(f.name, AutoNumber(f.pattern)) for f in obj.fields.values() if f.type == "auto_number"]
+            for name, obj in self.metadata.objects.items()
+        }
+        self.row_makers = {name: RowMaker(ot) for name, ot in self.schema.objects.items()}
+        self.unique_constraints = {
+            idx.name: (name, column.name)
+            for name, ot in self.schema.objects.items()
+            for idx in ot.table.indexes if idx.unique
+            for column in idx.columns
+        }
+
+    # ------------------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction for several operations: pass the connection as `conn=`."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _writing(self, conn: sa.Connection | None, saved: list[Path]) -> Iterator[sa.Connection]:
+        """The caller's transaction, or a new one; files saved for a failed operation are removed."""
+        try:
+            if conn is not None:
+                yield conn
+            else:
+                with self.engine.begin() as own:
+                    yield own
+        except BaseException:
+            for path in saved:
+                path.unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def _reading(self, conn: sa.Connection | None) -> Iterator[sa.Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as own:
+                yield own
+
+    def _table(self, obj: str) -> ObjectTable:
+        if obj not in self.schema.objects:
+            raise NotFound(f"unknown object {obj}")
+        return self.schema[obj]
+
+    # ------------------------------------------------------------------------------------ reads
+
+    def get(self, obj: str, id: Any, *, conn: sa.Connection | None = None) -> dict:
+        """The record with its formulas and inline child lines; NotFound when there is none."""
+        ot = self._table(obj)
+        with self._reading(conn) as c:
+            record = self._read(c, ot, id)
+            if record is None:
+                raise NotFound(f"no {obj} with id {id}")
+            return record
+
+    def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False) -> dict | None:
+        record_id = _record_id(id)
+        if record_id is None:
+            return None
+        stmt = sa.select(ot.table).where(ot.table.c.id == record_id)
+        row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
+        if row is None:
+            return None
+        now = datetime.now(UTC)
+        record = self.formulas[ot.object.name].on_read(from_row(ot, row), now)
+        for child, via in self.children.get(ot.object.name, ()):
+            cot = self.schema[child]
+            rows = conn.execute(
+                sa.select(cot.table).where(cot.column(via) == record_id).order_by(cot.table.c.id)
+            ).mappings()
+            record[child] = [self.formulas[child].on_read(from_row(cot, r), now) for r in rows]
+        return record
+
+    def list(self, obj: str, *, filters: Mapping[str, str] | None = None, q: str | None = None,
+             sort: str | None = None, limit: int | str = 50, cursor: str | None = None, where=None,
+             conn: sa.Connection | None = None) -> Page:
+        """A page of records (see records/query.py for the filters, search, sort and cursor)."""
+        self._table(obj)
+        with self._reading(conn) as c:
+            items, next_cursor, total = list_page(c, self.schema, obj, filters=filters, q=q, sort=sort,
+                                                  limit=limit, cursor=cursor, where=where)
+        return Page(items, next_cursor, total)
+
+    def history(self, obj: str, id: Any, *, conn: sa.Connection | None = None) -> list[dict]:
+        """The record's audit entries, oldest first (also for a deleted record)."""
+        self._table(obj)
+        record_id = _record_id(id)
+        if record_id is None:
+            raise NotFound(f"no {obj} with id {id}")
+        with self._reading(conn) as c:
+            return history.read(c, self.schema.history, obj, record_id)
+
+    # ------------------------------------------------------------------------------- validation
+
+    def _load(self, obj: str, data: Mapping[str, Any], partial: bool, system: bool) -> tuple[dict, Errors]:
+        """Validated values and field errors; on errors, the values of the fields that passed."""
+        validator = self.validators[obj]
+        try:
+            return validator.load(data, partial=partial, system=system), {}
+        except ValidationFailed as e:
+            errors = e.fields
+        good = {k: v for k, v in data.items() if k not in errors}
+        try:
+            return validator.load(good, partial=True, system=system), errors
+        except ValidationFailed:
+            return {}, errors
+
+    def _reference_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
+                          skip: frozenset[str] = frozenset()) -> list[Errors]:
+        """Per row, the references to records that do not exist: one SELECT per target object."""
+        fields = [(f.name, f.to) for f in ot.object.fields.values()
+                  if f.to and f.name not in skip and f.to in self.schema.objects]
+        if "user" in self.schema.objects:
+            fields.append(("owner", "user"))
+        wanted: dict[str, set[int]] = {}
+        for row in rows:
+            for name, target in fields:
+                value = row.get(name)
+                for item in value if isinstance(value, list) else [value] if value is not None else []:
+                    wanted.setdefault(target, set()).add(int(item))
+        existing: dict[str, set[int]] = {}
+        for target, ids in wanted.items():
+            table = self.schema[target].table
+            existing[target] = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+        result = []
+        for row in rows:
+            errors: Errors = {}
+            for name, target in fields:
+                value = row.get(name)
+                for item in value if isinstance(value, list) else [value] if value is not None else []:
+                    if int(item) not in existing[target]:
+                        errors.setdefault(name, []).append(f"no {target} with id {item}")
+            result.append(errors)
+        return result
+
+    def _unique_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
+                       own_ids: list[int | None]) -> list[Errors]:
+        """Per row, unique values already used by another record or by an earlier row of `rows`."""
+        result: list[Errors] = [{} for _ in rows]
+        message = f"already used by another {ot.object.name}"
+        for f in ot.object.fields.values():
+            if not f.unique or f.name not in ot.columns:
+                continue
+            column = ot.column(f.name)
+            values = [None if row.get(f.name) is None else to_row(ot, {f.name: row[f.name]})[column.name]
+                      for row in rows]
+            present = {v for v in values if v is not None}
+            if not present:
+                continue
+            taken: dict[Any, set[int]] = {}
+            for value, id_ in conn.execute(sa.select(column, ot.table.c.id).where(column.in_(present))):
+                taken.setdefault(value, set()).add(id_)
+            seen: set[Any] = set()
+            for i, (value, own) in enumerate(zip(values, own_ids, strict=True)):
+                if value is None:
+                    continue
+                if taken.get(value, set()) - {own} or value in seen:
+                    result[i].setdefault(f.name, []).append(message)
+                seen.add(value)
+        return result
+
+    def _check(self, conn: sa.Connection, ot: ObjectTable, values: Mapping[str, Any], record: dict,
+               errors: Errors, now: datetime, own_id: int | None = None,
+               skip: frozenset[str] = frozenset()) -> None:
+        """Database checks and (when the fields they read are valid) the rules, added to `errors`."""
+        _add(errors, self._reference_errors(conn, ot, [values], skip)[0])
+        _add(errors, self._unique_errors(conn, ot, [values], [own_id])[0])
+        self.formulas[ot.object.name].on_write(record, now)
+        rules = ot.object.validation_rules
+        if not any(parse(r.condition).names & errors.keys() for r in rules):
+            _add(errors, self.validators[ot.object.name].rule_errors(record, now))
+
+    def _integrity(self, error: sa.exc.IntegrityError, ot: ObjectTable) -> ValidationFailed | None:
+        """A unique index violated by a concurrent insert, as the field error the pre-check gives."""
+        orig = error.orig
+        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+        found = self.unique_constraints.get(constraint) if constraint else None
+        if found is None and (m := _SQLITE_UNIQUE.search(str(orig))):
+            found = (m.group(1), m.group(2))
+        if found is None:
+            return None
+        obj, column = found
+        name = next((f for f, cols in self.schema[obj].columns.items() if cols == (column,)), column)
+        return ValidationFailed({name: [f"already used by another {obj}"]})
+
+    # ----------------------------------------------------------------------------------- writes
+
+    def _save_uploads(self, ot: ObjectTable, values: dict, saved: list[Path]) -> None:
+        """Attachment uploads written under attachments/<object>/<uuid>/<name>, replaced by the stored form."""
+        for f in ot.object.fields.values():
+            upload = values.get(f.name) if f.type == "attachment" else None
+            if not upload or "content_base64" not in upload:
+                continue
+            name = Path(upload["filename"].replace("\\", "/")).name or "file"
+            relative = Path(ot.object.name, uuid.uuid4().hex, name)
+            path = self.attachments / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            content = base64.b64decode(upload["content_base64"])
+            path.write_bytes(content)
+            saved.append(path)
+            content_type = upload.get("content_type") or mimetypes.guess_type(name)[0] or "application/octet-stream"
+            values[f.name] = {"name": name, "path": relative.as_posix(), "size": len(content),
+                              "content_type": content_type}
+
+    def _split_children(self, obj: str, data: Mapping[str, Any], errors: Errors) -> tuple[dict, dict]:
+        """The record's own input and its inline child lists ({child object: [items]})."""
+        own, lines = dict(data), {}
+        for child, via in self.children.get(obj, ()):
+            if child in own:
+                items = own.pop(child)
+                if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+                    errors[child] = ["must be a list of records"]
+                else:
+                    lines[child] = (via, items)
+        return own, lines
+
+    def create(self, obj: str, values: Mapping[str, Any], *, user: str | None = None,
+               conn: sa.Connection | None = None, system: bool = False) -> dict:
+        """Validate and insert one record (with inline child lines); returns it as `get` would."""
+        ot = self._table(obj)
+        saved: list[Path] = []
+        with self._writing(conn, saved) as c:
+            now = datetime.now(UTC)
+            errors: Errors = {}
+            data, lines = self._split_children(obj, values, errors)
+            record, load_errors = self._prepare_new(c, ot, data, user, now, system)
+            _add(errors, load_errors)
+            prepared = {}
+            for child, (via, items) in lines.items():
+                prepared[child] = []
+                for i, item in enumerate(items):
+                    child_record, child_errors = self._prepare_new(
+                        c, self.schema[child], {**item, via: PENDING_PARENT}, user, now, system, skip=via)
+                    _add(errors, child_errors, f"{child}[{i}].")
+                    prepared[child].append(child_record)
+            if errors:
+                raise ValidationFailed(errors)
+            record_id = self._insert(c, ot, record, user, now, saved)
+            self.rollups.after_change(c, obj, [(None, record)], now)
+            for child, records in prepared.items():
+                via = lines[child][0]
+                for child_record in records:
+                    child_record[via] = str(record_id)
+                    self._insert(c, self.schema[child], child_record, user, now, saved)
+                self.rollups.after_change(c, child, [(None, r) for r in records], now)
+            return self._read(c, ot, record_id)
+
+    def _prepare_new(self, conn: sa.Connection, ot: ObjectTable, data: Mapping[str, Any], user: str | None,
+                     now: datetime, system: bool, skip: str | None = None) -> tuple[dict, Errors]:
+        """The full record to insert (system fields, defaults, rollups, stored formulas) and its errors."""
+        values, errors = self._load(ot.object.name, data, partial=False, system=system)
+        record = {name: None for name in ot.object.fields}
+        record.update(self.rollups.initial(ot.object.name))
+        record.update(values)
+        record.update(owner=values.get("owner") or user, created_by=user, updated_by=user,
+                      created_at=now, updated_at=now, version=1)
+        self._check(conn, ot, values, record, errors, now, skip=frozenset({skip} if skip else ()))
+        return record, errors
+
+    def _insert(self, conn: sa.Connection, ot: ObjectTable, record: dict, user: str | None, now: datetime,
+                saved: list[Path]) -> int:
+        """Auto numbers, uploads, the row and its "create" history; returns the new id."""
+        obj = ot.object.name
+        for name, pattern in self.auto_numbers[obj]:
+            counter = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(now))
+            record[name] = pattern.format(now, counter)
+        self._save_uploads(ot, record, saved)
+        try:
+            record_id = conn.execute(ot.table.insert().values(to_row(ot, record))).inserted_primary_key[0]
+        except sa.exc.IntegrityError as e:
+            raise self._integrity(e, ot) or e from None
+        record["id"] = str(record_id)
+        entries = [history.entry(obj, record_id, "create", name, None, self._logged(ot, name, record),
+                                 user, now)
+                   for name, f in ot.object.fields.items()
+                   if f.type not in DERIVED_TYPES and record.get(name) is not None and record[name] != []]
+        history.write(conn, self.schema.history, entries or [
+            history.entry(obj, record_id, "create", None, None, None, user, now)])
+        return record_id
+
+    @staticmethod
+    def _logged(ot: ObjectTable, name: str, record: Mapping[str, Any]) -> Any:
+        """The value the history keeps: never a password."""
+        f = ot.object.fields.get(name)
+        return None if f is not None and f.type == "password" else record.get(name)
+
+    def update(self, obj: str, id: Any, values: Mapping[str, Any], *, version: int | None,
+               user: str | None = None, conn: sa.Connection | None = None, system: bool = False) -> dict:
+        """Change the given fields (and replace inline child lists) of the record read at `version`."""
+        ot = self._table(obj)
+        if version is None and not system:
+            raise ValidationFailed({"version": ["required"]})
+        if version is not None and _record_id(version) is None:
+            raise ValidationFailed({"version": ["must be a whole number"]})
+        saved: list[Path] = []
+        with self._writing(conn, saved) as c:
+            now = datetime.now(UTC)
+            current = self._read(c, ot, id, lock=True)
+            if current is None:
+                raise NotFound(f"no {obj} with id {id}")
+            if version is not None and current["version"] != int(version):
+                raise self._conflict(ot, current, version)
+            errors: Errors = {}
+            data, lines = self._split_children(obj, values, errors)
+            record, changes, load_errors = self._prepare_change(c, ot, current, data, now, system)
+            _add(errors, load_errors)
+            plans = {child: self._plan_lines(c, child, via, current, items, user, now, system, errors)
+                     for child, (via, items) in lines.items()}
+            if errors:
+                raise ValidationFailed(errors)
+            self._apply_change(c, ot, current, record, changes, user, now, saved,
+                               expected=int(version) if version is not None else current["version"])
+            for child, (creates, updates, deletes) in plans.items():
+                cot = self.schema[child]
+                for child_current, child_record, child_changes in updates:
+                    self._apply_change(c, cot, child_current, child_record, child_changes, user, now, saved,
+                                       expected=child_current["version"])
+                for child_record in creates:
+                    self._insert(c, cot, child_record, user, now, saved)
+                self.rollups.after_change(c, child, [(None, r) for r in creates], now)
+                for child_current in deletes:
+                    self._delete(c, cot, child_current, user, now)
+            return self._read(c, ot, current["id"])
+
+    def _conflict(self, ot: ObjectTable, current: Mapping[str, Any], version: Any) -> Conflict:
+        by = current["updated_by"] or "the system"
+        at = current["updated_at"].isoformat(timespec="seconds")
+        return Conflict(f"{ot.object.name} {current['id']} was changed by {by} at {at}; reload it "
+                        f"(your version {version}, current {current['version']})")
+
+    def _prepare_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
+                        data: Mapping[str, Any], now: datetime, system: bool,
+                        skip: str | None = None) -> tuple[dict, dict, Errors]:
+        """The merged record, {field: (old, new)} of its real changes, and the errors."""
+        values, errors = self._load(ot.object.name, data, partial=True, system=system)
+        own = {k: v for k, v in current.items() if k in ot.columns or k in ot.object.fields}
+        record = {**own, **values}
+        self._check(conn, ot, values, record, errors, now, own_id=int(current["id"]),
+                    skip=frozenset({skip} if skip else ()))
+        stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
+        return record, history.changes(own, record, stored), errors
+
+    def _apply_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any], record: dict,
+                      changes: dict, user: str | None, now: datetime, saved: list[Path], expected: int) -> None:
+        """The conditional UPDATE (version must still be `expected`), its history and the rollups."""
+        if not changes:
+            return
+        obj, table = ot.object.name, ot.table
+        self._save_uploads(ot, record, saved)
+        new = {name: record[name] for name in changes}
+        new.update(updated_by=user, updated_at=now)
+        stmt = (sa.update(table).where(table.c.id == int(current["id"]), table.c.version == expected)
+                .values({**to_row(ot, new), "version": table.c.version + 1}))
+        try:
+            updated = conn.execute(stmt).rowcount
+        except sa.exc.IntegrityError as e:
+            raise self._integrity(e, ot) or e from None
+        if updated == 0:
+            latest = self._read(conn, ot, current["id"])
+            if latest is None:
+                raise NotFound(f"no {obj} with id {current['id']}")
+            raise self._conflict(ot, latest, expected)
+        logged = {name: (self._logged(ot, name, current), self._logged(ot, name, record))
+                  for name in changes if ot.object.fields[name].type not in DERIVED_TYPES}
+        history.write(conn, self.schema.history, [
+            history.entry(obj, int(current["id"]), "update", name, old, value, user, now)
+            for name, (old, value) in logged.items()])
+        self.rollups.after_change(conn, obj, [(current, record)], now)
+
+    def _plan_lines(self, conn: sa.Connection, child: str, via: str, parent: Mapping[str, Any],
+                    items: list[Mapping[str, Any]], user: str | None, now: datetime, system: bool,
+                    errors: Errors) -> tuple[list, list, list]:
+        """An inline list replacing the parent's lines: (records to create, changes to apply, lines to delete)."""
+        cot = self.schema[child]
+        existing = {line["id"]: line for line in parent.get(child, [])}
+        creates, updates, kept = [], [], set()
+        for i, item in enumerate(items):
+            prefix = f"{child}[{i}]."
+            data = {k: v for k, v in item.items() if k not in ("id", "version", via)}
+            if "id" in item:
+                line = existing.get(str(item["id"]))
+                if line is None:
+                    errors.setdefault(f"{prefix}id", []).append(
+                        f"no {child} with id {item['id']} in this {cot.object.fields[via].to}")
+                    continue
+                kept.add(line["id"])
+                record, changes, line_errors = self._prepare_change(conn, cot, line, data, now, system, skip=via)
+                updates.append((line, record, changes))
+            else:
+                record, line_errors = self._prepare_new(conn, cot, {**data, via: str(parent["id"])}, user, now,
+                                                        system, skip=via)
+                creates.append(record)
+            _add(errors, line_errors, prefix)
+        deletes = [line for line_id, line in existing.items() if line_id not in kept]
+        return creates, updates, deletes
+
+    def delete(self, obj: str, id: Any, *, user: str | None = None, conn: sa.Connection | None = None) -> None:
+        """Delete the record and, first, its master_detail children (recursively)."""
+        ot = self._table(obj)
+        with self._writing(conn, []) as c:
+            current = self._read(c, ot, id, lock=True)
+            if current is None:
+                raise NotFound(f"no {obj} with id {id}")
+            self._delete(c, ot, current, user, datetime.now(UTC))
+
+    def _delete(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any], user: str | None,
+                now: datetime) -> None:
+        """Delete the row, then its children (whose rollup refresh then skips the parent that is gone)."""
+        obj = ot.object.name
+        conn.execute(sa.delete(ot.table).where(ot.table.c.id == int(record["id"])))
+        snapshot = {k: self._logged(ot, k, record) for k in ot.columns if k in record}
+        history.write(conn, self.schema.history,
+                      [history.entry(obj, int(record["id"]), "delete", None, snapshot, None, user, now)])
+        for child, _via in self.children.get(obj, ()):
+            cot = self.schema[child]
+            for line in record.get(child, []):
+                self._delete(conn, cot, self._read(conn, cot, line["id"]) or line, user, now)
+        self.rollups.after_change(conn, obj, [(record, None)], now)
+
+    # ------------------------------------------------------------------------------------- bulk
+
+    def create_many(self, obj: str, rows: Iterable[Mapping[str, Any]], *, user: str | None = None,
+                    all_or_nothing: bool = False, batch_size: int = 1000,
+                    progress: Callable[[int, int | None], None] | None = None,
+                    total: int | None = None) -> BulkResult:
+        """Validate every row and insert the valid ones in batches (one executemany each).
+
+        Each batch is its own transaction unless `all_or_nothing`, which inserts nothing when any
+        row fails (then `created` is empty and `errors` lists every bad row). The history gets one
+        "create" entry per imported record, not one per field.
+        """
+        ot = self._table(obj)
+        result = BulkResult()
+        done = 0
+
+        def run(create_batch: Callable[[list, int], tuple[list[str], list[RowError]]]) -> None:
+            nonlocal done
+            for batch in batches(rows, batch_size):
+                created, errors = create_batch(batch, done)
+                result.created.extend(created)
+                result.errors.extend(errors)
+                done += len(batch)
+                if progress is not None:
+                    progress(done, total)
+
+        if not all_or_nothing:
+            run(lambda batch, start: self._create_batch_retrying(ot, batch, start, user))
+            return result
+        try:
+            with self.engine.begin() as conn:
+                run(lambda batch, start: self._create_batch(conn, ot, batch, start, user))
+                if result.errors:
+                    raise _RolledBack
+        except _RolledBack:
+            result.created = []
+        return result
+
+    def _create_batch_retrying(self, ot: ObjectTable, batch: list, start: int,
+                               user: str | None) -> tuple[list[str], list[RowError]]:
+        """One batch in its own transaction, validated again once if a concurrent insert took a unique value."""
+        try:
+            with self.engine.begin() as conn:
+                return self._create_batch(conn, ot, batch, start, user)
+        except ValidationFailed:
+            with self.engine.begin() as conn:
+                return self._create_batch(conn, ot, batch, start, user)
+
+    def _create_batch(self, conn: sa.Connection, ot: ObjectTable, batch: list[Mapping[str, Any]], start: int,
+                      user: str | None) -> tuple[list[str], list[RowError]]:
+        obj = ot.object.name
+        now = datetime.now(UTC)
+        validator, formulas = self.validators[obj], self.formulas[obj]
+        loaded: list[tuple[int, dict, Errors]] = []
+        for i, row in enumerate(batch):
+            values, errors = self._load(obj, row, partial=False, system=False)
+            loaded.append((start + i, values, errors))
+        values_list = [values for _, values, _ in loaded]
+        references = self._reference_errors(conn, ot, values_list)
+        uniques = self._unique_errors(conn, ot, values_list, [None] * len(values_list))
+        rule_fields = [parse(r.condition).names for r in ot.object.validation_rules]
+        initial = {name: None for name in ot.object.fields} | self.rollups.initial(obj)
+        good: list[dict] = []
+        bad: list[RowError] = []
+        for (index, values, errors), refs, uniq in zip(loaded, references, uniques, strict=True):
+            _add(errors, refs)
+            _add(errors, uniq)
+            record = {**initial, **values, "owner": values.get("owner") or user, "created_by": user,
+                      "updated_by": user, "created_at": now, "updated_at": now, "version": 1}
+            formulas.on_write(record, now)
+            if not any(names & errors.keys() for names in rule_fields):
+                _add(errors, validator.rule_errors(record, now))
+            if errors:
+                bad.append(RowError(index, errors))
+            else:
+                good.append(record)
+        if not good:
+            return [], bad
+        for name, pattern in self.auto_numbers[obj]:
+            last = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(now), len(good))
+            for n, record in enumerate(good, start=last - len(good) + 1):
+                record[name] = pattern.format(now, n)
+        saved: list[Path] = []
+        make_row = self.row_makers[obj]
+        table_rows = []
+        for record in good:
+            self._save_uploads(ot, record, saved)
+            table_rows.append(make_row(record))
+        try:
+            ids = insert_many(conn, ot.table, table_rows)
+        except sa.exc.IntegrityError as e:
+            for path in saved:
+                path.unlink(missing_ok=True)
+            raise self._integrity(e, ot) or e from None
+        for record, record_id in zip(good, ids, strict=True):
+            record["id"] = str(record_id)
+        history.write(conn, self.schema.history,
+                      [history.entry(obj, record_id, "create", None, None, None, user, now) for record_id in ids])
+        self.rollups.after_insert_many(conn, obj, good, now)
+        return [str(i) for i in ids], bad
+
+
+class _RolledBack(Exception):
+    """Ends an all-or-nothing import's transaction when a row failed."""
