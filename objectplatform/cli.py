@@ -1,0 +1,439 @@
+"""The `objectplatform` command: check metadata, migrate, run workers, create users, import CSV, load the demo.
+
+A thin face over the runtime services: every command reads `Settings.from_env()`, prints for humans,
+and turns every expected failure into a message and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+
+from objectplatform.metadata import FieldDef, MetadataError, ObjectDef
+from objectplatform.metadata.problems import closest
+from objectplatform.runtime import RuntimeFailure, Settings, open_platform
+from objectplatform.runtime.demo import load_demo
+from objectplatform.runtime.jobs import worker as run_worker
+from objectplatform.runtime.platform import Platform, load_site_metadata
+from objectplatform.runtime.storage.migrate import (
+    MigrationRefused,
+    apply_migration,
+    migrate,
+    plan_migration,
+)
+from objectplatform.runtime.storage.tables import MULTI_TYPES, REFERENCE_TYPES
+
+LOOKUP_CHUNK = 500  # values per query when resolving lookup columns of an import
+
+
+class CommandError(Exception):
+    """A mistake in the command's arguments or input, shown as `error: message`."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (0 success, 1 failure, 2 bad usage)."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MetadataError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(_count(len(e.problems), "problem") + " in the metadata", file=sys.stderr)
+    except MigrationRefused as e:
+        _print_refusal(e)
+    except RuntimeFailure as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        for name, messages in e.fields.items():
+            for message in messages:
+                print(f"  {name}: {message}", file=sys.stderr)
+    except CommandError as e:
+        print(f"error: {e}", file=sys.stderr)
+    except sa.exc.ArgumentError as e:
+        print(f"error: OBJECTPLATFORM_DATABASE_URL is not a usable database URL: {e}", file=sys.stderr)
+    except sa.exc.DBAPIError as e:
+        print(f"database error: {str(e.orig).strip()}", file=sys.stderr)
+        print(
+            "(check OBJECTPLATFORM_DATABASE_URL; run `objectplatform migrate` if a table is missing)", file=sys.stderr
+        )
+    except RedisError as e:
+        print(f"redis error: {e}", file=sys.stderr)
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="objectplatform",
+        description="A metadata-driven object platform. Configuration: OBJECTPLATFORM_* environment variables.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("check", check, "load the metadata of every layer and report every problem")
+    sub = command("migrate", migrate_command, "bring the database in line with the metadata")
+    sub.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sub = command("worker", worker, "run a background job worker on OBJECTPLATFORM_REDIS_URL")
+    sub.add_argument("--burst", action="store_true", help="stop once the queue is empty")
+    sub = command("create-user", create_user, "create a user who can sign in")
+    sub.add_argument("username")
+    sub.add_argument("--password", required=True)
+    sub.add_argument("--role", action="append", default=[], dest="roles", help="a role name (repeatable)")
+    sub.add_argument("--department", help="the department's name")
+    sub.add_argument("--manager", help="the manager's username")
+    sub.add_argument("--display-name", help="the name shown in the product (default: the username)")
+    sub = command("import", import_csv, "import records from a CSV file (header row: field names or labels)")
+    sub.add_argument("object")
+    sub.add_argument("file", type=Path)
+    sub.add_argument("--all-or-nothing", action="store_true", help="import nothing if any row fails")
+    sub.add_argument("--as", dest="as_user", metavar="USERNAME", help="the user who imports (and owns) the rows")
+    command("demo", demo, "migrate the database and load the demo company (once)")
+    return parser
+
+
+# --- check, migrate, worker -------------------------------------------------------------------
+
+
+def check(args: argparse.Namespace) -> int:
+    """Load every layer; print the counts of what they define (problems are raised as MetadataError)."""
+    settings = Settings.from_env()
+    md = load_site_metadata(settings)
+    layers = ["base", *settings.templates] + ([f"site {settings.custom_metadata}"] if settings.custom_metadata else [])
+    print(
+        f"ok: {_count(len(md.objects), 'object')}, {_count(len(md.picklists), 'picklist')}, "
+        f"{_count(len(md.roles), 'role')}, {_count(len(md.flows), 'flow')}, {_count(len(md.reports), 'report')} "
+        f"(layers: {', '.join(layers)})"
+    )
+    return 0
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    """Print the plan; apply it unless --dry-run or it holds a refusal (then nothing is applied)."""
+    platform = open_platform(Settings.from_env())
+    try:
+        plan = plan_migration(platform.engine, platform.schema)
+        print(plan.render())
+        if plan.refusals:
+            print("migration refused: nothing was applied", file=sys.stderr)
+            return 1
+        if plan.empty:
+            return 0
+        if args.dry_run:
+            print("dry run: nothing was applied")
+        else:
+            apply_migration(platform.engine, platform.schema, plan)
+            print("applied")
+    finally:
+        platform.close()
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run an rq worker (with the scheduler) until stopped, or until the queue is empty with --burst."""
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise CommandError("OBJECTPLATFORM_REDIS_URL is not set: without Redis, jobs run in-process and need no worker")
+    print(f"worker listening on {settings.redis_url}", flush=True)
+    run_worker(settings.redis_url, burst=args.burst)
+    return 0
+
+
+def _print_refusal(e: MigrationRefused) -> None:
+    print("migration refused; nothing was applied:", file=sys.stderr)
+    for reason in e.refusals:
+        print(f"  {reason}", file=sys.stderr)
+
+
+# --- create-user ------------------------------------------------------------------------------
+
+
+def create_user(args: argparse.Namespace) -> int:
+    """Create a user through the records service, naming the department and manager as people know them."""
+    platform = open_platform(Settings.from_env())
+    try:
+        roles = platform.metadata.roles
+        for role in args.roles:
+            if role not in roles:
+                raise CommandError(f"unknown role {role!r}{_hint(role, roles)}; roles: {', '.join(roles)}")
+        values: dict = {
+            "username": args.username,
+            "password": args.password,
+            "display_name": args.display_name or args.username,
+            "roles": args.roles,
+        }
+        if args.department:
+            values["department"] = _department_id(platform, args.department)
+        if args.manager:
+            values["manager"] = _user_id(platform, args.manager)
+        user = platform.records.create("user", values)
+    finally:
+        platform.close()
+    details = [f"roles {', '.join(args.roles) or '(none)'}"]
+    details += [f"department {args.department}"] if args.department else []
+    details += [f"manager {args.manager}"] if args.manager else []
+    print(f"created user {args.username} (id {user['id']}): {'; '.join(details)}")
+    return 0
+
+
+def _department_id(platform: Platform, name: str) -> str:
+    """The id of the department called `name`; an error lists the known departments otherwise."""
+    found = platform.records.list("department", filters={"name": name}, limit=2).items
+    if len(found) == 1:
+        return found[0]["id"]
+    if found:
+        raise CommandError(f"more than one department is called {name!r}")
+    known = [d["name"] for d in platform.records.list("department", sort="name", limit=500).items]
+    listing = ", ".join(known) if known else "(none yet)"
+    raise CommandError(f"unknown department {name!r}{_hint(name, known)}; departments: {listing}")
+
+
+def _user_id(platform: Platform, username: str) -> str:
+    """The id of the user signing in as `username`."""
+    found = platform.records.list("user", filters={"username": username}, limit=1).items
+    if not found:
+        raise CommandError(f"unknown user {username!r}")
+    return found[0]["id"]
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+def import_csv(args: argparse.Namespace) -> int:
+    """Stream the file's rows into create_many with a progress bar; report every failed row by its number."""
+    platform = open_platform(Settings.from_env())
+    try:
+        obj = platform.metadata.objects.get(args.object)
+        if obj is None:
+            objects = platform.metadata.objects
+            raise CommandError(f"unknown object {args.object!r}{_hint(args.object, objects)}")
+        header, count = _scan(args.file)
+        columns = _columns(obj, header, args.file)
+        ids = _reference_ids(platform, obj, columns, args.file)
+        user = _user_id(platform, args.as_user) if args.as_user else None
+        bar = ProgressBar(sys.stderr)
+        rows = _rows(obj, columns, args.file, ids)
+        result = platform.records.create_many(
+            obj.name, rows, user=user, all_or_nothing=args.all_or_nothing, progress=bar, total=count
+        )
+        bar.finish()
+    finally:
+        platform.close()
+    print(f"imported {len(result.created)}, failed {len(result.errors)}")
+    if result.errors and args.all_or_nothing:
+        print("nothing was imported (--all-or-nothing)")
+    for error in result.errors:
+        print(f"row {error.index + 2}: {_row_report(error.fields)}")
+    return 1 if result.errors else 0
+
+
+class ProgressBar:
+    """`[#######.....] 7000/10000 rows` on one terminal line, redrawn as rows are done."""
+
+    def __init__(self, stream, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if total:
+            filled = self.width * min(done, total) // total
+            text = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} rows"
+        else:
+            text = f"{done} rows"
+        self.stream.write(f"\r{text}")
+        self.stream.flush()
+        self.drawn = True
+
+    def finish(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _open(path: Path):
+    """The CSV file as text: UTF-8, with or without a byte-order mark."""
+    try:
+        return path.open(encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise CommandError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _scan(path: Path) -> tuple[list[str], int]:
+    """The header row and the number of data rows (a first pass, so the progress bar knows the total)."""
+    with _open(path) as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+            count = sum(1 for _ in reader)
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise CommandError(f"{path}: not a UTF-8 CSV file ({e})") from None
+    if not header:
+        raise CommandError(f"{path}: empty file; the first row must name the columns")
+    return [cell.strip() for cell in header], count
+
+
+def _columns(obj: ObjectDef, header: list[str], path: Path) -> list[str]:
+    """The field each header cell names: a field's name, or its Chinese or English label."""
+    names = {name: name for name in obj.fields} | {"owner": "owner"}
+    by_label = {"负责人": "owner"}
+    for f in obj.fields.values():
+        by_label.setdefault(f.label.zh, f.name)
+        by_label.setdefault(f.label.en.lower(), f.name)
+    columns, problems = [], []
+    for cell in header:
+        field = names.get(cell) or by_label.get(cell) or by_label.get(cell.lower())
+        if field is None:
+            problems.append(f"unknown column {cell!r}{_hint(cell, [*names, *by_label])}")
+        elif field in columns:
+            problems.append(f"column {cell!r} names {field!r} a second time")
+        columns.append(field)
+    if problems:
+        raise CommandError(f"{path}: " + "; ".join(problems) + f" (the fields of {obj.name}: {', '.join(names)})")
+    return columns
+
+
+def _reference_types(obj: ObjectDef) -> dict[str, str]:
+    """Reference field -> target object, `owner` included."""
+    refs = {"owner": "user"}
+    refs.update({f.name: f.to for f in obj.fields.values() if f.type in REFERENCE_TYPES | MULTI_TYPES and f.to})
+    return refs
+
+
+def _reference_ids(platform: Platform, obj: ObjectDef, columns: list[str], path: Path) -> dict[str, dict[str, str]]:
+    """For each referenced object: cell text -> id, for the values that are an id or one record's title.
+
+    One query per referenced object (in chunks): a cell may hold the target's id, its title (a
+    campaign's name) or, for users, the username. Values matching nothing pass through unchanged,
+    so the validation reports them on their row.
+    """
+    targets = _reference_types(obj)
+    wanted: dict[str, set[str]] = {}
+    indexes = [(i, targets[c]) for i, c in enumerate(columns) if c in targets]
+    with _open(path) as f:
+        reader = csv.reader(f)
+        next(reader)
+        for row in reader:
+            for i, target in indexes:
+                if i < len(row) and row[i].strip():
+                    wanted.setdefault(target, set()).add(row[i].strip())
+    return {target: _lookup(platform, target, values) for target, values in wanted.items()}
+
+
+def _lookup(platform: Platform, target: str, values: set[str]) -> dict[str, str]:
+    """Cell text -> id of the one `target` record whose id, text title (or username) it is."""
+    ot = platform.schema[target]
+    keys = [
+        field
+        for field in (ot.object.title_field, "username" if target == "user" else None)
+        if field and len(ot.columns.get(field, ())) == 1 and isinstance(ot.column(field).type, sa.String)
+    ]
+    matches: dict[str, set[str]] = {}
+    ordered = sorted(values)
+    with platform.engine.connect() as conn:
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start : start + LOOKUP_CHUNK]
+            numbers = [int(v) for v in chunk if v.isdigit() and len(v) < 19]
+            condition = sa.or_(ot.table.c.id.in_(numbers), *(ot.column(k).in_(chunk) for k in keys))
+            query = sa.select(ot.table.c.id, *(ot.column(k) for k in keys)).where(condition)
+            for row in conn.execute(query):
+                record_id = str(row[0])
+                for text in {record_id, *(str(v) for v in row[1:] if v is not None)} & set(chunk):
+                    matches.setdefault(text, set()).add(record_id)
+    return {text: ids.pop() for text, ids in matches.items() if len(ids) == 1}
+
+
+def _rows(obj: ObjectDef, columns: list[str], path: Path, ids: Mapping[str, Mapping[str, str]]) -> Iterator[dict]:
+    """Each data row as field values: empty cells left out, lists split on ';', options and references resolved."""
+    targets = _reference_types(obj)
+    multi = {f.name for f in obj.fields.values() if f.type in MULTI_TYPES}
+    options = {f.name: _option_values(f) for f in obj.fields.values() if f.options}
+    with _open(path) as f:
+        reader = csv.reader(f)
+        next(reader)
+        for row in reader:
+            values: dict = {}
+            for field, cell in zip(columns, row, strict=False):
+                text = cell.strip()
+                if not text:
+                    continue
+                known = options.get(field) or ids.get(targets.get(field, ""), {})
+                if field in multi:
+                    items = [item.strip() for item in re.split(r"[;；]", text) if item.strip()]
+                    values[field] = [known.get(item, item) for item in items]
+                else:
+                    values[field] = known.get(text, text)
+            yield values
+
+
+def _option_values(f: FieldDef) -> dict[str, str]:
+    """Picklist cell text -> option value: the value itself, or its Chinese or English label."""
+    known = {o.label.en: o.value for o in f.options} | {o.label.zh: o.value for o in f.options}
+    return known | {o.value: o.value for o in f.options}
+
+
+def _row_report(fields: Mapping[str, Sequence[str]]) -> str:
+    """`phone: message; email: message` ("__all__" errors without a field name)."""
+    return "; ".join(
+        message if name == "__all__" else f"{name}: {message}"
+        for name, messages in fields.items()
+        for message in messages
+    )
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Migrate, then load the demo company unless the database already has users; print what was done."""
+    settings = Settings.from_env()
+    platform = open_platform(settings)
+    try:
+        plan = migrate(platform.engine, platform.schema)
+        print(f"database: {_safe_url(settings.database_url)}")
+        print(plan.render())
+        if platform.records.list("user", limit=1).total:
+            print("the database already holds users: demo data not loaded")
+            return 0
+        result = load_demo(platform)
+    finally:
+        platform.close()
+    objects = platform.metadata.objects
+    print("loaded the demo company:")
+    for name, count in result.counts.items():
+        print(f"  {objects[name].label.zh} {name}: {count}")
+    print("demo users (username / password):")
+    name_width = max(len(u.username) for u in result.users)
+    password_width = max(len(u.password) for u in result.users)
+    for u in result.users:
+        print(f"  {u.username:<{name_width}}  {u.password:<{password_width}}  {u.display_name}")
+    return 0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _hint(word: str, choices) -> str:
+    match = closest(word, list(choices))
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

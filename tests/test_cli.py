@@ -1,0 +1,369 @@
+"""The `objectplatform` command, run through `main()` on SQLite and PostgreSQL with exact output."""
+
+import functools
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from objectplatform.cli import main
+from objectplatform.metadata import default_layers, load_metadata
+from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.passwords import verify_password
+
+DEMO_COUNTS = {
+    "department": 6,
+    "user": 12,
+    "campaign": 5,
+    "lead_pool": 2,
+    "product": 6,
+    "account": 8,
+    "contact": 10,
+    "opportunity": 9,
+    "lead": 36,
+    "sales_order": 5,
+    "order_line": 13,
+    "payment": 5,
+    "invoice": 3,
+    "visit": 5,
+    "follow_up": 8,
+}
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """Settings from the environment as a user would set them: an instance folder of the test's own."""
+    monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path))
+    for name in ("DATABASE_URL", "REDIS_URL", "TEMPLATES", "CUSTOM_METADATA"):
+        monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def db(env, database_url):
+    """An empty database (SQLite or PostgreSQL) named by OBJECTPLATFORM_DATABASE_URL."""
+    env.setenv("OBJECTPLATFORM_DATABASE_URL", database_url)
+    return database_url
+
+
+@pytest.fixture
+def migrated(db, capsys):
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    return db
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@functools.cache
+def base_metadata():
+    """The shipped metadata, loaded once for the tests' own reads (each command loads its own)."""
+    return load_metadata(default_layers(Settings.from_env().root, []))
+
+
+def open_test_platform():
+    return open_platform(Settings.from_env(), base_metadata())
+
+
+def records_of(obj: str, **filters) -> list[dict]:
+    platform = open_test_platform()
+    try:
+        return platform.records.list(obj, filters=filters or None, limit=500).items
+    finally:
+        platform.close()
+
+
+def site_layer(root: Path, name: str, text: str) -> Path:
+    (root / "site" / "object_defs").mkdir(parents=True, exist_ok=True)
+    (root / "site" / "object_defs" / name).write_text(text, encoding="utf-8")
+    return root / "site"
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
+    assert run(capsys, "check") == (0, "ok: 15 objects, 20 picklists, 6 roles, 0 flows, 0 reports (layers: base)\n", "")
+
+
+def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
+    env.chdir(tmp_path)
+    site = site_layer(
+        tmp_path,
+        "lead_ext.yaml",
+        "kind: object_extension\nobject: lead\nfields:\n"
+        "  wechat_group: {type: tex, label: {zh: 微信群, en: WeChat group}, max_length: 100}\n"
+        "  wechat_owner: {type: lookup, to: usr, label: {zh: 群主, en: Group owner}}\n",
+    )
+    env.setenv("OBJECTPLATFORM_CUSTOM_METADATA", str(site))
+    assert run(capsys, "check") == (
+        1,
+        "",
+        "site/object_defs/lead_ext.yaml:4:18: unknown field type 'tex' (did you mean 'text'?) "
+        "(at fields.wechat_group.type)\n"
+        "site/object_defs/lead_ext.yaml:5:32: unknown object 'usr' (did you mean 'user'?) "
+        "(at fields.wechat_owner.to)\n"
+        "2 problems in the metadata\n",
+    )
+
+
+def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
+    site = site_layer(
+        tmp_path,
+        "lead_ext.yaml",
+        "kind: object_extension\nobject: lead\nfields:\n  wechat_group: {type: text, label: {zh: 群, en: Group}}\n",
+    )
+    env.setenv("OBJECTPLATFORM_CUSTOM_METADATA", str(site))
+    code, out, _ = run(capsys, "check")
+    assert (code, out) == (
+        0,
+        f"ok: 15 objects, 20 picklists, 6 roles, 0 flows, 0 reports (layers: base, site {site})\n",
+    )
+
+
+# --- migrate ----------------------------------------------------------------------------------
+
+
+def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applies_it(db, capsys):
+    code, dry, err = run(capsys, "migrate", "--dry-run")
+    assert (code, err) == (0, "")
+    assert sa.inspect(sa.create_engine(db)).get_table_names() == []
+    lines = dry.splitlines()
+    assert lines[-1] == "dry run: nothing was applied"
+    assert "+ table lead (32 columns)" in lines
+    assert "+ unique index uq_user__username on user (username)" in lines
+    assert lines[-2] == "* record 196 field definitions"
+
+    code, applied, err = run(capsys, "migrate")
+    assert (code, err) == (0, "")
+    assert applied.splitlines() == [*lines[:-1], "applied"]
+    assert "lead" in sa.inspect(sa.create_engine(db)).get_table_names()
+
+    assert run(capsys, "migrate") == (0, "nothing to do\n", "")
+    assert run(capsys, "migrate", "--dry-run") == (0, "nothing to do\n", "")
+
+
+def test_migrate_adds_a_site_field_and_refuses_an_unsafe_change(migrated, env, capsys, tmp_path):
+    assert run(capsys, "create-user", "lisi", "--password", "s3cret-pass")[0] == 0
+    site = site_layer(
+        tmp_path,
+        "user_ext.yaml",
+        "kind: object_extension\nobject: user\nfields:\n"
+        "  wechat: {type: text, label: {zh: 微信, en: WeChat}, max_length: 50}\n",
+    )
+    env.setenv("OBJECTPLATFORM_CUSTOM_METADATA", str(site))
+    assert run(capsys, "migrate") == (0, "+ column user.wechat VARCHAR(50)\n* record 1 field definition\napplied\n", "")
+
+    (site / "object_defs" / "user_ext.yaml").write_text(
+        "kind: object_extension\nobject: user\nfields:\n"
+        "  wechat: {type: text, label: {zh: 微信, en: WeChat}, max_length: 50, required: true}\n",
+        encoding="utf-8",
+    )
+    reason = (
+        f"{site}/object_defs/user_ext.yaml:4: user.wechat is now required, but 1 row has no value: "
+        "give the field a default (existing rows get it) or fill those rows first"
+    )
+    for argv in (["migrate", "--dry-run"], ["migrate"]):
+        assert run(capsys, *argv) == (
+            1,
+            f"* record 1 field definition\n! {reason}\n",
+            "migration refused: nothing was applied\n",
+        )
+    assert [u["username"] for u in records_of("user")] == ["lisi"]
+
+
+# --- worker -----------------------------------------------------------------------------------
+
+
+def test_worker_needs_a_redis_url(env, capsys):
+    assert run(capsys, "worker", "--burst") == (
+        1,
+        "",
+        "error: OBJECTPLATFORM_REDIS_URL is not set: without Redis, jobs run in-process and need no worker\n",
+    )
+
+
+def test_worker_burst_runs_on_redis(env, capsys, redis_url):
+    env.setenv("OBJECTPLATFORM_REDIS_URL", redis_url)
+    assert run(capsys, "worker", "--burst")[:2] == (0, f"worker listening on {redis_url}\n")
+
+
+# --- create-user ------------------------------------------------------------------------------
+
+
+def test_create_user_with_roles_department_and_manager(migrated, capsys):
+    platform = open_test_platform()
+    north = platform.records.create("department", {"name": "华北区"})
+    platform.records.create("department", {"name": "华东区"})
+    platform.close()
+    code, out, err = run(capsys, "create-user", "zhao", "--password", "boss-pass", "--role", "sales_manager")
+    (boss,) = records_of("user", username="zhao")
+    assert (code, out, err) == (0, f"created user zhao (id {boss['id']}): roles sales_manager\n", "")
+    code, out, err = run(
+        capsys,
+        "create-user",
+        "lisi",
+        "--password",
+        "s3cret-pass",
+        "--role",
+        "sales_rep",
+        "--role",
+        "marketing",
+        "--department",
+        "华北区",
+        "--manager",
+        "zhao",
+        "--display-name",
+        "李四",
+    )
+    assert (code, err) == (0, "")
+    (user,) = records_of("user", username="lisi")
+    assert out == f"created user lisi (id {user['id']}): roles sales_rep, marketing; department 华北区; manager zhao\n"
+    assert (user["display_name"], user["roles"], user["department"], user["manager"], user["active"]) == (
+        "李四",
+        ["sales_rep", "marketing"],
+        north["id"],
+        boss["id"],
+        True,
+    )
+    assert "password" not in user or user["password"] is None
+    engine = sa.create_engine(migrated)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("select password from \"user\" where username = 'lisi'")).scalar_one()
+    engine.dispose()
+    assert stored.startswith("scrypt$") and verify_password("s3cret-pass", stored)
+    assert not verify_password("wrong", stored)
+
+
+def test_create_user_errors_name_the_known_values(migrated, capsys):
+    platform = open_test_platform()
+    platform.records.create("department", {"name": "销售部"})
+    platform.records.create("department", {"name": "市场部"})
+    platform.close()
+    assert run(capsys, "create-user", "lisi", "--password", "pw123456", "--role", "sales_repp") == (
+        1,
+        "",
+        "error: unknown role 'sales_repp' (did you mean 'sales_rep'?); "
+        "roles: admin, sales_manager, sales_rep, marketing, finance, shipper\n",
+    )
+    assert run(capsys, "create-user", "lisi", "--password", "pw123456", "--department", "销售") == (
+        1,
+        "",
+        "error: unknown department '销售' (did you mean '销售部'?); departments: 市场部, 销售部\n",
+    )
+    assert run(capsys, "create-user", "lisi", "--password", "pw123456", "--manager", "nobody") == (
+        1,
+        "",
+        "error: unknown user 'nobody'\n",
+    )
+    assert run(capsys, "create-user", "lisi", "--password", "pw123456")[0] == 0
+    code, out, err = run(capsys, "create-user", "lisi", "--password", "pw123456")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: 1 field error\n  username: ")
+    assert len(records_of("user")) == 1
+
+
+# --- import -----------------------------------------------------------------------------------
+
+LEADS_CSV = (
+    "\ufeff姓名,公司名称,Mobile,email,线索来源,市场活动,owner\n"
+    "王伟,北京华信银行,13800000001,,展会,2026春季展会,zhao\n"
+    "李娜,上海浦江证券,,not-an-email,expo,2026春季展会,\n"
+    "张敏,北京中科智远,13800000003,zhangmin@example.cn,website,官网推广,\n"
+    ",上海东昊精密,13800000004,,flyer,,\n"
+    "刘洋,上海优选零售,13800000005,,referral,,\n"
+)
+
+REPORT = (
+    "imported {imported}, failed 2\n"
+    "row 3: email: not a valid email address\n"
+    "row 5: source: 'flyer' is not one of: referral, promotion, campaign, telemarketing, website, expo, "
+    "business_card, other; name: is required\n"
+)
+
+
+@pytest.fixture
+def leads_csv(migrated, tmp_path, capsys):
+    """Five leads (rows 2-6 of the file) of which rows 3 and 5 are invalid; two campaigns and a user exist."""
+    platform = open_test_platform()
+    expo = platform.records.create("campaign", {"name": "2026春季展会", "type": "expo"})
+    web = platform.records.create("campaign", {"name": "官网推广", "type": "online"})
+    platform.close()
+    assert main(["create-user", "zhao", "--password", "pw123456", "--display-name", "赵建国"]) == 0
+    assert main(["create-user", "chen", "--password", "pw123456"]) == 0
+    capsys.readouterr()
+    path = tmp_path / "leads.csv"
+    path.write_text(LEADS_CSV, encoding="utf-8")
+    return path, expo["id"], web["id"]
+
+
+def test_import_keeps_the_valid_rows_and_reports_the_others_by_file_row(leads_csv, capsys):
+    path, expo, web = leads_csv
+    code, out, err = run(capsys, "import", "lead", str(path), "--as", "chen")
+    assert (code, err) == (1, "\r[" + "#" * 30 + "] 5/5 rows\n")
+    assert out == REPORT.format(imported=3)
+    leads = sorted(records_of("lead"), key=lambda r: r["mobile"])
+    (zhao,) = records_of("user", username="zhao")
+    (chen,) = records_of("user", username="chen")
+    assert [(r["name"], r["company"], r["source"], r["campaign"], r["owner"], r["created_by"]) for r in leads] == [
+        ("王伟", "北京华信银行", "expo", expo, zhao["id"], chen["id"]),
+        ("张敏", "北京中科智远", "website", web, chen["id"], chen["id"]),
+        ("刘洋", "上海优选零售", "referral", None, chen["id"], chen["id"]),
+    ]
+    campaigns = {c["name"]: c["lead_count"] for c in records_of("campaign")}
+    assert campaigns == {"2026春季展会": 1, "官网推广": 1}
+
+
+def test_import_all_or_nothing_imports_nothing_when_a_row_fails(leads_csv, capsys):
+    path, _, _ = leads_csv
+    code, out, _ = run(capsys, "import", "lead", str(path), "--all-or-nothing")
+    assert (code, out) == (1, REPORT.format(imported=0).replace("\n", "\nnothing was imported (--all-or-nothing)\n", 1))
+    assert records_of("lead") == []
+
+
+def test_import_of_valid_rows_exits_0(leads_csv, capsys, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("name,mobile\n周杰,13900000001\n吴昊,13900000002\n", encoding="utf-8")
+    assert run(capsys, "import", "lead", str(good))[:2] == (0, "imported 2, failed 0\n")
+    assert sorted(r["name"] for r in records_of("lead")) == ["吴昊", "周杰"]
+
+
+def test_import_refuses_unknown_columns_and_objects(migrated, capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,compnay\n周杰,云图\n", encoding="utf-8")
+    code, out, err = run(capsys, "import", "lead", str(bad))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: {bad}: unknown column 'compnay' (did you mean 'company'?) (the fields of lead: ")
+    assert run(capsys, "import", "leed", str(bad)) == (1, "", "error: unknown object 'leed' (did you mean 'lead'?)\n")
+    assert records_of("lead") == []
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def counts() -> dict[str, int]:
+    platform = open_test_platform()
+    try:
+        return {name: platform.records.list(name, limit=1).total for name in DEMO_COUNTS}
+    finally:
+        platform.close()
+
+
+def test_demo_migrates_and_loads_the_demo_company_once(db, capsys):
+    code, out, err = run(capsys, "demo")
+    assert (code, err) == (0, "")
+    assert counts() == DEMO_COUNTS
+    assert "  admin        admin1234  系统管理员\n" in out
+    assert "  zhaojianguo  demo1234   赵建国\n" in out
+    labels = {name: obj.label.zh for name, obj in base_metadata().objects.items()}
+    loaded = out.split("loaded the demo company:\n")[1].split("demo users")[0]
+    assert loaded == "".join(f"  {labels[name]} {name}: {n}\n" for name, n in DEMO_COUNTS.items())
+
+    code, out, err = run(capsys, "demo")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == ["nothing to do", "the database already holds users: demo data not loaded"]
+    assert counts() == DEMO_COUNTS
