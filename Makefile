@@ -1,0 +1,30 @@
+# Fresh machine: `make run` (the product on SQLite) and `make test` (the test suite).
+# `.venv` is rebuilt whenever pyproject.toml is newer than it.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test check migrate lint
+
+install: $(VENV)
+
+$(VENV): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]' || { touch -d @0 $(VENV); exit 1; }
+	touch $(VENV)
+
+run: $(VENV)
+	$(BIN)/objectplatform demo
+
+test: $(VENV)
+	$(BIN)/python -m pytest -n 2
+
+check: $(VENV)
+	$(BIN)/objectplatform check
+
+migrate: $(VENV)
+	$(BIN)/objectplatform migrate
+
+lint: $(VENV)
+	$(BIN)/ruff check .
