@@ -22,6 +22,7 @@ from objectplatform.runtime import RuntimeFailure, Settings, open_platform
 from objectplatform.runtime.demo import load_demo
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.platform import Platform, load_site_metadata
+from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import (
     MigrationRefused,
     apply_migration,
@@ -338,7 +339,7 @@ def _lookup(platform: Platform, target: str, values: set[str]) -> dict[str, str]
     ]
     matches: dict[str, set[str]] = {}
     ordered = sorted(values)
-    with platform.engine.connect() as conn:
+    with reading(platform.engine) as conn:
         for start in range(0, len(ordered), LOOKUP_CHUNK):
             chunk = ordered[start : start + LOOKUP_CHUNK]
             numbers = [int(v) for v in chunk if v.isdigit() and len(v) < 19]

@@ -248,6 +248,8 @@ def walk(conn, schema, obj, limit, **kwargs) -> tuple[list[str], list[int]]:
                                                 ("amount", False), ("id", False)]),
         ("-amount,-expected_close_date", [("amount", True), ("expected_close_date", True), ("id", True)]),
         ("-id", [("id", True)]),
+        ("name,-id", [("name", False), ("id", True)]),  # an explicit id direction is kept
+        ("-amount,id", [("amount", True), ("id", False)]),
         ("created_at", [("created_at", False), ("id", False)]),
     ],
 )

@@ -388,6 +388,16 @@ def test_list_delegates_to_the_query(records, wang):
     page = records.list("lead", sort="name", limit=2)
     assert ([lead["name"] for lead in page.items], page.total) == (["A", "B"], 3)
     assert [lead["name"] for lead in records.list("lead", sort="name", cursor=page.next_cursor).items] == ["C"]
+    assert records.list("lead", sort="name", limit=2, count=False).total is None
+
+
+def test_reads_do_not_wait_for_a_writer(platform, records, wang):
+    """On SQLite a writer holds the write lock for its whole transaction; readers must not queue behind it."""
+    with records.transaction() as conn:
+        created = records.create("lead", {"name": "A", "email": "a@example.com"}, user=wang, conn=conn)
+        assert records.get("user", wang)["username"] == "wang"  # a second connection, while the writer is open
+        assert records.list("lead").total == 0  # the uncommitted lead is not visible to it
+    assert records.get("lead", created["id"])["name"] == "A"
 
 
 def test_operations_share_a_caller_transaction(platform, records, wang):

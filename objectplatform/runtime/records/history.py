@@ -45,6 +45,20 @@ def write(conn: sa.Connection, history: sa.Table, entries: list[dict]) -> None:
         conn.execute(history.insert(), entries)
 
 
+def write_created(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, ids: list[int],
+                  user: str | None, at: datetime) -> None:
+    """One "create" entry per record of a bulk insert, copied from the table by one INSERT ... SELECT."""
+    if not ids:
+        return
+    contiguous = ids[-1] - ids[0] == len(ids) - 1  # sorted and consecutive: an id range
+    rows = sa.select(
+        sa.literal(obj, history.c.object.type), table.c.id, sa.literal("create", history.c.change.type),
+        sa.literal(None if user is None else int(user), history.c.user_id.type),
+        sa.literal(at.replace(tzinfo=None), history.c.at.type),
+    ).where(table.c.id.between(ids[0], ids[-1]) if contiguous else table.c.id.in_(ids)).order_by(table.c.id)
+    conn.execute(history.insert().from_select(["object", "record_id", "change", "user_id", "at"], rows))
+
+
 def read(conn: sa.Connection, history: sa.Table, obj: str, record_id: int) -> list[dict]:
     """The record's entries, oldest first: {"change", "field", "old", "new", "user", "at"}."""
     rows = conn.execute(

@@ -325,8 +325,6 @@ def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime) -> list[_Key]:
         if field.kind not in _SCALAR:
             raise _Invalid(f"cannot sort on {field.type} field '{field.name}'")
     keys = sort_keys(ot.object, items)
-    if names == ["id"]:  # sort_keys gives id the direction of the last other key; here there is none
-        keys = [("id", items[0].startswith("-"))]
     return [_Key(fields[name], descending) for name, descending in keys]
 
 

@@ -26,6 +26,7 @@ from objectplatform.metadata.expressions import parse
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..storage.convert import from_row, to_row
+from ..storage.engine import reading
 from ..storage.tables import ObjectTable
 from ..validation import build_validators
 from . import history
@@ -126,7 +127,7 @@ class Records:
         if conn is not None:
             yield conn
         else:
-            with self.engine.connect() as own:
+            with reading(self.engine) as own:
                 yield own
 
     def _table(self, obj: str) -> ObjectTable:
@@ -165,12 +166,13 @@ class Records:
 
     def list(self, obj: str, *, filters: Mapping[str, str] | None = None, q: str | None = None,
              sort: str | None = None, limit: int | str = 50, cursor: str | None = None, where=None,
-             conn: sa.Connection | None = None) -> Page:
-        """A page of records (see records/query.py for the filters, search, sort and cursor)."""
+             count: bool = True, conn: sa.Connection | None = None) -> Page:
+        """A page of records (see records/query.py for the filters, search, sort and cursor); the
+        total is None unless `count`."""
         self._table(obj)
         with self._reading(conn) as c:
             items, next_cursor, total = list_page(c, self.schema, obj, filters=filters, q=q, sort=sort,
-                                                  limit=limit, cursor=cursor, where=where)
+                                                  limit=limit, cursor=cursor, where=where, count=count)
         return Page(items, next_cursor, total)
 
     def history(self, obj: str, id: Any, *, conn: sa.Connection | None = None) -> list[dict]:
@@ -605,8 +607,7 @@ class Records:
             raise self._integrity(e, ot) or e from None
         for record, record_id in zip(good, ids, strict=True):
             record["id"] = str(record_id)
-        history.write(conn, self.schema.history,
-                      [history.entry(obj, record_id, "create", None, None, None, user, now) for record_id in ids])
+        history.write_created(conn, self.schema.history, obj, ot.table, ids, user, now)
         self.rollups.after_insert_many(conn, obj, good, now)
         return [str(i) for i in ids], bad
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+READ_ONLY = "objectplatform_read_only"
+
+
+def reading(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads only: on SQLite its transactions do not take the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
 
 def create_engine(url: str, **kwargs) -> sa.Engine:
     """An engine whose transactions really are transactions on both databases.
@@ -30,6 +37,7 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a read-only connection (see `reading`) takes a plain BEGIN: readers never queue for the write lock
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine

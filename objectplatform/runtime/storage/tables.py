@@ -125,15 +125,19 @@ def index_name(prefix: str, table: str, columns: list[str]) -> str:
 def sort_keys(obj: ObjectDef, sort: tuple[str, ...] | list[str]) -> list[tuple[str, bool]]:
     """(column, descending) for a sort spec such as ("-amount", "name"), ending with id as the tie-break.
 
-    id takes the direction of the last key, so one index (keys..., id) serves the page query.
+    id takes the direction of the last key unless the spec gives it, so one index (keys..., id) serves
+    the page query.
     """
-    keys = []
+    keys, id_descending = [], None
     for item in sort:
         name = item.lstrip("-")
         if name == "id":
+            id_descending = item.startswith("-")
             continue
         keys.append((name, item.startswith("-")))
-    keys.append(("id", keys[-1][1] if keys else False))
+    if id_descending is None:
+        id_descending = keys[-1][1] if keys else False
+    keys.append(("id", id_descending))
     return keys
 
 
