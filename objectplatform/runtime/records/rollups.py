@@ -20,10 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, Metadata
-from objectplatform.metadata.expressions import parse
-from objectplatform.runtime.expressions_sql import to_sql
 
 from ..storage.convert import from_row, to_row
+from ..storage.derived import rollup_value
 from ..storage.tables import Schema
 from .formulas import Formulas
 
@@ -110,7 +109,7 @@ class Rollups:
         if deltas is None:
             conn.execute(
                 sa.update(table).where(table.c.id.in_(list(before)))
-                .values({pot.column(f.name): self._aggregate(group, f, table) for f in group.fields})
+                .values({pot.column(f.name): rollup_value(self.schema, f, table) for f in group.fields})
             )
         else:
             columns = {f.name: pot.column(f.name) for f in group.fields}
@@ -140,37 +139,6 @@ class Rollups:
             )
         if changes:
             self.after_change(conn, group.parent, changes, now)
-
-    def _aggregate(self, group: _Group, f: FieldDef, parent: sa.Table) -> sa.ScalarSelect:
-        """The correlated subquery of one rollup field."""
-        cot = self.schema[group.child]
-        child = cot.table.alias(f"c_{group.child}")
-        spec = f.rollup
-        conditions = [child.c[cot.columns[group.via][0]] == parent.c.id]
-        for name, value in spec.filter.items():
-            column = child.c[cot.columns[name][0]]
-            if value is None:
-                conditions.append(column.is_(None))
-            elif isinstance(value, list):
-                conditions.append(column.in_(value))
-            else:
-                conditions.append(column == value)
-        if spec.function == "count":
-            value = sa.func.count()
-        else:
-            measured = self._measured(group.child, spec.field, child)
-            value = getattr(sa.func, spec.function)(measured)
-            if spec.function == "sum":
-                value = sa.func.coalesce(value, 0)
-        return sa.select(value).where(*conditions).scalar_subquery()
-
-    def _measured(self, obj: str, field: str, table: sa.FromClause) -> sa.ColumnElement:
-        """The child's column, or the SQL of a formula computed on read."""
-        ot = self.schema[obj]
-        if field in ot.columns:
-            return table.c[ot.columns[field][0]]
-        columns = {name: table.c[cols[0]] for name, cols in ot.columns.items() if len(cols) == 1}
-        return to_sql(parse(ot.object.fields[field].expression), columns)
 
 
 def _matches(conditions: Mapping[str, Any], record: Mapping[str, Any]) -> bool:

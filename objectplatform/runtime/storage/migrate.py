@@ -6,6 +6,8 @@ and columns as last applied) with the `Schema`. Operations are data: `Plan.rende
 indexes are added; a removed field's column stays with its data; a change that could lose or break data
 (a type change, a shrinking column, required over NULLs, unique over duplicates) is a refusal, and a
 plan with any refusal applies nothing.
+A new rollup or stored formula over existing rows is computed by one UPDATE, and so is every derived
+field that reads one; a formula the database cannot compute is left for each row's next change.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.sql import operators
 
 from objectplatform.metadata import FieldDef
+from objectplatform.metadata.expressions import ExpressionError, parse
 
 from .convert import to_db
+from .derived import rollup_value, stored_formula_value
 from .tables import ObjectTable, Schema
 
 VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
+_Field = tuple[str, str]  # (object, field)
 TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
 
 
@@ -79,6 +84,33 @@ class FillDefault:
 
 
 @dataclass(frozen=True)
+class ComputeField:
+    """Compute a derived field on every existing row with one UPDATE (rows: how many the plan saw)."""
+
+    table: str
+    field: str
+    how: str  # "rollup count of sales_order", "stored formula"
+    rows: int
+
+    def render(self) -> str:
+        return f"~ compute {self.table}.{self.field} ({self.how}) for {_rows(self.rows)}"
+
+
+@dataclass(frozen=True)
+class ComputeLater:
+    """A derived field the database cannot compute: existing rows get it when `when` happens."""
+
+    table: str
+    field: str
+    how: str
+    when: str  # "their next change", "the next change of their order_line records"
+    reason: str
+
+    def render(self) -> str:
+        return f"= {self.table}.{self.field} ({self.how}) is computed for existing rows on {self.when}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class CreateIndex:
     table: str
     name: str
@@ -124,7 +156,16 @@ class RecordField:
 
 
 Operation = (
-    CreateTable | AddColumn | WidenColumn | FillDefault | CreateIndex | DropUniqueIndex | KeepColumn | RecordField
+    CreateTable
+    | AddColumn
+    | WidenColumn
+    | FillDefault
+    | ComputeField
+    | ComputeLater
+    | CreateIndex
+    | DropUniqueIndex
+    | KeepColumn
+    | RecordField
 )
 
 
@@ -232,6 +273,7 @@ class _Planner:
         self.db_indexes = {t: {ix["name"] for ix in ixs} for (_, t), ixs in inspector.get_multi_indexes().items()}
         self.applied = self._read_applied()
         self.counts: dict[str, dict[str | None, int]] = {}
+        self.new_derived: set[_Field] = set()  # (object, field): derived fields given a new column
         self.ops: list[Operation] = []
         self.refusals: list[str] = []
 
@@ -254,6 +296,7 @@ class _Planner:
                 self._create_table(ot.table)
                 self.ops.extend(self._record(ot, f) for f in ot.object.fields.values())
         self._removed_fields()
+        self._compute_derived()
         return Plan(tuple(self.ops), tuple(self.refusals))
 
     def _create_table(self, table: sa.Table) -> None:
@@ -279,6 +322,8 @@ class _Planner:
                 continue
             new_columns = [c for c in spec["columns"] if c not in self.db_columns[table.name]]
             self.ops.extend(AddColumn(table.name, c, spec["columns"][c]) for c in new_columns)
+            if new_columns and _is_derived(f):
+                self.new_derived.add((ot.object.name, f.name))
             for column, type_ in spec["columns"].items():
                 previous = old.spec["columns"].get(column) if old is not None else None
                 if previous is not None and previous != type_ and column not in new_columns:
@@ -374,6 +419,87 @@ class _Planner:
             self.counts[table.name] = {None: row["_rows"], **{c.name: row[c.name] for c in existing}}
         return self.counts[table.name]
 
+    def _compute_derived(self) -> None:
+        """Derived fields given a new column over existing rows, and those reading them, in dependency order.
+
+        Each is one UPDATE; one the database cannot compute (or that reads such a one) is a note instead.
+        """
+        reads = {
+            (ot.object.name, f.name): self._reads(ot.object.name, f)
+            for ot in self.schema.objects.values()
+            if ot.table.name in self.tables
+            for f in ot.object.fields.values()
+            if _is_derived(f)
+        }
+        computed = {key for key in self.new_derived if self._row_count(key)}
+        while more := {
+            key for key, read in reads.items() if key not in computed and read & computed and self._row_count(key)
+        }:
+            computed |= more
+        deferred: set[_Field] = set()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for key in self._in_order(computed, reads):
+            ot = self.schema[key[0]]
+            f = ot.object.fields[key[1]]
+            waiting = sorted(reads[key] & deferred)
+            reason = f"it reads {'.'.join(waiting[0])}, which this migration cannot compute" if waiting else None
+            if reason is None:
+                try:
+                    _derived_value(self.schema, ot, f, now)  # raises when the database cannot compute it
+                except ExpressionError as e:
+                    reason = str(e)
+            if reason is None:
+                self.ops.append(ComputeField(ot.table.name, f.name, _how(f), self._row_count(key)))
+            else:
+                deferred.add(key)
+                when = f"the next change of their {f.rollup.child} records" if f.rollup else "their next change"
+                self.ops.append(ComputeLater(ot.table.name, f.name, _how(f), when, reason))
+
+    def _in_order(self, keys: set[_Field], reads: dict[_Field, frozenset[_Field]]) -> list[_Field]:
+        """`keys` each after the ones it reads; otherwise rollups first, then formulas, in metadata order."""
+        ranked = sorted(
+            (key for key in reads if key in keys),
+            key=lambda key: self.schema[key[0]].object.fields[key[1]].rollup is None,
+        )
+        ordered: dict[_Field, None] = {}
+
+        def visit(key: _Field, path: frozenset[_Field]) -> None:
+            if key in ordered or key in path:
+                return
+            for dep in ranked:
+                if dep in reads[key]:
+                    visit(dep, path | {key})
+            ordered[key] = None
+
+        for key in ranked:
+            visit(key, frozenset())
+        return list(ordered)
+
+    def _reads(self, obj: str, f: FieldDef) -> frozenset[_Field]:
+        """The (object, field) pairs a derived field's value comes from."""
+        if f.rollup is None:
+            return self._through(obj, parse(f.expression).names)
+        spec = f.rollup
+        return self._through(spec.child, {spec.via, *spec.filter, *([spec.field] if spec.field else [])})
+
+    def _through(
+        self, obj: str, names: set[str] | frozenset[str], seen: frozenset[str] = frozenset()
+    ) -> frozenset[_Field]:
+        """Fields of `obj` named, a formula computed on read standing for the fields it reads."""
+        fields = self.schema[obj].object.fields
+        found: set[_Field] = set()
+        for name in names:
+            f = fields.get(name)
+            if f is not None and f.type == "formula" and not f.stored:
+                if name not in seen:
+                    found |= self._through(obj, parse(f.expression).names, seen | {name})
+            else:
+                found.add((obj, name))
+        return frozenset(found)
+
+    def _row_count(self, key: _Field) -> int:
+        return self._counts(self.schema[key[0]].table)[None]
+
     def _removed_fields(self) -> None:
         """Fields recorded but gone from the metadata: their columns stay; the record says removed."""
         for (obj, name), old in self.applied.items():
@@ -389,9 +515,34 @@ def _sorted(indexes: set[sa.Index]) -> list[sa.Index]:
     return sorted(indexes, key=lambda ix: ix.name)
 
 
+def _is_derived(f: FieldDef) -> bool:
+    """A rollup or a stored formula: a column whose values come from other fields."""
+    return f.rollup is not None or (f.type == "formula" and f.stored)
+
+
+def _derived_value(schema: Schema, ot: ObjectTable, f: FieldDef, now: datetime) -> sa.ColumnElement:
+    """A rollup's or stored formula's value for each row of its table, as SQL."""
+    return rollup_value(schema, f, ot.table) if f.rollup else stored_formula_value(ot, f, now)
+
+
+def _how(f: FieldDef) -> str:
+    """How a derived field is computed, as the plan shows it: "rollup sum of order_line.subtotal where ..."."""
+    if f.rollup is None:
+        return "stored formula"
+    spec = f.rollup
+    conditions = [
+        f"{name} is null"
+        if value is None
+        else f"{name} {'in' if isinstance(value, list) else '='} {json.dumps(value, ensure_ascii=False)}"
+        for name, value in spec.filter.items()
+    ]
+    how = f"rollup {spec.function} of {spec.child}" + (f".{spec.field}" if spec.field else "")
+    return f"{how} where {' and '.join(conditions)}" if conditions else how
+
+
 @singledispatch
 def _execute(item: Operation, conn: sa.Connection, op: Operations, schema: Schema) -> None:
-    """Operations without DDL of their own (KeepColumn, RecordField) do nothing here."""
+    """Operations without SQL of their own (ComputeLater, KeepColumn, RecordField) do nothing here."""
 
 
 @_execute.register
@@ -418,6 +569,14 @@ def _(item: FillDefault, conn: sa.Connection, op: Operations, schema: Schema) ->
     column = ot.column(item.field)
     value = to_db(ot.object.fields[item.field].type, _record_value(ot.object.fields[item.field], item.default))
     conn.execute(ot.table.update().where(column.is_(None)).values({column.name: value}))
+
+
+@_execute.register
+def _(item: ComputeField, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    ot = schema.objects[item.table]
+    f = ot.object.fields[item.field]
+    value = _derived_value(schema, ot, f, datetime.now(UTC).replace(tzinfo=None))
+    conn.execute(ot.table.update().values({ot.column(f.name): value}))
 
 
 @_execute.register

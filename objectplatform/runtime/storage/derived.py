@@ -1,0 +1,78 @@
+"""Derived fields as SQL: a rollup's correlated subquery and a stored formula's value over its own row.
+
+The records service refreshes rollups with `rollup_value`; migrate computes new rollups and stored
+formulas on existing rows with one UPDATE each, so both paths give the values a write would give.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import FieldDef
+from objectplatform.metadata.expressions import ExpressionError, parse
+from objectplatform.runtime.expressions_sql import to_sql
+
+from .convert import JSON_TYPES, field_type
+from .tables import ObjectTable, Schema
+
+DECIMAL_TYPES = frozenset({"number", "currency", "percent"})
+
+
+def rollup_value(schema: Schema, f: FieldDef, parent: sa.FromClause) -> sa.ScalarSelect:
+    """The correlated subquery of rollup field `f` for each row of `parent` (the table holding `f`)."""
+    spec = f.rollup
+    cot = schema[spec.child]
+    child = cot.table.alias(f"c_{spec.child}")
+    conditions = [child.c[cot.columns[spec.via][0]] == parent.c.id]
+    for name, value in spec.filter.items():
+        column = child.c[cot.columns[name][0]]
+        if value is None:
+            conditions.append(column.is_(None))
+        elif isinstance(value, list):
+            conditions.append(column.in_(value))
+        else:
+            conditions.append(column == value)
+    if spec.function == "count":
+        value = sa.func.count()
+    else:
+        value = getattr(sa.func, spec.function)(_measured(cot, spec.field, child))
+        if spec.function == "sum":
+            value = sa.func.coalesce(value, 0)
+    return sa.select(value).where(*conditions).scalar_subquery()
+
+
+def _measured(ot: ObjectTable, field: str, table: sa.FromClause) -> sa.ColumnElement:
+    """The child's column, or the SQL of a formula computed on read."""
+    if field in ot.columns:
+        return table.c[ot.columns[field][0]]
+    columns = {name: table.c[cols[0]] for name, cols in ot.columns.items() if len(cols) == 1}
+    return to_sql(parse(ot.object.fields[field].expression), columns)
+
+
+def stored_formula_value(ot: ObjectTable, f: FieldDef, now: datetime) -> sa.ColumnElement:
+    """Stored formula `f` computed from its own row, rounded half-up to its column as `Formulas` rounds it.
+
+    Raises ExpressionError when the database cannot compute it (a function without SQL, a field
+    computed on read or held as JSON).
+    """
+    expr = parse(f.expression)
+    columns = {
+        name: ot.table.c[cols[0]]
+        for name, cols in ot.columns.items()
+        if len(cols) == 1 and field_type(ot, name) not in JSON_TYPES | {"password"}
+    }
+    if unreadable := sorted(expr.names - columns.keys()):
+        name = unreadable[0]
+        raise ExpressionError(
+            f"{name} is computed on read"
+            if ot.object.fields[name].type == "formula"
+            else f"{name} is not held in one plain column"
+        )
+    value = to_sql(expr, columns, now)
+    if f.result_type in DECIMAL_TYPES:
+        return sa.func.round(sa.cast(value, sa.Numeric()), 2 if f.scale is None else f.scale)
+    if f.result_type == "integer":
+        return sa.cast(sa.func.round(sa.cast(value, sa.Numeric())), sa.BigInteger())
+    return value
