@@ -9,6 +9,7 @@ from .errors import Conflict as Conflict
 from .errors import Forbidden as Forbidden
 from .errors import NotFound as NotFound
 from .errors import RuntimeFailure as RuntimeFailure
+from .errors import Unauthenticated as Unauthenticated
 from .errors import ValidationFailed as ValidationFailed
 from .platform import Platform as Platform
 from .platform import open_platform as open_platform

@@ -28,6 +28,10 @@ class BadRequest(RuntimeFailure):
     code, status = "bad_request", 400
 
 
+class Unauthenticated(RuntimeFailure):
+    code, status = "unauthenticated", 401
+
+
 class Forbidden(RuntimeFailure):
     code, status = "forbidden", 403
 

@@ -199,6 +199,19 @@ class Schema:
             sa.Column("applied_at", sa.DateTime(), nullable=False),
             sa.Column("plan", sa.Text(), nullable=False),
         )
+        self.tokens = sa.Table(  # API tokens: only their sha256 is stored
+            f"{PREFIX}token", self.sa_metadata,
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                      autoincrement=True),
+            sa.Column("token_hash", sa.String(64), nullable=False),
+            sa.Column("user_id", sa.BigInteger(), nullable=False),
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Column("expires_at", sa.DateTime(), nullable=False),
+            sa.Column("revoked_at", sa.DateTime()),
+            sa.Column("last_used_at", sa.DateTime()),
+            sa.Index(f"uq_{PREFIX}token__token_hash", "token_hash", unique=True),
+            sa.Index(f"ix_{PREFIX}token__user_id", "user_id"),
+        )
 
     def __getitem__(self, object_name: str) -> ObjectTable:
         return self.objects[object_name]

@@ -1,0 +1,224 @@
+"""Signing in and out: passwords, API tokens, and deactivating a user with the handover of their records.
+
+A token is random (`secrets.token_urlsafe`), given to the client once and stored only as its sha256,
+with an expiry; revoking stamps it. Checking a token is one indexed read joined with its user; the
+token's `last_used_at` is refreshed at most every few minutes, so a busy client does not write on
+every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import NotFound, Unauthenticated, ValidationFailed
+from .passwords import hash_password, verify_password
+from .storage.convert import from_row
+from .storage.engine import reading
+
+DEFAULT_TOKEN_TTL = timedelta(days=7)
+TOUCH_EVERY = timedelta(minutes=5)  # how stale last_used_at may get before a use refreshes it
+WRONG_CREDENTIALS = "wrong username or password"
+HANDOVER = "handover"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    """The current UTC time as the tables store it (naive)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _user_id(value: Any) -> int | None:
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
+
+
+class Auth:
+    """Passwords, tokens and deactivation for one platform; get it with `auth_service(platform)`."""
+
+    def __init__(self, platform, token_ttl: timedelta = DEFAULT_TOKEN_TTL):
+        self.platform = platform
+        self.engine: sa.Engine = platform.engine
+        self.schema = platform.schema
+        self.users = platform.schema["user"]
+        self.tokens: sa.Table = platform.schema.tokens
+        self.token_ttl = token_ttl
+        self._dummy_hash: str | None = None
+
+    def _user_record(self, row) -> dict:
+        """A user row (as selected with the whole table) -> the record, formulas computed."""
+        record = from_row(self.users, row)
+        return self.platform.records.formulas["user"].on_read(record, datetime.now(UTC))
+
+    # ---------------------------------------------------------------------------------- passwords
+
+    def authenticate(self, username: str, password: str) -> dict:
+        """The active user with this username and password; Unauthenticated otherwise, with one message
+        whether the username, the password or the user's status was wrong."""
+        table = self.users.table
+        row = None
+        if isinstance(username, str) and isinstance(password, str) and username.strip():
+            with reading(self.engine) as conn:
+                row = conn.execute(
+                    sa.select(table).where(self.users.column("username") == username.strip())
+                ).mappings().first()
+        hashed = row[self.users.columns["password"][0]] if row is not None else None
+        if hashed is None:
+            # spend the same time as a real check, so a response's speed does not reveal the username
+            if self._dummy_hash is None:
+                self._dummy_hash = hash_password(secrets.token_hex(8))
+            verify_password(str(password), self._dummy_hash)
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        if not verify_password(password, hashed) or row[self.users.columns["active"][0]] is not True:
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        return self._user_record(row)
+
+    # ------------------------------------------------------------------------------------- tokens
+
+    def issue_token(self, username: str, password: str, *, expires_at: datetime | None = None) -> tuple[str, dict]:
+        """A new token for the user (valid for `token_ttl`, or until `expires_at`) and the user record.
+
+        The user's tokens that have expired or been revoked are removed at the same time.
+        """
+        user = self.authenticate(username, password)
+        token = secrets.token_urlsafe(32)
+        now = _now()
+        expiry = expires_at.astimezone(UTC).replace(tzinfo=None) if expires_at and expires_at.tzinfo else expires_at
+        tokens = self.tokens
+        with self.engine.begin() as conn:
+            conn.execute(tokens.delete().where(
+                tokens.c.user_id == int(user["id"]),
+                sa.or_(tokens.c.expires_at <= now, tokens.c.revoked_at.is_not(None)),
+            ))
+            conn.execute(tokens.insert().values(
+                token_hash=token_hash(token), user_id=int(user["id"]), created_at=now,
+                expires_at=expiry or now + self.token_ttl,
+            ))
+        return token, user
+
+    def user_for_token(self, token: str) -> dict | None:
+        """The user record of a valid token; None when the token is unknown, expired or revoked or the
+        user inactive."""
+        if not isinstance(token, str) or not token:
+            return None
+        tokens, users = self.tokens, self.users.table
+        now = _now()
+        stmt = (
+            sa.select(users, tokens.c.id.label("_token_id"), tokens.c.last_used_at.label("_token_last_used"))
+            .join_from(tokens, users, users.c.id == tokens.c.user_id)
+            .where(tokens.c.token_hash == token_hash(token), tokens.c.revoked_at.is_(None),
+                   tokens.c.expires_at > now, self.users.column("active") == sa.true())
+        )
+        with reading(self.engine) as conn:
+            row = conn.execute(stmt).mappings().first()
+        if row is None:
+            return None
+        last_used = row["_token_last_used"]
+        if last_used is None or now - last_used >= TOUCH_EVERY:
+            with self.engine.begin() as conn:
+                conn.execute(tokens.update().where(tokens.c.id == row["_token_id"]).values(last_used_at=now))
+        return self._user_record(row)
+
+    def revoke(self, token: str) -> None:
+        """End the token now (an unknown or already revoked token is left as it is)."""
+        if not isinstance(token, str) or not token:
+            return
+        tokens = self.tokens
+        with self.engine.begin() as conn:
+            conn.execute(tokens.update().where(tokens.c.token_hash == token_hash(token),
+                                               tokens.c.revoked_at.is_(None)).values(revoked_at=_now()))
+
+    # -------------------------------------------------------------------------------- deactivation
+
+    def deactivate(self, user_id: str, handover_to: str, *, by: str | None) -> dict[str, int]:
+        """Deactivate the user, revoke their tokens and hand every record they own to `handover_to`.
+
+        One transaction. Per object one UPDATE (owner, version + 1, updated_by, updated_at) and one
+        INSERT ... SELECT writing a "handover" history entry (field owner, old, new) per record moved.
+        Returns {object: records moved} for the objects with any. The user's place in the organisation
+        (`user.manager`, `department.manager` pointing at them) is left as it is: who takes over a team
+        is a separate decision from who takes over the records. ValidationFailed (field handover_to)
+        when `handover_to` is missing, unknown, inactive or the user themselves; NotFound for an unknown
+        user.
+        """
+        old = _user_id(user_id)
+        users = self.users
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(users.table.c.id).where(users.table.c.id == old)).first() if old else None
+            if found is None:
+                raise NotFound(f"no user with id {user_id}")
+            new = self._handover_target(conn, old, handover_to)
+            now = datetime.now(UTC)
+            self.platform.records.update("user", str(old), {"active": False}, version=None, user=by, conn=conn,
+                                         system=True)
+            tokens = self.tokens
+            conn.execute(tokens.update().where(tokens.c.user_id == old, tokens.c.revoked_at.is_(None))
+                         .values(revoked_at=now.replace(tzinfo=None)))
+            moved = {}
+            for name, ot in self.schema.objects.items():
+                count = self._hand_over(conn, ot.table, name, old, new, by, now.replace(tzinfo=None))
+                if count:
+                    moved[name] = count
+            return moved
+
+    def _handover_target(self, conn: sa.Connection, old: int, handover_to: Any) -> int:
+        """The id of the active user receiving the records; ValidationFailed naming handover_to otherwise."""
+        if handover_to is None or str(handover_to).strip() == "":
+            raise ValidationFailed({"handover_to": ["required"]})
+        new = _user_id(handover_to)
+        row = None
+        if new is not None:
+            row = conn.execute(
+                sa.select(self.users.column("active")).where(self.users.table.c.id == new)
+            ).first()
+        if row is None:
+            raise ValidationFailed({"handover_to": [f"no user with id {handover_to}"]})
+        if new == old:
+            raise ValidationFailed({"handover_to": ["must be another user than the one deactivated"]})
+        if row[0] is not True:
+            raise ValidationFailed({"handover_to": ["is inactive: hand over to an active user"]})
+        return new
+
+    def _hand_over(self, conn: sa.Connection, table: sa.Table, obj: str, old: int, new: int, by: str | None,
+                   now: datetime) -> int:
+        """Move `table`'s rows owned by `old` to `new` with their history; returns how many moved.
+
+        PostgreSQL does both in one statement (an UPDATE ... RETURNING feeding the INSERT, both CTEs), so a row
+        committed meanwhile cannot be moved without its entry; SQLite's writer holds the database lock
+        for the whole transaction, so there the history is copied first and the rows updated after.
+        """
+        history = self.schema.history
+        columns = ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"]
+        literals = [
+            sa.literal(obj, history.c.object.type), sa.literal(HANDOVER, history.c.change.type),
+            sa.literal("owner", history.c.field.type), sa.literal(json.dumps(str(old)), history.c.old_value.type),
+            sa.literal(json.dumps(str(new)), history.c.new_value.type),
+            sa.literal(None if by is None else int(by), history.c.user_id.type),
+            sa.literal(now, history.c.at.type),
+        ]
+        update = (table.update().where(table.c.owner == old)
+                  .values(owner=new, version=table.c.version + 1, updated_by=None if by is None else int(by),
+                          updated_at=now))
+        if conn.dialect.name == "postgresql":
+            moved = update.returning(table.c.id).cte("moved")
+            rows = sa.select(literals[0], moved.c.id, *literals[1:]).order_by(moved.c.id)
+            logged = history.insert().from_select(columns, rows).cte("logged")
+            return conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(logged)).scalar_one()
+        rows = sa.select(literals[0], table.c.id, *literals[1:]).where(table.c.owner == old).order_by(table.c.id)
+        conn.execute(history.insert().from_select(columns, rows))
+        return conn.execute(update).rowcount
+
+
+def auth_service(platform) -> Auth:
+    """The platform's Auth (made on first use)."""
+    if "auth" not in platform.services:
+        platform.services["auth"] = Auth(platform)
+    return platform.services["auth"]

@@ -1,0 +1,238 @@
+"""Who may do what: roles from the metadata, applied to one signed-in user.
+
+A role grants per object (or `"*"`, the default for every object the role does not name) the
+operations create/read/edit/delete, named actions and a data scope. A user holding several roles
+gets the union: every operation and action any of them grants, and the rows any of their read
+scopes reaches. An inactive user gets nothing. The data scope is an SQL condition on the table's
+`owner` column; the owner ids behind it come from the user and department rows (a handful each),
+computed once per `Access`, never from the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from .errors import Forbidden, Unauthenticated
+from .storage.convert import from_db
+from .storage.engine import reading
+
+OPERATIONS = ("create", "read", "edit", "delete")
+SCOPES = ("own", "subordinates", "department", "all")
+DEFAULT_SCOPE = "own"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a user's roles together allow on one object; `scopes` come from the roles that grant read."""
+
+    operations: frozenset[str] = frozenset()
+    actions: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+
+
+NO_GRANT = Grant()
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one signed-in user may do: per-object operations, actions and the data scope."""
+
+    user_id: str
+    username: str
+    display_name: str
+    roles: frozenset[str]
+    grants: Mapping[str, Grant] = field(default_factory=dict, repr=False, compare=False)
+    # object -> the owner ids whose rows the user may read (None: every row)
+    visible_owners: Mapping[str, frozenset[int] | None] = field(default_factory=dict, repr=False, compare=False)
+    full_access: bool = False
+    object_order: tuple[str, ...] = ()
+
+    def _grant(self, obj: str) -> Grant:
+        return self.grants.get(obj, NO_GRANT)
+
+    def can(self, obj: str, operation: str) -> bool:
+        return operation in self._grant(obj).operations
+
+    def require(self, obj: str, operation: str) -> None:
+        """Forbidden unless one of the user's roles grants `operation` on `obj`."""
+        if not self.can(obj, operation):
+            raise Forbidden(f"your roles do not allow {operation} on {obj}")
+
+    def can_act(self, obj: str, action: str) -> bool:
+        return action in self._grant(obj).actions
+
+    def require_action(self, obj: str, action: str) -> None:
+        """Forbidden unless one of the user's roles grants the named action on `obj`."""
+        if not self.can_act(obj, action):
+            raise Forbidden(f"your roles do not allow the action {action} on {obj}")
+
+    def scope(self, obj: str, table: sa.Table) -> ColumnElement[bool] | None:
+        """The condition on `table` limiting rows to those the user may read; None: every row.
+
+        An object the user may not read gets a condition no row satisfies.
+        """
+        if not self.can(obj, "read"):
+            return sa.false()
+        owners = self.visible_owners.get(obj, frozenset())
+        if owners is None:
+            return None
+        if len(owners) == 1:
+            return table.c.owner == next(iter(owners))
+        return table.c.owner.in_(sorted(owners))
+
+    def readable_objects(self) -> list[str]:
+        """The objects the user may read, in metadata order (for navigation)."""
+        return [name for name in self.object_order if self.can(name, "read")]
+
+    @property
+    def is_admin(self) -> bool:
+        """Holds a role granting every operation with scope all on every object ("*")."""
+        return self.full_access
+
+
+def role_grant(permissions: Mapping[str, Mapping], obj: str) -> Grant:
+    """One role's grant on `obj`: its entry for the object, else its "*" entry; an operation left out is
+    not granted and a scope left out is own."""
+    entry = permissions.get(obj, permissions.get("*"))
+    if entry is None:
+        return NO_GRANT
+    operations = frozenset(op for op in OPERATIONS if entry.get(op, False))
+    scopes = frozenset({entry.get("scope", DEFAULT_SCOPE)}) if "read" in operations else frozenset()
+    return Grant(operations, frozenset(entry.get("actions", ())), scopes)
+
+
+def combine(grants: Iterable[Grant]) -> Grant:
+    """The union of several roles' grants on one object."""
+    grants = list(grants)
+    return Grant(
+        frozenset().union(*(g.operations for g in grants)),
+        frozenset().union(*(g.actions for g in grants)),
+        frozenset().union(*(g.scopes for g in grants)),
+    )
+
+
+def grants_for(metadata, roles: Iterable[str]) -> dict[str, Grant]:
+    """{object: the union of the roles' grants} for every object of the metadata."""
+    defs = [metadata.roles[r].permissions for r in roles if r in metadata.roles]
+    return {obj: combine(role_grant(p, obj) for p in defs) for obj in metadata.objects}
+
+
+def _has_full_access(metadata, roles: Iterable[str]) -> bool:
+    for name in roles:
+        role = metadata.roles.get(name)
+        entry = role.permissions.get("*") if role else None
+        if entry and all(entry.get(op, False) for op in OPERATIONS) and entry.get("scope") == "all":
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Org:
+    """The organisation as the scopes need it: who reports to whom and the department tree."""
+
+    reports: Mapping[int, list[int]]  # manager -> direct reports
+    members: Mapping[int, list[int]]  # department -> its users
+    child_departments: Mapping[int, list[int]]
+    managed: Mapping[int, list[int]]  # user -> departments they manage
+
+    @classmethod
+    def read(cls, conn: sa.Connection, schema) -> Org:
+        users, departments = schema["user"], schema["department"]
+        reports: dict[int, list[int]] = {}
+        members: dict[int, list[int]] = {}
+        for id_, manager, department in conn.execute(
+            sa.select(users.table.c.id, users.column("manager"), users.column("department"))
+        ):
+            if manager is not None:
+                reports.setdefault(manager, []).append(id_)
+            if department is not None:
+                members.setdefault(department, []).append(id_)
+        children: dict[int, list[int]] = {}
+        managed: dict[int, list[int]] = {}
+        for id_, parent, manager in conn.execute(
+            sa.select(departments.table.c.id, departments.column("parent"), departments.column("manager"))
+        ):
+            if parent is not None:
+                children.setdefault(parent, []).append(id_)
+            if manager is not None:
+                managed.setdefault(manager, []).append(id_)
+        return cls(reports, members, children, managed)
+
+    def subtree(self, roots: Iterable[int]) -> set[int]:
+        """The departments `roots` and every department below them."""
+        found: set[int] = set()
+        stack = list(roots)
+        while stack:
+            dept = stack.pop()
+            if dept not in found:
+                found.add(dept)
+                stack.extend(self.child_departments.get(dept, ()))
+        return found
+
+    def department_members(self, department: int | None, me: int) -> frozenset[int]:
+        """Me and every user of my department and the departments below it."""
+        depts = self.subtree([department]) if department is not None else set()
+        return frozenset({me, *(u for d in depts for u in self.members.get(d, ()))})
+
+    def subordinates(self, me: int) -> frozenset[int]:
+        """Me and everyone below me: my reports and the users of the departments I manage (with their
+        sub-departments), and theirs in turn."""
+        found = {me}
+        stack = [me]
+        seen_depts: set[int] = set()
+        while stack:
+            user = stack.pop()
+            depts = self.subtree(d for d in self.managed.get(user, ()) if d not in seen_depts) - seen_depts
+            seen_depts |= depts
+            for below in [*self.reports.get(user, ()), *(u for d in depts for u in self.members.get(d, ()))]:
+                if below not in found:
+                    found.add(below)
+                    stack.append(below)
+        return frozenset(found)
+
+
+def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Access:
+    """The access of the user `user_id`; Unauthenticated when there is no such user.
+
+    Reads the user and, only when a role's scope needs them, the manager chain and department tree.
+    """
+    if conn is None:
+        with reading(platform.engine) as own:
+            return access_for(platform, user_id, own)
+    metadata, schema = platform.metadata, platform.schema
+    users = schema["user"]
+    text = str(user_id)
+    if not (text.isascii() and text.isdigit()):
+        raise Unauthenticated(f"no user with id {user_id}")
+    row = conn.execute(
+        sa.select(users.column("username"), users.column("display_name"), users.column("roles"),
+                  users.column("active"), users.column("department")).where(users.table.c.id == int(text))
+    ).first()
+    if row is None:
+        raise Unauthenticated(f"no user with id {user_id}")
+    username, display_name, roles_json, active, department = row
+    roles = frozenset(from_db("multi_picklist", roles_json) or ()) if active else frozenset()
+    grants = grants_for(metadata, roles)
+    me = int(text)
+    needed = {s for g in grants.values() for s in g.scopes}
+    org = Org.read(conn, schema) if needed & {"subordinates", "department"} else None
+    owners_by_scope: dict[str, frozenset[int]] = {"own": frozenset({me})}
+    if "subordinates" in needed:
+        owners_by_scope["subordinates"] = org.subordinates(me)
+    if "department" in needed:
+        owners_by_scope["department"] = org.department_members(department, me)
+    visible: dict[str, frozenset[int] | None] = {}
+    for obj, grant in grants.items():
+        if "all" in grant.scopes:
+            visible[obj] = None
+        else:
+            visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes))
+    return Access(
+        text, username, display_name, roles, MappingProxyType(grants), MappingProxyType(visible),
+        _has_full_access(metadata, roles), tuple(metadata.objects),
+    )
