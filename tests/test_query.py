@@ -420,3 +420,17 @@ def test_lead_list_page_is_one_index_range_scan(conn, schema):
         assert "Sort" not in first and "Sort" not in deep
         assert deep.splitlines()[1].strip().startswith(f"->  Index Scan using {index} on lead")
         assert "Index Cond: (((status)::text = 'following'::text) AND (ROW(created_at, id) < ROW(" in deep
+
+
+def test_search_needs_a_text_field(conn, schema):
+    """order_line's title is a lookup (an id column): `q` has nothing to search there."""
+    with pytest.raises(BadRequest) as e:
+        list_page(conn, schema, "order_line", q="x")
+    assert e.value.fields == {"q": ["order_line has no searchable fields"]}
+
+
+def test_nul_characters_are_a_bad_request(conn, schema):
+    with pytest.raises(BadRequest) as e:
+        list_page(conn, schema, "opportunity", filters={"name__contains": "a\x00b"}, q="c\x00")
+    assert e.value.fields == {"name__contains": ["must not contain NUL characters"],
+                              "q": ["must not contain NUL characters"]}

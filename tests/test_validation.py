@@ -210,6 +210,7 @@ FILE_SHAPE = (
     [
         ("title", "x" * 11, ["must be at most 10 characters"]),
         ("title", 5, ["must be text"]),
+        ("title", "a\x00b", ["must not contain NUL characters"]),
         ("email", "zhang@", ["not a valid email address"]),
         ("phone", "1234", ["not a valid phone number"]),
         ("phone", "138-0013-800a", ["not a valid phone number"]),
@@ -264,6 +265,7 @@ FILE_SHAPE = (
         ("file", {**STORED_FILE, "path": "../../etc/passwd"}, ["path must be a relative path inside the file store"]),
         ("file", {**STORED_FILE, "path": "/etc/passwd"}, ["path must be a relative path inside the file store"]),
         ("file", {**UPLOAD, "content_base64": "not base64!"}, ["content_base64 is not valid base64"]),
+        ("file", {**UPLOAD, "content_base64": "5Lit5paH中文"}, ["content_base64 is not valid base64"]),
         ("secret", "short", ["must be between 8 and 1024 characters"]),
     ],
 )

@@ -244,6 +244,7 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         yield from _field_reference(doc, ("title_field",), obj, data["title_field"])
 
 
+SEARCHABLE_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
 OwnFields = list[tuple[JsonPath, Mapping[str, Any], FieldDef]]
 
 
@@ -266,6 +267,9 @@ def check_field_types(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Ca
             continue
         for option in sorted(spec.keys() & (type_options - field_type.options)):
             yield doc.problem((*path, option), f"option {option!r} does not apply to type {f.type!r}")
+        if spec.get("searchable") and f.type not in SEARCHABLE_TYPES:
+            yield doc.problem((*path, "searchable"), f"searchable applies to text fields, not to type {f.type!r} "
+                              f"(text types: {', '.join(sorted(SEARCHABLE_TYPES))})")
 
 
 def check_picklist_fields(

@@ -342,7 +342,7 @@ class File(fields.Field):
             raise self.make_error("too_large")
         try:
             decoded = base64.b64decode(content, validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: text that is not ASCII
             raise self.make_error("base64") from None
         if len(decoded) > MAX_UPLOAD_BYTES:
             raise self.make_error("too_large")
@@ -352,8 +352,15 @@ class File(fields.Field):
 # --------------------------------------------------------------------------- built-in types
 
 
-def _text(**kwargs: Any) -> fields.String:
-    return fields.String(error_messages={"invalid": "must be text"}, **kwargs)
+def _no_nul(value: str) -> None:
+    """NUL cannot be stored (PostgreSQL refuses it in text) and never belongs in a field."""
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL characters")
+
+
+def _text(validate: Any = (), **kwargs: Any) -> fields.String:
+    checks = list(validate) if isinstance(validate, list | tuple) else [validate]
+    return fields.String(error_messages={"invalid": "must be text"}, validate=[_no_nul, *checks], **kwargs)
 
 
 def _at_most(length: int | None) -> list[validate.Validator]:

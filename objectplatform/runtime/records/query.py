@@ -264,6 +264,8 @@ _CONVERT: dict[str, Callable[[str], Any]] = {
 
 def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime) -> ColumnElement[bool]:
     """One `field__op=value` query parameter as a condition."""
+    if "\x00" in raw:
+        raise _Invalid("must not contain NUL characters")
     name, sep, op = param.rpartition("__")
     if not sep:
         name, op = param, "eq"
@@ -291,7 +293,10 @@ def _escape_like(text: str) -> str:
 def _search(ot: ObjectTable, q: str) -> ColumnElement[bool]:
     """`q` as a case-insensitive substring of any searchable field (the title field when none is marked)."""
     obj = ot.object
-    names = obj.searchable_fields or tuple(n for n in (obj.title_field,) if n in obj.fields)
+    if "\x00" in q:
+        raise _Invalid("must not contain NUL characters")
+    names = obj.searchable_fields or tuple(
+        n for n in (obj.title_field,) if n in obj.fields and _KINDS.get(obj.fields[n].type) == "text")
     if not names:
         raise _Invalid(f"{obj.name} has no searchable fields")
     pattern = f"%{_escape_like(q)}%"
