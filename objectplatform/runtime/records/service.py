@@ -137,20 +137,24 @@ class Records:
 
     # ------------------------------------------------------------------------------------ reads
 
-    def get(self, obj: str, id: Any, *, conn: sa.Connection | None = None) -> dict:
-        """The record with its formulas and inline child lines; NotFound when there is none."""
+    def get(self, obj: str, id: Any, *, where=None, conn: sa.Connection | None = None) -> dict:
+        """The record with its formulas and inline child lines; NotFound when there is none.
+
+        `where` (a condition on the object's table, such as the caller's data scope) makes a record
+        it excludes NotFound too, in the same query.
+        """
         ot = self._table(obj)
         with self._reading(conn) as c:
-            record = self._read(c, ot, id)
+            record = self._read(c, ot, id, where=where)
             if record is None:
                 raise NotFound(f"no {obj} with id {id}")
             return record
 
-    def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False) -> dict | None:
+    def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False, where=None) -> dict | None:
         record_id = _record_id(id)
         if record_id is None:
             return None
-        stmt = sa.select(ot.table).where(ot.table.c.id == record_id)
+        stmt = sa.select(ot.table).where(ot.table.c.id == record_id, *([where] if where is not None else []))
         row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
         if row is None:
             return None
@@ -175,13 +179,18 @@ class Records:
                                                   limit=limit, cursor=cursor, where=where, count=count)
         return Page(items, next_cursor, total)
 
-    def history(self, obj: str, id: Any, *, conn: sa.Connection | None = None) -> list[dict]:
-        """The record's audit entries, oldest first (also for a deleted record)."""
-        self._table(obj)
+    def history(self, obj: str, id: Any, *, where=None, conn: sa.Connection | None = None) -> list[dict]:
+        """The record's audit entries, oldest first (also for a deleted record, unless `where` is given:
+        then the record must exist and satisfy it, else NotFound)."""
+        ot = self._table(obj)
         record_id = _record_id(id)
         if record_id is None:
             raise NotFound(f"no {obj} with id {id}")
         with self._reading(conn) as c:
+            if where is not None and c.execute(
+                sa.select(ot.table.c.id).where(ot.table.c.id == record_id, where)
+            ).first() is None:
+                raise NotFound(f"no {obj} with id {id}")
             return history.read(c, self.schema.history, obj, record_id)
 
     # ------------------------------------------------------------------------------- validation
@@ -379,8 +388,10 @@ class Records:
         return None if f is not None and f.type == "password" else record.get(name)
 
     def update(self, obj: str, id: Any, values: Mapping[str, Any], *, version: int | None,
-               user: str | None = None, conn: sa.Connection | None = None, system: bool = False) -> dict:
-        """Change the given fields (and replace inline child lists) of the record read at `version`."""
+               user: str | None = None, where=None, conn: sa.Connection | None = None,
+               system: bool = False) -> dict:
+        """Change the given fields (and replace inline child lists) of the record read at `version`;
+        a record that `where` excludes is NotFound."""
         ot = self._table(obj)
         if version is None and not system:
             raise ValidationFailed({"version": ["required"]})
@@ -389,7 +400,7 @@ class Records:
         saved: list[Path] = []
         with self._writing(conn, saved) as c:
             now = datetime.now(UTC)
-            current = self._read(c, ot, id, lock=True)
+            current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
                 raise NotFound(f"no {obj} with id {id}")
             if version is not None and current["version"] != int(version):
@@ -488,11 +499,13 @@ class Records:
         deletes = [line for line_id, line in existing.items() if line_id not in kept]
         return creates, updates, deletes
 
-    def delete(self, obj: str, id: Any, *, user: str | None = None, conn: sa.Connection | None = None) -> None:
-        """Delete the record and, first, its master_detail children (recursively)."""
+    def delete(self, obj: str, id: Any, *, user: str | None = None, where=None,
+               conn: sa.Connection | None = None) -> None:
+        """Delete the record and, first, its master_detail children (recursively); a record that
+        `where` excludes is NotFound."""
         ot = self._table(obj)
         with self._writing(conn, []) as c:
-            current = self._read(c, ot, id, lock=True)
+            current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
                 raise NotFound(f"no {obj} with id {id}")
             self._delete(c, ot, current, user, datetime.now(UTC))

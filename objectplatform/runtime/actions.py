@@ -1,0 +1,216 @@
+"""Actions: named operations on a record that are more than a field edit (claim, convert, deactivate, ...).
+
+Behaviors and flows register them: `register_action` for an action of one object, `action_provider`
+for actions that follow from the metadata (say, claim on every object with the pool behavior). The
+API, the pages and the CLI all run them with `run_action`, which checks the action exists, the role
+grants it, the record is in the caller's data scope and the parameters are valid, the same way for
+every face. Parameters are declared with field types and validated by the record field validators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+
+from objectplatform.metadata import FieldDef, Label, Metadata, Source
+
+from .errors import NotFound, RuntimeFailure, ValidationFailed
+from .validation import FIELD_VALIDATORS, REQUIRED, converter
+
+MAX_BULK = 500
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an action, typed like a field (`to`: the target of a reference type)."""
+
+    name: str
+    type: str
+    label: Label
+    required: bool = False
+    to: str | None = None
+
+    def field(self) -> FieldDef:
+        return FieldDef(self.name, self.type, self.label, Source("<action parameter>"), required=self.required,
+                        to=self.to)
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """What a handler gets: the caller's access, the record (read within their scope) and the valid params."""
+
+    platform: Any
+    access: Any
+    object: str
+    record: dict
+    params: dict
+
+
+Handler = Callable[[ActionCall], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A named action of an object; its handler returns the action-specific result (beside the record)."""
+
+    object: str
+    name: str
+    label: Label
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    bulk: bool = True  # may also run on many records at once
+
+
+_REGISTERED: dict[tuple[str, str], Action] = {}
+_PROVIDERS: list[Callable[[Metadata], Iterable[Action]]] = []
+
+
+def register_action(obj: str, name: str, handler: Handler, *, label: Label, params: Sequence[Param] = (),
+                    bulk: bool = True) -> Action:
+    """Add an action of object `obj` (available on every platform whose metadata has that object)."""
+    action = Action(obj, name, label, handler, tuple(params), bulk)
+    _REGISTERED[(obj, name)] = action
+    return action
+
+
+def action_provider(provider: Callable[[Metadata], Iterable[Action]]) -> Callable[[Metadata], Iterable[Action]]:
+    """Register a function giving the actions that follow from a platform's metadata."""
+    _PROVIDERS.append(provider)
+    return provider
+
+
+class Actions:
+    """The actions of one platform's objects, with their parameter validators built once."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        metadata: Metadata = platform.metadata
+        found = [a for a in _REGISTERED.values() if a.object in metadata.objects]
+        for provider in _PROVIDERS:
+            found.extend(provider(metadata))
+        self.by_object: dict[str, dict[str, Action]] = {name: {} for name in metadata.objects}
+        for action in found:
+            self.by_object[action.object][action.name] = action
+        self._converters = {
+            (a.object, a.name): {p.name: converter(FIELD_VALIDATORS[p.type](p.field(), metadata)) for p in a.params}
+            for a in found
+        }
+
+    def for_object(self, obj: str) -> list[Action]:
+        return list(self.by_object.get(obj, {}).values())
+
+    def get(self, obj: str, name: str) -> Action:
+        if obj not in self.by_object:
+            raise NotFound(f"unknown object {obj}")
+        action = self.by_object[obj].get(name)
+        if action is None:
+            raise NotFound(f"{obj} has no action {name}")
+        return action
+
+    def params(self, action: Action, data: Any, skip: frozenset[str] = frozenset()) -> dict:
+        """The action's parameters from `data`, converted; ValidationFailed naming every bad one."""
+        if not isinstance(data, Mapping):
+            raise ValidationFailed({"__all__": ["must be an object of parameters"]})
+        converters = self._converters[(action.object, action.name)]
+        values, errors = {}, {}
+        for name, value in data.items():
+            if name in skip:
+                continue
+            if name not in converters:
+                errors[name] = ["unknown parameter"]
+                continue
+            if isinstance(value, str):
+                value = value.strip()
+            if value is None or value == "":
+                values[name] = None
+                continue
+            try:
+                values[name] = converters[name](value)
+            except ValidationError as e:
+                errors[name] = list(e.messages)
+        for p in action.params:
+            if p.required and values.get(p.name) is None and p.name not in errors:
+                errors[p.name] = [REQUIRED]
+        if errors:
+            raise ValidationFailed(errors)
+        return values
+
+    def run(self, access, obj: str, name: str, target: str | list, data: Any) -> dict:
+        """One record (`target` an id): {"record", ...result}; many (`target` a list of ids, a bulk
+        action): {"succeeded": [ids], "failed": [{"id", "error"}]}, each record on its own."""
+        action = self.get(obj, name)
+        bulk = isinstance(target, list)
+        if bulk and not action.bulk:
+            raise NotFound(f"{obj} has no bulk action {name}")
+        access.require_action(obj, name)
+        if not bulk:
+            return self._run_one(access, action, target, self.params(action, data))
+        params = self.params(action, data, skip=frozenset({"ids"}))
+        ids = _ids(target)
+        succeeded, failed = [], []
+        for record_id in ids:
+            try:
+                self._run_one(access, action, record_id, params)
+            except RuntimeFailure as e:
+                failed.append({"id": record_id, "error": e.as_dict()["error"]})
+            else:
+                succeeded.append(record_id)
+        return {"succeeded": succeeded, "failed": failed}
+
+    def _run_one(self, access, action: Action, record_id: Any, params: dict) -> dict:
+        records = self.platform.records
+        obj = action.object
+        record = records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
+        result = dict(action.handler(ActionCall(self.platform, access, obj, record, params)) or {})
+        try:
+            result.setdefault("record", records.get(obj, record["id"]))
+        except NotFound:  # the action removed it
+            result.setdefault("record", None)
+        return {"record": result.pop("record"), **result}
+
+
+def _ids(target: list) -> list[str]:
+    """The ids of a bulk call as strings, each once; ValidationFailed when they are not ids."""
+    if not target:
+        raise ValidationFailed({"ids": ["give at least one id"]})
+    if len(target) > MAX_BULK:
+        raise ValidationFailed({"ids": [f"give at most {MAX_BULK} ids"]})
+    wrong = [f"{item!r} is not a record id" for item in target
+             if isinstance(item, bool) or not isinstance(item, int | str)
+             or not (str(item).isascii() and str(item).isdigit())]
+    if wrong:
+        raise ValidationFailed({"ids": wrong})
+    return list(dict.fromkeys(str(int(item)) for item in target))
+
+
+def actions_service(platform) -> Actions:
+    """The platform's actions (built on first use)."""
+    if "actions" not in platform.services:
+        platform.services["actions"] = Actions(platform)
+    return platform.services["actions"]
+
+
+def run_action(platform, access, obj: str, action: str, target: str | list, params: Any) -> dict:
+    """Run `action` of `obj` as `access` on one record (an id) or, as a bulk action, on a list of ids."""
+    return actions_service(platform).run(access, obj, action, target, params)
+
+
+# ------------------------------------------------------------------------------------ built-ins
+
+
+def _deactivate_user(call: ActionCall) -> dict:
+    """Deactivate the user and hand every record they own to `handover_to`."""
+    from .auth import auth_service
+
+    moved = auth_service(call.platform).deactivate(call.record["id"], call.params["handover_to"],
+                                                    by=call.access.user_id)
+    return {"handed_over": moved}
+
+
+register_action(
+    "user", "deactivate", _deactivate_user, label=Label("停用并交接", "Deactivate and hand over"),
+    params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")],
+)

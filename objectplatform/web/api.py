@@ -1,0 +1,388 @@
+"""The REST API of API.md under /api/v1: tokens, metadata, records, history and actions.
+
+Each endpoint is one runtime call made as the signed-in user's `Access`: the role decides the
+operation (403), the data scope is part of every read and write query (a record outside it is a
+404, like a missing one). Bodies are JSON; every error has the shape built in `errors.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from objectplatform.metadata import SYSTEM_FIELDS, Definition, FieldDef, Label, ObjectDef
+from objectplatform.metadata.fieldtypes import FIELD_TYPES
+from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated
+from objectplatform.runtime.actions import Action, actions_service, run_action
+from objectplatform.runtime.auth import auth_service
+from objectplatform.runtime.permissions import access_for
+
+from . import errors, openapi
+from .app import get_platform
+from .errors import json_response
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+errors.register(bp)
+PUBLIC_ENDPOINTS = frozenset({"api.issue_token"})
+LIST_PARAMETERS = frozenset({"q", "sort", "limit", "cursor"})
+SYSTEM_LABELS = {
+    "id": Label("编号", "ID"),
+    "version": Label("版本", "Version"),
+    "owner": Label("负责人", "Owner"),
+    "created_by": Label("创建人", "Created by"),
+    "created_at": Label("创建时间", "Created at"),
+    "updated_by": Label("最后修改人", "Updated by"),
+    "updated_at": Label("最后修改时间", "Updated at"),
+}
+SYSTEM_ORDER = ("id", "version", "owner", "created_by", "created_at", "updated_by", "updated_at")
+
+
+def init_app(app: Flask) -> None:
+    """Register the /api/v1 blueprint and its JSON error handlers."""
+    errors.init_app(app)
+    app.register_blueprint(bp)
+
+
+# ------------------------------------------------------------------------------ request helpers
+
+
+@bp.before_request
+def _authenticate() -> None:
+    """Every endpoint but POST /auth/token takes `Authorization: Bearer <token>`."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("sign in first: send Authorization: Bearer <token> (from POST /api/v1/auth/token)")
+    platform = get_platform()
+    user = auth_service(platform).user_for_token(token)
+    if user is None:
+        raise Unauthenticated("the token is unknown, expired or revoked; sign in again")
+    g.api_token = token
+    g.access = access_for(platform, user["id"])
+    for name, values in request.args.lists():
+        for value in (name, *values):
+            _refuse_nul(value, name)
+
+
+def _body(empty: Any = None) -> Any:
+    """The request's JSON body; `empty` stands for an empty body where one is allowed."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if empty is None:
+            raise BadRequest("send a JSON body (Content-Type: application/json)")
+        return empty
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise BadRequest(f"send JSON with Content-Type: application/json, not {mimetype or 'no content type'}")
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise BadRequest(f"malformed JSON: {e}") from None
+    _refuse_nul(body, "body")
+    return body
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """No text may hold a NUL character (PostgreSQL cannot store one): a 400 naming where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"{where}: text may not contain the NUL character", {where: ["contains NUL (\\u0000)"]})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, where)
+            _refuse_nul(item, key if where == "body" else f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{i}]")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _object_body(empty: Any = None) -> dict:
+    body = _body(empty)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _object(name: str) -> ObjectDef:
+    obj = get_platform().metadata.objects.get(name)
+    if obj is None:
+        raise NotFound(f"unknown object {name}")
+    return obj
+
+
+def _scope(obj: str):
+    return g.access.scope(obj, get_platform().schema[obj].table)
+
+
+def _label(label: Label | None) -> dict | None:
+    return None if label is None else {"zh": label.zh, "en": label.en}
+
+
+def _raw_label(value: Mapping[str, str] | None) -> dict | None:
+    """A label written in a flow document ({zh?, en?}) with both languages filled."""
+    if not value:
+        return None
+    zh, en = value.get("zh", ""), value.get("en", "")
+    return {"zh": zh or en, "en": en or zh}
+
+
+# ----------------------------------------------------------------------------------- records
+
+
+def record_json(platform: Platform, obj: str, record: Mapping[str, Any]) -> dict:
+    """A record as API.md shows it: system fields, then every field by name (never a password), then
+    inline child lines under the child object's name."""
+    out = {name: record.get(name) for name in SYSTEM_ORDER}
+    for name, f in platform.metadata.objects[obj].fields.items():
+        if f.type != "password":
+            out[name] = record.get(name)
+    for child, _via in platform.records.children.get(obj, ()):
+        if child in record:
+            out[child] = [record_json(platform, child, line) for line in record[child]]
+    return out
+
+
+def _require_children(obj: str, body: Mapping[str, Any], operation: str) -> None:
+    """Inline child lines are written too: the role must allow `operation` on their object."""
+    for child, _via in get_platform().records.children.get(obj, ()):
+        if child in body:
+            g.access.require(child, operation)
+
+
+@bp.post("/auth/token")
+def issue_token() -> Response:
+    body = _object_body()
+    username, password = body.get("username"), body.get("password")
+    problems = {name: ["is required (text)"] for name, value in (("username", username), ("password", password))
+                if not isinstance(value, str) or not value}
+    if problems:
+        raise BadRequest("give a username and a password", problems)
+    token, user = auth_service(get_platform()).issue_token(username, password)
+    return json_response({"token": token, "user": {"id": str(user["id"]), "username": user["username"]}})
+
+
+@bp.delete("/auth/token")
+def revoke_token() -> Response:
+    auth_service(get_platform()).revoke(g.api_token)
+    return Response(status=204)
+
+
+@bp.get("/objects/<obj>/records")
+def list_records(obj: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "read")
+    filters = {}
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise BadRequest(f"{name}: given more than once", {name: ["given more than once"]})
+        if name not in LIST_PARAMETERS:
+            filters[name] = values[0]
+    args = request.args
+    platform = get_platform()
+    page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
+                                 limit=args.get("limit", 50), cursor=args.get("cursor"), where=_scope(obj))
+    items = [record_json(platform, obj, r) for r in page.items]
+    return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
+
+
+@bp.post("/objects/<obj>/records")
+def create_record(obj: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "create")
+    body = _object_body()
+    _require_children(obj, body, "create")
+    platform = get_platform()
+    record = platform.records.create(obj, body, user=g.access.user_id)
+    return json_response(record_json(platform, obj, record), 201)
+
+
+@bp.get("/objects/<obj>/records/<record_id>")
+def get_record(obj: str, record_id: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "read")
+    platform = get_platform()
+    record = platform.records.get(obj, record_id, where=_scope(obj))
+    return json_response(record_json(platform, obj, record))
+
+
+@bp.patch("/objects/<obj>/records/<record_id>")
+def update_record(obj: str, record_id: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "edit")
+    body = _object_body()
+    version = body.pop("version", None)
+    _require_children(obj, body, "edit")
+    platform = get_platform()
+    record = platform.records.update(obj, record_id, body, version=version, user=g.access.user_id,
+                                     where=_scope(obj))
+    return json_response(record_json(platform, obj, record))
+
+
+@bp.delete("/objects/<obj>/records/<record_id>")
+def delete_record(obj: str, record_id: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "delete")
+    get_platform().records.delete(obj, record_id, user=g.access.user_id, where=_scope(obj))
+    return Response(status=204)
+
+
+@bp.get("/objects/<obj>/records/<record_id>/history")
+def record_history(obj: str, record_id: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "read")
+    entries = get_platform().records.history(obj, record_id, where=_scope(obj))
+    return json_response({"items": entries})
+
+
+@bp.post("/objects/<obj>/records/<record_id>/actions/<action>")
+def run_record_action(obj: str, record_id: str, action: str) -> Response:
+    _object(obj)
+    platform = get_platform()
+    result = run_action(platform, g.access, obj, action, record_id, _object_body(empty={}))
+    record = result["record"]
+    result["record"] = None if record is None else record_json(platform, obj, record)
+    return json_response(result)
+
+
+@bp.post("/objects/<obj>/actions/<action>")
+def run_bulk_action(obj: str, action: str) -> Response:
+    _object(obj)
+    body = _object_body()
+    ids = body.get("ids")
+    if not isinstance(ids, list):
+        raise BadRequest("give the records as \"ids\": [...]", {"ids": ["must be a list of record ids"]})
+    return json_response(run_action(get_platform(), g.access, obj, action, ids, body))
+
+
+# ---------------------------------------------------------------------------------- metadata
+
+
+def action_json(action: Action, allowed: bool) -> dict:
+    return {
+        "name": action.name,
+        "label": _label(action.label),
+        "bulk": action.bulk,
+        "allowed": allowed,
+        "params": [{"name": p.name, "type": p.type, "label": _label(p.label), "required": p.required,
+                    **({"target": p.to} if p.to else {})} for p in action.params],
+    }
+
+
+def _actions_json(obj: str) -> list[dict]:
+    return [action_json(a, g.access.can_act(obj, a.name)) for a in actions_service(get_platform()).for_object(obj)]
+
+
+def field_json(f: FieldDef) -> dict:
+    """A field as the runtime sees it after all layers."""
+    computed = FIELD_TYPES[f.type].computed
+    out: dict[str, Any] = {"name": f.name, "type": f.type, "label": _label(f.label),
+                           "required": f.required, "read_only": f.read_only or computed}
+    if f.help is not None:
+        out["help"] = _label(f.help)
+    for key in ("unique", "hidden", "searchable"):
+        if getattr(f, key):
+            out[key] = True
+    if f.type == "password":
+        out["write_only"] = True
+    if f.to:
+        out["target"] = f.to
+    for key in ("max_length", "precision", "scale", "min", "max", "pattern", "expression", "result_type",
+                "picklist"):
+        if getattr(f, key) is not None:
+            out[key] = getattr(f, key)
+    if f.default is not None:
+        out["default"] = f.default
+    if f.rollup is not None:
+        out["rollup"] = {"function": f.rollup.function, "child": f.rollup.child, "via": f.rollup.via,
+                         "field": f.rollup.field}
+    if f.type in ("picklist", "multi_picklist"):
+        out["options"] = [{"value": o.value, "label": _label(o.label), "active": o.active,
+                           "attributes": dict(o.attrs)} for o in f.options]
+    return out
+
+
+def _system_field_json(name: str) -> dict:
+    type_ = SYSTEM_FIELDS[name]
+    return {"name": name, "type": type_, "label": _label(SYSTEM_LABELS[name]), "required": False,
+            "read_only": name != "owner", "system": True, **({"target": "user"} if type_ == "user" else {})}
+
+
+def object_summary(o: ObjectDef) -> dict:
+    return {"name": o.name, "label": _label(o.label), "plural_label": _label(o.plural_label or o.label),
+            "title_field": o.title_field, "actions": _actions_json(o.name)}
+
+
+@bp.get("/meta/objects")
+def meta_objects() -> Response:
+    metadata = get_platform().metadata
+    return json_response({"items": [object_summary(metadata.objects[name]) for name in g.access.readable_objects()]})
+
+
+@bp.get("/meta/objects/<obj>")
+def meta_object(obj: str) -> Response:
+    o = _object(obj)
+    g.access.require(obj, "read")
+    platform = get_platform()
+    list_view = o.list_view
+    body = {
+        **object_summary(o),
+        "permissions": {op: g.access.can(obj, op) for op in ("create", "read", "edit", "delete")},
+        "fields": [_system_field_json(name) for name in SYSTEM_ORDER]
+        + [field_json(f) for f in o.fields.values()],
+        "children": [{"object": child, "field": via} for child, via in platform.records.children.get(obj, ())],
+        "list_view": None if list_view is None else {"columns": list(list_view.columns),
+                                                     "filters": list(list_view.filters), "sort": list(list_view.sort)},
+        "layout": [{"name": s.name, "label": _label(s.label), "fields": list(s.fields), "columns": s.columns}
+                   for s in o.layout],
+        "validation_rules": [{"name": r.name, "field": r.field, "message": _label(r.message)}
+                             for r in o.validation_rules],
+    }
+    return json_response(body)
+
+
+def flow_json(d: Definition) -> dict:
+    """An approval flow, sales process or rule: name, kind, object, label, and a sales process's stages."""
+    data = d.data
+    out: dict[str, Any] = {"name": d.name, "kind": d.kind, "object": d.object, "label": _label(d.label)}
+    if d.kind == "sales_process":
+        out["departments"] = list(data.get("departments", []))
+        out["stages"] = [
+            {"key": s["key"], "label": _raw_label(s["label"]), "probability": s["probability"],
+             "required_fields": list(s.get("required_fields", [])),
+             "tasks": [{"key": t["key"], "label": _raw_label(t["label"]), "required": bool(t.get("required", False))}
+                       for t in s.get("tasks", [])],
+             "approval": s.get("approval")}
+            for s in data["stages"]
+        ]
+    elif d.kind == "approval_flow":
+        out["trigger"] = data.get("trigger")
+        out["steps"] = [{"name": s["name"], "label": _raw_label(s["label"]), "approvers": s["approvers"],
+                         "mode": s.get("mode", "any")} for s in data.get("steps", [])]
+    elif d.kind == "rule":
+        out["trigger"] = data.get("trigger")
+    return out
+
+
+@bp.get("/meta/flows")
+def meta_flows() -> Response:
+    readable = set(g.access.readable_objects())
+    flows = get_platform().metadata.flows.values()
+    return json_response({"items": [flow_json(d) for d in flows if d.object is None or d.object in readable]})
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    cache = current_app.extensions
+    if "objectplatform.openapi" not in cache:
+        platform = get_platform()
+        cache["objectplatform.openapi"] = openapi.document(platform.metadata, actions_service(platform))
+    return json_response(cache["objectplatform.openapi"])

@@ -1,0 +1,33 @@
+"""The app factory: one Flask app per platform, with the API under /api/v1 and the pages at /."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from objectplatform.runtime import Platform, Settings, open_platform
+
+
+def create_app(platform: Platform | None = None, settings: Settings | None = None) -> Flask:
+    """A Flask app serving `platform` (opened from `settings` or the environment when not given)."""
+    platform = platform or open_platform(settings)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=platform.settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["objectplatform"] = platform
+
+    from . import api, pages
+
+    api.init_app(app)
+    pages.init_app(app)
+    return app
+
+
+def get_platform() -> Platform:
+    """The platform of the app handling the current request."""
+    return current_app.extensions["objectplatform"]

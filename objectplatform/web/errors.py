@@ -1,0 +1,108 @@
+"""The API's JSON: one encoder for bodies (decimals as exact JSON numbers) and one builder for errors.
+
+Every error the API answers has the shape of API.md, `{"error": {"code", "message", "fields"?}}`:
+runtime failures, unknown routes and methods, malformed JSON and unexpected failures alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from objectplatform.runtime import RuntimeFailure
+
+API_PREFIX = "/api/"
+ERROR_STATUSES = {
+    400: ("bad_request", "malformed JSON, unknown filter or sort field, bad parameter"),
+    401: ("unauthenticated", "no or bad token"),
+    403: ("forbidden", "the role does not allow it"),
+    404: ("not_found", "unknown object, record or action, or a record outside the caller's scope"),
+    409: ("conflict", "stale version, record already claimed, illegal state transition, limit reached"),
+    422: ("validation_failed", "field or rule errors; fields lists every one"),
+}
+HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+              422: "validation_failed"}
+
+
+def _encode(value: Any) -> str:
+    """JSON text of API data: Decimal as its exact digits, dates and date-times in ISO 8601."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date):
+        return f'"{value.isoformat()}"'
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(_encode(body), status=status, mimetype="application/json")
+
+
+def error_body(code: str, message: str, fields: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """The one error shape: {"error": {"code", "message", "fields"?}}."""
+    error: dict = {"code": code, "message": message}
+    if fields:
+        error["fields"] = {name: list(messages) for name, messages in fields.items()}
+    return {"error": error}
+
+
+def error_response(code: str, message: str, status: int,
+                   fields: Mapping[str, Sequence[str]] | None = None) -> Response:
+    return json_response(error_body(code, message, fields), status)
+
+
+def _runtime_failure(e: RuntimeFailure) -> Response:
+    response = error_response(e.code, e.message, e.status, e.fields)
+    if e.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _http_error(e: HTTPException) -> Response | HTTPException:
+    """Routing and protocol errors under /api/ in the error shape; elsewhere left to the pages."""
+    if not request.path.startswith(API_PREFIX):
+        return e
+    status = e.code or 500
+    if status == 404:
+        message = f"no such endpoint: {request.method} {request.path}"
+    elif status == 405:
+        allowed = ", ".join(sorted(e.valid_methods or []))
+        message = f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
+    else:
+        message = e.description or e.name
+    response = error_response(HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
+                              message, status)
+    if status == 405 and e.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(e.valid_methods))
+    return response
+
+
+def _unexpected(e: Exception) -> Response:
+    """A failure that is the platform's fault: logged, answered as a 500 in the error shape."""
+    if isinstance(e, HTTPException):
+        return _http_error(e)
+    current_app.logger.exception("unexpected failure on %s %s", request.method, request.path)
+    return error_response("internal_error", "the server failed to answer this request; it has been logged", 500)
+
+
+def register(bp: Blueprint) -> None:
+    """Runtime failures and unexpected exceptions of the blueprint's own endpoints in the error shape."""
+    bp.register_error_handler(RuntimeFailure, _runtime_failure)
+    bp.register_error_handler(Exception, _unexpected)
+
+
+def init_app(app: Flask) -> None:
+    """HTTP errors under /api/ (unknown routes and methods, which match no blueprint) in the error shape."""
+    app.register_error_handler(HTTPException, _http_error)

@@ -1,0 +1,338 @@
+"""The OpenAPI 3.1 document of the API, generated from the metadata: every object's record schema (each
+field typed), its list filters, its actions and the error responses.
+
+Built once per app from the definitions only (no database), and served at /api/v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from objectplatform.metadata import FieldDef, Metadata, ObjectDef
+from objectplatform.metadata.fieldtypes import FIELD_TYPES
+from objectplatform.runtime.actions import Action, Actions
+
+from .errors import ERROR_STATUSES
+
+JSON = "application/json"
+NULL = "null"
+BASE64 = "^[A-Za-z0-9+/]*={0,2}$"
+TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
+ORDERED = ("ne", "in", "gt", "gte", "lt", "lte")
+# the filter operators of records/query.py by the kind of value a field holds
+OPERATORS_BY_KIND = {
+    "text": ("eq", *ORDERED, "contains", "isnull"),
+    "ordered": ("eq", *ORDERED, "isnull"),
+    "boolean": ("eq", "ne", "in", "isnull"),
+    "list": ("contains", "isnull"),
+    "other": ("isnull",),
+}
+SYSTEM_SCHEMAS: dict[str, dict] = {
+    "id": {"type": "string"},
+    "version": {"type": "integer"},
+    "owner": {"type": ["string", NULL]},
+    "created_by": {"type": ["string", NULL]},
+    "created_at": {"type": "string", "format": "date-time"},
+    "updated_by": {"type": ["string", NULL]},
+    "updated_at": {"type": "string", "format": "date-time"},
+}
+
+
+def _nullable(schema: dict) -> dict:
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [schema["type"], NULL]}
+
+
+def value_schema(metadata: Metadata, f: FieldDef) -> dict:
+    """The JSON schema of a field's value in a record (without null)."""
+    type_ = f.result_type or "text" if f.type == "formula" else f.type
+    if type_ == "rollup":
+        spec = f.rollup
+        if spec.function == "count":
+            return {"type": "integer"}
+        source = metadata.objects[spec.child].fields[spec.field]
+        source_type = source.result_type if source.type == "formula" else source.type
+        return {"type": "number"} if FIELD_TYPES[source_type].numeric else value_schema(metadata, source)
+    if type_ == "integer":
+        return {"type": "integer"}
+    if FIELD_TYPES[type_].numeric:
+        return {"type": "number"}
+    if type_ == "boolean":
+        return {"type": "boolean"}
+    if type_ == "date":
+        return {"type": "string", "format": "date"}
+    if type_ == "datetime":
+        return {"type": "string", "format": "date-time"}
+    if type_ == "picklist" and f.options:
+        return {"enum": [o.value for o in f.options]}
+    if type_ in ("multi_picklist", "multi_user", "multi_department"):
+        items = {"enum": [o.value for o in f.options]} if f.options else {"type": "string"}
+        return {"type": "array", "items": items}
+    if type_ == "geolocation":
+        return {"type": "object", "properties": {"lat": {"type": "number"}, "lng": {"type": "number"}},
+                "required": ["lat", "lng"]}
+    if type_ == "attachment":
+        return {"type": "object", "required": ["name", "path", "size", "content_type"],
+                "properties": {"name": {"type": "string"}, "path": {"type": "string"},
+                               "size": {"type": "integer"}, "content_type": {"type": "string"}}}
+    return {"type": "string"}
+
+
+def _input_schema(metadata: Metadata, f: FieldDef) -> dict:
+    """What a field accepts on write (numbers also as text, an attachment as an upload)."""
+    if f.type == "attachment":
+        schema = {"type": "object", "required": ["filename", "content_base64"],
+                  "properties": {"filename": {"type": "string"},
+                                 "content_base64": {"type": "string", "pattern": BASE64},
+                                 "content_type": {"type": "string"}}}
+    elif f.type == "password":
+        schema = {"type": "string", "minLength": 8, "writeOnly": True}
+    else:
+        schema = value_schema(metadata, f)
+    if schema.get("type") == "string" and f.max_length and "format" not in schema:
+        schema = {**schema, "maxLength": f.max_length}
+    if f.to:
+        schema = {**schema, "description": f"the id of a {f.to}"}
+    return schema if f.required else _nullable(schema)
+
+
+def _writable(f: FieldDef) -> bool:
+    return not FIELD_TYPES[f.type].computed and not f.read_only
+
+
+def _filter_kind(f: FieldDef | None) -> str:
+    if f is None:  # a system field
+        return "ordered"
+    type_ = f.result_type or "text" if f.type == "formula" else f.type
+    if type_ == "rollup":
+        return "ordered"
+    if type_ in TEXT_TYPES:
+        return "text"
+    if type_ == "boolean":
+        return "boolean"
+    if type_ in ("multi_picklist", "multi_user", "multi_department"):
+        return "list"
+    if type_ in ("geolocation", "attachment"):
+        return "other"
+    return "ordered"
+
+
+def filter_parameters(obj: ObjectDef) -> dict:
+    """The filters of a list as one form-exploded query object: `field`, `field__op` for every operator."""
+    properties: dict[str, Any] = {}
+    for name in (*SYSTEM_SCHEMAS, *obj.fields):
+        f = obj.fields.get(name)
+        if f is not None and f.type == "password":
+            continue
+        for op in OPERATORS_BY_KIND[_filter_kind(f)]:
+            key = name if op == "eq" else f"{name}__{op}"
+            schema: dict[str, Any] = {"type": "string"}
+            if op == "isnull":
+                schema = {"enum": ["true", "false"]}
+            elif op == "in":
+                schema["description"] = "comma-separated values"
+            properties[key] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _content(schema: dict) -> dict:
+    return {JSON: {"schema": schema}}
+
+
+def _responses(ok_status: str, ok: dict | None, *errors: int) -> dict:
+    responses: dict[str, Any] = {}
+    if ok is None:
+        responses[ok_status] = {"description": "done (no body)"}
+    else:
+        responses[ok_status] = {"description": "success", "content": _content(ok)}
+    for status in (401, *errors):
+        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    return dict(sorted(responses.items()))
+
+
+def _label_schema() -> dict:
+    return {"type": ["object", NULL], "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+
+
+def _action_params_schema(metadata: Metadata, action: Action, bulk: bool) -> dict:
+    properties = {p.name: _input_schema(metadata, p.field()) for p in action.params}
+    required = [p.name for p in action.params if p.required]
+    if bulk:
+        properties["ids"] = {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+$"},
+                             "minItems": 1, "maxItems": 500}
+        required.insert(0, "ids")
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> dict:
+    name = obj.name
+    record, input_, patch = _ref(name), _ref(f"{name}_input"), _ref(f"{name}_patch")
+    record_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}}
+    tag = [name]
+    list_params = [
+        {"name": "filters", "in": "query", "style": "form", "explode": True,
+         "schema": filter_parameters(obj)},
+        {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "search the searchable fields"},
+        {"name": "sort", "in": "query", "schema": {"type": "string"}, "description": "e.g. -created_at,name"},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of a page"},
+    ]
+    page = {"type": "object", "required": ["items", "next_cursor", "total"], "additionalProperties": False,
+            "properties": {"items": {"type": "array", "items": record}, "next_cursor": {"type": ["string", NULL]},
+                           "total": {"type": ["integer", NULL]}}}
+    base = f"/objects/{name}"
+    paths: dict[str, Any] = {
+        f"{base}/records": {
+            "get": {"operationId": f"list_{name}", "tags": tag, "summary": f"List {obj.label.en} records",
+                    "parameters": list_params, "responses": _responses("200", page, 400, 403)},
+            "post": {"operationId": f"create_{name}", "tags": tag, "summary": f"Create a {obj.label.en}",
+                     "requestBody": {"required": True, "content": _content(input_)},
+                     "responses": _responses("201", record, 400, 403, 422)},
+        },
+        f"{base}/records/{{id}}": {
+            "parameters": [record_id],
+            "get": {"operationId": f"get_{name}", "tags": tag, "responses": _responses("200", record, 403, 404)},
+            "patch": {"operationId": f"update_{name}", "tags": tag,
+                      "requestBody": {"required": True, "content": _content(patch)},
+                      "responses": _responses("200", record, 400, 403, 404, 409, 422)},
+            "delete": {"operationId": f"delete_{name}", "tags": tag, "responses": _responses("204", None, 403, 404)},
+        },
+        f"{base}/records/{{id}}/history": {
+            "parameters": [record_id],
+            "get": {"operationId": f"history_{name}", "tags": tag,
+                    "responses": _responses("200", _ref("History"), 403, 404)},
+        },
+    }
+    for action in actions:
+        result = {"type": "object", "required": ["record"],
+                  "properties": {"record": {"anyOf": [record, {"type": NULL}]}}}
+        paths[f"{base}/records/{{id}}/actions/{action.name}"] = {
+            "parameters": [record_id],
+            "post": {"operationId": f"{name}_{action.name}", "tags": tag, "summary": action.label.en,
+                     "requestBody": {"content": _content(_action_params_schema(metadata, action, bulk=False))},
+                     "responses": _responses("200", result, 400, 403, 404, 409, 422)},
+        }
+        if action.bulk:
+            paths[f"{base}/actions/{action.name}"] = {
+                "post": {"operationId": f"{name}_{action.name}_bulk", "tags": tag,
+                         "summary": f"{action.label.en} (many records)",
+                         "requestBody": {"required": True,
+                                         "content": _content(_action_params_schema(metadata, action, bulk=True))},
+                         "responses": _responses("200", _ref("BulkResult"), 400, 403, 404, 422)},
+            }
+    return paths
+
+
+def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str, str]]) -> dict:
+    """`<object>` (a record as returned), `<object>_input` (create) and `<object>_patch` (update)."""
+    name = obj.name
+    properties = dict(SYSTEM_SCHEMAS)
+    for f in obj.fields.values():
+        if f.type != "password":
+            properties[f.name] = _nullable(value_schema(metadata, f))
+    required = list(properties)
+    for child, _via in children:
+        properties[child] = {"type": "array", "items": _ref(child)}
+    writable = {"owner": {"type": ["string", NULL], "description": "the id of a user"}}
+    writable.update({f.name: _input_schema(metadata, f) for f in obj.fields.values() if _writable(f)})
+    child_inputs = {child: {"type": "array", "items": _ref(f"{child}_line")} for child, _via in children}
+    creating = [f.name for f in obj.fields.values() if _writable(f) and f.required and f.default is None]
+    line = {field: schema for field, schema in writable.items()
+            if field == "owner" or obj.fields[field].type != "master_detail"}
+    return {
+        name: {"type": "object", "properties": properties, "required": required, "additionalProperties": False},
+        f"{name}_input": {"type": "object", "properties": {**writable, **child_inputs}, "required": creating,
+                          "additionalProperties": False},
+        f"{name}_patch": {"type": "object", "properties": {"version": {"type": "integer", "minimum": 1},
+                                                           **writable, **child_inputs},
+                          "required": ["version"], "additionalProperties": False},
+        f"{name}_line": {"type": "object", "properties": {"id": {"type": "string"}, **line},
+                         "additionalProperties": False},
+    }
+
+
+def document(metadata: Metadata, actions: Actions) -> dict:
+    """The whole OpenAPI 3.1 document."""
+    children: dict[str, list[tuple[str, str]]] = {}
+    for o in metadata.objects.values():
+        for f in o.fields.values():
+            if f.type == "master_detail":
+                children.setdefault(f.to, []).append((o.name, f.name))
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "required": ["error"], "additionalProperties": False,
+                  "properties": {"error": {
+                      "type": "object", "required": ["code", "message"], "additionalProperties": False,
+                      "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                     "fields": {"type": "object",
+                                                "additionalProperties": {"type": "array",
+                                                                         "items": {"type": "string"}}}}}}},
+        "Label": _label_schema(),
+        "History": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+            "type": "object", "required": ["change", "field", "old", "new", "user", "at"],
+            "properties": {"change": {"type": "string"}, "field": {"type": ["string", NULL]}, "old": {}, "new": {},
+                           "user": {"type": ["string", NULL]}, "at": {"type": "string", "format": "date-time"}}}}}},
+        "BulkResult": {"type": "object", "required": ["succeeded", "failed"], "additionalProperties": False,
+                       "properties": {"succeeded": {"type": "array", "items": {"type": "string"}},
+                                      "failed": {"type": "array", "items": {
+                                          "type": "object", "required": ["id", "error"],
+                                          "properties": {"id": {"type": "string"},
+                                                         "error": _ref("Error/properties/error")}}}}},
+        "ObjectSummary": {"type": "object", "required": ["name", "label", "plural_label", "title_field", "actions"],
+                          "properties": {"name": {"type": "string"}, "label": _ref("Label"),
+                                         "plural_label": _ref("Label"), "title_field": {"type": "string"},
+                                         "actions": {"type": "array", "items": {"type": "object"}}}},
+    }
+    paths: dict[str, Any] = {
+        "/auth/token": {
+            "post": {"operationId": "issue_token", "tags": ["auth"], "security": [],
+                     "requestBody": {"required": True, "content": _content({
+                         "type": "object", "required": ["username", "password"],
+                         "properties": {"username": {"type": "string"}, "password": {"type": "string"}}})},
+                     "responses": _responses("200", {
+                         "type": "object", "required": ["token", "user"],
+                         "properties": {"token": {"type": "string"}, "user": {
+                             "type": "object", "required": ["id", "username"],
+                             "properties": {"id": {"type": "string"}, "username": {"type": "string"}}}}}, 400)},
+            "delete": {"operationId": "revoke_token", "tags": ["auth"], "responses": _responses("204", None)},
+        },
+        "/meta/objects": {"get": {"operationId": "meta_objects", "tags": ["meta"], "responses": _responses(
+            "200", {"type": "object", "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": _ref("ObjectSummary")}}})}},
+        "/meta/objects/{object}": {"get": {
+            "operationId": "meta_object", "tags": ["meta"],
+            "parameters": [{"name": "object", "in": "path", "required": True,
+                            "schema": {"enum": list(metadata.objects)}}],
+            "responses": _responses("200", {"allOf": [_ref("ObjectSummary"), {
+                "type": "object", "required": ["fields", "list_view", "layout"],
+                "properties": {"fields": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "type", "label", "required", "read_only"]}}}}]},
+                403, 404)}},
+        "/meta/flows": {"get": {"operationId": "meta_flows", "tags": ["meta"], "responses": _responses(
+            "200", {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+                "type": "object", "required": ["name", "kind", "object"]}}}})}},
+        "/openapi.json": {"get": {"operationId": "openapi", "tags": ["meta"],
+                                  "responses": _responses("200", {"type": "object"})}},
+    }
+    for obj in metadata.objects.values():
+        own_children = children.get(obj.name, [])
+        schemas.update(_record_schemas(metadata, obj, own_children))
+        paths.update(_object_paths(metadata, obj, actions.for_object(obj.name)))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "objectplatform API", "version": "1",
+                 "description": "Generated from the metadata: every object, field and action of this site."},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "responses": {f"E{status}": {"description": f"{code}: {text}", "content": _content(_ref("Error"))}
+                          for status, (code, text) in ERROR_STATUSES.items()},
+        },
+    }

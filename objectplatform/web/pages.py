@@ -1,0 +1,89 @@
+"""The HTML pages: sign-in, navigation, list, record, create/edit forms and actions, for every object.
+
+Pages are generated from the metadata and do nothing the services do not: every read goes through
+`platform.records` with the signed-in user's data scope (`access.scope`, computed once per object and
+request), every write through records or `run_action`. A record outside the scope is a 404 page,
+never a 403 (its existence is not revealed). Every POST carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, g, redirect, render_template, request, session, url_for
+
+from objectplatform.runtime.auth import auth_service
+from objectplatform.runtime.errors import Forbidden, Unauthenticated
+
+from . import csrf, pages_lists, pages_records  # noqa: F401 - their views register on the blueprint
+from .app import get_platform
+from .i18n import LANGUAGES, text
+from .pages_admin import metadata_context
+from .pages_base import bp, local_path
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages at / with secure session cookies (Secure when OBJECTPLATFORM_SECURE_COOKIES=1)."""
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    if os.environ.get("OBJECTPLATFORM_SECURE_COOKIES") == "1":
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.register_blueprint(bp)
+
+
+# ------------------------------------------------------------------------------------ sign-in
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_url = local_path(request.values.get("next"))
+    error = None
+    username = ""
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        try:
+            user = auth_service(get_platform()).authenticate(username, request.form.get("password", ""))
+        except Unauthenticated:
+            error = text("login.failed", g.lang)
+        else:
+            lang = session.get("lang")
+            session.clear()
+            session["user_id"] = str(user["id"])
+            if lang:
+                session["lang"] = lang
+            csrf.renew()
+            return redirect(next_url or url_for("pages.home"))
+    return render_template("pages/login.html", error=error, username=username, next=next_url), \
+        (401 if error else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    csrf.renew()
+    return redirect(url_for("pages.login"))
+
+
+@bp.route("/lang/<code>")
+def switch_language(code: str):
+    if code in LANGUAGES:
+        session["lang"] = code
+    return redirect(local_path(request.args.get("next")) or url_for("pages.home"))
+
+
+@bp.route("/")
+def home():
+    return render_template("pages/home.html")
+
+
+# ------------------------------------------------------------------------------------ metadata browser
+
+
+@bp.route("/admin/metadata")
+def metadata_browser():
+    if not g.access.is_admin:
+        raise Forbidden("the metadata browser is for administrators")
+    return render_template("pages/metadata.html", **metadata_context(get_platform().metadata, g.lang))

@@ -1,0 +1,150 @@
+"""What every page shares: the blueprint, the signed-in user's access loaded per request, the CSRF
+check, security headers, the error pages and the helpers the views use (data scope once per object
+and request, value display, safe redirects)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, flash, g, get_flashed_messages, redirect, render_template, request, session, url_for
+
+from objectplatform.metadata import ObjectDef
+from objectplatform.runtime.actions import actions_service
+from objectplatform.runtime.errors import NotFound, RuntimeFailure, Unauthenticated
+from objectplatform.runtime.permissions import access_for
+
+from . import csrf
+from .app import get_platform
+from .i18n import language, text, translator
+from .pages_view import REFERENCE_TYPES as REFERENCE_TYPES
+from .pages_view import Display, object_label
+
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static/pages")
+
+PUBLIC_ENDPOINTS = frozenset({"pages.login", "pages.switch_language", "pages.static"})
+
+
+# ------------------------------------------------------------------------------------ request setup
+
+
+@bp.before_request
+def _before() -> Any:
+    g.lang = language()
+    if not csrf.request_is_valid():
+        return error_page(400, text("error.csrf", g.lang))
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        g.access = None
+        return None
+    user_id = session.get("user_id")
+    g.access = _access(user_id) if user_id else None
+    if g.access is None:
+        session.pop("user_id", None)
+        flash(text("login.required", g.lang), "info")
+        return redirect(url_for("pages.login", next=request.full_path if request.method == "GET" else None))
+    return None
+
+
+def _access(user_id: str):
+    """The signed-in user's Access, or None when they are gone or inactive."""
+    platform = get_platform()
+    try:
+        access = access_for(platform, user_id)
+    except Unauthenticated:
+        return None
+    if not access.roles and platform.records.get("user", user_id).get("active") is False:
+        return None
+    return access
+
+
+@bp.after_request
+def _headers(response):
+    """No framing, no sniffing, scripts and styles from this site only (the pages have no inline script)."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'")
+    return response
+
+
+@bp.app_context_processor
+def _context() -> dict:
+    lang = g.get("lang") or language()
+    access = g.get("access")
+    platform = get_platform()
+    nav = []
+    if access is not None:
+        nav = [(name, object_label(platform.metadata.objects[name], lang, plural=True))
+               for name in access.readable_objects()]
+    return {"_": translator(lang), "lang": lang, "access": access, "nav": nav, "csrf_token": csrf.token,
+            "other_lang": "en" if lang == "zh" else "zh", "messages": get_flashed_messages(with_categories=True)}
+
+
+def error_page(status: int, message: str | None = None):
+    lang = g.get("lang") or language()
+    title = text(f"error.{status}" if status in (400, 403, 404) else "error.title", lang)
+    return render_template("pages/error.html", status=status, title=title, message=message), status
+
+
+@bp.errorhandler(RuntimeFailure)
+def _failure(e: RuntimeFailure):
+    if isinstance(e, NotFound):
+        return error_page(404, text("error.404_detail", g.lang))
+    return error_page(e.status if e.status in (400, 403) else 400, e.message)
+
+
+@bp.errorhandler(404)
+def _not_found(e):
+    return error_page(404, text("error.404_detail", g.get("lang") or language()))
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def object_def(name: str, operation: str = "read") -> ObjectDef:
+    """The object definition, after checking the user may `operation` it (404 for an unknown object)."""
+    obj = get_platform().metadata.objects.get(name)
+    if obj is None:
+        raise NotFound(f"unknown object {name}")
+    g.access.require(name, operation)
+    return obj
+
+
+def scope(obj: str):
+    """The user's data scope on `obj`'s table, computed once per request."""
+    scopes = g.setdefault("scopes", {})
+    if obj not in scopes:
+        scopes[obj] = g.access.scope(obj, get_platform().schema[obj].table)
+    return scopes[obj]
+
+
+def page_display() -> Display:
+    if "display" not in g:
+        g.display = Display(get_platform(), g.access, g.lang)
+    return g.display
+
+
+def local_path(target_: str | None) -> str | None:
+    """`target_` when it is a path on this site (no scheme, no host), else None."""
+    if target_ and target_.startswith("/") and not target_.startswith("//") and "\\" not in target_:
+        return target_
+    return None
+
+
+def url_with(**changes: Any) -> str:
+    """The current URL with some query parameters replaced (None removes one)."""
+    args = {k: v for k, v in request.args.items(multi=False)}
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return request.path + ("?" + urlencode(args) if args else "")
+
+
+def available_actions(obj: str, bulk: bool = False) -> list:
+    return [a for a in actions_service(get_platform()).for_object(obj)
+            if (a.bulk or not bulk) and g.access.can_act(obj, a.name)]

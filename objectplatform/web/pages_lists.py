@@ -1,0 +1,161 @@
+"""The list page of every object (columns, filters, search, sort, cursor pages, bulk actions) and the
+JSON behind search-as-you-type lookups; both read through records.list within the user's scope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+
+from flask import g, jsonify, render_template, request
+
+from objectplatform.metadata import ObjectDef
+from objectplatform.runtime.errors import BadRequest
+
+from .app import get_platform
+from .i18n import text
+from .pages_base import REFERENCE_TYPES, available_actions, bp, object_def, page_display, scope, url_with
+from .pages_view import ORG_TIME, field_label, field_type, object_label, target
+
+PAGE_SIZE = 50
+MAX_TRAIL = 20  # pages the "previous" link can walk back; beyond that, "first page"
+LIST_PARAMS = frozenset({"q", "sort", "cursor", "trail", "page"})
+TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "auto_number"})
+
+
+def _filter_controls(obj: ObjectDef, args: Mapping[str, str]) -> tuple[list[dict], dict[str, str]]:
+    """The list view's filters as controls (with their current values) and as records.list filters."""
+    display = page_display()
+    controls, filters = [], {}
+    for name in obj.list_view.filters if obj.list_view else ():
+        kind = field_type(obj, name)
+        control = {"name": name, "label": field_label(obj, name, g.lang), "kind": kind}
+        if kind in ("date", "datetime"):
+            low, high = args.get(f"{name}__from", ""), args.get(f"{name}__to", "")
+            control.update(widget="dates", low=low, high=high)
+            if low:
+                filters[f"{name}__gte"] = _day_start(low, kind)
+            if high:
+                filters[f"{name}__lt" if kind == "datetime" else f"{name}__lte"] = _day_start(high, kind, next_day=True)
+        elif kind == "picklist":
+            f = obj.fields[name]
+            control.update(widget="select", value=args.get(name, ""),
+                           options=[(o.value, o.label.get(g.lang)) for o in f.options])
+        elif kind == "boolean":
+            control.update(widget="select", value=args.get(name, ""),
+                           options=[("true", text("value.yes", g.lang)), ("false", text("value.no", g.lang))])
+        elif kind in REFERENCE_TYPES:
+            value = args.get(name, "")
+            if value:
+                display.want(obj, [{name: value}], [name])
+            control.update(widget="lookup", value=value, target=target(obj, name),
+                           title=display.title(target(obj, name), value) if value else "")
+        else:  # text-like fields match a part; numbers and the rest their whole value
+            key = f"{name}__contains" if kind in TEXT_TYPES else name
+            control.update(widget="text", key=key, value=args.get(key, ""))
+            if args.get(key):
+                filters[key] = args[key]
+            controls.append(control)
+            continue
+        if control.get("value"):
+            filters[name] = control["value"]
+        controls.append(control)
+    shown = {c["name"] for c in controls}
+    for key, value in args.items():  # other field filters given in the URL (a related list's "view all")
+        name, _, op = key.partition("__")
+        if key in LIST_PARAMS or not value or name in shown or op == "title":
+            continue
+        if op in ("from", "to") and field_type(obj, name) in ("date", "datetime"):
+            kind = field_type(obj, name)
+            bound = "gte" if op == "from" else "lt" if kind == "datetime" else "lte"
+            filters[f"{name}__{bound}"] = _day_start(value, kind, next_day=op == "to")
+        elif key not in filters:
+            filters[key] = value
+    return controls, filters
+
+
+def _day_start(day: str, kind: str, next_day: bool = False) -> str:
+    """A date typed in a filter as the filter value: for a date-time field, that day's start (or the
+    next day's) in the organisation's time."""
+    if kind == "date":
+        return day
+    try:
+        start = datetime.combine(date.fromisoformat(day) + timedelta(days=1 if next_day else 0),
+                                 datetime.min.time(), ORG_TIME)
+    except ValueError:
+        return day  # the list reports it as a bad date
+    return start.isoformat()
+
+
+def columns_of(obj: ObjectDef) -> list[str]:
+    if obj.list_view:
+        return list(obj.list_view.columns)
+    return [obj.title_field if obj.title_field in obj.fields else "id", "owner", "created_at"]
+
+
+def _sortable(obj: ObjectDef, name: str) -> bool:
+    ot = get_platform().schema[obj.name]
+    kind = field_type(obj, name)
+    return (len(ot.columns.get(name, ())) == 1 and kind not in ("multi_picklist", "multi_user", "multi_department",
+                                                                  "attachment", "geolocation", "password"))
+
+
+@bp.route("/o/<obj>")
+def list_records(obj: str):
+    definition = object_def(obj)
+    args = request.args
+    controls, filters = _filter_controls(definition, args)
+    q = args.get("q", "").strip()
+    sort = args.get("sort", "").strip() or None
+    cursor = args.get("cursor") or None
+    trail = args["trail"].split(",") if "trail" in args else []  # the cursors of the pages before this one
+    number = int(args["page"]) if cursor and args.get("page", "").isdigit() else 1
+    page = get_platform().records.list(obj, filters=filters, q=q or None, sort=sort, cursor=cursor,
+                                       limit=PAGE_SIZE, where=scope(obj))
+    columns = columns_of(definition)
+    display = page_display()
+    display.want(definition, page.items, columns)
+    current = sort or ",".join(definition.list_view.sort if definition.list_view else ("-created_at",))
+    headers = []
+    for name in columns:
+        sortable = _sortable(definition, name)
+        direction = "asc" if current == name else "desc" if current == f"-{name}" else None
+        link = url_with(sort=f"-{name}" if direction == "asc" else name, cursor=None, trail=None, page=None) \
+            if sortable else None
+        headers.append({"name": name, "label": field_label(definition, name, g.lang), "link": link,
+                        "direction": direction})
+    rows = []
+    for r in page.items:
+        title = display.record_title(definition, r)
+        first = display.text(definition, columns[0], r.get(columns[0])) or title  # the link to the record
+        rows.append({"id": r["id"], "title": title,
+                     "cells": [first, *(display.html(definition, name, r.get(name)) for name in columns[1:])]})
+    pager = {"number": number, "total": page.total}
+    if page.next_cursor:
+        pager["next"] = url_with(cursor=page.next_cursor, trail=",".join([*trail, cursor or ""][-MAX_TRAIL:]),
+                                 page=str(number + 1))
+    if cursor:
+        pager["first"] = url_with(cursor=None, trail=None, page=None)
+        if trail:
+            previous = trail[-1]
+            pager["prev"] = url_with(cursor=previous or None, trail=",".join(trail[:-1]) if previous else None,
+                                     page=str(number - 1) if previous else None)
+    return render_template(
+        "pages/list.html", obj=definition, object_label=object_label(definition, g.lang, plural=True),
+        single_label=object_label(definition, g.lang), headers=headers, rows=rows, controls=controls, q=q,
+        pager=pager, bulk_actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj, bulk=True)],
+        can_create=g.access.can(obj, "create"), list_url=request.full_path.rstrip("?"),
+        searchable=bool(definition.searchable_fields or definition.title_field in definition.fields),
+    )
+
+
+@bp.route("/o/<obj>/lookup")
+def lookup(obj: str):
+    """Records of `obj` matching `q` in the user's scope, for search-as-you-type inputs: [{id, title}]."""
+    definition = object_def(obj)
+    q = request.args.get("q", "").strip()
+    try:
+        page = get_platform().records.list(obj, q=q or None, limit=20, where=scope(obj), count=False)
+    except BadRequest:
+        return jsonify(items=[])
+    display = page_display()
+    return jsonify(items=[{"id": r["id"], "title": display.record_title(definition, r)} for r in page.items])

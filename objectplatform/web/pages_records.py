@@ -1,0 +1,282 @@
+"""One record's pages: the record (layout sections, related lists, history, actions), delete, the
+generated create/edit forms with inline errors and stale-edit handling, and running actions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import flash, g, redirect, render_template, request, send_from_directory, url_for
+
+from objectplatform.metadata import ObjectDef
+from objectplatform.runtime.actions import actions_service, run_action
+from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
+
+from .app import get_platform
+from .forms import FormBuilder, make_input, posted
+from .i18n import error_text, text
+from .pages_base import REFERENCE_TYPES, available_actions, bp, local_path, object_def, page_display, scope
+from .pages_lists import columns_of
+from .pages_view import field_label, object_label
+
+RELATED_SIZE = 10
+
+
+# ------------------------------------------------------------------------------------ one record
+
+
+def _sections(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
+    """The layout's sections as labelled values, then any field the layout leaves out."""
+    display = page_display()
+    placed: set[str] = set()
+    sections = []
+    for section in obj.layout:
+        names = [n for n in section.fields if n not in obj.fields or obj.fields[n].type != "password"]
+        placed.update(section.fields)
+        sections.append({"label": section.label.get(g.lang), "columns": section.columns, "names": names})
+    rest = [n for n, f in obj.fields.items() if n not in placed and not f.hidden and f.type != "password"]
+    if rest:
+        sections.append({"label": text("record.other", g.lang), "columns": 2, "names": rest})
+    for section in sections:
+        display.want(obj, [record], section["names"])
+    for section in sections:
+        section["items"] = [(field_label(obj, n, g.lang), display.html(obj, n, record.get(n), record["id"]))
+                            for n in section["names"]]
+    return sections
+
+
+def _related(obj: ObjectDef, record_id: str) -> list[dict]:
+    """Each object's records whose lookup or master_detail field points at this record, in the user's scope."""
+    platform = get_platform()
+    display = page_display()
+    found = []
+    for other in platform.metadata.objects.values():
+        pointing = [f for f in other.fields.values() if f.type in ("lookup", "master_detail") and f.to == obj.name]
+        if not pointing or not g.access.can(other.name, "read"):
+            continue
+        for f in pointing:
+            page = platform.records.list(other.name, filters={f.name: record_id}, limit=RELATED_SIZE,
+                                         where=scope(other.name))
+            columns = [c for c in columns_of(other) if c != f.name][:6]
+            display.want(other, page.items, columns)
+            label = object_label(other, g.lang, plural=True)
+            if len(pointing) > 1 or other.name == obj.name:
+                label = f"{label}（{f.label.get(g.lang)}）" if g.lang == "zh" else f"{label} ({f.label.get(g.lang)})"
+            found.append({"object": other, "field": f.name, "label": label, "page": page, "columns": columns,
+                          "can_create": g.access.can(other.name, "create") and not f.read_only})
+    for item in found:
+        other = item["object"]
+        item["headers"] = [field_label(other, c, g.lang) for c in item["columns"]]
+        columns = item["columns"]
+        item["rows"] = [{"id": r["id"],
+                         "cells": [display.text(other, columns[0], r.get(columns[0])) or display.record_title(other, r),
+                                   *(display.html(other, c, r.get(c)) for c in columns[1:])]}
+                        for r in item["page"].items]
+    return found
+
+
+def _history(obj: ObjectDef, record_id: str) -> list[dict]:
+    display = page_display()
+    entries = get_platform().records.history(obj.name, record_id, where=scope(obj.name))
+    for e in entries:
+        if e["field"]:
+            display.want(obj, [{e["field"]: e["old"]}, {e["field"]: e["new"]}], [e["field"]])
+        if e["user"]:
+            display.want(obj, [{"created_by": e["user"]}], ["created_by"])
+    shown = []
+    for e in reversed(entries):
+        key = f"change.{e['change']}"
+        shown.append({
+            "at": display.text(obj, "created_at", e["at"]),
+            "user": display.html(obj, "created_by", e["user"]) if e["user"] else "",
+            "change": text(key, g.lang) if key in _CHANGES else e["change"],
+            "field": field_label(obj, e["field"], g.lang) if e["field"] else "",
+            "old": display.html(obj, e["field"], e["old"]) if e["field"] else "",
+            "new": display.html(obj, e["field"], e["new"]) if e["field"] else "",
+        })
+    return shown
+
+
+_CHANGES = frozenset({"change.create", "change.update", "change.delete", "change.handover"})
+
+
+@bp.route("/o/<obj>/<id>")
+def record(obj: str, id: str):
+    definition = object_def(obj)
+    current = get_platform().records.get(obj, id, where=scope(obj))
+    tab = request.args.get("tab", "details")
+    display = page_display()
+    context = {"sections": [], "related": [], "history": []}
+    if tab == "history":
+        context["history"] = _history(definition, current["id"])
+    else:
+        tab = "details"
+        context["sections"] = _sections(definition, current)
+        context["related"] = _related(definition, current["id"])
+    return render_template(
+        "pages/record.html", obj=definition, record=current, tab=tab,
+        object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
+        actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj)], can_edit=g.access.can(obj, "edit"),
+        can_delete=g.access.can(obj, "delete"), **context,
+    )
+
+
+@bp.route("/o/<obj>/<id>/file/<field>")
+def attachment(obj: str, id: str, field: str):
+    """The file an attachment field of a record (in the user's scope) holds, as a download."""
+    definition = object_def(obj)
+    f = definition.fields.get(field)
+    stored = get_platform().records.get(obj, id, where=scope(obj)).get(field) if f and f.type == "attachment" else None
+    if not stored:
+        raise NotFound(f"no file in {obj}.{field}")
+    return send_from_directory(get_platform().settings.attachments_path, stored["path"], as_attachment=True,
+                               download_name=stored["name"], mimetype=stored["content_type"])
+
+
+@bp.route("/o/<obj>/<id>/delete", methods=["POST"])
+def delete(obj: str, id: str):
+    definition = object_def(obj, "delete")
+    get_platform().records.delete(obj, id, user=g.access.user_id, where=scope(obj))
+    flash(text("record.deleted", g.lang), "success")
+    return redirect(url_for("pages.list_records", obj=definition.name))
+
+
+# ------------------------------------------------------------------------------------ forms
+
+
+def _form_page(builder: FormBuilder, form, status: int = 200, **context):
+    return render_template("pages/form.html", form=form, obj=builder.obj,
+                           object_label=object_label(builder.obj, g.lang), **context), status
+
+
+@bp.route("/o/<obj>/new", methods=["GET", "POST"])
+def create(obj: str):
+    definition = object_def(obj, "create")
+    builder = FormBuilder(get_platform(), g.access, definition, page_display(), g.lang)
+    heading = text("form.new", g.lang, object=object_label(definition, g.lang))
+    cancel = local_path(request.values.get("next")) or url_for("pages.list_records", obj=obj)
+    if request.method == "GET":
+        given = {k: v for k, v in request.args.items() if k in definition.fields}
+        return _form_page(builder, builder.from_record(given), heading=heading, cancel=cancel)
+    values, form = builder.read(request.form, request.files, creating=True)
+    try:
+        created = get_platform().records.create(obj, values, user=g.access.user_id)
+    except ValidationFailed as e:
+        return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel)
+    flash(text("record.created", g.lang), "success")
+    return redirect(url_for("pages.record", obj=obj, id=created["id"]))
+
+
+@bp.route("/o/<obj>/<id>/edit", methods=["GET", "POST"])
+def edit(obj: str, id: str):
+    definition = object_def(obj, "edit")
+    platform = get_platform()
+    current = platform.records.get(obj, id, where=scope(obj))
+    display = page_display()
+    builder = FormBuilder(platform, g.access, definition, display, g.lang)
+    heading = text("form.edit", g.lang, object=object_label(definition, g.lang),
+                   title=display.record_title(definition, current))
+    cancel = url_for("pages.record", obj=obj, id=current["id"])
+    if request.method == "GET":
+        return _form_page(builder, builder.from_record(current), heading=heading, cancel=cancel,
+                          version=current["version"])
+    version = request.form.get("version", "")
+    values, form = builder.read(request.form, request.files, creating=False)
+    try:
+        platform.records.update(obj, id, values, version=version, user=g.access.user_id, where=scope(obj))
+    except ValidationFailed as e:
+        return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel,
+                          version=version)
+    except Conflict:
+        latest = platform.records.get(obj, id, where=scope(obj))
+        display.want(definition, [latest], ["updated_by"])
+        conflict = text("conflict.message", g.lang, user=display.text(definition, "updated_by", latest["updated_by"]),
+                        at=display.text(definition, "updated_at", latest["updated_at"]), version=latest["version"])
+        return _form_page(builder, form, 409, heading=heading, cancel=cancel, version=version, conflict=conflict,
+                          reload=url_for("pages.edit", obj=obj, id=current["id"]))
+    flash(text("record.saved", g.lang), "success")
+    return redirect(url_for("pages.record", obj=obj, id=current["id"]))
+
+
+# ------------------------------------------------------------------------------------ actions
+
+
+def _param_inputs(action, data=None, errors: Mapping[str, list[str]] | None = None) -> list:
+    inputs = []
+    for p in action.params:
+        f = p.field()
+        if data is None:
+            value = (None, "") if f.type in REFERENCE_TYPES else ""
+        else:
+            value = posted(f, p.name, data, request.files)[1]
+        item = make_input(f, p.name, value, g.lang)
+        item.errors = [error_text(m, g.lang) for m in (errors or {}).get(p.name, [])]
+        inputs.append(item)
+    return inputs
+
+
+def _read_params(action) -> dict:
+    params = {}
+    for p in action.params:
+        value = posted(p.field(), p.name, request.form, request.files)[0]
+        if value is not ...:
+            params[p.name] = value
+    return params
+
+
+def _action_page(action, obj: ObjectDef, ids: list[str], back: str, errors=None, status: int = 200):
+    data = request.form if errors is not None else None
+    general = [error_text(m, g.lang) for k, ms in (errors or {}).items()
+               if k not in {p.name for p in action.params} for m in ms]
+    return render_template("pages/action.html", action=action, label=action.label.get(g.lang), obj=obj, ids=ids,
+                           inputs=_param_inputs(action, data, errors), back=back, general_errors=general,
+                           object_label=object_label(obj, g.lang)), status
+
+
+@bp.route("/o/<obj>/<id>/action/<name>", methods=["POST"])
+def run_one(obj: str, id: str, name: str):
+    definition = object_def(obj)
+    platform = get_platform()
+    action = actions_service(platform).get(obj, name)
+    g.access.require_action(obj, name)
+    record_url = url_for("pages.record", obj=obj, id=id)
+    if action.params and request.form.get("__params") != "1":
+        platform.records.get(obj, id, where=scope(obj))
+        return _action_page(action, definition, [id], record_url)
+    try:
+        result = run_action(platform, g.access, obj, name, id, _read_params(action))
+    except ValidationFailed as e:
+        return _action_page(action, definition, [id], record_url, e.fields, 422)
+    flash(text("action.done", g.lang, action=action.label.get(g.lang)), "success")
+    if result.get("record") is None:
+        return redirect(url_for("pages.list_records", obj=obj))
+    return redirect(record_url)
+
+
+@bp.route("/o/<obj>/bulk", methods=["POST"])
+def run_bulk(obj: str):
+    definition = object_def(obj)
+    platform = get_platform()
+    name = request.form.get("action", "")
+    back = local_path(request.form.get("next")) or url_for("pages.list_records", obj=obj)
+    ids = [i for i in request.form.getlist("ids") if i]
+    if not ids:
+        flash(text("action.none_selected", g.lang), "error")
+        return redirect(back)
+    action = actions_service(platform).get(obj, name)
+    g.access.require_action(obj, name)
+    if action.params and request.form.get("__params") != "1":
+        return _action_page(action, definition, ids, back)
+    try:
+        result = run_action(platform, g.access, obj, name, ids, _read_params(action))
+    except ValidationFailed as e:
+        return _action_page(action, definition, ids, back, e.fields, 422)
+    label = action.label.get(g.lang)
+    flash(text("action.bulk_done", g.lang, action=label, ok=len(result["succeeded"]), failed=len(result["failed"])),
+          "success" if not result["failed"] else "error")
+    for failure in result["failed"]:
+        error = failure["error"]
+        messages = [error_text(m, g.lang) for ms in error.get("fields", {}).values() for m in ms]
+        flash(text("action.bulk_failure", g.lang, id=failure["id"],
+                   message="; ".join(messages) or error_text(error["message"], g.lang)), "error")
+    return redirect(back)

@@ -1,0 +1,238 @@
+"""How the pages show values: labels in the page's language, option labels, dates in the organisation's
+time, and referenced records by their titles (fetched in one scoped query per target object)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from flask import url_for
+from markupsafe import Markup, escape
+
+from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, ObjectDef
+from objectplatform.runtime.storage.engine import reading
+
+from .i18n import text
+
+# The organisation's clock (China Standard Time, no daylight saving): dates and times are shown and
+# entered in it; the database keeps UTC.
+ORG_TIME = timezone(timedelta(hours=8), "CST")
+REFERENCE_TYPES = frozenset({"lookup", "master_detail", "user", "department"})
+MULTI_REFERENCE_TYPES = frozenset({"multi_user", "multi_department"})
+SYSTEM_REFERENCES = frozenset({"owner", "created_by", "updated_by"})
+
+
+def field_type(obj: ObjectDef, name: str) -> str:
+    """The type of a field or system field; a formula counts as its result type."""
+    f = obj.fields.get(name)
+    if f is None:
+        return SYSTEM_FIELDS.get(name, "text")
+    return (f.result_type or "text") if f.type == "formula" else f.type
+
+
+def target(obj: ObjectDef, name: str) -> str | None:
+    """The object a reference field (system ones included) points at."""
+    if name in SYSTEM_REFERENCES:
+        return "user"
+    f = obj.fields.get(name)
+    return f.to if f is not None else None
+
+
+def field_label(obj: ObjectDef, name: str, lang: str) -> str:
+    f = obj.fields.get(name)
+    if f is not None:
+        return f.label.get(lang)
+    if name in SYSTEM_FIELDS:
+        return text(f"field.{name}", lang)
+    return name
+
+
+def object_label(obj: ObjectDef, lang: str, plural: bool = False) -> str:
+    return (obj.plural_label if plural and obj.plural_label else obj.label).get(lang)
+
+
+def local_time(value: datetime) -> datetime:
+    return value.astimezone(ORG_TIME)
+
+
+def _as_decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _plain_number(value: Decimal) -> str:
+    """A decimal without trailing zeros after the point (3.50 -> 3.5, 2.00 -> 2)."""
+    text_ = format(value, "f")
+    return text_.rstrip("0").rstrip(".") if "." in text_ else text_
+
+
+class Display:
+    """Values of one page's records as text and links, for one signed-in user in one language.
+
+    Call `want` for every record shown first, so the titles of all referenced records are fetched
+    together (one query per target object, within the user's scope of it).
+    """
+
+    def __init__(self, platform, access, lang: str):
+        self.platform = platform
+        self.metadata = platform.metadata
+        self.access = access
+        self.lang = lang
+        self._wanted: dict[str, set[str]] = {}
+        self._titles: dict[str, dict[str, str]] = {}
+
+    # ------------------------------------------------------------------------------ titles
+
+    def want(self, obj: ObjectDef, records: Iterable[Mapping[str, Any]], names: Iterable[str]) -> None:
+        """Note the references that `names` of `records` hold, to fetch their titles at once."""
+        names = [n for n in names if target(obj, n) or field_type(obj, n) in MULTI_REFERENCE_TYPES]
+        for record in records:
+            for name in names:
+                value = record.get(name)
+                ids = value if isinstance(value, list) else [value]
+                to = target(obj, name)
+                for item in ids:
+                    if item not in (None, "") and to is not None and str(item) not in self._titles.get(to, {}):
+                        self._wanted.setdefault(to, set()).add(str(item))
+
+    def _fetch(self) -> None:
+        while self._wanted:
+            wanted, self._wanted = self._wanted, {}
+            for obj_name, ids in wanted.items():
+                self._titles.setdefault(obj_name, {}).update(self._fetch_titles(obj_name, ids))
+
+    def _fetch_titles(self, obj_name: str, ids: set[str]) -> dict[str, str]:
+        """{id: title} of the records of `obj_name` the user may read (others keep their id as title)."""
+        obj = self.metadata.objects.get(obj_name)
+        numeric = sorted(int(i) for i in ids if i.isascii() and i.isdigit())
+        if obj is None or not numeric or not self.access.can(obj_name, "read"):
+            return {}
+        ot = self.platform.schema[obj_name]
+        title = obj.title_field if obj.title_field in ot.columns else "id"
+        if len(ot.columns[title]) != 1:
+            title = "id"
+        where = self.access.scope(obj_name, ot.table)
+        stmt = sa.select(ot.table.c.id, ot.column(title)).where(ot.table.c.id.in_(numeric))
+        if where is not None:
+            stmt = stmt.where(where)
+        with reading(self.platform.engine) as conn:
+            rows = conn.execute(stmt).all()
+        found = {str(row[0]): row[1] for row in rows}
+        if title == "id":
+            return {i: f"#{i}" for i in found}
+        to = target(obj, title)
+        if to is not None:  # a title that is itself a reference (an order line's product)
+            self._wanted.setdefault(to, set()).update(str(v) for v in found.values() if v is not None)
+            self._fetch()
+            return {i: self.title(to, v) if v is not None else f"#{i}" for i, v in found.items()}
+        return {i: self.text(obj, title, v) or f"#{i}" for i, v in found.items()}
+
+    def title(self, obj_name: str, record_id: Any) -> str:
+        """A referenced record's title (its id when it is gone or outside the user's scope)."""
+        if self._wanted:
+            self._fetch()
+        return self._titles.get(obj_name, {}).get(str(record_id), f"#{record_id}")
+
+    def readable(self, obj_name: str, record_id: Any) -> bool:
+        if self._wanted:
+            self._fetch()
+        return str(record_id) in self._titles.get(obj_name, {})
+
+    def record_title(self, obj: ObjectDef, record: Mapping[str, Any]) -> str:
+        name = obj.title_field
+        if name == "id" or record.get(name) in (None, ""):
+            return f"#{record['id']}"
+        to = target(obj, name)
+        if to is not None:
+            self.want(obj, [record], [name])
+            return self.title(to, record[name])
+        return self.text(obj, name, record.get(name))
+
+    # ------------------------------------------------------------------------------ values
+
+    def text(self, obj: ObjectDef, name: str, value: Any) -> str:
+        """A value as plain text in the page's language (references by title)."""
+        if value is None or value == "" or value == []:
+            return ""
+        kind = self._kind(obj, name)
+        f: FieldDef | None = obj.fields.get(name)
+        separator = text("value.separator", self.lang)
+        if kind in ("picklist", "multi_picklist"):
+            values = value if isinstance(value, list) else [value]
+            options = f.options if f is not None else ()
+            labels = {o.value: o.label.get(self.lang) for o in options}
+            if f is not None and f.picklist in self.metadata.picklists and not options:
+                labels = {o.value: o.label.get(self.lang) for o in self.metadata.picklists[f.picklist].options}
+            return separator.join(labels.get(str(v), str(v)) for v in values)
+        if kind in REFERENCE_TYPES or kind in MULTI_REFERENCE_TYPES or name in SYSTEM_REFERENCES:
+            to = target(obj, name)
+            values = value if isinstance(value, list) else [value]
+            return separator.join(self.title(to, v) if to else str(v) for v in values)
+        if kind == "boolean":
+            return text("value.yes" if value in (True, "true") else "value.no", self.lang)
+        if kind == "datetime":
+            try:
+                moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+            except ValueError:
+                moment = None
+            if isinstance(moment, datetime):
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                return local_time(moment).strftime("%Y-%m-%d %H:%M")
+        if kind == "date" and isinstance(value, date):
+            return value.isoformat()
+        if kind in ("currency", "number", "percent", "integer"):
+            number = _as_decimal(value)
+            if number is not None:
+                if kind == "currency":
+                    return f"{number:,.2f}"
+                return _plain_number(number) + ("%" if kind == "percent" else "")
+        if kind == "geolocation" and isinstance(value, Mapping):
+            return f"{value['lat']}, {value['lng']}"
+        if kind == "attachment" and isinstance(value, Mapping):
+            return str(value.get("name", ""))
+        if kind == "password":
+            return ""
+        return str(value)
+
+    def _kind(self, obj: ObjectDef, name: str) -> str:
+        """The type a value is shown as: a rollup counts as an integer or as the type it summarises."""
+        f = obj.fields.get(name)
+        if f is None or f.type != "rollup":
+            return field_type(obj, name)
+        if f.rollup.function == "count":
+            return "integer"
+        return field_type(self.metadata.objects[f.rollup.child], f.rollup.field)
+
+    def html(self, obj: ObjectDef, name: str, value: Any, record_id: str | None = None) -> Markup:
+        """A value as HTML: references link to their records when the user may open them, a record's
+        attachment (given `record_id`) to its download."""
+        kind = field_type(obj, name)
+        to = target(obj, name)
+        if to is not None and value not in (None, "", []) and (kind in REFERENCE_TYPES or kind in MULTI_REFERENCE_TYPES
+                                                                or name in SYSTEM_REFERENCES):
+            values = value if isinstance(value, list) else [value]
+            parts = []
+            for v in values:
+                if self.readable(to, v):
+                    parts.append(Markup('<a href="{}">{}</a>').format(url_for("pages.record", obj=to, id=v),
+                                                                      self.title(to, v)))
+                else:
+                    parts.append(escape(self.title(to, v)))
+            return Markup(escape(text("value.separator", self.lang))).join(parts)
+        shown = self.text(obj, name, value)
+        if kind == "long_text":
+            return Markup('<span class="multiline">{}</span>').format(shown)
+        if kind == "url" and shown.startswith(("http://", "https://")):
+            return Markup('<a href="{}" rel="noopener noreferrer">{}</a>').format(shown, shown)
+        if kind == "attachment" and shown and record_id is not None:
+            return Markup('<a href="{}">{}</a>').format(
+                url_for("pages.attachment", obj=obj.name, id=record_id, field=name), shown)
+        if kind == "email" and shown:
+            return Markup('<a href="mailto:{}">{}</a>').format(shown, shown)
+        return escape(shown)

@@ -1,0 +1,225 @@
+/* The pages' behaviour: search-as-you-type lookups, select-all, delete confirmation and the
+   child-line editor with live subtotals. Plain JavaScript, no libraries; every page works without it
+   except the lookups' suggestions. */
+(function () {
+  "use strict";
+
+  function ready(fn) {
+    if (document.readyState !== "loading") fn();
+    else document.addEventListener("DOMContentLoaded", fn);
+  }
+
+  /* ------------------------------------------------------------------ lookups */
+
+  function setupLookup(box) {
+    if (box.dataset.ready) return;
+    box.dataset.ready = "1";
+    var text = box.querySelector(".lookup-text");
+    var hidden = box.querySelector(".lookup-id");
+    var list = box.querySelector(".lookup-results");
+    var multi = box.classList.contains("multi");
+    var timer = null, sequence = 0, active = -1;
+
+    function close() {
+      list.hidden = true;
+      text.setAttribute("aria-expanded", "false");
+      active = -1;
+    }
+
+    function choose(item) {
+      if (multi) {
+        var chosen = box.querySelector(".chosen");
+        var exists = Array.prototype.some.call(chosen.querySelectorAll("input"), function (i) { return i.value === item.id; });
+        if (!exists) {
+          var label = document.createElement("label");
+          label.className = "choice";
+          var box_ = document.createElement("input");
+          box_.type = "checkbox";
+          box_.name = box.dataset.name;
+          box_.value = item.id;
+          box_.checked = true;
+          label.append(box_, " " + item.title);
+          chosen.append(label);
+        }
+        text.value = "";
+      } else {
+        hidden.value = item.id;
+        text.value = item.title;
+        hidden.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+      close();
+    }
+
+    function show(items) {
+      list.replaceChildren();
+      if (!items.length) {
+        var none = document.createElement("li");
+        none.className = "none";
+        none.textContent = box.dataset.none;
+        list.append(none);
+      }
+      items.forEach(function (item) {
+        var li = document.createElement("li");
+        li.setAttribute("role", "option");
+        li.textContent = item.title;
+        li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(item); });
+        li.item = item;
+        list.append(li);
+      });
+      list.hidden = false;
+      text.setAttribute("aria-expanded", "true");
+      active = -1;
+    }
+
+    function search() {
+      var mine = ++sequence;
+      fetch(box.dataset.url + "?q=" + encodeURIComponent(text.value.trim()),
+            { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : { items: [] }; })
+        .then(function (data) { if (mine === sequence) show(data.items || []); })
+        .catch(function () {});
+    }
+
+    function highlight(step) {
+      var options = list.querySelectorAll("li[role=option]");
+      if (!options.length) return;
+      active = (active + step + options.length) % options.length;
+      options.forEach(function (o, i) { o.classList.toggle("active", i === active); });
+    }
+
+    text.addEventListener("input", function () {
+      if (!multi) hidden.value = "";
+      clearTimeout(timer);
+      timer = setTimeout(search, 200);
+    });
+    text.addEventListener("blur", function () { setTimeout(close, 150); });
+    text.addEventListener("keydown", function (e) {
+      if (e.key === "ArrowDown") { e.preventDefault(); if (list.hidden) search(); else highlight(1); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); highlight(-1); }
+      else if (e.key === "Escape") { close(); }
+      else if (e.key === "Enter" && !list.hidden && active >= 0) {
+        e.preventDefault();
+        choose(list.querySelectorAll("li[role=option]")[active].item);
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------------ child lines */
+
+  function number(value) {
+    if (value === null || value === undefined || String(value).trim() === "") return null;
+    var n = Number(String(value).replace(/,/g, ""));
+    return isFinite(n) ? n : NaN;
+  }
+
+  function evaluate(tree, lookup) {
+    switch (tree[0]) {
+      case "lit": return tree[1] === null ? null : Number(tree[1]);
+      case "var": return lookup(tree[1]);
+      case "neg": { var v = evaluate(tree[1], lookup); return v === null ? null : -v; }
+      case "op": {
+        var a = evaluate(tree[2], lookup), b = evaluate(tree[3], lookup);
+        if (a === null || b === null) return null;
+        if (tree[1] === "+") return a + b;
+        if (tree[1] === "-") return a - b;
+        if (tree[1] === "*") return a * b;
+        return b === 0 ? null : a / b;
+      }
+      case "call": {
+        var args = tree.slice(2);
+        if (tree[1] === "coalesce") {
+          for (var i = 0; i < args.length; i++) {
+            var value = evaluate(args[i], lookup);
+            if (value !== null) return value;
+          }
+          return null;
+        }
+        var x = evaluate(args[0], lookup), places = args.length > 1 ? evaluate(args[1], lookup) : 0;
+        if (x === null) return null;
+        var f = Math.pow(10, places || 0);
+        return Math.round(x * f) / f;
+      }
+    }
+    return null;
+  }
+
+  function money(value, scale) {
+    if (value === null || isNaN(value)) return "";
+    return value.toLocaleString("en-US", { minimumFractionDigits: scale, maximumFractionDigits: scale });
+  }
+
+  function setupLines(fieldset) {
+    var live = JSON.parse(fieldset.dataset.live);
+    var form = fieldset.closest("form");
+    var tbody = fieldset.querySelector("tbody");
+    var template = fieldset.querySelector("template.line-template");
+    var counter = 1000 + tbody.rows.length;
+
+    function recompute() {
+      var sums = {};
+      Object.keys(live.sums).forEach(function (k) { sums[k] = 0; });
+      Array.prototype.forEach.call(tbody.rows, function (row) {
+        var computed = {};
+        var lookup = function (name) {
+          if (name in computed) return computed[name];
+          var input = row.querySelector('[data-field="' + name + '"]');
+          return input ? number(input.value) : null;
+        };
+        Object.keys(live.lines).forEach(function (name) {
+          var value = evaluate(live.lines[name], lookup);
+          computed[name] = value;
+          var cell = row.querySelector('[data-out="' + name + '"]');
+          if (cell) cell.textContent = money(value, live.scales[name]);
+        });
+        Object.keys(live.sums).forEach(function (parentField) {
+          var value = lookup(live.sums[parentField]);
+          if (value !== null && !isNaN(value) && sums[parentField] !== null) sums[parentField] += value;
+          else if (isNaN(value)) sums[parentField] = null;
+        });
+      });
+      var parent = function (name) {
+        if (name in sums) return sums[name];
+        var input = form.querySelector('[name="' + name + '"]');
+        return input ? number(input.value) : null;
+      };
+      Object.keys(sums).forEach(function (name) {
+        var cell = fieldset.querySelector('[data-total="' + name + '"]');
+        if (cell) cell.textContent = money(sums[name], 2);
+      });
+      Object.keys(live.totals).forEach(function (name) {
+        var cell = fieldset.querySelector('[data-total="' + name + '"]');
+        if (cell) cell.textContent = money(evaluate(live.totals[name], parent), 2);
+      });
+    }
+
+    fieldset.querySelector(".add-line").addEventListener("click", function () {
+      tbody.insertAdjacentHTML("beforeend", template.innerHTML.split("__i__").join(String(counter++)));
+      tbody.lastElementChild.querySelectorAll(".lookup").forEach(setupLookup);
+      recompute();
+    });
+    tbody.addEventListener("click", function (e) {
+      var button = e.target.closest(".remove-line");
+      if (button) { button.closest("tr").remove(); recompute(); }
+    });
+    form.addEventListener("input", recompute);
+    form.addEventListener("change", recompute);
+    recompute();
+  }
+
+  /* ------------------------------------------------------------------ start */
+
+  ready(function () {
+    document.querySelectorAll(".lookup").forEach(setupLookup);
+    document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
+    document.querySelectorAll(".select-all").forEach(function (all) {
+      all.addEventListener("change", function () {
+        all.closest("form").querySelectorAll('input[name="ids"]').forEach(function (c) { c.checked = all.checked; });
+      });
+    });
+    document.querySelectorAll("form.confirm").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+      });
+    });
+  });
+})();
