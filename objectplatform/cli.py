@@ -1,4 +1,4 @@
-"""The `objectplatform` command: check metadata, migrate, run workers, create users, import CSV, load the demo.
+"""The `objectplatform` command: check metadata, migrate, run workers, create users, import CSV, serve, demo.
 
 A thin face over the runtime services: every command reads `Settings.from_env()`, prints for humans,
 and turns every expected failure into a message and exit status 1, never a traceback.
@@ -10,6 +10,7 @@ import argparse
 import csv
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from redis.exceptions import RedisError
 from objectplatform.metadata import FieldDef, MetadataError, ObjectDef
 from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, open_platform
-from objectplatform.runtime.demo import load_demo
+from objectplatform.runtime.demo import demo_users, load_demo
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.platform import Platform, load_site_metadata
 from objectplatform.runtime.storage.engine import reading
@@ -97,8 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("file", type=Path)
     sub.add_argument("--all-or-nothing", action="store_true", help="import nothing if any row fails")
     sub.add_argument("--as", dest="as_user", metavar="USERNAME", help="the user who imports (and owns) the rows")
-    command("demo", demo, "migrate the database and load the demo company (once)")
+    sub = command("serve", serve, "serve the web app and the API on the configured database, as it is")
+    _server_options(sub)
+    sub = command("demo", demo, "migrate the database, load the demo company (once), then serve it")
+    sub.add_argument("--no-serve", action="store_true", help="stop after loading")
+    _server_options(sub)
     return parser
+
+
+def _server_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
+    sub.add_argument("--port", type=int, default=5000, help="the port to listen on (default: %(default)s)")
+    sub.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default: %(default)s)")
 
 
 # --- check, migrate, worker -------------------------------------------------------------------
@@ -390,11 +401,27 @@ def _row_report(fields: Mapping[str, Sequence[str]]) -> str:
     )
 
 
-# --- demo -------------------------------------------------------------------------------------
+# --- serve, demo -----------------------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the configured database as it is; refuse when it needs migrating (the server never migrates)."""
+    settings = Settings.from_env()
+    platform = open_platform(settings)
+    try:
+        plan = plan_migration(platform.engine, platform.schema)
+    finally:
+        platform.close()
+    if not plan.empty or plan.refusals:
+        raise CommandError(
+            f"the database at {_safe_url(settings.database_url)} is not in line with the metadata: "
+            "run `objectplatform migrate` first (`objectplatform migrate --dry-run` shows what it would change)"
+        )
+    return _serve(settings, args)
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Migrate, then load the demo company unless the database already has users; print what was done."""
+    """Migrate; load the demo company unless the database already has users; print what was done; serve."""
     settings = Settings.from_env()
     platform = open_platform(settings)
     try:
@@ -403,19 +430,49 @@ def demo(args: argparse.Namespace) -> int:
         print(plan.render())
         if platform.records.list("user", limit=1).total:
             print("the database already holds users: demo data not loaded")
-            return 0
-        result = load_demo(platform)
+            existing = {u["username"] for u in platform.records.list("user", limit=500).items}
+            users = [u for u in demo_users(settings.root / "demo") if u.username in existing]
+        else:
+            started = time.perf_counter()
+            result = load_demo(platform)
+            print(f"loaded the demo company in {time.perf_counter() - started:.1f} s:")
+            for name, count in result.counts.items():
+                print(f"  {platform.metadata.objects[name].label.zh} {name}: {count}")
+            users = list(result.users)
     finally:
         platform.close()
-    objects = platform.metadata.objects
-    print("loaded the demo company:")
-    for name, count in result.counts.items():
-        print(f"  {objects[name].label.zh} {name}: {count}")
-    print("demo users (username / password):")
-    name_width = max(len(u.username) for u in result.users)
-    password_width = max(len(u.password) for u in result.users)
-    for u in result.users:
-        print(f"  {u.username:<{name_width}}  {u.password:<{password_width}}  {u.display_name}")
+    if users:
+        print("demo users (username / password, as the demo created them):")
+        name_width = max(len(u.username) for u in users)
+        password_width = max(len(u.password) for u in users)
+        for u in users:
+            print(f"  {u.username:<{name_width}}  {u.password:<{password_width}}  {u.display_name}")
+    if args.no_serve:
+        return 0
+    return _serve(settings, args)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run gunicorn on create_app(open_platform(settings)) until stopped; each worker opens its own platform."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("graceful_timeout", 5)
+            self.cfg.set("proc_name", "objectplatform")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn 24+: one shared socket path per user
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self):
+            from objectplatform.web import create_app
+
+            return create_app(open_platform(settings))
+
+    print(f"serving http://{args.host}:{args.port}/ with {_count(args.workers, 'worker')} (Ctrl+C stops)", flush=True)
+    Server().run()
     return 0
 
 

@@ -1,6 +1,17 @@
 """The `objectplatform` command, run through `main()` on SQLite and PostgreSQL with exact output."""
 
 import functools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,20 +25,35 @@ from objectplatform.runtime.passwords import verify_password
 DEMO_COUNTS = {
     "department": 6,
     "user": 12,
-    "campaign": 5,
-    "lead_pool": 2,
-    "product": 6,
-    "account": 8,
-    "contact": 10,
-    "opportunity": 9,
-    "lead": 36,
-    "sales_order": 5,
-    "order_line": 13,
-    "payment": 5,
-    "invoice": 3,
-    "visit": 5,
-    "follow_up": 8,
+    "campaign": 8,
+    "lead_pool": 4,
+    "product": 9,
+    "account": 219,
+    "contact": 428,
+    "opportunity": 250,
+    "lead": 2000,
+    "sales_order": 59,
+    "order_line": 146,
+    "payment": 94,
+    "invoice": 52,
+    "visit": 310,
+    "follow_up": 1739,
 }
+DEMO_USERS = """\
+demo users (username / password, as the demo created them):
+  admin        admin1234  系统管理员
+  zhaojianguo  demo1234   赵建国
+  qianlihua    demo1234   钱丽华
+  sunwei       demo1234   孙伟
+  zhoumin      demo1234   周敏
+  wuqiang      demo1234   吴强
+  zhengjie     demo1234   郑洁
+  wangfang     demo1234   王芳
+  fenglei      demo1234   冯磊
+  chenjing     demo1234   陈静
+  liuyang      demo1234   刘洋
+  hejun        demo1234   何军
+"""
 
 
 @pytest.fixture
@@ -342,7 +368,7 @@ def test_import_refuses_unknown_columns_and_objects(migrated, capsys, tmp_path):
     assert records_of("lead") == []
 
 
-# --- demo -------------------------------------------------------------------------------------
+# --- serve, demo -----------------------------------------------------------------------------
 
 
 def counts() -> dict[str, int]:
@@ -353,17 +379,92 @@ def counts() -> dict[str, int]:
         platform.close()
 
 
-def test_demo_migrates_and_loads_the_demo_company_once(db, capsys):
-    code, out, err = run(capsys, "demo")
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url: str, body: dict | None = None) -> tuple[int, str, str]:
+    """(status, content type, body text) of a GET, or of a JSON POST when `body` is given."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+@contextmanager
+def server(tmp_path: Path, *argv: str):
+    """`objectplatform ARGV` in a subprocess, yielded once it answers HTTP; stopped with SIGTERM afterwards.
+
+    Yields the base URL and a function returning (exit status, stdout) once the server has stopped.
+    """
+    port = free_port()
+    out, err = tmp_path / "server.out", tmp_path / "server.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "objectplatform.cli", *argv, "--port", str(port), "--workers", "1"],
+            stdout=stdout, stderr=stderr, env=os.environ.copy(),
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"the server stopped: {out.read_text()}{err.read_text()}"
+            try:
+                http(base + "/login")
+                break
+            except (ConnectionError, urllib.error.URLError):
+                assert time.monotonic() < deadline, f"no answer on {base}: {err.read_text()}"
+                time.sleep(0.2)
+        yield base, port, lambda: (process.wait(timeout=30), out.read_text())
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_serve_refuses_a_database_that_needs_migrating(db, capsys):
+    shown = sa.engine.make_url(db).render_as_string(hide_password=True)
+    assert run(capsys, "serve") == (
+        1, "", f"error: the database at {shown} is not in line with the metadata: run `objectplatform migrate` "
+        "first (`objectplatform migrate --dry-run` shows what it would change)\n")
+
+
+def test_serve_serves_the_configured_database_as_it_is(migrated, tmp_path):
+    with server(tmp_path, "serve") as (base, port, stopped):
+        status, content_type, body = http(base + "/api/v1/auth/token", {"username": "admin", "password": "admin1234"})
+        assert (status, content_type, json.loads(body)) == (
+            401, "application/json", {"error": {"code": "unauthenticated", "message": "wrong username or password"}})
+        status, content_type, page = http(base + "/login")
+        assert (status, content_type) == (200, "text/html; charset=utf-8")
+        assert '<form method="post"' in page
+    assert stopped() == (0, f"serving http://127.0.0.1:{port}/ with 1 worker (Ctrl+C stops)\n")
+    assert counts() == dict.fromkeys(DEMO_COUNTS, 0)
+
+
+def test_demo_migrates_loads_the_demo_company_once_and_serves_it(db, capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--no-serve")
     assert (code, err) == (0, "")
     assert counts() == DEMO_COUNTS
-    assert "  admin        admin1234  系统管理员\n" in out
-    assert "  zhaojianguo  demo1234   赵建国\n" in out
     labels = {name: obj.label.zh for name, obj in base_metadata().objects.items()}
-    loaded = out.split("loaded the demo company:\n")[1].split("demo users")[0]
-    assert loaded == "".join(f"  {labels[name]} {name}: {n}\n" for name, n in DEMO_COUNTS.items())
+    loaded = re.fullmatch(r"(?s).*\nloaded the demo company in \d+\.\d s:\n(.*)", out.split(DEMO_USERS)[0])
+    assert loaded[1] == "".join(f"  {labels[name]} {name}: {n}\n" for name, n in DEMO_COUNTS.items())
+    assert out.endswith(DEMO_USERS)
 
-    code, out, err = run(capsys, "demo")
+    code, out, err = run(capsys, "demo", "--no-serve")
     assert (code, err) == (0, "")
-    assert out.splitlines()[1:] == ["nothing to do", "the database already holds users: demo data not loaded"]
+    again = "nothing to do\nthe database already holds users: demo data not loaded\n"
+    assert out.split("\n", 1)[1] == again + DEMO_USERS
+    assert counts() == DEMO_COUNTS
+
+    with server(tmp_path, "demo") as (base, port, stopped):
+        status, _, body = http(base + "/api/v1/auth/token", {"username": "zhaojianguo", "password": "demo1234"})
+        assert (status, json.loads(body)["user"]["username"]) == (200, "zhaojianguo")
+    code, out = stopped()
+    assert code == 0
+    assert out.endswith(DEMO_USERS + f"serving http://127.0.0.1:{port}/ with 1 worker (Ctrl+C stops)\n")
     assert counts() == DEMO_COUNTS

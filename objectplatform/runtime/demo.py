@@ -1,24 +1,40 @@
-"""The demo company: the steps of demo/company.yaml run through the records service in one transaction.
+"""The demo company: demo/company.yaml's fixed organisation, then demo/generated.yaml's volume made with Faker.
 
-A step creates records of one object (`records:` inline, or `csv:` naming a file beside the YAML) or
-updates records created earlier (`update:`, naming them by `key`). A value "@key", anywhere in a
-record (lists and inline child lines included), is replaced by the id of the record named `key`.
-A record's `owner` is also the user who creates it.
+company.yaml is a list of steps. A step creates records of one object (`records:` inline, or `csv:`
+naming a file beside the YAML) or updates records created earlier (`update:`, naming them by `key`).
+A value "@key", anywhere in a record (lists and inline child lines included), is replaced by the id
+of the record named `key`. A record's `owner` is also the user who creates it.
+
+generated.yaml then drives Faker('zh_CN') and random.Random, both seeded, to add leads (up to its
+total), accounts with contacts and geolocations, opportunities, orders with lines, payments,
+invoices, visits and follow-ups: the same company on every run. Everything goes through the records
+service, so every record is validated. Records carrying fields the system sets (assignment,
+follow-up and conversion times, confirmations, check-ins) are created one by one as the system, in
+the transaction of company.yaml; the bulk without such fields (leads waiting in pools, follow-ups)
+goes through `create_many`, one all-or-nothing call per object and owner.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import Counter
-from collections.abc import Iterator, Mapping
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from faker import Faker
 from ruamel.yaml import YAML
 
+from .errors import ValidationFailed
+
 DEMO_FILE = "company.yaml"
+GENERATED_FILE = "generated.yaml"
+CHINA = timezone(timedelta(hours=8))
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -34,37 +50,473 @@ class DemoResult:
     users: tuple[DemoUser, ...]  # the users created, with the passwords they sign in with
 
 
-def load_demo(platform, folder: Path | None = None) -> DemoResult:
-    """Create the demo company's records; nothing is written if any record fails validation."""
+def load_demo(platform, folder: Path | None = None, now: datetime | None = None) -> DemoResult:
+    """Create the demo company's records, dated around `now` (default: the current time)."""
     folder = folder or platform.settings.root / "demo"
-    steps = YAML(typ="safe").load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
+    yaml = YAML(typ="safe")
+    steps = yaml.load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
+    spec = yaml.load((folder / GENERATED_FILE).read_text(encoding="utf-8"))
+    now = (now or datetime.now(UTC)).astimezone(CHINA).replace(second=0, microsecond=0)
     records = platform.records
-    ids: dict[str, str] = {}
-    counts: Counter[str] = Counter()
-    users = []
     with records.transaction() as conn:
+        company = _Company(platform, conn)
         for step in steps:
-            if "update" in step:
-                for raw in step["records"]:
-                    record_id = ids[raw["key"]]
-                    values = _resolve({k: v for k, v in raw.items() if k != "key"}, ids)
-                    current = records.get(step["update"], record_id, conn=conn)
-                    records.update(
-                        step["update"], record_id, values, version=current["version"], conn=conn, system=True
-                    )
-                continue
-            name = step["create"]
-            for raw in _step_records(step, folder):
-                key = raw.pop("key", None)
-                values = _resolve(raw, ids)
-                record = records.create(name, values, user=values.get("owner"), conn=conn, system=True)
-                counts[name] += 1
-                counts.update(_child_lines(platform.metadata, name, values))
-                if key:
-                    ids[key] = record["id"]
-                if name == "user":
-                    users.append(DemoUser(values["username"], values["password"], values["display_name"]))
-    return DemoResult(dict(counts), tuple(users))
+            company.run(step, folder)
+        bulk = _Generator(company, spec, now).generate()
+    for obj, user, rows in bulk:
+        result = records.create_many(obj, rows, user=user, all_or_nothing=True)
+        if result.errors:
+            error = result.errors[0]
+            raise ValidationFailed({f"{obj}[{error.index}].{name}": m for name, m in error.fields.items()})
+        company.counts[obj] += len(result.created)
+    return DemoResult(dict(company.counts), tuple(company.users))
+
+
+def demo_users(folder: Path) -> list[DemoUser]:
+    """The users company.yaml creates, with the passwords they are created with."""
+    steps = YAML(typ="safe").load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
+    return [_demo_user(raw) for step in steps if step.get("create") == "user" for raw in step["records"]]
+
+
+def _demo_user(values: Mapping[str, Any]) -> DemoUser:
+    return DemoUser(values["username"], values["password"], values["display_name"])
+
+
+class _Company:
+    """The records created so far in one transaction: ids and input values by key, counts, users."""
+
+    def __init__(self, platform, conn):
+        self.records = platform.records
+        self.metadata = platform.metadata
+        self.conn = conn
+        self.ids: dict[str, str] = {}
+        self.values: dict[str, dict] = {}
+        self.counts: Counter[str] = Counter()
+        self.users: list[DemoUser] = []
+
+    def run(self, step: Mapping, folder: Path) -> None:
+        """One step of company.yaml."""
+        if "update" in step:
+            for raw in step["records"]:
+                record_id = self.ids[raw["key"]]
+                values = _resolve({k: v for k, v in raw.items() if k != "key"}, self.ids)
+                current = self.records.get(step["update"], record_id, conn=self.conn)
+                self.records.update(
+                    step["update"], record_id, values, version=current["version"], conn=self.conn, system=True
+                )
+            return
+        for raw in _step_records(step, folder):
+            key = raw.pop("key", None)
+            self.create(step["create"], _resolve(raw, self.ids), key)
+
+    def create(self, obj: str, values: dict, key: str | None = None) -> dict:
+        """Create one record as the system, its owner as the creator; returns it as `get` would."""
+        record = self.records.create(obj, values, user=values.get("owner"), conn=self.conn, system=True)
+        self.counts[obj] += 1
+        self.counts.update(_child_lines(self.metadata, obj, values))
+        if key:
+            self.ids[key] = record["id"]
+            self.values[key] = values
+        if obj == "user":
+            self.users.append(_demo_user(values))
+        return record
+
+
+class _Generator:
+    """Faker-made records on top of company.yaml's, as generated.yaml describes them."""
+
+    def __init__(self, company: _Company, spec: Mapping, now: datetime):
+        self.company = company
+        self.spec = spec
+        self.now = now
+        self.rng = random.Random(spec["seed"])
+        self.fake = Faker("zh_CN")
+        self.fake.seed_instance(spec["seed"])
+        self.reps = {region: self._reps(dept) for region, dept in spec["teams"].items()}
+        self.all_reps = [rep for reps in self.reps.values() for rep in reps]
+        self.finance = next(k for k, v in company.values.items() if v.get("username") == spec["finance_user"])
+        # records without system-set fields, for create_many: (object, creating user) -> rows
+        self.bulk: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
+        self.used_names: set[str] = set()
+
+    def _reps(self, department_key: str) -> list[str]:
+        """The ids of the sales reps of a department, in company.yaml's order."""
+        dept = self.company.ids[department_key]
+        return [
+            self.company.ids[key]
+            for key, v in self.company.values.items()
+            if v.get("department") == dept and "sales_rep" in v.get("roles", ())
+        ]
+
+    def generate(self) -> list[tuple[str, str | None, list[dict]]]:
+        """Create the one-by-one records; return the bulk as (object, creating user, rows) for create_many."""
+        for _ in range(self.spec["volume"]["accounts"]):
+            region = self.rng.choice(list(self.reps))
+            self._account(region, self.rng.choice(self.spec["cities"][region]), self._weighted("industry"),
+                          self.rng.choice(self.reps[region]))
+        for _ in range(self.spec["volume"]["leads_total"] - self.company.counts["lead"]):
+            self._lead()
+        return [(obj, user, rows) for (obj, user), rows in self.bulk.items()]
+
+    # ------------------------------------------------------------------------------------ leads
+
+    def _lead(self) -> None:
+        spec = self.spec
+        region = self._weighted("lead_region")
+        city = self.rng.choice(spec["cities"][region])
+        industry = self._weighted("industry")
+        source = self._weighted("lead_source")
+        status = self._weighted("lead_status")
+        campaigns = spec["campaigns_by_source"].get(source)
+        values = {
+            "name": self.fake.name(),
+            "company": self._company_name(city, industry),
+            "title": self.rng.choice(spec["job_titles"]),
+            "mobile": self.fake.phone_number(),
+            "source": source,
+            "campaign": self.company.ids[self.rng.choice(campaigns)] if campaigns else None,
+            "industry": industry,
+            "region": region,
+            "intention": self.rng.choice(["high", "medium", "medium", "low", None]),
+            "company_size": self.rng.choice(["s1_20", "s21_100", "s101_500", "s501_1000", "s1000_plus"]),
+            "address": self._address(city),
+            "status": status,
+        }
+        if self.rng.random() < 0.5:
+            values["email"] = self._email()
+        if self.rng.random() < 0.25:
+            values["phone"] = self._landline(city)
+        if self.rng.random() < 0.4:
+            values["description"] = self.rng.choice(spec["lead_notes"])
+        pool = self._pool(industry, region)
+        if status == "unassigned":
+            self.bulk[("lead", None)].append(_iso({k: v for k, v in values.items() if v is not None} | {"pool": pool}))
+            return
+        owner = self._rep(region)
+        values |= {"owner": owner, "pool": pool if self.rng.random() * 100 < spec["claimed_from_pool"] else None}
+        if status in ("pending", "invalid", "voided"):  # imported with their owner: no assignment, no follow-up
+            if status != "pending":
+                reasons = spec["invalid_reasons" if status == "invalid" else "void_reasons"]
+                values["invalid_reason"] = self.rng.choice(reasons)
+            self.bulk[("lead", None)].append(_iso({k: v for k, v in values.items() if v is not None}))
+            return
+        values["assigned_at"] = self._past(15, 180)
+        low, high = spec["volume"]["follow_ups_per_lead"]
+        follow_ups = self._follow_ups(self.rng.randint(low, high), values["assigned_at"])
+        values["last_followed_at"] = follow_ups[-1]["followed_at"]
+        if status == "following" and self.rng.random() < 0.6:
+            follow_ups[-1]["next_follow_up_at"] = self._future(1, 14)
+        if status == "converted":
+            converted_at = values["last_followed_at"] + timedelta(hours=self.rng.randint(2, 72))
+            converted_at = min(converted_at, self.now - timedelta(minutes=30))
+            values |= {"converted_at": converted_at, **self._conversion(values, city)}
+        lead = self.company.create("lead", _iso({k: v for k, v in values.items() if v is not None}))
+        self._add_follow_ups(follow_ups, "lead", lead["id"], owner)
+
+    def _conversion(self, lead: Mapping[str, Any], city: Mapping) -> dict[str, str]:
+        """The account, contact and opportunity a converted lead became (as its convert action makes them)."""
+        account, contacts, opportunities = self._account(
+            lead["region"], city, lead["industry"], lead["owner"],
+            {"name": lead["company"], "source": lead["source"], "size": lead["company_size"],
+             "address": lead["address"], "phone": lead.get("phone")},
+            contact={k: lead.get(k) for k in ("name", "title", "mobile", "email")},
+            opportunity={"source": lead["source"], "campaign": lead["campaign"]},
+        )
+        return {"converted_account": account, "converted_contact": contacts[0],
+                "converted_opportunity": opportunities[0]}
+
+    def _pool(self, industry: str, region: str) -> str:
+        pools = self.spec["pools"]
+        key = pools["industry"].get(industry) or pools["region"].get(region) or pools["other"]
+        return self.company.ids[key]
+
+    def _rep(self, region: str) -> str:
+        return self.rng.choice(self.reps.get(region) or self.all_reps)
+
+    # --------------------------------------------------------------------------------- accounts
+
+    def _account(self, region: str, city: Mapping, industry: str, owner: str, given: Mapping | None = None,
+                 contact: Mapping | None = None, opportunity: Mapping | None = None) -> tuple[str, list, list]:
+        """An account with contacts, opportunities (won ones with an order), visits and follow-ups.
+
+        `given` fixes account fields, `contact` the first contact and `opportunity` fields of one
+        opportunity (a converted lead's); returns the ids of the account, its contacts and opportunities.
+        """
+        spec, volume = self.spec, self.spec["volume"]
+        given = dict(given or {})
+        name = given.pop("name", None) or self._company_name(city, industry)
+        lat = round(city["lat"] + self.rng.uniform(-0.06, 0.06), 6)
+        lng = round(city["lng"] + self.rng.uniform(-0.06, 0.06), 6)
+        values = {
+            "name": name,
+            "short_name": self._short_name(name, city),
+            "phone": self._landline(city),
+            "industry": industry,
+            "region": region,
+            "grade": self.rng.choice(["a", "b", "b", "c", "c", "c", "d"]),
+            "size": self.rng.choice(["s21_100", "s101_500", "s501_1000", "s1000_plus"]),
+            "source": self._weighted("lead_source"),
+            "annual_revenue": str(self.rng.randrange(5, 5000) * 1_000_000),
+            "employees": self.rng.randrange(30, 8000),
+            "address": self._address(city),
+            "location": {"lat": lat, "lng": lng},
+            "owner": owner,
+        }
+        if self.rng.random() < 0.4:
+            values["website"] = f"https://www.{self.fake.domain_word()}-demo.cn"
+        values |= {k: v for k, v in given.items() if v is not None}
+        low, high = volume["follow_ups_per_account"]
+        since = self._past(60, 365)
+        follow_ups = self._follow_ups(self.rng.randint(low, high), since)
+        if follow_ups:
+            values["last_followed_at"] = follow_ups[-1]["followed_at"]
+        account = self.company.create("account", _iso(values))
+        self._add_follow_ups(follow_ups, "account", account["id"], owner)
+
+        contacts = []
+        low, high = volume["contacts_per_account"]
+        for i in range(self.rng.randint(low, high)):
+            person = {"name": self.fake.name(), "title": self.rng.choice(spec["job_titles"]),
+                      "mobile": self.fake.phone_number(), "email": self._email()}
+            if i == 0 and contact:
+                person |= {k: v for k, v in contact.items() if v is not None}
+            person |= {"account": account["id"], "is_primary": i == 0,
+                       "is_decision_maker": i == 0 or self.rng.random() < 0.2, "owner": owner}
+            contacts.append(self.company.create("contact", person))
+
+        opportunities = []
+        low, high = volume["opportunities_per_account"]
+        count = max(self.rng.randint(low, high), 1 if opportunity else 0)
+        for i in range(count):
+            opportunities.append(self._opportunity(account, contacts, opportunity if i == 0 else None, owner))
+        self._visits(account, contacts, opportunities, values, owner)
+        return account["id"], [c["id"] for c in contacts], [o["id"] for o in opportunities]
+
+    def _opportunity(self, account: Mapping, contacts: Sequence[Mapping], given: Mapping | None,
+                     owner: str) -> dict:
+        spec = self.spec
+        status = self._weighted("opportunity_status")
+        values = {
+            "name": f"{account['short_name']}{self.rng.choice(spec['opportunity_names'])}",
+            "account": account["id"],
+            "contact": self.rng.choice(contacts)["id"],
+            "amount": str(self.rng.randrange(30, 2000) * 1000),
+            "status": status,
+            "source": account["source"],
+            "owner": owner,
+        }
+        values |= {k: v for k, v in (given or {}).items() if v is not None}
+        if status == "open":
+            values |= {"probability": self.rng.choice([10, 20, 30, 50, 60, 75, 90]),
+                       "expected_close_date": self._future(10, 150).date(),
+                       "next_step": self.rng.choice(spec["next_steps"])}
+        else:
+            closed = self._past(5, 200)
+            values |= {"probability": 100 if status == "won" else 0, "expected_close_date": closed.date(),
+                       "closed_at": closed}
+        if status == "lost":
+            values["lost_reason"] = self.rng.choice(["price", "competitor", "requirement_change", "no_budget",
+                                                     "lost_contact"])
+        low, high = spec["volume"]["follow_ups_per_opportunity"]
+        follow_ups = self._follow_ups(self.rng.randint(low, high), self._past(30, 240))
+        if follow_ups:
+            values["last_followed_at"] = follow_ups[-1]["followed_at"]
+        record = self.company.create("opportunity", _iso(values))
+        self._add_follow_ups(follow_ups, "opportunity", record["id"], owner)
+        if status == "won" and self.rng.random() < 0.8:
+            self._order(account, record, contacts, values["closed_at"], owner)
+        return record
+
+    # ----------------------------------------------------------------------------------- orders
+
+    def _order(self, account: Mapping, opportunity: Mapping, contacts: Sequence[Mapping], won_at: datetime,
+               owner: str) -> None:
+        """A won opportunity's order; its lines, then payments and invoices as far as its status got."""
+        spec = self.spec
+        products = self.rng.sample(sorted(spec["products"]), self.rng.randint(1, 4))
+        lines = []
+        for key in products:
+            low, high = spec["products"][key]
+            lines.append({"product": self.company.ids[key], "quantity": self.rng.randint(low, high),
+                          "unit_price": self.company.values[key]["price"],
+                          "discount": self.rng.choice(spec["line_discounts"])})
+        ordered = min(won_at.date() + timedelta(days=self.rng.randint(0, 5)), self.now.date())
+        age = (self.now.date() - ordered).days
+        if age > 60:
+            status = self.rng.choice(["completed", "completed", "completed", "shipped"])
+        elif age > 20:
+            status = self.rng.choice(["shipped", "approved", "completed"])
+        else:
+            status = self.rng.choice(["draft", "submitted", "approved"])
+        contact = self.rng.choice(contacts)
+        values = {
+            "account": account["id"], "opportunity": opportunity["id"], "contact": contact["id"],
+            "order_date": ordered, "delivery_date": ordered + timedelta(days=self.rng.randint(7, 30)),
+            "status": status, "order_discount": self.rng.choice(spec["order_discounts"]),
+            "receiver": contact["name"], "receiver_phone": contact["mobile"],
+            "shipping_address": account["address"], "owner": owner, "order_line": lines,
+        }
+        shipped = None
+        if status in ("shipped", "completed"):
+            shipped = self._office_hours(ordered + timedelta(days=self.rng.randint(2, 10)))
+            shipped = min(shipped, self.now - timedelta(minutes=30))
+            carrier = self.rng.choice(spec["delivery_carriers"])
+            values |= {"shipped_at": shipped, "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
+        order = self.company.create("sales_order", _iso(values))
+        total = Decimal(str(order["total_amount"]))
+        if status == "completed":
+            first = (total * Decimal(self.rng.choice([30, 50, 100])) / 100).quantize(CENT)
+            self._payment(order, first, shipped, True, owner)
+            if first < total:
+                self._payment(order, total - first, shipped + timedelta(days=self.rng.randint(10, 40)), True, owner)
+            self._invoice(order, account, total, "issued", shipped, owner)
+        elif status == "shipped":
+            first = (total * Decimal(self.rng.choice([30, 50])) / 100).quantize(CENT)
+            self._payment(order, first, shipped, True, owner)
+            self._payment(order, total - first, None, False, owner)
+            self._invoice(order, account, total, "submitted", None, owner)
+        elif status == "approved" and self.rng.random() < 0.5:
+            self._payment(order, (total * Decimal(30) / 100).quantize(CENT), None, False, owner)
+
+    def _payment(self, order: Mapping, amount: Decimal, after: datetime | None, confirmed: bool,
+                 owner: str) -> None:
+        values: dict[str, Any] = {"sales_order": order["id"], "amount": str(amount), "owner": owner,
+                                  "method": self.rng.choice(["bank_transfer"] * 4 + ["cheque", "alipay"])}
+        if confirmed:
+            paid = min(after + timedelta(days=self.rng.randint(1, 20)), self.now - timedelta(hours=2))
+            values |= {"status": "confirmed", "paid_on": paid.date(), "confirmed_by": self.company.ids[self.finance],
+                       "confirmed_at": paid + timedelta(hours=1)}
+        else:
+            values |= {"status": "pending", "paid_on": self._past(0, 5).date(), "remark": "待财务确认到账"}
+        self.company.create("payment", _iso(values))
+
+    def _invoice(self, order: Mapping, account: Mapping, amount: Decimal, status: str, after: datetime | None,
+                 owner: str) -> None:
+        values: dict[str, Any] = {
+            "sales_order": order["id"], "amount": str(amount), "title": account["name"],
+            "invoice_type": self.rng.choice(["vat_special", "vat_special", "vat_normal"]),
+            "tax_no": "91" + "".join(self.rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(16)),
+            "company_address": account["address"], "company_phone": account["phone"], "status": status,
+            "owner": owner,
+        }
+        if status == "issued":
+            values["issued_at"] = min(after + timedelta(days=self.rng.randint(3, 30)), self.now - timedelta(hours=1))
+        self.company.create("invoice", _iso(values))
+
+    # ------------------------------------------------------------------------ visits, follow-ups
+
+    def _visits(self, account: Mapping, contacts: Sequence[Mapping], opportunities: Sequence[Mapping],
+                values: Mapping, owner: str) -> None:
+        low, high = self.spec["volume"]["visits_per_account"]
+        location = values["location"]
+        for _ in range(self.rng.randint(low, high)):
+            status = self.rng.choice(["completed", "completed", "completed", "planned", "planned", "cancelled"])
+            visit: dict[str, Any] = {
+                "subject": f"{account['short_name']}{self.rng.choice(self.spec['visit_subjects'])}",
+                "account": account["id"], "contact": self.rng.choice(contacts)["id"], "status": status,
+                "owner": owner,
+            }
+            if opportunities:
+                visit["opportunity"] = self.rng.choice(opportunities)["id"]
+            if status == "planned":
+                visit["planned_at"] = self._future(1, 21)
+            else:
+                visit["planned_at"] = self._past(1, 120)
+            if status == "completed":
+                check_in = visit["planned_at"] - timedelta(minutes=self.rng.randint(0, 15))
+                visit |= {
+                    "check_in_at": check_in,
+                    "check_in_location": self._near(location),
+                    "check_in_address": values["address"],
+                    "check_out_at": check_in + timedelta(minutes=self.rng.randint(40, 150)),
+                    "check_out_location": self._near(location),
+                    "summary": self.rng.choice(self.spec["visit_summaries"]),
+                }
+                self.company.create("visit", _iso(visit))
+            else:
+                self.bulk[("visit", owner)].append(_iso(visit))
+
+    def _follow_ups(self, count: int, since: datetime) -> list[dict]:
+        """`count` follow-ups between `since` and now, oldest first, not yet tied to a record.
+
+        Every random draw here (as everywhere in the generator) is the same whatever the time: the
+        same seed gives the same records, whenever the demo is loaded.
+        """
+        span = self.now - since
+        rows = []
+        for share in sorted(self.rng.random() for _ in range(count)):
+            kind = self.rng.choice(["call", "call", "wechat", "email", "visit"])
+            text = self.rng.choice(self.spec["follow_ups"][kind]).format(
+                topic=self.rng.choice(self.spec["topics"]), feedback=self.rng.choice(self.spec["feedback"]),
+                when=self.rng.choice(self.spec["when"]))
+            at = since + span * (0.02 + 0.96 * share)
+            rows.append({"kind": kind, "content": text, "followed_at": at.replace(second=0, microsecond=0)})
+        return rows
+
+    def _add_follow_ups(self, rows: list[dict], obj: str, record_id: str, owner: str) -> None:
+        for row in rows:
+            self.bulk[("follow_up", owner)].append(_iso(row | {"related_object": obj, "related_id": record_id,
+                                                      "owner": owner}))
+
+    # ----------------------------------------------------------------------------------- values
+
+    def _weighted(self, name: str) -> str:
+        weights = self.spec[name]
+        return self.rng.choices(list(weights), weights=list(weights.values()))[0]
+
+    def _company_name(self, city: Mapping, industry: str) -> str:
+        """City + brand + ending, e.g. 杭州恒信网络科技有限公司; never the same name twice.
+
+        Only Faker is asked again for another brand, so the other random draws do not depend on Faker's
+        word lists (another Faker version changes names, not how many records of each kind there are).
+        """
+        ending = self.rng.choice(self.spec["company_endings"][industry])
+        while True:
+            brand = self.fake.company_prefix()
+            name = f"{city['name']}{brand}{ending}"
+            if "公司" not in brand and 2 <= len(brand) <= 4 and name not in self.used_names:
+                self.used_names.add(name)
+                return name
+
+    @staticmethod
+    def _short_name(name: str, city: Mapping) -> str:
+        core = name.removeprefix(city["name"])
+        for tail in ("股份有限公司", "有限公司", "学校", "中心"):
+            core = core.removesuffix(tail)
+        return core[:8]
+
+    def _address(self, city: Mapping) -> str:
+        district = self.rng.choice(city["districts"])
+        return f"{city['name']}市{district}{self.fake.street_name()}{self.rng.randint(1, 999)}号"
+
+    def _landline(self, city: Mapping) -> str:
+        digits = 7 if len(city["area"]) == 4 else 8
+        return f"{city['area']}-{self.rng.randrange(2 * 10 ** (digits - 1), 10 ** digits)}"
+
+    def _email(self) -> str:
+        return f"{self.fake.user_name()}{self.rng.randint(1, 99)}@{self.rng.choice(self.spec['email_domains'])}"
+
+    def _near(self, location: Mapping) -> dict:
+        """A check-in point within some fifty metres of `location`."""
+        return {"lat": round(location["lat"] + self.rng.uniform(-0.0005, 0.0005), 6),
+                "lng": round(location["lng"] + self.rng.uniform(-0.0005, 0.0005), 6)}
+
+    def _past(self, least_days: int, most_days: int) -> datetime:
+        """A time in office hours between `least_days` and `most_days` days ago, always before now."""
+        at = self._office_hours(self.now.date() - timedelta(days=self.rng.randint(least_days, most_days)))
+        return at if at < self.now else at - timedelta(days=1)
+
+    def _future(self, least_days: int, most_days: int) -> datetime:
+        return self._office_hours(self.now.date() + timedelta(days=self.rng.randint(least_days, most_days)))
+
+    def _office_hours(self, day: date) -> datetime:
+        return datetime.combine(day, time(self.rng.randint(9, 17), self.rng.choice([0, 10, 15, 20, 30, 40, 45])),
+                                CHINA)
+
+
+def _iso(values: Mapping[str, Any]) -> dict:
+    """The values with dates and times written as ISO 8601 text, as an API client sends them."""
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
 
 
 def _child_lines(metadata, name: str, values: Mapping[str, Any]) -> dict[str, int]:

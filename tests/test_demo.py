@@ -1,0 +1,224 @@
+"""The demo company on both databases: the organisation, and Faker-made data that is realistic and coherent.
+
+The company is loaded once per database for the module (a load takes a few seconds); every test reads it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+import sqlalchemy as sa
+from ruamel.yaml import YAML
+
+from objectplatform.metadata import default_layers, load_metadata
+from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.config import ROOT
+from objectplatform.runtime.demo import load_demo
+from objectplatform.runtime.passwords import verify_password
+from objectplatform.runtime.storage.engine import reading
+from objectplatform.runtime.storage.migrate import migrate
+
+CHINA = timezone(timedelta(hours=8))
+CENT = Decimal("0.01")
+NOW = datetime(2026, 11, 27, 10, 30, tzinfo=CHINA)
+SPEC = YAML(typ="safe").load((ROOT / "demo" / "generated.yaml").read_text(encoding="utf-8"))
+
+LEAD_STATUSES = {"unassigned": 479, "pending": 683, "following": 389, "converted": 94, "invalid": 241,
+                 "voided": 114}
+POOL_LEADS = {"金融行业线索池": 67, "华北区线索池": 182, "华东区线索池": 145, "公海线索池": 85}
+SHOWCASE_LEADS = 36  # demo/leads.csv: the first leads, written by hand
+
+
+@pytest.fixture(scope="module")
+def metadata():
+    return load_metadata(default_layers(ROOT, []))
+
+
+@pytest.fixture(scope="module")
+def demo(module_database_url, tmp_path_factory, metadata):
+    """A platform on a database holding the demo company, loaded as of NOW."""
+    tmp = tmp_path_factory.mktemp("demo")
+    platform = open_platform(Settings.from_env({}, database_url=module_database_url, instance_path=tmp), metadata)
+    migrate(platform.engine, platform.schema)
+    result = load_demo(platform, now=NOW)
+    yield platform, result
+    platform.close()
+
+
+def every(platform, obj: str, **filters) -> list[dict]:
+    """All records of `obj` (matching `filters`), in id order."""
+    items, cursor = [], None
+    while True:
+        page = platform.records.list(obj, filters=filters or None, sort="id", limit=500, cursor=cursor, count=False)
+        items += page.items
+        if not (cursor := page.next_cursor):
+            return items
+
+
+def by_id(records: list[dict]) -> dict[str, dict]:
+    return {r["id"]: r for r in records}
+
+
+def test_the_organisation(demo):
+    platform, result = demo
+    departments = by_id(every(platform, "department"))
+    users = by_id(every(platform, "user"))
+    dept = {d["id"]: d["name"] for d in departments.values()}
+    user = {u["id"]: u["username"] for u in users.values()}
+    assert sorted((d["name"], dept.get(d["parent"]), user.get(d["manager"])) for d in departments.values()) == [
+        ("华东区", "销售部", "qianlihua"),
+        ("华北区", "销售部", "zhaojianguo"),
+        ("市场部", None, "chenjing"),
+        ("物流部", None, "hejun"),
+        ("财务部", None, "liuyang"),
+        ("销售部", None, None),
+    ]
+    assert [(u["username"], u["roles"], dept.get(u["department"]), user.get(u["manager"])) for u in users.values()] == [
+        ("admin", ["admin"], None, None),
+        ("zhaojianguo", ["sales_manager"], "华北区", None),
+        ("qianlihua", ["sales_manager"], "华东区", None),
+        ("sunwei", ["sales_rep"], "华北区", "zhaojianguo"),
+        ("zhoumin", ["sales_rep"], "华北区", "zhaojianguo"),
+        ("wuqiang", ["sales_rep"], "华北区", "zhaojianguo"),
+        ("zhengjie", ["sales_rep"], "华东区", "qianlihua"),
+        ("wangfang", ["sales_rep"], "华东区", "qianlihua"),
+        ("fenglei", ["sales_rep"], "华东区", "qianlihua"),
+        ("chenjing", ["marketing"], "市场部", None),
+        ("liuyang", ["finance"], "财务部", None),
+        ("hejun", ["shipper"], "物流部", None),
+    ]
+    assert {role for u in users.values() for role in u["roles"]} == set(platform.metadata.roles)
+
+
+def test_every_demo_user_signs_in_with_the_printed_password(demo):
+    platform, result = demo
+    printed = {u.username: u.password for u in result.users}
+    assert printed == {"admin": "admin1234"} | {
+        u: "demo1234" for u in ("zhaojianguo", "qianlihua", "sunwei", "zhoumin", "wuqiang", "zhengjie", "wangfang",
+                                "fenglei", "chenjing", "liuyang", "hejun")}
+    table = platform.schema["user"].table
+    with reading(platform.engine) as conn:
+        stored = dict(conn.execute(sa.select(table.c.username, table.c.password)).all())
+    assert all(verify_password(printed[u], stored[u]) for u in printed)
+    assert not any(verify_password("wrong", stored[u]) for u in printed)
+
+
+def test_leads_spread_over_sources_statuses_reps_and_pools(demo):
+    platform, _ = demo
+    leads = every(platform, "lead")
+    users = {u["id"]: u for u in every(platform, "user")}
+    pools = {p["id"]: p["name"] for p in every(platform, "lead_pool")}
+    reps = {uid for uid, u in users.items() if u["roles"] == ["sales_rep"]}
+    assert len(leads) == 2000
+    assert Counter(lead["status"] for lead in leads) == LEAD_STATUSES
+    assert set(Counter(lead["source"] for lead in leads)) == set(SPEC["lead_source"])
+    waiting = [lead for lead in leads if lead["status"] == "unassigned"]
+    assert all(lead["owner"] is None for lead in waiting)
+    assert Counter(pools[lead["pool"]] for lead in waiting) == POOL_LEADS
+    owned = [lead for lead in leads if lead["status"] != "unassigned"]
+    assert {lead["owner"] for lead in owned} == reps  # every rep holds leads, and only reps do
+    departments = {d["id"]: d["name"] for d in every(platform, "department")}
+    team = {"north": "华北区", "east": "华东区"}
+    for lead in owned[SHOWCASE_LEADS:]:  # a rep holds the leads of their own region
+        if lead["region"] in team:
+            assert departments[users[lead["owner"]]["department"]] == team[lead["region"]]
+    assert all(lead["phone"] or lead["mobile"] or lead["email"] for lead in leads)
+
+
+def test_followed_and_converted_leads_carry_their_history(demo):
+    platform, _ = demo
+    leads = by_id(every(platform, "lead"))
+    follow_ups = Counter(f["related_id"] for f in every(platform, "follow_up", related_object="lead"))
+    generated = [lead for lead in leads.values() if int(lead["id"]) > SHOWCASE_LEADS]
+    for lead in generated:
+        followed = lead["status"] in ("following", "converted")
+        assert (follow_ups[lead["id"]] > 0) == followed, lead
+        assert (lead["last_followed_at"] is not None) == followed
+        if followed:
+            assert lead["assigned_at"] < lead["last_followed_at"] < NOW
+    accounts = by_id(every(platform, "account"))
+    contacts = by_id(every(platform, "contact"))
+    opportunities = by_id(every(platform, "opportunity"))
+    converted = [lead for lead in generated if lead["status"] == "converted"]
+    for lead in converted:
+        account = accounts[lead["converted_account"]]
+        assert (account["name"], account["owner"]) == (lead["company"], lead["owner"])
+        assert (contacts[lead["converted_contact"]]["name"], contacts[lead["converted_contact"]]["account"]) == (
+            lead["name"], account["id"])
+        assert opportunities[lead["converted_opportunity"]]["account"] == account["id"]
+        assert lead["last_followed_at"] < lead["converted_at"] < NOW
+
+
+def test_accounts_sit_in_real_cities_of_their_region(demo):
+    platform, _ = demo
+    accounts = every(platform, "account")
+    contacts = every(platform, "contact")
+    assert len(accounts) == 219
+    for account in accounts[8:]:
+        cities = SPEC["cities"][account["region"]]
+        city = next(c for c in cities if account["address"].startswith(c["name"] + "市"))
+        assert abs(account["location"]["lat"] - city["lat"]) <= 0.06
+        assert abs(account["location"]["lng"] - city["lng"]) <= 0.06
+        assert account["phone"].startswith(city["area"] + "-")
+    primary = Counter(c["account"] for c in contacts if c["is_primary"])
+    assert set(primary) == {a["id"] for a in accounts}
+    assert len({a["name"] for a in accounts}) == len(accounts)
+
+
+def test_orders_add_up_with_line_and_order_discounts(demo):
+    platform, _ = demo
+    orders = every(platform, "sales_order")
+    lines = every(platform, "order_line")
+    payments = every(platform, "payment")
+    invoices = every(platform, "invoice")
+    finance = platform.records.list("user", filters={"username": "liuyang"}).items[0]["id"]
+    assert (len(orders), len(lines), len(payments), len(invoices)) == (59, 146, 94, 52)
+    subtotals: Counter = Counter()
+    for line in lines:
+        expected = line["quantity"] * line["unit_price"] * (100 - line["discount"]) / 100
+        assert line["subtotal"] == expected.quantize(CENT, ROUND_HALF_UP)
+        subtotals[line["sales_order"]] += line["subtotal"]
+    assert any(line["discount"] for line in lines) and any(o["order_discount"] for o in orders)
+    for order in orders:
+        assert order["lines_amount"] == subtotals[order["id"]]
+        expected = (order["lines_amount"] * (100 - order["order_discount"]) / 100).quantize(CENT, ROUND_HALF_UP)
+        assert order["total_amount"] == expected
+        if order["status"] == "completed" and int(order["id"]) > 5:
+            assert order["paid_amount"] == order["invoiced_amount"] == order["total_amount"]
+    assert Counter(o["status"] for o in orders) == {"completed": 41, "shipped": 11, "approved": 5, "draft": 2}
+    assert all(p["confirmed_by"] == finance for p in payments if p["status"] == "confirmed" and int(p["id"]) > 5)
+
+
+def test_visits_check_in_at_the_account(demo):
+    platform, _ = demo
+    accounts = by_id(every(platform, "account"))
+    visits = every(platform, "visit")
+    assert Counter(v["status"] for v in visits) == {"completed": 176, "planned": 91, "cancelled": 43}
+    for visit in visits[5:]:
+        if visit["status"] == "completed":
+            location = accounts[visit["account"]]["location"]
+            assert abs(visit["check_in_location"]["lat"] - location["lat"]) <= 0.0005
+            assert abs(visit["check_in_location"]["lng"] - location["lng"]) <= 0.0005
+            assert visit["check_in_at"] < visit["check_out_at"] < NOW
+        if visit["status"] == "planned":
+            assert visit["planned_at"] > NOW
+
+
+def test_the_same_company_every_time(demo, tmp_path, metadata):
+    """Another load, on SQLite at another time of day, makes the very same records."""
+    platform, result = demo
+    again = open_platform(
+        Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'again.db'}", instance_path=tmp_path), metadata)
+    migrate(again.engine, again.schema)
+    second = load_demo(again, now=NOW + timedelta(hours=9, minutes=17))
+    try:
+        assert second.counts == result.counts
+        for obj in ("lead", "account", "contact", "sales_order", "follow_up"):
+            fields = ["owner", *(f for f in platform.metadata.objects[obj].fields if not f.endswith(("_at", "_no")))]
+            assert [{k: r[k] for k in fields} for r in every(again, obj)] == [
+                {k: r[k] for k in fields} for r in every(platform, obj)], obj
+    finally:
+        again.close()
