@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -105,6 +106,13 @@ def input_value(page: str, name: str) -> str | None:
 # ------------------------------------------------------------------------------------ sign-in
 
 
+def test_session_cookie_is_https_only_when_configured(platform, users):
+    secure = replace(platform, settings=replace(platform.settings, secure_cookies=True))
+    client = create_app(secure).test_client()
+    cookie = login(client, "wang").headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
 def test_login_navigation_and_logout(client, users):
     assert client.get("/o/lead").status_code == 302  # not signed in: to the login page
     refused = login(client, "wang", "wrong password")
@@ -113,7 +121,7 @@ def test_login_navigation_and_logout(client, users):
     signed_in = login(client, "wang")
     assert signed_in.status_code == 302 and signed_in.location == "/"
     cookie = signed_in.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     home = client.get("/")
     assert "王伟" in home.text
     side = re.search(r'<nav class="side".*?</nav>', home.text, re.S).group(0)

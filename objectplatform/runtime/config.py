@@ -17,13 +17,15 @@ class Settings:
     secret_key: str = "dev-only-secret-key"
     templates: tuple[str, ...] = ()
     custom_metadata: Path | None = None
+    secure_cookies: bool = False  # served over HTTPS: session cookies only over it
     instance_path: Path = field(default=ROOT / "instance")
     root: Path = ROOT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _TEMPLATES (comma list),
-        _CUSTOM_METADATA and _INSTANCE_PATH; unset ones take the defaults (SQLite under instance/)."""
+        _CUSTOM_METADATA, _INSTANCE_PATH and _SECURE_COOKIES (1: HTTPS only); unset ones take the
+        defaults (SQLite under instance/)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -38,6 +40,7 @@ class Settings:
             "templates": tuple(t.strip() for t in (get("TEMPLATES") or "").split(",") if t.strip()),
             "custom_metadata": Path(custom) if custom else None,
             "instance_path": instance,
+            "secure_cookies": get("SECURE_COOKIES") == "1",
         }
         values.update(overrides)
         return cls(**values)

@@ -8,8 +8,6 @@ never a 403 (its existence is not revealed). Every POST carries the session's CS
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask, g, redirect, render_template, request, session, url_for
 
 from objectplatform.runtime.auth import auth_service
@@ -23,10 +21,10 @@ from .pages_base import bp, local_path
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages at / with secure session cookies (Secure when OBJECTPLATFORM_SECURE_COOKIES=1)."""
+    """Register the pages at / with secure session cookies (Secure when the settings say HTTPS)."""
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
-    if os.environ.get("OBJECTPLATFORM_SECURE_COOKIES") == "1":
+    if app.extensions["objectplatform"].settings.secure_cookies:
         app.config["SESSION_COOKIE_SECURE"] = True
     app.register_blueprint(bp)
 
