@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 import time
@@ -20,9 +21,12 @@ from redis.exceptions import RedisError
 from objectplatform.metadata import FieldDef, MetadataError, ObjectDef
 from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, open_platform
+from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.demo import demo_users, load_demo
 from objectplatform.runtime.jobs import worker as run_worker
+from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.platform import Platform, load_site_metadata
+from objectplatform.runtime.records.history import jsonable
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import (
     MigrationRefused,
@@ -98,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("file", type=Path)
     sub.add_argument("--all-or-nothing", action="store_true", help="import nothing if any row fails")
     sub.add_argument("--as", dest="as_user", metavar="USERNAME", help="the user who imports (and owns) the rows")
+    sub = command("action", action_command, "run a named action on records as a user (as the API and pages do)")
+    sub.add_argument("object")
+    sub.add_argument("action")
+    sub.add_argument("ids", nargs="+", metavar="ID", help="one record id, or several for a bulk action")
+    sub.add_argument("--as", dest="as_user", metavar="USERNAME", required=True,
+                     help="the user whose roles and data scope apply")
+    sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="an action parameter (repeatable), e.g. --param handover_to=7")
     sub = command("serve", serve, "serve the web app and the API on the configured database, as it is")
     _server_options(sub)
     sub = command("demo", demo, "migrate the database, load the demo company (once), then serve it")
@@ -214,6 +226,28 @@ def _user_id(platform: Platform, username: str) -> str:
     if not found:
         raise CommandError(f"unknown user {username!r}")
     return found[0]["id"]
+
+
+# --- action -----------------------------------------------------------------------------------
+
+
+def action_command(args: argparse.Namespace) -> int:
+    """Run the action through the same registry and checks as the API; print its result as JSON."""
+    params: dict[str, str] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--param {item!r}: write it as NAME=VALUE")
+        params[name] = value
+    platform = open_platform(Settings.from_env())
+    try:
+        access = access_for(platform, _user_id(platform, args.as_user))
+        target = args.ids[0] if len(args.ids) == 1 else list(args.ids)
+        result = run_action(platform, access, args.object, args.action, target, params)
+    finally:
+        platform.close()
+    print(json.dumps(jsonable(result), ensure_ascii=False, indent=2))
+    return 1 if result.get("failed") else 0
 
 
 # --- import -----------------------------------------------------------------------------------

@@ -293,6 +293,32 @@ def test_create_user_errors_name_the_known_values(migrated, capsys):
     assert len(records_of("user")) == 1
 
 
+# --- action -----------------------------------------------------------------------------------
+
+
+def test_action_runs_through_the_registry_with_the_users_roles(migrated, capsys):
+    for username, role in (("boss", "admin"), ("wang", "sales_rep"), ("li", "sales_rep")):
+        assert run(capsys, "create-user", username, "--password", "pass-word-1", "--role", role)[0] == 0
+    ids = {u["username"]: u["id"] for u in records_of("user")}
+    platform = open_test_platform()
+    lead = platform.records.create("lead", {"name": "张三", "email": "z@example.com"}, user=ids["wang"])
+    platform.close()
+
+    code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "li",
+                         "--param", f"handover_to={ids['li']}")
+    assert (code, out, err) == (1, "", "error: your roles do not allow the action deactivate on user\n")
+    code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "boss")
+    assert (code, out, err) == (1, "", "error: 1 field error\n  handover_to: is required\n")
+    code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "boss",
+                         "--param", f"handover_to={ids['li']}")
+    result = json.loads(out)
+    assert (code, err, result["handed_over"], result["record"]["active"]) == (0, "", {"lead": 1}, False)
+    (moved,) = records_of("lead", name="张三")
+    assert (moved["id"], moved["owner"], moved["version"]) == (lead["id"], ids["li"], 2)
+    code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "boss", "--param", "oops")
+    assert (code, err) == (1, "error: --param 'oops': write it as NAME=VALUE\n")
+
+
 # --- import -----------------------------------------------------------------------------------
 
 LEADS_CSV = (
