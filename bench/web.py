@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from engine import database, settle  # bench/engine.py (this folder is first on sys.path)
 from faker import Faker
 
 from objectplatform.runtime import Settings, open_platform
@@ -49,23 +50,10 @@ from objectplatform.runtime.storage.convert import to_row
 from objectplatform.runtime.storage.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("OBJECTPLATFORM_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BATCH = 50_000
 SOURCES = ["referral", "promotion", "campaign", "telemarketing", "website", "expo", "business_card", "other"]
 STATUSES = ["pending", "following", "following", "converted", "invalid"]
 OPERATIONS = ("get one lead", "list 50 leads (filtered, sorted)", "create a lead")
-
-
-def database(backend: str, workdir: Path) -> str:
-    """A fresh, empty database: a SQLite file or the PostgreSQL schema `bench_http`."""
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text('DROP SCHEMA IF EXISTS "bench_http" CASCADE'))
-        c.execute(sa.text('CREATE SCHEMA "bench_http"'))
-    admin.dispose()
-    return f"{PG_URL}?options=-csearch_path%3Dbench_http"
 
 
 def fill_leads(platform, n: int, reps: list[str], pools: list[str], campaigns: list[str]) -> None:
@@ -97,8 +85,7 @@ def fill_leads(platform, n: int, reps: list[str], pools: list[str], campaigns: l
         done += len(rows)
         print(f"  filled {done:,} of {n:,} leads", end="\r", flush=True)
     print()
-    with platform.engine.begin() as conn:
-        conn.execute(sa.text("ANALYZE"))
+    settle(platform.engine)
 
 
 def new_lead(rnd: random.Random) -> dict:
@@ -237,7 +224,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP client processes")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-http-"))
-    url = database(args.backend, workdir)
+    url = database(args.backend, "bench_http", workdir)
     print(f"objectplatform HTTP benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.backend}, "
           f"demo company + {args.leads:,} leads, {os.cpu_count()} CPUs")
     try:
