@@ -461,6 +461,21 @@ def test_a_rep_cannot_reach_another_reps_lead(api, people):
     assert mine["owner"] == people["rep1"]
 
 
+def test_a_reference_to_a_record_outside_the_scope_is_refused_as_unknown(api, people):
+    """Linking to another rep's account would reveal it exists and attach data to it: same error as no account."""
+    theirs = api.post("/objects/account/records", "rep2", {"name": "别人的客户"})[1]["id"]
+    mine = api.post("/objects/account/records", "rep1", {"name": "我的客户"})[1]["id"]
+    refused = (422, {"error": {"code": "validation_failed", "message": "1 field error",
+                               "fields": {"account": [f"no account with id {theirs}"]}}})
+    assert api.post("/objects/contact/records", "rep1", {"name": "张三", "account": theirs}) == refused
+    status, contact = api.post("/objects/contact/records", "rep1", {"name": "张三", "account": mine})
+    assert (status, contact["account"]) == (201, mine)
+    assert api.patch(f"/objects/contact/records/{contact['id']}", "rep1",
+                     {"version": contact["version"], "account": theirs}) == refused
+    status, linked = api.post("/objects/contact/records", "boss", {"name": "李四", "account": theirs})
+    assert (status, linked["account"]) == (201, theirs)  # the manager sees both reps' accounts
+
+
 def test_delete_outside_scope_is_404(api, platform, people):
     """Reps may not delete leads at all (403); a role that may delete still gets 404 outside its scope."""
     theirs = lead(api, "rep2")

@@ -201,7 +201,7 @@ def create_record(obj: str) -> Response:
     body = _object_body()
     _require_children(obj, body, "create")
     platform = get_platform()
-    record = platform.records.create(obj, body, user=g.access.user_id)
+    record = platform.records.within(g.access.scope).create(obj, body, user=g.access.user_id)
     return json_response(record_json(platform, obj, record), 201)
 
 
@@ -222,8 +222,8 @@ def update_record(obj: str, record_id: str) -> Response:
     version = body.pop("version", None)
     _require_children(obj, body, "edit")
     platform = get_platform()
-    record = platform.records.update(obj, record_id, body, version=version, user=g.access.user_id,
-                                     where=_scope(obj))
+    record = platform.records.within(g.access.scope).update(obj, record_id, body, version=version,
+                                                            user=g.access.user_id, where=_scope(obj))
     return json_response(record_json(platform, obj, record))
 
 

@@ -160,7 +160,7 @@ def create(obj: str):
         return _form_page(builder, builder.from_record(given), heading=heading, cancel=cancel)
     values, form = builder.read(request.form, request.files, creating=True)
     try:
-        created = get_platform().records.create(obj, values, user=g.access.user_id)
+        created = get_platform().records.within(g.access.scope).create(obj, values, user=g.access.user_id)
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel)
     flash(text("record.created", g.lang), "success")
@@ -183,7 +183,8 @@ def edit(obj: str, id: str):
     version = request.form.get("version", "")
     values, form = builder.read(request.form, request.files, creating=False)
     try:
-        platform.records.update(obj, id, values, version=version, user=g.access.user_id, where=scope(obj))
+        platform.records.within(g.access.scope).update(obj, id, values, version=version, user=g.access.user_id,
+                                                       where=scope(obj))
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel,
                           version=version)

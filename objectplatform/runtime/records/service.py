@@ -10,6 +10,7 @@ are (no foreign keys): a dangling lookup reads as an id whose record is gone.
 from __future__ import annotations
 
 import base64
+import copy
 import mimetypes
 import re
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata.expressions import parse
 
@@ -93,12 +95,20 @@ class Records:
             for name, obj in self.metadata.objects.items()
         }
         self.row_makers = {name: RowMaker(ot) for name, ot in self.schema.objects.items()}
+        self.reference_scope: Callable[[str, sa.Table], ColumnElement[bool] | None] | None = None
         self.unique_constraints = {
             idx.name: (name, column.name)
             for name, ot in self.schema.objects.items()
             for idx in ot.table.indexes if idx.unique
             for column in idx.columns
         }
+
+    def within(self, scope: Callable[[str, sa.Table], ColumnElement[bool] | None]) -> Records:
+        """This service for one caller: a reference may only name a record that `scope(object, table)`
+        (the caller's data scope) admits; any other is "no <object> with id N", as if it did not exist."""
+        view = copy.copy(self)
+        view.reference_scope = scope
+        return view
 
     # ------------------------------------------------------------------------------ transactions
 
@@ -224,7 +234,9 @@ class Records:
         existing: dict[str, set[int]] = {}
         for target, ids in wanted.items():
             table = self.schema[target].table
-            existing[target] = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+            visible = self.reference_scope(target, table) if self.reference_scope else None
+            stmt = sa.select(table.c.id).where(table.c.id.in_(ids), *([visible] if visible is not None else []))
+            existing[target] = set(conn.execute(stmt).scalars())
         result = []
         for row in rows:
             errors: Errors = {}
