@@ -461,7 +461,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         plan = migrate(platform.engine, platform.schema)
         print(f"database: {_safe_url(settings.database_url)}")
-        print(plan.render())
+        print(plan.summary())
         if platform.records.list("user", limit=1).total:
             print("the database already holds users: demo data not loaded")
             existing = {u["username"] for u in platform.records.list("user", limit=500).items}

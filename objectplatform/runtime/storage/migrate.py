@@ -186,6 +186,25 @@ class Plan:
         lines.extend(f"! {refusal}" for refusal in self.refusals)
         return "\n".join(lines) or "nothing to do"
 
+    def summary(self) -> str:
+        """One line counting the operations by kind, e.g. "migrated: 20 tables, 150 indexes, 300 field
+        definitions"; "nothing to do" for an empty plan."""
+        counts: dict[type, int] = {}
+        for op in self.ops:
+            counts[type(op)] = counts.get(type(op), 0) + 1
+        parts = [f"{counts[kind]} {nouns[counts[kind] != 1]}" for kind, nouns in _NOUNS.items() if kind in counts]
+        return "migrated: " + ", ".join(parts) if parts else "nothing to do"
+
+
+_NOUNS = {  # (one, several)
+    CreateTable: ("table", "tables"), AddColumn: ("column", "columns"),
+    WidenColumn: ("widened column", "widened columns"), FillDefault: ("default filled", "defaults filled"),
+    ComputeField: ("derived field computed", "derived fields computed"),
+    ComputeLater: ("derived field left for later", "derived fields left for later"),
+    CreateIndex: ("index", "indexes"), DropUniqueIndex: ("unique index dropped", "unique indexes dropped"),
+    KeepColumn: ("column kept", "columns kept"), RecordField: ("field definition", "field definitions"),
+}
+
 
 class MigrationRefused(Exception):
     """The plan holds changes that could lose or break data; nothing was applied."""
