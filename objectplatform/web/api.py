@@ -23,11 +23,13 @@ from objectplatform.runtime.permissions import access_for
 from . import errors, openapi
 from .app import get_platform
 from .errors import json_response
+from .export import csv_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 errors.register(bp)
 PUBLIC_ENDPOINTS = frozenset({"api.issue_token"})
 LIST_PARAMETERS = frozenset({"q", "sort", "limit", "cursor"})
+EXPORT_PARAMETERS = frozenset({"q", "sort", "fields", "labels"})
 SYSTEM_LABELS = {
     "id": Label("编号", "ID"),
     "version": Label("版本", "Version"),
@@ -176,22 +178,39 @@ def revoke_token() -> Response:
     return Response(status=204)
 
 
-@bp.get("/objects/<obj>/records")
-def list_records(obj: str) -> Response:
-    _object(obj)
-    g.access.require(obj, "read")
+def _filters(parameters: frozenset[str]) -> dict[str, str]:
+    """The query string's field filters: every argument but `parameters`, each given once."""
     filters = {}
     for name, values in request.args.lists():
         if len(values) > 1:
             raise BadRequest(f"{name}: given more than once", {name: ["given more than once"]})
-        if name not in LIST_PARAMETERS:
+        if name not in parameters:
             filters[name] = values[0]
+    return filters
+
+
+@bp.get("/objects/<obj>/records")
+def list_records(obj: str) -> Response:
+    _object(obj)
+    g.access.require(obj, "read")
+    filters = _filters(LIST_PARAMETERS)
     args = request.args
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
                                  limit=args.get("limit", 50), cursor=args.get("cursor"), where=_scope(obj))
     items = [record_json(platform, obj, r) for r in page.items]
     return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
+
+
+@bp.get("/objects/<obj>/records/export.csv")
+def export_records(obj: str) -> Response:
+    """Every record the list would page through, as CSV (see export.py)."""
+    definition = _object(obj)
+    g.access.require(obj, "read")
+    filters = _filters(EXPORT_PARAMETERS)
+    args = request.args
+    return csv_response(get_platform(), definition, filters=filters, q=args.get("q"), sort=args.get("sort"),
+                        where=_scope(obj), fields=args.get("fields"), labels=args.get("labels"))
 
 
 @bp.post("/objects/<obj>/records")

@@ -50,6 +50,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "list.bulk": {"zh": "批量操作", "en": "Bulk action"},
     "list.bulk_run": {"zh": "执行", "en": "Run"},
     "list.view_all": {"zh": "查看全部", "en": "View all"},
+    "list.export": {"zh": "导出 CSV", "en": "Export CSV"},
     "record.details": {"zh": "详情", "en": "Details"},
     "record.history": {"zh": "历史记录", "en": "History"},
     "record.edit": {"zh": "编辑", "en": "Edit"},

@@ -15,6 +15,7 @@ from objectplatform.runtime.actions import Action, Actions
 from .errors import ERROR_STATUSES
 
 JSON = "application/json"
+CSV = "text/csv"
 NULL = "null"
 BASE64 = "^[A-Za-z0-9+/]*={0,2}$"
 TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
@@ -182,6 +183,18 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of a page"},
     ]
+    export_params = [
+        *list_params[:3],
+        {"name": "fields", "in": "query", "schema": {"type": "string"},
+         "description": "comma-separated field names to export after id (default: the list view's columns)"},
+        {"name": "labels", "in": "query", "schema": {"enum": ["zh", "en"]},
+         "description": "head the columns with the fields' labels in this language (default: field names)"},
+    ]
+    export = {"description": "every matching record in the caller's scope: UTF-8 with a BOM, a header row, then "
+                             "one row per record in sort order",
+              "headers": {"Content-Disposition": {"schema": {"type": "string"},
+                                                  "description": f'attachment; filename="{name}-YYYYMMDD.csv"'}},
+              "content": {CSV: {"schema": {"type": "string"}}}}
     page = {"type": "object", "required": ["items", "next_cursor", "total"], "additionalProperties": False,
             "properties": {"items": {"type": "array", "items": record}, "next_cursor": {"type": ["string", NULL]},
                            "total": {"type": ["integer", NULL]}}}
@@ -193,6 +206,11 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
             "post": {"operationId": f"create_{name}", "tags": tag, "summary": f"Create a {obj.label.en}",
                      "requestBody": {"required": True, "content": _content(input_)},
                      "responses": _responses("201", record, 400, 403, 422)},
+        },
+        f"{base}/records/export.csv": {
+            "get": {"operationId": f"export_{name}", "tags": tag, "summary": f"Export {obj.label.en} records as CSV",
+                    "parameters": export_params,
+                    "responses": {**_responses("200", None, 400, 403), "200": export}},
         },
         f"{base}/records/{{id}}": {
             "parameters": [record_id],

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from functools import partial
+from urllib.parse import urlencode
 
-from flask import g, jsonify, render_template, request
+from flask import g, jsonify, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.errors import BadRequest
 
 from .app import get_platform
+from .export import csv_response
+from .export import list_columns as columns_of
 from .i18n import text
 from .pages_base import REFERENCE_TYPES, available_actions, bp, object_def, page_display, scope, url_with
-from .pages_view import ORG_TIME, field_label, field_type, object_label, target
+from .pages_view import ORG_TIME, Display, field_label, field_type, object_label, target
 
 PAGE_SIZE = 50
 MAX_TRAIL = 20  # pages the "previous" link can walk back; beyond that, "first page"
 LIST_PARAMS = frozenset({"q", "sort", "cursor", "trail", "page"})
+EXPORT_PARAMS = frozenset({"fields", "labels"})
 TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "auto_number"})
 
 
@@ -86,12 +91,6 @@ def _day_start(day: str, kind: str, next_day: bool = False) -> str:
     return start.isoformat()
 
 
-def columns_of(obj: ObjectDef) -> list[str]:
-    if obj.list_view:
-        return list(obj.list_view.columns)
-    return [obj.title_field if obj.title_field in obj.fields else "id", "owner", "created_at"]
-
-
 def _sortable(obj: ObjectDef, name: str) -> bool:
     ot = get_platform().schema[obj.name]
     kind = field_type(obj, name)
@@ -144,8 +143,28 @@ def list_records(obj: str):
         single_label=object_label(definition, g.lang), headers=headers, rows=rows, controls=controls, q=q,
         pager=pager, bulk_actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj, bulk=True)],
         can_create=g.access.can(obj, "create"), list_url=request.full_path.rstrip("?"),
+        export_url=_export_url(obj),
         searchable=bool(definition.searchable_fields or definition.title_field in definition.fields),
     )
+
+
+def _export_url(obj: str) -> str:
+    """The export of what the list shows: its filters, search and sort, headed in the page's language."""
+    kept = {k: v for k, v in request.args.items() if k not in ("cursor", "trail", "page", "labels")}
+    return url_for("pages.export_records", obj=obj) + "?" + urlencode({**kept, "labels": g.lang})
+
+
+@bp.route("/o/<obj>/export.csv")
+def export_records(obj: str):
+    """The list's records under the page's filters, search and sort as CSV (see export.py), referenced
+    records by their titles; `labels` (the link gives the page's language) names the columns."""
+    definition = object_def(obj)
+    args = request.args
+    _controls, filters = _filter_controls(definition, {k: v for k, v in args.items() if k not in EXPORT_PARAMS})
+    platform = get_platform()
+    return csv_response(platform, definition, filters=filters, q=args.get("q", "").strip() or None,
+                        sort=args.get("sort", "").strip() or None, where=scope(obj), fields=args.get("fields"),
+                        labels=args.get("labels"), titles=partial(Display, platform, g.access, g.lang))
 
 
 @bp.route("/o/<obj>/lookup")

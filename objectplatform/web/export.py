@@ -1,0 +1,142 @@
+"""CSV exports of an object's list, shared by the API and the pages: the same filters, search and sort as
+the list, within the caller's data scope, streamed page by page along the keyset cursor.
+
+The file opens in Excel as it is: UTF-8 with a BOM, CRLF line ends, a header row of field names (or
+labels in one language), `id` first. Values are the API's: ids for references (or, for the pages,
+the referenced records' titles), decimals as plain numbers, dates ISO 8601, several values as `a;b`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Response
+
+from objectplatform.metadata import SYSTEM_FIELDS, ObjectDef
+from objectplatform.runtime import BadRequest, Platform
+
+from .i18n import LANGUAGES
+from .pages_view import (
+    MULTI_REFERENCE_TYPES,
+    ORG_TIME,
+    REFERENCE_TYPES,
+    SYSTEM_REFERENCES,
+    Display,
+    field_label,
+    field_type,
+    target,
+)
+
+PAGE_SIZE = 500
+BOM = "\ufeff"
+MULTI_SEPARATOR = ";"
+
+
+def export_columns(obj: ObjectDef, fields: str | None) -> list[str]:
+    """`id`, then the fields named in `fields` ("a,b,c") or the list view's columns; never a password.
+
+    Raises BadRequest naming every unknown field.
+    """
+    if fields is None:
+        names = list_columns(obj)
+    else:
+        names = [name.strip() for name in fields.split(",") if name.strip()]
+        unknown = [name for name in names if not _exportable(obj, name)]
+        if unknown or not names:
+            message = f"unknown field(s): {', '.join(unknown)}" if unknown else "name at least one field"
+            raise BadRequest(f"fields: {message}", {"fields": [message]})
+    columns = ["id"]
+    for name in names:
+        if name not in columns and _exportable(obj, name):
+            columns.append(name)
+    return columns
+
+
+def list_columns(obj: ObjectDef) -> list[str]:
+    """The columns of the object's list: its list view's, else its title, owner and creation time."""
+    if obj.list_view:
+        return list(obj.list_view.columns)
+    return [obj.title_field if obj.title_field in obj.fields else "id", "owner", "created_at"]
+
+
+def _exportable(obj: ObjectDef, name: str) -> bool:
+    f = obj.fields.get(name)
+    return name in SYSTEM_FIELDS if f is None else f.type != "password"
+
+
+def header_language(labels: str | None) -> str | None:
+    """The language of the header's labels (`labels=zh|en`), or None for field names."""
+    if labels is None or labels in LANGUAGES:
+        return labels
+    message = f"must be one of {', '.join(LANGUAGES)}"
+    raise BadRequest(f"labels: {message}", {"labels": [message]})
+
+
+def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, str], q: str | None,
+                 sort: str | None, where, fields: str | None = None, labels: str | None = None,
+                 titles: Callable[[], Display] | None = None) -> Response:
+    """The export as a streamed attachment. Bad parameters raise BadRequest here, before streaming:
+    the first page is read now. `titles` makes a Display per page to show references by their
+    titles (the pages); without it they stay ids (the API)."""
+    columns = export_columns(obj, fields)
+    lang = header_language(labels)
+    header = [field_label(obj, name, lang) for name in columns] if lang else columns
+
+    def read(cursor: str | None):
+        return platform.records.list(obj.name, filters=filters, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor,
+                                     where=where, count=False)
+
+    first = read(None)
+
+    def chunks() -> Iterator[str]:
+        yield BOM + _lines([header])
+        page = first
+        while True:
+            display = titles() if titles else None
+            if display is not None:
+                display.want(obj, page.items, columns)
+            yield _lines([_cell(obj, name, record.get(name), display) for name in columns] for record in page.items)
+            if page.next_cursor is None:
+                return
+            page = read(page.next_cursor)
+
+    day = datetime.now(ORG_TIME).strftime("%Y%m%d")
+    response = Response(chunks(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{obj.name}-{day}.csv"'
+    return response
+
+
+def _lines(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+def _cell(obj: ObjectDef, name: str, value: Any, display: Display | None) -> str:
+    """A value as the API renders it, as text; references by title when a Display is given."""
+    if value is None:
+        return ""
+    kind = field_type(obj, name)
+    if display is not None and (kind in REFERENCE_TYPES or kind in MULTI_REFERENCE_TYPES or name in SYSTEM_REFERENCES):
+        to = target(obj, name)
+        if to is not None:
+            values = value if isinstance(value, list) else [value]
+            return MULTI_SEPARATOR.join(display.title(to, v) for v in values)
+    if isinstance(value, list):
+        return MULTI_SEPARATOR.join(_cell(obj, name, v, None) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        if kind == "geolocation":
+            return f"{_cell(obj, name, value['lat'], None)},{_cell(obj, name, value['lng'], None)}"
+        return str(value.get("name", ""))  # an attachment: its file name
+    return str(value)
