@@ -45,6 +45,19 @@ def test_api_export_exact_bytes_filtered_and_sorted(api):
     assert descending.data == csv_bytes("id,name", f"{zhang},张三", f"{alice},Alice")
 
 
+def test_text_a_spreadsheet_would_run_is_made_inert(api):
+    ids = [lead(api, "rep1", name=name, company=company, phone="+86 138 0000 0000")["id"]
+           for name, company in (("A", "=HYPERLINK(\"http://x\")"), ("B", "@SUM(1)"), ("C", "-cmd|calc"), ("D", "-5"))]
+    response = export(api, "lead/records/export.csv?fields=name,company,phone&sort=name", "rep1")
+    assert response.data == csv_bytes(
+        "id,name,company,phone",
+        f"{ids[0]},A,\"'=HYPERLINK(\"\"http://x\"\")\",+86 138 0000 0000",
+        f"{ids[1]},B,'@SUM(1),+86 138 0000 0000",
+        f"{ids[2]},C,'-cmd|calc,+86 138 0000 0000",
+        f"{ids[3]},D,-5,+86 138 0000 0000",
+    )
+
+
 def test_default_columns_are_the_list_views_with_api_values(api, people):
     status, spring = api.post("/objects/campaign/records", "admin", {
         "name": "春季展会", "type": "expo", "start_date": "2026-03-01", "budget": "1200.50", "cost": "980"})

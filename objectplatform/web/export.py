@@ -3,13 +3,15 @@ the list, within the caller's data scope, streamed page by page along the keyset
 
 The file opens in Excel as it is: UTF-8 with a BOM, CRLF line ends, a header row of field names (or
 labels in one language), `id` first. Values are the API's: ids for references (or, for the pages,
-the referenced records' titles), decimals as plain numbers, dates ISO 8601, several values as `a;b`.
+the referenced records' titles), decimals as plain numbers, dates ISO 8601, several values as `a;b`;
+text that a spreadsheet would run as a formula is made inert with a leading apostrophe.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,6 +37,7 @@ from .pages_view import (
 PAGE_SIZE = 500
 BOM = "\ufeff"
 MULTI_SEPARATOR = ";"
+NUMBER = re.compile(r"[+-]?[\d .()-]*\d[\d .()-]*")  # digits, maybe with phone punctuation
 
 
 def export_columns(obj: ObjectDef, fields: str | None) -> list[str]:
@@ -138,5 +141,13 @@ def _cell(obj: ObjectDef, name: str, value: Any, display: Display | None) -> str
     if isinstance(value, Mapping):
         if kind == "geolocation":
             return f"{_cell(obj, name, value['lat'], None)},{_cell(obj, name, value['lng'], None)}"
-        return str(value.get("name", ""))  # an attachment: its file name
-    return str(value)
+        return _inert(str(value.get("name", "")))  # an attachment: its file name
+    return _inert(str(value))
+
+
+def _inert(text: str) -> str:
+    """Text a spreadsheet would run as a formula (`=...`, `@...`, `+cmd|...`) gets a leading apostrophe,
+    which Excel and LibreOffice show as text; numbers such as `+8613800000000` or `-5` stay as they are."""
+    if text[:1] in ("=", "@", "\t", "\r") or (text[:1] in ("+", "-") and not NUMBER.fullmatch(text)):
+        return "'" + text
+    return text
