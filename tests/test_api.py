@@ -11,11 +11,8 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from support import crm_metadata, migrated_platform
 
-from objectplatform.metadata import default_layers, load_metadata
-from objectplatform.runtime.config import ROOT, Settings
-from objectplatform.runtime.platform import open_platform
-from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.web import create_app
 
 PASSWORD = "correct-horse-7"
@@ -93,18 +90,13 @@ class Api:
 
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
-    site = tmp_path_factory.mktemp("site")
-    (site / "flows").mkdir()
-    (site / "flows" / "standard.yaml").write_text(SITE_LAYER)
-    return load_metadata(default_layers(ROOT, (), site))
+    return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/standard.yaml": SITE_LAYER})
 
 
 @pytest.fixture
 def platform(database_url, tmp_path, metadata):
-    p = open_platform(Settings.from_env({}, database_url=database_url, instance_path=tmp_path), metadata)
-    migrate(p.engine, p.schema)
-    yield p
-    p.close()
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
 
 
 @pytest.fixture

@@ -7,23 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from support import migrated_platform
 
 from objectplatform.runtime.auth import Auth, auth_service
-from objectplatform.runtime.config import Settings
 from objectplatform.runtime.errors import NotFound, Unauthenticated, ValidationFailed
 from objectplatform.runtime.permissions import access_for
-from objectplatform.runtime.platform import open_platform
-from objectplatform.runtime.storage.migrate import migrate
 
 PASSWORD = "s3cret-密码"
 
 
 @pytest.fixture
 def platform(database_url, tmp_path):
-    p = open_platform(Settings.from_env({}, database_url=database_url, instance_path=tmp_path))
-    migrate(p.engine, p.schema)
-    yield p
-    p.close()
+    with migrated_platform(database_url, tmp_path) as p:
+        yield p
 
 
 @pytest.fixture

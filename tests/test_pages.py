@@ -9,40 +9,25 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from support import crm_metadata, migrated_platform
 
-from objectplatform.metadata import SYSTEM_FIELDS, default_layers, load_metadata
-from objectplatform.runtime.config import ROOT, Settings
-from objectplatform.runtime.platform import open_platform
-from objectplatform.runtime.storage.migrate import migrate
+from objectplatform.metadata import SYSTEM_FIELDS
+from objectplatform.runtime.config import ROOT
 from objectplatform.web import create_app
 from objectplatform.web.i18n import CATALOGUE, LANGUAGES
 
 PASSWORD = "secret-pass-1"
-SITE_ROLES = """\
-kind: roles
-roles:
-  admin:
-    label: {zh: 系统管理员, en: Administrator}
-    permissions:
-      user: {create: true, read: true, edit: true, delete: true, scope: all, actions: [deactivate]}
-"""
 
 
 @pytest.fixture(scope="module")
-def metadata(tmp_path_factory):
-    """The shipped CRM, with a site layer granting administrators the user action `deactivate`."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "object_defs").mkdir()
-    (site / "object_defs" / "roles.yaml").write_text(SITE_ROLES)
-    return load_metadata(default_layers(ROOT, (), site))
+def metadata():
+    return crm_metadata()
 
 
 @pytest.fixture
 def platform(database_url, tmp_path, metadata):
-    p = open_platform(Settings.from_env({}, database_url=database_url, instance_path=tmp_path), metadata)
-    migrate(p.engine, p.schema)
-    yield p
-    p.close()
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
 
 
 @pytest.fixture

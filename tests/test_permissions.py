@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from support import crm_metadata, migrated_platform
 
-from objectplatform.metadata import default_layers, load_metadata
-from objectplatform.runtime.config import ROOT, Settings
 from objectplatform.runtime.errors import Forbidden, Unauthenticated
 from objectplatform.runtime.permissions import OPERATIONS, access_for
-from objectplatform.runtime.platform import open_platform
 
 # site roles: one with the scope no shipped role uses, one leaning on "*" and on the defaults
 SITE_ROLES = """\
@@ -31,18 +29,13 @@ SITE_ROLE_NAMES = ("regional", "auditor")
 
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
-    site = tmp_path_factory.mktemp("site")
-    (site / "object_defs").mkdir()
-    (site / "object_defs" / "roles.yaml").write_text(SITE_ROLES)
-    return load_metadata(default_layers(ROOT, (), site))
+    return crm_metadata(tmp_path_factory.mktemp("site"), {"object_defs/roles.yaml": SITE_ROLES})
 
 
 @pytest.fixture
 def platform(database_url, tmp_path, metadata):
-    p = open_platform(Settings.from_env({}, database_url=database_url, instance_path=tmp_path), metadata)
-    p.schema.sa_metadata.create_all(p.engine)
-    yield p
-    p.close()
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
 
 
 def make_user(platform, username: str, roles: list[str], **more) -> str:

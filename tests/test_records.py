@@ -8,11 +8,9 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from support import crm_metadata, migrated_platform
 
-from objectplatform.metadata import default_layers, load_metadata
-from objectplatform.runtime.config import ROOT, Settings
 from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
-from objectplatform.runtime.platform import open_platform
 from objectplatform.runtime.records import BulkResult, RowError
 
 SITE_LAYER = """\
@@ -26,18 +24,13 @@ fields:
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
     """The shipped CRM plus a site layer giving leads a unique field."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "object_defs").mkdir()
-    (site / "object_defs" / "lead_ext.yaml").write_text(SITE_LAYER)
-    return load_metadata(default_layers(ROOT, (), site))
+    return crm_metadata(tmp_path_factory.mktemp("site"), {"object_defs/lead_ext.yaml": SITE_LAYER})
 
 
 @pytest.fixture
 def platform(database_url, tmp_path, metadata):
-    p = open_platform(Settings.from_env({}, database_url=database_url, instance_path=tmp_path), metadata)
-    p.schema.sa_metadata.create_all(p.engine)
-    yield p
-    p.close()
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
 
 
 @pytest.fixture

@@ -9,26 +9,22 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from support import crm_metadata, migrated_platform
 
-from objectplatform.metadata import default_layers, load_metadata
-from objectplatform.runtime.config import ROOT, Settings
 from objectplatform.runtime.errors import ValidationFailed
-from objectplatform.runtime.platform import open_platform
 
 
 @pytest.fixture(scope="module")
 def metadata():
-    return load_metadata(default_layers(ROOT, (), None))
+    return crm_metadata()
 
 
 @pytest.fixture
 def platform(database_url, tmp_path, metadata):
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite lets one writer at a time (BEGIN IMMEDIATE): these races cannot happen there")
-    p = open_platform(Settings.from_env({}, database_url=database_url, instance_path=tmp_path), metadata)
-    p.schema.sa_metadata.create_all(p.engine)
-    yield p
-    p.close()
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
 
 
 @pytest.fixture

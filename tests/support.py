@@ -1,0 +1,32 @@
+"""Helpers the test modules share: the shipped CRM with a site layer, and a migrated platform on a test database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from objectplatform.metadata import Metadata, default_layers, load_metadata
+from objectplatform.runtime import Platform, Settings, open_platform
+from objectplatform.runtime.config import ROOT
+from objectplatform.runtime.storage.migrate import migrate
+
+
+def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = None) -> Metadata:
+    """The shipped CRM, plus a site layer in `site` holding `files` ({"object_defs/x.yaml": YAML text})."""
+    for name, text in (files or {}).items():
+        path = site / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return load_metadata(default_layers(ROOT, (), site))
+
+
+@contextmanager
+def migrated_platform(database_url: str, instance: Path, metadata: Metadata | None = None) -> Iterator[Platform]:
+    """A platform on `database_url`, migrated as `objectplatform migrate` would, closed afterwards."""
+    platform = open_platform(Settings.from_env({}, database_url=database_url, instance_path=instance), metadata)
+    try:
+        migrate(platform.engine, platform.schema)
+        yield platform
+    finally:
+        platform.close()
