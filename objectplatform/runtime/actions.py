@@ -214,3 +214,5 @@ register_action(
     "user", "deactivate", _deactivate_user, label=Label("停用并交接", "Deactivate and hand over"),
     params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")],
 )
+
+from . import behaviors as behaviors  # noqa: E402  (registers the behaviors' actions; they import this module)

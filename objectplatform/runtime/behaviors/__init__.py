@@ -1,0 +1,4 @@
+"""Behaviors: the reusable CRM mechanics an object opts into under `behaviors:` in its YAML.
+
+Each module registers its actions (and hooks) when imported; importing this package imports them all.
+"""
