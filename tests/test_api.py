@@ -557,3 +557,23 @@ def test_json_body_is_exact(app, api):
     assert response.mimetype == "application/json"
     assert "销售线索" in response.get_data(as_text=True)
     assert json.loads(response.data)["name"] == "lead"
+
+
+def test_no_endpoint_but_token_issue_answers_without_a_token(app, people):
+    """Every route under /api/v1, with every method it takes, is a 401 without a token (nothing leaks, even
+    what exists); only POST /auth/token answers, and it wants credentials."""
+    client = app.test_client()
+    samples = {"obj": "lead", "record_id": "1", "action": "claim"}
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<{name}>", samples.get(name, "1"))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(path, method=method, json={})
+            checked.append((method, rule.rule, response.status_code))
+    open_ones = [(m, r, s) for m, r, s in checked if s != 401]
+    assert open_ones == [("POST", "/api/v1/auth/token", 400)]
+    assert len(checked) >= 12
