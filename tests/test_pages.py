@@ -240,6 +240,16 @@ def test_rep_gets_404_for_another_reps_lead(client, platform, users):
     assert platform.records.get("lead", theirs)["name"] == "李娜的线索"
 
 
+def test_unknown_urls_get_the_404_page_and_the_api_its_json(client, users):
+    login(client, "wang")
+    for url in ("/nope", "/o/lead/1/nothing/here"):
+        response = client.get(url)
+        assert (response.status_code, response.mimetype) == (404, "text/html"), url
+        assert "该记录不存在，或您无权查看。" in response.text
+    api = client.get("/api/v1/nope")
+    assert (api.status_code, api.get_json()["error"]["code"]) == (404, "not_found")
+
+
 def test_name_with_markup_renders_as_text(client, platform, users):
     evil = "<script>alert(1)</script>"
     record_id = lead(platform, users["wang"], evil)

@@ -44,7 +44,6 @@ SYSTEM_ORDER = ("id", "version", "owner", "created_by", "created_at", "updated_b
 
 def init_app(app: Flask) -> None:
     """Register the /api/v1 blueprint and its JSON error handlers."""
-    errors.init_app(app)
     app.register_blueprint(bp)
 
 

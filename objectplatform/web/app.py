@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from objectplatform.runtime import Platform, Settings, open_platform
 
@@ -25,7 +26,15 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
 
     api.init_app(app)
     pages.init_app(app)
+    app.register_error_handler(HTTPException, _http_error)
     return app
+
+
+def _http_error(e: HTTPException):
+    """An unknown URL or method matches no blueprint: the API answers in its error shape, the rest with a page."""
+    from . import errors, pages_base
+
+    return errors.http_error(e) if request.path.startswith(errors.API_PREFIX) else pages_base.http_error_page(e)
 
 
 def get_platform() -> Platform:

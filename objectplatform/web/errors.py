@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from objectplatform.runtime import RuntimeFailure
@@ -70,10 +70,9 @@ def _runtime_failure(e: RuntimeFailure) -> Response:
     return response
 
 
-def _http_error(e: HTTPException) -> Response | HTTPException:
-    """Routing and protocol errors under /api/ in the error shape; elsewhere left to the pages."""
-    if not request.path.startswith(API_PREFIX):
-        return e
+def http_error(e: HTTPException) -> Response:
+    """A routing or protocol error under /api/ (an unknown route or method, which no blueprint matches)
+    in the error shape."""
     status = e.code or 500
     if status == 404:
         message = f"no such endpoint: {request.method} {request.path}"
@@ -92,7 +91,7 @@ def _http_error(e: HTTPException) -> Response | HTTPException:
 def _unexpected(e: Exception) -> Response:
     """A failure that is the platform's fault: logged, answered as a 500 in the error shape."""
     if isinstance(e, HTTPException):
-        return _http_error(e)
+        return http_error(e)
     current_app.logger.exception("unexpected failure on %s %s", request.method, request.path)
     return error_response("internal_error", "the server failed to answer this request; it has been logged", 500)
 
@@ -102,7 +101,3 @@ def register(bp: Blueprint) -> None:
     bp.register_error_handler(RuntimeFailure, _runtime_failure)
     bp.register_error_handler(Exception, _unexpected)
 
-
-def init_app(app: Flask) -> None:
-    """HTTP errors under /api/ (unknown routes and methods, which match no blueprint) in the error shape."""
-    app.register_error_handler(HTTPException, _http_error)

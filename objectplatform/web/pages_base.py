@@ -101,6 +101,13 @@ def _not_found(e):
     return error_page(404, text("error.404_detail", g.get("lang") or language()))
 
 
+def http_error_page(e):
+    """The page for an HTTP error outside every page route (an unknown URL, a wrong method)."""
+    if e.code == 404:
+        return _not_found(e)
+    return error_page(e.code or 500, e.description)
+
+
 # ------------------------------------------------------------------------------------ helpers
 
 
