@@ -2,3 +2,5 @@
 
 Each module registers its actions (and hooks) when imported; importing this package imports them all.
 """
+
+from . import follow_ups as follow_ups

@@ -31,7 +31,7 @@ from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import ObjectTable
 from ..validation import build_validators
-from . import history
+from . import history, hooks
 from .autonumber import AutoNumber, reserve
 from .bulk import RowMaker, batches, insert_many
 from .formulas import Formulas
@@ -274,12 +274,15 @@ class Records:
                 seen.add(value)
         return result
 
-    def _check(self, conn: sa.Connection, ot: ObjectTable, values: Mapping[str, Any], record: dict,
-               errors: Errors, now: datetime, own_id: int | None = None,
-               skip: frozenset[str] = frozenset()) -> None:
-        """Database checks and (when the fields they read are valid) the rules, added to `errors`."""
+    def _check_database(self, conn: sa.Connection, ot: ObjectTable, values: Mapping[str, Any], errors: Errors,
+                        own_id: int | None = None, skip: frozenset[str] = frozenset()) -> None:
+        """References to records that do not exist and unique values already used, added to `errors`
+        (the hooks' `before_create` / `before_update` run next, then `_check_rules`)."""
         _add(errors, self._reference_errors(conn, ot, [values], skip)[0])
         _add(errors, self._unique_errors(conn, ot, [values], [own_id])[0])
+
+    def _check_rules(self, ot: ObjectTable, record: dict, errors: Errors, now: datetime) -> None:
+        """Stored formulas computed and (when the fields they read are valid) the rules, added to `errors`."""
         self.formulas[ot.object.name].on_write(record, now)
         rules = ot.object.validation_rules
         if not any(parse(r.condition).names & errors.keys() for r in rules):
@@ -369,7 +372,10 @@ class Records:
         record.update(values)
         record.update(owner=values.get("owner") or user, created_by=user, updated_by=user,
                       created_at=now, updated_at=now, version=1)
-        self._check(conn, ot, values, record, errors, now, skip=frozenset({skip} if skip else ()))
+        self._check_database(conn, ot, values, errors, skip=frozenset({skip} if skip else ()))
+        hooks.run("before_create", ot.object,
+                  hooks.HookContext(self, conn, ot.object.name, user, now, after=record, errors=errors))
+        self._check_rules(ot, record, errors, now)
         return record, errors
 
     def _insert(self, conn: sa.Connection, ot: ObjectTable, record: dict, user: str | None, now: datetime,
@@ -391,6 +397,7 @@ class Records:
                    if f.type not in DERIVED_TYPES and record.get(name) is not None and record[name] != []]
         history.write(conn, self.schema.history, entries or [
             history.entry(obj, record_id, "create", None, None, None, user, now)])
+        hooks.run("after_create", ot.object, hooks.HookContext(self, conn, obj, user, now, after=record))
         return record_id
 
     @staticmethod
@@ -419,7 +426,7 @@ class Records:
                 raise self._conflict(ot, current, version)
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
-            record, changes, load_errors = self._prepare_change(c, ot, current, data, now, system)
+            record, changes, load_errors = self._prepare_change(c, ot, current, data, user, now, system)
             _add(errors, load_errors)
             plans = {child: self._plan_lines(c, child, via, current, items, user, now, system, errors)
                      for child, (via, items) in lines.items()}
@@ -446,14 +453,17 @@ class Records:
                         f"(your version {version}, current {current['version']})")
 
     def _prepare_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
-                        data: Mapping[str, Any], now: datetime, system: bool,
+                        data: Mapping[str, Any], user: str | None, now: datetime, system: bool,
                         skip: str | None = None) -> tuple[dict, dict, Errors]:
         """The merged record, {field: (old, new)} of its real changes, and the errors."""
         values, errors = self._load(ot.object.name, data, partial=True, system=system)
         own = {k: v for k, v in current.items() if k in ot.columns or k in ot.object.fields}
         record = {**own, **values}
-        self._check(conn, ot, values, record, errors, now, own_id=int(current["id"]),
-                    skip=frozenset({skip} if skip else ()))
+        self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
+                             skip=frozenset({skip} if skip else ()))
+        hooks.run("before_update", ot.object, hooks.HookContext(self, conn, ot.object.name, user, now,
+                                                                before=dict(current), after=record, errors=errors))
+        self._check_rules(ot, record, errors, now)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
         return record, history.changes(own, record, stored), errors
 
@@ -483,6 +493,8 @@ class Records:
             history.entry(obj, int(current["id"]), "update", name, old, value, user, now)
             for name, (old, value) in logged.items()])
         self.rollups.after_change(conn, obj, [(current, record)], now)
+        hooks.run("after_update", ot.object,
+                  hooks.HookContext(self, conn, obj, user, now, before=dict(current), after=record))
 
     def _plan_lines(self, conn: sa.Connection, child: str, via: str, parent: Mapping[str, Any],
                     items: list[Mapping[str, Any]], user: str | None, now: datetime, system: bool,
@@ -501,7 +513,8 @@ class Records:
                         f"no {child} with id {item['id']} in this {cot.object.fields[via].to}")
                     continue
                 kept.add(line["id"])
-                record, changes, line_errors = self._prepare_change(conn, cot, line, data, now, system, skip=via)
+                record, changes, line_errors = self._prepare_change(conn, cot, line, data, user, now, system,
+                                                                      skip=via)
                 updates.append((line, record, changes))
             else:
                 record, line_errors = self._prepare_new(conn, cot, {**data, via: str(parent["id"])}, user, now,
@@ -535,6 +548,7 @@ class Records:
             for line in record.get(child, []):
                 self._delete(conn, cot, self._read(conn, cot, line["id"]) or line, user, now)
         self.rollups.after_change(conn, obj, [(record, None)], now)
+        hooks.run("after_delete", ot.object, hooks.HookContext(self, conn, obj, user, now, before=dict(record)))
 
     # ------------------------------------------------------------------------------------- bulk
 
@@ -598,13 +612,17 @@ class Records:
         uniques = self._unique_errors(conn, ot, values_list, [None] * len(values_list))
         rule_fields = [parse(r.condition).names for r in ot.object.validation_rules]
         initial = {name: None for name in ot.object.fields} | self.rollups.initial(obj)
-        good: list[dict] = []
-        bad: list[RowError] = []
-        for (index, values, errors), refs, uniq in zip(loaded, references, uniques, strict=True):
+        records: list[dict] = []
+        for (_, values, errors), refs, uniq in zip(loaded, references, uniques, strict=True):
             _add(errors, refs)
             _add(errors, uniq)
-            record = {**initial, **values, "owner": values.get("owner") or user, "created_by": user,
-                      "updated_by": user, "created_at": now, "updated_at": now, "version": 1}
+            records.append({**initial, **values, "owner": values.get("owner") or user, "created_by": user,
+                            "updated_by": user, "created_at": now, "updated_at": now, "version": 1})
+        hooks.run("before_create_many", ot.object, hooks.HookContext(
+            self, conn, obj, user, now, batch=records, batch_errors=[errors for _, _, errors in loaded]))
+        good: list[dict] = []
+        bad: list[RowError] = []
+        for (index, _, errors), record in zip(loaded, records, strict=True):
             formulas.on_write(record, now)
             if not any(names & errors.keys() for names in rule_fields):
                 _add(errors, validator.rule_errors(record, now))
@@ -634,6 +652,7 @@ class Records:
             record["id"] = str(record_id)
         history.write_created(conn, self.schema.history, obj, ot.table, ids, user, now)
         self.rollups.after_insert_many(conn, obj, good, now)
+        hooks.run("after_create_many", ot.object, hooks.HookContext(self, conn, obj, user, now, batch=good))
         return [str(i) for i in ids], bad
 
 

@@ -1,0 +1,172 @@
+"""The follow_ups behavior: a follow-up record keeps the record it follows up current.
+
+A follow-up (跟进记录) is a `follow_up` record naming its record by `related_object` and
+`related_id`; it may be attached to a record of any object. Creating one checks that the record
+exists (within the creator's data scope when the service has one: "no lead with id 7" on
+`related_id`; an unknown `related_object` is an error naming the known objects) and fills an empty
+`followed_at` with the time of saving. When the related object declares the behavior,
+
+    behaviors:
+      follow_ups: {last_followed_field: last_followed_at, status_field: status}
+
+the same transaction sets that record's `last_followed_field` to the follow-up's `followed_at`
+(never backwards: an older follow-up entered later leaves it) and, when its `status_field` (default
+`status`, a picklist offering `pending` and `following`) is `pending`, moves it to `following` (the
+first follow-up of a lead: 待处理 -> 跟进中). The record changes like any update (version + 1,
+updated_by/updated_at, history entries, stored formulas and rollups) but fires no update hooks of
+its own. A bulk import of follow-ups changes each related object's records with one SELECT and one
+UPDATE statement per batch, each record once with its latest follow-up time. Deleting or editing
+a follow-up leaves the related record as it is (an edit moving it to another record is checked the
+same way, but changes neither record: the time and status follow what happened, not a correction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import ObjectDef
+
+from ..records import history
+from ..records.hooks import HookContext, register_hook
+from ..records.service import DERIVED_TYPES, _record_id
+from ..storage.convert import from_row, to_row
+
+FOLLOW_UP = "follow_up"
+BEHAVIOR = "follow_ups"
+PENDING, FOLLOWING = "pending", "following"
+
+
+def is_follow_up(obj: ObjectDef) -> bool:
+    return obj.name == FOLLOW_UP and {"related_object", "related_id", "followed_at"} <= obj.fields.keys()
+
+
+def check_related(ctx: HookContext) -> None:
+    """before_create: the related record must exist; an empty followed_at becomes now."""
+    _check(ctx, [ctx.after], [ctx.errors])
+
+
+def check_moved(ctx: HookContext) -> None:
+    """before_update: a follow-up moved to another record must name one that exists (nothing else changes)."""
+    related = ("related_object", "related_id")
+    if any(ctx.after.get(name) != ctx.before.get(name) for name in related):
+        _check(ctx, [ctx.after], [ctx.errors], fill=False)
+
+
+def check_related_many(ctx: HookContext) -> None:
+    """before_create_many: the same for a batch, one SELECT per related object."""
+    _check(ctx, ctx.batch, ctx.batch_errors)
+
+
+def follow(ctx: HookContext) -> None:
+    """after_create: the related record's last follow-up time and status."""
+    _follow(ctx, [ctx.after])
+
+
+def follow_many(ctx: HookContext) -> None:
+    """after_create_many: the same for a batch."""
+    _follow(ctx, ctx.batch)
+
+
+def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]], fill: bool = True) -> None:
+    """Errors for related records that do not exist; with `fill`, an empty followed_at becomes now."""
+    metadata = ctx.records.metadata
+    known = sorted(name for name in metadata.objects if name != FOLLOW_UP)
+    wanted: dict[str, set[int]] = {}
+    for row, row_errors in zip(rows, errors, strict=True):
+        if fill and row.get("followed_at") is None:
+            row["followed_at"] = ctx.now
+        obj, related_id = row.get("related_object"), row.get("related_id")
+        if obj is None or "related_object" in row_errors:
+            continue
+        if obj not in known:
+            row_errors.setdefault("related_object", []).append(f"unknown object {obj}; one of {', '.join(known)}")
+            continue
+        if related_id is None or "related_id" in row_errors:
+            continue
+        number = _record_id(related_id)
+        if number is not None:
+            row["related_id"] = str(number)  # "007" and "7" name the same record
+            wanted.setdefault(obj, set()).add(number)
+    existing: dict[str, set[int]] = {}
+    for obj, ids in wanted.items():
+        table = ctx.records.schema[obj].table
+        scope = ctx.records.reference_scope
+        visible = scope(obj, table) if scope else None
+        existing[obj] = set(ctx.conn.execute(
+            sa.select(table.c.id).where(table.c.id.in_(ids), *([visible] if visible is not None else []))
+        ).scalars())
+    for row, row_errors in zip(rows, errors, strict=True):
+        obj, related_id = row.get("related_object"), row.get("related_id")
+        if obj in known and related_id is not None and not row_errors.get("related_object") \
+                and "related_id" not in row_errors:
+            number = _record_id(related_id)
+            if number is None or number not in existing.get(obj, ()):
+                row_errors.setdefault("related_id", []).append(f"no {obj} with id {related_id}")
+
+
+def _follow(ctx: HookContext, follow_ups: list[dict]) -> None:
+    """Each related record (of objects declaring the behavior) gets its latest follow-up time."""
+    objects = ctx.records.metadata.objects
+    latest: dict[str, dict[int, datetime]] = {}
+    for f in follow_ups:
+        obj = objects.get(f["related_object"])
+        if obj is None or BEHAVIOR not in obj.behaviors:
+            continue
+        times = latest.setdefault(obj.name, {})
+        record_id = int(f["related_id"])
+        if record_id not in times or f["followed_at"] > times[record_id]:
+            times[record_id] = f["followed_at"]
+    for name, times in latest.items():
+        _touch(ctx, objects[name], times)
+
+
+def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> None:
+    """One locking SELECT and one UPDATE (a parameter set per changed record) for the object's records."""
+    service, conn, now = ctx.records, ctx.conn, ctx.now
+    config = obj.behaviors.get(BEHAVIOR) or {}
+    last_field = config.get("last_followed_field")
+    status_name = config.get("status_field", "status")
+    status = obj.fields.get(status_name)
+    moves_status = status is not None and bool(status.option(PENDING)) and bool(status.option(FOLLOWING))
+    ot = service.schema[obj.name]
+    table, formulas = ot.table, service.formulas[obj.name]
+    written = [name for name in (last_field, status_name) if name in ot.columns]
+    written += [name for name in sorted(formulas.stored) if name in ot.columns and name not in written]
+    columns = [c for name in written for c in ot.columns[name]]
+    rows = conn.execute(sa.select(table).where(table.c.id.in_(times)).order_by(table.c.id).with_for_update())
+    params, pairs, entries = [], [], []
+    for row in rows.mappings():
+        current = from_row(ot, row)
+        record = dict(current)
+        followed_at = times[int(current["id"])]
+        if last_field and (current.get(last_field) is None or current[last_field] < followed_at):
+            record[last_field] = followed_at
+        if moves_status and current.get(status_name) == PENDING:
+            record[status_name] = FOLLOWING
+        formulas.on_write(record, now)
+        changes = history.changes(current, record, written)
+        if not changes:
+            continue
+        values = to_row(ot, {name: record[name] for name in written})
+        params.append({"record_id": int(current["id"]), **{f"new_{c}": values[c] for c in columns}})
+        pairs.append((current, record))
+        entries += [history.entry(obj.name, int(current["id"]), "update", name, old, new, ctx.user, now)
+                    for name, (old, new) in changes.items() if obj.fields[name].type not in DERIVED_TYPES]
+    if not params:
+        return
+    stmt = sa.update(table).where(table.c.id == sa.bindparam("record_id")).values(
+        {**{c: sa.bindparam(f"new_{c}") for c in columns}, "version": table.c.version + 1,
+         **to_row(ot, {"updated_by": ctx.user, "updated_at": now})})
+    conn.execute(stmt, params)
+    history.write(conn, service.schema.history, entries)
+    service.rollups.after_change(conn, obj.name, pairs, now)
+
+
+register_hook("before_create", check_related, applies=is_follow_up)
+register_hook("before_update", check_moved, applies=is_follow_up)
+register_hook("before_create_many", check_related_many, applies=is_follow_up)
+register_hook("after_create", follow, applies=is_follow_up)
+register_hook("after_create_many", follow_many, applies=is_follow_up)
