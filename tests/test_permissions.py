@@ -306,4 +306,6 @@ def test_access_reads_the_org_only_when_a_scope_needs_it(platform, org):
         tree_reads = len(statements)
     finally:
         sa.event.remove(platform.engine, "before_cursor_execute", count)
-    assert (own_reads, tree_reads) == (1, 3)  # the user; then also every user's and department's links
+    # the user, the department chain and the lead pools (whose waiting leads members see); then also every
+    # user's and department's links for the subordinates scope
+    assert (own_reads, tree_reads) == (3, 5)

@@ -37,6 +37,10 @@ class Param:
         return FieldDef(self.name, self.type, self.label, Source("<action parameter>"), required=self.required,
                         to=self.to)
 
+    def json_schema(self) -> dict[str, Any] | None:
+        """The value's JSON Schema for the OpenAPI document when it is not its field type's (None: it is)."""
+        return None
+
 
 @dataclass(frozen=True)
 class ActionCall:

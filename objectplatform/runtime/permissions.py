@@ -51,6 +51,8 @@ class Access:
     visible_owners: Mapping[str, frozenset[int] | None] = field(default_factory=dict, repr=False, compare=False)
     full_access: bool = False
     object_order: tuple[str, ...] = ()
+    # object with the pool behavior -> (its pool field, the pools whose waiting, unowned records the user sees)
+    pools: Mapping[str, tuple[str, frozenset[int]]] = field(default_factory=dict, repr=False, compare=False)
 
     def _grant(self, obj: str) -> Grant:
         return self.grants.get(obj, NO_GRANT)
@@ -81,9 +83,11 @@ class Access:
         owners = self.visible_owners.get(obj, frozenset())
         if owners is None:
             return None
-        if len(owners) == 1:
-            return table.c.owner == next(iter(owners))
-        return table.c.owner.in_(sorted(owners))
+        owned = table.c.owner == next(iter(owners)) if len(owners) == 1 else table.c.owner.in_(sorted(owners))
+        pool_field, pools = self.pools.get(obj, (None, frozenset()))
+        if not pools:
+            return owned
+        return sa.or_(owned, sa.and_(table.c.owner.is_(None), table.c[pool_field].in_(sorted(pools))))
 
     def readable_objects(self) -> list[str]:
         """The objects the user may read, in metadata order (for navigation)."""
@@ -226,6 +230,7 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
         owners_by_scope["subordinates"] = org.subordinates(me)
     if "department" in needed:
         owners_by_scope["department"] = org.department_members(department, me)
+    pools = _pools_seen(conn, platform, me, department, grants)
     visible: dict[str, frozenset[int] | None] = {}
     for obj, grant in grants.items():
         if "all" in grant.scopes:
@@ -234,5 +239,42 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
             visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes))
     return Access(
         text, username, display_name, roles, MappingProxyType(grants), MappingProxyType(visible),
-        _has_full_access(metadata, roles), tuple(metadata.objects),
+        _has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
     )
+
+
+def _pools_seen(conn: sa.Connection, platform, me: int, department: int | None,
+                grants: Mapping[str, Grant]) -> dict[str, tuple[str, frozenset[int]]]:
+    """For each readable object with the pool behavior: its pool field and the pools whose unowned records
+    the user sees besides their scope: the pools they administer, and the claimable ones they are a member
+    of (named, or through their department or a department above it)."""
+    schema, result = platform.schema, {}
+    chain: set[str] | None = None
+    for obj in platform.metadata.objects.values():
+        spec = obj.behaviors.get("pool")
+        if not spec or not grants.get(obj.name, NO_GRANT).scopes:
+            continue
+        if chain is None:
+            chain = _department_chain(conn, schema, department)
+        pool_ot = schema[spec["pool_object"]]
+        rows = conn.execute(sa.select(pool_ot.table.c.id, pool_ot.column("admins"), pool_ot.column("members"),
+                                      pool_ot.column("member_departments"), pool_ot.column("claimable")))
+        seen = set()
+        for id_, admins, members, departments, claimable in rows:
+            member = str(me) in (from_db("multi_user", members) or []) or bool(
+                chain & set(from_db("multi_department", departments) or []))
+            if str(me) in (from_db("multi_user", admins) or []) or (claimable and member):
+                seen.add(id_)
+        result[obj.name] = (schema[obj.name].columns[spec.get("pool_field", "pool")][0], frozenset(seen))
+    return result
+
+
+def _department_chain(conn: sa.Connection, schema, department: int | None) -> set[str]:
+    """The user's department and every department above it, as id strings."""
+    departments = schema["department"]
+    parents = dict(conn.execute(sa.select(departments.table.c.id, departments.column("parent"))).all())
+    chain: set[str] = set()
+    while department is not None and str(department) not in chain:
+        chain.add(str(department))
+        department = parents.get(department)
+    return chain

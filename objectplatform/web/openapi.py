@@ -161,7 +161,7 @@ def _label_schema() -> dict:
 
 
 def _action_params_schema(metadata: Metadata, action: Action, bulk: bool) -> dict:
-    properties = {p.name: _input_schema(metadata, p.field()) for p in action.params}
+    properties = {p.name: p.json_schema() or _input_schema(metadata, p.field()) for p in action.params}
     required = [p.name for p in action.params if p.required]
     if bulk:
         properties["ids"] = {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+$"},

@@ -3,4 +3,6 @@
 Each module registers its actions (and hooks) when imported; importing this package imports them all.
 """
 
+from . import convertible as convertible
 from . import follow_ups as follow_ups
+from . import pool as pool

@@ -1,0 +1,256 @@
+"""The `convertible` behavior (线索转换): turn a record (a lead) into an account, a contact and an opportunity.
+
+Configured under the object's `behaviors:`::
+
+    convertible:
+      targets:                      # target object: {target field: source field}
+        account: {name: company, phone: phone}
+        contact: {name: name, email: email}
+        opportunity: {name: company}
+      status_field: status
+      converted_value: converted
+      links: {account: converted_account, contact: converted_contact, opportunity: converted_opportunity}
+      closed_values: [invalid, voided]   # optional: statuses that cannot convert (default: those two
+                                         # when the status picklist has them); converted_value always
+      converted_at_field: converted_at   # optional (this default): set to the time of conversion
+
+The first target is the main one (the account): it is created, or an existing one in the caller's
+scope is attached (`existing_account`); the others are optional and get a lookup to the records
+created before them (a contact its account, an opportunity its account and contact). Each object
+declaring the behavior gets the single-record action `convert` with the parameters
+`{"account": {fields} | "existing_account": id, "contact": {fields} | null, "opportunity": {fields} | null}`
+and answers `{"record", "account", "contact", "opportunity"}`. Everything is one transaction: a
+failing contact leaves no account behind, and the errors name the part (`contact.email`).
+
+`{"preview": true}` writes nothing and answers what the convert dialog needs: the values the mapping
+proposes for each target (`defaults`) and the accounts that may already be this one (`matches`,
+see `account_matches`).
+
+The follow-ups of a converted lead stay on the lead (nothing is copied): the account finds them as
+the follow_up records whose related_object is the lead's object and whose related_id is a lead with
+`converted_account` = the account.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from marshmallow import fields
+
+from objectplatform.metadata import FieldDef, Label, Metadata, Source
+
+from ..actions import Action, ActionCall, Param, action_provider
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..records.history import jsonable
+from ..storage.convert import now
+from ..validation import register_validator
+
+BEHAVIOR = "convertible"
+MAX_MATCHES = 10
+VALUES = "record_values"  # a parameter-only type: a JSON object of field values of a record to create
+DEFAULT_CLOSED = ("invalid", "voided")
+REFERENCE_TYPES = frozenset({"lookup", "master_detail"})
+
+
+class RecordValues(fields.Field):
+    """A JSON object of field values (from a form or the CLI also as its JSON text); checked later by the
+    target object's own validation, which names each field."""
+
+    default_error_messages = {"invalid": "must be an object of field values"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise self.make_error("invalid") from None
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise self.make_error("invalid")
+        return dict(value)
+
+
+register_validator(VALUES)(lambda f, md: RecordValues())
+
+
+class ValuesParam(Param):
+    """A parameter holding the field values of a record to create, validated with `RecordValues`; the
+    OpenAPI document describes it as an object, the generic action form as a long text of that JSON."""
+
+    def field(self) -> FieldDef:
+        return FieldDef(self.name, "long_text", self.label, Source("<action parameter>"), required=self.required)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["object", "null"], "additionalProperties": True,
+                "description": f"field values of the {self.name} to create"}
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+class Config:
+    """One object's `convertible` settings, resolved against the metadata."""
+
+    def __init__(self, metadata: Metadata, obj: str, spec: Mapping[str, Any]):
+        self.object = obj
+        self.targets: dict[str, dict[str, str]] = {t: dict(m or {}) for t, m in spec["targets"].items()}
+        self.main = next(iter(self.targets))
+        self.status_field: str = spec["status_field"]
+        self.converted_value: str = spec["converted_value"]
+        self.links: dict[str, str] = dict(spec.get("links") or {})
+        self.converted_at: str = spec.get("converted_at_field", "converted_at")
+        status = metadata.objects[obj].fields[self.status_field]
+        options = {o.value for o in status.options}
+        self.status_labels = {o.value: o.label.zh for o in status.options}
+        closed = spec.get("closed_values")
+        self.closed = frozenset(closed if closed is not None else [v for v in DEFAULT_CLOSED if v in options])
+        self.closed |= {self.converted_value}
+
+
+def config(metadata: Metadata, obj: str) -> Config:
+    return Config(metadata, obj, metadata.objects[obj].behaviors[BEHAVIOR])
+
+
+@action_provider
+def _convert_actions(metadata: Metadata) -> Iterable[Action]:
+    for name, o in metadata.objects.items():
+        if BEHAVIOR not in o.behaviors:
+            continue
+        c = config(metadata, name)
+        main = _label(metadata, c.main)
+        params = [ValuesParam(c.main, VALUES, main),
+                  Param(f"existing_{c.main}", "lookup", Label("已有" + main.zh, "Existing " + main.en.lower()),
+                        to=c.main)]
+        params += [ValuesParam(t, VALUES, _label(metadata, t)) for t in list(c.targets)[1:]]
+        params.append(Param("preview", "boolean", Label("仅预览", "Preview only")))
+        yield Action(name, "convert", Label("转换", "Convert"), _convert, tuple(params), bulk=False)
+
+
+def _label(metadata: Metadata, obj: str) -> Label:
+    return metadata.objects[obj].label
+
+
+# ------------------------------------------------------------------------------------------ action
+
+
+def _convert(call: ActionCall) -> dict:
+    c = config(call.platform.metadata, call.object)
+    if call.params.get("preview"):
+        _check_status(c, call.record)
+        return {"defaults": {t: mapped_values(call.platform, c, t, call.record) for t in c.targets},
+                "matches": account_matches(call.platform, call.access, call.record)}
+    return convert(call.platform, call.access, call.object, call.record, call.params)
+
+
+def _check_status(c: Config, record: Mapping[str, Any]) -> None:
+    """Conflict naming the current status (as the pool's actions do) unless the record may convert."""
+    status = record.get(c.status_field)
+    if status in c.closed:
+        label = c.status_labels.get(status)
+        raise Conflict(f"{c.object} {record['id']} is {f'{label} ' if label else ''}{status}: it cannot be converted")
+
+
+def mapped_values(platform, c: Config, target: str, record: Mapping[str, Any]) -> dict:
+    """The values the mapping takes from `record` for a new `target` record (empty ones left out)."""
+    values = {}
+    for field, source in c.targets[target].items():
+        value = record.get(source)
+        if value is not None and value != "" and value != []:
+            values[field] = jsonable(value)
+    return values
+
+
+def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mapping[str, Any]) -> dict:
+    """Create (or attach) the targets and mark `record` converted, all in one transaction."""
+    c = config(platform.metadata, obj)
+    main, others = c.main, list(c.targets)[1:]
+    given, existing = params.get(main), params.get(f"existing_{main}")
+    if (given is None) == (existing is None):
+        message = f"give either {main} (its fields) or existing_{main}, not both" if given is not None \
+            else f"give {main} (its fields) or existing_{main}"
+        raise ValidationFailed({main: [message]})
+    for target in c.targets:
+        if params.get(target) is not None:
+            access.require(target, "create")
+    records = platform.records
+    scoped = records.within(access.scope)
+    user = access.user_id
+    lead_table = platform.schema[obj]
+    with records.transaction() as conn:
+        locked = conn.execute(
+            sa.select(lead_table.table.c.version, lead_table.column(c.status_field))
+            .where(lead_table.table.c.id == int(record["id"])).with_for_update()
+        ).first()
+        if locked is None:
+            raise NotFound(f"no {obj} with id {record['id']}")
+        _check_status(c, {"id": record["id"], c.status_field: locked[1]})
+        current = records.get(obj, record["id"], conn=conn)
+        created: dict[str, dict | None] = {}
+        if existing is not None:
+            account_table = platform.schema[main].table
+            try:
+                created[main] = records.get(main, existing, where=access.scope(main, account_table), conn=conn)
+            except NotFound:
+                raise ValidationFailed({f"existing_{main}": [f"no {main} with id {existing}"]}) from None
+        else:
+            created[main] = _create(platform, scoped, c, main, current, given, created, user, conn)
+        for target in others:
+            wanted = params.get(target)
+            created[target] = None if wanted is None else _create(platform, scoped, c, target, current, wanted,
+                                                                   created, user, conn)
+        changes: dict[str, Any] = {c.status_field: c.converted_value}
+        if c.converted_at in platform.metadata.objects[obj].fields:
+            changes[c.converted_at] = now()
+        for target, link in c.links.items():
+            if created.get(target) is not None:
+                changes[link] = created[target]["id"]
+        records.update(obj, record["id"], changes, version=locked[0], user=user, conn=conn, system=True)
+        # read again: a record made later changed the rollups of one made before (an account's opportunities)
+        return {t: None if created.get(t) is None else records.get(t, created[t]["id"], conn=conn)
+                for t in c.targets}
+
+
+def _create(platform, scoped, c: Config, target: str, source: Mapping[str, Any], given: Mapping[str, Any],
+            created: Mapping[str, dict | None], user: str, conn) -> dict:
+    """One target record: the mapped values, the links to the records made before it, the first stage,
+    then what the caller gave; owned by the converting user. Errors are prefixed with the target."""
+    target_def = platform.metadata.objects[target]
+    values = mapped_values(platform, c, target, source)
+    for f in target_def.fields.values():
+        if f.type in REFERENCE_TYPES and f.to in created and created[f.to] is not None and f.name not in given:
+            values.setdefault(f.name, created[f.to]["id"])
+    stage = target_def.fields.get("stage")
+    if stage is not None and "sales_process" not in target_def.fields and stage.type == "picklist":
+        active = [o.value for o in stage.options if o.active]
+        if active:
+            values.setdefault("stage", active[0])
+    values.update(given)
+    values["owner"] = user
+    try:
+        return scoped.create(target, values, user=user, conn=conn)
+    except ValidationFailed as e:
+        raise ValidationFailed({f"{target}.{name}": messages for name, messages in e.fields.items()}) from None
+
+
+# ------------------------------------------------------------------------------------------ matches
+
+
+def account_matches(platform, access, lead: Mapping[str, Any], account: str = "account") -> list[dict]:
+    """The accounts in the caller's scope whose name is the lead's company or whose phone is the lead's
+    phone (at most ten, by name): what the convert dialog offers to attach to instead of a new one."""
+    ot = platform.schema[account]
+    conditions = []
+    company = (lead.get("company") or "").strip()
+    if company:
+        conditions.append(ot.column("name") == company)
+    phones = [p for p in (lead.get("phone"), lead.get("mobile")) if p]
+    if phones and "phone" in ot.columns:
+        conditions.append(ot.column("phone").in_(phones))
+    if not conditions:
+        return []
+    scope = access.scope(account, ot.table)
+    where = sa.or_(*conditions) if scope is None else sa.and_(scope, sa.or_(*conditions))
+    page = platform.records.list(account, where=where, sort="name", limit=MAX_MATCHES, count=False)
+    return [{"id": r["id"], "name": r["name"], "phone": r.get("phone"), "owner": r["owner"]} for r in page.items]

@@ -1,0 +1,486 @@
+"""The `pool` behavior: leads wait in a pool (线索池) until a member claims them or an admin assigns them.
+
+An object declaring `behaviors: pool: {pool_object: lead_pool, pool_field: pool}` gets the actions
+claim, assign, return, move, invalidate, void and reopen. Each is one transaction ending in ONE
+conditional UPDATE whose WHERE clause repeats the state it was decided on (status, owner), so a
+concurrent action that got there first leaves 0 rows and the loser gets a 409 naming the current
+status. Claims lock the pool row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN
+IMMEDIATE already serializes writers), so the per-member cap, the daily limit and the cooldown are
+counted and enforced without a race. Every change writes history rows (change = the action name)
+for the fields it changed; the daily limit and the cooldown are read back from that history.
+A record created (or imported) with a pool and no owner of its own enters the pool through a
+before_create / before_create_many hook of the records service.
+
+The current time comes from `now()` (tests monkeypatch it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Label, Metadata
+
+from .. import actions
+from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..records import history, hooks
+from ..storage import convert
+from ..storage.convert import from_row, to_row
+
+# The organisation's day for the daily claim limit (China Standard Time, as the pages show it).
+ORG_TIME = timezone(timedelta(hours=8), "CST")
+OPEN = ("pending", "following")  # held by an owner
+LIVE = ("unassigned", "pending", "following")  # not converted, invalid or voided
+CHUNK = 500  # ids per IN list of a set-based bulk assignment
+VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move": "moved",
+         "invalidate": "marked invalid", "void": "voided", "reopen": "reopened"}
+
+
+def now() -> datetime:
+    """The current time (UTC) for every pool rule."""
+    return convert.now()
+
+
+class PoolBehavior:
+    """The pool behavior of one object as configured in its YAML."""
+
+    def __init__(self, platform, obj: str):
+        spec = platform.metadata.objects[obj].behaviors["pool"]
+        self.platform = platform
+        self.obj = obj
+        self.pool_object = spec.get("pool_object", "lead_pool")
+        self.pool_field = spec.get("pool_field", "pool")
+        self.ot = platform.schema[obj]
+        self.pot = platform.schema[self.pool_object]
+        self.table = self.ot.table
+        fields = platform.metadata.objects[obj].fields
+        picklist = platform.metadata.picklists.get(fields["status"].picklist or "")
+        self.status_labels = {o.value: o.label.zh for o in picklist.options} if picklist else {}
+
+    # ---------------------------------------------------------------------------------- reads
+
+    def col(self, name: str) -> sa.Column:
+        return self.ot.column(name)
+
+    def read(self, conn: sa.Connection, record_id: Any) -> dict:
+        row = conn.execute(sa.select(self.table).where(self.table.c.id == int(record_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"no {self.obj} with id {record_id}")
+        return from_row(self.ot, row)
+
+    def pool(self, conn: sa.Connection, pool_id: Any, lock: bool = False) -> dict:
+        stmt = sa.select(self.pot.table).where(self.pot.table.c.id == int(pool_id))
+        row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
+        if row is None:
+            raise ValidationFailed({"pool": [f"no {self.pool_object} with id {pool_id}"]})
+        return from_row(self.pot, row)
+
+    def state(self, record: dict) -> str:
+        status = record.get("status")
+        return f"{self.obj} {record['id']} is {self.status_labels.get(status, '')} {status}".replace("  ", " ")
+
+    def refuse(self, record: dict, action: str) -> Conflict:
+        if action == "claim" and record.get("owner") is not None and record.get("status") in OPEN:
+            return Conflict(f"{self.obj} {record['id']} is already claimed: it is "
+                            f"{self.status_labels.get(record['status'])} {record['status']}")
+        return Conflict(f"{self.state(record)}: it cannot be {VERBS[action]}")
+
+    def is_member(self, conn: sa.Connection, pool: dict, user_id: str) -> bool:
+        if user_id in (pool.get("members") or []) or user_id in (pool.get("admins") or []):
+            return True
+        departments = set(pool.get("member_departments") or [])
+        if not departments:
+            return False
+        users, depts = self.platform.schema["user"], self.platform.schema["department"]
+        dept = conn.execute(sa.select(users.column("department")).where(users.table.c.id == int(user_id))).scalar()
+        seen: set[int] = set()
+        while dept is not None and dept not in seen:  # the user's department or one above it
+            if str(dept) in departments:
+                return True
+            seen.add(dept)
+            dept = conn.execute(sa.select(depts.column("parent")).where(depts.table.c.id == dept)).scalar()
+        return False
+
+    def may_manage(self, access, pool: dict | None) -> bool:
+        """Pool admins, and users whose role reaches subordinates' or all leads (managers, admins)."""
+        if access.is_admin or access.grants.get(self.obj) and access.grants[self.obj].scopes & {"subordinates", "all"}:
+            return True
+        return pool is not None and access.user_id in (pool.get("admins") or [])
+
+    def active_user(self, conn: sa.Connection, user_id: Any, param: str) -> str:
+        users = self.platform.schema["user"]
+        active = conn.execute(sa.select(users.column("active")).where(users.table.c.id == int(user_id))).first()
+        if active is None or not active[0]:
+            raise ValidationFailed({param: [f"no active user with id {user_id}"]})
+        return str(user_id)
+
+    # ---------------------------------------------------------------------------------- write
+
+    def write(self, conn: sa.Connection, action: str, current: dict, values: dict, user: str, at: datetime,
+              where: Iterable[sa.ColumnElement[bool]]) -> dict:
+        """The one conditional UPDATE (`where` repeats the state decided on), its history and rollups."""
+        stmt = (sa.update(self.table)
+                .where(self.table.c.id == int(current["id"]), *where)
+                .values({**to_row(self.ot, {**values, "updated_by": user, "updated_at": at}),
+                         "version": self.table.c.version + 1}))
+        if conn.execute(stmt).rowcount == 0:
+            raise self.refuse(self.read(conn, current["id"]), action)
+        changed = {k: v for k, v in values.items() if current.get(k) != v}
+        history.write(conn, self.platform.schema.history, [
+            history.entry(self.obj, int(current["id"]), action, name, current.get(name), value, user, at)
+            for name, value in changed.items()])
+        after = self.read(conn, current["id"])
+        self.platform.records.rollups.after_change(conn, self.obj, [(current, after)], at)
+        return after
+
+    def entering(self, conn: sa.Connection, pool: dict, at: datetime) -> dict:
+        """The fields of a record entering `pool`: unassigned, or straight to its default assignee."""
+        assignee = pool.get("default_assignee")
+        if assignee:
+            return {self.pool_field: pool["id"], "owner": assignee, "status": "pending", "assigned_at": at}
+        return {self.pool_field: pool["id"], "owner": None, "status": "unassigned", "assigned_at": None}
+
+    # -------------------------------------------------------------------------------- actions
+
+    def claim(self, access, record_id: Any) -> dict:
+        me = access.user_id
+        with self.platform.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            if current["status"] != "unassigned" or current.get("owner") is not None:
+                raise self.refuse(current, "claim")
+            if current.get(self.pool_field) is None:
+                raise Conflict(f"{self.obj} {record_id} is not in a lead pool: it cannot be claimed")
+            pool = self.pool(conn, current[self.pool_field], lock=True)  # serializes claims from this pool
+            if not self.is_member(conn, pool, me) and not access.is_admin:
+                raise Forbidden(f"you are not a member of {self.pool_object} {pool['name']}")
+            if not pool.get("claimable"):
+                raise Forbidden(f"{self.pool_object} {pool['name']} is admin-assign only: members cannot claim")
+            at = now()
+            self.check_limits(conn, pool, current, me, at)
+            return self.write(conn, "claim", current,
+                              {"owner": me, "status": "pending", "assigned_at": at}, me, at,
+                              [self.col("owner").is_(None), self.col("status") == "unassigned"])
+
+    def check_limits(self, conn: sa.Connection, pool: dict, current: dict, me: str, at: datetime) -> None:
+        name, t, h = pool["name"], self.table, self.platform.schema.history
+        cap = pool.get("max_held_per_member") or 0
+        if cap:
+            held = conn.execute(sa.select(sa.func.count()).select_from(t).where(
+                self.col(self.pool_field) == int(pool["id"]), self.col("owner") == int(me),
+                self.col("status").in_(OPEN))).scalar_one()
+            if held >= cap:
+                raise Conflict(f"you hold {held} leads from {self.pool_object} {name}, its "
+                               f"max_held_per_member is {cap}: return or convert one first")
+        limit = pool.get("daily_claim_limit") or 0
+        if limit:
+            day = at.astimezone(ORG_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
+            claimed = conn.execute(sa.select(sa.func.count()).select_from(h.join(t, t.c.id == h.c.record_id)).where(
+                h.c.object == self.obj, h.c.change == "claim", h.c.field == "owner", h.c.user_id == int(me),
+                h.c.at >= day.astimezone(UTC).replace(tzinfo=None),
+                self.col(self.pool_field) == int(pool["id"]))).scalar_one()
+            if claimed >= limit:
+                raise Conflict(f"you claimed {claimed} leads from {self.pool_object} {name} today, its "
+                               f"daily_claim_limit is {limit}")
+        days = pool.get("reclaim_cooldown_days") or 0
+        if days:
+            left = conn.execute(sa.select(sa.func.max(h.c.at)).where(
+                h.c.object == self.obj, h.c.record_id == int(current["id"]), h.c.field == "owner",
+                h.c.old_value == history._dump(me))).scalar()
+            if left is not None and left.replace(tzinfo=UTC) > at - timedelta(days=days):
+                until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(ORG_TIME)
+                raise Conflict(f"{self.obj} {current['id']} left you less than {days} days ago "
+                               f"(reclaim_cooldown_days {days}): you may claim it back from "
+                               f"{until.strftime('%Y-%m-%d %H:%M')}")
+
+    def assign(self, access, record_id: Any, params: dict) -> dict:
+        with self.platform.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            pool = self.pool(conn, current[self.pool_field]) if current.get(self.pool_field) else None
+            if not self.may_manage(access, pool):
+                raise Forbidden(f"only the admins of the lead pool and managers may assign {self.obj} {record_id}")
+            if current["status"] not in LIVE:
+                raise self.refuse(current, "assign")
+            if params.get("owner") and params.get("owners"):
+                raise ValidationFailed({"owners": ["give either owner or owners"]})
+            if params.get("owner"):
+                owner = self.active_user(conn, params["owner"], "owner")
+            elif params.get("owners"):
+                owner = self.least_loaded(conn, [self.active_user(conn, u, "owners") for u in params["owners"]])
+            else:
+                raise ValidationFailed({"owner": ["required"]})
+            at = now()
+            status = "pending" if current["status"] == "unassigned" else current["status"]
+            return self.write(conn, "assign", current, {"owner": owner, "status": status, "assigned_at": at},
+                              access.user_id, at,
+                              [self.col("status") == current["status"], self.col("version") == current["version"]])
+
+    def least_loaded(self, conn: sa.Connection, owners: list[str]) -> str:
+        """Of `owners`, the one holding the fewest open leads (pending or following); ties: the first given.
+
+        Assigning a batch one lead after another this way spreads it evenly (round robin from an even
+        start) and evens out what the owners already held."""
+        owners = list(dict.fromkeys(owners))
+        held = dict(conn.execute(sa.select(self.col("owner"), sa.func.count()).where(
+            self.col("owner").in_([int(o) for o in owners]), self.col("status").in_(OPEN),
+        ).group_by(self.col("owner"))).all())
+        return min(owners, key=lambda o: (held.get(int(o), 0), owners.index(o)))
+
+    def assign_many(self, access, ids: Iterable[Any], owner: Any = None, owners: Iterable[Any] = ()) -> dict:
+        """Assign many records set-based, in one transaction: the rows are read and locked in chunks,
+        each refused one is reported as a bulk action reports it, and the others get one UPDATE per
+        (new owner, chunk) and their history in one INSERT. `owners` spreads them as `assign` does,
+        one after another over the least loaded owner. {"succeeded": [ids], "failed": [{"id", "error"}]}"""
+        owners = list(owners or ())
+        if bool(owner) == bool(owners):
+            raise ValidationFailed({"owner": ["give either owner or owners"]})
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        wrong = [f"{i!r} is not a record id" for i in wanted if not (i.isascii() and i.isdigit())]
+        if wrong:
+            raise ValidationFailed({"ids": wrong})
+        with self.platform.records.transaction() as conn:
+            targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
+                self.active_user(conn, u, "owners") for u in owners))
+            current: dict[str, dict] = {}
+            for start in range(0, len(wanted), CHUNK):
+                chunk = [int(i) for i in wanted[start:start + CHUNK]]
+                stmt = sa.select(self.table).where(self.table.c.id.in_(chunk)).with_for_update()
+                current.update((str(r["id"]), from_row(self.ot, r)) for r in conn.execute(stmt).mappings())
+            pools: dict[str, dict | None] = {}
+            held = dict.fromkeys(targets, 0)
+            if len(targets) > 1:
+                held.update((str(o), n) for o, n in conn.execute(
+                    sa.select(self.col("owner"), sa.func.count()).where(
+                        self.col("owner").in_([int(o) for o in targets]), self.col("status").in_(OPEN),
+                    ).group_by(self.col("owner"))).all())
+            at, me = now(), access.user_id
+            succeeded, failed, plan = [], [], {}
+            for record_id in wanted:
+                record = current.get(record_id)
+                pool_id = record and record.get(self.pool_field)
+                if pool_id and pool_id not in pools:
+                    pools[pool_id] = self.pool(conn, pool_id)
+                if record is None:
+                    error = NotFound(f"no {self.obj} with id {record_id}")
+                elif not self.may_manage(access, pools.get(pool_id) if pool_id else None):
+                    error = Forbidden(f"only the admins of the lead pool and managers may assign "
+                                      f"{self.obj} {record_id}")
+                elif record["status"] not in LIVE:
+                    error = self.refuse(record, "assign")
+                else:
+                    error = None
+                if error is not None:
+                    failed.append({"id": record_id, "error": error.as_dict()["error"]})
+                    continue
+                new = min(targets, key=lambda o: (held[o], targets.index(o)))
+                if record["status"] in OPEN and record.get("owner") in held:
+                    held[record["owner"]] -= 1
+                held[new] += 1
+                plan.setdefault(new, []).append(record)
+                succeeded.append(record_id)
+            entries, pairs = [], []
+            for new, records in plan.items():
+                for start in range(0, len(records), CHUNK):
+                    chunk = records[start:start + CHUNK]
+                    status = self.col("status")
+                    conn.execute(sa.update(self.table).where(self.table.c.id.in_([int(r["id"]) for r in chunk]))
+                                 .values({**to_row(self.ot, {"owner": new, "assigned_at": at, "updated_by": me,
+                                                             "updated_at": at}),
+                                          status.name: sa.case((status == "unassigned", "pending"), else_=status),
+                                          "version": self.table.c.version + 1}))
+                for record in records:
+                    after = {**record, "owner": new, "assigned_at": at,
+                             "status": "pending" if record["status"] == "unassigned" else record["status"]}
+                    pairs.append((record, after))
+                    entries.extend(history.entry(self.obj, int(record["id"]), "assign", name, record.get(name),
+                                                 after[name], me, at)
+                                   for name in ("owner", "status", "assigned_at") if record.get(name) != after[name])
+            history.write(conn, self.platform.schema.history, entries)
+            self.platform.records.rollups.after_change(conn, self.obj, pairs, at)
+        return {"succeeded": succeeded, "failed": failed}
+
+    def give_back(self, access, record_id: Any, params: dict) -> dict:
+        me = access.user_id
+        with self.platform.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            if current["status"] not in OPEN:
+                raise self.refuse(current, "return")
+            if current.get("owner") != me:
+                raise Forbidden(f"only the owner of {self.obj} {record_id} may return it")
+            target = params.get("pool") or current.get(self.pool_field)
+            if target is None:
+                raise ValidationFailed({"pool": [f"{self.obj} {record_id} has no lead pool: choose one"]})
+            pool = self.pool(conn, target, lock=True)
+            at = now()
+            values = {**self.entering(conn, pool, at), "return_reason": params["reason"]}
+            return self.write(conn, "return", current, values, me, at,
+                              [self.col("owner") == int(me), self.col("status") == current["status"]])
+
+    def move(self, access, record_id: Any, params: dict) -> dict:
+        with self.platform.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            source = self.pool(conn, current[self.pool_field]) if current.get(self.pool_field) else None
+            if not self.may_manage(access, source):
+                raise Forbidden(f"only the admins of the lead pool and managers may move {self.obj} {record_id}")
+            if current["status"] != "unassigned":
+                raise self.refuse(current, "move")
+            target = self.pool(conn, params["pool"], lock=True)
+            if source is not None and target["id"] == source["id"]:
+                raise ValidationFailed({"pool": [f"{self.obj} {record_id} is already in {target['name']}"]})
+            at = now()
+            return self.write(conn, "move", current, self.entering(conn, target, at), access.user_id, at,
+                              [self.col("owner").is_(None), self.col("status") == "unassigned"])
+
+    def close(self, access, record_id: Any, params: dict, action: str, status: str) -> dict:
+        allowed = LIVE if action == "invalidate" else (*LIVE, "invalid")
+        with self.platform.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            if current["status"] not in allowed:
+                raise self.refuse(current, action)
+            at = now()
+            return self.write(conn, action, current, {"status": status, "invalid_reason": params["reason"]},
+                              access.user_id, at, [self.col("status") == current["status"]])
+
+    def reopen(self, access, record_id: Any) -> dict:
+        with self.platform.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            if current["status"] not in ("invalid", "voided"):
+                raise self.refuse(current, "reopen")
+            if current["status"] == "voided" and not access.is_admin:
+                raise Forbidden(f"{self.state(current)}: only an administrator may reopen it")
+            if current.get("owner") is None:
+                status = "unassigned"
+            else:
+                status = "following" if current.get("last_followed_at") else "pending"
+            at = now()
+            return self.write(conn, "reopen", current, {"status": status}, access.user_id, at,
+                              [self.col("status") == current["status"]])
+
+
+def behavior_of(platform, obj: str) -> PoolBehavior:
+    """The pool behavior of `obj` on this platform (built on first use)."""
+    key = f"pool:{obj}"
+    if key not in platform.services:
+        platform.services[key] = PoolBehavior(platform, obj)
+    return platform.services[key]
+
+
+def claim(platform, access, obj: str, record_id: Any) -> dict:
+    """`access` claims the record from its pool (also callable outside run_action: tests, jobs)."""
+    return behavior_of(platform, obj).claim(access, record_id)
+
+
+def assign_many(platform, access, obj: str, ids: Iterable[Any], *, owner: Any = None,
+                owners: Iterable[Any] = ()) -> dict:
+    """Set-based bulk assignment (see `PoolBehavior.assign_many`); the caller's role must grant assign."""
+    access.require_action(obj, "assign")
+    return behavior_of(platform, obj).assign_many(access, ids, owner, owners)
+
+
+def enter_pool(platform, obj: str, record_id: Any, pool_id: Any, *, user: str | None = None) -> dict:
+    """Put a live record into a pool (whatever it held): unassigned, or pending with the pool's default
+    assignee. One conditional write, history under "move"."""
+    behavior = behavior_of(platform, obj)
+    with platform.records.transaction() as conn:
+        current = behavior.read(conn, record_id)
+        if current["status"] not in LIVE:
+            raise behavior.refuse(current, "move")
+        at = now()
+        pool = behavior.pool(conn, pool_id, lock=True)
+        return behavior.write(conn, "move", current, behavior.entering(conn, pool, at), user, at,
+                              [behavior.col("status") == current["status"]])
+
+
+# ------------------------------------------------------------------------- records entering a pool
+
+
+def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None, at: datetime,
+                        batch: list[dict]) -> None:
+    """A record created with a pool and no owner of its own (none, or only its creator by default) and
+    an initial status enters the pool: unassigned, or pending with the pool's default assignee."""
+    spec = records.metadata.objects[obj].behaviors["pool"]
+    pool_field, pot = spec.get("pool_field", "pool"), records.schema[spec.get("pool_object", "lead_pool")]
+    entering = [r for r in batch if r.get(pool_field) and r.get("owner") in (None, user)
+                and r.get("status") in (None, "pending", "unassigned")]
+    if not entering:
+        return
+    wanted = sorted({int(r[pool_field]) for r in entering})
+    assignees = {str(i): a for i, a in conn.execute(
+        sa.select(pot.table.c.id, pot.column("default_assignee")).where(pot.table.c.id.in_(wanted))).all()}
+    for record in entering:
+        pool_id = str(record[pool_field])
+        if pool_id not in assignees:
+            continue  # no such pool: the lookup check reports it
+        if assignees[pool_id] is not None:
+            record.update(owner=str(assignees[pool_id]), status="pending", assigned_at=at)
+        else:
+            record.update(owner=None, status="unassigned", assigned_at=None)
+
+
+def _has_pool(obj) -> bool:
+    return "pool" in obj.behaviors
+
+
+hooks.register_hook("before_create", lambda ctx: _entering_on_create(
+    ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, [ctx.after]), applies=_has_pool)
+hooks.register_hook("before_create_many", lambda ctx: _entering_on_create(
+    ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, ctx.batch), applies=_has_pool)
+
+
+# ------------------------------------------------------------------------------ registration
+
+_ACTIONS = {
+    "claim": (Label("领取", "Claim"), ()),
+    "assign": (Label("分配", "Assign"), ("owner", "owners")),
+    "return": (Label("退回线索池", "Return to pool"), ("reason", "pool")),
+    "move": (Label("转移线索池", "Move to pool"), ("pool",)),
+    "invalidate": (Label("标记无效", "Mark invalid"), ("reason",)),
+    "void": (Label("作废", "Void"), ("reason",)),
+    "reopen": (Label("重新打开", "Reopen"), ()),
+}
+
+
+def _handler(obj: str, name: str):
+    def run(call: actions.ActionCall) -> dict:
+        behavior = behavior_of(call.platform, obj)
+        record_id = call.record["id"]
+        if name == "claim":
+            record = behavior.claim(call.access, record_id)
+        elif name == "assign":
+            record = behavior.assign(call.access, record_id, call.params)
+        elif name == "return":
+            record = behavior.give_back(call.access, record_id, call.params)
+        elif name == "move":
+            record = behavior.move(call.access, record_id, call.params)
+        elif name in ("invalidate", "void"):
+            record = behavior.close(call.access, record_id, call.params, name,
+                                    "invalid" if name == "invalidate" else "voided")
+        else:
+            record = behavior.reopen(call.access, record_id)
+        return {"record": call.platform.records.get(obj, record["id"])}
+
+    return run
+
+
+@actions.action_provider
+def pool_actions(metadata: Metadata) -> list[actions.Action]:
+    found = []
+    for obj in metadata.objects.values():
+        spec = obj.behaviors.get("pool")
+        if spec is None:
+            continue
+        pool_object = spec.get("pool_object", "lead_pool")
+        params = {
+            "owner": actions.Param("owner", "user", Label("负责人", "Owner"), to="user"),
+            "owners": actions.Param("owners", "multi_user", Label("平均分配给", "Spread over"), to="user"),
+            "reason": actions.Param("reason", "text", Label("原因", "Reason"), required=True),
+            "pool": actions.Param("pool", "lookup", Label("线索池", "Lead pool"), to=pool_object),
+        }
+        for name, (label, names) in _ACTIONS.items():
+            ps = [params[n] for n in names]
+            if name == "move":
+                ps = [actions.Param("pool", "lookup", Label("线索池", "Lead pool"), required=True, to=pool_object)]
+            found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), tuple(ps), True))
+    return found

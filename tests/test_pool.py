@@ -1,0 +1,443 @@
+"""The pool behavior on SQLite and PostgreSQL: claim, assign, return, move, invalidate, void, reopen,
+their status transitions and 409s, who may run them, the per-member cap, the daily limit and the
+re-claim cooldown as the clock moves, and bulk claims and assignments through the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from test_api import api as api  # noqa: F401  (fixtures)
+from test_api import app as app  # noqa: F401
+from test_api import metadata as metadata  # noqa: F401
+from test_api import people as people  # noqa: F401
+from test_api import platform as platform  # noqa: F401
+
+from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.errors import Conflict, Forbidden, ValidationFailed
+from objectplatform.runtime.permissions import access_for
+
+T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # 10:00 in China
+
+
+class Clock:
+    def __init__(self, monkeypatch):
+        self.now = T0
+        monkeypatch.setattr(pool_behavior, "now", lambda: self.now)
+
+    def advance(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return Clock(monkeypatch)
+
+
+def make_pool(platform, **values) -> str:
+    return platform.records.create("lead_pool", {"name": "华北区线索池", **values}, system=True)["id"]
+
+
+def make_lead(platform, pool: str | None, name: str = "客户", user: str | None = None) -> str:
+    lead = platform.records.create("lead", {"name": name, "phone": "13800000000"}, user=user)["id"]
+    if pool is not None:
+        pool_behavior.enter_pool(platform, "lead", lead, pool, user=user)
+    return lead
+
+
+def who(platform, user_id: str):
+    return access_for(platform, user_id)
+
+
+def claim(platform, user_id: str, lead: str) -> dict:
+    return pool_behavior.claim(platform, who(platform, user_id), "lead", lead)
+
+
+def act(platform, user_id: str, lead: str | list, action: str, params=None) -> dict:
+    return run_action(platform, who(platform, user_id), "lead", action, lead, params or {})
+
+
+def changes(platform, lead: str, change: str) -> list[tuple]:
+    return [(e["field"], e["old"], e["new"], e["user"], e["at"])
+            for e in platform.records.history("lead", lead) if e["change"] == change]
+
+
+def fields(record: dict) -> dict:
+    return {k: record[k] for k in ("owner", "status", "pool", "assigned_at", "return_reason", "invalid_reason")}
+
+
+def expect(error_type, fn, message: str):
+    with pytest.raises(error_type) as caught:
+        fn()
+    assert caught.value.message == message
+
+
+@pytest.fixture
+def north(platform, people):
+    return make_pool(platform, members=[people["rep1"], people["rep2"]], admins=[people["boss"]])
+
+
+# ------------------------------------------------------------------------------ entering a pool
+
+
+def test_a_lead_entering_a_pool_is_unassigned_or_goes_to_the_default_assignee(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    assert fields(platform.records.get("lead", lead)) == {
+        "owner": None, "status": "unassigned", "pool": north, "assigned_at": None, "return_reason": None,
+        "invalid_reason": None}
+    direct = make_pool(platform, name="直派池", default_assignee=people["rep2"])
+    other = make_lead(platform, direct, user=people["admin"])
+    assert fields(platform.records.get("lead", other)) == {
+        "owner": people["rep2"], "status": "pending", "pool": direct, "assigned_at": T0, "return_reason": None,
+        "invalid_reason": None}
+    assert changes(platform, other, "move") == [
+        ("pool", None, direct, people["admin"], T0), ("owner", people["admin"], people["rep2"], people["admin"], T0),
+        ("assigned_at", None, T0.isoformat(), people["admin"], T0)]
+
+
+def test_a_lead_created_or_imported_with_a_pool_enters_it(platform, people, north):
+    direct = make_pool(platform, name="直派池", default_assignee=people["rep2"])
+    records = platform.records
+    base = {"name": "客户", "phone": "13800000000"}
+    waiting = records.create("lead", {**base, "pool": north}, user=people["admin"])
+    assigned = records.create("lead", {**base, "pool": direct}, user=people["admin"])
+    kept = records.create("lead", {**base, "pool": north, "owner": people["rep1"]}, user=people["admin"])
+    assert [(r["owner"], r["status"], r["assigned_at"] is None) for r in (waiting, assigned, kept)] == [
+        (None, "unassigned", True), (people["rep2"], "pending", False), (people["rep1"], "pending", True)]
+    assert assigned["assigned_at"] == assigned["created_at"]
+    result = records.create_many("lead", [{**base, "pool": north}, {**base, "pool": direct}, {**base}],
+                                 user=people["admin"])
+    assert result.errors == []
+    assert [(r["owner"], r["status"]) for r in (records.get("lead", i) for i in result.created)] == [
+        (None, "unassigned"), (people["rep2"], "pending"), (people["admin"], "pending")]
+
+
+# ------------------------------------------------------------------------------------- claim
+
+
+def test_claim_sets_owner_status_and_history(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    before = platform.records.get("lead", lead)["version"]
+    record = claim(platform, people["rep1"], lead)
+    assert fields(record) == {"owner": people["rep1"], "status": "pending", "pool": north, "assigned_at": T0,
+                              "return_reason": None, "invalid_reason": None}
+    assert record["version"] == before + 1
+    assert record["updated_by"] == people["rep1"] and record["updated_at"] == T0
+    assert changes(platform, lead, "claim") == [
+        ("owner", None, people["rep1"], people["rep1"], T0),
+        ("status", "unassigned", "pending", people["rep1"], T0),
+        ("assigned_at", None, T0.isoformat(), people["rep1"], T0)]
+    expect(Conflict, lambda: claim(platform, people["rep2"], lead),
+           f"lead {lead} is already claimed: it is 待处理 pending")
+
+
+def test_claim_refusals(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    expect(Forbidden, lambda: claim(platform, people["finance"], lead),
+           "you are not a member of lead_pool 华北区线索池")
+    closed = make_pool(platform, name="金融行业线索池", claimable=False, members=[people["rep1"]])
+    held_back = make_lead(platform, closed, user=people["admin"])
+    expect(Forbidden, lambda: claim(platform, people["rep1"], held_back),
+           "lead_pool 金融行业线索池 is admin-assign only: members cannot claim")
+    outside = make_lead(platform, None, user=people["rep1"])  # owned, status pending, no pool
+    expect(Conflict, lambda: claim(platform, people["rep2"], outside),
+           f"lead {outside} is already claimed: it is 待处理 pending")
+    act(platform, people["admin"], lead, "void", {"reason": "测试数据"})
+    expect(Conflict, lambda: claim(platform, people["rep1"], lead), f"lead {lead} is 作废 voided: it cannot be claimed")
+    assert platform.records.get("lead", lead)["owner"] is None
+
+
+def test_member_departments_make_members(platform, people, clock):
+    dept_pool = make_pool(platform, name="销售部池", member_departments=[people["sales"]])
+    lead = make_lead(platform, dept_pool, user=people["admin"])
+    assert claim(platform, people["rep2"], lead)["owner"] == people["rep2"]
+
+
+def test_cap_on_leads_held_from_the_pool(platform, people, clock):
+    capped = make_pool(platform, members=[people["rep1"]], max_held_per_member=2)
+    leads = [make_lead(platform, capped, f"L{i}", user=people["admin"]) for i in range(4)]
+    claim(platform, people["rep1"], leads[0])
+    claim(platform, people["rep1"], leads[1])
+    expect(Conflict, lambda: claim(platform, people["rep1"], leads[2]),
+           "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first")
+    act(platform, people["rep1"], leads[0], "return", {"reason": "联系不上"})
+    assert claim(platform, people["rep1"], leads[2])["owner"] == people["rep1"]
+    act(platform, people["rep1"], leads[1], "invalidate", {"reason": "空号"})  # no longer held
+    assert claim(platform, people["rep1"], leads[3])["owner"] == people["rep1"]
+
+
+def test_daily_claim_limit_resets_at_midnight_china_time(platform, people, clock):
+    limited = make_pool(platform, members=[people["rep1"]], daily_claim_limit=2)
+    leads = [make_lead(platform, limited, f"L{i}", user=people["admin"]) for i in range(4)]
+    claim(platform, people["rep1"], leads[0])
+    claim(platform, people["rep1"], leads[1])
+    act(platform, people["rep1"], leads[0], "return", {"reason": "不合适"})  # a return does not give a claim back
+    expect(Conflict, lambda: claim(platform, people["rep1"], leads[2]),
+           "you claimed 2 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 2")
+    clock.now = datetime(2026, 11, 27, 15, 59, tzinfo=UTC)  # 23:59 in China: still today
+    expect(Conflict, lambda: claim(platform, people["rep1"], leads[2]),
+           "you claimed 2 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 2")
+    clock.now = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 00:00 on the 28th in China
+    assert claim(platform, people["rep1"], leads[2])["status"] == "pending"
+    assert claim(platform, people["rep1"], leads[3])["status"] == "pending"
+
+
+def test_reclaim_cooldown(platform, people, clock):
+    cooling = make_pool(platform, members=[people["rep1"], people["rep2"]], reclaim_cooldown_days=7)
+    lead = make_lead(platform, cooling, user=people["admin"])
+    claim(platform, people["rep1"], lead)
+    act(platform, people["rep1"], lead, "return", {"reason": "暂无需求"})
+    clock.advance(days=6, hours=23)
+    expect(Conflict, lambda: claim(platform, people["rep1"], lead),
+           f"lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
+           "2026-12-04 10:00")
+    assert claim(platform, people["rep2"], lead)["owner"] == people["rep2"]  # others may claim it
+    act(platform, people["rep2"], lead, "return", {"reason": "转给同事"})
+    clock.advance(hours=1)  # 7 days after it left rep1
+    assert claim(platform, people["rep1"], lead)["owner"] == people["rep1"]
+
+
+# ------------------------------------------------------------------------------ assign and move
+
+
+def test_assign_by_admin_and_refusals(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    body = act(platform, people["admin"], lead, "assign", {"owner": people["rep2"]})
+    assert fields(body["record"]) == {"owner": people["rep2"], "status": "pending", "pool": north,
+                                      "assigned_at": T0, "return_reason": None, "invalid_reason": None}
+    assert changes(platform, lead, "assign") == [
+        ("owner", None, people["rep2"], people["admin"], T0), ("status", "unassigned", "pending", people["admin"], T0),
+        ("assigned_at", None, T0.isoformat(), people["admin"], T0)]
+    later = clock.advance(hours=1)
+    body = act(platform, people["admin"], lead, "assign", {"owner": people["rep1"]})  # re-assign keeps the status
+    assert (body["record"]["owner"], body["record"]["status"], body["record"]["assigned_at"]) == (
+        people["rep1"], "pending", later)
+    expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "assign", {}), "1 field error")
+    expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "assign", {"owner": "999"}), "1 field error")
+    expect(Forbidden, lambda: act(platform, people["rep1"], lead, "assign", {"owner": people["rep1"]}),
+           "your roles do not allow the action assign on lead")
+    act(platform, people["admin"], lead, "invalidate", {"reason": "重复"})
+    expect(Conflict, lambda: act(platform, people["admin"], lead, "assign", {"owner": people["rep2"]}),
+           f"lead {lead} is 无效 invalid: it cannot be assigned")
+
+
+def test_marketing_reaches_all_leads_so_it_may_assign(platform, people, clock, north):
+    marketing = platform.records.create("user", {"username": "mkt", "display_name": "市场", "password": "x" * 12,
+                                                 "roles": ["marketing"]}, system=True)["id"]
+    lead = make_lead(platform, north, user=people["admin"])
+    assert act(platform, marketing, lead, "assign", {"owner": people["rep1"]})["record"]["owner"] == people["rep1"]
+
+
+def test_move_between_pools(platform, people, clock, north):
+    south = make_pool(platform, name="华南区线索池")
+    lead = make_lead(platform, north, user=people["admin"])
+    body = act(platform, people["admin"], lead, "move", {"pool": south})
+    assert fields(body["record"]) == {"owner": None, "status": "unassigned", "pool": south, "assigned_at": None,
+                                      "return_reason": None, "invalid_reason": None}
+    assert changes(platform, lead, "move")[-1] == ("pool", north, south, people["admin"], T0)
+    expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "move", {"pool": south}), "1 field error")
+    expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "move", {}), "1 field error")
+    claim(platform, people["admin"], lead)
+    expect(Conflict, lambda: act(platform, people["admin"], lead, "move", {"pool": north}),
+           f"lead {lead} is 待处理 pending: it cannot be moved")
+
+
+# ------------------------------------------------------------------------------------- return
+
+
+def test_return_to_this_or_another_pool(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    claim(platform, people["rep1"], lead)
+    expect(Forbidden, lambda: pool_behavior.behavior_of(platform, "lead").give_back(
+        who(platform, people["rep2"]), lead, {"reason": "x"}), f"only the owner of lead {lead} may return it")
+    expect(ValidationFailed, lambda: act(platform, people["rep1"], lead, "return", {}), "1 field error")
+    at = clock.advance(days=1)
+    body = act(platform, people["rep1"], lead, "return", {"reason": "客户暂无预算"})
+    assert fields(body["record"]) == {"owner": None, "status": "unassigned", "pool": north, "assigned_at": None,
+                                      "return_reason": "客户暂无预算", "invalid_reason": None}
+    assert changes(platform, lead, "return") == [
+        ("owner", people["rep1"], None, people["rep1"], at), ("status", "pending", "unassigned", people["rep1"], at),
+        ("assigned_at", T0.isoformat(), None, people["rep1"], at),
+        ("return_reason", None, "客户暂无预算", people["rep1"], at)]
+    direct = make_pool(platform, name="直派池", default_assignee=people["rep2"])
+    waiting = make_lead(platform, north, user=people["admin"])
+    claim(platform, people["rep1"], lead)
+    body = act(platform, people["rep1"], lead, "return", {"reason": "转华南", "pool": direct})
+    assert fields(body["record"]) == {"owner": people["rep2"], "status": "pending", "pool": direct,
+                                      "assigned_at": at, "return_reason": "转华南", "invalid_reason": None}
+    expect(Conflict, lambda: act(platform, people["admin"], waiting, "return", {"reason": "x"}),
+           f"lead {waiting} is 未分配 unassigned: it cannot be returned")
+
+
+# --------------------------------------------------------------------- invalidate, void, reopen
+
+
+def test_invalidate_void_reopen(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    claim(platform, people["rep1"], lead)
+    body = act(platform, people["rep1"], lead, "invalidate", {"reason": "空号"})
+    assert fields(body["record"]) == {"owner": people["rep1"], "status": "invalid", "pool": north, "assigned_at": T0,
+                                      "return_reason": None, "invalid_reason": "空号"}
+    expect(Conflict, lambda: act(platform, people["rep1"], lead, "invalidate", {"reason": "again"}),
+           f"lead {lead} is 无效 invalid: it cannot be marked invalid")
+    assert act(platform, people["rep1"], lead, "reopen")["record"]["status"] == "pending"
+    expect(Conflict, lambda: act(platform, people["rep1"], lead, "reopen"),
+           f"lead {lead} is 待处理 pending: it cannot be reopened")
+    expect(Forbidden, lambda: act(platform, people["rep1"], lead, "void", {"reason": "x"}),
+           "your roles do not allow the action void on lead")
+    body = act(platform, people["boss"], lead, "void", {"reason": "测试数据"})
+    assert (body["record"]["status"], body["record"]["invalid_reason"]) == ("voided", "测试数据")
+    expect(Forbidden, lambda: act(platform, people["rep1"], lead, "reopen"),
+           f"lead {lead} is 作废 voided: only an administrator may reopen it")
+    expect(Forbidden, lambda: act(platform, people["boss"], lead, "reopen"),
+           f"lead {lead} is 作废 voided: only an administrator may reopen it")
+    expect(Conflict, lambda: act(platform, people["boss"], lead, "void", {"reason": "x"}),
+           f"lead {lead} is 作废 voided: it cannot be voided")
+    for action, params in (("return", {"reason": "x"}), ("invalidate", {"reason": "x"})):
+        expect(Conflict, lambda a=action, p=params: act(platform, people["admin"], lead, a, p),
+               f"lead {lead} is 作废 voided: it cannot be {pool_behavior.VERBS[action]}")
+    assert act(platform, people["admin"], lead, "reopen")["record"]["status"] == "pending"
+    assert [(f, o, n) for f, o, n, _, _ in changes(platform, lead, "reopen")] == [
+        ("status", "invalid", "pending"), ("status", "voided", "pending")]
+    unowned = make_lead(platform, north, user=people["admin"])
+    act(platform, people["admin"], unowned, "invalidate", {"reason": "重复"})
+    assert act(platform, people["admin"], unowned, "reopen")["record"]["status"] == "unassigned"
+
+
+def test_converted_lead_refuses_every_pool_action(platform, people, clock, north):
+    lead = make_lead(platform, north, user=people["admin"])
+    claim(platform, people["rep1"], lead)
+    platform.records.update("lead", lead, {"status": "converted"}, version=None, system=True)
+    expect(Conflict, lambda: claim(platform, people["rep2"], lead),
+           f"lead {lead} is 已转换 converted: it cannot be claimed")
+    for action, params in (("assign", {"owner": people["rep2"]}), ("return", {"reason": "x"}),
+                           ("move", {"pool": north}), ("invalidate", {"reason": "x"}), ("void", {"reason": "x"}),
+                           ("reopen", {})):
+        expect(Conflict, lambda a=action, p=params: act(platform, people["admin"], lead, a, p),
+               f"lead {lead} is 已转换 converted: it cannot be {pool_behavior.VERBS[action]}")
+
+
+# ------------------------------------------------------------------------------- bulk, via API
+
+
+def test_bulk_claim_through_the_api_reports_partial_failures(api, platform, people, clock):
+    admins_pool = make_pool(platform, members=[people["admin"]], max_held_per_member=2)
+    leads = [make_lead(platform, admins_pool, f"L{i}", user=people["admin"]) for i in range(3)]
+    taken = make_lead(platform, admins_pool, "taken", user=people["admin"])
+    claim(platform, people["admin"], taken)
+    status, body = api.post("/objects/lead/actions/claim", "admin", {"ids": [*leads, taken]})
+    assert status == 200
+    assert body == {"succeeded": [leads[0]], "failed": [
+        {"id": leads[1], "error": {"code": "conflict", "message":
+            "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
+        {"id": leads[2], "error": {"code": "conflict", "message":
+            "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
+        {"id": taken, "error": {"code": "conflict",
+                                "message": f"lead {taken} is already claimed: it is 待处理 pending"}},
+    ]}
+    status, body = api.post(f"/objects/lead/records/{leads[1]}/actions/claim", "admin", {})
+    assert status == 409 and body["error"]["message"].startswith("you hold 2 leads")
+
+
+def test_bulk_assign_one_owner_and_spread_evenly(api, platform, people, clock, north):
+    leads = [make_lead(platform, north, f"L{i}", user=people["admin"]) for i in range(7)]
+    act(platform, people["admin"], leads[6], "void", {"reason": "x"})
+    status, body = api.post("/objects/lead/actions/assign", "admin", {"ids": leads, "owner": people["rep1"]})
+    assert (status, body["succeeded"], body["failed"]) == (200, leads[:6], [
+        {"id": leads[6], "error": {"code": "conflict",
+                                   "message": f"lead {leads[6]} is 作废 voided: it cannot be assigned"}}])
+    more = [make_lead(platform, north, f"M{i}", user=people["admin"]) for i in range(8)]
+    owners = [people["rep2"], people["boss"], people["admin"]]
+    status, body = api.post("/objects/lead/actions/assign", "admin", {"ids": more, "owners": owners})
+    assert (status, body) == (200, {"succeeded": more, "failed": []})
+    got = [platform.records.get("lead", m)["owner"] for m in more]
+    assert got == [owners[i % 3] for i in range(8)]
+    # rep1 already holds 6 and rep2 3: spreading 4 more over them gives rep2 three, then the tie goes to rep1
+    last = [make_lead(platform, north, f"N{i}", user=people["admin"]) for i in range(4)]
+    status, body = api.post("/objects/lead/actions/assign", "admin",
+                            {"ids": last, "owners": [people["rep1"], people["rep2"]]})
+    assert body == {"succeeded": last, "failed": []}
+    assert [platform.records.get("lead", n)["owner"] for n in last] == [people["rep2"]] * 3 + [people["rep1"]]
+    status, body = api.post("/objects/lead/actions/assign", "admin", {"ids": last, "owner": people["rep1"],
+                                                                       "owners": [people["rep2"]]})
+    assert body["failed"][0]["error"] == {"code": "validation_failed", "message": "1 field error",
+                                          "fields": {"owners": ["give either owner or owners"]}}
+
+
+def test_pool_admins_may_assign_and_move_their_pool_leads(platform, people, clock):
+    """A pool admin whose role reaches only their own leads still manages the pool (the service check
+    behind run_action's role check)."""
+    behavior = pool_behavior.behavior_of(platform, "lead")
+    own_pool = make_pool(platform, name="华东区线索池", admins=[people["rep1"]])
+    other = make_pool(platform, name="华南区线索池", admins=[people["rep2"]])
+    lead = make_lead(platform, own_pool, user=people["admin"])
+    rep1, rep2 = who(platform, people["rep1"]), who(platform, people["rep2"])
+    expect(Forbidden, lambda: behavior.assign(rep2, lead, {"owner": people["rep2"]}),
+           f"only the admins of the lead pool and managers may assign lead {lead}")
+    expect(Forbidden, lambda: behavior.move(rep2, lead, {"pool": other}),
+           f"only the admins of the lead pool and managers may move lead {lead}")
+    assert behavior.move(rep1, lead, {"pool": other})["pool"] == other
+    assert behavior.assign(rep2, lead, {"owner": people["rep1"]})["owner"] == people["rep1"]
+
+
+def test_set_based_assign_many_matches_the_bulk_action(platform, people, clock, north):
+    leads = [make_lead(platform, north, f"L{i}", user=people["admin"]) for i in range(7)]
+    act(platform, people["admin"], leads[0], "assign", {"owner": people["rep1"]})  # rep1 holds 1
+    act(platform, people["admin"], leads[6], "void", {"reason": "x"})
+    owners = [people["rep1"], people["rep2"], people["boss"]]
+    result = pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead", [*leads[1:], "999999"],
+                                       owners=owners)
+    assert result == {"succeeded": leads[1:6], "failed": [
+        {"id": leads[6], "error": {"code": "conflict",
+                                   "message": f"lead {leads[6]} is 作废 voided: it cannot be assigned"}},
+        {"id": "999999", "error": {"code": "not_found", "message": "no lead with id 999999"}}]}
+    got = [platform.records.get("lead", lead)["owner"] for lead in leads[1:6]]
+    assert got == [people["rep2"], people["boss"], people["rep1"], people["rep2"], people["boss"]]
+    record = platform.records.get("lead", leads[1])
+    assert (record["status"], record["assigned_at"], record["version"]) == ("pending", T0, 3)
+    assert changes(platform, leads[1], "assign") == [
+        ("owner", None, people["rep2"], people["admin"], T0),
+        ("status", "unassigned", "pending", people["admin"], T0),
+        ("assigned_at", None, T0.isoformat(), people["admin"], T0)]
+    clock.advance(hours=2)
+    again = pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead", leads[:2],
+                                      owner=people["boss"])
+    assert again == {"succeeded": leads[:2], "failed": []}
+    assert changes(platform, leads[0], "assign")[-1] == ("assigned_at", T0.isoformat(),
+                                                         clock.now.isoformat(), people["admin"], clock.now)
+    assert [platform.records.get("lead", lead)["status"] for lead in leads[:2]] == ["pending", "pending"]
+    expect(Forbidden, lambda: pool_behavior.assign_many(platform, who(platform, people["rep1"]), "lead", leads,
+                                                        owner=people["rep1"]),
+           "your roles do not allow the action assign on lead")
+    expect(ValidationFailed, lambda: pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead",
+                                                               leads), "1 field error")
+    expect(ValidationFailed, lambda: pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead",
+                                                               ["x1"], owner=people["rep1"]), "1 field error")
+
+
+def test_members_see_and_claim_the_waiting_leads_of_their_pools_through_the_api(api, platform, people, clock):
+    """A rep's scope is their own leads, plus the unowned leads waiting in the claimable pools they are a
+    member of (named, or through a department); a pool's admins see its waiting leads even when only they
+    may assign; nobody else sees them."""
+    by_name = make_pool(platform, name="金融行业线索池", members=[people["rep1"]])
+    by_department = make_pool(platform, name="华北区线索池", member_departments=[people["sales"]])
+    closed = make_pool(platform, name="大客户线索池", claimable=False, members=[people["rep1"]],
+                       admins=[people["rep2"]])
+    finance = make_lead(platform, by_name, "金融客户", user=people["admin"])
+    north = make_lead(platform, by_department, "华北客户", user=people["admin"])
+    big = make_lead(platform, closed, "大客户", user=people["admin"])
+
+    def names(as_: str) -> list[str]:
+        return sorted(r["name"] for r in api.get("/objects/lead/records", as_)[1]["items"])
+
+    assert names("rep1") == ["华北客户", "金融客户"]
+    assert names("rep2") == ["华北客户", "大客户"]  # a department member, and the closed pool's admin
+    assert api.get(f"/objects/lead/records/{big}", "rep1")[0] == 404
+    status, body = api.post(f"/objects/lead/records/{finance}/actions/claim", "rep1", {})
+    assert (status, body["record"]["owner"], body["record"]["status"]) == (200, people["rep1"], "pending")
+    assert api.get(f"/objects/lead/records/{finance}", "rep2")[0] == 404  # claimed: rep1's own now
+    status, body = api.post(f"/objects/lead/records/{north}/actions/claim", "rep2", {})
+    assert (status, body["record"]["owner"]) == (200, people["rep2"])
+    assert names("rep1") == ["金融客户"]

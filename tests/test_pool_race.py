@@ -1,0 +1,114 @@
+"""Concurrent pool actions on PostgreSQL, each thread on its own connection: one claimer wins a lead, and
+a member's cap and daily limit hold however their claims interleave."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from support import crm_metadata, migrated_platform
+
+from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.errors import Conflict
+from objectplatform.runtime.permissions import access_for
+
+PASSWORD = "correct-horse-7"
+
+
+@pytest.fixture(scope="module")
+def metadata():
+    return crm_metadata()
+
+
+@pytest.fixture
+def platform(database_url, tmp_path, metadata):
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer at a time (BEGIN IMMEDIATE): these races cannot happen there")
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
+
+
+def users(platform, count: int) -> list[str]:
+    return [platform.records.create("user", {"username": f"rep{i}", "display_name": f"销售{i}", "password": PASSWORD,
+                                             "roles": ["sales_rep"]}, system=True)["id"] for i in range(count)]
+
+
+def leads(platform, pool: str, count: int) -> list[str]:
+    made = []
+    for i in range(count):
+        lead = platform.records.create("lead", {"name": f"客户{i}", "phone": "13800000000"})["id"]
+        pool_behavior.enter_pool(platform, "lead", lead, pool)
+        made.append(lead)
+    return made
+
+
+def race(calls) -> list[object]:
+    """Run the calls in threads released together; each result is what it returned or raised."""
+    results: list[object] = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            results[i] = fn()
+        except Exception as e:  # reported to the test
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def claimer(platform, access, lead):
+    return lambda: pool_behavior.claim(platform, access, "lead", lead)
+
+
+def test_twenty_claimers_one_winner(platform):
+    people = users(platform, 20)
+    pool = platform.records.create("lead_pool", {"name": "华北区线索池", "members": people}, system=True)["id"]
+    (lead,) = leads(platform, pool, 1)
+    accesses = [access_for(platform, p) for p in people]
+    results = race([claimer(platform, a, lead) for a in accesses])
+    won = [r for r in results if isinstance(r, dict)]
+    lost = [r for r in results if isinstance(r, Conflict)]
+    assert (len(won), len(lost)) == (1, 19), results
+    winner = won[0]["owner"]
+    assert winner in people and won[0]["status"] == "pending"
+    assert {e.message for e in lost} == {f"lead {lead} is already claimed: it is 待处理 pending"}
+    record = platform.records.get("lead", lead)
+    assert (record["owner"], record["status"]) == (winner, "pending")
+    claims = [(e["field"], e["new"]) for e in platform.records.history("lead", lead) if e["change"] == "claim"]
+    assert claims[:2] == [("owner", winner), ("status", "pending")] and len(claims) == 3
+
+
+def test_member_at_cap_minus_one_claiming_five_at_once_gets_one(platform):
+    (rep,) = users(platform, 1)
+    pool = platform.records.create("lead_pool", {"name": "华北区线索池", "members": [rep], "max_held_per_member": 3},
+                                   system=True)["id"]
+    held, free = leads(platform, pool, 2), leads(platform, pool, 5)
+    access = access_for(platform, rep)
+    for lead in held:
+        pool_behavior.claim(platform, access, "lead", lead)
+    results = race([claimer(platform, access, lead) for lead in free])
+    assert sum(isinstance(r, dict) for r in results) == 1, results
+    assert [r.message for r in results if isinstance(r, Conflict)] == [
+        "you hold 3 leads from lead_pool 华北区线索池, its max_held_per_member is 3: return or convert one first"] * 4
+    owned = [platform.records.get("lead", lead)["owner"] for lead in free]
+    assert owned.count(rep) == 1 and owned.count(None) == 4
+
+
+def test_daily_limit_under_concurrent_claims(platform):
+    (rep,) = users(platform, 1)
+    pool = platform.records.create("lead_pool", {"name": "华北区线索池", "members": [rep], "daily_claim_limit": 3},
+                                   system=True)["id"]
+    first, free = leads(platform, pool, 2), leads(platform, pool, 6)
+    access = access_for(platform, rep)
+    for lead in first:
+        pool_behavior.claim(platform, access, "lead", lead)
+    results = race([claimer(platform, access, lead) for lead in free])
+    assert sum(isinstance(r, dict) for r in results) == 1, results
+    assert [r.message for r in results if isinstance(r, Conflict)] == [
+        "you claimed 3 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 3"] * 5
