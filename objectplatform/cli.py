@@ -7,36 +7,30 @@ and turns every expected failure into a message and exit status 1, never a trace
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
-from objectplatform.metadata import FieldDef, MetadataError, ObjectDef
+from objectplatform.metadata import MetadataError
 from objectplatform.metadata.problems import closest
-from objectplatform.runtime import RuntimeFailure, Settings, open_platform
+from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platform
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.demo import demo_users, load_demo
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.platform import Platform, load_site_metadata
 from objectplatform.runtime.records.history import jsonable
-from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import (
     MigrationRefused,
     apply_migration,
     migrate,
     plan_migration,
 )
-from objectplatform.runtime.storage.tables import MULTI_TYPES, REFERENCE_TYPES
-
-LOOKUP_CHUNK = 500  # values per query when resolving lookup columns of an import
 
 
 class CommandError(Exception):
@@ -97,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--department", help="the department's name")
     sub.add_argument("--manager", help="the manager's username")
     sub.add_argument("--display-name", help="the name shown in the product (default: the username)")
-    sub = command("import", import_csv, "import records from a CSV file (header row: field names or labels)")
+    sub = command("import", import_csv, "import records from a CSV, XLSX or vCard file (header: field names or labels)")
     sub.add_argument("object")
     sub.add_argument("file", type=Path)
     sub.add_argument("--all-or-nothing", action="store_true", help="import nothing if any row fails")
@@ -254,22 +248,17 @@ def action_command(args: argparse.Namespace) -> int:
 
 
 def import_csv(args: argparse.Namespace) -> int:
-    """Stream the file's rows into create_many with a progress bar; report every failed row by its number."""
+    """Import a CSV, XLSX or vCard file (runtime/imports.py) with a progress bar; report failed rows by number."""
     platform = open_platform(Settings.from_env())
     try:
         obj = platform.metadata.objects.get(args.object)
         if obj is None:
             objects = platform.metadata.objects
             raise CommandError(f"unknown object {args.object!r}{_hint(args.object, objects)}")
-        header, count = _scan(args.file)
-        columns = _columns(obj, header, args.file)
-        ids = _reference_ids(platform, obj, columns, args.file)
+        prepared = imports.prepare(obj, imports.read_path(args.file))
         user = _user_id(platform, args.as_user) if args.as_user else None
         bar = ProgressBar(sys.stderr)
-        rows = _rows(obj, columns, args.file, ids)
-        result = platform.records.create_many(
-            obj.name, rows, user=user, all_or_nothing=args.all_or_nothing, progress=bar, total=count
-        )
+        result = imports.run_import(platform, prepared, user=user, all_or_nothing=args.all_or_nothing, progress=bar)
         bar.finish()
     finally:
         platform.close()
@@ -277,7 +266,7 @@ def import_csv(args: argparse.Namespace) -> int:
     if result.errors and args.all_or_nothing:
         print("nothing was imported (--all-or-nothing)")
     for error in result.errors:
-        print(f"row {error.index + 2}: {_row_report(error.fields)}")
+        print(f"row {error['row']}: {imports.row_report(error['fields'])}")
     return 1 if result.errors else 0
 
 
@@ -303,136 +292,6 @@ class ProgressBar:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _open(path: Path):
-    """The CSV file as text: UTF-8, with or without a byte-order mark."""
-    try:
-        return path.open(encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise CommandError(f"cannot read {path}: {e.strerror}") from None
-
-
-def _scan(path: Path) -> tuple[list[str], int]:
-    """The header row and the number of data rows (a first pass, so the progress bar knows the total)."""
-    with _open(path) as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader, None)
-            count = sum(1 for _ in reader)
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise CommandError(f"{path}: not a UTF-8 CSV file ({e})") from None
-    if not header:
-        raise CommandError(f"{path}: empty file; the first row must name the columns")
-    return [cell.strip() for cell in header], count
-
-
-def _columns(obj: ObjectDef, header: list[str], path: Path) -> list[str]:
-    """The field each header cell names: a field's name, or its Chinese or English label."""
-    names = {name: name for name in obj.fields} | {"owner": "owner"}
-    by_label = {"负责人": "owner"}
-    for f in obj.fields.values():
-        by_label.setdefault(f.label.zh, f.name)
-        by_label.setdefault(f.label.en.lower(), f.name)
-    columns, problems = [], []
-    for cell in header:
-        field = names.get(cell) or by_label.get(cell) or by_label.get(cell.lower())
-        if field is None:
-            problems.append(f"unknown column {cell!r}{_hint(cell, [*names, *by_label])}")
-        elif field in columns:
-            problems.append(f"column {cell!r} names {field!r} a second time")
-        columns.append(field)
-    if problems:
-        raise CommandError(f"{path}: " + "; ".join(problems) + f" (the fields of {obj.name}: {', '.join(names)})")
-    return columns
-
-
-def _reference_types(obj: ObjectDef) -> dict[str, str]:
-    """Reference field -> target object, `owner` included."""
-    refs = {"owner": "user"}
-    refs.update({f.name: f.to for f in obj.fields.values() if f.type in REFERENCE_TYPES | MULTI_TYPES and f.to})
-    return refs
-
-
-def _reference_ids(platform: Platform, obj: ObjectDef, columns: list[str], path: Path) -> dict[str, dict[str, str]]:
-    """For each referenced object: cell text -> id, for the values that are an id or one record's title.
-
-    One query per referenced object (in chunks): a cell may hold the target's id, its title (a
-    campaign's name) or, for users, the username. Values matching nothing pass through unchanged,
-    so the validation reports them on their row.
-    """
-    targets = _reference_types(obj)
-    wanted: dict[str, set[str]] = {}
-    indexes = [(i, targets[c]) for i, c in enumerate(columns) if c in targets]
-    with _open(path) as f:
-        reader = csv.reader(f)
-        next(reader)
-        for row in reader:
-            for i, target in indexes:
-                if i < len(row) and row[i].strip():
-                    wanted.setdefault(target, set()).add(row[i].strip())
-    return {target: _lookup(platform, target, values) for target, values in wanted.items()}
-
-
-def _lookup(platform: Platform, target: str, values: set[str]) -> dict[str, str]:
-    """Cell text -> id of the one `target` record whose id, text title (or username) it is."""
-    ot = platform.schema[target]
-    keys = [
-        field
-        for field in (ot.object.title_field, "username" if target == "user" else None)
-        if field and len(ot.columns.get(field, ())) == 1 and isinstance(ot.column(field).type, sa.String)
-    ]
-    matches: dict[str, set[str]] = {}
-    ordered = sorted(values)
-    with reading(platform.engine) as conn:
-        for start in range(0, len(ordered), LOOKUP_CHUNK):
-            chunk = ordered[start : start + LOOKUP_CHUNK]
-            numbers = [int(v) for v in chunk if v.isdigit() and len(v) < 19]
-            condition = sa.or_(ot.table.c.id.in_(numbers), *(ot.column(k).in_(chunk) for k in keys))
-            query = sa.select(ot.table.c.id, *(ot.column(k) for k in keys)).where(condition)
-            for row in conn.execute(query):
-                record_id = str(row[0])
-                for text in {record_id, *(str(v) for v in row[1:] if v is not None)} & set(chunk):
-                    matches.setdefault(text, set()).add(record_id)
-    return {text: ids.pop() for text, ids in matches.items() if len(ids) == 1}
-
-
-def _rows(obj: ObjectDef, columns: list[str], path: Path, ids: Mapping[str, Mapping[str, str]]) -> Iterator[dict]:
-    """Each data row as field values: empty cells left out, lists split on ';', options and references resolved."""
-    targets = _reference_types(obj)
-    multi = {f.name for f in obj.fields.values() if f.type in MULTI_TYPES}
-    options = {f.name: _option_values(f) for f in obj.fields.values() if f.options}
-    with _open(path) as f:
-        reader = csv.reader(f)
-        next(reader)
-        for row in reader:
-            values: dict = {}
-            for field, cell in zip(columns, row, strict=False):
-                text = cell.strip()
-                if not text:
-                    continue
-                known = options.get(field) or ids.get(targets.get(field, ""), {})
-                if field in multi:
-                    items = [item.strip() for item in re.split(r"[;；]", text) if item.strip()]
-                    values[field] = [known.get(item, item) for item in items]
-                else:
-                    values[field] = known.get(text, text)
-            yield values
-
-
-def _option_values(f: FieldDef) -> dict[str, str]:
-    """Picklist cell text -> option value: the value itself, or its Chinese or English label."""
-    known = {o.label.en: o.value for o in f.options} | {o.label.zh: o.value for o in f.options}
-    return known | {o.value: o.value for o in f.options}
-
-
-def _row_report(fields: Mapping[str, Sequence[str]]) -> str:
-    """`phone: message; email: message` ("__all__" errors without a field name)."""
-    return "; ".join(
-        message if name == "__all__" else f"{name}: {message}"
-        for name, messages in fields.items()
-        for message in messages
-    )
 
 
 # --- serve, demo -----------------------------------------------------------------------------

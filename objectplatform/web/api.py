@@ -1,4 +1,4 @@
-"""The REST API of API.md under /api/v1: tokens, metadata, records, history and actions.
+"""The REST API of API.md under /api/v1: tokens, metadata, records, history, actions, imports and jobs.
 
 Each endpoint is one runtime call made as the signed-in user's `Access`: the role decides the
 operation (403), the data scope is part of every read and write query (a record outside it is a
@@ -8,6 +8,8 @@ operation (403), the data scope is part of every read and write query (a record 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from objectplatform.metadata import SYSTEM_FIELDS, Definition, FieldDef, Label, ObjectDef
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
-from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated
+from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated, imports
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.permissions import access_for
@@ -23,7 +25,7 @@ from objectplatform.runtime.permissions import access_for
 from . import errors, openapi
 from .app import get_platform
 from .errors import json_response
-from .export import csv_response
+from .export import csv_response, masked_where, request_masker
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 errors.register(bp)
@@ -141,7 +143,9 @@ def _raw_label(value: Mapping[str, str] | None) -> dict | None:
 
 def record_json(platform: Platform, obj: str, record: Mapping[str, Any]) -> dict:
     """A record as API.md shows it: system fields, then every field by name (never a password), then
-    inline child lines under the child object's name."""
+    inline child lines under the child object's name. Hidden pool fields are masked for the
+    signed-in user (export.request_masker)."""
+    record = request_masker(platform, obj)(record)
     out = {name: record.get(name) for name in SYSTEM_ORDER}
     for name, f in platform.metadata.objects[obj].fields.items():
         if f.type != "password":
@@ -195,8 +199,9 @@ def list_records(obj: str) -> Response:
     filters = _filters(LIST_PARAMETERS)
     args = request.args
     platform = get_platform()
+    where = masked_where(platform, obj, _scope(obj), args.get("q"), filters)  # hidden fields find nothing
     page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
-                                 limit=args.get("limit", 50), cursor=args.get("cursor"), where=_scope(obj))
+                                 limit=args.get("limit", 50), cursor=args.get("cursor"), where=where)
     items = [record_json(platform, obj, r) for r in page.items]
     return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
 
@@ -279,6 +284,45 @@ def run_bulk_action(obj: str, action: str) -> Response:
     if not isinstance(ids, list):
         raise BadRequest("give the records as \"ids\": [...]", {"ids": ["must be a list of record ids"]})
     return json_response(run_action(get_platform(), g.access, obj, action, ids, body))
+
+
+# -------------------------------------------------------------------------------------- jobs
+
+TRUE_WORDS, FALSE_WORDS = frozenset({"1", "true", "on", "yes"}), frozenset({"", "0", "false", "off", "no"})
+
+
+@bp.post("/objects/<obj>/imports")
+def start_import(obj: str) -> Response:
+    """Multipart `file` (.csv, .xlsx or .vcf) and `all_or_nothing`: checked now (400), imported by a job (202).
+
+    The caller needs `create` on the object and the role action `import`; the records are created
+    as, and owned by, the caller, within the caller's data scope (runtime/imports.py)."""
+    definition = _object(obj)
+    g.access.require(obj, "create")
+    g.access.require_action(obj, "import")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadRequest("send the file as the multipart/form-data field \"file\"", {"file": ["is required"]})
+    flag = request.form.get("all_or_nothing", "").strip().lower()
+    if flag not in TRUE_WORDS | FALSE_WORDS:
+        raise BadRequest("all_or_nothing must be true or false", {"all_or_nothing": ["must be true or false"]})
+    job_id = f"import-{g.access.user_id}-{uuid.uuid4().hex}"
+    imports.start_import(get_platform(), definition, upload.filename, upload.read(), g.access.user_id,
+                         flag in TRUE_WORDS, job_id)
+    return json_response({"job_id": job_id}, 202)
+
+
+@bp.get("/jobs/<job_id>")
+def job_status(job_id: str) -> Response:
+    """A job the caller started (ids name their user: another user's job is a 404, like an unknown one)."""
+    owner = re.fullmatch(r"[a-z_]+-([0-9]+)-[0-9a-f]{32}", job_id)
+    try:
+        if owner is None or owner.group(1) != str(g.access.user_id):
+            raise KeyError(job_id)
+        job = get_platform().jobs.status(job_id)
+    except KeyError:
+        raise NotFound(f"no job {job_id}") from None
+    return json_response({key: job[key] for key in ("id", "status", "progress", "result", "error")})
 
 
 # ---------------------------------------------------------------------------------- metadata

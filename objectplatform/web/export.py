@@ -17,10 +17,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Response
+import sqlalchemy as sa
+from flask import Response, g, has_request_context
 
 from objectplatform.metadata import SYSTEM_FIELDS, ObjectDef
 from objectplatform.runtime import BadRequest, Platform
+from objectplatform.runtime.behaviors import pool
 
 from .i18n import LANGUAGES
 from .pages_view import (
@@ -38,6 +40,26 @@ PAGE_SIZE = 500
 BOM = "\ufeff"
 MULTI_SEPARATOR = ";"
 NUMBER = re.compile(r"[+-]?[\d .()-]*\d[\d .()-]*")  # digits, maybe with phone punctuation
+
+
+def request_masker(platform: Platform, obj: str) -> pool.Masker:
+    """The signed-in user's masker of `obj`'s hidden pool fields (runtime/behaviors/pool.py `masker`),
+    made once per request; outside a request, or with no one signed in, records pass unmasked."""
+    if not has_request_context() or getattr(g, "access", None) is None:
+        return pool.masker(platform, None, obj)
+    made = g.setdefault("pool_maskers", {})
+    if obj not in made:
+        made[obj] = pool.masker(platform, g.access, obj)
+    return made[obj]
+
+
+def masked_where(platform: Platform, obj: str, where, q: str | None, filters: Mapping[str, str] | None):
+    """`where` (the caller's scope, None for every row) and the masker's condition keeping `q` and
+    `filters` from finding a waiting record by a value hidden from the signed-in user."""
+    guard = request_masker(platform, obj).where(q, filters)
+    if guard is None:
+        return where
+    return guard if where is None else sa.and_(where, guard)
 
 
 def export_columns(obj: ObjectDef, fields: str | None) -> list[str]:
@@ -90,20 +112,24 @@ def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, st
     lang = header_language(labels)
     header = [field_label(obj, name, lang) for name in columns] if lang else columns
 
+    where = masked_where(platform, obj.name, where, q, filters)
+
     def read(cursor: str | None):
         return platform.records.list(obj.name, filters=filters, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor,
                                      where=where, count=False)
 
     first = read(None)
+    mask = request_masker(platform, obj.name)  # made now: the stream runs after the request's context
 
     def chunks() -> Iterator[str]:
         yield BOM + _lines([header])
         page = first
         while True:
             display = titles() if titles else None
+            items = [mask(record) for record in page.items]
             if display is not None:
-                display.want(obj, page.items, columns)
-            yield _lines([_cell(obj, name, record.get(name), display) for name in columns] for record in page.items)
+                display.want(obj, items, columns)
+            yield _lines([_cell(obj, name, record.get(name), display) for name in columns] for record in items)
             if page.next_cursor is None:
                 return
             page = read(page.next_cursor)

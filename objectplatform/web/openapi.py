@@ -226,6 +226,19 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
                     "responses": _responses("200", _ref("History"), 403, 404)},
         },
     }
+    paths[f"{base}/imports"] = {
+        "post": {"operationId": f"import_{name}", "tags": tag, "summary": f"Import {obj.label.en} records",
+                 "description": "Checks the file (400 naming every unknown column) and starts a job importing its "
+                                "rows as the caller, who needs create and the import action; poll GET /jobs/{id}.",
+                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                     "type": "object", "required": ["file"],
+                     "properties": {"file": {"type": "string", "format": "binary",
+                                             "description": ".csv (UTF-8, header row of field names or labels), "
+                                                            ".xlsx (first sheet) or .vcf (vCard 3 or 4)"},
+                                    "all_or_nothing": {"type": "boolean", "default": False}}}}}},
+                 "responses": _responses("202", {"type": "object", "required": ["job_id"],
+                                                 "properties": {"job_id": {"type": "string"}}}, 400, 403, 404)},
+    }
     for action in actions:
         result = {"type": "object", "required": ["record"],
                   "properties": {"record": {"anyOf": [record, {"type": NULL}]}}}
@@ -300,6 +313,16 @@ def document(metadata: Metadata, actions: Actions) -> dict:
                                           "type": "object", "required": ["id", "error"],
                                           "properties": {"id": {"type": "string"},
                                                          "error": _ref("Error/properties/error")}}}}},
+        "Job": {"type": "object", "required": ["id", "status", "progress", "result", "error"],
+                "additionalProperties": False,
+                "properties": {"id": {"type": "string"},
+                               "status": {"enum": ["queued", "scheduled", "running", "finished", "failed"]},
+                               "progress": {"type": "object", "required": ["done", "total"],
+                                            "properties": {"done": {"type": "integer"},
+                                                           "total": {"type": ["integer", NULL]}}},
+                               "result": {"description": "an import: {created, failed, errors: [{row, fields}], "
+                                                         "all_or_nothing}"},
+                               "error": {"type": ["string", NULL]}}},
         "ObjectSummary": {"type": "object", "required": ["name", "label", "plural_label", "title_field", "actions"],
                           "properties": {"name": {"type": "string"}, "label": _ref("Label"),
                                          "plural_label": _ref("Label"), "title_field": {"type": "string"},
@@ -333,6 +356,10 @@ def document(metadata: Metadata, actions: Actions) -> dict:
         "/meta/flows": {"get": {"operationId": "meta_flows", "tags": ["meta"], "responses": _responses(
             "200", {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
                 "type": "object", "required": ["name", "kind", "object"]}}}})}},
+        "/jobs/{id}": {"get": {
+            "operationId": "job_status", "tags": ["jobs"], "summary": "A background job the caller started",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": _responses("200", _ref("Job"), 404)}},
         "/openapi.json": {"get": {"operationId": "openapi", "tags": ["meta"],
                                   "responses": _responses("200", {"type": "object"})}},
     }

@@ -14,7 +14,7 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.errors import BadRequest
 
 from .app import get_platform
-from .export import csv_response
+from .export import csv_response, masked_where, request_masker
 from .export import list_columns as columns_of
 from .i18n import text
 from .pages_base import REFERENCE_TYPES, available_actions, bp, object_def, page_display, scope, url_with
@@ -108,11 +108,14 @@ def list_records(obj: str):
     cursor = args.get("cursor") or None
     trail = args["trail"].split(",") if "trail" in args else []  # the cursors of the pages before this one
     number = int(args["page"]) if cursor and args.get("page", "").isdigit() else 1
-    page = get_platform().records.list(obj, filters=filters, q=q or None, sort=sort, cursor=cursor,
-                                       limit=PAGE_SIZE, where=scope(obj))
+    platform = get_platform()
+    page = platform.records.list(obj, filters=filters, q=q or None, sort=sort, cursor=cursor,
+                                 limit=PAGE_SIZE, where=masked_where(platform, obj, scope(obj), q, filters))
+    mask = request_masker(platform, obj)
+    items = [mask(r) for r in page.items]
     columns = columns_of(definition)
     display = page_display()
-    display.want(definition, page.items, columns)
+    display.want(definition, items, columns)
     current = sort or ",".join(definition.list_view.sort if definition.list_view else ("-created_at",))
     headers = []
     for name in columns:
@@ -123,7 +126,7 @@ def list_records(obj: str):
         headers.append({"name": name, "label": field_label(definition, name, g.lang), "link": link,
                         "direction": direction})
     rows = []
-    for r in page.items:
+    for r in items:
         title = display.record_title(definition, r)
         first = display.text(definition, columns[0], r.get(columns[0])) or title  # the link to the record
         rows.append({"id": r["id"], "title": title,
@@ -173,7 +176,9 @@ def lookup(obj: str):
     definition = object_def(obj)
     q = request.args.get("q", "").strip()
     try:
-        page = get_platform().records.list(obj, q=q or None, limit=20, where=scope(obj), count=False)
+        platform = get_platform()
+        page = platform.records.list(obj, q=q or None, limit=20, where=masked_where(platform, obj, scope(obj), q, {}),
+                                     count=False)
     except BadRequest:
         return jsonify(items=[])
     display = page_display()

@@ -13,6 +13,7 @@ from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
 
 from .app import get_platform
+from .export import request_masker
 from .forms import FormBuilder, make_input, posted
 from .i18n import error_text, text
 from .pages_base import REFERENCE_TYPES, available_actions, bp, local_path, object_def, page_display, scope
@@ -57,12 +58,15 @@ def _related(obj: ObjectDef, record_id: str) -> list[dict]:
         for f in pointing:
             page = platform.records.list(other.name, filters={f.name: record_id}, limit=RELATED_SIZE,
                                          where=scope(other.name))
+            mask = request_masker(platform, other.name)
+            items = [mask(r) for r in page.items]
             columns = [c for c in columns_of(other) if c != f.name][:6]
-            display.want(other, page.items, columns)
+            display.want(other, items, columns)
             label = object_label(other, g.lang, plural=True)
             if len(pointing) > 1 or other.name == obj.name:
                 label = f"{label}（{f.label.get(g.lang)}）" if g.lang == "zh" else f"{label} ({f.label.get(g.lang)})"
-            found.append({"object": other, "field": f.name, "label": label, "page": page, "columns": columns,
+            found.append({"object": other, "field": f.name, "label": label, "page": page, "items": items,
+                          "columns": columns,
                           "can_create": g.access.can(other.name, "create") and not f.read_only})
     for item in found:
         other = item["object"]
@@ -71,7 +75,7 @@ def _related(obj: ObjectDef, record_id: str) -> list[dict]:
         item["rows"] = [{"id": r["id"],
                          "cells": [display.text(other, columns[0], r.get(columns[0])) or display.record_title(other, r),
                                    *(display.html(other, c, r.get(c)) for c in columns[1:])]}
-                        for r in item["page"].items]
+                        for r in item["items"]]
     return found
 
 
@@ -103,7 +107,8 @@ _CHANGES = frozenset({"change.create", "change.update", "change.delete", "change
 @bp.route("/o/<obj>/<id>")
 def record(obj: str, id: str):
     definition = object_def(obj)
-    current = get_platform().records.get(obj, id, where=scope(obj))
+    platform = get_platform()
+    current = request_masker(platform, obj)(platform.records.get(obj, id, where=scope(obj)))
     tab = request.args.get("tab", "details")
     display = page_display()
     context = {"sections": [], "related": [], "history": []}

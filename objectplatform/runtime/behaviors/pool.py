@@ -11,12 +11,37 @@ for the fields it changed; the daily limit and the cooldown are read back from t
 A record created (or imported) with a pool and no owner of its own enters the pool through a
 before_create / before_create_many hook of the records service.
 
+Routing (线索池分配规则). A pool whose `industry` or `region` is set is a routing rule. A new record
+with no pool, no owner other than its creator (the service makes the creator the owner by default;
+an explicit owner equal to the creator cannot be told apart and counts as none), an initial status
+(empty, pending or unassigned), created by someone who does not work leads themselves (their roles
+do not grant the `claim` action on the object: marketing, an import by marketing, a system write
+with no user; a rep's or a manager's own lead stays theirs) is routed to the most specific pool
+matching it: first a pool with both industry and region set, both equal to the record's; else a
+pool with only industry set, equal to the record's industry; else a pool with only region set,
+equal to its region. A pool with both set never matches on one alone. Among several pools of the
+same rank, the lowest id wins. The record then enters that pool as `enter_pool` puts it
+(unassigned, or pending with the pool's default assignee). No match: it is created as before
+(pending, its creator the owner). An import reads the pools once per batch.
+
+Hidden fields (字段隐藏). While a record waits in a pool (pool set, no owner), the pool's
+`hidden_fields` are masked for every viewer but full admins and the pool's own admins (the owner
+sees everything, there being none while it waits; once claimed or assigned nothing is masked).
+A phone-type value keeps its first 3 and last 4 characters ("138****5678"; "****" when 7
+characters or fewer), any other hidden value becomes null. The record's shape does not change and
+nothing says which fields were masked. `masker(platform, access, obj)` reads the pools once and
+returns the `Masker` every face (API record JSON, record page, list cells, related lists, CSV
+exports) applies to each record; its `where(q, filters)` keeps a search or a field filter from
+finding a waiting record by a hidden value (`q` must match one of its searchable fields left
+visible; a filter on a hidden field skips it). Not covered: a record's history (it shows the
+values the record was created with) and the edit form.
+
 The current time comes from `now()` (tests monkeypatch it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -26,9 +51,11 @@ from objectplatform.metadata import Label, Metadata
 
 from .. import actions
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..permissions import grants_for
 from ..records import history, hooks
 from ..storage import convert
 from ..storage.convert import from_row, to_row
+from ..storage.engine import reading
 
 # The organisation's day for the daily claim limit (China Standard Time, as the pages show it).
 ORG_TIME = timezone(timedelta(hours=8), "CST")
@@ -396,14 +423,70 @@ def enter_pool(platform, obj: str, record_id: Any, pool_id: Any, *, user: str | 
 # ------------------------------------------------------------------------- records entering a pool
 
 
+INITIAL = (None, "pending", "unassigned")
+
+
+def _works_leads(records, conn: sa.Connection, obj: str, user: str | None) -> bool:
+    """Whether the creator's roles grant the claim action on `obj` (their new records are not routed)."""
+    if user is None or not str(user).isdigit():
+        return False
+    users = records.schema["user"]
+    row = conn.execute(sa.select(users.column("roles"), users.column("active"))
+                       .where(users.table.c.id == int(user))).first()
+    if row is None or not row[1]:
+        return False
+    roles = convert.from_db("multi_picklist", row[0]) or ()
+    grant = grants_for(records.metadata, roles).get(obj)
+    return grant is not None and "claim" in grant.actions
+
+
+def route(pools: Iterable[Mapping], industry: Any, region: Any) -> Mapping | None:
+    """The pool a new record of `industry` and `region` is routed to (see the module docstring), or None."""
+    ranked = []
+    for p in pools:
+        pi, pr = p.get("industry"), p.get("region")
+        if pi and pr:
+            rank = 0 if (pi, pr) == (industry, region) else None
+        elif pi:
+            rank = 1 if pi == industry else None
+        elif pr:
+            rank = 2 if pr == region else None
+        else:
+            rank = None
+        if rank is not None:
+            ranked.append((rank, int(p["id"]), p))
+    return min(ranked, key=lambda t: t[:2])[2] if ranked else None
+
+
+def _routing(records, conn: sa.Connection, obj: str, user: str | None, batch: list[dict],
+             pool_field: str, pot) -> None:
+    """Set the pool of the batch's records that are routed (one read of the routing pools per batch)."""
+    waiting = [r for r in batch if not r.get(pool_field) and r.get("owner") in (None, user)
+               and r.get("status") in INITIAL and (r.get("industry") or r.get("region"))]
+    if not waiting or _works_leads(records, conn, obj, user):
+        return
+    table = pot.table
+    pools = [{"id": i, "industry": ind, "region": reg} for i, ind, reg in conn.execute(
+        sa.select(table.c.id, pot.column("industry"), pot.column("region"))
+        .where(sa.or_(pot.column("industry").is_not(None), pot.column("region").is_not(None))))]
+    if not pools:
+        return
+    for record in waiting:
+        found = route(pools, record.get("industry"), record.get("region"))
+        if found is not None:
+            record[pool_field] = str(found["id"])
+
+
 def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None, at: datetime,
                         batch: list[dict]) -> None:
     """A record created with a pool and no owner of its own (none, or only its creator by default) and
-    an initial status enters the pool: unassigned, or pending with the pool's default assignee."""
+    an initial status enters the pool: unassigned, or pending with the pool's default assignee. A
+    record without a pool is routed to one first when a routing rule matches it."""
     spec = records.metadata.objects[obj].behaviors["pool"]
     pool_field, pot = spec.get("pool_field", "pool"), records.schema[spec.get("pool_object", "lead_pool")]
+    _routing(records, conn, obj, user, batch, pool_field, pot)
     entering = [r for r in batch if r.get(pool_field) and r.get("owner") in (None, user)
-                and r.get("status") in (None, "pending", "unassigned")]
+                and r.get("status") in INITIAL]
     if not entering:
         return
     wanted = sorted({int(r[pool_field]) for r in entering})
@@ -427,6 +510,88 @@ hooks.register_hook("before_create", lambda ctx: _entering_on_create(
     ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, [ctx.after]), applies=_has_pool)
 hooks.register_hook("before_create_many", lambda ctx: _entering_on_create(
     ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, ctx.batch), applies=_has_pool)
+
+
+# ---------------------------------------------------------------------------------- hidden fields
+
+
+def mask_value(field_type: str, value: Any) -> Any:
+    """A hidden value as non-owners see it: phones keep their first 3 and last 4 characters, others null."""
+    if value is None:
+        return None
+    if field_type == "phone":
+        text = str(value)
+        return f"{text[:3]}****{text[-4:]}" if len(text) > 7 else "****"
+    return None
+
+
+class Masker:
+    """Masks records of one object for one viewer (see the module docstring): call it on a record; a
+    record it does not mask comes back as it is, a masked one as a copy. `where(q, filters)` is the
+    condition that keeps a search or a filter from finding a waiting record by a value hidden from
+    the viewer (None when nothing is hidden from them)."""
+
+    def __init__(self, obj_def, pool_field: str, ot, hiding: Mapping[str, tuple[tuple[str, str], ...]]):
+        self.obj_def, self.pool_field, self.ot, self.hiding = obj_def, pool_field, ot, hiding
+
+    def __call__(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self.hiding:
+            return record
+        pool_id = record.get(self.pool_field)
+        names = self.hiding.get(str(pool_id)) if pool_id is not None and record.get("owner") is None else None
+        if not names:
+            return record
+        out = dict(record)
+        for name, field_type in names:
+            if name in out:
+                out[name] = mask_value(field_type, out[name])
+        return out
+
+    def where(self, q: str | None, filters: Mapping[str, Any] | None = None) -> sa.ColumnElement[bool] | None:
+        """Waiting records of the pools hiding fields from the viewer, excluded when they would match
+        only by a hidden value: `q` matching none of their searchable fields left visible, or a filter
+        on a hidden field."""
+        q = (q or "").strip()
+        filtered = {param.rpartition("__")[0] or param for param in (filters or {})}
+        if not self.hiding or not (q or filtered):
+            return None
+        obj, column = self.obj_def, self.ot.column
+        searchable = obj.searchable_fields or tuple(n for n in (obj.title_field,) if n in obj.fields)
+        by_hidden: dict[frozenset[str], list[int]] = {}
+        for pool_id, names in self.hiding.items():
+            by_hidden.setdefault(frozenset(n for n, _ in names), []).append(int(pool_id))
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        excluded = []
+        for hidden, pool_ids in by_hidden.items():
+            waiting = sa.and_(column("owner").is_(None), column(self.pool_field).in_(sorted(pool_ids)))
+            if filtered & hidden:
+                excluded.append(waiting)
+                continue
+            if q and set(searchable) & hidden:
+                visible = [column(n).ilike(pattern, escape="\\") for n in searchable if n not in hidden]
+                excluded.append(sa.and_(waiting, sa.not_(sa.or_(*visible))) if visible else waiting)
+        return sa.not_(sa.or_(*excluded)) if excluded else None
+
+
+def masker(platform, access, obj: str) -> Masker:
+    """The masker of `obj`'s records for `access` (see `Masker`); it reads the pools once, here."""
+    obj_def = platform.metadata.objects.get(obj)
+    spec = obj_def.behaviors.get("pool") if obj_def is not None else None
+    if spec is None or access is None or access.is_admin:
+        return Masker(obj_def, "pool", None, {})
+    pool_field = spec.get("pool_field", "pool")
+    pot = platform.schema[spec.get("pool_object", "lead_pool")]
+    with reading(platform.engine) as conn:
+        rows = conn.execute(sa.select(pot.table.c.id, pot.column("hidden_fields"), pot.column("admins"))).all()
+    ot = platform.schema[obj]
+    hiding: dict[str, tuple[tuple[str, str], ...]] = {}
+    for pool_id, hidden_json, admins_json in rows:
+        hidden = convert.from_db("multi_picklist", hidden_json) or []
+        admins = convert.from_db("multi_user", admins_json) or []
+        names = tuple((n, obj_def.fields[n].type) for n in hidden if n in obj_def.fields)
+        if names and str(access.user_id) not in admins:
+            hiding[str(pool_id)] = names
+    return Masker(obj_def, pool_field, ot, hiding)
 
 
 # ------------------------------------------------------------------------------ registration

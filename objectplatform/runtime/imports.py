@@ -1,0 +1,451 @@
+"""Importing records from a CSV, XLSX or vCard file: the one implementation the API job and the CLI use.
+
+A file becomes a `Source`: a header (field names or their Chinese/English labels) and rows of cell
+text, each with its row number in the file (CSV/XLSX: the spreadsheet row, the header being row 1;
+vCard: the line of the card's BEGIN:VCARD). `prepare()` checks the header against the object (a
+`BadRequest` naming every unknown column, before anything is written); `run_import()` resolves
+picklist labels and lookup titles to values and ids, then hands the rows to `Records.create_many`
+with progress. `import_job` is the background job the API enqueues (`platform.jobs`).
+
+vCard (versions 3 and 4) maps FN (or N), ORG, TITLE, TEL (type cell -> mobile, other -> phone),
+EMAIL, ADR, NOTE to name, company, title, mobile/phone, email, address, description, and sets
+`source` to business_card when the object's source picklist has that value.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import FieldDef, ObjectDef
+from objectplatform.metadata.problems import closest
+
+from .errors import BadRequest
+from .jobs import report_progress
+from .storage.engine import reading
+from .storage.tables import MULTI_TYPES, REFERENCE_TYPES
+
+LOOKUP_CHUNK = 500  # values per query when resolving lookup columns of an import
+EXTENSIONS = (".csv", ".xlsx", ".vcf")
+VCARD_FIELDS = ("name", "company", "title", "mobile", "phone", "email", "address", "description", "source")
+
+_platform: ContextVar = ContextVar("objectplatform_import_platform", default=None)
+_worker_platform = None  # the platform an rq worker opens once (from OBJECTPLATFORM_* settings)
+
+
+@dataclass
+class Source:
+    """A file's header and its data rows as (file row number, cells); `rows()` may be read twice."""
+
+    name: str
+    header: list[str]
+    count: int
+    rows: Callable[[], Iterator[tuple[int, list[str]]]]
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # {"row": file row number, "fields": {name: [messages]}}
+    all_or_nothing: bool = False
+
+    def json(self) -> dict:
+        return {"created": len(self.created), "failed": len(self.errors), "errors": self.errors,
+                "all_or_nothing": self.all_or_nothing}
+
+
+def hint(word: str, choices) -> str:
+    match = closest(word, list(choices))
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+# --- reading files ----------------------------------------------------------------------------
+
+
+def read_path(path: Path) -> Source:
+    """A file on disk (CSV is streamed, never held whole in memory)."""
+    extension = _extension(path.name, str(path))
+    if extension == ".csv":
+        return _csv_source(str(path), lambda: _open_text(path))
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BadRequest(f"cannot read {path}: {e.strerror}") from None
+    return read_bytes(str(path), data)
+
+
+def read_bytes(name: str, data: bytes) -> Source:
+    """An uploaded file named `name` (its extension decides the format)."""
+    extension = _extension(name, name)
+    if not data.strip():
+        raise BadRequest(f"{name}: empty file; the first row must name the columns")
+    if extension == ".csv":
+        return _csv_source(name, lambda: io.StringIO(_decode(name, data), newline=""))
+    if extension == ".xlsx":
+        return _xlsx_source(name, data)
+    return _vcard_source(name, _decode(name, data))
+
+
+def _extension(name: str, shown: str) -> str:
+    extension = Path(name).suffix.lower()
+    if extension not in EXTENSIONS:
+        raise BadRequest(f"{shown}: unknown file type {extension or '(none)'!r}; import a .csv, .xlsx or .vcf file")
+    return extension
+
+
+def _decode(name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadRequest(f"{name}: not a UTF-8 file ({e})") from None
+
+
+def _open_text(path: Path):
+    try:
+        return path.open(encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise BadRequest(f"cannot read {path}: {e.strerror}") from None
+
+
+def _csv_source(name: str, opener: Callable) -> Source:
+    """UTF-8 CSV with or without a byte-order mark; a first pass counts the rows (for the progress)."""
+    with opener() as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+            count = sum(1 for _ in reader)
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise BadRequest(f"{name}: not a UTF-8 CSV file ({e})") from None
+    if not header or not any(cell.strip() for cell in header):
+        raise BadRequest(f"{name}: empty file; the first row must name the columns")
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        with opener() as f:
+            reader = csv.reader(f)
+            next(reader)
+            yield from enumerate(reader, start=2)
+
+    return Source(name, [cell.strip() for cell in header], count, rows)
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat() if value.time() != time() else value.date().isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_source(name: str, data: bytes) -> Source:
+    """The first worksheet; row 1 names the columns, rows with no value at all are skipped."""
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as e:  # openpyxl raises zipfile, KeyError or its own errors for a damaged file
+        raise BadRequest(f"{name}: not a readable XLSX file ({type(e).__name__})") from None
+    table = [
+        (number, [_cell_text(v) for v in values])
+        for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1)
+    ]
+    book.close()
+    table = [(number, cells) for number, cells in table if any(c.strip() for c in cells)]
+    if not table or table[0][0] != 1:
+        raise BadRequest(f"{name}: empty file; the first row must name the columns")
+    header = [cell.strip() for cell in table[0][1]]
+    while header and not header[-1]:
+        header.pop()
+    body = [(number, cells[: len(header)]) for number, cells in table[1:]]
+    return Source(name, header, len(body), lambda: iter(body))
+
+
+# --- vCard ------------------------------------------------------------------------------------
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) in "nN" else m.group(1), text)
+
+
+def _components(value: str) -> list[str]:
+    """The ';'-separated parts of a structured value (N, ORG, ADR), unescaped."""
+    return [_unescape(part).strip() for part in re.split(r"(?<!\\);", value)]
+
+
+def _types(params: list[str]) -> set[str]:
+    """TYPE parameter values, lower case: TYPE=cell,voice / TYPE="cell,voice" / TYPE=cell;TYPE=work / CELL."""
+    found: set[str] = set()
+    for param in params:
+        key, has_value, value = param.partition("=")
+        if not has_value:
+            found.add(key.lower())
+        elif key.upper() == "TYPE":
+            found.update(v.strip().strip('"').lower() for v in value.strip('"').split(","))
+    return found
+
+
+def _cjk(text: str) -> bool:
+    return bool(re.search(r"[\u3400-\u9fff]", text))
+
+
+def _card_values(properties: list[tuple[str, list[str], str]], business_card: bool) -> dict[str, str]:
+    values: dict[str, str] = {}
+    mobiles, work_phones, other_phones, emails = [], [], [], []
+    for name, params, value in properties:
+        if name == "FN":
+            values["name"] = _unescape(value).strip()
+        elif name == "N" and "name" not in values:
+            family, given = ([*_components(value), "", ""])[:2]
+            values["_n"] = family + given if _cjk(family + given) else " ".join(p for p in (given, family) if p)
+        elif name == "ORG":
+            values["company"] = _components(value)[0]
+        elif name == "TITLE":
+            values["title"] = _unescape(value).strip()
+        elif name == "TEL":
+            number = re.sub(r"^tel:", "", _unescape(value).strip(), flags=re.I)
+            types = _types(params)
+            if "fax" in types or "pager" in types:
+                continue
+            (mobiles if "cell" in types else work_phones if "work" in types else other_phones).append(number)
+        elif name == "EMAIL":
+            emails.append(_unescape(value).strip())
+        elif name == "ADR":
+            values["address"] = ", ".join(p for p in _components(value) if p)
+        elif name == "NOTE":
+            values["description"] = _unescape(value).strip()
+    if "_n" in values:
+        values.setdefault("name", values["_n"])
+        del values["_n"]
+    if mobiles:
+        values["mobile"] = mobiles[0]
+    if work_phones or other_phones:
+        values["phone"] = (work_phones + other_phones)[0]
+    if emails:
+        values["email"] = emails[0]
+    if business_card:
+        values["source"] = "business_card"
+    return {k: v for k, v in values.items() if v}
+
+
+def parse_vcards(text: str, business_card: bool = True) -> list[tuple[int, dict[str, str]]]:
+    """Each card as (line number of its BEGIN:VCARD, lead field values)."""
+    lines: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] = (lines[-1][0], lines[-1][1] + line[1:])  # folded line
+        elif line.strip():
+            lines.append((number, line))
+    cards: list[tuple[int, dict[str, str]]] = []
+    start, properties = None, []
+    for number, line in lines:
+        head, _, value = line.partition(":")
+        name, *params = head.split(";")
+        name = name.rsplit(".", 1)[-1].upper()  # drop a group prefix ("item1.TEL")
+        if name == "BEGIN" and value.strip().upper() == "VCARD":
+            start, properties = number, []
+        elif name == "END" and value.strip().upper() == "VCARD" and start is not None:
+            cards.append((start, _card_values(properties, business_card)))
+            start = None
+        elif start is not None:
+            properties.append((name, params, value))
+    return cards
+
+
+def _vcard_source(name: str, text: str) -> Source:
+    cards = parse_vcards(text)
+    if not cards:
+        raise BadRequest(f"{name}: no vCard (BEGIN:VCARD ... END:VCARD) in the file")
+    header = list(VCARD_FIELDS)
+    body = [(number, [values.get(f, "") for f in header]) for number, values in cards]
+    return Source(name, header, len(body), lambda: iter(body))
+
+
+# --- columns and values -----------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A source checked against an object: the field of each column."""
+
+    object: ObjectDef
+    source: Source
+    columns: list[str | None]  # None: a vCard field the object does not have (left out)
+
+
+def prepare(obj: ObjectDef, source: Source) -> Prepared:
+    """Resolve the header to fields; BadRequest naming every unknown or repeated column."""
+    if source.name.lower().endswith(".vcf"):
+        columns = [
+            c if c in obj.fields and (c != "source" or "business_card" in _option_values(obj.fields[c])) else None
+            for c in source.header
+        ]
+        if not any(columns):
+            raise BadRequest(f"{source.name}: {obj.name} has none of the vCard fields ({', '.join(VCARD_FIELDS)})")
+        return Prepared(obj, source, columns)
+    names = {name: name for name in obj.fields} | {"owner": "owner"}
+    by_label = {"负责人": "owner"}
+    for f in obj.fields.values():
+        by_label.setdefault(f.label.zh, f.name)
+        by_label.setdefault(f.label.en.lower(), f.name)
+    columns: list[str | None] = []
+    problems = []
+    for cell in source.header:
+        found = names.get(cell) or by_label.get(cell) or by_label.get(cell.lower())
+        if found is None:
+            problems.append(f"unknown column {cell!r}{hint(cell, [*names, *by_label])}")
+        elif found in columns:
+            problems.append(f"column {cell!r} names {found!r} a second time")
+        columns.append(found)
+    if problems:
+        raise BadRequest(f"{source.name}: " + "; ".join(problems) + f" (the fields of {obj.name}: {', '.join(names)})")
+    return Prepared(obj, source, columns)
+
+
+def _reference_types(obj: ObjectDef) -> dict[str, str]:
+    """Reference field -> target object, `owner` included."""
+    refs = {"owner": "user"}
+    refs.update({f.name: f.to for f in obj.fields.values() if f.type in REFERENCE_TYPES | MULTI_TYPES and f.to})
+    return refs
+
+
+def _option_values(f: FieldDef) -> dict[str, str]:
+    """Picklist cell text -> option value: the value itself, or its Chinese or English label."""
+    known = {o.label.en: o.value for o in f.options} | {o.label.zh: o.value for o in f.options}
+    return known | {o.value: o.value for o in f.options}
+
+
+def _reference_ids(platform, prepared: Prepared) -> dict[str, dict[str, str]]:
+    """For each referenced object: cell text -> id, for the values that are an id or one record's title.
+
+    A cell may hold the target's id, its title (a campaign's name) or, for users, the username.
+    Values matching nothing pass through unchanged, so the validation reports them on their row.
+    """
+    targets = _reference_types(prepared.object)
+    wanted: dict[str, set[str]] = {}
+    indexes = [(i, targets[c]) for i, c in enumerate(prepared.columns) if c in targets]
+    if indexes:
+        for _, row in prepared.source.rows():
+            for i, target in indexes:
+                if i < len(row) and row[i].strip():
+                    wanted.setdefault(target, set()).add(row[i].strip())
+    return {target: _lookup(platform, target, values) for target, values in wanted.items()}
+
+
+def _lookup(platform, target: str, values: set[str]) -> dict[str, str]:
+    """Cell text -> id of the one `target` record whose id, text title (or username) it is."""
+    ot = platform.schema[target]
+    keys = [
+        name
+        for name in (ot.object.title_field, "username" if target == "user" else None)
+        if name and len(ot.columns.get(name, ())) == 1 and isinstance(ot.column(name).type, sa.String)
+    ]
+    matches: dict[str, set[str]] = {}
+    ordered = sorted(values)
+    with reading(platform.engine) as conn:
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start : start + LOOKUP_CHUNK]
+            numbers = [int(v) for v in chunk if v.isdigit() and len(v) < 19]
+            condition = sa.or_(ot.table.c.id.in_(numbers), *(ot.column(k).in_(chunk) for k in keys))
+            query = sa.select(ot.table.c.id, *(ot.column(k) for k in keys)).where(condition)
+            for row in conn.execute(query):
+                record_id = str(row[0])
+                for text in {record_id, *(str(v) for v in row[1:] if v is not None)} & set(chunk):
+                    matches.setdefault(text, set()).add(record_id)
+    return {text: ids.pop() for text, ids in matches.items() if len(ids) == 1}
+
+
+def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: list[int]) -> Iterator[dict]:
+    """Each data row as field values: empty cells left out, lists split on ';', options and references resolved.
+
+    The file row number of each yielded row is appended to `numbers`."""
+    obj = prepared.object
+    targets = _reference_types(obj)
+    multi = {f.name for f in obj.fields.values() if f.type in MULTI_TYPES}
+    options = {f.name: _option_values(f) for f in obj.fields.values() if f.options}
+    for number, row in prepared.source.rows():
+        values: dict = {}
+        for name, cell in zip(prepared.columns, row, strict=False):
+            text = cell.strip()
+            if name is None or not text:
+                continue
+            known = options.get(name) or ids.get(targets.get(name, ""), {})
+            if name in multi:
+                items = [item.strip() for item in re.split(r"[;；]", text) if item.strip()]
+                values[name] = [known.get(item, item) for item in items]
+            else:
+                values[name] = known.get(text, text)
+        numbers.append(number)
+        yield values
+
+
+def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing: bool = False,
+               progress: Callable[[int, int | None], None] | None = None,
+               scope: Callable | None = None) -> ImportResult:
+    """Create the rows through `create_many` (owned by `user` unless a row names an owner)."""
+    ids = _reference_ids(platform, prepared)
+    numbers: list[int] = []
+    records = platform.records.within(scope) if scope is not None else platform.records
+    bulk = records.create_many(prepared.object.name, _values(prepared, ids, numbers), user=user,
+                               all_or_nothing=all_or_nothing, progress=progress, total=prepared.source.count)
+    errors = [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()}} for e in bulk.errors]
+    return ImportResult(list(bulk.created), errors, all_or_nothing)
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+
+def start_import(platform, obj: ObjectDef, name: str, data: bytes, user: str, all_or_nothing: bool,
+                 job_id: str) -> str:
+    """Check the upload (BadRequest before any job starts), then enqueue `import_job`; return the job id."""
+    prepare(obj, read_bytes(name, data))
+    token = _platform.set(platform)  # an in-process job runs now, on this platform
+    try:
+        return platform.jobs.enqueue(import_job, obj.name, name, base64.b64encode(data).decode("ascii"), user,
+                                     all_or_nothing, job_id=job_id)
+    finally:
+        _platform.reset(token)
+
+
+def import_job(obj: str, name: str, data: str, user: str, all_or_nothing: bool) -> dict:
+    """The background job: import the file as `user` within the user's data scope; the result as JSON."""
+    from .permissions import access_for
+
+    platform = _platform.get() or _open_worker_platform()
+    access = access_for(platform, user)
+    prepared = prepare(platform.metadata.objects[obj], read_bytes(name, base64.b64decode(data)))
+    report_progress(0, prepared.source.count)
+    result = run_import(platform, prepared, user=user, all_or_nothing=all_or_nothing, progress=report_progress,
+                        scope=access.scope)
+    return result.json()
+
+
+def _open_worker_platform():
+    global _worker_platform
+    if _worker_platform is None:
+        from .platform import open_platform
+
+        _worker_platform = open_platform()
+    return _worker_platform
+
+
+def row_report(fields: Mapping[str, Sequence[str]]) -> str:
+    """`phone: message; email: message` ("__all__" errors without a field name)."""
+    return "; ".join(
+        message if name == "__all__" else f"{name}: {message}"
+        for name, messages in fields.items()
+        for message in messages
+    )
