@@ -215,8 +215,9 @@ def test_meta_objects_lists_what_the_caller_may_read(api, metadata):
     assert next(o for o in admin["items"] if o["name"] == "user")["actions"][0]["allowed"] is True
 
 
-ACTIONS_FOR_REP = [("convert", False, True), ("claim", True, True), ("assign", True, False), ("return", True, True),
-                   ("move", True, False), ("invalidate", True, True), ("void", True, False), ("reopen", True, True)]
+ACTIONS_FOR_REP = [("convert", False, True), ("check_duplicates", False, True), ("claim", True, True),
+                   ("assign", True, False), ("return", True, True), ("move", True, False), ("invalidate", True, True),
+                   ("void", True, False), ("reopen", True, True)]
 
 
 def test_meta_object_lead(api):
@@ -247,7 +248,8 @@ def test_meta_object_lead(api):
     assert body["validation_rules"] == [{"name": "phone_or_email", "field": "phone", "message": {
         "zh": "电话、手机和邮箱至少填写一项", "en": "Give a phone number, a mobile number or an email"}}]
     assert body["children"] == []
-    # the pool and convertible behaviors' actions; a rep's role grants claim, return, invalidate, reopen, convert
+    # the convertible, duplicate rules' and pool behaviors' actions; a rep's role grants claim, return,
+    # invalidate, reopen, convert, check_duplicates
     assert [(a["name"], a["bulk"], a["allowed"]) for a in body["actions"]] == ACTIONS_FOR_REP
 
 

@@ -161,8 +161,8 @@ def test_account_or_existing_account_exactly_one(platform, people, make_lead):
 
 def test_closed_leads_cannot_convert(platform, people, make_lead):
     rep1 = access_for(platform, people["rep1"])
-    for status, label in (("invalid", "无效"), ("voided", "作废")):
-        lead = make_lead(status=status)
+    for status, label, mobile in (("invalid", "无效", "13800138001"), ("voided", "作废", "13800138002")):
+        lead = make_lead(status=status, mobile=mobile)  # one mobile per lead: same mobile is a duplicate
         with pytest.raises(Conflict) as e:
             run_action(platform, rep1, "lead", "convert", lead["id"], {"account": {}})
         assert e.value.message == f"lead {lead['id']} is {label} {status}: it cannot be converted"

@@ -88,7 +88,7 @@ def test_rep_exports_only_their_own_leads(api):
 
 def test_export_walks_every_page(api, platform, people):
     result = platform.records.create_many(
-        "lead", [{"name": f"Lead {i:04d}", "mobile": "13800138000", "owner": people["rep1"]} for i in range(1203)],
+        "lead", [{"name": f"Lead {i:04d}", "mobile": f"138{i:08d}", "owner": people["rep1"]} for i in range(1203)],
         user=people["rep1"])
     assert len(result.created) == 1203
     lines = export(api, "lead/records/export.csv?fields=name&sort=name", "rep1").data.decode("utf-8").split("\r\n")

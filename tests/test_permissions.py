@@ -75,11 +75,12 @@ MATRIX = {
 }
 ADMIN_ACTIONS = {"claim", "assign", "return", "move", "invalidate", "void", "reopen", "convert", "import",
                  "advance", "complete_task", "win", "lose", "submit", "withdraw", "approve", "confirm_payment",
-                 "issue_invoice", "confirm_shipment", "check_in", "check_out", "deactivate"}
+                 "issue_invoice", "confirm_shipment", "check_in", "check_out", "deactivate", "check_duplicates"}
 ACTIONS = {
     "admin": {obj: ADMIN_ACTIONS for obj in OBJECTS},
     "sales_manager": {
-        "lead": {"claim", "assign", "return", "move", "invalidate", "void", "reopen", "convert", "import"},
+        "lead": {"claim", "assign", "return", "move", "invalidate", "void", "reopen", "convert", "import",
+                 "check_duplicates"},
         "opportunity": {"assign", "advance", "complete_task", "win", "lose", "invalidate", "submit", "withdraw",
                         "approve"},
         "sales_order": {"submit", "withdraw", "approve"},
@@ -88,14 +89,15 @@ ACTIONS = {
         "visit": {"check_in", "check_out"},
     },
     "sales_rep": {
-        "lead": {"claim", "return", "invalidate", "reopen", "convert"},
+        "lead": {"claim", "return", "invalidate", "reopen", "convert", "check_duplicates"},
         "opportunity": {"advance", "complete_task", "win", "lose", "invalidate", "submit", "withdraw"},
         "sales_order": {"submit", "withdraw"},
         "payment": {"submit", "withdraw"},
         "invoice": {"submit", "withdraw"},
         "visit": {"check_in", "check_out"},
     },
-    "marketing": {"campaign": {"import"}, "lead": {"import", "assign", "move", "invalidate", "reopen"}},
+    "marketing": {"campaign": {"import"}, "lead": {"import", "assign", "move", "invalidate", "reopen",
+                                                                 "check_duplicates"}},
     "finance": {"sales_order": {"approve"}, "payment": {"confirm_payment", "approve"},
                 "invoice": {"issue_invoice", "approve"}},
     "shipper": {"sales_order": {"confirm_shipment"}},

@@ -11,6 +11,7 @@ from ._yaml import Document
 from .fieldtypes import FIELD_TYPES
 from .model import (
     Definition,
+    DuplicateRule,
     FieldDef,
     Label,
     LayoutSection,
@@ -205,6 +206,8 @@ class Builder:
         self.first_layer["object", name] = doc.layer
         rules: dict[str, ValidationRule] = {}
         yield from self._add_rules(doc, name, rules)
+        duplicate_rules: dict[str, DuplicateRule] = {}
+        yield from self._add_duplicate_rules(doc, name, duplicate_rules)
         view = data.get("list_view")
         objects[name] = ObjectDef(
             name,
@@ -214,6 +217,7 @@ class Builder:
             title_field=data.get("title_field", "id"),
             plural_label=build_label(data["plural_label"]) if "plural_label" in data else None,
             validation_rules=tuple(rules.values()),
+            duplicate_rules=tuple(duplicate_rules.values()),
             list_view=_extend_list_view(ListView(()), view) if view else None,
             layout=tuple(
                 LayoutSection(s["name"], build_label(s["label"]), tuple(s["fields"]), s.get("columns", 2))
@@ -233,6 +237,21 @@ class Builder:
                 rules[name] = ValidationRule(
                     name, spec["condition"], build_label(spec["message"]), doc.source(path), spec.get("field")
                 )
+
+    def _add_duplicate_rules(self, doc: Document, obj: str, rules: dict[str, DuplicateRule]) -> Iterator[Problem]:
+        """A duplicate rule of a new name is added; in an extension, one of an earlier layer's name replaces it."""
+        seen: set[str] = set()
+        for i, spec in enumerate(doc.data.get("duplicate_rules", ())):
+            name, path = spec["name"], ("duplicate_rules", i)
+            if name in seen:
+                yield doc.problem(
+                    (*path, "name"), f"duplicate rule {name!r} of {obj!r} is already defined at {rules[name].source}"
+                )
+                continue
+            seen.add(name)
+            rules[name] = DuplicateRule(
+                name, tuple(spec["fields"]), spec["action"], build_label(spec["label"]), doc.source(path)
+            )
 
     def extend_object(self, doc: Document) -> Iterator[Problem]:
         data, objects = doc.data, self.catalog.objects
@@ -258,6 +277,8 @@ class Builder:
             yield from self._extend_options(doc, obj, fields, name, items)
         rules = {r.name: r for r in obj.validation_rules}
         yield from self._add_rules(doc, obj.name, rules)
+        duplicate_rules = {r.name: r for r in obj.duplicate_rules}
+        yield from self._add_duplicate_rules(doc, obj.name, duplicate_rules)
         sections = {s.name: s for s in obj.layout}
         for i, spec in enumerate(data.get("layout", {}).get("sections", ())):
             old = sections.get(spec["name"])
@@ -286,6 +307,7 @@ class Builder:
             label=build_label(data["label"]) if "label" in data else obj.label,
             plural_label=build_label(data["plural_label"]) if "plural_label" in data else obj.plural_label,
             validation_rules=tuple(rules.values()),
+            duplicate_rules=tuple(duplicate_rules.values()),
             list_view=_extend_list_view(obj.list_view or ListView(()), data["list_view"])
             if "list_view" in data
             else obj.list_view,

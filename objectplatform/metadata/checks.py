@@ -236,6 +236,7 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     ):
         yield from check(doc, own, obj, catalog)
     yield from check_validation_rules(doc, obj, catalog)
+    yield from check_duplicate_rules(doc, obj)
     yield from check_list_view(doc, obj)
     yield from check_layout(doc, obj)
     for name, items in data.get("options", {}).items():
@@ -389,6 +390,30 @@ def check_validation_rules(doc: Document, obj: ObjectDef, catalog: Catalog) -> I
         yield from _condition(doc, ("validation_rules", i, "condition"), catalog, obj)
         if "field" in rule:
             yield from _field_reference(doc, ("validation_rules", i, "field"), obj, rule["field"])
+
+
+# what a duplicate rule may compare: one stored value per record, equal or not
+DUPLICATE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "number", "currency", "percent",
+                             "boolean", "date", "datetime", "picklist", "lookup", "master_detail", "user",
+                             "department", "auto_number"})
+
+
+def check_duplicate_rules(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
+    """A duplicate rule names fields of the object, each once, of a type whose values compare."""
+    for i, rule in enumerate(doc.data.get("duplicate_rules", ())):
+        seen: set[str] = set()
+        for j, name in enumerate(rule["fields"]):
+            at = ("duplicate_rules", i, "fields", j)
+            target = obj.fields.get(name)
+            if name in seen:
+                yield doc.problem(at, f"field {name!r} is listed twice")
+            elif name in SYSTEM_FIELDS and name != "owner":
+                yield doc.problem(at, f"{name!r} is a system field; a duplicate rule compares the object's fields")
+            elif target is None and name != "owner":
+                yield from _field_reference(doc, at, obj, name)
+            elif target is not None and target.type in FIELD_TYPES and target.type not in DUPLICATE_TYPES:
+                yield doc.problem(at, f"a duplicate rule cannot compare {obj.name}.{name}: it is a {target.type}")
+            seen.add(name)
 
 
 def check_list_view(doc: Document, obj: ObjectDef) -> Iterator[Problem]:

@@ -120,6 +120,18 @@ class ValidationRule:
 
 
 @dataclass(frozen=True)
+class DuplicateRule:
+    """查重: records sharing the values of all `fields` (text compared trimmed and case-insensitively)
+    are duplicates; `action` "block" refuses a new one, "warn" only reports it."""
+
+    name: str
+    fields: tuple[str, ...]
+    action: str  # block | warn
+    label: Label
+    source: Source
+
+
+@dataclass(frozen=True)
 class ListView:
     columns: tuple[str, ...]
     filters: tuple[str, ...] = ()
@@ -143,6 +155,7 @@ class ObjectDef:
     title_field: str = "id"
     plural_label: Label | None = None
     validation_rules: tuple[ValidationRule, ...] = ()
+    duplicate_rules: tuple[DuplicateRule, ...] = ()
     list_view: ListView | None = None
     layout: tuple[LayoutSection, ...] = ()
     behaviors: Mapping[str, Mapping[str, Any]] = no_entries()

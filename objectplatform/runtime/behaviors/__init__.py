@@ -4,5 +4,6 @@ Each module registers its actions (and hooks) when imported; importing this pack
 """
 
 from . import convertible as convertible
+from . import duplicates as duplicates
 from . import follow_ups as follow_ups
 from . import pool as pool

@@ -1,0 +1,225 @@
+"""Duplicate rules (查重): records sharing the values of all of a rule's fields are duplicates.
+
+An object lists them in its YAML under `duplicate_rules:` (name, fields, action block | warn, label).
+Text values (text, email, url) compare trimmed and case-insensitively; other values as they are; a
+record with any of a rule's fields empty matches nothing under that rule.
+
+- On create (before_create hook, inside the write's transaction) a `block` rule's match is a 422 on
+  the rule's first field: "duplicate of lead 12 (王伟's, in 华北区线索池): same mobile". A `warn`
+  rule does not refuse the record: its matches are listed by the `check_duplicates` action.
+- On create_many (imports; before_create_many) a row matching an existing record, or an earlier
+  valid row of the same import, by a `block` rule is a row error, so a re-run of the same file
+  creates nothing new. One SELECT per block rule per batch, with the batch's values in IN lists.
+- The action `check_duplicates` (single, no parameters) answers {"record", "matches": [{"rule",
+  "action", "id", "title", "owner", "pool"}]}: every record matching it by any rule, within the
+  caller's data scope (owner and pool as {"id", "title"} or null; pool only for an object with the
+  pool behavior).
+
+The check is not a lock: two transactions inserting the same value at the same moment can both pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Label, Metadata, ObjectDef
+from objectplatform.metadata.model import DuplicateRule
+
+from .. import actions
+from ..records import hooks
+from ..storage.convert import from_row, to_row
+
+CASELESS_TYPES = frozenset({"text", "email", "url"})  # compared with lower(); a phone has no case
+
+Key = tuple[Any, ...]
+
+
+def _caseless(obj: ObjectDef, name: str) -> bool:
+    f = obj.fields.get(name)
+    return f is not None and f.type in CASELESS_TYPES
+
+
+def rule_key(obj: ObjectDef, rule: DuplicateRule, record: dict) -> Key | None:
+    """The values a rule compares, normalized; None when one of them is empty."""
+    key = []
+    for name in rule.fields:
+        value = record.get(name)
+        if isinstance(value, str):
+            value = value.strip()
+            if _caseless(obj, name):
+                value = value.lower()
+        if value is None or value == "":
+            return None
+        key.append(value)
+    return tuple(key)
+
+
+def _label(rule: DuplicateRule) -> str:
+    text = rule.label.en
+    return text[:1].lower() + text[1:]
+
+
+class Duplicates:
+    """Finding the records that duplicate given values, for one platform's schema."""
+
+    def __init__(self, records):
+        self.records = records
+        self.schema = records.schema
+        self.metadata: Metadata = records.metadata
+
+    def find(self, conn: sa.Connection, obj: str, rule: DuplicateRule, keys: Iterable[Key],
+             where: sa.ColumnElement[bool] | None = None) -> dict[Key, list[dict]]:
+        """The records matching each of `keys` by `rule` (oldest first): ONE SELECT with an IN list per field."""
+        keys = set(keys)
+        if not keys:
+            return {}
+        ot = self.schema[obj]
+        conditions = []
+        for i, name in enumerate(rule.fields):
+            column = ot.column(name)
+            if _caseless(ot.object, name):
+                conditions.append(sa.func.lower(column).in_(sorted({k[i] for k in keys})))
+            else:
+                values = {to_row(ot, {name: k[i]})[column.name] for k in keys}
+                conditions.append(column.in_(values))
+        if where is not None:
+            conditions.append(where)
+        stmt = sa.select(ot.table).where(*conditions).order_by(ot.table.c.id)
+        found: dict[Key, list[dict]] = {}
+        for row in conn.execute(stmt).mappings():
+            record = from_row(ot, row)
+            record["id"] = str(row["id"])
+            key = rule_key(ot.object, rule, record)
+            if key in keys:
+                found.setdefault(key, []).append(record)
+        return found
+
+    def describe(self, conn: sa.Connection, obj: str, records: list[dict]) -> dict[str, dict]:
+        """Per record id: its title, owner {"id", "title"} and, with the pool behavior, pool {"id", "title"}."""
+        ot = self.schema[obj]
+        pool_spec = ot.object.behaviors.get("pool")
+        pool_field = pool_spec.get("pool_field", "pool") if pool_spec is not None else None
+        pool_object = pool_spec.get("pool_object", "lead_pool") if pool_spec is not None else None
+        owners = self._titles(conn, "user", {r.get("owner") for r in records})
+        pools = self._titles(conn, pool_object, {r.get(pool_field) for r in records}) if pool_object else {}
+        described = {}
+        for r in records:
+            item = {"title": r.get(ot.object.title_field) if ot.object.title_field != "id" else r["id"],
+                    "owner": _ref(r.get("owner"), owners)}
+            if pool_field is not None:
+                item["pool"] = _ref(r.get(pool_field), pools)
+            described[r["id"]] = item
+        return described
+
+    def _titles(self, conn: sa.Connection, obj: str | None, ids: set[Any]) -> dict[str, Any]:
+        ids = {int(i) for i in ids if i is not None}
+        if not ids or obj not in self.schema.objects:
+            return {}
+        ot = self.schema[obj]
+        title = ot.object.title_field
+        column = ot.table.c.id if title == "id" or title not in ot.columns else ot.column(title)
+        stmt = sa.select(ot.table.c.id, column).where(ot.table.c.id.in_(ids))
+        return {str(i): t for i, t in conn.execute(stmt).all()}
+
+    def message(self, obj: str, rule: DuplicateRule, match: dict, described: dict) -> str:
+        """'duplicate of lead 12 (王伟's, in 华北区线索池): same mobile'."""
+        info = described[match["id"]]
+        parts = []
+        if info["owner"] is not None:
+            parts.append(f"{info['owner']['title']}'s")
+        if info.get("pool") is not None:
+            parts.append(f"in {info['pool']['title']}")
+        where = f" ({', '.join(parts)})" if parts else ""
+        return f"duplicate of {obj} {match['id']}{where}: {_label(rule)}"
+
+    # ------------------------------------------------------------------------------------ hooks
+
+    def before_create(self, ctx: hooks.HookContext) -> None:
+        obj = self.metadata.objects[ctx.object]
+        for rule in obj.duplicate_rules:
+            if rule.action != "block" or (key := rule_key(obj, rule, ctx.after)) is None:
+                continue
+            matches = self.find(ctx.conn, obj.name, rule, [key]).get(key)
+            if matches:
+                described = self.describe(ctx.conn, obj.name, matches[:1])
+                ctx.errors.setdefault(rule.fields[0], []).append(
+                    self.message(obj.name, rule, matches[0], described))
+
+    def before_create_many(self, ctx: hooks.HookContext) -> None:
+        obj = self.metadata.objects[ctx.object]
+        for rule in obj.duplicate_rules:
+            if rule.action != "block":
+                continue
+            keys = [rule_key(obj, rule, record) for record in ctx.batch]
+            existing = self.find(ctx.conn, obj.name, rule, [k for k in keys if k is not None])
+            firsts = [matches[0] for matches in existing.values()]
+            described = self.describe(ctx.conn, obj.name, firsts)
+            seen: set[Key] = set()
+            for key, errors in zip(keys, ctx.batch_errors, strict=True):
+                if key is None:
+                    continue
+                if key in existing:
+                    message = self.message(obj.name, rule, existing[key][0], described)
+                elif key in seen:
+                    message = f"duplicate of an earlier row of this import: {_label(rule)}"
+                else:
+                    if not errors:  # a row refused for another reason is not inserted: no duplicate of it
+                        seen.add(key)
+                    continue
+                errors.setdefault(rule.fields[0], []).append(message)
+
+    # ----------------------------------------------------------------------------------- action
+
+    def check(self, access, obj: str, record: dict) -> list[dict]:
+        """Every record (but this one) matching `record` by one of the rules, within the caller's scope."""
+        definition = self.metadata.objects[obj]
+        table = self.schema[obj].table
+        scope = access.scope(obj, table)
+        where = table.c.id != int(record["id"])
+        if scope is not None:
+            where = sa.and_(where, scope)
+        with self.records.transaction() as conn:
+            found = []
+            for rule in definition.duplicate_rules:
+                key = rule_key(definition, rule, record)
+                if key is None:
+                    continue
+                for match in self.find(conn, obj, rule, [key], where=where).get(key, []):
+                    found.append((rule, match))
+            described = self.describe(conn, obj, [m for _, m in found])
+        return [{"rule": rule.name, "action": rule.action, "id": match["id"], **described[match["id"]]}
+                for rule, match in found]
+
+
+def _ref(value: Any, titles: dict[str, Any]) -> dict | None:
+    return None if value is None else {"id": str(value), "title": titles.get(str(value))}
+
+
+def duplicates_of(records) -> Duplicates:
+    return Duplicates(records)
+
+
+def _has_rules(obj: ObjectDef) -> bool:
+    return bool(obj.duplicate_rules)
+
+
+hooks.register_hook("before_create", lambda ctx: duplicates_of(ctx.records).before_create(ctx), applies=_has_rules)
+hooks.register_hook("before_create_many", lambda ctx: duplicates_of(ctx.records).before_create_many(ctx),
+                    applies=_has_rules)
+
+
+def _check_handler(obj: str):
+    def run(call: actions.ActionCall) -> dict:
+        return {"matches": Duplicates(call.platform.records).check(call.access, obj, call.record)}
+
+    return run
+
+
+@actions.action_provider
+def duplicate_actions(metadata: Metadata) -> list[actions.Action]:
+    return [actions.Action(obj.name, "check_duplicates", Label("查重", "Check duplicates"),
+                           _check_handler(obj.name), (), False)
+            for obj in metadata.objects.values() if obj.duplicate_rules]
