@@ -20,6 +20,16 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
     the write lock from its first statement (no lock-upgrade deadlock between two writers).
     """
     engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "postgresql":
+
+        @sa.event.listens_for(engine, "connect")
+        def _plan_each_time(dbapi_connection, _record):
+            # psycopg prepares a statement run often; PostgreSQL may then settle on a generic plan made
+            # while a table was small (early in a bulk import) and scan the whole grown table on every
+            # later batch. A plan for each execution's own values keeps using the indexes.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_custom_plan")
+            dbapi_connection.commit()
     if engine.dialect.name == "sqlite":
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             from pathlib import Path
