@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from support import crm_metadata, migrated_platform
 
 PG_URL = os.environ.get("OBJECTPLATFORM_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("OBJECTPLATFORM_TEST_REDIS_URL")
@@ -81,6 +82,24 @@ def module_database_url(request, tmp_path_factory):
     """A URL to an empty database shared by one module's tests, on each backend."""
     with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def metadata():
+    """The shipped CRM; a module testing a site layer defines its own `metadata`."""
+    return crm_metadata()
+
+
+@pytest.fixture
+def platform(database_url, tmp_path, metadata):
+    """A platform on a fresh, migrated database of each backend."""
+    with migrated_platform(database_url, tmp_path, metadata) as p:
+        yield p
+
+
+@pytest.fixture
+def records(platform):
+    return platform.records
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from support import crm_metadata, migrated_platform
+from support import crm_metadata
 
 from objectplatform.web import create_app
 
@@ -91,12 +91,6 @@ class Api:
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
     return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/standard.yaml": SITE_LAYER})
-
-
-@pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
 
 
 @pytest.fixture

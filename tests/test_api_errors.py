@@ -9,7 +9,6 @@ from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
 from test_api import metadata as metadata  # noqa: F401
 from test_api import people as people  # noqa: F401
-from test_api import platform as platform  # noqa: F401
 
 
 def raw(api, method, path, as_="rep1", **kwargs):

@@ -7,19 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from support import migrated_platform
 
 from objectplatform.runtime.auth import Auth, auth_service
 from objectplatform.runtime.errors import NotFound, Unauthenticated, ValidationFailed
 from objectplatform.runtime.permissions import access_for
 
 PASSWORD = "s3cret-密码"
-
-
-@pytest.fixture
-def platform(database_url, tmp_path):
-    with migrated_platform(database_url, tmp_path) as p:
-        yield p
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from support import migrated_platform
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
 from test_api import lead as api_lead
@@ -19,17 +18,6 @@ from objectplatform.runtime.records.hooks import registered
 
 MARCH_1 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)  # 2026-03-01 09:00 in China
 MARCH_5 = datetime(2026, 3, 5, 6, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
-
-
-@pytest.fixture
-def records(platform):
-    return platform.records
 
 
 @pytest.fixture

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from support import migrated_platform
 
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.records import RowError, hooks
 from objectplatform.runtime.records.hooks import register_hook, registered, unregister
-
-
-@pytest.fixture
-def platform(database_url, tmp_path):
-    with migrated_platform(database_url, tmp_path) as p:
-        yield p
-
-
-@pytest.fixture
-def records(platform):
-    return platform.records
 
 
 def on_campaigns(obj):

@@ -18,7 +18,6 @@ from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
 from test_api import metadata as metadata  # noqa: F401
 from test_api import people as people  # noqa: F401
-from test_api import platform as platform  # noqa: F401
 
 from objectplatform.runtime.config import Settings
 from objectplatform.runtime.platform import open_platform

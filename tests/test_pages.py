@@ -10,7 +10,6 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from support import crm_metadata, migrated_platform
 
 from objectplatform.metadata import SYSTEM_FIELDS
 from objectplatform.runtime.config import ROOT
@@ -18,17 +17,6 @@ from objectplatform.web import create_app
 from objectplatform.web.i18n import CATALOGUE, LANGUAGES
 
 PASSWORD = "secret-pass-1"
-
-
-@pytest.fixture(scope="module")
-def metadata():
-    return crm_metadata()
-
-
-@pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from support import crm_metadata, migrated_platform
+from support import crm_metadata
 
 from objectplatform.runtime.errors import Forbidden, Unauthenticated
 from objectplatform.runtime.permissions import OPERATIONS, access_for
@@ -30,12 +30,6 @@ SITE_ROLE_NAMES = ("regional", "auditor")
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
     return crm_metadata(tmp_path_factory.mktemp("site"), {"object_defs/roles.yaml": SITE_ROLES})
-
-
-@pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
 
 
 def make_user(platform, username: str, roles: list[str], **more) -> str:

@@ -11,7 +11,6 @@ from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
 from test_api import metadata as metadata  # noqa: F401
 from test_api import people as people  # noqa: F401
-from test_api import platform as platform  # noqa: F401
 
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import pool as pool_behavior

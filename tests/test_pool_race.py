@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from support import crm_metadata, migrated_platform
 
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.errors import Conflict
@@ -15,17 +14,12 @@ from objectplatform.runtime.permissions import access_for
 PASSWORD = "correct-horse-7"
 
 
-@pytest.fixture(scope="module")
-def metadata():
-    return crm_metadata()
-
-
 @pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    if database_url.startswith("sqlite"):
+def platform(platform):
+    """conftest's platform, on PostgreSQL only."""
+    if platform.engine.dialect.name == "sqlite":
         pytest.skip("SQLite lets one writer at a time (BEGIN IMMEDIATE): these races cannot happen there")
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
+    return platform
 
 
 def users(platform, count: int) -> list[str]:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from support import crm_metadata, migrated_platform
+from support import crm_metadata
 
 from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
 from objectplatform.runtime.records import BulkResult, RowError
@@ -25,17 +25,6 @@ fields:
 def metadata(tmp_path_factory):
     """The shipped CRM plus a site layer giving leads a unique field."""
     return crm_metadata(tmp_path_factory.mktemp("site"), {"object_defs/lead_ext.yaml": SITE_LAYER})
-
-
-@pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
-
-
-@pytest.fixture
-def records(platform):
-    return platform.records
 
 
 @pytest.fixture

@@ -9,22 +9,16 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from support import crm_metadata, migrated_platform
 
 from objectplatform.runtime.errors import ValidationFailed
 
 
-@pytest.fixture(scope="module")
-def metadata():
-    return crm_metadata()
-
-
 @pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    if database_url.startswith("sqlite"):
+def platform(platform):
+    """conftest's platform, on PostgreSQL only."""
+    if platform.engine.dialect.name == "sqlite":
         pytest.skip("SQLite lets one writer at a time (BEGIN IMMEDIATE): these races cannot happen there")
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
+    return platform
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from support import migrated_platform
 from test_validation import SPECIMEN, write_layer
 
 from objectplatform.metadata import load_metadata
@@ -20,12 +19,6 @@ from objectplatform.runtime.passwords import verify_password
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
     return load_metadata([write_layer(tmp_path_factory.mktemp("layer"), SPECIMEN)])
-
-
-@pytest.fixture
-def platform(database_url, tmp_path, metadata):
-    with migrated_platform(database_url, tmp_path, metadata) as p:
-        yield p
 
 
 def test_every_field_type_round_trips(platform):
