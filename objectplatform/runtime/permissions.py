@@ -255,7 +255,7 @@ def _pools_seen(conn: sa.Connection, platform, me: int, department: int | None,
         if not spec or not grants.get(obj.name, NO_GRANT).scopes:
             continue
         if chain is None:
-            chain = _department_chain(conn, schema, department)
+            chain = department_chain(conn, schema, department)
         pool_ot = schema[spec["pool_object"]]
         rows = conn.execute(sa.select(pool_ot.table.c.id, pool_ot.column("admins"), pool_ot.column("members"),
                                       pool_ot.column("member_departments"), pool_ot.column("claimable")))
@@ -269,7 +269,7 @@ def _pools_seen(conn: sa.Connection, platform, me: int, department: int | None,
     return result
 
 
-def _department_chain(conn: sa.Connection, schema, department: int | None) -> set[str]:
+def department_chain(conn: sa.Connection, schema, department: int | None) -> set[str]:
     """The user's department and every department above it, as id strings."""
     departments = schema["department"]
     parents = dict(conn.execute(sa.select(departments.table.c.id, departments.column("parent"))).all())

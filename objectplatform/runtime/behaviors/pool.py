@@ -51,7 +51,7 @@ from objectplatform.metadata import Label, Metadata
 
 from .. import actions
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
-from ..permissions import grants_for
+from ..permissions import department_chain, grants_for
 from ..records import history, hooks
 from ..storage import convert
 from ..storage.convert import from_row, to_row
@@ -121,15 +121,9 @@ class PoolBehavior:
         departments = set(pool.get("member_departments") or [])
         if not departments:
             return False
-        users, depts = self.platform.schema["user"], self.platform.schema["department"]
+        users = self.platform.schema["user"]
         dept = conn.execute(sa.select(users.column("department")).where(users.table.c.id == int(user_id))).scalar()
-        seen: set[int] = set()
-        while dept is not None and dept not in seen:  # the user's department or one above it
-            if str(dept) in departments:
-                return True
-            seen.add(dept)
-            dept = conn.execute(sa.select(depts.column("parent")).where(depts.table.c.id == dept)).scalar()
-        return False
+        return bool(departments & department_chain(conn, self.platform.schema, dept))  # theirs or one above
 
     def may_manage(self, access, pool: dict | None) -> bool:
         """Pool admins, and users whose role reaches subordinates' or all leads (managers, admins)."""
