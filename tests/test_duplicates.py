@@ -4,11 +4,15 @@ matches within the caller's scope. The shipped lead rules warn; this site layer 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
+import sqlalchemy as sa
 from support import crm_metadata
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
 from test_api import people as people  # noqa: F401
+from test_imports_jobs import upload
 
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import pool as pool_behavior
@@ -89,6 +93,88 @@ def test_the_api_create_is_a_422_on_the_rules_first_field(api, people):
         "fields": {"mobile": [f"duplicate of lead {body['id']} (王伟's): same mobile"]}}})
 
 
+def changed(platform, lead: str, values: dict, user=None) -> dict:
+    """The field errors of an update refused as a 422, after checking it wrote nothing."""
+    before = platform.records.get("lead", lead)
+    with pytest.raises(ValidationFailed) as e:
+        platform.records.update("lead", lead, values, version=before["version"], user=user)
+    assert platform.records.get("lead", lead) == before
+    assert [h for h in platform.records.history("lead", lead) if h["change"] != "create"] == []
+    return e.value.fields
+
+
+def test_an_update_that_makes_a_duplicate_is_refused(platform, people):
+    records = platform.records
+    rep1, rep2 = people["rep1"], people["rep2"]
+    first = records.create("lead", {"name": "张伟", "phone": "010-88886666", "mobile": "13800138000"},
+                           user=rep1)["id"]
+    second = records.create("lead", {"name": "李雷", "phone": "010-88886667", "mobile": "13800138001"},
+                            user=rep2)["id"]
+    assert changed(platform, second, {"mobile": " 13800138000 "}, rep2) == {
+        "mobile": [f"duplicate of lead {first} (王伟's): same mobile"]}
+    assert changed(platform, second, {"phone": "010-88886666", "mobile": "13800138000"}, rep2) == {
+        "phone": [f"duplicate of lead {first} (王伟's): same phone"],
+        "mobile": [f"duplicate of lead {first} (王伟's): same mobile"]}
+    # its own values never match itself: a change of other fields, or the same value retyped, passes
+    same = records.update("lead", first, {"name": "张伟伟", "mobile": " 13800138000 "}, version=1, user=rep1)
+    assert (same["name"], same["mobile"], same["version"]) == ("张伟伟", "13800138000", 2)
+    # a value no other lead has passes, and the old one is then free for the other lead
+    moved = records.update("lead", first, {"mobile": "13800138009"}, version=2, user=rep1)
+    assert moved["mobile"] == "13800138009"
+    taken = records.update("lead", second, {"mobile": "13800138000"}, version=1, user=rep2)
+    assert (taken["mobile"], taken["version"]) == ("13800138000", 2)
+
+
+def test_an_update_is_refused_against_a_lead_waiting_in_a_pool(platform, people):
+    pool = make_pool(platform)
+    waiting = platform.records.create("lead", {"name": "韩梅梅", "mobile": "13900000001", "pool": pool})["id"]
+    mine = platform.records.create("lead", {"name": "李雷", "mobile": "13900000002"}, user=people["rep1"])["id"]
+    assert changed(platform, mine, {"mobile": "13900000001"}, people["rep1"]) == {
+        "mobile": [f"duplicate of lead {waiting} (in 华北区线索池): same mobile"]}
+
+
+def test_leads_that_already_matched_keep_being_editable(platform, people):
+    """Duplicates from before a rule existed (here written past the service) are not refused for an edit of
+    their other fields; a change of the rule's field to a third lead's value still is."""
+    records = platform.records
+    ot, at = platform.schema["lead"], datetime(2026, 11, 27, 2, 0)
+    with platform.engine.begin() as conn:
+        for name in ("甲", "乙"):
+            conn.execute(ot.table.insert().values({ot.column("name"): name, ot.column("mobile"): "13700000000",
+                                                   ot.column("status"): "pending", "version": 1,
+                                                   "created_at": at, "updated_at": at}))
+        a, b = (str(i) for i in conn.execute(sa.select(ot.table.c.id).order_by(ot.table.c.id)).scalars())
+    third = records.create("lead", {"name": "丙", "mobile": "13700000001"})["id"]
+    assert records.update("lead", b, {"company": "星辰科技"}, version=1)["company"] == "星辰科技"
+    assert changed(platform, a, {"mobile": "13700000001"}) == {
+        "mobile": [f"duplicate of lead {third}: same mobile"]}
+
+
+def test_a_warn_rule_does_not_refuse_an_update(platform, people):
+    records = platform.records
+    a = records.create("lead", {"name": "张伟", "company": "星辰科技", "email": "a@example.com"})["id"]
+    b = records.create("lead", {"name": "李雷", "company": "星辰科技", "email": "b@example.com"})["id"]
+    updated = records.update("lead", b, {"name": " 张伟 "}, version=1)
+    assert (updated["name"], updated["version"]) == ("张伟", 2)
+    result = run_action(platform, access_for(platform, people["admin"]), "lead", "check_duplicates", b, {})
+    assert [(m["rule"], m["action"], m["id"]) for m in result["matches"]] == [("same_name_company", "warn", a)]
+
+
+def test_the_api_update_is_a_422_naming_the_rule_and_the_match(api, platform, people):
+    status, first = api.post("/objects/lead/records", "rep1", {"name": "张伟", "mobile": "13800138000"})
+    assert status == 201
+    status, second = api.post("/objects/lead/records", "rep2", {"name": "李雷", "mobile": "13800138001"})
+    assert status == 201
+    path = f"/objects/lead/records/{second['id']}"
+    assert api.patch(path, "rep2", {"version": 1, "mobile": "13800138000"}) == (422, {"error": {
+        "code": "validation_failed", "message": "1 field error",
+        "fields": {"mobile": [f"duplicate of lead {first['id']} (王伟's): same mobile"]}}})
+    status, body = api.get(path, "rep2")
+    assert (status, body["mobile"], body["version"]) == (200, "13800138001", 1)
+    status, body = api.patch(path, "rep2", {"version": 1, "mobile": "13800138002"})
+    assert (status, body["mobile"], body["version"]) == (200, "13800138002", 2)
+
+
 def test_check_duplicates_lists_the_matches_within_the_callers_scope(api, platform, people):
     records = platform.records
     rep1, rep2 = people["rep1"], people["rep2"]
@@ -156,6 +242,32 @@ def test_import_reports_duplicate_rows_and_a_rerun_creates_nothing(platform, peo
         RowError(5, {"phone": [f"duplicate of lead {e} (王伟's): same phone"]}),
     ]
     assert records.list("lead", limit=50).total == 3
+
+
+def test_an_api_import_names_the_rule_and_the_existing_lead_per_row(api, platform, people):
+    """The import job's report (POST /objects/lead/imports, GET /jobs/{id}): each refused row by its file
+    row number, with the rule and the id of the lead it duplicates; a re-run creates nothing."""
+    existing = platform.records.create("lead", {"name": "张伟", "mobile": "13800138000"}, user=people["rep1"])["id"]
+    data = "姓名,手机,电话\n李雷,13800138000,\n韩梅梅,13900000001,010-88880001\n韩梅,13900000001,\n".encode()
+
+    def imported() -> dict:
+        status, body = upload(api, "boss", "leads.csv", data)
+        assert status == 202, body
+        status, job = api.get(f"/jobs/{body['job_id']}", "boss")
+        assert (status, job["status"]) == (200, "finished")
+        return job["result"]
+
+    first = imported()
+    (new,) = [r["id"] for r in platform.records.list("lead", limit=10).items if r["name"] == "韩梅梅"]
+    assert first == {"created": 1, "failed": 2, "all_or_nothing": False, "errors": [
+        {"row": 2, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}},
+        {"row": 4, "fields": {"mobile": ["duplicate of an earlier row of this import: same mobile"]}}]}
+    assert imported() == {"created": 0, "failed": 3, "all_or_nothing": False, "errors": [
+        {"row": 2, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}},
+        {"row": 3, "fields": {"mobile": [f"duplicate of lead {new} (赵经理's): same mobile"],
+                              "phone": [f"duplicate of lead {new} (赵经理's): same phone"]}},
+        {"row": 4, "fields": {"mobile": [f"duplicate of lead {new} (赵经理's): same mobile"]}}]}
+    assert platform.records.list("lead", limit=10).total == 2
 
 
 def test_import_matches_across_batches_and_all_or_nothing(platform, people):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
 from test_api import metadata as metadata  # noqa: F401
@@ -414,6 +415,108 @@ def test_set_based_assign_many_matches_the_bulk_action(platform, people, clock, 
                                                                leads), "1 field error")
     expect(ValidationFailed, lambda: pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead",
                                                                ["x1"], owner=people["rep1"]), "1 field error")
+
+
+def bulk_scenario(platform, people, north, elsewhere, campaign, busy: str) -> list[str]:
+    """Leads as a sales manager (boss) sees them: assignable ones, refused ones, and some out of their
+    scope; `busy` already holds one lead."""
+    records, admin, boss = platform.records, people["admin"], people["boss"]
+    make_lead(platform, None, "已在手", user=busy)
+    first = records.create("lead", {"name": "L0", "phone": "13800000000", "campaign": campaign}, user=admin)["id"]
+    pool_behavior.enter_pool(platform, "lead", first, north, user=admin)
+    leads = [first, make_lead(platform, None, "L1", user=boss), make_lead(platform, north, "L2", user=admin),
+             make_lead(platform, None, "L3", user=admin), make_lead(platform, elsewhere, "L4", user=admin),
+             make_lead(platform, north, "L5", user=admin), make_lead(platform, None, "L6", user=boss),
+             make_lead(platform, north, "L7", user=admin)]
+    act(platform, admin, leads[2], "void", {"reason": "空号"})
+    act(platform, admin, leads[7], "invalidate", {"reason": "重复"})
+    ot = platform.schema["lead"]
+    with platform.engine.begin() as conn:
+        conn.execute(sa.update(ot.table).where(ot.table.c.id == int(leads[6]))
+                     .values({ot.column("status"): "following"}))
+    return leads
+
+
+def test_set_based_assign_many_answers_exactly_as_the_api_bulk_action(api, platform, people, clock, north):
+    """The same leads in the same states, once through the API's bulk action (one record after another)
+    and once through assign_many, to other owners in the same situation: the same successes, the same
+    refusals with the same messages, the same owners, statuses and history."""
+    records = platform.records
+    elsewhere = make_pool(platform, name="华南区线索池")
+    campaign = records.create("campaign", {"name": "春季展会", "type": "expo"}, system=True)["id"]
+    x, y = (records.create("user", {"username": u, "display_name": u, "roles": ["sales_rep"]}, system=True)["id"]
+            for u in ("rep3", "rep4"))
+    a = bulk_scenario(platform, people, north, elsewhere, campaign, busy=people["rep2"])
+    b = bulk_scenario(platform, people, north, elsewhere, campaign, busy=y)
+    status, by_api = api.post("/objects/lead/actions/assign", "boss",
+                              {"ids": [*a, "999999"], "owners": [people["rep1"], people["rep2"]]})
+    assert status == 200
+    assert by_api == {"succeeded": [a[0], a[1], a[5], a[6]], "failed": [
+        {"id": a[2], "error": {"code": "conflict", "message": f"lead {a[2]} is 作废 voided: it cannot be assigned"}},
+        {"id": a[3], "error": {"code": "not_found", "message": f"no lead with id {a[3]}"}},
+        {"id": a[4], "error": {"code": "not_found", "message": f"no lead with id {a[4]}"}},
+        {"id": a[7], "error": {"code": "conflict", "message": f"lead {a[7]} is 无效 invalid: it cannot be assigned"}},
+        {"id": "999999", "error": {"code": "not_found", "message": "no lead with id 999999"}}]}
+    # rep2 already held one: rep1, rep1 (the tie to the first given), rep2, rep1
+    assert [(records.get("lead", i)["owner"], records.get("lead", i)["status"]) for i in by_api["succeeded"]] == [
+        (people["rep1"], "pending"), (people["rep1"], "pending"), (people["rep2"], "pending"),
+        (people["rep1"], "following")]
+
+    same = pool_behavior.assign_many(platform, who(platform, people["boss"]), "lead", [*b, "999999"], owners=[x, y])
+    ids = dict(zip(a, b, strict=True))
+    users = {people["rep1"]: x, people["rep2"]: y}
+
+    def person(value):
+        return users.get(value, value) if isinstance(value, str) else value
+
+    def refusal(failure: dict) -> dict:
+        one, other = failure["id"], ids.get(failure["id"], failure["id"])
+        message = failure["error"]["message"].replace(f"lead {one} ", f"lead {other} ")
+        return {"id": other, "error": {**failure["error"], "message": message.replace(f"id {one}", f"id {other}")}}
+
+    assert same == {"succeeded": [ids[i] for i in by_api["succeeded"]],
+                    "failed": [refusal(f) for f in by_api["failed"]]}
+    for one, other in ids.items():
+        before, after = records.get("lead", one), records.get("lead", other)
+        assert ({k: person(v) for k, v in fields(before).items() if k != "pool"}, before["version"]) == (
+            {k: v for k, v in fields(after).items() if k != "pool"}, after["version"])
+        assert [tuple(person(v) for v in c) for c in changes(platform, one, "assign")] == changes(
+            platform, other, "assign")
+    assert changes(platform, b[0], "assign") == [("owner", None, x, people["boss"], T0),
+                                                 ("status", "unassigned", "pending", people["boss"], T0),
+                                                 ("assigned_at", None, T0.isoformat(), people["boss"], T0)]
+    assert records.get("campaign", campaign)["lead_count"] == 2
+
+
+def test_assign_many_spreads_a_batch_counting_what_the_owners_hold_outside_it(platform, people, clock, north):
+    """Reassigning leads an owner holds: the batch is spread afresh (each lead counted once, for the
+    owner it goes to), so rep1's two leads end one each."""
+    held = [make_lead(platform, None, f"H{i}", user=people["rep1"]) for i in range(2)]
+    result = pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead", held,
+                                       owners=[people["rep1"], people["rep2"]])
+    assert result == {"succeeded": held, "failed": []}
+    assert [platform.records.get("lead", i)["owner"] for i in held] == [people["rep1"], people["rep2"]]
+    assert [c[:3] for c in changes(platform, held[0], "assign")] == [("assigned_at", None, T0.isoformat())]
+    assert [c[:3] for c in changes(platform, held[1], "assign")] == [
+        ("owner", people["rep1"], people["rep2"]), ("assigned_at", None, T0.isoformat())]
+
+
+def test_spread_fills_the_least_loaded_first_then_takes_turns():
+    """The owner of each rank, computed by the database from the rounds `spread` derives."""
+    engine = sa.create_engine("sqlite://")
+    rank = sa.column("rank", sa.BigInteger())
+
+    def owners(held: dict, n: int) -> list[int]:
+        expression = pool_behavior.spread(list(held), held, rank)
+        ranks = sa.union_all(*[sa.select(sa.literal(r).label("rank")) for r in range(1, n + 1)]).subquery()
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(expression).select_from(ranks).order_by(ranks.c.rank)).scalars())
+
+    assert owners({"1": 0}, 3) == [1, 1, 1]
+    assert owners({"1": 0, "2": 0, "3": 0}, 7) == [1, 2, 3, 1, 2, 3, 1]
+    assert owners({"1": 6, "2": 3}, 4) == [2, 2, 2, 1]
+    assert owners({"1": 1, "2": 0, "3": 0}, 5) == [2, 3, 1, 2, 3]
+    assert owners({"1": 5, "2": 2, "3": 0, "4": 2}, 12) == [3, 3, 2, 3, 4, 2, 3, 4, 2, 3, 4, 1]
 
 
 def test_members_see_and_claim_the_waiting_leads_of_their_pools_through_the_api(api, platform, people, clock):

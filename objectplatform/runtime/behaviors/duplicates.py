@@ -7,6 +7,9 @@ record with any of a rule's fields empty matches nothing under that rule.
 - On create (before_create hook, inside the write's transaction) a `block` rule's match is a 422 on
   the rule's first field: "duplicate of lead 12 (王伟's, in 华北区线索池): same mobile". A `warn`
   rule does not refuse the record: its matches are listed by the `check_duplicates` action.
+- On update (before_update) the same, for a `block` rule whose compared values the change alters:
+  the record's own row never matches it; a record that already matched before the change (say,
+  from before the rule existed) is not refused for editing its other fields.
 - On create_many (imports; before_create_many) a row matching an existing record, or an earlier
   valid row of the same import, by a `block` rule is a row error, so a re-run of the same file
   creates nothing new. One SELECT per block rule per batch, with the batch's values in IN lists.
@@ -138,11 +141,22 @@ class Duplicates:
     # ------------------------------------------------------------------------------------ hooks
 
     def before_create(self, ctx: hooks.HookContext) -> None:
+        self._refuse_blocked(ctx)
+
+    def before_update(self, ctx: hooks.HookContext) -> None:
+        self._refuse_blocked(ctx, where=self.schema[ctx.object].table.c.id != int(ctx.before["id"]))
+
+    def _refuse_blocked(self, ctx: hooks.HookContext, where: sa.ColumnElement[bool] | None = None) -> None:
+        """A field error for each block rule by which `ctx.after` matches another record (on a change,
+        only the rules whose compared values it alters)."""
         obj = self.metadata.objects[ctx.object]
         for rule in obj.duplicate_rules:
-            if rule.action != "block" or (key := rule_key(obj, rule, ctx.after)) is None:
+            key = rule_key(obj, rule, ctx.after)
+            if rule.action != "block" or key is None:
                 continue
-            matches = self.find(ctx.conn, obj.name, rule, [key]).get(key)
+            if ctx.before is not None and key == rule_key(obj, rule, ctx.before):
+                continue
+            matches = self.find(ctx.conn, obj.name, rule, [key], where=where).get(key)
             if matches:
                 described = self.describe(ctx.conn, obj.name, matches[:1])
                 ctx.errors.setdefault(rule.fields[0], []).append(
@@ -207,6 +221,7 @@ def _has_rules(obj: ObjectDef) -> bool:
 
 
 hooks.register_hook("before_create", lambda ctx: duplicates_of(ctx.records).before_create(ctx), applies=_has_rules)
+hooks.register_hook("before_update", lambda ctx: duplicates_of(ctx.records).before_update(ctx), applies=_has_rules)
 hooks.register_hook("before_create_many", lambda ctx: duplicates_of(ctx.records).before_create_many(ctx),
                     applies=_has_rules)
 

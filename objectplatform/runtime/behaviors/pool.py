@@ -41,6 +41,7 @@ The current time comes from `now()` (tests monkeypatch it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -52,7 +53,7 @@ from objectplatform.metadata import Label, Metadata
 from .. import actions
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..permissions import department_chain, grants_for
-from ..records import history, hooks
+from ..records import history, history_sql, hooks
 from ..storage import convert
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
@@ -61,7 +62,6 @@ from ..storage.engine import reading
 ORG_TIME = timezone(timedelta(hours=8), "CST")
 OPEN = ("pending", "following")  # held by an owner
 LIVE = ("unassigned", "pending", "following")  # not converted, invalid or voided
-CHUNK = 500  # ids per IN list of a set-based bulk assignment
 VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move": "moved",
          "invalidate": "marked invalid", "void": "voided", "reopen": "reopened"}
 
@@ -250,10 +250,15 @@ class PoolBehavior:
         return min(owners, key=lambda o: (held.get(int(o), 0), owners.index(o)))
 
     def assign_many(self, access, ids: Iterable[Any], owner: Any = None, owners: Iterable[Any] = ()) -> dict:
-        """Assign many records set-based, in one transaction: the rows are read and locked in chunks,
-        each refused one is reported as a bulk action reports it, and the others get one UPDATE per
-        (new owner, chunk) and their history in one INSERT. `owners` spreads them as `assign` does,
-        one after another over the least loaded owner. {"succeeded": [ids], "failed": [{"id", "error"}]}"""
+        """Assign many records set-based, in one transaction, with no Python loop over them.
+
+        The ids reach the database as one JSON parameter; the records that may be assigned (in the
+        caller's data scope, in a pool they manage, live) are ranked in the order given into a temporary
+        table, and rank r goes to the r-th owner `spread` names, so `owners` are filled least-loaded
+        first as assigning one after another would (counting what each holds outside this batch). Then
+        one INSERT ... SELECT per changed field writes the history, ONE UPDATE ... FROM writes the
+        records, and each refused id is reported as the single action refuses it.
+        {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
         owners = list(owners or ())
         if bool(owner) == bool(owners):
             raise ValidationFailed({"owner": ["give either owner or owners"]})
@@ -261,66 +266,89 @@ class PoolBehavior:
         wrong = [f"{i!r} is not a record id" for i in wanted if not (i.isascii() and i.isdigit())]
         if wrong:
             raise ValidationFailed({"ids": wrong})
+        t, col, me, at = self.table, self.col, access.user_id, now()
         with self.platform.records.transaction() as conn:
             targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
                 self.active_user(conn, u, "owners") for u in owners))
-            current: dict[str, dict] = {}
-            for start in range(0, len(wanted), CHUNK):
-                chunk = [int(i) for i in wanted[start:start + CHUNK]]
-                stmt = sa.select(self.table).where(self.table.c.id.in_(chunk)).with_for_update()
-                current.update((str(r["id"]), from_row(self.ot, r)) for r in conn.execute(stmt).mappings())
-            pools: dict[str, dict | None] = {}
+            batch = _positions(conn, [int(i) for i in wanted])
+            chosen = _chosen_table()
+            chosen.create(conn)
+            if conn.dialect.name == "postgresql":  # lock them (SQLite's BEGIN IMMEDIATE already serializes)
+                conn.execute(sa.select(sa.func.count()).select_from(sa.select(t.c.id).where(
+                    t.c.id.in_(sa.select(batch.c.id))).with_for_update().subquery()))
+            visible = access.scope(self.obj, t)
+            visible = sa.true() if visible is None else visible
+            managed = self.managed(conn, access)
+            ranked = sa.select(sa.func.row_number().over(order_by=batch.c.pos), batch.c.id).select_from(
+                batch.join(t, t.c.id == batch.c.id)).where(visible, managed, col("status").in_(LIVE))
+            conn.execute(chosen.insert().from_select(["rank", "id"], ranked))
+            is_chosen = t.c.id.in_(sa.select(chosen.c.id))
             held = dict.fromkeys(targets, 0)
             if len(targets) > 1:
                 held.update((str(o), n) for o, n in conn.execute(
-                    sa.select(self.col("owner"), sa.func.count()).where(
-                        self.col("owner").in_([int(o) for o in targets]), self.col("status").in_(OPEN),
-                    ).group_by(self.col("owner"))).all())
-            at, me = now(), access.user_id
-            succeeded, failed, plan = [], [], {}
-            for record_id in wanted:
-                record = current.get(record_id)
-                pool_id = record and record.get(self.pool_field)
-                if pool_id and pool_id not in pools:
-                    pools[pool_id] = self.pool(conn, pool_id)
-                if record is None:
-                    error = NotFound(f"no {self.obj} with id {record_id}")
-                elif not self.may_manage(access, pools.get(pool_id) if pool_id else None):
-                    error = Forbidden(f"only the admins of the lead pool and managers may assign "
-                                      f"{self.obj} {record_id}")
-                elif record["status"] not in LIVE:
-                    error = self.refuse(record, "assign")
-                else:
-                    error = None
-                if error is not None:
-                    failed.append({"id": record_id, "error": error.as_dict()["error"]})
-                    continue
-                new = min(targets, key=lambda o: (held[o], targets.index(o)))
-                if record["status"] in OPEN and record.get("owner") in held:
-                    held[record["owner"]] -= 1
-                held[new] += 1
-                plan.setdefault(new, []).append(record)
-                succeeded.append(record_id)
-            entries, pairs = [], []
-            for new, records in plan.items():
-                for start in range(0, len(records), CHUNK):
-                    chunk = records[start:start + CHUNK]
-                    status = self.col("status")
-                    conn.execute(sa.update(self.table).where(self.table.c.id.in_([int(r["id"]) for r in chunk]))
-                                 .values({**to_row(self.ot, {"owner": new, "assigned_at": at, "updated_by": me,
-                                                             "updated_at": at}),
-                                          status.name: sa.case((status == "unassigned", "pending"), else_=status),
-                                          "version": self.table.c.version + 1}))
-                for record in records:
-                    after = {**record, "owner": new, "assigned_at": at,
-                             "status": "pending" if record["status"] == "unassigned" else record["status"]}
-                    pairs.append((record, after))
-                    entries.extend(history.entry(self.obj, int(record["id"]), "assign", name, record.get(name),
-                                                 after[name], me, at)
-                                   for name in ("owner", "status", "assigned_at") if record.get(name) != after[name])
-            history.write(conn, self.platform.schema.history, entries)
-            self.platform.records.rollups.after_change(conn, self.obj, pairs, at)
+                    sa.select(col("owner"), sa.func.count()).where(
+                        col("owner").in_([int(o) for o in targets]), col("status").in_(OPEN), ~is_chosen,
+                    ).group_by(col("owner"))).all())
+            new_owner = spread(targets, held, chosen.c.rank)
+            self._write_assigned(conn, chosen, new_owner, is_chosen, me, at)
+            succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars()]
+            refused = conn.execute(
+                sa.select(batch.c.id, t.c.id, visible, managed, col("status"))
+                .select_from(batch.outerjoin(t, t.c.id == batch.c.id))
+                .where(batch.c.id.not_in(sa.select(chosen.c.id))).order_by(batch.c.pos)).all()
+            chosen.drop(conn)
+        failed = []
+        for record_id, found, in_scope, may, status in refused:
+            if found is None or not in_scope:
+                error = NotFound(f"no {self.obj} with id {record_id}")
+            elif not may:
+                error = Forbidden(f"only the admins of the lead pool and managers may assign {self.obj} {record_id}")
+            else:
+                error = self.refuse({"id": str(record_id), "status": status}, "assign")
+            failed.append({"id": str(record_id), "error": error.as_dict()["error"]})
         return {"succeeded": succeeded, "failed": failed}
+
+    def managed(self, conn: sa.Connection, access) -> sa.ColumnElement[bool]:
+        """The condition on the records `access` may assign or move as `may_manage` decides (pools are few)."""
+        if self.may_manage(access, None):
+            return sa.true()
+        pools = [i for i, admins in conn.execute(sa.select(self.pot.table.c.id, self.pot.column("admins")))
+                 if access.user_id in (convert.from_db("multi_user", admins) or [])]
+        return self.col(self.pool_field).in_(pools) if pools else sa.false()
+
+    def _write_assigned(self, conn: sa.Connection, chosen: sa.Table, new_owner: sa.ColumnElement, is_chosen,
+                        me: str | None, at: datetime) -> None:
+        """The history (before), the one UPDATE ... FROM `chosen` and the rollups of a bulk assignment."""
+        t, col, h = self.table, self.col, self.platform.schema.history
+        owner_json = history_sql.json_of(conn.dialect.name, new_owner, "user")
+        conn.execute(h.insert().from_select(
+            ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"],
+            sa.select(sa.literal(self.obj, h.c.object.type), t.c.id, sa.literal("assign", h.c.change.type),
+                      sa.literal("owner", h.c.field.type), history_sql.json_of(conn.dialect.name, col("owner"), "user"),
+                      owner_json, sa.literal(None if me is None else int(me), h.c.user_id.type),
+                      sa.literal(at.replace(tzinfo=None), h.c.at.type))
+            .select_from(t.join(chosen, t.c.id == chosen.c.id))
+            .where(sa.or_(col("owner").is_(None), col("owner") != new_owner)).order_by(t.c.id)))
+        history_sql.write_changes(conn, h, self.obj, t, sa.and_(is_chosen, col("status") == "unassigned"),
+                                  {"status": (col("status"), "picklist", "pending")}, "assign", me, at)
+        history_sql.write_changes(conn, h, self.obj, t, is_chosen,
+                                  {"assigned_at": (col("assigned_at"), "datetime", at)}, "assign", me, at)
+        groups = [g for g in self.platform.records.rollups.by_child.get(self.obj, ())
+                  if g.reads & {"owner", "status", "assigned_at"}]
+        parents = [self._parents(conn, g.via, is_chosen) for g in groups]
+        status = col("status")
+        conn.execute(sa.update(t).where(t.c.id == chosen.c.id).values({
+            **to_row(self.ot, {"assigned_at": at, "updated_by": me, "updated_at": at}),
+            col("owner"): new_owner, status: sa.case((status == "unassigned", "pending"), else_=status),
+            t.c.version: t.c.version + 1}))
+        for group, before in zip(groups, parents, strict=True):
+            ids = sorted(before | self._parents(conn, group.via, is_chosen))
+            if ids:
+                self.platform.records.rollups.refresh(conn, group, ids, at)
+
+    def _parents(self, conn: sa.Connection, via: str, where: sa.ColumnElement[bool]) -> set[int]:
+        column = self.col(via)
+        return set(conn.execute(sa.select(column).where(where, column.is_not(None)).distinct()).scalars())
 
     def give_back(self, access, record_id: Any, params: dict) -> dict:
         me = access.user_id
@@ -386,6 +414,55 @@ def behavior_of(platform, obj: str) -> PoolBehavior:
     if key not in platform.services:
         platform.services[key] = PoolBehavior(platform, obj)
     return platform.services[key]
+
+
+def spread(owners: list[str], held: Mapping[str, int], rank: sa.ColumnElement[int]) -> sa.ColumnElement:
+    """The owner (an id) of the `rank`-th record (from 1) of a batch spread over `owners` holding `held`:
+    each next record to the least loaded, ties to the first given, as assigning one after another does.
+
+    Sorted by load, the first j owners take turns (in the order given) until they reach the load of
+    the (j+1)-th; the rank ranges of these rounds are few (one per owner), so the owner is a CASE on
+    the rank, computed by the database for every record at once."""
+    order = sorted(range(len(owners)), key=lambda i: (held[owners[i]], i))
+    loads = [held[owners[i]] for i in order]
+    rounds, first = [], 1
+    for j in range(1, len(owners) + 1):
+        size = (loads[j] - loads[j - 1]) * j if j < len(owners) else None
+        if size == 0:
+            continue
+        rounds.append((first, size, [int(owners[i]) for i in sorted(order[:j])]))
+        first += size or 0
+
+    def turn(start: int, members: list[int]) -> sa.ColumnElement:
+        if len(members) == 1:
+            return sa.literal(members[0], sa.BigInteger())
+        step = (rank - start) % len(members)
+        return sa.case(*[(step == i, m) for i, m in enumerate(members[:-1])], else_=members[-1])
+
+    *bounded, (start, _, members) = rounds
+    last = turn(start, members)
+    if not bounded:
+        return last
+    return sa.case(*[(rank < s + size, turn(s, m)) for s, size, m in bounded], else_=last)
+
+
+def _chosen_table() -> sa.Table:
+    """The temporary table of the records a bulk assignment changes, by rank (the caller drops it; a
+    rollback does too)."""
+    return sa.Table("assign_chosen", sa.MetaData(), sa.Column("rank", sa.BigInteger(), nullable=False),
+                    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
+                    prefixes=["TEMPORARY"])
+
+
+def _positions(conn: sa.Connection, ids: list[int]) -> sa.Subquery:
+    """(pos, id) of each of `ids`, unpacked by the database from ONE JSON parameter."""
+    data = json.dumps(ids)
+    if conn.dialect.name == "postgresql":
+        items = sa.func.json_array_elements_text(sa.cast(sa.literal(data), sa.JSON())).table_valued(
+            "value", with_ordinality="pos").render_derived()
+        return sa.select(items.c.pos, sa.cast(items.c.value, sa.BigInteger()).label("id")).subquery("wanted")
+    items = sa.func.json_each(sa.literal(data)).table_valued("key", "value")
+    return sa.select(items.c.key.label("pos"), items.c.value.label("id")).subquery("wanted")
 
 
 def claim(platform, access, obj: str, record_id: Any) -> dict:

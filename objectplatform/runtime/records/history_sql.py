@@ -1,0 +1,77 @@
+"""History rows of a set-based UPDATE, written before it by INSERT ... SELECT: no Python loop over the rows.
+
+The old value of each changed field is turned into the same JSON text `history.entry` writes
+(references and text as JSON strings, datetimes in ISO 8601 with +00:00, numbers as strings),
+by the database itself; only rows whose value really changes get an entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..storage.convert import JSON_TYPES, to_db
+from ..storage.tables import REFERENCE_TYPES
+from .history import jsonable
+
+TEXT = sa.String()
+
+
+def _quoted(dialect: str, value: sa.ColumnElement) -> sa.ColumnElement:
+    """A text value as a JSON string literal."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.to_json(sa.cast(value, sa.Text())), sa.Text())
+    return sa.func.json_quote(sa.cast(value, sa.Text()), type_=TEXT)
+
+
+def _iso_datetime(dialect: str, column: sa.ColumnElement) -> sa.ColumnElement:
+    """A naive UTC datetime column as Python's `isoformat()` of the aware value (microseconds when not 0)."""
+    if dialect == "postgresql":
+        seconds = sa.func.to_char(column, 'YYYY-MM-DD"T"HH24:MI:SS', type_=TEXT)
+        micro = sa.func.to_char(column, "US", type_=TEXT)
+    else:  # SQLAlchemy stores "YYYY-MM-DD HH:MM:SS.ffffff" on SQLite
+        seconds = sa.func.replace(sa.func.substr(column, 1, 19), " ", "T", type_=TEXT)
+        micro = sa.func.substr(column, 21, 6, type_=TEXT)
+    fraction = sa.case((sa.func.coalesce(micro, "").in_(["", "000000"]), ""), else_=sa.literal(".", TEXT) + micro)
+    return sa.literal('"', TEXT) + seconds + fraction + sa.literal('+00:00"', TEXT)
+
+
+def json_of(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.ColumnElement:
+    """The history JSON text of a column's value (NULL for NULL)."""
+    if field_type in JSON_TYPES:
+        value = sa.cast(column, sa.Text())
+    elif field_type in REFERENCE_TYPES or field_type in ("lookup",):
+        value = sa.literal('"', TEXT) + sa.cast(column, TEXT) + sa.literal('"', TEXT)
+    elif field_type == "datetime":
+        value = _iso_datetime(dialect, column)
+    elif field_type == "boolean":
+        value = sa.case((column.is_(True), "true"), else_="false")
+    elif field_type == "integer":
+        value = sa.cast(column, TEXT)
+    else:  # text, picklist, date, numbers (as strings, like Decimal's jsonable)
+        value = _quoted(dialect, column)
+    return sa.case((column.is_(None), sa.null()), else_=value)
+
+
+def write_changes(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement,
+                  changes: Mapping[str, tuple[sa.Column, str, Any]], change: str, user: str | None,
+                  at: datetime) -> None:
+    """One INSERT ... SELECT per field of `changes` ({field: (column, field type, new value)}) for the rows
+    `where` selects whose value differs from the new one."""
+    dialect = conn.dialect.name
+    for name, (column, field_type, new) in changes.items():
+        new_json = None if new is None else json.dumps(jsonable(new), ensure_ascii=False)
+        differs = column.is_not(None) if new is None else sa.or_(column.is_(None), column != to_db(field_type, new))
+        rows = sa.select(
+            sa.literal(obj, history.c.object.type), table.c.id, sa.literal(change, history.c.change.type),
+            sa.literal(name, history.c.field.type), json_of(dialect, column, field_type),
+            sa.literal(new_json, history.c.new_value.type),
+            sa.literal(None if user is None else int(user), history.c.user_id.type),
+            sa.literal(at.replace(tzinfo=None), history.c.at.type),
+        ).where(where, differs).order_by(table.c.id)
+        conn.execute(history.insert().from_select(
+            ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"], rows))
