@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,6 +22,7 @@ from objectplatform.metadata import MetadataError
 from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platform
 from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.behaviors.pool import ORG_TIME
 from objectplatform.runtime.demo import demo_users, load_demo
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.permissions import access_for
@@ -104,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="the user whose roles and data scope apply")
     sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="an action parameter (repeatable), e.g. --param handover_to=7")
+    sub = command("rules", rules_command, "time-based rules: `rules run` runs each once, as the scheduler does")
+    sub.add_argument("what", choices=["run"], help="run: run every scheduled rule (or those named) once")
+    sub.add_argument("--now", metavar="ISO-DATETIME",
+                     help="the moment to run as of, e.g. 2026-12-04T09:00 (no offset: China time, UTC+8)")
+    sub.add_argument("--rule", action="append", default=[], dest="rules", metavar="NAME",
+                     help="a rule to run (repeatable; default: every scheduled rule)")
+    sub = command("scheduler", scheduler_command, "run due rules as jobs: tick every minute (Ctrl+C stops)")
+    sub.add_argument("--once", action="store_true", help="tick once and stop")
     sub = command("serve", serve, "serve the web app and the API on the configured database, as it is")
     _server_options(sub)
     sub = command("demo", demo, "migrate the database, load the demo company (once), then serve it")
@@ -294,6 +305,58 @@ class ProgressBar:
             self.stream.flush()
 
 
+# --- rules, scheduler -------------------------------------------------------------------------
+
+
+def rules_command(args: argparse.Namespace) -> int:
+    """Run the scheduled rules once as of --now (default: the rules' clock); print each rule's summary."""
+    from objectplatform.runtime import rules
+
+    at = _moment(args.now) if args.now else rules.now()
+    platform = open_platform(Settings.from_env())
+    try:
+        summaries = rules.run_rules(platform, at, args.rules or None)
+    finally:
+        platform.close()
+    print(f"rules as of {at.astimezone(ORG_TIME):%Y-%m-%d %H:%M} China time ({at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ})")
+    for s in summaries:
+        print(f"{s['rule']}: matched {s['matched']}, notified {s['notified']}, to-dos {s['todos']}, "
+              f"closed {s['closed']}, updated {s['updated']}, recycled {s['recycled']}, warned {s['warned']}")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 moment; without an offset it is China time."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--now {text!r} is not an ISO 8601 date-time (e.g. 2026-12-04T09:00)") from None
+    return at.replace(tzinfo=ORG_TIME) if at.tzinfo is None else at
+
+
+def scheduler_command(args: argparse.Namespace) -> int:
+    """Tick every minute (or once): enqueue the run of each due rule as a job."""
+    from objectplatform.runtime import scheduler
+
+    settings = Settings.from_env()
+    platform = open_platform(settings)
+    try:
+        if args.once:
+            started = scheduler.tick(platform)
+            print(f"started: {', '.join(started)}" if started else "no rule is due")
+            return 0
+        print(f"scheduler ticking every {scheduler.TICK_SECONDS} s "
+              f"({'jobs on ' + settings.redis_url if settings.redis_url else 'jobs in-process'})", flush=True)
+        stop = threading.Event()
+        try:
+            scheduler.run_forever(platform, stop, log=lambda line: print(line, flush=True))
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        platform.close()
+    return 0
+
+
 # --- serve, demo -----------------------------------------------------------------------------
 
 
@@ -364,7 +427,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
             return create_app(open_platform(settings))
 
-    print(f"serving http://{args.host}:{args.port}/ with {_count(args.workers, 'worker')} (Ctrl+C stops)", flush=True)
+    embedded = not settings.redis_url  # then nobody else runs the scheduler: a thread here does
+    print(f"serving http://{args.host}:{args.port}/ with {_count(args.workers, 'worker')}"
+          f"{' and the rule scheduler' if embedded else ''} (Ctrl+C stops)", flush=True)
+    if embedded:
+        from objectplatform.runtime import scheduler
+
+        scheduler.start_thread(settings)
     Server().run()
     return 0
 

@@ -31,6 +31,8 @@ DEMO_COUNTS = {
     "account": 219,
     "contact": 428,
     "opportunity": 250,
+    "stage_history": 667,
+    "opportunity_task": 523,
     "lead": 2000,
     "sales_order": 59,
     "order_line": 146,
@@ -113,7 +115,7 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
-    assert run(capsys, "check") == (0, "ok: 15 objects, 20 picklists, 6 roles, 0 flows, 0 reports (layers: base)\n", "")
+    assert run(capsys, "check") == (0, "ok: 17 objects, 20 picklists, 6 roles, 6 flows, 4 reports (layers: base)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -147,7 +149,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 15 objects, 20 picklists, 6 roles, 0 flows, 0 reports (layers: base, site {site})\n",
+        f"ok: 17 objects, 20 picklists, 6 roles, 6 flows, 4 reports (layers: base, site {site})\n",
     )
 
 
@@ -162,7 +164,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
     assert lines[-1] == "dry run: nothing was applied"
     assert "+ table lead (32 columns)" in lines
     assert "+ unique index uq_user__username on user (username)" in lines
-    assert lines[-2] == "* record 196 field definitions"
+    assert lines[-2] == "* record 215 field definitions"
 
     code, applied, err = run(capsys, "migrate")
     assert (code, err) == (0, "")
@@ -468,7 +470,7 @@ def test_serve_serves_the_configured_database_as_it_is(migrated, tmp_path):
         status, content_type, page = http(base + "/login")
         assert (status, content_type) == (200, "text/html; charset=utf-8")
         assert '<form method="post"' in page
-    assert stopped() == (0, f"serving http://127.0.0.1:{port}/ with 1 worker (Ctrl+C stops)\n")
+    assert stopped() == (0, f"serving http://127.0.0.1:{port}/ with 1 worker and the rule scheduler (Ctrl+C stops)\n")
     assert counts() == dict.fromkeys(DEMO_COUNTS, 0)
 
 
@@ -493,5 +495,6 @@ def test_demo_migrates_loads_the_demo_company_once_and_serves_it(db, capsys, tmp
         assert (status, json.loads(body)["user"]["username"]) == (200, "zhaojianguo")
     code, out = stopped()
     assert code == 0
-    assert out.endswith(DEMO_USERS + f"serving http://127.0.0.1:{port}/ with 1 worker (Ctrl+C stops)\n")
+    serving = f"serving http://127.0.0.1:{port}/ with 1 worker and the rule scheduler (Ctrl+C stops)\n"
+    assert out.endswith(DEMO_USERS + serving)
     assert counts() == DEMO_COUNTS

@@ -212,6 +212,63 @@ class Schema:
             sa.Index(f"uq_{PREFIX}token__token_hash", "token_hash", unique=True),
             sa.Index(f"ix_{PREFIX}token__user_id", "user_id"),
         )
+        self.add_work_queue_tables()
+
+    def add_work_queue_tables(self) -> None:
+        """Notifications, to-dos (runtime/workqueue.py) and the rules' runs and matches (runtime/rules.py)."""
+        big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+        open_ = sa.text("done_at IS NULL")
+        self.notifications = sa.Table(  # dedupe_key is unique per user: a rule run twice notifies once
+            f"{PREFIX}notification", self.sa_metadata,
+            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            sa.Column("user_id", sa.BigInteger(), nullable=False),
+            sa.Column("title_zh", sa.Text(), nullable=False),
+            sa.Column("title_en", sa.Text(), nullable=False),
+            sa.Column("object", sa.String(64)),
+            sa.Column("record_id", sa.BigInteger()),
+            sa.Column("dedupe_key", sa.String(255), nullable=False),
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Column("read_at", sa.DateTime()),
+            sa.Index(f"uq_{PREFIX}notification__user_id__dedupe_key", "user_id", "dedupe_key", unique=True),
+            sa.Index(f"ix_{PREFIX}notification__user_id__read_at__id", "user_id", "read_at", "id"),
+        )
+        self.todos = sa.Table(  # addressed to a user or to a role; dedupe_key unique per addressee while open
+            f"{PREFIX}todo", self.sa_metadata,
+            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            sa.Column("user_id", sa.BigInteger()),
+            sa.Column("role", sa.String(64)),
+            sa.Column("kind", sa.String(32), nullable=False),  # reminder | task | approval | ...
+            sa.Column("title_zh", sa.Text(), nullable=False),
+            sa.Column("title_en", sa.Text(), nullable=False),
+            sa.Column("object", sa.String(64)),
+            sa.Column("record_id", sa.BigInteger()),
+            sa.Column("action", sa.String(64)),
+            sa.Column("approval_id", sa.BigInteger()),
+            sa.Column("dedupe_key", sa.String(255), nullable=False),
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Column("done_at", sa.DateTime()),
+            sa.Column("done_by", sa.BigInteger()),
+            sa.Index(f"uq_{PREFIX}todo__user_id__dedupe_key", "user_id", "dedupe_key", unique=True,
+                     sqlite_where=open_, postgresql_where=open_),
+            sa.Index(f"uq_{PREFIX}todo__role__dedupe_key", "role", "dedupe_key", unique=True,
+                     sqlite_where=open_, postgresql_where=open_),
+            sa.Index(f"ix_{PREFIX}todo__dedupe_key", "dedupe_key"),
+        )
+        self.rule_runs = sa.Table(  # every run of a rule, with its summary (JSON): the scheduler's memory
+            f"{PREFIX}rule_run", self.sa_metadata,
+            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            sa.Column("rule", sa.String(64), nullable=False),
+            sa.Column("ran_at", sa.DateTime(), nullable=False),
+            sa.Column("summary", sa.Text(), nullable=False),
+            sa.Index(f"ix_{PREFIX}rule_run__rule__ran_at", "rule", "ran_at"),
+        )
+        self.rule_matches = sa.Table(  # the records a rule's condition held for at its last run, since when
+            f"{PREFIX}rule_match", self.sa_metadata,
+            sa.Column("rule", sa.String(64), primary_key=True),
+            sa.Column("record_id", sa.BigInteger(), primary_key=True),
+            sa.Column("since", sa.DateTime(), nullable=False),
+            sa.Column("seen", sa.DateTime(), nullable=False),  # the last run that found it holding
+        )
 
     def __getitem__(self, object_name: str) -> ObjectTable:
         return self.objects[object_name]

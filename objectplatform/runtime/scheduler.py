@@ -1,0 +1,113 @@
+"""The scheduler: which rules are due at a moment, and the tick that enqueues their runs as jobs.
+
+A schedule divides time into slots, in China time (UTC+8, pool.ORG_TIME): `every Nm` / `every Nh` /
+`every Nd` into slots of that length (counted from 1970-01-01 00:00 China time), `hourly` = every 1h,
+`daily` = daily at 00:00, `daily at HH:MM` into days starting at HH:MM. A rule is due when it has
+not run since its current slot began. `tick` claims each due rule with a row in `_op_rule_run` (so the
+next tick does not enqueue it again) and enqueues `rules.rule_job`, which completes that row.
+The `objectplatform scheduler` command ticks every minute; `serve` without Redis ticks in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Definition
+
+from . import rules
+from .behaviors.pool import ORG_TIME
+from .storage import convert
+
+EPOCH = datetime(1970, 1, 1, tzinfo=ORG_TIME)
+UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+TICK_SECONDS = 60
+
+
+def slot_start(schedule: str, at: datetime) -> datetime:
+    """The start (UTC) of the slot of `schedule` that `at` falls in."""
+    local = at.astimezone(ORG_TIME)
+    if schedule == "hourly":
+        schedule = "every 1h"
+    if schedule == "daily":
+        schedule = "daily at 00:00"
+    if match := re.fullmatch(r"every (\d+)([mhd])", schedule):
+        length = int(match.group(1)) * UNITS[match.group(2)]
+        return (EPOCH + ((local - EPOCH) // length) * length).astimezone(at.tzinfo)
+    match = re.fullmatch(r"daily at (\d\d):(\d\d)", schedule)
+    if match is None:
+        raise ValueError(f"not a schedule: {schedule!r}")
+    start = local.replace(hour=int(match.group(1)), minute=int(match.group(2)), second=0, microsecond=0)
+    if start > local:
+        start -= timedelta(days=1)
+    return start.astimezone(at.tzinfo)
+
+
+def last_runs(platform, at: datetime | None = None) -> dict[str, datetime]:
+    """When each rule last ran (or was claimed to run), up to `at`: a run `rules run --now` dated later does
+    not hold the schedule back."""
+    runs = platform.schema.rule_runs
+    stmt = sa.select(runs.c.rule, sa.func.max(runs.c.ran_at)).group_by(runs.c.rule)
+    if at is not None:
+        stmt = stmt.where(runs.c.ran_at <= convert.to_db("datetime", at))
+    with platform.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return {rule: convert.from_db("datetime", at) for rule, at in rows}
+
+
+def due_rules(platform, at: datetime) -> list[Definition]:
+    """The scheduled rules that have not run since their current slot began."""
+    last = last_runs(platform, at)
+    return [rule for rule in rules.scheduled_rules(platform.metadata)
+            if rule.name not in last or last[rule.name] < slot_start(rule.data["trigger"]["schedule"], at)]
+
+
+def tick(platform, at: datetime | None = None) -> list[str]:
+    """Claim and enqueue the run of every due rule as of `at` (default: the rules' clock); their names."""
+    at = at or rules.now()
+    started = []
+    for rule in due_rules(platform, at):
+        runs = platform.schema.rule_runs
+        with platform.records.transaction() as conn:
+            run_id = conn.execute(runs.insert().values(
+                rule=rule.name, ran_at=convert.to_db("datetime", at),
+                summary=json.dumps({"rule": rule.name, "queued": True}))).inserted_primary_key[0]
+        rules.enqueue_rule(platform, rule.name, at, run_id)
+        started.append(rule.name)
+    return started
+
+
+def run_forever(platform, stop: threading.Event, seconds: float = TICK_SECONDS, log=None) -> None:
+    """Tick until `stop` is set, telling `log` which rules started; a failing tick is reported on stderr
+    and the next one still runs."""
+    while not stop.is_set():
+        try:
+            started = tick(platform)
+            if started and log:
+                log(f"scheduler: started {', '.join(started)}")
+        except Exception as e:  # noqa: BLE001 - the loop outlives one bad tick (database briefly away, ...)
+            print(f"scheduler: tick failed: {e}", file=sys.stderr, flush=True)
+        stop.wait(seconds)
+
+
+def start_thread(settings) -> threading.Event:
+    """Embedded mode: tick every minute in a daemon thread on its own platform, quietly (the rules' runs are
+    in `_op_rule_run`); set the event to stop it."""
+    from .platform import open_platform
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        platform = open_platform(settings)
+        try:
+            run_forever(platform, stop)
+        finally:
+            platform.close()
+
+    threading.Thread(target=loop, name="objectplatform-scheduler", daemon=True).start()
+    return stop

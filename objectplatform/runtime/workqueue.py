@@ -1,0 +1,385 @@
+"""The work queue: notifications (the bell) and to-dos (the inbox) of each user, written by rules and flows.
+
+A notification goes to one user; a to-do to one user or to a role (every holder sees it, the first to
+finish it closes it for all). Titles are kept in Chinese and English, their `{field}` placeholders
+filled from the record when written. Every item carries a dedupe key: a notification's is unique
+per user, a to-do's per addressee while it is open, so a rule run twice for the same tick never
+doubles anything. Fan-out is set-based: one INSERT ... SELECT per recipient query (rules), or one
+executemany batch for a list of users; a list of more than `FAN_OUT_JOB` users goes to a job when
+jobs run on Redis. To-dos of kind `approval` carry the `approval_id` the approvals API decides on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from objectplatform.metadata import Label
+
+from .errors import Conflict, NotFound
+from .storage import convert
+
+FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+LIST_LIMIT = 200
+
+
+def as_label(title: Label | str | Mapping[str, str]) -> Label:
+    """A Label from a Label, a plain string (both languages) or a YAML {zh, en} mapping."""
+    if isinstance(title, Label):
+        return title
+    if isinstance(title, str):
+        return Label(title, title)
+    zh, en = title.get("zh") or title.get("en") or "", title.get("en") or title.get("zh") or ""
+    return Label(zh, en)
+
+
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    """`text` with each `{field}` replaced by the value; an unknown placeholder is left as it is."""
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            return match.group(0)
+        value = values[name]
+        return "" if value is None else str(value)
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def fill_label(title: Label | str | Mapping[str, str], values: Mapping[str, Any]) -> Label:
+    label = as_label(title)
+    return Label(fill(label.zh, values), fill(label.en, values))
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: str
+    title_zh: str
+    title_en: str
+    object: str | None
+    record_id: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+    def json(self, lang: str) -> dict:
+        return {"id": self.id, "title": self.title_en if lang == "en" else self.title_zh,
+                "title_zh": self.title_zh, "title_en": self.title_en, "object": self.object,
+                "record_id": self.record_id, "created_at": self.created_at.isoformat(),
+                "read": self.read_at is not None,
+                "read_at": self.read_at.isoformat() if self.read_at else None}
+
+
+@dataclass(frozen=True)
+class Todo:
+    id: str
+    kind: str
+    title_zh: str
+    title_en: str
+    object: str | None
+    record_id: str | None
+    action: str | None
+    approval_id: str | None
+    user_id: str | None
+    role: str | None
+    created_at: datetime
+    done_at: datetime | None
+
+    def json(self, lang: str) -> dict:
+        return {"id": self.id, "kind": self.kind, "title": self.title_en if lang == "en" else self.title_zh,
+                "title_zh": self.title_zh, "title_en": self.title_en, "object": self.object,
+                "record_id": self.record_id, "created_at": self.created_at.isoformat(), "action": self.action,
+                "approval_id": self.approval_id, "user": self.user_id, "role": self.role,
+                "done": self.done_at is not None, "done_at": self.done_at.isoformat() if self.done_at else None}
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _at(value: datetime | None) -> datetime | None:
+    return None if value is None else convert.from_db("datetime", value)
+
+
+def _stored(at: datetime) -> datetime:
+    return convert.to_db("datetime", at)
+
+
+class WorkQueue:
+    """Notifications and to-dos on one platform's database."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        self.notifications = platform.schema.notifications
+        self.todos = platform.schema.todos
+
+    # ------------------------------------------------------------------------------ writing
+
+    def notify(self, conn: sa.Connection, users: Iterable[Any], title: Label | str | Mapping[str, str], *,
+               object: str | None = None, record_id: Any = None, key: str, now: datetime | None = None) -> int:
+        """Notify each of `users` (ids) once per `key`; returns how many notifications were written.
+
+        More than FAN_OUT_JOB users with jobs on Redis: a job writes them (returns 0 here)."""
+        wanted = sorted({int(u) for u in users if u is not None})
+        if not wanted:
+            return 0
+        label, at = as_label(title), now or convert.now()
+        if len(wanted) > FAN_OUT_JOB and self.platform.jobs.queue is not None:
+            self.platform.jobs.enqueue(notify_job, [str(u) for u in wanted], label.zh, label.en, object,
+                                       _id(record_id), key, at.isoformat())
+            return 0
+        table = self.notifications
+        seen = set(conn.execute(sa.select(table.c.user_id).where(
+            table.c.dedupe_key == key, table.c.user_id.in_(wanted))).scalars())
+        rows = [{"user_id": u, "title_zh": label.zh, "title_en": label.en, "object": object,
+                 "record_id": None if record_id is None else int(record_id), "dedupe_key": key,
+                 "created_at": _stored(at)} for u in wanted if u not in seen]
+        if rows:
+            conn.execute(table.insert(), rows)
+        return len(rows)
+
+    def notify_from(self, conn: sa.Connection, rows: sa.Select) -> int:
+        """Notify from a query of (user_id, title_zh, title_en, object, record_id, dedupe_key, created_at)
+        rows, one INSERT ... SELECT; a row whose (user, key) exists already is left out."""
+        columns = ["user_id", "title_zh", "title_en", "object", "record_id", "dedupe_key", "created_at"]
+        return insert_new(conn, self.notifications, columns, rows)
+
+    def add_todo(self, conn: sa.Connection, *, users: Iterable[Any] = (), role: str | None = None, kind: str,
+                 title: Label | str | Mapping[str, str], object: str | None = None, record_id: Any = None,
+                 action: str | None = None, key: str, approval_id: Any = None,
+                 now: datetime | None = None) -> list[str]:
+        """A to-do for each of `users` or one for `role`, unless one with `key` is open for them; the new ids."""
+        label, at = as_label(title), now or convert.now()
+        table = self.todos
+        base = {"kind": kind, "title_zh": label.zh, "title_en": label.en, "object": object,
+                "record_id": None if record_id is None else int(record_id), "action": action,
+                "approval_id": None if approval_id is None else int(approval_id), "dedupe_key": key,
+                "created_at": _stored(at)}
+        open_ = sa.and_(table.c.dedupe_key == key, table.c.done_at.is_(None))
+        if role is not None:
+            if conn.execute(sa.select(table.c.id).where(open_, table.c.role == role)).first():
+                return []
+            rows = [{**base, "user_id": None, "role": role}]
+        else:
+            wanted = sorted({int(u) for u in users if u is not None})
+            seen = set(conn.execute(sa.select(table.c.user_id).where(open_, table.c.user_id.in_(wanted))).scalars())
+            rows = [{**base, "user_id": u, "role": None} for u in wanted if u not in seen]
+        ids = []
+        for row in rows:  # one user each: a few rows, and their ids are wanted
+            ids.append(str(conn.execute(table.insert().values(row)).inserted_primary_key[0]))
+        return ids
+
+    def add_todos_from(self, conn: sa.Connection, rows: sa.Select) -> int:
+        """To-dos from a query of (user_id, role, kind, title_zh, title_en, object, record_id, action,
+        dedupe_key, created_at) rows, one INSERT ... SELECT; an open one with the same addressee and key
+        is left as it is."""
+        columns = ["user_id", "role", "kind", "title_zh", "title_en", "object", "record_id", "action",
+                   "dedupe_key", "created_at"]
+        return insert_new(conn, self.todos, columns, rows)
+
+    def close_todos(self, conn: sa.Connection, *, key_prefix: str | None = None, ids: Iterable[Any] = (),
+                    where: sa.ColumnElement[bool] | None = None, now: datetime | None = None,
+                    by: Any = None) -> int:
+        """Close the open to-dos whose key starts with `key_prefix` or whose id is in `ids` (and `where`)."""
+        table = self.todos
+        chosen = []
+        if key_prefix is not None:
+            escaped = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            chosen.append(table.c.dedupe_key.like(escaped + "%", escape="\\"))
+        wanted = [int(i) for i in ids]
+        if wanted:
+            chosen.append(table.c.id.in_(wanted))
+        if not chosen:
+            return 0
+        stmt = sa.update(table).where(sa.or_(*chosen), table.c.done_at.is_(None))
+        if where is not None:
+            stmt = stmt.where(where)
+        values = {"done_at": _stored(now or convert.now()), "done_by": None if by is None else int(by)}
+        return conn.execute(stmt.values(values)).rowcount
+
+    # ------------------------------------------------------------------------------ reading
+
+    def _mine(self, access) -> sa.ColumnElement[bool]:
+        table = self.todos
+        roles = sorted(access.roles)
+        mine = table.c.user_id == int(access.user_id)
+        return sa.or_(mine, table.c.role.in_(roles)) if roles else mine
+
+    def todos_for(self, access, include_done: bool = False, limit: int = LIST_LIMIT) -> list[Todo]:
+        """The user's to-dos and those of the roles they hold, newest first; open ones only by default."""
+        table = self.todos
+        stmt = sa.select(table).where(self._mine(access))
+        if not include_done:
+            stmt = stmt.where(table.c.done_at.is_(None))
+        stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+        with self.platform.engine.connect() as conn:
+            return [_todo(r) for r in conn.execute(stmt).mappings()]
+
+    def open_todo_count(self, access) -> int:
+        table = self.todos
+        with self.platform.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(
+                self._mine(access), table.c.done_at.is_(None))).scalar_one()
+
+    def done(self, access, todo_id: Any, now: datetime | None = None) -> Todo:
+        """Mark one of the user's (or their roles') to-dos done; 404 if not theirs, 409 if already done."""
+        number = _number(todo_id, "to-do")
+        table = self.todos
+        with self.platform.records.transaction() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id == number, self._mine(access))).mappings().first()
+            if row is None:
+                raise NotFound(f"no to-do with id {todo_id}")
+            if row["done_at"] is not None:
+                raise Conflict(f"to-do {todo_id} is already done")
+            values = {"done_at": _stored(now or convert.now()), "done_by": int(access.user_id)}
+            changed = conn.execute(sa.update(table).where(table.c.id == number, table.c.done_at.is_(None))
+                                   .values(values)).rowcount
+            if not changed:
+                raise Conflict(f"to-do {todo_id} is already done")
+            return _todo({**row, **values})
+
+    def notifications_for(self, user_id: Any, unread_only: bool = False,
+                          limit: int = LIST_LIMIT) -> tuple[list[Notification], int]:
+        """The user's notifications, newest first, and how many are unread."""
+        table = self.notifications
+        mine = table.c.user_id == int(user_id)
+        stmt = sa.select(table).where(mine)
+        if unread_only:
+            stmt = stmt.where(table.c.read_at.is_(None))
+        stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+        with self.platform.engine.connect() as conn:
+            items = [_notification(r) for r in conn.execute(stmt).mappings()]
+            unread = conn.execute(sa.select(sa.func.count()).select_from(table).where(
+                mine, table.c.read_at.is_(None))).scalar_one()
+        return items, unread
+
+    def unread_count(self, user_id: Any) -> int:
+        table = self.notifications
+        with self.platform.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(
+                table.c.user_id == int(user_id), table.c.read_at.is_(None))).scalar_one()
+
+    def mark_read(self, user_id: Any, notification_id: Any | None = None, now: datetime | None = None) -> int:
+        """Mark one notification (404 if not the user's) or, without an id, all of them read; how many changed."""
+        table = self.notifications
+        stmt = sa.update(table).where(table.c.user_id == int(user_id), table.c.read_at.is_(None))
+        with self.platform.records.transaction() as conn:
+            if notification_id is not None:
+                number = _number(notification_id, "notification")
+                found = conn.execute(sa.select(table.c.id).where(
+                    table.c.id == number, table.c.user_id == int(user_id))).first()
+                if found is None:
+                    raise NotFound(f"no notification with id {notification_id}")
+                stmt = stmt.where(table.c.id == number)
+            return conn.execute(stmt.values(read_at=_stored(now or convert.now()))).rowcount
+
+
+def insert_new(conn: sa.Connection, table: sa.Table, columns: list[str], rows: sa.Select) -> int:
+    """INSERT ... SELECT `rows`, skipping each row a unique index already holds (ON CONFLICT DO NOTHING: no
+    anti-join over the table being written); how many rows it wrote."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).from_select(columns, rows).on_conflict_do_nothing()
+    # RETURNING counts: psycopg reports no rowcount for an INSERT ... SELECT
+    return len(conn.execute(stmt.returning(*table.primary_key.columns)).all())
+
+
+def _number(value: Any, what: str) -> int:
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise NotFound(f"no {what} with id {value}")
+    return int(text)
+
+
+def _notification(row: Mapping[str, Any]) -> Notification:
+    return Notification(str(row["id"]), row["title_zh"], row["title_en"], row["object"], _id(row["record_id"]),
+                        _at(row["created_at"]), _at(row["read_at"]))
+
+
+def _todo(row: Mapping[str, Any]) -> Todo:
+    return Todo(str(row["id"]), row["kind"], row["title_zh"], row["title_en"], row["object"],
+                _id(row["record_id"]), row["action"], _id(row["approval_id"]), _id(row["user_id"]), row["role"],
+                _at(row["created_at"]), _at(row["done_at"]))
+
+
+def work_queue(platform) -> WorkQueue:
+    """The platform's work queue service (built on first use)."""
+    if "workqueue" not in platform.services:
+        platform.services["workqueue"] = WorkQueue(platform)
+    return platform.services["workqueue"]
+
+
+def notify_job(users: list[str], title_zh: str, title_en: str, object: str | None, record_id: str | None,
+               key: str, at: str) -> dict:
+    """The background fan-out of a notification to many users: one executemany batch."""
+    from .imports import _open_worker_platform
+
+    platform = _open_worker_platform()
+    service = work_queue(platform)
+    with platform.records.transaction() as conn:
+        table = service.notifications
+        seen = set(conn.execute(sa.select(table.c.user_id).where(table.c.dedupe_key == key)).scalars())
+        rows = [{"user_id": int(u), "title_zh": title_zh, "title_en": title_en, "object": object,
+                 "record_id": None if record_id is None else int(record_id), "dedupe_key": key,
+                 "created_at": _stored(datetime.fromisoformat(at))} for u in users if int(u) not in seen]
+        if rows:
+            conn.execute(table.insert(), rows)
+    return {"notified": len(rows)}
+
+
+# ------------------------------------------------------------------------------ titles in SQL
+
+TEXT = sa.String()
+
+
+def title_sql(platform, obj: str, text: str, lang: str) -> sa.ColumnElement:
+    """`text` as SQL over `obj`'s table, each `{field}` replaced by the record's value as people read it
+    (a picklist by its label in `lang`, a reference by its target's title, a date-time to the minute);
+    an unknown placeholder is left as it is."""
+    ot = platform.schema[obj]
+    parts: list[sa.ColumnElement] = []
+    position = 0
+    for match in PLACEHOLDER.finditer(text):
+        if match.start() > position:
+            parts.append(sa.literal(text[position:match.start()], TEXT))
+        parts.append(_placeholder_sql(platform, ot, match.group(1), lang))
+        position = match.end()
+    if position < len(text) or not parts:
+        parts.append(sa.literal(text[position:], TEXT))
+    result = parts[0]
+    for part in parts[1:]:
+        result = result + part
+    return result
+
+
+def _placeholder_sql(platform, ot, name: str, lang: str) -> sa.ColumnElement:
+    columns = ot.columns.get(name)
+    if columns is None or len(columns) != 1:
+        return sa.literal("{" + name + "}", TEXT)
+    column = ot.table.c[columns[0]]
+    field_type = convert.field_type(ot, name)
+    f = ot.object.fields.get(name)
+    if field_type == "password":
+        return sa.literal("{" + name + "}", TEXT)
+    if field_type == "picklist" and f is not None and f.options:
+        value = sa.case({o.value: o.label.get(lang) for o in f.options}, value=column,
+                        else_=sa.cast(column, TEXT))
+    elif field_type in ("lookup", "master_detail", "user", "department") and name != "id":
+        target_name = f.to if f is not None else "user"
+        target = platform.schema[target_name]
+        title = target.object.title_field
+        shown = target.columns.get(title)
+        if shown is None or len(shown) != 1:
+            value = sa.cast(column, TEXT)
+        else:
+            value = (sa.select(sa.cast(target.table.c[shown[0]], TEXT))
+                     .where(target.table.c.id == column).scalar_subquery())
+    elif field_type == "datetime":
+        value = sa.func.substr(sa.cast(column, TEXT), 1, 16, type_=TEXT)
+    else:
+        value = sa.cast(column, TEXT)
+    return sa.func.coalesce(value, sa.literal("", TEXT), type_=TEXT)

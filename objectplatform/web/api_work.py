@@ -1,0 +1,80 @@
+"""The work queue in the REST API: the caller's to-dos and notifications, each title in their language.
+
+`GET /api/v1/todos` lists the caller's open to-dos and those of the roles they hold, newest first;
+`POST /todos/{id}/done` finishes one (404 if not theirs, 409 if already done). `GET /notifications`
+lists the caller's notifications with the unread count; `POST /notifications/{id}/read` and
+`POST /notifications/read` (all) mark them read. The language is `?lang=zh|en`, else the
+Accept-Language header, else Chinese; `title_zh` and `title_en` are always there too.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, g, request
+
+from objectplatform.runtime import BadRequest
+from objectplatform.runtime.workqueue import work_queue
+
+from . import api, errors
+from .app import get_platform
+from .errors import json_response
+
+bp = Blueprint("api_work", __name__, url_prefix="/api/v1")
+errors.register(bp)
+bp.before_request(api._authenticate)
+LANGUAGES = ("zh", "en")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _lang() -> str:
+    """?lang=, else the best of Accept-Language, else zh."""
+    lang = request.args.get("lang")
+    if lang is not None:
+        if lang not in LANGUAGES:
+            raise BadRequest(f"lang must be zh or en, not {lang!r}", {"lang": ["must be zh or en"]})
+        return lang
+    best = request.accept_languages.best_match(["zh", "zh-CN", "en"], default="zh")
+    return "en" if best and best.startswith("en") else "zh"
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false")
+    if value not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false, not {value!r}", {name: ["must be true or false"]})
+    return value == "true"
+
+
+@bp.get("/todos")
+def list_todos() -> Response:
+    lang = _lang()
+    items = work_queue(get_platform()).todos_for(g.access)
+    return json_response({"items": [t.json(lang) for t in items]})
+
+
+@bp.post("/todos/<todo_id>/done")
+def finish_todo(todo_id: str) -> Response:
+    lang = _lang()
+    return json_response(work_queue(get_platform()).done(g.access, todo_id).json(lang))
+
+
+@bp.get("/notifications")
+def list_notifications() -> Response:
+    lang = _lang()
+    items, unread = work_queue(get_platform()).notifications_for(g.access.user_id, _flag("unread"))
+    return json_response({"items": [n.json(lang) for n in items], "unread": unread})
+
+
+@bp.post("/notifications/<notification_id>/read")
+def read_notification(notification_id: str) -> Response:
+    service = work_queue(get_platform())
+    marked = service.mark_read(g.access.user_id, notification_id)
+    return json_response({"marked": marked, "unread": service.unread_count(g.access.user_id)})
+
+
+@bp.post("/notifications/read")
+def read_all_notifications() -> Response:
+    service = work_queue(get_platform())
+    marked = service.mark_read(g.access.user_id)
+    return json_response({"marked": marked, "unread": service.unread_count(g.access.user_id)})

@@ -1,0 +1,87 @@
+"""The work queue's pages: the to-do inbox (/todos), the notifications (/notifications) and the bell.
+
+Each is one call of `runtime/workqueue` for the signed-in user, the same calls the API makes; the bell
+in the header shows the unread count (read once per page, only when the header is drawn).
+"""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, url_for
+
+from objectplatform.runtime.workqueue import work_queue
+
+from .app import get_platform
+from .i18n import CATALOGUE, text
+from .pages_base import bp
+from .pages_view import local_time
+
+
+@bp.app_context_processor
+def _bell() -> dict:
+    def unread() -> int:
+        access = g.get("access")
+        if access is None:
+            return 0
+        if "unread_notifications" not in g:
+            g.unread_notifications = work_queue(get_platform()).unread_count(access.user_id)
+        return g.unread_notifications
+
+    def open_todos() -> int:
+        access = g.get("access")
+        return 0 if access is None else work_queue(get_platform()).open_todo_count(access)
+
+    return {"unread_notifications": unread, "open_todos": open_todos}
+
+
+def _when(moment) -> str:
+    return local_time(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _kind(kind: str) -> str:
+    key = f"todos.kind.{kind}"
+    return text(key, g.lang) if key in CATALOGUE else kind
+
+
+def _link(obj: str | None, record_id: str | None) -> str | None:
+    """The record's page, for a record of an object the user may read."""
+    if obj and record_id and obj in get_platform().metadata.objects and g.access.can(obj, "read"):
+        return url_for("pages.record", obj=obj, id=record_id)
+    return None
+
+
+@bp.route("/todos")
+def todos():
+    items = work_queue(get_platform()).todos_for(g.access)
+    rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
+             "when": _when(t.created_at), "kind": _kind(t.kind)}
+            for t in items]
+    return render_template("pages/todos.html", rows=rows)
+
+
+@bp.route("/todos/<todo_id>/done", methods=["POST"])
+def finish_todo(todo_id: str):
+    work_queue(get_platform()).done(g.access, todo_id)
+    flash(text("todos.finished", g.lang), "success")
+    return redirect(url_for("pages.todos"))
+
+
+@bp.route("/notifications")
+def notifications():
+    items, unread = work_queue(get_platform()).notifications_for(g.access.user_id)
+    rows = [{"item": n, "title": n.title_en if g.lang == "en" else n.title_zh, "link": _link(n.object, n.record_id),
+             "when": _when(n.created_at)}
+            for n in items]
+    return render_template("pages/notifications.html", rows=rows, unread=unread)
+
+
+@bp.route("/notifications/<notification_id>/read", methods=["POST"])
+def read_notification(notification_id: str):
+    work_queue(get_platform()).mark_read(g.access.user_id, notification_id)
+    return redirect(url_for("pages.notifications"))
+
+
+@bp.route("/notifications/read", methods=["POST"])
+def read_all_notifications():
+    work_queue(get_platform()).mark_read(g.access.user_id)
+    flash(text("notifications.all_read", g.lang), "success")
+    return redirect(url_for("pages.notifications"))
