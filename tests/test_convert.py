@@ -65,10 +65,12 @@ def test_convert_with_the_mapping_through_run_action(platform, people, make_lead
         "name": "张伟", "account": account["id"], "title": "技术总监", "phone": "010-88886666",
         "mobile": "13800138000", "email": "zhangwei@xingchen.cn", "wechat": "zw_xc",
         "address": "北京市海淀区中关村大街1号", "is_primary": False, "is_decision_maker": False}
+    stages = opportunity.pop("stage_history")  # the sales_process behavior enters the first stage
     assert filled(opportunity) == {
         "name": "星辰科技", "account": account["id"], "contact": contact["id"], "amount": Decimal("50000.00"),
-        "status": "open", "source": "expo", "campaign": campaign}
-    assert opportunity["stage"] is None and opportunity["sales_process"] is None  # sales processes exist
+        "status": "open", "source": "expo", "campaign": campaign, "sales_process": "standard_sales",
+        "stage": "intent", "probability": Decimal("10.00"), "weighted_amount": Decimal("5000.00")}
+    assert [(h["stage"], h["left_at"], h["moved_by"]) for h in stages] == [("intent", None, people["rep1"])]
     for record in (account, contact, opportunity):
         assert (record["owner"], record["created_by"]) == (people["rep1"], people["rep1"])
     converted = result["record"]

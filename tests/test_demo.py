@@ -222,3 +222,34 @@ def test_the_same_company_every_time(demo, tmp_path, metadata):
                 {k: r[k] for k in fields} for r in every(platform, obj)], obj
     finally:
         again.close()
+
+
+def test_opportunities_follow_their_sales_process(demo):
+    """Each opportunity sits in a stage of its owner's process with that stage's probability (100 won, 0 lost
+    or invalid), and its stage history walks the process from the first stage to that one, each stage left
+    when the next was entered; the required tasks of every stage it moved on from are done."""
+    from objectplatform.runtime.sales_processes import process
+
+    platform, result = demo
+    assert (result.counts["stage_history"], result.counts["opportunity_task"]) == (667, 523)
+    stages_by_status: Counter = Counter()
+    for summary in every(platform, "opportunity"):
+        opportunity = platform.records.get("opportunity", summary["id"])
+        found = process(platform.metadata, opportunity["sales_process"])
+        keys = [s.key for s in found.stages]
+        stage = found.stage(opportunity["stage"])
+        status = opportunity["status"]
+        stages_by_status[status] += 1
+        expected = {"won": Decimal(100), "lost": Decimal(0), "invalid": Decimal(0)}.get(status, stage.probability)
+        assert opportunity["probability"] == expected, opportunity["id"]
+        history = opportunity["stage_history"]
+        assert [h["stage"] for h in history] == keys[: keys.index(stage.key) + 1]
+        assert [h["left_to"] for h in history] == [*keys[1: len(history)], None if status == "open" else status]
+        assert all(h["entered_at"] < (h["left_at"] or NOW) for h in history)
+        assert all(a["left_at"] == b["entered_at"] for a, b in zip(history, history[1:], strict=False))
+        if status != "open":
+            assert history[-1]["left_at"] == opportunity["closed_at"]
+        left = [h for h in history if h["left_to"] in keys or h["left_to"] == "won"]
+        done = {(t["stage"], t["task"]) for t in opportunity["opportunity_task"]}
+        assert done == {(h["stage"], t.key) for h in left for t in found.stage(h["stage"]).tasks if t.required}
+    assert stages_by_status == {"open": 134, "won": 67, "lost": 34, "invalid": 15}

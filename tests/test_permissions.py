@@ -40,7 +40,8 @@ def make_user(platform, username: str, roles: list[str], **more) -> str:
 # ------------------------------------------------------------------------------ the role matrix
 
 OBJECTS = ["account", "campaign", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
-           "opportunity", "order_line", "payment", "product", "sales_order", "user", "visit"]
+           "opportunity", "opportunity_task", "order_line", "payment", "product", "sales_order", "stage_history",
+           "user", "visit"]
 
 # read off object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
 # then the data scope of reading; an object a role leaves out (and has no "*" for) is "".
@@ -48,7 +49,7 @@ SALES = {
     "lead": "cre own", "account": "cre own", "contact": "cre own", "opportunity": "cre own",
     "sales_order": "cre own", "order_line": "cred own", "payment": "cre own", "invoice": "cre own",
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
-    "product": "r all", "user": "r all", "department": "r all",
+    "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
 }
 MATRIX = {
     "admin": {obj: "cred all" for obj in OBJECTS},

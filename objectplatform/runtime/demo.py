@@ -29,7 +29,9 @@ from typing import Any
 from faker import Faker
 from ruamel.yaml import YAML
 
+from .behaviors import staged
 from .errors import ValidationFailed
+from .sales_processes import Process, department_path, pick, processes
 
 DEMO_FILE = "company.yaml"
 GENERATED_FILE = "generated.yaml"
@@ -59,7 +61,7 @@ def load_demo(platform, folder: Path | None = None, now: datetime | None = None)
     now = (now or datetime.now(UTC)).astimezone(CHINA).replace(second=0, microsecond=0)
     records = platform.records
     with records.transaction() as conn:
-        company = _Company(platform, conn)
+        company = _Company(platform, conn, now)
         for step in steps:
             company.run(step, folder)
         bulk = _Generator(company, spec, now).generate()
@@ -85,10 +87,13 @@ def _demo_user(values: Mapping[str, Any]) -> DemoUser:
 class _Company:
     """The records created so far in one transaction: ids and input values by key, counts, users."""
 
-    def __init__(self, platform, conn):
+    def __init__(self, platform, conn, now: datetime):
         self.records = platform.records
         self.metadata = platform.metadata
         self.conn = conn
+        self.now = now
+        self.stage_rng = random.Random(20261127)  # stage paths draw apart from generated.yaml's sequence
+        self.processes: dict[str | None, Process | None] = {}  # owner id -> their department's process
         self.ids: dict[str, str] = {}
         self.values: dict[str, dict] = {}
         self.counts: Counter[str] = Counter()
@@ -111,8 +116,13 @@ class _Company:
 
     def create(self, obj: str, values: dict, key: str | None = None) -> dict:
         """Create one record as the system, its owner as the creator; returns it as `get` would."""
+        path = None
+        if obj == "opportunity":
+            values, path = self._staged(values)
         record = self.records.create(obj, values, user=values.get("owner"), conn=self.conn, system=True)
         self.counts[obj] += 1
+        if path is not None:
+            self._stage_history(record, *path)
         self.counts.update(_child_lines(self.metadata, obj, values))
         if key:
             self.ids[key] = record["id"]
@@ -120,6 +130,67 @@ class _Company:
         if obj == "user":
             self.users.append(_demo_user(values))
         return record
+
+
+    # ------------------------------------------------------------------------ opportunity stages
+
+    def _process(self, owner: str | None) -> Process | None:
+        """The process the sales_process behavior gives the owner's opportunities (their department's)."""
+        if owner not in self.processes:
+            department = self.records.get("user", owner, conn=self.conn)["department"] if owner else None
+            path = department_path(self.conn, self.records.schema, department)
+            self.processes[owner] = pick(processes(self.metadata), path)
+        return self.processes[owner]
+
+    def _staged(self, values: dict) -> tuple[dict, tuple | None]:
+        """An opportunity's stage consistent with its status and probability: open ones sit in the last
+        stage whose probability the given one reaches, won ones in the last stage, lost and invalid ones
+        where they stopped; the probability is then the stage's (100 won, 0 lost or invalid)."""
+        found = self._process(values.get("owner"))
+        if found is None:
+            return values, None
+        status = values.get("status") or "open"
+        stages = found.stages
+        if status == "open":
+            given = Decimal(str(values.get("probability") or 0))
+            index = max([i for i, s in enumerate(stages) if s.probability <= given] or [0])
+            probability = stages[index].probability
+        elif status == "won":
+            index, probability = len(stages) - 1, Decimal(100)
+        else:
+            index, probability = self.stage_rng.randrange(max(len(stages) - 1, 1)), Decimal(0)
+        values = {**values, "sales_process": found.name, "stage": stages[index].key, "probability": str(probability)}
+        if status != "open" and not values.get("closed_at"):
+            closed = date.fromisoformat(str(values["expected_close_date"])) if values.get("expected_close_date") \
+                else self.now.date()
+            values["closed_at"] = datetime.combine(min(closed, self.now.date()), time(18, 0), CHINA).isoformat()
+        return values, (found, index)
+
+    def _stage_history(self, record: Mapping, found: Process, index: int) -> None:
+        """The stages the opportunity went through, dated backwards from its close (or from now), with the
+        required tasks of every stage it left completed."""
+        status = record["status"]
+        end = record["closed_at"] if status != "open" else self.now - timedelta(days=self.stage_rng.randint(1, 20))
+        rows, tasks = [], []
+        left_at, left_to = (end, status) if status != "open" else (None, None)
+        entered = end
+        for stage in reversed(found.stages[:index + 1]):
+            if left_at is not None:
+                entered = left_at - timedelta(days=self.stage_rng.randint(3, 25), hours=self.stage_rng.randint(0, 8))
+            rows.append({"stage": stage.key, "entered_at": entered, "left_at": left_at, "left_to": left_to,
+                         "moved_by": record["owner"]})
+            if left_at is not None and (left_to != "lost" and left_to != "invalid"):
+                tasks += [{"opportunity": record["id"], "sales_process": found.name, "stage": stage.key,
+                           "task": t.key, "completed_at": entered + (left_at - entered) / 2,
+                           "completed_by": record["owner"], "owner": record["owner"]}
+                          for t in stage.tasks if t.required]
+            left_at, left_to = entered, stage.key
+        rows.reverse()
+        user = record["owner"]
+        staged.replace_stage_history(self.records, self.conn, record["id"], rows, user, self.now)
+        staged.insert_rows(self.records, self.conn, staged.TASKS, tasks, user, self.now)
+        self.counts["stage_history"] += len(rows)
+        self.counts["opportunity_task"] += len(tasks)
 
 
 class _Generator:

@@ -7,3 +7,4 @@ from . import convertible as convertible
 from . import duplicates as duplicates
 from . import follow_ups as follow_ups
 from . import pool as pool
+from . import staged as staged

@@ -215,14 +215,16 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
 def _create(platform, scoped, c: Config, target: str, source: Mapping[str, Any], given: Mapping[str, Any],
             created: Mapping[str, dict | None], user: str, conn) -> dict:
     """One target record: the mapped values, the links to the records made before it, the first stage,
-    then what the caller gave; owned by the converting user. Errors are prefixed with the target."""
+    then what the caller gave; owned by the converting user. Errors are prefixed with the target. A
+    target with the sales_process behavior (the opportunity) gets its process and first stage from
+    that behavior's create hook; another one's `stage` picklist starts at its first active option."""
     target_def = platform.metadata.objects[target]
     values = mapped_values(platform, c, target, source)
     for f in target_def.fields.values():
         if f.type in REFERENCE_TYPES and f.to in created and created[f.to] is not None and f.name not in given:
             values.setdefault(f.name, created[f.to]["id"])
     stage = target_def.fields.get("stage")
-    if stage is not None and "sales_process" not in target_def.fields and stage.type == "picklist":
+    if stage is not None and "sales_process" not in target_def.behaviors and stage.type == "picklist":
         active = [o.value for o in stage.options if o.active]
         if active:
             values.setdefault("stage", active[0])

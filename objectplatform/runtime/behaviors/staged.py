@@ -1,0 +1,499 @@
+"""The `sales_process` behavior: opportunities move through the stages of a sales process (销售流程).
+
+An object declaring `behaviors: sales_process: {}` (the opportunity) has the fields `sales_process`,
+`stage`, `pending_stage`, `probability`, `status` (open, won, lost, invalid), `closed_at`,
+`lost_reason`, `lost_comment` and `invalid_comment`, and two child objects the behavior alone writes:
+`stage_history` (one row per stage entered: entered_at, left_at null while current, left_to the next
+stage or won/lost/invalid, moved_by who moved it in) and `opportunity_task` (one row per completed stage
+task). Their rows are owned by the record's owner, so the data scope reads them like the record (an
+edit cannot change an owner; a user's handover moves every record they own, these rows with them).
+
+On create (one record, or an import batch with set-based writes) the record gets its process: the one
+given, else its owner's department's (the nearest department up the tree with a process), else the
+first process; an open record enters the process's first stage (a system write may name another
+stage), its probability is the stage's unless given, and a stage_history row opens. A record created
+closed (an imported past deal) gets `closed_at` and no stage. An edit may not change `sales_process`,
+`status` or the stage: those change through the actions, which every face runs with `run_action`:
+
+- `advance` {}: to the next stage once the current stage's required tasks are done and its required
+  fields filled, else 422 listing exactly the missing ones (`tasks`: one message per task; each field
+  under its own name). Entering a stage with `approval:` does not move: `pending_stage` is set to it and
+  the record waits in its stage until the approval engine calls `approve_stage` (it moves) or
+  `reject_stage` (it stays). Probability becomes the new stage's.
+- `complete_task` {"task": key}: a task of the current stage (another key: 422). Completing a task
+  already done changes nothing and answers `already_completed: true` (idempotent, for double clicks).
+- `win` {}: only from the last stage, whose required tasks and fields must be done too; probability 100.
+- `lose` {"reason": lost_reason value, "comment"} (both required) and `invalidate` {"comment"}: from
+  any stage; probability 0.
+Won, lost and invalid records are closed: every action refuses them with a 409 naming the status.
+
+Each action is one transaction whose first write is ONE conditional UPDATE of the record repeating
+what was decided on (status open, the stage and pending stage read), so of two concurrent moves the
+second finds 0 rows and gets a 409 naming the record's state now; then the audit history (change =
+the action's name), the stage_history rows, rollups and stored formulas (the weighted amount).
+The current time comes from `now()` (tests monkeypatch it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import FieldDef, Label, Metadata, Option, Source
+
+from .. import actions
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..records import history, hooks
+from ..records.bulk import insert_many
+from ..sales_processes import Process, Stage, department_path, pick, process, processes
+from ..storage import convert
+from ..storage.convert import from_row, to_row
+
+BEHAVIOR = "sales_process"
+HISTORY = "stage_history"
+TASKS = "opportunity_task"
+OPEN = "open"
+CLOSED = ("won", "lost", "invalid")
+VERBS = {"advance": "advanced", "complete_task": "changed", "win": "won", "lose": "lost",
+         "invalidate": "marked invalid", "approve_stage": "moved", "reject_stage": "changed"}
+GUARDED = {"sales_process": "is chosen when the record is created",
+           "status": "changes through the win, lose and invalidate actions",
+           "stage": "changes through the advance action"}
+
+
+def now() -> datetime:
+    """The current time (UTC) for every stage change."""
+    return convert.now()
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _stage_title(stage: Stage | None, key: str | None) -> str:
+    return stage.title() if stage else repr(key)
+
+
+class StagedBehavior:
+    """The sales_process behavior of one object."""
+
+    def __init__(self, platform, obj: str):
+        self.platform = platform
+        self.records = platform.records
+        self.obj = obj
+        self.ot = platform.schema[obj]
+        self.table = self.ot.table
+        status = platform.metadata.objects[obj].fields["status"]
+        self.status_labels = {o.value: o.label.zh for o in status.options}
+
+    # ---------------------------------------------------------------------------------- reads
+
+    def col(self, name: str) -> sa.Column:
+        return self.ot.column(name)
+
+    def read(self, conn: sa.Connection, record_id: Any) -> dict:
+        return self.records.get(self.obj, record_id, conn=conn)
+
+    def process_of(self, record: Mapping[str, Any]) -> Process:
+        found = process(self.platform.metadata, record.get("sales_process"), self.obj)
+        if found is None:
+            raise Conflict(f"{self.obj} {record['id']} follows the sales process {record.get('sales_process')!r}, "
+                           "which is not defined")
+        return found
+
+    def stage_of(self, record: Mapping[str, Any], found: Process) -> Stage:
+        stage = found.stage(record.get("stage"))
+        if stage is None:
+            raise Conflict(f"{self.obj} {record['id']} is in stage {record.get('stage')!r}, which {found.name} "
+                           "does not have")
+        return stage
+
+    def state(self, record: Mapping[str, Any]) -> str:
+        status = record.get("status")
+        if status != OPEN:
+            return f"{self.obj} {record['id']} is {self.status_labels.get(status, '')} {status}".replace("  ", " ")
+        found = process(self.platform.metadata, record.get("sales_process"), self.obj)
+        stage = found.stage(record.get("stage")) if found else None
+        text = f"{self.obj} {record['id']} is in stage {_stage_title(stage, record.get('stage'))}"
+        if record.get("pending_stage"):
+            pending = found.stage(record["pending_stage"]) if found else None
+            text += f", waiting for approval to enter {_stage_title(pending, record['pending_stage'])}"
+        return text
+
+    def refuse(self, record: Mapping[str, Any], action: str) -> Conflict:
+        return Conflict(f"{self.state(record)}: it cannot be {VERBS[action]}")
+
+    def require_open(self, record: Mapping[str, Any], action: str) -> None:
+        if record.get("status") != OPEN:
+            raise self.refuse(record, action)
+
+    def done_tasks(self, record: Mapping[str, Any], stage: str) -> dict[str, dict]:
+        """The completed tasks of `stage` ({task key: row}) among the record's inline task rows."""
+        return {t["task"]: t for t in record.get(TASKS, ()) if t["stage"] == stage
+                and t["sales_process"] == record.get("sales_process")}
+
+    def missing(self, record: Mapping[str, Any], stage: Stage) -> dict[str, list[str]]:
+        """What keeps the record in `stage`: {"tasks": [one message per required task not done],
+        field: [message]} for each required field left empty."""
+        done = self.done_tasks(record, stage.key)
+        problems: dict[str, list[str]] = {}
+        tasks = [f"{t.key} ({t.label.zh}) is not done" for t in stage.tasks if t.required and t.key not in done]
+        if tasks:
+            problems["tasks"] = tasks
+        for name in stage.required_fields:
+            if _blank(record.get(name)):
+                problems[name] = [f"is required to leave stage {stage.title()}"]
+        return problems
+
+    def check_done(self, record: Mapping[str, Any], stage: Stage) -> None:
+        problems = self.missing(record, stage)
+        if problems:
+            count = sum(len(m) for m in problems.values())
+            raise ValidationFailed(problems, f"stage {stage.title()} is not finished: {count} missing")
+
+    # ---------------------------------------------------------------------------------- writes
+
+    def write(self, conn: sa.Connection, action: str, current: dict, values: dict, user: str | None,
+              at: datetime, where: Iterable[sa.ColumnElement[bool]], note: Any = None) -> dict:
+        """The one conditional UPDATE (`where` repeats the state decided on) with the stored formulas
+        recomputed, its audit history (change = `action`; `note` the new value of an entry without a
+        field when no field changed), rollups and the after_update hooks."""
+        merged = {**current, **values}
+        self.records.formulas[self.obj].on_write(merged, at)
+        stored = {n: merged[n] for n in self.records.formulas[self.obj].stored if merged[n] != current.get(n)}
+        values = {**values, **stored}
+        stmt = (sa.update(self.table)
+                .where(self.table.c.id == int(current["id"]), *where)
+                .values({**to_row(self.ot, {**values, "updated_by": user, "updated_at": at}),
+                         "version": self.table.c.version + 1}))
+        if conn.execute(stmt).rowcount == 0:
+            latest = conn.execute(sa.select(self.table).where(self.table.c.id == int(current["id"]))).mappings().first()
+            if latest is None:
+                raise NotFound(f"no {self.obj} with id {current['id']}")
+            raise self.refuse(from_row(self.ot, latest), action)
+        fields = self.platform.metadata.objects[self.obj].fields
+        logged = {k: v for k, v in values.items()
+                  if current.get(k) != v and fields[k].type not in ("formula", "rollup")}
+        entries = [history.entry(self.obj, int(current["id"]), action, name, current.get(name), value, user, at)
+                   for name, value in logged.items()]
+        history.write(conn, self.platform.schema.history, entries or [
+            history.entry(self.obj, int(current["id"]), action, None, None, note, user, at)])
+        after = self.read(conn, current["id"])
+        self.records.rollups.after_change(conn, self.obj, [(current, after)], at)
+        hooks.run("after_update", self.ot.object,
+                  hooks.HookContext(self.records, conn, self.obj, user, at, before=dict(current), after=after))
+        return after
+
+    def where_unchanged(self, current: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
+        """The state an action decided on: open, in the stage read, with the pending stage read."""
+        pending = current.get("pending_stage")
+        return [self.col("status") == OPEN, self.col("stage") == current["stage"],
+                self.col("pending_stage").is_(None) if pending is None else self.col("pending_stage") == pending]
+
+    def leave_stage(self, conn: sa.Connection, record_id: Any, left_to: str, user: str | None, at: datetime,
+                    comment: str | None = None) -> None:
+        """Close the record's open stage_history row: left now, to `left_to` (with the closing comment)."""
+        hot = self.platform.schema[HISTORY]
+        ids = list(conn.execute(sa.select(hot.table.c.id).where(
+            hot.column("opportunity") == int(record_id), hot.column("left_at").is_(None))).scalars())
+        if not ids:
+            return
+        values = {"left_at": at, "left_to": left_to, **({"comment": comment} if comment else {})}
+        conn.execute(sa.update(hot.table).where(hot.table.c.id.in_(ids)).values(
+            {**to_row(hot, {**values, "updated_by": user, "updated_at": at}), "version": hot.table.c.version + 1}))
+        history.write(conn, self.platform.schema.history, [
+            history.entry(HISTORY, i, "update", name, None, value, user, at)
+            for i in ids for name, value in values.items()])
+
+    # -------------------------------------------------------------------------------- actions
+
+    def advance(self, access, record_id: Any) -> dict:
+        user = access.user_id
+        with self.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            self.require_open(current, "advance")
+            if current.get("pending_stage"):
+                raise self.refuse(current, "advance")
+            found = self.process_of(current)
+            stage = self.stage_of(current, found)
+            following = found.after(stage.key)
+            if following is None:
+                raise Conflict(f"{self.state(current)}, the last stage of {found.name}: win it instead of advancing")
+            self.check_done(current, stage)
+            at = now()
+            if following.approval:
+                record = self.write(conn, "advance", current, {"pending_stage": following.key}, user, at,
+                                    self.where_unchanged(current))
+                return {"record": record, "pending_stage": following.key, "approval": dict(following.approval)}
+            record = self.enter(conn, "advance", current, following, user, at)
+            return {"record": record, "stage": following.key}
+
+    def enter(self, conn: sa.Connection, action: str, current: dict, stage: Stage, user: str | None,
+              at: datetime) -> dict:
+        """Move the record from its stage into `stage`: probability, history rows closed and opened."""
+        record = self.write(conn, action, current,
+                            {"stage": stage.key, "probability": stage.probability, "pending_stage": None},
+                            user, at, self.where_unchanged(current))
+        self.leave_stage(conn, current["id"], stage.key, user, at)
+        open_stage_rows(self.records, conn, [record], user, at)
+        return self.read(conn, current["id"])
+
+    def complete_task(self, access, record_id: Any, key: str) -> dict:
+        user = access.user_id
+        with self.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            self.require_open(current, "complete_task")
+            found = self.process_of(current)
+            stage = self.stage_of(current, found)
+            task = stage.task(key)
+            if task is None:
+                keys = ", ".join(t.key for t in stage.tasks) or "none"
+                raise ValidationFailed({"task": [f"stage {stage.title()} has no task {key!r}; its tasks: {keys}"]})
+            done = self.done_tasks(current, stage.key).get(key)
+            if done is None:
+                at = now()
+                # the conditional write locks the record: a concurrent completion of the same task waits here
+                self.write(conn, "complete_task", current, {}, user, at, self.where_unchanged(current),
+                           note={"stage": stage.key, "task": key})
+                done = self.done_tasks(self.read(conn, record_id), stage.key).get(key)
+                if done is None:
+                    insert_rows(self.records, conn, TASKS, [{
+                        "opportunity": str(current["id"]), "sales_process": found.name, "stage": stage.key,
+                        "task": key, "completed_at": at, "completed_by": user, "owner": current.get("owner")}],
+                        user, at)
+                    record = self.read(conn, record_id)
+                    return {"record": record, "task": _task_json(self.done_tasks(record, stage.key)[key]),
+                            "already_completed": False}
+            return {"record": self.read(conn, record_id), "task": _task_json(done), "already_completed": True}
+
+    def close(self, access, record_id: Any, action: str, status: str, values: dict,
+              comment: str | None) -> dict:
+        """Win, lose or invalidate: the record is closed, its open stage_history row left to `status`."""
+        user = access.user_id
+        with self.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            self.require_open(current, action)
+            found = self.process_of(current)
+            stage = self.stage_of(current, found)
+            if action == "win":
+                if stage.key != found.last.key:
+                    raise Conflict(f"{self.state(current)}: it can be won only from the last stage "
+                                   f"{found.last.title()}")
+                self.check_done(current, stage)
+            at = now()
+            record = self.write(conn, action, current,
+                                {**values, "status": status, "pending_stage": None, "closed_at": at}, user, at,
+                                self.where_unchanged(current))
+            self.leave_stage(conn, record_id, status, user, at, comment)
+            return {"record": self.read(conn, record["id"])}
+
+    def decide_pending(self, user: str | None, record_id: Any, approved: bool) -> dict:
+        """The approval of `pending_stage` decided: approved, the record enters it; rejected, it stays."""
+        action = "approve_stage" if approved else "reject_stage"
+        with self.records.transaction() as conn:
+            current = self.read(conn, record_id)
+            self.require_open(current, action)
+            if not current.get("pending_stage"):
+                raise Conflict(f"{self.state(current)}, with no stage awaiting approval")
+            found = self.process_of(current)
+            stage = found.stage(current["pending_stage"])
+            if stage is None:
+                raise Conflict(f"{self.state(current)}, which {found.name} does not have")
+            at = now()
+            if approved:
+                return {"record": self.enter(conn, action, current, stage, user, at)}
+            return {"record": self.write(conn, action, current, {"pending_stage": None}, user, at,
+                                         self.where_unchanged(current))}
+
+
+def _task_json(row: Mapping[str, Any]) -> dict:
+    return {"stage": row["stage"], "task": row["task"], "completed_at": row["completed_at"],
+            "completed_by": row["completed_by"]}
+
+
+def behavior_of(platform, obj: str = "opportunity") -> StagedBehavior:
+    """The sales_process behavior of `obj` on this platform (built on first use)."""
+    key = f"{BEHAVIOR}:{obj}"
+    if key not in platform.services:
+        platform.services[key] = StagedBehavior(platform, obj)
+    return platform.services[key]
+
+
+def approve_stage(platform, record_id: Any, *, user: str | None = None, obj: str = "opportunity") -> dict:
+    """For the approval engine: the stage approval of the record was granted, so it enters `pending_stage`."""
+    return behavior_of(platform, obj).decide_pending(user, record_id, approved=True)
+
+
+def reject_stage(platform, record_id: Any, *, user: str | None = None, obj: str = "opportunity") -> dict:
+    """For the approval engine: the stage approval was refused; the record stays in its stage."""
+    return behavior_of(platform, obj).decide_pending(user, record_id, approved=False)
+
+
+# ------------------------------------------------------------------------------- child rows
+
+
+def insert_rows(records, conn: sa.Connection, obj: str, rows: list[dict], user: str | None, at: datetime) -> list[str]:
+    """Insert system-written child rows (stage history, completed tasks) with one executemany and
+    their "create" history; the rows are trusted (the behavior built them), so not validated again."""
+    if not rows:
+        return []
+    ot = records.schema[obj]
+    full = [{**{n: None for n in ot.object.fields}, **row, "owner": row.get("owner") or user, "created_by": user,
+             "updated_by": user, "created_at": at, "updated_at": at, "version": 1} for row in rows]
+    make_row = records.row_makers[obj]
+    ids = insert_many(conn, ot.table, [make_row(r) for r in full])
+    history.write_created(conn, records.schema.history, obj, ot.table, ids, user, at)
+    return [str(i) for i in ids]
+
+
+def open_stage_rows(records, conn: sa.Connection, opportunities: list[Mapping[str, Any]], user: str | None,
+                    at: datetime) -> None:
+    """A stage_history row entering each record's current stage, owned like the record."""
+    insert_rows(records, conn, HISTORY, [
+        {"opportunity": str(o["id"]), "sales_process": o["sales_process"], "stage": o["stage"], "entered_at": at,
+         "moved_by": user, "owner": o.get("owner")} for o in opportunities if o.get("stage")], user, at)
+
+
+def replace_stage_history(records, conn: sa.Connection, record_id: Any, rows: list[Mapping[str, Any]],
+                          user: str | None, at: datetime) -> None:
+    """Replace a record's stage history by a known past (for loading deals with their history, e.g. the
+    demo): `rows` give stage, entered_at, left_at, left_to and moved_by; process and owner are the record's."""
+    hot = records.schema[HISTORY]
+    record = records.get("opportunity", record_id, conn=conn)
+    conn.execute(sa.delete(hot.table).where(hot.column("opportunity") == int(record_id)))
+    insert_rows(records, conn, HISTORY, [
+        {**row, "opportunity": str(record_id), "sales_process": record["sales_process"], "owner": record["owner"]}
+        for row in rows], user, at)
+
+
+# ------------------------------------------------------------------------------- on create / edit
+
+
+def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[dict],
+             errors: list[dict[str, list[str]]]) -> None:
+    """Give each new record its process and, when open, its stage and probability (see the module docstring)."""
+    candidates = processes(records.metadata, obj)
+    by_name = {p.name: p for p in candidates}
+    owners = {int(r["owner"]) for r in batch if r.get("owner") is not None and not r.get("sales_process")}
+    paths: dict[str, list[str]] = {}
+    if owners and "user" in records.schema.objects:
+        ut = records.schema["user"]
+        departments = dict(conn.execute(sa.select(ut.table.c.id, ut.column("department"))
+                                        .where(ut.table.c.id.in_(sorted(owners)))).all())
+        by_department = {d: department_path(conn, records.schema, d) for d in set(departments.values()) if d}
+        paths = {str(u): by_department.get(d, []) for u, d in departments.items()}
+    for record, problems in zip(batch, errors, strict=True):
+        name = record.get("sales_process")
+        if name:
+            found = by_name.get(name)
+            if found is None:
+                problems.setdefault("sales_process", []).append(
+                    f"no sales process {name!r}; one of: {', '.join(by_name) or 'none'}")
+                continue
+        else:
+            found = pick(candidates, paths.get(str(record.get("owner")), []))
+            if found is None:
+                continue
+            record["sales_process"] = found.name
+        status = record.get("status") or OPEN
+        if record.get("stage") is not None and found.stage(record["stage"]) is None:
+            problems.setdefault("stage", []).append(
+                f"no stage {record['stage']!r} in {found.name}; one of: {', '.join(s.key for s in found.stages)}")
+            continue
+        if status == OPEN:
+            stage = found.stage(record.get("stage")) or found.first
+            record["stage"] = stage.key
+            record["pending_stage"] = None
+            if record.get("probability") is None:
+                record["probability"] = stage.probability
+        elif record.get("closed_at") is None:
+            record["closed_at"] = at
+
+
+def _opened(records, conn: sa.Connection, user: str | None, at: datetime, batch: list[dict]) -> None:
+    open_stage_rows(records, conn, [r for r in batch if (r.get("status") or OPEN) == OPEN], user, at)
+
+
+def _guard_edit(ctx: hooks.HookContext) -> None:
+    """An edit may not change the process, the status or the stage (the actions do)."""
+    for name, message in GUARDED.items():
+        if name in ctx.after and ctx.after.get(name) != ctx.before.get(name):
+            ctx.errors.setdefault(name, []).append(message)
+
+
+def _staged(obj) -> bool:
+    return BEHAVIOR in obj.behaviors
+
+
+hooks.register_hook("before_create", lambda ctx: _prepare(
+    ctx.records, ctx.conn, ctx.object, ctx.now, [ctx.after], [ctx.errors]), applies=_staged)
+hooks.register_hook("before_create_many", lambda ctx: _prepare(
+    ctx.records, ctx.conn, ctx.object, ctx.now, ctx.batch, ctx.batch_errors), applies=_staged)
+hooks.register_hook("after_create", lambda ctx: _opened(ctx.records, ctx.conn, ctx.user, ctx.now, [ctx.after]),
+                    applies=_staged)
+hooks.register_hook("after_create_many", lambda ctx: _opened(ctx.records, ctx.conn, ctx.user, ctx.now, ctx.batch),
+                    applies=_staged)
+hooks.register_hook("before_update", _guard_edit, applies=_staged)
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+@dataclass(frozen=True)
+class ChoiceParam(actions.Param):
+    """A parameter taking one value of a picklist (the lost reason), validated against its options."""
+
+    options: tuple[Option, ...] = ()
+    picklist: str | None = None
+
+    def field(self) -> FieldDef:
+        return FieldDef(self.name, "picklist", self.label, Source("<action parameter>"), required=self.required,
+                        picklist=self.picklist, options=self.options)
+
+
+def _handler(obj: str, name: str):
+    def run(call: actions.ActionCall) -> dict:
+        behavior = behavior_of(call.platform, obj)
+        record_id, params = call.record["id"], call.params
+        if name == "advance":
+            return behavior.advance(call.access, record_id)
+        if name == "complete_task":
+            return behavior.complete_task(call.access, record_id, params["task"])
+        if name == "win":
+            return behavior.close(call.access, record_id, "win", "won", {"probability": 100}, None)
+        if name == "lose":
+            return behavior.close(call.access, record_id, "lose", "lost",
+                                  {"probability": 0, "lost_reason": params["reason"],
+                                   "lost_comment": params["comment"]}, params["comment"])
+        return behavior.close(call.access, record_id, "invalidate", "invalid",
+                              {"probability": 0, "invalid_comment": params["comment"]}, params["comment"])
+
+    return run
+
+
+@actions.action_provider
+def staged_actions(metadata: Metadata) -> list[actions.Action]:
+    found = []
+    for obj in metadata.objects.values():
+        if BEHAVIOR not in obj.behaviors:
+            continue
+        reason = obj.fields["lost_reason"]
+        comment = actions.Param("comment", "long_text", Label("说明", "Comment"), required=True)
+        specs = {
+            "advance": (Label("推进到下一阶段", "Advance"), ()),
+            "complete_task": (Label("完成任务", "Complete a task"),
+                              (actions.Param("task", "text", Label("任务", "Task"), required=True),)),
+            "win": (Label("赢单", "Win"), ()),
+            "lose": (Label("输单", "Lose"), (ChoiceParam("reason", "picklist", reason.label, True,
+                                                        options=reason.options, picklist=reason.picklist),
+                                            comment)),
+            "invalidate": (Label("标记无效", "Mark invalid"), (comment,)),
+        }
+        for name, (label, params) in specs.items():
+            found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), params,
+                                        bulk=name != "complete_task"))
+    return found

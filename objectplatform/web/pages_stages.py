@@ -1,0 +1,115 @@
+"""The sales process on an opportunity's page: the path of stages (the current one marked), the current
+stage's tasks as a checklist with complete buttons, what still keeps it in the stage, the moves the
+viewer may make (advance, win, lose, invalid) and the stage history with stage labels.
+
+Everything shown comes from the record and the sales_process behavior's own reading of it (the same
+`missing` the advance action checks); every button posts to the generic action route, so the page
+does nothing `run_action` does not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import g, url_for
+
+from objectplatform.metadata import ObjectDef
+from objectplatform.runtime.behaviors import staged
+from objectplatform.runtime.sales_processes import process
+
+from .app import get_platform
+from .i18n import text
+from .pages_base import page_display
+from .pages_records import ACTION_DIALOGS, RECORD_PANELS
+from .pages_view import field_label
+
+MOVES = ("advance", "win", "lose", "invalidate")
+
+
+def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, Any]) -> dict | None:
+    """The record page's stage path, checklist, missing items, moves and stage history."""
+    if staged.BEHAVIOR not in obj.behaviors:
+        return None
+    platform = get_platform()
+    found = process(platform.metadata, record.get("sales_process"), obj.name)
+    if found is None:
+        return None
+    lang = g.lang
+    behavior = staged.behavior_of(platform, obj.name)
+    status = record.get("status")
+    current = found.stage(record.get("stage"))
+    keys = [s.key for s in found.stages]
+    at = keys.index(current.key) if current else -1
+    path = [{"key": s.key, "label": s.label.get(lang), "probability": s.probability,
+             "state": "done" if i < at or (i == at and status == "won") else "current" if i == at else
+             "pending" if s.key == record.get("pending_stage") else "ahead",
+             "approval": bool(s.approval)} for i, s in enumerate(found.stages)]
+    tasks, missing, moves = [], [], []
+    is_open = status == staged.OPEN
+    if current is not None:
+        done = behavior.done_tasks(record, current.key)
+        display = page_display()
+        task_def = platform.metadata.objects[staged.TASKS]
+        display.want(task_def, list(done.values()), ["completed_by"])
+        tasks = [{"key": t.key, "label": t.label.get(lang), "required": t.required, "done": t.key in done,
+                  "by": display.html(task_def, "completed_by", done[t.key]["completed_by"]) if t.key in done else "",
+                  "at": display.text(task_def, "completed_at", done[t.key]["completed_at"]) if t.key in done else ""}
+                 for t in current.tasks]
+        if is_open:
+            problems = behavior.missing(record, current)
+            labels = {t.key: t.label.get(lang) for t in current.tasks}
+            missing = [text("stage.missing_task", lang, task=labels[t.key]) for t in current.tasks
+                       if t.required and t.key not in done]
+            missing += [text("stage.missing_field", lang, field=field_label(obj, name, lang))
+                        for name in problems if name != "tasks"]
+    if is_open and current is not None:
+        last = current.key == found.last.key
+        allowed = {name for name in MOVES if g.access.can_act(obj.name, name)}
+        if not record.get("pending_stage") and not last and not missing and "advance" in allowed:
+            moves.append("advance")
+        if last and not missing and "win" in allowed:
+            moves.append("win")
+        moves += [name for name in ("lose", "invalidate") if name in allowed]
+    pending = found.stage(record.get("pending_stage"))
+    return {
+        "template": "pages/_stages.html", "process": found.label.get(lang),
+        "path": path, "status": status, "status_label": page_display().text(obj, "status", status),
+        "stage": current.label.get(lang) if current else "", "tasks": tasks, "missing": missing,
+        "pending": pending.label.get(lang) if pending else None,
+        "can_complete": is_open and g.access.can_act(obj.name, "complete_task"),
+        "moves": [(name, text(f"stage.{name}", lang)) for name in moves],
+        "history": _history(obj, record, found),
+        "action": lambda name: url_for("pages.run_one", obj=obj.name, id=record["id"], name=name),
+    }
+
+
+def _history(obj: ObjectDef, record: Mapping[str, Any], found) -> list[dict]:
+    """The stage history rows with stage labels, oldest first."""
+    platform = get_platform()
+    lang = g.lang
+    display = page_display()
+    hdef = platform.metadata.objects[staged.HISTORY]
+    rows = record.get(staged.HISTORY, [])
+    display.want(hdef, rows, ["moved_by"])
+
+    def label(key: str | None) -> str:
+        if key in staged.CLOSED:
+            return display.text(obj, "status", key)
+        stage = found.stage(key)
+        return stage.label.get(lang) if stage else key or ""
+
+    return [{"stage": label(r["stage"]), "entered": display.text(hdef, "entered_at", r["entered_at"]),
+             "left": display.text(hdef, "left_at", r["left_at"]), "to": label(r["left_to"]),
+             "by": display.html(hdef, "moved_by", r["moved_by"]), "comment": r.get("comment") or ""}
+            for r in rows]
+
+
+def _tasks_dialog(obj: ObjectDef, record: Mapping[str, Any]) -> str | None:
+    """complete_task in the page header leads to the checklist, where each task has its button."""
+    if staged.BEHAVIOR not in obj.behaviors:
+        return None
+    return url_for("pages.record", obj=obj.name, id=record["id"]) + "#stage-tasks"
+
+
+RECORD_PANELS.insert(0, stage_panel)
+ACTION_DIALOGS["complete_task"] = _tasks_dialog

@@ -1,0 +1,444 @@
+"""Sales processes and staged opportunities (the `sales_process` behavior) on SQLite and PostgreSQL:
+the process picked by department, advance with exactly the missing items, probability and stage
+history, the stage awaiting approval, win / lose / invalidate, closed records refusing moves, the
+converted lead's opportunity, imports, the API and OpenAPI faces, a concurrent advance, and a broken
+process definition reported with file and line."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from support import crm_metadata
+from test_api import PASSWORD, Api
+from test_pages import login, token
+
+from objectplatform.metadata import MetadataError
+from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.behaviors import staged
+from objectplatform.runtime.errors import Conflict, ValidationFailed
+from objectplatform.runtime.permissions import access_for
+from objectplatform.web import create_app
+
+T1 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+T2 = datetime(2026, 11, 9, 15, 30, tzinfo=UTC)
+T3 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+PROCESSES = "standard_sales, east_branch, government"
+
+
+@pytest.fixture
+def people(records) -> dict[str, str]:
+    """销售部 above 华北区 and 华东区; a manager and a rep in 华北区, a rep in 华东区, an admin without one."""
+    sales = records.create("department", {"name": "销售部"}, system=True)["id"]
+    north = records.create("department", {"name": "华北区", "parent": sales}, system=True)["id"]
+    east = records.create("department", {"name": "华东区", "parent": sales}, system=True)["id"]
+
+    def user(username: str, roles: list[str], **more) -> str:
+        return records.create("user", {"username": username, "display_name": username, "password": PASSWORD,
+                                       "roles": roles, **more}, system=True)["id"]
+
+    ids = {"admin": user("admin", ["admin"])}
+    ids["boss"] = user("boss", ["sales_manager"], department=north)
+    ids["rep"] = user("rep", ["sales_rep"], department=north, manager=ids["boss"])
+    ids["east_rep"] = user("east_rep", ["sales_rep"], department=east)
+    return ids
+
+
+@pytest.fixture
+def account(records, people) -> str:
+    return records.create("account", {"name": "华信银行", "address": "北京市西城区金融大街8号"},
+                          user=people["rep"])["id"]
+
+
+@pytest.fixture
+def contact(records, people, account) -> str:
+    return records.create("contact", {"name": "王建华", "account": account}, user=people["rep"])["id"]
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """staged.now() answers the times set on it, in order."""
+    times: list[datetime] = []
+    monkeypatch.setattr(staged, "now", lambda: times.pop(0))
+    return times
+
+
+def new_opportunity(records, owner: str, account: str, **more) -> dict:
+    return records.create("opportunity", {"name": "零售条线CRM项目", "account": account, "amount": "500000", **more},
+                          user=owner)
+
+
+def act(platform, user: str, action: str, record_id: str, params: dict | None = None) -> dict:
+    return run_action(platform, access_for(platform, user), "opportunity", action, record_id, params or {})
+
+
+def edit(records, record_id: str, user: str, **values) -> dict:
+    current = records.get("opportunity", record_id)
+    return records.update("opportunity", record_id, values, version=current["version"], user=user)
+
+
+def rows(record: dict) -> list[tuple]:
+    return [(h["stage"], h["entered_at"], h["left_at"], h["left_to"], h["moved_by"]) for h in record["stage_history"]]
+
+
+def finish(platform, user: str, record_id: str, tasks: list[str], **fields) -> None:
+    """Complete the tasks and fill the fields a stage requires."""
+    for task in tasks:
+        act(platform, user, "complete_task", record_id, {"task": task})
+    if fields:
+        edit(platform.records, record_id, user, **fields)
+
+
+def to_negotiation(platform, people, record_id: str, contact: str) -> None:
+    """Through intent, initiation and proposal of standard_sales up to the request to enter negotiation."""
+    rep = people["rep"]
+    finish(platform, rep, record_id, ["first_call"], contact=contact)
+    act(platform, rep, "advance", record_id)
+    finish(platform, rep, record_id, ["meet_executive"], budget="600000", expected_close_date="2026-12-31")
+    act(platform, rep, "advance", record_id)
+    finish(platform, rep, record_id, ["submit_proposal"], customer_address="北京市西城区金融大街8号")
+
+
+# ------------------------------------------------------------------------------ the process on create
+
+
+def test_the_owners_department_picks_the_process(platform, records, people, account):
+    north = new_opportunity(records, people["rep"], account)  # 华北区 has none: 销售部's, one level up
+    east = new_opportunity(records, people["east_rep"], account)  # 华东区's own
+    nobody = new_opportunity(records, people["admin"], account)  # no department: the first process
+    chosen = new_opportunity(records, people["rep"], account, sales_process="government")
+    assert [(o["sales_process"], o["stage"], o["probability"], o["status"]) for o in (north, east, nobody, chosen)] == [
+        ("standard_sales", "intent", Decimal("10.00"), "open"), ("east_branch", "intent", Decimal("10.00"), "open"),
+        ("standard_sales", "intent", Decimal("10.00"), "open"), ("government", "needs", Decimal("10.00"), "open")]
+    assert north["weighted_amount"] == Decimal("50000.00")
+    assert rows(north) == [("intent", north["created_at"], None, None, people["rep"])]
+    assert north["stage_history"][0]["owner"] == people["rep"]
+    assert north["pending_stage"] is None and north["closed_at"] is None
+
+
+def test_an_unknown_process_or_a_given_stage_is_refused(records, people, account):
+    with pytest.raises(ValidationFailed) as e:
+        new_opportunity(records, people["rep"], account, sales_process="retail")
+    assert e.value.fields == {"sales_process": [f"no sales process 'retail'; one of: {PROCESSES}"]}
+    with pytest.raises(ValidationFailed) as e:
+        new_opportunity(records, people["rep"], account, stage="closing")
+    assert e.value.fields == {"stage": ["is read-only"]}
+    assert records.list("opportunity").total == 0 and records.list("stage_history").total == 0
+
+
+def test_an_import_gets_processes_stages_and_history_rows(records, people, account):
+    result = records.create_many("opportunity", [
+        {"name": "甲", "account": account, "amount": "1000", "owner": people["rep"]},
+        {"name": "乙", "account": account, "amount": "2000", "owner": people["east_rep"]},
+        {"name": "丙", "account": account, "amount": "3000", "sales_process": "nope"},
+        {"name": "丁", "account": account, "amount": "4000", "status": "won", "probability": "100"},
+    ], user=people["boss"])
+    assert [(e.index, e.fields) for e in result.errors] == [
+        (2, {"sales_process": [f"no sales process 'nope'; one of: {PROCESSES}"]})]
+    made = [records.get("opportunity", i) for i in result.created]
+    assert [(o["name"], o["sales_process"], o["stage"], o["probability"]) for o in made] == [
+        ("甲", "standard_sales", "intent", Decimal("10.00")), ("乙", "east_branch", "intent", Decimal("10.00")),
+        ("丁", "standard_sales", None, Decimal("100.00"))]
+    assert [[(h["stage"], h["left_at"], h["owner"]) for h in o["stage_history"]] for o in made] == [
+        [("intent", None, people["rep"])], [("intent", None, people["east_rep"])], []]
+    assert made[2]["closed_at"] == made[2]["created_at"]
+
+
+# ---------------------------------------------------------------------------------------- advance
+
+
+def test_advance_lists_exactly_the_missing_tasks_and_fields(platform, records, people, account):
+    opportunity = new_opportunity(records, people["rep"], account)
+    with pytest.raises(ValidationFailed) as e:
+        act(platform, people["rep"], "advance", opportunity["id"])
+    assert e.value.message == "stage 确认客户意向 (intent) is not finished: 2 missing"
+    assert e.value.fields == {"tasks": ["first_call (电话沟通需求) is not done"],
+                              "contact": ["is required to leave stage 确认客户意向 (intent)"]}
+    act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "send_brochure"})  # optional
+    with pytest.raises(ValidationFailed) as e:
+        act(platform, people["rep"], "advance", opportunity["id"])
+    assert list(e.value.fields) == ["tasks", "contact"]
+    after = records.get("opportunity", opportunity["id"])
+    assert (after["stage"], after["probability"], len(after["stage_history"])) == ("intent", Decimal("10.00"), 1)
+
+
+def test_advance_moves_probability_and_stage_history(platform, records, people, account, contact, clock):
+    rep = people["rep"]
+    opportunity = new_opportunity(records, rep, account)
+    clock += [T1, T2]
+    finish(platform, rep, opportunity["id"], ["first_call"], contact=contact)
+    result = act(platform, rep, "advance", opportunity["id"])
+    record = result["record"]
+    assert result["stage"] == "initiation"
+    assert (record["stage"], record["probability"], record["weighted_amount"]) == (
+        "initiation", Decimal("40.00"), Decimal("200000.00"))
+    assert rows(record) == [("intent", opportunity["created_at"], T2, "initiation", rep),
+                            ("initiation", T2, None, None, rep)]
+    assert [(t["stage"], t["task"], t["completed_at"], t["completed_by"]) for t in record["opportunity_task"]] == [
+        ("intent", "first_call", T1, rep)]
+    moves = [(e["change"], e["field"], e["old"], e["new"]) for e in records.history("opportunity", opportunity["id"])
+             if e["change"] in ("advance", "complete_task")]
+    assert moves == [("complete_task", None, None, {"stage": "intent", "task": "first_call"}),
+                     ("advance", "stage", "intent", "initiation"), ("advance", "probability", "10.00", "40")]
+
+
+def test_a_stage_needing_approval_waits_until_it_is_decided(platform, records, people, account, contact):
+    rep = people["rep"]
+    opportunity = new_opportunity(records, rep, account)
+    to_negotiation(platform, people, opportunity["id"], contact)
+    result = act(platform, rep, "advance", opportunity["id"])
+    assert (result["pending_stage"], result["approval"]) == ("negotiation", {"manager_of": "owner"})
+    record = result["record"]
+    assert (record["stage"], record["pending_stage"], record["probability"]) == (
+        "proposal", "negotiation", Decimal("60.00"))
+    with pytest.raises(Conflict) as e:
+        act(platform, rep, "advance", opportunity["id"])
+    assert e.value.message == (f"opportunity {opportunity['id']} is in stage 方案制作 (proposal), waiting for "
+                               "approval to enter 商务谈判 (negotiation): it cannot be advanced")
+    rejected = staged.reject_stage(platform, opportunity["id"], user=people["boss"])["record"]
+    assert (rejected["stage"], rejected["pending_stage"]) == ("proposal", None)
+    act(platform, rep, "advance", opportunity["id"])  # improved and asked again
+    approved = staged.approve_stage(platform, opportunity["id"], user=people["boss"])["record"]
+    assert (approved["stage"], approved["pending_stage"], approved["probability"]) == (
+        "negotiation", None, Decimal("80.00"))
+    assert [(h["stage"], h["left_to"], h["moved_by"]) for h in approved["stage_history"]] == [
+        ("intent", "initiation", rep), ("initiation", "proposal", rep), ("proposal", "negotiation", rep),
+        ("negotiation", None, people["boss"])]
+    with pytest.raises(Conflict) as e:
+        staged.approve_stage(platform, opportunity["id"])
+    assert e.value.message == (f"opportunity {opportunity['id']} is in stage 商务谈判 (negotiation), "
+                               "with no stage awaiting approval")
+
+
+def test_complete_task_unknown_or_twice(platform, records, people, account):
+    opportunity = new_opportunity(records, people["rep"], account)
+    with pytest.raises(ValidationFailed) as e:
+        act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "meet_executive"})
+    assert e.value.fields == {"task": [
+        "stage 确认客户意向 (intent) has no task 'meet_executive'; its tasks: first_call, send_brochure"]}
+    first = act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "first_call"})
+    again = act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "first_call"})
+    assert (first["already_completed"], again["already_completed"]) == (False, True)
+    assert again["task"] == first["task"] and again["record"]["version"] == first["record"]["version"]
+    assert len(again["record"]["opportunity_task"]) == 1
+
+
+def test_an_edit_cannot_move_the_process_the_status_or_the_stage(records, people, account):
+    opportunity = new_opportunity(records, people["rep"], account)
+    with pytest.raises(ValidationFailed) as e:
+        edit(records, opportunity["id"], people["rep"], status="won", sales_process="government")
+    assert e.value.fields == {"sales_process": ["is chosen when the record is created"],
+                              "status": ["changes through the win, lose and invalidate actions"]}
+    assert edit(records, opportunity["id"], people["rep"], probability="25")["probability"] == Decimal("25.00")
+
+
+# --------------------------------------------------------------------------------- win, lose, invalid
+
+
+def test_win_only_from_the_last_stage(platform, records, people, account, contact, clock):
+    rep = people["rep"]
+    opportunity = new_opportunity(records, rep, account, sales_process="east_branch")
+    with pytest.raises(Conflict) as e:
+        act(platform, rep, "win", opportunity["id"])
+    assert e.value.message == (f"opportunity {opportunity['id']} is in stage 确认客户意向 (intent): it can be won "
+                               "only from the last stage 赢单 (closing)")
+    clock += [T1, T1, T1, T1, T1, T1, T2, T3]
+    finish(platform, rep, opportunity["id"], ["first_call"], contact=contact)
+    act(platform, rep, "advance", opportunity["id"])
+    finish(platform, rep, opportunity["id"], ["product_demo"], budget="480000")
+    act(platform, rep, "advance", opportunity["id"])
+    finish(platform, rep, opportunity["id"], ["send_quote"], expected_close_date="2026-12-31")
+    act(platform, rep, "advance", opportunity["id"])
+    with pytest.raises(ValidationFailed) as e:
+        act(platform, rep, "win", opportunity["id"])
+    assert e.value.fields == {"tasks": ["sign_contract (签订合同) is not done"]}
+    finish(platform, rep, opportunity["id"], ["sign_contract"])
+    won = act(platform, rep, "win", opportunity["id"])["record"]
+    assert (won["status"], won["stage"], won["probability"], won["weighted_amount"], won["closed_at"]) == (
+        "won", "closing", Decimal("100.00"), Decimal("500000.00"), T3)
+    assert rows(won)[-1] == ("closing", T1, T3, "won", rep)
+    assert records.get("account", account)["won_amount"] == Decimal("500000.00")
+
+
+def test_lose_needs_a_listed_reason_and_a_comment(platform, records, people, account, clock):
+    opportunity = new_opportunity(records, people["rep"], account)
+    with pytest.raises(ValidationFailed) as e:
+        act(platform, people["rep"], "lose", opportunity["id"], {"reason": "weather"})
+    assert e.value.fields == {"reason": [
+        "'weather' is not one of: price, competitor, requirement_change, no_budget, lost_contact, other"],
+        "comment": ["is required"]}
+    clock.append(T2)
+    lost = act(platform, people["rep"], "lose", opportunity["id"],
+               {"reason": "competitor", "comment": "客户选择了本地厂商"})["record"]
+    assert (lost["status"], lost["lost_reason"], lost["lost_comment"], lost["probability"], lost["closed_at"]) == (
+        "lost", "competitor", "客户选择了本地厂商", Decimal("0.00"), T2)
+    assert [(h["stage"], h["left_at"], h["left_to"], h["comment"]) for h in lost["stage_history"]] == [
+        ("intent", T2, "lost", "客户选择了本地厂商")]
+
+
+def test_closed_opportunities_refuse_every_move(platform, records, people, account):
+    opportunity = new_opportunity(records, people["rep"], account)
+    with pytest.raises(ValidationFailed) as e:
+        act(platform, people["rep"], "invalidate", opportunity["id"])
+    assert e.value.fields == {"comment": ["is required"]}
+    invalid = act(platform, people["rep"], "invalidate", opportunity["id"], {"comment": "重复商机"})["record"]
+    assert (invalid["status"], invalid["invalid_comment"], invalid["probability"]) == (
+        "invalid", "重复商机", Decimal("0.00"))
+    refusals = {}
+    for action, params in [("advance", {}), ("complete_task", {"task": "first_call"}), ("win", {}),
+                           ("lose", {"reason": "price", "comment": "x"}), ("invalidate", {"comment": "x"})]:
+        with pytest.raises(Conflict) as e:
+            act(platform, people["rep"], action, opportunity["id"], params)
+        refusals[action] = e.value.message
+    prefix = f"opportunity {opportunity['id']} is 无效 invalid: it cannot be"
+    assert refusals == {"advance": f"{prefix} advanced", "complete_task": f"{prefix} changed",
+                        "win": f"{prefix} won", "lose": f"{prefix} lost", "invalidate": f"{prefix} marked invalid"}
+    assert records.get("opportunity", opportunity["id"])["version"] == invalid["version"]
+
+
+# ------------------------------------------------------------------------------------ other paths
+
+
+def test_a_converted_leads_opportunity_enters_the_first_stage(platform, records, people):
+    lead = records.create("lead", {"name": "张伟", "company": "星辰科技", "phone": "010-88886666"},
+                          user=people["east_rep"])
+    result = run_action(
+        platform, access_for(platform, people["east_rep"]), "lead", "convert", lead["id"],
+        {"account": {}, "contact": {}, "opportunity": {"amount": "80000"}})
+    opportunity = result["opportunity"]
+    assert (opportunity["sales_process"], opportunity["stage"], opportunity["probability"]) == (
+        "east_branch", "intent", Decimal("10.00"))
+    assert rows(opportunity) == [("intent", opportunity["created_at"], None, None, people["east_rep"])]
+
+
+def test_stage_rows_are_read_within_the_owners_scope(platform, records, people, account):
+    new_opportunity(records, people["rep"], account)
+    new_opportunity(records, people["east_rep"], account)
+    table = platform.schema["stage_history"].table
+    seen = {user: records.list("stage_history", where=access_for(platform, people[user]).scope("stage_history", table),
+                               sort="id").items for user in ("rep", "east_rep", "boss")}
+    assert {user: [h["owner"] for h in items] for user, items in seen.items()} == {
+        "rep": [people["rep"]], "east_rep": [people["east_rep"]], "boss": [people["rep"]]}
+
+
+def test_the_api_runs_the_actions_and_documents_their_parameters(platform, records, people, account):
+    api = Api(create_app(platform).test_client())
+    opportunity = new_opportunity(records, people["rep"], account)
+    path = f"/objects/opportunity/records/{opportunity['id']}/actions"
+    assert api.post(f"{path}/advance", "rep", {}) == (422, {"error": {
+        "code": "validation_failed", "message": "stage 确认客户意向 (intent) is not finished: 2 missing",
+        "fields": {"tasks": ["first_call (电话沟通需求) is not done"],
+                   "contact": ["is required to leave stage 确认客户意向 (intent)"]}}})
+    status, body = api.post(f"{path}/complete_task", "rep", {"task": "first_call"})
+    assert (status, body["task"]["task"], body["already_completed"]) == (200, "first_call", False)
+    assert api.post(f"{path}/win", "rep", {}) == (409, {"error": {"code": "conflict", "message": (
+        f"opportunity {opportunity['id']} is in stage 确认客户意向 (intent): it can be won only from the last "
+        "stage 赢单 (closing)")}})
+    assert api.post(f"{path}/advance", "east_rep", {})[0] == 404  # not theirs
+    _, doc = api.get("/openapi.json", "rep")
+    lose = doc["paths"]["/objects/opportunity/records/{id}/actions/lose"]["post"]
+    schema = lose["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["reason", "comment"]
+    assert schema["properties"]["reason"]["enum"][:2] == ["price", "competitor"]
+    task = doc["paths"]["/objects/opportunity/records/{id}/actions/complete_task"]["post"]
+    assert task["requestBody"]["content"]["application/json"]["schema"]["required"] == ["task"]
+    assert "/objects/opportunity/actions/complete_task" not in doc["paths"]  # one record at a time
+
+
+def test_the_opportunity_page_shows_the_path_the_checklist_and_what_is_missing(platform, records, people, account,
+                                                                             contact):
+    opportunity = new_opportunity(records, people["rep"], account)
+    client = create_app(platform).test_client()
+    login(client, "rep", PASSWORD)
+    url = f"/o/opportunity/{opportunity['id']}"
+    page = client.get(url).text
+    path = re.search(r'<ol class="stage-path">.*?</ol>', page, re.S).group(0)
+    assert re.findall(r'data-stage="(\w+)"', path) == ["intent", "initiation", "proposal", "negotiation", "closing"]
+    assert re.findall(r'class="stage (\w+)"', path) == ["current", "ahead", "ahead", "ahead", "ahead"]
+    negotiation = re.search(r'data-stage="negotiation".*?</li>', path, re.S).group(0)
+    assert re.findall(r'<span class="\w+">(.*?)</span>', negotiation) == ["商务谈判", "80%", "需审批"]
+    assert re.findall(r'data-complete="(\w+)"', page) == ["first_call", "send_brochure"]
+    missing = re.search(r'<div class="stage-missing">.*?</div>', page, re.S).group(0)
+    assert re.findall(r"<li>(.*?)</li>", missing) == ["完成任务“电话沟通需求”", "填写“联系人”"]
+    assert re.findall(r'data-move="(\w+)"', page) == ["lose", "invalidate"]  # advance once nothing is missing
+    done = client.post(f"{url}/action/complete_task",
+                       data={"csrf_token": token(client), "__params": "1", "task": "first_call"})
+    assert done.status_code == 302
+    edit(records, opportunity["id"], people["rep"], contact=contact)
+    page = client.get(url).text
+    assert re.findall(r'data-complete="(\w+)"', page) == ["send_brochure"]
+    assert "本阶段的必做事项已完成" in page and 'class="stage-missing"' not in page
+    assert re.findall(r'data-move="(\w+)"', page) == ["advance", "lose", "invalidate"]
+    assert client.post(f"{url}/action/advance", data={"csrf_token": token(client)}).status_code == 302
+    page = client.get(url).text
+    path = re.search(r'<ol class="stage-path">.*?</ol>', page, re.S).group(0)
+    assert re.findall(r'class="stage (\w+)"', path) == ["done", "current", "ahead", "ahead", "ahead"]
+    history = re.search(r'<table class="records stage-history">.*?</table>', page, re.S).group(0)
+    assert [re.findall(r"<td>(.*?)</td>", row)[3] for row in re.findall(r"<tr><td>.*?</tr>", history)] == [
+        "引导立项", ""]
+
+
+def test_concurrent_advances_one_wins(platform, records, people, account, contact):
+    if platform.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer at a time (BEGIN IMMEDIATE): the race cannot happen there")
+    rep = people["rep"]
+    opportunity = new_opportunity(records, rep, account)
+    finish(platform, rep, opportunity["id"], ["first_call"], contact=contact)
+    barrier = threading.Barrier(4)
+    results: list[object] = [None] * 4
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = act(platform, rep, "advance", opportunity["id"])
+        except Exception as e:  # reported to the test
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(isinstance(r, dict) for r in results) == 1, results
+    assert {r.message for r in results if isinstance(r, Conflict)} == {
+        f"opportunity {opportunity['id']} is in stage 引导立项 (initiation): it cannot be advanced"}
+    record = records.get("opportunity", opportunity["id"])
+    assert [(h["stage"], h["left_to"]) for h in record["stage_history"]] == [
+        ("intent", "initiation"), ("initiation", None)]
+
+
+# --------------------------------------------------------------------------------------- metadata
+
+
+BROKEN = """\
+kind: sales_process
+name: retail
+label: {zh: 零售流程}
+departments: [销售部]
+stages:
+  - {key: intent, label: {zh: 意向}, probability: 10, required_fields: [adress]}
+  - key: deal
+    label: {zh: 成交}
+    probability: 90
+    tasks: [{key: sign, label: {zh: 签约}}, {key: sign, label: {zh: 再签}}]
+    approval: {role: boss}
+---
+kind: sales_process
+name: too_sure
+label: {zh: 过于乐观}
+stages:
+  - {key: intent, label: {zh: 意向}, probability: 120}
+"""
+
+
+def test_a_broken_process_is_reported_with_file_and_line(tmp_path):
+    with pytest.raises(MetadataError) as e:
+        crm_metadata(tmp_path, {"flows/retail.yaml": BROKEN})
+    assert [str(p).removeprefix(f"{tmp_path}/") for p in e.value.problems] == [
+        "flows/retail.yaml:6:71: unknown field 'adress' of 'opportunity' (at stages[0].required_fields[0])",
+        "flows/retail.yaml:10:44: task 'sign' is listed twice (at stages[1].tasks[1].key)",
+        "flows/retail.yaml:11:16: unknown role 'boss' (at stages[1].approval.role)",
+        "flows/retail.yaml:17:36: 120 is greater than the maximum of 100 (at stages[0].probability)"]
