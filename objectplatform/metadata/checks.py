@@ -545,6 +545,29 @@ def check_rule(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     if "condition" in doc.data:
         yield from _condition(doc, ("condition",), catalog, obj)
     yield from _actions(doc, "actions", catalog, obj)
+    yield from _rule_actions(doc, obj)
+
+
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _rule_actions(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
+    """A rule's messages and to-do titles fill `{field}` placeholders from the record's own fields, and
+    reach users through lookups only (a reverse step would name the users of many records)."""
+    for i, action in enumerate(doc.data.get("actions", ())):
+        texts = [(("message", lang), text) for lang, text in action.get("message", {}).items()]
+        texts += [(("todo", "title", lang), text) for lang, text in action.get("todo", {}).get("title", {}).items()]
+        for at, text in texts:
+            for match in PLACEHOLDER.finditer(text):
+                name = match.group(1)
+                if field_of(obj, name) is None:
+                    yield doc.problem(("actions", i, *at), f"unknown field {name!r} of {obj.name!r} in a placeholder",
+                                      closest(name, field_names(obj)))
+        for key in ("notify", "todo"):
+            path = action.get(key, {}).get("field", "")
+            if "(" in path:
+                yield doc.problem(("actions", i, key, "field"),
+                                  f"a rule reaches users through lookups only, not the reverse relation in {path!r}")
 
 
 def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
@@ -558,6 +581,8 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     dimensions += [(("columns",), data["columns"])] if "columns" in data else []
     measures = [(("measures", i), m) for i, m in enumerate(data.get("measures", ()))]
     yield from _report_columns(doc, catalog, obj, dimensions + measures)
+    for at, dimension in dimensions:
+        yield from _one_record_path(doc, (*at, "field"), dimension["field"], "a dimension")
     measure_keys = (
         FUNNEL_MEASURES if data.get("engine") == "sales_funnel" else [m["key"] for _, m in measures]
     )
@@ -576,8 +601,22 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
                 ("filters", key), f"unknown filter operator {operator!r}", closest(operator, FILTER_OPERATORS)
             )
         yield from _path_kind(doc, ("filters", key), catalog, obj, path, on_key=True)
+        yield from _one_record_path(doc, ("filters", key), path, "a filter", on_key=True)
     for i, runtime_filter in enumerate(data.get("runtime_filters", ())):
         yield from _path_kind(doc, ("runtime_filters", i, "field"), catalog, obj, runtime_filter["field"])
+        yield from _one_record_path(doc, ("runtime_filters", i, "field"), runtime_filter["field"], "a filter")
+
+
+def _one_record_path(doc: Document, at: JsonPath, path: str, what: str, on_key: bool = False) -> Iterator[Problem]:
+    """Dimensions and filters follow lookups only: a reverse step would put one record in several groups."""
+    offset = 0
+    for step in path.split("."):
+        match = STEP.fullmatch(step)
+        if match and match.group(2):
+            yield doc.problem(at, f"{what} cannot go through the reverse relation {step!r} (only measures can)",
+                              offset=None if on_key else offset)
+            return
+        offset += len(step) + 1
 
 
 def _report_columns(

@@ -1,0 +1,196 @@
+"""A report result drawn as SVG on the server (bar, stacked bar, line, pie, funnel): no script, no CDN, the
+same picture in the page and as a file. Chart kinds are a registry, so a template can add one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape
+
+from .run import ReportResult
+
+WIDTH, HEIGHT = 720, 360
+LEFT, RIGHT, TOP, BOTTOM = 70, 160, 20, 60
+PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316", "#64748b")
+NONE = {"zh": "(空)", "en": "(none)"}
+
+Series = list[tuple[str, list[float]]]
+CHARTS: dict[str, Callable[[list[str], Series, str], str]] = {}
+
+
+def register_chart(name: str):
+    """Register a chart kind: a function (category labels, [(series name, values)], lang) -> SVG body."""
+
+    def decorate(draw):
+        CHARTS[name] = draw
+        return draw
+
+    return decorate
+
+
+def value_text(result: ReportResult, key: str, value: Any, lang: str) -> str:
+    """A dimension value as people read it: an option's or stage's label, a title, or "(none)"."""
+    if value is None or value == "":
+        return NONE[lang]
+    label = result.value_labels.get(key, {}).get(value)
+    return label.get(lang) if label else str(value)
+
+
+def draw(result: ReportResult, lang: str = "zh") -> str:
+    """The report's chart (its template's `chart`, else bars of every measure by the first dimension)."""
+    spec = dict(result.chart or {})
+    kind = spec.get("type", "bar")
+    dims = [c.key for c in result.dimensions]
+    measures = spec.get("measures") or [c.key for c in result.measures]
+    dimension = spec.get("dimension") or (dims[0] if dims else None)
+    labels = {c.key: c.label.get(lang) for c in result.columns}
+    if kind == "stacked_bar" and len(dims) > 1:  # stack the other dimension's values
+        other = next(d for d in dims if d != dimension)
+        categories = _unique(value_text(result, dimension, r[dimension], lang) for r in result.rows)
+        stacks = _unique(value_text(result, other, r[other], lang) for r in result.rows)
+        series = []
+        for stack in stacks:
+            values = dict.fromkeys(categories, 0.0)
+            for r in result.rows:
+                if value_text(result, other, r[other], lang) == stack:
+                    values[value_text(result, dimension, r[dimension], lang)] += _number(r.get(measures[0]))
+            series.append((stack, list(values.values())))
+    else:
+        if dimension is None:
+            categories = [labels.get(m, m) for m in measures]
+            series = [(result.label.get(lang), [_number(result.rows[0].get(m)) if result.rows else 0.0
+                                                for m in measures])]
+        else:
+            categories = [value_text(result, dimension, r[dimension], lang) for r in result.rows]
+            series = [(labels.get(m, m), [_number(r.get(m)) for r in result.rows]) for m in measures]
+    body = CHARTS[kind](categories, series, lang)
+    title = escape(result.label.get(lang))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+            f'height="{HEIGHT}" role="img" aria-label="{title}" font-family="sans-serif" font-size="12">'
+            f"<title>{title}</title>{body}</svg>")
+
+
+def _unique(values) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return 0.0
+    return float(value) if isinstance(value, int | float | Decimal) else 0.0
+
+
+def _format(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
+def _text(x: float, y: float, text: str, anchor: str = "middle", extra: str = "") -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{extra}>{escape(text)}</text>'
+
+
+def _legend(series: Series) -> str:
+    parts = []
+    for i, (name, _) in enumerate(series):
+        y = TOP + 16 * i
+        parts.append(f'<rect x="{WIDTH - RIGHT + 16}" y="{y}" width="10" height="10" fill="{PALETTE[i % 8]}"/>')
+        parts.append(_text(WIDTH - RIGHT + 32, y + 9, name, "start"))
+    return "".join(parts)
+
+
+def _axes(categories: list[str], top: float) -> tuple[str, Callable[[float], float], float]:
+    """The value axis (0..top with four ticks), the category labels; returns (svg, y of a value, band width)."""
+    plot_h, plot_w = HEIGHT - TOP - BOTTOM, WIDTH - LEFT - RIGHT
+    top = top or 1.0
+
+    def y(value: float) -> float:
+        return TOP + plot_h - plot_h * value / top
+
+    parts = [f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#94a3b8"/>']
+    for i in range(5):
+        value = top * i / 4
+        parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" y2="{y(value):.1f}" '
+                     f'stroke="#e2e8f0"/>')
+        parts.append(_text(LEFT - 6, y(value) + 4, _format(value), "end"))
+    band = plot_w / max(len(categories), 1)
+    for i, name in enumerate(categories):
+        parts.append(_text(LEFT + band * (i + 0.5), TOP + plot_h + 16, name[:14]))
+    return "".join(parts), y, band
+
+
+@register_chart("bar")
+def _bar(categories: list[str], series: Series, lang: str) -> str:
+    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0))
+    width = band * 0.8 / max(len(series), 1)
+    bars = []
+    for s, (name, values) in enumerate(series):
+        for i, value in enumerate(values):
+            x = LEFT + band * i + band * 0.1 + width * s
+            bars.append(f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{width:.1f}" height="{y(0) - y(value):.1f}" '
+                        f'fill="{PALETTE[s % 8]}"><title>{escape(categories[i])} · {escape(name)}: '
+                        f'{_format(value)}</title></rect>')
+    return axes + "".join(bars) + _legend(series)
+
+
+@register_chart("stacked_bar")
+def _stacked_bar(categories: list[str], series: Series, lang: str) -> str:
+    totals = [sum(values[i] for _, values in series) for i in range(len(categories))]
+    axes, y, band = _axes(categories, max(totals, default=0))
+    bars, base = [], [0.0] * len(categories)
+    for s, (name, values) in enumerate(series):
+        for i, value in enumerate(values):
+            x = LEFT + band * i + band * 0.15
+            bars.append(f'<rect x="{x:.1f}" y="{y(base[i] + value):.1f}" width="{band * 0.7:.1f}" '
+                        f'height="{y(base[i]) - y(base[i] + value):.1f}" fill="{PALETTE[s % 8]}">'
+                        f'<title>{escape(categories[i])} · {escape(name)}: {_format(value)}</title></rect>')
+            base[i] += value
+    return axes + "".join(bars) + _legend(series)
+
+
+@register_chart("line")
+def _line(categories: list[str], series: Series, lang: str) -> str:
+    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0))
+    lines = []
+    for s, (_, values) in enumerate(series):
+        points = " ".join(f"{LEFT + band * (i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        lines.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s % 8]}" stroke-width="2"/>')
+    return axes + "".join(lines) + _legend(series)
+
+
+@register_chart("pie")
+def _pie(categories: list[str], series: Series, lang: str) -> str:
+    values = series[0][1] if series else []
+    total = sum(values)
+    cx, cy, r = (WIDTH - RIGHT) / 2, HEIGHT / 2, min(WIDTH - RIGHT, HEIGHT) / 2 - 20
+    parts, angle = [], -math.pi / 2
+    for i, value in enumerate(values):
+        if total <= 0 or value <= 0:
+            continue
+        sweep = 2 * math.pi * value / total
+        if sweep >= 2 * math.pi - 1e-9:
+            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{PALETTE[i % 8]}"/>')
+            continue
+        x1, y1 = cx + r * math.cos(angle), cy + r * math.sin(angle)
+        angle += sweep
+        x2, y2 = cx + r * math.cos(angle), cy + r * math.sin(angle)
+        large = 1 if sweep > math.pi else 0
+        arc = f"M{cx:.1f},{cy:.1f} L{x1:.1f},{y1:.1f} A{r:.1f},{r:.1f} 0 {large} 1 {x2:.1f},{y2:.1f} Z"
+        parts.append(f'<path d="{arc}" fill="{PALETTE[i % 8]}">'
+                     f"<title>{escape(categories[i])}: {_format(value)}</title></path>")
+    return "".join(parts) + _legend([(c, []) for c in categories])
+
+
+@register_chart("funnel")
+def _funnel(categories: list[str], series: Series, lang: str) -> str:
+    values = series[0][1] if series else []
+    top = max(values, default=0) or 1.0
+    plot_w, step = WIDTH - LEFT - RIGHT, (HEIGHT - TOP - 20) / max(len(values), 1)
+    centre, parts = LEFT + plot_w / 2, []
+    for i, value in enumerate(values):
+        width = max(plot_w * value / top, 2)
+        y = TOP + step * i
+        parts.append(f'<rect x="{centre - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" height="{step * 0.85:.1f}" '
+                     f'fill="{PALETTE[i % 8]}"><title>{escape(categories[i])}: {_format(value)}</title></rect>')
+        parts.append(_text(WIDTH - RIGHT + 12, y + step * 0.5, f"{categories[i]}  {_format(value)}", "start"))
+    return "".join(parts)

@@ -1,0 +1,329 @@
+"""A report (dimensions, measures, conditions) compiled into one SQL statement that never counts a record twice.
+
+What a measure means: it measures the distinct records at the end of its path, each once per group.
+`count` counts the base records; `count`, `sum`, `avg`, `min`, `max` over a path count or add up each
+record reached by the path once per group; `count_distinct` counts the distinct values.
+
+Why a join would inflate it, and how the statement avoids that. Take the campaign report: leads ->
+converted_account -> the account's orders. Two leads of one campaign converted into the same account
+with 3 orders: joining lead -> account -> order gives 2 x 3 = 6 rows for that campaign, so COUNT(*) says
+6 orders and SUM(total_amount) adds each order twice. The answer wanted is 3 orders and each total once:
+the distinct (campaign, order) pairs. The statement builds those pairs hop by hop and aggregates only
+then:
+- a forward hop (a lookup: lead -> its account) may lead several records of one group to the same target,
+  so the pairs are made distinct right there: SELECT DISTINCT group, converted_account;
+- a reverse hop (account -> the orders whose `account` points at it) cannot create duplicates from
+  distinct pairs: each order has exactly one account, so distinct (group, account) pairs give distinct
+  (group, order) pairs without another DISTINCT;
+- the measured records are joined once to their pairs and aggregated per group.
+Each path of hops ("branch") is aggregated in its own subquery grouped by the dimensions; measures over
+the base object's own fields share the base branch, which also yields every group. The branches are
+stacked with UNION ALL and folded per group with MAX (each branch holds one row per group), which keeps
+groups whose dimension value is NULL without joining on NULL. The totals row is the same statement with
+no dimensions, so a count_distinct total counts distinct values over all groups, never a sum of rows.
+Distinct pairs aggregated afterwards is also the fast shape (../shared/PERFORMANCE.md): COUNT(DISTINCT)
+over a fanning-out join is many times slower on PostgreSQL.
+
+Every object a measure reads is restricted to the caller's data scope in the same statement (a record
+the caller may not read adds nothing); dimensions and filters follow lookups only, never fanning out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from objectplatform.metadata import Metadata
+
+from ..errors import BadRequest
+from ..storage.tables import REFERENCE_TYPES, Schema
+from .buckets import bucket
+from .paths import FieldPath, Hop
+
+Scope = Callable[[str, sa.FromClause], ColumnElement[bool] | None]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str
+    path: FieldPath
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    function: str  # count | count_distinct | sum | avg | min | max
+    path: FieldPath | None = None  # None: the base records themselves
+
+
+def column_name(schema: Schema, obj: str, field: str) -> str:
+    """The one column behind a field; BadRequest for a field the database does not hold as one column."""
+    columns = schema[obj].columns.get(field)
+    if not columns or len(columns) != 1:
+        raise BadRequest(f"{obj}.{field} is not stored in one column (computed on read or a location)")
+    return columns[0]
+
+
+class Joins:
+    """The base table (alias t0) with the lookups dimensions and filters follow, each joined once, outer."""
+
+    def __init__(self, schema: Schema, base: str):
+        self.schema = schema
+        self.root = schema[base].table.alias("t0")
+        self.from_: sa.FromClause = self.root
+        self._aliases: dict[tuple[str, ...], sa.FromClause] = {(): self.root}
+
+    def column(self, path: FieldPath) -> ColumnElement:
+        if path.fans_out:
+            raise BadRequest(f"{path.text} goes through a reverse relation: only a measure may")
+        alias, prefix = self.root, ()
+        for hop in path.hops:
+            prefix = (*prefix, hop.field)
+            if prefix not in self._aliases:
+                target = self.schema[hop.target].table.alias(f"t{len(self._aliases)}")
+                source = alias.c[column_name(self.schema, hop.source, hop.field)]
+                self.from_ = self.from_.outerjoin(target, target.c.id == source)
+                self._aliases[prefix] = target
+            alias = self._aliases[prefix]
+        return alias.c[column_name(self.schema, path.object, path.field)]
+
+
+@dataclass
+class Compiler:
+    """Compiles reports over one base object for one caller: `where` gives the filter and scene conditions
+    on the base joins, `scope` the caller's data scope on any object's table (None: every row)."""
+
+    metadata: Metadata
+    schema: Schema
+    dialect: str
+    base: str
+    where: Callable[[Joins], list[ColumnElement[bool]]]
+    scope: Scope
+    _walked: dict = field(default_factory=dict, init=False, repr=False)  # hops -> pairs, per statement
+
+    def statement(self, dimensions: Sequence[Dimension], measures: Sequence[Measure],
+                  sort: Sequence[tuple[str, bool]] = (), limit: int | None = None) -> sa.Select:
+        """One row per group: the dimension keys (references as their titles), then the measure keys."""
+        dims = [f"d{i}" for i in range(len(dimensions))]
+        self._walked = {}
+        measures = [self._as_records(m) for m in measures]
+        branches: dict[tuple[Hop, ...], list[int]] = {}
+        selects = [self._base_branch(dimensions, measures)]
+        for i, m in enumerate(measures):
+            if m.function == "count_distinct":
+                selects.append(self._distinct_branch(dimensions, measures, i))
+            elif m.path is not None and m.path.hops:
+                branches.setdefault(m.path.hops, []).append(i)
+        for hops, indexes in branches.items():
+            selects.append(self._hop_branch(dimensions, measures, hops, indexes))
+        union = sa.union_all(*selects).subquery("u") if len(selects) > 1 else selects[0].subquery("u")
+        folded = (
+            sa.select(*(union.c[d] for d in dims),
+                      *(sa.func.max(union.c[f"m{i}"]).label(f"m{i}") for i in range(len(measures))))
+            .group_by(*(union.c[d] for d in dims))
+            .subquery("g")
+        )
+        return self._present(folded, dimensions, measures, sort, limit)
+
+    @staticmethod
+    def _as_records(m: Measure) -> Measure:
+        """A distinct count of references is a count of the distinct records they name, so it shares their
+        branch: `count_distinct converted_account` walks to the accounts like the accounts' orders do."""
+        path = m.path
+        if m.function != "count_distinct" or path is None or path.type not in REFERENCE_TYPES:
+            return m
+        if path.field != "id":
+            path = replace(path, hops=(*path.hops, Hop(path.object, path.field, path.target, False)),
+                           object=path.target, field="id")
+        return Measure(m.key, "count", path)
+
+    # --------------------------------------------------------------------------------- branches
+
+    def _rows(self, dimensions: Sequence[Dimension], extra: Callable[[Joins], dict[str, ColumnElement]]) -> sa.Select:
+        """The base records in scope and matching the filters: their dimension values d0.. and `extra`."""
+        joins = Joins(self.schema, self.base)
+        values = [self._dimension(joins, d).label(f"d{i}") for i, d in enumerate(dimensions)]
+        more = [column.label(name) for name, column in extra(joins).items()]
+        conditions = self.where(joins)
+        scope = self.scope(self.base, joins.root)
+        if not values and not more:  # the totals of base measures that read no column
+            more = [sa.literal_column("1").label("one")]
+        return (sa.select(*values, *more).select_from(joins.from_)
+                .where(*conditions, *([scope] if scope is not None else [])))
+
+    def _dimension(self, joins: Joins, d: Dimension) -> ColumnElement:
+        column = joins.column(d.path)
+        if d.bucket:
+            return bucket(column, d.bucket, d.path.type == "datetime", self.dialect)
+        return column
+
+    def _shape(self, dimensions: Sequence[Dimension], measures: Sequence[Measure], pairs: sa.Subquery,
+               values: dict[int, ColumnElement], source: sa.FromClause | None = None) -> sa.Select:
+        """A branch's select from `pairs` (or `source`, pairs joined further): the group columns, then every
+        measure (NULL where another branch computes it)."""
+        groups = [pairs.c[f"d{i}"] for i in range(len(dimensions))]
+        columns = [
+            (values[i] if i in values else sa.cast(sa.null(), self._type(m))).label(f"m{i}")
+            for i, m in enumerate(measures)
+        ]
+        return sa.select(*groups, *columns).select_from(pairs if source is None else source).group_by(*groups)
+
+    def _base_branch(self, dimensions: Sequence[Dimension], measures: Sequence[Measure]) -> sa.Select:
+        """Measures over the base object's own fields; it also yields every group."""
+        own = {i: m for i, m in enumerate(measures)
+               if m.function != "count_distinct" and (m.path is None or not m.path.hops)}
+        rows = self._rows(dimensions, lambda j: {
+            f"v{i}": j.column(m.path) for i, m in own.items() if m.path is not None}).subquery("b")
+        values = {i: self._aggregate(m, rows.c[f"v{i}"] if m.path is not None else None) for i, m in own.items()}
+        return self._shape(dimensions, measures, rows, values)
+
+    def _distinct_branch(self, dimensions: Sequence[Dimension], measures: Sequence[Measure], i: int) -> sa.Select:
+        """count_distinct: the distinct (group, value) pairs, counted per group."""
+        path = measures[i].path
+        dims = [f"d{n}" for n in range(len(dimensions))]
+        if not path.hops:
+            pairs = self._rows(dimensions, lambda j: {"v": j.column(path)})
+            pairs = pairs.where(pairs.selected_columns.v.is_not(None)).distinct().subquery("p")
+        else:
+            reached, obj, applied = self._walk(dimensions, path.hops)
+            table, on = self._measured(obj, reached, applied)
+            value = table.c[column_name(self.schema, obj, path.field)]
+            pairs = (sa.select(*(reached.c[d] for d in dims), value.label("v")).distinct()
+                     .select_from(reached.join(table, on)).where(value.is_not(None)).subquery("p"))
+        return self._shape(dimensions, measures, pairs, {i: sa.func.count()})
+
+    def _hop_branch(self, dimensions: Sequence[Dimension], measures: Sequence[Measure], hops: tuple[Hop, ...],
+                    indexes: list[int]) -> sa.Select:
+        """Measures over the records one path of hops reaches: distinct (group, record) pairs, then aggregated.
+        A path ending in a reverse hop aggregates the children as it joins them (their parent pairs are
+        distinct, so each child comes once), unless another branch needs those (group, child) pairs too."""
+        last = hops[-1]
+        if last.reverse and hops not in self._walked:
+            parents, obj, applied = self._walk(dimensions, hops[:-1])
+            if applied or self.scope(obj, self.schema[obj].table) is None:
+                child = self.schema[last.target].table.alias("m")
+                on = child.c[column_name(self.schema, last.target, last.field)] == parents.c.k
+                scope = self.scope(last.target, child)
+                values = {i: self._aggregate(measures[i], child.c[column_name(self.schema, last.target,
+                                                                               measures[i].path.field)])
+                          for i in indexes}
+                joined = parents.join(child, on if scope is None else sa.and_(on, scope))
+                return self._shape(dimensions, measures, parents, values, joined)
+        reached, obj, applied = self._walk(dimensions, hops)
+        only_ids = all(measures[i].path.field == "id" for i in indexes)
+        if only_ids and (applied or self.scope(obj, self.schema[obj].table) is None):
+            values = {i: self._aggregate(measures[i], reached.c.k) for i in indexes}
+            return self._shape(dimensions, measures, reached, values)
+        table, on = self._measured(obj, reached, applied)
+        values = {i: self._aggregate(measures[i], table.c[column_name(self.schema, obj, measures[i].path.field)])
+                  for i in indexes}
+        return self._shape(dimensions, measures, reached, values, reached.join(table, on))
+
+    def _measured(self, obj: str, reached: sa.FromClause, applied: bool) -> tuple[sa.FromClause, ColumnElement]:
+        """The measured object's table joined to the pairs (restricted to the scope unless already)."""
+        table = self.schema[obj].table.alias("m")
+        on = table.c.id == reached.c.k
+        scope = None if applied else self.scope(obj, table)
+        return table, on if scope is None else sa.and_(on, scope)
+
+    def _walk(self, dimensions: Sequence[Dimension], hops: tuple[Hop, ...]) -> tuple[sa.CTE, str, bool]:
+        """Distinct (group, k) pairs, k the id of each record the hops reach; with the object reached and
+        whether its scope is applied already. Each prefix of hops is built once per statement, as a CTE that
+        every branch sharing it reads (PostgreSQL and SQLite materialise one read twice)."""
+        if hops in self._walked:
+            return self._walked[hops]
+        dims = [f"d{n}" for n in range(len(dimensions))]
+        name = f"r{len(self._walked)}"
+        if not hops:
+            reached = self._rows(dimensions, lambda j: {"k": j.root.c.id}).cte(name)
+            result = (reached, self.base, True)
+        elif len(hops) == 1 and not hops[0].reverse:  # a lookup of the base: its column, no join
+            column = column_name(self.schema, hops[0].source, hops[0].field)
+            pairs = self._rows(dimensions, lambda j: {"k": j.root.c[column]})
+            result = (pairs.where(pairs.selected_columns.k.is_not(None)).distinct().cte(name), hops[0].target, False)
+        else:
+            reached, obj, applied = self._walk(dimensions, hops[:-1])
+            name = f"r{len(self._walked)}"
+            hop = hops[-1]
+            groups = [reached.c[d] for d in dims]
+            source = reached
+            if not applied and self.scope(obj, self.schema[obj].table) is not None:
+                owner = self.schema[obj].table.alias(f"s{name}")
+                source = source.join(owner, sa.and_(owner.c.id == reached.c.k, self.scope(obj, owner)))
+            if hop.reverse:
+                child = self.schema[hop.target].table.alias(f"h{name}")
+                on = child.c[column_name(self.schema, hop.target, hop.field)] == reached.c.k
+                scope = self.scope(hop.target, child)
+                stmt = sa.select(*groups, child.c.id.label("k")).select_from(
+                    source.join(child, on if scope is None else sa.and_(on, scope)))
+            else:
+                parent = self.schema[obj].table.alias(f"h{name}")
+                value = parent.c[column_name(self.schema, obj, hop.field)]
+                stmt = (sa.select(*groups, value.label("k")).distinct()
+                        .select_from(source.join(parent, parent.c.id == reached.c.k)).where(value.is_not(None)))
+            result = (stmt.cte(name), hop.target, hop.reverse)
+        self._walked[hops] = result
+        return result
+
+    # ----------------------------------------------------------------------------- values
+
+    def _aggregate(self, m: Measure, column: ColumnElement | None) -> ColumnElement:
+        if m.function == "count":
+            return sa.func.count() if column is None else sa.func.count(column)
+        if m.function == "avg":
+            return sa.func.avg(column, type_=sa.Numeric(24, 4))
+        return getattr(sa.func, m.function)(column, type_=self._type(m))
+
+    def _type(self, m: Measure) -> sa.types.TypeEngine:
+        if m.function in ("count", "count_distinct"):
+            return sa.BigInteger()
+        if m.function == "avg":
+            return sa.Numeric(24, 4)
+        column = self.schema[m.path.object].table.c[column_name(self.schema, m.path.object, m.path.field)]
+        if m.function == "sum" and isinstance(column.type, sa.Integer):
+            return sa.Numeric(38, 0)
+        return column.type
+
+    # ---------------------------------------------------------------------------- presenting
+
+    def _present(self, folded: sa.Subquery, dimensions: Sequence[Dimension], measures: Sequence[Measure],
+                 sort: Sequence[tuple[str, bool]], limit: int | None) -> sa.Select:
+        """Titles for reference dimensions, zeros for empty counts and sums, the order and the limit."""
+        from_: sa.FromClause = folded
+        shown: dict[str, ColumnElement] = {}
+        order_by: dict[str, ColumnElement] = {}
+        for i, d in enumerate(dimensions):
+            value = folded.c[f"d{i}"]
+            if d.path.target and not d.bucket:
+                target = self.metadata.objects[d.path.target]
+                title = target.title_field if target.title_field in self.schema[target.name].columns else "id"
+                alias = self.schema[target.name].table.alias(f"title{i}")
+                from_ = from_.outerjoin(alias, alias.c.id == value)
+                value = alias.c[column_name(self.schema, target.name, title)]
+            shown[d.key] = value
+            order_by[d.key] = self._picklist_order(d, value)
+        for i, m in enumerate(measures):
+            value = folded.c[f"m{i}"]
+            if m.function in ("count", "count_distinct", "sum"):
+                value = sa.func.coalesce(value, sa.cast(0, self._type(m)), type_=self._type(m))
+            shown[m.key] = value
+            order_by[m.key] = value
+        keys = [*sort, *((d.key, False) for d in dimensions if d.key not in dict(sort))]
+        stmt = sa.select(*(value.label(key) for key, value in shown.items())).select_from(from_)
+        stmt = stmt.order_by(*(order_by[k].desc().nulls_last() if desc else order_by[k].asc().nulls_last()
+                               for k, desc in keys))
+        return stmt.limit(limit) if limit else stmt
+
+    def _picklist_order(self, d: Dimension, value: ColumnElement) -> ColumnElement:
+        """A picklist dimension sorts in the picklist's order, not alphabetically."""
+        if d.path.type != "picklist" or d.bucket:
+            return value
+        field = self.metadata.objects[d.path.object].fields[d.path.field]
+        options = sorted(field.options, key=lambda o: o.order)
+        if not options:
+            return value
+        return sa.case({o.value: n for n, o in enumerate(options)}, value=value, else_=len(options))

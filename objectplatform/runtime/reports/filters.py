@@ -1,0 +1,89 @@
+"""Report filters as SQL conditions: the list API's `path__op` operators over field paths, plus date ranges
+(`this_month`, `last_quarter`, ..., or `{"from": "2026-01-01", "to": "2026-03-31"}`, both days included)
+counted in the organisation's time (UTC+8), like the date buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..records.query import _APPLIES, _COMPARE, _CONVERT, _KINDS, OPERATORS, _escape_like, _Invalid
+from .buckets import ORG_OFFSET_HOURS
+
+DATE_RANGES = ("today", "this_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year",
+               "last_year")
+ORG_OFFSET = timedelta(hours=ORG_OFFSET_HOURS)
+
+
+def split(name: str) -> tuple[str, str]:
+    """`path__op` -> (path, op); a bare path compares for equality."""
+    path, sep, op = name.rpartition("__")
+    return (path, op) if sep and op in OPERATORS else (name, "eq")
+
+
+def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: datetime) -> ColumnElement[bool]:
+    """The condition `column op value` for a field of `type_name`; _Invalid names what is wrong."""
+    kind = _KINDS.get(type_name, "decimal" if type_name == "rollup" else "text")
+    if kind in ("date", "datetime") and op == "eq" and (isinstance(value, Mapping) or value in DATE_RANGES):
+        bounds = []
+        for day, compare in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):
+            if day not in (date.min, date.max):
+                bound = datetime.combine(day, datetime.min.time()) - ORG_OFFSET if kind == "datetime" else day
+                bounds.append(getattr(column, compare)(bound))  # org-time midnights as stored naive UTC
+        return sa.and_(*bounds)
+    if op == "isnull":
+        return column.is_(None) if _CONVERT["boolean"](_text(value)) else column.is_not(None)
+    if kind not in _APPLIES.get(op, ()):
+        raise _Invalid(f"operator '{op}' does not apply to a {type_name} field")
+    if op == "contains":
+        return column.ilike(f"%{_escape_like(_text(value))}%", escape="\\")
+    convert = _CONVERT[kind]
+    if op == "in":
+        items = value if isinstance(value, list) else _text(value).split(",")
+        return _COMPARE[op](column, [convert(_text(item)) for item in items])
+    return _COMPARE[op](column, convert(_text(value)))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | dict) or value is None:
+        raise _Invalid(f"{value!r} is not a single value")
+    return str(value)
+
+
+def date_range(value: Any, now: datetime) -> tuple[date, date]:
+    """[first day, day after the last) of a named range or a {from, to} range, in org time."""
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"from", "to"}
+        if unknown or not value:
+            raise _Invalid("a custom range is {\"from\": \"YYYY-MM-DD\", \"to\": \"YYYY-MM-DD\"}")
+        start = _CONVERT["date"](_text(value["from"])) if value.get("from") else date.min
+        end = _CONVERT["date"](_text(value["to"])) + timedelta(days=1) if value.get("to") else date.max
+        if start >= end:
+            raise _Invalid("the range ends before it starts")
+        return start, end
+    today = (now.astimezone(UTC) + ORG_OFFSET).date()
+    quarter = (today.month - 1) // 3 * 3 + 1
+    starts = {
+        "today": (today, today + timedelta(days=1)),
+        "this_week": (today - timedelta(days=today.weekday()), today + timedelta(days=7 - today.weekday())),
+        "this_month": (today.replace(day=1), _add_months(today.replace(day=1), 1)),
+        "last_month": (_add_months(today.replace(day=1), -1), today.replace(day=1)),
+        "this_quarter": (today.replace(month=quarter, day=1), _add_months(today.replace(month=quarter, day=1), 3)),
+        "last_quarter": (_add_months(today.replace(month=quarter, day=1), -3), today.replace(month=quarter, day=1)),
+        "this_year": (date(today.year, 1, 1), date(today.year + 1, 1, 1)),
+        "last_year": (date(today.year - 1, 1, 1), date(today.year, 1, 1)),
+    }
+    return starts[value]
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)

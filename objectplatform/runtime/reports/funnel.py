@@ -1,0 +1,141 @@
+"""The sales funnel (`engine: sales_funnel`): for one sales process, the open opportunities of each stage in the
+process's order: how many (`count`), their amount, the stage's probability and the weighted amount; the
+totals row's weighted amount is the forecast. The stages and probabilities come from the process definition
+(flows/), so a stage holding nothing still shows.
+
+From the stage history over a period (the run-time filter `period`: a date range such as `this_quarter` or
+{from, to}; default: all of it), for the stages entered in the period: `entered`, `conversion_rate` (the
+percentage of them that left to the next stage; for the last stage, to won), `avg_days_in_stage` (over those
+that left) and, in the totals, `win_rate` (of the stage rows left to won or lost in the period, the
+percentage won). Two grouped statements, both within the caller's scope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Definition, Label
+
+from ..errors import ValidationFailed
+from ..permissions import Access
+from ..records.query import _Invalid
+from ..storage.engine import reading
+from .compile import Compiler, Dimension, Measure
+from .filters import ORG_OFFSET, date_range
+from .paths import resolve
+from .run import Column, ReportResult, _conditions, _scene_owners, _scope, label_of
+
+HISTORY = "stage_history"
+
+OPEN = "open"
+CENTS = Decimal("0.01")
+COLUMNS = (
+    ("stage", Label("销售阶段", "Stage"), "text"),
+    ("count", Label("商机数", "Opportunities"), "integer"),
+    ("amount", Label("商机金额", "Amount"), "currency"),
+    ("probability", Label("赢率(%)", "Probability (%)"), "percent"),
+    ("weighted_amount", Label("预测金额", "Weighted amount"), "currency"),
+    ("entered", Label("进入数", "Entered"), "integer"),
+    ("conversion_rate", Label("转化率(%)", "Conversion rate (%)"), "percent"),
+    ("avg_days_in_stage", Label("平均停留天数", "Average days in stage"), "number"),
+)
+
+
+def processes(metadata, obj: str) -> list[Definition]:
+    """The sales processes of `obj`, in the order the metadata defines them."""
+    return [d for d in metadata.flows.values() if d.kind == "sales_process" and d.object == obj]
+
+
+def run_funnel(platform, report: Definition, *, access: Access | None, filters: Mapping[str, Any] | None,
+               scene: str | None, now: datetime | None) -> ReportResult:
+    """The funnel of the process named by the `sales_process` filter (the first process when none is named)."""
+    metadata, base = platform.metadata, report.object
+    filters = dict(filters or {})
+    period = filters.pop("period", None)
+    available = processes(metadata, base)
+    name = filters.pop("sales_process", None) or (available[0].name if available else None)
+    process = next((p for p in available if p.name == name), None)
+    if process is None:
+        known = ", ".join(p.name for p in available) or "none is defined"
+        raise ValidationFailed({"sales_process": [f"unknown sales process {name!r} (known: {known})"]})
+    filters["sales_process"] = process.name
+    filters["status"] = OPEN
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    with reading(platform.engine) as conn:
+        where = _conditions(platform, report, filters, scene or report.data.get("scene", "all"), access, now, conn)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access))
+        stage = Dimension("stage", resolve(metadata, base, "stage"))
+        measures = [Measure("count", "count"), Measure("amount", "sum", resolve(metadata, base, "amount"))]
+        found = {row["stage"]: row for row in conn.execute(compiler.statement([stage], measures)).mappings()}
+        history, win_rate = _history(platform, process, period, access, scene or report.data.get("scene", "all"),
+                                     now, conn)
+    rows = []
+    for spec in process.data["stages"]:
+        row = found.get(spec["key"], {"count": 0, "amount": Decimal(0)})
+        probability = Decimal(str(spec["probability"]))
+        amount = Decimal(row["amount"] or 0).quantize(CENTS)
+        entered, moved_on, days = history.get(spec["key"], (0, 0, None))
+        rows.append({"stage": spec["key"], "count": int(row["count"]), "amount": amount,
+                     "probability": probability,
+                     "weighted_amount": (amount * probability / 100).quantize(CENTS),
+                     "entered": entered, "conversion_rate": _percent(moved_on, entered),
+                     "avg_days_in_stage": None if days is None else Decimal(days).quantize(CENTS)})
+    totals = {"count": sum(r["count"] for r in rows), "amount": sum((r["amount"] for r in rows), Decimal("0.00")),
+              "probability": None,
+              "weighted_amount": sum((r["weighted_amount"] for r in rows), Decimal("0.00")),
+              "entered": sum(r["entered"] for r in rows), "conversion_rate": None, "avg_days_in_stage": None,
+              "win_rate": win_rate}
+    columns = [Column(key, label, kind) for key, label, kind in COLUMNS]
+    stage_labels = {s["key"]: label_of(s.get("label"), Label(s["key"], s["key"])) for s in process.data["stages"]}
+    return ReportResult(report.name, report.label, columns, rows, totals, columns[:1], columns[1:],
+                        report.data.get("chart") or {"type": "funnel", "measures": ["count"]},
+                        value_labels={"stage": stage_labels})
+
+
+def _percent(part: int, whole: int) -> Decimal | None:
+    return None if not whole else (Decimal(part) * 100 / whole).quantize(CENTS)
+
+
+def _history(platform, process: Definition, period: Any, access: Access | None, scene: str, now: datetime,
+             conn: sa.Connection) -> tuple[dict[str, tuple[int, int, Any]], Decimal | None]:
+    """{stage: (entered, left to the next stage, average days in it)} for the stages entered in `period`,
+    and the win rate of the stage rows closed (left to won or lost) in it."""
+    if HISTORY not in platform.schema.objects:
+        return {}, None
+    ot = platform.schema[HISTORY]
+    table = ot.table
+    stages = [s["key"] for s in process.data["stages"]]
+    following = {stage: nxt for stage, nxt in zip(stages, [*stages[1:], "won"], strict=True)}
+    where = [ot.column("sales_process") == process.name]
+    scope = _scope(access)(HISTORY, table)
+    if scope is not None:
+        where.append(scope)
+    owners = _scene_owners(platform, scene, access, conn)
+    if owners is not None:
+        where.append(table.c.owner.in_(sorted(owners)) if owners else sa.false())
+    entered_at, left_at, left_to, stage = (ot.column(n) for n in ("entered_at", "left_at", "left_to", "stage"))
+    entered_in, left_in = [], []
+    if period:
+        try:
+            start, end = date_range(period, now)
+        except _Invalid as e:
+            raise ValidationFailed({"period": [str(e)]}) from None
+        for column, bounds in ((entered_at, entered_in), (left_at, left_in)):
+            bounds += [column >= datetime.combine(start, datetime.min.time()) - ORG_OFFSET,
+                       column < datetime.combine(end, datetime.min.time()) - ORG_OFFSET]
+    moved_on = sa.or_(*(sa.and_(stage == key, left_to == nxt) for key, nxt in following.items()))
+    if conn.dialect.name == "postgresql":
+        days = sa.func.extract("epoch", left_at - entered_at) / 86400
+    else:
+        days = sa.func.julianday(left_at) - sa.func.julianday(entered_at)
+    stmt = (sa.select(stage, sa.func.count(), sa.func.count(sa.case((moved_on, 1))),
+                      sa.func.avg(sa.case((left_at.is_not(None), days))))
+            .where(*where, *entered_in).group_by(stage))
+    history = {row[0]: (int(row[1]), int(row[2]), row[3]) for row in conn.execute(stmt)}
+    won, closed = conn.execute(sa.select(sa.func.count(sa.case((left_to == "won", 1))), sa.func.count())
+                               .where(*where, *left_in, left_to.in_(["won", "lost"]))).one()
+    return history, _percent(int(won), int(closed))

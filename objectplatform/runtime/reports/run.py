@@ -1,0 +1,270 @@
+"""Running a report for one caller: its template's filters plus the run-time ones, the scene, the caller's
+data scope, then the rows and the totals row (and for a matrix, its cells), each one SQL statement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from objectplatform.metadata import Definition, Label, Metadata
+
+from ..errors import BadRequest, NotFound, ValidationFailed
+from ..permissions import Access, Org
+from ..records.query import _Invalid
+from ..storage.engine import reading
+from ..storage.tables import REFERENCE_TYPES
+from .compile import Compiler, Dimension, Joins, Measure
+from .filters import condition, split
+from .paths import FieldPath, resolve
+
+SCENES = ("all", "mine", "subordinates")
+TOTAL = Label("合计", "Total")
+FUNCTION_LABELS = {
+    "count": Label("数量", "Count"), "count_distinct": Label("去重计数", "Distinct count"),
+    "sum": Label("合计", "Sum"), "avg": Label("平均", "Average"), "min": Label("最小", "Minimum"),
+    "max": Label("最大", "Maximum"),
+}
+AVG_PLACES = Decimal("0.01")
+
+
+@dataclass
+class Column:
+    """One column of a report's result: its key, label, value type and, for a dimension, its path."""
+
+    key: str
+    label: Label
+    type: str
+    path: FieldPath | None = None
+    measure: str | None = None  # a measure's function
+    of: str | None = None  # a matrix cell column: the key of the measure it shows
+    column_value: Any = None  # a matrix cell column: the column dimension's value
+
+    def as_json(self) -> dict:
+        return {"key": self.key, "label": {"zh": self.label.zh, "en": self.label.en}, "type": self.type}
+
+
+@dataclass
+class ReportResult:
+    """What a run returns, as API.md shows it: columns, rows and the totals row."""
+
+    name: str
+    label: Label
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any] | None
+    dimensions: list[Column] = field(default_factory=list)
+    measures: list[Column] = field(default_factory=list)
+    chart: Mapping[str, Any] | None = None
+    value_labels: dict[str, dict[Any, Label]] = field(default_factory=dict)  # key -> value -> its label
+
+    def as_json(self) -> dict:
+        return {"columns": [c.as_json() for c in self.columns], "rows": self.rows, "totals": self.totals}
+
+
+def label_of(raw: Mapping[str, str] | None, fallback: Label) -> Label:
+    if not raw:
+        return fallback
+    zh, en = raw.get("zh", ""), raw.get("en", "")
+    return Label(zh or en, en or zh)
+
+
+def definition(metadata: Metadata, name: str) -> Definition:
+    report = metadata.reports.get(name)
+    if report is None:
+        raise NotFound(f"unknown report {name}")
+    return report
+
+
+def available(metadata: Metadata, access: Access | None) -> list[Definition]:
+    """The reports whose base object the caller may read, by name."""
+    return [r for _, r in sorted(metadata.reports.items())
+            if access is None or access.can(r.object, "read")]
+
+
+def run_report(platform, report: Definition, *, access: Access | None, filters: Mapping[str, Any] | None = None,
+               scene: str | None = None, now: datetime | None = None) -> ReportResult:
+    """Run `report` as `access` (None: unrestricted, for the CLI and benchmarks) with run-time `filters`.
+
+    Raises ValidationFailed naming every bad filter, BadRequest for a bad scene, Forbidden when the
+    caller may not read the base object.
+    """
+    data = report.data
+    if access is not None:
+        access.require(report.object, "read")
+    if data.get("engine") == "sales_funnel":
+        from .funnel import run_funnel
+
+        return run_funnel(platform, report, access=access, filters=filters, scene=scene, now=now)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    metadata, base = platform.metadata, report.object
+    dimensions = [_dimension(metadata, base, d) for d in data.get("dimensions", ())]
+    across = _dimension(metadata, base, data["columns"]) if "columns" in data else None
+    measures = [Measure(m["key"], m["function"], resolve(metadata, base, m["field"]) if "field" in m else None)
+                for m in data["measures"]]
+    with reading(platform.engine) as conn:
+        where = _conditions(platform, report, filters or {}, scene or data.get("scene", "all"), access, now, conn)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where,
+                            _scope(access))
+        sort = [(k.lstrip("-"), k.startswith("-")) for k in data.get("sort", ())]
+        limit = data.get("limit")
+        dim_columns = [_dimension_column(metadata, d, raw) for d, raw in zip(dimensions, data.get("dimensions", ()),
+                                                                              strict=True)]
+        measure_columns = [_measure_column(metadata, m, raw) for m, raw in zip(measures, data["measures"], strict=True)]
+        want_totals = data.get("totals", True)
+        if across is None:
+            rows = _fetch(conn, compiler.statement(dimensions, measures, sort, limit), measure_columns)
+            totals = _fetch(conn, compiler.statement([], measures), measure_columns)[0] if want_totals else None
+            columns = [*dim_columns, *measure_columns]
+        else:
+            columns, rows, totals = _matrix(conn, compiler, dimensions, across, measures, sort, limit,
+                                            dim_columns, measure_columns,
+                                            _dimension_column(metadata, across, data["columns"]))
+    labels = {d.key: _option_labels(metadata, d) for d in [*dimensions, *([across] if across else [])]}
+    return ReportResult(report.name, report.label, columns, rows, totals, dim_columns, measure_columns,
+                        data.get("chart"), value_labels={k: v for k, v in labels.items() if v})
+
+
+def _option_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
+    """A picklist dimension's option labels by value, for the faces that show labels."""
+    f = metadata.objects[d.path.object].fields.get(d.path.field)
+    if d.bucket or f is None or d.path.type != "picklist":
+        return {}
+    return {o.value: o.label for o in f.options}
+
+
+def _dimension(metadata: Metadata, base: str, raw: Mapping[str, Any]) -> Dimension:
+    return Dimension(raw["key"], resolve(metadata, base, raw["field"]), raw.get("bucket"))
+
+
+def _field_label(metadata: Metadata, path: FieldPath) -> Label:
+    f = metadata.objects[path.object].fields.get(path.field)
+    if f is not None:
+        return f.label
+    return metadata.objects[path.object].label if path.field == "id" else Label(path.field, path.field)
+
+
+def _dimension_column(metadata: Metadata, d: Dimension, raw: Mapping[str, Any]) -> Column:
+    kind = "text" if d.bucket or d.path.type in REFERENCE_TYPES else d.path.type
+    return Column(d.key, label_of(raw.get("label"), _field_label(metadata, d.path)), kind, d.path)
+
+
+def _measure_column(metadata: Metadata, m: Measure, raw: Mapping[str, Any]) -> Column:
+    if m.function in ("count", "count_distinct"):
+        kind = "integer"
+    elif m.function == "avg" or m.path.type == "rollup":
+        kind = "number"
+    else:
+        kind = m.path.type
+    fallback = FUNCTION_LABELS[m.function] if m.path is None else _field_label(metadata, m.path)
+    return Column(m.key, label_of(raw.get("label"), fallback), kind, m.path, measure=m.function)
+
+
+def _fetch(conn: sa.Connection, stmt: sa.Select, measures: list[Column]) -> list[dict[str, Any]]:
+    """The rows as {key: value}; averages to two places, every other value as the database computed it."""
+    rows = [dict(row._mapping) for row in conn.execute(stmt)]
+    for row in rows:
+        for m in measures:
+            value = row.get(m.key)
+            if m.measure == "avg" and value is not None:
+                row[m.key] = Decimal(value).quantize(AVG_PLACES)
+    return rows
+
+
+def _matrix(conn, compiler: Compiler, dimensions, across: Dimension, measures, sort, limit, dim_columns,
+            measure_columns, across_column: Column):
+    """A matrix: one column per value of `across` and measure, then each row's totals; the totals row holds
+    each column's totals and the grand totals. Four statements: cells, row totals, column totals, grand."""
+    row_keys = [d.key for d in dimensions]
+    by_row = _fetch(conn, compiler.statement(dimensions, measures, sort, limit), measure_columns)
+    by_column = _fetch(conn, compiler.statement([across], measures), measure_columns)
+    cells = _fetch(conn, compiler.statement([*dimensions, across], measures), measure_columns)
+    grand = _fetch(conn, compiler.statement([], measures), measure_columns)[0]
+    values = [r[across.key] for r in by_column]
+    columns = list(dim_columns)
+    for value in values:
+        for m in measure_columns:
+            shown = "" if value is None else str(value)
+            columns.append(Column(f"{m.key}__{shown}", Label(f"{shown} · {m.label.zh}", f"{shown} · {m.label.en}"),
+                                  m.type, m.path, m.measure, m.key, value))
+    columns += [Column(m.key, Label(f"{TOTAL.zh} · {m.label.zh}", f"{TOTAL.en} · {m.label.en}"), m.type, m.path,
+                       m.measure) for m in measure_columns]
+    index = {tuple(c[k] for k in row_keys) + (c[across.key],): c for c in cells}
+    rows, totals = [], {}
+    for r in by_row:
+        row = {k: r[k] for k in row_keys}
+        for c in columns[len(dim_columns):]:
+            if c.of is None:
+                row[c.key] = r[c.key]
+            else:
+                cell = index.get(tuple(r[k] for k in row_keys) + (c.column_value,))
+                row[c.key] = _empty(c) if cell is None else cell[c.of]
+        rows.append(row)
+    for c in columns[len(dim_columns):]:
+        if c.of is None:
+            totals[c.key] = grand[c.key]
+        else:
+            totals[c.key] = next(r for r in by_column if r[across.key] == c.column_value)[c.of]
+    return columns, rows, totals
+
+
+def _empty(column: Column) -> Any:
+    return 0 if column.measure in ("count", "count_distinct", "sum") else None
+
+
+def _scope(access: Access | None):
+    if access is None:
+        return lambda obj, table: None
+    return access.scope
+
+
+def _conditions(platform, report: Definition, runtime: Mapping[str, Any], scene: str, access: Access | None,
+                now: datetime, conn: sa.Connection):
+    """The template's fixed filters, the run-time filters and the scene, as a function of the base joins.
+
+    Every run-time filter is checked first, against a throwaway set of joins: ValidationFailed lists each
+    bad one under its own name, so nothing runs with a filter ignored.
+    """
+    metadata, base = platform.metadata, report.object
+    if scene not in SCENES:
+        raise BadRequest(f"scene: must be one of {', '.join(SCENES)}", {"scene": [f"unknown scene {scene!r}"]})
+    if not isinstance(runtime, Mapping):
+        raise BadRequest("filters: must be an object of field -> value", {"filters": ["must be an object"]})
+    parsed: list[tuple[str, FieldPath, str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    for items in (report.data.get("filters", {}), runtime):
+        for name, value in items.items():
+            text, op = split(name)
+            try:
+                path = resolve(metadata, base, text)
+                condition(Joins(platform.schema, base).column(path), path.type, op, value, now)
+            except (BadRequest, _Invalid) as e:
+                errors.setdefault(name, []).append(e.message if isinstance(e, BadRequest) else str(e))
+                continue
+            parsed.append((name, path, op, value))
+    if errors:
+        raise ValidationFailed(errors, "; ".join(f"{n}: {m}" for n, msgs in errors.items() for m in msgs))
+    owners = _scene_owners(platform, scene, access, conn)
+
+    def where(joins: Joins) -> list[ColumnElement[bool]]:
+        conditions = [condition(joins.column(path), path.type, op, value, now) for _, path, op, value in parsed]
+        if owners is not None:
+            conditions.append(joins.root.c.owner.in_(sorted(owners)) if owners else sa.false())
+        return conditions
+
+    return where
+
+
+def _scene_owners(platform, scene: str, access: Access | None, conn: sa.Connection) -> frozenset[int] | None:
+    """The owners a scene keeps: mine = me, subordinates = everyone below me (not me); None for all."""
+    if scene == "all" or access is None:
+        return None
+    me = int(access.user_id)
+    if scene == "mine":
+        return frozenset({me})
+    return Org.read(conn, platform.schema).subordinates(me) - {me}

@@ -1,0 +1,28 @@
+"""The report pages in a real browser: a manager opens a report from the navigation, sees the table with its
+totals row and the chart, narrows it with a run-time filter, and gets the CSV link for what is shown."""
+
+from __future__ import annotations
+
+from test_ui import click_and_wait, login, path
+
+
+def table(page) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        "table.report tbody tr, table.report tfoot tr",
+        "rows => rows.map(r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))")
+
+
+def test_manager_runs_leads_by_owner_and_status_and_filters_it(page, site):
+    login(page, site, "zhao")
+    click_and_wait(page, page.locator("nav.side").get_by_role("link", name="报表"))
+    assert path(page) == "/reports"
+    click_and_wait(page, page.get_by_role("link", name="按员工统计线索转换情况"))
+    assert path(page) == "/reports/leads_by_owner_status"
+    # 赵强 sees his own lead and his rep 王伟's five, not 钱芳's team
+    assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
+    assert page.locator("figure.report-chart svg").is_visible()
+    page.select_option("#filter-source", "referral")
+    click_and_wait(page, page.get_by_role("button", name="查询"))
+    assert table(page) == [["王伟", "待处理", "3"], ["赵强", "待处理", "1"], ["合计", "", "4"]]
+    assert page.get_attribute("a[download]", "href") == \
+        "/reports/leads_by_owner_status/export.csv?scene=all&source=referral"

@@ -1,0 +1,133 @@
+"""Reports through the REST API on both databases: the list, a run as JSON, CSV bytes, the SVG chart and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from report_company import build_company
+
+from objectplatform.web import create_app
+
+PASSWORD = "correct-horse-7"
+
+
+@pytest.fixture
+def client(platform):
+    build_company(platform, PASSWORD)
+    return create_app(platform).test_client()
+
+
+def bearer(client, username: str) -> dict:
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    return {"Authorization": f"Bearer {response.get_json()['token']}"}
+
+
+def test_the_list_names_the_shipped_reports(client):
+    response = client.get("/api/v1/reports", headers=bearer(client, "李一"))
+    assert response.status_code == 200
+    items = {item["name"]: item for item in response.get_json()["items"]}
+    assert sorted(items) == ["campaign_leads_to_opportunities", "campaign_leads_to_orders", "leads_by_owner_status",
+                             "sales_funnel"]
+    assert items["campaign_leads_to_orders"]["measures"] == ["leads", "accounts", "orders", "order_amount",
+                                                             "paid_amount"]
+    assert items["leads_by_owner_status"]["label"] == {"zh": "按员工统计线索转换情况",
+                                                       "en": "Leads by owner and status"}
+
+
+def test_run_as_json_within_the_callers_scope(client):
+    response = client.post("/api/v1/reports/leads_by_owner_status/run", headers=bearer(client, "王经理"),
+                           json={"filters": {"status__in": ["pending", "converted"]}})
+    assert response.status_code == 200
+    assert json.loads(response.data) == {
+        "columns": [{"key": "owner", "label": {"zh": "负责人", "en": "Owner"}, "type": "text"},
+                    {"key": "status", "label": {"zh": "线索状态", "en": "Status"}, "type": "picklist"},
+                    {"key": "leads", "label": {"zh": "线索数", "en": "Leads"}, "type": "integer"}],
+        "rows": [{"owner": "张二", "status": "pending", "leads": 1},
+                 {"owner": "张二", "status": "converted", "leads": 1},
+                 {"owner": "李一", "status": "pending", "leads": 1},
+                 {"owner": "李一", "status": "converted", "leads": 2}],
+        "totals": {"leads": 5},
+    }
+    orders = client.post("/api/v1/reports/campaign_leads_to_orders/run", headers=bearer(client, "王经理"))
+    assert orders.get_json()["totals"] == {"leads": 5, "accounts": 2, "orders": 4, "order_amount": 6500,
+                                           "paid_amount": 600}
+
+
+def test_errors_have_the_api_shape(client):
+    headers = bearer(client, "李一")
+    unknown = client.post("/api/v1/reports/leads_by_owner_status/run", headers=headers,
+                          json={"filters": {"colour": "red"}})
+    assert unknown.status_code == 422
+    assert unknown.get_json() == {"error": {"code": "validation_failed",
+                                            "message": "colour: unknown field 'colour' of lead",
+                                            "fields": {"colour": ["unknown field 'colour' of lead"]}}}
+    missing = client.post("/api/v1/reports/no_such_report/run", headers=headers)
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    assert client.get("/api/v1/reports").status_code == 401
+    scene = client.post("/api/v1/reports/leads_by_owner_status/run", headers=headers, json={"scene": "everyone"})
+    assert scene.status_code == 400 and scene.get_json()["error"]["fields"] == {"scene": ["unknown scene 'everyone'"]}
+
+
+def test_csv_export_opens_in_excel_with_chinese_text(client):
+    response = client.get("/api/v1/reports/campaign_leads_to_orders/export.csv?labels=zh",
+                          headers=bearer(client, "王经理"))
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.data.decode("utf-8") == (
+        "\ufeff市场活动,线索数,转换客户数,订单数,订单金额,已回款金额\r\n"
+        "春季展会,3,1,3,6000.00,600.00\r\n"
+        "线上推广,1,1,1,500.00,0.00\r\n"
+        "(空),1,0,0,0.00,0.00\r\n"
+        "合计,5,2,4,6500.00,600.00\r\n")
+    english = client.get("/api/v1/reports/leads_by_owner_status/export.csv?labels=en&status=converted",
+                         headers=bearer(client, "王经理"))
+    assert english.data.decode("utf-8") == (
+        "\ufeffOwner,Status,Leads\r\n张二,Converted,1\r\n李一,Converted,2\r\nTotal,,3\r\n")
+
+
+def test_chart_is_svg_drawn_on_the_server(client):
+    response = client.get("/api/v1/reports/leads_by_owner_status/chart.svg?lang=en", headers=bearer(client, "王经理"))
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    svg = response.data.decode()
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and "<script" not in svg
+    assert "<title>Leads by owner and status</title>" in svg
+    assert "<title>李一 · Converted: 2</title>" in svg
+
+
+# ------------------------------------------------------------------------------------ the pages
+
+
+def sign_in(client, username: str) -> None:
+    client.get("/login")
+    with client.session_transaction() as session:
+        csrf = session["csrf_token"]
+    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf})
+
+
+def test_report_page_shows_filters_table_totals_chart_and_export(client):
+    sign_in(client, "王经理")
+    listing = client.get("/reports").get_data(as_text=True)
+    assert 'data-report="campaign_leads_to_orders">按市场活动统计线索转化过程(含订单)</a>' in listing
+    assert '<li class="reports"><a href="/reports" aria-current="page">报表</a></li>' in listing
+    page = client.get("/reports/campaign_leads_to_orders?created_at=this_year").get_data(as_text=True)
+    assert '<option value="this_year" selected>今年</option>' in page
+    assert "<td>春季展会</td><td class=\"num\">3</td><td class=\"num\">1</td><td class=\"num\">3</td>" \
+           "<td class=\"num\">6,000.00</td><td class=\"num\">600.00</td>" in page
+    assert '<tr class="totals"><td>合计</td><td class="num">5</td><td class="num">2</td><td class="num">4</td>' \
+           '<td class="num">6,500.00</td><td class="num">600.00</td></tr>' in page
+    assert '<figure class="report-chart"><svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert 'href="/reports/campaign_leads_to_orders/export.csv?created_at=this_year"' in page
+    csv = client.get("/reports/campaign_leads_to_orders/export.csv?created_at=this_year")
+    assert csv.data.decode("utf-8").splitlines()[-1] == "合计,5,2,4,6500.00,600.00"
+    bad = client.get("/reports/leads_by_owner_status?created_at__from=2026-13-01").get_data(as_text=True)
+    assert "&#39;2026-13-01&#39; is not a date (YYYY-MM-DD)" in bad
+
+
+def test_funnel_page_offers_the_processes_and_shows_stage_labels(client):
+    sign_in(client, "王经理")
+    page = client.get("/reports/sales_funnel?period=this_year").get_data(as_text=True)
+    assert '<option value="standard_sales" >标准销售流程</option>' in page
+    assert '<label for="filter-period">统计周期</label>' in page
+    # O1 and O2 of the company entered the first stage of the standard process when they were created
+    assert '<td>确认客户意向</td><td class="num">2</td><td class="num">150,000.00</td><td class="num">10.00</td>' \
+           '<td class="num">15,000.00</td><td class="num">2</td>' in page
