@@ -394,12 +394,16 @@ def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: l
 
 def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing: bool = False,
                progress: Callable[[int, int | None], None] | None = None,
-               scope: Callable | None = None) -> ImportResult:
-    """Create the rows through `create_many` (owned by `user` unless a row names an owner)."""
+               scope: Callable | None = None, defaults: Mapping[str, str] | None = None) -> ImportResult:
+    """Create the rows through `create_many` (owned by `user` unless a row names an owner); `defaults`
+    fill the fields a row leaves empty (the campaign of an import started from the campaign's page)."""
     ids = _reference_ids(platform, prepared)
     numbers: list[int] = []
     records = platform.records.within(scope) if scope is not None else platform.records
-    bulk = records.create_many(prepared.object.name, _values(prepared, ids, numbers), user=user,
+    rows = _values(prepared, ids, numbers)
+    if defaults:
+        rows = ({**defaults, **row} for row in rows)
+    bulk = records.create_many(prepared.object.name, rows, user=user,
                                all_or_nothing=all_or_nothing, progress=progress, total=prepared.source.count)
     errors = [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()}} for e in bulk.errors]
     return ImportResult(list(bulk.created), errors, all_or_nothing)
@@ -409,18 +413,20 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
 
 
 def start_import(platform, obj: ObjectDef, name: str, data: bytes, user: str, all_or_nothing: bool,
-                 job_id: str) -> str:
+                 job_id: str, defaults: Mapping[str, str] | None = None) -> str:
     """Check the upload (BadRequest before any job starts), then enqueue `import_job`; return the job id."""
     prepare(obj, read_bytes(name, data))
     token = _platform.set(platform)  # an in-process job runs now, on this platform
+    extra = {"defaults": dict(defaults)} if defaults else {}
     try:
         return platform.jobs.enqueue(import_job, obj.name, name, base64.b64encode(data).decode("ascii"), user,
-                                     all_or_nothing, job_id=job_id)
+                                     all_or_nothing, job_id=job_id, **extra)
     finally:
         _platform.reset(token)
 
 
-def import_job(obj: str, name: str, data: str, user: str, all_or_nothing: bool) -> dict:
+def import_job(obj: str, name: str, data: str, user: str, all_or_nothing: bool,
+               defaults: Mapping[str, str] | None = None) -> dict:
     """The background job: import the file as `user` within the user's data scope; the result as JSON."""
     from .permissions import access_for
 
@@ -429,7 +435,7 @@ def import_job(obj: str, name: str, data: str, user: str, all_or_nothing: bool) 
     prepared = prepare(platform.metadata.objects[obj], read_bytes(name, base64.b64decode(data)))
     report_progress(0, prepared.source.count)
     result = run_import(platform, prepared, user=user, all_or_nothing=all_or_nothing, progress=report_progress,
-                        scope=access.scope)
+                        scope=access.scope, defaults=defaults)
     return result.json()
 
 

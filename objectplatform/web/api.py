@@ -8,8 +8,6 @@ operation (403), the data scope is part of every read and write query (a record 
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,12 +15,12 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from objectplatform.metadata import SYSTEM_FIELDS, Definition, FieldDef, Label, ObjectDef
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
-from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated, imports
+from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.permissions import access_for
 
-from . import errors, openapi
+from . import errors, import_jobs, openapi
 from .app import get_platform
 from .errors import json_response
 from .export import csv_response, masked_where, request_masker
@@ -288,41 +286,19 @@ def run_bulk_action(obj: str, action: str) -> Response:
 
 # -------------------------------------------------------------------------------------- jobs
 
-TRUE_WORDS, FALSE_WORDS = frozenset({"1", "true", "on", "yes"}), frozenset({"", "0", "false", "off", "no"})
-
-
 @bp.post("/objects/<obj>/imports")
 def start_import(obj: str) -> Response:
-    """Multipart `file` (.csv, .xlsx or .vcf) and `all_or_nothing`: checked now (400), imported by a job (202).
-
-    The caller needs `create` on the object and the role action `import`; the records are created
-    as, and owned by, the caller, within the caller's data scope (runtime/imports.py)."""
+    """Multipart `file` (.csv, .xlsx or .vcf) and `all_or_nothing`: checked now (400), imported by a job (202)."""
     definition = _object(obj)
-    g.access.require(obj, "create")
-    g.access.require_action(obj, "import")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadRequest("send the file as the multipart/form-data field \"file\"", {"file": ["is required"]})
-    flag = request.form.get("all_or_nothing", "").strip().lower()
-    if flag not in TRUE_WORDS | FALSE_WORDS:
-        raise BadRequest("all_or_nothing must be true or false", {"all_or_nothing": ["must be true or false"]})
-    job_id = f"import-{g.access.user_id}-{uuid.uuid4().hex}"
-    imports.start_import(get_platform(), definition, upload.filename, upload.read(), g.access.user_id,
-                         flag in TRUE_WORDS, job_id)
+    job_id = import_jobs.start(get_platform(), g.access, definition, request.files.get("file"),
+                               request.form.get("all_or_nothing", ""))
     return json_response({"job_id": job_id}, 202)
 
 
 @bp.get("/jobs/<job_id>")
 def job_status(job_id: str) -> Response:
     """A job the caller started (ids name their user: another user's job is a 404, like an unknown one)."""
-    owner = re.fullmatch(r"[a-z_]+-([0-9]+)-[0-9a-f]{32}", job_id)
-    try:
-        if owner is None or owner.group(1) != str(g.access.user_id):
-            raise KeyError(job_id)
-        job = get_platform().jobs.status(job_id)
-    except KeyError:
-        raise NotFound(f"no job {job_id}") from None
-    return json_response({key: job[key] for key in ("id", "status", "progress", "result", "error")})
+    return json_response(import_jobs.status(get_platform(), g.access, job_id))
 
 
 # ---------------------------------------------------------------------------------- metadata

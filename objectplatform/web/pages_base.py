@@ -77,8 +77,9 @@ def _context() -> dict:
     platform = get_platform()
     nav = []
     if access is not None:
-        nav = [(name, object_label(platform.metadata.objects[name], lang, plural=True))
-               for name in access.readable_objects()]
+        objects = platform.metadata.objects  # child objects (order lines, stage history) live on their parent's page
+        nav = [(name, object_label(objects[name], lang, plural=True)) for name in access.readable_objects()
+               if not any(f.type == "master_detail" for f in objects[name].fields.values())]
     return {"_": translator(lang), "lang": lang, "access": access, "nav": nav, "csrf_token": csrf.token,
             "other_lang": "en" if lang == "zh" else "zh", "messages": get_flashed_messages(with_categories=True)}
 

@@ -3,7 +3,7 @@ generated create/edit forms with inline errors and stale-edit handling, and runn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import flash, g, redirect, render_template, request, send_from_directory, url_for
@@ -21,6 +21,11 @@ from .pages_lists import columns_of
 from .pages_view import field_label, object_label
 
 RELATED_SIZE = 10
+# Extension points of the record page: panels shown under its details (each `panel(obj, record,
+# state)` returns a dict with a `template` to include, or None) and actions that open their own
+# dialog instead of the generic parameter form (`dialog(obj, record)` returns its URL, or None).
+RECORD_PANELS: list[Callable[[ObjectDef, Mapping[str, Any], Mapping[str, Any]], dict | None]] = []
+ACTION_DIALOGS: dict[str, Callable[[ObjectDef, Mapping[str, Any]], str | None]] = {}
 
 
 # ------------------------------------------------------------------------------------ one record
@@ -106,24 +111,33 @@ _CHANGES = frozenset({"change.create", "change.update", "change.delete", "change
 
 @bp.route("/o/<obj>/<id>")
 def record(obj: str, id: str):
+    return record_page(obj, id)
+
+
+def record_page(obj: str, id: str, status: int = 200, **state: Any):
+    """The record page; `state` reaches the panels (a posted panel form with its errors)."""
     definition = object_def(obj)
     platform = get_platform()
     current = request_masker(platform, obj)(platform.records.get(obj, id, where=scope(obj)))
-    tab = request.args.get("tab", "details")
+    tab = request.args.get("tab", "details") if not state else "details"
     display = page_display()
-    context = {"sections": [], "related": [], "history": []}
+    context = {"sections": [], "related": [], "history": [], "panels": []}
     if tab == "history":
         context["history"] = _history(definition, current["id"])
     else:
         tab = "details"
         context["sections"] = _sections(definition, current)
+        context["panels"] = [p for panel in RECORD_PANELS if (p := panel(definition, current, state)) is not None]
         context["related"] = _related(definition, current["id"])
+    actions = []
+    for a in available_actions(obj):
+        dialog = ACTION_DIALOGS.get(a.name)
+        actions.append((a.name, a.label.get(g.lang), dialog(definition, current) if dialog else None))
     return render_template(
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
-        actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj)], can_edit=g.access.can(obj, "edit"),
-        can_delete=g.access.can(obj, "delete"), **context,
-    )
+        actions=actions, can_edit=g.access.can(obj, "edit"), can_delete=g.access.can(obj, "delete"), **context,
+    ), status
 
 
 @bp.route("/o/<obj>/<id>/file/<field>")

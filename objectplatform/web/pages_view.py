@@ -100,6 +100,13 @@ class Display:
                     if item not in (None, "") and to is not None and str(item) not in self._titles.get(to, {}):
                         self._wanted.setdefault(to, set()).add(str(item))
 
+    def want_ids(self, obj_name: str, ids: Iterable[Any]) -> None:
+        """Note records of `obj_name` by id (a polymorphic reference, such as a follow-up's record)."""
+        known = self._titles.get(obj_name, {})
+        wanted = {str(i) for i in ids if i not in (None, "") and str(i) not in known}
+        if wanted and obj_name in self.metadata.objects:
+            self._wanted.setdefault(obj_name, set()).update(wanted)
+
     def _fetch(self) -> None:
         while self._wanted:
             wanted, self._wanted = self._wanted, {}

@@ -1,0 +1,178 @@
+"""The lead pages beyond the generic ones: "my leads" with status tabs and the forgotten tab, the return
+dialog (退回线索池) and the navigation links of the lead work (pool board, my leads, feed).
+
+My leads are the records of the pool-behavior object that the user owns. Every tab's count comes
+from one SQL statement (a conditional count per tab); a tab's page is one `records.list`. A lead is
+forgotten when it is held (pending or following) and its last follow-up, or when it has none its
+assignment or creation, is more than N days old (N = 7, or `?days=`), on the pool rules' clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+import sqlalchemy as sa
+from flask import flash, g, redirect, render_template, request, url_for
+
+from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.errors import BadRequest, NotFound, ValidationFailed
+from objectplatform.runtime.storage.engine import reading
+
+from .app import get_platform
+from .i18n import error_text, language, text
+from .pages_base import bp, object_def, page_display, scope, url_with
+from .pages_lists import columns_of
+from .pages_pools import pool_object
+from .pages_records import ACTION_DIALOGS
+from .pages_view import field_label, object_label
+
+PAGE_SIZE = 50
+STATUS_TABS = ("pending", "following", "converted", "invalid")
+DEFAULT_FORGOTTEN_DAYS = 7
+
+
+# ------------------------------------------------------------------------------------ navigation
+
+
+@bp.app_context_processor
+def _work_nav() -> dict:
+    """The lead work's links for the navigation: pool board, my leads, the follow-up feed."""
+    access = g.get("access")
+    if access is None:
+        return {"work_nav": []}
+    lang = g.get("lang") or language()
+    links = []
+    obj = pool_object()
+    if obj is not None and (access.can_act(obj, "claim") or access.can_act(obj, "assign")):
+        links.append(("pages.pool_board", text("nav.pool_board", lang)))
+    if obj is not None:
+        links.append(("pages.my_leads", text("nav.my_leads", lang)))
+    if access.can("follow_up", "read"):
+        links.append(("pages.feed", text("nav.feed", lang)))
+    return {"work_nav": links}
+
+
+# ------------------------------------------------------------------------------------ my leads
+
+
+def forgotten_condition(ot, days: int) -> sa.ColumnElement[bool]:
+    """Held, and no follow-up (else no assignment, else no creation) for more than `days` days."""
+    cutoff = (pool_behavior.now() - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
+    last = sa.func.coalesce(ot.column("last_followed_at"), ot.column("assigned_at"), ot.table.c.created_at)
+    return sa.and_(ot.column("status").in_(pool_behavior.OPEN), last < cutoff)
+
+
+def tab_counts(obj: str, days: int) -> dict[str, int]:
+    """{tab: how many of the user's records it holds}, in one statement."""
+    platform = get_platform()
+    ot = platform.schema[obj]
+    status = ot.column("status")
+    counted = [sa.func.count().label("all")]
+    counted += [sa.func.sum(sa.case((status == tab, 1), else_=0)).label(tab) for tab in STATUS_TABS]
+    counted.append(sa.func.sum(sa.case((forgotten_condition(ot, days), 1), else_=0)).label("forgotten"))
+    where = [ot.table.c.owner == int(g.access.user_id)]
+    if scope(obj) is not None:
+        where.append(scope(obj))
+    with reading(platform.engine) as conn:
+        row = conn.execute(sa.select(*counted).where(*where)).mappings().one()
+    return {key: int(value or 0) for key, value in row.items()}
+
+
+def _days() -> int:
+    raw = request.args.get("days", "").strip()
+    if not raw:
+        return DEFAULT_FORGOTTEN_DAYS
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 3650:
+        raise BadRequest(f"days: {raw!r} is not a whole number of days from 1 to 3650",
+                         {"days": ["must be a whole number from 1 to 3650"]})
+    return int(raw)
+
+
+@bp.route("/leads/mine")
+def my_leads():
+    obj = pool_object()
+    if obj is None:
+        raise NotFound("no object with the pool behavior")
+    definition = object_def(obj)
+    platform = get_platform()
+    days = _days()
+    tab = request.args.get("tab", "pending")
+    if tab not in (*STATUS_TABS, "all", "forgotten"):
+        tab = "pending"
+    filters = {"owner": g.access.user_id}
+    where = scope(obj)
+    if tab in STATUS_TABS:
+        filters["status"] = tab
+    elif tab == "forgotten":
+        condition = forgotten_condition(platform.schema[obj], days)
+        where = condition if where is None else sa.and_(where, condition)
+    cursor = request.args.get("cursor") or None
+    page = platform.records.list(obj, filters=filters, cursor=cursor, limit=PAGE_SIZE, where=where, count=False)
+    columns = [c for c in columns_of(definition) if c != "owner"]
+    display = page_display()
+    display.want(definition, page.items, columns)
+    rows = [{"id": r["id"], "cells": [display.text(definition, columns[0], r.get(columns[0])) or
+                                      display.record_title(definition, r),
+                                      *(display.html(definition, c, r.get(c)) for c in columns[1:])]}
+            for r in page.items]
+    counts = tab_counts(obj, days)
+    status = definition.fields["status"]
+    labels = {o.value: o.label.get(g.lang) for o in status.options}
+    tabs = [(t, labels.get(t, t)) for t in STATUS_TABS] + [("all", text("leads.tab_all", g.lang)),
+                                                          ("forgotten", text("leads.tab_forgotten", g.lang,
+                                                                             days=days))]
+    keep_days = None if days == DEFAULT_FORGOTTEN_DAYS else days
+    return render_template(
+        "pages/my_leads.html", obj=definition, tab=tab, days=days, counts=counts,
+        tabs=[{"key": t, "label": label, "count": counts[t], "url": url_for("pages.my_leads", tab=t, days=keep_days)}
+              for t, label in tabs],
+        headers=[field_label(definition, c, g.lang) for c in columns], rows=rows,
+        next_url=url_with(cursor=page.next_cursor) if page.next_cursor else None,
+        first_url=url_with(cursor=None) if cursor else None, object_label=object_label(definition, g.lang))
+
+
+# ------------------------------------------------------------------------------------ return dialog
+
+
+def _return_dialog(obj, record) -> str | None:
+    if "pool" not in obj.behaviors:
+        return None
+    return url_for("pages.return_dialog", obj=obj.name, id=record["id"])
+
+
+ACTION_DIALOGS["return"] = _return_dialog
+
+
+@bp.route("/o/<obj>/<id>/return", methods=["GET", "POST"])
+def return_dialog(obj: str, id: str):
+    """退回线索池: a reason (required) and, optionally, another pool than the record's own."""
+    definition = object_def(obj)
+    if "pool" not in definition.behaviors:
+        raise NotFound(f"{obj} has no lead pool")
+    g.access.require_action(obj, "return")
+    platform = get_platform()
+    current = platform.records.get(obj, id, where=scope(obj))
+    behavior = pool_behavior.behavior_of(platform, obj)
+    pools = platform.records.list(behavior.pool_object, sort="name", limit=500, count=False,
+                                  where=scope(behavior.pool_object)).items
+    display = page_display()
+    own = current.get(behavior.pool_field)
+    if own:
+        display.want(definition, [current], [behavior.pool_field])
+    errors: dict[str, list[str]] = {}
+    reason, chosen = "", ""
+    if request.method == "POST":
+        reason, chosen = request.form.get("reason", ""), request.form.get("pool", "")
+        try:
+            run_action(platform, g.access, obj, "return", current["id"], {"reason": reason, "pool": chosen or None})
+        except ValidationFailed as e:
+            errors = {k: [error_text(m, g.lang) for m in ms] for k, ms in e.fields.items()}
+        else:
+            flash(text("leads.returned", g.lang), "success")
+            return redirect(url_for("pages.my_leads"))
+    return render_template(
+        "pages/return.html", obj=definition, record=current, title=display.record_title(definition, current),
+        object_label=object_label(definition, g.lang), pools=[(p["id"], p["name"]) for p in pools if p["id"] != own],
+        own_pool=display.title(behavior.pool_object, own) if own else None, reason=reason, chosen=chosen,
+        errors=errors), (422 if errors else 200)
