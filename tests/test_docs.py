@@ -33,5 +33,5 @@ def test_flow_and_report_examples_load(tmp_path):
     (tmp_path / "flows" / "examples.yaml").write_text("---\n".join(d for d in docs if "kind: report" not in d))
     (tmp_path / "report_templates" / "examples.yaml").write_text(next(d for d in docs if "kind: report" in d))
     md = load_metadata(default_layers(Path(__file__).parents[1], [], tmp_path))
-    assert sorted(md.flows) == ["enterprise", "lead_no_follow_up", "order_approval"]
-    assert sorted(md.reports) == ["leads_by_campaign"]
+    assert {"enterprise", "lead_no_follow_up", "order_approval"} <= set(md.flows)  # beside the shipped flows
+    assert "leads_by_campaign" in md.reports

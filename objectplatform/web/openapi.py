@@ -287,6 +287,99 @@ def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str
     }
 
 
+_STRING_OR_NULL = {"type": ["string", NULL]}
+_WHEN = {"type": "string", "format": "date-time"}
+_WHEN_OR_NULL = {"type": ["string", NULL], "format": "date-time"}
+WORK_QUEUE_SCHEMAS: dict[str, Any] = {
+    "Todo": {"type": "object", "additionalProperties": False,
+             "required": ["id", "kind", "title", "title_zh", "title_en", "object", "record_id", "created_at", "action",
+                          "approval_id", "user", "role", "done", "done_at"],
+             "properties": {"id": {"type": "string"}, "kind": {"type": "string"}, "title": {"type": "string"},
+                            "title_zh": {"type": "string"}, "title_en": {"type": "string"},
+                            "object": _STRING_OR_NULL, "record_id": _STRING_OR_NULL, "created_at": _WHEN,
+                            "action": _STRING_OR_NULL, "approval_id": _STRING_OR_NULL, "user": _STRING_OR_NULL,
+                            "role": _STRING_OR_NULL, "done": {"type": "boolean"}, "done_at": _WHEN_OR_NULL}},
+    "Notification": {"type": "object", "additionalProperties": False,
+                     "required": ["id", "title", "title_zh", "title_en", "object", "record_id", "created_at", "read",
+                                  "read_at"],
+                     "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                                    "title_zh": {"type": "string"}, "title_en": {"type": "string"},
+                                    "object": _STRING_OR_NULL, "record_id": _STRING_OR_NULL, "created_at": _WHEN,
+                                    "read": {"type": "boolean"}, "read_at": _WHEN_OR_NULL}},
+    "ReadResult": {"type": "object", "required": ["marked", "unread"], "additionalProperties": False,
+                   "properties": {"marked": {"type": "integer"}, "unread": {"type": "integer"}}},
+}
+
+
+def work_queue_paths() -> dict:
+    """The caller's to-dos and notifications (web/api_work.py)."""
+    lang = {"name": "lang", "in": "query", "schema": {"enum": ["zh", "en"]},
+            "description": "the language of `title` (default: Accept-Language, else zh)"}
+    item_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    tag = ["work queue"]
+    return {
+        "/todos": {"get": {"operationId": "list_todos", "tags": tag, "parameters": [lang],
+                           "summary": "The caller's open to-dos and those of the roles they hold, newest first",
+                           "responses": _responses("200", {
+                               "type": "object", "required": ["items"], "additionalProperties": False,
+                               "properties": {"items": {"type": "array", "items": _ref("Todo")}}}, 400)}},
+        "/todos/{id}/done": {"post": {"operationId": "finish_todo", "tags": tag, "parameters": [item_id, lang],
+                                      "summary": "Finish a to-do (for a role: for every holder)",
+                                      "responses": _responses("200", _ref("Todo"), 400, 404, 409)}},
+        "/notifications": {"get": {
+            "operationId": "list_notifications", "tags": tag,
+            "parameters": [lang, {"name": "unread", "in": "query", "schema": {"enum": ["true", "false"]}}],
+            "responses": _responses("200", {
+                "type": "object", "required": ["items", "unread"], "additionalProperties": False,
+                "properties": {"items": {"type": "array", "items": _ref("Notification")},
+                               "unread": {"type": "integer"}}}, 400)}},
+        "/notifications/{id}/read": {"post": {"operationId": "read_notification", "tags": tag,
+                                              "parameters": [item_id],
+                                              "responses": _responses("200", _ref("ReadResult"), 404)}},
+        "/notifications/read": {"post": {"operationId": "read_all_notifications", "tags": tag,
+                                         "responses": _responses("200", _ref("ReadResult"))}},
+    }
+
+
+def report_paths() -> dict:
+    """The report engine's endpoints (web/api_reports.py)."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    query = [{"name": "scene", "in": "query", "schema": {"enum": ["all", "mine", "subordinates"]}},
+             {"name": "labels", "in": "query", "schema": {"enum": ["zh", "en"]}}]
+    result = {"type": "object", "required": ["columns", "rows", "totals"], "additionalProperties": False,
+              "properties": {"columns": {"type": "array", "items": {
+                  "type": "object", "required": ["key", "label", "type"],
+                  "properties": {"key": {"type": "string"}, "label": _ref("Label"), "type": {"type": "string"}}}},
+                  "rows": {"type": "array", "items": {"type": "object"}},
+                  "totals": {"type": ["object", NULL]}}}
+    tag = ["reports"]
+    return {
+        "/reports": {"get": {"operationId": "list_reports", "tags": tag, "responses": _responses("200", {
+            "type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+                "type": "object", "required": ["name", "label", "object", "engine"]}}}})}},
+        "/reports/{name}/run": {"post": {
+            "operationId": "run_report", "tags": tag, "parameters": [name],
+            "summary": "Run a report within the caller's data scope; filters: field or path__op -> value, a date "
+                       "field also this_month, last_month, this_quarter, last_quarter, this_year or {from, to}",
+            "requestBody": {"required": False, "content": _content({
+                "type": "object", "additionalProperties": False,
+                "properties": {"filters": {"type": "object"},
+                               "scene": {"enum": ["all", "mine", "subordinates"]}}})},
+            "responses": _responses("200", result, 400, 403, 404, 422)}},
+        "/reports/{name}/export.csv": {"get": {
+            "operationId": "export_report", "tags": tag, "parameters": [name, *query],
+            "summary": "The run as CSV (UTF-8 with a BOM), then the totals row; filters as query parameters",
+            "responses": {**_responses("200", None, 400, 403, 404, 422),
+                          "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}}},
+        "/reports/{name}/chart.svg": {"get": {
+            "operationId": "report_chart", "tags": tag,
+            "parameters": [name, query[0], {"name": "lang", "in": "query", "schema": {"enum": ["zh", "en"]}}],
+            "summary": "The run drawn as SVG (the template's chart); filters as query parameters",
+            "responses": {**_responses("200", None, 400, 403, 404, 422), "200": {
+                "description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}}},
+    }
+
+
 def document(metadata: Metadata, actions: Actions) -> dict:
     """The whole OpenAPI 3.1 document."""
     children: dict[str, list[tuple[str, str]]] = {}
@@ -363,6 +456,9 @@ def document(metadata: Metadata, actions: Actions) -> dict:
         "/openapi.json": {"get": {"operationId": "openapi", "tags": ["meta"],
                                   "responses": _responses("200", {"type": "object"})}},
     }
+    schemas.update(WORK_QUEUE_SCHEMAS)
+    paths.update(work_queue_paths())
+    paths.update(report_paths())
     for obj in metadata.objects.values():
         own_children = children.get(obj.name, [])
         schemas.update(_record_schemas(metadata, obj, own_children))

@@ -13,7 +13,18 @@ from flask import Flask, g, redirect, render_template, request, session, url_for
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.errors import Forbidden, Unauthenticated
 
-from . import csrf, pages_lists, pages_records  # noqa: F401 - their views register on the blueprint
+from . import (  # noqa: F401 - their views register on the blueprint
+    csrf,
+    pages_convert,
+    pages_follow_ups,
+    pages_imports,
+    pages_leads,
+    pages_lists,
+    pages_pools,
+    pages_records,
+    pages_reports,
+    pages_stages,
+)
 from .app import get_platform
 from .i18n import LANGUAGES, text
 from .pages_admin import metadata_context

@@ -12,11 +12,14 @@ from datetime import timedelta, timezone
 from urllib.parse import urlsplit
 
 CST = timezone(timedelta(hours=8))  # the organisation's time, in which the pages show date-times
-# a sales rep's navigation: home, then every object the role reads, in metadata order
-REP_NAV_ZH = ["首页", "客户", "市场活动", "联系人", "部门", "跟进记录", "开票申请", "销售线索", "线索池", "商机",
-              "订单产品", "回款", "产品", "销售订单", "用户", "拜访"]
-REP_NAV_EN = ["Home", "Accounts", "Campaigns", "Contacts", "Departments", "Follow-ups", "Invoices", "Leads",
-              "Lead pools", "Opportunities", "Order lines", "Payments", "Products", "Sales orders", "Users", "Visits"]
+# a sales rep's navigation: home, the lead work, reports, then every object the role reads but child objects,
+# in metadata order
+REP_NAV_ZH = ["首页", "线索池看板", "我的线索", "工作", "报表",
+              "客户", "市场活动", "联系人", "部门", "跟进记录", "开票申请", "销售线索", "线索池", "商机",
+              "回款", "产品", "销售订单", "用户", "拜访"]
+REP_NAV_EN = ["Home", "Pool board", "My leads", "Team feed", "Reports",
+              "Accounts", "Campaigns", "Contacts", "Departments", "Follow-ups", "Invoices", "Leads",
+              "Lead pools", "Opportunities", "Payments", "Products", "Sales orders", "Users", "Visits"]
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -206,11 +206,35 @@
     recompute();
   }
 
+  /* ------------------------------------------------------------------ job progress */
+
+  function watchJob(section) {
+    var bar = section.querySelector("progress");
+    var done = section.querySelector(".done"), total = section.querySelector(".total");
+    function poll() {
+      fetch(section.dataset.statusUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (job) {
+          if (!job) return;
+          var p = job.progress || {};
+          if (p.total) { bar.max = p.total; bar.value = p.done || 0; total.textContent = p.total; }
+          done.textContent = p.done || 0;
+          if (job.status === "finished" || job.status === "failed") window.location.reload();
+          else setTimeout(poll, 500);
+        })
+        .catch(function () { setTimeout(poll, 1000); });
+    }
+    poll();
+  }
+
   /* ------------------------------------------------------------------ start */
 
   ready(function () {
     document.querySelectorAll(".lookup").forEach(setupLookup);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
+    document.querySelectorAll(".import-progress").forEach(function (section) {
+      if (section.dataset.status !== "finished" && section.dataset.status !== "failed") watchJob(section);
+    });
     document.querySelectorAll(".select-all").forEach(function (all) {
       all.addEventListener("change", function () {
         all.closest("form").querySelectorAll('input[name="ids"]').forEach(function (c) { c.checked = all.checked; });
