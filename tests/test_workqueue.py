@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from support import crm_metadata
-from test_api import PASSWORD, Api
-from test_api import people as people  # noqa: F401  (fixtures)
+from test_api import PASSWORD
+from test_api import api as api  # noqa: F401  (fixtures)
+from test_api import app as app  # noqa: F401
+from test_api import people as people  # noqa: F401
 from test_pages import login, token
 
 from objectplatform.metadata import Label
@@ -18,7 +20,6 @@ from objectplatform.runtime import Conflict, NotFound, rules
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.workqueue import fill, fill_label, work_queue
-from objectplatform.web import create_app
 
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 SITE_RULE = """\
@@ -39,16 +40,6 @@ actions:
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
     return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/stale.yaml": SITE_RULE})
-
-
-@pytest.fixture
-def app(platform):
-    return create_app(platform)
-
-
-@pytest.fixture
-def api(app, people) -> Api:
-    return Api(app.test_client())
 
 
 def notify(platform, users, title, key: str, **where) -> int:

@@ -21,7 +21,7 @@ from objectplatform.metadata import Label
 
 from ..records import history_sql
 from ..storage import convert
-from ..workqueue import TEXT, title_sql, work_queue
+from ..workqueue import TEXT, fill, title_sql, work_queue
 from .pool import OPEN
 
 WARNING = Label("线索「{name}」将在 {days} 天后收回到线索池「{pool}」，请尽快跟进",
@@ -91,7 +91,7 @@ def _notify(platform, conn: sa.Connection, obj: str, where: sa.ColumnElement[boo
     ot = platform.schema[obj]
     table, col = ot.table, ot.column
     constants = {k: str(v) for k, v in values.items() if v is not None}
-    zh, en = (title_sql(platform, obj, _fill_constants(text, constants), lang)
+    zh, en = (title_sql(platform, obj, fill(text, constants), lang)
               for text, lang in ((label.zh, "zh"), (label.en, "en")))
     key = (sa.literal(f"{kind}:{obj}:", TEXT) + sa.cast(table.c.id, TEXT) + sa.literal(":", TEXT)
            + sa.cast(col("assigned_at"), TEXT))
@@ -99,12 +99,6 @@ def _notify(platform, conn: sa.Connection, obj: str, where: sa.ColumnElement[boo
                      sa.literal(obj, TEXT).label("object"), table.c.id.label("record_id"), key.label("dedupe_key"),
                      sa.literal(convert.to_db("datetime", now), sa.DateTime()).label("created_at")).where(where)
     return work_queue(platform).notify_from(conn, rows)
-
-
-def _fill_constants(text: str, constants: dict[str, str]) -> str:
-    for name, value in constants.items():
-        text = text.replace("{" + name + "}", value)
-    return text
 
 
 def rollup_parents(platform, conn: sa.Connection, obj: str, where: sa.ColumnElement[bool]) -> list:
