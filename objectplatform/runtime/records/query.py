@@ -39,7 +39,7 @@ MAX_LIMIT = 500
 MAX_ID = 2**63 - 1
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "isnull")
 TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
-_KINDS = {
+FILTER_KINDS = {
     **dict.fromkeys(TEXT_TYPES, "text"),
     "integer": "integer",
     **dict.fromkeys(("number", "currency", "percent"), "decimal"),
@@ -53,15 +53,15 @@ _KINDS = {
 }
 _ORDERED = frozenset({"text", "integer", "decimal", "date", "datetime", "reference"})
 _SCALAR = _ORDERED | {"boolean"}
-_APPLIES = {"eq": _SCALAR, "ne": _SCALAR, "in": _SCALAR, "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED,
+APPLIES = {"eq": _SCALAR, "ne": _SCALAR, "in": _SCALAR, "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED,
             "lte": _ORDERED, "contains": frozenset({"text", "list"})}
-_COMPARE: dict[str, Callable[[Any, Any], ColumnElement]] = {
+COMPARE: dict[str, Callable[[Any, Any], ColumnElement]] = {
     "eq": lambda c, v: c == v, "ne": lambda c, v: c.is_distinct_from(v), "in": lambda c, v: c.in_(v),
     "gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v, "lte": lambda c, v: c <= v,
 }
 
 
-class _Invalid(Exception):
+class InvalidFilter(Exception):
     """A bad parameter value; the message goes under the parameter's name."""
 
 
@@ -112,7 +112,7 @@ def list_page(
     def check(param: str, make: Callable[[], Any]) -> Any:
         try:
             return make()
-        except _Invalid as e:
+        except InvalidFilter as e:
             errors.setdefault(param, []).append(str(e))
             return None
 
@@ -172,22 +172,22 @@ def _expression(text: str) -> Expression:
 
 
 def _field(ot: ObjectTable, name: str, now: datetime) -> _Field:
-    """The filterable/sortable field `name` of the object (system fields included); _Invalid if none."""
+    """The filterable/sortable field `name` of the object (system fields included); InvalidFilter if none."""
     f = ot.object.fields.get(name)
     if name not in ot.columns and (f is None or f.type != "formula"):
-        raise _Invalid(f"unknown field '{name}'")
+        raise InvalidFilter(f"unknown field '{name}'")
     if f is not None and f.type == "password":
-        raise _Invalid(f"unknown field '{name}'")
+        raise InvalidFilter(f"unknown field '{name}'")
     type_name = field_type(ot, name)
     columns = ot.columns.get(name)
     if columns is None:  # a formula computed on read: filter and sort on its SQL translation
         try:
             sql = to_sql(_expression(f.expression), _sql_columns(ot), now)
         except (ExpressionError, KeyError) as e:
-            raise _Invalid(f"formula field '{name}' cannot be computed by the database ({e})") from None
-        return _Field(name, type_name, _KINDS[type_name], sql, True, False)
+            raise InvalidFilter(f"formula field '{name}' cannot be computed by the database ({e})") from None
+        return _Field(name, type_name, FILTER_KINDS[type_name], sql, True, False)
     column = ot.table.c[columns[0]]
-    kind = _rollup_kind(column.type) if type_name == "rollup" else _KINDS[type_name]
+    kind = _rollup_kind(column.type) if type_name == "rollup" else FILTER_KINDS[type_name]
     return _Field(name, type_name, kind, column, column.nullable, True)
 
 
@@ -210,7 +210,7 @@ def _rollup_kind(type_: sa.types.TypeEngine) -> str:
 
 def _integer(text: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", text) or abs(int(text)) > MAX_ID:
-        raise _Invalid(f"'{text}' is not a whole number")
+        raise InvalidFilter(f"'{text}' is not a whole number")
     return int(text)
 
 
@@ -220,7 +220,7 @@ def _decimal(text: str) -> Decimal:
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite() or value.adjusted() > 40:
-        raise _Invalid(f"'{text}' is not a number")
+        raise InvalidFilter(f"'{text}' is not a number")
     return value
 
 
@@ -228,7 +228,7 @@ def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _Invalid(f"'{text}' is not a date (YYYY-MM-DD)") from None
+        raise InvalidFilter(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def _datetime(text: str) -> datetime:
@@ -236,24 +236,24 @@ def _datetime(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise _Invalid(f"'{text}' is not a date-time (ISO 8601)") from None
+        raise InvalidFilter(f"'{text}' is not a date-time (ISO 8601)") from None
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _boolean(text: str) -> bool:
     value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())
     if value is None:
-        raise _Invalid(f"'{text}' is not true or false")
+        raise InvalidFilter(f"'{text}' is not true or false")
     return value
 
 
 def _reference(text: str) -> int:
     if not re.fullmatch(r"\d+", text) or int(text) > MAX_ID:
-        raise _Invalid(f"'{text}' is not a record id")
+        raise InvalidFilter(f"'{text}' is not a record id")
     return int(text)
 
 
-_CONVERT: dict[str, Callable[[str], Any]] = {
+CONVERT: dict[str, Callable[[str], Any]] = {
     "text": str, "integer": _integer, "decimal": _decimal, "date": _date, "datetime": _datetime,
     "boolean": _boolean, "reference": _reference,
 }
@@ -265,28 +265,34 @@ _CONVERT: dict[str, Callable[[str], Any]] = {
 def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime) -> ColumnElement[bool]:
     """One `field__op=value` query parameter as a condition."""
     if "\x00" in raw:
-        raise _Invalid("must not contain NUL characters")
+        raise InvalidFilter("must not contain NUL characters")
     name, sep, op = param.rpartition("__")
     if not sep:
         name, op = param, "eq"
     field = _field(ot, name, now)
     if op not in OPERATORS:
-        raise _Invalid(f"unknown operator '{op}' (use one of {', '.join(OPERATORS[1:])})")
+        raise InvalidFilter(f"unknown operator '{op}' (use one of {', '.join(OPERATORS[1:])})")
     if op == "isnull":
         return field.sql.is_(None) if _boolean(raw) else field.sql.is_not(None)
-    if field.kind not in _APPLIES[op]:
-        raise _Invalid(f"operator '{op}' does not apply to {field.type} field '{name}'")
+    if field.kind not in APPLIES[op]:
+        raise InvalidFilter(f"operator '{op}' does not apply to {field.type} field '{name}'")
     if op == "contains":
         if field.kind == "list":  # JSON text: find the value's JSON string, quotes included
             token = to_db(field.type, [raw])[1:-1]
             return (sa.func.strpos if dialect == "postgresql" else sa.func.instr)(field.sql, token) > 0
-        return field.sql.ilike(f"%{_escape_like(raw)}%", escape="\\")
-    convert = _CONVERT[field.kind]
-    value = [convert(item) for item in raw.split(",")] if op == "in" else convert(raw)
-    return _COMPARE[op](field.sql, value)
+    return compare(field.sql, field.kind, op, raw.split(",") if op == "in" else raw)
 
 
-def _escape_like(text: str) -> str:
+def compare(sql: ColumnElement, kind: str, op: str, value: str | list[str]) -> ColumnElement[bool]:
+    """`sql op value` for a field of filter `kind`, the value given as text (a list of texts for `in`);
+    the caller has checked that `op` applies to `kind`. Used by lists and reports alike."""
+    if op == "contains":
+        return sql.ilike(f"%{escape_like(value)}%", escape="\\")
+    convert = CONVERT[kind]
+    return COMPARE[op](sql, [convert(item) for item in value] if op == "in" else convert(value))
+
+
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -294,12 +300,12 @@ def _search(ot: ObjectTable, q: str) -> ColumnElement[bool]:
     """`q` as a case-insensitive substring of any searchable field (the title field when none is marked)."""
     obj = ot.object
     if "\x00" in q:
-        raise _Invalid("must not contain NUL characters")
+        raise InvalidFilter("must not contain NUL characters")
     names = obj.searchable_fields or tuple(
-        n for n in (obj.title_field,) if n in obj.fields and _KINDS.get(obj.fields[n].type) == "text")
+        n for n in (obj.title_field,) if n in obj.fields and FILTER_KINDS.get(obj.fields[n].type) == "text")
     if not names:
-        raise _Invalid(f"{obj.name} has no searchable fields")
-    pattern = f"%{_escape_like(q)}%"
+        raise InvalidFilter(f"{obj.name} has no searchable fields")
+    pattern = f"%{escape_like(q)}%"
     return sa.or_(*(ot.column(name).ilike(pattern, escape="\\") for name in names))
 
 
@@ -309,7 +315,7 @@ def _search(ot: ObjectTable, q: str) -> ColumnElement[bool]:
 def _limit(limit: int | str) -> int:
     text = str(limit)
     if isinstance(limit, bool) or not re.fullmatch(r"\d+", text) or not 1 <= int(text) <= MAX_LIMIT:
-        raise _Invalid(f"must be a whole number from 1 to {MAX_LIMIT}")
+        raise InvalidFilter(f"must be a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 
 
@@ -321,14 +327,14 @@ def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime) -> list[_Key]:
     names = [item.removeprefix("-") for item in items]
     for name in names:
         if names.count(name) > 1:
-            raise _Invalid(f"'{name}' is given more than once")
+            raise InvalidFilter(f"'{name}' is given more than once")
     fields = {name: _field(ot, name, now) for name in names}
     fields.setdefault("id", _field(ot, "id", now))
     for field in fields.values():
         if not field.stored:  # no index could serve it, and its SQL value may not round-trip through a cursor
-            raise _Invalid(f"cannot sort on formula field '{field.name}': it is computed on read (not stored)")
+            raise InvalidFilter(f"cannot sort on formula field '{field.name}': it is computed on read (not stored)")
         if field.kind not in _SCALAR:
-            raise _Invalid(f"cannot sort on {field.type} field '{field.name}'")
+            raise InvalidFilter(f"cannot sort on {field.type} field '{field.name}'")
     keys = sort_keys(ot.object, items)
     return [_Key(fields[name], descending) for name, descending in keys]
 
@@ -366,17 +372,17 @@ def _encode(values: list[Any], digest: str) -> str:
 
 
 def _decode(cursor: str, keys: list[_Key], digest: str) -> list[Any]:
-    """The sort values a cursor carries; _Invalid when it is not one of ours or belongs to another query."""
+    """The sort values a cursor carries; InvalidFilter when it is not one of ours or belongs to another query."""
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         values = [_untag(v) for v in data["k"]]
         matches = data["h"] == digest
     except (binascii.Error, ArithmeticError, ValueError, TypeError, KeyError, AttributeError):
-        raise _Invalid("is not a cursor from this list") from None
+        raise InvalidFilter("is not a cursor from this list") from None
     if not matches:
-        raise _Invalid("does not match this query (its sort, filters or search changed)")
+        raise InvalidFilter("does not match this query (its sort, filters or search changed)")
     if len(values) != len(keys) or not all(map(_fits, keys, values)):
-        raise _Invalid("is not a cursor from this list")
+        raise InvalidFilter("is not a cursor from this list")
     return values
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..records.query import _APPLIES, _COMPARE, _CONVERT, _KINDS, OPERATORS, _escape_like, _Invalid
+from ..records.query import APPLIES, CONVERT, FILTER_KINDS, OPERATORS, InvalidFilter, compare
 from .buckets import ORG_OFFSET_HOURS
 
 DATE_RANGES = ("today", "this_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year",
@@ -26,26 +26,23 @@ def split(name: str) -> tuple[str, str]:
 
 
 def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: datetime) -> ColumnElement[bool]:
-    """The condition `column op value` for a field of `type_name`; _Invalid names what is wrong."""
-    kind = _KINDS.get(type_name, "decimal" if type_name == "rollup" else "text")
+    """The condition `column op value` for a field of `type_name`; InvalidFilter names what is wrong."""
+    kind = FILTER_KINDS.get(type_name, "decimal" if type_name == "rollup" else "text")
     if kind in ("date", "datetime") and op == "eq" and (isinstance(value, Mapping) or value in DATE_RANGES):
         bounds = []
-        for day, compare in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):
+        for day, method in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):
             if day not in (date.min, date.max):
                 bound = datetime.combine(day, datetime.min.time()) - ORG_OFFSET if kind == "datetime" else day
-                bounds.append(getattr(column, compare)(bound))  # org-time midnights as stored naive UTC
+                bounds.append(getattr(column, method)(bound))  # org-time midnights as stored naive UTC
         return sa.and_(*bounds)
     if op == "isnull":
-        return column.is_(None) if _CONVERT["boolean"](_text(value)) else column.is_not(None)
-    if kind not in _APPLIES.get(op, ()):
-        raise _Invalid(f"operator '{op}' does not apply to a {type_name} field")
-    if op == "contains":
-        return column.ilike(f"%{_escape_like(_text(value))}%", escape="\\")
-    convert = _CONVERT[kind]
+        return column.is_(None) if CONVERT["boolean"](_text(value)) else column.is_not(None)
+    if kind not in APPLIES.get(op, ()):
+        raise InvalidFilter(f"operator '{op}' does not apply to a {type_name} field")
     if op == "in":
-        items = value if isinstance(value, list) else _text(value).split(",")
-        return _COMPARE[op](column, [convert(_text(item)) for item in items])
-    return _COMPARE[op](column, convert(_text(value)))
+        return compare(column, kind, op, [_text(item) for item in (
+            value if isinstance(value, list) else _text(value).split(","))])
+    return compare(column, kind, op, _text(value))
 
 
 def _text(value: Any) -> str:
@@ -54,7 +51,7 @@ def _text(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, list | dict) or value is None:
-        raise _Invalid(f"{value!r} is not a single value")
+        raise InvalidFilter(f"{value!r} is not a single value")
     return str(value)
 
 
@@ -63,11 +60,11 @@ def date_range(value: Any, now: datetime) -> tuple[date, date]:
     if isinstance(value, Mapping):
         unknown = set(value) - {"from", "to"}
         if unknown or not value:
-            raise _Invalid("a custom range is {\"from\": \"YYYY-MM-DD\", \"to\": \"YYYY-MM-DD\"}")
-        start = _CONVERT["date"](_text(value["from"])) if value.get("from") else date.min
-        end = _CONVERT["date"](_text(value["to"])) + timedelta(days=1) if value.get("to") else date.max
+            raise InvalidFilter("a custom range is {\"from\": \"YYYY-MM-DD\", \"to\": \"YYYY-MM-DD\"}")
+        start = CONVERT["date"](_text(value["from"])) if value.get("from") else date.min
+        end = CONVERT["date"](_text(value["to"])) + timedelta(days=1) if value.get("to") else date.max
         if start >= end:
-            raise _Invalid("the range ends before it starts")
+            raise InvalidFilter("the range ends before it starts")
         return start, end
     today = (now.astimezone(UTC) + ORG_OFFSET).date()
     quarter = (today.month - 1) // 3 * 3 + 1

@@ -22,7 +22,7 @@ from objectplatform.metadata import Definition, Label
 
 from ..errors import ValidationFailed
 from ..permissions import Access
-from ..records.query import _Invalid
+from ..records.query import InvalidFilter
 from ..storage.engine import reading
 from .compile import Compiler, Dimension, Measure
 from .filters import ORG_OFFSET, date_range
@@ -122,7 +122,7 @@ def _history(platform, process: Definition, period: Any, access: Access | None, 
     if period:
         try:
             start, end = date_range(period, now)
-        except _Invalid as e:
+        except InvalidFilter as e:
             raise ValidationFailed({"period": [str(e)]}) from None
         for column, bounds in ((entered_at, entered_in), (left_at, left_in)):
             bounds += [column >= datetime.combine(start, datetime.min.time()) - ORG_OFFSET,

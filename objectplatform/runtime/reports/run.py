@@ -16,7 +16,7 @@ from objectplatform.metadata import Definition, Label, Metadata
 
 from ..errors import BadRequest, NotFound, ValidationFailed
 from ..permissions import Access, Org
-from ..records.query import _Invalid
+from ..records.query import InvalidFilter
 from ..storage.engine import reading
 from ..storage.tables import REFERENCE_TYPES
 from .compile import Compiler, Dimension, Joins, Measure
@@ -243,7 +243,7 @@ def _conditions(platform, report: Definition, runtime: Mapping[str, Any], scene:
             try:
                 path = resolve(metadata, base, text)
                 condition(Joins(platform.schema, base).column(path), path.type, op, value, now)
-            except (BadRequest, _Invalid) as e:
+            except (BadRequest, InvalidFilter) as e:
                 errors.setdefault(name, []).append(e.message if isinstance(e, BadRequest) else str(e))
                 continue
             parsed.append((name, path, op, value))
