@@ -4,8 +4,10 @@
 reads the `Metadata` it returns.
 """
 
+from ._build import build_definition as build_definition
 from .fieldtypes import FIELD_TYPES as FIELD_TYPES
 from .fieldtypes import SYSTEM_FIELDS as SYSTEM_FIELDS
+from .loader import check_definition as check_definition
 from .loader import default_layers as default_layers
 from .loader import load_metadata as load_metadata
 from .model import Definition as Definition

@@ -67,6 +67,13 @@ def build_label(value: Mapping[str, str] | None) -> Label:
     return Label(zh or en, en or zh)
 
 
+def build_definition(data: Mapping[str, Any], source: Source) -> Definition:
+    """A flow or report document as a Definition (a sales process is about opportunities unless it says)."""
+    kind = data["kind"]
+    default_object = "opportunity" if kind == "sales_process" else None
+    return Definition(kind, data["name"], source, data, data.get("object", default_object), build_label(data["label"]))
+
+
 def merge_options(options: tuple[Option, ...], items: Iterable[Mapping[str, Any]]) -> tuple[Option, ...]:
     """`options` plus `items`: new values appended, known ones relabelled, reordered, (de)activated."""
     merged = {o.value: o for o in options}
@@ -367,10 +374,7 @@ class Builder:
         if old := registry.get(name):
             yield doc.problem(("name",), f"{old.kind} {name!r} is already defined at {old.source}")
             return
-        default_object = "opportunity" if kind == "sales_process" else None
-        registry[name] = Definition(
-            kind, name, doc.source(), data, data.get("object", default_object), build_label(data["label"])
-        )
+        registry[name] = build_definition(data, doc.source())
 
     def finish(self, first_roles: Document | None) -> None:
         """Add the built-in picklist `roles`; give fields their picklist's options and rollups their `via`."""

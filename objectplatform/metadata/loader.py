@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from ._build import Builder
+from ._build import Builder, Catalog, build_definition
 from ._schema import check_kind, schema_errors
 from ._yaml import Document, YamlError, read_documents
 from .checks import CHECKS
-from .model import Metadata
+from .model import Metadata, Source
 from .problems import MetadataError, Problem, closest
 
-__all__ = ["MetadataError", "Problem", "default_layers", "load_metadata"]
+__all__ = ["MetadataError", "Problem", "check_definition", "default_layers", "load_metadata"]
 
 FOLDERS = ("object_defs", "flows", "report_templates")
 
@@ -65,6 +67,22 @@ def load_metadata(layers: Sequence[Path | str]) -> Metadata:
         MappingProxyType(catalog.reports),
         layers=tuple(map(str, paths)),
     )
+
+
+def check_definition(metadata: Metadata, data: dict[str, Any], source: Source) -> list[Problem]:
+    """The load checks of one flow or report document kept outside the layers (a report a user saves in
+    the database) against the loaded `metadata`: its kind's schema, then its references. Each problem
+    names its JSON path; an empty list means `data` loads as it would from a file."""
+    doc = Document(source.file, 0, data, data, ("",))
+    problems = [problem for _, problem in schema_errors(doc)]
+    if problems:
+        return problems
+    own = build_definition(data, source)
+    catalog = Catalog(dict(metadata.objects), dict(metadata.picklists), dict(metadata.roles), dict(metadata.flows),
+                      dict(metadata.reports))
+    registry = catalog.reports if data["kind"] == "report" else catalog.flows
+    registry[own.name] = replace(own, source=doc.source())  # its own name may repeat a shipped one's
+    return list(CHECKS[data["kind"]](doc, catalog))
 
 
 def _display(path: Path) -> str:
