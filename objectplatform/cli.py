@@ -278,6 +278,10 @@ def import_csv(args: argparse.Namespace) -> int:
         print("nothing was imported (--all-or-nothing)")
     for error in result.errors:
         print(f"row {error['row']}: {imports.row_report(error['fields'])}")
+    if result.warnings:
+        print(f"possible duplicates (imported) {len(result.warnings)}")
+    for warned in result.warnings:
+        print(f"row {warned['row']} ({args.object} {warned['id']}): {imports.warning_report(warned['warnings'])}")
     return 1 if result.errors else 0
 
 

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import FieldDef, ObjectDef
 from objectplatform.metadata.problems import closest
 
+from .behaviors import duplicates
 from .errors import BadRequest
 from .jobs import report_progress
 from .storage.engine import reading
@@ -57,10 +58,16 @@ class ImportResult:
     created: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)  # {"row": file row number, "fields": {name: [messages]}}
     all_or_nothing: bool = False
+    # {"row": file row number, "id": the created record, "warnings": [duplicates.Duplicates.warnings' items]}
+    warnings: list[dict] = field(default_factory=list)
 
     def json(self) -> dict:
-        return {"created": len(self.created), "failed": len(self.errors), "errors": self.errors,
-                "all_or_nothing": self.all_or_nothing}
+        """The job's result; `warned` and `warnings` only when a created row matched a duplicate (warn) rule."""
+        out = {"created": len(self.created), "failed": len(self.errors), "errors": self.errors,
+               "all_or_nothing": self.all_or_nothing}
+        if self.warnings:
+            out.update(warned=len(self.warnings), warnings=self.warnings)
+        return out
 
 
 def hint(word: str, choices) -> str:
@@ -403,10 +410,34 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
     rows = _values(prepared, ids, numbers)
     if defaults:
         rows = ({**defaults, **row} for row in rows)
-    bulk = records.create_many(prepared.object.name, rows, user=user,
-                               all_or_nothing=all_or_nothing, progress=progress, total=prepared.source.count)
+    with duplicates.collecting(prepared.object.name) as collector:
+        bulk = records.create_many(prepared.object.name, rows, user=user,
+                                   all_or_nothing=all_or_nothing, progress=progress, total=prepared.source.count)
     errors = [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()}} for e in bulk.errors]
-    return ImportResult(list(bulk.created), errors, all_or_nothing)
+    return ImportResult(list(bulk.created), errors, all_or_nothing,
+                        _row_warnings(bulk, numbers, collector.warnings))
+
+
+def _row_warnings(bulk, numbers: list[int], found: Mapping[str, list[dict]]) -> list[dict]:
+    """The duplicate warnings of the created rows by file row number; a match that this import created
+    names its row too. The rows created are, in order, those without an error."""
+    if not found or not bulk.created:
+        return []
+    failed = {e.index for e in bulk.errors}
+    rows = dict(zip(bulk.created, (n for i, n in enumerate(numbers) if i not in failed), strict=True))
+    out = []
+    for record_id in bulk.created:
+        if record_id not in found:
+            continue
+        for warning in found[record_id]:
+            for match in warning["matches"]:
+                if match["id"] in rows:
+                    match["row"] = rows[match["id"]]
+            first = warning["matches"][0]
+            if "row" in first:
+                warning["message"] = warning["message"].replace("an earlier row", f"row {first['row']}", 1)
+        out.append({"row": rows[record_id], "id": record_id, "warnings": found[record_id]})
+    return out
 
 
 # --- the job ----------------------------------------------------------------------------------
@@ -455,3 +486,8 @@ def row_report(fields: Mapping[str, Sequence[str]]) -> str:
         for name, messages in fields.items()
         for message in messages
     )
+
+
+def warning_report(warnings: Sequence[Mapping]) -> str:
+    """`possible duplicate of lead 12 (王伟's): same phone; ...` (the messages of a row's warnings)."""
+    return "; ".join(w["message"] for w in warnings)

@@ -18,6 +18,7 @@ from objectplatform.metadata.fieldtypes import FIELD_TYPES
 from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
+from objectplatform.runtime.behaviors import duplicates
 from objectplatform.runtime.permissions import access_for
 
 from . import errors, import_jobs, openapi
@@ -223,7 +224,10 @@ def create_record(obj: str) -> Response:
     _require_children(obj, body, "create")
     platform = get_platform()
     record = platform.records.within(g.access.scope).create(obj, body, user=g.access.user_id)
-    return json_response(record_json(platform, obj, record), 201)
+    out = record_json(platform, obj, record)
+    if warnings := duplicates.record_warnings(platform, g.access, obj, record):
+        out["_warnings"] = warnings  # duplicate (warn) rules it matches; a field name never starts with "_"
+    return json_response(out, 201)
 
 
 @bp.get("/objects/<obj>/records/<record_id>")
@@ -245,7 +249,10 @@ def update_record(obj: str, record_id: str) -> Response:
     platform = get_platform()
     record = platform.records.within(g.access.scope).update(obj, record_id, body, version=version,
                                                             user=g.access.user_id, where=_scope(obj))
-    return json_response(record_json(platform, obj, record))
+    out = record_json(platform, obj, record)
+    if warnings := duplicates.record_warnings(platform, g.access, obj, record, changed=body):
+        out["_warnings"] = warnings  # as on create, for the warn rules whose fields the change sets
+    return json_response(out)
 
 
 @bp.delete("/objects/<obj>/records/<record_id>")

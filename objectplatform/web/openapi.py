@@ -199,13 +199,14 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
             "properties": {"items": {"type": "array", "items": record}, "next_cursor": {"type": ["string", NULL]},
                            "total": {"type": ["integer", NULL]}}}
     base = f"/objects/{name}"
+    saved = _ref(f"{name}_saved") if _warns(obj) else record
     paths: dict[str, Any] = {
         f"{base}/records": {
             "get": {"operationId": f"list_{name}", "tags": tag, "summary": f"List {obj.label.en} records",
                     "parameters": list_params, "responses": _responses("200", page, 400, 403)},
             "post": {"operationId": f"create_{name}", "tags": tag, "summary": f"Create a {obj.label.en}",
                      "requestBody": {"required": True, "content": _content(input_)},
-                     "responses": _responses("201", record, 400, 403, 422)},
+                     "responses": _responses("201", saved, 400, 403, 422)},
         },
         f"{base}/records/export.csv": {
             "get": {"operationId": f"export_{name}", "tags": tag, "summary": f"Export {obj.label.en} records as CSV",
@@ -217,7 +218,7 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
             "get": {"operationId": f"get_{name}", "tags": tag, "responses": _responses("200", record, 403, 404)},
             "patch": {"operationId": f"update_{name}", "tags": tag,
                       "requestBody": {"required": True, "content": _content(patch)},
-                      "responses": _responses("200", record, 400, 403, 404, 409, 422)},
+                      "responses": _responses("200", saved, 400, 403, 404, 409, 422)},
             "delete": {"operationId": f"delete_{name}", "tags": tag, "responses": _responses("204", None, 403, 404)},
         },
         f"{base}/records/{{id}}/history": {
@@ -259,6 +260,21 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
     return paths
 
 
+_REF_OR_NULL = {"type": ["object", NULL], "properties": {"id": {"type": "string"}, "title": {}}}
+DUPLICATE_WARNINGS = {
+    "type": "array", "description": "the duplicate rules of action warn that the new record matches",
+    "items": {"type": "object", "required": ["rule", "label", "message", "count", "matches"], "properties": {
+        "rule": {"type": "string"}, "label": {"type": "object"}, "message": {"type": "string"},
+        "count": {"type": "integer"},
+        "matches": {"type": "array", "maxItems": 5, "items": {"type": "object", "required": ["id", "title", "owner"],
+                    "properties": {"id": {"type": "string"}, "title": {}, "owner": _REF_OR_NULL,
+                                   "pool": _REF_OR_NULL}}}}}}
+
+
+def _warns(obj: ObjectDef) -> bool:
+    return any(rule.action == "warn" for rule in obj.duplicate_rules)
+
+
 def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str, str]]) -> dict:
     """`<object>` (a record as returned), `<object>_input` (create) and `<object>_patch` (update)."""
     name = obj.name
@@ -275,7 +291,12 @@ def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str
     creating = [f.name for f in obj.fields.values() if _writable(f) and f.required and f.default is None]
     line = {field: schema for field, schema in writable.items()
             if field == "owner" or obj.fields[field].type != "master_detail"}
+    created = {}
+    if _warns(obj):  # the answer to a create or update: the record and the duplicate rules' `_warnings`
+        created[f"{name}_saved"] = {"type": "object", "properties": {**properties, "_warnings": DUPLICATE_WARNINGS},
+                                      "required": required, "additionalProperties": False}
     return {
+        **created,
         name: {"type": "object", "properties": properties, "required": required, "additionalProperties": False},
         f"{name}_input": {"type": "object", "properties": {**writable, **child_inputs}, "required": creating,
                           "additionalProperties": False},

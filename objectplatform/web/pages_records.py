@@ -26,6 +26,9 @@ RELATED_SIZE = 10
 # dialog instead of the generic parameter form (`dialog(obj, record)` returns its URL, or None).
 RECORD_PANELS: list[Callable[[ObjectDef, Mapping[str, Any], Mapping[str, Any]], dict | None]] = []
 ACTION_DIALOGS: dict[str, Callable[[ObjectDef, Mapping[str, Any]], str | None]] = {}
+# Called with (obj, record) after the create form saved a record, before the redirect to its page
+# (e.g. to flash a notice about it).
+AFTER_CREATE: list[Callable[[ObjectDef, Mapping[str, Any]], None]] = []
 
 
 # ------------------------------------------------------------------------------------ one record
@@ -183,6 +186,8 @@ def create(obj: str):
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel)
     flash(text("record.created", g.lang), "success")
+    for after in AFTER_CREATE:
+        after(definition, created)
     return redirect(url_for("pages.record", obj=obj, id=created["id"]))
 
 

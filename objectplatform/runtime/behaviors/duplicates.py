@@ -13,6 +13,11 @@ record with any of a rule's fields empty matches nothing under that rule.
 - On create_many (imports; before_create_many) a row matching an existing record, or an earlier
   valid row of the same import, by a `block` rule is a row error, so a re-run of the same file
   creates nothing new. One SELECT per block rule per batch, with the batch's values in IN lists.
+- A `warn` rule refuses nothing; `warnings()` names what a new record matches by it (one SELECT per
+  warn rule for a whole batch, within the caller's scope): the API's create answers them under
+  `_warnings`, the create form flashes them and the record page lists them (web/pages_duplicates.py).
+  An import collects them per created row (`collecting()` around `create_many`; the after_create_many
+  hook fills the collector), a row matching an existing record or an earlier row of the same file.
 - The action `check_duplicates` (single, no parameters) answers {"record", "matches": [{"rule",
   "action", "id", "title", "owner", "pool"}]}: every record matching it by any rule, within the
   caller's data scope (owner and pool as {"id", "title"} or null; pool only for an object with the
@@ -23,7 +28,10 @@ The check is not a lock: two transactions inserting the same value at the same m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,15 +42,11 @@ from objectplatform.metadata.model import DuplicateRule
 from .. import actions
 from ..records import hooks
 from ..storage.convert import from_row, to_row
-
-CASELESS_TYPES = frozenset({"text", "email", "url"})  # compared with lower(); a phone has no case
+from ..storage.engine import reading
+from ..storage.tables import caseless
 
 Key = tuple[Any, ...]
-
-
-def _caseless(obj: ObjectDef, name: str) -> bool:
-    f = obj.fields.get(name)
-    return f is not None and f.type in CASELESS_TYPES
+WARNING_MATCHES = 5  # matches a warning lists (oldest first); its `count` says how many there are
 
 
 def rule_key(obj: ObjectDef, rule: DuplicateRule, record: dict) -> Key | None:
@@ -52,7 +56,7 @@ def rule_key(obj: ObjectDef, rule: DuplicateRule, record: dict) -> Key | None:
         value = record.get(name)
         if isinstance(value, str):
             value = value.strip()
-            if _caseless(obj, name):
+            if caseless(obj, name):
                 value = value.lower()
         if value is None or value == "":
             return None
@@ -83,7 +87,7 @@ class Duplicates:
         conditions = []
         for i, name in enumerate(rule.fields):
             column = ot.column(name)
-            if _caseless(ot.object, name):
+            if caseless(ot.object, name):
                 conditions.append(sa.func.lower(column).in_(sorted({k[i] for k in keys})))
             else:
                 values = {to_row(ot, {name: k[i]})[column.name] for k in keys}
@@ -185,6 +189,57 @@ class Duplicates:
                     continue
                 errors.setdefault(rule.fields[0], []).append(message)
 
+    # --------------------------------------------------------------------------------- warnings
+
+    def warnings(self, conn: sa.Connection, obj: str, batch: list[dict],
+                 where: sa.ColumnElement[bool] | None = None,
+                 imported: frozenset[str] | set[str] = frozenset(),
+                 rules: Iterable[DuplicateRule] | None = None) -> dict[str, list[dict]]:
+        """Per id of the saved records `batch` (in the order they were created) that match others by a
+        `warn` rule: [{"rule", "label": {"zh", "en"}, "message", "count", "matches": [{"id", "title",
+        "owner", "pool"}]}], the matches being the records within `where` other than the record itself
+        and the batch's later ones. ONE SELECT per warn rule for the whole batch, plus the owner and
+        pool titles of the matches shown. `imported`: ids of records the same import created earlier;
+        `rules`: the object's rules to consider (default: all)."""
+        definition = self.metadata.objects[obj]
+        rules = [rule for rule in (definition.duplicate_rules if rules is None else rules) if rule.action == "warn"]
+        if not rules or not batch:
+            return {}
+        position = {record["id"]: i for i, record in enumerate(batch)}
+        hits: list[tuple[dict, DuplicateRule, list[dict]]] = []
+        for rule in rules:
+            keys = [rule_key(definition, rule, record) for record in batch]
+            found = self.find(conn, obj, rule, [k for k in keys if k is not None], where=where)
+            for i, (record, key) in enumerate(zip(batch, keys, strict=True)):
+                matches = [m for m in found.get(key, ()) if position.get(m["id"], -1) < i] if key else []
+                if matches:
+                    hits.append((record, rule, matches))
+        described = self.describe(conn, obj, [m for _, _, matches in hits for m in matches[:WARNING_MATCHES]])
+        out: dict[str, list[dict]] = {}
+        for record, rule, matches in hits:
+            first = matches[0]
+            if first["id"] in imported:
+                message = f"possible duplicate of an earlier row of this import ({obj} {first['id']}): {_label(rule)}"
+            else:
+                message = "possible " + self.message(obj, rule, first, described)
+            if len(matches) > 1:
+                message += f" (and {len(matches) - 1} more)"
+            out.setdefault(record["id"], []).append({
+                "rule": rule.name, "label": {"zh": rule.label.zh, "en": rule.label.en}, "message": message,
+                "count": len(matches),
+                "matches": [{"id": m["id"], **described[m["id"]]} for m in matches[:WARNING_MATCHES]]})
+        return out
+
+    def after_create_many(self, ctx: hooks.HookContext) -> None:
+        """An import's warnings, when the import collects them (`collecting()`)."""
+        collector = _collector.get()
+        if collector is None or collector.object != ctx.object:
+            return
+        scope = ctx.records.reference_scope
+        where = scope(ctx.object, self.schema[ctx.object].table) if scope is not None else None
+        collector.created.update(record["id"] for record in ctx.batch)  # the batch's earlier rows count too
+        collector.warnings.update(self.warnings(ctx.conn, ctx.object, ctx.batch, where, collector.created))
+
     # ----------------------------------------------------------------------------------- action
 
     def check(self, access, obj: str, record: dict) -> list[dict]:
@@ -208,6 +263,47 @@ class Duplicates:
                 for rule, match in found]
 
 
+@dataclass
+class Collector:
+    """The warnings of one import of `object`, by created record id; `created`: the ids inserted so far."""
+
+    object: str
+    warnings: dict[str, list[dict]] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
+
+
+_collector: ContextVar[Collector | None] = ContextVar("objectplatform_duplicate_warnings", default=None)
+
+
+@contextmanager
+def collecting(obj: str) -> Iterator[Collector]:
+    """Collect the warn-rule matches of the records `create_many` inserts into `obj` in this block."""
+    collector = Collector(obj)
+    token = _collector.set(collector)
+    try:
+        yield collector
+    finally:
+        _collector.reset(token)
+
+
+def record_warnings(platform, access, obj: str, record: Mapping[str, Any],
+                    changed: Iterable[str] | None = None) -> list[dict]:
+    """The warnings of one saved record (see `Duplicates.warnings`), within `access`'s data scope; after
+    an update, `changed` names the fields it set: only the rules comparing one of them warn."""
+    rules = platform.metadata.objects[obj].duplicate_rules
+    if changed is not None:
+        changed = set(changed)
+        rules = tuple(rule for rule in rules if changed & set(rule.fields))
+    if not any(rule.action == "warn" for rule in rules):
+        return []
+    duplicates = Duplicates(platform.records)
+    scope = access.scope(obj, duplicates.schema[obj].table) if access is not None else None
+    record_id = str(record["id"])
+    with reading(platform.engine) as conn:
+        found = duplicates.warnings(conn, obj, [{**record, "id": record_id}], scope, rules=rules)
+    return found.get(record_id, [])
+
+
 def _ref(value: Any, titles: dict[str, Any]) -> dict | None:
     return None if value is None else {"id": str(value), "title": titles.get(str(value))}
 
@@ -223,6 +319,8 @@ def _has_rules(obj: ObjectDef) -> bool:
 hooks.register_hook("before_create", lambda ctx: duplicates_of(ctx.records).before_create(ctx), applies=_has_rules)
 hooks.register_hook("before_update", lambda ctx: duplicates_of(ctx.records).before_update(ctx), applies=_has_rules)
 hooks.register_hook("before_create_many", lambda ctx: duplicates_of(ctx.records).before_create_many(ctx),
+                    applies=_has_rules)
+hooks.register_hook("after_create_many", lambda ctx: duplicates_of(ctx.records).after_create_many(ctx),
                     applies=_has_rules)
 
 

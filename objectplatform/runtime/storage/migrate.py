@@ -275,9 +275,23 @@ def _source(f: FieldDef) -> str:
 
 def _index_columns(index: sa.Index) -> tuple[str, ...]:
     return tuple(
-        f"{e.element.name} DESC" if getattr(e, "modifier", None) is operators.desc_op else e.name
+        f"{e.element.name} DESC" if getattr(e, "modifier", None) is operators.desc_op
+        else f"{e.name}({', '.join(arg.name for arg in e.clauses)})" if isinstance(e, sa.sql.functions.Function)
+        else e.name
         for e in index.expressions
     )
+
+
+def index_names(conn: sa.Connection, inspector) -> dict[str, set[str]]:
+    """Each table's index names. SQLite's inspector skips expression indexes (a duplicate rule's
+    lower(name)), so there they come from sqlite_master."""
+    if conn.dialect.name == "sqlite":
+        names: dict[str, set[str]] = {t: set() for t in inspector.get_table_names()}
+        for table, name in conn.execute(sa.text("SELECT tbl_name, name FROM sqlite_master "
+                                                "WHERE type = 'index' AND sql IS NOT NULL")):
+            names[table].add(name)
+        return names
+    return {t: {ix["name"] for ix in ixs} for (_, t), ixs in inspector.get_multi_indexes().items()}
 
 
 class _Planner:
@@ -289,7 +303,7 @@ class _Planner:
         inspector = sa.inspect(conn)
         self.tables = set(inspector.get_table_names())
         self.db_columns = {t: {c["name"] for c in cols} for (_, t), cols in inspector.get_multi_columns().items()}
-        self.db_indexes = {t: {ix["name"] for ix in ixs} for (_, t), ixs in inspector.get_multi_indexes().items()}
+        self.db_indexes = index_names(conn, inspector)
         self.applied = self._read_applied()
         self.counts: dict[str, dict[str | None, int]] = {}
         self.new_derived: set[_Field] = set()  # (object, field): derived fields given a new column

@@ -23,6 +23,7 @@ REFERENCE_TYPES = frozenset({"lookup", "master_detail", "user", "department"})
 INDEXED_TYPES = REFERENCE_TYPES | {"picklist"}
 MULTI_TYPES = frozenset({"multi_picklist", "multi_user", "multi_department"})
 PREFIX = "_op_"  # internal tables; object names may not start with it
+CASELESS_TYPES = frozenset({"text", "email", "url"})  # duplicate rules compare these with lower()
 
 
 def register_columns(*type_names: str) -> Callable[[ColumnFactory], ColumnFactory]:
@@ -287,6 +288,21 @@ class Schema:
         return ObjectTable(obj, table, columns)
 
 
+def caseless(obj: ObjectDef, name: str) -> bool:
+    """Whether duplicate rules compare the field's values case-insensitively (a phone has no case)."""
+    f = obj.fields.get(name)
+    return f is not None and f.type in CASELESS_TYPES
+
+
+def _index_part(c: str | sa.ColumnElement) -> str:
+    """An index part's name: the column, `name_desc` for a descending one, `lower_name` for lower(name)."""
+    if isinstance(c, str):
+        return c
+    if isinstance(c, sa.sql.functions.Function):
+        return f"{c.name}_{'_'.join(arg.name for arg in c.clauses)}"
+    return f"{c.element.name}_desc"
+
+
 def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[str, ...]]) -> None:
     """Attach the object's indexes to `table`; an index that is a prefix of another is left out."""
     made: dict[tuple, sa.Index] = {}
@@ -295,7 +311,7 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
         key = tuple(str(c) for c in cols)
         if key in made or (not unique and any(k[: len(key)] == key for k in made)):
             return
-        names = [c if isinstance(c, str) else f"{c.element.name}_desc" for c in cols]
+        names = [_index_part(c) for c in cols]
         exprs = [table.c[c] if isinstance(c, str) else c for c in cols]
         made[key] = sa.Index(index_name("uq" if unique else "ix", table.name, names), *exprs, unique=unique)
 
@@ -306,6 +322,9 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
             if len(columns.get(name, ())) == 1 and name not in {n for n, _ in keys}:
                 add([name, *sort_cols])
         add(sort_cols)
+    for rule in obj.duplicate_rules:  # 查重 looks records up by all of a rule's fields at once
+        if all(len(columns.get(n, ())) == 1 for n in rule.fields):
+            add([sa.func.lower(table.c[n]) if caseless(obj, n) else n for n in rule.fields])
     for f in obj.fields.values():
         if f.name not in columns or len(columns[f.name]) != 1:
             continue
