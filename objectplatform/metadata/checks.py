@@ -127,14 +127,21 @@ def _path_kind(
 
 
 def _expression_kind(
-    doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef
+    doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef, derived: Mapping[str, str] | None = None
 ) -> Generator[Problem, None, str]:
-    """Yields why the expression at `at` does not parse or type-check; returns its kind."""
-    env = {name: kind_of(field_of(obj, name), catalog) for name in field_names(obj)}
+    """Yields why the expression at `at` does not parse or type-check; returns its kind. `derived` adds
+    names beyond the fields (a rule condition's behavior values) with their kinds."""
+    env = {**(derived or {}), **{name: kind_of(field_of(obj, name), catalog) for name in field_names(obj)}}
     try:
         expression = parse(doc.get(at))
         for node in walk(expression.node):  # a dotted name follows lookups, like a report's field path
             if isinstance(node, Name) and "." in node.name and node.name not in env:
+                prefix = node.name.split(".")[0] + "."
+                if any(name.startswith(prefix) for name in derived or ()):
+                    yield doc.problem(at, f"unknown value {node.name!r}",
+                                      closest(node.name, [n for n in derived or () if n.startswith(prefix)]),
+                                      offset=node.offset)
+                    return "any"
                 try:
                     found = resolve_path(catalog, obj, node.name)
                 except PathError as e:
@@ -149,9 +156,10 @@ def _expression_kind(
         return "any"
 
 
-def _condition(doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef) -> Iterator[Problem]:
+def _condition(doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef,
+               derived: Mapping[str, str] | None = None) -> Iterator[Problem]:
     """An expression that decides something: it must give true or false."""
-    kind = yield from _expression_kind(doc, at, catalog, obj)
+    kind = yield from _expression_kind(doc, at, catalog, obj, derived)
     if kind not in ("boolean", "any"):
         yield doc.problem(at, f"a condition must be true or false, but this one gives {kind}")
 
@@ -543,9 +551,24 @@ def check_rule(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     if obj is None:
         return
     if "condition" in doc.data:
-        yield from _condition(doc, ("condition",), catalog, obj)
+        yield from _condition(doc, ("condition",), catalog, obj, rule_values(obj))
     yield from _actions(doc, "actions", catalog, obj)
     yield from _rule_actions(doc, obj)
+
+
+# Values a behavior derives for each record of its object, besides the fields: a rule's condition (run in the
+# database) may name them; runtime/expressions_sql.register_derived_values says how each is computed.
+BEHAVIOR_VALUES: dict[str, dict[str, str]] = {
+    "sales_process": {  # the record's process settings (flows/, kind: sales_process) and its days
+        "process.avg_cycle_days": "number", "process.close_reminder_days": "number",
+        "process.stage_count": "number", "days_in_stage": "number", "days_to_close": "number",
+    },
+}
+
+
+def rule_values(obj: ObjectDef) -> dict[str, str]:
+    """The derived values (name: kind) a rule condition over `obj` may name, by the object's behaviors."""
+    return {name: kind for behavior in obj.behaviors for name, kind in BEHAVIOR_VALUES.get(behavior, {}).items()}
 
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

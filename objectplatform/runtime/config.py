@@ -20,12 +20,19 @@ class Settings:
     secure_cookies: bool = False  # served over HTTPS: session cookies only over it
     instance_path: Path = field(default=ROOT / "instance")
     root: Path = ROOT
+    smtp_host: str | None = None  # unset: no email (runtime/email.py)
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "objectplatform@localhost"
+    smtp_starttls: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _TEMPLATES (comma list),
-        _CUSTOM_METADATA, _INSTANCE_PATH and _SECURE_COOKIES (1: HTTPS only); unset ones take the
-        defaults (SQLite under instance/)."""
+        _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
+        _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
+        connection); unset ones take the defaults (SQLite under instance/, no email)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -41,6 +48,12 @@ class Settings:
             "custom_metadata": Path(custom) if custom else None,
             "instance_path": instance,
             "secure_cookies": get("SECURE_COOKIES") == "1",
+            "smtp_host": get("SMTP_HOST"),
+            "smtp_port": _port(get("SMTP_PORT") or "25"),
+            "smtp_user": get("SMTP_USER"),
+            "smtp_password": get("SMTP_PASSWORD"),
+            "smtp_from": get("SMTP_FROM") or cls.smtp_from,
+            "smtp_starttls": get("SMTP_STARTTLS") == "1",
         }
         values.update(overrides)
         return cls(**values)
@@ -48,3 +61,9 @@ class Settings:
     @property
     def attachments_path(self) -> Path:
         return self.instance_path / "attachments"
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"OBJECTPLATFORM_SMTP_PORT must be a port number (1-65535), not {text!r}")
+    return int(text)

@@ -8,7 +8,7 @@ bound parameter. Works on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,44 @@ def _strpos(element: _position, compiler: Any, **kw: Any) -> str:
 @compiles(_position, "sqlite")
 def _instr(element: _position, compiler: Any, **kw: Any) -> str:
     return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+class days_between(FunctionElement):
+    """The whole days from the date of the first argument to the date of the second (a date or date-time)."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(days_between)
+def _date_difference(element: days_between, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(sa.cast(c, sa.Date()), **kw) for c in element.clauses)
+    return f"({end} - {start})"
+
+
+@compiles(days_between, "sqlite")
+def _julian_difference(element: days_between, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday(date({end})) - julianday(date({start})) AS INTEGER)"
+
+
+# Values a behavior derives for each record, which rule conditions may name besides the fields (their names
+# and kinds are declared in metadata/checks.BEHAVIOR_VALUES): behavior -> build(platform, obj, now), giving
+# {name: SQL over the object's table}.
+DERIVED_VALUES: dict[str, Callable[[Any, str, datetime], Mapping[str, ColumnElement]]] = {}
+
+
+def register_derived_values(behavior: str, build: Callable[[Any, str, datetime], Mapping[str, ColumnElement]]) -> None:
+    DERIVED_VALUES[behavior] = build
+
+
+def derived_values(platform, obj: str, now: datetime) -> dict[str, ColumnElement]:
+    """The derived values of `obj`'s behaviors as SQL over its table, as of `now`."""
+    found: dict[str, ColumnElement] = {}
+    for behavior in platform.metadata.objects[obj].behaviors:
+        if behavior in DERIVED_VALUES:
+            found.update(DERIVED_VALUES[behavior](platform, obj, now))
+    return found
 
 
 def column_kind(type_: sa.types.TypeEngine) -> str:

@@ -23,13 +23,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from objectplatform.metadata import Definition, Label
+from objectplatform.metadata import Definition, Label, Source
 from objectplatform.metadata.expressions import parse
 
 from .behaviors import pool as pool_behavior
 from .behaviors.recycle import recycle, rollup_parents
 from .errors import BadRequest
-from .expressions_sql import to_sql
+from .expressions_sql import derived_values, to_sql
 from .records import history_sql
 from .records.query import _sql_columns
 from .storage import convert
@@ -103,17 +103,26 @@ class _Run:
         self.ot = platform.schema[self.obj]
         self.table = self.ot.table
         condition = rule.data.get("condition")
-        self.condition = (to_sql(parse(condition), _sql_columns(self.ot), at, condition=True)
-                          if condition else None)
+        columns = {**derived_values(platform, self.obj, at), **_sql_columns(self.ot)}
+        self.condition = to_sql(parse(condition), columns, at, condition=True) if condition else None
         self.counts = dict.fromkeys(SUMMARY_KEYS, 0)
         self.stamp = convert.to_db("datetime", at)
         self.work = work_queue(platform)
+        self.prefix = f"rule:{rule.name}:"  # of the dedupe keys of what the run writes
+        self.change, self.user = "rule", None  # the history entry of a `set`, and who made it
 
     def summary(self) -> dict:
         actions = self.rule.data["actions"]
         tracked = any("recycle" not in a for a in actions)
         if tracked:
             self.track_matches()
+        self.perform(actions)
+        if not tracked:
+            self.counts["matched"] = self.counts["recycled"] + self.counts["warned"]
+        return {"rule": self.rule.name, **self.counts}
+
+    def perform(self, actions: list[dict]) -> None:
+        """Each action in order, on the fresh records, counting what it did."""
         for action in actions:
             if "notify" in action:
                 self.counts["notified"] += self.notify(action["notify"], action["message"])

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from objectplatform.metadata import Label, Metadata, Source
+
+from .expressions_sql import days_between, register_derived_values
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,52 @@ def pick(candidates: Sequence[Process], departments: Sequence[str]) -> Process |
             if name in p.departments:
                 return p
     return candidates[0] if candidates else None
+
+
+def process_for_owner(platform, owner: Any, obj: str = "opportunity") -> Process | None:
+    """The process a new record of `obj` owned by `owner` (a user id) gets when none is chosen: as `pick` says
+    for the owner's department (the form's default)."""
+    schema = platform.schema
+    with platform.engine.connect() as conn:
+        department = None
+        if owner is not None and "user" in schema.objects:
+            users = schema["user"]
+            department = conn.execute(sa.select(users.column("department"))
+                                      .where(users.table.c.id == int(owner))).scalar()
+        return pick(processes(platform.metadata, obj), department_path(conn, schema, department))
+
+
+def derived_sql(platform, obj: str, now: datetime) -> dict[str, sa.ColumnElement]:
+    """What a rule condition over a staged object may name besides its fields, as SQL as of `now`: the
+    record's process settings (`process.avg_cycle_days`, `process.close_reminder_days`, empty when the
+    process sets none; `process.stage_count`), `days_in_stage` (whole days since the current stage was
+    entered, from the open stage_history row) and `days_to_close` (whole days from today until
+    `expected_close_date`, negative once it passed)."""
+    ot = platform.schema[obj]
+    chosen = ot.column("sales_process")
+    defined = processes(platform.metadata, obj)
+
+    def setting(value_of) -> sa.ColumnElement:
+        values = {p.name: value_of(p) for p in defined if value_of(p) is not None}
+        if not values:
+            return sa.cast(sa.null(), sa.Numeric())
+        return sa.case({name: sa.literal(Decimal(v), sa.Numeric()) for name, v in values.items()},
+                       value=chosen, else_=sa.cast(sa.null(), sa.Numeric()))
+
+    today = sa.literal(now.date(), sa.Date())
+    history = platform.schema["stage_history"]
+    entered = (sa.select(sa.func.max(history.column("entered_at")))
+               .where(history.column("opportunity") == ot.table.c.id, history.column("left_at").is_(None))
+               .scalar_subquery())
+    values = {
+        "process.avg_cycle_days": setting(lambda p: p.avg_cycle_days),
+        "process.close_reminder_days": setting(lambda p: p.close_reminder_days),
+        "process.stage_count": setting(lambda p: len(p.stages)),
+        "days_in_stage": days_between(entered, today),
+    }
+    if "expected_close_date" in ot.columns:
+        values["days_to_close"] = days_between(today, ot.column("expected_close_date"))
+    return values
+
+
+register_derived_values("sales_process", derived_sql)

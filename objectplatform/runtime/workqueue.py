@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from objectplatform.metadata import Label
 
+from . import email
 from .errors import Conflict, NotFound
 from .storage import convert
 
@@ -140,14 +141,17 @@ class WorkQueue:
                  "record_id": None if record_id is None else int(record_id), "dedupe_key": key,
                  "created_at": _stored(at)} for u in wanted if u not in seen]
         if rows:
-            conn.execute(table.insert(), rows)
+            ids = conn.execute(table.insert().returning(table.c.id), rows).scalars().all()
+            email.after_commit(self.platform, conn, ids)
         return len(rows)
 
     def notify_from(self, conn: sa.Connection, rows: sa.Select) -> int:
         """Notify from a query of (user_id, title_zh, title_en, object, record_id, dedupe_key, created_at)
         rows, one INSERT ... SELECT; a row whose (user, key) exists already is left out."""
         columns = ["user_id", "title_zh", "title_en", "object", "record_id", "dedupe_key", "created_at"]
-        return insert_new(conn, self.notifications, columns, rows)
+        ids = inserted_ids(conn, self.notifications, columns, rows)
+        email.after_commit(self.platform, conn, ids)
+        return len(ids)
 
     def add_todo(self, conn: sa.Connection, *, users: Iterable[Any] = (), role: str | None = None, kind: str,
                  title: Label | str | Mapping[str, str], object: str | None = None, record_id: Any = None,
@@ -282,10 +286,15 @@ class WorkQueue:
 def insert_new(conn: sa.Connection, table: sa.Table, columns: list[str], rows: sa.Select) -> int:
     """INSERT ... SELECT `rows`, skipping each row a unique index already holds (ON CONFLICT DO NOTHING: no
     anti-join over the table being written); how many rows it wrote."""
+    return len(inserted_ids(conn, table, columns, rows))
+
+
+def inserted_ids(conn: sa.Connection, table: sa.Table, columns: list[str], rows: sa.Select) -> list:
+    """`insert_new`, answering the ids of the rows it wrote."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).from_select(columns, rows).on_conflict_do_nothing()
     # RETURNING counts: psycopg reports no rowcount for an INSERT ... SELECT
-    return len(conn.execute(stmt.returning(*table.primary_key.columns)).all())
+    return conn.execute(stmt.returning(table.c.id)).scalars().all()
 
 
 def _number(value: Any, what: str) -> int:
@@ -327,7 +336,8 @@ def notify_job(users: list[str], title_zh: str, title_en: str, object: str | Non
                  "record_id": None if record_id is None else int(record_id), "dedupe_key": key,
                  "created_at": _stored(datetime.fromisoformat(at))} for u in users if int(u) not in seen]
         if rows:
-            conn.execute(table.insert(), rows)
+            ids = conn.execute(table.insert().returning(table.c.id), rows).scalars().all()
+            email.after_commit(platform, conn, ids)
     return {"notified": len(rows)}
 
 

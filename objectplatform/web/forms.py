@@ -20,6 +20,7 @@ from werkzeug.datastructures import FileStorage, ImmutableMultiDict
 
 from objectplatform.metadata import FieldDef, ObjectDef
 from objectplatform.metadata.expressions import Binary, Call, Literal, Name, Node, Unary, parse
+from objectplatform.runtime.sales_processes import process_for_owner, processes
 
 from .i18n import error_text, text
 from .pages_view import ORG_TIME, Display, local_time
@@ -237,6 +238,24 @@ def _names(tree: list) -> set[str]:
     return set().union(*(_names(t) for t in tree[1:] if isinstance(t, list)))
 
 
+# ------------------------------------------------------------------------------- metadata choices
+
+
+def metadata_choices(platform, access, obj: ObjectDef, lang: str) -> dict[str, tuple[list[tuple[str, str]], Any]]:
+    """Text fields whose values name metadata, offered as a choice: {field: ([(value, label)], default())} where
+    default() gives a new record's value. A staged object's `sales_process` lists the processes by label and
+    defaults to the one of the user's department (the process the record would get without a choice)."""
+    if "sales_process" not in obj.behaviors or "sales_process" not in obj.fields:
+        return {}
+
+    def default() -> str | None:
+        found = process_for_owner(platform, access.user_id, obj.name)
+        return found.name if found else None
+
+    return {"sales_process": ([(p.name, p.label.get(lang)) for p in processes(platform.metadata, obj.name)],
+                              default)}
+
+
 # ---------------------------------------------------------------------------------- whole forms
 
 
@@ -253,6 +272,7 @@ class FormBuilder:
                          for c, via in platform.records.children.get(obj.name, ())
                          if access.can(c, "read") and (access.can(c, "create") or access.can(c, "edit"))]
         self.rules = {r.message.get("en"): r.message.get(lang) for r in obj.validation_rules}
+        self.choices = metadata_choices(platform, access, obj, lang)
         for child, _ in self.children:
             self.rules.update({r.message.get("en"): r.message.get(lang) for r in child.validation_rules})
 
@@ -285,6 +305,7 @@ class FormBuilder:
         sections = [Section(label, [make_input(self.obj.fields[n], n, value(self.obj, record, n), self.lang)
                                     for n in names], cols)
                     for label, names, cols in self._sections()]
+        self._choose(sections, new=record.get("id") is None, given=record)
         editors = []
         for child, via in self.children:
             names = self._line_fields(child, via)
@@ -293,6 +314,14 @@ class FormBuilder:
                      enumerate(record.get(child.name, []))]
             editors.append(self._editor(child, via, names, lines, record))
         return Form(sections, editors, [], self._multipart())
+
+    def _choose(self, sections: list[Section], new: bool, given: Mapping[str, Any]) -> None:
+        """The metadata choices as selects; a new record's unset one shows its default."""
+        for item in (i for s in sections for i in s.inputs if i.field.name in self.choices):
+            options, default = self.choices[item.field.name]
+            item.widget, item.options = "select", options
+            if new and not given.get(item.field.name):
+                item.value = default() or ""
 
     def _multipart(self) -> bool:
         return any(f.type == "attachment" for f in self.obj.fields.values())
@@ -336,6 +365,7 @@ class FormBuilder:
                 values[name] = value
         sections = [Section(label, [make_input(self.obj.fields[n], n, typed[n], self.lang) for n in names],
                             cols) for label, names, cols in self._sections()]
+        self._choose(sections, new=False, given=typed)
         editors = []
         for child, via in self.children:
             names = self._line_fields(child, via)

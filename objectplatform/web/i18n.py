@@ -337,6 +337,7 @@ _ERRORS: list[tuple[str, str]] = [
     (r"unknown parameter", "未知参数"),
     (r"\w+ \((?P<task>.+)\) is not done", "任务“{task}”尚未完成"),
     (r"is required to leave stage (?P<stage>.+) \(\w+\)", "离开阶段“{stage}”前必须填写"),
+    (r"no sales process '(?P<name>.*)'; one of: .*", "没有销售流程“{name}”，请从列表中选择"),
     (r"you hold (?P<held>\d+) leads from \w+ (?P<pool>.+), its max_held_per_member is (?P<cap>\d+): .*",
      "您已持有“{pool}”的 {held} 条线索，达到每人上限 {cap} 条，请先退回或转换"),
     (r"you claimed (?P<n>\d+) leads from \w+ (?P<pool>.+) today, its daily_claim_limit is (?P<limit>\d+)",

@@ -1,0 +1,153 @@
+"""Optional email of notifications (SMTP, the standard library's smtplib): off unless OBJECTPLATFORM_SMTP_HOST is set.
+
+When on, every notification the work queue writes (`notify`, `notify_from`, the fan-out job) is also emailed
+to its user, when the user has an `email`. The work queue hands the new notifications' ids to `after_commit`,
+which keeps them on the transaction's connection; when that transaction commits they go to a background job
+(rq on Redis; in-process, a thread running the job, so the action never waits for the mail server), and when
+it rolls back they are dropped. The job reads the notifications back (one query) and sends one message each
+over one SMTP connection: subject the Chinese title, body both titles. A mail server that cannot be reached
+or refuses a message is logged (logger `objectplatform.email`), never raised into the action.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+from contextvars import ContextVar
+from email.message import EmailMessage
+from email.utils import formataddr
+from typing import Any
+
+import sqlalchemy as sa
+
+TIMEOUT = 10  # seconds to connect and for each SMTP reply
+PENDING = "objectplatform_email_pending"  # conn.info: [(platform, ids)] written in the open transaction
+COMMITTED = "objectplatform_email_committed"  # conn.info: the same, committed, sent when the connection returns
+log = logging.getLogger("objectplatform.email")
+_platform: ContextVar = ContextVar("objectplatform_email_platform", default=None)
+
+
+def enabled(platform) -> bool:
+    return bool(platform.settings.smtp_host)
+
+
+def after_commit(platform, conn: sa.Connection, ids: list[Any]) -> None:
+    """Email the notifications `ids` once the transaction of `conn` commits (nothing when email is off)."""
+    if ids and enabled(platform):
+        conn.info.setdefault(PENDING, []).append((platform, [str(i) for i in ids]))
+
+
+@sa.event.listens_for(sa.engine.Engine, "commit")
+def _committing(conn: sa.Connection) -> None:
+    if pending := conn.info.pop(PENDING, None):
+        conn.info.setdefault(COMMITTED, []).extend(pending)
+
+
+@sa.event.listens_for(sa.engine.Engine, "rollback")
+def _rolled_back(conn: sa.Connection) -> None:
+    conn.info.pop(PENDING, None)
+
+
+@sa.event.listens_for(sa.pool.Pool, "checkin")
+def _returned(_dbapi_connection, record) -> None:
+    """The connection went back to the pool, its transaction committed: send what it committed."""
+    if record is None:
+        return
+    for platform, ids in record.info.pop(COMMITTED, ()):
+        send_later(platform, ids)
+    record.info.pop(PENDING, None)
+
+
+def send_later(platform, ids: list[str]) -> None:
+    """Hand the notifications to the email job: rq on Redis, else a thread running the job in-process."""
+    try:
+        if platform.jobs.queue is not None:
+            platform.jobs.enqueue(email_job, ids)
+            return
+        thread = threading.Thread(target=_in_process, args=(platform, ids), name="objectplatform-email")
+        with _lock:  # keep the running ones (for `wait`), forget the finished
+            _threads[id(platform)] = [t for t in _threads.get(id(platform), []) if t.is_alive()] + [thread]
+        thread.start()
+    except Exception:
+        log.exception("cannot start emailing notifications %s", ", ".join(ids))
+
+
+_lock = threading.Lock()
+_threads: dict[int, list[threading.Thread]] = {}
+
+
+def _in_process(platform, ids: list[str]) -> None:
+    token = _platform.set(platform)
+    try:
+        platform.jobs.enqueue(email_job, ids)
+    finally:
+        _platform.reset(token)
+
+
+def wait(platform, timeout: float = 30) -> None:
+    """Wait for the platform's in-process email jobs started so far (tests, and a command before it exits)."""
+    with _lock:
+        threads = _threads.pop(id(platform), [])
+    for thread in threads:
+        thread.join(timeout)
+
+
+def email_job(ids: list[str]) -> dict:
+    """The background job: email the notifications `ids` to their users; {"sent", "failed"}."""
+    platform = _platform.get()
+    if platform is None:
+        from .imports import _open_worker_platform
+
+        platform = _open_worker_platform()
+    return send(platform, ids)
+
+
+def send(platform, ids: list[str]) -> dict:
+    """Email each of the notifications `ids` whose user is active and has an email, over one SMTP connection."""
+    settings = platform.settings
+    messages = [_message(settings.smtp_from, row) for row in _rows(platform, ids)]
+    sent = 0
+    if not messages:
+        return {"sent": 0, "failed": 0}
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=TIMEOUT) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            for message in messages:
+                try:
+                    smtp.send_message(message)
+                    sent += 1
+                except smtplib.SMTPException as e:
+                    log.error("the mail server %s:%s refused the email to %s (%s): %s", settings.smtp_host,
+                              settings.smtp_port, message["To"], message["Subject"], e)
+    except (OSError, smtplib.SMTPException) as e:
+        log.error("cannot email %d notification(s) through %s:%s: %s", len(messages) - sent, settings.smtp_host,
+                  settings.smtp_port, e)
+    return {"sent": sent, "failed": len(messages) - sent}
+
+
+def _rows(platform, ids: list[str]) -> list[sa.Row]:
+    notifications, users = platform.schema.notifications, platform.schema["user"]
+    email, active = users.column("email"), users.column("active")
+    numbers = [int(i) for i in ids]
+    stmt = (sa.select(notifications.c.title_zh, notifications.c.title_en, email.label("address"),
+                      users.column("display_name").label("name"))
+            .select_from(notifications.join(users.table, users.table.c.id == notifications.c.user_id))
+            .where(notifications.c.id.in_(numbers), email.is_not(None), email != "",
+                   sa.or_(active.is_(None), active.is_(True)))
+            .order_by(notifications.c.id))
+    with platform.engine.connect() as conn:
+        return conn.execute(stmt).all()
+
+
+def _message(sender: str, row: sa.Row) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = formataddr((row.name or "", row.address))
+    message["Subject"] = row.title_zh
+    lines = [row.title_zh] + ([row.title_en] if row.title_en != row.title_zh else [])
+    message.set_content("\n".join(lines) + "\n")
+    return message
