@@ -115,7 +115,7 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
-    assert run(capsys, "check") == (0, "ok: 17 objects, 20 picklists, 6 roles, 6 flows, 4 reports (layers: base)\n", "")
+    assert run(capsys, "check") == (0, "ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -149,7 +149,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 17 objects, 20 picklists, 6 roles, 6 flows, 4 reports (layers: base, site {site})\n",
+        f"ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base, site {site})\n",
     )
 
 

@@ -492,7 +492,7 @@ def check_approval_flow(doc: Document, catalog: Catalog) -> Iterator[Problem]:
             yield from _condition(doc, ("steps", i, "condition"), catalog, obj)
         for j, approver in enumerate(step["approvers"]):
             yield from _approver(doc, ("steps", i, "approvers", j), catalog, obj, approver)
-    for part in ("on_approve", "on_reject"):
+    for part in ("on_submit", "on_withdraw", "on_approve", "on_reject"):
         yield from _actions(doc, part, catalog, obj)
 
 

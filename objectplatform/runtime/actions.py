@@ -219,4 +219,6 @@ register_action(
     params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")],
 )
 
-from . import behaviors as behaviors  # noqa: E402  (registers the behaviors' actions; they import this module)
+# registers the behaviors' and the approval flows' actions (they import this module)
+from . import approvals as approvals  # noqa: E402
+from . import behaviors as behaviors  # noqa: E402

@@ -29,6 +29,7 @@ from typing import Any
 from faker import Faker
 from ruamel.yaml import YAML
 
+from . import approvals
 from .behaviors import staged
 from .errors import ValidationFailed
 from .sales_processes import Process, department_path, pick, processes
@@ -88,6 +89,7 @@ class _Company:
     """The records created so far in one transaction: ids and input values by key, counts, users."""
 
     def __init__(self, platform, conn, now: datetime):
+        self.platform = platform
         self.records = platform.records
         self.metadata = platform.metadata
         self.conn = conn
@@ -131,6 +133,11 @@ class _Company:
             self.users.append(_demo_user(values))
         return record
 
+
+    def submit(self, obj: str, record: Mapping[str, Any], user: str) -> None:
+        """Submit `record` for approval as `user` would (its object's submit flows; none applying: nothing)."""
+        flows = approvals.flows_started_by(self.metadata, obj, "submit")
+        approvals.approvals(self.platform).start(self.conn, obj, record, flows, user, self.now, required=False)
 
     # ------------------------------------------------------------------------ opportunity stages
 
@@ -423,7 +430,8 @@ class _Generator:
         values = {
             "account": account["id"], "opportunity": opportunity["id"], "contact": contact["id"],
             "order_date": ordered, "delivery_date": ordered + timedelta(days=self.rng.randint(7, 30)),
-            "status": status, "order_discount": self.rng.choice(spec["order_discounts"]),
+            "status": "draft" if status == "submitted" else status,
+            "order_discount": self.rng.choice(spec["order_discounts"]),
             "receiver": contact["name"], "receiver_phone": contact["mobile"],
             "shipping_address": account["address"], "owner": owner, "order_line": lines,
         }
@@ -434,6 +442,8 @@ class _Generator:
             carrier = self.rng.choice(spec["delivery_carriers"])
             values |= {"shipped_at": shipped, "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
         order = self.company.create("sales_order", _iso(values))
+        if status == "submitted":  # waiting in the manager's inbox: the flow starts as the rep's submit starts it
+            self.company.submit("sales_order", order, owner)
         total = Decimal(str(order["total_amount"]))
         if status == "completed":
             first = (total * Decimal(self.rng.choice([30, 50, 100])) / 100).quantize(CENT)

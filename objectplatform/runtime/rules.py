@@ -95,7 +95,8 @@ def enqueue_rule(platform, name: str, at: datetime, run_id: int) -> str:
 
 
 class _Run:
-    """One run of one rule."""
+    """One run of one rule (RecordRun, below, runs an approval flow's on_approve / on_reject the same way
+    on one record: it overrides `fresh`, `submitter_pairs` and the key prefix, history change and user)."""
 
     def __init__(self, platform, conn: sa.Connection, rule: Definition, at: datetime):
         self.platform, self.conn, self.rule, self.at = platform, conn, rule, at
@@ -135,9 +136,6 @@ class _Run:
                                reason=action["recycle"].get("reason") or DEFAULT_REASON)
                 self.counts["recycled"] += done["recycled"]
                 self.counts["warned"] += done["warned"]
-        if not tracked:
-            self.counts["matched"] = self.counts["recycled"] + self.counts["warned"]
-        return {"rule": self.rule.name, **self.counts}
 
     # ------------------------------------------------------------------------------ matches
 
@@ -187,13 +185,18 @@ class _Run:
             parts.append(sa.select(t.c.id.label("record_id"), ut.c.id.label("user_id"))
                          .select_from(t.join(ut, holds)))
         if spec.get("submitter"):
-            parts.append(sa.select(t.c.id.label("record_id"), t.c.created_by.label("user_id")))
+            parts.append(self.submitter_pairs())
         if spec.get("field"):
             parts.append(self.path_users(spec["field"]))
         union = sa.union(*[p.where(t.c.id.in_(self.fresh())) for p in parts]).subquery()
         active = sa.or_(users.column("active").is_(None), users.column("active").is_(True))
         return (sa.select(union.c.record_id, union.c.user_id)
                 .select_from(union.join(ut, ut.c.id == union.c.user_id)).where(active).subquery())
+
+    def submitter_pairs(self) -> sa.Select:
+        """(record_id, user_id) of the submitter: for a rule, who created the record."""
+        t = self.table
+        return sa.select(t.c.id.label("record_id"), t.c.created_by.label("user_id"))
 
     def path_users(self, path: str) -> sa.Select:
         """(record_id, user_id) through a field path such as `owner` or `pool.admins` (a multi-user field)."""
@@ -227,7 +230,7 @@ class _Run:
         """Notify the recipients of each fresh record, once per occasion (the key holds its start)."""
         pairs, t = self.recipients(spec), self.table
         zh, en = self.titles(as_label(message))
-        key = (sa.literal(f"rule:{self.rule.name}:", TEXT) + sa.cast(t.c.id, TEXT)
+        key = (sa.literal(self.prefix, TEXT) + sa.cast(t.c.id, TEXT)
                + sa.literal(f":{self.at.strftime('%Y%m%dT%H%M%S')}", TEXT))
         rows = sa.select(
             pairs.c.user_id, zh.label("title_zh"), en.label("title_en"), sa.literal(self.obj, TEXT).label("object"),
@@ -240,7 +243,7 @@ class _Run:
         """A to-do per fresh record, for a role or the users of a field; closed when the record stops holding."""
         t = self.table
         zh, en = self.titles(as_label(spec["title"]))
-        key = sa.literal(f"rule:{self.rule.name}:", TEXT) + sa.cast(t.c.id, TEXT)
+        key = sa.literal(self.prefix, TEXT) + sa.cast(t.c.id, TEXT)
         common = [zh.label("title_zh"), en.label("title_en"), sa.literal(self.obj, TEXT).label("object"),
                   t.c.id.label("record_id"), sa.literal(spec.get("action"), TEXT).label("action"),
                   key.label("dedupe_key"), sa.literal(self.stamp, sa.DateTime()).label("created_at")]
@@ -264,10 +267,34 @@ class _Run:
         where = sa.and_(t.c.id.in_(self.fresh()), differs)
         parents = rollup_parents(self.platform, self.conn, self.obj, where)
         history_sql.write_changes(self.conn, self.platform.schema.history, self.obj, t, where, changes,
-                                  "rule", None, self.at)
+                                  self.change, self.user, self.at)
         row = convert.to_row(ot, values)
         updated = self.conn.execute(sa.update(t).where(where).values(
-            {**row, "updated_at": self.stamp, "updated_by": None, "version": t.c.version + 1})).rowcount
+            {**row, "updated_at": self.stamp, "updated_by": None if self.user is None else int(self.user),
+             "version": t.c.version + 1})).rowcount
         for group, ids in parents:
             self.platform.records.rollups.refresh(self.conn, group, ids, self.at)
         return updated
+
+
+class RecordRun(_Run):
+    """The rules' actions run on one record, for the approval engine's on_approve / on_reject: `submitter` is
+    the approval's, the keys start with `prefix`, a `set` is logged as change "approval" by `user`, and each
+    message and title ends with `suffix` (the deciding comment)."""
+
+    def __init__(self, platform, conn: sa.Connection, obj: str, record_id: Any, prefix: str, submitter: Any,
+                 user: str | None, at: datetime, suffix: Label):
+        super().__init__(platform, conn, Definition("approval_flow", prefix, Source("<approval>"), {}, obj), at)
+        self.record_id, self.submitter, self.suffix = int(record_id), submitter, suffix
+        self.prefix, self.change, self.user = prefix, "approval", user
+
+    def fresh(self) -> sa.Select:
+        return sa.select(self.table.c.id).where(self.table.c.id == self.record_id)
+
+    def submitter_pairs(self) -> sa.Select:
+        t = self.table
+        return sa.select(t.c.id.label("record_id"), sa.literal(self.submitter, sa.BigInteger()).label("user_id"))
+
+    def titles(self, label: Label) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+        zh, en = super().titles(label)
+        return zh + sa.literal(self.suffix.zh, TEXT), en + sa.literal(self.suffix.en, TEXT)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Definition
 
-from . import rules
+from . import approvals, rules
 from .behaviors.pool import ORG_TIME
 from .storage import convert
 
@@ -68,8 +68,10 @@ def due_rules(platform, at: datetime) -> list[Definition]:
 
 
 def tick(platform, at: datetime | None = None) -> list[str]:
-    """Claim and enqueue the run of every due rule as of `at` (default: the rules' clock); their names."""
+    """Claim and enqueue the run of every due rule as of `at` (default: the rules' clock); their names.
+    Approval steps waiting past their remind_after_hours remind their approvers on every tick too."""
     at = at or rules.now()
+    approvals.approval_reminders(platform, at)
     started = []
     for rule in due_rules(platform, at):
         runs = platform.schema.rule_runs

@@ -22,11 +22,12 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     app.json.sort_keys = False
     app.extensions["objectplatform"] = platform
 
-    from . import api, api_work, pages, pages_work  # noqa: F401 - pages_work's views register on the pages
+    from . import api, api_approvals, api_work, pages, pages_work  # noqa: F401 - pages_work's views register on the pages
     from .api_reports import init_app as init_reports
 
     api.init_app(app)
     api_work.init_app(app)
+    api_approvals.init_app(app)
     init_reports(app)
     pages.init_app(app)
     app.register_error_handler(HTTPException, _http_error)

@@ -362,6 +362,74 @@ def work_queue_paths() -> dict:
     }
 
 
+_LABEL_PAIR = {"type": "object", "required": ["zh", "en"], "additionalProperties": False,
+               "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+APPROVAL_SCHEMAS: dict[str, Any] = {
+    "Approval": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "object", "record_id", "kind", "flow", "label", "title", "status", "submitter",
+                     "submitter_name", "comment", "started_at", "ended_at", "ended_by", "end_comment", "current_step",
+                     "stage", "steps", "can_decide", "can_withdraw"],
+        "properties": {
+            "id": {"type": "string"}, "object": {"type": "string"}, "record_id": {"type": "string"},
+            "kind": {"enum": ["flow", "stage"]}, "flow": {"type": "string"}, "label": _LABEL_PAIR,
+            "title": _LABEL_PAIR, "status": {"enum": ["pending", "approved", "rejected", "withdrawn"]},
+            "submitter": _STRING_OR_NULL, "submitter_name": _STRING_OR_NULL, "comment": _STRING_OR_NULL,
+            "started_at": _WHEN, "ended_at": _WHEN_OR_NULL, "ended_by": _STRING_OR_NULL,
+            "end_comment": _STRING_OR_NULL, "current_step": _STRING_OR_NULL, "stage": _STRING_OR_NULL,
+            "can_decide": {"type": "boolean"}, "can_withdraw": {"type": "boolean"},
+            "steps": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["name", "label", "mode", "status", "approvers"],
+                "properties": {
+                    "name": {"type": "string"}, "label": _LABEL_PAIR, "mode": {"enum": ["any", "all"]},
+                    "status": {"enum": ["pending", "approved", "rejected", "skipped", "waiting", "withdrawn",
+                                        "not_reached"]},
+                    "approvers": {"type": "array", "items": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["user", "name", "decision", "comment", "decided_at"],
+                        "properties": {"user": {"type": "string"}, "name": _STRING_OR_NULL,
+                                       "decision": {"enum": ["approved", "rejected", None]},
+                                       "comment": _STRING_OR_NULL, "decided_at": _WHEN_OR_NULL}}}}}},
+        }},
+}
+
+
+def approval_paths(metadata: Metadata) -> dict:
+    """Reading and deciding approvals (web/api_approvals.py); submit and withdraw are record actions."""
+    item_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    tag = ["approvals"]
+    decided = {"type": "object", "required": ["record", "approval"], "additionalProperties": False,
+               "properties": {"record": {"type": "object"}, "approval": _ref("Approval")}}
+
+    def decide(name: str, required: bool) -> dict:
+        body = {"type": "object", "additionalProperties": False, "required": ["comment"] if required else [],
+                "properties": {"comment": {"type": "string", "minLength": 1} if required else _STRING_OR_NULL}}
+        return {"post": {"operationId": f"{name}_approval", "tags": tag, "parameters": [item_id],
+                         "summary": f"{name.capitalize()} the step waiting, as one of its approvers",
+                         "requestBody": {"required": required, "content": _content(body)},
+                         "responses": _responses("200", decided, 400, 403, 404, 409, 422)}}
+
+    paths = {
+        "/approvals/{id}": {"get": {"operationId": "get_approval", "tags": tag, "parameters": [item_id],
+                                    "summary": "An approval: flow, status, steps, approvers, decisions, comments",
+                                    "responses": _responses("200", _ref("Approval"), 404)}},
+        "/approvals/{id}/approve": decide("approve", False),
+        "/approvals/{id}/reject": decide("reject", True),
+    }
+    record_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}}
+    flowing = {d.object for d in metadata.flows.values() if d.kind == "approval_flow"}
+    for obj in metadata.objects.values():
+        if obj.name in flowing or "sales_process" in obj.behaviors:
+            paths[f"/objects/{obj.name}/records/{{id}}/approvals"] = {"get": {
+                "operationId": f"approvals_of_{obj.name}", "tags": tag, "parameters": [record_id],
+                "summary": f"The approvals of a {obj.label.en}, newest first",
+                "responses": _responses("200", {"type": "object", "required": ["items"], "additionalProperties": False,
+                                                "properties": {"items": {"type": "array", "items": _ref("Approval")}}},
+                                        404)}}
+    return paths
+
+
 def report_paths() -> dict:
     """The report engine's endpoints (web/api_reports.py)."""
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -480,6 +548,8 @@ def document(metadata: Metadata, actions: Actions) -> dict:
     schemas.update(WORK_QUEUE_SCHEMAS)
     paths.update(work_queue_paths())
     paths.update(report_paths())
+    schemas.update(APPROVAL_SCHEMAS)
+    paths.update(approval_paths(metadata))
     for obj in metadata.objects.values():
         own_children = children.get(obj.name, [])
         schemas.update(_record_schemas(metadata, obj, own_children))

@@ -17,9 +17,11 @@ closed (an imported past deal) gets `closed_at` and no stage. An edit may not ch
 
 - `advance` {}: to the next stage once the current stage's required tasks are done and its required
   fields filled, else 422 listing exactly the missing ones (`tasks`: one message per task; each field
-  under its own name). Entering a stage with `approval:` does not move: `pending_stage` is set to it and
-  the record waits in its stage until the approval engine calls `approve_stage` (it moves) or
-  `reject_stage` (it stays). Probability becomes the new stage's.
+  under its own name). Entering a stage with `approval:` does not move: `pending_stage` is set to it and,
+  in the same transaction, the approval engine (runtime/approvals.py) starts a one-step approval by the
+  stage's approvers (the result carries its `approval_id`); the record waits in its stage until that is
+  decided (`decide_pending`, in the decision's transaction: approved, it moves; rejected or withdrawn, it
+  stays and may be advanced again). Probability becomes the new stage's.
 - `complete_task` {"task": key}: a task of the current stage (another key: 422). Completing a task
   already done changes nothing and answers `already_completed: true` (idempotent, for double clicks).
 - `win` {}: only from the last stage, whose required tasks and fields must be done too; probability 100.
@@ -59,7 +61,8 @@ TASKS = "opportunity_task"
 OPEN = "open"
 CLOSED = ("won", "lost", "invalid")
 VERBS = {"advance": "advanced", "complete_task": "changed", "win": "won", "lose": "lost",
-         "invalidate": "marked invalid", "approve_stage": "moved", "reject_stage": "changed"}
+         "invalidate": "marked invalid", "approve_stage": "moved", "reject_stage": "changed",
+         "withdraw_stage": "changed"}
 GUARDED = {"sales_process": "is chosen when the record is created",
            "status": "changes through the win, lose and invalidate actions",
            "stage": "changes through the advance action"}
@@ -226,9 +229,14 @@ class StagedBehavior:
             self.check_done(current, stage)
             at = now()
             if following.approval:
+                from .. import approvals  # the approval engine imports this module
+
                 record = self.write(conn, "advance", current, {"pending_stage": following.key}, user, at,
                                     self.where_unchanged(current))
-                return {"record": record, "pending_stage": following.key, "approval": dict(following.approval)}
+                approval_id = approvals.approvals(self.platform).start_stage(
+                    conn, self.obj, record, found.name, following, user, approvals.now())
+                return {"record": self.read(conn, record_id), "pending_stage": following.key,
+                        "approval": dict(following.approval), "approval_id": str(approval_id)}
             record = self.enter(conn, "advance", current, following, user, at)
             return {"record": record, "stage": following.key}
 
@@ -289,25 +297,31 @@ class StagedBehavior:
                                 {**values, "status": status, "pending_stage": None, "closed_at": at}, user, at,
                                 self.where_unchanged(current))
             self.leave_stage(conn, record_id, status, user, at, comment)
+            if current.get("pending_stage"):
+                from .. import approvals  # the approval engine imports this module
+
+                # closed while a stage approval waited: that approval ends, withdrawn
+                approvals.approvals(self.platform).close_pending(conn, self.obj, record_id, approvals.WITHDRAWN, user)
             return {"record": self.read(conn, record["id"])}
 
-    def decide_pending(self, user: str | None, record_id: Any, approved: bool) -> dict:
-        """The approval of `pending_stage` decided: approved, the record enters it; rejected, it stays."""
-        action = "approve_stage" if approved else "reject_stage"
-        with self.records.transaction() as conn:
-            current = self.read(conn, record_id)
-            self.require_open(current, action)
-            if not current.get("pending_stage"):
-                raise Conflict(f"{self.state(current)}, with no stage awaiting approval")
-            found = self.process_of(current)
-            stage = found.stage(current["pending_stage"])
-            if stage is None:
-                raise Conflict(f"{self.state(current)}, which {found.name} does not have")
-            at = now()
-            if approved:
-                return {"record": self.enter(conn, action, current, stage, user, at)}
-            return {"record": self.write(conn, action, current, {"pending_stage": None}, user, at,
-                                         self.where_unchanged(current))}
+    def decide_pending(self, conn: sa.Connection, user: str | None, record_id: Any, approved: bool,
+                       action: str | None = None) -> dict:
+        """The approval of `pending_stage` decided (in the approval engine's transaction `conn`): approved, the
+        record enters it; rejected (or withdrawn, `action` withdraw_stage), it stays."""
+        action = action or ("approve_stage" if approved else "reject_stage")
+        current = self.read(conn, record_id)
+        self.require_open(current, action)
+        if not current.get("pending_stage"):
+            raise Conflict(f"{self.state(current)}, with no stage awaiting approval")
+        found = self.process_of(current)
+        stage = found.stage(current["pending_stage"])
+        if stage is None:
+            raise Conflict(f"{self.state(current)}, which {found.name} does not have")
+        at = now()
+        if approved:
+            return {"record": self.enter(conn, action, current, stage, user, at)}
+        return {"record": self.write(conn, action, current, {"pending_stage": None}, user, at,
+                                     self.where_unchanged(current))}
 
 
 def _task_json(row: Mapping[str, Any]) -> dict:
@@ -324,13 +338,24 @@ def behavior_of(platform, obj: str = "opportunity") -> StagedBehavior:
 
 
 def approve_stage(platform, record_id: Any, *, user: str | None = None, obj: str = "opportunity") -> dict:
-    """For the approval engine: the stage approval of the record was granted, so it enters `pending_stage`."""
-    return behavior_of(platform, obj).decide_pending(user, record_id, approved=True)
+    """Grant the record's stage approval outside the approval engine (an administrator's repair): it enters
+    `pending_stage`, and the engine's waiting approval of it ends approved without a decision."""
+    return _settle(platform, obj, record_id, user, approved=True)
 
 
 def reject_stage(platform, record_id: Any, *, user: str | None = None, obj: str = "opportunity") -> dict:
-    """For the approval engine: the stage approval was refused; the record stays in its stage."""
-    return behavior_of(platform, obj).decide_pending(user, record_id, approved=False)
+    """Refuse the record's stage approval outside the approval engine: it stays in its stage."""
+    return _settle(platform, obj, record_id, user, approved=False)
+
+
+def _settle(platform, obj: str, record_id: Any, user: str | None, approved: bool) -> dict:
+    from .. import approvals  # the approval engine imports this module
+
+    with platform.records.transaction() as conn:
+        result = behavior_of(platform, obj).decide_pending(conn, user, record_id, approved)
+        approvals.approvals(platform).close_pending(conn, obj, record_id,
+                                                    approvals.APPROVED if approved else approvals.REJECTED, user)
+        return result
 
 
 # ------------------------------------------------------------------------------- child rows

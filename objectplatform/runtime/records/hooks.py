@@ -103,5 +103,6 @@ def run(event: str, obj: ObjectDef, context: HookContext) -> None:
 
 
 def _load_behaviors() -> None:
-    """The behaviors register their hooks when imported (imported here, not at the top: they import us)."""
-    from objectplatform.runtime import behaviors  # noqa: F401
+    """The behaviors and the approval flows register their hooks when imported (imported here, not at the
+    top: they import us)."""
+    from objectplatform.runtime import approvals, behaviors  # noqa: F401

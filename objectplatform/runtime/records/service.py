@@ -78,6 +78,7 @@ class Records:
     """create / create_many / get / update / delete / list / history of any object's records."""
 
     def __init__(self, platform):
+        self.platform = platform  # for hooks that need another service (the approval engine)
         self.engine: sa.Engine = platform.engine
         self.schema = platform.schema
         self.metadata = platform.metadata

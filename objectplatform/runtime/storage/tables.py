@@ -214,6 +214,23 @@ class Schema:
             sa.Index(f"ix_{PREFIX}token__user_id", "user_id"),
         )
         self.add_work_queue_tables()
+        self.add_approval_tables()
+        self.add_report_tables()
+
+    def add_report_tables(self) -> None:
+        """Personal reports (runtime/reports/personal.py): a `kind: report` definition saved by its owner."""
+        self.reports = sa.Table(  # definition: the report as JSON, the structure of a report template
+            f"{PREFIX}report", self.sa_metadata,
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                      autoincrement=True),
+            sa.Column("owner", sa.BigInteger(), nullable=False),
+            sa.Column("name", sa.String(64), nullable=False),
+            sa.Column("label", sa.Text(), nullable=False),  # JSON {zh, en}
+            sa.Column("definition", sa.Text(), nullable=False),
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Column("updated_at", sa.DateTime(), nullable=False),
+            sa.Index(f"uq_{PREFIX}report__owner__name", "owner", "name", unique=True),
+        )
 
     def add_work_queue_tables(self) -> None:
         """Notifications, to-dos (runtime/workqueue.py) and the rules' runs and matches (runtime/rules.py)."""
@@ -269,6 +286,49 @@ class Schema:
             sa.Column("record_id", sa.BigInteger(), primary_key=True),
             sa.Column("since", sa.DateTime(), nullable=False),
             sa.Column("seen", sa.DateTime(), nullable=False),  # the last run that found it holding
+        )
+
+    def add_approval_tables(self) -> None:
+        """The approvals of records (runtime/approvals.py): one row per approval, one per approver of a step."""
+        big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+        pending = sa.text("status = 'pending'")
+        self.approvals = sa.Table(  # the definition it started with is kept: a YAML change leaves it alone
+            f"{PREFIX}approval", self.sa_metadata,
+            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            sa.Column("object", sa.String(64), nullable=False),
+            sa.Column("record_id", sa.BigInteger(), nullable=False),
+            sa.Column("kind", sa.String(16), nullable=False),  # flow | stage (a sales-process stage approval)
+            sa.Column("flow", sa.String(64), nullable=False),  # the flow's name (the process's, for a stage)
+            sa.Column("definition", sa.Text(), nullable=False),  # JSON: the flow as it was when submitted
+            sa.Column("title_zh", sa.Text(), nullable=False),
+            sa.Column("title_en", sa.Text(), nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),  # pending | approved | rejected | withdrawn
+            sa.Column("step", sa.Integer(), nullable=False),  # index of the step waiting (or that ended it)
+            sa.Column("step_started_at", sa.DateTime(), nullable=False),
+            sa.Column("remind_at", sa.DateTime()),  # when the waiting step's approvers get reminded (once)
+            sa.Column("submitter", sa.BigInteger()),
+            sa.Column("comment", sa.Text()),  # the submitter's
+            sa.Column("started_at", sa.DateTime(), nullable=False),
+            sa.Column("ended_at", sa.DateTime()),
+            sa.Column("ended_by", sa.BigInteger()),
+            sa.Column("end_comment", sa.Text()),  # the withdrawal's
+            sa.Index(f"ix_{PREFIX}approval__object__record_id__id", "object", "record_id", "id"),
+            sa.Index(f"ix_{PREFIX}approval__status__remind_at", "status", "remind_at"),
+            sa.Index(f"uq_{PREFIX}approval__object__record_id__pending", "object", "record_id", unique=True,
+                     sqlite_where=pending, postgresql_where=pending),  # one waiting approval per record
+        )
+        self.approval_steps = sa.Table(  # an approver of a step, their decision and comment
+            f"{PREFIX}approval_step", self.sa_metadata,
+            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            sa.Column("approval_id", sa.BigInteger(), nullable=False),
+            sa.Column("step", sa.Integer(), nullable=False),
+            sa.Column("name", sa.String(64), nullable=False),
+            sa.Column("approver", sa.BigInteger(), nullable=False),
+            sa.Column("decision", sa.String(16)),  # approved | rejected; null while waiting
+            sa.Column("comment", sa.Text()),
+            sa.Column("decided_at", sa.DateTime()),
+            sa.Index(f"uq_{PREFIX}approval_step__approval_id__step__approver", "approval_id", "step", "approver",
+                     unique=True),
         )
 
     def __getitem__(self, object_name: str) -> ObjectTable:

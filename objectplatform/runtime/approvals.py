@@ -1,0 +1,733 @@
+"""The approval engine: approval flows (`kind: approval_flow`) and sales-process stage approvals.
+
+An approval is a row of `_op_approval` keeping the flow definition as it was when the record was
+submitted (a later YAML change leaves a running approval alone), its status (pending, approved,
+rejected, withdrawn), the submitter and the index of the step waiting; each approver of a step is a
+row of `_op_approval_step` with their decision, comment and time, written when the step starts.
+
+- Start: the action `submit` (or the action a flow names) on every object with a flow, the record's
+  creation (`on: create`), a change of a field (`on: field_change`); the first flow in metadata order
+  whose entry condition holds runs (none: 422 naming each flow's condition); a record already waiting
+  is a 409, and a unique index on the pending approval of a record holds that against a concurrent
+  submit. A sales-process stage with `approval:` starts a one-step approval (mode any) when `advance`
+  asks to enter it, in the advance's transaction.
+- Steps: a step whose condition is false is skipped; its approvers (a role's holders, the submitter's or
+  owner's manager, the manager of the record's department, named users, a user field) are resolved
+  to active users when it starts; none: 422, nothing written. Each approver gets a to-do of kind
+  `approval`. Mode any: the first decision decides the step; all: every approver approves, one reject
+  rejects. The other approvers' to-dos close when the step ends.
+- Decide: only an approver of the waiting step (403 naming the step's approvers); the first write is one
+  conditional UPDATE of the approval repeating the step and status read, so of two approvers deciding
+  at once the second waits and then finds the step moved on: a 409. Final approval runs `on_approve`,
+  rejection `on_reject` (set, notify, todo: the rules' executor, on this one record), and the submitter
+  is told (with the comment) unless those actions notify the submitter already; a stage approval moves
+  the opportunity (or leaves it in its stage) in the same transaction.
+- While an approval waits, the record (and its detail lines) is locked: an edit or delete by anyone but
+  an administrator is a 409 naming the approval. The submitter (or an administrator) may withdraw;
+  after a rejection or a withdrawal the record may be submitted again.
+- Reminders: a step waiting longer than its `remind_after_hours` reminds its undecided approvers once
+  (`approval_reminders`, run by the scheduler's tick with the rules' clock).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Definition, Label, Metadata
+from objectplatform.metadata.expressions import parse
+
+from . import actions, rules
+from .behaviors import staged
+from .errors import Conflict, Forbidden, NotFound, ValidationFailed
+from .permissions import access_for
+from .records import hooks
+from .storage import convert
+from .workqueue import TEXT, title_sql, work_queue
+
+PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "withdrawn"
+FLOW, STAGE = "flow", "stage"
+SUBMIT, WITHDRAW = "submit", "withdraw"
+DECISION_VERBS = {APPROVED: "approved", REJECTED: "rejected"}
+
+
+def now() -> datetime:
+    """The engine's clock: the rules' (tests set it)."""
+    return rules.now()
+
+
+def _plain(value: Any) -> Any:
+    """YAML data as plain JSON-able dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _label(value: Any) -> Label:
+    value = value or {}
+    return Label(value.get("zh") or value.get("en") or "", value.get("en") or value.get("zh") or "")
+
+
+def _pair(value: Any) -> dict:
+    """A YAML label as {"zh", "en"}, each falling back to the other."""
+    label = _label(value)
+    return {"zh": label.zh, "en": label.en}
+
+
+def _stamp(at: datetime) -> datetime:
+    return convert.to_db("datetime", at)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else convert.from_db("datetime", value).isoformat()
+
+
+def _number(value: Any) -> int:
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise NotFound(f"no approval with id {value}")
+    return int(text)
+
+
+def flows_of(metadata: Metadata, obj: str) -> list[Definition]:
+    """The approval flows of `obj`, in metadata order."""
+    return [d for d in metadata.flows.values() if d.kind == "approval_flow" and d.object == obj]
+
+
+def flows_started_by(metadata: Metadata, obj: str, action: str) -> list[Definition]:
+    """The flows an action starts: those naming it; `submit` also starts manual flows and those that start
+    on create or on a field change (a resubmission after a rejection or a withdrawal)."""
+    found = []
+    for flow in flows_of(metadata, obj):
+        trigger = flow.data["trigger"]
+        if trigger["on"] == "action":
+            if trigger["action"] == action:
+                found.append(flow)
+        elif action == SUBMIT:
+            found.append(flow)
+    return found
+
+
+class Approvals:
+    """Start, decide, withdraw and read the approvals of one platform's records."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        self.records = platform.records
+        self.table = platform.schema.approvals
+        self.steps = platform.schema.approval_steps
+        self.work = work_queue(platform)
+        users = platform.schema["user"]
+        self.users, self.user_table = users, users.table
+        self.active = sa.or_(users.column("active").is_(None), users.column("active").is_(True))
+
+    # ------------------------------------------------------------------------------ reading
+
+    def _row(self, conn: sa.Connection, approval_id: Any) -> Mapping[str, Any]:
+        row = conn.execute(sa.select(self.table).where(self.table.c.id == _number(approval_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id}")
+        return row
+
+    def pending_row(self, conn: sa.Connection, obj: str, record_id: Any) -> Mapping[str, Any] | None:
+        t = self.table
+        return conn.execute(sa.select(t).where(t.c.object == obj, t.c.record_id == int(record_id),
+                                               t.c.status == PENDING)).mappings().first()
+
+    def _visible(self, conn: sa.Connection, access, row: Mapping[str, Any]) -> bool:
+        """The caller may read the record, or submitted or decides the approval."""
+        me = int(access.user_id)
+        if row["submitter"] == me:
+            return True
+        steps = self.steps
+        if conn.execute(sa.select(steps.c.id).where(steps.c.approval_id == row["id"],
+                                                    steps.c.approver == me)).first():
+            return True
+        ot = self.platform.schema[row["object"]]
+        scope = access.scope(row["object"], ot.table)
+        stmt = sa.select(ot.table.c.id).where(ot.table.c.id == row["record_id"])
+        return conn.execute(stmt if scope is None else stmt.where(scope)).first() is not None
+
+    def get(self, access, approval_id: Any) -> dict:
+        """One approval as JSON; 404 when there is none or the caller may not see it."""
+        with self.platform.engine.connect() as conn:
+            row = self._row(conn, approval_id)
+            if not self._visible(conn, access, row):
+                raise NotFound(f"no approval with id {approval_id}")
+            return self._json(conn, [row], access)[0]
+
+    def for_record(self, access, obj: str, record_id: Any) -> list[dict]:
+        """The record's approvals, newest first; 404 when the record is not in the caller's scope."""
+        if obj not in self.platform.schema.objects:
+            raise NotFound(f"unknown object {obj}")
+        record = self.records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
+        t = self.table
+        with self.platform.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(t).where(t.c.object == obj, t.c.record_id == int(record["id"]))
+                                     .order_by(t.c.id.desc())).mappings())
+            return self._json(conn, rows, access)
+
+    def pending_for_record(self, obj: str, record_id: Any) -> dict | None:
+        """The record's waiting approval as JSON (without the caller's rights), or None."""
+        with self.platform.engine.connect() as conn:
+            row = self.pending_row(conn, obj, record_id)
+            return None if row is None else self._json(conn, [row], None)[0]
+
+    @staticmethod
+    def can_decide(access, approval: Mapping[str, Any]) -> bool:
+        """The caller is an undecided approver of the step waiting."""
+        if approval["status"] != PENDING:
+            return False
+        current = next((s for s in approval["steps"] if s["status"] == PENDING), None)
+        return current is not None and any(a["user"] == str(access.user_id) and a["decision"] is None
+                                           for a in current["approvers"])
+
+    @staticmethod
+    def can_withdraw(access, approval: Mapping[str, Any]) -> bool:
+        return approval["status"] == PENDING and (approval["submitter"] == str(access.user_id) or access.is_admin)
+
+    def _json(self, conn: sa.Connection, rows: list[Mapping[str, Any]], access) -> list[dict]:
+        """Approvals with their steps, approvers (by name), decisions and comments, in one query each."""
+        if not rows:
+            return []
+        steps = self.steps
+        decided = list(conn.execute(sa.select(steps).where(steps.c.approval_id.in_([r["id"] for r in rows]))
+                                    .order_by(steps.c.approval_id, steps.c.step, steps.c.id)).mappings())
+        people = {r["submitter"] for r in rows} | {r["ended_by"] for r in rows} | {d["approver"] for d in decided}
+        names = self._names(conn, people)
+        by_step: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+        for d in decided:
+            by_step.setdefault((d["approval_id"], d["step"]), []).append(d)
+        found = []
+        for row in rows:
+            definition = json.loads(row["definition"])
+            steps_json = []
+            for index, step in enumerate(definition["steps"]):
+                approvers = by_step.get((row["id"], index), [])
+                steps_json.append({
+                    "name": step["name"], "label": _pair(step["label"]),
+                    "mode": step.get("mode", "any"), "status": _step_status(row, index, approvers),
+                    "approvers": [{"user": str(a["approver"]), "name": names.get(a["approver"]),
+                                   "decision": a["decision"], "comment": a["comment"],
+                                   "decided_at": _iso(a["decided_at"])} for a in approvers]})
+            item = {
+                "id": str(row["id"]), "object": row["object"], "record_id": str(row["record_id"]),
+                "kind": row["kind"], "flow": row["flow"], "label": _pair(definition["label"]),
+                "title": {"zh": row["title_zh"], "en": row["title_en"]}, "status": row["status"],
+                "submitter": None if row["submitter"] is None else str(row["submitter"]),
+                "submitter_name": names.get(row["submitter"]), "comment": row["comment"],
+                "started_at": _iso(row["started_at"]), "ended_at": _iso(row["ended_at"]),
+                "ended_by": None if row["ended_by"] is None else str(row["ended_by"]),
+                "end_comment": row["end_comment"],
+                "current_step": definition["steps"][row["step"]]["name"] if row["status"] == PENDING else None,
+                "stage": definition.get("stage"), "steps": steps_json}
+            item["can_decide"] = access is not None and self.can_decide(access, item)
+            item["can_withdraw"] = access is not None and self.can_withdraw(access, item)
+            found.append(item)
+        return found
+
+    def _names(self, conn: sa.Connection, ids: Iterable[Any]) -> dict[int, str]:
+        wanted = sorted({int(i) for i in ids if i is not None})
+        if not wanted:
+            return {}
+        ut = self.user_table
+        return {i: name or username for i, name, username in conn.execute(
+            sa.select(ut.c.id, self.users.column("display_name"), self.users.column("username"))
+            .where(ut.c.id.in_(wanted)))}
+
+    # ------------------------------------------------------------------------------ starting
+
+    def submit(self, access, obj: str, record_id: Any, comment: str | None = None, action: str = SUBMIT) -> dict:
+        """Start the first of the flows `action` starts whose entry condition holds."""
+        flows = flows_started_by(self.platform.metadata, obj, action)
+        with self.records.transaction() as conn:
+            record = self.records.get(obj, record_id, conn=conn)
+            approval_id = self.start(conn, obj, record, flows, access.user_id, now(), comment)
+            return {"record": self.records.get(obj, record_id, conn=conn),
+                    "approval": self._json(conn, [self._row(conn, approval_id)], access)[0]}
+
+    def start(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], flows: list[Definition],
+              submitter: Any, at: datetime, comment: str | None = None, *, required: bool = True) -> int | None:
+        """Start the first flow whose entry condition holds on `record`; its id. None holding: 422 when
+        `required` (a submit), else nothing (a create or a field change no flow cares about)."""
+        self._refuse_pending(conn, obj, record)
+        flow = next((f for f in flows if _holds(f.data.get("condition"), record, at)), None)
+        if flow is None:
+            if not required:
+                return None
+            if not flows:
+                raise ValidationFailed({"__all__": [f"{obj} has no approval flow to submit to"]})
+            why = [f"{f.name}: {f.data['condition']}" for f in flows]
+            raise ValidationFailed({"__all__": [f"no approval flow of {obj} applies to {obj} {record['id']}; "
+                                                f"their entry conditions: {'; '.join(why)}"]},
+                                   f"no approval flow of {obj} applies")
+        definition = _plain(flow.data)
+        return self._create(conn, obj, record, FLOW, flow.name, definition, submitter, at, comment)
+
+    def start_stage(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], process: str, stage,
+                    submitter: Any, at: datetime) -> int:
+        """A one-step approval (mode any, the stage's approver spec) for entering `stage`."""
+        self._refuse_pending(conn, obj, record)
+        step_label = {"zh": f"进入阶段 {stage.label.zh}", "en": f"Enter the stage {stage.label.en}"}
+        definition = {"label": {"zh": f"阶段审批：{stage.label.zh}", "en": f"Stage approval: {stage.label.en}"},
+                      "stage": stage.key,
+                      "steps": [{"name": stage.key, "label": step_label, "approvers": [_plain(stage.approval)],
+                                 "mode": "any"}]}
+        return self._create(conn, obj, record, STAGE, process, definition, submitter, at, None)
+
+    def _refuse_pending(self, conn: sa.Connection, obj: str, record: Mapping[str, Any]) -> None:
+        pending = self.pending_row(conn, obj, record["id"])
+        if pending is not None:
+            raise Conflict(f"{obj} {record['id']} is already waiting for approval {pending['id']} "
+                           f"({pending['title_zh']})")
+
+    def _create(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], kind: str, flow: str,
+                definition: dict, submitter: Any, at: datetime, comment: str | None) -> int:
+        label = _label(definition["label"])
+        title = self._record_title(conn, obj, record["id"])
+        row = {"object": obj, "record_id": int(record["id"]), "kind": kind, "flow": flow,
+               "definition": json.dumps(definition, ensure_ascii=False),
+               "title_zh": f"{label.zh} {title.zh}", "title_en": f"{label.en} {title.en}", "status": PENDING,
+               "step": 0, "step_started_at": _stamp(at), "submitter": None if submitter is None else int(submitter),
+               "comment": comment or None, "started_at": _stamp(at)}
+        try:
+            approval_id = conn.execute(self.table.insert().values(row)).inserted_primary_key[0]
+        except sa.exc.IntegrityError:  # a concurrent submit of the same record won
+            raise Conflict(f"{obj} {record['id']} is already waiting for approval") from None
+        approval = {**row, "id": approval_id}
+        self._perform(conn, approval, definition.get("on_submit", []), "submitted", submitter, at)
+        if self._enter_step(conn, approval, definition, 0, record, at) is None:
+            self._finish(conn, approval, definition, APPROVED, submitter, None, at)
+        return approval_id
+
+    def _record_title(self, conn: sa.Connection, obj: str, record_id: Any) -> Label:
+        ot = self.platform.schema[obj]
+        text = "{" + ot.object.title_field + "}"
+        zh, en = (title_sql(self.platform, obj, text, lang) for lang in ("zh", "en"))
+        found = conn.execute(sa.select(zh, en).where(ot.table.c.id == int(record_id))).first()
+        return Label(found[0] or str(record_id), found[1] or str(record_id))
+
+    def _enter_step(self, conn: sa.Connection, approval: Mapping[str, Any], definition: dict, index: int,
+                    record: Mapping[str, Any], at: datetime) -> int | None:
+        """Start the first step from `index` whose condition holds: its approvers and their to-dos; its
+        index, or None when no step is left (the approval is granted)."""
+        steps = definition["steps"]
+        while index < len(steps) and not _holds(steps[index].get("condition"), record, at):
+            index += 1
+        if index == len(steps):
+            return None
+        step = steps[index]
+        approvers = self.resolve(conn, approval, definition, step, record)
+        conn.execute(self.steps.insert(), [{"approval_id": approval["id"], "step": index, "name": step["name"],
+                                            "approver": user} for user in approvers])
+        hours = step.get("remind_after_hours")
+        conn.execute(sa.update(self.table).where(self.table.c.id == approval["id"]).values(
+            step=index, step_started_at=_stamp(at),
+            remind_at=_stamp(at + timedelta(hours=hours)) if hours else None))
+        label = _label(step["label"])
+        self.work.add_todo(conn, users=approvers, kind="approval",
+                           title=Label(f"审批：{approval['title_zh']}（{label.zh}）",
+                                       f"Approve: {approval['title_en']} ({label.en})"),
+                           object=approval["object"], record_id=approval["record_id"], action="approve",
+                           key=_step_key(approval["id"], index), approval_id=approval["id"], now=at)
+        return index
+
+    def resolve(self, conn: sa.Connection, approval: Mapping[str, Any], definition: dict, step: Mapping[str, Any],
+                record: Mapping[str, Any]) -> list[int]:
+        """The active users a step's approver specs name; 422 naming why when there is none."""
+        found: set[int] = set()
+        reasons = []
+        for spec in step["approvers"]:
+            ids, reason = self._approvers(conn, approval, spec, record)
+            found |= ids
+            if not ids:
+                reasons.append(reason)
+        if not found:
+            label = _label(step["label"])
+            message = (f"step {label.zh} ({step['name']}) of {_label(definition['label']).zh} has no approver: "
+                       + "; ".join(reasons))
+            raise ValidationFailed({"approvers": [message]}, message)
+        return sorted(found)
+
+    def _approvers(self, conn: sa.Connection, approval: Mapping[str, Any], spec: Mapping[str, Any],
+                   record: Mapping[str, Any]) -> tuple[set[int], str]:
+        users, ut = self.users, self.user_table
+
+        def active(condition: sa.ColumnElement[bool]) -> set[int]:
+            return set(conn.execute(sa.select(ut.c.id).where(condition, self.active)).scalars())
+
+        if "role" in spec:
+            holders = active(users.column("roles").like(f'%"{spec["role"]}"%'))
+            return holders, f"no active user holds the role {spec['role']}"
+        if "users" in spec:
+            numbers = [int(u) for u in spec["users"] if str(u).isdigit()]
+            return (active(sa.or_(users.column("username").in_(list(spec["users"])), ut.c.id.in_(numbers))),
+                    f"none of the users {', '.join(spec['users'])} is active")
+        if "field" in spec:
+            value = record.get(spec["field"])
+            ids = [int(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
+            return active(ut.c.id.in_(ids)), f"the field {spec['field']} names no active user"
+        if "manager_of" in spec:
+            who = spec["manager_of"]
+            person = approval["submitter"] if who == "submitter" else record.get("owner")
+            if person is None:
+                return set(), f"the {who} is not a user"
+            manager = conn.execute(sa.select(users.column("manager")).where(ut.c.id == int(person))).scalar()
+            name = self._names(conn, [person]).get(int(person))
+            return ((active(ut.c.id == manager) if manager is not None else set()),
+                    f"the {who} {name} has no active manager")
+        department = self._department_of(conn, approval["object"], record)
+        departments = self.platform.schema["department"]
+        manager = None if department is None else conn.execute(
+            sa.select(departments.column("manager")).where(departments.table.c.id == int(department))).scalar()
+        return ((active(ut.c.id == manager) if manager is not None else set()),
+                "the record's department has no active manager" if department is not None
+                else "the record has no department (nor has its owner)")
+
+    def _department_of(self, conn: sa.Connection, obj: str, record: Mapping[str, Any]) -> Any:
+        """The record's department field (the first one), else its owner's department."""
+        named = next((f.name for f in self.platform.metadata.objects[obj].fields.values()
+                      if f.type == "department"), None)
+        if named is not None and record.get(named) is not None:
+            return record[named]
+        if record.get("owner") is None:
+            return None
+        return conn.execute(sa.select(self.users.column("department"))
+                            .where(self.user_table.c.id == int(record["owner"]))).scalar()
+
+    # ------------------------------------------------------------------------------ deciding
+
+    def decide(self, access, approval_id: Any, approved: bool, comment: str | None = None) -> dict:
+        """Approve or reject the waiting step as one of its approvers (see the module docstring)."""
+        comment = (comment or "").strip() or None
+        me = int(access.user_id)
+        with self.records.transaction() as conn:
+            row = self._row(conn, approval_id)
+            mine = list(conn.execute(sa.select(self.steps).where(
+                self.steps.c.approval_id == row["id"], self.steps.c.approver == me)).mappings())
+            definition = json.loads(row["definition"])
+            self._check_decider(conn, access, row, definition, mine)
+            if not approved and comment is None:
+                raise ValidationFailed({"comment": ["a rejection needs a comment"]}, "a rejection needs a comment")
+            at = now()
+            t = self.table
+            claimed = conn.execute(sa.update(t).where(t.c.id == row["id"], t.c.status == PENDING,
+                                                      t.c.step == row["step"]).values(step=t.c.step)).rowcount
+            if claimed == 0:
+                raise self._moved_on(conn, row, definition)
+            decision = APPROVED if approved else REJECTED
+            s = self.steps
+            wrote = conn.execute(sa.update(s).where(
+                s.c.approval_id == row["id"], s.c.step == row["step"], s.c.approver == me, s.c.decision.is_(None))
+                .values(decision=decision, comment=comment, decided_at=_stamp(at))).rowcount
+            if wrote == 0:
+                raise Conflict(f"you already decided step {_step_title(definition, row['step'])} "
+                               f"of approval {row['id']}")
+            step = definition["steps"][row["step"]]
+            waiting = conn.execute(sa.select(sa.func.count()).select_from(s).where(
+                s.c.approval_id == row["id"], s.c.step == row["step"], s.c.decision.is_(None))).scalar_one()
+            key = _step_key(row["id"], row["step"])
+            if approved and step.get("mode", "any") == "all" and waiting:
+                self.work.close_todos(conn, key_prefix=key, where=self.work.todos.c.user_id == me, now=at, by=me)
+            else:
+                self.work.close_todos(conn, key_prefix=key, now=at, by=me)
+                self._step_ended(conn, row, definition, approved, me, comment, at)
+            return {"record": self.records.get(row["object"], row["record_id"], conn=conn),
+                    "approval": self._json(conn, [self._row(conn, row["id"])], access)[0]}
+
+    def _check_decider(self, conn: sa.Connection, access, row: Mapping[str, Any], definition: dict,
+                       mine: list[Mapping[str, Any]]) -> None:
+        """403 unless the caller is an approver of the approval; 409 when their step is no longer waiting."""
+        current = [m for m in mine if m["step"] == row["step"]]
+        if not mine:
+            s = self.steps
+            approvers = conn.execute(sa.select(s.c.approver).where(s.c.approval_id == row["id"],
+                                                                   s.c.step == row["step"])).scalars().all()
+            names = ", ".join(self._names(conn, approvers).values()) or "none"
+            if not self._visible(conn, access, row):
+                raise NotFound(f"no approval with id {row['id']}")
+            raise Forbidden(f"you are not an approver of approval {row['id']} ({row['title_zh']}); the approvers "
+                            f"of its step {_step_title(definition, row['step'])}: {names}")
+        if row["status"] != PENDING:
+            raise Conflict(f"approval {row['id']} ({row['title_zh']}) is already {row['status']}")
+        if current and current[0]["decision"] is not None:
+            raise Conflict(f"you already {current[0]['decision']} step {_step_title(definition, row['step'])} "
+                           f"of approval {row['id']}")
+        if not current:
+            last = mine[-1]
+            if last["decision"] is not None:
+                raise Conflict(f"you already {last['decision']} step {_step_title(definition, last['step'])} "
+                               f"of approval {row['id']}")
+            raise Conflict(f"step {_step_title(definition, last['step'])} of approval {row['id']} was already "
+                           f"decided; it waits for step {_step_title(definition, row['step'])} now")
+
+    def _moved_on(self, conn: sa.Connection, row: Mapping[str, Any], definition: dict) -> Conflict:
+        latest = self._row(conn, row["id"])
+        if latest["status"] != PENDING:
+            return Conflict(f"approval {row['id']} ({row['title_zh']}) is already {latest['status']}")
+        return Conflict(f"step {_step_title(definition, row['step'])} of approval {row['id']} was already "
+                        f"decided; it waits for step {_step_title(definition, latest['step'])} now")
+
+    def _step_ended(self, conn: sa.Connection, row: Mapping[str, Any], definition: dict, approved: bool, by: int,
+                    comment: str | None, at: datetime) -> None:
+        if not approved:
+            self._finish(conn, row, definition, REJECTED, by, comment, at)
+            return
+        record = self.records.get(row["object"], row["record_id"], conn=conn)
+        if self._enter_step(conn, row, definition, row["step"] + 1, record, at) is None:
+            self._finish(conn, row, definition, APPROVED, by, comment, at)
+
+    def _finish(self, conn: sa.Connection, row: Mapping[str, Any], definition: dict, status: str, by: Any,
+                comment: str | None, at: datetime) -> None:
+        """End the approval: the stage moved (or left), the flow's outcome actions, the submitter told."""
+        t = self.table
+        ended = len(definition["steps"]) if status == APPROVED else t.c.step
+        conn.execute(sa.update(t).where(t.c.id == row["id"]).values(
+            status=status, step=ended, ended_at=_stamp(at), ended_by=None if by is None else int(by),
+            remind_at=None))
+        user = None if by is None else str(by)
+        if row["kind"] == STAGE:
+            staged.behavior_of(self.platform, row["object"]).decide_pending(conn, user, row["record_id"],
+                                                                            status == APPROVED)
+        outcome = definition.get("on_approve" if status == APPROVED else "on_reject", [])
+        told = any(a.get("notify", {}).get("submitter") for a in outcome)
+        suffix = Label(f"：{comment}", f": {comment}") if comment else Label("", "")
+        self._perform(conn, row, outcome, status, user, at, suffix)
+        if not told and row["submitter"] is not None:
+            verb = Label("已通过", "approved") if status == APPROVED else Label("已驳回", "rejected")
+            self.work.notify(conn, [row["submitter"]],
+                             Label(f"{row['title_zh']} {verb.zh}{suffix.zh}",
+                                   f"{row['title_en']} {verb.en}{suffix.en}"),
+                             object=row["object"], record_id=row["record_id"], key=f"approval:{row['id']}:{status}",
+                             now=at)
+
+    def _perform(self, conn: sa.Connection, row: Mapping[str, Any], outcome: list[dict], tag: str, user: Any,
+                 at: datetime, suffix: Label = Label("", "")) -> None:
+        """A flow's actions (on_submit, on_withdraw, on_approve, on_reject) on the approval's record, run by
+        the rules' executor; `tag` keeps their notifications and to-dos apart."""
+        if outcome:
+            rules.RecordRun(self.platform, conn, row["object"], row["record_id"], f"approval:{row['id']}:{tag}:",
+                            row["submitter"], None if user is None else str(user), at, suffix).perform(outcome)
+
+    # ------------------------------------------------------------------------------ withdrawing
+
+    def withdraw(self, access, obj: str, record_id: Any, comment: str | None = None) -> dict:
+        """The submitter (or an administrator) takes back the record's waiting approval."""
+        with self.records.transaction() as conn:
+            row = self.pending_row(conn, obj, record_id)
+            if row is None:
+                raise Conflict(f"{obj} {record_id} has no approval waiting to be withdrawn")
+            if row["submitter"] != int(access.user_id) and not access.is_admin:
+                name = self._names(conn, [row["submitter"]]).get(row["submitter"])
+                raise Forbidden(f"only the submitter {name} or an administrator can withdraw approval {row['id']}")
+            at = now()
+            t = self.table
+            changed = conn.execute(sa.update(t).where(t.c.id == row["id"], t.c.status == PENDING).values(
+                status=WITHDRAWN, ended_at=_stamp(at), ended_by=int(access.user_id), end_comment=comment or None,
+                remind_at=None)).rowcount
+            if changed == 0:
+                raise self._moved_on(conn, row, json.loads(row["definition"]))
+            self.work.close_todos(conn, key_prefix=f"approval:{row['id']}:", now=at, by=access.user_id)
+            self._perform(conn, row, json.loads(row["definition"]).get("on_withdraw", []), WITHDRAWN,
+                          access.user_id, at)
+            if row["kind"] == STAGE:
+                staged.behavior_of(self.platform, obj).decide_pending(conn, access.user_id, record_id, False,
+                                                                      action="withdraw_stage")
+            return {"record": self.records.get(obj, record_id, conn=conn),
+                    "approval": self._json(conn, [self._row(conn, row["id"])], access)[0]}
+
+    def close_pending(self, conn: sa.Connection, obj: str, record_id: Any, status: str, by: Any) -> None:
+        """End the record's waiting approval as `status` without a decision (its stage was settled outside
+        the engine, e.g. by staged.approve_stage), closing its to-dos."""
+        row = self.pending_row(conn, obj, record_id)
+        if row is None:
+            return
+        at = now()
+        steps = len(json.loads(row["definition"])["steps"])
+        conn.execute(sa.update(self.table).where(self.table.c.id == row["id"]).values(
+            status=status, step=steps if status == APPROVED else row["step"], ended_at=_stamp(at),
+            ended_by=None if by is None else int(by), remind_at=None))
+        self.work.close_todos(conn, key_prefix=f"approval:{row['id']}:", now=at, by=by)
+
+
+def _step_key(approval_id: Any, index: int) -> str:
+    return f"approval:{approval_id}:step:{index}:"
+
+
+def _step_title(definition: dict, index: int) -> str:
+    step = definition["steps"][min(index, len(definition["steps"]) - 1)]
+    return f"{_label(step['label']).zh} ({step['name']})"
+
+
+def _step_status(row: Mapping[str, Any], index: int, approvers: list[Mapping[str, Any]]) -> str:
+    """pending (waiting now), approved, rejected, skipped (its condition was false), waiting (still ahead),
+    withdrawn (waiting when the approval was withdrawn), not_reached (after the step that ended it)."""
+    if index < row["step"]:
+        if not approvers:
+            return "skipped"
+        return REJECTED if any(a["decision"] == REJECTED for a in approvers) else APPROVED
+    if index > row["step"]:
+        return "waiting" if row["status"] == PENDING else "not_reached"
+    if row["status"] == REJECTED and any(a["decision"] == REJECTED for a in approvers):
+        return REJECTED
+    return {PENDING: PENDING, WITHDRAWN: WITHDRAWN}.get(row["status"], "not_reached")
+
+
+def _holds(condition: str | None, record: Mapping[str, Any], at: datetime) -> bool:
+    return condition is None or bool(parse(condition).evaluate(record, at))
+
+
+def approvals(platform) -> Approvals:
+    """The platform's approval engine (built on first use)."""
+    if "approvals" not in platform.services:
+        platform.services["approvals"] = Approvals(platform)
+    return platform.services["approvals"]
+
+
+def approval_reminders(platform, at: datetime) -> int:
+    """Remind the undecided approvers of each step waiting past its remind_after_hours, once; how many
+    notifications were written. Set-based: one INSERT ... SELECT, one UPDATE."""
+    t, s = platform.schema.approvals, platform.schema.approval_steps
+    stamp = _stamp(at)
+    due = sa.and_(t.c.status == PENDING, t.c.remind_at <= stamp)
+    key = (sa.literal("approval:", TEXT) + sa.cast(t.c.id, TEXT) + sa.literal(":step:", TEXT)
+           + sa.cast(t.c.step, TEXT) + sa.literal(":remind", TEXT))
+    rows = (sa.select(s.c.approver.label("user_id"),
+                      (sa.literal("请尽快审批：", TEXT) + t.c.title_zh).label("title_zh"),
+                      (sa.literal("Waiting for your approval: ", TEXT) + t.c.title_en).label("title_en"),
+                      t.c.object, t.c.record_id, key.label("dedupe_key"),
+                      sa.literal(stamp, sa.DateTime()).label("created_at"))
+            .select_from(t.join(s, sa.and_(s.c.approval_id == t.c.id, s.c.step == t.c.step)))
+            .where(due, s.c.decision.is_(None)))
+    with platform.records.transaction() as conn:
+        written = work_queue(platform).notify_from(conn, rows)
+        conn.execute(sa.update(t).where(due).values(remind_at=None))
+    return written
+
+
+# ------------------------------------------------------------------------------ triggers and locking
+
+
+def _started(conn: sa.Connection) -> set[tuple[str, str]]:
+    """The records whose approval started in this transaction: their own inline lines are not locked."""
+    return conn.info.setdefault("objectplatform_approvals_started", set())
+
+
+def _start_on(ctx: hooks.HookContext, flows: list[Definition]) -> None:
+    if not flows:
+        return
+    platform = ctx.records.platform
+    engine = approvals(platform)
+    record = ctx.after
+    if engine.pending_row(ctx.conn, ctx.object, record["id"]) is not None:
+        return
+    submitter = ctx.user if ctx.user is not None else record.get("owner")
+    if engine.start(ctx.conn, ctx.object, record, flows, submitter, now(), required=False) is not None:
+        _started(ctx.conn).add((ctx.object, str(record["id"])))
+
+
+def _on_create(ctx: hooks.HookContext) -> None:
+    """Flows with `on: create` start when a record is created."""
+    _start_on(ctx, [f for f in flows_of(ctx.records.metadata, ctx.object) if f.data["trigger"]["on"] == "create"])
+
+
+def _on_field_change(ctx: hooks.HookContext) -> None:
+    """Flows with `on: field_change` start when their field changes (unless the record already waits)."""
+    changed = {name for name in ctx.after if ctx.after.get(name) != ctx.before.get(name)}
+    _start_on(ctx, [f for f in flows_of(ctx.records.metadata, ctx.object)
+                    if f.data["trigger"]["on"] == "field_change" and f.data["trigger"]["field"] in changed])
+
+
+def _locks(metadata: Metadata) -> dict[str, list[tuple[str, str | None]]]:
+    """{object: [(the object whose approval locks it, via its master_detail field or None for itself)]}."""
+    flowing = {f.object for f in metadata.flows.values() if f.kind == "approval_flow"}
+    flowing |= {o.name for o in metadata.objects.values() if "sales_process" in o.behaviors}
+    found: dict[str, list[tuple[str, str | None]]] = {name: [(name, None)] for name in flowing}
+    for obj in metadata.objects.values():
+        for f in obj.fields.values():
+            if f.type == "master_detail" and f.to in flowing:
+                found.setdefault(obj.name, []).append((f.to, f.name))
+    return found
+
+
+def _lock_targets(platform, obj: str) -> list[tuple[str, str | None]]:
+    if "approvals:locks" not in platform.services:
+        platform.services["approvals:locks"] = _locks(platform.metadata)
+    return platform.services["approvals:locks"].get(obj, [])
+
+
+def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
+    """409 when the record (or the record it is a line of) waits for approval and the user is no admin."""
+    platform = ctx.records.platform
+    targets = _lock_targets(platform, ctx.object)
+    if not targets or ctx.user is None:
+        return
+    for obj, via in targets:
+        target = record.get("id") if via is None else record.get(via)
+        if target is None or not str(target).isdigit() or (obj, str(target)) in _started(ctx.conn):
+            continue
+        pending = approvals(platform).pending_row(ctx.conn, obj, target)
+        if pending is None or access_for(platform, ctx.user, ctx.conn).is_admin:
+            continue
+        raise Conflict(f"{obj} {target} is waiting for approval {pending['id']} ({pending['title_zh']}): neither "
+                       "it nor its lines can be changed until the approval is decided or withdrawn")
+
+
+hooks.register_hook("after_create", _on_create)
+hooks.register_hook("after_update", _on_field_change)
+hooks.register_hook("before_update", lambda ctx: _guard(ctx, ctx.before))
+hooks.register_hook("before_create", lambda ctx: _guard(ctx, ctx.after))
+hooks.register_hook("after_delete", lambda ctx: _guard(ctx, ctx.before))
+
+
+def _on_delete(ctx: hooks.HookContext) -> None:
+    """A record an administrator deletes while it waits takes its approval with it (withdrawn)."""
+    if (ctx.object, None) in _lock_targets(ctx.records.platform, ctx.object):
+        approvals(ctx.records.platform).close_pending(ctx.conn, ctx.object, ctx.before["id"], WITHDRAWN, ctx.user)
+
+
+hooks.register_hook("after_delete", _on_delete)
+
+
+# ------------------------------------------------------------------------------ actions
+
+
+def _submit(name: str):
+    def run(call: actions.ActionCall) -> dict:
+        return approvals(call.platform).submit(call.access, call.object, call.record["id"],
+                                               call.params.get("comment"), name)
+
+    return run
+
+
+def _withdraw(call: actions.ActionCall) -> dict:
+    return approvals(call.platform).withdraw(call.access, call.object, call.record["id"], call.params.get("comment"))
+
+
+@actions.action_provider
+def approval_actions(metadata: Metadata) -> list[actions.Action]:
+    """`submit` and `withdraw` on every object with an approval flow, and each action a flow names;
+    `withdraw` on an object with the sales_process behavior (its stage approvals)."""
+    comment = actions.Param("comment", "long_text", Label("说明", "Comment"))
+    found = []
+    for obj in metadata.objects:
+        flows = flows_of(metadata, obj)
+        if not flows:
+            continue
+        labels = {SUBMIT: Label("提交审批", "Submit for approval")}
+        for flow in flows:
+            if flow.data["trigger"]["on"] == "action":
+                labels.setdefault(flow.data["trigger"]["action"], flow.label or _label(flow.data["label"]))
+        for name, label in labels.items():
+            found.append(actions.Action(obj, name, label, _submit(name), (comment,)))
+        found.append(actions.Action(obj, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,)))
+    for obj in metadata.objects.values():  # a sales-process stage approval may be withdrawn too
+        if "sales_process" in obj.behaviors and not flows_of(metadata, obj.name):
+            found.append(actions.Action(obj.name, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,)))
+    return found

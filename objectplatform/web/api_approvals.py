@@ -1,0 +1,68 @@
+"""Approvals in the REST API: read an approval or a record's approvals, approve or reject a waiting step.
+
+`GET /api/v1/approvals/{id}` and `GET /api/v1/objects/{object}/records/{id}/approvals` (newest first)
+give each approval with its flow label, status, steps, approvers, decisions and comments;
+`POST /approvals/{id}/approve` `{"comment"?}` and `/reject` `{"comment"}` decide the waiting step as
+one of its approvers (403 otherwise, 409 when it was decided already, 422 a rejection without a
+comment) and answer `{"record", "approval"}`. Submitting and withdrawing are the record actions
+`submit` and `withdraw` (`POST .../records/{id}/actions/submit`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, g
+
+from objectplatform.runtime import ValidationFailed
+from objectplatform.runtime.approvals import approvals
+
+from . import api, errors
+from .app import get_platform
+from .errors import json_response
+
+bp = Blueprint("api_approvals", __name__, url_prefix="/api/v1")
+errors.register(bp)
+bp.before_request(api._authenticate)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _comment() -> str | None:
+    body = api._object_body(empty={})
+    unknown = sorted(set(body) - {"comment"})
+    problems = {name: ["unknown parameter"] for name in unknown}
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        problems["comment"] = ["must be text"]
+    if problems:
+        raise ValidationFailed(problems)
+    return comment
+
+
+def _decided(result: dict) -> Response:
+    platform = get_platform()
+    approval = result["approval"]
+    return json_response({"record": api.record_json(platform, approval["object"], result["record"]),
+                          "approval": approval})
+
+
+@bp.get("/approvals/<approval_id>")
+def get_approval(approval_id: str) -> Response:
+    return json_response(approvals(get_platform()).get(g.access, approval_id))
+
+
+@bp.post("/approvals/<approval_id>/approve")
+def approve(approval_id: str) -> Response:
+    return _decided(approvals(get_platform()).decide(g.access, approval_id, True, _comment()))
+
+
+@bp.post("/approvals/<approval_id>/reject")
+def reject(approval_id: str) -> Response:
+    return _decided(approvals(get_platform()).decide(g.access, approval_id, False, _comment()))
+
+
+@bp.get("/objects/<obj>/records/<record_id>/approvals")
+def record_approvals(obj: str, record_id: str) -> Response:
+    api._object(obj)
+    return json_response({"items": approvals(get_platform()).for_record(g.access, obj, record_id)})
