@@ -15,13 +15,16 @@ from objectplatform.runtime.errors import Forbidden, Unauthenticated
 
 from . import (  # noqa: F401 - their views register on the blueprint
     csrf,
+    pages_approvals,
     pages_convert,
+    pages_duplicates,
     pages_follow_ups,
     pages_imports,
     pages_leads,
     pages_lists,
     pages_pools,
     pages_records,
+    pages_report_builder,
     pages_reports,
     pages_stages,
 )

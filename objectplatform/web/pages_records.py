@@ -212,8 +212,11 @@ def edit(obj: str, id: str):
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel,
                           version=version)
-    except Conflict:
+    except Conflict as e:
         latest = platform.records.get(obj, id, where=scope(obj))
+        if str(latest["version"]) == version:  # not a stale edit: the record refuses edits now (waiting for approval)
+            return _form_page(builder, form, 409, heading=heading, cancel=cancel, version=version,
+                              refused=error_text(e.message, g.lang))
         display.want(definition, [latest], ["updated_by"])
         conflict = text("conflict.message", g.lang, user=display.text(definition, "updated_by", latest["updated_by"]),
                         at=display.text(definition, "updated_at", latest["updated_at"]), version=latest["version"])

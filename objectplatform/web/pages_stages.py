@@ -1,6 +1,7 @@
 """The sales process on an opportunity's page: the path of stages (the current one marked), the current
 stage's tasks as a checklist with complete buttons, what still keeps it in the stage, the moves the
-viewer may make (advance, win, lose, invalid) and the stage history with stage labels.
+viewer may make (advance, win, lose, invalid) and the stage history with stage labels; a stage waiting
+for approval says so on the path, with a link to the approval in the record's approval panel.
 
 Everything shown comes from the record and the sales_process behavior's own reading of it (the same
 `missing` the advance action checks); every button posts to the generic action route, so the page
@@ -19,6 +20,7 @@ from objectplatform.runtime.sales_processes import process
 
 from .app import get_platform
 from .i18n import text
+from .pages_approvals import pending_approval_link
 from .pages_base import page_display
 from .pages_records import ACTION_DIALOGS, RECORD_PANELS
 from .pages_view import field_label
@@ -72,6 +74,7 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
         moves += [name for name in ("lose", "invalidate") if name in allowed]
     pending = found.stage(record.get("pending_stage"))
     return {
+        "approval_link": pending_approval_link(obj.name, record["id"]) if pending else None,
         "template": "pages/_stages.html", "process": found.label.get(lang),
         "path": path, "status": status, "status_label": page_display().text(obj, "status", status),
         "stage": current.label.get(lang) if current else "", "tasks": tasks, "missing": missing,

@@ -51,11 +51,19 @@ def _link(obj: str | None, record_id: str | None) -> str | None:
 
 @bp.route("/todos")
 def todos():
+    return todos_page()
+
+
+def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments: dict[str, str] | None = None):
+    """The inbox; an approval to-do whose decision was refused shows `errors[id]` and keeps `comments[id]`
+    (a refusal for a to-do no longer open, decided meanwhile, shows above the list)."""
     items = work_queue(get_platform()).todos_for(g.access)
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
-             "when": _when(t.created_at), "kind": _kind(t.kind)}
+             "when": _when(t.created_at), "kind": _kind(t.kind), "decide": t.kind == "approval" and t.approval_id,
+             "error": (errors or {}).get(t.id), "comment": (comments or {}).get(t.id, "")}
             for t in items]
-    return render_template("pages/todos.html", rows=rows)
+    gone = [message for todo_id, message in (errors or {}).items() if todo_id not in {t.id for t in items}]
+    return render_template("pages/todos.html", rows=rows, errors=gone), status
 
 
 @bp.route("/todos/<todo_id>/done", methods=["POST"])
