@@ -1,7 +1,13 @@
 """Reports in the REST API: the list, a run as JSON, the same run as CSV (UTF-8 with a BOM, for Excel) and as an
 SVG chart. A run is one runtime call as the signed-in user (their data scope inside the SQL); the CSV and the
 chart take the run-time filters as query parameters (`status=converted`, `created_at=this_month`,
-`created_at__gte=2026-01-01`), the JSON run as `{"filters": {...}, "scene": "mine"}`.
+`created_at__gte=2026-01-01`), the JSON run as `{"filters": {...}, "scene": "mine"}`, with
+`"compare": {"filters": {...}}` for a second run side by side (runtime/reports/compare.py).
+
+Personal reports (runtime/reports/personal.py): `POST /reports` saves a definition (a report template's
+structure) as the caller's, `GET|PUT|DELETE /reports/{name}` read, replace and delete it, and
+`GET /reports/{name}/export.yaml` gives any report the caller may run as a `report_templates/` file. Run,
+CSV and chart work on them as on the shipped ones.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 
-from objectplatform.metadata import Definition
+from objectplatform.metadata import Definition, Label
 from objectplatform.runtime import BadRequest
-from objectplatform.runtime.reports import ReportResult, available, charts, definition, run_report
+from objectplatform.runtime.reports import ReportResult, charts, definition, personal, run_report
+from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.run import TOTAL
 
 from . import api, errors
@@ -34,10 +41,12 @@ def init_app(app: Flask) -> None:
 
 
 def report_summary(report: Definition) -> dict:
-    """A report as the list shows it: name, label, base object, engine, its columns' keys and run-time filters."""
+    """A report as the list shows it: name, label, base object, engine, its columns' keys, run-time filters and
+    whether it is the caller's personal report."""
     data = report.data
     return {
         "name": report.name,
+        "personal": personal.is_personal(report),
         "label": api._label(report.label),
         "object": report.object,
         "engine": data.get("engine", "grouping"),
@@ -49,10 +58,25 @@ def report_summary(report: Definition) -> dict:
     }
 
 
-def run_as_caller(name: str, filters: Mapping[str, Any], scene: str | None) -> ReportResult:
-    """The report `name` run as the signed-in user; pages and API share it."""
+SIDES = (Label("A", "A"), Label("B", "B"))
+
+
+def run_as_caller(name: str, filters: Mapping[str, Any], scene: str | None,
+                  compare: Mapping[str, Any] | None = None, sides: tuple[Label, Label] = SIDES) -> ReportResult:
+    """The report `name` (the caller's personal one first) run as the signed-in user; with `compare`, run
+    again with those filters and both runs side by side. Pages and API share it."""
     platform = get_platform()
-    return run_report(platform, definition(platform.metadata, name), access=g.access, filters=filters, scene=scene)
+    report = personal.find(platform, g.access, name)
+    result = run_report(platform, report, access=g.access, filters=filters, scene=scene)
+    if compare is None:
+        return result
+    other = run_report(platform, report, access=g.access, filters=compare, scene=scene)
+    return side_by_side(result, other, sides)
+
+
+def report_detail(report: Definition) -> dict:
+    """A report with its whole definition, as the builder edits it."""
+    return {**report_summary(report), "definition": {"kind": "report", **report.data}}
 
 
 def _query_filters() -> dict[str, str]:
@@ -62,17 +86,66 @@ def _query_filters() -> dict[str, str]:
 @bp.get("/reports")
 def list_reports() -> Response:
     platform = get_platform()
-    return json_response({"items": [report_summary(r) for r in available(platform.metadata, g.access)]})
+    return json_response({"items": [report_summary(r) for r in personal.listed(platform, g.access)]})
+
+
+@bp.post("/reports")
+def create_report() -> Response:
+    saved = personal.create(get_platform(), g.access, api._object_body())
+    return json_response(report_detail(saved.definition), status=201)
+
+
+@bp.get("/reports/<name>")
+def get_report(name: str) -> Response:
+    platform = get_platform()
+    saved = personal.get(platform, g.access, name)  # as saved, even if a metadata change broke it: to fix it
+    report = saved.definition if saved else definition(platform.metadata, name)
+    g.access.require(report.object, "read")
+    return json_response(report_detail(report))
+
+
+@bp.put("/reports/<name>")
+def replace_report(name: str) -> Response:
+    saved = personal.update(get_platform(), g.access, name, api._object_body())
+    return json_response(report_detail(saved.definition))
+
+
+@bp.delete("/reports/<name>")
+def delete_report(name: str) -> Response:
+    personal.delete(get_platform(), g.access, name)
+    return Response(status=204)
+
+
+@bp.get("/reports/<name>/export.yaml")
+def export_yaml(name: str) -> Response:
+    platform = get_platform()
+    report = personal.find(platform, g.access, name)
+    g.access.require(report.object, "read")
+    response = Response(yaml_text(report), mimetype="application/yaml")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.yaml"'
+    return response
+
+
+def yaml_text(report: Definition) -> str:
+    """The report as a file for report_templates/, saying where it came from."""
+    day = datetime.now(ORG_TIME).strftime("%Y-%m-%d")
+    return personal.as_yaml(report, f"{report.label.zh} ({report.label.en}): exported by {g.access.username} "
+                                    f"on {day}; copy into report_templates/ to ship it")
 
 
 @bp.post("/reports/<name>/run")
 def run(name: str) -> Response:
     body = api._object_body(empty={})
-    unknown = sorted(set(body) - {"filters", "scene"})
+    unknown = sorted(set(body) - {"filters", "scene", "compare"})
     if unknown:
-        raise BadRequest(f"unknown key(s) {', '.join(unknown)}: send filters and scene",
+        raise BadRequest(f"unknown key(s) {', '.join(unknown)}: send filters, scene and compare",
                          {key: ["unknown key"] for key in unknown})
-    return json_response(run_as_caller(name, body.get("filters") or {}, body.get("scene")).as_json())
+    compare = body.get("compare")
+    if compare is not None and (not isinstance(compare, dict) or set(compare) - {"filters"}):
+        raise BadRequest("compare: send {\"filters\": {...}} for the second run", {"compare": ["must be {filters}"]})
+    result = run_as_caller(name, body.get("filters") or {}, body.get("scene"),
+                           None if compare is None else compare.get("filters") or {})
+    return json_response(result.as_json())
 
 
 @bp.get("/reports/<name>/export.csv")

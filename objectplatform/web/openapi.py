@@ -442,10 +442,48 @@ def report_paths() -> dict:
                   "rows": {"type": "array", "items": {"type": "object"}},
                   "totals": {"type": ["object", NULL]}}}
     tag = ["reports"]
+    summary = {"type": "object", "required": ["name", "personal", "label", "object", "engine"],
+               "properties": {"name": {"type": "string"}, "personal": {"type": "boolean"}, "label": _ref("Label"),
+                              "object": {"type": "string"}, "engine": {"type": "string"}}}
+    named = {"type": "array", "items": {"type": "object"}}
+    definition = {
+        "type": "object", "required": ["name", "label", "object"],
+        "description": "a report template's structure (docs/metadata.md, kind: report), checked as at load",
+        "properties": {"kind": {"const": "report"}, "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                       "label": _ref("Label"), "object": {"type": "string"}, "dimensions": named,
+                       "columns": {"type": "object"}, "measures": named, "filters": {"type": "object"},
+                       "runtime_filters": named, "scene": {"enum": ["all", "mine", "subordinates"]},
+                       "sort": {"type": "array", "items": {"type": "string"}}, "limit": {"type": "integer"},
+                       "totals": {"type": "boolean"}, "chart": {"type": "object"}}}
+    detail = {"allOf": [summary, {"type": "object", "required": ["definition"],
+                                  "properties": {"definition": {"type": "object"}}}]}
+    personal = "the caller's personal report of that name first, else the shipped one"
     return {
-        "/reports": {"get": {"operationId": "list_reports", "tags": tag, "responses": _responses("200", {
-            "type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
-                "type": "object", "required": ["name", "label", "object", "engine"]}}}})}},
+        "/reports": {
+            "get": {"operationId": "list_reports", "tags": tag, "responses": _responses("200", {
+                "type": "object", "required": ["items"], "properties": {"items": {"type": "array",
+                                                                                  "items": summary}}})},
+            "post": {"operationId": "create_report", "tags": tag,
+                     "summary": "Save a report definition as the caller's personal report; a 422 names each bad "
+                                "part by its path (measures[1].function)",
+                     "requestBody": {"required": True, "content": _content(definition)},
+                     "responses": _responses("201", detail, 400, 403, 422)}},
+        "/reports/{name}": {
+            "get": {"operationId": "get_report", "tags": tag, "parameters": [name],
+                    "summary": f"A report with its definition: {personal}",
+                    "responses": _responses("200", detail, 403, 404)},
+            "put": {"operationId": "replace_report", "tags": tag, "parameters": [name],
+                    "summary": "Replace the caller's personal report (a shipped one: 403)",
+                    "requestBody": {"required": True, "content": _content(definition)},
+                    "responses": _responses("200", detail, 400, 403, 404, 422)},
+            "delete": {"operationId": "delete_report", "tags": tag, "parameters": [name],
+                       "summary": "Delete the caller's personal report (a shipped one: 403)",
+                       "responses": _responses("204", None, 403, 404)}},
+        "/reports/{name}/export.yaml": {"get": {
+            "operationId": "export_report_yaml", "tags": tag, "parameters": [name],
+            "summary": "The report as a kind: report file for report_templates/",
+            "responses": {**_responses("200", None, 403, 404), "200": {
+                "description": "YAML", "content": {"application/yaml": {"schema": {"type": "string"}}}}}}},
         "/reports/{name}/run": {"post": {
             "operationId": "run_report", "tags": tag, "parameters": [name],
             "summary": "Run a report within the caller's data scope; filters: field or path__op -> value, a date "
@@ -453,7 +491,11 @@ def report_paths() -> dict:
             "requestBody": {"required": False, "content": _content({
                 "type": "object", "additionalProperties": False,
                 "properties": {"filters": {"type": "object"},
-                               "scene": {"enum": ["all", "mine", "subordinates"]}}})},
+                               "scene": {"enum": ["all", "mine", "subordinates"]},
+                               "compare": {"type": "object", "additionalProperties": False,
+                                           "description": "a second run with these filters, side by side: "
+                                                          "each measure as {key}__a and {key}__b",
+                                           "properties": {"filters": {"type": "object"}}}}})},
             "responses": _responses("200", result, 400, 403, 404, 422)}},
         "/reports/{name}/export.csv": {"get": {
             "operationId": "export_report", "tags": tag, "parameters": [name, *query],

@@ -1,6 +1,8 @@
-"""The report pages: the reports the user may run, and a report with its run-time filters, scene, the table
-with its totals row, the chart drawn on the server and the CSV export; one runtime call per page, the same
-as the API's (`api_reports.run_as_caller`)."""
+"""The report pages: the reports the user may run (the shipped ones, then their own), and a report with its
+run-time filters, scene, the table with its totals row, the chart drawn on the server and the CSV export;
+one runtime call per page, the same as the API's (`api_reports.run_as_caller`). The funnel takes a second
+set of filters (B: another period, another department) and shows both funnels side by side, with one table
+holding both. The report builder is pages_report_builder.py."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from urllib.parse import urlencode
 from flask import Response, g, render_template, request, url_for
 from markupsafe import Markup
 
+from objectplatform.metadata import Label
 from objectplatform.runtime.errors import ValidationFailed
-from objectplatform.runtime.reports import ReportResult, available, charts, definition
+from objectplatform.runtime.reports import ReportResult, charts, personal
+from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.filters import DATE_RANGES
 from objectplatform.runtime.reports.funnel import processes
 from objectplatform.runtime.reports.paths import resolve
@@ -27,48 +31,98 @@ from .pages_base import REFERENCE_TYPES, bp, page_display
 from .pages_view import ORG_TIME
 
 PAGE_PARAMS = frozenset({"scene"})
+SIDE_B = "b."  # the funnel's second set of filters: b.period, b.owner.department, ...
 
 
 @bp.route("/reports")
 def reports():
     platform = get_platform()
-    items = [(r.name, r.label.get(g.lang)) for r in available(platform.metadata, g.access)]
-    return render_template("pages/reports.html", items=items)
+    listed = personal.listed(platform, g.access)
+    items = [(r.name, r.label.get(g.lang)) for r in listed if not personal.is_personal(r)]
+    own = [(r.name, r.label.get(g.lang)) for r in listed if personal.is_personal(r)]
+    return render_template("pages/reports.html", items=items, own=own)
+
+
+def _found(name: str):
+    report_def = personal.find(get_platform(), g.access, name)
+    g.access.require(report_def.object, "read")
+    return report_def
 
 
 @bp.route("/reports/<name>")
 def report(name: str):
-    report_def = definition(get_platform().metadata, name)
-    g.access.require(report_def.object, "read")
-    controls, filters = _controls(report_def, request.args)
+    report_def = _found(name)
     scene = request.args.get("scene") or report_def.data.get("scene", "all")
-    result, errors = None, {}
+    controls, controls_b, result, runs, errors = [], [], None, None, {}
     try:
-        result = run_as_caller(name, filters, scene)
+        controls, controls_b, result, runs = _run(name, report_def, request.args, scene)
     except ValidationFailed as e:
         errors = e.fields
+        controls, controls_b = _controls(report_def, request.args)[0], _controls_b(report_def, {})[0]
+    funnels = [(r.label.get(g.lang), Markup(charts.draw(r, g.lang))) for r in runs or ()]  # ours, text escaped
     query = urlencode([(k, v) for k, v in request.args.items() if v])
     return render_template(
         "pages/report.html", report=report_def, title=report_def.label.get(g.lang), controls=controls,
+        controls_b=controls_b, compare=runs is not None, funnels=funnels, personal=personal.is_personal(report_def),
         scene=scene, scenes=[(s, text(f"reports.scene.{s}", g.lang)) for s in SCENES], errors=errors,
-        table=_table(result) if result else None,
-        chart=Markup(charts.draw(result, g.lang)) if result and result.rows else None,  # ours, text escaped
+        table=result_table(result) if result else None,
+        chart=Markup(charts.draw(result, g.lang)) if result and result.rows and runs is None else None,
         export_url=url_for("pages.report_export", name=name) + (f"?{query}" if query else ""))
 
 
 @bp.route("/reports/<name>/export.csv")
 def report_export(name: str):
-    report_def = definition(get_platform().metadata, name)
-    _, filters = _controls(report_def, request.args)
-    result = run_as_caller(name, filters, request.args.get("scene"))
+    report_def = _found(name)
+    result = _run(name, report_def, request.args, request.args.get("scene"))[2]
     day = datetime.now(ORG_TIME).strftime("%Y%m%d")
     response = Response(report_csv(result, g.lang), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{day}.csv"'
     return response
 
 
-def _controls(report_def, args: Mapping[str, str]) -> tuple[list[dict], dict[str, Any]]:
-    """The template's run-time filters as form controls (with their current values) and as run filters."""
+def _run(name: str, report_def, args: Mapping[str, str], scene: str | None):
+    """The page's run: (controls, the funnel's B controls, the result, None or the two runs compared).
+
+    The funnel compares when any B filter is set; B's empty filters take A's, so "B: last quarter" is the
+    same process and department last quarter."""
+    controls, filters = _controls(report_def, args)
+    controls_b, filters_b = _controls_b(report_def, args)
+    if not filters_b:
+        return controls, controls_b, run_as_caller(name, filters, scene), None
+    one = run_as_caller(name, filters, scene)
+    other = run_as_caller(name, {**filters, **filters_b}, scene)
+    sides = (_side_label("A", controls), _side_label("B", controls_b))
+    both = side_by_side(one, other, sides)
+    one.label, other.label = sides  # each funnel's chart is titled by its side
+    return controls, controls_b, both, (one, other)
+
+
+def _controls_b(report_def, args: Mapping[str, str]) -> tuple[list[dict], dict[str, Any]]:
+    """The funnel's second set of filters (named b.period, b.owner.department, ...); none for other reports."""
+    if report_def.data.get("engine") != "sales_funnel":
+        return [], {}
+    return _controls(report_def, _side_b(args), SIDE_B)
+
+
+def _side_b(args: Mapping[str, str]) -> dict[str, str]:
+    return {k[len(SIDE_B):]: v for k, v in args.items() if k.startswith(SIDE_B)}
+
+
+def _side_label(side: str, controls: list[dict]) -> Label:
+    """"A" or "B" with the filters that make it, as the table's headers and the funnels' captions say it."""
+    parts = []
+    for c in controls:
+        if c.get("low") or c.get("high"):
+            parts.append(f"{c['low']}–{c['high']}")
+        elif c["value"]:
+            parts.append(dict(c.get("options") or ()).get(c["value"]) or c.get("title") or c["value"])
+    said = f"{side} ({', '.join(parts)})" if parts else side
+    return Label(said, said)  # in the page's language, like the filters it names
+
+
+def _controls(report_def, args: Mapping[str, str], prefix: str = "") -> tuple[list[dict], dict[str, Any]]:
+    """The template's run-time filters as form controls (with their current values) and as run filters;
+    `prefix` names the controls of the funnel's second set."""
     metadata, display = get_platform().metadata, page_display()
     controls, filters = [], {}
     funnel = report_def.data.get("engine") == "sales_funnel"
@@ -108,6 +162,8 @@ def _controls(report_def, args: Mapping[str, str]) -> tuple[list[dict], dict[str
         controls.append(control)
     if funnel:  # the stage history's period: conversion rates, days in stage, win rate
         controls.append(_period_control(args, filters))
+    for control in controls:
+        control["name"] = prefix + control["name"]
     return controls, filters
 
 
@@ -121,7 +177,7 @@ def _period_control(args: Mapping[str, str], filters: dict[str, Any]) -> dict:
             "low": low, "high": high, "options": [(r, text(f"reports.range.{r}", g.lang)) for r in DATE_RANGES]}
 
 
-def _table(result: ReportResult) -> dict:
+def result_table(result: ReportResult) -> dict:
     """The result as the page shows it: headers, rows and the totals row as display text."""
     dims = {c.key for c in result.dimensions}
 

@@ -26,3 +26,28 @@ def test_manager_runs_leads_by_owner_and_status_and_filters_it(page, site):
     assert table(page) == [["王伟", "待处理", "3"], ["赵强", "待处理", "1"], ["合计", "", "4"]]
     assert page.get_attribute("a[download]", "href") == \
         "/reports/leads_by_owner_status/export.csv?scene=all&source=referral"
+
+
+def test_a_manager_builds_runs_and_saves_a_report(page, site):
+    login(page, site, "zhao")
+    page.goto("/reports")
+    click_and_wait(page, page.get_by_role("link", name="新建报表"))
+    assert path(page) == "/reports/new"
+    with page.expect_navigation():  # choosing the object reloads the builder for it (no button needed)
+        page.select_option("#b-pick-object", "lead")
+    assert path(page) == "/reports/new?object=lead"
+    page.fill("input[name=d0_field]", "owner")
+    page.fill("input[name=d1_field]", "status")
+    page.select_option("select[name=m0_function]", "count")
+    page.fill("input[name=m0_label]", "线索数")
+    page.select_option("#b-chart-type", "stacked_bar")
+    click_and_wait(page, page.get_by_role("button", name="查询"))
+    assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
+    assert page.locator("figure.report-chart svg").is_visible()
+    page.fill("#b-name", "my_team_leads")
+    page.fill("#b-label-zh", "我团队的线索")
+    click_and_wait(page, page.get_by_role("button", name="保存为我的报表"))
+    assert path(page) == "/reports/my_team_leads"
+    assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
+    page.goto("/reports")
+    assert page.locator("ul.reports.personal a[data-report=my_team_leads]").inner_text() == "我团队的线索"

@@ -26,6 +26,9 @@ over a fanning-out join is many times slower on PostgreSQL.
 
 Every object a measure reads is restricted to the caller's data scope in the same statement (a record
 the caller may not read adds nothing); dimensions and filters follow lookups only, never fanning out.
+Every column read (dimension, filter, measured value, lookup followed, title shown) goes through `mask`,
+which hides what the caller may not see of a record (reports/masking.py: a lead's hidden fields while it
+waits in a pool), so a report never shows, groups, filters or adds up a value the list would mask.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ from .buckets import bucket
 from .paths import FieldPath, Hop
 
 Scope = Callable[[str, sa.FromClause], ColumnElement[bool] | None]
+# (object, its table or alias, field, the field's column) -> the column as the caller may see it
+Mask = Callable[[str, sa.FromClause, str, ColumnElement], ColumnElement]
+
+
+def unmasked(obj: str, table: sa.FromClause, field: str, column: ColumnElement) -> ColumnElement:
+    return column
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,8 @@ def column_name(schema: Schema, obj: str, field: str) -> str:
 class Joins:
     """The base table (alias t0) with the lookups dimensions and filters follow, each joined once, outer."""
 
-    def __init__(self, schema: Schema, base: str):
-        self.schema = schema
+    def __init__(self, schema: Schema, base: str, mask: Mask = unmasked):
+        self.schema, self.mask = schema, mask
         self.root = schema[base].table.alias("t0")
         self.from_: sa.FromClause = self.root
         self._aliases: dict[tuple[str, ...], sa.FromClause] = {(): self.root}
@@ -85,11 +94,12 @@ class Joins:
             prefix = (*prefix, hop.field)
             if prefix not in self._aliases:
                 target = self.schema[hop.target].table.alias(f"t{len(self._aliases)}")
-                source = alias.c[column_name(self.schema, hop.source, hop.field)]
+                source = self.mask(hop.source, alias, hop.field,
+                                   alias.c[column_name(self.schema, hop.source, hop.field)])
                 self.from_ = self.from_.outerjoin(target, target.c.id == source)
                 self._aliases[prefix] = target
             alias = self._aliases[prefix]
-        return alias.c[column_name(self.schema, path.object, path.field)]
+        return self.mask(path.object, alias, path.field, alias.c[column_name(self.schema, path.object, path.field)])
 
 
 @dataclass
@@ -103,6 +113,7 @@ class Compiler:
     base: str
     where: Callable[[Joins], list[ColumnElement[bool]]]
     scope: Scope
+    mask: Mask = unmasked
     _walked: dict = field(default_factory=dict, init=False, repr=False)  # hops -> pairs, per statement
 
     def statement(self, dimensions: Sequence[Dimension], measures: Sequence[Measure],
@@ -145,7 +156,7 @@ class Compiler:
 
     def _rows(self, dimensions: Sequence[Dimension], extra: Callable[[Joins], dict[str, ColumnElement]]) -> sa.Select:
         """The base records in scope and matching the filters: their dimension values d0.. and `extra`."""
-        joins = Joins(self.schema, self.base)
+        joins = Joins(self.schema, self.base, self.mask)
         values = [self._dimension(joins, d).label(f"d{i}") for i, d in enumerate(dimensions)]
         more = [column.label(name) for name, column in extra(joins).items()]
         conditions = self.where(joins)
@@ -191,7 +202,7 @@ class Compiler:
         else:
             reached, obj, applied = self._walk(dimensions, path.hops)
             table, on = self._measured(obj, reached, applied)
-            value = table.c[column_name(self.schema, obj, path.field)]
+            value = self._read(obj, table, path.field)
             pairs = (sa.select(*(reached.c[d] for d in dims), value.label("v")).distinct()
                      .select_from(reached.join(table, on)).where(value.is_not(None)).subquery("p"))
         return self._shape(dimensions, measures, pairs, {i: sa.func.count()})
@@ -206,10 +217,9 @@ class Compiler:
             parents, obj, applied = self._walk(dimensions, hops[:-1])
             if applied or self.scope(obj, self.schema[obj].table) is None:
                 child = self.schema[last.target].table.alias("m")
-                on = child.c[column_name(self.schema, last.target, last.field)] == parents.c.k
+                on = self._read(last.target, child, last.field) == parents.c.k
                 scope = self.scope(last.target, child)
-                values = {i: self._aggregate(measures[i], child.c[column_name(self.schema, last.target,
-                                                                               measures[i].path.field)])
+                values = {i: self._aggregate(measures[i], self._read(last.target, child, measures[i].path.field))
                           for i in indexes}
                 joined = parents.join(child, on if scope is None else sa.and_(on, scope))
                 return self._shape(dimensions, measures, parents, values, joined)
@@ -219,8 +229,7 @@ class Compiler:
             values = {i: self._aggregate(measures[i], reached.c.k) for i in indexes}
             return self._shape(dimensions, measures, reached, values)
         table, on = self._measured(obj, reached, applied)
-        values = {i: self._aggregate(measures[i], table.c[column_name(self.schema, obj, measures[i].path.field)])
-                  for i in indexes}
+        values = {i: self._aggregate(measures[i], self._read(obj, table, measures[i].path.field)) for i in indexes}
         return self._shape(dimensions, measures, reached, values, reached.join(table, on))
 
     def _measured(self, obj: str, reached: sa.FromClause, applied: bool) -> tuple[sa.FromClause, ColumnElement]:
@@ -242,8 +251,7 @@ class Compiler:
             reached = self._rows(dimensions, lambda j: {"k": j.root.c.id}).cte(name)
             result = (reached, self.base, True)
         elif len(hops) == 1 and not hops[0].reverse:  # a lookup of the base: its column, no join
-            column = column_name(self.schema, hops[0].source, hops[0].field)
-            pairs = self._rows(dimensions, lambda j: {"k": j.root.c[column]})
+            pairs = self._rows(dimensions, lambda j: {"k": self._read(self.base, j.root, hops[0].field)})
             result = (pairs.where(pairs.selected_columns.k.is_not(None)).distinct().cte(name), hops[0].target, False)
         else:
             reached, obj, applied = self._walk(dimensions, hops[:-1])
@@ -256,13 +264,13 @@ class Compiler:
                 source = source.join(owner, sa.and_(owner.c.id == reached.c.k, self.scope(obj, owner)))
             if hop.reverse:
                 child = self.schema[hop.target].table.alias(f"h{name}")
-                on = child.c[column_name(self.schema, hop.target, hop.field)] == reached.c.k
+                on = self._read(hop.target, child, hop.field) == reached.c.k
                 scope = self.scope(hop.target, child)
                 stmt = sa.select(*groups, child.c.id.label("k")).select_from(
                     source.join(child, on if scope is None else sa.and_(on, scope)))
             else:
                 parent = self.schema[obj].table.alias(f"h{name}")
-                value = parent.c[column_name(self.schema, obj, hop.field)]
+                value = self._read(obj, parent, hop.field)
                 stmt = (sa.select(*groups, value.label("k")).distinct()
                         .select_from(source.join(parent, parent.c.id == reached.c.k)).where(value.is_not(None)))
             result = (stmt.cte(name), hop.target, hop.reverse)
@@ -270,6 +278,10 @@ class Compiler:
         return result
 
     # ----------------------------------------------------------------------------- values
+
+    def _read(self, obj: str, table: sa.FromClause, field: str) -> ColumnElement:
+        """The column of `field` in `table` (an alias of `obj`'s table) as the caller may see it."""
+        return self.mask(obj, table, field, table.c[column_name(self.schema, obj, field)])
 
     def _aggregate(self, m: Measure, column: ColumnElement | None) -> ColumnElement:
         if m.function == "count":
@@ -303,7 +315,7 @@ class Compiler:
                 title = target.title_field if target.title_field in self.schema[target.name].columns else "id"
                 alias = self.schema[target.name].table.alias(f"title{i}")
                 from_ = from_.outerjoin(alias, alias.c.id == value)
-                value = alias.c[column_name(self.schema, target.name, title)]
+                value = self._read(target.name, alias, title)
             shown[d.key] = value
             order_by[d.key] = self._picklist_order(d, value)
         for i, m in enumerate(measures):

@@ -7,7 +7,9 @@ From the stage history over a period (the run-time filter `period`: a date range
 {from, to}; default: all of it), for the stages entered in the period: `entered`, `conversion_rate` (the
 percentage of them that left to the next stage; for the last stage, to won), `avg_days_in_stage` (over those
 that left) and, in the totals, `win_rate` (of the stage rows left to won or lost in the period, the
-percentage won). Two grouped statements, both within the caller's scope."""
+percentage won; a column of its own, filled in the totals row only). The owner, department and other run-time
+filters choose the stage history too, through its opportunity (open or closed). Two grouped statements, both within the
+caller's scope. `compare.side_by_side` puts two funnels (two periods, two departments) in one table."""
 
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from ..errors import ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
 from ..storage.engine import reading
-from .compile import Compiler, Dimension, Measure
+from .compile import Compiler, Dimension, Joins, Measure
 from .filters import ORG_OFFSET, date_range
+from .masking import report_mask
 from .paths import resolve
 from .run import Column, ReportResult, _conditions, _scene_owners, _scope, label_of
 
@@ -42,6 +45,7 @@ COLUMNS = (
     ("entered", Label("进入数", "Entered"), "integer"),
     ("conversion_rate", Label("转化率(%)", "Conversion rate (%)"), "percent"),
     ("avg_days_in_stage", Label("平均停留天数", "Average days in stage"), "number"),
+    ("win_rate", Label("成交率(%)", "Win rate (%)"), "percent"),  # in the totals row only
 )
 
 
@@ -63,16 +67,23 @@ def run_funnel(platform, report: Definition, *, access: Access | None, filters: 
         known = ", ".join(p.name for p in available) or "none is defined"
         raise ValidationFailed({"sales_process": [f"unknown sales process {name!r} (known: {known})"]})
     filters["sales_process"] = process.name
+    own_filters = dict(filters)  # owner, department, ...: the stage history follows them through its opportunity
     filters["status"] = OPEN
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
         where = _conditions(platform, report, filters, scene or report.data.get("scene", "all"), access, now, conn)
-        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access))
+        opportunities = None
+        if set(own_filters) - {"sales_process"}:  # of any status: closed ones have their history too
+            joins = Joins(platform.schema, base, mask)
+            chosen = _conditions(platform, report, own_filters, "all", access, now, conn)(joins)
+            opportunities = sa.select(joins.root.c.id).select_from(joins.from_).where(*chosen)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access), mask)
         stage = Dimension("stage", resolve(metadata, base, "stage"))
         measures = [Measure("count", "count"), Measure("amount", "sum", resolve(metadata, base, "amount"))]
         found = {row["stage"]: row for row in conn.execute(compiler.statement([stage], measures)).mappings()}
         history, win_rate = _history(platform, process, period, access, scene or report.data.get("scene", "all"),
-                                     now, conn)
+                                     now, conn, opportunities)
     rows = []
     for spec in process.data["stages"]:
         row = found.get(spec["key"], {"count": 0, "amount": Decimal(0)})
@@ -83,7 +94,8 @@ def run_funnel(platform, report: Definition, *, access: Access | None, filters: 
                      "probability": probability,
                      "weighted_amount": (amount * probability / 100).quantize(CENTS),
                      "entered": entered, "conversion_rate": _percent(moved_on, entered),
-                     "avg_days_in_stage": None if days is None else Decimal(days).quantize(CENTS)})
+                     "avg_days_in_stage": None if days is None else Decimal(days).quantize(CENTS),
+                     "win_rate": None})
     totals = {"count": sum(r["count"] for r in rows), "amount": sum((r["amount"] for r in rows), Decimal("0.00")),
               "probability": None,
               "weighted_amount": sum((r["weighted_amount"] for r in rows), Decimal("0.00")),
@@ -101,9 +113,11 @@ def _percent(part: int, whole: int) -> Decimal | None:
 
 
 def _history(platform, process: Definition, period: Any, access: Access | None, scene: str, now: datetime,
-             conn: sa.Connection) -> tuple[dict[str, tuple[int, int, Any]], Decimal | None]:
+             conn: sa.Connection, opportunities: sa.Select | None = None
+             ) -> tuple[dict[str, tuple[int, int, Any]], Decimal | None]:
     """{stage: (entered, left to the next stage, average days in it)} for the stages entered in `period`,
-    and the win rate of the stage rows closed (left to won or lost) in it."""
+    and the win rate of the stage rows closed (left to won or lost) in it; only the history of
+    `opportunities` (a select of their ids) when given."""
     if HISTORY not in platform.schema.objects:
         return {}, None
     ot = platform.schema[HISTORY]
@@ -111,6 +125,8 @@ def _history(platform, process: Definition, period: Any, access: Access | None, 
     stages = [s["key"] for s in process.data["stages"]]
     following = {stage: nxt for stage, nxt in zip(stages, [*stages[1:], "won"], strict=True)}
     where = [ot.column("sales_process") == process.name]
+    if opportunities is not None:
+        where.append(ot.column("opportunity").in_(opportunities))
     scope = _scope(access)(HISTORY, table)
     if scope is not None:
         where.append(scope)

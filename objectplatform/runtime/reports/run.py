@@ -21,6 +21,7 @@ from ..storage.engine import reading
 from ..storage.tables import REFERENCE_TYPES
 from .compile import Compiler, Dimension, Joins, Measure
 from .filters import condition, split
+from .masking import report_mask
 from .paths import FieldPath, resolve
 
 SCENES = ("all", "mine", "subordinates")
@@ -31,6 +32,11 @@ FUNCTION_LABELS = {
     "max": Label("最大", "Maximum"),
 }
 AVG_PLACES = Decimal("0.01")
+SYSTEM_LABELS = {  # the columns every object has, for a dimension or measure the template does not label
+    "owner": Label("负责人", "Owner"), "created_by": Label("创建人", "Created by"),
+    "created_at": Label("创建时间", "Created at"), "updated_by": Label("最后修改人", "Updated by"),
+    "updated_at": Label("最后修改时间", "Updated at"), "version": Label("版本", "Version"),
+}
 
 
 @dataclass
@@ -107,10 +113,10 @@ def run_report(platform, report: Definition, *, access: Access | None, filters: 
     across = _dimension(metadata, base, data["columns"]) if "columns" in data else None
     measures = [Measure(m["key"], m["function"], resolve(metadata, base, m["field"]) if "field" in m else None)
                 for m in data["measures"]]
+    mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
         where = _conditions(platform, report, filters or {}, scene or data.get("scene", "all"), access, now, conn)
-        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where,
-                            _scope(access))
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access), mask)
         sort = [(k.lstrip("-"), k.startswith("-")) for k in data.get("sort", ())]
         limit = data.get("limit")
         dim_columns = [_dimension_column(metadata, d, raw) for d, raw in zip(dimensions, data.get("dimensions", ()),
@@ -146,7 +152,9 @@ def _field_label(metadata: Metadata, path: FieldPath) -> Label:
     f = metadata.objects[path.object].fields.get(path.field)
     if f is not None:
         return f.label
-    return metadata.objects[path.object].label if path.field == "id" else Label(path.field, path.field)
+    if path.field == "id":
+        return metadata.objects[path.object].label
+    return SYSTEM_LABELS.get(path.field, Label(path.field, path.field))
 
 
 def _dimension_column(metadata: Metadata, d: Dimension, raw: Mapping[str, Any]) -> Column:

@@ -1,5 +1,6 @@
-/* The pages' behaviour: search-as-you-type lookups, select-all, delete confirmation and the
-   child-line editor with live subtotals. Plain JavaScript, no libraries; every page works without it
+/* The pages' behaviour: search-as-you-type lookups, select-all, delete confirmation, the
+   child-line editor with live subtotals, and selects that submit their form when changed (the
+   report builder's object). Plain JavaScript, no libraries; every page works without it
    except the lookups' suggestions. */
 (function () {
   "use strict";
@@ -239,6 +240,9 @@
       all.addEventListener("change", function () {
         all.closest("form").querySelectorAll('input[name="ids"]').forEach(function (c) { c.checked = all.checked; });
       });
+    });
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
     });
     document.querySelectorAll("form.confirm").forEach(function (form) {
       form.addEventListener("submit", function (e) {
