@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from support import crm_metadata
+from test_rules import run, summary
 from test_sales_process import account as account  # noqa: F401  (fixtures)
 from test_sales_process import act, edit
 from test_sales_process import contact as contact  # noqa: F401
 from test_sales_process import people as people  # noqa: F401
 
 from objectplatform.metadata import MetadataError
-from objectplatform.runtime import rules
 from objectplatform.runtime.behaviors import staged
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.workqueue import work_queue
@@ -25,15 +25,6 @@ T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in China
 DAY = timedelta(days=1)
 CLOSE_DATE = date(2026, 12, 31)
 AT_CLOSE = datetime(2026, 12, 31, 1, 0, tzinfo=UTC)
-
-
-def run(platform, rule: str, at: datetime) -> dict:
-    (summary,) = rules.run_rules(platform, at, [rule])
-    return summary
-
-
-def summary(rule: str, **counts) -> dict:
-    return {"rule": rule, **dict.fromkeys(rules.SUMMARY_KEYS, 0), **counts}
 
 
 def notes(platform, user: str) -> list[tuple]:
