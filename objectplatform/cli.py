@@ -315,17 +315,21 @@ class ProgressBar:
 def rules_command(args: argparse.Namespace) -> int:
     """Run the scheduled rules once as of --now (default: the rules' clock); print each rule's summary."""
     from objectplatform.runtime import rules
+    from objectplatform.runtime.approvals import approval_reminders
 
     at = _moment(args.now) if args.now else rules.now()
     platform = open_platform(Settings.from_env())
     try:
         summaries = rules.run_rules(platform, at, args.rules or None)
+        reminded = None if args.rules else approval_reminders(platform, at)  # as the scheduler's every tick
     finally:
         platform.close()
     print(f"rules as of {at.astimezone(ORG_TIME):%Y-%m-%d %H:%M} China time ({at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ})")
     for s in summaries:
         print(f"{s['rule']}: matched {s['matched']}, notified {s['notified']}, to-dos {s['todos']}, "
               f"closed {s['closed']}, updated {s['updated']}, recycled {s['recycled']}, warned {s['warned']}")
+    if reminded is not None:
+        print(f"approval reminders: {reminded}")
     return 0
 
 

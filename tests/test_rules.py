@@ -228,7 +228,8 @@ def test_rules_run_prints_each_rules_summary(cli_platform, capsys):
         "lead_pool_waiting: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
         "lead_recycle: matched 1, notified 0, to-dos 0, closed 0, updated 0, recycled 1, warned 0\n"
         "opportunity_close_reminder: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
-        "opportunity_stuck_in_stage: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n")
+        "opportunity_stuck_in_stage: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
+        "approval reminders: 0\n")
     assert main(["rules", "run", "--now", "2026-12-04T09:30:00+08:00", "--rule", "lead_pool_waiting"]) == 0
     assert capsys.readouterr().out == (
         "rules as of 2026-12-04 09:30 China time (2026-12-04T01:30:00Z)\n"
