@@ -53,6 +53,7 @@ PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "wit
 FLOW, STAGE = "flow", "stage"
 SUBMIT, WITHDRAW = "submit", "withdraw"
 DECISION_VERBS = {APPROVED: "approved", REJECTED: "rejected"}
+NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a comment
 
 
 def now() -> datetime:
@@ -497,7 +498,7 @@ class Approvals:
                                                                             status == APPROVED)
         outcome = definition.get("on_approve" if status == APPROVED else "on_reject", [])
         told = any(a.get("notify", {}).get("submitter") for a in outcome)
-        suffix = Label(f"：{comment}", f": {comment}") if comment else Label("", "")
+        suffix = Label(f"：{comment}", f": {comment}") if comment else NO_SUFFIX
         self._perform(conn, row, outcome, status, user, at, suffix)
         if not told and row["submitter"] is not None:
             verb = Label("已通过", "approved") if status == APPROVED else Label("已驳回", "rejected")
@@ -508,7 +509,7 @@ class Approvals:
                              now=at)
 
     def _perform(self, conn: sa.Connection, row: Mapping[str, Any], outcome: list[dict], tag: str, user: Any,
-                 at: datetime, suffix: Label = Label("", "")) -> None:
+                 at: datetime, suffix: Label = NO_SUFFIX) -> None:
         """A flow's actions (on_submit, on_withdraw, on_approve, on_reject) on the approval's record, run by
         the rules' executor; `tag` keeps their notifications and to-dos apart."""
         if outcome:
