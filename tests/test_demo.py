@@ -15,11 +15,14 @@ from ruamel.yaml import YAML
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.approvals import approvals
 from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.demo import load_demo
 from objectplatform.runtime.passwords import verify_password
+from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import migrate
+from objectplatform.runtime.workqueue import work_queue
 
 CHINA = timezone(timedelta(hours=8))
 CENT = Decimal("0.01")
@@ -188,8 +191,23 @@ def test_orders_add_up_with_line_and_order_discounts(demo):
         assert order["total_amount"] == expected
         if order["status"] == "completed" and int(order["id"]) > 5:
             assert order["paid_amount"] == order["invoiced_amount"] == order["total_amount"]
-    assert Counter(o["status"] for o in orders) == {"completed": 41, "shipped": 11, "approved": 5, "draft": 2}
+    assert Counter(o["status"] for o in orders) == {"completed": 41, "shipped": 11, "approved": 5, "draft": 1,
+                                                    "submitted": 1}
     assert all(p["confirmed_by"] == finance for p in payments if p["status"] == "confirmed" and int(p["id"]) > 5)
+
+
+def test_the_submitted_order_waits_in_its_manager_s_inbox(demo):
+    platform, _ = demo
+    (order,) = every(platform, "sales_order", status="submitted")
+    users = {u["username"]: u["id"] for u in every(platform, "user")}
+    (approval,) = approvals(platform).for_record(access_for(platform, users["fenglei"]), "sales_order", order["id"])
+    assert (approval["flow"], approval["status"], approval["submitter_name"], approval["comment"],
+            approval["current_step"]) == ("sales_order_approval", "pending", "冯磊", "客户希望月底前到货，请尽快审批",
+                                          "manager")
+    assert [(a["name"], a["decision"]) for a in approval["steps"][0]["approvers"]] == [("钱丽华", None)]
+    inbox = work_queue(platform).todos_for(access_for(platform, users["qianlihua"]))
+    assert [(t.kind, t.approval_id, t.record_id) for t in inbox if t.kind == "approval"] == [
+        ("approval", approval["id"], order["id"])]
 
 
 def test_visits_check_in_at_the_account(demo):

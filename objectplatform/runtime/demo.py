@@ -112,6 +112,11 @@ class _Company:
                     step["update"], record_id, values, version=current["version"], conn=self.conn, system=True
                 )
             return
+        if "submit" in step:
+            for raw in step["records"]:
+                record = self.records.get(step["submit"], self.ids[raw["key"]], conn=self.conn)
+                self.submit(step["submit"], record, record["owner"], raw.get("comment"))
+            return
         for raw in _step_records(step, folder):
             key = raw.pop("key", None)
             self.create(step["create"], _resolve(raw, self.ids), key)
@@ -134,10 +139,11 @@ class _Company:
         return record
 
 
-    def submit(self, obj: str, record: Mapping[str, Any], user: str) -> None:
+    def submit(self, obj: str, record: Mapping[str, Any], user: str, comment: str | None = None) -> None:
         """Submit `record` for approval as `user` would (its object's submit flows; none applying: nothing)."""
         flows = approvals.flows_started_by(self.metadata, obj, "submit")
-        approvals.approvals(self.platform).start(self.conn, obj, record, flows, user, self.now, required=False)
+        approvals.approvals(self.platform).start(self.conn, obj, record, flows, user, self.now, comment,
+                                                 required=False)
 
     # ------------------------------------------------------------------------ opportunity stages
 
