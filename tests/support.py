@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +14,20 @@ from objectplatform.runtime.storage.migrate import migrate
 
 
 def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = None) -> Metadata:
-    """The shipped CRM, plus a site layer in `site` holding `files` ({"object_defs/x.yaml": YAML text})."""
+    """The shipped CRM, plus a site layer in `site` holding `files` ({"object_defs/x.yaml": YAML text});
+    without a site, one `Metadata` for the whole run (so its migrated template is made once)."""
+    if site is None and not files:
+        return shipped_crm()
     for name, text in (files or {}).items():
         path = site / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return load_metadata(default_layers(ROOT, (), site))
+
+
+@functools.cache
+def shipped_crm() -> Metadata:
+    return load_metadata(default_layers(ROOT, (), None))
 
 
 @contextmanager

@@ -75,10 +75,11 @@ def db(env, database_url):
 
 
 @pytest.fixture
-def migrated(db, capsys):
-    assert main(["migrate"]) == 0
-    capsys.readouterr()
-    return db
+def migrated(env, migrated_database_url):
+    """A database the shipped metadata is migrated into (a copy of the run's template, which
+    `migrate` made), named by OBJECTPLATFORM_DATABASE_URL."""
+    env.setenv("OBJECTPLATFORM_DATABASE_URL", migrated_database_url)
+    return migrated_database_url
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -202,8 +202,9 @@ def test_bad_uploads_are_refused_before_any_job(api, platform):
 # --- the API, jobs on Redis with a real rq worker ---------------------------------------------
 
 
-def test_rq_worker_runs_the_import_with_progress(database_url, tmp_path, rq_setup):  # noqa: F811
+def test_rq_worker_runs_the_import_with_progress(migrated_database_url, tmp_path, rq_setup):  # noqa: F811
     url, queue = rq_setup
+    database_url = migrated_database_url
     from support import migrated_platform
 
     with migrated_platform(database_url, tmp_path) as platform:
@@ -243,11 +244,10 @@ def test_rq_worker_runs_the_import_with_progress(database_url, tmp_path, rq_setu
 
 
 @pytest.fixture
-def cli_db(database_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", database_url)
+def cli_db(migrated_database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", migrated_database_url)
     monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path / f"instance-{uuid.uuid4().hex[:6]}"))
-    assert main(["migrate"]) == 0
-    return database_url
+    return migrated_database_url
 
 
 def cli_leads() -> list[dict]:

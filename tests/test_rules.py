@@ -203,10 +203,9 @@ def test_zero_or_empty_recycle_settings_never_recycle(platform, people, clock):
 
 
 @pytest.fixture
-def cli_platform(database_url, tmp_path, monkeypatch, clock):
-    monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", database_url)
+def cli_platform(migrated_database_url, tmp_path, monkeypatch, clock):
+    monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", migrated_database_url)
     monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path / f"instance-{uuid.uuid4().hex[:6]}"))
-    assert main(["migrate"]) == 0
     platform = open_platform(Settings.from_env())
     yield platform
     platform.close()
@@ -312,8 +311,9 @@ def test_scheduler_once_from_the_command(cli_platform, capsys, clock):
 # ------------------------------------------------------------------------------ on Redis with rq
 
 
-def test_a_real_rq_worker_runs_the_scheduled_rule(database_url, tmp_path, rq_setup, clock):  # noqa: F811
+def test_a_real_rq_worker_runs_the_scheduled_rule(migrated_database_url, tmp_path, rq_setup, clock):  # noqa: F811
     url, queue = rq_setup
+    database_url = migrated_database_url
     from support import migrated_platform
 
     with migrated_platform(database_url, tmp_path) as platform:

@@ -183,8 +183,17 @@ def report_progress(done: int, total: int | None = None) -> None:
         job.save_meta()
 
 
+class _BurstWorker(Worker):
+    """A worker that ends when its queue is empty takes no commands over pub/sub: closing an idle
+    subscription can wait out redis-py's 60 s read, so a finished burst worker would linger (rq#1613)."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+
 def worker(redis_url: str, queue_name: str = "objectplatform", burst: bool = False) -> None:
     """Run an rq worker on `queue_name` with the built-in scheduler (for delayed jobs) enabled."""
     connection = Redis.from_url(redis_url)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-    Worker([queue], connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)
+    kind = _BurstWorker if burst else Worker
+    kind([queue], connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)

@@ -1,7 +1,7 @@
 """Browser tests: the real app served over HTTP in a background thread, driven by headless Chromium.
 
 Each test gets a fresh migrated database (SQLite and, when configured, PostgreSQL, through
-`database_url` of tests/conftest.py) seeded with a small sales organisation, the app behind werkzeug's
+`migrated_database_url` of tests/conftest.py) seeded with a small sales organisation, the app behind werkzeug's
 server on a free 127.0.0.1 port, and a new browser context; the Chromium process is shared by the
 session. The browser is Debian's (`/usr/bin/chromium`, installed by `.ci/run`), driven by
 Playwright's Python package: `playwright install` is never needed. With OBJECTPLATFORM_REQUIRE_SERVICES=1
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import crm_metadata
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from objectplatform.metadata import default_layers, load_metadata
-from objectplatform.runtime.config import ROOT, Settings
+from objectplatform.runtime.config import Settings
 from objectplatform.runtime.platform import Platform, open_platform
-from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.web import create_app
 
 CHROMIUM = os.environ.get("OBJECTPLATFORM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,7 +93,7 @@ def page(context):
 @pytest.fixture(scope="session")
 def metadata():
     """The shipped CRM (base layer), loaded once."""
-    return load_metadata(default_layers(ROOT, (), None))
+    return crm_metadata()
 
 
 @dataclass
@@ -157,12 +156,11 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @pytest.fixture
-def site(database_url, tmp_path, metadata) -> Iterator[Site]:
+def site(migrated_database_url, tmp_path, metadata) -> Iterator[Site]:
     """The app on a fresh seeded database, served on a free port of 127.0.0.1 by a background thread."""
-    settings = Settings.from_env({}, database_url=database_url, instance_path=tmp_path,
+    settings = Settings.from_env({}, database_url=migrated_database_url, instance_path=tmp_path,
                                  secret_key="browser-tests-secret")
     platform = open_platform(settings, metadata)
-    migrate(platform.engine, platform.schema)
     users, departments, leads = seed(platform)
     server = make_server("127.0.0.1", 0, create_app(platform), threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
