@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from marshmallow import ValidationError, fields
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.metadata.fieldtypes import FIELD_TYPES, FieldType
+from objectplatform.runtime import passwords
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.passwords import hash_password, verify_password
 from objectplatform.runtime.validation import FIELD_VALIDATORS, RecordValidator, build_validators
@@ -193,7 +195,7 @@ def test_every_field_type_converts_to_its_record_form(specimen, field, given, ex
 
 def test_the_password_is_returned_hashed_and_never_stripped(specimen):
     hashed = specimen.load({"secret": " 密码 with spaces "}, partial=True)["secret"]
-    assert hashed.startswith("scrypt$16384$8$1$")
+    assert hashed.startswith(f"scrypt${passwords.N}$8$1$")
     assert verify_password(" 密码 with spaces ", hashed)
     assert not verify_password("密码 with spaces", hashed)
 
@@ -490,10 +492,24 @@ def test_password_hashes_are_salted_and_verify():
     first, second = hash_password("s3cret-口令"), hash_password("s3cret-口令")
     assert first != second
     scheme, n, r, p, salt, digest = first.split("$")
-    assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
+    assert (scheme, n, r, p) == ("scrypt", str(passwords.N), "8", "1")
     assert len(base64.b64decode(salt)) == 16
     assert verify_password("s3cret-口令", first) and verify_password("s3cret-口令", second)
     assert not verify_password("s3cret", first)
+
+
+def test_the_work_factor_is_16384_unless_configured():
+    assert passwords.cost_from({}) == 16384
+    assert passwords.cost_from({"OBJECTPLATFORM_PASSWORD_COST": "65536"}) == 65536
+    for wrong in ("1000", "512", "abc", str(2**21)):
+        with pytest.raises(ValueError) as e:
+            passwords.cost_from({"OBJECTPLATFORM_PASSWORD_COST": wrong})
+        assert str(e.value) == ("OBJECTPLATFORM_PASSWORD_COST must be a power of two from 1024 to 1048576, "
+                                f"not {wrong!r}")
+    salt = b"0123456789abcdef"  # a hash made at another factor keeps verifying
+    digest = hashlib.scrypt(b"x", salt=salt, n=16384, r=8, p=1, maxmem=256 * 16384 * 8, dklen=32)
+    stored = "$".join(["scrypt", "16384", "8", "1", *(base64.b64encode(b).decode() for b in (salt, digest))])
+    assert verify_password("x", stored) and not verify_password("y", stored)
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,28 @@ import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 
-N, R, P = 2**14, 8, 1
+DEFAULT_N, R, P = 2**14, 8, 1
 SALT_BYTES, HASH_BYTES = 16, 32
 PREFIX = "scrypt"
+COST_VARIABLE = "OBJECTPLATFORM_PASSWORD_COST"
+
+
+def cost_from(env: Mapping[str, str]) -> int:
+    """scrypt's N for new hashes: OBJECTPLATFORM_PASSWORD_COST (a power of two from 2**10 to 2**20),
+    else 2**14. A hash keeps its own N, so changing it never locks anyone out; a test run lowers it so
+    that creating and signing in thousands of users does not dominate the suite."""
+    text = env.get(COST_VARIABLE)
+    if not text:
+        return DEFAULT_N
+    n = int(text) if text.isdigit() else 0
+    if not (2**10 <= n <= 2**20 and n & (n - 1) == 0):
+        raise ValueError(f"{COST_VARIABLE} must be a power of two from 1024 to 1048576, not {text!r}")
+    return n
+
+
+N = cost_from(os.environ)
 
 
 def _scrypt(plain: str, salt: bytes, n: int, r: int, p: int) -> bytes:
