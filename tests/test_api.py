@@ -303,7 +303,12 @@ def test_lead_crud(api, people, platform):
         "invalid_reason": None, "return_reason": None,
     }
     assert list(created)[:7] == ["id", "version", "owner", "created_by", "created_at", "updated_by", "updated_at"]
-    assert api.get(f"/objects/lead/records/{lead_id}", "rep1") == (200, created)
+    # one record's GET also says what the caller may run on it now (a pending lead of rep1's)
+    assert api.get(f"/objects/lead/records/{lead_id}", "rep1") == (200, {**created, "_actions": [
+        {"name": "convert", "label": {"zh": "转换", "en": "Convert"}},
+        {"name": "check_duplicates", "label": {"zh": "查重", "en": "Check duplicates"}},
+        {"name": "return", "label": {"zh": "退回线索池", "en": "Return to pool"}},
+        {"name": "invalidate", "label": {"zh": "标记无效", "en": "Mark invalid"}}]})
 
     status, updated = api.patch(f"/objects/lead/records/{lead_id}", "rep1", {"version": 1, "company": "星辰科技"})
     assert status == 200

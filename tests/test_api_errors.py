@@ -85,7 +85,7 @@ def test_failed_patch_writes_nothing(api):
     path = f"/objects/lead/records/{record['id']}"
     status, body = raw(api, "PATCH", path, json={"version": 1, "company": "After", "email": "bad"})
     assert status == 422 and body["error"]["fields"] == {"email": ["not a valid email address"]}
-    assert raw(api, "GET", path)[1] == record
+    assert {k: v for k, v in raw(api, "GET", path)[1].items() if k != "_actions"} == record
     assert [h["change"] for h in raw(api, "GET", f"{path}/history")[1]["items"]] == ["create"] * 4
 
 

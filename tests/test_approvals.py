@@ -18,7 +18,7 @@ from support import crm_metadata
 from test_api import PASSWORD, Api
 from test_sales_process import to_negotiation
 
-from objectplatform.runtime import Conflict, Forbidden, NotFound, ValidationFailed, scheduler
+from objectplatform.runtime import Conflict, Forbidden, Locked, NotFound, ValidationFailed, scheduler
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.approvals import approval_reminders, approvals
 from objectplatform.runtime.behaviors import pool as pool_behavior
@@ -29,6 +29,12 @@ from objectplatform.web import create_app
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 SITE_FLOWS = """\
+kind: object_extension
+object: invoice
+lifecycle:  # a request to invoice is approved before it reaches finance
+  transitions:
+    submit: {from: [draft, rejected], by: approval}
+---
 kind: approval_flow
 name: invoice_request
 label: {zh: 开票申请, en: Invoice request}
@@ -250,7 +256,8 @@ def test_a_rejected_order_goes_back_with_the_comment_and_is_resubmitted(platform
     assert [(a["id"], a["status"]) for a in listed] == [("2", "pending"), ("1", "rejected")]
     with pytest.raises(Conflict) as e:
         act(platform, people["rep"], "sales_order", "submit", so["id"])
-    assert e.value.message == f"sales_order {so['id']} is already waiting for approval 2 (订单审批 {no})"
+    assert e.value.message == (f"sales_order {so['id']} is 待审批 submitted: submit applies only to a sales_order "
+                               "that is 草稿 draft, 已驳回 rejected")
 
 
 def test_an_empty_approver_set_is_refused_and_nothing_is_written(platform, people, product):
@@ -340,7 +347,8 @@ def test_withdraw_by_the_submitter_then_resubmit(platform, people, account, prod
     assert todos(platform, people["boss"]) == []
     with pytest.raises(Conflict) as e:
         act(platform, people["rep"], "sales_order", "withdraw", so["id"])
-    assert e.value.message == f"sales_order {so['id']} has no approval waiting to be withdrawn"
+    assert e.value.message == (f"sales_order {so['id']} is 草稿 draft: withdraw applies only to a sales_order "
+                               "that is 待审批 submitted")
     with pytest.raises(Conflict):
         decide(platform, people["boss"], "1", True)
     assert act(platform, people["rep"], "sales_order", "submit", so["id"])["approval"]["status"] == "pending"
@@ -352,18 +360,19 @@ def test_a_waiting_record_and_its_lines_are_locked_except_for_admins(platform, p
     act(platform, people["rep"], "sales_order", "submit", so["id"])
     locked = (f"sales_order {so['id']} is waiting for approval 1 (订单审批 {so['order_no']}): neither it nor its "
               "lines can be changed until the approval is decided or withdrawn")
+    lines_locked = f"sales_order {so['id']} is 待审批 submitted: order_line cannot be changed in this state"
     line = so["order_line"][0]
-    with pytest.raises(Conflict) as e:
+    with pytest.raises(Locked) as e:
         edit(platform, "sales_order", so["id"], people["rep"], remark="改一下")
     assert e.value.message == locked
-    with pytest.raises(Conflict) as e:
+    with pytest.raises(Locked) as e:  # the submitted state locks the lines as well
         edit(platform, "order_line", line["id"], people["rep"], quantity=2)
-    assert e.value.message == locked
-    with pytest.raises(Conflict) as e:
+    assert e.value.message == lines_locked
+    with pytest.raises(Locked) as e:
         platform.records.create("order_line", {"sales_order": so["id"], "product": product, "quantity": 1,
                                                "unit_price": "10"}, user=people["rep"])
-    assert e.value.message == locked
-    with pytest.raises(Conflict) as e:
+    assert e.value.message == lines_locked
+    with pytest.raises(Locked) as e:
         platform.records.delete("sales_order", so["id"], user=people["rep"])
     assert e.value.message == locked
     assert edit(platform, "sales_order", so["id"], people["admin"], remark="管理员备注")["remark"] == "管理员备注"

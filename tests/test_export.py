@@ -168,7 +168,7 @@ def test_list_page_link_exports_what_the_page_shows(app, api, people):
                         "负责人,创建时间")
     assert len(lines) == 3 and lines[2] == ""
     cells = lines[1].split(",")
-    assert cells[:8] == [acme, "Acme Bob", "", "", "expo", "春季展会", "pending", ""]  # the campaign by its title
+    assert cells[:8] == [acme, "Acme Bob", "", "", "展会", "春季展会", "待处理", ""]  # what the page shows
     assert cells[10] == "王伟"
 
     english = client.get("/lang/en?next=/o/lead")

@@ -22,6 +22,12 @@ T1 = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)  # 09:30 in the organisation's ti
 T2 = datetime(2026, 11, 23, 6, 5, tzinfo=UTC)  # 14:05
 T3 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 the next day
 INVOICE_FLOW = """\
+kind: object_extension
+object: invoice
+lifecycle:  # an invoice request is submitted through this approval flow
+  transitions:
+    submit: {from: [draft, rejected], by: approval}
+---
 kind: approval_flow
 name: invoice_review
 label: {zh: 开票审批, en: Invoice review}
@@ -30,6 +36,20 @@ trigger: {on: action, action: submit}
 steps:
   - {name: manager, label: {zh: 主管审批, en: Manager}, approvers: [{manager_of: submitter}]}
   - {name: finance, label: {zh: 财务审批, en: Finance}, approvers: [{role: finance}], mode: any}
+on_submit: [{set: {status: submitted}}]
+on_withdraw: [{set: {status: draft}}]
+on_reject: [{set: {status: rejected}}]
+---
+kind: roles  # the approval engine's withdraw, granted where it now exists
+roles:
+  sales_rep:
+    label: {zh: 销售代表, en: Sales rep}
+    permissions:
+      invoice: {create: true, read: true, edit: true, delete: false, scope: own, actions: [submit, withdraw]}
+  sales_manager:
+    label: {zh: 销售经理, en: Sales manager}
+    permissions:
+      invoice: {create: true, read: true, edit: true, delete: false, scope: subordinates, actions: [submit, withdraw]}
 """
 
 

@@ -20,7 +20,7 @@ roles:
   auditor:
     label: {zh: 审计, en: Auditor}
     permissions:
-      "*": {read: true, scope: all, actions: [approve]}
+      "*": {read: true, scope: all, actions: [import]}
       lead: {read: true}
       campaign: {create: true, scope: all}
 """
@@ -69,32 +69,31 @@ MATRIX = {
     },
 }
 ADMIN_ACTIONS = {"claim", "assign", "return", "move", "invalidate", "void", "reopen", "convert", "import",
-                 "advance", "complete_task", "win", "lose", "submit", "withdraw", "approve", "confirm_payment",
-                 "issue_invoice", "confirm_shipment", "check_in", "check_out", "deactivate", "check_duplicates"}
+                 "check_duplicates", "advance", "complete_task", "win", "lose", "submit", "withdraw",
+                 "confirm_shipment", "complete", "cancel", "amend", "confirm_payment", "reject_payment", "resubmit",
+                 "issue_invoice", "reject_invoice", "check_in", "check_out", "deactivate"}
 ACTIONS = {
     "admin": {obj: ADMIN_ACTIONS for obj in OBJECTS},
     "sales_manager": {
         "lead": {"claim", "assign", "return", "move", "invalidate", "void", "reopen", "convert", "import",
                  "check_duplicates"},
-        "opportunity": {"assign", "advance", "complete_task", "win", "lose", "invalidate", "submit", "withdraw",
-                        "approve"},
-        "sales_order": {"submit", "withdraw", "approve"},
-        "payment": {"submit", "withdraw"},
-        "invoice": {"submit", "withdraw"},
-        "visit": {"check_in", "check_out"},
+        "opportunity": {"advance", "complete_task", "win", "lose", "invalidate", "withdraw"},
+        "sales_order": {"submit", "withdraw", "complete", "cancel", "amend"},
+        "payment": {"resubmit"},
+        "invoice": {"submit"},
+        "visit": {"check_in", "check_out", "cancel"},
     },
     "sales_rep": {
         "lead": {"claim", "return", "invalidate", "reopen", "convert", "check_duplicates"},
-        "opportunity": {"advance", "complete_task", "win", "lose", "invalidate", "submit", "withdraw"},
-        "sales_order": {"submit", "withdraw"},
-        "payment": {"submit", "withdraw"},
-        "invoice": {"submit", "withdraw"},
-        "visit": {"check_in", "check_out"},
+        "opportunity": {"advance", "complete_task", "win", "lose", "invalidate", "withdraw"},
+        "sales_order": {"submit", "withdraw", "complete", "cancel", "amend"},
+        "payment": {"resubmit"},
+        "invoice": {"submit"},
+        "visit": {"check_in", "check_out", "cancel"},
     },
     "marketing": {"campaign": {"import"}, "lead": {"import", "assign", "move", "invalidate", "reopen",
                                                                  "check_duplicates"}},
-    "finance": {"sales_order": {"approve"}, "payment": {"confirm_payment", "approve"},
-                "invoice": {"issue_invoice", "approve"}},
+    "finance": {"payment": {"confirm_payment", "reject_payment"}, "invoice": {"issue_invoice", "reject_invoice"}},
     "shipper": {"sales_order": {"confirm_shipment"}},
 }
 LETTERS = {"create": "c", "read": "r", "edit": "e", "delete": "d"}
@@ -122,8 +121,8 @@ def test_the_shipped_roles_grant_exactly_what_roles_yaml_says(platform):
 def test_an_object_named_replaces_the_star_entry_and_left_out_means_no_and_own(platform):
     access = access_for(platform, make_user(platform, "auditor", ["auditor"]))
     assert [op for op in OPERATIONS if access.can("account", op)] == ["read"]
-    assert access.grants["account"].scopes == {"all"} and access.can_act("account", "approve")
-    assert access.grants["lead"].scopes == {"own"} and not access.can_act("lead", "approve")
+    assert access.grants["account"].scopes == {"all"} and access.can_act("account", "import")
+    assert access.grants["lead"].scopes == {"own"} and not access.can_act("lead", "import")
     assert [op for op in OPERATIONS if access.can("campaign", op)] == ["create"]
     assert access.grants["campaign"].scopes == set()  # a scope counts only with read
     assert str(access.scope("campaign", platform.schema["campaign"].table)) == "false"

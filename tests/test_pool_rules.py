@@ -15,6 +15,7 @@ from test_pages import login
 
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.records.masking import masked_value
 
 CONTACT = {"phone": "13812345678", "mobile": "13987654321", "email": "li@example.cn", "wechat": "wx_li",
            "address": "北京市朝阳区建国路1号"}
@@ -141,14 +142,14 @@ def contact(record: dict) -> dict:
     return {name: record[name] for name in HIDDEN}
 
 
-def test_mask_value_keeps_three_and_four_characters_of_a_phone_and_nothing_else():
-    assert pool_behavior.mask_value("phone", "13812345678") == "138****5678"
-    assert pool_behavior.mask_value("phone", "010-6552 8888") == "010****8888"
-    assert pool_behavior.mask_value("phone", "12345678") == "123****5678"
-    assert pool_behavior.mask_value("phone", "1234567") == "****"
-    assert pool_behavior.mask_value("phone", None) is None
-    assert pool_behavior.mask_value("email", "li@example.cn") is None
-    assert pool_behavior.mask_value("text", "wx_li") is None
+def test_masked_value_keeps_three_and_four_characters_of_a_phone_and_nothing_else():
+    assert masked_value("phone", "13812345678") == "138****5678"
+    assert masked_value("phone", "010-6552 8888") == "010****8888"
+    assert masked_value("phone", "12345678") == "123****5678"
+    assert masked_value("phone", "1234567") == "****"
+    assert masked_value("phone", None) is None
+    assert masked_value("email", "li@example.cn") is None
+    assert masked_value("text", "wx_li") is None
 
 
 def test_members_get_and_list_a_waiting_lead_masked(api, platform, people, waiting, mkt):
@@ -161,8 +162,8 @@ def test_members_get_and_list_a_waiting_lead_masked(api, platform, people, waiti
     assert status == 200
     assert [(r["id"], contact(r)) for r in page["items"]] == [(lead, MASKED)]
     assert contact(api.get(f"/objects/lead/records/{lead}", "mkt")[1]) == MASKED  # marketing is no owner
-    # the masker reads the pools once and passes other records as they are
-    mask = pool_behavior.masker(platform, access_for(platform, people["rep1"]), "lead")
+    # the records service's mask reads the pools once and passes other records as they are
+    mask = platform.records.mask("lead", access_for(platform, people["rep1"]))
     stored = platform.records.get("lead", lead)
     assert contact(mask(stored)) == MASKED and contact(stored) == CONTACT
     assert mask({**stored, "owner": people["rep1"]}) == {**stored, "owner": people["rep1"]}

@@ -125,7 +125,7 @@ def test_an_unknown_process_or_a_given_stage_is_refused(records, people, account
     assert e.value.fields == {"sales_process": [f"no sales process 'retail'; one of: {PROCESSES}"]}
     with pytest.raises(ValidationFailed) as e:
         new_opportunity(records, people["rep"], account, stage="closing")
-    assert e.value.fields == {"stage": ["is read-only"]}
+    assert e.value.fields == {"stage": ["is set by the system"]}
     assert records.list("opportunity").total == 0 and records.list("stage_history").total == 0
 
 
@@ -137,14 +137,13 @@ def test_an_import_gets_processes_stages_and_history_rows(records, people, accou
         {"name": "丁", "account": account, "amount": "4000", "status": "won", "probability": "100"},
     ], user=people["boss"])
     assert [(e.index, e.fields) for e in result.errors] == [
-        (2, {"sales_process": [f"no sales process 'nope'; one of: {PROCESSES}"]})]
+        (2, {"sales_process": [f"no sales process 'nope'; one of: {PROCESSES}"]}),
+        (3, {"status": ["a new opportunity starts as 进行中 open; 赢单 won is reached by win"]})]
     made = [records.get("opportunity", i) for i in result.created]
     assert [(o["name"], o["sales_process"], o["stage"], o["probability"]) for o in made] == [
-        ("甲", "standard_sales", "intent", Decimal("10.00")), ("乙", "east_branch", "intent", Decimal("10.00")),
-        ("丁", "standard_sales", None, Decimal("100.00"))]
+        ("甲", "standard_sales", "intent", Decimal("10.00")), ("乙", "east_branch", "intent", Decimal("10.00"))]
     assert [[(h["stage"], h["left_at"], h["owner"]) for h in o["stage_history"]] for o in made] == [
-        [("intent", None, people["rep"])], [("intent", None, people["east_rep"])], []]
-    assert made[2]["closed_at"] == made[2]["created_at"]
+        [("intent", None, people["rep"])], [("intent", None, people["east_rep"])]]
 
 
 # ---------------------------------------------------------------------------------------- advance
@@ -230,8 +229,10 @@ def test_an_edit_cannot_move_the_process_the_status_or_the_stage(records, people
     opportunity = new_opportunity(records, people["rep"], account)
     with pytest.raises(ValidationFailed) as e:
         edit(records, opportunity["id"], people["rep"], status="won", sales_process="government")
-    assert e.value.fields == {"sales_process": ["is chosen when the record is created"],
-                              "status": ["changes through the win, lose and invalidate actions"]}
+    assert e.value.fields == {"status": ["set only by the transitions win, lose, invalidate"]}
+    with pytest.raises(ValidationFailed) as e:  # a value sent back as it is stored is no change
+        edit(records, opportunity["id"], people["rep"], status="open", sales_process="government")
+    assert e.value.fields == {"sales_process": ["is chosen when the record is created"]}
     assert edit(records, opportunity["id"], people["rep"], probability="25")["probability"] == Decimal("25.00")
 
 

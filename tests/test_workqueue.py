@@ -192,7 +192,7 @@ def test_the_bell_inbox_and_notification_pages(app, platform, queue, people):
     assert 'href="/todos">我的待办（2）</a>' in home
     inbox = client.get("/todos").get_data(as_text=True)
     assert re.findall(r'<tr data-id="(\d+)">', inbox) == [queue["role"], queue["rep1"]]
-    assert '<a href="/o/lead/5">给张三回电话</a>' in inbox and "角色：sales_rep" in inbox
+    assert '<a href="/o/lead/5">给张三回电话</a>' in inbox and "角色：销售代表" in inbox
     done = client.post(f"/todos/{queue['rep1']}/done", data={"csrf_token": token(client)})
     assert done.status_code == 302 and done.headers["Location"] == "/todos"
     inbox = client.get("/todos").get_data(as_text=True)

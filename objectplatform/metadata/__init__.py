@@ -7,13 +7,17 @@ reads the `Metadata` it returns.
 from ._build import build_definition as build_definition
 from .fieldtypes import FIELD_TYPES as FIELD_TYPES
 from .fieldtypes import SYSTEM_FIELDS as SYSTEM_FIELDS
+from .loader import Locator as Locator
 from .loader import check_definition as check_definition
 from .loader import default_layers as default_layers
 from .loader import load_metadata as load_metadata
+from .model import ALL_FIELDS as ALL_FIELDS
+from .model import FIELD_LEVELS as FIELD_LEVELS
 from .model import Definition as Definition
 from .model import FieldDef as FieldDef
 from .model import Label as Label
 from .model import LayoutSection as LayoutSection
+from .model import Lifecycle as Lifecycle
 from .model import ListView as ListView
 from .model import Metadata as Metadata
 from .model import ObjectDef as ObjectDef
@@ -22,6 +26,8 @@ from .model import Picklist as Picklist
 from .model import RoleDef as RoleDef
 from .model import RollupSpec as RollupSpec
 from .model import Source as Source
+from .model import State as State
+from .model import Transition as Transition
 from .model import ValidationRule as ValidationRule
 from .problems import MetadataError as MetadataError
 from .problems import Problem as Problem

@@ -10,11 +10,13 @@ from typing import Any
 from ._yaml import Document
 from .fieldtypes import FIELD_TYPES
 from .model import (
+    ALL_FIELDS,
     Definition,
     DuplicateRule,
     FieldDef,
     Label,
     LayoutSection,
+    Lifecycle,
     ListView,
     ObjectDef,
     Option,
@@ -22,12 +24,14 @@ from .model import (
     RoleDef,
     RollupSpec,
     Source,
+    State,
+    Transition,
     ValidationRule,
 )
 from .problems import Problem, closest
 
 FLOW_KINDS = ("approval_flow", "sales_process", "rule")
-FLAGS = ("required", "unique", "read_only", "hidden", "index", "searchable")
+FLAGS = ("required", "unique", "read_only", "hidden", "index", "searchable", "system")
 # options copied as they are onto FieldDef; `options` and the rollup's become Option and RollupSpec
 PLAIN_OPTIONS = (
     "max_length",
@@ -41,6 +45,7 @@ PLAIN_OPTIONS = (
     "expression",
     "result_type",
     "stored",
+    "team",
 )
 # what an object_extension may change on a field an earlier document defined
 RELABEL_OPTIONS = ("label", "help", "hidden", "searchable", "index", "required", "default")
@@ -133,6 +138,36 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
     )
 
 
+def build_lifecycle(doc: Document, base: Lifecycle | None = None) -> Lifecycle:
+    """The document's `lifecycle:` as typed definitions (checked by checks.check_lifecycle); an
+    extension's adds states and transitions to `base` (or replaces those of the same name)."""
+    spec, at = doc.data["lifecycle"], ("lifecycle",)
+    initial = spec.get("initial", base.initial if base else ())
+    states = {**(base.states if base else {}),
+              **{value: _state(value, state or {}, doc.source((*at, "states", value)))
+                 for value, state in spec.get("states", {}).items()}}
+    transitions = dict(base.transitions) if base else {}
+    for name, t in spec.get("transitions", {}).items():
+        here = (*at, "transitions", name)
+        transitions[name] = Transition(
+            name, build_label(t.get("label") or {"en": name}), tuple(t["from"]), t.get("to"), doc.source(here),
+            roles=tuple(t.get("roles", ())), condition=t.get("condition"),
+            params=tuple(build_field(p, ps, doc.source((*here, "params", p))) for p, ps in t.get("params", {}).items()),
+            required_fields=tuple(t.get("required_fields", ())), set=MappingProxyType(dict(t.get("set", {}))),
+            actions=tuple(t.get("actions", ())), close_todos=tuple(t.get("close_todos", ())), by=t.get("by"),
+        )
+    return Lifecycle(spec.get("field") or base.field, (initial,) if isinstance(initial, str) else tuple(initial),
+                     MappingProxyType(states), MappingProxyType(transitions), base.source if base else doc.source(at))
+
+
+def _state(value: str, spec: Mapping[str, Any], source: Source) -> State:
+    """A state keeps every field editable unless it lists them; the others stay editable to the roles of
+    `editable_by` and to administrators (full access)."""
+    editable = spec.get("editable", ALL_FIELDS)
+    return State(value, editable if editable == ALL_FIELDS else tuple(editable),
+                 tuple(spec.get("editable_by", ())), source)
+
+
 def via_candidates(catalog: Catalog, child: str, parent: str) -> list[str]:
     """The lookup and master_detail fields of `child` that point at `parent`."""
     fields = catalog.objects[child].fields.values() if child in catalog.objects else ()
@@ -189,10 +224,15 @@ class Builder:
         for name, spec in doc.data["roles"].items():
             old, path = roles.get(name), ("roles", name)
             permissions = {k: MappingProxyType(v) for k, v in spec.get("permissions", {}).items()}
+            sources = {(obj, action): doc.source((*path, "permissions", obj, "actions", i))
+                       for obj, grant in permissions.items() for i, action in enumerate(grant.get("actions", ()))}
+            levels = {obj: MappingProxyType(dict(grant.get("fields", {}))) for obj, grant in permissions.items()
+                      if obj != "*"}
             if old is None:
                 self.first_layer["role", name] = doc.layer
                 roles[name] = RoleDef(
-                    name, build_label(spec["label"]), doc.source(path), MappingProxyType(permissions)
+                    name, build_label(spec["label"]), doc.source(path), MappingProxyType(permissions),
+                    MappingProxyType(sources), MappingProxyType(levels),
                 )
             elif self._same_layer("role", name, doc):
                 yield doc.problem(path, f"role {name!r} is already defined at {old.source}")
@@ -201,6 +241,8 @@ class Builder:
                     old,
                     label=build_label(spec["label"]),
                     permissions=MappingProxyType({**old.permissions, **permissions}),
+                    action_sources=MappingProxyType({**old.action_sources, **sources}),
+                    field_levels=MappingProxyType({**old.field_levels, **levels}),
                 )
 
     def add_object(self, doc: Document) -> Iterator[Problem]:
@@ -231,6 +273,7 @@ class Builder:
                 for s in data.get("layout", {}).get("sections", ())
             ),
             behaviors=data.get("behaviors", {}),
+            lifecycle=build_lifecycle(doc) if "lifecycle" in data else None,
         )
 
     def _add_rules(self, doc: Document, obj: str, rules: dict[str, ValidationRule]) -> Iterator[Problem]:
@@ -305,6 +348,9 @@ class Builder:
                 )
             else:
                 yield doc.problem(("layout", "sections", i), f"new section {spec['name']!r} needs a label")
+        if "lifecycle" in data and obj.lifecycle is None:
+            yield doc.problem(("lifecycle",), f"{obj.name!r} has no lifecycle to extend; its object document "
+                                              "declares one")
         behaviors = {**obj.behaviors}
         for name, config in data.get("behaviors", {}).items():
             behaviors[name] = {**behaviors.get(name, {}), **config}
@@ -321,6 +367,7 @@ class Builder:
             layout=tuple(sections.values()),
             behaviors=behaviors,
             extended_by=(*obj.extended_by, doc.file),
+            lifecycle=build_lifecycle(doc, obj.lifecycle) if "lifecycle" in data and obj.lifecycle else obj.lifecycle,
         )
 
     def _relabel_field(

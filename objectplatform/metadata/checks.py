@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._build import Catalog, build_field, via_candidates
@@ -11,7 +11,7 @@ from ._schema import NAME, NAME_RULE
 from ._yaml import Document, JsonPath
 from .expressions import ExpressionError, Name, parse, walk
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, value_kind
-from .model import FieldDef, ObjectDef, Source
+from .model import ALL_FIELDS, Definition, FieldDef, ObjectDef, Source, Transition
 from .problems import Problem, closest
 
 STEP = re.compile(r"([a-z][a-z0-9_]*)(?:\(([a-z][a-z0-9_]*)\))?")  # `field` or `object(via_field)` in a path
@@ -244,6 +244,8 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     ):
         yield from check(doc, own, obj, catalog)
     yield from check_validation_rules(doc, obj, catalog)
+    if "lifecycle" in data:
+        yield from check_lifecycle(doc, obj, catalog)
     yield from check_duplicate_rules(doc, obj)
     yield from check_list_view(doc, obj)
     yield from check_layout(doc, obj)
@@ -406,6 +408,133 @@ DUPLICATE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "number
                              "department", "auto_number"})
 
 
+LIFECYCLE_BY = "approval"  # a transition the approval engine runs (its flows' on_* set the state)
+
+
+def lifecycle_env(transition_params: Iterable[FieldDef]) -> dict[str, str]:
+    """The names a transition's condition and `set` may read beside the record's fields."""
+    return {"current_user": value_kind("user"), **{f"params.{p.name}": value_kind(p.type, p.result_type)
+                                                   for p in transition_params if p.type in FIELD_TYPES}}
+
+
+def check_lifecycle(doc: Document, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """The state field is a picklist whose options are the states; initial states, editable fields,
+    roles, transitions (from, to, by, params, required fields, set, actions) resolve; every state is
+    reachable from an initial one; the to-dos a transition closes are transitions' to-dos. An extension
+    document is checked for what it adds; the object's document for the whole machine."""
+    lc, at, own = obj.lifecycle, ("lifecycle",), doc.data["lifecycle"]
+    if lc is None:
+        return
+    whole = doc.data["kind"] == "object"
+    target = obj.fields.get(lc.field)
+    if target is None or target.type != "picklist":
+        if whole and target is None:
+            yield doc.problem((*at, "field"), f"unknown field {lc.field!r} of {obj.name!r}",
+                              closest(lc.field, obj.fields))
+        elif whole:
+            yield doc.problem((*at, "field"),
+                              f"a lifecycle's field must be a picklist; {lc.field!r} is a {target.type}")
+        return
+    options = [o.value for o in target.options]
+    for value in own.get("states", {}):
+        if value not in options:
+            yield doc.problem((*at, "states", value), f"{value!r} is not an option of {obj.name}.{lc.field}",
+                              closest(value, options))
+    for value in options if whole else ():
+        if value not in lc.states:
+            yield doc.problem((*at, "states"), f"option {value!r} of {obj.name}.{lc.field} is not a state")
+
+    def state(where: JsonPath, value: str | None) -> Iterator[Problem]:
+        if value is not None and value not in lc.states:
+            yield doc.problem(where, f"unknown state {value!r}", closest(value, lc.states))
+
+    initial = own.get("initial")
+    for i, value in enumerate([initial] if isinstance(initial, str) else initial or ()):
+        yield from state((*at, "initial") if isinstance(initial, str) else (*at, "initial", i), value)
+    lines = {o.name for o in catalog.objects.values()
+             if any(f.type == "master_detail" and f.to == obj.name for f in o.fields.values())}
+    for value, spec in own.get("states", {}).items():
+        here = (*at, "states", value)
+        for i, name in enumerate(() if lc.states[value].editable == ALL_FIELDS else lc.states[value].editable):
+            if name not in lines:
+                yield from _field_reference(doc, (*here, "editable", i), obj, name)
+        for i, role in enumerate((spec or {}).get("editable_by", ())):
+            yield from _role(doc, (*here, "editable_by", i), catalog, role)
+    flows = [f for f in catalog.flows.values() if f.kind == "approval_flow" and f.object == obj.name]
+    for name in own.get("transitions", {}):
+        yield from _transition(doc, (*at, "transitions", name), obj, catalog, lc.transitions[name], state, flows)
+    named = [*lc.initial, *(v for t in lc.transitions.values() for v in (*t.sources, t.to) if v is not None)]
+    if whole and all(v in lc.states for v in named):  # past a misspelt state, the states after it look unreachable
+        yield from _reachable(doc, obj, catalog, flows)
+
+
+def _transition(doc: Document, here: JsonPath, obj: ObjectDef, catalog: Catalog, t: Transition,
+                state: Callable[[JsonPath, str | None], Iterator[Problem]], flows: list[Definition],
+                ) -> Iterator[Problem]:
+    lc = obj.lifecycle
+    for i, value in enumerate(t.sources):
+        yield from state((*here, "from", i), value)
+    yield from state((*here, "to"), t.to)
+    if t.by == LIFECYCLE_BY and not flows:
+        yield doc.problem((*here, "by"), f"no approval flow applies to {obj.name!r}, so nothing runs {t.name!r}")
+    elif t.by is not None and t.by != LIFECYCLE_BY and t.by not in obj.behaviors:
+        yield doc.problem((*here, "by"), f"{obj.name!r} has no behavior {t.by!r} to run {t.name!r}",
+                          closest(t.by, [*obj.behaviors, LIFECYCLE_BY]))
+    for i, role in enumerate(t.roles):
+        yield from _role(doc, (*here, "roles", i), catalog, role)
+    for p in t.params:
+        if p.type not in FIELD_TYPES or FIELD_TYPES[p.type].computed:
+            yield doc.problem((*here, "params", p.name, "type"), f"a parameter cannot be of type {p.type!r}",
+                              closest(p.type, [n for n, ft in FIELD_TYPES.items() if not ft.computed]))
+    env = lifecycle_env(t.params)
+    if t.condition is not None:
+        yield from _condition(doc, (*here, "condition"), catalog, obj, env)
+    for i, name in enumerate(t.required_fields):
+        yield from _field_reference(doc, (*here, "required_fields", i), obj, name)
+    for name in t.set:
+        target = field_of(obj, name)
+        if target is None:
+            yield from _field_reference(doc, (*here, "set", name), obj, name)
+        elif _computed(target) or name == lc.field:
+            what = "the lifecycle's state, set by `to`" if name == lc.field else "computed by the platform"
+            yield doc.problem((*here, "set", name), f"{obj.name}.{name} is {what}")
+        else:
+            yield from _expression_kind(doc, (*here, "set", name), catalog, obj, env)
+    if t.actions:
+        yield from _actions(doc, (*here, "actions"), catalog, obj)
+    for i, name in enumerate(t.close_todos):
+        if name not in lc.transitions:
+            yield doc.problem((*here, "close_todos", i), f"unknown transition {name!r} of {obj.name!r}",
+                              closest(name, lc.transitions))
+
+
+def _reachable(doc: Document, obj: ObjectDef, catalog: Catalog, flows: list[Definition]) -> Iterator[Problem]:
+    """Every state can be reached from an initial one through transitions, the object's approval flows'
+    and rules' `set` of the state field (the approval engine moves the state that way)."""
+    lc = obj.lifecycle
+    edges: dict[str, set[str]] = {}
+    for t in lc.transitions.values():
+        for value in t.sources if t.to else ():
+            edges.setdefault(value, set()).add(t.to)
+    anywhere: set[str] = set()
+    for flow in [*flows, *(f for f in catalog.flows.values() if f.kind == "rule" and f.object == obj.name)]:
+        for part in ("on_submit", "on_withdraw", "on_approve", "on_reject", "actions"):
+            for action in flow.data.get(part, ()):
+                value = action.get("set", {}).get(lc.field)
+                if isinstance(value, str):
+                    anywhere.add(value)
+    seen, todo = set(lc.initial) | anywhere, [*lc.initial, *anywhere]
+    while todo:
+        for value in edges.get(todo.pop(), ()):
+            if value not in seen:
+                seen.add(value)
+                todo.append(value)
+    for value in lc.states:
+        if value not in seen:
+            where = ("lifecycle", "states", *([value] if value in doc.data["lifecycle"]["states"] else []))
+            yield doc.problem(where, f"state {value!r} cannot be reached: no transition, flow or rule leads to it")
+
+
 def check_duplicate_rules(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
     """A duplicate rule names fields of the object, each once, of a type whose values compare."""
     for i, rule in enumerate(doc.data.get("duplicate_rules", ())):
@@ -450,17 +579,30 @@ def check_picklist(doc: Document, catalog: Catalog) -> Iterator[Problem]:
 
 
 def check_roles(doc: Document, catalog: Catalog) -> Iterator[Problem]:
-    """Role names are names; permissions name existing objects or "*"."""
+    """Role names are names; permissions name existing objects or "*"; field-level security names
+    fields the object declares (the levels themselves are the schema's)."""
     for role, spec in doc.data["roles"].items():
         if not NAME.fullmatch(role):
             yield doc.problem(("roles", role), f"invalid role name {role!r}: {NAME_RULE}")
-        for obj in spec.get("permissions", {}):
+        for obj, grant in spec.get("permissions", {}).items():
+            at = ("roles", role, "permissions", obj)
             if obj != "*" and obj not in catalog.objects and obj not in catalog.rejected:
-                yield doc.problem(
-                    ("roles", role, "permissions", obj),
-                    f"unknown object {obj!r}",
-                    closest(obj, catalog.objects),
-                )
+                yield doc.problem(at, f"unknown object {obj!r}", closest(obj, catalog.objects))
+            elif "fields" in grant and obj == "*":
+                yield doc.problem((*at, "fields"), 'fields: names fields of one object: give it under that object, '
+                                  'not under "*"')
+            elif "fields" in grant and obj in catalog.objects:
+                yield from _field_levels(doc, (*at, "fields"), catalog.objects[obj], grant["fields"])
+
+
+def _field_levels(doc: Document, at: JsonPath, obj: ObjectDef, levels: Mapping[str, str]) -> Iterator[Problem]:
+    """Each field a role's `fields:` names is declared by the object (a system field is not)."""
+    for name in levels:
+        if name in SYSTEM_FIELDS:
+            yield doc.problem((*at, name), f"{name!r} is a system field: field-level security applies to the "
+                              f"fields {obj.name!r} declares")
+        elif name not in obj.fields:
+            yield doc.problem((*at, name), f"unknown field {name!r} of {obj.name!r}", closest(name, obj.fields))
 
 
 def _flow_object(doc: Document, catalog: Catalog) -> tuple[ObjectDef | None, list[Problem]]:
@@ -505,10 +647,11 @@ def _approver(
         yield from _user_reference(doc, (*at, "field"), catalog, obj, approver["field"])
 
 
-def _actions(doc: Document, part: str, catalog: Catalog, obj: ObjectDef) -> Iterator[Problem]:
+def _actions(doc: Document, part: str | JsonPath, catalog: Catalog, obj: ObjectDef) -> Iterator[Problem]:
     """set targets are fields (and a picklist value one of its options); notify and to-dos reach users."""
-    for i, action in enumerate(doc.data.get(part, ())):
-        here = (part, i)
+    at = (part,) if isinstance(part, str) else part
+    for i, action in enumerate(doc.data.get(part, ()) if isinstance(part, str) else doc.get(at)):
+        here = (*at, i)
         for name, value in action.get("set", {}).items():
             target = field_of(obj, name)
             if target and _computed(target):

@@ -225,6 +225,8 @@ for _function in (
     Function("min", 1, None, _same(ordered=True), lambda now, *args: _extreme(min, args)),
     Function("max", 1, None, _same(ordered=True), lambda now, *args: _extreme(max, args)),
     Function("contains", 2, 2, _contains_kind, lambda now, whole, part: _contains(whole, part)),
+    Function("geo", 2, 2, _takes("geo", _NUMBER, _NUMBER),
+             lambda now, lat, lng: None if lat is None or lng is None else {"lat": float(lat), "lng": float(lng)}),
 ):
     register_function(_function)
 

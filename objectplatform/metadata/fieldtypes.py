@@ -53,7 +53,7 @@ for _ft in (
     FieldType("master_detail", "text", frozenset({"to"}), reference="to"),
     FieldType("user", "text", reference="user"),
     FieldType("department", "text", reference="department"),
-    FieldType("multi_user", "list", reference="user"),
+    FieldType("multi_user", "list", frozenset({"team"}), reference="user"),
     FieldType("multi_department", "list", reference="department"),
     FieldType("auto_number", "text", frozenset({"pattern"}), computed=True),
     FieldType("formula", "any", frozenset({"expression", "result_type", "stored"}), computed=True),

@@ -11,12 +11,12 @@ from typing import Any
 
 from ._build import Builder, Catalog, build_definition
 from ._schema import check_kind, schema_errors
-from ._yaml import Document, YamlError, read_documents
+from ._yaml import Document, JsonPath, YamlError, json_path, read_documents
 from .checks import CHECKS
 from .model import Metadata, Source
 from .problems import MetadataError, Problem, closest
 
-__all__ = ["MetadataError", "Problem", "check_definition", "default_layers", "load_metadata"]
+__all__ = ["Locator", "MetadataError", "Problem", "check_definition", "default_layers", "load_metadata"]
 
 FOLDERS = ("object_defs", "flows", "report_templates")
 
@@ -83,6 +83,30 @@ def check_definition(metadata: Metadata, data: dict[str, Any], source: Source) -
     registry = catalog.reports if data["kind"] == "report" else catalog.flows
     registry[own.name] = replace(own, source=doc.source())  # its own name may repeat a shipped one's
     return list(CHECKS[data["kind"]](doc, catalog))
+
+
+class Locator:
+    """Places the problems a check finds after loading (the runtime's) in the files the definitions came
+    from: each file is read again once, which only a mistake pays for."""
+
+    def __init__(self) -> None:
+        self._documents: dict[str, list[Document]] = {}
+
+    def problem(self, source: Source, at: JsonPath, path: JsonPath, message: str, hint: str | None = None) -> Problem:
+        """A problem at `path` inside the part `at` of the document whose part `at` loaded from `source`; at
+        `source` itself when its file no longer holds that part there."""
+        for doc in self._read(source.file):
+            if doc.source(at) == source:
+                return doc.problem((*at, *path), message, hint)
+        return Problem.at(source.file, source.line, source.col, message, json_path((*at, *path)), hint)
+
+    def _read(self, file: str) -> list[Document]:
+        if file not in self._documents:
+            try:
+                self._documents[file] = list(read_documents(Path(file), file, 0))
+            except (OSError, YamlError):
+                self._documents[file] = []
+        return self._documents[file]
 
 
 def _display(path: Path) -> str:

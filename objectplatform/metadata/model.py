@@ -99,6 +99,8 @@ class FieldDef:
     result_type: str | None = None  # formula: the field type of its value
     stored: bool = False  # formula: stored on write instead of computed on read
     rollup: RollupSpec | None = None
+    system: bool = False  # written only by transitions, flows, rules and behaviors, never by an edit
+    team: str | None = None  # multi_user: its users may read ("read") or edit ("edit") the record (相关团队)
 
     def option(self, value: str) -> Option | None:
         return next((o for o in self.options if o.value == value), None)
@@ -146,6 +148,61 @@ class LayoutSection:
     columns: int = 2
 
 
+ALL_FIELDS = "all"  # a state whose fields all stay editable
+
+
+@dataclass(frozen=True)
+class State:
+    """A lifecycle state: which fields (and child objects' lines) stay editable in it (ALL_FIELDS or a
+    tuple of names) and which roles, beside administrators, may still edit the others (audited)."""
+
+    value: str
+    editable: str | tuple[str, ...]
+    editable_by: tuple[str, ...]
+    source: Source
+
+    def locks(self, name: str) -> bool:
+        return self.editable != ALL_FIELDS and name not in self.editable
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A named move of a lifecycle: an action from `sources` to `to`, run by the engine (`by` None) or
+    by the behavior or approval engine named in `by` (then only its edge and checks are declared here).
+    `params` are FieldDefs; `set` maps fields to expressions over the record, `params.<name>` and
+    `current_user`; `actions` (the rules' notify and todo) and `close_todos` (the record's open to-dos
+    of those actions) are the effects after the move."""
+
+    name: str
+    label: Label
+    sources: tuple[str, ...]
+    to: str | None
+    source: Source
+    roles: tuple[str, ...] = ()
+    condition: str | None = None
+    params: tuple[FieldDef, ...] = ()
+    required_fields: tuple[str, ...] = ()
+    set: Mapping[str, str] = no_entries()
+    actions: tuple[Mapping[str, Any], ...] = ()  # notify / todo, run by the rules' executor on the record
+    close_todos: tuple[str, ...] = ()
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The state machine on one picklist field of an object."""
+
+    field: str
+    initial: tuple[str, ...]
+    states: Mapping[str, State]
+    transitions: Mapping[str, Transition]
+    source: Source
+
+    def setting(self, name: str) -> tuple[str, ...]:
+        """The transitions that write field `name` (every one writes the lifecycle field)."""
+        return tuple(t.name for t in self.transitions.values() if name == self.field or name in t.set)
+
+
 @dataclass(frozen=True)
 class ObjectDef:
     name: str
@@ -160,6 +217,7 @@ class ObjectDef:
     layout: tuple[LayoutSection, ...] = ()
     behaviors: Mapping[str, Mapping[str, Any]] = no_entries()
     extended_by: tuple[str, ...] = ()  # files of the object_extension documents applied
+    lifecycle: Lifecycle | None = None
 
     @property
     def searchable_fields(self) -> tuple[str, ...]:
@@ -175,6 +233,9 @@ class ObjectDef:
         )
 
 
+FIELD_LEVELS = ("hidden", "read", "edit")  # a role's access to one field, least permissive first
+
+
 @dataclass(frozen=True)
 class RoleDef:
     name: str
@@ -183,6 +244,10 @@ class RoleDef:
     # object name (or "*") -> {"create": bool, "read": bool, "edit": bool, "delete": bool,
     #                          "scope": own|subordinates|department|all, "actions": [names]}
     permissions: Mapping[str, Mapping[str, Any]] = no_entries()
+    # (object or "*", action) -> where the role grants it, for `check` to name the line
+    action_sources: Mapping[tuple[str, str], Source] = no_entries()
+    # object -> {field: "hidden" | "read" | "edit"}: field-level security (a field left out is "edit")
+    field_levels: Mapping[str, Mapping[str, str]] = no_entries()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from .config import Settings as Settings
 from .errors import BadRequest as BadRequest
 from .errors import Conflict as Conflict
 from .errors import Forbidden as Forbidden
+from .errors import Locked as Locked
 from .errors import NotFound as NotFound
 from .errors import RuntimeFailure as RuntimeFailure
 from .errors import Unauthenticated as Unauthenticated

@@ -32,10 +32,11 @@ class Param:
     label: Label
     required: bool = False
     to: str | None = None
+    definition: FieldDef | None = None  # a parameter declared in YAML keeps its whole field definition
 
     def field(self) -> FieldDef:
-        return FieldDef(self.name, self.type, self.label, Source("<action parameter>"), required=self.required,
-                        to=self.to)
+        return self.definition or FieldDef(self.name, self.type, self.label, Source("<action parameter>"),
+                                           required=self.required, to=self.to)
 
     def json_schema(self) -> dict[str, Any] | None:
         """The value's JSON Schema for the OpenAPI document when it is not its field type's (None: it is)."""
@@ -66,6 +67,8 @@ class Action:
     handler: Handler
     params: tuple[Param, ...] = ()
     bulk: bool = True  # may also run on many records at once
+    # whether it applies to a record now (platform, record) -> bool, for the actions a page offers
+    applies: Callable[[Any, Mapping[str, Any]], bool] | None = None
 
 
 _REGISTERED: dict[tuple[str, str], Action] = {}
@@ -86,21 +89,67 @@ def action_provider(provider: Callable[[Metadata], Iterable[Action]]) -> Callabl
     return provider
 
 
+Provider = Callable[[Metadata], Iterable[Action]]
+
+
+def provided_actions(metadata: Metadata) -> list[tuple[Provider | None, Action]]:
+    """Every action `metadata` gives, in registration order, each with the provider giving it (None: one
+    `register_action` added); of two with the same object and name, the later one is the object's."""
+    found: list[tuple[Provider | None, Action]] = [(None, a) for a in _REGISTERED.values()
+                                                   if a.object in metadata.objects]
+    for provider in _PROVIDERS:
+        found.extend((provider, action) for action in provider(metadata))
+    return found
+
+
+def registered_actions(metadata: Metadata) -> dict[str, dict[str, Action]]:
+    """{object: {name: action}}: the actions of each object of `metadata`."""
+    by_object: dict[str, dict[str, Action]] = {name: {} for name in metadata.objects}
+    for _, action in provided_actions(metadata):
+        by_object[action.object][action.name] = action
+    return by_object
+
+
+_PERMISSIONS: dict[str, Label] = {}
+
+
+def register_permission(name: str, *, label: Label) -> str:
+    """Declare a name a role grants like an action that no action runs: the feature it names checks the
+    grant itself (`access.require_action(obj, name)`). Returns the name, for that check."""
+    _PERMISSIONS[name] = label
+    return name
+
+
+def permission_names() -> frozenset[str]:
+    """The names declared with `register_permission`."""
+    return frozenset(_PERMISSIONS)
+
+
+_HOOK_MOVERS: set[str] = set()
+
+
+def moves_in_hooks(behavior: str) -> str:
+    """Declare that `behavior` moves records between lifecycle states in a record hook, not by an action:
+    a transition `by` it is the edge its hook takes, under any name (no action of that name need exist)."""
+    _HOOK_MOVERS.add(behavior)
+    return behavior
+
+
+def hook_movers() -> frozenset[str]:
+    """The behaviors declared with `moves_in_hooks`."""
+    return frozenset(_HOOK_MOVERS)
+
+
 class Actions:
     """The actions of one platform's objects, with their parameter validators built once."""
 
     def __init__(self, platform):
         self.platform = platform
         metadata: Metadata = platform.metadata
-        found = [a for a in _REGISTERED.values() if a.object in metadata.objects]
-        for provider in _PROVIDERS:
-            found.extend(provider(metadata))
-        self.by_object: dict[str, dict[str, Action]] = {name: {} for name in metadata.objects}
-        for action in found:
-            self.by_object[action.object][action.name] = action
+        self.by_object: dict[str, dict[str, Action]] = registered_actions(metadata)
         self._converters = {
             (a.object, a.name): {p.name: converter(FIELD_VALIDATORS[p.type](p.field(), metadata)) for p in a.params}
-            for a in found
+            for found in self.by_object.values() for a in found.values()
         }
 
     def for_object(self, obj: str) -> list[Action]:
@@ -149,7 +198,12 @@ class Actions:
         bulk = isinstance(target, list)
         if bulk and not action.bulk:
             raise NotFound(f"{obj} has no bulk action {name}")
-        access.require_action(obj, name)
+        definition = self.platform.metadata.objects[obj]
+        if transitions.runs(definition, name):
+            if not transitions.may_run(access, definition, name):
+                transitions.refuse_role(definition, name)
+        else:
+            access.require_action(obj, name)
         if not bulk:
             return self._run_one(access, action, target, self.params(action, data))
         params = self.params(action, data, skip=frozenset({"ids"}))
@@ -164,10 +218,32 @@ class Actions:
                 succeeded.append(record_id)
         return {"succeeded": succeeded, "failed": failed}
 
+    def allowed(self, access, obj: str, name: str) -> bool:
+        """Whether the user's roles let them run `name` on `obj` (a transition: its roles or a grant)."""
+        definition = self.platform.metadata.objects[obj]
+        if transitions.runs(definition, name):
+            return transitions.may_run(access, definition, name)
+        return access.can_act(obj, name)
+
+    def available(self, access, obj: str, record: Mapping[str, Any]) -> list[Action]:
+        """The actions `access` may run on `record` now: granted to the user's roles and, for a lifecycle
+        transition, starting from the record's state (with its condition holding)."""
+        definition = self.platform.metadata.objects[obj]
+        found = []
+        for action in self.for_object(obj):
+            if (self.allowed(access, obj, action.name)
+                    and transitions.applies(definition, action.name, record, access.user_id)
+                    and (action.applies is None or action.applies(self.platform, record))):
+                found.append(action)
+        return found
+
     def _run_one(self, access, action: Action, record_id: Any, params: dict) -> dict:
         records = self.platform.records
         obj = action.object
         record = records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
+        definition = self.platform.metadata.objects[obj]
+        if transitions.governs(definition, action.name):
+            transitions.refuse(access, definition, action.name, record)
         result = dict(action.handler(ActionCall(self.platform, access, obj, record, params)) or {})
         try:
             result.setdefault("record", records.get(obj, record["id"]))
@@ -219,6 +295,10 @@ register_action(
     params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")],
 )
 
-# registers the behaviors' and the approval flows' actions (they import this module)
+# importing records from a file: a role grants it per object beside create (web/import_jobs.py checks it)
+IMPORT = register_permission("import", label=Label("导入", "Import"))
+
+# registers the behaviors', the approval flows' and the lifecycles' actions (they import this module)
 from . import approvals as approvals  # noqa: E402
 from . import behaviors as behaviors  # noqa: E402
+from . import transitions as transitions  # noqa: E402

@@ -43,10 +43,11 @@ from objectplatform.metadata.expressions import parse
 
 from . import actions, rules
 from .behaviors import staged
-from .errors import Conflict, Forbidden, NotFound, ValidationFailed
+from .errors import Conflict, Forbidden, Locked, NotFound, ValidationFailed
 from .permissions import access_for
 from .records import hooks
 from .storage import convert
+from .storage.engine import reading
 from .workqueue import TEXT, title_sql, work_queue
 
 PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "withdrawn"
@@ -664,7 +665,7 @@ def _lock_targets(platform, obj: str) -> list[tuple[str, str | None]]:
 
 
 def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
-    """409 when the record (or the record it is a line of) waits for approval and the user is no admin."""
+    """409 `locked` when the record (or the record it is a line of) waits for approval and the user is no admin."""
     platform = ctx.records.platform
     targets = _lock_targets(platform, ctx.object)
     if not targets or ctx.user is None:
@@ -676,7 +677,7 @@ def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
         pending = approvals(platform).pending_row(ctx.conn, obj, target)
         if pending is None or access_for(platform, ctx.user, ctx.conn).is_admin:
             continue
-        raise Conflict(f"{obj} {target} is waiting for approval {pending['id']} ({pending['title_zh']}): neither "
+        raise Locked(f"{obj} {target} is waiting for approval {pending['id']} ({pending['title_zh']}): neither "
                        "it nor its lines can be changed until the approval is decided or withdrawn")
 
 
@@ -726,9 +727,20 @@ def approval_actions(metadata: Metadata) -> list[actions.Action]:
             if flow.data["trigger"]["on"] == "action":
                 labels.setdefault(flow.data["trigger"]["action"], flow.label or _label(flow.data["label"]))
         for name, label in labels.items():
-            found.append(actions.Action(obj, name, label, _submit(name), (comment,)))
-        found.append(actions.Action(obj, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,)))
+            found.append(actions.Action(obj, name, label, _submit(name), (comment,), applies=_waiting(obj, False)))
+        found.append(actions.Action(obj, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,),
+                                    applies=_waiting(obj, True)))
     for obj in metadata.objects.values():  # a sales-process stage approval may be withdrawn too
         if "sales_process" in obj.behaviors and not flows_of(metadata, obj.name):
-            found.append(actions.Action(obj.name, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,)))
+            found.append(actions.Action(obj.name, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,),
+                                        applies=_waiting(obj.name, True)))
     return found
+
+
+def _waiting(obj: str, pending: bool):
+    """Applies when the record waits for an approval (`pending`) or does not."""
+    def check(platform, record: Mapping[str, Any]) -> bool:
+        with reading(platform.engine) as conn:
+            return (approvals(platform).pending_row(conn, obj, record["id"]) is not None) == pending
+
+    return check

@@ -67,7 +67,7 @@ def load_demo(platform, folder: Path | None = None, now: datetime | None = None)
             company.run(step, folder)
         bulk = _Generator(company, spec, now).generate()
     for obj, user, rows in bulk:
-        result = records.create_many(obj, rows, user=user, all_or_nothing=True)
+        result = records.create_many(obj, rows, user=user, all_or_nothing=True, system=True)
         if result.errors:
             error = result.errors[0]
             raise ValidationFailed({f"{obj}[{error.index}].{name}": m for name, m in error.fields.items()})

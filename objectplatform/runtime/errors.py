@@ -44,6 +44,12 @@ class Conflict(RuntimeFailure):
     code, status = "conflict", 409
 
 
+class Locked(Conflict):
+    """A field locked in the record's current state (or by a pending approval) was changed."""
+
+    code, status = "locked", 409
+
+
 class ValidationFailed(RuntimeFailure):
     """Field or rule errors, every one of them: `fields` maps a field name (or "__all__") to messages."""
 

@@ -401,12 +401,13 @@ def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: l
 
 def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing: bool = False,
                progress: Callable[[int, int | None], None] | None = None,
-               scope: Callable | None = None, defaults: Mapping[str, str] | None = None) -> ImportResult:
-    """Create the rows through `create_many` (owned by `user` unless a row names an owner); `defaults`
+               caller=None, defaults: Mapping[str, str] | None = None) -> ImportResult:
+    """Create the rows through `create_many` (owned by `user` unless a row names an owner), as `caller` (an
+    Access: references within their data scope, no field their roles let them only read); `defaults`
     fill the fields a row leaves empty (the campaign of an import started from the campaign's page)."""
     ids = _reference_ids(platform, prepared)
     numbers: list[int] = []
-    records = platform.records.within(scope) if scope is not None else platform.records
+    records = platform.records.within(caller) if caller is not None else platform.records
     rows = _values(prepared, ids, numbers)
     if defaults:
         rows = ({**defaults, **row} for row in rows)
@@ -466,7 +467,7 @@ def import_job(obj: str, name: str, data: str, user: str, all_or_nothing: bool,
     prepared = prepare(platform.metadata.objects[obj], read_bytes(name, base64.b64decode(data)))
     report_progress(0, prepared.source.count)
     result = run_import(platform, prepared, user=user, all_or_nothing=all_or_nothing, progress=report_progress,
-                        scope=access.scope, defaults=defaults)
+                        caller=access, defaults=defaults)
     return result.json()
 
 

@@ -5,7 +5,10 @@ operations create/read/edit/delete, named actions and a data scope. A user holdi
 gets the union: every operation and action any of them grants, and the rows any of their read
 scopes reaches. An inactive user gets nothing. The data scope is an SQL condition on the table's
 `owner` column; the owner ids behind it come from the user and department rows (a handful each),
-computed once per `Access`, never from the records.
+computed once per `Access`, never from the records. Beside it, a record's team fields (a multi_user field
+declared `team: read|edit`) let their users read (or edit) it: a semi-join on the `_op_team` side table.
+A role may also restrict single fields (`fields: {cost: hidden, status: read}`); with several roles the
+most permissive level wins, and full access sees every field (records/masking.py applies the levels).
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from objectplatform.metadata import FIELD_LEVELS
 
 from .errors import Forbidden, Unauthenticated
 from .storage.convert import from_db
@@ -53,6 +60,13 @@ class Access:
     object_order: tuple[str, ...] = ()
     # object with the pool behavior -> (its pool field, the pools whose waiting, unowned records the user sees)
     pools: Mapping[str, tuple[str, frozenset[int]]] = field(default_factory=dict, repr=False, compare=False)
+    # object -> {field: "hidden" | "read"}: the fields the user's roles restrict (every other one is "edit")
+    field_levels: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False, compare=False)
+    # object with team fields -> {field: "read" | "edit"}, and the side table listing each record's members
+    teams: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False, compare=False)
+    team_table: sa.Table | None = field(default=None, repr=False, compare=False)
+    # object -> its records/masking.FieldMask for this user, made once on first use
+    masks: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _grant(self, obj: str) -> Grant:
         return self.grants.get(obj, NO_GRANT)
@@ -73,21 +87,39 @@ class Access:
         if not self.can_act(obj, action):
             raise Forbidden(f"your roles do not allow the action {action} on {obj}")
 
-    def scope(self, obj: str, table: sa.Table) -> ColumnElement[bool] | None:
-        """The condition on `table` limiting rows to those the user may read; None: every row.
+    def scope(self, obj: str, table: sa.Table, operation: str = "read") -> ColumnElement[bool] | None:
+        """The condition on `table` limiting rows to those the user may read (or, for `operation` "edit",
+        edit; "delete", delete); None: every row.
 
-        An object the user may not read gets a condition no row satisfies.
+        The rows of the owners the role's data scope reaches, the unowned rows waiting in the pools the user
+        sees, and the rows whose team fields name the user: every team field for reading, the `team: edit`
+        ones for editing, none for deleting. An object the user may not read gets a condition no row satisfies.
         """
         if not self.can(obj, "read"):
             return sa.false()
         owners = self.visible_owners.get(obj, frozenset())
         if owners is None:
             return None
-        owned = table.c.owner == next(iter(owners)) if len(owners) == 1 else table.c.owner.in_(sorted(owners))
+        reached = [table.c.owner == next(iter(owners)) if len(owners) == 1 else table.c.owner.in_(sorted(owners))]
         pool_field, pools = self.pools.get(obj, (None, frozenset()))
-        if not pools:
-            return owned
-        return sa.or_(owned, sa.and_(table.c.owner.is_(None), table.c[pool_field].in_(sorted(pools))))
+        if pools:
+            reached.append(sa.and_(table.c.owner.is_(None), table.c[pool_field].in_(sorted(pools))))
+        teams = [name for name, level in self.teams.get(obj, {}).items()
+                 if operation == "read" or operation == "edit" and level == "edit"]
+        if teams:
+            reached.append(self._member_of(obj, table, teams))
+        return reached[0] if len(reached) == 1 else sa.or_(*reached)
+
+    def _member_of(self, obj: str, table: sa.Table, fields: list[str]) -> ColumnElement[bool]:
+        """The records whose team `fields` name the user: ids from the side table's (user, object) index."""
+        team = self.team_table
+        return IdAmong(table.c.id, sa.select(team.c.record_id).where(
+            team.c.user_id == int(self.user_id), team.c.object == obj,
+            team.c.field == fields[0] if len(fields) == 1 else team.c.field.in_(fields)).scalar_subquery())
+
+    def field_level(self, obj: str, name: str) -> str:
+        """What the user's roles let them do with field `name` of `obj`: "hidden", "read" or "edit"."""
+        return self.field_levels.get(obj, {}).get(name, "edit")
 
     def readable_objects(self) -> list[str]:
         """The objects the user may read, in metadata order (for navigation)."""
@@ -97,6 +129,30 @@ class Access:
     def is_admin(self) -> bool:
         """Holds a role granting every operation with scope all on every object ("*")."""
         return self.full_access
+
+
+class IdAmong(ColumnElement[bool]):
+    """`id IN (SELECT ...)`; on PostgreSQL `id = ANY(ARRAY(SELECT ...))`, which the planner can combine with
+    the owner condition (a BitmapOr of the owner index and the primary key) where `OR id IN (SELECT ...)`
+    makes it filter every row (1,000,000 rows, a few hundred team records: 7 ms against 130 ms)."""
+
+    inherit_cache = True
+    type = sa.Boolean()
+    _is_implicitly_boolean = True  # a condition already: SQLite gets no "= 1" after it
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("ids", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement, ids: sa.ScalarSelect):
+        self.column, self.ids = column, ids
+
+
+@compiles(IdAmong)
+def _id_among(element: IdAmong, compiler, **kw) -> str:
+    return compiler.process(element.column.in_(element.ids.element), **kw)
+
+
+@compiles(IdAmong, "postgresql")
+def _id_among_pg(element: IdAmong, compiler, **kw) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY(ARRAY{compiler.process(element.ids, **kw)})"
 
 
 def role_grant(permissions: Mapping[str, Mapping], obj: str) -> Grant:
@@ -124,6 +180,31 @@ def grants_for(metadata, roles: Iterable[str]) -> dict[str, Grant]:
     """{object: the union of the roles' grants} for every object of the metadata."""
     defs = [metadata.roles[r].permissions for r in roles if r in metadata.roles]
     return {obj: combine(role_grant(p, obj) for p in defs) for obj in metadata.objects}
+
+
+def field_levels_for(metadata, roles: Iterable[str]) -> dict[str, Mapping[str, str]]:
+    """{object: {field: "hidden" | "read"}}: per field, the most permissive level among the roles granting
+    anything on the object (a field a role leaves out is "edit" for it); full access restricts nothing."""
+    if _has_full_access(metadata, roles):
+        return {}
+    defs = [metadata.roles[r] for r in roles if r in metadata.roles]
+    result: dict[str, Mapping[str, str]] = {}
+    for obj in metadata.objects:
+        levels = [role.field_levels.get(obj, {}) for role in defs if role_grant(role.permissions, obj).operations]
+        restricted = {}
+        for name in set().union(*levels) if levels else ():
+            level = max((given.get(name, "edit") for given in levels), key=FIELD_LEVELS.index)
+            if level != "edit":
+                restricted[name] = level
+        if restricted:
+            result[obj] = MappingProxyType(restricted)
+    return result
+
+
+def team_fields(metadata) -> dict[str, Mapping[str, str]]:
+    """{object: {team field: "read" | "edit"}} for the objects that have team fields."""
+    found = {obj.name: {f.name: f.team for f in obj.fields.values() if f.team} for obj in metadata.objects.values()}
+    return {name: MappingProxyType(fields) for name, fields in found.items() if fields}
 
 
 def _has_full_access(metadata, roles: Iterable[str]) -> bool:
@@ -240,6 +321,8 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
     return Access(
         text, username, display_name, roles, MappingProxyType(grants), MappingProxyType(visible),
         _has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
+        MappingProxyType(field_levels_for(metadata, roles)), MappingProxyType(team_fields(metadata)),
+        schema.teams,
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Metadata, default_layers, load_metadata
+from objectplatform.metadata import Metadata, MetadataError, default_layers, load_metadata
 
 from .config import Settings
 from .jobs import JobRunner
@@ -42,9 +42,14 @@ def load_site_metadata(settings: Settings) -> Metadata:
 
 
 def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
-    """Load the metadata (unless given), connect and build the tables; raises MetadataError on problems."""
+    """Load the metadata (unless given), check the action names it uses against the actions the engine
+    registers, connect and build the tables; raises MetadataError on problems."""
+    from .names import check_names
+
     settings = settings or Settings.from_env()
     metadata = metadata or load_site_metadata(settings)
+    if problems := check_names(metadata):
+        raise MetadataError(problems)
     return Platform(
         settings,
         metadata,

@@ -512,7 +512,7 @@ class RecordValidator:
         self.fields: Mapping[str, fields.Field] = self.schema.load_fields
         self._converters = {name: converter(field) for name, field in self.fields.items()}
         writable = [f for f in obj.fields.values() if f.name in self.fields]
-        self._read_only = frozenset(f.name for f in writable if f.read_only)
+        self._read_only = frozenset(f.name for f in writable if f.read_only or f.system)
         self._unstripped = frozenset(f.name for f in writable if f.type in UNSTRIPPED_TYPES)
         self._required_system = tuple(f.name for f in writable if f.required)
         self._required_user = tuple(name for name in self._required_system if name not in self._read_only)
@@ -576,6 +576,27 @@ class RecordValidator:
         if errors:
             raise ValidationFailed(errors)
         return values
+
+    def changed(self, data: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+        """The names in `data` whose value, converted, differs from `current`'s (a value that does not
+        convert, or names no field, counts as a change): a value sent back as it is stored is no change."""
+        found = []
+        for name, value in data.items():
+            convert = self._converters.get(name)
+            if convert is None:
+                found.append(name)
+                continue
+            if value.__class__ is str and name not in self._unstripped:
+                value = value.strip()
+            try:
+                value = None if value is None or value == "" else convert(value)
+            except ValidationError:
+                found.append(name)
+                continue
+            stored = current.get(name)
+            if value != stored and not (value in (None, []) and stored in (None, [])):
+                found.append(name)
+        return found
 
     def rule_errors(self, record: Mapping[str, Any], now: datetime | None = None) -> dict[str, list[str]]:
         """The messages of the validation rules whose condition holds for the full record, by field.

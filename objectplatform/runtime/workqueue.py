@@ -206,6 +206,14 @@ class WorkQueue:
         values = {"done_at": _stored(now or convert.now()), "done_by": None if by is None else int(by)}
         return conn.execute(stmt.values(values)).rowcount
 
+    def close_record_todos(self, conn: sa.Connection, obj: str, record_id: Any, actions: Iterable[str],
+                           by: Any = None, now: datetime | None = None) -> int:
+        """Close the record's open to-dos that ask for one of `actions` (the action has been done)."""
+        t = self.todos
+        ids = conn.execute(sa.select(t.c.id).where(t.c.object == obj, t.c.record_id == int(record_id),
+                                                   t.c.action.in_(list(actions)), t.c.done_at.is_(None))).scalars()
+        return self.close_todos(conn, ids=list(ids), by=by, now=now)
+
     # ------------------------------------------------------------------------------ reading
 
     def _mine(self, access) -> sa.ColumnElement[bool]:

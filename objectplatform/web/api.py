@@ -15,7 +15,8 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from objectplatform.metadata import SYSTEM_FIELDS, Definition, FieldDef, Label, ObjectDef
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
-from objectplatform.runtime import BadRequest, NotFound, Platform, Unauthenticated
+from objectplatform.metadata.model import ALL_FIELDS
+from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import duplicates
@@ -24,7 +25,7 @@ from objectplatform.runtime.permissions import access_for
 from . import errors, import_jobs, openapi
 from .app import get_platform
 from .errors import json_response
-from .export import csv_response, masked_where, request_masker
+from .export import csv_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 errors.register(bp)
@@ -121,8 +122,23 @@ def _object(name: str) -> ObjectDef:
     return obj
 
 
-def _scope(obj: str):
-    return g.access.scope(obj, get_platform().schema[obj].table)
+def _scope(obj: str, operation: str = "read"):
+    return g.access.scope(obj, get_platform().schema[obj].table, operation)
+
+
+def _write_scope(obj: str, record_id: str, operation: str):
+    """The caller's data scope for `operation` ("edit", "delete"); a record of `obj` that only a team field
+    lets them read is a 403 (read-only to them), not a 404."""
+    where = _scope(obj, operation)
+    if where is not None and obj in g.access.teams:
+        records = get_platform().records
+        try:
+            records.get(obj, record_id, where=where)
+        except NotFound:
+            records.get(obj, record_id, where=_scope(obj))  # NotFound when they may not read it either
+            raise Forbidden(f"{obj} {record_id} is read-only to you: its team lets you read it, not {operation} it"
+                            ) from None
+    return where
 
 
 def _label(label: Label | None) -> dict | None:
@@ -141,13 +157,14 @@ def _raw_label(value: Mapping[str, str] | None) -> dict | None:
 
 
 def record_json(platform: Platform, obj: str, record: Mapping[str, Any]) -> dict:
-    """A record as API.md shows it: system fields, then every field by name (never a password), then
-    inline child lines under the child object's name. Hidden pool fields are masked for the
-    signed-in user (export.request_masker)."""
-    record = request_masker(platform, obj)(record)
+    """A record as API.md shows it: system fields, then every field by name (never a password, nor a field
+    the signed-in user's role hides), then inline child lines under the child object's name. Values hidden
+    on the record (a waiting lead's pool hidden fields) are masked (records/masking.py)."""
+    mask = platform.records.mask(obj, g.access)
+    record = mask(record)
     out = {name: record.get(name) for name in SYSTEM_ORDER}
     for name, f in platform.metadata.objects[obj].fields.items():
-        if f.type != "password":
+        if f.type != "password" and mask.visible(name):
             out[name] = record.get(name)
     for child, _via in platform.records.children.get(obj, ()):
         if child in record:
@@ -198,9 +215,9 @@ def list_records(obj: str) -> Response:
     filters = _filters(LIST_PARAMETERS)
     args = request.args
     platform = get_platform()
-    where = masked_where(platform, obj, _scope(obj), args.get("q"), filters)  # hidden fields find nothing
     page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
-                                 limit=args.get("limit", 50), cursor=args.get("cursor"), where=where)
+                                 limit=args.get("limit", 50), cursor=args.get("cursor"), where=_scope(obj),
+                                 seen_by=g.access)
     items = [record_json(platform, obj, r) for r in page.items]
     return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
 
@@ -223,7 +240,7 @@ def create_record(obj: str) -> Response:
     body = _object_body()
     _require_children(obj, body, "create")
     platform = get_platform()
-    record = platform.records.within(g.access.scope).create(obj, body, user=g.access.user_id)
+    record = platform.records.within(g.access).create(obj, body, user=g.access.user_id)
     out = record_json(platform, obj, record)
     if warnings := duplicates.record_warnings(platform, g.access, obj, record):
         out["_warnings"] = warnings  # duplicate (warn) rules it matches; a field name never starts with "_"
@@ -236,7 +253,10 @@ def get_record(obj: str, record_id: str) -> Response:
     g.access.require(obj, "read")
     platform = get_platform()
     record = platform.records.get(obj, record_id, where=_scope(obj))
-    return json_response(record_json(platform, obj, record))
+    out = record_json(platform, obj, record)
+    out["_actions"] = [{"name": a.name, "label": _label(a.label)}
+                       for a in actions_service(platform).available(g.access, obj, record)]
+    return json_response(out)
 
 
 @bp.patch("/objects/<obj>/records/<record_id>")
@@ -247,8 +267,8 @@ def update_record(obj: str, record_id: str) -> Response:
     version = body.pop("version", None)
     _require_children(obj, body, "edit")
     platform = get_platform()
-    record = platform.records.within(g.access.scope).update(obj, record_id, body, version=version,
-                                                            user=g.access.user_id, where=_scope(obj))
+    record = platform.records.within(g.access).update(obj, record_id, body, version=version,
+                                                      user=g.access.user_id, where=_write_scope(obj, record_id, "edit"))
     out = record_json(platform, obj, record)
     if warnings := duplicates.record_warnings(platform, g.access, obj, record, changed=body):
         out["_warnings"] = warnings  # as on create, for the warn rules whose fields the change sets
@@ -259,7 +279,7 @@ def update_record(obj: str, record_id: str) -> Response:
 def delete_record(obj: str, record_id: str) -> Response:
     _object(obj)
     g.access.require(obj, "delete")
-    get_platform().records.delete(obj, record_id, user=g.access.user_id, where=_scope(obj))
+    get_platform().records.delete(obj, record_id, user=g.access.user_id, where=_write_scope(obj, record_id, "delete"))
     return Response(status=204)
 
 
@@ -267,7 +287,7 @@ def delete_record(obj: str, record_id: str) -> Response:
 def record_history(obj: str, record_id: str) -> Response:
     _object(obj)
     g.access.require(obj, "read")
-    entries = get_platform().records.history(obj, record_id, where=_scope(obj))
+    entries = get_platform().records.history(obj, record_id, where=_scope(obj), seen_by=g.access)
     return json_response({"items": entries})
 
 
@@ -323,23 +343,50 @@ def action_json(action: Action, allowed: bool) -> dict:
 
 
 def _actions_json(obj: str) -> list[dict]:
-    return [action_json(a, g.access.can_act(obj, a.name)) for a in actions_service(get_platform()).for_object(obj)]
+    service = actions_service(get_platform())
+    return [action_json(a, service.allowed(g.access, obj, a.name)) for a in service.for_object(obj)]
+
+
+def lifecycle_json(o: ObjectDef) -> dict | None:
+    """The object's lifecycle as API.md (Lifecycles) shows it: states with labels and what stays
+    editable, transitions with their states, roles, parameters and required fields."""
+    lc = o.lifecycle
+    if lc is None:
+        return None
+    state_field = o.fields[lc.field]
+
+    def state_json(state) -> dict:
+        option = state_field.option(state.value)
+        return {"value": state.value, "label": _label(option.label if option else None),
+                "editable": state.editable if state.editable == ALL_FIELDS else list(state.editable),
+                "editable_by": list(state.editable_by)}
+
+    return {
+        "field": lc.field, "initial": list(lc.initial),
+        "states": [state_json(s) for s in lc.states.values()],
+        "transitions": [{"name": t.name, "label": _label(t.label), "from": list(t.sources), "to": t.to,
+                         "by": t.by, "roles": list(t.roles), "condition": t.condition,
+                         "params": [field_json(p) for p in t.params], "required_fields": list(t.required_fields)}
+                        for t in lc.transitions.values()],
+    }
 
 
 def field_json(f: FieldDef) -> dict:
     """A field as the runtime sees it after all layers."""
     computed = FIELD_TYPES[f.type].computed
     out: dict[str, Any] = {"name": f.name, "type": f.type, "label": _label(f.label),
-                           "required": f.required, "read_only": f.read_only or computed}
+                           "required": f.required, "read_only": f.read_only or f.system or computed}
     if f.help is not None:
         out["help"] = _label(f.help)
-    for key in ("unique", "hidden", "searchable"):
+    for key in ("unique", "hidden", "searchable", "system"):
         if getattr(f, key):
             out[key] = True
     if f.type == "password":
         out["write_only"] = True
     if f.to:
         out["target"] = f.to
+    if f.team:
+        out["team"] = f.team  # its users may read ("read") or edit ("edit") the record
     for key in ("max_length", "precision", "scale", "min", "max", "pattern", "expression", "result_type",
                 "picklist"):
         if getattr(f, key) is not None:
@@ -390,6 +437,7 @@ def meta_object(obj: str) -> Response:
                    for s in o.layout],
         "validation_rules": [{"name": r.name, "field": r.field, "message": _label(r.message)}
                              for r in o.validation_rules],
+        "lifecycle": lifecycle_json(o),
     }
     return json_response(body)
 

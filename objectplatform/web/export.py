@@ -1,10 +1,13 @@
 """CSV exports of an object's list, shared by the API and the pages: the same filters, search and sort as
-the list, within the caller's data scope, streamed page by page along the keyset cursor.
+the list, within the caller's data scope and field mask (a field their role hides is no column, a value
+hidden on a record is masked), streamed page by page along the keyset cursor.
 
 The file opens in Excel as it is: UTF-8 with a BOM, CRLF line ends, a header row of field names (or
-labels in one language), `id` first. Values are the API's: ids for references (or, for the pages,
-the referenced records' titles), decimals as plain numbers, dates ISO 8601, several values as `a;b`;
-text that a spreadsheet would run as a formula is made inert with a leading apostrophe.
+labels in one language), `id` first. Values are the API's: ids for references, stored option values
+and keys (the pages export what people read instead: the referenced records' titles and the labels of
+options, sales processes, stages and tasks, in the page's language), decimals as plain numbers, dates
+ISO 8601, several values as `a;b`; text that a spreadsheet would run as a formula is made inert with a
+leading apostrophe.
 """
 
 from __future__ import annotations
@@ -17,12 +20,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, g, has_request_context
 
 from objectplatform.metadata import SYSTEM_FIELDS, ObjectDef
 from objectplatform.runtime import BadRequest, Platform
-from objectplatform.runtime.behaviors import pool
+from objectplatform.runtime.records.masking import FieldMask
 
 from .i18n import LANGUAGES
 from .pages_view import (
@@ -42,38 +44,26 @@ MULTI_SEPARATOR = ";"
 NUMBER = re.compile(r"[+-]?[\d .()-]*\d[\d .()-]*")  # digits, maybe with phone punctuation
 
 
-def request_masker(platform: Platform, obj: str) -> pool.Masker:
-    """The signed-in user's masker of `obj`'s hidden pool fields (runtime/behaviors/pool.py `masker`),
-    made once per request; outside a request, or with no one signed in, records pass unmasked."""
-    if not has_request_context() or getattr(g, "access", None) is None:
-        return pool.masker(platform, None, obj)
-    made = g.setdefault("pool_maskers", {})
-    if obj not in made:
-        made[obj] = pool.masker(platform, g.access, obj)
-    return made[obj]
+def signed_in():
+    """The signed-in user's Access (None outside a request or with no one signed in: nothing masked)."""
+    return getattr(g, "access", None) if has_request_context() else None
 
 
-def masked_where(platform: Platform, obj: str, where, q: str | None, filters: Mapping[str, str] | None):
-    """`where` (the caller's scope, None for every row) and the masker's condition keeping `q` and
-    `filters` from finding a waiting record by a value hidden from the signed-in user."""
-    guard = request_masker(platform, obj).where(q, filters)
-    if guard is None:
-        return where
-    return guard if where is None else sa.and_(where, guard)
+def export_columns(obj: ObjectDef, fields: str | None, mask: FieldMask | None = None) -> list[str]:
+    """`id`, then the fields named in `fields` ("a,b,c") or the list view's columns; never a password,
+    nor a field `mask` (the caller's) hides.
 
-
-def export_columns(obj: ObjectDef, fields: str | None) -> list[str]:
-    """`id`, then the fields named in `fields` ("a,b,c") or the list view's columns; never a password.
-
-    Raises BadRequest naming every unknown field.
+    Raises BadRequest naming every unknown or hidden field.
     """
     if fields is None:
-        names = list_columns(obj)
+        names = [name for name in list_columns(obj) if mask is None or mask.visible(name)]
     else:
         names = [name.strip() for name in fields.split(",") if name.strip()]
         unknown = [name for name in names if not _exportable(obj, name)]
-        if unknown or not names:
-            message = f"unknown field(s): {', '.join(unknown)}" if unknown else "name at least one field"
+        hidden = [name for name in names if mask is not None and not mask.visible(name)]
+        if unknown or hidden or not names:
+            message = (f"unknown field(s): {', '.join(unknown)}" if unknown
+                       else f"hidden from your role: {', '.join(hidden)}" if hidden else "name at least one field")
             raise BadRequest(f"fields: {message}", {"fields": [message]})
     columns = ["id"]
     for name in names:
@@ -107,26 +97,24 @@ def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, st
                  titles: Callable[[], Display] | None = None) -> Response:
     """The export as a streamed attachment. Bad parameters raise BadRequest here, before streaming:
     the first page is read now. `titles` makes a Display per page to show references by their
-    titles (the pages); without it they stay ids (the API)."""
-    columns = export_columns(obj, fields)
+    titles and stored keys by their labels (the pages); without it they stay ids and keys (the API)."""
+    access = signed_in()  # taken now: the stream runs after the request's context
+    columns = export_columns(obj, fields, platform.records.mask(obj.name, access))
     lang = header_language(labels)
     header = [field_label(obj, name, lang) for name in columns] if lang else columns
 
-    where = masked_where(platform, obj.name, where, q, filters)
-
     def read(cursor: str | None):
         return platform.records.list(obj.name, filters=filters, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor,
-                                     where=where, count=False)
+                                     where=where, count=False, seen_by=access)
 
     first = read(None)
-    mask = request_masker(platform, obj.name)  # made now: the stream runs after the request's context
 
     def chunks() -> Iterator[str]:
         yield BOM + _lines([header])
         page = first
         while True:
             display = titles() if titles else None
-            items = [mask(record) for record in page.items]
+            items = page.items
             if display is not None:
                 display.want(obj, items, columns)
             yield _lines([_cell(obj, name, record.get(name), display) for name in columns] for record in items)
@@ -147,7 +135,8 @@ def _lines(rows: Iterable[list[str]]) -> str:
 
 
 def _cell(obj: ObjectDef, name: str, value: Any, display: Display | None) -> str:
-    """A value as the API renders it, as text; references by title when a Display is given."""
+    """A value as the API renders it, as text; when a Display is given, references by title and stored keys
+    (options, sales processes, stages, tasks) by label."""
     if value is None:
         return ""
     kind = field_type(obj, name)
@@ -156,6 +145,9 @@ def _cell(obj: ObjectDef, name: str, value: Any, display: Display | None) -> str
         if to is not None:
             values = value if isinstance(value, list) else [value]
             return MULTI_SEPARATOR.join(display.title(to, v) for v in values)
+    labelled = display.labelled(obj, name, value, MULTI_SEPARATOR) if display is not None else None
+    if labelled is not None:
+        return _inert(labelled)
     if isinstance(value, list):
         return MULTI_SEPARATOR.join(_cell(obj, name, v, None) for v in value)
     if isinstance(value, bool):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -102,7 +102,19 @@ class Form:
 
 
 def editable(f: FieldDef) -> bool:
-    return f.type not in NOT_EDITABLE_TYPES and not f.read_only and not f.hidden
+    return f.type not in NOT_EDITABLE_TYPES and not f.read_only and not f.system and not f.hidden
+
+
+def locked_names(access, obj: ObjectDef, record: Mapping[str, Any] | None, children: Iterable[str]) -> frozenset[str]:
+    """What a form leaves out: the lifecycle's state field (transitions move it) and, editing a record,
+    the fields and child objects' lines its state locks for this user."""
+    lifecycle = obj.lifecycle
+    if lifecycle is None:
+        return frozenset()
+    state = lifecycle.states.get(record.get(lifecycle.field)) if record is not None else None
+    if state is None or access.is_admin or access.roles & set(state.editable_by):
+        return frozenset({lifecycle.field})
+    return frozenset({lifecycle.field, *(n for n in [*obj.fields, *children] if state.locks(n))})
 
 
 def sections_of(obj: ObjectDef, lang: str, skip: frozenset[str] = frozenset()) -> list[tuple[str, list[str], int]]:
@@ -262,25 +274,35 @@ def metadata_choices(platform, access, obj: ObjectDef, lang: str) -> dict[str, t
 class FormBuilder:
     """The form of one object for one user: build it from a record or a post, and read a post."""
 
-    def __init__(self, platform, access, obj: ObjectDef, display: Display, lang: str):
+    def __init__(self, platform, access, obj: ObjectDef, display: Display, lang: str,
+                 record: Mapping[str, Any] | None = None):
+        """`record`: the record being edited (None: a new one); its state may lock fields and lines."""
         self.platform = platform
         self.access = access
         self.obj = obj
         self.display = display
         self.lang = lang
-        self.children = [(self.platform.metadata.objects[c], via)
-                         for c, via in platform.records.children.get(obj.name, ())
-                         if access.can(c, "read") and (access.can(c, "create") or access.can(c, "edit"))]
+        children = platform.records.children.get(obj.name, ())
+        self.skip = locked_names(access, obj, record, [c for c, _via in children])
+        self.children = [(self.platform.metadata.objects[c], via) for c, via in children
+                         if access.can(c, "read") and (access.can(c, "create") or access.can(c, "edit"))
+                         and c not in self.skip]
         self.rules = {r.message.get("en"): r.message.get(lang) for r in obj.validation_rules}
         self.choices = metadata_choices(platform, access, obj, lang)
         for child, _ in self.children:
             self.rules.update({r.message.get("en"): r.message.get(lang) for r in child.validation_rules})
 
     def _sections(self) -> list[tuple[str, list[str], int]]:
-        return sections_of(self.obj, self.lang)
+        return sections_of(self.obj, self.lang, self.skip | self._not_writable(self.obj))
 
     def _line_fields(self, child: ObjectDef, via: str) -> list[str]:
-        return [n for _label, names, _cols in sections_of(child, self.lang, frozenset({via})) for n in names]
+        skip = frozenset({via}) | self._not_writable(child)
+        return [n for _label, names, _cols in sections_of(child, self.lang, skip) for n in names]
+
+    def _not_writable(self, obj: ObjectDef) -> frozenset[str]:
+        """The fields the user's roles hide, or let them only read (the record page shows those): no input."""
+        mask = self.platform.records.mask(obj.name, self.access)
+        return mask.hidden | mask.read_only
 
     # ------------------------------------------------------------------------------ building
 

@@ -99,7 +99,7 @@ def _input_schema(metadata: Metadata, f: FieldDef) -> dict:
 
 
 def _writable(f: FieldDef) -> bool:
-    return not FIELD_TYPES[f.type].computed and not f.read_only
+    return not FIELD_TYPES[f.type].computed and not f.read_only and not f.system
 
 
 def _filter_kind(f: FieldDef | None) -> str:
@@ -215,7 +215,8 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
         },
         f"{base}/records/{{id}}": {
             "parameters": [record_id],
-            "get": {"operationId": f"get_{name}", "tags": tag, "responses": _responses("200", record, 403, 404)},
+            "get": {"operationId": f"get_{name}", "tags": tag,
+                    "responses": _responses("200", _ref(f"{name}_detail"), 403, 404)},
             "patch": {"operationId": f"update_{name}", "tags": tag,
                       "requestBody": {"required": True, "content": _content(patch)},
                       "responses": _responses("200", saved, 400, 403, 404, 409, 422)},
@@ -271,6 +272,12 @@ DUPLICATE_WARNINGS = {
                                    "pool": _REF_OR_NULL}}}}}}
 
 
+AVAILABLE_ACTIONS = {
+    "type": "array", "description": "the actions and lifecycle transitions the caller may run on the record now",
+    "items": {"type": "object", "required": ["name", "label"], "additionalProperties": False,
+              "properties": {"name": {"type": "string"}, "label": {"type": "object"}}}}
+
+
 def _warns(obj: ObjectDef) -> bool:
     return any(rule.action == "warn" for rule in obj.duplicate_rules)
 
@@ -295,8 +302,12 @@ def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str
     if _warns(obj):  # the answer to a create or update: the record and the duplicate rules' `_warnings`
         created[f"{name}_saved"] = {"type": "object", "properties": {**properties, "_warnings": DUPLICATE_WARNINGS},
                                       "required": required, "additionalProperties": False}
+    detail = {  # one record's GET: the record and what the caller may run on it now
+        "type": "object", "properties": {**properties, "_actions": AVAILABLE_ACTIONS},
+        "required": [*required, "_actions"], "additionalProperties": False}
     return {
         **created,
+        f"{name}_detail": detail,
         name: {"type": "object", "properties": properties, "required": required, "additionalProperties": False},
         f"{name}_input": {"type": "object", "properties": {**writable, **child_inputs}, "required": creating,
                           "additionalProperties": False},

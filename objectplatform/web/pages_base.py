@@ -121,12 +121,12 @@ def object_def(name: str, operation: str = "read") -> ObjectDef:
     return obj
 
 
-def scope(obj: str):
-    """The user's data scope on `obj`'s table, computed once per request."""
+def scope(obj: str, operation: str = "read"):
+    """The user's data scope on `obj`'s table for reading (or "edit", "delete"), computed once per request."""
     scopes = g.setdefault("scopes", {})
-    if obj not in scopes:
-        scopes[obj] = g.access.scope(obj, get_platform().schema[obj].table)
-    return scopes[obj]
+    if (obj, operation) not in scopes:
+        scopes[obj, operation] = g.access.scope(obj, get_platform().schema[obj].table, operation)
+    return scopes[obj, operation]
 
 
 def page_display() -> Display:
@@ -154,5 +154,6 @@ def url_with(**changes: Any) -> str:
 
 
 def available_actions(obj: str, bulk: bool = False) -> list:
-    return [a for a in actions_service(get_platform()).for_object(obj)
-            if (a.bulk or not bulk) and g.access.can_act(obj, a.name)]
+    """The actions of `obj` the user's roles allow (on a list: those that run in bulk)."""
+    service = actions_service(get_platform())
+    return [a for a in service.for_object(obj) if (a.bulk or not bulk) and service.allowed(g.access, obj, a.name)]

@@ -108,7 +108,7 @@ def timeline_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
     where = timeline_condition(platform, obj, record["id"])
     if where is None:
         return None
-    page = platform.records.list(FOLLOW_UP, where=where, sort="-followed_at", limit=TIMELINE_SIZE)
+    page = platform.records.list(FOLLOW_UP, where=where, sort="-followed_at", limit=TIMELINE_SIZE, seen_by=g.access)
     errors = state.get("follow_up_errors")
     general = [error_text(m, g.lang) for k, ms in (errors or {}).items() if k not in FORM_FIELDS for m in ms]
     return {"template": "pages/_follow_ups.html", "total": page.total,
@@ -134,7 +134,7 @@ def add_follow_up(obj: str, id: str):
         value, typed[name] = posted(fu.fields[name], PREFIX + name, request.form, request.files)
         values[name] = value if value != "" else None
     try:
-        platform.records.within(g.access.scope).create(FOLLOW_UP, values, user=g.access.user_id)
+        platform.records.within(g.access).create(FOLLOW_UP, values, user=g.access.user_id)
     except ValidationFailed as e:
         return record_page(obj, current["id"], 422, follow_up_values=typed, follow_up_errors=e.fields)
     flash(text("follow_up.added", g.lang), "success")
@@ -159,7 +159,7 @@ def feed():
         filters.update(related_object=related[0], related_id=related[1])
     cursor = args.get("cursor") or None
     page = platform.records.list(FOLLOW_UP, filters=filters, sort="-followed_at", cursor=cursor, limit=FEED_SIZE,
-                                 where=scope(FOLLOW_UP))
+                                 where=scope(FOLLOW_UP), seen_by=g.access)
     display = page_display()
     shown = entries(page.items)
     user_def = platform.metadata.objects["user"]

@@ -108,8 +108,10 @@ def my_leads():
         condition = forgotten_condition(platform.schema[obj], days)
         where = condition if where is None else sa.and_(where, condition)
     cursor = request.args.get("cursor") or None
-    page = platform.records.list(obj, filters=filters, cursor=cursor, limit=PAGE_SIZE, where=where, count=False)
-    columns = [c for c in columns_of(definition) if c != "owner"]
+    page = platform.records.list(obj, filters=filters, cursor=cursor, limit=PAGE_SIZE, where=where, count=False,
+                                 seen_by=g.access)
+    mask = platform.records.mask(obj, g.access)
+    columns = [c for c in columns_of(definition) if c != "owner" and mask.visible(c)]
     display = page_display()
     display.want(definition, page.items, columns)
     rows = [{"id": r["id"], "cells": [display.text(definition, columns[0], r.get(columns[0])) or
@@ -117,9 +119,7 @@ def my_leads():
                                       *(display.html(definition, c, r.get(c)) for c in columns[1:])]}
             for r in page.items]
     counts = tab_counts(obj, days)
-    status = definition.fields["status"]
-    labels = {o.value: o.label.get(g.lang) for o in status.options}
-    tabs = [(t, labels.get(t, t)) for t in STATUS_TABS] + [("all", text("leads.tab_all", g.lang)),
+    tabs = [(t, display.text(definition, "status", t)) for t in STATUS_TABS] + [("all", text("leads.tab_all", g.lang)),
                                                           ("forgotten", text("leads.tab_forgotten", g.lang,
                                                                              days=days))]
     keep_days = None if days == DEFAULT_FORGOTTEN_DAYS else days

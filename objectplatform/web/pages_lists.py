@@ -14,7 +14,7 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.errors import BadRequest
 
 from .app import get_platform
-from .export import csv_response, masked_where, request_masker
+from .export import csv_response, header_language
 from .export import list_columns as columns_of
 from .i18n import text
 from .pages_base import REFERENCE_TYPES, available_actions, bp, object_def, page_display, scope, url_with
@@ -31,7 +31,10 @@ def _filter_controls(obj: ObjectDef, args: Mapping[str, str]) -> tuple[list[dict
     """The list view's filters as controls (with their current values) and as records.list filters."""
     display = page_display()
     controls, filters = [], {}
+    mask = get_platform().records.mask(obj.name, g.access)
     for name in obj.list_view.filters if obj.list_view else ():
+        if not mask.visible(name):
+            continue
         kind = field_type(obj, name)
         control = {"name": name, "label": field_label(obj, name, g.lang), "kind": kind}
         if kind in ("date", "datetime"):
@@ -41,10 +44,9 @@ def _filter_controls(obj: ObjectDef, args: Mapping[str, str]) -> tuple[list[dict
                 filters[f"{name}__gte"] = _day_start(low, kind)
             if high:
                 filters[f"{name}__lt" if kind == "datetime" else f"{name}__lte"] = _day_start(high, kind, next_day=True)
-        elif kind == "picklist":
-            f = obj.fields[name]
+        elif kind in ("picklist", "text") and display.labels(obj, name):  # options, sales processes, stages
             control.update(widget="select", value=args.get(name, ""),
-                           options=[(o.value, o.label.get(g.lang)) for o in f.options])
+                           options=[(value, label.get(g.lang)) for value, label in display.labels(obj, name).items()])
         elif kind == "boolean":
             control.update(widget="select", value=args.get(name, ""),
                            options=[("true", text("value.yes", g.lang)), ("false", text("value.no", g.lang))])
@@ -110,10 +112,10 @@ def list_records(obj: str):
     number = int(args["page"]) if cursor and args.get("page", "").isdigit() else 1
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=q or None, sort=sort, cursor=cursor,
-                                 limit=PAGE_SIZE, where=masked_where(platform, obj, scope(obj), q, filters))
-    mask = request_masker(platform, obj)
-    items = [mask(r) for r in page.items]
-    columns = columns_of(definition)
+                                 limit=PAGE_SIZE, where=scope(obj), seen_by=g.access)
+    items = page.items
+    mask = platform.records.mask(obj, g.access)
+    columns = [name for name in columns_of(definition) if mask.visible(name)]
     display = page_display()
     display.want(definition, items, columns)
     current = sort or ",".join(definition.list_view.sort if definition.list_view else ("-created_at",))
@@ -160,14 +162,16 @@ def _export_url(obj: str) -> str:
 @bp.route("/o/<obj>/export.csv")
 def export_records(obj: str):
     """The list's records under the page's filters, search and sort as CSV (see export.py), referenced
-    records by their titles; `labels` (the link gives the page's language) names the columns."""
+    records by their titles, stored keys by their labels; `labels` (the link gives the page's language)
+    names the columns and is the language of the values."""
     definition = object_def(obj)
     args = request.args
     _controls, filters = _filter_controls(definition, {k: v for k, v in args.items() if k not in EXPORT_PARAMS})
     platform = get_platform()
+    lang = header_language(args.get("labels")) or g.lang
     return csv_response(platform, definition, filters=filters, q=args.get("q", "").strip() or None,
                         sort=args.get("sort", "").strip() or None, where=scope(obj), fields=args.get("fields"),
-                        labels=args.get("labels"), titles=partial(Display, platform, g.access, g.lang))
+                        labels=args.get("labels"), titles=partial(Display, platform, g.access, lang))
 
 
 @bp.route("/o/<obj>/lookup")
@@ -177,8 +181,7 @@ def lookup(obj: str):
     q = request.args.get("q", "").strip()
     try:
         platform = get_platform()
-        page = platform.records.list(obj, q=q or None, limit=20, where=masked_where(platform, obj, scope(obj), q, {}),
-                                     count=False)
+        page = platform.records.list(obj, q=q or None, limit=20, where=scope(obj), seen_by=g.access, count=False)
     except BadRequest:
         return jsonify(items=[])
     display = page_display()

@@ -17,7 +17,6 @@ from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.errors import NotFound, ValidationFailed
 
 from .app import get_platform
-from .export import masked_where, request_masker
 from .forms import make_input
 from .i18n import error_text, text
 from .pages_base import bp, local_path, object_def, page_display, scope, url_with
@@ -79,10 +78,11 @@ def pool_board():
         cursor = request.args.get("cursor") or None
         filters = {behavior.pool_field: current["id"], "status": "unassigned"}
         page = platform.records.list(obj, filters=filters, q=q or None, cursor=cursor, limit=PAGE_SIZE,
-                                     where=masked_where(platform, obj, scope(obj), q, filters))
-        mask = request_masker(platform, obj)
-        items = [mask(r) for r in page.items]
-        columns = [c for c in columns_of(definition) if c not in BOARD_HIDDEN_COLUMNS and c != behavior.pool_field]
+                                     where=scope(obj), seen_by=g.access)
+        items = page.items
+        mask = platform.records.mask(obj, g.access)
+        columns = [c for c in columns_of(definition) if c not in BOARD_HIDDEN_COLUMNS and c != behavior.pool_field
+                   and mask.visible(c)]
         display = page_display()
         display.want(definition, items, columns)
         context.update(

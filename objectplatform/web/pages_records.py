@@ -10,13 +10,12 @@ from flask import flash, g, redirect, render_template, request, send_from_direct
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
-from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
+from objectplatform.runtime.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 from .app import get_platform
-from .export import request_masker
 from .forms import FormBuilder, make_input, posted
-from .i18n import error_text, text
-from .pages_base import REFERENCE_TYPES, available_actions, bp, local_path, object_def, page_display, scope
+from .i18n import CATALOGUE, error_text, text
+from .pages_base import REFERENCE_TYPES, bp, local_path, object_def, page_display, scope
 from .pages_lists import columns_of
 from .pages_view import field_label, object_label
 
@@ -35,15 +34,19 @@ AFTER_CREATE: list[Callable[[ObjectDef, Mapping[str, Any]], None]] = []
 
 
 def _sections(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
-    """The layout's sections as labelled values, then any field the layout leaves out."""
+    """The layout's sections as labelled values, then any field the layout leaves out (never a field the
+    user's role hides)."""
     display = page_display()
+    mask = get_platform().records.mask(obj.name, g.access)
     placed: set[str] = set()
     sections = []
     for section in obj.layout:
-        names = [n for n in section.fields if n not in obj.fields or obj.fields[n].type != "password"]
+        names = [n for n in section.fields
+                 if (n not in obj.fields or obj.fields[n].type != "password") and mask.visible(n)]
         placed.update(section.fields)
         sections.append({"label": section.label.get(g.lang), "columns": section.columns, "names": names})
-    rest = [n for n, f in obj.fields.items() if n not in placed and not f.hidden and f.type != "password"]
+    rest = [n for n, f in obj.fields.items()
+            if n not in placed and not f.hidden and f.type != "password" and mask.visible(n)]
     if rest:
         sections.append({"label": text("record.other", g.lang), "columns": 2, "names": rest})
     for section in sections:
@@ -64,11 +67,13 @@ def _related(obj: ObjectDef, record_id: str) -> list[dict]:
         if not pointing or not g.access.can(other.name, "read"):
             continue
         for f in pointing:
+            mask = platform.records.mask(other.name, g.access)
+            if not mask.visible(f.name):
+                continue
             page = platform.records.list(other.name, filters={f.name: record_id}, limit=RELATED_SIZE,
-                                         where=scope(other.name))
-            mask = request_masker(platform, other.name)
-            items = [mask(r) for r in page.items]
-            columns = [c for c in columns_of(other) if c != f.name][:6]
+                                         where=scope(other.name), seen_by=g.access)
+            items = page.items
+            columns = [c for c in columns_of(other) if c != f.name and mask.visible(c)][:6]
             display.want(other, items, columns)
             label = object_label(other, g.lang, plural=True)
             if len(pointing) > 1 or other.name == obj.name:
@@ -88,8 +93,11 @@ def _related(obj: ObjectDef, record_id: str) -> list[dict]:
 
 
 def _history(obj: ObjectDef, record_id: str) -> list[dict]:
+    """The record's audit history, newest first; each change named as people say it (an action by its label)."""
     display = page_display()
-    entries = get_platform().records.history(obj.name, record_id, where=scope(obj.name))
+    platform = get_platform()
+    actions = {a.name: a.label.get(g.lang) for a in actions_service(platform).for_object(obj.name)}
+    entries = platform.records.history(obj.name, record_id, where=scope(obj.name), seen_by=g.access)
     for e in entries:
         if e["field"]:
             display.want(obj, [{e["field"]: e["old"]}, {e["field"]: e["new"]}], [e["field"]])
@@ -101,15 +109,12 @@ def _history(obj: ObjectDef, record_id: str) -> list[dict]:
         shown.append({
             "at": display.text(obj, "created_at", e["at"]),
             "user": display.html(obj, "created_by", e["user"]) if e["user"] else "",
-            "change": text(key, g.lang) if key in _CHANGES else e["change"],
+            "change": text(key, g.lang) if key in CATALOGUE else actions.get(e["change"], e["change"]),
             "field": field_label(obj, e["field"], g.lang) if e["field"] else "",
             "old": display.html(obj, e["field"], e["old"]) if e["field"] else "",
             "new": display.html(obj, e["field"], e["new"]) if e["field"] else "",
         })
     return shown
-
-
-_CHANGES = frozenset({"change.create", "change.update", "change.delete", "change.handover"})
 
 
 @bp.route("/o/<obj>/<id>")
@@ -121,7 +126,7 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
     """The record page; `state` reaches the panels (a posted panel form with its errors)."""
     definition = object_def(obj)
     platform = get_platform()
-    current = request_masker(platform, obj)(platform.records.get(obj, id, where=scope(obj)))
+    current = platform.records.get(obj, id, where=scope(obj), seen_by=g.access)
     tab = request.args.get("tab", "details") if not state else "details"
     display = page_display()
     context = {"sections": [], "related": [], "history": [], "panels": []}
@@ -132,15 +137,41 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
         context["sections"] = _sections(definition, current)
         context["panels"] = [p for panel in RECORD_PANELS if (p := panel(definition, current, state)) is not None]
         context["related"] = _related(definition, current["id"])
-    actions = []
-    for a in available_actions(obj):
-        dialog = ACTION_DIALOGS.get(a.name)
-        actions.append((a.name, a.label.get(g.lang), dialog(definition, current) if dialog else None))
     return render_template(
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
-        actions=actions, can_edit=g.access.can(obj, "edit"), can_delete=g.access.can(obj, "delete"), **context,
+        actions=_record_actions(definition, current, state), lifecycle=_lifecycle_path(definition, current),
+        can_edit=g.access.can(obj, "edit"), can_delete=g.access.can(obj, "delete"), **context,
     ), status
+
+
+def _record_actions(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, Any]) -> list[dict]:
+    """The actions that apply to the record now, for its buttons: one with parameters carries its form
+    (an in-page dialog), opened again with its errors when it was refused; a refusal shows beside it."""
+    failed = state.get("action") or {}
+    found = []
+    for a in actions_service(get_platform()).available(g.access, obj.name, record):
+        dialog = ACTION_DIALOGS.get(a.name)
+        url = dialog(obj, record) if dialog else None
+        mine = failed.get("name") == a.name
+        errors = failed.get("fields") if mine else None
+        found.append({
+            "name": a.name, "label": a.label.get(g.lang), "dialog": url,
+            "inputs": _param_inputs(a, request.form if mine else None, errors) if a.params and not url else None,
+            "open": mine, "error": failed.get("message") if mine else None,
+        })
+    return found
+
+
+def _lifecycle_path(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict] | None:
+    """The lifecycle's states in their declared order, each with its label, the record's marked current
+    (a lifecycle is a graph, not a line: the others are not marked passed or ahead)."""
+    if obj.lifecycle is None:
+        return None
+    field = obj.fields[obj.lifecycle.field]
+    current = record.get(obj.lifecycle.field)
+    return [{"value": value, "label": option.label.get(g.lang) if (option := field.option(value)) else value,
+             "state": "current" if value == current else "other"} for value in obj.lifecycle.states]
 
 
 @bp.route("/o/<obj>/<id>/file/<field>")
@@ -148,7 +179,8 @@ def attachment(obj: str, id: str, field: str):
     """The file an attachment field of a record (in the user's scope) holds, as a download."""
     definition = object_def(obj)
     f = definition.fields.get(field)
-    stored = get_platform().records.get(obj, id, where=scope(obj)).get(field) if f and f.type == "attachment" else None
+    stored = get_platform().records.get(obj, id, where=scope(obj), seen_by=g.access).get(field) \
+        if f and f.type == "attachment" else None
     if not stored:
         raise NotFound(f"no file in {obj}.{field}")
     return send_from_directory(get_platform().settings.attachments_path, stored["path"], as_attachment=True,
@@ -158,7 +190,7 @@ def attachment(obj: str, id: str, field: str):
 @bp.route("/o/<obj>/<id>/delete", methods=["POST"])
 def delete(obj: str, id: str):
     definition = object_def(obj, "delete")
-    get_platform().records.delete(obj, id, user=g.access.user_id, where=scope(obj))
+    get_platform().records.delete(obj, id, user=g.access.user_id, where=scope(obj, "delete"))
     flash(text("record.deleted", g.lang), "success")
     return redirect(url_for("pages.list_records", obj=definition.name))
 
@@ -182,7 +214,7 @@ def create(obj: str):
         return _form_page(builder, builder.from_record(given), heading=heading, cancel=cancel)
     values, form = builder.read(request.form, request.files, creating=True)
     try:
-        created = get_platform().records.within(g.access.scope).create(obj, values, user=g.access.user_id)
+        created = get_platform().records.within(g.access).create(obj, values, user=g.access.user_id)
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel)
     flash(text("record.created", g.lang), "success")
@@ -195,9 +227,9 @@ def create(obj: str):
 def edit(obj: str, id: str):
     definition = object_def(obj, "edit")
     platform = get_platform()
-    current = platform.records.get(obj, id, where=scope(obj))
+    current = platform.records.get(obj, id, where=scope(obj, "edit"), seen_by=g.access)
     display = page_display()
-    builder = FormBuilder(platform, g.access, definition, display, g.lang)
+    builder = FormBuilder(platform, g.access, definition, display, g.lang, current)
     heading = text("form.edit", g.lang, object=object_label(definition, g.lang),
                    title=display.record_title(definition, current))
     cancel = url_for("pages.record", obj=obj, id=current["id"])
@@ -207,13 +239,13 @@ def edit(obj: str, id: str):
     version = request.form.get("version", "")
     values, form = builder.read(request.form, request.files, creating=False)
     try:
-        platform.records.within(g.access.scope).update(obj, id, values, version=version, user=g.access.user_id,
-                                                       where=scope(obj))
+        platform.records.within(g.access).update(obj, id, values, version=version, user=g.access.user_id,
+                                                 where=scope(obj, "edit"))
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel,
                           version=version)
     except Conflict as e:
-        latest = platform.records.get(obj, id, where=scope(obj))
+        latest = platform.records.get(obj, id, where=scope(obj, "edit"), seen_by=g.access)
         if str(latest["version"]) == version:  # not a stale edit: the record refuses edits now (waiting for approval)
             return _form_page(builder, form, 409, heading=heading, cancel=cancel, version=version,
                               refused=error_text(e.message, g.lang))
@@ -265,16 +297,21 @@ def _action_page(action, obj: ObjectDef, ids: list[str], back: str, errors=None,
 def run_one(obj: str, id: str, name: str):
     definition = object_def(obj)
     platform = get_platform()
-    action = actions_service(platform).get(obj, name)
-    g.access.require_action(obj, name)
+    service = actions_service(platform)
+    action = service.get(obj, name)
+    if not service.allowed(g.access, obj, name):
+        raise Forbidden(f"your roles do not allow the action {name} on {obj}")
     record_url = url_for("pages.record", obj=obj, id=id)
     if action.params and request.form.get("__params") != "1":
         platform.records.get(obj, id, where=scope(obj))
         return _action_page(action, definition, [id], record_url)
     try:
         result = run_action(platform, g.access, obj, name, id, _read_params(action))
-    except ValidationFailed as e:
-        return _action_page(action, definition, [id], record_url, e.fields, 422)
+    except (ValidationFailed, Conflict, Forbidden) as e:  # shown on the record page, beside the action
+        fields = {k: v for k, v in e.fields.items() if k in {p.name for p in action.params}}
+        general = [error_text(m, g.lang) for k, ms in e.fields.items() if k not in fields for m in ms]
+        message = "; ".join(general) or (None if fields else error_text(e.message, g.lang))
+        return record_page(obj, id, e.status, action={"name": name, "fields": fields, "message": message})
     flash(text("action.done", g.lang, action=action.label.get(g.lang)), "success")
     if result.get("record") is None:
         return redirect(url_for("pages.list_records", obj=obj))
@@ -291,8 +328,10 @@ def run_bulk(obj: str):
     if not ids:
         flash(text("action.none_selected", g.lang), "error")
         return redirect(back)
-    action = actions_service(platform).get(obj, name)
-    g.access.require_action(obj, name)
+    service = actions_service(platform)
+    action = service.get(obj, name)
+    if not service.allowed(g.access, obj, name):
+        raise Forbidden(f"your roles do not allow the action {name} on {obj}")
     if action.params and request.form.get("__params") != "1":
         return _action_page(action, definition, ids, back)
     try:

@@ -20,9 +20,9 @@ from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.reports import ReportResult, charts, personal
 from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.filters import DATE_RANGES
-from objectplatform.runtime.reports.funnel import processes
 from objectplatform.runtime.reports.paths import resolve
 from objectplatform.runtime.reports.run import SCENES
+from objectplatform.runtime.value_labels import value_labels
 
 from .api_reports import report_csv, run_as_caller
 from .app import get_platform
@@ -134,6 +134,8 @@ def _controls(report_def, args: Mapping[str, str], prefix: str = "") -> tuple[li
         if label is None:
             label = f.label.get(g.lang) if f else text(f"reports.field.{path.field}", g.lang)
         control = {"name": name, "label": label, "value": args.get(name, "")}
+        labels = (value_labels(metadata, metadata.objects[path.object], path.field)
+                  if path.type in ("picklist", "text") else {})  # options, sales processes, stages
         if path.type in ("date", "datetime"):
             low, high = args.get(f"{name}__from", ""), args.get(f"{name}__to", "")
             control.update(widget="dates", low=low, high=high,
@@ -142,11 +144,8 @@ def _controls(report_def, args: Mapping[str, str], prefix: str = "") -> tuple[li
                 filters[name] = {"from": low, "to": high}
             elif control["value"]:
                 filters[name] = control["value"]
-        elif path.type == "picklist" and f is not None:
-            control.update(widget="select", options=[(o.value, o.label.get(g.lang)) for o in f.options])
-        elif funnel and name == "sales_process":
-            control.update(widget="select", options=[(p.name, p.label.get(g.lang) if p.label else p.name)
-                                                     for p in processes(metadata, report_def.object)])
+        elif labels:
+            control.update(widget="select", options=[(value, label.get(g.lang)) for value, label in labels.items()])
         elif path.type in REFERENCE_TYPES and path.field != "id":
             value = control["value"]
             title = ""

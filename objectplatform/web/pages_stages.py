@@ -17,6 +17,7 @@ from flask import g, url_for
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.behaviors import staged
 from objectplatform.runtime.sales_processes import process
+from objectplatform.runtime.value_labels import value_labels
 
 from .app import get_platform
 from .i18n import text
@@ -81,12 +82,12 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
         "pending": pending.label.get(lang) if pending else None,
         "can_complete": is_open and g.access.can_act(obj.name, "complete_task"),
         "moves": [(name, text(f"stage.{name}", lang)) for name in moves],
-        "history": _history(obj, record, found),
+        "history": _history(record, found),
         "action": lambda name: url_for("pages.run_one", obj=obj.name, id=record["id"], name=name),
     }
 
 
-def _history(obj: ObjectDef, record: Mapping[str, Any], found) -> list[dict]:
+def _history(record: Mapping[str, Any], found) -> list[dict]:
     """The stage history rows with stage labels, oldest first."""
     platform = get_platform()
     lang = g.lang
@@ -94,12 +95,10 @@ def _history(obj: ObjectDef, record: Mapping[str, Any], found) -> list[dict]:
     hdef = platform.metadata.objects[staged.HISTORY]
     rows = record.get(staged.HISTORY, [])
     display.want(hdef, rows, ["moved_by"])
+    moves = value_labels(platform.metadata, hdef, "left_to", found.name)  # this process's stages, closing statuses
 
     def label(key: str | None) -> str:
-        if key in staged.CLOSED:
-            return display.text(obj, "status", key)
-        stage = found.stage(key)
-        return stage.label.get(lang) if stage else key or ""
+        return moves[key].get(lang) if key in moves else key or ""
 
     return [{"stage": label(r["stage"]), "entered": display.text(hdef, "entered_at", r["entered_at"]),
              "left": display.text(hdef, "left_at", r["left_at"]), "to": label(r["left_to"]),

@@ -1,5 +1,6 @@
-"""How the pages show values: labels in the page's language, option labels, dates in the organisation's
-time, and referenced records by their titles (fetched in one scoped query per target object)."""
+"""How the pages show values: labels in the page's language, the labels of options and of sales processes,
+stages and tasks (runtime/value_labels.py), dates in the organisation's time, and referenced records by
+their titles (fetched in one scoped query per target object)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import sqlalchemy as sa
 from flask import url_for
 from markupsafe import Markup, escape
 
-from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, ObjectDef
+from objectplatform.metadata import SYSTEM_FIELDS, Label, ObjectDef
 from objectplatform.runtime.storage.engine import reading
+from objectplatform.runtime.value_labels import value_labels
 
 from .i18n import text
 
@@ -85,6 +87,7 @@ class Display:
         self.lang = lang
         self._wanted: dict[str, set[str]] = {}
         self._titles: dict[str, dict[str, str]] = {}
+        self._labels: dict[tuple[str, str], dict[str, Label]] = {}
 
     # ------------------------------------------------------------------------------ titles
 
@@ -124,7 +127,9 @@ class Display:
         if len(ot.columns[title]) != 1:
             title = "id"
         where = self.access.scope(obj_name, ot.table)
-        stmt = sa.select(ot.table.c.id, ot.column(title)).where(ot.table.c.id.in_(numeric))
+        shown = ot.column(title) if title == "id" else self.platform.records.mask(obj_name, self.access).column(
+            ot.table, title, ot.column(title))  # a title hidden from the user reads as empty: "#id"
+        stmt = sa.select(ot.table.c.id, shown).where(ot.table.c.id.in_(numeric))
         if where is not None:
             stmt = stmt.where(where)
         with reading(self.platform.engine) as conn:
@@ -162,20 +167,32 @@ class Display:
 
     # ------------------------------------------------------------------------------ values
 
+    def labels(self, obj: ObjectDef, name: str) -> dict[str, Label]:
+        """{stored value: label} of a field whose values people read by label (runtime/value_labels.py)."""
+        if (obj.name, name) not in self._labels:
+            self._labels[obj.name, name] = value_labels(self.metadata, obj, name)
+        return self._labels[obj.name, name]
+
+    def labelled(self, obj: ObjectDef, name: str, value: Any, separator: str) -> str | None:
+        """The value by its label (several values joined by `separator`), None when the field's values have
+        no labels; a value without one stays as it is."""
+        labels = self.labels(obj, name)
+        if not labels:
+            return None
+        values = value if isinstance(value, list) else [value]
+        return separator.join(labels[str(v)].get(self.lang) if str(v) in labels else str(v) for v in values)
+
     def text(self, obj: ObjectDef, name: str, value: Any) -> str:
-        """A value as plain text in the page's language (references by title)."""
+        """A value as plain text in the page's language (references by title, stored keys by label)."""
         if value is None or value == "" or value == []:
             return ""
         kind = self._kind(obj, name)
-        f: FieldDef | None = obj.fields.get(name)
         separator = text("value.separator", self.lang)
+        labelled = self.labelled(obj, name, value, separator)
+        if labelled is not None:
+            return labelled
         if kind in ("picklist", "multi_picklist"):
-            values = value if isinstance(value, list) else [value]
-            options = f.options if f is not None else ()
-            labels = {o.value: o.label.get(self.lang) for o in options}
-            if f is not None and f.picklist in self.metadata.picklists and not options:
-                labels = {o.value: o.label.get(self.lang) for o in self.metadata.picklists[f.picklist].options}
-            return separator.join(labels.get(str(v), str(v)) for v in values)
+            return separator.join(str(v) for v in (value if isinstance(value, list) else [value]))
         if kind in REFERENCE_TYPES or kind in MULTI_REFERENCE_TYPES or name in SYSTEM_REFERENCES:
             to = target(obj, name)
             values = value if isinstance(value, list) else [value]

@@ -57,8 +57,11 @@ def todos():
 def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments: dict[str, str] | None = None):
     """The inbox; an approval to-do whose decision was refused shows `errors[id]` and keeps `comments[id]`
     (a refusal for a to-do no longer open, decided meanwhile, shows above the list)."""
-    items = work_queue(get_platform()).todos_for(g.access)
+    platform = get_platform()
+    items = work_queue(platform).todos_for(g.access)
+    roles = platform.metadata.roles
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
+             "role": roles[t.role].label.get(g.lang) if t.role in roles else t.role,
              "when": _when(t.created_at), "kind": _kind(t.kind), "decide": t.kind == "approval" and t.approval_id,
              "error": (errors or {}).get(t.id), "comment": (comments or {}).get(t.id, "")}
             for t in items]

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import ObjectDef
 
+from .. import actions
 from ..records import history
 from ..records.hooks import HookContext, register_hook
 from ..records.service import DERIVED_TYPES, _record_id
@@ -170,3 +171,4 @@ register_hook("before_update", check_moved, applies=is_follow_up)
 register_hook("before_create_many", check_related_many, applies=is_follow_up)
 register_hook("after_create", follow, applies=is_follow_up)
 register_hook("after_create_many", follow_many, applies=is_follow_up)
+actions.moves_in_hooks(BEHAVIOR)  # pending -> following when a follow-up is saved

@@ -27,14 +27,13 @@ same rank, the lowest id wins. The record then enters that pool as `enter_pool` 
 Hidden fields (字段隐藏). While a record waits in a pool (pool set, no owner), the pool's
 `hidden_fields` are masked for every viewer but full admins and the pool's own admins (the owner
 sees everything, there being none while it waits; once claimed or assigned nothing is masked).
-A phone-type value keeps its first 3 and last 4 characters ("138****5678"; "****" when 7
-characters or fewer), any other hidden value becomes null. The record's shape does not change and
-nothing says which fields were masked. `masker(platform, access, obj)` reads the pools once and
-returns the `Masker` every face (API record JSON, record page, list cells, related lists, CSV
-exports) applies to each record; its `where(q, filters)` keeps a search or a field filter from
-finding a waiting record by a hidden value (`q` must match one of its searchable fields left
-visible; a filter on a hidden field skips it). Not covered: a record's history (it shows the
-values the record was created with) and the edit form.
+`pool_hidings` hands them to the records service's one masking mechanism (records/masking.py, which
+also applies a role's hidden fields): a phone-type value keeps its first 3 and last 4 characters
+("138****5678"; "****" when 7 characters or fewer), any other hidden value becomes null, the record's
+shape does not change and nothing says which fields were masked. Every read path applies it (API,
+pages, history, CSV exports, reports in SQL); a search or a field filter cannot find a waiting record
+by a hidden value (`q` must match one of its searchable fields left visible; a filter on a hidden
+field skips it).
 
 The current time comes from `now()` (tests monkeypatch it).
 """
@@ -53,7 +52,7 @@ from objectplatform.metadata import Label, Metadata
 from .. import actions
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..permissions import department_chain, grants_for
-from ..records import history, history_sql, hooks
+from ..records import history, history_sql, hooks, masking
 from ..storage import convert
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
@@ -586,83 +585,34 @@ hooks.register_hook("before_create_many", lambda ctx: _entering_on_create(
 # ---------------------------------------------------------------------------------- hidden fields
 
 
-def mask_value(field_type: str, value: Any) -> Any:
-    """A hidden value as non-owners see it: phones keep their first 3 and last 4 characters, others null."""
-    if value is None:
-        return None
-    if field_type == "phone":
-        text = str(value)
-        return f"{text[:3]}****{text[-4:]}" if len(text) > 7 else "****"
-    return None
-
-
-class Masker:
-    """Masks records of one object for one viewer (see the module docstring): call it on a record; a
-    record it does not mask comes back as it is, a masked one as a copy. `where(q, filters)` is the
-    condition that keeps a search or a filter from finding a waiting record by a value hidden from
-    the viewer (None when nothing is hidden from them)."""
-
-    def __init__(self, obj_def, pool_field: str, ot, hiding: Mapping[str, tuple[tuple[str, str], ...]]):
-        self.obj_def, self.pool_field, self.ot, self.hiding = obj_def, pool_field, ot, hiding
-
-    def __call__(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
-        if not self.hiding:
-            return record
-        pool_id = record.get(self.pool_field)
-        names = self.hiding.get(str(pool_id)) if pool_id is not None and record.get("owner") is None else None
-        if not names:
-            return record
-        out = dict(record)
-        for name, field_type in names:
-            if name in out:
-                out[name] = mask_value(field_type, out[name])
-        return out
-
-    def where(self, q: str | None, filters: Mapping[str, Any] | None = None) -> sa.ColumnElement[bool] | None:
-        """Waiting records of the pools hiding fields from the viewer, excluded when they would match
-        only by a hidden value: `q` matching none of their searchable fields left visible, or a filter
-        on a hidden field."""
-        q = (q or "").strip()
-        filtered = {param.rpartition("__")[0] or param for param in (filters or {})}
-        if not self.hiding or not (q or filtered):
-            return None
-        obj, column = self.obj_def, self.ot.column
-        searchable = obj.searchable_fields or tuple(n for n in (obj.title_field,) if n in obj.fields)
-        by_hidden: dict[frozenset[str], list[int]] = {}
-        for pool_id, names in self.hiding.items():
-            by_hidden.setdefault(frozenset(n for n, _ in names), []).append(int(pool_id))
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        excluded = []
-        for hidden, pool_ids in by_hidden.items():
-            waiting = sa.and_(column("owner").is_(None), column(self.pool_field).in_(sorted(pool_ids)))
-            if filtered & hidden:
-                excluded.append(waiting)
-                continue
-            if q and set(searchable) & hidden:
-                visible = [column(n).ilike(pattern, escape="\\") for n in searchable if n not in hidden]
-                excluded.append(sa.and_(waiting, sa.not_(sa.or_(*visible))) if visible else waiting)
-        return sa.not_(sa.or_(*excluded)) if excluded else None
-
-
-def masker(platform, access, obj: str) -> Masker:
-    """The masker of `obj`'s records for `access` (see `Masker`); it reads the pools once, here."""
-    obj_def = platform.metadata.objects.get(obj)
-    spec = obj_def.behaviors.get("pool") if obj_def is not None else None
-    if spec is None or access is None or access.is_admin:
-        return Masker(obj_def, "pool", None, {})
+@masking.register_hiding
+def pool_hidings(platform, access, obj) -> list[masking.Hiding]:
+    """The fields of `obj`'s waiting records hidden from `access`: one hiding per set of hidden fields, over
+    the pools hiding them from the user (every pool but those they administer); the pools are read here."""
+    spec = obj.behaviors.get("pool")
+    if spec is None:
+        return []
     pool_field = spec.get("pool_field", "pool")
     pot = platform.schema[spec.get("pool_object", "lead_pool")]
     with reading(platform.engine) as conn:
         rows = conn.execute(sa.select(pot.table.c.id, pot.column("hidden_fields"), pot.column("admins"))).all()
-    ot = platform.schema[obj]
-    hiding: dict[str, tuple[tuple[str, str], ...]] = {}
+    pools_hiding: dict[frozenset[str], list[int]] = {}
     for pool_id, hidden_json, admins_json in rows:
-        hidden = convert.from_db("multi_picklist", hidden_json) or []
-        admins = convert.from_db("multi_user", admins_json) or []
-        names = tuple((n, obj_def.fields[n].type) for n in hidden if n in obj_def.fields)
-        if names and str(access.user_id) not in admins:
-            hiding[str(pool_id)] = names
-    return Masker(obj_def, pool_field, ot, hiding)
+        hidden = frozenset(n for n in convert.from_db("multi_picklist", hidden_json) or [] if n in obj.fields)
+        if hidden and str(access.user_id) not in (convert.from_db("multi_user", admins_json) or []):
+            pools_hiding.setdefault(hidden, []).append(pool_id)
+    column = platform.schema[obj.name].columns[pool_field][0]
+    return [_waiting(fields, pool_ids, pool_field, column) for fields, pool_ids in pools_hiding.items()]
+
+
+def _waiting(fields: frozenset[str], pool_ids: list[int], pool_field: str, column: str) -> masking.Hiding:
+    """`fields` hidden on the records waiting (no owner) in the pools `pool_ids`."""
+    ids = frozenset(str(i) for i in pool_ids)
+    return masking.Hiding(
+        fields,
+        lambda record: record.get("owner") is None and str(record.get(pool_field)) in ids,
+        lambda table: sa.and_(table.c.owner.is_(None), table.c[column].in_(sorted(pool_ids))),
+    )
 
 
 # ------------------------------------------------------------------------------ registration

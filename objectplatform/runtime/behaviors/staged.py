@@ -500,6 +500,11 @@ def _handler(obj: str, name: str):
     return run
 
 
+def _open(platform, record: Mapping[str, Any]) -> bool:
+    """The process's actions apply to an open opportunity not waiting for a stage approval."""
+    return record.get("status") == OPEN and not record.get("pending_stage")
+
+
 @actions.action_provider
 def staged_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
@@ -520,5 +525,5 @@ def staged_actions(metadata: Metadata) -> list[actions.Action]:
         }
         for name, (label, params) in specs.items():
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), params,
-                                        bulk=name != "complete_task"))
+                                        bulk=name != "complete_task", applies=_open))
     return found

@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import masking
+
 
 def jsonable(value: Any) -> Any:
     """A record-form value as plain JSON data."""
@@ -60,21 +62,43 @@ def write_created(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Ta
 
 
 def read(conn: sa.Connection, history: sa.Table, obj: str, record_id: int) -> list[dict]:
-    """The record's entries, oldest first: {"change", "field", "old", "new", "user", "at"}."""
+    """The record's entries, oldest first: {"change", "field", "old", "new", "user", "at"}; the entry of a
+    field holding several values (a team's users, options) also says which were "added" and "removed"."""
     rows = conn.execute(
         sa.select(history).where(history.c.object == obj, history.c.record_id == record_id).order_by(history.c.id)
     ).mappings()
-    return [
-        {
-            "change": r["change"],
-            "field": r["field"],
-            "old": None if r["old_value"] is None else json.loads(r["old_value"]),
-            "new": None if r["new_value"] is None else json.loads(r["new_value"]),
-            "user": None if r["user_id"] is None else str(r["user_id"]),
-            "at": r["at"].replace(tzinfo=UTC),
-        }
-        for r in rows
-    ]
+    entries = []
+    for r in rows:
+        old = None if r["old_value"] is None else json.loads(r["old_value"])
+        new = None if r["new_value"] is None else json.loads(r["new_value"])
+        entry = {"change": r["change"], "field": r["field"], "old": old, "new": new,
+                 "user": None if r["user_id"] is None else str(r["user_id"]), "at": r["at"].replace(tzinfo=UTC)}
+        if r["field"] is not None and (isinstance(old, list) or isinstance(new, list)):
+            entry.update(added=[v for v in new or [] if v not in (old or [])],
+                         removed=[v for v in old or [] if v not in (new or [])])
+        entries.append(entry)
+    return entries
+
+
+def masked(entries: list[dict], mask, hidden_now: frozenset[str]) -> list[dict]:
+    """`entries` as the caller of `mask` (records/masking.FieldMask) may see them: a field their roles hide
+    has no entries, a field hidden on the record now (`hidden_now`) shows masked values, and the record a
+    deletion's entry keeps is masked as the record would be."""
+    shown = []
+    for entry in entries:
+        name = entry["field"]
+        if name in mask.hidden:
+            continue
+        if name in hidden_now:
+            kind = mask.obj.fields[name].type
+            entry = {**entry, "old": masking.masked_value(kind, entry["old"]),
+                     "new": masking.masked_value(kind, entry["new"])}
+            entry.pop("added", None)
+            entry.pop("removed", None)
+        elif name is None and isinstance(entry["old"], Mapping):  # a deletion keeps the whole record
+            entry = {**entry, "old": mask(entry["old"])}
+        shown.append(entry)
+    return shown
 
 
 def changes(before: Mapping[str, Any], after: Mapping[str, Any], fields: Iterable[str]) -> dict[str, tuple]:

@@ -7,6 +7,8 @@ PostgreSQL from using a plain index): the cursor condition follows each database
 instead (SQLite sorts NULL smallest, PostgreSQL largest), so a walk by cursor returns every row
 exactly once, in the order of the unpaged query. Rows with NULL sort values are the only place the
 two databases order differently (text compares by code point on both with PostgreSQL's C collation).
+A caller's field mask (masking.py) makes a filter or a sort on a field hidden from their role a bad
+request, leaves such fields out of `q`, and keeps records from being found by a value hidden on them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from objectplatform.runtime.expressions_sql import to_sql
 from ..storage.convert import JSON_TYPES, field_type, from_row, to_db
 from ..storage.tables import MULTI_TYPES, REFERENCE_TYPES, ObjectTable, Schema, sort_keys
 from .formulas import Formulas
+from .masking import FieldMask
 
 MAX_LIMIT = 500
 MAX_ID = 2**63 - 1
@@ -98,6 +101,7 @@ def list_page(
     where: ColumnElement[bool] | None = None,
     now: datetime | None = None,
     count: bool = True,
+    mask: FieldMask | None = None,
 ) -> tuple[list[dict], str | None, int | None]:
     """One page of records, the cursor of the next page (None on the last) and the total (None unless `count`).
 
@@ -117,14 +121,21 @@ def list_page(
             return None
 
     page_size = check("limit", lambda: _limit(limit))
-    keys = check("sort", lambda: _sort_keys(ot, sort, sql_now))
-    conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, sql_now))
+    keys = check("sort", lambda: _sort_keys(ot, sort, sql_now, mask))
+    conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, sql_now, mask))
                   for param, value in filters.items()]
     q = (q or "").strip()
     if q:
-        conditions.append(check("q", lambda: _search(ot, q)))
+        conditions.append(check("q", lambda: _search(ot, q, mask)))
     if where is not None:
         conditions.append(where)
+    if mask is not None and mask.hidings and not errors:
+        filtered = {param.rpartition("__")[0] or param for param in filters}
+        pattern = f"%{escape_like(q)}%"
+        guard = mask.guard(ot.table, q, filtered, _searchable(ot.object),
+                           lambda name: ot.column(name).ilike(pattern, escape="\\"))
+        if guard is not None:
+            conditions.append(guard)
     after = None
     if cursor and keys is not None:
         digest = _digest(obj_name, keys, filters, q)
@@ -262,7 +273,8 @@ CONVERT: dict[str, Callable[[str], Any]] = {
 # ----------------------------------------------------------------------------- filters and search
 
 
-def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime) -> ColumnElement[bool]:
+def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime,
+            mask: FieldMask | None = None) -> ColumnElement[bool]:
     """One `field__op=value` query parameter as a condition."""
     if "\x00" in raw:
         raise InvalidFilter("must not contain NUL characters")
@@ -270,6 +282,8 @@ def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime) 
     if not sep:
         name, op = param, "eq"
     field = _field(ot, name, now)
+    if mask is not None and not mask.visible(name):
+        raise InvalidFilter(f"cannot filter on field '{name}': it is hidden from your role")
     if op not in OPERATORS:
         raise InvalidFilter(f"unknown operator '{op}' (use one of {', '.join(OPERATORS[1:])})")
     if op == "isnull":
@@ -296,15 +310,23 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _search(ot: ObjectTable, q: str) -> ColumnElement[bool]:
-    """`q` as a case-insensitive substring of any searchable field (the title field when none is marked)."""
+def _searchable(obj: ObjectDef) -> tuple[str, ...]:
+    """The fields `q` searches: those marked searchable, else the title field when it is text."""
+    return obj.searchable_fields or tuple(
+        n for n in (obj.title_field,) if n in obj.fields and FILTER_KINDS.get(obj.fields[n].type) == "text")
+
+
+def _search(ot: ObjectTable, q: str, mask: FieldMask | None = None) -> ColumnElement[bool]:
+    """`q` as a case-insensitive substring of any searchable field the caller may see."""
     obj = ot.object
     if "\x00" in q:
         raise InvalidFilter("must not contain NUL characters")
-    names = obj.searchable_fields or tuple(
-        n for n in (obj.title_field,) if n in obj.fields and FILTER_KINDS.get(obj.fields[n].type) == "text")
+    names = _searchable(obj)
     if not names:
         raise InvalidFilter(f"{obj.name} has no searchable fields")
+    names = tuple(n for n in names if mask is None or mask.visible(n))
+    if not names:
+        return sa.false()
     pattern = f"%{escape_like(q)}%"
     return sa.or_(*(ot.column(name).ilike(pattern, escape="\\") for name in names))
 
@@ -319,11 +341,17 @@ def _limit(limit: int | str) -> int:
     return int(text)
 
 
-def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime) -> list[_Key]:
-    """The ORDER BY keys: `sort` ("-amount,name") or the list view's, ending with id."""
+def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime, mask: FieldMask | None = None) -> list[_Key]:
+    """The ORDER BY keys: `sort` ("-amount,name") or the list view's, ending with id. A field hidden from
+    the caller's role orders nothing: named in `sort`, it is a bad parameter; in the list view's, it is
+    left out."""
     items = [item.strip() for item in (sort or "").split(",") if item.strip()]
+    hidden = [item.removeprefix("-") for item in items if mask is not None and not mask.visible(item.removeprefix("-"))]
+    if hidden:
+        raise InvalidFilter(f"cannot sort on field '{hidden[0]}': it is hidden from your role")
     if not items:
-        items = list(ot.object.list_view.sort if ot.object.list_view else ("-created_at",))
+        items = [item for item in (ot.object.list_view.sort if ot.object.list_view else ("-created_at",))
+                 if mask is None or mask.visible(item.removeprefix("-"))]
     names = [item.removeprefix("-") for item in items]
     for name in names:
         if names.count(name) > 1:

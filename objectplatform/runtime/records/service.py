@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata.expressions import parse
 
+from .. import lifecycles
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
@@ -35,6 +36,7 @@ from . import history, hooks
 from .autonumber import AutoNumber, reserve
 from .bulk import RowMaker, batches, insert_many
 from .formulas import Formulas
+from .masking import FieldMask, HeldValidators, field_mask
 from .query import list_page
 from .rollups import Rollups
 
@@ -96,7 +98,9 @@ class Records:
             for name, obj in self.metadata.objects.items()
         }
         self.row_makers = {name: RowMaker(ot) for name, ot in self.schema.objects.items()}
+        self.lifecycles = lifecycles.Guard(self.metadata)
         self.reference_scope: Callable[[str, sa.Table], ColumnElement[bool] | None] | None = None
+        self.caller = None  # the Access of `within`: its writes are held to the caller's field levels
         self.unique_constraints = {
             idx.name: (name, column.name)
             for name, ot in self.schema.objects.items()
@@ -104,12 +108,21 @@ class Records:
             for column in idx.columns
         }
 
-    def within(self, scope: Callable[[str, sa.Table], ColumnElement[bool] | None]) -> Records:
-        """This service for one caller: a reference may only name a record that `scope(object, table)`
-        (the caller's data scope) admits; any other is "no <object> with id N", as if it did not exist."""
+    def within(self, caller) -> Records:
+        """This service for one caller (their `Access`): a reference may only name a record their data scope
+        admits (any other is "no <object> with id N", as if it did not exist), and a write may not change a
+        field their roles let them only read, nor give one they may not see (records/masking.py).
+        Given a bare `scope(object, table)` instead, only references are held to it."""
         view = copy.copy(self)
-        view.reference_scope = scope
+        view.reference_scope = getattr(caller, "scope", caller)
+        if hasattr(caller, "field_levels"):
+            view.caller = caller
+            view.validators = HeldValidators(self.validators, lambda obj: self.mask(obj, caller))
         return view
+
+    def mask(self, obj: str, access) -> FieldMask:
+        """What `access` (None: the system) may see and change of `obj`'s fields, made once per access."""
+        return field_mask(self.platform, access, obj)
 
     # ------------------------------------------------------------------------------ transactions
 
@@ -141,6 +154,12 @@ class Records:
             with reading(self.engine) as own:
                 yield own
 
+    def _access(self, user: str, conn: sa.Connection):
+        """The access of `user` (who may edit what a lifecycle state locks)."""
+        from ..permissions import access_for
+
+        return access_for(self.platform, user, conn)
+
     def _table(self, obj: str) -> ObjectTable:
         if obj not in self.schema.objects:
             raise NotFound(f"unknown object {obj}")
@@ -148,18 +167,26 @@ class Records:
 
     # ------------------------------------------------------------------------------------ reads
 
-    def get(self, obj: str, id: Any, *, where=None, conn: sa.Connection | None = None) -> dict:
+    def get(self, obj: str, id: Any, *, where=None, seen_by=None, conn: sa.Connection | None = None) -> dict:
         """The record with its formulas and inline child lines; NotFound when there is none.
 
         `where` (a condition on the object's table, such as the caller's data scope) makes a record
-        it excludes NotFound too, in the same query.
+        it excludes NotFound too, in the same query; `seen_by` (an Access) masks what it may not see.
         """
         ot = self._table(obj)
         with self._reading(conn) as c:
             record = self._read(c, ot, id, where=where)
             if record is None:
                 raise NotFound(f"no {obj} with id {id}")
-            return record
+            return record if seen_by is None else self.masked(obj, record, seen_by)
+
+    def masked(self, obj: str, record: Mapping[str, Any], access) -> dict:
+        """`record` (with its inline child lines) as `access` may see it (records/masking.py)."""
+        out = dict(self.mask(obj, access)(record))
+        for child, _via in self.children.get(obj, ()):
+            if child in out:
+                out[child] = [self.mask(child, access)(line) for line in out[child]]
+        return out
 
     def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False, where=None) -> dict | None:
         record_id = _record_id(id)
@@ -181,18 +208,22 @@ class Records:
 
     def list(self, obj: str, *, filters: Mapping[str, str] | None = None, q: str | None = None,
              sort: str | None = None, limit: int | str = 50, cursor: str | None = None, where=None,
-             count: bool = True, conn: sa.Connection | None = None) -> Page:
+             count: bool = True, seen_by=None, conn: sa.Connection | None = None) -> Page:
         """A page of records (see records/query.py for the filters, search, sort and cursor); the
-        total is None unless `count`."""
+        total is None unless `count`. `seen_by` (an Access) masks what it may not see, and its filters,
+        search and sort cannot find or order records by it."""
         self._table(obj)
+        mask = None if seen_by is None else self.mask(obj, seen_by)
         with self._reading(conn) as c:
             items, next_cursor, total = list_page(c, self.schema, obj, filters=filters, q=q, sort=sort,
-                                                  limit=limit, cursor=cursor, where=where, count=count)
-        return Page(items, next_cursor, total)
+                                                  limit=limit, cursor=cursor, where=where, count=count, mask=mask)
+        return Page(items if mask is None else [mask(r) for r in items], next_cursor, total)
 
-    def history(self, obj: str, id: Any, *, where=None, conn: sa.Connection | None = None) -> list[dict]:
+    def history(self, obj: str, id: Any, *, where=None, seen_by=None, conn: sa.Connection | None = None) -> list[dict]:
         """The record's audit entries, oldest first (also for a deleted record, unless `where` is given:
-        then the record must exist and satisfy it, else NotFound)."""
+        then the record must exist and satisfy it, else NotFound). For `seen_by` (an Access), the entries
+        of a field it may not see are left out, those of a field hidden on the record as it is now are
+        masked, and so are the values a deletion's entry keeps."""
         ot = self._table(obj)
         record_id = _record_id(id)
         if record_id is None:
@@ -202,7 +233,12 @@ class Records:
                 sa.select(ot.table.c.id).where(ot.table.c.id == record_id, where)
             ).first() is None:
                 raise NotFound(f"no {obj} with id {id}")
-            return history.read(c, self.schema.history, obj, record_id)
+            entries = history.read(c, self.schema.history, obj, record_id)
+            if seen_by is None:
+                return entries
+            mask = self.mask(obj, seen_by)
+            current = c.execute(sa.select(ot.table).where(ot.table.c.id == record_id)).mappings().first()
+            return history.masked(entries, mask, mask.hidden_on(from_row(ot, current)) if current else mask.hidden)
 
     # ------------------------------------------------------------------------------- validation
 
@@ -342,8 +378,13 @@ class Records:
             now = datetime.now(UTC)
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
+            if not system:
+                self.lifecycles.refuse_new(obj, data)
+                self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user)
             record, load_errors = self._prepare_new(c, ot, data, user, now, system)
             _add(errors, load_errors)
+            if not system:
+                self.lifecycles.refuse_start(obj, record, errors)
             prepared = {}
             for child, (via, items) in lines.items():
                 prepared[child] = []
@@ -409,9 +450,14 @@ class Records:
 
     def update(self, obj: str, id: Any, values: Mapping[str, Any], *, version: int | None,
                user: str | None = None, where=None, conn: sa.Connection | None = None,
-               system: bool = False) -> dict:
+               system: bool = False, change: str = "update", detail: Mapping[str, Any] | None = None) -> dict:
         """Change the given fields (and replace inline child lists) of the record read at `version`;
-        a record that `where` excludes is NotFound."""
+        a record that `where` excludes is NotFound. The history names the change `change` (a transition's
+        name) and keeps `detail` (its parameters) as one more entry.
+
+        A user's write (not `system`) is held to the object's lifecycle, in API.md's order: a field only
+        transitions set (422), then a stale version (409), then a field or lines the state locks (409
+        `locked`), then the other field errors (422)."""
         ot = self._table(obj)
         if version is None and not system:
             raise ValidationFailed({"version": ["required"]})
@@ -423,18 +469,30 @@ class Records:
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
                 raise NotFound(f"no {obj} with id {id}")
-            if version is not None and current["version"] != int(version):
-                raise self._conflict(ot, current, version)
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
+            changed = [] if system else self.validators[obj].changed(data, current)
+            if not system:
+                self.lifecycles.refuse_transition_only(obj, changed)
+                data = {name: value for name, value in data.items() if name in changed}
+            if version is not None and current["version"] != int(version):
+                raise self._conflict(ot, current, version)
+            if not system:
+                self.lifecycles.refuse_locked(c, self._access, obj, current, changed, user)
+                self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
             record, changes, load_errors = self._prepare_change(c, ot, current, data, user, now, system)
             _add(errors, load_errors)
             plans = {child: self._plan_lines(c, child, via, current, items, user, now, system, errors)
                      for child, (via, items) in lines.items()}
+            if not system:
+                touched = [child for child, (creates, updates, deletes) in plans.items()
+                           if creates or deletes or any(line_changes for _, _, line_changes in updates)]
+                self.lifecycles.refuse_locked(c, self._access, obj, current, touched, user)
             if errors:
                 raise ValidationFailed(errors)
             self._apply_change(c, ot, current, record, changes, user, now, saved,
-                               expected=int(version) if version is not None else current["version"])
+                               expected=int(version) if version is not None else current["version"],
+                               change=change, detail=detail)
             for child, (creates, updates, deletes) in plans.items():
                 cot = self.schema[child]
                 for child_current, child_record, child_changes in updates:
@@ -469,7 +527,8 @@ class Records:
         return record, history.changes(own, record, stored), errors
 
     def _apply_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any], record: dict,
-                      changes: dict, user: str | None, now: datetime, saved: list[Path], expected: int) -> None:
+                      changes: dict, user: str | None, now: datetime, saved: list[Path], expected: int,
+                      change: str = "update", detail: Mapping[str, Any] | None = None) -> None:
         """The conditional UPDATE (version must still be `expected`), its history and the rollups."""
         if not changes:
             return
@@ -491,8 +550,9 @@ class Records:
         logged = {name: (self._logged(ot, name, current), self._logged(ot, name, record))
                   for name in changes if ot.object.fields[name].type not in DERIVED_TYPES}
         history.write(conn, self.schema.history, [
-            history.entry(obj, int(current["id"]), "update", name, old, value, user, now)
-            for name, (old, value) in logged.items()])
+            history.entry(obj, int(current["id"]), change, name, old, value, user, now)
+            for name, (old, value) in logged.items()] + (
+            [history.entry(obj, int(current["id"]), change, None, None, detail, user, now)] if detail else []))
         self.rollups.after_change(conn, obj, [(current, record)], now)
         hooks.run("after_update", ot.object,
                   hooks.HookContext(self, conn, obj, user, now, before=dict(current), after=record))
@@ -534,6 +594,7 @@ class Records:
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
                 raise NotFound(f"no {obj} with id {id}")
+            self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
             self._delete(c, ot, current, user, datetime.now(UTC))
 
     def _delete(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any], user: str | None,
@@ -556,12 +617,13 @@ class Records:
     def create_many(self, obj: str, rows: Iterable[Mapping[str, Any]], *, user: str | None = None,
                     all_or_nothing: bool = False, batch_size: int = 1000,
                     progress: Callable[[int, int | None], None] | None = None,
-                    total: int | None = None) -> BulkResult:
+                    total: int | None = None, system: bool = False) -> BulkResult:
         """Validate every row and insert the valid ones in batches (one executemany each).
 
         Each batch is its own transaction unless `all_or_nothing`, which inserts nothing when any
         row fails (then `created` is empty and `errors` lists every bad row). The history gets one
-        "create" entry per imported record, not one per field.
+        "create" entry per imported record, not one per field. `system` rows (the demo's history) may set
+        system fields and start in any state of a lifecycle.
         """
         ot = self._table(obj)
         result = BulkResult()
@@ -578,11 +640,11 @@ class Records:
                     progress(done, total)
 
         if not all_or_nothing:
-            run(lambda batch, start: self._create_batch_retrying(ot, batch, start, user))
+            run(lambda batch, start: self._create_batch_retrying(ot, batch, start, user, system))
             return result
         try:
             with self.engine.begin() as conn:
-                run(lambda batch, start: self._create_batch(conn, ot, batch, start, user))
+                run(lambda batch, start: self._create_batch(conn, ot, batch, start, user, system))
                 if result.errors:
                     raise _RolledBack
         except _RolledBack:
@@ -590,23 +652,23 @@ class Records:
         return result
 
     def _create_batch_retrying(self, ot: ObjectTable, batch: list, start: int,
-                               user: str | None) -> tuple[list[str], list[RowError]]:
+                               user: str | None, system: bool) -> tuple[list[str], list[RowError]]:
         """One batch in its own transaction, validated again once if a concurrent insert took a unique value."""
         try:
             with self.engine.begin() as conn:
-                return self._create_batch(conn, ot, batch, start, user)
+                return self._create_batch(conn, ot, batch, start, user, system)
         except ValidationFailed:
             with self.engine.begin() as conn:
-                return self._create_batch(conn, ot, batch, start, user)
+                return self._create_batch(conn, ot, batch, start, user, system)
 
     def _create_batch(self, conn: sa.Connection, ot: ObjectTable, batch: list[Mapping[str, Any]], start: int,
-                      user: str | None) -> tuple[list[str], list[RowError]]:
+                      user: str | None, system: bool = False) -> tuple[list[str], list[RowError]]:
         obj = ot.object.name
         now = datetime.now(UTC)
         validator, formulas = self.validators[obj], self.formulas[obj]
         loaded: list[tuple[int, dict, Errors]] = []
         for i, row in enumerate(batch):
-            values, errors = self._load(obj, row, partial=False, system=False)
+            values, errors = self._load(obj, row, partial=False, system=system)
             loaded.append((start + i, values, errors))
         values_list = [values for _, values, _ in loaded]
         references = self._reference_errors(conn, ot, values_list)
@@ -617,6 +679,8 @@ class Records:
         for (_, values, errors), refs, uniq in zip(loaded, references, uniques, strict=True):
             _add(errors, refs)
             _add(errors, uniq)
+            if not system:
+                self.lifecycles.refuse_start(obj, values, errors)
             records.append({**initial, **values, "owner": values.get("owner") or user, "created_by": user,
                             "updated_by": user, "created_at": now, "updated_at": now, "version": 1})
         hooks.run("before_create_many", ot.object, hooks.HookContext(

@@ -26,11 +26,12 @@ from ..errors import ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
 from ..storage.engine import reading
+from ..value_labels import value_labels
 from .compile import Compiler, Dimension, Joins, Measure
 from .filters import ORG_OFFSET, date_range
 from .masking import report_mask
 from .paths import resolve
-from .run import Column, ReportResult, _conditions, _scene_owners, _scope, label_of
+from .run import Column, ReportResult, _conditions, _scene_owners, _scope
 
 HISTORY = "stage_history"
 
@@ -102,7 +103,7 @@ def run_funnel(platform, report: Definition, *, access: Access | None, filters: 
               "entered": sum(r["entered"] for r in rows), "conversion_rate": None, "avg_days_in_stage": None,
               "win_rate": win_rate}
     columns = [Column(key, label, kind) for key, label, kind in COLUMNS]
-    stage_labels = {s["key"]: label_of(s.get("label"), Label(s["key"], s["key"])) for s in process.data["stages"]}
+    stage_labels = value_labels(metadata, metadata.objects[base], "stage", process.name)
     return ReportResult(report.name, report.label, columns, rows, totals, columns[:1], columns[1:],
                         report.data.get("chart") or {"type": "funnel", "measures": ["count"]},
                         value_labels={"stage": stage_labels})

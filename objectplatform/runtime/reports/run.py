@@ -19,6 +19,7 @@ from ..permissions import Access, Org
 from ..records.query import InvalidFilter
 from ..storage.engine import reading
 from ..storage.tables import REFERENCE_TYPES
+from ..value_labels import value_labels
 from .compile import Compiler, Dimension, Joins, Measure
 from .filters import condition, split
 from .masking import report_mask
@@ -130,18 +131,19 @@ def run_report(platform, report: Definition, *, access: Access | None, filters: 
         else:
             columns, rows, totals = _matrix(conn, compiler, dimensions, across, measures, sort, limit,
                                             dim_columns, measure_columns,
-                                            _dimension_column(metadata, across, data["columns"]))
-    labels = {d.key: _option_labels(metadata, d) for d in [*dimensions, *([across] if across else [])]}
+                                            _dimension_column(metadata, across, data["columns"]),
+                                            dimension_labels(metadata, across))
+    labels = {d.key: dimension_labels(metadata, d) for d in [*dimensions, *([across] if across else [])]}
     return ReportResult(report.name, report.label, columns, rows, totals, dim_columns, measure_columns,
                         data.get("chart"), value_labels={k: v for k, v in labels.items() if v})
 
 
-def _option_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
-    """A picklist dimension's option labels by value, for the faces that show labels."""
-    f = metadata.objects[d.path.object].fields.get(d.path.field)
-    if d.bucket or f is None or d.path.type != "picklist":
+def dimension_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
+    """The labels of a dimension's values (an option's, a sales process's or stage's), for the faces that show
+    labels; none for a date bucket."""
+    if d.bucket:
         return {}
-    return {o.value: o.label for o in f.options}
+    return value_labels(metadata, metadata.objects[d.path.object], d.path.field)
 
 
 def _dimension(metadata: Metadata, base: str, raw: Mapping[str, Any]) -> Dimension:
@@ -185,9 +187,10 @@ def _fetch(conn: sa.Connection, stmt: sa.Select, measures: list[Column]) -> list
 
 
 def _matrix(conn, compiler: Compiler, dimensions, across: Dimension, measures, sort, limit, dim_columns,
-            measure_columns, across_column: Column):
-    """A matrix: one column per value of `across` and measure, then each row's totals; the totals row holds
-    each column's totals and the grand totals. Four statements: cells, row totals, column totals, grand."""
+            measure_columns, across_column: Column, across_labels: Mapping[Any, Label]):
+    """A matrix: one column per value of `across` and measure (headed by the value's label), then each row's
+    totals; the totals row holds each column's totals and the grand totals. Four statements: cells, row
+    totals, column totals, grand."""
     row_keys = [d.key for d in dimensions]
     by_row = _fetch(conn, compiler.statement(dimensions, measures, sort, limit), measure_columns)
     by_column = _fetch(conn, compiler.statement([across], measures), measure_columns)
@@ -198,7 +201,9 @@ def _matrix(conn, compiler: Compiler, dimensions, across: Dimension, measures, s
     for value in values:
         for m in measure_columns:
             shown = "" if value is None else str(value)
-            columns.append(Column(f"{m.key}__{shown}", Label(f"{shown} · {m.label.zh}", f"{shown} · {m.label.en}"),
+            named = across_labels.get(value) or Label(shown, shown)
+            columns.append(Column(f"{m.key}__{shown}",
+                                  Label(f"{named.zh} · {m.label.zh}", f"{named.en} · {m.label.en}"),
                                   m.type, m.path, m.measure, m.key, value))
     columns += [Column(m.key, Label(f"{TOTAL.zh} · {m.label.zh}", f"{TOTAL.en} · {m.label.en}"), m.type, m.path,
                        m.measure) for m in measure_columns]

@@ -7,7 +7,9 @@ indexes are added; a removed field's column stays with its data; a change that c
 (a type change, a shrinking column, required over NULLs, unique over duplicates) is a refusal, and a
 plan with any refusal applies nothing.
 A new rollup or stored formula over existing rows is computed by one UPDATE, and so is every derived
-field that reads one; a formula the database cannot compute is left for each row's next change.
+field that reads one; a formula the database cannot compute is left for each row's next change. A field
+that becomes a record team (or stops being one) gets its members' rows in `_op_team` filled (or cleared)
+by one INSERT ... SELECT over its values.
 """
 
 from __future__ import annotations
@@ -111,6 +113,22 @@ class ComputeLater:
 
 
 @dataclass(frozen=True)
+class FillTeam:
+    """A field that became a record team: its members' `_op_team` rows, from the rows holding members
+    (rows: how many the plan saw); one that stopped being a team: its rows removed (`clear`)."""
+
+    table: str
+    field: str
+    rows: int
+    clear: bool = False
+
+    def render(self) -> str:
+        if self.clear:
+            return f"~ clear the team members of {self.table}.{self.field}"
+        return f"~ fill the team members of {self.table}.{self.field} from {_rows(self.rows)}"
+
+
+@dataclass(frozen=True)
 class CreateIndex:
     table: str
     name: str
@@ -162,6 +180,7 @@ Operation = (
     | FillDefault
     | ComputeField
     | ComputeLater
+    | FillTeam
     | CreateIndex
     | DropUniqueIndex
     | KeepColumn
@@ -201,6 +220,7 @@ _NOUNS = {  # (one, several)
     WidenColumn: ("widened column", "widened columns"), FillDefault: ("default filled", "defaults filled"),
     ComputeField: ("derived field computed", "derived fields computed"),
     ComputeLater: ("derived field left for later", "derived fields left for later"),
+    FillTeam: ("team filled", "teams filled"),
     CreateIndex: ("index", "indexes"), DropUniqueIndex: ("unique index dropped", "unique indexes dropped"),
     KeepColumn: ("column kept", "columns kept"), RecordField: ("field definition", "field definitions"),
 }
@@ -262,7 +282,7 @@ def migrate(engine: sa.Engine, schema: Schema, dry_run: bool = False) -> Plan:
 def field_spec(ot: ObjectTable, f: FieldDef) -> dict:
     """What `_op_schema` records of a field besides its type: its columns' types, required, unique."""
     columns = {name: str(ot.table.c[name].type) for name in ot.columns.get(f.name, ())}
-    return {"columns": columns, "required": f.required, "unique": f.unique}
+    return {"columns": columns, "required": f.required, "unique": f.unique, **({"team": True} if f.team else {})}
 
 
 def _rows(count: int) -> str:
@@ -369,6 +389,10 @@ class _Planner:
                     self._fill(ot, f, self._counts(table)[column])
                 if f.unique and not new_columns:
                     self._check_duplicates(ot, f, column)
+                if (old is not None and not new_columns and bool(f.team) != old.spec.get("team", False)
+                        and self.schema.teams is not None):  # no team left: the side table is no longer read
+                    counts = self._counts(table)
+                    self.ops.append(FillTeam(ot.object.name, f.name, counts[None] - counts[column], clear=not f.team))
             if old is None or old.removed or old.spec != spec:
                 self.ops.append(self._record(ot, f))
         self.ops.extend(
@@ -610,6 +634,22 @@ def _(item: ComputeField, conn: sa.Connection, op: Operations, schema: Schema) -
     f = ot.object.fields[item.field]
     value = _derived_value(schema, ot, f, datetime.now(UTC).replace(tzinfo=None))
     conn.execute(ot.table.update().values({ot.column(f.name): value}))
+
+
+@_execute.register
+def _(item: FillTeam, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    team, ot = schema.teams, schema.objects[item.table]
+    conn.execute(sa.delete(team).where(team.c.object == item.table, team.c.field == item.field))
+    if item.clear:
+        return
+    column = ot.column(item.field).name
+    members = ("json_each(t.{c}) AS j" if conn.dialect.name == "sqlite"
+               else "LATERAL json_array_elements_text(CAST(t.{c} AS json)) AS j(value)").format(c=f'"{column}"')
+    conn.execute(sa.text(
+        f'INSERT INTO "{team.name}" (object, record_id, field, user_id) '
+        f"SELECT DISTINCT :object, t.id, :field, CAST(j.value AS BIGINT) "
+        f'FROM "{ot.table.name}" AS t CROSS JOIN {members} WHERE t."{column}" IS NOT NULL'
+    ), {"object": item.table, "field": item.field})
 
 
 @_execute.register

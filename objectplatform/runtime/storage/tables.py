@@ -216,6 +216,20 @@ class Schema:
         self.add_work_queue_tables()
         self.add_approval_tables()
         self.add_report_tables()
+        has_teams = any(f.team for o in metadata.objects.values() for f in o.fields.values())
+        self.teams = self.team_table() if has_teams else None
+
+    def team_table(self) -> sa.Table:
+        """Who is on each record's team fields (相关团队, records/teams.py keeps it): the data scope finds a
+        member's records by the (user_id, object, field, record_id) index."""
+        return sa.Table(
+            f"{PREFIX}team", self.sa_metadata,
+            sa.Column("object", sa.String(64), primary_key=True),
+            sa.Column("record_id", sa.BigInteger(), primary_key=True),
+            sa.Column("field", sa.String(64), primary_key=True),
+            sa.Column("user_id", sa.BigInteger(), primary_key=True),
+            sa.Index(f"ix_{PREFIX}team__member", "user_id", "object", "field", "record_id"),
+        )
 
     def add_report_tables(self) -> None:
         """Personal reports (runtime/reports/personal.py): a `kind: report` definition saved by its owner."""

@@ -1,0 +1,121 @@
+"""Record lifecycles: what the records service holds every write to (transitions.py runs the moves).
+
+A write that is not the system's (a transition, flow, rule or behavior writes as the system) may not
+change the lifecycle's field or a `system` field (422 naming the transitions that set it), may not
+change a field or the lines of a child object that the record's state locks (409 `locked`, unless the
+user is an administrator or holds a role of the state's `editable_by`), and may create a record only in
+an initial state. docs/metadata.md (Lifecycles) describes the YAML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Lifecycle, Metadata, ObjectDef
+
+from .errors import Locked, ValidationFailed
+
+
+def state_label(obj: ObjectDef, value: Any) -> str:
+    """`已审批 approved`: a state as messages name it."""
+    option = obj.fields[obj.lifecycle.field].option(value) if value is not None else None
+    return f"{option.label.zh} {value}" if option else str(value)
+
+
+def _names(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+class Guard:
+    """The lifecycle rules of one platform's objects, for the records service."""
+
+    def __init__(self, metadata: Metadata):
+        self.metadata = metadata
+        self.lifecycles: dict[str, Lifecycle] = {n: o.lifecycle for n, o in metadata.objects.items() if o.lifecycle}
+        self.transition_only: dict[str, frozenset[str]] = {
+            name: frozenset({*([obj.lifecycle.field] if obj.lifecycle else ()),
+                             *(f.name for f in obj.fields.values() if f.system)})
+            for name, obj in metadata.objects.items()
+        }
+        # child object -> [(parent object with a lifecycle, the child's master_detail field)]
+        self.parents: dict[str, list[tuple[str, str]]] = {}
+        for obj in metadata.objects.values():
+            for f in obj.fields.values():
+                if f.type == "master_detail" and f.to in self.lifecycles:
+                    self.parents.setdefault(obj.name, []).append((f.to, f.name))
+
+    # ------------------------------------------------------------------------------ field writes
+
+    def refuse_transition_only(self, obj: str, names: Iterable[str]) -> None:
+        """422 on each field of `names` that only transitions (or the system) set."""
+        lifecycle = self.lifecycles.get(obj)
+        errors = {}
+        for name in names:
+            if name not in self.transition_only.get(obj, ()):
+                continue
+            setting = lifecycle.setting(name) if lifecycle else ()
+            errors[name] = [f"set only by the transitions {_names(setting)}" if setting else "is set by the system"]
+        if errors:
+            raise ValidationFailed(errors)
+
+    def refuse_new(self, obj: str, data: Mapping[str, Any]) -> None:
+        """422 on each `system` field a user gives a value when creating a record (the state field is
+        held to the initial states by `refuse_start`)."""
+        lifecycle = self.lifecycles.get(obj)
+        self.refuse_transition_only(obj, [name for name, value in data.items() if value not in (None, "")
+                                          and not (lifecycle and name == lifecycle.field)])
+
+    def refuse_start(self, obj: str, record: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
+        """A record a user creates starts in an initial state: the error is added to `errors`."""
+        lifecycle = self.lifecycles.get(obj)
+        if lifecycle is None or record.get(lifecycle.field) is None:
+            return
+        value = record[lifecycle.field]
+        if value not in lifecycle.initial:
+            definition = self.metadata.objects[obj]
+            starts = _names(state_label(definition, v) for v in lifecycle.initial)
+            reached = [t.name for t in lifecycle.transitions.values() if t.to == value]
+            how = f"is reached by {_names(reached)}" if reached else "is set by the system"
+            errors.setdefault(lifecycle.field, []).append(
+                f"a new {obj} starts as {starts}; {state_label(definition, value)} {how}")
+
+    def refuse_locked(self, conn: sa.Connection, access_of, obj: str, current: Mapping[str, Any],
+                      names: Iterable[str], user: str | None) -> None:
+        """409 `locked` when the record's state locks one of `names` (fields or child objects) and the
+        user may not edit locked fields in that state."""
+        lifecycle = self.lifecycles.get(obj)
+        if lifecycle is None:
+            return
+        state = lifecycle.states.get(current.get(lifecycle.field))
+        if state is None:
+            return
+        locked = [name for name in names if state.locks(name)]
+        if not locked or self._may_edit_locked(conn, access_of, state.editable_by, user):
+            return
+        definition = self.metadata.objects[obj]
+        raise Locked(f"{obj} {current['id']} is {state_label(definition, state.value)}: "
+                     f"{_names(locked)} cannot be changed in this state",
+                     {name: [f"locked while the {obj} is {state_label(definition, state.value)}"] for name in locked})
+
+    def refuse_locked_parent(self, conn: sa.Connection, schema, access_of, obj: str, record: Mapping[str, Any],
+                             user: str | None) -> None:
+        """409 `locked` when a line is written whose parent's state locks the lines of `obj`."""
+        for parent, via in self.parents.get(obj, ()):
+            parent_id = record.get(via)
+            if parent_id is None or not str(parent_id).isdigit():
+                continue
+            pot = schema[parent]
+            field = self.lifecycles[parent].field
+            state = conn.execute(sa.select(pot.column(field)).where(pot.table.c.id == int(parent_id))).scalar()
+            if state is not None:
+                self.refuse_locked(conn, access_of, parent, {"id": str(parent_id), field: state}, [obj], user)
+
+    @staticmethod
+    def _may_edit_locked(conn: sa.Connection, access_of, editable_by: tuple[str, ...], user: str | None) -> bool:
+        if user is None:
+            return True
+        access = access_of(user, conn)
+        return access.is_admin or bool(access.roles & set(editable_by))

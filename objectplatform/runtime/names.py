@@ -1,0 +1,108 @@
+"""The action names the YAML uses, held to the actions the engine registers for the same metadata.
+
+`objectplatform check` and `open_platform` run `check_names` after loading, so a role never grants, a
+to-do never links and a transition never relies on an action that nothing runs. A transition `by` a
+behavior names one of the object's actions, unless the behavior declared that it moves the state in a
+hook (`actions.moves_in_hooks`): then the transition only names the edge the hook takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from objectplatform.metadata import Locator, Metadata, ObjectDef, Problem, Source, Transition
+from objectplatform.metadata.checks import LIFECYCLE_BY
+from objectplatform.metadata.problems import closest
+
+from . import actions, approvals, transitions
+
+EVERY_OBJECT = "*"
+# where each kind of flow document lists its effects (a to-do there may name the action it asks for)
+EFFECTS = {"approval_flow": ("on_submit", "on_withdraw", "on_approve", "on_reject"), "rule": ("actions",)}
+
+
+def check_names(metadata: Metadata) -> list[Problem]:
+    """Every action name in `metadata` that the engine does not register for its object (or registers
+    twice), each at its file:line:col with a "did you mean" hint."""
+    check = _NameCheck(metadata)
+    problems = [*check.grants(), *check.todos()]
+    for obj in metadata.objects.values():
+        for t in obj.lifecycle.transitions.values() if obj.lifecycle else ():
+            problems.extend(check.transition(obj, t))
+    return sorted(problems, key=lambda p: (p.file, p.line, p.col))
+
+
+class _NameCheck:
+    """One check of one metadata: the actions the engine registers for it, and where problems are placed."""
+
+    def __init__(self, metadata: Metadata):
+        self.metadata = metadata
+        self.provided = actions.provided_actions(metadata)
+        self.names: dict[str, set[str]] = {name: set() for name in metadata.objects}
+        for _, action in self.provided:
+            self.names[action.object].add(action.name)
+        self.locate = Locator()
+
+    def grants(self) -> Iterator[Problem]:
+        """A role grants actions of its object, or under "*" of some object, or permission-only names."""
+        permissions = actions.permission_names()
+        anywhere = set().union(*self.names.values())
+        for role in self.metadata.roles.values():
+            for obj, grant in role.permissions.items():
+                known = anywhere if obj == EVERY_OBJECT else self.names[obj]
+                for i, name in enumerate(grant.get("actions", ())):
+                    if name in known or name in permissions:
+                        continue
+                    message = (f"unknown action {name!r}: no object has it" if obj == EVERY_OBJECT
+                               else f"unknown action {name!r} of {obj!r}")
+                    yield self.locate.problem(role.action_sources[obj, name],
+                                              ("roles", role.name, "permissions", obj, "actions", i), (),
+                                              message, closest(name, known | permissions))
+
+    def todos(self) -> Iterator[Problem]:
+        """A to-do of an approval flow, a rule or a transition names an action of its record's object."""
+        for flow in self.metadata.flows.values():
+            for part in EFFECTS.get(flow.kind, ()):
+                for i, effect in enumerate(flow.data.get(part, ())):
+                    yield from self._todo(effect, flow.object, flow.source, (), (part, i))
+        for obj in self.metadata.objects.values():
+            for t in obj.lifecycle.transitions.values() if obj.lifecycle else ():
+                for i, effect in enumerate(t.actions):
+                    yield from self._todo(effect, obj.name, t.source, ("lifecycle", "transitions", t.name),
+                                          ("actions", i))
+
+    def _todo(self, effect: Mapping[str, Any], obj: str, source: Source, at: tuple[str, ...],
+              path: tuple[str | int, ...]) -> Iterator[Problem]:
+        name = effect.get("todo", {}).get("action")
+        if name is not None and name not in self.names[obj]:
+            yield self.locate.problem(source, at, (*path, "todo", "action"), f"unknown action {name!r} of {obj!r}",
+                                      closest(name, self.names[obj]))
+
+    def transition(self, obj: ObjectDef, t: Transition) -> Iterator[Problem]:
+        """A transition the engine runs is its object's only action of that name; one run `by` a behavior
+        or the approval engine is an action they register, unless the behavior moves the state in a hook."""
+        at, names = ("lifecycle", "transitions", t.name), self.names[obj.name]
+        if t.by is None:
+            others = [(provider, self._origin(provider, action)) for provider, action in self.provided
+                      if action.object == obj.name and action.name == t.name
+                      and provider is not transitions.transition_actions]
+            if others:
+                by = ("`by: approval`" if any(p is approvals.approval_actions for p, _ in others)
+                      else "`by` the behavior that registers it")
+                yield self.locate.problem(t.source, at, (), f"{t.name!r} of {obj.name!r} is both this transition and "
+                                                            f"an action of {' and '.join(o for _, o in others)}: "
+                                                            f"rename the transition, or give it {by}")
+        elif t.by not in actions.hook_movers() and t.name not in names:
+            runner = "the approval engine" if t.by == LIFECYCLE_BY else f"the {t.by} behavior"
+            yield self.locate.problem(t.source, at, (), f"{obj.name!r} has no action {t.name!r} for {runner} to run",
+                                      closest(t.name, names))
+
+    def _origin(self, provider: actions.Provider | None, action: actions.Action) -> str:
+        """Who registers `action`, as a message names it: its approval flows, or the function giving it."""
+        if provider is approvals.approval_actions:
+            flows = (approvals.flows_started_by(self.metadata, action.object, action.name)
+                     or approvals.flows_of(self.metadata, action.object))
+            return " and ".join(f"the approval flow {f.name!r} ({f.source})" for f in flows) or "the approval engine"
+        function = provider or action.handler
+        return f"{function.__module__}.{function.__qualname__}"

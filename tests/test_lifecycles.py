@@ -1,0 +1,340 @@
+"""Record lifecycles (issue 13): business state changes only through a declared transition by an
+allowed role, on every face — the API, the pages, an import and the CLI — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from test_api import PASSWORD, Api
+from test_pages import login, token
+
+from objectplatform.cli import main
+from objectplatform.web import create_app
+
+
+@pytest.fixture
+def people(platform) -> dict[str, str]:
+    """销售部 (managed by boss) with reps rep and rep2, an admin, a finance clerk and a shipper."""
+    records = platform.records
+    sales = records.create("department", {"name": "销售部"}, system=True)["id"]
+
+    def user(username: str, name: str, roles: list[str], **more) -> str:
+        values = {"username": username, "display_name": name, "password": PASSWORD, "roles": roles, **more}
+        return records.create("user", values, system=True)["id"]
+
+    ids = {"admin": user("admin", "管理员", ["admin"])}
+    ids["boss"] = user("boss", "赵经理", ["sales_manager"], department=sales)
+    ids["rep"] = user("rep", "王伟", ["sales_rep"], department=sales, manager=ids["boss"])
+    ids["rep2"] = user("rep2", "李娜", ["sales_rep"], department=sales, manager=ids["boss"])
+    ids["finance"] = user("finance", "钱会计", ["finance"])
+    ids["shipper"] = user("shipper", "孙发货", ["shipper"])
+    records.update("department", sales, {"manager": ids["boss"]}, version=None, system=True)
+    return ids
+
+
+@pytest.fixture
+def app(platform):
+    return create_app(platform)
+
+
+@pytest.fixture
+def api(app, people) -> Api:
+    return Api(app.test_client())
+
+
+@pytest.fixture
+def order(api, people, platform) -> dict:
+    """A draft order of the rep: two 100.00 laptops, 10 % order discount (180.00)."""
+    records = platform.records
+    account = records.create("account", {"name": "星辰科技"}, user=people["rep"])["id"]
+    product = records.create("product", {"name": "笔记本电脑", "price": "100"}, system=True)["id"]
+    status, body = api.post("/objects/sales_order/records", "rep", {
+        "account": account, "order_discount": 10,
+        "order_line": [{"product": product, "quantity": 2, "unit_price": "100"}]})
+    assert status == 201, body
+    return body
+
+
+def error(status: int, code: str, message: str, fields: dict | None = None) -> tuple[int, dict]:
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return status, {"error": body}
+
+
+def approved(api: Api, order: dict) -> dict:
+    """The order submitted by the rep and approved by the manager (the only step under 500,000)."""
+    status, body = api.post(f"/objects/sales_order/records/{order['id']}/actions/submit", "rep", {})
+    assert status == 200, body
+    status, body = api.post(f"/approvals/{body['approval']['id']}/approve", "boss", {"comment": "同意"})
+    assert status == 200, body
+    return api.get(f"/objects/sales_order/records/{order['id']}", "rep")[1]
+
+
+def transition_only(field: str, transitions: str) -> tuple[int, dict]:
+    return error(422, "validation_failed", "1 field error", {field: [f"set only by the transitions {transitions}"]})
+
+
+# ------------------------------------------------------------------------------ the API
+
+
+def test_the_bypasses_of_the_issue_are_refused_through_the_api(api, people, platform, order):
+    orders = "/objects/sales_order/records"
+    assert api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "approved"}) == transition_only(
+        "status", "submit, withdraw, confirm_shipment, complete, cancel, amend")
+    status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "50"})
+    assert (status, payment["status"]) == (201, "pending")
+    assert api.patch(f"/objects/payment/records/{payment['id']}", "rep", {"version": 1, "status": "confirmed"}) == \
+        transition_only("status", "confirm_payment, reject_payment, resubmit")
+    assert api.get(f"{orders}/{order['id']}", "rep")[1]["paid_amount"] == "0.00" or \
+        Decimal(str(api.get(f"{orders}/{order['id']}", "rep")[1]["paid_amount"])) == 0
+    status, invoice = api.post("/objects/invoice/records", "rep", {"sales_order": order["id"], "amount": "180",
+                                                                  "title": "星辰科技有限公司"})
+    assert api.patch(f"/objects/invoice/records/{invoice['id']}", "rep", {"version": 1, "status": "issued"}) == \
+        transition_only("status", "submit, issue_invoice, reject_invoice")
+    status, visit = api.post("/objects/visit/records", "rep", {"account": order["account"],
+                                                              "planned_at": "2026-12-08T09:30:00+08:00"})
+    assert api.patch(f"/objects/visit/records/{visit['id']}", "rep", {"version": 1, "status": "completed"}) == \
+        transition_only("status", "check_in, check_out, cancel")
+    assert api.patch(f"/objects/payment/records/{payment['id']}", "rep",
+                     {"version": 1, "confirmed_at": "2026-12-06T10:00:00+08:00"}) == transition_only(
+        "confirmed_at", "confirm_payment")
+    # a create may only start in an initial state
+    assert api.post(orders, "rep", {"account": order["account"], "status": "approved"}) == error(
+        422, "validation_failed", "1 field error", {"status": [
+            "a new sales_order starts as 草稿 draft; 已审批 approved is set by the system"]})
+    # a value sent back as it is stored is no change
+    status, same = api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "draft", "remark": "加急"})
+    assert (status, same["status"], same["remark"], same["version"]) == (200, "draft", "加急", 2)
+
+
+def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, platform, order):
+    order = approved(api, order)
+    assert order["status"] == "approved"
+    path = f"/objects/sales_order/records/{order['id']}"
+    assert api.post(f"{path}/actions/confirm_shipment", "rep", {}) == error(
+        403, "forbidden", "your roles do not allow confirm_shipment on sales_order (allowed: shipper)")
+    status, body = api.post(f"{path}/actions/confirm_shipment", "shipper", {"delivery_note": "顺丰 SF1234"})
+    assert status == 200, body
+    shipped = body["record"]
+    assert (shipped["status"], shipped["shipped_by"], shipped["delivery_note"]) == (
+        "shipped", people["shipper"], "顺丰 SF1234")
+    assert api.post(f"{path}/actions/confirm_shipment", "shipper", {}) == error(
+        409, "conflict", f"sales_order {order['id']} is 已发货 shipped: confirm_shipment applies only to a "
+                         "sales_order that is 已审批 approved")
+    # the shipper's to-do (created by the approval) closed with the shipment
+    assert api.get("/todos", "shipper")[1]["items"] == []
+
+    status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "180"})
+    pay = f"/objects/payment/records/{payment['id']}/actions"
+    assert api.post(f"{pay}/confirm_payment", "rep", {})[0] == 403
+    assert api.post(f"{pay}/reject_payment", "finance", {}) == error(
+        422, "validation_failed", "1 field error", {"reason": ["is required"]})
+    status, body = api.post(f"{pay}/confirm_payment", "finance", {})
+    assert (status, body["record"]["status"], body["record"]["confirmed_by"]) == (200, "confirmed",
+                                                                                  people["finance"])
+    assert Decimal(str(api.get(path, "rep")[1]["paid_amount"])) == Decimal("180.00")
+
+    status, invoice = api.post("/objects/invoice/records", "rep", {"sales_order": order["id"], "amount": "180",
+                                                                  "title": "星辰科技有限公司"})
+    inv = f"/objects/invoice/records/{invoice['id']}/actions"
+    assert api.post(f"{inv}/issue_invoice", "finance", {"tax_invoice_no": "0001"})[0] == 409  # still a draft
+    assert api.post(f"{inv}/submit", "rep", {})[1]["record"]["status"] == "submitted"
+    assert [t["title"] for t in api.get("/todos", "finance")[1]["items"]] == [f"开票 {invoice['invoice_no']}"]
+    status, body = api.post(f"{inv}/issue_invoice", "finance", {"tax_invoice_no": "04400123"})
+    assert (status, body["record"]["status"], body["record"]["tax_invoice_no"]) == (200, "issued", "04400123")
+    assert api.get("/todos", "finance")[1]["items"] == []
+
+    status, visit = api.post("/objects/visit/records", "rep", {"account": order["account"],
+                                                              "planned_at": "2026-12-08T09:30:00+08:00"})
+    vis = f"/objects/visit/records/{visit['id']}/actions"
+    assert api.post(f"{vis}/check_out", "rep", {"lat": 31.2, "lng": 121.5})[0] == 409
+    assert api.post(f"{vis}/check_in", "rep", {"lat": 95, "lng": 121.5}) == error(
+        422, "validation_failed", "1 field error", {"lat": ["must be between -90 and 90"]})
+    status, body = api.post(f"{vis}/check_in", "rep", {"lat": "31.230416", "lng": "121.473701", "address": "上海"})
+    assert (status, body["record"]["status"], body["record"]["check_in_location"],
+            body["record"]["check_in_address"]) == (200, "checked_in", {"lat": 31.230416, "lng": 121.473701}, "上海")
+    status, body = api.post(f"{vis}/check_out", "rep", {"lat": 31.2305, "lng": 121.4738})
+    assert (status, body["record"]["status"]) == (200, "completed")
+
+
+def test_an_approved_order_is_locked_until_it_is_amended_and_approved_again(api, people, platform, order):
+    order = approved(api, order)
+    path = f"/objects/sales_order/records/{order['id']}"
+    version = order["version"]
+    assert api.patch(path, "rep", {"version": version, "order_discount": 20}) == error(
+        409, "locked", f"sales_order {order['id']} is 已审批 approved: order_discount cannot be changed in this state",
+        {"order_discount": ["locked while the sales_order is 已审批 approved"]})
+    line = order["order_line"][0]
+    assert api.patch(f"/objects/order_line/records/{line['id']}", "rep", {"version": 1, "quantity": 5})[1][
+        "error"]["code"] == "locked"
+    refused = api.patch(path, "rep", {"version": version, "order_line": [{"id": line["id"], "quantity": 5}]})[1]
+    assert refused["error"]["message"] == (f"sales_order {order['id']} is 已审批 approved: order_line cannot be "
+                                           "changed in this state")
+    # the state's editable fields stay editable; a stale version answers before a locked field
+    status, body = api.patch(path, "rep", {"version": version, "receiver": "张三"})
+    assert (status, body["receiver"]) == (200, "张三")
+    assert api.patch(path, "rep", {"version": version, "order_discount": 20})[1]["error"]["code"] == "conflict"
+    # administrators may edit what the state locks (audited)
+    status, body = api.patch(path, "admin", {"version": body["version"], "remark": "管理员改"})
+    assert status == 200
+    assert api.post(f"{path}/actions/amend", "rep2", {})[0] == 404  # outside rep2's scope
+    status, body = api.post(f"{path}/actions/amend", "rep", {})
+    assert (status, body["record"]["status"]) == (200, "draft")
+    status, body = api.patch(path, "rep", {"version": body["record"]["version"], "order_discount": 20})
+    assert (status, body["order_discount"], body["total_amount"]) == (200, "20.00", "160.00") or \
+        (status, Decimal(str(body["order_discount"])), Decimal(str(body["total_amount"]))) == (
+            200, Decimal("20"), Decimal("160"))
+    assert approved(api, body)["status"] == "approved"
+    history = api.get(f"{path}/history", "rep")[1]["items"]
+    assert [(h["change"], h["field"], h["old"], h["new"]) for h in history if h["change"] == "amend"] == [
+        ("amend", "status", "approved", "draft")]
+
+
+def test_the_record_says_what_the_caller_may_run_now(api, people, platform, order):
+    path = f"/objects/sales_order/records/{order['id']}"
+    assert api.get(path, "rep")[1]["_actions"] == [
+        {"name": "submit", "label": {"zh": "提交审批", "en": "Submit for approval"}},
+        {"name": "cancel", "label": {"zh": "取消订单", "en": "Cancel"}}]
+    order = approved(api, order)
+    assert [a["name"] for a in api.get(path, "rep")[1]["_actions"]] == ["cancel", "amend"]
+    assert [a["name"] for a in api.get(path, "shipper")[1]["_actions"]] == ["confirm_shipment"]
+    assert [a["name"] for a in api.get(path, "finance")[1]["_actions"]] == []
+
+
+def test_the_metadata_describes_the_lifecycle(api):
+    status, meta = api.get("/meta/objects/payment", "finance")
+    lifecycle = meta["lifecycle"]
+    assert (lifecycle["field"], lifecycle["initial"]) == ("status", ["pending"])
+    assert lifecycle["states"] == [
+        {"value": "pending", "label": {"zh": "待确认", "en": "Pending"}, "editable": "all", "editable_by": []},
+        {"value": "confirmed", "label": {"zh": "已确认", "en": "Confirmed"}, "editable": ["remark"], "editable_by": []},
+        {"value": "rejected", "label": {"zh": "已驳回", "en": "Rejected"}, "editable": "all", "editable_by": []}]
+    reject = next(t for t in lifecycle["transitions"] if t["name"] == "reject_payment")
+    assert {k: reject[k] for k in ("label", "from", "to", "by", "roles", "required_fields")} == {
+        "label": {"zh": "驳回回款", "en": "Reject"}, "from": ["pending"], "to": "rejected", "by": None,
+        "roles": ["finance"], "required_fields": []}
+    assert [(p["name"], p["type"], p["required"]) for p in reject["params"]] == [("reason", "long_text", True)]
+
+
+def test_a_transition_is_in_the_history_with_its_parameters(api, people, platform, order):
+    status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "50"})
+    api.post(f"/objects/payment/records/{payment['id']}/actions/reject_payment", "finance", {"reason": "金额不符"})
+    history = api.get(f"/objects/payment/records/{payment['id']}/history", "rep")[1]["items"]
+    assert [(h["change"], h["field"], h["old"], h["new"], h["user"]) for h in history[-3:]] == [
+        ("reject_payment", "status", "pending", "rejected", people["finance"]),
+        ("reject_payment", "reject_reason", None, "金额不符", people["finance"]),
+        ("reject_payment", None, None, {"reason": "金额不符"}, people["finance"])]
+    notes = api.get("/notifications", "rep")[1]["items"]
+    assert notes[0]["title"] == f"回款 {payment['payment_no']} 被驳回：金额不符"
+    status, body = api.post(f"/objects/payment/records/{payment['id']}/actions/resubmit", "rep", {})
+    assert (status, body["record"]["status"]) == (200, "pending")
+
+
+def test_bulk_transitions_report_each_record(api, people, platform, order):
+    ids = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "10"})[1]["id"]
+           for _ in range(2)]
+    api.post(f"/objects/payment/records/{ids[0]}/actions/confirm_payment", "finance", {})
+    status, body = api.post("/objects/payment/actions/confirm_payment", "finance", {"ids": ids})
+    assert status == 200
+    assert body["succeeded"] == [ids[1]]
+    assert body["failed"] == [{"id": ids[0], "error": {"code": "conflict", "message": (
+        f"payment {ids[0]} is 已确认 confirmed: confirm_payment applies only to a payment that is 待确认 pending")}}]
+
+
+# ------------------------------------------------------------------------------ an import
+
+
+def test_an_import_row_cannot_start_in_a_later_state(api, people, platform, order):
+    csv = f"sales_order,amount,status\n{order['id']},10,pending\n{order['id']},20,confirmed\n".encode()
+    status, body = api.call("POST", "/objects/payment/imports", "admin",
+                            data={"file": (io.BytesIO(csv), "payments.csv")}, content_type="multipart/form-data")
+    assert status == 202, body
+    job = api.get(f"/jobs/{body['job_id']}", "admin")[1]
+    assert job["result"]["errors"] == [{"row": 3, "fields": {"status": [
+        "a new payment starts as 待确认 pending; 已确认 confirmed is reached by confirm_payment"]}}]
+    assert [p["status"] for p in platform.records.list("payment").items] == ["pending"]
+
+
+# ------------------------------------------------------------------------------ the pages
+
+
+def test_the_record_page_offers_what_applies_and_shows_refusals_beside_it(app, people, platform, order):
+    client = app.test_client()
+    login(client, "finance", PASSWORD)
+    payment = platform.records.create("payment", {"sales_order": order["id"], "amount": "50"}, user=people["rep"])
+    page = client.get(f"/o/payment/{payment['id']}").get_data(as_text=True)
+    assert 'data-action="confirm_payment"' in page and 'data-dialog="reject_payment"' in page
+    assert 'data-state="pending" aria-current="step"' in page
+    # a transition with parameters is a form on the page; its refusal comes back there, the dialog open
+    refused = client.post(f"/o/payment/{payment['id']}/action/reject_payment",
+                          data={"csrf_token": token(client), "__params": "1", "reason": ""})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert 'data-dialog="reject_payment" open' in page and "必填" in page
+    done = client.post(f"/o/payment/{payment['id']}/action/confirm_payment", data={"csrf_token": token(client)})
+    assert done.status_code == 302
+    page = client.get(f"/o/payment/{payment['id']}").get_data(as_text=True)
+    assert 'data-state="confirmed" aria-current="step"' in page and 'data-action="confirm_payment"' not in page
+    again = client.post(f"/o/payment/{payment['id']}/action/confirm_payment", data={"csrf_token": token(client)})
+    assert again.status_code == 409
+    assert 'data-action-error="confirm_payment"' not in again.get_data(as_text=True)  # no longer offered...
+    assert "待确认" in again.get_data(as_text=True)  # ...but the refusal names the state it needs
+
+
+def test_a_form_cannot_move_the_state_or_change_what_it_locks(app, people, platform, order):
+    client = app.test_client()
+    login(client, "rep", PASSWORD)
+    payment = platform.records.create("payment", {"sales_order": order["id"], "amount": "50"}, user=people["rep"])
+    form = client.get(f"/o/payment/{payment['id']}/edit").get_data(as_text=True)
+    assert 'name="status"' not in form and 'name="confirmed_at"' not in form and 'name="amount"' in form
+    posted = client.post(f"/o/payment/{payment['id']}/edit", data={
+        "csrf_token": token(client), "version": "1", "sales_order": order["id"], "amount": "50",
+        "status": "confirmed"})
+    assert posted.status_code == 302  # the status is no input of the form: nothing but the amount is read
+    assert platform.records.get("payment", payment["id"])["status"] == "pending"
+    platform.records.update("payment", payment["id"], {"status": "confirmed"}, version=None, system=True)
+    form = client.get(f"/o/payment/{payment['id']}/edit").get_data(as_text=True)
+    assert 'name="amount"' not in form and 'name="remark"' in form  # confirmed: only the remark stays editable
+    posted = client.post(f"/o/payment/{payment['id']}/edit", data={
+        "csrf_token": token(client), "version": "2", "amount": "99"})
+    assert posted.status_code == 302 and platform.records.get("payment", payment["id"])["amount"] == Decimal("50")
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+def test_the_cli_runs_transitions_with_the_users_roles(migrated_database_url, tmp_path, monkeypatch, capsys):
+    from support import migrated_platform
+
+    monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", migrated_database_url)
+    monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path))
+    with migrated_platform(migrated_database_url, tmp_path) as platform:
+        records = platform.records
+        rep = records.create("user", {"username": "rep", "display_name": "王伟", "password": PASSWORD,
+                                      "roles": ["sales_rep"]}, system=True)["id"]
+        records.create("user", {"username": "finance", "display_name": "钱会计", "password": PASSWORD,
+                                "roles": ["finance"]}, system=True)
+        account = records.create("account", {"name": "星辰科技"}, user=rep)["id"]
+        order = records.create("sales_order", {"account": account}, user=rep)["id"]
+        payment = records.create("payment", {"sales_order": order, "amount": "50"}, user=rep)["id"]
+    capsys.readouterr()
+    assert main(["action", "payment", "confirm_payment", payment, "--as", "rep"]) == 1
+    assert "your roles do not allow confirm_payment on payment (allowed: finance)" in capsys.readouterr().err
+    assert main(["action", "payment", "confirm_payment", payment, "--as", "finance"]) == 0
+    assert json.loads(capsys.readouterr().out)["record"]["status"] == "confirmed"
+    csv = tmp_path / "payments.csv"
+    csv.write_text(f"sales_order,amount,status\n{order},5,confirmed\n", encoding="utf-8")
+    assert main(["import", "payment", str(csv), "--as", "finance"]) == 1
+    assert "a new payment starts as 待确认 pending" in capsys.readouterr().out
+    assert main(["edit", "payment", payment, "--as", "rep", "--set", "status=pending"]) == 1
+    assert "status: set only by the transitions confirm_payment, reject_payment, resubmit" in capsys.readouterr().err
+    assert main(["edit", "payment", payment, "--as", "rep", "--set", "remark=已到账"]) == 0
+    payment_record = json.loads(capsys.readouterr().out)
+    assert (payment_record["status"], payment_record["remark"]) == ("confirmed", "已到账")
+    assert main(["edit", "payment", payment, "--as", "rep", "--set", "amount=60"]) == 1
+    assert f"error: payment {payment} is 已确认 confirmed: amount cannot be changed in this state" in \
+        capsys.readouterr().err
