@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,19 +68,36 @@ def read_documents(path: Path, file: str, layer: int) -> Iterator[Document]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise YamlError(1, 1, f"not UTF-8 text: {e.reason}") from None
-    yaml, lines = YAML(typ="rt"), text.splitlines()
+    nodes, error = _parse(text)
+    lines = text.splitlines()
+    for node in nodes:
+        yield Document(file, layer, node, plain(node), lines)
+    if error is not None:
+        raise error
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> tuple[tuple[Any, ...], YamlError | None]:
+    """The documents of a YAML text up to where it stops being valid, and why it stops (None: it does not).
+
+    The round-trip parser (for positions) is most of what loading metadata costs; a process that loads
+    the same files again (a test run, a command run in-process) parses each text once. The nodes are
+    only read afterwards, never changed."""
+    yaml = YAML(typ="rt")
     yaml.preserve_quotes = True  # quoted scalars keep their style, so positions inside them are exact
+    nodes: list[Any] = []
     try:
         for node in yaml.load_all(text):
             if node is not None:
-                yield Document(file, layer, node, plain(node), lines)
+                nodes.append(node)
     except DuplicateKeyError as e:
         key = re.search(r'duplicate key "(.*?)"', str(e.problem))
-        raise YamlError(*_mark(e), f"duplicate key {key.group(1) if key else ''!r}") from None
+        return tuple(nodes), YamlError(*_mark(e), f"duplicate key {key.group(1) if key else ''!r}")
     except MarkedYAMLError as e:
-        raise YamlError(*_mark(e), f"invalid YAML: {e.problem}{_syntax_hint(str(e.problem))}") from None
+        return tuple(nodes), YamlError(*_mark(e), f"invalid YAML: {e.problem}{_syntax_hint(str(e.problem))}")
     except YAMLError as e:
-        raise YamlError(1, 1, f"invalid YAML: {e}") from None
+        return tuple(nodes), YamlError(1, 1, f"invalid YAML: {e}")
+    return tuple(nodes), None
 
 
 def _mark(error: MarkedYAMLError) -> tuple[int, int]:
