@@ -11,6 +11,7 @@ from werkzeug.datastructures import FileStorage
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime import BadRequest, NotFound, imports
+from objectplatform.runtime.actions import IMPORT
 
 TRUE_WORDS, FALSE_WORDS = frozenset({"1", "true", "on", "yes"}), frozenset({"", "0", "false", "off", "no"})
 JOB_ID = re.compile(r"[a-z_]+-([0-9]+)-[0-9a-f]{32}")
@@ -24,7 +25,7 @@ def start(platform, access, obj: ObjectDef, upload: FileStorage | None, all_or_n
     The caller needs `create` on the object and the role action `import`; the records are created
     as, and owned by, the caller, within the caller's data scope (runtime/imports.py)."""
     access.require(obj.name, "create")
-    access.require_action(obj.name, "import")
+    access.require_action(obj.name, IMPORT)
     if upload is None or not upload.filename:
         raise BadRequest("send the file as the multipart/form-data field \"file\"", {"file": ["is required"]})
     flag = all_or_nothing.strip().lower()

@@ -15,6 +15,7 @@ from typing import Any
 from flask import g, jsonify, redirect, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
+from objectplatform.runtime.actions import IMPORT
 from objectplatform.runtime.errors import BadRequest, NotFound
 
 from . import import_jobs
@@ -29,7 +30,7 @@ def importers(obj: ObjectDef) -> list[tuple[ObjectDef, str]]:
     """(object, lookup field) of the objects pointing at `obj` that the user may import."""
     found = []
     for other in get_platform().metadata.objects.values():
-        if not (g.access.can(other.name, "create") and g.access.can_act(other.name, "import")):
+        if not (g.access.can(other.name, "create") and g.access.can_act(other.name, IMPORT)):
             continue
         for f in other.fields.values():
             if f.type == "lookup" and f.to == obj.name and not f.read_only:
