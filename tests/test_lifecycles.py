@@ -338,3 +338,44 @@ def test_the_cli_runs_transitions_with_the_users_roles(migrated_database_url, tm
     assert main(["edit", "payment", payment, "--as", "rep", "--set", "amount=60"]) == 1
     assert f"error: payment {payment} is 已确认 confirmed: amount cannot be changed in this state" in \
         capsys.readouterr().err
+
+
+def test_a_shipped_order_paid_in_full_completes_by_itself(api, people, platform, order):
+    order = approved(api, order)
+    path = f"/objects/sales_order/records/{order['id']}"
+    api.post(f"{path}/actions/confirm_shipment", "shipper", {})
+    payments = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": amount})[1]["id"]
+                for amount in ("100", "80")]
+    api.post(f"/objects/payment/records/{payments[0]}/actions/confirm_payment", "finance", {})
+    assert api.get(path, "rep")[1]["status"] == "shipped"  # 100.00 of 180.00
+    api.post(f"/objects/payment/records/{payments[1]}/actions/confirm_payment", "finance", {})
+    status, body = api.get(path, "rep")
+    assert (body["status"], Decimal(str(body["paid_amount"]))) == ("completed", Decimal("180.00"))
+    history = api.get(f"{path}/history", "rep")[1]["items"]
+    assert [(h["change"], h["old"], h["new"], h["user"]) for h in history if h["change"] == "complete"] == [
+        ("complete", "shipped", "completed", None)]
+
+
+def test_an_automatic_transition_is_checked_at_load(tmp_path):
+    from support import crm_metadata
+
+    from objectplatform.metadata import MetadataError
+
+    with pytest.raises(MetadataError) as e:
+        crm_metadata(tmp_path, {"object_defs/payment_auto.yaml": """\
+kind: object_extension
+object: payment
+lifecycle:
+  transitions:
+    auto_confirm:
+      label: {en: Auto}
+      from: [pending]
+      to: confirmed
+      by: pool
+      when: "amount +"
+      params: {note: {type: text, label: {en: Note}, required: true}}
+"""})
+    messages = [p.message for p in e.value.problems]
+    assert "'auto_confirm' runs by itself when its condition holds: drop `by`" in messages
+    assert "nobody gives the parameters of the automatic transition 'auto_confirm': 'note' cannot be required" in \
+        messages

@@ -489,6 +489,14 @@ def _transition(doc: Document, here: JsonPath, obj: ObjectDef, catalog: Catalog,
     env = lifecycle_env(t.params)
     if t.condition is not None:
         yield from _condition(doc, (*here, "condition"), catalog, obj, env)
+    if t.when is not None:
+        yield from _condition(doc, (*here, "when"), catalog, obj, lifecycle_env(()))
+        if t.by is not None:
+            yield doc.problem((*here, "when"), f"{t.name!r} runs by itself when its condition holds: drop `by`")
+        for p in t.params:
+            if p.required:
+                yield doc.problem((*here, "params", p.name), f"nobody gives the parameters of the automatic "
+                                                             f"transition {t.name!r}: {p.name!r} cannot be required")
     for i, name in enumerate(t.required_fields):
         yield from _field_reference(doc, (*here, "required_fields", i), obj, name)
     for name in t.set:

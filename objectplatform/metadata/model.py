@@ -186,6 +186,7 @@ class Transition:
     actions: tuple[Mapping[str, Any], ...] = ()  # notify / todo, run by the rules' executor on the record
     close_todos: tuple[str, ...] = ()
     by: str | None = None
+    when: str | None = None  # automatic: run by the engine when a write leaves this condition true
 
 
 @dataclass(frozen=True)

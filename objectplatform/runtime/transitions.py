@@ -21,6 +21,7 @@ from objectplatform.metadata.expressions import parse
 from . import actions
 from .errors import Conflict, Forbidden, ValidationFailed
 from .lifecycles import state_label
+from .records import hooks
 
 
 def _names(values: Iterable[str]) -> str:
@@ -88,8 +89,6 @@ def _env(record: Mapping[str, Any], params: Mapping[str, Any], user: str | None)
 def run_transition(call: actions.ActionCall, name: str) -> dict:
     """Check and run one transition the engine runs: the state and the `set` fields in one system write
     (history names the transition and its parameters), then its actions and the to-dos it closes."""
-    from .rules import RecordRun
-    from .workqueue import work_queue
 
     platform, obj = call.platform, platform_object(call)
     transition = obj.lifecycle.transitions[name]
@@ -100,20 +99,57 @@ def run_transition(call: actions.ActionCall, name: str) -> dict:
                    if current.get(f) in (None, "", [])}
         if missing:
             raise ValidationFailed(missing)
-        at = datetime.now(UTC)
-        env = _env(current, call.params, call.access.user_id)
-        values = {field: parse(expression).evaluate(env, at) for field, expression in transition.set.items()}
-        values[obj.lifecycle.field] = transition.to
-        record = records.update(obj.name, current["id"], values, version=current["version"],
-                                user=call.access.user_id, conn=conn, system=True, change=name,
-                                detail=call.params or None)
-        if transition.actions:
-            RecordRun(platform, conn, obj.name, record["id"], f"transition:{name}:{record['id']}:{record['version']}:",
-                      record.get("owner"), call.access.user_id, at, NO_SUFFIX).perform(list(transition.actions))
-        if transition.close_todos:
-            work_queue(platform).close_record_todos(conn, obj.name, record["id"], transition.close_todos,
-                                                    by=call.access.user_id, now=at)
+        record = move(platform, conn, obj, transition, current, call.params, call.access.user_id,
+                      datetime.now(UTC), current["version"])
         return {"record": record}
+
+
+def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mapping[str, Any],
+         params: Mapping[str, Any], user: str | None, at: datetime, version: int | None) -> dict:
+    """The move itself, in the caller's transaction: the state and `set` in one system write (its history
+    names the transition and keeps `params`), then the transition's actions and the to-dos it closes."""
+    from .rules import RecordRun
+    from .workqueue import work_queue
+
+    env = _env(current, params, user)
+    values = {field: parse(expression).evaluate(env, at) for field, expression in transition.set.items()}
+    values[obj.lifecycle.field] = transition.to
+    record = platform.records.update(obj.name, current["id"], values, version=version, user=user, conn=conn,
+                                     system=True, change=transition.name, detail=dict(params) or None)
+    if transition.actions:
+        prefix = f"transition:{transition.name}:{record['id']}:{record['version']}:"
+        RecordRun(platform, conn, obj.name, record["id"], prefix, record.get("owner"), user, at,
+                  NO_SUFFIX).perform(list(transition.actions))
+    if transition.close_todos:
+        work_queue(platform).close_record_todos(conn, obj.name, record["id"], transition.close_todos, by=user,
+                                                now=at)
+    return record
+
+
+def run_automatic(platform, conn, obj: ObjectDef, record: Mapping[str, Any], at: datetime) -> None:
+    """Run, as the system, the first automatic transition (`when`) that starts from the record's state and
+    whose condition holds; the write it makes comes back here, so automatic moves chain."""
+    state = record.get(obj.lifecycle.field)
+    for transition in obj.lifecycle.transitions.values():
+        if transition.when is not None and state in transition.sources and transition.by is None \
+                and parse(transition.when).evaluate(_env(record, {}, None), at):
+            current = platform.records.get(obj.name, record["id"], conn=conn)
+            move(platform, conn, obj, transition, current, {}, None, at, None)
+            return
+
+
+def _automatic(obj: ObjectDef) -> bool:
+    return obj.lifecycle is not None and any(t.when for t in obj.lifecycle.transitions.values())
+
+
+def _after_write(ctx: hooks.HookContext) -> None:
+    platform = ctx.records.platform
+    run_automatic(platform, ctx.conn, platform.metadata.objects[ctx.object], ctx.after, ctx.now)
+
+
+hooks.register_hook("after_create", _after_write, applies=_automatic)
+hooks.register_hook("after_update", _after_write, applies=_automatic)
+hooks.register_hook("after_rollup", _after_write, applies=_automatic)
 
 
 NO_SUFFIX = Label("", "")

@@ -17,6 +17,8 @@ ValidationFailed or Conflict) aborts the whole operation. Events, and what the c
   merged record about to be written (a field the handler changes is written and logged too).
 - `after_create`, `after_update`, `after_delete`: `before` / `after` are the record as it was / is
   (`after` without its inline child lines). Inline child lines are records too and fire these events.
+- `after_rollup`: a record's rollups (and the stored formulas reading them) changed because of its
+  children; `before` / `after` are the record as it was / is.
 - `before_create_many`, `after_create_many`: the same for one batch of `create_many`, so that a
   behavior handles an import with set-based SQL instead of one record at a time: `batch` holds the
   records (after: with their ids, only those inserted), `batch_errors` each row's errors (before).
@@ -36,7 +38,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import ObjectDef
 
 EVENTS = frozenset({"before_create", "after_create", "before_update", "after_update", "after_delete",
-                    "before_create_many", "after_create_many"})
+                    "before_create_many", "after_create_many", "after_rollup"})
 
 
 @dataclass

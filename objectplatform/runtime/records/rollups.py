@@ -24,6 +24,7 @@ from objectplatform.metadata import FieldDef, Metadata
 from ..storage.convert import from_row, to_row
 from ..storage.derived import rollup_value
 from ..storage.tables import Schema
+from . import hooks
 from .formulas import Formulas
 
 Change = tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]  # (before, after); None: inserted/deleted
@@ -44,7 +45,8 @@ class Rollups:
     """Which rollups each object feeds, and their refresh."""
 
     def __init__(self, metadata: Metadata, schema: Schema, formulas: Mapping[str, Formulas]):
-        self.schema, self.formulas = schema, formulas
+        self.metadata, self.schema, self.formulas = metadata, schema, formulas
+        self.records = None  # the records service, set by it: a parent's change fires `after_rollup`
         groups: dict[tuple[str, str, str], list[FieldDef]] = {}
         for obj in metadata.objects.values():
             for f in obj.fields.values():
@@ -139,6 +141,11 @@ class Rollups:
             )
         if changes:
             self.after_change(conn, group.parent, changes, now)
+            if self.records is not None:
+                definition = self.metadata.objects[group.parent]
+                for old, new in changes:
+                    hooks.run("after_rollup", definition,
+                              hooks.HookContext(self.records, conn, group.parent, None, now, before=old, after=new))
 
 
 def _matches(conditions: Mapping[str, Any], record: Mapping[str, Any]) -> bool:

@@ -88,6 +88,7 @@ class Records:
         self.validators = build_validators(self.metadata)
         self.formulas = {name: Formulas(obj) for name, obj in self.metadata.objects.items()}
         self.rollups = Rollups(self.metadata, self.schema, self.formulas)
+        self.rollups.records = self
         self.children: dict[str, list[tuple[str, str]]] = {}  # parent -> [(child object, master_detail field)]
         for obj in self.metadata.objects.values():
             for f in obj.fields.values():
