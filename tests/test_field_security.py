@@ -111,6 +111,9 @@ def test_a_hidden_field_is_absent_from_the_record_and_the_list(api, products):
     assert [(r["name"], r["price"]) for r in page["items"]] == [("Gadget", 25), ("Gizmo", 40), ("Widget", 10)]
     status, body = api.get(f"/objects/product/records/{widget}", "admin")
     assert (body["cost"], body["code"]) == (6, "W-1")  # full access sees every field
+    # the object's metadata leaves out what the caller may not see and marks what they may only read
+    fields = {f["name"]: f.get("access") for f in api.get("/meta/objects/product", "clerk")[1]["fields"]}
+    assert ("cost" in fields, "code" in fields, fields["price"], fields["name"]) == (False, False, "read", None)
 
 
 def test_the_most_permissive_of_several_roles_wins(api, products):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from support import crm_metadata, migrated_platform
-from test_api import SITE_LAYER, Api
+from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
+from test_pages import login
 
 from objectplatform.metadata import MetadataError, default_layers, load_metadata
 from objectplatform.runtime.config import ROOT
@@ -97,7 +98,7 @@ def test_a_sales_team_member_reads_and_edits_the_opportunity_until_removed(api, 
     assert [e["user"] for e in history["items"] if e["field"] == "team"] == [people["rep1"]] * 2
 
 
-def test_a_co_visitor_reads_the_visit_but_may_not_change_it(api, platform, people):
+def test_a_co_visitor_reads_the_visit_but_may_not_change_it(api, app, platform, people):
     status, account = api.post("/objects/account/records", "rep1", {"name": "优选零售"})
     status, visit = api.post("/objects/visit/records", "rep1", {
         "subject": "季度回访", "account": account["id"], "planned_at": "2026-03-02T09:00:00+08:00",
@@ -112,6 +113,13 @@ def test_a_co_visitor_reads_the_visit_but_may_not_change_it(api, platform, peopl
     assert api.patch(path, "rep2", {"summary": "顺利", "version": 1}) == (
         403, {"error": {"code": "forbidden", "message": message}})
     assert api.get(path, "finance")[0] == 403  # a team opens a record, not an object the role may not read
+    client = app.test_client()  # the record page offers neither edit nor delete to a co-visitor
+    login(client, "rep2", PASSWORD)
+    page = client.get(f"/o/visit/{visit['id']}").get_data(as_text=True)
+    assert "季度回访" in page and f"/o/visit/{visit['id']}/edit" not in page
+    client = app.test_client()
+    login(client, "rep1", PASSWORD)
+    assert f"/o/visit/{visit['id']}/edit" in client.get(f"/o/visit/{visit['id']}").get_data(as_text=True)
     other = api.post("/objects/visit/records", "rep1", {
         "subject": "首次拜访", "account": account["id"], "planned_at": "2026-03-03T09:00:00+08:00"})[1]
     assert api.patch(f"/objects/visit/records/{other['id']}", "rep2", {"summary": "x", "version": 1})[0] == 404

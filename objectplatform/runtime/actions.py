@@ -93,11 +93,13 @@ Provider = Callable[[Metadata], Iterable[Action]]
 
 
 def provided_actions(metadata: Metadata) -> list[tuple[Provider | None, Action]]:
-    """Every action `metadata` gives, in registration order, each with the provider giving it (None: one
-    `register_action` added); of two with the same object and name, the later one is the object's."""
+    """Every action `metadata` gives, each with the provider giving it (None: one `register_action` added):
+    those first, then the providers' by module and name, so the order (the pages' buttons, `_actions`)
+    never depends on which module happened to be imported first; of two with the same object and name,
+    the later one is the object's."""
     found: list[tuple[Provider | None, Action]] = [(None, a) for a in _REGISTERED.values()
                                                    if a.object in metadata.objects]
-    for provider in _PROVIDERS:
+    for provider in sorted(_PROVIDERS, key=lambda p: (p.__module__, p.__qualname__)):
         found.extend((provider, action) for action in provider(metadata))
     return found
 

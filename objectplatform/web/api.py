@@ -402,6 +402,15 @@ def field_json(f: FieldDef) -> dict:
     return out
 
 
+def _field_for_caller(obj: str, f: FieldDef) -> dict:
+    """A field as the caller may use it: one their roles let them only read says `"access": "read"`
+    (a field they may not see is left out of the object's fields altogether)."""
+    out = field_json(f)
+    if g.access.field_level(obj, f.name) == "read":
+        out["access"] = "read"
+    return out
+
+
 def _system_field_json(name: str) -> dict:
     type_ = SYSTEM_FIELDS[name]
     return {"name": name, "type": type_, "label": _label(SYSTEM_LABELS[name]), "required": False,
@@ -429,7 +438,7 @@ def meta_object(obj: str) -> Response:
         **object_summary(o),
         "permissions": {op: g.access.can(obj, op) for op in ("create", "read", "edit", "delete")},
         "fields": [_system_field_json(name) for name in SYSTEM_ORDER]
-        + [field_json(f) for f in o.fields.values()],
+        + [_field_for_caller(obj, f) for f in o.fields.values() if g.access.field_level(obj, f.name) != "hidden"],
         "children": [{"object": child, "field": via} for child, via in platform.records.children.get(obj, ())],
         "list_view": None if list_view is None else {"columns": list(list_view.columns),
                                                      "filters": list(list_view.filters), "sort": list(list_view.sort)},

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import flash, g, redirect, render_template, request, send_from_directory, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from objectplatform.runtime.storage.engine import reading
 
 from .app import get_platform
 from .forms import FormBuilder, make_input, posted
@@ -141,8 +143,21 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
         actions=_record_actions(definition, current, state), lifecycle=_lifecycle_path(definition, current),
-        can_edit=g.access.can(obj, "edit"), can_delete=g.access.can(obj, "delete"), **context,
+        can_edit=_may(obj, current["id"], "edit"), can_delete=_may(obj, current["id"], "delete"), **context,
     ), status
+
+
+def _may(obj: str, record_id: str, operation: str) -> bool:
+    """Whether the user may `operation` this record: their roles allow it and it is in that data scope
+    (a team member who may only read it gets neither button)."""
+    if not g.access.can(obj, operation):
+        return False
+    where = scope(obj, operation)
+    if where is None:
+        return True
+    table = get_platform().schema[obj].table
+    with reading(get_platform().engine) as conn:
+        return conn.execute(sa.select(table.c.id).where(table.c.id == int(record_id), where)).first() is not None
 
 
 def _record_actions(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, Any]) -> list[dict]:

@@ -175,7 +175,7 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
         if params.get(target) is not None:
             access.require(target, "create")
     records = platform.records
-    scoped = records.within(access.scope)
+    scoped = records.within(access)  # the caller's data scope and field levels hold for what it creates
     user = access.user_id
     lead_table = platform.schema[obj]
     with records.transaction() as conn:
