@@ -248,14 +248,20 @@ def _user_id(platform: Platform, username: str) -> str:
 # --- action -----------------------------------------------------------------------------------
 
 
-def action_command(args: argparse.Namespace) -> int:
-    """Run the action through the same registry and checks as the API; print its result as JSON."""
-    params: dict[str, str] = {}
-    for item in args.param:
+def _pairs(items: list[str], option: str, key: str) -> dict[str, str]:
+    """`KEY=VALUE` arguments of a repeatable option as a mapping."""
+    found: dict[str, str] = {}
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise CommandError(f"--param {item!r}: write it as NAME=VALUE")
-        params[name] = value
+            raise CommandError(f"{option} {item!r}: write it as {key}=VALUE")
+        found[name] = value
+    return found
+
+
+def action_command(args: argparse.Namespace) -> int:
+    """Run the action through the same registry and checks as the API; print its result as JSON."""
+    params = _pairs(args.param, "--param", "NAME")
     platform = open_platform(Settings.from_env())
     try:
         access = access_for(platform, _user_id(platform, args.as_user))
@@ -269,12 +275,7 @@ def action_command(args: argparse.Namespace) -> int:
 
 def edit_command(args: argparse.Namespace) -> int:
     """Change fields through the records service as the user, held to the same rules as a PATCH."""
-    values: dict[str, str] = {}
-    for item in args.values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise CommandError(f"--set {item!r}: write it as FIELD=VALUE")
-        values[name] = value
+    values = _pairs(args.values, "--set", "FIELD")
     if not values:
         raise CommandError("give the fields to change with --set FIELD=VALUE")
     platform = open_platform(Settings.from_env())
