@@ -129,7 +129,7 @@ class Templates:
                     c.execute(sa.text(f'CREATE DATABASE "{name}"'))
                 url = self._pg_url(name)
             with migrated_platform(url, self.folder / f"instance{n}", metadata):
-                pass
+                pass  # migrating the template is all this platform is opened for
             if backend == "postgresql":
                 engine = sa.create_engine(url)
                 try:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 from support import crm_metadata
 from test_api import PASSWORD, Api
+from test_api import api as api  # noqa: F401  (fixtures)
+from test_api import app as app  # noqa: F401
 from test_pages import login
 
 from objectplatform.metadata import MetadataError
 from objectplatform.runtime.imports import prepare, read_bytes, run_import
 from objectplatform.runtime.permissions import access_for
-from objectplatform.web import create_app
 
 PRODUCT_COST = """\
 kind: object_extension
@@ -76,16 +77,6 @@ def products(platform, people) -> dict[str, str]:
         made[name] = platform.records.create("product", {"name": name, "code": code, "price": price, "cost": cost,
                                                          "category": "hardware"}, user=people["admin"])["id"]
     return made
-
-
-@pytest.fixture
-def app(platform):
-    return create_app(platform)
-
-
-@pytest.fixture
-def api(app, people) -> Api:
-    return Api(app.test_client())
 
 
 def product_json(id_: str, version: int, body: dict, **fields) -> dict:

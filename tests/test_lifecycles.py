@@ -9,10 +9,11 @@ from decimal import Decimal
 
 import pytest
 from test_api import PASSWORD, Api
+from test_api import api as api  # noqa: F401  (fixtures)
+from test_api import app as app  # noqa: F401
 from test_pages import login, token
 
 from objectplatform.cli import main
-from objectplatform.web import create_app
 
 
 @pytest.fixture
@@ -33,16 +34,6 @@ def people(platform) -> dict[str, str]:
     ids["shipper"] = user("shipper", "孙发货", ["shipper"])
     records.update("department", sales, {"manager": ids["boss"]}, version=None, system=True)
     return ids
-
-
-@pytest.fixture
-def app(platform):
-    return create_app(platform)
-
-
-@pytest.fixture
-def api(app, people) -> Api:
-    return Api(app.test_client())
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ def state_label(obj: ObjectDef, value: Any) -> str:
     return f"{option.label.zh} {value}" if option else str(value)
 
 
-def _names(values: Iterable[str]) -> str:
+def listed(values: Iterable[str]) -> str:
+    """Names or labels as a message lists them."""
     return ", ".join(values)
 
 
@@ -57,7 +58,7 @@ class Guard:
             if name not in self.transition_only.get(obj, ()):
                 continue
             setting = lifecycle.setting(name) if lifecycle else ()
-            errors[name] = [f"set only by the transitions {_names(setting)}" if setting else "is set by the system"]
+            errors[name] = [f"set only by the transitions {listed(setting)}" if setting else "is set by the system"]
         if errors:
             raise ValidationFailed(errors)
 
@@ -76,9 +77,9 @@ class Guard:
         value = record[lifecycle.field]
         if value not in lifecycle.initial:
             definition = self.metadata.objects[obj]
-            starts = _names(state_label(definition, v) for v in lifecycle.initial)
+            starts = listed(state_label(definition, v) for v in lifecycle.initial)
             reached = [t.name for t in lifecycle.transitions.values() if t.to == value]
-            how = f"is reached by {_names(reached)}" if reached else "is set by the system"
+            how = f"is reached by {listed(reached)}" if reached else "is set by the system"
             errors.setdefault(lifecycle.field, []).append(
                 f"a new {obj} starts as {starts}; {state_label(definition, value)} {how}")
 
@@ -97,7 +98,7 @@ class Guard:
             return
         definition = self.metadata.objects[obj]
         raise Locked(f"{obj} {current['id']} is {state_label(definition, state.value)}: "
-                     f"{_names(locked)} cannot be changed in this state",
+                     f"{listed(locked)} cannot be changed in this state",
                      {name: [f"locked while the {obj} is {state_label(definition, state.value)}"] for name in locked})
 
     def refuse_locked_parent(self, conn: sa.Connection, schema, access_of, obj: str, record: Mapping[str, Any],

@@ -10,7 +10,7 @@ states the same way before the engine submits or withdraws.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +20,8 @@ from objectplatform.metadata.expressions import parse
 
 from . import actions
 from .errors import Conflict, Forbidden, ValidationFailed
-from .lifecycles import state_label
+from .lifecycles import listed, state_label
 from .records import hooks
-
-
-def _names(values: Iterable[str]) -> str:
-    return ", ".join(values)
 
 
 def _transition(obj: ObjectDef, name: str) -> Transition | None:
@@ -66,7 +62,7 @@ def applies(obj: ObjectDef, name: str, record: Mapping[str, Any], user: str | No
 
 def refuse_role(obj: ObjectDef, name: str) -> None:
     """403 naming the roles that may run the transition."""
-    roles = _names(obj.lifecycle.transitions[name].roles) or "none"
+    roles = listed(obj.lifecycle.transitions[name].roles) or "none"
     raise Forbidden(f"your roles do not allow {name} on {obj.name} (allowed: {roles})")
 
 
@@ -75,7 +71,7 @@ def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any]) -> None
     transition = obj.lifecycle.transitions[name]
     state = record.get(obj.lifecycle.field)
     if state not in transition.sources:
-        starts = _names(state_label(obj, v) for v in transition.sources)
+        starts = listed(state_label(obj, v) for v in transition.sources)
         raise Conflict(f"{obj.name} {record['id']} is {state_label(obj, state)}: {name} applies only to "
                        f"a {obj.name} that is {starts}")
     if not applies(obj, name, record, access.user_id):
