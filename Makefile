@@ -11,7 +11,7 @@ install: $(VENV)
 
 $(VENV): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev]' || { touch -d @0 $(VENV); exit 1; }
+	$(BIN)/pip install -e '.[dev,demo]' || { touch -d @0 $(VENV); exit 1; }
 	touch $(VENV)
 
 run: $(VENV)

@@ -45,9 +45,9 @@ from engine import database, settle  # bench/engine.py (this folder is first on 
 from faker import Faker
 
 from objectplatform.runtime import Settings, open_platform
-from objectplatform.runtime.demo import load_demo
 from objectplatform.runtime.storage.convert import to_row
 from objectplatform.runtime.storage.migrate import migrate
+from objectplatform_crm.demo import load_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 50_000

@@ -22,8 +22,8 @@ from objectplatform.metadata import MetadataError
 from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platform
 from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.apps import DemoUnavailable, find_apps
 from objectplatform.runtime.behaviors.pool import ORG_TIME
-from objectplatform.runtime.demo import demo_users, load_demo
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
 from objectplatform.runtime.permissions import access_for
@@ -35,6 +35,7 @@ from objectplatform.runtime.storage.migrate import (
     migrate,
     plan_migration,
 )
+from objectplatform.translations import LANGUAGES, message_text
 
 
 class CommandError(Exception):
@@ -53,11 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MigrationRefused as e:
         _print_refusal(e)
     except RuntimeFailure as e:
-        print(f"error: {e.message}", file=sys.stderr)
+        print(f"error: {message_text(e.message, args.lang)}", file=sys.stderr)
         for name, messages in e.fields.items():
             for message in messages:
-                print(f"  {name}: {message}", file=sys.stderr)
-    except CommandError as e:
+                print(f"  {name}: {message_text(message, args.lang)}", file=sys.stderr)
+    except (CommandError, DemoUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
     except sa.exc.ArgumentError as e:
         print(f"error: OBJECTPLATFORM_DATABASE_URL is not a usable database URL: {e}", file=sys.stderr)
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="objectplatform",
         description="A metadata-driven object platform. Configuration: OBJECTPLATFORM_* environment variables.",
     )
+    parser.add_argument("--lang", choices=LANGUAGES, default="en", help="the language of error messages (default: en)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -352,13 +354,13 @@ class ProgressBar:
 
 
 def rules_command(args: argparse.Namespace) -> int:
-    """Run the scheduled rules once as of --now (default: the rules' clock); print each rule's summary."""
+    """Run the scheduled rules once as of --now (default: the platform's clock); print each rule's summary."""
     from objectplatform.runtime import rules
     from objectplatform.runtime.approvals import approval_reminders
 
-    at = _moment(args.now) if args.now else rules.now()
     platform = open_platform(Settings.from_env())
     try:
+        at = _moment(args.now) if args.now else platform.clock.now()
         summaries = rules.run_rules(platform, at, args.rules or None)
         reminded = None if args.rules else approval_reminders(platform, at)  # as the scheduler's every tick
     finally:
@@ -424,8 +426,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Migrate; load the demo company unless the database already has users; print what was done; serve."""
+    """Migrate; load the demo company of the first app that has one, unless the database already has users;
+    print what was done; serve."""
     settings = Settings.from_env()
+    found = [app.demo for app in find_apps(settings.apps) if app.demo is not None]
+    if not found:
+        raise CommandError(f"none of the apps ({', '.join(settings.apps)}) has demo data")
+    demo_users = found[0].users()  # before migrating: raises DemoUnavailable when the demo cannot run here
     platform = open_platform(settings)
     try:
         plan = migrate(platform.engine, platform.schema)
@@ -434,10 +441,10 @@ def demo(args: argparse.Namespace) -> int:
         if platform.records.list("user", limit=1).total:
             print("the database already holds users: demo data not loaded")
             existing = {u["username"] for u in platform.records.list("user", limit=500).items}
-            users = [u for u in demo_users(settings.root / "demo") if u.username in existing]
+            users = [u for u in demo_users if u.username in existing]
         else:
             started = time.perf_counter()
-            result = load_demo(platform)
+            result = found[0].load(platform)
             print(f"loaded the demo company in {time.perf_counter() - started:.1f} s:")
             for name, count in result.counts.items():
                 print(f"  {platform.metadata.objects[name].label.zh} {name}: {count}")

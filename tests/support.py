@@ -1,14 +1,17 @@
-"""Helpers the test modules share: the shipped CRM with a site layer, and a migrated platform on a test database."""
+"""Helpers the test modules share: the shipped CRM with a site layer, a migrated platform on a test database, and a
+clock a test sets."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from objectplatform.metadata import Metadata, default_layers, load_metadata
 from objectplatform.runtime import Platform, Settings, open_platform
+from objectplatform.runtime.clock import Clock
 from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.storage.migrate import migrate
 
@@ -39,3 +42,24 @@ def migrated_platform(database_url: str, instance: Path, metadata: Metadata | No
         yield platform
     finally:
         platform.close()
+
+
+class FixedClock(Clock):
+    """A platform clock standing at `at` until the test moves it: `platform.clock = clock = FixedClock(T0)`, then
+    `clock.at = ...` or `clock.advance(days=1)`."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> datetime:
+        self.at += timedelta(**delta)
+        return self.at
+
+
+def english(result: Mapping) -> dict:
+    """An import's result with its row errors in English only, each row's `reasons` left out (the tests of imports
+    in tests/test_imports_jobs.py assert those exactly)."""
+    return {**result, "errors": [{k: v for k, v in row.items() if k != "reasons"} for row in result["errors"]]}

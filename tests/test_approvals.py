@@ -14,15 +14,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from support import crm_metadata
+from support import FixedClock, crm_metadata
 from test_api import PASSWORD, Api
 from test_sales_process import to_negotiation
 
+from objectplatform.metadata import build_definition, plain
 from objectplatform.runtime import Conflict, Forbidden, Locked, NotFound, ValidationFailed, scheduler
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.approvals import approval_reminders, approvals
-from objectplatform.runtime.behaviors import pool as pool_behavior
-from objectplatform.runtime.behaviors import staged
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.workqueue import work_queue
 from objectplatform.web import create_app
@@ -86,12 +85,10 @@ def metadata(tmp_path_factory):
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The engine's clock (the rules'): set `clock[0]`; staged moves use it too."""
-    at = [T0]
-    monkeypatch.setattr(pool_behavior, "now", lambda: at[0])
-    monkeypatch.setattr(staged, "now", lambda: at[0])
-    return at
+def clock(platform) -> FixedClock:
+    """The platform's clock, standing at T0 until a test moves it (`clock.at = ...`)."""
+    platform.clock = FixedClock(T0)
+    return platform.clock
 
 
 @pytest.fixture
@@ -198,14 +195,14 @@ def test_a_large_order_is_approved_by_the_manager_then_finance(platform, people,
     assert e.value.message == (f"you are not an approver of approval 1 (订单审批 {no}); the approvers of its "
                                "step 主管审批 (manager): 赵经理")
 
-    clock[0] = T0 + timedelta(hours=2)
+    clock.at = T0 + timedelta(hours=2)
     after_manager = decide(platform, people["boss"], "1", True, "同意")["approval"]
     assert steps(after_manager) == [("manager", "approved", [("赵经理", "approved", "同意")]),
                                     ("finance", "pending", [("钱会计", None, None), ("孙出纳", None, None)])]
     assert todos(platform, people["boss"]) == []
     assert todos(platform, people["fin2"]) == [("approval", f"审批：订单审批 {no}（财务审批）", "1", "approve")]
 
-    clock[0] = T0 + timedelta(hours=3)
+    clock.at = T0 + timedelta(hours=3)
     done = decide(platform, people["fin1"], "1", True)
     assert (done["approval"]["status"], done["approval"]["ended_at"], done["approval"]["current_step"]) == (
         "approved", (T0 + timedelta(hours=3)).isoformat(), None)
@@ -419,7 +416,7 @@ def test_a_stage_is_entered_once_the_direct_manager_approves(platform, people, a
     assert e.value.message == ("you are not an approver of approval 1 (阶段审批：商务谈判 零售条线CRM项目); the "
                                "approvers of its step 进入阶段 商务谈判 (negotiation): 赵经理")
 
-    clock[0] = T0 + timedelta(days=1)
+    clock.at = T0 + timedelta(days=1)
     rejected = decide(platform, people["boss"], "1", False, "报价依据不足")
     assert (rejected["record"]["stage"], rejected["record"]["pending_stage"]) == ("proposal", None)
     assert steps(rejected["approval"]) == [("negotiation", "rejected", [("赵经理", "rejected", "报价依据不足")])]
@@ -427,7 +424,7 @@ def test_a_stage_is_entered_once_the_direct_manager_approves(platform, people, a
 
     edit(platform, "opportunity", opportunity["id"], rep, competitors="某友商")  # improved
     again = act(platform, rep, "opportunity", "advance", opportunity["id"])
-    clock[0] = T0 + timedelta(days=2)
+    clock.at = T0 + timedelta(days=2)
     entered = decide(platform, people["boss"], again["approval_id"], True)["record"]
     assert (entered["stage"], entered["pending_stage"], entered["probability"]) == (
         "negotiation", None, Decimal("80.00"))
@@ -473,10 +470,10 @@ def test_reminders_come_once_when_a_step_waits_too_long(platform, people, accoun
     assert approval_reminders(platform, T0 + timedelta(hours=24)) == 1
     assert approval_reminders(platform, T0 + timedelta(hours=30)) == 0
     assert notes(platform, people["boss"]) == [reminder]
-    clock[0] = T0 + timedelta(hours=25)
+    clock.at = T0 + timedelta(hours=25)
     decide(platform, people["boss"], "1", True)
-    clock[0] = T0 + timedelta(hours=49)
-    scheduler.tick(platform, clock[0])  # the scheduler's tick runs them
+    clock.at = T0 + timedelta(hours=49)
+    scheduler.tick(platform, clock.at)  # the scheduler's tick runs them
     assert (notes(platform, people["fin1"]), notes(platform, people["fin2"])) == ([reminder], [reminder])
 
 
@@ -484,9 +481,9 @@ def test_a_running_approval_keeps_the_definition_it_started_with(platform, peopl
     so = order(platform, people["rep"], account, product, "600000")
     act(platform, people["rep"], "sales_order", "submit", so["id"])
     flows = dict(platform.metadata.flows)
-    old = flows["sales_order_approval"]
-    new_data = {**old.data, "steps": old.data["steps"][:1], "on_approve": [{"set": {"status": "completed"}}]}
-    flows["sales_order_approval"] = dataclasses.replace(old, data=new_data)
+    old = plain(flows["sales_order_approval"].document)
+    new_data = {**old, "steps": old["steps"][:1], "on_approve": [{"set": {"status": "completed"}}]}
+    flows["sales_order_approval"] = build_definition(new_data, flows["sales_order_approval"].source)
     platform.metadata = dataclasses.replace(platform.metadata, flows=flows)
 
     decide(platform, people["boss"], "1", True)

@@ -467,7 +467,8 @@ def test_serve_serves_the_configured_database_as_it_is(migrated, tmp_path):
     with server(tmp_path, "serve") as (base, port, stopped):
         status, content_type, body = http(base + "/api/v1/auth/token", {"username": "admin", "password": "admin1234"})
         assert (status, content_type, json.loads(body)) == (
-            401, "application/json", {"error": {"code": "unauthenticated", "message": "wrong username or password"}})
+            401, "application/json", {"error": {"code": "unauthenticated", "message": "wrong username or password",
+                                                "reason": "auth.wrong_credentials", "params": {}}})
         status, content_type, page = http(base + "/login")
         assert (status, content_type) == (200, "text/html; charset=utf-8")
         assert '<form method="post"' in page

@@ -15,7 +15,7 @@ from test_api import metadata as metadata  # noqa: F401
 from test_api import people as people  # noqa: F401
 
 from objectplatform.runtime.actions import actions_service, run_action
-from objectplatform.runtime.behaviors.convertible import account_matches
+from objectplatform.runtime.behaviors.convertible import matches
 from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
 from objectplatform.runtime.permissions import access_for
 
@@ -179,12 +179,12 @@ def test_account_matches_by_name_or_phone_within_scope(platform, people, make_le
     records.create("account", {"name": "星辰科技", "phone": "010-88886666"}, user=people["rep2"])
     lead = make_lead()
     rep1, boss = access_for(platform, people["rep1"]), access_for(platform, people["boss"])
-    assert [m["id"] for m in account_matches(platform, rep1, lead)] == [same_phone, same_name]
-    assert account_matches(platform, rep1, lead)[1] == {"id": same_name, "name": "星辰科技", "phone": None,
+    assert [m["id"] for m in matches(platform, rep1, "lead", lead)] == [same_phone, same_name]
+    assert matches(platform, rep1, "lead", lead)[1] == {"id": same_name, "name": "星辰科技", "phone": None,
                                                          "owner": people["rep1"]}
-    assert len(account_matches(platform, boss, lead)) == 3
+    assert len(matches(platform, boss, "lead", lead)) == 3
     preview = run_action(platform, rep1, "lead", "convert", lead["id"], {"preview": True})
-    assert preview["matches"] == account_matches(platform, rep1, lead)
+    assert preview["matches"] == matches(platform, rep1, "lead", lead)
     assert preview["defaults"]["contact"] == {
         "name": "张伟", "title": "技术总监", "phone": "010-88886666", "mobile": "13800138000",
         "email": "zhangwei@xingchen.cn", "wechat": "zw_xc", "address": "北京市海淀区中关村大街1号"}

@@ -11,6 +11,7 @@ import re
 
 import jsonschema
 import pytest
+from support import english
 from test_api import PASSWORD
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
@@ -181,7 +182,7 @@ def test_an_import_creates_and_reports_the_rows_a_warn_rule_matches(api, app, pl
     assert len(created) == 3
     lilei, hmm3, hmm4 = created
     wang = owner(people, "rep1", "王伟")
-    assert job["result"] == {
+    assert english(job["result"]) == {
         "created": 3, "failed": 1, "all_or_nothing": False,
         "errors": [{"row": 5, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}}],
         "warned": 2,
@@ -215,7 +216,7 @@ def test_an_import_creates_and_reports_the_rows_a_warn_rule_matches(api, app, pl
     data = "姓名,电话,手机\n吴昊,010-88886666,\n周杰,,13800138000\n".encode()
     status, body = upload(api, "boss", "leads.csv", data, all_or_nothing="true")
     status, job = api.get(f"/jobs/{body['job_id']}", "boss")
-    assert job["result"] == {"created": 0, "failed": 1, "all_or_nothing": True, "errors": [
+    assert english(job["result"]) == {"created": 0, "failed": 1, "all_or_nothing": True, "errors": [
         {"row": 3, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}}]}
     assert platform.records.list("lead", limit=50).total == 4
 

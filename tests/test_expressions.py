@@ -48,6 +48,17 @@ def check_error(text):
 # ------------------------------------------------------------------------------------ parsing
 
 
+def test_a_text_is_parsed_once_and_its_expression_shared():
+    first = parse("amount > 100 and status == 'open'")
+    assert parse("amount > 100 and status == 'open'") is first
+    assert parse("amount > 100 and status != 'open'") is not first
+    with pytest.raises(ExpressionError) as caught:  # a failure is raised each time, never kept
+        parse("amount >")
+    with pytest.raises(ExpressionError) as again:
+        parse("amount >")
+    assert str(caught.value) == str(again.value) == "unexpected end of expression"
+
+
 def test_ast_and_names():
     expr = parse("not phone and amount >= 1.5 * -qty or account.name in ['a', \"b\"]")
     assert expr.node == Binary(

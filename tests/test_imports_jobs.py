@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from dataclasses import replace
 
 import openpyxl
 import pytest
+from support import shipped_crm
 from test_api import PASSWORD, Api
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
@@ -19,7 +21,7 @@ from test_jobs import rq_worker, wait_until
 
 from objectplatform.cli import main
 from objectplatform.runtime import Settings, open_platform
-from objectplatform.runtime.imports import parse_vcards
+from objectplatform.runtime.imports import card_values, parse_vcards
 from objectplatform.runtime.jobs import JobRunner
 from objectplatform.web import create_app
 
@@ -32,9 +34,13 @@ LEADS_CSV = (
     "刘洋,上海优选零售,13800000005,,referral\n"
 )
 SOURCES = "referral, promotion, campaign, telemarketing, website, expo, business_card, other"
-CSV_ERRORS = [
-    {"row": 3, "fields": {"email": ["not a valid email address"]}},
-    {"row": 5, "fields": {"source": [f"'flyer' is not one of: {SOURCES}"], "name": ["is required"]}},
+CSV_ERRORS = [  # each message in English, and by its reason and params for the pages to say in their language
+    {"row": 3, "fields": {"email": ["not a valid email address"]},
+     "reasons": {"email": [{"reason": "value.not_an_email", "template": "not a valid email address", "params": {}}]}},
+    {"row": 5, "fields": {"source": [f"'flyer' is not one of: {SOURCES}"], "name": ["is required"]},
+     "reasons": {"source": [{"reason": "value.not_an_option", "template": "'{input}' is not one of: {allowed}",
+                             "params": {"input": "flyer", "allowed": SOURCES}}],
+                 "name": [{"reason": "value.required", "template": "is required", "params": {}}]}},
 ]
 
 VCARDS = (
@@ -148,7 +154,9 @@ def test_xlsx_import_resolves_labels_picklists_and_lookups(api, platform, people
     job = finished(api, "admin", body["job_id"])
     assert (job["status"], job["progress"], job["result"]) == ("finished", {"done": 2, "total": 2}, {
         "created": 1, "failed": 1, "all_or_nothing": False,
-        "errors": [{"row": 4, "fields": {"campaign": ["must be a record id (a positive whole number)"]}}]})
+        "errors": [{"row": 4, "fields": {"campaign": ["must be a record id (a positive whole number)"]},
+                    "reasons": {"campaign": [{"reason": "value.not_an_id", "params": {},
+                                              "template": "must be a record id (a positive whole number)"}]}}]})
     rows = [(r["name"], r["company"], r["mobile"], r["source"], r["campaign"], r["owner"]) for r in leads(platform)]
     assert rows == [
         ("周杰", "云图科技", "13900000001", "expo", campaign, people["admin"]),
@@ -166,9 +174,15 @@ def test_vcard_3_and_4_become_leads(api, platform, people):
 
 
 def test_vcard_parsing_without_fn_and_with_fax():
+    lead = shipped_crm().objects["lead"].vcard_import  # lead.yaml's imports: vcard:
+
+    def cards(text, vcard=lead):
+        return [(line, card_values(vcard, properties)) for line, properties in parse_vcards(text)]
+
     text = "BEGIN:VCARD\nVERSION:3.0\nN:李;娜\nTEL;TYPE=FAX:010-1\nTEL:021-6666 8888\nEND:VCARD\n"
-    assert parse_vcards(text) == [(1, {"name": "李娜", "phone": "021-6666 8888", "source": "business_card"})]
-    assert parse_vcards("BEGIN:VCARD\nN:Doe;John\nEND:VCARD", business_card=False) == [(1, {"name": "John Doe"})]
+    assert parse_vcards(text) == [(1, {"FN": "李娜", "TEL": "021-6666 8888"})]
+    assert cards(text) == [(1, {"name": "李娜", "phone": "021-6666 8888", "source": "business_card"})]
+    assert cards("BEGIN:VCARD\nN:Doe;John\nEND:VCARD", replace(lead, set={})) == [(1, {"name": "John Doe"})]
 
 
 def test_bad_uploads_are_refused_before_any_job(api, platform):
@@ -234,7 +248,9 @@ def test_rq_worker_runs_the_import_with_progress(migrated_database_url, tmp_path
             "status": "finished",
             "progress": {"done": 2501, "total": 2501},
             "result": {"created": 2500, "failed": 1, "all_or_nothing": False,
-                       "errors": [{"row": 2502, "fields": {"mobile": ["not a valid phone number"]}}]},
+                       "errors": [{"row": 2502, "fields": {"mobile": ["not a valid phone number"]},
+                                   "reasons": {"mobile": [{"reason": "value.not_a_phone", "params": {},
+                                                           "template": "not a valid phone number"}]}}]},
             "error": None,
         }
         assert platform.records.list("lead", limit=1).total == 2500

@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from support import english
 from test_api import PASSWORD, Api
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
@@ -245,7 +246,7 @@ def test_an_import_row_cannot_start_in_a_later_state(api, people, platform, orde
                             data={"file": (io.BytesIO(csv), "payments.csv")}, content_type="multipart/form-data")
     assert status == 202, body
     job = api.get(f"/jobs/{body['job_id']}", "admin")[1]
-    assert job["result"]["errors"] == [{"row": 3, "fields": {"status": [
+    assert english(job["result"])["errors"] == [{"row": 3, "fields": {"status": [
         "a new payment starts as 待确认 pending; 已确认 confirmed is reached by confirm_payment"]}}]
     assert [p["status"] for p in platform.records.list("payment").items] == ["pending"]
 

@@ -7,29 +7,38 @@ lines, paths relative to the case folder; an empty `expected.txt` means the case
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 from jsonschema import Draft202012Validator
+from support import shipped_crm
 
 import objectplatform.metadata
 from objectplatform.metadata import (
+    Chart,
     FieldDef,
+    FlowTrigger,
     Label,
     LayoutSection,
     ListView,
     Metadata,
     MetadataError,
     Option,
+    ReportDimension,
+    ReportMeasure,
     RollupSpec,
     Source,
     ValidationRule,
     default_layers,
     load_metadata,
+    plain,
 )
 from objectplatform.metadata._schema import KINDS
+from objectplatform.metadata.expressions import parse
 
 CASES = Path(__file__).parent / "metadata_cases"
 
@@ -167,13 +176,78 @@ def test_roles_form_the_built_in_roles_picklist(metadata):
     assert metadata.objects["user"].fields["roles"].options == metadata.picklists["roles"].options
 
 
-def test_flows_and_reports_keep_their_validated_data(metadata):
+def test_flows_and_reports_are_typed_with_their_expressions_parsed(metadata):
     rule = metadata.flows["remind_stale_leads"]
     assert (rule.kind, rule.object, rule.source) == ("rule", "lead", Source("flows/lead_rules.yaml", 1, 1))
-    assert rule.data["trigger"] == {"schedule": "daily at 09:00"}
+    assert (rule.label, rule.schedule, rule.event) == (
+        Label("线索跟进提醒", "Stale lead reminder"), "daily at 09:00", None)
+    # parsed once: the text parses to this very Expression again
+    assert rule.condition is parse("status == 'pending' and days_since(created_at) > 3 and campaign.budget > 0")
+    assert rule.condition.names == frozenset({"status", "created_at", "campaign.budget"})
+    assert plain(rule.actions) == [
+        {"notify": {"field": "owner"}, "message": {"zh": "请跟进线索", "en": "Follow up this lead"}},
+        {"todo": {"role": "sales_manager", "title": {"zh": "检查线索"}}}]
+    assert list(rule.effects) == ["actions"]
     report = metadata.reports["leads_by_campaign"]
     assert (report.kind, report.label) == ("report", Label("按市场活动统计线索", "Leads by campaign"))
-    assert [m["key"] for m in report.data["measures"]] == ["leads", "budget", "owners"]
+    assert report.dimensions == (ReportDimension("campaign", "campaign.name", None, Label("市场活动", "Campaign")),
+                                 ReportDimension("month", "created_at", "month"))
+    assert report.measures == (ReportMeasure("leads", "count"), ReportMeasure("budget", "sum", "campaign.budget"),
+                               ReportMeasure("owners", "count_distinct", "owner.department.name"))
+    assert plain(report.filters) == {"status__in": ["pending", "following"]}
+    assert (report.engine, report.columns, report.runtime_filters, report.scene, report.sort, report.limit,
+            report.totals, report.chart) == ("grouping", None, (), "all", ("-leads",), None, True,
+                                             Chart("bar", ("leads",), "campaign"))
+    assert plain(report.document)["sort"] == ["-leads"]  # the document as written, for exports
+
+
+def test_flow_and_report_definitions_are_immutable(metadata):
+    rule, report = metadata.flows["remind_stale_leads"], metadata.reports["leads_by_campaign"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.condition = None
+    with pytest.raises(TypeError):
+        rule.actions[0]["notify"]["field"] = "created_by"
+    with pytest.raises(TypeError):
+        report.filters["status__in"] = ["converted"]
+
+
+def test_the_shipped_approval_flow_and_sales_process_are_typed():
+    crm = shipped_crm()
+    flow = crm.flows["sales_order_approval"]
+    assert (flow.kind, flow.object, flow.trigger, flow.condition) == (
+        "approval_flow", "sales_order", FlowTrigger("action", "submit"), None)
+    assert [(s.name, s.label, plain(s.approvers), s.mode, s.condition and s.condition.text, s.remind_after_hours)
+            for s in flow.steps] == [
+        ("manager", Label("主管审批", "Manager approval"), [{"manager_of": "submitter"}], "any", None, 24),
+        ("finance", Label("财务审批", "Finance approval"), [{"role": "finance"}], "any", "total_amount >= 500000", 24)]
+    assert {part: plain(effects) for part, effects in flow.effects.items()} == {
+        "on_submit": [{"set": {"status": "submitted"}}], "on_withdraw": [{"set": {"status": "draft"}}],
+        "on_approve": [{"set": {"status": "approved"}},
+                       {"todo": {"role": "shipper", "action": "confirm_shipment",
+                                 "title": {"zh": "确认发货 {order_no}", "en": "Confirm shipment {order_no}"}}}],
+        "on_reject": [{"set": {"status": "rejected"}},
+                      {"notify": {"submitter": True},
+                       "message": {"zh": "订单 {order_no} 被驳回", "en": "Order {order_no} was rejected"}}]}
+    process = crm.flows["east_branch"]
+    assert (process.kind, process.object, process.departments, process.avg_cycle_days,
+            process.close_reminder_days) == ("sales_process", "opportunity", ("华东区",), 60, 5)
+    assert [(s.key, s.probability, [(t.key, t.required) for t in s.tasks], s.required_fields, s.approval)
+            for s in process.stages] == [
+        ("intent", Decimal("10"), [("first_call", True)], ("contact",), None),
+        ("demo", Decimal("40"), [("product_demo", True), ("site_visit", False)], ("budget",), None),
+        ("negotiation", Decimal("70"), [("send_quote", True)], ("expected_close_date",), None),
+        ("closing", Decimal("90"), [("sign_contract", True)], (), None)]
+    assert (process.first.key, process.after("demo").key, process.last.key, process.stage("demo").title()) == (
+        "intent", "negotiation", "closing", "产品演示 (demo)")
+    assert plain(crm.flows["standard_sales"].stage("negotiation").approval) == {"manager_of": "owner"}
+
+
+def test_one_label_helper_fills_a_missing_language_from_the_other():
+    assert Label.of({"zh": "线索", "en": "Lead"}) == Label("线索", "Lead")
+    assert Label.of({"zh": "线索"}) == Label("线索", "线索")
+    assert Label.of({"en": "Lead"}) == Label("Lead", "Lead")
+    assert Label.of(None) == Label("", "")
+    assert Label.of({"zh": "线索"}).get("en") == "线索"
 
 
 def test_metadata_is_immutable(metadata):

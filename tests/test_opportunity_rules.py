@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from support import crm_metadata
+from support import FixedClock, crm_metadata
 from test_rules import run, summary
 from test_sales_process import account as account  # noqa: F401  (fixtures)
 from test_sales_process import act, edit
@@ -45,7 +45,7 @@ def opportunity(platform, owner: str, account: str, name: str, **more) -> str:
 def entered(platform, record_id: str, stage: str, at: datetime, user: str) -> None:
     """The opportunity has been in `stage` since `at` (its stage history says so)."""
     with platform.records.transaction() as conn:
-        staged.replace_stage_history(platform.records, conn, record_id,
+        staged.replace_stage_history(platform.records, conn, "opportunity", record_id,
                                      [{"stage": stage, "entered_at": at, "moved_by": user}], user, at)
 
 
@@ -85,8 +85,8 @@ def test_each_process_reminds_its_own_days_before_the_close_date_once(platform, 
     assert notes(platform, people["boss"]) == [] and todos(platform, people["boss"]) == []
 
 
-def test_the_close_to_do_closes_when_the_deal_closes_or_the_date_moves_out(platform, people, account, monkeypatch):
-    monkeypatch.setattr(staged, "now", lambda: AT_CLOSE - 6 * DAY)
+def test_the_close_to_do_closes_when_the_deal_closes_or_the_date_moves_out(platform, people, account):
+    platform.clock = FixedClock(AT_CLOSE - 6 * DAY)
     rep = people["rep"]
     lost = opportunity(platform, rep, account, "华信银行CRM", expected_close_date=CLOSE_DATE.isoformat())
     moved = opportunity(platform, rep, account, "零售条线项目", expected_close_date=CLOSE_DATE.isoformat())
@@ -140,14 +140,14 @@ def test_a_stage_held_longer_than_its_share_of_the_cycle_tells_the_owner_and_man
     assert todos(platform, rep) == [] and todos(platform, boss) == []
 
 
-def test_a_new_stage_starts_a_new_count(platform, people, account, contact, monkeypatch):
+def test_a_new_stage_starts_a_new_count(platform, people, account, contact):
     rep, boss = people["rep"], people["boss"]
     standard = opportunity(platform, rep, account, "华信银行CRM")
     entered(platform, standard, "intent", T0, rep)
     assert run(platform, STUCK, T0 + 19 * DAY) == summary(STUCK, matched=1, notified=2)
 
     moved = T0 + 20 * DAY
-    monkeypatch.setattr(staged, "now", lambda: moved)
+    platform.clock = FixedClock(moved)
     act(platform, rep, "complete_task", standard, {"task": "first_call"})
     edit(platform.records, standard, rep, contact=contact)
     assert act(platform, rep, "advance", standard)["record"]["stage"] == "initiation"

@@ -13,8 +13,8 @@ import pytest
 
 from objectplatform.metadata import SYSTEM_FIELDS
 from objectplatform.runtime.config import ROOT
+from objectplatform.translations import LANGUAGES, catalogue
 from objectplatform.web import create_app
-from objectplatform.web.i18n import CATALOGUE, LANGUAGES
 
 PASSWORD = "secret-pass-1"
 
@@ -375,6 +375,10 @@ def test_english_switch_shows_english_labels(client, platform, users):
     client.get("/lang/zh?next=/o/lead")
     assert "<h1>销售线索</h1>" in client.get("/o/lead").text
     assert client.get("/lang/en?next=https://evil.example/").location == "/"
+
+
+CATALOGUE = {key: {lang: catalogue(lang)[key] for lang in LANGUAGES if key in catalogue(lang)}
+             for lang in LANGUAGES for key in catalogue(lang)}
 
 
 def test_catalogue_has_every_text_in_both_languages():

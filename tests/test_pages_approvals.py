@@ -11,10 +11,9 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from support import crm_metadata
+from support import FixedClock, crm_metadata
 from test_pages import login, token
 
-from objectplatform.runtime import approvals as engine
 from objectplatform.web import create_app
 
 PASSWORD = "secret-pass-1"
@@ -79,11 +78,10 @@ def people(platform) -> dict[str, str]:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The approval engine's clock answers the times set on it, in order."""
-    times: list[datetime] = []
-    monkeypatch.setattr(engine, "now", lambda: times.pop(0))
-    return times
+def clock(platform) -> FixedClock:
+    """The platform's clock, standing at T1 until a test moves it (`clock.at = ...`)."""
+    platform.clock = FixedClock(T1)
+    return platform.clock
 
 
 @pytest.fixture
@@ -171,7 +169,7 @@ def test_pending_panel_and_who_sees_which_buttons(app, platform, people, invoice
     rep = client_of(app, "rep")
     before = panel(rep.get(url).text)
     assert '<p class="empty">尚未提交审批</p>' in before and 'data-approval="submit"' in before
-    clock.append(T1)
+    clock.at = T1
     submitted = post(rep, f"{url}/approvals/submit", comment="客户催票")
     assert (submitted.status_code, submitted.location) == (302, f"{url}#approvals")
     page = rep.get(url).text
@@ -211,7 +209,7 @@ def test_pending_panel_and_who_sees_which_buttons(app, platform, people, invoice
 
 def test_reject_needs_a_comment_shown_inline_then_the_rejected_panel(app, platform, people, invoice, clock):
     url = f"/o/invoice/{invoice['id']}"
-    clock.append(T1)
+    clock.at = T1
     submit(app, "rep", invoice["id"])
     boss = client_of(app, "boss")
     approval_id = articles(boss.get(url).text)[0]["id"]
@@ -224,7 +222,7 @@ def test_reject_needs_a_comment_shown_inline_then_the_rejected_panel(app, platfo
     assert (shown["status"], shown["error"], shown["decide"]) == ("pending", "驳回时必须填写审批意见", True)
     assert len(re.findall(r'class="flash error approval-error"', refused.text)) == 1
 
-    clock.append(T2)
+    clock.at = T2
     rejected = decide(boss, approval_id, "reject", "抬头与合同不一致", next=url)
     assert (rejected.status_code, rejected.location) == (302, url)
     page = boss.get(url).text
@@ -242,10 +240,11 @@ def test_reject_needs_a_comment_shown_inline_then_the_rejected_panel(app, platfo
 
 def test_approved_through_both_steps_the_second_from_the_inbox(app, platform, people, invoice, clock):
     url = f"/o/invoice/{invoice['id']}"
-    clock.extend([T1, T2, T3])
+    clock.at = T1
     submit(app, "rep", invoice["id"])
     boss = client_of(app, "boss")
     approval_id = articles(boss.get(url).text)[0]["id"]
+    clock.at = T2
     assert decide(boss, approval_id, "approve", next=url).status_code == 302
     assert flashes(boss.get(url).text) == [f"已同意：开票审批 {invoice['invoice_no']}"]
 
@@ -257,6 +256,7 @@ def test_approved_through_both_steps_the_second_from_the_inbox(app, platform, pe
     assert f'action="/approvals/{approval_id}/decide"' in cells
     assert f'<a href="{url}#approval-{approval_id}">查看</a>' in cells
     assert "pages.finish_todo" not in cells and f"/todos/{todo_id}/done" not in cells  # deciding closes it
+    clock.at = T3
     decided = decide(fin, approval_id, "approve", "已核对", next="/todos", todo=todo_id)
     assert (decided.status_code, decided.location) == (302, "/todos")
     inbox = fin.get("/todos").text
@@ -275,7 +275,7 @@ def test_approved_through_both_steps_the_second_from_the_inbox(app, platform, pe
 
 def test_a_non_approver_and_a_second_decision_are_refused_inline(app, platform, people, invoice, clock):
     url = f"/o/invoice/{invoice['id']}"
-    clock.extend([T1, T2])
+    clock.at = T1
     submit(app, "rep", invoice["id"])
     fin = client_of(app, "fin")
     approval_id = articles(fin.get(url).text)[0]["id"]
@@ -287,6 +287,7 @@ def test_a_non_approver_and_a_second_decision_are_refused_inline(app, platform, 
     boss = client_of(app, "boss")
     stale = boss.get(url).text  # the boss opens the page twice, decides in one ...
     assert articles(stale)[0]["decide"] is True
+    clock.at = T2
     decide(boss, approval_id, "approve", next=url)
     again = decide(boss, approval_id, "approve", next=url)  # ... and clicks again in the other
     assert again.status_code == 409
@@ -299,7 +300,7 @@ def test_a_non_approver_and_a_second_decision_are_refused_inline(app, platform, 
 
 
 def test_reject_from_the_inbox_without_a_comment_is_refused_in_its_row(app, platform, people, invoice, clock):
-    clock.extend([T1, T2])
+    clock.at = T1
     submit(app, "rep", invoice["id"])
     boss = client_of(app, "boss")
     [(todo_id, _cells)] = re.findall(r'<tr data-id="(\d+)">(.*?)</tr>', boss.get("/todos").text, re.S)
@@ -310,6 +311,7 @@ def test_reject_from_the_inbox_without_a_comment_is_refused_in_its_row(app, plat
     assert row_id == todo_id
     assert re.findall(r'<p class="flash error approval-error" role="alert">(.*?)</p>', cells) == [
         "驳回时必须填写审批意见"]
+    clock.at = T2
     rejected = decide(boss, approval_id, "reject", "请补充合同编号", next="/todos", todo=todo_id)
     assert (rejected.status_code, rejected.location) == (302, "/todos")
     inbox = boss.get("/todos").text
@@ -364,7 +366,7 @@ def test_the_stage_path_links_to_the_waiting_stage_approval(app, platform, peopl
 def test_while_pending_the_edit_form_is_refused_and_only_the_submitter_withdraws(app, platform, people, invoice,
                                                                                  clock):
     url = f"/o/invoice/{invoice['id']}"
-    clock.extend([T1, T2])
+    clock.at = T1
     submit(app, "rep", invoice["id"])
     rep = client_of(app, "rep")
     current = platform.records.get("invoice", invoice["id"])
@@ -380,6 +382,7 @@ def test_while_pending_the_edit_form_is_refused_and_only_the_submitter_withdraws
     assert refused.status_code == 403
     assert re.findall(r'<p class="flash error approval-error" role="alert">(.*?)</p>', refused.text) == [
         "无权操作：只有提交人 王伟 或管理员可以撤回审批"]
+    clock.at = T2
     withdrawn = post(rep, f"{url}/approvals/withdraw", comment="金额要改")
     assert (withdrawn.status_code, withdrawn.location) == (302, f"{url}#approvals")
     page = rep.get(url).text

@@ -11,11 +11,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import FixedClock
 from test_pages import PASSWORD, login, token
 from test_pages import app as app  # noqa: F401  (fixtures)
 from test_pages import client as client  # noqa: F401
-
-from objectplatform.runtime.behaviors import pool as pool_behavior
 
 
 @pytest.fixture
@@ -201,7 +200,7 @@ def test_my_leads_tabs_count_each_status_and_the_forgotten(client, platform, org
     held(platform, org["liu"], "刘洋的线索", "13800000006")
     start = datetime.now(UTC)
     follow_up(platform, wang, "lead", following, "电话沟通需求", at=start + timedelta(days=5))
-    monkeypatch.setattr(pool_behavior, "now", lambda: start + timedelta(days=10))
+    platform.clock = FixedClock(start + timedelta(days=10))
 
     login(client, "wang")
     page = client.get("/leads/mine").text

@@ -77,9 +77,10 @@ def insert(conn, ot, records: list[dict], hours: list[int] | None = None) -> Non
     conn.execute(ot.table.insert(), rows)
 
 
-@pytest.fixture
-def conn(database_url, schema):
-    engine = create_engine(database_url)
+@pytest.fixture(scope="module")
+def rows(module_database_url, schema):
+    """A database of each backend holding the rows below, made once for the module."""
+    engine = create_engine(module_database_url)
     schema.sa_metadata.create_all(engine)
     with engine.begin() as connection:
         insert(connection, schema["lead"], [
@@ -95,8 +96,16 @@ def conn(database_url, schema):
         ])
         insert(connection, schema["account"], [{"name": n, "employees": e} for n, e in ACCOUNTS])
         insert(connection, schema["opportunity"], opportunities())
-        yield connection
+    yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def conn(rows):
+    """A transaction on the module's rows, rolled back after the test."""
+    with rows.connect() as connection:
+        connection.begin()
+        yield connection
 
 
 def ids(conn, schema, obj, **kwargs) -> list[str]:

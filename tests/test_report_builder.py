@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from report_company import build_company
 
-from objectplatform.metadata import MetadataError, default_layers, load_metadata
+from objectplatform.metadata import MetadataError, default_layers, load_metadata, plain
 from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.reports import definition, personal, run_report
@@ -197,7 +197,7 @@ def test_the_yaml_export_loads_as_a_shipped_template(client, platform, company, 
     (site / "report_templates").mkdir(parents=True)
     (site / "report_templates" / "my_campaigns.yaml").write_text(text, encoding="utf-8")
     shipped = load_metadata(default_layers(ROOT, (), site))
-    assert dict(shipped.reports["my_campaigns"].data) == {"kind": "report", **MINE}
+    assert plain(shipped.reports["my_campaigns"].document) == {"kind": "report", **MINE}
     # the shipped copy gives the personal report's rows
     access = access_for(platform, company["li"])
     as_template = run_report(platform, definition(shipped, "my_campaigns"), access=access)
@@ -362,4 +362,4 @@ def test_personal_reports_stored_as_json_in_their_table(platform, company):
         row = conn.execute(table.select()).mappings().one()
     assert (str(row["owner"]), row["name"], json.loads(row["label"])) == (company["li"], "my_campaigns", MINE["label"])
     assert json.loads(row["definition"]) == {"kind": "report", **MINE}
-    assert saved.definition.data == {"kind": "report", **MINE} and personal.is_personal(saved.definition)
+    assert plain(saved.definition.document) == {"kind": "report", **MINE} and personal.is_personal(saved.definition)

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from report_company import build_company
 
-from objectplatform.metadata import Definition, Label, Source
+from objectplatform.metadata import Source, build_definition
 from objectplatform.runtime import BadRequest, ValidationFailed
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.reports import definition, run_report
@@ -122,8 +122,8 @@ def _set_created(platform, when: dict[str, datetime]):
 
 def _adhoc(platform, data, obj="lead"):
     """A report definition made in the test, as a template would give it."""
-    return Definition("report", "adhoc", Source("<test>"), {"kind": "report", "name": "adhoc", "object": obj, **data},
-                      obj, Label("临时", "Ad hoc"))
+    return build_definition({"kind": "report", "name": "adhoc", "label": {"zh": "临时", "en": "Ad hoc"}, "object": obj,
+                             **data}, Source("<test>"))
 
 
 def test_date_buckets_in_org_time_and_date_ranges(platform, company):

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from support import FixedClock
 from test_api import people as people  # noqa: F401  (fixtures)
 from test_jobs import rq_setup as rq_setup  # noqa: F401
 from test_jobs import rq_worker
 
+from objectplatform import cli
 from objectplatform.cli import main
 from objectplatform.runtime import BadRequest, Settings, open_platform, rules, scheduler
 from objectplatform.runtime.behaviors import pool as pool_behavior
@@ -30,15 +32,16 @@ REASON = "超期未跟进或未转换，系统自动收回线索池"
 TODO = ("reminder", "跟进线索「张三」（星河科技）", "Follow up lead 张三 (星河科技)", "lead")
 
 
-class Clock:
-    def __init__(self, monkeypatch):
-        self.now = T0
-        monkeypatch.setattr(pool_behavior, "now", lambda: self.now)
+@pytest.fixture
+def clock() -> FixedClock:
+    """The platform's clock, standing at T0 until a test moves it."""
+    return FixedClock(T0)
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch)
+def platform(platform, clock):
+    platform.clock = clock
+    return platform
 
 
 def make_pool(platform, people, name: str = "华北区线索池", **values) -> str:
@@ -204,9 +207,17 @@ def test_zero_or_empty_recycle_settings_never_recycle(platform, people, clock):
 
 @pytest.fixture
 def cli_platform(migrated_database_url, tmp_path, monkeypatch, clock):
+    """A platform on the database the commands open, all of them on the test's clock."""
     monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", migrated_database_url)
     monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path / f"instance-{uuid.uuid4().hex[:6]}"))
-    platform = open_platform(Settings.from_env())
+
+    def on_the_clock(settings: Settings):
+        opened = open_platform(settings)
+        opened.clock = clock
+        return opened
+
+    monkeypatch.setattr(cli, "open_platform", on_the_clock)
+    platform = on_the_clock(Settings.from_env())
     yield platform
     platform.close()
 
@@ -300,7 +311,7 @@ def test_due_rules_by_schedule_and_last_run(platform):
 
 
 def test_scheduler_once_from_the_command(cli_platform, capsys, clock):
-    clock.now = china(27, 9, 5)
+    clock.at = china(27, 9, 5)
     assert main(["scheduler", "--once"]) == 0
     assert capsys.readouterr().out == ("started: lead_follow_up_reminder, lead_pool_waiting, lead_recycle, "
                                        "opportunity_close_reminder, opportunity_stuck_in_stage\n")
@@ -317,7 +328,7 @@ def test_a_real_rq_worker_runs_the_scheduled_rule(migrated_database_url, tmp_pat
     from support import migrated_platform
 
     with migrated_platform(database_url, tmp_path) as platform:
-        platform.jobs = JobRunner(url, queue)
+        platform.jobs, platform.clock = JobRunner(url, queue), clock
         rep = platform.records.create("user", {"username": "rep9", "display_name": "王伟", "password": "x" * 12,
                                                "roles": ["sales_rep"]}, system=True)["id"]
         pool = make_pool(platform, {"rep1": rep, "rep2": rep}, recycle_unfollowed_days=5)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from support import crm_metadata
+from support import FixedClock, crm_metadata
 from test_api import PASSWORD, Api
 from test_pages import login, token
 
@@ -59,11 +59,10 @@ def contact(records, people, account) -> str:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """staged.now() answers the times set on it, in order."""
-    times: list[datetime] = []
-    monkeypatch.setattr(staged, "now", lambda: times.pop(0))
-    return times
+def clock(platform) -> FixedClock:
+    """The platform's clock, standing at T1 until a test moves it (`clock.at = ...`)."""
+    platform.clock = FixedClock(T1)
+    return platform.clock
 
 
 def new_opportunity(records, owner: str, account: str, **more) -> dict:
@@ -167,8 +166,9 @@ def test_advance_lists_exactly_the_missing_tasks_and_fields(platform, records, p
 def test_advance_moves_probability_and_stage_history(platform, records, people, account, contact, clock):
     rep = people["rep"]
     opportunity = new_opportunity(records, rep, account)
-    clock += [T1, T2]
+    clock.at = T1
     finish(platform, rep, opportunity["id"], ["first_call"], contact=contact)
+    clock.at = T2
     result = act(platform, rep, "advance", opportunity["id"])
     record = result["record"]
     assert result["stage"] == "initiation"
@@ -197,17 +197,17 @@ def test_a_stage_needing_approval_waits_until_it_is_decided(platform, records, p
         act(platform, rep, "advance", opportunity["id"])
     assert e.value.message == (f"opportunity {opportunity['id']} is in stage 方案制作 (proposal), waiting for "
                                "approval to enter 商务谈判 (negotiation): it cannot be advanced")
-    rejected = staged.reject_stage(platform, opportunity["id"], user=people["boss"])["record"]
+    rejected = staged.reject_stage(platform, "opportunity", opportunity["id"], user=people["boss"])["record"]
     assert (rejected["stage"], rejected["pending_stage"]) == ("proposal", None)
     act(platform, rep, "advance", opportunity["id"])  # improved and asked again
-    approved = staged.approve_stage(platform, opportunity["id"], user=people["boss"])["record"]
+    approved = staged.approve_stage(platform, "opportunity", opportunity["id"], user=people["boss"])["record"]
     assert (approved["stage"], approved["pending_stage"], approved["probability"]) == (
         "negotiation", None, Decimal("80.00"))
     assert [(h["stage"], h["left_to"], h["moved_by"]) for h in approved["stage_history"]] == [
         ("intent", "initiation", rep), ("initiation", "proposal", rep), ("proposal", "negotiation", rep),
         ("negotiation", None, people["boss"])]
     with pytest.raises(Conflict) as e:
-        staged.approve_stage(platform, opportunity["id"])
+        staged.approve_stage(platform, "opportunity", opportunity["id"])
     assert e.value.message == (f"opportunity {opportunity['id']} is in stage 商务谈判 (negotiation), "
                                "with no stage awaiting approval")
 
@@ -246,7 +246,7 @@ def test_win_only_from_the_last_stage(platform, records, people, account, contac
         act(platform, rep, "win", opportunity["id"])
     assert e.value.message == (f"opportunity {opportunity['id']} is in stage 确认客户意向 (intent): it can be won "
                                "only from the last stage 赢单 (closing)")
-    clock += [T1, T1, T1, T1, T1, T1, T2, T3]
+    clock.at = T1
     finish(platform, rep, opportunity["id"], ["first_call"], contact=contact)
     act(platform, rep, "advance", opportunity["id"])
     finish(platform, rep, opportunity["id"], ["product_demo"], budget="480000")
@@ -256,7 +256,9 @@ def test_win_only_from_the_last_stage(platform, records, people, account, contac
     with pytest.raises(ValidationFailed) as e:
         act(platform, rep, "win", opportunity["id"])
     assert e.value.fields == {"tasks": ["sign_contract (签订合同) is not done"]}
+    clock.at = T2
     finish(platform, rep, opportunity["id"], ["sign_contract"])
+    clock.at = T3
     won = act(platform, rep, "win", opportunity["id"])["record"]
     assert (won["status"], won["stage"], won["probability"], won["weighted_amount"], won["closed_at"]) == (
         "won", "closing", Decimal("100.00"), Decimal("500000.00"), T3)
@@ -271,7 +273,7 @@ def test_lose_needs_a_listed_reason_and_a_comment(platform, records, people, acc
     assert e.value.fields == {"reason": [
         "'weather' is not one of: price, competitor, requirement_change, no_budget, lost_contact, other"],
         "comment": ["is required"]}
-    clock.append(T2)
+    clock.at = T2
     lost = act(platform, people["rep"], "lose", opportunity["id"],
                {"reason": "competitor", "comment": "客户选择了本地厂商"})["record"]
     assert (lost["status"], lost["lost_reason"], lost["lost_comment"], lost["probability"], lost["closed_at"]) == (

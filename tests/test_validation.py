@@ -12,11 +12,12 @@ import pytest
 from marshmallow import ValidationError, fields
 
 from objectplatform.metadata import default_layers, load_metadata
-from objectplatform.metadata.fieldtypes import FIELD_TYPES, FieldType
+from objectplatform.metadata.fieldtypes import FIELD_TYPES
 from objectplatform.runtime import passwords
 from objectplatform.runtime.errors import ValidationFailed
+from objectplatform.runtime.fieldtypes.text import Text
 from objectplatform.runtime.passwords import hash_password, verify_password
-from objectplatform.runtime.validation import FIELD_VALIDATORS, RecordValidator, build_validators
+from objectplatform.runtime.validation import RecordValidator, build_validators
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -477,8 +478,11 @@ def test_an_industry_type_registers_its_validator_like_the_built_ins(tmp_path, m
                 raise ValidationError("must start with SKU-")
             return value
 
-    monkeypatch.setitem(FIELD_TYPES, "sku", FieldType("sku", "text"))
-    monkeypatch.setitem(FIELD_VALIDATORS, "sku", lambda f, md: Sku())
+    class SkuType(Text):
+        def validator(self, f, md):
+            return Sku()
+
+    monkeypatch.setitem(FIELD_TYPES, "sku", SkuType("sku", "text"))
     text = SPECIMEN.replace("  notes:", "  sku:         {type: sku, label: {zh: 货号, en: SKU}}\n  notes:")
     validator = build_validators(load_metadata([write_layer(tmp_path, text)]))["specimen"]
     assert validator.load({"sku": " sku-001 "}, partial=True) == {"sku": "SKU-001"}

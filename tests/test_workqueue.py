@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support import crm_metadata
+from support import FixedClock, crm_metadata
 from test_api import PASSWORD
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
@@ -214,8 +214,8 @@ def test_the_bell_inbox_and_notification_pages(app, platform, queue, people):
 # ------------------------------------------------------------------------------ a site rule's actions
 
 
-def test_a_rules_set_notify_and_role_to_do_are_set_based(platform, people, monkeypatch):
-    monkeypatch.setattr(pool_behavior, "now", lambda: T0)
+def test_a_rules_set_notify_and_role_to_do_are_set_based(platform, people):
+    platform.clock = FixedClock(T0)
     records = platform.records
     pool = records.create("lead_pool", {"name": "华北区线索池"}, system=True)["id"]
     marketing = records.create("user", {"username": "mkt", "display_name": "市场", "password": PASSWORD,

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from ._yaml import Document
+from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES
 from .model import (
     ALL_FIELDS,
+    ApprovalFlow,
+    ApprovalStep,
+    Chart,
     Definition,
     DuplicateRule,
+    Effects,
     FieldDef,
+    Flow,
+    FlowTrigger,
     Label,
     LayoutSection,
     Lifecycle,
@@ -21,12 +29,21 @@ from .model import (
     ObjectDef,
     Option,
     Picklist,
+    Report,
+    ReportDimension,
+    ReportMeasure,
     RoleDef,
     RollupSpec,
+    Rule,
+    RuntimeFilter,
+    SalesProcess,
     Source,
+    Stage,
     State,
+    Task,
     Transition,
     ValidationRule,
+    VCardImport,
 )
 from .problems import Problem, closest
 
@@ -59,8 +76,8 @@ class Catalog:
     objects: dict[str, ObjectDef] = field(default_factory=dict)
     picklists: dict[str, Picklist] = field(default_factory=dict)
     roles: dict[str, RoleDef] = field(default_factory=dict)
-    flows: dict[str, Definition] = field(default_factory=dict)
-    reports: dict[str, Definition] = field(default_factory=dict)
+    flows: dict[str, Flow] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)
     # names whose definitions failed validation (objects, picklists, roles; fields as "object.field"):
     # references to them are not reported again
     rejected: set[str] = field(default_factory=set)
@@ -68,15 +85,84 @@ class Catalog:
 
 def build_label(value: Mapping[str, str] | None) -> Label:
     """A label from `{zh, en}`; a missing language takes the other's text."""
-    zh, en = (value or {}).get("zh", ""), (value or {}).get("en", "")
-    return Label(zh or en, en or zh)
+    return Label.of(value)
 
 
-def build_definition(data: Mapping[str, Any], source: Source) -> Definition:
-    """A flow or report document as a Definition (a sales process is about opportunities unless it says)."""
+def build_definition(data: Mapping[str, Any], source: Source, staged: str | None = None) -> Definition:
+    """A flow or report document (validated by its kind's schema) as its typed definition, its expressions
+    parsed; a sales process is about `staged` (the object with the sales_process behavior) unless it says."""
     kind = data["kind"]
-    default_object = "opportunity" if kind == "sales_process" else None
-    return Definition(kind, data["name"], source, data, data.get("object", default_object), build_label(data["label"]))
+    default_object = staged if kind == "sales_process" else None
+    name, label, obj = data["name"], build_label(data["label"]), data.get("object", default_object)
+    document = _frozen(data)
+    if kind == "approval_flow":
+        trigger = data["trigger"]
+        return ApprovalFlow(
+            name, label, obj, source, FlowTrigger(trigger["on"], trigger.get("action"), trigger.get("field")),
+            tuple(ApprovalStep(s["name"], build_label(s["label"]), _frozen(s["approvers"]), s.get("mode", "any"),
+                               _expression(s.get("condition")), s.get("remind_after_hours"))
+                  for s in data["steps"]),
+            _expression(data.get("condition")),
+            *(_effects(data, part) for part in ("on_submit", "on_withdraw", "on_approve", "on_reject")),
+            document=document,
+        )
+    if kind == "sales_process":
+        stages = tuple(
+            Stage(s["key"], build_label(s["label"]), Decimal(str(s["probability"])),
+                  tuple(Task(t["key"], build_label(t["label"]), bool(t.get("required"))) for t in s.get("tasks", ())),
+                  tuple(s.get("required_fields", ())), _frozen(s.get("approval") or None))
+            for s in data["stages"])
+        return SalesProcess(name, label, obj, source, stages, tuple(data.get("departments", ())),
+                            data.get("avg_cycle_days"), data.get("close_reminder_days"), document)
+    if kind == "rule":
+        trigger = data["trigger"]
+        return Rule(name, label, obj, source, _effects(data, "actions"), trigger.get("schedule"),
+                    trigger.get("event"), _expression(data.get("condition")), document)
+    chart = data.get("chart")
+    return Report(
+        name, label, obj, source, data.get("engine", "grouping"),
+        tuple(_dimension(d) for d in data.get("dimensions", ())),
+        _dimension(data["columns"]) if "columns" in data else None,
+        tuple(ReportMeasure(m["key"], m["function"], m.get("field"), _optional_label(m))
+              for m in data.get("measures", ())),
+        _frozen(data.get("filters", {})),
+        tuple(RuntimeFilter(f["field"], _optional_label(f)) for f in data.get("runtime_filters", ())),
+        data.get("scene", "all"), tuple(data.get("sort", ())), data.get("limit"), data.get("totals", True),
+        Chart(chart["type"], tuple(chart["measures"]), chart.get("dimension")) if chart else None,
+        document,
+    )
+
+
+def _expression(text: str | None) -> Expression | None:
+    """The parsed expression; None when there is none, or when it does not parse (the kind's check reports
+    that with file:line, and metadata with a problem never loads)."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ExpressionError:
+        return None
+
+
+def _effects(data: Mapping[str, Any], part: str) -> Effects:
+    return tuple(_frozen(data.get(part, ())))
+
+
+def _dimension(spec: Mapping[str, Any]) -> ReportDimension:
+    return ReportDimension(spec["key"], spec["field"], spec.get("bucket"), _optional_label(spec))
+
+
+def _optional_label(spec: Mapping[str, Any]) -> Label | None:
+    return build_label(spec["label"]) if spec.get("label") else None
+
+
+def _frozen(value: Any) -> Any:
+    """YAML data made read-only: mappings as mapping proxies, lists as tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def merge_options(options: tuple[Option, ...], items: Iterable[Mapping[str, Any]]) -> tuple[Option, ...]:
@@ -108,11 +194,7 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
     """A field from its YAML mapping, with the type's defaults; an unknown type keeps only common options."""
     field_type = FIELD_TYPES.get(spec.get("type", ""))
     given = {k: spec[k] for k in field_type.options if k in spec} if field_type else {}
-    defaults: dict[str, Any] = {}
-    if field_type and field_type.name == "text":
-        defaults["max_length"] = 255
-    if field_type and "precision" in field_type.options:
-        defaults.update(precision=18, scale=2)
+    defaults: dict[str, Any] = dict(field_type.defaults) if field_type else {}
     if field_type and field_type.reference not in (None, "to"):
         defaults["to"] = field_type.reference
     rollup = None
@@ -275,6 +357,7 @@ class Builder:
             ),
             behaviors=data.get("behaviors", {}),
             lifecycle=build_lifecycle(doc) if "lifecycle" in data else None,
+            vcard_import=_vcard_import(data["imports"]["vcard"]) if "vcard" in data.get("imports", {}) else None,
         )
 
     def _add_rules(self, doc: Document, obj: str, rules: dict[str, ValidationRule]) -> Iterator[Problem]:
@@ -422,7 +505,12 @@ class Builder:
         if old := registry.get(name):
             yield doc.problem(("name",), f"{old.kind} {name!r} is already defined at {old.source}")
             return
-        registry[name] = build_definition(data, doc.source())
+        registry[name] = build_definition(data, doc.source(), self._staged())
+
+    def _staged(self) -> str | None:
+        """The one object declaring the sales_process behavior (the object of a process that names none)."""
+        staged = [o.name for o in self.catalog.objects.values() if "sales_process" in o.behaviors]
+        return staged[0] if len(staged) == 1 else None
 
     def finish(self, first_roles: Document | None) -> None:
         """Add the built-in picklist `roles`; give fields their picklist's options and rollups their `via`."""
@@ -461,3 +549,7 @@ def _extend_list_view(view: ListView, spec: Mapping[str, Any]) -> ListView:
         _append(view.filters, spec.get("filters", ())),
         tuple(spec.get("sort", view.sort)),
     )
+
+
+def _vcard_import(spec: Mapping[str, Any]) -> VCardImport:
+    return VCardImport(MappingProxyType(dict(spec["fields"])), MappingProxyType(dict(spec.get("set", {}))))

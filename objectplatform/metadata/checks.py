@@ -11,7 +11,7 @@ from ._schema import NAME, NAME_RULE
 from ._yaml import Document, JsonPath
 from .expressions import ExpressionError, Name, parse, walk
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, value_kind
-from .model import ALL_FIELDS, Definition, FieldDef, ObjectDef, Source, Transition
+from .model import ALL_FIELDS, ApprovalFlow, FieldDef, ObjectDef, Source, Transition
 from .problems import Problem, closest
 
 STEP = re.compile(r"([a-z][a-z0-9_]*)(?:\(([a-z][a-z0-9_]*)\))?")  # `field` or `object(via_field)` in a path
@@ -249,13 +249,13 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     yield from check_duplicate_rules(doc, obj)
     yield from check_list_view(doc, obj)
     yield from check_layout(doc, obj)
+    yield from check_vcard_import(doc, obj)
     for name, items in data.get("options", {}).items():
         yield from _unique(doc, ("options", name), items, "value", "option")
     if "title_field" in data:
         yield from _field_reference(doc, ("title_field",), obj, data["title_field"])
 
 
-SEARCHABLE_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
 OwnFields = list[tuple[JsonPath, Mapping[str, Any], FieldDef]]
 
 
@@ -278,9 +278,12 @@ def check_field_types(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Ca
             continue
         for option in sorted(spec.keys() & (type_options - field_type.options)):
             yield doc.problem((*path, option), f"option {option!r} does not apply to type {f.type!r}")
-        if spec.get("searchable") and f.type not in SEARCHABLE_TYPES:
+        if spec.get("searchable") and not field_type.searchable:
+            searchable = sorted(name for name, t in FIELD_TYPES.items() if t.searchable)
             yield doc.problem((*path, "searchable"), f"searchable applies to text fields, not to type {f.type!r} "
-                              f"(text types: {', '.join(sorted(SEARCHABLE_TYPES))})")
+                              f"(text types: {', '.join(searchable)})")
+        for option, message in field_type.check(f):
+            yield doc.problem((*path, option) if option in spec else path, message)
 
 
 def check_picklist_fields(
@@ -402,12 +405,6 @@ def check_validation_rules(doc: Document, obj: ObjectDef, catalog: Catalog) -> I
             yield from _field_reference(doc, ("validation_rules", i, "field"), obj, rule["field"])
 
 
-# what a duplicate rule may compare: one stored value per record, equal or not
-DUPLICATE_TYPES = frozenset({"text", "email", "phone", "url", "integer", "number", "currency", "percent",
-                             "boolean", "date", "datetime", "picklist", "lookup", "master_detail", "user",
-                             "department", "auto_number"})
-
-
 LIFECYCLE_BY = "approval"  # a transition the approval engine runs (its flows' on_* set the state)
 
 
@@ -469,7 +466,7 @@ def check_lifecycle(doc: Document, obj: ObjectDef, catalog: Catalog) -> Iterator
 
 
 def _transition(doc: Document, here: JsonPath, obj: ObjectDef, catalog: Catalog, t: Transition,
-                state: Callable[[JsonPath, str | None], Iterator[Problem]], flows: list[Definition],
+                state: Callable[[JsonPath, str | None], Iterator[Problem]], flows: list[ApprovalFlow],
                 ) -> Iterator[Problem]:
     lc = obj.lifecycle
     for i, value in enumerate(t.sources):
@@ -516,7 +513,7 @@ def _transition(doc: Document, here: JsonPath, obj: ObjectDef, catalog: Catalog,
                               closest(name, lc.transitions))
 
 
-def _reachable(doc: Document, obj: ObjectDef, catalog: Catalog, flows: list[Definition]) -> Iterator[Problem]:
+def _reachable(doc: Document, obj: ObjectDef, catalog: Catalog, flows: list[ApprovalFlow]) -> Iterator[Problem]:
     """Every state can be reached from an initial one through transitions, the object's approval flows'
     and rules' `set` of the state field (the approval engine moves the state that way)."""
     lc = obj.lifecycle
@@ -526,8 +523,8 @@ def _reachable(doc: Document, obj: ObjectDef, catalog: Catalog, flows: list[Defi
             edges.setdefault(value, set()).add(t.to)
     anywhere: set[str] = set()
     for flow in [*flows, *(f for f in catalog.flows.values() if f.kind == "rule" and f.object == obj.name)]:
-        for part in ("on_submit", "on_withdraw", "on_approve", "on_reject", "actions"):
-            for action in flow.data.get(part, ()):
+        for effects in flow.effects.values():
+            for action in effects:
                 value = action.get("set", {}).get(lc.field)
                 if isinstance(value, str):
                     anywhere.add(value)
@@ -556,9 +553,23 @@ def check_duplicate_rules(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
                 yield doc.problem(at, f"{name!r} is a system field; a duplicate rule compares the object's fields")
             elif target is None and name != "owner":
                 yield from _field_reference(doc, at, obj, name)
-            elif target is not None and target.type in FIELD_TYPES and target.type not in DUPLICATE_TYPES:
+            elif target is not None and target.type in FIELD_TYPES and not FIELD_TYPES[target.type].comparable:
                 yield doc.problem(at, f"a duplicate rule cannot compare {obj.name}.{name}: it is a {target.type}")
             seen.add(name)
+
+
+def check_vcard_import(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
+    """`imports: vcard:` maps vCard properties to fields the import may write; `set` gives valid values."""
+    spec = doc.data.get("imports", {}).get("vcard", {})
+    for prop, name in spec.get("fields", {}).items():
+        at = ("imports", "vcard", "fields", prop)
+        target = field_of(obj, name)
+        if target is None:
+            yield from _field_reference(doc, at, obj, name)
+        elif _computed(target):
+            yield doc.problem(at, f"a vCard import cannot write {obj.name}.{name}: the platform sets it")
+    for name, value in spec.get("set", {}).items():
+        yield from _field_value(doc, ("imports", "vcard", "set", name), obj, name, value)
 
 
 def check_list_view(doc: Document, obj: ObjectDef) -> Iterator[Problem]:

@@ -9,6 +9,7 @@ kinds of `fieldtypes`; `Expression.evaluate` computes the value in Python.
 from __future__ import annotations
 
 import difflib
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -403,9 +404,15 @@ def _suggest(name: str, known: Iterable[str]) -> str | None:
 
 
 def parse(text: str) -> Expression:
-    """Parse `text`; raises ExpressionError at the first syntax error."""
+    """Parse `text`; raises ExpressionError at the first syntax error. A text is parsed once per process: the
+    same immutable Expression is returned again for it (a record write evaluates the same rules every time)."""
     if not isinstance(text, str):
         raise ExpressionError(f"an expression must be text, got {type(text).__name__}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Expression:
     parser = _Parser(text)
     node = parser.expression()
     if (token := parser.peek()).kind != "end":

@@ -1,13 +1,18 @@
-"""The field-type registry: which options each type takes and what kind of value it holds.
+"""The field-type registry as the metadata layer sees it: each type's name, value kind, options and checks.
 
-Kinds are what expressions type-check against: text, number, boolean, date, datetime,
-list (multi-valued), geo, file. Storage and validation for each type live in `runtime`
-and register against the same names.
+The types themselves (storage, validation, filters, forms, display, export, OpenAPI) are defined in
+`objectplatform.runtime.fieldtypes`, which registers every built-in type here; see docs/metadata.md
+("Adding a field type"). Kinds are what expressions type-check against: text, number, boolean, date,
+datetime, list (multi-valued), geo, file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import FieldDef
 
 COMMON_OPTIONS = frozenset(
     {"type", "label", "help", "required", "unique", "default", "read_only", "hidden", "index", "searchable"}
@@ -16,54 +21,31 @@ COMMON_OPTIONS = frozenset(
 
 @dataclass(frozen=True)
 class FieldType:
+    """What loading and checking a definition need to know of a field type."""
+
     name: str
     kind: str
     options: frozenset[str] = frozenset()
     reference: str | None = None  # implied target object (user, department), or "to" when given
     numeric: bool = False
     computed: bool = False  # the platform writes the value, never the user
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # option values a field gets when not given
+    searchable: bool = False  # may be marked `searchable` (a text column `q` can look into)
+    comparable: bool = False  # a duplicate rule may compare it (one stored value, equal or not)
+
+    def check(self, f: FieldDef) -> Iterator[tuple[str, str]]:
+        """(option, message) for each option value this type cannot take; the JSON Schema checked the rest."""
+        return iter(())
 
 
 FIELD_TYPES: dict[str, FieldType] = {}
 
 
 def register(field_type: FieldType) -> FieldType:
-    """Add a field type; industry templates and the engine's built-ins use the same call."""
+    """Add a field type; the built-ins (runtime/fieldtypes) and industry templates use the same call."""
     FIELD_TYPES[field_type.name] = field_type
     return field_type
 
-
-_NUMBER = frozenset({"precision", "scale", "min", "max"})
-for _ft in (
-    FieldType("text", "text", frozenset({"max_length"})),
-    FieldType("long_text", "text", frozenset({"max_length"})),
-    FieldType("email", "text"),
-    FieldType("phone", "text"),
-    FieldType("url", "text"),
-    FieldType("integer", "number", frozenset({"min", "max"}), numeric=True),
-    FieldType("number", "number", _NUMBER, numeric=True),
-    FieldType("currency", "number", _NUMBER, numeric=True),
-    FieldType("percent", "number", _NUMBER, numeric=True),
-    FieldType("boolean", "boolean"),
-    FieldType("date", "date"),
-    FieldType("datetime", "datetime"),
-    FieldType("picklist", "text", frozenset({"picklist", "options"})),
-    FieldType("multi_picklist", "list", frozenset({"picklist", "options"})),
-    FieldType("lookup", "text", frozenset({"to"}), reference="to"),
-    FieldType("master_detail", "text", frozenset({"to"}), reference="to"),
-    FieldType("user", "text", reference="user"),
-    FieldType("department", "text", reference="department"),
-    FieldType("multi_user", "list", frozenset({"team"}), reference="user"),
-    FieldType("multi_department", "list", reference="department"),
-    FieldType("auto_number", "text", frozenset({"pattern"}), computed=True),
-    FieldType("formula", "any", frozenset({"expression", "result_type", "stored"}), computed=True),
-    FieldType("rollup", "number", frozenset({"function", "child", "via", "field", "filter"}), numeric=True,
-              computed=True),
-    FieldType("geolocation", "geo"),
-    FieldType("password", "text"),  # write-only, stored as a hash
-    FieldType("attachment", "file"),
-):
-    register(_ft)
 
 # Fields every object has; definitions may not declare them.
 SYSTEM_FIELDS: dict[str, str] = {

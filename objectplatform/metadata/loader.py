@@ -22,9 +22,11 @@ FOLDERS = ("object_defs", "flows", "report_templates")
 
 
 def default_layers(
-    root: Path | str, templates: Sequence[str], custom: Path | str | None = None
+    root: Path | str, templates: Sequence[str], custom: Path | str | None = None,
+    base: Sequence[Path | str] | None = None,
 ) -> list[Path]:
-    """The base CRM at `root`, then each named industry template, then the site's own folder."""
+    """The base layers (`base`, the apps' folders; default: `root` alone), then each named industry
+    template (a folder under `root`/industry_templates), then the site's own folder."""
     root = Path(root)
     folder = root / "industry_templates"
     available = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
@@ -43,7 +45,8 @@ def default_layers(
         problems.append(Problem(_display(Path(custom)), 0, 0, "custom metadata folder not found"))
     if problems:
         raise MetadataError(problems)
-    return [root, *(folder / name for name in templates), *([Path(custom)] if custom is not None else [])]
+    bases = [root] if base is None else [Path(b) for b in base]
+    return [*bases, *(folder / name for name in templates), *([Path(custom)] if custom is not None else [])]
 
 
 def load_metadata(layers: Sequence[Path | str]) -> Metadata:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
+
+from .expressions import Expression
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -33,6 +36,12 @@ class Label:
 
     zh: str
     en: str
+
+    @classmethod
+    def of(cls, value: Mapping[str, str] | None) -> Label:
+        """A label from a YAML or JSON `{zh, en}` mapping; a missing language takes the other's text."""
+        zh, en = (value or {}).get("zh") or "", (value or {}).get("en") or ""
+        return cls(zh or en, en or zh)
 
     def get(self, lang: str = "zh") -> str:
         return (self.en or self.zh) if lang == "en" else (self.zh or self.en)
@@ -205,6 +214,15 @@ class Lifecycle:
 
 
 @dataclass(frozen=True)
+class VCardImport:
+    """How a business card (.vcf) becomes a record: vCard property (FN, ORG, TITLE, TEL, TEL;TYPE=cell,
+    EMAIL, ADR, NOTE) -> field, and the values every card sets."""
+
+    fields: Mapping[str, str]
+    set: Mapping[str, Any] = no_entries()
+
+
+@dataclass(frozen=True)
 class ObjectDef:
     name: str
     label: Label
@@ -219,6 +237,7 @@ class ObjectDef:
     behaviors: Mapping[str, Mapping[str, Any]] = no_entries()
     extended_by: tuple[str, ...] = ()  # files of the object_extension documents applied
     lifecycle: Lifecycle | None = None
+    vcard_import: VCardImport | None = None  # `imports: vcard:` (None: no vCard import)
 
     @property
     def searchable_fields(self) -> tuple[str, ...]:
@@ -251,16 +270,224 @@ class RoleDef:
     field_levels: Mapping[str, Mapping[str, str]] = no_entries()
 
 
-@dataclass(frozen=True)
-class Definition:
-    """A flow-like document (approval_flow, sales_process, rule, report) kept as validated data."""
+# ------------------------------------------------------------ flows and reports (kinds of flows/, report_templates/)
 
-    kind: str
+Effects = tuple[Mapping[str, Any], ...]  # a list of actions (set, notify + message, todo, recycle) as validated
+
+
+@dataclass(frozen=True)
+class FlowTrigger:
+    """What starts an approval flow: `on` create, action (the `action` named), field_change (of `field`), manual."""
+
+    on: str
+    action: str | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalStep:
+    """A step of an approval flow: skipped when `condition` is false; `approvers` are approver specs (role,
+    manager_of, department_manager, users, field); mode any (the first decision decides) or all."""
+
     name: str
+    label: Label
+    approvers: tuple[Mapping[str, Any], ...]
+    mode: str = "any"
+    condition: Expression | None = None
+    remind_after_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalFlow:
+    """kind: approval_flow. `document` is the document as written: an approval keeps it as it was when the
+    record was submitted."""
+
+    kind: ClassVar[str] = "approval_flow"
+    name: str
+    label: Label
+    object: str
     source: Source
-    data: Mapping[str, Any]
-    object: str | None = None
+    trigger: FlowTrigger
+    steps: tuple[ApprovalStep, ...]
+    condition: Expression | None = None
+    on_submit: Effects = ()
+    on_withdraw: Effects = ()
+    on_approve: Effects = ()
+    on_reject: Effects = ()
+    document: Mapping[str, Any] = no_entries()
+
+    @property
+    def effects(self) -> Mapping[str, Effects]:
+        """The action lists by the key the document gives each."""
+        return {"on_submit": self.on_submit, "on_withdraw": self.on_withdraw, "on_approve": self.on_approve,
+                "on_reject": self.on_reject}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task of a sales-process stage; a required one must be done before the record leaves the stage."""
+
+    key: str
+    label: Label
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A sales-process stage: the probability a record takes on entering it, its tasks and required fields,
+    and the approver spec entering it needs (or None)."""
+
+    key: str
+    label: Label
+    probability: Decimal
+    tasks: tuple[Task, ...] = ()
+    required_fields: tuple[str, ...] = ()
+    approval: Mapping[str, Any] | None = None
+
+    def task(self, key: str) -> Task | None:
+        return next((t for t in self.tasks if t.key == key), None)
+
+    def title(self) -> str:
+        """How messages name the stage: its Chinese label and key, e.g. "引导立项 (initiation)"."""
+        return f"{self.label.zh} ({self.key})"
+
+
+@dataclass(frozen=True)
+class SalesProcess:
+    """kind: sales_process: the stages in order, the departments it is assigned to (by name) and the settings
+    its rules read."""
+
+    kind: ClassVar[str] = "sales_process"
+    name: str
+    label: Label
+    object: str
+    source: Source
+    stages: tuple[Stage, ...]
+    departments: tuple[str, ...] = ()
+    avg_cycle_days: int | None = None
+    close_reminder_days: int | None = None
+    document: Mapping[str, Any] = no_entries()
+
+    @property
+    def effects(self) -> Mapping[str, Effects]:
+        return EMPTY  # a sales process runs no actions of the rules' kind
+
+    def stage(self, key: str | None) -> Stage | None:
+        return next((s for s in self.stages if s.key == key), None)
+
+    def after(self, key: str) -> Stage | None:
+        """The stage following `key` (None after the last one)."""
+        keys = [s.key for s in self.stages]
+        i = keys.index(key)
+        return self.stages[i + 1] if i + 1 < len(self.stages) else None
+
+    @property
+    def first(self) -> Stage:
+        return self.stages[0]
+
+    @property
+    def last(self) -> Stage:
+        return self.stages[-1]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """kind: rule: run on a `schedule` (or, checked but not run yet, on an `event`) for the records of its
+    object for which `condition` holds (None: every record)."""
+
+    kind: ClassVar[str] = "rule"
+    name: str
+    label: Label
+    object: str
+    source: Source
+    actions: Effects = ()
+    schedule: str | None = None
+    event: str | None = None
+    condition: Expression | None = None
+    document: Mapping[str, Any] = no_entries()
+
+    @property
+    def effects(self) -> Mapping[str, Effects]:
+        return {"actions": self.actions}
+
+
+@dataclass(frozen=True)
+class ReportDimension:
+    """A report's grouping (or its matrix's column dimension): a field path, optionally bucketed by date."""
+
+    key: str
+    field: str
+    bucket: str | None = None
     label: Label | None = None
+
+
+@dataclass(frozen=True)
+class ReportMeasure:
+    """count (of the base records, or of the records at the end of `field`), count_distinct, sum, avg, min, max."""
+
+    key: str
+    function: str
+    field: str | None = None
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeFilter:
+    """A filter the person running the report fills in."""
+
+    field: str
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
+class Chart:
+    """How a report is drawn: its type, the dimension along the axis (default: the first) and the measures."""
+
+    type: str
+    measures: tuple[str, ...] = ()
+    dimension: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.type, **({"dimension": self.dimension} if self.dimension else {}),
+                "measures": list(self.measures)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """kind: report (a template of report_templates/ or a user's personal report). `document` is the document
+    as written, for its YAML export and the builder."""
+
+    kind: ClassVar[str] = "report"
+    name: str
+    label: Label
+    object: str
+    source: Source
+    engine: str = "grouping"
+    dimensions: tuple[ReportDimension, ...] = ()
+    columns: ReportDimension | None = None
+    measures: tuple[ReportMeasure, ...] = ()
+    filters: Mapping[str, Any] = no_entries()  # path or path__op -> value
+    runtime_filters: tuple[RuntimeFilter, ...] = ()
+    scene: str = "all"
+    sort: tuple[str, ...] = ()
+    limit: int | None = None
+    totals: bool = True
+    chart: Chart | None = None
+    document: Mapping[str, Any] = no_entries()
+
+
+def plain(value: Any) -> Any:
+    """Read-only definition data (a `document`, an approver spec) as plain dicts and lists: for JSON, YAML and
+    the schema checks."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+Flow = ApprovalFlow | SalesProcess | Rule
+Definition = Flow | Report  # a document of flows/ or report_templates/, typed by its kind
 
 
 @dataclass(frozen=True)
@@ -270,8 +497,8 @@ class Metadata:
     objects: Mapping[str, ObjectDef]
     picklists: Mapping[str, Picklist]
     roles: Mapping[str, RoleDef]
-    flows: Mapping[str, Definition]  # approval_flow, sales_process and rule documents by name
-    reports: Mapping[str, Definition]
+    flows: Mapping[str, Flow]  # approval_flow, sales_process and rule documents by name
+    reports: Mapping[str, Report]
     layers: tuple[str, ...] = ()
     extras: Mapping[str, Any] = no_entries()
 

@@ -17,8 +17,8 @@ from marshmallow import ValidationError
 
 from objectplatform.metadata import FieldDef, Label, Metadata, Source
 
-from .errors import NotFound, RuntimeFailure, ValidationFailed
-from .validation import FIELD_VALIDATORS, REQUIRED, converter
+from .errors import Message, NotFound, RuntimeFailure, ValidationFailed
+from .validation import REQUIRED, converter, field_validator
 
 MAX_BULK = 500
 
@@ -150,7 +150,7 @@ class Actions:
         metadata: Metadata = platform.metadata
         self.by_object: dict[str, dict[str, Action]] = registered_actions(metadata)
         self._converters = {
-            (a.object, a.name): {p.name: converter(FIELD_VALIDATORS[p.type](p.field(), metadata)) for p in a.params}
+            (a.object, a.name): {p.name: converter(field_validator(p.type, p.field(), metadata)) for p in a.params}
             for found in self.by_object.values() for a in found.values()
         }
 
@@ -159,23 +159,24 @@ class Actions:
 
     def get(self, obj: str, name: str) -> Action:
         if obj not in self.by_object:
-            raise NotFound(f"unknown object {obj}")
+            raise NotFound(Message("object.unknown", "unknown object {object}", object=obj))
         action = self.by_object[obj].get(name)
         if action is None:
-            raise NotFound(f"{obj} has no action {name}")
+            raise NotFound(Message("action.unknown", "{object} has no action {action}", object=obj, action=name))
         return action
 
     def params(self, action: Action, data: Any, skip: frozenset[str] = frozenset()) -> dict:
         """The action's parameters from `data`, converted; ValidationFailed naming every bad one."""
         if not isinstance(data, Mapping):
-            raise ValidationFailed({"__all__": ["must be an object of parameters"]})
+            raise ValidationFailed({"__all__": [Message("action.params_not_an_object",
+                                                         "must be an object of parameters")]})
         converters = self._converters[(action.object, action.name)]
         values, errors = {}, {}
         for name, value in data.items():
             if name in skip:
                 continue
             if name not in converters:
-                errors[name] = ["unknown parameter"]
+                errors[name] = [Message("action.unknown_param", "unknown parameter")]
                 continue
             if isinstance(value, str):
                 value = value.strip()
@@ -199,7 +200,8 @@ class Actions:
         action = self.get(obj, name)
         bulk = isinstance(target, list)
         if bulk and not action.bulk:
-            raise NotFound(f"{obj} has no bulk action {name}")
+            raise NotFound(Message("action.unknown_bulk", "{object} has no bulk action {action}", object=obj,
+                                   action=name))
         definition = self.platform.metadata.objects[obj]
         if transitions.runs(definition, name):
             if not transitions.may_run(access, definition, name):
@@ -257,10 +259,10 @@ class Actions:
 def _ids(target: list) -> list[str]:
     """The ids of a bulk call as strings, each once; ValidationFailed when they are not ids."""
     if not target:
-        raise ValidationFailed({"ids": ["give at least one id"]})
+        raise ValidationFailed({"ids": [Message("action.no_ids", "give at least one id")]})
     if len(target) > MAX_BULK:
-        raise ValidationFailed({"ids": [f"give at most {MAX_BULK} ids"]})
-    wrong = [f"{item!r} is not a record id" for item in target
+        raise ValidationFailed({"ids": [Message("action.too_many_ids", "give at most {limit} ids", limit=MAX_BULK)]})
+    wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=item) for item in target
              if isinstance(item, bool) or not isinstance(item, int | str)
              or not (str(item).isascii() and str(item).isdigit())]
     if wrong:

@@ -26,7 +26,7 @@ row of `_op_approval_step` with their decision, comment and time, written when t
   an administrator is a 409 naming the approval. The submitter (or an administrator) may withdraw;
   after a rejection or a withdrawal the record may be submitted again.
 - Reminders: a step waiting longer than its `remind_after_hours` reminds its undecided approvers once
-  (`approval_reminders`, run by the scheduler's tick with the rules' clock).
+  (`approval_reminders`, run by the scheduler's tick). The engine's time is the platform's clock.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Definition, Label, Metadata
-from objectplatform.metadata.expressions import parse
+from objectplatform.metadata import ApprovalFlow, Label, Metadata, plain
+from objectplatform.metadata.expressions import Expression, parse
 
 from . import actions, rules
 from .behaviors import staged
-from .errors import Conflict, Forbidden, Locked, NotFound, ValidationFailed
+from .errors import Conflict, Forbidden, Locked, Message, NotFound, ValidationFailed, no_record
 from .permissions import access_for
 from .records import hooks
 from .storage import convert
@@ -57,28 +57,9 @@ DECISION_VERBS = {APPROVED: "approved", REJECTED: "rejected"}
 NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a comment
 
 
-def now() -> datetime:
-    """The engine's clock: the rules' (tests set it)."""
-    return rules.now()
-
-
-def _plain(value: Any) -> Any:
-    """YAML data as plain JSON-able dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _label(value: Any) -> Label:
-    value = value or {}
-    return Label(value.get("zh") or value.get("en") or "", value.get("en") or value.get("zh") or "")
-
-
 def _pair(value: Any) -> dict:
-    """A YAML label as {"zh", "en"}, each falling back to the other."""
-    label = _label(value)
+    """A stored label as {"zh", "en"}, each falling back to the other."""
+    label = Label.of(value)
     return {"zh": label.zh, "en": label.en}
 
 
@@ -93,23 +74,22 @@ def _iso(value: Any) -> str | None:
 def _number(value: Any) -> int:
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound(f"no approval with id {value}")
+        raise NotFound(no_record("approval", value))
     return int(text)
 
 
-def flows_of(metadata: Metadata, obj: str) -> list[Definition]:
+def flows_of(metadata: Metadata, obj: str) -> list[ApprovalFlow]:
     """The approval flows of `obj`, in metadata order."""
     return [d for d in metadata.flows.values() if d.kind == "approval_flow" and d.object == obj]
 
 
-def flows_started_by(metadata: Metadata, obj: str, action: str) -> list[Definition]:
+def flows_started_by(metadata: Metadata, obj: str, action: str) -> list[ApprovalFlow]:
     """The flows an action starts: those naming it; `submit` also starts manual flows and those that start
     on create or on a field change (a resubmission after a rejection or a withdrawal)."""
     found = []
     for flow in flows_of(metadata, obj):
-        trigger = flow.data["trigger"]
-        if trigger["on"] == "action":
-            if trigger["action"] == action:
+        if flow.trigger.on == "action":
+            if flow.trigger.action == action:
                 found.append(flow)
         elif action == SUBMIT:
             found.append(flow)
@@ -134,7 +114,7 @@ class Approvals:
     def _row(self, conn: sa.Connection, approval_id: Any) -> Mapping[str, Any]:
         row = conn.execute(sa.select(self.table).where(self.table.c.id == _number(approval_id))).mappings().first()
         if row is None:
-            raise NotFound(f"no approval with id {approval_id}")
+            raise NotFound(no_record("approval", approval_id))
         return row
 
     def pending_row(self, conn: sa.Connection, obj: str, record_id: Any) -> Mapping[str, Any] | None:
@@ -161,13 +141,13 @@ class Approvals:
         with self.platform.engine.connect() as conn:
             row = self._row(conn, approval_id)
             if not self._visible(conn, access, row):
-                raise NotFound(f"no approval with id {approval_id}")
+                raise NotFound(no_record("approval", approval_id))
             return self._json(conn, [row], access)[0]
 
     def for_record(self, access, obj: str, record_id: Any) -> list[dict]:
         """The record's approvals, newest first; 404 when the record is not in the caller's scope."""
         if obj not in self.platform.schema.objects:
-            raise NotFound(f"unknown object {obj}")
+            raise NotFound(Message("object.unknown", "unknown object {object}", object=obj))
         record = self.records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
         t = self.table
         with self.platform.engine.connect() as conn:
@@ -250,26 +230,28 @@ class Approvals:
         flows = flows_started_by(self.platform.metadata, obj, action)
         with self.records.transaction() as conn:
             record = self.records.get(obj, record_id, conn=conn)
-            approval_id = self.start(conn, obj, record, flows, access.user_id, now(), comment)
+            approval_id = self.start(conn, obj, record, flows, access.user_id, self.platform.clock.now(), comment)
             return {"record": self.records.get(obj, record_id, conn=conn),
                     "approval": self._json(conn, [self._row(conn, approval_id)], access)[0]}
 
-    def start(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], flows: list[Definition],
+    def start(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], flows: list[ApprovalFlow],
               submitter: Any, at: datetime, comment: str | None = None, *, required: bool = True) -> int | None:
         """Start the first flow whose entry condition holds on `record`; its id. None holding: 422 when
         `required` (a submit), else nothing (a create or a field change no flow cares about)."""
         self._refuse_pending(conn, obj, record)
-        flow = next((f for f in flows if _holds(f.data.get("condition"), record, at)), None)
+        flow = next((f for f in flows if _holds(f.condition, record, at)), None)
         if flow is None:
             if not required:
                 return None
             if not flows:
-                raise ValidationFailed({"__all__": [f"{obj} has no approval flow to submit to"]})
-            why = [f"{f.name}: {f.data['condition']}" for f in flows]
-            raise ValidationFailed({"__all__": [f"no approval flow of {obj} applies to {obj} {record['id']}; "
-                                                f"their entry conditions: {'; '.join(why)}"]},
-                                   f"no approval flow of {obj} applies")
-        definition = _plain(flow.data)
+                raise ValidationFailed({"__all__": [Message("approval.no_flow", "{object} has no approval flow to "
+                                                            "submit to", object=obj)]})
+            why = [f"{f.name}: {f.condition.text}" for f in flows]
+            raise ValidationFailed({"__all__": [Message(
+                "approval.no_flow_applies", "no approval flow of {object} applies to {object} {id}; their entry "
+                "conditions: {conditions}", object=obj, id=record["id"], conditions="; ".join(why))]},
+                Message("approval.no_flow_for_record", "no approval flow of {object} applies", object=obj))
+        definition = plain(flow.document)
         return self._create(conn, obj, record, FLOW, flow.name, definition, submitter, at, comment)
 
     def start_stage(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], process: str, stage,
@@ -279,19 +261,20 @@ class Approvals:
         step_label = {"zh": f"进入阶段 {stage.label.zh}", "en": f"Enter the stage {stage.label.en}"}
         definition = {"label": {"zh": f"阶段审批：{stage.label.zh}", "en": f"Stage approval: {stage.label.en}"},
                       "stage": stage.key,
-                      "steps": [{"name": stage.key, "label": step_label, "approvers": [_plain(stage.approval)],
+                      "steps": [{"name": stage.key, "label": step_label, "approvers": [plain(stage.approval)],
                                  "mode": "any"}]}
         return self._create(conn, obj, record, STAGE, process, definition, submitter, at, None)
 
     def _refuse_pending(self, conn: sa.Connection, obj: str, record: Mapping[str, Any]) -> None:
         pending = self.pending_row(conn, obj, record["id"])
         if pending is not None:
-            raise Conflict(f"{obj} {record['id']} is already waiting for approval {pending['id']} "
-                           f"({pending['title_zh']})")
+            raise Conflict(Message("approval.already_pending", "{object} {id} is already waiting for approval "
+                                   "{approval} ({title})", object=obj, id=record["id"], approval=pending["id"],
+                                   title=pending["title_zh"]))
 
     def _create(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], kind: str, flow: str,
                 definition: dict, submitter: Any, at: datetime, comment: str | None) -> int:
-        label = _label(definition["label"])
+        label = Label.of(definition["label"])
         title = self._record_title(conn, obj, record["id"])
         row = {"object": obj, "record_id": int(record["id"]), "kind": kind, "flow": flow,
                "definition": json.dumps(definition, ensure_ascii=False),
@@ -301,7 +284,8 @@ class Approvals:
         try:
             approval_id = conn.execute(self.table.insert().values(row)).inserted_primary_key[0]
         except sa.exc.IntegrityError:  # a concurrent submit of the same record won
-            raise Conflict(f"{obj} {record['id']} is already waiting for approval") from None
+            raise Conflict(Message("approval.already_waiting", "{object} {id} is already waiting for approval",
+                                   object=obj, id=record["id"])) from None
         approval = {**row, "id": approval_id}
         self._perform(conn, approval, definition.get("on_submit", []), "submitted", submitter, at)
         if self._enter_step(conn, approval, definition, 0, record, at) is None:
@@ -320,7 +304,7 @@ class Approvals:
         """Start the first step from `index` whose condition holds: its approvers and their to-dos; its
         index, or None when no step is left (the approval is granted)."""
         steps = definition["steps"]
-        while index < len(steps) and not _holds(steps[index].get("condition"), record, at):
+        while index < len(steps) and not _holds(_condition(steps[index]), record, at):
             index += 1
         if index == len(steps):
             return None
@@ -332,7 +316,7 @@ class Approvals:
         conn.execute(sa.update(self.table).where(self.table.c.id == approval["id"]).values(
             step=index, step_started_at=_stamp(at),
             remind_at=_stamp(at + timedelta(hours=hours)) if hours else None))
-        label = _label(step["label"])
+        label = Label.of(step["label"])
         self.work.add_todo(conn, users=approvers, kind="approval",
                            title=Label(f"审批：{approval['title_zh']}（{label.zh}）",
                                        f"Approve: {approval['title_en']} ({label.en})"),
@@ -351,9 +335,10 @@ class Approvals:
             if not ids:
                 reasons.append(reason)
         if not found:
-            label = _label(step["label"])
-            message = (f"step {label.zh} ({step['name']}) of {_label(definition['label']).zh} has no approver: "
-                       + "; ".join(reasons))
+            label = Label.of(step["label"])
+            message = Message("approval.no_approver", "step {step} of {flow} has no approver: {reasons}",
+                              step=f"{label.zh} ({step['name']})", flow=Label.of(definition["label"]).zh,
+                              reasons="; ".join(reasons), step_label=label.zh)
             raise ValidationFailed({"approvers": [message]}, message)
         return sorted(found)
 
@@ -416,8 +401,9 @@ class Approvals:
             definition = json.loads(row["definition"])
             self._check_decider(conn, access, row, definition, mine)
             if not approved and comment is None:
-                raise ValidationFailed({"comment": ["a rejection needs a comment"]}, "a rejection needs a comment")
-            at = now()
+                needs = Message("approval.rejection_needs_comment", "a rejection needs a comment")
+                raise ValidationFailed({"comment": [needs]}, needs)
+            at = self.platform.clock.now()
             t = self.table
             claimed = conn.execute(sa.update(t).where(t.c.id == row["id"], t.c.status == PENDING,
                                                       t.c.step == row["step"]).values(step=t.c.step)).rowcount
@@ -429,8 +415,7 @@ class Approvals:
                 s.c.approval_id == row["id"], s.c.step == row["step"], s.c.approver == me, s.c.decision.is_(None))
                 .values(decision=decision, comment=comment, decided_at=_stamp(at))).rowcount
             if wrote == 0:
-                raise Conflict(f"you already decided step {_step_title(definition, row['step'])} "
-                               f"of approval {row['id']}")
+                raise Conflict(_already(definition, row, row["step"], "decided"))
             step = definition["steps"][row["step"]]
             waiting = conn.execute(sa.select(sa.func.count()).select_from(s).where(
                 s.c.approval_id == row["id"], s.c.step == row["step"], s.c.decision.is_(None))).scalar_one()
@@ -453,28 +438,26 @@ class Approvals:
                                                                    s.c.step == row["step"])).scalars().all()
             names = ", ".join(self._names(conn, approvers).values()) or "none"
             if not self._visible(conn, access, row):
-                raise NotFound(f"no approval with id {row['id']}")
-            raise Forbidden(f"you are not an approver of approval {row['id']} ({row['title_zh']}); the approvers "
-                            f"of its step {_step_title(definition, row['step'])}: {names}")
+                raise NotFound(no_record("approval", row["id"]))
+            raise Forbidden(Message("approval.not_an_approver", "you are not an approver of approval {id} ({title}); "
+                                    "the approvers of its step {step}: {names}", id=row["id"],
+                                    title=row["title_zh"], step=_step_title(definition, row["step"]), names=names,
+                                    step_label=_step_label(definition, row["step"])))
         if row["status"] != PENDING:
-            raise Conflict(f"approval {row['id']} ({row['title_zh']}) is already {row['status']}")
+            raise Conflict(_ended(row, row["status"]))
         if current and current[0]["decision"] is not None:
-            raise Conflict(f"you already {current[0]['decision']} step {_step_title(definition, row['step'])} "
-                           f"of approval {row['id']}")
+            raise Conflict(_already(definition, row, row["step"], current[0]["decision"]))
         if not current:
             last = mine[-1]
             if last["decision"] is not None:
-                raise Conflict(f"you already {last['decision']} step {_step_title(definition, last['step'])} "
-                               f"of approval {row['id']}")
-            raise Conflict(f"step {_step_title(definition, last['step'])} of approval {row['id']} was already "
-                           f"decided; it waits for step {_step_title(definition, row['step'])} now")
+                raise Conflict(_already(definition, row, last["step"], last["decision"]))
+            raise Conflict(_waits_for(definition, row, last["step"], row["step"]))
 
     def _moved_on(self, conn: sa.Connection, row: Mapping[str, Any], definition: dict) -> Conflict:
         latest = self._row(conn, row["id"])
         if latest["status"] != PENDING:
-            return Conflict(f"approval {row['id']} ({row['title_zh']}) is already {latest['status']}")
-        return Conflict(f"step {_step_title(definition, row['step'])} of approval {row['id']} was already "
-                        f"decided; it waits for step {_step_title(definition, latest['step'])} now")
+            return Conflict(_ended(row, latest["status"]))
+        return Conflict(_waits_for(definition, row, row["step"], latest["step"]))
 
     def _step_ended(self, conn: sa.Connection, row: Mapping[str, Any], definition: dict, approved: bool, by: int,
                     comment: str | None, at: datetime) -> None:
@@ -524,11 +507,13 @@ class Approvals:
         with self.records.transaction() as conn:
             row = self.pending_row(conn, obj, record_id)
             if row is None:
-                raise Conflict(f"{obj} {record_id} has no approval waiting to be withdrawn")
+                raise Conflict(Message("approval.nothing_to_withdraw", "{object} {id} has no approval waiting to be "
+                                       "withdrawn", object=obj, id=record_id))
             if row["submitter"] != int(access.user_id) and not access.is_admin:
                 name = self._names(conn, [row["submitter"]]).get(row["submitter"])
-                raise Forbidden(f"only the submitter {name} or an administrator can withdraw approval {row['id']}")
-            at = now()
+                raise Forbidden(Message("approval.withdraw_refused", "only the submitter {name} or an administrator "
+                                        "can withdraw approval {id}", name=name, id=row["id"]))
+            at = self.platform.clock.now()
             t = self.table
             changed = conn.execute(sa.update(t).where(t.c.id == row["id"], t.c.status == PENDING).values(
                 status=WITHDRAWN, ended_at=_stamp(at), ended_by=int(access.user_id), end_comment=comment or None,
@@ -550,7 +535,7 @@ class Approvals:
         row = self.pending_row(conn, obj, record_id)
         if row is None:
             return
-        at = now()
+        at = self.platform.clock.now()
         steps = len(json.loads(row["definition"])["steps"])
         conn.execute(sa.update(self.table).where(self.table.c.id == row["id"]).values(
             status=status, step=steps if status == APPROVED else row["step"], ended_at=_stamp(at),
@@ -564,7 +549,28 @@ def _step_key(approval_id: Any, index: int) -> str:
 
 def _step_title(definition: dict, index: int) -> str:
     step = definition["steps"][min(index, len(definition["steps"]) - 1)]
-    return f"{_label(step['label']).zh} ({step['name']})"
+    return f"{Label.of(step['label']).zh} ({step['name']})"
+
+
+def _step_label(definition: dict, index: int) -> str:
+    return Label.of(definition["steps"][min(index, len(definition["steps"]) - 1)]["label"]).zh
+
+
+def _already(definition: dict, row: Mapping[str, Any], step: int, decision: str) -> Message:
+    return Message("approval.already_decided", "you already {decision} step {step} of approval {id}",
+                   decision=decision, step=_step_title(definition, step), id=row["id"],
+                   step_label=_step_label(definition, step))
+
+
+def _ended(row: Mapping[str, Any], status: str) -> Message:
+    return Message("approval.already_ended", "approval {id} ({title}) is already {status}", id=row["id"],
+                   title=row["title_zh"], status=status)
+
+
+def _waits_for(definition: dict, row: Mapping[str, Any], step: int, now: int) -> Message:
+    return Message("approval.moved_on", "step {step} of approval {id} was already decided; it waits for step {next} "
+                   "now", step=_step_title(definition, step), id=row["id"], next=_step_title(definition, now),
+                   step_label=_step_label(definition, step), next_label=_step_label(definition, now))
 
 
 def _step_status(row: Mapping[str, Any], index: int, approvers: list[Mapping[str, Any]]) -> str:
@@ -581,8 +587,13 @@ def _step_status(row: Mapping[str, Any], index: int, approvers: list[Mapping[str
     return {PENDING: PENDING, WITHDRAWN: WITHDRAWN}.get(row["status"], "not_reached")
 
 
-def _holds(condition: str | None, record: Mapping[str, Any], at: datetime) -> bool:
-    return condition is None or bool(parse(condition).evaluate(record, at))
+def _holds(condition: Expression | None, record: Mapping[str, Any], at: datetime) -> bool:
+    return condition is None or bool(condition.evaluate(record, at))
+
+
+def _condition(step: Mapping[str, Any]) -> Expression | None:
+    """The condition of a step of a stored definition (parsed once per process: `parse` keeps each text's)."""
+    return parse(step["condition"]) if step.get("condition") else None
 
 
 def approvals(platform) -> Approvals:
@@ -621,7 +632,7 @@ def _started(conn: sa.Connection) -> set[tuple[str, str]]:
     return conn.info.setdefault("objectplatform_approvals_started", set())
 
 
-def _start_on(ctx: hooks.HookContext, flows: list[Definition]) -> None:
+def _start_on(ctx: hooks.HookContext, flows: list[ApprovalFlow]) -> None:
     if not flows:
         return
     platform = ctx.records.platform
@@ -630,20 +641,20 @@ def _start_on(ctx: hooks.HookContext, flows: list[Definition]) -> None:
     if engine.pending_row(ctx.conn, ctx.object, record["id"]) is not None:
         return
     submitter = ctx.user if ctx.user is not None else record.get("owner")
-    if engine.start(ctx.conn, ctx.object, record, flows, submitter, now(), required=False) is not None:
+    if engine.start(ctx.conn, ctx.object, record, flows, submitter, platform.clock.now(), required=False) is not None:
         _started(ctx.conn).add((ctx.object, str(record["id"])))
 
 
 def _on_create(ctx: hooks.HookContext) -> None:
     """Flows with `on: create` start when a record is created."""
-    _start_on(ctx, [f for f in flows_of(ctx.records.metadata, ctx.object) if f.data["trigger"]["on"] == "create"])
+    _start_on(ctx, [f for f in flows_of(ctx.records.metadata, ctx.object) if f.trigger.on == "create"])
 
 
 def _on_field_change(ctx: hooks.HookContext) -> None:
     """Flows with `on: field_change` start when their field changes (unless the record already waits)."""
     changed = {name for name in ctx.after if ctx.after.get(name) != ctx.before.get(name)}
     _start_on(ctx, [f for f in flows_of(ctx.records.metadata, ctx.object)
-                    if f.data["trigger"]["on"] == "field_change" and f.data["trigger"]["field"] in changed])
+                    if f.trigger.on == "field_change" and f.trigger.field in changed])
 
 
 def _locks(metadata: Metadata) -> dict[str, list[tuple[str, str | None]]]:
@@ -677,8 +688,9 @@ def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
         pending = approvals(platform).pending_row(ctx.conn, obj, target)
         if pending is None or access_for(platform, ctx.user, ctx.conn).is_admin:
             continue
-        raise Locked(f"{obj} {target} is waiting for approval {pending['id']} ({pending['title_zh']}): neither "
-                       "it nor its lines can be changed until the approval is decided or withdrawn")
+        raise Locked(Message("approval.locked", "{object} {id} is waiting for approval {approval} ({title}): neither "
+                             "it nor its lines can be changed until the approval is decided or withdrawn",
+                             object=obj, id=target, approval=pending["id"], title=pending["title_zh"]))
 
 
 hooks.register_hook("after_create", _on_create)
@@ -724,8 +736,8 @@ def approval_actions(metadata: Metadata) -> list[actions.Action]:
             continue
         labels = {SUBMIT: Label("提交审批", "Submit for approval")}
         for flow in flows:
-            if flow.data["trigger"]["on"] == "action":
-                labels.setdefault(flow.data["trigger"]["action"], flow.label or _label(flow.data["label"]))
+            if flow.trigger.on == "action":
+                labels.setdefault(flow.trigger.action, flow.label)
         for name, label in labels.items():
             found.append(actions.Action(obj, name, label, _submit(name), (comment,), applies=_waiting(obj, False)))
         found.append(actions.Action(obj, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,),

@@ -16,14 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .errors import NotFound, Unauthenticated, ValidationFailed
+from .errors import Message, NotFound, Unauthenticated, ValidationFailed, no_record
 from .passwords import hash_password, verify_password
 from .storage.convert import from_row
 from .storage.engine import reading
 
 DEFAULT_TOKEN_TTL = timedelta(days=7)
 TOUCH_EVERY = timedelta(minutes=5)  # how stale last_used_at may get before a use refreshes it
-WRONG_CREDENTIALS = "wrong username or password"
+WRONG_CREDENTIALS = Message("auth.wrong_credentials", "wrong username or password")
 HANDOVER = "handover"
 
 
@@ -154,7 +154,7 @@ class Auth:
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(users.table.c.id).where(users.table.c.id == old)).first() if old else None
             if found is None:
-                raise NotFound(f"no user with id {user_id}")
+                raise NotFound(no_record("user", user_id))
             new = self._handover_target(conn, old, handover_to)
             now = datetime.now(UTC)
             self.platform.records.update("user", str(old), {"active": False}, version=None, user=by, conn=conn,
@@ -172,7 +172,7 @@ class Auth:
     def _handover_target(self, conn: sa.Connection, old: int, handover_to: Any) -> int:
         """The id of the active user receiving the records; ValidationFailed naming handover_to otherwise."""
         if handover_to is None or str(handover_to).strip() == "":
-            raise ValidationFailed({"handover_to": ["required"]})
+            raise ValidationFailed({"handover_to": [Message("value.missing", "required")]})
         new = _user_id(handover_to)
         row = None
         if new is not None:
@@ -180,11 +180,13 @@ class Auth:
                 sa.select(self.users.column("active")).where(self.users.table.c.id == new)
             ).first()
         if row is None:
-            raise ValidationFailed({"handover_to": [f"no user with id {handover_to}"]})
+            raise ValidationFailed({"handover_to": [no_record("user", handover_to)]})
         if new == old:
-            raise ValidationFailed({"handover_to": ["must be another user than the one deactivated"]})
+            raise ValidationFailed({"handover_to": [Message("auth.handover_to_self",
+                                                             "must be another user than the one deactivated")]})
         if row[0] is not True:
-            raise ValidationFailed({"handover_to": ["is inactive: hand over to an active user"]})
+            raise ValidationFailed({"handover_to": [Message("auth.handover_to_inactive",
+                                                             "is inactive: hand over to an active user")]})
         return new
 
     def _hand_over(self, conn: sa.Connection, table: sa.Table, obj: str, old: int, new: int, by: str | None,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: object_defs/, flows/, report_templates/
+ROOT = Path(__file__).resolve().parents[2]  # the repository: industry_templates/, instance/
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class Settings:
     database_url: str
     redis_url: str | None = None
     secret_key: str = "dev-only-secret-key"
+    apps: tuple[str, ...] = ("crm",)  # runtime/apps.py: entry point names or module:attribute
     templates: tuple[str, ...] = ()
     custom_metadata: Path | None = None
     secure_cookies: bool = False  # served over HTTPS: session cookies only over it
@@ -29,7 +30,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
-        """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _TEMPLATES (comma list),
+        """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
         _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
         _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
         connection); unset ones take the defaults (SQLite under instance/, no email)."""
@@ -44,7 +45,8 @@ class Settings:
             "database_url": get("DATABASE_URL") or f"sqlite:///{instance / 'objectplatform.db'}",
             "redis_url": get("REDIS_URL"),
             "secret_key": get("SECRET_KEY") or cls.secret_key,
-            "templates": tuple(t.strip() for t in (get("TEMPLATES") or "").split(",") if t.strip()),
+            "apps": _names(get("APPS") or "crm"),
+            "templates": _names(get("TEMPLATES") or ""),
             "custom_metadata": Path(custom) if custom else None,
             "instance_path": instance,
             "secure_cookies": get("SECURE_COOKIES") == "1",
@@ -61,6 +63,10 @@ class Settings:
     @property
     def attachments_path(self) -> Path:
         return self.instance_path / "attachments"
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def _port(text: str) -> int:

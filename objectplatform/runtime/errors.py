@@ -1,12 +1,50 @@
-"""Runtime errors: each carries the API error code and status, so every face renders it the same way."""
+"""Runtime errors: each carries its API code and status, a stable reason and its params, so every face (API, pages,
+CLI) says it the same way, in its own language."""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class _KeepMissing(dict):
+    """Format values that leave a name not yet given as `{name}`, so a sentence short of params stays a template."""
+
+    def __missing__(self, name: str) -> str:
+        return "{" + name + "}"
+
+
+class Message(str):
+    """An English sentence (the API's words) carrying its stable dotted reason and its params, from which the pages
+    and the CLI say it in their language: `Message("pool.daily_limit", "... is {limit}", limit=3)`.
+
+    It is the English text wherever a string goes (comparisons, JSON, joins). A sentence short of params stays a
+    template, and `format` fills it as str.format would (marshmallow fills its error templates that way), ignoring
+    names the sentence does not use.
+    """
+
+    reason: str
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, reason: str, template: str, /, **params: Any) -> Message:
+        self = super().__new__(cls, template.format_map(_KeepMissing(params)))
+        self.reason, self.template, self.params = reason, template, params
+        return self
+
+    def format(self, *args: Any, **params: Any) -> Message:
+        named = {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
+        used = {name: value for name, value in params.items() if name.partition("[")[0] in named}
+        return Message(self.reason, self.template, **{**self.params, **used})
+
+    def __getnewargs_ex__(self) -> tuple[tuple[str, str], dict[str, Any]]:
+        return (self.reason, self.template), self.params
 
 
 class RuntimeFailure(Exception):
-    """Base of the errors a runtime service raises for bad input or a refused operation."""
+    """Base of the errors a runtime service raises for bad input or a refused operation. `message` is a Message (a
+    plain string only where no reason was given yet); `fields` maps a field name to its messages."""
 
     code = "bad_request"
     status = 400
@@ -16,9 +54,22 @@ class RuntimeFailure(Exception):
         self.message = message
         self.fields = {name: list(msgs) for name, msgs in (fields or {}).items()}
 
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def reason(self) -> str | None:
+        return self.message.reason if isinstance(self.message, Message) else None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.message.params if isinstance(self.message, Message) else {}
+
     def as_dict(self) -> dict:
-        """The API error body: {"error": {"code", "message", "fields"?}}."""
+        """The API error body: {"error": {"code", "message", "reason"?, "params"?, "fields"?}}."""
         body: dict = {"code": self.code, "message": self.message}
+        if self.reason:
+            body["reason"], body["params"] = self.reason, self.params
         if self.fields:
             body["fields"] = self.fields
         return {"error": body}
@@ -57,4 +108,30 @@ class ValidationFailed(RuntimeFailure):
 
     def __init__(self, fields: Mapping[str, Sequence[str]], message: str | None = None):
         count = sum(len(m) for m in fields.values())
-        super().__init__(message or f"{count} field error{'s' if count != 1 else ''}", fields)
+        errors = (Message("validation.field_error", "field error") if count == 1
+                  else Message("validation.field_errors", "field errors"))
+        super().__init__(message or Message("validation.failed", "{count} {errors}", count=count, errors=errors),
+                         fields)
+
+
+def message_json(message: str) -> dict | str:
+    """A message as a JSON document keeps it (a job's result): {"reason", "template", "params"}, its params that are
+    messages likewise; a plain string stays itself. `message_from_json` reads it back."""
+    if not isinstance(message, Message):
+        return str(message)
+    params = {name: message_json(value) if isinstance(value, str) else value for name, value in message.params.items()}
+    return {"reason": message.reason, "template": message.template, "params": params}
+
+
+def message_from_json(data: dict | str) -> str:
+    """The message `message_json` wrote."""
+    if isinstance(data, str):
+        return data
+    params = {name: message_from_json(value) if isinstance(value, dict | str) else value
+              for name, value in data["params"].items()}
+    return Message(data["reason"], data["template"], **params)
+
+
+def no_record(obj: str, record_id: Any) -> Message:
+    """The message of an id that names no record of `obj` (or none the caller may see)."""
+    return Message("record.not_found", "no {object} with id {id}", object=obj, id=record_id)

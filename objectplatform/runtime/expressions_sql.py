@@ -82,10 +82,11 @@ def _julian_difference(element: days_between, compiler: Any, **kw: Any) -> str:
 # Values a behavior derives for each record, which rule conditions may name besides the fields (their names
 # and kinds are declared in metadata/checks.BEHAVIOR_VALUES): behavior -> build(platform, obj, now), giving
 # {name: SQL over the object's table}.
-DERIVED_VALUES: dict[str, Callable[[Any, str, datetime], Mapping[str, ColumnElement]]] = {}
+DerivedValues = Callable[[Any, str, datetime], Mapping[str, ColumnElement]]
+DERIVED_VALUES: dict[str, DerivedValues] = {}
 
 
-def register_derived_values(behavior: str, build: Callable[[Any, str, datetime], Mapping[str, ColumnElement]]) -> None:
+def register_derived_values(behavior: str, build: DerivedValues) -> None:
     DERIVED_VALUES[behavior] = build
 
 

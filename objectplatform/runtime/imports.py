@@ -7,9 +7,9 @@ vCard: the line of the card's BEGIN:VCARD). `prepare()` checks the header agains
 picklist labels and lookup titles to values and ids, then hands the rows to `Records.create_many`
 with progress. `import_job` is the background job the API enqueues (`platform.jobs`).
 
-vCard (versions 3 and 4) maps FN (or N), ORG, TITLE, TEL (type cell -> mobile, other -> phone),
-EMAIL, ADR, NOTE to name, company, title, mobile/phone, email, address, description, and sets
-`source` to business_card when the object's source picklist has that value.
+vCard (versions 3 and 4): each card is read into its properties FN (else N), ORG, TITLE, TEL (a work,
+else another voice number), TEL;TYPE=cell, EMAIL, ADR and NOTE; the object's `imports: vcard:`
+maps them to its fields and adds its `set` values (an object without it imports no vCards).
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import FieldDef, ObjectDef
+from objectplatform.metadata import FieldDef, ObjectDef, VCardImport
 from objectplatform.metadata.problems import closest
 
 from .behaviors import duplicates
-from .errors import BadRequest
+from .errors import BadRequest, Message, message_json
 from .jobs import report_progress
 from .storage.engine import reading
 from .storage.tables import MULTI_TYPES, REFERENCE_TYPES
 
 LOOKUP_CHUNK = 500  # values per query when resolving lookup columns of an import
 EXTENSIONS = (".csv", ".xlsx", ".vcf")
-VCARD_FIELDS = ("name", "company", "title", "mobile", "phone", "email", "address", "description", "source")
+CELL = "TEL;TYPE=cell"
+VCARD_PROPERTIES = ("FN", "ORG", "TITLE", "TEL", CELL, "EMAIL", "ADR", "NOTE")  # what `imports: vcard:` may map
 
 _platform: ContextVar = ContextVar("objectplatform_import_platform", default=None)
 _worker_platform = None  # the platform an rq worker opens once (from OBJECTPLATFORM_* settings)
@@ -56,7 +57,8 @@ class Source:
 @dataclass
 class ImportResult:
     created: list[str] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)  # {"row": file row number, "fields": {name: [messages]}}
+    # {"row": file row number, "fields": {name: [English messages]}, "reasons": {name: [errors.message_json]}}
+    errors: list[dict] = field(default_factory=list)
     all_or_nothing: bool = False
     # {"row": file row number, "id": the created record, "warnings": [duplicates.Duplicates.warnings' items]}
     warnings: list[dict] = field(default_factory=list)
@@ -86,7 +88,8 @@ def read_path(path: Path) -> Source:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise BadRequest(f"cannot read {path}: {e.strerror}") from None
+        raise BadRequest(Message("import.unreadable", "cannot read {path}: {error}", path=str(path),
+                                 error=e.strerror)) from None
     return read_bytes(str(path), data)
 
 
@@ -94,7 +97,8 @@ def read_bytes(name: str, data: bytes) -> Source:
     """An uploaded file named `name` (its extension decides the format)."""
     extension = _extension(name, name)
     if not data.strip():
-        raise BadRequest(f"{name}: empty file; the first row must name the columns")
+        raise BadRequest(Message("import.empty", "{file}: empty file; the first row must name the columns",
+                                 file=name))
     if extension == ".csv":
         return _csv_source(name, lambda: io.StringIO(_decode(name, data), newline=""))
     if extension == ".xlsx":
@@ -105,7 +109,8 @@ def read_bytes(name: str, data: bytes) -> Source:
 def _extension(name: str, shown: str) -> str:
     extension = Path(name).suffix.lower()
     if extension not in EXTENSIONS:
-        raise BadRequest(f"{shown}: unknown file type {extension or '(none)'!r}; import a .csv, .xlsx or .vcf file")
+        raise BadRequest(Message("import.file_type", "{file}: unknown file type {extension!r}; import a .csv, .xlsx or "
+                                 ".vcf file", file=shown, extension=extension or "(none)"))
     return extension
 
 
@@ -113,14 +118,16 @@ def _decode(name: str, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise BadRequest(f"{name}: not a UTF-8 file ({e})") from None
+        raise BadRequest(Message("import.not_utf8", "{file}: not a UTF-8 file ({error})", file=name,
+                                 error=str(e))) from None
 
 
 def _open_text(path: Path):
     try:
         return path.open(encoding="utf-8-sig", newline="")
     except OSError as e:
-        raise BadRequest(f"cannot read {path}: {e.strerror}") from None
+        raise BadRequest(Message("import.unreadable", "cannot read {path}: {error}", path=str(path),
+                                 error=e.strerror)) from None
 
 
 def _csv_source(name: str, opener: Callable) -> Source:
@@ -131,9 +138,11 @@ def _csv_source(name: str, opener: Callable) -> Source:
             header = next(reader, None)
             count = sum(1 for _ in reader)
         except (UnicodeDecodeError, csv.Error) as e:
-            raise BadRequest(f"{name}: not a UTF-8 CSV file ({e})") from None
+            raise BadRequest(Message("import.not_utf8_csv", "{file}: not a UTF-8 CSV file ({error})", file=name,
+                                     error=str(e))) from None
     if not header or not any(cell.strip() for cell in header):
-        raise BadRequest(f"{name}: empty file; the first row must name the columns")
+        raise BadRequest(Message("import.empty", "{file}: empty file; the first row must name the columns",
+                                 file=name))
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         with opener() as f:
@@ -165,7 +174,8 @@ def _xlsx_source(name: str, data: bytes) -> Source:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises zipfile, KeyError or its own errors for a damaged file
-        raise BadRequest(f"{name}: not a readable XLSX file ({type(e).__name__})") from None
+        raise BadRequest(Message("import.not_xlsx", "{file}: not a readable XLSX file ({error})", file=name,
+                                 error=type(e).__name__)) from None
     table = [
         (number, [_cell_text(v) for v in values])
         for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1)
@@ -173,7 +183,8 @@ def _xlsx_source(name: str, data: bytes) -> Source:
     book.close()
     table = [(number, cells) for number, cells in table if any(c.strip() for c in cells)]
     if not table or table[0][0] != 1:
-        raise BadRequest(f"{name}: empty file; the first row must name the columns")
+        raise BadRequest(Message("import.empty", "{file}: empty file; the first row must name the columns",
+                                 file=name))
     header = [cell.strip() for cell in table[0][1]]
     while header and not header[-1]:
         header.pop()
@@ -209,19 +220,18 @@ def _cjk(text: str) -> bool:
     return bool(re.search(r"[\u3400-\u9fff]", text))
 
 
-def _card_values(properties: list[tuple[str, list[str], str]], business_card: bool) -> dict[str, str]:
+def _card_properties(properties: list[tuple[str, list[str], str]]) -> dict[str, str]:
+    """One card's VCARD_PROPERTIES that it gives (non-empty): the first of each, N standing in for FN."""
     values: dict[str, str] = {}
     mobiles, work_phones, other_phones, emails = [], [], [], []
     for name, params, value in properties:
         if name == "FN":
-            values["name"] = _unescape(value).strip()
-        elif name == "N" and "name" not in values:
+            values["FN"] = _unescape(value).strip()
+        elif name == "N" and "FN" not in values:
             family, given = ([*_components(value), "", ""])[:2]
             values["_n"] = family + given if _cjk(family + given) else " ".join(p for p in (given, family) if p)
-        elif name == "ORG":
-            values["company"] = _components(value)[0]
-        elif name == "TITLE":
-            values["title"] = _unescape(value).strip()
+        elif name in ("ORG", "TITLE", "NOTE"):
+            values[name] = _components(value)[0] if name == "ORG" else _unescape(value).strip()
         elif name == "TEL":
             number = re.sub(r"^tel:", "", _unescape(value).strip(), flags=re.I)
             types = _types(params)
@@ -231,25 +241,27 @@ def _card_values(properties: list[tuple[str, list[str], str]], business_card: bo
         elif name == "EMAIL":
             emails.append(_unescape(value).strip())
         elif name == "ADR":
-            values["address"] = ", ".join(p for p in _components(value) if p)
-        elif name == "NOTE":
-            values["description"] = _unescape(value).strip()
+            values["ADR"] = ", ".join(p for p in _components(value) if p)
     if "_n" in values:
-        values.setdefault("name", values["_n"])
+        values.setdefault("FN", values["_n"])
         del values["_n"]
     if mobiles:
-        values["mobile"] = mobiles[0]
+        values[CELL] = mobiles[0]
     if work_phones or other_phones:
-        values["phone"] = (work_phones + other_phones)[0]
+        values["TEL"] = (work_phones + other_phones)[0]
     if emails:
-        values["email"] = emails[0]
-    if business_card:
-        values["source"] = "business_card"
+        values["EMAIL"] = emails[0]
     return {k: v for k, v in values.items() if v}
 
 
-def parse_vcards(text: str, business_card: bool = True) -> list[tuple[int, dict[str, str]]]:
-    """Each card as (line number of its BEGIN:VCARD, lead field values)."""
+def card_values(vcard: VCardImport, properties: Mapping[str, str]) -> dict[str, str]:
+    """The field values of one card's `properties` as the object's `imports: vcard:` maps them."""
+    values = {name: properties[prop] for prop, name in vcard.fields.items() if prop in properties}
+    return values | {name: str(value) for name, value in vcard.set.items()}
+
+
+def parse_vcards(text: str) -> list[tuple[int, dict[str, str]]]:
+    """Each card as (line number of its BEGIN:VCARD, {vCard property: value})."""
     lines: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line[:1] in (" ", "\t") and lines:
@@ -265,7 +277,7 @@ def parse_vcards(text: str, business_card: bool = True) -> list[tuple[int, dict[
         if name == "BEGIN" and value.strip().upper() == "VCARD":
             start, properties = number, []
         elif name == "END" and value.strip().upper() == "VCARD" and start is not None:
-            cards.append((start, _card_values(properties, business_card)))
+            cards.append((start, _card_properties(properties)))
             start = None
         elif start is not None:
             properties.append((name, params, value))
@@ -273,12 +285,30 @@ def parse_vcards(text: str, business_card: bool = True) -> list[tuple[int, dict[
 
 
 def _vcard_source(name: str, text: str) -> Source:
+    """The cards as rows under the header VCARD_PROPERTIES (`prepare` maps them to the object's fields)."""
     cards = parse_vcards(text)
     if not cards:
-        raise BadRequest(f"{name}: no vCard (BEGIN:VCARD ... END:VCARD) in the file")
-    header = list(VCARD_FIELDS)
-    body = [(number, [values.get(f, "") for f in header]) for number, values in cards]
+        raise BadRequest(Message("import.no_vcard", "{file}: no vCard (BEGIN:VCARD ... END:VCARD) in the file",
+                                 file=name))
+    header = list(VCARD_PROPERTIES)
+    body = [(number, [values.get(p, "") for p in header]) for number, values in cards]
     return Source(name, header, len(body), lambda: iter(body))
+
+
+def _vcard_fields(obj: ObjectDef, source: Source) -> Source:
+    """A vCard source with the object's fields as header: its `imports: vcard:` mapping applied to each card."""
+    vcard = obj.vcard_import
+    if vcard is None:
+        raise BadRequest(Message("import.vcard_not_declared", "{file}: {object} imports no vCards (its object declares "
+                                 "no imports: vcard:)", file=source.name, object=obj.name))
+    header = list(dict.fromkeys([*vcard.fields.values(), *vcard.set]))
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for number, cells in source.rows():
+            values = card_values(vcard, {p: cell for p, cell in zip(source.header, cells, strict=True) if cell})
+            yield number, [values.get(f, "") for f in header]
+
+    return Source(source.name, header, source.count, rows)
 
 
 # --- columns and values -----------------------------------------------------------------------
@@ -290,25 +320,20 @@ class Prepared:
 
     object: ObjectDef
     source: Source
-    columns: list[str | None]  # None: a vCard field the object does not have (left out)
+    columns: list[str]  # the field of each column
 
 
 def prepare(obj: ObjectDef, source: Source) -> Prepared:
     """Resolve the header to fields; BadRequest naming every unknown or repeated column."""
     if source.name.lower().endswith(".vcf"):
-        columns = [
-            c if c in obj.fields and (c != "source" or "business_card" in _option_values(obj.fields[c])) else None
-            for c in source.header
-        ]
-        if not any(columns):
-            raise BadRequest(f"{source.name}: {obj.name} has none of the vCard fields ({', '.join(VCARD_FIELDS)})")
-        return Prepared(obj, source, columns)
+        mapped = _vcard_fields(obj, source)
+        return Prepared(obj, mapped, list(mapped.header))
     names = {name: name for name in obj.fields} | {"owner": "owner"}
     by_label = {"负责人": "owner"}
     for f in obj.fields.values():
         by_label.setdefault(f.label.zh, f.name)
         by_label.setdefault(f.label.en.lower(), f.name)
-    columns: list[str | None] = []
+    columns: list[str] = []
     problems = []
     for cell in source.header:
         found = names.get(cell) or by_label.get(cell) or by_label.get(cell.lower())
@@ -318,7 +343,9 @@ def prepare(obj: ObjectDef, source: Source) -> Prepared:
             problems.append(f"column {cell!r} names {found!r} a second time")
         columns.append(found)
     if problems:
-        raise BadRequest(f"{source.name}: " + "; ".join(problems) + f" (the fields of {obj.name}: {', '.join(names)})")
+        raise BadRequest(Message("import.bad_header", "{file}: {problems} (the fields of {object}: {fields})",
+                                 file=source.name, problems="; ".join(problems), object=obj.name,
+                                 fields=", ".join(names)))
     return Prepared(obj, source, columns)
 
 
@@ -387,7 +414,7 @@ def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: l
         values: dict = {}
         for name, cell in zip(prepared.columns, row, strict=False):
             text = cell.strip()
-            if name is None or not text:
+            if not text:
                 continue
             known = options.get(name) or ids.get(targets.get(name, ""), {})
             if name in multi:
@@ -414,7 +441,8 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
     with duplicates.collecting(prepared.object.name) as collector:
         bulk = records.create_many(prepared.object.name, rows, user=user,
                                    all_or_nothing=all_or_nothing, progress=progress, total=prepared.source.count)
-    errors = [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()}} for e in bulk.errors]
+    errors = [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()},
+               "reasons": {k: [message_json(m) for m in v] for k, v in e.fields.items()}} for e in bulk.errors]
     return ImportResult(list(bulk.created), errors, all_or_nothing,
                         _row_warnings(bulk, numbers, collector.warnings))
 

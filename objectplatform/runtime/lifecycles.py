@@ -16,13 +16,16 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Lifecycle, Metadata, ObjectDef
 
-from .errors import Locked, ValidationFailed
+from .errors import Locked, Message, ValidationFailed
 
 
 def state_label(obj: ObjectDef, value: Any) -> str:
     """`已审批 approved`: a state as messages name it."""
     option = obj.fields[obj.lifecycle.field].option(value) if value is not None else None
     return f"{option.label.zh} {value}" if option else str(value)
+
+
+SET_BY_SYSTEM = Message("value.system_set", "is set by the system")
 
 
 def listed(values: Iterable[str]) -> str:
@@ -58,7 +61,8 @@ class Guard:
             if name not in self.transition_only.get(obj, ()):
                 continue
             setting = lifecycle.setting(name) if lifecycle else ()
-            errors[name] = [f"set only by the transitions {listed(setting)}" if setting else "is set by the system"]
+            errors[name] = [Message("lifecycle.transition_only", "set only by the transitions {transitions}",
+                                    transitions=listed(setting)) if setting else SET_BY_SYSTEM]
         if errors:
             raise ValidationFailed(errors)
 
@@ -79,9 +83,11 @@ class Guard:
             definition = self.metadata.objects[obj]
             starts = listed(state_label(definition, v) for v in lifecycle.initial)
             reached = [t.name for t in lifecycle.transitions.values() if t.to == value]
-            how = f"is reached by {listed(reached)}" if reached else "is set by the system"
-            errors.setdefault(lifecycle.field, []).append(
-                f"a new {obj} starts as {starts}; {state_label(definition, value)} {how}")
+            how = Message("lifecycle.reached_by", "is reached by {transitions}",
+                          transitions=listed(reached)) if reached else SET_BY_SYSTEM
+            errors.setdefault(lifecycle.field, []).append(Message(
+                "lifecycle.initial_state", "a new {object} starts as {initial}; {state} {how}", object=obj,
+                initial=starts, state=state_label(definition, value), how=how))
 
     def refuse_locked(self, conn: sa.Connection, access_of, obj: str, current: Mapping[str, Any],
                       names: Iterable[str], user: str | None) -> None:
@@ -97,9 +103,11 @@ class Guard:
         if not locked or self._may_edit_locked(conn, access_of, state.editable_by, user):
             return
         definition = self.metadata.objects[obj]
-        raise Locked(f"{obj} {current['id']} is {state_label(definition, state.value)}: "
-                     f"{listed(locked)} cannot be changed in this state",
-                     {name: [f"locked while the {obj} is {state_label(definition, state.value)}"] for name in locked})
+        label = state_label(definition, state.value)
+        raise Locked(Message("lifecycle.locked", "{object} {id} is {state}: {fields} cannot be changed in this state",
+                             object=obj, id=current["id"], state=label, fields=listed(locked)),
+                     {name: [Message("lifecycle.field_locked", "locked while the {object} is {state}", object=obj,
+                                     state=label)] for name in locked})
 
     def refuse_locked_parent(self, conn: sa.Connection, schema, access_of, obj: str, record: Mapping[str, Any],
                              user: str | None) -> None:

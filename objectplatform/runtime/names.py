@@ -1,4 +1,5 @@
-"""The action names the YAML uses, held to the actions the engine registers for the same metadata.
+"""The action names the YAML uses, held to the actions the engine registers for the same metadata, and its
+`behaviors:` entries held to the registered behaviors.
 
 `objectplatform check` and `open_platform` run `check_names` after loading, so a role never grants, a
 to-do never links and a transition never relies on an action that nothing runs. A transition `by` a
@@ -16,15 +17,17 @@ from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.problems import closest
 
 from . import actions, approvals, transitions
+from .behaviors.registry import check_behaviors
 
 EVERY_OBJECT = "*"
-# where each kind of flow document lists its effects (a to-do there may name the action it asks for)
-EFFECTS = {"approval_flow": ("on_submit", "on_withdraw", "on_approve", "on_reject"), "rule": ("actions",)}
 
 
 def check_names(metadata: Metadata) -> list[Problem]:
-    """Every action name in `metadata` that the engine does not register for its object (or registers
-    twice), each at its file:line:col with a "did you mean" hint."""
+    """Every `behaviors:` entry that its behavior's declaration refuses; once they are all valid (the actions
+    a behavior adds follow from its configuration), every action name in `metadata` that the engine does
+    not register for its object (or registers twice). Each at its file:line:col with a "did you mean" hint."""
+    if problems := check_behaviors(metadata):
+        return problems
     check = _NameCheck(metadata)
     problems = [*check.grants(), *check.todos()]
     for obj in metadata.objects.values():
@@ -63,8 +66,8 @@ class _NameCheck:
     def todos(self) -> Iterator[Problem]:
         """A to-do of an approval flow, a rule or a transition names an action of its record's object."""
         for flow in self.metadata.flows.values():
-            for part in EFFECTS.get(flow.kind, ()):
-                for i, effect in enumerate(flow.data.get(part, ())):
+            for part, effects in flow.effects.items():
+                for i, effect in enumerate(effects):
                     yield from self._todo(effect, flow.object, flow.source, (), (part, i))
         for obj in self.metadata.objects.values():
             for t in obj.lifecycle.transitions.values() if obj.lifecycle else ():

@@ -24,7 +24,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from objectplatform.metadata import FIELD_LEVELS
 
-from .errors import Forbidden, Unauthenticated
+from .errors import Forbidden, Message, Unauthenticated, no_record
 from .storage.convert import from_db
 from .storage.engine import reading
 
@@ -77,7 +77,8 @@ class Access:
     def require(self, obj: str, operation: str) -> None:
         """Forbidden unless one of the user's roles grants `operation` on `obj`."""
         if not self.can(obj, operation):
-            raise Forbidden(f"your roles do not allow {operation} on {obj}")
+            raise Forbidden(Message("permission.operation", "your roles do not allow {operation} on {object}",
+                                      operation=operation, object=obj))
 
     def can_act(self, obj: str, action: str) -> bool:
         return action in self._grant(obj).actions
@@ -85,7 +86,8 @@ class Access:
     def require_action(self, obj: str, action: str) -> None:
         """Forbidden unless one of the user's roles grants the named action on `obj`."""
         if not self.can_act(obj, action):
-            raise Forbidden(f"your roles do not allow the action {action} on {obj}")
+            raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
+                                      action=action, object=obj))
 
     def scope(self, obj: str, table: sa.Table, operation: str = "read") -> ColumnElement[bool] | None:
         """The condition on `table` limiting rows to those the user may read (or, for `operation` "edit",
@@ -293,13 +295,13 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
     users = schema["user"]
     text = str(user_id)
     if not (text.isascii() and text.isdigit()):
-        raise Unauthenticated(f"no user with id {user_id}")
+        raise Unauthenticated(no_record("user", user_id))
     row = conn.execute(
         sa.select(users.column("username"), users.column("display_name"), users.column("roles"),
                   users.column("active"), users.column("department")).where(users.table.c.id == int(text))
     ).first()
     if row is None:
-        raise Unauthenticated(f"no user with id {user_id}")
+        raise Unauthenticated(no_record("user", user_id))
     username, display_name, roles_json, active, department = row
     roles = frozenset(from_db("multi_picklist", roles_json) or ()) if active else frozenset()
     grants = grants_for(metadata, roles)

@@ -8,10 +8,12 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Metadata, MetadataError, default_layers, load_metadata
 
+from .apps import app_layers, find_apps
+from .clock import Clock
 from .config import Settings
 from .jobs import JobRunner
 from .storage.engine import create_engine
-from .storage.tables import Schema
+from .storage.tables import Schema, schema_of
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Platform:
     schema: Schema
     jobs: JobRunner
     services: dict = field(default_factory=dict)
+    clock: Clock = field(default_factory=Clock)  # every "now" of the runtime; a test gives its own
 
     @property
     def records(self):
@@ -37,16 +40,20 @@ class Platform:
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
-    """The base CRM, the enabled industry templates and the site's layer, as configured."""
-    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata))
+    """The apps' layers, the enabled industry templates and the site's layer, as configured (the apps
+    registered first, as `apps.find_apps` does once per process)."""
+    base = app_layers(find_apps(settings.apps))
+    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, base))
 
 
 def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
-    """Load the metadata (unless given), check the action names it uses against the actions the engine
-    registers, connect and build the tables; raises MetadataError on problems."""
+    """Register the configured apps, load the metadata (unless given), check the action names it uses
+    against the actions the engine registers, connect and build the tables; raises MetadataError on
+    problems."""
     from .names import check_names
 
     settings = settings or Settings.from_env()
+    find_apps(settings.apps)
     metadata = metadata or load_site_metadata(settings)
     if problems := check_names(metadata):
         raise MetadataError(problems)
@@ -54,6 +61,6 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         settings,
         metadata,
         create_engine(settings.database_url),
-        Schema(metadata),
+        schema_of(metadata),
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
     )

@@ -9,13 +9,13 @@ applies each pool's own settings (behaviors/recycle.py) on every run. Recipients
 history are computed by the database: one INSERT ... SELECT per action, one UPDATE for `set`.
 Every run is recorded in `_op_rule_run` (rule, ran_at, summary) for the scheduler.
 
-The clock is `now()` (pool.now, which tests set); `rules run --now` passes the moment explicitly.
+A run's moment is given (the scheduler's tick passes the platform's clock, `rules run --now` its own).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -23,12 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from objectplatform.metadata import Definition, Label, Source
-from objectplatform.metadata.expressions import parse
+from objectplatform.metadata import Label, Rule, Source
 
-from .behaviors import pool as pool_behavior
 from .behaviors.recycle import recycle, rollup_parents
-from .errors import BadRequest
+from .errors import BadRequest, Message
 from .expressions_sql import derived_values, to_sql
 from .records import history_sql
 from .records.query import _sql_columns
@@ -40,14 +38,9 @@ DEFAULT_REASON = "自动回收 auto-recycle"
 _platform: ContextVar = ContextVar("objectplatform_rules_platform", default=None)
 
 
-def now() -> datetime:
-    """The one clock of the rules and the scheduler (the pool's, which tests set)."""
-    return pool_behavior.now()
-
-
-def scheduled_rules(metadata) -> list[Definition]:
+def scheduled_rules(metadata) -> list[Rule]:
     """The rules with a schedule, in metadata order."""
-    return [d for d in metadata.flows.values() if d.kind == "rule" and "schedule" in d.data.get("trigger", {})]
+    return [d for d in metadata.flows.values() if d.kind == "rule" and d.schedule]
 
 
 def run_rules(platform, at: datetime, names: Iterable[str] | None = None) -> list[dict]:
@@ -57,11 +50,12 @@ def run_rules(platform, at: datetime, names: Iterable[str] | None = None) -> lis
     unknown = [n for n in wanted if n not in rules]
     if unknown:
         known = ", ".join(rules) or "(none)"
-        raise BadRequest(f"unknown rule {', '.join(map(repr, unknown))}; scheduled rules: {known}")
+        raise BadRequest(Message("rule.unknown", "unknown rule {rules}; scheduled rules: {known}",
+                                 rules=", ".join(map(repr, unknown)), known=known))
     return [run_rule(platform, rules[name], at) for name in wanted]
 
 
-def run_rule(platform, rule: Definition, at: datetime, run_id: Any = None) -> dict:
+def run_rule(platform, rule: Rule, at: datetime, run_id: Any = None) -> dict:
     """Run one rule as of `at` in one transaction; record the run (or complete the claimed `run_id`)."""
     with platform.records.transaction() as conn:
         summary = _Run(platform, conn, rule, at).summary()
@@ -98,14 +92,13 @@ class _Run:
     """One run of one rule (RecordRun, below, runs an approval flow's on_approve / on_reject the same way
     on one record: it overrides `fresh`, `submitter_pairs` and the key prefix, history change and user)."""
 
-    def __init__(self, platform, conn: sa.Connection, rule: Definition, at: datetime):
+    def __init__(self, platform, conn: sa.Connection, rule: Rule, at: datetime):
         self.platform, self.conn, self.rule, self.at = platform, conn, rule, at
         self.obj = rule.object
         self.ot = platform.schema[self.obj]
         self.table = self.ot.table
-        condition = rule.data.get("condition")
         columns = {**derived_values(platform, self.obj, at), **_sql_columns(self.ot)}
-        self.condition = to_sql(parse(condition), columns, at, condition=True) if condition else None
+        self.condition = None if rule.condition is None else to_sql(rule.condition, columns, at, condition=True)
         self.counts = dict.fromkeys(SUMMARY_KEYS, 0)
         self.stamp = convert.to_db("datetime", at)
         self.work = work_queue(platform)
@@ -113,7 +106,7 @@ class _Run:
         self.change, self.user = "rule", None  # the history entry of a `set`, and who made it
 
     def summary(self) -> dict:
-        actions = self.rule.data["actions"]
+        actions = self.rule.actions
         tracked = any("recycle" not in a for a in actions)
         if tracked:
             self.track_matches()
@@ -122,7 +115,7 @@ class _Run:
             self.counts["matched"] = self.counts["recycled"] + self.counts["warned"]
         return {"rule": self.rule.name, **self.counts}
 
-    def perform(self, actions: list[dict]) -> None:
+    def perform(self, actions: Iterable[Mapping[str, Any]]) -> None:
         """Each action in order, on the fresh records, counting what it did."""
         for action in actions:
             if "notify" in action:
@@ -170,7 +163,7 @@ class _Run:
 
     # ------------------------------------------------------------------------------ recipients
 
-    def recipients(self, spec: dict) -> sa.Subquery:
+    def recipients(self, spec: Mapping[str, Any]) -> sa.Subquery:
         """(record_id, user_id) pairs: the fresh records and the active users the spec names for each."""
         users = self.platform.schema["user"]
         ut, t = users.table, self.table
@@ -226,7 +219,7 @@ class _Run:
         return (title_sql(self.platform, self.obj, label.zh, "zh"),
                 title_sql(self.platform, self.obj, label.en, "en"))
 
-    def notify(self, spec: dict, message: dict) -> int:
+    def notify(self, spec: Mapping[str, Any], message: Mapping[str, str]) -> int:
         """Notify the recipients of each fresh record, once per occasion (the key holds its start)."""
         pairs, t = self.recipients(spec), self.table
         zh, en = self.titles(as_label(message))
@@ -239,7 +232,7 @@ class _Run:
         ).select_from(pairs.join(t, t.c.id == pairs.c.record_id))
         return self.work.notify_from(self.conn, rows)
 
-    def todo(self, spec: dict) -> int:
+    def todo(self, spec: Mapping[str, Any]) -> int:
         """A to-do per fresh record, for a role or the users of a field; closed when the record stops holding."""
         t = self.table
         zh, en = self.titles(as_label(spec["title"]))
@@ -258,7 +251,7 @@ class _Run:
                 .select_from(pairs.join(t, t.c.id == pairs.c.record_id))
         return self.work.add_todos_from(self.conn, rows)
 
-    def set(self, values: dict) -> int:
+    def set(self, values: Mapping[str, Any]) -> int:
         """One UPDATE of the fresh records whose values differ, after their history rows."""
         ot, t = self.ot, self.table
         changes = {name: (ot.column(name), convert.field_type(ot, name), value) for name, value in values.items()}
@@ -284,7 +277,7 @@ class RecordRun(_Run):
 
     def __init__(self, platform, conn: sa.Connection, obj: str, record_id: Any, prefix: str, submitter: Any,
                  user: str | None, at: datetime, suffix: Label):
-        super().__init__(platform, conn, Definition("approval_flow", prefix, Source("<approval>"), {}, obj), at)
+        super().__init__(platform, conn, Rule(prefix, Label(prefix, prefix), obj, Source("<approval>")), at)
         self.record_id, self.submitter, self.suffix = int(record_id), submitter, suffix
         self.prefix, self.change, self.user = prefix, "approval", user
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Definition
+from objectplatform.metadata import Rule
 
 from . import approvals, rules
 from .behaviors.pool import ORG_TIME
@@ -60,17 +60,17 @@ def last_runs(platform, at: datetime | None = None) -> dict[str, datetime]:
     return {rule: convert.from_db("datetime", at) for rule, at in rows}
 
 
-def due_rules(platform, at: datetime) -> list[Definition]:
+def due_rules(platform, at: datetime) -> list[Rule]:
     """The scheduled rules that have not run since their current slot began."""
     last = last_runs(platform, at)
     return [rule for rule in rules.scheduled_rules(platform.metadata)
-            if rule.name not in last or last[rule.name] < slot_start(rule.data["trigger"]["schedule"], at)]
+            if rule.name not in last or last[rule.name] < slot_start(rule.schedule, at)]
 
 
 def tick(platform, at: datetime | None = None) -> list[str]:
-    """Claim and enqueue the run of every due rule as of `at` (default: the rules' clock); their names.
+    """Claim and enqueue the run of every due rule as of `at` (default: the platform's clock); their names.
     Approval steps waiting past their remind_after_hours remind their approvers on every tick too."""
-    at = at or rules.now()
+    at = at or platform.clock.now()
     approvals.approval_reminders(platform, at)
     started = []
     for rule in due_rules(platform, at):

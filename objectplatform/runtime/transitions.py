@@ -19,7 +19,7 @@ from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
 from . import actions
-from .errors import Conflict, Forbidden, ValidationFailed
+from .errors import Conflict, Forbidden, Message, ValidationFailed
 from .lifecycles import listed, state_label
 from .records import hooks
 
@@ -63,7 +63,8 @@ def applies(obj: ObjectDef, name: str, record: Mapping[str, Any], user: str | No
 def refuse_role(obj: ObjectDef, name: str) -> None:
     """403 naming the roles that may run the transition."""
     roles = listed(obj.lifecycle.transitions[name].roles) or "none"
-    raise Forbidden(f"your roles do not allow {name} on {obj.name} (allowed: {roles})")
+    raise Forbidden(Message("transition.role", "your roles do not allow {transition} on {object} (allowed: {roles})",
+                            transition=name, object=obj.name, roles=roles))
 
 
 def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any]) -> None:
@@ -72,10 +73,12 @@ def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any]) -> None
     state = record.get(obj.lifecycle.field)
     if state not in transition.sources:
         starts = listed(state_label(obj, v) for v in transition.sources)
-        raise Conflict(f"{obj.name} {record['id']} is {state_label(obj, state)}: {name} applies only to "
-                       f"a {obj.name} that is {starts}")
+        raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
+                               "a {object} that is {sources}", object=obj.name, id=record["id"],
+                               state=state_label(obj, state), transition=name, sources=starts))
     if not applies(obj, name, record, access.user_id):
-        raise Conflict(f"{name} does not apply to {obj.name} {record['id']}: {transition.condition}")
+        raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {condition}",
+                               transition=name, object=obj.name, id=record["id"], condition=transition.condition))
 
 
 def _env(record: Mapping[str, Any], params: Mapping[str, Any], user: str | None) -> dict[str, Any]:
@@ -91,7 +94,8 @@ def run_transition(call: actions.ActionCall, name: str) -> dict:
     records = platform.records
     with records.transaction() as conn:
         current = records.get(obj.name, call.record["id"], conn=conn)
-        missing = {f: [f"required before {name}"] for f in transition.required_fields
+        missing = {f: [Message("transition.required_field", "required before {transition}", transition=name)]
+                   for f in transition.required_fields
                    if current.get(f) in (None, "", [])}
         if missing:
             raise ValidationFailed(missing)

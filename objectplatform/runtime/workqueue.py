@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from objectplatform.metadata import Label
 
 from . import email
-from .errors import Conflict, NotFound
+from .errors import Conflict, Message, NotFound, no_record
 from .storage import convert
 
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
@@ -37,8 +37,7 @@ def as_label(title: Label | str | Mapping[str, str]) -> Label:
         return title
     if isinstance(title, str):
         return Label(title, title)
-    zh, en = title.get("zh") or title.get("en") or "", title.get("en") or title.get("zh") or ""
-    return Label(zh, en)
+    return Label.of(title)
 
 
 def fill(text: str, values: Mapping[str, Any]) -> str:
@@ -129,7 +128,7 @@ class WorkQueue:
         wanted = sorted({int(u) for u in users if u is not None})
         if not wanted:
             return 0
-        label, at = as_label(title), now or convert.now()
+        label, at = as_label(title), now or self.platform.clock.now()
         if len(wanted) > FAN_OUT_JOB and self.platform.jobs.queue is not None:
             self.platform.jobs.enqueue(notify_job, [str(u) for u in wanted], label.zh, label.en, object,
                                        _id(record_id), key, at.isoformat())
@@ -158,7 +157,7 @@ class WorkQueue:
                  action: str | None = None, key: str, approval_id: Any = None,
                  now: datetime | None = None) -> list[str]:
         """A to-do for each of `users` or one for `role`, unless one with `key` is open for them; the new ids."""
-        label, at = as_label(title), now or convert.now()
+        label, at = as_label(title), now or self.platform.clock.now()
         table = self.todos
         base = {"kind": kind, "title_zh": label.zh, "title_en": label.en, "object": object,
                 "record_id": None if record_id is None else int(record_id), "action": action,
@@ -203,7 +202,7 @@ class WorkQueue:
         stmt = sa.update(table).where(sa.or_(*chosen), table.c.done_at.is_(None))
         if where is not None:
             stmt = stmt.where(where)
-        values = {"done_at": _stored(now or convert.now()), "done_by": None if by is None else int(by)}
+        values = {"done_at": _stored(now or self.platform.clock.now()), "done_by": None if by is None else int(by)}
         return conn.execute(stmt.values(values)).rowcount
 
     def close_record_todos(self, conn: sa.Connection, obj: str, record_id: Any, actions: Iterable[str],
@@ -245,14 +244,14 @@ class WorkQueue:
         with self.platform.records.transaction() as conn:
             row = conn.execute(sa.select(table).where(table.c.id == number, self._mine(access))).mappings().first()
             if row is None:
-                raise NotFound(f"no to-do with id {todo_id}")
+                raise NotFound(no_record("to-do", todo_id))
             if row["done_at"] is not None:
-                raise Conflict(f"to-do {todo_id} is already done")
-            values = {"done_at": _stored(now or convert.now()), "done_by": int(access.user_id)}
+                raise Conflict(Message("todo.done", "to-do {id} is already done", id=todo_id))
+            values = {"done_at": _stored(now or self.platform.clock.now()), "done_by": int(access.user_id)}
             changed = conn.execute(sa.update(table).where(table.c.id == number, table.c.done_at.is_(None))
                                    .values(values)).rowcount
             if not changed:
-                raise Conflict(f"to-do {todo_id} is already done")
+                raise Conflict(Message("todo.done", "to-do {id} is already done", id=todo_id))
             return _todo({**row, **values})
 
     def notifications_for(self, user_id: Any, unread_only: bool = False,
@@ -286,9 +285,9 @@ class WorkQueue:
                 found = conn.execute(sa.select(table.c.id).where(
                     table.c.id == number, table.c.user_id == int(user_id))).first()
                 if found is None:
-                    raise NotFound(f"no notification with id {notification_id}")
+                    raise NotFound(no_record("notification", notification_id))
                 stmt = stmt.where(table.c.id == number)
-            return conn.execute(stmt.values(read_at=_stored(now or convert.now()))).rowcount
+            return conn.execute(stmt.values(read_at=_stored(now or self.platform.clock.now()))).rowcount
 
 
 def insert_new(conn: sa.Connection, table: sa.Table, columns: list[str], rows: sa.Select) -> int:
@@ -308,7 +307,7 @@ def inserted_ids(conn: sa.Connection, table: sa.Table, columns: list[str], rows:
 def _number(value: Any, what: str) -> int:
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound(f"no {what} with id {value}")
+        raise NotFound(no_record(what, value))
     return int(text)
 
 

@@ -13,13 +13,14 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from objectplatform.metadata import SYSTEM_FIELDS, Definition, FieldDef, Label, ObjectDef
+from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Flow, Label, ObjectDef
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
 from objectplatform.metadata.model import ALL_FIELDS
 from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import duplicates
+from objectplatform.runtime.errors import Message
 from objectplatform.runtime.permissions import access_for
 
 from . import errors, import_jobs, openapi
@@ -60,11 +61,12 @@ def _authenticate() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("sign in first: send Authorization: Bearer <token> (from POST /api/v1/auth/token)")
+        raise Unauthenticated(Message(
+            "auth.no_token", "sign in first: send Authorization: Bearer <token> (from POST /api/v1/auth/token)"))
     platform = get_platform()
     user = auth_service(platform).user_for_token(token)
     if user is None:
-        raise Unauthenticated("the token is unknown, expired or revoked; sign in again")
+        raise Unauthenticated(Message("auth.bad_token", "the token is unknown, expired or revoked; sign in again"))
     g.api_token = token
     g.access = access_for(platform, user["id"])
     for name, values in request.args.lists():
@@ -77,15 +79,16 @@ def _body(empty: Any = None) -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
         if empty is None:
-            raise BadRequest("send a JSON body (Content-Type: application/json)")
+            raise BadRequest(Message("request.no_body", "send a JSON body (Content-Type: application/json)"))
         return empty
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise BadRequest(f"send JSON with Content-Type: application/json, not {mimetype or 'no content type'}")
+        raise BadRequest(Message("request.not_json", "send JSON with Content-Type: application/json, not {mimetype}",
+                                 mimetype=mimetype or "no content type"))
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except ValueError as e:
-        raise BadRequest(f"malformed JSON: {e}") from None
+        raise BadRequest(Message("request.malformed_json", "malformed JSON: {error}", error=str(e))) from None
     _refuse_nul(body, "body")
     return body
 
@@ -94,7 +97,8 @@ def _refuse_nul(value: Any, where: str) -> None:
     """No text may hold a NUL character (PostgreSQL cannot store one): a 400 naming where it is."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise BadRequest(f"{where}: text may not contain the NUL character", {where: ["contains NUL (\\u0000)"]})
+            raise BadRequest(Message("request.nul", "{where}: text may not contain the NUL character", where=where),
+                             {where: [Message("request.nul_here", "contains NUL (\\u0000)")]})
     elif isinstance(value, dict):
         for key, item in value.items():
             _refuse_nul(key, where)
@@ -111,14 +115,14 @@ def _reject_constant(name: str) -> None:
 def _object_body(empty: Any = None) -> dict:
     body = _body(empty)
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadRequest(Message("request.not_an_object", "the body must be a JSON object"))
     return body
 
 
 def _object(name: str) -> ObjectDef:
     obj = get_platform().metadata.objects.get(name)
     if obj is None:
-        raise NotFound(f"unknown object {name}")
+        raise NotFound(Message("object.unknown", "unknown object {object}", object=name))
     return obj
 
 
@@ -136,21 +140,14 @@ def _write_scope(obj: str, record_id: str, operation: str):
             records.get(obj, record_id, where=where)
         except NotFound:
             records.get(obj, record_id, where=_scope(obj))  # NotFound when they may not read it either
-            raise Forbidden(f"{obj} {record_id} is read-only to you: its team lets you read it, not {operation} it"
-                            ) from None
+            raise Forbidden(Message("permission.team_read_only", "{object} {id} is read-only to you: its team lets you "
+                                    "read it, not {operation} it", object=obj, id=record_id,
+                                    operation=operation)) from None
     return where
 
 
 def _label(label: Label | None) -> dict | None:
     return None if label is None else {"zh": label.zh, "en": label.en}
-
-
-def _raw_label(value: Mapping[str, str] | None) -> dict | None:
-    """A label written in a flow document ({zh?, en?}) with both languages filled."""
-    if not value:
-        return None
-    zh, en = value.get("zh", ""), value.get("en", "")
-    return {"zh": zh or en, "en": en or zh}
 
 
 # ----------------------------------------------------------------------------------- records
@@ -183,10 +180,11 @@ def _require_children(obj: str, body: Mapping[str, Any], operation: str) -> None
 def issue_token() -> Response:
     body = _object_body()
     username, password = body.get("username"), body.get("password")
-    problems = {name: ["is required (text)"] for name, value in (("username", username), ("password", password))
+    problems = {name: [Message("auth.credential_required", "is required (text)")]
+                for name, value in (("username", username), ("password", password))
                 if not isinstance(value, str) or not value}
     if problems:
-        raise BadRequest("give a username and a password", problems)
+        raise BadRequest(Message("auth.credentials_required", "give a username and a password"), problems)
     token, user = auth_service(get_platform()).issue_token(username, password)
     return json_response({"token": token, "user": {"id": str(user["id"]), "username": user["username"]}})
 
@@ -202,7 +200,8 @@ def _filters(parameters: frozenset[str]) -> dict[str, str]:
     filters = {}
     for name, values in request.args.lists():
         if len(values) > 1:
-            raise BadRequest(f"{name}: given more than once", {name: ["given more than once"]})
+            raise BadRequest(Message("request.repeated_parameter", "{name}: given more than once", name=name),
+                             {name: [Message("request.repeated", "given more than once")]})
         if name not in parameters:
             filters[name] = values[0]
     return filters
@@ -307,7 +306,8 @@ def run_bulk_action(obj: str, action: str) -> Response:
     body = _object_body()
     ids = body.get("ids")
     if not isinstance(ids, list):
-        raise BadRequest("give the records as \"ids\": [...]", {"ids": ["must be a list of record ids"]})
+        raise BadRequest(Message("action.ids_not_a_list", "give the records as \"ids\": [...]"),
+                         {"ids": [Message("value.not_id_list", "must be a list of record ids")]})
     return json_response(run_action(get_platform(), g.access, obj, action, ids, body))
 
 
@@ -451,26 +451,26 @@ def meta_object(obj: str) -> Response:
     return json_response(body)
 
 
-def flow_json(d: Definition) -> dict:
+def flow_json(d: Flow) -> dict:
     """An approval flow, sales process or rule: name, kind, object, label, and a sales process's stages."""
-    data = d.data
     out: dict[str, Any] = {"name": d.name, "kind": d.kind, "object": d.object, "label": _label(d.label)}
     if d.kind == "sales_process":
-        out["departments"] = list(data.get("departments", []))
+        out["departments"] = list(d.departments)
         out["stages"] = [
-            {"key": s["key"], "label": _raw_label(s["label"]), "probability": s["probability"],
-             "required_fields": list(s.get("required_fields", [])),
-             "tasks": [{"key": t["key"], "label": _raw_label(t["label"]), "required": bool(t.get("required", False))}
-                       for t in s.get("tasks", [])],
-             "approval": s.get("approval")}
-            for s in data["stages"]
+            {"key": s.key, "label": _label(s.label), "probability": s.probability,
+             "required_fields": list(s.required_fields),
+             "tasks": [{"key": t.key, "label": _label(t.label), "required": t.required} for t in s.tasks],
+             "approval": s.approval}
+            for s in d.stages
         ]
     elif d.kind == "approval_flow":
-        out["trigger"] = data.get("trigger")
-        out["steps"] = [{"name": s["name"], "label": _raw_label(s["label"]), "approvers": s["approvers"],
-                         "mode": s.get("mode", "any")} for s in data.get("steps", [])]
+        trigger = d.trigger
+        out["trigger"] = {k: v for k, v in (("on", trigger.on), ("action", trigger.action), ("field", trigger.field))
+                          if v is not None}
+        out["steps"] = [{"name": s.name, "label": _label(s.label), "approvers": s.approvers, "mode": s.mode}
+                        for s in d.steps]
     elif d.kind == "rule":
-        out["trigger"] = data.get("trigger")
+        out["trigger"] = {"schedule": d.schedule} if d.schedule else {"event": d.event}
     return out
 
 

@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, Response, g
 
 from objectplatform.runtime import ValidationFailed
 from objectplatform.runtime.approvals import approvals
+from objectplatform.runtime.errors import Message
 
 from . import api, errors
 from .app import get_platform
@@ -31,10 +32,10 @@ def init_app(app: Flask) -> None:
 def _comment() -> str | None:
     body = api._object_body(empty={})
     unknown = sorted(set(body) - {"comment"})
-    problems = {name: ["unknown parameter"] for name in unknown}
+    problems = {name: [Message("action.unknown_param", "unknown parameter")] for name in unknown}
     comment = body.get("comment")
     if comment is not None and not isinstance(comment, str):
-        problems["comment"] = ["must be text"]
+        problems["comment"] = [Message("value.not_text", "must be text")]
     if problems:
         raise ValidationFailed(problems)
     return comment

@@ -13,13 +13,13 @@ CSV and chart work on them as on the shipped ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 
-from objectplatform.metadata import Definition, Label
+from objectplatform.metadata import Label, Report, plain
 from objectplatform.runtime import BadRequest
+from objectplatform.runtime.errors import Message
 from objectplatform.runtime.reports import ReportResult, charts, definition, personal, run_report
 from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.run import TOTAL
@@ -27,7 +27,7 @@ from objectplatform.runtime.reports.run import TOTAL
 from . import api, errors
 from .app import get_platform
 from .errors import json_response
-from .export import BOM, _inert, _lines, header_language
+from .export import BOM, _lines, header_language, inert
 from .pages_view import ORG_TIME
 
 bp = Blueprint("api_reports", __name__, url_prefix="/api/v1")
@@ -40,21 +40,20 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def report_summary(report: Definition) -> dict:
+def report_summary(report: Report) -> dict:
     """A report as the list shows it: name, label, base object, engine, its columns' keys, run-time filters and
     whether it is the caller's personal report."""
-    data = report.data
     return {
         "name": report.name,
         "personal": personal.is_personal(report),
         "label": api._label(report.label),
         "object": report.object,
-        "engine": data.get("engine", "grouping"),
-        "dimensions": [d["key"] for d in data.get("dimensions", ())],
-        "measures": [m["key"] for m in data.get("measures", ())],
-        "runtime_filters": [f["field"] for f in data.get("runtime_filters", ())],
-        "scene": data.get("scene", "all"),
-        "chart": data.get("chart"),
+        "engine": report.engine,
+        "dimensions": [d.key for d in report.dimensions],
+        "measures": [m.key for m in report.measures],
+        "runtime_filters": [f.field for f in report.runtime_filters],
+        "scene": report.scene,
+        "chart": report.chart.as_json() if report.chart else None,
     }
 
 
@@ -74,9 +73,9 @@ def run_as_caller(name: str, filters: Mapping[str, Any], scene: str | None,
     return side_by_side(result, other, sides)
 
 
-def report_detail(report: Definition) -> dict:
+def report_detail(report: Report) -> dict:
     """A report with its whole definition, as the builder edits it."""
-    return {**report_summary(report), "definition": {"kind": "report", **report.data}}
+    return {**report_summary(report), "definition": {"kind": "report", **plain(report.document)}}
 
 
 def _query_filters() -> dict[str, str]:
@@ -126,9 +125,9 @@ def export_yaml(name: str) -> Response:
     return response
 
 
-def yaml_text(report: Definition) -> str:
+def yaml_text(report: Report) -> str:
     """The report as a file for report_templates/, saying where it came from."""
-    day = datetime.now(ORG_TIME).strftime("%Y-%m-%d")
+    day = get_platform().clock.now().astimezone(ORG_TIME).strftime("%Y-%m-%d")
     return personal.as_yaml(report, f"{report.label.zh} ({report.label.en}): exported by {g.access.username} "
                                     f"on {day}; copy into report_templates/ to ship it")
 
@@ -138,11 +137,13 @@ def run(name: str) -> Response:
     body = api._object_body(empty={})
     unknown = sorted(set(body) - {"filters", "scene", "compare"})
     if unknown:
-        raise BadRequest(f"unknown key(s) {', '.join(unknown)}: send filters, scene and compare",
-                         {key: ["unknown key"] for key in unknown})
+        raise BadRequest(Message("report.unknown_keys", "unknown key(s) {keys}: send filters, scene and compare",
+                                 keys=", ".join(unknown)),
+                         {key: [Message("report.unknown_key", "unknown key")] for key in unknown})
     compare = body.get("compare")
     if compare is not None and (not isinstance(compare, dict) or set(compare) - {"filters"}):
-        raise BadRequest("compare: send {\"filters\": {...}} for the second run", {"compare": ["must be {filters}"]})
+        raise BadRequest(Message("report.bad_compare", "compare: send {{\"filters\": {{...}}}} for the second run"),
+                         {"compare": [Message("report.compare_not_filters", "must be {{filters}}")]})
     result = run_as_caller(name, body.get("filters") or {}, body.get("scene"),
                            None if compare is None else compare.get("filters") or {})
     return json_response(result.as_json())
@@ -152,7 +153,7 @@ def run(name: str) -> Response:
 def export(name: str) -> Response:
     lang = header_language(request.args.get("labels")) or "zh"
     result = run_as_caller(name, _query_filters(), request.args.get("scene"))
-    day = datetime.now(ORG_TIME).strftime("%Y%m%d")
+    day = get_platform().clock.now().astimezone(ORG_TIME).strftime("%Y%m%d")
     response = Response(report_csv(result, lang), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{day}.csv"'
     return response
@@ -180,7 +181,7 @@ def report_csv(result: ReportResult, lang: str) -> str:
 
 def _cell(result: ReportResult, key: str, value: Any, lang: str, dimension: bool) -> str:
     if dimension:
-        return _inert(charts.value_text(result, key, value, lang))
+        return inert(charts.value_text(result, key, value, lang))
     if value is None:
         return ""
-    return format(value, "f") if not isinstance(value, int | str) else _inert(str(value))
+    return format(value, "f") if not isinstance(value, int | str) else inert(str(value))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, g, request
 
 from objectplatform.runtime import BadRequest
+from objectplatform.runtime.errors import Message
 from objectplatform.runtime.workqueue import work_queue
 
 from . import api, errors
@@ -33,7 +34,8 @@ def _lang() -> str:
     lang = request.args.get("lang")
     if lang is not None:
         if lang not in LANGUAGES:
-            raise BadRequest(f"lang must be zh or en, not {lang!r}", {"lang": ["must be zh or en"]})
+            raise BadRequest(Message("request.bad_lang", "lang must be zh or en, not {lang!r}", lang=lang),
+                             {"lang": [Message("request.lang", "must be zh or en")]})
         return lang
     best = request.accept_languages.best_match(["zh", "zh-CN", "en"], default="zh")
     return "en" if best and best.startswith("en") else "zh"
@@ -42,7 +44,9 @@ def _lang() -> str:
 def _flag(name: str) -> bool:
     value = request.args.get(name, "false")
     if value not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false, not {value!r}", {name: ["must be true or false"]})
+        raise BadRequest(Message("request.bad_flag", "{name} must be true or false, not {value!r}", name=name,
+                                 value=value),
+                         {name: [Message("value.not_boolean", "must be true or false")]})
     return value == "true"
 
 

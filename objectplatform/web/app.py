@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from flask import Flask, current_app, request
+from jinja2 import BytecodeCache
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
 
 from objectplatform.runtime import Platform, Settings, open_platform
+from objectplatform.runtime.apps import find_apps
+
+
+class UrlRule(Rule):
+    """A werkzeug rule that reuses the URL builders made for the same rule by an earlier app of the process:
+    generating and compiling their code is most of what `create_app` costs, and the tests make an app per test."""
+
+    builders: ClassVar[dict] = {}
+
+    def _compile_builder(self, append_unknown: bool = True):
+        key = (self.rule, tuple(self._trace), repr(self.defaults), append_unknown)
+        if key not in self.builders:
+            self.builders[key] = super()._compile_builder(append_unknown)
+        return self.builders[key]
+
+
+class CompiledTemplates(BytecodeCache):
+    """The page templates compiled once per process, whichever app renders them first (every app's Jinja
+    environment is set up alike; a template changed on disk has another checksum and is compiled again)."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = CompiledTemplates()
 
 
 def create_app(platform: Platform | None = None, settings: Settings | None = None) -> Flask:
     """A Flask app serving `platform` (opened from `settings` or the environment when not given)."""
     platform = platform or open_platform(settings)
     app = Flask(__name__)
+    app.url_rule_class = UrlRule
+    app.jinja_options = {**app.jinja_options, "bytecode_cache": COMPILED_TEMPLATES}
     app.config.update(
         SECRET_KEY=platform.settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -30,6 +68,9 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     api_approvals.init_app(app)
     init_reports(app)
     pages.init_app(app)
+    for found in find_apps(platform.settings.apps):  # each app's own pages (runtime/apps.py)
+        if found.pages is not None:
+            found.pages(app)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

@@ -1,7 +1,7 @@
 """The API's JSON: one encoder for bodies (decimals as exact JSON numbers) and one builder for errors.
 
-Every error the API answers has the shape of API.md, `{"error": {"code", "message", "fields"?}}`:
-runtime failures, unknown routes and methods, malformed JSON and unexpected failures alike.
+Every error the API answers has the shape of API.md, `{"error": {"code", "message", "reason"?, "params"?,
+"fields"?}}`: runtime failures, unknown routes and methods, malformed JSON and unexpected failures alike.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from objectplatform.runtime import RuntimeFailure
+from objectplatform.runtime.errors import Message
 
 API_PREFIX = "/api/"
 ERROR_STATUSES = {
@@ -51,8 +52,11 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def error_body(code: str, message: str, fields: Mapping[str, Sequence[str]] | None = None) -> dict:
-    """The one error shape: {"error": {"code", "message", "fields"?}}."""
+    """The one error shape: {"error": {"code", "message", "reason"?, "params"?, "fields"?}}; a Message brings its
+    reason and params, the fields their English messages."""
     error: dict = {"code": code, "message": message}
+    if isinstance(message, Message):
+        error["reason"], error["params"] = message.reason, message.params
     if fields:
         error["fields"] = {name: list(messages) for name, messages in fields.items()}
     return {"error": error}

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from flask import Response, g, has_request_context
 
 from objectplatform.metadata import SYSTEM_FIELDS, ObjectDef
 from objectplatform.runtime import BadRequest, Platform
+from objectplatform.runtime.errors import Message
+from objectplatform.runtime.fieldtypes import inert, type_named
+from objectplatform.runtime.fieldtypes.base import MULTI_SEPARATOR
 from objectplatform.runtime.records.masking import FieldMask
 
 from .i18n import LANGUAGES
@@ -40,8 +41,6 @@ from .pages_view import (
 
 PAGE_SIZE = 500
 BOM = "\ufeff"
-MULTI_SEPARATOR = ";"
-NUMBER = re.compile(r"[+-]?[\d .()-]*\d[\d .()-]*")  # digits, maybe with phone punctuation
 
 
 def signed_in():
@@ -62,9 +61,12 @@ def export_columns(obj: ObjectDef, fields: str | None, mask: FieldMask | None = 
         unknown = [name for name in names if not _exportable(obj, name)]
         hidden = [name for name in names if mask is not None and not mask.visible(name)]
         if unknown or hidden or not names:
-            message = (f"unknown field(s): {', '.join(unknown)}" if unknown
-                       else f"hidden from your role: {', '.join(hidden)}" if hidden else "name at least one field")
-            raise BadRequest(f"fields: {message}", {"fields": [message]})
+            message = (Message("export.unknown_fields", "unknown field(s): {fields}", fields=", ".join(unknown))
+                       if unknown else Message("export.hidden_fields", "hidden from your role: {fields}",
+                                               fields=", ".join(hidden))
+                       if hidden else Message("export.no_fields", "name at least one field"))
+            raise BadRequest(Message("request.bad_parameter", "{param}: {problem}", param="fields", problem=message),
+                             {"fields": [message]})
     columns = ["id"]
     for name in names:
         if name not in columns and _exportable(obj, name):
@@ -81,15 +83,16 @@ def list_columns(obj: ObjectDef) -> list[str]:
 
 def _exportable(obj: ObjectDef, name: str) -> bool:
     f = obj.fields.get(name)
-    return name in SYSTEM_FIELDS if f is None else f.type != "password"
+    return name in SYSTEM_FIELDS if f is None else type_named(f.type).readable
 
 
 def header_language(labels: str | None) -> str | None:
     """The language of the header's labels (`labels=zh|en`), or None for field names."""
     if labels is None or labels in LANGUAGES:
         return labels
-    message = f"must be one of {', '.join(LANGUAGES)}"
-    raise BadRequest(f"labels: {message}", {"labels": [message]})
+    message = Message("export.labels", "must be one of {languages}", languages=", ".join(LANGUAGES))
+    raise BadRequest(Message("request.bad_parameter", "{param}: {problem}", param="labels", problem=message),
+                     {"labels": [message]})
 
 
 def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, str], q: str | None,
@@ -147,25 +150,5 @@ def _cell(obj: ObjectDef, name: str, value: Any, display: Display | None) -> str
             return MULTI_SEPARATOR.join(display.title(to, v) for v in values)
     labelled = display.labelled(obj, name, value, MULTI_SEPARATOR) if display is not None else None
     if labelled is not None:
-        return _inert(labelled)
-    if isinstance(value, list):
-        return MULTI_SEPARATOR.join(_cell(obj, name, v, None) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        if kind == "geolocation":
-            return f"{_cell(obj, name, value['lat'], None)},{_cell(obj, name, value['lng'], None)}"
-        return _inert(str(value.get("name", "")))  # an attachment: its file name
-    return _inert(str(value))
-
-
-def _inert(text: str) -> str:
-    """Text a spreadsheet would run as a formula (`=...`, `@...`, `+cmd|...`) gets a leading apostrophe,
-    which Excel and LibreOffice show as text; numbers such as `+8613800000000` or `-5` stay as they are."""
-    if text[:1] in ("=", "@", "\t", "\r") or (text[:1] in ("+", "-") and not NUMBER.fullmatch(text)):
-        return "'" + text
-    return text
+        return inert(labelled)
+    return type_named(kind).export(value)

@@ -20,20 +20,12 @@ from werkzeug.datastructures import FileStorage, ImmutableMultiDict
 
 from objectplatform.metadata import FieldDef, ObjectDef
 from objectplatform.metadata.expressions import Binary, Call, Literal, Name, Node, Unary, parse
+from objectplatform.runtime.fieldtypes import type_named
 from objectplatform.runtime.sales_processes import process_for_owner, processes
 
 from .i18n import error_text, text
 from .pages_view import ORG_TIME, Display, local_time
 
-NOT_EDITABLE_TYPES = frozenset({"formula", "rollup", "auto_number"})
-WIDGETS = {
-    "text": "text", "phone": "tel", "email": "email", "url": "url", "long_text": "textarea",
-    "integer": "integer", "number": "number", "currency": "number", "percent": "number",
-    "date": "date", "datetime": "datetime", "boolean": "checkbox", "picklist": "select",
-    "multi_picklist": "checkboxes", "lookup": "lookup", "master_detail": "lookup", "user": "lookup",
-    "department": "lookup", "multi_user": "multi_lookup", "multi_department": "multi_lookup",
-    "geolocation": "geo", "attachment": "file", "password": "password",
-}
 LOCAL_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
 LINE_KEY = re.compile(r"(?P<child>\w+)-(?P<index>\d+)-(?P<field>\w+)")
 ERROR_KEY = re.compile(r"(?P<child>\w+)\[(?P<index>\d+)\]\.(?P<field>\w+)")
@@ -101,8 +93,13 @@ class Form:
                       for e in self.editors))
 
 
+def widget(f: FieldDef) -> str:
+    """The input of a field: its type's widget."""
+    return type_named(f.type).widget
+
+
 def editable(f: FieldDef) -> bool:
-    return f.type not in NOT_EDITABLE_TYPES and not f.read_only and not f.system and not f.hidden
+    return not type_named(f.type).computed and not f.read_only and not f.system and not f.hidden
 
 
 def locked_names(access, obj: ObjectDef, record: Mapping[str, Any] | None, children: Iterable[str]) -> frozenset[str]:
@@ -137,24 +134,26 @@ def sections_of(obj: ObjectDef, lang: str, skip: frozenset[str] = frozenset()) -
 
 def shown_value(f: FieldDef, value: Any, display: Display) -> Any:
     """A record's value as its input shows it."""
-    widget = WIDGETS.get(f.type, "text")
+    shown = widget(f)
     if value is None:
-        return ([] if widget in ("checkboxes", "multi_lookup") else (None, "") if widget == "lookup"
-                else ("", "") if widget == "geo" else False if widget == "checkbox" else "")
-    if widget == "lookup":
+        return ([] if shown in ("checkboxes", "multi_lookup") else (None, "") if shown == "lookup"
+                else ("", "") if shown == "geo" else False if shown == "checkbox" else "")
+    if shown == "lookup":
         return str(value), display.title(f.to, value)
-    if widget == "multi_lookup":
+    if shown == "multi_lookup":
         return [(str(v), display.title(f.to, v)) for v in value]
-    if widget == "geo":
+    if shown == "geo":
         return str(value["lat"]), str(value["lng"])
-    if widget == "datetime" and isinstance(value, datetime):
+    if shown == "datetime" and isinstance(value, datetime):
         return local_time(value).strftime("%Y-%m-%dT%H:%M")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return format(value, "f")
-    if widget in ("password", "file"):
+    if shown in ("password", "file"):
         return ""
+    if shown == "select":  # option values are texts (a rating's stars too)
+        return str(value)
     return value
 
 
@@ -163,23 +162,23 @@ def posted(f: FieldDef, name: str, form: ImmutableMultiDict, files: ImmutableMul
 
     The service value is `...` (Ellipsis) when the input says "leave unchanged" (an empty password,
     no new file)."""
-    widget = WIDGETS.get(f.type, "text")
-    if widget == "checkbox":
+    input_ = widget(f)
+    if input_ == "checkbox":
         checked = form.get(name) in ("true", "on", "1")
         return checked, checked
-    if widget in ("checkboxes", "multi_lookup"):
+    if input_ in ("checkboxes", "multi_lookup"):
         values = [v for v in form.getlist(name) if v]
         return values, values
-    if widget == "geo":
+    if input_ == "geo":
         lat, lng = form.get(f"{name}__lat", "").strip(), form.get(f"{name}__lng", "").strip()
         return (None if not lat and not lng else {"lat": lat, "lng": lng}), (lat, lng)
-    if widget == "lookup":
+    if input_ == "lookup":
         value = form.get(name, "").strip()
         return value or None, (value or None, form.get(f"{name}__title", ""))
-    if widget == "password":
+    if input_ == "password":
         value = form.get(name, "")
         return (value if value else ...), ""
-    if widget == "file":
+    if input_ == "file":
         upload: FileStorage | None = files.get(name)
         if upload is None or not upload.filename:
             return ..., ""
@@ -187,17 +186,14 @@ def posted(f: FieldDef, name: str, form: ImmutableMultiDict, files: ImmutableMul
         return {"filename": upload.filename, "content_base64": content,
                 "content_type": upload.mimetype or "application/octet-stream"}, ""
     value = form.get(name, "")
-    if widget == "datetime" and LOCAL_DATETIME.fullmatch(value.strip()):
+    if input_ == "datetime" and LOCAL_DATETIME.fullmatch(value.strip()):
         local = datetime.fromisoformat(value.strip()).replace(tzinfo=ORG_TIME)
         return local.isoformat(), value
     return value, value
 
 
 def make_input(f: FieldDef, name: str, value: Any, lang: str) -> Input:
-    widget = WIDGETS.get(f.type, "text")
-    options = [(o.value, o.label.get(lang)) for o in f.options if o.active or o.value == value
-               or (isinstance(value, list) and o.value in value)]
-    return Input(f, name, f.label.get(lang), widget, value, options=options,
+    return Input(f, name, f.label.get(lang), widget(f), value, options=type_named(f.type).choices(f, value, lang),
                  help=f.help.get(lang) if f.help else None)
 
 
@@ -287,10 +283,7 @@ class FormBuilder:
         self.children = [(self.platform.metadata.objects[c], via) for c, via in children
                          if access.can(c, "read") and (access.can(c, "create") or access.can(c, "edit"))
                          and c not in self.skip]
-        self.rules = {r.message.get("en"): r.message.get(lang) for r in obj.validation_rules}
         self.choices = metadata_choices(platform, access, obj, lang)
-        for child, _ in self.children:
-            self.rules.update({r.message.get("en"): r.message.get(lang) for r in child.validation_rules})
 
     def _sections(self) -> list[tuple[str, list[str], int]]:
         return sections_of(self.obj, self.lang, self.skip | self._not_writable(self.obj))
@@ -311,7 +304,7 @@ class FormBuilder:
         values given)."""
         record = record or {}
         for f in self.obj.fields.values():
-            if WIDGETS.get(f.type) in ("lookup", "multi_lookup"):
+            if widget(f) in ("lookup", "multi_lookup"):
                 self.display.want(self.obj, [record], [f.name])
         for child, via in self.children:
             self.display.want(child, record.get(child.name, []), self._line_fields(child, via))
@@ -378,7 +371,7 @@ class FormBuilder:
             for name in names:
                 f = self.obj.fields[name]
                 value, shown = posted(f, name, form, files)
-                if WIDGETS.get(f.type) == "multi_lookup":
+                if widget(f) == "multi_lookup":
                     self.display.want(self.obj, [{name: shown}], [name])
                     shown = [(v, self.display.title(f.to, v)) for v in shown]
                 typed[name] = shown
@@ -429,7 +422,7 @@ class FormBuilder:
         by_name = {i.name: i for s in form.sections for i in s.inputs}
         editors = {e.child.name: e for e in form.editors}
         for key, messages in errors.items():
-            shown = [error_text(m, self.lang, self.rules) for m in messages]
+            shown = [error_text(m, self.lang) for m in messages]
             target = by_name.get(key)
             if target is None and (m := ERROR_KEY.fullmatch(key)) and m["child"] in editors:
                 editor = editors[m["child"]]

@@ -12,6 +12,7 @@ from werkzeug.datastructures import FileStorage
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime import BadRequest, NotFound, imports
 from objectplatform.runtime.actions import IMPORT
+from objectplatform.runtime.errors import Message
 
 TRUE_WORDS, FALSE_WORDS = frozenset({"1", "true", "on", "yes"}), frozenset({"", "0", "false", "off", "no"})
 JOB_ID = re.compile(r"[a-z_]+-([0-9]+)-[0-9a-f]{32}")
@@ -27,10 +28,12 @@ def start(platform, access, obj: ObjectDef, upload: FileStorage | None, all_or_n
     access.require(obj.name, "create")
     access.require_action(obj.name, IMPORT)
     if upload is None or not upload.filename:
-        raise BadRequest("send the file as the multipart/form-data field \"file\"", {"file": ["is required"]})
+        raise BadRequest(Message("import.no_file", "send the file as the multipart/form-data field \"file\""),
+                         {"file": [Message("value.required", "is required")]})
     flag = all_or_nothing.strip().lower()
     if flag not in TRUE_WORDS | FALSE_WORDS:
-        raise BadRequest("all_or_nothing must be true or false", {"all_or_nothing": ["must be true or false"]})
+        raise BadRequest(Message("import.bad_all_or_nothing", "all_or_nothing must be true or false"),
+                         {"all_or_nothing": [Message("value.not_boolean", "must be true or false")]})
     job_id = f"import-{access.user_id}-{uuid.uuid4().hex}"
     imports.start_import(platform, obj, upload.filename, upload.read(), access.user_id, flag in TRUE_WORDS, job_id,
                          defaults)
@@ -45,5 +48,5 @@ def status(platform, access, job_id: str) -> dict:
             raise KeyError(job_id)
         job = platform.jobs.status(job_id)
     except KeyError:
-        raise NotFound(f"no job {job_id}") from None
+        raise NotFound(Message("job.not_found", "no job {id}", id=job_id)) from None
     return {key: job[key] for key in STATUS_KEYS}

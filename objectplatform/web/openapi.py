@@ -9,25 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from objectplatform.metadata import FieldDef, Metadata, ObjectDef
-from objectplatform.metadata.fieldtypes import FIELD_TYPES
 from objectplatform.runtime.actions import Action, Actions
+from objectplatform.runtime.fieldtypes import type_named, value_type
+from objectplatform.runtime.records.query import operators
 
 from .errors import ERROR_STATUSES
 
 JSON = "application/json"
 CSV = "text/csv"
 NULL = "null"
-BASE64 = "^[A-Za-z0-9+/]*={0,2}$"
-TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
-ORDERED = ("ne", "in", "gt", "gte", "lt", "lte")
-# the filter operators of records/query.py by the kind of value a field holds
-OPERATORS_BY_KIND = {
-    "text": ("eq", *ORDERED, "contains", "isnull"),
-    "ordered": ("eq", *ORDERED, "isnull"),
-    "boolean": ("eq", "ne", "in", "isnull"),
-    "list": ("contains", "isnull"),
-    "other": ("isnull",),
-}
 SYSTEM_SCHEMAS: dict[str, dict] = {
     "id": {"type": "string"},
     "version": {"type": "integer"},
@@ -47,50 +37,12 @@ def _nullable(schema: dict) -> dict:
 
 def value_schema(metadata: Metadata, f: FieldDef) -> dict:
     """The JSON schema of a field's value in a record (without null)."""
-    type_ = f.result_type or "text" if f.type == "formula" else f.type
-    if type_ == "rollup":
-        spec = f.rollup
-        if spec.function == "count":
-            return {"type": "integer"}
-        source = metadata.objects[spec.child].fields[spec.field]
-        source_type = source.result_type if source.type == "formula" else source.type
-        return {"type": "number"} if FIELD_TYPES[source_type].numeric else value_schema(metadata, source)
-    if type_ == "integer":
-        return {"type": "integer"}
-    if FIELD_TYPES[type_].numeric:
-        return {"type": "number"}
-    if type_ == "boolean":
-        return {"type": "boolean"}
-    if type_ == "date":
-        return {"type": "string", "format": "date"}
-    if type_ == "datetime":
-        return {"type": "string", "format": "date-time"}
-    if type_ == "picklist" and f.options:
-        return {"enum": [o.value for o in f.options]}
-    if type_ in ("multi_picklist", "multi_user", "multi_department"):
-        items = {"enum": [o.value for o in f.options]} if f.options else {"type": "string"}
-        return {"type": "array", "items": items}
-    if type_ == "geolocation":
-        return {"type": "object", "properties": {"lat": {"type": "number"}, "lng": {"type": "number"}},
-                "required": ["lat", "lng"]}
-    if type_ == "attachment":
-        return {"type": "object", "required": ["name", "path", "size", "content_type"],
-                "properties": {"name": {"type": "string"}, "path": {"type": "string"},
-                               "size": {"type": "integer"}, "content_type": {"type": "string"}}}
-    return {"type": "string"}
+    return type_named(f.type).json_schema(f, metadata)
 
 
 def _input_schema(metadata: Metadata, f: FieldDef) -> dict:
     """What a field accepts on write (numbers also as text, an attachment as an upload)."""
-    if f.type == "attachment":
-        schema = {"type": "object", "required": ["filename", "content_base64"],
-                  "properties": {"filename": {"type": "string"},
-                                 "content_base64": {"type": "string", "pattern": BASE64},
-                                 "content_type": {"type": "string"}}}
-    elif f.type == "password":
-        schema = {"type": "string", "minLength": 8, "writeOnly": True}
-    else:
-        schema = value_schema(metadata, f)
+    schema = type_named(f.type).input_schema(f, metadata)
     if schema.get("type") == "string" and f.max_length and "format" not in schema:
         schema = {**schema, "maxLength": f.max_length}
     if f.to:
@@ -99,24 +51,12 @@ def _input_schema(metadata: Metadata, f: FieldDef) -> dict:
 
 
 def _writable(f: FieldDef) -> bool:
-    return not FIELD_TYPES[f.type].computed and not f.read_only and not f.system
+    return not type_named(f.type).computed and not f.read_only and not f.system
 
 
-def _filter_kind(f: FieldDef | None) -> str:
-    if f is None:  # a system field
-        return "ordered"
-    type_ = f.result_type or "text" if f.type == "formula" else f.type
-    if type_ == "rollup":
-        return "ordered"
-    if type_ in TEXT_TYPES:
-        return "text"
-    if type_ == "boolean":
-        return "boolean"
-    if type_ in ("multi_picklist", "multi_user", "multi_department"):
-        return "list"
-    if type_ in ("geolocation", "attachment"):
-        return "other"
-    return "ordered"
+def _filter_operators(f: FieldDef | None) -> tuple[str, ...]:
+    """The operators of records/query.py that apply to a field (a system field's are the ordered ones)."""
+    return operators(value_type(f).filter_kind if f is not None else "integer")
 
 
 def filter_parameters(obj: ObjectDef) -> dict:
@@ -124,9 +64,9 @@ def filter_parameters(obj: ObjectDef) -> dict:
     properties: dict[str, Any] = {}
     for name in (*SYSTEM_SCHEMAS, *obj.fields):
         f = obj.fields.get(name)
-        if f is not None and f.type == "password":
+        if f is not None and not type_named(f.type).readable:
             continue
-        for op in OPERATORS_BY_KIND[_filter_kind(f)]:
+        for op in _filter_operators(f):
             key = name if op == "eq" else f"{name}__{op}"
             schema: dict[str, Any] = {"type": "string"}
             if op == "isnull":
@@ -287,7 +227,7 @@ def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str
     name = obj.name
     properties = dict(SYSTEM_SCHEMAS)
     for f in obj.fields.values():
-        if f.type != "password":
+        if type_named(f.type).readable:
             properties[f.name] = _nullable(value_schema(metadata, f))
     required = list(properties)
     for child, _via in children:
@@ -534,6 +474,7 @@ def document(metadata: Metadata, actions: Actions) -> dict:
                   "properties": {"error": {
                       "type": "object", "required": ["code", "message"], "additionalProperties": False,
                       "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                     "reason": {"type": "string"}, "params": {"type": "object"},
                                      "fields": {"type": "object",
                                                 "additionalProperties": {"type": "array",
                                                                          "items": {"type": "string"}}}}}}},

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, g, redirect, render_template, request, session, url_for
 
 from objectplatform.runtime.auth import auth_service
-from objectplatform.runtime.errors import Forbidden, Unauthenticated
+from objectplatform.runtime.errors import Forbidden, Message, Unauthenticated
 
 from . import (  # noqa: F401 - their views register on the blueprint
     csrf,
@@ -97,5 +97,5 @@ def home():
 @bp.route("/admin/metadata")
 def metadata_browser():
     if not g.access.is_admin:
-        raise Forbidden("the metadata browser is for administrators")
+        raise Forbidden(Message("page.admins_only", "the metadata browser is for administrators"))
     return render_template("pages/metadata.html", **metadata_context(get_platform().metadata, g.lang))

@@ -20,7 +20,7 @@ from flask import flash, g, redirect, request, url_for
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.approvals import approvals
-from objectplatform.runtime.errors import BadRequest, Conflict, Forbidden, ValidationFailed
+from objectplatform.runtime.errors import BadRequest, Conflict, Forbidden, Message, ValidationFailed
 
 from .app import get_platform
 from .i18n import error_text, text
@@ -123,7 +123,8 @@ def decide_approval(approval_id: str):
     approval = service.get(g.access, approval_id)
     decision = request.form.get("decision", "")
     if decision not in DECISIONS:
-        raise BadRequest(f"decision must be approve or reject, not {decision!r}")
+        raise BadRequest(Message("approval.bad_decision", "decision must be approve or reject, not {decision!r}",
+                                 decision=decision))
     comment = request.form.get("comment", "").strip() or None
     record_url = url_for("pages.record", obj=approval["object"], id=approval["record_id"])
     try:

@@ -11,12 +11,12 @@ from flask import Blueprint, flash, g, get_flashed_messages, redirect, render_te
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service
-from objectplatform.runtime.errors import NotFound, RuntimeFailure, Unauthenticated
+from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure, Unauthenticated
 from objectplatform.runtime.permissions import access_for
 
 from . import csrf
 from .app import get_platform
-from .i18n import language, text, translator
+from .i18n import error_text, language, text, translator
 from .pages_view import REFERENCE_TYPES as REFERENCE_TYPES
 from .pages_view import Display, object_label
 
@@ -94,7 +94,7 @@ def error_page(status: int, message: str | None = None):
 def _failure(e: RuntimeFailure):
     if isinstance(e, NotFound):
         return error_page(404, text("error.404_detail", g.lang))
-    return error_page(e.status if e.status in (400, 403) else 400, e.message)
+    return error_page(e.status if e.status in (400, 403) else 400, error_text(e.message, g.lang))
 
 
 @bp.errorhandler(404)
@@ -116,7 +116,7 @@ def object_def(name: str, operation: str = "read") -> ObjectDef:
     """The object definition, after checking the user may `operation` it (404 for an unknown object)."""
     obj = get_platform().metadata.objects.get(name)
     if obj is None:
-        raise NotFound(f"unknown object {name}")
+        raise NotFound(Message("object.unknown", "unknown object {object}", object=name))
     g.access.require(name, operation)
     return obj
 

@@ -17,7 +17,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import convertible
-from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
+from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed
 
 from .app import get_platform
 from .forms import editable, make_input, posted, shown_value
@@ -85,7 +85,7 @@ def _parts(c: convertible.Config, defaults: Mapping[str, Mapping[str, Any]], typ
 def convert_dialog(obj: str, id: str):
     definition = object_def(obj)
     if convertible.BEHAVIOR not in definition.behaviors:
-        raise NotFound(f"{obj} cannot be converted")
+        raise NotFound(Message("convert.not_convertible", "{object} cannot be converted", object=obj))
     platform = get_platform()
     current = platform.records.get(obj, id, where=scope(obj))
     try:
@@ -100,7 +100,7 @@ def convert_dialog(obj: str, id: str):
     display.want(main_def, matches, ["owner"])
     choice = request.form.get("account_choice", NEW) if request.method == "POST" else NEW
     chosen_create = {t: t in request.form.getlist("create") for t in c.targets} if request.method == "POST" \
-        else {t: t != "opportunity" for t in c.targets}
+        else {t: t in c.proposed for t in c.targets}
     typed, errors = None, {}
     if request.method == "POST":
         params: dict[str, Any] = {}

@@ -26,12 +26,16 @@ from .pages_base import bp, object_def, page_display, scope, url_with
 from .pages_records import RECORD_PANELS, record_page
 from .pages_view import object_label
 
-FOLLOW_UP = follow_ups.FOLLOW_UP
 TIMELINE_SIZE = 50
 FEED_SIZE = 30
 FORM_FIELDS = ("kind", "content", "next_follow_up_at")
 PREFIX = "follow_up-"  # the quick form's input names, apart from the record page's other forms
-KIND_ICONS = {"call": "☎", "visit": "⚑", "wechat": "✆", "email": "✉"}
+DEFAULT_ICON = "•"  # a kind whose option has no `icon` attribute
+
+
+def follow_up_object() -> str | None:
+    """The object of the follow-ups the timeline and the feed show (None: no object declares follow_ups)."""
+    return follow_ups.follow_up_object(get_platform().metadata)
 
 
 def _sources(metadata, obj: ObjectDef) -> list[tuple[str, str]]:
@@ -50,7 +54,7 @@ def timeline_condition(platform, obj: ObjectDef, record_id: str) -> sa.ColumnEle
     sources = _sources(platform.metadata, obj)
     if follow_ups.BEHAVIOR not in obj.behaviors and not sources:
         return None
-    ft = platform.schema[FOLLOW_UP]
+    ft = platform.schema[follow_up_object()]
     related_object, related_id = ft.column("related_object"), ft.column("related_id")
     either = [sa.and_(related_object == obj.name, related_id == str(record_id))]
     for source, link in sources:
@@ -65,14 +69,14 @@ def entries(items: list[Mapping[str, Any]], shown_on: tuple[str, str] | None = N
     is `shown_on` (object, id), the record of the page."""
     platform = get_platform()
     display = page_display()
-    fu = platform.metadata.objects[FOLLOW_UP]
+    fu = platform.metadata.objects[follow_up_object()]
     display.want(fu, items, ["owner", "kind"])
     for item in items:
         display.want_ids(item["related_object"], [item["related_id"]])
     shown = []
     for item in items:
         related = (item["related_object"], item["related_id"])
-        entry = {"id": item["id"], "kind": item.get("kind"), "icon": KIND_ICONS.get(item.get("kind"), "•"),
+        entry = {"id": item["id"], "kind": item.get("kind"), "icon": _icon(fu, item.get("kind")),
                  "kind_label": display.text(fu, "kind", item.get("kind")),
                  "who": display.html(fu, "owner", item.get("owner")),
                  "at": display.text(fu, "followed_at", item.get("followed_at")),
@@ -87,8 +91,14 @@ def entries(items: list[Mapping[str, Any]], shown_on: tuple[str, str] | None = N
     return shown
 
 
+def _icon(fu: ObjectDef, kind: str | None) -> str:
+    """The timeline's icon of a follow-up kind: its picklist option's `icon` attribute."""
+    option = fu.fields["kind"].option(kind) if kind else None
+    return option.attrs.get("icon", DEFAULT_ICON) if option else DEFAULT_ICON
+
+
 def _form_inputs(values: Mapping[str, Any] | None, errors: Mapping[str, list[str]] | None) -> list:
-    fu = get_platform().metadata.objects[FOLLOW_UP]
+    fu = get_platform().metadata.objects[follow_up_object()]
     inputs = []
     for name in FORM_FIELDS:
         f = fu.fields[name]
@@ -103,17 +113,18 @@ def _form_inputs(values: Mapping[str, Any] | None, errors: Mapping[str, list[str
 def timeline_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, Any]) -> dict | None:
     """The record page's follow-up timeline, newest first, and its quick follow-up form."""
     platform = get_platform()
-    if not g.access.can(FOLLOW_UP, "read") or obj.name == FOLLOW_UP:
+    follow_up = follow_up_object()
+    if follow_up is None or not g.access.can(follow_up, "read") or obj.name == follow_up:
         return None
     where = timeline_condition(platform, obj, record["id"])
     if where is None:
         return None
-    page = platform.records.list(FOLLOW_UP, where=where, sort="-followed_at", limit=TIMELINE_SIZE, seen_by=g.access)
+    page = platform.records.list(follow_up, where=where, sort="-followed_at", limit=TIMELINE_SIZE, seen_by=g.access)
     errors = state.get("follow_up_errors")
     general = [error_text(m, g.lang) for k, ms in (errors or {}).items() if k not in FORM_FIELDS for m in ms]
     return {"template": "pages/_follow_ups.html", "total": page.total,
             "entries": entries(page.items, (obj.name, str(record["id"]))),
-            "can_create": g.access.can(FOLLOW_UP, "create"),
+            "can_create": g.access.can(follow_up, "create"),
             "inputs": _form_inputs(state.get("follow_up_values"), errors), "general_errors": general,
             "action": url_for("pages.add_follow_up", obj=obj.name, id=record["id"])}
 
@@ -126,15 +137,14 @@ def add_follow_up(obj: str, id: str):
     """The quick follow-up form: a follow_up record on this record; errors come back inline, input kept."""
     definition = object_def(obj)
     platform = get_platform()
-    g.access.require(FOLLOW_UP, "create")
+    fu = object_def(follow_up_object() or "", "create")
     current = platform.records.get(obj, id, where=scope(obj))
-    fu = platform.metadata.objects[FOLLOW_UP]
     values, typed = {"related_object": definition.name, "related_id": current["id"]}, {}
     for name in FORM_FIELDS:
         value, typed[name] = posted(fu.fields[name], PREFIX + name, request.form, request.files)
         values[name] = value if value != "" else None
     try:
-        platform.records.within(g.access).create(FOLLOW_UP, values, user=g.access.user_id)
+        platform.records.within(g.access).create(fu.name, values, user=g.access.user_id)
     except ValidationFailed as e:
         return record_page(obj, current["id"], 422, follow_up_values=typed, follow_up_errors=e.fields)
     flash(text("follow_up.added", g.lang), "success")
@@ -147,7 +157,7 @@ def add_follow_up(obj: str, id: str):
 @bp.route("/feed")
 def feed():
     """Follow-ups of everyone in the viewer's scope, newest first, by person and by record, by cursor."""
-    object_def(FOLLOW_UP)
+    follow_up = object_def(follow_up_object() or "").name
     platform = get_platform()
     args = request.args
     filters = {}
@@ -158,8 +168,8 @@ def feed():
     if all(related):
         filters.update(related_object=related[0], related_id=related[1])
     cursor = args.get("cursor") or None
-    page = platform.records.list(FOLLOW_UP, filters=filters, sort="-followed_at", cursor=cursor, limit=FEED_SIZE,
-                                 where=scope(FOLLOW_UP), seen_by=g.access)
+    page = platform.records.list(follow_up, filters=filters, sort="-followed_at", cursor=cursor, limit=FEED_SIZE,
+                                 where=scope(follow_up), seen_by=g.access)
     display = page_display()
     shown = entries(page.items)
     user_def = platform.metadata.objects["user"]

@@ -16,11 +16,11 @@ from flask import g, jsonify, redirect, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import IMPORT
-from objectplatform.runtime.errors import BadRequest, NotFound
+from objectplatform.runtime.errors import BadRequest, Message, NotFound, message_from_json
 
 from . import import_jobs
 from .app import get_platform
-from .i18n import CATALOGUE, error_text, text
+from .i18n import error_text, has_text, text
 from .pages_base import bp, local_path, object_def, scope
 from .pages_records import RECORD_PANELS, record_page
 from .pages_view import field_label, object_label
@@ -60,7 +60,8 @@ def start_import(obj: str, id: str, target: str, field: str):
     other = platform.metadata.objects.get(target)
     lookup = other.fields.get(field) if other is not None else None
     if lookup is None or lookup.type != "lookup" or lookup.to != definition.name:
-        raise NotFound(f"no import of {target} by {field} on {obj}")
+        raise NotFound(Message("import.no_such_panel", "no import of {target} by {field} on {object}", target=target,
+                                       field=field, object=obj))
     try:
         job_id = import_jobs.start(platform, g.access, other, request.files.get("file"),
                                    "true" if request.form.get("all_or_nothing") else "false", {field: current["id"]})
@@ -86,10 +87,11 @@ def import_progress(job_id: str):
         result = job["result"]
         report = {"created": result["created"], "failed": result["failed"],
                   "all_or_nothing": result.get("all_or_nothing"),
-                  "rows": [{"row": e["row"], "reasons": [_reason(target, name, m) for name, ms in e["fields"].items()
-                                                         for m in ms]} for e in result["errors"]]}
+                  "rows": [{"row": e["row"], "reasons": [_reason(target, name, message_from_json(m))
+                                                         for name, ms in e["reasons"].items() for m in ms]}
+                           for e in result["errors"]]}
     progress = job["progress"] or {}
-    state = text(f"job.{job['status']}", g.lang) if f"job.{job['status']}" in CATALOGUE else job["status"]
+    state = text(f"job.{job['status']}", g.lang) if has_text(f"job.{job['status']}") else job["status"]
     return render_template("pages/import_progress.html", job=job, report=report, done=progress.get("done") or 0,
                            total=progress.get("total"), state=state, back=local_path(request.args.get("next")),
                            label=object_label(target, g.lang, plural=True) if target else "",

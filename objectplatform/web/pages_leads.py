@@ -1,10 +1,12 @@
-"""The lead pages beyond the generic ones: "my leads" with status tabs and the forgotten tab, the return
-dialog (退回线索池) and the navigation links of the lead work (pool board, my leads, feed).
+"""The pool work's pages beyond the generic ones: "mine" (我的线索) with status tabs and the forgotten tab,
+the return dialog (退回线索池) and the navigation links of the pool work (pool board, mine, feed).
 
-My leads are the records of the pool-behavior object that the user owns. Every tab's count comes
-from one SQL statement (a conditional count per tab); a tab's page is one `records.list`. A lead is
-forgotten when it is held (pending or following) and its last follow-up, or when it has none its
-assignment or creation, is more than N days old (N = 7, or `?days=`), on the pool rules' clock.
+Mine are the records of the pool-behavior object that the user owns; its tabs are the pool's held
+states, the convertible behavior's converted value (when the object has it) and the pool's invalid.
+Every tab's count comes from one SQL statement (a conditional count per tab); a tab's page is one
+`records.list`. A record is forgotten when it is held and its last follow-up (the follow_ups
+behavior's field), or when it has none its assignment or creation, is more than N days old (N = 7,
+or `?days=`), on the platform's clock.
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ from datetime import UTC, timedelta
 import sqlalchemy as sa
 from flask import flash, g, redirect, render_template, request, url_for
 
+from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.behaviors import convertible
 from objectplatform.runtime.behaviors import pool as pool_behavior
-from objectplatform.runtime.errors import BadRequest, NotFound, ValidationFailed
+from objectplatform.runtime.errors import BadRequest, Message, NotFound, ValidationFailed
 from objectplatform.runtime.storage.engine import reading
 
 from .app import get_platform
 from .i18n import error_text, language, text
 from .pages_base import bp, object_def, page_display, scope, url_with
+from .pages_follow_ups import follow_up_object
 from .pages_lists import columns_of
-from .pages_pools import pool_object
+from .pages_pools import NO_POOL_OBJECT, pool_object
 from .pages_records import ACTION_DIALOGS
 from .pages_view import field_label, object_label
 
 PAGE_SIZE = 50
-STATUS_TABS = ("pending", "following", "converted", "invalid")
 DEFAULT_FORGOTTEN_DAYS = 7
 
 
@@ -48,7 +52,8 @@ def _work_nav() -> dict:
         links.append(("pages.pool_board", text("nav.pool_board", lang)))
     if obj is not None:
         links.append(("pages.my_leads", text("nav.my_leads", lang)))
-    if access.can("follow_up", "read"):
+    follow_up = follow_up_object()
+    if follow_up is not None and access.can(follow_up, "read"):
         links.append(("pages.feed", text("nav.feed", lang)))
     return {"work_nav": links}
 
@@ -56,21 +61,32 @@ def _work_nav() -> dict:
 # ------------------------------------------------------------------------------------ my leads
 
 
-def forgotten_condition(ot, days: int) -> sa.ColumnElement[bool]:
+def status_tabs(definition: ObjectDef) -> tuple[str, ...]:
+    """The states a tab shows: the pool's held ones, the converted value (convertible), the pool's invalid."""
+    converted = ()
+    if convertible.BEHAVIOR in definition.behaviors:
+        converted = (convertible.config(get_platform().metadata, definition.name).converted_value,)
+    return (*pool_behavior.OPEN, *converted, "invalid")
+
+
+def forgotten_condition(definition: ObjectDef, ot, days: int) -> sa.ColumnElement[bool]:
     """Held, and no follow-up (else no assignment, else no creation) for more than `days` days."""
-    cutoff = (pool_behavior.now() - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
-    last = sa.func.coalesce(ot.column("last_followed_at"), ot.column("assigned_at"), ot.table.c.created_at)
+    cutoff = (get_platform().clock.now() - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
+    followed = pool_behavior.last_followed_field(definition)
+    last = sa.func.coalesce(*([ot.column(followed)] if followed else []), ot.column("assigned_at"),
+                            ot.table.c.created_at)
     return sa.and_(ot.column("status").in_(pool_behavior.OPEN), last < cutoff)
 
 
-def tab_counts(obj: str, days: int) -> dict[str, int]:
+def tab_counts(definition: ObjectDef, days: int) -> dict[str, int]:
     """{tab: how many of the user's records it holds}, in one statement."""
     platform = get_platform()
+    obj = definition.name
     ot = platform.schema[obj]
     status = ot.column("status")
     counted = [sa.func.count().label("all")]
-    counted += [sa.func.sum(sa.case((status == tab, 1), else_=0)).label(tab) for tab in STATUS_TABS]
-    counted.append(sa.func.sum(sa.case((forgotten_condition(ot, days), 1), else_=0)).label("forgotten"))
+    counted += [sa.func.sum(sa.case((status == tab, 1), else_=0)).label(tab) for tab in status_tabs(definition)]
+    counted.append(sa.func.sum(sa.case((forgotten_condition(definition, ot, days), 1), else_=0)).label("forgotten"))
     where = [ot.table.c.owner == int(g.access.user_id)]
     if scope(obj) is not None:
         where.append(scope(obj))
@@ -84,8 +100,9 @@ def _days() -> int:
     if not raw:
         return DEFAULT_FORGOTTEN_DAYS
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 3650:
-        raise BadRequest(f"days: {raw!r} is not a whole number of days from 1 to 3650",
-                         {"days": ["must be a whole number from 1 to 3650"]})
+        raise BadRequest(Message("page.bad_days", "days: {days!r} is not a whole number of days from 1 to 3650",
+                                 days=raw),
+                         {"days": [Message("page.days", "must be a whole number from 1 to 3650")]})
     return int(raw)
 
 
@@ -93,19 +110,20 @@ def _days() -> int:
 def my_leads():
     obj = pool_object()
     if obj is None:
-        raise NotFound("no object with the pool behavior")
+        raise NotFound(NO_POOL_OBJECT)
     definition = object_def(obj)
     platform = get_platform()
     days = _days()
-    tab = request.args.get("tab", "pending")
-    if tab not in (*STATUS_TABS, "all", "forgotten"):
-        tab = "pending"
+    tabs = status_tabs(definition)
+    tab = request.args.get("tab", tabs[0])
+    if tab not in (*tabs, "all", "forgotten"):
+        tab = tabs[0]
     filters = {"owner": g.access.user_id}
     where = scope(obj)
-    if tab in STATUS_TABS:
+    if tab in tabs:
         filters["status"] = tab
     elif tab == "forgotten":
-        condition = forgotten_condition(platform.schema[obj], days)
+        condition = forgotten_condition(definition, platform.schema[obj], days)
         where = condition if where is None else sa.and_(where, condition)
     cursor = request.args.get("cursor") or None
     page = platform.records.list(obj, filters=filters, cursor=cursor, limit=PAGE_SIZE, where=where, count=False,
@@ -118,15 +136,14 @@ def my_leads():
                                       display.record_title(definition, r),
                                       *(display.html(definition, c, r.get(c)) for c in columns[1:])]}
             for r in page.items]
-    counts = tab_counts(obj, days)
-    tabs = [(t, display.text(definition, "status", t)) for t in STATUS_TABS] + [("all", text("leads.tab_all", g.lang)),
-                                                          ("forgotten", text("leads.tab_forgotten", g.lang,
-                                                                             days=days))]
+    counts = tab_counts(definition, days)
+    labelled = [(t, display.text(definition, "status", t)) for t in tabs] + [
+        ("all", text("leads.tab_all", g.lang)), ("forgotten", text("leads.tab_forgotten", g.lang, days=days))]
     keep_days = None if days == DEFAULT_FORGOTTEN_DAYS else days
     return render_template(
         "pages/my_leads.html", obj=definition, tab=tab, days=days, counts=counts,
         tabs=[{"key": t, "label": label, "count": counts[t], "url": url_for("pages.my_leads", tab=t, days=keep_days)}
-              for t, label in tabs],
+              for t, label in labelled],
         headers=[field_label(definition, c, g.lang) for c in columns], rows=rows,
         next_url=url_with(cursor=page.next_cursor) if page.next_cursor else None,
         first_url=url_with(cursor=None) if cursor else None, object_label=object_label(definition, g.lang))
@@ -149,7 +166,7 @@ def return_dialog(obj: str, id: str):
     """退回线索池: a reason (required) and, optionally, another pool than the record's own."""
     definition = object_def(obj)
     if "pool" not in definition.behaviors:
-        raise NotFound(f"{obj} has no lead pool")
+        raise NotFound(Message("pool.no_pool_behavior", "{object} has no lead pool", object=obj))
     g.access.require_action(obj, "return")
     platform = get_platform()
     current = platform.records.get(obj, id, where=scope(obj))

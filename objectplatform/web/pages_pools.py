@@ -14,7 +14,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.behaviors import pool as pool_behavior
-from objectplatform.runtime.errors import NotFound, ValidationFailed
+from objectplatform.runtime.errors import Message, NotFound, ValidationFailed, no_record
 
 from .app import get_platform
 from .forms import make_input
@@ -25,6 +25,7 @@ from .pages_view import field_label, object_label
 
 PAGE_SIZE = 50
 BOARD_HIDDEN_COLUMNS = frozenset({"status", "owner", "last_followed_at"})
+NO_POOL_OBJECT = Message("pool.no_pool_object", "no object with the pool behavior")
 
 
 def pool_object() -> str | None:
@@ -63,7 +64,7 @@ def failure_lines(result: dict, titles: dict[str, str]) -> list[str]:
 def pool_board():
     obj = pool_object()
     if obj is None:
-        raise NotFound("no object with the pool behavior")
+        raise NotFound(NO_POOL_OBJECT)
     definition = object_def(obj)
     platform = get_platform()
     behavior = pool_behavior.behavior_of(platform, obj)
@@ -71,7 +72,7 @@ def pool_board():
     chosen = request.args.get("pool") or (pools[0]["id"] if pools else None)
     current = next((p for p in pools if p["id"] == chosen), None)
     if chosen is not None and current is None:
-        raise NotFound(f"no {behavior.pool_object} with id {chosen}")
+        raise NotFound(no_record(behavior.pool_object, chosen))
     context: dict = {"pools": pools, "current": current, "rows": [], "headers": [], "total": 0, "next_url": None}
     if current is not None:
         q = request.args.get("q", "").strip()
@@ -108,7 +109,7 @@ def pool_act():
     """Claim or assign the selected records (or the one whose row button was pressed)."""
     obj = pool_object()
     if obj is None:
-        raise NotFound("no object with the pool behavior")
+        raise NotFound(NO_POOL_OBJECT)
     object_def(obj)
     form = request.form
     back = local_path(form.get("next")) or url_for("pages.pool_board")
@@ -118,7 +119,8 @@ def pool_act():
     else:
         name, ids = form.get("do", ""), [i for i in form.getlist("ids") if i]
     if name not in ("claim", "assign"):
-        raise NotFound(f"{obj} has no board action {name}")
+        raise NotFound(Message("pool.no_board_action", "{object} has no board action {action}", object=obj,
+                                       action=name))
     if not ids:
         flash(text("pool.none_selected", g.lang), "error")
         return redirect(back)

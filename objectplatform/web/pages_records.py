@@ -11,12 +11,12 @@ from flask import flash, g, redirect, render_template, request, send_from_direct
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
-from objectplatform.runtime.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from objectplatform.runtime.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
 from objectplatform.runtime.storage.engine import reading
 
 from .app import get_platform
 from .forms import FormBuilder, make_input, posted
-from .i18n import CATALOGUE, error_text, text
+from .i18n import error_text, has_text, text
 from .pages_base import REFERENCE_TYPES, bp, local_path, object_def, page_display, scope
 from .pages_lists import columns_of
 from .pages_view import field_label, object_label
@@ -111,7 +111,7 @@ def _history(obj: ObjectDef, record_id: str) -> list[dict]:
         shown.append({
             "at": display.text(obj, "created_at", e["at"]),
             "user": display.html(obj, "created_by", e["user"]) if e["user"] else "",
-            "change": text(key, g.lang) if key in CATALOGUE else actions.get(e["change"], e["change"]),
+            "change": text(key, g.lang) if has_text(key) else actions.get(e["change"], e["change"]),
             "field": field_label(obj, e["field"], g.lang) if e["field"] else "",
             "old": display.html(obj, e["field"], e["old"]) if e["field"] else "",
             "new": display.html(obj, e["field"], e["new"]) if e["field"] else "",
@@ -197,7 +197,7 @@ def attachment(obj: str, id: str, field: str):
     stored = get_platform().records.get(obj, id, where=scope(obj), seen_by=g.access).get(field) \
         if f and f.type == "attachment" else None
     if not stored:
-        raise NotFound(f"no file in {obj}.{field}")
+        raise NotFound(Message("record.no_file", "no file in {object}.{field}", object=obj, field=field))
     return send_from_directory(get_platform().settings.attachments_path, stored["path"], as_attachment=True,
                                download_name=stored["name"], mimetype=stored["content_type"])
 
@@ -315,7 +315,8 @@ def run_one(obj: str, id: str, name: str):
     service = actions_service(platform)
     action = service.get(obj, name)
     if not service.allowed(g.access, obj, name):
-        raise Forbidden(f"your roles do not allow the action {name} on {obj}")
+        raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
+                                action=name, object=obj))
     record_url = url_for("pages.record", obj=obj, id=id)
     if action.params and request.form.get("__params") != "1":
         platform.records.get(obj, id, where=scope(obj))
@@ -346,7 +347,8 @@ def run_bulk(obj: str):
     service = actions_service(platform)
     action = service.get(obj, name)
     if not service.allowed(g.access, obj, name):
-        raise Forbidden(f"your roles do not allow the action {name} on {obj}")
+        raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
+                                action=name, object=obj))
     if action.params and request.form.get("__params") != "1":
         return _action_page(action, definition, ids, back)
     try:

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Response, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
+from objectplatform.metadata import plain
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.reports import charts, personal, run_report
 from objectplatform.runtime.reports.buckets import BUCKETS
@@ -90,7 +91,7 @@ def _builder(editing: personal.PersonalReport | None):
         except ValidationFailed as e:
             errors = e.fields
     elif editing is not None:
-        data = dict(editing.definition.data)
+        data = plain(editing.definition.document)
     else:
         chosen = request.args.get("object")
         obj = chosen if any(o.name == chosen for o in readable) else (readable[0].name if readable else "")

@@ -7,7 +7,6 @@ holding both. The report builder is pages_report_builder.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -52,7 +51,7 @@ def _found(name: str):
 @bp.route("/reports/<name>")
 def report(name: str):
     report_def = _found(name)
-    scene = request.args.get("scene") or report_def.data.get("scene", "all")
+    scene = request.args.get("scene") or report_def.scene
     controls, controls_b, result, runs, errors = [], [], None, None, {}
     try:
         controls, controls_b, result, runs = _run(name, report_def, request.args, scene)
@@ -74,7 +73,7 @@ def report(name: str):
 def report_export(name: str):
     report_def = _found(name)
     result = _run(name, report_def, request.args, request.args.get("scene"))[2]
-    day = datetime.now(ORG_TIME).strftime("%Y%m%d")
+    day = get_platform().clock.now().astimezone(ORG_TIME).strftime("%Y%m%d")
     response = Response(report_csv(result, g.lang), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{day}.csv"'
     return response
@@ -99,7 +98,7 @@ def _run(name: str, report_def, args: Mapping[str, str], scene: str | None):
 
 def _controls_b(report_def, args: Mapping[str, str]) -> tuple[list[dict], dict[str, Any]]:
     """The funnel's second set of filters (named b.period, b.owner.department, ...); none for other reports."""
-    if report_def.data.get("engine") != "sales_funnel":
+    if report_def.engine != "sales_funnel":
         return [], {}
     return _controls(report_def, _side_b(args), SIDE_B)
 
@@ -125,13 +124,14 @@ def _controls(report_def, args: Mapping[str, str], prefix: str = "") -> tuple[li
     `prefix` names the controls of the funnel's second set."""
     metadata, display = get_platform().metadata, page_display()
     controls, filters = [], {}
-    funnel = report_def.data.get("engine") == "sales_funnel"
-    for spec in report_def.data.get("runtime_filters", ()):
-        name = spec["field"]
+    funnel = report_def.engine == "sales_funnel"
+    for spec in report_def.runtime_filters:
+        name = spec.field
         path = resolve(metadata, report_def.object, name)
         f = metadata.objects[path.object].fields.get(path.field)
-        label = spec.get("label", {}).get(g.lang) if spec.get("label") else None
-        if label is None:
+        if spec.label is not None:
+            label = spec.label.get(g.lang)
+        else:
             label = f.label.get(g.lang) if f else text(f"reports.field.{path.field}", g.lang)
         control = {"name": name, "label": label, "value": args.get(name, "")}
         labels = (value_labels(metadata, metadata.objects[path.object], path.field)

@@ -52,7 +52,7 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
     if current is not None:
         done = behavior.done_tasks(record, current.key)
         display = page_display()
-        task_def = platform.metadata.objects[staged.TASKS]
+        task_def = platform.metadata.objects[behavior.config.tasks]
         display.want(task_def, list(done.values()), ["completed_by"])
         tasks = [{"key": t.key, "label": t.label.get(lang), "required": t.required, "done": t.key in done,
                   "by": display.html(task_def, "completed_by", done[t.key]["completed_by"]) if t.key in done else "",
@@ -82,18 +82,18 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
         "pending": pending.label.get(lang) if pending else None,
         "can_complete": is_open and g.access.can_act(obj.name, "complete_task"),
         "moves": [(name, text(f"stage.{name}", lang)) for name in moves],
-        "history": _history(record, found),
+        "history": _history(record, found, behavior.config.history),
         "action": lambda name: url_for("pages.run_one", obj=obj.name, id=record["id"], name=name),
     }
 
 
-def _history(record: Mapping[str, Any], found) -> list[dict]:
-    """The stage history rows with stage labels, oldest first."""
+def _history(record: Mapping[str, Any], found, history: str) -> list[dict]:
+    """The stage history rows (of the child object `history`) with stage labels, oldest first."""
     platform = get_platform()
     lang = g.lang
     display = page_display()
-    hdef = platform.metadata.objects[staged.HISTORY]
-    rows = record.get(staged.HISTORY, [])
+    hdef = platform.metadata.objects[history]
+    rows = record.get(history, [])
     display.want(hdef, rows, ["moved_by"])
     moves = value_labels(platform.metadata, hdef, "left_to", found.name)  # this process's stages, closing statuses
 

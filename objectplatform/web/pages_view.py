@@ -5,15 +5,15 @@ their titles (fetched in one scoped query per target object)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from flask import url_for
 from markupsafe import Markup, escape
 
-from objectplatform.metadata import SYSTEM_FIELDS, Label, ObjectDef
+from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Label, ObjectDef
+from objectplatform.runtime.fieldtypes import type_named
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.value_labels import value_labels
 
@@ -58,19 +58,6 @@ def object_label(obj: ObjectDef, lang: str, plural: bool = False) -> str:
 
 def local_time(value: datetime) -> datetime:
     return value.astimezone(ORG_TIME)
-
-
-def _as_decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _plain_number(value: Decimal) -> str:
-    """A decimal without trailing zeros after the point (3.50 -> 3.5, 2.00 -> 2)."""
-    text_ = format(value, "f")
-    return text_.rstrip("0").rstrip(".") if "." in text_ else text_
 
 
 class Display:
@@ -208,21 +195,8 @@ class Display:
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=UTC)
                 return local_time(moment).strftime("%Y-%m-%d %H:%M")
-        if kind == "date" and isinstance(value, date):
-            return value.isoformat()
-        if kind in ("currency", "number", "percent", "integer"):
-            number = _as_decimal(value)
-            if number is not None:
-                if kind == "currency":
-                    return f"{number:,.2f}"
-                return _plain_number(number) + ("%" if kind == "percent" else "")
-        if kind == "geolocation" and isinstance(value, Mapping):
-            return f"{value['lat']}, {value['lng']}"
-        if kind == "attachment" and isinstance(value, Mapping):
-            return str(value.get("name", ""))
-        if kind == "password":
-            return ""
-        return str(value)
+        shown = type_named(kind).display(self._shown_field(obj, name), value)
+        return str(value) if shown is None else shown
 
     def _kind(self, obj: ObjectDef, name: str) -> str:
         """The type a value is shown as: a rollup counts as an integer or as the type it summarises."""
@@ -232,6 +206,13 @@ class Display:
         if f.rollup.function == "count":
             return "integer"
         return field_type(self.metadata.objects[f.rollup.child], f.rollup.field)
+
+    def _shown_field(self, obj: ObjectDef, name: str) -> FieldDef | None:
+        """The field whose options a value is shown with: a rollup's summarised field, else the field itself."""
+        f = obj.fields.get(name)
+        if f is None or f.type != "rollup" or f.rollup.function == "count":
+            return f
+        return self.metadata.objects[f.rollup.child].fields[f.rollup.field]
 
     def html(self, obj: ObjectDef, name: str, value: Any, record_id: str | None = None) -> Markup:
         """A value as HTML: references link to their records when the user may open them, a record's

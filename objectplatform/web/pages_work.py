@@ -11,7 +11,7 @@ from flask import flash, g, redirect, render_template, url_for
 from objectplatform.runtime.workqueue import work_queue
 
 from .app import get_platform
-from .i18n import CATALOGUE, text
+from .i18n import has_text, text
 from .pages_base import bp
 from .pages_view import local_time
 
@@ -39,7 +39,7 @@ def _when(moment) -> str:
 
 def _kind(kind: str) -> str:
     key = f"todos.kind.{kind}"
-    return text(key, g.lang) if key in CATALOGUE else kind
+    return text(key, g.lang) if has_text(key) else kind
 
 
 def _link(obj: str | None, record_id: str | None) -> str | None:

@@ -1,6 +1,7 @@
-"""Behaviors: the reusable CRM mechanics an object opts into under `behaviors:` in its YAML.
+"""Behaviors: the reusable mechanics an object opts into under `behaviors:` in its YAML.
 
-Each module registers its actions (and hooks) when imported; importing this package imports them all.
+Each module makes one `register_behavior` declaration (registry.py) when imported; importing this package
+imports them all. Duplicate rules (duplicates.py) are configured under `duplicate_rules:` instead.
 """
 
 from . import convertible as convertible

@@ -13,6 +13,7 @@ Configured under the object's `behaviors:`::
       closed_values: [invalid, voided]   # optional: statuses that cannot convert (default: those two
                                          # when the status picklist has them); converted_value always
       converted_at_field: converted_at   # optional (this default): set to the time of conversion
+      matches: {name: [company], phone: [phone, mobile]}   # optional: main target field: record fields
 
 The first target is the main one (the account): it is created, or an existing one in the caller's
 scope is attached (`existing_account`); the others are optional and get a lookup to the records
@@ -23,8 +24,8 @@ and answers `{"record", "account", "contact", "opportunity"}`. Everything is one
 failing contact leaves no account behind, and the errors name the part (`contact.email`).
 
 `{"preview": true}` writes nothing and answers what the convert dialog needs: the values the mapping
-proposes for each target (`defaults`) and the accounts that may already be this one (`matches`,
-see `account_matches`).
+proposes for each target (`defaults`) and the main targets that may already be this one (`matches`,
+see `matches`).
 
 The follow-ups of a converted lead stay on the lead (nothing is copied): the account finds them as
 the follow_up records whose related_object is the lead's object and whose related_id is a lead with
@@ -34,19 +35,20 @@ the follow_up records whose related_object is the lead's object and whose relate
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from marshmallow import fields
+from marshmallow import fields as ma_fields
 
-from objectplatform.metadata import FieldDef, Label, Metadata, Source
+from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Source
 
-from ..actions import Action, ActionCall, Param, action_provider
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..actions import Action, ActionCall, Param
+from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..records.history import jsonable
-from ..storage.convert import now
 from ..validation import register_validator
+from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, register_behavior
 
 BEHAVIOR = "convertible"
 MAX_MATCHES = 10
@@ -55,11 +57,11 @@ DEFAULT_CLOSED = ("invalid", "voided")
 REFERENCE_TYPES = frozenset({"lookup", "master_detail"})
 
 
-class RecordValues(fields.Field):
+class RecordValues(ma_fields.Field):
     """A JSON object of field values (from a form or the CLI also as its JSON text); checked later by the
     target object's own validation, which names each field."""
 
-    default_error_messages = {"invalid": "must be an object of field values"}
+    default_error_messages = {"invalid": Message("value.not_an_object", "must be an object of field values")}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
@@ -90,30 +92,80 @@ class ValuesParam(Param):
 # ------------------------------------------------------------------------------------ configuration
 
 
+@dataclass(frozen=True)
+class ConvertibleConfig:
+    """`behaviors: convertible:` of one object, as written (see the module docstring)."""
+
+    targets: Mapping[str, Mapping[str, str] | None]
+    status_field: str
+    converted_value: str
+    links: Mapping[str, str] = field(default_factory=dict)
+    closed_values: Sequence[str] | None = None
+    converted_at_field: str = "converted_at"
+    matches: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    proposed: Sequence[str] | None = None  # the optional targets the convert dialog proposes (default: all)
+
+
+NAMES = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "targets": {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [{"type": "null"}, NAMES]}},
+        "status_field": {"type": "string", "minLength": 1},
+        "converted_value": {"type": "string", "minLength": 1},
+        "links": NAMES,
+        "closed_values": {"type": "array", "items": {"type": "string"}},
+        "converted_at_field": {"type": "string", "minLength": 1},
+        "matches": {"type": "object", "additionalProperties": {
+            "type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}},
+        "proposed": {"type": "array", "items": {"type": "string", "minLength": 1}},
+    },
+    "required": ["targets", "status_field", "converted_value"],
+    "additionalProperties": False,
+}
+
+
+def _needs(obj: ObjectDef, config: ConvertibleConfig) -> Iterator[Need]:
+    yield FieldNeed(config.status_field, ("picklist",), "status_field", options=(config.converted_value,))
+    for target, mapping in config.targets.items():
+        yield ObjectNeed(target, ("targets", target))
+        for target_field, source in (mapping or {}).items():
+            yield FieldNeed(target_field, (), ("targets", target, target_field), target)
+            yield FieldNeed(source, (), ("targets", target, target_field))
+    for target, link in config.links.items():
+        yield FieldNeed(link, ("lookup",), ("links", target), to=target)
+    main = next(iter(config.targets))
+    for target_field, sources in config.matches.items():
+        yield FieldNeed(target_field, (), ("matches", target_field), main)
+        for i, source in enumerate(sources):
+            yield FieldNeed(source, (), ("matches", target_field, i))
+
+
 class Config:
     """One object's `convertible` settings, resolved against the metadata."""
 
-    def __init__(self, metadata: Metadata, obj: str, spec: Mapping[str, Any]):
+    def __init__(self, metadata: Metadata, obj: str, typed: ConvertibleConfig):
         self.object = obj
-        self.targets: dict[str, dict[str, str]] = {t: dict(m or {}) for t, m in spec["targets"].items()}
+        self.targets: dict[str, dict[str, str]] = {t: dict(m or {}) for t, m in typed.targets.items()}
         self.main = next(iter(self.targets))
-        self.status_field: str = spec["status_field"]
-        self.converted_value: str = spec["converted_value"]
-        self.links: dict[str, str] = dict(spec.get("links") or {})
-        self.converted_at: str = spec.get("converted_at_field", "converted_at")
+        self.status_field = typed.status_field
+        self.converted_value = typed.converted_value
+        self.links: dict[str, str] = dict(typed.links)
+        self.converted_at = typed.converted_at_field
+        self.matches: dict[str, tuple[str, ...]] = {f: tuple(s) for f, s in typed.matches.items()}
+        self.proposed = frozenset(typed.targets if typed.proposed is None else typed.proposed)
         status = metadata.objects[obj].fields[self.status_field]
         options = {o.value for o in status.options}
         self.status_labels = {o.value: o.label.zh for o in status.options}
-        closed = spec.get("closed_values")
+        closed = typed.closed_values
         self.closed = frozenset(closed if closed is not None else [v for v in DEFAULT_CLOSED if v in options])
         self.closed |= {self.converted_value}
 
 
 def config(metadata: Metadata, obj: str) -> Config:
-    return Config(metadata, obj, metadata.objects[obj].behaviors[BEHAVIOR])
+    return Config(metadata, obj, config_of(metadata.objects[obj], BEHAVIOR))
 
 
-@action_provider
 def _convert_actions(metadata: Metadata) -> Iterable[Action]:
     for name, o in metadata.objects.items():
         if BEHAVIOR not in o.behaviors:
@@ -140,7 +192,7 @@ def _convert(call: ActionCall) -> dict:
     if call.params.get("preview"):
         _check_status(c, call.record)
         return {"defaults": {t: mapped_values(call.platform, c, t, call.record) for t in c.targets},
-                "matches": account_matches(call.platform, call.access, call.record)}
+                "matches": matches(call.platform, call.access, call.object, call.record)}
     return convert(call.platform, call.access, call.object, call.record, call.params)
 
 
@@ -149,16 +201,17 @@ def _check_status(c: Config, record: Mapping[str, Any]) -> None:
     status = record.get(c.status_field)
     if status in c.closed:
         label = c.status_labels.get(status)
-        raise Conflict(f"{c.object} {record['id']} is {f'{label} ' if label else ''}{status}: it cannot be converted")
+        raise Conflict(Message("convert.closed", "{object} {id} is {status}: it cannot be converted", object=c.object,
+                               id=record["id"], status=f"{label} {status}" if label else status, label=label or status))
 
 
 def mapped_values(platform, c: Config, target: str, record: Mapping[str, Any]) -> dict:
     """The values the mapping takes from `record` for a new `target` record (empty ones left out)."""
     values = {}
-    for field, source in c.targets[target].items():
+    for name, source in c.targets[target].items():
         value = record.get(source)
         if value is not None and value != "" and value != []:
-            values[field] = jsonable(value)
+            values[name] = jsonable(value)
     return values
 
 
@@ -168,8 +221,9 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
     main, others = c.main, list(c.targets)[1:]
     given, existing = params.get(main), params.get(f"existing_{main}")
     if (given is None) == (existing is None):
-        message = f"give either {main} (its fields) or existing_{main}, not both" if given is not None \
-            else f"give {main} (its fields) or existing_{main}"
+        message = (Message("convert.both_given", "give either {target} (its fields) or existing_{target}, not both",
+                           target=main) if given is not None
+                   else Message("convert.none_given", "give {target} (its fields) or existing_{target}", target=main))
         raise ValidationFailed({main: [message]})
     for target in c.targets:
         if params.get(target) is not None:
@@ -184,7 +238,7 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
             .where(lead_table.table.c.id == int(record["id"])).with_for_update()
         ).first()
         if locked is None:
-            raise NotFound(f"no {obj} with id {record['id']}")
+            raise NotFound(no_record(obj, record["id"]))
         _check_status(c, {"id": record["id"], c.status_field: locked[1]})
         current = records.get(obj, record["id"], conn=conn)
         created: dict[str, dict | None] = {}
@@ -193,7 +247,7 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
             try:
                 created[main] = records.get(main, existing, where=access.scope(main, account_table), conn=conn)
             except NotFound:
-                raise ValidationFailed({f"existing_{main}": [f"no {main} with id {existing}"]}) from None
+                raise ValidationFailed({f"existing_{main}": [no_record(main, existing)]}) from None
         else:
             created[main] = _create(platform, scoped, c, main, current, given, created, user, conn)
         for target in others:
@@ -202,7 +256,7 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
                                                                    created, user, conn)
         changes: dict[str, Any] = {c.status_field: c.converted_value}
         if c.converted_at in platform.metadata.objects[obj].fields:
-            changes[c.converted_at] = now()
+            changes[c.converted_at] = platform.clock.now()
         for target, link in c.links.items():
             if created.get(target) is not None:
                 changes[link] = created[target]["id"]
@@ -239,20 +293,27 @@ def _create(platform, scoped, c: Config, target: str, source: Mapping[str, Any],
 # ------------------------------------------------------------------------------------------ matches
 
 
-def account_matches(platform, access, lead: Mapping[str, Any], account: str = "account") -> list[dict]:
-    """The accounts in the caller's scope whose name is the lead's company or whose phone is the lead's
-    phone (at most ten, by name): what the convert dialog offers to attach to instead of a new one."""
-    ot = platform.schema[account]
+def matches(platform, access, obj: str, record: Mapping[str, Any]) -> list[dict]:
+    """The main targets in the caller's scope that may already be `record` (at most ten, by title): those
+    whose field equals one of the record's fields the `matches` setting lists for it (a lead's company
+    the account's name, its phone or mobile the account's phone). What the convert dialog offers to
+    attach to instead of a new one: {"id", each matched field, "owner"}."""
+    c = config(platform.metadata, obj)
+    ot = platform.schema[c.main]
     conditions = []
-    company = (lead.get("company") or "").strip()
-    if company:
-        conditions.append(ot.column("name") == company)
-    phones = [p for p in (lead.get("phone"), lead.get("mobile")) if p]
-    if phones and "phone" in ot.columns:
-        conditions.append(ot.column("phone").in_(phones))
+    for target_field, sources in c.matches.items():
+        values = [v.strip() if isinstance(v, str) else v for v in (record.get(s) for s in sources)]
+        values = list(dict.fromkeys(v for v in values if v))
+        if values:
+            conditions.append(ot.column(target_field).in_(values))
     if not conditions:
         return []
-    scope = access.scope(account, ot.table)
+    scope = access.scope(c.main, ot.table)
     where = sa.or_(*conditions) if scope is None else sa.and_(scope, sa.or_(*conditions))
-    page = platform.records.list(account, where=where, sort="name", limit=MAX_MATCHES, count=False)
-    return [{"id": r["id"], "name": r["name"], "phone": r.get("phone"), "owner": r["owner"]} for r in page.items]
+    page = platform.records.list(c.main, where=where, sort=ot.object.title_field, limit=MAX_MATCHES, count=False)
+    return [{"id": r["id"], **{f: r.get(f) for f in c.matches}, "owner": r["owner"]} for r in page.items]
+
+
+CONVERTIBLE = register_behavior(Behavior(
+    BEHAVIOR, SCHEMA, ConvertibleConfig, _needs, _convert_actions, panels=("pages/convert.html",),
+))

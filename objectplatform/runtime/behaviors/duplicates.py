@@ -40,10 +40,12 @@ from objectplatform.metadata import Label, Metadata, ObjectDef
 from objectplatform.metadata.model import DuplicateRule
 
 from .. import actions
+from ..errors import Message
 from ..records import hooks
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import caseless
+from .registry import config_of
 
 Key = tuple[Any, ...]
 WARNING_MATCHES = 5  # matches a warning lists (oldest first); its `count` says how many there are
@@ -111,9 +113,9 @@ class Duplicates:
     def describe(self, conn: sa.Connection, obj: str, records: list[dict]) -> dict[str, dict]:
         """Per record id: its title, owner {"id", "title"} and, with the pool behavior, pool {"id", "title"}."""
         ot = self.schema[obj]
-        pool_spec = ot.object.behaviors.get("pool")
-        pool_field = pool_spec.get("pool_field", "pool") if pool_spec is not None else None
-        pool_object = pool_spec.get("pool_object", "lead_pool") if pool_spec is not None else None
+        pool = config_of(ot.object, "pool") if "pool" in ot.object.behaviors else None
+        pool_field = pool.pool_field if pool is not None else None
+        pool_object = pool.pool_object if pool is not None else None
         owners = self._titles(conn, "user", {r.get("owner") for r in records})
         pools = self._titles(conn, pool_object, {r.get(pool_field) for r in records}) if pool_object else {}
         described = {}
@@ -135,7 +137,7 @@ class Duplicates:
         stmt = sa.select(ot.table.c.id, column).where(ot.table.c.id.in_(ids))
         return {str(i): t for i, t in conn.execute(stmt).all()}
 
-    def message(self, obj: str, rule: DuplicateRule, match: dict, described: dict) -> str:
+    def message(self, obj: str, rule: DuplicateRule, match: dict, described: dict) -> Message:
         """'duplicate of lead 12 (王伟's, in 华北区线索池): same mobile'."""
         info = described[match["id"]]
         parts = []
@@ -144,7 +146,8 @@ class Duplicates:
         if info.get("pool") is not None:
             parts.append(f"in {info['pool']['title']}")
         where = f" ({', '.join(parts)})" if parts else ""
-        return f"duplicate of {obj} {match['id']}{where}: {_label(rule)}"
+        return Message("duplicates.duplicate_of", "duplicate of {object} {id}{where}: {rule}", object=obj,
+                       id=match["id"], where=where, rule=_label(rule))
 
     # ------------------------------------------------------------------------------------ hooks
 
@@ -186,7 +189,8 @@ class Duplicates:
                 if key in existing:
                     message = self.message(obj.name, rule, existing[key][0], described)
                 elif key in seen:
-                    message = f"duplicate of an earlier row of this import: {_label(rule)}"
+                    message = Message("duplicates.earlier_row", "duplicate of an earlier row of this import: {rule}",
+                                      rule=_label(rule))
                 else:
                     if not errors:  # a row refused for another reason is not inserted: no duplicate of it
                         seen.add(key)
@@ -228,11 +232,14 @@ class Duplicates:
         for record, rule, matches in hits:
             first = matches[0]
             if first["id"] in imported:
-                message = f"possible duplicate of an earlier row of this import ({obj} {first['id']}): {_label(rule)}"
+                message = Message("duplicates.possible_earlier_row", "possible duplicate of an earlier row of this "
+                                  "import ({object} {id}): {rule}", object=obj, id=first["id"], rule=_label(rule))
             else:
-                message = "possible " + self.message(obj, rule, first, described)
+                message = Message("duplicates.possible", "possible {duplicate}",
+                                  duplicate=self.message(obj, rule, first, described))
             if len(matches) > 1:
-                message += f" (and {len(matches) - 1} more)"
+                message = Message("duplicates.and_more", "{warning} (and {more} more)", warning=message,
+                                  more=len(matches) - 1)
             out.setdefault(record["id"], []).append({
                 "rule": rule.name, "label": {"zh": rule.label.zh, "en": rule.label.en}, "message": message,
                 "count": len(matches),

@@ -1,13 +1,14 @@
 """The follow_ups behavior: a follow-up record keeps the record it follows up current.
 
-A follow-up (跟进记录) is a `follow_up` record naming its record by `related_object` and
-`related_id`; it may be attached to a record of any object. Creating one checks that the record
-exists (within the creator's data scope when the service has one: "no lead with id 7" on
+A follow-up (跟进记录) is a record of the object the behavior names (`follow_up_object`) naming its
+record by `related_object` and `related_id`; it may be attached to a record of any object. The hooks
+run on every object with those two fields and `followed_at` (the follow-up contract). Creating one
+checks that the record exists (within the creator's data scope when the service has one: "no lead with id 7" on
 `related_id`; an unknown `related_object` is an error naming the known objects) and fills an empty
 `followed_at` with the time of saving. When the related object declares the behavior,
 
     behaviors:
-      follow_ups: {last_followed_field: last_followed_at, status_field: status}
+      follow_ups: {follow_up_object: follow_up, last_followed_field: last_followed_at, status_field: status}
 
 the same transaction sets that record's `last_followed_field` to the follow-up's `followed_at`
 (never backwards: an older follow-up entered later leaves it) and, when its `status_field` (default
@@ -22,26 +23,62 @@ same way, but changes neither record: the time and status follow what happened, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import ObjectDef
+from objectplatform.metadata import Metadata, ObjectDef
 
-from .. import actions
+from ..errors import Message, no_record
 from ..records import history
-from ..records.hooks import HookContext, register_hook
+from ..records.hooks import HookContext
 from ..records.service import DERIVED_TYPES, _record_id
 from ..storage.convert import from_row, to_row
+from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, configured, register_behavior
 
-FOLLOW_UP = "follow_up"
 BEHAVIOR = "follow_ups"
 PENDING, FOLLOWING = "pending", "following"
+CONTRACT = (("related_object", ("text",)), ("related_id", ("text",)), ("followed_at", ("datetime",)))
+
+
+@dataclass(frozen=True)
+class FollowUpsConfig:
+    """`behaviors: follow_ups:` of one object: the object of its follow-ups, the field keeping the last
+    follow-up time (none: not kept) and the status field moved from pending to following."""
+
+    follow_up_object: str
+    last_followed_field: str | None = None
+    status_field: str = "status"
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"follow_up_object": {"type": "string", "minLength": 1},
+                   "last_followed_field": {"type": "string", "minLength": 1},
+                   "status_field": {"type": "string", "minLength": 1}},
+    "required": ["follow_up_object"],
+    "additionalProperties": False,
+}
+
+
+def _needs(obj: ObjectDef, config: FollowUpsConfig) -> Iterator[Need]:
+    yield ObjectNeed(config.follow_up_object, "follow_up_object")
+    for name, types in CONTRACT:
+        yield FieldNeed(name, types, "follow_up_object", config.follow_up_object)
+    if config.last_followed_field is not None:
+        yield FieldNeed(config.last_followed_field, ("datetime",), "last_followed_field")
 
 
 def is_follow_up(obj: ObjectDef) -> bool:
-    return obj.name == FOLLOW_UP and {"related_object", "related_id", "followed_at"} <= obj.fields.keys()
+    return {name for name, _ in CONTRACT} <= obj.fields.keys()
+
+
+def follow_up_object(metadata: Metadata) -> str | None:
+    """The object of the follow-ups (the pages' timeline and feed): the one the first object declaring the
+    behavior names; None when no object declares it."""
+    return next((config.follow_up_object for _, config in configured(metadata, BEHAVIOR)), None)
 
 
 def check_related(ctx: HookContext) -> None:
@@ -74,7 +111,7 @@ def follow_many(ctx: HookContext) -> None:
 def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]], fill: bool = True) -> None:
     """Errors for related records that do not exist; with `fill`, an empty followed_at becomes now."""
     metadata = ctx.records.metadata
-    known = sorted(name for name in metadata.objects if name != FOLLOW_UP)
+    known = sorted(name for name in metadata.objects if name != ctx.object)
     wanted: dict[str, set[int]] = {}
     for row, row_errors in zip(rows, errors, strict=True):
         if fill and row.get("followed_at") is None:
@@ -83,7 +120,9 @@ def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]
         if obj is None or "related_object" in row_errors:
             continue
         if obj not in known:
-            row_errors.setdefault("related_object", []).append(f"unknown object {obj}; one of {', '.join(known)}")
+            row_errors.setdefault("related_object", []).append(Message(
+                "follow_up.unknown_object", "unknown object {object}; one of {known}", object=obj,
+                known=", ".join(known)))
             continue
         if related_id is None or "related_id" in row_errors:
             continue
@@ -105,7 +144,7 @@ def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]
                 and "related_id" not in row_errors:
             number = _record_id(related_id)
             if number is None or number not in existing.get(obj, ()):
-                row_errors.setdefault("related_id", []).append(f"no {obj} with id {related_id}")
+                row_errors.setdefault("related_id", []).append(no_record(obj, related_id))
 
 
 def _follow(ctx: HookContext, follow_ups: list[dict]) -> None:
@@ -127,9 +166,9 @@ def _follow(ctx: HookContext, follow_ups: list[dict]) -> None:
 def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> None:
     """One locking SELECT and one UPDATE (a parameter set per changed record) for the object's records."""
     service, conn, now = ctx.records, ctx.conn, ctx.now
-    config = obj.behaviors.get(BEHAVIOR) or {}
-    last_field = config.get("last_followed_field")
-    status_name = config.get("status_field", "status")
+    config: FollowUpsConfig = config_of(obj, BEHAVIOR)
+    last_field = config.last_followed_field
+    status_name = config.status_field
     status = obj.fields.get(status_name)
     moves_status = status is not None and bool(status.option(PENDING)) and bool(status.option(FOLLOWING))
     ot = service.schema[obj.name]
@@ -166,9 +205,11 @@ def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> N
     service.rollups.after_change(conn, obj.name, pairs, now)
 
 
-register_hook("before_create", check_related, applies=is_follow_up)
-register_hook("before_update", check_moved, applies=is_follow_up)
-register_hook("before_create_many", check_related_many, applies=is_follow_up)
-register_hook("after_create", follow, applies=is_follow_up)
-register_hook("after_create_many", follow_many, applies=is_follow_up)
-actions.moves_in_hooks(BEHAVIOR)  # pending -> following when a follow-up is saved
+FOLLOW_UPS = register_behavior(Behavior(
+    BEHAVIOR, SCHEMA, FollowUpsConfig, _needs,
+    hooks={"before_create": check_related, "before_update": check_moved, "before_create_many": check_related_many,
+           "after_create": follow, "after_create_many": follow_many},
+    applies=is_follow_up,  # the hooks run on the follow-up records
+    panels=("pages/_follow_ups.html", "pages/feed.html"),
+    moves_in_hooks=True,  # pending -> following when a follow-up is saved
+))

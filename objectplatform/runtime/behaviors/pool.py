@@ -35,50 +35,93 @@ pages, history, CSV exports, reports in SQL); a search or a field filter cannot 
 by a hidden value (`q` must match one of its searchable fields left visible; a filter on a hidden
 field skips it).
 
-The current time comes from `now()` (tests monkeypatch it).
+The current time comes from the platform's clock.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Label, Metadata
+from objectplatform.metadata import Label, Metadata, ObjectDef
 
 from .. import actions
-from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..clock import ORG_TIME  # the organisation's day, for the daily claim limit
+from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, no_record
 from ..permissions import department_chain, grants_for
 from ..records import history, history_sql, hooks, masking
 from ..storage import convert
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
+from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, configured, register_behavior
 
-# The organisation's day for the daily claim limit (China Standard Time, as the pages show it).
-ORG_TIME = timezone(timedelta(hours=8), "CST")
 OPEN = ("pending", "following")  # held by an owner
 LIVE = ("unassigned", "pending", "following")  # not converted, invalid or voided
+OWNER_OR_OWNERS = Message("pool.owner_or_owners", "give either owner or owners")
 VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move": "moved",
          "invalidate": "marked invalid", "void": "voided", "reopen": "reopened"}
 
 
-def now() -> datetime:
-    """The current time (UTC) for every pool rule."""
-    return convert.now()
+STATUSES = ("unassigned", "pending", "following", "invalid", "voided")  # the states the pool's actions write
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """`behaviors: pool:` of one object: the object of its pools and the lookup to one of them."""
+
+    pool_object: str
+    pool_field: str = "pool"
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"pool_object": {"type": "string", "minLength": 1}, "pool_field": {"type": "string", "minLength": 1}},
+    "required": ["pool_object"],
+    "additionalProperties": False,
+}
+POOL_FIELDS = (  # what the pool object holds: who works it, its claim rules, what it hides, when it recycles
+    ("name", ("text",)), ("admins", ("multi_user",)), ("members", ("multi_user",)),
+    ("member_departments", ("multi_department",)), ("claimable", ("boolean",)), ("default_assignee", ("user",)),
+    ("max_held_per_member", ("integer",)), ("daily_claim_limit", ("integer",)),
+    ("reclaim_cooldown_days", ("integer",)), ("hidden_fields", ("multi_picklist",)),
+    ("recycle_unfollowed_days", ("integer",)), ("recycle_unconverted_days", ("integer",)),
+    ("recycle_warning_days", ("integer",)),
+)
+REASON_TYPES = ("text", "long_text")
+
+
+def _needs(obj: ObjectDef, config: PoolConfig) -> Iterator[Need]:
+    yield ObjectNeed(config.pool_object, "pool_object")
+    yield FieldNeed(config.pool_field, ("lookup",), "pool_field", to=config.pool_object)
+    yield FieldNeed("status", ("picklist",), options=STATUSES)
+    yield FieldNeed("assigned_at", ("datetime",))
+    yield FieldNeed("return_reason", REASON_TYPES)
+    yield FieldNeed("invalid_reason", REASON_TYPES)
+    for name, types in POOL_FIELDS:
+        yield FieldNeed(name, types, "pool_object", config.pool_object)
+
+
+def last_followed_field(obj: ObjectDef) -> str | None:
+    """The field holding `obj`'s last follow-up time, when it declares follow_ups with one."""
+    return config_of(obj, "follow_ups").last_followed_field if "follow_ups" in obj.behaviors else None
 
 
 class PoolBehavior:
     """The pool behavior of one object as configured in its YAML."""
 
     def __init__(self, platform, obj: str):
-        spec = platform.metadata.objects[obj].behaviors["pool"]
+        definition = platform.metadata.objects[obj]
+        config: PoolConfig = config_of(definition, "pool")
         self.platform = platform
         self.obj = obj
-        self.pool_object = spec.get("pool_object", "lead_pool")
-        self.pool_field = spec.get("pool_field", "pool")
+        self.pool_object = config.pool_object
+        self.pool_field = config.pool_field
+        self.last_followed = last_followed_field(definition)
         self.ot = platform.schema[obj]
         self.pot = platform.schema[self.pool_object]
         self.table = self.ot.table
@@ -94,25 +137,33 @@ class PoolBehavior:
     def read(self, conn: sa.Connection, record_id: Any) -> dict:
         row = conn.execute(sa.select(self.table).where(self.table.c.id == int(record_id))).mappings().first()
         if row is None:
-            raise NotFound(f"no {self.obj} with id {record_id}")
+            raise NotFound(no_record(self.obj, record_id))
         return from_row(self.ot, row)
 
     def pool(self, conn: sa.Connection, pool_id: Any, lock: bool = False) -> dict:
         stmt = sa.select(self.pot.table).where(self.pot.table.c.id == int(pool_id))
         row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
         if row is None:
-            raise ValidationFailed({"pool": [f"no {self.pool_object} with id {pool_id}"]})
+            raise ValidationFailed({"pool": [no_record(self.pool_object, pool_id)]})
         return from_row(self.pot, row)
 
-    def state(self, record: dict) -> str:
-        status = record.get("status")
-        return f"{self.obj} {record['id']} is {self.status_labels.get(status, '')} {status}".replace("  ", " ")
+    def state(self, record: dict) -> Message:
+        status, label = record.get("status"), self.status_labels.get(record.get("status"), "")
+        return Message("pool.state", "{object} {id} is {status}", object=self.obj, id=record["id"],
+                       status=f"{label} {status}".strip(), label=label or status)
+
+    def managers_only(self, verb: str, record_id: Any) -> Message:
+        return Message("pool.managers_only", "only the admins of the lead pool and managers may {verb} {object} {id}",
+                       verb=verb, object=self.obj, id=record_id)
 
     def refuse(self, record: dict, action: str) -> Conflict:
         if action == "claim" and record.get("owner") is not None and record.get("status") in OPEN:
-            return Conflict(f"{self.obj} {record['id']} is already claimed: it is "
-                            f"{self.status_labels.get(record['status'])} {record['status']}")
-        return Conflict(f"{self.state(record)}: it cannot be {VERBS[action]}")
+            label = self.status_labels.get(record["status"])
+            return Conflict(Message("pool.already_claimed", "{object} {id} is already claimed: it is {status}",
+                                    object=self.obj, id=record["id"], status=f"{label} {record['status']}",
+                                    label=label))
+        return Conflict(Message("pool.cannot", "{state}: it cannot be {verb}", state=self.state(record),
+                                verb=VERBS[action]))
 
     def is_member(self, conn: sa.Connection, pool: dict, user_id: str) -> bool:
         if user_id in (pool.get("members") or []) or user_id in (pool.get("admins") or []):
@@ -134,7 +185,7 @@ class PoolBehavior:
         users = self.platform.schema["user"]
         active = conn.execute(sa.select(users.column("active")).where(users.table.c.id == int(user_id))).first()
         if active is None or not active[0]:
-            raise ValidationFailed({param: [f"no active user with id {user_id}"]})
+            raise ValidationFailed({param: [Message("pool.no_active_user", "no active user with id {id}", id=user_id)]})
         return str(user_id)
 
     # ---------------------------------------------------------------------------------- write
@@ -172,13 +223,16 @@ class PoolBehavior:
             if current["status"] != "unassigned" or current.get("owner") is not None:
                 raise self.refuse(current, "claim")
             if current.get(self.pool_field) is None:
-                raise Conflict(f"{self.obj} {record_id} is not in a lead pool: it cannot be claimed")
+                raise Conflict(Message("pool.not_in_pool", "{object} {id} is not in a lead pool: it cannot be claimed",
+                                       object=self.obj, id=record_id))
             pool = self.pool(conn, current[self.pool_field], lock=True)  # serializes claims from this pool
             if not self.is_member(conn, pool, me) and not access.is_admin:
-                raise Forbidden(f"you are not a member of {self.pool_object} {pool['name']}")
+                raise Forbidden(Message("pool.not_member", "you are not a member of {pool_object} {pool}",
+                                        pool_object=self.pool_object, pool=pool["name"]))
             if not pool.get("claimable"):
-                raise Forbidden(f"{self.pool_object} {pool['name']} is admin-assign only: members cannot claim")
-            at = now()
+                raise Forbidden(Message("pool.admin_assign_only", "{pool_object} {pool} is admin-assign only: members "
+                                        "cannot claim", pool_object=self.pool_object, pool=pool["name"]))
+            at = self.platform.clock.now()
             self.check_limits(conn, pool, current, me, at)
             return self.write(conn, "claim", current,
                               {"owner": me, "status": "pending", "assigned_at": at}, me, at,
@@ -192,8 +246,9 @@ class PoolBehavior:
                 self.col(self.pool_field) == int(pool["id"]), self.col("owner") == int(me),
                 self.col("status").in_(OPEN))).scalar_one()
             if held >= cap:
-                raise Conflict(f"you hold {held} leads from {self.pool_object} {name}, its "
-                               f"max_held_per_member is {cap}: return or convert one first")
+                raise Conflict(Message("pool.max_held", "you hold {held} leads from {pool_object} {pool}, its "
+                                       "max_held_per_member is {cap}: return or convert one first", held=held,
+                                       pool_object=self.pool_object, pool=name, cap=cap))
         limit = pool.get("daily_claim_limit") or 0
         if limit:
             day = at.astimezone(ORG_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -202,8 +257,9 @@ class PoolBehavior:
                 h.c.at >= day.astimezone(UTC).replace(tzinfo=None),
                 self.col(self.pool_field) == int(pool["id"]))).scalar_one()
             if claimed >= limit:
-                raise Conflict(f"you claimed {claimed} leads from {self.pool_object} {name} today, its "
-                               f"daily_claim_limit is {limit}")
+                raise Conflict(Message("pool.daily_limit", "you claimed {claimed} leads from {pool_object} {pool} "
+                                       "today, its daily_claim_limit is {limit}", claimed=claimed,
+                                       pool_object=self.pool_object, pool=name, limit=limit))
         days = pool.get("reclaim_cooldown_days") or 0
         if days:
             left = conn.execute(sa.select(sa.func.max(h.c.at)).where(
@@ -211,27 +267,28 @@ class PoolBehavior:
                 h.c.old_value == history._dump(me))).scalar()
             if left is not None and left.replace(tzinfo=UTC) > at - timedelta(days=days):
                 until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(ORG_TIME)
-                raise Conflict(f"{self.obj} {current['id']} left you less than {days} days ago "
-                               f"(reclaim_cooldown_days {days}): you may claim it back from "
-                               f"{until.strftime('%Y-%m-%d %H:%M')}")
+                raise Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
+                                       "(reclaim_cooldown_days {days}): you may claim it back from {until}",
+                                       object=self.obj, id=current["id"], days=days,
+                                       until=until.strftime("%Y-%m-%d %H:%M")))
 
     def assign(self, access, record_id: Any, params: dict) -> dict:
         with self.platform.records.transaction() as conn:
             current = self.read(conn, record_id)
             pool = self.pool(conn, current[self.pool_field]) if current.get(self.pool_field) else None
             if not self.may_manage(access, pool):
-                raise Forbidden(f"only the admins of the lead pool and managers may assign {self.obj} {record_id}")
+                raise Forbidden(self.managers_only("assign", record_id))
             if current["status"] not in LIVE:
                 raise self.refuse(current, "assign")
             if params.get("owner") and params.get("owners"):
-                raise ValidationFailed({"owners": ["give either owner or owners"]})
+                raise ValidationFailed({"owners": [OWNER_OR_OWNERS]})
             if params.get("owner"):
                 owner = self.active_user(conn, params["owner"], "owner")
             elif params.get("owners"):
                 owner = self.least_loaded(conn, [self.active_user(conn, u, "owners") for u in params["owners"]])
             else:
-                raise ValidationFailed({"owner": ["required"]})
-            at = now()
+                raise ValidationFailed({"owner": [Message("value.missing", "required")]})
+            at = self.platform.clock.now()
             status = "pending" if current["status"] == "unassigned" else current["status"]
             return self.write(conn, "assign", current, {"owner": owner, "status": status, "assigned_at": at},
                               access.user_id, at,
@@ -260,12 +317,13 @@ class PoolBehavior:
         {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
         owners = list(owners or ())
         if bool(owner) == bool(owners):
-            raise ValidationFailed({"owner": ["give either owner or owners"]})
+            raise ValidationFailed({"owner": [OWNER_OR_OWNERS]})
         wanted = list(dict.fromkeys(str(i) for i in ids))
-        wrong = [f"{i!r} is not a record id" for i in wanted if not (i.isascii() and i.isdigit())]
+        wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=i) for i in wanted
+                 if not (i.isascii() and i.isdigit())]
         if wrong:
             raise ValidationFailed({"ids": wrong})
-        t, col, me, at = self.table, self.col, access.user_id, now()
+        t, col, me, at = self.table, self.col, access.user_id, self.platform.clock.now()
         with self.platform.records.transaction() as conn:
             targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
                 self.active_user(conn, u, "owners") for u in owners))
@@ -299,9 +357,9 @@ class PoolBehavior:
         failed = []
         for record_id, found, in_scope, may, status in refused:
             if found is None or not in_scope:
-                error = NotFound(f"no {self.obj} with id {record_id}")
+                error = NotFound(no_record(self.obj, str(record_id)))
             elif not may:
-                error = Forbidden(f"only the admins of the lead pool and managers may assign {self.obj} {record_id}")
+                error = Forbidden(self.managers_only("assign", str(record_id)))
             else:
                 error = self.refuse({"id": str(record_id), "status": status}, "assign")
             failed.append({"id": str(record_id), "error": error.as_dict()["error"]})
@@ -356,12 +414,14 @@ class PoolBehavior:
             if current["status"] not in OPEN:
                 raise self.refuse(current, "return")
             if current.get("owner") != me:
-                raise Forbidden(f"only the owner of {self.obj} {record_id} may return it")
+                raise Forbidden(Message("pool.owner_only", "only the owner of {object} {id} may return it",
+                                        object=self.obj, id=record_id))
             target = params.get("pool") or current.get(self.pool_field)
             if target is None:
-                raise ValidationFailed({"pool": [f"{self.obj} {record_id} has no lead pool: choose one"]})
+                raise ValidationFailed({"pool": [Message(
+                    "pool.choose_pool", "{object} {id} has no lead pool: choose one", object=self.obj, id=record_id)]})
             pool = self.pool(conn, target, lock=True)
-            at = now()
+            at = self.platform.clock.now()
             values = {**self.entering(conn, pool, at), "return_reason": params["reason"]}
             return self.write(conn, "return", current, values, me, at,
                               [self.col("owner") == int(me), self.col("status") == current["status"]])
@@ -371,13 +431,14 @@ class PoolBehavior:
             current = self.read(conn, record_id)
             source = self.pool(conn, current[self.pool_field]) if current.get(self.pool_field) else None
             if not self.may_manage(access, source):
-                raise Forbidden(f"only the admins of the lead pool and managers may move {self.obj} {record_id}")
+                raise Forbidden(self.managers_only("move", record_id))
             if current["status"] != "unassigned":
                 raise self.refuse(current, "move")
             target = self.pool(conn, params["pool"], lock=True)
             if source is not None and target["id"] == source["id"]:
-                raise ValidationFailed({"pool": [f"{self.obj} {record_id} is already in {target['name']}"]})
-            at = now()
+                raise ValidationFailed({"pool": [Message("pool.already_in", "{object} {id} is already in {pool}",
+                                                         object=self.obj, id=record_id, pool=target["name"])]})
+            at = self.platform.clock.now()
             return self.write(conn, "move", current, self.entering(conn, target, at), access.user_id, at,
                               [self.col("owner").is_(None), self.col("status") == "unassigned"])
 
@@ -387,7 +448,7 @@ class PoolBehavior:
             current = self.read(conn, record_id)
             if current["status"] not in allowed:
                 raise self.refuse(current, action)
-            at = now()
+            at = self.platform.clock.now()
             return self.write(conn, action, current, {"status": status, "invalid_reason": params["reason"]},
                               access.user_id, at, [self.col("status") == current["status"]])
 
@@ -397,12 +458,13 @@ class PoolBehavior:
             if current["status"] not in ("invalid", "voided"):
                 raise self.refuse(current, "reopen")
             if current["status"] == "voided" and not access.is_admin:
-                raise Forbidden(f"{self.state(current)}: only an administrator may reopen it")
+                raise Forbidden(Message("pool.reopen_admin_only", "{state}: only an administrator may reopen it",
+                                        state=self.state(current)))
             if current.get("owner") is None:
                 status = "unassigned"
             else:
-                status = "following" if current.get("last_followed_at") else "pending"
-            at = now()
+                status = "following" if self.last_followed and current.get(self.last_followed) else "pending"
+            at = self.platform.clock.now()
             return self.write(conn, "reopen", current, {"status": status}, access.user_id, at,
                               [self.col("status") == current["status"]])
 
@@ -484,7 +546,7 @@ def enter_pool(platform, obj: str, record_id: Any, pool_id: Any, *, user: str | 
         current = behavior.read(conn, record_id)
         if current["status"] not in LIVE:
             raise behavior.refuse(current, "move")
-        at = now()
+        at = platform.clock.now()
         pool = behavior.pool(conn, pool_id, lock=True)
         return behavior.write(conn, "move", current, behavior.entering(conn, pool, at), user, at,
                               [behavior.col("status") == current["status"]])
@@ -552,8 +614,8 @@ def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None
     """A record created with a pool and no owner of its own (none, or only its creator by default) and
     an initial status enters the pool: unassigned, or pending with the pool's default assignee. A
     record without a pool is routed to one first when a routing rule matches it."""
-    spec = records.metadata.objects[obj].behaviors["pool"]
-    pool_field, pot = spec.get("pool_field", "pool"), records.schema[spec.get("pool_object", "lead_pool")]
+    config: PoolConfig = config_of(records.metadata.objects[obj], "pool")
+    pool_field, pot = config.pool_field, records.schema[config.pool_object]
     _routing(records, conn, obj, user, batch, pool_field, pot)
     entering = [r for r in batch if r.get(pool_field) and r.get("owner") in (None, user)
                 and r.get("status") in INITIAL]
@@ -572,14 +634,12 @@ def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None
             record.update(owner=None, status="unassigned", assigned_at=None)
 
 
-def _has_pool(obj) -> bool:
-    return "pool" in obj.behaviors
+def _entering_one(ctx: hooks.HookContext) -> None:
+    _entering_on_create(ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, [ctx.after])
 
 
-hooks.register_hook("before_create", lambda ctx: _entering_on_create(
-    ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, [ctx.after]), applies=_has_pool)
-hooks.register_hook("before_create_many", lambda ctx: _entering_on_create(
-    ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, ctx.batch), applies=_has_pool)
+def _entering_many(ctx: hooks.HookContext) -> None:
+    _entering_on_create(ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, ctx.batch)
 
 
 # ---------------------------------------------------------------------------------- hidden fields
@@ -589,11 +649,11 @@ hooks.register_hook("before_create_many", lambda ctx: _entering_on_create(
 def pool_hidings(platform, access, obj) -> list[masking.Hiding]:
     """The fields of `obj`'s waiting records hidden from `access`: one hiding per set of hidden fields, over
     the pools hiding them from the user (every pool but those they administer); the pools are read here."""
-    spec = obj.behaviors.get("pool")
-    if spec is None:
+    if "pool" not in obj.behaviors:
         return []
-    pool_field = spec.get("pool_field", "pool")
-    pot = platform.schema[spec.get("pool_object", "lead_pool")]
+    config: PoolConfig = config_of(obj, "pool")
+    pool_field = config.pool_field
+    pot = platform.schema[config.pool_object]
     with reading(platform.engine) as conn:
         rows = conn.execute(sa.select(pot.table.c.id, pot.column("hidden_fields"), pot.column("admins"))).all()
     pools_hiding: dict[frozenset[str], list[int]] = {}
@@ -650,14 +710,10 @@ def _handler(obj: str, name: str):
     return run
 
 
-@actions.action_provider
 def pool_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
-    for obj in metadata.objects.values():
-        spec = obj.behaviors.get("pool")
-        if spec is None:
-            continue
-        pool_object = spec.get("pool_object", "lead_pool")
+    for obj, config in configured(metadata, "pool"):
+        pool_object = config.pool_object
         params = {
             "owner": actions.Param("owner", "user", Label("负责人", "Owner"), to="user"),
             "owners": actions.Param("owners", "multi_user", Label("平均分配给", "Spread over"), to="user"),
@@ -670,3 +726,10 @@ def pool_actions(metadata: Metadata) -> list[actions.Action]:
                 ps = [actions.Param("pool", "lookup", Label("线索池", "Lead pool"), required=True, to=pool_object)]
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), tuple(ps), True))
     return found
+
+
+POOL = register_behavior(Behavior(
+    "pool", SCHEMA, PoolConfig, _needs, pool_actions,
+    hooks={"before_create": _entering_one, "before_create_many": _entering_many},
+    panels=("pages/pool_board.html", "pages/my_leads.html", "pages/return.html"),
+))

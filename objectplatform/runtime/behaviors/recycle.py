@@ -22,7 +22,8 @@ from objectplatform.metadata import Label
 from ..records import history_sql
 from ..storage import convert
 from ..workqueue import TEXT, fill, title_sql, work_queue
-from .pool import OPEN
+from .pool import OPEN, last_followed_field
+from .registry import config_of
 
 WARNING = Label("线索「{name}」将在 {days} 天后收回到线索池「{pool}」，请尽快跟进",
                 "Lead {name} goes back to the pool {pool} in {days} days: follow it up soon")
@@ -34,10 +35,10 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
             where: sa.ColumnElement[bool] | None = None) -> dict:
     """Recycle and warn as each pool of `obj` says, as of `now`, within `where`; {"recycled", "warned"}."""
     definition = platform.metadata.objects[obj]
-    spec = definition.behaviors["pool"]
-    pool_field = spec.get("pool_field", "pool")
-    followed = definition.behaviors.get("follow_ups", {}).get("last_followed_field")
-    ot, pot = platform.schema[obj], platform.schema[spec.get("pool_object", "lead_pool")]
+    config = config_of(definition, "pool")
+    pool_field = config.pool_field
+    followed = last_followed_field(definition)
+    ot, pot = platform.schema[obj], platform.schema[config.pool_object]
     table, col = ot.table, ot.column
     n_col, m_col, k_col = (pot.column(n) for n in (
         "recycle_unfollowed_days", "recycle_unconverted_days", "recycle_warning_days"))

@@ -1,10 +1,11 @@
 """The `sales_process` behavior: opportunities move through the stages of a sales process (销售流程).
 
-An object declaring `behaviors: sales_process: {}` (the opportunity) has the fields `sales_process`,
-`stage`, `pending_stage`, `probability`, `status` (open, won, lost, invalid), `closed_at`,
-`lost_reason`, `lost_comment` and `invalid_comment`, and two child objects the behavior alone writes:
-`stage_history` (one row per stage entered: entered_at, left_at null while current, left_to the next
-stage or won/lost/invalid, moved_by who moved it in) and `opportunity_task` (one row per completed stage
+An object declaring `behaviors: sales_process: {history: stage_history, tasks: opportunity_task,
+parent_field: opportunity}` (the opportunity) has the fields `sales_process`, `stage`, `pending_stage`,
+`probability`, `status` (open, won, lost, invalid), `closed_at`, `lost_reason`, `lost_comment` and
+`invalid_comment`, and two child objects the behavior alone writes, each pointing at the record by
+`parent_field`: `history` (one row per stage entered: entered_at, left_at null while current, left_to
+the next stage or won/lost/invalid, moved_by who moved it in) and `tasks` (one row per completed stage
 task). Their rows are owned by the record's owner, so the data scope reads them like the record (an
 edit cannot change an owner; a user's handover moves every record they own, these rows with them).
 
@@ -33,44 +34,74 @@ Each action is one transaction whose first write is ONE conditional UPDATE of th
 what was decided on (status open, the stage and pending stage read), so of two concurrent moves the
 second finds 0 rows and gets a 409 naming the record's state now; then the audit history (change =
 the action's name), the stage_history rows, rollups and stored formulas (the weighted amount).
-The current time comes from `now()` (tests monkeypatch it).
+The current time comes from the platform's clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import FieldDef, Label, Metadata, Option, Source
+from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Option, Source
 
 from .. import actions
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
+from ..expressions_sql import days_between
 from ..records import history, hooks
 from ..records.bulk import insert_many
 from ..sales_processes import Process, Stage, department_path, pick, process, processes
-from ..storage import convert
 from ..storage.convert import from_row, to_row
+from .registry import Behavior, FieldNeed, Need, child, config_of, configured, register_behavior
 
 BEHAVIOR = "sales_process"
-HISTORY = "stage_history"
-TASKS = "opportunity_task"
 OPEN = "open"
 CLOSED = ("won", "lost", "invalid")
 VERBS = {"advance": "advanced", "complete_task": "changed", "win": "won", "lose": "lost",
          "invalidate": "marked invalid", "approve_stage": "moved", "reject_stage": "changed",
          "withdraw_stage": "changed"}
-GUARDED = {"sales_process": "is chosen when the record is created",
-           "status": "changes through the win, lose and invalidate actions",
-           "stage": "changes through the advance action"}
+GUARDED = {"sales_process": Message("stage.process_fixed", "is chosen when the record is created"),
+           "status": Message("stage.status_by_actions", "changes through the win, lose and invalidate actions"),
+           "stage": Message("stage.stage_by_advance", "changes through the advance action")}
 
 
-def now() -> datetime:
-    """The current time (UTC) for every stage change."""
-    return convert.now()
+@dataclass(frozen=True)
+class SalesProcessConfig:
+    """`behaviors: sales_process:` of one object: its child objects of stage history rows and of completed
+    tasks, and their field pointing at the record."""
+
+    history: str
+    tasks: str
+    parent_field: str
+
+
+NAME = {"type": "string", "minLength": 1}
+SCHEMA = {
+    "type": "object",
+    "properties": {"history": NAME, "tasks": NAME, "parent_field": NAME},
+    "required": ["history", "tasks", "parent_field"],
+    "additionalProperties": False,
+}
+TEXT, REASON = ("text",), ("text", "long_text")
+FIELDS = (("sales_process", TEXT), ("stage", TEXT), ("pending_stage", TEXT), ("probability", ("percent", "number")),
+          ("closed_at", ("datetime",)), ("lost_reason", ("picklist",)), ("lost_comment", REASON),
+          ("invalid_comment", REASON))
+HISTORY_FIELDS = (("sales_process", TEXT), ("stage", TEXT), ("entered_at", ("datetime",)),
+                  ("left_at", ("datetime",)), ("left_to", TEXT), ("moved_by", ("user",)), ("comment", REASON))
+TASK_FIELDS = (("sales_process", TEXT), ("stage", TEXT), ("task", TEXT), ("completed_at", ("datetime",)),
+               ("completed_by", ("user",)))
+
+
+def _needs(obj: ObjectDef, config: SalesProcessConfig) -> Iterator[Need]:
+    for name, types in FIELDS:
+        yield FieldNeed(name, types)
+    yield FieldNeed("status", ("picklist",), options=(OPEN, *CLOSED))
+    yield from child(config.history, "history", config.parent_field, obj.name, HISTORY_FIELDS)
+    yield from child(config.tasks, "tasks", config.parent_field, obj.name, TASK_FIELDS)
 
 
 def _blank(value: Any) -> bool:
@@ -90,6 +121,7 @@ class StagedBehavior:
         self.obj = obj
         self.ot = platform.schema[obj]
         self.table = self.ot.table
+        self.config: SalesProcessConfig = config_of(platform.metadata.objects[obj], BEHAVIOR)
         status = platform.metadata.objects[obj].fields["status"]
         self.status_labels = {o.value: o.label.zh for o in status.options}
 
@@ -104,31 +136,39 @@ class StagedBehavior:
     def process_of(self, record: Mapping[str, Any]) -> Process:
         found = process(self.platform.metadata, record.get("sales_process"), self.obj)
         if found is None:
-            raise Conflict(f"{self.obj} {record['id']} follows the sales process {record.get('sales_process')!r}, "
-                           "which is not defined")
+            raise Conflict(Message("stage.unknown_process", "{object} {id} follows the sales process {process!r}, "
+                                   "which is not defined", object=self.obj, id=record["id"],
+                                   process=record.get("sales_process")))
         return found
 
     def stage_of(self, record: Mapping[str, Any], found: Process) -> Stage:
         stage = found.stage(record.get("stage"))
         if stage is None:
-            raise Conflict(f"{self.obj} {record['id']} is in stage {record.get('stage')!r}, which {found.name} "
-                           "does not have")
+            raise Conflict(Message("stage.unknown_stage", "{object} {id} is in stage {stage!r}, which {process} "
+                                   "does not have", object=self.obj, id=record["id"], stage=record.get("stage"),
+                                   process=found.name))
         return stage
 
-    def state(self, record: Mapping[str, Any]) -> str:
+    def state(self, record: Mapping[str, Any]) -> Message:
         status = record.get("status")
         if status != OPEN:
-            return f"{self.obj} {record['id']} is {self.status_labels.get(status, '')} {status}".replace("  ", " ")
+            label = self.status_labels.get(status, "")
+            return Message("pool.state", "{object} {id} is {status}", object=self.obj, id=record["id"],
+                           status=f"{label} {status}".strip(), label=label or status)
         found = process(self.platform.metadata, record.get("sales_process"), self.obj)
         stage = found.stage(record.get("stage")) if found else None
-        text = f"{self.obj} {record['id']} is in stage {_stage_title(stage, record.get('stage'))}"
+        title = _stage_title(stage, record.get("stage"))
         if record.get("pending_stage"):
             pending = found.stage(record["pending_stage"]) if found else None
-            text += f", waiting for approval to enter {_stage_title(pending, record['pending_stage'])}"
-        return text
+            return Message("stage.state_pending", "{object} {id} is in stage {stage}, waiting for approval to enter "
+                           "{pending}", object=self.obj, id=record["id"], stage=title,
+                           pending=_stage_title(pending, record["pending_stage"]))
+        return Message("stage.state", "{object} {id} is in stage {stage}", object=self.obj, id=record["id"],
+                       stage=title)
 
     def refuse(self, record: Mapping[str, Any], action: str) -> Conflict:
-        return Conflict(f"{self.state(record)}: it cannot be {VERBS[action]}")
+        return Conflict(Message("pool.cannot", "{state}: it cannot be {verb}", state=self.state(record),
+                                verb=VERBS[action]))
 
     def require_open(self, record: Mapping[str, Any], action: str) -> None:
         if record.get("status") != OPEN:
@@ -136,7 +176,7 @@ class StagedBehavior:
 
     def done_tasks(self, record: Mapping[str, Any], stage: str) -> dict[str, dict]:
         """The completed tasks of `stage` ({task key: row}) among the record's inline task rows."""
-        return {t["task"]: t for t in record.get(TASKS, ()) if t["stage"] == stage
+        return {t["task"]: t for t in record.get(self.config.tasks, ()) if t["stage"] == stage
                 and t["sales_process"] == record.get("sales_process")}
 
     def missing(self, record: Mapping[str, Any], stage: Stage) -> dict[str, list[str]]:
@@ -144,19 +184,22 @@ class StagedBehavior:
         field: [message]} for each required field left empty."""
         done = self.done_tasks(record, stage.key)
         problems: dict[str, list[str]] = {}
-        tasks = [f"{t.key} ({t.label.zh}) is not done" for t in stage.tasks if t.required and t.key not in done]
+        tasks = [Message("stage.task_not_done", "{task} ({label}) is not done", task=t.key, label=t.label.zh)
+                 for t in stage.tasks if t.required and t.key not in done]
         if tasks:
             problems["tasks"] = tasks
         for name in stage.required_fields:
             if _blank(record.get(name)):
-                problems[name] = [f"is required to leave stage {stage.title()}"]
+                problems[name] = [Message("stage.required_to_leave", "is required to leave stage {stage}",
+                                          stage=stage.title(), label=stage.label.zh)]
         return problems
 
     def check_done(self, record: Mapping[str, Any], stage: Stage) -> None:
         problems = self.missing(record, stage)
         if problems:
             count = sum(len(m) for m in problems.values())
-            raise ValidationFailed(problems, f"stage {stage.title()} is not finished: {count} missing")
+            raise ValidationFailed(problems, Message("stage.not_finished", "stage {stage} is not finished: {count} "
+                                                     "missing", stage=stage.title(), count=count))
 
     # ---------------------------------------------------------------------------------- writes
 
@@ -176,7 +219,7 @@ class StagedBehavior:
         if conn.execute(stmt).rowcount == 0:
             latest = conn.execute(sa.select(self.table).where(self.table.c.id == int(current["id"]))).mappings().first()
             if latest is None:
-                raise NotFound(f"no {self.obj} with id {current['id']}")
+                raise NotFound(no_record(self.obj, current["id"]))
             raise self.refuse(from_row(self.ot, latest), action)
         fields = self.platform.metadata.objects[self.obj].fields
         logged = {k: v for k, v in values.items()
@@ -200,16 +243,17 @@ class StagedBehavior:
     def leave_stage(self, conn: sa.Connection, record_id: Any, left_to: str, user: str | None, at: datetime,
                     comment: str | None = None) -> None:
         """Close the record's open stage_history row: left now, to `left_to` (with the closing comment)."""
-        hot = self.platform.schema[HISTORY]
+        history_object = self.config.history
+        hot = self.platform.schema[history_object]
         ids = list(conn.execute(sa.select(hot.table.c.id).where(
-            hot.column("opportunity") == int(record_id), hot.column("left_at").is_(None))).scalars())
+            hot.column(self.config.parent_field) == int(record_id), hot.column("left_at").is_(None))).scalars())
         if not ids:
             return
         values = {"left_at": at, "left_to": left_to, **({"comment": comment} if comment else {})}
         conn.execute(sa.update(hot.table).where(hot.table.c.id.in_(ids)).values(
             {**to_row(hot, {**values, "updated_by": user, "updated_at": at}), "version": hot.table.c.version + 1}))
         history.write(conn, self.platform.schema.history, [
-            history.entry(HISTORY, i, "update", name, None, value, user, at)
+            history.entry(history_object, i, "update", name, None, value, user, at)
             for i in ids for name, value in values.items()])
 
     # -------------------------------------------------------------------------------- actions
@@ -225,16 +269,17 @@ class StagedBehavior:
             stage = self.stage_of(current, found)
             following = found.after(stage.key)
             if following is None:
-                raise Conflict(f"{self.state(current)}, the last stage of {found.name}: win it instead of advancing")
+                raise Conflict(Message("stage.last_stage", "{state}, the last stage of {process}: win it instead of "
+                                       "advancing", state=self.state(current), process=found.name))
             self.check_done(current, stage)
-            at = now()
+            at = self.platform.clock.now()
             if following.approval:
                 from .. import approvals  # the approval engine imports this module
 
                 record = self.write(conn, "advance", current, {"pending_stage": following.key}, user, at,
                                     self.where_unchanged(current))
                 approval_id = approvals.approvals(self.platform).start_stage(
-                    conn, self.obj, record, found.name, following, user, approvals.now())
+                    conn, self.obj, record, found.name, following, user, at)
                 return {"record": self.read(conn, record_id), "pending_stage": following.key,
                         "approval": dict(following.approval), "approval_id": str(approval_id)}
             record = self.enter(conn, "advance", current, following, user, at)
@@ -247,7 +292,7 @@ class StagedBehavior:
                             {"stage": stage.key, "probability": stage.probability, "pending_stage": None},
                             user, at, self.where_unchanged(current))
         self.leave_stage(conn, current["id"], stage.key, user, at)
-        open_stage_rows(self.records, conn, [record], user, at)
+        open_stage_rows(self.records, conn, self.obj, [record], user, at)
         return self.read(conn, current["id"])
 
     def complete_task(self, access, record_id: Any, key: str) -> dict:
@@ -260,17 +305,19 @@ class StagedBehavior:
             task = stage.task(key)
             if task is None:
                 keys = ", ".join(t.key for t in stage.tasks) or "none"
-                raise ValidationFailed({"task": [f"stage {stage.title()} has no task {key!r}; its tasks: {keys}"]})
+                raise ValidationFailed({"task": [Message("stage.unknown_task", "stage {stage} has no task {task!r}; "
+                                                         "its tasks: {tasks}", stage=stage.title(), task=key,
+                                                         tasks=keys)]})
             done = self.done_tasks(current, stage.key).get(key)
             if done is None:
-                at = now()
+                at = self.platform.clock.now()
                 # the conditional write locks the record: a concurrent completion of the same task waits here
                 self.write(conn, "complete_task", current, {}, user, at, self.where_unchanged(current),
                            note={"stage": stage.key, "task": key})
                 done = self.done_tasks(self.read(conn, record_id), stage.key).get(key)
                 if done is None:
-                    insert_rows(self.records, conn, TASKS, [{
-                        "opportunity": str(current["id"]), "sales_process": found.name, "stage": stage.key,
+                    insert_rows(self.records, conn, self.config.tasks, [{
+                        self.config.parent_field: str(current["id"]), "sales_process": found.name, "stage": stage.key,
                         "task": key, "completed_at": at, "completed_by": user, "owner": current.get("owner")}],
                         user, at)
                     record = self.read(conn, record_id)
@@ -289,10 +336,10 @@ class StagedBehavior:
             stage = self.stage_of(current, found)
             if action == "win":
                 if stage.key != found.last.key:
-                    raise Conflict(f"{self.state(current)}: it can be won only from the last stage "
-                                   f"{found.last.title()}")
+                    raise Conflict(Message("stage.win_from_last", "{state}: it can be won only from the last stage "
+                                           "{stage}", state=self.state(current), stage=found.last.title()))
                 self.check_done(current, stage)
-            at = now()
+            at = self.platform.clock.now()
             record = self.write(conn, action, current,
                                 {**values, "status": status, "pending_stage": None, "closed_at": at}, user, at,
                                 self.where_unchanged(current))
@@ -312,12 +359,14 @@ class StagedBehavior:
         current = self.read(conn, record_id)
         self.require_open(current, action)
         if not current.get("pending_stage"):
-            raise Conflict(f"{self.state(current)}, with no stage awaiting approval")
+            raise Conflict(Message("stage.nothing_pending", "{state}, with no stage awaiting approval",
+                                   state=self.state(current)))
         found = self.process_of(current)
         stage = found.stage(current["pending_stage"])
         if stage is None:
-            raise Conflict(f"{self.state(current)}, which {found.name} does not have")
-        at = now()
+            raise Conflict(Message("stage.pending_unknown", "{state}, which {process} does not have",
+                                   state=self.state(current), process=found.name))
+        at = self.platform.clock.now()
         if approved:
             return {"record": self.enter(conn, action, current, stage, user, at)}
         return {"record": self.write(conn, action, current, {"pending_stage": None}, user, at,
@@ -329,7 +378,7 @@ def _task_json(row: Mapping[str, Any]) -> dict:
             "completed_by": row["completed_by"]}
 
 
-def behavior_of(platform, obj: str = "opportunity") -> StagedBehavior:
+def behavior_of(platform, obj: str) -> StagedBehavior:
     """The sales_process behavior of `obj` on this platform (built on first use)."""
     key = f"{BEHAVIOR}:{obj}"
     if key not in platform.services:
@@ -337,13 +386,13 @@ def behavior_of(platform, obj: str = "opportunity") -> StagedBehavior:
     return platform.services[key]
 
 
-def approve_stage(platform, record_id: Any, *, user: str | None = None, obj: str = "opportunity") -> dict:
+def approve_stage(platform, obj: str, record_id: Any, *, user: str | None = None) -> dict:
     """Grant the record's stage approval outside the approval engine (an administrator's repair): it enters
     `pending_stage`, and the engine's waiting approval of it ends approved without a decision."""
     return _settle(platform, obj, record_id, user, approved=True)
 
 
-def reject_stage(platform, record_id: Any, *, user: str | None = None, obj: str = "opportunity") -> dict:
+def reject_stage(platform, obj: str, record_id: Any, *, user: str | None = None) -> dict:
     """Refuse the record's stage approval outside the approval engine: it stays in its stage."""
     return _settle(platform, obj, record_id, user, approved=False)
 
@@ -375,24 +424,34 @@ def insert_rows(records, conn: sa.Connection, obj: str, rows: list[dict], user: 
     return [str(i) for i in ids]
 
 
-def open_stage_rows(records, conn: sa.Connection, opportunities: list[Mapping[str, Any]], user: str | None,
+def open_stage_rows(records, conn: sa.Connection, obj: str, opened: list[Mapping[str, Any]], user: str | None,
                     at: datetime) -> None:
-    """A stage_history row entering each record's current stage, owned like the record."""
-    insert_rows(records, conn, HISTORY, [
-        {"opportunity": str(o["id"]), "sales_process": o["sales_process"], "stage": o["stage"], "entered_at": at,
-         "moved_by": user, "owner": o.get("owner")} for o in opportunities if o.get("stage")], user, at)
+    """A stage history row entering each record's current stage, owned like the record."""
+    config: SalesProcessConfig = config_of(records.metadata.objects[obj], BEHAVIOR)
+    insert_rows(records, conn, config.history, [
+        {config.parent_field: str(o["id"]), "sales_process": o["sales_process"], "stage": o["stage"],
+         "entered_at": at, "moved_by": user, "owner": o.get("owner")} for o in opened if o.get("stage")], user, at)
 
 
-def replace_stage_history(records, conn: sa.Connection, record_id: Any, rows: list[Mapping[str, Any]],
+def replace_stage_history(records, conn: sa.Connection, obj: str, record_id: Any, rows: list[Mapping[str, Any]],
                           user: str | None, at: datetime) -> None:
     """Replace a record's stage history by a known past (for loading deals with their history, e.g. the
     demo): `rows` give stage, entered_at, left_at, left_to and moved_by; process and owner are the record's."""
-    hot = records.schema[HISTORY]
-    record = records.get("opportunity", record_id, conn=conn)
-    conn.execute(sa.delete(hot.table).where(hot.column("opportunity") == int(record_id)))
-    insert_rows(records, conn, HISTORY, [
-        {**row, "opportunity": str(record_id), "sales_process": record["sales_process"], "owner": record["owner"]}
-        for row in rows], user, at)
+    config: SalesProcessConfig = config_of(records.metadata.objects[obj], BEHAVIOR)
+    hot = records.schema[config.history]
+    record = records.get(obj, record_id, conn=conn)
+    conn.execute(sa.delete(hot.table).where(hot.column(config.parent_field) == int(record_id)))
+    insert_rows(records, conn, config.history, [
+        {**row, config.parent_field: str(record_id), "sales_process": record["sales_process"],
+         "owner": record["owner"]} for row in rows], user, at)
+
+
+def complete_tasks(records, conn: sa.Connection, obj: str, rows: list[Mapping[str, Any]], user: str | None,
+                   at: datetime) -> None:
+    """Insert completed-task rows of `obj`'s records (for loading deals with their past, e.g. the demo): each
+    row gives its record under the behavior's `parent_field`, sales_process, stage, task, completed_at,
+    completed_by and owner."""
+    insert_rows(records, conn, config_of(records.metadata.objects[obj], BEHAVIOR).tasks, list(rows), user, at)
 
 
 # ------------------------------------------------------------------------------- on create / edit
@@ -416,8 +475,9 @@ def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[d
         if name:
             found = by_name.get(name)
             if found is None:
-                problems.setdefault("sales_process", []).append(
-                    f"no sales process {name!r}; one of: {', '.join(by_name) or 'none'}")
+                problems.setdefault("sales_process", []).append(Message(
+                    "stage.no_process", "no sales process {name!r}; one of: {known}", name=name,
+                    known=", ".join(by_name) or "none"))
                 continue
         else:
             found = pick(candidates, paths.get(str(record.get("owner")), []))
@@ -426,8 +486,9 @@ def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[d
             record["sales_process"] = found.name
         status = record.get("status") or OPEN
         if record.get("stage") is not None and found.stage(record["stage"]) is None:
-            problems.setdefault("stage", []).append(
-                f"no stage {record['stage']!r} in {found.name}; one of: {', '.join(s.key for s in found.stages)}")
+            problems.setdefault("stage", []).append(Message(
+                "stage.no_stage", "no stage {stage!r} in {process}; one of: {known}", stage=record["stage"],
+                process=found.name, known=", ".join(s.key for s in found.stages)))
             continue
         if status == OPEN:
             stage = found.stage(record.get("stage")) or found.first
@@ -439,8 +500,8 @@ def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[d
             record["closed_at"] = at
 
 
-def _opened(records, conn: sa.Connection, user: str | None, at: datetime, batch: list[dict]) -> None:
-    open_stage_rows(records, conn, [r for r in batch if (r.get("status") or OPEN) == OPEN], user, at)
+def _opened(records, conn: sa.Connection, obj: str, user: str | None, at: datetime, batch: list[dict]) -> None:
+    open_stage_rows(records, conn, obj, [r for r in batch if (r.get("status") or OPEN) == OPEN], user, at)
 
 
 def _guard_edit(ctx: hooks.HookContext) -> None:
@@ -450,19 +511,49 @@ def _guard_edit(ctx: hooks.HookContext) -> None:
             ctx.errors.setdefault(name, []).append(message)
 
 
-def _staged(obj) -> bool:
-    return BEHAVIOR in obj.behaviors
+def derived_sql(platform, obj: str, now: datetime) -> dict[str, sa.ColumnElement]:
+    """What a rule condition over a staged object may name besides its fields, as SQL as of `now`: the
+    record's process settings (`process.avg_cycle_days`, `process.close_reminder_days`, empty when the
+    process sets none; `process.stage_count`), `days_in_stage` (whole days since the current stage was
+    entered, from the open stage history row) and `days_to_close` (whole days from today until
+    `expected_close_date`, negative once it passed)."""
+    ot = platform.schema[obj]
+    config: SalesProcessConfig = config_of(ot.object, BEHAVIOR)
+    chosen = ot.column("sales_process")
+    defined = processes(platform.metadata, obj)
+
+    def setting(value_of) -> sa.ColumnElement:
+        values = {p.name: value_of(p) for p in defined if value_of(p) is not None}
+        if not values:
+            return sa.cast(sa.null(), sa.Numeric())
+        return sa.case({name: sa.literal(Decimal(v), sa.Numeric()) for name, v in values.items()},
+                       value=chosen, else_=sa.cast(sa.null(), sa.Numeric()))
+
+    today = sa.literal(now.date(), sa.Date())
+    history_table = platform.schema[config.history]
+    entered = (sa.select(sa.func.max(history_table.column("entered_at")))
+               .where(history_table.column(config.parent_field) == ot.table.c.id,
+                      history_table.column("left_at").is_(None))
+               .scalar_subquery())
+    values = {
+        "process.avg_cycle_days": setting(lambda p: p.avg_cycle_days),
+        "process.close_reminder_days": setting(lambda p: p.close_reminder_days),
+        "process.stage_count": setting(lambda p: len(p.stages)),
+        "days_in_stage": days_between(entered, today),
+    }
+    if "expected_close_date" in ot.columns:
+        values["days_to_close"] = days_between(today, ot.column("expected_close_date"))
+    return values
 
 
-hooks.register_hook("before_create", lambda ctx: _prepare(
-    ctx.records, ctx.conn, ctx.object, ctx.now, [ctx.after], [ctx.errors]), applies=_staged)
-hooks.register_hook("before_create_many", lambda ctx: _prepare(
-    ctx.records, ctx.conn, ctx.object, ctx.now, ctx.batch, ctx.batch_errors), applies=_staged)
-hooks.register_hook("after_create", lambda ctx: _opened(ctx.records, ctx.conn, ctx.user, ctx.now, [ctx.after]),
-                    applies=_staged)
-hooks.register_hook("after_create_many", lambda ctx: _opened(ctx.records, ctx.conn, ctx.user, ctx.now, ctx.batch),
-                    applies=_staged)
-hooks.register_hook("before_update", _guard_edit, applies=_staged)
+HOOKS: dict[str, hooks.Handler] = {
+    "before_create": lambda ctx: _prepare(ctx.records, ctx.conn, ctx.object, ctx.now, [ctx.after], [ctx.errors]),
+    "before_create_many": lambda ctx: _prepare(ctx.records, ctx.conn, ctx.object, ctx.now, ctx.batch,
+                                               ctx.batch_errors),
+    "after_create": lambda ctx: _opened(ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, [ctx.after]),
+    "after_create_many": lambda ctx: _opened(ctx.records, ctx.conn, ctx.object, ctx.user, ctx.now, ctx.batch),
+    "before_update": _guard_edit,
+}
 
 
 # ------------------------------------------------------------------------------ registration
@@ -505,12 +596,9 @@ def _open(platform, record: Mapping[str, Any]) -> bool:
     return record.get("status") == OPEN and not record.get("pending_stage")
 
 
-@actions.action_provider
 def staged_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
-    for obj in metadata.objects.values():
-        if BEHAVIOR not in obj.behaviors:
-            continue
+    for obj, _ in configured(metadata, BEHAVIOR):
         reason = obj.fields["lost_reason"]
         comment = actions.Param("comment", "long_text", Label("说明", "Comment"), required=True)
         specs = {
@@ -527,3 +615,7 @@ def staged_actions(metadata: Metadata) -> list[actions.Action]:
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), params,
                                         bulk=name != "complete_task", applies=_open))
     return found
+
+
+SALES_PROCESS = register_behavior(Behavior(BEHAVIOR, SCHEMA, SalesProcessConfig, _needs, staged_actions, HOOKS,
+                                           derived=derived_sql, panels=("pages/_stages.html",)))

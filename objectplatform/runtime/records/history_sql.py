@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..fieldtypes import type_named
 from ..storage.convert import JSON_TYPES, to_db
 from ..storage.tables import REFERENCE_TYPES
 from .history import jsonable
@@ -50,7 +51,7 @@ def json_of(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.Colum
         value = _iso_datetime(dialect, column)
     elif field_type == "boolean":
         value = sa.case((column.is_(True), "true"), else_="false")
-    elif field_type == "integer":
+    elif type_named(field_type).filter_kind == "integer":  # integer, rating: a JSON number
         value = sa.cast(column, TEXT)
     else:  # text, picklist, date, numbers (as strings, like Decimal's jsonable)
         value = _quoted(dialect, column)

@@ -25,13 +25,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import ObjectDef
 
-from ..errors import ValidationFailed
+from ..errors import Message, ValidationFailed
 from . import hooks
 
 MASK = "****"
 PHONE_KEPT = 7  # a phone longer than this keeps its first 3 and last 4 characters
-READ_ONLY = "your role may read this field but not change it"
-NOT_SEEN = "your role may not see or change this field"
+READ_ONLY = Message("permission.field_read_only", "your role may read this field but not change it")
+NOT_SEEN = Message("permission.field_hidden", "your role may not see or change this field")
 
 
 @dataclass(frozen=True)

@@ -30,30 +30,19 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.metadata.expressions import Expression, ExpressionError, parse
-from objectplatform.runtime.errors import BadRequest
+from objectplatform.runtime.errors import BadRequest, Message
 from objectplatform.runtime.expressions_sql import to_sql
 
-from ..storage.convert import JSON_TYPES, field_type, from_row, to_db
-from ..storage.tables import MULTI_TYPES, REFERENCE_TYPES, ObjectTable, Schema, sort_keys
+from ..fieldtypes import type_named
+from ..storage.convert import field_type, from_row, to_db
+from ..storage.tables import ObjectTable, Schema, sort_keys
 from .formulas import Formulas
 from .masking import FieldMask
 
 MAX_LIMIT = 500
 MAX_ID = 2**63 - 1
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "isnull")
-TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "picklist", "auto_number"})
-FILTER_KINDS = {
-    **dict.fromkeys(TEXT_TYPES, "text"),
-    "integer": "integer",
-    **dict.fromkeys(("number", "currency", "percent"), "decimal"),
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "datetime",
-    **dict.fromkeys(REFERENCE_TYPES, "reference"),
-    **dict.fromkeys(MULTI_TYPES, "list"),
-    "attachment": "file",
-    "geolocation": "geo",
-}
+# filter kinds (a field type's `filter_kind`) and the operators that apply to each
 _ORDERED = frozenset({"text", "integer", "decimal", "date", "datetime", "reference"})
 _SCALAR = _ORDERED | {"boolean"}
 APPLIES = {"eq": _SCALAR, "ne": _SCALAR, "in": _SCALAR, "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED,
@@ -64,8 +53,20 @@ COMPARE: dict[str, Callable[[Any, Any], ColumnElement]] = {
 }
 
 
+def operators(kind: str) -> tuple[str, ...]:
+    """The operators a field of filter `kind` takes, in the order of OPERATORS (isnull applies to all)."""
+    return tuple(op for op in OPERATORS if op == "isnull" or kind in APPLIES[op])
+
+
+NUL = Message("value.nul", "must not contain NUL characters")
+NOT_A_CURSOR = Message("query.bad_cursor", "is not a cursor from this list")
+
+
 class InvalidFilter(Exception):
-    """A bad parameter value; the message goes under the parameter's name."""
+    """A bad parameter value; its message (a Message, which str() gives back) goes under the parameter's name."""
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ def list_page(
         digest = _digest(obj_name, keys, filters, q)
         after = check("cursor", lambda: _after(keys, _decode(cursor, keys, digest), conn.dialect.name))
     if errors:
-        raise BadRequest("; ".join(f"{p}: {m}" for p, msgs in errors.items() for m in msgs), errors)
+        raise BadRequest(Message("request.bad_parameters", "{problems}",
+                                 problems="; ".join(f"{p}: {m}" for p, msgs in errors.items() for m in msgs)), errors)
 
     table = ot.table
     stmt = (
@@ -186,20 +188,20 @@ def _field(ot: ObjectTable, name: str, now: datetime) -> _Field:
     """The filterable/sortable field `name` of the object (system fields included); InvalidFilter if none."""
     f = ot.object.fields.get(name)
     if name not in ot.columns and (f is None or f.type != "formula"):
-        raise InvalidFilter(f"unknown field '{name}'")
-    if f is not None and f.type == "password":
-        raise InvalidFilter(f"unknown field '{name}'")
-    type_name = field_type(ot, name)
+        raise InvalidFilter(Message("query.unknown_field", "unknown field '{field}'", field=name))
+    type_ = type_named(field_type(ot, name))
+    if not type_.readable:
+        raise InvalidFilter(Message("query.unknown_field", "unknown field '{field}'", field=name))
     columns = ot.columns.get(name)
     if columns is None:  # a formula computed on read: filter and sort on its SQL translation
         try:
             sql = to_sql(_expression(f.expression), _sql_columns(ot), now)
         except (ExpressionError, KeyError) as e:
-            raise InvalidFilter(f"formula field '{name}' cannot be computed by the database ({e})") from None
-        return _Field(name, type_name, FILTER_KINDS[type_name], sql, True, False)
+            raise InvalidFilter(Message("query.formula_not_sql", "formula field '{field}' cannot be computed by the "
+                                        "database ({error})", field=name, error=str(e))) from None
+        return _Field(name, type_.name, type_.filter_kind_of(None), sql, True, False)
     column = ot.table.c[columns[0]]
-    kind = _rollup_kind(column.type) if type_name == "rollup" else FILTER_KINDS[type_name]
-    return _Field(name, type_name, kind, column, column.nullable, True)
+    return _Field(name, type_.name, type_.filter_kind_of(column), column, column.nullable, True)
 
 
 def _sql_columns(ot: ObjectTable) -> dict[str, sa.Column]:
@@ -207,21 +209,13 @@ def _sql_columns(ot: ObjectTable) -> dict[str, sa.Column]:
     return {
         name: ot.table.c[cols[0]]
         for name, cols in ot.columns.items()
-        if len(cols) == 1 and field_type(ot, name) not in JSON_TYPES | {"password"}
+        if len(cols) == 1 and not ot.types[name].json and ot.types[name].readable
     }
-
-
-def _rollup_kind(type_: sa.types.TypeEngine) -> str:
-    for cls, kind in ((sa.Integer, "integer"), (sa.Numeric, "decimal"), (sa.DateTime, "datetime"),
-                      (sa.Date, "date")):
-        if isinstance(type_, cls):
-            return kind
-    return "text"
 
 
 def _integer(text: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", text) or abs(int(text)) > MAX_ID:
-        raise InvalidFilter(f"'{text}' is not a whole number")
+        raise InvalidFilter(Message("query.not_whole_number", "'{value}' is not a whole number", value=text))
     return int(text)
 
 
@@ -231,7 +225,7 @@ def _decimal(text: str) -> Decimal:
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite() or value.adjusted() > 40:
-        raise InvalidFilter(f"'{text}' is not a number")
+        raise InvalidFilter(Message("query.not_number", "'{value}' is not a number", value=text))
     return value
 
 
@@ -239,7 +233,7 @@ def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InvalidFilter(f"'{text}' is not a date (YYYY-MM-DD)") from None
+        raise InvalidFilter(Message("query.not_date", "'{value}' is not a date (YYYY-MM-DD)", value=text)) from None
 
 
 def _datetime(text: str) -> datetime:
@@ -247,20 +241,21 @@ def _datetime(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidFilter(f"'{text}' is not a date-time (ISO 8601)") from None
+        raise InvalidFilter(Message("query.not_datetime", "'{value}' is not a date-time (ISO 8601)",
+                                    value=text)) from None
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _boolean(text: str) -> bool:
     value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())
     if value is None:
-        raise InvalidFilter(f"'{text}' is not true or false")
+        raise InvalidFilter(Message("query.not_boolean", "'{value}' is not true or false", value=text))
     return value
 
 
 def _reference(text: str) -> int:
     if not re.fullmatch(r"\d+", text) or int(text) > MAX_ID:
-        raise InvalidFilter(f"'{text}' is not a record id")
+        raise InvalidFilter(Message("query.not_record_id", "'{value}' is not a record id", value=text))
     return int(text)
 
 
@@ -277,19 +272,23 @@ def _filter(ot: ObjectTable, param: str, raw: str, dialect: str, now: datetime,
             mask: FieldMask | None = None) -> ColumnElement[bool]:
     """One `field__op=value` query parameter as a condition."""
     if "\x00" in raw:
-        raise InvalidFilter("must not contain NUL characters")
+        raise InvalidFilter(NUL)
     name, sep, op = param.rpartition("__")
     if not sep:
         name, op = param, "eq"
     field = _field(ot, name, now)
     if mask is not None and not mask.visible(name):
-        raise InvalidFilter(f"cannot filter on field '{name}': it is hidden from your role")
+        raise InvalidFilter(Message("query.hidden_filter",
+                                    "cannot filter on field '{field}': it is hidden from your role", field=name))
     if op not in OPERATORS:
-        raise InvalidFilter(f"unknown operator '{op}' (use one of {', '.join(OPERATORS[1:])})")
+        raise InvalidFilter(Message("query.unknown_operator", "unknown operator '{operator}' (use one of {operators})",
+                                    operator=op, operators=", ".join(OPERATORS[1:])))
     if op == "isnull":
         return field.sql.is_(None) if _boolean(raw) else field.sql.is_not(None)
     if field.kind not in APPLIES[op]:
-        raise InvalidFilter(f"operator '{op}' does not apply to {field.type} field '{name}'")
+        raise InvalidFilter(Message("query.operator_type",
+                                    "operator '{operator}' does not apply to {type} field '{field}'",
+                                    operator=op, type=field.type, field=name))
     if op == "contains":
         if field.kind == "list":  # JSON text: find the value's JSON string, quotes included
             token = to_db(field.type, [raw])[1:-1]
@@ -313,17 +312,17 @@ def escape_like(text: str) -> str:
 def _searchable(obj: ObjectDef) -> tuple[str, ...]:
     """The fields `q` searches: those marked searchable, else the title field when it is text."""
     return obj.searchable_fields or tuple(
-        n for n in (obj.title_field,) if n in obj.fields and FILTER_KINDS.get(obj.fields[n].type) == "text")
+        n for n in (obj.title_field,) if n in obj.fields and type_named(obj.fields[n].type).searchable)
 
 
 def _search(ot: ObjectTable, q: str, mask: FieldMask | None = None) -> ColumnElement[bool]:
     """`q` as a case-insensitive substring of any searchable field the caller may see."""
     obj = ot.object
     if "\x00" in q:
-        raise InvalidFilter("must not contain NUL characters")
+        raise InvalidFilter(NUL)
     names = _searchable(obj)
     if not names:
-        raise InvalidFilter(f"{obj.name} has no searchable fields")
+        raise InvalidFilter(Message("query.not_searchable", "{object} has no searchable fields", object=obj.name))
     names = tuple(n for n in names if mask is None or mask.visible(n))
     if not names:
         return sa.false()
@@ -337,7 +336,7 @@ def _search(ot: ObjectTable, q: str, mask: FieldMask | None = None) -> ColumnEle
 def _limit(limit: int | str) -> int:
     text = str(limit)
     if isinstance(limit, bool) or not re.fullmatch(r"\d+", text) or not 1 <= int(text) <= MAX_LIMIT:
-        raise InvalidFilter(f"must be a whole number from 1 to {MAX_LIMIT}")
+        raise InvalidFilter(Message("query.bad_limit", "must be a whole number from 1 to {max}", max=MAX_LIMIT))
     return int(text)
 
 
@@ -348,21 +347,24 @@ def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime, mask: FieldMask
     items = [item.strip() for item in (sort or "").split(",") if item.strip()]
     hidden = [item.removeprefix("-") for item in items if mask is not None and not mask.visible(item.removeprefix("-"))]
     if hidden:
-        raise InvalidFilter(f"cannot sort on field '{hidden[0]}': it is hidden from your role")
+        raise InvalidFilter(Message("query.hidden_sort", "cannot sort on field '{field}': it is hidden from your role",
+                                    field=hidden[0]))
     if not items:
         items = [item for item in (ot.object.list_view.sort if ot.object.list_view else ("-created_at",))
                  if mask is None or mask.visible(item.removeprefix("-"))]
     names = [item.removeprefix("-") for item in items]
     for name in names:
         if names.count(name) > 1:
-            raise InvalidFilter(f"'{name}' is given more than once")
+            raise InvalidFilter(Message("query.repeated_sort", "'{field}' is given more than once", field=name))
     fields = {name: _field(ot, name, now) for name in names}
     fields.setdefault("id", _field(ot, "id", now))
     for field in fields.values():
         if not field.stored:  # no index could serve it, and its SQL value may not round-trip through a cursor
-            raise InvalidFilter(f"cannot sort on formula field '{field.name}': it is computed on read (not stored)")
+            raise InvalidFilter(Message("query.formula_sort", "cannot sort on formula field '{field}': it is computed "
+                                        "on read (not stored)", field=field.name))
         if field.kind not in _SCALAR:
-            raise InvalidFilter(f"cannot sort on {field.type} field '{field.name}'")
+            raise InvalidFilter(Message("query.sort_type", "cannot sort on {type} field '{field}'", type=field.type,
+                                        field=field.name))
     keys = sort_keys(ot.object, items)
     return [_Key(fields[name], descending) for name, descending in keys]
 
@@ -406,11 +408,12 @@ def _decode(cursor: str, keys: list[_Key], digest: str) -> list[Any]:
         values = [_untag(v) for v in data["k"]]
         matches = data["h"] == digest
     except (binascii.Error, ArithmeticError, ValueError, TypeError, KeyError, AttributeError):
-        raise InvalidFilter("is not a cursor from this list") from None
+        raise InvalidFilter(NOT_A_CURSOR) from None
     if not matches:
-        raise InvalidFilter("does not match this query (its sort, filters or search changed)")
+        raise InvalidFilter(Message("query.stale_cursor",
+                                    "does not match this query (its sort, filters or search changed)"))
     if len(values) != len(keys) or not all(map(_fits, keys, values)):
-        raise InvalidFilter("is not a cursor from this list")
+        raise InvalidFilter(NOT_A_CURSOR)
     return values
 
 

@@ -27,7 +27,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from objectplatform.metadata.expressions import parse
 
 from .. import lifecycles
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..derived import per_metadata
+from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import ObjectTable
@@ -45,6 +46,7 @@ DERIVED_TYPES = frozenset({"formula", "rollup"})  # recomputed, so not written t
 PENDING_PARENT = "1"  # stands in for the parent's id while inline child lines are validated
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+)")
 Errors = dict[str, list[str]]
+validators_of = per_metadata(build_validators)  # shared by the platforms opened on one Metadata
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Records:
         self.schema = platform.schema
         self.metadata = platform.metadata
         self.attachments: Path = platform.settings.attachments_path
-        self.validators = build_validators(self.metadata)
+        self.validators = validators_of(self.metadata)
         self.formulas = {name: Formulas(obj) for name, obj in self.metadata.objects.items()}
         self.rollups = Rollups(self.metadata, self.schema, self.formulas)
         self.rollups.records = self
@@ -163,7 +165,7 @@ class Records:
 
     def _table(self, obj: str) -> ObjectTable:
         if obj not in self.schema.objects:
-            raise NotFound(f"unknown object {obj}")
+            raise NotFound(Message("object.unknown", "unknown object {object}", object=obj))
         return self.schema[obj]
 
     # ------------------------------------------------------------------------------------ reads
@@ -178,7 +180,7 @@ class Records:
         with self._reading(conn) as c:
             record = self._read(c, ot, id, where=where)
             if record is None:
-                raise NotFound(f"no {obj} with id {id}")
+                raise NotFound(no_record(obj, id))
             return record if seen_by is None else self.masked(obj, record, seen_by)
 
     def masked(self, obj: str, record: Mapping[str, Any], access) -> dict:
@@ -228,12 +230,12 @@ class Records:
         ot = self._table(obj)
         record_id = _record_id(id)
         if record_id is None:
-            raise NotFound(f"no {obj} with id {id}")
+            raise NotFound(no_record(obj, id))
         with self._reading(conn) as c:
             if where is not None and c.execute(
                 sa.select(ot.table.c.id).where(ot.table.c.id == record_id, where)
             ).first() is None:
-                raise NotFound(f"no {obj} with id {id}")
+                raise NotFound(no_record(obj, id))
             entries = history.read(c, self.schema.history, obj, record_id)
             if seen_by is None:
                 return entries
@@ -282,7 +284,7 @@ class Records:
                 value = row.get(name)
                 for item in value if isinstance(value, list) else [value] if value is not None else []:
                     if int(item) not in existing[target]:
-                        errors.setdefault(name, []).append(f"no {target} with id {item}")
+                        errors.setdefault(name, []).append(no_record(target, item))
             result.append(errors)
         return result
 
@@ -290,7 +292,7 @@ class Records:
                        own_ids: list[int | None]) -> list[Errors]:
         """Per row, unique values already used by another record or by an earlier row of `rows`."""
         result: list[Errors] = [{} for _ in rows]
-        message = f"already used by another {ot.object.name}"
+        message = Message("record.unique", "already used by another {object}", object=ot.object.name)
         for f in ot.object.fields.values():
             if not f.unique or f.name not in ot.columns:
                 continue
@@ -337,7 +339,7 @@ class Records:
             return None
         obj, column = found
         name = next((f for f, cols in self.schema[obj].columns.items() if cols == (column,)), column)
-        return ValidationFailed({name: [f"already used by another {obj}"]})
+        return ValidationFailed({name: [Message("record.unique", "already used by another {object}", object=obj)]})
 
     # ----------------------------------------------------------------------------------- writes
 
@@ -365,7 +367,7 @@ class Records:
             if child in own:
                 items = own.pop(child)
                 if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-                    errors[child] = ["must be a list of records"]
+                    errors[child] = [Message("record.lines_not_a_list", "must be a list of records")]
                 else:
                     lines[child] = (via, items)
         return own, lines
@@ -461,15 +463,15 @@ class Records:
         `locked`), then the other field errors (422)."""
         ot = self._table(obj)
         if version is None and not system:
-            raise ValidationFailed({"version": ["required"]})
+            raise ValidationFailed({"version": [Message("value.missing", "required")]})
         if version is not None and _record_id(version) is None:
-            raise ValidationFailed({"version": ["must be a whole number"]})
+            raise ValidationFailed({"version": [Message("value.not_whole_number", "must be a whole number")]})
         saved: list[Path] = []
         with self._writing(conn, saved) as c:
             now = datetime.now(UTC)
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
-                raise NotFound(f"no {obj} with id {id}")
+                raise NotFound(no_record(obj, id))
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
             changed = [] if system else self.validators[obj].changed(data, current)
@@ -507,10 +509,11 @@ class Records:
             return self._read(c, ot, current["id"])
 
     def _conflict(self, ot: ObjectTable, current: Mapping[str, Any], version: Any) -> Conflict:
-        by = current["updated_by"] or "the system"
+        by = current["updated_by"] or Message("record.the_system", "the system")
         at = current["updated_at"].isoformat(timespec="seconds")
-        return Conflict(f"{ot.object.name} {current['id']} was changed by {by} at {at}; reload it "
-                        f"(your version {version}, current {current['version']})")
+        return Conflict(Message("record.stale_version", "{object} {id} was changed by {by} at {at}; reload it "
+                                "(your version {version}, current {current})", object=ot.object.name,
+                                id=current["id"], by=by, at=at, version=version, current=current["version"]))
 
     def _prepare_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
                         data: Mapping[str, Any], user: str | None, now: datetime, system: bool,
@@ -546,7 +549,7 @@ class Records:
         if updated == 0:
             latest = self._read(conn, ot, current["id"])
             if latest is None:
-                raise NotFound(f"no {obj} with id {current['id']}")
+                raise NotFound(no_record(obj, current["id"]))
             raise self._conflict(ot, latest, expected)
         logged = {name: (self._logged(ot, name, current), self._logged(ot, name, record))
                   for name in changes if ot.object.fields[name].type not in DERIVED_TYPES}
@@ -571,8 +574,9 @@ class Records:
             if "id" in item:
                 line = existing.get(str(item["id"]))
                 if line is None:
-                    errors.setdefault(f"{prefix}id", []).append(
-                        f"no {child} with id {item['id']} in this {cot.object.fields[via].to}")
+                    errors.setdefault(f"{prefix}id", []).append(Message(
+                        "record.no_such_line", "no {object} with id {id} in this {parent}", object=child,
+                        id=item["id"], parent=cot.object.fields[via].to))
                     continue
                 kept.add(line["id"])
                 record, changes, line_errors = self._prepare_change(conn, cot, line, data, user, now, system,
@@ -594,7 +598,7 @@ class Records:
         with self._writing(conn, []) as c:
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
-                raise NotFound(f"no {obj} with id {id}")
+                raise NotFound(no_record(obj, id))
             self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
             self._delete(c, ot, current, user, datetime.now(UTC))
 

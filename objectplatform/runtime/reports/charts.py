@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
+from objectplatform.metadata import Chart
+
 from .run import ReportResult
 
 WIDTH, HEIGHT = 720, 360
@@ -40,11 +42,11 @@ def value_text(result: ReportResult, key: str, value: Any, lang: str) -> str:
 
 def draw(result: ReportResult, lang: str = "zh") -> str:
     """The report's chart (its template's `chart`, else bars of every measure by the first dimension)."""
-    spec = dict(result.chart or {})
-    kind = spec.get("type", "bar")
+    spec = result.chart or Chart("bar")
+    kind = spec.type
     dims = [c.key for c in result.dimensions]
-    measures = spec.get("measures") or [c.key for c in result.measures]
-    dimension = spec.get("dimension") or (dims[0] if dims else None)
+    measures = list(spec.measures) or [c.key for c in result.measures]
+    dimension = spec.dimension or (dims[0] if dims else None)
     labels = {c.key: c.label.get(lang) for c in result.columns}
     if kind == "stacked_bar" and len(dims) > 1:  # stack the other dimension's values
         other = next(d for d in dims if d != dimension)

@@ -11,7 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..records.query import APPLIES, CONVERT, FILTER_KINDS, OPERATORS, InvalidFilter, compare
+from ..fieldtypes import type_named
+from ..records.query import APPLIES, CONVERT, OPERATORS, InvalidFilter, compare
 from .buckets import ORG_OFFSET_HOURS
 
 DATE_RANGES = ("today", "this_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year",
@@ -27,7 +28,7 @@ def split(name: str) -> tuple[str, str]:
 
 def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: datetime) -> ColumnElement[bool]:
     """The condition `column op value` for a field of `type_name`; InvalidFilter names what is wrong."""
-    kind = FILTER_KINDS.get(type_name, "decimal" if type_name == "rollup" else "text")
+    kind = type_named(type_name).filter_kind
     if kind in ("date", "datetime") and op == "eq" and (isinstance(value, Mapping) or value in DATE_RANGES):
         bounds = []
         for day, method in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):

@@ -20,8 +20,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Definition, Label
+from objectplatform.metadata import Chart, Label, Report, SalesProcess
 
+from ..behaviors.registry import config_of
 from ..errors import ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
@@ -32,8 +33,6 @@ from .filters import ORG_OFFSET, date_range
 from .masking import report_mask
 from .paths import resolve
 from .run import Column, ReportResult, _conditions, _scene_owners, _scope
-
-HISTORY = "stage_history"
 
 OPEN = "open"
 CENTS = Decimal("0.01")
@@ -50,12 +49,12 @@ COLUMNS = (
 )
 
 
-def processes(metadata, obj: str) -> list[Definition]:
+def processes(metadata, obj: str) -> list[SalesProcess]:
     """The sales processes of `obj`, in the order the metadata defines them."""
     return [d for d in metadata.flows.values() if d.kind == "sales_process" and d.object == obj]
 
 
-def run_funnel(platform, report: Definition, *, access: Access | None, filters: Mapping[str, Any] | None,
+def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapping[str, Any] | None,
                scene: str | None, now: datetime | None) -> ReportResult:
     """The funnel of the process named by the `sales_process` filter (the first process when none is named)."""
     metadata, base = platform.metadata, report.object
@@ -70,10 +69,10 @@ def run_funnel(platform, report: Definition, *, access: Access | None, filters: 
     filters["sales_process"] = process.name
     own_filters = dict(filters)  # owner, department, ...: the stage history follows them through its opportunity
     filters["status"] = OPEN
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or platform.clock.now()).astimezone(UTC)
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
-        where = _conditions(platform, report, filters, scene or report.data.get("scene", "all"), access, now, conn)
+        where = _conditions(platform, report, filters, scene or report.scene, access, now, conn)
         opportunities = None
         if set(own_filters) - {"sales_process"}:  # of any status: closed ones have their history too
             joins = Joins(platform.schema, base, mask)
@@ -83,15 +82,15 @@ def run_funnel(platform, report: Definition, *, access: Access | None, filters: 
         stage = Dimension("stage", resolve(metadata, base, "stage"))
         measures = [Measure("count", "count"), Measure("amount", "sum", resolve(metadata, base, "amount"))]
         found = {row["stage"]: row for row in conn.execute(compiler.statement([stage], measures)).mappings()}
-        history, win_rate = _history(platform, process, period, access, scene or report.data.get("scene", "all"),
-                                     now, conn, opportunities)
+        history, win_rate = _history(platform, process, period, access, scene or report.scene, now, conn,
+                                     opportunities)
     rows = []
-    for spec in process.data["stages"]:
-        row = found.get(spec["key"], {"count": 0, "amount": Decimal(0)})
-        probability = Decimal(str(spec["probability"]))
+    for step in process.stages:
+        row = found.get(step.key, {"count": 0, "amount": Decimal(0)})
+        probability = step.probability
         amount = Decimal(row["amount"] or 0).quantize(CENTS)
-        entered, moved_on, days = history.get(spec["key"], (0, 0, None))
-        rows.append({"stage": spec["key"], "count": int(row["count"]), "amount": amount,
+        entered, moved_on, days = history.get(step.key, (0, 0, None))
+        rows.append({"stage": step.key, "count": int(row["count"]), "amount": amount,
                      "probability": probability,
                      "weighted_amount": (amount * probability / 100).quantize(CENTS),
                      "entered": entered, "conversion_rate": _percent(moved_on, entered),
@@ -105,7 +104,7 @@ def run_funnel(platform, report: Definition, *, access: Access | None, filters: 
     columns = [Column(key, label, kind) for key, label, kind in COLUMNS]
     stage_labels = value_labels(metadata, metadata.objects[base], "stage", process.name)
     return ReportResult(report.name, report.label, columns, rows, totals, columns[:1], columns[1:],
-                        report.data.get("chart") or {"type": "funnel", "measures": ["count"]},
+                        report.chart or Chart("funnel", ("count",)),
                         value_labels={"stage": stage_labels})
 
 
@@ -113,22 +112,24 @@ def _percent(part: int, whole: int) -> Decimal | None:
     return None if not whole else (Decimal(part) * 100 / whole).quantize(CENTS)
 
 
-def _history(platform, process: Definition, period: Any, access: Access | None, scene: str, now: datetime,
+def _history(platform, process: SalesProcess, period: Any, access: Access | None, scene: str, now: datetime,
              conn: sa.Connection, opportunities: sa.Select | None = None
              ) -> tuple[dict[str, tuple[int, int, Any]], Decimal | None]:
     """{stage: (entered, left to the next stage, average days in it)} for the stages entered in `period`,
     and the win rate of the stage rows closed (left to won or lost) in it; only the history of
     `opportunities` (a select of their ids) when given."""
-    if HISTORY not in platform.schema.objects:
+    staged = platform.metadata.objects[process.object]
+    if "sales_process" not in staged.behaviors:
         return {}, None
-    ot = platform.schema[HISTORY]
+    config = config_of(staged, "sales_process")
+    ot = platform.schema[config.history]
     table = ot.table
-    stages = [s["key"] for s in process.data["stages"]]
+    stages = [s.key for s in process.stages]
     following = {stage: nxt for stage, nxt in zip(stages, [*stages[1:], "won"], strict=True)}
     where = [ot.column("sales_process") == process.name]
     if opportunities is not None:
-        where.append(ot.column("opportunity").in_(opportunities))
-    scope = _scope(access)(HISTORY, table)
+        where.append(ot.column(config.parent_field).in_(opportunities))
+    scope = _scope(access)(config.history, table)
     if scope is not None:
         where.append(scope)
     owners = _scene_owners(platform, scene, access, conn)

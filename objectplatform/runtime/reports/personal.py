@@ -27,12 +27,11 @@ import sqlalchemy as sa
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from objectplatform.metadata import Definition, Metadata, Source, build_definition, check_definition
+from objectplatform.metadata import Metadata, Report, Source, build_definition, check_definition, plain
 
 from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
-from ..storage.convert import now as current_time
 from ..storage.engine import reading
 from .compile import Joins, column_name
 from .filters import condition, split
@@ -53,12 +52,12 @@ class PersonalReport:
 
     id: str
     owner: str
-    definition: Definition
+    definition: Report
     created_at: datetime
     updated_at: datetime
 
 
-def is_personal(report: Definition) -> bool:
+def is_personal(report: Report) -> bool:
     return report.source.file == SOURCE
 
 
@@ -114,7 +113,7 @@ def _storage_problems(platform, data: dict[str, Any]) -> dict[str, list[str]]:
                 column_name(schema, path.object, path.field)
             except BadRequest as e:
                 problems.setdefault(f"measures[{i}].field", []).append(e.message)
-    moment = datetime.now(UTC)
+    moment = platform.clock.now()
     for name, value in data.get("filters", {}).items():
         text, op = split(name)
         try:
@@ -125,13 +124,9 @@ def _storage_problems(platform, data: dict[str, Any]) -> dict[str, list[str]]:
     return problems
 
 
-def unsaved(checked: Mapping[str, Any]) -> Definition:
+def unsaved(checked: Mapping[str, Any]) -> Report:
     """A checked definition as the engine runs it before it is saved (the builder's Run)."""
-    return _definition(checked, Source(SOURCE))
-
-
-def _definition(data: Mapping[str, Any], source: Source) -> Definition:
-    return build_definition(data, source)
+    return build_definition(checked, Source(SOURCE))
 
 
 # ------------------------------------------------------------------------------------------- storing
@@ -156,18 +151,18 @@ def get(platform, access: Access, name: str) -> PersonalReport | None:
     return _from_row(row) if row else None
 
 
-def find(platform, access: Access | None, name: str) -> Definition:
+def find(platform, access: Access | None, name: str) -> Report:
     """The report `name` for the caller: their personal report of that name, else the shipped one. A personal
     report is checked again, so one a metadata change broke says what no longer resolves (ValidationFailed)."""
     if access is not None:
         personal = get(platform, access, name)
         if personal is not None:
-            check(platform, personal.definition.data)
+            check(platform, plain(personal.definition.document))
             return personal.definition
     return definition(platform.metadata, name)
 
 
-def listed(platform, access: Access | None) -> list[Definition]:
+def listed(platform, access: Access | None) -> list[Report]:
     """The reports the caller may run: the shipped ones (unless a personal one of theirs has the name), then
     their personal ones, each group by name."""
     shipped = available(platform.metadata, access)
@@ -181,12 +176,12 @@ def listed(platform, access: Access | None) -> list[Definition]:
 def create(platform, access: Access, data: Any) -> PersonalReport:
     """Save `data` as a new personal report of the caller; ValidationFailed when a name is taken."""
     checked = check(platform, data, access)
-    table, at = platform.schema.reports, _now()
+    table, at = platform.schema.reports, _stamp(platform)
     with platform.engine.begin() as conn:
         _name_free(platform, conn, access, checked["name"])
         id_ = conn.execute(table.insert().values(owner=int(access.user_id), **_columns(checked), created_at=at,
                                                  updated_at=at)).inserted_primary_key[0]
-    return PersonalReport(str(id_), access.user_id, _definition(checked, Source(SOURCE, int(id_))), at, at)
+    return PersonalReport(str(id_), access.user_id, build_definition(checked, Source(SOURCE, int(id_))), at, at)
 
 
 def update(platform, access: Access, name: str, data: Any) -> PersonalReport:
@@ -194,12 +189,12 @@ def update(platform, access: Access, name: str, data: Any) -> PersonalReport:
     current = editable(platform, access, name)
     data = {"name": name, **data} if isinstance(data, Mapping) else data
     checked = check(platform, data, access)
-    table, at = platform.schema.reports, _now()
+    table, at = platform.schema.reports, _stamp(platform)
     with platform.engine.begin() as conn:
         if checked["name"] != name:
             _name_free(platform, conn, access, checked["name"])
         conn.execute(table.update().where(table.c.id == int(current.id)).values(**_columns(checked), updated_at=at))
-    return PersonalReport(current.id, current.owner, _definition(checked, current.definition.source),
+    return PersonalReport(current.id, current.owner, build_definition(checked, current.definition.source),
                           current.created_at, at)
 
 
@@ -239,22 +234,23 @@ def _columns(checked: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_row(row: Mapping[str, Any]) -> PersonalReport:
     data = json.loads(row["definition"])
-    return PersonalReport(str(row["id"]), str(row["owner"]), _definition(data, Source(SOURCE, int(row["id"]))),
+    return PersonalReport(str(row["id"]), str(row["owner"]), build_definition(data, Source(SOURCE, int(row["id"]))),
                           row["created_at"], row["updated_at"])
 
 
-def _now() -> datetime:
-    return current_time().astimezone(UTC).replace(tzinfo=None)
+def _stamp(platform) -> datetime:
+    """The platform's time as the reports table stores it (UTC, naive)."""
+    return platform.clock.now().astimezone(UTC).replace(tzinfo=None)
 
 
 # ------------------------------------------------------------------------------------------- exporting
 
 
-def as_yaml(report: Definition, note: str | None = None) -> str:
+def as_yaml(report: Report, note: str | None = None) -> str:
     """The definition as a `report_templates/` file: block style at the top, one flow mapping per dimension,
     measure and filter, Chinese as it is; `note` becomes a comment on top."""
     out = CommentedMap()
-    data = {"kind": "report", **report.data}
+    data = {"kind": "report", **plain(report.document)}
     for key in sorted(data, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
         out[key] = _flow(data[key], top=key)
     if note:

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from objectplatform.metadata import Definition, Label, Metadata
+from objectplatform.metadata import Chart, Label, Metadata, Report, ReportDimension, ReportMeasure
 
 from ..errors import BadRequest, NotFound, ValidationFailed
 from ..permissions import Access, Org
@@ -67,63 +67,56 @@ class ReportResult:
     totals: dict[str, Any] | None
     dimensions: list[Column] = field(default_factory=list)
     measures: list[Column] = field(default_factory=list)
-    chart: Mapping[str, Any] | None = None
+    chart: Chart | None = None
     value_labels: dict[str, dict[Any, Label]] = field(default_factory=dict)  # key -> value -> its label
 
     def as_json(self) -> dict:
         return {"columns": [c.as_json() for c in self.columns], "rows": self.rows, "totals": self.totals}
 
 
-def label_of(raw: Mapping[str, str] | None, fallback: Label) -> Label:
-    if not raw:
-        return fallback
-    zh, en = raw.get("zh", ""), raw.get("en", "")
-    return Label(zh or en, en or zh)
-
-
-def definition(metadata: Metadata, name: str) -> Definition:
+def definition(metadata: Metadata, name: str) -> Report:
     report = metadata.reports.get(name)
     if report is None:
         raise NotFound(f"unknown report {name}")
     return report
 
 
-def available(metadata: Metadata, access: Access | None) -> list[Definition]:
+def available(metadata: Metadata, access: Access | None) -> list[Report]:
     """The reports whose base object the caller may read, by name."""
     return [r for _, r in sorted(metadata.reports.items())
             if access is None or access.can(r.object, "read")]
 
 
-def run_report(platform, report: Definition, *, access: Access | None, filters: Mapping[str, Any] | None = None,
+def run_report(platform, report: Report, *, access: Access | None, filters: Mapping[str, Any] | None = None,
                scene: str | None = None, now: datetime | None = None) -> ReportResult:
     """Run `report` as `access` (None: unrestricted, for the CLI and benchmarks) with run-time `filters`.
 
     Raises ValidationFailed naming every bad filter, BadRequest for a bad scene, Forbidden when the
     caller may not read the base object.
     """
-    data = report.data
     if access is not None:
         access.require(report.object, "read")
-    if data.get("engine") == "sales_funnel":
+    if report.engine == "sales_funnel":
         from .funnel import run_funnel
 
         return run_funnel(platform, report, access=access, filters=filters, scene=scene, now=now)
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or platform.clock.now()).astimezone(UTC)
     metadata, base = platform.metadata, report.object
-    dimensions = [_dimension(metadata, base, d) for d in data.get("dimensions", ())]
-    across = _dimension(metadata, base, data["columns"]) if "columns" in data else None
-    measures = [Measure(m["key"], m["function"], resolve(metadata, base, m["field"]) if "field" in m else None)
-                for m in data["measures"]]
+    dimensions = [_dimension(metadata, base, d) for d in report.dimensions]
+    across = _dimension(metadata, base, report.columns) if report.columns else None
+    measures = [Measure(m.key, m.function, resolve(metadata, base, m.field) if m.field else None)
+                for m in report.measures]
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
-        where = _conditions(platform, report, filters or {}, scene or data.get("scene", "all"), access, now, conn)
+        where = _conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
         compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access), mask)
-        sort = [(k.lstrip("-"), k.startswith("-")) for k in data.get("sort", ())]
-        limit = data.get("limit")
-        dim_columns = [_dimension_column(metadata, d, raw) for d, raw in zip(dimensions, data.get("dimensions", ()),
-                                                                              strict=True)]
-        measure_columns = [_measure_column(metadata, m, raw) for m, raw in zip(measures, data["measures"], strict=True)]
-        want_totals = data.get("totals", True)
+        sort = [(k.lstrip("-"), k.startswith("-")) for k in report.sort]
+        limit = report.limit
+        dim_columns = [_dimension_column(metadata, d, spec) for d, spec in zip(dimensions, report.dimensions,
+                                                                               strict=True)]
+        measure_columns = [_measure_column(metadata, m, spec) for m, spec in zip(measures, report.measures,
+                                                                                 strict=True)]
+        want_totals = report.totals
         if across is None:
             rows = _fetch(conn, compiler.statement(dimensions, measures, sort, limit), measure_columns)
             totals = _fetch(conn, compiler.statement([], measures), measure_columns)[0] if want_totals else None
@@ -131,11 +124,11 @@ def run_report(platform, report: Definition, *, access: Access | None, filters: 
         else:
             columns, rows, totals = _matrix(conn, compiler, dimensions, across, measures, sort, limit,
                                             dim_columns, measure_columns,
-                                            _dimension_column(metadata, across, data["columns"]),
+                                            _dimension_column(metadata, across, report.columns),
                                             dimension_labels(metadata, across))
     labels = {d.key: dimension_labels(metadata, d) for d in [*dimensions, *([across] if across else [])]}
     return ReportResult(report.name, report.label, columns, rows, totals, dim_columns, measure_columns,
-                        data.get("chart"), value_labels={k: v for k, v in labels.items() if v})
+                        report.chart, value_labels={k: v for k, v in labels.items() if v})
 
 
 def dimension_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
@@ -146,8 +139,8 @@ def dimension_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
     return value_labels(metadata, metadata.objects[d.path.object], d.path.field)
 
 
-def _dimension(metadata: Metadata, base: str, raw: Mapping[str, Any]) -> Dimension:
-    return Dimension(raw["key"], resolve(metadata, base, raw["field"]), raw.get("bucket"))
+def _dimension(metadata: Metadata, base: str, spec: ReportDimension) -> Dimension:
+    return Dimension(spec.key, resolve(metadata, base, spec.field), spec.bucket)
 
 
 def _field_label(metadata: Metadata, path: FieldPath) -> Label:
@@ -159,12 +152,12 @@ def _field_label(metadata: Metadata, path: FieldPath) -> Label:
     return SYSTEM_LABELS.get(path.field, Label(path.field, path.field))
 
 
-def _dimension_column(metadata: Metadata, d: Dimension, raw: Mapping[str, Any]) -> Column:
+def _dimension_column(metadata: Metadata, d: Dimension, spec: ReportDimension) -> Column:
     kind = "text" if d.bucket or d.path.type in REFERENCE_TYPES else d.path.type
-    return Column(d.key, label_of(raw.get("label"), _field_label(metadata, d.path)), kind, d.path)
+    return Column(d.key, spec.label or _field_label(metadata, d.path), kind, d.path)
 
 
-def _measure_column(metadata: Metadata, m: Measure, raw: Mapping[str, Any]) -> Column:
+def _measure_column(metadata: Metadata, m: Measure, spec: ReportMeasure) -> Column:
     if m.function in ("count", "count_distinct"):
         kind = "integer"
     elif m.function == "avg" or m.path.type == "rollup":
@@ -172,7 +165,7 @@ def _measure_column(metadata: Metadata, m: Measure, raw: Mapping[str, Any]) -> C
     else:
         kind = m.path.type
     fallback = FUNCTION_LABELS[m.function] if m.path is None else _field_label(metadata, m.path)
-    return Column(m.key, label_of(raw.get("label"), fallback), kind, m.path, measure=m.function)
+    return Column(m.key, spec.label or fallback, kind, m.path, measure=m.function)
 
 
 def _fetch(conn: sa.Connection, stmt: sa.Select, measures: list[Column]) -> list[dict[str, Any]]:
@@ -236,7 +229,7 @@ def _scope(access: Access | None):
     return access.scope
 
 
-def _conditions(platform, report: Definition, runtime: Mapping[str, Any], scene: str, access: Access | None,
+def _conditions(platform, report: Report, runtime: Mapping[str, Any], scene: str, access: Access | None,
                 now: datetime, conn: sa.Connection):
     """The template's fixed filters, the run-time filters and the scene, as a function of the base joins.
 
@@ -250,7 +243,7 @@ def _conditions(platform, report: Definition, runtime: Mapping[str, Any], scene:
         raise BadRequest("filters: must be an object of field -> value", {"filters": ["must be an object"]})
     parsed: list[tuple[str, FieldPath, str, Any]] = []
     errors: dict[str, list[str]] = {}
-    for items in (report.data.get("filters", {}), runtime):
+    for items in (report.filters, runtime):
         for name, value in items.items():
             text, op = split(name)
             try:

@@ -3,5 +3,4 @@
 from .engine import create_engine as create_engine
 from .tables import ObjectTable as ObjectTable
 from .tables import Schema as Schema
-from .tables import register_columns as register_columns
 from .tables import sort_keys as sort_keys

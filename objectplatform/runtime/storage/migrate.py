@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from functools import singledispatch
 from typing import Any
 
@@ -30,7 +29,7 @@ from sqlalchemy.sql import operators
 from objectplatform.metadata import FieldDef
 from objectplatform.metadata.expressions import ExpressionError, parse
 
-from .convert import to_db
+from ..fieldtypes import type_named
 from .derived import rollup_value, stored_formula_value
 from .tables import ObjectTable, Schema
 
@@ -624,7 +623,8 @@ def _(item: WidenColumn, conn: sa.Connection, op: Operations, schema: Schema) ->
 def _(item: FillDefault, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     ot = schema.objects[item.table]
     column = ot.column(item.field)
-    value = to_db(ot.object.fields[item.field].type, _record_value(ot.object.fields[item.field], item.default))
+    type_ = type_named(ot.object.fields[item.field].type)
+    value = type_.to_db(type_.default_value(item.default))
     conn.execute(ot.table.update().where(column.is_(None)).values({column.name: value}))
 
 
@@ -661,17 +661,6 @@ def _(item: CreateIndex, conn: sa.Connection, op: Operations, schema: Schema) ->
 @_execute.register
 def _(item: DropUniqueIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     op.drop_index(item.name, table_name=item.table)
-
-
-def _record_value(f: FieldDef, default: Any) -> Any:
-    """A default as written in YAML -> its record form."""
-    if f.type in ("number", "currency", "percent"):
-        return Decimal(str(default))
-    if f.type == "date" and isinstance(default, str):
-        return date.fromisoformat(default)
-    if f.type == "datetime" and isinstance(default, str):
-        return datetime.fromisoformat(default)
-    return default
 
 
 def _record_fields(conn: sa.Connection, schema: Schema, records: list[RecordField]) -> None:

@@ -1,7 +1,6 @@
 """Object definitions -> SQLAlchemy Core tables: one table per object, one typed column per field.
 
-Column types come from a registry keyed by field type (`register_columns`), so an industry template
-adds a field type the same way the built-ins are added. Indexes: every reference and picklist
+Each field's columns come from its field type (`runtime/fieldtypes`). Indexes: every reference and picklist
 column, `index`/`unique` fields, and composite indexes derived from each list view (filter column,
 then the sort columns, then id) so that a filtered, sorted list page is one index range scan.
 """
@@ -9,96 +8,22 @@ then the sort columns, then id) so that a filtered, sorted list page is one inde
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Metadata, ObjectDef
+from objectplatform.metadata import SYSTEM_FIELDS, Metadata, ObjectDef
 
-ColumnFactory = Callable[[FieldDef, Metadata], list[sa.Column]]
-COLUMN_FACTORIES: dict[str, ColumnFactory] = {}
+from ..derived import per_metadata
+from ..fieldtypes import MULTI_TYPES as MULTI_TYPES
+from ..fieldtypes import REFERENCE_TYPES as REFERENCE_TYPES
+from ..fieldtypes import FieldType, type_named, value_type
 
-REFERENCE_TYPES = frozenset({"lookup", "master_detail", "user", "department"})
-INDEXED_TYPES = REFERENCE_TYPES | {"picklist"}
-MULTI_TYPES = frozenset({"multi_picklist", "multi_user", "multi_department"})
 PREFIX = "_op_"  # internal tables; object names may not start with it
-CASELESS_TYPES = frozenset({"text", "email", "url"})  # duplicate rules compare these with lower()
-
-
-def register_columns(*type_names: str) -> Callable[[ColumnFactory], ColumnFactory]:
-    """Register the function that makes the columns of a field type."""
-
-    def decorate(factory: ColumnFactory) -> ColumnFactory:
-        for name in type_names:
-            COLUMN_FACTORIES[name] = factory
-        return factory
-
-    return decorate
-
-
-def _one(type_: sa.types.TypeEngine) -> ColumnFactory:
-    return lambda f, md: [sa.Column(f.name, type_)]
-
-
-def numeric(precision: int | None, scale: int | None) -> sa.Numeric:
-    """A decimal column; precision defaults to 18 digits and scale to 2, as docs/metadata.md says."""
-    return sa.Numeric(precision or 18, 2 if scale is None else scale)
-
-
-for _names, _type in (
-    (("long_text",), sa.Text()),
-    (("email",), sa.String(254)),
-    (("phone",), sa.String(40)),
-    (("url",), sa.String(2048)),
-    (("integer",), sa.BigInteger()),
-    (("boolean",), sa.Boolean()),
-    (("date",), sa.Date()),
-    (("datetime",), sa.DateTime()),
-    (("picklist",), sa.String(100)),
-    (("auto_number",), sa.String(64)),
-    (("password",), sa.String(255)),
-    ((*REFERENCE_TYPES,), sa.BigInteger()),
-    ((*MULTI_TYPES, "attachment"), sa.Text()),  # JSON text
-):
-    register_columns(*_names)(_one(_type))
-
-
-@register_columns("text")
-def _text(f: FieldDef, md: Metadata) -> list[sa.Column]:
-    return [sa.Column(f.name, sa.String(f.max_length or 255))]
-
-
-@register_columns("number", "currency", "percent")
-def _number(f: FieldDef, md: Metadata) -> list[sa.Column]:
-    return [sa.Column(f.name, numeric(f.precision, f.scale))]
-
-
-@register_columns("geolocation")
-def _geolocation(f: FieldDef, md: Metadata) -> list[sa.Column]:
-    return [sa.Column(f"{f.name}_lat", sa.Float()), sa.Column(f"{f.name}_lng", sa.Float())]
-
-
-@register_columns("formula")
-def _formula(f: FieldDef, md: Metadata) -> list[sa.Column]:
-    """Stored formulas get a column of their result type; the others are computed on read."""
-    if not f.stored:
-        return []
-    result = FieldDef(f.name, f.result_type or "text", f.label, f.source)
-    return COLUMN_FACTORIES[result.type](result, md)
-
-
-@register_columns("rollup")
-def _rollup(f: FieldDef, md: Metadata) -> list[sa.Column]:
-    """count is an integer; sum/min/max of numbers a wide decimal; min/max of dates take the date type."""
-    spec = f.rollup
-    if spec.function == "count":
-        return [sa.Column(f.name, sa.BigInteger())]
-    child = md.objects[spec.child].fields[spec.field]
-    source_type = child.result_type if child.type == "formula" else child.type
-    if source_type in ("integer", "number", "currency", "percent", "rollup"):
-        return [sa.Column(f.name, numeric(20, child.scale))]
-    return COLUMN_FACTORIES[source_type](FieldDef(f.name, source_type, child.label, child.source), md)
+# the types of the system fields' values: ids are references (the id itself a lookup's), version an integer
+SYSTEM_TYPES = {"id": "lookup", "owner": "user", "created_by": "user", "updated_by": "user",
+                "created_at": "datetime", "updated_at": "datetime", "version": "integer"}
 
 
 def system_columns() -> list[sa.Column]:
@@ -149,6 +74,7 @@ class ObjectTable:
     object: ObjectDef
     table: sa.Table
     columns: Mapping[str, tuple[str, ...]]  # field -> column names (geolocation has two)
+    types: Mapping[str, FieldType]  # stored field -> the type of its values (a formula's: its result type)
 
     def column(self, field: str) -> sa.Column:
         """The single column of a field (system fields included)."""
@@ -350,22 +276,29 @@ class Schema:
 
     def _object_table(self, obj: ObjectDef) -> ObjectTable:
         columns: dict[str, tuple[str, ...]] = {name: (name,) for name in SYSTEM_FIELDS}
+        types = {name: type_named(SYSTEM_TYPES[name]) for name in SYSTEM_FIELDS}
         sa_columns = system_columns()
         for f in obj.fields.values():
-            made = COLUMN_FACTORIES[f.type](f, self.md)
+            made = type_named(f.type).columns(f, self.md)
             columns_ = tuple(c.name for c in made)
             if columns_:
-                columns[f.name] = columns_
+                columns[f.name], types[f.name] = columns_, value_type(f)
             sa_columns.extend(made)
         table = sa.Table(obj.name, self.sa_metadata, *sa_columns)
         _add_indexes(obj, table, columns)
-        return ObjectTable(obj, table, columns)
+        return ObjectTable(obj, table, columns, types)
+
+
+@per_metadata
+def schema_of(metadata: Metadata) -> Schema:
+    """The tables of `metadata`, shared by the platforms opened on it (SQLAlchemy tables do not belong to an engine)."""
+    return Schema(metadata)
 
 
 def caseless(obj: ObjectDef, name: str) -> bool:
     """Whether duplicate rules compare the field's values case-insensitively (a phone has no case)."""
     f = obj.fields.get(name)
-    return f is not None and f.type in CASELESS_TYPES
+    return f is not None and type_named(f.type).caseless
 
 
 def _index_part(c: str | sa.ColumnElement) -> str:
@@ -404,6 +337,6 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
             continue
         if f.unique:
             add([f.name], unique=True)
-        elif f.type in INDEXED_TYPES or f.index:
+        elif type_named(f.type).indexed or f.index:
             add([f.name])
     add(["owner"])

@@ -20,7 +20,6 @@ import csv
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -29,10 +28,13 @@ from typing import Any
 from faker import Faker
 from ruamel.yaml import YAML
 
-from . import approvals
-from .behaviors import staged
-from .errors import ValidationFailed
-from .sales_processes import Process, department_path, pick, processes
+from objectplatform.runtime import approvals
+from objectplatform.runtime.apps import DemoResult, DemoUser
+from objectplatform.runtime.behaviors import staged
+from objectplatform.runtime.errors import ValidationFailed
+from objectplatform.runtime.sales_processes import Process, department_path, pick, processes
+
+from . import DEMO
 
 DEMO_FILE = "company.yaml"
 GENERATED_FILE = "generated.yaml"
@@ -40,22 +42,8 @@ CHINA = timezone(timedelta(hours=8))
 CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class DemoUser:
-    username: str
-    password: str
-    display_name: str
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    counts: Mapping[str, int]  # object name -> records created (inline child lines included)
-    users: tuple[DemoUser, ...]  # the users created, with the passwords they sign in with
-
-
-def load_demo(platform, folder: Path | None = None, now: datetime | None = None) -> DemoResult:
+def load_demo(platform, folder: Path = DEMO, now: datetime | None = None) -> DemoResult:
     """Create the demo company's records, dated around `now` (default: the current time)."""
-    folder = folder or platform.settings.root / "demo"
     yaml = YAML(typ="safe")
     steps = yaml.load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
     spec = yaml.load((folder / GENERATED_FILE).read_text(encoding="utf-8"))
@@ -75,7 +63,7 @@ def load_demo(platform, folder: Path | None = None, now: datetime | None = None)
     return DemoResult(dict(company.counts), tuple(company.users))
 
 
-def demo_users(folder: Path) -> list[DemoUser]:
+def demo_users(folder: Path = DEMO) -> list[DemoUser]:
     """The users company.yaml creates, with the passwords they are created with."""
     steps = YAML(typ="safe").load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
     return [_demo_user(raw) for step in steps if step.get("create") == "user" for raw in step["records"]]
@@ -200,8 +188,8 @@ class _Company:
             left_at, left_to = entered, stage.key
         rows.reverse()
         user = record["owner"]
-        staged.replace_stage_history(self.records, self.conn, record["id"], rows, user, self.now)
-        staged.insert_rows(self.records, self.conn, staged.TASKS, tasks, user, self.now)
+        staged.replace_stage_history(self.records, self.conn, "opportunity", record["id"], rows, user, self.now)
+        staged.complete_tasks(self.records, self.conn, "opportunity", tasks, user, self.now)
         self.counts["stage_history"] += len(rows)
         self.counts["opportunity_task"] += len(tasks)
 

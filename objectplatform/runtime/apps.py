@@ -1,0 +1,107 @@
+"""Apps: the plugin API a set of metadata ships its own Python through (the CRM is one, an implementer's is another).
+
+An `App` names its metadata layer folders and, optionally, a `register()` adding its actions, hooks
+and behaviors through the engine's public registration functions, its web pages and its demo data.
+`OBJECTPLATFORM_APPS` names the apps a site runs; `find_apps` resolves each name through the
+`objectplatform.apps` entry points (or a `module:attribute` reference) and registers it once per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from objectplatform.metadata import MetadataError, Problem
+from objectplatform.metadata.problems import closest
+
+ENTRY_POINTS = "objectplatform.apps"
+SETTING = "OBJECTPLATFORM_APPS"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    counts: Mapping[str, int]  # object name -> records created (inline child lines included)
+    users: tuple[DemoUser, ...]  # the users created, with the passwords they sign in with
+
+
+@dataclass(frozen=True)
+class Demo:
+    """An app's demo data: `load(platform)` fills an empty migrated database; `users()` lists the users it
+    creates (for a database that holds them already). Either may raise `DemoUnavailable`."""
+
+    load: Callable[[Any], DemoResult]
+    users: Callable[[], list[DemoUser]]
+
+
+class DemoUnavailable(Exception):
+    """The demo cannot run here (say, an optional dependency is not installed); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class App:
+    """What an app brings: `layers` (folders holding object_defs/, flows/, report_templates/, in order);
+    `register()`, run once per process before any metadata of the site is checked; `pages(flask_app)`,
+    run by the web app factory to add the app's views (a blueprint); `demo`, for `objectplatform demo`."""
+
+    name: str
+    layers: tuple[Path, ...]
+    register: Callable[[], None] | None = None
+    pages: Callable[[Any], None] | None = None
+    demo: Demo | None = None
+
+
+_registered: dict[str, App] = {}  # app name -> the app whose register() ran in this process
+
+
+def find_apps(names: Sequence[str]) -> tuple[App, ...]:
+    """The apps named (entry point names, or `module:attribute`), each registered once per process;
+    a MetadataError lists every name that resolves to no app, with a "did you mean"."""
+    found, problems = [], []
+    available = sorted(ep.name for ep in entry_points(group=ENTRY_POINTS))
+    for name in names:
+        app = _resolve(name)
+        if app is None:
+            problems.append(Problem.at(SETTING, 0, 0, f"unknown app {name!r} (installed: {', '.join(available)})",
+                                       hint=closest(name, available)))
+        else:
+            found.append(app)
+    if problems:
+        raise MetadataError(problems)
+    for app in found:
+        if app.name not in _registered:
+            _registered[app.name] = app
+            if app.register is not None:
+                app.register()
+    return tuple(found)
+
+
+def app_layers(apps: Sequence[App]) -> list[Path]:
+    """The metadata layers of `apps`, in the order the apps are named."""
+    return [layer for app in apps for layer in app.layers]
+
+
+def _resolve(name: str) -> App | None:
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        try:
+            app = getattr(importlib.import_module(module), attribute, None)
+        except ModuleNotFoundError as e:
+            if e.name is None or not f"{module}.".startswith(f"{e.name}."):
+                raise  # the module exists, something it imports does not
+            return None
+        return app if isinstance(app, App) else None
+    for ep in entry_points(group=ENTRY_POINTS, name=name):
+        app = ep.load()
+        return app if isinstance(app, App) else None
+    return None

@@ -1,0 +1,178 @@
+"""Behaviors as declarations: one `Behavior` per mechanic an object opts into under `behaviors:`, and the
+check of every object's `behaviors:` entries against them (docs/metadata.md, "Writing a behavior")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from objectplatform.metadata import Locator, Metadata, ObjectDef, Problem
+from objectplatform.metadata.problems import closest
+
+from .. import actions
+from ..expressions_sql import DerivedValues, register_derived_values
+from ..records import hooks
+
+Key = str | tuple[str, ...]  # where in the configuration a need is named: a key, or a path of keys
+
+
+@dataclass(frozen=True)
+class ObjectNeed:
+    """An object the behavior works with, named by the configuration at `key`."""
+
+    name: str
+    key: Key
+
+
+@dataclass(frozen=True)
+class FieldNeed:
+    """A field the behavior reads or writes: `name` of `object` (None: the object declaring the behavior),
+    of one of `types` (empty: any), a reference to `to` when given, offering the picklist `options`. `key`:
+    where the configuration names the field (None: the behavior's fixed contract), where a problem is shown."""
+
+    name: str
+    types: tuple[str, ...]
+    key: Key | None = None
+    object: str | None = None
+    to: str | None = None
+    options: tuple[str, ...] = ()
+
+
+Need = ObjectNeed | FieldNeed
+
+
+@dataclass(frozen=True)
+class Behavior:
+    """One behavior: its configuration's JSON Schema and typed form (a frozen dataclass whose fields are
+    the schema's properties, defaults applied), what it needs of the metadata, the actions it adds, the
+    record hooks it handles, the values it derives for rule conditions (their names and kinds are declared
+    in metadata/checks.BEHAVIOR_VALUES), the page panels that show it (template names) and whether it
+    moves records between lifecycle states in a hook (`actions.moves_in_hooks`)."""
+
+    name: str
+    schema: Mapping[str, Any]
+    config: Callable[..., Any]
+    needs: Callable[[ObjectDef, Any], Iterable[Need]] = lambda obj, config: ()
+    actions: actions.Provider | None = None
+    hooks: Mapping[str, hooks.Handler] = field(default_factory=dict)
+    applies: Callable[[ObjectDef], bool] | None = None  # the objects its hooks run on (default: declaring it)
+    derived: DerivedValues | None = None
+    panels: tuple[str, ...] = ()
+    moves_in_hooks: bool = False
+
+    def declared_by(self, obj: ObjectDef) -> bool:
+        return self.name in obj.behaviors
+
+
+BEHAVIORS: dict[str, Behavior] = {}
+
+
+def register_behavior(behavior: Behavior) -> Behavior:
+    """Make `behavior` known to `check` and wire its actions and hooks; returns it."""
+    if behavior.name in BEHAVIORS:
+        raise ValueError(f"behavior {behavior.name!r} is already registered")
+    Draft202012Validator.check_schema(behavior.schema)
+    BEHAVIORS[behavior.name] = behavior
+    if behavior.actions is not None:
+        actions.action_provider(behavior.actions)
+    for event, handler in behavior.hooks.items():
+        hooks.register_hook(event, handler, applies=behavior.applies or behavior.declared_by)
+    if behavior.derived is not None:
+        register_derived_values(behavior.name, behavior.derived)
+    if behavior.moves_in_hooks:
+        actions.moves_in_hooks(behavior.name)
+    return behavior
+
+
+def config_of(obj: ObjectDef, name: str) -> Any:
+    """The typed configuration of behavior `name` on `obj` (which declares it), defaults applied."""
+    return BEHAVIORS[name].config(**obj.behaviors[name])
+
+
+def configured(metadata: Metadata, name: str) -> Iterator[tuple[ObjectDef, Any]]:
+    """Each object of `metadata` declaring behavior `name`, with its typed configuration."""
+    for obj in metadata.objects.values():
+        if name in obj.behaviors:
+            yield obj, config_of(obj, name)
+
+
+# ------------------------------------------------------------------------------------------ check
+
+
+def check_behaviors(metadata: Metadata) -> list[Problem]:
+    """Every `behaviors:` entry held to its declaration: a known behavior, a configuration valid under its
+    schema, and the objects and fields it needs, each problem at its file:line:col."""
+    locate = Locator()
+    problems = []
+    for obj in metadata.objects.values():
+        for name, spec in obj.behaviors.items():
+            problems.extend(_check_one(locate, metadata, obj, name, spec))
+    return sorted(problems, key=lambda p: (p.file, p.line, p.col))
+
+
+def _check_one(locate: Locator, metadata: Metadata, obj: ObjectDef, name: str,
+               spec: Mapping[str, Any]) -> Iterator[Problem]:
+    at = ("behaviors", name)
+
+    def problem(path: tuple[str | int, ...], message: str, hint: str | None = None) -> Problem:
+        return locate.problem(obj.source, (), (*at, *path), message, hint)
+
+    behavior = BEHAVIORS.get(name)
+    if behavior is None:
+        yield problem((), f"unknown behavior {name!r}", closest(name, BEHAVIORS))
+        return
+    errors = list(Draft202012Validator(behavior.schema).iter_errors(spec))
+    for error in errors:
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            for key in sorted(error.instance.keys() - known.keys()):
+                yield problem((*path, key), f"unknown key {key!r} of the {name} behavior", closest(key, known))
+        else:
+            yield problem(path, f"the {name} behavior: {error.message}")
+    if errors:
+        return
+    config = behavior.config(**spec)
+    for need in behavior.needs(obj, config):
+        place = () if need.key is None else (need.key,) if isinstance(need.key, str) else need.key
+        if isinstance(need, ObjectNeed):
+            if need.name not in metadata.objects:
+                yield problem(place, f"unknown object {need.name!r}, which the {name} behavior needs",
+                              closest(need.name, metadata.objects))
+            continue
+        owner = metadata.objects.get(need.object or obj.name)
+        if owner is None:
+            continue  # its object is reported as unknown
+        found = owner.fields.get(need.name)
+        if found is None:
+            yield problem(place, f"{owner.name!r} has no field {need.name!r}, which the {name} behavior needs",
+                          closest(need.name, owner.fields))
+        elif need.types and found.type not in need.types:
+            yield problem(place, f"field {need.name!r} of {owner.name!r} is {_a(found.type)}; the {name} behavior "
+                                 f"needs {' or '.join(map(_a, need.types))}")
+        elif need.to is not None and found.to != need.to:
+            yield problem(place, f"field {need.name!r} of {owner.name!r} is {_a(found.type)} to {found.to!r}; the "
+                                 f"{name} behavior needs {_a(found.type)} to {need.to!r}")
+        else:
+            missing = [v for v in need.options if found.option(v) is None]
+            if missing:
+                options = "option" if len(missing) == 1 else "options"
+                yield problem(place, f"field {need.name!r} of {owner.name!r} has no {options} "
+                                     f"{', '.join(map(repr, missing))}, which the {name} behavior needs")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def child(name: str, key: Key, parent_field: str, parent: str, fields: Iterable[tuple[str, tuple[str, ...]]]
+          ) -> Iterator[Need]:
+    """The needs of a child object `name` (named by `key`): it exists, its `parent_field` points at
+    `parent`, and it has `fields` (name, types)."""
+    yield ObjectNeed(name, key)
+    yield FieldNeed(parent_field, ("master_detail", "lookup"), key, name, parent)
+    for field_name, types in fields:
+        yield FieldNeed(field_name, types, key, name)

@@ -1,0 +1,18 @@
+"""The platform's clock: every "now" of the runtime is `platform.clock.now()`, so a test fixes the time by
+giving the platform a clock of its own (a subclass of `Clock` answering `now()`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+ORG_TIME = timezone(timedelta(hours=8), "CST")  # the organisation's time zone: its days, schedules and reports
+
+
+class Clock:
+    """Tells the time: `now()` an aware UTC datetime, `today()` the date in the organisation's time zone."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def today(self) -> date:
+        return self.now().astimezone(ORG_TIME).date()

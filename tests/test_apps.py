@@ -1,0 +1,43 @@
+"""The app API (runtime/apps.py): the CRM found through its entry point, apps named as module:attribute, an
+unknown name refused with a "did you mean", and the CRM's demo saying what to install when Faker is missing."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import objectplatform_crm
+from objectplatform.cli import main
+from objectplatform.metadata import MetadataError
+from objectplatform.runtime.apps import app_layers, find_apps
+from objectplatform.runtime.config import ROOT, Settings
+
+
+def test_the_crm_is_the_default_app_found_through_its_entry_point():
+    assert Settings.from_env({}).apps == ("crm",)
+    assert Settings.from_env({"OBJECTPLATFORM_APPS": " crm , apps.helpdesk:app "}).apps == ("crm", "apps.helpdesk:app")
+    crm, helpdesk = find_apps(["crm", "apps.helpdesk:app"])
+    assert (crm, crm.layers, crm.register, crm.pages) == (objectplatform_crm.app, (ROOT,), None, None)
+    assert app_layers([crm, helpdesk]) == [ROOT, ROOT / "tests" / "apps" / "helpdesk"]
+
+
+def test_unknown_apps_are_problems_with_a_hint():
+    with pytest.raises(MetadataError) as caught:
+        find_apps(["crn", "apps.helpdesk:nothing", "no_such_module:app"])
+    assert [str(p) for p in caught.value.problems] == [
+        "OBJECTPLATFORM_APPS: unknown app 'crn' (installed: crm) (did you mean 'crm'?)",
+        "OBJECTPLATFORM_APPS: unknown app 'apps.helpdesk:nothing' (installed: crm)",
+        "OBJECTPLATFORM_APPS: unknown app 'no_such_module:app' (installed: crm)",
+    ]
+
+
+def test_the_demo_without_faker_says_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("OBJECTPLATFORM_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.setitem(sys.modules, "faker", None)  # `import faker` fails as when it is not installed
+    monkeypatch.delitem(sys.modules, "objectplatform_crm.demo", raising=False)
+    monkeypatch.delattr(objectplatform_crm, "demo", raising=False)
+    assert main(["demo", "--no-serve"]) == 1
+    assert capsys.readouterr() == ("", "error: the CRM demo needs Faker, which is not installed: "
+                                       "pip install 'objectplatform[demo]' (or `make install`)\n")
+    assert not (tmp_path / "demo.db").exists()  # refused before migrating

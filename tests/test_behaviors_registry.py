@@ -1,0 +1,75 @@
+"""The behavior registry (runtime/behaviors/registry.py): each behavior is one declaration, the CRM's
+configurations read as typed values, and the declared panels are templates the pages have."""
+
+from __future__ import annotations
+
+import pytest
+from support import shipped_crm
+
+from objectplatform.metadata import Label
+from objectplatform.runtime import actions
+from objectplatform.runtime.behaviors.convertible import ConvertibleConfig
+from objectplatform.runtime.behaviors.follow_ups import FollowUpsConfig, follow_up_object
+from objectplatform.runtime.behaviors.pool import PoolConfig
+from objectplatform.runtime.behaviors.registry import BEHAVIORS, Behavior, check_behaviors, config_of, register_behavior
+from objectplatform.runtime.behaviors.staged import SalesProcessConfig
+from objectplatform.runtime.config import ROOT
+
+TEMPLATES = ROOT / "objectplatform" / "web" / "templates"
+
+
+def test_the_registered_behaviors_and_what_each_declares():
+    assert {name: (sorted(b.hooks), b.panels, b.moves_in_hooks, b.actions is not None)
+            for name, b in sorted(BEHAVIORS.items())} == {
+        "convertible": ([], ("pages/convert.html",), False, True),
+        "follow_ups": (["after_create", "after_create_many", "before_create", "before_create_many",
+                        "before_update"], ("pages/_follow_ups.html", "pages/feed.html"), True, False),
+        "pool": (["before_create", "before_create_many"],
+                 ("pages/pool_board.html", "pages/my_leads.html", "pages/return.html"), False, True),
+        "sales_process": (["after_create", "after_create_many", "before_create", "before_create_many",
+                           "before_update"], ("pages/_stages.html",), False, True),
+    }
+
+
+def test_every_declared_panel_is_a_template_of_the_pages():
+    assert [p for b in BEHAVIORS.values() for p in b.panels if not (TEMPLATES / p).is_file()] == []
+
+
+def test_the_crm_configurations_are_typed_with_their_defaults():
+    objects = shipped_crm().objects
+    assert config_of(objects["lead"], "pool") == PoolConfig("lead_pool", "pool")
+    assert config_of(objects["account"], "follow_ups") == FollowUpsConfig("follow_up", "last_followed_at", "status")
+    assert config_of(objects["opportunity"], "sales_process") == SalesProcessConfig(
+        "stage_history", "opportunity_task", "opportunity")
+    convertible = config_of(objects["lead"], "convertible")
+    assert isinstance(convertible, ConvertibleConfig)
+    assert (convertible.converted_at_field, convertible.closed_values, dict(convertible.matches)) == (
+        "converted_at", None, {"name": ["company"], "phone": ["phone", "mobile"]})
+    assert follow_up_object(shipped_crm()) == "follow_up"
+
+
+def test_the_shipped_crm_uses_its_behaviors_as_declared():
+    assert check_behaviors(shipped_crm()) == []
+
+
+def test_a_behavior_is_registered_once_and_its_schema_must_be_valid():
+    with pytest.raises(ValueError, match="behavior 'pool' is already registered"):
+        register_behavior(Behavior("pool", {"type": "object"}, dict))
+    with pytest.raises(Exception, match="'objekt' is not valid"):
+        register_behavior(Behavior("broken", {"type": "objekt"}, dict))
+    assert "broken" not in BEHAVIORS
+
+
+def test_a_behaviors_actions_reach_the_objects_declaring_it():
+    registered = actions.registered_actions(shipped_crm())
+    assert sorted(registered["lead"]) == ["assign", "check_duplicates", "claim", "convert", "invalidate", "move",
+                                          "reopen", "return", "void"]
+    assert registered["lead"]["claim"].label == Label("领取", "Claim")
+
+
+def test_every_extension_point_is_documented():
+    from objectplatform.runtime import extension_points
+
+    docs = (ROOT / "docs" / "metadata.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Extension points"):docs.index("## Writing a behavior")]
+    assert [name for name in extension_points.__all__ if f"`{name}`" not in section] == []

@@ -1,0 +1,139 @@
+"""The helpdesk sample app (tests/apps/helpdesk) without the CRM, on both databases: tickets wait in queues and
+are claimed and assigned with the pool behavior, move through their lifecycle and convert into tasks, and
+the app's own action and page plug in through the app API, all with no engine change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from support import FixedClock
+from test_api import PASSWORD, Api
+
+from objectplatform.metadata import MetadataError, default_layers, load_metadata
+from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.apps import app_layers, find_apps
+from objectplatform.runtime.config import ROOT
+from objectplatform.runtime.errors import Conflict
+from objectplatform.runtime.permissions import access_for
+from objectplatform.web import create_app
+
+HELPDESK = "apps.helpdesk:app"  # tests/ is on sys.path
+T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+NOW = "2026-11-27T02:00:00+00:00"  # T0 as the API writes it
+
+
+@pytest.fixture(scope="module")
+def metadata():
+    return load_metadata(default_layers(ROOT, (), None, app_layers(find_apps([HELPDESK]))))
+
+
+@pytest.fixture
+def platform(migrated_database_url, tmp_path, metadata):
+    settings = Settings.from_env({}, database_url=migrated_database_url, instance_path=tmp_path, apps=(HELPDESK,))
+    platform = open_platform(settings, metadata)
+    platform.clock = FixedClock(T0)
+    try:
+        yield platform
+    finally:
+        platform.close()
+
+
+@pytest.fixture
+def people(platform) -> dict[str, str]:
+    """Two agents, a supervisor, and the 一线支持 queue (daily claim limit 3) the agents are members of."""
+    records = platform.records
+
+    def user(username: str, roles: list[str]) -> str:
+        values = {"username": username, "display_name": username, "password": PASSWORD, "roles": roles}
+        return records.create("user", values, system=True)["id"]
+
+    ids = {"agent1": user("agent1", ["agent"]), "agent2": user("agent2", ["agent"]), "sup": user("sup", ["supervisor"])}
+    ids["queue"] = records.create("ticket_queue", {"name": "一线支持", "daily_claim_limit": 3,
+                                                   "members": [ids["agent1"], ids["agent2"]], "admins": [ids["sup"]]},
+                                  system=True)["id"]
+    return ids
+
+
+@pytest.fixture
+def api(platform, people) -> Api:
+    return Api(create_app(platform).test_client())
+
+
+def ticket(platform, people, subject: str, **values) -> dict:
+    """A ticket the supervisor files into the queue."""
+    return platform.records.create("ticket", {"subject": subject, "queue": people["queue"], **values},
+                                   user=people["sup"])
+
+
+def act(platform, user: str, record: str, action: str, params=None) -> dict:
+    return run_action(platform, access_for(platform, user), "ticket", action, record, params or {})
+
+
+def test_the_app_loads_alone_through_the_app_api(metadata):
+    assert [app.name for app in find_apps([HELPDESK])] == ["helpdesk"]
+    assert sorted(metadata.objects) == ["department", "task", "ticket", "ticket_queue", "user"]
+    assert list(metadata.objects["ticket"].behaviors) == ["pool", "convertible"]
+    with pytest.raises(MetadataError) as caught:
+        find_apps(["helpdesk"])
+    assert [str(p) for p in caught.value.problems] == ["OBJECTPLATFORM_APPS: unknown app 'helpdesk' (installed: crm)"]
+
+
+def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_limit(api, platform, people):
+    tickets = [ticket(platform, people, f"打印机故障 {n}") for n in range(5)]
+    assert [(t["status"], t["owner"], t["queue"]) for t in tickets] == [("unassigned", None, people["queue"])] * 5
+    for t in tickets[:3]:
+        claimed = act(platform, people["agent1"], t["id"], "claim")["record"]
+        assert (claimed["status"], claimed["owner"], claimed["assigned_at"]) == ("pending", people["agent1"], T0)
+    limit = "you claimed 3 leads from ticket_queue 一线支持 today, its daily_claim_limit is 3"
+    with pytest.raises(Conflict) as caught:
+        act(platform, people["agent1"], tickets[3]["id"], "claim")
+    assert caught.value.message == limit
+    status, body = api.post(f"/objects/ticket/records/{tickets[4]['id']}/actions/claim", "agent1", {})
+    assert (status, body["error"]["message"]) == (409, limit)
+    assert [platform.records.get("ticket", t["id"])["status"] for t in tickets[3:]] == ["unassigned", "unassigned"]
+    claimed = act(platform, people["agent2"], tickets[3]["id"], "claim")["record"]  # the limit is each member's
+    assert (claimed["status"], claimed["owner"]) == ("pending", people["agent2"])
+    with pytest.raises(Conflict) as caught:
+        act(platform, people["agent2"], tickets[3]["id"], "claim")
+    assert caught.value.message == f"ticket {tickets[3]['id']} is already claimed: it is 已认领 pending"
+
+
+def test_a_ticket_moves_through_its_lifecycle(platform, people):
+    t = ticket(platform, people, "无法登录")
+    act(platform, people["agent1"], t["id"], "claim")
+    assert act(platform, people["agent1"], t["id"], "start")["record"]["status"] == "following"
+    resolved = act(platform, people["agent1"], t["id"], "resolve", {"resolution": "重置了密码"})["record"]
+    assert (resolved["status"], resolved["resolution"]) == ("resolved", "重置了密码")
+    with pytest.raises(Conflict):
+        act(platform, people["agent1"], t["id"], "start")
+    assert [(e["field"], e["old"], e["new"]) for e in platform.records.history("ticket", t["id"])
+            if e["change"] == "resolve" and e["field"] == "status"] == [("status", "following", "resolved")]
+
+
+def test_through_the_api_a_supervisor_assigns_the_agent_escalates_and_converts_into_a_task(api, platform, people):
+    t = ticket(platform, people, "服务器迁移", description="周末迁移到新机房", customer_email="it@example.cn")
+    path = f"/objects/ticket/records/{t['id']}"
+    status, body = api.post(f"{path}/actions/assign", "sup", {"owner": people["agent2"]})
+    assert (status, body["record"]["status"], body["record"]["owner"]) == (200, "pending", people["agent2"])
+    status, body = api.post(f"{path}/actions/escalate", "agent2", {})
+    assert (status, body["record"]["priority"]) == (200, "urgent")
+    status, body = api.post(f"{path}/actions/convert", "agent2", {"task": {}})
+    assert status == 200, body
+    task = body["task"]
+    assert {k: task[k] for k in ("title", "notes", "priority", "owner", "done")} == {
+        "title": "服务器迁移", "notes": "周末迁移到新机房", "priority": "urgent", "owner": people["agent2"],
+        "done": False}
+    status, body = api.get(path, "agent2")
+    assert (body["status"], body["converted_task"], body["converted_at"]) == ("converted", task["id"], NOW)
+    status, body = api.post(f"{path}/actions/convert", "agent2", {"task": {}})
+    converted = f"ticket {t['id']} is 已转任务 converted: it cannot be converted"
+    assert (status, body["error"]["message"]) == (409, converted)
+
+
+def test_the_app_s_page_is_served_beside_the_engine_s(api, platform, people):
+    response = api.client.get("/helpdesk/states")
+    assert (response.status_code, response.get_json()) == (200, [
+        ["unassigned", "Waiting"], ["pending", "Claimed"], ["following", "In progress"], ["resolved", "Resolved"],
+        ["converted", "Converted to a task"], ["invalid", "Invalid"], ["voided", "Voided"]])
