@@ -18,7 +18,7 @@ run: $(VENV)
 	$(BIN)/objectplatform demo
 
 test: $(VENV)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 check: $(VENV)
 	$(BIN)/objectplatform check

@@ -11,7 +11,6 @@ from pathlib import Path
 from objectplatform.runtime.apps import App, Demo, DemoResult, DemoUnavailable, DemoUser
 
 ROOT = Path(__file__).resolve().parents[1]  # the CRM's metadata layer (for now the repository's root)
-DEMO = ROOT / "demo"  # company.yaml, generated.yaml, leads.csv
 
 
 def _demo_module():

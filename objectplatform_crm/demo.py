@@ -20,7 +20,7 @@ import csv
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,7 @@ from objectplatform.runtime.behaviors import staged
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.sales_processes import Process, department_path, pick, processes
 
-from . import DEMO
-
+DEMO = Path(__file__).resolve().parents[1] / "demo"  # company.yaml, generated.yaml, leads.csv
 DEMO_FILE = "company.yaml"
 GENERATED_FILE = "generated.yaml"
 CHINA = timezone(timedelta(hours=8))
@@ -43,11 +42,11 @@ CENT = Decimal("0.01")
 
 
 def load_demo(platform, folder: Path = DEMO, now: datetime | None = None) -> DemoResult:
-    """Create the demo company's records, dated around `now` (default: the current time)."""
+    """Create the demo company's records, dated around `now` (default: the platform's clock)."""
     yaml = YAML(typ="safe")
     steps = yaml.load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
     spec = yaml.load((folder / GENERATED_FILE).read_text(encoding="utf-8"))
-    now = (now or datetime.now(UTC)).astimezone(CHINA).replace(second=0, microsecond=0)
+    now = (now or platform.clock.now()).astimezone(CHINA).replace(second=0, microsecond=0)
     records = platform.records
     with records.transaction() as conn:
         company = _Company(platform, conn, now)

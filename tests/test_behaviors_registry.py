@@ -44,7 +44,7 @@ def test_the_crm_configurations_are_typed_with_their_defaults():
     convertible = config_of(objects["lead"], "convertible")
     assert isinstance(convertible, ConvertibleConfig)
     assert (convertible.converted_at_field, convertible.closed_values, dict(convertible.matches)) == (
-        "converted_at", None, {"name": ["company"], "phone": ["phone", "mobile"]})
+        "converted_at", ("invalid", "voided"), {"name": ["company"], "phone": ["phone", "mobile"]})
     assert follow_up_object(shipped_crm()) == "follow_up"
 
 

@@ -272,7 +272,8 @@ def test_the_pool_daily_limit_is_reason_pool_daily_limit(api, people, platform):
     assert api.post(f"/objects/lead/records/{ids[0]}/actions/claim", "rep1", {})[0] == 200
     assert full(api.post(f"/objects/lead/records/{ids[1]}/actions/claim", "rep1", {})) == error(
         409, "conflict", "you claimed 1 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 1",
-        "pool.daily_limit", {"claimed": 1, "pool_object": "lead_pool", "pool": "华北区线索池", "limit": 1})
+        "pool.daily_limit", {"claimed": 1, "records": "leads", "pool_object": "lead_pool", "pool": "华北区线索池",
+                             "limit": 1})
 
 
 def test_locked_fields_and_refused_transitions_carry_their_reasons(api, people, platform):

@@ -82,41 +82,63 @@ def test_the_app_loads_alone_through_the_app_api(metadata):
 
 def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_limit(api, platform, people):
     tickets = [ticket(platform, people, f"打印机故障 {n}") for n in range(5)]
-    assert [(t["status"], t["owner"], t["queue"]) for t in tickets] == [("unassigned", None, people["queue"])] * 5
+    assert [(t["status"], t["owner"], t["queue"]) for t in tickets] == [("waiting", None, people["queue"])] * 5
     for t in tickets[:3]:
         claimed = act(platform, people["agent1"], t["id"], "claim")["record"]
-        assert (claimed["status"], claimed["owner"], claimed["assigned_at"]) == ("pending", people["agent1"], T0)
-    limit = "you claimed 3 leads from ticket_queue 一线支持 today, its daily_claim_limit is 3"
+        assert (claimed["status"], claimed["owner"], claimed["claimed_at"]) == ("claimed", people["agent1"], T0)
+    limit = "you claimed 3 tickets from ticket_queue 一线支持 today, its daily_claim_limit is 3"
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent1"], tickets[3]["id"], "claim")
     assert caught.value.message == limit
     status, body = api.post(f"/objects/ticket/records/{tickets[4]['id']}/actions/claim", "agent1", {})
     assert (status, body["error"]["message"]) == (409, limit)
-    assert [platform.records.get("ticket", t["id"])["status"] for t in tickets[3:]] == ["unassigned", "unassigned"]
+    assert [platform.records.get("ticket", t["id"])["status"] for t in tickets[3:]] == ["waiting", "waiting"]
     claimed = act(platform, people["agent2"], tickets[3]["id"], "claim")["record"]  # the limit is each member's
-    assert (claimed["status"], claimed["owner"]) == ("pending", people["agent2"])
+    assert (claimed["status"], claimed["owner"]) == ("claimed", people["agent2"])
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent2"], tickets[3]["id"], "claim")
-    assert caught.value.message == f"ticket {tickets[3]['id']} is already claimed: it is 已认领 pending"
+    assert caught.value.message == f"ticket {tickets[3]['id']} is already claimed: it is 已认领 claimed"
+
+
+def test_the_queue_s_own_status_and_field_names_serve_return_assign_invalidate_and_reopen(platform, people):
+    t = ticket(platform, people, "网络中断")
+    act(platform, people["agent1"], t["id"], "claim")
+    back = act(platform, people["agent1"], t["id"], "return", {"reason": "不是我的领域"})["record"]
+    assert (back["status"], back["owner"], back["claimed_at"], back["return_note"]) == (
+        "waiting", None, None, "不是我的领域")
+    with pytest.raises(Conflict) as caught:
+        act(platform, people["agent1"], t["id"], "return", {"reason": "again"})
+    assert caught.value.message == f"ticket {t['id']} is 排队中 waiting: it cannot be returned"
+    assigned = act(platform, people["sup"], t["id"], "assign", {"owner": people["agent2"]})["record"]
+    assert (assigned["status"], assigned["owner"], assigned["claimed_at"]) == ("claimed", people["agent2"], T0)
+    rejected = act(platform, people["sup"], t["id"], "invalidate", {"reason": "重复工单"})["record"]
+    assert (rejected["status"], rejected["close_reason"]) == ("rejected", "重复工单")
+    with pytest.raises(Conflict) as caught:
+        act(platform, people["agent2"], t["id"], "convert", {"task": {}})
+    assert caught.value.message == f"ticket {t['id']} is 无效 rejected: it cannot be converted"
+    assert act(platform, people["sup"], t["id"], "reopen")["record"]["status"] == "claimed"
 
 
 def test_a_ticket_moves_through_its_lifecycle(platform, people):
     t = ticket(platform, people, "无法登录")
+    assert (t["created_at"], t["updated_at"]) == (T0, T0)  # the platform's clock, not the wall's
     act(platform, people["agent1"], t["id"], "claim")
-    assert act(platform, people["agent1"], t["id"], "start")["record"]["status"] == "following"
+    assert act(platform, people["agent1"], t["id"], "start")["record"]["status"] == "working"
+    platform.clock.advance(hours=2)
     resolved = act(platform, people["agent1"], t["id"], "resolve", {"resolution": "重置了密码"})["record"]
     assert (resolved["status"], resolved["resolution"]) == ("resolved", "重置了密码")
+    assert (resolved["resolved_at"], resolved["updated_at"]) == (datetime(2026, 11, 27, 4, 0, tzinfo=UTC),) * 2
     with pytest.raises(Conflict):
         act(platform, people["agent1"], t["id"], "start")
     assert [(e["field"], e["old"], e["new"]) for e in platform.records.history("ticket", t["id"])
-            if e["change"] == "resolve" and e["field"] == "status"] == [("status", "following", "resolved")]
+            if e["change"] == "resolve" and e["field"] == "status"] == [("status", "working", "resolved")]
 
 
 def test_through_the_api_a_supervisor_assigns_the_agent_escalates_and_converts_into_a_task(api, platform, people):
     t = ticket(platform, people, "服务器迁移", description="周末迁移到新机房", customer_email="it@example.cn")
     path = f"/objects/ticket/records/{t['id']}"
     status, body = api.post(f"{path}/actions/assign", "sup", {"owner": people["agent2"]})
-    assert (status, body["record"]["status"], body["record"]["owner"]) == (200, "pending", people["agent2"])
+    assert (status, body["record"]["status"], body["record"]["owner"]) == (200, "claimed", people["agent2"])
     status, body = api.post(f"{path}/actions/escalate", "agent2", {})
     assert (status, body["record"]["priority"]) == (200, "urgent")
     status, body = api.post(f"{path}/actions/convert", "agent2", {"task": {}})
@@ -135,5 +157,5 @@ def test_through_the_api_a_supervisor_assigns_the_agent_escalates_and_converts_i
 def test_the_app_s_page_is_served_beside_the_engine_s(api, platform, people):
     response = api.client.get("/helpdesk/states")
     assert (response.status_code, response.get_json()) == (200, [
-        ["unassigned", "Waiting"], ["pending", "Claimed"], ["following", "In progress"], ["resolved", "Resolved"],
-        ["converted", "Converted to a task"], ["invalid", "Invalid"], ["voided", "Voided"]])
+        ["waiting", "Waiting"], ["claimed", "Claimed"], ["working", "In progress"], ["resolved", "Resolved"],
+        ["converted", "Converted to a task"], ["rejected", "Invalid"], ["cancelled", "Voided"]])

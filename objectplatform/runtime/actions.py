@@ -17,6 +17,8 @@ from marshmallow import ValidationError
 
 from objectplatform.metadata import FieldDef, Label, Metadata, Source
 
+from . import lifecycles
+from .auth import auth_service
 from .errors import Message, NotFound, RuntimeFailure, ValidationFailed
 from .validation import REQUIRED, converter, field_validator
 
@@ -203,9 +205,9 @@ class Actions:
             raise NotFound(Message("action.unknown_bulk", "{object} has no bulk action {action}", object=obj,
                                    action=name))
         definition = self.platform.metadata.objects[obj]
-        if transitions.runs(definition, name):
-            if not transitions.may_run(access, definition, name):
-                transitions.refuse_role(definition, name)
+        if lifecycles.runs(definition, name):
+            if not lifecycles.may_run(access, definition, name):
+                lifecycles.refuse_role(definition, name)
         else:
             access.require_action(obj, name)
         if not bulk:
@@ -225,8 +227,8 @@ class Actions:
     def allowed(self, access, obj: str, name: str) -> bool:
         """Whether the user's roles let them run `name` on `obj` (a transition: its roles or a grant)."""
         definition = self.platform.metadata.objects[obj]
-        if transitions.runs(definition, name):
-            return transitions.may_run(access, definition, name)
+        if lifecycles.runs(definition, name):
+            return lifecycles.may_run(access, definition, name)
         return access.can_act(obj, name)
 
     def available(self, access, obj: str, record: Mapping[str, Any]) -> list[Action]:
@@ -236,7 +238,7 @@ class Actions:
         found = []
         for action in self.for_object(obj):
             if (self.allowed(access, obj, action.name)
-                    and transitions.applies(definition, action.name, record, access.user_id)
+                    and lifecycles.applies(definition, action.name, record, access.user_id, self.platform.clock.now())
                     and (action.applies is None or action.applies(self.platform, record))):
                 found.append(action)
         return found
@@ -246,8 +248,8 @@ class Actions:
         obj = action.object
         record = records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
         definition = self.platform.metadata.objects[obj]
-        if transitions.governs(definition, action.name):
-            transitions.refuse(access, definition, action.name, record)
+        if lifecycles.governs(definition, action.name):
+            lifecycles.refuse(access, definition, action.name, record, self.platform.clock.now())
         result = dict(action.handler(ActionCall(self.platform, access, obj, record, params)) or {})
         try:
             result.setdefault("record", records.get(obj, record["id"]))
@@ -287,8 +289,6 @@ def run_action(platform, access, obj: str, action: str, target: str | list, para
 
 def _deactivate_user(call: ActionCall) -> dict:
     """Deactivate the user and hand every record they own to `handover_to`."""
-    from .auth import auth_service
-
     moved = auth_service(call.platform).deactivate(call.record["id"], call.params["handover_to"],
                                                     by=call.access.user_id)
     return {"handed_over": moved}
@@ -301,8 +301,3 @@ register_action(
 
 # importing records from a file: a role grants it per object beside create (web/import_jobs.py checks it)
 IMPORT = register_permission("import", label=Label("导入", "Import"))
-
-# registers the behaviors', the approval flows' and the lifecycles' actions (they import this module)
-from . import approvals as approvals  # noqa: E402
-from . import behaviors as behaviors  # noqa: E402
-from . import transitions as transitions  # noqa: E402

@@ -32,7 +32,7 @@ row of `_op_approval_step` with their decision, comment and time, written when t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +42,6 @@ from objectplatform.metadata import ApprovalFlow, Label, Metadata, plain
 from objectplatform.metadata.expressions import Expression, parse
 
 from . import actions, rules
-from .behaviors import staged
 from .errors import Conflict, Forbidden, Locked, Message, NotFound, ValidationFailed, no_record
 from .permissions import access_for
 from .records import hooks
@@ -55,6 +54,16 @@ FLOW, STAGE = "flow", "stage"
 SUBMIT, WITHDRAW = "submit", "withdraw"
 DECISION_VERBS = {APPROVED: "approved", REJECTED: "rejected"}
 NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a comment
+
+# settles the record when an approval of a kind ends: (platform, conn, object, user, record id, status)
+Settle = Callable[[Any, sa.Connection, str, str | None, Any, str], Any]
+_SETTLERS: dict[str, Settle] = {}
+
+
+def register_settle(kind: str, settle: Settle) -> None:
+    """Call `settle` when an approval of `kind` ends as approved, rejected or withdrawn (the sales_process
+    behavior moves the record into its pending stage, or leaves it where it is, for STAGE)."""
+    _SETTLERS[kind] = settle
 
 
 def _pair(value: Any) -> dict:
@@ -477,9 +486,8 @@ class Approvals:
             status=status, step=ended, ended_at=_stamp(at), ended_by=None if by is None else int(by),
             remind_at=None))
         user = None if by is None else str(by)
-        if row["kind"] == STAGE:
-            staged.behavior_of(self.platform, row["object"]).decide_pending(conn, user, row["record_id"],
-                                                                            status == APPROVED)
+        if settle := _SETTLERS.get(row["kind"]):
+            settle(self.platform, conn, row["object"], user, row["record_id"], status)
         outcome = definition.get("on_approve" if status == APPROVED else "on_reject", [])
         told = any(a.get("notify", {}).get("submitter") for a in outcome)
         suffix = Label(f"：{comment}", f": {comment}") if comment else NO_SUFFIX
@@ -523,15 +531,14 @@ class Approvals:
             self.work.close_todos(conn, key_prefix=f"approval:{row['id']}:", now=at, by=access.user_id)
             self._perform(conn, row, json.loads(row["definition"]).get("on_withdraw", []), WITHDRAWN,
                           access.user_id, at)
-            if row["kind"] == STAGE:
-                staged.behavior_of(self.platform, obj).decide_pending(conn, access.user_id, record_id, False,
-                                                                      action="withdraw_stage")
+            if settle := _SETTLERS.get(row["kind"]):
+                settle(self.platform, conn, obj, access.user_id, record_id, WITHDRAWN)
             return {"record": self.records.get(obj, record_id, conn=conn),
                     "approval": self._json(conn, [self._row(conn, row["id"])], access)[0]}
 
     def close_pending(self, conn: sa.Connection, obj: str, record_id: Any, status: str, by: Any) -> None:
         """End the record's waiting approval as `status` without a decision (its stage was settled outside
-        the engine, e.g. by staged.approve_stage), closing its to-dos."""
+        the engine, e.g. by the sales_process behavior's approve_stage), closing its to-dos."""
         row = self.pending_row(conn, obj, record_id)
         if row is None:
             return

@@ -31,11 +31,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _now() -> datetime:
-    """The current UTC time as the tables store it (naive)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def _user_id(value: Any) -> int | None:
     text = str(value).strip() if value is not None else ""
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
@@ -56,7 +51,11 @@ class Auth:
     def _user_record(self, row) -> dict:
         """A user row (as selected with the whole table) -> the record, formulas computed."""
         record = from_row(self.users, row)
-        return self.platform.records.formulas["user"].on_read(record, datetime.now(UTC))
+        return self.platform.records.formulas["user"].on_read(record, self.platform.clock.now())
+
+    def _now(self) -> datetime:
+        """The platform's current time as the tables store it (naive UTC)."""
+        return self.platform.clock.now().astimezone(UTC).replace(tzinfo=None)
 
     # ---------------------------------------------------------------------------------- passwords
 
@@ -90,7 +89,7 @@ class Auth:
         """
         user = self.authenticate(username, password)
         token = secrets.token_urlsafe(32)
-        now = _now()
+        now = self._now()
         expiry = expires_at.astimezone(UTC).replace(tzinfo=None) if expires_at and expires_at.tzinfo else expires_at
         tokens = self.tokens
         with self.engine.begin() as conn:
@@ -110,7 +109,7 @@ class Auth:
         if not isinstance(token, str) or not token:
             return None
         tokens, users = self.tokens, self.users.table
-        now = _now()
+        now = self._now()
         stmt = (
             sa.select(users, tokens.c.id.label("_token_id"), tokens.c.last_used_at.label("_token_last_used"))
             .join_from(tokens, users, users.c.id == tokens.c.user_id)
@@ -134,7 +133,7 @@ class Auth:
         tokens = self.tokens
         with self.engine.begin() as conn:
             conn.execute(tokens.update().where(tokens.c.token_hash == token_hash(token),
-                                               tokens.c.revoked_at.is_(None)).values(revoked_at=_now()))
+                                               tokens.c.revoked_at.is_(None)).values(revoked_at=self._now()))
 
     # -------------------------------------------------------------------------------- deactivation
 
@@ -156,7 +155,7 @@ class Auth:
             if found is None:
                 raise NotFound(no_record("user", user_id))
             new = self._handover_target(conn, old, handover_to)
-            now = datetime.now(UTC)
+            now = self.platform.clock.now()
             self.platform.records.update("user", str(old), {"active": False}, version=None, user=by, conn=conn,
                                          system=True)
             tokens = self.tokens

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
-from contextvars import ContextVar
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
@@ -25,7 +24,6 @@ TIMEOUT = 10  # seconds to connect and for each SMTP reply
 PENDING = "objectplatform_email_pending"  # conn.info: [(platform, ids)] written in the open transaction
 COMMITTED = "objectplatform_email_committed"  # conn.info: the same, committed, sent when the connection returns
 log = logging.getLogger("objectplatform.email")
-_platform: ContextVar = ContextVar("objectplatform_email_platform", default=None)
 
 
 def enabled(platform) -> bool:
@@ -63,9 +61,9 @@ def send_later(platform, ids: list[str]) -> None:
     """Hand the notifications to the email job: rq on Redis, else a thread running the job in-process."""
     try:
         if platform.jobs.queue is not None:
-            platform.jobs.enqueue(email_job, ids)
+            platform.enqueue(send, ids)
             return
-        thread = threading.Thread(target=_in_process, args=(platform, ids), name="objectplatform-email")
+        thread = threading.Thread(target=platform.enqueue, args=(send, ids), name="objectplatform-email")
         with _lock:  # keep the running ones (for `wait`), forget the finished
             _threads[id(platform)] = [t for t in _threads.get(id(platform), []) if t.is_alive()] + [thread]
         thread.start()
@@ -77,30 +75,12 @@ _lock = threading.Lock()
 _threads: dict[int, list[threading.Thread]] = {}
 
 
-def _in_process(platform, ids: list[str]) -> None:
-    token = _platform.set(platform)
-    try:
-        platform.jobs.enqueue(email_job, ids)
-    finally:
-        _platform.reset(token)
-
-
 def wait(platform, timeout: float = 30) -> None:
     """Wait for the platform's in-process email jobs started so far (tests, and a command before it exits)."""
     with _lock:
         threads = _threads.pop(id(platform), [])
     for thread in threads:
         thread.join(timeout)
-
-
-def email_job(ids: list[str]) -> dict:
-    """The background job: email the notifications `ids` to their users; {"sent", "failed"}."""
-    platform = _platform.get()
-    if platform is None:
-        from .imports import _open_worker_platform
-
-        platform = _open_worker_platform()
-    return send(platform, ids)
 
 
 def send(platform, ids: list[str]) -> dict:

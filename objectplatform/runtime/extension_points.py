@@ -14,6 +14,7 @@ from .records.hooks import EVENTS as HOOK_EVENTS
 from .records.hooks import HookContext, register_hook
 from .records.masking import Hiding, register_hiding
 from .reports.charts import register_chart
+from .reports.run import register_report_engine
 
 __all__ = [
     # an app: its metadata layers, a register() making the registrations below, its pages, its demo data
@@ -33,4 +34,6 @@ __all__ = [
     "FieldType", "register_field_type",
     # chart kinds drawn by the report pages
     "register_chart",
+    # report engines: a report whose `engine:` names one is run by it, not by the grouping compiler
+    "register_report_engine",
 ]

@@ -19,7 +19,6 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -32,6 +31,7 @@ from objectplatform.metadata.problems import closest
 from .behaviors import duplicates
 from .errors import BadRequest, Message, message_json
 from .jobs import report_progress
+from .permissions import access_for
 from .storage.engine import reading
 from .storage.tables import MULTI_TYPES, REFERENCE_TYPES
 
@@ -40,8 +40,6 @@ EXTENSIONS = (".csv", ".xlsx", ".vcf")
 CELL = "TEL;TYPE=cell"
 VCARD_PROPERTIES = ("FN", "ORG", "TITLE", "TEL", CELL, "EMAIL", "ADR", "NOTE")  # what `imports: vcard:` may map
 
-_platform: ContextVar = ContextVar("objectplatform_import_platform", default=None)
-_worker_platform = None  # the platform an rq worker opens once (from OBJECTPLATFORM_* settings)
 
 
 @dataclass
@@ -476,36 +474,20 @@ def start_import(platform, obj: ObjectDef, name: str, data: bytes, user: str, al
                  job_id: str, defaults: Mapping[str, str] | None = None) -> str:
     """Check the upload (BadRequest before any job starts), then enqueue `import_job`; return the job id."""
     prepare(obj, read_bytes(name, data))
-    token = _platform.set(platform)  # an in-process job runs now, on this platform
     extra = {"defaults": dict(defaults)} if defaults else {}
-    try:
-        return platform.jobs.enqueue(import_job, obj.name, name, base64.b64encode(data).decode("ascii"), user,
-                                     all_or_nothing, job_id=job_id, **extra)
-    finally:
-        _platform.reset(token)
+    return platform.enqueue(import_job, obj.name, name, base64.b64encode(data).decode("ascii"), user,
+                            all_or_nothing, job_id=job_id, **extra)
 
 
-def import_job(obj: str, name: str, data: str, user: str, all_or_nothing: bool,
+def import_job(platform, obj: str, name: str, data: str, user: str, all_or_nothing: bool,
                defaults: Mapping[str, str] | None = None) -> dict:
     """The background job: import the file as `user` within the user's data scope; the result as JSON."""
-    from .permissions import access_for
-
-    platform = _platform.get() or _open_worker_platform()
     access = access_for(platform, user)
     prepared = prepare(platform.metadata.objects[obj], read_bytes(name, base64.b64decode(data)))
     report_progress(0, prepared.source.count)
     result = run_import(platform, prepared, user=user, all_or_nothing=all_or_nothing, progress=report_progress,
                         caller=access, defaults=defaults)
     return result.json()
-
-
-def _open_worker_platform():
-    global _worker_platform
-    if _worker_platform is None:
-        from .platform import open_platform
-
-        _worker_platform = open_platform()
-    return _worker_platform
 
 
 def row_report(fields: Mapping[str, Sequence[str]]) -> str:

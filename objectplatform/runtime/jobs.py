@@ -26,6 +26,8 @@ from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from .clock import Clock
+
 _RQ_STATUS = {
     "scheduled": "scheduled",
     "started": "running",
@@ -39,16 +41,21 @@ _NEW = {"status": "queued", "progress": {"done": 0, "total": None}, "result": No
 _current: ContextVar[tuple[JobRunner, str] | None] = ContextVar("objectplatform_job", default=None)
 
 
-def _path(func: Callable | str) -> str:
+def function_path(func: Callable | str) -> str:
     """Return the dotted import path of a job function."""
     return func if isinstance(func, str) else f"{func.__module__}.{func.__qualname__}"
+
+
+def import_function(path: str) -> Callable:
+    """The function a dotted import path names."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _perform(func: Callable | str, /, *args, **kwargs) -> Any:
     """Run a job function and return its result as JSON data (raising if it is not JSON-serialisable)."""
     if isinstance(func, str):
-        module, _, name = func.rpartition(".")
-        func = getattr(importlib.import_module(module), name)
+        func = import_function(func)
     return json.loads(json.dumps(func(*args, **kwargs)))
 
 
@@ -71,6 +78,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._jobs: dict[str, dict] = {}
         self._pending: dict[str, tuple[datetime, Callable | str, tuple, dict]] = {}
+        self.clock = Clock()  # the wall clock rq schedules by, not a platform's (a test's may stand still)
 
     def enqueue(self, func: Callable | str, *args, job_id: str | None = None, **kwargs) -> str:
         """Run `func(*args, **kwargs)` in the background (in-process: right now) and return the job id."""
@@ -82,7 +90,7 @@ class JobRunner:
 
     def enqueue_in(self, delay: timedelta, func: Callable | str, *args, **kwargs) -> str:
         """Run the job once `delay` has passed and return its id."""
-        return self.enqueue_at(datetime.now(UTC) + delay, func, *args, **kwargs)
+        return self.enqueue_at(self.clock.now() + delay, func, *args, **kwargs)
 
     def enqueue_at(
         self, when: datetime, func: Callable | str, *args, job_id: str | None = None, **kwargs
@@ -100,7 +108,7 @@ class JobRunner:
 
     def run_due(self, now: datetime | None = None) -> int:
         """In-process mode: run the delayed jobs due at `now` (default: the current time); return how many."""
-        now = (now or datetime.now(UTC)).astimezone(UTC)
+        now = (now or self.clock.now()).astimezone(UTC)
         with self._lock:
             due = sorted((p[0], job_id) for job_id, p in self._pending.items() if p[0] <= now)
             jobs = [(job_id, self._pending.pop(job_id)) for _, job_id in due]
@@ -123,7 +131,7 @@ class JobRunner:
     @staticmethod
     def _rq_call(func: Callable | str, args: tuple, kwargs: dict) -> dict:
         """rq enqueue arguments that run `func` through `_perform` (which enforces JSON results)."""
-        return {"args": (_path(func), *args), "kwargs": kwargs, "description": _path(func)}
+        return {"args": (function_path(func), *args), "kwargs": kwargs, "description": function_path(func)}
 
     def _rq_status(self, job_id: str) -> dict:
         """Build the status dict of an rq job from its Redis hash and latest result."""

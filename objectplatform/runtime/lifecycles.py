@@ -1,4 +1,5 @@
-"""Record lifecycles: what the records service holds every write to (transitions.py runs the moves).
+"""Record lifecycles: what the records service holds every write to, and who may run a transition from
+which state (transitions.py runs the moves).
 
 A write that is not the system's (a transition, flow, rule or behavior writes as the system) may not
 change the lifecycle's field or a `system` field (422 naming the transitions that set it), may not
@@ -10,13 +11,16 @@ an initial state. docs/metadata.md (Lifecycles) describes the YAML.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Lifecycle, Metadata, ObjectDef
+from objectplatform.metadata import Lifecycle, Metadata, ObjectDef, Transition
+from objectplatform.metadata.checks import LIFECYCLE_BY
+from objectplatform.metadata.expressions import parse
 
-from .errors import Locked, Message, ValidationFailed
+from .errors import Conflict, Forbidden, Locked, Message, ValidationFailed
 
 
 def state_label(obj: ObjectDef, value: Any) -> str:
@@ -128,3 +132,64 @@ class Guard:
             return True
         access = access_of(user, conn)
         return access.is_admin or bool(access.roles & set(editable_by))
+
+
+def _transition(obj: ObjectDef, name: str) -> Transition | None:
+    return obj.lifecycle.transitions.get(name) if obj.lifecycle else None
+
+
+def runs(obj: ObjectDef, name: str) -> bool:
+    """Whether `name` is a transition the engine runs (its roles decide who may run it)."""
+    transition = _transition(obj, name)
+    return transition is not None and transition.by is None
+
+
+def governs(obj: ObjectDef, name: str) -> bool:
+    """Whether the action `name` must start from its transition's states: a transition the engine or the
+    approval engine runs (a behavior's own action checks the state itself)."""
+    transition = _transition(obj, name)
+    return transition is not None and transition.by in (None, LIFECYCLE_BY)
+
+
+def may_run(access, obj: ObjectDef, name: str) -> bool:
+    """Whether the user's roles let them run the transition `name` (its own roles or a role's grant)."""
+    transition = obj.lifecycle.transitions[name]
+    return access.is_admin or bool(access.roles & set(transition.roles)) or access.can_act(obj.name, name)
+
+
+def applies(obj: ObjectDef, name: str, record: Mapping[str, Any], user: str | None, at: datetime) -> bool:
+    """Whether the action `name` applies to the record at time `at`: a transition starts from its state and its
+    condition holds (an action that is no transition always applies)."""
+    transition = _transition(obj, name)
+    if transition is None:
+        return True
+    if record.get(obj.lifecycle.field) not in transition.sources:
+        return False
+    return transition.condition is None or bool(parse(transition.condition).evaluate(
+        expression_env(record, {}, user), at))
+
+
+def refuse_role(obj: ObjectDef, name: str) -> None:
+    """403 naming the roles that may run the transition."""
+    roles = listed(obj.lifecycle.transitions[name].roles) or "none"
+    raise Forbidden(Message("transition.role", "your roles do not allow {transition} on {object} (allowed: {roles})",
+                            transition=name, object=obj.name, roles=roles))
+
+
+def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any], at: datetime) -> None:
+    """409 when the transition does not start from the record's state or its condition does not hold at `at`."""
+    transition = obj.lifecycle.transitions[name]
+    state = record.get(obj.lifecycle.field)
+    if state not in transition.sources:
+        starts = listed(state_label(obj, v) for v in transition.sources)
+        raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
+                               "a {object} that is {sources}", object=obj.name, id=record["id"],
+                               state=state_label(obj, state), transition=name, sources=starts))
+    if not applies(obj, name, record, access.user_id, at):
+        raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {condition}",
+                               transition=name, object=obj.name, id=record["id"], condition=transition.condition))
+
+
+def expression_env(record: Mapping[str, Any], params: Mapping[str, Any], user: str | None) -> dict[str, Any]:
+    """What a transition's condition and `set` see: the record, its parameters as `params.NAME`, current_user."""
+    return {**record, **{f"params.{k}": v for k, v in params.items()}, "current_user": user}

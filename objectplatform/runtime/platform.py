@@ -1,17 +1,23 @@
-"""The runtime assembled: metadata, database, tables, jobs and the records service, opened once."""
+"""The runtime assembled: metadata, database, tables, jobs and the records service, opened once. The top of the
+runtime: it loads the engine's plugins (plugins.py), and no module of the runtime below it imports it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from objectplatform.metadata import Metadata, MetadataError, default_layers, load_metadata
 
+from . import plugins as plugins  # the engine's built-in plugins register themselves, loaded here only
 from .apps import app_layers, find_apps
 from .clock import Clock
 from .config import Settings
-from .jobs import JobRunner
+from .jobs import JobRunner, function_path, import_function
+from .names import check_names
+from .records import Records
 from .storage.engine import create_engine
 from .storage.tables import Schema, schema_of
 
@@ -27,13 +33,20 @@ class Platform:
     clock: Clock = field(default_factory=Clock)  # every "now" of the runtime; a test gives its own
 
     @property
-    def records(self):
+    def records(self) -> Records:
         """The records service: the only way data is written."""
-        from .records import Records
-
         if "records" not in self.services:
             self.services["records"] = Records(self)
         return self.services["records"]
+
+    def enqueue(self, job: Callable, *args, **kwargs) -> str:
+        """Run `job(platform, *args, **kwargs)` in the background and return the job id: in-process right now
+        on this platform, on rq on the platform the worker opens (`job_platform`)."""
+        token = _running.set(self)
+        try:
+            return self.jobs.enqueue(run_job, function_path(job), *args, **kwargs)
+        finally:
+            _running.reset(token)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -48,10 +61,8 @@ def load_site_metadata(settings: Settings) -> Metadata:
 
 def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
     """Register the configured apps, load the metadata (unless given), check the action names it uses
-    against the actions the engine registers, connect and build the tables; raises MetadataError on
-    problems."""
-    from .names import check_names
-
+    against the actions the engine's plugins and the apps register, connect and build the tables; raises
+    MetadataError on problems."""
     settings = settings or Settings.from_env()
     find_apps(settings.apps)
     metadata = metadata or load_site_metadata(settings)
@@ -64,3 +75,22 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         schema_of(metadata),
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
     )
+
+
+_running: ContextVar[Platform | None] = ContextVar("objectplatform_job_platform", default=None)
+_worker: Platform | None = None  # the platform an rq worker process opens once (from OBJECTPLATFORM_* settings)
+
+
+def job_platform() -> Platform:
+    """The platform a background job runs on: the enqueuing one in-process, else the worker's own."""
+    global _worker
+    if (platform := _running.get()) is not None:
+        return platform
+    if _worker is None:
+        _worker = open_platform()
+    return _worker
+
+
+def run_job(path: str, *args, **kwargs):
+    """The function the job runner runs for `Platform.enqueue`: the job at `path`, given its platform first."""
+    return import_function(path)(job_platform(), *args, **kwargs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +28,12 @@ from .behaviors.recycle import recycle, rollup_parents
 from .errors import BadRequest, Message
 from .expressions_sql import derived_values, to_sql
 from .records import history_sql
-from .records.query import _sql_columns
+from .records.query import formula_columns
 from .storage import convert
 from .workqueue import TEXT, as_label, title_sql, work_queue
 
 SUMMARY_KEYS = ("matched", "notified", "todos", "closed", "updated", "recycled", "warned")
 DEFAULT_REASON = "自动回收 auto-recycle"
-_platform: ContextVar = ContextVar("objectplatform_rules_platform", default=None)
 
 
 def scheduled_rules(metadata) -> list[Rule]:
@@ -68,24 +66,15 @@ def run_rule(platform, rule: Rule, at: datetime, run_id: Any = None) -> dict:
     return summary
 
 
-def rule_job(name: str, at: str, run_id: int | None = None) -> dict:
+def rule_job(platform, name: str, at: str, run_id: int | None = None) -> dict:
     """The background job the scheduler enqueues: run one rule as of `at` (ISO 8601)."""
-    platform = _platform.get()
-    if platform is None:
-        from .imports import _open_worker_platform
-
-        platform = _open_worker_platform()
     rules = {d.name: d for d in scheduled_rules(platform.metadata)}
     return run_rule(platform, rules[name], datetime.fromisoformat(at), run_id)
 
 
 def enqueue_rule(platform, name: str, at: datetime, run_id: int) -> str:
     """Enqueue `rule_job` (in-process mode: it runs now, on this platform)."""
-    token = _platform.set(platform)
-    try:
-        return platform.jobs.enqueue(rule_job, name, at.isoformat(), run_id)
-    finally:
-        _platform.reset(token)
+    return platform.enqueue(rule_job, name, at.isoformat(), run_id)
 
 
 class _Run:
@@ -97,7 +86,7 @@ class _Run:
         self.obj = rule.object
         self.ot = platform.schema[self.obj]
         self.table = self.ot.table
-        columns = {**derived_values(platform, self.obj, at), **_sql_columns(self.ot)}
+        columns = {**derived_values(platform, self.obj, at), **formula_columns(self.ot)}
         self.condition = None if rule.condition is None else to_sql(rule.condition, columns, at, condition=True)
         self.counts = dict.fromkeys(SUMMARY_KEYS, 0)
         self.stamp = convert.to_db("datetime", at)

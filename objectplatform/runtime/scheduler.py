@@ -22,6 +22,7 @@ from objectplatform.metadata import Rule
 
 from . import approvals, rules
 from .behaviors.pool import ORG_TIME
+from .platform import open_platform
 from .storage import convert
 
 EPOCH = datetime(1970, 1, 1, tzinfo=ORG_TIME)
@@ -100,8 +101,6 @@ def run_forever(platform, stop: threading.Event, seconds: float = TICK_SECONDS, 
 def start_thread(settings) -> threading.Event:
     """Embedded mode: tick every minute in a daemon thread on its own platform, quietly (the rules' runs are
     in `_op_rule_run`); set the event to stop it."""
-    from .platform import open_platform
-
     stop = threading.Event()
 
     def loop() -> None:

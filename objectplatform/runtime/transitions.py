@@ -11,7 +11,7 @@ states the same way before the engine submits or withdraws.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Transition
@@ -19,70 +19,11 @@ from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
 from . import actions
-from .errors import Conflict, Forbidden, Message, ValidationFailed
-from .lifecycles import listed, state_label
+from .errors import Message, ValidationFailed
+from .lifecycles import expression_env
 from .records import hooks
-
-
-def _transition(obj: ObjectDef, name: str) -> Transition | None:
-    return obj.lifecycle.transitions.get(name) if obj.lifecycle else None
-
-
-def runs(obj: ObjectDef, name: str) -> bool:
-    """Whether `name` is a transition the engine runs (its roles decide who may run it)."""
-    transition = _transition(obj, name)
-    return transition is not None and transition.by is None
-
-
-def governs(obj: ObjectDef, name: str) -> bool:
-    """Whether the action `name` must start from its transition's states: a transition the engine or the
-    approval engine runs (a behavior's own action checks the state itself)."""
-    transition = _transition(obj, name)
-    return transition is not None and transition.by in (None, LIFECYCLE_BY)
-
-
-def may_run(access, obj: ObjectDef, name: str) -> bool:
-    """Whether the user's roles let them run the transition `name` (its own roles or a role's grant)."""
-    transition = obj.lifecycle.transitions[name]
-    return access.is_admin or bool(access.roles & set(transition.roles)) or access.can_act(obj.name, name)
-
-
-def applies(obj: ObjectDef, name: str, record: Mapping[str, Any], user: str | None,
-            at: datetime | None = None) -> bool:
-    """Whether the action `name` applies to the record: a transition starts from its state and its
-    condition holds (an action that is no transition always applies)."""
-    transition = _transition(obj, name)
-    if transition is None:
-        return True
-    if record.get(obj.lifecycle.field) not in transition.sources:
-        return False
-    return transition.condition is None or bool(parse(transition.condition).evaluate(
-        _env(record, {}, user), at or datetime.now(UTC)))
-
-
-def refuse_role(obj: ObjectDef, name: str) -> None:
-    """403 naming the roles that may run the transition."""
-    roles = listed(obj.lifecycle.transitions[name].roles) or "none"
-    raise Forbidden(Message("transition.role", "your roles do not allow {transition} on {object} (allowed: {roles})",
-                            transition=name, object=obj.name, roles=roles))
-
-
-def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any]) -> None:
-    """409 when the transition does not start from the record's state or its condition does not hold."""
-    transition = obj.lifecycle.transitions[name]
-    state = record.get(obj.lifecycle.field)
-    if state not in transition.sources:
-        starts = listed(state_label(obj, v) for v in transition.sources)
-        raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
-                               "a {object} that is {sources}", object=obj.name, id=record["id"],
-                               state=state_label(obj, state), transition=name, sources=starts))
-    if not applies(obj, name, record, access.user_id):
-        raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {condition}",
-                               transition=name, object=obj.name, id=record["id"], condition=transition.condition))
-
-
-def _env(record: Mapping[str, Any], params: Mapping[str, Any], user: str | None) -> dict[str, Any]:
-    return {**record, **{f"params.{k}": v for k, v in params.items()}, "current_user": user}
+from .rules import RecordRun
+from .workqueue import work_queue
 
 
 def run_transition(call: actions.ActionCall, name: str) -> dict:
@@ -100,7 +41,7 @@ def run_transition(call: actions.ActionCall, name: str) -> dict:
         if missing:
             raise ValidationFailed(missing)
         record = move(platform, conn, obj, transition, current, call.params, call.access.user_id,
-                      datetime.now(UTC), current["version"])
+                      platform.clock.now(), current["version"])
         return {"record": record}
 
 
@@ -108,10 +49,7 @@ def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mappin
          params: Mapping[str, Any], user: str | None, at: datetime, version: int | None) -> dict:
     """The move itself, in the caller's transaction: the state and `set` in one system write (its history
     names the transition and keeps `params`), then the transition's actions and the to-dos it closes."""
-    from .rules import RecordRun
-    from .workqueue import work_queue
-
-    env = _env(current, params, user)
+    env = expression_env(current, params, user)
     values = {field: parse(expression).evaluate(env, at) for field, expression in transition.set.items()}
     values[obj.lifecycle.field] = transition.to
     record = platform.records.update(obj.name, current["id"], values, version=version, user=user, conn=conn,
@@ -132,7 +70,7 @@ def run_automatic(platform, conn, obj: ObjectDef, record: Mapping[str, Any], at:
     state = record.get(obj.lifecycle.field)
     for transition in obj.lifecycle.transitions.values():
         if transition.when is not None and state in transition.sources and transition.by is None \
-                and parse(transition.when).evaluate(_env(record, {}, None), at):
+                and parse(transition.when).evaluate(expression_env(record, {}, None), at):
             current = platform.records.get(obj.name, record["id"], conn=conn)
             move(platform, conn, obj, transition, current, {}, None, at, None)
             return

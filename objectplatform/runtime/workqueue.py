@@ -130,8 +130,8 @@ class WorkQueue:
             return 0
         label, at = as_label(title), now or self.platform.clock.now()
         if len(wanted) > FAN_OUT_JOB and self.platform.jobs.queue is not None:
-            self.platform.jobs.enqueue(notify_job, [str(u) for u in wanted], label.zh, label.en, object,
-                                       _id(record_id), key, at.isoformat())
+            self.platform.enqueue(notify_job, [str(u) for u in wanted], label.zh, label.en, object,
+                                  _id(record_id), key, at.isoformat())
             return 0
         table = self.notifications
         seen = set(conn.execute(sa.select(table.c.user_id).where(
@@ -329,12 +329,9 @@ def work_queue(platform) -> WorkQueue:
     return platform.services["workqueue"]
 
 
-def notify_job(users: list[str], title_zh: str, title_en: str, object: str | None, record_id: str | None,
-               key: str, at: str) -> dict:
+def notify_job(platform, users: list[str], title_zh: str, title_en: str, object: str | None,
+               record_id: str | None, key: str, at: str) -> dict:
     """The background fan-out of a notification to many users: one executemany batch."""
-    from .imports import _open_worker_platform
-
-    platform = _open_worker_platform()
     service = work_queue(platform)
     with platform.records.transaction() as conn:
         table = service.notifications

@@ -24,7 +24,7 @@ from objectplatform.runtime.errors import Message
 from objectplatform.runtime.permissions import access_for
 
 from . import errors, import_jobs, openapi
-from .app import get_platform
+from .current import get_platform
 from .errors import json_response
 from .export import csv_response
 
@@ -54,7 +54,7 @@ def init_app(app: Flask) -> None:
 
 
 @bp.before_request
-def _authenticate() -> None:
+def authenticate() -> None:
     """Every endpoint but POST /auth/token takes `Authorization: Bearer <token>`."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
@@ -112,14 +112,14 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _object_body(empty: Any = None) -> dict:
+def object_body(empty: Any = None) -> dict:
     body = _body(empty)
     if not isinstance(body, dict):
         raise BadRequest(Message("request.not_an_object", "the body must be a JSON object"))
     return body
 
 
-def _object(name: str) -> ObjectDef:
+def object_def(name: str) -> ObjectDef:
     obj = get_platform().metadata.objects.get(name)
     if obj is None:
         raise NotFound(Message("object.unknown", "unknown object {object}", object=name))
@@ -146,7 +146,7 @@ def _write_scope(obj: str, record_id: str, operation: str):
     return where
 
 
-def _label(label: Label | None) -> dict | None:
+def label_json(label: Label | None) -> dict | None:
     return None if label is None else {"zh": label.zh, "en": label.en}
 
 
@@ -178,7 +178,7 @@ def _require_children(obj: str, body: Mapping[str, Any], operation: str) -> None
 
 @bp.post("/auth/token")
 def issue_token() -> Response:
-    body = _object_body()
+    body = object_body()
     username, password = body.get("username"), body.get("password")
     problems = {name: [Message("auth.credential_required", "is required (text)")]
                 for name, value in (("username", username), ("password", password))
@@ -195,7 +195,7 @@ def revoke_token() -> Response:
     return Response(status=204)
 
 
-def _filters(parameters: frozenset[str]) -> dict[str, str]:
+def query_filters(parameters: frozenset[str]) -> dict[str, str]:
     """The query string's field filters: every argument but `parameters`, each given once."""
     filters = {}
     for name, values in request.args.lists():
@@ -209,9 +209,9 @@ def _filters(parameters: frozenset[str]) -> dict[str, str]:
 
 @bp.get("/objects/<obj>/records")
 def list_records(obj: str) -> Response:
-    _object(obj)
+    object_def(obj)
     g.access.require(obj, "read")
-    filters = _filters(LIST_PARAMETERS)
+    filters = query_filters(LIST_PARAMETERS)
     args = request.args
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
@@ -224,9 +224,9 @@ def list_records(obj: str) -> Response:
 @bp.get("/objects/<obj>/records/export.csv")
 def export_records(obj: str) -> Response:
     """Every record the list would page through, as CSV (see export.py)."""
-    definition = _object(obj)
+    definition = object_def(obj)
     g.access.require(obj, "read")
-    filters = _filters(EXPORT_PARAMETERS)
+    filters = query_filters(EXPORT_PARAMETERS)
     args = request.args
     return csv_response(get_platform(), definition, filters=filters, q=args.get("q"), sort=args.get("sort"),
                         where=_scope(obj), fields=args.get("fields"), labels=args.get("labels"))
@@ -234,9 +234,9 @@ def export_records(obj: str) -> Response:
 
 @bp.post("/objects/<obj>/records")
 def create_record(obj: str) -> Response:
-    _object(obj)
+    object_def(obj)
     g.access.require(obj, "create")
-    body = _object_body()
+    body = object_body()
     _require_children(obj, body, "create")
     platform = get_platform()
     record = platform.records.within(g.access).create(obj, body, user=g.access.user_id)
@@ -248,21 +248,21 @@ def create_record(obj: str) -> Response:
 
 @bp.get("/objects/<obj>/records/<record_id>")
 def get_record(obj: str, record_id: str) -> Response:
-    _object(obj)
+    object_def(obj)
     g.access.require(obj, "read")
     platform = get_platform()
     record = platform.records.get(obj, record_id, where=_scope(obj))
     out = record_json(platform, obj, record)
-    out["_actions"] = [{"name": a.name, "label": _label(a.label)}
+    out["_actions"] = [{"name": a.name, "label": label_json(a.label)}
                        for a in actions_service(platform).available(g.access, obj, record)]
     return json_response(out)
 
 
 @bp.patch("/objects/<obj>/records/<record_id>")
 def update_record(obj: str, record_id: str) -> Response:
-    _object(obj)
+    object_def(obj)
     g.access.require(obj, "edit")
-    body = _object_body()
+    body = object_body()
     version = body.pop("version", None)
     _require_children(obj, body, "edit")
     platform = get_platform()
@@ -276,7 +276,7 @@ def update_record(obj: str, record_id: str) -> Response:
 
 @bp.delete("/objects/<obj>/records/<record_id>")
 def delete_record(obj: str, record_id: str) -> Response:
-    _object(obj)
+    object_def(obj)
     g.access.require(obj, "delete")
     get_platform().records.delete(obj, record_id, user=g.access.user_id, where=_write_scope(obj, record_id, "delete"))
     return Response(status=204)
@@ -284,7 +284,7 @@ def delete_record(obj: str, record_id: str) -> Response:
 
 @bp.get("/objects/<obj>/records/<record_id>/history")
 def record_history(obj: str, record_id: str) -> Response:
-    _object(obj)
+    object_def(obj)
     g.access.require(obj, "read")
     entries = get_platform().records.history(obj, record_id, where=_scope(obj), seen_by=g.access)
     return json_response({"items": entries})
@@ -292,9 +292,9 @@ def record_history(obj: str, record_id: str) -> Response:
 
 @bp.post("/objects/<obj>/records/<record_id>/actions/<action>")
 def run_record_action(obj: str, record_id: str, action: str) -> Response:
-    _object(obj)
+    object_def(obj)
     platform = get_platform()
-    result = run_action(platform, g.access, obj, action, record_id, _object_body(empty={}))
+    result = run_action(platform, g.access, obj, action, record_id, object_body(empty={}))
     record = result["record"]
     result["record"] = None if record is None else record_json(platform, obj, record)
     return json_response(result)
@@ -302,8 +302,8 @@ def run_record_action(obj: str, record_id: str, action: str) -> Response:
 
 @bp.post("/objects/<obj>/actions/<action>")
 def run_bulk_action(obj: str, action: str) -> Response:
-    _object(obj)
-    body = _object_body()
+    object_def(obj)
+    body = object_body()
     ids = body.get("ids")
     if not isinstance(ids, list):
         raise BadRequest(Message("action.ids_not_a_list", "give the records as \"ids\": [...]"),
@@ -316,7 +316,7 @@ def run_bulk_action(obj: str, action: str) -> Response:
 @bp.post("/objects/<obj>/imports")
 def start_import(obj: str) -> Response:
     """Multipart `file` (.csv, .xlsx or .vcf) and `all_or_nothing`: checked now (400), imported by a job (202)."""
-    definition = _object(obj)
+    definition = object_def(obj)
     job_id = import_jobs.start(get_platform(), g.access, definition, request.files.get("file"),
                                request.form.get("all_or_nothing", ""))
     return json_response({"job_id": job_id}, 202)
@@ -334,10 +334,10 @@ def job_status(job_id: str) -> Response:
 def action_json(action: Action, allowed: bool) -> dict:
     return {
         "name": action.name,
-        "label": _label(action.label),
+        "label": label_json(action.label),
         "bulk": action.bulk,
         "allowed": allowed,
-        "params": [{"name": p.name, "type": p.type, "label": _label(p.label), "required": p.required,
+        "params": [{"name": p.name, "type": p.type, "label": label_json(p.label), "required": p.required,
                     **({"target": p.to} if p.to else {})} for p in action.params],
     }
 
@@ -357,14 +357,14 @@ def lifecycle_json(o: ObjectDef) -> dict | None:
 
     def state_json(state) -> dict:
         option = state_field.option(state.value)
-        return {"value": state.value, "label": _label(option.label if option else None),
+        return {"value": state.value, "label": label_json(option.label if option else None),
                 "editable": state.editable if state.editable == ALL_FIELDS else list(state.editable),
                 "editable_by": list(state.editable_by)}
 
     return {
         "field": lc.field, "initial": list(lc.initial),
         "states": [state_json(s) for s in lc.states.values()],
-        "transitions": [{"name": t.name, "label": _label(t.label), "from": list(t.sources), "to": t.to,
+        "transitions": [{"name": t.name, "label": label_json(t.label), "from": list(t.sources), "to": t.to,
                          "by": t.by, "roles": list(t.roles), "condition": t.condition,
                          "params": [field_json(p) for p in t.params], "required_fields": list(t.required_fields)}
                         for t in lc.transitions.values()],
@@ -374,10 +374,10 @@ def lifecycle_json(o: ObjectDef) -> dict | None:
 def field_json(f: FieldDef) -> dict:
     """A field as the runtime sees it after all layers."""
     computed = FIELD_TYPES[f.type].computed
-    out: dict[str, Any] = {"name": f.name, "type": f.type, "label": _label(f.label),
+    out: dict[str, Any] = {"name": f.name, "type": f.type, "label": label_json(f.label),
                            "required": f.required, "read_only": f.read_only or f.system or computed}
     if f.help is not None:
-        out["help"] = _label(f.help)
+        out["help"] = label_json(f.help)
     for key in ("unique", "hidden", "searchable", "system"):
         if getattr(f, key):
             out[key] = True
@@ -397,7 +397,7 @@ def field_json(f: FieldDef) -> dict:
         out["rollup"] = {"function": f.rollup.function, "child": f.rollup.child, "via": f.rollup.via,
                          "field": f.rollup.field}
     if f.type in ("picklist", "multi_picklist"):
-        out["options"] = [{"value": o.value, "label": _label(o.label), "active": o.active,
+        out["options"] = [{"value": o.value, "label": label_json(o.label), "active": o.active,
                            "attributes": dict(o.attrs)} for o in f.options]
     return out
 
@@ -413,12 +413,12 @@ def _field_for_caller(obj: str, f: FieldDef) -> dict:
 
 def _system_field_json(name: str) -> dict:
     type_ = SYSTEM_FIELDS[name]
-    return {"name": name, "type": type_, "label": _label(SYSTEM_LABELS[name]), "required": False,
+    return {"name": name, "type": type_, "label": label_json(SYSTEM_LABELS[name]), "required": False,
             "read_only": name != "owner", "system": True, **({"target": "user"} if type_ == "user" else {})}
 
 
 def object_summary(o: ObjectDef) -> dict:
-    return {"name": o.name, "label": _label(o.label), "plural_label": _label(o.plural_label or o.label),
+    return {"name": o.name, "label": label_json(o.label), "plural_label": label_json(o.plural_label or o.label),
             "title_field": o.title_field, "actions": _actions_json(o.name)}
 
 
@@ -430,7 +430,7 @@ def meta_objects() -> Response:
 
 @bp.get("/meta/objects/<obj>")
 def meta_object(obj: str) -> Response:
-    o = _object(obj)
+    o = object_def(obj)
     g.access.require(obj, "read")
     platform = get_platform()
     list_view = o.list_view
@@ -442,9 +442,9 @@ def meta_object(obj: str) -> Response:
         "children": [{"object": child, "field": via} for child, via in platform.records.children.get(obj, ())],
         "list_view": None if list_view is None else {"columns": list(list_view.columns),
                                                      "filters": list(list_view.filters), "sort": list(list_view.sort)},
-        "layout": [{"name": s.name, "label": _label(s.label), "fields": list(s.fields), "columns": s.columns}
+        "layout": [{"name": s.name, "label": label_json(s.label), "fields": list(s.fields), "columns": s.columns}
                    for s in o.layout],
-        "validation_rules": [{"name": r.name, "field": r.field, "message": _label(r.message)}
+        "validation_rules": [{"name": r.name, "field": r.field, "message": label_json(r.message)}
                              for r in o.validation_rules],
         "lifecycle": lifecycle_json(o),
     }
@@ -453,13 +453,13 @@ def meta_object(obj: str) -> Response:
 
 def flow_json(d: Flow) -> dict:
     """An approval flow, sales process or rule: name, kind, object, label, and a sales process's stages."""
-    out: dict[str, Any] = {"name": d.name, "kind": d.kind, "object": d.object, "label": _label(d.label)}
+    out: dict[str, Any] = {"name": d.name, "kind": d.kind, "object": d.object, "label": label_json(d.label)}
     if d.kind == "sales_process":
         out["departments"] = list(d.departments)
         out["stages"] = [
-            {"key": s.key, "label": _label(s.label), "probability": s.probability,
+            {"key": s.key, "label": label_json(s.label), "probability": s.probability,
              "required_fields": list(s.required_fields),
-             "tasks": [{"key": t.key, "label": _label(t.label), "required": t.required} for t in s.tasks],
+             "tasks": [{"key": t.key, "label": label_json(t.label), "required": t.required} for t in s.tasks],
              "approval": s.approval}
             for s in d.stages
         ]
@@ -467,7 +467,7 @@ def flow_json(d: Flow) -> dict:
         trigger = d.trigger
         out["trigger"] = {k: v for k, v in (("on", trigger.on), ("action", trigger.action), ("field", trigger.field))
                           if v is not None}
-        out["steps"] = [{"name": s.name, "label": _label(s.label), "approvers": s.approvers, "mode": s.mode}
+        out["steps"] = [{"name": s.name, "label": label_json(s.label), "approvers": s.approvers, "mode": s.mode}
                         for s in d.steps]
     elif d.kind == "rule":
         out["trigger"] = {"schedule": d.schedule} if d.schedule else {"event": d.event}

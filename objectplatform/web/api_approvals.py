@@ -17,12 +17,12 @@ from objectplatform.runtime.approvals import approvals
 from objectplatform.runtime.errors import Message
 
 from . import api, errors
-from .app import get_platform
+from .current import get_platform
 from .errors import json_response
 
 bp = Blueprint("api_approvals", __name__, url_prefix="/api/v1")
 errors.register(bp)
-bp.before_request(api._authenticate)
+bp.before_request(api.authenticate)
 
 
 def init_app(app: Flask) -> None:
@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
 
 
 def _comment() -> str | None:
-    body = api._object_body(empty={})
+    body = api.object_body(empty={})
     unknown = sorted(set(body) - {"comment"})
     problems = {name: [Message("action.unknown_param", "unknown parameter")] for name in unknown}
     comment = body.get("comment")
@@ -65,5 +65,5 @@ def reject(approval_id: str) -> Response:
 
 @bp.get("/objects/<obj>/records/<record_id>/approvals")
 def record_approvals(obj: str, record_id: str) -> Response:
-    api._object(obj)
+    api.object_def(obj)
     return json_response({"items": approvals(get_platform()).for_record(g.access, obj, record_id)})

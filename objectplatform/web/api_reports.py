@@ -25,14 +25,14 @@ from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.run import TOTAL
 
 from . import api, errors
-from .app import get_platform
+from .current import get_platform
 from .errors import json_response
-from .export import BOM, _lines, header_language, inert
+from .export import BOM, csv_lines, header_language, inert
 from .pages_view import ORG_TIME
 
 bp = Blueprint("api_reports", __name__, url_prefix="/api/v1")
 errors.register(bp)
-bp.before_request(api._authenticate)
+bp.before_request(api.authenticate)
 QUERY_PARAMETERS = frozenset({"scene", "labels", "lang"})
 
 
@@ -46,7 +46,7 @@ def report_summary(report: Report) -> dict:
     return {
         "name": report.name,
         "personal": personal.is_personal(report),
-        "label": api._label(report.label),
+        "label": api.label_json(report.label),
         "object": report.object,
         "engine": report.engine,
         "dimensions": [d.key for d in report.dimensions],
@@ -79,7 +79,7 @@ def report_detail(report: Report) -> dict:
 
 
 def _query_filters() -> dict[str, str]:
-    return api._filters(QUERY_PARAMETERS)
+    return api.query_filters(QUERY_PARAMETERS)
 
 
 @bp.get("/reports")
@@ -90,7 +90,7 @@ def list_reports() -> Response:
 
 @bp.post("/reports")
 def create_report() -> Response:
-    saved = personal.create(get_platform(), g.access, api._object_body())
+    saved = personal.create(get_platform(), g.access, api.object_body())
     return json_response(report_detail(saved.definition), status=201)
 
 
@@ -105,7 +105,7 @@ def get_report(name: str) -> Response:
 
 @bp.put("/reports/<name>")
 def replace_report(name: str) -> Response:
-    saved = personal.update(get_platform(), g.access, name, api._object_body())
+    saved = personal.update(get_platform(), g.access, name, api.object_body())
     return json_response(report_detail(saved.definition))
 
 
@@ -134,7 +134,7 @@ def yaml_text(report: Report) -> str:
 
 @bp.post("/reports/<name>/run")
 def run(name: str) -> Response:
-    body = api._object_body(empty={})
+    body = api.object_body(empty={})
     unknown = sorted(set(body) - {"filters", "scene", "compare"})
     if unknown:
         raise BadRequest(Message("report.unknown_keys", "unknown key(s) {keys}: send filters, scene and compare",
@@ -176,7 +176,7 @@ def report_csv(result: ReportResult, lang: str) -> str:
         first = result.columns[0].key
         body.append([TOTAL.get(lang) if c.key == first and c.key in dims else
                      _cell(result, c.key, result.totals.get(c.key), lang, False) for c in result.columns])
-    return BOM + _lines([header, *body])
+    return BOM + csv_lines([header, *body])
 
 
 def _cell(result: ReportResult, key: str, value: Any, lang: str, dimension: bool) -> str:

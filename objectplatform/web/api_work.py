@@ -16,12 +16,12 @@ from objectplatform.runtime.errors import Message
 from objectplatform.runtime.workqueue import work_queue
 
 from . import api, errors
-from .app import get_platform
+from .current import get_platform
 from .errors import json_response
 
 bp = Blueprint("api_work", __name__, url_prefix="/api/v1")
 errors.register(bp)
-bp.before_request(api._authenticate)
+bp.before_request(api.authenticate)
 LANGUAGES = ("zh", "en")
 
 

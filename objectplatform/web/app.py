@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from jinja2 import BytecodeCache
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from objectplatform.runtime import Platform, Settings, open_platform
 from objectplatform.runtime.apps import find_apps
+
+from . import (  # noqa: F401 - the page modules' views register on the pages blueprint (pages_base.bp)
+    api,
+    api_approvals,
+    api_reports,
+    api_work,
+    errors,
+    pages,
+    pages_approvals,
+    pages_base,
+    pages_convert,
+    pages_duplicates,
+    pages_follow_ups,
+    pages_imports,
+    pages_leads,
+    pages_lists,
+    pages_pools,
+    pages_records,
+    pages_report_builder,
+    pages_reports,
+    pages_stages,
+    pages_work,
+)
 
 
 class UrlRule(Rule):
@@ -60,13 +83,10 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     app.json.sort_keys = False
     app.extensions["objectplatform"] = platform
 
-    from . import api, api_approvals, api_work, pages, pages_work  # noqa: F401 - pages_work's views register on the pages
-    from .api_reports import init_app as init_reports
-
     api.init_app(app)
     api_work.init_app(app)
     api_approvals.init_app(app)
-    init_reports(app)
+    api_reports.init_app(app)
     pages.init_app(app)
     for found in find_apps(platform.settings.apps):  # each app's own pages (runtime/apps.py)
         if found.pages is not None:
@@ -77,11 +97,4 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
 
 def _http_error(e: HTTPException):
     """An unknown URL or method matches no blueprint: the API answers in its error shape, the rest with a page."""
-    from . import errors, pages_base
-
     return errors.http_error(e) if request.path.startswith(errors.API_PREFIX) else pages_base.http_error_page(e)
-
-
-def get_platform() -> Platform:
-    """The platform of the app handling the current request."""
-    return current_app.extensions["objectplatform"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 from flask import Response, g, has_request_context
@@ -30,7 +29,6 @@ from objectplatform.runtime.records.masking import FieldMask
 from .i18n import LANGUAGES
 from .pages_view import (
     MULTI_REFERENCE_TYPES,
-    ORG_TIME,
     REFERENCE_TYPES,
     SYSTEM_REFERENCES,
     Display,
@@ -113,25 +111,25 @@ def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, st
     first = read(None)
 
     def chunks() -> Iterator[str]:
-        yield BOM + _lines([header])
+        yield BOM + csv_lines([header])
         page = first
         while True:
             display = titles() if titles else None
             items = page.items
             if display is not None:
                 display.want(obj, items, columns)
-            yield _lines([_cell(obj, name, record.get(name), display) for name in columns] for record in items)
+            yield csv_lines([_cell(obj, name, record.get(name), display) for name in columns] for record in items)
             if page.next_cursor is None:
                 return
             page = read(page.next_cursor)
 
-    day = datetime.now(ORG_TIME).strftime("%Y%m%d")
+    day = platform.clock.today().strftime("%Y%m%d")
     response = Response(chunks(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{obj.name}-{day}.csv"'
     return response
 
 
-def _lines(rows: Iterable[list[str]]) -> str:
+def csv_lines(rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     return buffer.getvalue()

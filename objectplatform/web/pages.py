@@ -13,22 +13,8 @@ from flask import Flask, g, redirect, render_template, request, session, url_for
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.errors import Forbidden, Message, Unauthenticated
 
-from . import (  # noqa: F401 - their views register on the blueprint
-    csrf,
-    pages_approvals,
-    pages_convert,
-    pages_duplicates,
-    pages_follow_ups,
-    pages_imports,
-    pages_leads,
-    pages_lists,
-    pages_pools,
-    pages_records,
-    pages_report_builder,
-    pages_reports,
-    pages_stages,
-)
-from .app import get_platform
+from . import csrf
+from .current import get_platform
 from .i18n import LANGUAGES, text
 from .pages_admin import metadata_context
 from .pages_base import bp, local_path

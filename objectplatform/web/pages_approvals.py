@@ -22,7 +22,7 @@ from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.approvals import approvals
 from objectplatform.runtime.errors import BadRequest, Conflict, Forbidden, Message, ValidationFailed
 
-from .app import get_platform
+from .current import get_platform
 from .i18n import error_text, text
 from .pages_base import bp, local_path, object_def, scope
 from .pages_records import ACTION_DIALOGS, RECORD_PANELS, record_page

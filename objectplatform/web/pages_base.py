@@ -15,7 +15,7 @@ from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure, Una
 from objectplatform.runtime.permissions import access_for
 
 from . import csrf
-from .app import get_platform
+from .current import get_platform
 from .i18n import error_text, language, text, translator
 from .pages_view import REFERENCE_TYPES as REFERENCE_TYPES
 from .pages_view import Display, object_label

@@ -19,7 +19,7 @@ from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import convertible
 from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed
 
-from .app import get_platform
+from .current import get_platform
 from .forms import editable, make_input, posted, shown_value
 from .i18n import error_text, text
 from .pages_base import bp, error_page, object_def, page_display, scope

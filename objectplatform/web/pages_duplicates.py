@@ -17,7 +17,7 @@ from flask import flash, g, url_for
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.behaviors import duplicates
 
-from .app import get_platform
+from .current import get_platform
 from .i18n import text
 from .pages_records import AFTER_CREATE, RECORD_PANELS
 

@@ -19,7 +19,7 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.behaviors import convertible, follow_ups
 from objectplatform.runtime.errors import ValidationFailed
 
-from .app import get_platform
+from .current import get_platform
 from .forms import make_input, posted, shown_value
 from .i18n import error_text, text
 from .pages_base import bp, object_def, page_display, scope, url_with

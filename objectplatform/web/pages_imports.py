@@ -19,7 +19,7 @@ from objectplatform.runtime.actions import IMPORT
 from objectplatform.runtime.errors import BadRequest, Message, NotFound, message_from_json
 
 from . import import_jobs
-from .app import get_platform
+from .current import get_platform
 from .i18n import error_text, has_text, text
 from .pages_base import bp, local_path, object_def, scope
 from .pages_records import RECORD_PANELS, record_page

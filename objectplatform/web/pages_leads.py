@@ -20,10 +20,11 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import convertible
 from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.behaviors.registry import config_of
 from objectplatform.runtime.errors import BadRequest, Message, NotFound, ValidationFailed
 from objectplatform.runtime.storage.engine import reading
 
-from .app import get_platform
+from .current import get_platform
 from .i18n import error_text, language, text
 from .pages_base import bp, object_def, page_display, scope, url_with
 from .pages_follow_ups import follow_up_object
@@ -63,19 +64,21 @@ def _work_nav() -> dict:
 
 def status_tabs(definition: ObjectDef) -> tuple[str, ...]:
     """The states a tab shows: the pool's held ones, the converted value (convertible), the pool's invalid."""
+    config = config_of(definition, "pool")
     converted = ()
     if convertible.BEHAVIOR in definition.behaviors:
         converted = (convertible.config(get_platform().metadata, definition.name).converted_value,)
-    return (*pool_behavior.OPEN, *converted, "invalid")
+    return (*config.open, *converted, config.invalid_status)
 
 
 def forgotten_condition(definition: ObjectDef, ot, days: int) -> sa.ColumnElement[bool]:
     """Held, and no follow-up (else no assignment, else no creation) for more than `days` days."""
     cutoff = (get_platform().clock.now() - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
     followed = pool_behavior.last_followed_field(definition)
-    last = sa.func.coalesce(*([ot.column(followed)] if followed else []), ot.column("assigned_at"),
+    config = config_of(definition, "pool")
+    last = sa.func.coalesce(*([ot.column(followed)] if followed else []), ot.column(config.assigned_at_field),
                             ot.table.c.created_at)
-    return sa.and_(ot.column("status").in_(pool_behavior.OPEN), last < cutoff)
+    return sa.and_(ot.column(config.status_field).in_(config.open), last < cutoff)
 
 
 def tab_counts(definition: ObjectDef, days: int) -> dict[str, int]:
@@ -83,7 +86,7 @@ def tab_counts(definition: ObjectDef, days: int) -> dict[str, int]:
     platform = get_platform()
     obj = definition.name
     ot = platform.schema[obj]
-    status = ot.column("status")
+    status = ot.column(config_of(definition, "pool").status_field)
     counted = [sa.func.count().label("all")]
     counted += [sa.func.sum(sa.case((status == tab, 1), else_=0)).label(tab) for tab in status_tabs(definition)]
     counted.append(sa.func.sum(sa.case((forgotten_condition(definition, ot, days), 1), else_=0)).label("forgotten"))
@@ -120,8 +123,9 @@ def my_leads():
         tab = tabs[0]
     filters = {"owner": g.access.user_id}
     where = scope(obj)
+    status_field = config_of(definition, "pool").status_field
     if tab in tabs:
-        filters["status"] = tab
+        filters[status_field] = tab
     elif tab == "forgotten":
         condition = forgotten_condition(definition, platform.schema[obj], days)
         where = condition if where is None else sa.and_(where, condition)
@@ -137,7 +141,7 @@ def my_leads():
                                       *(display.html(definition, c, r.get(c)) for c in columns[1:])]}
             for r in page.items]
     counts = tab_counts(definition, days)
-    labelled = [(t, display.text(definition, "status", t)) for t in tabs] + [
+    labelled = [(t, display.text(definition, status_field, t)) for t in tabs] + [
         ("all", text("leads.tab_all", g.lang)), ("forgotten", text("leads.tab_forgotten", g.lang, days=days))]
     keep_days = None if days == DEFAULT_FORGOTTEN_DAYS else days
     return render_template(

@@ -13,7 +13,7 @@ from flask import g, jsonify, render_template, request, url_for
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.errors import BadRequest
 
-from .app import get_platform
+from .current import get_platform
 from .export import csv_response, header_language
 from .export import list_columns as columns_of
 from .i18n import text

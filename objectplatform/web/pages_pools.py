@@ -16,7 +16,7 @@ from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.errors import Message, NotFound, ValidationFailed, no_record
 
-from .app import get_platform
+from .current import get_platform
 from .forms import make_input
 from .i18n import error_text, text
 from .pages_base import bp, local_path, object_def, page_display, scope, url_with
@@ -24,7 +24,6 @@ from .pages_lists import columns_of
 from .pages_view import field_label, object_label
 
 PAGE_SIZE = 50
-BOARD_HIDDEN_COLUMNS = frozenset({"status", "owner", "last_followed_at"})
 NO_POOL_OBJECT = Message("pool.no_pool_object", "no object with the pool behavior")
 
 
@@ -77,13 +76,13 @@ def pool_board():
     if current is not None:
         q = request.args.get("q", "").strip()
         cursor = request.args.get("cursor") or None
-        filters = {behavior.pool_field: current["id"], "status": "unassigned"}
+        filters = {behavior.pool_field: current["id"], behavior.status: behavior.config.unassigned_status}
         page = platform.records.list(obj, filters=filters, q=q or None, cursor=cursor, limit=PAGE_SIZE,
                                      where=scope(obj), seen_by=g.access)
         items = page.items
         mask = platform.records.mask(obj, g.access)
-        columns = [c for c in columns_of(definition) if c not in BOARD_HIDDEN_COLUMNS and c != behavior.pool_field
-                   and mask.visible(c)]
+        hidden = {behavior.pool_field, behavior.status, "owner", behavior.last_followed}
+        columns = [c for c in columns_of(definition) if c not in hidden and mask.visible(c)]
         display = page_display()
         display.want(definition, items, columns)
         context.update(

@@ -14,7 +14,7 @@ from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
 from objectplatform.runtime.storage.engine import reading
 
-from .app import get_platform
+from .current import get_platform
 from .forms import FormBuilder, make_input, posted
 from .i18n import error_text, has_text, text
 from .pages_base import REFERENCE_TYPES, bp, local_path, object_def, page_display, scope

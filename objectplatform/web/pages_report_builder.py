@@ -27,7 +27,7 @@ from objectplatform.runtime.reports.run import SCENES
 from objectplatform.runtime.storage.tables import REFERENCE_TYPES
 
 from .api_reports import yaml_text
-from .app import get_platform
+from .current import get_platform
 from .i18n import text
 from .pages_base import bp
 from .pages_reports import result_table

@@ -24,7 +24,7 @@ from objectplatform.runtime.reports.run import SCENES
 from objectplatform.runtime.value_labels import value_labels
 
 from .api_reports import report_csv, run_as_caller
-from .app import get_platform
+from .current import get_platform
 from .i18n import text
 from .pages_base import REFERENCE_TYPES, bp, page_display
 from .pages_view import ORG_TIME

@@ -19,7 +19,7 @@ from objectplatform.runtime.behaviors import staged
 from objectplatform.runtime.sales_processes import process
 from objectplatform.runtime.value_labels import value_labels
 
-from .app import get_platform
+from .current import get_platform
 from .i18n import text
 from .pages_approvals import pending_approval_link
 from .pages_base import page_display

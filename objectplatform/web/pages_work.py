@@ -10,7 +10,7 @@ from flask import flash, g, redirect, render_template, url_for
 
 from objectplatform.runtime.workqueue import work_queue
 
-from .app import get_platform
+from .current import get_platform
 from .i18n import has_text, text
 from .pages_base import bp
 from .pages_view import local_time

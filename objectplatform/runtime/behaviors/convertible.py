@@ -10,9 +10,11 @@ Configured under the object's `behaviors:`::
       status_field: status
       converted_value: converted
       links: {account: converted_account, contact: converted_contact, opportunity: converted_opportunity}
-      closed_values: [invalid, voided]   # optional: statuses that cannot convert (default: those two
-                                         # when the status picklist has them); converted_value always
+      closed_values: [invalid, voided]   # optional (this default): statuses that cannot convert (those the
+                                         # status picklist has); converted_value always
       converted_at_field: converted_at   # optional (this default): set to the time of conversion
+      stage_field: stage                 # optional (this default): a target's picklist starting at its first
+                                         # active option (a target with the sales_process behavior: its stage)
       matches: {name: [company], phone: [phone, mobile]}   # optional: main target field: record fields
 
 The first target is the main one (the account): it is created, or an existing one in the caller's
@@ -53,7 +55,6 @@ from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, register
 BEHAVIOR = "convertible"
 MAX_MATCHES = 10
 VALUES = "record_values"  # a parameter-only type: a JSON object of field values of a record to create
-DEFAULT_CLOSED = ("invalid", "voided")
 REFERENCE_TYPES = frozenset({"lookup", "master_detail"})
 
 
@@ -100,8 +101,9 @@ class ConvertibleConfig:
     status_field: str
     converted_value: str
     links: Mapping[str, str] = field(default_factory=dict)
-    closed_values: Sequence[str] | None = None
+    closed_values: Sequence[str] = ("invalid", "voided")
     converted_at_field: str = "converted_at"
+    stage_field: str = "stage"
     matches: Mapping[str, Sequence[str]] = field(default_factory=dict)
     proposed: Sequence[str] | None = None  # the optional targets the convert dialog proposes (default: all)
 
@@ -114,8 +116,9 @@ SCHEMA = {
         "status_field": {"type": "string", "minLength": 1},
         "converted_value": {"type": "string", "minLength": 1},
         "links": NAMES,
-        "closed_values": {"type": "array", "items": {"type": "string"}},
-        "converted_at_field": {"type": "string", "minLength": 1},
+        "closed_values": {"type": "array", "items": {"type": "string"}, "default": ["invalid", "voided"]},
+        "converted_at_field": {"type": "string", "minLength": 1, "default": "converted_at"},
+        "stage_field": {"type": "string", "minLength": 1, "default": "stage"},
         "matches": {"type": "object", "additionalProperties": {
             "type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}},
         "proposed": {"type": "array", "items": {"type": "string", "minLength": 1}},
@@ -157,9 +160,8 @@ class Config:
         status = metadata.objects[obj].fields[self.status_field]
         options = {o.value for o in status.options}
         self.status_labels = {o.value: o.label.zh for o in status.options}
-        closed = typed.closed_values
-        self.closed = frozenset(closed if closed is not None else [v for v in DEFAULT_CLOSED if v in options])
-        self.closed |= {self.converted_value}
+        self.closed = frozenset(v for v in typed.closed_values if v in options) | {self.converted_value}
+        self.stage_field = typed.stage_field
 
 
 def config(metadata: Metadata, obj: str) -> Config:
@@ -271,17 +273,17 @@ def _create(platform, scoped, c: Config, target: str, source: Mapping[str, Any],
     """One target record: the mapped values, the links to the records made before it, the first stage,
     then what the caller gave; owned by the converting user. Errors are prefixed with the target. A
     target with the sales_process behavior (the opportunity) gets its process and first stage from
-    that behavior's create hook; another one's `stage` picklist starts at its first active option."""
+    that behavior's create hook; another one's `stage_field` picklist starts at its first active option."""
     target_def = platform.metadata.objects[target]
     values = mapped_values(platform, c, target, source)
     for f in target_def.fields.values():
         if f.type in REFERENCE_TYPES and f.to in created and created[f.to] is not None and f.name not in given:
             values.setdefault(f.name, created[f.to]["id"])
-    stage = target_def.fields.get("stage")
+    stage = target_def.fields.get(c.stage_field)
     if stage is not None and "sales_process" not in target_def.behaviors and stage.type == "picklist":
         active = [o.value for o in stage.options if o.active]
         if active:
-            values.setdefault("stage", active[0])
+            values.setdefault(c.stage_field, active[0])
     values.update(given)
     values["owner"] = user
     try:

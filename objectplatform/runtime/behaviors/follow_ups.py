@@ -34,7 +34,7 @@ from objectplatform.metadata import Metadata, ObjectDef
 from ..errors import Message, no_record
 from ..records import history
 from ..records.hooks import HookContext
-from ..records.service import DERIVED_TYPES, _record_id
+from ..records.service import DERIVED_TYPES, parse_record_id
 from ..storage.convert import from_row, to_row
 from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, configured, register_behavior
 
@@ -126,7 +126,7 @@ def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]
             continue
         if related_id is None or "related_id" in row_errors:
             continue
-        number = _record_id(related_id)
+        number = parse_record_id(related_id)
         if number is not None:
             row["related_id"] = str(number)  # "007" and "7" name the same record
             wanted.setdefault(obj, set()).add(number)
@@ -142,7 +142,7 @@ def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]
         obj, related_id = row.get("related_object"), row.get("related_id")
         if obj in known and related_id is not None and not row_errors.get("related_object") \
                 and "related_id" not in row_errors:
-            number = _record_id(related_id)
+            number = parse_record_id(related_id)
             if number is None or number not in existing.get(obj, ()):
                 row_errors.setdefault("related_id", []).append(no_record(obj, related_id))
 

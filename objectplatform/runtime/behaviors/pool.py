@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,27 +60,48 @@ from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, configured, register_behavior
 
-OPEN = ("pending", "following")  # held by an owner
-LIVE = ("unassigned", "pending", "following")  # not converted, invalid or voided
 OWNER_OR_OWNERS = Message("pool.owner_or_owners", "give either owner or owners")
 VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move": "moved",
          "invalidate": "marked invalid", "void": "voided", "reopen": "reopened"}
 
 
-STATUSES = ("unassigned", "pending", "following", "invalid", "voided")  # the states the pool's actions write
-
-
 @dataclass(frozen=True)
 class PoolConfig:
-    """`behaviors: pool:` of one object: the object of its pools and the lookup to one of them."""
+    """`behaviors: pool:` of one object: the object of its pools, the lookup to one of them, the status field
+    and the five statuses the actions write, and the fields they stamp."""
 
     pool_object: str
     pool_field: str = "pool"
+    status_field: str = "status"
+    unassigned_status: str = "unassigned"  # waiting in a pool
+    pending_status: str = "pending"  # held by an owner, not followed up yet
+    following_status: str = "following"  # held and followed up
+    invalid_status: str = "invalid"
+    voided_status: str = "voided"
+    assigned_at_field: str = "assigned_at"
+    return_reason_field: str = "return_reason"
+    invalid_reason_field: str = "invalid_reason"
+
+    @property
+    def open(self) -> tuple[str, str]:
+        """The statuses of a record held by an owner."""
+        return self.pending_status, self.following_status
+
+    @property
+    def live(self) -> tuple[str, str, str]:
+        """The statuses of a record not converted, invalid or voided."""
+        return self.unassigned_status, self.pending_status, self.following_status
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        """The statuses the actions write."""
+        return (*self.live, self.invalid_status, self.voided_status)
 
 
 SCHEMA = {
     "type": "object",
-    "properties": {"pool_object": {"type": "string", "minLength": 1}, "pool_field": {"type": "string", "minLength": 1}},
+    "properties": {f.name: {"type": "string", "minLength": 1,
+                            **({} if f.default is MISSING else {"default": f.default})} for f in fields(PoolConfig)},
     "required": ["pool_object"],
     "additionalProperties": False,
 }
@@ -98,12 +119,22 @@ REASON_TYPES = ("text", "long_text")
 def _needs(obj: ObjectDef, config: PoolConfig) -> Iterator[Need]:
     yield ObjectNeed(config.pool_object, "pool_object")
     yield FieldNeed(config.pool_field, ("lookup",), "pool_field", to=config.pool_object)
-    yield FieldNeed("status", ("picklist",), options=STATUSES)
-    yield FieldNeed("assigned_at", ("datetime",))
-    yield FieldNeed("return_reason", REASON_TYPES)
-    yield FieldNeed("invalid_reason", REASON_TYPES)
+    written = obj.behaviors["pool"]
+
+    def key(name: str) -> str | None:  # a name the configuration writes is shown there, a default at the behavior
+        return name if name in written else None
+
+    yield FieldNeed(config.status_field, ("picklist",), key("status_field"), options=config.statuses)
+    yield FieldNeed(config.assigned_at_field, ("datetime",), key("assigned_at_field"))
+    yield FieldNeed(config.return_reason_field, REASON_TYPES, key("return_reason_field"))
+    yield FieldNeed(config.invalid_reason_field, REASON_TYPES, key("invalid_reason_field"))
     for name, types in POOL_FIELDS:
         yield FieldNeed(name, types, "pool_object", config.pool_object)
+
+
+def records_noun(obj: ObjectDef) -> str:
+    """What the pool's messages call `obj`'s records: its English plural label, else its label with an s."""
+    return obj.plural_label.en.lower() if obj.plural_label else f"{obj.label.en.lower()}s"
 
 
 def last_followed_field(obj: ObjectDef) -> str | None:
@@ -119,14 +150,17 @@ class PoolBehavior:
         config: PoolConfig = config_of(definition, "pool")
         self.platform = platform
         self.obj = obj
+        self.config = config
         self.pool_object = config.pool_object
         self.pool_field = config.pool_field
+        self.status = config.status_field
+        self.records = records_noun(definition)
+        self.pool_label = platform.metadata.objects[config.pool_object].label.en.lower()
         self.last_followed = last_followed_field(definition)
         self.ot = platform.schema[obj]
         self.pot = platform.schema[self.pool_object]
         self.table = self.ot.table
-        fields = platform.metadata.objects[obj].fields
-        picklist = platform.metadata.picklists.get(fields["status"].picklist or "")
+        picklist = platform.metadata.picklists.get(definition.fields[self.status].picklist or "")
         self.status_labels = {o.value: o.label.zh for o in picklist.options} if picklist else {}
 
     # ---------------------------------------------------------------------------------- reads
@@ -148,19 +182,21 @@ class PoolBehavior:
         return from_row(self.pot, row)
 
     def state(self, record: dict) -> Message:
-        status, label = record.get("status"), self.status_labels.get(record.get("status"), "")
+        status = record.get(self.status)
+        label = self.status_labels.get(status, "")
         return Message("pool.state", "{object} {id} is {status}", object=self.obj, id=record["id"],
                        status=f"{label} {status}".strip(), label=label or status)
 
     def managers_only(self, verb: str, record_id: Any) -> Message:
-        return Message("pool.managers_only", "only the admins of the lead pool and managers may {verb} {object} {id}",
-                       verb=verb, object=self.obj, id=record_id)
+        return Message("pool.managers_only", "only the admins of the {pool_label} and managers may {verb} {object} "
+                       "{id}", pool_label=self.pool_label, verb=verb, object=self.obj, id=record_id)
 
     def refuse(self, record: dict, action: str) -> Conflict:
-        if action == "claim" and record.get("owner") is not None and record.get("status") in OPEN:
-            label = self.status_labels.get(record["status"])
+        status = record.get(self.status)
+        if action == "claim" and record.get("owner") is not None and status in self.config.open:
+            label = self.status_labels.get(status)
             return Conflict(Message("pool.already_claimed", "{object} {id} is already claimed: it is {status}",
-                                    object=self.obj, id=record["id"], status=f"{label} {record['status']}",
+                                    object=self.obj, id=record["id"], status=f"{label} {status}",
                                     label=label))
         return Conflict(Message("pool.cannot", "{state}: it cannot be {verb}", state=self.state(record),
                                 verb=VERBS[action]))
@@ -176,7 +212,7 @@ class PoolBehavior:
         return bool(departments & department_chain(conn, self.platform.schema, dept))  # theirs or one above
 
     def may_manage(self, access, pool: dict | None) -> bool:
-        """Pool admins, and users whose role reaches subordinates' or all leads (managers, admins)."""
+        """Pool admins, and users whose role reaches subordinates' or all records (managers, admins)."""
         if access.is_admin or access.grants.get(self.obj) and access.grants[self.obj].scopes & {"subordinates", "all"}:
             return True
         return pool is not None and access.user_id in (pool.get("admins") or [])
@@ -209,10 +245,11 @@ class PoolBehavior:
 
     def entering(self, conn: sa.Connection, pool: dict, at: datetime) -> dict:
         """The fields of a record entering `pool`: unassigned, or straight to its default assignee."""
-        assignee = pool.get("default_assignee")
+        c, assignee = self.config, pool.get("default_assignee")
         if assignee:
-            return {self.pool_field: pool["id"], "owner": assignee, "status": "pending", "assigned_at": at}
-        return {self.pool_field: pool["id"], "owner": None, "status": "unassigned", "assigned_at": None}
+            return {self.pool_field: pool["id"], "owner": assignee, self.status: c.pending_status,
+                    c.assigned_at_field: at}
+        return {self.pool_field: pool["id"], "owner": None, self.status: c.unassigned_status, c.assigned_at_field: None}
 
     # -------------------------------------------------------------------------------- actions
 
@@ -220,11 +257,12 @@ class PoolBehavior:
         me = access.user_id
         with self.platform.records.transaction() as conn:
             current = self.read(conn, record_id)
-            if current["status"] != "unassigned" or current.get("owner") is not None:
+            c = self.config
+            if current[self.status] != c.unassigned_status or current.get("owner") is not None:
                 raise self.refuse(current, "claim")
             if current.get(self.pool_field) is None:
-                raise Conflict(Message("pool.not_in_pool", "{object} {id} is not in a lead pool: it cannot be claimed",
-                                       object=self.obj, id=record_id))
+                raise Conflict(Message("pool.not_in_pool", "{object} {id} is not in a {pool_label}: it cannot be "
+                                       "claimed", object=self.obj, id=record_id, pool_label=self.pool_label))
             pool = self.pool(conn, current[self.pool_field], lock=True)  # serializes claims from this pool
             if not self.is_member(conn, pool, me) and not access.is_admin:
                 raise Forbidden(Message("pool.not_member", "you are not a member of {pool_object} {pool}",
@@ -235,8 +273,8 @@ class PoolBehavior:
             at = self.platform.clock.now()
             self.check_limits(conn, pool, current, me, at)
             return self.write(conn, "claim", current,
-                              {"owner": me, "status": "pending", "assigned_at": at}, me, at,
-                              [self.col("owner").is_(None), self.col("status") == "unassigned"])
+                              {"owner": me, self.status: c.pending_status, c.assigned_at_field: at}, me, at,
+                              [self.col("owner").is_(None), self.col(self.status) == c.unassigned_status])
 
     def check_limits(self, conn: sa.Connection, pool: dict, current: dict, me: str, at: datetime) -> None:
         name, t, h = pool["name"], self.table, self.platform.schema.history
@@ -244,10 +282,11 @@ class PoolBehavior:
         if cap:
             held = conn.execute(sa.select(sa.func.count()).select_from(t).where(
                 self.col(self.pool_field) == int(pool["id"]), self.col("owner") == int(me),
-                self.col("status").in_(OPEN))).scalar_one()
+                self.col(self.status).in_(self.config.open))).scalar_one()
             if held >= cap:
-                raise Conflict(Message("pool.max_held", "you hold {held} leads from {pool_object} {pool}, its "
+                raise Conflict(Message("pool.max_held", "you hold {held} {records} from {pool_object} {pool}, its "
                                        "max_held_per_member is {cap}: return or convert one first", held=held,
+                                       records=self.records,
                                        pool_object=self.pool_object, pool=name, cap=cap))
         limit = pool.get("daily_claim_limit") or 0
         if limit:
@@ -257,14 +296,14 @@ class PoolBehavior:
                 h.c.at >= day.astimezone(UTC).replace(tzinfo=None),
                 self.col(self.pool_field) == int(pool["id"]))).scalar_one()
             if claimed >= limit:
-                raise Conflict(Message("pool.daily_limit", "you claimed {claimed} leads from {pool_object} {pool} "
-                                       "today, its daily_claim_limit is {limit}", claimed=claimed,
+                raise Conflict(Message("pool.daily_limit", "you claimed {claimed} {records} from {pool_object} {pool} "
+                                       "today, its daily_claim_limit is {limit}", claimed=claimed, records=self.records,
                                        pool_object=self.pool_object, pool=name, limit=limit))
         days = pool.get("reclaim_cooldown_days") or 0
         if days:
             left = conn.execute(sa.select(sa.func.max(h.c.at)).where(
                 h.c.object == self.obj, h.c.record_id == int(current["id"]), h.c.field == "owner",
-                h.c.old_value == history._dump(me))).scalar()
+                h.c.old_value == history.history_text(me))).scalar()
             if left is not None and left.replace(tzinfo=UTC) > at - timedelta(days=days):
                 until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(ORG_TIME)
                 raise Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
@@ -278,7 +317,8 @@ class PoolBehavior:
             pool = self.pool(conn, current[self.pool_field]) if current.get(self.pool_field) else None
             if not self.may_manage(access, pool):
                 raise Forbidden(self.managers_only("assign", record_id))
-            if current["status"] not in LIVE:
+            c = self.config
+            if current[self.status] not in c.live:
                 raise self.refuse(current, "assign")
             if params.get("owner") and params.get("owners"):
                 raise ValidationFailed({"owners": [OWNER_OR_OWNERS]})
@@ -289,19 +329,19 @@ class PoolBehavior:
             else:
                 raise ValidationFailed({"owner": [Message("value.missing", "required")]})
             at = self.platform.clock.now()
-            status = "pending" if current["status"] == "unassigned" else current["status"]
-            return self.write(conn, "assign", current, {"owner": owner, "status": status, "assigned_at": at},
-                              access.user_id, at,
-                              [self.col("status") == current["status"], self.col("version") == current["version"]])
+            status = c.pending_status if current[self.status] == c.unassigned_status else current[self.status]
+            return self.write(conn, "assign", current, {"owner": owner, self.status: status, c.assigned_at_field: at},
+                              access.user_id, at, [self.col(self.status) == current[self.status],
+                                                   self.col("version") == current["version"]])
 
     def least_loaded(self, conn: sa.Connection, owners: list[str]) -> str:
-        """Of `owners`, the one holding the fewest open leads (pending or following); ties: the first given.
+        """Of `owners`, the one holding the fewest open records (pending or following); ties: the first given.
 
         Assigning a batch one lead after another this way spreads it evenly (round robin from an even
         start) and evens out what the owners already held."""
         owners = list(dict.fromkeys(owners))
         held = dict(conn.execute(sa.select(self.col("owner"), sa.func.count()).where(
-            self.col("owner").in_([int(o) for o in owners]), self.col("status").in_(OPEN),
+            self.col("owner").in_([int(o) for o in owners]), self.col(self.status).in_(self.config.open),
         ).group_by(self.col("owner"))).all())
         return min(owners, key=lambda o: (held.get(int(o), 0), owners.index(o)))
 
@@ -324,6 +364,7 @@ class PoolBehavior:
         if wrong:
             raise ValidationFailed({"ids": wrong})
         t, col, me, at = self.table, self.col, access.user_id, self.platform.clock.now()
+        status, c = col(self.status), self.config
         with self.platform.records.transaction() as conn:
             targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
                 self.active_user(conn, u, "owners") for u in owners))
@@ -337,31 +378,31 @@ class PoolBehavior:
             visible = sa.true() if visible is None else visible
             managed = self.managed(conn, access)
             ranked = sa.select(sa.func.row_number().over(order_by=batch.c.pos), batch.c.id).select_from(
-                batch.join(t, t.c.id == batch.c.id)).where(visible, managed, col("status").in_(LIVE))
+                batch.join(t, t.c.id == batch.c.id)).where(visible, managed, status.in_(c.live))
             conn.execute(chosen.insert().from_select(["rank", "id"], ranked))
             is_chosen = t.c.id.in_(sa.select(chosen.c.id))
             held = dict.fromkeys(targets, 0)
             if len(targets) > 1:
                 held.update((str(o), n) for o, n in conn.execute(
                     sa.select(col("owner"), sa.func.count()).where(
-                        col("owner").in_([int(o) for o in targets]), col("status").in_(OPEN), ~is_chosen,
+                        col("owner").in_([int(o) for o in targets]), status.in_(c.open), ~is_chosen,
                     ).group_by(col("owner"))).all())
             new_owner = spread(targets, held, chosen.c.rank)
             self._write_assigned(conn, chosen, new_owner, is_chosen, me, at)
             succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars()]
             refused = conn.execute(
-                sa.select(batch.c.id, t.c.id, visible, managed, col("status"))
+                sa.select(batch.c.id, t.c.id, visible, managed, status)
                 .select_from(batch.outerjoin(t, t.c.id == batch.c.id))
                 .where(batch.c.id.not_in(sa.select(chosen.c.id))).order_by(batch.c.pos)).all()
             chosen.drop(conn)
         failed = []
-        for record_id, found, in_scope, may, status in refused:
+        for record_id, found, in_scope, may, was in refused:
             if found is None or not in_scope:
                 error = NotFound(no_record(self.obj, str(record_id)))
             elif not may:
                 error = Forbidden(self.managers_only("assign", str(record_id)))
             else:
-                error = self.refuse({"id": str(record_id), "status": status}, "assign")
+                error = self.refuse({"id": str(record_id), self.status: was}, "assign")
             failed.append({"id": str(record_id), "error": error.as_dict()["error"]})
         return {"succeeded": succeeded, "failed": failed}
 
@@ -376,7 +417,8 @@ class PoolBehavior:
     def _write_assigned(self, conn: sa.Connection, chosen: sa.Table, new_owner: sa.ColumnElement, is_chosen,
                         me: str | None, at: datetime) -> None:
         """The history (before), the one UPDATE ... FROM `chosen` and the rollups of a bulk assignment."""
-        t, col, h = self.table, self.col, self.platform.schema.history
+        t, col, h, c = self.table, self.col, self.platform.schema.history, self.config
+        status, assigned_at = col(self.status), col(c.assigned_at_field)
         owner_json = history_sql.json_of(conn.dialect.name, new_owner, "user")
         conn.execute(h.insert().from_select(
             ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"],
@@ -386,17 +428,16 @@ class PoolBehavior:
                       sa.literal(at.replace(tzinfo=None), h.c.at.type))
             .select_from(t.join(chosen, t.c.id == chosen.c.id))
             .where(sa.or_(col("owner").is_(None), col("owner") != new_owner)).order_by(t.c.id)))
-        history_sql.write_changes(conn, h, self.obj, t, sa.and_(is_chosen, col("status") == "unassigned"),
-                                  {"status": (col("status"), "picklist", "pending")}, "assign", me, at)
+        history_sql.write_changes(conn, h, self.obj, t, sa.and_(is_chosen, status == c.unassigned_status),
+                                  {self.status: (status, "picklist", c.pending_status)}, "assign", me, at)
         history_sql.write_changes(conn, h, self.obj, t, is_chosen,
-                                  {"assigned_at": (col("assigned_at"), "datetime", at)}, "assign", me, at)
+                                  {c.assigned_at_field: (assigned_at, "datetime", at)}, "assign", me, at)
         groups = [g for g in self.platform.records.rollups.by_child.get(self.obj, ())
-                  if g.reads & {"owner", "status", "assigned_at"}]
+                  if g.reads & {"owner", self.status, c.assigned_at_field}]
         parents = [self._parents(conn, g.via, is_chosen) for g in groups]
-        status = col("status")
         conn.execute(sa.update(t).where(t.c.id == chosen.c.id).values({
-            **to_row(self.ot, {"assigned_at": at, "updated_by": me, "updated_at": at}),
-            col("owner"): new_owner, status: sa.case((status == "unassigned", "pending"), else_=status),
+            **to_row(self.ot, {c.assigned_at_field: at, "updated_by": me, "updated_at": at}),
+            col("owner"): new_owner, status: sa.case((status == c.unassigned_status, c.pending_status), else_=status),
             t.c.version: t.c.version + 1}))
         for group, before in zip(groups, parents, strict=True):
             ids = sorted(before | self._parents(conn, group.via, is_chosen))
@@ -411,7 +452,7 @@ class PoolBehavior:
         me = access.user_id
         with self.platform.records.transaction() as conn:
             current = self.read(conn, record_id)
-            if current["status"] not in OPEN:
+            if current[self.status] not in self.config.open:
                 raise self.refuse(current, "return")
             if current.get("owner") != me:
                 raise Forbidden(Message("pool.owner_only", "only the owner of {object} {id} may return it",
@@ -419,12 +460,13 @@ class PoolBehavior:
             target = params.get("pool") or current.get(self.pool_field)
             if target is None:
                 raise ValidationFailed({"pool": [Message(
-                    "pool.choose_pool", "{object} {id} has no lead pool: choose one", object=self.obj, id=record_id)]})
+                    "pool.choose_pool", "{object} {id} has no {pool_label}: choose one", object=self.obj, id=record_id,
+                    pool_label=self.pool_label)]})
             pool = self.pool(conn, target, lock=True)
             at = self.platform.clock.now()
-            values = {**self.entering(conn, pool, at), "return_reason": params["reason"]}
+            values = {**self.entering(conn, pool, at), self.config.return_reason_field: params["reason"]}
             return self.write(conn, "return", current, values, me, at,
-                              [self.col("owner") == int(me), self.col("status") == current["status"]])
+                              [self.col("owner") == int(me), self.col(self.status) == current[self.status]])
 
     def move(self, access, record_id: Any, params: dict) -> dict:
         with self.platform.records.transaction() as conn:
@@ -432,7 +474,7 @@ class PoolBehavior:
             source = self.pool(conn, current[self.pool_field]) if current.get(self.pool_field) else None
             if not self.may_manage(access, source):
                 raise Forbidden(self.managers_only("move", record_id))
-            if current["status"] != "unassigned":
+            if current[self.status] != self.config.unassigned_status:
                 raise self.refuse(current, "move")
             target = self.pool(conn, params["pool"], lock=True)
             if source is not None and target["id"] == source["id"]:
@@ -440,33 +482,39 @@ class PoolBehavior:
                                                          object=self.obj, id=record_id, pool=target["name"])]})
             at = self.platform.clock.now()
             return self.write(conn, "move", current, self.entering(conn, target, at), access.user_id, at,
-                              [self.col("owner").is_(None), self.col("status") == "unassigned"])
+                              [self.col("owner").is_(None), self.col(self.status) == self.config.unassigned_status])
 
-    def close(self, access, record_id: Any, params: dict, action: str, status: str) -> dict:
-        allowed = LIVE if action == "invalidate" else (*LIVE, "invalid")
+    def close(self, access, record_id: Any, params: dict, action: str) -> dict:
+        """Invalidate (a live record) or void (a live or invalid one), with the reason."""
+        c = self.config
+        allowed = c.live if action == "invalidate" else (*c.live, c.invalid_status)
+        status = c.invalid_status if action == "invalidate" else c.voided_status
         with self.platform.records.transaction() as conn:
             current = self.read(conn, record_id)
-            if current["status"] not in allowed:
+            if current[self.status] not in allowed:
                 raise self.refuse(current, action)
             at = self.platform.clock.now()
-            return self.write(conn, action, current, {"status": status, "invalid_reason": params["reason"]},
-                              access.user_id, at, [self.col("status") == current["status"]])
+            return self.write(conn, action, current, {self.status: status, c.invalid_reason_field: params["reason"]},
+                              access.user_id, at, [self.col(self.status) == current[self.status]])
 
     def reopen(self, access, record_id: Any) -> dict:
         with self.platform.records.transaction() as conn:
             current = self.read(conn, record_id)
-            if current["status"] not in ("invalid", "voided"):
+            c = self.config
+            if current[self.status] not in (c.invalid_status, c.voided_status):
                 raise self.refuse(current, "reopen")
-            if current["status"] == "voided" and not access.is_admin:
+            if current[self.status] == c.voided_status and not access.is_admin:
                 raise Forbidden(Message("pool.reopen_admin_only", "{state}: only an administrator may reopen it",
                                         state=self.state(current)))
             if current.get("owner") is None:
-                status = "unassigned"
+                status = c.unassigned_status
+            elif self.last_followed and current.get(self.last_followed):
+                status = c.following_status
             else:
-                status = "following" if self.last_followed and current.get(self.last_followed) else "pending"
+                status = c.pending_status
             at = self.platform.clock.now()
-            return self.write(conn, "reopen", current, {"status": status}, access.user_id, at,
-                              [self.col("status") == current["status"]])
+            return self.write(conn, "reopen", current, {self.status: status}, access.user_id, at,
+                              [self.col(self.status) == current[self.status]])
 
 
 def behavior_of(platform, obj: str) -> PoolBehavior:
@@ -544,18 +592,15 @@ def enter_pool(platform, obj: str, record_id: Any, pool_id: Any, *, user: str | 
     behavior = behavior_of(platform, obj)
     with platform.records.transaction() as conn:
         current = behavior.read(conn, record_id)
-        if current["status"] not in LIVE:
+        if current[behavior.status] not in behavior.config.live:
             raise behavior.refuse(current, "move")
         at = platform.clock.now()
         pool = behavior.pool(conn, pool_id, lock=True)
         return behavior.write(conn, "move", current, behavior.entering(conn, pool, at), user, at,
-                              [behavior.col("status") == current["status"]])
+                              [behavior.col(behavior.status) == current[behavior.status]])
 
 
 # ------------------------------------------------------------------------- records entering a pool
-
-
-INITIAL = (None, "pending", "unassigned")
 
 
 def _works_leads(records, conn: sa.Connection, obj: str, user: str | None) -> bool:
@@ -590,11 +635,17 @@ def route(pools: Iterable[Mapping], industry: Any, region: Any) -> Mapping | Non
     return min(ranked, key=lambda t: t[:2])[2] if ranked else None
 
 
-def _routing(records, conn: sa.Connection, obj: str, user: str | None, batch: list[dict],
-             pool_field: str, pot) -> None:
+def _initial(config: PoolConfig) -> tuple[str | None, ...]:
+    """The statuses a new record enters a pool from: none, pending or unassigned."""
+    return None, config.pending_status, config.unassigned_status
+
+
+def _routing(records, conn: sa.Connection, obj: str, user: str | None, batch: list[dict], config: PoolConfig,
+             pot) -> None:
     """Set the pool of the batch's records that are routed (one read of the routing pools per batch)."""
+    pool_field = config.pool_field
     waiting = [r for r in batch if not r.get(pool_field) and r.get("owner") in (None, user)
-               and r.get("status") in INITIAL and (r.get("industry") or r.get("region"))]
+               and r.get(config.status_field) in _initial(config) and (r.get("industry") or r.get("region"))]
     if not waiting or _works_leads(records, conn, obj, user):
         return
     table = pot.table
@@ -616,9 +667,9 @@ def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None
     record without a pool is routed to one first when a routing rule matches it."""
     config: PoolConfig = config_of(records.metadata.objects[obj], "pool")
     pool_field, pot = config.pool_field, records.schema[config.pool_object]
-    _routing(records, conn, obj, user, batch, pool_field, pot)
+    _routing(records, conn, obj, user, batch, config, pot)
     entering = [r for r in batch if r.get(pool_field) and r.get("owner") in (None, user)
-                and r.get("status") in INITIAL]
+                and r.get(config.status_field) in _initial(config)]
     if not entering:
         return
     wanted = sorted({int(r[pool_field]) for r in entering})
@@ -629,9 +680,11 @@ def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None
         if pool_id not in assignees:
             continue  # no such pool: the lookup check reports it
         if assignees[pool_id] is not None:
-            record.update(owner=str(assignees[pool_id]), status="pending", assigned_at=at)
+            record.update({"owner": str(assignees[pool_id]), config.status_field: config.pending_status,
+                           config.assigned_at_field: at})
         else:
-            record.update(owner=None, status="unassigned", assigned_at=None)
+            record.update({"owner": None, config.status_field: config.unassigned_status,
+                           config.assigned_at_field: None})
 
 
 def _entering_one(ctx: hooks.HookContext) -> None:
@@ -701,8 +754,7 @@ def _handler(obj: str, name: str):
         elif name == "move":
             record = behavior.move(call.access, record_id, call.params)
         elif name in ("invalidate", "void"):
-            record = behavior.close(call.access, record_id, call.params, name,
-                                    "invalid" if name == "invalidate" else "voided")
+            record = behavior.close(call.access, record_id, call.params, name)
         else:
             record = behavior.reopen(call.access, record_id)
         return {"record": call.platform.records.get(obj, record["id"])}

@@ -22,7 +22,7 @@ from objectplatform.metadata import Label
 from ..records import history_sql
 from ..storage import convert
 from ..workqueue import TEXT, fill, title_sql, work_queue
-from .pool import OPEN, last_followed_field
+from .pool import last_followed_field
 from .registry import config_of
 
 WARNING = Label("线索「{name}」将在 {days} 天后收回到线索池「{pool}」，请尽快跟进",
@@ -46,8 +46,9 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
                          .where(sa.or_(n_col > 0, m_col > 0)).order_by(pot.table.c.id)).all()
     totals = {"recycled": 0, "warned": 0}
     for pool_id, pool_name, n, m, k in pools:
-        assigned = col("assigned_at")
-        held = sa.and_(col(pool_field) == pool_id, col("owner").is_not(None), col("status").in_(OPEN),
+        assigned, status, returned = (col(n) for n in (config.assigned_at_field, config.status_field,
+                                                       config.return_reason_field))
+        held = sa.and_(col(pool_field) == pool_id, col("owner").is_not(None), status.in_(config.open),
                        assigned.is_not(None), *([where] if where is not None else []))
         unfollowed = (sa.or_(col(followed).is_(None), col(followed) < assigned) if followed else None)
 
@@ -64,21 +65,22 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
                             *([c] if c is not None else [])) for d, c in rules if k < d]
             if soon:
                 totals["warned"] += _notify(platform, conn, obj, sa.and_(held, sa.or_(*soon), sa.not_(due)),
-                                            WARNING, values, "recycle_warning", now)
+                                            WARNING, values, "recycle_warning", now, assigned)
         candidates = sa.and_(held, due)
         locked = sa.select(table.c.id).where(candidates).with_for_update().subquery()
         if not conn.execute(sa.select(sa.func.count()).select_from(locked)).scalar_one():
             continue
-        _notify(platform, conn, obj, candidates, RECYCLED, values, "recycled", now)
+        _notify(platform, conn, obj, candidates, RECYCLED, values, "recycled", now, assigned)
         parents = rollup_parents(platform, conn, obj, candidates)
-        changes = {"owner": (col("owner"), "user", None), "status": (col("status"), "picklist", "unassigned"),
-                   "assigned_at": (assigned, "datetime", None),
-                   "return_reason": (col("return_reason"), "text", reason)}
+        changes = {"owner": (col("owner"), "user", None),
+                   config.status_field: (status, "picklist", config.unassigned_status),
+                   config.assigned_at_field: (assigned, "datetime", None),
+                   config.return_reason_field: (returned, "text", reason)}
         history_sql.write_changes(conn, platform.schema.history, obj, table, candidates, changes, "recycle",
                                   None, now)
         stamp = convert.to_db("datetime", now)
         totals["recycled"] += conn.execute(sa.update(table).where(candidates).values({
-            col("owner"): None, col("status"): "unassigned", assigned: None, col("return_reason"): reason,
+            col("owner"): None, status: config.unassigned_status, assigned: None, returned: reason,
             col("updated_at"): stamp, col("updated_by"): None, table.c.version: table.c.version + 1,
         })).rowcount
         for group, ids in parents:
@@ -87,15 +89,15 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
 
 
 def _notify(platform, conn: sa.Connection, obj: str, where: sa.ColumnElement[bool], label: Label,
-            values: dict, kind: str, now: datetime) -> int:
-    """Notify each selected record's owner, once per assignment (the key holds assigned_at)."""
+            values: dict, kind: str, now: datetime, assigned: sa.Column) -> int:
+    """Notify each selected record's owner, once per assignment (the key holds its `assigned` time)."""
     ot = platform.schema[obj]
     table, col = ot.table, ot.column
     constants = {k: str(v) for k, v in values.items() if v is not None}
     zh, en = (title_sql(platform, obj, fill(text, constants), lang)
               for text, lang in ((label.zh, "zh"), (label.en, "en")))
     key = (sa.literal(f"{kind}:{obj}:", TEXT) + sa.cast(table.c.id, TEXT) + sa.literal(":", TEXT)
-           + sa.cast(col("assigned_at"), TEXT))
+           + sa.cast(assigned, TEXT))
     rows = sa.select(col("owner").label("user_id"), zh.label("title_zh"), en.label("title_en"),
                      sa.literal(obj, TEXT).label("object"), table.c.id.label("record_id"), key.label("dedupe_key"),
                      sa.literal(convert.to_db("datetime", now), sa.DateTime()).label("created_at")).where(where)

@@ -49,7 +49,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Option, Source
 
-from .. import actions
+from .. import actions, approvals
 from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..expressions_sql import days_between
 from ..records import history, hooks
@@ -274,8 +274,6 @@ class StagedBehavior:
             self.check_done(current, stage)
             at = self.platform.clock.now()
             if following.approval:
-                from .. import approvals  # the approval engine imports this module
-
                 record = self.write(conn, "advance", current, {"pending_stage": following.key}, user, at,
                                     self.where_unchanged(current))
                 approval_id = approvals.approvals(self.platform).start_stage(
@@ -345,8 +343,6 @@ class StagedBehavior:
                                 self.where_unchanged(current))
             self.leave_stage(conn, record_id, status, user, at, comment)
             if current.get("pending_stage"):
-                from .. import approvals  # the approval engine imports this module
-
                 # closed while a stage approval waited: that approval ends, withdrawn
                 approvals.approvals(self.platform).close_pending(conn, self.obj, record_id, approvals.WITHDRAWN, user)
             return {"record": self.read(conn, record["id"])}
@@ -398,13 +394,20 @@ def reject_stage(platform, obj: str, record_id: Any, *, user: str | None = None)
 
 
 def _settle(platform, obj: str, record_id: Any, user: str | None, approved: bool) -> dict:
-    from .. import approvals  # the approval engine imports this module
-
     with platform.records.transaction() as conn:
         result = behavior_of(platform, obj).decide_pending(conn, user, record_id, approved)
         approvals.approvals(platform).close_pending(conn, obj, record_id,
                                                     approvals.APPROVED if approved else approvals.REJECTED, user)
         return result
+
+
+def _approval_ended(platform, conn: sa.Connection, obj: str, user: str | None, record_id: Any, status: str) -> None:
+    """A stage approval ended in the approval engine: the record enters its pending stage or stays."""
+    behavior_of(platform, obj).decide_pending(conn, user, record_id, status == approvals.APPROVED,
+                                              action="withdraw_stage" if status == approvals.WITHDRAWN else None)
+
+
+approvals.register_settle(approvals.STAGE, _approval_ended)
 
 
 # ------------------------------------------------------------------------------- child rows

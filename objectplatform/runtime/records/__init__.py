@@ -1,6 +1,5 @@
 """The records service: create, create_many, get, update, delete, list and history of any object."""
 
-from . import teams as teams  # its hooks keep the record teams' side table
 from .service import BulkResult as BulkResult
 from .service import Page as Page
 from .service import Records as Records

@@ -30,7 +30,8 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _dump(value: Any) -> str | None:
+def history_text(value: Any) -> str | None:
+    """A value as the history stores it: JSON text, or None."""
     return None if value is None else json.dumps(jsonable(value), ensure_ascii=False)
 
 
@@ -38,8 +39,8 @@ def entry(obj: str, record_id: int, change: str, field: str | None, old: Any, ne
           user: str | None, at: datetime) -> dict:
     """One history row, ready for an (executemany) INSERT."""
     return {"object": obj, "record_id": int(record_id), "change": change, "field": field,
-            "old_value": _dump(old), "new_value": _dump(new), "user_id": None if user is None else int(user),
-            "at": at.replace(tzinfo=None)}
+            "old_value": history_text(old), "new_value": history_text(new),
+            "user_id": None if user is None else int(user), "at": at.replace(tzinfo=None)}
 
 
 def write(conn: sa.Connection, history: sa.Table, entries: list[dict]) -> None:

@@ -98,13 +98,6 @@ def registered(event: str, handler: Handler, *,
 
 def run(event: str, obj: ObjectDef, context: HookContext) -> None:
     """Call the handlers of `event` that apply to `obj`, in the order they were registered."""
-    _load_behaviors()
     for hook in list(_REGISTERED):
         if hook.event == event and hook.applies(obj):
             hook.handler(context)
-
-
-def _load_behaviors() -> None:
-    """The behaviors and the approval flows register their hooks when imported (imported here, not at the
-    top: they import us)."""
-    from objectplatform.runtime import approvals, behaviors  # noqa: F401

@@ -149,16 +149,10 @@ def field_mask(platform, access, obj: str) -> FieldMask:
         return FieldMask(definition)
     made = access.masks.get(obj)
     if made is None:
-        _load_behaviors()
         hidings = () if access.is_admin else tuple(
             h for provider in _PROVIDERS for h in provider(platform, access, definition))
         made = access.masks[obj] = FieldMask(definition, access.field_levels.get(obj), hidings)
     return made
-
-
-def _load_behaviors() -> None:
-    """The behaviors register their hidings when imported (imported here, not at the top: they import us)."""
-    from objectplatform.runtime import behaviors  # noqa: F401
 
 
 # ------------------------------------------------------------------------------------ writes

@@ -195,7 +195,7 @@ def _field(ot: ObjectTable, name: str, now: datetime) -> _Field:
     columns = ot.columns.get(name)
     if columns is None:  # a formula computed on read: filter and sort on its SQL translation
         try:
-            sql = to_sql(_expression(f.expression), _sql_columns(ot), now)
+            sql = to_sql(_expression(f.expression), formula_columns(ot), now)
         except (ExpressionError, KeyError) as e:
             raise InvalidFilter(Message("query.formula_not_sql", "formula field '{field}' cannot be computed by the "
                                         "database ({error})", field=name, error=str(e))) from None
@@ -204,7 +204,7 @@ def _field(ot: ObjectTable, name: str, now: datetime) -> _Field:
     return _Field(name, type_.name, type_.filter_kind_of(column), column, column.nullable, True)
 
 
-def _sql_columns(ot: ObjectTable) -> dict[str, sa.Column]:
+def formula_columns(ot: ObjectTable) -> dict[str, sa.Column]:
     """The columns a formula may read in SQL: single-column fields that are not JSON or passwords."""
     return {
         name: ot.table.c[cols[0]]

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from objectplatform.metadata.expressions import parse
 from .. import lifecycles
 from ..derived import per_metadata
 from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
+from ..permissions import access_for
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import ObjectTable
@@ -73,7 +74,8 @@ def _add(errors: Errors, more: Mapping[str, list[str]], prefix: str = "") -> Non
         errors.setdefault(prefix + name, []).extend(messages)
 
 
-def _record_id(value: Any) -> int | None:
+def parse_record_id(value: Any) -> int | None:
+    """`value` as a record id (a positive integer up to MAX_ID), or None when it cannot be one."""
     text = str(value)
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID else None
 
@@ -159,8 +161,6 @@ class Records:
 
     def _access(self, user: str, conn: sa.Connection):
         """The access of `user` (who may edit what a lifecycle state locks)."""
-        from ..permissions import access_for
-
         return access_for(self.platform, user, conn)
 
     def _table(self, obj: str) -> ObjectTable:
@@ -192,14 +192,14 @@ class Records:
         return out
 
     def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False, where=None) -> dict | None:
-        record_id = _record_id(id)
+        record_id = parse_record_id(id)
         if record_id is None:
             return None
         stmt = sa.select(ot.table).where(ot.table.c.id == record_id, *([where] if where is not None else []))
         row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
         if row is None:
             return None
-        now = datetime.now(UTC)
+        now = self.platform.clock.now()
         record = self.formulas[ot.object.name].on_read(from_row(ot, row), now)
         for child, via in self.children.get(ot.object.name, ()):
             cot = self.schema[child]
@@ -228,7 +228,7 @@ class Records:
         of a field it may not see are left out, those of a field hidden on the record as it is now are
         masked, and so are the values a deletion's entry keeps."""
         ot = self._table(obj)
-        record_id = _record_id(id)
+        record_id = parse_record_id(id)
         if record_id is None:
             raise NotFound(no_record(obj, id))
         with self._reading(conn) as c:
@@ -378,7 +378,7 @@ class Records:
         ot = self._table(obj)
         saved: list[Path] = []
         with self._writing(conn, saved) as c:
-            now = datetime.now(UTC)
+            now = self.platform.clock.now()
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
             if not system:
@@ -464,11 +464,11 @@ class Records:
         ot = self._table(obj)
         if version is None and not system:
             raise ValidationFailed({"version": [Message("value.missing", "required")]})
-        if version is not None and _record_id(version) is None:
+        if version is not None and parse_record_id(version) is None:
             raise ValidationFailed({"version": [Message("value.not_whole_number", "must be a whole number")]})
         saved: list[Path] = []
         with self._writing(conn, saved) as c:
-            now = datetime.now(UTC)
+            now = self.platform.clock.now()
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
                 raise NotFound(no_record(obj, id))
@@ -600,7 +600,7 @@ class Records:
             if current is None:
                 raise NotFound(no_record(obj, id))
             self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
-            self._delete(c, ot, current, user, datetime.now(UTC))
+            self._delete(c, ot, current, user, self.platform.clock.now())
 
     def _delete(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any], user: str | None,
                 now: datetime) -> None:
@@ -669,7 +669,7 @@ class Records:
     def _create_batch(self, conn: sa.Connection, ot: ObjectTable, batch: list[Mapping[str, Any]], start: int,
                       user: str | None, system: bool = False) -> tuple[list[str], list[RowError]]:
         obj = ot.object.name
-        now = datetime.now(UTC)
+        now = self.platform.clock.now()
         validator, formulas = self.validators[obj], self.formulas[obj]
         loaded: list[tuple[int, dict, Errors]] = []
         for i, row in enumerate(batch):

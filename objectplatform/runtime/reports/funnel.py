@@ -32,7 +32,7 @@ from .compile import Compiler, Dimension, Joins, Measure
 from .filters import ORG_OFFSET, date_range
 from .masking import report_mask
 from .paths import resolve
-from .run import Column, ReportResult, _conditions, _scene_owners, _scope
+from .run import Column, ReportResult, data_scope, register_report_engine, report_conditions, scene_owners
 
 OPEN = "open"
 CENTS = Decimal("0.01")
@@ -72,13 +72,13 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
     now = (now or platform.clock.now()).astimezone(UTC)
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
-        where = _conditions(platform, report, filters, scene or report.scene, access, now, conn)
+        where = report_conditions(platform, report, filters, scene or report.scene, access, now, conn)
         opportunities = None
         if set(own_filters) - {"sales_process"}:  # of any status: closed ones have their history too
             joins = Joins(platform.schema, base, mask)
-            chosen = _conditions(platform, report, own_filters, "all", access, now, conn)(joins)
+            chosen = report_conditions(platform, report, own_filters, "all", access, now, conn)(joins)
             opportunities = sa.select(joins.root.c.id).select_from(joins.from_).where(*chosen)
-        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access), mask)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, data_scope(access), mask)
         stage = Dimension("stage", resolve(metadata, base, "stage"))
         measures = [Measure("count", "count"), Measure("amount", "sum", resolve(metadata, base, "amount"))]
         found = {row["stage"]: row for row in conn.execute(compiler.statement([stage], measures)).mappings()}
@@ -108,6 +108,9 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
                         value_labels={"stage": stage_labels})
 
 
+register_report_engine("sales_funnel", run_funnel)
+
+
 def _percent(part: int, whole: int) -> Decimal | None:
     return None if not whole else (Decimal(part) * 100 / whole).quantize(CENTS)
 
@@ -129,10 +132,10 @@ def _history(platform, process: SalesProcess, period: Any, access: Access | None
     where = [ot.column("sales_process") == process.name]
     if opportunities is not None:
         where.append(ot.column(config.parent_field).in_(opportunities))
-    scope = _scope(access)(config.history, table)
+    scope = data_scope(access)(config.history, table)
     if scope is not None:
         where.append(scope)
-    owners = _scene_owners(platform, scene, access, conn)
+    owners = scene_owners(platform, scene, access, conn)
     if owners is not None:
         where.append(table.c.owner.in_(sorted(owners)) if owners else sa.false())
     entered_at, left_at, left_to, stage = (ot.column(n) for n in ("entered_at", "left_at", "left_to", "stage"))

@@ -3,7 +3,7 @@ data scope, then the rows and the totals row (and for a matrix, its cells), each
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +26,7 @@ from .masking import report_mask
 from .paths import FieldPath, resolve
 
 SCENES = ("all", "mine", "subordinates")
+_ENGINES: dict[str, Callable[..., ReportResult]] = {}
 TOTAL = Label("合计", "Total")
 FUNCTION_LABELS = {
     "count": Label("数量", "Count"), "count_distinct": Label("去重计数", "Distinct count"),
@@ -87,6 +88,12 @@ def available(metadata: Metadata, access: Access | None) -> list[Report]:
             if access is None or access.can(r.object, "read")]
 
 
+def register_report_engine(name: str, run: Callable[..., ReportResult]) -> None:
+    """Run the reports whose `engine` is `name` with `run(platform, report, *, access, filters, scene, now)`
+    instead of the grouping compiler (the sales funnel registers one)."""
+    _ENGINES[name] = run
+
+
 def run_report(platform, report: Report, *, access: Access | None, filters: Mapping[str, Any] | None = None,
                scene: str | None = None, now: datetime | None = None) -> ReportResult:
     """Run `report` as `access` (None: unrestricted, for the CLI and benchmarks) with run-time `filters`.
@@ -96,10 +103,8 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
     """
     if access is not None:
         access.require(report.object, "read")
-    if report.engine == "sales_funnel":
-        from .funnel import run_funnel
-
-        return run_funnel(platform, report, access=access, filters=filters, scene=scene, now=now)
+    if report.engine in _ENGINES:
+        return _ENGINES[report.engine](platform, report, access=access, filters=filters, scene=scene, now=now)
     now = (now or platform.clock.now()).astimezone(UTC)
     metadata, base = platform.metadata, report.object
     dimensions = [_dimension(metadata, base, d) for d in report.dimensions]
@@ -108,8 +113,8 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
                 for m in report.measures]
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
-        where = _conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
-        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, _scope(access), mask)
+        where = report_conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, data_scope(access), mask)
         sort = [(k.lstrip("-"), k.startswith("-")) for k in report.sort]
         limit = report.limit
         dim_columns = [_dimension_column(metadata, d, spec) for d, spec in zip(dimensions, report.dimensions,
@@ -223,13 +228,14 @@ def _empty(column: Column) -> Any:
     return 0 if column.measure in ("count", "count_distinct", "sum") else None
 
 
-def _scope(access: Access | None):
+def data_scope(access: Access | None):
+    """The caller's data scope as (object, table) -> condition; none for an unrestricted run."""
     if access is None:
         return lambda obj, table: None
     return access.scope
 
 
-def _conditions(platform, report: Report, runtime: Mapping[str, Any], scene: str, access: Access | None,
+def report_conditions(platform, report: Report, runtime: Mapping[str, Any], scene: str, access: Access | None,
                 now: datetime, conn: sa.Connection):
     """The template's fixed filters, the run-time filters and the scene, as a function of the base joins.
 
@@ -255,7 +261,7 @@ def _conditions(platform, report: Report, runtime: Mapping[str, Any], scene: str
             parsed.append((name, path, op, value))
     if errors:
         raise ValidationFailed(errors, "; ".join(f"{n}: {m}" for n, msgs in errors.items() for m in msgs))
-    owners = _scene_owners(platform, scene, access, conn)
+    owners = scene_owners(platform, scene, access, conn)
 
     def where(joins: Joins) -> list[ColumnElement[bool]]:
         conditions = [condition(joins.column(path), path.type, op, value, now) for _, path, op, value in parsed]
@@ -266,7 +272,7 @@ def _conditions(platform, report: Report, runtime: Mapping[str, Any], scene: str
     return where
 
 
-def _scene_owners(platform, scene: str, access: Access | None, conn: sa.Connection) -> frozenset[int] | None:
+def scene_owners(platform, scene: str, access: Access | None, conn: sa.Connection) -> frozenset[int] | None:
     """The owners a scene keeps: mine = me, subordinates = everyone below me (not me); None for all."""
     if scene == "all" or access is None:
         return None

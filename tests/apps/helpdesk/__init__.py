@@ -8,9 +8,9 @@ from pathlib import Path
 from flask import Blueprint, jsonify
 
 from objectplatform.metadata import Label
-from objectplatform.runtime.actions import ActionCall, register_action
+from objectplatform.runtime.actions import Action, ActionCall, action_provider
 from objectplatform.runtime.apps import App
-from objectplatform.web.app import get_platform
+from objectplatform.web.current import get_platform
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,8 +22,15 @@ def _escalate(call: ActionCall) -> dict:
     return {"record": record}
 
 
+def _actions(metadata) -> list[Action]:
+    """Escalate, on the helpdesk's tickets only: a site without its queues (another app's `ticket`) has none."""
+    if "ticket_queue" not in metadata.objects:
+        return []
+    return [Action("ticket", "escalate", Label("升级", "Escalate"), _escalate, bulk=False)]
+
+
 def register() -> None:
-    register_action("ticket", "escalate", _escalate, label=Label("升级", "Escalate"), bulk=False)
+    action_provider(_actions)
 
 
 pages = Blueprint("helpdesk", __name__)
