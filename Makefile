@@ -18,7 +18,7 @@ run: $(VENV)
 	$(BIN)/objectplatform demo
 
 test: $(VENV)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2
 
 check: $(VENV)
 	$(BIN)/objectplatform check

@@ -32,12 +32,6 @@ REQUIRE_SERVICES = os.environ.get("OBJECTPLATFORM_REQUIRE_SERVICES") == "1"
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
-# The modules with the longest tests, longest first (the demo company, the CLI's demo and servers, the API fuzzing,
-# the browser, the fifty-object migration): `make test` hands the tests to its two workers one by one in this order,
-# so that they end together on short tests, not one of them waiting for the other's last long one.
-LONG_FIRST = ("tests/test_demo.py", "tests/test_cli.py", "tests/test_openapi.py", "tests/browser/",
-              "tests/test_migrate.py")
-
 
 def pytest_sessionstart(session):
     """With OBJECTPLATFORM_REQUIRE_SERVICES=1 (CI), a missing PostgreSQL or Redis fails the run."""
@@ -64,14 +58,6 @@ def pytest_sessionstart(session):
             problems.append(f"Redis at {REDIS_URL} is unreachable: {e}")
     if problems:
         pytest.exit("required services missing: " + "; ".join(problems), returncode=3)
-
-
-@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by their module fixtures
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        return next((i for i, start in enumerate(LONG_FIRST) if item.nodeid.startswith(start)), len(LONG_FIRST))
-
-    items.sort(key=rank)
 
 
 @contextmanager

@@ -34,8 +34,6 @@ LEAD_STATUSES = {"unassigned": 479, "pending": 683, "following": 389, "converted
 POOL_LEADS = {"金融行业线索池": 67, "华北区线索池": 182, "华东区线索池": 145, "公海线索池": 85}
 SHOWCASE_LEADS = 36  # demo/leads.csv: the first leads, written by hand
 
-pytestmark = pytest.mark.xdist_group("demo")  # one test worker loads the company (`make test`'s --dist loadgroup)
-
 
 @pytest.fixture(scope="module")
 def metadata():
