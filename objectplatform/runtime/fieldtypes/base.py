@@ -36,6 +36,7 @@ class FieldType(registry.FieldType):
 
     def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
         """The type of the field's one column."""
+        # every built-in type defines one of the two; a new type that forgets says so when its table is built
         raise NotImplementedError(f"field type {self.name!r} defines neither column_type nor columns")
 
     def columns(self, f: FieldDef, md: Metadata) -> list[sa.Column]:
@@ -67,6 +68,7 @@ class FieldType(registry.FieldType):
 
     def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
         """The marshmallow field that turns an input value into record form, or says what is wrong."""
+        # computed types (formula, rollup, auto_number) are never written, so only a new type can reach this
         raise NotImplementedError(f"field type {self.name!r} has no validator")
 
     # ---------------------------------------------------------------------------- filters, OpenAPI

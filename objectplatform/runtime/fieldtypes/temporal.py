@@ -28,7 +28,7 @@ class Day(fields.Field):
             try:
                 return date.fromisoformat(value)
             except ValueError:
-                pass
+                pass  # the shape of a date but no such day (2024-02-30): refused as invalid below
         raise self.make_error("invalid")
 
 
@@ -43,7 +43,7 @@ class Moment(fields.Field):
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                pass
+                pass  # not ISO 8601: still a string, refused as invalid below
         if not isinstance(value, datetime):
             raise self.make_error("invalid")
         try:
