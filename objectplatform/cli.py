@@ -27,7 +27,7 @@ from objectplatform.runtime.behaviors.pool import ORG_TIME
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
 from objectplatform.runtime.permissions import access_for
-from objectplatform.runtime.platform import Platform, load_site_metadata
+from objectplatform.runtime.platform import Platform, load_site_metadata, site_registry
 from objectplatform.runtime.records.history import jsonable
 from objectplatform.runtime.storage.migrate import (
     MigrationRefused,
@@ -148,7 +148,7 @@ def check(args: argparse.Namespace) -> int:
     (problems are raised as MetadataError)."""
     settings = Settings.from_env()
     md = load_site_metadata(settings)
-    if problems := check_names(md):
+    if problems := check_names(md, site_registry(settings)):
         raise MetadataError(problems)
     layers = ["base", *settings.templates] + ([f"site {settings.custom_metadata}"] if settings.custom_metadata else [])
     print(

@@ -11,8 +11,11 @@ from pathlib import Path
 
 from objectplatform.metadata import Metadata, default_layers, load_metadata
 from objectplatform.runtime import Platform, Settings, open_platform
+from objectplatform.runtime.apps import find_apps
 from objectplatform.runtime.clock import Clock
 from objectplatform.runtime.config import ROOT
+from objectplatform.runtime.plugins import registry_for
+from objectplatform.runtime.registry import Registry
 from objectplatform.runtime.storage.migrate import migrate
 
 
@@ -31,6 +34,11 @@ def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = Non
 @functools.cache
 def shipped_crm() -> Metadata:
     return load_metadata(default_layers(ROOT, (), None))
+
+
+def crm_registry() -> Registry:
+    """A new registry of the CRM's site: the engine's plugins and the CRM app's registrations."""
+    return registry_for(find_apps(["crm"]))
 
 
 @contextmanager

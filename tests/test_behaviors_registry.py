@@ -4,15 +4,14 @@ configurations read as typed values, and the declared panels are templates the p
 from __future__ import annotations
 
 import pytest
-from support import shipped_crm
+from support import crm_registry, shipped_crm
 
 from objectplatform.metadata import Label
-from objectplatform.runtime import actions
-from objectplatform.runtime.behaviors.convertible import ConvertibleConfig
-from objectplatform.runtime.behaviors.follow_ups import FollowUpsConfig, follow_up_object
-from objectplatform.runtime.behaviors.pool import PoolConfig
-from objectplatform.runtime.behaviors.registry import BEHAVIORS, Behavior, check_behaviors, config_of, register_behavior
-from objectplatform.runtime.behaviors.staged import SalesProcessConfig
+from objectplatform.runtime.behaviors.convertible import CONVERTIBLE, ConvertibleConfig
+from objectplatform.runtime.behaviors.follow_ups import FOLLOW_UPS, FollowUpsConfig, follow_up_object
+from objectplatform.runtime.behaviors.pool import POOL, PoolConfig
+from objectplatform.runtime.behaviors.registry import Behavior, check_behaviors
+from objectplatform.runtime.behaviors.staged import SALES_PROCESS, SalesProcessConfig
 from objectplatform.runtime.config import ROOT
 
 TEMPLATES = ROOT / "objectplatform" / "web" / "templates"
@@ -20,7 +19,7 @@ TEMPLATES = ROOT / "objectplatform" / "web" / "templates"
 
 def test_the_registered_behaviors_and_what_each_declares():
     assert {name: (sorted(b.hooks), b.panels, b.moves_in_hooks, b.actions is not None)
-            for name, b in sorted(BEHAVIORS.items())} == {
+            for name, b in sorted(crm_registry().behaviors.items())} == {
         "convertible": ([], ("pages/convert.html",), False, True),
         "follow_ups": (["after_create", "after_create_many", "before_create", "before_create_many",
                         "before_update"], ("pages/_follow_ups.html", "pages/feed.html"), True, False),
@@ -32,16 +31,16 @@ def test_the_registered_behaviors_and_what_each_declares():
 
 
 def test_every_declared_panel_is_a_template_of_the_pages():
-    assert [p for b in BEHAVIORS.values() for p in b.panels if not (TEMPLATES / p).is_file()] == []
+    assert [p for b in crm_registry().behaviors.values() for p in b.panels if not (TEMPLATES / p).is_file()] == []
 
 
 def test_the_crm_configurations_are_typed_with_their_defaults():
     objects = shipped_crm().objects
-    assert config_of(objects["lead"], "pool") == PoolConfig("lead_pool", "pool")
-    assert config_of(objects["account"], "follow_ups") == FollowUpsConfig("follow_up", "last_followed_at", "status")
-    assert config_of(objects["opportunity"], "sales_process") == SalesProcessConfig(
+    assert POOL.config_of(objects["lead"]) == PoolConfig("lead_pool", "pool")
+    assert FOLLOW_UPS.config_of(objects["account"]) == FollowUpsConfig("follow_up", "last_followed_at", "status")
+    assert SALES_PROCESS.config_of(objects["opportunity"]) == SalesProcessConfig(
         "stage_history", "opportunity_task", "opportunity")
-    convertible = config_of(objects["lead"], "convertible")
+    convertible = CONVERTIBLE.config_of(objects["lead"])
     assert isinstance(convertible, ConvertibleConfig)
     assert (convertible.converted_at_field, convertible.closed_values, dict(convertible.matches)) == (
         "converted_at", ("invalid", "voided"), {"name": ["company"], "phone": ["phone", "mobile"]})
@@ -49,19 +48,28 @@ def test_the_crm_configurations_are_typed_with_their_defaults():
 
 
 def test_the_shipped_crm_uses_its_behaviors_as_declared():
-    assert check_behaviors(shipped_crm()) == []
+    assert check_behaviors(shipped_crm(), crm_registry().behaviors) == []
 
 
 def test_a_behavior_is_registered_once_and_its_schema_must_be_valid():
+    registry = crm_registry()
     with pytest.raises(ValueError, match="behavior 'pool' is already registered"):
-        register_behavior(Behavior("pool", {"type": "object"}, dict))
+        registry.behavior(Behavior("pool", {"type": "object"}, dict))
     with pytest.raises(Exception, match="'objekt' is not valid"):
-        register_behavior(Behavior("broken", {"type": "objekt"}, dict))
-    assert "broken" not in BEHAVIORS
+        registry.behavior(Behavior("broken", {"type": "objekt"}, dict))
+    assert "broken" not in registry.behaviors
+
+
+def test_each_platform_has_its_own_registry():
+    """What one platform's registry gets (a test's hook, an app's action) no other platform sees."""
+    first, second = crm_registry(), crm_registry()
+    first.action("lead", "ping", lambda call: None, label=Label("试", "Ping"))
+    assert "ping" in first.actions_of(shipped_crm())["lead"]
+    assert "ping" not in second.actions_of(shipped_crm())["lead"]
 
 
 def test_a_behaviors_actions_reach_the_objects_declaring_it():
-    registered = actions.registered_actions(shipped_crm())
+    registered = crm_registry().actions_of(shipped_crm())
     assert sorted(registered["lead"]) == ["assign", "check_duplicates", "claim", "convert", "invalidate", "move",
                                           "reopen", "return", "void"]
     assert registered["lead"]["claim"].label == Label("领取", "Claim")

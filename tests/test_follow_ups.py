@@ -14,7 +14,6 @@ from test_api import people as people  # noqa: F401
 
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.records import RowError
-from objectplatform.runtime.records.hooks import registered
 
 MARCH_1 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)  # 2026-03-01 09:00 in China
 MARCH_5 = datetime(2026, 3, 5, 6, 30, tzinfo=UTC)
@@ -132,7 +131,7 @@ def test_a_failure_after_the_lead_changed_rolls_back_both(platform, records, wan
     def fail(ctx):
         raise RuntimeError("the disk is full")
 
-    with registered("after_create", fail, applies=lambda obj: obj.name == "follow_up"), \
+    with platform.registry.hooked("after_create", fail, applies=lambda obj: obj.name == "follow_up"), \
             pytest.raises(RuntimeError, match="the disk is full"):
         follow_up(records, wang, "lead", lead["id"], "2026-03-01T01:00:00+00:00")
     assert count(platform, "follow_up") == 0

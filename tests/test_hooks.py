@@ -6,8 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from objectplatform.runtime.errors import ValidationFailed
-from objectplatform.runtime.records import RowError, hooks
-from objectplatform.runtime.records.hooks import register_hook, registered, unregister
+from objectplatform.runtime.records import RowError
 
 
 def on_campaigns(obj):
@@ -24,7 +23,8 @@ def test_the_events_of_create_update_and_delete(records):
         return handler
 
     events = ("before_create", "after_create", "before_update", "after_update", "after_delete")
-    added = [register_hook(event, note(event), applies=on_campaigns) for event in events]
+    registry = records.platform.registry
+    added = [registry.hook(event, note(event), applies=on_campaigns) for event in events]
     try:
         records.create("product", {"name": "Widget", "code": "W-1", "price": "1"})  # not a campaign
         made = records.create("campaign", {"name": "春季展会"}, user=None)
@@ -33,7 +33,7 @@ def test_the_events_of_create_update_and_delete(records):
         records.delete("campaign", made["id"])
     finally:
         for hook in added:
-            unregister(hook)
+            registry.hooks.remove(hook)
     assert seen == [
         ("before_create", "campaign", None, None, "春季展会", None),
         ("after_create", "campaign", None, None, "春季展会", made["id"]),
@@ -42,7 +42,7 @@ def test_the_events_of_create_update_and_delete(records):
         ("before_update", "campaign", None, "春季展会 2026", "春季展会 2026", made["id"]),
         ("after_delete", "campaign", None, "春季展会 2026", None, None),
     ]
-    assert not any(h in hooks._REGISTERED for h in added)
+    assert not any(h in registry.hooks for h in added)
 
 
 def test_before_create_may_change_the_record_and_add_errors(platform, records):
@@ -51,12 +51,12 @@ def test_before_create_may_change_the_record_and_add_errors(platform, records):
             ctx.errors.setdefault("name", []).append("may not start with x")
         ctx.after["description"] = f"named {ctx.after['name']}"
 
-    with registered("before_create", adjust, applies=on_campaigns) as hook:
-        assert hook in hooks._REGISTERED
+    with platform.registry.hooked("before_create", adjust, applies=on_campaigns) as hook:
+        assert hook in platform.registry.hooks
         made = records.create("campaign", {"name": "秋季"})
         with pytest.raises(ValidationFailed) as e:
             records.create("campaign", {"name": "xyz", "budget": "-"})
-    assert hook not in hooks._REGISTERED
+    assert hook not in platform.registry.hooks
     assert records.get("campaign", made["id"])["description"] == "named 秋季"
     assert e.value.fields["name"] == ["may not start with x"]
     assert set(e.value.fields) == {"name", "budget"}  # reported with the field errors, all at once
@@ -70,7 +70,7 @@ def test_a_hook_writes_in_the_same_transaction(platform, records):
         if ctx.after["name"] == "bad":
             raise RuntimeError("no")
 
-    with registered("after_create", log_and_maybe_fail, applies=on_campaigns):
+    with platform.registry.hooked("after_create", log_and_maybe_fail, applies=on_campaigns):
         records.create("campaign", {"name": "good"})
         with pytest.raises(RuntimeError):
             records.create("campaign", {"name": "bad"})
@@ -91,14 +91,15 @@ def test_create_many_fires_one_event_per_batch(records):
     def after(ctx):
         seen.append(sorted(r["name"] for r in ctx.batch))
 
-    with registered("before_create_many", before, applies=on_campaigns), \
-            registered("after_create_many", after, applies=on_campaigns), \
-            registered("after_create", lambda ctx: seen.append("one by one"), applies=on_campaigns):
+    registry = records.platform.registry
+    with registry.hooked("before_create_many", before, applies=on_campaigns), \
+            registry.hooked("after_create_many", after, applies=on_campaigns), \
+            registry.hooked("after_create", lambda ctx: seen.append("one by one"), applies=on_campaigns):
         result = records.create_many("campaign", [{"name": n} for n in ("a", "bad", "b", "c")], batch_size=2)
     assert result.errors == [RowError(1, {"name": ["not this one"]})]
     assert seen == [["a"], ["b", "c"]]
 
 
-def test_an_unknown_event_is_refused():
+def test_an_unknown_event_is_refused(records):
     with pytest.raises(ValueError, match="unknown hook event after_save"):
-        register_hook("after_save", lambda ctx: None)
+        records.platform.registry.hook("after_save", lambda ctx: None)

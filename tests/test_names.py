@@ -7,13 +7,12 @@ and `check_names` reports exactly the lines of `names.txt`, paths relative to th
 from __future__ import annotations
 
 import pytest
-from support import crm_metadata, shipped_crm
+from support import crm_metadata, crm_registry, shipped_crm
 from test_metadata_loader import CASES, load_case
 
 from objectplatform.cli import main
 from objectplatform.metadata import MetadataError
 from objectplatform.runtime import Settings, open_platform
-from objectplatform.runtime.actions import hook_movers, permission_names, registered_actions
 from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.names import check_names
 
@@ -46,16 +45,17 @@ roles:
 @pytest.mark.parametrize("case", sorted(p.parent.name for p in CASES.glob("*/names.txt")))
 def test_case_reports_exactly_the_expected_names(case, monkeypatch):
     expected = (CASES / case / "names.txt").read_text(encoding="utf-8").splitlines()
-    assert [str(p) for p in check_names(load_case(case, monkeypatch))] == expected
+    assert [str(p) for p in check_names(load_case(case, monkeypatch), crm_registry())] == expected
 
 
 def test_the_shipped_crm_names_only_actions_the_engine_registers():
-    assert check_names(shipped_crm()) == []
+    assert check_names(shipped_crm(), crm_registry()) == []
 
 
 def test_the_lifecycle_objects_have_exactly_these_actions():
     """What roles.yaml may grant on them: the transitions the engine runs and the approval engine's."""
-    registered = registered_actions(shipped_crm())
+    registry = crm_registry()
+    registered = registry.actions_of(shipped_crm())
     assert {obj: sorted(registered[obj]) for obj in ("sales_order", "payment", "invoice", "visit", "opportunity")} == {
         "sales_order": ["amend", "cancel", "complete", "confirm_shipment", "submit", "withdraw"],
         "payment": ["confirm_payment", "reject_payment", "resubmit"],
@@ -63,8 +63,8 @@ def test_the_lifecycle_objects_have_exactly_these_actions():
         "visit": ["cancel", "check_in", "check_out"],
         "opportunity": ["advance", "complete_task", "invalidate", "lose", "win", "withdraw"],
     }
-    assert permission_names() == {"import"}
-    assert hook_movers() == {"follow_ups"}  # lead's follow_up transition is its hook's edge, not an action
+    assert set(registry.permissions) == {"import"}
+    assert registry.hook_movers == {"follow_ups"}  # lead's follow_up transition is its hook's edge, not an action
 
 
 def test_a_site_flow_starting_with_a_transition_of_the_engine_names_both(tmp_path, monkeypatch):
@@ -72,7 +72,7 @@ def test_a_site_flow_starting_with_a_transition_of_the_engine_names_both(tmp_pat
     metadata = crm_metadata(tmp_path / "site", {"flows/invoice_approval.yaml": INVOICE_APPROVAL})
     lines = (ROOT / "object_defs" / "invoice.yaml").read_text(encoding="utf-8").splitlines()
     line = lines.index("    submit:") + 1
-    assert [str(p) for p in check_names(metadata)] == [
+    assert [str(p) for p in check_names(metadata, crm_registry())] == [
         f"object_defs/invoice.yaml:{line}:5: 'submit' of 'invoice' is both this transition and an action of the "
         f"approval flow 'invoice_approval' ({tmp_path}/site/flows/invoice_approval.yaml:1:1): rename the "
         "transition, or give it `by: approval` (at lifecycle.transitions.submit)"
@@ -82,7 +82,7 @@ def test_a_site_flow_starting_with_a_transition_of_the_engine_names_both(tmp_pat
 def test_an_engine_transition_shadowing_a_behavior_action_names_the_function_registering_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     metadata = crm_metadata(tmp_path / "site", {"object_defs/lead_ext.yaml": LEAD_CLAIM})
-    assert [str(p) for p in check_names(metadata)] == [
+    assert [str(p) for p in check_names(metadata, crm_registry())] == [
         "site/object_defs/lead_ext.yaml:5:5: 'claim' of 'lead' is both this transition and an action of "
         "objectplatform.runtime.behaviors.pool.pool_actions: rename the transition, or give it `by` the behavior "
         "that registers it (at lifecycle.transitions.claim)"

@@ -1,26 +1,27 @@
 """Actions: named operations on a record that are more than a field edit (claim, convert, deactivate, ...).
 
-Behaviors and flows register them: `register_action` for an action of one object, `action_provider`
-for actions that follow from the metadata (say, claim on every object with the pool behavior). The
-API, the pages and the CLI all run them with `run_action`, which checks the action exists, the role
+Behaviors and flows register them on the platform's registry (registry.py): `action` for an action of one
+object, `action_provider` for actions that follow from the metadata (say, claim on every object with the
+pool behavior). The API, the pages and the CLI all run them with `run_action`, which checks the action exists, the role
 grants it, the record is in the caller's data scope and the parameters are valid, the same way for
 every face. Parameters are declared with field types and validated by the record field validators.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 
 from objectplatform.metadata import FieldDef, Label, Metadata, Source
 
 from . import lifecycles
 from .auth import auth_service
 from .errors import Message, NotFound, RuntimeFailure, ValidationFailed
-from .validation import REQUIRED, converter, field_validator
+from .fieldtypes import type_named
+from .validation import REQUIRED, converter
 
 MAX_BULK = 500
 
@@ -43,6 +44,10 @@ class Param:
     def json_schema(self) -> dict[str, Any] | None:
         """The value's JSON Schema for the OpenAPI document when it is not its field type's (None: it is)."""
         return None
+
+    def validator(self, metadata: Metadata) -> fields.Field:
+        """The marshmallow field validating the value: its field type's (a parameter-only type overrides it)."""
+        return type_named(self.type).validator(self.field(), metadata)
 
 
 @dataclass(frozen=True)
@@ -73,75 +78,7 @@ class Action:
     applies: Callable[[Any, Mapping[str, Any]], bool] | None = None
 
 
-_REGISTERED: dict[tuple[str, str], Action] = {}
-_PROVIDERS: list[Callable[[Metadata], Iterable[Action]]] = []
-
-
-def register_action(obj: str, name: str, handler: Handler, *, label: Label, params: Sequence[Param] = (),
-                    bulk: bool = True) -> Action:
-    """Add an action of object `obj` (available on every platform whose metadata has that object)."""
-    action = Action(obj, name, label, handler, tuple(params), bulk)
-    _REGISTERED[(obj, name)] = action
-    return action
-
-
-def action_provider(provider: Callable[[Metadata], Iterable[Action]]) -> Callable[[Metadata], Iterable[Action]]:
-    """Register a function giving the actions that follow from a platform's metadata."""
-    _PROVIDERS.append(provider)
-    return provider
-
-
-Provider = Callable[[Metadata], Iterable[Action]]
-
-
-def provided_actions(metadata: Metadata) -> list[tuple[Provider | None, Action]]:
-    """Every action `metadata` gives, each with the provider giving it (None: one `register_action` added):
-    those first, then the providers' by module and name, so the order (the pages' buttons, `_actions`)
-    never depends on which module happened to be imported first; of two with the same object and name,
-    the later one is the object's."""
-    found: list[tuple[Provider | None, Action]] = [(None, a) for a in _REGISTERED.values()
-                                                   if a.object in metadata.objects]
-    for provider in sorted(_PROVIDERS, key=lambda p: (p.__module__, p.__qualname__)):
-        found.extend((provider, action) for action in provider(metadata))
-    return found
-
-
-def registered_actions(metadata: Metadata) -> dict[str, dict[str, Action]]:
-    """{object: {name: action}}: the actions of each object of `metadata`."""
-    by_object: dict[str, dict[str, Action]] = {name: {} for name in metadata.objects}
-    for _, action in provided_actions(metadata):
-        by_object[action.object][action.name] = action
-    return by_object
-
-
-_PERMISSIONS: dict[str, Label] = {}
-
-
-def register_permission(name: str, *, label: Label) -> str:
-    """Declare a name a role grants like an action that no action runs: the feature it names checks the
-    grant itself (`access.require_action(obj, name)`). Returns the name, for that check."""
-    _PERMISSIONS[name] = label
-    return name
-
-
-def permission_names() -> frozenset[str]:
-    """The names declared with `register_permission`."""
-    return frozenset(_PERMISSIONS)
-
-
-_HOOK_MOVERS: set[str] = set()
-
-
-def moves_in_hooks(behavior: str) -> str:
-    """Declare that `behavior` moves records between lifecycle states in a record hook, not by an action:
-    a transition `by` it is the edge its hook takes, under any name (no action of that name need exist)."""
-    _HOOK_MOVERS.add(behavior)
-    return behavior
-
-
-def hook_movers() -> frozenset[str]:
-    """The behaviors declared with `moves_in_hooks`."""
-    return frozenset(_HOOK_MOVERS)
+Provider = Callable[[Metadata], Iterable[Action]]  # the actions that follow from a platform's metadata
 
 
 class Actions:
@@ -150,9 +87,9 @@ class Actions:
     def __init__(self, platform):
         self.platform = platform
         metadata: Metadata = platform.metadata
-        self.by_object: dict[str, dict[str, Action]] = registered_actions(metadata)
+        self.by_object: dict[str, dict[str, Action]] = platform.registry.actions_of(metadata)
         self._converters = {
-            (a.object, a.name): {p.name: converter(field_validator(p.type, p.field(), metadata)) for p in a.params}
+            (a.object, a.name): {p.name: converter(p.validator(metadata)) for p in a.params}
             for found in self.by_object.values() for a in found.values()
         }
 
@@ -294,10 +231,12 @@ def _deactivate_user(call: ActionCall) -> dict:
     return {"handed_over": moved}
 
 
-register_action(
-    "user", "deactivate", _deactivate_user, label=Label("停用并交接", "Deactivate and hand over"),
-    params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")],
-)
-
 # importing records from a file: a role grants it per object beside create (web/import_jobs.py checks it)
-IMPORT = register_permission("import", label=Label("导入", "Import"))
+IMPORT = "import"
+
+
+def register(registry) -> None:
+    """The engine's own actions: deactivating a user, and the import permission."""
+    registry.action("user", "deactivate", _deactivate_user, label=Label("停用并交接", "Deactivate and hand over"),
+                    params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")])
+    registry.permission(IMPORT, label=Label("导入", "Import"))

@@ -57,13 +57,6 @@ NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a commen
 
 # settles the record when an approval of a kind ends: (platform, conn, object, user, record id, status)
 Settle = Callable[[Any, sa.Connection, str, str | None, Any, str], Any]
-_SETTLERS: dict[str, Settle] = {}
-
-
-def register_settle(kind: str, settle: Settle) -> None:
-    """Call `settle` when an approval of `kind` ends as approved, rejected or withdrawn (the sales_process
-    behavior moves the record into its pending stage, or leaves it where it is, for STAGE)."""
-    _SETTLERS[kind] = settle
 
 
 def _pair(value: Any) -> dict:
@@ -486,7 +479,7 @@ class Approvals:
             status=status, step=ended, ended_at=_stamp(at), ended_by=None if by is None else int(by),
             remind_at=None))
         user = None if by is None else str(by)
-        if settle := _SETTLERS.get(row["kind"]):
+        if settle := self.platform.registry.settlers.get(row["kind"]):
             settle(self.platform, conn, row["object"], user, row["record_id"], status)
         outcome = definition.get("on_approve" if status == APPROVED else "on_reject", [])
         told = any(a.get("notify", {}).get("submitter") for a in outcome)
@@ -531,7 +524,7 @@ class Approvals:
             self.work.close_todos(conn, key_prefix=f"approval:{row['id']}:", now=at, by=access.user_id)
             self._perform(conn, row, json.loads(row["definition"]).get("on_withdraw", []), WITHDRAWN,
                           access.user_id, at)
-            if settle := _SETTLERS.get(row["kind"]):
+            if settle := self.platform.registry.settlers.get(row["kind"]):
                 settle(self.platform, conn, obj, access.user_id, record_id, WITHDRAWN)
             return {"record": self.records.get(obj, record_id, conn=conn),
                     "approval": self._json(conn, [self._row(conn, row["id"])], access)[0]}
@@ -700,20 +693,10 @@ def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
                              object=obj, id=target, approval=pending["id"], title=pending["title_zh"]))
 
 
-hooks.register_hook("after_create", _on_create)
-hooks.register_hook("after_update", _on_field_change)
-hooks.register_hook("before_update", lambda ctx: _guard(ctx, ctx.before))
-hooks.register_hook("before_create", lambda ctx: _guard(ctx, ctx.after))
-hooks.register_hook("after_delete", lambda ctx: _guard(ctx, ctx.before))
-
-
 def _on_delete(ctx: hooks.HookContext) -> None:
     """A record an administrator deletes while it waits takes its approval with it (withdrawn)."""
     if (ctx.object, None) in _lock_targets(ctx.records.platform, ctx.object):
         approvals(ctx.records.platform).close_pending(ctx.conn, ctx.object, ctx.before["id"], WITHDRAWN, ctx.user)
-
-
-hooks.register_hook("after_delete", _on_delete)
 
 
 # ------------------------------------------------------------------------------ actions
@@ -731,7 +714,6 @@ def _withdraw(call: actions.ActionCall) -> dict:
     return approvals(call.platform).withdraw(call.access, call.object, call.record["id"], call.params.get("comment"))
 
 
-@actions.action_provider
 def approval_actions(metadata: Metadata) -> list[actions.Action]:
     """`submit` and `withdraw` on every object with an approval flow, and each action a flow names;
     `withdraw` on an object with the sales_process behavior (its stage approvals)."""
@@ -763,3 +745,15 @@ def _waiting(obj: str, pending: bool):
             return (approvals(platform).pending_row(conn, obj, record["id"]) is not None) == pending
 
     return check
+
+
+def register(registry) -> None:
+    """The approval engine: flows started by record events, records locked while they wait, the submit and
+    withdraw actions."""
+    registry.hook("after_create", _on_create)
+    registry.hook("after_update", _on_field_change)
+    registry.hook("before_update", lambda ctx: _guard(ctx, ctx.before))
+    registry.hook("before_create", lambda ctx: _guard(ctx, ctx.after))
+    registry.hook("after_delete", lambda ctx: _guard(ctx, ctx.before))
+    registry.hook("after_delete", _on_delete)
+    registry.action_provider(approval_actions)

@@ -1,9 +1,9 @@
 """Apps: the plugin API a set of metadata ships its own Python through (the CRM is one, an implementer's is another).
 
-An `App` names its metadata layer folders and, optionally, a `register()` adding its actions, hooks
-and behaviors through the engine's public registration functions, its web pages and its demo data.
+An `App` names its metadata layer folders and, optionally, a `register(registry)` adding its actions, hooks
+and behaviors to each platform's registry (runtime/registry.py), its web pages and its demo data.
 `OBJECTPLATFORM_APPS` names the apps a site runs; `find_apps` resolves each name through the
-`objectplatform.apps` entry points (or a `module:attribute` reference) and registers it once per process.
+`objectplatform.apps` entry points (or a `module:attribute` reference).
 """
 
 from __future__ import annotations
@@ -51,22 +51,19 @@ class DemoUnavailable(Exception):
 @dataclass(frozen=True)
 class App:
     """What an app brings: `layers` (folders holding object_defs/, flows/, report_templates/, in order);
-    `register()`, run once per process before any metadata of the site is checked; `pages(flask_app)`,
+    `register(registry)`, run for each platform built (after the engine's plugins); `pages(flask_app)`,
     run by the web app factory to add the app's views (a blueprint); `demo`, for `objectplatform demo`."""
 
     name: str
     layers: tuple[Path, ...]
-    register: Callable[[], None] | None = None
+    register: Callable[[Any], None] | None = None
     pages: Callable[[Any], None] | None = None
     demo: Demo | None = None
 
 
-_registered: dict[str, App] = {}  # app name -> the app whose register() ran in this process
-
-
 def find_apps(names: Sequence[str]) -> tuple[App, ...]:
-    """The apps named (entry point names, or `module:attribute`), each registered once per process;
-    a MetadataError lists every name that resolves to no app, with a "did you mean"."""
+    """The apps named (entry point names, or `module:attribute`); a MetadataError lists every name that
+    resolves to no app, with a "did you mean"."""
     found, problems = [], []
     available = sorted(ep.name for ep in entry_points(group=ENTRY_POINTS))
     for name in names:
@@ -78,11 +75,6 @@ def find_apps(names: Sequence[str]) -> tuple[App, ...]:
             found.append(app)
     if problems:
         raise MetadataError(problems)
-    for app in found:
-        if app.name not in _registered:
-            _registered[app.name] = app
-            if app.register is not None:
-                app.register()
     return tuple(found)
 
 

@@ -81,21 +81,16 @@ def _julian_difference(element: days_between, compiler: Any, **kw: Any) -> str:
 
 # Values a behavior derives for each record, which rule conditions may name besides the fields (their names
 # and kinds are declared in metadata/checks.BEHAVIOR_VALUES): behavior -> build(platform, obj, now), giving
-# {name: SQL over the object's table}.
+# {name: SQL over the object's table}; a behavior declares it (Behavior.derived).
 DerivedValues = Callable[[Any, str, datetime], Mapping[str, ColumnElement]]
-DERIVED_VALUES: dict[str, DerivedValues] = {}
-
-
-def register_derived_values(behavior: str, build: DerivedValues) -> None:
-    DERIVED_VALUES[behavior] = build
 
 
 def derived_values(platform, obj: str, now: datetime) -> dict[str, ColumnElement]:
     """The derived values of `obj`'s behaviors as SQL over its table, as of `now`."""
     found: dict[str, ColumnElement] = {}
     for behavior in platform.metadata.objects[obj].behaviors:
-        if behavior in DERIVED_VALUES:
-            found.update(DERIVED_VALUES[behavior](platform, obj, now))
+        if build := platform.registry.derived_values.get(behavior):
+            found.update(build(platform, obj, now))
     return found
 
 

@@ -4,7 +4,7 @@
 `objectplatform check` and `open_platform` run `check_names` after loading, so a role never grants, a
 to-do never links and a transition never relies on an action that nothing runs. A transition `by` a
 behavior names one of the object's actions, unless the behavior declared that it moves the state in a
-hook (`actions.moves_in_hooks`): then the transition only names the edge the hook takes.
+hook (`Behavior.moves_in_hooks`): then the transition only names the edge the hook takes.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ from objectplatform.metadata.problems import closest
 
 from . import actions, approvals, transitions
 from .behaviors.registry import check_behaviors
+from .registry import Registry
 
 EVERY_OBJECT = "*"
 
 
-def check_names(metadata: Metadata) -> list[Problem]:
+def check_names(metadata: Metadata, registry: Registry) -> list[Problem]:
     """Every `behaviors:` entry that its behavior's declaration refuses; once they are all valid (the actions
     a behavior adds follow from its configuration), every action name in `metadata` that the engine does
     not register for its object (or registers twice). Each at its file:line:col with a "did you mean" hint."""
-    if problems := check_behaviors(metadata):
+    if problems := check_behaviors(metadata, registry.behaviors):
         return problems
-    check = _NameCheck(metadata)
+    check = _NameCheck(metadata, registry)
     problems = [*check.grants(), *check.todos()]
     for obj in metadata.objects.values():
         for t in obj.lifecycle.transitions.values() if obj.lifecycle else ():
@@ -39,9 +40,9 @@ def check_names(metadata: Metadata) -> list[Problem]:
 class _NameCheck:
     """One check of one metadata: the actions the engine registers for it, and where problems are placed."""
 
-    def __init__(self, metadata: Metadata):
-        self.metadata = metadata
-        self.provided = actions.provided_actions(metadata)
+    def __init__(self, metadata: Metadata, registry: Registry):
+        self.metadata, self.registry = metadata, registry
+        self.provided = registry.provided_actions(metadata)
         self.names: dict[str, set[str]] = {name: set() for name in metadata.objects}
         for _, action in self.provided:
             self.names[action.object].add(action.name)
@@ -49,7 +50,7 @@ class _NameCheck:
 
     def grants(self) -> Iterator[Problem]:
         """A role grants actions of its object, or under "*" of some object, or permission-only names."""
-        permissions = actions.permission_names()
+        permissions = set(self.registry.permissions)
         anywhere = set().union(*self.names.values())
         for role in self.metadata.roles.values():
             for obj, grant in role.permissions.items():
@@ -96,7 +97,7 @@ class _NameCheck:
                 yield self.locate.problem(t.source, at, (), f"{t.name!r} of {obj.name!r} is both this transition and "
                                                             f"an action of {' and '.join(o for _, o in others)}: "
                                                             f"rename the transition, or give it {by}")
-        elif t.by not in actions.hook_movers() and t.name not in names:
+        elif t.by not in self.registry.hook_movers and t.name not in names:
             runner = "the approval engine" if t.by == LIFECYCLE_BY else f"the {t.by} behavior"
             yield self.locate.problem(t.source, at, (), f"{obj.name!r} has no action {t.name!r} for {runner} to run",
                                       closest(t.name, names))

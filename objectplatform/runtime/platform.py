@@ -1,5 +1,6 @@
-"""The runtime assembled: metadata, database, tables, jobs and the records service, opened once. The top of the
-runtime: it loads the engine's plugins (plugins.py), and no module of the runtime below it imports it."""
+"""The runtime assembled: metadata, registry, database, tables, jobs and the records service, opened once. The
+top of the runtime: it fills the registry with the engine's plugins and the apps (plugins.py), and no module
+of the runtime below it imports it."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Metadata, MetadataError, default_layers, load_metadata
 
-from . import plugins as plugins  # the engine's built-in plugins register themselves, loaded here only
 from .apps import app_layers, find_apps
 from .clock import Clock
 from .config import Settings
 from .jobs import JobRunner, function_path, import_function
 from .names import check_names
+from .plugins import registry_for
 from .records import Records
+from .registry import Registry
 from .storage.engine import create_engine
 from .storage.tables import Schema, schema_of
 
@@ -29,6 +31,7 @@ class Platform:
     engine: sa.Engine
     schema: Schema
     jobs: JobRunner
+    registry: Registry  # the actions, hooks, behaviors, ... of the engine's plugins and the site's apps
     services: dict = field(default_factory=dict)
     clock: Clock = field(default_factory=Clock)  # every "now" of the runtime; a test gives its own
 
@@ -53,20 +56,24 @@ class Platform:
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
-    """The apps' layers, the enabled industry templates and the site's layer, as configured (the apps
-    registered first, as `apps.find_apps` does once per process)."""
+    """The apps' layers, the enabled industry templates and the site's layer, as configured."""
     base = app_layers(find_apps(settings.apps))
     return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, base))
 
 
+def site_registry(settings: Settings) -> Registry:
+    """The registry of the configured apps: the engine's plugins, then each app's registrations."""
+    return registry_for(find_apps(settings.apps))
+
+
 def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
-    """Register the configured apps, load the metadata (unless given), check the action names it uses
-    against the actions the engine's plugins and the apps register, connect and build the tables; raises
-    MetadataError on problems."""
+    """Build the registry of the configured apps, load the metadata (unless given), check its behaviors and
+    the action names it uses against that registry, connect and build the tables; raises MetadataError on
+    problems."""
     settings = settings or Settings.from_env()
-    find_apps(settings.apps)
+    registry = site_registry(settings)
     metadata = metadata or load_site_metadata(settings)
-    if problems := check_names(metadata):
+    if problems := check_names(metadata, registry):
         raise MetadataError(problems)
     return Platform(
         settings,
@@ -74,6 +81,7 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         create_engine(settings.database_url),
         schema_of(metadata),
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
+        registry,
     )
 
 

@@ -1,15 +1,25 @@
-"""The engine's built-in plugins, loaded in this one place before a platform is used: each registers its
-actions, record hooks, hidings, behavior declaration or report engine when imported.
+"""The engine's built-in plugins, in the order a platform's registry is filled with them: each module's
+`register(registry)` adds its actions, record hooks, hidings, behavior declaration or report engine.
 
-The records service, the actions and the behavior registry sit below them and know none of them.
+The records service, the actions and the behavior declarations sit below them and know none of them.
 """
 
-from . import approvals as approvals
-from . import transitions as transitions
-from .behaviors import convertible as convertible
-from .behaviors import duplicates as duplicates
-from .behaviors import follow_ups as follow_ups
-from .behaviors import pool as pool
-from .behaviors import staged as staged
-from .records import teams as teams
-from .reports import funnel as funnel
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import actions, approvals, transitions
+from .apps import App
+from .behaviors import convertible, duplicates, follow_ups, pool, staged
+from .records import masking, teams
+from .registry import Registry, build_registry
+from .reports import funnel
+
+BUILT_IN = (actions, masking, teams, approvals, transitions, duplicates, pool, follow_ups, convertible, staged,
+            funnel)
+
+
+def registry_for(apps: Sequence[App]) -> Registry:
+    """A registry filled by the built-in plugins, then by each of `apps` in the order they are named."""
+    return build_registry([*(module.register for module in BUILT_IN),
+                           *(app.register for app in apps if app.register is not None)])

@@ -85,11 +85,6 @@ def _after_write(ctx: hooks.HookContext) -> None:
     run_automatic(platform, ctx.conn, platform.metadata.objects[ctx.object], ctx.after, ctx.now)
 
 
-hooks.register_hook("after_create", _after_write, applies=_automatic)
-hooks.register_hook("after_update", _after_write, applies=_automatic)
-hooks.register_hook("after_rollup", _after_write, applies=_automatic)
-
-
 NO_SUFFIX = Label("", "")
 
 
@@ -101,7 +96,6 @@ def _param(f: FieldDef) -> actions.Param:
     return actions.Param(f.name, f.type, f.label, f.required, f.to, definition=f)
 
 
-@actions.action_provider
 def transition_actions(metadata: Metadata) -> list[actions.Action]:
     """Every transition the engine runs (no `by`), as an action of its object."""
     found = []
@@ -120,3 +114,10 @@ def governed_by_approval(obj: ObjectDef, name: str) -> bool:
     """Whether `name` is a transition the approval engine runs (its from-states are checked first)."""
     transition = obj.lifecycle.transitions.get(name) if obj.lifecycle else None
     return transition is not None and transition.by == LIFECYCLE_BY
+
+
+def register(registry) -> None:
+    """Lifecycles: each transition the engine runs as an action, the automatic ones after every write."""
+    for event in ("after_create", "after_update", "after_rollup"):
+        registry.hook(event, _after_write, applies=_automatic)
+    registry.action_provider(transition_actions)

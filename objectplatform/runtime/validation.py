@@ -27,34 +27,11 @@ from .errors import Message, ValidationFailed
 from .fieldtypes import type_named
 from .fieldtypes.reference import RecordId
 
-FieldFactory = Callable[[FieldDef, Metadata], fields.Field]
-PARAMETER_VALIDATORS: dict[str, FieldFactory] = {}
-
 REQUIRED = Message("value.required", "is required")
 READ_ONLY = Message("value.read_only", "is read-only")
 COMPUTED = Message("value.computed", "is computed and cannot be set")
 SYSTEM = Message("value.system_set", "is set by the system")
 NOT_AN_OBJECT = Message("value.not_an_object", "must be an object of field values")
-
-
-def register_validator(*type_names: str) -> Callable[[FieldFactory], FieldFactory]:
-    """Register the validator of a type only action parameters have (never stored, so no field type;
-    a field type brings its own `validator`)."""
-
-    def decorate(factory: FieldFactory) -> FieldFactory:
-        for name in type_names:
-            PARAMETER_VALIDATORS[name] = factory
-        return factory
-
-    return decorate
-
-
-def field_validator(type_name: str, f: FieldDef, metadata: Metadata) -> fields.Field:
-    """The marshmallow field validating values of `type_name` for `f` (a field, or an action parameter's
-    field): a parameter type's registered validator, else the field type's."""
-    if type_name in PARAMETER_VALIDATORS:
-        return PARAMETER_VALIDATORS[type_name](f, metadata)
-    return type_named(type_name).validator(f, metadata)
 
 
 # ---------------------------------------------------------------------------------- validator

@@ -88,6 +88,10 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     api_approvals.init_app(app)
     api_reports.init_app(app)
     pages.init_app(app)
+    record_page = app.extensions[pages_records.EXTENSIONS] = pages_records.RecordExtensions()
+    for module in (pages_stages, pages_approvals, pages_duplicates, pages_follow_ups, pages_imports, pages_convert,
+                   pages_leads):  # the record page's panels in this order, top to bottom
+        module.extend(record_page)
     for found in find_apps(platform.settings.apps):  # each app's own pages (runtime/apps.py)
         if found.pages is not None:
             found.pages(app)

@@ -25,7 +25,7 @@ from objectplatform.runtime.errors import BadRequest, Conflict, Forbidden, Messa
 from .current import get_platform
 from .i18n import error_text, text
 from .pages_base import bp, local_path, object_def, scope
-from .pages_records import ACTION_DIALOGS, RECORD_PANELS, record_page
+from .pages_records import RecordExtensions, record_page
 from .pages_view import local_time
 from .pages_work import todos_page
 
@@ -108,9 +108,9 @@ def _panel_link(obj: ObjectDef, record: Mapping[str, Any]) -> str | None:
     return url_for("pages.record", obj=obj.name, id=record["id"]) + "#approvals"
 
 
-RECORD_PANELS.insert(0, approval_panel)  # pages_stages, imported later, puts the stage path above it
-ACTION_DIALOGS[SUBMIT] = _panel_link
-ACTION_DIALOGS[WITHDRAW] = _panel_link
+def extend(page: RecordExtensions) -> None:
+    page.panels.append(approval_panel)
+    page.dialogs[SUBMIT] = page.dialogs[WITHDRAW] = _panel_link
 
 
 # ------------------------------------------------------------------------------------ decisions

@@ -23,7 +23,7 @@ from .current import get_platform
 from .forms import editable, make_input, posted, shown_value
 from .i18n import error_text, text
 from .pages_base import bp, error_page, object_def, page_display, scope
-from .pages_records import ACTION_DIALOGS
+from .pages_records import RecordExtensions
 from .pages_view import field_label, object_label
 
 NEW, PICK = "new", "pick"  # the account choices besides a suggested match's id
@@ -44,7 +44,8 @@ def _convert_dialog(obj: ObjectDef, record: Mapping[str, Any]) -> str | None:
     return url_for("pages.convert_dialog", obj=obj.name, id=record["id"])
 
 
-ACTION_DIALOGS["convert"] = _convert_dialog
+def extend(page: RecordExtensions) -> None:
+    page.dialogs["convert"] = _convert_dialog
 
 
 def shown_targets(c: convertible.Config) -> list[str]:

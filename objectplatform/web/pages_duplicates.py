@@ -19,7 +19,7 @@ from objectplatform.runtime.behaviors import duplicates
 
 from .current import get_platform
 from .i18n import text
-from .pages_records import AFTER_CREATE, RECORD_PANELS
+from .pages_records import RecordExtensions
 
 CHECK = "check_duplicates"
 
@@ -50,5 +50,6 @@ def created_notice(obj: ObjectDef, record: Mapping[str, Any]) -> None:
         flash(text("duplicates.created", g.lang, rules=rules), "info")
 
 
-RECORD_PANELS.append(duplicates_panel)
-AFTER_CREATE.append(created_notice)
+def extend(page: RecordExtensions) -> None:
+    page.panels.append(duplicates_panel)
+    page.after_create.append(created_notice)

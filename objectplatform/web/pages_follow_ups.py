@@ -23,7 +23,7 @@ from .current import get_platform
 from .forms import make_input, posted, shown_value
 from .i18n import error_text, text
 from .pages_base import bp, object_def, page_display, scope, url_with
-from .pages_records import RECORD_PANELS, record_page
+from .pages_records import RecordExtensions, record_page
 from .pages_view import object_label
 
 TIMELINE_SIZE = 50
@@ -129,7 +129,8 @@ def timeline_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
             "action": url_for("pages.add_follow_up", obj=obj.name, id=record["id"])}
 
 
-RECORD_PANELS.append(timeline_panel)
+def extend(page: RecordExtensions) -> None:
+    page.panels.append(timeline_panel)
 
 
 @bp.route("/o/<obj>/<id>/follow_ups", methods=["POST"])

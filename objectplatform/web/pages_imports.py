@@ -22,7 +22,7 @@ from . import import_jobs
 from .current import get_platform
 from .i18n import error_text, has_text, text
 from .pages_base import bp, local_path, object_def, scope
-from .pages_records import RECORD_PANELS, record_page
+from .pages_records import RecordExtensions, record_page
 from .pages_view import field_label, object_label
 
 
@@ -48,7 +48,8 @@ def import_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, 
                                          field=field)} for other, field in found]}
 
 
-RECORD_PANELS.append(import_panel)
+def extend(page: RecordExtensions) -> None:
+    page.panels.append(import_panel)
 
 
 @bp.route("/o/<obj>/<id>/import/<target>/<field>", methods=["POST"])

@@ -20,7 +20,6 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import convertible
 from objectplatform.runtime.behaviors import pool as pool_behavior
-from objectplatform.runtime.behaviors.registry import config_of
 from objectplatform.runtime.errors import BadRequest, Message, NotFound, ValidationFailed
 from objectplatform.runtime.storage.engine import reading
 
@@ -30,7 +29,7 @@ from .pages_base import bp, object_def, page_display, scope, url_with
 from .pages_follow_ups import follow_up_object
 from .pages_lists import columns_of
 from .pages_pools import NO_POOL_OBJECT, pool_object
-from .pages_records import ACTION_DIALOGS
+from .pages_records import RecordExtensions
 from .pages_view import field_label, object_label
 
 PAGE_SIZE = 50
@@ -64,7 +63,7 @@ def _work_nav() -> dict:
 
 def status_tabs(definition: ObjectDef) -> tuple[str, ...]:
     """The states a tab shows: the pool's held ones, the converted value (convertible), the pool's invalid."""
-    config = config_of(definition, "pool")
+    config = pool_behavior.POOL.config_of(definition)
     converted = ()
     if convertible.BEHAVIOR in definition.behaviors:
         converted = (convertible.config(get_platform().metadata, definition.name).converted_value,)
@@ -75,7 +74,7 @@ def forgotten_condition(definition: ObjectDef, ot, days: int) -> sa.ColumnElemen
     """Held, and no follow-up (else no assignment, else no creation) for more than `days` days."""
     cutoff = (get_platform().clock.now() - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
     followed = pool_behavior.last_followed_field(definition)
-    config = config_of(definition, "pool")
+    config = pool_behavior.POOL.config_of(definition)
     last = sa.func.coalesce(*([ot.column(followed)] if followed else []), ot.column(config.assigned_at_field),
                             ot.table.c.created_at)
     return sa.and_(ot.column(config.status_field).in_(config.open), last < cutoff)
@@ -86,7 +85,7 @@ def tab_counts(definition: ObjectDef, days: int) -> dict[str, int]:
     platform = get_platform()
     obj = definition.name
     ot = platform.schema[obj]
-    status = ot.column(config_of(definition, "pool").status_field)
+    status = ot.column(pool_behavior.POOL.config_of(definition).status_field)
     counted = [sa.func.count().label("all")]
     counted += [sa.func.sum(sa.case((status == tab, 1), else_=0)).label(tab) for tab in status_tabs(definition)]
     counted.append(sa.func.sum(sa.case((forgotten_condition(definition, ot, days), 1), else_=0)).label("forgotten"))
@@ -123,7 +122,7 @@ def my_leads():
         tab = tabs[0]
     filters = {"owner": g.access.user_id}
     where = scope(obj)
-    status_field = config_of(definition, "pool").status_field
+    status_field = pool_behavior.POOL.config_of(definition).status_field
     if tab in tabs:
         filters[status_field] = tab
     elif tab == "forgotten":
@@ -162,7 +161,8 @@ def _return_dialog(obj, record) -> str | None:
     return url_for("pages.return_dialog", obj=obj.name, id=record["id"])
 
 
-ACTION_DIALOGS["return"] = _return_dialog
+def extend(page: RecordExtensions) -> None:
+    page.dialogs["return"] = _return_dialog
 
 
 @bp.route("/o/<obj>/<id>/return", methods=["GET", "POST"])

@@ -4,10 +4,11 @@ generated create/edit forms with inline errors and stale-edit handling, and runn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import flash, g, redirect, render_template, request, send_from_directory, url_for
+from flask import current_app, flash, g, redirect, render_template, request, send_from_directory, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
@@ -22,14 +23,27 @@ from .pages_lists import columns_of
 from .pages_view import field_label, object_label
 
 RELATED_SIZE = 10
-# Extension points of the record page: panels shown under its details (each `panel(obj, record,
-# state)` returns a dict with a `template` to include, or None) and actions that open their own
-# dialog instead of the generic parameter form (`dialog(obj, record)` returns its URL, or None).
-RECORD_PANELS: list[Callable[[ObjectDef, Mapping[str, Any], Mapping[str, Any]], dict | None]] = []
-ACTION_DIALOGS: dict[str, Callable[[ObjectDef, Mapping[str, Any]], str | None]] = {}
-# Called with (obj, record) after the create form saved a record, before the redirect to its page
-# (e.g. to flash a notice about it).
-AFTER_CREATE: list[Callable[[ObjectDef, Mapping[str, Any]], None]] = []
+
+
+@dataclass
+class RecordExtensions:
+    """The record page's extension points, held by each web app (`create_app` fills them, in order):
+    `panels` shown under its details (each `panel(obj, record, state)` returns a dict with a `template` to
+    include, or None); `dialogs`, actions that open their own dialog instead of the generic parameter form
+    (`dialog(obj, record)` returns its URL, or None); `after_create`, called with (obj, record) after the
+    create form saved a record, before the redirect to its page (e.g. to flash a notice about it)."""
+
+    panels: list[Callable[[ObjectDef, Mapping[str, Any], Mapping[str, Any]], dict | None]] = field(
+        default_factory=list)
+    dialogs: dict[str, Callable[[ObjectDef, Mapping[str, Any]], str | None]] = field(default_factory=dict)
+    after_create: list[Callable[[ObjectDef, Mapping[str, Any]], None]] = field(default_factory=list)
+
+
+EXTENSIONS = "objectplatform.record_page"  # the key of the app's RecordExtensions in `app.extensions`
+
+
+def record_extensions() -> RecordExtensions:
+    return current_app.extensions[EXTENSIONS]
 
 
 # ------------------------------------------------------------------------------------ one record
@@ -137,7 +151,8 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
     else:
         tab = "details"
         context["sections"] = _sections(definition, current)
-        context["panels"] = [p for panel in RECORD_PANELS if (p := panel(definition, current, state)) is not None]
+        context["panels"] = [p for panel in record_extensions().panels
+                             if (p := panel(definition, current, state)) is not None]
         context["related"] = _related(definition, current["id"])
     return render_template(
         "pages/record.html", obj=definition, record=current, tab=tab,
@@ -166,7 +181,7 @@ def _record_actions(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[st
     failed = state.get("action") or {}
     found = []
     for a in actions_service(get_platform()).available(g.access, obj.name, record):
-        dialog = ACTION_DIALOGS.get(a.name)
+        dialog = record_extensions().dialogs.get(a.name)
         url = dialog(obj, record) if dialog else None
         mine = failed.get("name") == a.name
         errors = failed.get("fields") if mine else None
@@ -233,7 +248,7 @@ def create(obj: str):
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel)
     flash(text("record.created", g.lang), "success")
-    for after in AFTER_CREATE:
+    for after in record_extensions().after_create:
         after(definition, created)
     return redirect(url_for("pages.record", obj=obj, id=created["id"]))
 

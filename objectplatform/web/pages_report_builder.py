@@ -33,7 +33,6 @@ from .pages_base import bp
 from .pages_reports import result_table
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
-CHARTS = ("bar", "stacked_bar", "line", "pie", "funnel")
 SYSTEM = ("owner", "created_by", "created_at", "updated_by", "updated_at")
 BLANK_ROWS = 2  # empty rows offered after the filled ones
 NUMERIC = ("integer", "number", "currency", "percent", "rollup")
@@ -103,7 +102,7 @@ def _builder(editing: personal.PersonalReport | None):
         paths=path_choices(platform, obj, g.lang) if obj else [],
         functions=[(f, text(f"reports.function.{f}", g.lang)) for f in FUNCTIONS],
         buckets=[(b, text(f"reports.bucket.{b}", g.lang)) for b in BUCKETS],
-        chart_types=[(c, text(f"reports.chart.{c}", g.lang)) for c in CHARTS],
+        chart_types=[(c, text(f"reports.chart.{c}", g.lang)) for c in charts.CHARTS],
         scenes=[(s, text(f"reports.scene.{s}", g.lang)) for s in SCENES],
         table=result_table(result) if result else None,
         chart=Markup(charts.draw(result, g.lang)) if result and result.rows and result.chart else None,

@@ -23,7 +23,7 @@ from .current import get_platform
 from .i18n import text
 from .pages_approvals import pending_approval_link
 from .pages_base import page_display
-from .pages_records import ACTION_DIALOGS, RECORD_PANELS
+from .pages_records import RecordExtensions
 from .pages_view import field_label
 
 MOVES = ("advance", "win", "lose", "invalidate")
@@ -113,5 +113,6 @@ def _tasks_dialog(obj: ObjectDef, record: Mapping[str, Any]) -> str | None:
     return url_for("pages.record", obj=obj.name, id=record["id"]) + "#stage-tasks"
 
 
-RECORD_PANELS.insert(0, stage_panel)
-ACTION_DIALOGS["complete_task"] = _tasks_dialog
+def extend(page: RecordExtensions) -> None:
+    page.panels.append(stage_panel)
+    page.dialogs["complete_task"] = _tasks_dialog

@@ -49,8 +49,7 @@ from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Source
 from ..actions import Action, ActionCall, Param
 from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..records.history import jsonable
-from ..validation import register_validator
-from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, register_behavior
+from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
 BEHAVIOR = "convertible"
 MAX_MATCHES = 10
@@ -75,9 +74,6 @@ class RecordValues(ma_fields.Field):
         return dict(value)
 
 
-register_validator(VALUES)(lambda f, md: RecordValues())
-
-
 class ValuesParam(Param):
     """A parameter holding the field values of a record to create, validated with `RecordValues`; the
     OpenAPI document describes it as an object, the generic action form as a long text of that JSON."""
@@ -88,6 +84,9 @@ class ValuesParam(Param):
     def json_schema(self) -> dict[str, Any]:
         return {"type": ["object", "null"], "additionalProperties": True,
                 "description": f"field values of the {self.name} to create"}
+
+    def validator(self, metadata: Metadata) -> ma_fields.Field:
+        return RecordValues()
 
 
 # ------------------------------------------------------------------------------------ configuration
@@ -165,7 +164,7 @@ class Config:
 
 
 def config(metadata: Metadata, obj: str) -> Config:
-    return Config(metadata, obj, config_of(metadata.objects[obj], BEHAVIOR))
+    return Config(metadata, obj, CONVERTIBLE.config_of(metadata.objects[obj]))
 
 
 def _convert_actions(metadata: Metadata) -> Iterable[Action]:
@@ -316,6 +315,8 @@ def matches(platform, access, obj: str, record: Mapping[str, Any]) -> list[dict]
     return [{"id": r["id"], **{f: r.get(f) for f in c.matches}, "owner": r["owner"]} for r in page.items]
 
 
-CONVERTIBLE = register_behavior(Behavior(
-    BEHAVIOR, SCHEMA, ConvertibleConfig, _needs, _convert_actions, panels=("pages/convert.html",),
-))
+CONVERTIBLE = Behavior(BEHAVIOR, SCHEMA, ConvertibleConfig, _needs, _convert_actions, panels=("pages/convert.html",))
+
+
+def register(registry) -> None:
+    registry.behavior(CONVERTIBLE)

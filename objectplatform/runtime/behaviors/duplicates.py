@@ -45,7 +45,7 @@ from ..records import hooks
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import caseless
-from .registry import config_of
+from .pool import POOL
 
 Key = tuple[Any, ...]
 WARNING_MATCHES = 5  # matches a warning lists (oldest first); its `count` says how many there are
@@ -113,7 +113,7 @@ class Duplicates:
     def describe(self, conn: sa.Connection, obj: str, records: list[dict]) -> dict[str, dict]:
         """Per record id: its title, owner {"id", "title"} and, with the pool behavior, pool {"id", "title"}."""
         ot = self.schema[obj]
-        pool = config_of(ot.object, "pool") if "pool" in ot.object.behaviors else None
+        pool = POOL.config_of(ot.object) if POOL.declared_by(ot.object) else None
         pool_field = pool.pool_field if pool is not None else None
         pool_object = pool.pool_object if pool is not None else None
         owners = self._titles(conn, "user", {r.get("owner") for r in records})
@@ -332,14 +332,6 @@ def _has_rules(obj: ObjectDef) -> bool:
     return bool(obj.duplicate_rules)
 
 
-hooks.register_hook("before_create", lambda ctx: duplicates_of(ctx.records).before_create(ctx), applies=_has_rules)
-hooks.register_hook("before_update", lambda ctx: duplicates_of(ctx.records).before_update(ctx), applies=_has_rules)
-hooks.register_hook("before_create_many", lambda ctx: duplicates_of(ctx.records).before_create_many(ctx),
-                    applies=_has_rules)
-hooks.register_hook("after_create_many", lambda ctx: duplicates_of(ctx.records).after_create_many(ctx),
-                    applies=_has_rules)
-
-
 def _check_handler(obj: str):
     def run(call: actions.ActionCall) -> dict:
         return {"matches": Duplicates(call.platform.records).check(call.access, obj, call.record)}
@@ -347,8 +339,18 @@ def _check_handler(obj: str):
     return run
 
 
-@actions.action_provider
 def duplicate_actions(metadata: Metadata) -> list[actions.Action]:
     return [actions.Action(obj.name, "check_duplicates", Label("查重", "Check duplicates"),
                            _check_handler(obj.name), (), False)
             for obj in metadata.objects.values() if obj.duplicate_rules]
+
+
+def register(registry) -> None:
+    """Duplicate rules checked on every create, update and import batch; `check_duplicates` on demand."""
+    registry.hook("before_create", lambda ctx: duplicates_of(ctx.records).before_create(ctx), applies=_has_rules)
+    registry.hook("before_update", lambda ctx: duplicates_of(ctx.records).before_update(ctx), applies=_has_rules)
+    registry.hook("before_create_many", lambda ctx: duplicates_of(ctx.records).before_create_many(ctx),
+                  applies=_has_rules)
+    registry.hook("after_create_many", lambda ctx: duplicates_of(ctx.records).after_create_many(ctx),
+                  applies=_has_rules)
+    registry.action_provider(duplicate_actions)

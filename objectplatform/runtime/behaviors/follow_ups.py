@@ -36,7 +36,7 @@ from ..records import history
 from ..records.hooks import HookContext
 from ..records.service import DERIVED_TYPES, parse_record_id
 from ..storage.convert import from_row, to_row
-from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, configured, register_behavior
+from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
 BEHAVIOR = "follow_ups"
 PENDING, FOLLOWING = "pending", "following"
@@ -78,7 +78,7 @@ def is_follow_up(obj: ObjectDef) -> bool:
 def follow_up_object(metadata: Metadata) -> str | None:
     """The object of the follow-ups (the pages' timeline and feed): the one the first object declaring the
     behavior names; None when no object declares it."""
-    return next((config.follow_up_object for _, config in configured(metadata, BEHAVIOR)), None)
+    return next((config.follow_up_object for _, config in FOLLOW_UPS.configured(metadata)), None)
 
 
 def check_related(ctx: HookContext) -> None:
@@ -166,7 +166,7 @@ def _follow(ctx: HookContext, follow_ups: list[dict]) -> None:
 def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> None:
     """One locking SELECT and one UPDATE (a parameter set per changed record) for the object's records."""
     service, conn, now = ctx.records, ctx.conn, ctx.now
-    config: FollowUpsConfig = config_of(obj, BEHAVIOR)
+    config: FollowUpsConfig = FOLLOW_UPS.config_of(obj)
     last_field = config.last_followed_field
     status_name = config.status_field
     status = obj.fields.get(status_name)
@@ -205,11 +205,15 @@ def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> N
     service.rollups.after_change(conn, obj.name, pairs, now)
 
 
-FOLLOW_UPS = register_behavior(Behavior(
+FOLLOW_UPS = Behavior(
     BEHAVIOR, SCHEMA, FollowUpsConfig, _needs,
     hooks={"before_create": check_related, "before_update": check_moved, "before_create_many": check_related_many,
            "after_create": follow, "after_create_many": follow_many},
     applies=is_follow_up,  # the hooks run on the follow-up records
     panels=("pages/_follow_ups.html", "pages/feed.html"),
     moves_in_hooks=True,  # pending -> following when a follow-up is saved
-))
+)
+
+
+def register(registry) -> None:
+    registry.behavior(FOLLOW_UPS)

@@ -58,7 +58,8 @@ from ..records import history, history_sql, hooks, masking
 from ..storage import convert
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
-from .registry import Behavior, FieldNeed, Need, ObjectNeed, config_of, configured, register_behavior
+from .follow_ups import FOLLOW_UPS
+from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
 OWNER_OR_OWNERS = Message("pool.owner_or_owners", "give either owner or owners")
 VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move": "moved",
@@ -139,7 +140,7 @@ def records_noun(obj: ObjectDef) -> str:
 
 def last_followed_field(obj: ObjectDef) -> str | None:
     """The field holding `obj`'s last follow-up time, when it declares follow_ups with one."""
-    return config_of(obj, "follow_ups").last_followed_field if "follow_ups" in obj.behaviors else None
+    return FOLLOW_UPS.config_of(obj).last_followed_field if "follow_ups" in obj.behaviors else None
 
 
 class PoolBehavior:
@@ -147,7 +148,7 @@ class PoolBehavior:
 
     def __init__(self, platform, obj: str):
         definition = platform.metadata.objects[obj]
-        config: PoolConfig = config_of(definition, "pool")
+        config: PoolConfig = POOL.config_of(definition)
         self.platform = platform
         self.obj = obj
         self.config = config
@@ -665,7 +666,7 @@ def _entering_on_create(records, conn: sa.Connection, obj: str, user: str | None
     """A record created with a pool and no owner of its own (none, or only its creator by default) and
     an initial status enters the pool: unassigned, or pending with the pool's default assignee. A
     record without a pool is routed to one first when a routing rule matches it."""
-    config: PoolConfig = config_of(records.metadata.objects[obj], "pool")
+    config: PoolConfig = POOL.config_of(records.metadata.objects[obj])
     pool_field, pot = config.pool_field, records.schema[config.pool_object]
     _routing(records, conn, obj, user, batch, config, pot)
     entering = [r for r in batch if r.get(pool_field) and r.get("owner") in (None, user)
@@ -698,13 +699,12 @@ def _entering_many(ctx: hooks.HookContext) -> None:
 # ---------------------------------------------------------------------------------- hidden fields
 
 
-@masking.register_hiding
 def pool_hidings(platform, access, obj) -> list[masking.Hiding]:
     """The fields of `obj`'s waiting records hidden from `access`: one hiding per set of hidden fields, over
     the pools hiding them from the user (every pool but those they administer); the pools are read here."""
     if "pool" not in obj.behaviors:
         return []
-    config: PoolConfig = config_of(obj, "pool")
+    config: PoolConfig = POOL.config_of(obj)
     pool_field = config.pool_field
     pot = platform.schema[config.pool_object]
     with reading(platform.engine) as conn:
@@ -764,7 +764,7 @@ def _handler(obj: str, name: str):
 
 def pool_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
-    for obj, config in configured(metadata, "pool"):
+    for obj, config in POOL.configured(metadata):
         pool_object = config.pool_object
         params = {
             "owner": actions.Param("owner", "user", Label("负责人", "Owner"), to="user"),
@@ -780,8 +780,13 @@ def pool_actions(metadata: Metadata) -> list[actions.Action]:
     return found
 
 
-POOL = register_behavior(Behavior(
+POOL = Behavior(
     "pool", SCHEMA, PoolConfig, _needs, pool_actions,
     hooks={"before_create": _entering_one, "before_create_many": _entering_many},
     panels=("pages/pool_board.html", "pages/my_leads.html", "pages/return.html"),
-))
+)
+
+
+def register(registry) -> None:
+    registry.behavior(POOL)
+    registry.hiding(pool_hidings)

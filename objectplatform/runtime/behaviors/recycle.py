@@ -22,8 +22,7 @@ from objectplatform.metadata import Label
 from ..records import history_sql
 from ..storage import convert
 from ..workqueue import TEXT, fill, title_sql, work_queue
-from .pool import last_followed_field
-from .registry import config_of
+from .pool import POOL, last_followed_field
 
 WARNING = Label("线索「{name}」将在 {days} 天后收回到线索池「{pool}」，请尽快跟进",
                 "Lead {name} goes back to the pool {pool} in {days} days: follow it up soon")
@@ -35,7 +34,7 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
             where: sa.ColumnElement[bool] | None = None) -> dict:
     """Recycle and warn as each pool of `obj` says, as of `now`, within `where`; {"recycled", "warned"}."""
     definition = platform.metadata.objects[obj]
-    config = config_of(definition, "pool")
+    config = POOL.config_of(definition)
     pool_field = config.pool_field
     followed = last_followed_field(definition)
     ot, pot = platform.schema[obj], platform.schema[config.pool_object]

@@ -13,7 +13,7 @@ from objectplatform.metadata import Locator, Metadata, ObjectDef, Problem
 from objectplatform.metadata.problems import closest
 
 from .. import actions
-from ..expressions_sql import DerivedValues, register_derived_values
+from ..expressions_sql import DerivedValues
 from ..records import hooks
 
 Key = str | tuple[str, ...]  # where in the configuration a need is named: a key, or a path of keys
@@ -50,7 +50,7 @@ class Behavior:
     the schema's properties, defaults applied), what it needs of the metadata, the actions it adds, the
     record hooks it handles, the values it derives for rule conditions (their names and kinds are declared
     in metadata/checks.BEHAVIOR_VALUES), the page panels that show it (template names) and whether it
-    moves records between lifecycle states in a hook (`actions.moves_in_hooks`)."""
+    moves records between lifecycle states in a hook (then a transition `by` it names no action)."""
 
     name: str
     schema: Mapping[str, Any]
@@ -66,63 +66,41 @@ class Behavior:
     def declared_by(self, obj: ObjectDef) -> bool:
         return self.name in obj.behaviors
 
+    def config_of(self, obj: ObjectDef) -> Any:
+        """The typed configuration of this behavior on `obj` (which declares it), defaults applied."""
+        return self.config(**obj.behaviors[self.name])
 
-BEHAVIORS: dict[str, Behavior] = {}
-
-
-def register_behavior(behavior: Behavior) -> Behavior:
-    """Make `behavior` known to `check` and wire its actions and hooks; returns it."""
-    if behavior.name in BEHAVIORS:
-        raise ValueError(f"behavior {behavior.name!r} is already registered")
-    Draft202012Validator.check_schema(behavior.schema)
-    BEHAVIORS[behavior.name] = behavior
-    if behavior.actions is not None:
-        actions.action_provider(behavior.actions)
-    for event, handler in behavior.hooks.items():
-        hooks.register_hook(event, handler, applies=behavior.applies or behavior.declared_by)
-    if behavior.derived is not None:
-        register_derived_values(behavior.name, behavior.derived)
-    if behavior.moves_in_hooks:
-        actions.moves_in_hooks(behavior.name)
-    return behavior
-
-
-def config_of(obj: ObjectDef, name: str) -> Any:
-    """The typed configuration of behavior `name` on `obj` (which declares it), defaults applied."""
-    return BEHAVIORS[name].config(**obj.behaviors[name])
-
-
-def configured(metadata: Metadata, name: str) -> Iterator[tuple[ObjectDef, Any]]:
-    """Each object of `metadata` declaring behavior `name`, with its typed configuration."""
-    for obj in metadata.objects.values():
-        if name in obj.behaviors:
-            yield obj, config_of(obj, name)
+    def configured(self, metadata: Metadata) -> Iterator[tuple[ObjectDef, Any]]:
+        """Each object of `metadata` declaring this behavior, with its typed configuration."""
+        for obj in metadata.objects.values():
+            if self.name in obj.behaviors:
+                yield obj, self.config_of(obj)
 
 
 # ------------------------------------------------------------------------------------------ check
 
 
-def check_behaviors(metadata: Metadata) -> list[Problem]:
+def check_behaviors(metadata: Metadata, behaviors: Mapping[str, Behavior]) -> list[Problem]:
     """Every `behaviors:` entry held to its declaration: a known behavior, a configuration valid under its
     schema, and the objects and fields it needs, each problem at its file:line:col."""
     locate = Locator()
     problems = []
     for obj in metadata.objects.values():
         for name, spec in obj.behaviors.items():
-            problems.extend(_check_one(locate, metadata, obj, name, spec))
+            problems.extend(_check_one(locate, metadata, behaviors, obj, name, spec))
     return sorted(problems, key=lambda p: (p.file, p.line, p.col))
 
 
-def _check_one(locate: Locator, metadata: Metadata, obj: ObjectDef, name: str,
+def _check_one(locate: Locator, metadata: Metadata, behaviors: Mapping[str, Behavior], obj: ObjectDef, name: str,
                spec: Mapping[str, Any]) -> Iterator[Problem]:
     at = ("behaviors", name)
 
     def problem(path: tuple[str | int, ...], message: str, hint: str | None = None) -> Problem:
         return locate.problem(obj.source, (), (*at, *path), message, hint)
 
-    behavior = BEHAVIORS.get(name)
+    behavior = behaviors.get(name)
     if behavior is None:
-        yield problem((), f"unknown behavior {name!r}", closest(name, BEHAVIORS))
+        yield problem((), f"unknown behavior {name!r}", closest(name, behaviors))
         return
     errors = list(Draft202012Validator(behavior.schema).iter_errors(spec))
     for error in errors:

@@ -56,7 +56,7 @@ from ..records import history, hooks
 from ..records.bulk import insert_many
 from ..sales_processes import Process, Stage, department_path, pick, process, processes
 from ..storage.convert import from_row, to_row
-from .registry import Behavior, FieldNeed, Need, child, config_of, configured, register_behavior
+from .registry import Behavior, FieldNeed, Need, child
 
 BEHAVIOR = "sales_process"
 OPEN = "open"
@@ -121,7 +121,7 @@ class StagedBehavior:
         self.obj = obj
         self.ot = platform.schema[obj]
         self.table = self.ot.table
-        self.config: SalesProcessConfig = config_of(platform.metadata.objects[obj], BEHAVIOR)
+        self.config: SalesProcessConfig = SALES_PROCESS.config_of(platform.metadata.objects[obj])
         status = platform.metadata.objects[obj].fields["status"]
         self.status_labels = {o.value: o.label.zh for o in status.options}
 
@@ -230,7 +230,7 @@ class StagedBehavior:
             history.entry(self.obj, int(current["id"]), action, None, None, note, user, at)])
         after = self.read(conn, current["id"])
         self.records.rollups.after_change(conn, self.obj, [(current, after)], at)
-        hooks.run("after_update", self.ot.object,
+        self.platform.registry.run_hooks("after_update", self.ot.object,
                   hooks.HookContext(self.records, conn, self.obj, user, at, before=dict(current), after=after))
         return after
 
@@ -407,9 +407,6 @@ def _approval_ended(platform, conn: sa.Connection, obj: str, user: str | None, r
                                               action="withdraw_stage" if status == approvals.WITHDRAWN else None)
 
 
-approvals.register_settle(approvals.STAGE, _approval_ended)
-
-
 # ------------------------------------------------------------------------------- child rows
 
 
@@ -430,7 +427,7 @@ def insert_rows(records, conn: sa.Connection, obj: str, rows: list[dict], user: 
 def open_stage_rows(records, conn: sa.Connection, obj: str, opened: list[Mapping[str, Any]], user: str | None,
                     at: datetime) -> None:
     """A stage history row entering each record's current stage, owned like the record."""
-    config: SalesProcessConfig = config_of(records.metadata.objects[obj], BEHAVIOR)
+    config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
     insert_rows(records, conn, config.history, [
         {config.parent_field: str(o["id"]), "sales_process": o["sales_process"], "stage": o["stage"],
          "entered_at": at, "moved_by": user, "owner": o.get("owner")} for o in opened if o.get("stage")], user, at)
@@ -440,7 +437,7 @@ def replace_stage_history(records, conn: sa.Connection, obj: str, record_id: Any
                           user: str | None, at: datetime) -> None:
     """Replace a record's stage history by a known past (for loading deals with their history, e.g. the
     demo): `rows` give stage, entered_at, left_at, left_to and moved_by; process and owner are the record's."""
-    config: SalesProcessConfig = config_of(records.metadata.objects[obj], BEHAVIOR)
+    config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
     hot = records.schema[config.history]
     record = records.get(obj, record_id, conn=conn)
     conn.execute(sa.delete(hot.table).where(hot.column(config.parent_field) == int(record_id)))
@@ -454,7 +451,7 @@ def complete_tasks(records, conn: sa.Connection, obj: str, rows: list[Mapping[st
     """Insert completed-task rows of `obj`'s records (for loading deals with their past, e.g. the demo): each
     row gives its record under the behavior's `parent_field`, sales_process, stage, task, completed_at,
     completed_by and owner."""
-    insert_rows(records, conn, config_of(records.metadata.objects[obj], BEHAVIOR).tasks, list(rows), user, at)
+    insert_rows(records, conn, SALES_PROCESS.config_of(records.metadata.objects[obj]).tasks, list(rows), user, at)
 
 
 # ------------------------------------------------------------------------------- on create / edit
@@ -521,7 +518,7 @@ def derived_sql(platform, obj: str, now: datetime) -> dict[str, sa.ColumnElement
     entered, from the open stage history row) and `days_to_close` (whole days from today until
     `expected_close_date`, negative once it passed)."""
     ot = platform.schema[obj]
-    config: SalesProcessConfig = config_of(ot.object, BEHAVIOR)
+    config: SalesProcessConfig = SALES_PROCESS.config_of(ot.object)
     chosen = ot.column("sales_process")
     defined = processes(platform.metadata, obj)
 
@@ -601,7 +598,7 @@ def _open(platform, record: Mapping[str, Any]) -> bool:
 
 def staged_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
-    for obj, _ in configured(metadata, BEHAVIOR):
+    for obj, _ in SALES_PROCESS.configured(metadata):
         reason = obj.fields["lost_reason"]
         comment = actions.Param("comment", "long_text", Label("说明", "Comment"), required=True)
         specs = {
@@ -620,5 +617,10 @@ def staged_actions(metadata: Metadata) -> list[actions.Action]:
     return found
 
 
-SALES_PROCESS = register_behavior(Behavior(BEHAVIOR, SCHEMA, SalesProcessConfig, _needs, staged_actions, HOOKS,
-                                           derived=derived_sql, panels=("pages/_stages.html",)))
+SALES_PROCESS = Behavior(BEHAVIOR, SCHEMA, SalesProcessConfig, _needs, staged_actions, HOOKS, derived=derived_sql,
+                         panels=("pages/_stages.html",))
+
+
+def register(registry) -> None:
+    registry.behavior(SALES_PROCESS)
+    registry.settle(approvals.STAGE, _approval_ended)

@@ -1,9 +1,9 @@
 """Record hooks: the extension point through which behaviors react to records being written.
 
-A behavior registers a handler for an event and the objects it `applies` to (a test on the
-ObjectDef, e.g. "declares follow_ups", so an object a site layer adds is covered too):
+A plugin registers a handler for an event and the objects it `applies` to (a test on the ObjectDef, e.g.
+"declares follow_ups", so an object a site layer adds is covered too) on the platform's registry:
 
-    register_hook("after_create", on_follow_up, applies=lambda obj: obj.name == "follow_up")
+    registry.hook("after_create", on_follow_up, applies=lambda obj: "follow_ups" in obj.behaviors)
 
 The records service runs the handlers INSIDE the transaction of the write, with its connection, so
 whatever a handler writes commits or rolls back with the record; a handler that raises (say
@@ -27,8 +27,7 @@ ValidationFailed or Conflict) aborts the whole operation. Events, and what the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,39 +64,3 @@ class Hook:
     event: str
     handler: Handler
     applies: Callable[[ObjectDef], bool]
-
-
-_REGISTERED: list[Hook] = []
-
-
-def register_hook(event: str, handler: Handler, *,
-                  applies: Callable[[ObjectDef], bool] = lambda obj: True) -> Hook:
-    """Run `handler` on `event` for every object `applies` accepts; returns the hook (for `unregister`)."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown hook event {event}; one of {', '.join(sorted(EVENTS))}")
-    hook = Hook(event, handler, applies)
-    _REGISTERED.append(hook)
-    return hook
-
-
-def unregister(hook: Hook) -> None:
-    """Remove a hook that `register_hook` returned."""
-    _REGISTERED.remove(hook)
-
-
-@contextmanager
-def registered(event: str, handler: Handler, *,
-               applies: Callable[[ObjectDef], bool] = lambda obj: True) -> Iterator[Hook]:
-    """A hook in place for the duration of a `with` block (for tests)."""
-    hook = register_hook(event, handler, applies=applies)
-    try:
-        yield hook
-    finally:
-        unregister(hook)
-
-
-def run(event: str, obj: ObjectDef, context: HookContext) -> None:
-    """Call the handlers of `event` that apply to `obj`, in the order they were registered."""
-    for hook in list(_REGISTERED):
-        if hook.event == event and hook.applies(obj):
-            hook.handler(context)

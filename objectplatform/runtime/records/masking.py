@@ -46,13 +46,6 @@ class Hiding:
 
 # (platform, access, object definition) -> the hidings of that object for that caller
 HidingProvider = Callable[[Any, Any, ObjectDef], Iterable[Hiding]]
-_PROVIDERS: list[HidingProvider] = []
-
-
-def register_hiding(provider: HidingProvider) -> HidingProvider:
-    """Let a behavior hide fields of some records from some callers (see `Hiding`)."""
-    _PROVIDERS.append(provider)
-    return provider
 
 
 def masked_value(field_type: str, value: Any) -> Any:
@@ -150,7 +143,7 @@ def field_mask(platform, access, obj: str) -> FieldMask:
     made = access.masks.get(obj)
     if made is None:
         hidings = () if access.is_admin else tuple(
-            h for provider in _PROVIDERS for h in provider(platform, access, definition))
+            h for provider in platform.registry.hidings for h in provider(platform, access, definition))
         made = access.masks[obj] = FieldMask(definition, access.field_levels.get(obj), hidings)
     return made
 
@@ -234,4 +227,6 @@ def _refuse_read_only(ctx: hooks.HookContext) -> None:
             ctx.errors.setdefault(name, []).extend(messages)
 
 
-hooks.register_hook("before_update", _refuse_read_only)
+def register(registry) -> None:
+    """Refuse a caller's change of a field their roles hide or keep read-only, on every write path."""
+    registry.hook("before_update", _refuse_read_only)

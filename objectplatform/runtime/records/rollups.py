@@ -144,8 +144,8 @@ class Rollups:
             if self.records is not None:
                 definition = self.metadata.objects[group.parent]
                 for old, new in changes:
-                    hooks.run("after_rollup", definition,
-                              hooks.HookContext(self.records, conn, group.parent, None, now, before=old, after=new))
+                    self.records.platform.registry.run_hooks("after_rollup", definition, hooks.HookContext(
+                        self.records, conn, group.parent, None, now, before=old, after=new))
 
 
 def _matches(conditions: Mapping[str, Any], record: Mapping[str, Any]) -> bool:

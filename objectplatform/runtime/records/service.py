@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from objectplatform.metadata import ObjectDef
 from objectplatform.metadata.expressions import parse
 
 from .. import lifecycles
@@ -321,6 +322,12 @@ class Records:
         _add(errors, self._reference_errors(conn, ot, [values], skip)[0])
         _add(errors, self._unique_errors(conn, ot, [values], [own_id])[0])
 
+    def _hooks(self, event: str, conn: sa.Connection, definition: ObjectDef, user: str | None, now: datetime,
+               **context: Any) -> None:
+        """Run the platform's record hooks of `event` on `definition`, inside the write's transaction."""
+        self.platform.registry.run_hooks(event, definition,
+                                         hooks.HookContext(self, conn, definition.name, user, now, **context))
+
     def _check_rules(self, ot: ObjectTable, record: dict, errors: Errors, now: datetime) -> None:
         """Stored formulas computed and (when the fields they read are valid) the rules, added to `errors`."""
         self.formulas[ot.object.name].on_write(record, now)
@@ -418,8 +425,7 @@ class Records:
         record.update(owner=values.get("owner") or user, created_by=user, updated_by=user,
                       created_at=now, updated_at=now, version=1)
         self._check_database(conn, ot, values, errors, skip=frozenset({skip} if skip else ()))
-        hooks.run("before_create", ot.object,
-                  hooks.HookContext(self, conn, ot.object.name, user, now, after=record, errors=errors))
+        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors)
         self._check_rules(ot, record, errors, now)
         return record, errors
 
@@ -442,7 +448,7 @@ class Records:
                    if f.type not in DERIVED_TYPES and record.get(name) is not None and record[name] != []]
         history.write(conn, self.schema.history, entries or [
             history.entry(obj, record_id, "create", None, None, None, user, now)])
-        hooks.run("after_create", ot.object, hooks.HookContext(self, conn, obj, user, now, after=record))
+        self._hooks("after_create", conn, ot.object, user, now, after=record)
         return record_id
 
     @staticmethod
@@ -524,8 +530,7 @@ class Records:
         record = {**own, **values}
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
-        hooks.run("before_update", ot.object, hooks.HookContext(self, conn, ot.object.name, user, now,
-                                                                before=dict(current), after=record, errors=errors))
+        self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors)
         self._check_rules(ot, record, errors, now)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
         return record, history.changes(own, record, stored), errors
@@ -558,8 +563,7 @@ class Records:
             for name, (old, value) in logged.items()] + (
             [history.entry(obj, int(current["id"]), change, None, None, detail, user, now)] if detail else []))
         self.rollups.after_change(conn, obj, [(current, record)], now)
-        hooks.run("after_update", ot.object,
-                  hooks.HookContext(self, conn, obj, user, now, before=dict(current), after=record))
+        self._hooks("after_update", conn, ot.object, user, now, before=dict(current), after=record)
 
     def _plan_lines(self, conn: sa.Connection, child: str, via: str, parent: Mapping[str, Any],
                     items: list[Mapping[str, Any]], user: str | None, now: datetime, system: bool,
@@ -615,7 +619,7 @@ class Records:
             for line in record.get(child, []):
                 self._delete(conn, cot, self._read(conn, cot, line["id"]) or line, user, now)
         self.rollups.after_change(conn, obj, [(record, None)], now)
-        hooks.run("after_delete", ot.object, hooks.HookContext(self, conn, obj, user, now, before=dict(record)))
+        self._hooks("after_delete", conn, ot.object, user, now, before=dict(record))
 
     # ------------------------------------------------------------------------------------- bulk
 
@@ -688,8 +692,8 @@ class Records:
                 self.lifecycles.refuse_start(obj, values, errors)
             records.append({**initial, **values, "owner": values.get("owner") or user, "created_by": user,
                             "updated_by": user, "created_at": now, "updated_at": now, "version": 1})
-        hooks.run("before_create_many", ot.object, hooks.HookContext(
-            self, conn, obj, user, now, batch=records, batch_errors=[errors for _, _, errors in loaded]))
+        self._hooks("before_create_many", conn, ot.object, user, now, batch=records,
+                    batch_errors=[errors for _, _, errors in loaded])
         good: list[dict] = []
         bad: list[RowError] = []
         for (index, _, errors), record in zip(loaded, records, strict=True):
@@ -722,7 +726,7 @@ class Records:
             record["id"] = str(record_id)
         history.write_created(conn, self.schema.history, obj, ot.table, ids, user, now)
         self.rollups.after_insert_many(conn, obj, good, now)
-        hooks.run("after_create_many", ot.object, hooks.HookContext(self, conn, obj, user, now, batch=good))
+        self._hooks("after_create_many", conn, ot.object, user, now, batch=good)
         return [str(i) for i in ids], bad
 
 

@@ -64,7 +64,9 @@ def _deleted(ctx: hooks.HookContext) -> None:
     ctx.conn.execute(sa.delete(team).where(team.c.object == ctx.object, team.c.record_id == int(ctx.before["id"])))
 
 
-hooks.register_hook("after_create", lambda ctx: _created(ctx, [ctx.after]), applies=_has_team)
-hooks.register_hook("after_create_many", lambda ctx: _created(ctx, ctx.batch), applies=_has_team)
-hooks.register_hook("after_update", _updated, applies=_has_team)
-hooks.register_hook("after_delete", _deleted, applies=_has_team)
+def register(registry) -> None:
+    """Keep the team table in step with every object that has team fields."""
+    registry.hook("after_create", lambda ctx: _created(ctx, [ctx.after]), applies=_has_team)
+    registry.hook("after_create_many", lambda ctx: _created(ctx, ctx.batch), applies=_has_team)
+    registry.hook("after_update", _updated, applies=_has_team)
+    registry.hook("after_delete", _deleted, applies=_has_team)

@@ -19,19 +19,6 @@ PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f
 NONE = {"zh": "(空)", "en": "(none)"}
 
 Series = list[tuple[str, list[float]]]
-CHARTS: dict[str, Callable[[list[str], Series, str], str]] = {}
-
-
-def register_chart(name: str):
-    """Register a chart kind: a function (category labels, [(series name, values)], lang) -> SVG body."""
-
-    def decorate(draw):
-        CHARTS[name] = draw
-        return draw
-
-    return decorate
-
-
 def value_text(result: ReportResult, key: str, value: Any, lang: str) -> str:
     """A dimension value as people read it: an option's or stage's label, a title, or "(none)"."""
     if value is None or value == "":
@@ -121,7 +108,6 @@ def _axes(categories: list[str], top: float) -> tuple[str, Callable[[float], flo
     return "".join(parts), y, band
 
 
-@register_chart("bar")
 def _bar(categories: list[str], series: Series, lang: str) -> str:
     axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0))
     width = band * 0.8 / max(len(series), 1)
@@ -135,7 +121,6 @@ def _bar(categories: list[str], series: Series, lang: str) -> str:
     return axes + "".join(bars) + _legend(series)
 
 
-@register_chart("stacked_bar")
 def _stacked_bar(categories: list[str], series: Series, lang: str) -> str:
     totals = [sum(values[i] for _, values in series) for i in range(len(categories))]
     axes, y, band = _axes(categories, max(totals, default=0))
@@ -150,7 +135,6 @@ def _stacked_bar(categories: list[str], series: Series, lang: str) -> str:
     return axes + "".join(bars) + _legend(series)
 
 
-@register_chart("line")
 def _line(categories: list[str], series: Series, lang: str) -> str:
     axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0))
     lines = []
@@ -160,7 +144,6 @@ def _line(categories: list[str], series: Series, lang: str) -> str:
     return axes + "".join(lines) + _legend(series)
 
 
-@register_chart("pie")
 def _pie(categories: list[str], series: Series, lang: str) -> str:
     values = series[0][1] if series else []
     total = sum(values)
@@ -183,7 +166,6 @@ def _pie(categories: list[str], series: Series, lang: str) -> str:
     return "".join(parts) + _legend([(c, []) for c in categories])
 
 
-@register_chart("funnel")
 def _funnel(categories: list[str], series: Series, lang: str) -> str:
     values = series[0][1] if series else []
     top = max(values, default=0) or 1.0
@@ -196,3 +178,9 @@ def _funnel(categories: list[str], series: Series, lang: str) -> str:
                      f'fill="{PALETTE[i % 8]}"><title>{escape(categories[i])}: {_format(value)}</title></rect>')
         parts.append(_text(WIDTH - RIGHT + 12, y + step * 0.5, f"{categories[i]}  {_format(value)}", "start"))
     return "".join(parts)
+
+
+# the chart kinds a report template's `chart.type` names: (category labels, [(series name, values)], lang) -> SVG
+CHARTS: dict[str, Callable[[list[str], Series, str], str]] = {
+    "bar": _bar, "stacked_bar": _stacked_bar, "line": _line, "pie": _pie, "funnel": _funnel,
+}

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Chart, Label, Report, SalesProcess
 
-from ..behaviors.registry import config_of
+from ..behaviors.staged import SALES_PROCESS
 from ..errors import ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
@@ -32,7 +32,7 @@ from .compile import Compiler, Dimension, Joins, Measure
 from .filters import ORG_OFFSET, date_range
 from .masking import report_mask
 from .paths import resolve
-from .run import Column, ReportResult, data_scope, register_report_engine, report_conditions, scene_owners
+from .run import Column, ReportResult, data_scope, report_conditions, scene_owners
 
 OPEN = "open"
 CENTS = Decimal("0.01")
@@ -108,7 +108,8 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
                         value_labels={"stage": stage_labels})
 
 
-register_report_engine("sales_funnel", run_funnel)
+def register(registry) -> None:
+    registry.report_engine("sales_funnel", run_funnel)
 
 
 def _percent(part: int, whole: int) -> Decimal | None:
@@ -124,7 +125,7 @@ def _history(platform, process: SalesProcess, period: Any, access: Access | None
     staged = platform.metadata.objects[process.object]
     if "sales_process" not in staged.behaviors:
         return {}, None
-    config = config_of(staged, "sales_process")
+    config = SALES_PROCESS.config_of(staged)
     ot = platform.schema[config.history]
     table = ot.table
     stages = [s.key for s in process.stages]

@@ -3,7 +3,7 @@ data scope, then the rows and the totals row (and for a matrix, its cells), each
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +26,6 @@ from .masking import report_mask
 from .paths import FieldPath, resolve
 
 SCENES = ("all", "mine", "subordinates")
-_ENGINES: dict[str, Callable[..., ReportResult]] = {}
 TOTAL = Label("合计", "Total")
 FUNCTION_LABELS = {
     "count": Label("数量", "Count"), "count_distinct": Label("去重计数", "Distinct count"),
@@ -88,12 +87,6 @@ def available(metadata: Metadata, access: Access | None) -> list[Report]:
             if access is None or access.can(r.object, "read")]
 
 
-def register_report_engine(name: str, run: Callable[..., ReportResult]) -> None:
-    """Run the reports whose `engine` is `name` with `run(platform, report, *, access, filters, scene, now)`
-    instead of the grouping compiler (the sales funnel registers one)."""
-    _ENGINES[name] = run
-
-
 def run_report(platform, report: Report, *, access: Access | None, filters: Mapping[str, Any] | None = None,
                scene: str | None = None, now: datetime | None = None) -> ReportResult:
     """Run `report` as `access` (None: unrestricted, for the CLI and benchmarks) with run-time `filters`.
@@ -103,8 +96,8 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
     """
     if access is not None:
         access.require(report.object, "read")
-    if report.engine in _ENGINES:
-        return _ENGINES[report.engine](platform, report, access=access, filters=filters, scene=scene, now=now)
+    if engine := platform.registry.report_engines.get(report.engine):
+        return engine(platform, report, access=access, filters=filters, scene=scene, now=now)
     now = (now or platform.clock.now()).astimezone(UTC)
     metadata, base = platform.metadata, report.object
     dimensions = [_dimension(metadata, base, d) for d in report.dimensions]

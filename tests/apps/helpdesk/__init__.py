@@ -8,8 +8,8 @@ from pathlib import Path
 from flask import Blueprint, jsonify
 
 from objectplatform.metadata import Label
-from objectplatform.runtime.actions import Action, ActionCall, action_provider
 from objectplatform.runtime.apps import App
+from objectplatform.runtime.extension_points import ActionCall, Registry
 from objectplatform.web.current import get_platform
 
 HERE = Path(__file__).resolve().parent
@@ -22,15 +22,9 @@ def _escalate(call: ActionCall) -> dict:
     return {"record": record}
 
 
-def _actions(metadata) -> list[Action]:
-    """Escalate, on the helpdesk's tickets only: a site without its queues (another app's `ticket`) has none."""
-    if "ticket_queue" not in metadata.objects:
-        return []
-    return [Action("ticket", "escalate", Label("升级", "Escalate"), _escalate, bulk=False)]
-
-
-def register() -> None:
-    action_provider(_actions)
+def register(registry: Registry) -> None:
+    """The helpdesk's own action: escalate a ticket (only on the platforms running this app)."""
+    registry.action("ticket", "escalate", _escalate, label=Label("升级", "Escalate"), bulk=False)
 
 
 pages = Blueprint("helpdesk", __name__)
