@@ -25,7 +25,16 @@ from test_cli import migrated as migrated  # noqa: F401
 from test_cli import run
 from test_pages import login, token
 
-from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed, no_record
+from objectplatform.runtime.errors import (
+    Conflict,
+    Message,
+    NotFound,
+    ValidationFailed,
+    message_from_json,
+    message_json,
+    no_record,
+    said_label,
+)
 from objectplatform.translations import CATALOGUES, LANGUAGES, catalogue, message_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,20 +119,8 @@ def test_the_guard_finds_english_without_a_reason():
     assert _without_reason(tree) == [1, 2, 3, 6]
 
 
-# The report modules were being rewritten (typed report definitions) while errors became structured: each still
-# raises English prose, which every face shows as it is. Shrink this to nothing.
-NOT_YET_STRUCTURED = {
-    "objectplatform/runtime/reports/compile.py": 2,
-    "objectplatform/runtime/reports/filters.py": 4,
-    "objectplatform/runtime/reports/funnel.py": 1,
-    "objectplatform/runtime/reports/paths.py": 5,
-    "objectplatform/runtime/reports/personal.py": 8,
-    "objectplatform/runtime/reports/run.py": 3,
-}
-
-
 def test_every_error_the_engine_raises_has_a_reason():
-    assert sites_without_reason() == NOT_YET_STRUCTURED
+    assert sites_without_reason() == {}
 
 
 # ------------------------------------------------------------------------------------ Message
@@ -168,6 +165,17 @@ def test_messages_are_said_in_each_language_with_nested_messages_and_an_english_
     assert message_text(NotFound(no_record("lead", "9")).message, "zh") == "找不到所选的记录"
     assert message_text("plain English", "zh") == "plain English"
     assert message_text(Message("nobody.knows", "said in {lang}", lang="English"), "zh") == "said in English"
+
+
+def test_a_label_from_the_metadata_is_said_in_each_language_and_survives_json():
+    held = Message("pool.max_held", "you hold {held} {records} from {pool_object} {pool}, its max_held_per_member is "
+                   "{cap}: return or convert one first", held=2, records=said_label("工单", "tickets"),
+                   pool_object="ticket_queue", pool="一线支持", cap=2)
+    assert held == ("you hold 2 tickets from ticket_queue 一线支持, its max_held_per_member is 2: return or convert "
+                    "one first")
+    assert message_text(held, "zh") == "您已持有“一线支持”的 2 条工单，达到每人上限 2 条，请先退回或转换"
+    again = message_from_json(message_json(held))
+    assert (again, message_text(again, "zh")) == (held, message_text(held, "zh"))
 
 
 # ------------------------------------------------------------------------------------ catalogues
@@ -325,7 +333,21 @@ def test_the_pool_board_says_why_a_claim_failed_in_chinese(client, api, people, 
     login(client, "rep1", PASSWORD)
     client.post("/pools/act", data={"do": "claim", "ids": ids, "next": "/pools", "csrf_token": token(client)})
     board = client.get(f"/pools?pool={pool}").text
-    assert "您今天已从“华北区线索池”领取 1 条线索，达到每日上限 1 条" in board
+    assert "您今天已从“华北区线索池”领取 1 条销售线索，达到每日上限 1 条" in board
+
+
+def test_a_report_filter_error_has_its_reason_and_the_report_page_says_it_in_the_visitors_language(client, api,
+                                                                                                    people):
+    reversed_range = {"created_at": {"from": "2026-03-01", "to": "2026-01-01"}}
+    assert full(api.post("/reports/leads_by_owner_status/run", "rep1", {"filters": reversed_range})) == error(
+        422, "validation_failed", "created_at: the range ends before it starts", "request.bad_parameters",
+        {"problems": "created_at: the range ends before it starts"},
+        {"created_at": ["the range ends before it starts"]})
+    login(client, "rep1", PASSWORD)
+    page = "/reports/leads_by_owner_status?created_at__from=2026-03-01&created_at__to=2026-01-01"
+    assert '<p class="error">结束日期早于开始日期</p>' in client.get(page).text
+    client.get("/lang/en?next=/")
+    assert '<p class="error">the range ends before it starts</p>' in client.get(page).text
 
 
 def test_the_cli_says_errors_in_the_language_asked_for(migrated, capsys):

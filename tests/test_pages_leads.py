@@ -156,7 +156,7 @@ def test_claiming_a_selection_shows_what_was_claimed_and_why_the_rest_failed(cli
     assert done.status_code == 302 and done.location == board_url
     assert flashes(client.get(board_url).text) == [
         "领取：成功 1 条，失败 1 条",
-        "陈静：您已持有“华北区线索池”的 1 条线索，达到每人上限 1 条，请先退回或转换"]
+        "陈静：您已持有“华北区线索池”的 1 条销售线索，达到每人上限 1 条，请先退回或转换"]
     assert (platform.records.get("lead", first)["owner"], platform.records.get("lead", first)["status"]) == (
         org["wang"], "pending")
     assert platform.records.get("lead", second)["owner"] is None

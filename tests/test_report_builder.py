@@ -120,7 +120,8 @@ def test_another_user_cannot_see_it(client):
                      client.put("/api/v1/reports/my_campaigns", headers=zhang, json=MINE),
                      client.delete("/api/v1/reports/my_campaigns", headers=zhang)):
         assert response.status_code == 404
-        assert response.get_json() == {"error": {"code": "not_found", "message": "unknown report my_campaigns"}}
+        assert response.get_json() == {"error": {"code": "not_found", "message": "unknown report my_campaigns",
+                                                 "reason": "report.unknown", "params": {"report": "my_campaigns"}}}
     # the name is free for 张二's own report, run within his own scope (L3 of 春季展会, L4 of 线上推广 into O2)
     assert client.post("/api/v1/reports", headers=zhang, json=MINE).status_code == 201
     rows = client.post("/api/v1/reports/my_campaigns/run", headers=zhang).get_json()["rows"]
@@ -145,6 +146,7 @@ def test_an_invalid_definition_is_a_422_naming_each_bad_part_and_saves_nothing(c
     assert response.status_code == 422
     assert response.get_json() == {"error": {
         "code": "validation_failed", "message": "4 problems in the report definition",
+        "reason": "report.definition_problems", "params": {"count": 4},
         "fields": {"dimensions[0].field": ["unknown field 'campagn' of 'lead' (did you mean 'campaign'?)"],
                    "measures[1].function": ["cannot sum 'name': it is text"],
                    "measures[2].field": ["unknown field 'location' of 'lead'"],

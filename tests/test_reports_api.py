@@ -61,6 +61,8 @@ def test_errors_have_the_api_shape(client):
     assert unknown.status_code == 422
     assert unknown.get_json() == {"error": {"code": "validation_failed",
                                             "message": "colour: unknown field 'colour' of lead",
+                                            "reason": "request.bad_parameters",
+                                            "params": {"problems": "colour: unknown field 'colour' of lead"},
                                             "fields": {"colour": ["unknown field 'colour' of lead"]}}}
     missing = client.post("/api/v1/reports/no_such_report/run", headers=headers)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
@@ -120,7 +122,7 @@ def test_report_page_shows_filters_table_totals_chart_and_export(client):
     csv = client.get("/reports/campaign_leads_to_orders/export.csv?created_at=this_year")
     assert csv.data.decode("utf-8").splitlines()[-1] == "合计,5,2,4,6500.00,600.00"
     bad = client.get("/reports/leads_by_owner_status?created_at__from=2026-13-01").get_data(as_text=True)
-    assert "&#39;2026-13-01&#39; is not a date (YYYY-MM-DD)" in bad
+    assert "“2026-13-01”不是日期（YYYY-MM-DD）" in bad  # said in the page's language
 
 
 def test_funnel_page_offers_the_processes_and_shows_stage_labels(client):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from support import FixedClock
 from test_api import PASSWORD, Api
+from test_pages import login
 
 from objectplatform.metadata import MetadataError, default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
@@ -17,6 +18,7 @@ from objectplatform.runtime.apps import app_layers, find_apps
 from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.errors import Conflict
 from objectplatform.runtime.permissions import access_for
+from objectplatform.translations import message_text
 from objectplatform.web import create_app
 
 HELPDESK = "apps.helpdesk:app"  # tests/ is on sys.path
@@ -90,6 +92,7 @@ def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_lim
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent1"], tickets[3]["id"], "claim")
     assert caught.value.message == limit
+    assert message_text(caught.value.message, "zh") == "您今天已从“一线支持”领取 3 条工单，达到每日上限 3 条"
     status, body = api.post(f"/objects/ticket/records/{tickets[4]['id']}/actions/claim", "agent1", {})
     assert (status, body["error"]["message"]) == (409, limit)
     assert [platform.records.get("ticket", t["id"])["status"] for t in tickets[3:]] == ["waiting", "waiting"]
@@ -98,6 +101,12 @@ def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_lim
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent2"], tickets[3]["id"], "claim")
     assert caught.value.message == f"ticket {tickets[3]['id']} is already claimed: it is 已认领 claimed"
+
+
+def test_the_queue_board_names_the_queue_in_its_own_words(platform, people):
+    client = create_app(platform).test_client()
+    login(client, "agent1", PASSWORD)
+    assert "<h1>工单队列看板</h1>" in client.get("/pools").text
 
 
 def test_the_queue_s_own_status_and_field_names_serve_return_assign_invalidate_and_reopen(platform, people):

@@ -127,9 +127,14 @@ def message_from_json(data: dict | str) -> str:
     """The message `message_json` wrote."""
     if isinstance(data, str):
         return data
-    params = {name: message_from_json(value) if isinstance(value, dict | str) else value
-              for name, value in data["params"].items()}
+    params = {name: message_from_json(value) if isinstance(value, str) or isinstance(value, dict) and "reason" in value
+              else value for name, value in data["params"].items()}
     return Message(data["reason"], data["template"], **params)
+
+
+def said_label(zh: str, en: str) -> Message:
+    """A name the metadata gives in both languages (an object's label) as a param that each face says in its own."""
+    return Message("object.label", "{label[en]}", label={"zh": zh, "en": en})
 
 
 def no_record(obj: str, record_id: Any) -> Message:

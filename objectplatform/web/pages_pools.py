@@ -100,6 +100,7 @@ def pool_board():
             context["assign_inputs"] = [make_input(params["owner"].field(), "owner", (None, ""), g.lang),
                                         make_input(params["owners"].field(), "owners", [], g.lang)]
     return render_template("pages/pool_board.html", obj=definition, object_label=object_label(definition, g.lang),
+                           pool_label=object_label(platform.metadata.objects[behavior.pool_object], g.lang),
                            board_url=request.full_path.rstrip("?"), **context)
 
 

@@ -25,7 +25,7 @@ from objectplatform.runtime.value_labels import value_labels
 
 from .api_reports import report_csv, run_as_caller
 from .current import get_platform
-from .i18n import text
+from .i18n import error_text, text
 from .pages_base import REFERENCE_TYPES, bp, page_display
 from .pages_view import ORG_TIME
 
@@ -56,7 +56,7 @@ def report(name: str):
     try:
         controls, controls_b, result, runs = _run(name, report_def, request.args, scene)
     except ValidationFailed as e:
-        errors = e.fields
+        errors = {name: [error_text(m, g.lang) for m in messages] for name, messages in e.fields.items()}
         controls, controls_b = _controls(report_def, request.args)[0], _controls_b(report_def, {})[0]
     funnels = [(r.label.get(g.lang), Markup(charts.draw(r, g.lang))) for r in runs or ()]  # ours, text escaped
     query = urlencode([(k, v) for k, v in request.args.items() if v])

@@ -52,7 +52,7 @@ from objectplatform.metadata import Label, Metadata, ObjectDef
 
 from .. import actions
 from ..clock import ORG_TIME  # the organisation's day, for the daily claim limit
-from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, no_record
+from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, no_record, said_label
 from ..permissions import department_chain, grants_for
 from ..records import history, history_sql, hooks, masking
 from ..storage import convert
@@ -133,9 +133,11 @@ def _needs(obj: ObjectDef, config: PoolConfig) -> Iterator[Need]:
         yield FieldNeed(name, types, "pool_object", config.pool_object)
 
 
-def records_noun(obj: ObjectDef) -> str:
-    """What the pool's messages call `obj`'s records: its English plural label, else its label with an s."""
-    return obj.plural_label.en.lower() if obj.plural_label else f"{obj.label.en.lower()}s"
+def records_noun(obj: ObjectDef) -> Message:
+    """What the pool's messages call `obj`'s records: its plural label, else its label (in English with an s)."""
+    if obj.plural_label:
+        return said_label(obj.plural_label.zh, obj.plural_label.en.lower())
+    return said_label(obj.label.zh, f"{obj.label.en.lower()}s")
 
 
 def last_followed_field(obj: ObjectDef) -> str | None:
@@ -156,7 +158,8 @@ class PoolBehavior:
         self.pool_field = config.pool_field
         self.status = config.status_field
         self.records = records_noun(definition)
-        self.pool_label = platform.metadata.objects[config.pool_object].label.en.lower()
+        pool_label = platform.metadata.objects[config.pool_object].label
+        self.pool_label = said_label(pool_label.zh, pool_label.en.lower())
         self.last_followed = last_followed_field(definition)
         self.ot = platform.schema[obj]
         self.pot = platform.schema[self.pool_object]

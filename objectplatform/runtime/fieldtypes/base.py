@@ -3,6 +3,7 @@ pages, export and the OpenAPI document; a type overrides only the parts that dif
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
@@ -108,6 +109,21 @@ class FieldType(registry.FieldType):
         if isinstance(value, datetime | date):
             return value.isoformat()
         return inert(str(value))
+
+
+class JsonFieldType(FieldType):
+    """A type whose values (lists, mappings) are kept as JSON text in one column."""
+
+    json = True
+
+    def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
+        return sa.Text()
+
+    def to_db(self, value: Any) -> Any:
+        return json.dumps(value, ensure_ascii=False)
+
+    def from_db(self, value: Any) -> Any:
+        return json.loads(value)
 
 
 def inert(text: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +10,7 @@ from marshmallow import ValidationError, fields
 from objectplatform.metadata import FieldDef, Metadata
 
 from ..errors import Message
-from .base import FieldType, items
+from .base import FieldType, JsonFieldType, items
 
 
 class Flag(fields.Field):
@@ -104,21 +103,11 @@ class Picklist(FieldType):
         return _options(f, value, lang)
 
 
-class MultiPicklist(FieldType):
+class MultiPicklist(JsonFieldType):
     """A list of option values, stored as JSON text."""
 
     filter_kind = "list"
     widget = "checkboxes"
-    json = True
-
-    def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
-        return sa.Text()
-
-    def to_db(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False)
-
-    def from_db(self, value: Any) -> Any:
-        return json.loads(value)
 
     def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
         return Choices(_active(f))

@@ -3,7 +3,6 @@ multi_department (a list of ids, stored as JSON text)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +11,7 @@ from marshmallow import ValidationError, fields
 from objectplatform.metadata import FieldDef, Metadata
 
 from ..errors import Message
-from .base import FieldType, items
+from .base import FieldType, JsonFieldType, items
 
 MAX_ID = 2**63 - 1
 
@@ -75,21 +74,14 @@ class Reference(FieldType):
         return RecordId()
 
 
-class References(FieldType):
+class References(JsonFieldType):
     """The ids of several records of the object `to`, stored as a JSON list of texts."""
 
     filter_kind = "list"
     widget = "multi_lookup"
-    json = True
-
-    def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
-        return sa.Text()
 
     def to_db(self, value: Any) -> Any:
-        return json.dumps([str(v) for v in value])
-
-    def from_db(self, value: Any) -> Any:
-        return json.loads(value)
+        return super().to_db([str(v) for v in value])
 
     def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
         return RecordIds()

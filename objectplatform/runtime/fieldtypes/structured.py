@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -17,7 +16,7 @@ from marshmallow import ValidationError, fields
 from objectplatform.metadata import FieldDef, Metadata
 
 from ..errors import Message
-from .base import FieldType, inert
+from .base import FieldType, JsonFieldType, inert
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 BASE64 = "^[A-Za-z0-9+/]*={0,2}$"
@@ -152,21 +151,11 @@ class Geolocation(FieldType):
         return f"{inert(str(value['lat']))},{inert(str(value['lng']))}"
 
 
-class Attachment(FieldType):
+class Attachment(JsonFieldType):
     """A file kept under the instance folder; the record holds its name, path, size and content type."""
 
     filter_kind = "file"
     widget = "file"
-    json = True
-
-    def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
-        return sa.Text()
-
-    def to_db(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False)
-
-    def from_db(self, value: Any) -> Any:
-        return json.loads(value)
 
     def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
         return File()

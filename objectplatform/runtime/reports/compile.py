@@ -41,7 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import Metadata
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Message
 from ..storage.tables import REFERENCE_TYPES, Schema
 from .buckets import bucket
 from .paths import FieldPath, Hop
@@ -73,7 +73,8 @@ def column_name(schema: Schema, obj: str, field: str) -> str:
     """The one column behind a field; BadRequest for a field the database does not hold as one column."""
     columns = schema[obj].columns.get(field)
     if not columns or len(columns) != 1:
-        raise BadRequest(f"{obj}.{field} is not stored in one column (computed on read or a location)")
+        raise BadRequest(Message("report.not_one_column", "{object}.{field} is not stored in one column (computed on "
+                                 "read or a location)", object=obj, field=field))
     return columns[0]
 
 
@@ -88,7 +89,8 @@ class Joins:
 
     def column(self, path: FieldPath) -> ColumnElement:
         if path.fans_out:
-            raise BadRequest(f"{path.text} goes through a reverse relation: only a measure may")
+            raise BadRequest(Message("report.reverse_path", "{path} goes through a reverse relation: only a measure "
+                                     "may", path=path.text))
         alias, prefix = self.root, ()
         for hop in path.hops:
             prefix = (*prefix, hop.field)

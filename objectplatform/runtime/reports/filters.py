@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..errors import Message
 from ..fieldtypes import type_named
 from ..records.query import APPLIES, CONVERT, OPERATORS, InvalidFilter, compare
 from .buckets import ORG_OFFSET_HOURS
@@ -39,7 +40,8 @@ def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: d
     if op == "isnull":
         return column.is_(None) if CONVERT["boolean"](_text(value)) else column.is_not(None)
     if kind not in APPLIES.get(op, ()):
-        raise InvalidFilter(f"operator '{op}' does not apply to a {type_name} field")
+        raise InvalidFilter(Message("report.operator_type", "operator '{operator}' does not apply to a {type} field",
+                                    operator=op, type=type_name))
     if op == "in":
         return compare(column, kind, op, [_text(item) for item in (
             value if isinstance(value, list) else _text(value).split(","))])
@@ -52,7 +54,7 @@ def _text(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, list | dict) or value is None:
-        raise InvalidFilter(f"{value!r} is not a single value")
+        raise InvalidFilter(Message("report.not_a_single_value", "{value!r} is not a single value", value=value))
     return str(value)
 
 
@@ -61,11 +63,12 @@ def date_range(value: Any, now: datetime) -> tuple[date, date]:
     if isinstance(value, Mapping):
         unknown = set(value) - {"from", "to"}
         if unknown or not value:
-            raise InvalidFilter("a custom range is {\"from\": \"YYYY-MM-DD\", \"to\": \"YYYY-MM-DD\"}")
+            raise InvalidFilter(Message("report.bad_custom_range",
+                                        'a custom range is {{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}}'))
         start = CONVERT["date"](_text(value["from"])) if value.get("from") else date.min
         end = CONVERT["date"](_text(value["to"])) + timedelta(days=1) if value.get("to") else date.max
         if start >= end:
-            raise InvalidFilter("the range ends before it starts")
+            raise InvalidFilter(Message("report.range_reversed", "the range ends before it starts"))
         return start, end
     today = (now.astimezone(UTC) + ORG_OFFSET).date()
     quarter = (today.month - 1) // 3 * 3 + 1

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Chart, Label, Report, SalesProcess
 
 from ..behaviors.staged import SALES_PROCESS
-from ..errors import ValidationFailed
+from ..errors import Message, ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
 from ..storage.engine import reading
@@ -64,8 +64,9 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
     name = filters.pop("sales_process", None) or (available[0].name if available else None)
     process = next((p for p in available if p.name == name), None)
     if process is None:
-        known = ", ".join(p.name for p in available) or "none is defined"
-        raise ValidationFailed({"sales_process": [f"unknown sales process {name!r} (known: {known})"]})
+        known = ", ".join(p.name for p in available) or Message("report.no_sales_process", "none is defined")
+        raise ValidationFailed({"sales_process": [Message("report.unknown_sales_process", "unknown sales process "
+                                                          "{process!r} (known: {known})", process=name, known=known)]})
     filters["sales_process"] = process.name
     own_filters = dict(filters)  # owner, department, ...: the stage history follows them through its opportunity
     filters["status"] = OPEN

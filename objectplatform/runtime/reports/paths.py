@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Metadata
 from objectplatform.metadata.checks import STEP
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Message
 from ..storage.convert import ID_FIELDS
 from ..storage.tables import REFERENCE_TYPES
 
@@ -57,14 +57,15 @@ def resolve(metadata: Metadata, base: str, text: str) -> FieldPath:
     for i, step in enumerate(steps):
         match = STEP.fullmatch(step)
         if match is None:
-            raise BadRequest(f"invalid path step {step!r}")
+            raise BadRequest(Message("report.bad_path_step", "invalid path step {step!r}", step=step))
         name, via = match.groups()
         last = i == len(steps) - 1
         if via:
             child = metadata.objects.get(name)
             target = child.fields.get(via) if child else None
             if target is None or target.to != obj.name:
-                raise BadRequest(f"{name}.{via} is not a lookup to {obj.name}")
+                raise BadRequest(Message("report.not_a_lookup_to", "{object}.{field} is not a lookup to {target}",
+                                         object=name, field=via, target=obj.name))
             hops.append(Hop(obj.name, via, name, True))
             obj = child
             if last:
@@ -72,13 +73,15 @@ def resolve(metadata: Metadata, base: str, text: str) -> FieldPath:
             continue
         field = obj.fields.get(name)
         if field is None and name not in SYSTEM_FIELDS or field is not None and field.type == "password":
-            raise BadRequest(f"unknown field {name!r} of {obj.name}")
+            raise BadRequest(Message("report.unknown_field", "unknown field {field!r} of {object}", field=name,
+                                     object=obj.name))
         kind = field_type(field, name)
         target = field.to if field is not None else ("user" if name in ID_FIELDS and name != "id" else obj.name)
         if last:
             return FieldPath(text, tuple(hops), obj.name, name, kind, target if kind in REFERENCE_TYPES else None)
         if kind not in REFERENCE_TYPES or name == "id":
-            raise BadRequest(f"{name!r} of {obj.name} is a {kind}, not a lookup")
+            raise BadRequest(Message("report.not_a_lookup", "{field!r} of {object} is a {type}, not a lookup",
+                                     field=name, object=obj.name, type=kind))
         hops.append(Hop(obj.name, name, target, False))
         obj = metadata.objects[target]
-    raise BadRequest("empty path")
+    raise BadRequest(Message("report.empty_path", "empty path"))

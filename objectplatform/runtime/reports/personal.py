@@ -29,7 +29,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from objectplatform.metadata import Metadata, Report, Source, build_definition, check_definition, plain
 
-from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from ..errors import BadRequest, Forbidden, Message, NotFound, ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
 from ..storage.engine import reading
@@ -71,15 +71,18 @@ def check(platform, data: Any, access: Access | None = None) -> dict[str, Any]:
     the report's object.
     """
     if not isinstance(data, Mapping):
-        raise BadRequest("a report definition is an object: name, label, object, dimensions, measures, ...")
+        raise BadRequest(Message("report.definition_not_an_object",
+                                 "a report definition is an object: name, label, object, dimensions, measures, ..."))
     data = {"kind": "report", **data}
     problems = _load_problems(platform.metadata, data)
     if not problems:
         problems = _storage_problems(platform, data)
     if problems:
-        first = next(iter(problems.items()))
-        raise ValidationFailed(problems, f"{first[0]}: {first[1][0]}" if len(problems) == 1
-                               else f"{sum(map(len, problems.values()))} problems in the report definition")
+        (path, messages), count = next(iter(problems.items())), sum(map(len, problems.values()))
+        raise ValidationFailed(problems, Message("report.definition_problem", "{path}: {problem}", path=path,
+                                                 problem=messages[0]) if len(problems) == 1
+                               else Message("report.definition_problems", "{count} problems in the report definition",
+                                            count=count))
     if access is not None:
         access.require(data["object"], "read")
     return {key: data[key] for key in sorted(data, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))}
@@ -211,20 +214,24 @@ def editable(platform, access: Access, name: str) -> PersonalReport:
     if current is not None:
         return current
     if name in platform.metadata.reports and access.can(platform.metadata.reports[name].object, "read"):
-        raise Forbidden(f"{name} is a shipped report: it changes in report_templates/, not here")
-    raise NotFound(f"unknown report {name}")
+        raise Forbidden(Message("report.shipped", "{report} is a shipped report: it changes in report_templates/, not "
+                                "here", report=name))
+    raise NotFound(Message("report.unknown", "unknown report {report}", report=name))
 
 
 def _name_free(platform, conn: sa.Connection, access: Access, name: str) -> None:
     if name in RESERVED:
-        raise ValidationFailed({"name": [f"{name!r} is reserved for the report pages: choose another name"]})
+        raise ValidationFailed({"name": [Message("report.name_reserved", "{name!r} is reserved for the report pages: "
+                                                "choose another name", name=name)]})
     if name in platform.metadata.reports:
-        raise ValidationFailed({"name": [f"a shipped report is named {name!r}: choose another name"]})
+        raise ValidationFailed({"name": [Message("report.name_shipped", "a shipped report is named {name!r}: choose "
+                                                "another name", name=name)]})
     table = platform.schema.reports
     taken = conn.execute(sa.select(table.c.id).where(table.c.owner == int(access.user_id), table.c.name == name)
                          ).first()
     if taken:
-        raise ValidationFailed({"name": [f"you already have a report named {name!r}"]})
+        raise ValidationFailed({"name": [Message("report.name_taken", "you already have a report named {name!r}",
+                                                name=name)]})
 
 
 def _columns(checked: Mapping[str, Any]) -> dict[str, Any]:

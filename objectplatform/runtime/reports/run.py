@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import Chart, Label, Metadata, Report, ReportDimension, ReportMeasure
 
-from ..errors import BadRequest, NotFound, ValidationFailed
+from ..errors import BadRequest, Message, NotFound, ValidationFailed
 from ..permissions import Access, Org
 from ..records.query import InvalidFilter
 from ..storage.engine import reading
@@ -77,7 +77,7 @@ class ReportResult:
 def definition(metadata: Metadata, name: str) -> Report:
     report = metadata.reports.get(name)
     if report is None:
-        raise NotFound(f"unknown report {name}")
+        raise NotFound(Message("report.unknown", "unknown report {report}", report=name))
     return report
 
 
@@ -237,9 +237,11 @@ def report_conditions(platform, report: Report, runtime: Mapping[str, Any], scen
     """
     metadata, base = platform.metadata, report.object
     if scene not in SCENES:
-        raise BadRequest(f"scene: must be one of {', '.join(SCENES)}", {"scene": [f"unknown scene {scene!r}"]})
+        raise BadRequest(Message("report.bad_scene", "scene: must be one of {scenes}", scenes=", ".join(SCENES)),
+                         {"scene": [Message("report.unknown_scene", "unknown scene {scene!r}", scene=scene)]})
     if not isinstance(runtime, Mapping):
-        raise BadRequest("filters: must be an object of field -> value", {"filters": ["must be an object"]})
+        raise BadRequest(Message("report.filters_not_an_object", "filters: must be an object of field -> value"),
+                         {"filters": [Message("report.not_an_object", "must be an object")]})
     parsed: list[tuple[str, FieldPath, str, Any]] = []
     errors: dict[str, list[str]] = {}
     for items in (report.filters, runtime):
@@ -253,7 +255,8 @@ def report_conditions(platform, report: Report, runtime: Mapping[str, Any], scen
                 continue
             parsed.append((name, path, op, value))
     if errors:
-        raise ValidationFailed(errors, "; ".join(f"{n}: {m}" for n, msgs in errors.items() for m in msgs))
+        problems = "; ".join(f"{n}: {m}" for n, msgs in errors.items() for m in msgs)
+        raise ValidationFailed(errors, Message("request.bad_parameters", "{problems}", problems=problems))
     owners = scene_owners(platform, scene, access, conn)
 
     def where(joins: Joins) -> list[ColumnElement[bool]]:
