@@ -16,7 +16,7 @@ from flask import flash, g, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.behaviors import duplicates
-from objectplatform.runtime.behaviors.registry import config_of
+from objectplatform.runtime.behaviors.pool import POOL
 
 from .current import get_platform
 from .i18n import text
@@ -38,7 +38,7 @@ def duplicates_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[s
              "title": m["title"], "url": url_for("pages.record", obj=obj.name, id=m["id"]),
              "owner": m["owner"]["title"] if m["owner"] else None,
              "pool": m["pool"]["title"] if m.get("pool") else None} for m in matches]
-    pool_def = get_platform().metadata.objects[config_of(obj, "pool").pool_object] if "pool" in obj.behaviors else None
+    pool_def = get_platform().metadata.objects[POOL.config_of(obj).pool_object] if POOL.declared_by(obj) else None
     return {"template": "pages/_duplicates.html", "rows": rows,
             "pool_label": object_label(pool_def, g.lang) if pool_def else None}
 
