@@ -3,6 +3,8 @@ configurations read as typed values, and the declared panels are templates the p
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+
 import pytest
 from support import shipped_crm
 
@@ -12,7 +14,7 @@ from objectplatform.runtime.behaviors.convertible import ConvertibleConfig
 from objectplatform.runtime.behaviors.follow_ups import FollowUpsConfig, follow_up_object
 from objectplatform.runtime.behaviors.pool import PoolConfig
 from objectplatform.runtime.behaviors.registry import BEHAVIORS, Behavior, check_behaviors, config_of, register_behavior
-from objectplatform.runtime.behaviors.staged import SalesProcessConfig
+from objectplatform.runtime.behaviors.staged import RecordFields, SalesProcessConfig, TaskFields
 from objectplatform.runtime.config import ROOT
 
 TEMPLATES = ROOT / "objectplatform" / "web" / "templates"
@@ -46,6 +48,24 @@ def test_the_crm_configurations_are_typed_with_their_defaults():
     assert (convertible.converted_at_field, convertible.closed_values, dict(convertible.matches)) == (
         "converted_at", ("invalid", "voided"), {"name": ["company"], "phone": ["phone", "mobile"]})
     assert follow_up_object(shipped_crm()) == "follow_up"
+
+
+def test_each_schema_default_is_the_typed_configurations():
+    for behavior in BEHAVIORS.values():
+        for f in fields(behavior.config):
+            prop = behavior.schema["properties"][f.name]
+            if "properties" in prop:  # a group of names (sales_process's fields, history_fields, task_fields)
+                assert {k: v["default"] for k, v in prop["properties"].items()} == \
+                    {g.name: g.default for g in fields(f.default)}, (behavior.name, f.name)
+            elif f.default is not MISSING and f.default is not None:
+                default = list(f.default) if isinstance(f.default, tuple) else f.default
+                assert prop["default"] == default, (behavior.name, f.name)
+
+
+def test_a_group_of_names_as_written_becomes_typed():
+    config = SalesProcessConfig("steps", "checks", "deal", fields={"stage": "phase"}, task_fields={"task": "item"})
+    assert (config.fields, config.task_fields) == (RecordFields(stage="phase"), TaskFields(task="item"))
+    assert (config.fields.sales_process, config.closed_statuses) == ("sales_process", ("won", "lost", "invalid"))
 
 
 def test_the_shipped_crm_uses_its_behaviors_as_declared():
