@@ -3,6 +3,8 @@ configurations read as typed values, and the declared panels are templates the p
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+
 import pytest
 from support import crm_registry, shipped_crm
 
@@ -11,7 +13,7 @@ from objectplatform.runtime.behaviors.convertible import CONVERTIBLE, Convertibl
 from objectplatform.runtime.behaviors.follow_ups import FOLLOW_UPS, FollowUpsConfig, follow_up_object
 from objectplatform.runtime.behaviors.pool import POOL, PoolConfig
 from objectplatform.runtime.behaviors.registry import Behavior, check_behaviors
-from objectplatform.runtime.behaviors.staged import SALES_PROCESS, SalesProcessConfig
+from objectplatform.runtime.behaviors.staged import SALES_PROCESS, RecordFields, SalesProcessConfig, TaskFields
 from objectplatform.runtime.config import ROOT
 
 TEMPLATES = ROOT / "objectplatform" / "web" / "templates"
@@ -45,6 +47,24 @@ def test_the_crm_configurations_are_typed_with_their_defaults():
     assert (convertible.converted_at_field, convertible.closed_values, dict(convertible.matches)) == (
         "converted_at", ("invalid", "voided"), {"name": ["company"], "phone": ["phone", "mobile"]})
     assert follow_up_object(shipped_crm()) == "follow_up"
+
+
+def test_each_schema_default_is_the_typed_configurations():
+    for behavior in crm_registry().behaviors.values():
+        for f in fields(behavior.config):
+            prop = behavior.schema["properties"][f.name]
+            if "properties" in prop:  # a group of names (sales_process's fields, history_fields, task_fields)
+                assert {k: v["default"] for k, v in prop["properties"].items()} == \
+                    {g.name: g.default for g in fields(f.default)}, (behavior.name, f.name)
+            elif f.default is not MISSING and f.default is not None:
+                default = list(f.default) if isinstance(f.default, tuple) else f.default
+                assert prop["default"] == default, (behavior.name, f.name)
+
+
+def test_a_group_of_names_as_written_becomes_typed():
+    config = SalesProcessConfig("steps", "checks", "deal", fields={"stage": "phase"}, task_fields={"task": "item"})
+    assert (config.fields, config.task_fields) == (RecordFields(stage="phase"), TaskFields(task="item"))
+    assert (config.fields.sales_process, config.closed_statuses) == ("sales_process", ("won", "lost", "invalid"))
 
 
 def test_the_shipped_crm_uses_its_behaviors_as_declared():

@@ -56,13 +56,28 @@ def test_route_ranks_both_then_industry_then_region_lowest_id_first():
     pools = [{"id": "7", "industry": "finance", "region": None}, {"id": "3", "region": "north", "industry": None},
              {"id": "5", "industry": "finance", "region": "north"}, {"id": "4", "industry": "finance"},
              {"id": "2", "industry": None, "region": None}]
-    route = pool_behavior.route
-    assert route(pools, "finance", "north")["id"] == "5"
-    assert route(pools, "finance", "east")["id"] == "4"
-    assert route(pools, "retail", "north")["id"] == "3"
-    assert route(pools, None, "north")["id"] == "3"
-    assert route(pools, "retail", "east") is None
-    assert route(pools, None, None) is None
+
+    def route(industry, region):
+        return pool_behavior.route(pools, {"industry": industry, "region": region})
+
+    assert route("finance", "north")["id"] == "5"
+    assert route("finance", "east")["id"] == "4"
+    assert route("retail", "north")["id"] == "3"
+    assert route(None, "north")["id"] == "3"
+    assert route("retail", "east") is None
+    assert route(None, None) is None
+
+
+def test_route_by_other_fields_ranks_more_set_fields_first_then_those_named_first():
+    pools = [{"id": "1", "product": "crm", "tier": None, "channel": "web"},
+             {"id": "2", "product": None, "tier": "gold", "channel": "web"},
+             {"id": "3", "product": "crm", "tier": "gold", "channel": None}, {"id": "4", "channel": "web"}]
+    record = {"product": "crm", "tier": "gold", "channel": "web"}
+    assert pool_behavior.route(pools, record)["id"] == "3"  # product and tier come before product and channel
+    assert pool_behavior.route(pools, {**record, "tier": "silver"})["id"] == "1"
+    assert pool_behavior.route(pools, {**record, "product": "erp"})["id"] == "2"
+    assert pool_behavior.route(pools, {"product": "erp", "tier": "silver", "channel": "web"})["id"] == "4"
+    assert pool_behavior.route(pools, {}) is None
 
 
 def test_a_lead_marketing_creates_without_a_pool_is_routed(platform, people, pools, mkt):

@@ -34,29 +34,31 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
     if staged.BEHAVIOR not in obj.behaviors:
         return None
     platform = get_platform()
-    found = process(platform.metadata, record.get("sales_process"), obj.name)
+    behavior = staged.behavior_of(platform, obj.name)
+    config, f = behavior.config, behavior.fields
+    found = process(platform.metadata, record.get(f.sales_process), obj.name)
     if found is None:
         return None
     lang = g.lang
-    behavior = staged.behavior_of(platform, obj.name)
-    status = record.get("status")
-    current = found.stage(record.get("stage"))
+    status = record.get(config.status_field)
+    current = found.stage(record.get(f.stage))
     keys = [s.key for s in found.stages]
     at = keys.index(current.key) if current else -1
     path = [{"key": s.key, "label": s.label.get(lang), "probability": s.probability,
-             "state": "done" if i < at or (i == at and status == "won") else "current" if i == at else
-             "pending" if s.key == record.get("pending_stage") else "ahead",
+             "state": "done" if i < at or (i == at and status == config.won_status) else "current" if i == at else
+             "pending" if s.key == record.get(f.pending_stage) else "ahead",
              "approval": bool(s.approval)} for i, s in enumerate(found.stages)]
     tasks, missing, moves = [], [], []
-    is_open = status == staged.OPEN
+    is_open = behavior.is_open(record)
     if current is not None:
         done = behavior.done_tasks(record, current.key)
         display = page_display()
-        task_def = platform.metadata.objects[behavior.config.tasks]
-        display.want(task_def, list(done.values()), ["completed_by"])
+        task_def = platform.metadata.objects[config.tasks]
+        by, when = config.task_fields.completed_by, config.task_fields.completed_at
+        display.want(task_def, list(done.values()), [by])
         tasks = [{"key": t.key, "label": t.label.get(lang), "required": t.required, "done": t.key in done,
-                  "by": display.html(task_def, "completed_by", done[t.key]["completed_by"]) if t.key in done else "",
-                  "at": display.text(task_def, "completed_at", done[t.key]["completed_at"]) if t.key in done else ""}
+                  "by": display.html(task_def, by, done[t.key][by]) if t.key in done else "",
+                  "at": display.text(task_def, when, done[t.key][when]) if t.key in done else ""}
                  for t in current.tasks]
         if is_open:
             problems = behavior.missing(record, current)
@@ -68,41 +70,43 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
     if is_open and current is not None:
         last = current.key == found.last.key
         allowed = {name for name in MOVES if g.access.can_act(obj.name, name)}
-        if not record.get("pending_stage") and not last and not missing and "advance" in allowed:
+        if not record.get(f.pending_stage) and not last and not missing and "advance" in allowed:
             moves.append("advance")
         if last and not missing and "win" in allowed:
             moves.append("win")
         moves += [name for name in ("lose", "invalidate") if name in allowed]
-    pending = found.stage(record.get("pending_stage"))
+    pending = found.stage(record.get(f.pending_stage))
     return {
         "approval_link": pending_approval_link(obj.name, record["id"]) if pending else None,
         "template": "pages/_stages.html", "process": found.label.get(lang),
-        "path": path, "status": status, "status_label": page_display().text(obj, "status", status),
+        "path": path, "status": status, "is_open": is_open,
+        "status_label": page_display().text(obj, config.status_field, status),
         "stage": current.label.get(lang) if current else "", "tasks": tasks, "missing": missing,
         "pending": pending.label.get(lang) if pending else None,
         "can_complete": is_open and g.access.can_act(obj.name, "complete_task"),
         "moves": [(name, text(f"stage.{name}", lang)) for name in moves],
-        "history": _history(record, found, behavior.config.history),
+        "history": _history(record, found, config),
         "action": lambda name: url_for("pages.run_one", obj=obj.name, id=record["id"], name=name),
     }
 
 
-def _history(record: Mapping[str, Any], found, history: str) -> list[dict]:
-    """The stage history rows (of the child object `history`) with stage labels, oldest first."""
+def _history(record: Mapping[str, Any], found, config: staged.SalesProcessConfig) -> list[dict]:
+    """The stage history rows (of the behavior's history object) with stage labels, oldest first."""
     platform = get_platform()
     lang = g.lang
     display = page_display()
-    hdef = platform.metadata.objects[history]
-    rows = record.get(history, [])
-    display.want(hdef, rows, ["moved_by"])
-    moves = value_labels(platform.metadata, hdef, "left_to", found.name)  # this process's stages, closing statuses
+    hdef = platform.metadata.objects[config.history]
+    h = config.history_fields
+    rows = record.get(config.history, [])
+    display.want(hdef, rows, [h.moved_by])
+    moves = value_labels(platform.metadata, hdef, h.left_to, found.name)  # this process's stages, closing statuses
 
     def label(key: str | None) -> str:
         return moves[key].get(lang) if key in moves else key or ""
 
-    return [{"stage": label(r["stage"]), "entered": display.text(hdef, "entered_at", r["entered_at"]),
-             "left": display.text(hdef, "left_at", r["left_at"]), "to": label(r["left_to"]),
-             "by": display.html(hdef, "moved_by", r["moved_by"]), "comment": r.get("comment") or ""}
+    return [{"stage": label(r[h.stage]), "entered": display.text(hdef, h.entered_at, r[h.entered_at]),
+             "left": display.text(hdef, h.left_at, r[h.left_at]), "to": label(r[h.left_to]),
+             "by": display.html(hdef, h.moved_by, r[h.moved_by]), "comment": r.get(h.comment) or ""}
             for r in rows]
 
 

@@ -12,8 +12,9 @@ checks that the record exists (within the creator's data scope when the service 
 
 the same transaction sets that record's `last_followed_field` to the follow-up's `followed_at`
 (never backwards: an older follow-up entered later leaves it) and, when its `status_field` (default
-`status`, a picklist offering `pending` and `following`) is `pending`, moves it to `following` (the
-first follow-up of a lead: 待处理 -> 跟进中). The record changes like any update (version + 1,
+`status`, a picklist offering the `pending_status` and the `following_status`, default `pending` and
+`following`: an object with the pool behavior names the pool's) is pending, moves it to following
+(the first follow-up of a lead: 待处理 -> 跟进中). The record changes like any update (version + 1,
 updated_by/updated_at, history entries, stored formulas and rollups) but fires no update hooks of
 its own. A bulk import of follow-ups changes each related object's records with one SELECT and one
 UPDATE statement per batch, each record once with its latest follow-up time. Deleting or editing
@@ -39,25 +40,29 @@ from ..storage.convert import from_row, to_row
 from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
 BEHAVIOR = "follow_ups"
-PENDING, FOLLOWING = "pending", "following"
 CONTRACT = (("related_object", ("text",)), ("related_id", ("text",)), ("followed_at", ("datetime",)))
 
 
 @dataclass(frozen=True)
 class FollowUpsConfig:
     """`behaviors: follow_ups:` of one object: the object of its follow-ups, the field keeping the last
-    follow-up time (none: not kept) and the status field moved from pending to following."""
+    follow-up time (none: not kept) and the status field moved from its pending to its following status
+    (on an object with the pool behavior, the pool's status field and statuses instead)."""
 
     follow_up_object: str
     last_followed_field: str | None = None
     status_field: str = "status"
+    pending_status: str = "pending"
+    following_status: str = "following"
 
 
 SCHEMA = {
     "type": "object",
     "properties": {"follow_up_object": {"type": "string", "minLength": 1},
                    "last_followed_field": {"type": "string", "minLength": 1},
-                   "status_field": {"type": "string", "minLength": 1}},
+                   "status_field": {"type": "string", "minLength": 1, "default": "status"},
+                   "pending_status": {"type": "string", "minLength": 1, "default": "pending"},
+                   "following_status": {"type": "string", "minLength": 1, "default": "following"}},
     "required": ["follow_up_object"],
     "additionalProperties": False,
 }
@@ -69,6 +74,12 @@ def _needs(obj: ObjectDef, config: FollowUpsConfig) -> Iterator[Need]:
         yield FieldNeed(name, types, "follow_up_object", config.follow_up_object)
     if config.last_followed_field is not None:
         yield FieldNeed(config.last_followed_field, ("datetime",), "last_followed_field")
+
+
+def _status_move(obj: ObjectDef) -> tuple[str, str, str]:
+    """(status field, pending, following) of `obj`, which declares the behavior."""
+    config = FOLLOW_UPS.config_of(obj)
+    return config.status_field, config.pending_status, config.following_status
 
 
 def is_follow_up(obj: ObjectDef) -> bool:
@@ -168,9 +179,9 @@ def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> N
     service, conn, now = ctx.records, ctx.conn, ctx.now
     config: FollowUpsConfig = FOLLOW_UPS.config_of(obj)
     last_field = config.last_followed_field
-    status_name = config.status_field
+    status_name, pending, following = _status_move(obj)
     status = obj.fields.get(status_name)
-    moves_status = status is not None and bool(status.option(PENDING)) and bool(status.option(FOLLOWING))
+    moves_status = status is not None and bool(status.option(pending)) and bool(status.option(following))
     ot = service.schema[obj.name]
     table, formulas = ot.table, service.formulas[obj.name]
     written = [name for name in (last_field, status_name) if name in ot.columns]
@@ -184,8 +195,8 @@ def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> N
         followed_at = times[int(current["id"])]
         if last_field and (current.get(last_field) is None or current[last_field] < followed_at):
             record[last_field] = followed_at
-        if moves_status and current.get(status_name) == PENDING:
-            record[status_name] = FOLLOWING
+        if moves_status and current.get(status_name) == pending:
+            record[status_name] = following
         formulas.on_write(record, now)
         changes = history.changes(current, record, written)
         if not changes:

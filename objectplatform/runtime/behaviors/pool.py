@@ -11,7 +11,8 @@ for the fields it changed; the daily limit and the cooldown are read back from t
 A record created (or imported) with a pool and no owner of its own enters the pool through a
 before_create / before_create_many hook of the records service.
 
-Routing (线索池分配规则). A pool whose `industry` or `region` is set is a routing rule. A new record
+Routing (线索池分配规则). A pool setting one of the `route_by` fields (default: `industry`, `region`;
+below, their defaults stand for the first and the second) is a routing rule. A new record
 with no pool, no owner other than its creator (the service makes the creator the owner by default;
 an explicit owner equal to the creator cannot be told apart and counts as none), an initial status
 (empty, pending or unassigned), created by someone who does not work leads themselves (their roles
@@ -19,10 +20,11 @@ do not grant the `claim` action on the object: marketing, an import by marketing
 with no user; a rep's or a manager's own lead stays theirs) is routed to the most specific pool
 matching it: first a pool with both industry and region set, both equal to the record's; else a
 pool with only industry set, equal to the record's industry; else a pool with only region set,
-equal to its region. A pool with both set never matches on one alone. Among several pools of the
-same rank, the lowest id wins. The record then enters that pool as `enter_pool` puts it
-(unassigned, or pending with the pool's default assignee). No match: it is created as before
-(pending, its creator the owner). An import reads the pools once per batch.
+equal to its region. A pool with both set never matches on one alone. (With other fields: the pools
+whose set fields all equal the record's, those setting more first, then those whose set fields come
+first in `route_by`.) Among several pools of the same rank, the lowest id wins. The record then
+enters that pool as `enter_pool` puts it (unassigned, or pending with the pool's default assignee).
+No match: it is created as before (pending, its creator the owner). An import reads the pools once per batch.
 
 Hidden fields (字段隐藏). While a record waits in a pool (pool set, no owner), the pool's
 `hidden_fields` are masked for every viewer but full admins and the pool's own admins (the owner
@@ -41,7 +43,7 @@ The current time comes from the platform's clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,7 +71,8 @@ VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move":
 @dataclass(frozen=True)
 class PoolConfig:
     """`behaviors: pool:` of one object: the object of its pools, the lookup to one of them, the status field
-    and the five statuses the actions write, and the fields they stamp."""
+    and the five statuses the actions write, the fields they stamp, and the fields a new record is routed by
+    (each on the object and on its pools, most significant first)."""
 
     pool_object: str
     pool_field: str = "pool"
@@ -82,6 +85,7 @@ class PoolConfig:
     assigned_at_field: str = "assigned_at"
     return_reason_field: str = "return_reason"
     invalid_reason_field: str = "invalid_reason"
+    route_by: Sequence[str] = ("industry", "region")
 
     @property
     def open(self) -> tuple[str, str]:
@@ -101,8 +105,12 @@ class PoolConfig:
 
 SCHEMA = {
     "type": "object",
-    "properties": {f.name: {"type": "string", "minLength": 1,
-                            **({} if f.default is MISSING else {"default": f.default})} for f in fields(PoolConfig)},
+    "properties": {
+        **{f.name: {"type": "string", "minLength": 1, **({} if f.default is MISSING else {"default": f.default})}
+           for f in fields(PoolConfig) if f.name != "route_by"},
+        "route_by": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+                     "default": list(PoolConfig.route_by)},
+    },
     "required": ["pool_object"],
     "additionalProperties": False,
 }
@@ -115,6 +123,7 @@ POOL_FIELDS = (  # what the pool object holds: who works it, its claim rules, wh
     ("recycle_warning_days", ("integer",)),
 )
 REASON_TYPES = ("text", "long_text")
+ROUTE_TYPES = ("picklist", "text")  # values a record and its pools hold alike, compared for equality
 
 
 def _needs(obj: ObjectDef, config: PoolConfig) -> Iterator[Need]:
@@ -131,6 +140,14 @@ def _needs(obj: ObjectDef, config: PoolConfig) -> Iterator[Need]:
     yield FieldNeed(config.invalid_reason_field, REASON_TYPES, key("invalid_reason_field"))
     for name, types in POOL_FIELDS:
         yield FieldNeed(name, types, "pool_object", config.pool_object)
+    for i, name in enumerate(config.route_by):
+        place = ("route_by", i) if "route_by" in written else None
+        yield FieldNeed(name, ROUTE_TYPES, place)
+        mine = obj.fields.get(name)
+        if mine is not None and mine.type in ROUTE_TYPES:  # the pool's field holds what the record's does
+            yield FieldNeed(name, (mine.type,), place, config.pool_object)
+        else:
+            yield FieldNeed(name, ROUTE_TYPES, place, config.pool_object)
 
 
 def records_noun(obj: ObjectDef) -> Message:
@@ -621,21 +638,14 @@ def _works_leads(records, conn: sa.Connection, obj: str, user: str | None) -> bo
     return grant is not None and "claim" in grant.actions
 
 
-def route(pools: Iterable[Mapping], industry: Any, region: Any) -> Mapping | None:
-    """The pool a new record of `industry` and `region` is routed to (see the module docstring), or None."""
+def route(pools: Iterable[Mapping], values: Mapping[str, Any]) -> Mapping | None:
+    """The pool a new record holding `values` of the routing fields (most significant first) is routed to (see
+    the module docstring), or None."""
     ranked = []
     for p in pools:
-        pi, pr = p.get("industry"), p.get("region")
-        if pi and pr:
-            rank = 0 if (pi, pr) == (industry, region) else None
-        elif pi:
-            rank = 1 if pi == industry else None
-        elif pr:
-            rank = 2 if pr == region else None
-        else:
-            rank = None
-        if rank is not None:
-            ranked.append((rank, int(p["id"]), p))
+        rule = [i for i, name in enumerate(values) if p.get(name)]  # the routing fields the pool sets
+        if rule and all(p[name] == value for name, value in values.items() if p.get(name)):
+            ranked.append(((-len(rule), rule), int(p["id"]), p))
     return min(ranked, key=lambda t: t[:2])[2] if ranked else None
 
 
@@ -647,19 +657,18 @@ def _initial(config: PoolConfig) -> tuple[str | None, ...]:
 def _routing(records, conn: sa.Connection, obj: str, user: str | None, batch: list[dict], config: PoolConfig,
              pot) -> None:
     """Set the pool of the batch's records that are routed (one read of the routing pools per batch)."""
-    pool_field = config.pool_field
+    pool_field, keys = config.pool_field, list(config.route_by)
     waiting = [r for r in batch if not r.get(pool_field) and r.get("owner") in (None, user)
-               and r.get(config.status_field) in _initial(config) and (r.get("industry") or r.get("region"))]
+               and r.get(config.status_field) in _initial(config) and any(r.get(k) for k in keys)]
     if not waiting or _works_leads(records, conn, obj, user):
         return
-    table = pot.table
-    pools = [{"id": i, "industry": ind, "region": reg} for i, ind, reg in conn.execute(
-        sa.select(table.c.id, pot.column("industry"), pot.column("region"))
-        .where(sa.or_(pot.column("industry").is_not(None), pot.column("region").is_not(None))))]
+    columns = [pot.column(k) for k in keys]
+    pools = [dict(zip(["id", *keys], row, strict=True)) for row in conn.execute(
+        sa.select(pot.table.c.id, *columns).where(sa.or_(*(c.is_not(None) for c in columns))))]
     if not pools:
         return
     for record in waiting:
-        found = route(pools, record.get("industry"), record.get("region"))
+        found = route(pools, {k: record.get(k) for k in keys})
         if found is not None:
             record[pool_field] = str(found["id"])
 

@@ -8,6 +8,8 @@ parent_field: opportunity}` (the opportunity) has the fields `sales_process`, `s
 the next stage or won/lost/invalid, moved_by who moved it in) and `tasks` (one row per completed stage
 task). Their rows are owned by the record's owner, so the data scope reads them like the record (an
 edit cannot change an owner; a user's handover moves every record they own, these rows with them).
+These are the default names: the configuration renames each field and status (`status_field`,
+`open_status`, ..., `fields:`, `history_fields:`, `task_fields:`; docs/metadata.md lists them).
 
 On create (one record, or an import batch with set-based writes) the record gets its process: the one
 given, else its owner's department's (the nearest department up the tree with a process), else the
@@ -40,7 +42,8 @@ The current time comes from the platform's clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -56,52 +59,144 @@ from ..records import history, hooks
 from ..records.bulk import insert_many
 from ..sales_processes import Process, Stage, department_path, pick, process, processes
 from ..storage.convert import from_row, to_row
-from .registry import Behavior, FieldNeed, Need, child
+from .registry import Behavior, FieldNeed, Key, Need, child
 
 BEHAVIOR = "sales_process"
-OPEN = "open"
-CLOSED = ("won", "lost", "invalid")
 VERBS = {"advance": "advanced", "complete_task": "changed", "win": "won", "lose": "lost",
          "invalidate": "marked invalid", "approve_stage": "moved", "reject_stage": "changed",
          "withdraw_stage": "changed"}
-GUARDED = {"sales_process": Message("stage.process_fixed", "is chosen when the record is created"),
-           "status": Message("stage.status_by_actions", "changes through the win, lose and invalidate actions"),
-           "stage": Message("stage.stage_by_advance", "changes through the advance action")}
+PROCESS_FIXED = Message("stage.process_fixed", "is chosen when the record is created")
+STATUS_BY_ACTIONS = Message("stage.status_by_actions", "changes through the win, lose and invalidate actions")
+STAGE_BY_ADVANCE = Message("stage.stage_by_advance", "changes through the advance action")
+
+
+@dataclass(frozen=True)
+class RecordFields:
+    """`fields:` of the configuration: the staged record's fields the behavior reads and writes
+    (`expected_close_date`, optional, gives rule conditions `days_to_close` when the object has it)."""
+
+    sales_process: str = "sales_process"
+    stage: str = "stage"
+    pending_stage: str = "pending_stage"
+    probability: str = "probability"
+    closed_at: str = "closed_at"
+    lost_reason: str = "lost_reason"
+    lost_comment: str = "lost_comment"
+    invalid_comment: str = "invalid_comment"
+    expected_close_date: str = "expected_close_date"
+
+
+@dataclass(frozen=True)
+class HistoryFields:
+    """`history_fields:`: the fields of a stage history row (one per stage entered)."""
+
+    sales_process: str = "sales_process"
+    stage: str = "stage"
+    entered_at: str = "entered_at"
+    left_at: str = "left_at"
+    left_to: str = "left_to"  # the next stage, or the status the record closed as
+    moved_by: str = "moved_by"
+    comment: str = "comment"
+
+
+@dataclass(frozen=True)
+class TaskFields:
+    """`task_fields:`: the fields of a completed task row."""
+
+    sales_process: str = "sales_process"
+    stage: str = "stage"
+    task: str = "task"
+    completed_at: str = "completed_at"
+    completed_by: str = "completed_by"
+
+
+STATUS_KEYS = ("open_status", "won_status", "lost_status", "invalid_status")
+GROUPS = {"fields": RecordFields, "history_fields": HistoryFields, "task_fields": TaskFields}
 
 
 @dataclass(frozen=True)
 class SalesProcessConfig:
     """`behaviors: sales_process:` of one object: its child objects of stage history rows and of completed
-    tasks, and their field pointing at the record."""
+    tasks and their field pointing at the record, the status field and its four statuses, and the fields of
+    the record and of its children (each group a mapping in YAML, typed here)."""
 
     history: str
     tasks: str
     parent_field: str
+    status_field: str = "status"
+    open_status: str = "open"
+    won_status: str = "won"
+    lost_status: str = "lost"
+    invalid_status: str = "invalid"
+    fields: RecordFields = RecordFields()
+    history_fields: HistoryFields = HistoryFields()
+    task_fields: TaskFields = TaskFields()
+
+    def __post_init__(self) -> None:
+        for key, group in GROUPS.items():
+            if isinstance(getattr(self, key), Mapping):
+                object.__setattr__(self, key, group(**getattr(self, key)))
+
+    @property
+    def closed_statuses(self) -> tuple[str, str, str]:
+        """The statuses of a closed record (refused by every action)."""
+        return self.won_status, self.lost_status, self.invalid_status
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        """The statuses the actions write, open first."""
+        return self.open_status, *self.closed_statuses
 
 
-NAME = {"type": "string", "minLength": 1}
+def _names(group: type) -> dict[str, Any]:
+    """The JSON Schema of a group of names: each key of the dataclass `group`, its default the default."""
+    return {f.name: {"type": "string", "minLength": 1, **({} if f.default is MISSING else {"default": f.default})}
+            for f in dataclass_fields(group)}
+
+
 SCHEMA = {
     "type": "object",
-    "properties": {"history": NAME, "tasks": NAME, "parent_field": NAME},
+    "properties": {
+        **{k: v for k, v in _names(SalesProcessConfig).items() if k not in GROUPS},
+        **{key: {"type": "object", "properties": _names(group), "additionalProperties": False}
+           for key, group in GROUPS.items()},
+    },
     "required": ["history", "tasks", "parent_field"],
     "additionalProperties": False,
 }
 TEXT, REASON = ("text",), ("text", "long_text")
-FIELDS = (("sales_process", TEXT), ("stage", TEXT), ("pending_stage", TEXT), ("probability", ("percent", "number")),
-          ("closed_at", ("datetime",)), ("lost_reason", ("picklist",)), ("lost_comment", REASON),
-          ("invalid_comment", REASON))
-HISTORY_FIELDS = (("sales_process", TEXT), ("stage", TEXT), ("entered_at", ("datetime",)),
-                  ("left_at", ("datetime",)), ("left_to", TEXT), ("moved_by", ("user",)), ("comment", REASON))
-TASK_FIELDS = (("sales_process", TEXT), ("stage", TEXT), ("task", TEXT), ("completed_at", ("datetime",)),
-               ("completed_by", ("user",)))
+FIELD_TYPES = {"sales_process": TEXT, "stage": TEXT, "pending_stage": TEXT, "probability": ("percent", "number"),
+               "closed_at": ("datetime",), "lost_reason": ("picklist",), "lost_comment": REASON,
+               "invalid_comment": REASON, "expected_close_date": ("date",)}
+HISTORY_TYPES = {"sales_process": TEXT, "stage": TEXT, "entered_at": ("datetime",), "left_at": ("datetime",),
+                 "left_to": TEXT, "moved_by": ("user",), "comment": REASON}
+TASK_TYPES = {"sales_process": TEXT, "stage": TEXT, "task": TEXT, "completed_at": ("datetime",),
+              "completed_by": ("user",)}
 
 
 def _needs(obj: ObjectDef, config: SalesProcessConfig) -> Iterator[Need]:
-    for name, types in FIELDS:
-        yield FieldNeed(name, types)
-    yield FieldNeed("status", ("picklist",), options=(OPEN, *CLOSED))
-    yield from child(config.history, "history", config.parent_field, obj.name, HISTORY_FIELDS)
-    yield from child(config.tasks, "tasks", config.parent_field, obj.name, TASK_FIELDS)
+    written = obj.behaviors[BEHAVIOR]
+
+    def place(group: str, key: str, default: Key | None) -> Key | None:  # a name written is shown there
+        return (group, key) if key in (written.get(group) or {}) else default
+
+    for key, types in FIELD_TYPES.items():
+        if key != "expected_close_date" or key in (written.get("fields") or {}):  # optional unless named
+            yield FieldNeed(getattr(config.fields, key), types, place("fields", key, None))
+    statuses = dict(zip(STATUS_KEYS, config.statuses, strict=True))  # a status written is shown there
+    yield FieldNeed(config.status_field, ("picklist",), "status_field" if "status_field" in written else None,
+                    options=tuple(value for key, value in statuses.items() if key not in written))
+    status = obj.fields.get(config.status_field)
+    if status is not None and status.type == "picklist":
+        for key in (k for k in STATUS_KEYS if k in written):
+            yield FieldNeed(config.status_field, ("picklist",), key, options=(statuses[key],))
+    yield from child(config.history, "history", config.parent_field, obj.name, ())
+    for key, types in HISTORY_TYPES.items():
+        yield FieldNeed(getattr(config.history_fields, key), types, place("history_fields", key, "history"),
+                        config.history)
+    yield from child(config.tasks, "tasks", config.parent_field, obj.name, ())
+    for key, types in TASK_TYPES.items():
+        yield FieldNeed(getattr(config.task_fields, key), types, place("task_fields", key, "tasks"), config.tasks)
 
 
 def _blank(value: Any) -> bool:
@@ -122,7 +217,8 @@ class StagedBehavior:
         self.ot = platform.schema[obj]
         self.table = self.ot.table
         self.config: SalesProcessConfig = SALES_PROCESS.config_of(platform.metadata.objects[obj])
-        status = platform.metadata.objects[obj].fields["status"]
+        self.fields = self.config.fields
+        status = platform.metadata.objects[obj].fields[self.config.status_field]
         self.status_labels = {o.value: o.label.zh for o in status.options}
 
     # ---------------------------------------------------------------------------------- reads
@@ -134,35 +230,36 @@ class StagedBehavior:
         return self.records.get(self.obj, record_id, conn=conn)
 
     def process_of(self, record: Mapping[str, Any]) -> Process:
-        found = process(self.platform.metadata, record.get("sales_process"), self.obj)
+        found = process(self.platform.metadata, record.get(self.fields.sales_process), self.obj)
         if found is None:
             raise Conflict(Message("stage.unknown_process", "{object} {id} follows the sales process {process!r}, "
                                    "which is not defined", object=self.obj, id=record["id"],
-                                   process=record.get("sales_process")))
+                                   process=record.get(self.fields.sales_process)))
         return found
 
     def stage_of(self, record: Mapping[str, Any], found: Process) -> Stage:
-        stage = found.stage(record.get("stage"))
+        stage = found.stage(record.get(self.fields.stage))
         if stage is None:
             raise Conflict(Message("stage.unknown_stage", "{object} {id} is in stage {stage!r}, which {process} "
-                                   "does not have", object=self.obj, id=record["id"], stage=record.get("stage"),
-                                   process=found.name))
+                                   "does not have", object=self.obj, id=record["id"],
+                                   stage=record.get(self.fields.stage), process=found.name))
         return stage
 
     def state(self, record: Mapping[str, Any]) -> Message:
-        status = record.get("status")
-        if status != OPEN:
+        status = record.get(self.config.status_field)
+        if status != self.config.open_status:
             label = self.status_labels.get(status, "")
             return Message("pool.state", "{object} {id} is {status}", object=self.obj, id=record["id"],
                            status=f"{label} {status}".strip(), label=label or status)
-        found = process(self.platform.metadata, record.get("sales_process"), self.obj)
-        stage = found.stage(record.get("stage")) if found else None
-        title = _stage_title(stage, record.get("stage"))
-        if record.get("pending_stage"):
-            pending = found.stage(record["pending_stage"]) if found else None
+        f = self.fields
+        found = process(self.platform.metadata, record.get(f.sales_process), self.obj)
+        stage = found.stage(record.get(f.stage)) if found else None
+        title = _stage_title(stage, record.get(f.stage))
+        if record.get(f.pending_stage):
+            pending = found.stage(record[f.pending_stage]) if found else None
             return Message("stage.state_pending", "{object} {id} is in stage {stage}, waiting for approval to enter "
                            "{pending}", object=self.obj, id=record["id"], stage=title,
-                           pending=_stage_title(pending, record["pending_stage"]))
+                           pending=_stage_title(pending, record[f.pending_stage]))
         return Message("stage.state", "{object} {id} is in stage {stage}", object=self.obj, id=record["id"],
                        stage=title)
 
@@ -171,13 +268,17 @@ class StagedBehavior:
                                 verb=VERBS[action]))
 
     def require_open(self, record: Mapping[str, Any], action: str) -> None:
-        if record.get("status") != OPEN:
+        if not self.is_open(record):
             raise self.refuse(record, action)
+
+    def is_open(self, record: Mapping[str, Any]) -> bool:
+        return record.get(self.config.status_field) == self.config.open_status
 
     def done_tasks(self, record: Mapping[str, Any], stage: str) -> dict[str, dict]:
         """The completed tasks of `stage` ({task key: row}) among the record's inline task rows."""
-        return {t["task"]: t for t in record.get(self.config.tasks, ()) if t["stage"] == stage
-                and t["sales_process"] == record.get("sales_process")}
+        tf = self.config.task_fields
+        return {t[tf.task]: t for t in record.get(self.config.tasks, ()) if t[tf.stage] == stage
+                and t[tf.sales_process] == record.get(self.fields.sales_process)}
 
     def missing(self, record: Mapping[str, Any], stage: Stage) -> dict[str, list[str]]:
         """What keeps the record in `stage`: {"tasks": [one message per required task not done],
@@ -236,20 +337,21 @@ class StagedBehavior:
 
     def where_unchanged(self, current: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
         """The state an action decided on: open, in the stage read, with the pending stage read."""
-        pending = current.get("pending_stage")
-        return [self.col("status") == OPEN, self.col("stage") == current["stage"],
-                self.col("pending_stage").is_(None) if pending is None else self.col("pending_stage") == pending]
+        f = self.fields
+        pending = current.get(f.pending_stage)
+        return [self.col(self.config.status_field) == self.config.open_status, self.col(f.stage) == current[f.stage],
+                self.col(f.pending_stage).is_(None) if pending is None else self.col(f.pending_stage) == pending]
 
     def leave_stage(self, conn: sa.Connection, record_id: Any, left_to: str, user: str | None, at: datetime,
                     comment: str | None = None) -> None:
         """Close the record's open stage_history row: left now, to `left_to` (with the closing comment)."""
-        history_object = self.config.history
+        history_object, h = self.config.history, self.config.history_fields
         hot = self.platform.schema[history_object]
         ids = list(conn.execute(sa.select(hot.table.c.id).where(
-            hot.column(self.config.parent_field) == int(record_id), hot.column("left_at").is_(None))).scalars())
+            hot.column(self.config.parent_field) == int(record_id), hot.column(h.left_at).is_(None))).scalars())
         if not ids:
             return
-        values = {"left_at": at, "left_to": left_to, **({"comment": comment} if comment else {})}
+        values = {h.left_at: at, h.left_to: left_to, **({h.comment: comment} if comment else {})}
         conn.execute(sa.update(hot.table).where(hot.table.c.id.in_(ids)).values(
             {**to_row(hot, {**values, "updated_by": user, "updated_at": at}), "version": hot.table.c.version + 1}))
         history.write(conn, self.platform.schema.history, [
@@ -263,7 +365,7 @@ class StagedBehavior:
         with self.records.transaction() as conn:
             current = self.read(conn, record_id)
             self.require_open(current, "advance")
-            if current.get("pending_stage"):
+            if current.get(self.fields.pending_stage):
                 raise self.refuse(current, "advance")
             found = self.process_of(current)
             stage = self.stage_of(current, found)
@@ -274,7 +376,7 @@ class StagedBehavior:
             self.check_done(current, stage)
             at = self.platform.clock.now()
             if following.approval:
-                record = self.write(conn, "advance", current, {"pending_stage": following.key}, user, at,
+                record = self.write(conn, "advance", current, {self.fields.pending_stage: following.key}, user, at,
                                     self.where_unchanged(current))
                 approval_id = approvals.approvals(self.platform).start_stage(
                     conn, self.obj, record, found.name, following, user, at)
@@ -286,8 +388,9 @@ class StagedBehavior:
     def enter(self, conn: sa.Connection, action: str, current: dict, stage: Stage, user: str | None,
               at: datetime) -> dict:
         """Move the record from its stage into `stage`: probability, history rows closed and opened."""
+        f = self.fields
         record = self.write(conn, action, current,
-                            {"stage": stage.key, "probability": stage.probability, "pending_stage": None},
+                            {f.stage: stage.key, f.probability: stage.probability, f.pending_stage: None},
                             user, at, self.where_unchanged(current))
         self.leave_stage(conn, current["id"], stage.key, user, at)
         open_stage_rows(self.records, conn, self.obj, [record], user, at)
@@ -314,18 +417,25 @@ class StagedBehavior:
                            note={"stage": stage.key, "task": key})
                 done = self.done_tasks(self.read(conn, record_id), stage.key).get(key)
                 if done is None:
+                    tf = self.config.task_fields
                     insert_rows(self.records, conn, self.config.tasks, [{
-                        self.config.parent_field: str(current["id"]), "sales_process": found.name, "stage": stage.key,
-                        "task": key, "completed_at": at, "completed_by": user, "owner": current.get("owner")}],
-                        user, at)
+                        self.config.parent_field: str(current["id"]), tf.sales_process: found.name,
+                        tf.stage: stage.key, tf.task: key, tf.completed_at: at, tf.completed_by: user,
+                        "owner": current.get("owner")}], user, at)
                     record = self.read(conn, record_id)
-                    return {"record": record, "task": _task_json(self.done_tasks(record, stage.key)[key]),
+                    return {"record": record, "task": self.task_json(self.done_tasks(record, stage.key)[key]),
                             "already_completed": False}
-            return {"record": self.read(conn, record_id), "task": _task_json(done), "already_completed": True}
+            return {"record": self.read(conn, record_id), "task": self.task_json(done), "already_completed": True}
+
+    def task_json(self, row: Mapping[str, Any]) -> dict:
+        """A completed task row as the complete_task action answers it."""
+        tf = self.config.task_fields
+        return {"stage": row[tf.stage], "task": row[tf.task], "completed_at": row[tf.completed_at],
+                "completed_by": row[tf.completed_by]}
 
     def close(self, access, record_id: Any, action: str, status: str, values: dict,
               comment: str | None) -> dict:
-        """Win, lose or invalidate: the record is closed, its open stage_history row left to `status`."""
+        """Win, lose or invalidate: the record is closed, its open stage history row left to `status`."""
         user = access.user_id
         with self.records.transaction() as conn:
             current = self.read(conn, record_id)
@@ -338,40 +448,36 @@ class StagedBehavior:
                                            "{stage}", state=self.state(current), stage=found.last.title()))
                 self.check_done(current, stage)
             at = self.platform.clock.now()
+            f = self.fields
             record = self.write(conn, action, current,
-                                {**values, "status": status, "pending_stage": None, "closed_at": at}, user, at,
-                                self.where_unchanged(current))
+                                {**values, self.config.status_field: status, f.pending_stage: None, f.closed_at: at},
+                                user, at, self.where_unchanged(current))
             self.leave_stage(conn, record_id, status, user, at, comment)
-            if current.get("pending_stage"):
+            if current.get(f.pending_stage):
                 # closed while a stage approval waited: that approval ends, withdrawn
                 approvals.approvals(self.platform).close_pending(conn, self.obj, record_id, approvals.WITHDRAWN, user)
             return {"record": self.read(conn, record["id"])}
 
     def decide_pending(self, conn: sa.Connection, user: str | None, record_id: Any, approved: bool,
                        action: str | None = None) -> dict:
-        """The approval of `pending_stage` decided (in the approval engine's transaction `conn`): approved, the
+        """The approval of the pending stage decided (in the approval engine's transaction `conn`): approved, the
         record enters it; rejected (or withdrawn, `action` withdraw_stage), it stays."""
         action = action or ("approve_stage" if approved else "reject_stage")
         current = self.read(conn, record_id)
         self.require_open(current, action)
-        if not current.get("pending_stage"):
+        if not current.get(self.fields.pending_stage):
             raise Conflict(Message("stage.nothing_pending", "{state}, with no stage awaiting approval",
                                    state=self.state(current)))
         found = self.process_of(current)
-        stage = found.stage(current["pending_stage"])
+        stage = found.stage(current[self.fields.pending_stage])
         if stage is None:
             raise Conflict(Message("stage.pending_unknown", "{state}, which {process} does not have",
                                    state=self.state(current), process=found.name))
         at = self.platform.clock.now()
         if approved:
             return {"record": self.enter(conn, action, current, stage, user, at)}
-        return {"record": self.write(conn, action, current, {"pending_stage": None}, user, at,
+        return {"record": self.write(conn, action, current, {self.fields.pending_stage: None}, user, at,
                                      self.where_unchanged(current))}
-
-
-def _task_json(row: Mapping[str, Any]) -> dict:
-    return {"stage": row["stage"], "task": row["task"], "completed_at": row["completed_at"],
-            "completed_by": row["completed_by"]}
 
 
 def behavior_of(platform, obj: str) -> StagedBehavior:
@@ -428,29 +534,32 @@ def open_stage_rows(records, conn: sa.Connection, obj: str, opened: list[Mapping
                     at: datetime) -> None:
     """A stage history row entering each record's current stage, owned like the record."""
     config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
+    f, h = config.fields, config.history_fields
     insert_rows(records, conn, config.history, [
-        {config.parent_field: str(o["id"]), "sales_process": o["sales_process"], "stage": o["stage"],
-         "entered_at": at, "moved_by": user, "owner": o.get("owner")} for o in opened if o.get("stage")], user, at)
+        {config.parent_field: str(o["id"]), h.sales_process: o[f.sales_process], h.stage: o[f.stage],
+         h.entered_at: at, h.moved_by: user, "owner": o.get("owner")} for o in opened if o.get(f.stage)], user, at)
 
 
 def replace_stage_history(records, conn: sa.Connection, obj: str, record_id: Any, rows: list[Mapping[str, Any]],
                           user: str | None, at: datetime) -> None:
     """Replace a record's stage history by a known past (for loading deals with their history, e.g. the
-    demo): `rows` give stage, entered_at, left_at, left_to and moved_by; process and owner are the record's."""
+    demo): `rows` give the stage, entered_at, left_at, left_to and moved_by fields of the history object (as the
+    behavior's `history_fields` name them); process and owner are the record's."""
     config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
     hot = records.schema[config.history]
     record = records.get(obj, record_id, conn=conn)
     conn.execute(sa.delete(hot.table).where(hot.column(config.parent_field) == int(record_id)))
     insert_rows(records, conn, config.history, [
-        {**row, config.parent_field: str(record_id), "sales_process": record["sales_process"],
-         "owner": record["owner"]} for row in rows], user, at)
+        {**row, config.parent_field: str(record_id),
+         config.history_fields.sales_process: record[config.fields.sales_process], "owner": record["owner"]}
+        for row in rows], user, at)
 
 
 def complete_tasks(records, conn: sa.Connection, obj: str, rows: list[Mapping[str, Any]], user: str | None,
                    at: datetime) -> None:
     """Insert completed-task rows of `obj`'s records (for loading deals with their past, e.g. the demo): each
-    row gives its record under the behavior's `parent_field`, sales_process, stage, task, completed_at,
-    completed_by and owner."""
+    row gives its record under the behavior's `parent_field`, the process, stage, task, completed_at and
+    completed_by fields (as its `task_fields` name them) and owner."""
     insert_rows(records, conn, SALES_PROCESS.config_of(records.metadata.objects[obj]).tasks, list(rows), user, at)
 
 
@@ -460,9 +569,11 @@ def complete_tasks(records, conn: sa.Connection, obj: str, rows: list[Mapping[st
 def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[dict],
              errors: list[dict[str, list[str]]]) -> None:
     """Give each new record its process and, when open, its stage and probability (see the module docstring)."""
+    config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
+    f = config.fields
     candidates = processes(records.metadata, obj)
     by_name = {p.name: p for p in candidates}
-    owners = {int(r["owner"]) for r in batch if r.get("owner") is not None and not r.get("sales_process")}
+    owners = {int(r["owner"]) for r in batch if r.get("owner") is not None and not r.get(f.sales_process)}
     paths: dict[str, list[str]] = {}
     if owners and "user" in records.schema.objects:
         ut = records.schema["user"]
@@ -471,11 +582,11 @@ def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[d
         by_department = {d: department_path(conn, records.schema, d) for d in set(departments.values()) if d}
         paths = {str(u): by_department.get(d, []) for u, d in departments.items()}
     for record, problems in zip(batch, errors, strict=True):
-        name = record.get("sales_process")
+        name = record.get(f.sales_process)
         if name:
             found = by_name.get(name)
             if found is None:
-                problems.setdefault("sales_process", []).append(Message(
+                problems.setdefault(f.sales_process, []).append(Message(
                     "stage.no_process", "no sales process {name!r}; one of: {known}", name=name,
                     known=", ".join(by_name) or "none"))
                 continue
@@ -483,30 +594,38 @@ def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[d
             found = pick(candidates, paths.get(str(record.get("owner")), []))
             if found is None:
                 continue
-            record["sales_process"] = found.name
-        status = record.get("status") or OPEN
-        if record.get("stage") is not None and found.stage(record["stage"]) is None:
-            problems.setdefault("stage", []).append(Message(
-                "stage.no_stage", "no stage {stage!r} in {process}; one of: {known}", stage=record["stage"],
+            record[f.sales_process] = found.name
+        if record.get(f.stage) is not None and found.stage(record[f.stage]) is None:
+            problems.setdefault(f.stage, []).append(Message(
+                "stage.no_stage", "no stage {stage!r} in {process}; one of: {known}", stage=record[f.stage],
                 process=found.name, known=", ".join(s.key for s in found.stages)))
             continue
-        if status == OPEN:
-            stage = found.stage(record.get("stage")) or found.first
-            record["stage"] = stage.key
-            record["pending_stage"] = None
-            if record.get("probability") is None:
-                record["probability"] = stage.probability
-        elif record.get("closed_at") is None:
-            record["closed_at"] = at
+        if _created_open(config, record):
+            stage = found.stage(record.get(f.stage)) or found.first
+            record[f.stage] = stage.key
+            record[f.pending_stage] = None
+            if record.get(f.probability) is None:
+                record[f.probability] = stage.probability
+        elif record.get(f.closed_at) is None:
+            record[f.closed_at] = at
+
+
+def _created_open(config: SalesProcessConfig, record: Mapping[str, Any]) -> bool:
+    """Whether a new record is open (a record created without a status is)."""
+    return (record.get(config.status_field) or config.open_status) == config.open_status
 
 
 def _opened(records, conn: sa.Connection, obj: str, user: str | None, at: datetime, batch: list[dict]) -> None:
-    open_stage_rows(records, conn, obj, [r for r in batch if (r.get("status") or OPEN) == OPEN], user, at)
+    config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
+    open_stage_rows(records, conn, obj, [r for r in batch if _created_open(config, r)], user, at)
 
 
 def _guard_edit(ctx: hooks.HookContext) -> None:
     """An edit may not change the process, the status or the stage (the actions do)."""
-    for name, message in GUARDED.items():
+    config: SalesProcessConfig = SALES_PROCESS.config_of(ctx.records.metadata.objects[ctx.object])
+    guarded = {config.fields.sales_process: PROCESS_FIXED, config.status_field: STATUS_BY_ACTIONS,
+               config.fields.stage: STAGE_BY_ADVANCE}
+    for name, message in guarded.items():
         if name in ctx.after and ctx.after.get(name) != ctx.before.get(name):
             ctx.errors.setdefault(name, []).append(message)
 
@@ -519,7 +638,7 @@ def derived_sql(platform, obj: str, now: datetime) -> dict[str, sa.ColumnElement
     `expected_close_date`, negative once it passed)."""
     ot = platform.schema[obj]
     config: SalesProcessConfig = SALES_PROCESS.config_of(ot.object)
-    chosen = ot.column("sales_process")
+    chosen = ot.column(config.fields.sales_process)
     defined = processes(platform.metadata, obj)
 
     def setting(value_of) -> sa.ColumnElement:
@@ -530,10 +649,10 @@ def derived_sql(platform, obj: str, now: datetime) -> dict[str, sa.ColumnElement
                        value=chosen, else_=sa.cast(sa.null(), sa.Numeric()))
 
     today = sa.literal(now.date(), sa.Date())
-    history_table = platform.schema[config.history]
-    entered = (sa.select(sa.func.max(history_table.column("entered_at")))
+    history_table, h = platform.schema[config.history], config.history_fields
+    entered = (sa.select(sa.func.max(history_table.column(h.entered_at)))
                .where(history_table.column(config.parent_field) == ot.table.c.id,
-                      history_table.column("left_at").is_(None))
+                      history_table.column(h.left_at).is_(None))
                .scalar_subquery())
     values = {
         "process.avg_cycle_days": setting(lambda p: p.avg_cycle_days),
@@ -541,8 +660,8 @@ def derived_sql(platform, obj: str, now: datetime) -> dict[str, sa.ColumnElement
         "process.stage_count": setting(lambda p: len(p.stages)),
         "days_in_stage": days_between(entered, today),
     }
-    if "expected_close_date" in ot.columns:
-        values["days_to_close"] = days_between(today, ot.column("expected_close_date"))
+    if config.fields.expected_close_date in ot.columns:
+        values["days_to_close"] = days_between(today, ot.column(config.fields.expected_close_date))
     return values
 
 
@@ -575,31 +694,36 @@ def _handler(obj: str, name: str):
     def run(call: actions.ActionCall) -> dict:
         behavior = behavior_of(call.platform, obj)
         record_id, params = call.record["id"], call.params
+        c, f = behavior.config, behavior.fields
         if name == "advance":
             return behavior.advance(call.access, record_id)
         if name == "complete_task":
             return behavior.complete_task(call.access, record_id, params["task"])
         if name == "win":
-            return behavior.close(call.access, record_id, "win", "won", {"probability": 100}, None)
+            return behavior.close(call.access, record_id, "win", c.won_status, {f.probability: 100}, None)
         if name == "lose":
-            return behavior.close(call.access, record_id, "lose", "lost",
-                                  {"probability": 0, "lost_reason": params["reason"],
-                                   "lost_comment": params["comment"]}, params["comment"])
-        return behavior.close(call.access, record_id, "invalidate", "invalid",
-                              {"probability": 0, "invalid_comment": params["comment"]}, params["comment"])
+            return behavior.close(call.access, record_id, "lose", c.lost_status,
+                                  {f.probability: 0, f.lost_reason: params["reason"],
+                                   f.lost_comment: params["comment"]}, params["comment"])
+        return behavior.close(call.access, record_id, "invalidate", c.invalid_status,
+                              {f.probability: 0, f.invalid_comment: params["comment"]}, params["comment"])
 
     return run
 
 
-def _open(platform, record: Mapping[str, Any]) -> bool:
-    """The process's actions apply to an open opportunity not waiting for a stage approval."""
-    return record.get("status") == OPEN and not record.get("pending_stage")
+def _movable(obj: str):
+    def movable(platform, record: Mapping[str, Any]) -> bool:
+        """The process's actions apply to an open record not waiting for a stage approval."""
+        behavior = behavior_of(platform, obj)
+        return behavior.is_open(record) and not record.get(behavior.fields.pending_stage)
+
+    return movable
 
 
 def staged_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
-    for obj, _ in SALES_PROCESS.configured(metadata):
-        reason = obj.fields["lost_reason"]
+    for obj, config in SALES_PROCESS.configured(metadata):
+        reason = obj.fields[config.fields.lost_reason]
         comment = actions.Param("comment", "long_text", Label("说明", "Comment"), required=True)
         specs = {
             "advance": (Label("推进到下一阶段", "Advance"), ()),
@@ -613,7 +737,7 @@ def staged_actions(metadata: Metadata) -> list[actions.Action]:
         }
         for name, (label, params) in specs.items():
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), params,
-                                        bulk=name != "complete_task", applies=_open))
+                                        bulk=name != "complete_task", applies=_movable(obj.name)))
     return found
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Chart, Label, Report, SalesProcess
 
-from ..behaviors.staged import SALES_PROCESS
+from ..behaviors.staged import SALES_PROCESS, SalesProcessConfig
 from ..errors import Message, ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
@@ -34,7 +34,6 @@ from .masking import report_mask
 from .paths import resolve
 from .run import Column, ReportResult, data_scope, report_conditions, scene_owners
 
-OPEN = "open"
 CENTS = Decimal("0.01")
 COLUMNS = (
     ("stage", Label("销售阶段", "Stage"), "text"),
@@ -67,23 +66,29 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
         known = ", ".join(p.name for p in available) or Message("report.no_sales_process", "none is defined")
         raise ValidationFailed({"sales_process": [Message("report.unknown_sales_process", "unknown sales process "
                                                           "{process!r} (known: {known})", process=name, known=known)]})
-    filters["sales_process"] = process.name
+    if not SALES_PROCESS.declared_by(metadata.objects[base]):
+        raise ValidationFailed({"sales_process": [Message("report.no_sales_process_behavior",
+                                                          "{object} does not have the sales_process behavior",
+                                                          object=base)]})
+    config = SALES_PROCESS.config_of(metadata.objects[base])
+    f = config.fields
+    filters[f.sales_process] = process.name
     own_filters = dict(filters)  # owner, department, ...: the stage history follows them through its opportunity
-    filters["status"] = OPEN
+    filters[config.status_field] = config.open_status
     now = (now or platform.clock.now()).astimezone(UTC)
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
         where = report_conditions(platform, report, filters, scene or report.scene, access, now, conn)
         opportunities = None
-        if set(own_filters) - {"sales_process"}:  # of any status: closed ones have their history too
+        if set(own_filters) - {f.sales_process}:  # of any status: closed ones have their history too
             joins = Joins(platform.schema, base, mask)
             chosen = report_conditions(platform, report, own_filters, "all", access, now, conn)(joins)
             opportunities = sa.select(joins.root.c.id).select_from(joins.from_).where(*chosen)
         compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, data_scope(access), mask)
-        stage = Dimension("stage", resolve(metadata, base, "stage"))
+        stage = Dimension("stage", resolve(metadata, base, f.stage))
         measures = [Measure("count", "count"), Measure("amount", "sum", resolve(metadata, base, "amount"))]
         found = {row["stage"]: row for row in conn.execute(compiler.statement([stage], measures)).mappings()}
-        history, win_rate = _history(platform, process, period, access, scene or report.scene, now, conn,
+        history, win_rate = _history(platform, config, process, period, access, scene or report.scene, now, conn,
                                      opportunities)
     rows = []
     for step in process.stages:
@@ -103,7 +108,7 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
               "entered": sum(r["entered"] for r in rows), "conversion_rate": None, "avg_days_in_stage": None,
               "win_rate": win_rate}
     columns = [Column(key, label, kind) for key, label, kind in COLUMNS]
-    stage_labels = value_labels(metadata, metadata.objects[base], "stage", process.name)
+    stage_labels = value_labels(metadata, metadata.objects[base], f.stage, process.name)
     return ReportResult(report.name, report.label, columns, rows, totals, columns[:1], columns[1:],
                         report.chart or Chart("funnel", ("count",)),
                         value_labels={"stage": stage_labels})
@@ -117,21 +122,17 @@ def _percent(part: int, whole: int) -> Decimal | None:
     return None if not whole else (Decimal(part) * 100 / whole).quantize(CENTS)
 
 
-def _history(platform, process: SalesProcess, period: Any, access: Access | None, scene: str, now: datetime,
-             conn: sa.Connection, opportunities: sa.Select | None = None
+def _history(platform, config: SalesProcessConfig, process: SalesProcess, period: Any, access: Access | None,
+             scene: str, now: datetime, conn: sa.Connection, opportunities: sa.Select | None = None
              ) -> tuple[dict[str, tuple[int, int, Any]], Decimal | None]:
     """{stage: (entered, left to the next stage, average days in it)} for the stages entered in `period`,
     and the win rate of the stage rows closed (left to won or lost) in it; only the history of
     `opportunities` (a select of their ids) when given."""
-    staged = platform.metadata.objects[process.object]
-    if "sales_process" not in staged.behaviors:
-        return {}, None
-    config = SALES_PROCESS.config_of(staged)
-    ot = platform.schema[config.history]
+    ot, h = platform.schema[config.history], config.history_fields
     table = ot.table
     stages = [s.key for s in process.stages]
-    following = {stage: nxt for stage, nxt in zip(stages, [*stages[1:], "won"], strict=True)}
-    where = [ot.column("sales_process") == process.name]
+    following = {stage: nxt for stage, nxt in zip(stages, [*stages[1:], config.won_status], strict=True)}
+    where = [ot.column(h.sales_process) == process.name]
     if opportunities is not None:
         where.append(ot.column(config.parent_field).in_(opportunities))
     scope = data_scope(access)(config.history, table)
@@ -140,7 +141,7 @@ def _history(platform, process: SalesProcess, period: Any, access: Access | None
     owners = scene_owners(platform, scene, access, conn)
     if owners is not None:
         where.append(table.c.owner.in_(sorted(owners)) if owners else sa.false())
-    entered_at, left_at, left_to, stage = (ot.column(n) for n in ("entered_at", "left_at", "left_to", "stage"))
+    entered_at, left_at, left_to, stage = (ot.column(n) for n in (h.entered_at, h.left_at, h.left_to, h.stage))
     entered_in, left_in = [], []
     if period:
         try:
@@ -159,6 +160,6 @@ def _history(platform, process: SalesProcess, period: Any, access: Access | None
                       sa.func.avg(sa.case((left_at.is_not(None), days))))
             .where(*where, *entered_in).group_by(stage))
     history = {row[0]: (int(row[1]), int(row[2]), row[3]) for row in conn.execute(stmt)}
-    won, closed = conn.execute(sa.select(sa.func.count(sa.case((left_to == "won", 1))), sa.func.count())
-                               .where(*where, *left_in, left_to.in_(["won", "lost"]))).one()
+    won, closed = conn.execute(sa.select(sa.func.count(sa.case((left_to == config.won_status, 1))), sa.func.count())
+                               .where(*where, *left_in, left_to.in_([config.won_status, config.lost_status]))).one()
     return history, _percent(int(won), int(closed))
