@@ -1,18 +1,6 @@
 """The demo company: demo/company.yaml's fixed organisation, then demo/generated.yaml's volume made with Faker.
 
-company.yaml is a list of steps. A step creates records of one object (`records:` inline, or `csv:`
-naming a file beside the YAML) or updates records created earlier (`update:`, naming them by `key`).
-A value "@key", anywhere in a record (lists and inline child lines included), is replaced by the id
-of the record named `key`. A record's `owner` is also the user who creates it.
-
-generated.yaml then drives Faker('zh_CN') and random.Random, both seeded, to add leads (up to its
-total), accounts with contacts and geolocations, opportunities, orders with lines, payments,
-invoices, visits and follow-ups: the same company on every run. Everything goes through the records
-service, so every record is validated. Records carrying fields the system sets (assignment,
-follow-up and conversion times, confirmations, check-ins) are created one by one as the system, in
-the transaction of company.yaml; the bulk without such fields (leads waiting in pools, follow-ups)
-goes through `create_many`, one all-or-nothing call per object and owner.
-"""
+(How it works: docs/engine.md, "objectplatform_crm/demo.py".)"""
 
 from __future__ import annotations
 

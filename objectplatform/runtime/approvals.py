@@ -1,33 +1,6 @@
 """The approval engine: approval flows (`kind: approval_flow`) and sales-process stage approvals.
 
-An approval is a row of `_op_approval` keeping the flow definition as it was when the record was
-submitted (a later YAML change leaves a running approval alone), its status (pending, approved,
-rejected, withdrawn), the submitter and the index of the step waiting; each approver of a step is a
-row of `_op_approval_step` with their decision, comment and time, written when the step starts.
-
-- Start: the action `submit` (or the action a flow names) on every object with a flow, the record's
-  creation (`on: create`), a change of a field (`on: field_change`); the first flow in metadata order
-  whose entry condition holds runs (none: 422 naming each flow's condition); a record already waiting
-  is a 409, and a unique index on the pending approval of a record holds that against a concurrent
-  submit. A sales-process stage with `approval:` starts a one-step approval (mode any) when `advance`
-  asks to enter it, in the advance's transaction.
-- Steps: a step whose condition is false is skipped; its approvers (a role's holders, the submitter's or
-  owner's manager, the manager of the record's department, named users, a user field) are resolved
-  to active users when it starts; none: 422, nothing written. Each approver gets a to-do of kind
-  `approval`. Mode any: the first decision decides the step; all: every approver approves, one reject
-  rejects. The other approvers' to-dos close when the step ends.
-- Decide: only an approver of the waiting step (403 naming the step's approvers); the first write is one
-  conditional UPDATE of the approval repeating the step and status read, so of two approvers deciding
-  at once the second waits and then finds the step moved on: a 409. Final approval runs `on_approve`,
-  rejection `on_reject` (set, notify, todo: the rules' executor, on this one record), and the submitter
-  is told (with the comment) unless those actions notify the submitter already; a stage approval moves
-  the opportunity (or leaves it in its stage) in the same transaction.
-- While an approval waits, the record (and its detail lines) is locked: an edit or delete by anyone but
-  an administrator is a 409 naming the approval. The submitter (or an administrator) may withdraw;
-  after a rejection or a withdrawal the record may be submitted again.
-- Reminders: a step waiting longer than its `remind_after_hours` reminds its undecided approvers once
-  (`approval_reminders`, run by the scheduler's tick). The engine's time is the platform's clock.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/approvals.py".)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
 """Optional email of notifications (SMTP, the standard library's smtplib): off unless OBJECTPLATFORM_SMTP_HOST is set.
 
-When on, every notification the work queue writes (`notify`, `notify_from`, the fan-out job) is also emailed
-to its user, when the user has an `email`. The work queue hands the new notifications' ids to `after_commit`,
-which keeps them on the transaction's connection; when that transaction commits they go to a background job
-(rq on Redis; in-process, a thread running the job, so the action never waits for the mail server), and when
-it rolls back they are dropped. The job reads the notifications back (one query) and sends one message each
-over one SMTP connection: subject the Chinese title, body both titles. A mail server that cannot be reached
-or refuses a message is logged (logger `objectplatform.email`), never raised into the action.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/email.py".)"""
 
 from __future__ import annotations
 

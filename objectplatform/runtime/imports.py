@@ -1,16 +1,6 @@
 """Importing records from a CSV, XLSX or vCard file: the one implementation the API job and the CLI use.
 
-A file becomes a `Source`: a header (field names or their Chinese/English labels) and rows of cell
-text, each with its row number in the file (CSV/XLSX: the spreadsheet row, the header being row 1;
-vCard: the line of the card's BEGIN:VCARD). `prepare()` checks the header against the object (a
-`BadRequest` naming every unknown column, before anything is written); `run_import()` resolves
-picklist labels and lookup titles to values and ids, then hands the rows to `Records.create_many`
-with progress. `import_job` is the background job the API enqueues (`platform.jobs`).
-
-vCard (versions 3 and 4): each card is read into its properties FN (else N), ORG, TITLE, TEL (a work,
-else another voice number), TEL;TYPE=cell, EMAIL, ADR and NOTE; the object's `imports: vcard:`
-maps them to its fields and adds its `set` values (an object without it imports no vCards).
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/imports.py".)"""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """Record lifecycles: what the records service holds every write to, and who may run a transition from
 which state (transitions.py runs the moves).
 
-A write that is not the system's (a transition, flow, rule or behavior writes as the system) may not
-change the lifecycle's field or a `system` field (422 naming the transitions that set it), may not
-change a field or the lines of a child object that the record's state locks (409 `locked`, unless the
-user is an administrator or holds a role of the state's `editable_by`), and may create a record only in
-an initial state. docs/metadata.md (Lifecycles) describes the YAML.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/lifecycles.py".)"""
 
 from __future__ import annotations
 

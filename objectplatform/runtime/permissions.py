@@ -1,15 +1,6 @@
 """Who may do what: roles from the metadata, applied to one signed-in user.
 
-A role grants per object (or `"*"`, the default for every object the role does not name) the
-operations create/read/edit/delete, named actions and a data scope. A user holding several roles
-gets the union: every operation and action any of them grants, and the rows any of their read
-scopes reaches. An inactive user gets nothing. The data scope is an SQL condition on the table's
-`owner` column; the owner ids behind it come from the user and department rows (a handful each),
-computed once per `Access`, never from the records. Beside it, a record's team fields (a multi_user field
-declared `team: read|edit`) let their users read (or edit) it: a semi-join on the `_op_team` side table.
-A role may also restrict single fields (`fields: {cost: hidden, status: read}`); with several roles the
-most permissive level wins, and full access sees every field (records/masking.py applies the levels).
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/permissions.py".)"""
 
 from __future__ import annotations
 

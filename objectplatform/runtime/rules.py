@@ -1,16 +1,6 @@
 """Time-based rules (`kind: rule` with `trigger.schedule`), each run once as of a given moment, set-based.
 
-A rule's condition compiles to SQL (`expressions_sql.to_sql`, with `now` passed in so `today()` and
-`days_since()` are deterministic). The records it holds for are kept in `_op_rule_match` with the
-moment they started to hold: only records that start to hold are acted on (notify, todo, set), so a
-second run finds nothing new, and a record that stops holding (a lead followed up) leaves the table
-and has the rule's open to-dos closed; when it holds again later, it is a new occasion. `recycle`
-applies each pool's own settings (behaviors/recycle.py) on every run. Recipients, titles and
-history are computed by the database: one INSERT ... SELECT per action, one UPDATE for `set`.
-Every run is recorded in `_op_rule_run` (rule, ran_at, summary) for the scheduler.
-
-A run's moment is given (the scheduler's tick passes the platform's clock, `rules run --now` its own).
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/rules.py".)"""
 
 from __future__ import annotations
 

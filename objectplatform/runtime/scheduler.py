@@ -1,12 +1,6 @@
 """The scheduler: which rules are due at a moment, and the tick that enqueues their runs as jobs.
 
-A schedule divides time into slots, in China time (UTC+8, pool.ORG_TIME): `every Nm` / `every Nh` /
-`every Nd` into slots of that length (counted from 1970-01-01 00:00 China time), `hourly` = every 1h,
-`daily` = daily at 00:00, `daily at HH:MM` into days starting at HH:MM. A rule is due when it has
-not run since its current slot began. `tick` claims each due rule with a row in `_op_rule_run` (so the
-next tick does not enqueue it again) and enqueues `rules.rule_job`, which completes that row.
-The `objectplatform scheduler` command ticks every minute; `serve` without Redis ticks in a thread.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/scheduler.py".)"""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
 """Lifecycle transitions as actions: who may run them, from which states, and what running one does.
 
-A transition the engine runs (no `by`) is an action of its object: its roles (or a role's grant of the
-action) decide who runs it, it starts only from its `from` states and when its condition holds, it
-needs its required fields, then moves the state and writes its `set` fields in one system write (the
-history names the transition and keeps its parameters), runs its actions (notify, to-do) and closes
-the record's to-dos it names. A transition the approval engine runs (`by: approval`) is checked for its
-states the same way before the engine submits or withdraws.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/transitions.py".)"""
 
 from __future__ import annotations
 

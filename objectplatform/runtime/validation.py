@@ -1,15 +1,6 @@
 """Record validation generated from the definitions: one marshmallow schema per object, built at load.
 
-`RecordValidator.load` turns input values (JSON-ish: numbers, dates and booleans may come as text,
-ids as text or numbers) into record form (see `storage/convert.py`) and raises `ValidationFailed`
-listing every field error at once; `rule_errors` evaluates the object's validation rules on a full
-record. Each field's marshmallow field is its type's `validator` (runtime/fieldtypes).
-
-Conventions: surrounding whitespace is stripped from every text input except passwords, and empty
-text means no value (None) for every type; a datetime without a time zone is taken as UTC.
-The hot path runs each bound field's conversion and validators directly (`converter`): `Schema.load`
-and even `Field.deserialize` cost several times more per row.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/validation.py".)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
 """The work queue: notifications (the bell) and to-dos (the inbox) of each user, written by rules and flows.
 
-A notification goes to one user; a to-do to one user or to a role (every holder sees it, the first to
-finish it closes it for all). Titles are kept in Chinese and English, their `{field}` placeholders
-filled from the record when written. Every item carries a dedupe key: a notification's is unique
-per user, a to-do's per addressee while it is open, so a rule run twice for the same tick never
-doubles anything. Fan-out is set-based: one INSERT ... SELECT per recipient query (rules), or one
-executemany batch for a list of users; a list of more than `FAN_OUT_JOB` users goes to a job when
-jobs run on Redis. To-dos of kind `approval` carry the `approval_id` the approvals API decides on.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/workqueue.py".)"""
 
 from __future__ import annotations
 

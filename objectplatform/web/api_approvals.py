@@ -1,12 +1,6 @@
 """Approvals in the REST API: read an approval or a record's approvals, approve or reject a waiting step.
 
-`GET /api/v1/approvals/{id}` and `GET /api/v1/objects/{object}/records/{id}/approvals` (newest first)
-give each approval with its flow label, status, steps, approvers, decisions and comments;
-`POST /approvals/{id}/approve` `{"comment"?}` and `/reject` `{"comment"}` decide the waiting step as
-one of its approvers (403 otherwise, 409 when it was decided already, 422 a rejection without a
-comment) and answer `{"record", "approval"}`. Submitting and withdrawing are the record actions
-`submit` and `withdraw` (`POST .../records/{id}/actions/submit`).
-"""
+(How it works: docs/engine.md, "objectplatform/web/api_approvals.py".)"""
 
 from __future__ import annotations
 

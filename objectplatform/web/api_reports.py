@@ -4,11 +4,7 @@ chart take the run-time filters as query parameters (`status=converted`, `create
 `created_at__gte=2026-01-01`), the JSON run as `{"filters": {...}, "scene": "mine"}`, with
 `"compare": {"filters": {...}}` for a second run side by side (runtime/reports/compare.py).
 
-Personal reports (runtime/reports/personal.py): `POST /reports` saves a definition (a report template's
-structure) as the caller's, `GET|PUT|DELETE /reports/{name}` read, replace and delete it, and
-`GET /reports/{name}/export.yaml` gives any report the caller may run as a `report_templates/` file. Run,
-CSV and chart work on them as on the shipped ones.
-"""
+(How it works: docs/engine.md, "objectplatform/web/api_reports.py".)"""
 
 from __future__ import annotations
 

@@ -2,13 +2,7 @@
 the list, within the caller's data scope and field mask (a field their role hides is no column, a value
 hidden on a record is masked), streamed page by page along the keyset cursor.
 
-The file opens in Excel as it is: UTF-8 with a BOM, CRLF line ends, a header row of field names (or
-labels in one language), `id` first. Values are the API's: ids for references, stored option values
-and keys (the pages export what people read instead: the referenced records' titles and the labels of
-options, sales processes, stages and tasks, in the page's language), decimals as plain numbers, dates
-ISO 8601, several values as `a;b`; text that a spreadsheet would run as a formula is made inert with a
-leading apostrophe.
-"""
+(How it works: docs/engine.md, "objectplatform/web/export.py".)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
 """Approvals in the pages: the panel on a record under approval and the decisions from the inbox.
 
-The panel shows each approval of the record, newest first: its flow, status, submitter, the steps as a
-path with the current one marked, each step's approvers with their decisions (who, when, comment), and
-the buttons the viewer may use: approve / reject (with a comment; a rejection needs one) for a current
-approver, withdraw for the submitter while it waits, submit when the object has a flow and nothing
-waits. Every button posts to a page route calling what the API calls: the approval service's
-`decide`, or `run_action` for submit and withdraw; a refusal (403, 409, 422) comes back inline with its
-message, on the record page or in the inbox row it came from.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_approvals.py".)"""
 
 from __future__ import annotations
 

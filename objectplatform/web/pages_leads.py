@@ -1,13 +1,7 @@
 """The pool work's pages beyond the generic ones: "mine" (我的线索) with status tabs and the forgotten tab,
 the return dialog (退回线索池) and the navigation links of the pool work (pool board, mine, feed).
 
-Mine are the records of the pool-behavior object that the user owns; its tabs are the pool's held
-states, the convertible behavior's converted value (when the object has it) and the pool's invalid.
-Every tab's count comes from one SQL statement (a conditional count per tab); a tab's page is one
-`records.list`. A record is forgotten when it is held and its last follow-up (the follow_ups
-behavior's field), or when it has none its assignment or creation, is more than N days old (N = 7,
-or `?days=`), on the platform's clock.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_leads.py".)"""
 
 from __future__ import annotations
 

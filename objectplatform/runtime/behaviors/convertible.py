@@ -1,38 +1,6 @@
 """The `convertible` behavior (线索转换): turn a record (a lead) into an account, a contact and an opportunity.
 
-Configured under the object's `behaviors:`::
-
-    convertible:
-      targets:                      # target object: {target field: source field}
-        account: {name: company, phone: phone}
-        contact: {name: name, email: email}
-        opportunity: {name: company}
-      status_field: status
-      converted_value: converted
-      links: {account: converted_account, contact: converted_contact, opportunity: converted_opportunity}
-      closed_values: [invalid, voided]   # optional (this default): statuses that cannot convert (those the
-                                         # status picklist has); converted_value always
-      converted_at_field: converted_at   # optional (this default): set to the time of conversion
-      stage_field: stage                 # optional (this default): a target's picklist starting at its first
-                                         # active option (a target with the sales_process behavior: its stage)
-      matches: {name: [company], phone: [phone, mobile]}   # optional: main target field: record fields
-
-The first target is the main one (the account): it is created, or an existing one in the caller's
-scope is attached (`existing_account`); the others are optional and get a lookup to the records
-created before them (a contact its account, an opportunity its account and contact). Each object
-declaring the behavior gets the single-record action `convert` with the parameters
-`{"account": {fields} | "existing_account": id, "contact": {fields} | null, "opportunity": {fields} | null}`
-and answers `{"record", "account", "contact", "opportunity"}`. Everything is one transaction: a
-failing contact leaves no account behind, and the errors name the part (`contact.email`).
-
-`{"preview": true}` writes nothing and answers what the convert dialog needs: the values the mapping
-proposes for each target (`defaults`) and the main targets that may already be this one (`matches`,
-see `matches`).
-
-The follow-ups of a converted lead stay on the lead (nothing is copied): the account finds them as
-the follow_up records whose related_object is the lead's object and whose related_id is a lead with
-`converted_account` = the account.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/convertible.py".)"""
 
 from __future__ import annotations
 

@@ -1,30 +1,6 @@
 """Duplicate rules (查重): records sharing the values of all of a rule's fields are duplicates.
 
-An object lists them in its YAML under `duplicate_rules:` (name, fields, action block | warn, label).
-Text values (text, email, url) compare trimmed and case-insensitively; other values as they are; a
-record with any of a rule's fields empty matches nothing under that rule.
-
-- On create (before_create hook, inside the write's transaction) a `block` rule's match is a 422 on
-  the rule's first field: "duplicate of lead 12 (王伟's, in 华北区线索池): same mobile". A `warn`
-  rule does not refuse the record: its matches are listed by the `check_duplicates` action.
-- On update (before_update) the same, for a `block` rule whose compared values the change alters:
-  the record's own row never matches it; a record that already matched before the change (say,
-  from before the rule existed) is not refused for editing its other fields.
-- On create_many (imports; before_create_many) a row matching an existing record, or an earlier
-  valid row of the same import, by a `block` rule is a row error, so a re-run of the same file
-  creates nothing new. One SELECT per block rule per batch, with the batch's values in IN lists.
-- A `warn` rule refuses nothing; `warnings()` names what a new record matches by it (one SELECT per
-  warn rule for a whole batch, within the caller's scope): the API's create answers them under
-  `_warnings`, the create form flashes them and the record page lists them (web/pages_duplicates.py).
-  An import collects them per created row (`collecting()` around `create_many`; the after_create_many
-  hook fills the collector), a row matching an existing record or an earlier row of the same file.
-- The action `check_duplicates` (single, no parameters) answers {"record", "matches": [{"rule",
-  "action", "id", "title", "owner", "pool"}]}: every record matching it by any rule, within the
-  caller's data scope (owner and pool as {"id", "title"} or null; pool only for an object with the
-  pool behavior).
-
-The check is not a lock: two transactions inserting the same value at the same moment can both pass.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/duplicates.py".)"""
 
 from __future__ import annotations
 

@@ -1,26 +1,6 @@
 """The follow_ups behavior: a follow-up record keeps the record it follows up current.
 
-A follow-up (跟进记录) is a record of the object the behavior names (`follow_up_object`) naming its
-record by `related_object` and `related_id`; it may be attached to a record of any object. The hooks
-run on every object with those two fields and `followed_at` (the follow-up contract). Creating one
-checks that the record exists (within the creator's data scope when the service has one: "no lead with id 7" on
-`related_id`; an unknown `related_object` is an error naming the known objects) and fills an empty
-`followed_at` with the time of saving. When the related object declares the behavior,
-
-    behaviors:
-      follow_ups: {follow_up_object: follow_up, last_followed_field: last_followed_at, status_field: status}
-
-the same transaction sets that record's `last_followed_field` to the follow-up's `followed_at`
-(never backwards: an older follow-up entered later leaves it) and, when its `status_field` (default
-`status`, a picklist offering the `pending_status` and the `following_status`, default `pending` and
-`following`: an object with the pool behavior names the pool's) is pending, moves it to following
-(the first follow-up of a lead: 待处理 -> 跟进中). The record changes like any update (version + 1,
-updated_by/updated_at, history entries, stored formulas and rollups) but fires no update hooks of
-its own. A bulk import of follow-ups changes each related object's records with one SELECT and one
-UPDATE statement per batch, each record once with its latest follow-up time. Deleting or editing
-a follow-up leaves the related record as it is (an edit moving it to another record is checked the
-same way, but changes neither record: the time and status follow what happened, not a correction).
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/follow_ups.py".)"""
 
 from __future__ import annotations
 

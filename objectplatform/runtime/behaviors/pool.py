@@ -1,44 +1,6 @@
 """The `pool` behavior: leads wait in a pool (线索池) until a member claims them or an admin assigns them.
 
-An object declaring `behaviors: pool: {pool_object: lead_pool, pool_field: pool}` gets the actions
-claim, assign, return, move, invalidate, void and reopen. Each is one transaction ending in ONE
-conditional UPDATE whose WHERE clause repeats the state it was decided on (status, owner), so a
-concurrent action that got there first leaves 0 rows and the loser gets a 409 naming the current
-status. Claims lock the pool row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite's BEGIN
-IMMEDIATE already serializes writers), so the per-member cap, the daily limit and the cooldown are
-counted and enforced without a race. Every change writes history rows (change = the action name)
-for the fields it changed; the daily limit and the cooldown are read back from that history.
-A record created (or imported) with a pool and no owner of its own enters the pool through a
-before_create / before_create_many hook of the records service.
-
-Routing (线索池分配规则). A pool setting one of the `route_by` fields (default: `industry`, `region`;
-below, their defaults stand for the first and the second) is a routing rule. A new record
-with no pool, no owner other than its creator (the service makes the creator the owner by default;
-an explicit owner equal to the creator cannot be told apart and counts as none), an initial status
-(empty, pending or unassigned), created by someone who does not work leads themselves (their roles
-do not grant the `claim` action on the object: marketing, an import by marketing, a system write
-with no user; a rep's or a manager's own lead stays theirs) is routed to the most specific pool
-matching it: first a pool with both industry and region set, both equal to the record's; else a
-pool with only industry set, equal to the record's industry; else a pool with only region set,
-equal to its region. A pool with both set never matches on one alone. (With other fields: the pools
-whose set fields all equal the record's, those setting more first, then those whose set fields come
-first in `route_by`.) Among several pools of the same rank, the lowest id wins. The record then
-enters that pool as `enter_pool` puts it (unassigned, or pending with the pool's default assignee).
-No match: it is created as before (pending, its creator the owner). An import reads the pools once per batch.
-
-Hidden fields (字段隐藏). While a record waits in a pool (pool set, no owner), the pool's
-`hidden_fields` are masked for every viewer but full admins and the pool's own admins (the owner
-sees everything, there being none while it waits; once claimed or assigned nothing is masked).
-`pool_hidings` hands them to the records service's one masking mechanism (records/masking.py, which
-also applies a role's hidden fields): a phone-type value keeps its first 3 and last 4 characters
-("138****5678"; "****" when 7 characters or fewer), any other hidden value becomes null, the record's
-shape does not change and nothing says which fields were masked. Every read path applies it (API,
-pages, history, CSV exports, reports in SQL); a search or a field filter cannot find a waiting record
-by a hidden value (`q` must match one of its searchable fields left visible; a filter on a hidden
-field skips it).
-
-The current time comes from the platform's clock.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/pool.py".)"""
 
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
 """Auto-recycle (自动回收): held records go back to their pool by the pool's own settings, set-based.
 
-The `recycle` action of a rule applies each pool's settings: a record held from a pool (status
-pending or following, an owner, `assigned_at` set) with no follow-up within
-`recycle_unfollowed_days` N of `assigned_at` (no `last_followed_field` value since then), or not
-converted within `recycle_unconverted_days` M of it, goes back to the pool: owner NULL, status
-unassigned, `assigned_at` NULL, `return_reason` the rule's reason, history rows with change
-"recycle", and its previous owner notified. `recycle_warning_days` K days before either deadline the
-owner is warned once per assignment (the dedupe key holds `assigned_at`). 0 or empty means never.
-Deadlines are exact times (assigned_at + N days). Per pool: one locking SELECT, the notifications
-and history by INSERT ... SELECT, then one UPDATE; pools are few, leads never loop in Python.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/recycle.py".)"""
 
 from __future__ import annotations
 

@@ -1,43 +1,6 @@
 """The `sales_process` behavior: opportunities move through the stages of a sales process (销售流程).
 
-An object declaring `behaviors: sales_process: {history: stage_history, tasks: opportunity_task,
-parent_field: opportunity}` (the opportunity) has the fields `sales_process`, `stage`, `pending_stage`,
-`probability`, `status` (open, won, lost, invalid), `closed_at`, `lost_reason`, `lost_comment` and
-`invalid_comment`, and two child objects the behavior alone writes, each pointing at the record by
-`parent_field`: `history` (one row per stage entered: entered_at, left_at null while current, left_to
-the next stage or won/lost/invalid, moved_by who moved it in) and `tasks` (one row per completed stage
-task). Their rows are owned by the record's owner, so the data scope reads them like the record (an
-edit cannot change an owner; a user's handover moves every record they own, these rows with them).
-These are the default names: the configuration renames each field and status (`status_field`,
-`open_status`, ..., `fields:`, `history_fields:`, `task_fields:`; docs/metadata.md lists them).
-
-On create (one record, or an import batch with set-based writes) the record gets its process: the one
-given, else its owner's department's (the nearest department up the tree with a process), else the
-first process; an open record enters the process's first stage (a system write may name another
-stage), its probability is the stage's unless given, and a stage_history row opens. A record created
-closed (an imported past deal) gets `closed_at` and no stage. An edit may not change `sales_process`,
-`status` or the stage: those change through the actions, which every face runs with `run_action`:
-
-- `advance` {}: to the next stage once the current stage's required tasks are done and its required
-  fields filled, else 422 listing exactly the missing ones (`tasks`: one message per task; each field
-  under its own name). Entering a stage with `approval:` does not move: `pending_stage` is set to it and,
-  in the same transaction, the approval engine (runtime/approvals.py) starts a one-step approval by the
-  stage's approvers (the result carries its `approval_id`); the record waits in its stage until that is
-  decided (`decide_pending`, in the decision's transaction: approved, it moves; rejected or withdrawn, it
-  stays and may be advanced again). Probability becomes the new stage's.
-- `complete_task` {"task": key}: a task of the current stage (another key: 422). Completing a task
-  already done changes nothing and answers `already_completed: true` (idempotent, for double clicks).
-- `win` {}: only from the last stage, whose required tasks and fields must be done too; probability 100.
-- `lose` {"reason": lost_reason value, "comment"} (both required) and `invalidate` {"comment"}: from
-  any stage; probability 0.
-Won, lost and invalid records are closed: every action refuses them with a 409 naming the status.
-
-Each action is one transaction whose first write is ONE conditional UPDATE of the record repeating
-what was decided on (status open, the stage and pending stage read), so of two concurrent moves the
-second finds 0 rows and gets a 409 naming the record's state now; then the audit history (change =
-the action's name), the stage_history rows, rollups and stored formulas (the weighted amount).
-The current time comes from the platform's clock.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/staged.py".)"""
 
 from __future__ import annotations
 

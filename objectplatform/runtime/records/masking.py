@@ -2,17 +2,7 @@
 from their `Access` and applied by every read path of the records service (get, list, history) and by the
 faces and reports that read records or columns.
 
-Two sources hide fields, through the same mask:
-- the caller's roles (`fields:` in roles.yaml, docs/metadata.md "Field-level security"): a `hidden` field
-  is absent from every record read, NULL wherever SQL reads it (a report groups, filters and adds up
-  NULL), left out of `q` search, and a filter or sort on it is a bad request; a `read` field is shown,
-  and a write through `Records.within(access)` may not change it (`HeldValidator`, `refuse_read_only`);
-- behaviors, on some records only: a `Hiding` a behavior registers (the pool: its hidden fields while a
-  lead waits in it) masks the values (a phone keeps its first 3 and last 4 characters, anything else
-  becomes null) and keeps the record's shape; a filter on such a field skips those records, and `q`
-  must match one of their searchable fields left visible.
-Full administrators see every field.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/records/masking.py".)"""
 
 from __future__ import annotations
 

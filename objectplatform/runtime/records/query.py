@@ -1,15 +1,6 @@
 """The list query of API.md as SQL: filters, `q` search, sort and keyset (cursor) pagination.
 
-A page is one `SELECT ... WHERE filters AND after-cursor ORDER BY sort keys, id LIMIT n+1`; the ORDER
-BY is exactly `tables.sort_keys`, the shape of the composite list-view indexes, so a filtered,
-sorted page is one index range scan at any depth. No NULLS FIRST/LAST is added (it would stop
-PostgreSQL from using a plain index): the cursor condition follows each database's own NULL order
-instead (SQLite sorts NULL smallest, PostgreSQL largest), so a walk by cursor returns every row
-exactly once, in the order of the unpaged query. Rows with NULL sort values are the only place the
-two databases order differently (text compares by code point on both with PostgreSQL's C collation).
-A caller's field mask (masking.py) makes a filter or a sort on a field hidden from their role a bad
-request, leaves such fields out of `q`, and keeps records from being found by a value hidden on them.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/records/query.py".)"""
 
 from __future__ import annotations
 

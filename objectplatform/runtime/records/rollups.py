@@ -1,14 +1,6 @@
 """Rollup fields kept current in the transaction of the child change, then propagated upwards.
 
-A change of child records refreshes each affected parent with one UPDATE whose values are
-correlated subqueries (`SET f = (SELECT coalesce(sum(c.x), 0) FROM child c WHERE c.via = parent.id
-AND filter)`). The parents are first locked with `SELECT ... FOR UPDATE` (in id order): under READ
-COMMITTED two transactions adding children of one parent would otherwise each sum without the
-other's child; the locked second one runs its UPDATE as a new statement, seeing the first's commit.
-Then the parent's stored formulas are recomputed and, where its values changed, its own parents.
-Refreshes are derived updates: they leave `version` alone, so a user's edit is not made stale by
-someone adding a line, and they are not written to the history.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/records/rollups.py".)"""
 
 from __future__ import annotations
 

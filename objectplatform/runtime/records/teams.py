@@ -1,12 +1,7 @@
 """Record teams (相关团队): a multi_user field declared `team: read` or `team: edit` lets its users read (or
 edit) the record beside the owner's data scope (permissions.Access.scope).
 
-The members live twice: in the field (JSON text, what the record shows and the history logs) and, one row
-per (object, record, field, user), in the `_op_team` side table that the data scope reads through its
-(user_id, object, field, record_id) index: "the records whose team names me" is an index range, never a
-search through JSON text over every row. The records service keeps the side table in the write's own
-transaction (hooks below); `objectplatform migrate` fills it for a field that becomes a team.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/records/teams.py".)"""
 
 from __future__ import annotations
 

@@ -1,35 +1,6 @@
 """A report (dimensions, measures, conditions) compiled into one SQL statement that never counts a record twice.
 
-What a measure means: it measures the distinct records at the end of its path, each once per group.
-`count` counts the base records; `count`, `sum`, `avg`, `min`, `max` over a path count or add up each
-record reached by the path once per group; `count_distinct` counts the distinct values.
-
-Why a join would inflate it, and how the statement avoids that. Take the campaign report: leads ->
-converted_account -> the account's orders. Two leads of one campaign converted into the same account
-with 3 orders: joining lead -> account -> order gives 2 x 3 = 6 rows for that campaign, so COUNT(*) says
-6 orders and SUM(total_amount) adds each order twice. The answer wanted is 3 orders and each total once:
-the distinct (campaign, order) pairs. The statement builds those pairs hop by hop and aggregates only
-then:
-- a forward hop (a lookup: lead -> its account) may lead several records of one group to the same target,
-  so the pairs are made distinct right there: SELECT DISTINCT group, converted_account;
-- a reverse hop (account -> the orders whose `account` points at it) cannot create duplicates from
-  distinct pairs: each order has exactly one account, so distinct (group, account) pairs give distinct
-  (group, order) pairs without another DISTINCT;
-- the measured records are joined once to their pairs and aggregated per group.
-Each path of hops ("branch") is aggregated in its own subquery grouped by the dimensions; measures over
-the base object's own fields share the base branch, which also yields every group. The branches are
-stacked with UNION ALL and folded per group with MAX (each branch holds one row per group), which keeps
-groups whose dimension value is NULL without joining on NULL. The totals row is the same statement with
-no dimensions, so a count_distinct total counts distinct values over all groups, never a sum of rows.
-Distinct pairs aggregated afterwards is also the fast shape (../shared/PERFORMANCE.md): COUNT(DISTINCT)
-over a fanning-out join is many times slower on PostgreSQL.
-
-Every object a measure reads is restricted to the caller's data scope in the same statement (a record
-the caller may not read adds nothing); dimensions and filters follow lookups only, never fanning out.
-Every column read (dimension, filter, measured value, lookup followed, title shown) goes through `mask`,
-which hides what the caller may not see of a record (reports/masking.py: a lead's hidden fields while it
-waits in a pool), so a report never shows, groups, filters or adds up a value the list would mask.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/reports/compile.py".)"""
 
 from __future__ import annotations
 

@@ -3,13 +3,7 @@ process's order: how many (`count`), their amount, the stage's probability and t
 totals row's weighted amount is the forecast. The stages and probabilities come from the process definition
 (flows/), so a stage holding nothing still shows.
 
-From the stage history over a period (the run-time filter `period`: a date range such as `this_quarter` or
-{from, to}; default: all of it), for the stages entered in the period: `entered`, `conversion_rate` (the
-percentage of them that left to the next stage; for the last stage, to won), `avg_days_in_stage` (over those
-that left) and, in the totals, `win_rate` (of the stage rows left to won or lost in the period, the
-percentage won; a column of its own, filled in the totals row only). The owner, department and other run-time
-filters choose the stage history too, through its opportunity (open or closed). Two grouped statements, both within the
-caller's scope. `compare.side_by_side` puts two funnels (two periods, two departments) in one table."""
+(How it works: docs/engine.md, "objectplatform/runtime/reports/funnel.py".)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
 """What a report reads of a record is what the list shows: the records service's field masks, in SQL.
 
-Every column a report reads (a dimension, a filter, a measured value, a lookup followed, a title shown) goes
-through the caller's mask of its object (records/masking.py): a field their role hides reads as NULL, a field
-a behavior hides on some records (a lead's pool hidden fields while it waits) as `CASE WHEN <those records>
-THEN <masked> ELSE column END`. So a dimension groups the hidden values under "(none)" (or a masked phone's
-group), a filter compares the masked value and cannot find a record by what is hidden, a measure adds up or
-counts the masked values. The report keeps working for everyone and counts every record the caller may see;
-it only never shows them more than the list does.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/reports/masking.py".)"""
 
 from __future__ import annotations
 

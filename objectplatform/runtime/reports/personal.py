@@ -1,17 +1,7 @@
 """Personal reports (我的报表): a `kind: report` definition a user builds in the report builder and saves for
 themselves, stored in the database in the structure of a report template and run by the same engine.
 
-A definition is checked exactly as a template in `report_templates/` is checked at load (the report JSON
-Schema, then the load checks of `metadata/checks.py`), then against the storage (every column a single
-column the engine can read, every fixed filter's value); every problem is returned at once under the JSON
-path of the part that is wrong (`measures[1].function`), as a ValidationFailed. Exported as YAML it is a
-template an administrator can drop into `report_templates/`.
-
-Names: lowercase like every metadata name, unique per owner, never a shipped report's name (checked on
-save). A personal report is visible to its owner only: for anyone else its name is unknown (404). Looking a
-name up (`find`) takes the caller's personal report first, then the shipped one, so an exported report an
-administrator later ships under the same name stays editable by its owner.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/reports/personal.py".)"""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
 """Database schema -> the tables the metadata describes: a plan of additive operations, then one transaction.
 
-The plan compares the database (inspector: tables, columns, indexes) and `_op_schema` (each field's type
-and columns as last applied) with the `Schema`. Operations are data: `Plan.render()` is what
-`migrate --dry-run` prints and `apply_migration` executes the same operations. New objects, fields and
-indexes are added; a removed field's column stays with its data; a change that could lose or break data
-(a type change, a shrinking column, required over NULLs, unique over duplicates) is a refusal, and a
-plan with any refusal applies nothing.
-A new rollup or stored formula over existing rows is computed by one UPDATE, and so is every derived
-field that reads one; a formula the database cannot compute is left for each row's next change. A field
-that becomes a record team (or stops being one) gets its members' rows in `_op_team` filled (or cleared)
-by one INSERT ... SELECT over its values.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/storage/migrate.py".)"""
 
 from __future__ import annotations
 
