@@ -356,6 +356,7 @@ class Builder:
                 for s in data.get("layout", {}).get("sections", ())
             ),
             behaviors=data.get("behaviors", {}),
+            behavior_sources={name: doc.source() for name in data.get("behaviors", {})},
             lifecycle=build_lifecycle(doc) if "lifecycle" in data else None,
             vcard_import=_vcard_import(data["imports"]["vcard"]) if "vcard" in data.get("imports", {}) else None,
         )
@@ -435,9 +436,10 @@ class Builder:
         if "lifecycle" in data and obj.lifecycle is None:
             yield doc.problem(("lifecycle",), f"{obj.name!r} has no lifecycle to extend; its object document "
                                               "declares one")
-        behaviors = {**obj.behaviors}
+        behaviors, behavior_sources = {**obj.behaviors}, {**obj.behavior_sources}
         for name, config in data.get("behaviors", {}).items():
             behaviors[name] = {**behaviors.get(name, {}), **config}
+            behavior_sources[name] = doc.source()
         objects[obj.name] = replace(
             obj,
             fields=fields,
@@ -450,6 +452,7 @@ class Builder:
             else obj.list_view,
             layout=tuple(sections.values()),
             behaviors=behaviors,
+            behavior_sources=behavior_sources,
             extended_by=(*obj.extended_by, doc.file),
             lifecycle=build_lifecycle(doc, obj.lifecycle) if "lifecycle" in data and obj.lifecycle else obj.lifecycle,
         )
@@ -524,7 +527,8 @@ class Builder:
         for name, obj in catalog.objects.items():
             fields = {n: self._resolve(f, name) for n, f in obj.fields.items()}
             catalog.objects[name] = replace(
-                obj, fields=MappingProxyType(fields), behaviors=MappingProxyType(dict(obj.behaviors))
+                obj, fields=MappingProxyType(fields), behaviors=MappingProxyType(dict(obj.behaviors)),
+                behavior_sources=MappingProxyType(dict(obj.behavior_sources))
             )
 
     def _resolve(self, f: FieldDef, parent: str) -> FieldDef:

@@ -96,7 +96,7 @@ def _check_one(locate: Locator, metadata: Metadata, behaviors: Mapping[str, Beha
     at = ("behaviors", name)
 
     def problem(path: tuple[str | int, ...], message: str, hint: str | None = None) -> Problem:
-        return locate.problem(obj.source, (), (*at, *path), message, hint)
+        return locate.problem(obj.behavior_sources.get(name, obj.source), (), (*at, *path), message, hint)
 
     behavior = behaviors.get(name)
     if behavior is None:
