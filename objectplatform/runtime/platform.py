@@ -53,10 +53,10 @@ class Platform:
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
-    """The apps' layers, the enabled industry templates and the site's layer, as configured (the apps
-    registered first, as `apps.find_apps` does once per process)."""
-    base = app_layers(find_apps(settings.apps))
-    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, base))
+    """The engine's base layer, the apps' layers, the enabled industry templates and the site's layer, as
+    configured (the apps registered first, as `apps.find_apps` does once per process)."""
+    apps = app_layers(find_apps(settings.apps))
+    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, apps))
 
 
 def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
