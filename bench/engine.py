@@ -25,6 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+import objectplatform_crm
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.records.query import list_page
@@ -180,7 +181,7 @@ def wide_layer(folder: Path, objects: int = 50, fields: int = 60) -> Path:
 
 def bench_migrate(backend: str, workdir: Path) -> dict:
     layer = wide_layer(workdir / f"wide_{backend}")
-    metadata = load_metadata([*default_layers(ROOT, []), layer])
+    metadata = load_metadata(default_layers(ROOT, [], layer, objectplatform_crm.app.layers))  # wide as a site layer
     url = database(backend, "bench_migrate", workdir)
     platform = open_platform(Settings.from_env(database_url=url, instance_path=workdir / "instance"), metadata)
     out = {}

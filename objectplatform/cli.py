@@ -144,13 +144,19 @@ def _server_options(sub: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> int:
-    """Load every layer and check the action names it uses; print the counts of what they define
-    (problems are raised as MetadataError)."""
+    """Load every layer and check the action names it uses; print the counts of what they define and the
+    layers loaded: the engine's base, each app, each industry template, the site's folder (problems are
+    raised as MetadataError)."""
     settings = Settings.from_env()
     md = load_site_metadata(settings)
     if problems := check_names(md, site_registry(settings)):
         raise MetadataError(problems)
-    layers = ["base", *settings.templates] + ([f"site {settings.custom_metadata}"] if settings.custom_metadata else [])
+    layers = [
+        "base",
+        *(f"app {app.name}" for app in find_apps(settings.apps)),
+        *(f"template {name}" for name in settings.templates),
+        *([f"site {settings.custom_metadata}"] if settings.custom_metadata else []),
+    ]
     print(
         f"ok: {_count(len(md.objects), 'object')}, {_count(len(md.picklists), 'picklist')}, "
         f"{_count(len(md.roles), 'role')}, {_count(len(md.flows), 'flow')}, {_count(len(md.reports), 'report')} "

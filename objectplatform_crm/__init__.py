@@ -1,6 +1,6 @@
 """The CRM as an app: its metadata folders and its demo company, through `objectplatform.runtime.apps`.
 
-The YAML still sits at the repository's root (object_defs/, flows/, report_templates/, demo/); `app` is
+Its YAML sits beside this module (object_defs/, flows/, report_templates/, and demo/ for `demo.py`); `app` is
 what the `crm` entry point of the `objectplatform.apps` group names.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from objectplatform.runtime.apps import App, Demo, DemoResult, DemoUnavailable, DemoUser
 
-ROOT = Path(__file__).resolve().parents[1]  # the CRM's metadata layer (for now the repository's root)
+LAYER = Path(__file__).resolve().parent  # the CRM's metadata layer: object_defs/, flows/, report_templates/
 
 
 def _demo_module():
@@ -33,4 +33,4 @@ def _demo_users() -> list[DemoUser]:
     return _demo_module().demo_users()
 
 
-app = App(name="crm", layers=(ROOT,), demo=Demo(load=_load_demo, users=_demo_users))
+app = App(name="crm", layers=(LAYER,), demo=Demo(load=_load_demo, users=_demo_users))

@@ -22,7 +22,7 @@ from objectplatform.runtime.behaviors import staged
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.sales_processes import Process, department_path, pick, processes
 
-DEMO = Path(__file__).resolve().parents[1] / "demo"  # company.yaml, generated.yaml, leads.csv
+DEMO = Path(__file__).resolve().parent / "demo"  # company.yaml, generated.yaml, leads.csv
 DEMO_FILE = "company.yaml"
 GENERATED_FILE = "generated.yaml"
 CHINA = timezone(timedelta(hours=8))

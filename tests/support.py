@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import objectplatform_crm
 from objectplatform.metadata import Metadata, default_layers, load_metadata
 from objectplatform.runtime import Platform, Settings, open_platform
 from objectplatform.runtime.apps import find_apps
@@ -17,6 +18,8 @@ from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.plugins import registry_for
 from objectplatform.runtime.registry import Registry
 from objectplatform.runtime.storage.migrate import migrate
+
+CRM_LAYERS = objectplatform_crm.app.layers  # the CRM app's metadata, loaded after the engine's base layer
 
 
 def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = None) -> Metadata:
@@ -28,12 +31,12 @@ def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = Non
         path = site / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return load_metadata(default_layers(ROOT, (), site))
+    return load_metadata(default_layers(ROOT, (), site, CRM_LAYERS))
 
 
 @functools.cache
 def shipped_crm() -> Metadata:
-    return load_metadata(default_layers(ROOT, (), None))
+    return load_metadata(default_layers(ROOT, (), None, CRM_LAYERS))
 
 
 def crm_registry() -> Registry:

@@ -4,6 +4,7 @@ unknown name refused with a "did you mean", and the CRM's demo saying what to in
 from __future__ import annotations
 
 import sys
+import tomllib
 
 import pytest
 
@@ -13,13 +14,15 @@ from objectplatform.metadata import MetadataError
 from objectplatform.runtime.apps import app_layers, find_apps
 from objectplatform.runtime.config import ROOT, Settings
 
+CRM = ROOT / "objectplatform_crm"  # the CRM's metadata layer
+
 
 def test_the_crm_is_the_default_app_found_through_its_entry_point():
     assert Settings.from_env({}).apps == ("crm",)
     assert Settings.from_env({"OBJECTPLATFORM_APPS": " crm , apps.helpdesk:app "}).apps == ("crm", "apps.helpdesk:app")
     crm, helpdesk = find_apps(["crm", "apps.helpdesk:app"])
-    assert (crm, crm.layers, crm.register, crm.pages) == (objectplatform_crm.app, (ROOT,), None, None)
-    assert app_layers([crm, helpdesk]) == [ROOT, ROOT / "tests" / "apps" / "helpdesk"]
+    assert (crm, crm.layers, crm.register, crm.pages) == (objectplatform_crm.app, (CRM,), None, None)
+    assert app_layers([crm, helpdesk]) == [CRM, ROOT / "tests" / "apps" / "helpdesk"]
 
 
 def test_unknown_apps_are_problems_with_a_hint():
@@ -41,3 +44,13 @@ def test_the_demo_without_faker_says_what_to_install(monkeypatch, capsys, tmp_pa
     assert capsys.readouterr() == ("", "error: the CRM demo needs Faker, which is not installed: "
                                        "pip install 'objectplatform[demo]' (or `make install`)\n")
     assert not (tmp_path / "demo.db").exists()  # refused before migrating
+
+
+def test_the_crm_s_and_the_engine_s_base_layers_ship_as_package_data():
+    """A non-editable install (a wheel) carries every file of the CRM's folders and of the engine's base layer."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]
+    for package, folder in (("objectplatform_crm", CRM), ("objectplatform", ROOT / "objectplatform" / "base")):
+        files = {p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")}
+        shipped = {p for pattern in package_data[package] for p in (ROOT / package).glob(pattern)}
+        assert files and files <= shipped, sorted(map(str, files - shipped))

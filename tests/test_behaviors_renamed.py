@@ -21,7 +21,6 @@ from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.plugins import registry_for
 from objectplatform.runtime.value_labels import value_labels
 
-PEOPLE = ROOT / "tests" / "apps" / "helpdesk" / "object_defs" / "people.yaml"  # the platform's user and department
 T1 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 DEAL = """\
@@ -139,10 +138,9 @@ stages:
 
 
 def layer(base, deal: str = DEAL):
-    """One layer without the CRM (whose processes, naming no object, are the one staged object's): the
-    platform's users and departments, `deal` and its process."""
-    files = {"object_defs/people.yaml": PEOPLE.read_text(encoding="utf-8"), "object_defs/deal.yaml": deal,
-             "flows/deal_playbook.yaml": PLAYBOOK}
+    """One layer without the CRM (whose processes, naming no object, are the one staged object's) on the
+    engine's base layer (users and departments): `deal` and its process."""
+    files = {"object_defs/deal.yaml": deal, "flows/deal_playbook.yaml": PLAYBOOK}
     for name, text in files.items():
         (base / name).parent.mkdir(parents=True, exist_ok=True)
         (base / name).write_text(text, encoding="utf-8")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import CRM_LAYERS
 
 from objectplatform.cli import main
 from objectplatform.metadata import default_layers, load_metadata
@@ -91,7 +92,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 @functools.cache
 def base_metadata():
     """The shipped metadata, loaded once for the tests' own reads (each command loads its own)."""
-    return load_metadata(default_layers(Settings.from_env().root, []))
+    return load_metadata(default_layers(Settings.from_env().root, [], None, CRM_LAYERS))
 
 
 def open_test_platform():
@@ -116,7 +117,8 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
-    assert run(capsys, "check") == (0, "ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base)\n", "")
+    assert run(capsys, "check") == (
+        0, "ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base, app crm)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -150,7 +152,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base, site {site})\n",
+        f"ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base, app crm, site {site})\n",
     )
 
 

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 import sqlalchemy as sa
 from ruamel.yaml import YAML
+from support import CRM_LAYERS
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
@@ -22,22 +23,22 @@ from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.runtime.workqueue import work_queue
-from objectplatform_crm.demo import load_demo
+from objectplatform_crm.demo import DEMO, load_demo
 
 CHINA = timezone(timedelta(hours=8))
 CENT = Decimal("0.01")
 NOW = datetime(2026, 11, 27, 10, 30, tzinfo=CHINA)
-SPEC = YAML(typ="safe").load((ROOT / "demo" / "generated.yaml").read_text(encoding="utf-8"))
+SPEC = YAML(typ="safe").load((DEMO / "generated.yaml").read_text(encoding="utf-8"))
 
 LEAD_STATUSES = {"unassigned": 479, "pending": 683, "following": 389, "converted": 94, "invalid": 241,
                  "voided": 114}
 POOL_LEADS = {"金融行业线索池": 67, "华北区线索池": 182, "华东区线索池": 145, "公海线索池": 85}
-SHOWCASE_LEADS = 36  # demo/leads.csv: the first leads, written by hand
+SHOWCASE_LEADS = 36  # objectplatform_crm/demo/leads.csv: the first leads, written by hand
 
 
 @pytest.fixture(scope="module")
 def metadata():
-    return load_metadata(default_layers(ROOT, []))
+    return load_metadata(default_layers(ROOT, [], None, CRM_LAYERS))
 
 
 @pytest.fixture(scope="module")

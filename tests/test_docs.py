@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import CRM_LAYERS
 
 from objectplatform.metadata import FIELD_TYPES
 
@@ -32,6 +33,6 @@ def test_flow_and_report_examples_load(tmp_path):
     (tmp_path / "report_templates").mkdir()
     (tmp_path / "flows" / "examples.yaml").write_text("---\n".join(d for d in docs if "kind: report" not in d))
     (tmp_path / "report_templates" / "examples.yaml").write_text(next(d for d in docs if "kind: report" in d))
-    md = load_metadata(default_layers(Path(__file__).parents[1], [], tmp_path))
+    md = load_metadata(default_layers(Path(__file__).parents[1], [], tmp_path, CRM_LAYERS))
     assert {"enterprise", "lead_no_follow_up", "order_approval"} <= set(md.flows)  # beside the shipped flows
     assert "leads_by_campaign" in md.reports

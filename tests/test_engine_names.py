@@ -1,6 +1,7 @@
 """Guard: the engine names no CRM object. Every object, field and status name of the CRM reaches the engine
 through the CRM's YAML (behavior configurations, flows), so a string constant naming a CRM object in code
-under objectplatform/ (docstrings aside, comments never being constants) is a leak."""
+under objectplatform/ (docstrings aside, comments never being constants) is a leak; so is a CRM object named
+by a field of the engine's base layer (objectplatform/base/), which defines the platform's own objects only."""
 
 from __future__ import annotations
 
@@ -12,19 +13,26 @@ import yaml
 from objectplatform.runtime.config import ROOT
 
 ENGINE = ROOT / "objectplatform"
-PLATFORM_OBJECTS = {"user", "department"}  # the platform's own objects, shipped beside the CRM's
+BASE = ENGINE / "base" / "object_defs"  # the engine's base layer: the platform's own objects
+CRM = ROOT / "objectplatform_crm" / "object_defs"
 # Files another change is moving into the CRM's own package (objectplatform_crm/): remove each one here
 # when that lands.
 PENDING = frozenset({"objectplatform/runtime/imports.py", "objectplatform/web/pages_convert.py"})
 
 
+def documents(folder: Path) -> list[dict]:
+    texts = [path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.yaml"))]
+    return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
+
+
+def objects_defined(folder: Path) -> set[str]:
+    return {doc["name"] for doc in documents(folder) if doc.get("kind") == "object"}
+
+
 def crm_objects() -> set[str]:
-    names = set()
-    for path in (ROOT / "object_defs").glob("*.yaml"):
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if doc and doc.get("kind") == "object":
-                names.add(doc["name"])
-    return names - PLATFORM_OBJECTS
+    return objects_defined(CRM)
+
+
 
 
 def docstrings(tree: ast.AST) -> set[int]:
@@ -47,7 +55,7 @@ def named_objects(path: Path, names: set[str]) -> list[tuple[int, str]]:
                   and id(node) not in skip)
 
 
-def test_the_crm_objects_are_the_object_definitions_but_the_platforms_own():
+def test_the_crm_objects_are_the_crm_s_object_definitions():
     assert sorted(crm_objects()) == [
         "account", "campaign", "contact", "follow_up", "invoice", "lead", "lead_pool", "opportunity",
         "opportunity_task", "order_line", "payment", "product", "sales_order", "stage_history", "visit"]
@@ -58,6 +66,13 @@ def test_engine_code_names_no_crm_object():
     found = [f"{path.relative_to(ROOT)}:{line}: {name!r}" for path in sorted(ENGINE.rglob("*.py"))
              if path.relative_to(ROOT).as_posix() not in PENDING for line, name in named_objects(path, names)]
     assert found == []
+
+
+def test_the_engine_s_base_layer_defines_the_platform_s_own_objects_and_names_no_crm_object():
+    assert objects_defined(BASE) == {"user", "department"}
+    assert objects_defined(CRM) & {"user", "department"} == set()
+    fields = [field for doc in documents(BASE) for field in doc["fields"].values()]
+    assert {field.get("to", field["type"]) for field in fields} & crm_objects() == set()
 
 
 def test_the_guard_finds_a_name_outside_docstrings(tmp_path):

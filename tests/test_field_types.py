@@ -8,7 +8,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from support import crm_metadata
+from support import CRM_LAYERS, crm_metadata
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
@@ -134,6 +134,6 @@ def test_a_rating_max_outside_1_to_10_is_a_problem_at_its_line(tmp_path, max_, m
     (site / "object_defs").mkdir(parents=True)
     (site / "object_defs" / "x.yaml").write_text(SATISFACTION.replace("max: 3", f"max: {max_}"), encoding="utf-8")
     with pytest.raises(MetadataError) as caught:
-        load_metadata(default_layers(ROOT, (), site))
+        load_metadata(default_layers(ROOT, (), site, CRM_LAYERS))
     assert [(p.line, p.message, p.path) for p in caught.value.problems] == [
         (5, message, "fields.loyalty.max")]

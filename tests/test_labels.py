@@ -18,7 +18,7 @@ from objectplatform.runtime.value_labels import value_labels
 from objectplatform.runtime.workqueue import work_queue
 from objectplatform.web import create_app
 
-# flows/sales_processes.yaml, standard_sales; object_defs/picklists.yaml, opportunity_status
+# objectplatform_crm/: flows/sales_processes.yaml, standard_sales; object_defs/picklists.yaml, opportunity_status
 INTENT = {"zh": "确认客户意向", "en": "Confirm interest"}
 STANDARD = {"zh": "标准销售流程", "en": "Standard sales process"}
 FIRST_CALL = {"zh": "电话沟通需求", "en": "Call about the needs"}

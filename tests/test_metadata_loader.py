@@ -19,6 +19,7 @@ from support import shipped_crm
 
 import objectplatform.metadata
 from objectplatform.metadata import (
+    BASE_LAYER,
     Chart,
     FieldDef,
     FlowTrigger,
@@ -44,10 +45,11 @@ CASES = Path(__file__).parent / "metadata_cases"
 
 
 def load_case(name: str, monkeypatch: pytest.MonkeyPatch) -> Metadata:
-    """Load a case as the CLI would: base, every industry template it holds, then its site folder."""
+    """Load a case as the CLI would: the engine's base layer, the case's own folders as an app's, every industry
+    template it holds, then its site folder."""
     monkeypatch.chdir(CASES / name)
     templates = sorted(p.name for p in Path("industry_templates").glob("*") if p.is_dir())
-    return load_metadata(default_layers(".", templates, "site" if Path("site").is_dir() else None))
+    return load_metadata(default_layers(".", templates, "site" if Path("site").is_dir() else None, ["."]))
 
 
 @pytest.mark.parametrize("case", sorted(p.parent.name for p in CASES.glob("*/expected.txt")))
@@ -262,12 +264,45 @@ def test_layers_come_in_order(monkeypatch, tmp_path):
         (tmp_path / "industry_templates" / name).mkdir(parents=True)
     (tmp_path / "site").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert default_layers(".", ["pharma", "fmcg"], "site") == [
-        Path("."),
+    assert default_layers(".", ["pharma", "fmcg"], "site", ["crm", "helpdesk"]) == [
+        BASE_LAYER,
+        Path("crm"),
+        Path("helpdesk"),
         Path("industry_templates/pharma"),
         Path("industry_templates/fmcg"),
         Path("site"),
     ]
+
+
+def test_the_engine_s_base_layer_alone_holds_the_platform_s_own_objects(tmp_path):
+    metadata = load_metadata(default_layers(tmp_path, ()))
+    assert (sorted(metadata.objects), metadata.layers) == (["department", "user"], (str(BASE_LAYER),))
+    assert metadata.objects["user"].fields["department"].to == "department"
+    assert metadata.objects["department"].fields["manager"].to == "user"
+
+
+def test_an_app_redefining_a_platform_object_is_told_to_extend_it(monkeypatch, tmp_path):
+    (tmp_path / "app" / "object_defs").mkdir(parents=True)
+    (tmp_path / "app" / "object_defs" / "people.yaml").write_text(
+        "kind: object\nname: user\nlabel: {zh: 用户, en: User}\nfields:\n"
+        "  username: {type: text, label: {zh: 用户名, en: Username}}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MetadataError) as caught:
+        load_metadata(default_layers(".", (), None, ["app"]))
+    shipped = BASE_LAYER / "object_defs" / "user.yaml"
+    assert [str(p) for p in caught.value.problems] == [
+        f"app/object_defs/people.yaml:2:1: object 'user' is already defined at {shipped}:2:1; "
+        "use kind: object_extension (at name)"]
+
+
+def test_objects_are_listed_by_name_whichever_layer_defines_them(monkeypatch, tmp_path):
+    (tmp_path / "app" / "object_defs").mkdir(parents=True)
+    (tmp_path / "app" / "object_defs" / "objects.yaml").write_text("".join(
+        f"---\nkind: object\nname: {name}\nlabel: {{zh: {name}, en: {name}}}\nfields:\n"
+        f"  code: {{type: text, label: {{zh: 编号, en: Code}}}}\n" for name in ("zone", "account")), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert list(load_metadata(default_layers(".", (), None, ["app"])).objects) == ["account", "department", "user",
+                                                                                 "zone"]
 
 
 def test_unknown_industry_template_is_reported_with_a_hint(monkeypatch, tmp_path):

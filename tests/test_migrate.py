@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import CRM_LAYERS
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime.config import Settings
@@ -47,7 +48,7 @@ TYPE_CHANGE = "changing a field's type is not supported: add a new field and cop
 
 @cache
 def shipped(site: Path | None = None) -> Schema:
-    return Schema(load_metadata(default_layers(ROOT, [], site)))
+    return Schema(load_metadata(default_layers(ROOT, [], site, CRM_LAYERS)))
 
 
 @pytest.fixture

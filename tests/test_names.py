@@ -70,11 +70,11 @@ def test_the_lifecycle_objects_have_exactly_these_actions():
 def test_a_site_flow_starting_with_a_transition_of_the_engine_names_both(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     metadata = crm_metadata(tmp_path / "site", {"flows/invoice_approval.yaml": INVOICE_APPROVAL})
-    lines = (ROOT / "object_defs" / "invoice.yaml").read_text(encoding="utf-8").splitlines()
+    lines = (ROOT / "objectplatform_crm" / "object_defs" / "invoice.yaml").read_text(encoding="utf-8").splitlines()
     line = lines.index("    submit:") + 1
     assert [str(p) for p in check_names(metadata, crm_registry())] == [
-        f"object_defs/invoice.yaml:{line}:5: 'submit' of 'invoice' is both this transition and an action of the "
-        f"approval flow 'invoice_approval' ({tmp_path}/site/flows/invoice_approval.yaml:1:1): rename the "
+        f"objectplatform_crm/object_defs/invoice.yaml:{line}:5: 'submit' of 'invoice' is both this transition and an "
+        f"action of the approval flow 'invoice_approval' ({tmp_path}/site/flows/invoice_approval.yaml:1:1): rename the "
         "transition, or give it `by: approval` (at lifecycle.transitions.submit)"
     ]
 
@@ -124,4 +124,5 @@ def test_check_passes_the_shipped_metadata(monkeypatch, capsys, tmp_path):
     for name in ("DATABASE_URL", "REDIS_URL", "TEMPLATES", "CUSTOM_METADATA"):
         monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
     assert main(["check"]) == 0
-    assert capsys.readouterr() == ("ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base)\n", "")
+    assert capsys.readouterr() == (
+        "ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base, app crm)\n", "")

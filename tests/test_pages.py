@@ -423,9 +423,9 @@ def test_metadata_browser_shows_sources_to_admins_only(client, platform, users):
     page = client.get("/admin/metadata").text
     lead_def = platform.metadata.objects["lead"]
     name = lead_def.fields["name"]
-    assert name.source.file == "object_defs/lead.yaml"
-    assert f'<td class="source">object_defs/lead.yaml:{name.source.line}</td>' in page
-    assert f"object_defs/lead.yaml:{lead_def.source.line}" in page
+    assert name.source.file == "objectplatform_crm/object_defs/lead.yaml"
+    assert f'<td class="source">objectplatform_crm/object_defs/lead.yaml:{name.source.line}</td>' in page
+    assert f"objectplatform_crm/object_defs/lead.yaml:{lead_def.source.line}" in page
     source_picklist = platform.metadata.picklists["lead_source"]
     assert f'<td class="source">{source_picklist.source.file}:{source_picklist.source.line}</td>' in page
     assert "<code>referral</code> 朋友推荐" in page

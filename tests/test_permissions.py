@@ -43,7 +43,7 @@ OBJECTS = ["account", "campaign", "contact", "department", "follow_up", "invoice
            "opportunity", "opportunity_task", "order_line", "payment", "product", "sales_order", "stage_history",
            "user", "visit"]
 
-# read off object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
+# read off objectplatform_crm/object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
 # then the data scope of reading; an object a role leaves out (and has no "*" for) is "".
 SALES = {
     "lead": "cre own", "account": "cre own", "contact": "cre own", "opportunity": "cre own",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import CRM_LAYERS
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime.errors import BadRequest
@@ -65,7 +66,7 @@ def schema(tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
     (site / "object_defs").mkdir()
     (site / "object_defs" / "opportunity_ext.yaml").write_text(EXTENSION, encoding="utf-8")
-    return Schema(load_metadata(default_layers(ROOT, [], site)))
+    return Schema(load_metadata(default_layers(ROOT, [], site, CRM_LAYERS)))
 
 
 def insert(conn, ot, records: list[dict], hours: list[int] | None = None) -> None:

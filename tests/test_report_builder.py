@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 from report_company import build_company
+from support import CRM_LAYERS
 
 from objectplatform.metadata import MetadataError, default_layers, load_metadata, plain
 from objectplatform.runtime.config import ROOT
@@ -198,7 +199,7 @@ def test_the_yaml_export_loads_as_a_shipped_template(client, platform, company, 
     site = tmp_path / "site"
     (site / "report_templates").mkdir(parents=True)
     (site / "report_templates" / "my_campaigns.yaml").write_text(text, encoding="utf-8")
-    shipped = load_metadata(default_layers(ROOT, (), site))
+    shipped = load_metadata(default_layers(ROOT, (), site, CRM_LAYERS))
     assert plain(shipped.reports["my_campaigns"].document) == {"kind": "report", **MINE}
     # the shipped copy gives the personal report's rows
     access = access_for(platform, company["li"])
@@ -210,7 +211,7 @@ def test_the_yaml_export_loads_as_a_shipped_template(client, platform, company, 
     (site / "report_templates" / "my_campaigns.yaml").write_text(text.replace("function: sum", "function: total"),
                                                                  encoding="utf-8")
     with pytest.raises(MetadataError, match=r"my_campaigns.yaml:10:19: 'total' is not one of"):
-        load_metadata(default_layers(ROOT, (), site))
+        load_metadata(default_layers(ROOT, (), site, CRM_LAYERS))
 
 
 # ----------------------------------------------------------------------------------------- the pages

@@ -5,13 +5,15 @@ the app's own action and page plug in through the app API, all with no engine ch
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from support import FixedClock
 from test_api import PASSWORD, Api
 from test_pages import login
 
-from objectplatform.metadata import MetadataError, default_layers, load_metadata
+from objectplatform.cli import main
+from objectplatform.metadata import BASE_LAYER, MetadataError, default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import app_layers, find_apps
@@ -80,6 +82,18 @@ def test_the_app_loads_alone_through_the_app_api(metadata):
     with pytest.raises(MetadataError) as caught:
         find_apps(["helpdesk"])
     assert [str(p) for p in caught.value.problems] == ["OBJECTPLATFORM_APPS: unknown app 'helpdesk' (installed: crm)"]
+
+
+def test_the_app_s_users_and_departments_are_the_engine_s_own(metadata, monkeypatch, tmp_path, capsys):
+    for name in ("user", "department"):
+        assert Path(metadata.objects[name].source.file).resolve() == BASE_LAYER / "object_defs" / f"{name}.yaml"
+    monkeypatch.setenv("OBJECTPLATFORM_APPS", HELPDESK)
+    monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path))
+    for name in ("DATABASE_URL", "REDIS_URL", "TEMPLATES", "CUSTOM_METADATA"):
+        monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
+    assert main(["check"]) == 0
+    assert capsys.readouterr() == (
+        "ok: 5 objects, 3 picklists, 3 roles, 0 flows, 0 reports (layers: base, app helpdesk)\n", "")
 
 
 def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_limit(api, platform, people):

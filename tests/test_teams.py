@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from support import crm_metadata, migrated_platform
+from support import CRM_LAYERS, crm_metadata, migrated_platform
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
@@ -169,7 +169,7 @@ def test_migrate_fills_the_team_of_a_field_that_becomes_one(database_url, tmp_pa
         site = tmp_path / name
         (site / "object_defs").mkdir(parents=True)
         (site / "object_defs" / "squad.yaml").write_text(SQUAD.format(team=team), encoding="utf-8")
-        return load_metadata(default_layers(ROOT, (), site))
+        return load_metadata(default_layers(ROOT, (), site, CRM_LAYERS))
 
     url = database_url
     with migrated_platform(url, tmp_path / "one", layer("before", "")) as platform:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from marshmallow import ValidationError, fields
+from support import CRM_LAYERS
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
@@ -117,7 +118,7 @@ def specimen(tmp_path_factory) -> RecordValidator:
 
 @pytest.fixture(scope="module")
 def crm() -> dict[str, RecordValidator]:
-    return build_validators(load_metadata(default_layers(ROOT, [])))
+    return build_validators(load_metadata(default_layers(ROOT, [], None, CRM_LAYERS)))
 
 
 def errors_of(validator: RecordValidator, data: dict, **options) -> dict[str, list[str]]:
@@ -461,7 +462,7 @@ def test_rules_evaluate_record_form_values(specimen):
 
 
 def test_every_shipped_object_gets_a_validator_with_its_writable_fields(crm):
-    assert set(crm) == set(load_metadata(default_layers(ROOT, [])).objects)
+    assert set(crm) == set(load_metadata(default_layers(ROOT, [], None, CRM_LAYERS)).objects)
     assert set(crm["lead"].fields) >= {"owner", "name", "status", "converted_at"}
     assert "password" in crm["user"].fields
     assert crm["lead"].schema.__class__.__name__ == "lead_record"

@@ -1,12 +1,13 @@
 """YAML metadata to validated, immutable definitions; pure: no database, no Flask.
 
-`load_metadata(default_layers(root, templates, custom))` is the one way in; everything else
+`load_metadata(default_layers(root, templates, custom, apps))` is the one way in; everything else
 reads the `Metadata` it returns.
 """
 
 from ._build import build_definition as build_definition
 from .fieldtypes import FIELD_TYPES as FIELD_TYPES
 from .fieldtypes import SYSTEM_FIELDS as SYSTEM_FIELDS
+from .loader import BASE_LAYER as BASE_LAYER
 from .loader import Locator as Locator
 from .loader import check_definition as check_definition
 from .loader import default_layers as default_layers

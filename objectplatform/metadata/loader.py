@@ -16,17 +16,17 @@ from .checks import CHECKS
 from .model import Metadata, Source
 from .problems import MetadataError, Problem, closest
 
-__all__ = ["Locator", "MetadataError", "Problem", "check_definition", "default_layers", "load_metadata"]
+__all__ = ["BASE_LAYER", "Locator", "MetadataError", "Problem", "check_definition", "default_layers", "load_metadata"]
 
 FOLDERS = ("object_defs", "flows", "report_templates")
+BASE_LAYER = Path(__file__).resolve().parents[1] / "base"  # the engine's own objects: user, department
 
 
 def default_layers(
-    root: Path | str, templates: Sequence[str], custom: Path | str | None = None,
-    base: Sequence[Path | str] | None = None,
+    root: Path | str, templates: Sequence[str], custom: Path | str | None = None, apps: Sequence[Path | str] = (),
 ) -> list[Path]:
-    """The base layers (`base`, the apps' folders; default: `root` alone), then each named industry
-    template (a folder under `root`/industry_templates), then the site's own folder."""
+    """The engine's base layer, then the apps' layers (`apps`, in order), then each named industry template
+    (a folder under `root`/industry_templates), then the site's own folder."""
     root = Path(root)
     folder = root / "industry_templates"
     available = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
@@ -45,8 +45,12 @@ def default_layers(
         problems.append(Problem(_display(Path(custom)), 0, 0, "custom metadata folder not found"))
     if problems:
         raise MetadataError(problems)
-    bases = [root] if base is None else [Path(b) for b in base]
-    return [*bases, *(folder / name for name in templates), *([Path(custom)] if custom is not None else [])]
+    return [
+        BASE_LAYER,
+        *(Path(app) for app in apps),
+        *(folder / name for name in templates),
+        *([Path(custom)] if custom is not None else []),
+    ]
 
 
 def load_metadata(layers: Sequence[Path | str]) -> Metadata:
@@ -63,7 +67,7 @@ def load_metadata(layers: Sequence[Path | str]) -> Metadata:
         raise MetadataError(sorted(problems, key=lambda p: (p.file, p.line, p.col)))
     catalog = builder.catalog
     return Metadata(
-        MappingProxyType(catalog.objects),
+        MappingProxyType(dict(sorted(catalog.objects.items()))),  # by name, whichever layer defines each
         MappingProxyType(catalog.picklists),
         MappingProxyType(catalog.roles),
         MappingProxyType(catalog.flows),

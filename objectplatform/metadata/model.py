@@ -496,7 +496,7 @@ Definition = Flow | Report  # a document of flows/ or report_templates/, typed b
 class Metadata:
     """Everything the layers define, after extensions are applied and every check passed."""
 
-    objects: Mapping[str, ObjectDef]
+    objects: Mapping[str, ObjectDef]  # by name: the order navigation and the API list them in
     picklists: Mapping[str, Picklist]
     roles: Mapping[str, RoleDef]
     flows: Mapping[str, Flow]  # approval_flow, sales_process and rule documents by name

@@ -50,7 +50,8 @@ class DemoUnavailable(Exception):
 
 @dataclass(frozen=True)
 class App:
-    """What an app brings: `layers` (folders holding object_defs/, flows/, report_templates/, in order);
+    """What an app brings: `layers` (folders holding object_defs/, flows/, report_templates/, in order, loaded
+    after the engine's base layer, whose `user` and `department` an app extends rather than defines);
     `register(registry)`, run for each platform built (after the engine's plugins); `pages(flask_app)`,
     run by the web app factory to add the app's views (a blueprint); `demo`, for `objectplatform demo`."""
 

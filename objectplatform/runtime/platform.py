@@ -56,9 +56,10 @@ class Platform:
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
-    """The apps' layers, the enabled industry templates and the site's layer, as configured."""
-    base = app_layers(find_apps(settings.apps))
-    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, base))
+    """The engine's base layer, the apps' layers, the enabled industry templates and the site's layer, as
+    configured."""
+    apps = app_layers(find_apps(settings.apps))
+    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, apps))
 
 
 def site_registry(settings: Settings) -> Registry:
