@@ -17,8 +17,10 @@ $(VENV): pyproject.toml
 run: $(VENV)
 	$(BIN)/objectplatform demo
 
+# The tests write bytecode even where PYTHONDONTWRITEBYTECODE is set: without it every test worker and server
+# subprocess compiles the engine and rewrites the test modules again (about 8 s of CPU each).
 test: $(VENV)
-	$(BIN)/python -m pytest -n 2
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 2
 
 check: $(VENV)
 	$(BIN)/objectplatform check
