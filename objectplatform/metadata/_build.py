@@ -464,6 +464,9 @@ class Builder:
                 f"field {name!r} of {obj.name!r} is a {old.type} in {old.source}; "
                 f"{doc.file} cannot change it to {spec['type']}",
             )
+        if "default" in spec and old.type in FIELD_TYPES and FIELD_TYPES[old.type].computed:
+            yield doc.problem((*path, "default"),
+                              f"a {old.type} field is computed by the platform: it takes no default")
         for option in sorted(spec.keys() - {"type", *RELABEL_OPTIONS}):
             yield doc.problem(
                 (*path, option),
