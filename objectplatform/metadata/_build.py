@@ -356,7 +356,6 @@ class Builder:
                 for s in data.get("layout", {}).get("sections", ())
             ),
             behaviors=data.get("behaviors", {}),
-            behavior_sources={name: doc.source() for name in data.get("behaviors", {})},
             lifecycle=build_lifecycle(doc) if "lifecycle" in data else None,
             vcard_import=_vcard_import(data["imports"]["vcard"]) if "vcard" in data.get("imports", {}) else None,
         )
@@ -436,10 +435,9 @@ class Builder:
         if "lifecycle" in data and obj.lifecycle is None:
             yield doc.problem(("lifecycle",), f"{obj.name!r} has no lifecycle to extend; its object document "
                                               "declares one")
-        behaviors, behavior_sources = {**obj.behaviors}, {**obj.behavior_sources}
+        behaviors = {**obj.behaviors}
         for name, config in data.get("behaviors", {}).items():
             behaviors[name] = {**behaviors.get(name, {}), **config}
-            behavior_sources[name] = doc.source()
         objects[obj.name] = replace(
             obj,
             fields=fields,
@@ -452,7 +450,6 @@ class Builder:
             else obj.list_view,
             layout=tuple(sections.values()),
             behaviors=behaviors,
-            behavior_sources=behavior_sources,
             extended_by=(*obj.extended_by, doc.file),
             lifecycle=build_lifecycle(doc, obj.lifecycle) if "lifecycle" in data and obj.lifecycle else obj.lifecycle,
         )
@@ -467,6 +464,9 @@ class Builder:
                 f"field {name!r} of {obj.name!r} is a {old.type} in {old.source}; "
                 f"{doc.file} cannot change it to {spec['type']}",
             )
+        if "default" in spec and old.type in FIELD_TYPES and FIELD_TYPES[old.type].computed:
+            yield doc.problem((*path, "default"),
+                              f"a {old.type} field is computed by the platform: it takes no default")
         for option in sorted(spec.keys() - {"type", *RELABEL_OPTIONS}):
             yield doc.problem(
                 (*path, option),
@@ -527,8 +527,7 @@ class Builder:
         for name, obj in catalog.objects.items():
             fields = {n: self._resolve(f, name) for n, f in obj.fields.items()}
             catalog.objects[name] = replace(
-                obj, fields=MappingProxyType(fields), behaviors=MappingProxyType(dict(obj.behaviors)),
-                behavior_sources=MappingProxyType(dict(obj.behavior_sources))
+                obj, fields=MappingProxyType(fields), behaviors=MappingProxyType(dict(obj.behaviors))
             )
 
     def _resolve(self, f: FieldDef, parent: str) -> FieldDef:

@@ -97,6 +97,8 @@ def _parse(text: str) -> tuple[tuple[Any, ...], YamlError | None]:
         return tuple(nodes), YamlError(*_mark(e), f"invalid YAML: {e.problem}{_syntax_hint(str(e.problem))}")
     except YAMLError as e:
         return tuple(nodes), YamlError(1, 1, f"invalid YAML: {e}")
+    except RecursionError:
+        return tuple(nodes), YamlError(1, 1, "invalid YAML: nested too deeply")
     return tuple(nodes), None
 
 

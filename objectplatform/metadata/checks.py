@@ -282,6 +282,8 @@ def check_field_types(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Ca
             searchable = sorted(name for name, t in FIELD_TYPES.items() if t.searchable)
             yield doc.problem((*path, "searchable"), f"searchable applies to text fields, not to type {f.type!r} "
                               f"(text types: {', '.join(searchable)})")
+        if "default" in spec and field_type.computed:
+            yield doc.problem((*path, "default"), f"a {f.type} field is computed by the platform: it takes no default")
         for option, message in field_type.check(f):
             yield doc.problem((*path, option) if option in spec else path, message)
 
@@ -350,6 +352,36 @@ def check_formulas(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catal
         wanted = value_kind(f.type, f.result_type) if f.result_type in RESULT_TYPES else "any"
         if "any" not in (kind, wanted) and kind != wanted:
             yield doc.problem((*path, "expression"), f"the expression gives {kind}, not {f.result_type}")
+        if cycle := _formula_cycle(obj, f.name):
+            message = (f"formula {f.name!r} of {obj.name!r} names itself" if len(cycle) == 2
+                       else f"circular formulas of {obj.name!r}: {' -> '.join(cycle)}")
+            yield doc.problem((*path, "expression"), message)
+
+
+def _formula_cycle(obj: ObjectDef, start: str) -> list[str]:
+    """The formulas of `obj` from `start` back to it, each naming the next (`[a, b, a]`); empty when the
+    formula `start` does not depend on itself."""
+    def named(name: str) -> list[str]:
+        try:
+            names = parse(obj.fields[name].expression).names
+        except ExpressionError:
+            return []
+        return sorted(n for n in names if n in obj.fields and obj.fields[n].type == "formula")
+
+    trail, seen = [start], set()
+    stack = [iter(named(start))]
+    while stack:
+        name = next(stack[-1], None)
+        if name is None:
+            stack.pop()
+            trail.pop()
+        elif name == start:
+            return [*trail, start]
+        elif name not in seen:
+            seen.add(name)
+            trail.append(name)
+            stack.append(iter(named(name)))
+    return []
 
 
 def check_rollups(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:

@@ -90,6 +90,7 @@ BINDING = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4
            "+": 5, "-": 5, "*": 6, "/": 6}
 NOT_BINDING, MINUS_BINDING = 3, 6
 COMPARISONS = frozenset(op for op, bp in BINDING.items() if bp == 4)
+MAX_NESTING = 100  # levels of operators, parentheses, lists and calls: the checker and evaluators recurse on them
 
 
 def walk(node: Node) -> Iterator[Node]:
@@ -312,7 +313,7 @@ class _Parser:
     """A Pratt parser over the token list."""
 
     def __init__(self, text: str):
-        self.text, self.tokens, self.pos = text, _tokenize(text), 0
+        self.text, self.tokens, self.pos, self.nesting = text, _tokenize(text), 0, 0
 
     def peek(self, ahead: int = 0) -> _Token:
         return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
@@ -340,16 +341,28 @@ class _Parser:
 
     def expression(self, min_binding: int = 0) -> Node:
         """Parse operators that bind tighter than `min_binding`."""
+        self.nest(self.peek())
         left = self.prefix()
+        chain = 0  # `a + b + c` nests to the left: each operator is one level more
         while True:
             op, width = self.infix()
             if op is None or BINDING[op] <= min_binding:
+                self.nesting -= 1 + chain
                 return left
             offset = self.peek().offset
+            self.nest(self.peek())
+            chain += 1
             self.pos += width
             left = Binary(op, left, self.expression(BINDING[op]), offset)
             if op in COMPARISONS and self.infix()[0] in COMPARISONS:
                 raise self.unexpected(self.peek(), "comparisons cannot be chained; join them with 'and'")
+
+    def nest(self, token: _Token) -> None:
+        """One level deeper at `token`; past MAX_NESTING levels the expression is refused."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise ExpressionError(f"expression nested too deeply (more than {MAX_NESTING} levels of operators, "
+                                  f"parentheses and calls) at column {column(self.text, token.offset)}", token.offset)
 
     def prefix(self) -> Node:
         """Parse a literal, name, call, parenthesised expression or prefix operator."""

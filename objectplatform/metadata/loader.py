@@ -13,7 +13,7 @@ from ._build import Builder, Catalog, build_definition
 from ._schema import check_kind, schema_errors
 from ._yaml import Document, JsonPath, YamlError, json_path, read_documents
 from .checks import CHECKS
-from .model import Metadata, Source
+from .model import Metadata, ObjectDef, Source
 from .problems import MetadataError, Problem, closest
 
 __all__ = ["BASE_LAYER", "Locator", "MetadataError", "Problem", "check_definition", "default_layers", "load_metadata"]
@@ -107,6 +107,23 @@ class Locator:
                 return doc.problem((*at, *path), message, hint)
         return Problem.at(source.file, source.line, source.col, message, json_path((*at, *path)), hint)
 
+    def setting(self, obj: ObjectDef, path: JsonPath, message: str, hint: str | None = None) -> Problem:
+        """A problem at `path` of the object `obj` (`behaviors.pool.pool_object`), in the last of its object
+        and object_extension documents that writes the longest part of that path: the layer that set it."""
+        found, depth = None, -1
+        for file in (obj.source.file, *obj.extended_by):
+            for doc in self._read(file):
+                data = doc.data
+                if not (isinstance(data, dict) and obj.name in (data.get("name"), data.get("object"))
+                        and data.get("kind") in ("object", "object_extension")):
+                    continue
+                held = _held(data, path)
+                if held >= depth:
+                    found, depth = doc, held
+        if found is None:
+            return Problem.at(obj.source.file, obj.source.line, obj.source.col, message, json_path(path), hint)
+        return found.problem(path, message, hint)
+
     def _read(self, file: str) -> list[Document]:
         if file not in self._documents:
             try:
@@ -114,6 +131,16 @@ class Locator:
             except (OSError, YamlError):
                 self._documents[file] = []
         return self._documents[file]
+
+
+def _held(data: Any, path: JsonPath) -> int:
+    """How many keys of `path`, from the start, `data` holds."""
+    for held, key in enumerate(path):
+        if not (isinstance(data, dict) and key in data or isinstance(data, list) and isinstance(key, int)
+                and key < len(data)):
+            return held
+        data = data[key]
+    return len(path)
 
 
 def _display(path: Path) -> str:

@@ -235,8 +235,6 @@ class ObjectDef:
     list_view: ListView | None = None
     layout: tuple[LayoutSection, ...] = ()
     behaviors: Mapping[str, Mapping[str, Any]] = no_entries()
-    # behavior -> the document (the object's or an object_extension's) that last configured it, for `check`
-    behavior_sources: Mapping[str, Source] = no_entries()
     extended_by: tuple[str, ...] = ()  # files of the object_extension documents applied
     lifecycle: Lifecycle | None = None
     vcard_import: VCardImport | None = None  # `imports: vcard:` (None: no vCard import)

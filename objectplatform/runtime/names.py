@@ -1,5 +1,5 @@
-"""The action names the YAML uses, held to the actions the engine registers for the same metadata, and its
-`behaviors:` entries held to the registered behaviors.
+"""The action names the YAML uses, held to the actions the engine registers for the same metadata, its
+`behaviors:` entries held to the registered behaviors, and its fields' `default:` values to their types' validators.
 
 `objectplatform check` and `open_platform` run `check_names` after loading, so a role never grants, a
 to-do never links and a transition never relies on an action that nothing runs. A transition `by` a
@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from marshmallow import ValidationError
+
 from objectplatform.metadata import Locator, Metadata, ObjectDef, Problem, Source, Transition
 from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.problems import closest
 
 from . import actions, approvals, transitions
 from .behaviors.registry import check_behaviors
+from .fieldtypes import type_named
 from .registry import Registry
+from .validation import converter
 
 EVERY_OBJECT = "*"
 
@@ -26,15 +30,33 @@ EVERY_OBJECT = "*"
 def check_names(metadata: Metadata, registry: Registry) -> list[Problem]:
     """Every `behaviors:` entry that its behavior's declaration refuses; once they are all valid (the actions
     a behavior adds follow from its configuration), every action name in `metadata` that the engine does
-    not register for its object (or registers twice). Each at its file:line:col with a "did you mean" hint."""
+    not register for its object (or registers twice); and every `default:` its field refuses. Each at its
+    file:line:col with a "did you mean" hint."""
+    defaults = list(check_defaults(metadata))
     if problems := check_behaviors(metadata, registry.behaviors):
-        return problems
+        return sorted([*defaults, *problems], key=lambda p: (p.file, p.line, p.col))
     check = _NameCheck(metadata, registry)
-    problems = [*check.grants(), *check.todos()]
+    problems = [*defaults, *check.grants(), *check.todos()]
     for obj in metadata.objects.values():
         for t in obj.lifecycle.transitions.values() if obj.lifecycle else ():
             problems.extend(check.transition(obj, t))
     return sorted(problems, key=lambda p: (p.file, p.line, p.col))
+
+
+def check_defaults(metadata: Metadata) -> Iterator[Problem]:
+    """Each field's `default:` is a value its type's validator takes, as a record write would (a picklist's
+    one of its active options, a boolean true or false), at the layer that set it."""
+    locate = Locator()
+    for obj in metadata.objects.values():
+        for f in obj.fields.values():
+            if f.default is None or type_named(f.type).computed:  # a computed type's default is a load error
+                continue
+            try:
+                converter(type_named(f.type).validator(f, metadata))(f.default)
+            except ValidationError as e:
+                messages = e.messages if isinstance(e.messages, list) else [e.messages]
+                yield locate.setting(obj, ("fields", f.name, "default"),
+                                     f"default {f.default!r} of {obj.name}.{f.name}: {'; '.join(map(str, messages))}")
 
 
 class _NameCheck:

@@ -96,7 +96,7 @@ def _check_one(locate: Locator, metadata: Metadata, behaviors: Mapping[str, Beha
     at = ("behaviors", name)
 
     def problem(path: tuple[str | int, ...], message: str, hint: str | None = None) -> Problem:
-        return locate.problem(obj.behavior_sources.get(name, obj.source), (), (*at, *path), message, hint)
+        return locate.setting(obj, (*at, *path), message, hint)
 
     behavior = behaviors.get(name)
     if behavior is None:
@@ -122,8 +122,8 @@ def _check_one(locate: Locator, metadata: Metadata, behaviors: Mapping[str, Beha
                               closest(need.name, metadata.objects))
             continue
         owner = metadata.objects.get(need.object or obj.name)
-        if owner is None:
-            continue  # its object is reported as unknown
+        if owner is None or need.to is not None and need.to not in metadata.objects:
+            continue  # its object, or the one it refers to, is reported as unknown
         found = owner.fields.get(need.name)
         if found is None:
             yield problem(place, f"{owner.name!r} has no field {need.name!r}, which the {name} behavior needs",
