@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
@@ -51,7 +52,14 @@ def _validators() -> dict[str, Draft202012Validator]:
 
 def schema_errors(doc: Document) -> Iterator[tuple[JsonPath, Problem]]:
     """The JSON Schema errors of a document of a known kind, each with its path."""
+    key = _key(doc.data)
+    if key in _VALID:
+        return
     errors = list(_validators()[doc.data["kind"]].iter_errors(doc.data))
+    if not errors and key is not None:
+        if len(_VALID) >= VALID_KEPT:
+            _VALID.clear()
+        _VALID.add(key)
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     for error in errors:
         path = tuple(error.absolute_path)
@@ -61,6 +69,20 @@ def schema_errors(doc: Document) -> Iterator[tuple[JsonPath, Problem]]:
                 yield (*path, key), doc.problem((*path, key), f"unknown key {key!r}", closest(key, known))
         elif path not in mistyped or error.validator == "type":
             yield path, doc.problem(path, _schema_message(error), _schema_hint(error))
+
+
+# Documents known to have no schema error, by their data as canonical JSON: validating costs about 50 ms a
+# document, and a process (`check` of several layers, a worker, the tests) loads the same documents again.
+_VALID: set[str] = set()
+VALID_KEPT = 4096
+
+
+def _key(data: Any) -> str | None:
+    """`data` as canonical JSON (a value JSON has not, as its repr); None when its keys do not sort."""
+    try:
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, default=repr)
+    except TypeError:
+        return None
 
 
 def _schema_message(error: ValidationError) -> str:
