@@ -35,7 +35,8 @@ also applies a role's hidden fields): a phone-type value keeps its first 3 and l
 shape does not change and nothing says which fields were masked. Every read path applies it (API,
 pages, history, CSV exports, reports in SQL); a search or a field filter cannot find a waiting record
 by a hidden value (`q` must match one of its searchable fields left visible; a filter on a hidden
-field skips it).
+field skips it), a sort on it reads NULL there, the edit form has no input for it, a write may give
+it only as masked, and a duplicate rule comparing it does not name the waiting record.
 
 The current time comes from the platform's clock.
 """
