@@ -272,14 +272,17 @@ class FormBuilder:
 
     def __init__(self, platform, access, obj: ObjectDef, display: Display, lang: str,
                  record: Mapping[str, Any] | None = None):
-        """`record`: the record being edited (None: a new one); its state may lock fields and lines."""
+        """`record`: the record being edited (None: a new one); its state may lock fields and lines, and a
+        field hidden on it from the user (a pool's, while it waits) has no input: its value is not shown,
+        and a post cannot overwrite it with the mask."""
         self.platform = platform
         self.access = access
         self.obj = obj
         self.display = display
         self.lang = lang
         children = platform.records.children.get(obj.name, ())
-        self.skip = locked_names(access, obj, record, [c for c, _via in children])
+        hidden = platform.records.mask(obj.name, access).hidden_on(record) if record is not None else frozenset()
+        self.skip = locked_names(access, obj, record, [c for c, _via in children]) | hidden
         self.children = [(self.platform.metadata.objects[c], via) for c, via in children
                          if access.can(c, "read") and (access.can(c, "create") or access.can(c, "edit"))
                          and c not in self.skip]

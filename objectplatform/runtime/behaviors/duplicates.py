@@ -18,6 +18,7 @@ from objectplatform.metadata.model import DuplicateRule
 from .. import actions
 from ..errors import Message
 from ..records import hooks
+from ..records.masking import field_mask
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import caseless
@@ -113,9 +114,23 @@ class Duplicates:
         stmt = sa.select(ot.table.c.id, column).where(ot.table.c.id.in_(ids))
         return {str(i): t for i, t in conn.execute(stmt).all()}
 
-    def message(self, obj: str, rule: DuplicateRule, match: dict, described: dict) -> Message:
-        """'duplicate of lead 12 (王伟's, in 华北区线索池): same mobile'."""
+    def hides(self, access, obj: str, rule: DuplicateRule, match: Mapping[str, Any]) -> bool:
+        """Whether a value `rule` compares is hidden from `access` (None: the system) on `match`: then naming
+        the match would tell them the hidden value."""
+        if access is None:
+            return False
+        return bool(field_mask(self.records.platform, access, obj).hidden_on(match).intersection(rule.fields))
+
+    def message(self, obj: str, rule: DuplicateRule, match: dict, described: dict, access=None) -> Message:
+        """'duplicate of lead 12 (王伟's, in 华北区线索池): same mobile'; for a caller the compared value is
+        hidden from on the match, only 'duplicate of a lead in 华北区线索池: same mobile'."""
         info = described[match["id"]]
+        if self.hides(access, obj, rule, match):
+            if info.get("pool") is not None:
+                return Message("duplicates.duplicate_in_pool", "duplicate of a {object} in {pool}: {rule}",
+                               object=obj, pool=info["pool"]["title"], rule=_label(rule))
+            return Message("duplicates.duplicate_hidden", "duplicate of another {object}: {rule}", object=obj,
+                           rule=_label(rule))
         parts = []
         if info["owner"] is not None:
             parts.append(f"{info['owner']['title']}'s")
@@ -147,7 +162,7 @@ class Duplicates:
             if matches:
                 described = self.describe(ctx.conn, obj.name, matches[:1])
                 ctx.errors.setdefault(rule.fields[0], []).append(
-                    self.message(obj.name, rule, matches[0], described))
+                    self.message(obj.name, rule, matches[0], described, ctx.records.caller))
 
     def before_create_many(self, ctx: hooks.HookContext) -> None:
         obj = self.metadata.objects[ctx.object]
@@ -163,7 +178,7 @@ class Duplicates:
                 if key is None:
                     continue
                 if key in existing:
-                    message = self.message(obj.name, rule, existing[key][0], described)
+                    message = self.message(obj.name, rule, existing[key][0], described, ctx.records.caller)
                 elif key in seen:
                     message = Message("duplicates.earlier_row", "duplicate of an earlier row of this import: {rule}",
                                       rule=_label(rule))
@@ -178,13 +193,14 @@ class Duplicates:
     def warnings(self, conn: sa.Connection, obj: str, batch: list[dict],
                  where: sa.ColumnElement[bool] | None = None,
                  imported: frozenset[str] | set[str] = frozenset(),
-                 rules: Iterable[DuplicateRule] | None = None) -> dict[str, list[dict]]:
+                 rules: Iterable[DuplicateRule] | None = None, access=None) -> dict[str, list[dict]]:
         """Per id of the saved records `batch` (in the order they were created) that match others by a
         `warn` rule: [{"rule", "label": {"zh", "en"}, "message", "count", "matches": [{"id", "title",
         "owner", "pool"}]}], the matches being the records within `where` other than the record itself
         and the batch's later ones. ONE SELECT per warn rule for the whole batch, plus the owner and
         pool titles of the matches shown. `imported`: ids of records the same import created earlier;
-        `rules`: the object's rules to consider (default: all)."""
+        `rules`: the object's rules to consider (default: all); `access`: the caller, to whom a match whose
+        compared value is hidden from them is counted but not named."""
         definition = self.metadata.objects[obj]
         rules = [rule for rule in (definition.duplicate_rules if rules is None else rules) if rule.action == "warn"]
         if not rules or not batch:
@@ -212,14 +228,15 @@ class Duplicates:
                                   "import ({object} {id}): {rule}", object=obj, id=first["id"], rule=_label(rule))
             else:
                 message = Message("duplicates.possible", "possible {duplicate}",
-                                  duplicate=self.message(obj, rule, first, described))
+                                  duplicate=self.message(obj, rule, first, described, access))
             if len(matches) > 1:
                 message = Message("duplicates.and_more", "{warning} (and {more} more)", warning=message,
                                   more=len(matches) - 1)
             out.setdefault(record["id"], []).append({
                 "rule": rule.name, "label": {"zh": rule.label.zh, "en": rule.label.en}, "message": message,
                 "count": len(matches),
-                "matches": [{"id": m["id"], **described[m["id"]]} for m in matches[:WARNING_MATCHES]]})
+                "matches": [{"id": m["id"], **described[m["id"]]} for m in matches[:WARNING_MATCHES]
+                            if not self.hides(access, obj, rule, m)]})
         return out
 
     def after_create_many(self, ctx: hooks.HookContext) -> None:
@@ -230,12 +247,14 @@ class Duplicates:
         scope = ctx.records.reference_scope
         where = scope(ctx.object, self.schema[ctx.object].table) if scope is not None else None
         collector.created.update(record["id"] for record in ctx.batch)  # the batch's earlier rows count too
-        collector.warnings.update(self.warnings(ctx.conn, ctx.object, ctx.batch, where, collector.created))
+        collector.warnings.update(self.warnings(ctx.conn, ctx.object, ctx.batch, where, collector.created,
+                                                access=ctx.records.caller))
 
     # ----------------------------------------------------------------------------------- action
 
     def check(self, access, obj: str, record: dict) -> list[dict]:
-        """Every record (but this one) matching `record` by one of the rules, within the caller's scope."""
+        """Every record (but this one) matching `record` by one of the rules, within the caller's scope, by
+        the rules whose compared values neither record hides from the caller."""
         definition = self.metadata.objects[obj]
         table = self.schema[obj].table
         scope = access.scope(obj, table)
@@ -246,10 +265,10 @@ class Duplicates:
             found = []
             for rule in definition.duplicate_rules:
                 key = rule_key(definition, rule, record)
-                if key is None:
+                if key is None or self.hides(access, obj, rule, record):
                     continue
-                for match in self.find(conn, obj, rule, [key], where=where).get(key, []):
-                    found.append((rule, match))
+                found += [(rule, match) for match in self.find(conn, obj, rule, [key], where=where).get(key, [])
+                          if not self.hides(access, obj, rule, match)]
             described = self.describe(conn, obj, [m for _, m in found])
         return [{"rule": rule.name, "action": rule.action, "id": match["id"], **described[match["id"]]}
                 for rule, match in found]
@@ -292,7 +311,7 @@ def record_warnings(platform, access, obj: str, record: Mapping[str, Any],
     scope = access.scope(obj, duplicates.schema[obj].table) if access is not None else None
     record_id = str(record["id"])
     with reading(platform.engine) as conn:
-        found = duplicates.warnings(conn, obj, [{**record, "id": record_id}], scope, rules=rules)
+        found = duplicates.warnings(conn, obj, [{**record, "id": record_id}], scope, rules=rules, access=access)
     return found.get(record_id, [])
 
 

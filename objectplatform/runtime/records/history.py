@@ -81,10 +81,14 @@ def read(conn: sa.Connection, history: sa.Table, obj: str, record_id: int) -> li
     return entries
 
 
-def masked(entries: list[dict], mask, hidden_now: frozenset[str]) -> list[dict]:
+def masked(entries: list[dict], mask, current: Mapping[str, Any] | None) -> list[dict]:
     """`entries` as the caller of `mask` (records/masking.FieldMask) may see them: a field their roles hide
-    has no entries, a field hidden on the record now (`hidden_now`) shows masked values, and the record a
-    deletion's entry keeps is masked as the record would be."""
+    has no entries, a field hidden on the record now (`current`; a deleted record: as its deletion's entry
+    keeps it) shows masked values, and the record a deletion's entry keeps is masked as the record would be."""
+    if current is None:
+        current = next((e["old"] for e in reversed(entries)
+                        if e["change"] == "delete" and e["field"] is None and isinstance(e["old"], Mapping)), None)
+    hidden_now = mask.hidden if current is None else mask.hidden_on(current)
     shown = []
     for entry in entries:
         name = entry["field"]

@@ -22,6 +22,7 @@ MASK = "****"
 PHONE_KEPT = 7  # a phone longer than this keeps its first 3 and last 4 characters
 READ_ONLY = Message("permission.field_read_only", "your role may read this field but not change it")
 NOT_SEEN = Message("permission.field_hidden", "your role may not see or change this field")
+HIDDEN_HERE = Message("permission.field_hidden_on_record", "is hidden from you on this record and may not be changed")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,15 @@ class FieldMask:
             return column
         return sa.case((sa.or_(*conditions), masked_column(self.obj.fields[name].type, column)), else_=column)
 
+    def sort_column(self, table: sa.FromClause, name: str, column: ColumnElement) -> ColumnElement:
+        """The column of field `name` as the caller's sort key: NULL on the records a behavior hides it on,
+        so a hidden value never decides where such a record comes (a field their roles hide is no sort key
+        at all: the list refuses it)."""
+        conditions = [h.condition(table) for h in self.hidings if name in h.fields]
+        if not conditions:
+            return column
+        return sa.case((sa.or_(*conditions), sa.null()), else_=column)
+
     def guard(self, table: sa.FromClause, q: str, filtered: set[str], searchable: Iterable[str],
               matches: Callable[[str], ColumnElement[bool]]) -> ColumnElement[bool] | None:
         """The condition keeping a list from finding a record by a value hidden on it: the records a hiding
@@ -146,7 +156,9 @@ class HeldValidator:
     hide may not be given at all, and a field they may only read may not be given a value on a new record
     (other than empty or its default). A change of a read-only field of an existing record is refused by
     `refuse_read_only` (a before_update hook), which compares the record before and after: a value sent
-    equal to the stored one is no change. Everything else is the wrapped validator's."""
+    equal to the stored one is no change. A field a behavior hides on the record being changed may not be
+    given other than as the caller sees it (its mask, which is no change). Everything else is the wrapped
+    validator's."""
 
     def __init__(self, inner, mask: FieldMask):
         self.inner, self.mask = inner, mask
@@ -156,8 +168,15 @@ class HeldValidator:
 
     def changed(self, data: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
         """The wrapped validator's changes, and any hidden field given (refused whatever its value, so a
-        write cannot tell whether a guess equals the hidden value)."""
-        found = self.inner.changed(data, current)
+        write cannot tell whether a guess equals the hidden value). A field hidden on `current` given with
+        another value than its mask is refused here, whatever the value, for the same reason."""
+        here = self.mask.hidden_on(current) - self.mask.hidden
+        seen = self.mask(current)
+        refused = {name: [HIDDEN_HERE] for name in sorted(here & data.keys())
+                   if data[name] != seen.get(name) and self.inner.changed({name: data[name]}, seen)}
+        if refused:
+            raise ValidationFailed(refused)
+        found = [name for name in self.inner.changed(data, current) if name not in here]
         return [*found, *(name for name in data if name in self.mask.hidden and name not in found)]
 
     def load(self, data: Mapping[str, Any], partial: bool = False, system: bool = False) -> dict:
@@ -199,7 +218,7 @@ class HeldValidators(Mapping):
     def __getitem__(self, obj: str):
         mask = self.mask_of(obj)
         validator = self.inner[obj]
-        return HeldValidator(validator, mask) if mask.hidden or mask.read_only else validator
+        return HeldValidator(validator, mask) if mask.restricts else validator
 
     def __iter__(self):
         return iter(self.inner)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -138,7 +138,7 @@ def list_page(
 
     table = ot.table
     stmt = (
-        sa.select(table)
+        sa.select(table, *(k.field.sql for k in keys if isinstance(k.field.sql, sa.Label)))
         .where(*conditions, *([after] if after is not None else []))
         .order_by(*(k.field.sql.desc() if k.descending else k.field.sql for k in keys))
         .limit(page_size + 1)
@@ -356,8 +356,20 @@ def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime, mask: FieldMask
         if field.kind not in _SCALAR:
             raise InvalidFilter(Message("query.sort_type", "cannot sort on {type} field '{field}'", type=field.type,
                                         field=field.name))
+    if mask is not None:
+        fields = {name: _hidden_on_some(ot, field, mask) for name, field in fields.items()}
     keys = sort_keys(ot.object, items)
     return [_Key(fields[name], descending) for name, descending in keys]
+
+
+def _hidden_on_some(ot: ObjectTable, field: _Field, mask: FieldMask) -> _Field:
+    """`field` as a sort key of the caller of `mask`: NULL on the records a behavior hides it on, selected
+    under its own label for the cursor (which would otherwise carry the hidden value)."""
+    sql = mask.sort_column(ot.table, field.name, field.sql)
+    if sql is field.sql:
+        return field
+    # "__" separates a filter's operator from its field: no field's column is named so
+    return replace(field, sql=sql.label(f"{field.name}__sort"), nullable=True)
 
 
 def _digest(obj_name: str, keys: list[_Key], filters: Mapping[str, str], q: str) -> str:

@@ -226,8 +226,8 @@ class Records:
     def history(self, obj: str, id: Any, *, where=None, seen_by=None, conn: sa.Connection | None = None) -> list[dict]:
         """The record's audit entries, oldest first (also for a deleted record, unless `where` is given:
         then the record must exist and satisfy it, else NotFound). For `seen_by` (an Access), the entries
-        of a field it may not see are left out, those of a field hidden on the record as it is now are
-        masked, and so are the values a deletion's entry keeps."""
+        of a field it may not see are left out, those of a field hidden on the record as it is now (a deleted
+        one: as it was deleted) are masked, and so are the values a deletion's entry keeps."""
         ot = self._table(obj)
         record_id = parse_record_id(id)
         if record_id is None:
@@ -242,7 +242,7 @@ class Records:
                 return entries
             mask = self.mask(obj, seen_by)
             current = c.execute(sa.select(ot.table).where(ot.table.c.id == record_id)).mappings().first()
-            return history.masked(entries, mask, mask.hidden_on(from_row(ot, current)) if current else mask.hidden)
+            return history.masked(entries, mask, from_row(ot, current) if current else None)
 
     # ------------------------------------------------------------------------------- validation
 
