@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -248,7 +249,8 @@ def main() -> None:
         ours = in_process(platform, ids, reps, users["admin"]["id"], args.seconds)
         platform.close()
         env = {k: v for k, v in os.environ.items() if k != "OBJECTPLATFORM_REDIS_URL"}
-        env |= {"OBJECTPLATFORM_DATABASE_URL": url, "OBJECTPLATFORM_INSTANCE_PATH": str(workdir / "instance")}
+        env |= {"OBJECTPLATFORM_DATABASE_URL": url, "OBJECTPLATFORM_INSTANCE_PATH": str(workdir / "instance"),
+                "OBJECTPLATFORM_SECRET_KEY": secrets.token_urlsafe(32)}  # `serve` refuses to start without one
         theirs = over_http(env, ids, reps, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="a rule to run (repeatable; default: every scheduled rule)")
     sub = command("scheduler", scheduler_command, "run due rules as jobs: tick every minute (Ctrl+C stops)")
     sub.add_argument("--once", action="store_true", help="tick once and stop")
-    sub = command("serve", serve, "serve the web app and the API on the configured database, as it is")
+    sub = command("serve", serve, "serve the web app and the API on the configured database, as it is "
+                  "(needs OBJECTPLATFORM_SECRET_KEY)")
     _server_options(sub)
     sub = command("demo", demo, "migrate the database, load the demo company (once), then serve it")
     sub.add_argument("--no-serve", action="store_true", help="stop after loading")
@@ -416,8 +418,16 @@ def scheduler_command(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Serve the configured database as it is; refuse when it needs migrating (the server never migrates)."""
+    """Serve the configured database as it is; refuse without a secret key (anyone knowing the key can sign a
+    session as any user) or when the database needs migrating (the server never migrates)."""
     settings = Settings.from_env()
+    if not settings.secret_key:
+        raise CommandError(
+            "OBJECTPLATFORM_SECRET_KEY is not set: it signs the sessions of everyone who signs in, so it must be "
+            "a long random value kept secret. Make one and set it in the server's environment, e.g.\n"
+            "  export OBJECTPLATFORM_SECRET_KEY=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\"\n"
+            "(`objectplatform demo` makes and keeps its own in the instance folder)"
+        )
     platform = open_platform(settings)
     try:
         plan = plan_migration(platform.engine, platform.schema)
@@ -433,7 +443,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """Migrate; load the demo company of the first app that has one, unless the database already has users;
-    print what was done; serve."""
+    print what was done; serve (without OBJECTPLATFORM_SECRET_KEY, with the instance's own random key)."""
     settings = Settings.from_env()
     found = [app.demo for app in find_apps(settings.apps) if app.demo is not None]
     if not found:
@@ -465,7 +475,7 @@ def demo(args: argparse.Namespace) -> int:
             print(f"  {u.username:<{name_width}}  {u.password:<{password_width}}  {u.display_name}")
     if args.no_serve:
         return 0
-    return _serve(settings, args)
+    return _serve(replace(settings, secret_key=settings.secret_key or settings.instance_secret_key()), args)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -61,8 +61,10 @@ demo users (username / password, as the demo created them):
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
-    """Settings from the environment as a user would set them: an instance folder of the test's own."""
+    """Settings from the environment as a user would set them: an instance folder and a secret key of the test's
+    own."""
     monkeypatch.setenv("OBJECTPLATFORM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("OBJECTPLATFORM_SECRET_KEY", f"cli-test-{tmp_path.name}")
     for name in ("DATABASE_URL", "REDIS_URL", "TEMPLATES", "CUSTOM_METADATA"):
         monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
     return monkeypatch
@@ -179,7 +181,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
 
 
 def test_migrate_adds_a_site_field_and_refuses_an_unsafe_change(migrated, env, capsys, tmp_path):
-    assert run(capsys, "create-user", "lisi", "--password", "s3cret-pass")[0] == 0
+    assert run(capsys, "create-user", "lisi", "--password", "s3cret-pass-word")[0] == 0
     site = site_layer(
         tmp_path,
         "user_ext.yaml",
@@ -231,7 +233,7 @@ def test_create_user_with_roles_department_and_manager(migrated, capsys):
     north = platform.records.create("department", {"name": "华北区"})
     platform.records.create("department", {"name": "华东区"})
     platform.close()
-    code, out, err = run(capsys, "create-user", "zhao", "--password", "boss-pass", "--role", "sales_manager")
+    code, out, err = run(capsys, "create-user", "zhao", "--password", "boss-pass-word", "--role", "sales_manager")
     (boss,) = records_of("user", username="zhao")
     assert (code, out, err) == (0, f"created user zhao (id {boss['id']}): roles sales_manager\n", "")
     code, out, err = run(
@@ -239,7 +241,7 @@ def test_create_user_with_roles_department_and_manager(migrated, capsys):
         "create-user",
         "lisi",
         "--password",
-        "s3cret-pass",
+        "s3cret-pass-word",
         "--role",
         "sales_rep",
         "--role",
@@ -266,7 +268,7 @@ def test_create_user_with_roles_department_and_manager(migrated, capsys):
     with engine.connect() as conn:
         stored = conn.execute(sa.text("select password from \"user\" where username = 'lisi'")).scalar_one()
     engine.dispose()
-    assert stored.startswith("scrypt$") and verify_password("s3cret-pass", stored)
+    assert stored.startswith("scrypt$") and verify_password("s3cret-pass-word", stored)
     assert not verify_password("wrong", stored)
 
 
@@ -275,24 +277,24 @@ def test_create_user_errors_name_the_known_values(migrated, capsys):
     platform.records.create("department", {"name": "销售部"})
     platform.records.create("department", {"name": "市场部"})
     platform.close()
-    assert run(capsys, "create-user", "lisi", "--password", "pw123456", "--role", "sales_repp") == (
+    assert run(capsys, "create-user", "lisi", "--password", "pw-123456-ok", "--role", "sales_repp") == (
         1,
         "",
         "error: unknown role 'sales_repp' (did you mean 'sales_rep'?); "
         "roles: admin, sales_manager, sales_rep, marketing, finance, shipper\n",
     )
-    assert run(capsys, "create-user", "lisi", "--password", "pw123456", "--department", "销售") == (
+    assert run(capsys, "create-user", "lisi", "--password", "pw-123456-ok", "--department", "销售") == (
         1,
         "",
         "error: unknown department '销售' (did you mean '销售部'?); departments: 市场部, 销售部\n",
     )
-    assert run(capsys, "create-user", "lisi", "--password", "pw123456", "--manager", "nobody") == (
+    assert run(capsys, "create-user", "lisi", "--password", "pw-123456-ok", "--manager", "nobody") == (
         1,
         "",
         "error: unknown user 'nobody'\n",
     )
-    assert run(capsys, "create-user", "lisi", "--password", "pw123456")[0] == 0
-    code, out, err = run(capsys, "create-user", "lisi", "--password", "pw123456")
+    assert run(capsys, "create-user", "lisi", "--password", "pw-123456-ok")[0] == 0
+    code, out, err = run(capsys, "create-user", "lisi", "--password", "pw-123456-ok")
     assert (code, out) == (1, "")
     assert err.startswith("error: 1 field error\n  username: ")
     assert len(records_of("user")) == 1
@@ -350,8 +352,8 @@ def leads_csv(migrated, tmp_path, capsys):
     expo = platform.records.create("campaign", {"name": "2026春季展会", "type": "expo"})
     web = platform.records.create("campaign", {"name": "官网推广", "type": "online"})
     platform.close()
-    assert main(["create-user", "zhao", "--password", "pw123456", "--display-name", "赵建国"]) == 0
-    assert main(["create-user", "chen", "--password", "pw123456"]) == 0
+    assert main(["create-user", "zhao", "--password", "pw-123456-ok", "--display-name", "赵建国"]) == 0
+    assert main(["create-user", "chen", "--password", "pw-123456-ok"]) == 0
     capsys.readouterr()
     path = tmp_path / "leads.csv"
     path.write_text(LEADS_CSV, encoding="utf-8")

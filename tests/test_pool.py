@@ -223,7 +223,7 @@ def test_assign_by_admin_and_refusals(platform, people, clock, north):
 
 
 def test_marketing_reaches_all_leads_so_it_may_assign(platform, people, clock, north):
-    marketing = platform.records.create("user", {"username": "mkt", "display_name": "市场", "password": "x" * 12,
+    marketing = platform.records.create("user", {"username": "mkt", "display_name": "市场", "password": "plum-river-42",
                                                  "roles": ["marketing"]}, system=True)["id"]
     lead = make_lead(platform, north, user=people["admin"])
     assert act(platform, marketing, lead, "assign", {"owner": people["rep1"]})["record"]["owner"] == people["rep1"]

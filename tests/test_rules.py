@@ -329,7 +329,7 @@ def test_a_real_rq_worker_runs_the_scheduled_rule(migrated_database_url, tmp_pat
 
     with migrated_platform(database_url, tmp_path) as platform:
         platform.jobs, platform.clock = JobRunner(url, queue), clock
-        rep = platform.records.create("user", {"username": "rep9", "display_name": "王伟", "password": "x" * 12,
+        rep = platform.records.create("user", {"username": "rep9", "display_name": "王伟", "password": "plum-river-42",
                                                "roles": ["sales_rep"]}, system=True)["id"]
         pool = make_pool(platform, {"rep1": rep, "rep2": rep}, recycle_unfollowed_days=5)
         lead = platform.records.create("lead", {"name": "张三", "mobile": "13900000001", "pool": pool},

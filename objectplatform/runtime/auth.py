@@ -1,23 +1,27 @@
-"""Signing in and out: passwords, API tokens, and deactivating a user with the handover of their records.
+"""Signing in and out: passwords, tokens, and deactivating a user with the handover of their records.
 
 A token is random (`secrets.token_urlsafe`), given to the client once and stored only as its sha256,
 with an expiry; revoking stamps it. Checking a token is one indexed read joined with its user; the
 token's `last_used_at` is refreshed at most every few minutes, so a busy client does not write on
-every request.
+every request. A signed-in page session holds a token too, so it ends on the server: at sign-out, when
+the user's password is set anew and when the user is deactivated. A failed sign-in is logged, and
+written in the user's history when the username is known.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
 from .errors import Message, NotFound, Unauthenticated, ValidationFailed, no_record
 from .passwords import hash_password, verify_password
+from .records import history
 from .storage.convert import from_row
 from .storage.engine import reading
 
@@ -25,6 +29,8 @@ DEFAULT_TOKEN_TTL = timedelta(days=7)
 TOUCH_EVERY = timedelta(minutes=5)  # how stale last_used_at may get before a use refreshes it
 WRONG_CREDENTIALS = Message("auth.wrong_credentials", "wrong username or password")
 HANDOVER = "handover"
+SIGN_IN_FAILED = "sign_in_failed"  # the history's change for a failed sign-in, with the address it came from
+log = logging.getLogger("objectplatform.auth")
 
 
 def token_hash(token: str) -> str:
@@ -59,9 +65,10 @@ class Auth:
 
     # ---------------------------------------------------------------------------------- passwords
 
-    def authenticate(self, username: str, password: str) -> dict:
+    def authenticate(self, username: str, password: str, *, address: str | None = None) -> dict:
         """The active user with this username and password; Unauthenticated otherwise, with one message
-        whether the username, the password or the user's status was wrong."""
+        whether the username, the password or the user's status was wrong. A failure is logged with the
+        `address` it came from, and written in the history of the user named, if there is one."""
         table = self.users.table
         row = None
         if isinstance(username, str) and isinstance(password, str) and username.strip():
@@ -75,19 +82,31 @@ class Auth:
             if self._dummy_hash is None:
                 self._dummy_hash = hash_password(secrets.token_hex(8))
             verify_password(str(password), self._dummy_hash)
-            raise Unauthenticated(WRONG_CREDENTIALS)
+            self._refuse(username, None if row is None else row["id"], address)
         if not verify_password(password, hashed) or row[self.users.columns["active"][0]] is not True:
-            raise Unauthenticated(WRONG_CREDENTIALS)
+            self._refuse(username, row["id"], address)
         return self._user_record(row)
+
+    def _refuse(self, username: Any, user_id: int | None, address: str | None) -> NoReturn:
+        """Refuse a sign-in, after logging it and writing it in the history of the user named (if any)."""
+        log.warning("failed sign-in as %r from %s", username if isinstance(username, str) else None,
+                    address or "an unknown address")
+        if user_id is not None:
+            with self.engine.begin() as conn:
+                history.write(conn, self.schema.history, [history.entry(
+                    "user", user_id, SIGN_IN_FAILED, None, None, {"address": address}, None, self._now())])
+        raise Unauthenticated(WRONG_CREDENTIALS)
 
     # ------------------------------------------------------------------------------------- tokens
 
-    def issue_token(self, username: str, password: str, *, expires_at: datetime | None = None) -> tuple[str, dict]:
-        """A new token for the user (valid for `token_ttl`, or until `expires_at`) and the user record.
+    def issue_token(self, username: str, password: str, *, expires_at: datetime | None = None,
+                    address: str | None = None) -> tuple[str, dict]:
+        """A new token for the user (valid for `token_ttl`, or until `expires_at`) and the user record;
+        `address` is where the sign-in came from (see `authenticate`).
 
         The user's tokens that have expired or been revoked are removed at the same time.
         """
-        user = self.authenticate(username, password)
+        user = self.authenticate(username, password, address=address)
         token = secrets.token_urlsafe(32)
         now = self._now()
         expiry = expires_at.astimezone(UTC).replace(tzinfo=None) if expires_at and expires_at.tzinfo else expires_at
@@ -135,6 +154,12 @@ class Auth:
             conn.execute(tokens.update().where(tokens.c.token_hash == token_hash(token),
                                                tokens.c.revoked_at.is_(None)).values(revoked_at=self._now()))
 
+    def revoke_all(self, conn: sa.Connection, user_id: int) -> None:
+        """End every token and page session of the user now, in the transaction of `conn`."""
+        tokens = self.tokens
+        conn.execute(tokens.update().where(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
+                     .values(revoked_at=self._now()))
+
     # -------------------------------------------------------------------------------- deactivation
 
     def deactivate(self, user_id: str, handover_to: str, *, by: str | None) -> dict[str, int]:
@@ -158,9 +183,7 @@ class Auth:
             now = self.platform.clock.now()
             self.platform.records.update("user", str(old), {"active": False}, version=None, user=by, conn=conn,
                                          system=True)
-            tokens = self.tokens
-            conn.execute(tokens.update().where(tokens.c.user_id == old, tokens.c.revoked_at.is_(None))
-                         .values(revoked_at=now.replace(tzinfo=None)))
+            self.revoke_all(conn, old)
             moved = {}
             for name, ot in self.schema.objects.items():
                 count = self._hand_over(conn, ot.table, name, old, new, by, now.replace(tzinfo=None))
@@ -216,6 +239,17 @@ class Auth:
         rows = sa.select(literals[0], table.c.id, *literals[1:]).where(table.c.owner == old).order_by(table.c.id)
         conn.execute(history.insert().from_select(columns, rows))
         return conn.execute(update).rowcount
+
+
+def _password_set(ctx) -> None:
+    """A user's password set anew (or removed) ends their sessions and tokens: one stolen with the old
+    password no longer signs in."""
+    if "password" in ctx.after:
+        auth_service(ctx.records.platform).revoke_all(ctx.conn, int(ctx.after["id"]))
+
+
+def register(registry) -> None:
+    registry.hook("after_update", _password_set, applies=lambda obj: obj.name == "user")
 
 
 def auth_service(platform) -> Auth:

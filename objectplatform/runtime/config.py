@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: industry_templates/, instance/
+SECRET_KEY_FILE = "secret_key"  # in the instance folder: the key `objectplatform demo` made for it
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str | None = None
-    secret_key: str = "dev-only-secret-key"
+    secret_key: str | None = None  # signs the pages' session cookies; `serve` refuses to start without one
     apps: tuple[str, ...] = ("crm",)  # runtime/apps.py: entry point names or module:attribute
     templates: tuple[str, ...] = ()
     custom_metadata: Path | None = None
@@ -44,7 +46,7 @@ class Settings:
         values = {
             "database_url": get("DATABASE_URL") or f"sqlite:///{instance / 'objectplatform.db'}",
             "redis_url": get("REDIS_URL"),
-            "secret_key": get("SECRET_KEY") or cls.secret_key,
+            "secret_key": get("SECRET_KEY"),
             "apps": _names(get("APPS") or "crm"),
             "templates": _names(get("TEMPLATES") or ""),
             "custom_metadata": Path(custom) if custom else None,
@@ -63,6 +65,16 @@ class Settings:
     @property
     def attachments_path(self) -> Path:
         return self.instance_path / "attachments"
+
+    def instance_secret_key(self) -> str:
+        """The instance's own random secret key, made on first use and kept in the instance folder (readable by
+        its owner only), so that the demo's sessions survive a restart and no two instances share a key."""
+        path = self.instance_path / SECRET_KEY_FILE
+        if not path.exists():
+            self.instance_path.mkdir(parents=True, exist_ok=True)
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
 
 
 def _names(text: str) -> tuple[str, ...]:

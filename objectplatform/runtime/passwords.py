@@ -1,4 +1,5 @@
-"""Password hashing with scrypt from the standard library, so the runtime needs neither Flask nor werkzeug."""
+"""Passwords: hashing with scrypt from the standard library (so the runtime needs neither Flask nor werkzeug),
+and the policy every password a user sets is held to."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
+
+from zxcvbn import zxcvbn
+
+from .errors import Message
 
 DEFAULT_N, R, P = 2**14, 8, 1
 SALT_BYTES, HASH_BYTES = 16, 32
 PREFIX = "scrypt"
 COST_VARIABLE = "OBJECTPLATFORM_PASSWORD_COST"
+MIN_LENGTH = 10
+MIN_SCORE = 3  # zxcvbn's estimate, 0 (a top common password) to 4 (very unguessable)
 
 
 def cost_from(env: Mapping[str, str]) -> int:
@@ -56,3 +64,25 @@ def verify_password(plain: str, hashed: str) -> bool:
     except binascii.Error:
         return False
     return hmac.compare_digest(_scrypt(plain, salt, n, r, p), digest)
+
+
+def policy_errors(plain: str, username: str | None) -> list[Message]:
+    """Why a user may not set `plain` as a password: shorter than 10 characters, one character repeated, the
+    username, or easy to guess (zxcvbn: common passwords, words, names, keyboard patterns and dates, scored below
+    3); [] when it may be set. The system's own writes (the demo's documented users) are not held to it."""
+    if len(plain) < MIN_LENGTH:
+        return [Message("password.too_short", "must be at least {min} characters", min=MIN_LENGTH)]
+    if len(set(plain)) == 1:
+        return [Message("password.one_character", "must not be one character repeated")]
+    if username and plain.strip().casefold() == username.strip().casefold():
+        return [Message("password.is_username", "must not be the username")]
+    if zxcvbn(plain, user_inputs=_words_of(username))["score"] < MIN_SCORE:
+        return [Message("password.guessable", "is too easy to guess (a common password, word or pattern): "
+                                              "choose a longer, less predictable one")]
+    return []
+
+
+def _words_of(username: str | None) -> list[str]:
+    """The username, its parts and its parts run together: guessing starts with them ("zhang-wei" -> zhangwei)."""
+    parts = [part for part in re.split(r"[\W_]+", username or "") if part]
+    return [username, "".join(parts), *parts] if username else []

@@ -17,6 +17,7 @@ from objectplatform.metadata.expressions import parse
 from .errors import Message, ValidationFailed
 from .fieldtypes import type_named
 from .fieldtypes.reference import RecordId
+from .passwords import policy_errors
 
 REQUIRED = Message("value.required", "is required")
 READ_ONLY = Message("value.read_only", "is read-only")
@@ -75,6 +76,7 @@ class RecordValidator:
         writable = [f for f in obj.fields.values() if f.name in self.fields]
         self._read_only = frozenset(f.name for f in writable if f.read_only or f.system)
         self._unstripped = frozenset(f.name for f in writable if not type_named(f.type).stripped)
+        self._passwords = frozenset(f.name for f in writable if f.type == "password")
         self._required_system = tuple(f.name for f in writable if f.required)
         self._required_user = tuple(name for name in self._required_system if name not in self._read_only)
         self._defaults = {f.name: self._default(f) for f in writable if f.default is not None}
@@ -98,10 +100,13 @@ class RecordValidator:
             return Message("value.unknown_field_hint", "unknown field (did you mean '{hint}'?)", hint=close[0])
         return Message("value.unknown_field", "unknown field")
 
-    def load(self, data: Mapping[str, Any], *, partial: bool = False, system: bool = False) -> dict[str, Any]:
+    def load(self, data: Mapping[str, Any], *, partial: bool = False, system: bool = False,
+             current: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Input values -> record-form values of the given fields (and, unless partial, defaults).
 
-        Raises ValidationFailed naming every field in error; `system` lets read-only fields be set.
+        Raises ValidationFailed naming every field in error; `system` lets read-only fields be set and
+        passwords skip the policy a user's password is held to (`passwords.policy_errors`, which compares
+        it with the username given or the `current` record's).
         """
         if not isinstance(data, Mapping):
             raise ValidationFailed({"__all__": [NOT_AN_OBJECT]})
@@ -121,10 +126,14 @@ class RecordValidator:
                     values[name] = None
                 continue
             try:
-                value = convert(value)
+                converted = convert(value)
             except ValidationError as e:
                 errors[name] = e.messages
                 continue
+            if name in self._passwords and not system and (found := policy_errors(value, _username(data, current))):
+                errors[name] = found
+                continue
+            value = converted
             if value == [] and name in required:
                 errors[name] = [REQUIRED]
             else:
@@ -176,6 +185,12 @@ class RecordValidator:
                     "record.rule", "{message[en]}", rule=rule.name,
                     message={"zh": rule.message.get("zh"), "en": rule.message.get("en")}))
         return errors
+
+
+def _username(data: Mapping[str, Any], current: Mapping[str, Any] | None) -> str | None:
+    """The username a password is set beside: the one given with it, else the record's."""
+    name = data["username"] if "username" in data else (current or {}).get("username")
+    return name if isinstance(name, str) else None
 
 
 def build_validators(metadata: Metadata) -> dict[str, RecordValidator]:

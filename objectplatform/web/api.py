@@ -185,7 +185,7 @@ def issue_token() -> Response:
                 if not isinstance(value, str) or not value}
     if problems:
         raise BadRequest(Message("auth.credentials_required", "give a username and a password"), problems)
-    token, user = auth_service(get_platform()).issue_token(username, password)
+    token, user = auth_service(get_platform()).issue_token(username, password, address=request.remote_addr)
     return json_response({"token": token, "user": {"id": str(user["id"]), "username": user["username"]}})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import ClassVar
 
 from flask import Flask, request
@@ -33,6 +34,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages_reports,
     pages_stages,
     pages_work,
+    sign_in,
 )
 
 
@@ -74,7 +76,8 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     app.url_rule_class = UrlRule
     app.jinja_options = {**app.jinja_options, "bytecode_cache": COMPILED_TEMPLATES}
     app.config.update(
-        SECRET_KEY=platform.settings.secret_key,
+        # without a configured key (a test, a script) a random one: sessions end with the app, none is forgeable
+        SECRET_KEY=platform.settings.secret_key or secrets.token_urlsafe(32),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         JSON_SORT_KEYS=False,
@@ -95,6 +98,7 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     for found in find_apps(platform.settings.apps):  # each app's own pages (runtime/apps.py)
         if found.pages is not None:
             found.pages(app)
+    sign_in.init_app(app)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

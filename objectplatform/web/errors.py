@@ -26,10 +26,11 @@ ERROR_STATUSES = {
     404: ("not_found", "unknown object, record or action, or a record outside the caller's scope"),
     409: ("conflict", "stale version, record already claimed, illegal state transition, limit reached"),
     422: ("validation_failed", "field or rule errors; fields lists every one"),
+    429: ("too_many_requests", "too many failed sign-ins for the account or from the address: wait Retry-After"),
 }
 HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-              422: "validation_failed"}
+              422: "validation_failed", 429: "too_many_requests"}
 
 
 def _encode(value: Any) -> str:

@@ -514,7 +514,7 @@ def document(metadata: Metadata, actions: Actions) -> dict:
                          "type": "object", "required": ["token", "user"],
                          "properties": {"token": {"type": "string"}, "user": {
                              "type": "object", "required": ["id", "username"],
-                             "properties": {"id": {"type": "string"}, "username": {"type": "string"}}}}}, 400)},
+                             "properties": {"id": {"type": "string"}, "username": {"type": "string"}}}}}, 400, 429)},
             "delete": {"operationId": "revoke_token", "tags": ["auth"], "responses": _responses("204", None)},
         },
         "/meta/objects": {"get": {"operationId": "meta_objects", "tags": ["meta"], "responses": _responses(

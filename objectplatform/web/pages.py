@@ -17,7 +17,7 @@ from . import csrf
 from .current import get_platform
 from .i18n import LANGUAGES, text
 from .pages_admin import metadata_context
-from .pages_base import bp, local_path
+from .pages_base import SESSION_TOKEN, bp, local_path
 
 
 def init_app(app: Flask) -> None:
@@ -40,13 +40,14 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         try:
-            user = auth_service(get_platform()).authenticate(username, request.form.get("password", ""))
+            session_token, _user = auth_service(get_platform()).issue_token(
+                username, request.form.get("password", ""), address=request.remote_addr)
         except Unauthenticated:
             error = text("login.failed", g.lang)
         else:
             lang = session.get("lang")
             session.clear()
-            session["user_id"] = str(user["id"])
+            session[SESSION_TOKEN] = session_token
             if lang:
                 session["lang"] = lang
             csrf.renew()
@@ -57,6 +58,7 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    auth_service(get_platform()).revoke(session.get(SESSION_TOKEN))
     lang = session.get("lang")
     session.clear()
     if lang:

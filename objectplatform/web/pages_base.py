@@ -11,6 +11,7 @@ from flask import Blueprint, flash, g, get_flashed_messages, redirect, render_te
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service
+from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure, Unauthenticated
 from objectplatform.runtime.permissions import access_for
 
@@ -24,6 +25,7 @@ bp = Blueprint("pages", __name__, template_folder="templates", static_folder="st
                static_url_path="/static/pages")
 
 PUBLIC_ENDPOINTS = frozenset({"pages.login", "pages.switch_language", "pages.static"})
+SESSION_TOKEN = "token"  # the session's key for its token (runtime/auth.py), which sign-out revokes
 
 
 # ------------------------------------------------------------------------------------ request setup
@@ -37,25 +39,26 @@ def _before() -> Any:
     if request.endpoint in PUBLIC_ENDPOINTS:
         g.access = None
         return None
-    user_id = session.get("user_id")
-    g.access = _access(user_id) if user_id else None
+    token = session.get(SESSION_TOKEN)
+    g.access = _access(token) if token else None
     if g.access is None:
-        session.pop("user_id", None)
+        session.pop(SESSION_TOKEN, None)
         flash(text("login.required", g.lang), "info")
         return redirect(url_for("pages.login", next=request.full_path if request.method == "GET" else None))
     return None
 
 
-def _access(user_id: str):
-    """The signed-in user's Access, or None when they are gone or inactive."""
+def _access(token: str):
+    """The signed-in user's Access, or None when the session has ended (signed out, a new password, the user
+    deactivated) or the user is gone."""
     platform = get_platform()
+    user = auth_service(platform).user_for_token(token)
+    if user is None:
+        return None
     try:
-        access = access_for(platform, user_id)
+        return access_for(platform, user["id"])
     except Unauthenticated:
         return None
-    if not access.roles and platform.records.get("user", user_id).get("active") is False:
-        return None
-    return access
 
 
 @bp.after_request
@@ -136,10 +139,14 @@ def page_display() -> Display:
 
 
 def local_path(target_: str | None) -> str | None:
-    """`target_` when it is a path on this site (no scheme, no host), else None."""
-    if target_ and target_.startswith("/") and not target_.startswith("//") and "\\" not in target_:
-        return target_
-    return None
+    """`target_` when it is a path on this site (one leading slash: no scheme, no host), else None. A backslash
+    or a control character makes it None too: browsers read a backslash as a slash and drop tabs and line breaks
+    from a Location (so `next=/%09/evil.com` would lead to //evil.com, another site), and a line break cannot go
+    in a header."""
+    if (not isinstance(target_, str) or not target_.startswith("/") or target_.startswith("//") or "\\" in target_
+            or any(c < " " or c == "\x7f" for c in target_)):
+        return None
+    return target_
 
 
 def url_with(**changes: Any) -> str:

@@ -179,16 +179,17 @@ class HeldValidator:
         found = [name for name in self.inner.changed(data, current) if name not in here]
         return [*found, *(name for name in data if name in self.mask.hidden and name not in found)]
 
-    def load(self, data: Mapping[str, Any], partial: bool = False, system: bool = False) -> dict:
+    def load(self, data: Mapping[str, Any], partial: bool = False, system: bool = False,
+             current: Mapping[str, Any] | None = None) -> dict:
         if system:
-            return self.inner.load(data, partial=partial, system=system)
+            return self.inner.load(data, partial=partial, system=system, current=current)
         refused = {name: [NOT_SEEN] for name in data if name in self.mask.hidden}
         if not partial:
             refused.update({name: [READ_ONLY] for name, value in data.items()
                             if name in self.mask.read_only and not self._unset(name, value)})
         rest = {name: value for name, value in data.items() if name not in refused}
         try:
-            values = self.inner.load(rest, partial=partial, system=system)
+            values = self.inner.load(rest, partial=partial, system=system, current=current)
         except ValidationFailed as e:
             raise ValidationFailed({**e.fields, **refused}) from None
         if refused:

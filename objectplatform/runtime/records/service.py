@@ -246,16 +246,18 @@ class Records:
 
     # ------------------------------------------------------------------------------- validation
 
-    def _load(self, obj: str, data: Mapping[str, Any], partial: bool, system: bool) -> tuple[dict, Errors]:
-        """Validated values and field errors; on errors, the values of the fields that passed."""
+    def _load(self, obj: str, data: Mapping[str, Any], partial: bool, system: bool,
+              current: Mapping[str, Any] | None = None) -> tuple[dict, Errors]:
+        """Validated values and field errors; on errors, the values of the fields that passed. `current` is
+        the record changed, if any."""
         validator = self.validators[obj]
         try:
-            return validator.load(data, partial=partial, system=system), {}
+            return validator.load(data, partial=partial, system=system, current=current), {}
         except ValidationFailed as e:
             errors = e.fields
         good = {k: v for k, v in data.items() if k not in errors}
         try:
-            return validator.load(good, partial=True, system=system), errors
+            return validator.load(good, partial=True, system=system, current=current), errors
         except ValidationFailed:
             return {}, errors
 
@@ -525,7 +527,7 @@ class Records:
                         data: Mapping[str, Any], user: str | None, now: datetime, system: bool,
                         skip: str | None = None) -> tuple[dict, dict, Errors]:
         """The merged record, {field: (old, new)} of its real changes, and the errors."""
-        values, errors = self._load(ot.object.name, data, partial=True, system=system)
+        values, errors = self._load(ot.object.name, data, partial=True, system=system, current=current)
         own = {k: v for k, v in current.items() if k in ot.columns or k in ot.object.fields}
         record = {**own, **values}
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
