@@ -423,7 +423,8 @@ def http(url: str, body: dict | None = None) -> tuple[int, str, str]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # generous: a gunicorn worker answering its first request on a loaded 2-core machine may take long
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.headers["Content-Type"], response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers["Content-Type"], e.read().decode()
