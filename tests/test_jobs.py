@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,9 @@ from pathlib import Path
 import jobfuncs
 import pytest
 from redis import Redis
+from rq import Queue, Worker
 
-from objectplatform.runtime.jobs import JobRunner
+from objectplatform.runtime.jobs import COMMAND_POLL_SECONDS, JobRunner, PromptWorker
 
 TESTS_DIR = Path(__file__).resolve().parent
 SQUARES_3 = {"count": 3, "squares": [0, 1, 4, 9]}
@@ -208,3 +210,62 @@ def test_rq_delayed_job_is_run_by_the_worker_scheduler(rq_setup):
         "result": SQUARES_3,
         "error": None,
     }
+
+
+def idle_worker(redis: Redis, queue: str) -> Worker | None:
+    """The worker on `queue` once it waits for jobs (its signal handlers set) and listens for commands."""
+    workers = Worker.all(connection=redis, queue=Queue(queue, connection=redis))
+    if (
+        workers
+        and redis.hget(workers[0].key, "state") == b"idle"
+        and redis.pubsub_numsub(workers[0].pubsub_channel_name)[0][1]
+    ):
+        return workers[0]
+    return None
+
+
+def test_a_worker_stops_within_seconds_of_sigterm(rq_setup):
+    url, queue = rq_setup
+    redis = Redis.from_url(url)
+    with rq_worker(url, queue, burst=False) as proc:
+        worker = wait_until(lambda: idle_worker(redis, queue))
+        started = time.monotonic()
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - started < 10
+    assert redis.pubsub_numsub(worker.pubsub_channel_name)[0][1] == 0
+    assert Worker.all(connection=redis, queue=Queue(queue, connection=redis)) == []
+
+
+def test_a_worker_stops_its_command_thread_within_seconds_even_when_the_unsubscribe_reply_came_first(rq_setup):
+    """rq#1613: the thread that takes the worker's commands saw the unsubscribe reply before its stop flag was
+    set, and now waits for a subscription; stopping the worker must not wait that out (rq's own: 60 s)."""
+    url, queue = rq_setup
+    redis = Redis.from_url(url)
+    worker = PromptWorker([Queue(queue, connection=redis)], connection=redis)
+    worker.subscribe()
+    wait_until(lambda: worker.pubsub.subscribed)
+    worker.pubsub.unsubscribe()
+    wait_until(lambda: not worker.pubsub.subscribed)
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    started = time.monotonic()
+    stopping.start()
+    stopping.join(timeout=10)
+    assert not stopping.is_alive()
+    assert time.monotonic() - started < COMMAND_POLL_SECONDS + 3
+    assert not worker.pubsub_thread.is_alive()
+
+
+def test_a_busy_worker_given_sigterm_finishes_its_job_then_stops(rq_setup):
+    url, queue = rq_setup
+    runner = JobRunner(url, queue)
+    key = f"{queue}:go"
+    job_id = runner.enqueue(jobfuncs.wait_for_key, key, job_id=f"{queue}-busy")
+    with rq_worker(url, queue, burst=False) as proc:
+        wait_until(lambda: runner.status(job_id)["progress"]["done"] == 1)
+        proc.terminate()
+        time.sleep(1)
+        assert proc.poll() is None
+        runner.redis.set(key, "now")
+        assert proc.wait(timeout=20) == 0
+    assert runner.status(job_id)["result"] == {"value": "now"}

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -620,7 +621,18 @@ def _start_on(ctx: hooks.HookContext, flows: list[ApprovalFlow]) -> None:
 
 def _on_create(ctx: hooks.HookContext) -> None:
     """Flows with `on: create` start when a record is created."""
-    _start_on(ctx, [f for f in flows_of(ctx.records.metadata, ctx.object) if f.trigger.on == "create"])
+    _start_on(ctx, _flows_on_create(ctx))
+
+
+def _on_create_many(ctx: hooks.HookContext) -> None:
+    """An import starts the flows a create would, on each record of the batch (in the batch's transaction)."""
+    flows = _flows_on_create(ctx)
+    for record in ctx.batch:
+        _start_on(dataclasses.replace(ctx, after=record), flows)
+
+
+def _flows_on_create(ctx: hooks.HookContext) -> list[ApprovalFlow]:
+    return [f for f in flows_of(ctx.records.metadata, ctx.object) if f.trigger.on == "create"]
 
 
 def _on_field_change(ctx: hooks.HookContext) -> None:
@@ -724,6 +736,7 @@ def register(registry) -> None:
     """The approval engine: flows started by record events, records locked while they wait, the submit and
     withdraw actions."""
     registry.hook("after_create", _on_create)
+    registry.hook("after_create_many", _on_create_many)
     registry.hook("after_update", _on_field_change)
     registry.hook("before_update", lambda ctx: _guard(ctx, ctx.before))
     registry.hook("before_create", lambda ctx: _guard(ctx, ctx.after))

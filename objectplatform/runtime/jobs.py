@@ -191,17 +191,23 @@ def report_progress(done: int, total: int | None = None) -> None:
         job.save_meta()
 
 
-class _BurstWorker(Worker):
-    """A worker that ends when its queue is empty takes no commands over pub/sub: closing an idle
-    subscription can wait out redis-py's 60 s read, so a finished burst worker would linger (rq#1613)."""
+COMMAND_POLL_SECONDS = 1  # how often a worker's pub/sub thread wakes, so it stops within about this long
+
+
+class PromptWorker(Worker):
+    """An rq worker whose command thread (pub/sub, for `rq shutdown` and the like) reads a second at a time, so
+    the worker stops within seconds: rq's reads for 60 s, and stopping the worker waits for that read (rq#1613)."""
 
     def subscribe(self) -> None:
-        self.pubsub_thread = None
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=COMMAND_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler)
 
 
 def worker(redis_url: str, queue_name: str = "objectplatform", burst: bool = False) -> None:
-    """Run an rq worker on `queue_name` with the built-in scheduler (for delayed jobs) enabled."""
+    """Run an rq worker on `queue_name` with the built-in scheduler (for delayed jobs) enabled; on SIGTERM it
+    finishes the job it is running, if any, then stops (a second SIGTERM, a second or more later, at once)."""
     connection = Redis.from_url(redis_url)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-    kind = _BurstWorker if burst else Worker
-    kind([queue], connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)
+    PromptWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)

@@ -79,6 +79,13 @@ def _after_write(ctx: hooks.HookContext) -> None:
     run_automatic(platform, ctx.conn, platform.metadata.objects[ctx.object], ctx.after, ctx.now)
 
 
+def _after_create_many(ctx: hooks.HookContext) -> None:
+    """Imported records take the automatic transitions a created one would."""
+    platform = ctx.records.platform
+    for record in ctx.batch:
+        run_automatic(platform, ctx.conn, platform.metadata.objects[ctx.object], record, ctx.now)
+
+
 NO_SUFFIX = Label("", "")
 
 
@@ -114,4 +121,5 @@ def register(registry) -> None:
     """Lifecycles: each transition the engine runs as an action, the automatic ones after every write."""
     for event in ("after_create", "after_update", "after_rollup"):
         registry.hook(event, _after_write, applies=_automatic)
+    registry.hook("after_create_many", _after_create_many, applies=_automatic)
     registry.action_provider(transition_actions)
