@@ -1,10 +1,6 @@
 """The safe expression language of validation rules, formulas and flow conditions.
 
-`parse` turns text into an immutable AST with a tokenizer and a Pratt parser (nothing is ever
-handed to Python's `eval`); `Expression.check` infers the kind of the result from the field
-kinds of `fieldtypes`; `Expression.evaluate` computes the value in Python.
-`objectplatform.runtime.expressions_sql` compiles the same AST to SQL.
-"""
+(How it works: docs/engine.md, "objectplatform/metadata/expressions.py".)"""
 
 from __future__ import annotations
 

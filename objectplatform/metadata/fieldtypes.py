@@ -1,10 +1,6 @@
 """The field-type registry as the metadata layer sees it: each type's name, value kind, options and checks.
 
-The types themselves (storage, validation, filters, forms, display, export, OpenAPI) are defined in
-`objectplatform.runtime.fieldtypes`, which registers every built-in type here; see docs/metadata.md
-("Adding a field type"). Kinds are what expressions type-check against: text, number, boolean, date,
-datetime, list (multi-valued), geo, file.
-"""
+(How it works: docs/engine.md, "objectplatform/metadata/fieldtypes.py".)"""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
 """Actions: named operations on a record that are more than a field edit (claim, convert, deactivate, ...).
 
-Behaviors and flows register them on the platform's registry (registry.py): `action` for an action of one
-object, `action_provider` for actions that follow from the metadata (say, claim on every object with the
-pool behavior). The API, the pages and the CLI all run them with `run_action`, which checks the action exists, the role
-grants it, the record is in the caller's data scope and the parameters are valid, the same way for
-every face. Parameters are declared with field types and validated by the record field validators.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/actions.py".)"""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """Apps: the plugin API a set of metadata ships its own Python through (the CRM is one, an implementer's is another).
 
-An `App` names its metadata layer folders and, optionally, a `register(registry)` adding its actions, hooks
-and behaviors to each platform's registry (runtime/registry.py), its web pages and its demo data.
-`OBJECTPLATFORM_APPS` names the apps a site runs; `find_apps` resolves each name through the
-`objectplatform.apps` entry points (or a `module:attribute` reference).
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/apps.py".)"""
 
 from __future__ import annotations
 

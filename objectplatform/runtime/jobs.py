@@ -1,10 +1,6 @@
 """Background jobs: on rq/Redis when a Redis URL is configured, otherwise in-process.
 
-Job functions must be importable by dotted path ("module.function" strings are accepted too); their
-arguments and return values must be JSON-serialisable (dicts, lists, scalars): rq jobs use rq's JSON
-serializer, and in both modes a result that does not survive a JSON round trip fails the job.
-Long jobs call `report_progress(done, total)`; `JobRunner.status()` returns the job as a plain dict.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/jobs.py".)"""
 
 from __future__ import annotations
 

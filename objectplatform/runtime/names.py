@@ -1,11 +1,7 @@
 """The action names the YAML uses, held to the actions the engine registers for the same metadata, its
 `behaviors:` entries held to the registered behaviors, and its fields' `default:` values to their types' validators.
 
-`objectplatform check` and `open_platform` run `check_names` after loading, so a role never grants, a
-to-do never links and a transition never relies on an action that nothing runs. A transition `by` a
-behavior names one of the object's actions, unless the behavior declared that it moves the state in a
-hook (`Behavior.moves_in_hooks`): then the transition only names the edge the hook takes.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/names.py".)"""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
 """The work queue in the REST API: the caller's to-dos and notifications, each title in their language.
 
-`GET /api/v1/todos` lists the caller's open to-dos and those of the roles they hold, newest first;
-`POST /todos/{id}/done` finishes one (404 if not theirs, 409 if already done). `GET /notifications`
-lists the caller's notifications with the unread count; `POST /notifications/{id}/read` and
-`POST /notifications/read` (all) mark them read. The language is `?lang=zh|en`, else the
-Accept-Language header, else Chinese; `title_zh` and `title_en` are always there too.
-"""
+(How it works: docs/engine.md, "objectplatform/web/api_work.py".)"""
 
 from __future__ import annotations
 

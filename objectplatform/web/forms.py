@@ -1,10 +1,7 @@
 """Create/edit forms generated from the field definitions: which inputs a form has, how a posted form
 becomes the values the records service takes, and how its errors land next to their inputs.
 
-A form is a list of sections of `Input`s (one per editable field) plus, for an object with
-master_detail children (a sales order's lines), one `LineEditor` per child object. The same `Input`
-renders the record's value, the user's rejected input (kept as typed) and the field's errors.
-"""
+(How it works: docs/engine.md, "objectplatform/web/forms.py".)"""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """The HTML pages: sign-in, navigation, list, record, create/edit forms and actions, for every object.
 
-Pages are generated from the metadata and do nothing the services do not: every read goes through
-`platform.records` with the signed-in user's data scope (`access.scope`, computed once per object and
-request), every write through records or `run_action`. A record outside the scope is a 404 page,
-never a 403 (its existence is not revealed). Every POST carries the session's CSRF token.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages.py".)"""
 
 from __future__ import annotations
 

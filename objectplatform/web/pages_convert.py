@@ -1,11 +1,7 @@
 """The convert dialog (线索转换): a new account with the mapped values (editable) or one of the suggested
 matches, and optional contact and opportunity parts, posted to the `convert` action in one call.
 
-The dialog asks the action for its preview first (`{"preview": true}`: the mapping's values and the
-accounts matching by name and phone), so the page proposes exactly what the action would write. Each
-part shows the fields the mapping fills and the required ones (links between the parts are filled by
-the action). Errors come back by part (`contact.email`) and land next to their inputs.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_convert.py".)"""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
 """Duplicate rules (查重) on the pages: the record page's "possible duplicates" panel, and the notice
 flashed when the create form saves a record that a `warn` rule finds a duplicate of.
 
-The panel lists what the `check_duplicates` action answers (runtime/behaviors/duplicates.py): every
-record matching this one by a rule, within the user's data scope, with its owner and pool, linked to
-its page. It shows only for a user who may run that action and only when there is a match. The
-values compared are the record as the user sees it: a value hidden by the lead's pool is not used.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_duplicates.py".)"""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
 """Follow-ups in the pages: the timeline and quick follow-up form on a record page, and the manager's
 feed (工作) of the follow-ups of everyone the viewer's data scope reaches.
 
-A record's timeline shows every follow-up attached to it (they stay with the record whoever owns it
-later, so whoever may open the record sees them), and on a record that leads were converted into (an
-account, a contact, an opportunity) the follow-ups of those leads too. Both the timeline and the
-feed are one `records.list` call each; the feed runs it within the viewer's follow_up scope.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_follow_ups.py".)"""
 
 from __future__ import annotations
 

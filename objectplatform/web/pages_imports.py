@@ -1,11 +1,7 @@
 """Importing from a record page: a campaign's page imports leads into that campaign (CSV, XLSX or vCard,
 optionally all or nothing) as a job, then shows its progress bar and, once done, the per-row report.
 
-The import panel appears on the page of any record that another object's lookup points at, when the
-user may import that object (the lead's `campaign` makes it the campaign page's "import leads"); the
-imported rows get that lookup unless the file names one. The job is the API's (web/import_jobs.py);
-its status is readable with the page session at /jobs/<id>, the JSON of GET /api/v1/jobs/<id>.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_imports.py".)"""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
 """The pool board (线索池): the pools the user may see, the chosen pool's waiting records with the pool's
 hidden fields masked, and claim / assign for one record or a selection.
 
-The pools offered are the ones the data scope already opens to the user (`Access.pools`: pools they
-administer and claimable pools they are a member of; every pool for full administrators). The list is
-one `records.list` within the user's scope; claim and assign run through `run_action` on the selected
-ids, the same call the API's bulk endpoint makes, and every failure is shown with its reason.
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_pools.py".)"""
 
 from __future__ import annotations
 

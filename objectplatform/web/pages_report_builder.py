@@ -2,10 +2,7 @@
 optional column dimension), measures, fixed filters and a chart; Run shows the table and chart from the
 report engine; Save keeps it as a personal report; Export YAML downloads it as a `report_templates/` file.
 
-The form is plain rows of inputs (no script needed): it is turned into the structure of a `kind: report`
-template and checked by the same load checks (runtime/reports/personal.py `check`), and each problem is
-shown next to the row or section its JSON path names (`measures[1].function` under the second measure).
-"""
+(How it works: docs/engine.md, "objectplatform/web/pages_report_builder.py".)"""
 
 from __future__ import annotations
 

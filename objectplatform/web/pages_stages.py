@@ -3,9 +3,7 @@ stage's tasks as a checklist with complete buttons, what still keeps it in the s
 viewer may make (advance, win, lose, invalid) and the stage history with stage labels; a stage waiting
 for approval says so on the path, with a link to the approval in the record's approval panel.
 
-Everything shown comes from the record and the sales_process behavior's own reading of it (the same
-`missing` the advance action checks); every button posts to the generic action route, so the page
-does nothing `run_action` does not."""
+(How it works: docs/engine.md, "objectplatform/web/pages_stages.py".)"""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
 """The records service: the only way data is written, each operation one transaction.
 
-A create or update validates the input (field validation, lookups and unique values checked in the
-database, validation rules on the full record) and reports every error at once before anything is
-written; then the row, its inline child lines, auto numbers, rollups of the parents and the
-history commit or roll back together. Records deleted leave lookups that pointed at them as they
-are (no foreign keys): a dangling lookup reads as an id whose record is gone.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/records/service.py".)"""
 
 from __future__ import annotations
 

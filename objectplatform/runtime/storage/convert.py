@@ -1,10 +1,6 @@
 """Between records (what services take and return) and rows (what the tables hold).
 
-A record maps field names to Python values: ids and references as strings, Decimal for numbers,
-date/datetime (UTC, aware) for dates, lists for multi-valued fields, {"lat", "lng"} for a
-geolocation and {"name", "path", "size", "content_type"} for an attachment. Passwords never leave
-the table. Rows map column names to what the database driver takes.
-"""
+(How it works: docs/engine.md, "objectplatform/runtime/storage/convert.py".)"""
 
 from __future__ import annotations
 
