@@ -137,7 +137,8 @@ def run(name: str) -> Response:
                                  keys=", ".join(unknown)),
                          {key: [Message("report.unknown_key", "unknown key")] for key in unknown})
     compare = body.get("compare")
-    if compare is not None and (not isinstance(compare, dict) or set(compare) - {"filters"}):
+    if compare is not None and (not isinstance(compare, dict) or set(compare) - {"filters"}
+                                or not isinstance(compare.get("filters") or {}, dict)):
         raise BadRequest(Message("report.bad_compare", "compare: send {{\"filters\": {{...}}}} for the second run"),
                          {"compare": [Message("report.compare_not_filters", "must be {{filters}}")]})
     result = run_as_caller(name, body.get("filters") or {}, body.get("scene"),

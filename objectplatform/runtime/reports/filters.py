@@ -31,12 +31,7 @@ def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: d
     """The condition `column op value` for a field of `type_name`; InvalidFilter names what is wrong."""
     kind = type_named(type_name).filter_kind
     if kind in ("date", "datetime") and op == "eq" and (isinstance(value, Mapping) or value in DATE_RANGES):
-        bounds = []
-        for day, method in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):
-            if day not in (date.min, date.max):
-                bound = datetime.combine(day, datetime.min.time()) - ORG_OFFSET if kind == "datetime" else day
-                bounds.append(getattr(column, method)(bound))  # org-time midnights as stored naive UTC
-        return sa.and_(*bounds)
+        return sa.and_(*date_bounds(column, kind, value, now))
     if op == "isnull":
         return column.is_(None) if CONVERT["boolean"](_text(value)) else column.is_not(None)
     if kind not in APPLIES.get(op, ()):
@@ -46,6 +41,16 @@ def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: d
         return compare(column, kind, op, [_text(item) for item in (
             value if isinstance(value, list) else _text(value).split(","))])
     return compare(column, kind, op, _text(value))
+
+
+def date_bounds(column: ColumnElement, kind: str, value: Any, now: datetime) -> list[ColumnElement[bool]]:
+    """`column` (a "date" or "datetime" one) within the date range `value`; an open end adds no bound."""
+    bounds = []
+    for day, method in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):
+        if day not in (date.min, date.max):
+            bound = datetime.combine(day, datetime.min.time()) - ORG_OFFSET if kind == "datetime" else day
+            bounds.append(getattr(column, method)(bound))  # org-time midnights as stored naive UTC
+    return bounds
 
 
 def _text(value: Any) -> str:
@@ -70,6 +75,10 @@ def date_range(value: Any, now: datetime) -> tuple[date, date]:
         if start >= end:
             raise InvalidFilter(Message("report.range_reversed", "the range ends before it starts"))
         return start, end
+    if value not in DATE_RANGES:
+        raise InvalidFilter(Message("report.unknown_range", "{value!r} is not a date range: send one of {ranges} or "
+                                    '{{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}}', value=value,
+                                    ranges=", ".join(DATE_RANGES)))
     today = (now.astimezone(UTC) + ORG_OFFSET).date()
     quarter = (today.month - 1) // 3 * 3 + 1
     starts = {

@@ -23,7 +23,7 @@ from ..records.query import InvalidFilter
 from ..storage.engine import reading
 from ..value_labels import value_labels
 from .compile import Compiler, Dimension, Joins, Measure
-from .filters import ORG_OFFSET, date_range
+from .filters import date_bounds
 from .masking import report_mask
 from .paths import resolve
 from .run import Column, ReportResult, data_scope, report_conditions, scene_owners
@@ -139,12 +139,9 @@ def _history(platform, config: SalesProcessConfig, process: SalesProcess, period
     entered_in, left_in = [], []
     if period:
         try:
-            start, end = date_range(period, now)
+            entered_in, left_in = (date_bounds(column, "datetime", period, now) for column in (entered_at, left_at))
         except InvalidFilter as e:
             raise ValidationFailed({"period": [str(e)]}) from None
-        for column, bounds in ((entered_at, entered_in), (left_at, left_in)):
-            bounds += [column >= datetime.combine(start, datetime.min.time()) - ORG_OFFSET,
-                       column < datetime.combine(end, datetime.min.time()) - ORG_OFFSET]
     moved_on = sa.or_(*(sa.and_(stage == key, left_to == nxt) for key, nxt in following.items()))
     if conn.dialect.name == "postgresql":
         days = sa.func.extract("epoch", left_at - entered_at) / 86400

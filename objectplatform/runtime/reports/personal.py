@@ -80,6 +80,8 @@ def check(platform, data: Any, access: Access | None = None) -> dict[str, Any]:
 
 def _load_problems(metadata: Metadata, data: dict[str, Any]) -> dict[str, list[str]]:
     """The metadata loader's schema and report checks on `data`, by JSON path (the whole definition: "")."""
+    if data["kind"] != "report":  # the loader checks flows too: a personal definition is a report
+        return {"kind": [Message("report.kind_not_report", "must be 'report'")]}
     problems: dict[str, list[str]] = {}
     for problem in check_definition(metadata, data, Source(SOURCE)):
         path, missing = problem.path, REQUIRED.fullmatch(problem.message)

@@ -96,6 +96,9 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
     """
     if access is not None:
         access.require(report.object, "read")
+    if filters is not None and not isinstance(filters, Mapping):
+        raise BadRequest(Message("report.filters_not_an_object", "filters: must be an object of field -> value"),
+                         {"filters": [Message("report.not_an_object", "must be an object")]})
     if engine := platform.registry.report_engines.get(report.engine):
         return engine(platform, report, access=access, filters=filters, scene=scene, now=now)
     now = (now or platform.clock.now()).astimezone(UTC)
@@ -239,9 +242,6 @@ def report_conditions(platform, report: Report, runtime: Mapping[str, Any], scen
     if scene not in SCENES:
         raise BadRequest(Message("report.bad_scene", "scene: must be one of {scenes}", scenes=", ".join(SCENES)),
                          {"scene": [Message("report.unknown_scene", "unknown scene {scene!r}", scene=scene)]})
-    if not isinstance(runtime, Mapping):
-        raise BadRequest(Message("report.filters_not_an_object", "filters: must be an object of field -> value"),
-                         {"filters": [Message("report.not_an_object", "must be an object")]})
     parsed: list[tuple[str, FieldPath, str, Any]] = []
     errors: dict[str, list[str]] = {}
     for items in (report.filters, runtime):
