@@ -178,7 +178,7 @@ def grants_for(metadata, roles: Iterable[str]) -> dict[str, Grant]:
 def field_levels_for(metadata, roles: Iterable[str]) -> dict[str, Mapping[str, str]]:
     """{object: {field: "hidden" | "read"}}: per field, the most permissive level among the roles granting
     anything on the object (a field a role leaves out is "edit" for it); full access restricts nothing."""
-    if _has_full_access(metadata, roles):
+    if has_full_access(metadata, roles):
         return {}
     defs = [metadata.roles[r] for r in roles if r in metadata.roles]
     result: dict[str, Mapping[str, str]] = {}
@@ -200,7 +200,8 @@ def team_fields(metadata) -> dict[str, Mapping[str, str]]:
     return {name: MappingProxyType(fields) for name, fields in found.items() if fields}
 
 
-def _has_full_access(metadata, roles: Iterable[str]) -> bool:
+def has_full_access(metadata, roles: Iterable[str]) -> bool:
+    """Whether one of `roles` grants every operation with scope all on every object ("*"): an administrator's."""
     for name in roles:
         role = metadata.roles.get(name)
         entry = role.permissions.get("*") if role else None
@@ -313,7 +314,7 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
             visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes))
     return Access(
         text, username, display_name, roles, MappingProxyType(grants), MappingProxyType(visible),
-        _has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
+        has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
         MappingProxyType(field_levels_for(metadata, roles)), MappingProxyType(team_fields(metadata)),
         schema.teams,
     )

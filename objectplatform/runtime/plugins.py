@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import actions, approvals, auth, transitions
+from . import actions, approvals, auth, transitions, users
 from .apps import App
 from .behaviors import convertible, duplicates, follow_ups, pool, staged
 from .records import masking, teams
@@ -16,7 +16,7 @@ from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, approvals, transitions, duplicates, pool, follow_ups, convertible, staged,
-            funnel, auth)
+            funnel, auth, users)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

@@ -160,7 +160,8 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
             "patch": {"operationId": f"update_{name}", "tags": tag,
                       "requestBody": {"required": True, "content": _content(patch)},
                       "responses": _responses("200", saved, 400, 403, 404, 409, 422)},
-            "delete": {"operationId": f"delete_{name}", "tags": tag, "responses": _responses("204", None, 403, 404)},
+            "delete": {"operationId": f"delete_{name}", "tags": tag,
+                       "responses": _responses("204", None, 403, 404, 409)},
         },
         f"{base}/records/{{id}}/history": {
             "parameters": [record_id],

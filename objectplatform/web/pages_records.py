@@ -14,6 +14,7 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
 from objectplatform.runtime.storage.engine import reading
+from objectplatform.runtime.users import deletable
 
 from .current import get_platform
 from .forms import FormBuilder, make_input, posted
@@ -158,7 +159,8 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
         actions=_record_actions(definition, current, state), lifecycle=_lifecycle_path(definition, current),
-        can_edit=_may(obj, current["id"], "edit"), can_delete=_may(obj, current["id"], "delete"), **context,
+        can_edit=_may(obj, current["id"], "edit"), can_delete=deletable(obj) and _may(obj, current["id"], "delete"),
+        **context,
     ), status
 
 

@@ -1,0 +1,58 @@
+"""Users are kept: a user is never deleted (deactivating hands their records over instead), and the last active
+administrator stays one, neither deactivated nor stripped of the administrator role."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import Conflict, Message
+from .permissions import has_full_access
+from .records import hooks
+from .storage.convert import from_db
+
+USER = "user"
+# PostgreSQL's transaction lock taken before counting the administrators left, so two demotions at once cannot
+# each count on the other; SQLite's BEGIN IMMEDIATE already serializes writers
+ADMINS_LOCK = 0x75736572
+
+
+def deletable(obj: str) -> bool:
+    """Whether records of `obj` may be deleted: every object's but the users'."""
+    return obj != USER
+
+
+def _is_admin(metadata, user: Mapping[str, Any]) -> bool:
+    """Whether the user record is an active administrator (`permissions.Access.is_admin` when signed in)."""
+    return user.get("active") is True and has_full_access(metadata, user.get("roles") or ())
+
+
+def _refuse_delete(ctx: hooks.HookContext) -> None:
+    """after_delete: a user is never deleted; the refusal rolls the delete's transaction back."""
+    raise Conflict(Message("user.not_deletable", "a user is never deleted: deactivate {user} with the action "
+                           "{action}, handing their records over to another user",
+                           user=ctx.before["username"], action="deactivate"))
+
+
+def _keep_last_admin(ctx: hooks.HookContext) -> None:
+    """before_update: an active administrator may lose the role or be deactivated only while another stays."""
+    metadata = ctx.records.metadata
+    if not _is_admin(metadata, ctx.before) or _is_admin(metadata, ctx.after):
+        return
+    if ctx.conn.dialect.name == "postgresql":
+        ctx.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADMINS_LOCK)))
+    users = ctx.records.schema[USER]
+    others = ctx.conn.execute(sa.select(users.column("roles")).where(
+        users.column("active") == sa.true(), users.table.c.id != int(ctx.before["id"])))
+    if not any(has_full_access(metadata, from_db("multi_picklist", roles) or ()) for (roles,) in others):
+        raise Conflict(Message("user.last_admin", "{user} is the last active administrator: they can be neither "
+                               "deactivated nor stripped of the administrator role; make another user an "
+                               "administrator first", user=ctx.before["username"]))
+
+
+def register(registry) -> None:
+    """Refuse every delete of a user and any change leaving no active administrator."""
+    registry.hook("after_delete", _refuse_delete, applies=lambda obj: obj.name == USER)
+    registry.hook("before_update", _keep_last_admin, applies=lambda obj: obj.name == USER)
