@@ -24,7 +24,7 @@ from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platform
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import DemoUnavailable, find_apps
-from objectplatform.runtime.behaviors.pool import ORG_TIME
+from objectplatform.runtime.clock import ORG_TIME
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
 from objectplatform.runtime.permissions import access_for

@@ -3,7 +3,7 @@ giving the platform a clock of its own (a subclass of `Clock` answering `now()`)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
 ORG_TIME = timezone(timedelta(hours=8), "CST")  # the organisation's time zone: its days, schedules and reports
 
@@ -16,3 +16,8 @@ class Clock:
 
     def today(self) -> date:
         return self.now().astimezone(ORG_TIME).date()
+
+
+def local_midnight(day: date, zone: tzinfo | None) -> datetime:
+    """The start of `day` in `zone` as a date-time is stored: naive UTC."""
+    return datetime.combine(day, time(), zone).astimezone(UTC).replace(tzinfo=None)

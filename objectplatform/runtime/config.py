@@ -7,9 +7,11 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: industry_templates/, instance/
 SECRET_KEY_FILE = "secret_key"  # in the instance folder: the key `objectplatform demo` made for it
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,15 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "objectplatform@localhost"
     smtp_starttls: bool = False
+    time_zone: str = DEFAULT_TIME_ZONE  # the organisation's days: rules' today(), report date ranges (IANA name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
         _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
         _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
-        connection); unset ones take the defaults (SQLite under instance/, no email)."""
+        connection) and _TIMEZONE (an IANA name); unset ones take the defaults (SQLite under instance/, no email,
+        Asia/Shanghai)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -58,9 +62,15 @@ class Settings:
             "smtp_password": get("SMTP_PASSWORD"),
             "smtp_from": get("SMTP_FROM") or cls.smtp_from,
             "smtp_starttls": get("SMTP_STARTTLS") == "1",
+            "time_zone": _time_zone(get("TIMEZONE") or DEFAULT_TIME_ZONE),
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The organisation's time zone: where its days start, for today(), days_since() and report date ranges."""
+        return ZoneInfo(self.time_zone)
 
     @property
     def attachments_path(self) -> Path:
@@ -85,3 +95,12 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"OBJECTPLATFORM_SMTP_PORT must be a port number (1-65535), not {text!r}")
     return int(text)
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"OBJECTPLATFORM_TIMEZONE must be an IANA time zone, e.g. Asia/Shanghai, "
+                         f"not {name!r}") from None
+    return name

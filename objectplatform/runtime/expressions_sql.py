@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +30,8 @@ from objectplatform.metadata.expressions import (
     Node,
     Unary,
 )
+
+from .clock import local_midnight
 
 _KINDS = ((sa.Boolean, "boolean"), (sa.DateTime, "datetime"), (sa.Date, "date"), (sa.Integer, "number"),
           (sa.Numeric, "number"), (sa.String, "text"), (sa.Uuid, "text"), (sa.JSON, "list"),
@@ -107,7 +109,8 @@ def to_sql(
     *,
     condition: bool = False,
 ) -> ColumnElement:
-    """Compile `expr` with field names bound to `columns`.
+    """Compile `expr` with field names bound to `columns`, as of `now` (in the organisation's zone: today() is
+    its date there, and days_since() counts that zone's days).
 
     A boolean expression, or any expression when `condition` is true (as filters want: '', 0 and
     NULL are false), compiles to a two-valued condition; anything else to its value.
@@ -219,12 +222,29 @@ class _Compiler:
                 raise _days_since_error(left)
             (arg,) = left.args
             sql = self.value(arg)
-            if self.kinds[arg] == "datetime":
-                sql = sa.func.date(sql, type_=sa.Date())
             if days is None:
                 return self.compare_sql(op, sql, None)
-            return self.compare_sql(_MIRROR[op], sql, self.now.date() - timedelta(days=int(days)))
+            day = self.now.date() - timedelta(days=int(days))
+            if self.kinds[arg] == "datetime":
+                return self.compare_day(_MIRROR[op], sql, day)
+            return self.compare_sql(_MIRROR[op], sql, day)
+        if self.kinds[right] == "datetime" and self.kinds[left] == "date":
+            op, left, right = _MIRROR[op], right, left
+        day = self.constant(right)
+        if self.kinds[left] == "datetime" and self.kinds[right] == "date" and isinstance(day, date) \
+                and self.constant(left) is _VARIABLE:
+            return self.compare_day(op, self.value(left), day)
         return self.compare_sql(op, self.operand(left, right), self.operand(right, left))
+
+    def compare_day(self, op: str, sql: ColumnElement, day: date) -> ColumnElement:
+        """`sql op day` for a stored date-time `sql`, by its date in the zone of `now`: bounds at the zone's
+        midnights, computed here, so the database needs no time zone of its own."""
+        if op in ("==", "!="):
+            within = sa.and_(self.compare_day(">=", sql, day), self.compare_day("<=", sql, day))
+            return within if op == "==" else sa.not_(within)
+        bound, first = {"<": ("<", day), "<=": ("<", day + timedelta(days=1)), ">": (">=", day + timedelta(days=1)),
+                        ">=": (">=", day)}[op]
+        return self.compare_sql(bound, sql, local_midnight(first, self.now.tzinfo))
 
     def compare_sql(self, op: str, a: Any, b: Any) -> ColumnElement:
         """`a op b` with the evaluator's null semantics; each side is SQL or a Python constant."""

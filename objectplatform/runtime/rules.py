@@ -77,7 +77,8 @@ class _Run:
         self.ot = platform.schema[self.obj]
         self.table = self.ot.table
         columns = {**derived_values(platform, self.obj, at), **formula_columns(self.ot)}
-        self.condition = None if rule.condition is None else to_sql(rule.condition, columns, at, condition=True)
+        local = at.astimezone(platform.settings.zone)
+        self.condition = None if rule.condition is None else to_sql(rule.condition, columns, local, condition=True)
         self.counts = dict.fromkeys(SUMMARY_KEYS, 0)
         self.stamp = convert.to_db("datetime", at)
         self.work = work_queue(platform)

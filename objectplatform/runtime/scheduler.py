@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Rule
 
 from . import approvals, rules
-from .behaviors.pool import ORG_TIME
+from .clock import ORG_TIME
 from .platform import open_platform
 from .storage import convert
 

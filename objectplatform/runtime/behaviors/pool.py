@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Label, Metadata, ObjectDef
 
 from .. import actions
-from ..clock import ORG_TIME  # the organisation's day, for the daily claim limit
+from ..clock import local_midnight
 from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, no_record, said_label
 from ..permissions import department_chain, grants_for
 from ..records import history, history_sql, hooks, masking
@@ -273,10 +273,10 @@ class PoolBehavior:
                                        pool_object=self.pool_object, pool=name, cap=cap))
         limit = pool.get("daily_claim_limit") or 0
         if limit:
-            day = at.astimezone(ORG_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
+            zone = self.platform.settings.zone
             claimed = conn.execute(sa.select(sa.func.count()).select_from(h.join(t, t.c.id == h.c.record_id)).where(
                 h.c.object == self.obj, h.c.change == "claim", h.c.field == "owner", h.c.user_id == int(me),
-                h.c.at >= day.astimezone(UTC).replace(tzinfo=None),
+                h.c.at >= local_midnight(at.astimezone(zone).date(), zone),
                 self.col(self.pool_field) == int(pool["id"]))).scalar_one()
             if claimed >= limit:
                 raise Conflict(Message("pool.daily_limit", "you claimed {claimed} {records} from {pool_object} {pool} "
@@ -288,7 +288,7 @@ class PoolBehavior:
                 h.c.object == self.obj, h.c.record_id == int(current["id"]), h.c.field == "owner",
                 h.c.old_value == history.history_text(me))).scalar()
             if left is not None and left.replace(tzinfo=UTC) > at - timedelta(days=days):
-                until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(ORG_TIME)
+                until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(self.platform.settings.zone)
                 raise Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
                                        "(reclaim_cooldown_days {days}): you may claim it back from {until}",
                                        object=self.obj, id=current["id"], days=days,

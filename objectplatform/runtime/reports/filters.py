@@ -1,24 +1,24 @@
 """Report filters as SQL conditions: the list API's `path__op` operators over field paths, plus date ranges
 (`this_month`, `last_quarter`, ..., or `{"from": "2026-01-01", "to": "2026-03-31"}`, both days included)
-counted in the organisation's time (UTC+8), like the date buckets."""
+counted in the organisation's time zone: `now` comes in that zone (`platform.settings.zone`), and a range cuts
+at its local midnights."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..clock import local_midnight
 from ..errors import Message
 from ..fieldtypes import type_named
 from ..records.query import APPLIES, CONVERT, OPERATORS, InvalidFilter, compare
-from .buckets import ORG_OFFSET_HOURS
 
 DATE_RANGES = ("today", "this_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year",
                "last_year")
-ORG_OFFSET = timedelta(hours=ORG_OFFSET_HOURS)
 
 
 def split(name: str) -> tuple[str, str]:
@@ -44,13 +44,14 @@ def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: d
 
 
 def date_bounds(column: ColumnElement, kind: str, value: Any, now: datetime) -> list[ColumnElement[bool]]:
-    """`column` (a "date" or "datetime" one) within the date range `value`; an open end adds no bound."""
+    """`column` (a "date" or "datetime" one) within the date range `value`, as of `now` in the organisation's
+    zone; an open end adds no bound."""
     bounds = []
     for day, method in zip(date_range(value, now), ("__ge__", "__lt__"), strict=True):
         if day not in (date.min, date.max):
-            bound = datetime.combine(day, datetime.min.time()) - ORG_OFFSET if kind == "datetime" else day
-            bounds.append(getattr(column, method)(bound))  # org-time midnights as stored naive UTC
+            bounds.append(getattr(column, method)(local_midnight(day, now.tzinfo) if kind == "datetime" else day))
     return bounds
+
 
 
 def _text(value: Any) -> str:
@@ -64,7 +65,8 @@ def _text(value: Any) -> str:
 
 
 def date_range(value: Any, now: datetime) -> tuple[date, date]:
-    """[first day, day after the last) of a named range or a {from, to} range, in org time."""
+    """[first day, day after the last) of a named range or a {from, to} range, the named ones as of the date of
+    `now` (a date-time in the organisation's zone)."""
     if isinstance(value, Mapping):
         unknown = set(value) - {"from", "to"}
         if unknown or not value:
@@ -79,7 +81,7 @@ def date_range(value: Any, now: datetime) -> tuple[date, date]:
         raise InvalidFilter(Message("report.unknown_range", "{value!r} is not a date range: send one of {ranges} or "
                                     '{{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}}', value=value,
                                     ranges=", ".join(DATE_RANGES)))
-    today = (now.astimezone(UTC) + ORG_OFFSET).date()
+    today = now.date()
     quarter = (today.month - 1) // 3 * 3 + 1
     starts = {
         "today": (today, today + timedelta(days=1)),

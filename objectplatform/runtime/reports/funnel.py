@@ -8,7 +8,7 @@ totals row's weighted amount is the forecast. The stages and probabilities come 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +69,7 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
     filters[f.sales_process] = process.name
     own_filters = dict(filters)  # owner, department, ...: the stage history follows them through its opportunity
     filters[config.status_field] = config.open_status
-    now = (now or platform.clock.now()).astimezone(UTC)
+    now = (now or platform.clock.now()).astimezone(platform.settings.zone)
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
         where = report_conditions(platform, report, filters, scene or report.scene, access, now, conn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -101,7 +101,7 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
                          {"filters": [Message("report.not_an_object", "must be an object")]})
     if engine := platform.registry.report_engines.get(report.engine):
         return engine(platform, report, access=access, filters=filters, scene=scene, now=now)
-    now = (now or platform.clock.now()).astimezone(UTC)
+    now = (now or platform.clock.now()).astimezone(platform.settings.zone)
     metadata, base = platform.metadata, report.object
     dimensions = [_dimension(metadata, base, d) for d in report.dimensions]
     across = _dimension(metadata, base, report.columns) if report.columns else None
