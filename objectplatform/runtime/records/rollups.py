@@ -22,7 +22,7 @@ from .formulas import Formulas
 Change = tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]  # (before, after); None: inserted/deleted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one per (parent, child, via), made by Rollups: hashed by identity
 class _Group:
     """The rollup fields of `parent` over `child` records linked by `via`, and the child fields they read."""
 
@@ -49,6 +49,7 @@ class Rollups:
             reads = {via} | {f.rollup.field for f in fields if f.rollup.field} | {
                 k for f in fields for k in f.rollup.filter}
             self.by_child.setdefault(child, []).append(_Group(parent, child, via, tuple(fields), frozenset(reads)))
+        self._prepared: dict[_Group, tuple[sa.Select, sa.Update, sa.Select]] = {}
 
     def initial(self, obj: str) -> dict[str, Any]:
         """The rollup values of a record that has no children yet."""
@@ -90,21 +91,31 @@ class Rollups:
                 additive = all(f.rollup.function in ("sum", "count") for f in group.fields)
                 self.refresh(conn, group, sorted(deltas), now, deltas if additive else None)
 
+    def _statements(self, group: _Group) -> tuple[sa.Select, sa.Update, sa.Select]:
+        """The group's parents (an expanding `_parents`) locked and read, recounted, and read again, built on the
+        group's first refresh: building the recount's subqueries cost more than running them."""
+        if group not in self._prepared:
+            pot = self.schema[group.parent]
+            table = pot.table
+            parents = table.c.id.in_(sa.bindparam("_parents", expanding=True))
+            read = sa.select(table).where(parents).order_by(table.c.id)
+            recount = sa.update(table).where(parents).values(
+                {pot.column(f.name): rollup_value(self.schema, f, table) for f in group.fields})
+            self._prepared[group] = (read.with_for_update(), recount, read)
+        return self._prepared[group]
+
     def refresh(self, conn: sa.Connection, group: _Group, ids: list[int], now: datetime,
                 deltas: Mapping[int, Mapping[str, Any]] | None = None) -> None:
         """Recompute (or, given `deltas`, add to) the group's rollups on the parents `ids`, then their
         stored formulas, then upwards."""
         pot = self.schema[group.parent]
         table = pot.table
-        before = {r["id"]: r for r in conn.execute(
-            sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()).mappings()}
+        lock, recount, read = self._statements(group)
+        before = {r["id"]: r for r in conn.execute(lock, {"_parents": ids}).mappings()}
         if not before:
             return
         if deltas is None:
-            conn.execute(
-                sa.update(table).where(table.c.id.in_(list(before)))
-                .values({pot.column(f.name): rollup_value(self.schema, f, table) for f in group.fields})
-            )
+            conn.execute(recount, {"_parents": list(before)})
         else:
             columns = {f.name: pot.column(f.name) for f in group.fields}
             conn.execute(
@@ -116,7 +127,7 @@ class Rollups:
         formulas = self.formulas[group.parent]
         changes: list[Change] = []
         updates: list[dict] = []
-        rows = conn.execute(sa.select(table).where(table.c.id.in_(list(before))).order_by(table.c.id)).mappings()
+        rows = conn.execute(read, {"_parents": list(before)}).mappings()
         for row in rows:
             old, new = from_row(pot, before[row["id"]]), from_row(pot, row)
             if formulas.stored:

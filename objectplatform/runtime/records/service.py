@@ -191,8 +191,8 @@ class Records:
         record_id = parse_record_id(id)
         if record_id is None:
             return None
-        stmt = sa.select(ot.table).where(ot.table.c.id == record_id, *([where] if where is not None else []))
-        row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
+        stmt = ot.by_id if where is None else ot.by_id.where(where)
+        row = conn.execute(stmt.with_for_update() if lock else stmt, {"_id": record_id}).mappings().first()
         if row is None:
             return None
         now = self.platform.clock.now()
@@ -271,10 +271,10 @@ class Records:
                     wanted.setdefault(target, set()).add(int(item))
         existing: dict[str, set[int]] = {}
         for target, ids in wanted.items():
-            table = self.schema[target].table
-            visible = self.reference_scope(target, table) if self.reference_scope else None
-            stmt = sa.select(table.c.id).where(table.c.id.in_(ids), *([visible] if visible is not None else []))
-            existing[target] = set(conn.execute(stmt).scalars())
+            tot = self.schema[target]
+            visible = self.reference_scope(target, tot.table) if self.reference_scope else None
+            stmt = tot.ids_among if visible is None else tot.ids_among.where(visible)
+            existing[target] = set(conn.execute(stmt, {"_ids": list(ids)}).scalars())
         result = []
         for row in rows:
             errors: Errors = {}
@@ -435,7 +435,7 @@ class Records:
             record[name] = pattern.format(now, counter)
         self._save_uploads(ot, record, saved)
         try:
-            record_id = conn.execute(ot.table.insert().values(to_row(ot, record))).inserted_primary_key[0]
+            record_id = conn.execute(ot.table.insert(), to_row(ot, record)).inserted_primary_key[0]
         except sa.exc.IntegrityError as e:
             raise self._integrity(e, ot) or e from None
         record["id"] = str(record_id)

@@ -7,6 +7,7 @@ then the sort columns, then id) so that a filtered, sorted list page is one inde
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,6 +81,17 @@ class ObjectTable:
         """The single column of a field (system fields included)."""
         (name,) = self.columns[field]
         return self.table.c[name]
+
+    # Built once and reused: building a statement (and its cache key) costs several times running it.
+    @functools.cached_property
+    def by_id(self) -> sa.Select:
+        """The row whose id is the parameter `_id`."""
+        return sa.select(self.table).where(self.table.c.id == sa.bindparam("_id"))
+
+    @functools.cached_property
+    def ids_among(self) -> sa.Select:
+        """The ids of the rows among the parameter `_ids` (a collection of ids)."""
+        return sa.select(self.table.c.id).where(self.table.c.id.in_(sa.bindparam("_ids", expanding=True)))
 
 
 class Schema:

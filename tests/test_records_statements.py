@@ -1,0 +1,53 @@
+"""The records service builds its per-object statements once and reuses them (issue 20): the same statement
+object serves every call, and gives the same answers as one built per call did, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+
+from objectplatform.runtime.errors import NotFound, ValidationFailed
+
+
+def test_a_record_is_read_by_the_one_statement_of_its_object(platform, records):
+    lead = platform.schema["lead"]
+    statement = lead.by_id
+    made = records.create("lead", {"name": "王一", "company": "甲公司", "email": "l1@example.com"})
+    assert records.get("lead", made["id"])["name"] == "王一"
+    assert lead.by_id is statement
+    table = lead.table
+    assert records.get("lead", made["id"], where=table.c.company == "甲公司")["id"] == made["id"]
+    with pytest.raises(NotFound):
+        records.get("lead", made["id"], where=table.c.company == "乙公司")  # the condition still applies
+
+
+def test_references_are_checked_by_the_one_statement_of_their_target(platform, records):
+    spring = records.create("campaign", {"name": "春季展会"})
+    autumn = records.create("campaign", {"name": "秋季展会"})
+    statement = platform.schema["campaign"].ids_among
+    records.create("lead", {"name": "王一", "campaign": spring["id"], "email": "l2@example.com"})
+    with pytest.raises(ValidationFailed) as e:
+        records.create("lead", {"name": "王二", "campaign": str(int(autumn["id"]) + 100), "email": "l3@example.com"})
+    assert e.value.fields == {"campaign": [f"no campaign with id {int(autumn['id']) + 100}"]}
+    table = platform.schema["campaign"].table
+    scoped = records.within(lambda obj, t: t.c.id == int(spring["id"]) if obj == "campaign" else None)
+    scoped.create("lead", {"name": "王三", "campaign": spring["id"], "email": "l4@example.com"})
+    with pytest.raises(ValidationFailed) as e:  # outside the scope: as if it did not exist
+        scoped.create("lead", {"name": "王四", "campaign": autumn["id"], "email": "l5@example.com"})
+    assert e.value.fields == {"campaign": [f"no campaign with id {autumn['id']}"]}
+    assert platform.schema["campaign"].ids_among is statement and table is platform.schema["campaign"].table
+
+
+def test_rollups_are_refreshed_by_statements_built_on_their_first_use(platform, records):
+    rollups = records.rollups
+    (group,) = [g for g in rollups.by_child["lead"] if g.parent == "campaign"]
+    spring = records.create("campaign", {"name": "春季展会"})
+    autumn = records.create("campaign", {"name": "秋季展会"})
+    first = records.create("lead", {"name": "王一", "campaign": spring["id"], "email": "l6@example.com"})
+    statements = rollups._statements(group)
+    records.create("lead", {"name": "王二", "campaign": spring["id"], "email": "l7@example.com"})
+    records.update("lead", first["id"], {"campaign": autumn["id"]}, version=first["version"])
+    third = records.create("lead", {"name": "王三", "campaign": autumn["id"], "email": "l8@example.com"})
+    records.delete("lead", third["id"])
+    assert rollups._statements(group) is statements
+    assert records.get("campaign", spring["id"])["lead_count"] == 1
+    assert records.get("campaign", autumn["id"])["lead_count"] == 1
