@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-
 from objectplatform.metadata import Label, Metadata, ObjectDef
 
 from .actions import Action, Handler, Param, Provider
@@ -88,7 +86,6 @@ class Registry:
         """Make `behavior` known to `check` and wire its actions, hooks and derived values."""
         if behavior.name in self.behaviors:
             raise ValueError(f"behavior {behavior.name!r} is already registered")
-        Draft202012Validator.check_schema(behavior.schema)
         self.behaviors[behavior.name] = behavior
         if behavior.actions is not None:
             self.action_provider(behavior.actions)

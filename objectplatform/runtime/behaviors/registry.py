@@ -63,6 +63,9 @@ class Behavior:
     panels: tuple[str, ...] = ()
     moves_in_hooks: bool = False
 
+    def __post_init__(self) -> None:
+        Draft202012Validator.check_schema(self.schema)  # once per declaration, not per platform built
+
     def declared_by(self, obj: ObjectDef) -> bool:
         return self.name in obj.behaviors
 
