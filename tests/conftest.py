@@ -28,7 +28,20 @@ from objectplatform.runtime.storage.engine import create_engine
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.runtime.storage.tables import schema_of
 
-PG_URL = os.environ.get("OBJECTPLATFORM_TEST_DATABASE_URL")
+
+def _pg_options(url: str | None, **settings: str) -> str | None:
+    """`url` with PostgreSQL settings added to its `options`: the tests' commits need not wait for the disk
+    (`synchronous_commit=off` loses at most the last commits on a crash, which a test database never needs),
+    which makes the PostgreSQL tests about a quarter faster."""
+    if url is None:
+        return None
+    parsed = sa.make_url(url)
+    options = " ".join([parsed.query.get("options", ""), "-csynchronous_commit=off",
+                        *(f"-c{name}={value}" for name, value in settings.items())]).strip()
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+PG_URL = _pg_options(os.environ.get("OBJECTPLATFORM_TEST_DATABASE_URL"))
 REDIS_URL = os.environ.get("OBJECTPLATFORM_TEST_REDIS_URL")
 
 REQUIRE_SERVICES = os.environ.get("OBJECTPLATFORM_REQUIRE_SERVICES") == "1"
@@ -73,9 +86,8 @@ def fresh_database(backend: str, folder) -> Iterator[str]:
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield _pg_options(os.environ["OBJECTPLATFORM_TEST_DATABASE_URL"], search_path=schema)
     finally:
         with admin.connect() as c:
             c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
