@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +107,10 @@ class Templates:
     `Metadata` object (the shipped CRM is one object for the whole run, see support.crm_metadata; a
     module with its own layer gets its own template). PostgreSQL databases are named `optest_<pid>_...`
     and dropped when the process ends; those of a process that died are dropped by the next run.
+
+    A DROP DATABASE costs PostgreSQL a checkpoint (about 4 s here, slowing every other connection meanwhile),
+    so no database is dropped while tests run: a copy that cannot be reused waits, and a detached process
+    drops them all once the tests are over (`_drop_later`).
     """
 
     KEPT = ("_op_schema", "_op_migration")  # what `migrate` wrote: the same in every copy
@@ -116,6 +122,7 @@ class Templates:
         self.count = itertools.count()
         self.spare: dict[str, list[str]] = {}  # PostgreSQL template -> emptied copies for the next tests
         self.shape: dict[str, tuple] = {}  # template -> its tables, migrations, columns and indexes
+        self.doomed: list[str] = []  # databases to drop once the tests are over
         self.admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT") if PG_URL else None
         if self.admin is not None:
             self._drop_orphans()
@@ -125,10 +132,15 @@ class Templates:
 
     def _drop_orphans(self) -> None:
         with self.admin.connect() as c:
-            for name in c.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'optest\\_%'")).scalars():
-                pid = int(name.split("_")[1])
-                if not _alive(pid):
-                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            names = c.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE 'optest\\_%'")).scalars()
+            self._drop_later([name for name in names if not _alive(int(name.split("_")[1]))])
+
+    def _drop_later(self, names: list[str]) -> None:
+        """Drop the databases `names` in a detached process, which outlives the test run (see the class)."""
+        if names:
+            conninfo = self.admin.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+            subprocess.Popen([sys.executable, "-c", DROPPER, conninfo, *names], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def template(self, backend: str, metadata) -> str:
         """The template of `metadata` on `backend`: a SQLite file path or a PostgreSQL database name."""
@@ -180,8 +192,7 @@ class Templates:
             if self._emptied(name, template):
                 spare.append(name)
             else:
-                with self.admin.connect() as c:
-                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                self.doomed.append(name)
 
     def _emptied(self, name: str, template: str) -> bool:
         """Empty the copy `name` as its template left it; False when it no longer has the template's
@@ -212,11 +223,20 @@ class Templates:
     def close(self) -> None:
         if self.admin is None:
             return
-        with self.admin.connect() as c:
-            for name in [name for _metadata, name in self.made.values()] + [n for s in self.spare.values() for n in s]:
-                if name.startswith(self.prefix):
-                    c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        made = [name for _metadata, name in self.made.values() if name.startswith(self.prefix)]
+        with self.admin.connect() as c:  # what the last tests left connected (a server, a worker) goes first
+            c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname LIKE :prefix"),
+                      {"prefix": self.prefix.replace("_", "\\_") + "%"})
+        self._drop_later(self.doomed + [n for s in self.spare.values() for n in s] + made)
         self.admin.dispose()
+
+
+DROPPER = """
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    for name in sys.argv[2:]:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+"""
 
 
 def _shape(conn: sa.Connection) -> tuple[frozenset[str], int, frozenset[tuple[str, str]]]:
