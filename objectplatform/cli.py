@@ -1,4 +1,5 @@
-"""The `objectplatform` command: check metadata, migrate, run workers, create users, import CSV, serve, demo.
+"""The `objectplatform` command: check metadata, migrate, run workers, create users, import CSV, back up and restore,
+serve, demo.
 
 A thin face over the runtime services: every command reads `Settings.from_env()`, prints for humans,
 and turns every expected failure into a message and exit status 1, never a traceback.
@@ -24,6 +25,7 @@ from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platform
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import DemoUnavailable, find_apps
+from objectplatform.runtime.backup import create_backup, restore_backup
 from objectplatform.runtime.clock import ORG_TIME
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
@@ -127,6 +129,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="a rule to run (repeatable; default: every scheduled rule)")
     sub = command("scheduler", scheduler_command, "run due rules as jobs: tick every minute (Ctrl+C stops)")
     sub.add_argument("--once", action="store_true", help="tick once and stop")
+    sub = command("backup", backup_command, "write the database, the site's metadata layer and the attachments to "
+                  "one new .tar.gz file (safe while the site runs)")
+    sub.add_argument("path", type=Path, metavar="PATH", help="the file to write, e.g. backups/site-2026-12-07.tar.gz")
+    sub = command("restore", restore_command, "restore a backup into the configured database (an empty one, unless "
+                  "--force), site layer folder and attachments folder")
+    sub.add_argument("path", type=Path, metavar="PATH", help="a file `objectplatform backup` wrote")
+    sub.add_argument("--force", action="store_true",
+                     help="replace the contents of a database that holds tables; move folders holding files aside")
     sub = command("serve", serve, "serve the web app and the API on the configured database, as it is "
                   "(needs OBJECTPLATFORM_SECRET_KEY)")
     _server_options(sub)
@@ -356,6 +366,42 @@ class ProgressBar:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+
+
+# --- backup, restore ---------------------------------------------------------------------------
+
+
+def backup_command(args: argparse.Namespace) -> int:
+    """Write the backup; print what it holds."""
+    settings = Settings.from_env()
+    manifest = create_backup(settings, args.path)
+    tables = manifest["tables"]
+    print(f"backed up {_safe_url(settings.database_url)} ({manifest['backend']}: {_count(len(tables), 'table')}, "
+          f"{_count(sum(tables.values()), 'row')})")
+    if manifest["site_layer"]:
+        print(f"  site metadata layer: {manifest['site_layer']}")
+    print(f"  attachments: {_count(manifest['attachments'], 'file')} ({settings.attachments_path})")
+    print(f"to {args.path} ({args.path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    """Restore the backup; print what was restored where and what was moved aside."""
+    settings = Settings.from_env()
+    done = restore_backup(settings, args.path, force=args.force)
+    manifest = done["manifest"]
+    print(f"restored the backup of {manifest['created_at']} (objectplatform {manifest['objectplatform_version']}, "
+          f"{manifest['backend']})")
+    print(f"  database: {_count(done['tables'], 'table')}, {_count(done['rows'], 'row')} "
+          f"into {_safe_url(settings.database_url)}")
+    if done["layer"]:
+        print(f"  site metadata layer: into {done['layer']}")
+    print(f"  attachments: {_count(done['attachments'], 'file')} into {settings.attachments_path}")
+    for folder in done["moved"]:
+        print(f"  moved aside: {folder}")
+    print("next: `objectplatform check`, then `objectplatform migrate` (brings the database in line with this "
+          "version's metadata)")
+    return 0
 
 
 # --- rules, scheduler -------------------------------------------------------------------------
