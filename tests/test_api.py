@@ -237,7 +237,7 @@ def test_meta_object_lead(api):
     assert fields["name"] == {"name": "name", "type": "text", "label": {"zh": "姓名", "en": "Name"}, "required": True,
                               "read_only": False, "searchable": True, "max_length": 100}
     assert fields["campaign"] == {"name": "campaign", "type": "lookup", "label": {"zh": "市场活动", "en": "Campaign"},
-                                  "required": False, "read_only": False, "target": "campaign"}
+                                  "required": False, "read_only": False, "target": "campaign", "on_delete": "clear"}
     assert fields["converted_account"]["read_only"] is True
     assert fields["source"]["picklist"] == "lead_source"
     assert fields["source"]["options"][:2] == [

@@ -63,6 +63,7 @@ PLAIN_OPTIONS = (
     "result_type",
     "stored",
     "team",
+    "on_delete",
 )
 # what an object_extension may change on a field an earlier document defined
 RELABEL_OPTIONS = ("label", "help", "hidden", "searchable", "index", "required", "default")

@@ -110,6 +110,7 @@ class FieldDef:
     rollup: RollupSpec | None = None
     system: bool = False  # written only by transitions, flows, rules and behaviors, never by an edit
     team: str | None = None  # multi_user: its users may read ("read") or edit ("edit") the record (相关团队)
+    on_delete: str | None = None  # lookup, department: refuse (default), cascade or clear when its target is deleted
 
     def option(self, value: str) -> Option | None:
         return next((o for o in self.options if o.value == value), None)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 ROOT = Path(__file__).resolve().parents[2]  # the repository: industry_templates/, instance/
 SECRET_KEY_FILE = "secret_key"  # in the instance folder: the key `objectplatform demo` made for it
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
+DEFAULT_RECYCLE_BIN_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,15 @@ class Settings:
     smtp_from: str = "objectplatform@localhost"
     smtp_starttls: bool = False
     time_zone: str = DEFAULT_TIME_ZONE  # the organisation's days: rules' today(), report date ranges (IANA name)
+    recycle_bin_days: int = DEFAULT_RECYCLE_BIN_DAYS  # how long a deleted record may be restored before the purge
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
         _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
         _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
-        connection) and _TIMEZONE (an IANA name); unset ones take the defaults (SQLite under instance/, no email,
-        Asia/Shanghai)."""
+        connection), _TIMEZONE (an IANA name) and _RECYCLE_BIN_DAYS; unset ones take the defaults (SQLite under
+        instance/, no email, Asia/Shanghai, 30 days)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -63,6 +65,7 @@ class Settings:
             "smtp_from": get("SMTP_FROM") or cls.smtp_from,
             "smtp_starttls": get("SMTP_STARTTLS") == "1",
             "time_zone": _time_zone(get("TIMEZONE") or DEFAULT_TIME_ZONE),
+            "recycle_bin_days": _days(get("RECYCLE_BIN_DAYS") or str(DEFAULT_RECYCLE_BIN_DAYS)),
         }
         values.update(overrides)
         return cls(**values)
@@ -94,6 +97,12 @@ def _names(text: str) -> tuple[str, ...]:
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"OBJECTPLATFORM_SMTP_PORT must be a port number (1-65535), not {text!r}")
+    return int(text)
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 3650:
+        raise ValueError(f"OBJECTPLATFORM_RECYCLE_BIN_DAYS must be a number of days (1-3650), not {text!r}")
     return int(text)
 
 

@@ -137,6 +137,13 @@ def said_label(zh: str, en: str) -> Message:
     return Message("object.label", "{label[en]}", label={"zh": zh, "en": en})
 
 
+def said_list(items: Sequence[str]) -> str:
+    """Several messages (at least one) as one, joined by each language's separator ("、" in Chinese)."""
+    if len(items) == 1:
+        return items[0]
+    return Message("list.and", "{first}, {rest}", first=items[0], rest=said_list(items[1:]))
+
+
 def no_record(obj: str, record_id: Any) -> Message:
     """The message of an id that names no record of `obj` (or none the caller may see)."""
     return Message("record.not_found", "no {object} with id {id}", object=obj, id=record_id)

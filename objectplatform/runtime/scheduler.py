@@ -17,6 +17,7 @@ from objectplatform.metadata import Rule
 from . import approvals, rules
 from .clock import ORG_TIME
 from .platform import open_platform
+from .records import recycle_bin
 from .storage import convert
 
 EPOCH = datetime(1970, 1, 1, tzinfo=ORG_TIME)
@@ -64,9 +65,11 @@ def due_rules(platform, at: datetime) -> list[Rule]:
 
 def tick(platform, at: datetime | None = None) -> list[str]:
     """Claim and enqueue the run of every due rule as of `at` (default: the platform's clock); their names.
-    Approval steps waiting past their remind_after_hours remind their approvers on every tick too."""
+    Approval steps waiting past their remind_after_hours remind their approvers on every tick too, and the recycle
+    bin's entries past the retention period are purged."""
     at = at or platform.clock.now()
     approvals.approval_reminders(platform, at)
+    recycle_bin.purge(platform, at)
     started = []
     for rule in due_rules(platform, at):
         runs = platform.schema.rule_runs

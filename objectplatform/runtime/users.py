@@ -30,7 +30,7 @@ def _is_admin(metadata, user: Mapping[str, Any]) -> bool:
 
 
 def _refuse_delete(ctx: hooks.HookContext) -> None:
-    """after_delete: a user is never deleted; the refusal rolls the delete's transaction back."""
+    """before_delete: a user is never deleted."""
     raise Conflict(Message("user.not_deletable", "a user is never deleted: deactivate {user} with the action "
                            "{action}, handing their records over to another user",
                            user=ctx.before["username"], action="deactivate"))
@@ -54,5 +54,5 @@ def _keep_last_admin(ctx: hooks.HookContext) -> None:
 
 def register(registry) -> None:
     """Refuse every delete of a user and any change leaving no active administrator."""
-    registry.hook("after_delete", _refuse_delete, applies=lambda obj: obj.name == USER)
+    registry.hook("before_delete", _refuse_delete, applies=lambda obj: obj.name == USER)
     registry.hook("before_update", _keep_last_admin, applies=lambda obj: obj.name == USER)

@@ -387,6 +387,8 @@ def field_json(f: FieldDef) -> dict:
         out["target"] = f.to
     if f.team:
         out["team"] = f.team  # its users may read ("read") or edit ("edit") the record
+    if f.on_delete:
+        out["on_delete"] = f.on_delete  # what deleting the record it names does: refuse, cascade or clear
     for key in ("max_length", "precision", "scale", "min", "max", "pattern", "expression", "result_type",
                 "picklist"):
         if getattr(f, key) is not None:

@@ -16,6 +16,7 @@ from objectplatform.runtime.apps import find_apps
 from . import (  # noqa: F401 - the page modules' views register on the pages blueprint (pages_base.bp)
     api,
     api_approvals,
+    api_recycle_bin,
     api_reports,
     api_work,
     errors,
@@ -30,6 +31,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages_lists,
     pages_pools,
     pages_records,
+    pages_recycle_bin,
     pages_report_builder,
     pages_reports,
     pages_stages,
@@ -90,6 +92,7 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     api_work.init_app(app)
     api_approvals.init_app(app)
     api_reports.init_app(app)
+    api_recycle_bin.init_app(app)
     pages.init_app(app)
     record_page = app.extensions[pages_records.EXTENSIONS] = pages_records.RecordExtensions()
     for module in (pages_stages, pages_approvals, pages_duplicates, pages_follow_ups, pages_imports, pages_convert,

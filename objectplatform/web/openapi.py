@@ -314,6 +314,28 @@ def work_queue_paths() -> dict:
     }
 
 
+def recycle_bin_paths() -> dict:
+    """The administrators' recycle bin (web/api_recycle_bin.py)."""
+    tag = ["recycle bin"]
+    entry = {"type": "object", "additionalProperties": False,
+             "required": ["id", "object", "record_id", "title", "deleted_by", "deleted_at", "purge_at"],
+             "properties": {"id": {"type": "string"}, "object": {"type": "string"}, "record_id": {"type": "string"},
+                            "title": {"type": "string"}, "deleted_by": _STRING_OR_NULL, "deleted_at": _WHEN,
+                            "purge_at": _WHEN}}
+    return {
+        "/recycle_bin": {"get": {
+            "operationId": "list_recycle_bin", "tags": tag,
+            "summary": "The deleted records that may still be restored, newest first (administrators only)",
+            "responses": _responses("200", {"type": "object", "required": ["items"], "additionalProperties": False,
+                                            "properties": {"items": {"type": "array", "items": entry}}}, 403)}},
+        "/recycle_bin/{id}/restore": {"post": {
+            "operationId": "restore_from_recycle_bin", "tags": tag,
+            "summary": "Put a deleted record (and its lines) back with its id and values; answers the record",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": _responses("200", {"type": "object", "required": ["id"]}, 403, 404, 409)}},
+    }
+
+
 _LABEL_PAIR = {"type": "object", "required": ["zh", "en"], "additionalProperties": False,
                "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
 APPROVAL_SCHEMAS: dict[str, Any] = {
@@ -543,6 +565,7 @@ def document(metadata: Metadata, actions: Actions) -> dict:
     schemas.update(WORK_QUEUE_SCHEMAS)
     paths.update(work_queue_paths())
     paths.update(report_paths())
+    paths.update(recycle_bin_paths())
     schemas.update(APPROVAL_SCHEMAS)
     paths.update(approval_paths(metadata))
     for obj in metadata.objects.values():

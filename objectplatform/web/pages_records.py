@@ -222,7 +222,11 @@ def attachment(obj: str, id: str, field: str):
 @bp.route("/o/<obj>/<id>/delete", methods=["POST"])
 def delete(obj: str, id: str):
     definition = object_def(obj, "delete")
-    get_platform().records.delete(obj, id, user=g.access.user_id, where=scope(obj, "delete"))
+    try:
+        get_platform().records.delete(obj, id, user=g.access.user_id, where=scope(obj, "delete"))
+    except Conflict as e:  # still referenced, or a user (never deleted): said on the record's page
+        flash(error_text(e.message, g.lang), "error")
+        return redirect(url_for("pages.record", obj=definition.name, id=id))
     flash(text("record.deleted", g.lang), "success")
     return redirect(url_for("pages.list_records", obj=definition.name))
 

@@ -3,6 +3,7 @@ multi_department (a list of ids, stored as JSON text)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,6 +74,12 @@ class Reference(FieldType):
     def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
         return RecordId()
 
+    def check(self, f: FieldDef) -> Iterator[tuple[str, str]]:
+        """A required reference cannot be emptied when its record is deleted."""
+        if f.on_delete == "clear" and f.required:
+            yield "on_delete", ("on_delete: clear empties the field, which a required field cannot be: "
+                                "use refuse or cascade")
+
 
 class References(JsonFieldType):
     """The ids of several records of the object `to`, stored as a JSON list of texts."""
@@ -91,10 +98,11 @@ class References(JsonFieldType):
 
 
 TO = frozenset({"to"})
-LOOKUP = Reference("lookup", "text", TO, reference="to", comparable=True)
+ON_DELETE = frozenset({"on_delete"})  # what deleting the record it names does to it (records/recycle_bin.py)
+LOOKUP = Reference("lookup", "text", TO | ON_DELETE, reference="to", comparable=True)
 MASTER_DETAIL = Reference("master_detail", "text", TO, reference="to", comparable=True)
 USER = Reference("user", "text", reference="user", comparable=True)
-DEPARTMENT = Reference("department", "text", reference="department", comparable=True)
+DEPARTMENT = Reference("department", "text", ON_DELETE, reference="department", comparable=True)
 MULTI_USER = References("multi_user", "list", frozenset({"team"}), reference="user")
 MULTI_DEPARTMENT = References("multi_department", "list", reference="department")
 TYPES = (LOOKUP, MASTER_DETAIL, USER, DEPARTMENT, MULTI_USER, MULTI_DEPARTMENT)

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import ObjectDef
 
-EVENTS = frozenset({"before_create", "after_create", "before_update", "after_update", "after_delete",
-                    "before_create_many", "after_create_many", "after_rollup"})
+EVENTS = frozenset({"before_create", "after_create", "before_update", "after_update", "before_delete",
+                    "after_delete", "after_restore", "before_create_many", "after_create_many", "after_rollup"})
 
 
 @dataclass

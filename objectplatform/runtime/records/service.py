@@ -30,7 +30,7 @@ from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import ObjectTable
 from ..validation import build_validators
-from . import history, hooks
+from . import history, hooks, recycle_bin
 from .autonumber import AutoNumber, reserve
 from .bulk import RowMaker, batches, insert_many
 from .formulas import Formulas
@@ -508,7 +508,7 @@ class Records:
                     self._insert(c, cot, child_record, user, now, saved)
                 self.rollups.after_change(c, child, [(None, r) for r in creates], now)
                 for child_current in deletes:
-                    self._delete(c, cot, child_current, user, now)
+                    self.remove_rows(c, cot, child_current, user, now)
             return self._read(c, ot, current["id"])
 
     def _conflict(self, ot: ObjectTable, current: Mapping[str, Any], version: Any) -> Conflict:
@@ -593,18 +593,20 @@ class Records:
 
     def delete(self, obj: str, id: Any, *, user: str | None = None, where=None,
                conn: sa.Connection | None = None) -> None:
-        """Delete the record and, first, its master_detail children (recursively); a record that
-        `where` excludes is NotFound."""
+        """Move the record, with its master_detail children (recursively), to the recycle bin
+        (records/recycle_bin.py); a record that `where` excludes is NotFound, one others still name is a 409."""
         ot = self._table(obj)
         with self._writing(conn, []) as c:
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
                 raise NotFound(no_record(obj, id))
+            now = self.platform.clock.now()
+            self._hooks("before_delete", c, ot.object, user, now, before=dict(current))
             self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
-            self._delete(c, ot, current, user, self.platform.clock.now())
+            recycle_bin.discard(self, c, ot, current, user, now)
 
-    def _delete(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any], user: str | None,
-                now: datetime) -> None:
+    def remove_rows(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any], user: str | None,
+                    now: datetime) -> None:
         """Delete the row, then its children (whose rollup refresh then skips the parent that is gone)."""
         obj = ot.object.name
         conn.execute(sa.delete(ot.table).where(ot.table.c.id == int(record["id"])))
@@ -614,7 +616,7 @@ class Records:
         for child, _via in self.children.get(obj, ()):
             cot = self.schema[child]
             for line in record.get(child, []):
-                self._delete(conn, cot, self._read(conn, cot, line["id"]) or line, user, now)
+                self.remove_rows(conn, cot, self._read(conn, cot, line["id"]) or line, user, now)
         self.rollups.after_change(conn, obj, [(record, None)], now)
         self._hooks("after_delete", conn, ot.object, user, now, before=dict(record))
 

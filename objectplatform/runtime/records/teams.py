@@ -62,6 +62,7 @@ def _deleted(ctx: hooks.HookContext) -> None:
 def register(registry) -> None:
     """Keep the team table in step with every object that has team fields."""
     registry.hook("after_create", lambda ctx: _created(ctx, [ctx.after]), applies=_has_team)
+    registry.hook("after_restore", lambda ctx: _created(ctx, [ctx.after]), applies=_has_team)
     registry.hook("after_create_many", lambda ctx: _created(ctx, ctx.batch), applies=_has_team)
     registry.hook("after_update", _updated, applies=_has_team)
     registry.hook("after_delete", _deleted, applies=_has_team)

@@ -154,6 +154,7 @@ class Schema:
         self.add_work_queue_tables()
         self.add_approval_tables()
         self.add_report_tables()
+        self.add_recycle_bin_table()
         has_teams = any(f.team for o in metadata.objects.values() for f in o.fields.values())
         self.teams = self.team_table() if has_teams else None
 
@@ -167,6 +168,22 @@ class Schema:
             sa.Column("field", sa.String(64), primary_key=True),
             sa.Column("user_id", sa.BigInteger(), primary_key=True),
             sa.Index(f"ix_{PREFIX}team__member", "user_id", "object", "field", "record_id"),
+        )
+
+    def add_recycle_bin_table(self) -> None:
+        """Deleted records (records/recycle_bin.py): one row per delete, its records' rows kept as JSON."""
+        self.recycle_bin = sa.Table(
+            f"{PREFIX}recycle_bin", self.sa_metadata,
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                      autoincrement=True),
+            sa.Column("object", sa.String(64), nullable=False),
+            sa.Column("record_id", sa.BigInteger(), nullable=False),
+            sa.Column("title", sa.Text(), nullable=False),
+            sa.Column("snapshot", sa.Text(), nullable=False),  # JSON: the rows, their children, what cascaded
+            sa.Column("deleted_by", sa.BigInteger()),
+            sa.Column("deleted_at", sa.DateTime(), nullable=False),
+            sa.Index(f"ix_{PREFIX}recycle_bin__deleted_at", "deleted_at"),
+            sa.Index(f"ix_{PREFIX}recycle_bin__object__record_id", "object", "record_id"),
         )
 
     def add_report_tables(self) -> None:
@@ -296,7 +313,9 @@ class Schema:
             if columns_:
                 columns[f.name], types[f.name] = columns_, value_type(f)
             sa_columns.extend(made)
-        table = sa.Table(obj.name, self.sa_metadata, *sa_columns)
+        # AUTOINCREMENT: SQLite would otherwise give a deleted record's id (the highest) to the next new one, and its
+        # restore from the recycle bin would find the id taken
+        table = sa.Table(obj.name, self.sa_metadata, *sa_columns, sqlite_autoincrement=True)
         _add_indexes(obj, table, columns)
         return ObjectTable(obj, table, columns, types)
 
