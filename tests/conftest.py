@@ -194,6 +194,20 @@ class Templates:
             else:
                 self.doomed.append(name)
 
+    @contextmanager
+    def blank(self, backend: str, folder) -> Iterator[str]:
+        """A URL to a new, empty database (a SQLite file not made yet), dropped after the run (PostgreSQL)."""
+        if backend == "sqlite":
+            yield f"sqlite:///{folder / 'blank.db'}"
+            return
+        name = f"{self.prefix}{next(self.count)}"
+        with self.admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield self._pg_url(name)
+        finally:
+            self.doomed.append(name)
+
     def _emptied(self, name: str, template: str) -> bool:
         """Empty the copy `name` as its template left it; False when it no longer has the template's
         shape (migrated further, a table added) or cannot be emptied now (a lock held elsewhere)."""

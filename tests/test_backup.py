@@ -5,17 +5,13 @@ written."""
 import base64
 import io
 import json
-import os
 import shutil
 import tarfile
-import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import PG_URL
 from support import crm_metadata
 
 from objectplatform.cli import main
@@ -86,24 +82,6 @@ def _use(env, settings: Settings) -> None:
         env.delenv("OBJECTPLATFORM_CUSTOM_METADATA", raising=False)
 
 
-@contextmanager
-def fresh_database(backend: str, folder: Path):
-    """The URL of a new, empty database: a SQLite file not made yet, or a PostgreSQL database dropped after."""
-    if backend == "sqlite":
-        yield f"sqlite:///{folder / 'restored.db'}"
-        return
-    name = f"optest_{os.getpid()}_restore_{uuid.uuid4().hex[:8]}"  # conftest drops those a dead run left
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -127,7 +105,7 @@ def files_in(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_backup_restored_into_a_fresh_database_holds_every_row_layer_and_attachment(
-        source, env, backend, tmp_path, capsys, metadata):
+        source, env, backend, tmp_path, capsys, metadata, templates):
     before = every_row(source.database_url)
     rows = sum(len(r) for r in before.values())
     archive = tmp_path / "site.tar.gz"
@@ -148,7 +126,7 @@ def test_a_backup_restored_into_a_fresh_database_holds_every_row_layer_and_attac
     assert {"manifest.json", "metadata/object_defs/lead_ext.yaml", "secret_key"} - names == {"secret_key"}
     assert archive.stat().st_mode & 0o777 == 0o600
 
-    with fresh_database(backend, tmp_path) as target_url:
+    with templates.blank(backend, tmp_path) as target_url:
         target = Settings.from_env({}, database_url=target_url, instance_path=tmp_path / "b",
                                    custom_metadata=tmp_path / "b-site")
         _use(env, target)
@@ -209,8 +187,9 @@ def test_restore_refuses_a_database_that_holds_tables_unless_forced(source, back
     assert every_row(source.database_url) == before
 
 
-def test_restore_refuses_what_is_not_a_backup_of_this_kind_and_writes_nothing(env, backend, tmp_path, capsys):
-    with fresh_database(backend, tmp_path) as url:
+def test_restore_refuses_what_is_not_a_backup_of_this_kind_and_writes_nothing(env, backend, tmp_path, capsys,
+                                                                                 templates):
+    with templates.blank(backend, tmp_path) as url:
         _use(env, Settings.from_env({}, database_url=url, instance_path=tmp_path / "b"))
         missing = tmp_path / "nothing.tar.gz"
         assert run(capsys, "restore", str(missing)) == (1, "", f"error: there is no backup file at {missing}\n")
