@@ -174,6 +174,7 @@ def test_an_import_creates_and_reports_the_rows_a_warn_rule_matches(api, app, pl
                                        user=people["rep1"])["id"]
     status, body = upload(api, "boss", "leads.csv", IMPORT.encode())
     assert status == 202, body
+    platform.jobs.wait(body["job_id"])
     status, job = api.get(f"/jobs/{body['job_id']}", "boss")
     assert (status, job["status"]) == (200, "finished")
     leads = {r["name"]: r["id"] for r in platform.records.list("lead", limit=50).items}
@@ -183,7 +184,7 @@ def test_an_import_creates_and_reports_the_rows_a_warn_rule_matches(api, app, pl
     lilei, hmm3, hmm4 = created
     wang = owner(people, "rep1", "王伟")
     assert english(job["result"]) == {
-        "created": 3, "failed": 1, "all_or_nothing": False,
+        "created": 3, "failed": 1, "all_or_nothing": False, "committed": [[2, 5]],
         "errors": [{"row": 5, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}}],
         "warned": 2,
         "warnings": [
@@ -215,8 +216,9 @@ def test_an_import_creates_and_reports_the_rows_a_warn_rule_matches(api, app, pl
     # all or nothing: a refused row keeps every row out, and no warning is reported
     data = "姓名,电话,手机\n吴昊,010-88886666,\n周杰,,13800138000\n".encode()
     status, body = upload(api, "boss", "leads.csv", data, all_or_nothing="true")
+    platform.jobs.wait(body["job_id"])
     status, job = api.get(f"/jobs/{body['job_id']}", "boss")
-    assert english(job["result"]) == {"created": 0, "failed": 1, "all_or_nothing": True, "errors": [
+    assert english(job["result"]) == {"created": 0, "failed": 1, "all_or_nothing": True, "committed": [], "errors": [
         {"row": 3, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}}]}
     assert platform.records.list("lead", limit=50).total == 4
 

@@ -245,6 +245,7 @@ def test_an_import_row_cannot_start_in_a_later_state(api, people, platform, orde
     status, body = api.call("POST", "/objects/payment/imports", "admin",
                             data={"file": (io.BytesIO(csv), "payments.csv")}, content_type="multipart/form-data")
     assert status == 202, body
+    platform.jobs.wait(body["job_id"])
     job = api.get(f"/jobs/{body['job_id']}", "admin")[1]
     assert english(job["result"])["errors"] == [{"row": 3, "fields": {"status": [
         "a new payment starts as 待确认 pending; 已确认 confirmed is reached by confirm_payment"]}}]

@@ -393,6 +393,7 @@ def test_campaign_page_imports_leads_into_the_campaign_with_a_row_report(client,
     assert started.status_code == 302
     location = started.location
     job_id = re.search(r"/imports/([^?]+)\?", location).group(1)
+    platform.jobs.wait(job_id)
     status = client.get(f"/jobs/{job_id}").get_json()
     assert (status["status"], status["progress"], status["result"]["created"], status["result"]["failed"]) == (
         "finished", {"done": 3, "total": 3}, 1, 2)

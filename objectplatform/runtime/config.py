@@ -34,14 +34,16 @@ class Settings:
     smtp_starttls: bool = False
     time_zone: str = DEFAULT_TIME_ZONE  # the organisation's days: rules' today(), report date ranges (IANA name)
     recycle_bin_days: int = DEFAULT_RECYCLE_BIN_DAYS  # how long a deleted record may be restored before the purge
+    import_batch_size: int = 1000  # rows per committed batch (checkpoint) of an import job
+    import_heartbeat_seconds: int = 60  # an import job silent for longer is shown as interrupted
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
         _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
         _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
-        connection), _TIMEZONE (an IANA name) and _RECYCLE_BIN_DAYS; unset ones take the defaults (SQLite under
-        instance/, no email, Asia/Shanghai, 30 days)."""
+        connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE and _IMPORT_HEARTBEAT_SECONDS;
+        unset ones take the defaults (SQLite under instance/, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -66,6 +68,8 @@ class Settings:
             "smtp_starttls": get("SMTP_STARTTLS") == "1",
             "time_zone": _time_zone(get("TIMEZONE") or DEFAULT_TIME_ZONE),
             "recycle_bin_days": _days(get("RECYCLE_BIN_DAYS") or str(DEFAULT_RECYCLE_BIN_DAYS)),
+            "import_batch_size": _positive("IMPORT_BATCH_SIZE", get("IMPORT_BATCH_SIZE") or "1000"),
+            "import_heartbeat_seconds": _positive("IMPORT_HEARTBEAT_SECONDS", get("IMPORT_HEARTBEAT_SECONDS") or "60"),
         }
         values.update(overrides)
         return cls(**values)
@@ -113,3 +117,9 @@ def _time_zone(name: str) -> str:
         raise ValueError(f"OBJECTPLATFORM_TIMEZONE must be an IANA time zone, e.g. Asia/Shanghai, "
                          f"not {name!r}") from None
     return name
+
+
+def _positive(name: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"OBJECTPLATFORM_{name} must be a whole number of at least 1, not {text!r}")
+    return int(text)

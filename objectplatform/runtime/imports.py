@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from objectplatform.metadata import FieldDef, ObjectDef, VCardImport
 from objectplatform.metadata.problems import closest
 
+from . import import_runs
 from .behaviors import duplicates
-from .errors import BadRequest, Message, message_json
+from .errors import BadRequest, Conflict, Message, message_json
 from .jobs import report_progress
 from .permissions import access_for
 from .storage.engine import reading
@@ -50,11 +51,12 @@ class ImportResult:
     all_or_nothing: bool = False
     # {"row": file row number, "id": the created record, "warnings": [duplicates.Duplicates.warnings' items]}
     warnings: list[dict] = field(default_factory=list)
+    committed: list[list[int]] = field(default_factory=list)  # [first file row, last file row] of each batch
 
     def json(self) -> dict:
         """The job's result; `warned` and `warnings` only when a created row matched a duplicate (warn) rule."""
         out = {"created": len(self.created), "failed": len(self.errors), "errors": self.errors,
-               "all_or_nothing": self.all_or_nothing}
+               "all_or_nothing": self.all_or_nothing, "committed": self.committed}
         if self.warnings:
             out.update(warned=len(self.warnings), warnings=self.warnings)
         return out
@@ -390,15 +392,17 @@ def _lookup(platform, target: str, values: set[str]) -> dict[str, str]:
     return {text: ids.pop() for text, ids in matches.items() if len(ids) == 1}
 
 
-def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: list[int]) -> Iterator[dict]:
-    """Each data row as field values: empty cells left out, lists split on ';', options and references resolved.
-
-    The file row number of each yielded row is appended to `numbers`."""
+def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: list[int],
+            after: int = 0) -> Iterator[dict]:
+    """Each data row after file row `after` as field values: empty cells left out, lists split on ';', options and
+    references resolved. The file row number of each yielded row is appended to `numbers`."""
     obj = prepared.object
     targets = _reference_types(obj)
     multi = {f.name for f in obj.fields.values() if f.type in MULTI_TYPES}
     options = {f.name: _option_values(f) for f in obj.fields.values() if f.options}
     for number, row in prepared.source.rows():
+        if number <= after:
+            continue
         values: dict = {}
         for name, cell in zip(prepared.columns, row, strict=False):
             text = cell.strip()
@@ -414,46 +418,79 @@ def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: l
         yield values
 
 
+Checkpoint = Callable[[sa.Connection, dict, int], None]  # (the batch's transaction, the batch, rows done)
+
+
 def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing: bool = False,
                progress: Callable[[int, int | None], None] | None = None,
-               caller=None, defaults: Mapping[str, str] | None = None) -> ImportResult:
+               caller=None, defaults: Mapping[str, str] | None = None, after: int = 0, done: int = 0,
+               checkpoint: Checkpoint | None = None) -> ImportResult:
     """Create the rows through `create_many` (owned by `user` unless a row names an owner), as `caller` (an
     Access: references within their data scope, no field their roles let them only read); `defaults`
-    fill the fields a row leaves empty (the campaign of an import started from the campaign's page)."""
+    fill the fields a row leaves empty (the campaign of an import started from the campaign's page).
+
+    A resumed job passes `after`, the last file row committed, and `done`, the rows before it; `checkpoint`
+    records each batch in the batch's own transaction."""
     ids = _reference_ids(platform, prepared)
     numbers: list[int] = []
     records = platform.records.within(caller) if caller is not None else platform.records
-    rows = _values(prepared, ids, numbers)
+    rows = _values(prepared, ids, numbers, after)
     if defaults:
         rows = ({**defaults, **row} for row in rows)
+    batches: list[dict] = []
+    known: dict[str, int] = {}  # record created by this run -> its file row
+
     with duplicates.collecting(prepared.object.name) as collector:
-        bulk = records.create_many(prepared.object.name, rows, user=user,
-                                   all_or_nothing=all_or_nothing, progress=progress, total=prepared.source.count)
-    errors = [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()},
-               "reasons": {k: [message_json(m) for m in v] for k, v in e.fields.items()}} for e in bulk.errors]
-    return ImportResult(list(bulk.created), errors, all_or_nothing,
-                        _row_warnings(bulk, numbers, collector.warnings))
+        def on_batch(conn: sa.Connection, start: int, size: int, created: list[str], errors: list) -> None:
+            batch = _batch(numbers, start, size, created, errors, known, collector.warnings)
+            if checkpoint is not None:
+                checkpoint(conn, batch, done + start + size)
+            batches.append(batch | {"ids": created})
+
+        def moved(count: int, total: int | None) -> None:
+            if progress is not None:
+                progress(done + count, total)
+
+        bulk = records.create_many(prepared.object.name, rows, user=user, all_or_nothing=all_or_nothing,
+                                   progress=moved, total=prepared.source.count, on_batch=on_batch,
+                                   batch_size=platform.settings.import_batch_size)
+    errors = [e for b in batches for e in b["errors"]]
+    if all_or_nothing and bulk.errors:
+        return ImportResult([], errors, all_or_nothing)
+    return ImportResult(list(bulk.created), errors, all_or_nothing, [w for b in batches for w in b["warnings"]],
+                        [[b["first_row"], b["last_row"]] for b in batches])
 
 
-def _row_warnings(bulk, numbers: list[int], found: Mapping[str, list[dict]]) -> list[dict]:
-    """The duplicate warnings of the created rows by file row number; a match that this import created
-    names its row too. The rows created are, in order, those without an error."""
-    if not found or not bulk.created:
-        return []
-    failed = {e.index for e in bulk.errors}
-    rows = dict(zip(bulk.created, (n for i, n in enumerate(numbers) if i not in failed), strict=True))
+def _batch(numbers: list[int], start: int, size: int, created: list[str], errors: list,
+           known: dict[str, int], found: Mapping[str, list[dict]]) -> dict:
+    """One committed batch as its checkpoint keeps it: its file rows, counts, row errors and warnings."""
+    failed = {e.index for e in errors}
+    created_rows = dict(zip(created, (numbers[i] for i in range(start, start + size) if i not in failed),
+                            strict=True))
+    known.update(created_rows)
+    return {"first_row": numbers[start], "last_row": numbers[start + size - 1], "rows": size,
+            "created": len(created),
+            "errors": [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()},
+                        "reasons": {k: [message_json(m) for m in v] for k, v in e.fields.items()}} for e in errors],
+            "warnings": _row_warnings(created_rows, known, found)}
+
+
+def _row_warnings(created_rows: Mapping[str, int], known: Mapping[str, int],
+                  found: Mapping[str, list[dict]]) -> list[dict]:
+    """The duplicate warnings of a batch's created rows by file row number; a match that this import created
+    names its row too."""
     out = []
-    for record_id in bulk.created:
+    for record_id, row in created_rows.items():
         if record_id not in found:
             continue
         for warning in found[record_id]:
             for match in warning["matches"]:
-                if match["id"] in rows:
-                    match["row"] = rows[match["id"]]
+                if match["id"] in known:
+                    match["row"] = known[match["id"]]
             first = warning["matches"][0]
             if "row" in first:
                 warning["message"] = warning["message"].replace("an earlier row", f"row {first['row']}", 1)
-        out.append({"row": rows[record_id], "id": record_id, "warnings": found[record_id]})
+        out.append({"row": row, "id": record_id, "warnings": found[record_id]})
     return out
 
 
@@ -461,23 +498,57 @@ def _row_warnings(bulk, numbers: list[int], found: Mapping[str, list[dict]]) -> 
 
 
 def start_import(platform, obj: ObjectDef, name: str, data: bytes, user: str, all_or_nothing: bool,
-                 job_id: str, defaults: Mapping[str, str] | None = None) -> str:
-    """Check the upload (BadRequest before any job starts), then enqueue `import_job`; return the job id."""
-    prepare(obj, read_bytes(name, data))
-    extra = {"defaults": dict(defaults)} if defaults else {}
-    return platform.enqueue(import_job, obj.name, name, base64.b64encode(data).decode("ascii"), user,
-                            all_or_nothing, job_id=job_id, **extra)
+                 job_id: str, defaults: Mapping[str, str] | None = None, force: bool = False) -> str:
+    """Check the upload (BadRequest before any job starts; Conflict when the same file was imported before,
+    unless `force`), keep it with the job, then run `import_job` in the background; return the job id."""
+    prepared = prepare(obj, read_bytes(name, data))
+    if not force and (before := import_runs.earlier(platform, obj.name, data)):
+        raise Conflict(Message("import.same_file", "{file} was already imported into {object} by job {job_id} "
+                               "({created} records, started {at}); send force=true to import it again",
+                               file=name, object=obj.name, job_id=before["id"], created=before["created"],
+                               at=before["created_at"].isoformat(timespec="seconds") + "Z"))
+    import_runs.create(platform, job_id, obj.name, user, name, data, all_or_nothing, defaults,
+                       prepared.source.count)
+    return platform.enqueue(import_job, job_id, 1, job_id=job_id, background=True)
 
 
-def import_job(platform, obj: str, name: str, data: str, user: str, all_or_nothing: bool,
-               defaults: Mapping[str, str] | None = None) -> dict:
-    """The background job: import the file as `user` within the user's data scope; the result as JSON."""
-    access = access_for(platform, user)
-    prepared = prepare(platform.metadata.objects[obj], read_bytes(name, base64.b64decode(data)))
-    report_progress(0, prepared.source.count)
-    result = run_import(platform, prepared, user=user, all_or_nothing=all_or_nothing, progress=report_progress,
-                        caller=access, defaults=defaults)
-    return result.json()
+def import_job(platform, job_id: str, attempt: int) -> dict | None:
+    """The background job: attempt `attempt` of the import kept under `job_id`, continuing after its last committed
+    batch, as its user within the user's data scope; the result as JSON (None when a later attempt took over)."""
+    return resume_run(platform, job_id, attempt, report_progress)
+
+
+def resume_run(platform, job_id: str, attempt: int, progress: Callable[[int, int | None], None]) -> dict | None:
+    """Run (or continue) the import `job_id` as attempt `attempt`, reporting `progress` after each batch."""
+    run = import_runs.claim(platform, job_id, attempt)
+    if run is None:
+        return None
+    try:
+        with reading(platform.engine) as conn:
+            before = import_runs.committed(conn, platform, job_id)
+        after = before[-1]["last_row"] if before else 0
+        done = sum(b["rows"] for b in before)
+        prepared = prepare(platform.metadata.objects[run["object"]], read_bytes(run["file_name"], run["data"]))
+        progress(done, prepared.source.count)
+
+        def checkpoint(conn: sa.Connection, batch: dict, done: int) -> None:
+            import_runs.checkpoint(conn, platform, run, batch, done)
+
+        outcome = run_import(platform, prepared, user=str(run["user_id"]), all_or_nothing=run["all_or_nothing"],
+                             progress=progress, caller=access_for(platform, str(run["user_id"])),
+                             defaults=json.loads(run["defaults"]) or None, after=after, done=done,
+                             checkpoint=checkpoint)
+    except import_runs.Superseded:
+        return None
+    except Exception as e:
+        import_runs.end(platform, run, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    with reading(platform.engine) as conn:
+        result = import_runs.result(import_runs.committed(conn, platform, job_id), run["all_or_nothing"])
+    if run["all_or_nothing"] and outcome.errors:
+        result = outcome.json()
+    import_runs.end(platform, run, "finished", done=prepared.source.count, outcome=result)
+    return result
 
 
 def row_report(fields: Mapping[str, Sequence[str]]) -> str:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import threading
@@ -74,15 +75,36 @@ class JobRunner:
         self._lock = threading.Lock()
         self._jobs: dict[str, dict] = {}
         self._pending: dict[str, tuple[datetime, Callable | str, tuple, dict]] = {}
+        self._threads: dict[str, threading.Thread] = {}
         self.clock = Clock()  # the wall clock rq schedules by, not a platform's (a test's may stand still)
 
-    def enqueue(self, func: Callable | str, *args, job_id: str | None = None, **kwargs) -> str:
-        """Run `func(*args, **kwargs)` in the background (in-process: right now) and return the job id."""
+    def enqueue(self, func: Callable | str, *args, job_id: str | None = None, background: bool = False,
+                **kwargs) -> str:
+        """Run `func(*args, **kwargs)` in the background and return the job id; in-process it runs right now, or
+        with `background` in a thread of its own (so a request answers at once; `wait` joins it)."""
         if self.queue:
             return self.queue.enqueue(_perform, **self._rq_call(func, args, kwargs), job_id=job_id).id
         job_id = job_id or uuid.uuid4().hex
-        self._run(job_id, func, args, kwargs)
+        if not background:
+            self._run(job_id, func, args, kwargs)
+            return job_id
+        self._put(job_id, status="queued")
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(self._run, job_id, func, args, kwargs),
+                                  name=f"job-{job_id}", daemon=True)
+        with self._lock:  # keep the running ones (for `wait`), forget the finished
+            self._threads = {k: t for k, t in self._threads.items() if t.is_alive()} | {job_id: thread}
+        thread.start()
         return job_id
+
+    def wait(self, job_id: str, timeout: float = 60) -> None:
+        """In-process mode: return once the job's thread has ended (at once for any other job)."""
+        with self._lock:
+            thread = self._threads.get(job_id)
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise TimeoutError(f"job {job_id} still running after {timeout} s")
 
     def enqueue_in(self, delay: timedelta, func: Callable | str, *args, **kwargs) -> str:
         """Run the job once `delay` has passed and return its id."""

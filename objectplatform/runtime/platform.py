@@ -44,7 +44,8 @@ class Platform:
 
     def enqueue(self, job: Callable, *args, **kwargs) -> str:
         """Run `job(platform, *args, **kwargs)` in the background and return the job id: in-process right now
-        on this platform, on rq on the platform the worker opens (`job_platform`)."""
+        (or in a thread, given `background=True`) on this platform, on rq on the platform the worker opens
+        (`job_platform`)."""
         token = _running.set(self)
         try:
             return self.jobs.enqueue(run_job, function_path(job), *args, **kwargs)

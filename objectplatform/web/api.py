@@ -315,10 +315,11 @@ def run_bulk_action(obj: str, action: str) -> Response:
 
 @bp.post("/objects/<obj>/imports")
 def start_import(obj: str) -> Response:
-    """Multipart `file` (.csv, .xlsx or .vcf) and `all_or_nothing`: checked now (400), imported by a job (202)."""
+    """Multipart `file` (.csv, .xlsx or .vcf), `all_or_nothing` and `force` (import a file imported before, else
+    409): checked now (400), imported by a job (202)."""
     definition = object_def(obj)
     job_id = import_jobs.start(get_platform(), g.access, definition, request.files.get("file"),
-                               request.form.get("all_or_nothing", ""))
+                               request.form.get("all_or_nothing", ""), force=request.form.get("force", ""))
     return json_response({"job_id": job_id}, 202)
 
 
@@ -326,6 +327,12 @@ def start_import(obj: str) -> Response:
 def job_status(job_id: str) -> Response:
     """A job the caller started (ids name their user: another user's job is a 404, like an unknown one)."""
     return json_response(import_jobs.status(get_platform(), g.access, job_id))
+
+
+@bp.post("/jobs/<job_id>/resume")
+def resume_job(job_id: str) -> Response:
+    """Continue an interrupted import after its last committed batch (202; 409 unless interrupted or failed)."""
+    return json_response({"job_id": import_jobs.resume(get_platform(), g.access, job_id)}, 202)
 
 
 # ---------------------------------------------------------------------------------- metadata

@@ -178,9 +178,11 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
                      "properties": {"file": {"type": "string", "format": "binary",
                                              "description": ".csv (UTF-8, header row of field names or labels), "
                                                             ".xlsx (first sheet) or .vcf (vCard 3 or 4)"},
-                                    "all_or_nothing": {"type": "boolean", "default": False}}}}}},
+                                    "all_or_nothing": {"type": "boolean", "default": False},
+                                    "force": {"type": "boolean", "default": False,
+                                              "description": "import a file imported before (else 409)"}}}}}},
                  "responses": _responses("202", {"type": "object", "required": ["job_id"],
-                                                 "properties": {"job_id": {"type": "string"}}}, 400, 403, 404)},
+                                                 "properties": {"job_id": {"type": "string"}}}, 400, 403, 404, 409)},
     }
     for action in actions:
         result = {"type": "object", "required": ["record"],
@@ -515,12 +517,14 @@ def document(metadata: Metadata, actions: Actions) -> dict:
         "Job": {"type": "object", "required": ["id", "status", "progress", "result", "error"],
                 "additionalProperties": False,
                 "properties": {"id": {"type": "string"},
-                               "status": {"enum": ["queued", "scheduled", "running", "finished", "failed"]},
+                               "status": {"enum": ["queued", "scheduled", "running", "finished", "failed",
+                                                   "interrupted"]},
                                "progress": {"type": "object", "required": ["done", "total"],
                                             "properties": {"done": {"type": "integer"},
                                                            "total": {"type": ["integer", NULL]}}},
                                "result": {"description": "an import: {created, failed, errors: [{row, fields}], "
-                                                         "all_or_nothing}"},
+                                                         "all_or_nothing, committed: [[first row, last row]]}; "
+                                                         "also while interrupted or failed"},
                                "error": {"type": ["string", NULL]}}},
         "ObjectSummary": {"type": "object", "required": ["name", "label", "plural_label", "title_field", "actions"],
                           "properties": {"name": {"type": "string"}, "label": _ref("Label"),
@@ -559,6 +563,12 @@ def document(metadata: Metadata, actions: Actions) -> dict:
             "operationId": "job_status", "tags": ["jobs"], "summary": "A background job the caller started",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": _responses("200", _ref("Job"), 404)}},
+        "/jobs/{id}/resume": {"post": {
+            "operationId": "resume_job", "tags": ["jobs"],
+            "summary": "Continue an interrupted import after its last committed batch",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": _responses("202", {"type": "object", "required": ["job_id"],
+                                            "properties": {"job_id": {"type": "string"}}}, 404, 409)}},
         "/openapi.json": {"get": {"operationId": "openapi", "tags": ["meta"],
                                   "responses": _responses("200", {"type": "object"})}},
     }

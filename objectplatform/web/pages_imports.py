@@ -12,7 +12,7 @@ from flask import g, jsonify, redirect, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import IMPORT
-from objectplatform.runtime.errors import BadRequest, Message, NotFound, message_from_json
+from objectplatform.runtime.errors import BadRequest, Conflict, Message, NotFound, message_from_json
 
 from . import import_jobs
 from .current import get_platform
@@ -61,9 +61,10 @@ def start_import(obj: str, id: str, target: str, field: str):
                                        field=field, object=obj))
     try:
         job_id = import_jobs.start(platform, g.access, other, request.files.get("file"),
-                                   "true" if request.form.get("all_or_nothing") else "false", {field: current["id"]})
-    except BadRequest as e:
-        return record_page(obj, current["id"], 400, import_error=error_text(e.message, g.lang))
+                                   "true" if request.form.get("all_or_nothing") else "false", {field: current["id"]},
+                                   force="true" if request.form.get("force") else "false")
+    except (BadRequest, Conflict) as e:
+        return record_page(obj, current["id"], e.status, import_error=error_text(e.message, g.lang))
     back = url_for("pages.record", obj=obj, id=current["id"])
     return redirect(url_for("pages.import_progress", job_id=job_id, obj=target, next=back))
 
@@ -89,10 +90,21 @@ def import_progress(job_id: str):
                            for e in result["errors"]]}
     progress = job["progress"] or {}
     state = text(f"job.{job['status']}", g.lang) if has_text(f"job.{job['status']}") else job["status"]
+    resumable = job["status"] in ("interrupted", "failed") and job["result"] is not None
+    ranges = ", ".join(f"{first}–{last}" for first, last in (job["result"] or {}).get("committed", []))
     return render_template("pages/import_progress.html", job=job, report=report, done=progress.get("done") or 0,
                            total=progress.get("total"), state=state, back=local_path(request.args.get("next")),
                            label=object_label(target, g.lang, plural=True) if target else "",
-                           status_url=url_for("pages.job_status", job_id=job_id))
+                           status_url=url_for("pages.job_status", job_id=job_id), resumable=resumable,
+                           ranges=ranges or "–", resume_url=url_for("pages.resume_import", job_id=job_id,
+                                                                   **request.args))
+
+
+@bp.route("/imports/<job_id>/resume", methods=["POST"])
+def resume_import(job_id: str):
+    """Continue an interrupted import (as POST /api/v1/jobs/<id>/resume does), then back to its progress."""
+    import_jobs.resume(get_platform(), g.access, job_id)
+    return redirect(url_for("pages.import_progress", job_id=job_id, **request.args))
 
 
 def _reason(obj: ObjectDef | None, name: str, message: str) -> str:

@@ -120,6 +120,7 @@ def test_campaign_page_imports_leads_with_a_progress_bar_and_a_row_report(page, 
     click_and_wait(page, page.get_by_role("button", name="开始导入"))
     assert re.fullmatch(r"/imports/import-\d+-[0-9a-f]{32}\?obj=lead&next=.*", path(page))
     assert page.locator("h1").inner_text() == "导入销售线索"
+    page.wait_for_selector(".import-report")  # the job runs in a thread; the page reloads once it has finished
     progress = page.locator("section.import-progress progress")
     assert (progress.get_attribute("value"), progress.get_attribute("max")) == ("3", "3")
     assert page.locator(".progress-text").inner_text() == "3 / 3 行 · 已完成"

@@ -625,13 +625,16 @@ class Records:
     def create_many(self, obj: str, rows: Iterable[Mapping[str, Any]], *, user: str | None = None,
                     all_or_nothing: bool = False, batch_size: int = 1000,
                     progress: Callable[[int, int | None], None] | None = None,
-                    total: int | None = None, system: bool = False) -> BulkResult:
+                    total: int | None = None, system: bool = False,
+                    on_batch: Callable[[sa.Connection, int, int, list[str], list[RowError]], None] | None = None,
+                    ) -> BulkResult:
         """Validate every row and insert the valid ones in batches (one executemany each).
 
         Each batch is its own transaction unless `all_or_nothing`, which inserts nothing when any
         row fails (then `created` is empty and `errors` lists every bad row). The history gets one
         "create" entry per imported record, not one per field. `system` rows (the demo's history) may set
-        system fields and start in any state of a lifecycle.
+        system fields and start in any state of a lifecycle. `on_batch(conn, first index, rows, created ids,
+        errors)` runs inside each batch's transaction (an import's checkpoint commits with its rows).
         """
         ot = self._table(obj)
         result = BulkResult()
@@ -647,27 +650,33 @@ class Records:
                 if progress is not None:
                     progress(done, total)
 
+        def create_batch(conn: sa.Connection, batch: list, start: int) -> tuple[list[str], list[RowError]]:
+            created, errors = self._create_batch(conn, ot, batch, start, user, system)
+            if on_batch is not None:
+                on_batch(conn, start, len(batch), created, errors)
+            return created, errors
+
         if not all_or_nothing:
-            run(lambda batch, start: self._create_batch_retrying(ot, batch, start, user, system))
+            run(lambda batch, start: self._create_batch_retrying(create_batch, batch, start))
             return result
         try:
             with self.engine.begin() as conn:
-                run(lambda batch, start: self._create_batch(conn, ot, batch, start, user, system))
+                run(lambda batch, start: create_batch(conn, batch, start))
                 if result.errors:
                     raise _RolledBack
         except _RolledBack:
             result.created = []
         return result
 
-    def _create_batch_retrying(self, ot: ObjectTable, batch: list, start: int,
-                               user: str | None, system: bool) -> tuple[list[str], list[RowError]]:
+    def _create_batch_retrying(self, create_batch: Callable, batch: list,
+                               start: int) -> tuple[list[str], list[RowError]]:
         """One batch in its own transaction, validated again once if a concurrent insert took a unique value."""
         try:
             with self.engine.begin() as conn:
-                return self._create_batch(conn, ot, batch, start, user, system)
+                return create_batch(conn, batch, start)
         except ValidationFailed:
             with self.engine.begin() as conn:
-                return self._create_batch(conn, ot, batch, start, user, system)
+                return create_batch(conn, batch, start)
 
     def _create_batch(self, conn: sa.Connection, ot: ObjectTable, batch: list[Mapping[str, Any]], start: int,
                       user: str | None, system: bool = False) -> tuple[list[str], list[RowError]]:

@@ -155,6 +155,7 @@ class Schema:
         self.add_approval_tables()
         self.add_report_tables()
         self.add_recycle_bin_table()
+        self.add_import_tables()
         has_teams = any(f.team for o in metadata.objects.values() for f in o.fields.values())
         self.teams = self.team_table() if has_teams else None
 
@@ -184,6 +185,39 @@ class Schema:
             sa.Column("deleted_at", sa.DateTime(), nullable=False),
             sa.Index(f"ix_{PREFIX}recycle_bin__deleted_at", "deleted_at"),
             sa.Index(f"ix_{PREFIX}recycle_bin__object__record_id", "object", "record_id"),
+        )
+
+    def add_import_tables(self) -> None:
+        """Import jobs and their committed batches (runtime/import_runs.py): what a resumed import skips."""
+        self.imports = sa.Table(  # one row per import job, with the uploaded file itself
+            f"{PREFIX}import", self.sa_metadata,
+            sa.Column("id", sa.String(100), primary_key=True),  # the job id
+            sa.Column("object", sa.String(64), nullable=False),
+            sa.Column("user_id", sa.BigInteger(), nullable=False),
+            sa.Column("file_name", sa.String(255), nullable=False),
+            sa.Column("file_hash", sa.String(64), nullable=False),  # sha256 of the bytes: the same file again
+            sa.Column("data", sa.LargeBinary(), nullable=False),
+            sa.Column("all_or_nothing", sa.Boolean(), nullable=False),
+            sa.Column("defaults", sa.Text(), nullable=False),  # JSON
+            sa.Column("status", sa.String(16), nullable=False),  # queued | running | finished | failed
+            sa.Column("attempt", sa.Integer(), nullable=False),  # +1 on each resume; a stale runner's batch fails
+            sa.Column("done", sa.Integer(), nullable=False),
+            sa.Column("total", sa.Integer(), nullable=False),
+            sa.Column("error", sa.Text()),
+            sa.Column("result", sa.Text()),  # JSON: a finished job's result
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Column("heartbeat_at", sa.DateTime(), nullable=False),
+            sa.Index(f"ix_{PREFIX}import__object__file_hash", "object", "file_hash"),
+        )
+        self.import_batches = sa.Table(  # committed with the batch's records: the idempotency key (job, file row)
+            f"{PREFIX}import_batch", self.sa_metadata,
+            sa.Column("job_id", sa.String(100), primary_key=True),
+            sa.Column("first_row", sa.Integer(), primary_key=True),  # file row numbers
+            sa.Column("last_row", sa.Integer(), nullable=False),
+            sa.Column("rows", sa.Integer(), nullable=False),
+            sa.Column("created", sa.Integer(), nullable=False),
+            sa.Column("errors", sa.Text(), nullable=False),  # JSON: the result's errors of these rows
+            sa.Column("warnings", sa.Text(), nullable=False),  # JSON: the result's warnings of these rows
         )
 
     def add_report_tables(self) -> None:

@@ -220,7 +220,7 @@
           var p = job.progress || {};
           if (p.total) { bar.max = p.total; bar.value = p.done || 0; total.textContent = p.total; }
           done.textContent = p.done || 0;
-          if (job.status === "finished" || job.status === "failed") window.location.reload();
+          if (["finished", "failed", "interrupted"].indexOf(job.status) >= 0) window.location.reload();
           else setTimeout(poll, 500);
         })
         .catch(function () { setTimeout(poll, 1000); });
@@ -234,7 +234,7 @@
     document.querySelectorAll(".lookup").forEach(setupLookup);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
     document.querySelectorAll(".import-progress").forEach(function (section) {
-      if (section.dataset.status !== "finished" && section.dataset.status !== "failed") watchJob(section);
+      if (["finished", "failed", "interrupted"].indexOf(section.dataset.status) < 0) watchJob(section);
     });
     document.querySelectorAll(".select-all").forEach(function (all) {
       all.addEventListener("change", function () {
