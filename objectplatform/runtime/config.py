@@ -31,7 +31,7 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "objectplatform@localhost"
     smtp_starttls: bool = False
-    time_zone: str = DEFAULT_TIME_ZONE  # the organisation's days: rules' today(), report date ranges (IANA name)
+    time_zone: str = DEFAULT_TIME_ZONE  # the site's days and schedules, and the pages' default (an IANA name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -69,7 +69,7 @@ class Settings:
 
     @property
     def zone(self) -> ZoneInfo:
-        """The organisation's time zone: where its days start, for today(), days_since() and report date ranges."""
+        """The site's time zone: where days start and schedules run (docs/engine.md, runtime/clock.py)."""
         return ZoneInfo(self.time_zone)
 
     @property
