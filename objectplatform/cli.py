@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -26,7 +26,6 @@ from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platf
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import DemoUnavailable, find_apps
 from objectplatform.runtime.backup import create_backup, restore_backup
-from objectplatform.runtime.clock import ORG_TIME
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
 from objectplatform.runtime.permissions import access_for
@@ -124,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("rules", rules_command, "time-based rules: `rules run` runs each once, as the scheduler does")
     sub.add_argument("what", choices=["run"], help="run: run every scheduled rule (or those named) once")
     sub.add_argument("--now", metavar="ISO-DATETIME",
-                     help="the moment to run as of, e.g. 2026-12-04T09:00 (no offset: China time, UTC+8)")
+                     help="the moment to run as of, e.g. 2026-12-04T09:00 (no offset: OBJECTPLATFORM_TIMEZONE's time)")
     sub.add_argument("--rule", action="append", default=[], dest="rules", metavar="NAME",
                      help="a rule to run (repeatable; default: every scheduled rule)")
     sub = command("scheduler", scheduler_command, "run due rules as jobs: tick every minute (Ctrl+C stops)")
@@ -414,12 +413,13 @@ def rules_command(args: argparse.Namespace) -> int:
 
     platform = open_platform(Settings.from_env())
     try:
-        at = _moment(args.now) if args.now else platform.clock.now()
+        at = _moment(args.now, platform.settings.zone) if args.now else platform.clock.now()
         summaries = rules.run_rules(platform, at, args.rules or None)
         reminded = None if args.rules else approval_reminders(platform, at)  # as the scheduler's every tick
     finally:
         platform.close()
-    print(f"rules as of {at.astimezone(ORG_TIME):%Y-%m-%d %H:%M} China time ({at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ})")
+    zone = platform.settings.zone
+    print(f"rules as of {at.astimezone(zone):%Y-%m-%d %H:%M} {zone.key} ({at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ})")
     for s in summaries:
         print(f"{s['rule']}: matched {s['matched']}, notified {s['notified']}, to-dos {s['todos']}, "
               f"closed {s['closed']}, updated {s['updated']}, recycled {s['recycled']}, warned {s['warned']}")
@@ -428,13 +428,13 @@ def rules_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _moment(text: str) -> datetime:
-    """An ISO 8601 moment; without an offset it is China time."""
+def _moment(text: str, zone: tzinfo) -> datetime:
+    """An ISO 8601 moment; without an offset it is in `zone`."""
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise CommandError(f"--now {text!r} is not an ISO 8601 date-time (e.g. 2026-12-04T09:00)") from None
-    return at.replace(tzinfo=ORG_TIME) if at.tzinfo is None else at
+    return at.replace(tzinfo=zone) if at.tzinfo is None else at
 
 
 def scheduler_command(args: argparse.Namespace) -> int:

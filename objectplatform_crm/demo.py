@@ -8,7 +8,7 @@ import csv
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from objectplatform.runtime.sales_processes import Process, department_path, pic
 DEMO = Path(__file__).resolve().parent / "demo"  # company.yaml, generated.yaml, leads.csv
 DEMO_FILE = "company.yaml"
 GENERATED_FILE = "generated.yaml"
-CHINA = timezone(timedelta(hours=8))
 CENT = Decimal("0.01")
 
 
@@ -34,7 +33,7 @@ def load_demo(platform, folder: Path = DEMO, now: datetime | None = None) -> Dem
     yaml = YAML(typ="safe")
     steps = yaml.load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
     spec = yaml.load((folder / GENERATED_FILE).read_text(encoding="utf-8"))
-    now = (now or platform.clock.now()).astimezone(CHINA).replace(second=0, microsecond=0)
+    now = (now or platform.clock.now()).astimezone(platform.settings.zone).replace(second=0, microsecond=0)
     records = platform.records
     with records.transaction() as conn:
         company = _Company(platform, conn, now)
@@ -151,7 +150,8 @@ class _Company:
         if status != "open" and not values.get("closed_at"):
             closed = date.fromisoformat(str(values["expected_close_date"])) if values.get("expected_close_date") \
                 else self.now.date()
-            values["closed_at"] = datetime.combine(min(closed, self.now.date()), time(18, 0), CHINA).isoformat()
+            closing = datetime.combine(min(closed, self.now.date()), time(18, 0), self.now.tzinfo)
+            values["closed_at"] = closing.isoformat()
         return values, (found, index)
 
     def _stage_history(self, record: Mapping, found: Process, index: int) -> None:
@@ -573,7 +573,7 @@ class _Generator:
 
     def _office_hours(self, day: date) -> datetime:
         return datetime.combine(day, time(self.rng.randint(9, 17), self.rng.choice([0, 10, 15, 20, 30, 40, 45])),
-                                CHINA)
+                                self.now.tzinfo)
 
 
 def _iso(values: Mapping[str, Any]) -> dict:

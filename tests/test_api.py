@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from support import crm_metadata
@@ -353,7 +354,7 @@ def test_sales_order_with_inline_lines(api, people):
         "order_line": [{"product": product, "quantity": 2, "unit_price": "10.50", "discount": 10},
                        {"product": product, "quantity": "1", "unit_price": 99.99}]})
     assert status == 201, order
-    period = datetime.now(UTC).strftime("%Y%m")
+    period = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m")  # the site zone's month
     lines = order["order_line"]
     line_ids = [line["id"] for line in lines]
     common = {"version": 1, "owner": rep1, "created_by": rep1, "updated_by": rep1, "sales_order": order["id"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from support import FixedClock
 
@@ -18,9 +19,11 @@ def test_the_clock_tells_utc_now():
     assert before <= at <= datetime.now(UTC) and at.utcoffset().total_seconds() == 0
 
 
-def test_today_is_the_organisations_date():
-    assert FixedClock(datetime(2026, 11, 27, 15, 59, tzinfo=UTC)).today() == date(2026, 11, 27)
-    assert FixedClock(datetime(2026, 11, 27, 16, 0, tzinfo=UTC)).today() == date(2026, 11, 28)  # 00:00 in China
+def test_today_is_the_date_in_a_zone():
+    shanghai, london = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/London")
+    assert FixedClock(datetime(2026, 11, 27, 15, 59, tzinfo=UTC)).today(shanghai) == date(2026, 11, 27)
+    assert FixedClock(datetime(2026, 11, 27, 16, 0, tzinfo=UTC)).today(shanghai) == date(2026, 11, 28)  # 00:00
+    assert FixedClock(datetime(2026, 11, 27, 16, 0, tzinfo=UTC)).today(london) == date(2026, 11, 27)
 
 
 def test_a_fixed_clock_stands_until_moved():

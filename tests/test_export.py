@@ -7,6 +7,7 @@ import html
 import re
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from test_api import PASSWORD, lead
 from test_api import api as api  # noqa: F401  (fixtures)
@@ -14,8 +15,6 @@ from test_api import app as app  # noqa: F401
 from test_api import metadata as metadata  # noqa: F401
 from test_api import people as people  # noqa: F401
 from test_pages import login
-
-from objectplatform.web.pages_view import ORG_TIME
 
 
 def export(api, path: str, as_: str):
@@ -33,9 +32,9 @@ def test_api_export_exact_bytes_filtered_and_sorted(api):
     alice = lead(api, "rep1", name="Alice", company='Acme, "Inc"', source="expo")["id"]
     zhang = lead(api, "rep1", name="张三", company="星辰科技", source="expo")["id"]
     lead(api, "rep1", name="Bob", company="Other", source="website")
-    days = {datetime.now(ORG_TIME).strftime("%Y%m%d")}
+    days = {datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d")}
     response = export(api, "lead/records/export.csv?fields=name,company,source&source=expo&sort=name", "rep1")
-    days.add(datetime.now(ORG_TIME).strftime("%Y%m%d"))
+    days.add(datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d"))
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"] in {f'attachment; filename="lead-{day}.csv"' for day in days}
     assert response.data == csv_bytes("id,name,company,source", f'{alice},Alice,"Acme, ""Inc""",expo',

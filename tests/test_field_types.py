@@ -40,10 +40,10 @@ def api(app, people) -> Api:  # noqa: F811
 
 def test_every_built_in_type_is_registered_with_the_metadata_layer():
     assert [t.name for t in BUILT_IN] == [
-        "text", "long_text", "email", "phone", "url", "password", "integer", "number", "currency", "percent",
-        "rating", "boolean", "picklist", "multi_picklist", "date", "datetime", "lookup", "master_detail", "user",
-        "department", "multi_user", "multi_department", "geolocation", "attachment", "auto_number", "formula",
-        "rollup"]
+        "text", "long_text", "email", "phone", "url", "time_zone", "password", "integer", "number", "currency",
+        "percent", "rating", "boolean", "picklist", "multi_picklist", "date", "datetime", "lookup", "master_detail",
+        "user", "department", "multi_user", "multi_department", "geolocation", "attachment", "auto_number",
+        "formula", "rollup"]
     assert all(FIELD_TYPES[t.name] is t for t in BUILT_IN)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -48,7 +49,8 @@ def count(platform, obj: str) -> int:
 
 
 def period() -> str:
-    return datetime.now(UTC).strftime("%Y%m")
+    """This month in the site's time zone (Asia/Shanghai), as auto numbers date themselves."""
+    return datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m")
 
 
 def history_rows(records, obj, id_):

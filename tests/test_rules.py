@@ -8,6 +8,7 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -233,7 +234,7 @@ def test_rules_run_prints_each_rules_summary(cli_platform, capsys):
     capsys.readouterr()
     assert main(["rules", "run", "--now", "2026-12-04T09:00"]) == 0
     assert capsys.readouterr().out == (
-        "rules as of 2026-12-04 09:00 China time (2026-12-04T01:00:00Z)\n"
+        "rules as of 2026-12-04 09:00 Asia/Shanghai (2026-12-04T01:00:00Z)\n"
         "lead_follow_up_reminder: matched 1, notified 1, to-dos 1, closed 0, updated 0, recycled 0, warned 0\n"
         "lead_pool_waiting: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
         "lead_recycle: matched 1, notified 0, to-dos 0, closed 0, updated 0, recycled 1, warned 0\n"
@@ -242,7 +243,7 @@ def test_rules_run_prints_each_rules_summary(cli_platform, capsys):
         "approval reminders: 0\n")
     assert main(["rules", "run", "--now", "2026-12-04T09:30:00+08:00", "--rule", "lead_pool_waiting"]) == 0
     assert capsys.readouterr().out == (
-        "rules as of 2026-12-04 09:30 China time (2026-12-04T01:30:00Z)\n"
+        "rules as of 2026-12-04 09:30 Asia/Shanghai (2026-12-04T01:30:00Z)\n"
         "lead_pool_waiting: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n")
     assert main(["rules", "run", "--rule", "lead_recycel"]) == 1
     assert capsys.readouterr().err == (
@@ -278,14 +279,18 @@ def china(day: int, hour: int, minute: int = 0) -> datetime:
         datetime(2026, 11, day - 1, hour + 16, minute, tzinfo=UTC)
 
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
 def test_slots_follow_china_time():
     at = china(27, 9, 10)
-    assert scheduler.slot_start("daily at 09:00", at) == china(27, 9)
-    assert scheduler.slot_start("daily at 09:30", at) == china(26, 9, 30)
-    assert scheduler.slot_start("daily", at) == china(27, 0)
-    assert scheduler.slot_start("every 1h", at) == scheduler.slot_start("hourly", at) == china(27, 9)
-    assert scheduler.slot_start("every 15m", at) == china(27, 9)
-    assert scheduler.slot_start("every 2d", at) in (china(26, 0), china(27, 0))
+    assert scheduler.slot_start("daily at 09:00", at, SHANGHAI) == china(27, 9)
+    assert scheduler.slot_start("daily at 09:30", at, SHANGHAI) == china(26, 9, 30)
+    assert scheduler.slot_start("daily", at, SHANGHAI) == china(27, 0)
+    assert scheduler.slot_start("every 1h", at, SHANGHAI) == china(27, 9)
+    assert scheduler.slot_start("hourly", at, SHANGHAI) == china(27, 9)
+    assert scheduler.slot_start("every 15m", at, SHANGHAI) == china(27, 9)
+    assert scheduler.slot_start("every 2d", at, SHANGHAI) in (china(26, 0), china(27, 0))
 
 
 def test_due_rules_by_schedule_and_last_run(platform):

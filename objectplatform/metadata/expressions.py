@@ -213,7 +213,7 @@ for _function in (
     Function("today", 0, 0, _takes("date"), lambda now: now.date()),
     Function("now", 0, 0, _takes("datetime"), lambda now: now),
     Function("days_since", 1, 1, _takes("number", _DATES),
-             lambda now, x: None if x is None else (now.date() - _as_date(x)).days),
+             lambda now, x: None if x is None else (now.date() - _as_date(_on_clock(x, now))).days),
     Function("len", 1, 1, _takes("number", frozenset({"text", "list"})), _null_safe(len)),
     Function("coalesce", 1, None, _same(), lambda now, *args: next((a for a in args if a is not None), None)),
     Function("lower", 1, 1, _takes("text", _TEXT), _null_safe(str.lower)),
@@ -547,6 +547,13 @@ def _as_date(value: Any) -> Any:
     return value.date() if isinstance(value, datetime) else value
 
 
+def _on_clock(value: Any, now: datetime) -> Any:
+    """An aware date-time on the clock of `now` (so its date is that zone's day, as today() is); else `value`."""
+    if isinstance(value, datetime) and value.tzinfo is not None and now.tzinfo is not None:
+        return value.astimezone(now.tzinfo)
+    return value
+
+
 def _pair(a: Any, b: Any) -> tuple[Any, Any]:
     """Make two values comparable: a float meets a Decimal as a Decimal, a datetime meets a date as a date."""
     if isinstance(a, float) and isinstance(b, Decimal) or isinstance(a, Decimal) and isinstance(b, float):
@@ -647,7 +654,8 @@ def _evaluate(node: Node, values: Mapping[str, Any], now: datetime) -> Any:
         case Binary("or", left, right):
             return bool(value(left)) or bool(value(right))
         case Binary(op, left, right, offset):
-            return _apply(f"'{op}'", lambda a, b: _binary(op, a, b), [value(left), value(right)], offset)
+            operands = [_on_clock(value(left), now), _on_clock(value(right), now)]
+            return _apply(f"'{op}'", lambda a, b: _binary(op, a, b), operands, offset)
         case Call(name, args, offset):
             impl = FUNCTIONS[name].impl
             return _apply(f"{name}()", lambda *a: impl(now, *a), [value(arg) for arg in args], offset)

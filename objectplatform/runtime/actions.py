@@ -170,7 +170,7 @@ class Actions:
         found = []
         for action in self.for_object(obj):
             if (self.allowed(access, obj, action.name)
-                    and lifecycles.applies(definition, action.name, record, access.user_id, self.platform.clock.now())
+                    and lifecycles.applies(definition, action.name, record, access.user_id, self.platform.local_now())
                     and (action.applies is None or action.applies(self.platform, record))):
                 found.append(action)
         return found
@@ -181,7 +181,7 @@ class Actions:
         record = records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
         definition = self.platform.metadata.objects[obj]
         if lifecycles.governs(definition, action.name):
-            lifecycles.refuse(access, definition, action.name, record, self.platform.clock.now())
+            lifecycles.refuse(access, definition, action.name, record, self.platform.local_now())
         result = dict(action.handler(ActionCall(self.platform, access, obj, record, params)) or {})
         try:
             result.setdefault("record", records.get(obj, record["id"]))

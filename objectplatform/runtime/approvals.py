@@ -215,7 +215,8 @@ class Approvals:
         """Start the first flow whose entry condition holds on `record`; its id. None holding: 422 when
         `required` (a submit), else nothing (a create or a field change no flow cares about)."""
         self._refuse_pending(conn, obj, record)
-        flow = next((f for f in flows if _holds(f.condition, record, at)), None)
+        local = at.astimezone(self.platform.settings.zone)  # conditions count the site's days
+        flow = next((f for f in flows if _holds(f.condition, record, local)), None)
         if flow is None:
             if not required:
                 return None
@@ -280,7 +281,8 @@ class Approvals:
         """Start the first step from `index` whose condition holds: its approvers and their to-dos; its
         index, or None when no step is left (the approval is granted)."""
         steps = definition["steps"]
-        while index < len(steps) and not _holds(_condition(steps[index]), record, at):
+        local = at.astimezone(self.platform.settings.zone)
+        while index < len(steps) and not _holds(_condition(steps[index]), record, local):
             index += 1
         if index == len(steps):
             return None

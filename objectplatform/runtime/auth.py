@@ -57,7 +57,7 @@ class Auth:
     def _user_record(self, row) -> dict:
         """A user row (as selected with the whole table) -> the record, formulas computed."""
         record = from_row(self.users, row)
-        return self.platform.records.formulas["user"].on_read(record, self.platform.clock.now())
+        return self.platform.records.formulas["user"].on_read(record, self.platform.local_now())
 
     def _now(self) -> datetime:
         """The platform's current time as the tables store it (naive UTC)."""

@@ -3,19 +3,17 @@ giving the platform a clock of its own (a subclass of `Clock` answering `now()`)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
-
-ORG_TIME = timezone(timedelta(hours=8), "CST")  # the organisation's time zone: its days, schedules and reports
+from datetime import UTC, date, datetime, time, tzinfo
 
 
 class Clock:
-    """Tells the time: `now()` an aware UTC datetime, `today()` the date in the organisation's time zone."""
+    """Tells the time: `now()` an aware UTC datetime, `today(zone)` the date in a time zone."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def today(self) -> date:
-        return self.now().astimezone(ORG_TIME).date()
+    def today(self, zone: tzinfo) -> date:
+        return self.now().astimezone(zone).date()
 
 
 def local_midnight(day: date, zone: tzinfo | None) -> datetime:

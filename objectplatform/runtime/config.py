@@ -32,7 +32,7 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "objectplatform@localhost"
     smtp_starttls: bool = False
-    time_zone: str = DEFAULT_TIME_ZONE  # the organisation's days: rules' today(), report date ranges (IANA name)
+    time_zone: str = DEFAULT_TIME_ZONE  # the site's days and schedules, and the pages' default (an IANA name)
     recycle_bin_days: int = DEFAULT_RECYCLE_BIN_DAYS  # how long a deleted record may be restored before the purge
     import_batch_size: int = 1000  # rows per committed batch (checkpoint) of an import job
     import_heartbeat_seconds: int = 60  # an import job silent for longer is shown as interrupted
@@ -76,7 +76,7 @@ class Settings:
 
     @property
     def zone(self) -> ZoneInfo:
-        """The organisation's time zone: where its days start, for today(), days_since() and report date ranges."""
+        """The site's time zone: where days start and schedules run (docs/engine.md, runtime/clock.py)."""
         return ZoneInfo(self.time_zone)
 
     @property

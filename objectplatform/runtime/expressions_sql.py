@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -150,8 +150,12 @@ class _Compiler:
             case Literal(value):
                 return value
             case Call("today" | "now", ()):
-                return self.now.date() if node.name == "today" else self.now
+                return self.now.date() if node.name == "today" else self.stored_now()
         return _VARIABLE
+
+    def stored_now(self) -> datetime:
+        """now() as date-times are stored: naive UTC."""
+        return self.now.astimezone(UTC).replace(tzinfo=None) if self.now.tzinfo else self.now
 
     def value(self, node: Node) -> ColumnElement:
         """The SQL value of `node` (NULL where the evaluator gives None)."""

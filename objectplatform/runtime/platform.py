@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -41,6 +42,10 @@ class Platform:
         if "records" not in self.services:
             self.services["records"] = Records(self)
         return self.services["records"]
+
+    def local_now(self) -> datetime:
+        """The clock's now in the site's time zone, whose date is the today() of rules, formulas and reports."""
+        return self.clock.now().astimezone(self.settings.zone)
 
     def enqueue(self, job: Callable, *args, **kwargs) -> str:
         """Run `job(platform, *args, **kwargs)` in the background and return the job id: in-process right now

@@ -8,33 +8,33 @@ import json
 import re
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 import sqlalchemy as sa
 
 from objectplatform.metadata import Rule
 
 from . import approvals, rules
-from .clock import ORG_TIME
 from .platform import open_platform
 from .records import recycle_bin
 from .storage import convert
 
-EPOCH = datetime(1970, 1, 1, tzinfo=ORG_TIME)
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 TICK_SECONDS = 60
 
 
-def slot_start(schedule: str, at: datetime) -> datetime:
-    """The start (UTC) of the slot of `schedule` that `at` falls in."""
-    local = at.astimezone(ORG_TIME)
+def slot_start(schedule: str, at: datetime, zone: tzinfo) -> datetime:
+    """The start of the slot of `schedule` that `at` falls in, in `at`'s zone; "daily at 09:00" and the
+    slots of "every 2h" or "every 1d" are counted on `zone`'s clock."""
+    local = at.astimezone(zone)
     if schedule == "hourly":
         schedule = "every 1h"
     if schedule == "daily":
         schedule = "daily at 00:00"
     if match := re.fullmatch(r"every (\d+)([mhd])", schedule):
         length = int(match.group(1)) * UNITS[match.group(2)]
-        return (EPOCH + ((local - EPOCH) // length) * length).astimezone(at.tzinfo)
+        epoch = datetime(1970, 1, 1, tzinfo=zone)
+        return (epoch + ((local - epoch) // length) * length).astimezone(at.tzinfo)
     match = re.fullmatch(r"daily at (\d\d):(\d\d)", schedule)
     if match is None:
         raise ValueError(f"not a schedule: {schedule!r}")
@@ -60,7 +60,7 @@ def due_rules(platform, at: datetime) -> list[Rule]:
     """The scheduled rules that have not run since their current slot began."""
     last = last_runs(platform, at)
     return [rule for rule in rules.scheduled_rules(platform.metadata)
-            if rule.name not in last or last[rule.name] < slot_start(rule.schedule, at)]
+            if rule.name not in last or last[rule.name] < slot_start(rule.schedule, at, platform.settings.zone)]
 
 
 def tick(platform, at: datetime | None = None) -> list[str]:

@@ -44,7 +44,8 @@ def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mappin
     """The move itself, in the caller's transaction: the state and `set` in one system write (its history
     names the transition and keeps `params`), then the transition's actions and the to-dos it closes."""
     env = expression_env(current, params, user)
-    values = {field: parse(expression).evaluate(env, at) for field, expression in transition.set.items()}
+    local = at.astimezone(platform.settings.zone)  # today() is the site's date
+    values = {field: parse(expression).evaluate(env, local) for field, expression in transition.set.items()}
     values[obj.lifecycle.field] = transition.to
     record = platform.records.update(obj.name, current["id"], values, version=version, user=user, conn=conn,
                                      system=True, change=transition.name, detail=dict(params) or None)
@@ -61,10 +62,10 @@ def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mappin
 def run_automatic(platform, conn, obj: ObjectDef, record: Mapping[str, Any], at: datetime) -> None:
     """Run, as the system, the first automatic transition (`when`) that starts from the record's state and
     whose condition holds; the write it makes comes back here, so automatic moves chain."""
-    state = record.get(obj.lifecycle.field)
+    state, local = record.get(obj.lifecycle.field), at.astimezone(platform.settings.zone)
     for transition in obj.lifecycle.transitions.values():
         if transition.when is not None and state in transition.sources and transition.by is None \
-                and parse(transition.when).evaluate(expression_env(record, {}, None), at):
+                and parse(transition.when).evaluate(expression_env(record, {}, None), local):
             current = platform.records.get(obj.name, record["id"], conn=conn)
             move(platform, conn, obj, transition, current, {}, None, at, None)
             return

@@ -1,10 +1,12 @@
 """Users are kept: a user is never deleted (deactivating hands their records over instead), and the last active
-administrator stays one, neither deactivated nor stripped of the administrator role."""
+administrator stays one, neither deactivated nor stripped of the administrator role. A user's time zone is
+their own `time_zone`, else the site's."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
@@ -17,6 +19,14 @@ USER = "user"
 # PostgreSQL's transaction lock taken before counting the administrators left, so two demotions at once cannot
 # each count on the other; SQLite's BEGIN IMMEDIATE already serializes writers
 ADMINS_LOCK = 0x75736572
+
+
+def user_zone(platform, user: Mapping[str, Any]) -> ZoneInfo:
+    """The zone a user's pages show times and count days in: their `time_zone`, else the site's."""
+    try:
+        return ZoneInfo(user["time_zone"]) if user.get("time_zone") else platform.settings.zone
+    except (ZoneInfoNotFoundError, ValueError):  # a name this system's zone data no longer knows
+        return platform.settings.zone
 
 
 def deletable(obj: str) -> bool:

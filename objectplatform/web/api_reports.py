@@ -24,7 +24,6 @@ from . import api, errors
 from .current import get_platform
 from .errors import json_response
 from .export import BOM, csv_lines, header_language, inert
-from .pages_view import ORG_TIME
 
 bp = Blueprint("api_reports", __name__, url_prefix="/api/v1")
 errors.register(bp)
@@ -123,7 +122,8 @@ def export_yaml(name: str) -> Response:
 
 def yaml_text(report: Report) -> str:
     """The report as a file for report_templates/, saying where it came from."""
-    day = get_platform().clock.now().astimezone(ORG_TIME).strftime("%Y-%m-%d")
+    platform = get_platform()
+    day = platform.clock.today(platform.settings.zone).isoformat()
     return personal.as_yaml(report, f"{report.label.zh} ({report.label.en}): exported by {g.access.username} "
                                     f"on {day}; copy into report_templates/ to ship it")
 
@@ -150,7 +150,8 @@ def run(name: str) -> Response:
 def export(name: str) -> Response:
     lang = header_language(request.args.get("labels")) or "zh"
     result = run_as_caller(name, _query_filters(), request.args.get("scene"))
-    day = get_platform().clock.now().astimezone(ORG_TIME).strftime("%Y%m%d")
+    platform = get_platform()
+    day = platform.clock.today(platform.settings.zone).strftime("%Y%m%d")
     response = Response(report_csv(result, lang), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{day}.csv"'
     return response

@@ -117,7 +117,7 @@ def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, st
                 return
             page = read(page.next_cursor)
 
-    day = platform.clock.today().strftime("%Y%m%d")
+    day = platform.clock.today(platform.settings.zone).strftime("%Y%m%d")
     response = Response(chunks(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{obj.name}-{day}.csv"'
     return response

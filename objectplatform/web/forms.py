@@ -9,7 +9,7 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from objectplatform.runtime.fieldtypes import type_named
 from objectplatform.runtime.sales_processes import process_for_owner, processes
 
 from .i18n import error_text, text
-from .pages_view import ORG_TIME, Display, local_time
+from .pages_view import Display, local_time
 
 LOCAL_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
 LINE_KEY = re.compile(r"(?P<child>\w+)-(?P<index>\d+)-(?P<field>\w+)")
@@ -142,7 +142,7 @@ def shown_value(f: FieldDef, value: Any, display: Display) -> Any:
     if shown == "geo":
         return str(value["lat"]), str(value["lng"])
     if shown == "datetime" and isinstance(value, datetime):
-        return local_time(value).strftime("%Y-%m-%dT%H:%M")
+        return local_time(value, display.zone).strftime("%Y-%m-%dT%H:%M")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -154,8 +154,10 @@ def shown_value(f: FieldDef, value: Any, display: Display) -> Any:
     return value
 
 
-def posted(f: FieldDef, name: str, form: ImmutableMultiDict, files: ImmutableMultiDict) -> tuple[Any, Any]:
-    """(the value for the records service, the input as typed to show again) of one posted input.
+def posted(f: FieldDef, name: str, form: ImmutableMultiDict, files: ImmutableMultiDict,
+           zone: tzinfo) -> tuple[Any, Any]:
+    """(the value for the records service, the input as typed to show again) of one posted input; a date-time
+    is typed on the clock of `zone`.
 
     The service value is `...` (Ellipsis) when the input says "leave unchanged" (an empty password,
     no new file)."""
@@ -184,7 +186,7 @@ def posted(f: FieldDef, name: str, form: ImmutableMultiDict, files: ImmutableMul
                 "content_type": upload.mimetype or "application/octet-stream"}, ""
     value = form.get(name, "")
     if input_ == "datetime" and LOCAL_DATETIME.fullmatch(value.strip()):
-        local = datetime.fromisoformat(value.strip()).replace(tzinfo=ORG_TIME)
+        local = datetime.fromisoformat(value.strip()).replace(tzinfo=zone)
         return local.isoformat(), value
     return value, value
 
@@ -370,7 +372,7 @@ class FormBuilder:
         for _label, names, _cols in self._sections():
             for name in names:
                 f = self.obj.fields[name]
-                value, shown = posted(f, name, form, files)
+                value, shown = posted(f, name, form, files, self.display.zone)
                 if widget(f) == "multi_lookup":
                     self.display.want(self.obj, [{name: shown}], [name])
                     shown = [(v, self.display.title(f.to, v)) for v in shown]
@@ -402,7 +404,7 @@ class FormBuilder:
             item: dict[str, Any] = {}
             typed: dict[str, Any] = {}
             for name in names:
-                value, shown = posted(child.fields[name], prefix + name, form, files)
+                value, shown = posted(child.fields[name], prefix + name, form, files, self.display.zone)
                 typed[name] = shown
                 if value is not ... and (line_id or value not in (None, "", [])):
                     item[name] = value

@@ -35,7 +35,7 @@ def _label(label: Mapping[str, str] | None) -> str:
 
 
 def _when(moment: str | None) -> str:
-    return local_time(datetime.fromisoformat(moment)).strftime("%Y-%m-%d %H:%M") if moment else ""
+    return local_time(datetime.fromisoformat(moment), g.zone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 def _actions(obj: str) -> tuple[bool, set[str]]:

@@ -14,6 +14,7 @@ from objectplatform.runtime.actions import actions_service
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure, Unauthenticated
 from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.users import user_zone
 
 from . import csrf
 from .current import get_platform
@@ -34,6 +35,7 @@ SESSION_TOKEN = "token"  # the session's key for its token (runtime/auth.py), wh
 @bp.before_request
 def _before() -> Any:
     g.lang = language()
+    g.zone = get_platform().settings.zone
     if not csrf.request_is_valid():
         return error_page(400, text("error.csrf", g.lang))
     if request.endpoint in PUBLIC_ENDPOINTS:
@@ -55,6 +57,7 @@ def _access(token: str):
     user = auth_service(platform).user_for_token(token)
     if user is None:
         return None
+    g.zone = user_zone(platform, user)
     try:
         return access_for(platform, user["id"])
     except Unauthenticated:
@@ -134,7 +137,7 @@ def scope(obj: str, operation: str = "read"):
 
 def page_display() -> Display:
     if "display" not in g:
-        g.display = Display(get_platform(), g.access, g.lang)
+        g.display = Display(get_platform(), g.access, g.lang, g.zone)
     return g.display
 
 

@@ -107,7 +107,7 @@ def convert_dialog(obj: str, id: str):
             values, typed[target] = {}, {}
             for n in names:
                 value, typed[target][n] = posted(platform.metadata.objects[target].fields[n], f"{target}-{n}",
-                                                 request.form, request.files)
+                                                 request.form, request.files, g.zone)
                 if value is not ...:
                     values[n] = None if value == "" else value
             if target == main:

@@ -138,7 +138,7 @@ def add_follow_up(obj: str, id: str):
     current = platform.records.get(obj, id, where=scope(obj))
     values, typed = {"related_object": definition.name, "related_id": current["id"]}, {}
     for name in FORM_FIELDS:
-        value, typed[name] = posted(fu.fields[name], PREFIX + name, request.form, request.files)
+        value, typed[name] = posted(fu.fields[name], PREFIX + name, request.form, request.files, g.zone)
         values[name] = value if value != "" else None
     try:
         platform.records.within(g.access).create(fu.name, values, user=g.access.user_id)

@@ -18,7 +18,7 @@ from .export import csv_response, header_language
 from .export import list_columns as columns_of
 from .i18n import text
 from .pages_base import REFERENCE_TYPES, available_actions, bp, object_def, page_display, scope, url_with
-from .pages_view import ORG_TIME, Display, field_label, field_type, object_label, target
+from .pages_view import Display, field_label, field_type, object_label, target
 
 PAGE_SIZE = 50
 MAX_TRAIL = 20  # pages the "previous" link can walk back; beyond that, "first page"
@@ -82,12 +82,12 @@ def _filter_controls(obj: ObjectDef, args: Mapping[str, str]) -> tuple[list[dict
 
 def _day_start(day: str, kind: str, next_day: bool = False) -> str:
     """A date typed in a filter as the filter value: for a date-time field, that day's start (or the
-    next day's) in the organisation's time."""
+    next day's) in the viewer's time zone."""
     if kind == "date":
         return day
     try:
         start = datetime.combine(date.fromisoformat(day) + timedelta(days=1 if next_day else 0),
-                                 datetime.min.time(), ORG_TIME)
+                                 datetime.min.time(), g.zone)
     except ValueError:
         return day  # the list reports it as a bad date
     return start.isoformat()
@@ -171,7 +171,7 @@ def export_records(obj: str):
     lang = header_language(args.get("labels")) or g.lang
     return csv_response(platform, definition, filters=filters, q=args.get("q", "").strip() or None,
                         sort=args.get("sort", "").strip() or None, where=scope(obj), fields=args.get("fields"),
-                        labels=args.get("labels"), titles=partial(Display, platform, g.access, lang))
+                        labels=args.get("labels"), titles=partial(Display, platform, g.access, lang, g.zone))
 
 
 @bp.route("/o/<obj>/lookup")

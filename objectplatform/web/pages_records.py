@@ -304,7 +304,7 @@ def _param_inputs(action, data=None, errors: Mapping[str, list[str]] | None = No
         if data is None:
             value = (None, "") if f.type in REFERENCE_TYPES else ""
         else:
-            value = posted(f, p.name, data, request.files)[1]
+            value = posted(f, p.name, data, request.files, g.zone)[1]
         item = make_input(f, p.name, value, g.lang)
         item.errors = [error_text(m, g.lang) for m in (errors or {}).get(p.name, [])]
         inputs.append(item)
@@ -314,7 +314,7 @@ def _param_inputs(action, data=None, errors: Mapping[str, list[str]] | None = No
 def _read_params(action) -> dict:
     params = {}
     for p in action.params:
-        value = posted(p.field(), p.name, request.form, request.files)[0]
+        value = posted(p.field(), p.name, request.form, request.files, g.zone)[0]
         if value is not ...:
             params[p.name] = value
     return params

@@ -27,7 +27,6 @@ from .api_reports import report_csv, run_as_caller
 from .current import get_platform
 from .i18n import error_text, text
 from .pages_base import REFERENCE_TYPES, bp, page_display
-from .pages_view import ORG_TIME
 
 PAGE_PARAMS = frozenset({"scene"})
 SIDE_B = "b."  # the funnel's second set of filters: b.period, b.owner.department, ...
@@ -73,7 +72,7 @@ def report(name: str):
 def report_export(name: str):
     report_def = _found(name)
     result = _run(name, report_def, request.args, request.args.get("scene"))[2]
-    day = get_platform().clock.now().astimezone(ORG_TIME).strftime("%Y%m%d")
+    day = get_platform().clock.today(g.zone).strftime("%Y%m%d")
     response = Response(report_csv(result, g.lang), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{day}.csv"'
     return response

@@ -1,11 +1,11 @@
 """How the pages show values: labels in the page's language, the labels of options and of sales processes,
-stages and tasks (runtime/value_labels.py), dates in the organisation's time, and referenced records by
+stages and tasks (runtime/value_labels.py), date-times in the viewer's time zone, and referenced records by
 their titles (fetched in one scoped query per target object)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,9 +19,6 @@ from objectplatform.runtime.value_labels import value_labels
 
 from .i18n import text
 
-# The organisation's clock (China Standard Time, no daylight saving): dates and times are shown and
-# entered in it; the database keeps UTC.
-ORG_TIME = timezone(timedelta(hours=8), "CST")
 REFERENCE_TYPES = frozenset({"lookup", "master_detail", "user", "department"})
 MULTI_REFERENCE_TYPES = frozenset({"multi_user", "multi_department"})
 SYSTEM_REFERENCES = frozenset({"owner", "created_by", "updated_by"})
@@ -56,19 +53,21 @@ def object_label(obj: ObjectDef, lang: str, plural: bool = False) -> str:
     return (obj.plural_label if plural and obj.plural_label else obj.label).get(lang)
 
 
-def local_time(value: datetime) -> datetime:
-    return value.astimezone(ORG_TIME)
+def local_time(value: datetime, zone: tzinfo) -> datetime:
+    """A stored moment (aware, or naive UTC) on the clock of `zone`."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
 
 
 class Display:
-    """Values of one page's records as text and links, for one signed-in user in one language.
+    """Values of one page's records as text and links, for one signed-in user in one language and time zone.
 
     Call `want` for every record shown first, so the titles of all referenced records are fetched
     together (one query per target object, within the user's scope of it).
     """
 
-    def __init__(self, platform, access, lang: str):
+    def __init__(self, platform, access, lang: str, zone: tzinfo):
         self.platform = platform
+        self.zone = zone
         self.metadata = platform.metadata
         self.access = access
         self.lang = lang
@@ -192,9 +191,7 @@ class Display:
             except ValueError:
                 moment = None
             if isinstance(moment, datetime):
-                if moment.tzinfo is None:
-                    moment = moment.replace(tzinfo=UTC)
-                return local_time(moment).strftime("%Y-%m-%d %H:%M")
+                return local_time(moment, self.zone).strftime("%Y-%m-%d %H:%M")
         shown = type_named(kind).display(self._shown_field(obj, name), value)
         return str(value) if shown is None else shown
 

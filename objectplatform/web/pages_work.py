@@ -34,7 +34,7 @@ def _bell() -> dict:
 
 
 def _when(moment) -> str:
-    return local_time(moment).strftime("%Y-%m-%d %H:%M")
+    return local_time(moment, g.zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _kind(kind: str) -> str:

@@ -177,7 +177,7 @@ def _touch(ctx: HookContext, obj: ObjectDef, times: Mapping[int, datetime]) -> N
             record[last_field] = followed_at
         if moves_status and current.get(status_name) == pending:
             record[status_name] = following
-        formulas.on_write(record, now)
+        formulas.on_write(record, now.astimezone(service.platform.settings.zone))
         changes = history.changes(current, record, written)
         if not changes:
             continue

@@ -273,7 +273,7 @@ class StagedBehavior:
         recomputed, its audit history (change = `action`; `note` the new value of an entry without a
         field when no field changed), rollups and the after_update hooks."""
         merged = {**current, **values}
-        self.records.formulas[self.obj].on_write(merged, at)
+        self.records.formulas[self.obj].on_write(merged, at.astimezone(self.platform.settings.zone))
         stored = {n: merged[n] for n in self.records.formulas[self.obj].stored if merged[n] != current.get(n)}
         values = {**values, **stored}
         stmt = (sa.update(self.table)

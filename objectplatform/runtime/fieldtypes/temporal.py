@@ -73,7 +73,7 @@ class Date(FieldType):
 
 
 class DateTime(FieldType):
-    """Stored as naive UTC; in record form an aware UTC datetime (the pages show the organisation's time)."""
+    """Stored as naive UTC; in record form an aware UTC datetime (the pages show it in the viewer's time zone)."""
 
     filter_kind = "datetime"
     widget = "datetime"

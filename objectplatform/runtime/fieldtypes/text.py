@@ -1,9 +1,12 @@
-"""Text field types: text, long_text, email, phone, url and the write-only password."""
+"""Text field types: text, long_text, email, phone, url, time_zone and the write-only password."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 from marshmallow import ValidationError, fields, validate
@@ -96,6 +99,46 @@ class Url(FieldType):
         return text_field([*at_most(2048), check])
 
 
+@cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zone names this system knows, sorted (the legacy aliases such as PRC left out)."""
+    return tuple(sorted(n for n in available_timezones() if "/" in n and not n.startswith(("Etc/", "SystemV/")))
+                 ) + ("UTC",)
+
+
+def time_zone_name(value: str) -> None:
+    """Refuse a value that is not a time zone name of `time_zones()`."""
+    if value not in time_zones():
+        raise ValidationError(Message("value.not_a_time_zone", "not a time zone (an IANA name, e.g. Asia/Shanghai)"))
+
+
+class TimeZone(FieldType):
+    """An IANA time zone name, chosen from a list showing each zone's current UTC offset."""
+
+    widget = "select"
+
+    def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
+        return sa.String(64)
+
+    def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
+        return text_field([time_zone_name])
+
+    def json_schema(self, f: FieldDef, md: Metadata) -> dict[str, Any]:
+        return {"enum": list(time_zones())}
+
+    def choices(self, f: FieldDef, value: Any, lang: str) -> list[tuple[str, str]]:
+        """Every zone as "(UTC+08:00) Asia/Shanghai", west to east, as the zones stand today."""
+        now = datetime.now(UTC)
+        offsets = {name: now.astimezone(ZoneInfo(name)).utcoffset() for name in time_zones()}
+        ordered = sorted(offsets, key=lambda name: (offsets[name], name))
+        return [(name, f"(UTC{_offset(offsets[name])}) {name}") for name in ordered]
+
+
+def _offset(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds()) // 60
+    return f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 class Password(FieldType):
     """Write-only: at least 8 characters, kept as they are typed and stored as a salted hash that never
     leaves the table (no filter, sort, export or API value)."""
@@ -125,5 +168,6 @@ LONG_TEXT = LongText("long_text", "text", LENGTH, searchable=True)
 EMAIL = Email("email", "text", searchable=True, comparable=True)
 PHONE_TYPE = Phone("phone", "text", searchable=True, comparable=True)
 URL = Url("url", "text", searchable=True, comparable=True)
+TIME_ZONE = TimeZone("time_zone", "text", comparable=True)
 PASSWORD = Password("password", "text")
-TYPES = (TEXT, LONG_TEXT, EMAIL, PHONE_TYPE, URL, PASSWORD)
+TYPES = (TEXT, LONG_TEXT, EMAIL, PHONE_TYPE, URL, TIME_ZONE, PASSWORD)

@@ -100,8 +100,7 @@ def list_page(
     Raises BadRequest naming every bad parameter (`fields` maps each one to its messages).
     """
     ot = schema[obj_name]
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    sql_now = now.replace(tzinfo=None)
+    now = now or datetime.now(UTC)
     filters = {name: str(value) for name, value in (filters or {}).items()}
     errors: dict[str, list[str]] = {}
 
@@ -113,8 +112,8 @@ def list_page(
             return None
 
     page_size = check("limit", lambda: _limit(limit))
-    keys = check("sort", lambda: _sort_keys(ot, sort, sql_now, mask))
-    conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, sql_now, mask))
+    keys = check("sort", lambda: _sort_keys(ot, sort, now, mask))
+    conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, now, mask))
                   for param, value in filters.items()]
     q = (q or "").strip()
     if q:

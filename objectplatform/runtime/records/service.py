@@ -195,7 +195,7 @@ class Records:
         row = conn.execute(stmt.with_for_update() if lock else stmt, {"_id": record_id}).mappings().first()
         if row is None:
             return None
-        now = self.platform.clock.now()
+        now = self.platform.local_now()
         record = self.formulas[ot.object.name].on_read(from_row(ot, row), now)
         for child, via in self.children.get(ot.object.name, ()):
             cot = self.schema[child]
@@ -215,7 +215,8 @@ class Records:
         mask = None if seen_by is None else self.mask(obj, seen_by)
         with self._reading(conn) as c:
             items, next_cursor, total = list_page(c, self.schema, obj, filters=filters, q=q, sort=sort,
-                                                  limit=limit, cursor=cursor, where=where, count=count, mask=mask)
+                                                  limit=limit, cursor=cursor, where=where, count=count, mask=mask,
+                                                  now=self.platform.local_now())
         return Page(items if mask is None else [mask(r) for r in items], next_cursor, total)
 
     def history(self, obj: str, id: Any, *, where=None, seen_by=None, conn: sa.Connection | None = None) -> list[dict]:
@@ -326,7 +327,9 @@ class Records:
                                          hooks.HookContext(self, conn, definition.name, user, now, **context))
 
     def _check_rules(self, ot: ObjectTable, record: dict, errors: Errors, now: datetime) -> None:
-        """Stored formulas computed and (when the fields they read are valid) the rules, added to `errors`."""
+        """Stored formulas computed and (when the fields they read are valid) the rules, added to `errors`; their
+        today() is the site's date."""
+        now = now.astimezone(self.platform.settings.zone)
         self.formulas[ot.object.name].on_write(record, now)
         rules = ot.object.validation_rules
         if not any(parse(r.condition).names & errors.keys() for r in rules):
@@ -430,9 +433,10 @@ class Records:
                 saved: list[Path]) -> int:
         """Auto numbers, uploads, the row and its "create" history; returns the new id."""
         obj = ot.object.name
+        local = now.astimezone(self.platform.settings.zone)  # an auto number's date parts are the site's date
         for name, pattern in self.auto_numbers[obj]:
-            counter = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(now))
-            record[name] = pattern.format(now, counter)
+            counter = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(local))
+            record[name] = pattern.format(local, counter)
         self._save_uploads(ot, record, saved)
         try:
             record_id = conn.execute(ot.table.insert(), to_row(ot, record)).inserted_primary_key[0]
@@ -704,10 +708,11 @@ class Records:
                     batch_errors=[errors for _, _, errors in loaded])
         good: list[dict] = []
         bad: list[RowError] = []
+        local = now.astimezone(self.platform.settings.zone)
         for (index, _, errors), record in zip(loaded, records, strict=True):
-            formulas.on_write(record, now)
+            formulas.on_write(record, local)
             if not any(names & errors.keys() for names in rule_fields):
-                _add(errors, validator.rule_errors(record, now))
+                _add(errors, validator.rule_errors(record, local))
             if errors:
                 bad.append(RowError(index, errors))
             else:
@@ -715,9 +720,9 @@ class Records:
         if not good:
             return [], bad
         for name, pattern in self.auto_numbers[obj]:
-            last = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(now), len(good))
+            last = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(local), len(good))
             for n, record in enumerate(good, start=last - len(good) + 1):
-                record[name] = pattern.format(now, n)
+                record[name] = pattern.format(local, n)
         saved: list[Path] = []
         make_row = self.row_makers[obj]
         table_rows = []

@@ -83,6 +83,7 @@ class Compiler:
     metadata: Metadata
     schema: Schema
     dialect: str
+    time_zone: str  # the IANA name date-time buckets cut days in
     base: str
     where: Callable[[Joins], list[ColumnElement[bool]]]
     scope: Scope
@@ -142,7 +143,7 @@ class Compiler:
     def _dimension(self, joins: Joins, d: Dimension) -> ColumnElement:
         column = joins.column(d.path)
         if d.bucket:
-            return bucket(column, d.bucket, d.path.type == "datetime", self.dialect)
+            return bucket(column, d.bucket, d.path.type == "datetime", self.dialect, self.time_zone)
         return column
 
     def _shape(self, dimensions: Sequence[Dimension], measures: Sequence[Measure], pairs: sa.Subquery,

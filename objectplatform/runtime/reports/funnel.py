@@ -78,7 +78,8 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
             joins = Joins(platform.schema, base, mask)
             chosen = report_conditions(platform, report, own_filters, "all", access, now, conn)(joins)
             opportunities = sa.select(joins.root.c.id).select_from(joins.from_).where(*chosen)
-        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, data_scope(access), mask)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, platform.settings.time_zone, base, where,
+                            data_scope(access), mask)
         stage = Dimension("stage", resolve(metadata, base, f.stage))
         measures = [Measure("count", "count"), Measure("amount", "sum", resolve(metadata, base, "amount"))]
         found = {row["stage"]: row for row in conn.execute(compiler.statement([stage], measures)).mappings()}

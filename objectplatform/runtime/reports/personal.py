@@ -108,7 +108,7 @@ def _storage_problems(platform, data: dict[str, Any]) -> dict[str, list[str]]:
                 column_name(schema, path.object, path.field)
             except BadRequest as e:
                 problems.setdefault(f"measures[{i}].field", []).append(e.message)
-    moment = platform.clock.now().astimezone(platform.settings.zone)
+    moment = platform.local_now()
     for name, value in data.get("filters", {}).items():
         text, op = split(name)
         try:

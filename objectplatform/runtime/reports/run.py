@@ -110,7 +110,8 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
         where = report_conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
-        compiler = Compiler(metadata, platform.schema, conn.dialect.name, base, where, data_scope(access), mask)
+        compiler = Compiler(metadata, platform.schema, conn.dialect.name, platform.settings.time_zone, base, where,
+                            data_scope(access), mask)
         sort = [(k.lstrip("-"), k.startswith("-")) for k in report.sort]
         limit = report.limit
         dim_columns = [_dimension_column(metadata, d, spec) for d, spec in zip(dimensions, report.dimensions,

@@ -1,6 +1,9 @@
-"""Database engines: PostgreSQL as is; SQLite with WAL, a busy timeout and real transactions."""
+"""Database engines: PostgreSQL as is; SQLite with WAL, a busy timeout, real transactions and op_local_time()."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -44,6 +47,7 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            dbapi_connection.create_function("op_local_time", 2, local_time_text, deterministic=True)
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn):
@@ -51,3 +55,12 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def local_time_text(stored: str | None, zone: str) -> str | None:
+    """SQLite's op_local_time(value, zone): a stored naive-UTC date-time as `zone`'s wall time, per value (so
+    daylight saving time is right), in the text form SQLite's date functions read."""
+    if stored is None:
+        return None
+    moment = datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
