@@ -26,8 +26,8 @@ def recycle_bin_page():
              "object": object_label(platform.metadata.objects[e["object"]], g.lang)
              if e["object"] in platform.metadata.objects else e["object"],
              "deleted_by": display.title("user", e["deleted_by"]) if e["deleted_by"] else "",
-             "deleted_at": local_time(e["deleted_at"]).strftime("%Y-%m-%d %H:%M"),
-             "purge_at": local_time(e["purge_at"]).strftime("%Y-%m-%d")} for e in entries]
+             "deleted_at": local_time(e["deleted_at"], g.zone).strftime("%Y-%m-%d %H:%M"),
+             "purge_at": local_time(e["purge_at"], g.zone).strftime("%Y-%m-%d")} for e in entries]
     return render_template("pages/recycle_bin.html", rows=rows, days=platform.settings.recycle_bin_days)
 
 
