@@ -534,6 +534,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 5)
+            self.cfg.set("limit_request_line", 8190)  # gunicorn's most: the app refuses long URLs itself (414)
             self.cfg.set("proc_name", "objectplatform")
             if "control_socket_disable" in self.cfg.settings:  # gunicorn 24+: one shared socket path per user
                 self.cfg.set("control_socket_disable", True)

@@ -130,3 +130,35 @@ def test_every_error_response_has_the_shape(api, platform, monkeypatch):
         assert_error_shape(body)
         assert 400 <= status < 600
     assert {status for _method, _path, status, _body in ERROR_RESPONSES} >= {400, 401, 403, 404, 405, 409, 422, 500}
+
+
+def test_a_too_long_url_is_a_414_in_the_error_shape(api):
+    """The limit is errors.MAX_URL_BYTES of path and query, checked before the token; the document lists 414 on
+    every operation (test_openapi.py)."""
+    path = "/objects/lead/records?name__in="
+    fits = path + "x" * (8000 - len("/api/v1" + path) + 1)  # "?" is not part of the query string
+    assert raw(api, "GET", fits) == (200, {"items": [], "next_cursor": None, "total": 0})
+    too_long = (414, {"error": {"code": "bad_request", "message": "the URL is longer than 8000 bytes: send fewer or "
+                                                                  "shorter filters"}})
+    assert raw(api, "GET", fits + "x") == too_long
+    assert raw(api, "GET", fits + "x", as_=None) == too_long
+    assert raw(api, "POST", "/objects/lead/records?" + "q=" + "x" * 8000, json={"name": "x"}) == too_long
+    assert raw(api, "GET", "/objects/lead/records")[1]["total"] == 0
+    response = api.client.get("/api/v1/objects/lead/records?q=" + "é" * 4000)
+    assert response.status_code == 414 and response.get_json()["error"]["reason"] == "request.url_too_long"
+    assert response.get_json()["error"]["params"] == {"limit": 8000}
+
+
+def test_bulk_ids_that_cannot_be_ids_are_422(api, people):
+    """A bulk action takes ids as text or numbers (the document says so); zero, a negative or an id beyond the
+    largest one is refused before any record is touched."""
+    for wrong in ("0", 0, -3, 2**63, "9223372036854775808", "1.5", True):
+        status, body = raw(api, "POST", "/objects/user/actions/deactivate", as_="admin",
+                           json={"ids": [people["rep1"], wrong], "handover_to": people["rep2"]})
+        assert (status, body["error"]["fields"]) == (422, {"ids": [f"{wrong!r} is not a record id"]})
+    users = {u["username"]: u["active"] for u in raw(api, "GET", "/objects/user/records?limit=500", as_="admin")[1][
+        "items"]}
+    assert users["rep1"] is True
+    status, body = raw(api, "POST", "/objects/user/actions/deactivate", as_="admin",
+                       json={"ids": [int(people["rep1"])], "handover_to": int(people["rep2"])})
+    assert (status, body) == (200, {"succeeded": [people["rep1"]], "failed": []})

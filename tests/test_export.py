@@ -137,7 +137,7 @@ def test_openapi_document_describes_the_export(api):
     operation = doc["paths"]["/objects/lead/records/export.csv"]["get"]
     assert [p["name"] for p in operation["parameters"]] == ["filters", "q", "sort", "fields", "labels"]
     assert operation["responses"]["200"]["content"] == {"text/csv": {"schema": {"type": "string"}}}
-    assert sorted(operation["responses"]) == ["200", "400", "401", "403"]
+    assert sorted(operation["responses"]) == ["200", "400", "401", "403", "414"]
 
 
 # ------------------------------------------------------------------------------------ pages

@@ -280,6 +280,24 @@ def test_nulls_sort_where_each_database_puts_them(conn, schema):
     assert first == (["1", "5"] if conn.dialect.name == "sqlite" else ["2", "7"])
 
 
+def test_whole_numbers_beyond_a_32_bit_column_filter_it(conn, schema):
+    """`version` is a 32-bit column: PostgreSQL once refused a wider filter value (a 500 under fuzzing)."""
+    everything = ids(conn, schema, "opportunity", sort="id")
+    assert len(everything) == 23
+    assert ids(conn, schema, "opportunity", sort="id", filters={"version__gt": "-8832749158583166"}) == everything
+    assert ids(conn, schema, "opportunity", sort="id", filters={"version__gte": "2147483648"}) == []
+    assert ids(conn, schema, "opportunity", sort="id", filters={"version__ne": "9223372036854775807"}) == everything
+    assert ids(conn, schema, "opportunity", sort="id", filters={"version__in": "-9223372036854775807,2147483648"}) == []
+
+
+def test_a_field_named_again_in_sort_adds_nothing(conn, schema):
+    """Its first mention decides (the OpenAPI document cannot forbid a repeat, so the server takes it)."""
+    assert ids(conn, schema, "opportunity", sort="-amount,amount,name,-amount") == ids(
+        conn, schema, "opportunity", sort="-amount,name")
+    assert walk(conn, schema, "opportunity", 5, sort="-amount,amount")[0] == ids(conn, schema, "opportunity",
+                                                                                  sort="-amount")
+
+
 def test_cursor_with_filters_and_search(conn, schema):
     filters = {"status__in": "open,won", "amount__gte": "100"}
     everything = ids(conn, schema, "opportunity", filters=filters, q="商机", sort="-amount")
@@ -341,7 +359,6 @@ def test_limit_bounds(conn, schema):
          "formula field 'overdue_days' cannot be computed by the database (days_since() is only supported in "
          "database filters compared with a whole number, e.g. days_since(x) >= 30)"),
         ("lead", {"sort": "nope"}, "sort", "unknown field 'nope'"),
-        ("lead", {"sort": "-name,name"}, "sort", "'name' is given more than once"),
         ("user", {"sort": "roles"}, "sort", "cannot sort on multi_picklist field 'roles'"),
         ("opportunity", {"sort": "name,-amount_k"}, "sort",
          "cannot sort on formula field 'amount_k': it is computed on read (not stored)"),

@@ -179,7 +179,7 @@ def test_an_account_is_locked_out_after_five_failures_on_the_page_and_the_api(cl
 
 def test_the_api_document_gives_the_token_endpoint_its_429(api):  # noqa: F811
     status, doc = api.get("/openapi.json", "admin")
-    assert sorted(doc["paths"]["/auth/token"]["post"]["responses"]) == ["200", "400", "401", "429"]
+    assert sorted(doc["paths"]["/auth/token"]["post"]["responses"]) == ["200", "400", "401", "414", "429"]
     assert doc["components"]["responses"]["E429"]["description"].startswith("too_many_requests: ")
 
 

@@ -15,7 +15,7 @@ from objectplatform.metadata import FieldDef, Label, Metadata, Source
 from . import lifecycles
 from .auth import auth_service
 from .errors import Message, NotFound, RuntimeFailure, ValidationFailed
-from .fieldtypes import type_named
+from .fieldtypes import record_id, type_named
 from .validation import REQUIRED, converter
 
 MAX_BULK = 500
@@ -147,13 +147,13 @@ class Actions:
         params = self.params(action, data, skip=frozenset({"ids"}))
         ids = _ids(target)
         succeeded, failed = [], []
-        for record_id in ids:
+        for one in ids:
             try:
-                self._run_one(access, action, record_id, params)
+                self._run_one(access, action, one, params)
             except RuntimeFailure as e:
-                failed.append({"id": record_id, "error": e.as_dict()["error"]})
+                failed.append({"id": one, "error": e.as_dict()["error"]})
             else:
-                succeeded.append(record_id)
+                succeeded.append(one)
         return {"succeeded": succeeded, "failed": failed}
 
     def allowed(self, access, obj: str, name: str) -> bool:
@@ -196,12 +196,12 @@ def _ids(target: list) -> list[str]:
         raise ValidationFailed({"ids": [Message("action.no_ids", "give at least one id")]})
     if len(target) > MAX_BULK:
         raise ValidationFailed({"ids": [Message("action.too_many_ids", "give at most {limit} ids", limit=MAX_BULK)]})
-    wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=item) for item in target
-             if isinstance(item, bool) or not isinstance(item, int | str)
-             or not (str(item).isascii() and str(item).isdigit())]
+    ids = [record_id(item) for item in target]
+    wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=item)
+             for item, found in zip(target, ids, strict=True) if found is None]
     if wrong:
         raise ValidationFailed({"ids": wrong})
-    return list(dict.fromkeys(str(int(item)) for item in target))
+    return list(dict.fromkeys(ids))
 
 
 def actions_service(platform) -> Actions:

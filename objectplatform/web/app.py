@@ -87,6 +87,7 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["objectplatform"] = platform
+    app.before_request(errors.refuse_long_url)
 
     api.init_app(app)
     api_work.init_app(app)

@@ -13,23 +13,27 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from objectplatform.runtime import RuntimeFailure
 from objectplatform.runtime.errors import Message
 
 API_PREFIX = "/api/"
+MAX_URL_BYTES = 8000  # below gunicorn's request line limit (cli.py), so that the app itself says why
 ERROR_STATUSES = {
     400: ("bad_request", "malformed JSON, unknown filter or sort field, bad parameter"),
     401: ("unauthenticated", "no or bad token"),
     403: ("forbidden", "the role does not allow it"),
     404: ("not_found", "unknown object, record or action, or a record outside the caller's scope"),
     409: ("conflict", "stale version, record already claimed, illegal state transition, limit reached"),
+    414: ("bad_request", f"the URL (path and query) is longer than {MAX_URL_BYTES} bytes: send fewer or shorter "
+                         "filters"),
     422: ("validation_failed", "field or rule errors; fields lists every one"),
     429: ("too_many_requests", "too many failed sign-ins for the account or from the address: wait Retry-After"),
 }
 HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large", 414: "bad_request",
+              415: "unsupported_media_type",
               422: "validation_failed", 429: "too_many_requests"}
 
 
@@ -84,6 +88,8 @@ def http_error(e: HTTPException) -> Response:
     elif status == 405:
         allowed = ", ".join(sorted(e.valid_methods or []))
         message = f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
+    elif status == 414:
+        message = url_too_long()
     else:
         message = e.description or e.name
     response = error_response(HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"),
@@ -91,6 +97,17 @@ def http_error(e: HTTPException) -> Response:
     if status == 405 and e.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(e.valid_methods))
     return response
+
+
+def url_too_long() -> Message:
+    return Message("request.url_too_long", "the URL is longer than {limit} bytes: send fewer or shorter filters",
+                   limit=MAX_URL_BYTES)
+
+
+def refuse_long_url() -> None:
+    """A URL whose path and query exceed MAX_URL_BYTES is refused (414) before any endpoint reads it."""
+    if len(request.path.encode()) + len(request.query_string) > MAX_URL_BYTES:
+        raise RequestURITooLarge()
 
 
 def _unexpected(e: Exception) -> Response:

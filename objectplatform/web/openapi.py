@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from objectplatform.metadata import FieldDef, Metadata, ObjectDef
+from objectplatform.runtime import imports
 from objectplatform.runtime.actions import Action, Actions
-from objectplatform.runtime.fieldtypes import type_named, value_type
-from objectplatform.runtime.records.query import operators
+from objectplatform.runtime.fieldtypes import RECORD_ID_INPUT, type_named, value_type
+from objectplatform.runtime.records.query import operators, searchable
 
 from .errors import ERROR_STATUSES
 
 JSON = "application/json"
+IMPORT_MEDIA_TYPES = ("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "text/vcard")
+IMPORT_FILE_NAME = f'filename="[^"]*({"|".join(imports.EXTENSIONS)})"'.replace(".", "[.]")
 CSV = "text/csv"
 NULL = "null"
 SYSTEM_SCHEMAS: dict[str, dict] = {
@@ -32,7 +35,8 @@ SYSTEM_SCHEMAS: dict[str, dict] = {
 def _nullable(schema: dict) -> dict:
     if "enum" in schema:
         return {**schema, "enum": [*schema["enum"], None]}
-    return {**schema, "type": [schema["type"], NULL]}
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    return {**schema, "type": [*types, NULL]}
 
 
 def value_schema(metadata: Metadata, f: FieldDef) -> dict:
@@ -54,27 +58,66 @@ def _writable(f: FieldDef) -> bool:
     return not type_named(f.type).computed and not f.read_only and not f.system
 
 
-def _filter_operators(f: FieldDef | None) -> tuple[str, ...]:
-    """The operators of records/query.py that apply to a field (a system field's are the ordered ones)."""
-    return operators(value_type(f).filter_kind if f is not None else "integer")
+SYSTEM_KINDS = {"id": "reference", "version": "integer", "owner": "reference", "created_by": "reference",
+                "created_at": "datetime", "updated_by": "reference", "updated_at": "datetime"}
 
 
-def filter_parameters(obj: ObjectDef) -> dict:
+def _filter_kind(metadata: Metadata, obj: ObjectDef, name: str) -> str:
+    """The filter kind of a field or system field as records/query.py reads it (a rollup's by its column)."""
+    if name not in obj.fields:
+        return SYSTEM_KINDS[name]
+    f = obj.fields[name]
+    type_ = value_type(f)
+    columns = type_.columns(f, metadata) if f.type == "rollup" else []
+    return type_.filter_kind_of(columns[0] if len(columns) == 1 else None)
+
+
+_DATE = "[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"  # years from 1000, days to 28: always valid
+_ITEM_PATTERNS = {  # what records/query.py reads for each filter kind, as a regular expression
+    "integer": "[+-]?[0-9]{1,18}",
+    "decimal": "[+-]?[0-9]{1,20}([.][0-9]{1,20})?",
+    "date": _DATE,
+    "datetime": _DATE + "(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?",
+    "boolean": "[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0",
+    "reference": "[0-9]{1,18}",
+}
+
+
+def _filter_value(kind: str, op: str) -> dict:
+    """A filter's value as the list query reads it: typed by the field's kind, several comma-separated for `in`."""
+    item = None if op == "contains" else _ITEM_PATTERNS.get("boolean" if op == "isnull" else kind)
+    if item is None:
+        return {"type": "string", **({"description": "comma-separated values"} if op == "in" else {})}
+    if op == "in":
+        return {"type": "string", "pattern": f"^({item})(,({item}))*$", "description": "comma-separated values"}
+    return {"type": "string", "pattern": f"^({item})$"}
+
+
+def filter_parameters(metadata: Metadata, obj: ObjectDef) -> dict:
     """The filters of a list as one form-exploded query object: `field`, `field__op` for every operator."""
     properties: dict[str, Any] = {}
-    for name in (*SYSTEM_SCHEMAS, *obj.fields):
-        f = obj.fields.get(name)
-        if f is not None and not type_named(f.type).readable:
-            continue
-        for op in _filter_operators(f):
-            key = name if op == "eq" else f"{name}__{op}"
-            schema: dict[str, Any] = {"type": "string"}
-            if op == "isnull":
-                schema = {"enum": ["true", "false"]}
-            elif op == "in":
-                schema["description"] = "comma-separated values"
-            properties[key] = schema
+    for name in _readable(obj):
+        kind = _filter_kind(metadata, obj, name)
+        for op in operators(kind):
+            properties[name if op == "eq" else f"{name}__{op}"] = _filter_value(kind, op)
     return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def _readable(obj: ObjectDef) -> list[str]:
+    """The system fields and the fields a record shows, by name."""
+    return [*SYSTEM_SCHEMAS, *(name for name, f in obj.fields.items() if type_named(f.type).readable)]
+
+
+def _sortable(metadata: Metadata, obj: ObjectDef) -> list[str]:
+    """The fields a list sorts on: stored (not formula) with a comparable value."""
+    return [name for name in _readable(obj) if "eq" in operators(_filter_kind(metadata, obj, name))
+            and (name not in obj.fields or obj.fields[name].type != "formula")]
+
+
+def _names_parameter(name: str, names: list[str], description: str) -> dict:
+    """A comma-separated list of names (form style, not exploded); a name given again adds nothing."""
+    return {"name": name, "in": "query", "style": "form", "explode": False, "description": description,
+            "schema": {"type": "array", "items": {"enum": names}, "minItems": 1}}
 
 
 def _ref(name: str) -> dict:
@@ -91,7 +134,7 @@ def _responses(ok_status: str, ok: dict | None, *errors: int) -> dict:
         responses[ok_status] = {"description": "done (no body)"}
     else:
         responses[ok_status] = {"description": "success", "content": _content(ok)}
-    for status in (401, *errors):
+    for status in (401, 414, *errors):  # every URL may be too long (errors.MAX_URL_BYTES)
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     return dict(sorted(responses.items()))
 
@@ -104,8 +147,7 @@ def _action_params_schema(metadata: Metadata, action: Action, bulk: bool) -> dic
     properties = {p.name: p.json_schema() or _input_schema(metadata, p.field()) for p in action.params}
     required = [p.name for p in action.params if p.required]
     if bulk:
-        properties["ids"] = {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+$"},
-                             "minItems": 1, "maxItems": 500}
+        properties["ids"] = {"type": "array", "items": RECORD_ID_INPUT, "minItems": 1, "maxItems": 500}
         required.insert(0, "ids")
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
@@ -117,16 +159,19 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
     tag = [name]
     list_params = [
         {"name": "filters", "in": "query", "style": "form", "explode": True,
-         "schema": filter_parameters(obj)},
-        {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "search the searchable fields"},
-        {"name": "sort", "in": "query", "schema": {"type": "string"}, "description": "e.g. -created_at,name"},
+         "schema": filter_parameters(metadata, obj)},
+        *([{"name": "q", "in": "query", "schema": {"type": "string"}, "description": "search the searchable fields"}]
+          if searchable(obj) else []),
+        _names_parameter("sort", [n for name in _sortable(metadata, obj) for n in (name, f"-{name}")],
+                         "e.g. -created_at,name: fields to sort on, - for descending (a field named again adds "
+                         "nothing)"),
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of a page"},
     ]
     export_params = [
-        *list_params[:3],
-        {"name": "fields", "in": "query", "schema": {"type": "string"},
-         "description": "comma-separated field names to export after id (default: the list view's columns)"},
+        *(p for p in list_params if p["name"] in ("filters", "q", "sort")),
+        _names_parameter("fields", _readable(obj),
+                         "comma-separated field names to export after id (default: the list view's columns)"),
         {"name": "labels", "in": "query", "schema": {"enum": ["zh", "en"]},
          "description": "head the columns with the fields' labels in this language (default: field names)"},
     ]
@@ -176,11 +221,16 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
                  "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                      "type": "object", "required": ["file"],
                      "properties": {"file": {"type": "string", "format": "binary",
-                                             "description": ".csv (UTF-8, header row of field names or labels), "
-                                                            ".xlsx (first sheet) or .vcf (vCard 3 or 4)"},
+                                             "description": "the file's name says its type (runtime/imports.py): "
+                                                           ".csv (UTF-8, header row of field names or labels), "
+                                                           ".xlsx (first sheet) or .vcf (vCard 3 or 4); any other "
+                                                           "is a 400"},
                                     "all_or_nothing": {"type": "boolean", "default": False},
                                     "force": {"type": "boolean", "default": False,
-                                              "description": "import a file imported before (else 409)"}}}}}},
+                                              "description": "import a file imported before (else 409)"}}},
+                     "encoding": {"file": {"contentType": ", ".join(IMPORT_MEDIA_TYPES), "headers": {
+                         "Content-Disposition": {"schema": {"type": "string", "pattern": IMPORT_FILE_NAME},
+                                                 "example": 'form-data; name="file"; filename="records.csv"'}}}}}}},
                  "responses": _responses("202", {"type": "object", "required": ["job_id"],
                                                  "properties": {"job_id": {"type": "string"}}}, 400, 403, 404, 409)},
     }
@@ -235,7 +285,7 @@ def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str
     required = list(properties)
     for child, _via in children:
         properties[child] = {"type": "array", "items": _ref(child)}
-    writable = {"owner": {"type": ["string", NULL], "description": "the id of a user"}}
+    writable = {"owner": {**_nullable(RECORD_ID_INPUT), "description": "the id of a user"}}
     writable.update({f.name: _input_schema(metadata, f) for f in obj.fields.values() if _writable(f)})
     child_inputs = {child: {"type": "array", "items": _ref(f"{child}_line")} for child, _via in children}
     creating = [f.name for f in obj.fields.values() if _writable(f) and f.required and f.default is None]
@@ -257,7 +307,7 @@ def _record_schemas(metadata: Metadata, obj: ObjectDef, children: list[tuple[str
         f"{name}_patch": {"type": "object", "properties": {"version": {"type": "integer", "minimum": 1},
                                                            **writable, **child_inputs},
                           "required": ["version"], "additionalProperties": False},
-        f"{name}_line": {"type": "object", "properties": {"id": {"type": "string"}, **line},
+        f"{name}_line": {"type": "object", "properties": {"id": RECORD_ID_INPUT, **line},
                          "additionalProperties": False},
     }
 
@@ -536,7 +586,8 @@ def document(metadata: Metadata, actions: Actions) -> dict:
             "post": {"operationId": "issue_token", "tags": ["auth"], "security": [],
                      "requestBody": {"required": True, "content": _content({
                          "type": "object", "required": ["username", "password"],
-                         "properties": {"username": {"type": "string"}, "password": {"type": "string"}}})},
+                         "properties": {"username": {"type": "string", "minLength": 1},
+                                        "password": {"type": "string", "minLength": 1}}})},
                      "responses": _responses("200", {
                          "type": "object", "required": ["token", "user"],
                          "properties": {"token": {"type": "string"}, "user": {

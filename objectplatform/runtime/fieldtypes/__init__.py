@@ -12,6 +12,8 @@ from . import choice, computed, number, rating, reference, structured, temporal,
 from .base import FieldType as FieldType
 from .base import inert as inert
 from .computed import value_type as value_type
+from .reference import RECORD_ID_INPUT as RECORD_ID_INPUT
+from .reference import record_id as record_id
 
 BUILT_IN: tuple[FieldType, ...] = (
     *text.TYPES, *number.TYPES, *rating.TYPES, *choice.TYPES, *temporal.TYPES, *reference.TYPES,

@@ -15,6 +15,9 @@ from ..errors import Message
 from .base import FieldType, JsonFieldType, items
 
 MAX_ID = 2**63 - 1
+# What the API takes as a record id (it answers ids as text): the text of a positive whole number, or the number.
+RECORD_ID_INPUT: dict[str, Any] = {"type": ["string", "integer"], "pattern": "^[1-9][0-9]{0,17}$", "minimum": 1,
+                                   "maximum": MAX_ID}
 
 
 def record_id(value: Any) -> str | None:
@@ -80,6 +83,9 @@ class Reference(FieldType):
             yield "on_delete", ("on_delete: clear empties the field, which a required field cannot be: "
                                 "use refuse or cascade")
 
+    def input_schema(self, f: FieldDef, md: Metadata) -> dict[str, Any]:
+        return RECORD_ID_INPUT
+
 
 class References(JsonFieldType):
     """The ids of several records of the object `to`, stored as a JSON list of texts."""
@@ -95,6 +101,9 @@ class References(JsonFieldType):
 
     def json_schema(self, f: FieldDef, md: Metadata) -> dict[str, Any]:
         return {"type": "array", "items": {"type": "string"}}
+
+    def input_schema(self, f: FieldDef, md: Metadata) -> dict[str, Any]:
+        return {"type": "array", "items": RECORD_ID_INPUT}
 
 
 TO = frozenset({"to"})

@@ -123,7 +123,7 @@ def list_page(
     if mask is not None and mask.hidings and not errors:
         filtered = {param.rpartition("__")[0] or param for param in filters}
         pattern = f"%{escape_like(q)}%"
-        guard = mask.guard(ot.table, q, filtered, _searchable(ot.object),
+        guard = mask.guard(ot.table, q, filtered, searchable(ot.object),
                            lambda name: ot.column(name).ilike(pattern, escape="\\"))
         if guard is not None:
             conditions.append(guard)
@@ -209,6 +209,11 @@ def _integer(text: str) -> int:
     return int(text)
 
 
+def _wide_integer(text: str) -> ColumnElement:
+    """A whole number as a 64-bit parameter: PostgreSQL refuses one beyond a 32-bit column (`version`)."""
+    return sa.literal(_integer(text), sa.BigInteger())
+
+
 def _decimal(text: str) -> Decimal:
     try:
         value = Decimal(text)
@@ -250,7 +255,7 @@ def _reference(text: str) -> int:
 
 
 CONVERT: dict[str, Callable[[str], Any]] = {
-    "text": str, "integer": _integer, "decimal": _decimal, "date": _date, "datetime": _datetime,
+    "text": str, "integer": _wide_integer, "decimal": _decimal, "date": _date, "datetime": _datetime,
     "boolean": _boolean, "reference": _reference,
 }
 
@@ -299,7 +304,7 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _searchable(obj: ObjectDef) -> tuple[str, ...]:
+def searchable(obj: ObjectDef) -> tuple[str, ...]:
     """The fields `q` searches: those marked searchable, else the title field when it is text."""
     return obj.searchable_fields or tuple(
         n for n in (obj.title_field,) if n in obj.fields and type_named(obj.fields[n].type).searchable)
@@ -310,7 +315,7 @@ def _search(ot: ObjectTable, q: str, mask: FieldMask | None = None) -> ColumnEle
     obj = ot.object
     if "\x00" in q:
         raise InvalidFilter(NUL)
-    names = _searchable(obj)
+    names = searchable(obj)
     if not names:
         raise InvalidFilter(Message("query.not_searchable", "{object} has no searchable fields", object=obj.name))
     names = tuple(n for n in names if mask is None or mask.visible(n))
@@ -342,10 +347,11 @@ def _sort_keys(ot: ObjectTable, sort: str | None, now: datetime, mask: FieldMask
     if not items:
         items = [item for item in (ot.object.list_view.sort if ot.object.list_view else ("-created_at",))
                  if mask is None or mask.visible(item.removeprefix("-"))]
-    names = [item.removeprefix("-") for item in items]
-    for name in names:
-        if names.count(name) > 1:
-            raise InvalidFilter(Message("query.repeated_sort", "'{field}' is given more than once", field=name))
+    first = {}  # a field named again (either way round) adds nothing to the order: its first mention decides
+    for item in items:
+        first.setdefault(item.removeprefix("-"), item)
+    items = list(first.values())
+    names = list(first)
     fields = {name: _field(ot, name, now) for name in names}
     fields.setdefault("id", _field(ot, "id", now))
     for field in fields.values():
