@@ -69,11 +69,12 @@ def test_document_lists_filters_actions_and_error_responses(api):
 def test_the_document_describes_every_operation(api):
     # sign-in and sign-out, meta and jobs (resume included), eight per object (imports included), user.deactivate
     # (single and bulk), lead.convert, the seven pool actions (both), lead.check_duplicates, the work queue (two
-    # to-do and three notification calls), the reports (list, run, CSV, chart), the opportunity's advance, win, lose and invalidate
-    # (both) and complete_task (one record), the sales order's submit and withdraw and the opportunity's withdraw
-    # (both), the approvals (get, approve, reject, and a record's approvals for the sales order and the
-    # opportunity), the personal reports (create, get, replace, delete, export.yaml), the lifecycles' thirteen
-    # transitions of orders, payments, invoices and visits (both), a job's resume, the recycle bin (list, restore)
+    # to-do and three notification calls), the reports (list, run, CSV, chart), the opportunity's advance, win,
+    # lose and invalidate (both) and complete_task (one record), the sales order's submit and withdraw and the
+    # opportunity's withdraw (both), the approvals (get, approve, reject, and a record's approvals for the sales
+    # order and the opportunity), the personal reports (create, get, replace, delete, export.yaml), the
+    # lifecycles' thirteen transitions of orders, payments, invoices and visits (both), the recycle bin (list,
+    # restore)
     doc = document(api)
     operations = [(path, method) for path, item in doc["paths"].items() for method in item if method != "parameters"]
     assert len(operations) == (2 + 6 + 17 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 13 * 2
