@@ -83,6 +83,10 @@ def _parse(text: str) -> tuple[tuple[Any, ...], YamlError | None]:
     The round-trip parser (for positions) is most of what loading metadata costs; a process that loads
     the same files again (a test run, a command run in-process) parses each text once. The nodes are
     only read afterwards, never changed."""
+    deep = _too_deep(text)
+    if deep is not None:
+        return (), YamlError(*deep, f"invalid YAML: nested too deeply (more than {MAX_FLOW_DEPTH} levels of [ ] "
+                                    "or { })")
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True  # quoted scalars keep their style, so positions inside them are exact
     nodes: list[Any] = []
@@ -100,6 +104,35 @@ def _parse(text: str) -> tuple[tuple[Any, ...], YamlError | None]:
     except RecursionError:
         return tuple(nodes), YamlError(1, 1, "invalid YAML: nested too deeply")
     return tuple(nodes), None
+
+
+MAX_FLOW_DEPTH = 64  # ruamel's scanner takes time quadratic in the depth of [ ] and { } (4,000 levels: 6 s)
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where the text's brackets (outside quotes and comments) first nest deeper than MAX_FLOW_DEPTH, or None."""
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return None
+    depth, quote, line, start = 0, "", 1, 0
+    previous = "\n"
+    for i, c in enumerate(text):
+        if c == "\n":
+            line, start = line + 1, i + 1
+            if quote == "#":
+                quote = ""
+        elif quote:
+            if quote == c and not (c == '"' and previous == "\\"):
+                quote = ""
+        elif c in "'\"" or (c == "#" and previous in " \t\n"):
+            quote = c
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                return line, i - start + 1
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        previous = c
+    return None
 
 
 def _mark(error: MarkedYAMLError) -> tuple[int, int]:
