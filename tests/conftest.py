@@ -23,7 +23,7 @@ import sqlalchemy as sa
 # (hashes verify at the cost they were made with; test_validation checks the default of 16384).
 os.environ.setdefault("OBJECTPLATFORM_PASSWORD_COST", "1024")
 
-from support import crm_metadata  # noqa: E402
+from support import BACKENDS, crm_metadata  # noqa: E402
 
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.storage.engine import create_engine
@@ -48,7 +48,6 @@ REDIS_URL = os.environ.get("OBJECTPLATFORM_TEST_REDIS_URL")
 
 REQUIRE_SERVICES = os.environ.get("OBJECTPLATFORM_REQUIRE_SERVICES") == "1"
 
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
 def pytest_sessionstart(session):

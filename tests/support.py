@@ -4,6 +4,7 @@ clock a test sets."""
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from objectplatform.runtime.registry import Registry
 from objectplatform.runtime.storage.migrate import migrate
 
 CRM_LAYERS = objectplatform_crm.app.layers  # the CRM app's metadata, loaded after the engine's base layer
+# every database test runs on each; PostgreSQL when OBJECTPLATFORM_TEST_DATABASE_URL names one (CI does)
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("OBJECTPLATFORM_TEST_DATABASE_URL") else [])
 
 
 def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = None) -> Metadata:

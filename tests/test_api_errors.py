@@ -162,3 +162,14 @@ def test_bulk_ids_that_cannot_be_ids_are_422(api, people):
     status, body = raw(api, "POST", "/objects/user/actions/deactivate", as_="admin",
                        json={"ids": [int(people["rep1"])], "handover_to": int(people["rep2"])})
     assert (status, body) == (200, {"succeeded": [people["rep1"]], "failed": []})
+
+
+def test_a_line_naming_a_parent_beyond_the_largest_id_is_a_field_error(api):
+    """A line whose parent (a record with a lifecycle) is named by an id no database column holds: the parent's lock
+    check skips it and validation names the field (it was a 500 when the id was read from the table)."""
+    for wrong in (2**64, "18446744073709551616"):
+        status, body = raw(api, "POST", "/objects/stage_history/records", as_="admin",
+                           json={"opportunity": wrong, "stage": "x"})
+        assert (status, body["error"]["code"], list(body["error"]["fields"])[:1]) == (422, "validation_failed",
+                                                                                     ["opportunity"])
+    assert raw(api, "GET", "/objects/stage_history/records", as_="admin")[1]["total"] == 0

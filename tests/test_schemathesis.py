@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
+from contextlib import ExitStack
 
 import pytest
 import schemathesis
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from support import crm_metadata
+from support import BACKENDS, crm_metadata
 from test_api import PASSWORD
 
 from objectplatform.runtime.actions import actions_service
@@ -22,7 +23,8 @@ from objectplatform.runtime.platform import open_platform
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.web import create_app, openapi
 
-EXAMPLES = 6  # per operation and generation mode: about 221 operations x 12 requests (and the checks' own) per backend
+EXAMPLES = 6  # per operation and generation mode: about 221 operations x 12 requests (and the checks' own), each
+# sent to every backend
 
 
 def _labels() -> list[str]:
@@ -44,23 +46,29 @@ LABELS = _labels()
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(module_database_url, tmp_path_factory, metadata):
-    """One platform per backend for the whole run, with people and a few records to hit."""
-    path = tmp_path_factory.mktemp("fuzz_instance")
-    platform = open_platform(Settings.from_env({}, database_url=module_database_url, instance_path=path), metadata)
-    migrate(platform.engine, platform.schema)
-    records = platform.records
-    admin = records.create("user", {"username": "admin", "display_name": "管理员", "password": PASSWORD,
-                                    "roles": ["admin"]}, system=True)["id"]
-    records.create("user", {"username": "rep", "display_name": "代表", "password": PASSWORD,
-                            "roles": ["sales_rep"]}, system=True)
-    account = records.create("account", {"name": "ACME"}, user=admin)["id"]
-    product = records.create("product", {"name": "W", "price": "9.90"}, user=admin)["id"]
-    records.create("lead", {"name": "甲", "email": "a@example.com"}, user=admin)
-    records.create("sales_order", {"account": account, "order_line": [
-        {"product": product, "quantity": 2, "unit_price": "9.90"}]}, user=admin)
-    yield create_app(platform)
-    platform.close()
+def fuzz_apps(templates, tmp_path_factory, metadata) -> dict[str, object]:
+    """One app per backend for the module, with people and a few records to hit: each drawn request goes to both,
+    since drawing the requests costs about twice what answering them does."""
+    apps = {}
+    with ExitStack() as stack:
+        for backend in BACKENDS:
+            path = tmp_path_factory.mktemp(f"fuzz_{backend}")
+            url = stack.enter_context(templates.blank(backend, path))
+            platform = open_platform(Settings.from_env({}, database_url=url, instance_path=path), metadata)
+            stack.callback(platform.close)
+            migrate(platform.engine, platform.schema)
+            records = platform.records
+            admin = records.create("user", {"username": "admin", "display_name": "管理员", "password": PASSWORD,
+                                            "roles": ["admin"]}, system=True)["id"]
+            records.create("user", {"username": "rep", "display_name": "代表", "password": PASSWORD,
+                                    "roles": ["sales_rep"]}, system=True)
+            account = records.create("account", {"name": "ACME"}, user=admin)["id"]
+            product = records.create("product", {"name": "W", "price": "9.90"}, user=admin)["id"]
+            records.create("lead", {"name": "甲", "email": "a@example.com"}, user=admin)
+            records.create("sales_order", {"account": account, "order_line": [
+                {"product": product, "quantity": 2, "unit_price": "9.90"}]}, user=admin)
+            apps[backend] = create_app(platform)
+        yield apps
 
 
 # A request the document allows may still break a business rule no JSON schema can say (a validation rule, a
@@ -75,19 +83,24 @@ CONFIG = SchemathesisConfig.from_dict({
 
 
 @pytest.fixture(scope="module")
-def fuzz_schema(fuzz_app):
-    client = fuzz_app.test_client()
-    token = client.post("/api/v1/auth/token", json={"username": "admin", "password": PASSWORD}).get_json()["token"]
-    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzz_app, config=CONFIG,
-                                          headers={"Authorization": f"Bearer {token}"})
+def fuzz_schema(fuzz_apps):
+    """The document (the same on every backend: it comes from the metadata) as schemathesis reads it."""
+    app = fuzz_apps[BACKENDS[0]]
+    token = app.test_client().post("/api/v1/auth/token", json={"username": "admin", "password": PASSWORD})
+    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=CONFIG,
+                                          headers={"Authorization": f"Bearer {token.get_json()['token']}"})
 
 
 @pytest.fixture
-def fuzz_token(fuzz_app, fuzz_schema) -> None:
-    """A token of its own for each operation (DELETE /auth/token revokes the one it is sent with)."""
-    response = fuzz_app.test_client().post("/api/v1/auth/token", json={"username": "admin", "password": PASSWORD})
-    if response.status_code == 200:  # else a fuzzed PATCH of the administrator changed the password: signed out
-        fuzz_schema.config.update(headers={"Authorization": f"Bearer {response.get_json()['token']}"})
+def fuzz_headers(fuzz_apps) -> dict[str, dict]:
+    """A token of its own on each backend for each operation (DELETE /auth/token revokes the one it is sent with);
+    none once a fuzzed PATCH of the administrator changed the password (signed out)."""
+    headers = {}
+    for backend, app in fuzz_apps.items():
+        response = app.test_client().post("/api/v1/auth/token", json={"username": "admin", "password": PASSWORD})
+        headers[backend] = {"Authorization": f"Bearer {response.get_json()['token']}"} \
+            if response.status_code == 200 else {}
+    return headers
 
 
 def _positive(case) -> bool:
@@ -95,7 +108,7 @@ def _positive(case) -> bool:
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_operation_conforms_to_the_document(fuzz_schema, fuzz_token, label):
+def test_operation_conforms_to_the_document(fuzz_schema, fuzz_apps, fuzz_headers, label):
     """Every check schemathesis has (the default set: all of them) on each drawn request; every failure is
     collected, so one run names every mismatch of the operation."""
     method, path = label.split(" ")
@@ -111,10 +124,12 @@ def test_operation_conforms_to_the_document(fuzz_schema, fuzz_token, label):
     def run(case):
         if _positive(case) and isinstance(case.query, dict):
             case.query.pop("cursor", None)  # a cursor is only one the server made (next_cursor); another is a 400
-        try:
-            case.call_and_validate(excluded_checks=excluded)
-        except (AssertionError, BaseExceptionGroup) as e:  # the failed checks, with the request as curl
-            failures.append(str(e))
+        for backend, app in fuzz_apps.items():
+            fuzz_schema.config.update(headers=fuzz_headers[backend])  # as configured, so a negative case drops it
+            try:
+                case.call_and_validate(app=app, excluded_checks=excluded)
+            except (AssertionError, BaseExceptionGroup) as e:  # the failed checks, with the request as curl
+                failures.append(f"{backend}: {e}")
 
     run()
     assert not failures, "\n\n".join(failures)

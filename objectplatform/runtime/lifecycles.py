@@ -16,6 +16,7 @@ from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
 from .errors import Conflict, Forbidden, Locked, Message, ValidationFailed
+from .fieldtypes.reference import record_id
 
 
 def state_label(obj: ObjectDef, value: Any) -> str:
@@ -112,8 +113,8 @@ class Guard:
                              user: str | None) -> None:
         """409 `locked` when a line is written whose parent's state locks the lines of `obj`."""
         for parent, via in self.parents.get(obj, ()):
-            parent_id = record.get(via)
-            if parent_id is None or not str(parent_id).isdigit():
+            parent_id = record_id(record.get(via))
+            if parent_id is None:  # not an id at all: validation names the field
                 continue
             pot = schema[parent]
             field = self.lifecycles[parent].field
