@@ -149,6 +149,10 @@ def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, plat
     status, body = api.post(f"{vis}/check_in", "rep", {"lat": "31.230416", "lng": "121.473701", "address": "上海"})
     assert (status, body["record"]["status"], body["record"]["check_in_location"],
             body["record"]["check_in_address"]) == (200, "checked_in", {"lat": 31.230416, "lng": 121.473701}, "上海")
+    assert api.post(f"{vis}/check_out", "rep", {"lat": 31.2305, "lng": 121.4738}) == error(
+        422, "validation_failed", "1 field error", {"summary": ["required before check_out"]})
+    visit_path = f"/objects/visit/records/{visit['id']}"
+    assert api.patch(visit_path, "rep", {"version": body["record"]["version"], "summary": "确认需求"})[0] == 200
     status, body = api.post(f"{vis}/check_out", "rep", {"lat": 31.2305, "lng": 121.4738})
     assert (status, body["record"]["status"]) == (200, "completed")
 

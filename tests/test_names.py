@@ -125,4 +125,4 @@ def test_check_passes_the_shipped_metadata(monkeypatch, capsys, tmp_path):
         monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
     assert main(["check"]) == 0
     assert capsys.readouterr() == (
-        "ok: 17 objects, 20 picklists, 6 roles, 9 flows, 4 reports (layers: base, app crm)\n", "")
+        "ok: 18 objects, 21 picklists, 6 roles, 10 flows, 4 reports (layers: base, app crm)\n", "")

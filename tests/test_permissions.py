@@ -39,7 +39,7 @@ def make_user(platform, username: str, roles: list[str], **more) -> str:
 
 # ------------------------------------------------------------------------------ the role matrix
 
-OBJECTS = ["account", "campaign", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
+OBJECTS = ["account", "campaign", "co_visit", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
            "opportunity", "opportunity_task", "order_line", "payment", "product", "sales_order", "stage_history",
            "user", "visit"]
 
@@ -50,6 +50,7 @@ SALES = {
     "sales_order": "cre own", "order_line": "cred own", "payment": "cre own", "invoice": "cre own",
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
     "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
+    "co_visit": "r own",
 }
 MATRIX = {
     "admin": {obj: "cred all" for obj in OBJECTS},

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 
 from . import actions, approvals, auth, transitions, users
 from .apps import App
-from .behaviors import convertible, duplicates, follow_ups, pool, staged
+from .behaviors import check_in, convertible, duplicates, follow_ups, pool, staged
 from .records import masking, teams
 from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, approvals, transitions, duplicates, pool, follow_ups, convertible, staged,
-            funnel, auth, users)
+            check_in, funnel, auth, users)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

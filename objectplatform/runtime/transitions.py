@@ -40,12 +40,15 @@ def run_transition(call: actions.ActionCall, name: str) -> dict:
 
 
 def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mapping[str, Any],
-         params: Mapping[str, Any], user: str | None, at: datetime, version: int | None) -> dict:
-    """The move itself, in the caller's transaction: the state and `set` in one system write (its history
-    names the transition and keeps `params`), then the transition's actions and the to-dos it closes."""
+         params: Mapping[str, Any], user: str | None, at: datetime, version: int | None,
+         computed: Mapping[str, Any] | None = None) -> dict:
+    """The move itself, in the caller's transaction: the state, `set` and the values a behavior `computed` in
+    one system write (its history names the transition and keeps `params`), then the transition's actions and
+    the to-dos it closes."""
     env = expression_env(current, params, user)
     local = at.astimezone(platform.settings.zone)  # today() is the site's date
     values = {field: parse(expression).evaluate(env, local) for field, expression in transition.set.items()}
+    values.update(computed or {})
     values[obj.lifecycle.field] = transition.to
     record = platform.records.update(obj.name, current["id"], values, version=version, user=user, conn=conn,
                                      system=True, change=transition.name, detail=dict(params) or None)

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Flow, Label, ObjectDef
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
 from objectplatform.metadata.model import ALL_FIELDS
-from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated
+from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated, geo
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import duplicates
@@ -219,6 +219,18 @@ def list_records(obj: str) -> Response:
                                  seen_by=g.access)
     items = [record_json(platform, obj, r) for r in page.items]
     return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
+
+
+@bp.get("/objects/<obj>/nearby")
+def nearby_records(obj: str) -> Response:
+    """The caller's records of `obj` near a point, nearest first, each with its `distance_m` (runtime/geo.py)."""
+    object_def(obj)
+    g.access.require(obj, "read")
+    lat, lng, radius_m, limit = geo.nearby_query(request.args)
+    platform = get_platform()
+    found = geo.nearby(platform, obj, lat, lng, radius_m, limit, where=_scope(obj))
+    return json_response({"items": [{**record_json(platform, obj, r), "distance_m": r["distance_m"]}
+                                    for r in found]})
 
 
 @bp.get("/objects/<obj>/records/export.csv")

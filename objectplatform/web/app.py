@@ -23,6 +23,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages,
     pages_approvals,
     pages_base,
+    pages_check_in,
     pages_convert,
     pages_duplicates,
     pages_follow_ups,
@@ -99,6 +100,7 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     for module in (pages_stages, pages_approvals, pages_duplicates, pages_follow_ups, pages_imports, pages_convert,
                    pages_leads):  # the record page's panels in this order, top to bottom
         module.extend(record_page)
+    pages_check_in.extend(record_page, platform.metadata)
     for found in find_apps(platform.settings.apps):  # each app's own pages (runtime/apps.py)
         if found.pages is not None:
             found.pages(app)

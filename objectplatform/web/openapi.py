@@ -12,6 +12,7 @@ from objectplatform.metadata import FieldDef, Metadata, ObjectDef
 from objectplatform.runtime import imports
 from objectplatform.runtime.actions import Action, Actions
 from objectplatform.runtime.fieldtypes import RECORD_ID_INPUT, type_named, value_type
+from objectplatform.runtime.geo import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MAX_RADIUS_M, location_field
 from objectplatform.runtime.records.query import operators, searchable
 
 from .errors import ERROR_STATUSES
@@ -214,6 +215,24 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
                     "responses": _responses("200", _ref("History"), 403, 404)},
         },
     }
+    if location_field(obj) is not None:
+        paths[f"{base}/nearby"] = {"get": {
+            "operationId": f"nearby_{name}", "tags": tag, "summary": f"{obj.label.en} records near a point",
+            "description": f"the caller's records within radius_m of (lat, lng) by {location_field(obj).name}, "
+                           "nearest first, each with its great-circle distance_m",
+            "parameters": [
+                {"name": "lat", "in": "query", "required": True, "schema": {"type": "number", "minimum": -90,
+                                                                            "maximum": 90}},
+                {"name": "lng", "in": "query", "required": True, "schema": {"type": "number", "minimum": -180,
+                                                                            "maximum": 180}},
+                {"name": "radius_m", "in": "query", "schema": {"type": "number", "minimum": 1,
+                                                               "maximum": MAX_RADIUS_M, "default": DEFAULT_RADIUS_M}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                                                            "default": DEFAULT_LIMIT}}],
+            "responses": _responses("200", {"type": "object", "required": ["items"], "properties": {"items": {
+                "type": "array", "items": {"allOf": [record, {"type": "object", "required": ["distance_m"],
+                                                              "properties": {"distance_m": {"type": "number"}}}]}}}},
+                400, 403, 404)}}
     paths[f"{base}/imports"] = {
         "post": {"operationId": f"import_{name}", "tags": tag, "summary": f"Import {obj.label.en} records",
                  "description": "Checks the file (400 naming every unknown column) and starts a job importing its "

@@ -1,8 +1,9 @@
 """Object definitions -> SQLAlchemy Core tables: one table per object, one typed column per field.
 
 Each field's columns come from its field type (`runtime/fieldtypes`). Indexes: every reference and picklist
-column, `index`/`unique` fields, and composite indexes derived from each list view (filter column,
-then the sort columns, then id) so that a filtered, sorted list page is one index range scan.
+column, `index`/`unique` fields (all the columns of one stored in several, such as a geolocation's lat and lng),
+and composite indexes derived from each list view (filter column, then the sort columns, then id) so that a
+filtered, sorted list page is one index range scan.
 """
 
 from __future__ import annotations
@@ -398,6 +399,8 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
         if all(len(columns.get(n, ())) == 1 for n in rule.fields):
             add([sa.func.lower(table.c[n]) if caseless(obj, n) else n for n in rule.fields])
     for f in obj.fields.values():
+        if f.name in columns and len(columns[f.name]) > 1 and f.index:  # a geolocation: (lat, lng) for a bounding box
+            add(list(columns[f.name]))
         if f.name not in columns or len(columns[f.name]) != 1:
             continue
         if f.unique:

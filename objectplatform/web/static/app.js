@@ -228,10 +228,40 @@
     poll();
   }
 
+  /* ------------------------------------------------------------------ locating (check-in, nearby) */
+
+  // A form with data-locate fills its lat, lng and accuracy inputs from the browser's geolocation before it is
+  // sent, unless both coordinates were typed; where the browser cannot locate (no permission, a desktop), it says
+  // so and opens the inputs to type them.
+  function setupLocate(form) {
+    var status = form.querySelector("[data-locate-status]");
+    function set(name, value) {
+      var input = form.querySelector('input[name="' + name + '"]');
+      if (input) input.value = value;
+    }
+    form.addEventListener("submit", function (e) {
+      var lat = form.querySelector('input[name="lat"]'), lng = form.querySelector('input[name="lng"]');
+      if (form.dataset.located || !navigator.geolocation || (lat.value && lng.value)) return;  // typed: sent as is
+      e.preventDefault();
+      if (status) status.textContent = status.dataset.locating;
+      navigator.geolocation.getCurrentPosition(function (position) {
+        set("lat", position.coords.latitude.toFixed(6));
+        set("lng", position.coords.longitude.toFixed(6));
+        set("accuracy", Math.round(position.coords.accuracy));
+        form.dataset.located = "1";
+        form.submit();
+      }, function () {
+        if (status) status.textContent = status.dataset.failed;
+        form.querySelectorAll("details.manual").forEach(function (m) { m.open = true; });
+      }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 0});
+    });
+  }
+
   /* ------------------------------------------------------------------ start */
 
   ready(function () {
     document.querySelectorAll(".lookup").forEach(setupLookup);
+    document.querySelectorAll("form[data-locate]").forEach(setupLocate);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
     document.querySelectorAll(".import-progress").forEach(function (section) {
       if (["finished", "failed", "interrupted"].indexOf(section.dataset.status) < 0) watchJob(section);
