@@ -133,10 +133,10 @@ def test_the_document_describes_every_operation(openapi_schema):
     # the reports (list, run, CSV, chart), the opportunity's advance, win, lose and invalidate (both) and
     # complete_task (one record), the sales order's submit and withdraw and the opportunity's withdraw (both),
     # the approvals (get, approve, reject, and a record's approvals for the sales order and the opportunity), the
-    # personal reports (create, get, replace, delete, export.yaml), the lifecycles' thirteen transitions of orders,
-    # payments, invoices and visits (both), the recycle bin (list, restore)
-    assert len(_operations(openapi_schema)) == (5 + 17 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2
-                                                + 5 + 13 * 2 + 2)
+    # personal reports (create, get, replace, delete, export.yaml), the lifecycles' fifteen transitions of orders,
+    # payments, payment plans, invoices and visits (both), the recycle bin (list, restore)
+    assert len(_operations(openapi_schema)) == (5 + 18 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2
+                                                + 5 + 15 * 2 + 2)
 
 
 # (document, operation) -> the requests Hypothesis drew for it on the first backend of a test process, sent again to
