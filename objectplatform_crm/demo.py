@@ -422,6 +422,9 @@ class _Generator:
             shipped = min(shipped, self.now - timedelta(minutes=30))
             carrier = self.rng.choice(spec["delivery_carriers"])
             values |= {"shipped_at": shipped, "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
+        if status == "completed":  # received three days after shipping (no draw: the sequence stays as it was)
+            received = min(shipped + timedelta(days=3), self.now - timedelta(minutes=20))
+            values |= {"received_on": received.date(), "received_at": received, "received_by": owner}
         order = self.company.create("sales_order", _iso(values))
         if status == "submitted":  # waiting in the manager's inbox: the flow starts as the rep's submit starts it
             self.company.submit("sales_order", order, owner)

@@ -32,6 +32,7 @@ def build_company(platform, password: str | None = None) -> dict[str, str]:
     order(jia, li, "2000")
     order(jia, li, "3000")
     order(yi, zhang, "500")
+    r.update("sales_order", first, {"status": "approved"}, version=None, system=True)  # payments need an approved order
     r.create("payment", {"sales_order": first, "amount": "600", "status": "confirmed", "owner": li}, system=True)
     r.create("payment", {"sales_order": first, "amount": "100", "status": "pending", "owner": li}, system=True)
 

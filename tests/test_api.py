@@ -207,7 +207,7 @@ def test_meta_objects_lists_what_the_caller_may_read(api, metadata):
     status, body = api.get("/meta/objects", "finance")
     assert status == 200
     readable = {"user", "department", "account", "contact", "product", "sales_order", "order_line", "payment",
-                "invoice"}
+                "payment_plan", "invoice"}
     assert [o["name"] for o in body["items"]] == [name for name in metadata.objects if name in readable]
     user = next(o for o in body["items"] if o["name"] == "user")
     assert user == {"name": "user", "label": {"zh": "用户", "en": "User"},
@@ -293,8 +293,9 @@ def test_meta_flows(api):
             {"key": "propose", "label": {"zh": "Proposal", "en": "Proposal"}, "probability": 60,
              "required_fields": ["amount"], "tasks": [], "approval": {"role": "sales_manager"}},
         ]}]}
-    # finance cannot read opportunities; it reads the sales orders, with their approval flow
-    assert [i["name"] for i in api.get("/meta/flows", "finance")[1]["items"]] == ["sales_order_approval"]
+    # finance cannot read opportunities; it reads the sales orders, with their approval flow, and the payment plans
+    assert [i["name"] for i in api.get("/meta/flows", "finance")[1]["items"]] == [
+        "sales_order_approval", "payment_plan_overdue"]
 
 
 # ------------------------------------------------------------------------------------ records

@@ -1,5 +1,6 @@
-"""The approval engine on SQLite and PostgreSQL: the shipped order flow (manager, then finance for large
-orders) approved and rejected end to end with its on-approve set and shipper to-do; a role step then a
+"""The approval engine on SQLite and PostgreSQL: an order flow configured as a site might (manager, then finance
+for large orders; the shipped one is three role steps, tests/test_orders_to_cash.py) approved and rejected end
+to end with its on-approve set and shipper to-do; a role step then a
 manager step; any vs all; skipped steps; several flows per object and none applying; withdraw and
 resubmit; the record and its lines locked while waiting; 403 for non-approvers and 409 for second
 decisions; a sales-process stage approved by the direct manager; reminders as the clock moves; the
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import yaml
 from support import FixedClock, crm_metadata
 from test_api import PASSWORD, Api
 from test_sales_process import to_negotiation
@@ -79,9 +81,50 @@ steps:
 """
 
 
+# the order flow these tests run: the submitter's direct manager, then finance for orders of 500,000 or more
+MANAGER_THEN_FINANCE = """\
+kind: approval_flow
+name: sales_order_approval
+label: {zh: 订单审批, en: Order approval}
+object: sales_order
+trigger: {"on": action, action: submit}
+steps:
+  - name: manager
+    label: {zh: 主管审批, en: Manager approval}
+    approvers: [{manager_of: submitter}]
+    mode: any
+    remind_after_hours: 24
+  - name: finance
+    label: {zh: 财务审批, en: Finance approval}
+    approvers: [{role: finance}]
+    mode: any
+    condition: "total_amount >= 500000"
+    remind_after_hours: 24
+on_submit:
+  - {set: {status: submitted}}
+on_withdraw:
+  - {set: {status: draft}}
+on_approve:
+  - {set: {status: approved}}
+  - todo: {role: shipper, action: confirm_shipment,
+           title: {zh: "确认发货 {order_no}", en: "Confirm shipment {order_no}"}}
+on_reject:
+  - {set: {status: rejected}}
+  - {notify: {submitter: true}, message: {zh: "订单 {order_no} 被驳回", en: "Order {order_no} was rejected"}}
+"""
+
+
+def with_flow(metadata, text: str):
+    """`metadata` with the flow of the same name replaced by the one `text` defines."""
+    data = yaml.safe_load(text)
+    flows = {**metadata.flows, data["name"]: build_definition(data, metadata.flows[data["name"]].source)}
+    return dataclasses.replace(metadata, flows=flows)
+
+
 @pytest.fixture(scope="module")
 def metadata(tmp_path_factory):
-    return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/approvals.yaml": SITE_FLOWS})
+    return with_flow(crm_metadata(tmp_path_factory.mktemp("site"), {"flows/approvals.yaml": SITE_FLOWS}),
+                     MANAGER_THEN_FINANCE)
 
 
 @pytest.fixture
@@ -157,8 +200,14 @@ def edit(platform, obj: str, record_id: str, user: str, **values) -> dict:
     return platform.records.update(obj, record_id, values, version=current["version"], user=user)
 
 
+def approved_order(platform, user: str, account: str, product: str, amount: str) -> dict:
+    """An order approved as its flow would (payments and invoices are made against an approved order)."""
+    so = order(platform, user, account, product, amount)
+    return platform.records.update("sales_order", so["id"], {"status": "approved"}, version=None, system=True)
+
+
 def invoice(platform, user: str, account: str, product: str, amount: str) -> dict:
-    so = order(platform, user, account, product, "100000")
+    so = approved_order(platform, user, account, product, "100000")
     return platform.records.create("invoice", {"sales_order": so["id"], "amount": amount, "title": "华信银行"},
                                    user=user)
 
@@ -500,7 +549,7 @@ def test_a_running_approval_keeps_the_definition_it_started_with(platform, peopl
 
 
 def test_a_flow_starts_on_create_and_skips_its_false_step(platform, people, account, product):
-    so = order(platform, people["rep"], account, product, "3000")
+    so = approved_order(platform, people["rep"], account, product, "3000")
     payment = platform.records.create("payment", {"sales_order": so["id"], "amount": "3000"}, user=people["rep"])
     [approval] = approvals(platform).for_record(access_for(platform, people["rep"]), "payment", payment["id"])
     assert (approval["flow"], approval["current_step"], approval["submitter"]) == (

@@ -25,7 +25,7 @@ from objectplatform.runtime.passwords import verify_password
 
 DEMO_COUNTS = {
     "department": 6,
-    "user": 12,
+    "user": 14,
     "campaign": 8,
     "lead_pool": 4,
     "product": 9,
@@ -37,6 +37,7 @@ DEMO_COUNTS = {
     "lead": 2000,
     "sales_order": 59,
     "order_line": 146,
+    "payment_plan": 2,
     "payment": 94,
     "invoice": 52,
     "visit": 310,
@@ -56,6 +57,8 @@ demo users (username / password, as the demo created them):
   chenjing     demo1234   陈静
   liuyang      demo1234   刘洋
   hejun        demo1234   何军
+  linxiuying   demo1234   林秀英
+  majianjun    demo1234   马建军
 """
 
 
@@ -120,7 +123,7 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
     assert run(capsys, "check") == (
-        0, "ok: 18 objects, 21 picklists, 6 roles, 10 flows, 4 reports (layers: base, app crm)\n", "")
+        0, "ok: 19 objects, 22 picklists, 8 roles, 11 flows, 4 reports (layers: base, app crm)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -154,7 +157,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 18 objects, 21 picklists, 6 roles, 10 flows, 4 reports (layers: base, app crm, site {site})\n",
+        f"ok: 19 objects, 22 picklists, 8 roles, 11 flows, 4 reports (layers: base, app crm, site {site})\n",
     )
 
 
@@ -169,7 +172,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
     assert lines[-1] == "dry run: nothing was applied"
     assert "+ table lead (32 columns)" in lines
     assert "+ unique index uq_user__username on user (username)" in lines
-    assert lines[-2] == "* record 237 field definitions"
+    assert lines[-2] == "* record 263 field definitions"
 
     code, applied, err = run(capsys, "migrate")
     assert (code, err) == (0, "")
@@ -281,7 +284,7 @@ def test_create_user_errors_name_the_known_values(migrated, capsys):
         1,
         "",
         "error: unknown role 'sales_repp' (did you mean 'sales_rep'?); "
-        "roles: admin, sales_manager, sales_rep, marketing, finance, shipper\n",
+        "roles: admin, sales_manager, sales_rep, marketing, finance, shipper, order_admin, warehouse\n",
     )
     assert run(capsys, "create-user", "lisi", "--password", "pw-123456-ok", "--department", "销售") == (
         1,

@@ -93,6 +93,8 @@ def test_the_organisation(demo):
         ("chenjing", ["marketing"], "市场部", None),
         ("liuyang", ["finance"], "财务部", None),
         ("hejun", ["shipper"], "物流部", None),
+        ("linxiuying", ["order_admin"], "财务部", None),
+        ("majianjun", ["warehouse"], "物流部", None),
     ]
     assert {role for u in users.values() for role in u["roles"]} == set(platform.metadata.roles)
 
@@ -102,7 +104,7 @@ def test_every_demo_user_signs_in_with_the_printed_password(demo):
     printed = {u.username: u.password for u in result.users}
     assert printed == {"admin": "admin1234"} | {
         u: "demo1234" for u in ("zhaojianguo", "qianlihua", "sunwei", "zhoumin", "wuqiang", "zhengjie", "wangfang",
-                                "fenglei", "chenjing", "liuyang", "hejun")}
+                                "fenglei", "chenjing", "liuyang", "hejun", "linxiuying", "majianjun")}
     table = platform.schema["user"].table
     with reading(platform.engine) as conn:
         stored = dict(conn.execute(sa.select(table.c.username, table.c.password)).all())
@@ -192,21 +194,36 @@ def test_orders_add_up_with_line_and_order_discounts(demo):
         assert order["total_amount"] == expected
         if order["status"] == "completed" and int(order["id"]) > 5:
             assert order["paid_amount"] == order["invoiced_amount"] == order["total_amount"]
-    assert Counter(o["status"] for o in orders) == {"completed": 41, "shipped": 11, "approved": 5, "draft": 1,
-                                                    "submitted": 1}
+    assert Counter(o["status"] for o in orders) == {"completed": 41, "received": 1, "shipped": 10, "approved": 5,
+                                                    "draft": 1, "submitted": 1}
+    assert all(o["received_on"] for o in orders if o["status"] in ("received", "completed"))
     assert all(p["confirmed_by"] == finance for p in payments if p["status"] == "confirmed" and int(p["id"]) > 5)
 
 
-def test_the_submitted_order_waits_in_its_manager_s_inbox(demo):
+def test_the_pujiang_order_pays_in_two_installments_the_first_overdue(demo):
+    platform, _ = demo
+    plans = every(platform, "payment_plan")
+    assert [(p["due_date"].isoformat(), p["amount"], p["status"]) for p in plans] == [
+        ("2026-11-15", Decimal("600000.00"), "overdue"), ("2026-12-31", Decimal("579856.30"), "open")]
+    order = platform.records.get("sales_order", plans[0]["sales_order"])
+    assert (order["status"], order["total_amount"], order["planned_amount"], order["next_due_date"].isoformat(),
+            order["pending_payment_amount"], order["outstanding_amount"]) == (
+        "approved", Decimal("1179856.30"), Decimal("1179856.30"), "2026-11-15", Decimal("600000.00"),
+        Decimal("1179856.30"))
+    (payment,) = every(platform, "payment", installment=plans[0]["id"])
+    assert (payment["amount"], payment["status"]) == (Decimal("600000.00"), "pending")
+
+
+def test_the_submitted_order_waits_in_the_order_administrator_s_inbox(demo):
     platform, _ = demo
     (order,) = every(platform, "sales_order", status="submitted")
     users = {u["username"]: u["id"] for u in every(platform, "user")}
     (approval,) = approvals(platform).for_record(access_for(platform, users["fenglei"]), "sales_order", order["id"])
     assert (approval["flow"], approval["status"], approval["submitter_name"], approval["comment"],
             approval["current_step"]) == ("sales_order_approval", "pending", "冯磊", "客户希望月底前到货，请尽快审批",
-                                          "manager")
-    assert [(a["name"], a["decision"]) for a in approval["steps"][0]["approvers"]] == [("钱丽华", None)]
-    inbox = work_queue(platform).todos_for(access_for(platform, users["qianlihua"]))
+                                          "order_admin")
+    assert [(a["name"], a["decision"]) for a in approval["steps"][0]["approvers"]] == [("林秀英", None)]
+    inbox = work_queue(platform).todos_for(access_for(platform, users["linxiuying"]))
     assert [(t.kind, t.approval_id, t.record_id) for t in inbox if t.kind == "approval"] == [
         ("approval", approval["id"], order["id"])]
 

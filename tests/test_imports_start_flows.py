@@ -42,6 +42,13 @@ def metadata(tmp_path_factory):
     return crm_metadata(tmp_path_factory.mktemp("site"), SITE)
 
 
+def approved_order(platform, user: str, account: str, product: str, price: str) -> str:
+    """test_approvals' order, approved as its flow would (payments and invoices are made against it)."""
+    so = order(platform, user, account, product, price)["id"]
+    platform.records.update("sales_order", so, {"status": "approved"}, version=None, system=True)
+    return so
+
+
 def imported(platform, user: str, obj: str, csv: str) -> list[str]:
     """The ids an import of `csv` by `user` created (every row must go in)."""
     prepared = prepare(platform.metadata.objects[obj], read_bytes(f"{obj}.csv", csv.encode()))
@@ -51,7 +58,7 @@ def imported(platform, user: str, obj: str, csv: str) -> list[str]:
 
 
 def test_imported_records_start_the_flows_a_create_starts(platform, people, account, product):
-    so = order(platform, people["rep"], account, product, "9000")["id"]
+    so = approved_order(platform, people["rep"], account, product, "9000")
     single = platform.records.create("payment", {"sales_order": so, "amount": "100"}, user=people["rep"])
     ids = imported(platform, people["rep"], "payment", f"sales_order,amount\n{so},1000\n{so},2000\n{so},3000\n")
     assert len(ids) == 3
@@ -65,7 +72,7 @@ def test_imported_records_start_the_flows_a_create_starts(platform, people, acco
 
 
 def test_imported_records_take_the_automatic_transitions_a_create_takes(platform, people, account, product):
-    so = order(platform, people["rep"], account, product, "9000")["id"]
+    so = approved_order(platform, people["rep"], account, product, "9000")
     single = platform.records.create(
         "invoice", {"sales_order": so, "amount": "0", "title": "华信银行"}, user=people["rep"]
     )
@@ -86,7 +93,7 @@ def test_imported_records_take_the_automatic_transitions_a_create_takes(platform
 def test_a_batch_whose_flow_cannot_start_is_refused_as_a_create_would_be(platform, people, product):
     """The loner has no department, so no department manager approves his payments."""
     account = platform.records.create("account", {"name": "独立客户"}, user=people["loner"])["id"]
-    so = order(platform, people["loner"], account, product, "9000")["id"]
+    so = approved_order(platform, people["loner"], account, product, "9000")
     with pytest.raises(ValidationFailed) as single:
         platform.records.create("payment", {"sales_order": so, "amount": "100"}, user=people["loner"])
     with pytest.raises(ValidationFailed) as batch:

@@ -19,7 +19,8 @@ from objectplatform.cli import main
 
 @pytest.fixture
 def people(platform) -> dict[str, str]:
-    """销售部 (managed by boss) with reps rep and rep2, an admin, a finance clerk and a shipper."""
+    """销售部 (managed by boss) with reps rep and rep2, an admin, an order administrator, a finance clerk, a
+    warehouse keeper and a shipper."""
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 
@@ -33,6 +34,8 @@ def people(platform) -> dict[str, str]:
     ids["rep2"] = user("rep2", "李娜", ["sales_rep"], department=sales, manager=ids["boss"])
     ids["finance"] = user("finance", "钱会计", ["finance"])
     ids["shipper"] = user("shipper", "孙发货", ["shipper"])
+    ids["oadmin"] = user("oadmin", "周订单", ["order_admin"])
+    ids["warehouse"] = user("warehouse", "吴仓库", ["warehouse"])
     records.update("department", sales, {"manager": ids["boss"]}, version=None, system=True)
     return ids
 
@@ -58,12 +61,19 @@ def error(status: int, code: str, message: str, fields: dict | None = None) -> t
 
 
 def approved(api: Api, order: dict) -> dict:
-    """The order submitted by the rep and approved by the manager (the only step under 500,000)."""
+    """The order submitted by the rep and approved by the flow's three steps: the order administrator, finance
+    and the warehouse."""
     status, body = api.post(f"/objects/sales_order/records/{order['id']}/actions/submit", "rep", {})
     assert status == 200, body
-    status, body = api.post(f"/approvals/{body['approval']['id']}/approve", "boss", {"comment": "同意"})
-    assert status == 200, body
+    for who in ("oadmin", "finance", "warehouse"):
+        status, decided = api.post(f"/approvals/{body['approval']['id']}/approve", who, {"comment": "同意"})
+        assert status == 200, decided
     return api.get(f"/objects/sales_order/records/{order['id']}", "rep")[1]
+
+
+def approve_as_the_system(platform, order: dict) -> None:
+    """The order approved without its flow (payments and invoices are made against an approved order)."""
+    platform.records.update("sales_order", order["id"], {"status": "approved"}, version=None, system=True)
 
 
 def transition_only(field: str, transitions: str) -> tuple[int, dict]:
@@ -76,13 +86,20 @@ def transition_only(field: str, transitions: str) -> tuple[int, dict]:
 def test_the_bypasses_of_the_issue_are_refused_through_the_api(api, people, platform, order):
     orders = "/objects/sales_order/records"
     assert api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "approved"}) == transition_only(
-        "status", "submit, withdraw, confirm_shipment, complete, cancel, amend")
+        "status", "submit, withdraw, confirm_shipment, confirm_receipt, complete, cancel, amend")
+    # a create may only start in an initial state
+    assert api.post(orders, "rep", {"account": order["account"], "status": "approved"}) == error(
+        422, "validation_failed", "1 field error", {"status": [
+            "a new sales_order starts as 草稿 draft; 已审批 approved is set by the system"]})
+    # a value sent back as it is stored is no change
+    status, same = api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "draft", "remark": "加急"})
+    assert (status, same["status"], same["remark"], same["version"]) == (200, "draft", "加急", 2)
+    approved(api, order)  # payments and invoices are made against an approved order
     status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "50"})
     assert (status, payment["status"]) == (201, "pending")
     assert api.patch(f"/objects/payment/records/{payment['id']}", "rep", {"version": 1, "status": "confirmed"}) == \
         transition_only("status", "confirm_payment, reject_payment, resubmit")
-    assert api.get(f"{orders}/{order['id']}", "rep")[1]["paid_amount"] == "0.00" or \
-        Decimal(str(api.get(f"{orders}/{order['id']}", "rep")[1]["paid_amount"])) == 0
+    assert Decimal(str(api.get(f"{orders}/{order['id']}", "rep")[1]["paid_amount"])) == 0
     status, invoice = api.post("/objects/invoice/records", "rep", {"sales_order": order["id"], "amount": "180",
                                                                   "title": "星辰科技有限公司"})
     assert api.patch(f"/objects/invoice/records/{invoice['id']}", "rep", {"version": 1, "status": "issued"}) == \
@@ -94,13 +111,6 @@ def test_the_bypasses_of_the_issue_are_refused_through_the_api(api, people, plat
     assert api.patch(f"/objects/payment/records/{payment['id']}", "rep",
                      {"version": 1, "confirmed_at": "2026-12-06T10:00:00+08:00"}) == transition_only(
         "confirmed_at", "confirm_payment")
-    # a create may only start in an initial state
-    assert api.post(orders, "rep", {"account": order["account"], "status": "approved"}) == error(
-        422, "validation_failed", "1 field error", {"status": [
-            "a new sales_order starts as 草稿 draft; 已审批 approved is set by the system"]})
-    # a value sent back as it is stored is no change
-    status, same = api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "draft", "remark": "加急"})
-    assert (status, same["status"], same["remark"], same["version"]) == (200, "draft", "加急", 2)
 
 
 def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, platform, order):
@@ -217,6 +227,7 @@ def test_the_metadata_describes_the_lifecycle(api):
 
 
 def test_a_transition_is_in_the_history_with_its_parameters(api, people, platform, order):
+    approved(api, order)
     status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "50"})
     api.post(f"/objects/payment/records/{payment['id']}/actions/reject_payment", "finance", {"reason": "金额不符"})
     history = api.get(f"/objects/payment/records/{payment['id']}/history", "rep")[1]["items"]
@@ -231,6 +242,7 @@ def test_a_transition_is_in_the_history_with_its_parameters(api, people, platfor
 
 
 def test_bulk_transitions_report_each_record(api, people, platform, order):
+    approved(api, order)
     ids = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "10"})[1]["id"]
            for _ in range(2)]
     api.post(f"/objects/payment/records/{ids[0]}/actions/confirm_payment", "finance", {})
@@ -245,6 +257,7 @@ def test_bulk_transitions_report_each_record(api, people, platform, order):
 
 
 def test_an_import_row_cannot_start_in_a_later_state(api, people, platform, order):
+    approve_as_the_system(platform, order)
     csv = f"sales_order,amount,status\n{order['id']},10,pending\n{order['id']},20,confirmed\n".encode()
     status, body = api.call("POST", "/objects/payment/imports", "admin",
                             data={"file": (io.BytesIO(csv), "payments.csv")}, content_type="multipart/form-data")
@@ -262,6 +275,7 @@ def test_an_import_row_cannot_start_in_a_later_state(api, people, platform, orde
 def test_the_record_page_offers_what_applies_and_shows_refusals_beside_it(app, people, platform, order):
     client = app.test_client()
     login(client, "finance", PASSWORD)
+    approve_as_the_system(platform, order)
     payment = platform.records.create("payment", {"sales_order": order["id"], "amount": "50"}, user=people["rep"])
     page = client.get(f"/o/payment/{payment['id']}").get_data(as_text=True)
     assert 'data-action="confirm_payment"' in page and 'data-dialog="reject_payment"' in page
@@ -285,6 +299,7 @@ def test_the_record_page_offers_what_applies_and_shows_refusals_beside_it(app, p
 def test_a_form_cannot_move_the_state_or_change_what_it_locks(app, people, platform, order):
     client = app.test_client()
     login(client, "rep", PASSWORD)
+    approve_as_the_system(platform, order)
     payment = platform.records.create("payment", {"sales_order": order["id"], "amount": "50"}, user=people["rep"])
     form = client.get(f"/o/payment/{payment['id']}/edit").get_data(as_text=True)
     assert 'name="status"' not in form and 'name="confirmed_at"' not in form and 'name="amount"' in form
@@ -316,7 +331,10 @@ def test_the_cli_runs_transitions_with_the_users_roles(migrated_database_url, tm
         records.create("user", {"username": "finance", "display_name": "钱会计", "password": PASSWORD,
                                 "roles": ["finance"]}, system=True)
         account = records.create("account", {"name": "星辰科技"}, user=rep)["id"]
-        order = records.create("sales_order", {"account": account}, user=rep)["id"]
+        product = records.create("product", {"name": "笔记本电脑", "price": "100"}, system=True)["id"]
+        order = records.create("sales_order", {"account": account, "order_line": [
+            {"product": product, "quantity": 1, "unit_price": "100"}]}, user=rep)["id"]
+        records.update("sales_order", order, {"status": "approved"}, version=None, system=True)
         payment = records.create("payment", {"sales_order": order, "amount": "50"}, user=rep)["id"]
     capsys.readouterr()
     assert main(["action", "payment", "confirm_payment", payment, "--as", "rep"]) == 1
@@ -337,20 +355,21 @@ def test_the_cli_runs_transitions_with_the_users_roles(migrated_database_url, tm
         capsys.readouterr().err
 
 
-def test_a_shipped_order_paid_in_full_completes_by_itself(api, people, platform, order):
+def test_a_received_order_paid_in_full_completes_by_itself(api, people, platform, order):
     order = approved(api, order)
     path = f"/objects/sales_order/records/{order['id']}"
     api.post(f"{path}/actions/confirm_shipment", "shipper", {})
     payments = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": amount})[1]["id"]
                 for amount in ("100", "80")]
     api.post(f"/objects/payment/records/{payments[0]}/actions/confirm_payment", "finance", {})
-    assert api.get(path, "rep")[1]["status"] == "shipped"  # 100.00 of 180.00
     api.post(f"/objects/payment/records/{payments[1]}/actions/confirm_payment", "finance", {})
+    assert api.get(path, "rep")[1]["status"] == "shipped"  # paid in full, not yet received
+    api.post(f"{path}/actions/confirm_receipt", "shipper", {})
     status, body = api.get(path, "rep")
     assert (body["status"], Decimal(str(body["paid_amount"]))) == ("completed", Decimal("180.00"))
     history = api.get(f"{path}/history", "rep")[1]["items"]
     assert [(h["change"], h["old"], h["new"], h["user"]) for h in history if h["change"] == "complete"] == [
-        ("complete", "shipped", "completed", None)]
+        ("complete", "received", "completed", None)]
 
 
 def test_an_automatic_transition_is_checked_at_load(tmp_path):

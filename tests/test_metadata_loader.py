@@ -220,8 +220,9 @@ def test_the_shipped_approval_flow_and_sales_process_are_typed():
         "approval_flow", "sales_order", FlowTrigger("action", "submit"), None)
     assert [(s.name, s.label, plain(s.approvers), s.mode, s.condition and s.condition.text, s.remind_after_hours)
             for s in flow.steps] == [
-        ("manager", Label("主管审批", "Manager approval"), [{"manager_of": "submitter"}], "any", None, 24),
-        ("finance", Label("财务审批", "Finance approval"), [{"role": "finance"}], "any", "total_amount >= 500000", 24)]
+        ("order_admin", Label("订单管理员审批", "Order administrator"), [{"role": "order_admin"}], "any", None, 24),
+        ("finance", Label("财务确认", "Finance"), [{"role": "finance"}], "any", None, 24),
+        ("warehouse", Label("仓库确认", "Warehouse"), [{"role": "warehouse"}], "any", None, 24)]
     assert {part: plain(effects) for part, effects in flow.effects.items()} == {
         "on_submit": [{"set": {"status": "submitted"}}], "on_withdraw": [{"set": {"status": "draft"}}],
         "on_approve": [{"set": {"status": "approved"}},

@@ -57,7 +57,7 @@ def test_the_lifecycle_objects_have_exactly_these_actions():
     registry = crm_registry()
     registered = registry.actions_of(shipped_crm())
     assert {obj: sorted(registered[obj]) for obj in ("sales_order", "payment", "invoice", "visit", "opportunity")} == {
-        "sales_order": ["amend", "cancel", "complete", "confirm_shipment", "submit", "withdraw"],
+        "sales_order": ["amend", "cancel", "complete", "confirm_receipt", "confirm_shipment", "submit", "withdraw"],
         "payment": ["confirm_payment", "reject_payment", "resubmit"],
         "invoice": ["issue_invoice", "reject_invoice", "submit"],
         "visit": ["cancel", "check_in", "check_out"],
@@ -125,4 +125,4 @@ def test_check_passes_the_shipped_metadata(monkeypatch, capsys, tmp_path):
         monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
     assert main(["check"]) == 0
     assert capsys.readouterr() == (
-        "ok: 18 objects, 21 picklists, 6 roles, 10 flows, 4 reports (layers: base, app crm)\n", "")
+        "ok: 19 objects, 22 picklists, 8 roles, 11 flows, 4 reports (layers: base, app crm)\n", "")

@@ -88,7 +88,10 @@ def clock(platform) -> FixedClock:
 def invoice(platform, people) -> dict:
     records = platform.records
     account = records.create("account", {"name": "华信银行"}, user=people["rep"])["id"]
-    order = records.create("sales_order", {"account": account}, user=people["rep"])["id"]
+    product = records.create("product", {"name": "云服务", "price": "1200"}, system=True)["id"]
+    order = records.create("sales_order", {"account": account, "order_line": [
+        {"product": product, "quantity": 1, "unit_price": "1200"}]}, user=people["rep"])["id"]
+    records.update("sales_order", order, {"status": "approved"}, version=None, system=True)  # invoiced once approved
     return records.create("invoice", {"sales_order": order, "amount": "1200", "title": "华信银行"},
                           user=people["rep"])
 

@@ -43,6 +43,14 @@ def widget(records):
     return records.create("product", {"name": "Widget", "code": "W-1", "price": "10.50"})["id"]
 
 
+def approved_order(records, acme, total: str) -> dict:
+    """An order of one line worth `total`, approved (as its flow would): payments are made against it."""
+    product = records.create("product", {"name": "Service", "price": total})["id"]
+    order = records.create("sales_order", {"account": acme, "order_line": [
+        {"product": product, "quantity": 1, "unit_price": total}]})
+    return records.update("sales_order", order["id"], {"status": "approved"}, version=None, system=True)
+
+
 def count(platform, obj: str) -> int:
     with platform.engine.connect() as c:
         return c.execute(sa.select(sa.func.count()).select_from(platform.schema[obj].table)).scalar_one()
@@ -233,7 +241,8 @@ def test_auto_numbers_count_up_gap_free(records, acme):
     with pytest.raises(ValidationFailed):
         records.create("sales_order", {"account": "404"})
     assert records.create("sales_order", {"account": acme})["order_no"] == f"SO-{period()}-0002"
-    assert records.create("payment", {"sales_order": first["id"], "amount": 1})["payment_no"] == f"PM-{period()}-0001"
+    payable = approved_order(records, acme, "1")
+    assert records.create("payment", {"sales_order": payable["id"], "amount": 1})["payment_no"] == f"PM-{period()}-0001"
 
 
 # ------------------------------------------------------------------------- lines and rollups
@@ -332,7 +341,7 @@ def test_deleting_a_line_refreshes_the_order(records, acme, widget):
 
 
 def test_paid_amount_counts_confirmed_payments_only(records, acme):
-    order = records.create("sales_order", {"account": acme})
+    order = approved_order(records, acme, "2000")
     pending = records.create("payment", {"sales_order": order["id"], "amount": "300"})
     # confirmed as the confirm_payment transition writes it (test_lifecycles runs the transition)
     records.create("payment", {"sales_order": order["id"], "amount": "1000.50", "status": "confirmed"}, system=True)
@@ -355,7 +364,7 @@ def test_counts_and_sums_over_lookups(records, acme):
 
 
 def test_attachment_upload_is_saved_under_the_instance(platform, records, acme):
-    order = records.create("sales_order", {"account": acme})
+    order = approved_order(records, acme, "1")
     payment = records.create("payment", {"sales_order": order["id"], "amount": 1, "receipt": {
         "filename": "../回单.pdf", "content_base64": base64.b64encode(b"%PDF-1.4 receipt").decode()}})
     receipt = payment["receipt"]

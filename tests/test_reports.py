@@ -194,6 +194,6 @@ def test_reverse_relations_from_the_base_each_child_once(platform, company):
         obj="account")
     result = run_report(platform, report, access=None, now=NOW)
     assert rows(result) == [("张二", 1, Decimal("500.00"), 1, Decimal("500.00"), Decimal("500.00")),
-                            ("李一", 3, Decimal("6000.00"), 1, Decimal("2000.00"), Decimal("1000.00"))]
-    assert result.totals == {"orders": 4, "amount": Decimal("6500.00"), "statuses": 1,
+                            ("李一", 3, Decimal("6000.00"), 2, Decimal("2000.00"), Decimal("1000.00"))]  # 2: approved
+    assert result.totals == {"orders": 4, "amount": Decimal("6500.00"), "statuses": 2,
                              "average": Decimal("1625.00"), "smallest": Decimal("500.00")}

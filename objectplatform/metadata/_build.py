@@ -206,6 +206,7 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
             given.get("via", ""),
             given.get("field"),
             MappingProxyType(given.get("filter", {})),
+            given.get("never_above"),
         )
     return FieldDef(
         name,
@@ -214,10 +215,14 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
         source,
         help=build_label(spec["help"]) if "help" in spec else None,
         default=spec.get("default"),
+        default_from=(spec["default_from"],) if isinstance(spec.get("default_from"), str)
+        else tuple(spec.get("default_from", ())),
         **{k: spec[k] for k in FLAGS if k in spec},
         **{**defaults, **{k: v for k, v in given.items() if k in PLAIN_OPTIONS}},
         options=merge_options((), given.get("options", ())),
         rollup=rollup,
+        filter=MappingProxyType(dict(given["filter"] if "filter" in given and rollup is None else {})),
+        show=tuple(given.get("show", ())),
     )
 
 
@@ -249,7 +254,7 @@ def _state(value: str, spec: Mapping[str, Any], source: Source) -> State:
     `editable_by` and to administrators (full access)."""
     editable = spec.get("editable", ALL_FIELDS)
     return State(value, editable if editable == ALL_FIELDS else tuple(editable),
-                 tuple(spec.get("editable_by", ())), source)
+                 tuple(spec.get("editable_by", ())), source, tuple(spec.get("on_enter", ())))
 
 
 def via_candidates(catalog: Catalog, child: str, parent: str) -> list[str]:

@@ -241,6 +241,8 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         check_auto_numbers,
         check_formulas,
         check_rollups,
+        check_lookup_filters,
+        check_default_from,
     ):
         yield from check(doc, own, obj, catalog)
     yield from check_validation_rules(doc, obj, catalog)
@@ -415,6 +417,36 @@ def check_rollups(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalo
             yield from _rollup_field(doc, (*path, "field"), catalog, child, rollup.function, rollup.field)
         for key, value in spec.get("filter", {}).items():
             yield from _field_value(doc, (*path, "filter", key), child, key, value)
+        if rollup.never_above is not None:
+            if rollup.function in ("min", "max"):
+                yield doc.problem((*path, "never_above"),
+                                  f"never_above holds a sum or a count, not a {rollup.function}")
+            kind = yield from _expression_kind(doc, (*path, "never_above"), catalog, obj)
+            if kind not in ("number", "any"):
+                yield doc.problem((*path, "never_above"), f"never_above must give a number, but this one gives {kind}")
+
+
+def check_default_from(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """Each `default_from` path follows lookups of `obj` to a field."""
+    for path, spec, f in own:
+        given = spec.get("default_from")
+        for i, name in enumerate(f.default_from):
+            at = (*path, "default_from", *([i] if isinstance(given, list) else []))
+            try:
+                resolve_path(catalog, obj, name)
+            except PathError as e:
+                yield doc.problem(at, e.message, e.hint)
+
+
+def check_lookup_filters(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """A lookup's `filter` names fields of its target, with values they can hold; `show` names its fields."""
+    for path, spec, f in own:
+        target = catalog.objects.get(f.to or "")
+        if f.rollup is None and target is not None:
+            for key, value in spec.get("filter", {}).items():
+                yield from _field_value(doc, (*path, "filter", key), target, key, value)
+            for i, name in enumerate(f.show):
+                yield from _field_reference(doc, (*path, "show", i), target, name)
 
 
 def _rollup_field(
@@ -489,6 +521,8 @@ def check_lifecycle(doc: Document, obj: ObjectDef, catalog: Catalog) -> Iterator
                 yield from _field_reference(doc, (*here, "editable", i), obj, name)
         for i, role in enumerate((spec or {}).get("editable_by", ())):
             yield from _role(doc, (*here, "editable_by", i), catalog, role)
+        if (spec or {}).get("on_enter"):
+            yield from _actions(doc, (*here, "on_enter"), catalog, obj)
     flows = [f for f in catalog.flows.values() if f.kind == "approval_flow" and f.object == obj.name]
     for name in own.get("transitions", {}):
         yield from _transition(doc, (*at, "transitions", name), obj, catalog, lc.transitions[name], state, flows)

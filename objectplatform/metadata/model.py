@@ -78,6 +78,7 @@ class RollupSpec:
     via: str
     field: str | None = None
     filter: Mapping[str, Any] = no_entries()
+    never_above: str | None = None  # an expression over the parent: a change raising the value above it is refused
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class FieldDef:
     system: bool = False  # written only by transitions, flows, rules and behaviors, never by an edit
     team: str | None = None  # multi_user: its users may read ("read") or edit ("edit") the record (相关团队)
     on_delete: str | None = None  # lookup, department: refuse (default), cascade or clear when its target is deleted
+    filter: Mapping[str, Any] = no_entries()  # lookup: the values a newly named target must hold ({field: value(s)})
+    show: tuple[str, ...] = ()  # lookup: fields of the chosen target a form shows beside it, read-only
+    default_from: tuple[str, ...] = ()  # paths through lookups whose first value a new record's empty field takes
 
     def option(self, value: str) -> Option | None:
         return next((o for o in self.options if o.value == value), None)
@@ -170,6 +174,7 @@ class State:
     editable: str | tuple[str, ...]
     editable_by: tuple[str, ...]
     source: Source
+    on_enter: tuple[Mapping[str, Any], ...] = ()  # notify / todo when a record is created in or moved to it
 
     def locks(self, name: str) -> bool:
         return self.editable != ALL_FIELDS and name not in self.editable

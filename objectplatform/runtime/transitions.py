@@ -74,6 +74,23 @@ def run_automatic(platform, conn, obj: ObjectDef, record: Mapping[str, Any], at:
             return
 
 
+def _entering(obj: ObjectDef) -> bool:
+    return obj.lifecycle is not None and any(state.on_enter for state in obj.lifecycle.states.values())
+
+
+def _entered(ctx: hooks.HookContext) -> None:
+    """Run the `on_enter` actions of the state a record was created in or moved to, on that record."""
+    platform = ctx.records.platform
+    lifecycle = platform.metadata.objects[ctx.object].lifecycle
+    value = ctx.after.get(lifecycle.field)
+    state = lifecycle.states.get(value)
+    if state is None or not state.on_enter or (ctx.before is not None and ctx.before.get(lifecycle.field) == value):
+        return
+    record_id, version = ctx.after["id"], ctx.after.get("version")
+    RecordRun(platform, ctx.conn, ctx.object, record_id, f"enter:{value}:{record_id}:{version}:",
+              ctx.after.get("created_by"), ctx.user, ctx.now, NO_SUFFIX).perform(list(state.on_enter))
+
+
 def _automatic(obj: ObjectDef) -> bool:
     return obj.lifecycle is not None and any(t.when for t in obj.lifecycle.transitions.values())
 
@@ -122,8 +139,11 @@ def governed_by_approval(obj: ObjectDef, name: str) -> bool:
 
 
 def register(registry) -> None:
-    """Lifecycles: each transition the engine runs as an action, the automatic ones after every write."""
+    """Lifecycles: each transition the engine runs as an action, the automatic ones after every write, the
+    states' `on_enter` actions when a record enters them."""
     for event in ("after_create", "after_update", "after_rollup"):
         registry.hook(event, _after_write, applies=_automatic)
     registry.hook("after_create_many", _after_create_many, applies=_automatic)
+    for event in ("after_create", "after_update"):
+        registry.hook(event, _entered, applies=_entering)
     registry.action_provider(transition_actions)

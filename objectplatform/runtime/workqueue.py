@@ -345,7 +345,8 @@ TEXT = sa.String()
 
 def title_sql(platform, obj: str, text: str, lang: str) -> sa.ColumnElement:
     """`text` as SQL over `obj`'s table, each `{field}` replaced by the record's value as people read it
-    (a picklist by its label in `lang`, a reference by its target's title, a date-time to the minute);
+    (a picklist by its label in `lang`, a reference by its target's title, a date-time to the minute, an amount
+    with its decimals);
     an unknown placeholder is left as it is."""
     ot = platform.schema[obj]
     parts: list[sa.ColumnElement] = []
@@ -387,6 +388,9 @@ def _placeholder_sql(platform, ot, name: str, lang: str) -> sa.ColumnElement:
                      .where(target.table.c.id == column).scalar_subquery())
     elif field_type == "datetime":
         value = sa.func.substr(sa.cast(column, TEXT), 1, 16, type_=TEXT)
+    elif field_type in ("number", "currency", "percent") and platform.engine.dialect.name == "sqlite":
+        scale = 2 if f is None or f.scale is None else f.scale  # PostgreSQL's numeric keeps its scale as text
+        value = sa.func.printf(f"%.{scale}f", column, type_=TEXT)
     else:
         value = sa.cast(column, TEXT)
     return sa.func.coalesce(value, sa.literal("", TEXT), type_=TEXT)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import g, jsonify, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
-from objectplatform.runtime.errors import BadRequest
+from objectplatform.runtime.errors import BadRequest, NotFound
 
 from .current import get_platform
 from .export import csv_response, header_language
@@ -172,6 +172,21 @@ def export_records(obj: str):
     return csv_response(platform, definition, filters=filters, q=args.get("q", "").strip() or None,
                         sort=args.get("sort", "").strip() or None, where=scope(obj), fields=args.get("fields"),
                         labels=args.get("labels"), titles=partial(Display, platform, g.access, lang, g.zone))
+
+
+@bp.route("/o/<obj>/shown/<record_id>")
+def shown(obj: str, record_id: str):
+    """Fields of one record of `obj` in the user's scope, as a form shows a chosen lookup's target (the `show` of
+    the lookup, `?fields=`): {"items": [{"name", "label", "value"}]}; an unreadable record: no items."""
+    definition = object_def(obj)
+    names = [n for n in request.args.get("fields", "").split(",") if n in definition.fields]
+    try:
+        record = get_platform().records.get(obj, record_id, where=scope(obj), seen_by=g.access)
+    except (BadRequest, NotFound):
+        return jsonify(items=[])
+    display = page_display()
+    return jsonify(items=[{"name": n, "label": field_label(definition, n, g.lang),
+                           "value": display.text(definition, n, record.get(n))} for n in names if n in record])
 
 
 @bp.route("/o/<obj>/lookup")

@@ -108,7 +108,8 @@ class References(JsonFieldType):
 
 TO = frozenset({"to"})
 ON_DELETE = frozenset({"on_delete"})  # what deleting the record it names does to it (records/recycle_bin.py)
-LOOKUP = Reference("lookup", "text", TO | ON_DELETE, reference="to", comparable=True)
+FILTER = frozenset({"filter", "show"})  # the values a newly named target must hold; its fields a form shows
+LOOKUP = Reference("lookup", "text", TO | ON_DELETE | FILTER, reference="to", comparable=True)
 MASTER_DETAIL = Reference("master_detail", "text", TO, reference="to", comparable=True)
 USER = Reference("user", "text", reference="user", comparable=True)
 DEPARTMENT = Reference("department", "text", ON_DELETE, reference="department", comparable=True)

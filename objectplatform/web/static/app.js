@@ -257,11 +257,38 @@
     });
   }
 
+  /* ------------------------------------------------------------------ a chosen lookup's fields */
+
+  function setupShown(dl) {
+    var hidden = dl.previousElementSibling && dl.previousElementSibling.querySelector(".lookup-id");
+    if (!hidden) return;
+    function refresh() {
+      dl.replaceChildren();
+      if (!hidden.value) return;
+      var url = dl.dataset.url.replace(/\/0$/, "/" + encodeURIComponent(hidden.value));
+      fetch(url + "?fields=" + encodeURIComponent(dl.dataset.fields), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          dl.replaceChildren();
+          data.items.forEach(function (item) {
+            var dt = document.createElement("dt"), dd = document.createElement("dd");
+            dt.textContent = item.label;
+            dd.textContent = item.value;
+            dd.dataset.field = item.name;
+            dl.append(dt, dd);
+          });
+        });
+    }
+    hidden.addEventListener("change", refresh);
+    refresh();
+  }
+
   /* ------------------------------------------------------------------ start */
 
   ready(function () {
     document.querySelectorAll(".lookup").forEach(setupLookup);
     document.querySelectorAll("form[data-locate]").forEach(setupLocate);
+    document.querySelectorAll(".lookup-shown").forEach(setupShown);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
     document.querySelectorAll(".import-progress").forEach(function (section) {
       if (["finished", "failed", "interrupted"].indexOf(section.dataset.status) < 0) watchJob(section);

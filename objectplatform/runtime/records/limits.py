@@ -1,0 +1,53 @@
+"""Rollups that are never above a limit (`never_above`): a child's write raising one past it is refused.
+
+(How it works: docs/engine.md, "objectplatform/runtime/records/limits.py".)"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from objectplatform.metadata import FieldDef, ObjectDef
+from objectplatform.metadata.expressions import parse
+
+from ..errors import Message, ValidationFailed, said_label
+from . import hooks
+
+
+def limited(obj: ObjectDef) -> list[FieldDef]:
+    """The rollup fields of `obj` that declare `never_above`."""
+    return [f for f in obj.fields.values() if f.rollup is not None and f.rollup.never_above]
+
+
+def _amount(value) -> str:
+    """A sum as the message shows it: two decimals, no grouping (a JSON client reads it back exactly)."""
+    return f"{Decimal(value or 0):.2f}"
+
+
+def refuse_above(ctx: hooks.HookContext) -> None:
+    """422 on the child's measured field when its write raised a limited rollup of the parent above its limit.
+
+    The rollup refresh that fires this hook holds the parent's row lock and recounted the children after
+    taking it, so two writers adding at the same moment see each other: the second is refused."""
+    definition = ctx.records.platform.metadata.objects[ctx.object]
+    for f in limited(definition):
+        old, new = Decimal(ctx.before.get(f.name) or 0), Decimal(ctx.after.get(f.name) or 0)
+        if new <= old:
+            continue
+        limit = parse(f.rollup.never_above).evaluate(ctx.after, ctx.now)
+        limit = Decimal(limit or 0)
+        if new <= limit:
+            continue
+        raise ValidationFailed({f.rollup.field or "__all__": [Message(
+            "rollup.never_above", "{field} of {object} {title} would be {value}, above {limit}: at most {left} is left",
+            field=said_label(f.label.zh, f.label.en), object=said_label(definition.label.zh, definition.label.en),
+            title=_title(definition, ctx.after), value=_amount(new), limit=_amount(limit),
+            left=_amount(max(limit - old, Decimal(0))))]})
+
+
+def _title(definition: ObjectDef, record) -> str:
+    return str(record.get(definition.title_field) or record.get("id"))
+
+
+def register(registry) -> None:
+    """Check every parent whose limited rollups a child's write changed."""
+    registry.hook("after_rollup", refuse_above, applies=lambda obj: bool(limited(obj)))
