@@ -30,8 +30,9 @@ def test_document_describes_records_fields_and_errors(api):
     assert lead_schema["required"] == list(props)
     user_props = doc["components"]["schemas"]["user"]["properties"]
     assert "password" not in user_props and user_props["roles"]["type"] == ["array", "null"]
-    assert doc["components"]["schemas"]["user_input"]["properties"]["password"] == {
-        "type": ["string", "null"], "minLength": 8, "writeOnly": True}
+    empty = {"type": "string", "pattern": r"^\s*$", "description": "empty (or blank): no value"}
+    assert doc["components"]["schemas"]["user_input"]["properties"]["password"] == {"anyOf": [
+        {"type": "string", "minLength": 8, "writeOnly": True}, empty, {"type": "null"}]}  # "" or null: not set
     order = doc["components"]["schemas"]["sales_order"]["properties"]
     assert order["total_amount"] == {"type": ["number", "null"]}
     assert order["order_line"] == {"type": "array", "items": {"$ref": "#/components/schemas/order_line"}}
@@ -128,7 +129,9 @@ def test_ids_are_answered_as_text_and_taken_as_text_or_number(api):
     schemas = doc["components"]["schemas"]
     assert schemas["contact"]["properties"]["account"] == {"type": ["string", "null"]}
     assert schemas["contact_input"]["properties"]["account"]["type"] == ["string", "integer"]  # required
-    assert schemas["lead_input"]["properties"]["campaign"]["type"] == ["string", "integer", "null"]
+    campaign = schemas["lead_input"]["properties"]["campaign"]["anyOf"]  # optional: also "" or null, no campaign
+    assert [part["type"] for part in campaign] == [["string", "integer"], "string", "null"]
+    assert campaign[1]["pattern"] == r"^\s*$"
     bulk = doc["paths"]["/objects/lead/actions/claim"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert bulk["properties"]["ids"]["items"] == {"type": ["string", "integer"], "pattern": "^[1-9][0-9]{0,17}$",
                                                   "minimum": 1, "maximum": 2**63 - 1}

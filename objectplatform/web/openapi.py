@@ -36,6 +36,8 @@ SYSTEM_SCHEMAS: dict[str, dict] = {
 def _nullable(schema: dict) -> dict:
     if "enum" in schema:
         return {**schema, "enum": [*schema["enum"], None]}
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [*schema["anyOf"], {"type": NULL}]}
     types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     return {**schema, "type": [*types, NULL]}
 
@@ -52,7 +54,19 @@ def _input_schema(metadata: Metadata, f: FieldDef) -> dict:
         schema = {**schema, "maxLength": f.max_length}
     if f.to:
         schema = {**schema, "description": f"the id of a {f.to}"}
-    return schema if f.required else _nullable(schema)
+    return schema if f.required else _nullable(_or_empty(schema))
+
+
+EMPTY = {"type": "string", "pattern": r"^\s*$", "description": "empty (or blank): no value"}
+
+
+def _or_empty(schema: dict) -> dict:
+    """An optional field's input schema that also takes "" (or blank text), which the server reads as no value."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], ""]}
+    if schema.get("type") == "string" and not {"format", "pattern", "minLength"} & set(schema):
+        return schema  # any text: "" is one
+    return {"anyOf": [schema, EMPTY]}
 
 
 def _writable(f: FieldDef) -> bool:
