@@ -8,7 +8,6 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from conftest import fresh_database
 from support import FixedClock, crm_metadata, migrated_platform
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
@@ -217,7 +216,7 @@ def test_a_planned_visit_nobody_checked_in_to_is_missed_after_its_day_ends(api, 
 def refusing(tmp_path, backend, templates):
     """A platform whose visits refuse check-ins beyond 100 m."""
     metadata = crm_metadata(tmp_path / "site", {"flows/standard.yaml": SITE_LAYER, "object_defs/refuse.yaml": REFUSE})
-    with fresh_database(backend, tmp_path / "db") as url, migrated_platform(url, tmp_path, metadata) as platform:
+    with templates.blank(backend, tmp_path) as url, migrated_platform(url, tmp_path, metadata) as platform:
         platform.clock = FixedClock(T0)
         yield platform, Api(create_app(platform).test_client())
 

@@ -16,10 +16,11 @@ CST = timezone(timedelta(hours=8))  # the organisation's time, in which the page
 # in metadata order
 REP_NAV_ZH = ["首页", "线索池看板", "我的线索", "工作", "报表",
               "客户", "市场活动", "联系人", "部门", "跟进记录", "开票申请", "销售线索", "线索池", "商机",
-              "回款", "产品", "销售订单", "用户", "拜访"]
+              "回款", "回款计划", "产品", "销售订单", "用户", "拜访"]
 REP_NAV_EN = ["Home", "Pool board", "My leads", "Team feed", "Reports",
               "Accounts", "Campaigns", "Contacts", "Departments", "Follow-ups", "Invoices", "Leads",
-              "Lead pools", "Opportunities", "Payments", "Products", "Sales orders", "Users", "Visits"]
+              "Lead pools", "Opportunities", "Payments", "Payment plans", "Products", "Sales orders", "Users",
+              "Visits"]
 
 
 # ------------------------------------------------------------------------------------ helpers
