@@ -85,8 +85,9 @@ def test_the_openapi_document_describes_a_rating_as_an_integer_from_1_to_max(api
     schemas = doc["components"]["schemas"]
     assert schemas["account"]["properties"]["satisfaction"] == {"type": ["integer", "null"], "minimum": 1,
                                                                "maximum": 5}
-    assert schemas["account_input"]["properties"]["loyalty"] == {"type": ["integer", "null"], "minimum": 1,
-                                                                "maximum": 3}
+    assert schemas["account_input"]["properties"]["loyalty"]["anyOf"] == [  # optional: "" or null is no rating
+        {"type": "integer", "minimum": 1, "maximum": 3},
+        {"type": "string", "pattern": r"^\s*$", "description": "empty (or blank): no value"}, {"type": "null"}]
     listing = doc["paths"]["/objects/account/records"]["get"]
     filters = next(p for p in listing["parameters"] if p["name"] == "filters")["schema"]["properties"]
     assert sorted(k for k in filters if k.startswith("satisfaction")) == [
