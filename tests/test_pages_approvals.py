@@ -412,3 +412,12 @@ def test_a_submit_no_step_can_be_routed_is_refused_inline(app, platform, people,
         "无法提交：“开票审批”的步骤“主管审批”找不到审批人"]
     assert 'value="代提交"' in panel(refused.text)  # the comment is kept
     assert articles(refused.text) == [] and '<p class="empty">尚未提交审批</p>' in panel(refused.text)
+
+
+def test_an_order_approved_without_a_flow_of_record_offers_no_submit(app, platform, people, invoice):
+    """Submit runs from a draft or a rejected order: an approved one (here set by the system, as the demo does)
+    shows its empty approvals panel without the submit form, which would only be refused."""
+    order = f"/o/sales_order/{invoice['sales_order']}"
+    page = client_of(app, "rep").get(order).text
+    assert "已审批" in page and '<p class="empty">尚未提交审批</p>' in panel(page)
+    assert 'data-approval="submit"' not in panel(page)

@@ -84,11 +84,12 @@ def approval_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
     if not items and not has_flow:
         return None
     pending = any(a["status"] == "pending" for a in items)
+    runnable = {a.name for a in actions_service(get_platform()).available(g.access, obj.name, record)}
     error = state.get("approval_error") or {}
     return {
         "template": "pages/_approvals.html",
         "approvals": [shown(a, WITHDRAW in allowed) for a in items],
-        "can_submit": SUBMIT in allowed and not pending,
+        "can_submit": SUBMIT in allowed and SUBMIT in runnable and not pending,  # from its state (a draft), now
         "error": error,
         "submit_url": url_for("pages.submit_approval", obj=obj.name, id=record["id"]),
         "withdraw_url": url_for("pages.withdraw_approval", obj=obj.name, id=record["id"]),
