@@ -29,7 +29,7 @@ from objectplatform.runtime.backup import create_backup, restore_backup
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
 from objectplatform.runtime.permissions import access_for
-from objectplatform.runtime.platform import Platform, load_site_metadata, site_registry
+from objectplatform.runtime.platform import Platform, job_platform, load_site_metadata, site_registry
 from objectplatform.runtime.records.history import jsonable
 from objectplatform.runtime.storage.migrate import (
     MigrationRefused,
@@ -203,7 +203,7 @@ def worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         raise CommandError("OBJECTPLATFORM_REDIS_URL is not set: without Redis, jobs run in-process and need no worker")
     print(f"worker listening on {settings.redis_url}", flush=True)
-    run_worker(settings.redis_url, burst=args.burst)
+    run_worker(settings.redis_url, burst=args.burst, preload=job_platform)
     return 0
 
 

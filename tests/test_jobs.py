@@ -111,8 +111,11 @@ def wait_until(predicate, timeout: float = 20):
 
 @contextlib.contextmanager
 def rq_worker(url: str, queue: str, burst: bool):
-    """Run `objectplatform.runtime.jobs.worker` in a subprocess; stop it (bounded) on exit."""
-    code = "import sys, objectplatform.runtime.jobs as j; j.worker(*sys.argv[1:3], burst=sys.argv[3] == '1')"
+    """Run `objectplatform.runtime.jobs.worker` in a subprocess; stop it (bounded) on exit. With a site's database
+    named (OBJECTPLATFORM_DATABASE_URL), it opens the site's platform first, as `objectplatform worker` does."""
+    code = ("import os, sys, objectplatform.runtime.jobs as j, objectplatform.runtime.platform as p; "
+            "j.worker(*sys.argv[1:3], burst=sys.argv[3] == '1', "
+            "preload=p.job_platform if os.environ.get('OBJECTPLATFORM_DATABASE_URL') else None)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(TESTS_DIR.parent)])}
     proc = subprocess.Popen(
         [sys.executable, "-c", code, url, queue, "1" if burst else "0"],

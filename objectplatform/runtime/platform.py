@@ -4,6 +4,7 @@ of the runtime below it imports it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ def job_platform() -> Platform:
         return platform
     if _worker is None:
         _worker = open_platform()
+        # a job forked from a worker that opened it first uses the platform but none of the parent's connections
+        os.register_at_fork(after_in_child=lambda: _worker.engine.dispose(close=False))
     return _worker
 
 
