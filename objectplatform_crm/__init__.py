@@ -10,6 +10,8 @@ from pathlib import Path
 
 from objectplatform.runtime.apps import App, Demo, DemoResult, DemoUnavailable, DemoUser
 
+from . import ordering
+
 LAYER = Path(__file__).resolve().parent  # the CRM's metadata layer: object_defs/, flows/, report_templates/
 
 
@@ -33,4 +35,4 @@ def _demo_users() -> list[DemoUser]:
     return _demo_module().demo_users()
 
 
-app = App(name="crm", layers=(LAYER,), demo=Demo(load=_load_demo, users=_demo_users))
+app = App(name="crm", layers=(LAYER,), register=ordering.register, demo=Demo(load=_load_demo, users=_demo_users))

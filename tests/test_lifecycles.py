@@ -203,10 +203,11 @@ def test_an_approved_order_is_locked_until_it_is_amended_and_approved_again(api,
 def test_the_record_says_what_the_caller_may_run_now(api, people, platform, order):
     path = f"/objects/sales_order/records/{order['id']}"
     assert api.get(path, "rep")[1]["_actions"] == [
+        {"name": "copy", "label": {"zh": "再次下单", "en": "Order again"}},
         {"name": "submit", "label": {"zh": "提交审批", "en": "Submit for approval"}},
         {"name": "cancel", "label": {"zh": "取消订单", "en": "Cancel"}}]
     order = approved(api, order)
-    assert [a["name"] for a in api.get(path, "rep")[1]["_actions"]] == ["cancel", "amend"]
+    assert [a["name"] for a in api.get(path, "rep")[1]["_actions"]] == ["copy", "cancel", "amend"]
     assert [a["name"] for a in api.get(path, "shipper")[1]["_actions"]] == ["confirm_shipment"]
     assert [a["name"] for a in api.get(path, "finance")[1]["_actions"]] == []
 

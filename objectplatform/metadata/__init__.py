@@ -42,6 +42,7 @@ from .model import Stage as Stage
 from .model import State as State
 from .model import Task as Task
 from .model import Transition as Transition
+from .model import TypedOverride as TypedOverride
 from .model import ValidationRule as ValidationRule
 from .model import VCardImport as VCardImport
 from .model import plain as plain

@@ -42,6 +42,7 @@ from .model import (
     State,
     Task,
     Transition,
+    TypedOverride,
     ValidationRule,
     VCardImport,
 )
@@ -208,6 +209,7 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
             MappingProxyType(given.get("filter", {})),
             given.get("never_above"),
         )
+    typed = given.get("typed_override") if field_type and field_type.name == "formula" else None
     return FieldDef(
         name,
         spec.get("type", ""),
@@ -221,6 +223,8 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
         **{**defaults, **{k: v for k, v in given.items() if k in PLAIN_OPTIONS}},
         options=merge_options((), given.get("options", ())),
         rollup=rollup,
+        typed_override=None if typed is None else TypedOverride(
+            MappingProxyType(dict(typed.get("derive", {}))), typed.get("min"), typed.get("max")),
         filter=MappingProxyType(dict(given["filter"] if "filter" in given and rollup is None else {})),
         show=tuple(given.get("show", ())),
     )

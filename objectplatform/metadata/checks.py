@@ -243,6 +243,7 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         check_rollups,
         check_lookup_filters,
         check_default_from,
+        check_typed_overrides,
     ):
         yield from check(doc, own, obj, catalog)
     yield from check_validation_rules(doc, obj, catalog)
@@ -436,6 +437,29 @@ def check_default_from(doc: Document, own: OwnFields, obj: ObjectDef, catalog: C
                 resolve_path(catalog, obj, name)
             except PathError as e:
                 yield doc.problem(at, e.message, e.hint)
+
+
+def check_typed_overrides(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """A `typed_override` sits on a stored number formula; its bounds are numbers and it derives writable fields."""
+    for path, spec, f in own:
+        if f.typed_override is None:
+            continue
+        at = (*path, "typed_override")
+        if not f.stored or value_kind(f.type, f.result_type) != "number":
+            yield doc.problem(at, "typed_override needs a stored formula giving a number (stored: true)")
+        for bound in ("min", "max"):
+            if bound in spec["typed_override"]:
+                kind = yield from _expression_kind(doc, (*at, bound), catalog, obj)
+                if kind not in ("number", "any"):
+                    yield doc.problem((*at, bound), f"{bound} must give a number, but this one gives {kind}")
+        for name in f.typed_override.derive:
+            target = field_of(obj, name)
+            if target is None:
+                yield from _field_reference(doc, (*at, "derive", name), obj, name)
+                continue
+            if (ft := FIELD_TYPES.get(target.type)) is not None and ft.computed:
+                yield doc.problem((*at, "derive", name), f"{obj.name}.{name} is computed: derive a field users write")
+            yield from _expression_kind(doc, (*at, "derive", name), catalog, obj)
 
 
 def check_lookup_filters(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:

@@ -82,6 +82,16 @@ class RollupSpec:
 
 
 @dataclass(frozen=True)
+class TypedOverride:
+    """A stored formula the user may type over: kept as typed within `min`..`max` (expressions), with each
+    `derive` field (name: expression) set from the typed value, until a field the formula reads changes."""
+
+    derive: Mapping[str, str] = no_entries()
+    min: str | None = None
+    max: str | None = None
+
+
+@dataclass(frozen=True)
 class FieldDef:
     name: str
     type: str
@@ -108,6 +118,7 @@ class FieldDef:
     expression: str | None = None  # formula
     result_type: str | None = None  # formula: the field type of its value
     stored: bool = False  # formula: stored on write instead of computed on read
+    typed_override: TypedOverride | None = None  # formula: the user may type the value instead
     rollup: RollupSpec | None = None
     system: bool = False  # written only by transitions, flows, rules and behaviors, never by an edit
     team: str | None = None  # multi_user: its users may read ("read") or edit ("edit") the record (相关团队)

@@ -66,7 +66,9 @@ class RecordValidator:
         declared: dict[str, fields.Field] = {"owner": RecordId()}
         self._refusals = {name: SYSTEM for name in SYSTEM_FIELDS if name != "owner"}
         for f in obj.fields.values():
-            if type_named(f.type).computed:
+            if f.typed_override is not None:
+                declared[f.name] = type_named(f.result_type).validator(f, metadata)
+            elif type_named(f.type).computed:
                 self._refusals[f.name] = COMPUTED
             else:
                 declared[f.name] = type_named(f.type).validator(f, metadata)

@@ -83,7 +83,7 @@ class Rollup(FieldType):
 
 AUTO_NUMBER = AutoNumber("auto_number", "text", frozenset({"pattern"}), computed=True, searchable=True,
                          comparable=True)
-FORMULA = Formula("formula", "any", frozenset({"expression", "result_type", "stored"}), computed=True)
+FORMULA = Formula("formula", "any", frozenset({"expression", "result_type", "stored", "typed_override"}), computed=True)
 ROLLUP = Rollup("rollup", "number", frozenset({"function", "child", "via", "field", "filter", "never_above"}),
                 numeric=True, computed=True)
 TYPES = (AUTO_NUMBER, FORMULA, ROLLUP)

@@ -6,6 +6,7 @@ PostgreSQL hold the same value; a formula that cannot be evaluated (e.g. a type 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -37,10 +38,12 @@ class Formulas:
             visit(name, frozenset())
         self.stored = frozenset(f.name for f, _ in self.order if f.stored)
 
-    def on_write(self, record: dict, now: datetime) -> dict:
-        """Every formula evaluated into `record` (the stored ones are what gets written); returns it."""
+    def on_write(self, record: dict, now: datetime, before: Mapping[str, Any] | None = None) -> dict:
+        """Every formula evaluated into `record` (the stored ones are what gets written), but a typed override
+        kept (see `kept`); `before` is the stored record (None: a new one); returns `record`."""
         for f, expr in self.order:
-            record[f.name] = _evaluate(f, expr, record, now)
+            if f.typed_override is None or not kept(f, expr, record, before):
+                record[f.name] = _evaluate(f, expr, record, now)
         return record
 
     def on_read(self, record: dict, now: datetime) -> dict:
@@ -49,6 +52,16 @@ class Formulas:
             if not f.stored:
                 record[f.name] = _evaluate(f, expr, record, now)
         return record
+
+
+def kept(f: FieldDef, expr: Expression, record: Mapping[str, Any], before: Mapping[str, Any] | None) -> bool:
+    """Whether a typed override's value in `record` stays: typed in this write, or typed before and none of the
+    fields its formula reads changed since."""
+    if before is None:
+        return record.get(f.name) is not None
+    if record.get(f.name) != before.get(f.name):
+        return True
+    return before.get(f.name) is not None and all(record.get(n) == before.get(n) for n in expr.names)
 
 
 def _evaluate(f: FieldDef, expr: Expression, record: dict, now: datetime) -> Any:

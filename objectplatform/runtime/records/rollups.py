@@ -131,7 +131,7 @@ class Rollups:
         for row in rows:
             old, new = from_row(pot, before[row["id"]]), from_row(pot, row)
             if formulas.stored:
-                computed = formulas.on_write(dict(new), now)
+                computed = formulas.on_write(dict(new), now, before=old)
                 stored = {name: computed[name] for name in formulas.stored if computed[name] != new[name]}
                 if stored:
                     new.update(stored)

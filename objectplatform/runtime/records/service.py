@@ -326,11 +326,12 @@ class Records:
         self.platform.registry.run_hooks(event, definition,
                                          hooks.HookContext(self, conn, definition.name, user, now, **context))
 
-    def _check_rules(self, ot: ObjectTable, record: dict, errors: Errors, now: datetime) -> None:
-        """Stored formulas computed and (when the fields they read are valid) the rules, added to `errors`; their
-        today() is the site's date."""
+    def _check_rules(self, ot: ObjectTable, record: dict, errors: Errors, now: datetime,
+                     before: Mapping[str, Any] | None = None) -> None:
+        """Stored formulas computed (over `before`, the stored record of a change) and (when the fields they read
+        are valid) the rules, added to `errors`; their today() is the site's date."""
         now = now.astimezone(self.platform.settings.zone)
-        self.formulas[ot.object.name].on_write(record, now)
+        self.formulas[ot.object.name].on_write(record, now, before)
         rules = ot.object.validation_rules
         if not any(parse(r.condition).names & errors.keys() for r in rules):
             _add(errors, self.validators[ot.object.name].rule_errors(record, now))
@@ -388,6 +389,9 @@ class Records:
             now = self.platform.clock.now()
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
+            # a value typed over a formula is held to the lines posted with it, so it waits for them
+            typed = {f.name: data.pop(f.name) for f in ot.object.fields.values()
+                     if lines and f.typed_override is not None and f.name in data}
             if not system:
                 self.lifecycles.refuse_new(obj, data)
                 self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user)
@@ -413,6 +417,8 @@ class Records:
                     child_record[via] = str(record_id)
                     self._insert(c, self.schema[child], child_record, user, now, saved)
                 self.rollups.after_change(c, child, [(None, r) for r in records], now)
+            if typed:
+                return self.update(obj, record_id, typed, version=None, user=user, conn=c, system=True)
             return self._read(c, ot, record_id)
 
     def _prepare_new(self, conn: sa.Connection, ot: ObjectTable, data: Mapping[str, Any], user: str | None,
@@ -532,7 +538,7 @@ class Records:
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
         self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors)
-        self._check_rules(ot, record, errors, now)
+        self._check_rules(ot, record, errors, now, before=current)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
         return record, history.changes(own, record, stored), errors
 
