@@ -70,7 +70,7 @@ def _or_empty(schema: dict) -> dict:
 
 
 def _writable(f: FieldDef) -> bool:
-    return not type_named(f.type).computed and not f.read_only and not f.system
+    return (not type_named(f.type).computed or f.typed_override is not None) and not f.read_only and not f.system
 
 
 SYSTEM_KINDS = {"id": "reference", "version": "integer", "owner": "reference", "created_by": "reference",
