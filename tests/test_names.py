@@ -53,11 +53,13 @@ def test_the_shipped_crm_names_only_actions_the_engine_registers():
 
 
 def test_the_lifecycle_objects_have_exactly_these_actions():
-    """What roles.yaml may grant on them: the transitions the engine runs and the approval engine's."""
+    """What roles.yaml may grant on them: the transitions the engine runs, the approval engine's and the CRM's own
+    (the order's copy)."""
     registry = crm_registry()
     registered = registry.actions_of(shipped_crm())
     assert {obj: sorted(registered[obj]) for obj in ("sales_order", "payment", "invoice", "visit", "opportunity")} == {
-        "sales_order": ["amend", "cancel", "complete", "confirm_receipt", "confirm_shipment", "submit", "withdraw"],
+        "sales_order": ["amend", "cancel", "complete", "confirm_receipt", "confirm_shipment", "copy", "submit",
+                        "withdraw"],
         "payment": ["confirm_payment", "reject_payment", "resubmit"],
         "invoice": ["issue_invoice", "reject_invoice", "submit"],
         "visit": ["cancel", "check_in", "check_out"],
