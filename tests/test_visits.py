@@ -163,6 +163,25 @@ def test_a_co_visitor_checks_in_and_out_on_their_own_row_and_the_visit_stays_the
     assert [(r["user"], r["check_out_at"]) for r in rows] == [(people["rep2"], "2026-12-08T02:15:00+00:00")]
 
 
+def test_a_co_visit_row_is_written_by_check_in_and_out_only(api, people):
+    """No one writes a co-visitor's check-in, its distance or its validity by hand: not inline under the visit, not
+    as a record of its own (an administrator included); the actions above are the only way."""
+    shop = account(api)
+    ours = visit(api, shop, co_visitors=[people["rep2"]])
+    version = api.get(f"/objects/visit/records/{ours}", "rep1")[1]["version"]
+    forged = {"user": people["rep2"], "check_in_at": "2026-12-08T10:00:00+08:00", "check_in_distance": 0,
+              "check_in_valid": True}
+    status, body = api.patch(f"/objects/visit/records/{ours}", "rep1", {"version": version, "co_visit": [forged]})
+    assert (status, body["error"]["message"]) == (403, "your roles do not allow edit on co_visit")
+    status, body = api.patch(f"/objects/visit/records/{ours}", "admin", {"version": version, "co_visit": [forged]})
+    assert (status, body["error"]["code"]) == (422, "validation_failed"), body
+    assert sorted(body["error"]["fields"]) == [f"co_visit[0].{name}" for name in sorted(forged)]
+    status, body = api.post("/objects/co_visit/records", "admin", {"visit": ours, **forged})
+    assert (status, body["error"]["code"]) == (422, "validation_failed"), body
+    assert sorted(body["error"]["fields"]) == sorted(forged)
+    assert api.get(f"/objects/visit/records/{ours}", "rep1")[1]["co_visit"] == []
+
+
 def test_a_rep_plans_at_most_eight_visits_a_day(api, people):
     shop = account(api)
     for hour in range(8, 16):
