@@ -21,7 +21,7 @@ from ..geo import distance_m, point
 from ..records.hooks import HookContext
 from ..transitions import move
 from ..validation import REQUIRED
-from .registry import Behavior, FieldNeed, Need, ObjectNeed
+from .registry import Behavior, FieldNeed, Need, ObjectNeed, TransitionNeed
 
 BEHAVIOR = "check_in"
 
@@ -94,6 +94,8 @@ FEED = (("kind", ("picklist",)), ("content", ("long_text", "text")), ("related_o
 
 
 def _needs(obj: ObjectDef, config: CheckInConfig) -> Iterator[Need]:
+    yield TransitionNeed(config.check_in, "check_in")
+    yield TransitionNeed(config.check_out, "check_out")
     yield FieldNeed(config.lookup, ("lookup", "master_detail"), "location_of")
     lookup = obj.fields.get(config.lookup)
     if lookup is not None and lookup.to is not None:

@@ -41,7 +41,15 @@ class FieldNeed:
     options: tuple[str, ...] = ()
 
 
-Need = ObjectNeed | FieldNeed
+@dataclass(frozen=True)
+class TransitionNeed:
+    """A transition of the declaring object's lifecycle the behavior runs, named by the configuration at `key`."""
+
+    name: str
+    key: Key
+
+
+Need = ObjectNeed | FieldNeed | TransitionNeed
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,12 @@ def _check_one(locate: Locator, metadata: Metadata, behaviors: Mapping[str, Beha
             if need.name not in metadata.objects:
                 yield problem(place, f"unknown object {need.name!r}, which the {name} behavior needs",
                               closest(need.name, metadata.objects))
+            continue
+        if isinstance(need, TransitionNeed):
+            transitions = obj.lifecycle.transitions if obj.lifecycle else {}
+            if need.name not in transitions:
+                yield problem(place, f"{obj.name!r} has no transition {need.name!r}, which the {name} behavior "
+                                     "runs", closest(need.name, transitions))
             continue
         owner = metadata.objects.get(need.object or obj.name)
         if owner is None or need.to is not None and need.to not in metadata.objects:
