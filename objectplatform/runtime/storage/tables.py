@@ -28,10 +28,14 @@ SYSTEM_TYPES = {"id": "lookup", "owner": "user", "created_by": "user", "updated_
                 "created_at": "datetime", "updated_at": "datetime", "version": "integer"}
 
 
+def id_column() -> sa.Column:
+    """A table's own id: a 64-bit integer on PostgreSQL, SQLite's INTEGER PRIMARY KEY (its rowid)."""
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True)
+
+
 def system_columns() -> list[sa.Column]:
     return [
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                  autoincrement=True),
+        id_column(),
         sa.Column("owner", sa.BigInteger()),
         sa.Column("created_by", sa.BigInteger()),
         sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -106,8 +110,7 @@ class Schema:
         }
         self.history = sa.Table(
             f"{PREFIX}history", self.sa_metadata,
-            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                      autoincrement=True),
+            id_column(),
             sa.Column("object", sa.String(64), nullable=False),
             sa.Column("record_id", sa.BigInteger(), nullable=False),
             sa.Column("change", sa.String(32), nullable=False),  # create | update | delete | action name
@@ -141,8 +144,7 @@ class Schema:
         )
         self.tokens = sa.Table(  # API tokens: only their sha256 is stored
             f"{PREFIX}token", self.sa_metadata,
-            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                      autoincrement=True),
+            id_column(),
             sa.Column("token_hash", sa.String(64), nullable=False),
             sa.Column("user_id", sa.BigInteger(), nullable=False),
             sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -176,8 +178,7 @@ class Schema:
         """Deleted records (records/recycle_bin.py): one row per delete, its records' rows kept as JSON."""
         self.recycle_bin = sa.Table(
             f"{PREFIX}recycle_bin", self.sa_metadata,
-            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                      autoincrement=True),
+            id_column(),
             sa.Column("object", sa.String(64), nullable=False),
             sa.Column("record_id", sa.BigInteger(), nullable=False),
             sa.Column("title", sa.Text(), nullable=False),
@@ -225,8 +226,7 @@ class Schema:
         """Personal reports (runtime/reports/personal.py): a `kind: report` definition saved by its owner."""
         self.reports = sa.Table(  # definition: the report as JSON, the structure of a report template
             f"{PREFIX}report", self.sa_metadata,
-            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                      autoincrement=True),
+            id_column(),
             sa.Column("owner", sa.BigInteger(), nullable=False),
             sa.Column("name", sa.String(64), nullable=False),
             sa.Column("label", sa.Text(), nullable=False),  # JSON {zh, en}
@@ -238,11 +238,10 @@ class Schema:
 
     def add_work_queue_tables(self) -> None:
         """Notifications, to-dos (runtime/workqueue.py) and the rules' runs and matches (runtime/rules.py)."""
-        big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
         open_ = sa.text("done_at IS NULL")
         self.notifications = sa.Table(  # dedupe_key is unique per user: a rule run twice notifies once
             f"{PREFIX}notification", self.sa_metadata,
-            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            id_column(),
             sa.Column("user_id", sa.BigInteger(), nullable=False),
             sa.Column("title_zh", sa.Text(), nullable=False),
             sa.Column("title_en", sa.Text(), nullable=False),
@@ -256,7 +255,7 @@ class Schema:
         )
         self.todos = sa.Table(  # addressed to a user or to a role; dedupe_key unique per addressee while open
             f"{PREFIX}todo", self.sa_metadata,
-            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            id_column(),
             sa.Column("user_id", sa.BigInteger()),
             sa.Column("role", sa.String(64)),
             sa.Column("kind", sa.String(32), nullable=False),  # reminder | task | approval | ...
@@ -278,7 +277,7 @@ class Schema:
         )
         self.rule_runs = sa.Table(  # every run of a rule, with its summary (JSON): the scheduler's memory
             f"{PREFIX}rule_run", self.sa_metadata,
-            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            id_column(),
             sa.Column("rule", sa.String(64), nullable=False),
             sa.Column("ran_at", sa.DateTime(), nullable=False),
             sa.Column("summary", sa.Text(), nullable=False),
@@ -294,11 +293,10 @@ class Schema:
 
     def add_approval_tables(self) -> None:
         """The approvals of records (runtime/approvals.py): one row per approval, one per approver of a step."""
-        big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
         pending = sa.text("status = 'pending'")
         self.approvals = sa.Table(  # the definition it started with is kept: a YAML change leaves it alone
             f"{PREFIX}approval", self.sa_metadata,
-            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            id_column(),
             sa.Column("object", sa.String(64), nullable=False),
             sa.Column("record_id", sa.BigInteger(), nullable=False),
             sa.Column("kind", sa.String(16), nullable=False),  # flow | stage (a sales-process stage approval)
@@ -323,7 +321,7 @@ class Schema:
         )
         self.approval_steps = sa.Table(  # an approver of a step, their decision and comment
             f"{PREFIX}approval_step", self.sa_metadata,
-            sa.Column("id", big_id, primary_key=True, autoincrement=True),
+            id_column(),
             sa.Column("approval_id", sa.BigInteger(), nullable=False),
             sa.Column("step", sa.Integer(), nullable=False),
             sa.Column("name", sa.String(64), nullable=False),
