@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
@@ -511,17 +512,44 @@ def demo(args: argparse.Namespace) -> int:
             for name, count in result.counts.items():
                 print(f"  {platform.metadata.objects[name].label.zh} {name}: {count}")
             users = list(result.users)
+        jobs = _jobs_of(platform, [u.username for u in users])
     finally:
         platform.close()
     if users:
-        print("demo users (username / password, as the demo created them):")
+        print("demo users (username / password, role · department · manager, as the demo created them):")
         name_width = max(len(u.username) for u in users)
         password_width = max(len(u.password) for u in users)
+        shown_width = max(_width(u.display_name) for u in users)
         for u in users:
-            print(f"  {u.username:<{name_width}}  {u.password:<{password_width}}  {u.display_name}")
+            shown = u.display_name + " " * (shown_width - _width(u.display_name))
+            print(f"  {u.username:<{name_width}}  {u.password:<{password_width}}  {shown}  {jobs.get(u.username, '')}"
+                  .rstrip())
     if args.no_serve:
         return 0
     return _serve(replace(settings, secret_key=settings.secret_key or settings.instance_secret_key()), args)
+
+
+def _jobs_of(platform, usernames: list[str]) -> dict[str, str]:
+    """Username -> "role · department · manager" (Chinese labels), so a newcomer sees whom to sign in as."""
+    if not usernames:
+        return {}
+    records, roles = platform.records, platform.metadata.roles
+    people = [u for u in records.list("user", limit=500, count=False).items if u["username"] in usernames]
+    names = {u["id"]: u["display_name"] for u in people}
+    departments = {d["id"]: d["name"] for d in records.list("department", limit=500, count=False).items}
+    jobs = {}
+    for person in people:
+        parts = ["、".join(roles[r].label.zh if r in roles else r for r in person.get("roles") or ())]
+        parts.append(departments.get(person.get("department"), ""))
+        if manager := names.get(person.get("manager")):
+            parts.append(f"经理 {manager}")
+        jobs[person["username"]] = " · ".join(p for p in parts if p)
+    return jobs
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes in a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -44,21 +44,21 @@ DEMO_COUNTS = {
     "follow_up": 1739,
 }
 DEMO_USERS = """\
-demo users (username / password, as the demo created them):
-  admin        admin1234  系统管理员
-  zhaojianguo  demo1234   赵建国
-  qianlihua    demo1234   钱丽华
-  sunwei       demo1234   孙伟
-  zhoumin      demo1234   周敏
-  wuqiang      demo1234   吴强
-  zhengjie     demo1234   郑洁
-  wangfang     demo1234   王芳
-  fenglei      demo1234   冯磊
-  chenjing     demo1234   陈静
-  liuyang      demo1234   刘洋
-  hejun        demo1234   何军
-  linxiuying   demo1234   林秀英
-  majianjun    demo1234   马建军
+demo users (username / password, role · department · manager, as the demo created them):
+  admin        admin1234  系统管理员  系统管理员
+  zhaojianguo  demo1234   赵建国      销售经理 · 华北区
+  qianlihua    demo1234   钱丽华      销售经理 · 华东区
+  sunwei       demo1234   孙伟        销售代表 · 华北区 · 经理 赵建国
+  zhoumin      demo1234   周敏        销售代表 · 华北区 · 经理 赵建国
+  wuqiang      demo1234   吴强        销售代表 · 华北区 · 经理 赵建国
+  zhengjie     demo1234   郑洁        销售代表 · 华东区 · 经理 钱丽华
+  wangfang     demo1234   王芳        销售代表 · 华东区 · 经理 钱丽华
+  fenglei      demo1234   冯磊        销售代表 · 华东区 · 经理 钱丽华
+  chenjing     demo1234   陈静        市场专员 · 市场部
+  liuyang      demo1234   刘洋        财务 · 财务部
+  hejun        demo1234   何军        发货员 · 物流部
+  linxiuying   demo1234   林秀英      订单管理员 · 财务部
+  majianjun    demo1234   马建军      仓库管理员 · 物流部
 """
 
 
