@@ -222,7 +222,22 @@ def test_restore_refuses_what_is_not_a_backup_of_this_kind_and_writes_nothing(en
         assert every_row(url) == {} and not (tmp_path / "b").exists()
 
 
-def test_backup_refuses_to_overwrite_a_file_restore_a_damaged_one_and_names_a_missing_pg_tool(source, tmp_path, capsys):
+@pytest.fixture
+def small_site(env, migrated_database_url, tmp_path) -> Settings:
+    """A site holding one lead (no demo company: what this test backs up does not matter), named by the
+    environment."""
+    settings = Settings.from_env({}, database_url=migrated_database_url, instance_path=tmp_path / "a")
+    platform = open_platform(settings)
+    try:
+        platform.records.create("lead", {"name": "备份测试", "email": "backup@example.com"})
+    finally:
+        platform.close()
+    _use(env, settings)
+    return settings
+
+
+def test_backup_refuses_to_overwrite_a_file_restore_a_damaged_one_and_names_a_missing_pg_tool(small_site, tmp_path,
+                                                                                              capsys):
     archive = tmp_path / "kept.tar.gz"
     archive.write_bytes(b"an older backup")
     assert run(capsys, "backup", str(archive)) == (1, "", f"error: {archive} already exists: name a new file\n")

@@ -484,6 +484,7 @@ def test_serve_serves_the_configured_database_as_it_is(migrated, tmp_path):
     assert counts() == dict.fromkeys(DEMO_COUNTS, 0)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # as `make run` does; test_demo loads it on PostgreSQL too
 def test_demo_migrates_loads_the_demo_company_once_and_serves_it(db, capsys, tmp_path):
     code, out, err = run(capsys, "demo", "--no-serve")
     assert (code, err) == (0, "")
