@@ -54,7 +54,7 @@ class Joins:
 
     def __init__(self, schema: Schema, base: str, mask: Mask = unmasked):
         self.schema, self.mask = schema, mask
-        self.root = schema[base].table.alias("t0")
+        self.root = schema[base].alias("t0")
         self.from_: sa.FromClause = self.root
         self._aliases: dict[tuple[str, ...], sa.FromClause] = {(): self.root}
 
@@ -66,7 +66,7 @@ class Joins:
         for hop in path.hops:
             prefix = (*prefix, hop.field)
             if prefix not in self._aliases:
-                target = self.schema[hop.target].table.alias(f"t{len(self._aliases)}")
+                target = self.schema[hop.target].alias(f"t{len(self._aliases)}")
                 source = self.mask(hop.source, alias, hop.field,
                                    alias.c[column_name(self.schema, hop.source, hop.field)])
                 self.from_ = self.from_.outerjoin(target, target.c.id == source)
@@ -190,7 +190,7 @@ class Compiler:
         if last.reverse and hops not in self._walked:
             parents, obj, applied = self._walk(dimensions, hops[:-1])
             if applied or self.scope(obj, self.schema[obj].table) is None:
-                child = self.schema[last.target].table.alias("m")
+                child = self.schema[last.target].alias("m")
                 on = self._read(last.target, child, last.field) == parents.c.k
                 scope = self.scope(last.target, child)
                 values = {i: self._aggregate(measures[i], self._read(last.target, child, measures[i].path.field))
@@ -208,7 +208,7 @@ class Compiler:
 
     def _measured(self, obj: str, reached: sa.FromClause, applied: bool) -> tuple[sa.FromClause, ColumnElement]:
         """The measured object's table joined to the pairs (restricted to the scope unless already)."""
-        table = self.schema[obj].table.alias("m")
+        table = self.schema[obj].alias("m")
         on = table.c.id == reached.c.k
         scope = None if applied else self.scope(obj, table)
         return table, on if scope is None else sa.and_(on, scope)
@@ -234,16 +234,16 @@ class Compiler:
             groups = [reached.c[d] for d in dims]
             source = reached
             if not applied and self.scope(obj, self.schema[obj].table) is not None:
-                owner = self.schema[obj].table.alias(f"s{name}")
+                owner = self.schema[obj].alias(f"s{name}")
                 source = source.join(owner, sa.and_(owner.c.id == reached.c.k, self.scope(obj, owner)))
             if hop.reverse:
-                child = self.schema[hop.target].table.alias(f"h{name}")
+                child = self.schema[hop.target].alias(f"h{name}")
                 on = self._read(hop.target, child, hop.field) == reached.c.k
                 scope = self.scope(hop.target, child)
                 stmt = sa.select(*groups, child.c.id.label("k")).select_from(
                     source.join(child, on if scope is None else sa.and_(on, scope)))
             else:
-                parent = self.schema[obj].table.alias(f"h{name}")
+                parent = self.schema[obj].alias(f"h{name}")
                 value = self._read(obj, parent, hop.field)
                 stmt = (sa.select(*groups, value.label("k")).distinct()
                         .select_from(source.join(parent, parent.c.id == reached.c.k)).where(value.is_not(None)))
@@ -287,7 +287,7 @@ class Compiler:
             if d.path.target and not d.bucket:
                 target = self.metadata.objects[d.path.target]
                 title = target.title_field if target.title_field in self.schema[target.name].columns else "id"
-                alias = self.schema[target.name].table.alias(f"title{i}")
+                alias = self.schema[target.name].alias(f"title{i}")
                 from_ = from_.outerjoin(alias, alias.c.id == value)
                 value = self._read(target.name, alias, title)
             shown[d.key] = value
