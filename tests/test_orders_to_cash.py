@@ -308,3 +308,15 @@ def test_two_payments_at_the_same_moment_exactly_one_is_accepted(platform, peopl
         "Payments recorded of Sales order SO-202612-0001 would be 3000.00, above 2700.00: at most 1200.00 is left"]}
     got = records.get("sales_order", order)
     assert (got["pending_payment_amount"], got["committed_payment_amount"]) == (Decimal("1500.00"), Decimal("1500.00"))
+
+
+def test_the_order_page_offers_new_lines_only_while_its_state_lets_them_change(app, api, people, order):
+    """A draft order's page offers 新建订单产品 under its products; an approved one's does not (its lines are locked:
+    the link would only lead to a refusal)."""
+    client = app.test_client()
+    login(client, "rep", PASSWORD)
+    new_line = f'/o/order_line/new?sales_order={order["id"]}'
+    assert new_line in client.get(f"/o/sales_order/{order['id']}").get_data(as_text=True)
+    approve(api, order)
+    page = client.get(f"/o/sales_order/{order['id']}").get_data(as_text=True)
+    assert new_line not in page and "笔记本电脑" in page  # the lines are still listed

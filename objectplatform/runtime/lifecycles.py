@@ -130,6 +130,15 @@ class Guard:
         return access.is_admin or bool(access.roles & set(editable_by))
 
 
+def locked_for(access, obj: ObjectDef, record: Mapping[str, Any], name: str) -> bool:
+    """Whether the record's state locks `name` (a field or a child object) for the caller of `access`, as
+    `Guard.refuse_locked` would refuse a write of it: the pages leave out what would only be refused."""
+    state = obj.lifecycle.states.get(record.get(obj.lifecycle.field)) if obj.lifecycle else None
+    if state is None or not state.locks(name):
+        return False
+    return not (access.is_admin or access.roles & set(state.editable_by))
+
+
 def _transition(obj: ObjectDef, name: str) -> Transition | None:
     return obj.lifecycle.transitions.get(name) if obj.lifecycle else None
 

@@ -13,6 +13,7 @@ from flask import current_app, flash, g, redirect, render_template, request, sen
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
+from objectplatform.runtime.lifecycles import locked_for
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.users import deletable
 
@@ -74,8 +75,10 @@ def _sections(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
     return sections
 
 
-def _related(obj: ObjectDef, record_id: str) -> list[dict]:
-    """Each object's records whose lookup or master_detail field points at this record, in the user's scope."""
+def _related(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
+    """Each object's records whose lookup or master_detail field points at this record, in the user's scope;
+    no "new" where the record's state locks its lines (an approved order's products)."""
+    record_id = record["id"]
     platform = get_platform()
     display = page_display()
     found = []
@@ -97,7 +100,8 @@ def _related(obj: ObjectDef, record_id: str) -> list[dict]:
                 label = f"{label}（{f.label.get(g.lang)}）" if g.lang == "zh" else f"{label} ({f.label.get(g.lang)})"
             found.append({"object": other, "field": f.name, "label": label, "page": page, "items": items,
                           "columns": columns,
-                          "can_create": g.access.can(other.name, "create") and not f.read_only})
+                          "can_create": g.access.can(other.name, "create") and not f.read_only
+                          and not (f.type == "master_detail" and locked_for(g.access, obj, record, other.name))})
     for item in found:
         other = item["object"]
         item["headers"] = [field_label(other, c, g.lang) for c in item["columns"]]
@@ -154,7 +158,7 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
         context["sections"] = _sections(definition, current)
         context["panels"] = [p for panel in record_extensions().panels
                              if (p := panel(definition, current, state)) is not None]
-        context["related"] = _related(definition, current["id"])
+        context["related"] = _related(definition, current)
     return render_template(
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
