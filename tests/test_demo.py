@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
 from ruamel.yaml import YAML
 from support import CRM_LAYERS
+from test_pages import login
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
@@ -20,9 +22,11 @@ from objectplatform.runtime.approvals import approvals
 from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.passwords import verify_password
 from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.sales_processes import processes
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.runtime.workqueue import work_queue
+from objectplatform.web import create_app
 from objectplatform_crm.demo import DEMO, load_demo
 
 CHINA = timezone(timedelta(hours=8))
@@ -294,3 +298,61 @@ def test_opportunities_follow_their_sales_process(demo):
         done = {(t["stage"], t["task"]) for t in opportunity["opportunity_task"]}
         assert done == {(h["stage"], t.key) for h in left for t in found.stage(h["stage"]).tasks if t.required}
     assert stages_by_status == {"open": 134, "won": 67, "lost": 34, "invalid": 15}
+
+
+class _Text(HTMLParser):
+    """The text a reader sees in a page: every text node outside scripts, styles and text areas, stripped."""
+
+    def __init__(self):
+        super().__init__()
+        self.nodes: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._hidden += tag in ("script", "style", "textarea")
+
+    def handle_endtag(self, tag):
+        self._hidden -= tag in ("script", "style", "textarea")
+
+    def handle_data(self, data):
+        if not self._hidden and data.strip():
+            self.nodes.append(data.strip())
+
+
+def test_no_page_shows_a_code_where_a_label_belongs(demo):
+    """Every object's list and a record in each of its states, the home page, the reports and the inbox, read by
+    the administrator and by a manager in Chinese and in English: no text on them is a stored code (a picklist or
+    state value, a sales process, stage or task key, a role name). Usernames are people's own text."""
+    platform, _ = demo
+    metadata = platform.metadata
+    codes = {role for role in metadata.roles}
+    for obj in metadata.objects.values():
+        codes |= {o.value for f in obj.fields.values() for o in f.options if isinstance(o.value, str)}
+    for process in processes(metadata):
+        codes |= {process.name, *(s.key for s in process.stages), *(t.key for s in process.stages for t in s.tasks)}
+    codes -= {u["username"] for u in every(platform, "user")}
+    paths = ["/", "/reports", "/todos", "/notifications",
+             *(f"/reports/{name}" for name in metadata.reports)]
+    for obj in metadata.objects.values():
+        paths.append(f"/o/{obj.name}")
+        records = platform.records.list(obj.name, sort="id", limit=300, count=False).items
+        states = {}
+        for r in records:
+            states.setdefault(r.get(obj.lifecycle.field) if obj.lifecycle else None, r["id"])
+        paths += [f"/o/{obj.name}/{record_id}" for record_id in states.values()]
+    client = create_app(platform).test_client()
+    shown = {}
+    for username, password in (("admin", "admin1234"), ("zhaojianguo", "demo1234")):
+        assert login(client, username, password).status_code == 302
+        for lang in ("zh", "en"):
+            client.get(f"/lang/{lang}")
+            for path in paths:
+                response = client.get(path)
+                if response.status_code == 404 and username != "admin":  # outside the manager's scope
+                    continue
+                assert response.status_code == 200, (username, path)
+                page = _Text()
+                page.feed(response.get_data(as_text=True))
+                if found := sorted({node for node in page.nodes if node in codes}):
+                    shown[(username, lang, path)] = found
+    assert shown == {}
