@@ -4,6 +4,7 @@ two are saved at the same moment, on PostgreSQL); finance's actions; payment pla
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -320,3 +321,21 @@ def test_the_order_page_offers_new_lines_only_while_its_state_lets_them_change(a
     approve(api, order)
     page = client.get(f"/o/sales_order/{order['id']}").get_data(as_text=True)
     assert new_line not in page and "笔记本电脑" in page  # the lines are still listed
+
+
+def test_the_printable_order_holds_its_details_lines_and_amounts(app, api, people, order):
+    """打印: the order on one page with its state, amounts and every line, printed by whom and when; the record
+    page links to it; another rep's order is not found."""
+    client = app.test_client()
+    login(client, "rep", PASSWORD)
+    assert f'/o/sales_order/{order["id"]}/print' in client.get(f"/o/sales_order/{order['id']}").get_data(as_text=True)
+    page = client.get(f"/o/sales_order/{order['id']}/print").get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert f"销售订单 {order['order_no']} 状态：草稿" in text
+    assert ("订单产品 (1) # 产品 数量 单价 折扣率 小计 1 笔记本电脑 3 1,000.00 0% 3,000.00 "
+            "王伟 打印于 2026-12-07 09:00") in text
+    assert "产品合计 3,000.00 整单折扣率 10% 订单金额 2,700.00" in text
+    assert "商机" not in text  # an empty value is left off the paper
+    assert 'onclick="window.print()"' in page
+    login(client, "shipper", PASSWORD)
+    assert client.get(f"/o/sales_order/{order['id']}/print").status_code == 200  # shippers read every order

@@ -22,9 +22,10 @@ from .forms import FormBuilder, make_input, posted
 from .i18n import error_text, has_text, text
 from .pages_base import REFERENCE_TYPES, bp, local_path, object_def, page_display, scope
 from .pages_lists import columns_of
-from .pages_view import field_label, object_label
+from .pages_view import NUMERIC, field_label, field_type, object_label
 
 RELATED_SIZE = 10
+PRINTED_LINES = 500  # an order's lines on paper: all of them, within reason
 
 
 @dataclass
@@ -75,22 +76,23 @@ def _sections(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
     return sections
 
 
-def _related(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
-    """Each object's records whose lookup or master_detail field points at this record, in the user's scope;
-    no "new" where the record's state locks its lines (an approved order's products)."""
+def _related(obj: ObjectDef, record: Mapping[str, Any], types: tuple[str, ...] = ("lookup", "master_detail"),
+             size: int = RELATED_SIZE) -> list[dict]:
+    """Each object's records (the first `size`) whose field of `types` points at this record, in the user's
+    scope; no "new" where the record's state locks its lines (an approved order's products)."""
     record_id = record["id"]
     platform = get_platform()
     display = page_display()
     found = []
     for other in platform.metadata.objects.values():
-        pointing = [f for f in other.fields.values() if f.type in ("lookup", "master_detail") and f.to == obj.name]
+        pointing = [f for f in other.fields.values() if f.type in types and f.to == obj.name]
         if not pointing or not g.access.can(other.name, "read"):
             continue
         for f in pointing:
             mask = platform.records.mask(other.name, g.access)
             if not mask.visible(f.name):
                 continue
-            page = platform.records.list(other.name, filters={f.name: record_id}, limit=RELATED_SIZE,
+            page = platform.records.list(other.name, filters={f.name: record_id}, limit=size, sort="id",
                                          where=scope(other.name), seen_by=g.access)
             items = page.items
             columns = [c for c in columns_of(other) if c != f.name and mask.visible(c)][:6]
@@ -106,6 +108,7 @@ def _related(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
         other = item["object"]
         item["headers"] = [field_label(other, c, g.lang) for c in item["columns"]]
         columns = item["columns"]
+        item["numeric"] = [field_type(other, c) in NUMERIC for c in columns]
         item["rows"] = [{"id": r["id"],
                          "cells": [display.text(other, columns[0], r.get(columns[0])) or display.record_title(other, r),
                                    *(display.html(other, c, r.get(c)) for c in columns[1:])]}
@@ -166,6 +169,25 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
         can_edit=_may(obj, current["id"], "edit"), can_delete=deletable(obj) and _may(obj, current["id"], "delete"),
         **context,
     ), status
+
+
+@bp.route("/o/<obj>/<id>/print")
+def print_view(obj: str, id: str):
+    """The record on paper (打印): its details, then its lines (master_detail children) in full, with who
+    printed it when; the browser's print dialog opens from the page."""
+    definition = object_def(obj)
+    platform = get_platform()
+    current = platform.records.get(obj, id, where=scope(obj), seen_by=g.access)
+    display = page_display()
+    state = None
+    if definition.lifecycle is not None:
+        state = display.text(definition, definition.lifecycle.field, current.get(definition.lifecycle.field))
+    return render_template(
+        "pages/print.html", obj=definition, record=current, object_label=object_label(definition, g.lang),
+        title=display.record_title(definition, current), state=state, sections=_sections(definition, current),
+        lines=_related(definition, current, ("master_detail",), PRINTED_LINES),
+        printed_at=display.text(definition, "created_at", platform.clock.now()),
+    )
 
 
 def _may(obj: str, record_id: str, operation: str) -> bool:

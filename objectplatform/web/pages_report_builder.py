@@ -28,11 +28,11 @@ from .current import get_platform
 from .i18n import text
 from .pages_base import bp
 from .pages_reports import result_table
+from .pages_view import NUMERIC
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
 SYSTEM = ("owner", "created_by", "created_at", "updated_by", "updated_at")
 BLANK_ROWS = 2  # empty rows offered after the filled ones
-NUMERIC = ("integer", "number", "currency", "percent", "rollup")
 UNNAMED = {"name": "unsaved", "label": {"zh": "未保存的报表", "en": "Unsaved report"}}
 
 

@@ -24,6 +24,9 @@ MULTI_REFERENCE_TYPES = frozenset({"multi_user", "multi_department"})
 SYSTEM_REFERENCES = frozenset({"owner", "created_by", "updated_by"})
 
 
+NUMERIC = ("integer", "number", "currency", "percent", "rollup")  # field types whose values are numbers
+
+
 def field_type(obj: ObjectDef, name: str) -> str:
     """The type of a field or system field; a formula counts as its result type."""
     f = obj.fields.get(name)
