@@ -56,7 +56,8 @@ def names(client, headers) -> list[tuple[str, bool]]:
 
 
 SHIPPED = [("campaign_leads_to_opportunities", False), ("campaign_leads_to_orders", False),
-           ("leads_by_owner_status", False), ("sales_funnel", False)]
+           ("leads_by_owner_status", False), ("leads_by_status", False), ("orders_by_month", False),
+           ("outstanding_by_account", False), ("payments_by_month", False), ("sales_funnel", False)]
 
 
 # ------------------------------------------------------------------------------------------- the API

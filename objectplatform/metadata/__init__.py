@@ -17,6 +17,7 @@ from .model import FIELD_LEVELS as FIELD_LEVELS
 from .model import ApprovalFlow as ApprovalFlow
 from .model import ApprovalStep as ApprovalStep
 from .model import Chart as Chart
+from .model import Dashboard as Dashboard
 from .model import Definition as Definition
 from .model import FieldDef as FieldDef
 from .model import Flow as Flow
@@ -26,6 +27,8 @@ from .model import LayoutSection as LayoutSection
 from .model import Lifecycle as Lifecycle
 from .model import ListView as ListView
 from .model import Metadata as Metadata
+from .model import NavGroup as NavGroup
+from .model import NavItem as NavItem
 from .model import ObjectDef as ObjectDef
 from .model import Option as Option
 from .model import Picklist as Picklist
@@ -45,6 +48,7 @@ from .model import Transition as Transition
 from .model import TypedOverride as TypedOverride
 from .model import ValidationRule as ValidationRule
 from .model import VCardImport as VCardImport
+from .model import Widget as Widget
 from .model import plain as plain
 from .problems import MetadataError as MetadataError
 from .problems import Problem as Problem

@@ -16,6 +16,7 @@ from .model import (
     ApprovalFlow,
     ApprovalStep,
     Chart,
+    Dashboard,
     Definition,
     DuplicateRule,
     Effects,
@@ -26,6 +27,8 @@ from .model import (
     LayoutSection,
     Lifecycle,
     ListView,
+    NavGroup,
+    NavItem,
     ObjectDef,
     Option,
     Picklist,
@@ -45,6 +48,7 @@ from .model import (
     TypedOverride,
     ValidationRule,
     VCardImport,
+    Widget,
 )
 from .problems import Problem, closest
 
@@ -80,6 +84,8 @@ class Catalog:
     roles: dict[str, RoleDef] = field(default_factory=dict)
     flows: dict[str, Flow] = field(default_factory=dict)
     reports: dict[str, Report] = field(default_factory=dict)
+    dashboards: dict[str, Dashboard] = field(default_factory=dict)
+    navigation: dict[str, NavGroup] = field(default_factory=dict)  # by key, in declared order
     # names whose definitions failed validation (objects, picklists, roles; fields as "object.field"):
     # references to them are not reported again
     rejected: set[str] = field(default_factory=set)
@@ -152,6 +158,17 @@ def _effects(data: Mapping[str, Any], part: str) -> Effects:
 
 def _dimension(spec: Mapping[str, Any]) -> ReportDimension:
     return ReportDimension(spec["key"], spec["field"], spec.get("bucket"), _optional_label(spec))
+
+
+def _widget(spec: Mapping[str, Any], source: Source) -> Widget:
+    """A dashboard widget with the options its type uses (checks.check_dashboard says which are needed)."""
+    return Widget(
+        spec["type"], build_label(spec["title"]), source, spec.get("span", 1), spec.get("report"),
+        spec.get("measure"), spec.get("period"), spec.get("date_field", "created_at"),
+        _frozen(spec.get("filters", {})), spec.get("object"), _expression(spec.get("condition")),
+        tuple(spec.get("columns", ())), tuple(spec.get("sort", ())), spec.get("scene", "all"),
+        tuple(spec.get("kinds", ())), spec.get("limit", 10),
+    )
 
 
 def _optional_label(spec: Mapping[str, Any]) -> Label | None:
@@ -283,6 +300,8 @@ class Builder:
             ("object_extension", self.extend_object),
             *((k, self.add_definition) for k in FLOW_KINDS),
             ("report", self.add_definition),
+            ("dashboard", self.add_dashboard),
+            ("navigation", self.add_navigation),
         )
         for kind, add in steps:
             for doc in docs:
@@ -519,6 +538,31 @@ class Builder:
             yield doc.problem(("name",), f"{old.kind} {name!r} is already defined at {old.source}")
             return
         registry[name] = build_definition(data, doc.source(), self._staged())
+
+    def add_dashboard(self, doc: Document) -> Iterator[Problem]:
+        data, dashboards = doc.data, self.catalog.dashboards
+        if old := dashboards.get(data["name"]):
+            yield doc.problem(("name",), f"dashboard {data['name']!r} is already defined at {old.source}")
+            return
+        dashboards[data["name"]] = Dashboard(
+            data["name"], build_label(data["label"]), doc.source(), tuple(data.get("roles", ())),
+            tuple(_widget(spec, doc.source(("widgets", i))) for i, spec in enumerate(data["widgets"])))
+
+    def add_navigation(self, doc: Document) -> Iterator[Problem]:
+        """A group of a new key is added after the others; one of a known key gets the items appended (and a
+        new label, if given)."""
+        groups = self.catalog.navigation
+        for i, spec in enumerate(doc.data["groups"]):
+            at = ("groups", i)
+            items = tuple(NavItem(doc.source((*at, "items", j)), item.get("object"), item.get("page"),
+                                  _optional_label(item)) for j, item in enumerate(spec["items"]))
+            old = groups.get(spec["key"])
+            if old is None and "label" not in spec:
+                yield doc.problem(at, f"new menu group {spec['key']!r} needs a label")
+            elif old is None:
+                groups[spec["key"]] = NavGroup(spec["key"], build_label(spec["label"]), items, doc.source(at))
+            else:
+                groups[old.key] = replace(old, label=_optional_label(spec) or old.label, items=old.items + items)
 
     def _staged(self) -> str | None:
         """The one object declaring the sales_process behavior (the object of a process that names none)."""

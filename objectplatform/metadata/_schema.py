@@ -24,6 +24,8 @@ KINDS = (
     "sales_process",
     "rule",
     "report",
+    "dashboard",
+    "navigation",
 )
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 NAME_RULE = "use lowercase letters, digits and _, starting with a letter"

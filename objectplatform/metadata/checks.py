@@ -920,6 +920,120 @@ def _key_reference(doc: Document, at: JsonPath, what: str, keys: Sequence[str]) 
         yield doc.problem(at, f"unknown {what} {key!r}", closest(key, keys))
 
 
+# ----------------------------------------------------------------------------- dashboards, navigation
+
+# Each widget type and the options it takes (besides type, title, span); the first ones listed are required.
+# A "target vs achieved" widget (the sales targets) is a new entry here and in runtime/dashboards.WIDGETS.
+WIDGET_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "kpi": (("report", "measure"), ("period", "date_field", "filters")),
+    "chart": (("report",), ("filters",)),
+    "table": (("report",), ("filters", "limit")),
+    "todos": ((), ("kinds", "limit")),
+    "list": (("object", "columns"), ("condition", "sort", "scene", "limit")),
+}
+COMMON_WIDGET_KEYS = ("type", "title", "span")
+
+
+def check_dashboard(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """Roles are known and have one home each; each widget's type is known, takes the options it is given and
+    names reports, measures, objects and fields that exist."""
+    data = doc.data
+    if catalog.dashboards.get(data["name"]) is None or catalog.dashboards[data["name"]].source != doc.source():
+        return
+    for i, role in enumerate(data.get("roles", ())):
+        yield from _role(doc, ("roles", i), catalog, role)
+        first = next(d for d in catalog.dashboards.values() if role in d.roles)
+        if first.source != doc.source():
+            yield doc.problem(("roles", i), f"role {role!r} already has its home: dashboard {first.name!r}")
+    for i, widget in enumerate(data["widgets"]):
+        yield from _widget(doc, ("widgets", i), catalog, widget)
+
+
+def _widget(doc: Document, at: JsonPath, catalog: Catalog, widget: Mapping[str, Any]) -> Iterator[Problem]:
+    kind = widget["type"]
+    if kind not in WIDGET_OPTIONS:
+        yield doc.problem((*at, "type"), f"unknown widget type {kind!r}", closest(kind, WIDGET_OPTIONS))
+        return
+    required, optional = WIDGET_OPTIONS[kind]
+    for key in widget:
+        if key not in (*COMMON_WIDGET_KEYS, *required, *optional):
+            yield doc.problem((*at, key), f"a {kind} widget takes no {key!r}")
+    missing = [key for key in required if key not in widget]
+    if missing:
+        yield doc.problem(at, f"a {kind} widget needs {' and '.join(missing)}")
+        return
+    if "report" in widget:
+        yield from _widget_report(doc, at, catalog, widget)
+    if "object" in widget:
+        yield from _widget_list(doc, at, catalog, widget)
+
+
+def _widget_report(doc: Document, at: JsonPath, catalog: Catalog, widget: Mapping[str, Any]) -> Iterator[Problem]:
+    """The report exists; a KPI's measure is one of its and its date field a date; a chart's report has a chart."""
+    report = catalog.reports.get(widget["report"])
+    if report is None:
+        yield doc.problem((*at, "report"), f"unknown report {widget['report']!r}", closest(widget["report"],
+                                                                                           catalog.reports))
+        return
+    obj = catalog.objects.get(report.object)
+    if obj is None:
+        return
+    if widget["type"] == "chart" and report.chart is None:
+        yield doc.problem((*at, "report"), f"report {report.name!r} has no chart: show it as a table widget")
+    if widget["type"] == "kpi":
+        if report.engine != "grouping":
+            yield doc.problem((*at, "report"), f"a kpi widget sums a grouping report; {report.name!r} is run by "
+                                               f"the {report.engine} engine")
+        keys = [m.key for m in report.measures]
+        if widget["measure"] not in keys:
+            yield doc.problem((*at, "measure"), f"unknown measure {widget['measure']!r} of report {report.name!r}",
+                              closest(widget["measure"], keys))
+        if "period" in widget or "date_field" in widget:
+            kind = yield from _path_kind(doc, (*at, "date_field"), catalog, obj, widget.get("date_field", "created_at"))
+            if kind not in ("date", "datetime", "any"):
+                yield doc.problem((*at, "date_field"), f"a period needs a date field, not {kind}")
+    for key in widget.get("filters", {}):
+        yield from _path_kind(doc, (*at, "filters", key), catalog, obj, key, on_key=True)
+
+
+def _widget_list(doc: Document, at: JsonPath, catalog: Catalog, widget: Mapping[str, Any]) -> Iterator[Problem]:
+    """The object exists; columns and sort name its fields; the condition is true or false over them."""
+    obj = catalog.objects.get(widget["object"])
+    if obj is None:
+        if widget["object"] not in catalog.rejected:
+            yield doc.problem((*at, "object"), f"unknown object {widget['object']!r}",
+                              closest(widget["object"], catalog.objects))
+        return
+    for part in ("columns", "sort"):
+        for i, name in enumerate(widget.get(part, ())):
+            yield from _field_reference(doc, (*at, part, i), obj, name.lstrip("-"))
+    if "condition" in widget:
+        yield from _condition(doc, (*at, "condition"), catalog, obj)
+
+
+def check_navigation(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """Each item names a known object, once; a group's key appears once in the document (pages are held to
+    the registered pages when the platform is built: runtime/navigation.py)."""
+    keys: set[str] = set()
+    for i, group in enumerate(doc.data["groups"]):
+        if group["key"] in keys:
+            yield doc.problem(("groups", i, "key"), f"menu group {group['key']!r} is listed twice")
+        keys.add(group["key"])
+        for j, item in enumerate(group["items"]):
+            name = item.get("object")
+            if name is not None and name not in catalog.objects and name not in catalog.rejected:
+                yield doc.problem(("groups", i, "items", j, "object"), f"unknown object {name!r}",
+                                  closest(name, catalog.objects))
+    seen: dict[str, str] = {}
+    for group in catalog.navigation.values():
+        for item in group.items:
+            name = item.object or f"page {item.page}"
+            if name in seen and item.source.file == doc.file:
+                yield Problem.at(item.source.file, item.source.line, item.source.col,
+                                 f"{name!r} is already in the menu (group {seen[name]!r})")
+            seen.setdefault(name, group.key)
+
+
 CHECKS = {
     "object": check_object,
     "object_extension": check_object,
@@ -929,4 +1043,6 @@ CHECKS = {
     "sales_process": check_sales_process,
     "rule": check_rule,
     "report": check_report,
+    "dashboard": check_dashboard,
+    "navigation": check_navigation,
 }

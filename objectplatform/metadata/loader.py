@@ -73,6 +73,8 @@ def load_metadata(layers: Sequence[Path | str]) -> Metadata:
         MappingProxyType(catalog.flows),
         MappingProxyType(catalog.reports),
         layers=tuple(map(str, paths)),
+        dashboards=MappingProxyType(catalog.dashboards),
+        navigation=tuple(catalog.navigation.values()),
     )
 
 

@@ -493,6 +493,58 @@ class Report:
     document: Mapping[str, Any] = no_entries()
 
 
+@dataclass(frozen=True)
+class Widget:
+    """One tile of a dashboard: `type` says which of the options apply (docs/metadata.md, kind: dashboard)."""
+
+    type: str
+    title: Label
+    source: Source
+    span: int = 1
+    report: str | None = None
+    measure: str | None = None
+    period: str | None = None
+    date_field: str = "created_at"
+    filters: Mapping[str, Any] = no_entries()
+    object: str | None = None
+    condition: Expression | None = None
+    columns: tuple[str, ...] = ()
+    sort: tuple[str, ...] = ()
+    scene: str = "all"
+    kinds: tuple[str, ...] = ()
+    limit: int = 10
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """kind: dashboard: a grid of widgets, the home page of the users holding one of its `roles`."""
+
+    kind: ClassVar[str] = "dashboard"
+    name: str
+    label: Label
+    source: Source
+    roles: tuple[str, ...] = ()
+    widgets: tuple[Widget, ...] = ()
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A menu entry: an object's list or a registered page; `label` replaces the object's or page's own."""
+
+    source: Source
+    object: str | None = None
+    page: str | None = None
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    key: str
+    label: Label
+    items: tuple[NavItem, ...]
+    source: Source
+
+
 def plain(value: Any) -> Any:
     """Read-only definition data (a `document`, an approver spec) as plain dicts and lists: for JSON, YAML and
     the schema checks."""
@@ -518,6 +570,8 @@ class Metadata:
     reports: Mapping[str, Report]
     layers: tuple[str, ...] = ()
     extras: Mapping[str, Any] = no_entries()
+    dashboards: Mapping[str, Dashboard] = no_entries()  # by name, in the order the layers define them
+    navigation: tuple[NavGroup, ...] = ()  # the menu's groups in their declared order
 
     def object(self, name: str) -> ObjectDef:
         return self.objects[name]

@@ -12,15 +12,15 @@ from .fieldtypes import FieldType
 from .records.hooks import EVENTS as HOOK_EVENTS
 from .records.hooks import HookContext
 from .records.masking import Hiding
-from .registry import Registry
+from .registry import Page, Registry
 
 __all__ = [
     # an app: its metadata layers, a register(registry) filling each platform's registry, its pages, its demo
     "App", "Demo",
     # what an app's register(registry) adds to: registry.action, .action_provider, .permission (names a role
     # grants), .hook (record events, HOOK_EVENTS), .hiding (field masking), .behavior, .settle (an approval
-    # of a kind ended), .report_engine (a report whose `engine:` names it)
-    "Registry",
+    # of a kind ended), .report_engine (a report whose `engine:` names it), .page (a page the menu names)
+    "Registry", "Page",
     # actions: named operations on a record; a handler gets an ActionCall
     "Action", "ActionCall", "Param",
     # behaviors: a mechanic an object opts into under `behaviors:` (schema, needs, actions, hooks, derived

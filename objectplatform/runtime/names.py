@@ -17,6 +17,7 @@ from objectplatform.metadata.problems import closest
 from . import actions, approvals, transitions
 from .behaviors.registry import check_behaviors
 from .fieldtypes import type_named
+from .navigation import check_pages
 from .registry import Registry
 from .validation import converter
 
@@ -28,7 +29,7 @@ def check_names(metadata: Metadata, registry: Registry) -> list[Problem]:
     a behavior adds follow from its configuration), every action name in `metadata` that the engine does
     not register for its object (or registers twice); and every `default:` its field refuses. Each at its
     file:line:col with a "did you mean" hint."""
-    defaults = list(check_defaults(metadata))
+    defaults = [*check_defaults(metadata), *check_pages(metadata, registry)]
     if problems := check_behaviors(metadata, registry.behaviors):
         return sorted([*defaults, *problems], key=lambda p: (p.file, p.line, p.col))
     check = _NameCheck(metadata, registry)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import actions, approvals, auth, transitions, users
+from . import actions, approvals, auth, navigation, transitions, users
 from .apps import App
 from .behaviors import check_in, convertible, duplicates, follow_ups, pool, staged
 from .records import limits, lookup_filters, masking, path_defaults, teams, typed_overrides
@@ -16,7 +16,8 @@ from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, path_defaults, typed_overrides, lookup_filters, limits, approvals, transitions,
-            duplicates, pool, follow_ups, convertible, staged, check_in, funnel, auth, users)
+            duplicates, pool, follow_ups, convertible, staged, check_in, funnel, auth, users,
+            navigation)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

@@ -1,6 +1,6 @@
 """What the engine's plugins and a site's apps add to one platform: actions, permissions, record hooks,
-hidings, behaviors, approval settlers, report engines and derived values, each held by the platform it
-was built for (`plugins.build_registry`), never by a module."""
+hidings, behaviors, approval settlers, report engines, derived values and the pages the menu names, each held
+by the platform it was built for (`plugins.build_registry`), never by a module."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ if TYPE_CHECKING:
     ReportEngine = Callable[..., Any]
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page the navigation may name (`page: feed`): its web endpoint, its label, and whether a user sees it
+    (`shown(metadata, access)`: the pool board only to who may claim or assign, ...)."""
+
+    name: str
+    endpoint: str
+    label: Label
+    shown: Callable[[Metadata, Any], bool]
+
+
 @dataclass
 class Registry:
     """The registrations of one platform, made by each plugin's and app's `register(registry)` in turn."""
@@ -37,6 +48,7 @@ class Registry:
     settlers: dict[str, Settle] = field(default_factory=dict)
     report_engines: dict[str, ReportEngine] = field(default_factory=dict)
     derived_values: dict[str, DerivedValues] = field(default_factory=dict)
+    pages: dict[str, Page] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ registering
 
@@ -106,6 +118,13 @@ class Registry:
         """Run the reports whose `engine` is `name` with `run(platform, report, *, access, filters, scene,
         now)` instead of the grouping compiler."""
         self.report_engines[name] = run
+
+    def page(self, name: str, *, endpoint: str, label: Label,
+             shown: Callable[[Metadata, Any], bool] = lambda metadata, access: True) -> Page:
+        """Let the navigation name the page `name`, served by the web `endpoint` (which takes no argument)."""
+        page = Page(name, endpoint, label, shown)
+        self.pages[name] = page
+        return page
 
     # ------------------------------------------------------------------------------ reading
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -214,21 +214,25 @@ class WorkQueue:
         mine = table.c.user_id == int(access.user_id)
         return sa.or_(mine, table.c.role.in_(roles)) if roles else mine
 
-    def todos_for(self, access, include_done: bool = False, limit: int = LIST_LIMIT) -> list[Todo]:
-        """The user's to-dos and those of the roles they hold, newest first; open ones only by default."""
+    def todos_for(self, access, include_done: bool = False, limit: int = LIST_LIMIT,
+                  kinds: Sequence[str] = ()) -> list[Todo]:
+        """The user's to-dos and those of the roles they hold, newest first; open ones only by default; only
+        those of `kinds` (approval, task, ...) when given."""
         table = self.todos
         stmt = sa.select(table).where(self._mine(access))
+        if kinds:
+            stmt = stmt.where(table.c.kind.in_(kinds))
         if not include_done:
             stmt = stmt.where(table.c.done_at.is_(None))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         with self.platform.engine.connect() as conn:
             return [_todo(r) for r in conn.execute(stmt).mappings()]
 
-    def open_todo_count(self, access) -> int:
+    def open_todo_count(self, access, kinds: Sequence[str] = ()) -> int:
         table = self.todos
+        where = [self._mine(access), table.c.done_at.is_(None), *([table.c.kind.in_(kinds)] if kinds else [])]
         with self.platform.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(table).where(
-                self._mine(access), table.c.done_at.is_(None))).scalar_one()
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
 
     def done(self, access, todo_id: Any, now: datetime | None = None) -> Todo:
         """Mark one of the user's (or their roles') to-dos done; 404 if not theirs, 409 if already done."""

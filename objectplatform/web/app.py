@@ -27,6 +27,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages_convert,
     pages_duplicates,
     pages_follow_ups,
+    pages_home,
     pages_imports,
     pages_leads,
     pages_lists,

@@ -70,11 +70,6 @@ def switch_language(code: str):
     return redirect(local_path(request.args.get("next")) or url_for("pages.home"))
 
 
-@bp.route("/")
-def home():
-    return render_template("pages/home.html")
-
-
 # ------------------------------------------------------------------------------------ metadata browser
 
 

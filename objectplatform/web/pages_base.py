@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, flash, g, get_flashed_messages, redirect, render_template, request, session, url_for
 
 from objectplatform.metadata import ObjectDef
+from objectplatform.runtime import navigation
 from objectplatform.runtime.actions import actions_service
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure, Unauthenticated
@@ -86,8 +87,30 @@ def _context() -> dict:
         objects = platform.metadata.objects  # child objects (order lines, stage history) live on their parent's page
         nav = [(name, object_label(objects[name], lang, plural=True)) for name in access.readable_objects()
                if not any(f.type == "master_detail" for f in objects[name].fields.values())]
-    return {"_": translator(lang), "lang": lang, "access": access, "nav": nav, "csrf_token": csrf.token,
+    return {"_": translator(lang), "lang": lang, "access": access, "nav": nav, "menu": _menu(platform, access, lang),
+            "csrf_token": csrf.token,
             "other_lang": "en" if lang == "zh" else "zh", "messages": get_flashed_messages(with_categories=True)}
+
+
+def _menu(platform, access, lang: str) -> list[dict]:
+    """The navigation's groups for the signed-in user: each item's label, link and whether it is this page."""
+    if access is None:
+        return []
+    here = request.view_args.get("obj") if request.view_args else None
+    endpoint = request.endpoint or ""
+    groups = []
+    for group in navigation.menu(platform.metadata, platform.registry, access):
+        items = []
+        for item in group.items:
+            if item.object is not None:
+                link, current = url_for(item.endpoint, obj=item.object), here == item.object
+            else:
+                link = url_for(item.endpoint)
+                current = endpoint == item.endpoint or (item.endpoint == "pages.reports"
+                                                        and endpoint.startswith("pages.report"))
+            items.append({"label": item.label.get(lang), "link": link, "current": current, "page": item.page})
+        groups.append({"key": group.key, "label": group.label.get(lang), "items": items})
+    return groups
 
 
 def error_page(status: int, message: str | None = None):

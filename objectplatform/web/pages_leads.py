@@ -1,5 +1,5 @@
-"""The pool work's pages beyond the generic ones: "mine" (我的线索) with status tabs and the forgotten tab,
-the return dialog (退回线索池) and the navigation links of the pool work (pool board, mine, feed).
+"""The pool work's pages beyond the generic ones: "mine" (我的线索) with status tabs and the forgotten tab
+and the return dialog (退回线索池); the navigation names them (runtime/navigation.py).
 
 (How it works: docs/engine.md, "objectplatform/web/pages_leads.py".)"""
 
@@ -18,9 +18,8 @@ from objectplatform.runtime.errors import BadRequest, Message, NotFound, Validat
 from objectplatform.runtime.storage.engine import reading
 
 from .current import get_platform
-from .i18n import error_text, language, text
+from .i18n import error_text, text
 from .pages_base import bp, object_def, page_display, scope, url_with
-from .pages_follow_ups import follow_up_object
 from .pages_lists import columns_of
 from .pages_pools import NO_POOL_OBJECT, pool_object
 from .pages_records import RecordExtensions
@@ -28,28 +27,6 @@ from .pages_view import field_label, object_label
 
 PAGE_SIZE = 50
 DEFAULT_FORGOTTEN_DAYS = 7
-
-
-# ------------------------------------------------------------------------------------ navigation
-
-
-@bp.app_context_processor
-def _work_nav() -> dict:
-    """The lead work's links for the navigation: pool board, my leads, the follow-up feed."""
-    access = g.get("access")
-    if access is None:
-        return {"work_nav": []}
-    lang = g.get("lang") or language()
-    links = []
-    obj = pool_object()
-    if obj is not None and (access.can_act(obj, "claim") or access.can_act(obj, "assign")):
-        links.append(("pages.pool_board", text("nav.pool_board", lang)))
-    if obj is not None:
-        links.append(("pages.my_leads", text("nav.my_leads", lang)))
-    follow_up = follow_up_object()
-    if follow_up is not None and access.can(follow_up, "read"):
-        links.append(("pages.feed", text("nav.feed", lang)))
-    return {"work_nav": links}
 
 
 # ------------------------------------------------------------------------------------ my leads

@@ -15,6 +15,7 @@ from flask import Response, g, render_template, request, url_for
 from markupsafe import Markup
 
 from objectplatform.metadata import Label
+from objectplatform.runtime import dashboards
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.reports import ReportResult, charts, personal
 from objectplatform.runtime.reports.compare import side_by_side
@@ -65,7 +66,8 @@ def report(name: str):
         scene=scene, scenes=[(s, text(f"reports.scene.{s}", g.lang)) for s in SCENES], errors=errors,
         table=result_table(result) if result else None,
         chart=Markup(charts.draw(result, g.lang)) if result and result.rows and runs is None else None,
-        export_url=url_for("pages.report_export", name=name) + (f"?{query}" if query else ""))
+        export_url=url_for("pages.report_export", name=name) + (f"?{query}" if query else ""),
+        pinned=name in dashboards.pinned(get_platform(), g.access))
 
 
 @bp.route("/reports/<name>/export.csv")

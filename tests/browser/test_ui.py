@@ -14,13 +14,12 @@ from urllib.parse import urlsplit
 CST = timezone(timedelta(hours=8))  # the organisation's time, in which the pages show date-times
 # a sales rep's navigation: home, the lead work, reports, then every object the role reads but child objects,
 # in metadata order
-REP_NAV_ZH = ["首页", "线索池看板", "我的线索", "工作", "报表",
-              "客户", "市场活动", "联系人", "部门", "跟进记录", "开票申请", "销售线索", "线索池", "商机",
-              "回款", "回款计划", "产品", "销售订单", "用户", "拜访"]
-REP_NAV_EN = ["Home", "Pool board", "My leads", "Team feed", "Reports",
-              "Accounts", "Campaigns", "Contacts", "Departments", "Follow-ups", "Invoices", "Leads",
-              "Lead pools", "Opportunities", "Payments", "Payment plans", "Products", "Sales orders", "Users",
-              "Visits"]
+REP_NAV_ZH = ["首页", "我的待办", "销售线索", "我的线索", "线索池看板", "工作", "跟进记录", "线索池", "市场活动",
+              "客户", "联系人", "商机", "拜访", "销售订单", "回款计划", "回款", "开票申请", "产品", "报表", "用户",
+              "部门"]  # the navigation's groups in order (kind: navigation)
+REP_NAV_EN = ["Home", "My to-dos", "Leads", "My leads", "Pool board", "Team feed", "Follow-ups", "Lead pools",
+              "Campaigns", "Accounts", "Contacts", "Opportunities", "Visits", "Sales orders", "Payment plans",
+              "Payments", "Invoices", "Products", "Reports", "Users", "Departments"]
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -38,8 +38,8 @@ def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: d
         raise InvalidFilter(Message("report.operator_type", "operator '{operator}' does not apply to a {type} field",
                                     operator=op, type=type_name))
     if op == "in":
-        return compare(column, kind, op, [_text(item) for item in (
-            value if isinstance(value, list) else _text(value).split(","))])
+        return compare(column, kind, op, [_text(item) for item in (  # a template's list is frozen as a tuple
+            value if isinstance(value, list | tuple) else _text(value).split(","))])
     return compare(column, kind, op, _text(value))
 
 

@@ -234,7 +234,8 @@ class Schema:
         )
 
     def add_report_tables(self) -> None:
-        """Personal reports (runtime/reports/personal.py): a `kind: report` definition saved by its owner."""
+        """Personal reports (runtime/reports/personal.py): a `kind: report` definition saved by its owner; the
+        reports users pin to their home."""
         self.reports = sa.Table(  # definition: the report as JSON, the structure of a report template
             f"{PREFIX}report", self.sa_metadata,
             id_column(),
@@ -245,6 +246,14 @@ class Schema:
             sa.Column("created_at", sa.DateTime(), nullable=False),
             sa.Column("updated_at", sa.DateTime(), nullable=False),
             sa.Index(f"uq_{PREFIX}report__owner__name", "owner", "name", unique=True),
+        )
+        self.home_pins = sa.Table(  # the reports a user pinned to their home (runtime/dashboards.py)
+            f"{PREFIX}home_pin", self.sa_metadata,
+            id_column(),
+            sa.Column("user_id", sa.BigInteger(), nullable=False),
+            sa.Column("report", sa.String(64), nullable=False),
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Index(f"uq_{PREFIX}home_pin__user_id__report", "user_id", "report", unique=True),
         )
 
     def add_work_queue_tables(self) -> None:

@@ -1,6 +1,6 @@
 /* The pages' behaviour: search-as-you-type lookups, select-all, delete confirmation, the
-   child-line editor with live subtotals, and selects that submit their form when changed (the
-   report builder's object). Plain JavaScript, no libraries; every page works without it
+   child-line editor with live subtotals, selects that submit their form when changed (the
+   report builder's object) and the menu folded on a phone. Plain JavaScript, no libraries; every page works without it
    except the lookups' suggestions. */
 (function () {
   "use strict";
@@ -284,6 +284,11 @@
   }
 
   /* ------------------------------------------------------------------ start */
+
+  /* the menu starts folded on a phone (its <details> opens with a tap; without script it stays open) */
+  if (window.matchMedia("(max-width: 760px)").matches) {
+    document.querySelectorAll("details.menu").forEach(function (menu) { menu.open = false; });
+  }
 
   ready(function () {
     document.querySelectorAll(".lookup").forEach(setupLookup);

@@ -1,0 +1,341 @@
+"""Role homes (kind: dashboard) and the menu (kind: navigation) on both databases: a small company seeded by hand,
+each shipped role's home with its exact figures (KPI against the period before, lists, report widgets, to-dos),
+each within the viewer's scope; pinning a report to one's own home; the menu's groups and items per role."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from datetime import UTC, datetime
+
+import pytest
+from support import FixedClock
+from test_api import PASSWORD, Api
+from test_pages import token
+
+from objectplatform.runtime import dashboards
+from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.workqueue import work_queue
+from objectplatform.web import create_app
+
+LAST_MONTH = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+T0 = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai, Tuesday 8 December
+MOBILES = iter(range(13900000000, 13900001000))
+
+
+@pytest.fixture
+def people(platform) -> dict[str, str]:
+    """销售部 (boss manages rep1 and rep2), finance, the order approvers, marketing and an administrator."""
+    platform.clock = FixedClock(LAST_MONTH)
+    records = platform.records
+    sales = records.create("department", {"name": "销售部"}, system=True)["id"]
+
+    def user(username: str, name: str, roles: list[str], **more) -> str:
+        values = {"username": username, "display_name": name, "password": PASSWORD, "roles": roles, **more}
+        return records.create("user", values, system=True)["id"]
+
+    ids = {
+        "admin": user("admin", "管理员", ["admin"]),
+        "boss": user("boss", "赵经理", ["sales_manager"], department=sales),
+    }
+    ids["rep1"] = user("rep1", "王伟", ["sales_rep"], department=sales, manager=ids["boss"])
+    ids["rep2"] = user("rep2", "李娜", ["sales_rep"], department=sales, manager=ids["boss"])
+    for username, name, role in (
+        ("finance", "钱会计", "finance"),
+        ("oadmin", "周订单", "order_admin"),
+        ("warehouse", "吴仓库", "warehouse"),
+        ("mkt", "郑市场", "marketing"),
+    ):
+        ids[username] = user(username, name, [role])
+    return ids
+
+
+def lead(platform, owner: str, name: str, **values) -> str:
+    values = {"name": name, "mobile": str(next(MOBILES)), **values}
+    return platform.records.create("lead", values, user=owner, system="status" in values)["id"]
+
+
+@pytest.fixture
+def company(platform, people) -> dict[str, str]:
+    """Leads last month (rep1 2, rep2 1) and this month (rep1 2 pending + 1 following, rep2 2); visits today and
+    tomorrow; to-dos for the manager."""
+    for name in ("旧线索甲", "旧线索乙"):
+        lead(platform, people["rep1"], name)
+    lead(platform, people["rep2"], "旧线索丙")
+    platform.clock.at = T0
+    for name in ("新线索一", "新线索二"):
+        lead(platform, people["rep1"], name)
+    lead(platform, people["rep1"], "新线索三", status="following")
+    for name in ("新线索四", "新线索五"):
+        lead(platform, people["rep2"], name)
+    records = platform.records
+    star = records.create("account", {"name": "星辰科技"}, user=people["rep1"])["id"]
+    moon = records.create("account", {"name": "明月商贸"}, user=people["rep2"])["id"]
+    for owner, account, subject, at in (
+        (people["rep1"], star, "季度回访", "2026-12-08T10:00:00+08:00"),
+        (people["rep1"], star, "新品演示", "2026-12-09T10:00:00+08:00"),
+        (people["rep2"], moon, "上门拜访", "2026-12-08T15:00:00+08:00"),
+    ):
+        records.create("visit", {"subject": subject, "account": account, "planned_at": at}, user=owner)
+    queue = work_queue(platform)
+    with records.transaction() as conn:
+        queue.add_todo(
+            conn,
+            role="sales_manager",
+            kind="approval",
+            title={"zh": "审批商机阶段「星辰项目」", "en": "Approve the stage of 星辰项目"},
+            key="test:approval",
+        )
+        queue.add_todo(
+            conn,
+            users=[people["boss"]],
+            kind="task",
+            title={"zh": "准备周会", "en": "Prepare the weekly"},
+            key="test:task",
+        )
+    return {"star": star, "moon": moon}
+
+
+@pytest.fixture
+def app(platform):
+    return create_app(platform)
+
+
+@pytest.fixture
+def api(app, people) -> Api:
+    return Api(app.test_client())
+
+
+def login(client, username: str):
+    return client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token(client)})
+
+
+def text_of(fragment: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def widgets(page: str) -> list[tuple[str, str]]:
+    """Each widget of the home as (type, its text as a user reads it)."""
+    return [
+        (kind, text_of(body))
+        for kind, body in re.findall(
+            r'<section class="widget widget-(\w+)[^"]*" data-type="\w+">(.*?)</section>', page, re.S
+        )
+    ]
+
+
+def home(app, username: str) -> str:
+    client = app.test_client()
+    login(client, username)
+    page = client.get("/")
+    assert page.status_code == 200
+    return page.text
+
+
+def access(platform, user_id: str):
+    return access_for(platform, user_id)
+
+
+def test_a_rep_s_home_shows_their_own_figures_only(app, platform, people, company):
+    page = home(app, "rep1")
+    assert re.search(r"<h1>(.*?)</h1>", page).group(1) == "销售工作台"
+    shown = widgets(page)
+    assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "chart", "list", "chart"]
+    assert shown[0][1] == "本月新增线索 3 ▲ 50.0% 上月 2"
+    assert shown[1][1] == "本月订单金额 0 — 上月 0"
+    assert shown[3][1] == "我的待办 0 没有待办事项 全部待办"
+    assert shown[5][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 季度回访 星辰科技 2026-12-08 10:00 计划中"
+    rep1 = access(platform, people["rep1"])
+    by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep1).widgets[6], rep1)
+    assert [(r["status"], r["leads"]) for r in by_status.rows] == [("pending", 4), ("following", 1)]
+    assert '<div class="report-chart"><svg' in page  # the chart, drawn by the report engine's chart code
+
+    other = widgets(home(app, "rep2"))
+    assert other[0][1] == "本月新增线索 2 ▲ 100.0% 上月 1"
+    assert other[5][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 上门拜访 明月商贸 2026-12-08 15:00 计划中"
+    rep2 = access(platform, people["rep2"])
+    by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep2).widgets[6], rep2)
+    assert [(r["status"], r["leads"]) for r in by_status.rows] == [("pending", 3)]
+
+
+def test_a_manager_s_home_adds_up_the_team_and_lists_forgotten_leads_and_approvals(app, platform, people, company):
+    page = home(app, "boss")
+    shown = widgets(page)
+    assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "list", "chart", "table"]
+    assert shown[0][1] == "团队本月新增线索 5 ▲ 66.7% 上月 3"
+    assert shown[2][1] == "团队本季度回款 0 — 上季度 0"
+    assert re.sub(r" \d\d-\d\d \d\d:\d\d", "", shown[3][1]) == "待我审批 1 审批商机阶段「星辰项目」 全部待办"
+    forgotten = shown[4][1]
+    assert forgotten == (
+        "被遗忘的线索(7 天未跟进) 3 姓名 公司名称 线索状态 最后跟进时间 负责人 "
+        + " ".join(
+            f"{name} 待处理 {owner}"
+            for name, owner in (("旧线索甲", "王伟"), ("旧线索乙", "王伟"), ("旧线索丙", "李娜"))
+        )
+    )
+    assert shown[6][1] == (
+        "按员工统计线索 负责人 线索状态 线索数 李娜 待处理 3 王伟 待处理 4 王伟 跟进中 1 合计 8 查看报表"
+    )
+
+
+def test_a_kpi_compares_with_the_period_before_exactly(platform, people, company):
+    boss = access(platform, people["boss"])
+    kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, boss).widgets[0], boss)
+    assert (kpi.value, kpi.previous, str(kpi.change)) == (5, 3, "66.7")
+    platform.clock.at = datetime(2027, 1, 4, 2, 0, tzinfo=UTC)  # January: December's 5 against January's none
+    kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, boss).widgets[0], boss)
+    assert (kpi.value, kpi.previous, str(kpi.change)) == (0, 5, "-100.0")
+
+
+def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(api, app, platform, people, company):
+    records = platform.records
+    product = records.create("product", {"name": "笔记本电脑", "price": "1000"}, system=True)["id"]
+    status, order = api.post(
+        "/objects/sales_order/records",
+        "rep1",
+        {
+            "account": company["star"],
+            "order_discount": 10,
+            "order_date": "2026-12-05",
+            "order_line": [{"product": product, "quantity": 3, "unit_price": "1000"}],
+        },
+    )
+    assert status == 201, order
+    status, body = api.post(f"/objects/sales_order/records/{order['id']}/actions/submit", "rep1", {})
+    assert status == 200, body
+    for who in ("oadmin", "finance", "warehouse"):
+        assert api.post(f"/approvals/{body['approval']['id']}/approve", who, {"comment": "同意"})[0] == 200
+    paid = []
+    for amount, day in (("500", "2026-11-20"), ("1000", "2026-12-06"), ("300", "2026-12-07")):
+        status, payment = api.post(
+            "/objects/payment/records", "rep1", {"sales_order": order["id"], "amount": amount, "paid_on": day}
+        )
+        assert status == 201, payment
+        paid.append(payment)
+    for payment in paid[:2]:
+        status, body = api.post(f"/objects/payment/records/{payment['id']}/actions/confirm_payment", "finance", {})
+        assert status == 200, body
+    status, invoice = api.post(
+        "/objects/invoice/records", "rep1", {"sales_order": order["id"], "amount": "1500", "title": "星辰科技有限公司"}
+    )
+    assert status == 201, invoice
+    status, body = api.post(f"/objects/invoice/records/{invoice['id']}/actions/submit", "rep1", {})
+    assert status == 200, body
+
+    shown = widgets(home(app, "finance"))
+    assert [kind for kind, _ in shown] == ["kpi", "kpi", "todos", "list", "list", "table"]
+    assert shown[0][1] == "本月回款 1,000.00 ▲ 100.0% 上月 500.00"
+    assert shown[1][1] == "待回款总额 1,200.00"
+    assert shown[3][1] == (
+        f"待确认回款 1 回款编号 销售订单 回款金额 回款日期 负责人 {paid[2]['payment_no']} "
+        f"{order['order_no']} 300.00 2026-12-07 王伟"
+    )
+    assert shown[4][1] == f"待开票申请 1 申请编号 发票抬头 开票金额 {invoice['invoice_no']} 星辰科技有限公司 1,500.00"
+    assert shown[5][1] == "应收账款(按客户) 客户 订单数 待回款金额 星辰科技 1 1,200.00 合计 1 1,200.00 查看报表"
+    rep_orders = widgets(home(app, "rep1"))[1][1]
+    assert rep_orders == "本月订单金额 2,700.00 — 上月 0"
+    assert widgets(home(app, "rep2"))[1][1] == "本月订单金额 0 — 上月 0"  # rep1's order is not rep2's
+
+
+def test_the_other_shipped_roles_have_their_homes(app, people, company):
+    assert [text.split(" ")[0] for _, text in widgets(home(app, "admin"))] == [
+        "本月新增线索",
+        "本月订单金额",
+        "本月回款",
+        "我的待办",
+        "销售漏斗",
+        "订单金额按月",
+        "按状态统计线索",
+        "按员工统计线索",
+    ]
+    assert widgets(home(app, "admin"))[0][1] == "本月新增线索 5 ▲ 66.7% 上月 3"
+    assert [kind for kind, _ in widgets(home(app, "oadmin"))] == ["todos", "list"]
+    assert widgets(home(app, "oadmin"))[1][1] == "待发货订单 0 暂无记录"
+    assert [kind for kind, _ in widgets(home(app, "mkt"))] == ["kpi", "todos", "table"]
+    assert widgets(home(app, "mkt"))[0][1] == "本月新增线索 5 ▲ 66.7% 上月 3"
+
+
+def test_a_user_pins_a_report_to_their_own_home_and_unpins_it(app, platform, people, company):
+    client = app.test_client()
+    login(client, "rep1")
+    report = client.get("/reports/leads_by_owner_status").text
+    assert "钉到首页" in report and "从首页取下" not in report
+    pinned = client.post(
+        "/reports/leads_by_owner_status/pin",
+        data={"csrf_token": token(client), "next": "/reports/leads_by_owner_status"},
+    )
+    assert (pinned.status_code, pinned.location) == (302, "/reports/leads_by_owner_status")
+    assert "从首页取下" in client.get("/reports/leads_by_owner_status").text
+    client.post("/reports/leads_by_owner_status/pin", data={"csrf_token": token(client)})  # twice is once
+    page = client.get("/").text
+    assert re.findall(r'<section class="widget span-\d pinned" data-report="(\w+)">', page) == ["leads_by_owner_status"]
+    assert "我钉住的报表" in page
+    assert dashboards.pinned(platform, access(platform, people["rep1"])) == ["leads_by_owner_status"]
+    assert dashboards.pinned(platform, access(platform, people["rep2"])) == []
+    assert "我钉住的报表" not in home(app, "rep2")
+    client.post("/reports/leads_by_owner_status/unpin", data={"csrf_token": token(client)})
+    assert "我钉住的报表" not in client.get("/").text
+    assert client.post("/reports/no_such_report/pin", data={"csrf_token": token(client)}).status_code == 404
+    finance = app.test_client()
+    login(finance, "finance")  # finance reads no leads
+    assert finance.post("/reports/leads_by_status/pin", data={"csrf_token": token(finance)}).status_code == 403
+
+
+def menu(page: str) -> list[tuple[str, list[str]]]:
+    side = re.search(r'<nav class="side".*?</nav>', page, re.S).group(0)
+    groups = re.findall(r'<p class="menu-group" id="menu-\w+">(.*?)</p>\s*<ul [^>]*>(.*?)</ul>', side, re.S)
+    return [(label, [text_of(a) for a in re.findall(r"<a [^>]*>(.*?)</a>", items)]) for label, items in groups]
+
+
+def test_the_menu_follows_the_declared_groups_with_each_role_s_items(app, people):
+    assert menu(home(app, "rep1")) == [
+        ("线索", ["销售线索", "我的线索", "线索池看板", "工作", "跟进记录", "线索池", "市场活动"]),
+        ("客户", ["客户", "联系人"]),
+        ("商机", ["商机"]),
+        ("拜访", ["拜访"]),
+        ("订单与回款", ["销售订单", "回款计划", "回款", "开票申请", "产品"]),
+        ("报表", ["报表"]),
+        ("设置", ["用户", "部门"]),
+    ]
+    assert menu(home(app, "finance")) == [
+        ("客户", ["客户", "联系人"]),
+        ("订单与回款", ["销售订单", "回款计划", "回款", "开票申请", "产品"]),
+        ("报表", ["报表"]),
+        ("设置", ["用户", "部门"]),
+    ]
+    assert menu(home(app, "mkt")) == [
+        ("线索", ["销售线索", "我的线索", "线索池看板", "工作", "跟进记录", "线索池", "市场活动"]),
+        ("订单与回款", ["产品"]),
+        ("报表", ["报表"]),
+        ("设置", ["用户", "部门"]),
+    ]
+    admin = menu(home(app, "admin"))
+    assert [label for label, _ in admin] == ["线索", "客户", "商机", "拜访", "订单与回款", "报表", "设置"]
+    assert admin[-1] == ("设置", ["用户", "部门", "元数据", "回收站"])
+    client = app.test_client()
+    login(client, "rep1")
+    client.get("/lang/en")
+    assert [label for label, _ in menu(client.get("/").text)] == [
+        "Leads",
+        "Accounts",
+        "Opportunities",
+        "Visits",
+        "Orders and payments",
+        "Reports",
+        "Settings",
+    ]
+    phone = client.get("/").text
+    assert '<details class="menu" open>' in phone and "<summary>" in phone  # a phone folds it (app.js)
+
+
+def test_the_home_page_s_server_time(app, people, company, backend):
+    """Printed, not asserted: the machines are shared."""
+    client = app.test_client()
+    for username in ("rep1", "boss", "finance", "admin"):
+        login(client, username)
+        client.get("/")
+        started = time.perf_counter()
+        for _ in range(5):
+            assert client.get("/").status_code == 200
+        print(f"home of {username} on {backend}: {(time.perf_counter() - started) / 5 * 1000:.1f} ms")
