@@ -100,11 +100,15 @@ class _Company:
         path = None
         if obj == "opportunity":
             values, path = self._staged(values)
+        lines = _child_lines(self.metadata, obj, values)
+        line_keys = {child: [line.pop("key", None) for line in values[child]] for child in lines}
         record = self.records.create(obj, values, user=values.get("owner"), conn=self.conn, system=True)
         self.counts[obj] += 1
         if path is not None:
             self._stage_history(record, *path)
-        self.counts.update(_child_lines(self.metadata, obj, values))
+        self.counts.update(lines)
+        for child, keys in line_keys.items():  # an inline line may have a key too (a return names it)
+            self.ids.update((k, line["id"]) for k, line in zip(keys, record[child], strict=True) if k)
         if key:
             self.ids[key] = record["id"]
             self.values[key] = values

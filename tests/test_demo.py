@@ -218,6 +218,22 @@ def test_the_pujiang_order_pays_in_two_installments_the_first_overdue(demo):
     assert (payment["amount"], payment["status"]) == (Decimal("600000.00"), "pending")
 
 
+def test_the_donghao_order_has_an_approved_return_and_its_confirmed_refund(demo):
+    platform, _ = demo
+    (listed,) = every(platform, "return_order")
+    back = platform.records.get("return_order", listed["id"])
+    (refund,) = every(platform, "refund")
+    (line,) = back["return_line"]
+    assert (back["status"], back["amount"], line["quantity"], line["unit_price"], back["refunded_amount"]) == (
+        "approved", Decimal("5998.00"), Decimal("2.00"), Decimal("2999.00"), Decimal("5998.00"))
+    assert (refund["status"], refund["amount"], refund["return_order"]) == ("confirmed", Decimal("5998.00"), back["id"])
+    order = platform.records.get("sales_order", back["sales_order"])
+    assert (order["status"], order["total_amount"], order["returned_amount"], order["refunded_amount"],
+            order["paid_amount"], order["outstanding_amount"]) == (
+        "completed", Decimal("203980.00"), Decimal("5998.00"), Decimal("5998.00"), Decimal("197982.00"),
+        Decimal("0.00"))
+
+
 def test_the_submitted_order_waits_in_the_order_administrator_s_inbox(demo):
     platform, _ = demo
     (order,) = every(platform, "sales_order", status="submitted")

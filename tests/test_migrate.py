@@ -571,3 +571,49 @@ def test_fifty_objects_of_sixty_fields_migrate_in_one_plan(engine, fifty_objects
     assert plan.summary() == "migrated: 66 tables, 618 indexes, 3000 field definitions"
     again = migrate(engine, fifty_objects)
     assert (again.render(), again.summary()) == ("nothing to do", "nothing to do")
+
+
+def test_a_placeholder_or_a_rollup_becoming_derived_is_computed_again_and_anything_typed_is_kept(engine, tmp_path):
+    """A number field holding only 0 (a placeholder), or a rollup, may become a rollup or a stored formula: its values
+    are computed again over the existing rows; a number someone typed is never overwritten."""
+    before = gadgets_with_parts(
+        tmp_path / "a",
+        "  size: {type: text, label: {en: Size}}\n  held: {type: number, label: {en: Held}, default: 0}\n"
+        "  total: {type: rollup, function: sum, child: part, field: weight, label: {en: Total}}\n",
+        "")
+    migrate(engine, before)
+    add_gadgets(engine, before, ["M"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE gadget SET held = 0"))
+        parts = [{"gadget": 1, "weight": w, "created_at": AT, "updated_at": AT} for w in (Decimal("1.5"), Decimal(2))]
+        conn.execute(before["part"].table.insert(), parts)
+        conn.execute(sa.text("UPDATE gadget SET total = 3.5"))
+    after = gadgets_with_parts(
+        tmp_path / "b",
+        "  size: {type: text, label: {en: Size}}\n"
+        "  held: {type: rollup, function: sum, child: part, field: weight, label: {en: Held}}\n"
+        "  total: {type: formula, expression: 'held * 2', result_type: number, stored: true, label: {en: Total}}\n",
+        "")
+    plan = migrate(engine, after)
+    assert plan.render().splitlines() == [
+        "~ column gadget.held NUMERIC(18, 2) -> NUMERIC(20, 2)",
+        "~ column gadget.total NUMERIC(20, 2) -> NUMERIC(18, 2)",
+        "~ compute gadget.held (rollup sum of part.weight) for 1 row",
+        "~ compute gadget.total (stored formula) for 1 row",
+        "* record 2 field definitions",
+    ]
+    with engine.connect() as conn:
+        held, total = conn.execute(sa.text("SELECT held, total FROM gadget")).one()
+    assert (Decimal(str(held)), Decimal(str(total))) == (Decimal("3.5"), Decimal("7"))
+
+    typed = gadgets_with_parts(tmp_path / "c", "  size: {type: text, label: {en: Size}}\n"
+                               "  kept: {type: number, label: {en: Kept}}\n", "")
+    migrate(engine, typed)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE gadget SET kept = 4"))
+    derived = gadgets_with_parts(tmp_path / "d", "  size: {type: text, label: {en: Size}}\n"
+                                 "  kept: {type: rollup, function: count, child: part, label: {en: Kept}}\n", "")
+    with pytest.raises(MigrationRefused) as refused:
+        migrate(engine, derived)
+    assert refused.value.refusals == (
+        f"{tmp_path}/d/object_defs/gadget.yaml:6: gadget.kept was number, now rollup: {TYPE_CHANGE}",)

@@ -59,8 +59,8 @@ def prices(order: dict) -> list[tuple]:
 
 def test_a_line_takes_the_product_price_when_its_unit_price_is_omitted(api, shop):
     order = new_order(api, shop, ("laptop", 2), ("mouse", 1))
-    assert prices(order) == [(shop["laptop"], "2.00", "1000.00", None, "2000.00"),
-                             (shop["mouse"], "1.00", "200.00", None, "200.00")]
+    assert prices(order) == [(shop["laptop"], "2.00", "1000.00", "0.00", "2000.00"),  # the discount's default kept
+                             (shop["mouse"], "1.00", "200.00", "0.00", "200.00")]
     assert amounts(order) == ("2200.00", "0.00", "2200.00")
 
     status, line = api.post("/objects/order_line/records", "rep", {

@@ -40,15 +40,15 @@ def make_user(platform, username: str, roles: list[str], **more) -> str:
 # ------------------------------------------------------------------------------ the role matrix
 
 OBJECTS = ["account", "campaign", "co_visit", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
-           "opportunity", "opportunity_task", "order_line", "payment", "payment_plan", "product", "sales_order",
-           "stage_history", "user", "visit"]
+           "opportunity", "opportunity_task", "order_line", "payment", "payment_plan", "product", "refund",
+           "return_line", "return_order", "sales_order", "stage_history", "user", "visit"]
 
 # read off objectplatform_crm/object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
 # then the data scope of reading; an object a role leaves out (and has no "*" for) is "".
 SALES = {
     "lead": "cre own", "account": "cre own", "contact": "cre own", "opportunity": "cre own",
     "sales_order": "cre own", "order_line": "cred own", "payment": "cre own", "payment_plan": "cred own",
-    "invoice": "cre own",
+    "invoice": "cre own", "return_order": "cre own", "return_line": "cred own", "refund": "cre own",
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
     "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
     "co_visit": "r own",
@@ -63,28 +63,29 @@ MATRIX = {
     },
     "finance": {
         "sales_order": "r all", "order_line": "r all", "payment": "cre all", "payment_plan": "r all",
-        "invoice": "cre all", "account": "r all", "contact": "r all", "product": "r all", "user": "r all",
-        "department": "r all",
+        "invoice": "cre all", "return_order": "r all", "return_line": "r all", "refund": "cre all",
+        "account": "r all", "contact": "r all", "product": "r all", "user": "r all", "department": "r all",
     },
     "shipper": {
-        "sales_order": "r all", "order_line": "r all", "account": "r all", "contact": "r all",
-        "product": "r all", "user": "r all", "department": "r all",
+        "sales_order": "r all", "order_line": "r all", "return_order": "r all", "return_line": "r all",
+        "account": "r all", "contact": "r all", "product": "r all", "user": "r all", "department": "r all",
     },
     "order_admin": {
         "sales_order": "r all", "order_line": "r all", "payment": "r all", "payment_plan": "r all",
-        "invoice": "r all", "account": "r all", "contact": "r all", "product": "r all", "user": "r all",
-        "department": "r all",
+        "invoice": "r all", "return_order": "r all", "return_line": "r all", "refund": "r all",
+        "account": "r all", "contact": "r all", "product": "r all", "user": "r all", "department": "r all",
     },
     "warehouse": {
-        "sales_order": "r all", "order_line": "r all", "account": "r all", "contact": "r all",
-        "product": "r all", "user": "r all", "department": "r all",
+        "sales_order": "r all", "order_line": "r all", "return_order": "r all", "return_line": "r all",
+        "account": "r all", "contact": "r all", "product": "r all", "user": "r all", "department": "r all",
     },
 }
 ADMIN_ACTIONS = {"claim", "assign", "return", "move", "invalidate", "void", "reopen", "convert", "import",
                  "check_duplicates", "advance", "complete_task", "win", "lose", "submit", "withdraw",
                  "confirm_shipment", "confirm_receipt", "complete", "cancel", "amend", "confirm_payment",
                  "reject_payment", "resubmit",
-                 "issue_invoice", "reject_invoice", "check_in", "check_out", "deactivate"}
+                 "issue_invoice", "reject_invoice", "approve_return", "reject_return", "confirm_return_receipt",
+                 "confirm_refund", "reject_refund", "check_in", "check_out", "deactivate"}
 ACTIONS = {
     "admin": {obj: ADMIN_ACTIONS for obj in OBJECTS},
     "sales_manager": {
@@ -94,6 +95,7 @@ ACTIONS = {
         "sales_order": {"submit", "withdraw", "complete", "cancel", "amend"},
         "payment": {"resubmit"},
         "invoice": {"submit"},
+        "return_order": {"submit", "cancel", "approve_return", "reject_return"},
         "visit": {"check_in", "check_out", "cancel"},
     },
     "sales_rep": {
@@ -102,14 +104,16 @@ ACTIONS = {
         "sales_order": {"submit", "withdraw", "complete", "cancel", "amend"},
         "payment": {"resubmit"},
         "invoice": {"submit"},
+        "return_order": {"submit", "cancel"},
         "visit": {"check_in", "check_out", "cancel"},
     },
     "marketing": {"campaign": {"import"}, "lead": {"import", "assign", "move", "invalidate", "reopen",
                                                                  "check_duplicates"}},
-    "finance": {"payment": {"confirm_payment", "reject_payment"}, "invoice": {"issue_invoice", "reject_invoice"}},
-    "shipper": {"sales_order": {"confirm_shipment", "confirm_receipt"}},
-    "order_admin": {},
-    "warehouse": {"sales_order": {"confirm_shipment", "confirm_receipt"}},
+    "finance": {"payment": {"confirm_payment", "reject_payment"}, "invoice": {"issue_invoice", "reject_invoice"},
+                "refund": {"confirm_refund", "reject_refund"}},
+    "shipper": {"sales_order": {"confirm_shipment", "confirm_receipt"}, "return_order": {"confirm_return_receipt"}},
+    "order_admin": {"return_order": {"approve_return", "reject_return"}},
+    "warehouse": {"sales_order": {"confirm_shipment", "confirm_receipt"}, "return_order": {"confirm_return_receipt"}},
 }
 LETTERS = {"create": "c", "read": "r", "edit": "e", "delete": "d"}
 

@@ -417,7 +417,7 @@ def check_rollups(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalo
         if rollup.field is not None:
             yield from _rollup_field(doc, (*path, "field"), catalog, child, rollup.function, rollup.field)
         for key, value in spec.get("filter", {}).items():
-            yield from _field_value(doc, (*path, "filter", key), child, key, value)
+            yield from _rollup_filter(doc, (*path, "filter", key), catalog, child, key, value)
         if rollup.never_above is not None:
             if rollup.function in ("min", "max"):
                 yield doc.problem((*path, "never_above"),
@@ -471,6 +471,23 @@ def check_lookup_filters(doc: Document, own: OwnFields, obj: ObjectDef, catalog:
                 yield from _field_value(doc, (*path, "filter", key), target, key, value)
             for i, name in enumerate(f.show):
                 yield from _field_reference(doc, (*path, "show", i), target, name)
+
+
+def _rollup_filter(
+    doc: Document, at: JsonPath, catalog: Catalog, child: ObjectDef, key: str, value: Any
+) -> Iterator[Problem]:
+    """A rollup filter names a field of the child, or (`lookup.field`) of the record a lookup of the child names."""
+    hop, _, far = key.partition(".")
+    if not far:
+        yield from _field_value(doc, at, child, key, value)
+        return
+    f = field_of(child, hop)
+    target = catalog.objects.get(f.to or "") if f is not None and f.type in ("lookup", "master_detail") else None
+    if target is None or "." in far:
+        yield doc.problem(at, f"{key!r} is not a lookup of {child.name!r} and a field of its target",
+                          closest(hop, [n for n, g in child.fields.items() if g.type in ("lookup", "master_detail")]))
+        return
+    yield from _field_value(doc, at, target, far, value)
 
 
 def _rollup_field(

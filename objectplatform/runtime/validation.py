@@ -141,15 +141,18 @@ class RecordValidator:
             else:
                 values[name] = value
         if not partial:
-            for name, default in self._defaults.items():
-                if name not in data:
-                    values[name] = default.copy() if isinstance(default, list | dict) else default
+            values.update(self.defaults(data))
             for name in required:
                 if name not in data and name not in self._defaults:
                     errors[name] = [REQUIRED]
         if errors:
             raise ValidationFailed(errors)
         return values
+
+    def defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The defaults of a new record's fields that `data` leaves out."""
+        return {name: default.copy() if isinstance(default, list | dict) else default
+                for name, default in self._defaults.items() if name not in data}
 
     def changed(self, data: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
         """The names in `data` whose value, converted, differs from `current`'s (a value that does not

@@ -392,9 +392,9 @@ def _placeholder_sql(platform, ot, name: str, lang: str) -> sa.ColumnElement:
                      .where(target.table.c.id == column).scalar_subquery())
     elif field_type == "datetime":
         value = sa.func.substr(sa.cast(column, TEXT), 1, 16, type_=TEXT)
-    elif field_type in ("number", "currency", "percent") and platform.engine.dialect.name == "sqlite":
-        scale = 2 if f is None or f.scale is None else f.scale  # PostgreSQL's numeric keeps its scale as text
-        value = sa.func.printf(f"%.{scale}f", column, type_=TEXT)
+    elif (platform.engine.dialect.name == "sqlite" and isinstance(column.type, sa.Numeric)
+          and column.type.scale is not None):  # a decimal (also a rollup's sum) as PostgreSQL's numeric shows it
+        value = sa.func.printf(f"%.{column.type.scale}f", column, type_=TEXT)
     else:
         value = sa.cast(column, TEXT)
     return sa.func.coalesce(value, sa.literal("", TEXT), type_=TEXT)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from objectplatform.metadata import FieldDef, ObjectDef
 from objectplatform.metadata.expressions import parse
 
-from ..errors import Message, ValidationFailed, said_label
+from ..errors import Message, NotFound, ValidationFailed, said_label
 from . import hooks
 
 
@@ -40,12 +40,21 @@ def refuse_above(ctx: hooks.HookContext) -> None:
         raise ValidationFailed({f.rollup.field or "__all__": [Message(
             "rollup.never_above", "{field} of {object} {title} would be {value}, above {limit}: at most {left} is left",
             field=said_label(f.label.zh, f.label.en), object=said_label(definition.label.zh, definition.label.en),
-            title=_title(definition, ctx.after), value=_amount(new), limit=_amount(limit),
+            title=_title(ctx, definition, ctx.after), value=_amount(new), limit=_amount(limit),
             left=_amount(max(limit - old, Decimal(0))))]})
 
 
-def _title(definition: ObjectDef, record) -> str:
-    return str(record.get(definition.title_field) or record.get("id"))
+def _title(ctx: hooks.HookContext, definition: ObjectDef, record) -> str:
+    """The record's title; a title that is a lookup (an order line's product) says the record it names."""
+    value = record.get(definition.title_field)
+    f = definition.fields.get(definition.title_field)
+    if value and f is not None and f.type == "lookup":
+        target = ctx.records.platform.metadata.objects[f.to]
+        try:
+            return _title(ctx, target, ctx.records.get(target.name, value, conn=ctx.conn))
+        except NotFound:
+            pass
+    return str(value or record.get("id"))
 
 
 def register(registry) -> None:

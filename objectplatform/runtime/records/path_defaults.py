@@ -4,12 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from objectplatform.metadata import FieldDef, ObjectDef
 
-from ..errors import NotFound
 from ..validation import REQUIRED
 from . import hooks
 
@@ -19,22 +15,6 @@ def defaulted(obj: ObjectDef) -> list[FieldDef]:
     return [f for f in obj.fields.values() if f.default_from]
 
 
-def _follow(ctx: hooks.HookContext, obj: ObjectDef, record: Mapping[str, Any], path: str) -> Any:
-    """The value at `path` (lookups, then a field) from `record`; None where a step is empty or names no record."""
-    records, metadata = ctx.records.platform.records, ctx.records.platform.metadata
-    *steps, last = path.split(".")
-    for step in steps:
-        target_id = record.get(step)
-        if target_id in (None, "") or not str(target_id).isdigit():
-            return None
-        obj = metadata.objects[obj.fields[step].to]
-        try:
-            record = records.get(obj.name, target_id, conn=ctx.conn)
-        except NotFound:
-            return None
-    return record.get(last)
-
-
 def _fill(ctx: hooks.HookContext, record: dict, errors: dict[str, list[str]]) -> None:
     """Fill each empty defaulted field of `record` from the first of its paths giving a value."""
     definition = ctx.records.platform.metadata.objects[ctx.object]
@@ -42,7 +22,7 @@ def _fill(ctx: hooks.HookContext, record: dict, errors: dict[str, list[str]]) ->
         if record.get(f.name) not in (None, "", []) or [m for m in errors.get(f.name, ()) if m != REQUIRED]:
             continue
         value = next((v for path in f.default_from
-                      if (v := _follow(ctx, definition, record, path)) not in (None, "", [])), None)
+                      if (v := ctx.records.follow(ctx.conn, definition, record, path)) not in (None, "", [])), None)
         if value is not None:
             record[f.name] = value
             errors.pop(f.name, None)

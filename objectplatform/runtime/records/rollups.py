@@ -30,7 +30,16 @@ class _Group:
     child: str
     via: str
     fields: tuple[FieldDef, ...]
-    reads: frozenset[str]
+    reads: frozenset[str]  # fields of the child; a filter on a field of a record it looks up reads the lookup
+
+
+@dataclass(frozen=True)
+class _Through:
+    """A group whose filter reads `fields` of the record each child names in its lookup `hop`."""
+
+    group: _Group
+    hop: str
+    fields: frozenset[str]
 
 
 class Rollups:
@@ -45,10 +54,19 @@ class Rollups:
                 if f.rollup is not None:
                     groups.setdefault((obj.name, f.rollup.child, f.rollup.via), []).append(f)
         self.by_child: dict[str, list[_Group]] = {}
+        self.by_target: dict[str, list[_Through]] = {}  # object -> groups whose filters read its fields
         for (parent, child, via), fields in groups.items():
             reads = {via} | {f.rollup.field for f in fields if f.rollup.field} | {
-                k for f in fields for k in f.rollup.filter}
-            self.by_child.setdefault(child, []).append(_Group(parent, child, via, tuple(fields), frozenset(reads)))
+                k.partition(".")[0] for f in fields for k in f.rollup.filter}
+            group = _Group(parent, child, via, tuple(fields), frozenset(reads))
+            self.by_child.setdefault(child, []).append(group)
+            through: dict[str, set[str]] = {}
+            for key in {k for f in fields for k in f.rollup.filter if "." in k}:
+                hop, _, far = key.partition(".")
+                through.setdefault(hop, set()).add(far)
+            for hop, far in through.items():
+                target = metadata.objects[child].fields[hop].to
+                self.by_target.setdefault(target, []).append(_Through(group, hop, frozenset(far)))
         self._prepared: dict[_Group, tuple[sa.Select, sa.Update, sa.Select]] = {}
 
     def initial(self, obj: str) -> dict[str, Any]:
@@ -57,7 +75,8 @@ class Rollups:
         return {f.name: 0 for f in fields if f.rollup is not None and f.rollup.function in ("sum", "count")}
 
     def after_change(self, conn: sa.Connection, child: str, changes: Iterable[Change], now: datetime) -> None:
-        """Refresh the parents whose rollups the changed `child` records feed (old and new parents)."""
+        """Refresh the parents whose rollups the changed `child` records feed (old and new parents), and those
+        whose rollups filter on a field of `child` that changed (through their children's lookup of it)."""
         changes = list(changes)
         for group in self.by_child.get(child, ()):
             ids: set[int] = set()
@@ -69,6 +88,22 @@ class Rollups:
                 ids.update(int(r[group.via]) for r in (before, after) if r is not None and r.get(group.via))
             if ids:
                 self.refresh(conn, group, sorted(ids), now)
+        for through in self.by_target.get(child, ()):
+            targets = [int(after["id"]) for before, after in changes if before is not None and after is not None
+                       and any(before.get(name) != after.get(name) for name in through.fields)]
+            if targets:
+                self._refresh_through(conn, through, targets, now)
+
+    def _refresh_through(self, conn: sa.Connection, through: _Through, targets: list[int], now: datetime) -> None:
+        """Refresh the parents of the children that name one of `targets` in their lookup `through.hop`: the
+        target's change may move them in or out of the group's filter."""
+        cot = self.schema[through.group.child]
+        via = cot.column(through.group.via)
+        parents = conn.execute(sa.select(via).distinct().where(
+            cot.column(through.hop).in_(targets), via.is_not(None))).scalars()
+        ids = sorted(int(p) for p in parents)
+        if ids:
+            self.refresh(conn, through.group, ids, now)
 
     def after_insert_many(self, conn: sa.Connection, child: str, records: list[Mapping[str, Any]],
                           now: datetime) -> None:
@@ -87,8 +122,9 @@ class Rollups:
                         if _matches(f.rollup.filter, record):
                             add = 1 if f.rollup.function == "count" else record.get(f.rollup.field or "")
                             totals[f.name] = add if totals[f.name] is None else totals[f.name] + (add or 0)
-            if deltas:
-                additive = all(f.rollup.function in ("sum", "count") for f in group.fields)
+            if deltas:  # a filter on a looked-up record's field is not in the rows: recount
+                additive = all(f.rollup.function in ("sum", "count") and not any("." in k for k in f.rollup.filter)
+                               for f in group.fields)
                 self.refresh(conn, group, sorted(deltas), now, deltas if additive else None)
 
     def _statements(self, group: _Group) -> tuple[sa.Select, sa.Update, sa.Select]:

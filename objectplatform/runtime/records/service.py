@@ -100,6 +100,9 @@ class Records:
         }
         self.row_makers = {name: RowMaker(ot) for name, ot in self.schema.objects.items()}
         self.lifecycles = lifecycles.Guard(self.metadata)
+        self.rule_paths = {  # the paths through lookups (order_line.sales_order) each object's rules read
+            name: sorted({n for r in obj.validation_rules for n in parse(r.condition).names if "." in n})
+            for name, obj in self.metadata.objects.items()}
         self.reference_scope: Callable[[str, sa.Table], ColumnElement[bool] | None] | None = None
         self.caller = None  # the Access of `within`: its writes are held to the caller's field levels
         self.unique_constraints = {
@@ -253,9 +256,11 @@ class Records:
             errors = e.fields
         good = {k: v for k, v in data.items() if k not in errors}
         try:
-            return validator.load(good, partial=True, system=system, current=current), errors
+            values = validator.load(good, partial=True, system=system, current=current)
         except ValidationFailed:
             return {}, errors
+        # a new record keeps its defaults: a hook may still mend the errors (a required field's `default_from`)
+        return values if partial else {**validator.defaults(data), **values}, errors
 
     def _reference_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
                           skip: frozenset[str] = frozenset()) -> list[Errors]:
@@ -326,15 +331,38 @@ class Records:
         self.platform.registry.run_hooks(event, definition,
                                          hooks.HookContext(self, conn, definition.name, user, now, **context))
 
-    def _check_rules(self, ot: ObjectTable, record: dict, errors: Errors, now: datetime,
-                     before: Mapping[str, Any] | None = None) -> None:
+    def _check_rules(self, conn: sa.Connection, ot: ObjectTable, record: dict, errors: Errors, now: datetime,
+                     before: Mapping[str, Any] | None = None, master: tuple[str, Mapping] | None = None) -> None:
         """Stored formulas computed (over `before`, the stored record of a change) and (when the fields they read
-        are valid) the rules, added to `errors`; their today() is the site's date."""
+        are valid) the rules, added to `errors`; their today() is the site's date. `master` is an inline line's
+        (master_detail field, master record being written), which its rules' paths read."""
         now = now.astimezone(self.platform.settings.zone)
         self.formulas[ot.object.name].on_write(record, now, before)
         rules = ot.object.validation_rules
-        if not any(parse(r.condition).names & errors.keys() for r in rules):
-            _add(errors, self.validators[ot.object.name].rule_errors(record, now))
+        if not any({n.partition(".")[0] for n in parse(r.condition).names} & errors.keys() for r in rules):
+            _add(errors, self.validators[ot.object.name].rule_errors(self._with_paths(conn, ot, record, master), now))
+
+    def _with_paths(self, conn: sa.Connection, ot: ObjectTable, record: dict,
+                    master: tuple[str, Mapping] | None = None) -> dict:
+        """`record` with the values of the paths its rules read (None where a step names no record)."""
+        paths = self.rule_paths[ot.object.name]
+        return {**record, **{p: self.follow(conn, ot.object, record, p, master) for p in paths}} if paths else record
+
+    def follow(self, conn: sa.Connection, obj: ObjectDef, record: Mapping[str, Any], path: str,
+               master: tuple[str, Mapping] | None = None) -> Any:
+        """The value at `path` (lookups, then a field) from `record`, None where a step is empty or names no record;
+        a first step through `master`'s field reads its record (an inline line's master, not yet written)."""
+        *steps, last = path.split(".")
+        for i, step in enumerate(steps):
+            obj = self.metadata.objects[obj.fields[step].to]
+            if i == 0 and master is not None and master[0] == step:
+                record = master[1]
+                continue
+            target = self._read(conn, self.schema[obj.name], record.get(step)) if record.get(step) else None
+            if target is None:
+                return None
+            record = target
+        return record.get(last)
 
     def _integrity(self, error: sa.exc.IntegrityError, ot: ObjectTable) -> ValidationFailed | None:
         """A unique index violated by a concurrent insert, as the field error the pre-check gives."""
@@ -403,8 +431,8 @@ class Records:
             for child, (via, items) in lines.items():
                 prepared[child] = []
                 for i, item in enumerate(items):
-                    child_record, child_errors = self._prepare_new(
-                        c, self.schema[child], {**item, via: PENDING_PARENT}, user, now, system, skip=via)
+                    child_record, child_errors = self._prepare_new(c, self.schema[child], {**item, via: PENDING_PARENT},
+                                                                   user, now, system, skip=via, master=record)
                     _add(errors, child_errors, f"{child}[{i}].")
                     prepared[child].append(child_record)
             if errors:
@@ -422,7 +450,8 @@ class Records:
             return self._read(c, ot, record_id)
 
     def _prepare_new(self, conn: sa.Connection, ot: ObjectTable, data: Mapping[str, Any], user: str | None,
-                     now: datetime, system: bool, skip: str | None = None) -> tuple[dict, Errors]:
+                     now: datetime, system: bool, skip: str | None = None,
+                     master: Mapping[str, Any] | None = None) -> tuple[dict, Errors]:
         """The full record to insert (system fields, defaults, rollups, stored formulas) and its errors."""
         values, errors = self._load(ot.object.name, data, partial=False, system=system)
         record = {name: None for name in ot.object.fields}
@@ -432,7 +461,7 @@ class Records:
                       created_at=now, updated_at=now, version=1)
         self._check_database(conn, ot, values, errors, skip=frozenset({skip} if skip else ()))
         self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors)
-        self._check_rules(ot, record, errors, now)
+        self._check_rules(conn, ot, record, errors, now, master=(skip, master) if skip and master else None)
         return record, errors
 
     def _insert(self, conn: sa.Connection, ot: ObjectTable, record: dict, user: str | None, now: datetime,
@@ -498,7 +527,7 @@ class Records:
                 self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
             record, changes, load_errors = self._prepare_change(c, ot, current, data, user, now, system)
             _add(errors, load_errors)
-            plans = {child: self._plan_lines(c, child, via, current, items, user, now, system, errors)
+            plans = {child: self._plan_lines(c, child, via, current, items, user, now, system, errors, master=record)
                      for child, (via, items) in lines.items()}
             if not system:
                 touched = [child for child, (creates, updates, deletes) in plans.items()
@@ -530,7 +559,7 @@ class Records:
 
     def _prepare_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
                         data: Mapping[str, Any], user: str | None, now: datetime, system: bool,
-                        skip: str | None = None) -> tuple[dict, dict, Errors]:
+                        skip: str | None = None, master: Mapping[str, Any] | None = None) -> tuple[dict, dict, Errors]:
         """The merged record, {field: (old, new)} of its real changes, and the errors."""
         values, errors = self._load(ot.object.name, data, partial=True, system=system, current=current)
         own = {k: v for k, v in current.items() if k in ot.columns or k in ot.object.fields}
@@ -538,7 +567,8 @@ class Records:
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
         self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors)
-        self._check_rules(ot, record, errors, now, before=current)
+        self._check_rules(conn, ot, record, errors, now, before=current,
+                          master=(skip, master) if skip and master else None)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
         return record, history.changes(own, record, stored), errors
 
@@ -574,8 +604,9 @@ class Records:
 
     def _plan_lines(self, conn: sa.Connection, child: str, via: str, parent: Mapping[str, Any],
                     items: list[Mapping[str, Any]], user: str | None, now: datetime, system: bool,
-                    errors: Errors) -> tuple[list, list, list]:
-        """An inline list replacing the parent's lines: (records to create, changes to apply, lines to delete)."""
+                    errors: Errors, master: Mapping[str, Any] | None = None) -> tuple[list, list, list]:
+        """An inline list replacing the parent's lines: (records to create, changes to apply, lines to delete);
+        `master` is the parent as this write leaves it."""
         cot = self.schema[child]
         existing = {line["id"]: line for line in parent.get(child, [])}
         creates, updates, kept = [], [], set()
@@ -591,11 +622,11 @@ class Records:
                     continue
                 kept.add(line["id"])
                 record, changes, line_errors = self._prepare_change(conn, cot, line, data, user, now, system,
-                                                                      skip=via)
+                                                                      skip=via, master=master)
                 updates.append((line, record, changes))
             else:
                 record, line_errors = self._prepare_new(conn, cot, {**data, via: str(parent["id"])}, user, now,
-                                                        system, skip=via)
+                                                        system, skip=via, master=master)
                 creates.append(record)
             _add(errors, line_errors, prefix)
         deletes = [line for line_id, line in existing.items() if line_id not in kept]
@@ -700,7 +731,7 @@ class Records:
         values_list = [values for _, values, _ in loaded]
         references = self._reference_errors(conn, ot, values_list)
         uniques = self._unique_errors(conn, ot, values_list, [None] * len(values_list))
-        rule_fields = [parse(r.condition).names for r in ot.object.validation_rules]
+        rule_fields = [{n.partition(".")[0] for n in parse(r.condition).names} for r in ot.object.validation_rules]
         initial = {name: None for name in ot.object.fields} | self.rollups.initial(obj)
         records: list[dict] = []
         for (_, values, errors), refs, uniq in zip(loaded, references, uniques, strict=True):
@@ -718,7 +749,7 @@ class Records:
         for (index, _, errors), record in zip(loaded, records, strict=True):
             formulas.on_write(record, local)
             if not any(names & errors.keys() for names in rule_fields):
-                _add(errors, validator.rule_errors(record, local))
+                _add(errors, validator.rule_errors(self._with_paths(conn, ot, record), local))
             if errors:
                 bad.append(RowError(index, errors))
             else:

@@ -27,13 +27,14 @@ def rollup_value(schema: Schema, f: FieldDef, parent: sa.FromClause) -> sa.Scala
     child = cot.table.alias(f"c_{spec.child}")
     conditions = [child.c[cot.columns[spec.via][0]] == parent.c.id]
     for name, value in spec.filter.items():
-        column = child.c[cot.columns[name][0]]
-        if value is None:
-            conditions.append(column.is_(None))
-        elif isinstance(value, list):
-            conditions.append(column.in_(value))
-        else:
-            conditions.append(column == value)
+        hop, _, far = name.partition(".")
+        if not far:
+            conditions.append(_holds(child.c[cot.columns[name][0]], value))
+            continue
+        tot = schema[cot.object.fields[hop].to]  # a field of the record the child's lookup `hop` names
+        target = tot.table.alias(f"f_{hop}")
+        held = sa.select(target.c.id).where(_holds(target.c[tot.columns[far][0]], value))
+        conditions.append(child.c[cot.columns[hop][0]].in_(held))
     if spec.function == "count":
         value = sa.func.count()
     else:
@@ -41,6 +42,13 @@ def rollup_value(schema: Schema, f: FieldDef, parent: sa.FromClause) -> sa.Scala
         if spec.function == "sum":
             value = sa.func.coalesce(value, 0)
     return sa.select(value).where(*conditions).scalar_subquery()
+
+
+def _holds(column: sa.ColumnElement, value) -> sa.ColumnElement[bool]:
+    """A rollup filter's condition: the column is null, one of a list of values, or the value."""
+    if value is None:
+        return column.is_(None)
+    return column.in_(value) if isinstance(value, list) else column == value
 
 
 def _measured(ot: ObjectTable, field: str, table: sa.FromClause) -> sa.ColumnElement:

@@ -24,6 +24,7 @@ from .derived import rollup_value, stored_formula_value
 from .tables import ObjectTable, Schema
 
 VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
+NUMERIC = re.compile(r"NUMERIC\((\d+), (\d+)\)")
 _Field = tuple[str, str]  # (object, field)
 TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
 
@@ -49,7 +50,7 @@ class AddColumn:
 
 @dataclass(frozen=True)
 class WidenColumn:
-    """A longer VARCHAR; SQLite does not enforce lengths, so there only the record changes."""
+    """A longer VARCHAR or a wider NUMERIC; SQLite does not enforce them, so there only the record changes."""
 
     table: str
     column: str
@@ -315,7 +316,7 @@ class _Planner:
         self.db_indexes = index_names(conn, inspector)
         self.applied = self._read_applied()
         self.counts: dict[str, dict[str | None, int]] = {}
-        self.new_derived: set[_Field] = set()  # (object, field): derived fields given a new column
+        self.new_derived: set[_Field] = set()  # (object, field): derived fields given a new column or a new type
         self.ops: list[Operation] = []
         self.refusals: list[str] = []
 
@@ -358,10 +359,12 @@ class _Planner:
             old = self.applied.get((ot.object.name, f.name))
             spec = field_spec(ot, f)
             if old is not None and old.type != f.type:
-                self.refusals.append(
-                    f"{_source(f)}: {ot.object.name}.{f.name} was {old.type}, now {f.type}: {TYPE_CHANGE}"
-                )
-                continue
+                if not (_is_derived(f) and self._nothing_typed(ot, old)):
+                    self.refusals.append(
+                        f"{_source(f)}: {ot.object.name}.{f.name} was {old.type}, now {f.type}: {TYPE_CHANGE}"
+                    )
+                    continue
+                self.new_derived.add((ot.object.name, f.name))  # its values are computed again
             new_columns = [c for c in spec["columns"] if c not in self.db_columns[table.name]]
             self.ops.extend(AddColumn(table.name, c, spec["columns"][c]) for c in new_columns)
             if new_columns and _is_derived(f):
@@ -396,11 +399,28 @@ class _Planner:
             if name.startswith(f"uq_{table.name}__") and name not in wanted
         )
 
+    def _nothing_typed(self, ot: ObjectTable, old: Applied) -> bool:
+        """Whether a field becoming derived (a rollup or a stored formula) loses nothing by being computed again:
+        it was derived already, or its one numeric column holds nothing but null and 0 (a placeholder)."""
+        if old.type in ("rollup", "formula"):
+            return True
+        columns = list(old.spec["columns"].items())
+        if len(columns) != 1 or not NUMERIC.fullmatch(columns[0][1]) or columns[0][0] not in ot.table.c:
+            return False
+        column = ot.table.c[columns[0][0]]
+        kept = self.conn.execute(sa.select(sa.func.count()).where(column.is_not(None), column != 0)).scalar_one()
+        return not kept
+
     def _change_column(self, ot: ObjectTable, f: FieldDef, column: str, old: str, new: str) -> None:
-        """A longer VARCHAR is applied; any other change of a column's type is refused."""
+        """A longer VARCHAR or a wider NUMERIC of the same scale (a derived field's: any precision) is applied; any
+        other change of a column's type is refused."""
         old_length, new_length = VARCHAR.fullmatch(old), VARCHAR.fullmatch(new)
+        old_digits, new_digits = NUMERIC.fullmatch(old), NUMERIC.fullmatch(new)
         where = f"{_source(f)}: {ot.object.name}.{f.name}"
         if old_length and new_length and int(new_length[1]) > int(old_length[1]):
+            self.ops.append(WidenColumn(ot.table.name, column, old, new))
+        elif old_digits and new_digits and old_digits[2] == new_digits[2] and (
+                int(new_digits[1]) > int(old_digits[1]) or _is_derived(f)):  # a computed value fits or fails
             self.ops.append(WidenColumn(ot.table.name, column, old, new))
         elif old_length and new_length:
             self.refusals.append(
@@ -526,7 +546,10 @@ class _Planner:
         if f.rollup is None:
             return self._through(obj, parse(f.expression).names)
         spec = f.rollup
-        return self._through(spec.child, {spec.via, *spec.filter, *([spec.field] if spec.field else [])})
+        hops = [key.partition(".") for key in spec.filter]
+        looked_up = {(self.schema[spec.child].object.fields[hop].to, far) for hop, _, far in hops if far}
+        return self._through(spec.child, {spec.via, *(hop for hop, _, _ in hops),
+                                          *([spec.field] if spec.field else [])}) | looked_up
 
     def _through(
         self, obj: str, names: set[str] | frozenset[str], seen: frozenset[str] = frozenset()
