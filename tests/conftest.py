@@ -220,6 +220,7 @@ class Templates:
                 if _shape(c) != self.shape[template]:
                     return False
                 c.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+                c.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # the foreign keys hold again once all are empty
                 c.exec_driver_sql("; ".join(f'DELETE FROM "{t}"' for t in sorted(tables - set(self.KEPT))))
                 kept = ", ".join(f"'{t}'" for t in self.KEPT)
                 c.exec_driver_sql(  # the emptied tables' id sequences start again at 1

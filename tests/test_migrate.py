@@ -174,6 +174,7 @@ def test_site_layer_adds_a_column_and_a_table_and_keeps_old_rows(engine):
         "+ index ix_store__grade__name__id on store (grade, name, id)",
         "+ index ix_store__name__id on store (name, id)",
         "+ index ix_store__owner on store (owner)",
+        "+ foreign key fk_store__account on store (account) -> account (id)",
         "* record 5 field definitions",
     ]
     with engine.connect() as conn:
@@ -568,7 +569,7 @@ def test_fifty_objects_of_sixty_fields_migrate_in_one_plan(engine, fifty_objects
     assert sum(isinstance(op, CreateTable) for op in plan.ops) == 66
     assert sum(isinstance(op, CreateIndex) for op in plan.ops) == 618
     assert plan.render().splitlines()[-1] == "* record 3000 field definitions"
-    assert plan.summary() == "migrated: 66 tables, 618 indexes, 3000 field definitions"
+    assert plan.summary() == "migrated: 66 tables, 618 indexes, 50 foreign keys, 3000 field definitions"
     again = migrate(engine, fifty_objects)
     assert (again.render(), again.summary()) == ("nothing to do", "nothing to do")
 

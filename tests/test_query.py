@@ -84,6 +84,7 @@ def rows(module_database_url, schema):
     engine = create_engine(module_database_url)
     schema.sa_metadata.create_all(engine)
     with engine.begin() as connection:
+        insert(connection, schema["campaign"], [{"name": "春季展会"}, {"name": "线上推广"}])  # campaigns 1 and 2
         insert(connection, schema["lead"], [
             {"name": n, "company": c, "status": s, "campaign": cp, "owner": o,
              "last_followed_at": None if f is None else T0 + timedelta(hours=f)}

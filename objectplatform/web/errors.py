@@ -12,11 +12,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from objectplatform.runtime import RuntimeFailure
 from objectplatform.runtime.errors import Message
+from objectplatform.runtime.records.recycle_bin import foreign_key_conflict
+
+from .current import get_platform
 
 API_PREFIX = "/api/"
 MAX_URL_BYTES = 8000  # below gunicorn's request line limit (cli.py), so that the app itself says why
@@ -126,6 +130,8 @@ def _unexpected(e: Exception) -> Response:
     """A failure that is the platform's fault: logged, answered as a 500 in the error shape."""
     if isinstance(e, HTTPException):
         return http_error(e)
+    if isinstance(e, sa.exc.IntegrityError) and (conflict := foreign_key_conflict(get_platform().records, e)):
+        return _runtime_failure(conflict)  # a write outside the records service that a foreign key refused
     current_app.logger.exception("unexpected failure on %s %s", request.method, request.path)
     return error_response("internal_error", "the server failed to answer this request; it has been logged", 500)
 

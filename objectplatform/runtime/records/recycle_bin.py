@@ -6,6 +6,7 @@ which an administrator restores until the purge removes it after the retention p
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,7 @@ from objectplatform.metadata import FieldDef, Metadata, ObjectDef
 from ..derived import per_metadata
 from ..errors import Conflict, Message, NotFound, said_label, said_list
 from ..storage.convert import from_db, from_row, to_db
+from ..storage.engine import defer_foreign_keys
 from ..storage.tables import ObjectTable
 from . import history, hooks
 
@@ -118,6 +120,9 @@ def _references(records, conn: sa.Connection, tree: Node, removing: Mapping[str,
     return found
 
 
+_REFERENCED = "{label} {title} is still referenced by {references}: change or delete those records first"
+
+
 def _referenced(metadata: Metadata, obj: ObjectDef, record: Mapping[str, Any], refused: list[Found]) -> Message:
     """409 record.referenced: which objects' records still name the record, how many of each."""
     by_object: dict[str, set[int]] = {}
@@ -128,9 +133,35 @@ def _referenced(metadata: Metadata, obj: ObjectDef, record: Mapping[str, Any], r
     referrers_ = [{"object": name, "label": {"zh": metadata.objects[name].label.zh,
                                              "en": metadata.objects[name].label.en}, "count": len(ids)}
                   for name, ids in by_object.items()]
-    return Message("record.referenced", "{label} {title} is still referenced by {references}: change or delete "
-                   "those records first", label=_label(obj), object=obj.name, id=str(record["id"]),
+    return Message("record.referenced", _REFERENCED, label=_label(obj), object=obj.name, id=str(record["id"]),
                    title=title_of(obj, record), references=said_list(counts), referrers=referrers_)
+
+
+_PG_KEY = re.compile(r"=\((\d+)\)")
+
+
+def foreign_key_conflict(records, error: sa.exc.IntegrityError) -> Conflict | None:
+    """A foreign key the database refused (storage/tables.py: the guard behind the checks above, so an engine mistake
+    or a concurrent delete) as a 409 record.referenced; None for any other integrity error. PostgreSQL names the
+    constraint and the key; SQLite says only that a foreign key failed."""
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) != "23503" and "FOREIGN KEY constraint failed" not in str(orig):
+        return None
+    diag = getattr(orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    found = next(((ot.object, fk) for ot in records.schema.objects.values() for fk in ot.table.foreign_key_constraints
+                  if fk.name == constraint), None) if constraint else None
+    key = _PG_KEY.search(getattr(diag, "message_detail", None) or "")
+    if found is None or key is None:
+        return Conflict(Message("record.referenced", _REFERENCED, label=said_label("该", "The"), object="", id="",
+                                title=said_label("记录", "record"), references=said_label("其他记录", "other records"),
+                                referrers=[]))
+    referencing, fk = found
+    target = records.metadata.objects[fk.elements[0].column.table.name]
+    return Conflict(Message("record.referenced", _REFERENCED, label=_label(target), object=target.name,
+                            id=key[1], title=key[1], references=_label(referencing),
+                            referrers=[{"object": referencing.name, "label": {"zh": referencing.label.zh,
+                                                                              "en": referencing.label.en}}]))
 
 
 def _clear(records, conn: sa.Connection, ot: ObjectTable, f: FieldDef, ids: set[int], user: str | None,
@@ -178,6 +209,7 @@ def restore(platform, entry_id: Any, user: str | None) -> tuple[str, dict]:
         rows = [(records.schema[n["object"]], _row(records.schema[n["object"]], n["row"]))
                 for top in json.loads(entry["snapshot"]) for n in _walk(top) if n["object"] in records.schema.objects]
         _refuse_restore(records, conn, rows)
+        defer_foreign_keys(conn)  # parents come before their children, but a child may name a record cascaded later
         for ot, row in rows:
             conn.execute(ot.table.insert(), row)
         history.write(conn, records.schema.history, [

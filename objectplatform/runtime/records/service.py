@@ -132,22 +132,29 @@ class Records:
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
-        """One transaction for several operations: pass the connection as `conn=`."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction for several operations: pass the connection as `conn=`. A foreign key the database
+        refuses (at a statement or at the commit) is a 409 record.referenced."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.IntegrityError as e:
+            raise recycle_bin.foreign_key_conflict(self, e) or e from None
 
     @contextmanager
     def _writing(self, conn: sa.Connection | None, saved: list[Path]) -> Iterator[sa.Connection]:
-        """The caller's transaction, or a new one; files saved for a failed operation are removed."""
+        """The caller's transaction, or a new one; files saved for a failed operation are removed; a foreign key the
+        database refuses is a 409 record.referenced."""
         try:
             if conn is not None:
                 yield conn
             else:
                 with self.engine.begin() as own:
                     yield own
-        except BaseException:
+        except BaseException as e:
             for path in saved:
                 path.unlink(missing_ok=True)
+            if isinstance(e, sa.exc.IntegrityError):
+                raise recycle_bin.foreign_key_conflict(self, e) or e from None
             raise
 
     @contextmanager
@@ -648,16 +655,33 @@ class Records:
 
     def remove_rows(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any], user: str | None,
                     now: datetime) -> None:
-        """Delete the row, then its children (whose rollup refresh then skips the parent that is gone)."""
-        obj = ot.object.name
+        """Delete the row and its children (recursively), each child before its parent, whose foreign key it holds;
+        then, parent first, each one's history, rollups (a child's refresh skips the parent that is gone) and hooks."""
+        tree = self._removal_tree(conn, ot, record)
+        self._delete_tree(conn, tree)
+        self._after_removal(conn, tree, user, now)
+
+    def _removal_tree(self, conn: sa.Connection, ot: ObjectTable, record: Mapping[str, Any]) -> tuple:
+        """(table, record, [its children's trees]), the children read as stored."""
+        lines = [self._removal_tree(conn, cot, self._read(conn, cot, line["id"]) or line)
+                 for child, _via in self.children.get(ot.object.name, ())
+                 for cot in [self.schema[child]] for line in record.get(child, [])]
+        return ot, record, lines
+
+    def _delete_tree(self, conn: sa.Connection, tree: tuple) -> None:
+        ot, record, lines = tree
+        for line in lines:
+            self._delete_tree(conn, line)
         conn.execute(sa.delete(ot.table).where(ot.table.c.id == int(record["id"])))
+
+    def _after_removal(self, conn: sa.Connection, tree: tuple, user: str | None, now: datetime) -> None:
+        ot, record, lines = tree
+        obj = ot.object.name
         snapshot = {k: self._logged(ot, k, record) for k in ot.columns if k in record}
         history.write(conn, self.schema.history,
                       [history.entry(obj, int(record["id"]), "delete", None, snapshot, None, user, now)])
-        for child, _via in self.children.get(obj, ()):
-            cot = self.schema[child]
-            for line in record.get(child, []):
-                self.remove_rows(conn, cot, self._read(conn, cot, line["id"]) or line, user, now)
+        for line in lines:
+            self._after_removal(conn, line, user, now)
         self.rollups.after_change(conn, obj, [(record, None)], now)
         self._hooks("after_delete", conn, ot.object, user, now, before=dict(record))
 

@@ -1,4 +1,5 @@
-"""Database engines: PostgreSQL as is; SQLite with WAL, a busy timeout, real transactions and op_local_time()."""
+"""Database engines: PostgreSQL as is; SQLite with WAL, a busy timeout, foreign keys enforced, real transactions
+and op_local_time()."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")  # off by default, per connection: the references' guard
             cursor.close()
             dbapi_connection.create_function("op_local_time", 2, local_time_text, deterministic=True)
 
@@ -55,6 +57,15 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def defer_foreign_keys(conn: sa.Connection) -> None:
+    """Check the foreign keys at the commit of `conn`'s transaction instead of at each statement: for writes that put
+    rows back in any order (a recycle bin restore). The tables' foreign keys are DEFERRABLE (storage/tables.py)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # ends with the transaction
+    else:
+        conn.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")
 
 
 def local_time_text(stored: str | None, zone: str) -> str | None:

@@ -142,6 +142,50 @@ class DropUniqueIndex:
 
 
 @dataclass(frozen=True)
+class AddForeignKey:
+    """A reference column's foreign key to its target's id. PostgreSQL adds it after every table exists (the
+    user<->department references make a cycle), on an existing table NOT VALID and then validated; SQLite has it in
+    the table's CREATE TABLE or the column's ADD COLUMN, so there this operation runs nothing."""
+
+    table: str
+    column: str
+    target: str
+    name: str
+    existing: bool = False  # a column that had rows before this migration
+
+    def render(self) -> str:
+        return f"+ foreign key {self.name} on {self.table} ({self.column}) -> {self.target} (id)"
+
+
+@dataclass(frozen=True)
+class DropForeignKey:
+    """A removed reference field's foreign key (PostgreSQL): its column stays with its data, which the records service
+    no longer clears or checks, so a delete of a record it names must not fail on it; or the old one of a reference
+    whose target changed (a new one follows). SQLite cannot drop one."""
+
+    table: str
+    name: str
+    why: str = "field removed from metadata"
+
+    def render(self) -> str:
+        return f"- foreign key {self.name} on {self.table} ({self.why})"
+
+
+@dataclass(frozen=True)
+class NoForeignKey:
+    """SQLite cannot add a constraint to an existing table's column (it would have to rebuild the table): the
+    reference stays guarded by the records service alone there; shown once, when the field is first recorded so."""
+
+    table: str
+    column: str
+    target: str
+
+    def render(self) -> str:
+        return (f"= foreign key {self.table}.{self.column} -> {self.target} (id) not added: SQLite cannot add one to "
+                "an existing column (a database created by this version has it)")
+
+
+@dataclass(frozen=True)
 class KeepColumn:
     """A column whose field left the metadata: kept with its data (the field's record says so)."""
 
@@ -173,6 +217,9 @@ Operation = (
     | FillTeam
     | CreateIndex
     | DropUniqueIndex
+    | AddForeignKey
+    | DropForeignKey
+    | NoForeignKey
     | KeepColumn
     | RecordField
 )
@@ -212,6 +259,8 @@ _NOUNS = {  # (one, several)
     ComputeLater: ("derived field left for later", "derived fields left for later"),
     FillTeam: ("team filled", "teams filled"),
     CreateIndex: ("index", "indexes"), DropUniqueIndex: ("unique index dropped", "unique indexes dropped"),
+    AddForeignKey: ("foreign key", "foreign keys"), DropForeignKey: ("foreign key dropped", "foreign keys dropped"),
+    NoForeignKey: ("foreign key left out", "foreign keys left out"),
     KeepColumn: ("column kept", "columns kept"), RecordField: ("field definition", "field definitions"),
 }
 
@@ -272,7 +321,15 @@ def migrate(engine: sa.Engine, schema: Schema, dry_run: bool = False) -> Plan:
 def field_spec(ot: ObjectTable, f: FieldDef) -> dict:
     """What `_op_schema` records of a field besides its type: its columns' types, required, unique."""
     columns = {name: str(ot.table.c[name].type) for name in ot.columns.get(f.name, ())}
-    return {"columns": columns, "required": f.required, "unique": f.unique, **({"team": True} if f.team else {})}
+    target = next((fk.elements[0].column.table.name for fk in foreign_keys(ot.table)
+                   if fk.column_keys == list(columns)), None)
+    return {"columns": columns, "required": f.required, "unique": f.unique, **({"team": True} if f.team else {}),
+            **({"foreign_key": target} if target else {})}
+
+
+def foreign_keys(table: sa.Table) -> list[sa.ForeignKeyConstraint]:
+    """The table's foreign keys (storage/tables.py), in a stable order."""
+    return sorted(table.foreign_key_constraints, key=lambda fk: fk.name)
 
 
 def _rows(count: int) -> str:
@@ -314,6 +371,11 @@ class _Planner:
         self.tables = set(inspector.get_table_names())
         self.db_columns = {t: {c["name"] for c in cols} for (_, t), cols in inspector.get_multi_columns().items()}
         self.db_indexes = index_names(conn, inspector)
+        self.db_foreign_keys = {  # (table, column) -> (the table it references, the constraint's name)
+            (t, fk["constrained_columns"][0]): (fk["referred_table"], fk["name"])
+            for (_, t), fks in (inspector.get_multi_foreign_keys() if self.tables else {}).items()
+            for fk in fks if len(fk["constrained_columns"]) == 1}
+        self.foreign_key_ops: list[Operation] = []  # after every table and column exists
         self.applied = self._read_applied()
         self.counts: dict[str, dict[str | None, int]] = {}
         self.new_derived: set[_Field] = set()  # (object, field): derived fields given a new column or a new type
@@ -338,6 +400,10 @@ class _Planner:
             else:
                 self._create_table(ot.table)
                 self.ops.extend(self._record(ot, f) for f in ot.object.fields.values())
+                self.foreign_key_ops.extend(AddForeignKey(ot.table.name, fk.column_keys[0],
+                                                          fk.elements[0].column.table.name, fk.name)
+                                            for fk in foreign_keys(ot.table))
+        self.ops.extend(self.foreign_key_ops)
         self._removed_fields()
         self._compute_derived()
         return Plan(tuple(self.ops), tuple(self.refusals))
@@ -385,6 +451,8 @@ class _Planner:
                         and self.schema.teams is not None):  # no team left: the side table is no longer read
                     counts = self._counts(table)
                     self.ops.append(FillTeam(ot.object.name, f.name, counts[None] - counts[column], clear=not f.team))
+            if "foreign_key" in spec:
+                self._foreign_key(ot, f, spec, old, new_columns)
             if old is None or old.removed or old.spec != spec:
                 self.ops.append(self._record(ot, f))
         self.ops.extend(
@@ -410,6 +478,53 @@ class _Planner:
         column = ot.table.c[columns[0][0]]
         kept = self.conn.execute(sa.select(sa.func.count()).where(column.is_not(None), column != 0)).scalar_one()
         return not kept
+
+    def _foreign_key(self, ot: ObjectTable, f: FieldDef, spec: dict, old: Applied | None, new_columns: list) -> None:
+        """The field's foreign key when the table lacks it: over existing rows only when every value names a
+        record (else refused, listing the rows); on SQLite an existing column gets none (noted once)."""
+        table = ot.table.name
+        (column,) = spec["columns"]
+        target = spec["foreign_key"]
+        existing = self.db_foreign_keys.get((table, column))
+        if existing is not None and existing[0] == target:
+            return
+        fk = next(fk for fk in foreign_keys(ot.table) if fk.column_keys == [column])
+        if column in new_columns:
+            self.foreign_key_ops.append(AddForeignKey(table, column, target, fk.name))
+            return
+        sqlite = self.conn.dialect.name == "sqlite"
+        if existing is not None:  # the field's `to` changed
+            if sqlite:
+                self.refusals.append(
+                    f"{_source(f)}: {ot.object.name}.{f.name} referenced {existing[0]}, now {target}: SQLite cannot "
+                    "change a column's foreign key: add a new field and copy the data")
+                return
+            self.foreign_key_ops.append(DropForeignKey(table, existing[1], f"now referencing {target}"))
+        if sqlite and old is not None and not old.removed and old.spec.get("foreign_key") == target:
+            return  # noted when it was recorded
+        self._refuse_orphans(ot, f, column, target)
+        if sqlite:
+            self.ops.append(NoForeignKey(table, column, target))
+        else:
+            self.foreign_key_ops.append(AddForeignKey(table, column, target, fk.name, existing=True))
+
+    def _refuse_orphans(self, ot: ObjectTable, f: FieldDef, column: str, target: str) -> None:
+        """A foreign key over rows naming records that do not exist is refused, with those rows' ids."""
+        table = ot.table
+        col = table.c[column]
+        dangling = col.is_not(None)
+        if target in self.tables:
+            dangling &= ~sa.exists().where(self.schema.sa_metadata.tables[target].c.id == col)
+        count = self.conn.execute(sa.select(sa.func.count()).select_from(table).where(dangling)).scalar_one()
+        if not count:
+            return
+        ids = self.conn.execute(sa.select(table.c.id).where(dangling).order_by(table.c.id).limit(10)).scalars().all()
+        listed = ", ".join(map(str, ids)) + (", ..." if count > len(ids) else "")
+        self.refusals.append(
+            f"{_source(f)}: {ot.object.name}.{f.name} names {target} records that do not exist in {_rows(count)} "
+            f"(id {listed}): its foreign key cannot be added; point those rows at existing {target} records or "
+            "empty the field, then migrate again"
+        )
 
     def _change_column(self, ot: ObjectTable, f: FieldDef, column: str, old: str, new: str) -> None:
         """A longer VARCHAR or a wider NUMERIC of the same scale (a derived field's: any precision) is applied; any
@@ -576,6 +691,9 @@ class _Planner:
             if old.removed or (ot is not None and name in ot.object.fields):
                 continue
             self.ops.extend(KeepColumn(obj, column) for column in old.spec["columns"])
+            if self.conn.dialect.name != "sqlite":  # nothing keeps the kept column's ids current any more
+                self.ops.extend(DropForeignKey(obj, self.db_foreign_keys[(obj, column)][1])
+                                for column in old.spec["columns"] if (obj, column) in self.db_foreign_keys)
             spec = json.dumps({**old.spec, "removed": True}, sort_keys=True)
             self.ops.append(RecordField(obj, name, old.type, spec, old.source))
 
@@ -616,13 +734,42 @@ def _execute(item: Operation, conn: sa.Connection, op: Operations, schema: Schem
 
 @_execute.register
 def _(item: CreateTable, conn: sa.Connection, op: Operations, schema: Schema) -> None:
-    conn.execute(sa.schema.CreateTable(schema.sa_metadata.tables[item.table]))
+    # SQLite: the foreign keys inline (it resolves the target when a row is written); PostgreSQL: AddForeignKey
+    table = schema.sa_metadata.tables[item.table]
+    inline = None if conn.dialect.name == "sqlite" else []
+    conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=inline))
 
 
 @_execute.register
 def _(item: AddColumn, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     column = schema.sa_metadata.tables[item.table].c[item.column]
+    if conn.dialect.name == "sqlite" and column.foreign_keys:  # SQLite takes a foreign key with a new column only
+        (fk,) = column.foreign_keys
+        q = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql(
+            f"ALTER TABLE {q(item.table)} ADD COLUMN {q(column.name)} {column.type.compile(conn.dialect)} "
+            f"REFERENCES {q(fk.column.table.name)} (id) DEFERRABLE INITIALLY IMMEDIATE")
+        return
     op.add_column(item.table, sa.Column(column.name, column.type, nullable=True))
+
+
+@_execute.register
+def _(item: DropForeignKey, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    q = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"ALTER TABLE {q(item.table)} DROP CONSTRAINT {q(item.name)}")
+
+
+@_execute.register
+def _(item: AddForeignKey, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    if conn.dialect.name == "sqlite":
+        return
+    q = conn.dialect.identifier_preparer.quote
+    table, name = q(item.table), q(item.name)
+    conn.exec_driver_sql(
+        f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({q(item.column)}) REFERENCES {q(item.target)} (id) "
+        f"DEFERRABLE INITIALLY IMMEDIATE{' NOT VALID' if item.existing else ''}")
+    if item.existing:  # the plan found no dangling value; validating checks the rows under the migration's lock
+        conn.exec_driver_sql(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
 
 
 @_execute.register

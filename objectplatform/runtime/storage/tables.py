@@ -4,6 +4,13 @@ Each field's columns come from its field type (`runtime/fieldtypes`). Indexes: e
 column, `index`/`unique` fields (all the columns of one stored in several, such as a geolocation's lat and lng),
 and composite indexes derived from each list view (filter column, then the sort columns, then id) so that a
 filtered, sorted list page is one index range scan.
+
+Foreign keys: every lookup, master_detail, user and department column references its target's id (DEFERRABLE
+INITIALLY IMMEDIATE, no ON DELETE action). The records service does the deleting, clearing and cascading
+(records/recycle_bin.py); the constraint is the guard that turns a mistake into an error instead of a dangling id.
+Not covered: multi_user/multi_department (a JSON list) and a polymorphic pair of text fields such as a follow-up's
+related_object/related_id, which no constraint can name; nor the system fields owner/created_by/updated_by (the
+engine writes them from the signed-in user, and users are never deleted).
 """
 
 from __future__ import annotations
@@ -370,6 +377,12 @@ class Schema:
         # restore from the recycle bin would find the id taken
         table = sa.Table(obj.name, self.sa_metadata, *sa_columns, sqlite_autoincrement=True)
         _add_indexes(obj, table, columns)
+        for f in obj.fields.values():
+            if f.type in REFERENCE_TYPES and f.to in self.md.objects and len(columns.get(f.name, ())) == 1:
+                (column,) = columns[f.name]
+                table.append_constraint(sa.ForeignKeyConstraint(
+                    [column], [f"{f.to}.id"], name=index_name("fk", obj.name, [column]),
+                    deferrable=True, initially="IMMEDIATE"))
         return ObjectTable(obj, table, columns, types)
 
 
