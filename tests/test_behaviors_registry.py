@@ -22,8 +22,10 @@ TEMPLATES = ROOT / "objectplatform" / "web" / "templates"
 def test_the_registered_behaviors_and_what_each_declares():
     assert {name: (sorted(b.hooks), b.panels, b.moves_in_hooks, b.actions is not None)
             for name, b in sorted(crm_registry().behaviors.items())} == {
-        "check_in": (["before_create", "before_update"], ("pages/_check_in.html",), False, True),
+        "calendar": ([], ("pages/calendar.html",), False, False),
+        "check_in": (["before_create", "before_create_many", "before_update"], ("pages/_check_in.html",), False, True),
         "convertible": ([], ("pages/convert.html",), False, True),
+        "frequency": ([], ("pages/frequency.html",), False, False),
         "follow_ups": (["after_create", "after_create_many", "before_create", "before_create_many",
                         "before_update"], ("pages/_follow_ups.html", "pages/feed.html"), True, False),
         "pool": (["before_create", "before_create_many"],

@@ -30,7 +30,7 @@ DAY = timedelta(days=1)
 REMINDER, WAITING, RECYCLE = "lead_follow_up_reminder", "lead_pool_waiting", "lead_recycle"
 CLOSE, STUCK = "opportunity_close_reminder", "opportunity_stuck_in_stage"  # flows/opportunity_rules.yaml
 OVERDUE = "payment_plan_overdue"  # flows/order_rules.yaml
-MISSED = "visit_missed"  # flows/visit_rules.yaml
+MISSED, FREQUENCY = "visit_missed", "visit_frequency_reminder"  # flows/visit_rules.yaml
 REASON = "超期未跟进或未转换，系统自动收回线索池"
 TODO = ("reminder", "跟进线索「张三」（星河科技）", "Follow up lead 张三 (星河科技)", "lead")
 
@@ -244,6 +244,7 @@ def test_rules_run_prints_each_rules_summary(cli_platform, capsys):
         "opportunity_stuck_in_stage: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
         "payment_plan_overdue: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
         "visit_missed: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
+        "visit_frequency_reminder: matched 0, notified 0, to-dos 0, closed 0, updated 0, recycled 0, warned 0\n"
         "approval reminders: 0\n")
     assert main(["rules", "run", "--now", "2026-12-04T09:30:00+08:00", "--rule", "lead_pool_waiting"]) == 0
     assert capsys.readouterr().out == (
@@ -252,12 +253,13 @@ def test_rules_run_prints_each_rules_summary(cli_platform, capsys):
     assert main(["rules", "run", "--rule", "lead_recycel"]) == 1
     assert capsys.readouterr().err == (
         "error: unknown rule 'lead_recycel'; scheduled rules: lead_follow_up_reminder, lead_pool_waiting, "
-        "lead_recycle, opportunity_close_reminder, opportunity_stuck_in_stage, payment_plan_overdue, visit_missed\n")
+        "lead_recycle, opportunity_close_reminder, opportunity_stuck_in_stage, payment_plan_overdue, visit_missed, "
+        "visit_frequency_reminder\n")
     assert main(["rules", "run", "--now", "next tuesday"]) == 1
     assert capsys.readouterr().err == (
         "error: --now 'next tuesday' is not an ISO 8601 date-time (e.g. 2026-12-04T09:00)\n")
     assert [s["rule"] for s in map(json.loads, _summaries(platform))] == [
-        "lead_follow_up_reminder", "lead_pool_waiting", "lead_recycle", CLOSE, STUCK, OVERDUE, MISSED,
+        "lead_follow_up_reminder", "lead_pool_waiting", "lead_recycle", CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY,
         "lead_pool_waiting"]
 
 
@@ -272,7 +274,8 @@ def test_unknown_rules_are_refused_before_anything_runs(platform):
         rules.run_rules(platform, T0, ["lead_recycle", "nope"])
     assert caught.value.message == ("unknown rule 'nope'; scheduled rules: lead_follow_up_reminder, "
                                     "lead_pool_waiting, lead_recycle, opportunity_close_reminder, "
-                                    "opportunity_stuck_in_stage, payment_plan_overdue, visit_missed")
+                                    "opportunity_stuck_in_stage, payment_plan_overdue, visit_missed, "
+                                    "visit_frequency_reminder")
     assert scheduler.last_runs(platform) == {}
 
 
@@ -302,23 +305,24 @@ def test_due_rules_by_schedule_and_last_run(platform):
     def due(at: datetime) -> list[str]:
         return [r.name for r in scheduler.due_rules(platform, at)]
 
-    assert due(china(27, 8, 30)) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED]  # never run
-    assert scheduler.tick(platform, china(27, 8, 30)) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED]
+    assert due(china(27, 8, 30)) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY]  # never run
+    assert scheduler.tick(platform, china(27, 8, 30)) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED,
+                                                          FREQUENCY]
     assert due(china(27, 8, 59)) == []
-    assert due(china(27, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE]
-    assert scheduler.tick(platform, china(27, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE]
+    assert due(china(27, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE, FREQUENCY]
+    assert scheduler.tick(platform, china(27, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE, FREQUENCY]
     assert due(china(27, 9, 29)) == []
     assert due(china(27, 9, 30)) == [WAITING]
     rules.run_rules(platform, china(27, 9, 30), [WAITING])
     assert due(china(27, 9, 59)) == []
     assert due(china(27, 10)) == [RECYCLE]
-    assert due(china(28, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED]
+    assert due(china(28, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY]
     assert scheduler.last_runs(platform) == {REMINDER: china(27, 9), WAITING: china(27, 9, 30), RECYCLE: china(27, 9),
                                              CLOSE: china(27, 9), STUCK: china(27, 9),
-                                             OVERDUE: china(27, 9), MISSED: china(27, 8, 30)}
-    assert [json.loads(s) for s in _summaries(platform)][-2:] == [summary(OVERDUE), summary(WAITING)]
+                                             OVERDUE: china(27, 9), MISSED: china(27, 8, 30), FREQUENCY: china(27, 9)}
+    assert [json.loads(s) for s in _summaries(platform)][-2:] == [summary(FREQUENCY), summary(WAITING)]
     rules.run_rules(platform, china(30, 9), [REMINDER])  # a try-out dated later holds nothing back
-    assert due(china(28, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED]
+    assert due(china(28, 9)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY]
 
 
 def test_scheduler_once_from_the_command(cli_platform, capsys, clock):
@@ -326,7 +330,7 @@ def test_scheduler_once_from_the_command(cli_platform, capsys, clock):
     assert main(["scheduler", "--once"]) == 0
     assert capsys.readouterr().out == ("started: lead_follow_up_reminder, lead_pool_waiting, lead_recycle, "
                                        "opportunity_close_reminder, opportunity_stuck_in_stage, payment_plan_overdue, "
-                                       "visit_missed\n")
+                                       "visit_missed, visit_frequency_reminder\n")
     assert main(["scheduler", "--once"]) == 0
     assert capsys.readouterr().out == "no rule is due\n"
 
@@ -348,12 +352,12 @@ def test_a_real_rq_worker_runs_the_scheduled_rule(migrated_database_url, tmp_pat
                                        system=True)["id"]
         pool_behavior.claim(platform, access_for(platform, rep), "lead", lead)
         at = T0 + 5 * DAY
-        assert scheduler.tick(platform, at) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED]
+        assert scheduler.tick(platform, at) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY]
         assert platform.records.get("lead", lead)["owner"] == rep  # queued, not run yet
         assert [json.loads(s) for s in _summaries(platform)] == [
             {"rule": REMINDER, "queued": True}, {"rule": WAITING, "queued": True}, {"rule": RECYCLE, "queued": True},
             {"rule": CLOSE, "queued": True}, {"rule": STUCK, "queued": True}, {"rule": OVERDUE, "queued": True},
-            {"rule": MISSED, "queued": True}]
+            {"rule": MISSED, "queued": True}, {"rule": FREQUENCY, "queued": True}]
         os.environ["OBJECTPLATFORM_DATABASE_URL"] = database_url
         try:
             with rq_worker(url, queue, burst=True) as proc:
@@ -362,7 +366,7 @@ def test_a_real_rq_worker_runs_the_scheduled_rule(migrated_database_url, tmp_pat
             del os.environ["OBJECTPLATFORM_DATABASE_URL"]
         assert [json.loads(s) for s in _summaries(platform)] == [
             summary(REMINDER), summary(WAITING), summary(RECYCLE, matched=1, recycled=1), summary(CLOSE),
-            summary(STUCK), summary(OVERDUE), summary(MISSED)]
+            summary(STUCK), summary(OVERDUE), summary(MISSED), summary(FREQUENCY)]
         record = platform.records.get("lead", lead)
         assert (record["owner"], record["status"]) == (None, "unassigned")
         assert [t for t, *_ in notes(platform, rep)] == [f"线索「张三」已收回到线索池「华北区线索池」：{REASON}"]

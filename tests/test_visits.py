@@ -1,6 +1,7 @@
 """Customer visits on both databases: check-in and check-out measured against the account's location (tolerance,
 accuracy, the refuse policy), co-visitors' own rows, the duration and the follow-up a completed visit posts, the
-daily cap, nearby accounts within the caller's scope, and the rule marking a visit missed at the end of its day."""
+daily cap where the settings refuse more, nearby accounts within the caller's scope, and the rule marking a visit
+missed at the end of its day."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ REFUSE = """\
 kind: object_extension
 object: visit
 behaviors:
-  check_in: {out_of_range: refuse, tolerance_m: 100}
+  check_in: {out_of_range: refuse, tolerance_m: 100, beyond_max_per_day: refuse}
 """
 
 
@@ -182,16 +183,6 @@ def test_a_co_visit_row_is_written_by_check_in_and_out_only(api, people):
     assert api.get(f"/objects/visit/records/{ours}", "rep1")[1]["co_visit"] == []
 
 
-def test_a_rep_plans_at_most_eight_visits_a_day(api, people):
-    shop = account(api)
-    for hour in range(8, 16):
-        visit(api, shop, planned_at=f"2026-12-09T{hour:02}:00:00+08:00")
-    assert api.post("/objects/visit/records", "rep1", {"account": shop, "planned_at": "2026-12-09T23:30:00+08:00"}) \
-        == error(422, "validation_failed", "1 field error", {"planned_at": [
-            "8 visit records are already planned on 2026-12-09; at most 8 a day"]})
-    visit(api, shop, planned_at="2026-12-10T00:30:00+08:00")  # the next day in Shanghai
-
-
 def test_nearby_accounts_come_nearest_first_within_the_radius_and_the_callers_scope(api, people):
     points = {"A": (31.2310, 121.4740), "B": (31.2350, 121.4800), "C": (31.2500, 121.5000),
               "D": (31.3500, 121.6000)}
@@ -280,6 +271,23 @@ def test_the_phone_pages_check_in_from_the_visit_page_and_start_a_visit_from_nea
     assert (record["account"], record["status"], record["check_in_distance"], record["check_in_valid"],
             record["planned_at"]) == (far, "checked_in", 0, True, "2026-12-08T01:30:00+00:00")
     assert client.get("/o/product/nearby").status_code == 404
+
+
+def test_where_the_settings_refuse_it_a_rep_plans_at_most_eight_visits_a_day(refusing):
+    platform, api = refusing
+    platform.records.create("user", {"username": "rep1", "display_name": "王伟", "password": PASSWORD,
+                                     "roles": ["sales_rep"]}, system=True)
+    shop = account(api)
+    for hour in range(8, 16):
+        visit(api, shop, planned_at=f"2026-12-09T{hour:02}:00:00+08:00")
+    assert api.post("/objects/visit/records", "rep1", {"account": shop, "planned_at": "2026-12-09T23:30:00+08:00"}) \
+        == error(422, "validation_failed", "1 field error", {"planned_at": [
+            "8 visit records are already planned on 2026-12-09; at most 8 a day"]})
+    visit(api, shop, planned_at="2026-12-10T00:30:00+08:00")  # the next day in Shanghai
+    status, body = api.post("/objects/visit/plan", "rep1", {"ids": [shop], "planned_at": "2026-12-09T18:00:00+08:00"})
+    assert (status, body) == error(422, "validation_failed", "1 field error", {"planned_at": [
+        "8 visit records are already planned on 2026-12-09; at most 8 a day"]})
+    assert api.get("/objects/visit/records?planned_at__gte=2026-12-09T00:00:00%2B08:00", "rep1")[1]["total"] == 9
 
 
 def test_an_unplanned_visit_refused_out_of_range_leaves_nothing_behind(refusing):

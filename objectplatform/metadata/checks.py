@@ -832,6 +832,9 @@ BEHAVIOR_VALUES: dict[str, dict[str, str]] = {
         "process.avg_cycle_days": "number", "process.close_reminder_days": "number",
         "process.stage_count": "number", "days_in_stage": "number", "days_to_close": "number",
     },
+    "frequency": {  # the period's counted visits, the number the record's grade requires, the days left in it
+        "frequency.visited": "number", "frequency.required": "number", "frequency.days_left": "number",
+    },
 }
 
 

@@ -24,7 +24,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def _lang() -> str:
+def request_language() -> str:
     """?lang=, else the best of Accept-Language, else zh."""
     lang = request.args.get("lang")
     if lang is not None:
@@ -47,20 +47,20 @@ def _flag(name: str) -> bool:
 
 @bp.get("/todos")
 def list_todos() -> Response:
-    lang = _lang()
+    lang = request_language()
     items = work_queue(get_platform()).todos_for(g.access)
     return json_response({"items": [t.json(lang) for t in items]})
 
 
 @bp.post("/todos/<todo_id>/done")
 def finish_todo(todo_id: str) -> Response:
-    lang = _lang()
+    lang = request_language()
     return json_response(work_queue(get_platform()).done(g.access, todo_id).json(lang))
 
 
 @bp.get("/notifications")
 def list_notifications() -> Response:
-    lang = _lang()
+    lang = request_language()
     items, unread = work_queue(get_platform()).notifications_for(g.access.user_id, _flag("unread"))
     return json_response({"items": [n.json(lang) for n in items], "unread": unread})
 

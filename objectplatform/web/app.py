@@ -16,6 +16,7 @@ from objectplatform.runtime.apps import find_apps
 from . import (  # noqa: F401 - the page modules' views register on the pages blueprint (pages_base.bp)
     api,
     api_approvals,
+    api_calendar,
     api_recycle_bin,
     api_reports,
     api_work,
@@ -23,6 +24,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages,
     pages_approvals,
     pages_base,
+    pages_calendar,
     pages_check_in,
     pages_convert,
     pages_duplicates,
@@ -93,6 +95,7 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
 
     api.init_app(app)
     api_work.init_app(app)
+    api_calendar.init_app(app)
     api_approvals.init_app(app)
     api_reports.init_app(app)
     api_recycle_bin.init_app(app)

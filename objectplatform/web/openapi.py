@@ -11,6 +11,8 @@ from typing import Any
 from objectplatform.metadata import FieldDef, Metadata, ObjectDef
 from objectplatform.runtime import imports
 from objectplatform.runtime.actions import Action, Actions
+from objectplatform.runtime.behaviors.calendar import CALENDAR, MAX_DAYS, MAX_PLANNED
+from objectplatform.runtime.behaviors.frequency import FREQUENCY
 from objectplatform.runtime.fieldtypes import RECORD_ID_INPUT, type_named, value_type
 from objectplatform.runtime.geo import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MAX_RADIUS_M, location_field
 from objectplatform.runtime.records.query import operators, searchable
@@ -154,6 +156,67 @@ def _responses(ok_status: str, ok: dict | None, *errors: int) -> dict:
     return dict(sorted(responses.items()))
 
 
+def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
+    """An object's calendar (and planning for others) and its visit frequency list, when it declares them."""
+    paths: dict[str, dict] = {}
+    lang = {"name": "lang", "in": "query", "schema": {"enum": ["zh", "en"]}}
+    if CALENDAR.declared_by(obj):
+        config = CALENDAR.config_of(obj)
+        day = {"type": "string", "format": "date"}
+        entry = {"type": "object", "required": ["id", "at", "day", "title", "state", "owner"], "properties": {
+            "id": {"type": "string"}, "at": {"type": ["string", NULL]}, "day": {"type": ["string", NULL]},
+            "time": {"type": ["string", NULL]}, "title": {"type": "string"}, "state": {"type": ["string", NULL]},
+            "state_label": {"type": ["string", NULL]}, "owner": {"type": ["string", NULL]},
+            "owner_name": {"type": ["string", NULL]}, "attendees": {"type": "array", "items": {"type": "string"}}}}
+        paths[f"{base}/calendar"] = {"get": {
+            "operationId": f"calendar_{obj.name}", "tags": tag, "summary": f"{obj.label.en} calendar",
+            "description": f"the caller's records by {config.date} in a month or in [start, end) (at most {MAX_DAYS} "
+                           "days), on `user`'s calendar when given (owned by them or naming them)",
+            "parameters": [{"name": "month", "in": "query",
+                            "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
+                           {"name": "start", "in": "query", "schema": day},
+                           {"name": "end", "in": "query", "schema": day},
+                           {"name": "user", "in": "query", "schema": {"type": "string"}}, lang],
+            "responses": _responses("200", {"type": "object", "required": ["start", "end", "items"], "properties": {
+                "start": day, "end": day, "items": {"type": "array", "items": entry}}}, 400, 403, 404)}}
+        if config.plan_for is not None:
+            paths[f"{base}/plan"] = {"post": {
+                "operationId": f"plan_{obj.name}", "tags": tag, "summary": f"Plan {obj.label.en} records",
+                "description": f"one {obj.name} per {config.plan_for} id in `ids` (at most {MAX_PLANNED}), with the "
+                               f"other fields given ({config.date} required), owned by the caller, all or none; "
+                               "`warnings` when a daily cap is passed",
+                "parameters": [lang],
+                "requestBody": {"required": True, "content": _content({
+                    "type": "object", "required": ["ids", config.date],
+                    "properties": {"ids": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                           "maxItems": MAX_PLANNED}}})},
+                "responses": _responses("201", {"type": "object", "required": ["created", "items", "warnings"],
+                                                "properties": {
+                    "created": {"type": "array", "items": {"type": "string"}},
+                    "items": {"type": "array", "items": record},
+                    "warnings": {"type": "array", "items": {"type": "object", "required": ["message"], "properties": {
+                        "message": {"type": "string"}, "reason": {"type": "string"}, "params": {"type": "object"}}}}}},
+                    400, 403, 404, 422)}}
+    if FREQUENCY.declared_by(obj):
+        config = FREQUENCY.config_of(obj)
+        counts = {"visited": {"type": "integer"}, "required": {"type": "integer"}}
+        paths[f"{base}/frequency"] = {"get": {
+            "operationId": f"frequency_{obj.name}", "tags": tag, "summary": f"{obj.label.en} below their frequency",
+            "description": f"the caller's records visited less often in the {config.period} holding `day` (or "
+                           f"`month`, else today) than their {config.by} requires, per owner",
+            "parameters": [{"name": "day", "in": "query", "schema": {"type": "string", "format": "date"}},
+                           {"name": "month", "in": "query", "schema": {"type": "string"}},
+                           {"name": "owner", "in": "query", "schema": {"type": "string"}}, lang],
+            "responses": _responses("200", {"type": "object", "required": ["period", "items", "owners"], "properties": {
+                "period": {"type": "object"},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "title": {"type": ["string", NULL]}, "owner": {"type": ["string", NULL]},
+                    **counts}}},
+                "owners": {"type": "array", "items": {"type": "object", "properties": {
+                    "owner": {"type": ["string", NULL]}, "records": {"type": "integer"}, **counts}}}}}, 400, 403, 404)}}
+    return paths
+
+
 def _label_schema() -> dict:
     return {"type": ["object", NULL], "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
 
@@ -247,6 +310,7 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
                 "type": "array", "items": {"allOf": [record, {"type": "object", "required": ["distance_m"],
                                                               "properties": {"distance_m": {"type": "number"}}}]}}}},
                 400, 403, 404)}}
+    paths.update(_calendar_paths(obj, base, tag, record))
     paths[f"{base}/imports"] = {
         "post": {"operationId": f"import_{name}", "tags": tag, "summary": f"Import {obj.label.en} records",
                  "description": "Checks the file (400 naming every unknown column) and starts a job importing its "

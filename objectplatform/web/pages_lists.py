@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from flask import g, jsonify, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
+from objectplatform.runtime.behaviors.calendar import planned_by
 from objectplatform.runtime.errors import BadRequest, NotFound
 
 from .current import get_platform
@@ -148,9 +149,19 @@ def list_records(obj: str):
         single_label=object_label(definition, g.lang), headers=headers, rows=rows, controls=controls, q=q,
         pager=pager, bulk_actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj, bulk=True)],
         can_create=g.access.can(obj, "create"), list_url=request.full_path.rstrip("?"),
-        export_url=_export_url(obj),
+        export_url=_export_url(obj), plan=_planning(obj),
         searchable=bool(definition.searchable_fields or definition.title_field in definition.fields),
     )
+
+
+def _planning(obj: str) -> dict | None:
+    """拜访计划: the object whose records the caller may plan for the selected ones (visits for accounts), if any."""
+    for planner, config in planned_by(get_platform().metadata, obj):
+        if g.access.can(planner.name, "create"):
+            kind = planner.fields[config.date].type
+            return {"object": planner.name, "label": object_label(planner, g.lang), "with_time": kind == "datetime",
+                    "day": (get_platform().local_now().date() + timedelta(days=1)).isoformat()}
+    return None
 
 
 def _export_url(obj: str) -> str:

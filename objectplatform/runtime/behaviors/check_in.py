@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ class CheckInConfig:
     out_of_range: str = "flag"
     photo_required: bool = False
     max_per_day: int | None = None
+    beyond_max_per_day: str = "refuse"  # or "warn": the record is planned all the same, with a warning
     not_counted: tuple[str, ...] = ()  # states a record is in that the daily cap does not count
     check_in: str = "check_in"
     check_out: str = "check_out"
@@ -74,6 +75,7 @@ SCHEMA = {
         "out_of_range": {"enum": ["flag", "refuse"], "default": "flag"},
         "photo_required": {"type": "boolean", "default": False},
         "max_per_day": {"type": "integer", "minimum": 1},
+        "beyond_max_per_day": {"enum": ["refuse", "warn"], "default": "refuse"},
         "not_counted": {"type": "array", "items": NAME, "uniqueItems": True, "default": []},
         **{key: {**NAME, "default": default} for key, default in (
             ("check_in", "check_in"), ("check_out", "check_out"), ("planned_field", "planned_at"),
@@ -357,15 +359,13 @@ def _refuse_completion_without_check_in(ctx: HookContext) -> None:
                 "check_in.required", "a {object} is completed only by checking in and out", object=obj.name))
 
 
-def _refuse_beyond_daily_cap(ctx: HookContext) -> None:
-    """before_create: with `max_per_day`, an owner plans at most that many records (not cancelled) on one day."""
-    obj = ctx.records.metadata.objects[ctx.object]
-    config: CheckInConfig = CHECK_IN.config_of(obj)
-    planned, owner = ctx.after.get(config.planned_field), ctx.after.get("owner") or ctx.user
-    if config.max_per_day is None or not isinstance(planned, datetime) or owner is None:
-        return
+def _local_day(value: datetime, zone) -> date:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone).date()
+
+
+def _planned_count(ctx: HookContext, obj: ObjectDef, config: CheckInConfig, owner: Any, day: date) -> int:
+    """How many records (not in a `not_counted` state) `owner` has planned on `day`, the site's day."""
     zone = ctx.records.platform.settings.zone
-    day = (planned if planned.tzinfo else planned.replace(tzinfo=UTC)).astimezone(zone).date()
     start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
     ot = ctx.records.schema[obj.name]
     column = ot.column(config.planned_field)
@@ -373,16 +373,43 @@ def _refuse_beyond_daily_cap(ctx: HookContext) -> None:
     if config.not_counted and obj.lifecycle:
         state = ot.column(obj.lifecycle.field)
         where.append(sa.or_(state.is_(None), state.not_in(config.not_counted)))
-    count = ctx.conn.execute(sa.select(sa.func.count()).select_from(ot.table).where(*where)).scalar()
-    if count >= config.max_per_day:
-        ctx.errors.setdefault(config.planned_field, []).append(Message(
-            "check_in.daily_cap", "{count} {object} records are already planned on {day}; at most {limit} a day",
-            count=count, object=obj.name, day=day.isoformat(), limit=config.max_per_day))
+    return ctx.conn.execute(sa.select(sa.func.count()).select_from(ot.table).where(*where)).scalar()
+
+
+def _beyond_daily_cap(ctx: HookContext, records: list[dict], errors: list[dict]) -> None:
+    """With `max_per_day`, an owner plans at most that many records (not cancelled) on one day: the records
+    beyond it are refused (`beyond_max_per_day: refuse`) or kept with one warning per owner and day (`warn`)."""
+    obj = ctx.records.metadata.objects[ctx.object]
+    config: CheckInConfig = CHECK_IN.config_of(obj)
+    if config.max_per_day is None:
+        return
+    zone = ctx.records.platform.settings.zone
+    days: dict[tuple[str, date], list[int]] = {}
+    for i, record in enumerate(records):
+        planned, owner = record.get(config.planned_field), record.get("owner") or ctx.user
+        state = record.get(obj.lifecycle.field) if obj.lifecycle else None
+        if isinstance(planned, datetime) and owner is not None and state not in config.not_counted:
+            days.setdefault((str(owner), _local_day(planned, zone)), []).append(i)
+    for (owner, day), indexes in days.items():
+        count = _planned_count(ctx, obj, config, owner, day)
+        if count + len(indexes) <= config.max_per_day:
+            continue
+        if config.beyond_max_per_day == "warn":
+            ctx.warnings.append(Message(
+                "check_in.daily_cap_passed", "{day} will have {count} planned, more than the {limit} a day",
+                count=count + len(indexes), day=day.isoformat(), limit=config.max_per_day))
+            continue
+        for i in indexes[max(config.max_per_day - count, 0):]:
+            errors[i].setdefault(config.planned_field, []).append(Message(
+                "check_in.daily_cap", "{count} {object} records are already planned on {day}; at most {limit} a day",
+                count=count, object=obj.name, day=day.isoformat(), limit=config.max_per_day))
 
 
 CHECK_IN = Behavior(
     BEHAVIOR, SCHEMA, CheckInConfig, _needs, actions=_actions,
-    hooks={"before_update": _refuse_completion_without_check_in, "before_create": _refuse_beyond_daily_cap},
+    hooks={"before_update": _refuse_completion_without_check_in,
+           "before_create": lambda ctx: _beyond_daily_cap(ctx, [ctx.after], [ctx.errors]),
+           "before_create_many": lambda ctx: _beyond_daily_cap(ctx, ctx.batch, ctx.batch_errors)},
     panels=("pages/_check_in.html",),
 )
 

@@ -31,6 +31,7 @@ class HookContext:
     errors: dict[str, list[str]] | None = None
     batch: list[dict] = field(default_factory=list)
     batch_errors: list[dict[str, list[str]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what a write may do but the caller should hear about
 
 
 Handler = Callable[[HookContext], None]

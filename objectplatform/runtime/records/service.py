@@ -63,6 +63,7 @@ class RowError:
 class BulkResult:
     created: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the before_create_many hooks' (a daily cap passed)
 
 
 def _add(errors: Errors, more: Mapping[str, list[str]], prefix: str = "") -> None:
@@ -705,21 +706,23 @@ class Records:
         result = BulkResult()
         done = 0
 
-        def run(create_batch: Callable[[list, int], tuple[list[str], list[RowError]]]) -> None:
+        def run(create_batch: Callable[[list, int], tuple[list[str], list[RowError], list[str]]]) -> None:
             nonlocal done
             for batch in batches(rows, batch_size):
-                created, errors = create_batch(batch, done)
+                created, errors, warnings = create_batch(batch, done)
                 result.created.extend(created)
                 result.errors.extend(errors)
+                result.warnings.extend(warnings)
                 done += len(batch)
                 if progress is not None:
                     progress(done, total)
 
-        def create_batch(conn: sa.Connection, batch: list, start: int) -> tuple[list[str], list[RowError]]:
-            created, errors = self._create_batch(conn, ot, batch, start, user, system)
+        def create_batch(conn: sa.Connection, batch: list, start: int) -> tuple[list[str], list[RowError], list[str]]:
+            warnings: list[str] = []
+            created, errors = self._create_batch(conn, ot, batch, start, user, system, warnings)
             if on_batch is not None:
                 on_batch(conn, start, len(batch), created, errors)
-            return created, errors
+            return created, errors, warnings
 
         if not all_or_nothing:
             run(lambda batch, start: self._create_batch_retrying(create_batch, batch, start))
@@ -734,7 +737,7 @@ class Records:
         return result
 
     def _create_batch_retrying(self, create_batch: Callable, batch: list,
-                               start: int) -> tuple[list[str], list[RowError]]:
+                               start: int) -> tuple[list[str], list[RowError], list[str]]:
         """One batch in its own transaction, validated again once if a concurrent insert took a unique value."""
         try:
             with self.engine.begin() as conn:
@@ -744,7 +747,8 @@ class Records:
                 return create_batch(conn, batch, start)
 
     def _create_batch(self, conn: sa.Connection, ot: ObjectTable, batch: list[Mapping[str, Any]], start: int,
-                      user: str | None, system: bool = False) -> tuple[list[str], list[RowError]]:
+                      user: str | None, system: bool = False, warnings: list[str] | None = None,
+                      ) -> tuple[list[str], list[RowError]]:
         obj = ot.object.name
         now = self.platform.clock.now()
         validator, formulas = self.validators[obj], self.formulas[obj]
@@ -766,7 +770,7 @@ class Records:
             records.append({**initial, **values, "owner": values.get("owner") or user, "created_by": user,
                             "updated_by": user, "created_at": now, "updated_at": now, "version": 1})
         self._hooks("before_create_many", conn, ot.object, user, now, batch=records,
-                    batch_errors=[errors for _, _, errors in loaded])
+                    batch_errors=[errors for _, _, errors in loaded], warnings=[] if warnings is None else warnings)
         good: list[dict] = []
         bad: list[RowError] = []
         local = now.astimezone(self.platform.settings.zone)
