@@ -75,12 +75,13 @@ def test_the_document_describes_every_operation(api):
     # opportunity's withdraw (both), the approvals (get, approve, reject, and a record's approvals for the sales
     # order and the opportunity), the personal reports (create, get, replace, delete, export.yaml), the
     # lifecycles' thirteen transitions of orders, payments, payment plans, invoices and the visit's cancel (both),
-    # the visit's check_in and check_out (one record), the recycle bin (list, restore), nearby searches of the three
-    # objects with a geolocation (account, visit, co_visit), the sales order's copy (one record)
+    # the visit's check_in and check_out (one record), the recycle bin (list, restore), nearby searches of the five
+    # objects with a geolocation (account, visit, co_visit, visit_route, user), the sales order's copy (one record),
+    # the visits' day route and .ics plan, the visit route's reuse (one record)
     doc = document(api)
     operations = [(path, method) for path, item in doc["paths"].items() for method in item if method != "parameters"]
-    assert len(operations) == (2 + 6 + 19 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 13 * 2
-                               + 2 + 2 + 3 + 1)
+    assert len(operations) == (2 + 6 + 21 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 13 * 2
+                               + 2 + 2 + 5 + 1 + 2 + 1)
     assert all("414" in doc["paths"][path][method]["responses"] for path, method in operations)
     assert doc["components"]["responses"]["E414"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"}

@@ -105,7 +105,7 @@ def test_login_navigation_and_logout(client, users):
     nav = re.findall(r'<li><a href="/o/(\w+)"', side)
     assert nav == ["account", "campaign", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
                    "opportunity", "payment", "payment_plan", "product", "sales_order", "user",
-                   "visit"]  # no child objects
+                   "visit", "visit_route"]  # no child objects
     assert "元数据" not in home.text
     client.post("/logout", data={"csrf_token": token(client)})
     login(client, "fang")  # a shipper reads orders, their lines, accounts, contacts, products and people

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 
 from . import actions, approvals, auth, transitions, users
 from .apps import App
-from .behaviors import check_in, convertible, duplicates, follow_ups, pool, staged
+from .behaviors import check_in, convertible, duplicates, follow_ups, pool, route, staged
 from .records import limits, lookup_filters, masking, path_defaults, teams, typed_overrides
 from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, path_defaults, typed_overrides, lookup_filters, limits, approvals, transitions,
-            duplicates, pool, follow_ups, convertible, staged, check_in, funnel, auth, users)
+            duplicates, pool, follow_ups, convertible, staged, check_in, route, funnel, auth, users)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:
