@@ -18,12 +18,14 @@ from ruamel.yaml import YAML
 
 from objectplatform.runtime import approvals
 from objectplatform.runtime.apps import DemoResult, DemoUser
-from objectplatform.runtime.behaviors import staged
+from objectplatform.runtime.behaviors import route, staged
 from objectplatform.runtime.errors import ValidationFailed
+from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.sales_processes import Process, department_path, pick, processes
 
 DEMO = Path(__file__).resolve().parent / "demo"  # company.yaml, generated.yaml, leads.csv
 DEMO_FILE = "company.yaml"
+ROUTED, ROUTE_DAY = "visits", "2026-12-09"  # the route behavior's path of visits; the day of the saved route
 GENERATED_FILE = "generated.yaml"
 CENT = Decimal("0.01")
 
@@ -46,7 +48,15 @@ def load_demo(platform, folder: Path = DEMO, now: datetime | None = None) -> Dem
             error = result.errors[0]
             raise ValidationFailed({f"{obj}[{error.index}].{name}": m for name, m in error.fields.items()})
         company.counts[obj] += len(result.created)
+    _saved_route(platform, company)
     return DemoResult(dict(company.counts), tuple(company.users))
+
+
+def _saved_route(platform, company: _Company) -> None:
+    """孙伟's route of 9 December (规划拜访路线), from his home point, saved as the visits' route service saves it."""
+    planned = route.plan_day(platform, access_for(platform, company.ids["sunwei"]), ROUTED, {"date": ROUTE_DAY})
+    company.counts["visit_route"] += 1
+    company.counts["visit_route_stop"] += len(planned["stops"])
 
 
 def demo_users(folder: Path = DEMO) -> list[DemoUser]:

@@ -30,6 +30,7 @@ def test_the_registered_behaviors_and_what_each_declares():
                         "before_update"], ("pages/_follow_ups.html", "pages/feed.html"), True, False),
         "pool": (["before_create", "before_create_many"],
                  ("pages/pool_board.html", "pages/my_leads.html", "pages/return.html"), False, True),
+        "route": ([], (), False, True),
         "sales_process": (["after_create", "after_create_many", "before_create", "before_create_many",
                            "before_update"], ("pages/_stages.html",), False, True),
     }

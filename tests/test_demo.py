@@ -252,7 +252,7 @@ def test_visits_check_in_at_the_account(demo):
     platform, _ = demo
     accounts = by_id(every(platform, "account"))
     visits = every(platform, "visit")
-    assert Counter(v["status"] for v in visits) == {"completed": 176, "planned": 91, "cancelled": 43}
+    assert Counter(v["status"] for v in visits) == {"completed": 176, "planned": 93, "cancelled": 43}
     for visit in visits[5:]:
         if visit["status"] == "completed":
             location = accounts[visit["account"]]["location"]
@@ -261,6 +261,21 @@ def test_visits_check_in_at_the_account(demo):
             assert visit["check_in_at"] < visit["check_out_at"] < NOW
         if visit["status"] == "planned":
             assert visit["planned_at"] > NOW
+
+
+def test_reps_start_from_home_and_one_day_route_is_saved(demo):
+    platform, result = demo
+    sunwei = every(platform, "user", username="sunwei")[0]
+    assert sunwei["home_location"] == {"lat": 39.9289, "lng": 116.3883}
+    assert sum(1 for u in every(platform, "user") if u.get("home_location")) == 6
+    [listed] = every(platform, "visit_route")
+    route = platform.records.get("visit_route", listed["id"])
+    stops = route["visit_route_stop"]
+    assert (route["owner"], str(route["route_date"]), route["start_location"]) == (
+        sunwei["id"], "2026-12-09", sunwei["home_location"])
+    assert [s["position"] for s in stops] == list(range(1, len(stops) + 1)) and len(stops) >= 2
+    assert (result.counts["visit_route"], result.counts["visit_route_stop"]) == (1, len(stops))
+    assert float(route["total_km"]) == round(sum(float(s["km"]) for s in stops), 2)
 
 
 @pytest.fixture(scope="module")

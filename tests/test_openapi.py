@@ -76,13 +76,14 @@ def test_the_document_describes_every_operation(api):
     # order and the opportunity), the personal reports (create, get, replace, delete, export.yaml), the
     # lifecycles' twenty transitions of orders, payments, payment plans, invoices, returns, refunds and the visit's
     # cancel (both),
-    # the visit's check_in and check_out (one record), the recycle bin (list, restore), nearby searches of the three
-    # objects with a geolocation (account, visit, co_visit), the sales order's copy (one record), the visit's calendar
-    # and planning, the account's visit frequency
+    # the visit's check_in and check_out (one record), the recycle bin (list, restore), nearby searches of the five
+    # objects with a geolocation (account, visit, co_visit, visit_route, user), the sales order's copy (one record),
+    # the visit's calendar and planning, the account's visit frequency, the visits' day route and .ics plan, the visit
+    # route's reuse (one record)
     doc = document(api)
     operations = [(path, method) for path, item in doc["paths"].items() for method in item if method != "parameters"]
-    assert len(operations) == (2 + 6 + 22 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 20 * 2
-                               + 2 + 2 + 3 + 1 + 2 + 1)
+    assert len(operations) == (2 + 6 + 24 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 20 * 2
+                               + 2 + 2 + 5 + 1 + 2 + 1 + 2 + 1)
     assert all("414" in doc["paths"][path][method]["responses"] for path, method in operations)
     assert doc["components"]["responses"]["E414"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"}

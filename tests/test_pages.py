@@ -104,7 +104,7 @@ def test_login_navigation_and_logout(client, users):
     side = re.search(r'<nav class="side".*?</nav>', home.text, re.S).group(0)
     nav = re.findall(r'<li><a href="/o/(\w+)"', side)
     assert nav == ["lead", "follow_up", "lead_pool", "campaign", "account", "contact", "opportunity", "visit",
-                   "sales_order", "payment_plan", "payment", "invoice", "product", "user",
+                   "visit_route", "sales_order", "payment_plan", "payment", "invoice", "product", "user",
                    "department"]  # in the navigation's order (kind: navigation); no child objects
     assert "元数据" not in home.text
     client.post("/logout", data={"csrf_token": token(client)})

@@ -41,7 +41,8 @@ def make_user(platform, username: str, roles: list[str], **more) -> str:
 
 OBJECTS = ["account", "campaign", "co_visit", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
            "opportunity", "opportunity_task", "order_line", "payment", "payment_plan", "product", "refund",
-           "return_line", "return_order", "sales_order", "stage_history", "user", "visit"]
+           "return_line", "return_order", "sales_order", "stage_history", "user", "visit", "visit_route",
+           "visit_route_stop"]
 
 # read off objectplatform_crm/object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
 # then the data scope of reading; an object a role leaves out (and has no "*" for) is "".
@@ -51,7 +52,7 @@ SALES = {
     "invoice": "cre own", "return_order": "cre own", "return_line": "cred own", "refund": "cre own",
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
     "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
-    "co_visit": "r own",
+    "co_visit": "r own", "visit_route": "r own", "visit_route_stop": "r own",
 }
 MATRIX = {
     "admin": {obj: "cred all" for obj in OBJECTS},
@@ -85,7 +86,7 @@ ADMIN_ACTIONS = {"claim", "assign", "return", "move", "invalidate", "void", "reo
                  "confirm_shipment", "confirm_receipt", "complete", "cancel", "amend", "confirm_payment",
                  "reject_payment", "resubmit",
                  "issue_invoice", "reject_invoice", "approve_return", "reject_return", "confirm_return_receipt",
-                 "confirm_refund", "reject_refund", "check_in", "check_out", "deactivate"}
+                 "confirm_refund", "reject_refund", "check_in", "check_out", "reuse", "deactivate"}
 ACTIONS = {
     "admin": {obj: ADMIN_ACTIONS for obj in OBJECTS},
     "sales_manager": {
@@ -97,6 +98,7 @@ ACTIONS = {
         "invoice": {"submit"},
         "return_order": {"submit", "cancel", "approve_return", "reject_return"},
         "visit": {"check_in", "check_out", "cancel"},
+        "visit_route": {"reuse"},
     },
     "sales_rep": {
         "lead": {"claim", "return", "invalidate", "reopen", "convert", "check_duplicates"},
@@ -106,6 +108,7 @@ ACTIONS = {
         "invoice": {"submit"},
         "return_order": {"submit", "cancel"},
         "visit": {"check_in", "check_out", "cancel"},
+        "visit_route": {"reuse"},
     },
     "marketing": {"campaign": {"import"}, "lead": {"import", "assign", "move", "invalidate", "reopen",
                                                                  "check_duplicates"}},

@@ -19,7 +19,7 @@ from objectplatform.metadata.model import ALL_FIELDS
 from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated, geo
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
-from objectplatform.runtime.behaviors import duplicates
+from objectplatform.runtime.behaviors import duplicates, route
 from objectplatform.runtime.errors import Message
 from objectplatform.runtime.permissions import access_for
 
@@ -231,6 +231,21 @@ def nearby_records(obj: str) -> Response:
     found = geo.nearby(platform, obj, lat, lng, radius_m, limit, where=_scope(obj))
     return json_response({"items": [{**record_json(platform, obj, r), "distance_m": r["distance_m"]}
                                     for r in found]})
+
+
+@bp.post("/<path>/route")
+def plan_day_route(path: str) -> Response:
+    """The caller's records of a day in the order that travels least, saved as the day's route unless `"save":
+    false` (runtime/behaviors/route.py); `path` is the route behavior's `path` (the CRM's: visits)."""
+    return json_response(route.plan_day(get_platform(), g.access, path, object_body()))
+
+
+@bp.get("/<path>/plan.ics")
+def day_plan_calendar(path: str) -> Response:
+    """The caller's day plan (`?date=YYYY-MM-DD`) as an iCalendar file, one event per record."""
+    text = route.day_calendar(get_platform(), g.access, path, request.args.get("date"))
+    return Response(text, mimetype="text/calendar", headers={
+        "Content-Disposition": f'attachment; filename="{path}-{request.args["date"]}.ics"'})
 
 
 @bp.get("/objects/<obj>/records/export.csv")

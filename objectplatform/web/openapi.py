@@ -13,6 +13,7 @@ from objectplatform.runtime import imports
 from objectplatform.runtime.actions import Action, Actions
 from objectplatform.runtime.behaviors.calendar import CALENDAR, MAX_DAYS, MAX_PLANNED
 from objectplatform.runtime.behaviors.frequency import FREQUENCY
+from objectplatform.runtime.behaviors.route import ROUTE
 from objectplatform.runtime.fieldtypes import RECORD_ID_INPUT, type_named, value_type
 from objectplatform.runtime.geo import DEFAULT_LIMIT, DEFAULT_RADIUS_M, MAX_LIMIT, MAX_RADIUS_M, location_field
 from objectplatform.runtime.records.query import operators, searchable
@@ -553,6 +554,46 @@ def approval_paths(metadata: Metadata) -> dict:
     return paths
 
 
+def route_paths(metadata: Metadata) -> dict:
+    """POST /{path}/route and GET /{path}/plan.ics of each object declaring the route behavior."""
+    paths = {}
+    point = {"type": "object", "required": ["lat", "lng"],
+             "properties": {"lat": {"type": "number", "minimum": -90, "maximum": 90},
+                            "lng": {"type": "number", "minimum": -180, "maximum": 180}}}
+    date = {"type": "string", "format": "date"}
+    for obj, config in ROUTE.configured(metadata):
+        tag = [obj.name]
+        paths[f"/{config.path}/route"] = {"post": {
+            "operationId": f"route_{obj.name}", "tags": tag, "summary": f"Order a day's {obj.label.en} records",
+            "description": f"The caller's {obj.name} records of `date` (or `visit_ids` of them) in the order that "
+                           "travels least from `start` (else the user's home location, else the first stop), "
+                           "each leg's km and minutes and the totals; saved as the day's route (`route`: its id) "
+                           "unless `save` is false.",
+            "requestBody": {"required": True, "content": _content({
+                "type": "object", "required": ["date"], "additionalProperties": False,
+                "properties": {"date": date, "start": point, "save": {"type": "boolean", "default": True},
+                               "visit_ids": {"type": "array", "minItems": 1, "items": {"type": "string"}}}})},
+            "responses": _responses("200", {
+                "type": "object", "required": ["stops", "legs", "total_km", "total_minutes", "route"],
+                "properties": {
+                    "stops": {"type": "array", "items": {"type": "string"}},
+                    "legs": {"type": "array", "items": {
+                        "type": "object", "required": ["from", "to", "km", "minutes"],
+                        "properties": {"from": {"type": ["string", NULL]}, "to": {"type": "string"},
+                                       "km": {"type": "number"}, "minutes": {"type": "integer"}}}},
+                    "total_km": {"type": "number"}, "total_minutes": {"type": "integer"},
+                    "arrivals": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+                    "start": {"oneOf": [point, {"type": NULL}]},
+                    "route": {"type": ["string", NULL]}}}, 400, 403, 404, 422)}}
+        paths[f"/{config.path}/plan.ics"] = {"get": {
+            "operationId": f"day_plan_{obj.name}", "tags": tag, "summary": f"A day's {obj.label.en} plan as .ics",
+            "parameters": [{"name": "date", "in": "query", "required": True, "schema": date}],
+            "responses": {**_responses("200", None, 403, 404, 422), "200": {
+                "description": "an iCalendar file: one VEVENT per record", "content": {
+                    "text/calendar": {"schema": {"type": "string"}}}}}}}
+    return paths
+
+
 def report_paths() -> dict:
     """The report engine's endpoints (web/api_reports.py)."""
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -723,6 +764,7 @@ def document(metadata: Metadata, actions: Actions) -> dict:
     schemas.update(WORK_QUEUE_SCHEMAS)
     paths.update(work_queue_paths())
     paths.update(report_paths())
+    paths.update(route_paths(metadata))
     paths.update(recycle_bin_paths())
     schemas.update(APPROVAL_SCHEMAS)
     paths.update(approval_paths(metadata))

@@ -6,6 +6,7 @@ fallback), the nearby page of any object with a geolocation field, and the unpla
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -14,6 +15,7 @@ from objectplatform.metadata import Metadata, ObjectDef
 from objectplatform.runtime import BadRequest, Conflict, Forbidden, ValidationFailed, geo
 from objectplatform.runtime.actions import actions_service
 from objectplatform.runtime.behaviors.check_in import CHECK_IN, CheckInConfig, visit_now, visiting
+from objectplatform.runtime.behaviors.route import ROUTE
 
 from .current import get_platform
 from .i18n import error_text, text
@@ -38,7 +40,15 @@ def check_in_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
     return {"template": "pages/_check_in.html", "tolerance": f"{config.tolerance_m:g}",
             "refuses": config.out_of_range == "refuse", "distance": record.get(config.distance_field),
             "valid": record.get(config.valid_field), "duration": record.get(config.duration_field),
-            "forms": forms}
+            "forms": forms, "route_url": _route_url(obj, record.get(config.planned_field))}
+
+
+def _route_url(obj: ObjectDef, planned: datetime | None) -> str | None:
+    """今日路线 of the record's day, when the object declares the route behavior."""
+    if not ROUTE.declared_by(obj) or planned is None:
+        return None
+    day = (planned if planned.tzinfo else planned.replace(tzinfo=UTC)).astimezone(g.zone).date()
+    return url_for("pages.day_route", obj=obj.name, date=day.isoformat())
 
 
 @bp.route("/o/<obj>/nearby")
