@@ -43,8 +43,10 @@ DEMO_COUNTS = {
     "return_order": 1,
     "return_line": 1,
     "refund": 1,
-    "visit": 310,
+    "visit": 312,
     "follow_up": 1739,
+    "visit_route": 1,
+    "visit_route_stop": 2,
 }
 DEMO_USERS = """\
 demo users (username / password, role · department · manager, as the demo created them):

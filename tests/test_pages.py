@@ -104,14 +104,14 @@ def test_login_navigation_and_logout(client, users):
     side = re.search(r'<nav class="side".*?</nav>', home.text, re.S).group(0)
     nav = re.findall(r'<li><a href="/o/(\w+)"', side)
     assert nav == ["lead", "follow_up", "lead_pool", "campaign", "account", "contact", "opportunity", "visit",
-                   "visit_route", "sales_order", "payment_plan", "payment", "invoice", "product", "user",
-                   "department"]  # in the navigation's order (kind: navigation); no child objects
+                   "visit_route", "sales_order", "payment_plan", "payment", "invoice", "return_order", "refund",
+                   "product", "user", "department"]  # in the navigation's order (kind: navigation); no child objects
     assert "元数据" not in home.text
     client.post("/logout", data={"csrf_token": token(client)})
-    login(client, "fang")  # a shipper reads orders, their lines, accounts, contacts, products and people
+    login(client, "fang")  # a shipper reads orders, their lines, returns, accounts, contacts, products and people
     side = re.search(r'<nav class="side".*?</nav>', client.get("/").text, re.S).group(0)
     assert re.findall(r'<li><a href="/o/(\w+)"', side) == [
-        "account", "contact", "sales_order", "product", "user", "department"]
+        "account", "contact", "sales_order", "return_order", "product", "user", "department"]
     out = client.post("/logout", data={"csrf_token": token(client)})
     assert out.status_code == 302 and out.location == "/login"
     assert client.get("/o/lead").status_code == 302
