@@ -42,6 +42,7 @@ DEMO_COUNTS = {
     "invoice": 52,
     "visit": 310,
     "follow_up": 1739,
+    "sales_target": 8,
 }
 DEMO_USERS = """\
 demo users (username / password, as the demo created them):
@@ -123,7 +124,7 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
     assert run(capsys, "check") == (
-        0, "ok: 19 objects, 22 picklists, 8 roles, 11 flows, 4 reports (layers: base, app crm)\n", "")
+        0, "ok: 20 objects, 22 picklists, 8 roles, 11 flows, 15 reports (layers: base, app crm)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -157,7 +158,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 19 objects, 22 picklists, 8 roles, 11 flows, 4 reports (layers: base, app crm, site {site})\n",
+        f"ok: 20 objects, 22 picklists, 8 roles, 11 flows, 15 reports (layers: base, app crm, site {site})\n",
     )
 
 
@@ -172,7 +173,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
     assert lines[-1] == "dry run: nothing was applied"
     assert "+ table lead (32 columns)" in lines
     assert "+ unique index uq_user__username on user (username)" in lines
-    assert lines[-2] == "* record 263 field definitions"
+    assert lines[-2] == "* record 271 field definitions"
 
     code, applied, err = run(capsys, "migrate")
     assert (code, err) == (0, "")

@@ -127,4 +127,4 @@ def test_check_passes_the_shipped_metadata(monkeypatch, capsys, tmp_path):
         monkeypatch.delenv(f"OBJECTPLATFORM_{name}", raising=False)
     assert main(["check"]) == 0
     assert capsys.readouterr() == (
-        "ok: 19 objects, 22 picklists, 8 roles, 11 flows, 4 reports (layers: base, app crm)\n", "")
+        "ok: 20 objects, 22 picklists, 8 roles, 11 flows, 15 reports (layers: base, app crm)\n", "")

@@ -104,7 +104,7 @@ def test_login_navigation_and_logout(client, users):
     side = re.search(r'<nav class="side".*?</nav>', home.text, re.S).group(0)
     nav = re.findall(r'<li><a href="/o/(\w+)"', side)
     assert nav == ["account", "campaign", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
-                   "opportunity", "payment", "payment_plan", "product", "sales_order", "user",
+                   "opportunity", "payment", "payment_plan", "product", "sales_order", "sales_target", "user",
                    "visit"]  # no child objects
     assert "元数据" not in home.text
     client.post("/logout", data={"csrf_token": token(client)})

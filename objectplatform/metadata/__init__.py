@@ -25,6 +25,7 @@ from .model import Label as Label
 from .model import LayoutSection as LayoutSection
 from .model import Lifecycle as Lifecycle
 from .model import ListView as ListView
+from .model import MatchKey as MatchKey
 from .model import Metadata as Metadata
 from .model import ObjectDef as ObjectDef
 from .model import Option as Option

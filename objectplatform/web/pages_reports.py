@@ -20,7 +20,7 @@ from objectplatform.runtime.reports import ReportResult, charts, personal
 from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.filters import DATE_RANGES
 from objectplatform.runtime.reports.paths import resolve
-from objectplatform.runtime.reports.run import SCENES
+from objectplatform.runtime.reports.run import SCENES, available
 from objectplatform.runtime.value_labels import value_labels
 
 from .api_reports import report_csv, run_as_caller
@@ -173,6 +173,20 @@ def _period_control(args: Mapping[str, str], filters: dict[str, Any]) -> dict:
         filters["period"] = value
     return {"name": "period", "label": text("reports.period", g.lang), "value": value, "widget": "dates",
             "low": low, "high": high, "options": [(r, text(f"reports.range.{r}", g.lang)) for r in DATE_RANGES]}
+
+
+@bp.app_context_processor
+def _home_reports() -> dict:
+    def home_reports() -> list[tuple[str, str, dict]]:
+        """The shipped reports marked `home` whose object the caller reads, each run as the caller: (name, title,
+        table)."""
+        access = g.get("access")
+        if access is None:
+            return []
+        found = [r for r in available(get_platform().metadata, access) if r.home]
+        return [(r.name, r.label.get(g.lang), result_table(run_as_caller(r.name, {}, None))) for r in found]
+
+    return {"home_reports": home_reports}
 
 
 def result_table(result: ReportResult) -> dict:

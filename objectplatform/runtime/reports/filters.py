@@ -39,7 +39,7 @@ def condition(column: ColumnElement, type_name: str, op: str, value: Any, now: d
                                     operator=op, type=type_name))
     if op == "in":
         return compare(column, kind, op, [_text(item) for item in (
-            value if isinstance(value, list) else _text(value).split(","))])
+            value if isinstance(value, list | tuple) else _text(value).split(","))])
     return compare(column, kind, op, _text(value))
 
 
