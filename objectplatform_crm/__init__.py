@@ -10,7 +10,7 @@ from pathlib import Path
 
 from objectplatform.runtime.apps import App, Demo, DemoResult, DemoUnavailable, DemoUser
 
-from . import ordering
+from . import ordering, targets
 
 LAYER = Path(__file__).resolve().parent  # the CRM's metadata layer: object_defs/, flows/, report_templates/
 
@@ -35,4 +35,10 @@ def _demo_users() -> list[DemoUser]:
     return _demo_module().demo_users()
 
 
-app = App(name="crm", layers=(LAYER,), register=ordering.register, demo=Demo(load=_load_demo, users=_demo_users))
+def _register(registry) -> None:
+    """The CRM's Python: its order action and its targets' owner."""
+    ordering.register(registry)
+    targets.register(registry)
+
+
+app = App(name="crm", layers=(LAYER,), register=_register, demo=Demo(load=_load_demo, users=_demo_users))

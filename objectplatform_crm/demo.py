@@ -229,7 +229,21 @@ class _Generator:
                           self.rng.choice(self.reps[region]))
         for _ in range(self.spec["volume"]["leads_total"] - self.company.counts["lead"]):
             self._lead()
+        self._targets()
         return [(obj, user, rows) for (obj, user), rows in self.bulk.items()]
+
+    def _targets(self) -> None:
+        """This month's targets of every rep and every team's department (each owned, as the CRM does, by the rep
+        or the department's manager)."""
+        period = self.now.strftime("%Y-%m")
+        rep_orders, rep_payments = self.spec["targets"]["rep"]
+        dept_orders, dept_payments = self.spec["targets"]["department"]
+        for rep in self.all_reps:
+            self.company.create("sales_target", {"user": rep, "period": period, "order_amount": rep_orders,
+                                                 "payment_amount": rep_payments})
+        for department in self.spec["teams"].values():
+            self.company.create("sales_target", {"department": self.company.ids[department], "period": period,
+                                                 "order_amount": dept_orders, "payment_amount": dept_payments})
 
     # ------------------------------------------------------------------------------------ leads
 

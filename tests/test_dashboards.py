@@ -141,28 +141,28 @@ def test_a_rep_s_home_shows_their_own_figures_only(app, platform, people, compan
     page = home(app, "rep1")
     assert re.search(r"<h1>(.*?)</h1>", page).group(1) == "销售工作台"
     shown = widgets(page)
-    assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "chart", "list", "chart"]
+    assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "table", "chart", "list", "chart"]
     assert shown[0][1] == "本月新增线索 3 ▲ 50.0% 上月 2"
     assert shown[1][1] == "本月订单金额 0 — 上月 0"
     assert shown[3][1] == "我的待办 0 没有待办事项 全部待办"
-    assert shown[5][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 季度回访 星辰科技 2026-12-08 10:00 计划中"
+    assert shown[6][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 季度回访 星辰科技 2026-12-08 10:00 计划中"
     rep1 = access(platform, people["rep1"])
-    by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep1).widgets[6], rep1)
+    by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep1).widgets[7], rep1)
     assert [(r["status"], r["leads"]) for r in by_status.rows] == [("pending", 4), ("following", 1)]
     assert '<div class="report-chart"><svg' in page  # the chart, drawn by the report engine's chart code
 
     other = widgets(home(app, "rep2"))
     assert other[0][1] == "本月新增线索 2 ▲ 100.0% 上月 1"
-    assert other[5][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 上门拜访 明月商贸 2026-12-08 15:00 计划中"
+    assert other[6][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 上门拜访 明月商贸 2026-12-08 15:00 计划中"
     rep2 = access(platform, people["rep2"])
-    by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep2).widgets[6], rep2)
+    by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep2).widgets[7], rep2)
     assert [(r["status"], r["leads"]) for r in by_status.rows] == [("pending", 3)]
 
 
 def test_a_manager_s_home_adds_up_the_team_and_lists_forgotten_leads_and_approvals(app, platform, people, company):
     page = home(app, "boss")
     shown = widgets(page)
-    assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "list", "chart", "table"]
+    assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "list", "chart", "table", "table"]
     assert shown[0][1] == "团队本月新增线索 5 ▲ 66.7% 上月 3"
     assert shown[2][1] == "团队本季度回款 0 — 上季度 0"
     assert re.sub(r" \d\d-\d\d \d\d:\d\d", "", shown[3][1]) == "待我审批 1 审批商机阶段「星辰项目」 全部待办"
@@ -174,7 +174,7 @@ def test_a_manager_s_home_adds_up_the_team_and_lists_forgotten_leads_and_approva
             for name, owner in (("旧线索甲", "王伟"), ("旧线索乙", "王伟"), ("旧线索丙", "李娜"))
         )
     )
-    assert shown[6][1] == (
+    assert shown[7][1] == (
         "按员工统计线索 负责人 线索状态 线索数 李娜 待处理 3 王伟 待处理 4 王伟 跟进中 1 合计 8 查看报表"
     )
 
@@ -225,7 +225,7 @@ def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(
 
     shown = widgets(home(app, "finance"))
     assert [kind for kind, _ in shown] == ["kpi", "kpi", "todos", "list", "list", "table"]
-    assert shown[0][1] == "本月回款 1,000.00 ▲ 100.0% 上月 500.00"
+    assert shown[0][1] == "本月回款 1,500.00 — 上月 0"  # by the month finance confirmed them (both today)
     assert shown[1][1] == "待回款总额 1,200.00"
     assert shown[3][1] == (
         f"待确认回款 1 回款编号 销售订单 回款金额 回款日期 负责人 {paid[2]['payment_no']} "
@@ -291,16 +291,16 @@ def menu(page: str) -> list[tuple[str, list[str]]]:
 def test_the_menu_follows_the_declared_groups_with_each_role_s_items(app, people):
     assert menu(home(app, "rep1")) == [
         ("线索", ["销售线索", "我的线索", "线索池看板", "工作", "跟进记录", "线索池", "市场活动"]),
-        ("客户", ["客户", "联系人"]),
+        ("客户", ["客户", "联系人", "拜访频率"]),
         ("商机", ["商机"]),
-        ("拜访", ["拜访"]),
-        ("订单与回款", ["销售订单", "回款计划", "回款", "开票申请", "产品"]),
+        ("拜访", ["拜访", "拜访日历", "今日路线", "拜访路线"]),
+        ("订单与回款", ["销售订单", "回款计划", "回款", "开票申请", "退货单", "退款", "产品", "销售目标"]),
         ("报表", ["报表"]),
         ("设置", ["用户", "部门"]),
     ]
     assert menu(home(app, "finance")) == [
         ("客户", ["客户", "联系人"]),
-        ("订单与回款", ["销售订单", "回款计划", "回款", "开票申请", "产品"]),
+        ("订单与回款", ["销售订单", "回款计划", "回款", "开票申请", "退货单", "退款", "产品"]),
         ("报表", ["报表"]),
         ("设置", ["用户", "部门"]),
     ]

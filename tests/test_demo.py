@@ -387,3 +387,30 @@ def test_no_page_shows_a_code_where_a_label_belongs(demo):
                 if found := sorted({node for node in page.nodes if node in codes}):
                     shown[(username, lang, path)] = found
     assert shown == {}
+
+
+def test_this_months_targets_of_every_rep_and_team(demo):
+    platform, result = demo
+    users = {u["id"]: u["display_name"] for u in every(platform, "user")}
+    departments = {d["id"]: d for d in every(platform, "department")}
+    targets = every(platform, "sales_target")
+    assert result.counts["sales_target"] == 8
+    assert sorted((users.get(t["user"]) or departments[t["department"]]["name"], t["period"], t["order_amount"],
+                   t["payment_amount"], users[t["owner"]]) for t in targets) == sorted(
+        [(rep, "2026-11", Decimal("800000.00"), Decimal("500000.00"), rep)
+         for rep in ("孙伟", "周敏", "吴强", "郑洁", "王芳", "冯磊")]
+        + [("华北区", "2026-11", Decimal("3000000.00"), Decimal("2000000.00"), "赵建国"),
+           ("华东区", "2026-11", Decimal("3000000.00"), Decimal("2000000.00"), "钱丽华")])
+    from objectplatform.runtime.reports import definition, run_report
+
+    boss = next(i for i, name in users.items() if name == "赵建国")
+    with reading(platform.engine) as conn:
+        access = access_for(platform, boss, conn)
+    report = run_report(platform, definition(platform.metadata, "target_achievement_employee"), access=access)
+    confirmed = [o for o in every(platform, "sales_order") if o["status"] in ("approved", "shipped", "received",
+                                                                              "completed")
+                 and o["order_date"] and o["order_date"].isoformat().startswith("2026-11")]
+    expected = {name: sum((o["total_amount"] for o in confirmed if users[o["owner"]] == name), Decimal("0.00"))
+                for name in ("孙伟", "周敏", "吴强")}
+    assert {r["user"]: (r["order_target"], r["order_achieved"]) for r in report.rows} == {
+        name: (Decimal("800000.00"), amount) for name, amount in expected.items()}

@@ -41,22 +41,24 @@ fields:
 FOREIGN_KEYS = {
     ("account", "parent"): "account", ("account_note", "account"): "account", ("co_visit", "user"): "user",
     ("co_visit", "visit"): "visit", ("contact", "account"): "account", ("department", "manager"): "user",
-    ("department", "parent"): "department", ("invoice", "issued_by"): "user",
-    ("invoice", "sales_order"): "sales_order", ("lead", "campaign"): "campaign",
-    ("lead", "converted_account"): "account", ("lead", "converted_contact"): "contact",
-    ("lead", "converted_opportunity"): "opportunity", ("lead", "pool"): "lead_pool",
-    ("lead_pool", "default_assignee"): "user", ("opportunity", "account"): "account",
-    ("opportunity", "campaign"): "campaign", ("opportunity", "contact"): "contact",
-    ("opportunity_task", "completed_by"): "user", ("opportunity_task", "opportunity"): "opportunity",
-    ("order_line", "product"): "product", ("order_line", "sales_order"): "sales_order",
-    ("payment", "confirmed_by"): "user", ("payment", "installment"): "payment_plan",
-    ("payment", "sales_order"): "sales_order", ("payment_plan", "sales_order"): "sales_order",
-    ("sales_order", "account"): "account", ("sales_order", "contact"): "contact",
-    ("sales_order", "opportunity"): "opportunity", ("sales_order", "received_by"): "user",
-    ("sales_order", "shipped_by"): "user", ("stage_history", "moved_by"): "user",
-    ("stage_history", "opportunity"): "opportunity", ("user", "department"): "department",
-    ("user", "manager"): "user", ("visit", "account"): "account", ("visit", "contact"): "contact",
-    ("visit", "opportunity"): "opportunity",
+    ("department", "parent"): "department", ("invoice", "issued_by"): "user", ("invoice", "sales_order"):
+    "sales_order", ("lead", "campaign"): "campaign", ("lead", "converted_account"): "account", ("lead",
+    "converted_contact"): "contact", ("lead", "converted_opportunity"): "opportunity", ("lead", "pool"):
+    "lead_pool", ("lead_pool", "default_assignee"): "user", ("opportunity", "account"): "account", ("opportunity",
+    "campaign"): "campaign", ("opportunity", "contact"): "contact", ("opportunity_task", "completed_by"): "user",
+    ("opportunity_task", "opportunity"): "opportunity", ("order_line", "product"): "product", ("order_line",
+    "sales_order"): "sales_order", ("payment", "confirmed_by"): "user", ("payment", "installment"): "payment_plan",
+    ("payment", "sales_order"): "sales_order", ("payment_plan", "sales_order"): "sales_order", ("refund",
+    "confirmed_by"): "user", ("refund", "return_order"): "return_order", ("refund", "sales_order"): "sales_order",
+    ("return_line", "order_line"): "order_line", ("return_line", "product"): "product", ("return_line",
+    "return_order"): "return_order", ("return_order", "approved_by"): "user", ("return_order", "received_by"):
+    "user", ("return_order", "sales_order"): "sales_order", ("sales_order", "account"): "account", ("sales_order",
+    "contact"): "contact", ("sales_order", "opportunity"): "opportunity", ("sales_order", "received_by"): "user",
+    ("sales_order", "shipped_by"): "user", ("sales_target", "department"): "department", ("sales_target", "user"):
+    "user", ("stage_history", "moved_by"): "user", ("stage_history", "opportunity"): "opportunity", ("user",
+    "department"): "department", ("user", "manager"): "user", ("visit", "account"): "account", ("visit", "contact"):
+    "contact", ("visit", "opportunity"): "opportunity", ("visit_route_stop", "account"): "account",
+    ("visit_route_stop", "visit"): "visit", ("visit_route_stop", "visit_route"): "visit_route",
 }
 
 

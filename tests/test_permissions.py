@@ -41,8 +41,8 @@ def make_user(platform, username: str, roles: list[str], **more) -> str:
 
 OBJECTS = ["account", "campaign", "co_visit", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
            "opportunity", "opportunity_task", "order_line", "payment", "payment_plan", "product", "refund",
-           "return_line", "return_order", "sales_order", "stage_history", "user", "visit", "visit_route",
-           "visit_route_stop"]
+           "return_line", "return_order", "sales_order", "sales_target", "stage_history", "user", "visit",
+           "visit_route", "visit_route_stop"]
 
 # read off objectplatform_crm/object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
 # then the data scope of reading; an object a role leaves out (and has no "*" for) is "".
@@ -52,11 +52,12 @@ SALES = {
     "invoice": "cre own", "return_order": "cre own", "return_line": "cred own", "refund": "cre own",
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
     "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
-    "co_visit": "r own", "visit_route": "r own", "visit_route_stop": "r own",
+    "co_visit": "r own", "visit_route": "r own", "visit_route_stop": "r own", "sales_target": "r own",
 }
 MATRIX = {
     "admin": {obj: "cred all" for obj in OBJECTS},
-    "sales_manager": {obj: v.replace("own", "subordinates") for obj, v in SALES.items()},
+    "sales_manager": {obj: v.replace("own", "subordinates") for obj, v in SALES.items()}
+    | {"sales_target": "cred subordinates"},
     "sales_rep": SALES,
     "marketing": {
         "campaign": "cre all", "lead": "cre all", "follow_up": "cr all", "lead_pool": "r all",

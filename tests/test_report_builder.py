@@ -55,9 +55,12 @@ def names(client, headers) -> list[tuple[str, bool]]:
     return [(i["name"], i["personal"]) for i in client.get("/api/v1/reports", headers=headers).get_json()["items"]]
 
 
-SHIPPED = [("campaign_leads_to_opportunities", False), ("campaign_leads_to_orders", False),
-           ("leads_by_owner_status", False), ("leads_by_status", False), ("orders_by_month", False),
-           ("outstanding_by_account", False), ("payments_by_month", False), ("sales_funnel", False)]
+SHIPPED = [(name, False) for name in (
+    "campaign_leads_to_opportunities", "campaign_leads_to_orders", "campaign_return", "customer_transactions",
+    "employee_performance", "leads_by_owner_status", "leads_by_status", "my_target_this_month",
+    "order_payment_status", "orders_by_month", "outstanding_by_account", "payments_by_month", "payments_by_quarter",
+    "sales_funnel", "target_achievement_department", "target_achievement_department_quarter",
+    "target_achievement_employee", "target_achievement_employee_quarter")]
 
 
 # ------------------------------------------------------------------------------------------- the API

@@ -27,9 +27,13 @@ def test_the_list_names_the_shipped_reports(client):
     response = client.get("/api/v1/reports", headers=bearer(client, "李一"))
     assert response.status_code == 200
     items = {item["name"]: item for item in response.get_json()["items"]}
-    assert sorted(items) == ["campaign_leads_to_opportunities", "campaign_leads_to_orders", "leads_by_owner_status",
-                             "leads_by_status", "orders_by_month", "outstanding_by_account", "payments_by_month",
-                             "sales_funnel"]
+    assert sorted(items) == [
+        "campaign_leads_to_opportunities", "campaign_leads_to_orders", "campaign_return", "customer_transactions",
+        "employee_performance", "leads_by_owner_status", "leads_by_status", "my_target_this_month",
+        "order_payment_status", "orders_by_month", "outstanding_by_account", "payments_by_month",
+        "payments_by_quarter", "sales_funnel", "target_achievement_department",
+        "target_achievement_department_quarter", "target_achievement_employee",
+        "target_achievement_employee_quarter"]
     assert items["campaign_leads_to_orders"]["measures"] == ["leads", "accounts", "orders", "order_amount",
                                                              "paid_amount"]
     assert items["leads_by_owner_status"]["label"] == {"zh": "按员工统计线索转换情况",

@@ -26,6 +26,7 @@ from .model import Label as Label
 from .model import LayoutSection as LayoutSection
 from .model import Lifecycle as Lifecycle
 from .model import ListView as ListView
+from .model import MatchKey as MatchKey
 from .model import Metadata as Metadata
 from .model import NavGroup as NavGroup
 from .model import NavItem as NavItem

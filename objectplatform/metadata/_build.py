@@ -27,6 +27,7 @@ from .model import (
     LayoutSection,
     Lifecycle,
     ListView,
+    MatchKey,
     NavGroup,
     NavItem,
     ObjectDef,
@@ -131,8 +132,7 @@ def build_definition(data: Mapping[str, Any], source: Source, staged: str | None
         name, label, obj, source, data.get("engine", "grouping"),
         tuple(_dimension(d) for d in data.get("dimensions", ())),
         _dimension(data["columns"]) if "columns" in data else None,
-        tuple(ReportMeasure(m["key"], m["function"], m.get("field"), _optional_label(m))
-              for m in data.get("measures", ())),
+        tuple(_measure(m) for m in data.get("measures", ())),
         _frozen(data.get("filters", {})),
         tuple(RuntimeFilter(f["field"], _optional_label(f)) for f in data.get("runtime_filters", ())),
         data.get("scene", "all"), tuple(data.get("sort", ())), data.get("limit"), data.get("totals", True),
@@ -169,6 +169,12 @@ def _widget(spec: Mapping[str, Any], source: Source) -> Widget:
         tuple(spec.get("columns", ())), tuple(spec.get("sort", ())), spec.get("scene", "all"),
         tuple(spec.get("kinds", ())), spec.get("limit", 10),
     )
+
+def _measure(spec: Mapping[str, Any]) -> ReportMeasure:
+    return ReportMeasure(
+        spec["key"], spec.get("function"), spec.get("field"), _optional_label(spec), _frozen(spec.get("filters", {})),
+        spec.get("object"), tuple(MatchKey(k["field"], k["equals"], k.get("bucket")) for k in spec.get("match", ())),
+        _expression(spec.get("expression")))
 
 
 def _optional_label(spec: Mapping[str, Any]) -> Label | None:

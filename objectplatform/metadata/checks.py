@@ -876,6 +876,10 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     dimensions += [(("columns",), data["columns"])] if "columns" in data else []
     measures = [(("measures", i), m) for i, m in enumerate(data.get("measures", ()))]
     yield from _report_columns(doc, catalog, obj, dimensions + measures)
+    yield from _measure_expressions(doc, measures)
+    computed = [m["key"] for _, m in measures if "expression" in m]
+    if computed and "columns" in data:
+        yield doc.problem(("columns",), f"a matrix cannot show the computed measure {computed[0]!r}")
     for at, dimension in dimensions:
         yield from _one_record_path(doc, (*at, "field"), dimension["field"], "a dimension")
     measure_keys = (
@@ -887,8 +891,12 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         yield from _key_reference(doc, ("chart", "dimension"), "dimension", dimension_keys)
     for i in range(len(chart.get("measures", ()))):
         yield from _key_reference(doc, ("chart", "measures", i), "measure", measure_keys)
-    for i in range(len(data.get("sort", ()))):
-        yield from _key_reference(doc, ("sort", i), "sort key", [*dimension_keys, *measure_keys])
+    for i, key in enumerate(data.get("sort", ())):
+        if key.lstrip("-") in computed:
+            yield doc.problem(("sort", i), f"cannot sort by {key.lstrip('-')!r}: the database sorts, and a computed "
+                              "measure is worked out after it")
+        else:
+            yield from _key_reference(doc, ("sort", i), "sort key", [*dimension_keys, *measure_keys])
     for key in data.get("filters", {}):
         path, _, operator = key.partition("__")
         if operator and operator not in FILTER_OPERATORS:
@@ -924,14 +932,98 @@ def _report_columns(
             yield doc.problem((*at, "key"), f"key {column['key']!r} is used twice")
         seen.add(column["key"])
         kind = "any"
+        measured = obj
+        if "object" in column:
+            measured = catalog.objects.get(column["object"])
+            if measured is None:
+                if column["object"] not in catalog.rejected:
+                    yield doc.problem((*at, "object"), f"unknown object {column['object']!r}",
+                                      closest(column["object"], catalog.objects))
+                continue
+            yield from _match_keys(doc, at, catalog, obj, measured, column["match"])
         if "field" in column:
-            kind = yield from _path_kind(doc, (*at, "field"), catalog, obj, column["field"])
+            kind = yield from _path_kind(doc, (*at, "field"), catalog, measured, column["field"])
+        if "filters" in column:
+            yield from _measure_filters(doc, (*at, "filters"), catalog, measured, column)
         if "bucket" in column and kind not in ("date", "datetime", "any"):
             yield doc.problem((*at, "bucket"), f"a {column['bucket']} bucket needs a date, not {kind}")
         function = column.get("function")
         allowed = ("number", "any") if function in ("sum", "avg") else ORDERED_KINDS
         if function in ("sum", "avg", "min", "max") and kind not in allowed:
             yield doc.problem((*at, "function"), f"cannot {function} {column['field']!r}: it is {kind}")
+
+
+def _match_keys(doc: Document, at: JsonPath, catalog: Catalog, base: ObjectDef, measured: ObjectDef,
+                keys: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
+    """Each key follows lookups of the measured object and of the base object, and compares alike kinds."""
+    for i, key in enumerate(keys):
+        here = (*at, "match", i)
+        mine = yield from _path_kind(doc, (*here, "field"), catalog, measured, key["field"])
+        theirs = yield from _path_kind(doc, (*here, "equals"), catalog, base, key["equals"])
+        yield from _one_record_path(doc, (*here, "field"), key["field"], "a match key")
+        yield from _one_record_path(doc, (*here, "equals"), key["equals"], "a match key")
+        if "bucket" in key:
+            if mine not in ("date", "datetime", "any"):
+                yield doc.problem((*here, "bucket"), f"a {key['bucket']} bucket needs a date, not {mine}")
+            elif theirs not in ("text", "any"):
+                yield doc.problem((*here, "equals"), f"a {key['bucket']} bucket is text such as 2026-03: "
+                                  f"{key['equals']!r} is {theirs}")
+        elif "any" not in (mine, theirs) and mine != theirs:
+            yield doc.problem((*here, "equals"), f"a match key compares alike values: {key['field']!r} is {mine}, "
+                              f"{key['equals']!r} is {theirs}")
+
+
+def _measured_object(catalog: Catalog, obj: ObjectDef, path: str) -> ObjectDef | None:
+    """The object whose records a measure's path ends at (None past a rejected or unknown definition)."""
+    steps = path.split(".")
+    for i, step in enumerate(steps):
+        match = STEP.fullmatch(step)
+        if match is None:
+            return None
+        name, via = match.groups()
+        if via:
+            obj = catalog.objects.get(name)
+        elif i < len(steps) - 1:
+            found = field_of(obj, name)
+            obj = catalog.objects.get(found.to) if found is not None and found.to else None
+        if obj is None:
+            return None
+    return obj
+
+
+def _measure_filters(doc: Document, at: JsonPath, catalog: Catalog, measured: ObjectDef,
+                     measure: Mapping[str, Any]) -> Iterator[Problem]:
+    """A measure's filters name fields of the records it measures, with the report filters' operators."""
+    target = _measured_object(catalog, measured, measure["field"]) if "field" in measure else measured
+    if target is None:
+        return
+    for key in measure["filters"]:
+        name, _, operator = key.partition("__")
+        if operator and operator not in FILTER_OPERATORS:
+            yield doc.problem((*at, key), f"unknown filter operator {operator!r}", closest(operator, FILTER_OPERATORS))
+        if field_of(target, name) is None:
+            yield doc.problem((*at, key), f"unknown field {name!r} of {target.name!r} (a measure's filters name "
+                              "fields of the records it measures)", closest(name, field_names(target)))
+
+
+def _measure_expressions(doc: Document, measures: list[tuple[JsonPath, dict[str, Any]]]) -> Iterator[Problem]:
+    """An expression measure reads the other (not computed) measures of its row, as numbers."""
+    env = {m["key"]: "number" for _, m in measures if "expression" not in m}
+    for at, measure in measures:
+        if "expression" not in measure:
+            continue
+        try:
+            expression = parse(measure["expression"])
+            for node in walk(expression.node):
+                if isinstance(node, Name) and node.name not in env:
+                    yield doc.problem((*at, "expression"), f"unknown measure {node.name!r}",
+                                      closest(node.name, env), offset=node.offset)
+                    break
+            else:
+                if (kind := expression.check(env)) != "number":
+                    yield doc.problem((*at, "expression"), f"a measure's expression gives a number, not {kind}")
+        except ExpressionError as e:
+            yield doc.problem((*at, "expression"), str(e), offset=e.offset)
 
 
 def _key_reference(doc: Document, at: JsonPath, what: str, keys: Sequence[str]) -> Iterator[Problem]:
@@ -1047,7 +1139,7 @@ def check_navigation(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     seen: dict[str, str] = {}
     for group in catalog.navigation.values():
         for item in group.items:
-            name = item.object or f"page {item.page}"
+            name = " ".join(filter(None, (item.object, item.page and f"page {item.page}")))
             if name in seen and item.source.file == doc.file:
                 yield Problem.at(item.source.file, item.source.line, item.source.col,
                                  f"{name!r} is already in the menu (group {seen[name]!r})")

@@ -203,6 +203,16 @@ def _round(now: datetime, x: Any, places: Any = 0) -> Decimal | None:
     return _decimal(x).quantize(Decimal(1).scaleb(-int(places)), ROUND_HALF_UP)
 
 
+def _iso_date(text: str) -> date | None:
+    """The date a `YYYY-MM-DD` text names; None for any other text (`2026-13-01`, `2026-1-01`)."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def _extreme(pick: Callable[..., Any], values: Sequence[Any]) -> Any:
     """min or max of the values that are not None (None when all are)."""
     present = [v for v in values if v is not None]
@@ -223,6 +233,9 @@ for _function in (
     Function("min", 1, None, _same(ordered=True), lambda now, *args: _extreme(min, args)),
     Function("max", 1, None, _same(ordered=True), lambda now, *args: _extreme(max, args)),
     Function("contains", 2, 2, _contains_kind, lambda now, whole, part: _contains(whole, part)),
+    Function("text", 1, 1, _takes("text", frozenset({"text", "number", "date", "datetime", "boolean"})),
+             _null_safe(str)),
+    Function("date", 1, 1, _takes("date", _TEXT), _null_safe(_iso_date)),
     Function("geo", 2, 2, _takes("geo", _NUMBER, _NUMBER),
              lambda now, lat, lng: None if lat is None or lng is None else {"lat": float(lat), "lng": float(lng)}),
 ):

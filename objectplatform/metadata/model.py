@@ -439,13 +439,29 @@ class ReportDimension:
 
 
 @dataclass(frozen=True)
+class MatchKey:
+    """One key of a matched measure: `field` of the measured record (bucketed by date when `bucket`) equals
+    `equals` of the base record."""
+
+    field: str
+    equals: str
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
 class ReportMeasure:
-    """count (of the base records, or of the records at the end of `field`), count_distinct, sum, avg, min, max."""
+    """count (of the base records, or of the records at the end of `field`), count_distinct, sum, avg, min, max;
+    `filters` keep only some of the measured records; `object` and `match` measure the records of a second
+    object whose keys equal the base record's; `expression` computes the measure from the others of its row."""
 
     key: str
-    function: str
+    function: str | None
     field: str | None = None
     label: Label | None = None
+    filters: Mapping[str, Any] = no_entries()
+    object: str | None = None
+    match: tuple[MatchKey, ...] = ()
+    expression: Expression | None = None
 
 
 @dataclass(frozen=True)

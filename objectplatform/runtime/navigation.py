@@ -84,14 +84,21 @@ def menu(metadata: Metadata, registry: Registry, access: Access) -> list[MenuGro
     for group in metadata.navigation:
         shown = MenuGroup(group.key, group.label)
         for item in group.items:
-            listed.add(item.object)
-            if item.object is not None and item.object in readable:
-                obj = metadata.objects[item.object]
-                shown.items.append(
-                    MenuItem(item.label or obj.plural_label or obj.label, "pages.list_records", item.object)
-                )
-            elif item.page is not None and (page := registry.pages.get(item.page)) and page.shown(metadata, access):
-                shown.items.append(MenuItem(item.label or page.label, page.endpoint, page=page.name))
+            page = registry.pages.get(item.page) if item.page is not None else None
+            if item.object is not None and page is None:
+                listed.add(item.object)
+                if item.object in readable:
+                    obj = metadata.objects[item.object]
+                    shown.items.append(
+                        MenuItem(item.label or obj.plural_label or obj.label, "pages.list_records", item.object)
+                    )
+            elif page is not None and page.shown(metadata, access):
+                if page.of_object is None:
+                    shown.items.append(MenuItem(item.label or page.label, page.endpoint, page=page.name))
+                elif item.object in readable and page.of_object(metadata, item.object):
+                    of = metadata.objects[item.object].label
+                    label = item.label or Label(of.zh + page.label.zh, f"{of.en} {page.label.en}")
+                    shown.items.append(MenuItem(label, page.endpoint, item.object, page.name))
         if shown.items:
             groups.append(shown)
     rest = [
@@ -115,12 +122,20 @@ def check_pages(metadata: Metadata, registry: Registry) -> Iterator[Problem]:
     """Each `page:` of the navigation is a registered page."""
     for group in metadata.navigation:
         for item in group.items:
-            if item.page is not None and item.page not in registry.pages:
-                source = item.source
-                yield Problem.at(
-                    source.file,
-                    source.line,
-                    source.col,
-                    f"unknown page {item.page!r}",
-                    hint=closest(item.page, registry.pages),
-                )
+            if item.page is None:
+                continue
+            source = item.source
+            page = registry.pages.get(item.page)
+            if page is None:
+                yield Problem.at(source.file, source.line, source.col, f"unknown page {item.page!r}",
+                                 hint=closest(item.page, registry.pages))
+            elif page.of_object is None and item.object is not None:
+                yield Problem.at(source.file, source.line, source.col,
+                                 f"page {item.page!r} is not a page of an object: leave out object:")
+            elif page.of_object is not None and item.object is None:
+                yield Problem.at(source.file, source.line, source.col,
+                                 f"page {item.page!r} is a page of an object: name it with object:")
+            elif page.of_object is not None and item.object in metadata.objects \
+                    and not page.of_object(metadata, item.object):
+                yield Problem.at(source.file, source.line, source.col,
+                                 f"{item.object} has no {item.page} page (its behaviors do not give one)")

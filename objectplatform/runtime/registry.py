@@ -26,12 +26,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Page:
     """A page the navigation may name (`page: feed`): its web endpoint, its label, and whether a user sees it
-    (`shown(metadata, access)`: the pool board only to who may claim or assign, ...)."""
+    (`shown(metadata, access)`: the pool board only to who may claim or assign, ...). A page of an object
+    (`{object: visit, page: calendar}`) has `of_object(metadata, object)`, whether the object has it; its endpoint
+    takes the object as `obj`."""
 
     name: str
     endpoint: str
     label: Label
     shown: Callable[[Metadata, Any], bool]
+    of_object: Callable[[Metadata, str], bool] | None = None
 
 
 @dataclass
@@ -120,9 +123,11 @@ class Registry:
         self.report_engines[name] = run
 
     def page(self, name: str, *, endpoint: str, label: Label,
-             shown: Callable[[Metadata, Any], bool] = lambda metadata, access: True) -> Page:
-        """Let the navigation name the page `name`, served by the web `endpoint` (which takes no argument)."""
-        page = Page(name, endpoint, label, shown)
+             shown: Callable[[Metadata, Any], bool] = lambda metadata, access: True,
+             of_object: Callable[[Metadata, str], bool] | None = None) -> Page:
+        """Let the navigation name the page `name`, served by the web `endpoint` (which takes no argument, or the
+        object as `obj` for a page `of_object`)."""
+        page = Page(name, endpoint, label, shown, of_object)
         self.pages[name] = page
         return page
 

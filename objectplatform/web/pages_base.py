@@ -103,7 +103,8 @@ def _menu(platform, access, lang: str) -> list[dict]:
         items = []
         for item in group.items:
             if item.object is not None:
-                link, current = url_for(item.endpoint, obj=item.object), here == item.object
+                link = url_for(item.endpoint, obj=item.object)
+                current = here == item.object and endpoint == item.endpoint
             else:
                 link = url_for(item.endpoint)
                 current = endpoint == item.endpoint or (item.endpoint == "pages.reports"

@@ -17,25 +17,11 @@ from objectplatform.runtime.errors import Message
 
 from .api_calendar import calendar_entries
 from .current import get_platform
-from .i18n import error_text, language, text
+from .i18n import error_text, text
 from .pages_base import bp, local_path, object_def, page_display
 from .pages_view import field_label, object_label
 
 VIEWS = ("month", "week", "day")
-
-
-@bp.app_context_processor
-def _calendar_nav() -> dict:
-    """The calendars the user may read, for the navigation: [(url, label)]."""
-    access = g.get("access")
-    if access is None:
-        return {"calendar_nav": []}
-    lang = g.get("lang") or language()
-    links = [(url_for("pages.calendar_page", obj=obj.name), text("calendar.nav", lang, object=obj.label.get(lang)))
-             for obj, _ in calendar.CALENDAR.configured(get_platform().metadata) if access.can(obj.name, "read")]
-    links += [(url_for("pages.frequency_page", obj=obj.name), text("frequency.nav", lang, object=obj.label.get(lang)))
-              for obj, _ in frequency.FREQUENCY.configured(get_platform().metadata) if access.can(obj.name, "read")]
-    return {"calendar_nav": links}
 
 
 def _shown_range(view: str, day: date) -> tuple[date, date]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import ObjectDef
+from objectplatform.metadata import Label, ObjectDef
 
 from ..clock import local_midnight
 from ..errors import BadRequest, Message, NotFound, ValidationFailed, said_label
@@ -64,6 +64,8 @@ CALENDAR = Behavior(BEHAVIOR, SCHEMA, CalendarConfig, _needs, panels=("pages/cal
 
 def register(registry) -> None:
     registry.behavior(CALENDAR)
+    registry.page("calendar", endpoint="pages.calendar_page", label=Label("日历", "calendar"),
+                  of_object=lambda metadata, obj: CALENDAR.declared_by(metadata.objects[obj]))
 
 
 def calendar_object(metadata, obj: str) -> tuple[ObjectDef, CalendarConfig]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import ObjectDef
+from objectplatform.metadata import Label, ObjectDef
 
 from ..clock import local_midnight
 from ..errors import BadRequest, Message, NotFound
@@ -116,6 +116,10 @@ FREQUENCY = Behavior(BEHAVIOR, SCHEMA, FrequencyConfig, _needs, derived=derived_
 
 def register(registry) -> None:
     registry.behavior(FREQUENCY)
+    registry.page("frequency", endpoint="pages.frequency_page", label=Label("拜访频率", "visit frequency"),
+                  shown=lambda metadata, access: any(access.can(config.object, "read")  # the records counted
+                                                     for _, config in FREQUENCY.configured(metadata)),
+                  of_object=lambda metadata, obj: FREQUENCY.declared_by(metadata.objects[obj]))
 
 
 def period_query(args: Mapping[str, str], today: date, period: str) -> date:

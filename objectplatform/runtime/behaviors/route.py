@@ -409,3 +409,5 @@ ROUTE = Behavior(BEHAVIOR, SCHEMA, RouteConfig, _needs, actions=_actions)
 
 def register(registry) -> None:
     registry.behavior(ROUTE)
+    registry.page("route", endpoint="pages.day_route", label=Label("今日路线", "day route"),
+                  of_object=lambda metadata, obj: ROUTE.declared_by(metadata.objects[obj]))

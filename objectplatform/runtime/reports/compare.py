@@ -31,7 +31,8 @@ def side_by_side(a: ReportResult, b: ReportResult, names: tuple[Label, Label]) -
         row = dict(zip(dims, group, strict=True))
         for c in columns[len(dims):]:
             source = found.get(c.column_value)
-            row[c.key] = source[c.of] if source is not None else _empty(c)
+            # a side without the group, or without the matrix column (a value only the other side has): empty
+            row[c.key] = source[c.of] if source is not None and c.of in source else _empty(c)
         rows.append(row)
     totals = None
     if a.totals is not None and b.totals is not None:

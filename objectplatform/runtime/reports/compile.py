@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -15,6 +17,7 @@ from objectplatform.metadata import Metadata
 from ..errors import BadRequest, Message
 from ..storage.tables import REFERENCE_TYPES, Schema
 from .buckets import bucket
+from .filters import condition
 from .paths import FieldPath, Hop
 
 Scope = Callable[[str, sa.FromClause], ColumnElement[bool] | None]
@@ -34,10 +37,22 @@ class Dimension:
 
 
 @dataclass(frozen=True)
+class Key:
+    """A matched measure's key: `path` of the measured record (bucketed when `bucket`) equals `equals` of the base."""
+
+    path: FieldPath
+    equals: FieldPath
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
 class Measure:
     key: str
     function: str  # count | count_distinct | sum | avg | min | max
-    path: FieldPath | None = None  # None: the base records themselves
+    path: FieldPath | None = None  # None: the base records themselves (or, matched, the records matched)
+    filters: tuple[tuple[FieldPath, str, Any], ...] = ()  # (own field of the measured records, operator, value)
+    matched: str | None = None  # measure the records of this object whose `match` keys equal the base record's
+    match: tuple[Key, ...] = ()
 
 
 def column_name(schema: Schema, obj: str, field: str) -> str:
@@ -52,9 +67,9 @@ def column_name(schema: Schema, obj: str, field: str) -> str:
 class Joins:
     """The base table (alias t0) with the lookups dimensions and filters follow, each joined once, outer."""
 
-    def __init__(self, schema: Schema, base: str, mask: Mask = unmasked):
-        self.schema, self.mask = schema, mask
-        self.root = schema[base].alias("t0")
+    def __init__(self, schema: Schema, base: str, mask: Mask = unmasked, prefix: str = "t"):
+        self.schema, self.mask, self.prefix = schema, mask, prefix
+        self.root = schema[base].alias(f"{prefix}0")
         self.from_: sa.FromClause = self.root
         self._aliases: dict[tuple[str, ...], sa.FromClause] = {(): self.root}
 
@@ -66,7 +81,7 @@ class Joins:
         for hop in path.hops:
             prefix = (*prefix, hop.field)
             if prefix not in self._aliases:
-                target = self.schema[hop.target].alias(f"t{len(self._aliases)}")
+                target = self.schema[hop.target].alias(f"{self.prefix}{len(self._aliases)}")
                 source = self.mask(hop.source, alias, hop.field,
                                    alias.c[column_name(self.schema, hop.source, hop.field)])
                 self.from_ = self.from_.outerjoin(target, target.c.id == source)
@@ -88,6 +103,7 @@ class Compiler:
     where: Callable[[Joins], list[ColumnElement[bool]]]
     scope: Scope
     mask: Mask = unmasked
+    now: datetime | None = None  # the date ranges of measures' filters count from it (in the site's zone)
     _walked: dict = field(default_factory=dict, init=False, repr=False)  # hops -> pairs, per statement
 
     def statement(self, dimensions: Sequence[Dimension], measures: Sequence[Measure],
@@ -99,11 +115,13 @@ class Compiler:
         branches: dict[tuple[Hop, ...], list[int]] = {}
         selects = [self._base_branch(dimensions, measures)]
         for i, m in enumerate(measures):
-            if m.function == "count_distinct":
+            if m.matched:
+                selects.append(self._matched_branch(dimensions, measures, i))
+            elif m.function == "count_distinct":
                 selects.append(self._distinct_branch(dimensions, measures, i))
             elif m.path is not None and m.path.hops:
-                branches.setdefault(m.path.hops, []).append(i)
-        for hops, indexes in branches.items():
+                branches.setdefault((m.path.hops, m.filters), []).append(i)
+        for (hops, _), indexes in branches.items():
             selects.append(self._hop_branch(dimensions, measures, hops, indexes))
         union = sa.union_all(*selects).subquery("u") if len(selects) > 1 else selects[0].subquery("u")
         folded = (
@@ -119,12 +137,12 @@ class Compiler:
         """A distinct count of references is a count of the distinct records they name, so it shares their
         branch: `count_distinct converted_account` walks to the accounts like the accounts' orders do."""
         path = m.path
-        if m.function != "count_distinct" or path is None or path.type not in REFERENCE_TYPES:
+        if m.function != "count_distinct" or m.matched or path is None or path.type not in REFERENCE_TYPES:
             return m
         if path.field != "id":
             path = replace(path, hops=(*path.hops, Hop(path.object, path.field, path.target, False)),
                            object=path.target, field="id")
-        return Measure(m.key, "count", path)
+        return Measure(m.key, "count", path, m.filters)
 
     # --------------------------------------------------------------------------------- branches
 
@@ -160,22 +178,62 @@ class Compiler:
     def _base_branch(self, dimensions: Sequence[Dimension], measures: Sequence[Measure]) -> sa.Select:
         """Measures over the base object's own fields; it also yields every group."""
         own = {i: m for i, m in enumerate(measures)
-               if m.function != "count_distinct" and (m.path is None or not m.path.hops)}
+               if not m.matched and m.function != "count_distinct" and (m.path is None or not m.path.hops)}
+
+        def value(j: Joins, m: Measure) -> ColumnElement:
+            column = j.column(m.path) if m.path is not None else sa.literal_column("1")
+            return sa.case((sa.and_(*self._kept(m, self.base, j.root)), column)) if m.filters else column
+
         rows = self._rows(dimensions, lambda j: {
-            f"v{i}": j.column(m.path) for i, m in own.items() if m.path is not None}).subquery("b")
-        values = {i: self._aggregate(m, rows.c[f"v{i}"] if m.path is not None else None) for i, m in own.items()}
+            f"v{i}": value(j, m) for i, m in own.items() if m.path is not None or m.filters}).subquery("b")
+        values = {i: self._aggregate(m, rows.c[f"v{i}"] if m.path is not None or m.filters else None)
+                  for i, m in own.items()}
         return self._shape(dimensions, measures, rows, values)
+
+    def _matched_branch(self, dimensions: Sequence[Dimension], measures: Sequence[Measure], i: int) -> sa.Select:
+        """A matched measure: the distinct (group, record) pairs of the base records and the `matched` object's
+        records (in the caller's scope and kept by the filters) whose keys equal theirs, then aggregated."""
+        m = measures[i]
+        dims = [f"d{n}" for n in range(len(dimensions))]
+        base = self._rows(dimensions, lambda j: {f"e{n}": j.column(key.equals)
+                                                 for n, key in enumerate(m.match)}).subquery("e")
+        other = Joins(self.schema, m.matched, self.mask, prefix="x")
+        on = []
+        for n, key in enumerate(m.match):
+            column = other.column(key.path)
+            if key.bucket:
+                column = bucket(column, key.bucket, key.path.type == "datetime", self.dialect, self.time_zone)
+            on.append(column == base.c[f"e{n}"])
+        scope = self.scope(m.matched, other.root)
+        value = other.column(m.path) if m.path is not None else other.root.c.id
+        pairs = (sa.select(*(base.c[d] for d in dims), other.root.c.id.label("k"), value.label("v")).distinct()
+                 .select_from(base.join(other.from_, sa.and_(*on)))
+                 .where(*self._kept(m, m.matched, other.root), *([scope] if scope is not None else []))
+                 .subquery("p"))
+        value = sa.func.count(sa.distinct(pairs.c.v)) if m.function == "count_distinct" else \
+            self._aggregate(m, pairs.c.v)
+        return self._shape(dimensions, measures, pairs, {i: value})
+
+    def _kept(self, m: Measure, obj: str, table: sa.FromClause) -> list[ColumnElement[bool]]:
+        """The conditions of a measure's filters on `table`, an alias of the measured object `obj`'s table."""
+        return [condition(self._read(obj, table, path.field), path.type, op, value, self.now)
+                for path, op, value in m.filters]
 
     def _distinct_branch(self, dimensions: Sequence[Dimension], measures: Sequence[Measure], i: int) -> sa.Select:
         """count_distinct: the distinct (group, value) pairs, counted per group."""
         path = measures[i].path
         dims = [f"d{n}" for n in range(len(dimensions))]
         if not path.hops:
-            pairs = self._rows(dimensions, lambda j: {"v": j.column(path)})
+            def value(j: Joins) -> ColumnElement:
+                kept = self._kept(measures[i], self.base, j.root)
+                return sa.case((sa.and_(*kept), j.column(path))) if kept else j.column(path)
+
+            pairs = self._rows(dimensions, lambda j: {"v": value(j)})
             pairs = pairs.where(pairs.selected_columns.v.is_not(None)).distinct().subquery("p")
         else:
             reached, obj, applied = self._walk(dimensions, path.hops)
             table, on = self._measured(obj, reached, applied)
+            on = sa.and_(on, *self._kept(measures[i], obj, table))
             value = self._read(obj, table, path.field)
             pairs = (sa.select(*(reached.c[d] for d in dims), value.label("v")).distinct()
                      .select_from(reached.join(table, on)).where(value.is_not(None)).subquery("p"))
@@ -187,6 +245,7 @@ class Compiler:
         A path ending in a reverse hop aggregates the children as it joins them (their parent pairs are
         distinct, so each child comes once), unless another branch needs those (group, child) pairs too."""
         last = hops[-1]
+        kept = measures[indexes[0]].filters  # the measures of a branch share their filters
         if last.reverse and hops not in self._walked:
             parents, obj, applied = self._walk(dimensions, hops[:-1])
             if applied or self.scope(obj, self.schema[obj].table) is None:
@@ -195,14 +254,16 @@ class Compiler:
                 scope = self.scope(last.target, child)
                 values = {i: self._aggregate(measures[i], self._read(last.target, child, measures[i].path.field))
                           for i in indexes}
+                on = sa.and_(on, *self._kept(measures[indexes[0]], last.target, child))
                 joined = parents.join(child, on if scope is None else sa.and_(on, scope))
                 return self._shape(dimensions, measures, parents, values, joined)
         reached, obj, applied = self._walk(dimensions, hops)
-        only_ids = all(measures[i].path.field == "id" for i in indexes)
+        only_ids = all(measures[i].path.field == "id" for i in indexes) and not kept
         if only_ids and (applied or self.scope(obj, self.schema[obj].table) is None):
             values = {i: self._aggregate(measures[i], reached.c.k) for i in indexes}
             return self._shape(dimensions, measures, reached, values)
         table, on = self._measured(obj, reached, applied)
+        on = sa.and_(on, *self._kept(measures[indexes[0]], obj, table))
         values = {i: self._aggregate(measures[i], self._read(obj, table, measures[i].path.field)) for i in indexes}
         return self._shape(dimensions, measures, reached, values, reached.join(table, on))
 

@@ -31,7 +31,7 @@ from .run import available, definition
 SOURCE = "<personal report>"
 # the order keys take in a saved definition and in its YAML, as the shipped templates write them
 ORDER = ("kind", "name", "label", "object", "engine", "dimensions", "columns", "measures", "filters",
-         "runtime_filters", "scene", "sort", "limit", "totals", "chart")
+         "runtime_filters", "scene", "sort", "limit", "totals", "chart", "home")
 RESERVED = frozenset({"new"})  # /reports/new is the builder
 REQUIRED = re.compile(r"'([a-z_]+)' is a required property")
 

@@ -20,7 +20,7 @@ from ..records.query import InvalidFilter
 from ..storage.engine import reading
 from ..storage.tables import REFERENCE_TYPES
 from ..value_labels import value_labels
-from .compile import Compiler, Dimension, Joins, Measure
+from .compile import Compiler, Dimension, Joins, Key, Measure
 from .filters import condition, split
 from .masking import report_mask
 from .paths import FieldPath, resolve
@@ -105,23 +105,28 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
     metadata, base = platform.metadata, report.object
     dimensions = [_dimension(metadata, base, d) for d in report.dimensions]
     across = _dimension(metadata, base, report.columns) if report.columns else None
-    measures = [Measure(m.key, m.function, resolve(metadata, base, m.field) if m.field else None)
-                for m in report.measures]
+    measures = [_measure(metadata, base, m) for m in report.measures if m.expression is None]
+    computed = [m for m in report.measures if m.expression is not None]
     mask = report_mask(platform, access)
     with reading(platform.engine) as conn:
         where = report_conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
         compiler = Compiler(metadata, platform.schema, conn.dialect.name, platform.settings.time_zone, base, where,
-                            data_scope(access), mask)
+                            data_scope(access), mask, now)
         sort = [(k.lstrip("-"), k.startswith("-")) for k in report.sort]
         limit = report.limit
         dim_columns = [_dimension_column(metadata, d, spec) for d, spec in zip(dimensions, report.dimensions,
                                                                                strict=True)]
-        measure_columns = [_measure_column(metadata, m, spec) for m, spec in zip(measures, report.measures,
-                                                                                 strict=True)]
+        measure_columns = [_measure_column(metadata, m, spec) for m, spec in zip(
+            measures, [m for m in report.measures if m.expression is None], strict=True)]
         want_totals = report.totals
         if across is None:
             rows = _fetch(conn, compiler.statement(dimensions, measures, sort, limit), measure_columns)
             totals = _fetch(conn, compiler.statement([], measures), measure_columns)[0] if want_totals else None
+            for row in [*rows, *([totals] if totals else [])]:
+                for spec in computed:
+                    row[spec.key] = _computed(spec, row, now)
+            measure_columns += [Column(m.key, m.label or Label(m.key, m.key), "number") for m in computed]
+            measure_columns = [next(c for c in measure_columns if c.key == m.key) for m in report.measures]
             columns = [*dim_columns, *measure_columns]
         else:
             columns, rows, totals = _matrix(conn, compiler, dimensions, across, measures, sort, limit,
@@ -139,6 +144,24 @@ def dimension_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
     if d.bucket:
         return {}
     return value_labels(metadata, metadata.objects[d.path.object], d.path.field)
+
+
+def _measure(metadata: Metadata, base: str, spec: ReportMeasure) -> Measure:
+    """A template's measure with its paths resolved: from the base object, or from the object it matches."""
+    measured = spec.object or base
+    path = resolve(metadata, measured, spec.field) if spec.field else None
+    target = path.object if path is not None else measured  # the object of the records measured
+    filters = tuple((resolve(metadata, target, text), op, value)
+                    for text, op, value in ((*split(name), value) for name, value in spec.filters.items()))
+    match = tuple(Key(resolve(metadata, measured, k.field), resolve(metadata, base, k.equals), k.bucket)
+                  for k in spec.match)
+    return Measure(spec.key, spec.function, path, filters, spec.object, match)
+
+
+def _computed(spec: ReportMeasure, row: Mapping[str, Any], now: datetime) -> Any:
+    """An expression measure's value in one row: two decimal places, None where it divides by zero."""
+    value = spec.expression.evaluate(row, now)
+    return None if value is None else Decimal(value).quantize(AVG_PLACES)
 
 
 def _dimension(metadata: Metadata, base: str, spec: ReportDimension) -> Dimension:
