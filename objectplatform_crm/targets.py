@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from objectplatform.runtime.errors import Forbidden, Message
+from objectplatform.runtime.errors import Forbidden, Message, NotFound
 from objectplatform.runtime.records.hooks import HookContext
 
 TARGET = "sales_target"
@@ -14,8 +14,10 @@ def owned_by_whom_it_measures(ctx: HookContext) -> None:
     target = ctx.after
     owner = target.get("user")
     if owner is None and target.get("department") is not None:
-        department = ctx.records.get("department", target["department"], conn=ctx.conn)
-        owner = department.get("manager")
+        try:
+            owner = ctx.records.get("department", target["department"], conn=ctx.conn).get("manager")
+        except NotFound:  # no such department: the field's own check says so (422), not this hook
+            return
     if owner is None:
         return
     caller = getattr(ctx.records, "caller", None)

@@ -207,7 +207,7 @@ def test_meta_objects_lists_what_the_caller_may_read(api, metadata):
     status, body = api.get("/meta/objects", "finance")
     assert status == 200
     readable = {"user", "department", "account", "contact", "product", "sales_order", "order_line", "payment",
-                "payment_plan", "invoice"}
+                "payment_plan", "invoice", "return_order", "return_line", "refund"}
     assert [o["name"] for o in body["items"]] == [name for name in metadata.objects if name in readable]
     user = next(o for o in body["items"] if o["name"] == "user")
     assert user == {"name": "user", "label": {"zh": "用户", "en": "User"},
@@ -295,7 +295,7 @@ def test_meta_flows(api):
         ]}]}
     # finance cannot read opportunities; it reads the sales orders, with their approval flow, and the payment plans
     assert [i["name"] for i in api.get("/meta/flows", "finance")[1]["items"]] == [
-        "sales_order_approval", "payment_plan_overdue"]
+        "sales_order_approval", "payment_plan_overdue", "visit_frequency_reminder"]  # and the accounts' frequency
 
 
 # ------------------------------------------------------------------------------------ records
@@ -359,7 +359,7 @@ def test_sales_order_with_inline_lines(api, people):
     lines = order["order_line"]
     line_ids = [line["id"] for line in lines]
     common = {"version": 1, "owner": rep1, "created_by": rep1, "updated_by": rep1, "sales_order": order["id"],
-              "product": product, "remark": None}
+              "product": product, "remark": None, "returned_quantity": 0}  # none returned yet
     assert lines == [
         {"id": line_ids[0], **common, **stamp(lines[0]), "quantity": 2, "unit_price": 10.5, "discount": 10,
          "subtotal": 18.9},

@@ -22,7 +22,7 @@ def test_the_crm_is_the_default_app_found_through_its_entry_point():
     assert Settings.from_env({"OBJECTPLATFORM_APPS": " crm , apps.helpdesk:app "}).apps == ("crm", "apps.helpdesk:app")
     crm, helpdesk = find_apps(["crm", "apps.helpdesk:app"])
     assert (crm, crm.layers, crm.pages) == (objectplatform_crm.app, (CRM,), None)
-    assert crm.register is objectplatform_crm.ordering.register  # the order's copy action
+    assert crm.register is objectplatform_crm._register  # the order's copy action, the targets' owner
     assert app_layers([crm, helpdesk]) == [CRM, ROOT / "tests" / "apps" / "helpdesk"]
 
 

@@ -37,6 +37,7 @@ def test_the_scheduler_ticks_on_the_platforms_clock(platform):
     platform.clock = FixedClock(T0)
     started = scheduler.tick(platform)
     assert started == ["lead_follow_up_reminder", "lead_pool_waiting", "lead_recycle", "opportunity_close_reminder",
-                       "opportunity_stuck_in_stage", "payment_plan_overdue", "visit_missed"]
+                       "opportunity_stuck_in_stage", "payment_plan_overdue", "visit_missed",
+                       "visit_frequency_reminder"]
     assert scheduler.last_runs(platform) == dict.fromkeys(started, T0)
     assert scheduler.tick(platform) == []  # the same moment again: nothing is due

@@ -51,6 +51,7 @@ BUCKETS = {  # by bucket: each lead's bucket, in CREATED's order
 REMINDER, WAITING, RECYCLE = "lead_follow_up_reminder", "lead_pool_waiting", "lead_recycle"
 CLOSE, STUCK = "opportunity_close_reminder", "opportunity_stuck_in_stage"
 MISSED, OVERDUE = "visit_missed", "payment_plan_overdue"  # daily at 00:05, daily at 09:00
+FREQUENCY = "visit_frequency_reminder"  # daily at 09:00
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +114,10 @@ def test_schedules_run_on_the_site_zones_clock(platform):
         return [r.name for r in scheduler.due_rules(platform, at)]
 
     summer = datetime(2026, 7, 1, 7, 30, tzinfo=UTC)  # 08:30 in London (BST, UTC+1), 15:30 in Shanghai
-    assert scheduler.tick(platform, summer) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED]
+    assert scheduler.tick(platform, summer) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY]
     assert due(datetime(2026, 7, 1, 7, 59, tzinfo=UTC)) == []
-    assert due(datetime(2026, 7, 1, 8, 0, tzinfo=UTC)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE]  # 09:00 London
+    assert due(datetime(2026, 7, 1, 8, 0, tzinfo=UTC)) == [REMINDER, RECYCLE, CLOSE, STUCK, OVERDUE,
+                                                           FREQUENCY]  # 09:00 London
     platform.settings = dataclasses.replace(platform.settings, time_zone="Asia/Shanghai")
     assert due(datetime(2026, 7, 1, 8, 0, tzinfo=UTC)) == [RECYCLE]  # 16:00 in Shanghai: only the hourly one
 

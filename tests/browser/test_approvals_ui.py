@@ -105,7 +105,8 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
     manager = browser.new_context(base_url=site.url, **CONTEXT)
     page = manager.new_page()
     login(page, site, "zhao")
-    click_and_wait(page, page.get_by_role("link", name="我的待办（1）"))
+    assert page.locator("section.widget-todos .count").inner_text() == "1"  # 待我审批 on the manager's home
+    click_and_wait(page, page.locator("nav.side").get_by_role("link", name="我的待办"))
     assert path(page) == "/todos"
     row = page.locator("table.todos tbody tr")
     expect(row).to_have_count(1)
