@@ -171,6 +171,17 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
     ), status
 
 
+def _filled(sections: list[dict], record: Mapping[str, Any]) -> list[dict]:
+    """The sections with only the fields that hold a value, and only the sections left holding one (paper)."""
+    kept = []
+    for section in sections:
+        items = [item for name, item in zip(section["names"], section["items"], strict=True)
+                 if record.get(name) not in (None, "", [])]
+        if items:
+            kept.append({**section, "items": items})
+    return kept
+
+
 @bp.route("/o/<obj>/<id>/print")
 def print_view(obj: str, id: str):
     """The record on paper (打印): its details, then its lines (master_detail children) in full, with who
@@ -184,7 +195,8 @@ def print_view(obj: str, id: str):
         state = display.text(definition, definition.lifecycle.field, current.get(definition.lifecycle.field))
     return render_template(
         "pages/print.html", obj=definition, record=current, object_label=object_label(definition, g.lang),
-        title=display.record_title(definition, current), state=state, sections=_sections(definition, current),
+        title=display.record_title(definition, current), state=state, sections=_filled(_sections(definition, current),
+                                                                                       current),
         lines=_related(definition, current, ("master_detail",), PRINTED_LINES),
         printed_at=display.text(definition, "created_at", platform.clock.now()),
     )

@@ -17,7 +17,7 @@ from objectplatform.metadata import Label, ObjectDef
 
 from .. import actions, ics
 from ..clock import local_midnight
-from ..errors import BadRequest, Message, NotFound, ValidationFailed, no_record
+from ..errors import BadRequest, Message, NotFound, ValidationFailed, no_record, said_label
 from ..geo import point
 from ..routing import Plan, Roads, Stop, plan_in_order, plan_route
 from ..validation import REQUIRED
@@ -284,7 +284,8 @@ def plan_day(platform, access, path: str, data: Any) -> dict:
         records = route.records(conn, ids)
         if not records:
             raise ValidationFailed({"date": [Message("route.no_visits", "you have no {object} planned on {day} to "
-                                                     "route", object=obj.name, day=day.isoformat())]})
+                                                     "route", object=said_label(obj.label.zh, obj.label.en),
+                                                     day=day.isoformat())]})
         start = route.start(start)
         plan = plan_route(start, route.stops(conn, records), config.roads, config.time_limit_ms)
         saved = route.save(conn, plan, start, {r["id"]: r for r in records}) if save else None
