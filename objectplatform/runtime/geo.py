@@ -16,6 +16,22 @@ from objectplatform.metadata import FieldDef, ObjectDef
 from .errors import BadRequest, Message, NotFound
 from .validation import REQUIRED
 
+
+class LocatedThroughLookup:
+    """A behavior's settings whose `location_of` ("account.location") is the geolocation field of the record a
+    lookup names: the lookup and that field."""
+
+    location_of: str
+
+    @property
+    def lookup(self) -> str:
+        return self.location_of.split(".")[0]
+
+    @property
+    def target_field(self) -> str:
+        return self.location_of.split(".")[1]
+
+
 EARTH_RADIUS_M = 6_371_000.0  # the mean radius, as haversine formulas usually take it
 DEFAULT_RADIUS_M = 5_000
 MAX_RADIUS_M = 200_000

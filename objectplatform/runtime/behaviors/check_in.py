@@ -17,7 +17,7 @@ from objectplatform.metadata import ObjectDef, Transition
 from .. import actions, lifecycles
 from ..clock import local_midnight
 from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, said_label
-from ..geo import distance_m, point
+from ..geo import LocatedThroughLookup, distance_m, point
 from ..records.hooks import HookContext
 from ..transitions import move
 from ..validation import REQUIRED
@@ -27,7 +27,7 @@ BEHAVIOR = "check_in"
 
 
 @dataclass(frozen=True)
-class CheckInConfig:
+class CheckInConfig(LocatedThroughLookup):
     """`behaviors: check_in:` of one object: where the place checked in at should be (`location_of`, a lookup
     then the target's geolocation field), the tolerance and what happens beyond it, the transitions it runs,
     the fields it writes, the co-visit rows and the follow-up feed a completed record posts to."""
@@ -55,14 +55,6 @@ class CheckInConfig:
     co_visit_object: str | None = None
     feed_object: str | None = None
     feed_kind: str | None = None
-
-    @property
-    def lookup(self) -> str:
-        return self.location_of.split(".")[0]
-
-    @property
-    def target_field(self) -> str:
-        return self.location_of.split(".")[1]
 
 
 NAME = {"type": "string", "minLength": 1}

@@ -18,7 +18,7 @@ from objectplatform.metadata import Label, ObjectDef
 from .. import actions, ics
 from ..clock import local_midnight
 from ..errors import BadRequest, Message, NotFound, ValidationFailed, no_record, said_label
-from ..geo import point
+from ..geo import LocatedThroughLookup, point
 from ..routing import Plan, Roads, Stop, plan_in_order, plan_route
 from ..validation import REQUIRED
 from .registry import Behavior, FieldNeed, Need, ObjectNeed
@@ -28,7 +28,7 @@ MAX_STOPS = 200
 
 
 @dataclass(frozen=True)
-class RouteConfig:
+class RouteConfig(LocatedThroughLookup):
     """`behaviors: route:` of one object: the API path naming its routes, where each record is (`location_of`, a
     lookup then the target's geolocation field), when it is planned, which states are routed, which records keep a
     fixed time (a window of ± `window_minutes`), the user's start point, how travel is estimated, and the objects
@@ -50,14 +50,6 @@ class RouteConfig:
     time_limit_ms: int = 300
     copied: tuple[str, ...] = ()  # fields a reused route's new records take from the old ones
     reuse: str = "reuse"
-
-    @property
-    def lookup(self) -> str:
-        return self.location_of.split(".")[0]
-
-    @property
-    def target_field(self) -> str:
-        return self.location_of.split(".")[1]
 
     @property
     def roads(self) -> Roads:
@@ -133,7 +125,7 @@ def day_of(value: Any, field: str = "date") -> date:
     try:
         if isinstance(value, str) and len(value) == 10:
             return date.fromisoformat(value)
-    except ValueError:
+    except ValueError:  # not a real date (2026-02-30): the same refusal as any other text below
         pass
     raise ValidationFailed({field: [Message("route.bad_date", "must be a date (YYYY-MM-DD)")]})
 

@@ -52,7 +52,7 @@ def _title(ctx: hooks.HookContext, definition: ObjectDef, record) -> str:
         target = ctx.records.platform.metadata.objects[f.to]
         try:
             return _title(ctx, target, ctx.records.get(target.name, value, conn=ctx.conn))
-        except NotFound:
+        except NotFound:  # the title's record is gone (or out of reach): named by its id below, as before
             pass
     return str(value or record.get("id"))
 
