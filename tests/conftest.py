@@ -7,6 +7,7 @@ missing, so the PostgreSQL variants never silently disappear on CI.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import shutil
@@ -25,8 +26,8 @@ os.environ.setdefault("OBJECTPLATFORM_PASSWORD_COST", "1024")
 
 from support import BACKENDS, crm_metadata  # noqa: E402
 
-from objectplatform.runtime import Settings, open_platform
-from objectplatform.runtime.storage.engine import create_engine
+from objectplatform.runtime import Platform, Settings, open_platform
+from objectplatform.runtime.storage.engine import create_engine, defer_foreign_keys
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform.runtime.storage.tables import schema_of
 
@@ -327,6 +328,112 @@ def platform(migrated_database_url, tmp_path, metadata):
         yield platform
     finally:
         platform.close()
+
+
+class Seeds:
+    """The records a fixture made, kept as rows, so that the next tests of the same fixture get them by a bulk copy
+    instead of making them again through the engine (a department of people with orders, payments and visits costs
+    the engine a second or more; putting its rows back costs milliseconds).
+
+    A seed is a function of a platform that only writes records (setting the platform's clock and such stays the
+    fixture's part, each test) and returns plain values (their ids). Its first run is kept as every table's rows and
+    sequences; each later test on the same backend and metadata gets those rows put back into its own database, in
+    one transaction, and the seed's return value: the same ids, the same created_at, the same next id. Seeds chain:
+    a seed made after others (a fixture using another) is kept with theirs, and putting it back replaces their rows.
+    The first seed of a test runs on an empty database (the copy would not be the seed's alone otherwise)."""
+
+    def __init__(self):
+        # (backend, metadata id, the chain of seeds) -> (its value, the tables' rows, the Metadata: its id its own)
+        self.kept: dict[tuple, tuple[object, list, object]] = {}
+
+    def __call__(self, platform: Platform, backend: str, chain: tuple) -> object:
+        key = (backend, id(platform.metadata), repr(chain))
+        if key in self.kept:
+            value, rows, _metadata = self.kept[key]
+            with platform.engine.begin() as conn:
+                defer_foreign_keys(conn)
+                if len(chain) > 1:  # the rows of the seeds before it go: its rows hold them as they were after it
+                    for table, _data in self.kept[key[:2] + (repr(chain[:-1]),)][1]:
+                        if table is not None:
+                            conn.exec_driver_sql(f'DELETE FROM "{table}"')
+                _put_rows(conn, rows)
+            return copy.deepcopy(value)
+        if len(chain) == 1:
+            with platform.engine.connect() as conn:
+                assert not _rows(conn), "a seed runs on an empty database (its rows are copied for the next tests)"
+        make, args = chain[-1]
+        value = make(platform, *args)
+        with platform.engine.connect() as conn:
+            self.kept[key] = copy.deepcopy(value), _rows(conn), platform.metadata
+        return value
+
+
+def _tables(conn: sa.Connection) -> list[str]:
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    else:
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    return sorted(set(conn.exec_driver_sql(sql).scalars()) - set(Templates.KEPT))
+
+
+def _rows(conn: sa.Connection) -> list:
+    """Every non-empty table's rows (SQLite: tuples, and sqlite_sequence; PostgreSQL: COPY's text) and, on
+    PostgreSQL, the sequences' values."""
+    tables = [t for t in _tables(conn) if conn.exec_driver_sql(f'SELECT EXISTS (SELECT 1 FROM "{t}")').scalar()]
+    if conn.dialect.name == "sqlite":
+        kept = [(t, conn.exec_driver_sql(f'SELECT * FROM "{t}"').all()) for t in tables]
+        if tables:
+            kept.append(("sqlite_sequence", conn.exec_driver_sql("SELECT name, seq FROM sqlite_sequence").all()))
+        return kept
+    cursor = conn.connection.driver_connection.cursor()
+    kept = []
+    for t in tables:
+        with cursor.copy(f'COPY "{t}" TO STDOUT') as copy:
+            kept.append((t, b"".join(bytes(data) for data in copy)))
+    if tables:
+        kept.append((None, conn.exec_driver_sql(
+            "SELECT quote_ident(sequencename), last_value FROM pg_sequences "
+            "WHERE schemaname = current_schema() AND last_value IS NOT NULL").all()))
+    return kept
+
+
+def _put_rows(conn: sa.Connection, kept: list) -> None:
+    if conn.dialect.name == "sqlite":
+        for table, rows in kept:
+            if table == "sqlite_sequence":
+                conn.exec_driver_sql("DELETE FROM sqlite_sequence")
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                conn.exec_driver_sql(f'INSERT INTO "{table}" VALUES ({marks})', [tuple(row) for row in rows])
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    for table, data in kept:
+        if table is None:
+            for sequence, value in data:
+                cursor.execute("SELECT setval(%s, %s)", (sequence, value))
+            continue
+        with cursor.copy(f'COPY "{table}" FROM STDIN') as copy:
+            copy.write(data)
+
+
+@pytest.fixture(scope="session")
+def seeds() -> Seeds:
+    return Seeds()
+
+
+@pytest.fixture
+def seeded(platform, backend, seeds):
+    """`seeded(make, *args)`: what `make(platform, *args)` returns, its records made once per backend, metadata and
+    arguments (plain values: ids) and copied into each test's database after (see Seeds)."""
+    made: list = []
+
+    def seed(make, *args):
+        step = (make, args)
+        value = seeds(platform, backend, (*made, step))
+        made.append(step)
+        return value
+
+    return seed
 
 
 @pytest.fixture

@@ -107,7 +107,11 @@ def metadata(tmp_path_factory):
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(seeded) -> dict[str, str]:
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     """A sales department (managed by `boss`) with two reps, an admin, a finance clerk and marketing."""
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]

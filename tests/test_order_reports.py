@@ -37,9 +37,13 @@ CONFIRMED = ("approved", "shipped", "received", "completed")
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
     """The company of the module's docstring; the ids of its people."""
     platform.clock = FixedClock(T0)
+    return seeded(company)
+
+
+def company(platform) -> dict[str, str]:
     r = platform.records
 
     def user(username: str, name: str, roles: list[str], **more) -> str:

@@ -34,9 +34,13 @@ CONFIRMED_AT = {"O1": datetime(2026, 12, 5, 2, 0), "O2": datetime(2026, 11, 30, 
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
     """The company of the module's docstring; returns the ids of its people, departments and orders."""
     platform.clock = FixedClock(T0)
+    return seeded(company)
+
+
+def company(platform) -> dict[str, str]:
     r = platform.records
     north = r.create("department", {"name": "华北区"}, system=True)["id"]
     east = r.create("department", {"name": "华东区"}, system=True)["id"]
