@@ -154,6 +154,7 @@ class Schema:
             sa.Column("spec", sa.Text(), nullable=False),  # JSON: column names and types, unique, required
             sa.Column("source", sa.String(500), nullable=False),
         )
+        self.templates = template_table(self.sa_metadata)
         self.migrations = sa.Table(
             f"{PREFIX}migration", self.sa_metadata,
             sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -387,6 +388,17 @@ class Schema:
 
 
 @per_metadata
+def template_table(sa_metadata: sa.MetaData) -> sa.Table:
+    """The industry templates enabled in this database (`objectplatform templates enable`), each with the version
+    migrate last applied: every web and worker process reads it when it starts (runtime/industry_templates.py)."""
+    return sa.Table(
+        f"{PREFIX}template", sa_metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("version", sa.String(32), nullable=False),
+        sa.Column("enabled_at", sa.DateTime(), nullable=False),
+    )
+
+
 def schema_of(metadata: Metadata) -> Schema:
     """The tables of `metadata`, shared by the platforms opened on it (SQLAlchemy tables do not belong to an engine)."""
     return Schema(metadata)
