@@ -310,3 +310,58 @@ def test_the_kit_opens_base_apps_edition_and_site_layer_and_asserts_on_actions_a
         assert site.actions("shelf_check", first["id"], "boss") == []
         assert site.report("facings_by_grade") == [{"grade": "a", "checks": 2, "facings": 20},
                                                    {"grade": "b", "checks": 1, "facings": 5}]
+
+
+# --- the implementer's guide: the administrator's example -------------------------------------------
+
+GUIDE = (ROOT / "docs" / "implementers.md").read_text(encoding="utf-8")
+
+
+def guide_block(after: str) -> str:
+    """The text of the first fenced block of docs/implementers.md after the words `after`."""
+    start = GUIDE.index("\n", GUIDE.index("```", GUIDE.index(after))) + 1
+    return GUIDE[start:GUIDE.index("```", start)]
+
+
+def test_the_guide_s_site_layer_applies_with_one_command_and_shows_in_imports_and_reports(env, db, capsys,  # noqa: F811
+                                                                                          tmp_path, backend):
+    site = tmp_path / "crm-site"
+    (site / "object_defs").mkdir(parents=True)
+    (site / "report_templates").mkdir()
+    (site / "object_defs" / "lead_site.yaml").write_text(guide_block("object_defs/lead_site.yaml`:"))
+    (site / "report_templates" / "leads_by_budget.yaml").write_text(guide_block("leads_by_budget.yaml`:"))
+    assert run(capsys, "migrate")[0] == 0
+    env.setenv("OBJECTPLATFORM_CUSTOM_METADATA", str(site))
+    shown = [line.removeprefix("#   ") for line in guide_block("one command applies it").splitlines()[1:]]
+    assert run(capsys, "migrate") == (0, "\n".join(shown) + "\n", "")
+
+    (tmp_path / "pools.csv").write_text(guide_block("`pools.csv`"), encoding="utf-8")
+    assert run(capsys, "import", "lead_pool", str(tmp_path / "pools.csv"))[:2] == (0, "imported 2, failed 0\n")
+    (tmp_path / "leads.csv").write_text(
+        "姓名,电话,线索来源,行业,区域,预算范围,决策人\n"
+        "王总,13800000001,老客户转介绍,金融,,100万以上,王总\n"
+        "李经理,13800000002,行业协会,,华北,10万-100万,\n"
+        "赵主任,13800000003,行业协会,,华北,10万-100万,赵主任\n"
+        "钱工,13800000004,行业协会,,华南,超预算,\n", encoding="utf-8")
+    assert run(capsys, "import", "lead", str(tmp_path / "leads.csv"))[:2] == (
+        1, "imported 3, failed 1\nrow 5: budget_range: '超预算' is not one of: under_100k, 100k_1m, over_1m\n")
+    platform = open_platform(Settings.from_env())
+    try:
+        pools = {p["id"]: p["name"] for p in platform.records.list("lead_pool").items}
+        leads = {lead["name"]: (pools.get(lead["pool"]), lead["source"], lead["budget_range"], lead["decision_maker"])
+                 for lead in platform.records.list("lead").items}
+        assert leads == {"王总": ("金融行业线索池", "customer_referral", "over_1m", "王总"),
+                         "李经理": ("华北区线索池", "association", "100k_1m", None),
+                         "赵主任": ("华北区线索池", "association", "100k_1m", "赵主任")}
+        lead = platform.metadata.objects["lead"]
+        assert "budget_range" in lead.list_view.columns and "decision_maker" in lead.layout[1].fields
+    finally:
+        platform.close()
+    (tmp_path / "kit").mkdir()
+    with open_site(tmp_path / "kit", site=site, backend=backend) as kit:  # the report, through the kit
+        kit.create("lead", name="甲", mobile="13900000001", source="association", budget_range="over_1m")
+        kit.create("lead", name="乙", mobile="13900000002", source="association", budget_range="over_1m")
+        kit.create("lead", name="丙", mobile="13900000003", source="customer_referral", budget_range="under_100k")
+        assert kit.report("leads_by_source_and_budget") == [
+            {"source": "customer_referral", "budget": "under_100k", "leads": 1},
+            {"source": "association", "budget": "over_1m", "leads": 2}]

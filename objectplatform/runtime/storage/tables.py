@@ -154,7 +154,6 @@ class Schema:
             sa.Column("spec", sa.Text(), nullable=False),  # JSON: column names and types, unique, required
             sa.Column("source", sa.String(500), nullable=False),
         )
-        self.templates = template_table(self.sa_metadata)
         self.migrations = sa.Table(
             f"{PREFIX}migration", self.sa_metadata,
             sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -173,6 +172,7 @@ class Schema:
             sa.Index(f"uq_{PREFIX}token__token_hash", "token_hash", unique=True),
             sa.Index(f"ix_{PREFIX}token__user_id", "user_id"),
         )
+        self.templates = template_table(self.sa_metadata)
         self.add_work_queue_tables()
         self.add_approval_tables()
         self.add_report_tables()
