@@ -309,8 +309,8 @@ def _print_change(change: TemplateChange, done: str, dry_run: bool) -> None:
     if dry_run:
         print("dry run: nothing was applied or recorded")
         return
-    print(f"applied; {done} in the {DATABASE}")
-    print("restart the web and worker processes of the site to load it")
+    print(f"{'' if change.plan.empty else 'applied; '}{done} in the {DATABASE}")
+    print("restart the web and worker processes of the site: they read the enabled templates when they start")
 
 
 def templates_new(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from objectplatform.runtime.storage.migrate import Plan, migrate
 
 POSTGRESQL_SETTING = "OBJECTPLATFORM_TEST_DATABASE_URL"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(POSTGRESQL_SETTING) else [])
-Files = Mapping[str, str]  # a layer's files by path inside it: {"object_defs/lead.yaml": "kind: object_extension..."}
+Files = Mapping[str, str]  # a layer's files by path inside it: {"object_defs/stores.yaml": "kind: object..."}
 
 
 class Site:
@@ -153,7 +153,7 @@ def edition_backend(request) -> str:
 @pytest.fixture
 def edition_site(edition_backend, tmp_path):
     """A function opening a `Site` (see `open_site`, whose arguments it takes but the folder and backend) on this
-    test's database: `site = edition_site(["pharma"], {"object_defs/lead.yaml": "..."})`."""
+    test's database: `site = edition_site(["pharma"], {"object_defs/site.yaml": "..."})`."""
     with ExitStack() as stack:
         count = 0
 

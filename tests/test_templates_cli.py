@@ -19,6 +19,7 @@ from objectplatform.runtime import Settings, open_platform
 from objectplatform.testing import open_site
 
 ROOT = Path(__file__).resolve().parents[1]
+RESTART = "restart the web and worker processes of the site: they read the enabled templates when they start"
 
 MANIFEST = """\
 kind: industry_template
@@ -182,7 +183,7 @@ def test_enable_migrates_and_records_the_edition_and_disable_keeps_its_data(edit
     assert "+ table shelf_check (11 columns)" in lines and "+ column account.shelf_note VARCHAR(255)" in lines
     assert lines[-3:] == ["* record 5 field definitions",
                           "applied; enabled shelf 1.0.0 (货架版 · Shelf edition) in the database",
-                          "restart the web and worker processes of the site to load it"]
+                          RESTART]
     assert run(capsys, "templates", "enable", "shelf") == (
         0, "shelf is already enabled in the database: nothing to do\n", "")
     assert run(capsys, "check")[1].endswith("(layers: base, app crm, template shelf)\n")
@@ -201,7 +202,7 @@ def test_enable_migrates_and_records_the_edition_and_disable_keeps_its_data(edit
     assert (code, err) == (0, "")
     assert out.splitlines()[-6:] == [
         "applied; disabled shelf 1.0.0 (货架版 · Shelf edition) in the database",
-        "restart the web and worker processes of the site to load it",
+        RESTART,
         "its data stays in the database, nothing is dropped:",
         "  tables kept: shelf_check (1 row)",
         "  columns kept: account.shelf_note",
