@@ -1,5 +1,5 @@
 """The `objectplatform` command: check metadata, migrate, run workers, create users, import CSV, back up and restore,
-serve, demo.
+enable industry templates, serve, demo.
 
 A thin face over the runtime services: every command reads `Settings.from_env()`, prints for humans,
 and turns every expected failure into a message and exit status 1, never a traceback.
@@ -27,6 +27,7 @@ from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platf
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import DemoUnavailable, find_apps
 from objectplatform.runtime.backup import create_backup, restore_backup
+from objectplatform.runtime.industry_templates import record_versions, site_settings, site_templates
 from objectplatform.runtime.jobs import worker as run_worker
 from objectplatform.runtime.names import check_names
 from objectplatform.runtime.permissions import access_for
@@ -37,6 +38,14 @@ from objectplatform.runtime.storage.migrate import (
     apply_migration,
     migrate,
     plan_migration,
+)
+from objectplatform.runtime.template_admin import (
+    DATABASE,
+    TemplateChange,
+    disable_template,
+    enable_template,
+    list_templates,
+    new_template,
 )
 from objectplatform.translations import LANGUAGES, message_text
 
@@ -83,9 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="the language of error messages (default: en)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def command(name: str, run: Callable[[argparse.Namespace], int] | None, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(run=run)
+        if run is not None:  # None: its own subcommands set it
+            sub.set_defaults(run=run)
         return sub
 
     command("check", check, "load the metadata of every layer and report every problem")
@@ -137,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("path", type=Path, metavar="PATH", help="a file `objectplatform backup` wrote")
     sub.add_argument("--force", action="store_true",
                      help="replace the contents of a database that holds tables; move folders holding files aside")
+    _templates_parser(command("templates", None, "industry templates: list them, enable or disable one for this "
+                                                  "site's database, start a new one"))
     sub = command("serve", serve, "serve the web app and the API on the configured database, as it is "
                   "(needs OBJECTPLATFORM_SECRET_KEY)")
     _server_options(sub)
@@ -144,6 +156,31 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-serve", action="store_true", help="stop after loading")
     _server_options(sub)
     return parser
+
+
+def _templates_parser(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_subparsers(title="template commands", metavar="WHAT", required=True)
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = what.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("list", templates_list, "the industry templates: version, what each adds, whether this site enables it")
+    for name, run, help in (
+        ("enable", templates_enable, "enable an industry template in the database (every web and worker process of "
+                                     "the site loads it when it starts), then migrate"),
+        ("disable", templates_disable, "disable an industry template in the database, then migrate: its tables and "
+                                       "columns are kept with their data"),
+    ):
+        sub = command(name, run, help)
+        sub.add_argument("name", metavar="NAME")
+        sub.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sub = command("new", templates_new, "start a new industry template: a folder with a manifest, an example "
+                                        "extension and a test on the template test kit")
+    sub.add_argument("name", metavar="NAME", help="its folder's name, e.g. pharma")
+    sub.add_argument("--label-zh", help="its Chinese name, e.g. 医药版")
+    sub.add_argument("--label-en", help="its English name, e.g. Pharma edition")
 
 
 def _server_options(sub: argparse.ArgumentParser) -> None:
@@ -157,16 +194,16 @@ def _server_options(sub: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> int:
     """Load every layer and check the action names it uses; print the counts of what they define and the
-    layers loaded: the engine's base, each app, each industry template, the site's folder (problems are
-    raised as MetadataError)."""
-    settings = Settings.from_env()
+    layers loaded: the engine's base, each app, each industry template (OBJECTPLATFORM_TEMPLATES's and the
+    database's), the site's folder (problems are raised as MetadataError)."""
+    settings = site_settings(Settings.from_env())
     md = load_site_metadata(settings)
     if problems := check_names(md, site_registry(settings)):
         raise MetadataError(problems)
     layers = [
         "base",
         *(f"app {app.name}" for app in find_apps(settings.apps)),
-        *(f"template {name}" for name in settings.templates),
+        *(f"template {name}" for name in site_templates(settings)),
         *([f"site {settings.custom_metadata}"] if settings.custom_metadata else []),
     ]
     print(
@@ -186,15 +223,107 @@ def migrate_command(args: argparse.Namespace) -> int:
         if plan.refusals:
             print("migration refused: nothing was applied", file=sys.stderr)
             return 1
-        if plan.empty:
-            return 0
         if args.dry_run:
-            print("dry run: nothing was applied")
-        else:
+            if not plan.empty:
+                print("dry run: nothing was applied")
+            return 0
+        if not plan.empty:
             apply_migration(platform.engine, platform.schema, plan)
             print("applied")
+        for name, old, new in record_versions(platform.engine, platform.settings):
+            print(f"industry template {name}: {old} -> {new}")
     finally:
         platform.close()
+    return 0
+
+
+# --- templates --------------------------------------------------------------------------------
+
+
+def templates_list(args: argparse.Namespace) -> int:
+    """One block per edition: name, version, label, whether enabled and by what, what it adds, what it needs."""
+    settings = Settings.from_env()
+    found = list_templates(settings)
+    if not found:
+        print(f"no industry templates in {settings.template_folder} (`objectplatform templates new NAME` starts one)")
+        return 0
+    print(f"industry templates in {settings.template_folder}:")
+    for info in found:
+        m = info.manifest
+        if m is None:
+            print(f"{info.name}  (not usable: {len(info.problems)} problem{'s' if len(info.problems) > 1 else ''} "
+                  "in its manifest)")
+            for problem in info.problems:
+                print(f"  {problem}")
+            continue
+        enabled = f"enabled ({', '.join(info.enabled_by)})" if info.enabled_by else "not enabled"
+        if info.applied is not None and info.applied != m.version:
+            enabled += f", {info.applied} migrated: run `objectplatform migrate`"
+        print(f"{m.name} {m.version}  {m.label.zh} · {m.label.en}  [{enabled}]")
+        if m.description.zh:
+            print(f"  {m.description.get(args.lang)}")
+        adds = info.adds
+        print(f"  adds {_count(adds.objects, 'object')}, {_count(adds.fields, 'field')}, "
+              f"{_count(adds.reports, 'report')}, {_count(adds.flows, 'flow')}")
+        needs = [f"objectplatform {m.requires}"] if m.requires else []
+        needs += [f"app {app}" for app in m.apps] + [f"template {name}" for name in m.depends]
+        if needs or m.conflicts:
+            print(f"  requires {', '.join(needs) or 'nothing'}"
+                  + (f"; conflicts with {', '.join(m.conflicts)}" if m.conflicts else ""))
+    return 0
+
+
+def templates_enable(args: argparse.Namespace) -> int:
+    """Enable the edition in the database and migrate; print the plan and what to do next."""
+    change = enable_template(Settings.from_env(), args.name, dry_run=args.dry_run)
+    if change is None:
+        print(f"{args.name} is already enabled in the database: nothing to do")
+        return 0
+    _print_change(change, f"enabled {_titled(change)}", args.dry_run)
+    return 0
+
+
+def templates_disable(args: argparse.Namespace) -> int:
+    """Disable the edition in the database and migrate; print the plan and the data kept."""
+    change = disable_template(Settings.from_env(), args.name, dry_run=args.dry_run)
+    _print_change(change, f"disabled {_titled(change)}", args.dry_run)
+    kept = [f"{name} ({_count(rows, 'row')})" for name, rows in change.kept_tables.items()]
+    if kept or change.kept_fields:
+        print("its data stays in the database, nothing is dropped:")
+        if kept:
+            print(f"  tables kept: {', '.join(kept)}")
+        if change.kept_fields:
+            print(f"  columns kept: {', '.join(change.kept_fields)}")
+        print(f"  they leave the API, forms, imports and reports; `objectplatform templates enable {args.name}` "
+              "brings them back with their data")
+    return 0
+
+
+def _titled(change: TemplateChange) -> str:
+    m = change.manifest
+    return f"{m.name} {m.version} ({m.label.zh} · {m.label.en})"
+
+
+def _print_change(change: TemplateChange, done: str, dry_run: bool) -> None:
+    print(change.plan.render())
+    if dry_run:
+        print("dry run: nothing was applied or recorded")
+        return
+    print(f"{'' if change.plan.empty else 'applied; '}{done} in the {DATABASE}")
+    print("restart the web and worker processes of the site: they read the enabled templates when they start")
+
+
+def templates_new(args: argparse.Namespace) -> int:
+    """Write the new edition's folder; print its files and the next steps."""
+    settings = Settings.from_env()
+    apps = tuple(app.name for app in find_apps(settings.apps))
+    written = new_template(settings, args.name, args.label_zh, args.label_en, apps)
+    folder = settings.template_folder / args.name
+    print(f"created {folder}:")
+    for path in written:
+        print(f"  {path.relative_to(folder)}")
+    print(f"next: edit it, `OBJECTPLATFORM_TEMPLATES={args.name} objectplatform check`, "
+          f"`pytest {folder / 'tests'}`, then `objectplatform templates enable {args.name}` (docs/implementers.md)")
     return 0
 
 

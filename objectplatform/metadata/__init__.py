@@ -1,12 +1,21 @@
 """YAML metadata to validated, immutable definitions; pure: no database, no Flask.
 
 `load_metadata(default_layers(root, templates, custom, apps))` is the one way in; everything else
-reads the `Metadata` it returns.
+reads the `Metadata` it returns. `template_order` holds the industry templates a site enables to their
+manifests first.
 """
 
 from ._build import build_definition as build_definition
 from .fieldtypes import FIELD_TYPES as FIELD_TYPES
 from .fieldtypes import SYSTEM_FIELDS as SYSTEM_FIELDS
+from .industry_templates import MANIFEST as MANIFEST
+from .industry_templates import Adds as Adds
+from .industry_templates import Manifest as Manifest
+from .industry_templates import available_templates as available_templates
+from .industry_templates import read_manifest as read_manifest
+from .industry_templates import template_adds as template_adds
+from .industry_templates import template_name as template_name
+from .industry_templates import template_order as template_order
 from .loader import BASE_LAYER as BASE_LAYER
 from .loader import Locator as Locator
 from .loader import check_definition as check_definition

@@ -27,6 +27,7 @@ KINDS = (
     "dashboard",
     "navigation",
 )
+MANIFEST_KIND = "industry_template"  # an edition's manifest (templates.py): beside its layer, not a document in it
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 NAME_RULE = "use lowercase letters, digits and _, starting with a letter"
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -48,7 +49,7 @@ def _validators() -> dict[str, Draft202012Validator]:
     registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas)
     return {
         kind: Draft202012Validator({"$ref": f"urn:objectplatform:{kind}"}, registry=registry)
-        for kind in KINDS
+        for kind in (*KINDS, MANIFEST_KIND)
     }
 
 

@@ -24,15 +24,15 @@ BASE_LAYER = Path(__file__).resolve().parents[1] / "base"  # the engine's own ob
 
 def default_layers(
     root: Path | str, templates: Sequence[str], custom: Path | str | None = None, apps: Sequence[Path | str] = (),
+    templates_path: Path | str | None = None,
 ) -> list[Path]:
     """The engine's base layer, then the apps' layers (`apps`, in order), then each named industry template
-    (a folder under `root`/industry_templates), then the site's own folder."""
-    root = Path(root)
-    folder = root / "industry_templates"
+    (a folder under `templates_path`, by default `root`/industry_templates), then the site's own folder."""
+    folder = Path(templates_path) if templates_path is not None else Path(root) / "industry_templates"
     available = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     problems = [
         Problem.at(
-            _display(folder / name),
+            display_path(folder / name),
             0,
             0,
             f"unknown industry template {name!r}",
@@ -42,7 +42,7 @@ def default_layers(
         if name not in available
     ]
     if custom is not None and not Path(custom).is_dir():
-        problems.append(Problem(_display(Path(custom)), 0, 0, "custom metadata folder not found"))
+        problems.append(Problem(display_path(Path(custom)), 0, 0, "custom metadata folder not found"))
     if problems:
         raise MetadataError(problems)
     return [
@@ -145,7 +145,7 @@ def _held(data: Any, path: JsonPath) -> int:
     return len(path)
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """A path as problems show it: relative to the current directory when inside it, else absolute."""
     absolute = os.path.abspath(path)
     relative = os.path.relpath(absolute)
@@ -157,14 +157,14 @@ def _read(layers: list[Path], problems: list[Problem]) -> list[Document]:
     docs = []
     for index, layer in enumerate(layers):
         if not layer.is_dir():
-            problems.append(Problem(_display(layer), 0, 0, "metadata folder not found"))
+            problems.append(Problem(display_path(layer), 0, 0, "metadata folder not found"))
         for folder in FOLDERS:
             for path in sorted(p for p in (layer / folder).rglob("*") if p.suffix in (".yaml", ".yml")):
                 try:
-                    for doc in read_documents(path, _display(path), index):
+                    for doc in read_documents(path, display_path(path), index):
                         docs.append(doc)
                 except YamlError as e:
-                    problems.append(Problem(_display(path), e.line, e.col, e.message))
+                    problems.append(Problem(display_path(path), e.line, e.col, e.message))
     return docs
 
 

@@ -21,7 +21,8 @@ class Settings:
     redis_url: str | None = None
     secret_key: str | None = None  # signs the pages' session cookies; `serve` refuses to start without one
     apps: tuple[str, ...] = ("crm",)  # runtime/apps.py: entry point names or module:attribute
-    templates: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()  # from OBJECTPLATFORM_TEMPLATES; open_platform adds those enabled in the database
+    templates_path: Path | None = None  # the folder of industry templates (default: industry_templates/ of root)
     custom_metadata: Path | None = None
     secure_cookies: bool = False  # served over HTTPS: session cookies only over it
     instance_path: Path = field(default=ROOT / "instance")
@@ -40,7 +41,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
-        _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
+        _TEMPLATES_PATH, _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
         _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
         connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE and _IMPORT_HEARTBEAT_SECONDS;
         unset ones take the defaults (SQLite under instance/, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s)."""
@@ -51,12 +52,14 @@ class Settings:
 
         instance = Path(get("INSTANCE_PATH") or ROOT / "instance")
         custom = get("CUSTOM_METADATA")
+        templates_path = get("TEMPLATES_PATH")
         values = {
             "database_url": get("DATABASE_URL") or f"sqlite:///{instance / 'objectplatform.db'}",
             "redis_url": get("REDIS_URL"),
             "secret_key": get("SECRET_KEY"),
             "apps": _names(get("APPS") or "crm"),
             "templates": _names(get("TEMPLATES") or ""),
+            "templates_path": Path(templates_path) if templates_path else None,
             "custom_metadata": Path(custom) if custom else None,
             "instance_path": instance,
             "secure_cookies": get("SECURE_COOKIES") == "1",
@@ -73,6 +76,11 @@ class Settings:
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def template_folder(self) -> Path:
+        """Where the industry templates are: one folder each (`objectplatform templates list` shows them)."""
+        return self.templates_path or self.root / "industry_templates"
 
     @property
     def zone(self) -> ZoneInfo:

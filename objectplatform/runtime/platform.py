@@ -17,6 +17,7 @@ from objectplatform.metadata import Metadata, MetadataError, default_layers, loa
 from .apps import app_layers, find_apps
 from .clock import Clock
 from .config import Settings
+from .industry_templates import site_templates, with_enabled
 from .jobs import JobRunner, function_path, import_function
 from .names import check_names
 from .plugins import registry_for
@@ -63,10 +64,11 @@ class Platform:
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
-    """The engine's base layer, the apps' layers, the enabled industry templates and the site's layer, as
-    configured."""
+    """The engine's base layer, the apps' layers, the industry templates of `settings` (each held to its manifest)
+    and the site's layer."""
     apps = app_layers(find_apps(settings.apps))
-    return load_metadata(default_layers(settings.root, settings.templates, settings.custom_metadata, apps))
+    return load_metadata(default_layers(settings.root, site_templates(settings), settings.custom_metadata, apps,
+                                        templates_path=settings.template_folder))
 
 
 def site_registry(settings: Settings) -> Registry:
@@ -75,18 +77,25 @@ def site_registry(settings: Settings) -> Registry:
 
 
 def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
-    """Build the registry of the configured apps, load the metadata (unless given), check its behaviors and
-    the action names it uses against that registry, connect and build the tables; raises MetadataError on
-    problems."""
+    """Build the registry of the configured apps, connect, load the metadata (unless given) with the industry
+    templates enabled in the database added to the configured ones, check its behaviors and the action names
+    it uses against that registry and build the tables; raises MetadataError on problems."""
     settings = settings or Settings.from_env()
     registry = site_registry(settings)
-    metadata = metadata or load_site_metadata(settings)
-    if problems := check_names(metadata, registry):
-        raise MetadataError(problems)
+    engine = create_engine(settings.database_url)
+    try:
+        if metadata is None:
+            settings = with_enabled(settings, engine)
+            metadata = load_site_metadata(settings)
+        if problems := check_names(metadata, registry):
+            raise MetadataError(problems)
+    except BaseException:
+        engine.dispose()
+        raise
     return Platform(
         settings,
         metadata,
-        create_engine(settings.database_url),
+        engine,
         schema_of(metadata),
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
         registry,

@@ -172,6 +172,7 @@ class Schema:
             sa.Index(f"uq_{PREFIX}token__token_hash", "token_hash", unique=True),
             sa.Index(f"ix_{PREFIX}token__user_id", "user_id"),
         )
+        self.templates = template_table(self.sa_metadata)
         self.add_work_queue_tables()
         self.add_approval_tables()
         self.add_report_tables()
@@ -387,6 +388,17 @@ class Schema:
 
 
 @per_metadata
+def template_table(sa_metadata: sa.MetaData) -> sa.Table:
+    """The industry templates enabled in this database (`objectplatform templates enable`), each with the version
+    migrate last applied: every web and worker process reads it when it starts (runtime/industry_templates.py)."""
+    return sa.Table(
+        f"{PREFIX}template", sa_metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("version", sa.String(32), nullable=False),
+        sa.Column("enabled_at", sa.DateTime(), nullable=False),
+    )
+
+
 def schema_of(metadata: Metadata) -> Schema:
     """The tables of `metadata`, shared by the platforms opened on it (SQLAlchemy tables do not belong to an engine)."""
     return Schema(metadata)
