@@ -135,9 +135,13 @@ def clock(platform) -> FixedClock:
 
 
 @pytest.fixture
-def people(platform, clock) -> dict[str, str]:
+def people(platform, clock, seeded) -> dict[str, str]:
     """销售部 managed by boss, with two reps reporting to him; two finance clerks, a shipper, an admin and
     a rep without a manager or department."""
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 

@@ -25,9 +25,13 @@ MOBILES = iter(range(13900000000, 13900001000))
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
     """销售部 (boss manages rep1 and rep2), finance, the order approvers, marketing and an administrator."""
     platform.clock = FixedClock(LAST_MONTH)
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 
@@ -57,9 +61,15 @@ def lead(platform, owner: str, name: str, **values) -> str:
 
 
 @pytest.fixture
-def company(platform, people) -> dict[str, str]:
+def company(platform, people, seeded) -> dict[str, str]:
     """Leads last month (rep1 2, rep2 1) and this month (rep1 2 pending + 1 following, rep2 2); visits today and
     tomorrow; to-dos for the manager."""
+    made = seeded(make_company, people)
+    platform.clock.at = T0
+    return made
+
+
+def make_company(platform, people) -> dict[str, str]:
     for name in ("旧线索甲", "旧线索乙"):
         lead(platform, people["rep1"], name)
     lead(platform, people["rep2"], "旧线索丙")

@@ -80,7 +80,12 @@ def sink():
 
 
 @pytest.fixture
-def people(records) -> dict[str, str]:
+def people(seeded) -> dict[str, str]:
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
+    records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 
     def user(username: str, name: str, **more) -> str:

@@ -60,7 +60,11 @@ def metadata(tmp_path_factory):
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     def user(username: str, roles: list[str]) -> str:
         values = {"username": username, "display_name": username, "password": PASSWORD, "roles": roles}
         return platform.records.create("user", values, system=True)["id"]

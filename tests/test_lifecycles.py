@@ -18,9 +18,13 @@ from objectplatform.cli import main
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
     """销售部 (managed by boss) with reps rep and rep2, an admin, an order administrator, a finance clerk, a
     warehouse keeper and a shipper."""
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 

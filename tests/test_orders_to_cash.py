@@ -28,9 +28,13 @@ BALANCES = ("total_amount", "paid_amount", "pending_payment_amount", "outstandin
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
     """销售部 (boss manages rep), an order administrator, finance, a warehouse keeper and a shipper."""
     platform.clock = FixedClock(T0)
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 

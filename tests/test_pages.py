@@ -20,8 +20,12 @@ PASSWORD = "secret-pass-1"
 
 
 @pytest.fixture
-def users(platform):
+def users(platform, seeded):
     """An admin, two reps of the same department (each sees only their own leads) and a shipper."""
+    return seeded(make_users)
+
+
+def make_users(platform):
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
 

@@ -58,8 +58,12 @@ def metadata(tmp_path_factory):
 
 
 @pytest.fixture
-def people(platform) -> dict[str, str]:
+def people(platform, seeded) -> dict[str, str]:
     """华北区 (under 销售部) with its manager boss and his reps rep and rep2; a finance user; an admin."""
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
     records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
     north = records.create("department", {"name": "华北区", "parent": sales}, system=True)["id"]

@@ -37,8 +37,8 @@ MINE = {
 
 
 @pytest.fixture
-def company(platform):
-    return build_company(platform, PASSWORD)
+def company(seeded):
+    return seeded(build_company, PASSWORD)
 
 
 @pytest.fixture

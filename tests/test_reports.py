@@ -32,8 +32,8 @@ NOW = datetime(2026, 5, 20, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def company(platform):
-    return build_company(platform)
+def company(seeded):
+    return seeded(build_company)
 
 
 def run(platform, name, user=None, **kwargs) -> ReportResult:

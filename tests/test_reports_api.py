@@ -13,8 +13,8 @@ PASSWORD = "correct-horse-7"
 
 
 @pytest.fixture
-def client(platform):
-    build_company(platform, PASSWORD)
+def client(platform, seeded):
+    seeded(build_company, PASSWORD)
     return create_app(platform).test_client()
 
 

@@ -40,8 +40,8 @@ FUNNEL_RUN = {"filters": {"sales_process": "standard_sales", "period": "this_yea
 
 
 @pytest.fixture
-def client(platform):
-    build_company(platform, PASSWORD)
+def client(platform, seeded):
+    seeded(build_company, PASSWORD)
     return create_app(platform).test_client()
 
 

@@ -30,8 +30,13 @@ PROCESSES = "standard_sales, east_branch, government"
 
 
 @pytest.fixture
-def people(records) -> dict[str, str]:
+def people(seeded) -> dict[str, str]:
     """销售部 above 华北区 and 华东区; a manager and a rep in 华北区, a rep in 华东区, an admin without one."""
+    return seeded(make_people)
+
+
+def make_people(platform) -> dict[str, str]:
+    records = platform.records
     sales = records.create("department", {"name": "销售部"}, system=True)["id"]
     north = records.create("department", {"name": "华北区", "parent": sales}, system=True)["id"]
     east = records.create("department", {"name": "华东区", "parent": sales}, system=True)["id"]

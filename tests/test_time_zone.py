@@ -51,10 +51,10 @@ def test_the_time_zone_setting():
 
 
 @pytest.fixture(params=ZONES)
-def zoned(request, platform):
+def zoned(request, platform, seeded):
     """The company's platform set to a time zone, its leads created at CREATED's local times there."""
     platform.settings = dataclasses.replace(platform.settings, time_zone=request.param)
-    build_company(platform)
+    seeded(build_company)
     lead, zone = platform.schema["lead"].table, platform.settings.zone
     with platform.engine.begin() as conn:
         for name, at in CREATED.items():
