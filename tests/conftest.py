@@ -123,6 +123,7 @@ class Templates:
         self.spare: dict[str, list[str]] = {}  # PostgreSQL template -> emptied copies for the next tests
         self.shape: dict[str, tuple] = {}  # template -> its tables, migrations, columns and indexes
         self.doomed: list[str] = []  # databases to drop once the tests are over
+        self.held: dict[str, tuple[sa.Connection, int]] = {}  # an emptied copy -> the connection that empties it
         self.admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT") if PG_URL else None
         if self.admin is not None:
             self._drop_orphans()
@@ -210,35 +211,48 @@ class Templates:
 
     def _emptied(self, name: str, template: str) -> bool:
         """Empty the copy `name` as its template left it; False when it no longer has the template's
-        shape (migrated further, a table added) or cannot be emptied now (a lock held elsewhere)."""
-        with self.admin.connect() as c:  # what the test left connected (a server, a worker) goes, as on DROP
-            c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                      {"name": name})
-        engine = sa.create_engine(self._pg_url(name))
+        shape (migrated further, a table added) or cannot be emptied now (a lock held elsewhere).
+
+        The connection that empties a copy stays open for its next emptying (a new one costs PostgreSQL 20 to
+        30 ms); what the test left connected goes, as on DROP."""
+        held = self.held.pop(name, None)
+        with self.admin.connect() as c:
+            c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND pid <> :held"), {"name": name, "held": held[1] if held else 0})
         try:
-            with engine.begin() as c:
+            if held is None:
+                conn = sa.create_engine(self._pg_url(name), poolclass=sa.pool.NullPool).connect()
+                held = conn, conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+                conn.commit()
+            conn = held[0]
+            with conn.begin():
                 tables = self.shape[template][0]
-                if _shape(c) != self.shape[template]:
+                if _shape(conn) != self.shape[template]:
+                    conn.close()
                     return False
-                c.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
-                c.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # the foreign keys hold again once all are empty
-                c.exec_driver_sql("; ".join(f'DELETE FROM "{t}"' for t in sorted(tables - set(self.KEPT))))
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+                conn.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # the foreign keys hold again once all are empty
+                conn.exec_driver_sql("; ".join(f'DELETE FROM "{t}"' for t in sorted(tables - set(self.KEPT))))
                 kept = ", ".join(f"'{t}'" for t in self.KEPT)
-                c.exec_driver_sql(  # the emptied tables' id sequences start again at 1
+                conn.exec_driver_sql(  # the emptied tables' id sequences start again at 1
                     "SELECT setval(s.oid, 1, false) FROM pg_class s JOIN pg_depend d ON d.objid = s.oid "
                     "AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
                     "JOIN pg_class t ON t.oid = d.refobjid WHERE s.relkind = 'S' "
                     f"AND t.relnamespace = current_schema()::regnamespace AND t.relname NOT IN ({kept})")
+            self.held[name] = held
             return True
         except sa.exc.DBAPIError:
+            if held is not None:
+                held[0].invalidate()
+                held[0].close()
             return False
-        finally:
-            engine.dispose()
 
     def close(self) -> None:
         if self.admin is None:
             return
         made = [name for _metadata, name in self.made.values() if name.startswith(self.prefix)]
+        for conn, _pid in self.held.values():
+            conn.close()
         with self.admin.connect() as c:  # what the last tests left connected (a server, a worker) goes first
             c.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname LIKE :prefix"),
                       {"prefix": self.prefix.replace("_", "\\_") + "%"})
@@ -255,12 +269,14 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
 
 
 def _shape(conn: sa.Connection) -> tuple[frozenset[str], int, frozenset[tuple[str, str]]]:
-    """A PostgreSQL database's tables, how many migrations it recorded, and its columns and indexes."""
-    tables = frozenset(conn.exec_driver_sql(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").scalars())
+    """A PostgreSQL database's tables, how many migrations it recorded, and its tables' and indexes' columns (read
+    from pg_catalog: information_schema's views cost ten times as much)."""
     parts = frozenset(conn.exec_driver_sql(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-        "UNION ALL SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()").all())
+        "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i') "
+        "AND a.attnum > 0 AND NOT a.attisdropped").all())
+    tables = frozenset(conn.exec_driver_sql(
+        "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'").scalars())
     return tables, conn.exec_driver_sql('SELECT count(*) FROM "_op_migration"').scalar_one(), parts
 
 
