@@ -15,6 +15,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from objectplatform.metadata import FIELD_LEVELS
 
+from .derived import per_metadata
 from .errors import Forbidden, Message, Unauthenticated, no_record
 from .storage.convert import from_db
 from .storage.engine import reading
@@ -169,15 +170,31 @@ def combine(grants: Iterable[Grant]) -> Grant:
     )
 
 
-def grants_for(metadata, roles: Iterable[str]) -> dict[str, Grant]:
+@per_metadata
+def _by_roles(metadata) -> dict[tuple[str, frozenset[str]], Mapping]:
+    """What grants_for and field_levels_for made of each set of roles: the same for every request of a user."""
+    return {}
+
+
+def grants_for(metadata, roles: Iterable[str]) -> Mapping[str, Grant]:
     """{object: the union of the roles' grants} for every object of the metadata."""
-    defs = [metadata.roles[r].permissions for r in roles if r in metadata.roles]
-    return {obj: combine(role_grant(p, obj) for p in defs) for obj in metadata.objects}
+    made, key = _by_roles(metadata), ("grants", frozenset(roles))
+    if key not in made:
+        defs = [metadata.roles[r].permissions for r in key[1] if r in metadata.roles]
+        made[key] = MappingProxyType({obj: combine(role_grant(p, obj) for p in defs) for obj in metadata.objects})
+    return made[key]
 
 
-def field_levels_for(metadata, roles: Iterable[str]) -> dict[str, Mapping[str, str]]:
+def field_levels_for(metadata, roles: Iterable[str]) -> Mapping[str, Mapping[str, str]]:
     """{object: {field: "hidden" | "read"}}: per field, the most permissive level among the roles granting
     anything on the object (a field a role leaves out is "edit" for it); full access restricts nothing."""
+    made, key = _by_roles(metadata), ("levels", frozenset(roles))
+    if key not in made:
+        made[key] = MappingProxyType(_field_levels(metadata, key[1]))
+    return made[key]
+
+
+def _field_levels(metadata, roles: frozenset[str]) -> dict[str, Mapping[str, str]]:
     if has_full_access(metadata, roles):
         return {}
     defs = [metadata.roles[r] for r in roles if r in metadata.roles]
@@ -194,10 +211,11 @@ def field_levels_for(metadata, roles: Iterable[str]) -> dict[str, Mapping[str, s
     return result
 
 
-def team_fields(metadata) -> dict[str, Mapping[str, str]]:
+@per_metadata
+def team_fields(metadata) -> Mapping[str, Mapping[str, str]]:
     """{object: {team field: "read" | "edit"}} for the objects that have team fields."""
     found = {obj.name: {f.name: f.team for f in obj.fields.values() if f.team} for obj in metadata.objects.values()}
-    return {name: MappingProxyType(fields) for name, fields in found.items() if fields}
+    return MappingProxyType({name: MappingProxyType(fields) for name, fields in found.items() if fields})
 
 
 def has_full_access(metadata, roles: Iterable[str]) -> bool:
@@ -313,9 +331,9 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
         else:
             visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes))
     return Access(
-        text, username, display_name, roles, MappingProxyType(grants), MappingProxyType(visible),
+        text, username, display_name, roles, grants, MappingProxyType(visible),
         has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
-        MappingProxyType(field_levels_for(metadata, roles)), MappingProxyType(team_fields(metadata)),
+        field_levels_for(metadata, roles), team_fields(metadata),
         schema.teams,
     )
 
