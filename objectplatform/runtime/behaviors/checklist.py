@@ -47,6 +47,10 @@ class ChecklistConfig:
     before: tuple[str, ...] = ()
     department_of: str = "owner"
 
+    def __post_init__(self) -> None:
+        for key in ("states", "before"):  # the YAML's lists, kept as the tuples the fields are
+            object.__setattr__(self, key, tuple(getattr(self, key)))
+
     def listed(self, obj: ObjectDef) -> list[Item]:
         """The items in their declared order, `via` defaulting to the declaring object's name."""
         return [Item(name, spec.get("via", obj.name), tuple(spec.get("departments", ())), spec.get("required", False))
