@@ -201,6 +201,7 @@ def test_the_visit_page_lists_its_actions_and_fills_one_with_inline_errors(app, 
     page = client.get(f"/o/visit/{mine}").get_data(as_text=True)
     assert 'id="checklist"' in page and "拜访动作" in page and "切换动作视图" in page
     assert 'data-item="customer_feedback" data-filled="0"' in page and 'data-item="competitor_info"' not in page
+    assert "新建客户反馈" in page and "新建竞品信息" not in page  # 销售部 is not offered 竞品信息
     assert "完成前还需填写：客户反馈" in page and "必填" in page and "已填 0 条" in page
     form = f"/o/visit/{mine}/checklist/customer_feedback"
     assert f'href="{form}" data-fill="customer_feedback"' in page
@@ -237,6 +238,10 @@ def test_a_completed_visit_shows_its_actions_without_a_fill_button(app, api, peo
     page = client.get(f"/o/visit/{mine}").get_data(as_text=True)
     assert 'data-item="customer_feedback" data-filled="1"' in page and "data-fill=" not in page
     assert "动作只在已签到时填写" in page
+    assert "新建客户反馈" not in page and "新建竞品信息" not in page  # the related lists offer none either
+    response = client.post("/o/customer_feedback/new", data={"csrf_token": token(client), "visit": mine, **FEEDBACK})
+    assert response.status_code == 409
+    assert f"拜访 {mine} 为已完成：客户反馈只能在已签到时填写或修改" in response.get_data(as_text=True)
     response = client.post(f"/o/visit/{mine}/checklist/customer_feedback", data={"csrf_token": token(client),
                                                                                   **FEEDBACK}, follow_redirects=True)
     assert f"拜访 {mine} 为已完成：客户反馈只能在已签到时填写或修改" in response.get_data(as_text=True)
