@@ -10,7 +10,7 @@ import io
 from datetime import UTC, datetime
 
 import pytest
-from support import FixedClock, crm_metadata
+from support import FixedClock, crm_metadata, migrated_platform
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
@@ -18,6 +18,7 @@ from test_pages import login, token
 from test_visits import account, act, error, visit
 
 from objectplatform.runtime.behaviors.checklist import CHECKLIST, status
+from objectplatform.runtime.errors import Locked
 
 T0 = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
 HERE = {"lat": 31.2305, "lng": 121.4737}
@@ -270,3 +271,80 @@ def test_the_action_views_page_switches_between_each_actions_list_and_export(app
     login(client, "rep1", PASSWORD)
     rows = client.get("/o/visit/checklist").get_data(as_text=True).split('data-item="')[1:]
     assert ">1</td>" in rows[0] and ">0</td>" in rows[1]
+
+
+STORE_ACTIONS = {"object_defs/store_actions.yaml": """\
+kind: object
+name: shelf_check
+label: {zh: 巡店拍照, en: Shelf check}
+fields:
+  visit: {type: lookup, to: visit, on_delete: cascade, label: {zh: 拜访, en: Visit}, required: true}
+  photo: {type: attachment, label: {zh: 货架照片, en: Shelf photo}, required: true}
+---
+kind: object
+name: stock_count
+label: {zh: 产品盘点, en: Stock count}
+fields:
+  visit: {type: lookup, to: visit, on_delete: cascade, label: {zh: 拜访, en: Visit}, required: true}
+  lines_counted: {type: rollup, function: sum, child: stock_count_line, via: stock_count, field: quantity,
+                  label: {zh: 盘点数量合计, en: Counted in all}}
+---
+kind: object
+name: stock_count_line
+label: {zh: 盘点明细, en: Stock count line}
+fields:
+  stock_count: {type: master_detail, to: stock_count, label: {zh: 产品盘点, en: Stock count}, required: true}
+  product: {type: lookup, to: product, label: {zh: 产品, en: Product}, required: true}
+  quantity: {type: integer, label: {zh: 数量, en: Quantity}, required: true, min: 0}
+---
+kind: object_extension
+object: visit
+behaviors:
+  checklist:
+    items:
+      customer_feedback: {departments: [销售部], required: true}
+      shelf_check: {departments: [销售部], required: true}
+      stock_count: {departments: [销售部]}
+"""}
+
+
+@pytest.fixture
+def store(tmp_path_factory):
+    return crm_metadata(tmp_path_factory.mktemp("store"), {"flows/standard.yaml": SITE_LAYER, **STORE_ACTIONS})
+
+
+def test_an_edition_adds_photo_and_counts_per_product_actions_with_lines(platform, people, store, tmp_path):
+    """What an industry edition (FMCG's 巡店拍照 and 产品盘点) declares: a required photo, and counts per product as
+    the lines of a master_detail child, filled in one write and guarded like the CRM's actions."""
+    assert [i.object for i in CHECKLIST.config_of(store.objects["visit"]).listed(store.objects["visit"])] == [
+        "customer_feedback", "shelf_check", "stock_count"]
+    with migrated_platform(str(platform.engine.url.render_as_string(hide_password=False)), tmp_path / "s",
+                           store) as shop:
+        shop.clock = platform.clock
+        records = shop.records
+        sales = records.create("department", {"name": "销售部"}, system=True)["id"]
+        rep = records.create("user", {"username": "rep", "display_name": "王伟", "password": PASSWORD,
+                                      "roles": ["sales_rep"], "department": sales}, system=True)["id"]
+        tea, water = (records.create("product", {"name": name, "price": "5"}, system=True)["id"]
+                      for name in ("绿茶", "矿泉水"))
+        place = records.create("account", {"name": "便利店", "location": HERE}, user=rep)["id"]
+        mine = records.create("visit", {"subject": "巡店", "account": place, "planned_at": T0}, user=rep)["id"]
+        planned = records.create("visit", {"subject": "下周巡店", "account": place, "planned_at": T0}, user=rep)["id"]
+        records.update("visit", mine, {"status": "checked_in", "check_in_at": T0}, version=1, system=True)
+        counted = records.create("stock_count", {"visit": mine, "stock_count_line": [
+            {"product": tea, "quantity": 24}, {"product": water, "quantity": 36}]}, user=rep)
+        assert (counted["lines_counted"], [(line["product"], line["quantity"])
+                                           for line in counted["stock_count_line"]]) == (60, [(tea, 24), (water, 36)])
+        with pytest.raises(Locked) as refused:
+            records.create("stock_count", {"visit": planned, "stock_count_line": [{"product": tea, "quantity": 1}]},
+                           user=rep)
+        assert str(refused.value) == (
+            f"Visit {planned} is Planned: its Stock count is filled only while it is Checked in")
+        photo = {"filename": "货架.jpg", "content_base64": "/9j/4AAQ", "content_type": "image/jpeg"}
+        assert records.create("shelf_check", {"visit": mine, "photo": photo}, user=rep)["photo"]["name"] == "货架.jpg"
+        current = records.get("visit", mine)
+        assert status(shop, shop.metadata.objects["visit"], current) == {
+            "items": [{"object": "customer_feedback", "via": "visit", "required": True, "filled": 0},
+                      {"object": "shelf_check", "via": "visit", "required": True, "filled": 1},
+                      {"object": "stock_count", "via": "visit", "required": False, "filled": 1}],
+            "open": True, "missing": ["customer_feedback"]}
