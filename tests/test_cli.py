@@ -44,12 +44,12 @@ DEMO_COUNTS = {
     "return_line": 1,
     "refund": 1,
     "visit": 312,
+    "customer_feedback": 3,
+    "competitor_info": 2,
     "follow_up": 1739,
     "sales_target": 8,
     "visit_route": 1,
     "visit_route_stop": 2,
-    "customer_feedback": 3,
-    "competitor_info": 2,
 }
 DEMO_USERS = """\
 demo users (username / password, role · department · manager, as the demo created them):

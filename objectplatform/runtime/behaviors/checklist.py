@@ -23,7 +23,7 @@ BEHAVIOR = "checklist"
 
 @dataclass(frozen=True)
 class Item:
-    """One object of a checklist: its records point at the record through `via`; offered to the owners of
+    """One object of a checklist: its records point at the record through the lookup `via`; offered to the owners of
     `departments` (by name, or a department below one; none named: everyone); `required` before the transitions."""
 
     object: str
@@ -83,7 +83,8 @@ SCHEMA = {
 def _needs(obj: ObjectDef, config: ChecklistConfig) -> Iterator[Need]:
     for item in config.listed(obj):
         yield ObjectNeed(item.object, ("items", item.object))
-        yield FieldNeed(item.via, ("lookup", "master_detail"), ("items", item.object), item.object, obj.name)
+        # a lookup, not a master_detail: an item is its own record, never a line posted inside its record's write
+        yield FieldNeed(item.via, ("lookup",), ("items", item.object), item.object, obj.name)
     state = obj.lifecycle.field if obj.lifecycle is not None else "status"
     yield FieldNeed(state, ("picklist",), "states", options=tuple(config.states))
     for name in config.before:
