@@ -158,6 +158,9 @@ def test_the_visits_state_locks_its_actions_before_check_in_and_after_check_out(
     assert api.delete(path, "rep1") == error(409, "locked", message)
     assert [(r["id"], r["content"]) for r in api.get("/objects/customer_feedback/records", "rep1")[1]["items"]] == [
         (feedback["id"], "希望增加移动端审批")]
+    # an administrator deleting the completed visit takes its actions to the recycle bin with it
+    assert api.delete(f"/objects/visit/records/{mine}", "admin")[0] == 204
+    assert listed(api, "customer_feedback") == []
 
 
 def test_check_out_is_refused_while_a_required_action_is_missing_and_a_department_without_one_needs_none(
