@@ -119,11 +119,10 @@ def checklist_page(obj: str):
 def refuses_new(obj: ObjectDef, record: Mapping[str, Any], other: str) -> bool:
     """An action of the record's checklist is not created from its related list unless the record's state lets
     its actions be filled and its owner's department is offered it."""
-    if not CHECKLIST.declared_by(obj):
+    if not CHECKLIST.declared_by(obj) or other not in {i.object for i in CHECKLIST.config_of(obj).listed(obj)}:
         return False
     found = status(get_platform(), obj, record)
-    return (other in {i.object for i in CHECKLIST.config_of(obj).listed(obj)}
-            and not (found["open"] and other in {i["object"] for i in found["items"]}))
+    return not (found["open"] and other in {i["object"] for i in found["items"]})
 
 
 def extend(page: RecordExtensions) -> None:
