@@ -263,6 +263,7 @@ def test_the_action_views_page_switches_between_each_actions_list_and_export(app
     assert "拜访动作" in page and 'data-item="customer_feedback"' in page and 'data-item="competitor_info"' in page
     rows = page.split('data-item="')[1:]
     assert ">2</td>" in rows[0] and ">1</td>" in rows[1] and "华北区" in rows[1] and "销售部" in rows[0]
+    assert "没有这个部门" not in page
     assert 'href="/o/customer_feedback/export.csv?labels=zh"' in page
     exported = client.get("/o/customer_feedback/export.csv?labels=zh").get_data(as_text=True)
     table = list(csv.reader(io.StringIO(exported.lstrip("\ufeff"))))
@@ -274,6 +275,17 @@ def test_the_action_views_page_switches_between_each_actions_list_and_export(app
     login(client, "rep1", PASSWORD)
     rows = client.get("/o/visit/checklist").get_data(as_text=True).split('data-item="')[1:]
     assert ">1</td>" in rows[0] and ">0</td>" in rows[1]
+
+
+
+def test_the_action_views_page_marks_a_department_name_no_department_has(app, api, people):  # noqa: F811
+    """Departments are records, not metadata: `check` cannot know them, so the page says which names match none."""
+    client = app.test_client()
+    login(client, "boss", PASSWORD)
+    page = client.get("/o/visit/checklist").get_data(as_text=True)
+    rows = page.split('data-item="')[1:]
+    assert "销售部" in rows[0] and "没有这个部门" not in rows[0]
+    assert '<span class="unknown-department" data-unknown="华北区">华北区（没有这个部门）</span>' in rows[1]
 
 
 STORE_ACTIONS = {"object_defs/store_actions.yaml": """\

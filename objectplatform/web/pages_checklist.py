@@ -100,6 +100,8 @@ def checklist_page(obj: str):
     metadata = platform.metadata
     items = []
     with reading(platform.engine) as conn:
+        dt = platform.schema["department"]
+        known = set(conn.execute(sa.select(dt.column("name"))).scalars())
         for item in config.listed(definition):
             if not g.access.can(item.object, "read"):
                 continue
@@ -109,7 +111,8 @@ def checklist_page(obj: str):
             total = conn.execute(count if where is None else count.where(where)).scalar()
             action = metadata.objects[item.object]
             items.append({"object": item.object, "label": object_label(action, g.lang), "total": total,
-                          "departments": item.departments, "required": item.required,
+                          "departments": [(name, name in known) for name in item.departments],
+                          "required": item.required,
                           "list_url": url_for("pages.list_records", obj=item.object),
                           "export_url": url_for("pages.export_records", obj=item.object, labels=g.lang)})
     return render_template("pages/checklist.html", obj=definition, items=items,
