@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from objectplatform.metadata import ObjectDef
+from objectplatform.metadata import Metadata, ObjectDef
 from objectplatform.metadata.expressions import parse
 
 from .. import lifecycles
@@ -28,7 +28,7 @@ from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..permissions import access_for
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
-from ..storage.tables import ObjectTable
+from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
 from . import history, hooks, recycle_bin
 from .autonumber import AutoNumber, reserve
@@ -77,6 +77,43 @@ def parse_record_id(value: Any) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID else None
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every Records service of one Metadata builds alike (see `_shared`)."""
+
+    formulas: Mapping[str, Formulas]
+    children: Mapping[str, list[tuple[str, str]]]  # parent -> [(child object, master_detail field)]
+    auto_numbers: Mapping[str, list[tuple[str, AutoNumber]]]
+    row_makers: Mapping[str, RowMaker]
+    lifecycles: lifecycles.Guard
+    rule_paths: Mapping[str, list[str]]  # the paths through lookups (order_line.sales_order) each object's rules read
+    unique_constraints: Mapping[str, tuple[str, str]]  # unique index -> (object, column)
+
+
+@per_metadata
+def _shared(metadata: Metadata) -> _Shared:
+    """The parts of a Records service made from its metadata and schema alone, made once per Metadata: a platform
+    is opened per request thread, per job and per test, and these cost it 20 ms."""
+    schema = schema_of(metadata)
+    children: dict[str, list[tuple[str, str]]] = {}
+    for obj in metadata.objects.values():
+        for f in obj.fields.values():
+            if f.type == "master_detail":
+                children.setdefault(f.to, []).append((obj.name, f.name))
+    return _Shared(
+        formulas={name: Formulas(obj) for name, obj in metadata.objects.items()},
+        children=children,
+        auto_numbers={name: [(f.name, AutoNumber(f.pattern)) for f in obj.fields.values() if f.type == "auto_number"]
+                      for name, obj in metadata.objects.items()},
+        row_makers={name: RowMaker(ot) for name, ot in schema.objects.items()},
+        lifecycles=lifecycles.Guard(metadata),
+        rule_paths={name: sorted({n for r in obj.validation_rules for n in parse(r.condition).names if "." in n})
+                    for name, obj in metadata.objects.items()},
+        unique_constraints={idx.name: (name, column.name) for name, ot in schema.objects.items()
+                            for idx in ot.table.indexes if idx.unique for column in idx.columns},
+    )
+
+
 class Records:
     """create / create_many / get / update / delete / list / history of any object's records."""
 
@@ -87,31 +124,18 @@ class Records:
         self.metadata = platform.metadata
         self.attachments: Path = platform.settings.attachments_path
         self.validators = validators_of(self.metadata)
-        self.formulas = {name: Formulas(obj) for name, obj in self.metadata.objects.items()}
+        shared = _shared(self.metadata)
+        self.formulas = shared.formulas
         self.rollups = Rollups(self.metadata, self.schema, self.formulas)
         self.rollups.records = self
-        self.children: dict[str, list[tuple[str, str]]] = {}  # parent -> [(child object, master_detail field)]
-        for obj in self.metadata.objects.values():
-            for f in obj.fields.values():
-                if f.type == "master_detail":
-                    self.children.setdefault(f.to, []).append((obj.name, f.name))
-        self.auto_numbers = {
-            name: [(f.name, AutoNumber(f.pattern)) for f in obj.fields.values() if f.type == "auto_number"]
-            for name, obj in self.metadata.objects.items()
-        }
-        self.row_makers = {name: RowMaker(ot) for name, ot in self.schema.objects.items()}
-        self.lifecycles = lifecycles.Guard(self.metadata)
-        self.rule_paths = {  # the paths through lookups (order_line.sales_order) each object's rules read
-            name: sorted({n for r in obj.validation_rules for n in parse(r.condition).names if "." in n})
-            for name, obj in self.metadata.objects.items()}
+        self.children = shared.children
+        self.auto_numbers = shared.auto_numbers
+        self.row_makers = shared.row_makers
+        self.lifecycles = shared.lifecycles
+        self.rule_paths = shared.rule_paths
         self.reference_scope: Callable[[str, sa.Table], ColumnElement[bool] | None] | None = None
         self.caller = None  # the Access of `within`: its writes are held to the caller's field levels
-        self.unique_constraints = {
-            idx.name: (name, column.name)
-            for name, ot in self.schema.objects.items()
-            for idx in ot.table.indexes if idx.unique
-            for column in idx.columns
-        }
+        self.unique_constraints = shared.unique_constraints
 
     def within(self, caller) -> Records:
         """This service for one caller (their `Access`): a reference may only name a record their data scope
