@@ -468,7 +468,8 @@ class Records:
         record.update(owner=values.get("owner") or user, created_by=user, updated_by=user,
                       created_at=now, updated_at=now, version=1)
         self._check_database(conn, ot, values, errors, skip=frozenset({skip} if skip else ()))
-        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors)
+        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors, given=data,
+                    master=(skip, master) if skip and master else None)
         self._check_rules(conn, ot, record, errors, now, master=(skip, master) if skip and master else None)
         return record, errors
 
@@ -574,7 +575,8 @@ class Records:
         record = {**own, **values}
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
-        self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors)
+        self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors,
+                    given=data, master=(skip, master) if skip and master else None)
         self._check_rules(conn, ot, record, errors, now, before=current,
                           master=(skip, master) if skip and master else None)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
