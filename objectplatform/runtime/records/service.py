@@ -430,7 +430,8 @@ class Records:
                      if lines and f.typed_override is not None and f.name in data}
             if not system:
                 self.lifecycles.refuse_new(obj, data)
-                self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user)
+                self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user,
+                                                     scope=self.reference_scope)
             record, load_errors = self._prepare_new(c, ot, data, user, now, system)
             _add(errors, load_errors)
             if not system:
