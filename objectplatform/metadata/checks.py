@@ -775,8 +775,8 @@ def _matching_scope(doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDe
         end = (catalog.objects[end].fields[step].to if end in catalog.objects else None) or end
     reaches = end if last == "id" else found.to if found is not None else mine.to
     if reaches != mine.to:
-        yield doc.problem((*at, "field"), f"{scope['field']!r} does not name a {mine.to!r} record, which the "
-                          f"user's {scope['equals_user']!r} is")
+        yield doc.problem((*at, "field"), f"{scope['field']!r} does not reach a record of {mine.to!r}, which the "
+                          f"user's {scope['equals_user']!r} names")
 
 
 def _field_levels(doc: Document, at: JsonPath, obj: ObjectDef, levels: Mapping[str, str]) -> Iterator[Problem]:

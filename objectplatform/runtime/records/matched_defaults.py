@@ -86,37 +86,40 @@ def _same(a: Any, b: Any) -> bool:
 
 def _fill(ctx: hooks.HookContext) -> None:
     """Each matched field of a new record: the matched value where none was given, else the given one held to
-    it unless the caller may override; the `record` field names the match either way."""
+    it unless the caller may override."""
     obj = ctx.records.platform.metadata.objects[ctx.object]
     record, errors, given = ctx.after, ctx.errors, ctx.given or {}
     for f in matched(obj):
         if f.name in errors and given.get(f.name) not in EMPTY:
             continue
         found = best_match(ctx.records, ctx.conn, obj, f, record, ctx.master)
-        spec = f.default_match
-        if spec.record is not None:
-            record[spec.record] = found["id"] if found else None
-        if found is None:
-            continue
-        if given.get(f.name) in EMPTY:
-            record[f.name] = found.get(spec.value)
+        if found is not None and given.get(f.name) in EMPTY:
+            record[f.name] = found.get(f.default_match.value)
             errors.pop(f.name, None)
-        elif not _same(record.get(f.name), found.get(spec.value)) and not _may_override(ctx.records, obj, f):
-            errors.setdefault(f.name, []).append(_locked(ctx.records, f, found, record.get(f.name)))
+        _keep(ctx, obj, f, record, found, record.get(f.name))
 
 
 def _hold(ctx: hooks.HookContext) -> None:
-    """A change of a matched field is held to the record's match unless the caller may override it."""
+    """A change of a matched field is held to the record's match unless the caller may override it; the change
+    an allowed caller makes away from the match leaves `record` empty, one back to it names it again."""
     obj = ctx.records.platform.metadata.objects[ctx.object]
     given = ctx.given or {}
     for f in matched(obj):
         value = ctx.after.get(f.name)
-        if (f.name not in given or f.name in ctx.errors or _same(value, ctx.before.get(f.name))
-                or _may_override(ctx.records, obj, f)):
+        if f.name not in given or f.name in ctx.errors or _same(value, ctx.before.get(f.name)):
             continue
-        found = best_match(ctx.records, ctx.conn, obj, f, ctx.after, ctx.master)
-        if found is not None and not _same(value, found.get(f.default_match.value)):
-            ctx.errors.setdefault(f.name, []).append(_locked(ctx.records, f, found, value))
+        _keep(ctx, obj, f, ctx.after, best_match(ctx.records, ctx.conn, obj, f, ctx.after, ctx.master), value)
+
+
+def _keep(ctx: hooks.HookContext, obj: ObjectDef, f: FieldDef, record: dict, found: dict | None, value: Any) -> None:
+    """`value` of `f` against the match `found`: refused unless it is the match's or the caller may override;
+    `record` names the match only while the field holds its value."""
+    spec = f.default_match
+    holds = found is not None and _same(value, found.get(spec.value))
+    if found is not None and not holds and not _may_override(ctx.records, obj, f):
+        ctx.errors.setdefault(f.name, []).append(_locked(ctx.records, f, found, value))
+    if spec.record is not None:
+        record[spec.record] = found["id"] if holds else None
 
 
 def register(registry) -> None:
