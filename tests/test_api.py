@@ -363,7 +363,8 @@ def test_sales_order_with_inline_lines(api, people):
     lines = order["order_line"]
     line_ids = [line["id"] for line in lines]
     common = {"version": 1, "owner": rep1, "created_by": rep1, "updated_by": rep1, "sales_order": order["id"],
-              "product": product, "remark": None, "returned_quantity": 0}  # none returned yet
+              "product": product, "remark": None, "returned_quantity": 0,  # none returned yet
+              "price_policy": None}  # no price policy for the product
     assert lines == [
         {"id": line_ids[0], **common, **stamp(lines[0]), "quantity": 2, "unit_price": 10.5, "discount": 10,
          "subtotal": 18.9},

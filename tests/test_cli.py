@@ -25,7 +25,7 @@ from objectplatform.runtime.passwords import verify_password
 
 DEMO_COUNTS = {
     "department": 6,
-    "user": 14,
+    "user": 15,
     "campaign": 8,
     "lead_pool": 4,
     "product": 9,
@@ -47,6 +47,7 @@ DEMO_COUNTS = {
     "customer_feedback": 3,
     "competitor_info": 2,
     "follow_up": 1739,
+    "price_policy": 4,
     "sales_target": 8,
     "visit_route": 1,
     "visit_route_stop": 2,
@@ -67,6 +68,7 @@ demo users (username / password, role · department · manager, as the demo crea
   hejun        demo1234   何军        发货员 · 物流部
   linxiuying   demo1234   林秀英      订单管理员 · 财务部
   majianjun    demo1234   马建军      仓库管理员 · 物流部
+  youxuan      demo1234   优选采购部  经销商
 """
 
 
@@ -131,7 +133,7 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
     assert run(capsys, "check") == (
-        0, "ok: 27 objects, 24 picklists, 8 roles, 12 flows, 18 reports (layers: base, app crm)\n", "")
+        0, "ok: 28 objects, 24 picklists, 9 roles, 12 flows, 18 reports (layers: base, app crm)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -165,7 +167,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 27 objects, 24 picklists, 8 roles, 12 flows, 18 reports (layers: base, app crm, site {site})\n",
+        f"ok: 28 objects, 24 picklists, 9 roles, 12 flows, 18 reports (layers: base, app crm, site {site})\n",
     )
 
 
@@ -180,7 +182,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
     assert lines[-1] == "dry run: nothing was applied"
     assert "+ table lead (32 columns)" in lines
     assert "+ unique index uq_user__username on user (username)" in lines
-    assert lines[-2] == "* record 337 field definitions"
+    assert lines[-2] == "* record 349 field definitions"
 
     code, applied, err = run(capsys, "migrate")
     assert (code, err) == (0, "")
@@ -292,7 +294,7 @@ def test_create_user_errors_name_the_known_values(migrated, capsys):
         1,
         "",
         "error: unknown role 'sales_repp' (did you mean 'sales_rep'?); "
-        "roles: admin, sales_manager, sales_rep, marketing, finance, shipper, order_admin, warehouse\n",
+        "roles: admin, sales_manager, sales_rep, marketing, finance, shipper, order_admin, warehouse, partner\n",
     )
     assert run(capsys, "create-user", "lisi", "--password", "pw-123456-ok", "--department", "销售") == (
         1,

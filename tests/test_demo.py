@@ -99,6 +99,7 @@ def test_the_organisation(demo):
         ("hejun", ["shipper"], "物流部", None),
         ("linxiuying", ["order_admin"], "财务部", None),
         ("majianjun", ["warehouse"], "物流部", None),
+        ("youxuan", ["partner"], None, None),  # 优选零售's purchaser: their account, no department
     ]
     assert {role for u in users.values() for role in u["roles"]} == set(platform.metadata.roles)
 
@@ -108,7 +109,7 @@ def test_every_demo_user_signs_in_with_the_printed_password(demo):
     printed = {u.username: u.password for u in result.users}
     assert printed == {"admin": "admin1234"} | {
         u: "demo1234" for u in ("zhaojianguo", "qianlihua", "sunwei", "zhoumin", "wuqiang", "zhengjie", "wangfang",
-                                "fenglei", "chenjing", "liuyang", "hejun", "linxiuying", "majianjun")}
+                                "fenglei", "chenjing", "liuyang", "hejun", "linxiuying", "majianjun", "youxuan")}
     table = platform.schema["user"].table
     with reading(platform.engine) as conn:
         stored = dict(conn.execute(sa.select(table.c.username, table.c.password)).all())
@@ -414,3 +415,22 @@ def test_this_months_targets_of_every_rep_and_team(demo):
                 for name in ("孙伟", "周敏", "吴强")}
     assert {r["user"]: (r["order_target"], r["order_achieved"]) for r in report.rows} == {
         name: (Decimal("800000.00"), amount) for name, amount in expected.items()}
+
+
+def test_the_partner_orders_for_their_company_and_the_policies_price_new_lines(demo):
+    platform, _ = demo
+    users = {u["username"]: u for u in every(platform, "user")}
+    accounts = {a["id"]: a["name"] for a in every(platform, "account")}
+    partner = users["youxuan"]
+    assert accounts[partner["account"]] == "上海优选零售连锁有限公司"
+    theirs = sorted(o["order_no"] for o in every(platform, "sales_order") if o["account"] == partner["account"])
+    access = access_for(platform, partner["id"])
+    seen = platform.records.list("sales_order", where=access.scope("sales_order", platform.schema["sales_order"].table),
+                                 limit=200).items
+    assert sorted(o["order_no"] for o in seen) == theirs and theirs
+    assert sorted((p["name"], p["discount"]) for p in every(platform, "price_policy")) == [
+        ("A级客户 硬件 95折", 5), ("A级客户 软件 97折", 3), ("B级客户 硬件 98折", 2), ("优选零售 移动巡店平板 92折", 8)]
+    # the demo's lines keep the discounts they were sold at; one names a policy only when it holds its discount
+    policies = {p["id"]: p["discount"] for p in every(platform, "price_policy")}
+    named = [line for line in every(platform, "order_line") if line["price_policy"]]
+    assert named and all(line["discount"] == policies[line["price_policy"]] for line in named)

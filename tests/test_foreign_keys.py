@@ -61,6 +61,8 @@ FOREIGN_KEYS = {
     "department"): "department", ("user", "manager"): "user", ("visit", "account"): "account", ("visit", "contact"):
     "contact", ("visit", "opportunity"): "opportunity", ("visit_route_stop", "account"): "account",
     ("visit_route_stop", "visit"): "visit", ("visit_route_stop", "visit_route"): "visit_route",
+    ("order_line", "price_policy"): "price_policy", ("price_policy", "account"): "account",
+    ("price_policy", "product"): "product", ("user", "account"): "account",
 }
 
 

@@ -109,7 +109,7 @@ def test_login_navigation_and_logout(client, users):
     nav = re.findall(r'<li><a href="/o/(\w+)"', side)
     assert nav == ["lead", "follow_up", "lead_pool", "campaign", "account", "contact", "opportunity", "visit",
                    "visit_route", "customer_feedback", "competitor_info", "sales_order", "payment_plan", "payment",
-                   "invoice", "return_order", "refund", "product", "sales_target", "user",
+                   "invoice", "return_order", "refund", "product", "price_policy", "sales_target", "user",
                    "department"]  # in the navigation's order; no child objects
     assert "元数据" not in home.text
     client.post("/logout", data={"csrf_token": token(client)})

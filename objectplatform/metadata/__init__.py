@@ -27,6 +27,7 @@ from .model import ApprovalFlow as ApprovalFlow
 from .model import ApprovalStep as ApprovalStep
 from .model import Chart as Chart
 from .model import Dashboard as Dashboard
+from .model import DefaultMatch as DefaultMatch
 from .model import Definition as Definition
 from .model import FieldDef as FieldDef
 from .model import Flow as Flow

@@ -17,6 +17,7 @@ from .model import (
     ApprovalStep,
     Chart,
     Dashboard,
+    DefaultMatch,
     Definition,
     DuplicateRule,
     Effects,
@@ -250,6 +251,11 @@ def build_field(name: str, spec: Mapping[str, Any], source: Source) -> FieldDef:
             MappingProxyType(dict(typed.get("derive", {}))), typed.get("min"), typed.get("max")),
         filter=MappingProxyType(dict(given["filter"] if "filter" in given and rollup is None else {})),
         show=tuple(given.get("show", ())),
+        default_match=None if "default_match" not in spec else DefaultMatch(
+            spec["default_match"]["object"], spec["default_match"]["value"],
+            tuple(MappingProxyType(dict(m)) for m in spec["default_match"]["match"]),
+            spec["default_match"].get("where"), spec["default_match"].get("record"),
+            spec["default_match"].get("override")),
     )
 
 

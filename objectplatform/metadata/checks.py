@@ -243,6 +243,7 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         check_rollups,
         check_lookup_filters,
         check_default_from,
+        check_default_match,
         check_typed_overrides,
     ):
         yield from check(doc, own, obj, catalog)
@@ -437,6 +438,36 @@ def check_default_from(doc: Document, own: OwnFields, obj: ObjectDef, catalog: C
                 resolve_path(catalog, obj, name)
             except PathError as e:
                 yield doc.problem(at, e.message, e.hint)
+
+
+def check_default_match(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
+    """A `default_match` names an object and its value field, a `where` condition over it, match entries of its
+    fields against paths of `obj`, and a `record` lookup of `obj` to it."""
+    for path, _spec, f in own:
+        if f.default_match is None:
+            continue
+        at, match = (*path, "default_match"), f.default_match
+        source = catalog.objects.get(match.object)
+        if source is None:
+            if match.object not in catalog.rejected:
+                yield doc.problem((*at, "object"), f"unknown object {match.object!r}",
+                                  closest(match.object, catalog.objects))
+            continue
+        yield from _field_reference(doc, (*at, "value"), source, match.value)
+        if match.where is not None:
+            yield from _condition(doc, (*at, "where"), catalog, source)
+        for i, entry in enumerate(match.match):
+            for theirs, mine in entry.items():
+                yield from _field_reference(doc, (*at, "match", i, theirs), source, theirs)
+                try:
+                    resolve_path(catalog, obj, mine)
+                except PathError as e:
+                    yield doc.problem((*at, "match", i, theirs), e.message, e.hint)
+        kept = obj.fields.get(match.record or "")
+        if match.record is not None and (kept is None or kept.to != match.object):
+            yield doc.problem((*at, "record"), f"{match.record!r} is not a lookup of {obj.name!r} to "
+                              f"{match.object!r}", closest(match.record, [n for n, g in obj.fields.items()
+                                                                          if g.to == match.object]))
 
 
 def check_typed_overrides(doc: Document, own: OwnFields, obj: ObjectDef, catalog: Catalog) -> Iterator[Problem]:
@@ -719,6 +750,33 @@ def check_roles(doc: Document, catalog: Catalog) -> Iterator[Problem]:
                                   'not under "*"')
             elif "fields" in grant and obj in catalog.objects:
                 yield from _field_levels(doc, (*at, "fields"), catalog.objects[obj], grant["fields"])
+            if isinstance(grant.get("scope"), Mapping) and obj in catalog.objects:
+                yield from _matching_scope(doc, (*at, "scope"), catalog, catalog.objects[obj], grant["scope"])
+
+
+def _matching_scope(doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef,
+                    scope: Mapping[str, str]) -> Iterator[Problem]:
+    """A matching scope's path resolves on the object and ends at a reference to the same object as the
+    user's field it is compared with (or at `id` of that object)."""
+    user = catalog.objects.get("user")
+    mine = user.fields.get(scope["equals_user"]) if user else None
+    if mine is None or not mine.to:
+        yield doc.problem((*at, "equals_user"), f"{scope['equals_user']!r} is not a lookup field of 'user'",
+                          closest(scope["equals_user"], [n for n, f in user.fields.items() if f.to] if user else []))
+        return
+    *steps, last = scope["field"].split(".")
+    try:
+        found = resolve_path(catalog, obj, scope["field"])
+    except PathError as e:
+        yield doc.problem((*at, "field"), e.message, e.hint)
+        return
+    end = obj.name
+    for step in steps:
+        end = (catalog.objects[end].fields[step].to if end in catalog.objects else None) or end
+    reaches = end if last == "id" else found.to if found is not None else mine.to
+    if reaches != mine.to:
+        yield doc.problem((*at, "field"), f"{scope['field']!r} does not reach a record of {mine.to!r}, which the "
+                          f"user's {scope['equals_user']!r} names")
 
 
 def _field_levels(doc: Document, at: JsonPath, obj: ObjectDef, levels: Mapping[str, str]) -> Iterator[Problem]:

@@ -11,8 +11,8 @@ from typing import Any
 from .model import FieldDef
 
 COMMON_OPTIONS = frozenset(
-    {"type", "label", "help", "required", "unique", "default", "default_from", "read_only", "hidden", "index",
-     "searchable"}
+    {"type", "label", "help", "required", "unique", "default", "default_from", "default_match", "read_only", "hidden",
+     "index", "searchable"}
 )
 
 

@@ -92,6 +92,21 @@ class TypedOverride:
 
 
 @dataclass(frozen=True)
+class DefaultMatch:
+    """A new record's empty field takes `value` of the best record of `object` (a price policy's discount): the
+    records `where` admits, matched by the first entry of `match` ({their field: a path of this record}) that
+    finds one. `record` names this object's lookup keeping the record matched; a caller whose roles lack the
+    `override` permission may not give a value other than the matched one."""
+
+    object: str
+    value: str
+    match: tuple[Mapping[str, str], ...]
+    where: str | None = None
+    record: str | None = None
+    override: str | None = None
+
+
+@dataclass(frozen=True)
 class FieldDef:
     name: str
     type: str
@@ -126,6 +141,7 @@ class FieldDef:
     filter: Mapping[str, Any] = no_entries()  # lookup: the values a newly named target must hold ({field: value(s)})
     show: tuple[str, ...] = ()  # lookup: fields of the chosen target a form shows beside it, read-only
     default_from: tuple[str, ...] = ()  # paths through lookups whose first value a new record's empty field takes
+    default_match: DefaultMatch | None = None  # the best matching record of another object gives the default
 
     def option(self, value: str) -> Option | None:
         return next((o for o in self.options if o.value == value), None)

@@ -110,15 +110,18 @@ class Guard:
                                      state=label)] for name in locked})
 
     def refuse_locked_parent(self, conn: sa.Connection, schema, access_of, obj: str, record: Mapping[str, Any],
-                             user: str | None) -> None:
-        """409 `locked` when a line is written whose parent's state locks the lines of `obj`."""
+                             user: str | None, scope=None) -> None:
+        """409 `locked` when a line is written whose parent's state locks the lines of `obj`; a parent outside the
+        caller's `scope` (a condition on its table) says nothing of its state: validation calls it unknown."""
         for parent, via in self.parents.get(obj, ()):
             parent_id = record_id(record.get(via))
             if parent_id is None:  # not an id at all: validation names the field
                 continue
             pot = schema[parent]
             field = self.lifecycles[parent].field
-            state = conn.execute(sa.select(pot.column(field)).where(pot.table.c.id == int(parent_id))).scalar()
+            visible = scope(parent, pot.table) if scope is not None else None
+            stmt = sa.select(pot.column(field)).where(pot.table.c.id == int(parent_id))
+            state = conn.execute(stmt if visible is None else stmt.where(visible)).scalar()
             if state is not None:
                 self.refuse_locked(conn, access_of, parent, {"id": str(parent_id), field: state}, [obj], user)
 

@@ -65,6 +65,9 @@ class _NameCheck:
         self.names: dict[str, set[str]] = {name: set() for name in metadata.objects}
         for _, action in self.provided:
             self.names[action.object].add(action.name)
+        for obj in metadata.objects.values():  # a default_match's override is granted like an action of its object
+            self.names[obj.name].update(f.default_match.override for f in obj.fields.values()
+                                        if f.default_match and f.default_match.override)
         self.locate = Locator()
 
     def grants(self) -> Iterator[Problem]:

@@ -26,12 +26,21 @@ DEFAULT_SCOPE = "own"
 
 
 @dataclass(frozen=True)
+class Matching:
+    """A data scope by value: the records whose `path` (lookups, then a field, or `id`) holds the value of the
+    user's own field `user_field` (a partner's orders: `sales_order.account` is the user's `account`)."""
+
+    path: str
+    user_field: str
+
+
+@dataclass(frozen=True)
 class Grant:
     """What a user's roles together allow on one object; `scopes` come from the roles that grant read."""
 
     operations: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset()
-    scopes: frozenset[str] = frozenset()
+    scopes: frozenset[str | Matching] = frozenset()
 
 
 NO_GRANT = Grant()
@@ -59,6 +68,8 @@ class Access:
     team_table: sa.Table | None = field(default=None, repr=False, compare=False)
     # object -> its records/masking.FieldMask for this user, made once on first use
     masks: dict = field(default_factory=dict, repr=False, compare=False)
+    # object -> the conditions (on its table) of the matching scopes its roles give it (see Matching)
+    matches: Mapping[str, tuple] = field(default_factory=dict, repr=False, compare=False)
 
     def _grant(self, obj: str) -> Grant:
         return self.grants.get(obj, NO_GRANT)
@@ -94,7 +105,10 @@ class Access:
         owners = self.visible_owners.get(obj, frozenset())
         if owners is None:
             return None
-        reached = [table.c.owner == next(iter(owners)) if len(owners) == 1 else table.c.owner.in_(sorted(owners))]
+        reached = [match(table) for match in self.matches.get(obj, ())]
+        if owners:
+            reached.append(table.c.owner == next(iter(owners)) if len(owners) == 1
+                           else table.c.owner.in_(sorted(owners)))
         pool_field, pools = self.pools.get(obj, (None, frozenset()))
         if pools:
             reached.append(sa.and_(table.c.owner.is_(None), table.c[pool_field].in_(sorted(pools))))
@@ -102,6 +116,8 @@ class Access:
                  if operation == "read" or operation == "edit" and level == "edit"]
         if teams:
             reached.append(self._member_of(obj, table, teams))
+        if not reached:
+            return sa.false()
         return reached[0] if len(reached) == 1 else sa.or_(*reached)
 
     def _member_of(self, obj: str, table: sa.Table, fields: list[str]) -> ColumnElement[bool]:
@@ -156,7 +172,10 @@ def role_grant(permissions: Mapping[str, Mapping], obj: str) -> Grant:
     if entry is None:
         return NO_GRANT
     operations = frozenset(op for op in OPERATIONS if entry.get(op, False))
-    scopes = frozenset({entry.get("scope", DEFAULT_SCOPE)}) if "read" in operations else frozenset()
+    scope = entry.get("scope", DEFAULT_SCOPE)
+    if isinstance(scope, Mapping):
+        scope = Matching(scope["field"], scope["equals_user"])
+    scopes = frozenset({scope}) if "read" in operations else frozenset()
     return Grant(operations, frozenset(entry.get("actions", ())), scopes)
 
 
@@ -324,18 +343,49 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
     if "department" in needed:
         owners_by_scope["department"] = org.department_members(department, me)
     pools = _pools_seen(conn, platform, me, department, grants)
+    mine = _user_values(conn, users, me, {s.user_field for s in needed if isinstance(s, Matching)})
     visible: dict[str, frozenset[int] | None] = {}
+    matches: dict[str, tuple] = {}
     for obj, grant in grants.items():
         if "all" in grant.scopes:
             visible[obj] = None
-        else:
-            visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes))
+            continue
+        visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes if isinstance(s, str)))
+        found = [_matching(platform, obj, s.path.split("."), mine[s.user_field])
+                 for s in grant.scopes if isinstance(s, Matching)]
+        if found:
+            matches[obj] = tuple(found)
     return Access(
         text, username, display_name, roles, grants, MappingProxyType(visible),
         has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
         field_levels_for(metadata, roles), team_fields(metadata),
-        schema.teams,
+        schema.teams, matches=MappingProxyType(matches),
     )
+
+
+def _user_values(conn: sa.Connection, users, me: int, names: set[str]) -> dict[str, object]:
+    """The user's own values of the fields their matching scopes compare with."""
+    if not names:
+        return {}
+    ordered = sorted(names)
+    row = conn.execute(sa.select(*(users.column(n) for n in ordered)).where(users.table.c.id == me)).first()
+    return dict(zip(ordered, row, strict=True))
+
+
+def _matching(platform, obj: str, steps: list[str], value):
+    """The condition "`steps` of a row of `obj`'s table hold `value`": one column compared, or a lookup's value
+    among the ids of its target's rows that match the rest of the path. An empty user value matches nothing."""
+    if value is None:
+        return lambda table: sa.false()
+    ot = platform.schema[obj]
+    first = steps[0]
+    column = "id" if first == "id" else ot.columns[first][0]
+    if len(steps) == 1:
+        return lambda table: table.c[column] == value
+    target = platform.metadata.objects[obj].fields[first].to
+    tt = platform.schema[target].table
+    inner = _matching(platform, target, steps[1:], value)(tt)
+    return lambda table: IdAmong(table.c[column], sa.select(tt.c.id).where(inner).scalar_subquery())
 
 
 def _pools_seen(conn: sa.Connection, platform, me: int, department: int | None,

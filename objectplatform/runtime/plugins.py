@@ -22,13 +22,13 @@ from .behaviors import (
     route,
     staged,
 )
-from .records import limits, lookup_filters, masking, path_defaults, teams, typed_overrides
+from .records import limits, lookup_filters, masking, matched_defaults, path_defaults, teams, typed_overrides
 from .registry import Registry, build_registry
 from .reports import funnel
 
-BUILT_IN = (actions, masking, teams, path_defaults, typed_overrides, lookup_filters, limits, approvals, transitions,
-            duplicates, pool, follow_ups, convertible, staged, check_in, checklist, calendar, frequency, route, funnel,
-            auth, users, navigation)
+BUILT_IN = (actions, masking, teams, path_defaults, matched_defaults, typed_overrides, lookup_filters, limits,
+            approvals, transitions, duplicates, pool, follow_ups, convertible, staged, check_in, checklist, calendar,
+            frequency, route, funnel, auth, users, navigation)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

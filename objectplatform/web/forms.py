@@ -17,6 +17,7 @@ from werkzeug.datastructures import FileStorage, ImmutableMultiDict
 
 from objectplatform.metadata import FieldDef, ObjectDef
 from objectplatform.metadata.expressions import Binary, Call, Literal, Name, Node, Unary, parse
+from objectplatform.runtime.errors import NotFound
 from objectplatform.runtime.fieldtypes import type_named
 from objectplatform.runtime.sales_processes import process_for_owner, processes
 
@@ -58,6 +59,7 @@ class Line:
     id: str | None
     inputs: list[Input]
     outputs: dict[str, str]  # live formula fields: their current value, as text
+    notes: dict[str, str] = field(default_factory=dict)  # input -> where its default came from (a price policy)
 
 
 @dataclass
@@ -349,13 +351,33 @@ class FormBuilder:
                   for n in names]
         outputs = {n: self.display.text(child, n, (record or {}).get(n)) for n, f in child.fields.items()
                    if f.type == "formula"}
-        return Line(line_id, inputs, outputs)
+        return Line(line_id, inputs, outputs, self._matched_notes(child, names, record or {}))
+
+    def _matched_notes(self, child: ObjectDef, names: list[str], record: Mapping[str, Any]) -> dict[str, str]:
+        """For each input whose default a `default_match` gave, the record matched ("价格政策: A级客户 硬件 95折"),
+        named whether or not the user may read that object: it is the line's own price."""
+        notes = {}
+        for name in names:
+            match = child.fields[name].default_match
+            kept = record.get(match.record) if match is not None and match.record else None
+            if kept is None:
+                continue
+            source = self.platform.metadata.objects[match.object]
+            try:
+                found = self.platform.records.get(source.name, kept)
+            except NotFound:
+                continue
+            title = found.get(source.title_field) if source.title_field else kept
+            notes[name] = f"{child.fields[match.record].label.get(self.lang)}: {title}"
+        return notes
 
     def _editor(self, child: ObjectDef, via: str, names: list[str], lines: list[Line],
                 record: Mapping[str, Any]) -> LineEditor:
         live = live_spec(self.obj, child, via)
         outputs = [(n, child.fields[n].label.get(self.lang)) for n, f in child.fields.items() if f.type == "formula"]
-        blank_values = {n: shown_value(child.fields[n], child.fields[n].default, self.display) for n in names}
+        # a field whose default is matched starts empty: a value shown would be sent as if typed
+        blank_values = {n: None if child.fields[n].default_match else
+                        shown_value(child.fields[n], child.fields[n].default, self.display) for n in names}
         totals = [(n, self.obj.fields[n].label.get(self.lang), self.display.text(self.obj, n, record.get(n)))
                   for n in [*live["sums"], *live["totals"]]]
         return LineEditor(child, via, child.plural_label.get(self.lang) if child.plural_label else

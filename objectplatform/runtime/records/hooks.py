@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,8 @@ class HookContext:
     batch_errors: list[dict[str, list[str]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what a write may do but the caller should hear about
     system: bool = False  # a write by the system (a transition, a behavior, the demo): no user's guard holds it
+    given: Mapping[str, Any] | None = None  # before_create/_update: the values the caller gave (defaults not added)
+    master: tuple[str, Mapping] | None = None  # an inline line's (master_detail field, master record being written)
 
 
 Handler = Callable[[HookContext], None]

@@ -454,7 +454,8 @@ class Records:
                      if lines and f.typed_override is not None and f.name in data}
             if not system:
                 self.lifecycles.refuse_new(obj, data)
-                self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user)
+                self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user,
+                                                     scope=self.reference_scope)
             record, load_errors = self._prepare_new(c, ot, data, user, now, system)
             _add(errors, load_errors)
             if not system:
@@ -492,7 +493,8 @@ class Records:
         record.update(owner=values.get("owner") or user, created_by=user, updated_by=user,
                       created_at=now, updated_at=now, version=1)
         self._check_database(conn, ot, values, errors, skip=frozenset({skip} if skip else ()))
-        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors, system=system)
+        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors, system=system, given=data,
+                    master=(skip, master) if skip and master else None)
         self._check_rules(conn, ot, record, errors, now, master=(skip, master) if skip and master else None)
         return record, errors
 
@@ -599,7 +601,7 @@ class Records:
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
         self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors,
-                    system=system)
+                    system=system, given=data, master=(skip, master) if skip and master else None)
         self._check_rules(conn, ot, record, errors, now, before=current,
                           master=(skip, master) if skip and master else None)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
