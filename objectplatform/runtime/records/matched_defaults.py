@@ -36,8 +36,12 @@ def best_match(records, conn: sa.Connection, obj: ObjectDef, f: FieldDef, record
     table = ot.table
     admitted = [] if spec.where is None else [
         to_sql(parse(spec.where), formula_columns(ot), records.platform.local_now(), condition=True)]
+    followed: dict[str, Any] = {}  # the entries share their paths (the customer, its grade): each is read once
     for entry in spec.match:
-        wanted = {theirs: records.follow(conn, obj, record, path, master) for theirs, path in entry.items()}
+        for path in entry.values():
+            if path not in followed:
+                followed[path] = records.follow(conn, obj, record, path, master)
+        wanted = {theirs: followed[path] for theirs, path in entry.items()}
         if any(value in EMPTY for value in wanted.values()):
             continue
         row = conn.execute(sa.select(table.c.id).where(
