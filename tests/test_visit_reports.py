@@ -235,4 +235,5 @@ def test_labels_in_both_languages(platform, company):
     assert labels == {"visit_coverage": ("拜访覆盖率(本月)", "Visit coverage this month"),
                       "visit_validity": ("有效拜访率", "Visit validity"),
                       "visit_effect": ("拜访效果(30天内成交)", "Visit effect (30 days)"),
-                      "visit_plan_completion_department": ("拜访计划完成率(部门)", "Visit plan completion by department")}
+                      "visit_plan_completion_department": ("拜访计划完成率(部门)",
+                                                           "Visit plan completion by department")}
