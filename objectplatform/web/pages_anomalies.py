@@ -12,6 +12,7 @@ from objectplatform.runtime.behaviors import anomalies
 from objectplatform.runtime.geo import Plane
 
 from .current import get_platform
+from .i18n import text
 from .pages_base import bp, object_def, page_display
 from .pages_view import field_label, object_label
 
@@ -66,12 +67,14 @@ def anomalies_page(obj: str):
             "checked_in": display.text(definition, config.checked_in_field, item["check_in_at"]),
         })
     query = {"start": start.isoformat(), "end": end.isoformat(), **({"owner": owner} if owner else {})}
-    kinds = [{"kind": k, "count": found["counts"][k], "active": k == kind,
+    kinds = [{"kind": k, "label": text(f"anomalies.kind.{k}", g.lang), "count": found["counts"][k], "active": k == kind,
               "url": url_for("pages.anomalies_page", obj=obj, **query, **({} if k == kind else {"kind": k}))}
              for k in found["kinds"]]
     return render_template(
         "pages/anomalies.html", obj=definition, object_label=object_label(definition, g.lang, plural=True),
-        items=items, found=found, kinds=kinds, kind=kind, owner=owner, record=record,
+        single_label=object_label(definition, g.lang),
+        items=items, found=found, kinds=kinds, kind_labels={k["kind"]: k["label"] for k in kinds}, kind=kind,
+        owner=owner, record=record,
         map=check_in_map(items, config.tolerance_m), target_label=object_label(target, g.lang),
         labels={name: field_label(definition, name, g.lang) for name in (
             config.planned_field, config.checked_in_field, config.distance_field, config.duration_field)},
