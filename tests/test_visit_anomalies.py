@@ -130,3 +130,15 @@ def test_the_managers_page_lists_them_with_the_map(app, api, day, people):  # no
     assert 'r="101.5"' in html
     assert '<a href="/o/visit/anomalies" aria-current="page">异常拜访</a>' in page  # in the menu's 拜访 group
     assert '<a href="/o/visit/anomalies">异常拜访</a>' in client.get("/").get_data(as_text=True)
+
+
+def test_a_checked_in_visits_page_maps_its_check_in_beside_the_account(app, api, day):  # noqa: F811
+    client = app.test_client()
+    login(client, "rep1", PASSWORD)
+    page = client.get(f"/o/visit/{day['fine']}").get_data(as_text=True)
+    # 215 m from the shop, within the frame's least span of three tolerances (900 m on 372 px): 300 m is 124 px
+    assert page.count('<circle class="tolerance"') == 1 and 'r="124.0"' in page
+    assert page.count('<circle class="check-in"') == 1 and '<circle class="check-in out"' not in page
+    assert "允差范围 300 米" in page
+    planned = client.get(f"/o/visit/{visit(api, day['shop'])}").get_data(as_text=True)
+    assert 'class="check-in-map"' not in planned  # nothing to draw before the check-in

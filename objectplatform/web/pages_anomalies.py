@@ -19,9 +19,9 @@ from .pages_view import field_label, object_label
 MAP_WIDTH, MAP_HEIGHT = 640, 420
 
 
-def check_in_map(items: list[dict], tolerance_m: float) -> dict | None:
-    """What the SVG draws: per item with a point, its check-in, its target and the tolerance circle, in pixels;
-    None when no item has a point."""
+def check_in_map(items: list[dict], tolerance_m: float, target_label: str, rows: bool = True) -> dict | None:
+    """What the SVG (pages/_check_in_map.html) draws: per item with a point, its check-in, its target and the
+    tolerance circle, in pixels; None when no item has a point. `rows`: the marks link to the list's rows."""
     located = [i for i in items if i["check_in"] or i["target_location"]]
     if not located:
         return None
@@ -37,7 +37,8 @@ def check_in_map(items: list[dict], tolerance_m: float) -> dict | None:
             mark["tx"], mark["ty"] = plane.xy(item["target_location"])
         marks.append(mark)
     metres, bar = plane.scale_bar(MAP_WIDTH / 4)
-    return {"width": MAP_WIDTH, "height": MAP_HEIGHT, "marks": marks, "bar": bar,
+    return {"width": MAP_WIDTH, "height": MAP_HEIGHT, "marks": marks, "bar": bar, "rows": rows,
+            "tolerance": f"{tolerance_m:g}", "target_label": target_label,
             "bar_label": f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"}
 
 
@@ -75,7 +76,8 @@ def anomalies_page(obj: str):
         single_label=object_label(definition, g.lang),
         items=items, found=found, kinds=kinds, kind_labels={k["kind"]: k["label"] for k in kinds}, kind=kind,
         owner=owner, record=record,
-        map=check_in_map(items, config.tolerance_m), target_label=object_label(target, g.lang),
+        map=check_in_map(items, config.tolerance_m, object_label(target, g.lang)),
+        target_label=object_label(target, g.lang),
         labels={name: field_label(definition, name, g.lang) for name in (
             config.planned_field, config.checked_in_field, config.distance_field, config.duration_field)},
         fields=config, all_url=url_for("pages.anomalies_page", obj=obj, start=start.isoformat(),

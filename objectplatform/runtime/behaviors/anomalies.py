@@ -60,10 +60,10 @@ def period_query(args, today: date) -> tuple[date, date]:
 
 
 def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = None, kind: str | None = None,
-              record: str | None = None) -> dict:
+              record: str | None = None, every: bool = False) -> dict:
     """The caller's records of `obj` planned from `start` to `end` (local days, both included) showing an anomaly
-    (or only `kind`; only `record`), latest first, at most 500, with how many of each kind, in one query joined
-    to the targets' locations (the target's only where the caller may read it)."""
+    (or only `kind`; only `record`; `every`: with or without one), latest first, at most 500, with how many of
+    each kind, in one query joined to the targets' locations (the target's only where the caller may read it)."""
     definition = platform.metadata.objects.get(obj)
     if definition is None or not CHECK_IN.declared_by(definition):
         raise NotFound(Message("anomalies.none", "{object} has no check-in", object=obj))
@@ -79,7 +79,7 @@ def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = N
     zone = platform.settings.zone
     planned = ot.column(config.planned_field)
     where = [planned >= local_midnight(start, zone), planned < local_midnight(end + timedelta(days=1), zone),
-             kinds[kind] if kind else sa.or_(*kinds.values())]
+             *([] if every else [kinds[kind] if kind else sa.or_(*kinds.values())])]
     for name, value in (("owner", owner), ("record", record)):
         if value in (None, ""):
             continue
