@@ -125,9 +125,9 @@ def test_the_managers_page_lists_them_with_the_map(app, api, day, people):  # no
     one = client.get(f"/o/visit/anomalies?start=2026-12-07&end=2026-12-08&record={day['far']}&lang=en")
     html = one.get_data(as_text=True)
     assert html.count('<tr id="anomaly-') == 1 and html.count('<circle class="tolerance"') == 1
-    # the check-in 0.009884° (1,099.05 m on the plane) north of the shop: that span is 372 px tall (420 less the
-    # margins), so 300 m is 101.5 px
-    assert 'r="101.5"' in html
+    # the frame holds the check-in 0.009884° (1,099.05 m on the plane) north of the shop and the 300 m circle
+    # around the shop: 1,399.05 m on 372 px (420 less the margins), so 300 m is 79.8 px
+    assert 'r="79.8"' in html
     assert '<a href="/o/visit/anomalies" aria-current="page">异常拜访</a>' in page  # in the menu's 拜访 group
     assert '<a href="/o/visit/anomalies">异常拜访</a>' in client.get("/").get_data(as_text=True)
 
@@ -136,8 +136,8 @@ def test_a_checked_in_visits_page_maps_its_check_in_beside_the_account(app, api,
     client = app.test_client()
     login(client, "rep1", PASSWORD)
     page = client.get(f"/o/visit/{day['fine']}").get_data(as_text=True)
-    # 215 m from the shop, within the frame's least span of three tolerances (900 m on 372 px): 300 m is 124 px
-    assert page.count('<circle class="tolerance"') == 1 and 'r="124.0"' in page
+    # 215 m from the shop, inside the 300 m circle: the frame spans the circle, 600 m on 372 px: 300 m is 186 px
+    assert page.count('<circle class="tolerance"') == 1 and 'r="186.0"' in page
     assert page.count('<circle class="check-in"') == 1 and '<circle class="check-in out"' not in page
     assert "允差范围 300 米" in page
     planned = client.get(f"/o/visit/{visit(api, day['shop'])}").get_data(as_text=True)

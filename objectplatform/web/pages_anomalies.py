@@ -6,10 +6,12 @@ locations and the tolerance circles (no map tiles: the points on a plane, a scal
 
 from __future__ import annotations
 
+import math
+
 from flask import g, render_template, request, url_for
 
 from objectplatform.runtime.behaviors import anomalies
-from objectplatform.runtime.geo import Plane
+from objectplatform.runtime.geo import M_PER_DEGREE, Plane
 
 from .current import get_platform
 from .i18n import text
@@ -25,8 +27,8 @@ def check_in_map(items: list[dict], tolerance_m: float, target_label: str, rows:
     located = [i for i in items if i["check_in"] or i["target_location"]]
     if not located:
         return None
-    points = [p for i in located for p in (i["check_in"], i["target_location"]) if p]
-    plane = Plane(points, MAP_WIDTH, MAP_HEIGHT, min_span_m=tolerance_m * 3)
+    points = [p for i in located for p in (i["check_in"], *_circle(i["target_location"], tolerance_m)) if p]
+    plane = Plane(points, MAP_WIDTH, MAP_HEIGHT, min_span_m=tolerance_m * 2)
     marks = []
     for item in located:
         mark = {"n": item["n"], "id": item["id"], "title": item["title"],
@@ -40,6 +42,16 @@ def check_in_map(items: list[dict], tolerance_m: float, target_label: str, rows:
     return {"width": MAP_WIDTH, "height": MAP_HEIGHT, "marks": marks, "bar": bar, "rows": rows,
             "tolerance": f"{tolerance_m:g}", "target_label": target_label,
             "bar_label": f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"}
+
+
+def _circle(centre: dict | None, radius_m: float) -> list[dict]:
+    """The north, south, east and west ends of a circle around `centre`, so the map fits the whole circle."""
+    if centre is None:
+        return []
+    dlat = radius_m / M_PER_DEGREE
+    dlng = dlat / math.cos(math.radians(centre["lat"]))
+    return [{"lat": centre["lat"] + dlat * n, "lng": centre["lng"] + dlng * e}
+            for n, e in ((1, 0), (-1, 0), (0, 1), (0, -1))]
 
 
 @bp.route("/o/<obj>/anomalies")
