@@ -266,7 +266,7 @@ def test_visits_check_in_at_the_account(demo):
     completed = [v for v in visits if v["status"] == "completed"]
     for visit in completed:  # as the check-in and check-out actions would have written them
         location = accounts[visit["account"]]["location"]
-        assert round(distance_m(location, visit["check_in_location"]), 1) == visit["check_in_distance"]
+        assert round(distance_m(location, visit["check_in_location"]), 1) == float(visit["check_in_distance"])
         assert visit["check_in_valid"] == (visit["check_in_distance"] <= 300)
         spent = datetime.fromisoformat(visit["check_out_at"]) - datetime.fromisoformat(visit["check_in_at"])
         assert visit["duration_minutes"] == spent.total_seconds() // 60
