@@ -16,9 +16,10 @@ from typing import Any
 from faker import Faker
 from ruamel.yaml import YAML
 
-from objectplatform.runtime import approvals
+from objectplatform.runtime import approvals, geo
 from objectplatform.runtime.apps import DemoResult, DemoUser
 from objectplatform.runtime.behaviors import route, staged
+from objectplatform.runtime.behaviors.check_in import CHECK_IN
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.sales_processes import Process, department_path, pick, processes
@@ -211,6 +212,8 @@ class _Generator:
         # records without system-set fields, for create_many: (object, creating user) -> rows
         self.bulk: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
         self.used_names: set[str] = set()
+        self.completed_visits = 0
+        self.tolerance_m = CHECK_IN.config_of(company.platform.metadata.objects["visit"]).tolerance_m
 
     def _reps(self, department_key: str) -> list[str]:
         """The ids of the sales reps of a department, in company.yaml's order."""
@@ -517,12 +520,25 @@ class _Generator:
                 visit["planned_at"] = self._past(1, 120)
             if status == "completed":
                 check_in = visit["planned_at"] - timedelta(minutes=self.rng.randint(0, 15))
+                here = self._near(location)
+                minutes = self.rng.randint(40, 150)
+                self.completed_visits += 1
+                # 异常拜访 to look at, drawn by count (no extra random draw: the rest of the demo stays the same):
+                # every 17th completed visit checked in some 445 m north, every 23rd checked out after 9 minutes
+                if self.completed_visits % 17 == 0:
+                    here = {"lat": round(here["lat"] + 0.004, 6), "lng": here["lng"]}
+                if self.completed_visits % 23 == 0:
+                    minutes = 9
+                distance = round(geo.distance_m(location, here), 1)
                 visit |= {
                     "check_in_at": check_in,
-                    "check_in_location": self._near(location),
+                    "check_in_location": here,
                     "check_in_address": values["address"],
-                    "check_out_at": check_in + timedelta(minutes=self.rng.randint(40, 150)),
+                    "check_in_distance": distance,
+                    "check_in_valid": distance <= self.tolerance_m,
+                    "check_out_at": check_in + timedelta(minutes=minutes),
                     "check_out_location": self._near(location),
+                    "duration_minutes": minutes,
                     "summary": self.rng.choice(self.spec["visit_summaries"]),
                 }
                 self.company.create("visit", _iso(visit))

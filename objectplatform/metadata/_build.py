@@ -174,8 +174,14 @@ def _widget(spec: Mapping[str, Any], source: Source) -> Widget:
 def _measure(spec: Mapping[str, Any]) -> ReportMeasure:
     return ReportMeasure(
         spec["key"], spec.get("function"), spec.get("field"), _optional_label(spec), _frozen(spec.get("filters", {})),
-        spec.get("object"), tuple(MatchKey(k["field"], k["equals"], k.get("bucket")) for k in spec.get("match", ())),
+        spec.get("object"), tuple(_match_key(k) for k in spec.get("match", ())),
         _expression(spec.get("expression")))
+
+
+def _match_key(spec: Mapping[str, Any]) -> MatchKey:
+    if "after" in spec:
+        return MatchKey(spec["field"], spec["after"], within_days=spec["within_days"])
+    return MatchKey(spec["field"], spec["equals"], spec.get("bucket"))
 
 
 def _optional_label(spec: Mapping[str, Any]) -> Label | None:

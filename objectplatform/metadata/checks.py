@@ -1013,14 +1013,22 @@ def _report_columns(
 
 def _match_keys(doc: Document, at: JsonPath, catalog: Catalog, base: ObjectDef, measured: ObjectDef,
                 keys: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
-    """Each key follows lookups of the measured object and of the base object, and compares alike kinds."""
+    """Each key follows lookups of the measured object and of the base object, and compares alike kinds (a
+    window `after` ... `within_days` compares dates with dates or date-times with date-times)."""
     for i, key in enumerate(keys):
         here = (*at, "match", i)
+        side = "after" if "after" in key else "equals"
         mine = yield from _path_kind(doc, (*here, "field"), catalog, measured, key["field"])
-        theirs = yield from _path_kind(doc, (*here, "equals"), catalog, base, key["equals"])
+        theirs = yield from _path_kind(doc, (*here, side), catalog, base, key[side])
         yield from _one_record_path(doc, (*here, "field"), key["field"], "a match key")
-        yield from _one_record_path(doc, (*here, "equals"), key["equals"], "a match key")
-        if "bucket" in key:
+        yield from _one_record_path(doc, (*here, side), key[side], "a match key")
+        if side == "after":
+            if mine not in ("date", "datetime", "any"):
+                yield doc.problem((*here, "field"), f"a window within days needs a date, not {mine}")
+            elif "any" not in (mine, theirs) and mine != theirs:
+                yield doc.problem((*here, "after"), f"a window compares alike dates: {key['field']!r} is {mine}, "
+                                  f"{key['after']!r} is {theirs}")
+        elif "bucket" in key:
             if mine not in ("date", "datetime", "any"):
                 yield doc.problem((*here, "bucket"), f"a {key['bucket']} bucket needs a date, not {mine}")
             elif theirs not in ("text", "any"):

@@ -457,11 +457,13 @@ class ReportDimension:
 @dataclass(frozen=True)
 class MatchKey:
     """One key of a matched measure: `field` of the measured record (bucketed by date when `bucket`) equals
-    `equals` of the base record."""
+    `equals` of the base record; with `within_days`, it falls at or after `equals` (YAML `after`) and less than
+    that many days later."""
 
     field: str
     equals: str
     bucket: str | None = None
+    within_days: int | None = None
 
 
 @dataclass(frozen=True)

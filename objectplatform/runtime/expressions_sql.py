@@ -81,6 +81,32 @@ def _julian_difference(element: days_between, compiler: Any, **kw: Any) -> str:
     return f"CAST(julianday(date({end})) - julianday(date({start})) AS INTEGER)"
 
 
+class days_later(FunctionElement):
+    """The date or date-time `days` whole days after the first argument (a date when `is_datetime` is false)."""
+
+    inherit_cache = False  # `days` is no part of the cache key: compiled afresh each time
+
+    def __init__(self, value: ColumnElement, days: int, is_datetime: bool):
+        self.days, self.is_datetime = int(days), is_datetime
+        self.type = sa.DateTime() if is_datetime else sa.Date()
+        super().__init__(value)
+
+
+@compiles(days_later)
+def _interval_later(element: days_later, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    return f"({value} + INTERVAL '{element.days} days')" if element.is_datetime else f"({value} + {element.days})"
+
+
+@compiles(days_later, "sqlite")
+def _modifier_later(element: days_later, compiler: Any, **kw: Any) -> str:
+    # the stored text's shape (microseconds kept to three places: a later value of the same second sorts after)
+    value = compiler.process(element.clauses, **kw)
+    if element.is_datetime:
+        return f"strftime('%Y-%m-%d %H:%M:%f', {value}, '+{element.days} days')"
+    return f"date({value}, '+{element.days} days')"
+
+
 # Values a behavior derives for each record, which rule conditions may name besides the fields (their names
 # and kinds are declared in metadata/checks.BEHAVIOR_VALUES): behavior -> build(platform, obj, now), giving
 # {name: SQL over the object's table}; a behavior declares it (Behavior.derived).

@@ -137,3 +137,39 @@ def nearby(platform, obj: str, lat: float, lng: float, radius_m: float, limit: i
 def point(lat: Any, lng: Any) -> dict[str, float]:
     """A {"lat", "lng"} point from two numbers."""
     return {"lat": float(lat), "lng": float(lng)}
+
+
+M_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
+
+
+class Plane:
+    """A map drawn offline: points projected on a plane tangent at their centre (x east, y south, metres scaled
+    by the cosine of the centre's latitude), fitted into a `width` x `height` box with `margin` pixels around;
+    at least `min_span_m` across, so one point and its tolerance circle still fill a sensible frame."""
+
+    def __init__(self, points: list[Mapping[str, float]], width: int, height: int, margin: int = 24,
+                 min_span_m: float = 1_000):
+        lats, lngs = [p["lat"] for p in points] or [0.0], [p["lng"] for p in points] or [0.0]
+        self.lat0, self.lng0 = (min(lats) + max(lats)) / 2, (min(lngs) + max(lngs)) / 2
+        self.cos0 = math.cos(math.radians(self.lat0))
+        span_x = max((max(lngs) - min(lngs)) * self.cos0 * M_PER_DEGREE, min_span_m)
+        span_y = max((max(lats) - min(lats)) * M_PER_DEGREE, min_span_m)
+        self.width, self.height = width, height
+        self.px_per_m = min((width - 2 * margin) / span_x, (height - 2 * margin) / span_y)
+
+    def xy(self, p: Mapping[str, float]) -> tuple[float, float]:
+        """The pixel position of a {"lat", "lng"} point, to one decimal."""
+        x = (p["lng"] - self.lng0) * self.cos0 * M_PER_DEGREE * self.px_per_m + self.width / 2
+        y = (self.lat0 - p["lat"]) * M_PER_DEGREE * self.px_per_m + self.height / 2
+        return round(x, 1), round(y, 1)
+
+    def length(self, metres: float) -> float:
+        """`metres` in pixels, to one decimal."""
+        return round(metres * self.px_per_m, 1)
+
+    def scale_bar(self, max_px: float) -> tuple[float, float]:
+        """A round length (1, 2 or 5 × a power of ten metres) whose bar is at most `max_px` long: (metres, px)."""
+        metres = max_px / self.px_per_m
+        power = 10 ** math.floor(math.log10(metres))
+        best = max(step * power for step in (1, 2, 5) if step * power <= metres)
+        return best, self.length(best)

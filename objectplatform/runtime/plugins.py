@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from . import actions, approvals, auth, navigation, transitions, users
 from .apps import App
 from .behaviors import (
+    anomalies,
     calendar,
     check_in,
     checklist,
@@ -27,8 +28,8 @@ from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, path_defaults, matched_defaults, typed_overrides, lookup_filters, limits,
-            approvals, transitions, duplicates, pool, follow_ups, convertible, staged, check_in, checklist, calendar,
-            frequency, route, funnel, auth, users, navigation)
+            approvals, transitions, duplicates, pool, follow_ups, convertible, staged, check_in, anomalies, checklist,
+            calendar, frequency, route, funnel, auth, users, navigation)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

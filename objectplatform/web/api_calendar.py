@@ -1,5 +1,6 @@
 """Calendars and visit frequency in the REST API: the records of an object with a calendar in a range of days,
-planning one record for each of several others in one request, and the records visited less often than required.
+planning one record for each of several others in one request, the records visited less often than required, and
+the check-in anomalies (异常拜访).
 
 (How it works: docs/engine.md, "objectplatform/web/api_calendar.py".)"""
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 
-from objectplatform.runtime.behaviors import calendar, frequency
+from objectplatform.runtime.behaviors import anomalies, calendar, frequency
 from objectplatform.runtime.errors import message_json
 
 from . import api, errors
@@ -112,4 +113,20 @@ def frequency_compliance(obj: str) -> Response:
         item[f"{config.by}_label"] = display.text(definition, config.by, item[config.by])
     for row in found["owners"]:
         row["owner_name"] = display.title("user", row["owner"]) if row["owner"] else None
+    return json_response(found)
+
+
+@bp.get("/objects/<obj>/anomalies")
+def check_in_anomalies(obj: str) -> Response:
+    """`?start=&end=` (days, both included; default this month to today), `owner=`, `kind=`, `record=`: the
+    caller's records with a check-in anomaly (异常拜访), with how many of each kind."""
+    api.object_def(obj)
+    platform = get_platform()
+    start, end = anomalies.period_query(request.args, platform.local_now().date())
+    found = anomalies.anomalies(platform, g.access, obj, start, end, request.args.get("owner"),
+                                request.args.get("kind"), request.args.get("record"))
+    display = Display(platform, g.access, request_language(), platform.settings.zone)
+    display.want_ids("user", [i["owner"] for i in found["items"] if i["owner"]])
+    for item in found["items"]:
+        item["owner_name"] = display.title("user", item["owner"]) if item["owner"] else None
     return json_response(found)

@@ -22,6 +22,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     api_work,
     errors,
     pages,
+    pages_anomalies,
     pages_approvals,
     pages_base,
     pages_calendar,

@@ -11,7 +11,9 @@ from typing import Any
 from objectplatform.metadata import FieldDef, Metadata, ObjectDef
 from objectplatform.runtime import imports
 from objectplatform.runtime.actions import Action, Actions
+from objectplatform.runtime.behaviors.anomalies import KINDS
 from objectplatform.runtime.behaviors.calendar import CALENDAR, MAX_DAYS, MAX_PLANNED
+from objectplatform.runtime.behaviors.check_in import CHECK_IN
 from objectplatform.runtime.behaviors.frequency import FREQUENCY
 from objectplatform.runtime.behaviors.route import ROUTE
 from objectplatform.runtime.fieldtypes import RECORD_ID_INPUT, type_named, value_type
@@ -158,7 +160,8 @@ def _responses(ok_status: str, ok: dict | None, *errors: int) -> dict:
 
 
 def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
-    """An object's calendar (and planning for others) and its visit frequency list, when it declares them."""
+    """An object's calendar (and planning for others), its visit frequency list and its check-in anomalies, when it
+    declares them."""
     paths: dict[str, dict] = {}
     lang = {"name": "lang", "in": "query", "schema": {"enum": ["zh", "en"]}}
     if CALENDAR.declared_by(obj):
@@ -215,6 +218,30 @@ def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
                     **counts}}},
                 "owners": {"type": "array", "items": {"type": "object", "properties": {
                     "owner": {"type": ["string", NULL]}, "records": {"type": "integer"}, **counts}}}}}, 400, 403, 404)}}
+    if CHECK_IN.declared_by(obj):
+        point = {"type": ["object", NULL], "properties": {"lat": {"type": "number"}, "lng": {"type": "number"}}}
+        text = {"type": ["string", NULL]}
+        paths[f"{base}/anomalies"] = {"get": {
+            "operationId": f"anomalies_{obj.name}", "tags": tag, "summary": f"{obj.label.en} check-in anomalies",
+            "description": "the caller's records planned from `start` to `end` (both included; default this month "
+                           "to today, at most a quarter) checked in out of range, checked out too soon, missed or "
+                           "never checked out (`kind`: one of them), latest first, at most 500, with the counts",
+            "parameters": [{"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
+                           {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
+                           {"name": "kind", "in": "query", "schema": {"enum": list(KINDS)}},
+                           {"name": "owner", "in": "query", "schema": {"type": "string"}},
+                           {"name": "record", "in": "query", "schema": {"type": "string"}}, lang],
+            "responses": _responses("200", {"type": "object", "required": ["period", "counts", "total", "items"],
+                                            "properties": {
+                "period": {"type": "object"}, "tolerance_m": {"type": "number"},
+                "min_minutes": {"type": ["integer", NULL]}, "kinds": {"type": "array", "items": {"enum": list(KINDS)}},
+                "total": {"type": "integer"}, "counts": {"type": "object"},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "title": text, "owner": text, "owner_name": text, "planned_at": text,
+                    "check_in_at": text, "check_out_at": text, "distance_m": {"type": ["number", NULL]},
+                    "duration_minutes": {"type": ["integer", NULL]},
+                    "kinds": {"type": "array", "items": {"enum": list(KINDS)}}, "check_in": point,
+                    "target": text, "target_title": text, "target_location": point}}}}}, 400, 403, 404)}}
     return paths
 
 

@@ -14,11 +14,13 @@ from flask import flash, g, redirect, render_template, request, url_for
 from objectplatform.metadata import Metadata, ObjectDef
 from objectplatform.runtime import BadRequest, Conflict, Forbidden, ValidationFailed, geo
 from objectplatform.runtime.actions import actions_service
+from objectplatform.runtime.behaviors import anomalies
 from objectplatform.runtime.behaviors.check_in import CHECK_IN, CheckInConfig, visit_now, visiting
 from objectplatform.runtime.behaviors.route import ROUTE
 
 from .current import get_platform
 from .i18n import error_text, text
+from .pages_anomalies import check_in_map
 from .pages_base import bp, object_def, page_display, scope
 from .pages_records import RecordExtensions
 from .pages_view import object_label
@@ -40,7 +42,20 @@ def check_in_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
     return {"template": "pages/_check_in.html", "tolerance": f"{config.tolerance_m:g}",
             "refuses": config.out_of_range == "refuse", "distance": record.get(config.distance_field),
             "valid": record.get(config.valid_field), "duration": record.get(config.duration_field),
-            "forms": forms, "route_url": _route_url(obj, record.get(config.planned_field))}
+            "forms": forms, "route_url": _route_url(obj, record.get(config.planned_field)),
+            "map": _map(obj, config, record)}
+
+
+def _map(obj: ObjectDef, config: CheckInConfig, record: Mapping[str, Any]) -> dict | None:
+    """The check-in beside the target's location and the tolerance circle, once checked in."""
+    planned = record.get(config.planned_field)
+    if not record.get(config.checked_in_field) or planned is None:
+        return None
+    day = (planned if planned.tzinfo else planned.replace(tzinfo=UTC)).astimezone(g.zone).date()
+    found = anomalies.anomalies(get_platform(), g.access, obj.name, day, day, record=record["id"], every=True)
+    target = get_platform().metadata.objects[obj.fields[config.lookup].to]
+    items = [{**item, "n": 1, "title": item["title"] or ""} for item in found["items"]]
+    return check_in_map(items, config.tolerance_m, object_label(target, g.lang), rows=False)
 
 
 def _route_url(obj: ObjectDef, planned: datetime | None) -> str | None:

@@ -41,6 +41,8 @@ class CheckInConfig(LocatedThroughLookup):
     max_per_day: int | None = None
     beyond_max_per_day: str = "refuse"  # or "warn": the record is planned all the same, with a warning
     not_counted: tuple[str, ...] = ()  # states a record is in that the daily cap does not count
+    min_minutes: int | None = None  # a visit checked out sooner is an anomaly (异常拜访: too short)
+    missed_state: str | None = None  # the state of a record never checked in by the end of its day
     check_in: str = "check_in"
     check_out: str = "check_out"
     planned_field: str = "planned_at"
@@ -69,6 +71,7 @@ SCHEMA = {
         "max_per_day": {"type": "integer", "minimum": 1},
         "beyond_max_per_day": {"enum": ["refuse", "warn"], "default": "refuse"},
         "not_counted": {"type": "array", "items": NAME, "uniqueItems": True, "default": []},
+        "min_minutes": {"type": "integer", "minimum": 1}, "missed_state": NAME,
         **{key: {**NAME, "default": default} for key, default in (
             ("check_in", "check_in"), ("check_out", "check_out"), ("planned_field", "planned_at"),
             ("checked_in_field", "check_in_at"), ("checked_out_field", "check_out_at"),
@@ -101,6 +104,8 @@ def _needs(obj: ObjectDef, config: CheckInConfig) -> Iterator[Need]:
         yield FieldNeed(getattr(config, key), types, key)
     if config.not_counted and obj.lifecycle is not None:
         yield FieldNeed(obj.lifecycle.field, ("picklist",), "not_counted", options=tuple(config.not_counted))
+    if config.missed_state is not None and obj.lifecycle is not None:
+        yield FieldNeed(obj.lifecycle.field, ("picklist",), "missed_state", options=(config.missed_state,))
     if config.photo_required:
         yield FieldNeed(config.photo_field, ("attachment",), "photo_field")
     if config.co_visitors_field is not None:

@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from objectplatform.metadata import Metadata
 
 from ..errors import BadRequest, Message
+from ..expressions_sql import days_later
 from ..storage.tables import REFERENCE_TYPES, Schema
 from .buckets import bucket
 from .filters import condition
@@ -38,11 +39,13 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Key:
-    """A matched measure's key: `path` of the measured record (bucketed when `bucket`) equals `equals` of the base."""
+    """A matched measure's key: `path` of the measured record (bucketed when `bucket`) equals `equals` of the base;
+    with `within_days`, it is at or after `equals` and less than that many days later."""
 
     path: FieldPath
     equals: FieldPath
     bucket: str | None = None
+    within_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,11 @@ class Compiler:
     @staticmethod
     def _as_records(m: Measure) -> Measure:
         """A distinct count of references is a count of the distinct records they name, so it shares their
-        branch: `count_distinct converted_account` walks to the accounts like the accounts' orders do."""
+        branch: `count_distinct converted_account` walks to the accounts like the accounts' orders do. Not with
+        filters: those keep the records holding the references (the accounts of completed visits)."""
         path = m.path
-        if m.function != "count_distinct" or m.matched or path is None or path.type not in REFERENCE_TYPES:
+        if (m.function != "count_distinct" or m.matched or m.filters or path is None
+                or path.type not in REFERENCE_TYPES):
             return m
         if path.field != "id":
             path = replace(path, hops=(*path.hops, Hop(path.object, path.field, path.target, False)),
@@ -201,6 +206,10 @@ class Compiler:
         on = []
         for n, key in enumerate(m.match):
             column = other.column(key.path)
+            if key.within_days:
+                start = base.c[f"e{n}"]
+                on += [column >= start, column < days_later(start, key.within_days, key.path.type == "datetime")]
+                continue
             if key.bucket:
                 column = bucket(column, key.bucket, key.path.type == "datetime", self.dialect, self.time_zone)
             on.append(column == base.c[f"e{n}"])

@@ -153,8 +153,8 @@ def _measure(metadata: Metadata, base: str, spec: ReportMeasure) -> Measure:
     target = path.object if path is not None else measured  # the object of the records measured
     filters = tuple((resolve(metadata, target, text), op, value)
                     for text, op, value in ((*split(name), value) for name, value in spec.filters.items()))
-    match = tuple(Key(resolve(metadata, measured, k.field), resolve(metadata, base, k.equals), k.bucket)
-                  for k in spec.match)
+    match = tuple(Key(resolve(metadata, measured, k.field), resolve(metadata, base, k.equals), k.bucket,
+                      k.within_days) for k in spec.match)
     return Measure(spec.key, spec.function, path, filters, spec.object, match)
 
 

@@ -1,0 +1,161 @@
+"""Check-in anomalies (异常拜访) of an object with the check_in behavior: the records planned in a period that were
+checked in out of range, checked out sooner than `min_minutes`, missed (`missed_state`), or checked in on an
+earlier day and never checked out; each with its check-in point and its target's location, for the map.
+
+(How it works: docs/engine.md, "objectplatform/runtime/behaviors/anomalies.py".)"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectplatform.metadata import Label
+
+from ..clock import local_midnight
+from ..errors import BadRequest, Message, NotFound
+from ..geo import point
+from ..records.service import parse_record_id
+from .check_in import CHECK_IN, CheckInConfig
+
+KINDS = ("out_of_range", "too_short", "missed", "no_check_out")
+MAX_DAYS = 93  # a quarter: the page and the API list one period at a time
+LIMIT = 500
+
+
+def _conditions(platform, obj: str, config: CheckInConfig, today: date) -> dict[str, sa.ColumnElement[bool]]:
+    """Each kind of anomaly the settings define, as a condition on the object's table."""
+    ot = platform.schema[obj]
+    definition = platform.metadata.objects[obj]
+    checked_in, checked_out = ot.column(config.checked_in_field), ot.column(config.checked_out_field)
+    kinds = {"out_of_range": ot.column(config.valid_field).is_(False)}
+    if config.min_minutes is not None:
+        kinds["too_short"] = sa.and_(checked_out.is_not(None), ot.column(config.duration_field) < config.min_minutes)
+    if config.missed_state is not None and definition.lifecycle is not None:
+        kinds["missed"] = ot.column(definition.lifecycle.field) == config.missed_state
+    kinds["no_check_out"] = sa.and_(checked_in.is_not(None), checked_out.is_(None),
+                                    checked_in < local_midnight(today, platform.settings.zone))
+    return kinds
+
+
+def period_query(args, today: date) -> tuple[date, date]:
+    """(first, last) days from `?start=` and `?end=` (YYYY-MM-DD, both included; default this month to today);
+    400 naming a bad one, a last day before the first or a period longer than a quarter."""
+    errors: dict[str, list[Message]] = {}
+    days = {}
+    for key, default in (("start", today.replace(day=1)), ("end", today)):
+        raw = args.get(key) or ""
+        try:
+            days[key] = date.fromisoformat(raw) if raw else default
+        except ValueError:
+            errors[key] = [Message("anomalies.date", "must be a date as YYYY-MM-DD")]
+    if not errors and not timedelta(0) <= days["end"] - days["start"] < timedelta(days=MAX_DAYS):
+        errors["end"] = [Message("anomalies.range", "must be on or after start and within {days} days of it",
+                                 days=MAX_DAYS)]
+    if errors:
+        raise BadRequest(Message("anomalies.bad_period", "bad period: {fields}", fields=", ".join(sorted(errors))),
+                         errors)
+    return days["start"], days["end"]
+
+
+def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = None, kind: str | None = None,
+              record: str | None = None, every: bool = False) -> dict:
+    """The caller's records of `obj` planned from `start` to `end` (local days, both included) showing an anomaly
+    (or only `kind`; only `record`; `every`: with or without one), latest first, at most 500, with how many of
+    each kind, in one query joined to the targets' locations (the target's only where the caller may read it)."""
+    definition = platform.metadata.objects.get(obj)
+    if definition is None or not CHECK_IN.declared_by(definition):
+        raise NotFound(Message("anomalies.none", "{object} has no check-in", object=obj))
+    access.require(obj, "read")
+    config: CheckInConfig = CHECK_IN.config_of(definition)
+    today = platform.local_now().date()
+    kinds = _conditions(platform, obj, config, today)
+    if kind not in (None, "") and kind not in kinds:
+        raise BadRequest(Message("anomalies.bad_kind", "kind must be one of {kinds}", kinds=", ".join(kinds)),
+                         {"kind": [Message("anomalies.unknown_kind", "unknown kind {kind!r}", kind=kind)]})
+    ot = platform.schema[obj]
+    t = ot.table
+    zone = platform.settings.zone
+    planned = ot.column(config.planned_field)
+    where = [planned >= local_midnight(start, zone), planned < local_midnight(end + timedelta(days=1), zone),
+             *([] if every else [kinds[kind] if kind else sa.or_(*kinds.values())])]
+    for name, value in (("owner", owner), ("record", record)):
+        if value in (None, ""):
+            continue
+        number = parse_record_id(value)
+        if number is None:
+            raise BadRequest(Message("anomalies.bad_id", "{field} must be an id, not {value!r}", field=name,
+                                     value=str(value)), {name: [Message("anomalies.id", "must be an id")]})
+        where.append((t.c.owner if name == "owner" else t.c.id) == number)
+    scope = access.scope(obj, t)
+    if scope is not None:
+        where.append(scope)
+    target_obj = definition.fields[config.lookup].to
+    tt = platform.schema[target_obj]
+    target = tt.table.alias("target")
+    on = target.c.id == ot.column(config.lookup)
+    if (target_scope := access.scope(target_obj, target)) is not None:
+        on = sa.and_(on, target_scope)
+    located = _location_field(definition, config)
+    check_in_lat, check_in_lng = (t.c[c] for c in ot.columns[located]) if located else (sa.null(), sa.null())
+    target_lat, target_lng = (target.c[c] for c in tt.columns[config.target_field])
+    target_definition = platform.metadata.objects[target_obj]
+    title = ot.column(definition.title_field) if definition.title_field in ot.columns else t.c.id
+    target_title = target.c[tt.columns[target_definition.title_field][0]] \
+        if target_definition.title_field in tt.columns else target.c.id
+    flags = [sa.case((condition, 1), else_=0).label(name) for name, condition in kinds.items()]
+    stmt = (sa.select(t.c.id, t.c.owner, title.label("title"), planned.label("planned"),
+                      ot.column(config.checked_in_field).label("checked_in"),
+                      ot.column(config.checked_out_field).label("checked_out"),
+                      ot.column(config.distance_field).label("distance"),
+                      ot.column(config.duration_field).label("minutes"), check_in_lat.label("lat"),
+                      check_in_lng.label("lng"), ot.column(config.lookup).label("target"),
+                      target_title.label("target_title"), target_lat.label("target_lat"),
+                      target_lng.label("target_lng"), *flags)
+            .select_from(t.outerjoin(target, on)).where(*where))
+    listed = stmt.subquery()
+    with platform.engine.connect() as conn:
+        rows = conn.execute(sa.select(listed).order_by(listed.c.planned.desc(), listed.c.id.desc())
+                            .limit(LIMIT)).mappings().all()
+        totals = conn.execute(sa.select(sa.func.count(), *(sa.func.coalesce(sa.func.sum(listed.c[name]), 0)
+                                                           for name in kinds)).select_from(listed)).one()
+    return {
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "tolerance_m": config.tolerance_m, "min_minutes": config.min_minutes,
+        "kinds": list(kinds), "total": int(totals[0]),
+        "counts": {name: int(n) for name, n in zip(kinds, totals[1:], strict=True)},
+        "items": [_item(row, kinds) for row in rows],
+    }
+
+
+def _location_field(definition, config: CheckInConfig) -> str | None:
+    """Where the check-in keeps its point: the first geolocation field its transition sets (None: nowhere)."""
+    transition = definition.lifecycle.transitions[config.check_in]
+    return next((name for name in transition.set if definition.fields.get(name) is not None
+                 and definition.fields[name].type == "geolocation"), None)
+
+
+def _stamp(value: datetime | None) -> str | None:
+    """A stored (naive UTC) date-time as ISO text with its offset."""
+    return None if value is None else value.replace(tzinfo=UTC).isoformat()
+
+
+def _item(row, kinds) -> dict:
+    return {
+        "id": str(row["id"]), "title": row["title"], "owner": None if row["owner"] is None else str(row["owner"]),
+        "planned_at": _stamp(row["planned"]), "check_in_at": _stamp(row["checked_in"]),
+        "check_out_at": _stamp(row["checked_out"]),
+        "distance_m": None if row["distance"] is None else float(row["distance"]),
+        "duration_minutes": row["minutes"], "kinds": [name for name in kinds if row[name]],
+        "check_in": None if row["lat"] is None else point(row["lat"], row["lng"]),
+        "target": None if row["target"] is None else str(row["target"]), "target_title": row["target_title"],
+        "target_location": None if row["target_lat"] is None else point(row["target_lat"], row["target_lng"]),
+    }
+
+
+def register(registry) -> None:
+    registry.page("anomalies", endpoint="pages.anomalies_page", label=Label("异常拜访", "visit anomalies"),
+                  shown=lambda metadata, access: any(access.can(obj.name, "read")
+                                                     for obj, _ in CHECK_IN.configured(metadata)),
+                  of_object=lambda metadata, obj: CHECK_IN.declared_by(metadata.objects[obj]))

@@ -1,0 +1,144 @@
+"""异常拜访 (issue 16) on both databases: the visits checked in out of range, checked out within 15 minutes, missed,
+or checked in on an earlier day and never checked out, listed through the API and the managers' page within the
+caller's scope, with the offline check-in map (the points on a plane, the tolerance circle) drawn by hand figures.
+
+The day (the clock on 8 December 2026, 09:30 in China), rep1's visits at 星辰科技 (tolerance 300 m):
+- short: checked in 215 m away, checked out 10 minutes later (too short);
+- far: checked in 1,099 m north, checked out 30 minutes later (out of range);
+- fine: checked in 215 m away, checked out 20 minutes later (no anomaly);
+- missed: planned 7 December at 15:00, never checked in (the visit_missed rule marks it at midnight);
+- open: planned and checked in 7 December at 10:00, never checked out;
+rep2's visit at 云图科技, checked in 1,099 m north (out of range: only rep2 and the manager see it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from test_api import PASSWORD
+from test_api import app as app  # noqa: F401  (fixtures)
+from test_api import people as people  # noqa: F401
+from test_pages import login
+from test_visits import SHOP, account, act, visit
+from test_visits import api as api  # noqa: F401
+from test_visits import clock as clock  # noqa: F401
+from test_visits import metadata as metadata  # noqa: F401
+from test_visits import platform as platform  # noqa: F401
+
+from objectplatform.runtime import rules
+from objectplatform.runtime.geo import Plane
+
+NEAR = {"lat": 31.2320, "lng": 121.4750}  # 215 m from the shop
+FAR = {"lat": 31.2403, "lng": 121.473701}  # 1,099 m north
+
+
+def complete(api, visit_id: str, clock, minutes: int, where: dict, as_: str = "rep1") -> None:  # noqa: F811
+    assert act(api, visit_id, "check_in", as_, **where)[0] == 200
+    clock.advance(minutes=minutes)
+    version = api.get(f"/objects/visit/records/{visit_id}", as_)[1]["version"]
+    assert api.patch(f"/objects/visit/records/{visit_id}", as_, {"version": version, "summary": "回访"})[0] == 200
+    assert act(api, visit_id, "check_out", as_, **where)[0] == 200
+
+
+@pytest.fixture
+def day(api, people, platform, clock):  # noqa: F811
+    """The visits of the module's docstring; returns their ids."""
+    shop = account(api)
+    ids = {"shop": shop}
+    clock.at = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # 10:00 on 7 December
+    ids["missed"] = visit(api, shop, planned_at="2026-12-07T15:00:00+08:00")
+    ids["open"] = visit(api, shop, planned_at="2026-12-07T10:00:00+08:00")
+    assert act(api, ids["open"], "check_in", **NEAR)[0] == 200
+    rules.run_rules(platform, datetime(2026, 12, 7, 16, 1, tzinfo=UTC), ["visit_missed"])
+    clock.at = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)
+    for name, minutes, where in (("short", 10, NEAR), ("far", 30, FAR), ("fine", 20, NEAR)):
+        ids[name] = visit(api, shop)
+        complete(api, ids[name], clock, minutes, where)
+    ids["theirs"] = visit(api, account(api, "rep2", "云图科技"), "rep2")
+    assert act(api, ids["theirs"], "check_in", "rep2", **FAR)[0] == 200
+    return ids
+
+
+def listed(body: dict, ids: dict) -> list[tuple[str, list[str]]]:
+    names = {v: k for k, v in ids.items()}
+    return [(names[i["id"]], i["kinds"]) for i in body["items"]]
+
+
+def test_a_reps_anomalies_latest_first_with_their_kinds_and_counts(api, day):
+    status, body = api.get("/objects/visit/anomalies?start=2026-12-01&end=2026-12-08", "rep1")
+    assert status == 200
+    # planned latest first (the three of 8 December at 10:00, the latest id first), then 7 December 15:00, 10:00
+    assert listed(body, day) == [("far", ["out_of_range"]), ("short", ["too_short"]), ("missed", ["missed"]),
+                                 ("open", ["no_check_out"])]
+    assert (body["period"], body["tolerance_m"], body["min_minutes"], body["total"], body["counts"]) == (
+        {"start": "2026-12-01", "end": "2026-12-08"}, 300, 15, 4,
+        {"out_of_range": 1, "too_short": 1, "missed": 1, "no_check_out": 1})
+    far = body["items"][0]
+    assert (far["check_in"], far["target_location"], far["duration_minutes"], far["owner_name"],
+            far["check_in_at"]) == (FAR, SHOP, 30, "王伟", "2026-12-08T01:40:00+00:00")
+    assert round(far["distance_m"]) == 1099
+    status, body = api.get("/objects/visit/anomalies?start=2026-12-01&end=2026-12-08&kind=too_short", "rep1")
+    assert listed(body, day) == [("short", ["too_short"])]
+    assert body["total"] == 1
+
+
+def test_the_manager_sees_the_teams_and_today_has_none_not_checked_out_yet(api, day, people):
+    status, body = api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08", "boss")
+    assert listed(body, day) == [("theirs", ["out_of_range"]), ("far", ["out_of_range"]),
+                                 ("short", ["too_short"])]  # rep2's check-in today may still be checked out
+    status, body = api.get(f"/objects/visit/anomalies?start=2026-12-08&end=2026-12-08&owner={people['rep2']}",
+                           "boss")
+    assert listed(body, day) == [("theirs", ["out_of_range"])]
+    assert api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08", "rep2")[1]["total"] == 1
+
+
+def test_bad_periods_and_kinds_are_refused(api, day):
+    assert api.get("/objects/visit/anomalies?start=2026-12-09&end=2026-12-08", "rep1") == (400, {"error": {
+        "code": "bad_request", "message": "bad period: end",
+        "fields": {"end": ["must be on or after start and within 93 days of it"]}}})
+    assert api.get("/objects/visit/anomalies?start=12/01", "rep1")[1]["error"]["fields"] == {
+        "start": ["must be a date as YYYY-MM-DD"]}
+    assert api.get("/objects/visit/anomalies?kind=late", "rep1")[1]["error"]["fields"] == {
+        "kind": ["unknown kind 'late'"]}
+    assert api.get("/objects/account/anomalies", "rep1") == (404, {"error": {
+        "code": "not_found", "message": "account has no check-in"}})
+
+
+def test_the_plane_fits_the_points_and_measures_metres_by_hand():
+    # two points 1,000 m apart north-south (1 km = 1000 / 6371000 rad of latitude): 372 px of the 420 px box
+    # without its 24 px margins, so the 300 m tolerance is 111.6 px and the points sit 186 px above and below
+    # the centre (210)
+    dlat = 1000 / 6_371_000 * 180 / 3.141592653589793
+    plane = Plane([{"lat": 31.0, "lng": 121.0}, {"lat": 31.0 + dlat, "lng": 121.0}], 640, 420)
+    assert (plane.length(300), plane.xy({"lat": 31.0, "lng": 121.0}), plane.xy({"lat": 31.0 + dlat, "lng": 121.0}),
+            plane.scale_bar(160)) == (111.6, (320.0, 396.0), (320.0, 24.0), (200, 74.4))
+
+
+def test_the_managers_page_lists_them_with_the_map(app, api, day, people):  # noqa: F811
+    client = app.test_client()
+    login(client, "boss", PASSWORD)
+    page = client.get("/o/visit/anomalies?start=2026-12-07&end=2026-12-08").get_data(as_text=True)
+    assert page.count('<tr id="anomaly-') == 5
+    assert page.count('<circle class="check-in out"') == 2 and page.count('<circle class="tolerance"') == 5
+    assert "异常拜访" in page and "超出范围" in page and "未签退" in page and "时长过短" in page
+    one = client.get(f"/o/visit/anomalies?start=2026-12-07&end=2026-12-08&record={day['far']}&lang=en")
+    html = one.get_data(as_text=True)
+    assert html.count('<tr id="anomaly-') == 1 and html.count('<circle class="tolerance"') == 1
+    # the frame holds the check-in 0.009884° (1,099.05 m on the plane) north of the shop and the 300 m circle
+    # around the shop: 1,399.05 m on 372 px (420 less the margins), so 300 m is 79.8 px
+    assert 'r="79.8"' in html
+    assert '<a href="/o/visit/anomalies" aria-current="page">异常拜访</a>' in page  # in the menu's 拜访 group
+    assert '<a href="/o/visit/anomalies">异常拜访</a>' in client.get("/").get_data(as_text=True)
+
+
+def test_a_checked_in_visits_page_maps_its_check_in_beside_the_account(app, api, day):  # noqa: F811
+    client = app.test_client()
+    login(client, "rep1", PASSWORD)
+    page = client.get(f"/o/visit/{day['fine']}").get_data(as_text=True)
+    # 215 m from the shop, inside the 300 m circle: the frame spans the circle, 600 m on 372 px: 300 m is 186 px
+    assert page.count('<circle class="tolerance"') == 1 and 'r="186.0"' in page
+    assert page.count('<circle class="check-in"') == 1 and '<circle class="check-in out"' not in page
+    assert "允差范围 300 米" in page
+    planned = client.get(f"/o/visit/{visit(api, day['shop'])}").get_data(as_text=True)
+    assert 'class="check-in-map"' not in planned  # nothing to draw before the check-in
