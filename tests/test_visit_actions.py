@@ -131,12 +131,12 @@ def test_an_action_of_another_department_is_refused_naming_the_owners_actions(ap
         422, "validation_failed", "1 field error", {"visit": [NOT_OFFERED]})
 
 
-def test_an_action_on_someone_elses_visit_is_a_404_like_every_visit_endpoint(api, people):
+def test_an_action_on_someone_elses_visit_names_no_such_visit_like_every_reference_out_of_scope(api, people):
     theirs = checked_in(api, "rep2")
     assert fill(api, "customer_feedback", theirs, "rep1", **FEEDBACK) == error(
-        404, "not_found", f"no visit with id {theirs}")
+        422, "validation_failed", "1 field error", {"visit": [f"no visit with id {theirs}"]})
     assert fill(api, "customer_feedback", "999999", "rep1", **FEEDBACK) == error(
-        404, "not_found", "no visit with id 999999")
+        422, "validation_failed", "1 field error", {"visit": ["no visit with id 999999"]})
     assert listed(api, "customer_feedback") == []
     # their manager reads the visit, so fills it for them
     assert fill(api, "customer_feedback", theirs, "boss", **FEEDBACK)[0] == 201

@@ -38,6 +38,8 @@ def complete(api, visit_id: str, clock, minutes: int, where: dict, as_: str = "r
     clock.advance(minutes=minutes)
     version = api.get(f"/objects/visit/records/{visit_id}", as_)[1]["version"]
     assert api.patch(f"/objects/visit/records/{visit_id}", as_, {"version": version, "summary": "回访"})[0] == 200
+    assert api.post("/objects/customer_feedback/records", as_, {  # the sales department's required visit action
+        "visit": visit_id, "category": "product", "satisfaction": "satisfied", "content": "回访"})[0] == 201
     assert act(api, visit_id, "check_out", as_, **where)[0] == 200
 
 

@@ -162,7 +162,7 @@ def _state(obj: ObjectDef, value: Any) -> str:
 
 def _parent(ctx: HookContext, parent: ObjectDef, value: Any, scoped: bool) -> dict | None:
     """The record an item's `via` names, read in the write's transaction; in the caller's data scope when
-    `scoped` (else "no <object> with id N": 404, as every other face says of a record out of scope)."""
+    `scoped` (else NotFound: "no <object> with id N")."""
     record_id = parse_record_id(value)
     if record_id is None:
         return None
@@ -199,14 +199,19 @@ def _department_error(ctx: HookContext, parent: ObjectDef, config: ChecklistConf
 
 def _guard_item(ctx: HookContext, values: Mapping[str, Any], before: Mapping[str, Any] | None,
                 errors: dict[str, list[str]]) -> None:
-    """A user's write of an item record: its record in their scope (else 404), in a state the items are filled in
-    (else 409 `locked`, also for the record it leaves), offered to its owner's department (else 422 on `via`)."""
+    """A user's write of an item record: its record in their scope (else "no <object> with id N" on `via`, 422, as
+    any reference out of scope), in a state the items are filled in (else 409 `locked`, also for the record it
+    leaves), offered to its owner's department (else 422 on `via`)."""
     for parent, config, item in _checklists(ctx.records.metadata, ctx.object):
         if before is not None and (left := _parent(ctx, parent, before.get(item.via), scoped=False)) is not None:
             _refuse_state(ctx, parent, config, left)
-        if before is not None and str(before.get(item.via)) == str(values.get(item.via)):
+        if item.via in errors or (before is not None and str(before.get(item.via)) == str(values.get(item.via))):
             continue
-        record = _parent(ctx, parent, values.get(item.via), scoped=True)
+        try:
+            record = _parent(ctx, parent, values.get(item.via), scoped=True)
+        except NotFound as e:
+            errors.setdefault(item.via, []).append(e.message)
+            continue
         if record is None:
             continue
         _refuse_state(ctx, parent, config, record)
