@@ -212,9 +212,9 @@ def test_its_demo_company_loads_with_one_command(db, capsys):  # noqa: F811
     code, out, err = run(capsys, "demo", "--template", "fmcg", "--no-serve")
     assert (code, err) == (0, "")
     assert out.startswith("enabled fmcg 1.0.0 (快消版 · FMCG edition) in the database\n")
-    for line in ("  门店 account: 12", "  经销商 distributor: 3", "  产品 product: 8", "  拜访 visit: 33",
-                 "  巡店拍照 shelf_photo: 29", "  产品盘点 stock_count: 28", "  盘点明细 stock_count_line: 182",
-                 "  陈列检查 display_check: 20", "  活动上报 promotion_report: 7", "  竞品信息 competitor_info: 7"):
+    for line in ("  门店 account: 12", "  经销商 distributor: 3", "  产品 product: 8", "  拜访 visit: 32",
+                 "  巡店拍照 shelf_photo: 28", "  产品盘点 stock_count: 27", "  盘点明细 stock_count_line: 187",
+                 "  陈列检查 display_check: 24", "  活动上报 promotion_report: 7", "  竞品信息 competitor_info: 7"):
         assert line in out.splitlines()
     assert "  sunwei       demo1234   孙伟" in out
     platform = open_platform(Settings.from_env())
