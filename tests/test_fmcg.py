@@ -4,6 +4,7 @@ filled as a rep and required at check-out, the stock alert, visits by store grad
 figures worked out by hand, its demo company, and an engine that names it nowhere."""
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -153,22 +154,27 @@ def test_the_stock_alert_tells_the_rep_and_their_manager_once_per_line_below_saf
     fill_both_visits(shop)
     at = shop.platform.clock.now() + timedelta(minutes=15)
     (summary,) = rules.run_rules(shop.platform, at, [ALERT])
-    assert summary["matched"] == 3  # 物美's water and tea, 7-Eleven's tea
+    assert (summary["matched"], summary["notified"]) == (3, 6)  # 物美's water and tea, 7-Eleven's tea; rep and boss
     items, _ = work_queue(shop.platform).notifications_for(shop.ids["rep"])
-    assert sorted(n.title_zh for n in items)[0].startswith("门店库存预警：")
-    tea = [n for n in items if "柠檬茶" in n.title_zh and "物美" in n.title_zh]
-    assert [n.title_en for n in tea] == [
-        f"Stock alert: 柠檬茶 500ml counted at 12 in {tea[0].title_en.split(' in ')[1].split(',')[0]}, below the "
-        "safety stock of 30; suggested order 4 cases"]
+    assert sorted((n.title_zh, n.title_en) for n in items) == [
+        ("门店库存预警：「7-Eleven（金融街店）」的「柠檬茶 500ml」库存 15，低于安全库存 30，建议订货 3 箱",
+         "Stock alert: 柠檬茶 500ml at 7-Eleven（金融街店） counted at 15, below the safety stock of 30; suggested "
+         "order 3 cases"),
+        ("门店库存预警：「物美超市（西单店）」的「柠檬茶 500ml」库存 12，低于安全库存 30，建议订货 4 箱",
+         "Stock alert: 柠檬茶 500ml at 物美超市（西单店） counted at 12, below the safety stock of 30; suggested "
+         "order 4 cases"),
+        ("门店库存预警：「物美超市（西单店）」的「矿泉水 550ml」库存 30，低于安全库存 48，建议订货 3 箱",
+         "Stock alert: 矿泉水 550ml at 物美超市（西单店） counted at 30, below the safety stock of 48; suggested "
+         "order 3 cases")]
     assert len(work_queue(shop.platform).notifications_for(shop.ids["boss"])[0]) == 3
     (again,) = rules.run_rules(shop.platform, at + timedelta(minutes=15), [ALERT])
-    assert again["matched"] == 0 and len(work_queue(shop.platform).notifications_for(shop.ids["rep"])[0]) == 3
+    assert (again["matched"], again["notified"]) == (3, 0) and len(work_queue(shop.platform).notifications_for(shop.ids["rep"])[0]) == 3
 
 
 def test_stores_are_visited_as_often_as_their_grade_requires(shop):
     items = frequency.compliance(shop.platform, shop.access("boss"), "account", shop.platform.clock.now().date())
     assert sorted((i["title"], i["visited"], i["required"]) for i in items["items"]) == [
-        ("7-Eleven（金融街店）", 1, 2), ("物美超市（西单店）", 1, 4), ("李家便民食杂店", 0, 1)]
+        ("7-Eleven（金融街店）", 1, 2), ("李家便民食杂店", 0, 1), ("物美超市（西单店）", 1, 4)]
 
 
 # --- reports --------------------------------------------------------------------------------------------------
@@ -188,7 +194,7 @@ def test_the_reports_give_the_figures_worked_out_by_hand(shop):
     # 缺货率: 物美 1 of 3 SKUs empty on the shelf = 33.33 %, 2 below safety stock; 7-Eleven none empty, 1 below
     assert [(r["store"], r["lines"], r["out_of_stock"], r["below_safety"], r["out_of_stock_rate"])
             for r in shop.report("fmcg_out_of_stock_rate")] == [
-        ("物美超市（西单店）", 3, 1, 2, 33.33), ("7-Eleven（金融街店）", 2, 0, 1, 0)]
+        ("物美超市（西单店）", 3, 1, 2, Decimal("33.33")), ("7-Eleven（金融街店）", 2, 0, 1, 0)]
     # 陈列达标率: scores 85 and 70, average 77.5, one of two at 80 or more
     assert [(r["region"], r["rep"], r["checks"], r["avg_score"], r["compliant"], r["compliance_rate"])
             for r in shop.report("fmcg_display_compliance")] == [("north", "rep", 2, 77.5, 1, 50)]
