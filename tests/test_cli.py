@@ -44,6 +44,8 @@ DEMO_COUNTS = {
     "return_line": 1,
     "refund": 1,
     "visit": 312,
+    "customer_feedback": 3,
+    "competitor_info": 2,
     "follow_up": 1739,
     "sales_target": 8,
     "visit_route": 1,
@@ -129,7 +131,7 @@ def site_layer(root: Path, name: str, text: str) -> Path:
 
 def test_check_prints_the_counts_of_the_shipped_metadata(env, capsys):
     assert run(capsys, "check") == (
-        0, "ok: 25 objects, 24 picklists, 8 roles, 12 flows, 18 reports (layers: base, app crm)\n", "")
+        0, "ok: 27 objects, 24 picklists, 8 roles, 12 flows, 18 reports (layers: base, app crm)\n", "")
 
 
 def test_check_reports_a_broken_site_layer_with_file_line_and_hint(env, capsys, tmp_path):
@@ -163,7 +165,7 @@ def test_a_valid_site_layer_is_named_in_the_layers(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check")
     assert (code, out) == (
         0,
-        f"ok: 25 objects, 24 picklists, 8 roles, 12 flows, 18 reports (layers: base, app crm, site {site})\n",
+        f"ok: 27 objects, 24 picklists, 8 roles, 12 flows, 18 reports (layers: base, app crm, site {site})\n",
     )
 
 
@@ -178,7 +180,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
     assert lines[-1] == "dry run: nothing was applied"
     assert "+ table lead (32 columns)" in lines
     assert "+ unique index uq_user__username on user (username)" in lines
-    assert lines[-2] == "* record 321 field definitions"
+    assert lines[-2] == "* record 337 field definitions"
 
     code, applied, err = run(capsys, "migrate")
     assert (code, err) == (0, "")

@@ -57,9 +57,10 @@ def named_objects(path: Path, names: set[str]) -> list[tuple[int, str]]:
 
 def test_the_crm_objects_are_the_crm_s_object_definitions():
     assert sorted(crm_objects()) == [
-        "account", "campaign", "co_visit", "contact", "follow_up", "invoice", "lead", "lead_pool", "opportunity",
-        "opportunity_task", "order_line", "payment", "payment_plan", "product", "refund", "return_line",
-        "return_order", "sales_order", "sales_target", "stage_history", "visit", "visit_route", "visit_route_stop"]
+        "account", "campaign", "co_visit", "competitor_info", "contact", "customer_feedback", "follow_up", "invoice",
+        "lead", "lead_pool", "opportunity", "opportunity_task", "order_line", "payment", "payment_plan", "product",
+        "refund", "return_line", "return_order", "sales_order", "sales_target", "stage_history", "visit",
+        "visit_route", "visit_route_stop"]
 
 
 def test_engine_code_names_no_crm_object():

@@ -40,7 +40,9 @@ fields:
 # (any object's record) and the multi_user team fields have none
 FOREIGN_KEYS = {
     ("account", "parent"): "account", ("account_note", "account"): "account", ("co_visit", "user"): "user",
-    ("co_visit", "visit"): "visit", ("contact", "account"): "account", ("department", "manager"): "user",
+    ("co_visit", "visit"): "visit", ("competitor_info", "account"): "account", ("competitor_info", "visit"): "visit",
+    ("customer_feedback", "account"): "account", ("customer_feedback", "visit"): "visit", ("contact", "account"):
+    "account", ("department", "manager"): "user",
     ("department", "parent"): "department", ("invoice", "issued_by"): "user", ("invoice", "sales_order"):
     "sales_order", ("lead", "campaign"): "campaign", ("lead", "converted_account"): "account", ("lead",
     "converted_contact"): "contact", ("lead", "converted_opportunity"): "opportunity", ("lead", "pool"):

@@ -163,6 +163,8 @@ def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, plat
         422, "validation_failed", "1 field error", {"summary": ["required before check_out"]})
     visit_path = f"/objects/visit/records/{visit['id']}"
     assert api.patch(visit_path, "rep", {"version": body["record"]["version"], "summary": "确认需求"})[0] == 200
+    assert api.post("/objects/customer_feedback/records", "rep", {  # 销售部's required visit action
+        "visit": visit["id"], "category": "service", "satisfaction": "satisfied", "content": "满意"})[0] == 201
     status, body = api.post(f"{vis}/check_out", "rep", {"lat": 31.2305, "lng": 121.4738})
     assert (status, body["record"]["status"]) == (200, "completed")
 

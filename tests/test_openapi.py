@@ -82,7 +82,7 @@ def test_the_document_describes_every_operation(api):
     # route's reuse (one record)
     doc = document(api)
     operations = [(path, method) for path, item in doc["paths"].items() for method in item if method != "parameters"]
-    assert len(operations) == (2 + 6 + 25 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 20 * 2
+    assert len(operations) == (2 + 6 + 27 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 20 * 2
                                + 2 + 2 + 5 + 1 + 2 + 1 + 2 + 1)
     assert all("414" in doc["paths"][path][method]["responses"] for path, method in operations)
     assert doc["components"]["responses"]["E414"]["content"]["application/json"]["schema"] == {

@@ -104,8 +104,9 @@ def test_login_navigation_and_logout(client, users):
     side = re.search(r'<nav class="side".*?</nav>', home.text, re.S).group(0)
     nav = re.findall(r'<li><a href="/o/(\w+)"', side)
     assert nav == ["lead", "follow_up", "lead_pool", "campaign", "account", "contact", "opportunity", "visit",
-                   "visit_route", "sales_order", "payment_plan", "payment", "invoice", "return_order", "refund",
-                   "product", "sales_target", "user", "department"]  # in the navigation's order; no child objects
+                   "visit_route", "customer_feedback", "competitor_info", "sales_order", "payment_plan", "payment",
+                   "invoice", "return_order", "refund", "product", "sales_target", "user",
+                   "department"]  # in the navigation's order; no child objects
     assert "元数据" not in home.text
     client.post("/logout", data={"csrf_token": token(client)})
     login(client, "fang")  # a shipper reads orders, their lines, returns, accounts, contacts, products and people

@@ -39,7 +39,8 @@ def make_user(platform, username: str, roles: list[str], **more) -> str:
 
 # ------------------------------------------------------------------------------ the role matrix
 
-OBJECTS = ["account", "campaign", "co_visit", "contact", "department", "follow_up", "invoice", "lead", "lead_pool",
+OBJECTS = ["account", "campaign", "co_visit", "competitor_info", "contact", "customer_feedback", "department",
+           "follow_up", "invoice", "lead", "lead_pool",
            "opportunity", "opportunity_task", "order_line", "payment", "payment_plan", "product", "refund",
            "return_line", "return_order", "sales_order", "sales_target", "stage_history", "user", "visit",
            "visit_route", "visit_route_stop"]
@@ -53,6 +54,7 @@ SALES = {
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
     "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
     "co_visit": "r own", "visit_route": "r own", "visit_route_stop": "r own", "sales_target": "r own",
+    "customer_feedback": "cred own", "competitor_info": "cred own",
 }
 MATRIX = {
     "admin": {obj: "cred all" for obj in OBJECTS},

@@ -126,6 +126,12 @@ def test_check_out_needs_the_summary_then_completes_with_the_duration_and_posts_
     version = api.get(f"/objects/visit/records/{mine}", "rep1")[1]["version"]
     path = f"/objects/visit/records/{mine}"
     assert api.patch(path, "rep1", {"version": version, "summary": "客户同意试点"})[0] == 200
+    # the sales department's required visit action (客户反馈, test_visit_actions.py) comes next
+    assert act(api, mine, "check_out", lat=31.2305, lng=121.4738) == error(
+        422, "validation_failed", "1 field error",
+        {"customer_feedback": ["Customer feedback is required before Check out"]})
+    assert api.post("/objects/customer_feedback/records", "rep1", {
+        "visit": mine, "category": "product", "satisfaction": "satisfied", "content": "希望先试点一个部门"})[0] == 201
     status, body = act(api, mine, "check_out", lat=31.2305, lng=121.4738)
     record = body["record"]
     assert (status, record["status"], record["check_out_at"], record["check_out_location"],

@@ -10,14 +10,25 @@ from collections.abc import Sequence
 
 from . import actions, approvals, auth, navigation, transitions, users
 from .apps import App
-from .behaviors import calendar, check_in, convertible, duplicates, follow_ups, frequency, pool, route, staged
+from .behaviors import (
+    calendar,
+    check_in,
+    checklist,
+    convertible,
+    duplicates,
+    follow_ups,
+    frequency,
+    pool,
+    route,
+    staged,
+)
 from .records import limits, lookup_filters, masking, path_defaults, teams, typed_overrides
 from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, path_defaults, typed_overrides, lookup_filters, limits, approvals, transitions,
-            duplicates, pool, follow_ups, convertible, staged, check_in, calendar, frequency, route, funnel, auth,
-            users, navigation)
+            duplicates, pool, follow_ups, convertible, staged, check_in, checklist, calendar, frequency, route, funnel,
+            auth, users, navigation)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

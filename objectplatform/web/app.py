@@ -26,6 +26,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages_base,
     pages_calendar,
     pages_check_in,
+    pages_checklist,
     pages_convert,
     pages_duplicates,
     pages_follow_ups,
@@ -106,6 +107,7 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
                    pages_leads):  # the record page's panels in this order, top to bottom
         module.extend(record_page)
     pages_check_in.extend(record_page, platform.metadata)
+    pages_checklist.extend(record_page)
     for found in find_apps(platform.settings.apps):  # each app's own pages (runtime/apps.py)
         if found.pages is not None:
             found.pages(app)

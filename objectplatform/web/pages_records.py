@@ -34,12 +34,15 @@ class RecordExtensions:
     `panels` shown under its details (each `panel(obj, record, state)` returns a dict with a `template` to
     include, or None); `dialogs`, actions that open their own dialog instead of the generic parameter form
     (`dialog(obj, record)` returns its URL, or None); `after_create`, called with (obj, record) after the
-    create form saved a record, before the redirect to its page (e.g. to flash a notice about it)."""
+    create form saved a record, before the redirect to its page (e.g. to flash a notice about it);
+    `refuses_new`, each `refuses(obj, record, other)` true when a new record of `other` pointing at the record
+    would only be refused now (its related list then offers no "new" link)."""
 
     panels: list[Callable[[ObjectDef, Mapping[str, Any], Mapping[str, Any]], dict | None]] = field(
         default_factory=list)
     dialogs: dict[str, Callable[[ObjectDef, Mapping[str, Any]], str | None]] = field(default_factory=dict)
     after_create: list[Callable[[ObjectDef, Mapping[str, Any]], None]] = field(default_factory=list)
+    refuses_new: list[Callable[[ObjectDef, Mapping[str, Any], str], bool]] = field(default_factory=list)
 
 
 EXTENSIONS = "objectplatform.record_page"  # the key of the app's RecordExtensions in `app.extensions`
@@ -103,7 +106,8 @@ def _related(obj: ObjectDef, record: Mapping[str, Any], types: tuple[str, ...] =
             found.append({"object": other, "field": f.name, "label": label, "page": page, "items": items,
                           "columns": columns,
                           "can_create": g.access.can(other.name, "create") and not f.read_only
-                          and not (f.type == "master_detail" and locked_for(g.access, obj, record, other.name))})
+                          and not (f.type == "master_detail" and locked_for(g.access, obj, record, other.name))
+                          and not any(refuses(obj, record, other.name) for refuses in record_extensions().refuses_new)})
     for item in found:
         other = item["object"]
         item["headers"] = [field_label(other, c, g.lang) for c in item["columns"]]
@@ -291,6 +295,8 @@ def create(obj: str):
         created = get_platform().records.within(g.access).create(obj, values, user=g.access.user_id)
     except ValidationFailed as e:
         return _form_page(builder, builder.with_errors(form, e.fields), 422, heading=heading, cancel=cancel)
+    except Conflict as e:  # a record it points at refuses new ones in its state (a completed visit's actions)
+        return _form_page(builder, form, 409, heading=heading, cancel=cancel, refused=error_text(e.message, g.lang))
     flash(text("record.created", g.lang), "success")
     for after in record_extensions().after_create:
         after(definition, created)

@@ -15,12 +15,14 @@ CST = timezone(timedelta(hours=8))  # the organisation's time, in which the page
 # a sales rep's navigation: home, the lead work, reports, then every object the role reads but child objects,
 # in metadata order
 REP_NAV_ZH = ["首页", "我的待办", "销售线索", "我的线索", "线索池看板", "工作", "跟进记录", "线索池", "市场活动",
-              "客户", "联系人", "拜访频率", "商机", "拜访", "拜访日历", "今日路线", "拜访路线", "销售订单",
+              "客户", "联系人", "拜访频率", "商机", "拜访", "拜访日历", "今日路线", "拜访路线", "拜访动作",
+              "客户反馈", "竞品信息", "销售订单",
               "回款计划", "回款", "开票申请", "退货单", "退款", "产品", "销售目标", "报表", "用户",
               "部门"]  # the navigation's groups in order
 REP_NAV_EN = ["Home", "My to-dos", "Leads", "My leads", "Pool board", "Team feed", "Follow-ups", "Lead pools",
               "Campaigns", "Accounts", "Contacts", "Visit frequency", "Opportunities", "Visits", "Visit calendar",
-              "Day route", "Visit routes", "Sales orders", "Payment plans", "Payments", "Invoices", "Returns",
+              "Day route", "Visit routes", "Visit actions", "Customer feedback", "Competitor info", "Sales orders",
+              "Payment plans", "Payments", "Invoices", "Returns",
               "Refunds", "Products", "Sales targets", "Reports", "Users", "Departments"]
 
 

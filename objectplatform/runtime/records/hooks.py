@@ -32,6 +32,7 @@ class HookContext:
     batch: list[dict] = field(default_factory=list)
     batch_errors: list[dict[str, list[str]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what a write may do but the caller should hear about
+    system: bool = False  # a write by the system (a transition, a behavior, the demo): no user's guard holds it
 
 
 Handler = Callable[[HookContext], None]

@@ -468,7 +468,7 @@ class Records:
         record.update(owner=values.get("owner") or user, created_by=user, updated_by=user,
                       created_at=now, updated_at=now, version=1)
         self._check_database(conn, ot, values, errors, skip=frozenset({skip} if skip else ()))
-        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors)
+        self._hooks("before_create", conn, ot.object, user, now, after=record, errors=errors, system=system)
         self._check_rules(conn, ot, record, errors, now, master=(skip, master) if skip and master else None)
         return record, errors
 
@@ -574,7 +574,8 @@ class Records:
         record = {**own, **values}
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
-        self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors)
+        self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors,
+                    system=system)
         self._check_rules(conn, ot, record, errors, now, before=current,
                           master=(skip, master) if skip and master else None)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
@@ -770,7 +771,8 @@ class Records:
             records.append({**initial, **values, "owner": values.get("owner") or user, "created_by": user,
                             "updated_by": user, "created_at": now, "updated_at": now, "version": 1})
         self._hooks("before_create_many", conn, ot.object, user, now, batch=records,
-                    batch_errors=[errors for _, _, errors in loaded], warnings=[] if warnings is None else warnings)
+                    batch_errors=[errors for _, _, errors in loaded], warnings=[] if warnings is None else warnings,
+                    system=system)
         good: list[dict] = []
         bad: list[RowError] = []
         local = now.astimezone(self.platform.settings.zone)
