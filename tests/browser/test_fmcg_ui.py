@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from playwright.sync_api import expect
 from support import CRM_LAYERS
 from test_ui import click_and_wait, login
 
@@ -32,7 +33,8 @@ def test_a_rep_fills_the_store_visit_s_actions_and_checks_out_on_a_phone(browser
     store = records.create("account", {"name": "物美超市（西单店）", "store_channel": "modern_trade",
                                        "store_grade": "a", "location": {"lat": STORE["latitude"],
                                                                         "lng": STORE["longitude"]}}, user=wang)["id"]
-    visit = records.create("visit", {"subject": "例行巡店", "account": store, "planned_at": datetime.now(UTC)},
+    visit = records.create("visit", {"subject": "例行巡店", "account": store, "summary": "主货架补齐",
+                                     "planned_at": datetime.now(UTC)},
                            user=wang)["id"]
     photo = tmp_path / "货架.png"
     photo.write_bytes(PNG)
@@ -64,12 +66,15 @@ def test_a_rep_fills_the_store_visit_s_actions_and_checks_out_on_a_phone(browser
         click_and_wait(page, page.locator('[data-fill="stock_count"]'))
         assert page.locator("h1").inner_text() == "填写产品盘点 · 例行巡店"
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        page.locator("button.add-line").click()
-        page.locator("button.add-line").click()
-        for index, (product, shelf, room) in enumerate(((water, 20, 10), (tea, 0, 12))):
-            page.select_option(f"[name=stock_count_line-{index}-product]", product)
-            page.fill(f"[name=stock_count_line-{index}-on_shelf]", str(shelf))
-            page.fill(f"[name=stock_count_line-{index}-store_room]", str(room))
+        for name, shelf, room in (("矿泉水", 20, 10), ("柠檬茶", 0, 12)):  # a line per SKU, the product searched
+            page.locator("button.add-line").click()
+            row = page.locator("fieldset.lines tbody tr.line").last
+            row.locator(".lookup-text").fill(name)
+            suggestion = row.locator(".lookup-results li[role=option]")
+            expect(suggestion).to_have_text([name])
+            suggestion.first.click()
+            row.locator("input[name$=-on_shelf]").fill(str(shelf))
+            row.locator("input[name$=-store_room]").fill(str(room))
         click_and_wait(page, page.locator("form.record-form button[type=submit]"))
         assert page.url.endswith(f"/o/visit/{visit}#checklist")
         assert [page.locator(f"#checklist li[data-item={name}]").get_attribute("data-filled")
