@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     _server_options(sub)
     sub = command("demo", demo, "migrate the database, load the demo company (once), then serve it")
     sub.add_argument("--no-serve", action="store_true", help="stop after loading")
+    sub.add_argument("--template", metavar="NAME", help="enable this industry template in the database first and "
+                     "load its own demo company (its demo/ folder) instead of the app's")
     _server_options(sub)
     return parser
 
@@ -624,7 +626,12 @@ def demo(args: argparse.Namespace) -> int:
     found = [app.demo for app in find_apps(settings.apps) if app.demo is not None]
     if not found:
         raise CommandError(f"none of the apps ({', '.join(settings.apps)}) has demo data")
-    demo_users = found[0].users()  # before migrating: raises DemoUnavailable when the demo cannot run here
+    folder = _template_demo(settings, args.template)
+    # before migrating: raises DemoUnavailable when the demo cannot run here
+    demo_users = found[0].users(folder) if folder else found[0].users()
+    if args.template:
+        change = enable_template(settings, args.template)
+        print(f"enabled {_titled(change)} in the {DATABASE}" if change else f"{args.template} is already enabled")
     platform = open_platform(settings)
     try:
         plan = migrate(platform.engine, platform.schema)
@@ -636,7 +643,7 @@ def demo(args: argparse.Namespace) -> int:
             users = [u for u in demo_users if u.username in existing]
         else:
             started = time.perf_counter()
-            result = found[0].load(platform)
+            result = found[0].load(platform, folder) if folder else found[0].load(platform)
             print(f"loaded the demo company in {time.perf_counter() - started:.1f} s:")
             for name, count in result.counts.items():
                 print(f"  {platform.metadata.objects[name].label.zh} {name}: {count}")
@@ -656,6 +663,12 @@ def demo(args: argparse.Namespace) -> int:
     if args.no_serve:
         return 0
     return _serve(replace(settings, secret_key=settings.secret_key or settings.instance_secret_key()), args)
+
+
+def _template_demo(settings: Settings, name: str | None) -> Path | None:
+    """The industry template `name`'s own demo folder (its `demo/`), if it has one."""
+    folder = settings.template_folder / name / "demo" if name else None
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def _jobs_of(platform, usernames: list[str]) -> dict[str, str]:

@@ -27,12 +27,12 @@ def _demo_module():
     return demo
 
 
-def _load_demo(platform) -> DemoResult:
-    return _demo_module().load_demo(platform)
+def _load_demo(platform, folder: Path | None = None) -> DemoResult:
+    return _demo_module().load_demo(platform, folder)
 
 
-def _demo_users() -> list[DemoUser]:
-    return _demo_module().demo_users()
+def _demo_users(folder: Path | None = None) -> list[DemoUser]:
+    return _demo_module().demo_users(folder)
 
 
 def _register(registry) -> None:

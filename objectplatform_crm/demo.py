@@ -1,10 +1,13 @@
-"""The demo company: demo/company.yaml's fixed organisation, then demo/generated.yaml's volume made with Faker.
+"""The demo company: demo/company.yaml's fixed organisation, then demo/generated.yaml's volume made with Faker; or
+another folder's company.yaml in the same format (an industry edition's demo/, `objectplatform demo --template`).
 
 (How it works: docs/engine.md, "objectplatform_crm/demo.py".)"""
 
 from __future__ import annotations
 
+import base64
 import csv
+import mimetypes
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,25 +34,29 @@ GENERATED_FILE = "generated.yaml"
 CENT = Decimal("0.01")
 
 
-def load_demo(platform, folder: Path = DEMO, now: datetime | None = None) -> DemoResult:
-    """Create the demo company's records, dated around `now` (default: the platform's clock)."""
+def load_demo(platform, folder: Path | None = None, now: datetime | None = None) -> DemoResult:
+    """Create the records of `folder`'s company.yaml (default: the CRM's demo company), then those its
+    generated.yaml makes, if it has one, dated around `now` (default: the platform's clock)."""
+    folder = folder or DEMO
     yaml = YAML(typ="safe")
     steps = yaml.load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
-    spec = yaml.load((folder / GENERATED_FILE).read_text(encoding="utf-8"))
+    generated = folder / GENERATED_FILE
+    spec = yaml.load(generated.read_text(encoding="utf-8")) if generated.exists() else None
     now = (now or platform.clock.now()).astimezone(platform.settings.zone).replace(second=0, microsecond=0)
     records = platform.records
     with records.transaction() as conn:
         company = _Company(platform, conn, now)
         for step in steps:
             company.run(step, folder)
-        bulk = _Generator(company, spec, now).generate()
+        bulk = _Generator(company, spec, now).generate() if spec is not None else []
     for obj, user, rows in bulk:
         result = records.create_many(obj, rows, user=user, all_or_nothing=True, system=True)
         if result.errors:
             error = result.errors[0]
             raise ValidationFailed({f"{obj}[{error.index}].{name}": m for name, m in error.fields.items()})
         company.counts[obj] += len(result.created)
-    _saved_route(platform, company)
+    if spec is not None:
+        _saved_route(platform, company)
     return DemoResult(dict(company.counts), tuple(company.users))
 
 
@@ -60,9 +67,9 @@ def _saved_route(platform, company: _Company) -> None:
     company.counts["visit_route_stop"] += len(planned["stops"])
 
 
-def demo_users(folder: Path = DEMO) -> list[DemoUser]:
-    """The users company.yaml creates, with the passwords they are created with."""
-    steps = YAML(typ="safe").load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
+def demo_users(folder: Path | None = None) -> list[DemoUser]:
+    """The users `folder`'s company.yaml (default: the CRM's) creates, with the passwords they are created with."""
+    steps = YAML(typ="safe").load(((folder or DEMO) / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
     return [_demo_user(raw) for step in steps if step.get("create") == "user" for raw in step["records"]]
 
 
@@ -104,7 +111,7 @@ class _Company:
             return
         for raw in _step_records(step, folder):
             key = raw.pop("key", None)
-            self.create(step["create"], _resolve(raw, self.ids), key)
+            self.create(step["create"], _resolve(_uploads(raw, folder), self.ids), key)
 
     def create(self, obj: str, values: dict, key: str | None = None) -> dict:
         """Create one record as the system, its owner as the creator; returns it as `get` would."""
@@ -642,6 +649,20 @@ def _step_records(step: Mapping, folder: Path) -> Iterator[dict]:
     with (folder / step["csv"]).open(encoding="utf-8-sig", newline="") as f:
         for row in csv.DictReader(f):
             yield {k: v for k, v in row.items() if v != ""}
+
+
+def _uploads(value: Any, folder: Path) -> Any:
+    """The value with every `{file: PATH}` (a file beside company.yaml, e.g. a shelf photo) replaced by an
+    attachment upload of that file, as the API takes one."""
+    if isinstance(value, Mapping) and set(value) == {"file"}:
+        path = folder / value["file"]
+        return {"filename": path.name, "content_base64": base64.b64encode(path.read_bytes()).decode("ascii"),
+                "content_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream"}
+    if isinstance(value, Mapping):
+        return {k: _uploads(v, folder) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_uploads(v, folder) for v in value]
+    return value
 
 
 def _resolve(value: Any, ids: Mapping[str, str]) -> Any:

@@ -35,10 +35,12 @@ class DemoResult:
 @dataclass(frozen=True)
 class Demo:
     """An app's demo data: `load(platform)` fills an empty migrated database; `users()` lists the users it
-    creates (for a database that holds them already). Either may raise `DemoUnavailable`."""
+    creates (for a database that holds them already). Either may raise `DemoUnavailable`. Given a folder (an
+    industry edition's `demo/`, `objectplatform demo --template`), both read that folder's demo, in the app's
+    format, instead of the app's own."""
 
-    load: Callable[[Any], DemoResult]
-    users: Callable[[], list[DemoUser]]
+    load: Callable[..., DemoResult]  # load(platform, folder=None)
+    users: Callable[..., list[DemoUser]]  # users(folder=None)
 
 
 class DemoUnavailable(Exception):
