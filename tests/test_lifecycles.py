@@ -164,7 +164,7 @@ def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, plat
     assert (status, body["record"]["status"], body["record"]["check_in_location"],
             body["record"]["check_in_address"]) == (200, "checked_in", {"lat": 31.230416, "lng": 121.473701}, "上海")
     assert api.post(f"{vis}/check_out", "rep", {"lat": 31.2305, "lng": 121.4738}) == error(
-        422, "validation_failed", "1 field error", {"summary": ["required before check_out"]})
+        422, "validation_failed", "1 field error", {"summary": ["required before Check out"]})
     visit_path = f"/objects/visit/records/{visit['id']}"
     assert api.patch(visit_path, "rep", {"version": body["record"]["version"], "summary": "确认需求"})[0] == 200
     assert api.post("/objects/customer_feedback/records", "rep", {  # 销售部's required visit action

@@ -122,7 +122,7 @@ def test_check_out_needs_the_summary_then_completes_with_the_duration_and_posts_
     act(api, mine, "check_in", lat=31.2305, lng=121.4737)
     clock.advance(minutes=47, seconds=30)
     assert act(api, mine, "check_out", lat=31.2305, lng=121.4738) == error(
-        422, "validation_failed", "1 field error", {"summary": ["required before check_out"]})
+        422, "validation_failed", "1 field error", {"summary": ["required before Check out"]})
     version = api.get(f"/objects/visit/records/{mine}", "rep1")[1]["version"]
     path = f"/objects/visit/records/{mine}"
     assert api.patch(path, "rep1", {"version": version, "summary": "客户同意试点"})[0] == 200

@@ -13,11 +13,18 @@ from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
 from . import actions
-from .errors import Message, ValidationFailed
+from .errors import Message, ValidationFailed, said_label
 from .lifecycles import expression_env
 from .records import hooks
 from .rules import RecordRun
 from .workqueue import work_queue
+
+
+def missing_fields(transition: Transition, record: Mapping[str, Any]) -> dict[str, list[Message]]:
+    """The transition's required fields `record` leaves empty, each "required before <the transition's label>"."""
+    label = said_label(transition.label.zh, transition.label.en)
+    return {f: [Message("transition.required_field", "required before {transition}", transition=label)]
+            for f in transition.required_fields if record.get(f) in (None, "", [])}
 
 
 def run_transition(call: actions.ActionCall, name: str) -> dict:
@@ -29,9 +36,7 @@ def run_transition(call: actions.ActionCall, name: str) -> dict:
     records = platform.records
     with records.transaction() as conn:
         current = records.get(obj.name, call.record["id"], conn=conn)
-        missing = {f: [Message("transition.required_field", "required before {transition}", transition=name)]
-                   for f in transition.required_fields
-                   if current.get(f) in (None, "", [])}
+        missing = missing_fields(transition, current)
         if missing:
             raise ValidationFailed(missing)
         record = move(platform, conn, obj, transition, current, call.params, call.access.user_id,

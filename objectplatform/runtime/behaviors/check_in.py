@@ -19,7 +19,7 @@ from ..clock import local_midnight
 from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, said_label
 from ..geo import LocatedThroughLookup, distance_m, point
 from ..records.hooks import HookContext
-from ..transitions import move
+from ..transitions import missing_fields, move
 from ..validation import REQUIRED
 from .registry import Behavior, FieldNeed, Need, ObjectNeed, TransitionNeed
 
@@ -255,8 +255,7 @@ def check_out(call: actions.ActionCall) -> dict:
         if role == "co_visitor":
             return _co_check_out(visit, conn)
         lifecycles.refuse(call.access, obj, transition.name, current, visit.now)
-        missing = {f: [Message("transition.required_field", "required before {transition}", transition=transition.name)]
-                   for f in transition.required_fields if current.get(f) in (None, "", [])}
+        missing = missing_fields(transition, current)
         if missing:
             raise ValidationFailed(missing)
         checked_in = current.get(config.checked_in_field)
