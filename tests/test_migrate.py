@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import CRM_LAYERS
+from support import CRM_LAYERS, crm_metadata
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime.config import Settings
@@ -36,6 +36,7 @@ from objectplatform.runtime.storage.migrate import (
     migrate,
     plan_migration,
 )
+from objectplatform.runtime.storage.tables import schema_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "tests" / "migrate_layers" / "site"
@@ -98,6 +99,20 @@ def recorded(engine) -> list[tuple]:
 def migrations(engine) -> list[str]:
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT plan FROM _op_migration ORDER BY id")).scalars().all()
+
+
+def test_the_platforms_opened_on_one_metadata_share_its_tables(tmp_path):
+    """Building the tables of the whole CRM costs 0.1 s: every platform (a web thread's, a job's, a test's) opened on
+    the same Metadata shares one Schema, and the Records service what it makes from it."""
+    metadata = crm_metadata()
+    first, second = (open_platform(Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'x.db'}",
+                                                     instance_path=tmp_path), metadata) for _ in range(2))
+    try:
+        assert first.schema is second.schema is schema_of(metadata)
+        assert first.records.row_makers is second.records.row_makers
+    finally:
+        first.close()
+        second.close()
 
 
 def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine):

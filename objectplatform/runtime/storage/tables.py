@@ -387,7 +387,6 @@ class Schema:
         return ObjectTable(obj, table, columns, types)
 
 
-@per_metadata
 def template_table(sa_metadata: sa.MetaData) -> sa.Table:
     """The industry templates enabled in this database (`objectplatform templates enable`), each with the version
     migrate last applied: every web and worker process reads it when it starts (runtime/industry_templates.py)."""
@@ -399,6 +398,7 @@ def template_table(sa_metadata: sa.MetaData) -> sa.Table:
     )
 
 
+@per_metadata
 def schema_of(metadata: Metadata) -> Schema:
     """The tables of `metadata`, shared by the platforms opened on it (SQLAlchemy tables do not belong to an engine)."""
     return Schema(metadata)
