@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from .. import actions
 from ..errors import Message
 from ..records import hooks
 from ..records.masking import field_mask
-from ..storage.convert import from_row, to_row
+from ..storage.convert import from_row
 from ..storage.engine import reading
 from ..storage.tables import caseless
 from .pool import POOL
@@ -30,17 +31,43 @@ WARNING_MATCHES = 5  # matches a warning lists (oldest first); its `count` says 
 
 def rule_key(obj: ObjectDef, rule: DuplicateRule, record: dict) -> Key | None:
     """The values a rule compares, normalized; None when one of them is empty."""
-    key = []
-    for name in rule.fields:
-        value = record.get(name)
-        if isinstance(value, str):
-            value = value.strip()
-            if caseless(obj, name):
-                value = value.lower()
-        if value is None or value == "":
-            return None
-        key.append(value)
-    return tuple(key)
+    return rule_keys(obj, rule, [record])[0]
+
+
+def rule_keys(obj: ObjectDef, rule: DuplicateRule, records: Iterable[Mapping[str, Any]]) -> list[Key | None]:
+    """`rule_key` of each record, each field's case rule looked up once."""
+    compared = [(name, caseless(obj, name)) for name in rule.fields]
+    out: list[Key | None] = []
+    for record in records:
+        key = []
+        for name, lower in compared:
+            value = record.get(name)
+            if isinstance(value, str):
+                value = value.strip()
+                if lower:
+                    value = value.lower()
+            if value is None or value == "":
+                key = None
+                break
+            key.append(value)
+        out.append(None if key is None else tuple(key))
+    return out
+
+
+def _key_rows(conn: sa.Connection, columns: list[sa.ColumnElement], rows: set[tuple]) -> sa.Subquery | None:
+    """The keys as rows of the compared columns, unpacked by the database from ONE JSON parameter (an IN list of
+    a thousand values costs more to render than to run); None when a value is not a text or a whole number."""
+    if any(value.__class__ not in (str, int) for row in rows for value in row):
+        return None
+    data = json.dumps(sorted(rows), ensure_ascii=False)
+    if conn.dialect.name == "postgresql":
+        items = sa.func.json_array_elements(sa.cast(sa.literal(data), sa.JSON())).table_valued("value").render_derived()
+        values = [sa.cast(items.c.value.op("->>")(i), column.type if isinstance(value, int) else sa.Text())
+                  for i, (column, value) in enumerate(zip(columns, next(iter(rows)), strict=True))]
+    else:
+        items = sa.func.json_each(sa.literal(data)).table_valued("value")
+        values = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(columns))]
+    return sa.select(*(value.label(f"k{i}") for i, value in enumerate(values))).subquery("keys")
 
 
 def _label(rule: DuplicateRule) -> str:
@@ -68,13 +95,20 @@ class Duplicates:
         columns, stored = [], []
         for name in rule.fields:
             column = ot.column(name)
-            columns.append(sa.func.lower(column) if caseless(ot.object, name) else column)
-            stored.append(lambda value, name=name, column=column: value if caseless(ot.object, name)
-                          else to_row(ot, {name: value})[column.name])
-        rows = {tuple(store(k[i]) for i, store in enumerate(stored)) for k in keys}
-        conditions = [columns[0].in_({row[0] for row in rows})]  # the index's first column: one probe a key
-        if len(columns) > 1:
-            conditions.append(sa.tuple_(*columns).in_(sorted(rows)))
+            lower = caseless(ot.object, name)
+            columns.append(sa.func.lower(column) if lower else column)
+            stored.append(None if lower or len(ot.columns[name]) != 1 else ot.types[name].to_columns)
+        rows = {tuple(value if store is None else store(value)[0] for value, store in zip(k, stored, strict=True))
+                for k in keys}
+        given = _key_rows(conn, columns, rows)
+        if given is None:
+            conditions = [columns[0].in_({row[0] for row in rows})]  # the index's first column: one probe a key
+            if len(columns) > 1:
+                conditions.append(sa.tuple_(*columns).in_(sorted(rows)))
+        else:
+            conditions = [columns[0].in_(sa.select(given.c[0]))]
+            if len(columns) > 1:
+                conditions.append(sa.tuple_(*columns).in_(sa.select(*given.c)))
         if where is not None:
             conditions.append(where)
         stmt = sa.select(ot.table).where(*conditions).order_by(ot.table.c.id)
@@ -169,7 +203,7 @@ class Duplicates:
         for rule in obj.duplicate_rules:
             if rule.action != "block":
                 continue
-            keys = [rule_key(obj, rule, record) for record in ctx.batch]
+            keys = rule_keys(obj, rule, ctx.batch)
             existing = self.find(ctx.conn, obj.name, rule, [k for k in keys if k is not None])
             firsts = [matches[0] for matches in existing.values()]
             described = self.describe(ctx.conn, obj.name, firsts)
@@ -206,11 +240,14 @@ class Duplicates:
         if not rules or not batch:
             return {}
         # the database is asked for the records before the batch; the batch's earlier rows are in hand
-        others = self.schema[obj].table.c.id.not_in([int(record["id"]) for record in batch])
+        ids = sorted(int(record["id"]) for record in batch)
+        table = self.schema[obj].table
+        others = (sa.not_(table.c.id.between(ids[0], ids[-1])) if ids[-1] - ids[0] == len(ids) - 1
+                  else table.c.id.not_in(ids))  # a bulk insert's ids are consecutive: a range, not a list
         others = others if where is None else sa.and_(where, others)
         hits: list[tuple[dict, DuplicateRule, list[dict]]] = []
         for rule in rules:
-            keys = [rule_key(definition, rule, record) for record in batch]
+            keys = rule_keys(definition, rule, batch)
             found = self.find(conn, obj, rule, [k for k in keys if k is not None], where=others)
             earlier: dict[Key, list[dict]] = {}
             for record, key in zip(batch, keys, strict=True):

@@ -32,7 +32,7 @@ from ..storage.tables import ObjectTable
 from ..validation import build_validators
 from . import history, hooks, recycle_bin
 from .autonumber import AutoNumber, reserve
-from .bulk import RowMaker, batches, insert_many
+from .bulk import RowMaker, batches, insert_columns
 from .formulas import Formulas
 from .masking import FieldMask, HeldValidators, field_mask
 from .query import list_page
@@ -753,8 +753,10 @@ class Records:
         now = self.platform.clock.now()
         validator, formulas = self.validators[obj], self.formulas[obj]
         loaded: list[tuple[int, dict, Errors]] = []
-        for i, row in enumerate(batch):
-            values, errors = self._load(obj, row, partial=False, system=system)
+        for i, (row, values) in enumerate(zip(batch, validator.load_many(batch, system=system), strict=True)):
+            errors: Errors = {}
+            if values is None:  # a row in error, loaded alone for its messages
+                values, errors = self._load(obj, row, partial=False, system=system)
             loaded.append((start + i, values, errors))
         values_list = [values for _, values, _ in loaded]
         references = self._reference_errors(conn, ot, values_list)
@@ -789,13 +791,11 @@ class Records:
             for n, record in enumerate(good, start=last - len(good) + 1):
                 record[name] = pattern.format(local, n)
         saved: list[Path] = []
-        make_row = self.row_makers[obj]
-        table_rows = []
-        for record in good:
-            self._save_uploads(ot, record, saved)
-            table_rows.append(make_row(record))
+        if any(f.type == "attachment" for f in ot.object.fields.values()):
+            for record in good:
+                self._save_uploads(ot, record, saved)
         try:
-            ids = insert_many(conn, ot.table, table_rows)
+            ids = insert_columns(conn, ot.table, self.row_makers[obj].columns(good), len(good))
         except sa.exc.IntegrityError as e:
             for path in saved:
                 path.unlink(missing_ok=True)
