@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from objectplatform.metadata import Label, Metadata, ObjectDef
 from objectplatform.metadata.model import DuplicateRule
@@ -54,20 +55,33 @@ def rule_keys(obj: ObjectDef, rule: DuplicateRule, records: Iterable[Mapping[str
     return out
 
 
-def _key_rows(conn: sa.Connection, columns: list[sa.ColumnElement], rows: set[tuple]) -> sa.Subquery | None:
-    """The keys as rows of the compared columns, unpacked by the database from ONE JSON parameter (an IN list of
-    a thousand values costs more to render than to run); None when a value is not a text or a whole number."""
+def _among(conn: sa.Connection, columns: list[sa.ColumnElement], rows: set[tuple]) -> list[sa.ColumnElement[bool]]:
+    """The compared columns holding one of the keys `rows`: the first column (the rule's index) probed once a key.
+    Texts and whole numbers go as ONE JSON parameter the database unpacks (an IN list of a thousand values
+    costs more to render than to run); on PostgreSQL the first column as `= ANY(array)`, which its planner
+    sizes by the array (it guesses a set-returning function's rows, and a seq scan of a table grown since its
+    statistics looks cheap)."""
     if any(value.__class__ not in (str, int) for row in rows for value in row):
-        return None
+        conditions = [columns[0].in_({row[0] for row in rows})]
+        if len(columns) > 1:
+            conditions.append(sa.tuple_(*columns).in_(sorted(rows)))
+        return conditions
     data = json.dumps(sorted(rows), ensure_ascii=False)
+    kinds = [sa.BigInteger() if isinstance(value, int) else sa.Text() for value in next(iter(rows))]
     if conn.dialect.name == "postgresql":
+        firsts = sorted({row[0] for row in rows})
+        conditions = [columns[0] == sa.any_(sa.cast(sa.literal(firsts, ARRAY(kinds[0])), ARRAY(kinds[0])))]
+        if len(columns) == 1:
+            return conditions
         items = sa.func.json_array_elements(sa.cast(sa.literal(data), sa.JSON())).table_valued("value").render_derived()
-        values = [sa.cast(items.c.value.op("->>")(i), column.type if isinstance(value, int) else sa.Text())
-                  for i, (column, value) in enumerate(zip(columns, next(iter(rows)), strict=True))]
-    else:
-        items = sa.func.json_each(sa.literal(data)).table_valued("value")
-        values = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(columns))]
-    return sa.select(*(value.label(f"k{i}") for i, value in enumerate(values))).subquery("keys")
+        values = [sa.cast(items.c.value.op("->>")(i), kind) for i, kind in enumerate(kinds)]
+        return [*conditions, sa.tuple_(*columns).in_(sa.select(*values))]
+    items = sa.func.json_each(sa.literal(data)).table_valued("value")
+    values = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(columns))]
+    conditions = [columns[0].in_(sa.select(values[0]))]
+    if len(columns) > 1:
+        conditions.append(sa.tuple_(*columns).in_(sa.select(*values)))
+    return conditions
 
 
 def _label(rule: DuplicateRule) -> str:
@@ -100,15 +114,7 @@ class Duplicates:
             stored.append(None if lower or len(ot.columns[name]) != 1 else ot.types[name].to_columns)
         rows = {tuple(value if store is None else store(value)[0] for value, store in zip(k, stored, strict=True))
                 for k in keys}
-        given = _key_rows(conn, columns, rows)
-        if given is None:
-            conditions = [columns[0].in_({row[0] for row in rows})]  # the index's first column: one probe a key
-            if len(columns) > 1:
-                conditions.append(sa.tuple_(*columns).in_(sorted(rows)))
-        else:
-            conditions = [columns[0].in_(sa.select(given.c[0]))]
-            if len(columns) > 1:
-                conditions.append(sa.tuple_(*columns).in_(sa.select(*given.c)))
+        conditions = _among(conn, columns, rows)
         if where is not None:
             conditions.append(where)
         stmt = sa.select(ot.table).where(*conditions).order_by(ot.table.c.id)

@@ -277,27 +277,31 @@ class Records:
                   if f.to and f.name not in skip and f.to in self.schema.objects]
         if "user" in self.schema.objects:
             fields.append(("owner", "user"))
+        values = {name: [row.get(name) for row in rows] for name, _ in fields}  # column by column
         wanted: dict[str, set[int]] = {}
-        for row in rows:
-            for name, target in fields:
-                value = row.get(name)
-                for item in value if isinstance(value, list) else [value] if value is not None else []:
-                    wanted.setdefault(target, set()).add(int(item))
+        given: dict[str, set[int]] = {}
+        for name, target in fields:
+            given[name] = {int(item) for item in {item for value in values[name] if value is not None
+                                                  for item in (value if isinstance(value, list) else [value])}}
+            if given[name]:
+                wanted.setdefault(target, set()).update(given[name])
         existing: dict[str, set[int]] = {}
         for target, ids in wanted.items():
             tot = self.schema[target]
             visible = self.reference_scope(target, tot.table) if self.reference_scope else None
             stmt = tot.ids_among if visible is None else tot.ids_among.where(visible)
             existing[target] = set(conn.execute(stmt, {"_ids": list(ids)}).scalars())
-        result = []
-        for row in rows:
-            errors: Errors = {}
-            for name, target in fields:
-                value = row.get(name)
-                for item in value if isinstance(value, list) else [value] if value is not None else []:
-                    if int(item) not in existing[target]:
+        result: list[Errors] = [{} for _ in rows]
+        for name, target in fields:
+            found = existing.get(target, set())
+            if given[name] <= found:  # every value names a record: no row to look at
+                continue
+            for errors, value in zip(result, values[name], strict=True):
+                if value is None:
+                    continue
+                for item in value if isinstance(value, list) else [value]:
+                    if int(item) not in found:
                         errors.setdefault(name, []).append(no_record(target, item))
-            result.append(errors)
         return result
 
     def _unique_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
