@@ -439,20 +439,22 @@ def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: l
     targets = _reference_types(obj)
     multi = {f.name for f in obj.fields.values() if f.type in MULTI_TYPES}
     options = {f.name: _option_values(f) for f in obj.fields.values() if f.options}
+    # each column's field, the texts it resolves (None: taken as they are) and whether it holds a list: once
+    plan = [(name, options.get(name) or ids.get(targets.get(name, ""), {}) or None, name in multi)
+            for name in prepared.columns]
     for number, row in prepared.source.rows():
         if number <= after:
             continue
         values: dict = {}
-        for name, cell in zip(prepared.columns, row, strict=False):
+        for (name, known, listed), cell in zip(plan, row, strict=False):
             text = cell.strip()
             if not text:
                 continue
-            known = options.get(name) or ids.get(targets.get(name, ""), {})
-            if name in multi:
+            if listed:
                 items = [item.strip() for item in re.split(r"[;；]", text) if item.strip()]
-                values[name] = [known.get(item, item) for item in items]
+                values[name] = items if known is None else [known.get(item, item) for item in items]
             else:
-                values[name] = known.get(text, text)
+                values[name] = text if known is None else known.get(text, text)
         numbers.append(number)
         yield values
 

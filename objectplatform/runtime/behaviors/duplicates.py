@@ -39,6 +39,14 @@ def rule_keys(obj: ObjectDef, rule: DuplicateRule, records: Iterable[Mapping[str
     """`rule_key` of each record, each field's case rule looked up once."""
     compared = [(name, caseless(obj, name)) for name in rule.fields]
     out: list[Key | None] = []
+    if len(compared) == 1:  # the common rule: one field
+        name, lower = compared[0]
+        for record in records:
+            value = record.get(name)
+            if isinstance(value, str):
+                value = value.strip().lower() if lower else value.strip()
+            out.append(None if value is None or value == "" else (value,))
+        return out
     for record in records:
         key = []
         for name, lower in compared:
@@ -112,8 +120,12 @@ class Duplicates:
             lower = caseless(ot.object, name)
             columns.append(sa.func.lower(column) if lower else column)
             stored.append(None if lower or len(ot.columns[name]) != 1 else ot.types[name].to_columns)
-        rows = {tuple(value if store is None else store(value)[0] for value, store in zip(k, stored, strict=True))
-                for k in keys}
+        rows = keys
+        if any(store is not None for store in stored):  # converted position by position, not key by key
+            given = list(keys)
+            positions = [list(values) if store is None else [store(v)[0] for v in values]
+                         for values, store in zip(zip(*given, strict=True), stored, strict=True)]
+            rows = set(zip(*positions, strict=True))
         conditions = _among(conn, columns, rows)
         if where is not None:
             conditions.append(where)
