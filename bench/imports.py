@@ -171,14 +171,16 @@ floor_path = str(ROOT.parent / "shared" / "bench" / "floor.py")
 
 
 def main() -> None:
-    global floor_path
+    global floor_path, SCHEMA, FLOOR_SCHEMA
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--floor", default=floor_path)
     parser.add_argument("--profile", help="write the last import's cProfile stats to FILE.<backend>")
+    parser.add_argument("--schema", default=SCHEMA, help="the PostgreSQL schema (and SQLite file) of the run")
     args = parser.parse_args()
+    SCHEMA, FLOOR_SCHEMA = args.schema, f"{args.schema}_floor"
     floor_path = args.floor
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-imports-"))
     print(f"objectplatform import benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rows:,} rows, "
