@@ -629,6 +629,8 @@ def _on_create(ctx: hooks.HookContext) -> None:
 def _on_create_many(ctx: hooks.HookContext) -> None:
     """An import starts the flows a create would, on each record of the batch (in the batch's transaction)."""
     flows = _flows_on_create(ctx)
+    if not flows:
+        return
     for record in ctx.batch:
         _start_on(dataclasses.replace(ctx, after=record), flows)
 

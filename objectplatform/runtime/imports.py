@@ -158,7 +158,56 @@ def _cell_text(value) -> str:
 
 
 def _xlsx_source(name: str, data: bytes) -> Source:
-    """The first worksheet; row 1 names the columns, rows with no value at all are skipped."""
+    """The first worksheet; row 1 names the columns, rows with no value at all are skipped. Read by python-calamine
+    when it is installed, a pass at a time (the rows are never all held as Python lists), else by openpyxl."""
+    cells = _calamine_cells(data) or _openpyxl_cells(name, data)
+
+    def table() -> Iterator[tuple[int, list[str]]]:
+        for number, values in cells():
+            row = [_cell_text(v) for v in values]
+            if any(c.strip() for c in row):
+                yield number, row
+
+    first = next(table(), None)
+    if first is None or first[0] != 1:
+        raise BadRequest(Message("import.empty", "{file}: empty file; the first row must name the columns",
+                                 file=name))
+    header = [cell.strip() for cell in first[1]]
+    while header and not header[-1]:
+        header.pop()
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        body = table()
+        next(body)
+        for number, row in body:
+            yield number, row[: len(header)]
+
+    return Source(name, header, sum(1 for _ in rows()), rows)
+
+
+def _calamine_cells(data: bytes) -> Callable[[], Iterator[tuple[int, list]]] | None:
+    """A new pass over the first sheet's rows (file row number, cell values from column A) each call; None without
+    python-calamine or when it cannot read the file (openpyxl then names what is wrong with it)."""
+    try:
+        import python_calamine
+    except ImportError:
+        return None
+    try:
+        python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
+    except Exception:  # its errors say less than openpyxl's, which the user is shown
+        return None
+
+    def cells() -> Iterator[tuple[int, list]]:
+        sheet = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
+        left = [""] * sheet.start[1] if sheet.start else []  # its rows start at the first column holding a value
+        for number, values in enumerate(sheet.iter_rows(), start=1):
+            yield number, left + values
+
+    return cells
+
+
+def _openpyxl_cells(name: str, data: bytes) -> Callable[[], Iterator[tuple[int, list]]]:
+    """The first sheet's rows read once by openpyxl (a damaged file is a BadRequest naming its error)."""
     import openpyxl
 
     try:
@@ -166,20 +215,10 @@ def _xlsx_source(name: str, data: bytes) -> Source:
     except Exception as e:  # openpyxl raises zipfile, KeyError or its own errors for a damaged file
         raise BadRequest(Message("import.not_xlsx", "{file}: not a readable XLSX file ({error})", file=name,
                                  error=type(e).__name__)) from None
-    table = [
-        (number, [_cell_text(v) for v in values])
-        for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1)
-    ]
+    table = [(number, list(values))
+             for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1)]
     book.close()
-    table = [(number, cells) for number, cells in table if any(c.strip() for c in cells)]
-    if not table or table[0][0] != 1:
-        raise BadRequest(Message("import.empty", "{file}: empty file; the first row must name the columns",
-                                 file=name))
-    header = [cell.strip() for cell in table[0][1]]
-    while header and not header[-1]:
-        header.pop()
-    body = [(number, cells[: len(header)]) for number, cells in table[1:]]
-    return Source(name, header, len(body), lambda: iter(body))
+    return lambda: iter(table)
 
 
 # --- vCard ------------------------------------------------------------------------------------
@@ -400,20 +439,22 @@ def _values(prepared: Prepared, ids: Mapping[str, Mapping[str, str]], numbers: l
     targets = _reference_types(obj)
     multi = {f.name for f in obj.fields.values() if f.type in MULTI_TYPES}
     options = {f.name: _option_values(f) for f in obj.fields.values() if f.options}
+    # each column's field, the texts it resolves (None: taken as they are) and whether it holds a list: once
+    plan = [(name, options.get(name) or ids.get(targets.get(name, ""), {}) or None, name in multi)
+            for name in prepared.columns]
     for number, row in prepared.source.rows():
         if number <= after:
             continue
         values: dict = {}
-        for name, cell in zip(prepared.columns, row, strict=False):
+        for (name, known, listed), cell in zip(plan, row, strict=False):
             text = cell.strip()
             if not text:
                 continue
-            known = options.get(name) or ids.get(targets.get(name, ""), {})
-            if name in multi:
+            if listed:
                 items = [item.strip() for item in re.split(r"[;；]", text) if item.strip()]
-                values[name] = [known.get(item, item) for item in items]
+                values[name] = items if known is None else [known.get(item, item) for item in items]
             else:
-                values[name] = known.get(text, text)
+                values[name] = text if known is None else known.get(text, text)
         numbers.append(number)
         yield values
 

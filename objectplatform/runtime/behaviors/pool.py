@@ -629,8 +629,14 @@ def _routing(records, conn: sa.Connection, obj: str, user: str | None, batch: li
         sa.select(pot.table.c.id, *columns).where(sa.or_(*(c.is_not(None) for c in columns))))]
     if not pools:
         return
+    chosen: dict[tuple, Mapping | None] = {}  # a batch's records share a few combinations of the routing fields
     for record in waiting:
-        found = route(pools, {k: record.get(k) for k in keys})
+        values = {k: record.get(k) for k in keys}
+        try:
+            key = tuple(values.values())
+            found = chosen[key] if key in chosen else chosen.setdefault(key, route(pools, values))
+        except TypeError:  # a value that cannot be hashed
+            found = route(pools, values)
         if found is not None:
             record[pool_field] = str(found["id"])
 

@@ -62,6 +62,17 @@ class LongText(FieldType):
         return text_field(at_most(f.max_length))
 
 
+class EmailAddress(validate.Email):
+    """marshmallow's check of an address, its message made only when refusing one (it formats it for every value)."""
+
+    def __call__(self, value: str) -> str:
+        if value and "@" in value:
+            user, domain = value.rsplit("@", 1)
+            if self.USER_REGEX.match(user) and (domain in self.DOMAIN_WHITELIST or self.DOMAIN_REGEX.match(domain)):
+                return value
+        raise ValidationError(self._format_error(value))
+
+
 class Email(FieldType):
     widget = "email"
     caseless = True
@@ -70,7 +81,7 @@ class Email(FieldType):
         return sa.String(254)
 
     def validator(self, f: FieldDef, md: Metadata) -> fields.Field:
-        email = validate.Email(error=Message("value.not_an_email", "not a valid email address"))
+        email = EmailAddress(error=Message("value.not_an_email", "not a valid email address"))
         return text_field([*at_most(254), email])
 
 

@@ -196,6 +196,16 @@ class HeldValidator:
             raise ValidationFailed(refused)
         return values
 
+    def load_many(self, rows: list[Mapping[str, Any]], *, system: bool = False) -> list[dict | None]:
+        """The wrapped validator's `load_many`, but None (load it alone) for a row giving a field the caller's
+        roles hide or let them only read."""
+        loaded = self.inner.load_many(rows, system=system)
+        if system:
+            return loaded
+        held = self.mask.hidden | self.mask.read_only
+        return [None if values is None or not held.isdisjoint(row) else values
+                for row, values in zip(rows, loaded, strict=True)]
+
     def _unset(self, name: str, value: Any) -> bool:
         """Whether a value given for a new record is what it gets anyway: empty, or the field's default."""
         if value in (None, "", []):

@@ -32,7 +32,7 @@ from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
 from . import history, hooks, recycle_bin
 from .autonumber import AutoNumber, reserve
-from .bulk import RowMaker, batches, insert_many
+from .bulk import RowMaker, batches, insert_columns
 from .formulas import Formulas
 from .masking import FieldMask, HeldValidators, field_mask
 from .query import list_page
@@ -301,27 +301,31 @@ class Records:
                   if f.to and f.name not in skip and f.to in self.schema.objects]
         if "user" in self.schema.objects:
             fields.append(("owner", "user"))
+        values = {name: [row.get(name) for row in rows] for name, _ in fields}  # column by column
         wanted: dict[str, set[int]] = {}
-        for row in rows:
-            for name, target in fields:
-                value = row.get(name)
-                for item in value if isinstance(value, list) else [value] if value is not None else []:
-                    wanted.setdefault(target, set()).add(int(item))
+        given: dict[str, set[int]] = {}
+        for name, target in fields:
+            given[name] = {int(item) for item in {item for value in values[name] if value is not None
+                                                  for item in (value if isinstance(value, list) else [value])}}
+            if given[name]:
+                wanted.setdefault(target, set()).update(given[name])
         existing: dict[str, set[int]] = {}
         for target, ids in wanted.items():
             tot = self.schema[target]
             visible = self.reference_scope(target, tot.table) if self.reference_scope else None
             stmt = tot.ids_among if visible is None else tot.ids_among.where(visible)
             existing[target] = set(conn.execute(stmt, {"_ids": list(ids)}).scalars())
-        result = []
-        for row in rows:
-            errors: Errors = {}
-            for name, target in fields:
-                value = row.get(name)
-                for item in value if isinstance(value, list) else [value] if value is not None else []:
-                    if int(item) not in existing[target]:
+        result: list[Errors] = [{} for _ in rows]
+        for name, target in fields:
+            found = existing.get(target, set())
+            if given[name] <= found:  # every value names a record: no row to look at
+                continue
+            for errors, value in zip(result, values[name], strict=True):
+                if value is None:
+                    continue
+                for item in value if isinstance(value, list) else [value]:
+                    if int(item) not in found:
                         errors.setdefault(name, []).append(no_record(target, item))
-            result.append(errors)
         return result
 
     def _unique_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
@@ -780,8 +784,10 @@ class Records:
         now = self.platform.clock.now()
         validator, formulas = self.validators[obj], self.formulas[obj]
         loaded: list[tuple[int, dict, Errors]] = []
-        for i, row in enumerate(batch):
-            values, errors = self._load(obj, row, partial=False, system=system)
+        for i, (row, values) in enumerate(zip(batch, validator.load_many(batch, system=system), strict=True)):
+            errors: Errors = {}
+            if values is None:  # a row in error, loaded alone for its messages
+                values, errors = self._load(obj, row, partial=False, system=system)
             loaded.append((start + i, values, errors))
         values_list = [values for _, values, _ in loaded]
         references = self._reference_errors(conn, ot, values_list)
@@ -817,13 +823,11 @@ class Records:
             for n, record in enumerate(good, start=last - len(good) + 1):
                 record[name] = pattern.format(local, n)
         saved: list[Path] = []
-        make_row = self.row_makers[obj]
-        table_rows = []
-        for record in good:
-            self._save_uploads(ot, record, saved)
-            table_rows.append(make_row(record))
+        if any(f.type == "attachment" for f in ot.object.fields.values()):
+            for record in good:
+                self._save_uploads(ot, record, saved)
         try:
-            ids = insert_many(conn, ot.table, table_rows)
+            ids = insert_columns(conn, ot.table, self.row_makers[obj].columns(good), len(good))
         except sa.exc.IntegrityError as e:
             for path in saved:
                 path.unlink(missing_ok=True)

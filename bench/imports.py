@@ -1,0 +1,217 @@
+"""Import benchmark (not a test): a CSV import of N leads (labels, picklist labels, a campaign by name, validation,
+duplicate rules, pool routing, history, live progress) beside, in the same run on the same database, the floor's raw
+insert (`../shared/bench/floor.py`, its own 100,000-row executemany) and a raw Core executemany of the same leads into
+the CRM's lead table (all its indexes); then `create_many` of 100,000 leads beside that raw insert.
+
+Each figure is the best of `--repeat` runs (the machine is shared: times are noisy, the best is the least disturbed);
+the floor is run just before each import, and the import's ratio is that of its best pair.
+The peak RSS of this process is printed after the imports (the file is streamed: it stays flat as N grows).
+
+Usage: python bench/imports.py [--backends sqlite,postgresql] [--rows 100000] [--repeat 2] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from engine import PG_URL, database, lead_inputs, raw_rows  # bench/ is first on sys.path
+
+from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.imports import prepare, read_path, run_import
+from objectplatform.runtime.storage.migrate import migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = "op_imports_bench"
+FLOOR_SCHEMA = "op_imports_bench_floor"  # the floor's own tables (it has a lead table too)
+SOURCES = ["展会", "朋友推荐", "官网", "电话营销"]  # picklist labels, as people type them
+INDUSTRIES = ["金融", "制造", "零售"]
+REGIONS = ["华北", "华东", "华南", "华中"]
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """Rows as marketing brings them: labels in the header, picklist labels, a campaign by name; every 50th
+    row's landline is the row before's (a warn rule's match); industries and regions the pools route by."""
+    with path.open("w", newline="", encoding="utf-8-sig") as f:
+        out = csv.writer(f)
+        out.writerow(["姓名", "公司名称", "手机", "电话", "邮箱", "线索来源", "市场活动", "行业", "区域"])
+        for i in range(rows):
+            phone = i - 1 if i % 50 == 49 else i
+            out.writerow([f"线索{i}", f"公司{i % 5000}", f"139{i:08d}", f"010{phone:08d}", f"l{i}@example.com",
+                          SOURCES[i % len(SOURCES)], "春季展会", INDUSTRIES[i % 3], REGIONS[i % 4]])
+
+
+def fresh(backend: str, workdir: Path):
+    """A migrated platform on an empty database with an admin, six reps, a marketing user (whose leads are routed),
+    a campaign, and pools routing by industry and region."""
+    platform = open_platform(Settings.from_env({}, database_url=database(backend, SCHEMA, workdir),
+                                               instance_path=workdir / "instance"))
+    migrate(platform.engine, platform.schema)
+    records = platform.records
+    admin = records.create("user", {"username": "admin", "display_name": "管理员", "roles": ["admin"]},
+                           system=True)["id"]
+    reps = records.create_many("user", [{"username": f"rep{i}", "display_name": f"销售{i}", "roles": ["sales_rep"]}
+                                        for i in range(6)]).created
+    marketing = records.create("user", {"username": "mkt", "display_name": "孙市场", "roles": ["marketing"]},
+                               system=True)["id"]
+    records.create("campaign", {"name": "春季展会", "type": "expo"}, system=True)
+    for name, routes in [("金融行业线索池", {"industry": "finance"}), ("华北区线索池", {"region": "north"}),
+                         ("华北金融线索池", {"industry": "finance", "region": "north", "default_assignee": reps[0]}),
+                         ("公海线索池", {})]:
+        records.create("lead_pool", {"name": name, "admins": [admin], **routes}, system=True)
+    return platform, marketing
+
+
+def clear(platform, table: sa.Table) -> None:
+    """An empty lead table (and history) for the next run: on PostgreSQL truncated, as a DELETE would leave every
+    index full of dead entries that the next insert wades through."""
+    history = platform.schema.history
+    with platform.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {table.name}, {history.name} CASCADE"))
+        else:
+            conn.execute(history.delete().where(history.c.object == "lead"))
+            conn.execute(table.delete())
+
+
+def drop(backend: str, workdir: Path) -> None:
+    if backend == "sqlite":
+        (workdir / f"{SCHEMA}.db").unlink(missing_ok=True)
+        return
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        for schema in (SCHEMA, FLOOR_SCHEMA):
+            c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def floor_insert(backend: str, workdir: Path) -> float:
+    """Seconds of the floor's raw executemany of 100,000 leads, run on this benchmark's own database."""
+    url = f"sqlite:///{workdir / 'floor.db'}" if backend == "sqlite" else database(backend, FLOOR_SCHEMA, workdir)
+    text = subprocess.run([sys.executable, floor_path, url, "100000"], check=True, capture_output=True,
+                          text=True).stdout
+    (workdir / "floor.db").unlink(missing_ok=True)
+    return float(re.search(r"raw executemany insert of 100,000 leads\s+([\d.]+) s", text).group(1))
+
+
+def bench(backend: str, workdir: Path, rows: int, repeat: int, profile: str | None) -> dict:
+    out: dict = {"floor": []}
+    platform, marketing = fresh(backend, workdir)
+    table = platform.schema["lead"].table
+    path = workdir / "leads.csv"
+    write_csv(path, rows)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    out["import"], out["progress"] = [], 0
+    for attempt in range(repeat):
+        out["floor"].append(floor_insert(backend, workdir))  # just before: the machine's load drifts
+        clear(platform, table)
+        calls = []
+        profiler = cProfile.Profile() if profile and attempt == repeat - 1 else None
+        start = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=marketing,
+                            progress=lambda done, total, calls=calls: calls.append(done))
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}.{backend}")
+        out["import"].append(time.perf_counter() - start)
+        assert len(result.created) == rows and not result.errors, result.errors[:3]
+        assert len(result.warnings) == rows // 50, len(result.warnings)
+        out["progress"] = len(calls)
+    with platform.engine.connect() as conn:
+        out["history"] = conn.execute(sa.select(sa.func.count()).select_from(platform.schema.history)
+                                      .where(platform.schema.history.c.object == "lead")).scalar_one()
+        out["pooled"] = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                     .where(table.c.pool.is_not(None))).scalar_one()
+    assert out["pooled"] == sum(1 for i in range(rows) if i % 3 == 0 or i % 4 == 0), out["pooled"]  # routed
+    out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the peak, reached by the import
+    out["rss_before"] = rss
+
+    # the raw insert into the lead table of the same 100,000 leads (as create_many writes them)
+    with platform.engine.connect() as conn:
+        ids = lambda name: [str(i) for i in conn.execute(sa.select(platform.schema[name].table.c.id)).scalars()]  # noqa: E731
+        owners, pools, campaigns = ids("user"), ids("lead_pool"), ids("campaign")
+    inputs = lead_inputs(100_000, 1, pools, campaigns, owners)
+    raw = raw_rows(platform, inputs, 1)
+    out["raw"] = []
+    for _ in range(repeat):
+        clear(platform, table)
+        start = time.perf_counter()
+        with platform.engine.begin() as conn:
+            conn.execute(table.insert(), raw)
+        out["raw"].append(time.perf_counter() - start)
+    del raw
+
+    out["create_many"] = []
+    for _ in range(repeat):
+        clear(platform, table)
+        start = time.perf_counter()
+        result = platform.records.create_many("lead", inputs, batch_size=2000)
+        out["create_many"].append(time.perf_counter() - start)
+        assert not result.errors, result.errors[:3]
+    platform.close()
+    drop(backend, workdir)
+    return out
+
+
+floor_path = str(ROOT.parent / "shared" / "bench" / "floor.py")
+
+
+def main() -> None:
+    global floor_path, SCHEMA, FLOOR_SCHEMA
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--floor", default=floor_path)
+    parser.add_argument("--profile", help="write the last import's cProfile stats to FILE.<backend>")
+    parser.add_argument("--schema", default=SCHEMA, help="the PostgreSQL schema (and SQLite file) of the run")
+    args = parser.parse_args()
+    SCHEMA, FLOOR_SCHEMA = args.schema, f"{args.schema}_floor"
+    floor_path = args.floor
+    workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-imports-"))
+    print(f"objectplatform import benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rows:,} rows, "
+          f"best of {args.repeat}")
+    results = []
+    try:
+        for backend in args.backends.split(","):
+            results.append((backend, bench(backend, workdir, args.rows, args.repeat, args.profile)))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    n = args.rows
+    print("\n| task | database | time | rate | floor: raw insert of 100,000 | ratio |\n|---|---|---|---|---|---|")
+    for backend, out in results:
+        # the import's best ratio to the floor measured just before it
+        imported, floor = min(zip(out["import"], out["floor"], strict=True), key=lambda pair: pair[0] / pair[1])
+        raw, created = min(out["raw"]), min(out["create_many"])
+        # the floor inserts 100,000 rows: the ratio compares rates, so it holds at any N
+        print(f"| import {n:,}-row CSV (labels, validation, duplicate rules, routing, history) | {backend} | "
+              f"{imported:.2f} s | {n / imported:,.0f} rows/s | {floor:.2f} s ({100_000 / floor:,.0f} rows/s) | "
+              f"{(imported / n) / (floor / 100_000):.2f}x |")
+        print(f"| raw executemany of 100,000 leads into the CRM's lead table | {backend} | {raw:.2f} s | "
+              f"{100_000 / raw:,.0f} rows/s | {floor:.2f} s | {raw / floor:.2f}x |")
+        print(f"| create_many 100,000 leads vs that raw insert | {backend} | {created:.2f} s | "
+              f"{100_000 / created:,.0f} rows/s | raw {raw:.2f} s | {created / raw:.2f}x |")
+        print(f"  [{backend}] import: {out['progress']} progress reports, {out['history']:,} history rows, "
+              f"{out['pooled']:,} leads routed to a pool, peak RSS {out['rss']:.0f} MB (before the import "
+              f"{out['rss_before']:.0f} MB); all runs: import "
+              f"{', '.join(f'{t:.2f}' for t in out['import'])} s, raw {', '.join(f'{t:.2f}' for t in out['raw'])} s, "
+              f"create_many {', '.join(f'{t:.2f}' for t in out['create_many'])} s, floor "
+              f"{', '.join(f'{t:.2f}' for t in out['floor'])} s")
+
+
+if __name__ == "__main__":
+    main()
