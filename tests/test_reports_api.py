@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from report_company import build_company
 
+from objectplatform.runtime.reports import charts
 from objectplatform.web import create_app
 
 PASSWORD = "correct-horse-7"
@@ -100,6 +102,17 @@ def test_chart_is_svg_drawn_on_the_server(client):
     assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and "<script" not in svg
     assert "<title>Leads by owner and status</title>" in svg
     assert "<title>李一 · Converted: 2</title>" in svg
+    # the value axis: from 0 in equal round steps up to the highest bar (3 leads of one owner and status)
+    ticks = [float(t) for t in re.findall(r'<text x="64.0" y="[\d.]+" text-anchor="end">([\d.,]+)</text>', svg)]
+    assert ticks == [0, 1, 2, 3], ticks
+
+
+@pytest.mark.parametrize(("highest", "ticks"), [
+    (19, [0, 5, 10, 15, 20]), (7, [0, 2, 4, 6, 8]), (9.09, [0, 2.5, 5, 7.5, 10]), (0.3, [0, 0.1, 0.2, 0.3]),
+    (123456, [0, 50000, 100000, 150000]), (0, [0, 0.25, 0.5, 0.75, 1])])
+def test_a_charts_value_axis_counts_in_round_steps(highest, ticks):
+    step = charts.nice_step(highest)
+    assert [round(step * i, 9) for i in range(len(ticks))] == ticks
 
 
 # ------------------------------------------------------------------------------------ the pages

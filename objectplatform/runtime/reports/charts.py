@@ -88,17 +88,28 @@ def _legend(series: Series) -> str:
     return "".join(parts)
 
 
-def _axes(categories: list[str], top: float) -> tuple[str, Callable[[float], float], float]:
-    """The value axis (0..top with four ticks), the category labels; returns (svg, y of a value, band width)."""
+def nice_step(highest: float, ticks: int = 4) -> float:
+    """The step of an axis from 0 past `highest` in about `ticks` steps, a round number a reader counts in: 1, 2,
+    2.5 or 5 times a power of ten (20 for 19 in four steps: 0, 5, 10, 15, 20)."""
+    raw = (highest or 1.0) / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
+
+
+def _axes(categories: list[str], highest: float) -> tuple[str, Callable[[float], float], float]:
+    """The value axis (0 up to a round number past `highest`, in round steps), the category labels; returns
+    (svg, y of a value, band width)."""
     plot_h, plot_w = HEIGHT - TOP - BOTTOM, WIDTH - LEFT - RIGHT
-    top = top or 1.0
+    step = nice_step(highest)
+    steps = max(math.ceil((highest or 1.0) / step - 1e-9), 1)
+    top = step * steps
 
     def y(value: float) -> float:
         return TOP + plot_h - plot_h * value / top
 
     parts = [f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#94a3b8"/>']
-    for i in range(5):
-        value = top * i / 4
+    for i in range(steps + 1):
+        value = step * i
         parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" y2="{y(value):.1f}" '
                      f'stroke="#e2e8f0"/>')
         parts.append(_text(LEFT - 6, y(value) + 4, _format(value), "end"))
