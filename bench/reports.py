@@ -116,7 +116,7 @@ def bench(backend: str, workdir: Path, n_leads: int) -> list[tuple]:
     results = []
     for name, sql in HAND_SQL.items():
         report = definition(platform.metadata, name)
-        rows_only = replace(report, data={**report.data, "totals": False})
+        rows_only = replace(report, totals=False)
         with platform.engine.connect() as conn:
             conn.execute(sa.text(sql)).all()
             hand, hand_rows = timed(lambda s=sql, c=conn: c.execute(sa.text(s)).all(), repeat=3)
