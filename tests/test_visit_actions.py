@@ -10,12 +10,16 @@ import io
 from datetime import UTC, datetime
 
 import pytest
-from support import FixedClock, crm_metadata, migrated_platform
+from support import crm_metadata, migrated_platform
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
 from test_pages import login, token
 from test_visits import account, act, error, visit
+from test_visits import api as api  # noqa: F401  (fixtures: the visits module's site, clock and people)
+from test_visits import clock as clock  # noqa: F401
+from test_visits import metadata as metadata  # noqa: F401
+from test_visits import platform as platform  # noqa: F401
 
 from objectplatform.runtime.behaviors.checklist import CHECKLIST, status
 from objectplatform.runtime.errors import Locked
@@ -25,27 +29,6 @@ HERE = {"lat": 31.2305, "lng": 121.4737}
 FEEDBACK = {"category": "product", "satisfaction": "satisfied", "content": "希望增加移动端审批"}
 NOT_OFFERED = ("Competitor info is not an action of 销售部, the department of the Visit's owner; its actions: "
                "Customer feedback")
-
-
-@pytest.fixture(scope="module")
-def metadata(tmp_path_factory):
-    return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/standard.yaml": SITE_LAYER})
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(T0)
-
-
-@pytest.fixture
-def platform(platform, clock):
-    platform.clock = clock
-    return platform
-
-
-@pytest.fixture
-def api(app, people) -> Api:  # noqa: F811
-    return Api(app.test_client())
 
 
 @pytest.fixture
