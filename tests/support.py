@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -35,6 +36,17 @@ def crm_metadata(site: Path | None = None, files: Mapping[str, str] | None = Non
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return load_metadata(default_layers(ROOT, (), site, CRM_LAYERS))
+
+
+def shared_site(files: Mapping[str, str]) -> Metadata:
+    """The shipped CRM with a site layer of `files`, one `Metadata` for every module asking for the same files: their
+    tests share its migrated template and its seeded records (tests/conftest.py) instead of making their own."""
+    return _shared_site(tuple(sorted(files.items())))
+
+
+@functools.cache
+def _shared_site(files: tuple[tuple[str, str], ...]) -> Metadata:
+    return crm_metadata(Path(tempfile.mkdtemp(prefix="op-site-")), dict(files))
 
 
 @functools.cache

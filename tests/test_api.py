@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from support import crm_metadata
+from support import shared_site
 
 from objectplatform.web import create_app
 
@@ -102,8 +102,8 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def metadata(tmp_path_factory):
-    return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/standard.yaml": SITE_LAYER})
+def metadata():
+    return shared_site({"flows/standard.yaml": SITE_LAYER})
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from support import FixedClock, crm_metadata
+from support import FixedClock, shared_site
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
@@ -40,8 +40,8 @@ STEP = km(HOME, EAST[0])  # every step east is as long: the points share a latit
 
 
 @pytest.fixture(scope="module")
-def metadata(tmp_path_factory):
-    return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/standard.yaml": SITE_LAYER})
+def metadata():
+    return shared_site({"flows/standard.yaml": SITE_LAYER})
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from support import FixedClock, crm_metadata, migrated_platform
+from support import FixedClock, crm_metadata, migrated_platform, shared_site
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
@@ -41,8 +41,8 @@ def haversine(a: dict, b: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def metadata(tmp_path_factory):
-    return crm_metadata(tmp_path_factory.mktemp("site"), {"flows/standard.yaml": SITE_LAYER})
+def metadata():
+    return shared_site({"flows/standard.yaml": SITE_LAYER})
 
 
 @pytest.fixture
