@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from report_company import build_company
+from report_company import build_company, make_user
 from support import CRM_LAYERS
 
 from objectplatform.metadata import MetadataError, default_layers, load_metadata, plain
@@ -182,12 +182,18 @@ def test_an_invalid_definition_is_a_422_naming_each_bad_part_and_saves_nothing(c
 def test_the_yaml_export_loads_as_a_shipped_template(client, platform, company, tmp_path):
     li = bearer(client, "李一")
     client.post("/api/v1/reports", headers=li, json=MINE)
-    response = client.get("/api/v1/reports/my_campaigns/export.yaml", headers=li)
+    refused = client.get("/api/v1/reports/my_campaigns/export.yaml", headers=li)
+    assert (refused.status_code, refused.get_json()["error"]["message"]) == (
+        403, "exporting a report as YAML is for administrators")
+    make_user(platform, "管理员", ["admin"], password=PASSWORD)
+    admin = bearer(client, "管理员")
+    client.post("/api/v1/reports", headers=admin, json=MINE)
+    response = client.get("/api/v1/reports/my_campaigns/export.yaml", headers=admin)
     assert response.status_code == 200 and response.mimetype == "application/yaml"
     assert response.headers["Content-Disposition"] == 'attachment; filename="my_campaigns.yaml"'
     text = response.data.decode("utf-8")
     day = datetime.now(UTC).astimezone().strftime("%Y")  # the note's date; its year is enough here
-    assert text.startswith("# 我的市场活动线索 (My campaign leads): exported by 李一 on " + day)
+    assert text.startswith("# 我的市场活动线索 (My campaign leads): exported by 管理员 on " + day)
     assert text.split("\n", 1)[1] == (
         "kind: report\n"
         "name: my_campaigns\n"
@@ -246,7 +252,7 @@ def cells(page: str) -> list[list[str]]:
     return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(<td.*?)</tr>", page)]
 
 
-def test_the_builder_runs_saves_edits_and_deletes(client):
+def test_the_builder_runs_saves_edits_and_deletes(client, platform):
     csrf = sign_in(client, "李一")
     listing = client.get("/reports").get_data(as_text=True)
     assert '<a class="button primary" href="/reports/new">新建报表</a>' in listing
@@ -283,11 +289,19 @@ def test_the_builder_runs_saves_edits_and_deletes(client):
     client.post("/reports/campaign_amounts/edit", data={**BUILT, "csrf_token": csrf, "do": "save",
                                                         "f0_value": "pending"})
     assert cells(client.get("/reports/campaign_amounts").get_data(as_text=True)) == [["(空)", "1", "0.00"]]
-    yaml = client.post("/reports/new", data={**BUILT, "csrf_token": csrf, "do": "yaml", "name": "draft"})
+    # exporting YAML (a report made a shipped template) is an administrator's: not offered to 李一, refused if asked
+    assert 'value="yaml"' not in edit and "导出 YAML" not in shown
+    refused = client.post("/reports/new", data={**BUILT, "csrf_token": csrf, "do": "yaml", "name": "draft"})
+    assert refused.status_code == 403 and "只有管理员可以把报表导出为 YAML" in refused.get_data(as_text=True)
+    make_user(platform, "管理员", ["admin"], password=PASSWORD)
+    admin_csrf = sign_in(client, "管理员")
+    assert 'value="yaml"' in client.get("/reports/new").get_data(as_text=True)
+    yaml = client.post("/reports/new", data={**BUILT, "csrf_token": admin_csrf, "do": "yaml", "name": "draft"})
     assert yaml.mimetype == "application/yaml" and "name: draft\n" in yaml.get_data(as_text=True)
     assert "  status__in: pending,converted" not in yaml.get_data(as_text=True)
     assert "filters: {status__in: 'pending,converted'}\n" in yaml.get_data(as_text=True)
 
+    csrf = sign_in(client, "李一")
     deleted = client.post("/reports/campaign_amounts/delete", data={"csrf_token": csrf})
     assert deleted.status_code == 302 and deleted.location == "/reports"
     assert client.get("/reports/campaign_amounts").status_code == 404

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, request
 
 from objectplatform.metadata import Label, Report, plain
-from objectplatform.runtime import BadRequest
+from objectplatform.runtime import BadRequest, Forbidden
 from objectplatform.runtime.errors import Message
 from objectplatform.runtime.reports import ReportResult, charts, definition, personal, run_report
 from objectplatform.runtime.reports.compare import side_by_side
@@ -112,11 +112,18 @@ def delete_report(name: str) -> Response:
 
 @bp.get("/reports/<name>/export.yaml")
 def export_yaml(name: str) -> Response:
-    platform = get_platform()
-    report = personal.find(platform, g.access, name)
+    report = personal.find(get_platform(), g.access, name)
     g.access.require(report.object, "read")
+    return yaml_file(report)
+
+
+def yaml_file(report: Report) -> Response:
+    """The report as a file for report_templates/, for administrators (it is how a report becomes a shipped
+    template: the site's metadata is theirs to change); 403 for anyone else."""
+    if not g.access.is_admin:
+        raise Forbidden(Message("report.yaml_admins_only", "exporting a report as YAML is for administrators"))
     response = Response(yaml_text(report), mimetype="application/yaml")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.yaml"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{report.name}.yaml"'
     return response
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from objectplatform.metadata import plain
@@ -23,7 +23,7 @@ from objectplatform.runtime.reports.paths import field_type
 from objectplatform.runtime.reports.run import SCENES
 from objectplatform.runtime.storage.tables import REFERENCE_TYPES
 
-from .api_reports import yaml_text
+from .api_reports import yaml_file
 from .current import get_platform
 from .i18n import text
 from .pages_base import bp
@@ -57,9 +57,7 @@ def report_delete(name: str):
 def report_yaml(name: str):
     report = personal.find(get_platform(), g.access, name)
     g.access.require(report.object, "read")
-    response = Response(yaml_text(report), mimetype="application/yaml")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.yaml"'
-    return response
+    return yaml_file(report)
 
 
 def _builder(editing: personal.PersonalReport | None):
@@ -75,9 +73,7 @@ def _builder(editing: personal.PersonalReport | None):
             unnamed = {k: v for k, v in UNNAMED.items() if not data.get(k)} if action == "run" else {}
             checked = personal.check(platform, {**data, **unnamed}, g.access)
             if action == "yaml":
-                response = Response(yaml_text(personal.unsaved(checked)), mimetype="application/yaml")
-                response.headers["Content-Disposition"] = f'attachment; filename="{checked["name"]}.yaml"'
-                return response
+                return yaml_file(personal.unsaved(checked))
             if action == "save":
                 saved = (personal.update(platform, g.access, editing.definition.name, checked) if editing
                          else personal.create(platform, g.access, checked))
