@@ -115,6 +115,13 @@ def test_a_charts_value_axis_counts_in_round_steps(highest, ticks):
     assert [round(step * i, 9) for i in range(len(ticks))] == ticks
 
 
+@pytest.mark.parametrize(("highest", "ticks"), [
+    (3, [0, 1, 2, 3]), (1, [0, 1]), (9, [0, 5, 10]), (19, [0, 5, 10, 15, 20])])
+def test_a_count_charts_axis_counts_in_whole_steps(highest, ticks):
+    step = charts.nice_step(highest, whole=True)
+    assert [round(step * i, 9) for i in range(len(ticks))] == ticks
+
+
 # ------------------------------------------------------------------------------------ the pages
 
 

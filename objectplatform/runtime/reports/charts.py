@@ -88,19 +88,28 @@ def _legend(series: Series) -> str:
     return "".join(parts)
 
 
-def nice_step(highest: float, ticks: int = 4) -> float:
+def nice_step(highest: float, ticks: int = 4, whole: bool = False) -> float:
     """The step of an axis from 0 past `highest` in about `ticks` steps, a round number a reader counts in: 1, 2,
-    2.5 or 5 times a power of ten (20 for 19 in four steps: 0, 5, 10, 15, 20)."""
+    2.5 or 5 times a power of ten (20 for 19 in four steps: 0, 5, 10, 15, 20); for `whole` numbers (counts) a whole
+    step of 1, 2 or 5 times a power of ten (0, 1, 2, 3 for 3, never 0.75)."""
     raw = (highest or 1.0) / ticks
     power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
+    step = next(m * power for m in ((1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)) if m * power >= raw - 1e-12)
+    return max(step, 1) if whole else step
 
 
-def _axes(categories: list[str], highest: float) -> tuple[str, Callable[[float], float], float]:
-    """The value axis (0 up to a round number past `highest`, in round steps), the category labels; returns
-    (svg, y of a value, band width)."""
+def _whole(series: Series) -> bool:
+    return all(float(v).is_integer() for _, values in series for v in values)
+
+
+LABEL_ROOM = 56  # a category narrower than this (px) has its label slanted, so neighbours do not overlap
+
+
+def _axes(categories: list[str], highest: float, whole: bool = False) -> tuple[str, Callable[[float], float], float]:
+    """The value axis (0 up to a round number past `highest`, in round steps), the category labels (slanted when
+    they would overlap); returns (svg, y of a value, band width)."""
     plot_h, plot_w = HEIGHT - TOP - BOTTOM, WIDTH - LEFT - RIGHT
-    step = nice_step(highest)
+    step = nice_step(highest, whole=whole)
     steps = max(math.ceil((highest or 1.0) / step - 1e-9), 1)
     top = step * steps
 
@@ -115,12 +124,16 @@ def _axes(categories: list[str], highest: float) -> tuple[str, Callable[[float],
         parts.append(_text(LEFT - 6, y(value) + 4, _format(value), "end"))
     band = plot_w / max(len(categories), 1)
     for i, name in enumerate(categories):
-        parts.append(_text(LEFT + band * (i + 0.5), TOP + plot_h + 16, name[:14]))
+        x, y0 = LEFT + band * (i + 0.5), TOP + plot_h + 16
+        if band >= LABEL_ROOM:
+            parts.append(_text(x, y0, name[:14]))
+        else:
+            parts.append(_text(x, y0 - 4, name[:10], "end", f' transform="rotate(-40 {x:.1f} {y0 - 4:.1f})"'))
     return "".join(parts), y, band
 
 
 def _bar(categories: list[str], series: Series, lang: str) -> str:
-    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0))
+    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0), _whole(series))
     width = band * 0.8 / max(len(series), 1)
     bars = []
     for s, (name, values) in enumerate(series):
@@ -134,7 +147,7 @@ def _bar(categories: list[str], series: Series, lang: str) -> str:
 
 def _stacked_bar(categories: list[str], series: Series, lang: str) -> str:
     totals = [sum(values[i] for _, values in series) for i in range(len(categories))]
-    axes, y, band = _axes(categories, max(totals, default=0))
+    axes, y, band = _axes(categories, max(totals, default=0), _whole(series))
     bars, base = [], [0.0] * len(categories)
     for s, (name, values) in enumerate(series):
         for i, value in enumerate(values):
@@ -147,7 +160,7 @@ def _stacked_bar(categories: list[str], series: Series, lang: str) -> str:
 
 
 def _line(categories: list[str], series: Series, lang: str) -> str:
-    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0))
+    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0), _whole(series))
     lines = []
     for s, (_, values) in enumerate(series):
         points = " ".join(f"{LEFT + band * (i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(values))
