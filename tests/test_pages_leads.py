@@ -104,11 +104,11 @@ def follow_up(platform, user: str, obj: str, record: str, content: str, at: date
 def test_navigation_links_of_the_lead_work(client, org):
     login(client, "wang")
     side = re.search(r'<nav class="side".*?</nav>', client.get("/").text, re.S).group(0)
-    assert [text_of(a) for a in re.findall(r'<li class="page (?:pool_board|my_leads|feed)"><a [^>]*>(.*?)</a>',
+    assert [text_of(a) for a in re.findall(r'<li class="page page-(?:pool_board|my_leads|feed)"><a [^>]*>(.*?)</a>',
                                            side)] == ["我的线索", "线索池看板", "工作"]
     client.post("/logout", data={"csrf_token": token(client)})
     login(client, "fang")  # a shipper works no leads and reads no follow-ups
-    assert not re.search(r'<li class="page (?:pool_board|my_leads|feed)">', client.get("/").text)
+    assert not re.search(r'<li class="page page-(?:pool_board|my_leads|feed)">', client.get("/").text)
     assert client.get("/pools").status_code == 404
 
 
