@@ -76,6 +76,8 @@ def test_a_reps_anomalies_latest_first_with_their_kinds_and_counts(api, day):
     assert (body["period"], body["tolerance_m"], body["min_minutes"], body["total"], body["counts"]) == (
         {"start": "2026-12-01", "end": "2026-12-08"}, 300, 15, 4,
         {"out_of_range": 1, "too_short": 1, "missed": 1, "no_check_out": 1})
+    # without a period: the last 30 days to today (the clock stands on 8 December)
+    assert api.get("/objects/visit/anomalies", "rep1")[1]["period"] == {"start": "2026-11-09", "end": "2026-12-08"}
     far = body["items"][0]
     assert (far["check_in"], far["target_location"], far["duration_minutes"], far["owner_name"],
             far["check_in_at"]) == (FAR, SHOP, 30, "王伟", "2026-12-08T01:40:00+00:00")

@@ -118,7 +118,7 @@ def frequency_compliance(obj: str) -> Response:
 
 @bp.get("/objects/<obj>/anomalies")
 def check_in_anomalies(obj: str) -> Response:
-    """`?start=&end=` (days, both included; default this month to today), `owner=`, `kind=`, `record=`: the
+    """`?start=&end=` (days, both included; default the last 30 days to today), `owner=`, `kind=`, `record=`: the
     caller's records with a check-in anomaly (异常拜访), with how many of each kind."""
     api.object_def(obj)
     platform = get_platform()

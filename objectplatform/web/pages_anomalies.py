@@ -56,7 +56,7 @@ def _circle(centre: dict | None, radius_m: float) -> list[dict]:
 
 @bp.route("/o/<obj>/anomalies")
 def anomalies_page(obj: str):
-    """异常拜访: `start`, `end` (days, both included; default this month to today), `owner`, `kind`, `record`."""
+    """异常拜访: `start`, `end` (days, both included; default the last 30 days to today), `owner`, `kind`, `record`."""
     definition = object_def(obj)
     platform = get_platform()
     start, end = anomalies.period_query(request.args, platform.local_now().date())

@@ -39,12 +39,16 @@ def _conditions(platform, obj: str, config: CheckInConfig, today: date) -> dict[
     return kinds
 
 
+DEFAULT_DAYS = 30
+
+
 def period_query(args, today: date) -> tuple[date, date]:
-    """(first, last) days from `?start=` and `?end=` (YYYY-MM-DD, both included; default this month to today);
-    400 naming a bad one, a last day before the first or a period longer than a quarter."""
+    """(first, last) days from `?start=` and `?end=` (YYYY-MM-DD, both included; default the last DEFAULT_DAYS days
+    to today: on the first of a month "this month" would be one day); 400 naming a bad one, a last day before the
+    first or a period longer than a quarter."""
     errors: dict[str, list[Message]] = {}
     days = {}
-    for key, default in (("start", today.replace(day=1)), ("end", today)):
+    for key, default in (("start", today - timedelta(days=DEFAULT_DAYS - 1)), ("end", today)):
         raw = args.get(key) or ""
         try:
             days[key] = date.fromisoformat(raw) if raw else default
