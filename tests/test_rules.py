@@ -338,6 +338,25 @@ def test_scheduler_once_from_the_command(cli_platform, capsys, clock):
 # ------------------------------------------------------------------------------ on Redis with rq
 
 
+def test_schedulers_sharing_the_sites_redis_tick_once_a_minute(migrated_database_url, tmp_path, rq_setup):  # noqa: F811
+    """Two processes' schedulers (two platforms on one database and one queue): the minute's tick is the first one's;
+    the other skips it, even were the database to say the rules are due (as when both read it before either wrote)."""
+    url, queue = rq_setup
+    from support import migrated_platform
+
+    with migrated_platform(migrated_database_url, tmp_path) as one, \
+            migrated_platform(migrated_database_url, tmp_path) as other:
+        one.jobs, other.jobs = JobRunner(url, queue), JobRunner(url, queue)
+        at = china(27, 9, 5)
+        assert scheduler.tick(one, at) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE, MISSED, FREQUENCY]
+        with one.engine.begin() as conn:  # as if `other` had read the runs before `one` wrote them
+            conn.execute(one.schema.rule_runs.delete())
+        assert scheduler.tick(other, at + timedelta(seconds=40)) == []  # the same minute: `one`'s
+        assert scheduler.tick(other, at + timedelta(minutes=1)) == [REMINDER, WAITING, RECYCLE, CLOSE, STUCK, OVERDUE,
+                                                                    MISSED, FREQUENCY]
+        assert scheduler.tick(one, at + timedelta(minutes=1, seconds=30)) == []
+
+
 def test_a_real_rq_worker_runs_the_scheduled_rule(migrated_database_url, tmp_path, rq_setup, clock):  # noqa: F811
     url, queue = rq_setup
     database_url = migrated_database_url

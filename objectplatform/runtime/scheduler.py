@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import sqlalchemy as sa
 
@@ -63,11 +64,25 @@ def due_rules(platform, at: datetime) -> list[Rule]:
             if rule.name not in last or last[rule.name] < slot_start(rule.schedule, at, platform.settings.zone)]
 
 
+def claim_tick(platform, at: datetime) -> bool:
+    """Whether this process ticks for the minute of `at`. On Redis (several `serve` and `scheduler` processes, on
+    several machines, sharing the site's queue) the first to set the minute's key does, the others skip it, so a
+    rule is enqueued once however many schedulers run; the key expires after three ticks. In-process (no Redis:
+    one process) always."""
+    redis = platform.jobs.redis
+    if redis is None:
+        return True
+    key = f"{platform.jobs.queue.name}:scheduler:{at.astimezone(UTC):%Y%m%d%H%M}"
+    return bool(redis.set(key, os.getpid(), nx=True, ex=3 * TICK_SECONDS))
+
+
 def tick(platform, at: datetime | None = None) -> list[str]:
-    """Claim and enqueue the run of every due rule as of `at` (default: the platform's clock); their names.
-    Approval steps waiting past their remind_after_hours remind their approvers on every tick too, and the recycle
-    bin's entries past the retention period are purged."""
+    """Claim and enqueue the run of every due rule as of `at` (default: the platform's clock); their names (none
+    when another process ticks this minute, see claim_tick). Approval steps waiting past their remind_after_hours
+    remind their approvers on every tick too, and the recycle bin's entries past the retention period are purged."""
     at = at or platform.clock.now()
+    if not claim_tick(platform, at):
+        return []
     approvals.approval_reminders(platform, at)
     recycle_bin.purge(platform, at)
     started = []
