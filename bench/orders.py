@@ -7,8 +7,9 @@ Data, per database: N orders (default 100,000) of 50 reps over 10,000 accounts, 
 consistent stored balances (total, paid, returned, outstanding, invoices requested), written with Core inserts,
 then VACUUM ANALYZE / ANALYZE. For (a), 2 x P pending payments (default P = 10,000) are written with Core inserts
 against as many approved orders (their pending/committed amounts set to match), and a finance user confirms P of
-them one by one, P in bulk calls of MAX_BULK ids; each confirmation recomputes the order's balances and closes the
-payment's to-do as the engine does for a user. Report timings are the median of three runs after a warm-up; the
+them one by one, P in bulk calls of MAX_BULK ids; each confirmation checks permission and state, recomputes the
+order's balances and notifies the owner as for a user (written directly, the payments have no to-dos to close).
+Report timings are the median of three runs after a warm-up; the
 engine's rows are checked equal to the hand SQL's.
 
 Usage: python bench/orders.py [--backends sqlite,postgresql] [--orders 100000] [--payments 10000]
