@@ -9,8 +9,7 @@ then VACUUM ANALYZE / ANALYZE. For (a), 2 x P pending payments (default P = 10,0
 against as many approved orders (their pending/committed amounts set to match), and a finance user confirms P of
 them one by one, P in bulk calls of MAX_BULK ids; each confirmation checks permission and state, recomputes the
 order's balances and notifies the owner as for a user (written directly, the payments have no to-dos to close).
-Report timings are the median of three runs after a warm-up; the
-engine's rows are checked equal to the hand SQL's.
+Report timings are the median of three runs after a warm-up; the engine's rows are checked equal to the hand SQL's.
 
 Usage: python bench/orders.py [--backends sqlite,postgresql] [--orders 100000] [--payments 10000]
 """
