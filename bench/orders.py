@@ -1,0 +1,191 @@
+"""Orders benchmark (not a test), issue 15: (a) finance confirming payments through the engine, the
+`confirm_payment` transition of payment.yaml, one payment at a time and as a bulk action (the action API's list
+of ids, at most MAX_BULK a call); (b) the employee_performance report template beside the hand-written SQL giving
+the same rows (../shared/PERFORMANCE.md: the engine quoted as a ratio to the floor, same process, same database).
+
+Data, per database: N orders (default 100,000) of 50 reps over 10,000 accounts, 80 % approved or later, with
+consistent stored balances (total, paid, returned, outstanding, invoices requested), written with Core inserts,
+then VACUUM ANALYZE / ANALYZE. For (a), 2 x P pending payments (default P = 10,000) are written with Core inserts
+against as many approved orders (their pending/committed amounts set to match), and a finance user confirms P of
+them one by one, P in bulk calls of MAX_BULK ids; each confirmation checks permission and state, recomputes the
+order's balances and notifies the owner as for a user (written directly, the payments have no to-dos to close).
+Report timings are the median of three runs after a warm-up; the engine's rows are checked equal to the hand SQL's.
+
+Usage: python bench/orders.py [--backends sqlite,postgresql] [--orders 100000] [--payments 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+from engine import database, settle, timed
+
+from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.actions import MAX_BULK, run_action
+from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.reports import definition, run_report
+from objectplatform.runtime.storage.migrate import migrate
+
+BATCH = 50_000
+ACCOUNTS = 10_000
+REPS = 50
+REP = 1000  # the reps' ids start here, above the finance user the engine creates
+STATUSES = ["approved"] * 3 + ["shipped"] * 2 + ["received"] * 2 + ["completed"] + ["draft", "cancelled"]
+SCHEMA = "op_orders_bench"
+HAND_SQL = """
+with g as (select owner, account, count(*) n, sum(total_amount) total, sum(returned_amount) returned,
+                  sum(paid_amount) paid, sum(outstanding_amount) outstanding, sum(requested_invoice_amount) applied
+           from sales_order where status in ('approved', 'shipped', 'received', 'completed') group by owner, account)
+select u.display_name, a.name, g.n, g.total, g.returned, g.paid, g.outstanding, g.applied
+from g left join "user" u on u.id = g.owner left join account a on a.id = g.account"""
+
+
+def fill(platform, n_orders: int, n_payments: int) -> tuple[str, list[int]]:
+    """The data set of the module docstring; the finance user's id and the ids of the pending payments."""
+    rnd = random.Random(15)
+    schema, now = platform.schema, datetime(2026, 12, 1)
+    stamp = {"created_at": now, "updated_at": now, "version": 1}
+
+    def insert(obj: str, rows: list[dict]) -> None:
+        with platform.engine.begin() as conn:
+            for start in range(0, len(rows), BATCH):
+                conn.execute(schema[obj].table.insert(), rows[start:start + BATCH])
+
+    finance = platform.records.create("user", {"username": "finance", "display_name": "钱会计", "active": True,
+                                               "roles": ["finance"], "password": "bench-pass-1"}, system=True)
+    insert("user", [{"id": REP + i, "username": f"rep{i}", "display_name": f"销售{i:02d}", "active": True, **stamp}
+                    for i in range(REPS)])
+    insert("account", [{"id": i, "name": f"客户{i:05d}", "owner": REP + i % REPS, **stamp}
+                       for i in range(1, ACCOUNTS + 1)])
+    pending_ids = 2 * n_payments
+    orders, payments = [], []
+    for i in range(1, n_orders + 1):
+        account = rnd.randint(1, ACCOUNTS)
+        total = Decimal(rnd.randint(1_000, 500_000)).scaleb(-2) * 100
+        status = "approved" if i <= pending_ids else rnd.choice(STATUSES)
+        returned = (total / 10).quantize(Decimal("0.01")) if status in ("received", "completed") and i % 7 == 0 \
+            else Decimal(0)
+        paid = total - returned if status == "completed" else (
+            (total / 2).quantize(Decimal("0.01")) if status in ("shipped", "received") else Decimal(0))
+        pending = Decimal(0)
+        if i <= pending_ids:
+            pending = (total / 4).quantize(Decimal("0.01"))
+            payments.append({"id": i, "payment_no": f"PM-{i:07d}", "sales_order": i, "amount": pending,
+                             "paid_on": date(2026, 12, 1), "status": "pending", "owner": REP + account % REPS,
+                             **stamp})
+        requested = paid if status != "draft" else Decimal(0)
+        orders.append({"id": i, "order_no": f"SO-{i:07d}", "account": account, "owner": REP + account % REPS,
+                       "order_date": date(2026, 1, 1) + timedelta(days=rnd.randrange(334)), "status": status,
+                       "lines_amount": total, "order_discount": 0, "total_amount": total,
+                       "returned_amount": returned, "confirmed_payment_amount": paid, "refunded_amount": 0,
+                       "committed_refund_amount": 0, "paid_amount": paid, "pending_payment_amount": pending,
+                       "committed_payment_amount": paid + pending, "outstanding_amount": total - returned - paid,
+                       "invoiced_amount": requested, "pending_invoice_amount": 0,
+                       "requested_invoice_amount": requested, "uninvoiced_amount": total - requested,
+                       "planned_amount": 0, **stamp})
+    insert("sales_order", orders)
+    insert("payment", payments)
+    settle(platform.engine)
+    return finance["id"], [p["id"] for p in payments]
+
+
+def confirmations(platform, finance: str, payments: list[int], n: int) -> tuple[float, float]:
+    """Seconds for n single confirm_payment calls and for n more in bulk calls of MAX_BULK ids."""
+    access = access_for(platform, finance)
+    start = time.perf_counter()
+    for payment in payments[:n]:
+        run_action(platform, access, "payment", "confirm_payment", str(payment), {})
+    single = time.perf_counter() - start
+    rest = [str(p) for p in payments[n:2 * n]]
+    start = time.perf_counter()
+    for at in range(0, len(rest), MAX_BULK):
+        run_action(platform, access, "payment", "confirm_payment", rest[at:at + MAX_BULK], {})
+    bulk = time.perf_counter() - start
+    with platform.engine.connect() as conn:
+        confirmed = conn.execute(sa.text("select count(*) from payment where status = 'confirmed'")).scalar()
+        paid = conn.execute(sa.text("select count(*) from sales_order o join payment p on p.sales_order = o.id "
+                                    "where p.status = 'confirmed' and o.pending_payment_amount = 0 "
+                                    "and o.paid_amount >= p.amount")).scalar()
+    assert confirmed == paid == 2 * n, (confirmed, paid)  # every order's balances followed its payment
+    return single, bulk
+
+
+def normal(row) -> tuple:
+    """A row with its amounts as 2-place decimals (SQLite's sums come back as floats or strings)."""
+    return tuple(Decimal(str(v)).quantize(Decimal("0.01")) if isinstance(v, (float, Decimal)) else v for v in row)
+
+
+def bench(backend: str, workdir: Path, n_orders: int, n_payments: int) -> tuple:
+    url = database(backend, SCHEMA, workdir)
+    platform = open_platform(Settings.from_env(database_url=url, instance_path=workdir / "instance"))
+    migrate(platform.engine, platform.schema)
+    finance, payments = fill(platform, n_orders, n_payments)
+    single, bulk = confirmations(platform, finance, payments, n_payments) if n_payments else (0.0, 0.0)
+    if n_payments:
+        print(f"  [{backend}] confirm_payment x {n_payments:,}: one by one {single:.2f} s "
+          f"({single / n_payments * 1000:.2f} ms each), bulk {bulk:.2f} s ({bulk / n_payments * 1000:.2f} ms each)")
+    report = definition(platform.metadata, "employee_performance")
+    rows_only = replace(report, totals=False)
+    with platform.engine.connect() as conn:
+        conn.execute(sa.text(HAND_SQL)).all()
+        hand, hand_rows = timed(lambda c=conn: c.execute(sa.text(HAND_SQL)).all(), repeat=3)
+    run_report(platform, rows_only, access=None)
+    engine, result = timed(lambda: run_report(platform, rows_only, access=None), repeat=3)
+    keys = ["owner", "account", "orders", "total_amount", "returned_amount", "paid_amount", "outstanding_amount",
+            "invoice_applied"]
+    ours = sorted(normal(tuple(row[k] for k in keys)) for row in result.rows)
+    theirs = sorted(normal(tuple(row)) for row in hand_rows)
+    assert ours == theirs, (ours[:3], theirs[:3])
+    print(f"  [{backend}] employee_performance at {n_orders:,} orders: engine {engine:.3f} s, hand SQL "
+          f"{hand:.3f} s, {len(result.rows):,} rows")
+    platform.close()
+    return backend, single, bulk, engine, hand, len(result.rows)
+
+
+def drop_schema() -> None:
+    from engine import PG_URL
+
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--payments", type=int, default=10_000)
+    args = parser.parse_args()
+    assert 2 * args.payments <= args.orders, "each pending payment has an order of its own"
+    workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-"))
+    print(f"objectplatform orders benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.orders:,} orders, "
+          f"{args.payments:,} confirmations each way")
+    results = []
+    try:
+        for backend in args.backends.split(","):
+            results.append(bench(backend, workdir, args.orders, args.payments))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if "postgresql" in args.backends:
+            drop_schema()
+    print("\n| database | confirm one by one (per payment) | confirm in bulk (per payment) | "
+          "employee_performance engine | hand SQL | ratio |\n|---|---|---|---|---|---|")
+    for backend, single, bulk, engine, hand, _ in results:
+        each = 1000 / max(args.payments, 1)
+        one, many = (f"{single:.1f} s ({single * each:.2f} ms)", f"{bulk:.1f} s ({bulk * each:.2f} ms)") \
+            if args.payments else ("not run", "not run")
+        print(f"| {backend} | {one} | {many} | {engine:.3f} s | {hand:.3f} s | {engine / hand:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
