@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, url_for
 
+from objectplatform.runtime.errors import NotFound
 from objectplatform.runtime.workqueue import work_queue
 
 from .current import get_platform
 from .i18n import has_text, text
-from .pages_base import bp
-from .pages_view import local_time
+from .pages_base import bp, page_display, scope
+from .pages_view import field_label, local_time
 
 
 @bp.app_context_processor
@@ -49,6 +50,32 @@ def _link(obj: str | None, record_id: str | None) -> str | None:
     return None
 
 
+CONTEXT_FIELDS = 4  # how many of a record's list columns a to-do shows beside its title
+
+
+def _contexts(items) -> dict[str, list[tuple[str, str]]]:
+    """{to-do id: [(field label, value)]}: what a to-do is about, from its record's list columns (an order's
+    customer, amount, status, owner...) that the user may read, in one query per record; none for a record gone
+    or outside the user's scope."""
+    platform, display = get_platform(), page_display()
+    found: dict[str, tuple] = {}
+    for t in items:
+        obj = platform.metadata.objects.get(t.object or "")
+        if obj is None or not t.record_id or not g.access.can(obj.name, "read"):
+            continue
+        try:
+            record = platform.records.get(obj.name, t.record_id, where=scope(obj.name), seen_by=g.access)
+        except NotFound:
+            continue
+        names = [n for n in (obj.list_view.columns if obj.list_view else ())
+                 if n != obj.title_field and n in obj.fields][:CONTEXT_FIELDS]
+        display.want(obj, [record], names)
+        found[t.id] = (obj, record, names)
+    return {todo_id: [(field_label(obj, n, g.lang), shown) for n in names
+                      if (shown := display.text(obj, n, record.get(n)))]
+            for todo_id, (obj, record, names) in found.items()}
+
+
 @bp.route("/todos")
 def todos():
     return todos_page()
@@ -60,7 +87,9 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     platform = get_platform()
     items = work_queue(platform).todos_for(g.access)
     roles = platform.metadata.roles
+    contexts = _contexts(items)
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
+             "context": contexts.get(t.id, []),
              "role": roles[t.role].label.get(g.lang) if t.role in roles else t.role,
              "when": _when(t.created_at), "kind": _kind(t.kind), "decide": t.kind == "approval" and t.approval_id,
              "error": (errors or {}).get(t.id), "comment": (comments or {}).get(t.id, "")}
