@@ -264,7 +264,8 @@ def test_approved_through_both_steps_the_second_from_the_inbox(app, platform, pe
     assert f'<a href="{url}#approval-{approval_id}">查看</a>' in cells
     # what it is about, from the invoice's list columns: the order, the title, the type and the amount
     assert re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", cells) == [
-        ("销售订单", "SO-202612-0001"), ("发票抬头", "华信银行"), ("发票类型", "增值税普通发票"), ("开票金额", "1,200.00")]
+        ("销售订单", "SO-202612-0001"), ("发票抬头", "华信银行"), ("发票类型", "增值税普通发票"),
+        ("开票金额", "1,200.00")]
     assert "pages.finish_todo" not in cells and f"/todos/{todo_id}/done" not in cells  # deciding closes it
     clock.at = T3
     decided = decide(fin, approval_id, "approve", "已核对", next="/todos", todo=todo_id)
