@@ -110,7 +110,11 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
     assert path(page) == "/todos"
     row = page.locator("table.todos tbody tr")
     expect(row).to_have_count(1)
-    assert row.locator("td").first.inner_text() == "审批：阶段审批：商务谈判 零售条线CRM项目（进入阶段 商务谈判）"
+    title = row.locator("td").first.get_by_role("link").first
+    assert title.inner_text() == "审批：阶段审批：商务谈判 零售条线CRM项目（进入阶段 商务谈判）"
+    context = row.locator(".todo-context")  # what the approval is about, from the opportunity's list columns
+    assert list(zip(context.locator("dt").all_inner_texts(), context.locator("dd").all_inner_texts(), strict=True)) == [
+        ("客户", "华信银行"), ("商机金额", "500,000.00"), ("销售阶段", "方案制作"), ("赢率", "60%")]
     assert row.locator("td").nth(1).inner_text() == "审批"
     assert row.get_by_role("link", name="查看").get_attribute("href") == f"{url}#{anchor}"
     row.get_by_role("textbox", name="审批意见").fill("同意，注意报价底线")
