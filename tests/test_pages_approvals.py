@@ -262,6 +262,7 @@ def test_approved_through_both_steps_the_second_from_the_inbox(app, platform, pe
     assert f'<a href="{url}">审批：开票审批 {invoice["invoice_no"]}（财务审批）</a>' in cells
     assert f'action="/approvals/{approval_id}/decide"' in cells
     assert f'<a href="{url}#approval-{approval_id}">查看</a>' in cells
+    assert re.findall(r'<p class="todo-submitted">(.*?)</p>', cells) == ["王伟 提交于 2026-11-23 09:30"]  # who asked
     # what it is about, from the invoice's list columns: the order, the title, the type and the amount
     assert re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", cells) == [
         ("销售订单", "SO-202612-0001"), ("发票抬头", "华信银行"), ("发票类型", "增值税普通发票"),

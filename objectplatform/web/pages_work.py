@@ -6,9 +6,13 @@ in the header shows the unread count (read once per page, only when the header i
 
 from __future__ import annotations
 
+from datetime import UTC
+
+import sqlalchemy as sa
 from flask import flash, g, redirect, render_template, url_for
 
 from objectplatform.runtime.errors import NotFound
+from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.workqueue import work_queue
 
 from .current import get_platform
@@ -76,6 +80,22 @@ def _contexts(items) -> dict[str, list[tuple[str, str]]]:
             for todo_id, (obj, record, names) in found.items()}
 
 
+def _submitted(items) -> dict[str, tuple[str, str]]:
+    """{to-do id: (submitter's name, when)} of the approval to-dos: who asked, and since when it waits."""
+    platform, display = get_platform(), page_display()
+    ids = {int(t.approval_id): t.id for t in items if t.kind == "approval" and t.approval_id}
+    if not ids:
+        return {}
+    table = platform.schema.approvals
+    with reading(platform.engine) as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.submitter, table.c.started_at)
+                            .where(table.c.id.in_(sorted(ids)))).all()
+    display.want_ids("user", [submitter for _, submitter, _ in rows if submitter is not None])
+    return {ids[approval]: (display.title("user", submitter) if submitter is not None else "-",
+                            _when(started.replace(tzinfo=UTC)))
+            for approval, submitter, started in rows}
+
+
 @bp.route("/todos")
 def todos():
     return todos_page()
@@ -87,9 +107,9 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     platform = get_platform()
     items = work_queue(platform).todos_for(g.access)
     roles = platform.metadata.roles
-    contexts = _contexts(items)
+    contexts, submitted = _contexts(items), _submitted(items)
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
-             "context": contexts.get(t.id, []),
+             "context": contexts.get(t.id, []), "submitted": submitted.get(t.id),
              "role": roles[t.role].label.get(g.lang) if t.role in roles else t.role,
              "when": _when(t.created_at), "kind": _kind(t.kind), "decide": t.kind == "approval" and t.approval_id,
              "error": (errors or {}).get(t.id), "comment": (comments or {}).get(t.id, "")}
