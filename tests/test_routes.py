@@ -4,7 +4,6 @@ windows, preview and save, reuse on another day (重用拜访路线), the .ics e
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
 import pytest
@@ -13,18 +12,11 @@ from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
 from test_pages import login, token
+from test_visits import error, haversine
 
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # 09:00 the day before, in Shanghai
 HOME = {"lat": 31.2, "lng": 121.40}
 EAST = [{"lat": 31.2, "lng": round(121.40 + 0.01 * k, 2)} for k in range(1, 5)]  # 1, 2, 3, 4 steps east of home
-
-
-def haversine(a: dict, b: dict) -> float:
-    """The great-circle distance in metres, by hand (mean Earth radius 6,371 km)."""
-    p1, p2 = math.radians(a["lat"]), math.radians(b["lat"])
-    dlng = math.radians(b["lng"] - a["lng"])
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlng / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(h))
 
 
 def km(a: dict, b: dict) -> float:
@@ -76,10 +68,6 @@ def day(api):
     times = ["09:00", "10:00", "11:00", "12:00"]
     visits = [visit(api, shop, f"2026-12-08T{t}:00+08:00") for shop, t in zip(reversed(shops), times, strict=True)]
     return shops, list(reversed(visits))  # visits[k] is at EAST[k]
-
-
-def error(status: int, code: str, message: str, fields: dict | None = None) -> tuple[int, dict]:
-    return status, {"error": {"code": code, "message": message, **({"fields": fields} if fields else {})}}
 
 
 def test_the_route_goes_from_home_to_the_nearest_stop_onwards_with_each_leg_and_the_totals(api, day):

@@ -12,14 +12,11 @@ from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
 from test_pages import login, token
+from test_visits import error
 
 from objectplatform.runtime import rules
 
 T0 = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)  # Tuesday 8 December 2026, 09:30 in Shanghai
-
-
-def error(status: int, code: str, message: str, fields: dict | None = None) -> tuple[int, dict]:
-    return status, {"error": {"code": code, "message": message, **({"fields": fields} if fields else {})}}
 
 
 @pytest.fixture(scope="module")
