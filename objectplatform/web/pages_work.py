@@ -11,7 +11,7 @@ from datetime import UTC
 import sqlalchemy as sa
 from flask import flash, g, redirect, render_template, url_for
 
-from objectplatform.runtime.errors import NotFound
+from objectplatform.runtime.records.query import MAX_LIMIT
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.workqueue import work_queue
 
@@ -59,22 +59,27 @@ CONTEXT_FIELDS = 4  # how many of a record's list columns a to-do shows beside i
 
 def _contexts(items) -> dict[str, list[tuple[str, str]]]:
     """{to-do id: [(field label, value)]}: what a to-do is about, from its record's list columns (an order's
-    customer, amount, status, owner...) that the user may read, in one query per record; none for a record gone
-    or outside the user's scope."""
+    customer, amount, status, owner...) that the user may read, one query per object; none for a record gone or
+    outside the user's scope."""
     platform, display = get_platform(), page_display()
-    found: dict[str, tuple] = {}
+    by_object: dict[str, dict[str, list[str]]] = {}  # object -> record id -> to-do ids
     for t in items:
-        obj = platform.metadata.objects.get(t.object or "")
-        if obj is None or not t.record_id or not g.access.can(obj.name, "read"):
-            continue
-        try:
-            record = platform.records.get(obj.name, t.record_id, where=scope(obj.name), seen_by=g.access)
-        except NotFound:
-            continue
+        if t.object in platform.metadata.objects and t.record_id and g.access.can(t.object, "read"):
+            by_object.setdefault(t.object, {}).setdefault(str(t.record_id), []).append(t.id)
+    found: dict[str, tuple] = {}
+    for name, todos in by_object.items():
+        obj = platform.metadata.objects[name]
         names = [n for n in (obj.list_view.columns if obj.list_view else ())
                  if n != obj.title_field and n in obj.fields][:CONTEXT_FIELDS]
-        display.want(obj, [record], names)
-        found[t.id] = (obj, record, names)
+        ids = list(todos)
+        for start in range(0, len(ids), MAX_LIMIT):  # a page holds at most MAX_LIMIT records
+            chunk = ids[start:start + MAX_LIMIT]
+            page = platform.records.list(name, filters={"id__in": ",".join(chunk)}, where=scope(name),
+                                         limit=len(chunk), count=False, seen_by=g.access)
+            display.want(obj, page.items, names)
+            for record in page.items:
+                for todo_id in todos[str(record["id"])]:
+                    found[todo_id] = (obj, record, names)
     return {todo_id: [(field_label(obj, n, g.lang), shown) for n in names
                       if (shown := display.text(obj, n, record.get(n)))]
             for todo_id, (obj, record, names) in found.items()}
