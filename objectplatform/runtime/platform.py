@@ -5,18 +5,19 @@ of the runtime below it imports it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Metadata, MetadataError, default_layers, load_metadata
+from objectplatform.metadata import Metadata, MetadataError, Problem, default_layers, load_metadata
 
-from .apps import app_layers, find_apps
+from .apps import App, app_layers, find_apps
 from .clock import Clock
 from .config import Settings
+from .derived import per_metadata
 from .industry_templates import site_templates, with_enabled
 from .jobs import JobRunner, function_path, import_function
 from .names import check_names
@@ -81,13 +82,14 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
     templates enabled in the database added to the configured ones, check its behaviors and the action names
     it uses against that registry and build the tables; raises MetadataError on problems."""
     settings = settings or Settings.from_env()
-    registry = site_registry(settings)
+    apps = find_apps(settings.apps)
+    registry = registry_for(apps)
     engine = create_engine(settings.database_url)
     try:
         if metadata is None:
             settings = with_enabled(settings, engine)
             metadata = load_site_metadata(settings)
-        if problems := check_names(metadata, registry):
+        if problems := _name_problems(metadata, registry, apps):
             raise MetadataError(problems)
     except BaseException:
         engine.dispose()
@@ -100,6 +102,20 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
         registry,
     )
+
+
+@per_metadata
+def _checked(metadata: Metadata) -> dict[tuple, list[Problem]]:
+    return {}
+
+
+def _name_problems(metadata: Metadata, registry: Registry, apps: Sequence[App]) -> list[Problem]:
+    """`check_names` of `metadata` against the registry `apps` fill, once per Metadata and set of apps (a Metadata
+    never changes; the tests open thousands of platforms on a few)."""
+    checked, key = _checked(metadata), tuple(app.register for app in apps)
+    if key not in checked:
+        checked[key] = check_names(metadata, registry)
+    return checked[key]
 
 
 _running: ContextVar[Platform | None] = ContextVar("objectplatform_job_platform", default=None)
