@@ -24,6 +24,7 @@ def test_the_registered_behaviors_and_what_each_declares():
             for name, b in sorted(crm_registry().behaviors.items())} == {
         "calendar": ([], ("pages/calendar.html",), False, False),
         "check_in": (["before_create", "before_create_many", "before_update"], ("pages/_check_in.html",), False, True),
+        "comments": ([], ("pages/_comments.html",), False, False),
         "checklist": (["before_create", "before_create_many", "before_delete", "before_update"],
                       ("pages/_checklist.html",), False, False),
         "convertible": ([], ("pages/convert.html",), False, True),

@@ -15,6 +15,7 @@ from .behaviors import (
     calendar,
     check_in,
     checklist,
+    comments,
     convertible,
     duplicates,
     follow_ups,
@@ -28,8 +29,8 @@ from .registry import Registry, build_registry
 from .reports import funnel
 
 BUILT_IN = (actions, masking, teams, path_defaults, matched_defaults, typed_overrides, lookup_filters, limits,
-            approvals, transitions, duplicates, pool, follow_ups, convertible, staged, check_in, anomalies, checklist,
-            calendar, frequency, route, funnel, auth, users, navigation)
+            approvals, transitions, duplicates, pool, follow_ups, comments, convertible, staged, check_in, anomalies,
+            checklist, calendar, frequency, route, funnel, auth, users, navigation)
 
 
 def registry_for(apps: Sequence[App]) -> Registry:

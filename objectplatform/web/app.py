@@ -17,6 +17,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     api,
     api_approvals,
     api_calendar,
+    api_comments,
     api_recycle_bin,
     api_reports,
     api_work,
@@ -28,6 +29,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages_calendar,
     pages_check_in,
     pages_checklist,
+    pages_comments,
     pages_convert,
     pages_duplicates,
     pages_follow_ups,
@@ -102,10 +104,11 @@ def create_app(platform: Platform | None = None, settings: Settings | None = Non
     api_approvals.init_app(app)
     api_reports.init_app(app)
     api_recycle_bin.init_app(app)
+    api_comments.init_app(app)
     pages.init_app(app)
     record_page = app.extensions[pages_records.EXTENSIONS] = pages_records.RecordExtensions()
-    for module in (pages_stages, pages_approvals, pages_duplicates, pages_follow_ups, pages_imports, pages_convert,
-                   pages_leads):  # the record page's panels in this order, top to bottom
+    for module in (pages_stages, pages_approvals, pages_duplicates, pages_follow_ups, pages_comments, pages_imports,
+                   pages_convert, pages_leads):  # the record page's panels in this order, top to bottom
         module.extend(record_page)
     pages_check_in.extend(record_page, platform.metadata)
     pages_checklist.extend(record_page)

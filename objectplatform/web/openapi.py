@@ -14,6 +14,7 @@ from objectplatform.runtime.actions import Action, Actions
 from objectplatform.runtime.behaviors.anomalies import KINDS
 from objectplatform.runtime.behaviors.calendar import CALENDAR, MAX_DAYS, MAX_PLANNED
 from objectplatform.runtime.behaviors.check_in import CHECK_IN
+from objectplatform.runtime.behaviors.comments import BODY_MAX, has_comments
 from objectplatform.runtime.behaviors.frequency import FREQUENCY
 from objectplatform.runtime.behaviors.route import ROUTE
 from objectplatform.runtime.fieldtypes import RECORD_ID_INPUT, type_named, value_type
@@ -491,6 +492,37 @@ def work_queue_paths() -> dict:
     }
 
 
+COMMENT_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "required": ["id", "object", "record_id", "parent", "author", "body", "mentions", "created_at"],
+    "properties": {"id": {"type": "string"}, "object": {"type": "string"}, "record_id": {"type": "string"},
+                   "parent": _STRING_OR_NULL, "author": {"type": "string"}, "body": {"type": "string"},
+                   "mentions": {"type": "array", "items": {"type": "string"},
+                                "description": "the mentioned users' ids"},
+                   "created_at": _WHEN}}
+
+
+def comment_paths(metadata: Metadata) -> dict:
+    """The thread of each record of the objects with the comments behavior (web/api_comments.py)."""
+    record_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    new = {"type": "object", "required": ["body"], "additionalProperties": False,
+           "properties": {"body": {"type": "string", "minLength": 1, "maxLength": BODY_MAX,
+                                   "description": "@username or @display name mentions (notifies) a colleague who "
+                                                  "can see the record"},
+                          "parent": {"type": ["string", NULL], "description": "the comment this one replies to"}}}
+    return {f"/objects/{obj.name}/records/{{id}}/comments": {
+        "get": {"operationId": f"list_{obj.name}_comments", "tags": [obj.name], "parameters": [record_id],
+                "summary": f"The comments on a {obj.label.en}, oldest first",
+                "responses": _responses("200", {"type": "object", "required": ["items"], "additionalProperties": False,
+                                                "properties": {"items": {"type": "array", "items": COMMENT_SCHEMA}}},
+                                        403, 404)},
+        "post": {"operationId": f"comment_on_{obj.name}", "tags": [obj.name], "parameters": [record_id],
+                 "summary": f"Comment on a {obj.label.en} (or reply to a comment), notifying whom it mentions",
+                 "requestBody": {"required": True, "content": _content(new)},
+                 "responses": _responses("201", COMMENT_SCHEMA, 400, 403, 404, 422)},
+    } for obj in metadata.objects.values() if has_comments(obj)}
+
+
 def recycle_bin_paths() -> dict:
     """The administrators' recycle bin (web/api_recycle_bin.py)."""
     tag = ["recycle bin"]
@@ -793,6 +825,7 @@ def document(metadata: Metadata, actions: Actions) -> dict:
     paths.update(report_paths())
     paths.update(route_paths(metadata))
     paths.update(recycle_bin_paths())
+    paths.update(comment_paths(metadata))
     schemas.update(APPROVAL_SCHEMAS)
     paths.update(approval_paths(metadata))
     for obj in metadata.objects.values():

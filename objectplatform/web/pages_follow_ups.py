@@ -13,12 +13,14 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.behaviors import convertible, follow_ups
+from objectplatform.runtime.behaviors.comments import comments_service, has_comments
 from objectplatform.runtime.errors import ValidationFailed
 
 from .current import get_platform
 from .forms import make_input, posted, shown_value
 from .i18n import error_text, text
 from .pages_base import bp, object_def, page_display, scope, url_with
+from .pages_comments import colleagues, thread_entries, thread_view
 from .pages_records import RecordExtensions, record_page
 from .pages_view import object_label
 
@@ -27,6 +29,7 @@ FEED_SIZE = 30
 FORM_FIELDS = ("kind", "content", "next_follow_up_at")
 PREFIX = "follow_up-"  # the quick form's input names, apart from the record page's other forms
 DEFAULT_ICON = "•"  # a kind whose option has no `icon` attribute
+PICKER = "follow-up-colleagues"  # the id of the @mention picker's datalist of the follow-ups' comment forms
 
 
 def follow_up_object() -> str | None:
@@ -60,15 +63,23 @@ def timeline_condition(platform, obj: ObjectDef, record_id: str) -> sa.ColumnEle
     return sa.or_(*either)
 
 
-def entries(items: list[Mapping[str, Any]], shown_on: tuple[str, str] | None = None) -> list[dict]:
-    """Follow-ups as the timeline and the feed show them; the record each belongs to is named unless it
-    is `shown_on` (object, id), the record of the page."""
+def entries(items: list[Mapping[str, Any]], page_url: str, shown_on: tuple[str, str] | None = None,
+            picker: str | None = None) -> list[dict]:
+    """Follow-ups as the timeline and the feed show them, each with its comment thread when the follow-up object
+    has them (its forms come back to `page_url`; `picker`: the @mention datalist's id); the record each belongs to
+    is named unless it is `shown_on` (object, id), the record of the page."""
     platform = get_platform()
     display = page_display()
     fu = platform.metadata.objects[follow_up_object()]
     display.want(fu, items, ["owner", "kind"])
     for item in items:
         display.want_ids(item["related_object"], [item["related_id"]])
+    threads: dict[str, list[dict]] | None = None
+    if has_comments(fu):
+        found = comments_service(platform).threads(fu.name, [item["id"] for item in items])
+        threads = {}
+        for comment in thread_entries([c for thread in found.values() for c in thread]):
+            threads.setdefault(comment["record_id"], []).append(comment)
     shown = []
     for item in items:
         related = (item["related_object"], item["related_id"])
@@ -77,7 +88,9 @@ def entries(items: list[Mapping[str, Any]], shown_on: tuple[str, str] | None = N
                  "who": display.html(fu, "owner", item.get("owner")),
                  "at": display.text(fu, "followed_at", item.get("followed_at")),
                  "next": display.text(fu, "next_follow_up_at", item.get("next_follow_up_at")),
-                 "content": item.get("content") or "", "record": None}
+                 "content": item.get("content") or "", "record": None,
+                 "comments": None if threads is None else thread_view(
+                     fu.name, item["id"], threads.get(str(item["id"]), []), picker, {}, page_url)}
         if related != shown_on and related[0] in platform.metadata.objects:
             other = platform.metadata.objects[related[0]]
             entry["record"] = {"object": related[0], "id": related[1], "label": object_label(other, g.lang),
@@ -118,8 +131,10 @@ def timeline_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
     page = platform.records.list(follow_up, where=where, sort="-followed_at", limit=TIMELINE_SIZE, seen_by=g.access)
     errors = state.get("follow_up_errors")
     general = [error_text(m, g.lang) for k, ms in (errors or {}).items() if k not in FORM_FIELDS for m in ms]
-    return {"template": "pages/_follow_ups.html", "total": page.total,
-            "entries": entries(page.items, (obj.name, str(record["id"]))),
+    picker = colleagues() if has_comments(platform.metadata.objects[follow_up]) else []
+    return {"template": "pages/_follow_ups.html", "total": page.total, "colleagues": picker,
+            "entries": entries(page.items, url_for("pages.record", obj=obj.name, id=record["id"]),
+                               (obj.name, str(record["id"])), PICKER if picker else None),
             "can_create": g.access.can(follow_up, "create"),
             "inputs": _form_inputs(state.get("follow_up_values"), errors), "general_errors": general,
             "action": url_for("pages.add_follow_up", obj=obj.name, id=record["id"])}
@@ -168,7 +183,8 @@ def feed():
     page = platform.records.list(follow_up, filters=filters, sort="-followed_at", cursor=cursor, limit=FEED_SIZE,
                                  where=scope(follow_up), seen_by=g.access)
     display = page_display()
-    shown = entries(page.items)
+    picker = colleagues() if has_comments(platform.metadata.objects[follow_up]) else []
+    shown = entries(page.items, request.full_path.rstrip("?"), picker=PICKER if picker else None)
     user_def = platform.metadata.objects["user"]
     if owner:
         display.want(user_def, [{"owner": owner}], ["owner"])
@@ -179,7 +195,7 @@ def feed():
                   "title": display.title(related[0], related[1]), "clear": url_with(object=None, record=None,
                                                                                     cursor=None)}
     return render_template(
-        "pages/feed.html", feed=True, entries=shown, total=page.total, owner=owner,
+        "pages/feed.html", feed=True, entries=shown, colleagues=picker, total=page.total, owner=owner,
         owner_title=display.title("user", owner) if owner else "", record=record, related=related,
         next_url=url_with(cursor=page.next_cursor) if page.next_cursor else None,
         first_url=url_with(cursor=None) if cursor else None)

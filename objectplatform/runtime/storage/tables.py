@@ -178,6 +178,7 @@ class Schema:
         self.add_report_tables()
         self.add_recycle_bin_table()
         self.add_import_tables()
+        self.add_comment_table()
         has_teams = any(f.team for o in metadata.objects.values() for f in o.fields.values())
         self.teams = self.team_table() if has_teams else None
 
@@ -206,6 +207,22 @@ class Schema:
             sa.Column("deleted_at", sa.DateTime(), nullable=False),
             sa.Index(f"ix_{PREFIX}recycle_bin__deleted_at", "deleted_at"),
             sa.Index(f"ix_{PREFIX}recycle_bin__object__record_id", "object", "record_id"),
+        )
+
+    def add_comment_table(self) -> None:
+        """The comments on records (behaviors/comments.py): a thread per record, a reply naming its parent comment,
+        the users it mentions (JSON list of ids)."""
+        self.comments = sa.Table(
+            f"{PREFIX}comment", self.sa_metadata,
+            id_column(),
+            sa.Column("object", sa.String(64), nullable=False),
+            sa.Column("record_id", sa.BigInteger(), nullable=False),
+            sa.Column("parent_id", sa.BigInteger()),
+            sa.Column("author", sa.BigInteger(), nullable=False),
+            sa.Column("body", sa.Text(), nullable=False),
+            sa.Column("mentions", sa.Text(), nullable=False),
+            sa.Column("created_at", sa.DateTime(), nullable=False),
+            sa.Index(f"ix_{PREFIX}comment__object__record_id__id", "object", "record_id", "id"),
         )
 
     def add_import_tables(self) -> None:

@@ -283,6 +283,23 @@
     refresh();
   }
 
+  /* ------------------------------------------------------------------ @mentions in a comment */
+
+  /* a colleague chosen in the picker is written into the comment as @name, where the cursor is */
+  function setupMention(picker) {
+    picker.addEventListener("change", function () {
+      var name = picker.value.trim();
+      if (!name) return;
+      var area = picker.form.querySelector("textarea");
+      var at = area.selectionStart || area.value.length;
+      var before = area.value.slice(0, at), after = area.value.slice(at);
+      var space = before && !/\s$/.test(before) ? " " : "";
+      area.value = before + space + "@" + name.replace(/^@/, "") + " " + after;
+      picker.value = "";
+      area.focus();
+    });
+  }
+
   /* ------------------------------------------------------------------ start */
 
   /* the menu starts folded on a phone (its <details> opens with a tap; without script it stays open) */
@@ -294,6 +311,7 @@
     document.querySelectorAll(".lookup").forEach(setupLookup);
     document.querySelectorAll("form[data-locate]").forEach(setupLocate);
     document.querySelectorAll(".lookup-shown").forEach(setupShown);
+    document.querySelectorAll(".mention-picker").forEach(setupMention);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
     document.querySelectorAll(".import-progress").forEach(function (section) {
       if (["finished", "failed", "interrupted"].indexOf(section.dataset.status) < 0) watchJob(section);
