@@ -26,6 +26,7 @@ from objectplatform.metadata.problems import closest
 from objectplatform.runtime import RuntimeFailure, Settings, imports, open_platform
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import DemoUnavailable, find_apps
+from objectplatform.runtime.attachment_store import attachment_store
 from objectplatform.runtime.backup import create_backup, restore_backup
 from objectplatform.runtime.industry_templates import record_versions, site_settings, site_templates
 from objectplatform.runtime.jobs import worker as run_worker
@@ -511,7 +512,7 @@ def backup_command(args: argparse.Namespace) -> int:
           f"{_count(sum(tables.values()), 'row')})")
     if manifest["site_layer"]:
         print(f"  site metadata layer: {manifest['site_layer']}")
-    print(f"  attachments: {_count(manifest['attachments'], 'file')} ({settings.attachments_path})")
+    print(f"  attachments: {_count(manifest['attachments'], 'file')} ({attachment_store(settings).where})")
     print(f"to {args.path} ({args.path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -527,7 +528,7 @@ def restore_command(args: argparse.Namespace) -> int:
           f"into {_safe_url(settings.database_url)}")
     if done["layer"]:
         print(f"  site metadata layer: into {done['layer']}")
-    print(f"  attachments: {_count(done['attachments'], 'file')} into {settings.attachments_path}")
+    print(f"  attachments: {_count(done['attachments'], 'file')} into {attachment_store(settings).where}")
     for folder in done["moved"]:
         print(f"  moved aside: {folder}")
     print("next: `objectplatform check`, then `objectplatform migrate` (brings the database in line with this "

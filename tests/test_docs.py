@@ -1,4 +1,4 @@
-"""Guard: every field type and every metadata kind is documented in docs/metadata.md."""
+"""Guard: every field type and every metadata kind is documented in docs/metadata.md, every setting in the README."""
 
 import json
 from pathlib import Path
@@ -7,8 +7,11 @@ import pytest
 from support import CRM_LAYERS
 
 from objectplatform.metadata import FIELD_TYPES
+from objectplatform.runtime import Settings
+from objectplatform.runtime.passwords import COST_VARIABLE
 
 DOC = (Path(__file__).parents[1] / "docs" / "metadata.md").read_text(encoding="utf-8")
+README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 SCHEMAS = Path(__file__).parents[1] / "objectplatform" / "metadata" / "schemas"
 
 
@@ -36,3 +39,27 @@ def test_flow_and_report_examples_load(tmp_path):
     md = load_metadata(default_layers(Path(__file__).parents[1], [], tmp_path, CRM_LAYERS))
     assert {"enterprise", "lead_no_follow_up", "order_approval"} <= set(md.flows)  # beside the shipped flows
     assert "leads_by_campaign" in md.reports
+
+
+class _Asked(dict):
+    """An empty environment that notes every variable read from it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def get(self, name, default=None):
+        self.names.append(name)
+        return default
+
+
+def test_every_setting_is_in_the_readme_configuration_and_deployment():
+    env = _Asked()
+    Settings.from_env(env)
+    assert len(env.names) == 25 and all(name.startswith("OBJECTPLATFORM_") for name in env.names)
+    configuration = README[README.index("## Configuration"):README.index("## Operations")]
+    deployment = README[README.index("## Deployment"):README.index("## The `objectplatform` command")]
+    for name in [*env.names, COST_VARIABLE]:
+        assert f"`{name}`" in configuration, name
+        short = name.removeprefix("OBJECTPLATFORM")
+        assert f"`{name}`" in deployment or f"`{short}`" in deployment, name

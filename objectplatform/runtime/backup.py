@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 import os
 import shutil
 import tarfile
@@ -13,6 +14,7 @@ from importlib.metadata import version
 from io import BytesIO
 from pathlib import Path
 
+from .attachment_store import AttachmentStore, FolderStore, attachment_store
 from .config import Settings
 from .errors import BadRequest, Conflict, Message, NotFound, RuntimeFailure
 from .storage.dump import DUMP_FILES, backend_of, database_counts, dump_database, load_database, pg_tool
@@ -36,6 +38,7 @@ def create_backup(settings: Settings, path: Path) -> dict:
                                  folder=str(path.parent)))
     backend = backend_of(settings.database_url)
     layer = settings.custom_metadata
+    store = attachment_store(settings)
     with tempfile.TemporaryDirectory(prefix=".objectplatform-backup-", dir=path.parent) as work:
         dump = Path(work) / DUMP_FILES[backend]
         manifest = {
@@ -47,23 +50,27 @@ def create_backup(settings: Settings, path: Path) -> dict:
             "apps": list(settings.apps),
             "templates": list(settings.templates),
             "site_layer": str(layer) if layer else None,
-            "attachments": _file_count(settings.attachments_path),
+            "attachments": sum(1 for _ in store.keys()),
             "tables": dump_database(settings.database_url, dump),
         }
         partial = Path(work) / "backup.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
-            body = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime = len(body), int(datetime.now(UTC).timestamp())
-            tar.addfile(info, BytesIO(body))
+            _add_file(tar, MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2).encode())
             tar.add(dump, arcname=dump.name)
             if layer:
                 tar.add(layer, arcname=LAYER)
-            if settings.attachments_path.is_dir():
-                tar.add(settings.attachments_path, arcname=ATTACHMENTS)
+            for key in store.keys():
+                with store.open(key) as content:
+                    _add_file(tar, f"{ATTACHMENTS}/{key}", content.read())
         partial.chmod(0o600)  # it holds every record and password hash: readable by its owner only
         os.replace(partial, path)
     return manifest
+
+
+def _add_file(tar: tarfile.TarFile, name: str, content: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(content), int(datetime.now(UTC).timestamp())
+    tar.addfile(info, BytesIO(content))
 
 
 def read_manifest(path: Path) -> dict:
@@ -85,11 +92,13 @@ def read_manifest(path: Path) -> dict:
 
 
 def restore_backup(settings: Settings, path: Path, force: bool = False) -> dict:
-    """Restore the backup at `path` into the configured database, site layer and attachments folder after checking
+    """Restore the backup at `path` into the configured database, site layer and attachment store after checking
     that it fits them (nothing is written otherwise); with `force`, over a database that holds tables, the folders
-    holding files moved aside. Return what was restored."""
+    holding files moved aside (a bucket keeps its files: the restored ones have their own keys). Return what was
+    restored."""
     manifest = read_manifest(path)
-    targets = _check_fits(settings, manifest, force)
+    store = attachment_store(settings)
+    targets = _check_fits(settings, manifest, store, force)
     moved = []
     with tempfile.TemporaryDirectory(prefix=".objectplatform-restore-") as work:
         try:
@@ -99,24 +108,33 @@ def restore_backup(settings: Settings, path: Path, force: bool = False) -> dict:
             raise _not_a_backup(path) from None
         load_database(settings.database_url, Path(work) / DUMP_FILES[manifest["backend"]])
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for folder, target in targets.items():
+        for target in targets.values():
             if _file_count(target):
                 aside = target.with_name(f"{target.name}.before-restore-{stamp}")
                 target.rename(aside)
                 moved.append(aside)
-            source = Path(work) / folder
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
+        if LAYER in targets and (Path(work) / LAYER).is_dir():
+            shutil.copytree(Path(work) / LAYER, targets[LAYER], dirs_exist_ok=True)
+        _put_files(store, Path(work) / ATTACHMENTS)
     counts = database_counts(settings.database_url)
     if differ := sorted(t for t, n in manifest["tables"].items() if counts.get(t) != n):
         raise RuntimeFailure(Message("backup.counts_differ", "the restored database does not hold the rows the "
                                      "backup counted, in {tables}", tables=", ".join(differ)))
     return {"manifest": manifest, "tables": len(counts), "rows": sum(counts.values()),
-            "layer": targets.get(LAYER), "attachments": _file_count(settings.attachments_path), "moved": moved}
+            "layer": targets.get(LAYER), "attachments": sum(1 for _ in store.keys()), "moved": moved}
 
 
-def _check_fits(settings: Settings, manifest: dict, force: bool) -> dict[str, Path]:
-    """The folders to restore into, by archive folder, once the backup is known to fit the configured site."""
+def _put_files(store: AttachmentStore, folder: Path) -> None:
+    """The backup's attachments, extracted into `folder`, put into the store under their keys."""
+    for source in sorted(folder.rglob("*")) if folder.is_dir() else ():
+        if source.is_file():
+            key = source.relative_to(folder).as_posix()
+            store.put(key, source.read_bytes(), mimetypes.guess_type(source.name)[0] or "application/octet-stream")
+
+
+def _check_fits(settings: Settings, manifest: dict, store: AttachmentStore, force: bool) -> dict[str, Path]:
+    """The folders to move aside before restoring, by archive folder (the site layer; the attachments' folder when
+    the store is one), once the backup is known to fit the configured site."""
     backend = backend_of(settings.database_url)
     if backend != manifest["backend"]:
         raise Conflict(Message("backup.backend_differs", "the backup holds a {found} database and "
@@ -127,7 +145,7 @@ def _check_fits(settings: Settings, manifest: dict, force: bool) -> dict[str, Pa
                                "{templates}: set OBJECTPLATFORM_APPS and OBJECTPLATFORM_TEMPLATES to match",
                                apps=", ".join(manifest["apps"]) or "(none)",
                                templates=", ".join(manifest["templates"]) or "(none)"))
-    targets = {ATTACHMENTS: settings.attachments_path}
+    targets = {ATTACHMENTS: store.folder} if isinstance(store, FolderStore) else {}
     if manifest["site_layer"]:
         if not settings.custom_metadata:
             raise BadRequest(Message("backup.layer_unset", "the backup holds the site's metadata layer (from "
@@ -142,10 +160,12 @@ def _check_fits(settings: Settings, manifest: dict, force: bool) -> dict[str, Pa
         raise Conflict(Message("backup.not_empty", "the database holds {tables} tables ({rows} rows): restore into "
                                "an empty database, or add --force to replace its contents",
                                tables=len(counts), rows=sum(counts.values())))
-    for target in targets.values():
-        if _file_count(target):
-            raise Conflict(Message("backup.folder_not_empty", "{folder} holds files: restore into an empty folder, "
-                                   "or add --force to move it aside", folder=str(target)))
+    held = [str(target) for target in targets.values() if _file_count(target)]
+    if not isinstance(store, FolderStore) and next(store.keys(), None) is not None:
+        held.append(store.where)
+    if held:
+        raise Conflict(Message("backup.folder_not_empty", "{folder} holds files: restore into an empty folder, "
+                               "or add --force to move it aside", folder=held[0]))
     return targets
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ DEFAULT_RECYCLE_BIN_DAYS = 30
 @dataclass(frozen=True)
 class Settings:
     database_url: str
+    read_database_url: str | None = None  # a replica that reports, exports and dashboards read (unset: the database)
     redis_url: str | None = None
     secret_key: str | None = None  # signs the pages' session cookies; `serve` refuses to start without one
     apps: tuple[str, ...] = ("crm",)  # runtime/apps.py: entry point names or module:attribute
@@ -37,14 +39,21 @@ class Settings:
     recycle_bin_days: int = DEFAULT_RECYCLE_BIN_DAYS  # how long a deleted record may be restored before the purge
     import_batch_size: int = 1000  # rows per committed batch (checkpoint) of an import job
     import_heartbeat_seconds: int = 60  # an import job silent for longer is shown as interrupted
+    storage_url: str | None = None  # s3://bucket/prefix: attachments in that bucket (unset: the instance folder)
+    storage_endpoint_url: str | None = None  # an S3-compatible service other than AWS (MinIO, Ceph, OSS, ...)
+    storage_region: str | None = None
+    storage_access_key_id: str | None = None  # unset: boto3's own credentials (AWS_* variables, instance role)
+    storage_secret_access_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
-        """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
-        _TEMPLATES_PATH, _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
-        _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
-        connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE and _IMPORT_HEARTBEAT_SECONDS;
-        unset ones take the defaults (SQLite under instance/, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s)."""
+        """Read OBJECTPLATFORM_DATABASE_URL, _READ_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES
+        (comma lists), _TEMPLATES_PATH, _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only), the
+        optional email's _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade
+        the connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE, _IMPORT_HEARTBEAT_SECONDS
+        and the attachments' bucket: _STORAGE_URL (s3://bucket/prefix), _STORAGE_ENDPOINT_URL, _STORAGE_REGION,
+        _STORAGE_ACCESS_KEY_ID, _STORAGE_SECRET_ACCESS_KEY; unset ones take the defaults (SQLite under instance/, read
+        from too, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s, attachments under instance/attachments)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -55,6 +64,7 @@ class Settings:
         templates_path = get("TEMPLATES_PATH")
         values = {
             "database_url": get("DATABASE_URL") or f"sqlite:///{instance / 'objectplatform.db'}",
+            "read_database_url": get("READ_DATABASE_URL"),
             "redis_url": get("REDIS_URL"),
             "secret_key": get("SECRET_KEY"),
             "apps": _names(get("APPS") or "crm"),
@@ -73,6 +83,11 @@ class Settings:
             "recycle_bin_days": _days(get("RECYCLE_BIN_DAYS") or str(DEFAULT_RECYCLE_BIN_DAYS)),
             "import_batch_size": _positive("IMPORT_BATCH_SIZE", get("IMPORT_BATCH_SIZE") or "1000"),
             "import_heartbeat_seconds": _positive("IMPORT_HEARTBEAT_SECONDS", get("IMPORT_HEARTBEAT_SECONDS") or "60"),
+            "storage_url": _bucket_url(get("STORAGE_URL")),
+            "storage_endpoint_url": get("STORAGE_ENDPOINT_URL"),
+            "storage_region": get("STORAGE_REGION"),
+            "storage_access_key_id": get("STORAGE_ACCESS_KEY_ID"),
+            "storage_secret_access_key": get("STORAGE_SECRET_ACCESS_KEY"),
         }
         values.update(overrides)
         return cls(**values)
@@ -89,6 +104,7 @@ class Settings:
 
     @property
     def attachments_path(self) -> Path:
+        """The attachments' folder when no bucket is configured (runtime/attachment_store.py)."""
         return self.instance_path / "attachments"
 
     def instance_secret_key(self) -> str:
@@ -131,3 +147,10 @@ def _positive(name: str, text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"OBJECTPLATFORM_{name} must be a whole number of at least 1, not {text!r}")
     return int(text)
+
+
+def _bucket_url(text: str | None) -> str | None:
+    if text is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", text):
+        raise ValueError(f"OBJECTPLATFORM_STORAGE_URL must name a bucket as s3://bucket or s3://bucket/prefix, "
+                         f"not {text!r}")
+    return text

@@ -139,13 +139,15 @@ def _list(platform, widget: Widget, access: Access) -> Listing:
         where.append(to_sql(widget.condition, formula_columns(ot), platform.local_now(), condition=True))
     if widget.scene == "mine":
         where.append(ot.table.c.owner == int(access.user_id))
-    page = platform.records.list(
-        obj,
-        where=sa.and_(*where) if where else None,
-        sort=",".join(widget.sort) or None,
-        limit=widget.limit,
-        seen_by=access,
-    )
+    with reading(platform.read_engine) as conn:
+        page = platform.records.list(
+            obj,
+            where=sa.and_(*where) if where else None,
+            sort=",".join(widget.sort) or None,
+            limit=widget.limit,
+            seen_by=access,
+            conn=conn,
+        )
     return Listing(obj, page.items, page.total or 0)
 
 

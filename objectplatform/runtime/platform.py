@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Metadata, MetadataError, Problem, default_layers, load_metadata
 
 from .apps import App, app_layers, find_apps
+from .attachment_store import AttachmentStore, attachment_store
 from .clock import Clock
 from .config import Settings
 from .derived import per_metadata
@@ -38,6 +39,17 @@ class Platform:
     registry: Registry  # the actions, hooks, behaviors, ... of the engine's plugins and the site's apps
     services: dict = field(default_factory=dict)
     clock: Clock = field(default_factory=Clock)  # every "now" of the runtime; a test gives its own
+    read_engine: sa.Engine | None = None  # reports, exports and dashboards read here (None: `engine`)
+
+    def __post_init__(self):
+        self.read_engine = self.read_engine or self.engine
+
+    @property
+    def attachments(self) -> AttachmentStore:
+        """Where attachments' files are kept (runtime/attachment_store.py)."""
+        if "attachments" not in self.services:
+            self.services["attachments"] = attachment_store(self.settings)
+        return self.services["attachments"]
 
     @property
     def records(self) -> Records:
@@ -60,8 +72,14 @@ class Platform:
         finally:
             _running.reset(token)
 
+    def forget_connections(self) -> None:
+        """In a forked child: new connections for the child, the parent's left to the parent."""
+        self.engine.dispose(close=False)
+        self.read_engine.dispose(close=False)
+
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
@@ -85,6 +103,7 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
     apps = find_apps(settings.apps)
     registry = registry_for(apps)
     engine = create_engine(settings.database_url)
+    read_engine = create_engine(settings.read_database_url) if settings.read_database_url else None
     try:
         if metadata is None:
             settings = with_enabled(settings, engine)
@@ -93,6 +112,8 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
             raise MetadataError(problems)
     except BaseException:
         engine.dispose()
+        if read_engine is not None:
+            read_engine.dispose()
         raise
     return Platform(
         settings,
@@ -101,6 +122,7 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         schema_of(metadata),
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
         registry,
+        read_engine=read_engine,
     )
 
 
@@ -130,7 +152,7 @@ def job_platform() -> Platform:
     if _worker is None:
         _worker = open_platform()
         # a job forked from a worker that opened it first uses the platform but none of the parent's connections
-        os.register_at_fork(after_in_child=lambda: _worker.engine.dispose(close=False))
+        os.register_at_fork(after_in_child=_worker.forget_connections)
     return _worker
 
 

@@ -19,6 +19,7 @@ from objectplatform.runtime.errors import Message
 from objectplatform.runtime.fieldtypes import inert, type_named
 from objectplatform.runtime.fieldtypes.base import MULTI_SEPARATOR
 from objectplatform.runtime.records.masking import FieldMask
+from objectplatform.runtime.storage.engine import reading
 
 from .i18n import LANGUAGES
 from .pages_view import (
@@ -99,8 +100,9 @@ def csv_response(platform: Platform, obj: ObjectDef, *, filters: Mapping[str, st
     header = [field_label(obj, name, lang) for name in columns] if lang else columns
 
     def read(cursor: str | None):
-        return platform.records.list(obj.name, filters=filters, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor,
-                                     where=where, count=False, seen_by=access)
+        with reading(platform.read_engine) as conn:
+            return platform.records.list(obj.name, filters=filters, q=q, sort=sort, limit=PAGE_SIZE, cursor=cursor,
+                                         where=where, count=False, seen_by=access, conn=conn)
 
     first = read(None)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, flash, g, redirect, render_template, request, send_from_directory, url_for
+from flask import current_app, flash, g, redirect, render_template, request, send_file, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
@@ -255,10 +255,14 @@ def attachment(obj: str, id: str, field: str):
     f = definition.fields.get(field)
     stored = get_platform().records.get(obj, id, where=scope(obj), seen_by=g.access).get(field) \
         if f and f.type == "attachment" else None
+    missing = NotFound(Message("record.no_file", "no file in {object}.{field}", object=obj, field=field))
     if not stored:
-        raise NotFound(Message("record.no_file", "no file in {object}.{field}", object=obj, field=field))
-    return send_from_directory(get_platform().settings.attachments_path, stored["path"], as_attachment=True,
-                               download_name=stored["name"], mimetype=stored["content_type"])
+        raise missing
+    try:
+        content = get_platform().attachments.open(stored["path"])
+    except FileNotFoundError:
+        raise missing from None
+    return send_file(content, as_attachment=True, download_name=stored["name"], mimetype=stored["content_type"])
 
 
 @bp.route("/o/<obj>/<id>/delete", methods=["POST"])

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from objectplatform.metadata import Metadata, ObjectDef
 from objectplatform.metadata.expressions import parse
 
 from .. import lifecycles
+from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
 from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..permissions import access_for
@@ -122,7 +123,7 @@ class Records:
         self.engine: sa.Engine = platform.engine
         self.schema = platform.schema
         self.metadata = platform.metadata
-        self.attachments: Path = platform.settings.attachments_path
+        self.attachments: AttachmentStore = platform.attachments
         self.validators = validators_of(self.metadata)
         shared = _shared(self.metadata)
         self.formulas = shared.formulas
@@ -166,7 +167,7 @@ class Records:
             raise recycle_bin.foreign_key_conflict(self, e) or e from None
 
     @contextmanager
-    def _writing(self, conn: sa.Connection | None, saved: list[Path]) -> Iterator[sa.Connection]:
+    def _writing(self, conn: sa.Connection | None, saved: list[str]) -> Iterator[sa.Connection]:
         """The caller's transaction, or a new one; files saved for a failed operation are removed; a foreign key the
         database refuses is a 409 record.referenced."""
         try:
@@ -176,8 +177,7 @@ class Records:
                 with self.engine.begin() as own:
                     yield own
         except BaseException as e:
-            for path in saved:
-                path.unlink(missing_ok=True)
+            self._remove_files(saved)
             if isinstance(e, sa.exc.IntegrityError):
                 raise recycle_bin.foreign_key_conflict(self, e) or e from None
             raise
@@ -415,22 +415,24 @@ class Records:
 
     # ----------------------------------------------------------------------------------- writes
 
-    def _save_uploads(self, ot: ObjectTable, values: dict, saved: list[Path]) -> None:
-        """Attachment uploads written under attachments/<object>/<uuid>/<name>, replaced by the stored form."""
+    def _save_uploads(self, ot: ObjectTable, values: dict, saved: list[str]) -> None:
+        """Attachment uploads put into the attachment store as <object>/<uuid>/<name>, replaced by the stored form."""
         for f in ot.object.fields.values():
             upload = values.get(f.name) if f.type == "attachment" else None
             if not upload or "content_base64" not in upload:
                 continue
-            name = Path(upload["filename"].replace("\\", "/")).name or "file"
-            relative = Path(ot.object.name, uuid.uuid4().hex, name)
-            path = self.attachments / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
+            name = PurePosixPath(upload["filename"].replace("\\", "/")).name or "file"
+            key = f"{ot.object.name}/{uuid.uuid4().hex}/{name}"
             content = base64.b64decode(upload["content_base64"])
-            path.write_bytes(content)
-            saved.append(path)
             content_type = upload.get("content_type") or mimetypes.guess_type(name)[0] or "application/octet-stream"
-            values[f.name] = {"name": name, "path": relative.as_posix(), "size": len(content),
-                              "content_type": content_type}
+            self.attachments.put(key, content, content_type)
+            saved.append(key)
+            values[f.name] = {"name": name, "path": key, "size": len(content), "content_type": content_type}
+
+    def _remove_files(self, saved: list[str]) -> None:
+        """Take back the files saved for an operation that failed."""
+        for key in saved:
+            self.attachments.delete(key)
 
     def _split_children(self, obj: str, data: Mapping[str, Any], errors: Errors) -> tuple[dict, dict]:
         """The record's own input and its inline child lists ({child object: [items]})."""
@@ -448,7 +450,7 @@ class Records:
                conn: sa.Connection | None = None, system: bool = False) -> dict:
         """Validate and insert one record (with inline child lines); returns it as `get` would."""
         ot = self._table(obj)
-        saved: list[Path] = []
+        saved: list[str] = []
         with self._writing(conn, saved) as c:
             now = self.platform.clock.now()
             errors: Errors = {}
@@ -503,7 +505,7 @@ class Records:
         return record, errors
 
     def _insert(self, conn: sa.Connection, ot: ObjectTable, record: dict, user: str | None, now: datetime,
-                saved: list[Path]) -> int:
+                saved: list[str]) -> int:
         """Auto numbers, uploads, the row and its "create" history; returns the new id."""
         obj = ot.object.name
         local = now.astimezone(self.platform.settings.zone)  # an auto number's date parts are the site's date
@@ -546,7 +548,7 @@ class Records:
             raise ValidationFailed({"version": [Message("value.missing", "required")]})
         if version is not None and parse_record_id(version) is None:
             raise ValidationFailed({"version": [Message("value.not_whole_number", "must be a whole number")]})
-        saved: list[Path] = []
+        saved: list[str] = []
         with self._writing(conn, saved) as c:
             now = self.platform.clock.now()
             current = self._read(c, ot, id, lock=True, where=where)
@@ -612,7 +614,7 @@ class Records:
         return record, history.changes(own, record, stored), errors
 
     def _apply_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any], record: dict,
-                      changes: dict, user: str | None, now: datetime, saved: list[Path], expected: int,
+                      changes: dict, user: str | None, now: datetime, saved: list[str], expected: int,
                       change: str = "update", detail: Mapping[str, Any] | None = None) -> None:
         """The conditional UPDATE (version must still be `expected`), its history and the rollups."""
         if not changes:
@@ -822,15 +824,14 @@ class Records:
             last = reserve(conn, self.schema.autonumbers, obj, name, pattern.period(local), len(good))
             for n, record in enumerate(good, start=last - len(good) + 1):
                 record[name] = pattern.format(local, n)
-        saved: list[Path] = []
+        saved: list[str] = []
         if any(f.type == "attachment" for f in ot.object.fields.values()):
             for record in good:
                 self._save_uploads(ot, record, saved)
         try:
             ids = insert_columns(conn, ot.table, self.row_makers[obj].columns(good), len(good))
         except sa.exc.IntegrityError as e:
-            for path in saved:
-                path.unlink(missing_ok=True)
+            self._remove_files(saved)
             raise self._integrity(e, ot) or e from None
         for record, record_id in zip(good, ids, strict=True):
             record["id"] = str(record_id)

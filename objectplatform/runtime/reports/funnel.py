@@ -71,7 +71,7 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
     filters[config.status_field] = config.open_status
     now = (now or platform.clock.now()).astimezone(platform.settings.zone)
     mask = report_mask(platform, access)
-    with reading(platform.engine) as conn:
+    with reading(platform.read_engine) as conn:
         where = report_conditions(platform, report, filters, scene or report.scene, access, now, conn)
         opportunities = None
         if set(own_filters) - {f.sales_process}:  # of any status: closed ones have their history too

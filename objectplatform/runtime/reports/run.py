@@ -108,7 +108,7 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
     measures = [_measure(metadata, base, m) for m in report.measures if m.expression is None]
     computed = [m for m in report.measures if m.expression is not None]
     mask = report_mask(platform, access)
-    with reading(platform.engine) as conn:
+    with reading(platform.read_engine) as conn:
         where = report_conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
         compiler = Compiler(metadata, platform.schema, conn.dialect.name, platform.settings.time_zone, base, where,
                             data_scope(access), mask, now)
