@@ -106,7 +106,20 @@ def _solve(start: Mapping[str, float] | None, stops: Sequence[Stop], roads: Road
                for j in range(n)] for i in range(n)]
     travel = [[service + round(roads.seconds(m)) for m in row]  # leaving a stop: its visit, then the drive
               for row, service in zip(metres, [0, *(round(s.service_minutes * 60) for s in stops)], strict=True)]
-    manager = pywrapcp.RoutingIndexManager(n, 1, 0)
+    limit = min(time_limit_ms, SOLVE_MS_PER_STOP * len(stops))
+    manager, routing, solution = _search(stops, metres, travel, limit)
+    if solution is None:  # the time ran out before a first route (a busy machine): the first route, without a limit
+        manager, routing, solution = _search(stops, metres, travel, None)
+    order, index = [], routing.Start(0)
+    while not routing.IsEnd(index := solution.Value(routing.NextVar(index))):
+        order.append(manager.IndexToNode(index) - 1)
+    return order
+
+
+def _search(stops: Sequence[Stop], metres: list[list[int]], travel: list[list[int]], limit_ms: int | None):
+    """OR-Tools' model of the stops and its search: improved by guided local search for `limit_ms`, or (None) its
+    first solution only. Returns (manager, model, solution or None)."""
+    manager = pywrapcp.RoutingIndexManager(len(metres), 1, 0)
     routing = pywrapcp.RoutingModel(manager)
     routing.SetArcCostEvaluatorOfAllVehicles(routing.RegisterTransitMatrix(metres))
     if any(s.window for s in stops):
@@ -120,10 +133,7 @@ def _solve(start: Mapping[str, float] | None, stops: Sequence[Stop], roads: Road
                 time.SetCumulVarSoftUpperBound(index, round(stop.window[1] * 60), LATE_PENALTY)
     search = pywrapcp.DefaultRoutingSearchParameters()
     search.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
-    search.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
-    search.time_limit.FromMilliseconds(min(time_limit_ms, SOLVE_MS_PER_STOP * len(stops)))
-    solution = routing.SolveWithParameters(search)
-    order, index = [], routing.Start(0)
-    while not routing.IsEnd(index := solution.Value(routing.NextVar(index))):
-        order.append(manager.IndexToNode(index) - 1)
-    return order
+    if limit_ms is not None:
+        search.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+        search.time_limit.FromMilliseconds(limit_ms)
+    return manager, routing, routing.SolveWithParameters(search)
