@@ -71,7 +71,7 @@ def board_rows(page: str) -> list[list[str]]:
     """The board's rows as their cells' texts (without the selection box and the buttons)."""
     found = []
     for row in re.findall(r'<tr data-id="\d+">(.*?)</tr>', page, re.S):
-        cells = re.findall(r'<td(?: class="[^"]*")?>(.*?)</td>', row, re.S)
+        cells = re.findall(r'<td[^>]*>(.*?)</td>', row, re.S)
         found.append([text_of(c) for c in cells if "<button" not in c and 'type="checkbox"' not in c])
     return found
 
