@@ -32,6 +32,9 @@ DEMO_FILE = "company.yaml"
 ROUTED, ROUTE_DAY = "visits", "2026-12-09"  # the route behavior's path of visits; the day of the saved route
 GENERATED_FILE = "generated.yaml"
 CENT = Decimal("0.01")
+# the 客户反馈 of the generated completed visits, taken in turn (no random draw: the rest of the demo stays the same)
+FEEDBACK_CATEGORIES = ("product", "service", "price", "delivery", "other")
+SATISFACTION = ("satisfied", "very_satisfied", "satisfied", "neutral")
 
 
 def load_demo(platform, folder: Path | None = None, now: datetime | None = None) -> DemoResult:
@@ -548,7 +551,14 @@ class _Generator:
                     "duration_minutes": minutes,
                     "summary": self.rng.choice(self.spec["visit_summaries"]),
                 }
-                self.company.create("visit", _iso(visit))
+                created = self.company.create("visit", _iso(visit))
+                # its required 拜访动作 (客户反馈), from its summary; every 29th left without one (异常拜访 too)
+                if self.completed_visits % 29:
+                    n = self.completed_visits
+                    self.company.create("customer_feedback", {
+                        "visit": created["id"], "category": FEEDBACK_CATEGORIES[n % len(FEEDBACK_CATEGORIES)],
+                        "satisfaction": SATISFACTION[n % len(SATISFACTION)], "content": visit["summary"],
+                        "owner": owner})
             else:
                 self.bulk[("visit", owner)].append(_iso(visit))
 

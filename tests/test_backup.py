@@ -146,7 +146,7 @@ def test_a_backup_restored_into_a_fresh_database_holds_every_row_layer_and_attac
         assert files_in(tmp_path / "b-site") == files_in(source.custom_metadata)
         assert files_in(tmp_path / "b" / "attachments") == files_in(source.instance_path / "attachments")
 
-        assert run(capsys, "check")[:2] == (0, "ok: 28 objects, 24 picklists, 9 roles, 12 flows, 23 reports "
+        assert run(capsys, "check")[:2] == (0, "ok: 28 objects, 24 picklists, 9 roles, 12 flows, 24 reports "
                                                f"(layers: base, app crm, site {tmp_path / 'b-site'})\n")
         assert run(capsys, "migrate") == (0, "nothing to do\n", "")
         platform = open_platform(target, metadata)

@@ -35,7 +35,7 @@ def test_it_enables_with_one_command_on_a_fresh_database(db, capsys):  # noqa: F
     assert out.endswith("applied; enabled fmcg 1.0.0 (快消版 · FMCG edition) in the database\n"
                         "restart the web and worker processes of the site: they read the enabled templates when they "
                         "start\n")
-    assert run(capsys, "check")[1].startswith("ok: 34 objects, 27 picklists, 9 roles, 13 flows, 28 reports (layers: "
+    assert run(capsys, "check")[1].startswith("ok: 34 objects, 27 picklists, 9 roles, 13 flows, 29 reports (layers: "
                                               "base, app crm, template fmcg)")
 
 

@@ -60,8 +60,8 @@ SHIPPED = [(name, False) for name in (
     "employee_performance", "leads_by_owner_status", "leads_by_status", "my_target_this_month",
     "order_payment_status", "orders_by_month", "outstanding_by_account", "payments_by_month", "payments_by_quarter",
     "sales_funnel", "target_achievement_department", "target_achievement_department_quarter",
-    "target_achievement_employee", "target_achievement_employee_quarter", "visit_coverage", "visit_effect",
-    "visit_plan_completion", "visit_plan_completion_department", "visit_validity")]
+    "target_achievement_employee", "target_achievement_employee_quarter", "visit_coverage", "visit_coverage_region",
+    "visit_effect", "visit_plan_completion", "visit_plan_completion_department", "visit_validity")]
 
 
 # ------------------------------------------------------------------------------------------- the API

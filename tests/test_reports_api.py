@@ -35,8 +35,8 @@ def test_the_list_names_the_shipped_reports(client):
         "order_payment_status", "orders_by_month", "outstanding_by_account", "payments_by_month",
         "payments_by_quarter", "sales_funnel", "target_achievement_department",
         "target_achievement_department_quarter", "target_achievement_employee",
-        "target_achievement_employee_quarter", "visit_coverage", "visit_effect", "visit_plan_completion",
-        "visit_plan_completion_department", "visit_validity"]
+        "target_achievement_employee_quarter", "visit_coverage", "visit_coverage_region", "visit_effect",
+        "visit_plan_completion", "visit_plan_completion_department", "visit_validity"]
     assert items["campaign_leads_to_orders"]["measures"] == ["leads", "accounts", "orders", "order_amount",
                                                              "paid_amount"]
     assert items["leads_by_owner_status"]["label"] == {"zh": "按员工统计线索转换情况",

@@ -4,15 +4,22 @@ windows, preview and save, reuse on another day (重用拜访路线), the .ics e
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from support import FixedClock, shared_site
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
+from test_approvals_race import waiting_sessions
 from test_pages import login, token
+from test_records_race import run
 from test_visits import error, haversine
+
+from objectplatform.runtime.behaviors.route import plan_day
+from objectplatform.runtime.permissions import access_for
 
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # 09:00 the day before, in Shanghai
 HOME = {"lat": 31.2, "lng": 121.40}
@@ -125,6 +132,47 @@ def test_saving_keeps_one_route_a_day_with_its_stops_in_order(api, day):
     route = api.get(f"/objects/visit_route/records/{body['route']}", "rep1")[1]
     assert [s["visit"] for s in route["visit_route_stop"]] == [visits[0], visits[1]]
     assert route["total_km"] == round(2 * STEP, 2)
+
+
+def test_two_saves_of_a_day_at_once_keep_one_route(api, day, people, platform):  # noqa: F811
+    """Two saves of rep1's day at the same moment (two threads, two connections): one route, both answered with
+    it. On PostgreSQL a third transaction holds inserts into the routes' table back until both saves wait, so
+    both have looked for the day's route before either could write one; SQLite serializes the writers."""
+    shops, visits = day
+    access = access_for(platform, people["rep1"])
+    answers = []
+
+    def save():
+        answers.append(plan_day(platform, access, "visits", {"date": "2026-12-08"}))
+
+    routes = platform.schema["visit_route"].table
+    if platform.engine.dialect.name == "postgresql":
+        holding, release = threading.Event(), threading.Event()
+
+        def hold():
+            with platform.engine.begin() as conn:
+                conn.execute(sa.text(f'LOCK TABLE "{routes.name}" IN SHARE MODE'))
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        savers = [threading.Thread(target=save) for _ in range(2)]
+        for t in savers:
+            t.start()
+        assert waiting_sessions(platform, 2)  # one on the table, the other on the first save
+        release.set()
+        holder.join(30)
+        for t in savers:
+            t.join(60)
+    else:
+        assert run(save, save) == [None, None]
+    assert len(answers) == 2 and answers[0]["route"] == answers[1]["route"]
+    listed = api.get("/objects/visit_route/records", "rep1")[1]
+    assert [r["id"] for r in listed["items"]] == [answers[0]["route"]]
+    route = api.get(f"/objects/visit_route/records/{answers[0]['route']}", "rep1")[1]
+    assert [s["visit"] for s in route["visit_route_stop"]] == visits  # its four stops once, not twice
 
 
 def test_reusing_a_route_plans_the_same_accounts_in_the_same_order_on_another_day(api, day):

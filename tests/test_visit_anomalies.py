@@ -1,6 +1,8 @@
 """异常拜访 (issue 16) on both databases: the visits checked in out of range, checked out within 15 minutes, missed,
-or checked in on an earlier day and never checked out, listed through the API and the managers' page within the
-caller's scope, with the offline check-in map (the points on a plane, the tolerance circle) drawn by hand figures.
+checked in on an earlier day and never checked out, completed without a required action, or checked in after
+travelling faster than 120 km/h from the rep's check-in before, listed through the API and the managers' page
+within the caller's scope, with the offline check-in map (the points on a plane, the tolerance circle) drawn by
+hand figures.
 
 The day (the clock on 8 December 2026, 09:30 in China), rep1's visits at 星辰科技 (tolerance 300 m):
 - short: checked in 215 m away, checked out 10 minutes later (too short);
@@ -20,7 +22,7 @@ from test_api import PASSWORD
 from test_api import app as app  # noqa: F401  (fixtures)
 from test_api import people as people  # noqa: F401
 from test_pages import login
-from test_visits import SHOP, account, act, visit
+from test_visits import SHOP, account, act, haversine, visit
 from test_visits import api as api  # noqa: F401
 from test_visits import clock as clock  # noqa: F401
 from test_visits import metadata as metadata  # noqa: F401
@@ -73,9 +75,10 @@ def test_a_reps_anomalies_latest_first_with_their_kinds_and_counts(api, day):
     # planned latest first (the three of 8 December at 10:00, the latest id first), then 7 December 15:00, 10:00
     assert listed(body, day) == [("far", ["out_of_range"]), ("short", ["too_short"]), ("missed", ["missed"]),
                                  ("open", ["no_check_out"])]
-    assert (body["period"], body["tolerance_m"], body["min_minutes"], body["total"], body["counts"]) == (
-        {"start": "2026-12-01", "end": "2026-12-08"}, 300, 15, 4,
-        {"out_of_range": 1, "too_short": 1, "missed": 1, "no_check_out": 1})
+    assert (body["period"], body["tolerance_m"], body["min_minutes"], body["max_speed_kmh"], body["total"],
+            body["counts"]) == ({"start": "2026-12-01", "end": "2026-12-08"}, 300, 15, 120, 4, {
+                "out_of_range": 1, "too_short": 1, "missed": 1, "no_check_out": 1, "missing_actions": 0,
+                "too_fast": 0})
     # without a period: the last 30 days to today (the clock stands on 8 December)
     assert api.get("/objects/visit/anomalies", "rep1")[1]["period"] == {"start": "2026-11-09", "end": "2026-12-08"}
     far = body["items"][0]
@@ -95,6 +98,47 @@ def test_the_manager_sees_the_teams_and_today_has_none_not_checked_out_yet(api, 
                            "boss")
     assert listed(body, day) == [("theirs", ["out_of_range"])]
     assert api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08", "rep2")[1]["total"] == 1
+
+
+def test_a_check_in_reached_faster_than_the_settings_allow(api, day, clock):  # noqa: F811
+    # 远郊门店 is 0.268° of latitude (29,800 m) north of where rep1 checked in to the fine visit at 10:10 (China);
+    # checking in there at 10:15 is 357.6 km/h, above the 120 allowed
+    suburb = {"lat": 31.5, "lng": 121.475}
+    assert round(haversine(NEAR, suburb)) == 29800
+    far_away = visit(api, account(api, name="远郊门店", location=suburb))
+    clock.at = datetime(2026, 12, 8, 2, 15, tzinfo=UTC)
+    assert act(api, far_away, "check_in", **suburb)[0] == 200
+    status, body = api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08", "rep1")
+    assert listed(body, {**day, "far_away": far_away}) == [("far_away", ["too_fast"]), ("far", ["out_of_range"]),
+                                                           ("short", ["too_short"])]
+    assert body["counts"]["too_fast"] == 1 and body["items"][0]["distance_m"] == 0  # at the door, valid
+    # the next check-in, at the same place a minute later, is measured from far_away's: 0 m, not too fast
+    clock.at = datetime(2026, 12, 8, 2, 16, tzinfo=UTC)
+    next_door = visit(api, account(api, name="远郊二店", location=suburb))
+    assert act(api, next_door, "check_in", **suburb)[0] == 200
+    body = api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08&kind=too_fast", "rep1")[1]
+    assert [i["id"] for i in body["items"]] == [far_away]
+
+
+def test_a_visit_completed_without_an_action_its_owner_now_owes(api, day, people, platform, clock):  # noqa: F811
+    # 孙磊 belongs to no department when he completes a visit: 客户反馈 (销售部's, required) is not his to fill;
+    # once he joins 销售部 the visit is done without a required action
+    records = platform.records
+    rep3 = records.create("user", {"username": "rep3", "display_name": "孙磊", "password": PASSWORD,
+                                   "roles": ["sales_rep"], "manager": people["boss"]}, system=True)["id"]
+    theirs = visit(api, account(api, "rep3", "海川贸易"), "rep3")
+    assert act(api, theirs, "check_in", "rep3", **NEAR)[0] == 200
+    clock.advance(minutes=20)
+    version = api.get(f"/objects/visit/records/{theirs}", "rep3")[1]["version"]
+    assert api.patch(f"/objects/visit/records/{theirs}", "rep3", {"version": version, "summary": "初访"})[0] == 200
+    assert act(api, theirs, "check_out", "rep3", **NEAR)[0] == 200
+    query = "/objects/visit/anomalies?start=2026-12-08&end=2026-12-08&kind=missing_actions"
+    assert api.get(query, "boss")[1]["total"] == 0
+    records.update("user", rep3, {"department": people["sales"]}, version=None, system=True)
+    body = api.get(query, "boss")[1]
+    assert [(i["id"], i["kinds"], i["owner_name"]) for i in body["items"]] == [(theirs, ["missing_actions"], "孙磊")]
+    # rep1's completed visits have their 客户反馈
+    assert api.get(query, "rep1")[1]["total"] == 0
 
 
 def test_bad_periods_and_kinds_are_refused(api, day):

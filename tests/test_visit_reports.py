@@ -3,7 +3,8 @@ effect) run by the report engine beside hand arithmetic on a small company, on b
 
 The company (the clock on 15 December 2026, 10:00 in China; times below in UTC unless said):
 - 华北区 (manager 赵经理 boss): reps 王伟 (rep1) and 李娜 (rep2); 华东区 (manager 孙经理 eboss): rep 陈强 (erep).
-- Accounts (owner, grade): A1 a, A2 a, A3 b, A4 c (rep1); B1 a, B2 b (rep2); E1 b (erep).
+- Accounts (owner, grade, region): A1 a 华北, A2 a 华北, A3 b 华东, A4 c none (rep1); B1 a 华北, B2 b 华东 (rep2);
+  E1 b 华东 (erep).
 - Visits (account, planned, status, checked in, valid, minutes):
   rep1  V1 A1 12-01 completed 12-01 02:05 valid 30 · V2 A1 12-03 completed 12-03 02:00 out of range 40 ·
         V3 A2 12-04 completed 12-04 02:00 valid 10 · V4 A3 12-05 missed · V5 A4 12-06 cancelled ·
@@ -28,6 +29,7 @@ import pytest
 from support import FixedClock
 from test_api import PASSWORD
 
+from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.reports import definition, run_report
 from objectplatform.runtime.storage.engine import reading
@@ -35,6 +37,7 @@ from objectplatform.runtime.storage.engine import reading
 T0 = datetime(2026, 12, 15, 2, 0, tzinfo=UTC)  # 10:00 in China
 ACCOUNTS = {"A1": ("rep1", "a"), "A2": ("rep1", "a"), "A3": ("rep1", "b"), "A4": ("rep1", "c"),
             "B1": ("rep2", "a"), "B2": ("rep2", "b"), "E1": ("erep", "b")}
+REGIONS = {"A1": "north", "A2": "north", "A3": "east", "B1": "north", "B2": "east", "E1": "east"}
 VISITS = (  # name, account, planned (UTC), status, checked in (UTC), valid, minutes
     ("V1", "A1", "2026-12-01 02:00", "completed", "2026-12-01 02:05", True, 30),
     ("V2", "A1", "2026-12-03 02:00", "completed", "2026-12-03 02:00", False, 40),
@@ -81,8 +84,8 @@ def company(platform) -> dict[str, str]:
     ids["rep2"] = user("rep2", "李娜", ["sales_rep"], department=ids["north"], manager=ids["boss"])
     ids["erep"] = user("erep", "陈强", ["sales_rep"], department=ids["east"], manager=ids["eboss"])
     for name, (owner, grade) in ACCOUNTS.items():
-        ids[name] = r.create("account", {"name": f"{name} 客户", "grade": grade, "owner": ids[owner]},
-                             system=True)["id"]
+        ids[name] = r.create("account", {"name": f"{name} 客户", "grade": grade, "region": REGIONS.get(name),
+                                         "owner": ids[owner]}, system=True)["id"]
     for name, acc, planned, status, checked_in, valid, minutes in VISITS:
         owner = ACCOUNTS[acc][0]
         visit = r.create("visit", {"subject": name, "account": ids[acc], "planned_at": utc(planned),
@@ -186,6 +189,43 @@ def test_coverage_moves_with_the_month(platform, company):
     assert totals == coverage(7, 1, "14.29", 1)
 
 
+def test_coverage_in_a_chosen_period(platform, company):
+    # last month (November in China): A2's V7 only; W3 was checked in 1 December in China
+    rows, totals = run(platform, "visit_coverage", None, company, period="last_month")
+    assert rows[("王伟", "a")] == coverage(2, 1, "50.00", 1)
+    assert totals == coverage(7, 1, "14.29", 1)
+    # 1 and 2 December (both days included, in China): V1 at A1, W1 and W3 at B1; V2 on the 3rd is not counted
+    rows, totals = run(platform, "visit_coverage", None, company, period={"from": "2026-12-01", "to": "2026-12-02"})
+    assert rows == {
+        ("王伟", "a"): coverage(2, 1, "50.00", 1),
+        ("王伟", "b"): coverage(1, 0, "0.00", 0),
+        ("王伟", "c"): coverage(1, 0, "0.00", 0),
+        ("李娜", "a"): coverage(1, 1, "100.00", 2),
+        ("李娜", "b"): coverage(1, 0, "0.00", 0),
+        ("陈强", "b"): coverage(1, 0, "0.00", 0),
+    }
+    assert totals == coverage(7, 2, "28.57", 3)
+    with pytest.raises(ValidationFailed) as refused:
+        run(platform, "visit_coverage", None, company, period="next_month")
+    assert [str(m) for m in refused.value.fields["period"]] == [
+        "'next_month' is not a date range: send one of today, this_week, this_month, last_month, this_quarter, "
+        'last_quarter, this_year, last_year or {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}']
+
+
+def test_coverage_by_region_and_grade_in_the_callers_scope(platform, company):
+    rows, totals = run(platform, "visit_coverage_region", None, company)
+    assert rows == {
+        ("north", "a"): coverage(3, 3, "100.00", 5),  # A1 (V1, V2), A2 (V3), B1 (W1, W3)
+        ("east", "b"): coverage(3, 1, "33.33", 1),  # E1 (X1); A3's visit missed, B2's too
+        (None, "c"): coverage(1, 0, "0.00", 0),  # A4 checked in, not completed
+    }
+    assert totals == coverage(7, 4, "57.14", 6)
+    rows, totals = run(platform, "visit_coverage_region", "boss", company, period="last_month")
+    assert rows == {("north", "a"): coverage(3, 1, "33.33", 1), ("east", "b"): coverage(2, 0, "0.00", 0),
+                    (None, "c"): coverage(1, 0, "0.00", 0)}  # the manager's team: E1 is 陈强's, in 华东区
+    assert totals == coverage(6, 1, "16.67", 1)
+
+
 def validity(checked_in, valid, out_of_range, valid_rate, long_enough, effective, effective_rate, avg) -> dict:
     return numbers(checked_in=checked_in, valid=valid, out_of_range=out_of_range, valid_rate=valid_rate,
                    long_enough=long_enough, effective=effective, effective_rate=effective_rate, avg_duration=avg)
@@ -232,7 +272,7 @@ def test_labels_in_both_languages(platform, company):
         ("完成率(%)", "Completion (%)"), ("计划客户数", "Customers planned"), ("已拜访客户数", "Customers visited")]
     labels = {name: (definition(platform.metadata, name).label.zh, definition(platform.metadata, name).label.en)
               for name in ("visit_coverage", "visit_validity", "visit_effect", "visit_plan_completion_department")}
-    assert labels == {"visit_coverage": ("拜访覆盖率(本月)", "Visit coverage this month"),
+    assert labels == {"visit_coverage": ("拜访覆盖率", "Visit coverage"),
                       "visit_validity": ("有效拜访率", "Visit validity"),
                       "visit_effect": ("拜访效果(30天内成交)", "Visit effect (30 days)"),
                       "visit_plan_completion_department": ("拜访计划完成率(部门)",

@@ -46,6 +46,7 @@ from .model import Picklist as Picklist
 from .model import Report as Report
 from .model import ReportDimension as ReportDimension
 from .model import ReportMeasure as ReportMeasure
+from .model import ReportPeriod as ReportPeriod
 from .model import RoleDef as RoleDef
 from .model import RollupSpec as RollupSpec
 from .model import Rule as Rule

@@ -37,6 +37,7 @@ from .model import (
     Report,
     ReportDimension,
     ReportMeasure,
+    ReportPeriod,
     RoleDef,
     RollupSpec,
     Rule,
@@ -139,6 +140,7 @@ def build_definition(data: Mapping[str, Any], source: Source, staged: str | None
         data.get("scene", "all"), tuple(data.get("sort", ())), data.get("limit"), data.get("totals", True),
         Chart(chart["type"], tuple(chart["measures"]), chart.get("dimension")) if chart else None,
         document,
+        ReportPeriod(data["period"]["default"], _optional_label(data["period"])) if "period" in data else None,
     )
 
 
@@ -175,7 +177,7 @@ def _measure(spec: Mapping[str, Any]) -> ReportMeasure:
     return ReportMeasure(
         spec["key"], spec.get("function"), spec.get("field"), _optional_label(spec), _frozen(spec.get("filters", {})),
         spec.get("object"), tuple(_match_key(k) for k in spec.get("match", ())),
-        _expression(spec.get("expression")))
+        _expression(spec.get("expression")), spec.get("period"))
 
 
 def _match_key(spec: Mapping[str, Any]) -> MatchKey:

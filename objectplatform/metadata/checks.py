@@ -966,6 +966,17 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     for i, runtime_filter in enumerate(data.get("runtime_filters", ())):
         yield from _path_kind(doc, ("runtime_filters", i, "field"), catalog, obj, runtime_filter["field"])
         yield from _one_record_path(doc, ("runtime_filters", i, "field"), runtime_filter["field"], "a filter")
+    yield from _report_period(doc, measures)
+
+
+def _report_period(doc: Document, measures: list[tuple[JsonPath, dict[str, Any]]]) -> Iterator[Problem]:
+    """A measure counting in the period needs the report's `period`, and a `period` some measure counting in it."""
+    counted = [at for at, m in measures if "period" in m]
+    if counted and "period" not in doc.data:
+        yield doc.problem((*counted[0], "period"), "a measure counts in the report's period, and the report has no "
+                          "`period` (e.g. period: {default: this_month})")
+    elif "period" in doc.data and not counted:
+        yield doc.problem(("period",), "no measure counts in the period: give one a `period` (its date field)")
 
 
 def _one_record_path(doc: Document, at: JsonPath, path: str, what: str, on_key: bool = False) -> Iterator[Problem]:
@@ -1003,6 +1014,8 @@ def _report_columns(
             kind = yield from _path_kind(doc, (*at, "field"), catalog, measured, column["field"])
         if "filters" in column:
             yield from _measure_filters(doc, (*at, "filters"), catalog, measured, column)
+        if "period" in column:
+            yield from _measure_period(doc, at, catalog, measured, column)
         if "bucket" in column and kind not in ("date", "datetime", "any"):
             yield doc.problem((*at, "bucket"), f"a {column['bucket']} bucket needs a date, not {kind}")
         function = column.get("function")
@@ -1070,6 +1083,21 @@ def _measure_filters(doc: Document, at: JsonPath, catalog: Catalog, measured: Ob
         if field_of(target, name) is None:
             yield doc.problem((*at, key), f"unknown field {name!r} of {target.name!r} (a measure's filters name "
                               "fields of the records it measures)", closest(name, field_names(target)))
+
+
+def _measure_period(doc: Document, at: JsonPath, catalog: Catalog, measured: ObjectDef,
+                    measure: Mapping[str, Any]) -> Iterator[Problem]:
+    """A measure's `period` names a date or date-time field of the records it measures."""
+    target = _measured_object(catalog, measured, measure["field"]) if "field" in measure else measured
+    if target is None:
+        return
+    name = measure["period"]
+    found = field_of(target, name)
+    if found is None:
+        yield doc.problem((*at, "period"), f"unknown field {name!r} of {target.name!r} (a measure's period names a "
+                          "date field of the records it measures)", closest(name, field_names(target)))
+    elif found.type not in ("date", "datetime"):
+        yield doc.problem((*at, "period"), f"a period needs a date, not {found.type} ({name!r})")
 
 
 def _measure_expressions(doc: Document, measures: list[tuple[JsonPath, dict[str, Any]]]) -> Iterator[Problem]:

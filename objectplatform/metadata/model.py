@@ -480,6 +480,7 @@ class ReportMeasure:
     object: str | None = None
     match: tuple[MatchKey, ...] = ()
     expression: Expression | None = None
+    period: str | None = None  # a date field of the measured records that falls in the run's period
 
 
 @dataclass(frozen=True)
@@ -487,6 +488,15 @@ class RuntimeFilter:
     """A filter the person running the report fills in."""
 
     field: str
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
+class ReportPeriod:
+    """A report's `period` parameter: the date range its period measures count in, `default` (this_month, ...)
+    unless the run names another."""
+
+    default: str
     label: Label | None = None
 
 
@@ -525,6 +535,7 @@ class Report:
     totals: bool = True
     chart: Chart | None = None
     document: Mapping[str, Any] = no_entries()
+    period: ReportPeriod | None = None
 
 
 @dataclass(frozen=True)

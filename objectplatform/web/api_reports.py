@@ -47,6 +47,7 @@ def report_summary(report: Report) -> dict:
         "dimensions": [d.key for d in report.dimensions],
         "measures": [m.key for m in report.measures],
         "runtime_filters": [f.field for f in report.runtime_filters],
+        "period": report.period.default if report.period else None,
         "scene": report.scene,
         "chart": report.chart.as_json() if report.chart else None,
     }

@@ -225,8 +225,9 @@ def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
         paths[f"{base}/anomalies"] = {"get": {
             "operationId": f"anomalies_{obj.name}", "tags": tag, "summary": f"{obj.label.en} check-in anomalies",
             "description": "the caller's records planned from `start` to `end` (both included; default this month "
-                           "to today, at most a quarter) checked in out of range, checked out too soon, missed or "
-                           "never checked out (`kind`: one of them), latest first, at most 500, with the counts",
+                           "to today, at most a quarter) checked in out of range, checked out too soon, missed, "
+                           "never checked out, completed without a required action or reached too fast from the "
+                           "owner's check-in before (`kind`: one of them), latest first, at most 500, with the counts",
             "parameters": [{"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
                            {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
                            {"name": "kind", "in": "query", "schema": {"enum": list(KINDS)}},
@@ -235,7 +236,8 @@ def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
             "responses": _responses("200", {"type": "object", "required": ["period", "counts", "total", "items"],
                                             "properties": {
                 "period": {"type": "object"}, "tolerance_m": {"type": "number"},
-                "min_minutes": {"type": ["integer", NULL]}, "kinds": {"type": "array", "items": {"enum": list(KINDS)}},
+                "min_minutes": {"type": ["integer", NULL]}, "max_speed_kmh": {"type": ["number", NULL]},
+                "kinds": {"type": "array", "items": {"enum": list(KINDS)}},
                 "total": {"type": "integer"}, "counts": {"type": "object"},
                 "items": {"type": "array", "items": {"type": "object", "properties": {
                     "id": {"type": "string"}, "title": text, "owner": text, "owner_name": text, "planned_at": text,

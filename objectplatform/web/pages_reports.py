@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from flask import Response, g, render_template, request, url_for
 from markupsafe import Markup
 
-from objectplatform.metadata import Label
+from objectplatform.metadata import Label, ReportPeriod
 from objectplatform.runtime import dashboards
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.reports import ReportResult, charts, personal
@@ -162,18 +162,24 @@ def _controls(report_def, args: Mapping[str, str], prefix: str = "") -> tuple[li
         controls.append(control)
     if funnel:  # the stage history's period: conversion rates, days in stage, win rate
         controls.append(_period_control(args, filters))
+    elif report_def.period is not None:  # the period the measures count in (拜访覆盖率: visited in it)
+        controls.append(_period_control(args, filters, report_def.period))
     for control in controls:
         control["name"] = prefix + control["name"]
     return controls, filters
 
 
-def _period_control(args: Mapping[str, str], filters: dict[str, Any]) -> dict:
+def _period_control(args: Mapping[str, str], filters: dict[str, Any], period: ReportPeriod | None = None) -> dict:
+    """The `period` parameter's control: the funnel's, or a report's `period` (showing its default)."""
     low, high, value = args.get("period__from", ""), args.get("period__to", ""), args.get("period", "")
     if low or high:
         filters["period"] = {"from": low, "to": high}
     elif value:
         filters["period"] = value
-    return {"name": "period", "label": text("reports.period", g.lang), "value": value, "widget": "dates",
+    elif period is not None:
+        value = period.default
+    label = period.label.get(g.lang) if period is not None and period.label else text("reports.period", g.lang)
+    return {"name": "period", "label": label, "value": value, "widget": "dates",
             "low": low, "high": high, "options": [(r, text(f"reports.range.{r}", g.lang)) for r in DATE_RANGES]}
 
 

@@ -1,6 +1,7 @@
 """Check-in anomalies (异常拜访) of an object with the check_in behavior: the records planned in a period that were
-checked in out of range, checked out sooner than `min_minutes`, missed (`missed_state`), or checked in on an
-earlier day and never checked out; each with its check-in point and its target's location, for the map.
+checked in out of range, checked out sooner than `min_minutes`, missed (`missed_state`), checked in on an
+earlier day and never checked out, done without a required item of their checklist, or reached faster than
+`max_speed_kmh`; each with its check-in point and its target's location, for the map.
 
 (How it works: docs/engine.md, "objectplatform/runtime/behaviors/anomalies.py".)"""
 
@@ -11,21 +12,26 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Label
+from objectplatform.metadata import Label, ObjectDef
 
 from ..clock import local_midnight
 from ..errors import BadRequest, Message, NotFound
-from ..geo import point
+from ..geo import distance_m, point
 from ..records.service import parse_record_id
+from ..sales_processes import department_path
 from .check_in import CHECK_IN, CheckInConfig
+from .checklist import CHECKLIST, ChecklistConfig
 
-KINDS = ("out_of_range", "too_short", "missed", "no_check_out")
+KINDS = ("out_of_range", "too_short", "missed", "no_check_out", "missing_actions", "too_fast")
 MAX_DAYS = 93  # a quarter: the page and the API list one period at a time
 LIMIT = 500
 
 
-def _conditions(platform, obj: str, config: CheckInConfig, today: date) -> dict[str, sa.ColumnElement[bool]]:
-    """Each kind of anomaly the settings define, as a condition on the object's table."""
+def _conditions(platform, access, obj: str, config: CheckInConfig, today: date, start: date,
+                end: date) -> dict[str, sa.ColumnElement[bool]]:
+    """Each kind of anomaly the settings define, as a condition on the object's table: out of range, too short
+    (`min_minutes`), missed (`missed_state`), never checked out, done without a required action of its checklist,
+    and reached faster than `max_speed_kmh` from the owner's check-in before."""
     ot = platform.schema[obj]
     definition = platform.metadata.objects[obj]
     checked_in, checked_out = ot.column(config.checked_in_field), ot.column(config.checked_out_field)
@@ -36,7 +42,72 @@ def _conditions(platform, obj: str, config: CheckInConfig, today: date) -> dict[
         kinds["missed"] = ot.column(definition.lifecycle.field) == config.missed_state
     kinds["no_check_out"] = sa.and_(checked_in.is_not(None), checked_out.is_(None),
                                     checked_in < local_midnight(today, platform.settings.zone))
+    if CHECKLIST.declared_by(definition) and definition.lifecycle is not None:
+        kinds["missing_actions"] = _missing_actions(platform, definition)
+    located = _location_field(definition, config)
+    if config.max_speed_kmh is not None and located is not None:
+        kinds["too_fast"] = _too_fast(platform, access, definition, config, located, start, end)
     return kinds
+
+
+def _missing_actions(platform, obj: ObjectDef) -> sa.ColumnElement[bool]:
+    """Records past a transition their checklist needs its required items `before`, without a record of one of
+    the required items their owner's department is offered (an item made required, or offered, afterwards)."""
+    config: ChecklistConfig = CHECKLIST.config_of(obj)
+    ot = platform.schema[obj.name]
+    done = [obj.lifecycle.transitions[name].to for name in config.before if name in obj.lifecycle.transitions]
+    required = [i for i in config.listed(obj) if i.required]
+    paths = {}
+    if any(item.departments for item in required):
+        with platform.engine.connect() as conn:
+            paths = _department_paths(conn, platform.schema)
+    missing = []
+    for item in required:
+        it = platform.schema[item.object]
+        none_filled = ~sa.exists().where(it.column(item.via) == ot.table.c.id)
+        if item.departments:
+            offered_to = sorted(user for user, path in paths.items() if item.offered_to(path))
+            none_filled = sa.and_(ot.column(config.department_of).in_(offered_to), none_filled)
+        missing.append(none_filled)
+    if not done or not missing:
+        return sa.false()
+    return sa.and_(ot.column(obj.lifecycle.field).in_(done), sa.or_(*missing))
+
+
+def _department_paths(conn: sa.Connection, schema) -> dict[int, list[str]]:
+    """{user id: the names of their department and of each one above it, nearest first}."""
+    users = schema["user"]
+    rows = conn.execute(sa.select(users.table.c.id, users.column("department"))).all()
+    paths = {department: department_path(conn, schema, department) for department in {d for _, d in rows}}
+    return {user: paths[department] for user, department in rows}
+
+
+def _too_fast(platform, access, obj: ObjectDef, config: CheckInConfig, located: str, start: date,
+              end: date) -> sa.ColumnElement[bool]:
+    """The check-ins of the period (the caller's records) reached from the same owner's check-in before it faster
+    than `max_speed_kmh` over the great circle (or at the same moment, more than the tolerance away)."""
+    ot = platform.schema[obj.name]
+    t = ot.table
+    zone = platform.settings.zone
+    checked_in = ot.column(config.checked_in_field)
+    lat, lng = (t.c[c] for c in ot.columns[located])
+    where = [checked_in >= local_midnight(start, zone), checked_in < local_midnight(end + timedelta(days=1), zone),
+             lat.is_not(None)]
+    if (scope := access.scope(obj.name, t)) is not None:
+        where.append(scope)
+    flagged, before = [], {}
+    with platform.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.id, t.c.owner, checked_in, lat, lng).where(*where)
+                            .order_by(t.c.owner, checked_in, t.c.id)).all()
+    for id_, owner, at, *place in rows:
+        here = point(*place)
+        if owner in before:
+            then, there = before[owner]
+            metres, hours = distance_m(there, here), (at - then).total_seconds() / 3600
+            if metres / 1000 > config.max_speed_kmh * hours and metres > config.tolerance_m:
+                flagged.append(id_)
+        before[owner] = (at, here)
+    return t.c.id.in_(flagged) if flagged else sa.false()
 
 
 DEFAULT_DAYS = 30
@@ -74,7 +145,7 @@ def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = N
     access.require(obj, "read")
     config: CheckInConfig = CHECK_IN.config_of(definition)
     today = platform.local_now().date()
-    kinds = _conditions(platform, obj, config, today)
+    kinds = _conditions(platform, access, obj, config, today, start, end)
     if kind not in (None, "") and kind not in kinds:
         raise BadRequest(Message("anomalies.bad_kind", "kind must be one of {kinds}", kinds=", ".join(kinds)),
                          {"kind": [Message("anomalies.unknown_kind", "unknown kind {kind!r}", kind=kind)]})
@@ -126,7 +197,7 @@ def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = N
                                                            for name in kinds)).select_from(listed)).one()
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat()},
-        "tolerance_m": config.tolerance_m, "min_minutes": config.min_minutes,
+        "tolerance_m": config.tolerance_m, "min_minutes": config.min_minutes, "max_speed_kmh": config.max_speed_kmh,
         "kinds": list(kinds), "total": int(totals[0]),
         "counts": {name: int(n) for name, n in zip(kinds, totals[1:], strict=True)},
         "items": [_item(row, kinds) for row in rows],

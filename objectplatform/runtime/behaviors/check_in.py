@@ -43,6 +43,7 @@ class CheckInConfig(LocatedThroughLookup):
     not_counted: tuple[str, ...] = ()  # states a record is in that the daily cap does not count
     min_minutes: int | None = None  # a visit checked out sooner is an anomaly (异常拜访: too short)
     missed_state: str | None = None  # the state of a record never checked in by the end of its day
+    max_speed_kmh: float | None = None  # a check-in reached faster from the owner's one before is an anomaly
     check_in: str = "check_in"
     check_out: str = "check_out"
     planned_field: str = "planned_at"
@@ -72,6 +73,7 @@ SCHEMA = {
         "beyond_max_per_day": {"enum": ["refuse", "warn"], "default": "refuse"},
         "not_counted": {"type": "array", "items": NAME, "uniqueItems": True, "default": []},
         "min_minutes": {"type": "integer", "minimum": 1}, "missed_state": NAME,
+        "max_speed_kmh": {"type": "number", "exclusiveMinimum": 0},
         **{key: {**NAME, "default": default} for key, default in (
             ("check_in", "check_in"), ("check_out", "check_out"), ("planned_field", "planned_at"),
             ("checked_in_field", "check_in_at"), ("checked_out_field", "check_out_at"),

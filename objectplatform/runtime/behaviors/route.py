@@ -25,6 +25,9 @@ from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
 BEHAVIOR = "route"
 MAX_STOPS = 200
+# PostgreSQL's transaction lock (with the user's id) taken before looking for the user's saved route of a day, so
+# two saves at once cannot both find none and create two; SQLite's BEGIN IMMEDIATE already serializes writers
+ROUTE_LOCK = 0x726F7574
 
 
 @dataclass(frozen=True)
@@ -233,9 +236,12 @@ class DayRoute:
         return {} if found is None else self.platform.records.get(self.config.route_object, found, conn=conn)
 
     def save(self, conn, plan: Plan, start: Mapping[str, Any] | None, records: Mapping[str, Mapping]) -> dict:
-        """The day's route (one per user and day: saving again replaces its stops)."""
+        """The day's route (one per user and day: saving again replaces its stops, also when two saves of the day
+        run at once: the second waits for the first and replaces what it saved)."""
         config = self.config
         rt = self.platform.schema[config.route_object]
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ROUTE_LOCK, int(self.access.user_id))))
         existing = conn.execute(sa.select(rt.table.c.id, rt.table.c.version).where(
             rt.column("owner") == int(self.access.user_id), rt.column("route_date") == self.day)).first()
         legs = {leg.to: leg for leg in plan.legs}

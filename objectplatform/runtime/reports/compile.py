@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -93,6 +93,11 @@ class Joins:
         return self.mask(path.object, alias, path.field, alias.c[column_name(self.schema, path.object, path.field)])
 
 
+def _hashable(value: Any) -> Any:
+    """A filter's value as part of a dictionary key (a custom date range is a mapping)."""
+    return tuple(sorted(value.items())) if isinstance(value, Mapping) else value
+
+
 @dataclass
 class Compiler:
     """Compiles reports over one base object for one caller: `where` gives the filter and scene conditions
@@ -123,7 +128,8 @@ class Compiler:
             elif m.function == "count_distinct":
                 selects.append(self._distinct_branch(dimensions, measures, i))
             elif m.path is not None and m.path.hops:
-                branches.setdefault((m.path.hops, m.filters), []).append(i)
+                kept = tuple((path, op, _hashable(value)) for path, op, value in m.filters)
+                branches.setdefault((m.path.hops, kept), []).append(i)
         for (hops, _), indexes in branches.items():
             selects.append(self._hop_branch(dimensions, measures, hops, indexes))
         union = sa.union_all(*selects).subquery("u") if len(selects) > 1 else selects[0].subquery("u")

@@ -21,7 +21,7 @@ from ..storage.engine import reading
 from ..storage.tables import REFERENCE_TYPES
 from ..value_labels import value_labels
 from .compile import Compiler, Dimension, Joins, Key, Measure
-from .filters import condition, split
+from .filters import condition, date_range, split
 from .masking import report_mask
 from .paths import FieldPath, resolve
 
@@ -103,13 +103,14 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
         return engine(platform, report, access=access, filters=filters, scene=scene, now=now)
     now = (now or platform.clock.now()).astimezone(platform.settings.zone)
     metadata, base = platform.metadata, report.object
+    filters, period = run_period(report, filters or {}, now)
     dimensions = [_dimension(metadata, base, d) for d in report.dimensions]
     across = _dimension(metadata, base, report.columns) if report.columns else None
-    measures = [_measure(metadata, base, m) for m in report.measures if m.expression is None]
+    measures = [_measure(metadata, base, m, period) for m in report.measures if m.expression is None]
     computed = [m for m in report.measures if m.expression is not None]
     mask = report_mask(platform, access)
     with reading(platform.read_engine) as conn:
-        where = report_conditions(platform, report, filters or {}, scene or report.scene, access, now, conn)
+        where = report_conditions(platform, report, filters, scene or report.scene, access, now, conn)
         compiler = Compiler(metadata, platform.schema, conn.dialect.name, platform.settings.time_zone, base, where,
                             data_scope(access), mask, now)
         sort = [(k.lstrip("-"), k.startswith("-")) for k in report.sort]
@@ -146,13 +147,30 @@ def dimension_labels(metadata: Metadata, d: Dimension) -> dict[Any, Label]:
     return value_labels(metadata, metadata.objects[d.path.object], d.path.field)
 
 
-def _measure(metadata: Metadata, base: str, spec: ReportMeasure) -> Measure:
-    """A template's measure with its paths resolved: from the base object, or from the object it matches."""
+def run_period(report: Report, filters: Mapping[str, Any], now: datetime) -> tuple[dict[str, Any], Any]:
+    """The run-time filters without `period`, and the date range the report's period measures count in (its
+    default unless the run names one; None for a report without a period); 422 for a range that is none."""
+    filters = dict(filters)
+    if report.period is None:
+        return filters, None
+    period = filters.pop("period", None) or report.period.default
+    try:
+        date_range(period, now)
+    except InvalidFilter as e:
+        raise ValidationFailed({"period": [e.args[0]]}) from None
+    return filters, period
+
+
+def _measure(metadata: Metadata, base: str, spec: ReportMeasure, period: Any) -> Measure:
+    """A template's measure with its paths resolved: from the base object, or from the object it matches; a
+    period measure keeps the records whose `period` field falls in `period`."""
     measured = spec.object or base
     path = resolve(metadata, measured, spec.field) if spec.field else None
     target = path.object if path is not None else measured  # the object of the records measured
     filters = tuple((resolve(metadata, target, text), op, value)
                     for text, op, value in ((*split(name), value) for name, value in spec.filters.items()))
+    if spec.period is not None:
+        filters += ((resolve(metadata, target, spec.period), "eq", period),)
     match = tuple(Key(resolve(metadata, measured, k.field), resolve(metadata, base, k.equals), k.bucket,
                       k.within_days) for k in spec.match)
     return Measure(spec.key, spec.function, path, filters, spec.object, match)
