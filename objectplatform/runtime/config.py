@@ -37,14 +37,16 @@ class Settings:
     recycle_bin_days: int = DEFAULT_RECYCLE_BIN_DAYS  # how long a deleted record may be restored before the purge
     import_batch_size: int = 1000  # rows per committed batch (checkpoint) of an import job
     import_heartbeat_seconds: int = 60  # an import job silent for longer is shown as interrupted
+    exact_total_limit: int = 100_000  # a list's total is counted up to this many matches, beyond it estimated
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read OBJECTPLATFORM_DATABASE_URL, _REDIS_URL, _SECRET_KEY, _APPS and _TEMPLATES (comma lists),
         _TEMPLATES_PATH, _CUSTOM_METADATA, _INSTANCE_PATH, _SECURE_COOKIES (1: HTTPS only) and the optional email's
         _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade the
-        connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE and _IMPORT_HEARTBEAT_SECONDS;
-        unset ones take the defaults (SQLite under instance/, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s)."""
+        connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE, _IMPORT_HEARTBEAT_SECONDS and
+        _EXACT_TOTAL_LIMIT; unset ones take the defaults (SQLite under instance/, no email, Asia/Shanghai, 30 days,
+        1000 rows, 60 s, 100,000 records)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -73,6 +75,7 @@ class Settings:
             "recycle_bin_days": _days(get("RECYCLE_BIN_DAYS") or str(DEFAULT_RECYCLE_BIN_DAYS)),
             "import_batch_size": _positive("IMPORT_BATCH_SIZE", get("IMPORT_BATCH_SIZE") or "1000"),
             "import_heartbeat_seconds": _positive("IMPORT_HEARTBEAT_SECONDS", get("IMPORT_HEARTBEAT_SECONDS") or "60"),
+            "exact_total_limit": _positive("EXACT_TOTAL_LIMIT", get("EXACT_TOTAL_LIMIT") or "100000"),
         }
         values.update(overrides)
         return cls(**values)

@@ -72,6 +72,7 @@ class Listing:
     object: str
     items: list[dict]
     total: int
+    total_is_exact: bool
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _list(platform, widget: Widget, access: Access) -> Listing:
         limit=widget.limit,
         seen_by=access,
     )
-    return Listing(obj, page.items, page.total or 0)
+    return Listing(obj, page.items, page.total or 0, page.total_is_exact)
 
 
 def _todos(platform, widget: Widget, access: Access) -> Todos:
