@@ -145,11 +145,11 @@ def bench_records(backend: str, workdir: Path, n_leads: int) -> dict:
                              limit=50, cursor=cursor, count=count)
 
         out["page1"], _ = timed(page, repeat=20)
-        out["page1_total"], (_, _, total) = timed(lambda: page(count=True), repeat=5)
+        out["page1_total"], (_, _, total, _) = timed(lambda: page(count=True), repeat=5)
         cursor = None
         for _ in range(999):
-            _, cursor, _ = page(cursor)
-        out["page1000"], (items, _, _) = timed(lambda: page(cursor), repeat=20)
+            _, cursor, _, _ = page(cursor)
+        out["page1000"], (items, _, _, _) = timed(lambda: page(cursor), repeat=20)
         assert len(items) == 50
         out["pool_total"] = total
     platform.close()

@@ -1,23 +1,24 @@
-"""HTTP benchmark (not a test): get, list and create leads through gunicorn, against the records service in-process.
+"""HTTP under load (not a test): a mixed workload of concurrent clients against gunicorn on loopback.
 
-Builds a fresh database with the demo company (`objectplatform demo`'s data) plus N leads written by a
-raw Core executemany in batches (as bench/engine.py fills its tables), then measures three operations
-for a few seconds each:
+Builds a fresh database with the demo company (`objectplatform demo`'s data) plus N leads owned by its six
+sales reps or waiting in its pools (a raw Core executemany in batches, as bench/engine.py fills its tables),
+starts `objectplatform serve` (gunicorn, `--workers` sync workers) on it, signs in through
+POST /api/v1/auth/token as the demo's reps and sales managers, and runs `--clients` client threads for
+`--seconds`, each sending one request at a time on a new connection (sync workers close it) as one of them:
 
-- get one lead:     GET  /api/v1/objects/lead/records/{id}, a random lead each time;
-- list 50 leads:    GET  /api/v1/objects/lead/records?owner={rep}&sort=-created_at&limit=50 (a rep's
-                    newest leads: a filtered, sorted page with its total, as the API always returns it);
-- create a lead:    POST /api/v1/objects/lead/records.
+- 70 % read:  GET   /api/v1/objects/lead/records/{id}, a lead the client's user may see;
+- 20 % list:  GET   /api/v1/objects/lead/records?sort=-created_at&limit=50, the user's newest leads, or the same
+              filtered by status, or the next page by cursor; each with its total (exact up to 100,000);
+- 10 % write: POST  /api/v1/objects/follow_up/records, a follow-up on one of the user's leads, or
+              PATCH /api/v1/objects/lead/records/{id}, a lead's description with the version last read.
 
-Over HTTP: `objectplatform serve` (gunicorn, sync workers) in a subprocess, a bearer token from
-POST /api/v1/auth/token (the admin: every request also resolves the token and the user's access),
-and `--clients` client processes, each sending one request at a time on a new connection (sync
-workers close it). In-process: the same calls on `platform.records`, one at a time. The ratio is
-the HTTP median latency over the in-process one: what the HTTP stack, Flask, token and access
-checks and JSON add to each operation.
+Each client reads and writes its own share of the sampled leads, so no two clients write one record and any
+answer but 200/201 (a 409 as much as a 500) counts as an error. The first seconds warm up and are not counted.
+Prints p50/p95/p99 per kind and overall, requests per second and errors, and the machine's load average,
+since clients, server and database share its CPUs.
 
-Usage: python bench/web.py [--backend sqlite|postgresql] [--leads 1000000] [--seconds 10]
-                            [--workers 2] [--clients 2]
+Usage: python bench/web.py [--backend postgresql|sqlite] [--leads 1000000] [--seconds 60] [--workers 4]
+                           [--clients 16]
 """
 
 from __future__ import annotations
@@ -25,19 +26,19 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import random
 import secrets
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,11 +51,14 @@ from objectplatform.runtime.storage.convert import to_row
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform_crm.demo import load_demo
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH = 50_000
+SAMPLE = 20_000  # leads the clients read and write, shared out among them
 SOURCES = ["referral", "promotion", "campaign", "telemarketing", "website", "expo", "business_card", "other"]
 STATUSES = ["pending", "following", "following", "converted", "invalid"]
-OPERATIONS = ("get one lead", "list 50 leads (filtered, sorted)", "create a lead")
+KINDS = ("read", "list", "write")
+SHARES = (0.7, 0.2, 0.1)
+PASSWORD = "demo1234"  # the demo users'
+LEADS = "/api/v1/objects/lead/records"
 
 
 def fill_leads(platform, n: int, reps: list[str], pools: list[str], campaigns: list[str]) -> None:
@@ -89,50 +93,18 @@ def fill_leads(platform, n: int, reps: list[str], pools: list[str], campaigns: l
     settle(platform.engine)
 
 
-def new_lead(rnd: random.Random) -> dict:
-    return {"name": f"压测线索{rnd.randrange(10**9)}", "company": "压测科技有限公司",
-            "mobile": f"139{rnd.randrange(10**8):08d}", "source": "website", "status": "pending"}
+@dataclass
+class Client:
+    """One client thread's user, its share of the leads and what it learnt of them."""
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def measure(call: Callable[[], None], seconds: float) -> list[float]:
-    """Latencies (s) of `call`, repeated for `seconds` after a short warm-up."""
-    warm_until = time.perf_counter() + min(1.0, seconds / 5)
-    while time.perf_counter() < warm_until:
-        call()
-    latencies = []
-    until = time.perf_counter() + seconds
-    while (now := time.perf_counter()) < until:
-        call()
-        latencies.append(time.perf_counter() - now)
-    return latencies
-
-
-# --- in-process -------------------------------------------------------------------------------
-
-
-def in_process(platform, ids: list[str], reps: list[str], admin: str, seconds: float) -> dict[str, tuple]:
-    records = platform.records
-    rnd = random.Random(2)
-    calls = {
-        OPERATIONS[0]: lambda: records.get("lead", rnd.choice(ids)),
-        OPERATIONS[1]: lambda: records.list("lead", filters={"owner": rnd.choice(reps)}, sort="-created_at",
-                                            limit=50),
-        OPERATIONS[2]: lambda: records.create("lead", new_lead(rnd), user=admin),
-    }
-    results = {}
-    for name, call in calls.items():
-        latencies = measure(call, seconds)
-        results[name] = (len(latencies) / sum(latencies), latencies)
-        print(f"  in-process {name}: {len(latencies):,} calls")
-    return results
-
-
-# --- HTTP -------------------------------------------------------------------------------------
+    username: str
+    leads: list[str]
+    seed: int
+    token: str = ""
+    versions: dict[str, int] = field(default_factory=dict)  # lead id -> version, from its own reads and writes
+    cursor: str | None = None  # next_cursor of its last newest-first page
+    samples: list[tuple[str, float, float, bool]] = field(default_factory=list)  # (kind, start, seconds, ok)
+    errors: list[str] = field(default_factory=list)
 
 
 def request(port: int, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple:
@@ -140,33 +112,68 @@ def request(port: int, method: str, path: str, token: str | None = None, body: d
     headers = {"Content-Type": "application/json"} if body is not None else {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response.status, data
+    try:
+        connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
-def client(args: tuple) -> tuple[list[float], int]:
-    """One client process: the operation's requests, one at a time, for `seconds`; (latencies, failures)."""
-    port, token, operation, ids, reps, seconds, seed = args
-    rnd = random.Random(seed)
-    failures = 0
+def read(port: int, client: Client, rnd: random.Random) -> tuple[int, bytes, int]:
+    lead = rnd.choice(client.leads)
+    status, data = request(port, "GET", f"{LEADS}/{lead}", client.token)
+    if status == 200:
+        client.versions[lead] = json.loads(data)["version"]
+    return status, data, 200
 
-    def call() -> None:
-        nonlocal failures
-        if operation == OPERATIONS[0]:
-            status, _ = request(port, "GET", f"/api/v1/objects/lead/records/{rnd.choice(ids)}", token)
-            failures += status != 200
-        elif operation == OPERATIONS[1]:
-            path = f"/api/v1/objects/lead/records?owner={rnd.choice(reps)}&sort=-created_at&limit=50"
-            status, _ = request(port, "GET", path, token)
-            failures += status != 200
-        else:
-            status, _ = request(port, "POST", "/api/v1/objects/lead/records", token, new_lead(rnd))
-            failures += status != 201
 
-    return measure(call, seconds), failures
+def list_page(port: int, client: Client, rnd: random.Random) -> tuple[int, bytes, int]:
+    choice = rnd.random()
+    if choice < 0.25 and client.cursor:
+        path = f"{LEADS}?sort=-created_at&limit=50&cursor={client.cursor}"
+    elif choice < 0.5:
+        path = f"{LEADS}?status={rnd.choice(['pending', 'following'])}&sort=-created_at&limit=50"
+    else:
+        path = f"{LEADS}?sort=-created_at&limit=50"
+    status, data = request(port, "GET", path, client.token)
+    if status == 200 and "status=" not in path:
+        client.cursor = json.loads(data)["next_cursor"]
+    return status, data, 200
+
+
+def write(port: int, client: Client, rnd: random.Random) -> tuple[int, bytes, int]:
+    if client.versions and rnd.random() < 0.5:
+        lead = rnd.choice(list(client.versions))
+        body = {"description": f"压测备注 {rnd.randrange(10**9)}", "version": client.versions[lead]}
+        status, data = request(port, "PATCH", f"{LEADS}/{lead}", client.token, body)
+        if status == 200:
+            client.versions[lead] = json.loads(data)["version"]
+        return status, data, 200
+    lead = rnd.choice(client.leads)
+    client.versions.pop(lead, None)  # a lead's first follow-up moves it to following: a new version
+    body = {"kind": rnd.choice(["call", "visit", "wechat"]), "content": f"压测跟进 {rnd.randrange(10**9)}",
+            "related_object": "lead", "related_id": lead}
+    status, data = request(port, "POST", "/api/v1/objects/follow_up/records", client.token, body)
+    return status, data, 201
+
+
+CALLS = {"read": read, "list": list_page, "write": write}
+
+
+def run_client(port: int, client: Client, until: float) -> None:
+    rnd = random.Random(client.seed)
+    while (started := time.perf_counter()) < until:
+        kind = rnd.choices(KINDS, SHARES)[0]
+        try:
+            status, data, expected = CALLS[kind](port, client, rnd)
+            ok = status == expected
+            if not ok:
+                client.errors.append(f"{kind}: {status} {data[:200]!r}")
+        except OSError as e:
+            ok = False
+            client.errors.append(f"{kind}: {e!r}")
+        client.samples.append((kind, started, time.perf_counter() - started, ok))
 
 
 def start_server(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
@@ -190,39 +197,71 @@ def start_server(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
             time.sleep(0.2)
 
 
-def over_http(env: dict, ids: list[str], reps: list[str], args) -> dict[str, tuple]:
-    process, port = start_server(env, args.workers)
-    try:
-        status, data = request(port, "POST", "/api/v1/auth/token", body={"username": "admin", "password": "admin1234"})
-        if status != 200:
-            raise SystemExit(f"POST /api/v1/auth/token answered {status}: {data[:200]!r}")
-        token = json.loads(data)["token"]
-        results = {}
-        with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
-            for name in OPERATIONS:
-                started = time.perf_counter()
-                parts = pool.map(client, [(port, token, name, ids, reps, args.seconds, 100 + c)
-                                          for c in range(args.clients)])
-                elapsed = time.perf_counter() - started - min(1.0, args.seconds / 5)
-                latencies = [x for part, _ in parts for x in part]
-                failures = sum(f for _, f in parts)
-                if failures:
-                    raise SystemExit(f"{name}: {failures} requests failed")
-                results[name] = (len(latencies) / elapsed, latencies)
-                print(f"  HTTP {name}: {len(latencies):,} requests")
-        return results
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+def clients_of(platform, count: int, first_lead: int) -> list[Client]:
+    """`count` clients, signed in as the demo's reps and sales managers in turn; each gets its own share of a
+    sample of the bench's leads, among those its user may see (a rep's own, a manager's department's)."""
+    users = platform.records.list("user", limit=100, count=False).items
+    reps = {u["id"]: u for u in users if u["roles"] == ["sales_rep"]}
+    managers = [u for u in users if u["roles"] == ["sales_manager"]]
+    people = [*reps.values(), *managers]
+    clients = [Client(people[i % len(people)]["username"], [], 100 + i) for i in range(count)]
+    sees = {u["id"]: {u["id"]} for u in reps.values()} | {
+        m["id"]: {r for r, u in reps.items() if u["department"] == m["department"]} for m in managers}
+    by_name = {u["username"]: u["id"] for u in people}
+    table = platform.schema["lead"].table
+    with platform.engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).where(table.c.id >= first_lead)).scalar_one()
+        step = max(1, total // SAMPLE)
+        sample = conn.execute(sa.select(table.c.id, table.c.owner).where(
+            table.c.id >= first_lead, table.c.id % step == 0, table.c.owner.in_([int(r) for r in reps]))).all()
+    turn: dict[str, int] = defaultdict(int)
+    for lead, owner in sample:
+        able = [c for c in clients if str(owner) in sees[by_name[c.username]]]
+        able[turn[str(owner)] % len(able)].leads.append(str(lead))
+        turn[str(owner)] += 1
+    return clients
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def report(clients: list[Client], warm_until: float, until: float, args) -> None:
+    samples = [s for c in clients for s in c.samples if s[1] >= warm_until]
+    seconds = until - warm_until
+    errors = [e for c in clients for e in c.errors]
+
+    def ms(value: float) -> str:
+        return f"{value * 1000:.1f} ms"
+
+    print(f"\n{args.backend}, {args.leads:,} leads + the demo company; gunicorn {args.workers} sync workers, "
+          f"{args.clients} client threads, {seconds:.0f} s measured after {args.seconds - seconds:.0f} s warm-up; "
+          f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min), {os.cpu_count()} CPUs\n")
+    print("| kind | share | requests | req/s | errors | p50 | p95 | p99 | max |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind in (*KINDS, "all"):
+        part = [s for s in samples if kind in (s[0], "all")]
+        if not part:
+            continue
+        times = [s[2] for s in part]
+        failed = sum(not s[3] for s in part)
+        print(f"| {kind} | {len(part) / len(samples):.0%} | {len(part):,} | {len(part) / seconds:.0f} | {failed} "
+              f"| {ms(percentile(times, 50))} | {ms(percentile(times, 95))} | {ms(percentile(times, 99))} "
+              f"| {ms(max(times))} |")
+    if errors:
+        print(f"\n{len(errors)} errors in all (warm-up included); the first:")
+        for error in errors[:5]:
+            print(f"  {error}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
-    parser.add_argument("--leads", type=int, default=1_000_000, help="leads added to the demo company's 2,000")
-    parser.add_argument("--seconds", type=float, default=10, help="measuring time per operation and side")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP client processes")
+    parser.add_argument("--backend", default="postgresql", choices=["postgresql", "sqlite"])
+    parser.add_argument("--leads", type=int, default=1_000_000, help="leads added to the demo company's")
+    parser.add_argument("--seconds", type=float, default=60, help="how long the clients run, warm-up included")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent client threads")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-http-"))
     url = database(args.backend, "bench_http", workdir)
@@ -235,40 +274,41 @@ def main() -> None:
         started = time.perf_counter()
         load_demo(platform)
         print(f"  demo company loaded in {time.perf_counter() - started:.1f} s")
-        users = {u["username"]: u for u in platform.records.list("user", limit=100).items}
-        reps = [u["id"] for u in users.values() if u["roles"] == ["sales_rep"]]
-        pools = [p["id"] for p in platform.records.list("lead_pool", limit=100).items]
-        campaigns = [c["id"] for c in platform.records.list("campaign", limit=100).items]
+        reps = [u["id"] for u in platform.records.list("user", limit=100, count=False).items
+                if u["roles"] == ["sales_rep"]]
+        pools = [p["id"] for p in platform.records.list("lead_pool", limit=100, count=False).items]
+        campaigns = [c["id"] for c in platform.records.list("campaign", limit=100, count=False).items]
+        with platform.engine.connect() as conn:
+            first_lead = conn.execute(sa.select(sa.func.max(platform.schema["lead"].table.c.id))).scalar_one() + 1
         started = time.perf_counter()
         fill_leads(platform, args.leads, reps, pools, campaigns)
         print(f"  {args.leads:,} leads written in {time.perf_counter() - started:.1f} s")
-        table = platform.schema["lead"].table
-        with platform.engine.connect() as conn:
-            top = conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
-        ids = [str(i) for i in random.Random(3).sample(range(1, top + 1), min(top, 10_000))]
-        ours = in_process(platform, ids, reps, users["admin"]["id"], args.seconds)
+        clients = clients_of(platform, args.clients, first_lead)
         platform.close()
         env = {k: v for k, v in os.environ.items() if k != "OBJECTPLATFORM_REDIS_URL"}
         env |= {"OBJECTPLATFORM_DATABASE_URL": url, "OBJECTPLATFORM_INSTANCE_PATH": str(workdir / "instance"),
                 "OBJECTPLATFORM_SECRET_KEY": secrets.token_urlsafe(32)}  # `serve` refuses to start without one
-        theirs = over_http(env, ids, reps, args)
+        process, port = start_server(env, args.workers)
+        try:
+            for client in clients:
+                status, data = request(port, "POST", "/api/v1/auth/token",
+                                       body={"username": client.username, "password": PASSWORD})
+                if status != 200:
+                    raise SystemExit(f"POST /api/v1/auth/token answered {status}: {data[:200]!r}")
+                client.token = json.loads(data)["token"]
+            start = time.perf_counter()
+            warm_until, until = start + min(5.0, args.seconds / 6), start + args.seconds
+            threads = [threading.Thread(target=run_client, args=(port, c, until)) for c in clients]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-    def ms(value: float) -> str:
-        return f"{value * 1000:.2f} ms"
-
-    print(f"\n{args.backend}, {args.leads:,} leads + the demo company; HTTP: gunicorn {args.workers} sync workers, "
-          f"{args.clients} clients; in-process: one caller\n")
-    print("| operation | HTTP req/s | HTTP p50 | HTTP p95 | in-process ops/s | in-process p50 | in-process p95 "
-          "| HTTP / in-process (p50) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in OPERATIONS:
-        h_rate, h = theirs[name]
-        i_rate, i = ours[name]
-        ratio = statistics.median(h) / statistics.median(i)
-        print(f"| {name} | {h_rate:.0f} | {ms(statistics.median(h))} | {ms(percentile(h, 95))} | {i_rate:.0f} "
-              f"| {ms(statistics.median(i))} | {ms(percentile(i, 95))} | {ratio:.1f}x |")
+    report(clients, warm_until, until, args)
 
 
 if __name__ == "__main__":

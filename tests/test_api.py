@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from support import shared_site
 
 from objectplatform.web import create_app
@@ -419,6 +421,26 @@ def test_list_filters_sort_and_cursor(api):
     assert [r["name"] for r in names["items"]] == ["乙"]
 
 
+def test_list_total_beyond_the_exact_limit(api, platform):
+    """With OBJECTPLATFORM_EXACT_TOTAL_LIMIT at 2: rep1's 3 leads are counted up to 2, then estimated (PostgreSQL's
+    planner, after ANALYZE: 3; SQLite: the limit + 1, 3 as well); ?total=exact counts them."""
+    platform.settings = replace(platform.settings, exact_total_limit=2)
+    for name in ("甲", "乙", "丙"):
+        lead(api, "rep1", name=name, source="expo" if name != "丙" else "website")
+    if platform.engine.dialect.name == "postgresql":
+        with platform.engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE lead"))
+    status, page = api.get("/objects/lead/records?limit=1", "rep1")
+    assert (status, len(page["items"]), page["total"], page["total_is_exact"]) == (200, 1, 3, False)
+    status, page = api.get("/objects/lead/records?source=expo", "rep1")
+    assert (status, page["total"], page["total_is_exact"]) == (200, 2, True)
+    status, page = api.get("/objects/lead/records?limit=1&total=exact", "rep1")
+    assert (status, page["total"], page["total_is_exact"]) == (200, 3, True)
+    assert api.get("/objects/lead/records?total=estimate", "rep1") == (400, {"error": {
+        "code": "bad_request", "message": "total: must be exact (count every matching record)",
+        "fields": {"total": ["must be exact (count every matching record)"]}}})
+
+
 def test_list_bad_parameters_are_400(api):
     assert api.get("/objects/lead/records?colour=red", "rep1") == (400, {"error": {
         "code": "bad_request", "message": "colour: unknown field 'colour'",
@@ -476,7 +498,8 @@ def test_a_rep_cannot_reach_another_reps_lead(api, people):
     assert api.patch(path, "rep1", {"version": 1, "name": "抢走"}) == missing
     assert api.get(f"{path}/history", "rep1") == missing
     assert [r["name"] for r in api.get("/objects/lead/records", "rep1")[1]["items"]] == ["我的"]
-    assert api.get("/objects/lead/records?q=别人", "rep1")[1] == {"items": [], "next_cursor": None, "total": 0}
+    assert api.get("/objects/lead/records?q=别人", "rep1")[1] == {"items": [], "next_cursor": None, "total": 0,
+                                                              "total_is_exact": True}
     # the manager sees both reps' leads; the lead itself is unchanged
     assert {r["name"] for r in api.get("/objects/lead/records", "boss")[1]["items"]} == {"我的", "别人的"}
     assert api.get(path, "rep2")[1]["name"] == "别人的"

@@ -10,6 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from objectplatform.metadata import SYSTEM_FIELDS
 from objectplatform.runtime.config import ROOT
@@ -191,6 +192,22 @@ def test_list_pages_by_cursor(client, platform, users):
     assert "第 2 页" in second and 'rel="next"' not in second
     prev_url = html.unescape(re.search(r'<a href="([^"]+)" rel="prev">', second).group(1))
     assert rows(client.get(prev_url).text) == rows(first)
+
+
+def test_list_total_beyond_the_exact_limit_says_about(client, platform, users):
+    """Beyond OBJECTPLATFORM_EXACT_TOTAL_LIMIT (54 here) the total is an estimate: 55 on both databases (SQLite's
+    limit + 1; PostgreSQL's planner after ANALYZE), shown as 约 55 条 / about 55 records."""
+    platform.records.create_many(
+        "lead", [{"name": f"Lead {i:03d}", "mobile": f"138{i:08d}", "owner": users["wang"]} for i in range(55)],
+        user=users["wang"])
+    platform.settings = replace(platform.settings, exact_total_limit=54)
+    if platform.engine.dialect.name == "postgresql":
+        with platform.engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE lead"))
+    login(client, "wang")
+    assert "约 55 条" in client.get("/o/lead").text
+    client.get("/lang/en")
+    assert "about 55 records" in client.get("/o/lead").text
 
 
 def test_lookup_endpoint_is_scoped(client, platform, users):

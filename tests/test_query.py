@@ -111,7 +111,7 @@ def conn(rows):
 
 
 def ids(conn, schema, obj, **kwargs) -> list[str]:
-    items, next_cursor, total = list_page(conn, schema, obj, limit=500, **kwargs)
+    items, next_cursor, total, _ = list_page(conn, schema, obj, limit=500, **kwargs)
     assert next_cursor is None and total == len(items)
     return [item["id"] for item in items]
 
@@ -203,7 +203,7 @@ def test_filters_by_field_type(conn, schema, obj, filters, expected):
 
 
 def test_formulas_computed_on_read(conn, schema):
-    items, _, _ = list_page(conn, schema, "opportunity", filters={"id__in": "1,10"}, sort="id",
+    items, _, _, _ = list_page(conn, schema, "opportunity", filters={"id__in": "1,10"}, sort="id",
                             now=datetime(2024, 5, 11, 12, tzinfo=UTC))
     assert [(i["id"], i["amount_k"], i["overdue_days"]) for i in items] == [
         ("1", None, None), ("10", Decimal("1"), 9)
@@ -241,7 +241,7 @@ def walk(conn, schema, obj, limit, **kwargs) -> tuple[list[str], list[int]]:
     """Every page by cursor: the ids in order and each page's size."""
     seen, sizes, cursor = [], [], None
     while True:
-        items, cursor, total = list_page(conn, schema, obj, limit=limit, cursor=cursor, **kwargs)
+        items, cursor, total, _ = list_page(conn, schema, obj, limit=limit, cursor=cursor, **kwargs)
         seen += [i["id"] for i in items]
         sizes.append(len(items))
         if cursor is None:
@@ -267,7 +267,7 @@ def walk(conn, schema, obj, limit, **kwargs) -> tuple[list[str], list[int]]:
 @pytest.mark.parametrize("limit", [1, 4, 7])
 def test_cursor_walks_every_row_once_in_order(conn, schema, sort, keys, limit):
     dialect = conn.dialect.name
-    everything, _, total = list_page(conn, schema, "opportunity", sort=sort, limit=500)
+    everything, _, total, _ = list_page(conn, schema, "opportunity", sort=sort, limit=500)
     records = [{**r, "id": int(r["id"])} for r in everything]
     expected = [str(i) for i in python_order(records, keys, dialect)]
     assert [r["id"] for r in everything] == expected and total == 23
@@ -307,11 +307,24 @@ def test_cursor_with_filters_and_search(conn, schema):
 
 
 def test_total_counts_all_pages_and_can_be_skipped(conn, schema):
-    items, cursor, total = list_page(conn, schema, "opportunity", filters={"status": "open"}, limit=3)
+    items, cursor, total, _ = list_page(conn, schema, "opportunity", filters={"status": "open"}, limit=3)
     assert (len(items), total) == (3, 8)
-    items, _, total = list_page(conn, schema, "opportunity", filters={"status": "open"}, limit=3, cursor=cursor,
+    items, _, total, _ = list_page(conn, schema, "opportunity", filters={"status": "open"}, limit=3, cursor=cursor,
                                 count=False)
     assert (len(items), total) == (3, None)
+
+
+def test_total_beyond_the_exact_limit_is_an_estimate(conn, schema):
+    """8 open opportunities of 23: counted up to the limit; beyond it PostgreSQL's planner estimate (after
+    ANALYZE its statistics cover every row, so it estimates 8 and 23 exactly), SQLite's limit + 1."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ANALYZE opportunity"))
+    open_ = {"status": "open"}
+    assert list_page(conn, schema, "opportunity", filters=open_, limit=3, exact_up_to=8)[2:] == (8, True)
+    assert list_page(conn, schema, "opportunity", filters=open_, limit=3, exact_up_to=None)[2:] == (8, True)
+    estimated = (8, 23) if conn.dialect.name == "postgresql" else (6, 6)
+    assert list_page(conn, schema, "opportunity", filters=open_, limit=3, exact_up_to=5)[2:] == (estimated[0], False)
+    assert list_page(conn, schema, "opportunity", limit=3, exact_up_to=5)[2:] == (estimated[1], False)
 
 
 def test_where_clause_is_anded(conn, schema):
@@ -391,7 +404,7 @@ def test_every_bad_parameter_is_reported_at_once(conn, schema):
 )
 def test_cursor_of_another_query_is_refused(conn, schema, changed):
     query = {"sort": "expected_close_date", "filters": {"status": "open"}, "q": "商机"}
-    _, cursor, _ = list_page(conn, schema, "opportunity", limit=2, **query)
+    _, cursor, _, _ = list_page(conn, schema, "opportunity", limit=2, **query)
     message = "does not match this query (its sort, filters or search changed)"
     with pytest.raises(BadRequest) as e:
         list_page(conn, schema, "opportunity", limit=2, cursor=cursor, **(query | changed))
@@ -399,7 +412,7 @@ def test_cursor_of_another_query_is_refused(conn, schema, changed):
 
 
 def test_forged_cursor_is_a_bad_request(conn, schema):
-    _, cursor, _ = list_page(conn, schema, "lead", limit=2)
+    _, cursor, _, _ = list_page(conn, schema, "lead", limit=2)
     data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     assert data["k"] == [{"t": "2024-03-01T12:00:00"}, 5]
     data["k"] = ["yesterday", 4]
@@ -434,7 +447,7 @@ def test_lead_list_page_is_one_index_range_scan(conn, schema):
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {ot.table.name}")
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-    _, cursor, _ = list_page(conn, schema, "lead", filters={"status": "following"}, limit=20)
+    _, cursor, _, _ = list_page(conn, schema, "lead", filters={"status": "following"}, limit=20)
     first = explain(conn, lambda: list_page(conn, schema, "lead", filters={"status": "following"}, limit=20,
                                             count=False))
     deep = explain(conn, lambda: list_page(conn, schema, "lead", filters={"status": "following"}, limit=20,

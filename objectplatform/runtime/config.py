@@ -44,6 +44,7 @@ class Settings:
     storage_region: str | None = None
     storage_access_key_id: str | None = None  # unset: boto3's own credentials (AWS_* variables, instance role)
     storage_secret_access_key: str | None = None
+    exact_total_limit: int = 100_000  # a list's total is counted up to this many matches, beyond it estimated
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -52,8 +53,9 @@ class Settings:
         optional email's _SMTP_HOST, _SMTP_PORT, _SMTP_USER, _SMTP_PASSWORD, _SMTP_FROM, _SMTP_STARTTLS (1: upgrade
         the connection), _TIMEZONE (an IANA name), _RECYCLE_BIN_DAYS, _IMPORT_BATCH_SIZE, _IMPORT_HEARTBEAT_SECONDS
         and the attachments' bucket: _STORAGE_URL (s3://bucket/prefix), _STORAGE_ENDPOINT_URL, _STORAGE_REGION,
-        _STORAGE_ACCESS_KEY_ID, _STORAGE_SECRET_ACCESS_KEY; unset ones take the defaults (SQLite under instance/, read
-        from too, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s, attachments under instance/attachments)."""
+        _STORAGE_ACCESS_KEY_ID, _STORAGE_SECRET_ACCESS_KEY, and _EXACT_TOTAL_LIMIT; unset ones take the defaults (SQLite
+        under instance/, read from too, no email, Asia/Shanghai, 30 days, 1000 rows, 60 s, attachments under
+        instance/attachments, 100,000 records)."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -88,6 +90,7 @@ class Settings:
             "storage_region": get("STORAGE_REGION"),
             "storage_access_key_id": get("STORAGE_ACCESS_KEY_ID"),
             "storage_secret_access_key": get("STORAGE_SECRET_ACCESS_KEY"),
+            "exact_total_limit": _positive("EXACT_TOTAL_LIMIT", get("EXACT_TOTAL_LIMIT") or "100000"),
         }
         values.update(overrides)
         return cls(**values)

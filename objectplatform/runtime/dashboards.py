@@ -72,6 +72,7 @@ class Listing:
     object: str
     items: list[dict]
     total: int
+    total_is_exact: bool
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _list(platform, widget: Widget, access: Access) -> Listing:
             seen_by=access,
             conn=conn,
         )
-    return Listing(obj, page.items, page.total or 0)
+    return Listing(obj, page.items, page.total or 0, page.total_is_exact)
 
 
 def _todos(platform, widget: Widget, access: Access) -> Todos:

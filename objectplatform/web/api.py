@@ -31,7 +31,7 @@ from .export import csv_response
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 errors.register(bp)
 PUBLIC_ENDPOINTS = frozenset({"api.issue_token"})
-LIST_PARAMETERS = frozenset({"q", "sort", "limit", "cursor"})
+LIST_PARAMETERS = frozenset({"q", "sort", "limit", "cursor", "total"})
 EXPORT_PARAMETERS = frozenset({"q", "sort", "fields", "labels"})
 SYSTEM_LABELS = {
     "id": Label("编号", "ID"),
@@ -213,12 +213,17 @@ def list_records(obj: str) -> Response:
     g.access.require(obj, "read")
     filters = query_filters(LIST_PARAMETERS)
     args = request.args
+    if args.get("total", "exact") != "exact":
+        message = Message("list.total_exact", "must be exact (count every matching record)")
+        raise BadRequest(Message("request.bad_parameter", "{param}: {problem}", param="total", problem=message),
+                         {"total": [message]})
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
                                  limit=args.get("limit", 50), cursor=args.get("cursor"), where=_scope(obj),
-                                 seen_by=g.access)
+                                 exact_total="total" in args, seen_by=g.access)
     items = [record_json(platform, obj, r) for r in page.items]
-    return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total})
+    return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total,
+                          "total_is_exact": page.total_is_exact})
 
 
 @bp.get("/objects/<obj>/nearby")

@@ -276,6 +276,9 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
                          "nothing)"),
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of a page"},
+        {"name": "total", "in": "query", "schema": {"enum": ["exact"]},
+         "description": "count every matching record (by default, beyond OBJECTPLATFORM_EXACT_TOTAL_LIMIT matches, "
+                        "100,000 unless set, the total is the database's estimate)"},
     ]
     export_params = [
         *(p for p in list_params if p["name"] in ("filters", "q", "sort")),
@@ -289,9 +292,12 @@ def _object_paths(metadata: Metadata, obj: ObjectDef, actions: list[Action]) -> 
               "headers": {"Content-Disposition": {"schema": {"type": "string"},
                                                   "description": f'attachment; filename="{name}-YYYYMMDD.csv"'}},
               "content": {CSV: {"schema": {"type": "string"}}}}
-    page = {"type": "object", "required": ["items", "next_cursor", "total"], "additionalProperties": False,
+    page = {"type": "object", "required": ["items", "next_cursor", "total", "total_is_exact"],
+            "additionalProperties": False,
             "properties": {"items": {"type": "array", "items": record}, "next_cursor": {"type": ["string", NULL]},
-                           "total": {"type": ["integer", NULL]}}}
+                           "total": {"type": ["integer", NULL]},
+                           "total_is_exact": {"type": "boolean", "description": "false: more records match than "
+                                              "OBJECTPLATFORM_EXACT_TOTAL_LIMIT and total is an estimate"}}}
     base = f"/objects/{name}"
     saved = _ref(f"{name}_saved") if _warns(obj) else record
     paths: dict[str, Any] = {

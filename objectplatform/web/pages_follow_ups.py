@@ -195,7 +195,8 @@ def feed():
                   "title": display.title(related[0], related[1]), "clear": url_with(object=None, record=None,
                                                                                     cursor=None)}
     return render_template(
-        "pages/feed.html", feed=True, entries=shown, colleagues=picker, total=page.total, owner=owner,
+        "pages/feed.html", feed=True, entries=shown, colleagues=picker, total=page.total,
+        total_exact=page.total_is_exact, owner=owner,
         owner_title=display.title("user", owner) if owner else "", record=record, related=related,
         next_url=url_with(cursor=page.next_cursor) if page.next_cursor else None,
         first_url=url_with(cursor=None) if cursor else None)

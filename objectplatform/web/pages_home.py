@@ -103,7 +103,7 @@ def _listing(widget: Widget, result: dashboards.Listing) -> dict:
     return {
         "headers": [field_label(obj, name, g.lang) for name in columns],
         "rows": rows,
-        "total": result.total,
+        "total": result.total if result.total_is_exact else text("list.about", g.lang, total=result.total),
         "link": url_for("pages.list_records", obj=obj.name),
     }
 

@@ -134,7 +134,7 @@ def list_records(obj: str):
         first = display.text(definition, columns[0], r.get(columns[0])) or title  # the link to the record
         rows.append({"id": r["id"], "title": title,
                      "cells": [first, *(display.html(definition, name, r.get(name)) for name in columns[1:])]})
-    pager = {"number": number, "total": page.total}
+    pager = {"number": number, "total": page.total, "exact": page.total_is_exact}
     if page.next_cursor:
         pager["next"] = url_with(cursor=page.next_cursor, trail=",".join([*trail, cursor or ""][-MAX_TRAIL:]),
                                  page=str(number + 1))

@@ -68,7 +68,8 @@ def pool_board():
     current = next((p for p in pools if p["id"] == chosen), None)
     if chosen is not None and current is None:
         raise NotFound(no_record(behavior.pool_object, chosen))
-    context: dict = {"pools": pools, "current": current, "rows": [], "headers": [], "total": 0, "next_url": None}
+    context: dict = {"pools": pools, "current": current, "rows": [], "headers": [], "total": 0, "total_exact": True,
+                     "next_url": None}
     if current is not None:
         q = request.args.get("q", "").strip()
         cursor = request.args.get("cursor") or None
@@ -82,7 +83,8 @@ def pool_board():
         display = page_display()
         display.want(definition, items, columns)
         context.update(
-            q=q, total=page.total, headers=[field_label(definition, c, g.lang) for c in columns],
+            q=q, total=page.total, total_exact=page.total_is_exact,
+            headers=[field_label(definition, c, g.lang) for c in columns],
             rows=[{"id": r["id"], "title": display.record_title(definition, r),
                    "cells": [display.text(definition, columns[0], r.get(columns[0])) or
                              display.record_title(definition, r),

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import ObjectDef
@@ -93,9 +94,11 @@ def list_page(
     where: ColumnElement[bool] | None = None,
     now: datetime | None = None,
     count: bool = True,
+    exact_up_to: int | None = None,
     mask: FieldMask | None = None,
-) -> tuple[list[dict], str | None, int | None]:
-    """One page of records, the cursor of the next page (None on the last) and the total (None unless `count`).
+) -> tuple[list[dict], str | None, int | None, bool]:
+    """One page of records, the cursor of the next page (None on the last), the total (None unless `count`) and
+    whether the total is exact: counted up to `exact_up_to` matches (None: all), beyond it estimated (count_up_to).
 
     Raises BadRequest naming every bad parameter (`fields` maps each one to its messages).
     """
@@ -148,11 +151,42 @@ def list_page(
         rows = rows[:page_size]
         last = rows[-1]._mapping
         next_cursor = _encode([last[k.field.sql.name] for k in keys], _digest(obj_name, keys, filters, q))
-    total = None
+    total, exact = None, True
     if count:
-        total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar_one()
+        matching = sa.select(sa.literal_column("1")).select_from(table).where(*conditions)
+        total, exact = count_up_to(conn, matching, exact_up_to)
     formulas = _formulas(ot.object)
-    return [formulas.on_read(from_row(ot, row._mapping), now) for row in rows], next_cursor, total
+    return [formulas.on_read(from_row(ot, row._mapping), now) for row in rows], next_cursor, total, exact
+
+
+def count_up_to(conn: sa.Connection, matching: sa.Select, limit: int | None) -> tuple[int, bool]:
+    """The number of rows `matching` selects and whether it is exact: counted when at most `limit` (None: always);
+    beyond it PostgreSQL's planner estimate (never below the rows counted), SQLite's limit + 1 (a lower bound).
+
+    Counting stops at limit + 1 rows, so a list page never scans millions of rows for its total."""
+    if limit is None:
+        return conn.execute(sa.select(sa.func.count()).select_from(matching.subquery())).scalar_one(), True
+    counted = conn.execute(sa.select(sa.func.count()).select_from(matching.limit(limit + 1).subquery())).scalar_one()
+    if counted <= limit:
+        return counted, True
+    if conn.dialect.name == "postgresql":
+        plan = conn.execute(_Explain(matching)).scalar_one()
+        return max(counted, int(plan[0]["Plan"]["Plan Rows"])), False
+    return counted, False
+
+
+class _Explain(sa.Executable, sa.ClauseElement):
+    """PostgreSQL's `EXPLAIN (FORMAT JSON)` of a statement, its parameters bound as the statement's own."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: sa.Select):
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler, **kw) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
 _FORMULAS: dict[int, tuple[ObjectDef, Formulas]] = {}

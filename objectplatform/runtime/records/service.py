@@ -52,6 +52,7 @@ class Page:
     items: list[dict]
     next_cursor: str | None
     total: int | None
+    total_is_exact: bool  # False: beyond Settings.exact_total_limit matches, `total` is the database's estimate
 
 
 @dataclass
@@ -242,17 +243,20 @@ class Records:
 
     def list(self, obj: str, *, filters: Mapping[str, str] | None = None, q: str | None = None,
              sort: str | None = None, limit: int | str = 50, cursor: str | None = None, where=None,
-             count: bool = True, seen_by=None, conn: sa.Connection | None = None) -> Page:
+             count: bool = True, exact_total: bool = False, seen_by=None,
+             conn: sa.Connection | None = None) -> Page:
         """A page of records (see records/query.py for the filters, search, sort and cursor); the
-        total is None unless `count`. `seen_by` (an Access) masks what it may not see, and its filters,
-        search and sort cannot find or order records by it."""
+        total is None unless `count`, and beyond the settings' exact_total_limit an estimate unless `exact_total`.
+        `seen_by` (an Access) masks what it may not see, and its filters, search and sort cannot find or order
+        records by it."""
         self._table(obj)
         mask = None if seen_by is None else self.mask(obj, seen_by)
+        exact_up_to = None if exact_total else self.platform.settings.exact_total_limit
         with self._reading(conn) as c:
-            items, next_cursor, total = list_page(c, self.schema, obj, filters=filters, q=q, sort=sort,
-                                                  limit=limit, cursor=cursor, where=where, count=count, mask=mask,
-                                                  now=self.platform.local_now())
-        return Page(items if mask is None else [mask(r) for r in items], next_cursor, total)
+            items, next_cursor, total, exact = list_page(
+                c, self.schema, obj, filters=filters, q=q, sort=sort, limit=limit, cursor=cursor, where=where,
+                count=count, exact_up_to=exact_up_to, mask=mask, now=self.platform.local_now())
+        return Page(items if mask is None else [mask(r) for r in items], next_cursor, total, exact)
 
     def history(self, obj: str, id: Any, *, where=None, seen_by=None, conn: sa.Connection | None = None) -> list[dict]:
         """The record's audit entries, oldest first (also for a deleted record, unless `where` is given:
