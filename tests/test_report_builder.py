@@ -243,8 +243,11 @@ BUILT = {"object": "lead", "name": "campaign_amounts", "label_zh": "活动金额
          "m0_function": "count", "m0_field": "", "m0_key": "", "m0_label": "",
          "m1_function": "sum", "m1_field": "converted_opportunity.amount", "m1_key": "", "m1_label": "金额",
          "m2_function": "", "m2_field": "", "m2_key": "", "m2_label": "",
-         "f0_name": "status__in", "f0_value": "pending,converted", "f1_name": "", "f1_value": "",
-         "runtime_filters": "created_at", "scene": "all", "sort": "-count", "limit": "", "totals": "true",
+         "f0_field": "status", "f0_op": "in", "f0_value": "pending,converted", "f1_field": "", "f1_op": "eq",
+         "f1_value": "", "r0_field": "created_at", "r1_field": "",
+         "description_zh": "各市场活动的线索与转化商机金额",
+         "description_en": "Leads and converted amounts by campaign",
+         "scene": "all", "sort": "-count", "limit": "", "totals": "true",
          "chart_type": "bar", "chart_dimension": "", "chart_measures": ""}
 
 
@@ -259,7 +262,7 @@ def test_the_builder_runs_saves_edits_and_deletes(client, platform):
     assert "还没有保存的个人报表" in listing
     page = client.get("/reports/new?object=lead").get_data(as_text=True)
     assert '<option value="lead" selected>销售线索</option>' in page
-    assert '<option value="campaign.name">市场活动 · 活动名称</option>' in page
+    assert '<option value="campaign.name">市场活动 › 活动名称</option>' in page
     assert '<option value="follow_up(lead)">' not in page  # follow-ups point at records by object and id
     assert '<option value="sales_order(opportunity).total_amount">' not in page  # orders point at accounts
     ran = client.post("/reports/new", data={**BUILT, "csrf_token": csrf, "do": "run"}).get_data(as_text=True)
@@ -267,13 +270,15 @@ def test_the_builder_runs_saves_edits_and_deletes(client, platform):
     assert '<tr class="totals"><td>合计</td><td class="num">3</td><td class="num">100,000.00</td></tr>' in ran
     assert '<th scope="col" data-key="sum_converted_opportunity_amount" class="num">金额</th>' in ran
     assert '<figure class="report-chart"><svg' in ran
-    assert 'name="m1_field" value="converted_opportunity.amount"' in ran  # the form keeps what was built
+    # the form keeps what was built
+    assert '<option value="converted_opportunity.amount" selected>转换的商机 › 商机金额</option>' in ran
 
     wrong = client.post("/reports/new", data={**BUILT, "csrf_token": csrf, "do": "run", "m1_field": "name"})
     page = wrong.get_data(as_text=True)
     row = re.search(r'<tr class="has-error">(.*?)</tr>', page, re.S).group(1)
     assert 'name="m1_function"' in row and "<li>cannot sum &#39;name&#39;: it is text</li>" in row
     assert "报表定义有 1 处问题" in page and "<table class=\"report\">" not in page
+    assert "<li><strong>统计值 2</strong>: cannot sum &#39;name&#39;: it is text</li>" in page
 
     saved = client.post("/reports/new", data={**BUILT, "csrf_token": csrf, "do": "save"})
     assert saved.status_code == 302 and saved.location == "/reports/campaign_amounts"
@@ -281,10 +286,16 @@ def test_the_builder_runs_saves_edits_and_deletes(client, platform):
     assert cells(shown) == [["春季展会", "2", "100,000.00"], ["(空)", "1", "0.00"]]
     assert 'href="/reports/campaign_amounts/edit">编辑</a>' in shown
     listing = client.get("/reports").get_data(as_text=True)
-    assert 'data-report="campaign_amounts">活动金额</a>' in listing
+    mine = re.search(r'<section class="report-folder" data-folder="mine".*?</section>', listing, re.S).group(0)
+    assert '<span class="title">活动金额</span></a>' in mine
+    assert '<p class="description">各市场活动的线索与转化商机金额</p>' in mine
+    assert '<a class="edit" href="/reports/campaign_amounts/edit">编辑</a>' in mine
 
     edit = client.get("/reports/campaign_amounts/edit").get_data(as_text=True)
-    assert 'name="d0_field" value="campaign.name"' in edit and 'name="f0_value" value="pending,converted"' in edit
+    assert '<option value="campaign.name" selected>市场活动 › 活动名称</option>' in edit
+    assert '<option value="in" selected>等于其中之一（逗号分隔）</option>' in edit
+    assert 'name="f0_value" value="pending,converted"' in edit
+    assert '<option value="created_at" selected>销售线索 › 创建时间</option>' in edit  # the run-time filter
     assert 'name="m1_key" value="sum_converted_opportunity_amount"' in edit
     client.post("/reports/campaign_amounts/edit", data={**BUILT, "csrf_token": csrf, "do": "save",
                                                         "f0_value": "pending"})
@@ -385,3 +396,136 @@ def test_personal_reports_stored_as_json_in_their_table(platform, company):
     assert (str(row["owner"]), row["name"], json.loads(row["label"])) == (company["li"], "my_campaigns", MINE["label"])
     assert json.loads(row["definition"]) == {"kind": "report", **MINE}
     assert plain(saved.definition.document) == {"kind": "report", **MINE} and personal.is_personal(saved.definition)
+
+
+# ------------------------------------------------------------------------------------------ the reports home
+
+
+def folders(page: str) -> list[tuple[str, str, list[str]]]:
+    """The reports page's folders: (key, label, the labels of its reports), in the page's order."""
+    return [(key, label, re.findall(r'<span class="title">(.*?)</span>', body)) for key, label, body in re.findall(
+        r'<section class="report-folder" data-folder="(\w+)".*?<h2 id="folder-\w+">(.*?) <span class="count">\d+'
+        r'</span></h2>(.*?)</section>', page, re.S)]
+
+
+def test_the_reports_home_lists_each_folder_in_order(client):
+    sign_in(client, "李一")
+    page = client.get("/reports").get_data(as_text=True)
+    assert folders(page) == [
+        ("leads", "线索", ["按员工统计线索转换情况", "按状态统计线索"]),
+        ("opportunities", "商机", ["销售漏斗"]),
+        ("visits", "拜访", ["拜访覆盖率(本月)", "拜访效果(30天内成交)", "拜访计划完成率(员工)", "拜访计划完成率(部门)",
+                           "有效拜访率"]),
+        ("orders", "订单与回款", ["客户交易统计(本月)", "订单回款情况", "订单金额按月统计", "应收账款(按客户)",
+                                  "回款统计(按月)", "回款统计(按季度)"]),
+        ("performance", "业绩与目标", ["员工业绩统计", "本月目标完成情况", "销售目标完成情况(部门)",
+                                       "销售目标完成情况(部门·季度)", "销售目标完成情况(员工)",
+                                       "销售目标完成情况(员工·季度)"]),
+        ("marketing", "营销", ["按市场活动统计线索转化过程(含商机)", "按市场活动统计线索转化过程(含订单)",
+                               "市场活动投入产出比"]),
+        ("mine", "我的报表", [])]
+    assert "还没有保存的个人报表，点“新建报表”设计一个" in page
+    # each report: its chart type as an icon (named in a tooltip), its label linking to it, its description
+    assert ('<li data-search="按状态统计线索 leads by status 您可见的线索按状态统计：待处理、跟进中、已转换…… '
+            'the leads you may see, counted by status.">\n      <a href="/reports/leads_by_status" '
+            'data-report="leads_by_status"><span class="chart-kind" title="柱状图"><svg class="chart-icon"') in page
+    assert '<p class="description">您可见的线索按状态统计：待处理、跟进中、已转换……</p>' in page
+    assert re.search(r'data-report="sales_funnel"><span class="chart-kind" title="漏斗图">'
+                     r'<svg [^>]*data-chart="funnel"', page)
+    assert "data-filter-reports" in page and "<script" in page  # typing filters in place; the form asks the server
+
+    client.get("/lang/en")
+    page = client.get("/reports").get_data(as_text=True)
+    assert [(key, label, len(names)) for key, label, names in folders(page)] == [
+        ("leads", "Leads", 2), ("opportunities", "Opportunities", 1), ("visits", "Visits", 5),
+        ("orders", "Orders and payments", 6), ("performance", "Performance and targets", 6),
+        ("marketing", "Marketing", 3), ("mine", "My reports", 0)]
+    assert folders(page)[2][2] == ["Visit coverage this month", "Visit effect (30 days)",
+                                   "Visit plan completion by rep", "Visit plan completion by department",
+                                   "Visit validity"]
+    assert ('<p class="description">One sales process&#39;s open opportunities per stage: count, amount, probability '
+            'and the weighted forecast; compare two periods.</p>') in page
+
+    # the filter box without script: the server keeps the reports whose label or description holds the words
+    found = client.get("/reports?q=回款").get_data(as_text=True)  # an English page finds Chinese words too
+    assert folders(found) == [
+        ("orders", "Orders and payments", ["Customer transactions this month", "Order payment status",
+                                           "Payments by month", "Payments by quarter"]),
+        ("performance", "Performance and targets", ["Employee performance", "This month&#39;s target",
+                                                    "Target achievement by employee"]),
+        ("marketing", "Marketing", ["Campaign leads to orders", "Campaign return"])]
+    assert 'value="回款"' in found
+    nothing = client.get("/reports?q=nothing-like-this").get_data(as_text=True)
+    assert folders(nothing) == [] and "No report&#39;s name or description holds &#34;nothing-like-this&#34;" in nothing
+
+
+def test_the_list_api_gives_each_report_its_folder_and_description(client):
+    li = bearer(client, "李一")
+    items = {i["name"]: i for i in client.get("/api/v1/reports", headers=li).get_json()["items"]}
+    assert (items["visit_effect"]["folder"], items["visit_effect"]["description"]) == (
+        "visits", {"zh": "签到后 30 天内同一客户成交的订单与赢单商机，每笔只计一次。",
+                   "en": "Orders confirmed and opportunities won at the visited account within 30 days of a "
+                         "check-in, each counted once."})
+    assert all(item["folder"] and item["description"] for item in items.values())
+    # a personal report may say a description; a folder it names must be declared (it is listed in My reports)
+    created = client.post("/api/v1/reports", headers=li, json={**MINE, "description": {"zh": "我的", "en": "Mine"}})
+    assert created.status_code == 201 and created.get_json()["description"] == {"zh": "我的", "en": "Mine"}
+    wrong = client.post("/api/v1/reports", headers=li, json={**MINE, "name": "other", "folder": "lead"})
+    assert wrong.status_code == 422 and wrong.get_json()["error"]["fields"] == {
+        "folder": ["unknown report folder 'lead' (did you mean 'leads'?)"]}
+
+
+def test_the_builder_offers_fields_by_label_and_operators_in_words(client):
+    sign_in(client, "李一")
+    page = client.get("/reports/new?object=lead").get_data(as_text=True)
+    picker = re.search(r'<select name="d0_field".*?</select>', page, re.S).group(0)
+    groups = re.findall(r'<optgroup label="(.*?)">', picker)
+    assert groups[:3] == ["销售线索", "销售线索 › 市场活动", "销售线索 › 线索池"]
+    assert '<option value="status">销售线索 › 线索状态</option>' in picker
+    assert '<option value="owner.department">负责人 › 部门</option>' in picker
+    assert '<option value="converted_opportunity.amount">转换的商机 › 商机金额</option>' in picker
+    # every choice is said by its labels: no option shows a path
+    assert re.findall(r'<option value="[^"]+">([^<]*[a-z_]+\.[a-z_]+[^<]*)</option>', page) == []
+    assert 'list="report-paths"' not in page
+    operators = re.search(r'<select name="f0_op".*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="(\w+)" ?[^>]*>(.*?)</option>', operators) == [
+        ("eq", "等于"), ("ne", "不等于"), ("in", "等于其中之一（逗号分隔）"), ("gt", "大于"), ("gte", "大于等于"),
+        ("lt", "小于"), ("lte", "小于等于"), ("contains", "包含"), ("empty", "为空"), ("not_empty", "不为空")]
+    assert "__gte" not in page
+    client.get("/lang/en")
+    page = client.get("/reports/new?object=lead").get_data(as_text=True)
+    assert '<option value="campaign.name">Campaign › Name</option>' in page
+    assert re.search(r'<option value="gte" ?>at least</option>', page)
+
+
+def test_the_preview_gives_the_numbers_of_the_saved_report(client):
+    csrf = sign_in(client, "李一")
+    built = {**BUILT, "csrf_token": csrf, "f1_field": "created_at", "f1_op": "empty", "f1_value": "",
+             "f2_field": "converted_opportunity.amount", "f2_op": "gte", "f2_value": "0"}
+    preview = client.post("/reports/new", data={**built, "do": "preview"})
+    fragment = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "<html" not in fragment  # only what replaces the page's preview
+    assert cells(fragment) == [["没有符合条件的数据"]]  # created_at is never empty
+    built["f1_op"] = "not_empty"
+    fragment = client.post("/reports/new", data={**built, "do": "preview"}).get_data(as_text=True)
+    assert cells(fragment) == [["春季展会", "2", "100,000.00"]]
+    assert '<tr class="totals"><td>合计</td><td class="num">2</td><td class="num">100,000.00</td></tr>' in fragment
+    assert '<figure class="report-chart"><svg' in fragment
+
+    assert client.post("/reports/new", data={**built, "do": "save"}).status_code == 302
+    saved = client.get("/reports/campaign_amounts").get_data(as_text=True)
+    assert cells(saved) == cells(fragment)
+    run = client.post("/api/v1/reports/campaign_amounts/run", headers=bearer(client, "李一")).get_json()
+    assert run["rows"] == [{"campaign_name": "春季展会", "count": 2, "sum_converted_opportunity_amount": 100000}]
+    assert run["totals"] == {"count": 2, "sum_converted_opportunity_amount": 100000}
+    shown = client.get("/api/v1/reports/campaign_amounts", headers=bearer(client, "李一"))
+    definition_ = shown.get_json()["definition"]
+    assert definition_["filters"] == {"status__in": "pending,converted", "created_at__isnull": False,
+                                      "converted_opportunity.amount__gte": "0"}
+    assert definition_["description"] == {"zh": "各市场活动的线索与转化商机金额",
+                                          "en": "Leads and converted amounts by campaign"}
+
+    # a problem is said in the preview by the part of the form it is in
+    wrong = client.post("/reports/new", data={**built, "do": "preview", "d0_field": "campaign.nmae"})
+    assert re.findall(r"<li><strong>(.*?)</strong>: (.*?)</li>", wrong.get_data(as_text=True)) == [
+        ("分组（维度） 1", "unknown field &#39;nmae&#39; of &#39;campaign&#39; (did you mean &#39;name&#39;?)")]

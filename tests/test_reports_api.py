@@ -135,7 +135,9 @@ def sign_in(client, username: str) -> None:
 def test_report_page_shows_filters_table_totals_chart_and_export(client):
     sign_in(client, "王经理")
     listing = client.get("/reports").get_data(as_text=True)
-    assert 'data-report="campaign_leads_to_orders">按市场活动统计线索转化过程(含订单)</a>' in listing
+    assert ('data-report="campaign_leads_to_orders"><span class="chart-kind" title="柱状图"><svg class="chart-icon"'
+            in listing)
+    assert '<span class="title">按市场活动统计线索转化过程(含订单)</span></a>' in listing
     assert '<li class="page page-reports"><a href="/reports" aria-current="page">报表</a></li>' in listing
     page = client.get("/reports/campaign_leads_to_orders?created_at=this_year").get_data(as_text=True)
     assert '<option value="this_year" selected>今年</option>' in page

@@ -45,6 +45,7 @@ from .model import Option as Option
 from .model import Picklist as Picklist
 from .model import Report as Report
 from .model import ReportDimension as ReportDimension
+from .model import ReportFolder as ReportFolder
 from .model import ReportMeasure as ReportMeasure
 from .model import ReportPeriod as ReportPeriod
 from .model import RoleDef as RoleDef

@@ -36,6 +36,7 @@ from .model import (
     Picklist,
     Report,
     ReportDimension,
+    ReportFolder,
     ReportMeasure,
     ReportPeriod,
     RoleDef,
@@ -89,6 +90,7 @@ class Catalog:
     reports: dict[str, Report] = field(default_factory=dict)
     dashboards: dict[str, Dashboard] = field(default_factory=dict)
     navigation: dict[str, NavGroup] = field(default_factory=dict)  # by key, in declared order
+    report_folders: dict[str, ReportFolder] = field(default_factory=dict)  # by key, in declared order
     # names whose definitions failed validation (objects, picklists, roles; fields as "object.field"):
     # references to them are not reported again
     rejected: set[str] = field(default_factory=set)
@@ -141,6 +143,7 @@ def build_definition(data: Mapping[str, Any], source: Source, staged: str | None
         Chart(chart["type"], tuple(chart["measures"]), chart.get("dimension")) if chart else None,
         document,
         ReportPeriod(data["period"]["default"], _optional_label(data["period"])) if "period" in data else None,
+        data.get("folder"), _optional_label(data, "description"),
     )
 
 
@@ -186,8 +189,8 @@ def _match_key(spec: Mapping[str, Any]) -> MatchKey:
     return MatchKey(spec["field"], spec["equals"], spec.get("bucket"))
 
 
-def _optional_label(spec: Mapping[str, Any]) -> Label | None:
-    return build_label(spec["label"]) if spec.get("label") else None
+def _optional_label(spec: Mapping[str, Any], key: str = "label") -> Label | None:
+    return build_label(spec[key]) if spec.get(key) else None
 
 
 def _frozen(value: Any) -> Any:
@@ -322,6 +325,7 @@ class Builder:
             ("report", self.add_definition),
             ("dashboard", self.add_dashboard),
             ("navigation", self.add_navigation),
+            ("report_folders", self.add_report_folders),
         )
         for kind, add in steps:
             for doc in docs:
@@ -583,6 +587,19 @@ class Builder:
                 groups[spec["key"]] = NavGroup(spec["key"], build_label(spec["label"]), items, doc.source(at))
             else:
                 groups[old.key] = replace(old, label=_optional_label(spec) or old.label, items=old.items + items)
+
+    def add_report_folders(self, doc: Document) -> Iterator[Problem]:
+        """A folder of a new key is added after the others; one of a known key may be given a new label."""
+        folders = self.catalog.report_folders
+        for i, spec in enumerate(doc.data["folders"]):
+            at = ("folders", i)
+            old = folders.get(spec["key"])
+            if old is None and "label" not in spec:
+                yield doc.problem(at, f"new report folder {spec['key']!r} needs a label")
+            elif old is None:
+                folders[spec["key"]] = ReportFolder(spec["key"], build_label(spec["label"]), doc.source(at))
+            else:
+                folders[old.key] = replace(old, label=_optional_label(spec) or old.label)
 
     def _staged(self) -> str | None:
         """The one object declaring the sales_process behavior (the object of a process that names none)."""

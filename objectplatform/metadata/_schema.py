@@ -26,6 +26,7 @@ KINDS = (
     "report",
     "dashboard",
     "navigation",
+    "report_folders",
 )
 MANIFEST_KIND = "industry_template"  # an edition's manifest (templates.py): beside its layer, not a document in it
 NAME = re.compile(r"[a-z][a-z0-9_]*")

@@ -930,6 +930,10 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
     if obj is None:
         return
     data = doc.data
+    if "folder" in data and data["folder"] not in catalog.report_folders:
+        yield doc.problem(("folder",), f"unknown report folder {data['folder']!r}"
+                          + ("" if catalog.report_folders else " (no kind: report_folders declares any)"),
+                          closest(data["folder"], catalog.report_folders))
     dimensions = [(("dimensions", i), d) for i, d in enumerate(data.get("dimensions", ()))]
     dimensions += [(("columns",), data["columns"])] if "columns" in data else []
     measures = [(("measures", i), m) for i, m in enumerate(data.get("measures", ()))]
@@ -1240,6 +1244,11 @@ def check_navigation(doc: Document, catalog: Catalog) -> Iterator[Problem]:
             seen.setdefault(name, group.key)
 
 
+def check_report_folders(doc: Document, catalog: Catalog) -> Iterator[Problem]:
+    """A folder's key appears once in the document (a later layer may relabel it)."""
+    yield from _unique(doc, ("folders",), doc.data["folders"], "key", "report folder")
+
+
 CHECKS = {
     "object": check_object,
     "object_extension": check_object,
@@ -1251,4 +1260,5 @@ CHECKS = {
     "report": check_report,
     "dashboard": check_dashboard,
     "navigation": check_navigation,
+    "report_folders": check_report_folders,
 }

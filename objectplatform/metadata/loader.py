@@ -75,6 +75,7 @@ def load_metadata(layers: Sequence[Path | str]) -> Metadata:
         layers=tuple(map(str, paths)),
         dashboards=MappingProxyType(catalog.dashboards),
         navigation=tuple(catalog.navigation.values()),
+        report_folders=tuple(catalog.report_folders.values()),
     )
 
 
@@ -88,7 +89,7 @@ def check_definition(metadata: Metadata, data: dict[str, Any], source: Source) -
         return problems
     own = build_definition(data, source)
     catalog = Catalog(dict(metadata.objects), dict(metadata.picklists), dict(metadata.roles), dict(metadata.flows),
-                      dict(metadata.reports))
+                      dict(metadata.reports), report_folders={f.key: f for f in metadata.report_folders})
     registry = catalog.reports if data["kind"] == "report" else catalog.flows
     registry[own.name] = replace(own, source=doc.source())  # its own name may repeat a shipped one's
     return list(CHECKS[data["kind"]](doc, catalog))

@@ -536,6 +536,17 @@ class Report:
     chart: Chart | None = None
     document: Mapping[str, Any] = no_entries()
     period: ReportPeriod | None = None
+    folder: str | None = None  # the key of a `kind: report_folders` folder the reports page lists it under
+    description: Label | None = None
+
+
+@dataclass(frozen=True)
+class ReportFolder:
+    """A folder of the reports page (线索, 商机, ...): reports naming its key are listed under its label."""
+
+    key: str
+    label: Label
+    source: Source
 
 
 @dataclass(frozen=True)
@@ -617,6 +628,7 @@ class Metadata:
     extras: Mapping[str, Any] = no_entries()
     dashboards: Mapping[str, Dashboard] = no_entries()  # by name, in the order the layers define them
     navigation: tuple[NavGroup, ...] = ()  # the menu's groups in their declared order
+    report_folders: tuple[ReportFolder, ...] = ()  # the reports page's folders in their declared order
 
     def object(self, name: str) -> ObjectDef:
         return self.objects[name]

@@ -36,12 +36,14 @@ def init_app(app: Flask) -> None:
 
 
 def report_summary(report: Report) -> dict:
-    """A report as the list shows it: name, label, base object, engine, its columns' keys, run-time filters and
-    whether it is the caller's personal report."""
+    """A report as the list shows it: name, label, folder, description, base object, engine, its columns' keys,
+    run-time filters and whether it is the caller's personal report."""
     return {
         "name": report.name,
         "personal": personal.is_personal(report),
         "label": api.label_json(report.label),
+        "folder": report.folder,
+        "description": api.label_json(report.description) if report.description else None,
         "object": report.object,
         "engine": report.engine,
         "dimensions": [d.key for d in report.dimensions],

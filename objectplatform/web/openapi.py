@@ -675,13 +675,16 @@ def report_paths() -> dict:
     tag = ["reports"]
     summary = {"type": "object", "required": ["name", "personal", "label", "object", "engine"],
                "properties": {"name": {"type": "string"}, "personal": {"type": "boolean"}, "label": _ref("Label"),
-                              "object": {"type": "string"}, "engine": {"type": "string"}}}
+                              "object": {"type": "string"}, "engine": {"type": "string"},
+                              "folder": {"type": ["string", NULL]},
+                              "description": {"oneOf": [_ref("Label"), {"type": NULL}]}}}
     named = {"type": "array", "items": {"type": "object"}}
     definition = {
         "type": "object", "required": ["name", "label", "object"],
         "description": "a report template's structure (docs/metadata.md, kind: report), checked as at load",
         "properties": {"kind": {"const": "report"}, "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
-                       "label": _ref("Label"), "object": {"type": "string"}, "dimensions": named,
+                       "label": _ref("Label"), "object": {"type": "string"}, "folder": {"type": "string"},
+                       "description": _ref("Label"), "dimensions": named,
                        "columns": {"type": "object"}, "measures": named, "filters": {"type": "object"},
                        "runtime_filters": named, "scene": {"enum": ["all", "mine", "subordinates"]},
                        "sort": {"type": "array", "items": {"type": "string"}}, "limit": {"type": "integer"},

@@ -1,6 +1,7 @@
-"""The report builder (报表设计器): pick an object, dimensions (fields and lookup paths, date buckets, an
-optional column dimension), measures, fixed filters and a chart; Run shows the table and chart from the
-report engine; Save keeps it as a personal report; Export YAML downloads it as a `report_templates/` file.
+"""The report builder (报表设计器): pick an object, dimensions (fields and lookup paths by their labels, date
+buckets, an optional column dimension), measures, fixed filters (an operator in words) and a chart; Run shows
+the table and chart from the report engine, and so does the preview the page fetches as the form changes;
+Save keeps it as a personal report; Export YAML downloads it as a `report_templates/` file.
 
 (How it works: docs/engine.md, "objectplatform/web/pages_report_builder.py".)"""
 
@@ -19,6 +20,7 @@ from objectplatform.metadata import plain
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.reports import charts, personal, run_report
 from objectplatform.runtime.reports.buckets import BUCKETS
+from objectplatform.runtime.reports.filters import DATE_RANGES, split
 from objectplatform.runtime.reports.paths import field_type
 from objectplatform.runtime.reports.run import SCENES
 from objectplatform.runtime.storage.tables import REFERENCE_TYPES
@@ -34,6 +36,12 @@ FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
 SYSTEM = ("owner", "created_by", "created_at", "updated_by", "updated_at")
 BLANK_ROWS = 2  # empty rows offered after the filled ones
 UNNAMED = {"name": "unsaved", "label": {"zh": "未保存的报表", "en": "Unsaved report"}}
+# a fixed filter's operators as the builder offers them, in words; `empty` and `not_empty` are `isnull`
+OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "empty", "not_empty")
+PARTS = {"name": "reports.name", "label": "reports.label_zh", "description": "reports.description_zh",
+         "object": "reports.object", "dimensions": "reports.dimensions", "columns": "reports.column_dimension",
+         "measures": "reports.measures", "filters": "reports.filters", "runtime_filters": "reports.runtime_filters",
+         "scene": "reports.scene", "sort": "reports.sort", "limit": "reports.limit", "chart": "reports.chart"}
 
 
 @bp.route("/reports/new", methods=["GET", "POST"])
@@ -69,8 +77,8 @@ def _builder(editing: personal.PersonalReport | None):
         data = definition_from(request.form)
         action = request.form.get("do", "run")
         try:
-            # a run needs no name yet; saving and exporting do
-            unnamed = {k: v for k, v in UNNAMED.items() if not data.get(k)} if action == "run" else {}
+            # a run (or the page's preview) needs no name yet; saving and exporting do
+            unnamed = {k: v for k, v in UNNAMED.items() if not data.get(k)} if action in ("run", "preview") else {}
             checked = personal.check(platform, {**data, **unnamed}, g.access)
             if action == "yaml":
                 return yaml_file(personal.unsaved(checked))
@@ -82,6 +90,8 @@ def _builder(editing: personal.PersonalReport | None):
             result = run_report(platform, personal.unsaved(checked), access=g.access)
         except ValidationFailed as e:
             errors = e.fields
+        if action == "preview":
+            return render_template("pages/_report_preview.html", **_preview(result, errors))
     elif editing is not None:
         data = plain(editing.definition.document)
     else:
@@ -89,17 +99,39 @@ def _builder(editing: personal.PersonalReport | None):
         obj = chosen if any(o.name == chosen for o in readable) else (readable[0].name if readable else "")
         data = {"object": obj, "measures": [{"key": "count", "function": "count"}]}
     obj = data.get("object") if data.get("object") in platform.metadata.objects else ""
+    paths = path_choices(platform, obj, g.lang) if obj else []
     return render_template(
-        "pages/report_builder.html", editing=editing, form=form_from(data), errors=errors,
-        errors_at=_errors_at(errors), objects=[(o.name, o.label.get(g.lang)) for o in readable],
-        paths=path_choices(platform, obj, g.lang) if obj else [],
+        "pages/report_builder.html", editing=editing, form=form_from(data), errors_at=_errors_at(errors),
+        objects=[(o.name, o.label.get(g.lang)) for o in readable],
+        paths=paths, known_paths={path for _, choices in paths for path, _ in choices},
         functions=[(f, text(f"reports.function.{f}", g.lang)) for f in FUNCTIONS],
+        operators=[(o, text(f"reports.operator.{o}", g.lang)) for o in OPERATORS],
+        ranges=[(r, text(f"reports.range.{r}", g.lang)) for r in DATE_RANGES],
         buckets=[(b, text(f"reports.bucket.{b}", g.lang)) for b in BUCKETS],
         chart_types=[(c, text(f"reports.chart.{c}", g.lang)) for c in charts.CHARTS],
         scenes=[(s, text(f"reports.scene.{s}", g.lang)) for s in SCENES],
-        table=result_table(result) if result else None,
-        chart=Markup(charts.draw(result, g.lang)) if result and result.rows and result.chart else None,
-        title=text("reports.builder", g.lang))
+        title=text("reports.builder", g.lang), **_preview(result, errors))
+
+
+def _preview(result, errors: Mapping[str, list[str]]) -> dict[str, Any]:
+    """What the builder shows below the form (and its live preview in place of it): the problems, each named by
+    the part of the form it is in, or the run's chart and table."""
+    return {"errors": errors,
+            "report_problems": [(_part(path), message) for path, messages in errors.items() for message in messages],
+            "table": result_table(result) if result else None,
+            "chart": Markup(charts.draw(result, g.lang)) if result and result.rows and result.chart else None}
+
+
+def _part(path: str) -> str:
+    """A problem's JSON path as the form names its part: `measures[1].function` -> "Measures 2"."""
+    match = re.match(r"([a-z_]+)(?:\[(\d+)\])?(?:\.(.+))?", path or "")
+    if not match or match.group(1) not in PARTS:
+        return path or "—"
+    name, index, rest = match.groups()
+    said = text(PARTS[name], g.lang)
+    if index is not None:
+        return f"{said} {int(index) + 1}"
+    return f"{said}: {split(rest)[0]}" if name == "filters" and rest else said
 
 
 # --------------------------------------------------------------------------- form <-> definition
@@ -111,6 +143,9 @@ def definition_from(form: Mapping[str, str]) -> dict[str, Any]:
                             "label": {"zh": form.get("label_zh", "").strip(), "en": form.get("label_en", "").strip()},
                             "object": form.get("object", "")}
     data["label"] = {k: v for k, v in data["label"].items() if v}
+    description = {k: form.get(f"description_{k}", "").strip() for k in ("zh", "en")}
+    if any(description.values()):
+        data["description"] = {k: v for k, v in description.items() if v}
     dimensions = [d for d in (_dimension(form, f"d{i}_") for i in _rows(form, "d")) if d]
     if dimensions:
         data["dimensions"] = dimensions
@@ -119,15 +154,12 @@ def definition_from(form: Mapping[str, str]) -> dict[str, Any]:
     measures = [m for m in (_measure(form, i) for i in _rows(form, "m")) if m]
     if measures:
         data["measures"] = measures
-    filters = {}
-    for i in _rows(form, "f"):
-        name = form.get(f"f{i}_name", "").strip()
-        if name:
-            filters[name] = _value(form.get(f"f{i}_value", ""))
+    filters = dict(f for f in (_filter(form, i) for i in _rows(form, "f")) if f)
     if filters:
         data["filters"] = filters
-    if runtime := _list(form.get("runtime_filters", "")):
-        data["runtime_filters"] = [{"field": f} for f in runtime]
+    runtime = [form.get(f"r{i}_field", "").strip() for i in _rows(form, "r")]
+    if any(runtime):
+        data["runtime_filters"] = [{"field": f} for f in runtime if f]
     if form.get("scene"):
         data["scene"] = form["scene"]
     if sort := _list(form.get("sort", "")):
@@ -176,6 +208,16 @@ def _measure(form: Mapping[str, str], i: int) -> dict[str, Any] | None:
     return measure
 
 
+def _filter(form: Mapping[str, str], i: int) -> tuple[str, Any] | None:
+    """A fixed filter row (field, operator in words, value) as the template's `path__op: value`."""
+    path, op = form.get(f"f{i}_field", "").strip(), form.get(f"f{i}_op", "eq")
+    if not path:
+        return None
+    if op in ("empty", "not_empty"):
+        return f"{path}__isnull", op == "empty"
+    return (path if op == "eq" else f"{path}__{op}"), _value(form.get(f"f{i}_value", ""))
+
+
 def _list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -193,30 +235,40 @@ def _value(raw: str) -> Any:
 
 def form_from(data: Mapping[str, Any]) -> dict[str, Any]:
     """A definition as the builder's rows of inputs, with blank rows to add more."""
-    label = data.get("label") or {}
+    label, description = data.get("label") or {}, data.get("description") or {}
     blank_dimension = {"field": "", "bucket": "", "key": ""}
     dimensions = [{**blank_dimension, **d} for d in data.get("dimensions", ()) if isinstance(d, Mapping)]
     measures = [{"function": m.get("function", ""), "field": m.get("field", ""), "key": m.get("key", ""),
                  "label": (m.get("label") or {}).get(g.lang, "")}
                 for m in data.get("measures", ()) if isinstance(m, Mapping)]
-    filters = [(name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-               for name, value in (data.get("filters") or {}).items()]
+    filters = [_filter_row(name, value) for name, value in (data.get("filters") or {}).items()]
+    blank_filter = {"field": "", "op": "eq", "value": ""}
     chart = data.get("chart") or {}
     column = data.get("columns")
     return {
         "name": data.get("name", ""), "label_zh": label.get("zh", ""), "label_en": label.get("en", ""),
+        "description_zh": description.get("zh", ""), "description_en": description.get("en", ""),
         "object": data.get("object", ""),
         "dimensions": dimensions + [blank_dimension] * BLANK_ROWS,
         "column": {**blank_dimension, **column} if isinstance(column, Mapping) else blank_dimension,
         "measures": measures + [{"function": "", "field": "", "key": "", "label": ""}] * BLANK_ROWS,
-        "filters": filters + [("", "")] * BLANK_ROWS,
-        "runtime_filters": ", ".join(f.get("field", "") for f in data.get("runtime_filters", ())
-                                     if isinstance(f, Mapping)),
+        "filters": filters + [blank_filter] * BLANK_ROWS,
+        "runtime_filters": [f.get("field", "") for f in data.get("runtime_filters", ()) if isinstance(f, Mapping)]
+        + [""] * BLANK_ROWS,
         "scene": data.get("scene", "all"), "sort": ", ".join(map(str, data.get("sort", ()))),
         "limit": data.get("limit", ""), "totals": data.get("totals", True),
         "chart_type": chart.get("type", ""), "chart_dimension": chart.get("dimension", ""),
         "chart_measures": ", ".join(map(str, chart.get("measures", ()))),
     }
+
+
+def _filter_row(name: str, value: Any) -> dict[str, str]:
+    """A template's `path__op: value` as the builder's row: field, operator in words, value as typed."""
+    path, op = split(name)
+    if op == "isnull":
+        return {"field": path, "op": "empty" if str(value).lower() in ("true", "1") else "not_empty", "value": ""}
+    typed = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return {"field": path, "op": op, "value": typed}
 
 
 def _errors_at(errors: Mapping[str, list[str]]):
@@ -229,9 +281,10 @@ def _errors_at(errors: Mapping[str, list[str]]):
     return at
 
 
-def path_choices(platform, obj_name: str, lang: str) -> list[tuple[str, str]]:
-    """Paths to offer for `obj_name`: its fields, its lookups' fields, the records pointing at it and their
-    numbers (one hop each way; longer paths can be typed)."""
+def path_choices(platform, obj_name: str, lang: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The fields to offer for `obj_name`, by label in groups: its own fields, each lookup's fields, and the
+    numbers of the records pointing at it (one hop each way; a longer path an edited report holds is kept).
+    Each choice says where its field is: "销售线索 › 线索状态", "市场活动 › 活动名称"."""
     metadata, schema = platform.metadata, platform.schema
     obj = metadata.objects[obj_name]
 
@@ -243,22 +296,23 @@ def path_choices(platform, obj_name: str, lang: str) -> list[tuple[str, str]]:
         f = metadata.objects[owner].fields.get(name)
         return f.label.get(lang) if f else text(f"reports.field.{name}", lang)
 
-    choices = []
+    def fields_of(owner: str, prefix: str, said: str, names) -> list[tuple[str, str]]:
+        return [(f"{prefix}{n}", f"{said} › {label(owner, n)}") for n in names if stored(owner, n)]
+
+    own_label = obj.label.get(lang)
+    groups = [(own_label, fields_of(obj_name, "", own_label, [*obj.fields, *SYSTEM]))]
     for name in [*obj.fields, *SYSTEM]:
-        if not stored(obj_name, name):
-            continue
-        choices.append((name, label(obj_name, name)))
         f = obj.fields.get(name)
         target = f.to if f is not None else "user"
-        if field_type(f, name) in REFERENCE_TYPES and target in metadata.objects:
-            for other in metadata.objects[target].fields:
-                if stored(target, other):
-                    choices.append((f"{name}.{other}", f"{label(obj_name, name)} · {label(target, other)}"))
+        if stored(obj_name, name) and field_type(f, name) in REFERENCE_TYPES and target in metadata.objects:
+            said = label(obj_name, name)
+            targets = metadata.objects[target].fields
+            groups.append((f"{own_label} › {said}", fields_of(target, f"{name}.", said, targets)))
     for child in metadata.objects.values():
         for via in child.fields.values():
             if via.type in ("lookup", "master_detail") and via.to == obj_name:
-                reverse = f"{child.name}({via.name})"
-                choices.append((reverse, f"{child.label.get(lang)} ({via.label.get(lang)})"))
-                choices += [(f"{reverse}.{n}", f"{child.label.get(lang)} ({via.label.get(lang)}) · {f.label.get(lang)}")
-                            for n, f in child.fields.items() if field_type(f, n) in NUMERIC and stored(child.name, n)]
-    return choices
+                reverse, said = f"{child.name}({via.name})", f"{child.label.get(lang)} ({via.label.get(lang)})"
+                numbers = [n for n, f in child.fields.items() if field_type(f, n) in NUMERIC]
+                groups.append((said, [(reverse, f"{said} › {text('reports.records', lang)}"),
+                                      *fields_of(child.name, f"{reverse}.", said, numbers)]))
+    return groups

@@ -1,11 +1,13 @@
-"""The report pages: the reports the user may run (the shipped ones, then their own), and a report with its
-run-time filters, scene, the table with its totals row, the chart drawn on the server and the CSV export;
+"""The report pages: the reports the user may run (the shipped ones in their folders, then their own), and a
+report with its run-time filters, scene, the table with its totals row, the chart drawn on the server and the CSV
+export;
 one runtime call per page, the same as the API's (`api_reports.run_as_caller`). The funnel takes a second
 set of filters (B: another period, another department) and shows both funnels side by side, with one table
 holding both. The report builder is pages_report_builder.py."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -33,13 +35,36 @@ PAGE_PARAMS = frozenset({"scene"})
 SIDE_B = "b."  # the funnel's second set of filters: b.period, b.owner.department, ...
 
 
+MINE, OTHER = "mine", "other"  # the folders of the user's own reports and of shipped ones naming no folder
+
+
 @bp.route("/reports")
 def reports():
-    platform = get_platform()
-    listed = personal.listed(platform, g.access)
-    items = [(r.name, r.label.get(g.lang)) for r in listed if not personal.is_personal(r)]
-    own = [(r.name, r.label.get(g.lang)) for r in listed if personal.is_personal(r)]
-    return render_template("pages/reports.html", items=items, own=own)
+    query = request.args.get("q", "").strip()
+    folders = _grouped(get_platform(), personal.listed(get_platform(), g.access), query, g.lang)
+    return render_template("pages/reports.html", folders=folders, query=query,
+                           found=sum(len(f["reports"]) for f in folders))
+
+
+def _grouped(platform, listed: list, query: str, lang: str) -> list[dict]:
+    """The reports page's folders in their declared order, each with its reports (those whose label or
+    description holds `query`, in either language), then the shipped reports naming no folder, then the
+    user's own ("My reports", shown even when empty so that the builder is one click away)."""
+    words = query.casefold()
+    by_folder: dict[str, list[dict]] = defaultdict(list)
+    for r in listed:
+        said = [r.label.zh, r.label.en, *((r.description.zh, r.description.en) if r.description else ())]
+        if words and not any(words in text_.casefold() for text_ in said):
+            continue
+        key = MINE if personal.is_personal(r) else r.folder or OTHER
+        by_folder[key].append({
+            "name": r.name, "label": r.label.get(lang), "search": " ".join(said).casefold(),
+            "description": r.description.get(lang) if r.description else "",
+            "chart": r.chart.type if r.chart else "table", "personal": key == MINE})
+    folders = [(f.key, f.label.get(lang)) for f in platform.metadata.report_folders]
+    folders += [(OTHER, text("reports.folder.other", lang)), (MINE, text("reports.mine", lang))]
+    return [{"key": key, "label": label, "reports": by_folder.get(key, [])} for key, label in folders
+            if by_folder.get(key) or (key == MINE and not words)]
 
 
 def _found(name: str):

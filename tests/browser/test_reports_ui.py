@@ -36,12 +36,19 @@ def test_a_manager_builds_runs_and_saves_a_report(page, site):
     with page.expect_navigation():  # choosing the object reloads the builder for it (no button needed)
         page.select_option("#b-pick-object", "lead")
     assert path(page) == "/reports/new?object=lead"
-    page.fill("input[name=d0_field]", "owner")
-    page.fill("input[name=d1_field]", "status")
+    # a field is found by typing part of its label, and chosen from the matches
+    page.get_by_role("combobox", name="分组（维度） 1").fill("负责")
+    page.get_by_role("option", name="销售线索 › 负责人", exact=True).click()
+    assert page.input_value("select[name=d0_field]") == "owner"
+    page.get_by_role("combobox", name="分组（维度） 2").fill("线索 状态")
+    page.get_by_role("option", name="销售线索 › 线索状态", exact=True).click()
     page.select_option("select[name=m0_function]", "count")
     page.fill("input[name=m0_label]", "线索数")
     page.select_option("#b-chart-type", "stacked_bar")
-    click_and_wait(page, page.get_by_role("button", name="查询"))
+    # the preview follows the form without a click
+    page.locator("#report-preview figure.report-chart svg").wait_for()
+    assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
+    click_and_wait(page, page.get_by_role("button", name="查询"))  # the same run as a page
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
     assert page.locator("figure.report-chart svg").is_visible()
     page.fill("#b-name", "my_team_leads")
@@ -50,4 +57,8 @@ def test_a_manager_builds_runs_and_saves_a_report(page, site):
     assert path(page) == "/reports/my_team_leads"
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
     page.goto("/reports")
-    assert page.locator("ul.reports.personal a[data-report=my_team_leads]").inner_text() == "我团队的线索"
+    assert page.locator("section[data-folder=mine] a[data-report=my_team_leads]").inner_text() == "我团队的线索"
+    # the filter box hides the reports and folders that do not match as one types
+    page.fill("#report-q", "回款统计")
+    assert page.eval_on_selector_all("section.report-folder:not([hidden]) li:not([hidden]) .title",
+                                     "items => items.map(i => i.innerText)") == ["回款统计(按月)", "回款统计(按季度)"]

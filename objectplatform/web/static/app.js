@@ -1,6 +1,7 @@
 /* The pages' behaviour: search-as-you-type lookups, select-all, delete confirmation, the
    child-line editor with live subtotals, selects that submit their form when changed (the
-   report builder's object) and the menu folded on a phone. Plain JavaScript, no libraries; every page works without it
+   report builder's object), the report builder's searchable field pickers and live preview, the reports
+   page's filter box and the menu folded on a phone. Plain JavaScript, no libraries; every page works without it
    except the lookups' suggestions. */
 (function () {
   "use strict";
@@ -300,6 +301,146 @@
     });
   }
 
+  /* ------------------------------------------------------------------ the reports page's filter box */
+
+  // Typing hides the reports whose label and description (both languages) do not hold the text, and the folders
+  // left empty; without script the box is a search form the server answers.
+  function setupReportFilter(input) {
+    var none = document.querySelector("[data-none-found]");
+    input.addEventListener("input", function () {
+      var words = input.value.trim().toLowerCase(), found = 0;
+      document.querySelectorAll("section.report-folder").forEach(function (folder) {
+        var shown = 0, items = folder.querySelectorAll("li[data-search]");
+        items.forEach(function (item) {
+          var match = item.dataset.search.indexOf(words) >= 0;
+          item.hidden = !match;
+          if (match) shown++;
+        });
+        folder.hidden = words !== "" && shown === 0;
+        found += shown;
+      });
+      if (none) none.hidden = words === "" || found > 0;
+    });
+  }
+
+  /* ------------------------------------------------------------------ searchable field pickers */
+
+  // A select.field-picker (the report builder's fields, in groups) gets a text box that finds its options by
+  // any part of their label ("金额", "商机 › 金"); the select stays in the form, hidden, holding the choice.
+  function setupPicker(select) {
+    var box = document.createElement("div");
+    var text = document.createElement("input");
+    var list = document.createElement("ul");
+    var active = -1;
+    box.className = "picker";
+    text.type = "text";
+    text.className = "picker-text";
+    text.autocomplete = "off";
+    text.placeholder = select.dataset.search;
+    text.setAttribute("role", "combobox");
+    text.setAttribute("aria-autocomplete", "list");
+    text.setAttribute("aria-expanded", "false");
+    text.setAttribute("aria-label", select.getAttribute("aria-label"));
+    list.className = "lookup-results";
+    list.setAttribute("role", "listbox");
+    list.hidden = true;
+    select.parentNode.insertBefore(box, select);
+    box.append(text, list, select);
+    select.hidden = true;
+
+    function chosenText() {
+      var option = select.options[select.selectedIndex];
+      return option && option.value ? option.textContent : "";
+    }
+    function close() { list.hidden = true; text.setAttribute("aria-expanded", "false"); active = -1; }
+    function choose(option) {
+      select.value = option.value;
+      text.value = chosenText();
+      close();
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+    function show() {
+      var words = text.value.trim().toLowerCase().split(/\s+/).filter(Boolean), shown = 0;
+      list.replaceChildren();
+      Array.prototype.forEach.call(select.options, function (option) {
+        if (!option.value || shown >= 80) return;
+        var said = option.textContent.toLowerCase();
+        if (!words.every(function (w) { return said.indexOf(w) >= 0; })) return;
+        var li = document.createElement("li");
+        li.setAttribute("role", "option");
+        li.textContent = option.textContent;
+        li.option = option;
+        li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(option); });
+        list.append(li);
+        shown++;
+      });
+      if (!shown) {
+        var none = document.createElement("li");
+        none.className = "none";
+        none.textContent = select.dataset.none;
+        list.append(none);
+      }
+      list.hidden = false;
+      text.setAttribute("aria-expanded", "true");
+      active = -1;
+    }
+    function highlight(step) {
+      var options = list.querySelectorAll("li[role=option]");
+      if (!options.length) return;
+      active = (active + step + options.length) % options.length;
+      options.forEach(function (o, i) { o.classList.toggle("active", i === active); });
+      options[active].scrollIntoView({ block: "nearest" });
+    }
+
+    text.value = chosenText();
+    text.addEventListener("focus", function () { text.select(); show(); });
+    text.addEventListener("input", show);
+    text.addEventListener("blur", function () {
+      close();
+      if (!text.value.trim() && select.value) {  // emptied: no field
+        select.value = "";
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+      text.value = chosenText();
+    });
+    text.addEventListener("keydown", function (e) {
+      if (e.key === "ArrowDown") { e.preventDefault(); if (list.hidden) show(); else highlight(1); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); highlight(-1); }
+      else if (e.key === "Escape") { close(); text.value = chosenText(); }
+      else if (e.key === "Enter" && !list.hidden) {
+        e.preventDefault();
+        var options = list.querySelectorAll("li[role=option]");
+        if (options.length) choose(options[Math.max(active, 0)].option);
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------------ the report builder's live preview */
+
+  // As the builder's form changes, it is sent as a preview (do=preview: the same run as the Run button) and the
+  // answer replaces the chart, table and problems below it; the buttons still run, save and export without script.
+  function setupPreview(form) {
+    var target = document.getElementById("report-preview");
+    var timer = null, sequence = 0;
+    function preview() {
+      var mine = ++sequence, data = new FormData(form);
+      data.set("do", "preview");
+      target.classList.add("loading");
+      fetch(form.action, { method: "POST", body: data, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (mine !== sequence) return;
+          target.classList.remove("loading");
+          if (html !== null) target.innerHTML = html;
+        })
+        .catch(function () { target.classList.remove("loading"); });
+    }
+    function soon() { clearTimeout(timer); timer = setTimeout(preview, 400); }
+    if (!target.querySelector("table, .flash")) preview();  // a new report: its count right away
+    form.addEventListener("change", soon);
+    form.addEventListener("input", function (e) { if (!e.target.classList.contains("picker-text")) soon(); });
+  }
+
   /* ------------------------------------------------------------------ start */
 
   /* the menu starts folded on a phone (its <details> opens with a tap; without script it stays open) */
@@ -313,6 +454,9 @@
     document.querySelectorAll(".lookup-shown").forEach(setupShown);
     document.querySelectorAll(".mention-picker").forEach(setupMention);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
+    document.querySelectorAll("input[data-filter-reports]").forEach(setupReportFilter);
+    document.querySelectorAll("select.field-picker").forEach(setupPicker);
+    document.querySelectorAll("form[data-preview]").forEach(setupPreview);
     document.querySelectorAll(".import-progress").forEach(function (section) {
       if (["finished", "failed", "interrupted"].indexOf(section.dataset.status) < 0) watchJob(section);
     });
