@@ -8,7 +8,9 @@ import re
 import pytest
 from report_company import build_company
 
+from objectplatform.metadata import Chart, Label
 from objectplatform.runtime.reports import charts
+from objectplatform.runtime.reports.run import Column, ReportResult
 from objectplatform.web import create_app
 
 PASSWORD = "correct-horse-7"
@@ -105,6 +107,42 @@ def test_chart_is_svg_drawn_on_the_server(client):
     # the value axis: from 0 in equal round steps up to the highest bar (3 leads of one owner and status)
     ticks = [float(t) for t in re.findall(r'<text x="64.0" y="[\d.]+" text-anchor="end">([\d.,]+)</text>', svg)]
     assert ticks == [0, 1, 2, 3], ticks
+
+
+def _by_two(chart: Chart, *measures: tuple[str, str]) -> ReportResult:
+    """Visits by owner and grade: two owners, three grades (张三 has no C), the given measures' values per row."""
+    dims = [Column("owner", Label("负责人", "Owner"), "text"), Column("grade", Label("客户级别", "Grade"), "text")]
+    cols = [Column(key, Label(key, key), "integer", measure=function) for key, function in measures]
+    values = {("张三", "A"): 4, ("张三", "B"): 2, ("李四", "A"): 1, ("李四", "B"): 3, ("李四", "C"): 6}
+    rows = [{"owner": o, "grade": g, **{key: v * (i + 1) for i, (key, _) in enumerate(measures)}}
+            for (o, g), v in values.items()]
+    return ReportResult("visits", Label("拜访", "Visits"), [*dims, *cols], rows, None, dims, cols, chart)
+
+
+def test_a_two_dimension_chart_shows_each_category_once_and_the_other_dimension_as_series():
+    svg = charts.draw(_by_two(Chart("bar", ("visits",), "owner"), ("visits", "count")))
+    labels = re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="middle">(.*?)</text>', svg)
+    assert labels == ["张三", "李四"]  # once each, not once per grade
+    assert re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="start">(.*?)</text>', svg) == ["A", "B", "C"]
+    assert re.findall(r"<rect [^>]*><title>([^<]*)</title></rect>", svg) == [
+        "张三 · A: 4", "李四 · A: 1", "张三 · B: 2", "李四 · B: 3", "张三 · C: 0", "李四 · C: 6"]
+
+
+def test_several_counts_by_two_dimensions_add_up_per_category():
+    svg = charts.draw(_by_two(Chart("bar", ("visits", "accounts"), "owner"), ("visits", "count"),
+                              ("accounts", "sum")))
+    assert re.findall(r"<rect [^>]*><title>([^<]*)</title></rect>", svg) == [
+        "张三 · visits: 6", "李四 · visits: 10", "张三 · accounts: 12", "李四 · accounts: 20"]
+
+
+def test_a_heat_map_shades_each_cell_by_its_value():
+    svg = charts.draw(_by_two(Chart("heatmap", ("visits",), "owner"), ("visits", "count")))
+    cells = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"[^>]*><title>(.*?)</title></rect>', svg)
+    assert [title for _, title in cells] == [
+        "A · 张三: 4", "A · 李四: 1", "B · 张三: 2", "B · 李四: 3", "C · 张三: 0", "C · 李四: 6"]
+    shades = dict((title, fill) for fill, title in cells)
+    assert shades["C · 李四: 6"] == "#1d4ed8" and shades["C · 张三: 0"] == "#ffffff"  # the largest darkest, none white
+    assert re.findall(r'text-anchor="end">(.*?)</text>', svg) == ["A", "B", "C"]  # the rows: the grades
 
 
 @pytest.mark.parametrize(("highest", "ticks"), [

@@ -43,7 +43,7 @@ BUILT_KEYS = (
     N_("pool.assigned"), N_("pool.claimed"),
     N_("reports.bucket.day"), N_("reports.bucket.month"), N_("reports.bucket.quarter"), N_("reports.bucket.week"),
     N_("reports.bucket.year"),
-    N_("reports.chart.bar"), N_("reports.chart.funnel"), N_("reports.chart.line"), N_("reports.chart.pie"),
+    N_("reports.chart.bar"), N_("reports.chart.funnel"), N_("reports.chart.heatmap"), N_("reports.chart.line"), N_("reports.chart.pie"),
     N_("reports.chart.stacked_bar"), N_("reports.chart.table"),
     N_("reports.field.created_at"), N_("reports.field.created_by"), N_("reports.field.id"), N_("reports.field.owner"),
     N_("reports.field.updated_at"), N_("reports.field.updated_by"), N_("reports.field.version"),

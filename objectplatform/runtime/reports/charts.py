@@ -1,5 +1,7 @@
-"""A report result drawn as SVG on the server (bar, stacked bar, line, pie, funnel): no script, no CDN, the
-same picture in the page and as a file. Chart kinds are a registry, so a template can add one."""
+"""A report result drawn as SVG on the server (bar, stacked bar, line, pie, funnel, heat map): no script, no CDN,
+the same picture in the page and as a file. Chart kinds are a registry, so a template can add one. A report by two
+dimensions draws one measure with the second dimension's values as the series (bars side by side, stacked, lines)
+or as the rows of a heat map, each category once."""
 
 from __future__ import annotations
 
@@ -35,25 +37,31 @@ def draw(result: ReportResult, lang: str = "zh") -> str:
     measures = list(spec.measures) or [c.key for c in result.measures]
     dimension = spec.dimension or (dims[0] if dims else None)
     labels = {c.key: c.label.get(lang) for c in result.columns}
-    if kind == "stacked_bar" and len(dims) > 1:  # stack the other dimension's values
+    functions = {c.key: c.measure for c in result.measures}
+    if len(dims) > 1 and kind in PIVOTED and (len(measures) == 1 or kind in ("stacked_bar", "heatmap")):
+        # one measure by two dimensions: the other dimension's values become the series (a heat map's rows)
         other = next(d for d in dims if d != dimension)
         categories = _unique(value_text(result, dimension, r[dimension], lang) for r in result.rows)
-        stacks = _unique(value_text(result, other, r[other], lang) for r in result.rows)
-        series = []
-        for stack in stacks:
-            values = dict.fromkeys(categories, 0.0)
-            for r in result.rows:
-                if value_text(result, other, r[other], lang) == stack:
-                    values[value_text(result, dimension, r[dimension], lang)] += _number(r.get(measures[0]))
-            series.append((stack, list(values.values())))
+        cells: dict[str, dict[str, float]] = {}
+        for r in result.rows:
+            row = cells.setdefault(value_text(result, other, r[other], lang), dict.fromkeys(categories, 0.0))
+            row[value_text(result, dimension, r[dimension], lang)] += _number(r.get(measures[0]))
+        series = [(name, list(values.values())) for name, values in cells.items()]
+    elif len(dims) > 1 and kind in PIVOTED and all(functions.get(m) in ADDITIVE for m in measures):
+        # several counts or sums by two dimensions: each category once, its rows added up
+        categories = _unique(value_text(result, dimension, r[dimension], lang) for r in result.rows)
+        sums = {m: dict.fromkeys(categories, 0.0) for m in measures}
+        for r in result.rows:
+            for m in measures:
+                sums[m][value_text(result, dimension, r[dimension], lang)] += _number(r.get(m))
+        series = [(labels.get(m, m), list(sums[m].values())) for m in measures]
+    elif dimension is None:
+        categories = [labels.get(m, m) for m in measures]
+        series = [(result.label.get(lang), [_number(result.rows[0].get(m)) if result.rows else 0.0
+                                            for m in measures])]
     else:
-        if dimension is None:
-            categories = [labels.get(m, m) for m in measures]
-            series = [(result.label.get(lang), [_number(result.rows[0].get(m)) if result.rows else 0.0
-                                                for m in measures])]
-        else:
-            categories = [value_text(result, dimension, r[dimension], lang) for r in result.rows]
-            series = [(labels.get(m, m), [_number(r.get(m)) for r in result.rows]) for m in measures]
+        categories = [value_text(result, dimension, r[dimension], lang) for r in result.rows]
+        series = [(labels.get(m, m), [_number(r.get(m)) for r in result.rows]) for m in measures]
     body = CHARTS[kind](categories, series, lang)
     title = escape(result.label.get(lang))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
@@ -204,7 +212,45 @@ def _funnel(categories: list[str], series: Series, lang: str) -> str:
     return "".join(parts)
 
 
+def _heatmap(categories: list[str], series: Series, lang: str) -> str:
+    """A matrix: a row per series (the second dimension's values), a column per category, each cell shaded by its
+    value against the largest and labelled with it; an empty cell stays white."""
+    rows = max(len(series), 1)
+    left, top, bottom = 110, TOP + 4, 44
+    cell_w, cell_h = (WIDTH - left - 20) / max(len(categories), 1), (HEIGHT - top - bottom) / rows
+    highest = max((v for _, values in series for v in values), default=0) or 1.0
+    parts = []
+    for r, (name, values) in enumerate(series):
+        y = top + cell_h * r
+        parts.append(_text(left - 8, y + cell_h / 2 + 4, name[:12], "end"))
+        for c, value in enumerate(values):
+            x, share = left + cell_w * c, value / highest
+            shade = "#ffffff" if value <= 0 else _blend("#dbeafe", "#1d4ed8", share)
+            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell_w:.1f}" height="{cell_h:.1f}" fill="{shade}" '
+                         f'stroke="#e2e8f0"><title>{escape(name)} · {escape(categories[c])}: {_format(value)}</title>'
+                         f"</rect>")
+            if value and cell_w >= 28 and cell_h >= 14:
+                ink = "#ffffff" if share > 0.55 else "#1f2933"
+                parts.append(_text(x + cell_w / 2, y + cell_h / 2 + 4, _format(value), extra=f' fill="{ink}"'))
+    y0 = top + cell_h * rows + 16
+    for c, name in enumerate(categories):
+        x = left + cell_w * (c + 0.5)
+        if cell_w >= LABEL_ROOM:
+            parts.append(_text(x, y0, name[:14]))
+        else:
+            parts.append(_text(x, y0 - 4, name[:10], "end", f' transform="rotate(-40 {x:.1f} {y0 - 4:.1f})"'))
+    return "".join(parts)
+
+
+def _blend(light: str, dark: str, share: float) -> str:
+    """The colour `share` (0..1) of the way from `light` to `dark` (#rrggbb)."""
+    a, b = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (light, dark))
+    return "#" + "".join(f"{round(x + (y - x) * min(max(share, 0), 1)):02x}" for x, y in zip(a, b, strict=True))
+
+
 # the chart kinds a report template's `chart.type` names: (category labels, [(series name, values)], lang) -> SVG
 CHARTS: dict[str, Callable[[list[str], Series, str], str]] = {
-    "bar": _bar, "stacked_bar": _stacked_bar, "line": _line, "pie": _pie, "funnel": _funnel,
+    "bar": _bar, "stacked_bar": _stacked_bar, "line": _line, "pie": _pie, "funnel": _funnel, "heatmap": _heatmap,
 }
+PIVOTED = {"bar", "stacked_bar", "line", "heatmap"}  # drawn by two dimensions without repeating a category
+ADDITIVE = {"count", "sum"}  # measures whose rows add up to their category's figure
