@@ -414,7 +414,7 @@ def test_the_reports_home_lists_each_folder_in_order(client):
     assert folders(page) == [
         ("leads", "线索", ["按员工统计线索转换情况", "按状态统计线索"]),
         ("opportunities", "商机", ["销售漏斗"]),
-        ("visits", "拜访", ["拜访覆盖率(本月)", "拜访效果(30天内成交)", "拜访计划完成率(员工)", "拜访计划完成率(部门)",
+        ("visits", "拜访", ["拜访覆盖率", "区域拜访覆盖率", "拜访效果(30天内成交)", "拜访计划完成率(员工)", "拜访计划完成率(部门)",
                            "有效拜访率"]),
         ("orders", "订单与回款", ["客户交易统计(本月)", "订单回款情况", "订单金额按月统计", "应收账款(按客户)",
                                   "回款统计(按月)", "回款统计(按季度)"]),
@@ -437,10 +437,10 @@ def test_the_reports_home_lists_each_folder_in_order(client):
     client.get("/lang/en")
     page = client.get("/reports").get_data(as_text=True)
     assert [(key, label, len(names)) for key, label, names in folders(page)] == [
-        ("leads", "Leads", 2), ("opportunities", "Opportunities", 1), ("visits", "Visits", 5),
+        ("leads", "Leads", 2), ("opportunities", "Opportunities", 1), ("visits", "Visits", 6),
         ("orders", "Orders and payments", 6), ("performance", "Performance and targets", 6),
         ("marketing", "Marketing", 3), ("mine", "My reports", 0)]
-    assert folders(page)[2][2] == ["Visit coverage this month", "Visit effect (30 days)",
+    assert folders(page)[2][2] == ["Visit coverage", "Visit coverage by region", "Visit effect (30 days)",
                                    "Visit plan completion by rep", "Visit plan completion by department",
                                    "Visit validity"]
     assert ('<p class="description">One sales process&#39;s open opportunities per stage: count, amount, probability '

@@ -11,6 +11,7 @@ Playwright's Python package: `playwright install` is never needed. With OBJECTPL
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ CHROMIUM = os.environ.get("OBJECTPLATFORM_CHROMIUM") or shutil.which("chromium")
 REQUIRE_SERVICES = os.environ.get("OBJECTPLATFORM_REQUIRE_SERVICES") == "1"
 PASSWORD = "browser-pass-1"
 TIMEOUT_MS = 10_000
+# where the journeys' screenshots go, one folder per test, for reviewers to look at (build/ is not tracked)
+SCREENSHOTS = Path(os.environ.get("OBJECTPLATFORM_SCREENSHOTS") or Path(__file__).parents[2] / "build" / "screenshots")
+WIDTHS = (1400, 390)
 
 
 def _unavailable(reason: str):
@@ -85,6 +89,26 @@ def context(browser, site, dialogs):
 @pytest.fixture
 def page(context):
     return context.new_page()
+
+
+@pytest.fixture
+def screenshot(request):
+    """`screenshot(page, name)`: the page as it is now, whole, at 1400 px and at 390 px (then at its own size again),
+    as build/screenshots/<test>/<nn>-<name>-<width>.png (OBJECTPLATFORM_SCREENSHOTS names another folder)."""
+    folder = SCREENSHOTS / re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
+    shutil.rmtree(folder, ignore_errors=True)
+    taken = []
+
+    def shoot(page, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        taken.append(name)
+        size = page.viewport_size or {"width": 1400, "height": 900}
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": size["height"]})
+            page.screenshot(path=folder / f"{len(taken):02d}-{name}-{width}.png", full_page=True)
+        page.set_viewport_size(size)
+
+    return shoot
 
 
 # ------------------------------------------------------------------------------------ the site

@@ -47,7 +47,7 @@ def advance(page) -> None:
     assert flashes(page) == ["推进到下一阶段：已完成"]
 
 
-def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, site):
+def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, site, screenshot):
     from playwright.sync_api import expect
 
     records = site.platform.records
@@ -99,6 +99,7 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
     assert [step.locator(f".approvers li {c}").all_inner_texts() for c in (".who", ".decision")] == [
         ["赵强"], ["未审批"]]
     assert approval.locator("form.approval-decide").count() == 0  # the rep cannot decide it
+    screenshot(page, "opportunity-waiting-for-approval")
     assert page.locator("a.bell .count").inner_text() == "0"
     rep.close()
 
@@ -117,6 +118,7 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
         ("客户", "华信银行"), ("商机金额", "500,000.00"), ("销售阶段", "方案制作"), ("赢率", "60%")]
     assert row.locator("td").nth(1).inner_text() == "审批"
     assert row.get_by_role("link", name="查看").get_attribute("href") == f"{url}#{anchor}"
+    screenshot(page, "manager-inbox")
     row.get_by_role("textbox", name="审批意见").fill("同意，注意报价底线")
     click_and_wait(page, row.get_by_role("button", name="同意"))
     assert flashes(page) == ["已同意：阶段审批：商务谈判 零售条线CRM项目"]

@@ -21,7 +21,7 @@ def board_rows(page) -> list[list[str]]:
         ".map(c => c.innerText.trim()))")
 
 
-def test_rep_claims_follows_up_and_converts_then_the_manager_sees_it_in_the_feed(browser, site):
+def test_rep_claims_follows_up_and_converts_then_the_manager_sees_it_in_the_feed(browser, site, screenshot):
     from playwright.sync_api import expect
 
     records = site.platform.records
@@ -39,6 +39,7 @@ def test_rep_claims_follows_up_and_converts_then_the_manager_sees_it_in_the_feed
     assert page.locator(".pool-picker a[aria-current=page]").inner_text() == "华北区线索池"
     assert page.locator("p.summary .total").inner_text() == "待领取 1 条"
     assert board_rows(page)[0][:3] == ["马超", "苏州远景光电有限公司", "136****0001"]  # masked while it waits
+    screenshot(page, "pool-board")
 
     click_and_wait(page, page.get_by_role("button", name="领取 马超"))
     assert flashes(page) == ["领取：成功 1 条，失败 0 条"]
@@ -47,6 +48,7 @@ def test_rep_claims_follows_up_and_converts_then_the_manager_sees_it_in_the_feed
     click_and_wait(page, page.locator("nav.side").get_by_role("link", name="我的线索"))
     pending = page.locator('.status-tabs a[data-tab="pending"]').inner_text()
     assert pending == "待处理 6"  # the five seeded ones and this one
+    screenshot(page, "my-leads")
     click_and_wait(page, page.locator("table.records tbody").get_by_role("link", name="马超"))
     assert path(page) == f"/o/lead/{lead}"
     assert values(page)["手机"] == "13600000001"  # its owner sees it
@@ -64,6 +66,7 @@ def test_rep_claims_follows_up_and_converts_then_the_manager_sees_it_in_the_feed
     assert entry.locator(".content").inner_text() == "电话沟通，客户计划下月采购"
     assert entry.locator(".next").inner_text() == "下次跟进：2026-12-01 10:00"
     assert values(page)["线索状态"] == "跟进中"
+    screenshot(page, "lead-with-follow-up")
 
     click_and_wait(page, page.get_by_role("link", name="转换", exact=True))
     assert path(page) == f"/o/lead/{lead}/convert"

@@ -12,15 +12,17 @@ def table(page) -> list[list[str]]:
         "rows => rows.map(r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))")
 
 
-def test_manager_runs_leads_by_owner_and_status_and_filters_it(page, site):
+def test_manager_runs_leads_by_owner_and_status_and_filters_it(page, site, screenshot):
     login(page, site, "zhao")
     click_and_wait(page, page.locator("nav.side").get_by_role("link", name="报表"))
     assert path(page) == "/reports"
+    screenshot(page, "reports-home")
     click_and_wait(page, page.get_by_role("link", name="按员工统计线索转换情况"))
     assert path(page) == "/reports/leads_by_owner_status"
     # 赵强 sees his own lead and his rep 王伟's five, not 钱芳's team
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
     assert page.locator("figure.report-chart svg").is_visible()
+    screenshot(page, "report-with-chart")
     page.select_option("#filter-source", "referral")
     click_and_wait(page, page.get_by_role("button", name="查询"))
     assert table(page) == [["王伟", "待处理", "3"], ["赵强", "待处理", "1"], ["合计", "", "4"]]
@@ -28,7 +30,7 @@ def test_manager_runs_leads_by_owner_and_status_and_filters_it(page, site):
         "/reports/leads_by_owner_status/export.csv?scene=all&source=referral"
 
 
-def test_a_manager_builds_runs_and_saves_a_report(page, site):
+def test_a_manager_builds_runs_and_saves_a_report(page, site, screenshot):
     login(page, site, "zhao")
     page.goto("/reports")
     click_and_wait(page, page.get_by_role("link", name="新建报表"))
@@ -48,6 +50,7 @@ def test_a_manager_builds_runs_and_saves_a_report(page, site):
     # the preview follows the form without a click
     page.locator("#report-preview figure.report-chart svg").wait_for()
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
+    screenshot(page, "builder-preview")
     click_and_wait(page, page.get_by_role("button", name="查询"))  # the same run as a page
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
     assert page.locator("figure.report-chart svg").is_visible()

@@ -1,8 +1,8 @@
 """A rep's day of visits on a phone (390 px) in headless Chromium, the browser's location not granted (the typed
 coordinates are the fallback): plan three accounts for the day from the account list, optimise the day's route
 from home and save it, check in at the first stop, fill its required 客户反馈, write the summary and check out;
-each step as the rep sees it (status labels, distances, duration), with a screenshot of each in the test's
-output folder.
+each step as the rep sees it (status labels, distances, duration), with a screenshot of each at both widths under
+build/screenshots/.
 
 The day (the site's clock on 8 December 2026, 08:00 in China): 王伟's home at 39.90 N 116.30 E and three
 accounts 0.01° of longitude apart due east of it (853.0 m a step at that latitude: 1.11 km by road, 1.3 × the
@@ -21,7 +21,7 @@ HERE = ("39.9008", "116.31")
 PHONE = {"width": 390, "height": 844}
 
 
-def test_a_reps_day_plan_route_check_in_action_check_out(browser, site, tmp_path):
+def test_a_reps_day_plan_route_check_in_action_check_out(browser, site, screenshot):
     records = site.platform.records
     wang = site.users["wang"]
     clock = site.platform.clock = FixedClock(datetime(2026, 12, 8, 0, 0, tzinfo=UTC))  # 08:00 in China
@@ -29,10 +29,9 @@ def test_a_reps_day_plan_route_check_in_action_check_out(browser, site, tmp_path
     for name, lng in reversed(SHOPS):  # the list shows the newest first: planned in scrambled order
         records.create("account", {"name": name, "location": {"lat": 39.90, "lng": lng}}, user=wang)
     context = browser.new_context(base_url=site.url, locale="zh-CN", timezone_id="Asia/Shanghai", viewport=PHONE)
-    shots = iter(range(1, 100))
 
     def shoot(name: str) -> None:
-        page.screenshot(path=tmp_path / f"journey-{next(shots):02d}-{name}.png", full_page=True)
+        screenshot(page, name)
 
     try:
         page = context.new_page()

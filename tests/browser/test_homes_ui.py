@@ -1,0 +1,44 @@
+"""Each seeded role's home in Chromium, in Chinese and in English: the widgets of its dashboard (kind: dashboard in
+objectplatform_crm/report_templates/dashboards.yaml) in their order, each titled in the language chosen, no page
+wider than the screen at 390 px; a screenshot of each home at both widths under build/screenshots/."""
+
+from __future__ import annotations
+
+import pytest
+from test_ui import login
+
+HOMES = {
+    "wang": (["本月新增线索", "本月订单金额", "本月回款", "我的待办", "本月目标", "我的销售漏斗", "今日拜访",
+              "我的线索(按状态)"],
+             ["New leads this month", "Orders this month", "Payments this month", "My to-dos",
+              "My target this month", "My pipeline", "Today's visits", "My leads by status"]),
+    "zhao": (["团队本月新增线索", "团队本月订单金额", "团队本季度回款", "待我审批", "被遗忘的线索(7 天未跟进)",
+              "团队销售漏斗", "团队目标完成情况", "按员工统计线索"],
+             ["Team's new leads this month", "Team's orders this month", "Team's payments this quarter",
+              "Approvals waiting", "Forgotten leads (no follow-up in 7 days)", "Team funnel", "Team targets",
+              "Leads by owner and status"]),
+    "admin": (["本月新增线索", "本月订单金额", "本月回款", "我的待办", "销售漏斗", "订单金额按月", "按状态统计线索",
+               "按员工统计线索"],
+              ["New leads this month", "Orders this month", "Payments this month", "My to-dos", "Sales funnel",
+               "Orders by month", "Leads by status", "Leads by owner and status"]),
+}
+
+
+@pytest.mark.parametrize("username", list(HOMES))
+def test_each_roles_home_shows_its_dashboard_in_both_languages(browser, site, screenshot, username):
+    context = browser.new_context(base_url=site.url, locale="zh-CN", timezone_id="Asia/Shanghai")
+    try:
+        page = context.new_page()
+        login(page, site, username)
+        titles = page.locator("section.widget:not(.pinned) .widget-head h2")
+        chinese, english = HOMES[username]
+        assert titles.all_inner_texts() == chinese
+        screenshot(page, f"home-{username}-zh")
+        page.goto("/lang/en?next=/")
+        assert titles.all_inner_texts() == english
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+        page.set_viewport_size({"width": 1400, "height": 900})
+        screenshot(page, f"home-{username}-en")
+    finally:
+        context.close()
