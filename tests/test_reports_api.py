@@ -138,10 +138,10 @@ def test_several_counts_by_two_dimensions_add_up_per_category():
 def test_a_heat_map_shades_each_cell_by_its_value():
     svg = charts.draw(_by_two(Chart("heatmap", ("visits",), "owner"), ("visits", "count")))
     cells = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"[^>]*><title>(.*?)</title></rect>', svg)
-    assert [title for _, title in cells] == [
-        "A · 张三: 4", "A · 李四: 1", "B · 张三: 2", "B · 李四: 3", "C · 张三: 0", "C · 李四: 6"]
+    assert [title for _, title in cells] == ["A · 张三: 4", "A · 李四: 1", "B · 张三: 2", "B · 李四: 3", "C · 李四: 6"]
     shades = dict((title, fill) for fill, title in cells)
-    assert shades["C · 李四: 6"] == "#1d4ed8" and shades["C · 张三: 0"] == "#ffffff"  # the largest darkest, none white
+    assert shades["C · 李四: 6"] == "#1d4ed8" and shades["A · 李四: 1"] == "#ccdaf8"  # the largest the darkest
+    assert svg.count('fill="#f8fafc" stroke="#e2e8f0"/>') == 1  # 张三 has no C: a blank cell, not a 0
     assert re.findall(r'text-anchor="end">(.*?)</text>', svg) == ["A", "B", "C"]  # the rows: the grades
 
 

@@ -42,11 +42,13 @@ def draw(result: ReportResult, lang: str = "zh") -> str:
         # one measure by two dimensions: the other dimension's values become the series (a heat map's rows)
         other = next(d for d in dims if d != dimension)
         categories = _unique(value_text(result, dimension, r[dimension], lang) for r in result.rows)
-        cells: dict[str, dict[str, float]] = {}
+        cells: dict[str, dict[str, float | None]] = {}  # None: no row (a heat map leaves it blank, bars draw 0)
         for r in result.rows:
-            row = cells.setdefault(value_text(result, other, r[other], lang), dict.fromkeys(categories, 0.0))
-            row[value_text(result, dimension, r[dimension], lang)] += _number(r.get(measures[0]))
-        series = [(name, list(values.values())) for name, values in cells.items()]
+            row = cells.setdefault(value_text(result, other, r[other], lang), dict.fromkeys(categories))
+            column = value_text(result, dimension, r[dimension], lang)
+            row[column] = (row[column] or 0.0) + _number(r.get(measures[0]))
+        empty = None if kind == "heatmap" else 0.0
+        series = [(name, [empty if v is None else v for v in values.values()]) for name, values in cells.items()]
     elif len(dims) > 1 and kind in PIVOTED and all(functions.get(m) in ADDITIVE for m in measures):
         # several counts or sums by two dimensions: each category once, its rows added up
         categories = _unique(value_text(result, dimension, r[dimension], lang) for r in result.rows)
@@ -214,22 +216,27 @@ def _funnel(categories: list[str], series: Series, lang: str) -> str:
 
 def _heatmap(categories: list[str], series: Series, lang: str) -> str:
     """A matrix: a row per series (the second dimension's values), a column per category, each cell shaded by its
-    value against the largest and labelled with it; an empty cell stays white."""
+    value against the largest and labelled with it (0 the palest); a pair with no row is a blank cell."""
     rows = max(len(series), 1)
     left, top, bottom = 110, TOP + 4, 44
     cell_w, cell_h = (WIDTH - left - 20) / max(len(categories), 1), (HEIGHT - top - bottom) / rows
-    highest = max((v for _, values in series for v in values), default=0) or 1.0
+    highest = max((v for _, values in series for v in values if v is not None), default=0) or 1.0
     parts = []
     for r, (name, values) in enumerate(series):
         y = top + cell_h * r
         parts.append(_text(left - 8, y + cell_h / 2 + 4, name[:12], "end"))
         for c, value in enumerate(values):
-            x, share = left + cell_w * c, value / highest
-            shade = "#ffffff" if value <= 0 else _blend("#dbeafe", "#1d4ed8", share)
+            x = left + cell_w * c
+            if value is None:  # no row for the pair: a blank cell
+                parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell_w:.1f}" height="{cell_h:.1f}" '
+                             f'fill="#f8fafc" stroke="#e2e8f0"/>')
+                continue
+            share = value / highest
+            shade = _blend("#eff6ff", "#1d4ed8", share)
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell_w:.1f}" height="{cell_h:.1f}" fill="{shade}" '
                          f'stroke="#e2e8f0"><title>{escape(name)} · {escape(categories[c])}: {_format(value)}</title>'
                          f"</rect>")
-            if value and cell_w >= 28 and cell_h >= 14:
+            if cell_w >= 28 and cell_h >= 14:
                 ink = "#ffffff" if share > 0.55 else "#1f2933"
                 parts.append(_text(x + cell_w / 2, y + cell_h / 2 + 4, _format(value), extra=f' fill="{ink}"'))
     y0 = top + cell_h * rows + 16
