@@ -43,7 +43,8 @@ SITE = ROOT / "tests" / "migrate_layers" / "site"
 INTERNAL = {"_op_history", "_op_autonumber", "_op_schema", "_op_migration", "_op_token",
             "_op_notification", "_op_todo", "_op_rule_run", "_op_rule_match", "_op_approval", "_op_approval_step",
             "_op_report", "_op_recycle_bin", "_op_team",  # _op_team: the shipped opportunity and visit have team fields
-            "_op_import", "_op_import_batch", "_op_home_pin", "_op_template", "_op_comment"}
+            "_op_import", "_op_import_batch", "_op_home_pin", "_op_template", "_op_comment",
+            "_op_search"}  # _op_search: the shipped lead, account, contact, opportunity and order declare `search:`
 AT = datetime(2024, 5, 6, 7, 8, 9)
 TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
 
@@ -139,9 +140,17 @@ def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine
     assert "+ table lead (32 columns)" in lines
     assert "+ index ix_lead__status__created_at_desc__id_desc on lead (status, created_at DESC, id DESC)" in lines
     assert "+ unique index uq_product__code on product (code)" in lines
+    assert "~ fill the search terms of lead (name, company, phone, mobile) from 0 rows" in lines
+    assert "~ fill the search terms of sales_order (order_no) from 0 rows" in lines
     fields = sum(len(o.fields) for o in schema.md.objects.values())
     assert lines[-1] == f"* record {fields} field definitions"
-    assert len(recorded(engine)) == fields
+    searched = [(row[0], row[2], row[3]) for row in recorded(engine) if row[1] == "_search"]
+    assert searched == [("account", "search", '{"fields": ["name", "short_name", "phone"]}'),
+                        ("contact", "search", '{"fields": ["name", "phone", "mobile"]}'),
+                        ("lead", "search", '{"fields": ["name", "company", "phone", "mobile"]}'),
+                        ("opportunity", "search", '{"fields": ["name"]}'),
+                        ("sales_order", "search", '{"fields": ["order_no"]}')]
+    assert len(recorded(engine)) == fields + len(searched)
     assert migrations(engine) == [plan.render()]
 
 

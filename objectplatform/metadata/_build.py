@@ -411,6 +411,7 @@ class Builder:
             behaviors=data.get("behaviors", {}),
             lifecycle=build_lifecycle(doc) if "lifecycle" in data else None,
             vcard_import=_vcard_import(data["imports"]["vcard"]) if "vcard" in data.get("imports", {}) else None,
+            search=tuple(data.get("search", ())),
         )
 
     def _add_rules(self, doc: Document, obj: str, rules: dict[str, ValidationRule]) -> Iterator[Problem]:
@@ -505,6 +506,7 @@ class Builder:
             behaviors=behaviors,
             extended_by=(*obj.extended_by, doc.file),
             lifecycle=build_lifecycle(doc, obj.lifecycle) if "lifecycle" in data and obj.lifecycle else obj.lifecycle,
+            search=_append(obj.search, data.get("search", ())),
         )
 
     def _relabel_field(

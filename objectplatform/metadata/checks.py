@@ -252,6 +252,7 @@ def check_object(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         yield from check_lifecycle(doc, obj, catalog)
     yield from check_duplicate_rules(doc, obj)
     yield from check_list_view(doc, obj)
+    yield from check_search(doc, obj)
     yield from check_layout(doc, obj)
     yield from check_vcard_import(doc, obj)
     for name, items in data.get("options", {}).items():
@@ -716,6 +717,20 @@ def check_list_view(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
     for part in ("columns", "filters", "sort"):
         for i, name in enumerate(view.get(part, ())):
             yield from _field_reference(doc, ("list_view", part, i), obj, name.lstrip("-"))
+
+
+def check_search(doc: Document, obj: ObjectDef) -> Iterator[Problem]:
+    """`search:` names text fields of the object, each once: the global search keeps their terms."""
+    seen: set[str] = set()
+    for i, name in enumerate(doc.data.get("search", ())):
+        target = obj.fields.get(name)
+        if name in seen:
+            yield doc.problem(("search", i), f"field {name!r} is listed twice")
+        elif target is None:
+            yield from _field_reference(doc, ("search", i), obj, name)
+        elif target.type in FIELD_TYPES and not FIELD_TYPES[target.type].searchable:
+            yield doc.problem(("search", i), f"search names text fields, not {obj.name}.{name} of type {target.type!r}")
+        seen.add(name)
 
 
 def check_layout(doc: Document, obj: ObjectDef) -> Iterator[Problem]:

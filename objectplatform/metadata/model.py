@@ -271,6 +271,7 @@ class ObjectDef:
     extended_by: tuple[str, ...] = ()  # files of the object_extension documents applied
     lifecycle: Lifecycle | None = None
     vcard_import: VCardImport | None = None  # `imports: vcard:` (None: no vCard import)
+    search: tuple[str, ...] = ()  # the fields the global search finds its records by (): not searched
 
     @property
     def searchable_fields(self) -> tuple[str, ...]:

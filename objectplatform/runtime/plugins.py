@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import actions, approvals, auth, navigation, transitions, users
+from . import actions, approvals, auth, navigation, search, transitions, users
 from .apps import App
 from .behaviors import (
     anomalies,
@@ -28,7 +28,7 @@ from .records import limits, lookup_filters, masking, matched_defaults, path_def
 from .registry import Registry, build_registry
 from .reports import funnel
 
-BUILT_IN = (actions, masking, teams, path_defaults, matched_defaults, typed_overrides, lookup_filters, limits,
+BUILT_IN = (actions, masking, teams, search, path_defaults, matched_defaults, typed_overrides, lookup_filters, limits,
             approvals, transitions, duplicates, pool, follow_ups, comments, convertible, staged, check_in, anomalies,
             checklist, calendar, frequency, route, funnel, auth, users, navigation)
 

@@ -11,12 +11,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request, url_for
 
 from objectplatform.metadata import SYSTEM_FIELDS, FieldDef, Flow, Label, ObjectDef
 from objectplatform.metadata.fieldtypes import FIELD_TYPES
 from objectplatform.metadata.model import ALL_FIELDS
-from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated, geo
+from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Unauthenticated, geo, search
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import duplicates, route
@@ -236,6 +236,23 @@ def nearby_records(obj: str) -> Response:
     found = geo.nearby(platform, obj, lat, lng, radius_m, limit, where=_scope(obj))
     return json_response({"items": [{**record_json(platform, obj, r), "distance_m": r["distance_m"]}
                                     for r in found]})
+
+
+@bp.get("/search")
+def global_search() -> Response:
+    """The caller's records whose search terms start with `q` (a Chinese name also by its pinyin or initials),
+    grouped by object (runtime/search.py)."""
+    platform = get_platform()
+    q, limit = search.search_query(request.args)
+    return json_response({"q": q, "groups": search_groups(platform, q, limit)})
+
+
+def search_groups(platform: Platform, q: str, limit: int) -> list[dict]:
+    """The search's groups as the API and the search page show them: each object's label and each record's link."""
+    return [{"object": group["object"], "label": label_json(platform.metadata.objects[group["object"]].label),
+             "items": [{**item, "url": url_for("pages.record", obj=group["object"], id=item["id"])}
+                       for item in group["items"]]}
+            for group in search.search(platform, g.access, q, limit)]
 
 
 @bp.post("/<path>/route")

@@ -43,6 +43,7 @@ from . import (  # noqa: F401 - the page modules' views register on the pages bl
     pages_report_builder,
     pages_reports,
     pages_routes,
+    pages_search,
     pages_stages,
     pages_work,
     sign_in,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from objectplatform.metadata import FieldDef, Metadata, ObjectDef
-from objectplatform.runtime import imports
+from objectplatform.runtime import imports, search
 from objectplatform.runtime.actions import Action, Actions
 from objectplatform.runtime.behaviors.anomalies import KINDS
 from objectplatform.runtime.behaviors.calendar import CALENDAR, MAX_DAYS, MAX_PLANNED
@@ -555,6 +555,33 @@ def recycle_bin_paths() -> dict:
 
 _LABEL_PAIR = {"type": "object", "required": ["zh", "en"], "additionalProperties": False,
                "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+
+
+def search_paths(metadata: Metadata) -> dict:
+    """The global search over the objects declaring `search:` (runtime/search.py); none when no object does."""
+    searched = [o.name for o in metadata.objects.values() if o.search]
+    if not searched:
+        return {}
+    item = {"type": "object", "additionalProperties": False, "required": ["id", "title", "field", "values", "url"],
+            "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                           "field": {"type": "string", "description": "the field whose term matched"},
+                           "values": {"type": "object", "description": "the record's other searched fields that "
+                                                                       "have a value (a masked phone as 139****5678)"},
+                           "url": {"type": "string", "description": "the record's page"}}}
+    group = {"type": "object", "additionalProperties": False, "required": ["object", "label", "items"],
+             "properties": {"object": {"enum": searched}, "label": _LABEL_PAIR,
+                            "items": {"type": "array", "items": item}}}
+    return {"/search": {"get": {
+        "operationId": "search", "tags": ["search"],
+        "summary": "The caller's records whose name, phone or number starts with q (a Chinese name also by its full "
+                   "pinyin or initials), grouped by object in metadata order",
+        "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}},
+                       {"name": "limit", "in": "query", "description": "records per object",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": search.MAX_LIMIT,
+                                   "default": search.DEFAULT_LIMIT}}],
+        "responses": _responses("200", {"type": "object", "additionalProperties": False, "required": ["q", "groups"],
+                                        "properties": {"q": {"type": "string"},
+                                                       "groups": {"type": "array", "items": group}}}, 400)}}}
 APPROVAL_SCHEMAS: dict[str, Any] = {
     "Approval": {
         "type": "object", "additionalProperties": False,
@@ -837,6 +864,7 @@ def document(metadata: Metadata, actions: Actions) -> dict:
     paths.update(route_paths(metadata))
     paths.update(recycle_bin_paths())
     paths.update(comment_paths(metadata))
+    paths.update(search_paths(metadata))
     schemas.update(APPROVAL_SCHEMAS)
     paths.update(approval_paths(metadata))
     for obj in metadata.objects.values():

@@ -20,12 +20,14 @@ from objectplatform.metadata import FieldDef
 from objectplatform.metadata.expressions import ExpressionError, parse
 
 from ..fieldtypes import type_named
+from . import search
 from .derived import rollup_value, stored_formula_value
 from .tables import ObjectTable, Schema
 
 VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
 NUMERIC = re.compile(r"NUMERIC\((\d+), (\d+)\)")
 _Field = tuple[str, str]  # (object, field)
+SEARCH = "_search"  # the `_op_schema` row of an object's `search:` fields (no field name starts with "_")
 TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
 
 
@@ -116,6 +118,22 @@ class FillTeam:
         if self.clear:
             return f"~ clear the team members of {self.table}.{self.field}"
         return f"~ fill the team members of {self.table}.{self.field} from {_rows(self.rows)}"
+
+
+@dataclass(frozen=True)
+class FillSearch:
+    """An object whose `search:` fields changed: the global search's terms of its rows, computed again
+    (rows: how many the plan saw), and the fields recorded in `_op_schema` under SEARCH."""
+
+    table: str
+    fields: tuple[str, ...]
+    rows: int
+    source: str
+
+    def render(self) -> str:
+        if not self.fields:
+            return f"~ clear the search terms of {self.table}"
+        return f"~ fill the search terms of {self.table} ({', '.join(self.fields)}) from {_rows(self.rows)}"
 
 
 @dataclass(frozen=True)
@@ -215,6 +233,7 @@ Operation = (
     | ComputeField
     | ComputeLater
     | FillTeam
+    | FillSearch
     | CreateIndex
     | DropUniqueIndex
     | AddForeignKey
@@ -261,6 +280,7 @@ _NOUNS = {  # (one, several)
     CreateIndex: ("index", "indexes"), DropUniqueIndex: ("unique index dropped", "unique indexes dropped"),
     AddForeignKey: ("foreign key", "foreign keys"), DropForeignKey: ("foreign key dropped", "foreign keys dropped"),
     NoForeignKey: ("foreign key left out", "foreign keys left out"),
+    FillSearch: ("search filled", "searches filled"),
     KeepColumn: ("column kept", "columns kept"), RecordField: ("field definition", "field definitions"),
 }
 
@@ -404,6 +424,7 @@ class _Planner:
                                                           fk.elements[0].column.table.name, fk.name)
                                             for fk in foreign_keys(ot.table))
         self.ops.extend(self.foreign_key_ops)
+        self._search()
         self._removed_fields()
         self._compute_derived()
         return Plan(tuple(self.ops), tuple(self.refusals))
@@ -684,11 +705,22 @@ class _Planner:
     def _row_count(self, key: _Field) -> int:
         return self._counts(self.schema[key[0]].table)[None]
 
+    def _search(self) -> None:
+        """The objects whose `search:` fields differ from those recorded: their terms filled again (cleared when
+        the object no longer declares any)."""
+        if self.schema.search is None:  # no object is searched: the side table is no longer read
+            return
+        for ot in self.schema.objects.values():
+            old = self.applied.get((ot.object.name, SEARCH))
+            if list(ot.object.search) != (old.spec["fields"] if old else []):
+                rows = self._counts(ot.table)[None] if ot.table.name in self.tables else 0
+                self.ops.append(FillSearch(ot.table.name, ot.object.search, rows, str(ot.object.source)))
+
     def _removed_fields(self) -> None:
         """Fields recorded but gone from the metadata: their columns stay; the record says removed."""
         for (obj, name), old in self.applied.items():
             ot = self.schema.objects.get(obj)
-            if old.removed or (ot is not None and name in ot.object.fields):
+            if old.removed or name == SEARCH or (ot is not None and name in ot.object.fields):
                 continue
             self.ops.extend(KeepColumn(obj, column) for column in old.spec["columns"])
             if self.conn.dialect.name != "sqlite":  # nothing keeps the kept column's ids current any more
@@ -810,6 +842,16 @@ def _(item: FillTeam, conn: sa.Connection, op: Operations, schema: Schema) -> No
         f"SELECT DISTINCT :object, t.id, :field, CAST(j.value AS BIGINT) "
         f'FROM "{ot.table.name}" AS t CROSS JOIN {members} WHERE t."{column}" IS NOT NULL'
     ), {"object": item.table, "field": item.field})
+
+
+@_execute.register
+def _(item: FillSearch, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    ot = schema.objects[item.table]
+    search.fill(conn, schema.search, ot.object, ot.table)
+    applied = schema.applied
+    conn.execute(applied.delete().where(applied.c.object == item.table, applied.c.field == SEARCH))
+    conn.execute(applied.insert().values(object=item.table, field=SEARCH, type="search", source=item.source,
+                                         spec=json.dumps({"fields": list(item.fields)})))
 
 
 @_execute.register

@@ -28,6 +28,7 @@ from ..derived import per_metadata
 from ..fieldtypes import MULTI_TYPES as MULTI_TYPES
 from ..fieldtypes import REFERENCE_TYPES as REFERENCE_TYPES
 from ..fieldtypes import FieldType, type_named, value_type
+from .search import search_table
 
 PREFIX = "_op_"  # internal tables; object names may not start with it
 # the types of the system fields' values: ids are references (the id itself a lookup's), version an integer
@@ -181,6 +182,8 @@ class Schema:
         self.add_comment_table()
         has_teams = any(f.team for o in metadata.objects.values() for f in o.fields.values())
         self.teams = self.team_table() if has_teams else None
+        has_search = any(o.search for o in metadata.objects.values())
+        self.search = search_table(self.sa_metadata, PREFIX) if has_search else None  # storage/search.py
 
     def team_table(self) -> sa.Table:
         """Who is on each record's team fields (相关团队, records/teams.py keeps it): the data scope finds a

@@ -1,0 +1,107 @@
+"""The global search's terms: each record of an object that declares `search:` has one row per term of those
+fields in the `_op_search` side table, so that a search is a prefix range over an index, never pinyin computed
+per row when someone searches.
+
+A field's terms are its value, each of its words, and for a value holding Chinese its full pinyin and its
+initials (王伟: 王伟, wangwei, ww), all in the one normal form `normal` gives a search's text too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from pypinyin import lazy_pinyin
+
+from objectplatform.metadata import ObjectDef
+
+TERM_LENGTH = 100  # a longer term keeps its first characters: a prefix search still finds it
+FILL_BATCH = 2000
+
+
+def search_table(sa_metadata: sa.MetaData, prefix: str) -> sa.Table:
+    """One row per (record, field, term); the key's (object, term) order serves a prefix search, compared byte by
+    byte (PostgreSQL's "C" collation, SQLite's own) so that a prefix is a range of the index."""
+    term = sa.String(TERM_LENGTH).with_variant(sa.String(TERM_LENGTH, collation="C"), "postgresql")
+    return sa.Table(
+        f"{prefix}search", sa_metadata,
+        sa.Column("object", sa.String(64), primary_key=True),
+        sa.Column("term", term, primary_key=True),
+        sa.Column("record_id", sa.BigInteger(), primary_key=True),
+        sa.Column("field", sa.String(64), primary_key=True),
+        sa.Index(f"ix_{prefix}search__object__record_id", "object", "record_id"),
+    )
+
+
+def normal(text: str) -> str:
+    """Lower case, letters and digits only: "SO-2026 11" and "so202611" are the same term."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())[:TERM_LENGTH]
+
+
+def _has_chinese(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def terms(value: Any) -> set[str]:
+    """The terms a search finds `value` by (none for an empty value)."""
+    if value in (None, ""):
+        return set()
+    text = str(value)
+    found = {normal(text), *(normal(word) for word in text.split())}
+    if _has_chinese(text):
+        found.update(_pinyin(text))
+    found.discard("")
+    return found
+
+
+@functools.lru_cache(maxsize=65536)
+def _pinyin(text: str) -> tuple[str, str]:
+    """The full pinyin and the initials of `text`, remembered: names and companies repeat, and pypinyin costs
+    most of a record's terms. pypinyin gives a syllable per Chinese character and keeps any other run as written."""
+    syllables, initials, at = lazy_pinyin(text), [], 0
+    for syllable in syllables:
+        kept = text.startswith(syllable, at)
+        initials.append(syllable if kept else syllable[:1])
+        at += len(syllable) if kept else 1
+    return normal("".join(syllables)), normal("".join(initials))
+
+
+def term_rows(obj: ObjectDef, record: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
+    """The `_op_search` rows (object, term, record_id, field) of one record of `obj` (its `search:` fields)."""
+    record_id = int(record["id"])
+    return [(obj.name, term, record_id, name) for name in obj.search for term in sorted(terms(record.get(name)))]
+
+
+def fill(conn: sa.Connection, table: sa.Table, obj: ObjectDef, source: sa.Table) -> None:
+    """The terms of every row of `source` (the object's table), in place of those the side table held: what
+    migrate runs when the object's `search:` changed, or the object was just given one."""
+    conn.execute(sa.delete(table).where(table.c.object == obj.name))
+    if not obj.search:
+        return
+    columns = [source.c.id, *(source.c[name] for name in obj.search)]
+    last = 0
+    while rows := conn.execute(sa.select(*columns).where(source.c.id > last).order_by(source.c.id)
+                               .limit(FILL_BATCH)).mappings().all():
+        insert(conn, table, [row for record in rows for row in term_rows(obj, record)])
+        last = rows[-1]["id"]
+
+
+def insert(conn: sa.Connection, table: sa.Table, rows: Iterable[tuple[str, str, int, str]]) -> None:
+    """`term_rows` by the driver itself (PostgreSQL: COPY): SQLAlchemy's executemany spends more building each
+    row's parameters than the database spends inserting it, and an import or a fill writes several per record."""
+    if not (rows := list(rows)):
+        return
+    preparer = conn.dialect.identifier_preparer
+    target = f"{preparer.format_table(table)} (object, term, record_id, field)"
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {target} VALUES (?, ?, ?, ?)", rows)
+    finally:
+        cursor.close()
