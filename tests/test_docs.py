@@ -56,7 +56,7 @@ class _Asked(dict):
 def test_every_setting_is_in_the_readme_configuration_and_deployment():
     env = _Asked()
     Settings.from_env(env)
-    assert len(env.names) == 25 and all(name.startswith("OBJECTPLATFORM_") for name in env.names)
+    assert len(env.names) == 26 and all(name.startswith("OBJECTPLATFORM_") for name in env.names)
     configuration = README[README.index("## Configuration"):README.index("## Operations")]
     deployment = README[README.index("## Deployment"):README.index("## The `objectplatform` command")]
     for name in [*env.names, COST_VARIABLE]:

@@ -415,7 +415,7 @@ def test_every_text_the_pages_use_is_in_the_catalogue():
     web = ROOT / "objectplatform" / "web"
     used = set()
     for template in (web / "templates").rglob("*.html"):
-        used |= set(re.findall(r"_\('([\w.]+)'", template.read_text(encoding="utf-8")))
+        used |= set(re.findall(r"_\('([\w.]*\w)'", template.read_text(encoding="utf-8")))
     for module in web.glob("*.py"):
         used |= set(re.findall(r'text\(\s*"([\w.]+)"', module.read_text(encoding="utf-8")))
     used |= {f"field.{name}" for name in SYSTEM_FIELDS} | {f"error.{status}" for status in (400, 403, 404)}
