@@ -47,7 +47,7 @@ def database(backend: str, name: str, workdir: Path) -> str:
         c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         c.execute(sa.text(f'CREATE SCHEMA "{name}"'))
     admin.dispose()
-    return f"{PG_URL}?options=-csearch_path%3D{name}"
+    return f"{PG_URL}?options=-csearch_path%3D{name}&application_name={name}"
 
 
 def settle(engine: sa.Engine) -> None:
@@ -59,6 +59,26 @@ def settle(engine: sa.Engine) -> None:
     else:
         with engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))
+
+
+def cpu_seconds(engine: sa.Engine) -> float:
+    """CPU seconds used so far by this process and, on PostgreSQL, by the server processes of `engine`'s
+    connections (found by the application_name `database` gives them): on a machine others load, unlike the
+    wall clock, it counts only the work itself (SQLite's runs in this process)."""
+    used = time.process_time()
+    if engine.dialect.name == "postgresql":
+        name = engine.url.query["application_name"]
+        with engine.connect() as conn:
+            pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                                {"name": name}).scalars().all()
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # the connection closed meanwhile
+                continue
+            used += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:

@@ -28,7 +28,6 @@ class FieldType(registry.FieldType):
     filter_kind: ClassVar[str] = "text"  # decides the list and report filter operators (records/query.py)
     widget: ClassVar[str] = "text"  # the form input (web/forms.py, templates/pages/macros.html)
     json: ClassVar[bool] = False  # stored as JSON text
-    indexed: ClassVar[bool] = False  # every such column gets an index (references and picklists)
     caseless: ClassVar[bool] = False  # duplicate rules compare its values with lower()
     stripped: ClassVar[bool] = True  # surrounding whitespace of a text input is removed
     readable: ClassVar[bool] = True  # its value leaves the table (a password's never does)

@@ -88,7 +88,6 @@ class Picklist(FieldType):
     """One option value of the field's options (inline, or a shared `kind: picklist`)."""
 
     widget = "select"
-    indexed = True
 
     def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
         return sa.String(100)

@@ -63,7 +63,6 @@ class Reference(FieldType):
 
     filter_kind = "reference"
     widget = "lookup"
-    indexed = True
 
     def column_type(self, f: FieldDef) -> sa.types.TypeEngine:
         return sa.BigInteger()

@@ -4,6 +4,8 @@ with known ids."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,15 +128,18 @@ class RowMaker:
 
 
 def _converted(to_db: Callable[[Any], Any], values: list) -> list:
-    """A column's values converted (None stays None); a column of texts (ids, as records give them) converts each
-    distinct text once."""
-    given = {value.__class__ for value in values}
-    if given == {type(None)}:
+    """A column's values converted (None stays None), each distinct value once when they are all of one hashable
+    kind (ids as texts, the batch's one created_at)."""
+    given = {value.__class__ for value in values} - {type(None)}
+    if not given:
         return values
-    if given <= {str, type(None)}:
+    if len(given) == 1 and given <= _HASHABLE:
         converted = {value: to_db(value) for value in set(values) if value is not None}
         return [None if value is None else converted[value] for value in values]
     return [None if value is None else to_db(value) for value in values]
+
+
+_HASHABLE = frozenset({str, int, Decimal, date, datetime})
 
 
 def batches(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,14 +115,20 @@ class Rollups:
         the parent's row lock. min and max are recomputed.
         """
         for group in self.by_child.get(child, ()):
-            deltas: dict[int, dict[str, Any]] = {}
-            for record in records:
-                if record.get(group.via):
-                    totals = deltas.setdefault(int(record[group.via]), dict.fromkeys(f.name for f in group.fields))
-                    for f in group.fields:
-                        if _matches(f.rollup.filter, record):
-                            add = 1 if f.rollup.function == "count" else record.get(f.rollup.field or "")
-                            totals[f.name] = add if totals[f.name] is None else totals[f.name] + (add or 0)
+            parents = [record.get(group.via) for record in records]
+            deltas: dict[int, dict[str, Any]] = {
+                int(p): dict.fromkeys(f.name for f in group.fields) for p in set(parents) if p}
+            for f in group.fields:  # field by field, a count by counting (no per-record addition)
+                wanted = f.rollup.filter
+                matching = [(parent, record) for record, parent in zip(records, parents, strict=True)
+                            if parent and (not wanted or _matches(wanted, record))]
+                if f.rollup.function == "count":
+                    for parent, n in Counter(parent for parent, _ in matching).items():
+                        deltas[int(parent)][f.name] = n
+                    continue
+                for parent, record in matching:
+                    add, totals = record.get(f.rollup.field or ""), deltas[int(parent)]
+                    totals[f.name] = add if totals[f.name] is None else totals[f.name] + (add or 0)
             if deltas:  # a filter on a looked-up record's field is not in the rows: recount
                 additive = all(f.rollup.function in ("sum", "count") and not any("." in k for k in f.rollup.filter)
                                for f in group.fields)

@@ -800,14 +800,17 @@ class Records:
         uniques = self._unique_errors(conn, ot, values_list, [None] * len(values_list))
         rule_fields = [{n.partition(".")[0] for n in parse(r.condition).names} for r in ot.object.validation_rules]
         initial = {name: None for name in ot.object.fields} | self.rollups.initial(obj)
+        stamps = {"created_by": user, "updated_by": user, "created_at": now, "updated_at": now, "version": 1}
         records: list[dict] = []
         for (_, values, errors), refs, uniq in zip(loaded, references, uniques, strict=True):
-            _add(errors, refs)
-            _add(errors, uniq)
+            if refs or uniq:
+                _add(errors, refs)
+                _add(errors, uniq)
             if not system:
                 self.lifecycles.refuse_start(obj, values, errors)
-            records.append({**initial, **values, "owner": values.get("owner") or user, "created_by": user,
-                            "updated_by": user, "created_at": now, "updated_at": now, "version": 1})
+            record = {**initial, **values, **stamps}
+            record["owner"] = values.get("owner") or user
+            records.append(record)
         self._hooks("before_create_many", conn, ot.object, user, now, batch=records,
                     batch_errors=[errors for _, _, errors in loaded], warnings=[] if warnings is None else warnings,
                     system=system)
@@ -815,8 +818,9 @@ class Records:
         bad: list[RowError] = []
         local = now.astimezone(self.platform.settings.zone)
         for (index, _, errors), record in zip(loaded, records, strict=True):
-            formulas.on_write(record, local)
-            if not any(names & errors.keys() for names in rule_fields):
+            if formulas.order:
+                formulas.on_write(record, local)
+            if rule_fields and (not errors or not any(names & errors.keys() for names in rule_fields)):
                 _add(errors, validator.rule_errors(self._with_paths(conn, ot, record), local))
             if errors:
                 bad.append(RowError(index, errors))

@@ -142,21 +142,26 @@ class CreateIndex:
     name: str
     columns: tuple[str, ...]  # "created_at DESC" for a descending key
     unique: bool = False
+    reasons: tuple[str, ...] = ()  # what queries by it (storage/tables.py derives them)
 
     def render(self) -> str:
         kind = "unique index" if self.unique else "index"
-        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)})"
+        why = f" for {'; '.join(self.reasons)}" if self.reasons else ""
+        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)}){why}"
 
 
 @dataclass(frozen=True)
-class DropUniqueIndex:
-    """A field that is no longer unique: its unique index goes, so equal values are accepted again."""
+class DropIndex:
+    """An index of an object's table that nothing queries by any more (a field no longer unique, a list filter or a
+    duplicate rule removed, a derivation that no longer wants it): it goes, and inserts no longer maintain it."""
 
     table: str
     name: str
 
     def render(self) -> str:
-        return f"- unique index {self.name} on {self.table} (no longer unique)"
+        if self.name.startswith("uq_"):
+            return f"- unique index {self.name} on {self.table} (no longer unique)"
+        return f"- index {self.name} on {self.table} (nothing queries by it)"
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,7 @@ Operation = (
     | FillTeam
     | FillSearch
     | CreateIndex
-    | DropUniqueIndex
+    | DropIndex
     | AddForeignKey
     | DropForeignKey
     | NoForeignKey
@@ -277,7 +282,7 @@ _NOUNS = {  # (one, several)
     ComputeField: ("derived field computed", "derived fields computed"),
     ComputeLater: ("derived field left for later", "derived fields left for later"),
     FillTeam: ("team filled", "teams filled"),
-    CreateIndex: ("index", "indexes"), DropUniqueIndex: ("unique index dropped", "unique indexes dropped"),
+    CreateIndex: ("index", "indexes"), DropIndex: ("index dropped", "indexes dropped"),
     AddForeignKey: ("foreign key", "foreign keys"), DropForeignKey: ("foreign key dropped", "foreign keys dropped"),
     NoForeignKey: ("foreign key left out", "foreign keys left out"),
     FillSearch: ("search filled", "searches filled"),
@@ -434,7 +439,8 @@ class _Planner:
         self.ops.extend(self._create_index(table, index) for index in _sorted(table.indexes))
 
     def _create_index(self, table: sa.Table, index: sa.Index) -> CreateIndex:
-        return CreateIndex(table.name, index.name, _index_columns(index), bool(index.unique))
+        return CreateIndex(table.name, index.name, _index_columns(index), bool(index.unique),
+                           index.info.get("reasons", ()))
 
     def _record(self, ot: ObjectTable, f: FieldDef) -> RecordField:
         spec = json.dumps(field_spec(ot, f), sort_keys=True)
@@ -483,9 +489,9 @@ class _Planner:
         )
         wanted = {index.name for index in table.indexes}
         self.ops.extend(
-            DropUniqueIndex(table.name, name)
+            DropIndex(table.name, name)
             for name in sorted(self.db_indexes[table.name])
-            if name.startswith(f"uq_{table.name}__") and name not in wanted
+            if name.startswith((f"uq_{table.name}__", f"ix_{table.name}__")) and name not in wanted
         )
 
     def _nothing_typed(self, ot: ObjectTable, old: Applied) -> bool:
@@ -861,7 +867,7 @@ def _(item: CreateIndex, conn: sa.Connection, op: Operations, schema: Schema) ->
 
 
 @_execute.register
-def _(item: DropUniqueIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+def _(item: DropIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     op.drop_index(item.name, table_name=item.table)
 
 

@@ -440,34 +440,52 @@ def _index_part(c: str | sa.ColumnElement) -> str:
 
 
 def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[str, ...]]) -> None:
-    """Attach the object's indexes to `table`; an index that is a prefix of another is left out."""
-    made: dict[tuple, sa.Index] = {}
+    """Attach the indexes something queries the object's records by, each with why in `info["reasons"]` (migrate's
+    plan prints them; docs/engine.md lists the reasons). A non-unique index that is a prefix of another is left out
+    and its reasons go to the longest one."""
+    wanted: dict[tuple, tuple[list, bool, list[str]]] = {}  # key: (parts, unique, reasons)
 
-    def add(cols: list, unique: bool = False) -> None:
+    def want(cols: list, reason: str, unique: bool = False) -> None:
         key = tuple(str(c) for c in cols)
-        if key in made or (not unique and any(k[: len(key)] == key for k in made)):
-            return
-        names = [_index_part(c) for c in cols]
-        exprs = [table.c[c] if isinstance(c, str) else c for c in cols]
-        made[key] = sa.Index(index_name("uq" if unique else "ix", table.name, names), *exprs, unique=unique)
+        reasons = wanted.setdefault(key, (cols, unique, []))[2]
+        if reason not in reasons:
+            reasons.append(reason)
 
+    sort_cols: list = []
+    state = obj.lifecycle.field if obj.lifecycle is not None else None
     if obj.list_view is not None:
         keys = [(n, d) for n, d in sort_keys(obj, obj.list_view.sort) if len(columns.get(n, ())) == 1]
         sort_cols = [table.c[n].desc() if d else n for n, d in keys]
+        want(sort_cols, f"list sort {', '.join(obj.list_view.sort) or 'id'}")
         for name in obj.list_view.filters:
-            if len(columns.get(name, ())) == 1 and name not in {n for n, _ in keys}:
-                add([name, *sort_cols])
-        add(sort_cols)
+            f = obj.fields.get(name)
+            if (len(columns.get(name, ())) == 1 and name not in {n for n, _ in keys}
+                    and (name in ("owner", state) or (f is not None and f.type in REFERENCE_TYPES))):
+                want([name, *sort_cols], f"list filter {name}")
+    if state is not None and len(columns.get(state, ())) == 1:
+        want([state, *sort_cols], "lifecycle state")  # rules, pools and actions find records by it
+    want(["owner", *sort_cols], "scope by owner")
     for rule in obj.duplicate_rules:  # 查重 looks records up by all of a rule's fields at once
         if all(len(columns.get(n, ())) == 1 for n in rule.fields):
-            add([sa.func.lower(table.c[n]) if caseless(obj, n) else n for n in rule.fields])
+            want([sa.func.lower(table.c[n]) if caseless(obj, n) else n for n in rule.fields],
+                 f"duplicate rule {rule.name}")
     for f in obj.fields.values():
         if f.name in columns and len(columns[f.name]) > 1 and f.index:  # a geolocation: (lat, lng) for a bounding box
-            add(list(columns[f.name]))
+            want(list(columns[f.name]), f"index: true on {f.name}")
         if f.name not in columns or len(columns[f.name]) != 1:
             continue
         if f.unique:
-            add([f.name], unique=True)
-        elif type_named(f.type).indexed or f.index:
-            add([f.name])
-    add(["owner"])
+            want([f.name], "unique: true", unique=True)
+        if f.index:
+            want([f.name], "index: true")
+        if f.type in REFERENCE_TYPES:
+            want([f.name], f"references to {f.to}")
+    for key, (cols, unique, reasons) in sorted(wanted.items(), key=lambda item: len(item[0])):  # shorter first
+        longer = max((k for k in wanted if k != key and k[: len(key)] == key), key=len, default=None)
+        if longer is not None and not unique:
+            wanted[longer][2].extend(r for r in reasons if r not in wanted[longer][2])
+            continue
+        names = [_index_part(c) for c in cols]
+        exprs = [table.c[c] if isinstance(c, str) else c for c in cols]
+        sa.Index(index_name("uq" if unique else "ix", table.name, names), *exprs, unique=unique,
+                 info={"reasons": tuple(reasons)})
