@@ -260,6 +260,62 @@ def test_bulk_transitions_report_each_record(api, people, platform, order):
         f"payment {ids[0]} is 已确认 confirmed: confirm_payment applies only to a payment that is 待确认 pending")}}]
 
 
+def test_a_bulk_transition_moves_the_records_together_and_reports_the_others(api, people, platform, order):
+    """Finance confirms payments of two orders in one call: the ones pending move (the orders' paid amounts, the
+    history, the owners' notifications and finance's to-dos follow), a rejected one and an unknown id are reported
+    by id, and resubmitting two payments that together pass the order's balance refuses only the second."""
+    approved(api, order)
+    account = platform.records.create("account", {"name": "远航贸易"}, user=people["rep2"])["id"]
+    product = platform.records.list("product").items[0]["id"]
+    other = api.post("/objects/sales_order/records", "rep2", {
+        "account": account, "order_line": [{"product": product, "quantity": 1, "unit_price": "100"}]})[1]
+    approve_as_the_system(platform, other)
+
+    def pay(who: str, sales_order: dict, amount: str) -> dict:
+        return api.post("/objects/payment/records", who, {"sales_order": sales_order["id"], "amount": amount})[1]
+
+    first, second, third, refused = pay("rep", order, "10"), pay("rep", order, "20"), pay("rep2", other, "30"), \
+        pay("rep", order, "40")
+    api.post(f"/objects/payment/records/{refused['id']}/actions/reject_payment", "finance", {"reason": "金额不符"})
+    ids = [first["id"], second["id"], refused["id"], third["id"], "999999"]
+    assert api.post("/objects/payment/actions/confirm_payment", "rep", {"ids": ids})[0] == 403
+    status, body = api.post("/objects/payment/actions/confirm_payment", "finance", {"ids": ids})
+    assert (status, body["succeeded"]) == (200, [first["id"], second["id"], third["id"]])
+    assert body["failed"] == [
+        {"id": refused["id"], "error": {"code": "conflict", "message": (
+            f"payment {refused['id']} is 已驳回 rejected: confirm_payment applies only to a payment that is "
+            "待确认 pending")}},
+        {"id": "999999", "error": {"code": "not_found", "message": "no payment with id 999999"}}]
+    amounts = [(o["paid_amount"], o["pending_payment_amount"], o["outstanding_amount"], o["status"]) for o in (
+        api.get(f"/objects/sales_order/records/{o['id']}", "admin")[1] for o in (order, other))]
+    assert amounts == [(30.0, 0.0, 150.0, "approved"), (30.0, 0.0, 70.0, "approved")]
+    history = api.get(f"/objects/payment/records/{second['id']}/history", "finance")[1]["items"]
+    assert [(h["change"], h["field"], h["old"], h["new"], h["user"]) for h in history[-3:]] == [
+        ("confirm_payment", "status", "pending", "confirmed", people["finance"]),
+        ("confirm_payment", "confirmed_by", None, people["finance"], people["finance"]),
+        ("confirm_payment", "confirmed_at", None, history[-1]["new"], people["finance"])]
+    assert sorted(n["title"] for n in api.get("/notifications", "rep")[1]["items"] if "已确认" in n["title"]) == [
+        f"回款 {first['payment_no']} 已确认", f"回款 {second['payment_no']} 已确认"]
+    assert [n["title"] for n in api.get("/notifications", "rep2")[1]["items"]][:1] == [
+        f"回款 {third['payment_no']} 已确认"]
+    assert [t["record_id"] for t in api.get("/todos", "finance")[1]["items"] if t["object"] == "payment"] == []
+    # 30 confirmed of 180: two rejected payments of 100 resubmitted together, only the first fits
+    again = []
+    for _ in range(2):
+        again.append(pay("rep", order, "100"))
+        api.post(f"/objects/payment/records/{again[-1]['id']}/actions/reject_payment", "finance", {"reason": "重复"})
+    status, body = api.post("/objects/payment/actions/resubmit", "rep", {"ids": [p["id"] for p in again]})
+    assert (status, body["succeeded"]) == (200, [again[0]["id"]])
+    assert body["failed"] == [{"id": again[1]["id"], "error": {
+        "code": "validation_failed", "message": "1 field error", "fields": {"amount": [
+            f"Payments recorded of Sales order {order['order_no']} would be 230.00, above 180.00: at most 50.00 is left"
+        ]}}}]
+    # another rep's payment is outside the rep's scope: as if it did not exist
+    status, body = api.post("/objects/payment/actions/resubmit", "rep", {"ids": [third["id"]]})
+    assert (status, body) == (200, {"succeeded": [], "failed": [{"id": third["id"], "error": {
+        "code": "not_found", "message": f"no payment with id {third['id']}"}}]})
+
+
 # ------------------------------------------------------------------------------ an import
 
 

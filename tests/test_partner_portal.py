@@ -98,7 +98,8 @@ def test_a_partner_orders_for_their_account_and_the_order_is_approved_as_any(api
     assert status == 201, order
     line = order["order_line"][0]
     assert (money(line["discount"]), money(order["total_amount"])) == ("5.00", "1900.00")
-    assert order["owner"] == world["partner"]
+    assert "owner" not in order and "created_by" not in order  # users are no partner's to see, not even as ids
+    assert api.get(f"{ORDERS}/{order['id']}", "rep")[1]["owner"] == world["partner"]
     assert len(listed(api, "sales_order")) == 2
 
     status, body = api.post("/objects/order_line/records", "partner", {
@@ -115,6 +116,29 @@ def test_a_partner_orders_for_their_account_and_the_order_is_approved_as_any(api
     for who in ("oadmin", "finance", "warehouse"):
         assert api.post(f"/approvals/{approval}/approve", who, {"comment": "同意"})[0] == 200
     assert api.get(f"{ORDERS}/{order['id']}", "partner")[1]["status"] == "approved"
+
+
+def test_the_account_s_rep_and_their_manager_see_what_the_partner_orders(app, api, platform, people, world):  # noqa: F811
+    """The partner's order is the partner user's: the rep who owns the account and the rep's manager see it and its
+    lines through the account's owner (roles.yaml), another rep does not; the partner's page names no user."""
+    platform.records.create("user", {"username": "rep3", "display_name": "孙丽", "password": PASSWORD,
+                                     "roles": ["sales_rep"]}, system=True)
+    status, order = api.post(ORDERS, "partner", {"account": world["mine"],
+                                                 "order_line": [{"product": world["mouse"], "quantity": 3}]})
+    assert status == 201, order
+    assert listed(api, "sales_order", "rep") == sorted([world["order"], world["other"], order["id"]])
+    assert listed(api, "sales_order", "boss") == sorted([world["order"], world["other"], order["id"]])
+    assert listed(api, "sales_order", "rep3") == []
+    line = order["order_line"][0]["id"]
+    assert api.get(f"/objects/order_line/records/{line}", "rep")[0] == 200
+    assert api.get(f"/objects/order_line/records/{line}", "rep3")[0] == 404
+    status, seen = api.get(f"{ORDERS}/{order['id']}", "rep")
+    assert (status, seen["owner"], money(seen["total_amount"])) == (200, world["partner"], "570.00")
+
+    client = app.test_client()
+    login(client, "partner", PASSWORD)
+    page = client.get(f"/o/sales_order/{world['order']}").get_data(as_text=True)
+    assert f"#{people['rep']}" not in page and "负责人" not in page  # no owner, not even as an id
 
 
 def test_exports_and_reports_hold_the_partner_to_their_account(api, platform, world):

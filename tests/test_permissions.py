@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from support import crm_metadata
 
 from objectplatform.runtime.errors import Forbidden, Unauthenticated
-from objectplatform.runtime.permissions import OPERATIONS, Matching, access_for
+from objectplatform.runtime.permissions import OPERATIONS, Matching, Within, access_for
 
 # site roles: one with the scope no shipped role uses, one leaning on "*" and on the defaults
 SITE_ROLES = """\
@@ -46,10 +46,12 @@ OBJECTS = ["account", "campaign", "co_visit", "competitor_info", "contact", "cus
            "visit_route", "visit_route_stop"]
 
 # read off objectplatform_crm/object_defs/roles.yaml by hand: operations as letters (c)reate (r)ead (e)dit (d)elete,
-# then the data scope of reading; an object a role leaves out (and has no "*" for) is "".
+# then the data scope of reading (and "+@path": the records whose user at path is within that scope too, roles.yaml's
+# {field, within}); an object a role leaves out (and has no "*" for) is "".
 SALES = {
     "lead": "cre own", "account": "cre own", "contact": "cre own", "opportunity": "cre own",
-    "sales_order": "cre own", "order_line": "cred own", "payment": "cre own", "payment_plan": "cred own",
+    "sales_order": "cre own+@account.owner", "order_line": "cred own+@sales_order.account.owner",
+    "payment": "cre own", "payment_plan": "cred own",
     "invoice": "cre own", "return_order": "cre own", "return_line": "cred own", "refund": "cre own",
     "visit": "cre own", "follow_up": "cre own", "lead_pool": "r all", "campaign": "r all",
     "product": "r all", "user": "r all", "department": "r all", "stage_history": "r own", "opportunity_task": "r own",
@@ -59,7 +61,7 @@ SALES = {
 }
 MATRIX = {
     "admin": {obj: "cred all" for obj in OBJECTS},
-    "sales_manager": {obj: v.replace("own", "subordinates") for obj, v in SALES.items()}
+    "sales_manager": {obj: v.replace(" own", " subordinates") for obj, v in SALES.items()}
     | {"sales_target": "cred subordinates", "price_policy": "cred all"},
     "sales_rep": SALES,
     "marketing": {
@@ -147,8 +149,10 @@ def test_the_shipped_roles_grant_exactly_what_roles_yaml_says(platform):
             letters, _, scope = expected.get(obj, "").partition(" ")
             for operation in OPERATIONS:
                 assert access.can(obj, operation) is (LETTERS[operation] in letters), (role, obj, operation)
-            wanted = Matching(scope[1:], "account") if scope.startswith("~") else scope
-            assert access.grants[obj].scopes == ({wanted} if "r" in letters else set()), (role, obj)
+            first, *through = scope.split("+")
+            wanted = {Matching(first[1:], "account") if first.startswith("~") else first}
+            wanted |= {Within(path[1:], first) for path in through}
+            assert access.grants[obj].scopes == (wanted if "r" in letters else set()), (role, obj)
             granted = ACTIONS[role].get(obj, set())
             for action in every_action:
                 assert access.can_act(obj, action) is (action in granted), (role, obj, action)

@@ -4,6 +4,7 @@ roles granted override_discount may give another discount."""
 
 from __future__ import annotations
 
+import io
 import re
 from decimal import Decimal
 
@@ -169,3 +170,35 @@ def test_the_line_editor_names_the_policy(app, api, shop):
     template = html.split('<template class="line-template">')[1].split("</template>")[0]
     assert re.search(r'<input[^>]*name="order_line-__i__-discount"[^>]*value=""', template)
     assert re.search(r'<input[^>]*name="order_line-0-discount"[^>]*value="5.00"', html)
+
+
+def test_an_import_prices_its_lines_as_the_form_does(api, platform, people, shop):  # noqa: F811
+    """Order lines imported from a file take the policies a line added on the form takes, one query per match
+    entry for the whole batch; a discount given is held to the policy for a role that may not override it."""
+    platform.records.create("user", {"username": "admin", "display_name": "管理员", "password": PASSWORD,
+                                     "roles": ["admin"]}, system=True)
+    order = new_order(api, "rep", shop["account"])[1]
+    other = new_order(api, "rep", shop["other"])[1]
+    csv = (f"sales_order,product,quantity,discount\n{order['id']},{shop['laptop']},2,\n"
+           f"{order['id']},{shop['install']},1,\n{other['id']},{shop['laptop']},1,\n"
+           f"{order['id']},{shop['mouse']},1,20\n").encode()
+    status, body = api.call("POST", "/objects/order_line/imports", "admin",
+                            data={"file": (io.BytesIO(csv), "lines.csv")}, content_type="multipart/form-data")
+    assert status == 202, body
+    platform.jobs.wait(body["job_id"])
+    assert api.get(f"/jobs/{body['job_id']}", "admin")[1]["result"]["errors"] == []
+    order = api.get(f"{ORDERS}/{order['id']}", "rep")[1]
+    assert lines(order) == [("1000.00", "5.00", "1900.00", shop["a_hardware"]),
+                            ("300.00", "0.00", "300.00", None),  # no policy for services
+                            ("200.00", "20.00", "160.00", None)]  # an administrator may give another discount
+    assert money(order["total_amount"]) == "2360.00"
+    assert lines(api.get(f"{ORDERS}/{other['id']}", "rep")[1]) == [("1000.00", "0.00", "1000.00", None)]
+
+    result = platform.records.within(access_for(platform, people["rep"])).create_many("order_line", [
+        {"sales_order": order["id"], "product": shop["mouse"], "quantity": "1"},
+        {"sales_order": order["id"], "product": shop["mouse"], "quantity": "1", "discount": "20"},
+        {"sales_order": order["id"], "product": shop["mouse"], "quantity": "1", "discount": "5"}], user=people["rep"])
+    assert [(e.index, message_text(e.fields["discount"][0], "en")) for e in result.errors] == [(1, (
+        "Discount comes from the price policy “A级客户 硬件 95折” (5.00%); your roles may not change it to 20.00%"))]
+    assert lines(api.get(f"{ORDERS}/{order['id']}", "rep")[1])[3:] == [
+        ("200.00", "5.00", "190.00", shop["a_hardware"]), ("200.00", "5.00", "190.00", shop["a_hardware"])]

@@ -765,14 +765,28 @@ def check_roles(doc: Document, catalog: Catalog) -> Iterator[Problem]:
                                   'not under "*"')
             elif "fields" in grant and obj in catalog.objects:
                 yield from _field_levels(doc, (*at, "fields"), catalog.objects[obj], grant["fields"])
-            if isinstance(grant.get("scope"), Mapping) and obj in catalog.objects:
-                yield from _matching_scope(doc, (*at, "scope"), catalog, catalog.objects[obj], grant["scope"])
+            scopes = grant.get("scope")
+            listed = scopes if isinstance(scopes, list) else [scopes]
+            for i, scope in enumerate(listed):
+                where = (*at, "scope", i) if isinstance(scopes, list) else (*at, "scope")
+                if isinstance(scope, Mapping) and obj in catalog.objects:
+                    yield from _matching_scope(doc, where, catalog, catalog.objects[obj], scope)
 
 
 def _matching_scope(doc: Document, at: JsonPath, catalog: Catalog, obj: ObjectDef,
                     scope: Mapping[str, str]) -> Iterator[Problem]:
     """A matching scope's path resolves on the object and ends at a reference to the same object as the
-    user's field it is compared with (or at `id` of that object)."""
+    user's field it is compared with (or at `id` of that object); a `within` scope's path ends at a user field."""
+    if "within" in scope:
+        try:
+            found = resolve_path(catalog, obj, scope["field"])
+        except PathError as e:
+            yield doc.problem((*at, "field"), e.message, e.hint)
+            return
+        if found is None or found.to != "user":
+            yield doc.problem((*at, "field"), f"{scope['field']!r} does not end at a user field (within compares the "
+                              "user it names with the caller)")
+        return
     user = catalog.objects.get("user")
     mine = user.fields.get(scope["equals_user"]) if user else None
     if mine is None or not mine.to:

@@ -71,6 +71,8 @@ class Action:
     bulk: bool = True  # may also run on many records at once
     # whether it applies to a record now (platform, record) -> bool, for the actions a page offers
     applies: Callable[[Any, Mapping[str, Any]], bool] | None = None
+    # a bulk run set-based (platform, access, object, ids, params) -> the bulk result, or None: run one by one
+    run_many: Callable[[Any, Any, str, list[str], dict], dict | None] | None = None
 
 
 Provider = Callable[[Metadata], Iterable[Action]]  # the actions that follow from a platform's metadata
@@ -149,6 +151,10 @@ class Actions:
             return self._run_one(access, action, target, self.params(action, data))
         params = self.params(action, data, skip=frozenset({"ids"}))
         ids = _ids(target)
+        if action.run_many is not None:
+            result = action.run_many(self.platform, access, obj, ids, params)
+            if result is not None:
+                return result
         succeeded, failed = [], []
         for one in ids:
             try:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from objectplatform.metadata import FIELD_LEVELS
+from objectplatform.metadata import FIELD_LEVELS, FIELD_TYPES, SYSTEM_FIELDS
 
 from .derived import per_metadata
 from .errors import Forbidden, Message, Unauthenticated, no_record
@@ -35,12 +35,21 @@ class Matching:
 
 
 @dataclass(frozen=True)
+class Within:
+    """A data scope through another user field than the owner: the records whose user at `path` (lookups, then a
+    user field) is among the owners the scope `within` reaches (the orders of a rep's accounts: `account.owner`)."""
+
+    path: str
+    within: str
+
+
+@dataclass(frozen=True)
 class Grant:
     """What a user's roles together allow on one object; `scopes` come from the roles that grant read."""
 
     operations: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset()
-    scopes: frozenset[str | Matching] = frozenset()
+    scopes: frozenset[str | Matching | Within] = frozenset()
 
 
 NO_GRANT = Grant()
@@ -68,7 +77,7 @@ class Access:
     team_table: sa.Table | None = field(default=None, repr=False, compare=False)
     # object -> its records/masking.FieldMask for this user, made once on first use
     masks: dict = field(default_factory=dict, repr=False, compare=False)
-    # object -> the conditions (on its table) of the matching scopes its roles give it (see Matching)
+    # object -> the conditions (on its table) of the scopes by value its roles give it (Matching, Within)
     matches: Mapping[str, tuple] = field(default_factory=dict, repr=False, compare=False)
 
     def _grant(self, obj: str) -> Grant:
@@ -172,11 +181,17 @@ def role_grant(permissions: Mapping[str, Mapping], obj: str) -> Grant:
     if entry is None:
         return NO_GRANT
     operations = frozenset(op for op in OPERATIONS if entry.get(op, False))
-    scope = entry.get("scope", DEFAULT_SCOPE)
-    if isinstance(scope, Mapping):
-        scope = Matching(scope["field"], scope["equals_user"])
-    scopes = frozenset({scope}) if "read" in operations else frozenset()
+    given = entry.get("scope", DEFAULT_SCOPE)
+    scopes = frozenset(map(_scope, given if isinstance(given, list) else [given])) if "read" in operations \
+        else frozenset()
     return Grant(operations, frozenset(entry.get("actions", ())), scopes)
+
+
+def _scope(given: str | Mapping[str, str]) -> str | Matching | Within:
+    if not isinstance(given, Mapping):
+        return given
+    return Matching(given["field"], given["equals_user"]) if "equals_user" in given \
+        else Within(given["field"], given["within"])
 
 
 def combine(grants: Iterable[Grant]) -> Grant:
@@ -214,16 +229,22 @@ def field_levels_for(metadata, roles: Iterable[str]) -> Mapping[str, Mapping[str
 
 
 def _field_levels(metadata, roles: frozenset[str]) -> dict[str, Mapping[str, str]]:
+    """The roles' field levels, and hidden: every reference to an object the roles may not read at all (a partner's
+    view of the order's owner), which could only show an internal id naming nothing they may open."""
     if has_full_access(metadata, roles):
         return {}
     defs = [metadata.roles[r] for r in roles if r in metadata.roles]
+    grants = grants_for(metadata, roles)
+    unread = {name for name, grant in grants.items() if "read" not in grant.operations}
     result: dict[str, Mapping[str, str]] = {}
     for obj in metadata.objects:
         levels = [role.field_levels.get(obj, {}) for role in defs if role_grant(role.permissions, obj).operations]
-        restricted = {}
+        references = {name: FIELD_TYPES[kind].reference for name, kind in SYSTEM_FIELDS.items()}
+        references.update({f.name: f.to for f in metadata.objects[obj].fields.values()})
+        restricted = {name: "hidden" for name, to in references.items() if to in unread} if obj not in unread else {}
         for name in set().union(*levels) if levels else ():
             level = max((given.get(name, "edit") for given in levels), key=FIELD_LEVELS.index)
-            if level != "edit":
+            if level != "edit" and restricted.get(name) != "hidden":
                 restricted[name] = level
         if restricted:
             result[obj] = MappingProxyType(restricted)
@@ -336,6 +357,7 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
     grants = grants_for(metadata, roles)
     me = int(text)
     needed = {s for g in grants.values() for s in g.scopes}
+    needed |= {s.within for s in needed if isinstance(s, Within)}
     org = Org.read(conn, schema) if needed & {"subordinates", "department"} else None
     owners_by_scope: dict[str, frozenset[int]] = {"own": frozenset({me})}
     if "subordinates" in needed:
@@ -353,6 +375,8 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
         visible[obj] = frozenset().union(*(owners_by_scope[s] for s in grant.scopes if isinstance(s, str)))
         found = [_matching(platform, obj, s.path.split("."), mine[s.user_field])
                  for s in grant.scopes if isinstance(s, Matching)]
+        found += [_matching(platform, obj, s.path.split("."), owners_by_scope[s.within])
+                  for s in grant.scopes if isinstance(s, Within)]
         if found:
             matches[obj] = tuple(found)
     return Access(
@@ -373,13 +397,16 @@ def _user_values(conn: sa.Connection, users, me: int, names: set[str]) -> dict[s
 
 
 def _matching(platform, obj: str, steps: list[str], value):
-    """The condition "`steps` of a row of `obj`'s table hold `value`": one column compared, or a lookup's value
-    among the ids of its target's rows that match the rest of the path. An empty user value matches nothing."""
-    if value is None:
+    """The condition "`steps` of a row of `obj`'s table hold `value`" (given a set of them: one of them): one
+    column compared, or a lookup's value among the ids of its target's rows that match the rest of the path. An
+    empty user value matches nothing."""
+    if value is None or value == frozenset():
         return lambda table: sa.false()
     ot = platform.schema[obj]
     first = steps[0]
     column = "id" if first == "id" else ot.columns[first][0]
+    if len(steps) == 1 and isinstance(value, frozenset):
+        return lambda table: table.c[column].in_(sorted(value))
     if len(steps) == 1:
         return lambda table: table.c[column] == value
     target = platform.metadata.objects[obj].fields[first].to

@@ -195,6 +195,10 @@ class _Run:
 
     # ------------------------------------------------------------------------------ actions
 
+    def key_prefix(self) -> sa.ColumnElement:
+        """The start of the dedupe keys of what the run writes, per record."""
+        return sa.literal(self.prefix, TEXT)
+
     def titles(self, label: Label) -> tuple[sa.ColumnElement, sa.ColumnElement]:
         return (title_sql(self.platform, self.obj, label.zh, "zh"),
                 title_sql(self.platform, self.obj, label.en, "en"))
@@ -203,7 +207,7 @@ class _Run:
         """Notify the recipients of each fresh record, once per occasion (the key holds its start)."""
         pairs, t = self.recipients(spec), self.table
         zh, en = self.titles(as_label(message))
-        key = (sa.literal(self.prefix, TEXT) + sa.cast(t.c.id, TEXT)
+        key = (self.key_prefix() + sa.cast(t.c.id, TEXT)
                + sa.literal(f":{self.at.strftime('%Y%m%dT%H%M%S')}", TEXT))
         rows = sa.select(
             pairs.c.user_id, zh.label("title_zh"), en.label("title_en"), sa.literal(self.obj, TEXT).label("object"),
@@ -216,7 +220,7 @@ class _Run:
         """A to-do per fresh record, for a role or the users of a field; closed when the record stops holding."""
         t = self.table
         zh, en = self.titles(as_label(spec["title"]))
-        key = sa.literal(self.prefix, TEXT) + sa.cast(t.c.id, TEXT)
+        key = self.key_prefix() + sa.cast(t.c.id, TEXT)
         common = [zh.label("title_zh"), en.label("title_en"), sa.literal(self.obj, TEXT).label("object"),
                   t.c.id.label("record_id"), sa.literal(spec.get("action"), TEXT).label("action"),
                   key.label("dedupe_key"), sa.literal(self.stamp, sa.DateTime()).label("created_at")]

@@ -8,16 +8,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Transition
 from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
-from . import actions
-from .errors import Message, ValidationFailed, said_label
+from . import actions, lifecycles
+from .errors import Message, NotFound, RuntimeFailure, ValidationFailed, no_record, said_label
 from .lifecycles import expression_env
 from .records import hooks
 from .rules import RecordRun
-from .workqueue import work_queue
+from .workqueue import TEXT, work_queue
 
 
 def missing_fields(transition: Transition, record: Mapping[str, Any]) -> dict[str, list[Message]]:
@@ -44,6 +46,88 @@ def run_transition(call: actions.ActionCall, name: str) -> dict:
         return {"record": record}
 
 
+def run_transition_many(platform, access, obj_name: str, name: str, ids: list[str], params: dict) -> dict | None:
+    """A bulk run of one transition, set-based: the records read and locked in one query within the caller's
+    scope, each checked as one run would be (it exists for them, starts from the state, meets the condition, has
+    the required fields; if not it is reported by id with why), then `move_many`. None when a check only the
+    write makes refused the batch as a whole (a rollup raised above its limit): the caller runs the records one by
+    one, so that only the records at fault are refused."""
+    obj = platform.metadata.objects[obj_name]
+    transition = obj.lifecycle.transitions[name]
+    records = platform.records
+    scope = access.scope(obj_name, platform.schema[obj_name].table)
+    refused: dict[str, RuntimeFailure] = {}
+    try:
+        with records.transaction() as conn:
+            found = records.read_many(conn, obj_name, ids, where=scope, lock=True)
+            now, ready = platform.local_now(), []
+            for one in ids:
+                try:
+                    record = found.get(one)
+                    if record is None:
+                        raise NotFound(no_record(obj_name, one))
+                    lifecycles.refuse(access, obj, name, record, now)
+                    missing = missing_fields(transition, record)
+                    if missing:
+                        raise ValidationFailed(missing)
+                except RuntimeFailure as e:
+                    refused[one] = e
+                else:
+                    ready.append(record)
+            refused.update(move_many(platform, conn, obj, transition, ready, params, access.user_id,
+                                     platform.clock.now(), scope))
+    except RuntimeFailure:
+        return None
+    return {"succeeded": [one for one in ids if one not in refused],
+            "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+
+def move_many(platform, conn, obj: ObjectDef, transition: Transition, currents: list[Mapping[str, Any]],
+              params: Mapping[str, Any], user: str | None, at: datetime, scope=None) -> dict[str, RuntimeFailure]:
+    """`move` of many records the caller read and locked in `conn`, set-based: one guarded UPDATE per set of equal
+    values (the record still in a state the transition starts from and within `scope`), the history in one
+    INSERT, the rollups refreshed together, then the transition's actions and the to-dos it closes on all the
+    records moved at once. Returns, by id, why each record not moved was refused."""
+    local = at.astimezone(platform.settings.zone)
+    expressions = {field: parse(expression) for field, expression in transition.set.items()}
+    changes = []
+    for current in currents:
+        env = expression_env(current, params, user)
+        values = {field: expression.evaluate(env, local) for field, expression in expressions.items()}
+        changes.append((current, {**values, obj.lifecycle.field: transition.to}))
+    guard = platform.schema[obj.name].column(obj.lifecycle.field).in_(list(transition.sources))
+    moved, refused = platform.records.update_many(
+        obj.name, changes, conn=conn, user=user, where=guard if scope is None else sa.and_(guard, scope),
+        change=transition.name, detail=dict(params) or None)
+    if moved and transition.actions:
+        _MovedRun(platform, conn, obj.name, moved, transition.name, user, at).perform(list(transition.actions))
+    if moved and transition.close_todos:
+        work_queue(platform).close_record_todos(conn, obj.name, moved, transition.close_todos, by=user, now=at)
+    return refused
+
+
+class _MovedRun(RecordRun):
+    """A transition's actions on the records it moved: each record's keys name the transition, the record and its
+    new version (as `move`'s do), and its owner is the submitter."""
+
+    def __init__(self, platform, conn: sa.Connection, obj: str, ids: list[int], name: str, user: str | None,
+                 at: datetime):
+        super().__init__(platform, conn, obj, 0, f"transition:{name}:", None, user, at, NO_SUFFIX)
+        self.ids = ids
+
+    def fresh(self) -> sa.Select:
+        return sa.select(self.table.c.id).where(self.table.c.id.in_(self.ids))
+
+    def submitter_pairs(self) -> sa.Select:
+        t = self.table
+        return sa.select(t.c.id.label("record_id"), t.c.owner.label("user_id"))
+
+    def key_prefix(self) -> sa.ColumnElement:
+        t = self.table
+        return (sa.literal(self.prefix, TEXT) + sa.cast(t.c.id, TEXT) + sa.literal(":", TEXT)
+                + sa.cast(t.c.version, TEXT) + sa.literal(":", TEXT))
+
+
 def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mapping[str, Any],
          params: Mapping[str, Any], user: str | None, at: datetime, version: int | None,
          computed: Mapping[str, Any] | None = None) -> dict:
@@ -62,7 +146,7 @@ def move(platform, conn, obj: ObjectDef, transition: Transition, current: Mappin
         RecordRun(platform, conn, obj.name, record["id"], prefix, record.get("owner"), user, at,
                   NO_SUFFIX).perform(list(transition.actions))
     if transition.close_todos:
-        work_queue(platform).close_record_todos(conn, obj.name, record["id"], transition.close_todos, by=user,
+        work_queue(platform).close_record_todos(conn, obj.name, [record["id"]], transition.close_todos, by=user,
                                                 now=at)
     return record
 
@@ -129,12 +213,17 @@ def transition_actions(metadata: Metadata) -> list[actions.Action]:
     for obj in metadata.objects.values():
         for t in (obj.lifecycle.transitions.values() if obj.lifecycle else ()):
             if t.by is None:
-                found.append(actions.Action(obj.name, t.name, t.label, _runner(t.name), tuple(map(_param, t.params))))
+                found.append(actions.Action(obj.name, t.name, t.label, _runner(t.name), tuple(map(_param, t.params)),
+                                            run_many=_many_runner(t.name)))
     return found
 
 
 def _runner(name: str):
     return lambda call: run_transition(call, name)
+
+
+def _many_runner(name: str):
+    return lambda platform, access, obj, ids, params: run_transition_many(platform, access, obj, name, ids, params)
 
 
 def governed_by_approval(obj: ObjectDef, name: str) -> bool:

@@ -181,7 +181,8 @@ class WorkQueue:
     def close_todos(self, conn: sa.Connection, *, key_prefix: str | None = None, ids: Iterable[Any] = (),
                     where: sa.ColumnElement[bool] | None = None, now: datetime | None = None,
                     by: Any = None) -> int:
-        """Close the open to-dos whose key starts with `key_prefix` or whose id is in `ids` (and `where`)."""
+        """Close the open to-dos whose key starts with `key_prefix` or whose id is in `ids` (and `where`; `where`
+        alone: those it holds)."""
         table = self.todos
         chosen = []
         if key_prefix is not None:
@@ -190,21 +191,23 @@ class WorkQueue:
         wanted = [int(i) for i in ids]
         if wanted:
             chosen.append(table.c.id.in_(wanted))
-        if not chosen:
+        if not chosen and where is None:
             return 0
-        stmt = sa.update(table).where(sa.or_(*chosen), table.c.done_at.is_(None))
+        stmt = sa.update(table).where(table.c.done_at.is_(None))
+        if chosen:
+            stmt = stmt.where(sa.or_(*chosen))
         if where is not None:
             stmt = stmt.where(where)
         values = {"done_at": _stored(now or self.platform.clock.now()), "done_by": None if by is None else int(by)}
         return conn.execute(stmt.values(values)).rowcount
 
-    def close_record_todos(self, conn: sa.Connection, obj: str, record_id: Any, actions: Iterable[str],
+    def close_record_todos(self, conn: sa.Connection, obj: str, record_ids: Iterable[Any], actions: Iterable[str],
                            by: Any = None, now: datetime | None = None) -> int:
-        """Close the record's open to-dos that ask for one of `actions` (the action has been done)."""
+        """Close the records' open to-dos that ask for one of `actions` (the action has been done)."""
         t = self.todos
-        ids = conn.execute(sa.select(t.c.id).where(t.c.object == obj, t.c.record_id == int(record_id),
-                                                   t.c.action.in_(list(actions)), t.c.done_at.is_(None))).scalars()
-        return self.close_todos(conn, ids=list(ids), by=by, now=now)
+        chosen = sa.and_(t.c.object == obj, t.c.record_id.in_([int(i) for i in record_ids]),
+                         t.c.action.in_(list(actions)))
+        return self.close_todos(conn, where=chosen, by=by, now=now)
 
     # ------------------------------------------------------------------------------ reading
 

@@ -159,7 +159,7 @@ def record_json(platform: Platform, obj: str, record: Mapping[str, Any]) -> dict
     on the record (a waiting lead's pool hidden fields) are masked (records/masking.py)."""
     mask = platform.records.mask(obj, g.access)
     record = mask(record)
-    out = {name: record.get(name) for name in SYSTEM_ORDER}
+    out = {name: record.get(name) for name in SYSTEM_ORDER if mask.visible(name)}
     for name, f in platform.metadata.objects[obj].fields.items():
         if f.type != "password" and mask.visible(name):
             out[name] = record.get(name)

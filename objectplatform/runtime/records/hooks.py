@@ -31,6 +31,7 @@ class HookContext:
     errors: dict[str, list[str]] | None = None
     batch: list[dict] = field(default_factory=list)
     batch_errors: list[dict[str, list[str]]] = field(default_factory=list)
+    batch_given: list[Mapping[str, Any]] = field(default_factory=list)  # before_create_many: each row as given
     warnings: list[str] = field(default_factory=list)  # what a write may do but the caller should hear about
     system: bool = False  # a write by the system (a transition, a behavior, the demo): no user's guard holds it
     given: Mapping[str, Any] | None = None  # before_create/_update: the values the caller gave (defaults not added)

@@ -15,6 +15,7 @@ from objectplatform.metadata.expressions import parse
 
 from ..errors import Message, said_label
 from ..expressions_sql import to_sql
+from ..storage.convert import from_row
 from . import hooks
 from .query import formula_columns
 
@@ -28,28 +29,42 @@ def matched(obj: ObjectDef) -> list[FieldDef]:
 
 def best_match(records, conn: sa.Connection, obj: ObjectDef, f: FieldDef, record: dict,
                master: tuple[str, dict] | None = None) -> dict | None:
-    """The record of the match's object giving `f` its default for `record`: among those its `where` admits today,
-    the newest one found by the first `match` entry whose paths all give a value and that finds any; None when
-    none does."""
+    """The record of the match's object giving `f` its default for `record` (see `best_matches`)."""
+    return best_matches(records, conn, obj, f, [record], master)[0]
+
+
+def best_matches(records, conn: sa.Connection, obj: ObjectDef, f: FieldDef, batch: list[dict],
+                 master: tuple[str, dict] | None = None) -> list[dict | None]:
+    """Per record of `batch`, the record of the match's object giving `f` its default: among those its `where`
+    admits today, the newest one found by the first `match` entry whose paths all give a value and that finds any;
+    None when none does. Set-based: each path followed once for the batch, one query per entry."""
     spec = f.default_match
     ot = records.schema[spec.object]
     table = ot.table
-    admitted = [] if spec.where is None else [
-        to_sql(parse(spec.where), formula_columns(ot), records.platform.local_now(), condition=True)]
-    followed: dict[str, Any] = {}  # the entries share their paths (the customer, its grade): each is read once
+    now = records.platform.local_now()
+    admitted = [] if spec.where is None else [to_sql(parse(spec.where), formula_columns(ot), now, condition=True)]
+    followed: dict[str, list] = {}  # the entries share their paths (the customer, its grade): each is read once
+    found: list[dict | None] = [None] * len(batch)
     for entry in spec.match:
+        theirs = list(entry)
         for path in entry.values():
             if path not in followed:
-                followed[path] = records.follow(conn, obj, record, path, master)
-        wanted = {theirs: followed[path] for theirs, path in entry.items()}
-        if any(value in EMPTY for value in wanted.values()):
+                followed[path] = records.follow_many(conn, obj, batch, path, master)
+        wanted = {i: tuple(_stored(ot.object.fields[name], followed[entry[name]][i]) for name in theirs)
+                  for i in range(len(batch)) if found[i] is None
+                  and not any(followed[entry[name]][i] in EMPTY for name in theirs)}
+        if not wanted:
             continue
-        row = conn.execute(sa.select(table.c.id).where(
-            *admitted, *(ot.column(theirs) == _stored(ot.object.fields[theirs], value)
-                         for theirs, value in wanted.items())).order_by(table.c.id.desc()).limit(1)).first()
-        if row is not None:
-            return records.get(spec.object, row[0], conn=conn)
-    return None
+        key = sa.tuple_(*(ot.column(name) for name in theirs))
+        rows = conn.execute(sa.select(table).where(*admitted, key.in_(sorted(set(wanted.values()))))
+                            .order_by(table.c.id.desc())).mappings()
+        newest: dict[tuple, dict] = {}
+        for row in rows:
+            newest.setdefault(tuple(row[ot.column(name).name] for name in theirs),
+                              records.formulas[spec.object].on_read(from_row(ot, row), now))
+        for i, values in wanted.items():
+            found[i] = newest.get(values)
+    return found
 
 
 def _stored(f: FieldDef, value: Any) -> Any:
@@ -89,18 +104,30 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _fill(ctx: hooks.HookContext) -> None:
-    """Each matched field of a new record: the matched value where none was given, else the given one held to
+    """Each matched field of a new record (see `_fill_records`)."""
+    _fill_records(ctx, [ctx.after], [ctx.errors], [ctx.given or {}], ctx.master)
+
+
+def _fill_batch(ctx: hooks.HookContext) -> None:
+    """Each matched field of the records of an import's batch, as of a record created alone (see `_fill_records`)."""
+    _fill_records(ctx, ctx.batch, ctx.batch_errors, ctx.batch_given, None)
+
+
+def _fill_records(ctx: hooks.HookContext, batch: list[dict], batch_errors: list[dict], batch_given: list,
+                  master: tuple[str, dict] | None) -> None:
+    """Each matched field of new records: the matched value where none was given, else the given one held to
     it unless the caller may override."""
     obj = ctx.records.platform.metadata.objects[ctx.object]
-    record, errors, given = ctx.after, ctx.errors, ctx.given or {}
     for f in matched(obj):
-        if f.name in errors and given.get(f.name) not in EMPTY:
-            continue
-        found = best_match(ctx.records, ctx.conn, obj, f, record, ctx.master)
-        if found is not None and given.get(f.name) in EMPTY:
-            record[f.name] = found.get(f.default_match.value)
-            errors.pop(f.name, None)
-        _keep(ctx, obj, f, record, found, record.get(f.name))
+        todo = [i for i, (errors, given) in enumerate(zip(batch_errors, batch_given, strict=True))
+                if f.name not in errors or given.get(f.name) in EMPTY]
+        found = best_matches(ctx.records, ctx.conn, obj, f, [batch[i] for i in todo], master)
+        for i, match in zip(todo, found, strict=True):
+            record, errors = batch[i], batch_errors[i]
+            if match is not None and batch_given[i].get(f.name) in EMPTY:
+                record[f.name] = match.get(f.default_match.value)
+                errors.pop(f.name, None)
+            _keep(ctx.records, errors, obj, f, record, match, record.get(f.name))
 
 
 def _hold(ctx: hooks.HookContext) -> None:
@@ -112,24 +139,27 @@ def _hold(ctx: hooks.HookContext) -> None:
         value = ctx.after.get(f.name)
         if f.name not in given or f.name in ctx.errors or _same(value, ctx.before.get(f.name)):
             continue
-        _keep(ctx, obj, f, ctx.after, best_match(ctx.records, ctx.conn, obj, f, ctx.after, ctx.master), value)
+        found = best_match(ctx.records, ctx.conn, obj, f, ctx.after, ctx.master)
+        _keep(ctx.records, ctx.errors, obj, f, ctx.after, found, value)
 
 
-def _keep(ctx: hooks.HookContext, obj: ObjectDef, f: FieldDef, record: dict, found: dict | None, value: Any) -> None:
-    """`value` of `f` against the match `found`: refused unless it is the match's or the caller may override;
-    `record` names the match only while the field holds its value."""
+def _keep(records, errors: dict, obj: ObjectDef, f: FieldDef, record: dict, found: dict | None, value: Any) -> None:
+    """`value` of `f` against the match `found`: refused (in `errors`) unless it is the match's or the caller may
+    override; `record` names the match only while the field holds its value."""
     spec = f.default_match
     holds = found is not None and _same(value, found.get(spec.value))
-    if found is not None and not holds and not _may_override(ctx.records, obj, f):
-        ctx.errors.setdefault(f.name, []).append(_locked(ctx.records, f, found, value))
+    if found is not None and not holds and not _may_override(records, obj, f):
+        errors.setdefault(f.name, []).append(_locked(records, f, found, value))
     if spec.record is not None:
         record[spec.record] = found["id"] if holds else None
 
 
 def register(registry) -> None:
-    """Match the defaults of a new record before it is validated, and hold a change to the match."""
+    """Match the defaults of a new record (one, or each row of an import's batch) before it is validated, and hold a
+    change to the match."""
     def applies(obj: ObjectDef) -> bool:
         return bool(matched(obj))
 
     registry.hook("before_create", _fill, applies=applies)
+    registry.hook("before_create_many", _fill_batch, applies=applies)
     registry.hook("before_update", _hold, applies=applies)

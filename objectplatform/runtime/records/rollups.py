@@ -181,10 +181,13 @@ class Rollups:
                     updates.append({"_id": row["id"], **to_row(pot, stored)})
             if old != new:
                 changes.append((old, new))
-        for update in updates:
-            conn.execute(
-                sa.update(table).where(table.c.id == update.pop("_id")).values(update)
-            )
+        by_columns: dict[tuple[str, ...], list[dict]] = {}
+        for update in updates:  # one executemany per set of columns changed
+            by_columns.setdefault(tuple(sorted(update)), []).append({f"_{k}": v for k, v in update.items()})
+        for columns, params in by_columns.items():
+            stored = [c for c in columns if c != "_id"]
+            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("__id"))
+                         .values({c: sa.bindparam(f"_{c}") for c in stored}), params)
         if changes:
             self.after_change(conn, group.parent, changes, now)
             if self.records is not None:

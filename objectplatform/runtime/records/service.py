@@ -25,7 +25,7 @@ from objectplatform.metadata.expressions import parse
 from .. import lifecycles
 from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
-from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
+from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record
 from ..permissions import access_for
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
@@ -215,6 +215,28 @@ class Records:
                 raise NotFound(no_record(obj, id))
             return record if seen_by is None else self.masked(obj, record, seen_by)
 
+    def read_many(self, conn: sa.Connection, obj: str, ids: Iterable[Any], *, where=None,
+                  lock: bool = False) -> dict[str, dict]:
+        """{id: record} of the records among `ids` that exist (and that `where` holds), as `get` gives them, in
+        one query per table; `lock` takes their row locks for a write in `conn`."""
+        ot = self._table(obj)
+        wanted = sorted({i for i in map(parse_record_id, ids) if i is not None})
+        stmt = sa.select(ot.table).where(ot.table.c.id.in_(wanted)).order_by(ot.table.c.id)
+        stmt = stmt if where is None else stmt.where(where)
+        now = self.platform.local_now()
+        rows = conn.execute(stmt.with_for_update() if lock else stmt).mappings()
+        records = {str(row["id"]): self.formulas[obj].on_read(from_row(ot, row), now) for row in rows}
+        for child, via in self.children.get(obj, ()):
+            cot = self.schema[child]
+            for record in records.values():
+                record[child] = []
+            lines = conn.execute(sa.select(cot.table).where(cot.column(via).in_([int(i) for i in records]))
+                                 .order_by(cot.table.c.id)).mappings()
+            for line in lines:
+                records[str(line[cot.column(via).name])][child].append(
+                    self.formulas[child].on_read(from_row(cot, line), now))
+        return records
+
     def masked(self, obj: str, record: Mapping[str, Any], access) -> dict:
         """`record` (with its inline child lines) as `access` may see it (records/masking.py)."""
         out = dict(self.mask(obj, access)(record))
@@ -403,6 +425,24 @@ class Records:
                 return None
             record = target
         return record.get(last)
+
+    def follow_many(self, conn: sa.Connection, obj: ObjectDef, records: list[Mapping[str, Any]], path: str,
+                    master: tuple[str, Mapping] | None = None) -> list[Any]:
+        """`follow` for many records at once: per record the value at `path`, one query per lookup step."""
+        *steps, last = path.split(".")
+        current: list[Mapping[str, Any] | None] = list(records)
+        now = self.platform.local_now()
+        for i, step in enumerate(steps):
+            obj = self.metadata.objects[obj.fields[step].to]
+            if i == 0 and master is not None and master[0] == step:
+                current = [master[1]] * len(current)
+                continue
+            ot = self.schema[obj.name]
+            ids = {int(r[step]) for r in current if r is not None and r.get(step) not in (None, "")}
+            rows = conn.execute(sa.select(ot.table).where(ot.table.c.id.in_(sorted(ids)))).mappings() if ids else ()
+            found = {str(row["id"]): self.formulas[obj.name].on_read(from_row(ot, row), now) for row in rows}
+            current = [None if r is None or r.get(step) in (None, "") else found.get(str(r[step])) for r in current]
+        return [None if r is None else r.get(last) for r in current]
 
     def _integrity(self, error: sa.exc.IntegrityError, ot: ObjectTable) -> ValidationFailed | None:
         """A unique index violated by a concurrent insert, as the field error the pre-check gives."""
@@ -606,16 +646,25 @@ class Records:
                         skip: str | None = None, master: Mapping[str, Any] | None = None) -> tuple[dict, dict, Errors]:
         """The merged record, {field: (old, new)} of its real changes, and the errors."""
         values, errors = self._load(ot.object.name, data, partial=True, system=system, current=current)
-        own = {k: v for k, v in current.items() if k in ot.columns or k in ot.object.fields}
-        record = {**own, **values}
         self._check_database(conn, ot, values, errors, own_id=int(current["id"]),
                              skip=frozenset({skip} if skip else ()))
+        record, changes = self._checked_change(conn, ot, current, data, values, errors, user, now, system, skip, master)
+        return record, changes, errors
+
+    def _checked_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
+                        data: Mapping[str, Any], values: Mapping[str, Any], errors: Errors, user: str | None,
+                        now: datetime, system: bool, skip: str | None = None,
+                        master: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+        """After its values are loaded and checked against the database: the merged record (its hooks and rules
+        adding to `errors`) and {field: (old, new)} of its real changes."""
+        own = {k: v for k, v in current.items() if k in ot.columns or k in ot.object.fields}
+        record = {**own, **values}
         self._hooks("before_update", conn, ot.object, user, now, before=dict(current), after=record, errors=errors,
                     system=system, given=data, master=(skip, master) if skip and master else None)
         self._check_rules(conn, ot, record, errors, now, before=current,
                           master=(skip, master) if skip and master else None)
         stored = [name for name in ot.object.fields if name in ot.columns and name != skip]
-        return record, history.changes(own, record, stored), errors
+        return record, history.changes(own, record, stored)
 
     def _apply_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any], record: dict,
                       changes: dict, user: str | None, now: datetime, saved: list[str], expected: int,
@@ -638,14 +687,68 @@ class Records:
             if latest is None:
                 raise NotFound(no_record(obj, current["id"]))
             raise self._conflict(ot, latest, expected)
-        logged = {name: (self._logged(ot, name, current), self._logged(ot, name, record))
-                  for name in changes if ot.object.fields[name].type not in DERIVED_TYPES}
-        history.write(conn, self.schema.history, [
-            history.entry(obj, int(current["id"]), change, name, old, value, user, now)
-            for name, (old, value) in logged.items()] + (
-            [history.entry(obj, int(current["id"]), change, None, None, detail, user, now)] if detail else []))
+        history.write(conn, self.schema.history,
+                      self._change_entries(ot, current, record, changes, user, now, change, detail))
         self.rollups.after_change(conn, obj, [(current, record)], now)
         self._hooks("after_update", conn, ot.object, user, now, before=dict(current), after=record)
+
+    def _change_entries(self, ot: ObjectTable, current: Mapping[str, Any], record: Mapping[str, Any], changes: dict,
+                        user: str | None, now: datetime, change: str, detail: Mapping[str, Any] | None) -> list[dict]:
+        """The history rows of one record's change: one per changed stored field, one more keeping `detail`."""
+        record_id = int(current["id"])
+        return [history.entry(ot.object.name, record_id, change, name, self._logged(ot, name, current),
+                              self._logged(ot, name, record), user, now)
+                for name in changes if ot.object.fields[name].type not in DERIVED_TYPES] + (
+            [history.entry(ot.object.name, record_id, change, None, None, detail, user, now)] if detail else [])
+
+    def update_many(self, obj: str, changes: list[tuple[Mapping[str, Any], Mapping[str, Any]]], *, conn: sa.Connection,
+                    user: str | None = None, where=None, change: str = "update",
+                    detail: Mapping[str, Any] | None = None) -> tuple[list[int], dict[str, RuntimeFailure]]:
+        """System writes of many records the caller read and locked in `conn`, each (current record, values) held
+        to what `update` checks (references and unique values looked up for all at once); then one UPDATE per set of
+        identical values, guarded by `where` (a record it no longer holds is refused, not written), the history in
+        one INSERT, the rollups the records feed refreshed together, and each one's `after_update` hooks.
+        Returns the ids written and, by id, why each other record was not."""
+        ot = self._table(obj)
+        now = self.platform.clock.now()
+        loaded = [self._load(obj, values, partial=True, system=True, current=current) for current, values in changes]
+        found = [values for values, _ in loaded]
+        references = self._reference_errors(conn, ot, found)
+        uniques = self._unique_errors(conn, ot, found, [int(current["id"]) for current, _ in changes])
+        refused: dict[str, RuntimeFailure] = {}
+        groups: dict[str, tuple[dict, list]] = {}
+        for (current, data), (values, errors), refs, uniq in zip(changes, loaded, references, uniques, strict=True):
+            _add(errors, refs)
+            _add(errors, uniq)
+            record, diff = self._checked_change(conn, ot, current, data, values, errors, user, now, system=True)
+            if errors:
+                refused[current["id"]] = ValidationFailed(errors)
+                continue
+            row = to_row(ot, {**{name: record[name] for name in diff}, "updated_by": user, "updated_at": now})
+            groups.setdefault(repr(sorted(row.items())), (row, []))[1].append((current, record, diff))
+        table = ot.table
+        written: list[tuple[Mapping[str, Any], dict, dict]] = []
+        for row, members in groups.values():
+            stmt = sa.update(table).where(table.c.id.in_([int(current["id"]) for current, _, _ in members]))
+            stmt = (stmt if where is None else stmt.where(where)).values({**row, "version": table.c.version + 1})
+            try:
+                done = set(conn.execute(stmt.returning(table.c.id)).scalars())
+            except sa.exc.IntegrityError as e:
+                raise self._integrity(e, ot) or e from None
+            for current, record, diff in members:
+                if int(current["id"]) in done:
+                    written.append((current, record, diff))
+                else:
+                    latest = self._read(conn, ot, current["id"])
+                    refused[current["id"]] = NotFound(no_record(obj, current["id"])) if latest is None \
+                        else self._conflict(ot, latest, current["version"])
+        history.write(conn, self.schema.history, [
+            entry for current, record, diff in written
+            for entry in self._change_entries(ot, current, record, diff, user, now, change, detail)])
+        self.rollups.after_change(conn, obj, [(current, record) for current, record, _ in written], now)
+        for current, record, _ in written:
+            self._hooks("after_update", conn, ot.object, user, now, before=dict(current), after=record)
+        return [int(current["id"]) for current, _, _ in written], refused
 
     def _plan_lines(self, conn: sa.Connection, child: str, via: str, parent: Mapping[str, Any],
                     items: list[Mapping[str, Any]], user: str | None, now: datetime, system: bool,
@@ -812,8 +915,8 @@ class Records:
             record["owner"] = values.get("owner") or user
             records.append(record)
         self._hooks("before_create_many", conn, ot.object, user, now, batch=records,
-                    batch_errors=[errors for _, _, errors in loaded], warnings=[] if warnings is None else warnings,
-                    system=system)
+                    batch_errors=[errors for _, _, errors in loaded], batch_given=batch,
+                    warnings=[] if warnings is None else warnings, system=system)
         good: list[dict] = []
         bad: list[RowError] = []
         local = now.astimezone(self.platform.settings.zone)

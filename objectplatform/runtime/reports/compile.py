@@ -132,7 +132,9 @@ class Compiler:
                 branches.setdefault((m.path.hops, kept), []).append(i)
         for (hops, _), indexes in branches.items():
             selects.append(self._hop_branch(dimensions, measures, hops, indexes))
-        union = sa.union_all(*selects).subquery("u") if len(selects) > 1 else selects[0].subquery("u")
+        if len(selects) == 1:  # one branch, already one row per group: grouping it again would cost a second pass
+            return self._present(selects[0].subquery("g"), dimensions, measures, sort, limit)
+        union = sa.union_all(*selects).subquery("u")
         folded = (
             sa.select(*(union.c[d] for d in dims),
                       *(sa.func.max(union.c[f"m{i}"]).label(f"m{i}") for i in range(len(measures))))
