@@ -13,7 +13,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from objectplatform.metadata import FIELD_LEVELS, FIELD_TYPES, SYSTEM_FIELDS
+from objectplatform.metadata import FIELD_LEVELS, SYSTEM_FIELDS
 
 from .derived import per_metadata
 from .errors import Forbidden, Message, Unauthenticated, no_record
@@ -229,8 +229,10 @@ def field_levels_for(metadata, roles: Iterable[str]) -> Mapping[str, Mapping[str
 
 
 def _field_levels(metadata, roles: frozenset[str]) -> dict[str, Mapping[str, str]]:
-    """The roles' field levels, and hidden: every reference to an object the roles may not read at all (a partner's
-    view of the order's owner), which could only show an internal id naming nothing they may open."""
+    """The roles' field levels, and hidden: every reference field to an object the roles may not read at all (a
+    partner's view of an order line's price policy), which could only show an internal id naming nothing they may
+    open. The system fields (owner, created_by, updated_by) stay: every record carries them (API.md); the pages show
+    such a reference as a dash, not an id."""
     if has_full_access(metadata, roles):
         return {}
     defs = [metadata.roles[r] for r in roles if r in metadata.roles]
@@ -239,8 +241,7 @@ def _field_levels(metadata, roles: frozenset[str]) -> dict[str, Mapping[str, str
     result: dict[str, Mapping[str, str]] = {}
     for obj in metadata.objects:
         levels = [role.field_levels.get(obj, {}) for role in defs if role_grant(role.permissions, obj).operations]
-        references = {name: FIELD_TYPES[kind].reference for name, kind in SYSTEM_FIELDS.items()}
-        references.update({f.name: f.to for f in metadata.objects[obj].fields.values()})
+        references = {f.name: f.to for f in metadata.objects[obj].fields.values() if f.name not in SYSTEM_FIELDS}
         restricted = {name: "hidden" for name, to in references.items() if to in unread} if obj not in unread else {}
         for name in set().union(*levels) if levels else ():
             level = max((given.get(name, "edit") for given in levels), key=FIELD_LEVELS.index)

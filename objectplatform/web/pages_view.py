@@ -134,9 +134,12 @@ class Display:
         return {i: self.text(obj, title, v) or f"#{i}" for i, v in found.items()}
 
     def title(self, obj_name: str, record_id: Any) -> str:
-        """A referenced record's title (its id when it is gone or outside the user's scope)."""
+        """A referenced record's title (its id when it is gone or outside the user's scope; a dash when the user may
+        not read its object at all, as a partner a record's owner: an id would name nothing they may open)."""
         if self._wanted:
             self._fetch()
+        if obj_name in self.metadata.objects and not self.access.can(obj_name, "read"):
+            return "—"
         return self._titles.get(obj_name, {}).get(str(record_id), f"#{record_id}")
 
     def readable(self, obj_name: str, record_id: Any) -> bool:

@@ -22,6 +22,8 @@ PHONE = {"width": 390, "height": 844}
 
 
 def test_a_reps_day_plan_route_check_in_action_check_out(browser, site, screenshot):
+    from playwright.sync_api import expect
+
     records = site.platform.records
     wang = site.users["wang"]
     clock = site.platform.clock = FixedClock(datetime(2026, 12, 8, 0, 0, tzinfo=UTC))  # 08:00 in China
@@ -62,8 +64,9 @@ def test_a_reps_day_plan_route_check_in_action_check_out(browser, site, screensh
         assert page.locator(".state-path [aria-current=step]").inner_text() == "计划中"
         check_in = page.locator('form[data-form="check_in"]')
         check_in.locator('button[data-action="check_in"]').click()
-        assert check_in.locator("[data-locate-status]").inner_text() == "无法获取定位，请手动输入坐标后再提交。"
-        assert check_in.locator("details.manual").get_attribute("open") is not None
+        # the browser answers the location request later: wait for the page to say so
+        expect(check_in.locator("[data-locate-status]")).to_have_text("无法获取定位，请手动输入坐标后再提交。")
+        expect(check_in.locator("details.manual")).to_have_attribute("open", "")
         check_in.locator('input[name="lat"]').fill(HERE[0])
         check_in.locator('input[name="lng"]').fill(HERE[1])
         shoot("check-in-typed")
