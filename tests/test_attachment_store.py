@@ -4,6 +4,8 @@ would to AWS or MinIO; two web nodes on the same database and bucket serve each 
 
 from __future__ import annotations
 
+import base64
+import io
 import socket
 import tarfile
 import uuid
@@ -11,6 +13,7 @@ import uuid
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from PIL import Image
 from support import FixedClock, shared_site
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import people as people  # noqa: F401  (fixtures)
@@ -23,10 +26,18 @@ from objectplatform.runtime.backup import create_backup, restore_backup
 from objectplatform.runtime.errors import Conflict
 from objectplatform.web import create_app
 
+
+def _jpeg() -> bytes:
+    """A 16 × 16 grey JPEG: the photo taken on site (a check-in keeps it in photo_original, stamped in photo)."""
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (128, 128, 128)).save(out, "JPEG")
+    return out.getvalue()
+
+
 CREDENTIALS = {"OBJECTPLATFORM_STORAGE_REGION": "us-east-1", "OBJECTPLATFORM_STORAGE_ACCESS_KEY_ID": "testing",
                "OBJECTPLATFORM_STORAGE_SECRET_ACCESS_KEY": "testing"}
-PHOTO = {"filename": "门头.jpg", "content_base64": "/9j/4AAQSkZJRg==", "content_type": "image/jpeg"}
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF"  # PHOTO's content
+JPEG = _jpeg()
+PHOTO = {"filename": "门头.jpg", "content_base64": base64.b64encode(JPEG).decode(), "content_type": "image/jpeg"}
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +96,9 @@ def api(platform, people) -> Api:  # noqa: F811
 def test_a_check_in_photo_lands_in_the_bucket_and_every_node_serves_it(platform, api, s3, bucket, tmp_path):
     mine = visit(api, account(api, location=SHOP))
     status, body = act(api, mine, "check_in", lat=SHOP["lat"], lng=SHOP["lng"], photo=PHOTO)
-    photo = body["record"]["photo"]
-    assert (status, photo["name"], photo["size"], photo["content_type"]) == (200, "门头.jpg", 10, "image/jpeg")
+    photo = body["record"]["photo_original"]
+    assert (status, photo["name"], photo["size"], photo["content_type"]) == (200, "门头.jpg", len(JPEG),
+                                                                             "image/jpeg")
     assert photo["path"].startswith("visit/") and photo["path"].endswith("/门头.jpg")
     stored = client(s3).get_object(Bucket=bucket, Key=f"site-a/{photo['path']}")
     assert (stored["Body"].read(), stored["ContentType"]) == (JPEG, "image/jpeg")
@@ -98,7 +110,7 @@ def test_a_check_in_photo_lands_in_the_bucket_and_every_node_serves_it(platform,
         for node in (platform, second):
             browser = create_app(node).test_client()
             login(browser, "rep1", PASSWORD)
-            download = browser.get(f"/o/visit/{mine}/file/photo")
+            download = browser.get(f"/o/visit/{mine}/file/photo_original")
             assert (download.status_code, download.data, download.mimetype) == (200, JPEG, "image/jpeg")
             assert download.headers["Content-Disposition"] == (
                 "attachment; filename=.jpg; filename*=UTF-8''%E9%97%A8%E5%A4%B4.jpg")  # 门头.jpg
@@ -108,11 +120,11 @@ def test_a_check_in_photo_lands_in_the_bucket_and_every_node_serves_it(platform,
     status, _ = api.delete(f"/objects/visit/records/{mine}", "admin")
     browser = create_app(platform).test_client()
     login(browser, "rep1", PASSWORD)
-    assert (status, browser.get(f"/o/visit/{mine}/file/photo").status_code) == (204, 404)
+    assert (status, browser.get(f"/o/visit/{mine}/file/photo_original").status_code) == (204, 404)
     # the file stays while the record may come back from the recycle bin, and comes back with it
     _, entries = api.get("/recycle_bin", "admin")
     status, _ = api.post(f"/recycle_bin/{entries['items'][0]['id']}/restore", "admin")
-    assert (status, browser.get(f"/o/visit/{mine}/file/photo").data) == (200, JPEG)
+    assert (status, browser.get(f"/o/visit/{mine}/file/photo_original").data) == (200, JPEG)
 
 
 def test_a_file_missing_from_the_bucket_is_a_404_not_a_500(platform, api, s3, bucket):
@@ -127,9 +139,9 @@ def test_a_file_missing_from_the_bucket_is_a_404_not_a_500(platform, api, s3, bu
 def test_a_backup_takes_the_bucket_s_files_and_a_restore_puts_them_into_another(
         platform, api, s3, bucket, backend, templates, tmp_path):
     mine = visit(api, account(api, location=SHOP))
-    photo = act(api, mine, "check_in", lat=SHOP["lat"], lng=SHOP["lng"], photo=PHOTO)[1]["record"]["photo"]
+    photo = act(api, mine, "check_in", lat=SHOP["lat"], lng=SHOP["lng"], photo=PHOTO)[1]["record"]["photo_original"]
     archive = tmp_path / "site.tar.gz"
-    assert create_backup(platform.settings, archive)["attachments"] == 1
+    assert create_backup(platform.settings, archive)["attachments"] == 2  # the original and the stamped copy
     with tarfile.open(archive) as tar:
         assert tar.extractfile(f"attachments/{photo['path']}").read() == JPEG
 
@@ -143,7 +155,7 @@ def test_a_backup_takes_the_bucket_s_files_and_a_restore_puts_them_into_another(
         assert str(refused.value.message) == f"s3://{other}/site-a holds files: restore into an empty folder, or " \
                                              "add --force to move it aside"
         done = restore_backup(target, archive, force=True)
-    assert (done["attachments"], done["moved"]) == (2, [])  # the bucket keeps what it held
+    assert (done["attachments"], done["moved"]) == (3, [])  # the bucket keeps what it held
     stored = client(s3).get_object(Bucket=other, Key=f"site-a/{photo['path']}")
     assert (stored["Body"].read(), stored["ContentType"]) == (JPEG, "image/jpeg")
 

@@ -182,7 +182,7 @@ def test_migrate_dry_run_prints_the_plan_and_changes_nothing_then_migrate_applie
     assert lines[-1] == "dry run: nothing was applied"
     assert "+ table lead (32 columns)" in lines
     assert "+ unique index uq_user__username on user (username) for unique: true" in lines
-    assert lines[-2] == "* record 349 field definitions"
+    assert lines[-2] == "* record 351 field definitions"
 
     code, applied, err = run(capsys, "migrate")
     assert (code, err) == (0, "")

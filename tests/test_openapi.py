@@ -79,12 +79,12 @@ def test_the_document_describes_every_operation(api):
     # the visit's check_in and check_out (one record), the recycle bin (list, restore), nearby searches of the five
     # objects with a geolocation (account, visit, co_visit, visit_route, user), the sales order's copy (one record),
     # the visit's calendar and planning, the account's visit frequency, the visits' day route and .ics plan, the visit
-    # route's reuse (one record), the visits' check-in anomalies, the comments (list, add) of the five objects with a
-    # thread (lead, account, contact, opportunity, follow-up), the global search
+    # route's reuse (one record), the visits' check-in anomalies and mileage, the comments (list, add) of the five
+    # objects with a thread (lead, account, contact, opportunity, follow-up), the global search
     doc = document(api)
     operations = [(path, method) for path, item in doc["paths"].items() for method in item if method != "parameters"]
     assert len(operations) == (2 + 6 + 28 * 8 + 2 + 1 + 7 * 2 + 1 + 5 + 4 + 4 * 2 + 1 + 3 * 2 + 3 + 2 + 5 + 20 * 2
-                               + 2 + 2 + 5 + 1 + 2 + 1 + 2 + 1 + 1 + 5 * 2 + 1)
+                               + 2 + 2 + 5 + 1 + 2 + 1 + 2 + 1 + 2 + 5 * 2 + 1)
     assert all("414" in doc["paths"][path][method]["responses"] for path, method in operations)
     assert doc["components"]["responses"]["E414"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"}

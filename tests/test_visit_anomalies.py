@@ -1,8 +1,9 @@
 """异常拜访 (issue 16) on both databases: the visits checked in out of range, checked out within 15 minutes, missed,
 checked in on an earlier day and never checked out, completed without a required action, or checked in after
-travelling faster than 120 km/h from the rep's check-in before, listed through the API and the managers' page
-within the caller's scope, with the offline check-in map (the points on a plane, the tolerance circle) drawn by
-hand figures.
+travelling faster than 120 km/h from the rep's check-in before, located less precisely than the 300 m, or checked
+in within 50 m of another check-in of the day for an account more than 1 km away (同地多签), listed through the API
+and the managers' page within the caller's scope, with the offline check-in map (the points on a plane, the
+tolerance circle) drawn by hand figures; and the day's mileage per rep (里程) from the check-in sequence.
 
 The day (the clock on 8 December 2026, 09:30 in China), rep1's visits at 星辰科技 (tolerance 300 m):
 - short: checked in 215 m away, checked out 10 minutes later (too short);
@@ -78,7 +79,7 @@ def test_a_reps_anomalies_latest_first_with_their_kinds_and_counts(api, day):
     assert (body["period"], body["tolerance_m"], body["min_minutes"], body["max_speed_kmh"], body["total"],
             body["counts"]) == ({"start": "2026-12-01", "end": "2026-12-08"}, 300, 15, 120, 4, {
                 "out_of_range": 1, "too_short": 1, "missed": 1, "no_check_out": 1, "missing_actions": 0,
-                "too_fast": 0})
+                "too_fast": 0, "poor_accuracy": 0, "same_spot": 0})
     # without a period: the last 30 days to today (the clock stands on 8 December)
     assert api.get("/objects/visit/anomalies", "rep1")[1]["period"] == {"start": "2026-11-09", "end": "2026-12-08"}
     far = body["items"][0]
@@ -190,3 +191,85 @@ def test_a_checked_in_visits_page_maps_its_check_in_beside_the_account(app, api,
     assert "允差范围 300 米" in page
     planned = client.get(f"/o/visit/{visit(api, day['shop'])}").get_data(as_text=True)
     assert 'class="check-in-map"' not in planned  # nothing to draw before the check-in
+
+
+def test_a_check_in_located_less_precisely_than_the_tolerance(api, day):
+    # the browser's accuracy is kept on the visit; 500 m is worse than the 300 m tolerance, 20 m is not
+    vague, sharp = visit(api, day["shop"]), visit(api, day["shop"])
+    status, body = act(api, vague, "check_in", **SHOP, accuracy=500)
+    assert (status, body["record"]["check_in_accuracy"], body["record"]["check_in_valid"]) == (200, 500, False)
+    status, body = act(api, sharp, "check_in", **SHOP, accuracy=20)
+    assert (status, body["record"]["check_in_accuracy"], body["record"]["check_in_valid"]) == (200, 20, True)
+    body = api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08", "rep1")[1]
+    assert listed(body, {**day, "vague": vague}) == [("vague", ["out_of_range", "poor_accuracy"]),
+                                                     ("far", ["out_of_range"]), ("short", ["too_short"])]
+    assert body["counts"]["poor_accuracy"] == 1
+
+
+def test_check_ins_from_one_spot_for_accounts_far_apart(api, day, clock):  # noqa: F811
+    # 东店 and 北店 are 0.01° of latitude (1,112 m) apart, 南店 0.0045° (500 m) north of 东店; in the afternoon rep1
+    # checks in to all three from 东店's door or 30 m north of it: 东店 and 北店 (within 50 m, accounts more than
+    # 1 km apart) are the same spot; 南店 is 500 m from 东店 and 612 m from 北店: not far enough apart
+    east, north, south = {"lat": 31.3, "lng": 121.5}, {"lat": 31.31, "lng": 121.5}, {"lat": 31.3045, "lng": 121.5}
+    assert (round(haversine(east, north)), round(haversine(east, south)), round(haversine(north, south))) == (
+        1112, 500, 612)
+    ids = {name: visit(api, account(api, name=name, location=where))
+           for name, where in (("东店", east), ("北店", north), ("南店", south))}
+    beside = {"lat": 31.30027, "lng": 121.5}
+    assert round(haversine(east, beside)) == 30
+    for minutes, (name, where) in enumerate((("东店", east), ("北店", beside), ("南店", east))):
+        clock.at = datetime(2026, 12, 8, 6, 10 * minutes, tzinfo=UTC)
+        assert act(api, ids[name], "check_in", **where)[0] == 200
+    body = api.get("/objects/visit/anomalies?start=2026-12-08&end=2026-12-08&kind=same_spot", "rep1")[1]
+    assert listed(body, ids) == [("北店", ["out_of_range", "same_spot"]), ("东店", ["same_spot"])]
+    assert (body["counts"]["same_spot"], body["same_spot_m"], body["same_spot_apart_m"]) == (2, 50, 1000)
+    # on another day the same two check-ins are no pair
+    assert api.get("/objects/visit/anomalies?start=2026-12-07&end=2026-12-07&kind=same_spot", "rep1")[1][
+        "total"] == 0
+
+
+def test_the_days_mileage_per_rep_from_the_check_in_sequence(api, day, people, clock):  # noqa: F811
+    # 8 December, rep1 checked in near the shop, 931.1 m north of it (far), then near it again: 1,862.3 m, 1.86 km,
+    # by road (× 1.3) 2.42 km; 7 December one check-in (open): 0 km. rep2 one check-in: 0 km
+    assert round(2 * haversine(NEAR, FAR), 1) == 1862.3
+    status, body = api.get("/objects/visit/mileage?start=2026-12-01&end=2026-12-08", "rep1")
+    assert status == 200
+    assert body == {"period": {"start": "2026-12-01", "end": "2026-12-08"}, "road_factor": 1.3, "km": 1.86,
+                    "road_km": 2.42, "items": [
+                        {"owner": people["rep1"], "owner_name": "王伟", "day": "2026-12-07", "check_ins": 1,
+                         "km": 0, "road_km": 0},
+                        {"owner": people["rep1"], "owner_name": "王伟", "day": "2026-12-08", "check_ins": 3,
+                         "km": 1.86, "road_km": 2.42}]}
+    # 9 December: 0.01° then 0.02° of latitude north along a meridian, 1,111.95 m + 2,223.9 m = 3.34 km (4.34 by
+    # road); the manager sees both reps, rep2 only their own
+    clock.at = datetime(2026, 12, 9, 1, 0, tzinfo=UTC)
+    for n, lat in enumerate((31.20, 31.21, 31.23)):
+        place = {"lat": lat, "lng": 121.4}
+        mine = visit(api, account(api, name=f"路线{n}", location=place), planned_at="2026-12-09T10:00:00+08:00")
+        clock.advance(minutes=30)
+        assert act(api, mine, "check_in", **place)[0] == 200
+    body = api.get("/objects/visit/mileage?start=2026-12-08&end=2026-12-09", "boss")[1]
+    assert [(i["owner_name"], i["day"], i["check_ins"], i["km"], i["road_km"]) for i in body["items"]] == [
+        ("王伟", "2026-12-08", 3, 1.86, 2.42), ("王伟", "2026-12-09", 3, 3.34, 4.34),
+        ("李娜", "2026-12-08", 1, 0, 0)]
+    assert (body["km"], body["road_km"]) == (5.2, 6.76)
+    body = api.get(f"/objects/visit/mileage?start=2026-12-09&end=2026-12-09&owner={people['rep1']}", "boss")[1]
+    assert [(i["day"], i["km"]) for i in body["items"]] == [("2026-12-09", 3.34)]
+    assert [i["owner_name"] for i in api.get("/objects/visit/mileage?start=2026-12-08&end=2026-12-09", "rep2")[1][
+        "items"]] == ["李娜"]
+    assert api.get("/objects/visit/mileage?start=2026-12-09&end=2026-12-01", "rep1")[0] == 400
+    assert api.get("/objects/account/mileage", "rep1")[0] == 404
+
+
+def test_the_managers_page_shows_the_mileage_per_rep_and_day(app, api, day, people):  # noqa: F811
+    client = app.test_client()
+    login(client, "boss", PASSWORD)
+    page = client.get("/o/visit/anomalies?start=2026-12-07&end=2026-12-08").get_data(as_text=True)
+    mileage = page[page.index('<table class="records mileage">'):]
+    assert "里程" in page and "道路里程（公里，× 1.3）" in mileage
+    assert "<tr><td>王伟</td><td>2026-12-08</td><td class=\"numbers\">3</td>\n      <td class=\"numbers\">1.86</td>" \
+        "<td class=\"numbers\">2.42</td></tr>" in mileage
+    assert "同一天在 50 米内为相距超过 1000 米的客户签到为同地多签" in page
+    client.get("/lang/en")
+    english = client.get("/o/visit/anomalies?start=2026-12-07&end=2026-12-08").get_data(as_text=True)
+    assert "Mileage" in english and "By road (km, × 1.3)" in english

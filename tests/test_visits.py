@@ -1,14 +1,17 @@
 """Customer visits on both databases: check-in and check-out measured against the account's location (tolerance,
 accuracy, the refuse policy), co-visitors' own rows, the duration and the follow-up a completed visit posts, the
-daily cap where the settings refuse more, nearby accounts within the caller's scope, and the rule marking a visit
-missed at the end of its day."""
+daily cap where the settings refuse more, nearby accounts within the caller's scope, the rule marking a visit
+missed at the end of its day, and the check-in photo stamped (水印) beside its original."""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 from support import FixedClock, crm_metadata, migrated_platform, shared_site
 from test_api import PASSWORD, SITE_LAYER, Api
 from test_api import app as app  # noqa: F401  (fixtures)
@@ -309,8 +312,44 @@ def test_an_unplanned_visit_refused_out_of_range_leaves_nothing_behind(refusing)
     assert api.get("/objects/visit/records", "rep1")[1]["total"] == 0
 
 
-def test_a_check_in_keeps_the_photo_taken_on_site(api, people):
+def png(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_check_in_photo_is_stamped_with_time_place_and_person_and_the_original_kept(app, api, people):
+    mine = visit(api, account(api))
+    taken = png(320, 240, (200, 220, 240))
+    photo = {"filename": "门头.png", "content_base64": base64.b64encode(taken).decode(), "content_type": "image/png"}
+    status, body = act(api, mine, "check_in", lat=31.2305, lng=121.4737, address="人民广场", photo=photo)
+    record = body["record"]
+    assert (status, record["photo"]["name"], record["photo_original"]["name"], record["photo_original"]["size"],
+            record["photo"]["content_type"]) == (200, "门头.png", "门头.png", len(taken), "image/png")
+    client = app.test_client()
+    login(client, "rep1", PASSWORD)
+    original = client.get(f"/o/visit/{mine}/file/photo_original")
+    assert original.data == taken and original.headers["Content-Disposition"].startswith("attachment")
+    shown = client.get(f"/o/visit/{mine}/file/photo?inline=1")
+    assert shown.headers["Content-Disposition"].startswith("inline") and shown.mimetype == "image/png"
+    stamped = Image.open(io.BytesIO(shown.data)).convert("RGB")
+    assert shown.data != taken and stamped.size == (320, 240)
+    # the top is as taken; the bottom left corner under the dark band (black at 140/255 over the photo)
+    assert stamped.getpixel((0, 0)) == (200, 220, 240)
+    assert stamped.getpixel((0, 239)) == (90, 99, 108)
+    # white text is drawn on the band: pixels brighter than the band
+    band = [stamped.getpixel((x, y)) for x in range(320) for y in range(200, 240)]
+    assert max(band) > (200, 200, 200)
+    page = client.get(f"/o/visit/{mine}").get_data(as_text=True)
+    assert f'<img src="/o/visit/{mine}/file/photo?inline=1" alt="现场照片（已加时间、位置和签到人水印）"' in page
+    assert f'<a href="/o/visit/{mine}/file/photo_original">查看原图</a>' in page
+
+
+def test_a_check_in_photo_that_is_no_image_is_refused_and_nothing_written(api, people):
     mine = visit(api, account(api))
     photo = {"filename": "门头.jpg", "content_base64": "/9j/4AAQSkZJRg==", "content_type": "image/jpeg"}
-    status, body = act(api, mine, "check_in", lat=31.2305, lng=121.4737, photo=photo)
-    assert (status, body["record"]["photo"]["name"], body["record"]["photo"]["size"]) == (200, "门头.jpg", 10)
+    assert act(api, mine, "check_in", lat=31.2305, lng=121.4737, photo=photo) == error(
+        422, "validation_failed", "the photo must be a JPEG, PNG or WebP image",
+        {"photo": ["the photo must be a JPEG, PNG or WebP image"]})
+    record = api.get(f"/objects/visit/records/{mine}", "rep1")[1]
+    assert (record["status"], record["photo"], record["photo_original"]) == ("planned", None, None)

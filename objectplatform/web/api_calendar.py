@@ -130,3 +130,18 @@ def check_in_anomalies(obj: str) -> Response:
     for item in found["items"]:
         item["owner_name"] = display.title("user", item["owner"]) if item["owner"] else None
     return json_response(found)
+
+
+@bp.get("/objects/<obj>/mileage")
+def check_in_mileage(obj: str) -> Response:
+    """`?start=&end=` (days, both included; default the last 30 days to today), `owner=`: the day's mileage per
+    owner from the caller's records' check-ins (里程, for travel expenses)."""
+    api.object_def(obj)
+    platform = get_platform()
+    start, end = anomalies.period_query(request.args, platform.local_now().date())
+    found = anomalies.mileage(platform, g.access, obj, start, end, request.args.get("owner"))
+    display = Display(platform, g.access, request_language(), platform.settings.zone)
+    display.want_ids("user", [i["owner"] for i in found["items"] if i["owner"]])
+    for item in found["items"]:
+        item["owner_name"] = display.title("user", item["owner"]) if item["owner"] else None
+    return json_response(found)

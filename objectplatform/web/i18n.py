@@ -21,6 +21,7 @@ def N_(key: str) -> str:
 BUILT_KEYS = (
     N_("anomalies.kind.missed"), N_("anomalies.kind.no_check_out"), N_("anomalies.kind.out_of_range"),
     N_("anomalies.kind.too_short"), N_("anomalies.kind.missing_actions"), N_("anomalies.kind.too_fast"),
+    N_("anomalies.kind.poor_accuracy"), N_("anomalies.kind.same_spot"),
     N_("approval.approved"), N_("approval.rejected"), N_("approval.submitted"), N_("approval.withdrawn"),
     N_("approval.decision.approved"), N_("approval.decision.none"), N_("approval.decision.rejected"),
     N_("approval.mode.all"), N_("approval.mode.any"),

@@ -226,8 +226,10 @@ def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
             "operationId": f"anomalies_{obj.name}", "tags": tag, "summary": f"{obj.label.en} check-in anomalies",
             "description": "the caller's records planned from `start` to `end` (both included; default this month "
                            "to today, at most a quarter) checked in out of range, checked out too soon, missed, "
-                           "never checked out, completed without a required action or reached too fast from the "
-                           "owner's check-in before (`kind`: one of them), latest first, at most 500, with the counts",
+                           "never checked out, completed without a required action, reached too fast from the "
+                           "owner's check-in before, located less precisely than the tolerance or checked in from "
+                           "one spot for targets far apart (`kind`: one of them), latest first, at most 500, with the "
+                           "counts",
             "parameters": [{"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
                            {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
                            {"name": "kind", "in": "query", "schema": {"enum": list(KINDS)}},
@@ -245,6 +247,22 @@ def _calendar_paths(obj: ObjectDef, base: str, tag: list, record: dict) -> dict:
                     "duration_minutes": {"type": ["integer", NULL]},
                     "kinds": {"type": "array", "items": {"enum": list(KINDS)}}, "check_in": point,
                     "target": text, "target_title": text, "target_location": point}}}}}, 400, 403, 404)}}
+        paths[f"{base}/mileage"] = {"get": {
+            "operationId": f"mileage_{obj.name}", "tags": tag, "summary": f"{obj.label.en} mileage per owner and day",
+            "description": "the great-circle distances between each owner's consecutive check-ins of a day (the "
+                           "caller's records checked in from `start` to `end`, both included; default the last 30 "
+                           "days), in km and times the settings' road factor, by owner then day",
+            "parameters": [{"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
+                           {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
+                           {"name": "owner", "in": "query", "schema": {"type": "string"}}, lang],
+            "responses": _responses("200", {"type": "object", "required": ["period", "items", "km", "road_km"],
+                                            "properties": {
+                "period": {"type": "object"}, "road_factor": {"type": "number"}, "km": {"type": "number"},
+                "road_km": {"type": "number"},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "owner": text, "owner_name": text, "day": {"type": "string", "format": "date"},
+                    "check_ins": {"type": "integer"}, "km": {"type": "number"},
+                    "road_km": {"type": "number"}}}}}}, 400, 403, 404)}}
     return paths
 
 

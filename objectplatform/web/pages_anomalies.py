@@ -1,6 +1,7 @@
 """异常拜访: the check-in anomalies of an object with the check_in behavior (out of range, too short, missed, never
-checked out) in a period, per owner and kind, with an offline SVG map of the check-ins beside their targets'
-locations and the tolerance circles (no map tiles: the points on a plane, a scale bar).
+checked out, ...) in a period, per owner and kind, with an offline SVG map of the check-ins beside their targets'
+locations and the tolerance circles (no map tiles: the points on a plane, a scale bar), and the period's mileage
+(里程) per owner and day.
 
 (How it works: docs/engine.md, "objectplatform/web/pages_anomalies.py".)"""
 
@@ -79,6 +80,10 @@ def anomalies_page(obj: str):
             "planned": display.text(definition, config.planned_field, item["planned_at"]),
             "checked_in": display.text(definition, config.checked_in_field, item["check_in_at"]),
         })
+    mileage = anomalies.mileage(platform, g.access, obj, start, end, owner)
+    display.want_ids("user", [i["owner"] for i in mileage["items"] if i["owner"]])
+    for item in mileage["items"]:
+        item["owner_name"] = display.title("user", item["owner"]) if item["owner"] else ""
     query = {"start": start.isoformat(), "end": end.isoformat(), **({"owner": owner} if owner else {})}
     kinds = [{"kind": k, "label": text(f"anomalies.kind.{k}", g.lang), "count": found["counts"][k], "active": k == kind,
               "url": url_for("pages.anomalies_page", obj=obj, **query, **({} if k == kind else {"kind": k}))}
@@ -86,7 +91,8 @@ def anomalies_page(obj: str):
     return render_template(
         "pages/anomalies.html", obj=definition, object_label=object_label(definition, g.lang, plural=True),
         single_label=object_label(definition, g.lang),
-        items=items, found=found, kinds=kinds, kind_labels={k["kind"]: k["label"] for k in kinds}, kind=kind,
+        items=items, found=found, mileage=mileage, kinds=kinds, kind_labels={k["kind"]: k["label"] for k in kinds},
+        kind=kind,
         owner=owner, record=record,
         map=check_in_map(items, config.tolerance_m, object_label(target, g.lang)),
         target_label=object_label(target, g.lang),

@@ -43,7 +43,16 @@ def check_in_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
             "refuses": config.out_of_range == "refuse", "distance": record.get(config.distance_field),
             "valid": record.get(config.valid_field), "duration": record.get(config.duration_field),
             "forms": forms, "route_url": _route_url(obj, record.get(config.planned_field)),
-            "map": _map(obj, config, record)}
+            "map": _map(obj, config, record), "photo": _photo(obj, config, record)}
+
+
+def _photo(obj: ObjectDef, config: CheckInConfig, record: Mapping[str, Any]) -> dict | None:
+    """The stamped check-in photo (shown in the page) and a link to its original, when the record has both."""
+    original = config.photo_original_field
+    if original is None or not record.get(config.photo_field) or not record.get(original):
+        return None
+    return {"url": url_for("pages.attachment", obj=obj.name, id=record["id"], field=config.photo_field, inline=1),
+            "original_url": url_for("pages.attachment", obj=obj.name, id=record["id"], field=original)}
 
 
 def _map(obj: ObjectDef, config: CheckInConfig, record: Mapping[str, Any]) -> dict | None:

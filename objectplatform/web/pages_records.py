@@ -248,9 +248,13 @@ def _lifecycle_path(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict] | N
              "state": "current" if value == current else "other"} for value in obj.lifecycle.states]
 
 
+INLINE = frozenset({"image/jpeg", "image/png", "image/webp"})  # `?inline=1` shows these in the page
+
+
 @bp.route("/o/<obj>/<id>/file/<field>")
 def attachment(obj: str, id: str, field: str):
-    """The file an attachment field of a record (in the user's scope) holds, as a download."""
+    """The file an attachment field of a record (in the user's scope) holds, as a download (`?inline=1`: a JPEG,
+    PNG or WebP image shown in the page)."""
     definition = object_def(obj)
     f = definition.fields.get(field)
     stored = get_platform().records.get(obj, id, where=scope(obj), seen_by=g.access).get(field) \
@@ -262,7 +266,9 @@ def attachment(obj: str, id: str, field: str):
         content = get_platform().attachments.open(stored["path"])
     except FileNotFoundError:
         raise missing from None
-    return send_file(content, as_attachment=True, download_name=stored["name"], mimetype=stored["content_type"])
+    inline = request.args.get("inline") == "1" and stored["content_type"] in INLINE
+    return send_file(content, as_attachment=not inline, download_name=stored["name"],
+                     mimetype=stored["content_type"])
 
 
 @bp.route("/o/<obj>/<id>/delete", methods=["POST"])

@@ -1,12 +1,15 @@
 """Check-in anomalies (异常拜访) of an object with the check_in behavior: the records planned in a period that were
 checked in out of range, checked out sooner than `min_minutes`, missed (`missed_state`), checked in on an
-earlier day and never checked out, done without a required item of their checklist, or reached faster than
-`max_speed_kmh`; each with its check-in point and its target's location, for the map.
+earlier day and never checked out, done without a required item of their checklist, reached faster than
+`max_speed_kmh`, located less precisely than the tolerance, or checked in from one spot for targets far apart;
+each with its check-in point and its target's location, for the map. And the day's mileage per owner from the
+check-in sequence.
 
 (How it works: docs/engine.md, "objectplatform/runtime/behaviors/anomalies.py".)"""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,7 +25,8 @@ from ..sales_processes import department_path
 from .check_in import CHECK_IN, CheckInConfig
 from .checklist import CHECKLIST, ChecklistConfig
 
-KINDS = ("out_of_range", "too_short", "missed", "no_check_out", "missing_actions", "too_fast")
+KINDS = ("out_of_range", "too_short", "missed", "no_check_out", "missing_actions", "too_fast", "poor_accuracy",
+         "same_spot")
 MAX_DAYS = 93  # a quarter: the page and the API list one period at a time
 LIMIT = 500
 
@@ -31,7 +35,9 @@ def _conditions(platform, access, obj: str, config: CheckInConfig, today: date, 
                 end: date) -> dict[str, sa.ColumnElement[bool]]:
     """Each kind of anomaly the settings define, as a condition on the object's table: out of range, too short
     (`min_minutes`), missed (`missed_state`), never checked out, done without a required action of its checklist,
-    and reached faster than `max_speed_kmh` from the owner's check-in before."""
+    reached faster than `max_speed_kmh` from the owner's check-in before, located less precisely than the
+    tolerance (`accuracy_field`) and checked in from the spot of another check-in for a target far apart
+    (`same_spot_m`)."""
     ot = platform.schema[obj]
     definition = platform.metadata.objects[obj]
     checked_in, checked_out = ot.column(config.checked_in_field), ot.column(config.checked_out_field)
@@ -47,6 +53,10 @@ def _conditions(platform, access, obj: str, config: CheckInConfig, today: date, 
     located = _location_field(definition, config)
     if config.max_speed_kmh is not None and located is not None:
         kinds["too_fast"] = _too_fast(platform, access, definition, config, located, start, end)
+    if config.accuracy_field is not None:
+        kinds["poor_accuracy"] = ot.column(config.accuracy_field) > config.tolerance_m
+    if config.same_spot_m is not None and located is not None:
+        kinds["same_spot"] = _same_spot(platform, access, definition, config, located, start, end)
     return kinds
 
 
@@ -86,6 +96,22 @@ def _too_fast(platform, access, obj: ObjectDef, config: CheckInConfig, located: 
               end: date) -> sa.ColumnElement[bool]:
     """The check-ins of the period (the caller's records) reached from the same owner's check-in before it faster
     than `max_speed_kmh` over the great circle (or at the same moment, more than the tolerance away)."""
+    flagged, before = [], {}
+    for id_, owner, _, at, *place in _check_ins(platform, access, obj, config, located, start, end):
+        here = point(*place)
+        if owner in before:
+            then, there = before[owner]
+            metres, hours = distance_m(there, here), (at - then).total_seconds() / 3600
+            if metres / 1000 > config.max_speed_kmh * hours and metres > config.tolerance_m:
+                flagged.append(id_)
+        before[owner] = (at, here)
+    return platform.schema[obj.name].table.c.id.in_(flagged) if flagged else sa.false()
+
+
+def _check_ins(platform, access, obj: ObjectDef, config: CheckInConfig, located: str, start: date, end: date,
+               *columns: sa.ColumnElement) -> list[sa.Row]:
+    """(id, owner, local day, checked in at, lat, lng, *columns) of the check-ins from `start` to `end` (local
+    days, both included) of the caller's records, by owner then time."""
     ot = platform.schema[obj.name]
     t = ot.table
     zone = platform.settings.zone
@@ -95,19 +121,67 @@ def _too_fast(platform, access, obj: ObjectDef, config: CheckInConfig, located: 
              lat.is_not(None)]
     if (scope := access.scope(obj.name, t)) is not None:
         where.append(scope)
-    flagged, before = [], {}
+    stmt = sa.select(t.c.id, t.c.owner, checked_in, lat, lng, *columns).where(*where)
     with platform.engine.connect() as conn:
-        rows = conn.execute(sa.select(t.c.id, t.c.owner, checked_in, lat, lng).where(*where)
-                            .order_by(t.c.owner, checked_in, t.c.id)).all()
-    for id_, owner, at, *place in rows:
-        here = point(*place)
-        if owner in before:
-            then, there = before[owner]
-            metres, hours = distance_m(there, here), (at - then).total_seconds() / 3600
-            if metres / 1000 > config.max_speed_kmh * hours and metres > config.tolerance_m:
-                flagged.append(id_)
-        before[owner] = (at, here)
-    return t.c.id.in_(flagged) if flagged else sa.false()
+        rows = conn.execute(stmt.order_by(t.c.owner, checked_in, t.c.id)).all()
+    return [(id_, owner, at.replace(tzinfo=UTC).astimezone(zone).date(), at, *rest) for id_, owner, at, *rest in rows]
+
+
+def _same_spot(platform, access, obj: ObjectDef, config: CheckInConfig, located: str, start: date,
+               end: date) -> sa.ColumnElement[bool]:
+    """The check-ins of the period (the caller's records) within `same_spot_m` of another check-in of the same
+    owner on the same day whose target lies more than `same_spot_apart_m` from theirs (虚假打卡: one spot, customers
+    far apart); both are flagged."""
+    ot = platform.schema[obj.name]
+    tt = platform.schema[obj.fields[config.lookup].to]
+    target = tt.table.alias("target")
+    target_lat, target_lng = (target.c[c] for c in tt.columns[config.target_field])
+    located_target = (sa.select(target_lat).where(target.c.id == ot.column(config.lookup)).scalar_subquery(),
+                      sa.select(target_lng).where(target.c.id == ot.column(config.lookup)).scalar_subquery())
+    days: dict[tuple, list[tuple]] = {}
+    for id_, owner, day, _, lat, lng, t_lat, t_lng in _check_ins(platform, access, obj, config, located, start,
+                                                                  end, *located_target):
+        if t_lat is not None:
+            days.setdefault((owner, day), []).append((id_, point(lat, lng), point(t_lat, t_lng)))
+    flagged = set()
+    for check_ins in days.values():
+        for i, (a, here, a_target) in enumerate(check_ins):
+            for b, there, b_target in check_ins[i + 1:]:
+                if distance_m(here, there) <= config.same_spot_m \
+                        and distance_m(a_target, b_target) > config.same_spot_apart_m:
+                    flagged |= {a, b}
+    return ot.table.c.id.in_(sorted(flagged)) if flagged else sa.false()
+
+
+def mileage(platform, access, obj: str, start: date, end: date, owner: Any = None) -> dict:
+    """The day's mileage per owner (for travel expenses): the great-circle distances between an owner's consecutive
+    check-ins of each local day from `start` to `end` of the caller's records (only `owner`'s), in km, and times
+    the settings' `road_factor`; by owner then day."""
+    definition = platform.metadata.objects.get(obj)
+    if definition is None or not CHECK_IN.declared_by(definition):
+        raise NotFound(Message("anomalies.none", "{object} has no check-in", object=obj))
+    access.require(obj, "read")
+    config: CheckInConfig = CHECK_IN.config_of(definition)
+    located = _location_field(definition, config)
+    wanted = None
+    if owner not in (None, ""):
+        wanted = parse_record_id(owner)
+        if wanted is None:
+            raise BadRequest(Message("anomalies.bad_id", "{field} must be an id, not {value!r}", field="owner",
+                                     value=str(owner)), {"owner": [Message("anomalies.id", "must be an id")]})
+    days: dict[tuple, list[dict]] = {}
+    rows = [] if located is None else _check_ins(platform, access, definition, config, located, start, end)
+    for _, by, day, _, lat, lng in rows:
+        if wanted is None or by == wanted:
+            days.setdefault((by, day), []).append(point(lat, lng))
+    items = []
+    for (by, day), places in days.items():
+        metres = sum(distance_m(a, b) for a, b in itertools.pairwise(places))
+        items.append({"owner": None if by is None else str(by), "day": day.isoformat(), "check_ins": len(places),
+                      "km": round(metres / 1000, 2), "road_km": round(metres * config.road_factor / 1000, 2)})
+    return {"period": {"start": start.isoformat(), "end": end.isoformat()}, "road_factor": config.road_factor,
+            "items": items, "km": round(sum(i["km"] for i in items), 2),
+            "road_km": round(sum(i["road_km"] for i in items), 2)}
 
 
 DEFAULT_DAYS = 30
@@ -198,7 +272,8 @@ def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = N
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "tolerance_m": config.tolerance_m, "min_minutes": config.min_minutes, "max_speed_kmh": config.max_speed_kmh,
-        "kinds": list(kinds), "total": int(totals[0]),
+        "same_spot_m": config.same_spot_m, "same_spot_apart_m": config.same_spot_apart_m, "kinds": list(kinds),
+        "total": int(totals[0]),
         "counts": {name: int(n) for name, n in zip(kinds, totals[1:], strict=True)},
         "items": [_item(row, kinds) for row in rows],
     }

@@ -5,6 +5,7 @@ of the record it is about, with co-visitors' own check-ins kept as rows of their
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import ObjectDef, Transition
 
-from .. import actions, lifecycles
+from .. import actions, lifecycles, watermark
 from ..clock import local_midnight
 from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, said_label
 from ..geo import LocatedThroughLookup, distance_m, point
@@ -44,6 +45,10 @@ class CheckInConfig(LocatedThroughLookup):
     min_minutes: int | None = None  # a visit checked out sooner is an anomaly (异常拜访: too short)
     missed_state: str | None = None  # the state of a record never checked in by the end of its day
     max_speed_kmh: float | None = None  # a check-in reached faster from the owner's one before is an anomaly
+    road_factor: float = 1.0  # the day's mileage: the great-circle distances between check-ins times this
+    accuracy_field: str | None = None  # where the check-in's reported accuracy (metres) is kept
+    same_spot_m: float | None = None  # check-ins of one owner and day this close together ...
+    same_spot_apart_m: float = 1000  # ... for targets further apart than this are an anomaly
     check_in: str = "check_in"
     check_out: str = "check_out"
     planned_field: str = "planned_at"
@@ -53,6 +58,7 @@ class CheckInConfig(LocatedThroughLookup):
     valid_field: str = "check_in_valid"
     duration_field: str = "duration_minutes"
     photo_field: str = "photo"
+    photo_original_field: str | None = None  # set: a check-in's photo is stamped (水印) and its original kept here
     summary_field: str = "summary"
     co_visitors_field: str | None = None
     co_visit_object: str | None = None
@@ -74,12 +80,16 @@ SCHEMA = {
         "not_counted": {"type": "array", "items": NAME, "uniqueItems": True, "default": []},
         "min_minutes": {"type": "integer", "minimum": 1}, "missed_state": NAME,
         "max_speed_kmh": {"type": "number", "exclusiveMinimum": 0},
+        "road_factor": {"type": "number", "minimum": 1, "maximum": 5, "default": 1},
+        "same_spot_m": {"type": "number", "exclusiveMinimum": 0},
+        "same_spot_apart_m": {"type": "number", "exclusiveMinimum": 0, "default": 1000},
         **{key: {**NAME, "default": default} for key, default in (
             ("check_in", "check_in"), ("check_out", "check_out"), ("planned_field", "planned_at"),
             ("checked_in_field", "check_in_at"), ("checked_out_field", "check_out_at"),
             ("distance_field", "check_in_distance"), ("valid_field", "check_in_valid"),
             ("duration_field", "duration_minutes"), ("photo_field", "photo"), ("summary_field", "summary"))},
-        **{key: NAME for key in ("co_visitors_field", "co_visit_object", "feed_object", "feed_kind")},
+        **{key: NAME for key in ("co_visitors_field", "co_visit_object", "feed_object", "feed_kind",
+                                 "accuracy_field", "photo_original_field")},
     },
     "required": ["location_of"],
     "dependentRequired": {"feed_object": ["feed_kind"]},
@@ -108,8 +118,12 @@ def _needs(obj: ObjectDef, config: CheckInConfig) -> Iterator[Need]:
         yield FieldNeed(obj.lifecycle.field, ("picklist",), "not_counted", options=tuple(config.not_counted))
     if config.missed_state is not None and obj.lifecycle is not None:
         yield FieldNeed(obj.lifecycle.field, ("picklist",), "missed_state", options=(config.missed_state,))
-    if config.photo_required:
+    if config.accuracy_field is not None:
+        yield FieldNeed(config.accuracy_field, ("number",), "accuracy_field")
+    if config.photo_required or config.photo_original_field is not None:
         yield FieldNeed(config.photo_field, ("attachment",), "photo_field")
+    if config.photo_original_field is not None:
+        yield FieldNeed(config.photo_original_field, ("attachment",), "photo_original_field")
     if config.co_visitors_field is not None:
         yield FieldNeed(config.co_visitors_field, ("multi_user",), "co_visitors_field")
     if config.co_visit_object is not None:
@@ -213,11 +227,35 @@ def _check_in(visit: Visit, conn) -> dict:
     if role == "co_visitor":
         return _co_check_in(visit, conn, distance, valid)
     computed = {config.distance_field: distance, config.valid_field: valid}
+    if config.accuracy_field is not None:
+        accuracy = visit.call.params.get("accuracy")
+        computed[config.accuracy_field] = None if accuracy is None else float(accuracy)
     if visit.call.params.get("photo"):
-        computed[config.photo_field] = visit.call.params["photo"]
+        computed.update(_photo(visit, conn))
     record = move(visit.platform, conn, obj, transition, current, _logged(visit.call.params), visit.user, visit.now,
                   current["version"], computed)
     return {"record": record}
+
+
+def _photo(visit: Visit, conn) -> dict:
+    """The check-in's photo as the record keeps it: as it came, or with `photo_original_field` a copy stamped with
+    the time (the site's zone), the place (and the address given) and the user's name, the original beside it."""
+    config, upload = visit.config, visit.call.params["photo"]
+    if config.photo_original_field is None:
+        return {config.photo_field: upload}
+    user = visit.platform.records.get("user", visit.user, conn=conn)
+    place = f"{visit.place['lat']:.6f}, {visit.place['lng']:.6f}"
+    lines = [visit.now.astimezone(visit.platform.settings.zone).strftime("%Y-%m-%d %H:%M:%S %z"),
+             f"{place} {visit.call.params.get('address') or ''}".strip(),
+             user["display_name"]]
+    try:
+        content, content_type = watermark.stamped(base64.b64decode(upload["content_base64"]), lines)
+    except watermark.NotAnImage:
+        message = Message("check_in.photo_not_an_image", "the photo must be a JPEG, PNG or WebP image")
+        raise ValidationFailed({"photo": [message]}, message) from None
+    copy = {"filename": upload["filename"], "content_base64": base64.b64encode(content).decode(),
+            "content_type": content_type}
+    return {config.photo_field: copy, config.photo_original_field: upload}
 
 
 def visiting(metadata, target: str) -> ObjectDef | None:
