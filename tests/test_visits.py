@@ -343,6 +343,9 @@ def test_a_check_in_photo_is_stamped_with_time_place_and_person_and_the_original
     page = client.get(f"/o/visit/{mine}").get_data(as_text=True)
     assert f'<img src="/o/visit/{mine}/file/photo?inline=1" alt="现场照片（已加时间、位置和签到人水印）"' in page
     assert f'<a href="/o/visit/{mine}/file/photo_original">查看原图</a>' in page
+    # the stamped photo is the check-in's: the rep cannot swap it for an unstamped one afterwards
+    status, body = api.patch(f"/objects/visit/records/{mine}", "rep1", {"version": record["version"], "photo": photo})
+    assert (status, body["error"]["code"], list(body["error"]["fields"])) == (409, "locked", ["photo"]), body
 
 
 def test_a_check_in_photo_that_is_no_image_is_refused_and_nothing_written(api, people):
