@@ -81,6 +81,14 @@ def cpu_seconds(engine: sa.Engine) -> float:
     return used
 
 
+def insert_rows(platform, obj: str, rows: list[dict], batch: int) -> None:
+    """`rows` into `obj`'s table in one transaction, a Core insert (executemany) of `batch` rows at a time."""
+    table = platform.schema[obj].table
+    with platform.engine.begin() as conn:
+        for start in range(0, len(rows), batch):
+            conn.execute(table.insert(), rows[start:start + batch])
+
+
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
     """Median seconds over `repeat` calls, and the last result."""
     times, result = [], None

@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
-from engine import database, settle, timed
+from engine import database, insert_rows, settle, timed
 
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.actions import MAX_BULK, run_action
@@ -54,13 +54,11 @@ from g left join "user" u on u.id = g.owner left join account a on a.id = g.acco
 def fill(platform, n_orders: int, n_payments: int) -> tuple[str, list[int]]:
     """The data set of the module docstring; the finance user's id and the ids of the pending payments."""
     rnd = random.Random(15)
-    schema, now = platform.schema, datetime(2026, 12, 1)
+    now = datetime(2026, 12, 1)
     stamp = {"created_at": now, "updated_at": now, "version": 1}
 
     def insert(obj: str, rows: list[dict]) -> None:
-        with platform.engine.begin() as conn:
-            for start in range(0, len(rows), BATCH):
-                conn.execute(schema[obj].table.insert(), rows[start:start + BATCH])
+        insert_rows(platform, obj, rows, BATCH)
 
     finance = platform.records.create("user", {"username": "finance", "display_name": "钱会计", "active": True,
                                                "roles": ["finance"], "password": "bench-pass-1"}, system=True)

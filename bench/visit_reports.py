@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from engine import database, settle, timed
+from engine import database, insert_rows, settle, timed
 
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.reports import definition, run_report
@@ -52,13 +52,11 @@ order by u.display_name, g.m"""
 def fill(platform, n_visits: int) -> None:
     """The data set of the module docstring, written with Core inserts in batches."""
     rnd = random.Random(16)
-    schema, now = platform.schema, datetime(2026, 1, 1)
+    now = datetime(2026, 1, 1)
     stamp = {"created_at": now, "updated_at": now, "version": 1}
 
     def insert(obj: str, rows: list[dict]) -> None:
-        with platform.engine.begin() as conn:
-            for start in range(0, len(rows), BATCH):
-                conn.execute(schema[obj].table.insert(), rows[start:start + BATCH])
+        insert_rows(platform, obj, rows, BATCH)
 
     insert("user", [{"id": i, "username": f"rep{i}", "display_name": f"销售{i:02d}", "active": True, **stamp}
                     for i in range(1, REPS + 1)])
