@@ -180,12 +180,13 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @pytest.fixture
-def site(migrated_database_url, tmp_path, metadata) -> Iterator[Site]:
-    """The app on a fresh seeded database, served on a free port of 127.0.0.1 by a background thread."""
+def site(migrated_database_url, backend, seeds, tmp_path, metadata) -> Iterator[Site]:
+    """The app on a fresh seeded database (the seed's rows made once per backend, copied after: tests/conftest.py
+    Seeds), served on a free port of 127.0.0.1 by a background thread."""
     settings = Settings.from_env({}, database_url=migrated_database_url, instance_path=tmp_path,
                                  secret_key="browser-tests-secret")
     platform = open_platform(settings, metadata)
-    users, departments, leads = seed(platform)
+    users, departments, leads = seeds(platform, backend, ((seed, ()),))
     server = make_server("127.0.0.1", 0, create_app(platform), threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="browser-test-server", daemon=True)
