@@ -22,7 +22,7 @@ PENDING = frozenset({"objectplatform/runtime/imports.py", "objectplatform/web/pa
 
 def documents(folder: Path) -> list[dict]:
     texts = [path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.yaml"))]
-    return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
+    return [doc for text in texts for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
 
 
 def objects_defined(folder: Path) -> set[str]:
