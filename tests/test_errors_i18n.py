@@ -5,6 +5,7 @@ every key and reason the code uses (in both languages, as `pybabel extract` find
 from __future__ import annotations
 
 import ast
+import functools
 import pickle
 import re
 import string
@@ -181,6 +182,7 @@ def test_a_label_from_the_metadata_is_said_in_each_language_and_survives_json():
 # ------------------------------------------------------------------------------------ catalogues
 
 
+@functools.cache  # read by two tests; extracting from every file costs seconds
 def _extracted() -> dict[str, list[str]]:
     """Every key and reason `pybabel extract -F babel.cfg` finds, with the extractor's comments."""
     with (ROOT / "babel.cfg").open(encoding="utf-8") as cfg:
@@ -195,6 +197,7 @@ def _names(sentence: str) -> set[str]:
     return {re.split(r"[.\[!:]", name)[0] for _, name, _, _ in string.Formatter().parse(sentence) if name}
 
 
+@functools.cache  # read by two tests
 def _reason_sites() -> dict[str, list[tuple[str, set[str]]]]:
     """Per reason, each `Message(reason, english, **params)` in the engine: its English and its params' names."""
     sites: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
