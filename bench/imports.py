@@ -74,14 +74,15 @@ def fresh(backend: str, workdir: Path):
 
 
 def clear(platform, table: sa.Table) -> None:
-    """An empty lead table (and history) for the next run: on PostgreSQL truncated, as a DELETE would leave every
-    index full of dead entries that the next insert wades through."""
-    history = platform.schema.history
+    """An empty lead table (and history and search terms) for the next run: on PostgreSQL truncated, as a DELETE
+    would leave every index full of dead entries that the next insert wades through."""
+    history, search = platform.schema.history, platform.schema.search
     with platform.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {table.name}, {history.name} CASCADE"))
+            conn.execute(sa.text(f"TRUNCATE {table.name}, {history.name}, {search.name} CASCADE"))
         else:
             conn.execute(history.delete().where(history.c.object == "lead"))
+            conn.execute(search.delete().where(search.c.object == "lead"))
             conn.execute(table.delete())
 
 
@@ -185,32 +186,38 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-imports-"))
     print(f"objectplatform import benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rows:,} rows, "
           f"best of {args.repeat}")
-    results = []
+    header = "| task | database | time | rate | floor: raw insert of 100,000 | ratio |\n|---|---|---|---|---|---|"
+    lines = []
     try:
         for backend in args.backends.split(","):
-            results.append((backend, bench(backend, workdir, args.rows, args.repeat, args.profile)))
+            lines += report(backend, bench(backend, workdir, args.rows, args.repeat, args.profile), args.rows)
+            print("\n".join([header, *lines[-4:]]), flush=True)  # each database's figures as soon as they are in
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    n = args.rows
-    print("\n| task | database | time | rate | floor: raw insert of 100,000 | ratio |\n|---|---|---|---|---|---|")
-    for backend, out in results:
-        # the import's best ratio to the floor measured just before it
-        imported, floor = min(zip(out["import"], out["floor"], strict=True), key=lambda pair: pair[0] / pair[1])
-        raw, created = min(out["raw"]), min(out["create_many"])
-        # the floor inserts 100,000 rows: the ratio compares rates, so it holds at any N
-        print(f"| import {n:,}-row CSV (labels, validation, duplicate rules, routing, history) | {backend} | "
-              f"{imported:.2f} s | {n / imported:,.0f} rows/s | {floor:.2f} s ({100_000 / floor:,.0f} rows/s) | "
-              f"{(imported / n) / (floor / 100_000):.2f}x |")
-        print(f"| raw executemany of 100,000 leads into the CRM's lead table | {backend} | {raw:.2f} s | "
-              f"{100_000 / raw:,.0f} rows/s | {floor:.2f} s | {raw / floor:.2f}x |")
-        print(f"| create_many 100,000 leads vs that raw insert | {backend} | {created:.2f} s | "
-              f"{100_000 / created:,.0f} rows/s | raw {raw:.2f} s | {created / raw:.2f}x |")
-        print(f"  [{backend}] import: {out['progress']} progress reports, {out['history']:,} history rows, "
-              f"{out['pooled']:,} leads routed to a pool, peak RSS {out['rss']:.0f} MB (before the import "
-              f"{out['rss_before']:.0f} MB); all runs: import "
-              f"{', '.join(f'{t:.2f}' for t in out['import'])} s, raw {', '.join(f'{t:.2f}' for t in out['raw'])} s, "
-              f"create_many {', '.join(f'{t:.2f}' for t in out['create_many'])} s, floor "
-              f"{', '.join(f'{t:.2f}' for t in out['floor'])} s")
+    print("\n" + "\n".join([header, *lines]))
+
+
+def report(backend: str, out: dict, n: int) -> list[str]:
+    """The table rows of one database's run."""
+    # the import's best ratio to the floor measured just before it
+    imported, floor = min(zip(out["import"], out["floor"], strict=True), key=lambda pair: pair[0] / pair[1])
+    raw, created = min(out["raw"]), min(out["create_many"])
+    # the floor inserts 100,000 rows: the ratio compares rates, so it holds at any N
+    return [
+        f"| import {n:,}-row CSV (labels, validation, duplicate rules, routing, history) | {backend} | "
+        f"{imported:.2f} s | {n / imported:,.0f} rows/s | {floor:.2f} s ({100_000 / floor:,.0f} rows/s) | "
+        f"{(imported / n) / (floor / 100_000):.2f}x |",
+        f"| raw executemany of 100,000 leads into the CRM's lead table | {backend} | {raw:.2f} s | "
+        f"{100_000 / raw:,.0f} rows/s | {floor:.2f} s | {raw / floor:.2f}x |",
+        f"| create_many 100,000 leads vs that raw insert | {backend} | {created:.2f} s | "
+        f"{100_000 / created:,.0f} rows/s | raw {raw:.2f} s | {created / raw:.2f}x |",
+        f"  [{backend}] import: {out['progress']} progress reports, {out['history']:,} history rows, "
+        f"{out['pooled']:,} leads routed to a pool, peak RSS {out['rss']:.0f} MB (before the import "
+        f"{out['rss_before']:.0f} MB); all runs: import "
+        f"{', '.join(f'{t:.2f}' for t in out['import'])} s, raw {', '.join(f'{t:.2f}' for t in out['raw'])} s, "
+        f"create_many {', '.join(f'{t:.2f}' for t in out['create_many'])} s, floor "
+        f"{', '.join(f'{t:.2f}' for t in out['floor'])} s",
+    ]
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def test_terms_are_the_value_its_words_and_a_chinese_names_pinyin_and_initials()
     assert terms("Acme Trading 北京") == {"acmetrading北京", "acme", "trading", "北京", "acmetradingbeijing",
                                           "acmetradingbj"}
     assert terms(None) == set() and terms("") == set()
+    # each run of Chinese characters read apart, the other runs kept as written, as pypinyin reads the whole value
+    assert terms("线索12 李") == {"线索12李", "线索12", "李", "xiansuo12li", "xs12l"}
+    assert terms("abc王伟-12") == {"abc王伟12", "abcwangwei12", "abcww12"}
+    assert terms("重庆银行") == {"重庆银行", "chongqingyinhang", "cqyh"}  # its phrases, not character by character
 
 
 def test_wang_wei_is_found_by_initials_pinyin_name_phone_and_his_order_by_its_number(api, people):
@@ -142,6 +146,17 @@ def test_imported_leads_are_found(api, platform, people):
     assert found(api, "liuyang", "boss") == {"lead": [("刘洋", "name")]}
     assert found(api, "13800000005", "boss") == {"lead": [("刘洋", "mobile")]}
     assert found(api, "zm", "rep1") == {}  # the boss's leads
+
+
+def test_leads_created_in_bulk_are_found_by_name_pinyin_initials_and_phone(api, platform, people):
+    rows = [{"name": f"线索{i}", "company": "abc王伟", "mobile": f"1390000000{i}"} for i in range(1, 4)]
+    result = platform.records.create_many("lead", rows, user=people["boss"], batch_size=2)
+    assert len(result.created) == 3 and not result.errors
+
+    assert found(api, "xiansuo2", "boss") == {"lead": [("线索2", "name")]}
+    assert found(api, "xs3", "boss") == {"lead": [("线索3", "name")]}
+    assert found(api, "13900000001", "boss") == {"lead": [("线索1", "mobile")]}
+    assert found(api, "abcww", "boss") == {"lead": [("线索1", "company"), ("线索2", "company"), ("线索3", "company")]}
 
 
 def test_the_search_page_groups_what_it_finds_and_says_when_nothing_matches(app, api, people):  # noqa: F811

@@ -486,7 +486,7 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
             batch = _batch(numbers, start, size, created, errors, known, collector.warnings)
             if checkpoint is not None:
                 checkpoint(conn, batch, done + start + size)
-            batches.append(batch | {"ids": created})
+            batches.append(batch)
 
         def moved(count: int, total: int | None) -> None:
             if progress is not None:

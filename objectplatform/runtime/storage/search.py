@@ -9,11 +9,13 @@ initials (王伟: 王伟, wangwei, ww), all in the one normal form `normal` give
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from pypinyin import lazy_pinyin
+from pypinyin.constants import RE_HANS
 
 from objectplatform.metadata import ObjectDef
 
@@ -37,11 +39,19 @@ def search_table(sa_metadata: sa.MetaData, prefix: str) -> sa.Table:
 
 def normal(text: str) -> str:
     """Lower case, letters and digits only: "SO-2026 11" and "so202611" are the same term."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())[:TERM_LENGTH]
+    text = text.lower()
+    if text.isalnum():  # most values (a name, a phone number): nothing to drop, checked in one C call
+        return text[:TERM_LENGTH]
+    return "".join(ch for ch in text if ch.isalnum())[:TERM_LENGTH]
+
+
+_CHINESE = re.compile("[\u3400-\u9fff]")
+_HANS = RE_HANS.pattern[len("^(?:["):-len("])+$")]  # pypinyin's class of the characters it has a pinyin for
+_RUNS = re.compile(f"[{_HANS}]+|[^{_HANS}]+")  # its `simple_seg`: runs of those characters and runs of others
 
 
 def _has_chinese(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+    return _CHINESE.search(text) is not None
 
 
 def terms(value: Any) -> set[str]:
@@ -49,7 +59,8 @@ def terms(value: Any) -> set[str]:
     if value in (None, ""):
         return set()
     text = str(value)
-    found = {normal(text), *(normal(word) for word in text.split())}
+    words = text.split()
+    found = {normal(text), *(normal(word) for word in words)} if len(words) > 1 else {normal(text)}
     if _has_chinese(text):
         found.update(_pinyin(text))
     found.discard("")
@@ -59,8 +70,12 @@ def terms(value: Any) -> set[str]:
 @functools.lru_cache(maxsize=65536)
 def _pinyin(text: str) -> tuple[str, str]:
     """The full pinyin and the initials of `text`, remembered: names and companies repeat, and pypinyin costs
-    most of a record's terms. pypinyin gives a syllable per Chinese character and keeps any other run as written."""
-    syllables, initials, at = lazy_pinyin(text), [], 0
+    most of a record's terms. pypinyin gives a syllable per Chinese character and keeps any other run as written;
+    it reads each run of Chinese characters apart (its `simple_seg`, `_RUNS` here), so each run's syllables are
+    remembered too: "线索1", "线索2", ... ask pypinyin once."""
+    syllables = [syllable for run in _RUNS.findall(text)
+                 for syllable in (_run_pinyin(run) if RE_HANS.match(run) else (run,))]
+    initials, at = [], 0
     for syllable in syllables:
         kept = text.startswith(syllable, at)
         initials.append(syllable if kept else syllable[:1])
@@ -68,10 +83,16 @@ def _pinyin(text: str) -> tuple[str, str]:
     return normal("".join(syllables)), normal("".join(initials))
 
 
+@functools.lru_cache(maxsize=65536)
+def _run_pinyin(run: str) -> tuple[str, ...]:
+    """The syllables of one run of Chinese characters."""
+    return tuple(lazy_pinyin(run))
+
+
 def term_rows(obj: ObjectDef, record: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
     """The `_op_search` rows (object, term, record_id, field) of one record of `obj` (its `search:` fields)."""
     record_id = int(record["id"])
-    return [(obj.name, term, record_id, name) for name in obj.search for term in sorted(terms(record.get(name)))]
+    return [(obj.name, term, record_id, name) for name in obj.search for term in terms(record.get(name))]
 
 
 def fill(conn: sa.Connection, table: sa.Table, obj: ObjectDef, source: sa.Table) -> None:
