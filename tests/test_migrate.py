@@ -44,7 +44,8 @@ INTERNAL = {"_op_history", "_op_autonumber", "_op_schema", "_op_migration", "_op
             "_op_notification", "_op_todo", "_op_rule_run", "_op_rule_match", "_op_approval", "_op_approval_step",
             "_op_report", "_op_recycle_bin", "_op_team",  # _op_team: the shipped opportunity and visit have team fields
             "_op_import", "_op_import_batch", "_op_home_pin", "_op_template", "_op_comment",
-            "_op_search"}  # _op_search: the shipped lead, account, contact, opportunity and order declare `search:`
+            "_op_search",  # _op_search: the shipped lead, account, contact, opportunity and order declare `search:`
+            "_op_summary_lead__owner__pool__status"}  # the shipped lead reports declare `summary:`
 AT = datetime(2024, 5, 6, 7, 8, 9)
 TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
 

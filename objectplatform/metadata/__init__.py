@@ -23,6 +23,7 @@ from .loader import default_layers as default_layers
 from .loader import load_metadata as load_metadata
 from .model import ALL_FIELDS as ALL_FIELDS
 from .model import FIELD_LEVELS as FIELD_LEVELS
+from .model import SUMMARY_KEY_TYPES as SUMMARY_KEY_TYPES
 from .model import ApprovalFlow as ApprovalFlow
 from .model import ApprovalStep as ApprovalStep
 from .model import Chart as Chart
@@ -48,6 +49,7 @@ from .model import ReportDimension as ReportDimension
 from .model import ReportFolder as ReportFolder
 from .model import ReportMeasure as ReportMeasure
 from .model import ReportPeriod as ReportPeriod
+from .model import ReportSummary as ReportSummary
 from .model import RoleDef as RoleDef
 from .model import RollupSpec as RollupSpec
 from .model import Rule as Rule

@@ -39,6 +39,7 @@ from .model import (
     ReportFolder,
     ReportMeasure,
     ReportPeriod,
+    ReportSummary,
     RoleDef,
     RollupSpec,
     Rule,
@@ -143,8 +144,15 @@ def build_definition(data: Mapping[str, Any], source: Source, staged: str | None
         Chart(chart["type"], tuple(chart["measures"]), chart.get("dimension")) if chart else None,
         document,
         ReportPeriod(data["period"]["default"], _optional_label(data["period"])) if "period" in data else None,
-        data.get("folder"), _optional_label(data, "description"),
+        data.get("folder"), _optional_label(data, "description"), _summary(data.get("summary", False)),
     )
+
+
+def _summary(given: bool | Mapping[str, Any]) -> ReportSummary | None:
+    """`summary: true` or `summary: {keys: [...]}` as the report's summary; None for none."""
+    if given is False:
+        return None
+    return ReportSummary(tuple(given.get("keys", ())) if isinstance(given, Mapping) else ())
 
 
 def _expression(text: str | None) -> Expression | None:

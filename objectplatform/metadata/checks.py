@@ -11,7 +11,7 @@ from ._schema import NAME, NAME_RULE
 from ._yaml import Document, JsonPath
 from .expressions import ExpressionError, Name, parse, walk
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELDS, value_kind
-from .model import ALL_FIELDS, ApprovalFlow, FieldDef, ObjectDef, Source, Transition
+from .model import ALL_FIELDS, SUMMARY_KEY_TYPES, ApprovalFlow, FieldDef, ObjectDef, Source, Transition
 from .problems import Problem, closest
 
 STEP = re.compile(r"([a-z][a-z0-9_]*)(?:\(([a-z][a-z0-9_]*)\))?")  # `field` or `object(via_field)` in a path
@@ -1000,6 +1000,59 @@ def check_report(doc: Document, catalog: Catalog) -> Iterator[Problem]:
         yield from _path_kind(doc, ("runtime_filters", i, "field"), catalog, obj, runtime_filter["field"])
         yield from _one_record_path(doc, ("runtime_filters", i, "field"), runtime_filter["field"], "a filter")
     yield from _report_period(doc, measures)
+    if data.get("summary"):
+        yield from _report_summary(doc, obj, dimensions, measures)
+
+
+SUMMED_FUNCTIONS = ("count", "sum")  # what adds up from the groups of a summary
+
+
+def _report_summary(doc: Document, obj: ObjectDef, dimensions: list[tuple[JsonPath, dict[str, Any]]],
+                    measures: list[tuple[JsonPath, dict[str, Any]]]) -> Iterator[Problem]:
+    """A report served from a summary groups by fields of its own object that hold few values, and measures what
+    adds up from groups: counts and sums (a distinct count does not: two groups may hold the same value)."""
+    data = doc.data
+    if data.get("engine", "grouping") != "grouping":
+        yield doc.problem(("summary",), f"only a grouping report can be served from a summary, not engine "
+                          f"{data['engine']!r}")
+        return
+    keys = [((*at, "field"), d["field"], "a dimension") for at, d in dimensions if "bucket" not in d]
+    keys += [((*at, "bucket"), None, "a dimension") for at, d in dimensions if "bucket" in d]
+    keys += [(("filters", name), name.partition("__")[0], "a filter") for name in data.get("filters", {})]
+    declared = data["summary"].get("keys", ()) if isinstance(data["summary"], Mapping) else ()
+    keys += [(("summary", "keys", i), name, "a key") for i, name in enumerate(declared)]
+    for at, name, what in keys:
+        f = None if name is None or "." in name else field_of(obj, name)
+        if name is None:
+            yield doc.problem(at, f"{what} of a summary cannot bucket dates: a summary groups by "
+                              f"{', '.join(SUMMARY_KEY_TYPES)} fields")
+        elif f is None and "." not in name:
+            yield doc.problem(at, f"unknown field {name!r} of {obj.name!r}", closest(name, field_names(obj)))
+        elif f is None or f.type not in SUMMARY_KEY_TYPES:
+            kind = "a path through a lookup" if f is None else f"a {f.type} field"
+            yield doc.problem(at, f"{what} of a summary must be a {', '.join(SUMMARY_KEY_TYPES)} field of "
+                              f"{obj.name!r}: {name!r} is {kind}")
+    for at, m in measures:
+        function = m.get("function")
+        if "expression" in m:
+            continue
+        if function == "count_distinct":
+            yield doc.problem((*at, "function"), "a distinct count cannot be served from a summary: two groups may "
+                              "hold the same value, so their distinct counts do not add up")
+        elif function == "avg":
+            yield doc.problem((*at, "function"), "a summary keeps counts and sums only: divide a sum by a count in an "
+                              "expression measure (e.g. expression: \"amount / leads\")")
+        elif function not in SUMMED_FUNCTIONS:
+            yield doc.problem((*at, "function"), f"a summary keeps counts and sums only: a {function} cannot be kept "
+                              "current when the record holding it leaves its group")
+        elif extra := next((k for k in ("filters", "object", "period") if k in m), None):
+            yield doc.problem((*at, extra), f"a summary measure counts every record of its group: {extra!r} is "
+                              "not kept")
+        elif "field" in m and function == "count":
+            yield doc.problem((*at, "field"), "a summary counts the records of each group: its count names no field")
+        elif "field" in m and "." in m["field"]:
+            yield doc.problem((*at, "field"), f"a summary sums fields of {obj.name!r} itself: {m['field']!r} goes "
+                              "through a lookup")
 
 
 def _report_period(doc: Document, measures: list[tuple[JsonPath, dict[str, Any]]]) -> Iterator[Problem]:

@@ -501,6 +501,18 @@ class ReportPeriod:
     label: Label | None = None
 
 
+# the field types a summary groups by: few values each, stored in one column (a picklist's value, a record's id)
+SUMMARY_KEY_TYPES = ("picklist", "lookup", "master_detail", "user", "department")
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """`summary:` of a report: its runs may read a summary table the writes keep current, grouped by the report's
+    dimensions and filters, the data scope's fields and `keys` (fields its run-time filters name)."""
+
+    keys: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Chart:
     """How a report is drawn: its type, the dimension along the axis (default: the first) and the measures."""
@@ -539,6 +551,7 @@ class Report:
     period: ReportPeriod | None = None
     folder: str | None = None  # the key of a `kind: report_folders` folder the reports page lists it under
     description: Label | None = None
+    summary: ReportSummary | None = None  # served from a pre-aggregated summary table (runtime/storage/summaries.py)
 
 
 @dataclass(frozen=True)

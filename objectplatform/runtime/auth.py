@@ -186,7 +186,8 @@ class Auth:
             self.revoke_all(conn, old)
             moved = {}
             for name, ot in self.schema.objects.items():
-                count = self._hand_over(conn, ot.table, name, old, new, by, now.replace(tzinfo=None))
+                with self.platform.records.rollups.summaries.moving(conn, name, ot.table.c.owner == old, {"owner"}):
+                    count = self._hand_over(conn, ot.table, name, old, new, by, now.replace(tzinfo=None))
                 if count:
                     moved[name] = count
             return moved

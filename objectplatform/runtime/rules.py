@@ -246,9 +246,10 @@ class _Run:
         history_sql.write_changes(self.conn, self.platform.schema.history, self.obj, t, where, changes,
                                   self.change, self.user, self.at)
         row = convert.to_row(ot, values)
-        updated = self.conn.execute(sa.update(t).where(where).values(
-            {**row, "updated_at": self.stamp, "updated_by": None if self.user is None else int(self.user),
-             "version": t.c.version + 1})).rowcount
+        with self.platform.records.rollups.summaries.moving(self.conn, self.obj, where, values):
+            updated = self.conn.execute(sa.update(t).where(where).values(
+                {**row, "updated_at": self.stamp, "updated_by": None if self.user is None else int(self.user),
+                 "version": t.c.version + 1})).rowcount
         for group, ids in parents:
             self.platform.records.rollups.refresh(self.conn, group, ids, self.at)
         return updated

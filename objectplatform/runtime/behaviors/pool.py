@@ -418,10 +418,13 @@ class PoolBehavior:
         groups = [g for g in self.platform.records.rollups.by_child.get(self.obj, ())
                   if g.reads & {"owner", self.status, c.assigned_at_field}]
         parents = [self._parents(conn, g.via, is_chosen) for g in groups]
-        conn.execute(sa.update(t).where(t.c.id == chosen.c.id).values({
-            **to_row(self.ot, {c.assigned_at_field: at, "updated_by": me, "updated_at": at}),
-            col("owner"): new_owner, status: sa.case((status == c.unassigned_status, c.pending_status), else_=status),
-            t.c.version: t.c.version + 1}))
+        with self.platform.records.rollups.summaries.moving(conn, self.obj, is_chosen,
+                                                            {"owner", self.status, c.assigned_at_field}):
+            conn.execute(sa.update(t).where(t.c.id == chosen.c.id).values({
+                **to_row(self.ot, {c.assigned_at_field: at, "updated_by": me, "updated_at": at}),
+                col("owner"): new_owner, status: sa.case((status == c.unassigned_status, c.pending_status),
+                                                         else_=status),
+                t.c.version: t.c.version + 1}))
         for group, before in zip(groups, parents, strict=True):
             ids = sorted(before | self._parents(conn, group.via, is_chosen))
             if ids:

@@ -69,10 +69,11 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
         history_sql.write_changes(conn, platform.schema.history, obj, table, candidates, changes, "recycle",
                                   None, now)
         stamp = convert.to_db("datetime", now)
-        totals["recycled"] += conn.execute(sa.update(table).where(candidates).values({
-            col("owner"): None, status: config.unassigned_status, assigned: None, returned: reason,
-            col("updated_at"): stamp, col("updated_by"): None, table.c.version: table.c.version + 1,
-        })).rowcount
+        with platform.records.rollups.summaries.moving(conn, obj, candidates, changes):
+            totals["recycled"] += conn.execute(sa.update(table).where(candidates).values({
+                col("owner"): None, status: config.unassigned_status, assigned: None, returned: reason,
+                col("updated_at"): stamp, col("updated_by"): None, table.c.version: table.c.version + 1,
+            })).rowcount
         for group, ids in parents:
             platform.records.rollups.refresh(conn, group, ids, now)
     return totals

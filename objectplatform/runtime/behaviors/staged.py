@@ -315,8 +315,10 @@ class StagedBehavior:
         if not ids:
             return
         values = {h.left_at: at, h.left_to: left_to, **({h.comment: comment} if comment else {})}
-        conn.execute(sa.update(hot.table).where(hot.table.c.id.in_(ids)).values(
-            {**to_row(hot, {**values, "updated_by": user, "updated_at": at}), "version": hot.table.c.version + 1}))
+        with self.records.rollups.summaries.moving(conn, history_object, hot.table.c.id.in_(ids), values):
+            conn.execute(sa.update(hot.table).where(hot.table.c.id.in_(ids)).values(
+                {**to_row(hot, {**values, "updated_by": user, "updated_at": at}),
+                 "version": hot.table.c.version + 1}))
         history.write(conn, self.platform.schema.history, [
             history.entry(history_object, i, "update", name, None, value, user, at)
             for i in ids for name, value in values.items()])
@@ -490,6 +492,7 @@ def insert_rows(records, conn: sa.Connection, obj: str, rows: list[dict], user: 
     make_row = records.row_makers[obj]
     ids = insert_many(conn, ot.table, [make_row(r) for r in full])
     history.write_created(conn, records.schema.history, obj, ot.table, ids, user, at)
+    records.rollups.summaries.after_change(conn, obj, [(None, r) for r in full])
     return [str(i) for i in ids]
 
 
@@ -511,7 +514,9 @@ def replace_stage_history(records, conn: sa.Connection, obj: str, record_id: Any
     config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
     hot = records.schema[config.history]
     record = records.get(obj, record_id, conn=conn)
-    conn.execute(sa.delete(hot.table).where(hot.column(config.parent_field) == int(record_id)))
+    mine = hot.column(config.parent_field) == int(record_id)
+    with records.rollups.summaries.moving(conn, config.history, mine, hot.object.fields):
+        conn.execute(sa.delete(hot.table).where(mine))
     insert_rows(records, conn, config.history, [
         {**row, config.parent_field: str(record_id),
          config.history_fields.sales_process: record[config.fields.sales_process], "owner": record["owner"]}

@@ -169,9 +169,10 @@ def _clear(records, conn: sa.Connection, ot: ObjectTable, f: FieldDef, ids: set[
     """Empty the field on the records `ids` (`on_delete: clear`), with a history entry each."""
     table, column = ot.table, ot.column(f.name)
     old = dict(conn.execute(sa.select(table.c.id, column).where(table.c.id.in_(sorted(ids)))).all())
-    conn.execute(sa.update(table).where(table.c.id.in_(sorted(ids))).values({
-        column: None, table.c.version: table.c.version + 1, table.c.updated_at: to_db("datetime", now),
-        table.c.updated_by: None if user is None else int(user)}))
+    with records.rollups.summaries.moving(conn, ot.object.name, table.c.id.in_(sorted(ids)), {f.name}):
+        conn.execute(sa.update(table).where(table.c.id.in_(sorted(ids))).values({
+            column: None, table.c.version: table.c.version + 1, table.c.updated_at: to_db("datetime", now),
+            table.c.updated_by: None if user is None else int(user)}))
     history.write(conn, records.schema.history, [
         history.entry(ot.object.name, record_id, "update", f.name, str(value), None, user, now)
         for record_id, value in sorted(old.items())])

@@ -19,6 +19,7 @@ from ..storage.derived import rollup_value
 from ..storage.tables import Schema
 from . import hooks
 from .formulas import Formulas
+from .summaries import Summaries
 
 Change = tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]  # (before, after); None: inserted/deleted
 
@@ -69,6 +70,7 @@ class Rollups:
                 target = metadata.objects[child].fields[hop].to
                 self.by_target.setdefault(target, []).append(_Through(group, hop, frozenset(far)))
         self._prepared: dict[_Group, tuple[sa.Select, sa.Update, sa.Select]] = {}
+        self.summaries = Summaries(schema)  # kept current from the same after-write point
 
     def initial(self, obj: str) -> dict[str, Any]:
         """The rollup values of a record that has no children yet."""
@@ -77,8 +79,10 @@ class Rollups:
 
     def after_change(self, conn: sa.Connection, child: str, changes: Iterable[Change], now: datetime) -> None:
         """Refresh the parents whose rollups the changed `child` records feed (old and new parents), and those
-        whose rollups filter on a field of `child` that changed (through their children's lookup of it)."""
+        whose rollups filter on a field of `child` that changed (through their children's lookup of it); and the
+        summary tables `child` feeds."""
         changes = list(changes)
+        self.summaries.after_change(conn, child, changes)
         for group in self.by_child.get(child, ()):
             ids: set[int] = set()
             for before, after in changes:
@@ -112,8 +116,9 @@ class Rollups:
 
         Recounting every touched parent from all its children after each batch of an import grows
         with the table; adding the batch's own contribution is one UPDATE per parent, still under
-        the parent's row lock. min and max are recomputed.
+        the parent's row lock. min and max are recomputed. The summary tables get the batch's deltas too.
         """
+        self.summaries.after_change(conn, child, [(None, record) for record in records])
         for group in self.by_child.get(child, ()):
             parents = [record.get(group.via) for record in records]
             deltas: dict[int, dict[str, Any]] = {

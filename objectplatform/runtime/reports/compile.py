@@ -133,7 +133,7 @@ class Compiler:
         for (hops, _), indexes in branches.items():
             selects.append(self._hop_branch(dimensions, measures, hops, indexes))
         if len(selects) == 1:  # one branch, already one row per group: grouping it again would cost a second pass
-            return self._present(selects[0].subquery("g"), dimensions, measures, sort, limit)
+            return self.present(selects[0].subquery("g"), dimensions, measures, sort, limit)
         union = sa.union_all(*selects).subquery("u")
         folded = (
             sa.select(*(union.c[d] for d in dims),
@@ -141,7 +141,7 @@ class Compiler:
             .group_by(*(union.c[d] for d in dims))
             .subquery("g")
         )
-        return self._present(folded, dimensions, measures, sort, limit)
+        return self.present(folded, dimensions, measures, sort, limit)
 
     @staticmethod
     def _as_records(m: Measure) -> Measure:
@@ -354,7 +354,7 @@ class Compiler:
 
     # ---------------------------------------------------------------------------- presenting
 
-    def _present(self, folded: sa.Subquery, dimensions: Sequence[Dimension], measures: Sequence[Measure],
+    def present(self, folded: sa.Subquery, dimensions: Sequence[Dimension], measures: Sequence[Measure],
                  sort: Sequence[tuple[str, bool]], limit: int | None) -> sa.Select:
         """Titles for reference dimensions, zeros for empty counts and sums, the order and the limit."""
         from_: sa.FromClause = folded

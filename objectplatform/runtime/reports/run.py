@@ -24,6 +24,7 @@ from .compile import Compiler, Dimension, Joins, Key, Measure
 from .filters import condition, date_range, split
 from .masking import report_mask
 from .paths import FieldPath, resolve
+from .summary import summary_compiler
 
 SCENES = ("all", "mine", "subordinates")
 TOTAL = Label("合计", "Total")
@@ -113,6 +114,8 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
         where = report_conditions(platform, report, filters, scene or report.scene, access, now, conn)
         compiler = Compiler(metadata, platform.schema, conn.dialect.name, platform.settings.time_zone, base, where,
                             data_scope(access), mask, now)
+        compiler = summary_compiler(platform, report, compiler, access, [*dimensions, *([across] if across else [])],
+                                    measures) or compiler
         sort = [(k.lstrip("-"), k.startswith("-")) for k in report.sort]
         limit = report.limit
         dim_columns = [_dimension_column(metadata, d, spec) for d, spec in zip(dimensions, report.dimensions,

@@ -22,6 +22,7 @@ from objectplatform.metadata.expressions import ExpressionError, parse
 from ..fieldtypes import type_named
 from . import search
 from .derived import rollup_value, stored_formula_value
+from .summaries import PREFIX as SUMMARY_PREFIX
 from .tables import ObjectTable, Schema
 
 VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
@@ -220,6 +221,31 @@ class KeepColumn:
 
 
 @dataclass(frozen=True)
+class FillSummary:
+    """Fill a summary table (storage/summaries.py) from its object's records: one INSERT ... SELECT ... GROUP BY
+    (rows: how many records the plan saw)."""
+
+    table: str
+    how: str
+    rows: int
+
+    def render(self) -> str:
+        return f"~ fill summary {self.table} ({self.how}) from {_rows(self.rows)}"
+
+
+@dataclass(frozen=True)
+class DropSummary:
+    """A summary table no report declares any more, or whose measures changed (then made and filled again):
+    derived data, computed again from the records whenever it is wanted."""
+
+    table: str
+    why: str
+
+    def render(self) -> str:
+        return f"- summary {self.table} ({self.why})"
+
+
+@dataclass(frozen=True)
 class RecordField:
     """Write a field's applied state into `_op_schema`: the base the next plan compares against."""
 
@@ -245,6 +271,8 @@ Operation = (
     | DropForeignKey
     | NoForeignKey
     | KeepColumn
+    | FillSummary
+    | DropSummary
     | RecordField
 )
 
@@ -286,7 +314,8 @@ _NOUNS = {  # (one, several)
     AddForeignKey: ("foreign key", "foreign keys"), DropForeignKey: ("foreign key dropped", "foreign keys dropped"),
     NoForeignKey: ("foreign key left out", "foreign keys left out"),
     FillSearch: ("search filled", "searches filled"),
-    KeepColumn: ("column kept", "columns kept"), RecordField: ("field definition", "field definitions"),
+    KeepColumn: ("column kept", "columns kept"), FillSummary: ("summary filled", "summaries filled"),
+    DropSummary: ("summary dropped", "summaries dropped"), RecordField: ("field definition", "field definitions"),
 }
 
 
@@ -432,7 +461,24 @@ class _Planner:
         self._search()
         self._removed_fields()
         self._compute_derived()
+        self._summaries()
         return Plan(tuple(self.ops), tuple(self.refusals))
+
+    def _summaries(self) -> None:
+        """Summary tables no longer wanted dropped; a new one (made by `plan`'s first loop) or one whose measures
+        changed (dropped and made again) filled from its object's records."""
+        wanted = {s.table.name: s for found in self.schema.summaries.values() for s in found}
+        for name in sorted(t for t in self.tables if t.startswith(SUMMARY_PREFIX) and t not in wanted):
+            self.ops.append(DropSummary(name, "no report declares it any more"))
+        for name, summary in wanted.items():
+            if name in self.tables:
+                if self.db_columns[name] == set(summary.columns):
+                    continue
+                self.ops.append(DropSummary(name, "its measures changed"))
+                self._create_table(summary.table)
+            source = self.schema[summary.object].table
+            rows = self._counts(source)[None] if source.name in self.tables else 0
+            self.ops.append(FillSummary(name, summary.describe(), rows))
 
     def _create_table(self, table: sa.Table) -> None:
         self.ops.append(CreateTable(table.name, len(table.columns)))
@@ -858,6 +904,17 @@ def _(item: FillSearch, conn: sa.Connection, op: Operations, schema: Schema) -> 
     conn.execute(applied.delete().where(applied.c.object == item.table, applied.c.field == SEARCH))
     conn.execute(applied.insert().values(object=item.table, field=SEARCH, type="search", source=item.source,
                                          spec=json.dumps({"fields": list(item.fields)})))
+
+
+@_execute.register
+def _(item: FillSummary, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    summary = next(s for found in schema.summaries.values() for s in found if s.table.name == item.table)
+    summary.fill(conn, schema[summary.object].table)
+
+
+@_execute.register
+def _(item: DropSummary, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    op.drop_table(item.table)
 
 
 @_execute.register

@@ -29,6 +29,7 @@ from ..fieldtypes import MULTI_TYPES as MULTI_TYPES
 from ..fieldtypes import REFERENCE_TYPES as REFERENCE_TYPES
 from ..fieldtypes import FieldType, type_named, value_type
 from .search import search_table
+from .summaries import Summary, summaries_of
 
 PREFIX = "_op_"  # internal tables; object names may not start with it
 # the types of the system fields' values: ids are references (the id itself a lookup's), version an integer
@@ -184,6 +185,9 @@ class Schema:
         self.teams = self.team_table() if has_teams else None
         has_search = any(o.search for o in metadata.objects.values())
         self.search = search_table(self.sa_metadata, PREFIX) if has_search else None  # storage/search.py
+        # object -> its summary tables (storage/summaries.py), for the reports declaring `summary:`
+        self.summaries: dict[str, list[Summary]] = summaries_of(metadata, self.sa_metadata,
+                                                                lambda obj: self.objects[obj].table)
 
     def team_table(self) -> sa.Table:
         """Who is on each record's team fields (相关团队, records/teams.py keeps it): the data scope finds a
