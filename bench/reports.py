@@ -41,8 +41,8 @@ oc as (select x.campaign, count(*) opps, sum(o.amount) amt from (select distinct
        from lead where converted_opportunity is not null) x join opportunity o on o.id = x.converted_opportunity
        group by x.campaign)
 select c.name, lc.leads, coalesce(ac.accounts, 0), coalesce(oc.opps, 0), coalesce(oc.amt, 0)
-from lc left join campaign c on c.id = lc.campaign left join ac on ac.campaign = lc.campaign
-left join oc on oc.campaign = lc.campaign order by c.name""",
+from lc left join campaign c on c.id = lc.campaign left join ac on ac.campaign is not distinct from lc.campaign
+left join oc on oc.campaign is not distinct from lc.campaign order by c.name""",
     "campaign_leads_to_orders": """
 with lc as (select campaign, count(*) leads from lead group by campaign),
 ca as (select distinct campaign, converted_account from lead where converted_account is not null),
@@ -51,8 +51,8 @@ sc as (select ca.campaign, count(*) orders, sum(s.total_amount) amt, sum(s.paid_
        join sales_order s on s.account = ca.converted_account group by ca.campaign)
 select c.name, lc.leads, coalesce(ac.accounts, 0), coalesce(sc.orders, 0), coalesce(sc.amt, 0),
        coalesce(sc.paid, 0)
-from lc left join campaign c on c.id = lc.campaign left join ac on ac.campaign = lc.campaign
-left join sc on sc.campaign = lc.campaign order by c.name""",
+from lc left join campaign c on c.id = lc.campaign left join ac on ac.campaign is not distinct from lc.campaign
+left join sc on sc.campaign is not distinct from lc.campaign order by c.name""",
     "leads_by_owner_status": """
 with g as (select owner, status, count(*) n from lead group by owner, status)
 select u.display_name, g.status, g.n from g left join "user" u on u.id = g.owner

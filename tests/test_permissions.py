@@ -303,6 +303,19 @@ def test_the_scope_is_one_condition_on_owner(platform, org):
     assert str(access_for(platform, org["qian"]).scope("lead", lead)) == "false"
 
 
+def test_a_list_filtered_to_an_owner_the_scope_reaches_needs_no_scope_condition(platform, org):
+    lead = platform.schema["lead"].table
+    zhao = access_for(platform, org["zhao"])
+    assert zhao.scope("lead", lead, owner=org["chen"]) is None  # the filter owner = 陈 keeps the rows in scope
+    assert zhao.scope("lead", lead, owner=org["wang"]).compare(  # 王 is not his: the scope stays
+        lead.c.owner.in_(sorted(int(org[k]) for k in ("zhao", "chen", "sun"))))
+    assert zhao.scope("lead", lead, owner="陈").compare(zhao.scope("lead", lead))  # not an id: the scope stays
+    assert str(access_for(platform, org["qian"]).scope("lead", lead, owner=org["qian"])) == "false"
+    page = platform.records.list("lead", filters={"owner": org["chen"]},
+                                 where=zhao.scope("lead", lead, owner=org["chen"]))
+    assert [item["name"] for item in page.items] == ["线索-陈"]
+
+
 def test_scopes_apply_to_other_objects_and_reads_of_one_record(platform, org):
     records = platform.records
     account = records.create("account", {"name": "华北客户"}, user=org["wang"])["id"]

@@ -101,9 +101,13 @@ class Access:
             raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
                                       action=action, object=obj))
 
-    def scope(self, obj: str, table: sa.Table, operation: str = "read") -> ColumnElement[bool] | None:
+    def scope(self, obj: str, table: sa.Table, operation: str = "read",
+              owner: str | None = None) -> ColumnElement[bool] | None:
         """The condition on `table` limiting rows to those the user may read (or, for `operation` "edit",
-        edit; "delete", delete); None: every row.
+        edit; "delete", delete); None: every row. `owner`: the owner a list's filter pins the rows to; when the
+        scope reaches that owner, the filter alone keeps the rows in scope and there is no condition (given both,
+        PostgreSQL counts the owner twice, expects a few rows, and sorts them all instead of reading the
+        (owner, sort) index in order).
 
         The rows of the owners the role's data scope reaches, the unowned rows waiting in the pools the user
         sees, and the rows whose team fields name the user: every team field for reading, the `team: edit`
@@ -112,7 +116,7 @@ class Access:
         if not self.can(obj, "read"):
             return sa.false()
         owners = self.visible_owners.get(obj, frozenset())
-        if owners is None:
+        if owners is None or owner is not None and str(owner).isdigit() and int(owner) in owners:
             return None
         reached = [match(table) for match in self.matches.get(obj, ())]
         if owners:

@@ -92,7 +92,7 @@ def my_leads():
     if tab not in (*tabs, "all", "forgotten"):
         tab = tabs[0]
     filters = {"owner": g.access.user_id}
-    where = scope(obj)
+    where = scope(obj, owner=g.access.user_id)
     status_field = pool_behavior.POOL.config_of(definition).status_field
     if tab in tabs:
         filters[status_field] = tab

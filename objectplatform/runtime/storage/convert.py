@@ -46,8 +46,10 @@ def to_row(ot: ObjectTable, record: Mapping[str, Any]) -> dict[str, Any]:
 def from_row(ot: ObjectTable, row: Mapping[str, Any]) -> dict[str, Any]:
     """A table row -> the record (stored fields only; formulas computed on read are added by records)."""
     record: dict[str, Any] = {}
-    for name, columns in ot.columns.items():
-        type_ = ot.types[name]
-        if type_.readable:
-            record[name] = type_.from_columns(tuple(row[c] for c in columns))
+    for name, column, read in ot.readers:  # a list page reads thousands of values: no call for a value as stored
+        if column:
+            value = row[column]
+            record[name] = value if value is None or read is None else read(value)
+        else:
+            record[name] = read.from_columns(tuple(row[c] for c in ot.columns[name]))
     return record

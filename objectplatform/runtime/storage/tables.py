@@ -19,6 +19,7 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -112,6 +113,23 @@ class ObjectTable:
     @functools.cached_property
     def _aliases(self) -> dict[str, sa.Alias]:
         return {}
+
+    @functools.cached_property
+    def readers(self) -> tuple[tuple[str, str, Any], ...]:
+        """How storage/convert.from_row reads each readable stored field, made once: (field, its column, the
+        conversion of a non-null value or None when the value is as stored) for a field of one column, and
+        (field, "", its type) for one of several columns or whose type reads its columns itself."""
+        out = []
+        for name, columns in self.columns.items():
+            type_ = self.types[name]
+            if not type_.readable:
+                continue
+            kind = type(type_)
+            if len(columns) == 1 and kind.from_columns is FieldType.from_columns:
+                out.append((name, columns[0], None if kind.from_db is FieldType.from_db else type_.from_db))
+            else:
+                out.append((name, "", type_))
+        return tuple(out)
 
     @functools.cached_property
     def ids_among(self) -> sa.Select:
