@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -349,14 +350,18 @@ def test_the_record_page_offers_what_applies_and_shows_refusals_beside_it(app, p
     page = refused.get_data(as_text=True)
     assert refused.status_code == 422
     assert 'data-dialog="reject_payment" open' in page and "必填" in page
+    dialog = re.search(r'<details class="action-dialog" data-dialog="reject_payment" open>.*?</details>', page, re.S)
+    assert re.findall(r'<ul class="errors" id="e-reason"><li>(.*?)</li>', dialog.group(0)) == ["必填"]  # in the dialog
     done = client.post(f"/o/payment/{payment['id']}/action/confirm_payment", data={"csrf_token": token(client)})
     assert done.status_code == 302
     page = client.get(f"/o/payment/{payment['id']}").get_data(as_text=True)
     assert 'data-state="confirmed" aria-current="step"' in page and 'data-action="confirm_payment"' not in page
     again = client.post(f"/o/payment/{payment['id']}/action/confirm_payment", data={"csrf_token": token(client)})
     assert again.status_code == 409
-    assert 'data-action-error="confirm_payment"' not in again.get_data(as_text=True)  # no longer offered...
+    assert 'data-action="confirm_payment"' not in again.get_data(as_text=True)  # no longer offered...
     assert "待确认" in again.get_data(as_text=True)  # ...but the refusal names the state it needs
+    assert re.findall(r'data-action-error="confirm_payment">(.*?)</p>', again.get_data(as_text=True)) == [
+        "确认回款：payment 1 当前为“已确认 confirmed”：confirm_payment 只适用于状态为 待确认 pending 的payment"]
 
 
 def test_a_form_cannot_move_the_state_or_change_what_it_locks(app, people, platform, order):

@@ -532,3 +532,29 @@ def test_bad_list_parameters_are_a_400_page(client, users):
         assert response.status_code == 400, query
         assert "请求无效" in response.text
     assert client.get("/o/nothing").status_code == 404
+
+
+def test_record_page_puts_state_actions_timeline_and_comments_before_the_fields(client, platform, users):
+    """The header holds the title, the state and only the actions the rep may run now; the timeline and the comments
+    come before the field sections, a section whose fields are all empty is one folded line that opens on click."""
+    theirs = lead(platform, users["wang"], "张三", company="星辰科技")
+    login(client, "wang")
+    page = client.get(f"/o/lead/{theirs}").text
+    parts = re.findall(r'<(?:section|details|header|ol) class="([\w -]+)"', page.split("<main", 1)[1])
+    assert parts == ["page-head record-head", "action-dialog", "state-path", "follow-ups", "comments",
+                     "record-section", "record-section empty-section", "record-section", "record-section empty-section",
+                     "record-section"]
+    head = re.search(r'<header class="page-head record-head">.*?</header>', page, re.S).group(0)
+    assert '<h1>张三</h1>\n      <span class="state-badge" data-state="pending">待处理</span>' in head
+    assert re.findall(r'data-action="(\w+)"', head) == ["convert", "check_duplicates", "return", "invalidate"]
+    folded = re.findall(r'<details class="record-section empty-section" data-section="\d+">\s*<summary>(.*?)</summary>',
+                        page, re.S)
+    assert folded == ['<h2>线索信息</h2> <span class="count">未填写</span>',
+                      '<h2>转换信息</h2> <span class="count">未填写</span>']
+    assert "<dt>公司名称</dt><dd>星辰科技</dd>" in page  # its section holds a value: open
+
+    platform.records.update("lead", theirs, {"status": "invalid", "invalid_reason": "空号"}, version=None, system=True)
+    head = re.search(r'<header class="page-head record-head">.*?</header>', client.get(f"/o/lead/{theirs}").text,
+                     re.S).group(0)
+    assert '<span class="state-badge" data-state="invalid">无效</span>' in head
+    assert "convert" not in re.findall(r'data-action="(\w+)"', head)  # nothing to convert any more

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -139,6 +140,14 @@ def test_the_account_s_rep_and_their_manager_see_what_the_partner_orders(app, ap
     login(client, "partner", PASSWORD)
     page = client.get(f"/o/sales_order/{world['order']}").get_data(as_text=True)
     assert f"#{people['rep']}" not in page  # the owner, a user the partner may not read: a dash, not an id
+    # the approval panel names no user either: the submitter and each approver a dash, each step by its label
+    panel = page.split('<section class="approvals" id="approvals">', 1)[1].split("</section>", 1)[0]
+    people_named = [platform.records.get("user", people[who])["display_name"] for who in people if who in (
+        "rep", "boss", "oadmin", "finance", "warehouse")]
+    assert [name for name in people_named if name in panel] == []
+    assert re.findall(r'<span class="meta">(.*?)</span>', panel) == [
+        "— 提交于 2026-12-07 09:00 · 结束于 2026-12-07 09:00"]
+    assert re.findall(r'<span class="who">(.*?)</span>', panel) == ["—", "—", "—"]
 
 
 def test_exports_and_reports_hold_the_partner_to_their_account(api, platform, world):

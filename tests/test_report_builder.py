@@ -243,12 +243,18 @@ BUILT = {"object": "lead", "name": "campaign_amounts", "label_zh": "活动金额
          "m0_function": "count", "m0_field": "", "m0_key": "", "m0_label": "",
          "m1_function": "sum", "m1_field": "converted_opportunity.amount", "m1_key": "", "m1_label": "金额",
          "m2_function": "", "m2_field": "", "m2_key": "", "m2_label": "",
-         "f0_field": "status", "f0_op": "in", "f0_value": "pending,converted", "f1_field": "", "f1_op": "eq",
+         "f0_field": "status", "f0_op": "in", "f0_value": ["pending", "converted"], "f1_field": "", "f1_op": "eq",
          "f1_value": "", "r0_field": "created_at", "r1_field": "",
          "description_zh": "各市场活动的线索与转化商机金额",
          "description_en": "Leads and converted amounts by campaign",
-         "scene": "all", "sort": "-count", "limit": "", "totals": "true",
+         "scene": "all", "s0_key": "count", "s0_dir": "desc", "s1_key": "", "s1_dir": "asc", "limit": "",
+         "totals": "true",
          "chart_type": "bar", "chart_dimension": "", "chart_measures": ""}
+
+
+def options(select: str) -> list[tuple[str, str, str]]:
+    """A select's options as (value, " selected" or "", label)."""
+    return re.findall(r'<option value="([^"]*)"( selected)?>(.*?)</option>', select)
 
 
 def cells(page: str) -> list[list[str]]:
@@ -294,7 +300,22 @@ def test_the_builder_runs_saves_edits_and_deletes(client, platform):
     edit = client.get("/reports/campaign_amounts/edit").get_data(as_text=True)
     assert '<option value="campaign.name" selected>市场活动 › 活动名称</option>' in edit
     assert '<option value="in" selected>等于其中之一（逗号分隔）</option>' in edit
-    assert 'name="f0_value" value="pending,converted"' in edit
+    # the filter's values by label, several chosen for "one of", the codes posted
+    value = re.search(r'<select name="f0_value"[^>]*>(.*?)</select>', edit, re.S)
+    assert 'multiple' in value.group(0).split(">")[0]
+    assert options(value.group(1)) == [("unassigned", "", "未分配"), ("pending", " selected", "待处理"),
+                                       ("following", "", "跟进中"), ("converted", " selected", "已转换"),
+                                       ("invalid", "", "无效"), ("voided", "", "作废")]
+    # sort and chart settings by the columns' labels, keyed as the definition keys them
+    columns = [("campaign_name", "", "市场活动 › 活动名称"), ("count", "", "计数"),
+               ("sum_converted_opportunity_amount", "", "金额")]
+    sort = re.search(r'<select id="b-sort-0" name="s0_key" data-columns="all">(.*?)</select>', edit, re.S).group(1)
+    assert options(sort) == [("", "", "—"), *[(k, " selected" if k == "count" else "", v) for k, _, v in columns]]
+    assert '<option value="desc" selected>降序</option>' in edit
+    drawn = re.search(r'<select id="b-chart-dimension" [^>]*>(.*?)</select>', edit, re.S).group(1)
+    assert options(drawn) == [("", "", "第一个维度"), columns[0]]
+    measured = re.search(r'<select id="b-chart-measures" [^>]*multiple>(.*?)</select>', edit, re.S).group(1)
+    assert options(measured) == [("count", " selected", "计数"), columns[2]]
     assert '<option value="created_at" selected>销售线索 › 创建时间</option>' in edit  # the run-time filter
     assert 'name="m1_key" value="sum_converted_opportunity_amount"' in edit
     client.post("/reports/campaign_amounts/edit", data={**BUILT, "csrf_token": csrf, "do": "save",
@@ -493,9 +514,24 @@ def test_the_builder_offers_fields_by_label_and_operators_in_words(client):
         ("eq", "等于"), ("ne", "不等于"), ("in", "等于其中之一（逗号分隔）"), ("gt", "大于"), ("gte", "大于等于"),
         ("lt", "小于"), ("lte", "小于等于"), ("contains", "包含"), ("empty", "为空"), ("not_empty", "不为空")]
     assert "__gte" not in page
+    # a filter on a field with labelled values (a picklist, stage, state) or a reference offers them by label
+    filter_picker = re.search(r'<select name="f0_field".*?</select>', page, re.S).group(0)
+    assert '<option value="status" data-values="lead.status">销售线索 › 线索状态</option>' in filter_picker
+    assert '<option value="owner" data-values="user">销售线索 › 负责人</option>' in filter_picker
+    assert '<option value="converted_opportunity.stage" data-values="opportunity.stage">' in filter_picker
+    assert "data-values" not in picker  # a dimension takes no value
+    sets = dict(re.findall(r'<template data-value-set="([\w.]+)">(.*?)</template>', page))
+    assert options(sets["lead.status"]) == [("unassigned", "", "未分配"), ("pending", "", "待处理"),
+                                            ("following", "", "跟进中"), ("converted", "", "已转换"),
+                                            ("invalid", "", "无效"), ("voided", "", "作废")]
+    assert ("2", "", "李一") in options(sets["user"])  # the users the viewer may read, by name, stored by id
+    assert [label for _, _, label in options(sets["user"])] == ["张二", "李一", "王经理", "赵三"]
+    assert options(sets["opportunity.stage"])[:2] == [("intent", "", "确认客户意向"), ("initiation", "", "引导立项")]
     client.get("/lang/en")
     page = client.get("/reports/new?object=lead").get_data(as_text=True)
     assert '<option value="campaign.name">Campaign › Name</option>' in page
+    sets = dict(re.findall(r'<template data-value-set="([\w.]+)">(.*?)</template>', page))
+    assert options(sets["lead.status"])[:2] == [("unassigned", "", "Unassigned"), ("pending", "", "Pending")]
     assert re.search(r'<option value="gte" ?>at least</option>', page)
 
 

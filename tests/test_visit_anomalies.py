@@ -16,6 +16,7 @@ rep2's visit at 云图科技, checked in 1,099 m north (out of range: only rep2 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -171,6 +172,13 @@ def test_the_managers_page_lists_them_with_the_map(app, api, day, people):  # no
     assert page.count('<tr id="anomaly-') == 5
     assert page.count('<circle class="check-in out"') == 2 and page.count('<circle class="tolerance"') == 5
     assert "异常拜访" in page and "超出范围" in page and "未签退" in page and "时长过短" in page
+    # on a phone each row is a card (table.records.cards): the visit's title on top, each value after its label
+    assert '<table class="records cards anomalies">' in page
+    row = re.search(r'<tr id="anomaly-\d+".*?</tr>', page, re.S).group(0)
+    assert re.findall(r'<td([^>]*)>', row) == [
+        ' class="numbers n" data-label="#"', ' class="title"', ' data-label="客户"', ' data-label="负责人"',
+        ' data-label="计划拜访时间"', ' data-label="签到时间"', ' class="numbers" data-label="签到距离（米）"',
+        ' class="numbers" data-label="拜访时长（分钟）"', ' data-label="异常"', ' class="row-actions"']
     one = client.get(f"/o/visit/anomalies?start=2026-12-07&end=2026-12-08&record={day['far']}&lang=en")
     html = one.get_data(as_text=True)
     assert html.count('<tr id="anomaly-') == 1 and html.count('<circle class="tolerance"') == 1

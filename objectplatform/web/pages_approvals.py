@@ -55,7 +55,13 @@ def refusal(e: ValidationFailed | Forbidden | Conflict, deciding: str | None = N
 
 
 def shown(approval: Mapping[str, Any], can_withdraw: bool) -> dict:
-    """One approval as the panel shows it."""
+    """One approval as the panel shows it; its people by name only to a viewer who may read users (a partner sees a
+    dash, as for any reference to an object they may not read, and each step by its label)."""
+    named = g.access.can("user", "read")
+
+    def person(name: str | None) -> str:
+        return (name or "") if named else "—"
+
     steps = []
     for step in approval["steps"]:
         current = approval["status"] == "pending" and step["name"] == approval.get("current_step")
@@ -63,14 +69,14 @@ def shown(approval: Mapping[str, Any], can_withdraw: bool) -> dict:
             "name": step["name"], "label": _label(step["label"]), "status": step["status"], "current": current,
             "status_label": text(f"approval.step.{step['status']}", g.lang),
             "mode": text(f"approval.mode.{step['mode']}", g.lang),
-            "approvers": [{"name": a["name"], "decision": a["decision"],
+            "approvers": [{"name": person(a["name"]), "decision": a["decision"],
                            "decision_label": text(f"approval.decision.{a['decision'] or 'none'}", g.lang),
                            "at": _when(a["decided_at"]), "comment": a["comment"] or ""}
                           for a in step["approvers"]],
         })
     return {"id": approval["id"], "label": _label(approval["label"]), "status": approval["status"],
             "status_label": text(f"approval.status.{approval['status']}", g.lang),
-            "submitter": approval.get("submitter_name") or "", "comment": approval.get("comment") or "",
+            "submitter": person(approval.get("submitter_name")), "comment": approval.get("comment") or "",
             "end_comment": (approval.get("end_comment") or "") if approval["status"] == "withdrawn" else "",
             "started": _when(approval["started_at"]), "ended": _when(approval.get("ended_at")), "steps": steps,
             "can_decide": bool(approval.get("can_decide")),

@@ -39,7 +39,7 @@ def check_in_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str
     forms = [{"name": name, "label": available[name].label.get(g.lang), "evaluation": name == config.check_out
               and co_visitor, "url": url_for("pages.run_one", obj=obj.name, id=record["id"], name=name)}
              for name in (config.check_in, config.check_out) if name in available]
-    return {"template": "pages/_check_in.html", "tolerance": f"{config.tolerance_m:g}",
+    return {"template": "pages/_check_in.html", "wide": True, "tolerance": f"{config.tolerance_m:g}",
             "refuses": config.out_of_range == "refuse", "distance": record.get(config.distance_field),
             "valid": record.get(config.valid_field), "duration": record.get(config.duration_field),
             "forms": forms, "route_url": _route_url(obj, record.get(config.planned_field)),

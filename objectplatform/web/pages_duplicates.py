@@ -35,7 +35,7 @@ def duplicates_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[s
              "owner": m["owner"]["title"] if m["owner"] else None,
              "pool": m["pool"]["title"] if m.get("pool") else None} for m in matches]
     pool_def = get_platform().metadata.objects[POOL.config_of(obj).pool_object] if POOL.declared_by(obj) else None
-    return {"template": "pages/_duplicates.html", "rows": rows,
+    return {"template": "pages/_duplicates.html", "wide": True, "rows": rows,
             "pool_label": object_label(pool_def, g.lang) if pool_def else None}
 
 

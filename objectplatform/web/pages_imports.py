@@ -38,7 +38,7 @@ def import_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, 
     found = importers(obj)
     if not found:
         return None
-    return {"template": "pages/_import_panel.html", "error": state.get("import_error"),
+    return {"template": "pages/_import_panel.html", "wide": True, "error": state.get("import_error"),
             "forms": [{"label": object_label(other, g.lang, plural=True), "field": field,
                        "action": url_for("pages.start_import", obj=obj.name, id=record["id"], target=other.name,
                                          field=field)} for other, field in found]}

@@ -31,9 +31,10 @@ PRINTED_LINES = 500  # an order's lines on paper: all of them, within reason
 @dataclass
 class RecordExtensions:
     """The record page's extension points, held by each web app (`create_app` fills them, in order):
-    `panels` shown under its details (each `panel(obj, record, state)` returns a dict with a `template` to
-    include, or None); `dialogs`, actions that open their own dialog instead of the generic parameter form
-    (`dialog(obj, record)` returns its URL, or None); `after_create`, called with (obj, record) after the
+    `panels` shown above its field sections (each `panel(obj, record, state)` returns a dict with a `template`
+    to include, or None; `wide: True` puts it across the page under the header, as the sales path, the others go
+    beside the fields, as the timeline); `dialogs`, actions that open their own dialog instead of the generic
+    parameter form (`dialog(obj, record)` returns its URL, or None); `after_create`, called with (obj, record) after the
     create form saved a record, before the redirect to its page (e.g. to flash a notice about it);
     `refuses_new`, each `refuses(obj, record, other)` true when a new record of `other` pointing at the record
     would only be refused now (its related list then offers no "new" link)."""
@@ -73,16 +74,19 @@ def _sections(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict]:
         sections.append({"label": text("record.other", g.lang), "columns": 2, "names": rest})
     for section in sections:
         display.want(obj, [record], section["names"])
+    sections = [s for s in sections if s["names"]]
     for section in sections:
         section["items"] = [(field_label(obj, n, g.lang), display.html(obj, n, record.get(n), record["id"]))
                             for n in section["names"]]
+        section["empty"] = all(record.get(n) in (None, "", []) for n in section["names"])
     return sections
 
 
 def _related(obj: ObjectDef, record: Mapping[str, Any], types: tuple[str, ...] = ("lookup", "master_detail"),
              size: int = RELATED_SIZE) -> list[dict]:
     """Each object's records (the first `size`) whose field of `types` points at this record, in the user's
-    scope; no "new" where the record's state locks its lines (an approved order's products)."""
+    scope, the record's own lines (master_detail) first; no "new" where the record's state locks its lines (an
+    approved order's products)."""
     record_id = record["id"]
     platform = get_platform()
     display = page_display()
@@ -108,6 +112,7 @@ def _related(obj: ObjectDef, record: Mapping[str, Any], types: tuple[str, ...] =
                           "can_create": g.access.can(other.name, "create") and not f.read_only
                           and not (f.type == "master_detail" and locked_for(g.access, obj, record, other.name))
                           and not any(refuses(obj, record, other.name) for refuses in record_extensions().refuses_new)})
+    found.sort(key=lambda item: item["object"].fields[item["field"]].type != "master_detail")
     for item in found:
         other = item["object"]
         item["headers"] = [field_label(other, c, g.lang) for c in item["columns"]]
@@ -157,6 +162,8 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
     current = platform.records.get(obj, id, where=scope(obj), seen_by=g.access)
     tab = request.args.get("tab", "details") if not state else "details"
     display = page_display()
+    lifecycle = _lifecycle_path(definition, current)
+    actions = _record_actions(definition, current, state)
     context = {"sections": [], "related": [], "history": [], "panels": []}
     if tab == "history":
         context["history"] = _history(definition, current["id"])
@@ -169,7 +176,8 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
     return render_template(
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),
-        actions=_record_actions(definition, current, state), lifecycle=_lifecycle_path(definition, current),
+        actions=actions, refused=_refused(definition, actions, state), lifecycle=lifecycle,
+        state_badge=next((s for s in lifecycle or () if s["state"] == "current"), None),
         can_edit=_may(obj, current["id"], "edit"), can_delete=deletable(obj) and _may(obj, current["id"], "delete"),
         **context,
     ), status
@@ -235,6 +243,17 @@ def _record_actions(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[st
             "open": mine, "error": failed.get("message") if mine else None,
         })
     return found
+
+
+def _refused(obj: ObjectDef, actions: list[dict], state: Mapping[str, Any]) -> dict | None:
+    """A refused action the record no longer offers (its state moved on): its refusal, said under the header."""
+    failed = state.get("action") or {}
+    if not failed or any(a["name"] == failed["name"] for a in actions):
+        return None
+    action = actions_service(get_platform()).get(obj.name, failed["name"])
+    messages = [failed.get("message")] + [m for ms in (failed.get("fields") or {}).values() for m in ms]
+    return {"name": action.name, "label": action.label.get(g.lang),
+            "message": "; ".join(error_text(m, g.lang) if not isinstance(m, str) else m for m in messages if m)}
 
 
 def _lifecycle_path(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict] | None:

@@ -17,24 +17,27 @@ from flask import flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from objectplatform.metadata import plain
-from objectplatform.runtime.errors import ValidationFailed
+from objectplatform.runtime.errors import BadRequest, ValidationFailed
 from objectplatform.runtime.reports import charts, personal, run_report
 from objectplatform.runtime.reports.buckets import BUCKETS
 from objectplatform.runtime.reports.filters import DATE_RANGES, split
-from objectplatform.runtime.reports.paths import field_type
+from objectplatform.runtime.reports.paths import field_type, resolve
 from objectplatform.runtime.reports.run import SCENES
 from objectplatform.runtime.storage.tables import REFERENCE_TYPES
+from objectplatform.runtime.value_labels import value_labels
 
 from .api_reports import yaml_file
 from .current import get_platform
 from .i18n import text
-from .pages_base import bp
+from .pages_base import bp, page_display
 from .pages_reports import result_table
 from .pages_view import NUMERIC
 
 FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max")
 SYSTEM = ("owner", "created_by", "created_at", "updated_by", "updated_at")
 BLANK_ROWS = 2  # empty rows offered after the filled ones
+SORT_ROWS = 2  # the sort keys offered: the first breaks ties of none, the second those of the first
+REFERENCE_CHOICES = 200  # a reference filter offers the referenced records by title up to this many, else takes ids
 UNNAMED = {"name": "unsaved", "label": {"zh": "未保存的报表", "en": "Unsaved report"}}
 # a fixed filter's operators as the builder offers them, in words; `empty` and `not_empty` are `isnull`
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "empty", "not_empty")
@@ -100,14 +103,22 @@ def _builder(editing: personal.PersonalReport | None):
         data = {"object": obj, "measures": [{"key": "count", "function": "count"}]}
     obj = data.get("object") if data.get("object") in platform.metadata.objects else ""
     paths = path_choices(platform, obj, g.lang) if obj else []
+    value_of, value_sets = value_choices(platform, obj, paths) if obj else ({}, {})
+    functions = [(f, text(f"reports.function.{f}", g.lang)) for f in FUNCTIONS]
+    buckets = [(b, text(f"reports.bucket.{b}", g.lang)) for b in BUCKETS]
+    form = form_from(data)
+    dimensions, measures = column_choices(form, dict(c for _, choices in paths for c in choices), dict(buckets),
+                                          dict(functions))
     return render_template(
-        "pages/report_builder.html", editing=editing, form=form_from(data), errors_at=_errors_at(errors),
+        "pages/report_builder.html", editing=editing, form=form, errors_at=_errors_at(errors),
         objects=[(o.name, o.label.get(g.lang)) for o in readable],
         paths=paths, known_paths={path for _, choices in paths for path, _ in choices},
-        functions=[(f, text(f"reports.function.{f}", g.lang)) for f in FUNCTIONS],
+        value_of=value_of, value_sets=value_sets, dimension_columns=dimensions, measure_columns=measures,
+        directions=[("asc", text("reports.sort_asc", g.lang)), ("desc", text("reports.sort_desc", g.lang))],
+        functions=functions,
         operators=[(o, text(f"reports.operator.{o}", g.lang)) for o in OPERATORS],
         ranges=[(r, text(f"reports.range.{r}", g.lang)) for r in DATE_RANGES],
-        buckets=[(b, text(f"reports.bucket.{b}", g.lang)) for b in BUCKETS],
+        buckets=buckets,
         chart_types=[(c, text(f"reports.chart.{c}", g.lang)) for c in charts.CHARTS],
         scenes=[(s, text(f"reports.scene.{s}", g.lang)) for s in SCENES],
         title=text("reports.builder", g.lang), **_preview(result, errors))
@@ -162,7 +173,9 @@ def definition_from(form: Mapping[str, str]) -> dict[str, Any]:
         data["runtime_filters"] = [{"field": f} for f in runtime if f]
     if form.get("scene"):
         data["scene"] = form["scene"]
-    if sort := _list(form.get("sort", "")):
+    sort = [("-" if form.get(f"s{i}_dir") == "desc" else "") + key
+            for i in _rows(form, "s") if (key := form.get(f"s{i}_key", "").strip())]
+    if sort:
         data["sort"] = sort
     limit = form.get("limit", "").strip()
     if limit:
@@ -172,7 +185,7 @@ def definition_from(form: Mapping[str, str]) -> dict[str, Any]:
         chart: dict[str, Any] = {"type": form["chart_type"]}
         if form.get("chart_dimension", "").strip():
             chart["dimension"] = form["chart_dimension"].strip()
-        chart["measures"] = _list(form.get("chart_measures", "")) or [m["key"] for m in measures[:1]]
+        chart["measures"] = _all(form, "chart_measures") or [m["key"] for m in measures[:1]]
         data["chart"] = chart
     return data
 
@@ -209,17 +222,24 @@ def _measure(form: Mapping[str, str], i: int) -> dict[str, Any] | None:
 
 
 def _filter(form: Mapping[str, str], i: int) -> tuple[str, Any] | None:
-    """A fixed filter row (field, operator in words, value) as the template's `path__op: value`."""
+    """A fixed filter row (field, operator in words, value) as the template's `path__op: value`; the values chosen
+    by label (several for "one of") are their stored codes, joined by commas as one would type them."""
     path, op = form.get(f"f{i}_field", "").strip(), form.get(f"f{i}_op", "eq")
     if not path:
         return None
     if op in ("empty", "not_empty"):
         return f"{path}__isnull", op == "empty"
-    return (path if op == "eq" else f"{path}__{op}"), _value(form.get(f"f{i}_value", ""))
+    values = [v for v in _all(form, f"f{i}_value", split_commas=False) if v.strip()]
+    value = ",".join(v.strip() for v in values) if len(values) > 1 else (values[0] if values else "")
+    return (path if op == "eq" else f"{path}__{op}"), _value(value)
 
 
-def _list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+def _all(form: Mapping[str, str], name: str, split_commas: bool = True) -> list[str]:
+    """Every value the form posts under `name` (a multiple select's), each split at commas unless told not to."""
+    posted = form.getlist(name) if hasattr(form, "getlist") else [form.get(name, "")]
+    if not split_commas:
+        return posted
+    return [part.strip() for value in posted for part in value.split(",") if part.strip()]
 
 
 def _value(raw: str) -> Any:
@@ -242,7 +262,9 @@ def form_from(data: Mapping[str, Any]) -> dict[str, Any]:
                  "label": (m.get("label") or {}).get(g.lang, "")}
                 for m in data.get("measures", ()) if isinstance(m, Mapping)]
     filters = [_filter_row(name, value) for name, value in (data.get("filters") or {}).items()]
-    blank_filter = {"field": "", "op": "eq", "value": ""}
+    blank_filter = {"field": "", "op": "eq", "value": "", "chosen": []}
+    sort = [{"key": str(k).lstrip("-"), "dir": "desc" if str(k).startswith("-") else "asc"}
+            for k in data.get("sort", ()) if str(k).strip("-")]
     chart = data.get("chart") or {}
     column = data.get("columns")
     return {
@@ -255,10 +277,11 @@ def form_from(data: Mapping[str, Any]) -> dict[str, Any]:
         "filters": filters + [blank_filter] * BLANK_ROWS,
         "runtime_filters": [f.get("field", "") for f in data.get("runtime_filters", ()) if isinstance(f, Mapping)]
         + [""] * BLANK_ROWS,
-        "scene": data.get("scene", "all"), "sort": ", ".join(map(str, data.get("sort", ()))),
+        "scene": data.get("scene", "all"),
+        "sort": (sort + [{"key": "", "dir": "asc"}] * SORT_ROWS)[:max(SORT_ROWS, len(sort))],
         "limit": data.get("limit", ""), "totals": data.get("totals", True),
         "chart_type": chart.get("type", ""), "chart_dimension": chart.get("dimension", ""),
-        "chart_measures": ", ".join(map(str, chart.get("measures", ()))),
+        "chart_measures": [str(m) for m in chart.get("measures", ())],
     }
 
 
@@ -266,9 +289,12 @@ def _filter_row(name: str, value: Any) -> dict[str, str]:
     """A template's `path__op: value` as the builder's row: field, operator in words, value as typed."""
     path, op = split(name)
     if op == "isnull":
-        return {"field": path, "op": "empty" if str(value).lower() in ("true", "1") else "not_empty", "value": ""}
+        return {"field": path, "op": "empty" if str(value).lower() in ("true", "1") else "not_empty", "value": "",
+                "chosen": []}
     typed = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return {"field": path, "op": op, "value": typed}
+    chosen = [str(v) for v in value] if isinstance(value, list) else [v.strip() for v in str(value).split(",")] \
+        if op == "in" else [str(value)]
+    return {"field": path, "op": op, "value": typed, "chosen": [c for c in chosen if c]}
 
 
 def _errors_at(errors: Mapping[str, list[str]]):
@@ -316,3 +342,63 @@ def path_choices(platform, obj_name: str, lang: str) -> list[tuple[str, list[tup
                 groups.append((said, [(reverse, f"{said} › {text('reports.records', lang)}"),
                                       *fields_of(child.name, f"{reverse}.", said, numbers)]))
     return groups
+
+
+def value_choices(platform, obj_name: str, paths) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """The values a filter on each offered path is chosen from by label, stored as codes: {path: its set} and
+    {set: [(stored value, label)]}. A picklist's options, a sales process's, stage's or task's keys (one set per
+    field), and the records a reference points at by title when the viewer may read at most REFERENCE_CHOICES of
+    them (one set per object); any other path's value is typed."""
+    metadata, display = platform.metadata, page_display()
+    value_of: dict[str, str] = {}
+    sets: dict[str, list[tuple[str, str]] | None] = {}
+    for _, choices in paths:
+        for path, _label in choices:
+            try:
+                found = resolve(metadata, obj_name, path)
+            except BadRequest:
+                continue
+            if found.fans_out:
+                continue
+            if found.type in REFERENCE_TYPES and found.target in metadata.objects:
+                name = found.target
+                if name not in sets:
+                    sets[name] = _records_by_title(display, name)
+            else:
+                name = f"{found.object}.{found.field}"
+                if name not in sets:
+                    labels = value_labels(metadata, metadata.objects[found.object], found.field)
+                    sets[name] = [(value, label.get(g.lang)) for value, label in labels.items()] or None
+            if sets[name]:
+                value_of[path] = name
+    return value_of, {name: values for name, values in sets.items() if values}
+
+
+def _records_by_title(display, obj_name: str) -> list[tuple[str, str]] | None:
+    """(id, title) of the records of `obj_name` the viewer may read, by title; None when they may read none or more
+    than REFERENCE_CHOICES."""
+    titles = display.titles_to_choose(obj_name, REFERENCE_CHOICES + 1)
+    if not titles or len(titles) > REFERENCE_CHOICES:
+        return None
+    return sorted(titles.items(), key=lambda pair: pair[1])
+
+
+def column_choices(form: Mapping[str, Any], path_labels: Mapping[str, str], buckets: Mapping[str, str],
+                   functions: Mapping[str, str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The report's columns as the sort and chart settings offer them, (key, label): its dimensions (the column
+    dimension last) and its measures, keyed as definition_from keys them (the page's script does the same as the
+    rows change)."""
+    dimensions = []
+    for d in [*form["dimensions"], form["column"]]:
+        if d["field"]:
+            key = d["key"] or _key(d["field"] + (f"_{d['bucket']}" if d["bucket"] else ""))
+            said = path_labels.get(d["field"], d["field"])
+            dimensions.append((key, f"{said} ({buckets[d['bucket']]})" if d["bucket"] in buckets else said))
+    measures = []
+    for m in form["measures"]:
+        if m["function"]:
+            key = m["key"] or (_key(f"{m['function']}_{m['field']}") if m["field"] else m["function"])
+            said = functions.get(m["function"], m["function"])
+            measures.append((key, m["label"] or (f"{said} · {path_labels.get(m['field'], m['field'])}" if m["field"]
+                                                  else said)))
+    return dimensions, measures

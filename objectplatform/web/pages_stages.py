@@ -76,7 +76,7 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
     pending = found.stage(record.get(f.pending_stage))
     return {
         "approval_link": pending_approval_link(obj.name, record["id"]) if pending else None,
-        "template": "pages/_stages.html", "process": found.label.get(lang),
+        "template": "pages/_stages.html", "wide": True, "process": found.label.get(lang),
         "path": path, "status": status, "is_open": is_open,
         "status_label": page_display().text(obj, config.status_field, status),
         "stage": current.label.get(lang) if current else "", "tasks": tasks, "missing": missing,

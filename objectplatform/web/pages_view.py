@@ -105,11 +105,18 @@ class Display:
             for obj_name, ids in wanted.items():
                 self._titles.setdefault(obj_name, {}).update(self._fetch_titles(obj_name, ids))
 
-    def _fetch_titles(self, obj_name: str, ids: set[str]) -> dict[str, str]:
-        """{id: title} of the records of `obj_name` the user may read (others keep their id as title)."""
+    def titles_to_choose(self, obj_name: str, limit: int) -> dict[str, str]:
+        """{id: title} of the first `limit` records (by id) of `obj_name` the user may read, to choose from."""
+        titles = self._fetch_titles(obj_name, None, limit)
+        self._titles.setdefault(obj_name, {}).update(titles)
+        return titles
+
+    def _fetch_titles(self, obj_name: str, ids: set[str] | None, limit: int | None = None) -> dict[str, str]:
+        """{id: title} of the records of `obj_name` the user may read (others keep their id as title): those of
+        `ids`, or (None) the first `limit` by id."""
         obj = self.metadata.objects.get(obj_name)
-        numeric = sorted(int(i) for i in ids if i.isascii() and i.isdigit())
-        if obj is None or not numeric or not self.access.can(obj_name, "read"):
+        numeric = None if ids is None else sorted(int(i) for i in ids if i.isascii() and i.isdigit())
+        if obj is None or numeric == [] or not self.access.can(obj_name, "read"):
             return {}
         ot = self.platform.schema[obj_name]
         title = obj.title_field if obj.title_field in ot.columns else "id"
@@ -118,7 +125,8 @@ class Display:
         where = self.access.scope(obj_name, ot.table)
         shown = ot.column(title) if title == "id" else self.platform.records.mask(obj_name, self.access).column(
             ot.table, title, ot.column(title))  # a title hidden from the user reads as empty: "#id"
-        stmt = sa.select(ot.table.c.id, shown).where(ot.table.c.id.in_(numeric))
+        stmt = sa.select(ot.table.c.id, shown)
+        stmt = stmt.order_by(ot.table.c.id).limit(limit) if numeric is None else stmt.where(ot.table.c.id.in_(numeric))
         if where is not None:
             stmt = stmt.where(where)
         with reading(self.platform.engine) as conn:

@@ -415,6 +415,91 @@
     });
   }
 
+  /* ------------------------------------------------------------------ the report builder's values and columns */
+
+  // A filter row's value is chosen by label from its field's values (a picklist's, stage's, state's, the users')
+  // when the field has such values (its option's data-values names a <template data-value-set>), several for
+  // "one of"; typed otherwise. The form posts the stored values.
+  function setupFilterValues(form) {
+    function refresh(row) {
+      var field = row.querySelector("select.field-picker"), op = row.querySelector("select[name$=_op]");
+      var current = row.querySelector("[data-filter-value] [name$=_value]");
+      var option = field.options[field.selectedIndex], set = option && option.dataset.values;
+      var template = set && form.querySelector('template[data-value-set="' + set + '"]');
+      var chosen = current.tagName === "SELECT"
+        ? Array.prototype.map.call(current.selectedOptions, function (o) { return o.value; })
+        : current.value.split(",").map(function (v) { return v.trim(); });
+      var control;
+      if (template) {
+        control = document.createElement("select");
+        control.multiple = op.value === "in";
+        if (!control.multiple) control.append(new Option("—", ""));
+        control.append(template.content.cloneNode(true));
+        Array.prototype.forEach.call(control.options, function (o) { o.selected = chosen.indexOf(o.value) >= 0; });
+      } else if (current.tagName === "SELECT") {
+        control = document.createElement("input");  // the codes of the field before mean nothing here
+        control.type = "text";
+        control.setAttribute("list", "report-date-ranges");
+      } else {
+        return;
+      }
+      control.name = current.name;
+      control.setAttribute("aria-label", current.getAttribute("aria-label"));
+      current.replaceWith(control);
+    }
+    form.querySelectorAll("tr[data-filter-row]").forEach(function (row) {
+      row.querySelector("select.field-picker").addEventListener("change", function () { refresh(row); });
+      row.querySelector("select[name$=_op]").addEventListener("change", function () { refresh(row); });
+    });
+  }
+
+  // The sort and chart settings offer the report's columns by label (select[data-columns]): its dimensions and
+  // measures as the rows above make them, keyed as the server keys them, refreshed as the rows change.
+  function setupColumns(form) {
+    function key(text) { return text.toLowerCase().replace(/[^a-z0-9_]+/g, "_").replace(/^_+|_+$/g, ""); }
+    function said(select) {
+      var o = select && select.options[select.selectedIndex];
+      return o && o.value ? o.textContent : "";
+    }
+    function value(name) { var e = form.elements[name]; return e ? e.value.trim() : ""; }
+    function columns() {
+      var dimensions = [], measures = [];
+      var rows = [];
+      for (var d = 0; form.elements["d" + d + "_field"]; d++) rows.push("d" + d + "_");
+      rows.concat(["col_"]).forEach(function (p) {
+        var field = value(p + "field"), bucket = value(p + "bucket");
+        if (!field) return;
+        var label = said(form.elements[p + "field"]);
+        dimensions.push([value(p + "key") || key(field + (bucket ? "_" + bucket : "")),
+                         bucket ? label + " (" + said(form.elements[p + "bucket"]) + ")" : label]);
+      });
+      for (var i = 0; form.elements["m" + i + "_function"]; i++) {
+        var fn = value("m" + i + "_function"), field = value("m" + i + "_field");
+        if (!fn) continue;
+        var named = said(form.elements["m" + i + "_function"]);
+        measures.push([value("m" + i + "_key") || (field ? key(fn + "_" + field) : fn),
+                       value("m" + i + "_label") || (field ? named + " · " + said(form.elements["m" + i + "_field"]) : named)]);
+      }
+      return { dimensions: dimensions, measures: measures, all: dimensions.concat(measures) };
+    }
+    function refresh(e) {
+      if (e && e.target.closest && e.target.closest("select[data-columns]")) return;
+      var found = columns();
+      form.querySelectorAll("select[data-columns]").forEach(function (select) {
+        var chosen = Array.prototype.map.call(select.selectedOptions, function (o) { return o.value; });
+        var blank = select.multiple ? null : select.options[0] && !select.options[0].value ? select.options[0] : null;
+        select.replaceChildren();
+        if (blank) select.append(blank);
+        found[select.dataset.columns].forEach(function (c) {
+          var o = new Option(c[1], c[0]);
+          o.selected = chosen.indexOf(c[0]) >= 0;
+          select.append(o);
+        });
+      });
+    }
+    form.addEventListener("change", refresh);
+  }
+
   /* ------------------------------------------------------------------ the report builder's live preview */
 
   // As the builder's form changes, it is sent as a preview (do=preview: the same run as the Run button) and the
@@ -456,6 +541,8 @@
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
     document.querySelectorAll("input[data-filter-reports]").forEach(setupReportFilter);
     document.querySelectorAll("select.field-picker").forEach(setupPicker);
+    document.querySelectorAll("form.builder").forEach(setupFilterValues);
+    document.querySelectorAll("form.builder").forEach(setupColumns);
     document.querySelectorAll("form[data-preview]").forEach(setupPreview);
     document.querySelectorAll(".import-progress").forEach(function (section) {
       if (["finished", "failed", "interrupted"].indexOf(section.dataset.status) < 0) watchJob(section);
