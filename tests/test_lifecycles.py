@@ -361,7 +361,7 @@ def test_the_record_page_offers_what_applies_and_shows_refusals_beside_it(app, p
     assert 'data-action="confirm_payment"' not in again.get_data(as_text=True)  # no longer offered...
     assert "待确认" in again.get_data(as_text=True)  # ...but the refusal names the state it needs
     assert re.findall(r'data-action-error="confirm_payment">(.*?)</p>', again.get_data(as_text=True)) == [
-        "确认回款：payment 1 当前为“已确认 confirmed”：confirm_payment 只适用于状态为 待确认 pending 的payment"]
+        "确认回款：回款 1 当前为“已确认”：确认回款只适用于状态为“待确认”的回款"]  # labels, never codes
 
 
 def test_a_form_cannot_move_the_state_or_change_what_it_locks(app, people, platform, order):

@@ -137,6 +137,12 @@ def said_label(zh: str, en: str) -> Message:
     return Message("object.label", "{label[en]}", label={"zh": zh, "en": en})
 
 
+def said_name(name: str, label) -> Message:
+    """A code the metadata labels (an object, a transition) as a param: the code in the English message (the API's,
+    which English pages say too), its Chinese label where a face speaks Chinese."""
+    return Message("name.label", "{name}", name=name, label={"zh": label.zh, "en": label.en})
+
+
 def said_list(items: Sequence[str]) -> str:
     """Several messages (at least one) as one, joined by each language's separator ("、" in Chinese)."""
     if len(items) == 1:

@@ -15,14 +15,31 @@ from objectplatform.metadata import Lifecycle, Metadata, ObjectDef, Transition
 from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
-from .errors import Conflict, Forbidden, Locked, Message, ValidationFailed
+from .errors import Conflict, Forbidden, Locked, Message, ValidationFailed, said_list, said_name
 from .fieldtypes.reference import record_id
 
 
 def state_label(obj: ObjectDef, value: Any) -> str:
-    """`已审批 approved`: a state as messages name it."""
+    """`已审批 approved`: a state as the API's English messages name it; a Chinese face says 已审批 alone."""
     option = obj.fields[obj.lifecycle.field].option(value) if value is not None else None
-    return f"{option.label.zh} {value}" if option else str(value)
+    if option is None:
+        return str(value)
+    return Message("lifecycle.state", "{label[zh]} {value}", value=value,
+                   label={"zh": option.label.zh, "en": option.label.en})
+
+
+def states_listed(obj: ObjectDef, values: Iterable[Any]) -> str:
+    """Several states as a message lists them (`待审批 submitted, 已审批 approved`), each face in its language."""
+    return said_list([state_label(obj, v) for v in values])
+
+
+def said_object(obj: ObjectDef) -> str:
+    return said_name(obj.name, obj.label)
+
+
+def said_transition(obj: ObjectDef, name: str) -> str:
+    transition = obj.lifecycle.transitions.get(name) if obj.lifecycle else None
+    return said_name(name, transition.label) if transition is not None and transition.label else name
 
 
 SET_BY_SYSTEM = Message("value.system_set", "is set by the system")
@@ -81,13 +98,13 @@ class Guard:
         value = record[lifecycle.field]
         if value not in lifecycle.initial:
             definition = self.metadata.objects[obj]
-            starts = listed(state_label(definition, v) for v in lifecycle.initial)
+            starts = states_listed(definition, lifecycle.initial)
             reached = [t.name for t in lifecycle.transitions.values() if t.to == value]
             how = Message("lifecycle.reached_by", "is reached by {transitions}",
                           transitions=listed(reached)) if reached else SET_BY_SYSTEM
             errors.setdefault(lifecycle.field, []).append(Message(
-                "lifecycle.initial_state", "a new {object} starts as {initial}; {state} {how}", object=obj,
-                initial=starts, state=state_label(definition, value), how=how))
+                "lifecycle.initial_state", "a new {object} starts as {initial}; {state} {how}",
+                object=said_object(definition), initial=starts, state=state_label(definition, value), how=how))
 
     def refuse_locked(self, conn: sa.Connection, access_of, obj: str, current: Mapping[str, Any],
                       names: Iterable[str], user: str | None) -> None:
@@ -105,8 +122,9 @@ class Guard:
         definition = self.metadata.objects[obj]
         label = state_label(definition, state.value)
         raise Locked(Message("lifecycle.locked", "{object} {id} is {state}: {fields} cannot be changed in this state",
-                             object=obj, id=current["id"], state=label, fields=listed(locked)),
-                     {name: [Message("lifecycle.field_locked", "locked while the {object} is {state}", object=obj,
+                             object=said_object(definition), id=current["id"], state=label, fields=listed(locked)),
+                     {name: [Message("lifecycle.field_locked", "locked while the {object} is {state}",
+                                     object=said_object(definition),
                                      state=label)] for name in locked})
 
     def refuse_locked_parent(self, conn: sa.Connection, schema, access_of, obj: str, record: Mapping[str, Any],
@@ -181,7 +199,7 @@ def refuse_role(obj: ObjectDef, name: str) -> None:
     """403 naming the roles that may run the transition."""
     roles = listed(obj.lifecycle.transitions[name].roles) or "none"
     raise Forbidden(Message("transition.role", "your roles do not allow {transition} on {object} (allowed: {roles})",
-                            transition=name, object=obj.name, roles=roles))
+                            transition=said_transition(obj, name), object=said_object(obj), roles=roles))
 
 
 def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any], at: datetime) -> None:
@@ -189,10 +207,10 @@ def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any], at: dat
     transition = obj.lifecycle.transitions[name]
     state = record.get(obj.lifecycle.field)
     if state not in transition.sources:
-        starts = listed(state_label(obj, v) for v in transition.sources)
         raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
-                               "a {object} that is {sources}", object=obj.name, id=record["id"],
-                               state=state_label(obj, state), transition=name, sources=starts))
+                               "a {object} that is {sources}", object=said_object(obj), id=record["id"],
+                               state=state_label(obj, state), transition=said_transition(obj, name),
+                               sources=states_listed(obj, transition.sources)))
     if not applies(obj, name, record, access.user_id, at):
         raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {condition}",
                                transition=name, object=obj.name, id=record["id"], condition=transition.condition))

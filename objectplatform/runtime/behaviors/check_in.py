@@ -314,10 +314,11 @@ def _logged(params: Mapping[str, Any]) -> dict:
 def _refuse_state(obj: ObjectDef, record: Mapping[str, Any], states: tuple, action: str) -> None:
     state = record.get(obj.lifecycle.field)
     if state not in states:
-        starts = lifecycles.listed(lifecycles.state_label(obj, v) for v in states if v)
         raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
-                               "a {object} that is {sources}", object=obj.name, id=record["id"],
-                               state=lifecycles.state_label(obj, state), transition=action, sources=starts))
+                               "a {object} that is {sources}", object=lifecycles.said_object(obj), id=record["id"],
+                               state=lifecycles.state_label(obj, state),
+                               transition=lifecycles.said_transition(obj, action),
+                               sources=lifecycles.states_listed(obj, [v for v in states if v])))
 
 
 def _co_visit_select(visit: Visit, conn) -> dict | None:
