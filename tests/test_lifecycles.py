@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from support import english
+from support import FixedClock, english
 from test_api import PASSWORD, Api
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
@@ -315,6 +316,71 @@ def test_a_bulk_transition_moves_the_records_together_and_reports_the_others(api
     status, body = api.post("/objects/payment/actions/resubmit", "rep", {"ids": [third["id"]]})
     assert (status, body) == (200, {"succeeded": [], "failed": [{"id": third["id"], "error": {
         "code": "not_found", "message": f"no payment with id {third['id']}"}}]})
+
+
+def test_a_bulk_confirmation_writes_what_confirming_one_by_one_writes(api, people, platform, order):
+    """Confirming in bulk is set-based (the values checked once, one UPDATE, the history in one INSERT, the order's
+    balances recounted in one query): the same history rows, balances on the order, notifications and closed to-dos
+    as confirming one at a time, at the same moment; a refused id is reported as one run refuses it and nothing of
+    it is written."""
+    approved(api, order)  # 180.00
+    platform.clock = FixedClock(datetime(2026, 12, 7, 2, 30, tzinfo=UTC))
+
+    def pay(amount: str) -> dict:
+        return api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": amount})[1]
+
+    alone, first, second, done = pay("10"), pay("20"), pay("30.50"), pay("40")
+    for one in (alone, done):
+        assert api.post(f"/objects/payment/records/{one['id']}/actions/confirm_payment", "finance", {})[0] == 200
+    assert platform.records.writes_alike("payment", {"status": "confirmed", "confirmed_by": people["finance"]})
+    kept = api.get(f"/objects/payment/records/{done['id']}", "finance")[1]
+    kept_history = api.get(f"/objects/payment/records/{done['id']}/history", "finance")[1]["items"]
+    status, body = api.post("/objects/payment/actions/confirm_payment", "finance",
+                            {"ids": [first["id"], done["id"], second["id"]]})
+    assert (status, body) == (200, {"succeeded": [first["id"], second["id"]], "failed": [{"id": done["id"], "error": {
+        "code": "conflict", "message": f"payment {done['id']} is 已确认 confirmed: confirm_payment applies only to "
+                                       "a payment that is 待确认 pending"}}]})
+
+    def confirmation(payment: dict) -> list[tuple]:
+        return [(h["change"], h["field"], h["old"], h["new"], h["user"], h["at"]) for h in api.get(
+            f"/objects/payment/records/{payment['id']}/history", "finance")[1]["items"] if h["change"] != "create"]
+
+    at = "2026-12-07T02:30:00+00:00"
+    expected = [("confirm_payment", "status", "pending", "confirmed", people["finance"], at),
+                ("confirm_payment", "confirmed_by", None, people["finance"], people["finance"], at),
+                ("confirm_payment", "confirmed_at", None, at, people["finance"], at)]
+    assert confirmation(alone) == confirmation(first) == confirmation(second) == expected
+    records = {p["id"]: api.get(f"/objects/payment/records/{p['id']}", "finance")[1] for p in (alone, first, second)}
+    assert {(r["status"], r["confirmed_by"], r["confirmed_at"], r["version"]) for r in records.values()} == {
+        ("confirmed", people["finance"], "2026-12-07T02:30:00+00:00", 2)}
+    assert api.get(f"/objects/payment/records/{done['id']}", "finance")[1] == kept  # the refused one: untouched
+    assert api.get(f"/objects/payment/records/{done['id']}/history", "finance")[1]["items"] == kept_history
+    sales_order = api.get(f"/objects/sales_order/records/{order['id']}", "rep")[1]
+    assert {k: sales_order[k] for k in ("confirmed_payment_amount", "pending_payment_amount",
+                                       "committed_payment_amount", "paid_amount", "outstanding_amount", "status")} == {
+        "confirmed_payment_amount": 100.5, "pending_payment_amount": 0.0, "committed_payment_amount": 100.5,
+        "paid_amount": 100.5, "outstanding_amount": 79.5, "status": "approved"}
+    assert sorted(n["title"] for n in api.get("/notifications", "rep")[1]["items"] if "已确认" in n["title"]) == sorted(
+        f"回款 {p['payment_no']} 已确认" for p in (alone, first, second, done))
+    assert [t["record_id"] for t in api.get("/todos", "finance")[1]["items"] if t["object"] == "payment"] == []
+
+
+def test_a_bulk_transition_runs_record_by_record_when_a_hook_needs_each_record(api, people, platform, order):
+    """A hook that does not say it may be skipped by a set-based write makes the bulk confirmation run it on each
+    record (the engine's own write path), with the same outcome."""
+    approve_as_the_system(platform, order)
+    ids = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": a})[1]["id"]
+           for a in ("10", "20")]
+    seen = []
+    with platform.registry.hooked("after_update", lambda ctx: seen.append((ctx.after["id"], ctx.after["status"])),
+                                  applies=lambda obj: obj.name == "payment"):
+        assert not platform.records.writes_alike("payment", {"status": "confirmed"})
+        status, body = api.post("/objects/payment/actions/confirm_payment", "finance", {"ids": [*ids, "999999"]})
+    assert (status, body) == (200, {"succeeded": ids, "failed": [{"id": "999999", "error": {
+        "code": "not_found", "message": "no payment with id 999999"}}]})
+    assert seen == [(ids[0], "confirmed"), (ids[1], "confirmed")]
+    sales_order = api.get(f"/objects/sales_order/records/{order['id']}", "rep")[1]
+    assert (sales_order["paid_amount"], sales_order["outstanding_amount"]) == (30.0, 150.0)
 
 
 # ------------------------------------------------------------------------------ an import

@@ -741,8 +741,10 @@ def register(registry) -> None:
     withdraw actions."""
     registry.hook("after_create", _on_create)
     registry.hook("after_create_many", _on_create_many)
-    registry.hook("after_update", _on_field_change)
-    registry.hook("before_update", lambda ctx: _guard(ctx, ctx.before))
+    registry.hook("after_update", _on_field_change, needed=lambda metadata, obj, values: any(
+        f.trigger.on == "field_change" and f.trigger.field in values for f in flows_of(metadata, obj.name)))
+    registry.hook("before_update", lambda ctx: _guard(ctx, ctx.before),
+                  needed=lambda metadata, obj, values: bool(_locks(metadata).get(obj.name)))
     registry.hook("before_create", lambda ctx: _guard(ctx, ctx.after))
     registry.hook("after_delete", lambda ctx: _guard(ctx, ctx.before))
     registry.hook("after_delete", _on_delete)

@@ -4,7 +4,7 @@ by the platform it was built for (`plugins.build_registry`), never by a module."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,11 +74,16 @@ class Registry:
         return name
 
     def hook(self, event: str, handler: Callable[[HookContext], None], *,
-             applies: Callable[[ObjectDef], bool] = lambda obj: True) -> Hook:
-        """Run `handler` on `event` (records/hooks.py says which) for every object `applies` accepts."""
+             applies: Callable[[ObjectDef], bool] = lambda obj: True,
+             reads: Callable[[ObjectDef], Iterable[str]] | None = None,
+             needed: Callable[[Metadata, ObjectDef, Mapping[str, Any]], bool] | None = None) -> Hook:
+        """Run `handler` on `event` (records/hooks.py says which) for every object `applies` accepts; an
+        after_rollup handler may say which fields of the object it `reads` (else it gets the whole record), a
+        before_update or after_update handler when a set-based write of the same values on many records `needed`
+        it (else it always does, and such a write runs record by record)."""
         if event not in EVENTS:
             raise ValueError(f"unknown hook event {event}; one of {', '.join(sorted(EVENTS))}")
-        hook = Hook(event, handler, applies)
+        hook = Hook(event, handler, applies, reads, needed)
         self.hooks.append(hook)
         return hook
 
@@ -105,7 +110,7 @@ class Registry:
         if behavior.actions is not None:
             self.action_provider(behavior.actions)
         for event, handler in behavior.hooks.items():
-            self.hook(event, handler, applies=behavior.applies or behavior.declared_by)
+            self.hook(event, handler, applies=behavior.applies or behavior.declared_by, needed=behavior.needed)
         if behavior.derived is not None:
             self.derived_values[behavior.name] = behavior.derived
         if behavior.moves_in_hooks:
@@ -149,6 +154,10 @@ class Registry:
         for _, action in self.provided_actions(metadata):
             by_object[action.object][action.name] = action
         return by_object
+
+    def hooks_of(self, event: str, obj: ObjectDef) -> list[Hook]:
+        """The hooks of `event` that apply to `obj`, in the order they were registered."""
+        return [hook for hook in self.hooks if hook.event == event and hook.applies(obj)]
 
     def run_hooks(self, event: str, obj: ObjectDef, context: HookContext) -> None:
         """Call the handlers of `event` that apply to `obj`, in the order they were registered."""

@@ -57,9 +57,12 @@ def run_transition_many(platform, access, obj_name: str, name: str, ids: list[st
     records = platform.records
     scope = access.scope(obj_name, platform.schema[obj_name].table)
     refused: dict[str, RuntimeFailure] = {}
+    at = platform.clock.now()
+    alike = same_values(platform, obj, transition, params, access.user_id, at)
+    checked = None if alike is None else [obj.lifecycle.field, *transition.required_fields]  # all a check reads
     try:
         with records.transaction() as conn:
-            found = records.read_many(conn, obj_name, ids, where=scope, lock=True)
+            found = records.read_many(conn, obj_name, ids, where=scope, lock=True, fields=checked)
             now, ready = platform.local_now(), []
             for one in ids:
                 try:
@@ -74,12 +77,28 @@ def run_transition_many(platform, access, obj_name: str, name: str, ids: list[st
                     refused[one] = e
                 else:
                     ready.append(record)
-            refused.update(move_many(platform, conn, obj, transition, ready, params, access.user_id,
-                                     platform.clock.now(), scope))
+            refused.update(move_many(platform, conn, obj, transition, ready, params, access.user_id, at, scope))
     except RuntimeFailure:
         return None
     return {"succeeded": [one for one in ids if one not in refused],
             "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+
+def same_values(platform, obj: ObjectDef, transition: Transition, params: Mapping[str, Any],
+                user: str | None, at: datetime) -> dict[str, Any] | None:
+    """The values a run of `transition` at `at` writes when they are the same on every record and `update_all` may
+    write them set-based (its `set` reads only the parameters, the user and the clock, there is no condition to
+    evaluate and its required fields are stored ones); else None."""
+    record_free = {f"params.{k}" for k in params} | {"current_user"}
+    expressions = {field: parse(expression) for field, expression in transition.set.items()}
+    columns = platform.schema[obj.name].columns
+    if transition.condition is not None or any(e.names - record_free for e in expressions.values()) \
+            or any(name not in columns for name in transition.required_fields):
+        return None
+    local = at.astimezone(platform.settings.zone)
+    env = expression_env({}, params, user)
+    values = {**{field: e.evaluate(env, local) for field, e in expressions.items()}, obj.lifecycle.field: transition.to}
+    return values if platform.records.writes_alike(obj.name, values) else None
 
 
 def move_many(platform, conn, obj: ObjectDef, transition: Transition, currents: list[Mapping[str, Any]],
@@ -87,18 +106,25 @@ def move_many(platform, conn, obj: ObjectDef, transition: Transition, currents: 
     """`move` of many records the caller read and locked in `conn`, set-based: one guarded UPDATE per set of equal
     values (the record still in a state the transition starts from and within `scope`), the history in one
     INSERT, the rollups refreshed together, then the transition's actions and the to-dos it closes on all the
-    records moved at once. Returns, by id, why each record not moved was refused."""
-    local = at.astimezone(platform.settings.zone)
-    expressions = {field: parse(expression) for field, expression in transition.set.items()}
-    changes = []
-    for current in currents:
-        env = expression_env(current, params, user)
-        values = {field: expression.evaluate(env, local) for field, expression in expressions.items()}
-        changes.append((current, {**values, obj.lifecycle.field: transition.to}))
+    records moved at once. Values the same on every record (`same_values`) are written by `update_all`, checked
+    once. Returns, by id, why each record not moved was refused."""
     guard = platform.schema[obj.name].column(obj.lifecycle.field).in_(list(transition.sources))
-    moved, refused = platform.records.update_many(
-        obj.name, changes, conn=conn, user=user, where=guard if scope is None else sa.and_(guard, scope),
-        change=transition.name, detail=dict(params) or None)
+    where = guard if scope is None else sa.and_(guard, scope)
+    alike = same_values(platform, obj, transition, params, user, at)
+    if alike is not None:
+        moved, refused = platform.records.update_all(
+            obj.name, [int(current["id"]) for current in currents], alike, conn=conn, user=user, where=where,
+            change=transition.name, detail=dict(params) or None)
+    else:
+        local = at.astimezone(platform.settings.zone)
+        expressions = {field: parse(expression) for field, expression in transition.set.items()}
+        changes = []
+        for current in currents:
+            env = expression_env(current, params, user)
+            values = {field: expression.evaluate(env, local) for field, expression in expressions.items()}
+            changes.append((current, {**values, obj.lifecycle.field: transition.to}))
+        moved, refused = platform.records.update_many(obj.name, changes, conn=conn, user=user, where=where,
+                                                      change=transition.name, detail=dict(params) or None)
     if moved and transition.actions:
         _MovedRun(platform, conn, obj.name, moved, transition.name, user, at).perform(list(transition.actions))
     if moved and transition.close_todos:
@@ -180,6 +206,12 @@ def _entered(ctx: hooks.HookContext) -> None:
               ctx.after.get("created_by"), ctx.user, ctx.now, NO_SUFFIX).perform(list(state.on_enter))
 
 
+def _enters(metadata: Metadata, obj: ObjectDef, values: Mapping[str, Any]) -> bool:
+    """Whether writing `values` moves a record into a state with `on_enter` actions."""
+    state = obj.lifecycle.states.get(values.get(obj.lifecycle.field))
+    return state is not None and bool(state.on_enter)
+
+
 def _automatic(obj: ObjectDef) -> bool:
     return obj.lifecycle is not None and any(t.when for t in obj.lifecycle.transitions.values())
 
@@ -232,12 +264,19 @@ def governed_by_approval(obj: ObjectDef, name: str) -> bool:
     return transition is not None and transition.by == LIFECYCLE_BY
 
 
+def _automatic_reads(obj: ObjectDef) -> set[str]:
+    """What `run_automatic` reads of a record: its state and the fields the automatic transitions' `when` name."""
+    return {obj.lifecycle.field, *(name for t in obj.lifecycle.transitions.values() if t.when
+                                   for name in parse(t.when).names)}
+
+
 def register(registry) -> None:
     """Lifecycles: each transition the engine runs as an action, the automatic ones after every write, the
     states' `on_enter` actions when a record enters them."""
-    for event in ("after_create", "after_update", "after_rollup"):
-        registry.hook(event, _after_write, applies=_automatic)
-    registry.hook("after_create_many", _after_create_many, applies=_automatic)
     for event in ("after_create", "after_update"):
-        registry.hook(event, _entered, applies=_entering)
+        registry.hook(event, _after_write, applies=_automatic)
+    registry.hook("after_rollup", _after_write, applies=_automatic, reads=_automatic_reads)
+    registry.hook("after_create_many", _after_create_many, applies=_automatic)
+    registry.hook("after_create", _entered, applies=_entering)
+    registry.hook("after_update", _entered, applies=_entering, needed=_enters)
     registry.action_provider(transition_actions)

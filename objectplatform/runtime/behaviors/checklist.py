@@ -294,6 +294,7 @@ CHECKLIST = Behavior(
            "before_delete": _hook(_before_delete), "before_create_many": _hook(_before_create_many)},
     applies=_applies,
     panels=("pages/_checklist.html",),
+    needed=lambda metadata, obj, values: CHECKLIST.declared_by(obj) or any(_checklists(metadata, obj.name)),
 )
 
 

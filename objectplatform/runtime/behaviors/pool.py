@@ -335,7 +335,7 @@ class PoolBehavior:
         caller's data scope, in a pool they manage, live) are ranked in the order given into a temporary
         table, and rank r goes to the r-th owner `spread` names, so `owners` are filled least-loaded
         first as assigning one after another would (counting what each holds outside this batch). Then
-        one INSERT ... SELECT per changed field writes the history, ONE UPDATE ... FROM writes the
+        ONE INSERT ... SELECT writes the history (an entry per changed field), ONE UPDATE ... FROM writes the
         records, and each refused id is reported as the single action refuses it.
         {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
         owners = list(owners or ())
@@ -372,7 +372,7 @@ class PoolBehavior:
                     ).group_by(col("owner"))).all())
             new_owner = spread(targets, held, chosen.c.rank)
             self._write_assigned(conn, chosen, new_owner, is_chosen, me, at)
-            succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars()]
+            succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars().all()]
             refused = conn.execute(
                 sa.select(batch.c.id, t.c.id, visible, managed, status)
                 .select_from(batch.outerjoin(t, t.c.id == batch.c.id))
@@ -402,37 +402,18 @@ class PoolBehavior:
         """The history (before), the one UPDATE ... FROM `chosen` and the rollups of a bulk assignment."""
         t, col, h, c = self.table, self.col, self.platform.schema.history, self.config
         status, assigned_at = col(self.status), col(c.assigned_at_field)
-        owner_json = history_sql.json_of(conn.dialect.name, new_owner, "user")
-        conn.execute(h.insert().from_select(
-            ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"],
-            sa.select(sa.literal(self.obj, h.c.object.type), t.c.id, sa.literal("assign", h.c.change.type),
-                      sa.literal("owner", h.c.field.type), history_sql.json_of(conn.dialect.name, col("owner"), "user"),
-                      owner_json, sa.literal(None if me is None else int(me), h.c.user_id.type),
-                      sa.literal(at.replace(tzinfo=None), h.c.at.type))
-            .select_from(t.join(chosen, t.c.id == chosen.c.id))
-            .where(sa.or_(col("owner").is_(None), col("owner") != new_owner)).order_by(t.c.id)))
-        history_sql.write_changes(conn, h, self.obj, t, sa.and_(is_chosen, status == c.unassigned_status),
-                                  {self.status: (status, "picklist", c.pending_status)}, "assign", me, at)
-        history_sql.write_changes(conn, h, self.obj, t, is_chosen,
-                                  {c.assigned_at_field: (assigned_at, "datetime", at)}, "assign", me, at)
-        groups = [g for g in self.platform.records.rollups.by_child.get(self.obj, ())
-                  if g.reads & {"owner", self.status, c.assigned_at_field}]
-        parents = [self._parents(conn, g.via, is_chosen) for g in groups]
-        with self.platform.records.rollups.summaries.moving(conn, self.obj, is_chosen,
-                                                            {"owner", self.status, c.assigned_at_field}):
+        new_status = sa.case((status == c.unassigned_status, c.pending_status), else_=status)
+        history_sql.write_set(conn, h, self.obj, t, t.c.id == chosen.c.id, {
+            "owner": (col("owner"), "user", new_owner), self.status: (status, "picklist", new_status),
+            c.assigned_at_field: (assigned_at, "datetime", at)}, "assign", me, at)
+        rollups = self.platform.records.rollups
+        fed = rollups.fed_by(conn, self.obj, is_chosen, dict.fromkeys(["owner", self.status, c.assigned_at_field]))
+        with rollups.summaries.moving(conn, self.obj, is_chosen, {"owner", self.status, c.assigned_at_field}):
             conn.execute(sa.update(t).where(t.c.id == chosen.c.id).values({
                 **to_row(self.ot, {c.assigned_at_field: at, "updated_by": me, "updated_at": at}),
-                col("owner"): new_owner, status: sa.case((status == c.unassigned_status, c.pending_status),
-                                                         else_=status),
+                col("owner"): new_owner, status: new_status,
                 t.c.version: t.c.version + 1}))
-        for group, before in zip(groups, parents, strict=True):
-            ids = sorted(before | self._parents(conn, group.via, is_chosen))
-            if ids:
-                self.platform.records.rollups.refresh(conn, group, ids, at)
-
-    def _parents(self, conn: sa.Connection, via: str, where: sa.ColumnElement[bool]) -> set[int]:
-        column = self.col(via)
-        return set(conn.execute(sa.select(column).where(where, column.is_not(None)).distinct()).scalars())
+        rollups.refresh_fed(conn, fed, at)
 
     def give_back(self, access, record_id: Any, params: dict) -> dict:
         me = access.user_id

@@ -70,6 +70,8 @@ class Behavior:
     derived: DerivedValues | None = None
     panels: tuple[str, ...] = ()
     moves_in_hooks: bool = False
+    # whether a set-based write of the same values on many records needs its update hooks (see records/hooks.Hook)
+    needed: Callable[[Metadata, ObjectDef, Mapping[str, Any]], bool] | None = None
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)  # once per declaration, not per platform built

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ..fieldtypes import type_named
 from ..storage.convert import JSON_TYPES, to_db
 from ..storage.tables import REFERENCE_TYPES
-from .history import jsonable
+from .history import history_text, jsonable
 
 TEXT = sa.String()
 
@@ -56,6 +56,45 @@ def json_of(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.Colum
     else:  # text, picklist, date, numbers (as strings, like Decimal's jsonable)
         value = _quoted(dialect, column)
     return sa.case((column.is_(None), sa.null()), else_=value)
+
+
+def write_set(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement,
+              changes: Mapping[str, tuple[sa.Column, str, Any]], change: str, user: str | None, at: datetime,
+              detail: Mapping[str, Any] | None = None) -> None:
+    """The history of one set-based UPDATE giving the rows `where` selects the values of `changes` ({field:
+    (column, field type, new value)}, in the object's field order; a new value may be a SQL expression over the
+    row), in ONE INSERT ... SELECT: per row, an entry per field whose value differs, then one keeping `detail`,
+    record after record as `Records.update` writes them."""
+    dialect = conn.dialect.name
+    user_id = None if user is None else int(user)
+    parts = []
+    for n, (name, (column, field_type, new)) in enumerate(changes.items()):
+        if isinstance(new, sa.ColumnElement):
+            differs, new_json = sa.or_(column.is_(None), column != new), json_of(dialect, new, field_type)
+        else:
+            differs = column.is_not(None) if new is None else sa.or_(column.is_(None),
+                                                                     column != to_db(field_type, new))
+            new_json = sa.literal(history_text(new), history.c.new_value.type)
+        parts.append(sa.select(table.c.id.label("record_id"), sa.literal(n).label("n"),
+                               sa.literal(name, history.c.field.type).label("field"),
+                               json_of(dialect, column, field_type).label("old_value"),
+                               new_json.label("new_value"))
+                     .where(where, differs))
+    if detail:
+        parts.append(sa.select(table.c.id.label("record_id"), sa.literal(len(changes)).label("n"),
+                               sa.cast(sa.null(), history.c.field.type).label("field"),
+                               sa.cast(sa.null(), history.c.old_value.type).label("old_value"),
+                               sa.literal(history_text(detail), history.c.new_value.type).label("new_value"))
+                     .where(where))
+    if not parts:
+        return
+    entries = sa.union_all(*parts).subquery("entries")
+    conn.execute(history.insert().from_select(
+        ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"],
+        sa.select(sa.literal(obj, history.c.object.type), entries.c.record_id,
+                  sa.literal(change, history.c.change.type), entries.c.field, entries.c.old_value, entries.c.new_value,
+                  sa.literal(user_id, history.c.user_id.type), sa.literal(at.replace(tzinfo=None), history.c.at.type))
+        .order_by(entries.c.record_id, entries.c.n)))
 
 
 def write_changes(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,3 +46,10 @@ class Hook:
     event: str
     handler: Handler
     applies: Callable[[ObjectDef], bool]
+    # after_rollup: the fields of the object the handler reads (None: the whole record), so that a rollup refresh
+    # reads only those of the parents it changed
+    reads: Callable[[ObjectDef], Iterable[str]] | None = None
+    # before_update / after_update: whether a system write of the same `values` on many records at once needs the
+    # handler run on each record, as (metadata, object, values) -> bool (None: it does); one that does not lets
+    # the write stay set-based (records.Records.update_all)
+    needed: Callable[[Any, ObjectDef, Mapping[str, Any]], bool] | None = None

@@ -57,6 +57,11 @@ def _title(ctx: hooks.HookContext, definition: ObjectDef, record) -> str:
     return str(value or record.get("id"))
 
 
+def _reads(obj: ObjectDef) -> set[str]:
+    """What `refuse_above` reads of a parent: its limited rollups, the fields their limits name and its title."""
+    return {obj.title_field, *(name for f in limited(obj) for name in (f.name, *parse(f.rollup.never_above).names))}
+
+
 def register(registry) -> None:
     """Check every parent whose limited rollups a child's write changed."""
-    registry.hook("after_rollup", refuse_above, applies=lambda obj: bool(limited(obj)))
+    registry.hook("after_rollup", refuse_above, applies=lambda obj: bool(limited(obj)), reads=_reads)

@@ -68,5 +68,6 @@ def register(registry) -> None:
         return bool(filtered(obj))
 
     registry.hook("before_create", lambda ctx: _check(ctx, ctx.after, None, ctx.errors), applies=applies)
-    registry.hook("before_update", lambda ctx: _check(ctx, ctx.after, ctx.before, ctx.errors), applies=applies)
+    registry.hook("before_update", lambda ctx: _check(ctx, ctx.after, ctx.before, ctx.errors), applies=applies,
+                  needed=lambda metadata, obj, values: any(f.name in values for f in filtered(obj)))
     registry.hook("before_create_many", _check_batch, applies=applies)

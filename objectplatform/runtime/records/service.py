@@ -27,11 +27,11 @@ from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
 from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record
 from ..permissions import access_for
-from ..storage.convert import from_row, to_row
+from ..storage.convert import field_type, from_row, to_row
 from ..storage.engine import reading
 from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
-from . import history, hooks, recycle_bin
+from . import history, history_sql, hooks, recycle_bin
 from .autonumber import AutoNumber, reserve
 from .bulk import RowMaker, batches, insert_columns
 from .formulas import Formulas
@@ -216,11 +216,20 @@ class Records:
             return record if seen_by is None else self.masked(obj, record, seen_by)
 
     def read_many(self, conn: sa.Connection, obj: str, ids: Iterable[Any], *, where=None,
-                  lock: bool = False) -> dict[str, dict]:
+                  lock: bool = False, fields: Iterable[str] | None = None) -> dict[str, dict]:
         """{id: record} of the records among `ids` that exist (and that `where` holds), as `get` gives them, in
-        one query per table; `lock` takes their row locks for a write in `conn`."""
+        one query per table; `lock` takes their row locks for a write in `conn`. Given `fields` (stored ones), only
+        those and the id are read, as they are stored (no formula, no lines)."""
         ot = self._table(obj)
         wanted = sorted({i for i in map(parse_record_id, ids) if i is not None})
+        if fields is not None:
+            names = ["id", *(name for name in dict.fromkeys(fields) if name != "id")]
+            stmt = sa.select(*(ot.table.c[c] for name in names for c in ot.columns[name])).where(
+                ot.table.c.id.in_(wanted)).order_by(ot.table.c.id)
+            stmt = stmt if where is None else stmt.where(where)
+            rows = conn.execute(stmt.with_for_update() if lock else stmt).mappings()
+            return {str(row["id"]): {name: ot.types[name].from_columns(tuple(row[c] for c in ot.columns[name]))
+                                     for name in names} for row in rows}
         stmt = sa.select(ot.table).where(ot.table.c.id.in_(wanted)).order_by(ot.table.c.id)
         stmt = stmt if where is None else stmt.where(where)
         now = self.platform.local_now()
@@ -749,6 +758,54 @@ class Records:
         for current, record, _ in written:
             self._hooks("after_update", conn, ot.object, user, now, before=dict(current), after=record)
         return [int(current["id"]) for current, _, _ in written], refused
+
+    def writes_alike(self, obj: str, values: Mapping[str, Any]) -> bool:
+        """Whether `update_all` can give many records of `obj` the same `values` set-based, with nothing to check or
+        run per record: the object has no validation rules or stored formulas, no value is unique or a password,
+        and no update hook it has needs to run on each record (records/hooks.Hook.needed)."""
+        ot = self._table(obj)
+        definition = ot.object
+        if definition.validation_rules or self.formulas[obj].stored or any(
+                definition.fields[name].unique or definition.fields[name].type == "password" for name in values):
+            return False
+        registry = self.platform.registry
+        return not any(hook.needed is None or hook.needed(self.metadata, definition, values)
+                       for event in ("before_update", "after_update") for hook in registry.hooks_of(event, definition))
+
+    def update_all(self, obj: str, ids: list[int], values: Mapping[str, Any], *, conn: sa.Connection,
+                   user: str | None = None, where=None, change: str = "update",
+                   detail: Mapping[str, Any] | None = None) -> tuple[list[int], dict[str, RuntimeFailure]]:
+        """A system write of the same `values` on the records `ids` the caller locked in `conn`, set-based (the
+        caller checked `writes_alike`): the values validated once, the history in one INSERT ... SELECT, one
+        UPDATE guarded by `where`, the rollups the records feed refreshed together. Returns the ids written and,
+        by id, why each other record was not (all of them, with the values' field errors, when those are wrong)."""
+        ot = self._table(obj)
+        table = ot.table
+        now = self.platform.clock.now()
+        loaded, errors = self._load(obj, values, partial=True, system=True)
+        _add(errors, self._reference_errors(conn, ot, [loaded])[0])
+        if errors:
+            return [], {str(i): ValidationFailed(errors) for i in ids}
+        chosen = table.c.id.in_(ids) if where is None else sa.and_(table.c.id.in_(ids), where)
+        changes = {name: (ot.column(name), field_type(ot, name), loaded[name])
+                   for name in ot.object.fields if name in loaded and name in ot.columns}
+        history_sql.write_set(conn, self.schema.history, obj, table, chosen, changes, change, user, now, detail)
+        fed = self.rollups.fed_by(conn, obj, chosen, loaded)
+        stmt = sa.update(table).where(chosen).values(
+            {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), "version": table.c.version + 1})
+        try:
+            with self.rollups.summaries.moving(conn, obj, chosen, loaded):  # the summary tables follow the rows
+                done = set(conn.execute(stmt.returning(table.c.id)).scalars())
+        except sa.exc.IntegrityError as e:
+            raise self._integrity(e, ot) or e from None
+        refused: dict[str, RuntimeFailure] = {}
+        for record_id in ids:
+            if record_id not in done:
+                latest = self._read(conn, ot, record_id)
+                refused[str(record_id)] = NotFound(no_record(obj, record_id)) if latest is None \
+                    else self._conflict(ot, latest, latest["version"])
+        self.rollups.refresh_fed(conn, fed, now)
+        return sorted(done), refused
 
     def _plan_lines(self, conn: sa.Connection, child: str, via: str, parent: Mapping[str, Any],
                     items: list[Mapping[str, Any]], user: str | None, now: datetime, system: bool,

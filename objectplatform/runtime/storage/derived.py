@@ -1,11 +1,13 @@
-"""Derived fields as SQL: a rollup's correlated subquery and a stored formula's value over its own row.
+"""Derived fields as SQL: a rollup's correlated subquery, the rollups of many parents over one child in one
+aggregate query, and a stored formula's value over its own row.
 
-The records service refreshes rollups with `rollup_value`; migrate computes new rollups and stored
-formulas on existing rows with one UPDATE each, so both paths give the values a write would give.
+The records service refreshes rollups with `rollup_counts`; migrate computes new rollups (`rollup_value`) and
+stored formulas on existing rows with one UPDATE each, so both paths give the values a write would give.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -42,6 +44,38 @@ def rollup_value(schema: Schema, f: FieldDef, parent: sa.FromClause) -> sa.Scala
         if spec.function == "sum":
             value = sa.func.coalesce(value, 0)
     return sa.select(value).where(*conditions).scalar_subquery()
+
+
+def rollup_counts(schema: Schema, parent: ObjectTable, fields: Sequence[FieldDef]) -> sa.Select:
+    """(the parent's id as `id`, then each rollup of `fields` by its name, typed as its column): the rollups of
+    `parent` over ONE child object and lookup, for the parents an expanding `_parents` names, in one aggregate query
+    over their children's rows; a parent with no children is absent (its sums and counts are 0, the rest null)."""
+    spec = fields[0].rollup
+    cot = schema[spec.child]
+    child = cot.table.alias(f"c_{spec.child}")
+    via = child.c[cot.columns[spec.via][0]]
+    values = []
+    for f in fields:
+        conditions = []
+        for name, value in f.rollup.filter.items():
+            hop, _, far = name.partition(".")
+            if not far:
+                conditions.append(_holds(child.c[cot.columns[name][0]], value))
+                continue
+            tot = schema[cot.object.fields[hop].to]
+            target = tot.table.alias(f"f_{hop}")
+            conditions.append(child.c[cot.columns[hop][0]].in_(
+                sa.select(target.c.id).where(_holds(target.c[tot.columns[far][0]], value))))
+        held = sa.and_(*conditions) if conditions else None
+        if f.rollup.function == "count":
+            value = sa.func.count() if held is None else sa.func.count(sa.case((held, 1)))
+        else:
+            measured = _measured(cot, f.rollup.field, child)
+            value = getattr(sa.func, f.rollup.function)(measured if held is None else sa.case((held, measured)))
+            if f.rollup.function == "sum":
+                value = sa.func.coalesce(value, 0)
+        values.append(sa.type_coerce(value, parent.column(f.name).type).label(f.name))
+    return sa.select(via.label("id"), *values).where(via.in_(sa.bindparam("_parents", expanding=True))).group_by(via)
 
 
 def _holds(column: sa.ColumnElement, value) -> sa.ColumnElement[bool]:
