@@ -32,6 +32,7 @@ def init_app(app: Flask) -> None:
     limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
                       strategy="moving-window", key_prefix="objectplatform-sign-in", headers_enabled=False,
                       in_memory_fallback_enabled=True)  # Redis unreachable: each worker counts on its own
+    limiter.request_filter(lambda: request.endpoint not in SIGN_IN_ENDPOINTS)  # the others skip its checks at once
     per_account = limiter.shared_limit(FAILURES_PER_ACCOUNT, scope="username", key_func=_account,
                                        methods=["POST"], deduct_when=_failed)
     per_address = limiter.shared_limit(FAILURES_PER_ADDRESS, scope="address", methods=["POST"], deduct_when=_failed)
