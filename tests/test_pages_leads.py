@@ -105,7 +105,7 @@ def test_navigation_links_of_the_lead_work(client, org):
     login(client, "wang")
     side = re.search(r'<nav class="side".*?</nav>', client.get("/").text, re.S).group(0)
     assert [text_of(a) for a in re.findall(r'<li class="page page-(?:pool_board|my_leads|feed)"><a [^>]*>(.*?)</a>',
-                                           side)] == ["我的线索", "线索池看板", "工作"]
+                                           side)] == ["我的线索", "线索池看板", "工作动态"]
     client.post("/logout", data={"csrf_token": token(client)})
     login(client, "fang")  # a shipper works no leads and reads no follow-ups
     assert not re.search(r'<li class="page page-(?:pool_board|my_leads|feed)">', client.get("/").text)

@@ -55,7 +55,7 @@ def register(registry: Registry) -> None:
     registry.page(
         "feed",
         endpoint="pages.feed",
-        label=Label("工作", "Team feed"),
+        label=Label("工作动态", "Team feed"),
         shown=lambda md, access: (obj := follow_up_object(md)) is not None and access.can(obj, "read"),
     )
     registry.page(

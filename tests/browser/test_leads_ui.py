@@ -97,7 +97,7 @@ def test_rep_claims_follows_up_and_converts_then_the_manager_sees_it_in_the_feed
     manager = browser.new_context(base_url=site.url, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = manager.new_page()
     login(page, site, "zhao")
-    click_and_wait(page, page.locator("nav.side").get_by_role("link", name="工作"))
+    click_and_wait(page, page.locator("nav.side").get_by_role("link", name="工作动态"))
     assert path(page) == "/feed"
     entry = page.locator("ol.timeline li.entry").first
     assert entry.locator(".content").inner_text() == "电话沟通，客户计划下月采购"

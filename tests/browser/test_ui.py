@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 CST = timezone(timedelta(hours=8))  # the organisation's time, in which the pages show date-times
 # a sales rep's navigation: home, the lead work, reports, then every object the role reads but child objects,
 # in metadata order
-REP_NAV_ZH = ["首页", "我的待办", "销售线索", "我的线索", "线索池看板", "工作", "跟进记录", "线索池", "市场活动",
+REP_NAV_ZH = ["首页", "我的待办", "销售线索", "我的线索", "线索池看板", "工作动态", "跟进记录", "线索池", "市场活动",
               "客户", "联系人", "拜访频率", "商机", "拜访", "拜访日历", "今日路线", "拜访路线", "拜访动作",
               "客户反馈", "竞品信息", "异常拜访", "销售订单",
               "回款计划", "回款", "开票申请", "退货单", "退款", "产品", "价格政策", "销售目标", "报表", "用户",
