@@ -42,7 +42,6 @@ from objectplatform_crm.demo import demo_users, load_demo
 
 BUDGET = 0.300  # seconds of server time a page may take (issue 18)
 NAME = "bench_pages"
-KEPT = Path(tempfile.gettempdir()) / "objectplatform-bench-pages"
 LINK = re.compile(r'href="(/[^"#]*)"')
 SKIPPED = re.compile(r"^/(static|api|files|logout)\b|\.(csv|ics|yaml|xlsx|png|jpe?g|svg)\b|[?&](lang|export)=")
 
@@ -57,28 +56,39 @@ class Timed:
     statements: int
 
 
-def database_url(backend: str) -> str:
+def kept(name: str) -> Path:
+    """The folder of a kept demo database `name`: its SQLite file and each backend's instance folder."""
+    return Path(tempfile.gettempdir()) / f"objectplatform-{name.replace('_', '-')}"
+
+
+def database_url(backend: str, name: str = NAME) -> str:
     if backend == "sqlite":
-        return f"sqlite:///{KEPT / f'{NAME}.db'}"
-    return f"{PG_URL}?options=-csearch_path%3D{NAME}&application_name={NAME}"
+        return f"sqlite:///{kept(name) / f'{name}.db'}"
+    return f"{PG_URL}?options=-csearch_path%3D{name}&application_name={name}"
 
 
-def prepared(backend: str, reuse: bool) -> Settings:
-    """Settings of a database holding the demo company: the one kept by an earlier run with `reuse`, else a new one."""
-    url = database_url(backend)
-    settings = Settings.from_env(database_url=url, instance_path=KEPT / f"{backend}-instance")
+def prepared(backend: str, reuse: bool, name: str = NAME) -> Settings:
+    """Settings of a migrated database holding the demo company (the SQLite file or PostgreSQL schema `name`): the one
+    kept by an earlier run with `reuse`, else a new one."""
+    url = database_url(backend, name)
+    settings = Settings.from_env(database_url=url, instance_path=kept(name) / f"{backend}-instance")
     if reuse and _has_demo(url):
         print(f"  {backend}: the demo company of an earlier run (--reuse)")
+        platform = open_platform(settings)
+        try:
+            migrate(platform.engine, platform.schema)  # what the code added since that run (tables, triggers)
+        finally:
+            platform.close()
         return settings
-    KEPT.mkdir(exist_ok=True)
+    kept(name).mkdir(exist_ok=True)
     if backend == "sqlite":
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{KEPT / NAME}.db{suffix}").unlink(missing_ok=True)
+            Path(f"{kept(name) / name}.db{suffix}").unlink(missing_ok=True)
     else:
         admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE'))
-            conn.execute(sa.text(f'CREATE SCHEMA "{NAME}"'))
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
         admin.dispose()
     platform = open_platform(settings)
     try:

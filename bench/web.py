@@ -300,6 +300,7 @@ def main() -> None:
         platform = open_platform(settings)
         lead_ids = platform.schema["lead"].table.c.id
         if kept:
+            migrate(platform.engine, platform.schema)  # what the code added since that run (tables, triggers)
             print("  the database of an earlier run with as many leads (--reuse)")
         else:
             migrate(platform.engine, platform.schema)

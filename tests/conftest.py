@@ -101,7 +101,7 @@ class Templates:
 
     Migrating the whole CRM costs 0.3 s on SQLite and about 1 s on PostgreSQL; copying it costs a file
     copy (SQLite) or a `CREATE DATABASE ... TEMPLATE` (PostgreSQL, about 0.45 s: it syncs 10 MB). So a
-    PostgreSQL copy is emptied after its test (one DELETE per table but the migration's own two, the
+    PostgreSQL copy is emptied after its test (one DELETE per table but the migration's own three, the
     sequences reset: about 20 ms) and handed to the next test of the same template, unless the test
     migrated it further or changed its tables: then it is dropped. A template is keyed by its
     `Metadata` object (the shipped CRM is one object for the whole run, see support.crm_metadata; a
@@ -113,7 +113,7 @@ class Templates:
     drops them all once the tests are over (`_drop_later`).
     """
 
-    KEPT = ("_op_schema", "_op_migration")  # what `migrate` wrote: the same in every copy
+    KEPT = ("_op_schema", "_op_migration", "_op_access_stamp")  # what `migrate` wrote: the same in every copy
 
     def __init__(self, folder):
         self.folder = folder

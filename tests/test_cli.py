@@ -499,7 +499,7 @@ def test_demo_migrates_loads_the_demo_company_once_and_serves_it(db, capsys, tmp
     code, out, err = run(capsys, "demo", "--no-serve")
     assert (code, err) == (0, "")
     assert re.fullmatch(r"migrated: \d+ tables, \d+ indexes, \d+ foreign keys, 5 searches filled, "
-                        r"1 summary filled, \d+ field definitions", out.split("\n")[1])
+                        r"1 summary filled, 3 access triggers, \d+ field definitions", out.split("\n")[1])
     assert counts() == DEMO_COUNTS
     labels = {name: obj.label.zh for name, obj in base_metadata().objects.items()}
     loaded = re.fullmatch(r"(?s).*\nloaded the demo company in \d+\.\d s:\n(.*)", out.split(DEMO_USERS)[0])

@@ -1,7 +1,9 @@
 """Signing in and out: passwords, tokens, and deactivating a user with the handover of their records.
 
 A token is random (`secrets.token_urlsafe`), given to the client once and stored only as its sha256,
-with an expiry; revoking stamps it. Checking a token is one indexed read joined with its user; the
+with an expiry; revoking stamps it. Checking a token is one indexed read that also reads the access stamp
+(storage/access_stamp.py): the process keeps each user's record and access made for the stamp it read, and
+makes them again once a write to users, departments or pools has moved it. The
 token's `last_used_at` is refreshed at most every few minutes, so a busy client does not write on
 every request. A signed-in page session holds a token too, so it ends on the server: at sign-out, when
 the user's password is set anew and when the user is deactivated. A failed sign-in is logged, and
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -21,7 +24,9 @@ import sqlalchemy as sa
 
 from .errors import Message, NotFound, Unauthenticated, ValidationFailed, no_record
 from .passwords import hash_password, verify_password
+from .permissions import Access, access_for
 from .records import history
+from .storage import access_stamp
 from .storage.convert import from_row
 from .storage.engine import reading
 
@@ -30,6 +35,7 @@ TOUCH_EVERY = timedelta(minutes=5)  # how stale last_used_at may get before a us
 WRONG_CREDENTIALS = Message("auth.wrong_credentials", "wrong username or password")
 HANDOVER = "handover"
 SIGN_IN_FAILED = "sign_in_failed"  # the history's change for a failed sign-in, with the address it came from
+KEPT = 10_000  # users whose access a process keeps at most (past that it starts again with none)
 log = logging.getLogger("objectplatform.auth")
 
 
@@ -40,6 +46,14 @@ def token_hash(token: str) -> str:
 def _user_id(value: Any) -> int | None:
     text = str(value).strip() if value is not None else ""
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The user of a valid token: their record and their access."""
+
+    user: dict
+    access: Access
 
 
 class Auth:
@@ -53,6 +67,7 @@ class Auth:
         self.tokens: sa.Table = platform.schema.tokens
         self.token_ttl = token_ttl
         self._dummy_hash: str | None = None
+        self._kept: dict[int, tuple[int, SignedIn | None]] = {}  # user id -> (access stamp, what it was then)
 
     def _user_record(self, row) -> dict:
         """A user row (as selected with the whole table) -> the record, formulas computed."""
@@ -125,25 +140,50 @@ class Auth:
     def user_for_token(self, token: str) -> dict | None:
         """The user record of a valid token; None when the token is unknown, expired or revoked or the
         user inactive."""
+        found = self.signed_in(token)
+        return None if found is None else found.user
+
+    def signed_in(self, token: str) -> SignedIn | None:
+        """The user record and access of a valid token; None when the token is unknown, expired or revoked or the
+        user inactive or gone.
+
+        One statement reads the token and the access stamp. What the process made for the same user and the same
+        stamp is used again: no write to the tables an access is made of has been committed since (their triggers
+        bump the stamp in the writer's transaction). The stamp is read before the user, so what is kept under a
+        stamp is never older than it.
+        """
         if not isinstance(token, str) or not token:
             return None
-        tokens, users = self.tokens, self.users.table
+        tokens = self.tokens
         now = self._now()
-        stmt = (
-            sa.select(users, tokens.c.id.label("_token_id"), tokens.c.last_used_at.label("_token_last_used"))
-            .join_from(tokens, users, users.c.id == tokens.c.user_id)
-            .where(tokens.c.token_hash == token_hash(token), tokens.c.revoked_at.is_(None),
-                   tokens.c.expires_at > now, self.users.column("active") == sa.true())
-        )
+        stmt = sa.select(tokens.c.id, tokens.c.user_id, tokens.c.last_used_at,
+                         access_stamp.current(self.schema.access_stamp)).where(
+            tokens.c.token_hash == token_hash(token), tokens.c.revoked_at.is_(None), tokens.c.expires_at > now)
         with reading(self.engine) as conn:
-            row = conn.execute(stmt).mappings().first()
+            row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            token_id, user_id, last_used, stamp = row
+            kept = self._kept.get(user_id)
+            if kept is None or stamp is None or kept[0] != stamp:
+                kept = (stamp, self._signed_in(conn, user_id))
+                if stamp is not None:
+                    if len(self._kept) >= KEPT:
+                        self._kept.clear()
+                    self._kept[user_id] = kept
+        if kept[1] is not None and (last_used is None or now - last_used >= TOUCH_EVERY):
+            with self.engine.begin() as conn:
+                conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=now))
+        return kept[1]
+
+    def _signed_in(self, conn: sa.Connection, user_id: int) -> SignedIn | None:
+        """The record and access of the user `user_id` if active, read on `conn`."""
+        users = self.users
+        row = conn.execute(sa.select(users.table).where(users.table.c.id == user_id,
+                                                        users.column("active") == sa.true())).mappings().first()
         if row is None:
             return None
-        last_used = row["_token_last_used"]
-        if last_used is None or now - last_used >= TOUCH_EVERY:
-            with self.engine.begin() as conn:
-                conn.execute(tokens.update().where(tokens.c.id == row["_token_id"]).values(last_used_at=now))
-        return self._user_record(row)
+        return SignedIn(self._user_record(row), access_for(self.platform, str(user_id), conn))
 
     def revoke(self, token: str) -> None:
         """End the token now (an unknown or already revoked token is left as it is)."""

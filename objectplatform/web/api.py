@@ -21,7 +21,6 @@ from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import duplicates, route
 from objectplatform.runtime.errors import Message
-from objectplatform.runtime.permissions import access_for
 
 from . import errors, import_jobs, openapi
 from .current import get_platform
@@ -64,11 +63,11 @@ def authenticate() -> None:
         raise Unauthenticated(Message(
             "auth.no_token", "sign in first: send Authorization: Bearer <token> (from POST /api/v1/auth/token)"))
     platform = get_platform()
-    user = auth_service(platform).user_for_token(token)
-    if user is None:
+    found = auth_service(platform).signed_in(token)
+    if found is None:
         raise Unauthenticated(Message("auth.bad_token", "the token is unknown, expired or revoked; sign in again"))
     g.api_token = token
-    g.access = access_for(platform, user["id"])
+    g.access = found.access
     for name, values in request.args.lists():
         for value in (name, *values):
             _refuse_nul(value, name)

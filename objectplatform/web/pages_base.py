@@ -13,8 +13,7 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime import navigation
 from objectplatform.runtime.actions import actions_service
 from objectplatform.runtime.auth import auth_service
-from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure, Unauthenticated
-from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.errors import Message, NotFound, RuntimeFailure
 from objectplatform.runtime.users import user_zone
 
 from . import csrf
@@ -55,14 +54,11 @@ def _access(token: str):
     """The signed-in user's Access, or None when the session has ended (signed out, a new password, the user
     deactivated) or the user is gone."""
     platform = get_platform()
-    user = auth_service(platform).user_for_token(token)
-    if user is None:
+    found = auth_service(platform).signed_in(token)
+    if found is None:
         return None
-    g.zone = user_zone(platform, user)
-    try:
-        return access_for(platform, user["id"])
-    except Unauthenticated:
-        return None
+    g.zone = user_zone(platform, found.user)
+    return found.access
 
 
 @bp.after_request

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 from objectplatform.runtime.errors import BadRequest, Message
 
+from . import access_stamp
+from .tables import PREFIX
+
 DUMP_FILES = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
+STAMP = access_stamp.stamp_table(sa.MetaData(), PREFIX)
 
 
 def backend_of(url: str) -> str:
@@ -48,12 +52,33 @@ def dump_database(url: str, target: Path) -> dict[str, int]:
 
 
 def load_database(url: str, source: Path) -> None:
-    """Replace the contents of the database at `url` with the dump at `source` (in one transaction)."""
+    """Replace the contents of the database at `url` with the dump at `source` (in one transaction), then move the
+    access stamp past the one it replaced, so that no process takes the restored users for those it kept."""
+    seen = _access_stamp(url)
     if backend_of(url) == "sqlite":
         _sqlite_backup(sqlite3.connect(source), _sqlite(url, must_exist=False))
-        return
-    _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-          "--exit-on-error", f"--dbname={_conninfo(url)}", str(source)], url)
+    else:
+        _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
+              "--exit-on-error", f"--dbname={_conninfo(url)}", str(source)], url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if access_stamp.read(conn, STAMP) is not None:
+                access_stamp.bump_past(conn, STAMP, seen)
+    finally:
+        engine.dispose()
+
+
+def _access_stamp(url: str) -> int | None:
+    """The access stamp of the database at `url`; None when there is no database or no stamp in it."""
+    if backend_of(url) == "sqlite" and not _sqlite_path(url).exists():
+        return None
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return access_stamp.read(conn, STAMP)
+    finally:
+        engine.dispose()
 
 
 def database_counts(url: str) -> dict[str, int]:

@@ -20,7 +20,7 @@ from objectplatform.metadata import FieldDef
 from objectplatform.metadata.expressions import ExpressionError, parse
 
 from ..fieldtypes import type_named
-from . import search
+from . import access_stamp, search
 from .derived import rollup_value, stored_formula_value
 from .summaries import PREFIX as SUMMARY_PREFIX
 from .tables import ObjectTable, Schema
@@ -246,6 +246,17 @@ class DropSummary:
 
 
 @dataclass(frozen=True)
+class StampWrites:
+    """A trigger making every write to a table a user's access is made of bump the access stamp
+    (storage/access_stamp.py)."""
+
+    table: str
+
+    def render(self) -> str:
+        return f"+ trigger {self.table}: its writes bump the access stamp"
+
+
+@dataclass(frozen=True)
 class RecordField:
     """Write a field's applied state into `_op_schema`: the base the next plan compares against."""
 
@@ -273,6 +284,7 @@ Operation = (
     | KeepColumn
     | FillSummary
     | DropSummary
+    | StampWrites
     | RecordField
 )
 
@@ -315,7 +327,8 @@ _NOUNS = {  # (one, several)
     NoForeignKey: ("foreign key left out", "foreign keys left out"),
     FillSearch: ("search filled", "searches filled"),
     KeepColumn: ("column kept", "columns kept"), FillSummary: ("summary filled", "summaries filled"),
-    DropSummary: ("summary dropped", "summaries dropped"), RecordField: ("field definition", "field definitions"),
+    DropSummary: ("summary dropped", "summaries dropped"), StampWrites: ("access trigger", "access triggers"),
+    RecordField: ("field definition", "field definitions"),
 }
 
 
@@ -462,6 +475,7 @@ class _Planner:
         self._removed_fields()
         self._compute_derived()
         self._summaries()
+        self._access_stamp()
         return Plan(tuple(self.ops), tuple(self.refusals))
 
     def _summaries(self) -> None:
@@ -479,6 +493,12 @@ class _Planner:
             source = self.schema[summary.object].table
             rows = self._counts(source)[None] if source.name in self.tables else 0
             self.ops.append(FillSummary(name, summary.describe(), rows))
+
+    def _access_stamp(self) -> None:
+        """A trigger on each table a user's access is made of that has none (a new table, a database migrated before
+        the stamp came)."""
+        have = access_stamp.stamped_tables(self.conn) if self.tables else set()
+        self.ops.extend(StampWrites(table) for table in self.schema.stamped if table not in have)
 
     def _create_table(self, table: sa.Table) -> None:
         self.ops.append(CreateTable(table.name, len(table.columns)))
@@ -910,6 +930,11 @@ def _(item: FillSearch, conn: sa.Connection, op: Operations, schema: Schema) -> 
 def _(item: FillSummary, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     summary = next(s for found in schema.summaries.values() for s in found if s.table.name == item.table)
     summary.fill(conn, schema[summary.object].table)
+
+
+@_execute.register
+def _(item: StampWrites, conn: sa.Connection, op: Operations, schema: Schema) -> None:
+    access_stamp.stamp_writes(conn, schema.access_stamp, item.table)
 
 
 @_execute.register

@@ -29,6 +29,7 @@ from ..derived import per_metadata
 from ..fieldtypes import MULTI_TYPES as MULTI_TYPES
 from ..fieldtypes import REFERENCE_TYPES as REFERENCE_TYPES
 from ..fieldtypes import FieldType, type_named, value_type
+from .access_stamp import stamp_table, stamped_objects
 from .search import search_table
 from .summaries import Summary, summaries_of
 
@@ -192,6 +193,10 @@ class Schema:
             sa.Index(f"uq_{PREFIX}token__token_hash", "token_hash", unique=True),
             sa.Index(f"ix_{PREFIX}token__user_id", "user_id"),
         )
+        self.access_stamp = stamp_table(self.sa_metadata, PREFIX)  # storage/access_stamp.py
+        # the tables whose writes bump the access stamp (migrate gives each its trigger)
+        self.stamped = tuple(self.objects[name].table.name for name in stamped_objects(metadata)
+                             if name in self.objects)
         self.templates = template_table(self.sa_metadata)
         self.add_work_queue_tables()
         self.add_approval_tables()
