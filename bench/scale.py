@@ -351,7 +351,6 @@ def bench_lists(platform, ids: dict, repeat: int) -> list[dict]:
         for case in cases(ids):
             who = access[case.user]
             filters = {k: str(rep) if v == ":me" else v for k, v in case.filters.items()}
-            scope = who.scope("lead", table, owner=filters.get("owner"))  # as the API's list asks for it
             ascending = case.sort == "created_at"
             order = "created_at, id" if ascending else "created_at DESC, id DESC"
             hand = sa.text(f"SELECT * FROM lead WHERE {case.hand_where} ORDER BY {order} LIMIT 51").bindparams(
@@ -370,14 +369,14 @@ def bench_lists(platform, ids: dict, repeat: int) -> list[dict]:
             key = sa.tuple_(table.c.created_at, table.c.id)
             upto = key >= tuple(at) if ascending else key <= tuple(at)
             deep_cursor = records.list("lead", filters=filters, sort=case.sort, limit=1, count=False, seen_by=who,
-                                       where=upto if scope is None else sa.and_(scope, upto), conn=conn).next_cursor
+                                       scope=who, where=upto, conn=conn).next_cursor
             after = "(created_at, id) > (:c, :i)" if ascending else "(created_at, id) < (:c, :i)"
             hand_deep = sa.text(f"SELECT * FROM lead WHERE {case.hand_where} AND {after} ORDER BY {order} "
                                 "LIMIT 51").bindparams(
                 *(sa.bindparam(k, expanding=True) for k in ("pools", "team") if f":{k}" in case.hand_where))
 
-            def page(cursor=None, count=False, f=filters, s=case.sort, w=who, sc=scope):
-                return records.list("lead", filters=f, sort=s, cursor=cursor, where=sc, seen_by=w, count=count,
+            def page(cursor=None, count=False, f=filters, s=case.sort, w=who):  # as the API's list asks for it
+                return records.list("lead", filters=f, sort=s, cursor=cursor, seen_by=w, scope=w, count=count,
                                     conn=conn)
 
             first = sample(platform.engine, page, repeat)

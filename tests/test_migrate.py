@@ -125,9 +125,15 @@ def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine
         assert set(inspector.get_table_names()) == set(schema.objects) | INTERNAL
         with warnings.catch_warnings():  # SQLite's inspector skips (and warns about) expression indexes
             warnings.simplefilter("ignore", sa.exc.SAWarning)
-            lead_indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("lead")}
+            found = inspector.get_indexes("lead")
+        lead_indexes = {ix["name"]: ix["column_names"] for ix in found}
+        carried = {ix["name"]: ix.get("dialect_options", {}).get("postgresql_include", []) for ix in found}
         every_lead_index = index_names(conn, inspector)["lead"]
     assert lead_indexes["ix_lead__status__created_at_desc__id_desc"] == ["status", "created_at", "id"]
+    pool_state = "ix_lead__pool__status__created_at_desc__id_desc__with_owner"
+    # a pool's waiting leads are counted from the index alone: it carries the owner their scope reads (PostgreSQL)
+    assert carried[pool_state] == (["owner"] if engine.dialect.name == "postgresql" else [])
+    assert lead_indexes[pool_state] == ["pool", "status", "created_at", "id"]
     assert every_lead_index == {ix.name for ix in schema["lead"].table.indexes}
     lines = plan.render().splitlines()
     assert lines[:5] == [
@@ -150,13 +156,20 @@ def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine
         "+ index ix_lead__mobile on lead (mobile) for duplicate rule same_mobile; index: true",
         "+ index ix_lead__owner__created_at_desc__id_desc on lead (owner, created_at DESC, id DESC) "
         "for list filter owner; scope by owner",
+        "+ index ix_lead__owner__status__created_at_desc__id_desc on lead (owner, status, created_at DESC, id DESC) "
+        "for list filter status within the scope by owner",
         "+ index ix_lead__phone on lead (phone) for duplicate rule same_phone; index: true",
         "+ index ix_lead__pool__created_at_desc__id_desc on lead (pool, created_at DESC, id DESC) "
-        "for list filter pool; references to lead_pool",
+        "for list filter pool",
+        "+ index ix_lead__pool__status__created_at_desc__id_desc__with_owner on lead (pool, status, created_at DESC, "
+        "id DESC) carrying owner on PostgreSQL for list filter status within the scope by pool; "
+        "references to lead_pool",
         "+ index ix_lead__status__created_at_desc__id_desc on lead (status, created_at DESC, id DESC) "
         "for list filter status; lifecycle state",
     ]
     assert "+ unique index uq_product__code on product (code) for unique: true" in lines
+    assert ("+ index ix_opportunity__owner__status__expected_close_date__id on opportunity (owner, status, "
+            "expected_close_date, id) for list filter status within the scope by owner") in lines
     assert "~ fill the search terms of lead (name, company, phone, mobile) from 0 rows" in lines
     assert "~ fill the search terms of sales_order (order_no) from 0 rows" in lines
     fields = sum(len(o.fields) for o in schema.md.objects.values())

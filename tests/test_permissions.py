@@ -311,9 +311,22 @@ def test_a_list_filtered_to_an_owner_the_scope_reaches_needs_no_scope_condition(
         lead.c.owner.in_(sorted(int(org[k]) for k in ("zhao", "chen", "sun"))))
     assert zhao.scope("lead", lead, owner="陈").compare(zhao.scope("lead", lead))  # not an id: the scope stays
     assert str(access_for(platform, org["qian"]).scope("lead", lead, owner=org["qian"])) == "false"
-    page = platform.records.list("lead", filters={"owner": org["chen"]},
-                                 where=zhao.scope("lead", lead, owner=org["chen"]))
-    assert [item["name"] for item in page.items] == ["线索-陈"]
+    statements = []
+
+    def executed(conn, cursor, statement, *rest):
+        if statement.startswith("SELECT") and "FROM lead " in statement:
+            statements.append(statement.split("WHERE", 1)[1])
+
+    sa.event.listen(platform.engine, "before_cursor_execute", executed)
+    try:  # records.list derives the same from its filters: only 王's page carries zhao's scope (owner IN his people)
+        for owner, names in ((org["chen"], ["线索-陈"]), (org["wang"], [])):
+            statements.clear()
+            for filters in ({"owner": owner}, {"owner__eq": owner}):
+                page = platform.records.list("lead", filters=filters, scope=zhao, count=False)
+                assert [item["name"] for item in page.items] == names, filters
+            assert [" IN (" in where for where in statements] == [owner == org["wang"]] * 2
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", executed)
 
 
 def test_scopes_apply_to_other_objects_and_reads_of_one_record(platform, org):

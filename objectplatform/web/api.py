@@ -125,8 +125,8 @@ def object_def(name: str) -> ObjectDef:
     return obj
 
 
-def _scope(obj: str, operation: str = "read", owner: str | None = None):
-    return g.access.scope(obj, get_platform().schema[obj].table, operation, owner)
+def _scope(obj: str, operation: str = "read"):
+    return g.access.scope(obj, get_platform().schema[obj].table, operation)
 
 
 def _write_scope(obj: str, record_id: str, operation: str):
@@ -219,8 +219,7 @@ def list_records(obj: str) -> Response:
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=args.get("q"), sort=args.get("sort"),
                                  limit=args.get("limit", 50), cursor=args.get("cursor"),
-                                 where=_scope(obj, owner=filters.get("owner", filters.get("owner__eq"))),
-                                 exact_total="total" in args, seen_by=g.access)
+                                 exact_total="total" in args, seen_by=g.access, scope=g.access)
     items = [record_json(platform, obj, r) for r in page.items]
     return json_response({"items": items, "next_cursor": page.next_cursor, "total": page.total,
                           "total_is_exact": page.total_is_exact})

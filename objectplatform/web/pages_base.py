@@ -147,13 +147,12 @@ def object_def(name: str, operation: str = "read") -> ObjectDef:
     return obj
 
 
-def scope(obj: str, operation: str = "read", owner: str | None = None):
-    """The user's data scope on `obj`'s table for reading (or "edit", "delete"), computed once per request;
-    `owner`: the owner a list's filter pins (permissions.Access.scope)."""
+def scope(obj: str, operation: str = "read"):
+    """The user's data scope on `obj`'s table for reading (or "edit", "delete"), computed once per request."""
     scopes = g.setdefault("scopes", {})
-    if (obj, operation, owner) not in scopes:
-        scopes[obj, operation, owner] = g.access.scope(obj, get_platform().schema[obj].table, operation, owner)
-    return scopes[obj, operation, owner]
+    if (obj, operation) not in scopes:
+        scopes[obj, operation] = g.access.scope(obj, get_platform().schema[obj].table, operation)
+    return scopes[obj, operation]
 
 
 def page_display() -> Display:

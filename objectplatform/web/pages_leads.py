@@ -92,16 +92,15 @@ def my_leads():
     if tab not in (*tabs, "all", "forgotten"):
         tab = tabs[0]
     filters = {"owner": g.access.user_id}
-    where = scope(obj, owner=g.access.user_id)
+    where = None
     status_field = pool_behavior.POOL.config_of(definition).status_field
     if tab in tabs:
         filters[status_field] = tab
     elif tab == "forgotten":
-        condition = forgotten_condition(definition, platform.schema[obj], days)
-        where = condition if where is None else sa.and_(where, condition)
+        where = forgotten_condition(definition, platform.schema[obj], days)
     cursor = request.args.get("cursor") or None
     page = platform.records.list(obj, filters=filters, cursor=cursor, limit=PAGE_SIZE, where=where, count=False,
-                                 seen_by=g.access)
+                                 seen_by=g.access, scope=g.access)
     mask = platform.records.mask(obj, g.access)
     columns = [c for c in columns_of(definition) if c != "owner" and mask.visible(c)]
     display = page_display()

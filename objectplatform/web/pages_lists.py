@@ -113,7 +113,7 @@ def list_records(obj: str):
     number = int(args["page"]) if cursor and args.get("page", "").isdigit() else 1
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=q or None, sort=sort, cursor=cursor,
-                                 limit=PAGE_SIZE, where=scope(obj, owner=filters.get("owner")), seen_by=g.access)
+                                 limit=PAGE_SIZE, seen_by=g.access, scope=g.access)
     items = page.items
     mask = platform.records.mask(obj, g.access)
     columns = [name for name in columns_of(definition) if mask.visible(name)]

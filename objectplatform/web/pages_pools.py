@@ -15,7 +15,7 @@ from objectplatform.runtime.errors import Message, NotFound, ValidationFailed, n
 from .current import get_platform
 from .forms import make_input
 from .i18n import error_text, text
-from .pages_base import bp, local_path, object_def, page_display, scope, url_with
+from .pages_base import bp, local_path, object_def, page_display, url_with
 from .pages_lists import columns_of
 from .pages_view import field_label, object_label
 
@@ -75,7 +75,7 @@ def pool_board():
         cursor = request.args.get("cursor") or None
         filters = {behavior.pool_field: current["id"], behavior.status: behavior.config.unassigned_status}
         page = platform.records.list(obj, filters=filters, q=q or None, cursor=cursor, limit=PAGE_SIZE,
-                                     where=scope(obj), seen_by=g.access)
+                                     seen_by=g.access, scope=g.access)
         items = page.items
         mask = platform.records.mask(obj, g.access)
         hidden = {behavior.pool_field, behavior.status, "owner", behavior.last_followed}

@@ -274,13 +274,18 @@ class Records:
 
     def list(self, obj: str, *, filters: Mapping[str, str] | None = None, q: str | None = None,
              sort: str | None = None, limit: int | str = 50, cursor: str | None = None, where=None,
-             count: bool = True, exact_total: bool = False, seen_by=None,
+             count: bool = True, exact_total: bool = False, seen_by=None, scope=None,
              conn: sa.Connection | None = None) -> Page:
         """A page of records (see records/query.py for the filters, search, sort and cursor); the
         total is None unless `count`, and beyond the settings' exact_total_limit an estimate unless `exact_total`.
         `seen_by` (an Access) masks what it may not see, and its filters, search and sort cannot find or order
-        records by it."""
-        self._table(obj)
+        records by it. `scope` (an Access) keeps the records to its data scope, besides `where`: a filter that pins
+        the owner to one the scope reaches keeps them there alone (Access.scope's `owner`)."""
+        ot = self._table(obj)
+        if scope is not None:
+            pinned = None if filters is None else filters.get("owner", filters.get("owner__eq"))
+            reached = scope.scope(obj, ot.table, owner=pinned)
+            where = reached if where is None else where if reached is None else sa.and_(reached, where)
         mask = None if seen_by is None else self.mask(obj, seen_by)
         exact_up_to = None if exact_total else self.platform.settings.exact_total_limit
         with self._reading(conn) as c:

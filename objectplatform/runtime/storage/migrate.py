@@ -144,11 +144,13 @@ class CreateIndex:
     columns: tuple[str, ...]  # "created_at DESC" for a descending key
     unique: bool = False
     reasons: tuple[str, ...] = ()  # what queries by it (storage/tables.py derives them)
+    carried: tuple[str, ...] = ()  # columns it holds besides its keys, on PostgreSQL (INCLUDE)
 
     def render(self) -> str:
         kind = "unique index" if self.unique else "index"
         why = f" for {'; '.join(self.reasons)}" if self.reasons else ""
-        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)}){why}"
+        carried = f" carrying {', '.join(self.carried)} on PostgreSQL" if self.carried else ""
+        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)}){carried}{why}"
 
 
 @dataclass(frozen=True)
@@ -506,7 +508,7 @@ class _Planner:
 
     def _create_index(self, table: sa.Table, index: sa.Index) -> CreateIndex:
         return CreateIndex(table.name, index.name, _index_columns(index), bool(index.unique),
-                           index.info.get("reasons", ()))
+                           index.info.get("reasons", ()), tuple(index.dialect_options["postgresql"]["include"] or ()))
 
     def _record(self, ot: ObjectTable, f: FieldDef) -> RecordField:
         spec = json.dumps(field_spec(ot, f), sort_keys=True)

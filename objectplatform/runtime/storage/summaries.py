@@ -15,7 +15,7 @@ from functools import cached_property
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from objectplatform.metadata import Metadata
+from objectplatform.metadata import Metadata, ObjectDef
 
 PREFIX = "_op_summary_"
 COUNT = "n"  # the column counting a group's records
@@ -85,10 +85,10 @@ class Summary:
         return f"{measures} of {self.object} by {', '.join(self.keys)} (for {', '.join(self.reports)})"
 
 
-def scope_fields(metadata: Metadata, obj: str) -> list[str]:
+def scope_fields(obj: ObjectDef) -> list[str]:
     """The fields of `obj` the data scope reads by value (permissions.Access.scope): the owner, and the pool field
     of the pool behavior (its waiting, unowned records are seen by the pool's members)."""
-    pool = metadata.objects[obj].behaviors.get("pool")
+    pool = obj.behaviors.get("pool")
     return ["owner", *([pool.get("pool_field", "pool")] if pool else [])]
 
 
@@ -99,7 +99,7 @@ def summaries_of(metadata: Metadata, sa_metadata: sa.MetaData, columns_of) -> di
     for report in sorted(metadata.reports.values(), key=lambda r: r.name):
         if report.summary is None:
             continue
-        keys = [*scope_fields(metadata, report.object), *(d.field for d in report.dimensions),
+        keys = [*scope_fields(metadata.objects[report.object]), *(d.field for d in report.dimensions),
                 *([report.columns.field] if report.columns else []),
                 *(name.partition("__")[0] for name in report.filters), *report.summary.keys]
         sums, reports = wanted.setdefault((report.object, tuple(sorted(set(keys)))), ([], []))

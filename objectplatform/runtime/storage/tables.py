@@ -2,7 +2,8 @@
 
 Each field's columns come from its field type (`runtime/fieldtypes`). Indexes: every reference and picklist
 column, `index`/`unique` fields (all the columns of one stored in several, such as a geolocation's lat and lng),
-and composite indexes derived from each list view (filter column, then the sort columns, then id) so that a
+and composite indexes derived from each list view (filter column, then the sort columns, then id; the lifecycle
+state after each field the data scope reads, when the list filters by it) so that a
 filtered, sorted list page is one index range scan.
 
 Foreign keys: every lookup, master_detail, user and department column references its target's id (DEFERRABLE
@@ -31,7 +32,7 @@ from ..fieldtypes import REFERENCE_TYPES as REFERENCE_TYPES
 from ..fieldtypes import FieldType, type_named, value_type
 from .access_stamp import stamp_table, stamped_objects
 from .search import search_table
-from .summaries import Summary, summaries_of
+from .summaries import Summary, scope_fields, summaries_of
 
 PREFIX = "_op_"  # internal tables; object names may not start with it
 # the types of the system fields' values: ids are references (the id itself a lookup's), version an integer
@@ -469,14 +470,18 @@ def _index_part(c: str | sa.ColumnElement) -> str:
 def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[str, ...]]) -> None:
     """Attach the indexes something queries the object's records by, each with why in `info["reasons"]` (migrate's
     plan prints them; docs/engine.md lists the reasons). A non-unique index that is a prefix of another is left out
-    and its reasons go to the longest one."""
+    and its reasons go to the longest one. On PostgreSQL an index may also carry columns a condition on its rows
+    reads (INCLUDE), so that counting them needs no visit to the table."""
     wanted: dict[tuple, tuple[list, bool, list[str]]] = {}  # key: (parts, unique, reasons)
+    carried: dict[tuple, list[str]] = {}  # key: the columns it carries besides its keys
 
-    def want(cols: list, reason: str, unique: bool = False) -> None:
+    def want(cols: list, reason: str, unique: bool = False, carry: tuple[str, ...] = ()) -> None:
         key = tuple(str(c) for c in cols)
         reasons = wanted.setdefault(key, (cols, unique, []))[2]
         if reason not in reasons:
             reasons.append(reason)
+        if carry:
+            carried.setdefault(key, []).extend(c for c in carry if c not in carried[key])
 
     sort_cols: list = []
     state = obj.lifecycle.field if obj.lifecycle is not None else None
@@ -492,6 +497,14 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
     if state is not None and len(columns.get(state, ())) == 1:
         want([state, *sort_cols], "lifecycle state")  # rules, pools and actions find records by it
     want(["owner", *sort_cols], "scope by owner")
+    if obj.list_view is not None and state in obj.list_view.filters and len(columns.get(state, ())) == 1:
+        # a rep's list filtered by state (我的线索's tabs), a pool's waiting records: one index range in the list's
+        # order, and the total counted from the index alone
+        for name in scope_fields(obj):
+            if len(columns.get(name, ())) == 1:
+                # a scope by another field (a pool's) reaches the records without an owner: it reads the owner too
+                want([name, state, *sort_cols], f"list filter {state} within the scope by {name}",
+                     carry=() if name == "owner" else ("owner",))
     for rule in obj.duplicate_rules:  # 查重 looks records up by all of a rule's fields at once
         if all(len(columns.get(n, ())) == 1 for n in rule.fields):
             want([sa.func.lower(table.c[n]) if caseless(obj, n) else n for n in rule.fields],
@@ -511,8 +524,10 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
         longer = max((k for k in wanted if k != key and k[: len(key)] == key), key=len, default=None)
         if longer is not None and not unique:
             wanted[longer][2].extend(r for r in reasons if r not in wanted[longer][2])
+            carried.setdefault(longer, []).extend(c for c in carried.get(key, ()) if c not in carried[longer])
             continue
         names = [_index_part(c) for c in cols]
         exprs = [table.c[c] if isinstance(c, str) else c for c in cols]
-        sa.Index(index_name("uq" if unique else "ix", table.name, names), *exprs, unique=unique,
-                 info={"reasons": tuple(reasons)})
+        extra = carried.get(key, [])
+        sa.Index(index_name("uq" if unique else "ix", table.name, [*names, *(f"with_{c}" for c in extra)]), *exprs,
+                 unique=unique, info={"reasons": tuple(reasons)}, **({"postgresql_include": extra} if extra else {}))
