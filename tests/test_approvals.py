@@ -306,8 +306,8 @@ def test_a_rejected_order_goes_back_with_the_comment_and_is_resubmitted(platform
     assert [(a["id"], a["status"]) for a in listed] == [("2", "pending"), ("1", "rejected")]
     with pytest.raises(Conflict) as e:
         act(platform, people["rep"], "sales_order", "submit", so["id"])
-    assert e.value.message == (f"sales_order {so['id']} is 待审批 submitted: submit applies only to a sales_order "
-                               "that is 草稿 draft, 已驳回 rejected")
+    assert e.value.message == (f"Sales order {so['id']} is Submitted: Submit for approval applies only to sales "
+                               "orders in state Draft, Rejected")
 
 
 def test_an_empty_approver_set_is_refused_and_nothing_is_written(platform, people, product):
@@ -397,8 +397,8 @@ def test_withdraw_by_the_submitter_then_resubmit(platform, people, account, prod
     assert todos(platform, people["boss"]) == []
     with pytest.raises(Conflict) as e:
         act(platform, people["rep"], "sales_order", "withdraw", so["id"])
-    assert e.value.message == (f"sales_order {so['id']} is 草稿 draft: withdraw applies only to a sales_order "
-                               "that is 待审批 submitted")
+    assert e.value.message == (f"Sales order {so['id']} is Draft: Withdraw applies only to sales orders in state "
+                               "Submitted")
     with pytest.raises(Conflict):
         decide(platform, people["boss"], "1", True)
     assert act(platform, people["rep"], "sales_order", "submit", so["id"])["approval"]["status"] == "pending"
@@ -410,7 +410,7 @@ def test_a_waiting_record_and_its_lines_are_locked_except_for_admins(platform, p
     act(platform, people["rep"], "sales_order", "submit", so["id"])
     locked = (f"sales_order {so['id']} is waiting for approval 1 (订单审批 {so['order_no']}): neither it nor its "
               "lines can be changed until the approval is decided or withdrawn")
-    lines_locked = f"sales_order {so['id']} is 待审批 submitted: order_line cannot be changed in this state"
+    lines_locked = f"Sales order {so['id']} is Submitted: Order line cannot be changed in this state"
     line = so["order_line"][0]
     with pytest.raises(Locked) as e:
         edit(platform, "sales_order", so["id"], people["rep"], remark="改一下")

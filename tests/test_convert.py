@@ -163,11 +163,11 @@ def test_account_or_existing_account_exactly_one(platform, people, make_lead):
 
 def test_closed_leads_cannot_convert(platform, people, make_lead):
     rep1 = access_for(platform, people["rep1"])
-    for status, label, mobile in (("invalid", "无效", "13800138001"), ("voided", "作废", "13800138002")):
+    for status, label, mobile in (("invalid", "Invalid", "13800138001"), ("voided", "Voided", "13800138002")):
         lead = make_lead(status=status, mobile=mobile)  # one mobile per lead: same mobile is a duplicate
         with pytest.raises(Conflict) as e:
             run_action(platform, rep1, "lead", "convert", lead["id"], {"account": {}})
-        assert e.value.message == f"lead {lead['id']} is {label} {status}: it cannot be converted"
+        assert e.value.message == f"Lead {lead['id']} is {label}: it cannot be converted"
     assert count(platform, "account") == 0
 
 
@@ -238,7 +238,7 @@ def test_api_convert_account_only_then_a_second_convert_is_409(api, platform, pe
     assert (body["account"]["name"], body["contact"], body["opportunity"]) == ("星辰", None, None)
     assert (body["record"]["converted_account"], body["record"]["converted_contact"]) == (body["account"]["id"], None)
     assert convert(api, lead["id"], "rep1", {"account": {}}) == (409, {"error": {
-        "code": "conflict", "message": f"lead {lead['id']} is 已转换 converted: it cannot be converted"}})
+        "code": "conflict", "message": f"Lead {lead['id']} is Converted: it cannot be converted"}})
     assert count(platform, "account") == 1
     status, history = api.get(f"/objects/lead/records/{lead['id']}/history", "rep1")
     assert status == 200
@@ -302,8 +302,7 @@ def test_concurrent_converts_one_wins(platform, people, make_lead):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["converted"] + [
-        f"lead {lead['id']} is 已转换 converted: it cannot be converted"] * 3
+    assert sorted(outcomes) == [f"Lead {lead['id']} is Converted: it cannot be converted"] * 3 + ["converted"]
     assert (count(platform, "account"), count(platform, "contact")) == (1, 1)
 
 
@@ -384,4 +383,4 @@ def test_any_object_declaring_the_behavior_converts_and_a_stage_picklist_starts_
         invalid = p.records.create("prospect", {"name": "Bo", "state": "invalid"}, user=admin)
         with pytest.raises(Conflict) as e:
             run_action(p, access, "prospect", "convert", invalid["id"], {"customer": {"title": "X"}})
-        assert e.value.message == f"prospect {invalid['id']} is 无效 invalid: it cannot be converted"
+        assert e.value.message == f"Prospect {invalid['id']} is Invalid: it cannot be converted"

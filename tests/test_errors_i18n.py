@@ -293,19 +293,19 @@ def test_locked_fields_and_refused_transitions_carry_their_reasons(api, people, 
     assert status == 201, order
     path = f"/objects/sales_order/records/{order['id']}"
     assert full(api.post(f"{path}/actions/confirm_shipment", "rep1", {})) == error(
-        403, "forbidden", "your roles do not allow confirm_shipment on sales_order (allowed: shipper)",
+        403, "forbidden", "your roles do not allow Confirm shipment on sales orders (allowed: Shipper)",
         "transition.role", {"transition": "confirm_shipment", "object": "sales_order", "roles": "shipper"})
     assert full(api.post(f"{path}/actions/withdraw", "rep1", {})) == error(
-        409, "conflict", f"sales_order {order['id']} is 草稿 draft: withdraw applies only to a sales_order that "
-        "is 待审批 submitted", "transition.wrong_state",
-        {"object": "sales_order", "id": order["id"], "state": "草稿 draft", "transition": "withdraw",
-         "sources": "待审批 submitted"})
+        409, "conflict", f"Sales order {order['id']} is Draft: Withdraw applies only to sales orders in state "
+        "Submitted", "transition.wrong_state",
+        {"object": "sales_order", "id": order["id"], "state": "draft", "transition": "withdraw",
+         "records": "sales_order", "sources": "submitted"})  # labels in the message, codes in its params
     platform.records.update("sales_order", order["id"], {"status": "cancelled"}, version=None, system=True)
     assert full(api.patch(path, "rep1", {"version": 2, "order_discount": 5})) == error(
-        409, "locked", f"sales_order {order['id']} is 已取消 cancelled: order_discount cannot be changed in this "
-        "state", "lifecycle.locked", {"object": "sales_order", "id": order["id"], "state": "已取消 cancelled",
-                                      "fields": "order_discount"},
-        {"order_discount": ["locked while the sales_order is 已取消 cancelled"]})
+        409, "locked", f"Sales order {order['id']} is Cancelled: Order discount cannot be changed in this state",
+        "lifecycle.locked", {"object": "sales_order", "id": order["id"], "state": "cancelled",
+                             "fields": "order_discount"},
+        {"order_discount": ["locked while the sales order is Cancelled"]})
 
 
 # ------------------------------------------------------------------------------------ pages and CLI

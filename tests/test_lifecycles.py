@@ -92,11 +92,11 @@ def transition_only(field: str, transitions: str) -> tuple[int, dict]:
 def test_the_bypasses_of_the_issue_are_refused_through_the_api(api, people, platform, order):
     orders = "/objects/sales_order/records"
     assert api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "approved"}) == transition_only(
-        "status", "submit, withdraw, confirm_shipment, confirm_receipt, complete, cancel, amend")
+        "status", "submit, withdraw, Confirm shipment, Confirm receipt, Complete, Cancel, Amend")
     # a create may only start in an initial state
     assert api.post(orders, "rep", {"account": order["account"], "status": "approved"}) == error(
         422, "validation_failed", "1 field error", {"status": [
-            "a new sales_order starts as 草稿 draft; 已审批 approved is set by the system"]})
+            "a new sales order starts as Draft; Approved is set by the system"]})
     # a value sent back as it is stored is no change
     status, same = api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "draft", "remark": "加急"})
     assert (status, same["status"], same["remark"], same["version"]) == (200, "draft", "加急", 2)
@@ -104,19 +104,19 @@ def test_the_bypasses_of_the_issue_are_refused_through_the_api(api, people, plat
     status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "50"})
     assert (status, payment["status"]) == (201, "pending")
     assert api.patch(f"/objects/payment/records/{payment['id']}", "rep", {"version": 1, "status": "confirmed"}) == \
-        transition_only("status", "confirm_payment, reject_payment, resubmit")
+        transition_only("status", "Confirm payment, Reject, Resubmit")
     assert Decimal(str(api.get(f"{orders}/{order['id']}", "rep")[1]["paid_amount"])) == 0
     status, invoice = api.post("/objects/invoice/records", "rep", {"sales_order": order["id"], "amount": "180",
                                                                   "title": "星辰科技有限公司"})
     assert api.patch(f"/objects/invoice/records/{invoice['id']}", "rep", {"version": 1, "status": "issued"}) == \
-        transition_only("status", "submit, issue_invoice, reject_invoice")
+        transition_only("status", "Submit, Issue invoice, Reject")
     status, visit = api.post("/objects/visit/records", "rep", {"account": order["account"],
                                                               "planned_at": "2026-12-08T09:30:00+08:00"})
     assert api.patch(f"/objects/visit/records/{visit['id']}", "rep", {"version": 1, "status": "completed"}) == \
-        transition_only("status", "check_in, check_out, cancel")
+        transition_only("status", "Check in, Check out, Cancel")
     assert api.patch(f"/objects/payment/records/{payment['id']}", "rep",
                      {"version": 1, "confirmed_at": "2026-12-06T10:00:00+08:00"}) == transition_only(
-        "confirmed_at", "confirm_payment")
+        "confirmed_at", "Confirm payment")
 
 
 def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, platform, order):
@@ -124,15 +124,15 @@ def test_the_five_granted_actions_exist_and_run_as_transitions(api, people, plat
     assert order["status"] == "approved"
     path = f"/objects/sales_order/records/{order['id']}"
     assert api.post(f"{path}/actions/confirm_shipment", "rep", {}) == error(
-        403, "forbidden", "your roles do not allow confirm_shipment on sales_order (allowed: shipper)")
+        403, "forbidden", "your roles do not allow Confirm shipment on sales orders (allowed: Shipper)")
     status, body = api.post(f"{path}/actions/confirm_shipment", "shipper", {"delivery_note": "顺丰 SF1234"})
     assert status == 200, body
     shipped = body["record"]
     assert (shipped["status"], shipped["shipped_by"], shipped["delivery_note"]) == (
         "shipped", people["shipper"], "顺丰 SF1234")
     assert api.post(f"{path}/actions/confirm_shipment", "shipper", {}) == error(
-        409, "conflict", f"sales_order {order['id']} is 已发货 shipped: confirm_shipment applies only to a "
-                         "sales_order that is 已审批 approved")
+        409, "conflict", f"Sales order {order['id']} is Shipped: Confirm shipment applies only to sales orders in "
+                         "state Approved")
     # the shipper's to-do (created by the approval) closed with the shipment
     assert api.get("/todos", "shipper")[1]["items"] == []
 
@@ -180,13 +180,13 @@ def test_an_approved_order_is_locked_until_it_is_amended_and_approved_again(api,
     path = f"/objects/sales_order/records/{order['id']}"
     version = order["version"]
     assert api.patch(path, "rep", {"version": version, "order_discount": 20}) == error(
-        409, "locked", f"sales_order {order['id']} is 已审批 approved: order_discount cannot be changed in this state",
-        {"order_discount": ["locked while the sales_order is 已审批 approved"]})
+        409, "locked", f"Sales order {order['id']} is Approved: Order discount cannot be changed in this state",
+        {"order_discount": ["locked while the sales order is Approved"]})
     line = order["order_line"][0]
     assert api.patch(f"/objects/order_line/records/{line['id']}", "rep", {"version": 1, "quantity": 5})[1][
         "error"]["code"] == "locked"
     refused = api.patch(path, "rep", {"version": version, "order_line": [{"id": line["id"], "quantity": 5}]})[1]
-    assert refused["error"]["message"] == (f"sales_order {order['id']} is 已审批 approved: order_line cannot be "
+    assert refused["error"]["message"] == (f"Sales order {order['id']} is Approved: Order line cannot be "
                                            "changed in this state")
     # the state's editable fields stay editable; a stale version answers before a locked field
     status, body = api.patch(path, "rep", {"version": version, "receiver": "张三"})
@@ -259,7 +259,7 @@ def test_bulk_transitions_report_each_record(api, people, platform, order):
     assert status == 200
     assert body["succeeded"] == [ids[1]]
     assert body["failed"] == [{"id": ids[0], "error": {"code": "conflict", "message": (
-        f"payment {ids[0]} is 已确认 confirmed: confirm_payment applies only to a payment that is 待确认 pending")}}]
+        f"Payment {ids[0]} is Confirmed: Confirm payment applies only to payments in state Pending")}}]
 
 
 def test_a_bulk_transition_moves_the_records_together_and_reports_the_others(api, people, platform, order):
@@ -285,8 +285,8 @@ def test_a_bulk_transition_moves_the_records_together_and_reports_the_others(api
     assert (status, body["succeeded"]) == (200, [first["id"], second["id"], third["id"]])
     assert body["failed"] == [
         {"id": refused["id"], "error": {"code": "conflict", "message": (
-            f"payment {refused['id']} is 已驳回 rejected: confirm_payment applies only to a payment that is "
-            "待确认 pending")}},
+            f"Payment {refused['id']} is Rejected: Confirm payment applies only to payments in state "
+            "Pending")}},
         {"id": "999999", "error": {"code": "not_found", "message": "no payment with id 999999"}}]
     amounts = [(o["paid_amount"], o["pending_payment_amount"], o["outstanding_amount"], o["status"]) for o in (
         api.get(f"/objects/sales_order/records/{o['id']}", "admin")[1] for o in (order, other))]
@@ -338,8 +338,8 @@ def test_a_bulk_confirmation_writes_what_confirming_one_by_one_writes(api, peopl
     status, body = api.post("/objects/payment/actions/confirm_payment", "finance",
                             {"ids": [first["id"], done["id"], second["id"]]})
     assert (status, body) == (200, {"succeeded": [first["id"], second["id"]], "failed": [{"id": done["id"], "error": {
-        "code": "conflict", "message": f"payment {done['id']} is 已确认 confirmed: confirm_payment applies only to "
-                                       "a payment that is 待确认 pending"}}]})
+        "code": "conflict", "message": f"Payment {done['id']} is Confirmed: Confirm payment applies only to "
+                                       "payments in state Pending"}}]})
 
     def confirmation(payment: dict) -> list[tuple]:
         return [(h["change"], h["field"], h["old"], h["new"], h["user"], h["at"]) for h in api.get(
@@ -395,7 +395,7 @@ def test_an_import_row_cannot_start_in_a_later_state(api, people, platform, orde
     platform.jobs.wait(body["job_id"])
     job = api.get(f"/jobs/{body['job_id']}", "admin")[1]
     assert english(job["result"])["errors"] == [{"row": 3, "fields": {"status": [
-        "a new payment starts as 待确认 pending; 已确认 confirmed is reached by confirm_payment"]}}]
+        "a new payment starts as Pending; Confirmed is reached by Confirm payment"]}}]
     assert [p["status"] for p in platform.records.list("payment").items] == ["pending"]
 
 
@@ -428,6 +428,10 @@ def test_the_record_page_offers_what_applies_and_shows_refusals_beside_it(app, p
     assert "待确认" in again.get_data(as_text=True)  # ...but the refusal names the state it needs
     assert re.findall(r'data-action-error="confirm_payment">(.*?)</p>', again.get_data(as_text=True)) == [
         "确认回款：回款 1 当前为“已确认”：确认回款只适用于状态为“待确认”的回款"]  # labels, never codes
+    client.get("/lang/en?next=/")
+    again = client.post(f"/o/payment/{payment['id']}/action/confirm_payment", data={"csrf_token": token(client)})
+    assert re.findall(r'data-action-error="confirm_payment">(.*?)</p>', again.get_data(as_text=True)) == [
+        "Confirm payment: Payment 1 is Confirmed: Confirm payment applies only to payments in state Pending"]
 
 
 def test_a_form_cannot_move_the_state_or_change_what_it_locks(app, people, platform, order):
@@ -472,20 +476,20 @@ def test_the_cli_runs_transitions_with_the_users_roles(migrated_database_url, tm
         payment = records.create("payment", {"sales_order": order, "amount": "50"}, user=rep)["id"]
     capsys.readouterr()
     assert main(["action", "payment", "confirm_payment", payment, "--as", "rep"]) == 1
-    assert "your roles do not allow confirm_payment on payment (allowed: finance)" in capsys.readouterr().err
+    assert "your roles do not allow Confirm payment on payments (allowed: Finance)" in capsys.readouterr().err
     assert main(["action", "payment", "confirm_payment", payment, "--as", "finance"]) == 0
     assert json.loads(capsys.readouterr().out)["record"]["status"] == "confirmed"
     csv = tmp_path / "payments.csv"
     csv.write_text(f"sales_order,amount,status\n{order},5,confirmed\n", encoding="utf-8")
     assert main(["import", "payment", str(csv), "--as", "finance"]) == 1
-    assert "a new payment starts as 待确认 pending" in capsys.readouterr().out
+    assert "a new payment starts as Pending" in capsys.readouterr().out
     assert main(["edit", "payment", payment, "--as", "rep", "--set", "status=pending"]) == 1
-    assert "status: set only by the transitions confirm_payment, reject_payment, resubmit" in capsys.readouterr().err
+    assert "status: set only by the transitions Confirm payment, Reject, Resubmit" in capsys.readouterr().err
     assert main(["edit", "payment", payment, "--as", "rep", "--set", "remark=已到账"]) == 0
     payment_record = json.loads(capsys.readouterr().out)
     assert (payment_record["status"], payment_record["remark"]) == ("confirmed", "已到账")
     assert main(["edit", "payment", payment, "--as", "rep", "--set", "amount=60"]) == 1
-    assert f"error: payment {payment} is 已确认 confirmed: amount cannot be changed in this state" in \
+    assert f"error: Payment {payment} is Confirmed: Amount cannot be changed in this state" in \
         capsys.readouterr().err
 
 

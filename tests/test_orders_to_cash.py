@@ -125,7 +125,7 @@ def test_the_whole_cycle_with_the_balances_at_each_step(api, people, platform, o
 
     assert api.post(f"/objects/payment/records/{first['id']}/actions/confirm_payment", "rep", {}) == (403, {
         "error": {"code": "forbidden",
-                  "message": "your roles do not allow confirm_payment on payment (allowed: finance)"}})
+                  "message": "your roles do not allow Confirm payment on payments (allowed: Finance)"}})
     confirmed = act(api, "payment", first["id"], "confirm_payment", "finance")
     assert (confirmed["status"], confirmed["confirmed_by"], confirmed["confirmed_at"]) == (
         "confirmed", people["finance"], "2026-12-07T01:00:00+00:00")

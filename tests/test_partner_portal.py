@@ -190,3 +190,28 @@ def test_the_partner_s_pages(app, api, world):
     assert client.get(f"/o/lead/{world['lead']}").status_code in (403, 404)
     csv_text = client.get("/o/sales_order/export.csv").get_data(as_text=True)
     assert order_no in csv_text and other_no not in csv_text
+
+
+def test_a_partner_reads_the_approvals_of_their_order_without_the_approvers(api, platform, people, world):  # noqa: F811
+    """The approvals API names no internal user to a partner (the pages show them a dash): no approver's id or name,
+    no one's but the partner's own; the rep reads the same approval with every name."""
+    status, order = api.post(ORDERS, "partner", {"account": world["mine"],
+                                                 "order_line": [{"product": world["laptop"], "quantity": 1}]})
+    assert status == 201, order
+    approval = api.post(f"{ORDERS}/{order['id']}/actions/submit", "partner", {"comment": "请尽快"})[1]["approval"]
+    api.post(f"/approvals/{approval['id']}/approve", "oadmin", {"comment": "同意"})
+    status, body = api.get(f"{ORDERS}/{order['id']}/approvals", "partner")
+    assert status == 200, body
+
+    def people_in(item: dict) -> list:
+        return [(item["submitter"], item["submitter_name"], item["ended_by"])] + [
+            (step["name"], [(a["user"], a["name"], a["decision"], a["comment"]) for a in step["approvers"]])
+            for step in item["steps"]]
+
+    partner = (world["partner"], "星辰采购", None)
+    assert people_in(body["items"][0]) == [partner, ("order_admin", [(None, None, "approved", "同意")]),
+                                           ("finance", [(None, None, None, None)]), ("warehouse", [])]
+    assert people_in(api.get(f"/approvals/{approval['id']}", "partner")[1]) == people_in(body["items"][0])
+    assert people_in(api.get(f"{ORDERS}/{order['id']}/approvals", "rep")[1]["items"][0]) == [
+        partner, ("order_admin", [(people["oadmin"], "周订单", "approved", "同意")]),
+        ("finance", [(people["finance"], "钱会计", None, None)]), ("warehouse", [])]

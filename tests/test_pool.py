@@ -129,7 +129,7 @@ def test_claim_sets_owner_status_and_history(platform, people, clock, north):
         ("status", "unassigned", "pending", people["rep1"], T0),
         ("assigned_at", None, T0.isoformat(), people["rep1"], T0)]
     expect(Conflict, lambda: claim(platform, people["rep2"], lead),
-           f"lead {lead} is already claimed: it is 待处理 pending")
+           f"Lead {lead} is already claimed: it is Pending")
 
 
 def test_claim_refusals(platform, people, clock, north):
@@ -142,9 +142,9 @@ def test_claim_refusals(platform, people, clock, north):
            "lead_pool 金融行业线索池 is admin-assign only: members cannot claim")
     outside = make_lead(platform, None, user=people["rep1"])  # owned, status pending, no pool
     expect(Conflict, lambda: claim(platform, people["rep2"], outside),
-           f"lead {outside} is already claimed: it is 待处理 pending")
+           f"Lead {outside} is already claimed: it is Pending")
     act(platform, people["admin"], lead, "void", {"reason": "测试数据"})
-    expect(Conflict, lambda: claim(platform, people["rep1"], lead), f"lead {lead} is 作废 voided: it cannot be claimed")
+    expect(Conflict, lambda: claim(platform, people["rep1"], lead), f"Lead {lead} is Voided: it cannot be claimed")
     assert platform.records.get("lead", lead)["owner"] is None
 
 
@@ -219,7 +219,7 @@ def test_assign_by_admin_and_refusals(platform, people, clock, north):
            "your roles do not allow the action assign on lead")
     act(platform, people["admin"], lead, "invalidate", {"reason": "重复"})
     expect(Conflict, lambda: act(platform, people["admin"], lead, "assign", {"owner": people["rep2"]}),
-           f"lead {lead} is 无效 invalid: it cannot be assigned")
+           f"Lead {lead} is Invalid: it cannot be assigned")
 
 
 def test_marketing_reaches_all_leads_so_it_may_assign(platform, people, clock, north):
@@ -240,7 +240,7 @@ def test_move_between_pools(platform, people, clock, north):
     expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "move", {}), "1 field error")
     claim(platform, people["admin"], lead)
     expect(Conflict, lambda: act(platform, people["admin"], lead, "move", {"pool": north}),
-           f"lead {lead} is 待处理 pending: it cannot be moved")
+           f"Lead {lead} is Pending: it cannot be moved")
 
 
 # ------------------------------------------------------------------------------------- return
@@ -267,7 +267,7 @@ def test_return_to_this_or_another_pool(platform, people, clock, north):
     assert fields(body["record"]) == {"owner": people["rep2"], "status": "pending", "pool": direct,
                                       "assigned_at": at, "return_reason": "转华南", "invalid_reason": None}
     expect(Conflict, lambda: act(platform, people["admin"], waiting, "return", {"reason": "x"}),
-           f"lead {waiting} is 未分配 unassigned: it cannot be returned")
+           f"Lead {waiting} is Unassigned: it cannot be returned")
 
 
 # --------------------------------------------------------------------- invalidate, void, reopen
@@ -280,23 +280,23 @@ def test_invalidate_void_reopen(platform, people, clock, north):
     assert fields(body["record"]) == {"owner": people["rep1"], "status": "invalid", "pool": north, "assigned_at": T0,
                                       "return_reason": None, "invalid_reason": "空号"}
     expect(Conflict, lambda: act(platform, people["rep1"], lead, "invalidate", {"reason": "again"}),
-           f"lead {lead} is 无效 invalid: it cannot be marked invalid")
+           f"Lead {lead} is Invalid: it cannot be marked invalid")
     assert act(platform, people["rep1"], lead, "reopen")["record"]["status"] == "pending"
     expect(Conflict, lambda: act(platform, people["rep1"], lead, "reopen"),
-           f"lead {lead} is 待处理 pending: it cannot be reopened")
+           f"Lead {lead} is Pending: it cannot be reopened")
     expect(Forbidden, lambda: act(platform, people["rep1"], lead, "void", {"reason": "x"}),
            "your roles do not allow the action void on lead")
     body = act(platform, people["boss"], lead, "void", {"reason": "测试数据"})
     assert (body["record"]["status"], body["record"]["invalid_reason"]) == ("voided", "测试数据")
     expect(Forbidden, lambda: act(platform, people["rep1"], lead, "reopen"),
-           f"lead {lead} is 作废 voided: only an administrator may reopen it")
+           f"Lead {lead} is Voided: only an administrator may reopen it")
     expect(Forbidden, lambda: act(platform, people["boss"], lead, "reopen"),
-           f"lead {lead} is 作废 voided: only an administrator may reopen it")
+           f"Lead {lead} is Voided: only an administrator may reopen it")
     expect(Conflict, lambda: act(platform, people["boss"], lead, "void", {"reason": "x"}),
-           f"lead {lead} is 作废 voided: it cannot be voided")
+           f"Lead {lead} is Voided: it cannot be voided")
     for action, params in (("return", {"reason": "x"}), ("invalidate", {"reason": "x"})):
         expect(Conflict, lambda a=action, p=params: act(platform, people["admin"], lead, a, p),
-               f"lead {lead} is 作废 voided: it cannot be {pool_behavior.VERBS[action]}")
+               f"Lead {lead} is Voided: it cannot be {pool_behavior.VERBS[action]}")
     assert act(platform, people["admin"], lead, "reopen")["record"]["status"] == "pending"
     assert [(f, o, n) for f, o, n, _, _ in changes(platform, lead, "reopen")] == [
         ("status", "invalid", "pending"), ("status", "voided", "pending")]
@@ -310,12 +310,12 @@ def test_converted_lead_refuses_every_pool_action(platform, people, clock, north
     claim(platform, people["rep1"], lead)
     platform.records.update("lead", lead, {"status": "converted"}, version=None, system=True)
     expect(Conflict, lambda: claim(platform, people["rep2"], lead),
-           f"lead {lead} is 已转换 converted: it cannot be claimed")
+           f"Lead {lead} is Converted: it cannot be claimed")
     for action, params in (("assign", {"owner": people["rep2"]}), ("return", {"reason": "x"}),
                            ("move", {"pool": north}), ("invalidate", {"reason": "x"}), ("void", {"reason": "x"}),
                            ("reopen", {})):
         expect(Conflict, lambda a=action, p=params: act(platform, people["admin"], lead, a, p),
-               f"lead {lead} is 已转换 converted: it cannot be {pool_behavior.VERBS[action]}")
+               f"Lead {lead} is Converted: it cannot be {pool_behavior.VERBS[action]}")
 
 
 # ------------------------------------------------------------------------------- bulk, via API
@@ -334,7 +334,7 @@ def test_bulk_claim_through_the_api_reports_partial_failures(api, platform, peop
         {"id": leads[2], "error": {"code": "conflict", "message":
             "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
         {"id": taken, "error": {"code": "conflict",
-                                "message": f"lead {taken} is already claimed: it is 待处理 pending"}},
+                                "message": f"Lead {taken} is already claimed: it is Pending"}},
     ]}
     status, body = api.post(f"/objects/lead/records/{leads[1]}/actions/claim", "admin", {})
     assert status == 409 and body["error"]["message"].startswith("you hold 2 leads")
@@ -346,7 +346,7 @@ def test_bulk_assign_one_owner_and_spread_evenly(api, platform, people, clock, n
     status, body = api.post("/objects/lead/actions/assign", "admin", {"ids": leads, "owner": people["rep1"]})
     assert (status, body["succeeded"], body["failed"]) == (200, leads[:6], [
         {"id": leads[6], "error": {"code": "conflict",
-                                   "message": f"lead {leads[6]} is 作废 voided: it cannot be assigned"}}])
+                                   "message": f"Lead {leads[6]} is Voided: it cannot be assigned"}}])
     more = [make_lead(platform, north, f"M{i}", user=people["admin"]) for i in range(8)]
     owners = [people["rep2"], people["boss"], people["admin"]]
     status, body = api.post("/objects/lead/actions/assign", "admin", {"ids": more, "owners": owners})
@@ -390,7 +390,7 @@ def test_set_based_assign_many_matches_the_bulk_action(platform, people, clock, 
                                        owners=owners)
     assert without_reasons(result) == {"succeeded": leads[1:6], "failed": [
         {"id": leads[6], "error": {"code": "conflict",
-                                   "message": f"lead {leads[6]} is 作废 voided: it cannot be assigned"}},
+                                   "message": f"Lead {leads[6]} is Voided: it cannot be assigned"}},
         {"id": "999999", "error": {"code": "not_found", "message": "no lead with id 999999"}}]}
     got = [platform.records.get("lead", lead)["owner"] for lead in leads[1:6]]
     assert got == [people["rep2"], people["boss"], people["rep1"], people["rep2"], people["boss"]]
@@ -451,10 +451,10 @@ def test_set_based_assign_many_answers_exactly_as_the_api_bulk_action(api, platf
                               {"ids": [*a, "999999"], "owners": [people["rep1"], people["rep2"]]})
     assert status == 200
     assert by_api == {"succeeded": [a[0], a[1], a[5], a[6]], "failed": [
-        {"id": a[2], "error": {"code": "conflict", "message": f"lead {a[2]} is 作废 voided: it cannot be assigned"}},
+        {"id": a[2], "error": {"code": "conflict", "message": f"Lead {a[2]} is Voided: it cannot be assigned"}},
         {"id": a[3], "error": {"code": "not_found", "message": f"no lead with id {a[3]}"}},
         {"id": a[4], "error": {"code": "not_found", "message": f"no lead with id {a[4]}"}},
-        {"id": a[7], "error": {"code": "conflict", "message": f"lead {a[7]} is 无效 invalid: it cannot be assigned"}},
+        {"id": a[7], "error": {"code": "conflict", "message": f"Lead {a[7]} is Invalid: it cannot be assigned"}},
         {"id": "999999", "error": {"code": "not_found", "message": "no lead with id 999999"}}]}
     # rep2 already held one: rep1, rep1 (the tie to the first given), rep2, rep1
     assert [(records.get("lead", i)["owner"], records.get("lead", i)["status"]) for i in by_api["succeeded"]] == [
@@ -470,7 +470,7 @@ def test_set_based_assign_many_answers_exactly_as_the_api_bulk_action(api, platf
 
     def refusal(failure: dict) -> dict:
         one, other = failure["id"], ids.get(failure["id"], failure["id"])
-        message = failure["error"]["message"].replace(f"lead {one} ", f"lead {other} ")
+        message = failure["error"]["message"].replace(f"Lead {one} ", f"Lead {other} ")
         return {"id": other, "error": {**failure["error"], "message": message.replace(f"id {one}", f"id {other}")}}
 
     assert without_reasons(same) == {"succeeded": [ids[i] for i in by_api["succeeded"]],

@@ -71,7 +71,7 @@ def test_twenty_claimers_one_winner(platform):
     assert (len(won), len(lost)) == (1, 19), results
     winner = won[0]["owner"]
     assert winner in people and won[0]["status"] == "pending"
-    assert {e.message for e in lost} == {f"lead {lead} is already claimed: it is 待处理 pending"}
+    assert {e.message for e in lost} == {f"Lead {lead} is already claimed: it is Pending"}
     record = platform.records.get("lead", lead)
     assert (record["owner"], record["status"]) == (winner, "pending")
     claims = [(e["field"], e["new"]) for e in platform.records.history("lead", lead) if e["change"] == "claim"]

@@ -89,7 +89,7 @@ def test_a_return_and_its_refund_with_the_order_s_money_at_each_step(api, people
 
     assert api.post(f"/objects/refund/records/{refund['id']}/actions/confirm_refund", "rep", {}) == (403, {
         "error": {"code": "forbidden",
-                  "message": "your roles do not allow confirm_refund on refund (allowed: finance)"}})
+                  "message": "your roles do not allow Confirm refund on refunds (allowed: Finance)"}})
     confirmed = act(api, "refund", refund["id"], "confirm_refund", "finance")
     assert (confirmed["status"], confirmed["confirmed_by"]) == ("confirmed", people["finance"])
     assert todos(api, "finance") == []

@@ -142,7 +142,7 @@ def test_an_import_gets_processes_stages_and_history_rows(records, people, accou
     ], user=people["boss"])
     assert [(e.index, e.fields) for e in result.errors] == [
         (2, {"sales_process": [f"no sales process 'nope'; one of: {PROCESSES}"]}),
-        (3, {"status": ["a new opportunity starts as 进行中 open; 赢单 won is reached by win"]})]
+        (3, {"status": ["a new opportunity starts as Open; Won is reached by win"]})]
     made = [records.get("opportunity", i) for i in result.created]
     assert [(o["name"], o["sales_process"], o["stage"], o["probability"]) for o in made] == [
         ("甲", "standard_sales", "intent", Decimal("10.00")), ("乙", "east_branch", "intent", Decimal("10.00"))]
@@ -301,7 +301,7 @@ def test_closed_opportunities_refuse_every_move(platform, records, people, accou
         with pytest.raises(Conflict) as e:
             act(platform, people["rep"], action, opportunity["id"], params)
         refusals[action] = e.value.message
-    prefix = f"opportunity {opportunity['id']} is 无效 invalid: it cannot be"
+    prefix = f"Opportunity {opportunity['id']} is Invalid: it cannot be"
     assert refusals == {"advance": f"{prefix} advanced", "complete_task": f"{prefix} changed",
                         "win": f"{prefix} won", "lose": f"{prefix} lost", "invalidate": f"{prefix} marked invalid"}
     assert records.get("opportunity", opportunity["id"])["version"] == invalid["version"]

@@ -114,7 +114,7 @@ def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_lim
     assert (claimed["status"], claimed["owner"]) == ("claimed", people["agent2"])
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent2"], tickets[3]["id"], "claim")
-    assert caught.value.message == f"ticket {tickets[3]['id']} is already claimed: it is 已认领 claimed"
+    assert caught.value.message == f"Ticket {tickets[3]['id']} is already claimed: it is Claimed"
 
 
 def test_the_queue_board_names_the_queue_in_its_own_words(platform, people):
@@ -131,14 +131,14 @@ def test_the_queue_s_own_status_and_field_names_serve_return_assign_invalidate_a
         "waiting", None, None, "不是我的领域")
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent1"], t["id"], "return", {"reason": "again"})
-    assert caught.value.message == f"ticket {t['id']} is 排队中 waiting: it cannot be returned"
+    assert caught.value.message == f"Ticket {t['id']} is Waiting: it cannot be returned"
     assigned = act(platform, people["sup"], t["id"], "assign", {"owner": people["agent2"]})["record"]
     assert (assigned["status"], assigned["owner"], assigned["claimed_at"]) == ("claimed", people["agent2"], T0)
     rejected = act(platform, people["sup"], t["id"], "invalidate", {"reason": "重复工单"})["record"]
     assert (rejected["status"], rejected["close_reason"]) == ("rejected", "重复工单")
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent2"], t["id"], "convert", {"task": {}})
-    assert caught.value.message == f"ticket {t['id']} is 无效 rejected: it cannot be converted"
+    assert caught.value.message == f"Ticket {t['id']} is Invalid: it cannot be converted"
     assert act(platform, people["sup"], t["id"], "reopen")["record"]["status"] == "claimed"
 
 
@@ -173,7 +173,7 @@ def test_through_the_api_a_supervisor_assigns_the_agent_escalates_and_converts_i
     status, body = api.get(path, "agent2")
     assert (body["status"], body["converted_task"], body["converted_at"]) == ("converted", task["id"], NOW)
     status, body = api.post(f"{path}/actions/convert", "agent2", {"task": {}})
-    converted = f"ticket {t['id']} is 已转任务 converted: it cannot be converted"
+    converted = f"Ticket {t['id']} is Converted to a task: it cannot be converted"
     assert (status, body["error"]["message"]) == (409, converted)
 
 

@@ -106,13 +106,13 @@ def test_bad_check_ins_are_refused_and_nothing_is_written(api, people):
     assert act(api, mine, "check_in", lat=91, lng=121.47) == error(
         422, "validation_failed", "1 field error", {"lat": ["must be between -90 and 90"]})
     assert act(api, mine, "check_out", lat=31.23, lng=121.47) == error(
-        409, "conflict", f"visit {mine} is 计划中 planned: check_out applies only to a visit that is 已签到 checked_in")
+        409, "conflict", f"Visit {mine} is Planned: Check out applies only to visits in state Checked in")
     theirs = visit(api, account(api, "rep2", "云图科技"), "rep2")
     assert act(api, theirs, "check_in", lat=31.23, lng=121.47) == error(404, "not_found", f"no visit with id {theirs}")
     assert api.get(f"/objects/visit/records/{mine}", "rep1")[1]["status"] == "planned"
     assert act(api, mine, "check_in", lat=31.23, lng=121.47)[0] == 200
     assert act(api, mine, "check_in", lat=31.23, lng=121.47) == error(
-        409, "conflict", f"visit {mine} is 已签到 checked_in: check_in applies only to a visit that is 计划中 planned")
+        409, "conflict", f"Visit {mine} is Checked in: Check in applies only to visits in state Planned")
     # the manager reads the rep's visit but does not visit for them
     assert act(api, mine, "check_out", "boss", lat=31.23, lng=121.47) == error(
         403, "forbidden", f"only the owner and the co-visitors of visit {mine} check in and out")

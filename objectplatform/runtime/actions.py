@@ -144,7 +144,7 @@ class Actions:
         definition = self.platform.metadata.objects[obj]
         if lifecycles.runs(definition, name):
             if not lifecycles.may_run(access, definition, name):
-                lifecycles.refuse_role(definition, name)
+                lifecycles.refuse_role(self.platform.metadata, definition, name)
         else:
             access.require_action(obj, name)
         if not bulk:
@@ -190,7 +190,7 @@ class Actions:
         record = records.get(obj, record_id, where=access.scope(obj, self.platform.schema[obj].table))
         definition = self.platform.metadata.objects[obj]
         if lifecycles.governs(definition, action.name):
-            lifecycles.refuse(access, definition, action.name, record, self.platform.local_now())
+            lifecycles.refuse(access, definition, action.name, record, self.platform.local_now(), action.label)
         result = dict(action.handler(ActionCall(self.platform, access, obj, record, params)) or {})
         try:
             result.setdefault("record", records.get(obj, record["id"]))

@@ -72,6 +72,18 @@ def flows_started_by(metadata: Metadata, obj: str, action: str) -> list[Approval
     return found
 
 
+def _unnamed(approval: dict, me: str) -> None:
+    """An approval as a caller who may not read users sees it (a partner): no one but themselves by id or name, as
+    the pages show them a dash."""
+    people = [(approval, "submitter", "submitter_name"), (approval, "ended_by", None),
+              *((a, "user", "name") for step in approval["steps"] for a in step["approvers"])]
+    for holder, id_key, name_key in people:
+        if holder[id_key] != me:
+            holder[id_key] = None
+            if name_key:
+                holder[name_key] = None
+
+
 class Approvals:
     """Start, decide, withdraw and read the approvals of one platform's records."""
 
@@ -187,6 +199,8 @@ class Approvals:
                 "stage": definition.get("stage"), "steps": steps_json}
             item["can_decide"] = access is not None and self.can_decide(access, item)
             item["can_withdraw"] = access is not None and self.can_withdraw(access, item)
+            if access is not None and not access.can("user", "read"):
+                _unnamed(item, str(access.user_id))
             found.append(item)
         return found
 

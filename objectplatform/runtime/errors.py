@@ -69,7 +69,7 @@ class RuntimeFailure(Exception):
         """The API error body: {"error": {"code", "message", "reason"?, "params"?, "fields"?}}."""
         body: dict = {"code": self.code, "message": self.message}
         if self.reason:
-            body["reason"], body["params"] = self.reason, self.params
+            body["reason"], body["params"] = self.reason, coded_params(self.message)
         if self.fields:
             body["fields"] = self.fields
         return {"error": body}
@@ -138,9 +138,24 @@ def said_label(zh: str, en: str) -> Message:
 
 
 def said_name(name: str, label) -> Message:
-    """A code the metadata labels (an object, a transition) as a param: the code in the English message (the API's,
-    which English pages say too), its Chinese label where a face speaks Chinese."""
-    return Message("name.label", "{name}", name=name, label={"zh": label.zh, "en": label.en})
+    """A code the metadata labels (an object, a transition, a state, a role, a field) as a param: its label in each
+    face's language, the English one in the API's message; the API's params give the code (`coded_params`)."""
+    return Message("name.label", "{label[en]}", name=name, label={"zh": label.zh, "en": label.en})
+
+
+def coded(value: Any) -> Any:
+    """A param as the API's params give it: a name `said_name` labels as its code, a message of such names (a list of
+    states) with their codes in its English; any other value as it is."""
+    if not isinstance(value, Message):
+        return value
+    if value.reason == "name.label":
+        return value.params["name"]
+    return value.template.format_map(_KeepMissing(coded_params(value)))
+
+
+def coded_params(message: Message) -> dict[str, Any]:
+    """A message's params as the API answers them beside it: codes where the message says labels."""
+    return {name: coded(value) for name, value in message.params.items()}
 
 
 def said_list(items: Sequence[str]) -> str:

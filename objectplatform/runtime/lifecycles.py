@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Lifecycle, Metadata, ObjectDef, Transition
+from objectplatform.metadata import FieldDef, Label, Lifecycle, Metadata, ObjectDef, Transition
 from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
@@ -19,35 +19,69 @@ from .errors import Conflict, Forbidden, Locked, Message, ValidationFailed, said
 from .fieldtypes.reference import record_id
 
 
+def said_option(field: FieldDef, value: Any) -> str:
+    """A picklist value as messages name it: its option's label in each face's language, the value in the API's
+    params."""
+    option = field.option(value) if value is not None else None
+    return str(value) if option is None else said_name(value, option.label)
+
+
 def state_label(obj: ObjectDef, value: Any) -> str:
-    """`已审批 approved`: a state as the API's English messages name it; a Chinese face says 已审批 alone."""
-    option = obj.fields[obj.lifecycle.field].option(value) if value is not None else None
-    if option is None:
-        return str(value)
-    return Message("lifecycle.state", "{label[zh]} {value}", value=value,
-                   label={"zh": option.label.zh, "en": option.label.en})
+    """A lifecycle state as messages name it (`said_option`)."""
+    return said_option(obj.fields[obj.lifecycle.field], value)
 
 
 def states_listed(obj: ObjectDef, values: Iterable[Any]) -> str:
-    """Several states as a message lists them (`待审批 submitted, 已审批 approved`), each face in its language."""
+    """Several states as a message lists them (`Submitted, Approved`), each face in its language."""
     return said_list([state_label(obj, v) for v in values])
 
 
-def said_object(obj: ObjectDef) -> str:
-    return said_name(obj.name, obj.label)
+def said_object(obj: ObjectDef, *, lower: bool = False) -> str:
+    """The object by its label (`Sales order`; in lower case within an English sentence: `a new sales order`)."""
+    return said_name(obj.name, Label(obj.label.zh, obj.label.en.lower()) if lower else obj.label)
 
 
-def said_transition(obj: ObjectDef, name: str) -> str:
+def said_records(obj: ObjectDef) -> str:
+    """The object's records as a sentence names them (`payments`): its plural label in lower case in English."""
+    plural = obj.plural_label or Label(obj.label.zh, f"{obj.label.en}s")
+    return said_name(obj.name, Label(plural.zh, plural.en.lower()))
+
+
+def said_transition(obj: ObjectDef, name: str, label: Label | None = None) -> str:
+    """A transition by `label` (its action's, which one the approval engine runs labels alone), else by its own."""
     transition = obj.lifecycle.transitions.get(name) if obj.lifecycle else None
-    return said_name(name, transition.label) if transition is not None and transition.label else name
+    label = label or (transition.label if transition is not None else None)
+    return said_name(name, label) if label else name
+
+
+def said_transitions(obj: ObjectDef, names: Iterable[str]) -> str:
+    return said_list([said_transition(obj, name) for name in names])
+
+
+def said_part(metadata: Metadata, obj: ObjectDef, name: str) -> str:
+    """What a state locks by its label: a field of `obj`, or a child object (its lines)."""
+    part = obj.fields.get(name) or metadata.objects.get(name)
+    return said_name(name, part.label) if part is not None else name
+
+
+def said_roles(metadata: Metadata, names: Iterable[str]) -> str:
+    """Roles by their labels (`Finance`), `none` when there are none."""
+    said = [said_name(name, metadata.roles[name].label) if name in metadata.roles else name for name in names]
+    return said_list(said) if said else Message("transition.no_role", "none")
+
+
+def wrong_state(obj: ObjectDef, record: Mapping[str, Any], name: str, sources: Iterable[Any],
+                label: Label | None = None) -> Message:
+    """Why the transition (or a behavior's action) `name`, labelled `label` when it has no label of its own, does not
+    start from the record's state."""
+    return Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to {records} in "
+                   "state {sources}", object=said_object(obj), id=record["id"],
+                   state=state_label(obj, record.get(obj.lifecycle.field)),
+                   transition=said_transition(obj, name, label), records=said_records(obj),
+                   sources=states_listed(obj, sources))
 
 
 SET_BY_SYSTEM = Message("value.system_set", "is set by the system")
-
-
-def listed(values: Iterable[str]) -> str:
-    """Names or labels as a message lists them."""
-    return ", ".join(values)
 
 
 class Guard:
@@ -73,13 +107,15 @@ class Guard:
     def refuse_transition_only(self, obj: str, names: Iterable[str]) -> None:
         """422 on each field of `names` that only transitions (or the system) set."""
         lifecycle = self.lifecycles.get(obj)
+        definition = self.metadata.objects[obj]
         errors = {}
         for name in names:
             if name not in self.transition_only.get(obj, ()):
                 continue
             setting = lifecycle.setting(name) if lifecycle else ()
             errors[name] = [Message("lifecycle.transition_only", "set only by the transitions {transitions}",
-                                    transitions=listed(setting)) if setting else SET_BY_SYSTEM]
+                                    transitions=said_transitions(definition, setting)) if setting
+                            else SET_BY_SYSTEM]
         if errors:
             raise ValidationFailed(errors)
 
@@ -101,10 +137,11 @@ class Guard:
             starts = states_listed(definition, lifecycle.initial)
             reached = [t.name for t in lifecycle.transitions.values() if t.to == value]
             how = Message("lifecycle.reached_by", "is reached by {transitions}",
-                          transitions=listed(reached)) if reached else SET_BY_SYSTEM
+                          transitions=said_transitions(definition, reached)) if reached else SET_BY_SYSTEM
             errors.setdefault(lifecycle.field, []).append(Message(
                 "lifecycle.initial_state", "a new {object} starts as {initial}; {state} {how}",
-                object=said_object(definition), initial=starts, state=state_label(definition, value), how=how))
+                object=said_object(definition, lower=True), initial=starts, state=state_label(definition, value),
+                how=how))
 
     def refuse_locked(self, conn: sa.Connection, access_of, obj: str, current: Mapping[str, Any],
                       names: Iterable[str], user: str | None) -> None:
@@ -122,9 +159,10 @@ class Guard:
         definition = self.metadata.objects[obj]
         label = state_label(definition, state.value)
         raise Locked(Message("lifecycle.locked", "{object} {id} is {state}: {fields} cannot be changed in this state",
-                             object=said_object(definition), id=current["id"], state=label, fields=listed(locked)),
+                             object=said_object(definition), id=current["id"], state=label,
+                             fields=said_list([said_part(self.metadata, definition, name) for name in locked])),
                      {name: [Message("lifecycle.field_locked", "locked while the {object} is {state}",
-                                     object=said_object(definition),
+                                     object=said_object(definition, lower=True),
                                      state=label)] for name in locked})
 
     def refuse_locked_parent(self, conn: sa.Connection, schema, access_of, obj: str, record: Mapping[str, Any],
@@ -195,25 +233,25 @@ def applies(obj: ObjectDef, name: str, record: Mapping[str, Any], user: str | No
         expression_env(record, {}, user), at))
 
 
-def refuse_role(obj: ObjectDef, name: str) -> None:
+def refuse_role(metadata: Metadata, obj: ObjectDef, name: str) -> None:
     """403 naming the roles that may run the transition."""
-    roles = listed(obj.lifecycle.transitions[name].roles) or "none"
     raise Forbidden(Message("transition.role", "your roles do not allow {transition} on {object} (allowed: {roles})",
-                            transition=said_transition(obj, name), object=said_object(obj), roles=roles))
+                            transition=said_transition(obj, name), object=said_records(obj),
+                            roles=said_roles(metadata, obj.lifecycle.transitions[name].roles)))
 
 
-def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any], at: datetime) -> None:
-    """409 when the transition does not start from the record's state or its condition does not hold at `at`."""
+def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any], at: datetime,
+           label: Label | None = None) -> None:
+    """409 when the transition does not start from the record's state or its condition does not hold at `at`
+    (`label`: its action's, said when the transition has none)."""
     transition = obj.lifecycle.transitions[name]
     state = record.get(obj.lifecycle.field)
     if state not in transition.sources:
-        raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
-                               "a {object} that is {sources}", object=said_object(obj), id=record["id"],
-                               state=state_label(obj, state), transition=said_transition(obj, name),
-                               sources=states_listed(obj, transition.sources)))
+        raise Conflict(wrong_state(obj, record, name, transition.sources, label))
     if not applies(obj, name, record, access.user_id, at):
         raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {condition}",
-                               transition=name, object=obj.name, id=record["id"], condition=transition.condition))
+                               transition=said_transition(obj, name, label),
+                               object=said_object(obj, lower=True), id=record["id"], condition=transition.condition))
 
 
 def expression_env(record: Mapping[str, Any], params: Mapping[str, Any], user: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from objectplatform.runtime import RuntimeFailure
-from objectplatform.runtime.errors import Message
+from objectplatform.runtime.errors import Message, coded_params
 from objectplatform.runtime.records.recycle_bin import foreign_key_conflict
 
 from .current import get_platform
@@ -77,7 +77,7 @@ def error_body(code: str, message: str, fields: Mapping[str, Sequence[str]] | No
     reason and params, the fields their English messages."""
     error: dict = {"code": code, "message": message}
     if isinstance(message, Message):
-        error["reason"], error["params"] = message.reason, message.params
+        error["reason"], error["params"] = message.reason, coded_params(message)
     if fields:
         error["fields"] = {name: list(messages) for name, messages in fields.items()}
     return {"error": error}

@@ -314,11 +314,7 @@ def _logged(params: Mapping[str, Any]) -> dict:
 def _refuse_state(obj: ObjectDef, record: Mapping[str, Any], states: tuple, action: str) -> None:
     state = record.get(obj.lifecycle.field)
     if state not in states:
-        raise Conflict(Message("transition.wrong_state", "{object} {id} is {state}: {transition} applies only to "
-                               "a {object} that is {sources}", object=lifecycles.said_object(obj), id=record["id"],
-                               state=lifecycles.state_label(obj, state),
-                               transition=lifecycles.said_transition(obj, action),
-                               sources=lifecycles.states_listed(obj, [v for v in states if v])))
+        raise Conflict(lifecycles.wrong_state(obj, record, action, [v for v in states if v]))
 
 
 def _co_visit_select(visit: Visit, conn) -> dict | None:

@@ -14,6 +14,7 @@ from marshmallow import fields as ma_fields
 
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Source
 
+from .. import lifecycles
 from ..actions import Action, ActionCall, Param
 from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..records.history import jsonable
@@ -116,6 +117,7 @@ class Config:
 
     def __init__(self, metadata: Metadata, obj: str, typed: ConvertibleConfig):
         self.object = obj
+        self.definition = metadata.objects[obj]
         self.targets: dict[str, dict[str, str]] = {t: dict(m or {}) for t, m in typed.targets.items()}
         self.main = next(iter(self.targets))
         self.status_field = typed.status_field
@@ -126,7 +128,7 @@ class Config:
         self.proposed = frozenset(typed.targets if typed.proposed is None else typed.proposed)
         status = metadata.objects[obj].fields[self.status_field]
         options = {o.value for o in status.options}
-        self.status_labels = {o.value: o.label.zh for o in status.options}
+        self.status_def = status
         self.closed = frozenset(v for v in typed.closed_values if v in options) | {self.converted_value}
         self.stage_field = typed.stage_field
 
@@ -169,9 +171,9 @@ def _check_status(c: Config, record: Mapping[str, Any]) -> None:
     """Conflict naming the current status (as the pool's actions do) unless the record may convert."""
     status = record.get(c.status_field)
     if status in c.closed:
-        label = c.status_labels.get(status)
-        raise Conflict(Message("convert.closed", "{object} {id} is {status}: it cannot be converted", object=c.object,
-                               id=record["id"], status=f"{label} {status}" if label else status, label=label or status))
+        raise Conflict(Message("convert.closed", "{object} {id} is {status}: it cannot be converted",
+                               object=lifecycles.said_object(c.definition), id=record["id"],
+                               status=lifecycles.said_option(c.status_def, status)))
 
 
 def mapped_values(platform, c: Config, target: str, record: Mapping[str, Any]) -> dict:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Label, Metadata, ObjectDef
 
-from .. import actions
+from .. import actions, lifecycles
 from ..clock import local_midnight
 from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, no_record, said_label
 from ..permissions import department_chain, grants_for
@@ -143,8 +143,7 @@ class PoolBehavior:
         self.ot = platform.schema[obj]
         self.pot = platform.schema[self.pool_object]
         self.table = self.ot.table
-        picklist = platform.metadata.picklists.get(definition.fields[self.status].picklist or "")
-        self.status_labels = {o.value: o.label.zh for o in picklist.options} if picklist else {}
+        self.definition = definition
 
     # ---------------------------------------------------------------------------------- reads
 
@@ -165,10 +164,9 @@ class PoolBehavior:
         return from_row(self.pot, row)
 
     def state(self, record: dict) -> Message:
-        status = record.get(self.status)
-        label = self.status_labels.get(status, "")
-        return Message("pool.state", "{object} {id} is {status}", object=self.obj, id=record["id"],
-                       status=f"{label} {status}".strip(), label=label or status)
+        return Message("pool.state", "{object} {id} is {status}", object=lifecycles.said_object(self.definition),
+                       id=record["id"], status=lifecycles.said_option(self.definition.fields[self.status],
+                                                                      record.get(self.status)))
 
     def managers_only(self, verb: str, record_id: Any) -> Message:
         return Message("pool.managers_only", "only the admins of the {pool_label} and managers may {verb} {object} "
@@ -177,10 +175,9 @@ class PoolBehavior:
     def refuse(self, record: dict, action: str) -> Conflict:
         status = record.get(self.status)
         if action == "claim" and record.get("owner") is not None and status in self.config.open:
-            label = self.status_labels.get(status)
             return Conflict(Message("pool.already_claimed", "{object} {id} is already claimed: it is {status}",
-                                    object=self.obj, id=record["id"], status=f"{label} {status}",
-                                    label=label))
+                                    object=lifecycles.said_object(self.definition), id=record["id"],
+                                    status=lifecycles.said_option(self.definition.fields[self.status], status)))
         return Conflict(Message("pool.cannot", "{state}: it cannot be {verb}", state=self.state(record),
                                 verb=VERBS[action]))
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Option, Source
 
-from .. import actions, approvals
+from .. import actions, approvals, lifecycles
 from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
 from ..expressions_sql import days_between
 from ..records import history, hooks
@@ -181,8 +181,7 @@ class StagedBehavior:
         self.table = self.ot.table
         self.config: SalesProcessConfig = SALES_PROCESS.config_of(platform.metadata.objects[obj])
         self.fields = self.config.fields
-        status = platform.metadata.objects[obj].fields[self.config.status_field]
-        self.status_labels = {o.value: o.label.zh for o in status.options}
+        self.definition = platform.metadata.objects[obj]
 
     # ---------------------------------------------------------------------------------- reads
 
@@ -211,9 +210,9 @@ class StagedBehavior:
     def state(self, record: Mapping[str, Any]) -> Message:
         status = record.get(self.config.status_field)
         if status != self.config.open_status:
-            label = self.status_labels.get(status, "")
-            return Message("pool.state", "{object} {id} is {status}", object=self.obj, id=record["id"],
-                           status=f"{label} {status}".strip(), label=label or status)
+            return Message("pool.state", "{object} {id} is {status}", object=lifecycles.said_object(self.definition),
+                           id=record["id"], status=lifecycles.said_option(
+                               self.definition.fields[self.config.status_field], status))
         f = self.fields
         found = process(self.platform.metadata, record.get(f.sales_process), self.obj)
         stage = found.stage(record.get(f.stage)) if found else None
