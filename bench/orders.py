@@ -5,15 +5,18 @@ the same rows (../shared/PERFORMANCE.md: the engine quoted as a ratio to the flo
 
 Data, per database: N orders (default 100,000) of 50 reps over 10,000 accounts, 80 % approved or later, with
 consistent stored balances (total, paid, returned, outstanding, invoices requested), written with Core inserts,
-then VACUUM ANALYZE / ANALYZE. For (a), 3 x P pending payments (default P = 10,000) are written with Core inserts
-against as many approved orders (their pending/committed amounts set to match), and a finance user confirms P of
-them one by one, P in bulk calls of MAX_BULK ids (set-based: one guarded UPDATE, one history INSERT, one balance
-recount per call); each confirmation checks permission and state, recomputes the order's balances and notifies
-the owner as for a user (written directly, the payments have no to-dos to close). The floor confirms the last P by
-hand: one UPDATE of the payments and one of their orders' balances; the bulk run is quoted as a ratio to it.
+then VACUUM ANALYZE / ANALYZE. For (a), S + 3 x P pending payments (default S = P = 10,000) are written with Core
+inserts against as many approved orders (their pending/committed amounts set to match), and a finance user confirms S of
+them one by one, P in bulk calls of MAX_BULK ids (set-based: one guarded UPDATE, one history INSERT, one UPDATE of
+the orders' rollups and stored formulas, the after-rollup hooks' set forms); each confirmation checks permission
+and state, recomputes the order's balances and notifies the owner as for a user (written directly, the payments
+have no to-dos to close). Two floors confirm P more each by hand in one transaction: the bare one, one UPDATE of the
+payments and one of their orders' balances; and the one writing the same rows as the engine (the payments, their
+history entries, the orders' balances with their stored formulas, the owners' notifications, the to-dos closed).
+The bulk run is quoted as a ratio to each, by the wall clock and by CPU seconds (the machine is shared).
 Report timings are the median of three runs after a warm-up; the engine's rows are checked equal to the hand SQL's.
 
-Usage: python bench/orders.py [--backends sqlite,postgresql] [--orders 100000] [--payments 10000]
+Usage: python bench/orders.py [--backends sqlite,postgresql] [--orders 100000] [--payments 10000] [--single 10000]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
-from engine import database, insert_rows, settle, timed
+from engine import cpu_seconds, database, insert_rows, settle, timed
 
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.actions import MAX_BULK, run_action
@@ -51,7 +54,7 @@ select u.display_name, a.name, g.n, g.total, g.returned, g.paid, g.outstanding, 
 from g left join "user" u on u.id = g.owner left join account a on a.id = g.account"""
 
 
-def fill(platform, n_orders: int, n_payments: int) -> tuple[str, list[int]]:
+def fill(platform, n_orders: int, pending_ids: int) -> tuple[str, list[int]]:
     """The data set of the module docstring; the finance user's id and the ids of the pending payments."""
     rnd = random.Random(15)
     now = datetime(2026, 12, 1)
@@ -66,7 +69,6 @@ def fill(platform, n_orders: int, n_payments: int) -> tuple[str, list[int]]:
                     for i in range(REPS)])
     insert("account", [{"id": i, "name": f"客户{i:05d}", "owner": REP + i % REPS, **stamp}
                        for i in range(1, ACCOUNTS + 1)])
-    pending_ids = 3 * n_payments
     orders, payments = [], []
     for i in range(1, n_orders + 1):
         account = rnd.randint(1, ACCOUNTS)
@@ -98,44 +100,78 @@ def fill(platform, n_orders: int, n_payments: int) -> tuple[str, list[int]]:
     return finance["id"], [p["id"] for p in payments]
 
 
-def confirmations(platform, finance: str, payments: list[int], n: int) -> tuple[float, float]:
-    """Seconds for n single confirm_payment calls and for n more in bulk calls of MAX_BULK ids."""
+def confirmations(platform, finance: str, payments: list[int], single: int, n: int) -> tuple:
+    """Seconds for `single` one-by-one confirm_payment calls; (wall-clock, CPU) seconds (`cpu_seconds`: this
+    process's and its PostgreSQL server processes') for n more in bulk calls of MAX_BULK ids, and for the two
+    floors of n more each (the module docstring)."""
     access = access_for(platform, finance)
     start = time.perf_counter()
-    for payment in payments[:n]:
+    for payment in payments[:single]:
         run_action(platform, access, "payment", "confirm_payment", str(payment), {})
-    single = time.perf_counter() - start
-    rest = [str(p) for p in payments[n:2 * n]]
-    start = time.perf_counter()
+    one_by_one = time.perf_counter() - start
+    rest = [str(p) for p in payments[single:single + n]]
+    start, cpu = time.perf_counter(), cpu_seconds(platform.engine)
     for at in range(0, len(rest), MAX_BULK):
         run_action(platform, access, "payment", "confirm_payment", rest[at:at + MAX_BULK], {})
-    bulk = time.perf_counter() - start
-    floor = hand_confirmations(platform, finance, payments[2 * n:3 * n])
+    bulk = (time.perf_counter() - start, cpu_seconds(platform.engine) - cpu)
+    cpu = cpu_seconds(platform.engine)
+    same = (hand_confirmations(platform, finance, payments[single + n:single + 2 * n], same_rows=True),
+            cpu_seconds(platform.engine) - cpu)
+    cpu = cpu_seconds(platform.engine)
+    bare = (hand_confirmations(platform, finance, payments[single + 2 * n:single + 3 * n], same_rows=False),
+            cpu_seconds(platform.engine) - cpu)
     with platform.engine.connect() as conn:
         confirmed = conn.execute(sa.text("select count(*) from payment where status = 'confirmed'")).scalar()
         paid = conn.execute(sa.text("select count(*) from sales_order o join payment p on p.sales_order = o.id "
                                     "where p.status = 'confirmed' and o.pending_payment_amount = 0 "
                                     "and o.paid_amount >= p.amount")).scalar()
-    assert confirmed == paid == 3 * n, (confirmed, paid)  # every order's balances followed its payment
-    return single, bulk, floor
+        told = conn.execute(sa.text("select count(*) from _op_notification where object = 'payment'")).scalar()
+        logged = conn.execute(sa.text("select count(*) from _op_history where object = 'payment' "
+                                      "and change = 'confirm_payment'")).scalar()
+    assert confirmed == paid == single + 3 * n, (confirmed, paid)  # every order's balances followed its payment
+    assert told == single + 2 * n and logged == 3 * (single + 2 * n), (told, logged)  # the same rows as the engine
+    return one_by_one, bulk, same, bare
 
 
-def hand_confirmations(platform, finance: str, payments: list[int]) -> float:
-    """Seconds for the floor: the same payments confirmed by hand, one UPDATE of the payments and one of their
-    orders' balances, in one transaction."""
+HISTORY = """
+insert into _op_history (object, record_id, change, field, old_value, new_value, user_id, at)
+select 'payment', p.id, 'confirm_payment', f.field, f.old_value,
+       case f.n when 0 then '"confirmed"' when 1 then '"' || :finance || '"' else :iso end, :finance, :now
+from payment p cross join (select 0 n, 'status' field, '"pending"' old_value union all select 1, 'confirmed_by', null
+                           union all select 2, 'confirmed_at', null) f
+where p.id in :ids and p.status = 'pending' order by p.id, f.n"""
+NOTIFY = """
+insert into _op_notification (user_id, title_zh, title_en, object, record_id, dedupe_key, created_at)
+select owner, '回款 ' || payment_no || ' 已确认', 'Payment ' || payment_no || ' was confirmed', 'payment', id,
+       'transition:confirm_payment:' || id || '-' || version, :now
+from payment where id in :ids"""
+CLOSE = """
+update _op_todo set done_at = :now where object = 'payment' and record_id in :ids and action = 'confirm_payment'
+and done_at is null"""
+
+
+def hand_confirmations(platform, finance: str, payments: list[int], same_rows: bool) -> float:
+    """Seconds for a floor: the same payments confirmed by hand in one transaction, the bare one (the payments and
+    their orders' balances) or the one writing the same rows as the engine (the module docstring)."""
     confirm = sa.text("update payment set status = 'confirmed', confirmed_by = :finance, confirmed_at = :now, "
                       "updated_by = :finance, updated_at = :now, version = version + 1 "
-                      "where id in :ids and status = 'pending'").bindparams(sa.bindparam("ids", expanding=True))
+                      "where id in :ids and status = 'pending'")
     balances = sa.text(
         "update sales_order set confirmed_payment_amount = confirmed_payment_amount + p.amount, "
         "pending_payment_amount = pending_payment_amount - p.amount, paid_amount = paid_amount + p.amount, "
         "outstanding_amount = outstanding_amount - p.amount "
         "from (select sales_order, sum(amount) amount from payment where id in :ids group by sales_order) p "
-        "where sales_order.id = p.sales_order").bindparams(sa.bindparam("ids", expanding=True))
+        "where sales_order.id = p.sales_order")
+    statements = [HISTORY, confirm, balances, NOTIFY, CLOSE] if same_rows else [confirm, balances]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    values = {"finance": int(finance), "now": now, "ids": payments, "iso": f'"{now.isoformat()}+00:00"'}
     start = time.perf_counter()
     with platform.engine.begin() as conn:
-        conn.execute(confirm, {"finance": int(finance), "now": datetime.now(UTC).replace(tzinfo=None), "ids": payments})
-        conn.execute(balances, {"ids": payments})
+        for statement in statements:
+            statement = sa.text(statement) if isinstance(statement, str) else statement
+            names = set(statement._bindparams)
+            conn.execute(statement.bindparams(sa.bindparam("ids", expanding=True)),
+                         {k: v for k, v in values.items() if k in names})
     return time.perf_counter() - start
 
 
@@ -144,16 +180,20 @@ def normal(row) -> tuple:
     return tuple(Decimal(str(v)).quantize(Decimal("0.01")) if isinstance(v, (float, Decimal)) else v for v in row)
 
 
-def bench(backend: str, workdir: Path, n_orders: int, n_payments: int) -> tuple:
+def bench(backend: str, workdir: Path, n_orders: int, n_payments: int, n_single: int) -> tuple:
     url = database(backend, SCHEMA, workdir)
     platform = open_platform(Settings.from_env(database_url=url, instance_path=workdir / "instance"))
     migrate(platform.engine, platform.schema)
-    finance, payments = fill(platform, n_orders, n_payments)
-    single, bulk, floor = confirmations(platform, finance, payments, n_payments) if n_payments else (0.0, 0.0, 0.0)
+    finance, payments = fill(platform, n_orders, n_single + 3 * n_payments if n_payments else 0)
+    single, bulk, same, bare = confirmations(platform, finance, payments, n_single, n_payments) if n_payments \
+        else (0.0, (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
     if n_payments:
-        print(f"  [{backend}] confirm_payment x {n_payments:,}: one by one {single:.2f} s "
-              f"({single / n_payments * 1000:.2f} ms each), bulk {bulk:.2f} s ({bulk / n_payments * 1000:.2f} ms "
-              f"each), hand SQL {floor:.2f} s, bulk / hand {bulk / floor:.1f}x")
+        each = f"({single / n_single * 1000:.2f} ms each)" if n_single else ""
+        print(f"  [{backend}] confirm_payment: one by one x {n_single:,} {single:.2f} s {each}; bulk x {n_payments:,} "
+              f"{bulk[0]:.2f} s, CPU {bulk[1]:.2f} s; hand SQL writing the same rows {same[0]:.3f} s, CPU "
+              f"{same[1]:.3f} s: bulk / same rows {bulk[0] / same[0]:.2f}x (CPU {bulk[1] / same[1]:.2f}x); bare hand "
+              f"SQL (payments and balances only) {bare[0]:.3f} s, CPU {bare[1]:.3f} s: bulk / bare "
+              f"{bulk[0] / bare[0]:.1f}x (CPU {bulk[1] / bare[1]:.1f}x)")
     report = definition(platform.metadata, "employee_performance")
     rows_only = replace(report, totals=False)
     with platform.engine.connect() as conn:
@@ -169,7 +209,7 @@ def bench(backend: str, workdir: Path, n_orders: int, n_payments: int) -> tuple:
     print(f"  [{backend}] employee_performance at {n_orders:,} orders: engine {engine:.3f} s, hand SQL "
           f"{hand:.3f} s, {len(result.rows):,} rows")
     platform.close()
-    return backend, single, bulk, floor, engine, hand, len(result.rows)
+    return backend, single, bulk, same, bare, engine, hand, len(result.rows)
 
 
 def drop_schema() -> None:
@@ -186,28 +226,32 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--payments", type=int, default=10_000)
+    parser.add_argument("--single", type=int, default=None, help="payments confirmed one by one (default: --payments)")
     args = parser.parse_args()
-    assert 3 * args.payments <= args.orders, "each pending payment has an order of its own"
+    args.single = args.payments if args.single is None else args.single
+    assert args.single + 3 * args.payments <= args.orders, "each pending payment has an order of its own"
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-"))
     print(f"objectplatform orders benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.orders:,} orders, "
           f"{args.payments:,} confirmations each way")
     results = []
     try:
         for backend in args.backends.split(","):
-            results.append(bench(backend, workdir, args.orders, args.payments))
+            results.append(bench(backend, workdir, args.orders, args.payments, args.single))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if "postgresql" in args.backends:
             drop_schema()
-    print("\n| database | confirm one by one (per payment) | confirm in bulk (per payment) | by hand | bulk / hand | "
-          "employee_performance engine | hand SQL | ratio |\n|---|---|---|---|---|---|---|---|")
-    for backend, single, bulk, floor, engine, hand, _ in results:
-        each = 1000 / max(args.payments, 1)
-        one, many, by_hand, ratio = (
-            f"{single:.1f} s ({single * each:.2f} ms)", f"{bulk:.1f} s ({bulk * each:.2f} ms)", f"{floor:.2f} s",
-            f"{bulk / floor:.1f}x") if args.payments else ("not run",) * 4
-        print(f"| {backend} | {one} | {many} | {by_hand} | {ratio} | {engine:.3f} s | {hand:.3f} s | "
-              f"{engine / hand:.2f}x |")
+    print("\n| database | confirm one by one (per payment) | confirm in bulk (per payment) | by hand, same rows | "
+          "bulk / same rows (CPU) | by hand, bare | bulk / bare (CPU) | employee_performance engine | hand SQL | "
+          "ratio |\n|---|---|---|---|---|---|---|---|---|---|")
+    for backend, single, bulk, same, bare, engine, hand, _ in results:
+        one = f"{single:.1f} s ({single * 1000 / args.single:.2f} ms)" if args.single and args.payments else "not run"
+        many, by_hand, ratio, bare_hand, bare_ratio = (
+            f"{bulk[0]:.2f} s ({bulk[0] * 1000 / args.payments:.3f} ms)", f"{same[0]:.3f} s",
+            f"{bulk[0] / same[0]:.2f}x ({bulk[1] / same[1]:.2f}x)", f"{bare[0]:.3f} s",
+            f"{bulk[0] / bare[0]:.1f}x ({bulk[1] / bare[1]:.1f}x)") if args.payments else ("not run",) * 5
+        print(f"| {backend} | {one} | {many} | {by_hand} | {ratio} | {bare_hand} | {bare_ratio} | {engine:.3f} s | "
+              f"{hand:.3f} s | {engine / hand:.2f}x |")
 
 
 if __name__ == "__main__":

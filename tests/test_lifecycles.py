@@ -17,6 +17,8 @@ from test_api import app as app  # noqa: F401
 from test_pages import login, token
 
 from objectplatform.cli import main
+from objectplatform.runtime.errors import ValidationFailed
+from objectplatform.translations import message_text
 
 
 @pytest.fixture
@@ -363,6 +365,89 @@ def test_a_bulk_confirmation_writes_what_confirming_one_by_one_writes(api, peopl
     assert sorted(n["title"] for n in api.get("/notifications", "rep")[1]["items"] if "已确认" in n["title"]) == sorted(
         f"回款 {p['payment_no']} 已确认" for p in (alone, first, second, done))
     assert [t["record_id"] for t in api.get("/todos", "finance")[1]["items"] if t["object"] == "payment"] == []
+
+
+def test_a_bulk_confirmation_completes_the_orders_it_pays_in_full_as_confirming_one_by_one_does(
+        api, people, platform, order):
+    """Three received orders of 180.00: the first paid in full by two payments confirmed one at a time, the second
+    by two payments confirmed in bulk, the third partly (50.00) in the same bulk call. The first two complete by
+    themselves with the same balances, history and notifications (the bulk path refreshes the orders set-based: one
+    UPDATE for their rollups and stored formulas, the automatic transition taken in one query); the third stays
+    received with 130.00 outstanding."""
+    platform.clock = FixedClock(datetime(2026, 12, 7, 2, 30, tzinfo=UTC))
+    product = platform.records.list("product").items[0]["id"]
+
+    def received(sales_order: dict) -> dict:
+        platform.records.update("sales_order", sales_order["id"], {"status": "received"}, version=None, system=True)
+        return sales_order
+
+    def new_order() -> dict:
+        return api.post("/objects/sales_order/records", "rep", {
+            "account": order["account"], "order_discount": 10,
+            "order_line": [{"product": product, "quantity": 2, "unit_price": "100"}]})[1]
+
+    one, bulk, partly = received(order), received(new_order()), received(new_order())
+
+    def pay(sales_order: dict, amount: str) -> dict:
+        return api.post("/objects/payment/records", "rep", {"sales_order": sales_order["id"], "amount": amount})[1]
+
+    by_one, together = [pay(one, "100"), pay(one, "80")], [pay(bulk, "100"), pay(bulk, "80"), pay(partly, "50")]
+    for payment in by_one:
+        assert api.post(f"/objects/payment/records/{payment['id']}/actions/confirm_payment", "finance", {})[0] == 200
+    ids = [p["id"] for p in together]
+    assert api.post("/objects/payment/actions/confirm_payment", "finance", {"ids": ids}) == (
+        200, {"succeeded": ids, "failed": []})
+
+    def state(sales_order: dict) -> dict:
+        record = api.get(f"/objects/sales_order/records/{sales_order['id']}", "rep")[1]
+        return {k: record[k] for k in ("status", "total_amount", "confirmed_payment_amount", "pending_payment_amount",
+                                       "committed_payment_amount", "paid_amount", "outstanding_amount", "version")}
+
+    assert state(one) == state(bulk) == {
+        "status": "completed", "total_amount": 180.0, "confirmed_payment_amount": 180.0, "pending_payment_amount": 0.0,
+        "committed_payment_amount": 180.0, "paid_amount": 180.0, "outstanding_amount": 0.0, "version": 3}
+    assert state(partly) == {
+        "status": "received", "total_amount": 180.0, "confirmed_payment_amount": 50.0, "pending_payment_amount": 0.0,
+        "committed_payment_amount": 50.0, "paid_amount": 50.0, "outstanding_amount": 130.0, "version": 2}
+
+    def changes(sales_order: dict) -> list[tuple]:
+        return [(h["change"], h["field"], h["old"], h["new"], h["user"], h["at"]) for h in api.get(
+            f"/objects/sales_order/records/{sales_order['id']}/history", "rep")[1]["items"] if h["change"] != "create"]
+
+    at = "2026-12-07T02:30:00+00:00"
+    assert changes(one) == changes(bulk) == [("update", "status", "draft", "received", None, at),
+                                             ("complete", "status", "received", "completed", None, at)]
+    assert changes(partly) == [("update", "status", "draft", "received", None, at)]
+    assert sorted(n["title"] for n in api.get("/notifications", "rep")[1]["items"] if "已确认" in n["title"]) == sorted(
+        f"回款 {p['payment_no']} 已确认" for p in (*by_one, *together))
+    assert [t["record_id"] for t in api.get("/todos", "finance")[1]["items"] if t["object"] == "payment"] == []
+
+
+def test_a_set_based_write_raising_a_limited_rollup_is_refused_as_one_record_s_write_is(api, people, platform, order):
+    """Payments of 100.00 and 90.00 rejected on the 180.00 order: put back to pending together by a set-based write
+    (`update_all`, whose rollup refresh is set-based), the order's committed payments would be 190.00: refused with
+    the message a payment's own write gets (from nothing committed: 180.00 left), nothing of it written; one by one,
+    the first fits and the second is refused the same way (80.00 left)."""
+    approve_as_the_system(platform, order)
+    ids = []
+    for amount in ("100", "90"):
+        payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": amount})[1]
+        api.post(f"/objects/payment/records/{payment['id']}/actions/reject_payment", "finance", {"reason": "重复"})
+        ids.append(int(payment["id"]))
+    records = platform.records
+    with pytest.raises(ValidationFailed) as refused, records.transaction() as conn:
+        records.update_all("payment", ids, {"status": "pending"}, conn=conn, user=people["rep"])
+    assert [message_text(m, "en") for m in refused.value.fields["amount"]] == [
+        f"Payments recorded of Sales order {order['order_no']} would be 190.00, above 180.00: at most 180.00 is left"]
+    records.update("payment", ids[0], {"status": "pending"}, version=None, system=True)  # one by one: 100.00 fits
+    with pytest.raises(ValidationFailed) as alone:
+        records.update("payment", ids[1], {"status": "pending"}, version=None, system=True)
+    assert [message_text(m, "en") for m in alone.value.fields["amount"]] == [
+        f"Payments recorded of Sales order {order['order_no']} would be 190.00, above 180.00: at most 80.00 is left"]
+    sales_order = records.get("sales_order", order["id"])
+    assert (sales_order["committed_payment_amount"], sales_order["pending_payment_amount"]) == (
+        Decimal("100.00"), Decimal("100.00"))
+    assert [records.get("payment", i)["status"] for i in ids] == ["pending", "rejected"]
 
 
 def test_a_bulk_transition_runs_record_by_record_when_a_hook_needs_each_record(api, people, platform, order):

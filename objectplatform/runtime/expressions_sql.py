@@ -62,6 +62,25 @@ def _instr(element: _position, compiler: Any, **kw: Any) -> str:
     return f"instr({compiler.process(element.clauses, **kw)})"
 
 
+class _quotient(FunctionElement):
+    """The first argument divided by the second as the evaluator divides: never a whole-number division."""
+
+    type = sa.Numeric()
+    inherit_cache = True
+
+
+@compiles(_quotient)
+def _divide(element: _quotient, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({a} AS NUMERIC) / {b})"
+
+
+@compiles(_quotient, "sqlite")
+def _divide_real(element: _quotient, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({a} AS REAL) / {b})"
+
+
 class days_between(FunctionElement):
     """The whole days from the date of the first argument to the date of the second (a date or date-time)."""
 
@@ -316,5 +335,5 @@ class _Compiler:
             raise _unsupported("date arithmetic", node)
         a, b = self.value(left), self.value(right)
         if op == "/":
-            return a / sa.func.nullif(b, 0, type_=b.type)
+            return _quotient(a, sa.func.nullif(b, 0, type_=b.type))
         return _OPERATORS[op](a, b)

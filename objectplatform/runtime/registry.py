@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from objectplatform.metadata import Label, Metadata, ObjectDef
 
 from .actions import Action, Handler, Param, Provider
-from .records.hooks import EVENTS, Hook, HookContext
+from .records.hooks import EVENTS, Hook, HookContext, RowsContext
 
 if TYPE_CHECKING:
     from .behaviors.registry import Behavior
@@ -76,14 +76,16 @@ class Registry:
     def hook(self, event: str, handler: Callable[[HookContext], None], *,
              applies: Callable[[ObjectDef], bool] = lambda obj: True,
              reads: Callable[[ObjectDef], Iterable[str]] | None = None,
-             needed: Callable[[Metadata, ObjectDef, Mapping[str, Any]], bool] | None = None) -> Hook:
+             needed: Callable[[Metadata, ObjectDef, Mapping[str, Any]], bool] | None = None,
+             many: Callable[[RowsContext], None] | None = None) -> Hook:
         """Run `handler` on `event` (records/hooks.py says which) for every object `applies` accepts; an
         after_rollup handler may say which fields of the object it `reads` (else it gets the whole record), a
         before_update or after_update handler when a set-based write of the same values on many records `needed`
-        it (else it always does, and such a write runs record by record)."""
+        it (else it always does, and such a write runs record by record); an after_rollup handler its set form
+        `many`, run once on all the records a set-based refresh changed (else that refresh runs record by record)."""
         if event not in EVENTS:
             raise ValueError(f"unknown hook event {event}; one of {', '.join(sorted(EVENTS))}")
-        hook = Hook(event, handler, applies, reads, needed)
+        hook = Hook(event, handler, applies, reads, needed, many)
         self.hooks.append(hook)
         return hook
 

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Transition
 from objectplatform.metadata.checks import LIFECYCLE_BY
-from objectplatform.metadata.expressions import parse
+from objectplatform.metadata.expressions import ExpressionError, parse
 
 from . import actions, lifecycles
 from .errors import Message, NotFound, RuntimeFailure, ValidationFailed, no_record, said_label
+from .expressions_sql import to_sql
 from .lifecycles import expression_env
 from .records import hooks
 from .rules import RecordRun
@@ -189,6 +190,37 @@ def run_automatic(platform, conn, obj: ObjectDef, record: Mapping[str, Any], at:
             return
 
 
+def run_automatic_many(ctx: hooks.RowsContext) -> None:
+    """`run_automatic` on the records a set-based rollup refresh changed: each automatic transition in turn takes,
+    in one query, those in a state it starts from whose condition holds and that no earlier one took, and moves
+    them together (`move_many`); a record it cannot move is refused as `move` refuses it."""
+    platform, conn = ctx.records.platform, ctx.conn
+    obj = platform.metadata.objects[ctx.object]
+    ot = platform.schema[obj.name]
+    local = ctx.now.astimezone(platform.settings.zone)
+    columns, taken, moves = ctx.columns, set(), []
+    for transition in obj.lifecycle.transitions.values():
+        if transition.when is None or transition.by is not None:
+            continue
+        query = sa.select(ot.table.c.id).where(ctx.changed(), ot.column(obj.lifecycle.field).in_(
+            list(transition.sources))).order_by(ot.table.c.id)
+        when = parse(transition.when)
+        try:
+            ids = conn.execute(query.where(to_sql(when, columns, local, condition=True))).scalars().all()
+        except ExpressionError:  # the condition is evaluated here on each record in a state it starts from
+            found = platform.records.read_many(conn, obj.name, [str(i) for i in conn.execute(query).scalars()])
+            ids = [int(i) for i, record in found.items() if when.evaluate(expression_env(record, {}, None), local)]
+        ids = [i for i in ids if i not in taken]
+        if ids:
+            taken.update(ids)
+            moves.append((transition, ids))
+    for transition, ids in moves:
+        found = platform.records.read_many(conn, obj.name, [str(i) for i in ids], lock=True)
+        refused = move_many(platform, conn, obj, transition, [found[str(i)] for i in ids], {}, None, ctx.now)
+        if refused:
+            raise next(iter(refused.values()))
+
+
 def _entering(obj: ObjectDef) -> bool:
     return obj.lifecycle is not None and any(state.on_enter for state in obj.lifecycle.states.values())
 
@@ -275,7 +307,7 @@ def register(registry) -> None:
     states' `on_enter` actions when a record enters them."""
     for event in ("after_create", "after_update"):
         registry.hook(event, _after_write, applies=_automatic)
-    registry.hook("after_rollup", _after_write, applies=_automatic, reads=_automatic_reads)
+    registry.hook("after_rollup", _after_write, applies=_automatic, reads=_automatic_reads, many=run_automatic_many)
     registry.hook("after_create_many", _after_create_many, applies=_automatic)
     registry.hook("after_create", _entered, applies=_entering)
     registry.hook("after_update", _entered, applies=_entering, needed=_enters)

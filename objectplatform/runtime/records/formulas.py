@@ -11,10 +11,15 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import sqlalchemy as sa
+
 from objectplatform.metadata import FieldDef, ObjectDef
-from objectplatform.metadata.expressions import Expression, ExpressionError, parse
+from objectplatform.metadata.expressions import Call, Expression, ExpressionError, parse, walk
+
+from ..expressions_sql import to_sql
 
 _DECIMAL_TYPES = frozenset({"number", "currency", "percent"})
+_CLOCK = frozenset({"today", "now", "days_since"})
 
 
 class Formulas:
@@ -37,6 +42,8 @@ class Formulas:
         for name in parsed:
             visit(name, frozenset())
         self.stored = frozenset(f.name for f, _ in self.order if f.stored)
+        self.clocked = any(isinstance(node, Call) and node.name in _CLOCK for _, expr in self.order
+                           for node in walk(expr.node))  # whether a formula's value depends on when it is computed
 
     def on_write(self, record: dict, now: datetime, before: Mapping[str, Any] | None = None) -> dict:
         """Every formula evaluated into `record` (the stored ones are what gets written), but a typed override
@@ -45,6 +52,31 @@ class Formulas:
             if f.typed_override is None or not kept(f, expr, record, before):
                 record[f.name] = _evaluate(f, expr, record, now)
         return record
+
+    def sql(self, columns: Mapping[str, sa.ColumnElement], new: Mapping[str, sa.ColumnElement],
+            now: datetime) -> dict[str, sa.ColumnElement]:
+        """The stored formulas as SQL over a row whose fields `new` ({name: SQL of its new value}) change and whose
+        other fields are `columns` ({name: column}), as `on_write` computes them for a write of `new` alone (a typed
+        override kept while what its formula reads is unchanged, numbers rounded half-up to the column's scale).
+        Raises ExpressionError naming a formula the database cannot compute (then `on_write` does)."""
+        env = {**columns, **new}
+        out: dict[str, sa.ColumnElement] = {}
+        for f, expr in self.order:
+            if f.name not in columns:
+                raise ExpressionError(f"formula {f.name} is not a column", 0)
+            try:
+                value = _rounded(f, to_sql(expr, env, now), columns[f.name].type)
+                if f.typed_override is not None:
+                    old = columns[f.name]
+                    same = [env[n].is_not_distinct_from(columns[n]) for n in sorted(expr.names)
+                            if env[n] is not columns[n]]
+                    value = sa.case((sa.and_(old.is_not(None), *same), old), else_=value)
+            except (ExpressionError, KeyError) as e:
+                raise ExpressionError(f"formula {f.name}: {e}", 0) from e
+            env[f.name] = value
+            if f.stored:
+                out[f.name] = value
+        return out
 
     def on_read(self, record: dict, now: datetime) -> dict:
         """The formulas computed on read, added to a record read from its row; returns it."""
@@ -62,6 +94,15 @@ def kept(f: FieldDef, expr: Expression, record: Mapping[str, Any], before: Mappi
     if record.get(f.name) != before.get(f.name):
         return True
     return before.get(f.name) is not None and all(record.get(n) == before.get(n) for n in expr.names)
+
+
+def _rounded(f: FieldDef, value: sa.ColumnElement, type_: sa.types.TypeEngine) -> sa.ColumnElement:
+    """A formula's SQL value as `_evaluate` rounds it (half away from zero, as ROUND_HALF_UP), typed as its column."""
+    if f.result_type in _DECIMAL_TYPES:
+        value = sa.func.round(sa.cast(value, sa.Numeric()), 2 if f.scale is None else f.scale)
+    elif f.result_type == "integer":
+        value = sa.func.round(sa.cast(value, sa.Numeric()))
+    return sa.type_coerce(value, type_)
 
 
 def _evaluate(f: FieldDef, expr: Expression, record: dict, now: datetime) -> Any:

@@ -38,6 +38,28 @@ class HookContext:
     master: tuple[str, Mapping] | None = None  # an inline line's (master_detail field, master record being written)
 
 
+@dataclass
+class RowsContext:
+    """What the set form of an after_rollup handler gets: the records a set-based rollup refresh changed, as SQL
+    (no record is read into Python): `table` holds them as written, `before` one row per record changed: its `id`,
+    and each column the refresh wrote as it was (by the column's name) and as it is now (`new_<column>`). Read
+    `before` alone or select from `table` by `changed()` (by `ids`): the databases know no statistics of a
+    temporary table, and a join of the two, or a subquery, may make them scan `table`."""
+
+    records: Any
+    conn: sa.Connection
+    object: str
+    now: datetime
+    table: sa.Table
+    before: sa.Table
+    columns: Mapping[str, sa.Column]  # {field: its column of `table`}, those an expression may read (formula_columns)
+    ids: list[int]  # the records changed, by id (a list of values: the planner knows how few they are)
+
+    def changed(self) -> sa.ColumnElement[bool]:
+        """The condition selecting the records changed in `table`."""
+        return self.table.c.id.in_(self.ids)
+
+
 Handler = Callable[[HookContext], None]
 
 
@@ -53,3 +75,6 @@ class Hook:
     # handler run on each record, as (metadata, object, values) -> bool (None: it does); one that does not lets
     # the write stay set-based (records.Records.update_all)
     needed: Callable[[Any, ObjectDef, Mapping[str, Any]], bool] | None = None
+    # after_rollup: the handler's set form, run once on all the records a set-based refresh changed (RowsContext);
+    # an object with an after_rollup hook lacking one has its rollups refreshed record by record
+    many: Callable[[RowsContext], None] | None = None

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import sqlalchemy as sa
+
 from objectplatform.metadata import FieldDef, ObjectDef
-from objectplatform.metadata.expressions import parse
+from objectplatform.metadata.expressions import ExpressionError, parse
 
 from ..errors import Message, NotFound, ValidationFailed, said_label
+from ..expressions_sql import to_sql
 from . import hooks
 
 
@@ -37,10 +40,52 @@ def refuse_above(ctx: hooks.HookContext) -> None:
         limit = Decimal(limit or 0)
         if new <= limit:
             continue
-        raise ValidationFailed({f.rollup.field or "__all__": [Message(
+        raise _above(ctx, definition, f, old, new, limit, ctx.after)
+
+
+def refuse_above_many(ctx: hooks.RowsContext) -> None:
+    """`refuse_above` on the records a set-based refresh changed: one query per limited field written finds those
+    it raised above their limit; the first of them (by id, then field) is refused as `refuse_above` refuses it."""
+    definition = ctx.records.platform.metadata.objects[ctx.object]
+    table, before = ctx.table, ctx.before
+    columns = ctx.columns
+    first: tuple[int, int, FieldDef] | None = None
+    for n, f in enumerate(limited(definition)):
+        if f.name not in columns or columns[f.name].name not in before.c:
+            continue
+        column = columns[f.name].name
+        raised = ctx.conn.execute(sa.select(before.c.id).where(
+            sa.func.coalesce(before.c[f"new_{column}"], 0) > sa.func.coalesce(before.c[column], 0))).scalars().all()
+        if not raised:
+            continue
+        try:
+            above = sa.func.coalesce(columns[f.name], 0) > sa.func.coalesce(
+                to_sql(parse(f.rollup.never_above), columns, ctx.now), 0)
+        except ExpressionError:  # the limit is computed here for each record raised
+            found = ctx.records.read_many(ctx.conn, ctx.object, [str(i) for i in raised])
+            ids = sorted(int(i) for i, record in found.items() if Decimal(record.get(f.name) or 0) > Decimal(
+                parse(f.rollup.never_above).evaluate(record, ctx.now) or 0))
+        else:  # min(), not ORDER BY ... LIMIT 1: SQLite would scan `table` in id order
+            ids = [i for i in ctx.conn.execute(sa.select(sa.func.min(table.c.id)).where(
+                table.c.id.in_(raised), above)).scalars() if i is not None]
+        if ids and (first is None or (ids[0], n) < first[:2]):
+            first = (ids[0], n, f)
+    if first is None:
+        return
+    record_id, _, f = first
+    record = ctx.records.get(ctx.object, record_id, conn=ctx.conn)
+    old = ctx.conn.execute(sa.select(before.c[columns[f.name].name]).where(before.c.id == record_id)).scalar()
+    limit = Decimal(parse(f.rollup.never_above).evaluate(record, ctx.now) or 0)
+    raise _above(ctx, definition, f, Decimal(old or 0), Decimal(record.get(f.name) or 0), limit, record)
+
+
+def _above(ctx, definition: ObjectDef, f: FieldDef, old: Decimal, new: Decimal, limit: Decimal,
+           record) -> ValidationFailed:
+    """The refusal of a write raising `f` of `record` from `old` to `new`, above `limit`."""
+    return ValidationFailed({f.rollup.field or "__all__": [Message(
             "rollup.never_above", "{field} of {object} {title} would be {value}, above {limit}: at most {left} is left",
             field=said_label(f.label.zh, f.label.en), object=said_label(definition.label.zh, definition.label.en),
-            title=_title(ctx, definition, ctx.after), value=_amount(new), limit=_amount(limit),
+            title=_title(ctx, definition, record), value=_amount(new), limit=_amount(limit),
             left=_amount(max(limit - old, Decimal(0))))]})
 
 
@@ -64,4 +109,5 @@ def _reads(obj: ObjectDef) -> set[str]:
 
 def register(registry) -> None:
     """Check every parent whose limited rollups a child's write changed."""
-    registry.hook("after_rollup", refuse_above, applies=lambda obj: bool(limited(obj)), reads=_reads)
+    registry.hook("after_rollup", refuse_above, applies=lambda obj: bool(limited(obj)), reads=_reads,
+                  many=refuse_above_many)

@@ -14,12 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, Metadata
+from objectplatform.metadata.expressions import ExpressionError
 
 from ..storage.convert import from_row, to_row
 from ..storage.derived import rollup_counts
 from ..storage.tables import Schema
 from . import hooks
 from .formulas import Formulas
+from .query import formula_columns
 from .summaries import Summaries
 
 Change = tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]  # (before, after); None: inserted/deleted
@@ -72,6 +74,9 @@ class Rollups:
                 self.by_target.setdefault(target, []).append(_Through(group, hop, frozenset(far)))
         self._prepared: dict[tuple[_Group, tuple[str, ...] | None], tuple[sa.Select, sa.Select]] = {}
         self._fields: dict[_Group, frozenset[str]] = {}
+        self._held: dict[_Group, sa.Table | None] = {}
+        self._expression_columns: dict[str, Mapping[str, sa.Column]] = {}
+        self._updates: dict[tuple[_Group, str], sa.Insert] = {}  # refresh_set's, built once (not reading the clock)
         self.summaries = Summaries(schema)  # kept current from the same after-write point
 
     def initial(self, obj: str) -> dict[str, Any]:
@@ -101,7 +106,8 @@ class Rollups:
             if targets:
                 self._refresh_through(conn, through, targets, now)
 
-    def _refresh_through(self, conn: sa.Connection, through: _Through, targets: list[int], now: datetime) -> None:
+    def _refresh_through(self, conn: sa.Connection, through: _Through, targets: list[int], now: datetime,
+                         set_based: bool = False) -> None:
         """Refresh the parents of the children that name one of `targets` in their lookup `through.hop`: the
         target's change may move them in or out of the group's filter."""
         cot = self.schema[through.group.child]
@@ -110,7 +116,7 @@ class Rollups:
             cot.column(through.hop).in_(targets), via.is_not(None))).scalars()
         ids = sorted(int(p) for p in parents)
         if ids:
-            self.refresh(conn, through.group, ids, now)
+            (self.refresh_set if set_based else self.refresh)(conn, through.group, ids, now)
 
     def fed_by(self, conn: sa.Connection, child: str, where: sa.ColumnElement[bool],
                values: Mapping[str, Any]) -> list[tuple[_Group | _Through, list[int]]]:
@@ -132,14 +138,14 @@ class Rollups:
         return fed
 
     def refresh_fed(self, conn: sa.Connection, fed: list[tuple[_Group | _Through, list[int]]], now: datetime) -> None:
-        """After a set-based write, refresh what `fed_by` found before it."""
+        """After a set-based write, refresh what `fed_by` found before it, set-based too (`refresh_set`)."""
         for item, ids in fed:
             if not ids:
                 continue
             if isinstance(item, _Through):
-                self._refresh_through(conn, item, ids, now)
+                self._refresh_through(conn, item, ids, now, set_based=True)
             else:
-                self.refresh(conn, item, ids, now)
+                self.refresh_set(conn, item, ids, now)
 
     def after_insert_many(self, conn: sa.Connection, child: str, records: list[Mapping[str, Any]],
                           now: datetime) -> None:
@@ -259,6 +265,133 @@ class Rollups:
                 for old, new in changes:
                     self.records.platform.registry.run_hooks("after_rollup", definition, hooks.HookContext(
                         self.records, conn, group.parent, None, now, before=old, after=new))
+
+    def refresh_set(self, conn: sa.Connection, group: _Group, ids: list[int], now: datetime) -> None:
+        """`refresh` with no record read into Python: the parents `ids` locked and, in ONE INSERT ... SELECT into a
+        temporary table, their written columns as they are and as they will be (the rollups from one grouped
+        count of the children, the stored formulas computed over them); the parents whose values change written in
+        one UPDATE from that table, what they feed refreshed set-based and each after_rollup hook's set form
+        (`Hook.many`) run once on them. A parent whose formulas the database cannot compute, or with a hook lacking
+        a set form, is refreshed by `refresh`."""
+        active = conn.info.setdefault("rollups_set_based", set())
+        held = self._held_table(group)
+        hooked = self.records.platform.registry.hooks_of("after_rollup", self.metadata.objects[group.parent]) \
+            if self.records is not None else []
+        if held is None or group.parent in active or any(hook.many is None for hook in hooked):
+            self.refresh(conn, group, ids, now)  # (a parent feeding itself: its own refresh holds the table)
+            return
+        pot = self.schema[group.parent]
+        table = pot.table
+        written = [pot.column(name).name for name in self._written(group)]
+        active.add(group.parent)
+        try:
+            conn.execute(sa.schema.CreateTable(held, if_not_exists=True))
+            conn.execute(held.delete())  # left over by a refresh whose failure the caller survived
+            conn.execute(self._set_fill(conn.dialect.name, group, held, now), {"_parents": ids})
+            differs = [held.c[f"new_{c}"].is_distinct_from(held.c[c]) for c in written]
+            conn.execute(held.delete().where(sa.not_(sa.or_(*differs))))
+            flags = conn.execute(sa.select(*(sa.func.max(sa.case((d, 1), else_=0)) for d in differs))).one()
+            changed = [name for name, flag in zip(self._written(group), flags, strict=True) if flag]
+            if not changed:
+                return
+            ids = conn.execute(sa.select(held.c.id).order_by(held.c.id)).scalars().all()
+            among = table.c.id.in_(ids)  # (a list: the planner knows nothing of a temporary table)
+            with self.summaries.moving(conn, group.parent, among, changed):
+                conn.execute(_copy(conn.dialect, table, held, [pot.column(name).name for name in changed]))
+            # the parents' lookups are not written here: what they feed is found after the write, for those changed
+            self.refresh_fed(conn, self.fed_by(conn, group.parent, among, dict.fromkeys(changed)), now)
+            if self.records is not None:
+                context = hooks.RowsContext(self.records, conn, group.parent, now, table, held,
+                                            self._columns(group.parent), ids)
+                for hook in hooked:
+                    hook.many(context)
+        finally:
+            active.discard(group.parent)
+
+    def _columns(self, obj: str) -> Mapping[str, sa.Column]:
+        """`formula_columns` of `obj`, made once."""
+        if obj not in self._expression_columns:
+            self._expression_columns[obj] = formula_columns(self.schema[obj])
+        return self._expression_columns[obj]
+
+    def _written(self, group: _Group) -> list[str]:
+        """The fields `refresh_set` writes on the group's parents: its rollups, the parent's stored formulas."""
+        return [f.name for f in group.fields] + sorted(self.formulas[group.parent].stored)
+
+    def _held_table(self, group: _Group) -> sa.Table | None:
+        """The temporary table of `refresh_set` for `group` (id, then each column it writes as it is and, as
+        new_<column>, as it will be), or None when the parent's stored formulas do not compile to SQL."""
+        if group not in self._held:
+            pot = self.schema[group.parent]
+            held = None
+            if self._compiles(group):
+                columns = [pot.column(name) for name in self._written(group)]
+                held = sa.Table(f"_op_held_{group.parent}_{group.child}_{group.via}"[:63], sa.MetaData(),
+                                sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
+                                *(sa.Column(c.name, c.type) for c in columns),
+                                *(sa.Column(f"new_{c.name}", c.type) for c in columns), prefixes=["TEMPORARY"])
+            self._held[group] = held
+        return self._held[group]
+
+    def _compiles(self, group: _Group) -> bool:
+        """Whether the parent's stored formulas compile to SQL (`Formulas.sql`)."""
+        try:
+            self._fresh(group, datetime.now())
+        except ExpressionError:
+            return False
+        return True
+
+    def _set_fill(self, dialect: str, group: _Group, held: sa.Table, now: datetime) -> sa.Insert:
+        """The INSERT ... SELECT of `refresh_set` (built once unless a formula reads the clock)."""
+        key = (group, dialect)
+        if key in self._updates:
+            return self._updates[key]
+        fresh, columns = self._fresh(group, now)
+        if dialect == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
+            fresh = fresh.with_for_update(of=columns)
+        names = [c.name for c in held.c if c.name != "id" and not c.name.startswith("new_")]
+        insert = held.insert().from_select(["id", *names, *(f"new_{c}" for c in names)], fresh)
+        if not self.formulas[group.parent].clocked:
+            self._updates[key] = insert
+        return insert
+
+    def _fresh(self, group: _Group, now: datetime) -> tuple[sa.Select, sa.FromClause]:
+        """The parents an expanding `_parents` names: id, their written columns as they are, then as they will be
+        (the rollups from their grouped counts, a parent without children 0 for a sum or count, else null; the
+        stored formulas over them); and the aliased parent table it reads."""
+        pot = self.schema[group.parent]
+        counts = rollup_counts(self.schema, pot, group.fields).subquery("counts")
+        parents = pot.table.alias("parents")
+        new: dict[str, sa.ColumnElement] = {}
+        for f in group.fields:
+            value, column = counts.c[f.name], pot.column(f.name)
+            if f.rollup.function in ("sum", "count"):
+                value = sa.func.coalesce(value, 0)
+            if f.rollup.function == "sum" and isinstance(column.type, sa.Numeric) \
+                    and not isinstance(column.type, sa.Integer):  # SQLite sums floats
+                value = sa.func.round(value, column.type.scale or 0)
+            new[f.name] = sa.type_coerce(value, column.type)
+        columns = {name: parents.c[column.name] for name, column in self._columns(group.parent).items()}
+        new.update(self.formulas[group.parent].sql(columns, dict(new), now))
+        written = self._written(group)
+        fresh = sa.select(parents.c.id, *(columns[name] for name in written), *(new[name] for name in written)) \
+            .select_from(parents.outerjoin(counts, counts.c.id == parents.c.id)) \
+            .where(parents.c.id.in_(sa.bindparam("_parents", expanding=True)))
+        return fresh, parents
+
+
+def _copy(dialect: sa.Dialect, table: sa.Table, held: sa.Table, columns: list[str]) -> sa.TextClause:
+    """UPDATE `columns` of the rows of `table` that `held` (`refresh_set`'s) names from its new_<column> values: on
+    PostgreSQL FROM it, on SQLite by a row value looked up by id (its UPDATE ... FROM would scan `table`)."""
+    quote, name = dialect.identifier_preparer.quote, dialect.identifier_preparer.format_table
+    target, source = name(table), quote(held.name)
+    if dialect.name == "postgresql":
+        assigned = ", ".join(f"{quote(c)} = {source}.{quote('new_' + c)}" for c in columns)
+        return sa.text(f"UPDATE {target} SET {assigned} FROM {source} WHERE {target}.id = {source}.id")
+    listed = ", ".join(quote(c) for c in columns)
+    new = ", ".join(quote("new_" + c) for c in columns)
+    return sa.text(f"UPDATE {target} SET ({listed}) = (SELECT {new} FROM {source} WHERE {source}.id = {target}.id) "
+                   f"WHERE {target}.id IN (SELECT id FROM {source})")
 
 
 def _update_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], params: list[dict]) -> None:
