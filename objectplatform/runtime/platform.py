@@ -40,6 +40,7 @@ class Platform:
     services: dict = field(default_factory=dict)
     clock: Clock = field(default_factory=Clock)  # every "now" of the runtime; a test gives its own
     read_engine: sa.Engine | None = None  # reports, exports and dashboards read here (None: `engine`)
+    owns_engine: bool = True  # False: `engine` is the caller's to dispose (open_platform's `engine`)
 
     def __post_init__(self):
         self.read_engine = self.read_engine or self.engine
@@ -78,8 +79,10 @@ class Platform:
         self.read_engine.dispose(close=False)
 
     def close(self) -> None:
-        self.engine.dispose()
-        self.read_engine.dispose()
+        if self.owns_engine:
+            self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
 
 def load_site_metadata(settings: Settings) -> Metadata:
@@ -95,14 +98,20 @@ def site_registry(settings: Settings) -> Registry:
     return registry_for(find_apps(settings.apps))
 
 
-def open_platform(settings: Settings | None = None, metadata: Metadata | None = None) -> Platform:
+def open_platform(settings: Settings | None = None, metadata: Metadata | None = None,
+                  engine: sa.Engine | None = None) -> Platform:
     """Build the registry of the configured apps, connect, load the metadata (unless given) with the industry
     templates enabled in the database added to the configured ones, check its behaviors and the action names
-    it uses against that registry and build the tables; raises MetadataError on problems."""
+    it uses against that registry and build the tables; raises MetadataError on problems.
+
+    `engine` (one of `storage.engine.create_engine` on the settings' database URL) is the caller's: the platform
+    uses it and leaves it open when it closes, so a process opening many platforms on one database one after
+    the other keeps its connections and its compiled statements (the tests do)."""
     settings = settings or Settings.from_env()
     apps = find_apps(settings.apps)
     registry = registry_for(apps)
-    engine = create_engine(settings.database_url)
+    borrowed = engine is not None
+    engine = engine if borrowed else create_engine(settings.database_url)
     read_engine = create_engine(settings.read_database_url) if settings.read_database_url else None
     try:
         if metadata is None:
@@ -111,7 +120,8 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         if problems := _name_problems(metadata, registry, apps):
             raise MetadataError(problems)
     except BaseException:
-        engine.dispose()
+        if not borrowed:
+            engine.dispose()
         if read_engine is not None:
             read_engine.dispose()
         raise
@@ -123,6 +133,7 @@ def open_platform(settings: Settings | None = None, metadata: Metadata | None = 
         JobRunner(settings.redis_url, state_dir=settings.instance_path / "jobs"),
         registry,
         read_engine=read_engine,
+        owns_engine=not borrowed,
     )
 
 
