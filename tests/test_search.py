@@ -199,3 +199,24 @@ def test_migrate_gives_existing_rows_their_terms_when_an_object_is_given_a_searc
         assert [(g["object"], [i["title"] for i in g["items"]]) for g in groups] == [("campaign", ["秋季展会"])]
     finally:
         platform.close()
+
+
+def test_migrate_drops_the_search_tables_former_index_by_record_and_a_renamed_record_keeps_one_set_of_terms(
+        tmp_path, database_url):
+    import sqlalchemy as sa
+
+    with migrated_platform(database_url, tmp_path / "one", shared_site({"flows/standard.yaml": SITE_LAYER})) as one:
+        with one.engine.begin() as conn:  # as a database migrated before the index went has it
+            conn.execute(sa.text("CREATE INDEX ix__op_search__object__record_id ON _op_search (object, record_id)"))
+        assert migrate(one.engine, one.schema).render() == \
+            "- index ix__op_search__object__record_id on _op_search (nothing queries by it)"
+        assert migrate(one.engine, one.schema).render() == "nothing to do"
+        lead = one.records.create("lead", {"name": "王伟", "company": "星辰科技", "phone": "010-6666"}, system=True)
+        one.records.update("lead", lead["id"], {"name": "李娜"}, version=1, system=True)
+        t = one.schema.search
+        with one.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.field, t.c.term).where(t.c.object == "lead")
+                                .order_by(t.c.field, t.c.term)).all()
+        assert [tuple(row) for row in rows] == [
+            ("company", "xckj"), ("company", "xingchenkeji"), ("company", "星辰科技"),
+            ("name", "lina"), ("name", "ln"), ("name", "李娜"), ("phone", "0106666")]

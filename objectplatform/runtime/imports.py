@@ -159,7 +159,8 @@ def _cell_text(value) -> str:
 
 def _xlsx_source(name: str, data: bytes) -> Source:
     """The first worksheet; row 1 names the columns, rows with no value at all are skipped. Read by python-calamine
-    when it is installed, a pass at a time (the rows are never all held as Python lists), else by openpyxl."""
+    when it is installed (the sheet parsed once, its rows made Python values a pass at a time, never all held as
+    Python lists), else by openpyxl."""
     cells = _calamine_cells(data) or _openpyxl_cells(name, data)
 
     def table() -> Iterator[tuple[int, list[str]]]:
@@ -182,24 +183,30 @@ def _xlsx_source(name: str, data: bytes) -> Source:
         for number, row in body:
             yield number, row[: len(header)]
 
-    return Source(name, header, sum(1 for _ in rows()), rows)
+    count = sum(1 for number, values in cells() if number > 1 and any(map(_filled, values)))
+    return Source(name, header, count, rows)
+
+
+def _filled(value) -> bool:
+    """Whether a cell holds something (`_cell_text` of it is not blank), told without making its text."""
+    return bool(value.strip()) if value.__class__ is str else value is not None
 
 
 def _calamine_cells(data: bytes) -> Callable[[], Iterator[tuple[int, list]]] | None:
-    """A new pass over the first sheet's rows (file row number, cell values from column A) each call; None without
-    python-calamine or when it cannot read the file (openpyxl then names what is wrong with it)."""
+    """A new pass over the first sheet's rows (file row number, cell values from column A) each call, the sheet
+    parsed once; None without python-calamine or when it cannot read the file (openpyxl then names what is wrong
+    with it)."""
     try:
         import python_calamine
     except ImportError:
         return None
     try:
-        python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
+        sheet = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
     except Exception:  # its errors say less than openpyxl's, which the user is shown
         return None
+    left = [""] * sheet.start[1] if sheet.start else []  # its rows start at the first column holding a value
 
     def cells() -> Iterator[tuple[int, list]]:
-        sheet = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
-        left = [""] * sheet.start[1] if sheet.start else []  # its rows start at the first column holding a value
         for number, values in enumerate(sheet.iter_rows(), start=1):
             yield number, left + values
 
@@ -473,7 +480,8 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
     A resumed job passes `after`, the last file row committed, and `done`, the rows before it; `checkpoint`
     records each batch in the batch's own transaction."""
     ids = _reference_ids(platform, prepared)
-    numbers: list[int] = []
+    numbers: list[int] = []  # the file row numbers of the rows read from index `read_from` on (earlier: let go)
+    read_from = 0
     records = platform.records.within(caller) if caller is not None else platform.records
     rows = _values(prepared, ids, numbers, after)
     if defaults:
@@ -483,6 +491,9 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
 
     with duplicates.collecting(prepared.object.name) as collector:
         def on_batch(conn: sa.Connection, start: int, size: int, created: list[str], errors: list) -> None:
+            nonlocal read_from
+            del numbers[: start - read_from]  # the earlier batches' rows: memory stays flat as the file grows
+            read_from = start
             batch = _batch(numbers, start, size, created, errors, known, collector.warnings)
             if checkpoint is not None:
                 checkpoint(conn, batch, done + start + size)
@@ -498,20 +509,21 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
     errors = [e for b in batches for e in b["errors"]]
     if all_or_nothing and bulk.errors:
         return ImportResult([], errors, all_or_nothing)
-    return ImportResult(list(bulk.created), errors, all_or_nothing, [w for b in batches for w in b["warnings"]],
+    return ImportResult(bulk.created, errors, all_or_nothing, [w for b in batches for w in b["warnings"]],
                         [[b["first_row"], b["last_row"]] for b in batches])
 
 
 def _batch(numbers: list[int], start: int, size: int, created: list[str], errors: list,
            known: dict[str, int], found: Mapping[str, list[dict]]) -> dict:
-    """One committed batch as its checkpoint keeps it: its file rows, counts, row errors and warnings."""
+    """One committed batch as its checkpoint keeps it: its file rows, counts, row errors and warnings. `numbers`
+    holds the file row numbers of the rows from index `start` on."""
     failed = {e.index for e in errors}
-    created_rows = dict(zip(created, (numbers[i] for i in range(start, start + size) if i not in failed),
+    created_rows = dict(zip(created, (numbers[i - start] for i in range(start, start + size) if i not in failed),
                             strict=True))
     known.update(created_rows)
-    return {"first_row": numbers[start], "last_row": numbers[start + size - 1], "rows": size,
+    return {"first_row": numbers[0], "last_row": numbers[size - 1], "rows": size,
             "created": len(created),
-            "errors": [{"row": numbers[e.index], "fields": {k: list(v) for k, v in e.fields.items()},
+            "errors": [{"row": numbers[e.index - start], "fields": {k: list(v) for k, v in e.fields.items()},
                         "reasons": {k: [message_json(m) for m in v] for k, v in e.fields.items()}} for e in errors],
             "warnings": _row_warnings(created_rows, known, found)}
 

@@ -127,21 +127,22 @@ def _searched(obj: ObjectDef) -> bool:
 
 def _created(ctx: hooks.HookContext, records: list[Mapping[str, Any]]) -> None:
     obj = ctx.records.metadata.objects[ctx.object]
-    rows = [row for record in records for row in terms.term_rows(obj, record)]
-    terms.insert(ctx.conn, ctx.records.schema.search, rows)
+    terms.insert(ctx.conn, ctx.records.schema.search, terms.term_rows(obj, records))
 
 
 def _deleted(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
-    t = ctx.records.schema.search
-    ctx.conn.execute(sa.delete(t).where(t.c.object == ctx.object, t.c.record_id == int(record["id"])))
+    obj = ctx.records.metadata.objects[ctx.object]
+    terms.delete(ctx.conn, ctx.records.schema.search, terms.term_rows(obj, [record]))
 
 
 def _updated(ctx: hooks.HookContext) -> None:
-    """A change of a searched field: the record's terms made again."""
+    """A change of a searched field: the terms the record lost removed, those it gained added."""
     obj = ctx.records.metadata.objects[ctx.object]
     if any(ctx.before.get(name) != ctx.after.get(name) for name in obj.search):
-        _deleted(ctx, ctx.after)
-        _created(ctx, [ctx.after])
+        before = set(terms.term_rows(obj, [{**ctx.before, "id": ctx.after["id"]}]))
+        after = terms.term_rows(obj, [ctx.after])
+        terms.delete(ctx.conn, ctx.records.schema.search, before.difference(after))
+        terms.insert(ctx.conn, ctx.records.schema.search, [row for row in after if row not in before])
 
 
 def register(registry) -> None:

@@ -1011,7 +1011,7 @@ class Records:
         history.write_created(conn, self.schema.history, obj, ot.table, ids, user, now)
         self.rollups.after_insert_many(conn, obj, good, now)
         self._hooks("after_create_many", conn, ot.object, user, now, batch=good)
-        return [str(i) for i in ids], bad
+        return [record["id"] for record in good], bad  # the same texts as the records (and hooks) hold
 
 
 class _RolledBack(Exception):

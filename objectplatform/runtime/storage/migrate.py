@@ -156,7 +156,8 @@ class CreateIndex:
 @dataclass(frozen=True)
 class DropIndex:
     """An index of an object's table that nothing queries by any more (a field no longer unique, a list filter or a
-    duplicate rule removed, a derivation that no longer wants it): it goes, and inserts no longer maintain it."""
+    duplicate rule removed, a derivation that no longer wants it), or the search side table's former index by
+    record: it goes, and inserts no longer maintain it."""
 
     table: str
     name: str
@@ -784,6 +785,9 @@ class _Planner:
         the object no longer declares any)."""
         if self.schema.search is None:  # no object is searched: the side table is no longer read
             return
+        table = self.schema.search.name
+        self.ops.extend(DropIndex(table, name) for name in sorted(self.db_indexes.get(table, ()))
+                        if name == f"ix_{table}__object__record_id")  # removals now find rows by their key
         for ot in self.schema.objects.values():
             old = self.applied.get((ot.object.name, SEARCH))
             if list(ot.object.search) != (old.spec["fields"] if old else []):

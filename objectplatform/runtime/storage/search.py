@@ -24,8 +24,10 @@ FILL_BATCH = 2000
 
 
 def search_table(sa_metadata: sa.MetaData, prefix: str) -> sa.Table:
-    """One row per (record, field, term); the key's (object, term) order serves a prefix search, compared byte by
-    byte (PostgreSQL's "C" collation, SQLite's own) so that a prefix is a range of the index."""
+    """One row per (record, field, term), the key and nothing else: its (object, term) order serves a prefix search,
+    compared byte by byte (PostgreSQL's "C" collation, SQLite's own) so that a prefix is a range of the key. On SQLite
+    the key is the table (WITHOUT ROWID). No second index by record: a record's rows are removed by their key, made
+    again from its values (`term_rows`), which an import of ~8 rows per record would otherwise pay for on each row."""
     term = sa.String(TERM_LENGTH).with_variant(sa.String(TERM_LENGTH, collation="C"), "postgresql")
     return sa.Table(
         f"{prefix}search", sa_metadata,
@@ -33,7 +35,7 @@ def search_table(sa_metadata: sa.MetaData, prefix: str) -> sa.Table:
         sa.Column("term", term, primary_key=True),
         sa.Column("record_id", sa.BigInteger(), primary_key=True),
         sa.Column("field", sa.String(64), primary_key=True),
-        sa.Index(f"ix_{prefix}search__object__record_id", "object", "record_id"),
+        sqlite_with_rowid=False,
     )
 
 
@@ -59,6 +61,8 @@ def terms(value: Any) -> set[str]:
     if value in (None, ""):
         return set()
     text = str(value)
+    if text.isascii() and text.isalnum():  # a phone number, a code: one word, no Chinese (one C call each)
+        return {text.lower()[:TERM_LENGTH]}
     words = text.split()
     found = {normal(text), *(normal(word) for word in words)} if len(words) > 1 else {normal(text)}
     if _has_chinese(text):
@@ -89,10 +93,11 @@ def _run_pinyin(run: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(run))
 
 
-def term_rows(obj: ObjectDef, record: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
-    """The `_op_search` rows (object, term, record_id, field) of one record of `obj` (its `search:` fields)."""
-    record_id = int(record["id"])
-    return [(obj.name, term, record_id, name) for name in obj.search for term in terms(record.get(name))]
+def term_rows(obj: ObjectDef, records: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, int, str]]:
+    """The `_op_search` rows (object, term, record_id, field) of `records` of `obj` (their `search:` fields)."""
+    records = [(int(record["id"]), record) for record in records]
+    return [(obj.name, term, record_id, name) for name in obj.search for record_id, record in records
+            for term in terms(record.get(name))]
 
 
 def fill(conn: sa.Connection, table: sa.Table, obj: ObjectDef, source: sa.Table) -> None:
@@ -105,7 +110,7 @@ def fill(conn: sa.Connection, table: sa.Table, obj: ObjectDef, source: sa.Table)
     last = 0
     while rows := conn.execute(sa.select(*columns).where(source.c.id > last).order_by(source.c.id)
                                .limit(FILL_BATCH)).mappings().all():
-        insert(conn, table, [row for record in rows for row in term_rows(obj, record)])
+        insert(conn, table, term_rows(obj, rows))
         last = rows[-1]["id"]
 
 
@@ -126,3 +131,11 @@ def insert(conn: sa.Connection, table: sa.Table, rows: Iterable[tuple[str, str, 
             cursor.executemany(f"INSERT INTO {target} VALUES (?, ?, ?, ?)", rows)
     finally:
         cursor.close()
+
+
+def delete(conn: sa.Connection, table: sa.Table, rows: Iterable[tuple[str, str, int, str]]) -> None:
+    """Remove `term_rows` by their key."""
+    key = ("object", "term", "record_id", "field")
+    if params := [dict(zip(key, row, strict=True)) for row in rows]:
+        stmt = sa.delete(table).where(*(table.c[name] == sa.bindparam(name) for name in key))
+        conn.execute(stmt, params)
