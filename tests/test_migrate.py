@@ -8,6 +8,7 @@ formulas are computed on orders and accounts written through the records service
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +37,7 @@ from objectplatform.runtime.storage.migrate import (
     migrate,
     plan_migration,
 )
+from objectplatform.runtime.storage.search import TERMS
 from objectplatform.runtime.storage.tables import schema_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,11 +177,12 @@ def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine
     fields = sum(len(o.fields) for o in schema.md.objects.values())
     assert lines[-1] == f"* record {fields} field definitions"
     searched = [(row[0], row[2], row[3]) for row in recorded(engine) if row[1] == "_search"]
-    assert searched == [("account", "search", '{"fields": ["name", "short_name", "phone"]}'),
-                        ("contact", "search", '{"fields": ["name", "phone", "mobile"]}'),
-                        ("lead", "search", '{"fields": ["name", "company", "phone", "mobile"]}'),
-                        ("opportunity", "search", '{"fields": ["name"]}'),
-                        ("sales_order", "search", '{"fields": ["order_no"]}')]
+    terms = json.dumps(TERMS)  # how the terms were made: migrate makes them again when that changes
+    assert searched == [("account", "search", f'{{"fields": ["name", "short_name", "phone"], "terms": {terms}}}'),
+                        ("contact", "search", f'{{"fields": ["name", "phone", "mobile"], "terms": {terms}}}'),
+                        ("lead", "search", f'{{"fields": ["name", "company", "phone", "mobile"], "terms": {terms}}}'),
+                        ("opportunity", "search", f'{{"fields": ["name"], "terms": {terms}}}'),
+                        ("sales_order", "search", f'{{"fields": ["order_no"], "terms": {terms}}}')]
     assert len(recorded(engine)) == fields + len(searched)
     assert migrations(engine) == [plan.render()]
 

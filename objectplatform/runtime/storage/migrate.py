@@ -123,8 +123,9 @@ class FillTeam:
 
 @dataclass(frozen=True)
 class FillSearch:
-    """An object whose `search:` fields changed: the global search's terms of its rows, computed again
-    (rows: how many the plan saw), and the fields recorded in `_op_schema` under SEARCH."""
+    """An object whose `search:` fields changed, or whose terms were made another way (search.TERMS): the global
+    search's terms of its rows, computed again (rows: how many the plan saw), and the fields and TERMS recorded in
+    `_op_schema` under SEARCH."""
 
     table: str
     fields: tuple[str, ...]
@@ -790,7 +791,8 @@ class _Planner:
                         if name == f"ix_{table}__object__record_id")  # removals now find rows by their key
         for ot in self.schema.objects.values():
             old = self.applied.get((ot.object.name, SEARCH))
-            if list(ot.object.search) != (old.spec["fields"] if old else []):
+            if (list(ot.object.search) != (old.spec["fields"] if old else [])
+                    or ot.object.search and old.spec.get("terms") != search.TERMS):
                 rows = self._counts(ot.table)[None] if ot.table.name in self.tables else 0
                 self.ops.append(FillSearch(ot.table.name, ot.object.search, rows, str(ot.object.source)))
 
@@ -929,7 +931,7 @@ def _(item: FillSearch, conn: sa.Connection, op: Operations, schema: Schema) -> 
     applied = schema.applied
     conn.execute(applied.delete().where(applied.c.object == item.table, applied.c.field == SEARCH))
     conn.execute(applied.insert().values(object=item.table, field=SEARCH, type="search", source=item.source,
-                                         spec=json.dumps({"fields": list(item.fields)})))
+                                         spec=json.dumps({"fields": list(item.fields), "terms": search.TERMS})))
 
 
 @_execute.register

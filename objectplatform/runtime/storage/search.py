@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pypinyin
 import sqlalchemy as sa
 from pypinyin import lazy_pinyin
 from pypinyin.constants import RE_HANS
@@ -20,6 +21,10 @@ from pypinyin.constants import RE_HANS
 from objectplatform.metadata import ObjectDef
 
 TERM_LENGTH = 100  # a longer term keeps its first characters: a prefix search still finds it
+# How the terms are made. A record's rows are removed by its terms made again from its values, so rows made another
+# way (this module changed, another pypinyin) would stay behind: migrate fills the terms again when this differs
+# from what it recorded (bump the number when `terms` changes).
+TERMS = f"1/pypinyin {pypinyin.__version__}"
 FILL_BATCH = 2000
 
 
