@@ -20,12 +20,16 @@ import sqlalchemy as sa
 from engine import cpu_seconds, database, settle  # bench/engine.py (this folder is first on sys.path)
 
 from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.behaviors.recycle import recycle
 from objectplatform.runtime.imports import prepare, read_path, run_import
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.storage.convert import to_row
 from objectplatform.runtime.storage.migrate import migrate
 
+TASKS = ("import", "assign", "return", "handover", "recycle", "transition")
 SOURCES = ["referral", "promotion", "campaign", "telemarketing", "website", "expo", "business_card", "other"]
 
 
@@ -38,7 +42,7 @@ def write_csv(path: Path, rows: int) -> None:
             out.writerow([f"线索{i}", f"公司{i % 5000}", f"139{i:08d}", f"l{i}@example.com", "展会", "春季展会"])
 
 
-def bench(backend: str, workdir: Path, rows: int) -> dict[str, float]:
+def bench(backend: str, workdir: Path, rows: int, tasks: set[str], few: int) -> dict[str, float]:
     url = database(backend, "bench_leads", workdir)
     platform = open_platform(Settings.from_env({}, database_url=url, instance_path=workdir / "instance"))
     migrate(platform.engine, platform.schema)
@@ -51,16 +55,17 @@ def bench(backend: str, workdir: Path, rows: int) -> dict[str, float]:
     pool = records.create("lead_pool", {"name": "公海线索池", "admins": [admin]}, system=True)["id"]
     out: dict[str, float] = {}
 
-    path = workdir / "leads.csv"
-    write_csv(path, rows)
-    start = time.perf_counter()
-    result = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=admin)
-    out["import"] = time.perf_counter() - start
-    assert len(result.created) == rows and not result.errors, result.errors[:3]
-    start = time.perf_counter()
-    again = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=admin)
-    out["reimport"] = time.perf_counter() - start
-    assert not again.created and len(again.errors) == rows
+    if "import" in tasks:
+        path = workdir / "leads.csv"
+        write_csv(path, rows)
+        start = time.perf_counter()
+        result = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=admin)
+        out["import"] = time.perf_counter() - start
+        assert len(result.created) == rows and not result.errors, result.errors[:3]
+        start = time.perf_counter()
+        again = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=admin)
+        out["reimport"] = time.perf_counter() - start
+        assert not again.created and len(again.errors) == rows
 
     ot = platform.schema["lead"]
     base = datetime(2026, 1, 1)
@@ -69,6 +74,9 @@ def bench(backend: str, workdir: Path, rows: int) -> dict[str, float]:
     with platform.engine.begin() as conn:
         conn.execute(ot.table.insert(), waiting)
         ids = [str(i) for i in conn.execute(sa.select(ot.table.c.id).where(ot.column("pool") == int(pool))).scalars()]
+    for summary in platform.schema.summaries.get("lead", ()):  # the rows above were written past the records service
+        with platform.engine.begin() as conn:
+            summary.fill(conn, ot.table)
     settle(platform.engine)
     # the floor's one UPDATE (../shared/bench/floor.py), on this lead table and its indexes, then undone
     table, in_pool = ot.table, ot.column("pool") == int(pool)
@@ -85,35 +93,112 @@ def bench(backend: str, workdir: Path, rows: int) -> dict[str, float]:
     assigned = pool_behavior.assign_many(platform, access, "lead", ids, owners=reps)
     out["assign"], out["assign_cpu"] = time.perf_counter() - start, cpu_seconds(platform.engine) - cpu
     assert len(assigned["succeeded"]) == rows and not assigned["failed"]
+    settle(platform.engine)
+    col, now = ot.column, platform.clock.now()
+
+    if "return" in tasks:  # the API's bulk action: each lead returned by its owner, one after another
+        mine = ids[:few * len(reps):len(reps)]  # the first rep's (assignment went round the reps)
+        floor(platform, out, "return", table.update().where(table.c.id.in_([int(i) for i in mine])).values(
+            owner=None, status="unassigned", assigned_at=None, return_reason="客户暂无需求"))
+        timed(platform, out, "return", lambda: run_action(platform, access_for(platform, reps[0]), "lead", "return",
+                                                           mine, {"ids": mine, "reason": "客户暂无需求"}))
+    if "handover" in tasks:  # the second rep leaves: every lead they hold goes to the third
+        floor(platform, out, "handover", table.update().where(col("owner") == int(reps[1])).values(
+            owner=int(reps[2]), version=table.c.version + 1, updated_at=now))
+        timed(platform, out, "handover", lambda: auth_service(platform).deactivate(reps[1], reps[2], by=admin))
+    if "recycle" in tasks:  # every held lead was assigned 31 days ago; the pool recycles after 30 days
+        with platform.engine.begin() as conn:
+            conn.execute(table.update().where(col("owner").is_not(None)).values(
+                assigned_at=(now - timedelta(days=31)).replace(tzinfo=None)))
+        records.update("lead_pool", pool, {"recycle_unconverted_days": 30}, version=None, system=True)
+        settle(platform.engine)
+        floor(platform, out, "recycle", table.update().where(in_pool, col("owner").is_not(None)).values(
+            owner=None, status="unassigned", assigned_at=None, return_reason="超期未转化"))
+
+        def run_recycle() -> dict:
+            with records.transaction() as conn:
+                return recycle(platform, conn, "lead", reason="超期未转化", now=platform.clock.now())
+
+        timed(platform, out, "recycle", run_recycle)
+    if "transition" in tasks:  # one set-based transition of every waiting lead, as transitions.move_many writes it
+        waiting_now = sa.and_(in_pool, col("status") == "unassigned")
+        floor(platform, out, "transition", table.update().where(waiting_now).values(
+            status="invalid", invalid_reason="重复线索"))
+
+        def invalidate() -> tuple:
+            with records.transaction() as conn:
+                found = records.read_many(conn, "lead", ids, lock=True, fields=["status"])
+                return records.update_all("lead", [int(i) for i in found], {"status": "invalid",
+                                          "invalid_reason": "重复线索"}, conn=conn, user=admin, where=waiting_now,
+                                          change="invalidate", detail={"reason": "重复线索"})
+
+        timed(platform, out, "transition", invalidate)
     platform.close()
     return out
+
+
+def floor(platform, out: dict[str, float], task: str, update: sa.Update) -> None:
+    """The floor of `task`: its one UPDATE, timed to its end, then rolled back."""
+    start, cpu = time.perf_counter(), cpu_seconds(platform.engine)
+    with platform.engine.connect() as conn:
+        out[f"{task}_rows"] = conn.execute(update).rowcount
+        out[f"{task}_floor"], out[f"{task}_floor_cpu"] = time.perf_counter() - start, cpu_seconds(platform.engine) - cpu
+        conn.rollback()
+    settle(platform.engine)
+
+
+def timed(platform, out: dict[str, float], task: str, run) -> None:
+    start, cpu = time.perf_counter(), cpu_seconds(platform.engine)
+    run()
+    out[task], out[f"{task}_cpu"] = time.perf_counter() - start, cpu_seconds(platform.engine) - cpu
+    settle(platform.engine)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--tasks", default="import,assign", help=f"of {','.join(TASKS)}, or all")
+    parser.add_argument("--few", type=int, default=500,
+                        help="leads returned by the record-after-record bulk return (the API takes at most 500 ids)")
     args = parser.parse_args()
+    tasks = set(TASKS) if args.tasks == "all" else set(args.tasks.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-leads-"))
     print(f"objectplatform lead benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rows:,} rows")
     results = []
     try:
         for backend in args.backends.split(","):
-            results.append((backend, bench(backend, workdir, args.rows)))
+            results.append((backend, bench(backend, workdir, args.rows, tasks, args.few)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     n = args.rows
     print("\n| task | database | time | rate |\n|---|---|---|---|")
     for backend, out in results:
-        print(f"| import {n:,}-row CSV (labels, validation, duplicate rules, history) | {backend} | "
-              f"{out['import']:.2f} s | {n / out['import']:,.0f} rows/s |")
-        print(f"| import the same file again (every row a duplicate) | {backend} | {out['reimport']:.2f} s | "
-              f"{n / out['reimport']:,.0f} rows/s |")
+        if "import" in out:
+            print(f"| import {n:,}-row CSV (labels, validation, duplicate rules, history) | {backend} | "
+                  f"{out['import']:.2f} s | {n / out['import']:,.0f} rows/s |")
+            print(f"| import the same file again (every row a duplicate) | {backend} | {out['reimport']:.2f} s | "
+                  f"{n / out['reimport']:,.0f} rows/s |")
         print(f"| assign {n:,} waiting leads from a pool over 6 reps | {backend} | {out['assign']:.2f} s "
               f"(CPU {out['assign_cpu']:.2f} s) | {n / out['assign']:,.0f} leads/s |")
         print(f"| the floor's one UPDATE of them, on the same table | {backend} | {out['update']:.2f} s "
               f"(CPU {out['update_cpu']:.2f} s) | ratio {out['assign'] / out['update']:.2f}x "
               f"(CPU {out['assign_cpu'] / out['update_cpu']:.2f}x) |")
+    if any(task in out for _, out in results for task in BULK):
+        print("\n| bulk action | database | leads | time | its floor: one UPDATE | ratio |\n|---|---|---|---|---|---|")
+    for backend, out in results:
+        for task, label in BULK.items():
+            if task in out:
+                took, cpu, floor_took, floor_cpu = (out[k] for k in (task, f"{task}_cpu", f"{task}_floor",
+                                                                     f"{task}_floor_cpu"))
+                print(f"| {label} | {backend} | {out[f'{task}_rows']:,.0f} | {took:.2f} s (CPU {cpu:.2f} s) | "
+                      f"{floor_took:.2f} s (CPU {floor_cpu:.2f} s) | {took / floor_took:.2f}x "
+                      f"(CPU {cpu / floor_cpu:.2f}x) |")
+
+
+BULK = {"return": "return to the pool (the API's bulk action, record after record)",
+        "handover": "hand-over of a deactivated user's leads", "recycle": "auto-recycle of every held lead",
+        "transition": "a set-based transition (Records.update_all): invalidate every waiting lead"}
 
 
 if __name__ == "__main__":

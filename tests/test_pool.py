@@ -198,6 +198,26 @@ def test_reclaim_cooldown(platform, people, clock):
     assert claim(platform, people["rep1"], lead)["owner"] == people["rep1"]
 
 
+def test_reclaim_cooldown_counts_a_bulk_assignment_away(platform, people, clock):
+    """A lead a set-based assignment took from rep1 (its history one packed row per record) left rep1 then."""
+    cooling = make_pool(platform, members=[people["rep1"], people["rep2"]], reclaim_cooldown_days=7)
+    lead, other = make_lead(platform, cooling, user=people["admin"]), make_lead(platform, cooling, user=people["admin"])
+    claim(platform, people["rep1"], lead)
+    moved = pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead", [lead, other],
+                                      owner=people["rep2"])
+    assert moved == {"succeeded": [lead, other], "failed": []}
+    assert changes(platform, lead, "assign") == [("owner", people["rep1"], people["rep2"], people["admin"], T0)]
+    act(platform, people["rep2"], lead, "return", {"reason": "转给同事"})
+    clock.advance(days=6, hours=23)
+    expect(Conflict, lambda: claim(platform, people["rep1"], lead),
+           f"lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
+           "2026-12-04 10:00")
+    act(platform, people["rep2"], other, "return", {"reason": "转给同事"})
+    assert claim(platform, people["rep1"], other)["owner"] == people["rep1"]  # it never left rep1
+    clock.advance(hours=1)
+    assert claim(platform, people["rep1"], lead)["owner"] == people["rep1"]
+
+
 # ------------------------------------------------------------------------------ assign and move
 
 

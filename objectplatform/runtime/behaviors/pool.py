@@ -282,8 +282,7 @@ class PoolBehavior:
         days = pool.get("reclaim_cooldown_days") or 0
         if days:
             left = conn.execute(sa.select(sa.func.max(h.c.at)).where(
-                h.c.object == self.obj, h.c.record_id == int(current["id"]), h.c.field == "owner",
-                h.c.old_value == history.history_text(me))).scalar()
+                h.c.object == self.obj, h.c.record_id == int(current["id"]), history.left(h, "owner", me))).scalar()
             if left is not None and left.replace(tzinfo=UTC) > at - timedelta(days=days):
                 until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(self.platform.settings.zone)
                 raise Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
@@ -332,8 +331,8 @@ class PoolBehavior:
         caller's data scope, in a pool they manage, live) are ranked in the order given into a temporary
         table, and rank r goes to the r-th owner `spread` names, so `owners` are filled least-loaded
         first as assigning one after another would (counting what each holds outside this batch). Then
-        ONE INSERT ... SELECT writes the history (an entry per changed field), ONE UPDATE ... FROM writes the
-        records, and each refused id is reported as the single action refuses it.
+        the history (one packed row per record), the summaries and ONE UPDATE ... FROM write them
+        (`_write_assigned`), and each refused id is reported as the single action refuses it.
         {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
         owners = list(owners or ())
         if bool(owner) == bool(owners):
@@ -349,17 +348,21 @@ class PoolBehavior:
             targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
                 self.active_user(conn, u, "owners") for u in owners))
             batch = _positions(conn, [int(i) for i in wanted])
-            chosen = _chosen_table()
+            kept = self._kept(conn.dialect.name)
+            chosen = _chosen_table([(name, self.col(name).type) for name in kept])
             chosen.create(conn)
-            if conn.dialect.name == "postgresql":  # lock them (SQLite's BEGIN IMMEDIATE already serializes)
-                conn.execute(sa.select(sa.func.count()).select_from(sa.select(t.c.id).where(
-                    t.c.id.in_(sa.select(batch.c.id))).with_for_update().subquery()))
             visible = access.scope(self.obj, t)
             visible = sa.true() if visible is None else visible
             managed = self.managed(conn, access)
-            ranked = sa.select(sa.func.row_number().over(order_by=batch.c.pos), batch.c.id).select_from(
-                batch.join(t, t.c.id == batch.c.id)).where(visible, managed, status.in_(c.live))
-            conn.execute(chosen.insert().from_select(["rank", "id"], ranked))
+            assignable = sa.select(batch.c.pos, t.c.id, *(col(name).label(f"was__{name}") for name in kept)
+                                   ).select_from(batch.join(t, t.c.id == batch.c.id)).where(
+                visible, managed, status.in_(c.live))
+            if conn.dialect.name == "postgresql":  # locked as chosen (SQLite's BEGIN IMMEDIATE serializes writers)
+                assignable = assignable.with_for_update(of=t)
+            assignable = assignable.subquery("assignable")
+            conn.execute(chosen.insert().from_select(["rank", "id", *(f"was__{name}" for name in kept)], sa.select(
+                sa.func.row_number().over(order_by=assignable.c.pos), assignable.c.id,
+                *(assignable.c[f"was__{name}"] for name in kept))))
             is_chosen = t.c.id.in_(sa.select(chosen.c.id))
             held = dict.fromkeys(targets, 0)
             if len(targets) > 1:
@@ -386,6 +389,14 @@ class PoolBehavior:
             failed.append({"id": str(record_id), "error": error.as_dict()["error"]})
         return {"succeeded": succeeded, "failed": failed}
 
+    def _kept(self, dialect: str) -> list[str]:
+        """The fields whose old values PostgreSQL's one-statement assignment keeps from the locked rows: those it
+        writes and those the summaries it moves read (SQLite reads them from the rows before the UPDATE)."""
+        if dialect != "postgresql":
+            return []
+        written = {"owner", self.status, self.config.assigned_at_field}
+        return sorted(self.platform.records.rollups.summaries.reads(self.obj, written) | written)
+
     def managed(self, conn: sa.Connection, access) -> sa.ColumnElement[bool]:
         """The condition on the records `access` may assign or move as `may_manage` decides (pools are few)."""
         if self.may_manage(access, None):
@@ -396,20 +407,35 @@ class PoolBehavior:
 
     def _write_assigned(self, conn: sa.Connection, chosen: sa.Table, new_owner: sa.ColumnElement, is_chosen,
                         me: str | None, at: datetime) -> None:
-        """The history (before), the one UPDATE ... FROM `chosen` and the rollups of a bulk assignment."""
+        """The history, the summaries, the one UPDATE ... FROM `chosen` and the rollups of a bulk assignment: on
+        PostgreSQL one statement (the UPDATE's RETURNING, with each row as it was, feeds the history and summary
+        upserts as CTEs), on SQLite the history and summaries first, read from the rows about to change."""
         t, col, h, c = self.table, self.col, self.platform.schema.history, self.config
-        status, assigned_at = col(self.status), col(c.assigned_at_field)
+        status = col(self.status)
         new_status = sa.case((status == c.unassigned_status, c.pending_status), else_=status)
-        history_sql.write_set(conn, h, self.obj, t, t.c.id == chosen.c.id, {
-            "owner": (col("owner"), "user", new_owner), self.status: (status, "picklist", new_status),
-            c.assigned_at_field: (assigned_at, "datetime", at)}, "assign", me, at)
         rollups = self.platform.records.rollups
         fed = rollups.fed_by(conn, self.obj, is_chosen, dict.fromkeys(["owner", self.status, c.assigned_at_field]))
-        with rollups.summaries.moving(conn, self.obj, is_chosen, {"owner", self.status, c.assigned_at_field}):
-            conn.execute(sa.update(t).where(t.c.id == chosen.c.id).values({
-                **to_row(self.ot, {c.assigned_at_field: at, "updated_by": me, "updated_at": at}),
-                col("owner"): new_owner, status: new_status,
-                t.c.version: t.c.version + 1}))
+        values = {"owner": new_owner, self.status: new_status, c.assigned_at_field: at}
+        stored = {**values, **to_row(self.ot, {c.assigned_at_field: at})}  # as the columns hold them
+        types = {"owner": "user", self.status: "picklist", c.assigned_at_field: "datetime"}
+        update = sa.update(t).values({**{col(name): value for name, value in stored.items()},
+                                      **to_row(self.ot, {"updated_by": me, "updated_at": at}),
+                                      t.c.version: t.c.version + 1})
+        if conn.dialect.name != "postgresql":
+            history_sql.write_set(conn, h, self.obj, t, t.c.id == chosen.c.id, {
+                name: (col(name), types[name], value) for name, value in values.items()}, "assign", me, at)
+            rollups.summaries.changing(conn, self.obj, t.c.id == chosen.c.id, stored)
+            conn.execute(update.where(t.c.id == chosen.c.id))
+        else:
+            moved = update.where(t.c.id == chosen.c.id).returning(  # `chosen` holds each locked row as it was
+                t.c.id, *(chosen.c[f"was__{name}"].label(name) for name in self._kept(conn.dialect.name)),
+                *(t.c[name].label(f"new__{name}") for name in values)).cte("moved")
+            new = {name: moved.c[f"new__{name}"] for name in values}
+            logged = history_sql.set_history(conn.dialect.name, h, self.obj, moved, sa.true(), {
+                name: (moved.c[name], types[name], new[name]) for name in values}, "assign", me, at)
+            upserts = rollups.summaries.moves(conn.dialect.name, self.obj, moved, new)
+            conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(
+                logged.cte("logged"), *(u.cte(f"summary_{i}") for i, u in enumerate(upserts))))
         rollups.refresh_fed(conn, fed, at)
 
     def give_back(self, access, record_id: Any, params: dict) -> dict:
@@ -519,12 +545,13 @@ def spread(owners: list[str], held: Mapping[str, int], rank: sa.ColumnElement[in
     return sa.case(*[(rank < s + size, turn(s, m)) for s, size, m in bounded], else_=last)
 
 
-def _chosen_table() -> sa.Table:
-    """The temporary table of the records a bulk assignment changes, by rank (the caller drops it; a
-    rollback does too)."""
+def _chosen_table(kept: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
+    """The temporary table of the records a bulk assignment changes, by rank, with the values of the fields
+    `kept` as they were (the caller drops it; a rollback does too)."""
     return sa.Table("assign_chosen", sa.MetaData(), sa.Column("rank", sa.BigInteger(), nullable=False),
-                    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
-                    prefixes=["TEMPORARY"])
+                    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                              autoincrement=False),  # SQLite's rowid: the records are found by it, no index
+                    *(sa.Column(f"was__{name}", type_) for name, type_ in kept), prefixes=["TEMPORARY"])
 
 
 def _positions(conn: sa.Connection, ids: list[int]) -> sa.Subquery:

@@ -66,14 +66,15 @@ def recycle(platform, conn: sa.Connection, obj: str, *, reason: str, now: dateti
                    config.status_field: (status, "picklist", config.unassigned_status),
                    config.assigned_at_field: (assigned, "datetime", None),
                    config.return_reason_field: (returned, "text", reason)}
-        history_sql.write_changes(conn, platform.schema.history, obj, table, candidates, changes, "recycle",
-                                  None, now)
+        history_sql.write_set(conn, platform.schema.history, obj, table, candidates, changes, "recycle", None, now)
+        platform.records.rollups.summaries.changing(conn, obj, candidates, {  # the rows are locked above
+            "owner": None, config.status_field: config.unassigned_status, config.assigned_at_field: None,
+            config.return_reason_field: reason})
         stamp = convert.to_db("datetime", now)
-        with platform.records.rollups.summaries.moving(conn, obj, candidates, changes):
-            totals["recycled"] += conn.execute(sa.update(table).where(candidates).values({
-                col("owner"): None, status: config.unassigned_status, assigned: None, returned: reason,
-                col("updated_at"): stamp, col("updated_by"): None, table.c.version: table.c.version + 1,
-            })).rowcount
+        totals["recycled"] += conn.execute(sa.update(table).where(candidates).values({
+            col("owner"): None, status: config.unassigned_status, assigned: None, returned: reason,
+            col("updated_at"): stamp, col("updated_by"): None, table.c.version: table.c.version + 1,
+        })).rowcount
         for group, ids in parents:
             platform.records.rollups.refresh(conn, group, ids, now)
     return totals

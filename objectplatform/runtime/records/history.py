@@ -16,6 +16,8 @@ import sqlalchemy as sa
 
 from . import masking
 
+PACKED = "*"  # the `field` of a row packing one record's entries of a set-based write: [[field, old, new], ...]
+
 
 def jsonable(value: Any) -> Any:
     """A record-form value as plain JSON data."""
@@ -70,15 +72,28 @@ def read(conn: sa.Connection, history: sa.Table, obj: str, record_id: int) -> li
     ).mappings()
     entries = []
     for r in rows:
-        old = None if r["old_value"] is None else json.loads(r["old_value"])
-        new = None if r["new_value"] is None else json.loads(r["new_value"])
-        entry = {"change": r["change"], "field": r["field"], "old": old, "new": new,
-                 "user": None if r["user_id"] is None else str(r["user_id"]), "at": r["at"].replace(tzinfo=UTC)}
-        if r["field"] is not None and (isinstance(old, list) or isinstance(new, list)):
-            entry.update(added=[v for v in new or [] if v not in (old or [])],
-                         removed=[v for v in old or [] if v not in (new or [])])
-        entries.append(entry)
+        if r["field"] == PACKED:
+            changed = json.loads(r["new_value"])
+        else:
+            changed = [(r["field"], None if r["old_value"] is None else json.loads(r["old_value"]),
+                        None if r["new_value"] is None else json.loads(r["new_value"]))]
+        for field, old, new in changed:
+            entry = {"change": r["change"], "field": field, "old": old, "new": new,
+                     "user": None if r["user_id"] is None else str(r["user_id"]), "at": r["at"].replace(tzinfo=UTC)}
+            if field is not None and (isinstance(old, list) or isinstance(new, list)):
+                entry.update(added=[v for v in new or [] if v not in (old or [])],
+                             removed=[v for v in old or [] if v not in (new or [])])
+            entries.append(entry)
     return entries
+
+
+def left(history: sa.Table, field: str, old: Any) -> sa.ColumnElement[bool]:
+    """The entries (single or packed) of a change of `field` from the value `old` (the JSON text of a packed
+    row's entry starts with its field and old value, and a JSON string cannot hold that text unescaped)."""
+    pattern = json.dumps([field, jsonable(old)], ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(sa.and_(history.c.field == field, history.c.old_value == history_text(old)),
+                  sa.and_(history.c.field == PACKED, history.c.new_value.like(f"%{escaped}%", escape="\\")))
 
 
 def masked(entries: list[dict], mask, current: Mapping[str, Any] | None) -> list[dict]:

@@ -2,7 +2,8 @@
 
 The old value of each changed field is turned into the same JSON text `history.entry` writes
 (references and text as JSON strings, datetimes in ISO 8601 with +00:00, numbers as strings),
-by the database itself; only rows whose value really changes get an entry.
+by the database itself; only rows whose value really changes get an entry, and a record's entries of one
+set-based write share one packed row.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from ..fieldtypes import type_named
 from ..storage.convert import JSON_TYPES, to_db
 from ..storage.tables import REFERENCE_TYPES
-from .history import history_text, jsonable
+from .history import PACKED, history_text, jsonable
 
 TEXT = sa.String()
 
@@ -63,38 +64,50 @@ def write_set(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table,
               detail: Mapping[str, Any] | None = None) -> None:
     """The history of one set-based UPDATE giving the rows `where` selects the values of `changes` ({field:
     (column, field type, new value)}, in the object's field order; a new value may be a SQL expression over the
-    row), in ONE INSERT ... SELECT: per row, an entry per field whose value differs, then one keeping `detail`,
-    record after record as `Records.update` writes them."""
-    dialect = conn.dialect.name
-    user_id = None if user is None else int(user)
-    parts = []
-    for n, (name, (column, field_type, new)) in enumerate(changes.items()):
+    row), in ONE INSERT ... SELECT of one packed row per record (`history.PACKED`, read back as the entries
+    `Records.update` writes): an entry per field whose value differs, then one keeping `detail`."""
+    insert = set_history(conn.dialect.name, history, obj, table, where, changes, change, user, at, detail)
+    if insert is not None:
+        conn.execute(insert)
+
+
+def set_history(dialect: str, history: sa.Table, obj: str, source: sa.FromClause, where: sa.ColumnElement,
+                changes: Mapping[str, tuple[sa.ColumnElement, str, Any]], change: str, user: str | None,
+                at: datetime, detail: Mapping[str, Any] | None = None) -> sa.Insert | None:
+    """`write_set`'s INSERT, from `source` (the object's table, or the RETURNING of its UPDATE with the old and
+    new values as columns): None when there is nothing to write."""
+    parts, differing = [], []
+    for name, (column, field_type, new) in changes.items():
         if isinstance(new, sa.ColumnElement):
             differs, new_json = sa.or_(column.is_(None), column != new), json_of(dialect, new, field_type)
         else:
             differs = column.is_not(None) if new is None else sa.or_(column.is_(None),
                                                                      column != to_db(field_type, new))
-            new_json = sa.literal(history_text(new), history.c.new_value.type)
-        parts.append(sa.select(table.c.id.label("record_id"), sa.literal(n).label("n"),
-                               sa.literal(name, history.c.field.type).label("field"),
-                               json_of(dialect, column, field_type).label("old_value"),
-                               new_json.label("new_value"))
-                     .where(where, differs))
+            new_json = sa.literal(history_text(new) or "null", TEXT)
+        entry = (sa.literal(f",[{json.dumps(name)},", TEXT) + sa.func.coalesce(json_of(dialect, column, field_type),
+                                                                                "null")
+                 + sa.literal(",", TEXT) + sa.func.coalesce(new_json, "null") + sa.literal("]", TEXT))
+        parts.append(sa.case((differs, entry), else_=""))
+        differing.append(differs)
     if detail:
-        parts.append(sa.select(table.c.id.label("record_id"), sa.literal(len(changes)).label("n"),
-                               sa.cast(sa.null(), history.c.field.type).label("field"),
-                               sa.cast(sa.null(), history.c.old_value.type).label("old_value"),
-                               sa.literal(history_text(detail), history.c.new_value.type).label("new_value"))
-                     .where(where))
+        parts.append(sa.literal(f",[null,null,{history_text(detail)}]", TEXT))
     if not parts:
-        return
-    entries = sa.union_all(*parts).subquery("entries")
-    conn.execute(history.insert().from_select(
-        ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"],
-        sa.select(sa.literal(obj, history.c.object.type), entries.c.record_id,
-                  sa.literal(change, history.c.change.type), entries.c.field, entries.c.old_value, entries.c.new_value,
-                  sa.literal(user_id, history.c.user_id.type), sa.literal(at.replace(tzinfo=None), history.c.at.type))
-        .order_by(entries.c.record_id, entries.c.n)))
+        return None
+    packed = sa.literal("[", TEXT) + sa.func.substr(_joined(parts), 2) + sa.literal("]", TEXT)
+    return history.insert().from_select(
+        ["object", "record_id", "change", "field", "new_value", "user_id", "at"],
+        sa.select(sa.literal(obj, history.c.object.type), source.c.id, sa.literal(change, history.c.change.type),
+                  sa.literal(PACKED, history.c.field.type), packed,
+                  sa.literal(None if user is None else int(user), history.c.user_id.type),
+                  sa.literal(at.replace(tzinfo=None), history.c.at.type))
+        .where(where, *([] if detail else [sa.or_(*differing)])))  # a record's entries are one row: any order
+
+
+def _joined(parts: list[sa.ColumnElement]) -> sa.ColumnElement:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + part
+    return joined
 
 
 def write_changes(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement,

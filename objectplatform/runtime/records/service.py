@@ -27,7 +27,7 @@ from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
 from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record
 from ..permissions import access_for
-from ..storage.convert import field_type, from_row, to_row
+from ..storage.convert import field_type, from_row, id_set, to_row
 from ..storage.engine import reading
 from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
@@ -225,7 +225,7 @@ class Records:
         if fields is not None:
             names = ["id", *(name for name in dict.fromkeys(fields) if name != "id")]
             stmt = sa.select(*(ot.table.c[c] for name in names for c in ot.columns[name])).where(
-                ot.table.c.id.in_(wanted)).order_by(ot.table.c.id)
+                ot.table.c.id.in_(id_set(conn.dialect.name, wanted))).order_by(ot.table.c.id)  # one parameter
             stmt = stmt if where is None else stmt.where(where)
             rows = conn.execute(stmt.with_for_update() if lock else stmt).mappings()
             return {str(row["id"]): {name: ot.types[name].from_columns(tuple(row[c] for c in ot.columns[name]))
@@ -791,21 +791,26 @@ class Records:
         _add(errors, self._reference_errors(conn, ot, [loaded])[0])
         if errors:
             return [], {str(i): ValidationFailed(errors) for i in ids}
-        chosen = table.c.id.in_(ids) if where is None else sa.and_(table.c.id.in_(ids), where)
+        among = table.c.id.in_(id_set(conn.dialect.name, ids))
+        chosen = among if where is None else sa.and_(among, where)
         changes = {name: (ot.column(name), field_type(ot, name), loaded[name])
                    for name in ot.object.fields if name in loaded and name in ot.columns}
         history_sql.write_set(conn, self.schema.history, obj, table, chosen, changes, change, user, now, detail)
         fed = self.rollups.fed_by(conn, obj, chosen, loaded)
         stmt = sa.update(table).where(chosen).values(
             {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), "version": table.c.version + 1})
+        self.rollups.summaries.changing(conn, obj, chosen, to_row(ot, loaded))  # the summary tables follow the rows
+        given = id_set(conn.dialect.name, ids).subquery("given")  # the few the UPDATE will not write (rows locked)
+        missed = set(conn.execute(sa.select(given.c.id).where(given.c.id.not_in(
+            sa.select(table.c.id).where(chosen)))).scalars())
         try:
-            with self.rollups.summaries.moving(conn, obj, chosen, loaded):  # the summary tables follow the rows
-                done = set(conn.execute(stmt.returning(table.c.id)).scalars())
+            conn.execute(stmt)
         except sa.exc.IntegrityError as e:
             raise self._integrity(e, ot) or e from None
+        done = set(ids) - missed
         refused: dict[str, RuntimeFailure] = {}
         for record_id in ids:
-            if record_id not in done:
+            if record_id in missed:
                 latest = self._read(conn, ot, record_id)
                 refused[str(record_id)] = NotFound(no_record(obj, record_id)) if latest is None \
                     else self._conflict(ot, latest, latest["version"])

@@ -4,7 +4,8 @@ summary and write, never by recounting the object's table.
 
 Writes of records in hand (create, update, delete, restore, transitions, create_many and imports) come through
 `after_change` (rollups.Rollups.after_change and after_insert_many call it: the one after-write point); a set-based
-UPDATE or DELETE runs inside `moving`."""
+UPDATE whose new values SQL can say is preceded by `changing`, any other set-based UPDATE or DELETE runs inside
+`moving`."""
 
 from __future__ import annotations
 
@@ -83,6 +84,33 @@ class Summaries:
         for summary in summaries:
             conn.execute(self._upsert(summary, conn.dialect.name, summary.grouped(table, among)))
         held.drop(conn)
+
+    def changing(self, conn: sa.Connection, obj: str, where: sa.ColumnElement[bool], new: Mapping[str, Any]) -> None:
+        """Before one set-based UPDATE giving the rows of `obj` that `where` selects the values `new` ({field: a
+        SQL expression over the row, or a value as its column holds it}): each summary reading those fields gets
+        the rows' moves between its groups in one upsert. The caller holds the rows (their locks taken, or
+        SQLite's writer lock), so the UPDATE changes the same rows."""
+        summaries = [s for s in self.by_object.get(obj, ()) if s.reads & new.keys()]
+        if not summaries:
+            return
+        table = self.schema[obj].table
+        values = {k: v if isinstance(v, sa.ColumnElement) else sa.literal(v, table.c[k].type) for k, v in new.items()
+                  if k in table.c}
+        for summary in summaries:
+            conn.execute(self._upsert(summary, conn.dialect.name, summary.moved(table, where, values)))
+
+    def reads(self, obj: str, fields: Iterable[str]) -> set[str]:
+        """The fields (keys and sums) of `obj`'s summaries that read any of `fields`."""
+        fields = set(fields)
+        return {name for s in self.by_object.get(obj, ()) if s.reads & fields for name in s.reads}
+
+    def moves(self, dialect: str, obj: str, moved: sa.FromClause, new: Mapping[str, sa.ColumnElement]
+              ) -> list[sa.Insert]:
+        """The upserts (for CTEs beside the UPDATE) moving the rows of `moved`, the RETURNING of a set-based UPDATE
+        of `obj`'s table (each field `reads` names as it was, in the column of its name), to the groups of their
+        new values `new` ({field: a column of `moved`})."""
+        return [self._upsert(summary, dialect, summary.moved(moved, sa.true(), new))
+                for summary in self.by_object.get(obj, ()) if summary.reads & new.keys()]
 
     def _upsert(self, summary: Summary, dialect: str, rows: sa.Select | None = None) -> sa.Insert:
         if rows is not None:

@@ -9,6 +9,7 @@ records a pool's members see) and the keys a report adds; a key column is NOT NU
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,6 +50,25 @@ class Summary:
         if where is not None:
             stmt = stmt.where(where)
         return stmt.group_by(*keys).order_by(*keys)
+
+    def moved(self, source: sa.FromClause, where: sa.ColumnElement[bool], new: Mapping[str, sa.ColumnElement]
+              ) -> sa.Select:
+        """What the rows of `source` (the object's table before the UPDATE, or its RETURNING with the old values)
+        that `where` selects change per group when they take the values `new` ({field: a SQL expression over the
+        row}): their count and sums out of the groups they are in, into the groups they go to, in one grouped
+        select; the groups that do not change left out."""
+        def row(values: Mapping[str, sa.ColumnElement], sign: int) -> sa.Select:
+            keys = [sa.func.coalesce(values.get(k, source.c[k]), empty).label(k)
+                    for k, empty in zip(self.keys, self.empty, strict=True)]
+            sums = [(sa.func.coalesce(values.get(f, source.c[f]), 0) * sign).label(self.sum_column(f))
+                    for f in self.sums]
+            return sa.select(*keys, sa.literal(sign).label(COUNT), *sums).where(where)
+
+        both = sa.union_all(row({}, -1), row(new, 1)).subquery("deltas")
+        keys = [both.c[k] for k in self.keys]
+        totals = [sa.func.sum(both.c[c]) for c in self.columns[len(self.keys):]]
+        return (sa.select(*keys, *totals).group_by(*keys).having(sa.or_(*(t != 0 for t in totals)))
+                .order_by(*keys))
 
     def fill(self, conn: sa.Connection, source: sa.Table) -> None:
         """Fill the summary afresh from every record of `source`, the object's table: one INSERT ... SELECT ...
