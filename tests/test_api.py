@@ -280,7 +280,7 @@ def test_meta_object_user_password_is_write_only_and_sales_order_has_lines(api):
 def test_meta_object_unknown_or_unreadable(api):
     assert api.get("/meta/objects/nothing", "rep1") == (404, {"error": {
         "code": "not_found", "message": "unknown object nothing"}})
-    assert api.get("/meta/objects/lead", "finance") == forbidden("your roles do not allow read on lead")
+    assert api.get("/meta/objects/lead", "finance") == forbidden("your roles do not allow you to read leads")
 
 
 def test_meta_flows(api):
@@ -525,7 +525,7 @@ def test_delete_outside_scope_is_404(api, platform, people):
     """Reps may not delete leads at all (403); a role that may delete still gets 404 outside its scope."""
     theirs = lead(api, "rep2")
     assert api.delete(f"/objects/lead/records/{theirs['id']}", "rep1") == forbidden(
-        "your roles do not allow delete on lead")
+        "your roles do not allow you to delete leads")
     account = api.post("/objects/account/records", "rep2", {"name": "Theirs"})[1]["id"]
     product = api.post("/objects/product/records", "admin", {"name": "W", "price": 1})[1]["id"]
     order = api.post("/objects/sales_order/records", "rep2", {
@@ -538,8 +538,8 @@ def test_delete_outside_scope_is_404(api, platform, people):
 
 def test_finance_may_not_create_a_lead(api):
     assert api.post("/objects/lead/records", "finance", {"name": "X", "phone": "13800000000"}) == forbidden(
-        "your roles do not allow create on lead")
-    assert api.get("/objects/lead/records", "finance") == forbidden("your roles do not allow read on lead")
+        "your roles do not allow you to create leads")
+    assert api.get("/objects/lead/records", "finance") == forbidden("your roles do not allow you to read leads")
     assert api.get("/objects/lead/records", "admin")[1]["total"] == 0
 
 
@@ -565,7 +565,7 @@ def test_deactivate_user_hands_records_over(api, people, platform):
 def test_action_errors(api, people):
     path = f"/objects/user/records/{people['rep1']}/actions"
     assert api.post(f"{path}/deactivate", "boss", {"handover_to": people["rep2"]}) == forbidden(
-        "your roles do not allow the action deactivate on user")
+        "your roles do not allow the action Deactivate and hand over on users")
     assert api.post(f"{path}/explode", "admin", {}) == (404, {"error": {
         "code": "not_found", "message": "user has no action explode"}})
     assert api.post(f"{path}/deactivate", "admin", {"handover_to": "x", "extra": 1}) == (422, {"error": {

@@ -246,7 +246,7 @@ def test_a_large_order_is_approved_by_the_manager_then_finance(platform, people,
     with pytest.raises(Forbidden) as e:
         decide(platform, people["fin1"], "1", True)
     assert e.value.message == (f"you are not an approver of approval 1 (订单审批 {no}); the approvers of its "
-                               "step 主管审批 (manager): 赵经理")
+                               "step Manager approval: 赵经理")
 
     clock.at = T0 + timedelta(hours=2)
     after_manager = decide(platform, people["boss"], "1", True, "同意")["approval"]
@@ -316,7 +316,7 @@ def test_an_empty_approver_set_is_refused_and_nothing_is_written(platform, peopl
     with pytest.raises(ValidationFailed) as e:
         act(platform, people["loner"], "sales_order", "submit", so["id"])
     assert e.value.fields == {"approvers": [
-        "step 主管审批 (manager) of 订单审批 has no approver: the submitter 吴独立 has no active manager"]}
+        "step Manager approval of Order approval has no approver: the submitter 吴独立 has no active manager"]}
     assert count_approvals(platform) == 0
 
 
@@ -333,11 +333,11 @@ def test_a_role_step_then_a_manager_step(platform, people, account, product):
     assert todos(platform, people["fin1"]) == []
     with pytest.raises(Conflict) as e:  # mode any: the other clerk's decision decided the step
         decide(platform, people["fin1"], "1", True)
-    assert e.value.message == ("step 财务审核 (finance) of approval 1 was already decided; it waits for step "
-                               "主管审批 (manager) now")
+    assert e.value.message == ("step Finance review of approval 1 was already decided; it waits for step "
+                               "Manager approval now")
     with pytest.raises(Conflict) as e:
         decide(platform, people["fin2"], "1", True)
-    assert e.value.message == "you already approved step 财务审核 (finance) of approval 1"
+    assert e.value.message == "you already approved step Finance review of approval 1"
     done = decide(platform, people["boss"], "1", True)
     assert steps(done["approval"]) == [
         ("finance", "approved", [("钱会计", None, None), ("孙出纳", "approved", "票面信息无误")]),
@@ -358,7 +358,7 @@ def test_mode_all_needs_every_approver_and_one_reject_ends_it(platform, people, 
     assert (len(todos(platform, people["fin1"])), len(todos(platform, people["fin2"]))) == (0, 1)
     with pytest.raises(Conflict) as e:
         decide(platform, people["fin1"], approval["id"], True)
-    assert e.value.message == f"you already approved step 双人复核 (pair) of approval {approval['id']}"
+    assert e.value.message == f"you already approved step Two reviewers of approval {approval['id']}"
     assert decide(platform, people["fin2"], approval["id"], True)["approval"]["status"] == "approved"
 
     second = invoice(platform, people["rep"], account, product, "6000")
@@ -408,7 +408,7 @@ def test_withdraw_by_the_submitter_then_resubmit(platform, people, account, prod
 def test_a_waiting_record_and_its_lines_are_locked_except_for_admins(platform, people, account, product):
     so = order(platform, people["rep"], account, product, "3000")
     act(platform, people["rep"], "sales_order", "submit", so["id"])
-    locked = (f"sales_order {so['id']} is waiting for approval 1 (订单审批 {so['order_no']}): neither it nor its "
+    locked = (f"Sales order {so['id']} is waiting for approval 1 (订单审批 {so['order_no']}): neither it nor its "
               "lines can be changed until the approval is decided or withdrawn")
     lines_locked = f"Sales order {so['id']} is Submitted: Order line cannot be changed in this state"
     line = so["order_line"][0]
@@ -467,7 +467,7 @@ def test_a_stage_is_entered_once_the_direct_manager_approves(platform, people, a
     with pytest.raises(Forbidden) as e:  # an administrator reads everything but decides only as an approver
         decide(platform, people["admin"], "1", True)
     assert e.value.message == ("you are not an approver of approval 1 (阶段审批：商务谈判 零售条线CRM项目); the "
-                               "approvers of its step 进入阶段 商务谈判 (negotiation): 赵经理")
+                               "approvers of its step Enter the stage Negotiation: 赵经理")
 
     clock.at = T0 + timedelta(days=1)
     rejected = decide(platform, people["boss"], "1", False, "报价依据不足")
@@ -586,8 +586,8 @@ def test_the_api_submits_lists_and_decides(api, platform, people, account, produ
     status, body = api.get("/todos", "boss")
     assert [(t["kind"], t["approval_id"], t["action"]) for t in body["items"]] == [("approval", "1", "approve")]
     assert api.post("/approvals/1/approve", "fin1", {}) == (403, {"error": {"code": "forbidden", "message": (
-        f"you are not an approver of approval 1 (订单审批 {so['order_no']}); the approvers of its step 主管审批 "
-        "(manager): 赵经理")}})
+        f"you are not an approver of approval 1 (订单审批 {so['order_no']}); the approvers of its step Manager "
+        "approval: 赵经理")}})
     status, body = api.post("/approvals/1/reject", "boss", {})
     assert (status, body["error"]["fields"]) == (422, {"comment": ["a rejection needs a comment"]})
     assert api.post("/approvals/1/approve", "boss", {"comment": 5})[0] == 422

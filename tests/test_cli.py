@@ -326,7 +326,7 @@ def test_action_runs_through_the_registry_with_the_users_roles(migrated, capsys)
 
     code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "li",
                          "--param", f"handover_to={ids['li']}")
-    assert (code, out, err) == (1, "", "error: your roles do not allow the action deactivate on user\n")
+    assert (code, out, err) == (1, "", "error: your roles do not allow the action Deactivate and hand over on users\n")
     code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "boss")
     assert (code, out, err) == (1, "", "error: 1 field error\n  handover_to: is required\n")
     code, out, err = run(capsys, "action", "user", "deactivate", ids["wang"], "--as", "boss",

@@ -78,7 +78,7 @@ def test_a_comment_on_a_record_tells_its_owner_and_a_long_one_is_quoted_short(ap
 def test_who_may_not_read_the_record_may_neither_comment_nor_read_the_thread(api, people):
     lead_id = lead(api, "rep1", name="张三")["id"]
     path = f"/objects/lead/records/{lead_id}/comments"
-    refused = (403, {"error": {"code": "forbidden", "message": "your roles do not allow read on lead"}})
+    refused = (403, {"error": {"code": "forbidden", "message": "your roles do not allow you to read leads"}})
     assert api.get(path, "finance") == refused  # finance has no role on leads
     assert api.post(path, "finance", {"body": "我也看看"}) == refused
     missing = (404, {"error": {"code": "not_found", "message": f"no lead with id {lead_id}"}})

@@ -10,6 +10,7 @@ import pickle
 import re
 import string
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,16 +27,22 @@ from test_cli import migrated as migrated  # noqa: F401
 from test_cli import run
 from test_pages import login, token
 
+from objectplatform.metadata import Label, ObjectDef
+from objectplatform.runtime import lifecycles
+from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.errors import (
     Conflict,
     Message,
     NotFound,
+    RuntimeFailure,
     ValidationFailed,
     message_from_json,
     message_json,
     no_record,
     said_label,
 )
+from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.sales_processes import process
 from objectplatform.translations import CATALOGUES, LANGUAGES, catalogue, message_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,7 +269,7 @@ def test_the_api_answers_reason_and_params_beside_the_english_message(api, peopl
     assert full(api.get("/objects/lead/records/999999", "rep1")) == error(
         404, "not_found", "no lead with id 999999", "record.not_found", {"object": "lead", "id": "999999"})
     assert full(api.post("/objects/lead/records", "finance", {"name": "x"})) == error(
-        403, "forbidden", "your roles do not allow create on lead", "permission.operation",
+        403, "forbidden", "your roles do not allow you to create leads", "permission.operation",
         {"operation": "create", "object": "lead"})
     assert full(api.post("/objects/lead/records", "rep1", {"phone": "13800000000"})) == error(
         422, "validation_failed", "1 field error", "validation.failed", {"count": 1, "errors": "field error"},
@@ -282,7 +289,7 @@ def test_the_pool_daily_limit_is_reason_pool_daily_limit(api, people, platform):
     ids = [lead(api, "admin", name=f"L{i}", pool=pool)["id"] for i in range(2)]
     assert api.post(f"/objects/lead/records/{ids[0]}/actions/claim", "rep1", {})[0] == 200
     assert full(api.post(f"/objects/lead/records/{ids[1]}/actions/claim", "rep1", {})) == error(
-        409, "conflict", "you claimed 1 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 1",
+        409, "conflict", "you claimed 1 leads from lead pool 华北区线索池 today, its daily_claim_limit is 1",
         "pool.daily_limit", {"claimed": 1, "records": "leads", "pool_object": "lead_pool", "pool": "华北区线索池",
                              "limit": 1})
 
@@ -358,3 +365,102 @@ def test_the_cli_says_errors_in_the_language_asked_for(migrated, capsys):
     again = ("create-user", "zhang", "--password", "secret-123-abc")
     assert run(capsys, *again) == (1, "", "error: 1 field error\n  username: already used by another user\n")
     assert run(capsys, "--lang", "zh", *again) == (1, "", "error: 1 处字段错误\n  username: 已被其他记录使用\n")
+
+
+# ------------------------------------------------------------------------------------ labels, never codes
+
+
+def said(failure) -> dict[str, tuple]:
+    """A refusal as each face says it: {lang: (message, {field: [messages]})}."""
+    return {lang: (message_text(failure.message, lang),
+                   {name: [message_text(m, lang) for m in ms] for name, ms in failure.fields.items()})
+            for lang in LANGUAGES}
+
+
+def refused(run) -> RuntimeFailure:
+    with pytest.raises(RuntimeFailure) as e:
+        run()
+    return e.value
+
+
+def codes_in(message) -> set[str]:
+    """The codes a message names by their labels (the API's params give them), in its params' messages too."""
+    if not isinstance(message, Message):
+        return set()
+    if message.reason == "name.label":
+        return {message.params["name"]}
+    return set().union(*(codes_in(value) for value in message.params.values()))
+
+
+def test_the_shipped_crm_refuses_by_labels_in_both_languages(platform, people):
+    """Each refusal that named a code before (transitions run by approvals, the pool or the sales process, the
+    operation and object of a permission, stages and processes, a transition's condition) says labels only."""
+    records, rep = platform.records, people["rep1"]
+    account = records.create("account", {"name": "星辰科技"}, user=rep)["id"]
+    order = records.create("sales_order", {"account": account}, user=rep)
+    opportunity = records.create("opportunity", {"name": "零售项目", "account": account, "amount": "500000"}, user=rep)
+    stage = process(platform.metadata, opportunity["sales_process"], "opportunity").stage(opportunity["stage"])
+    rep_access, finance = access_for(platform, rep), access_for(platform, people["finance"])
+    cases = [
+        (refused(lambda: records.update("sales_order", order["id"], {"status": "approved"}, version=1, user=rep)), {
+            "en": ("1 field error", {"status": ["set only by the transitions Submit for approval, Withdraw, Confirm "
+                                                "shipment, Confirm receipt, Complete, Cancel, Amend"]}),
+            "zh": ("1 处字段错误", {"status": [
+                "只能由操作 提交审批、撤回审批、确认发货、确认收货、完成订单、取消订单、变更订单 设置"]})}),
+        (refused(lambda: records.create("opportunity", {"name": "x", "account": account, "amount": "1",
+                                                        "status": "won"}, user=rep)), {
+            "en": ("1 field error", {"status": ["a new opportunity starts as Open; Won is reached by Win"]}),
+            "zh": ("1 处字段错误", {"status": ["新建的商机只能从 进行中 开始；“赢单”需通过 赢单 到达"]})}),
+        (refused(lambda: records.update("lead", lead_of(platform, people), {"status": "following"}, version=1,
+                                        user=rep)), {
+            "en": ("1 field error", {"status": ["set only by the transitions Claim, Assign, Return to pool, Follow up, "
+                                                "Convert, Mark invalid, Void, Reopen"]}),
+            "zh": ("1 处字段错误", {"status": [
+                "只能由操作 领取、分配、退回线索池、跟进、转换、标记无效、作废、重新打开 设置"]})}),
+        (refused(lambda: finance.require("lead", "create")), {
+            "en": ("your roles do not allow you to create leads", {}), "zh": ("您的角色无权新建销售线索", {})}),
+        (refused(lambda: run_action(platform, rep_access, "lead", "assign", [lead_of(platform, people)],
+                                    {"owner": rep})), {
+            "en": ("your roles do not allow the action Assign on leads", {}),
+            "zh": ("您的角色无权对销售线索执行操作“分配”", {})}),
+        (refused(lambda: run_action(platform, rep_access, "opportunity", "win", opportunity["id"], {})), {
+            "en": (f"Opportunity {opportunity['id']} is in stage {stage.label.en}: it can be won only from the last "
+                   "stage Closing", {}),
+            "zh": (f"当前处于阶段“{stage.label.zh}”：只能在最后阶段“赢单”赢单", {})}),
+        (refused(lambda: run_action(platform, rep_access, "opportunity", "advance", opportunity["id"], {})), {
+            "en": ("stage Confirm interest is not finished: 2 missing",
+                   {"tasks": ["Call about the needs is not done"],
+                    "contact": ["is required to leave stage Confirm interest"]}),
+            "zh": ("阶段“确认客户意向”尚未完成：缺少 2 项",
+                   {"tasks": ["任务“电话沟通需求”尚未完成"], "contact": ["离开阶段“确认客户意向”前必须填写"]})}),
+        (refused(lambda: lifecycles.refuse(rep_access, with_condition(platform.metadata, "sales_order", "cancel",
+                                                                      "order_discount > 5 and not delivery_date"),
+                                           "cancel", order, platform.local_now())), {
+            "en": (f"Cancel does not apply to sales order {order['id']}: its condition on Delivery date, Order "
+                   "discount does not hold", {}),
+            "zh": (f"“取消订单”不适用于销售订单 {order['id']}：交货日期、整单折扣率不满足其条件", {})}),
+        (refused(lambda: lifecycles.refuse(rep_access, with_condition(
+            platform.metadata, "sales_order", "cancel", "delivery_date != null",
+            Label("订单须有交货日期", "the order needs a delivery date")), "cancel", order, platform.local_now())), {
+            "en": (f"Cancel does not apply to sales order {order['id']}: the order needs a delivery date", {}),
+            "zh": (f"“取消订单”不适用于销售订单 {order['id']}：订单须有交货日期", {})}),
+    ]
+    for failure, expected in cases:
+        assert said(failure) == expected
+        codes = set().union(*map(codes_in, [failure.message, *(m for ms in failure.fields.values() for m in ms)]))
+        assert codes and not {code for code in codes if code in str(said(failure)["zh"])}, codes
+        assert not {code for code in codes if "_" in code and code in str(said(failure)["en"])}, codes
+
+
+def lead_of(platform, people) -> str:
+    """A lead of rep1's, pending follow-up."""
+    return platform.records.create("lead", {"name": "客户", "phone": "13800000000"}, user=people["rep1"])["id"]
+
+
+def with_condition(metadata, obj: str, name: str, condition: str, message: Label | None = None) -> ObjectDef:
+    """`obj` with its transition `name` held to `condition`, saying `message` when it refuses (no transition of
+    the shipped CRM has a condition)."""
+    definition = metadata.objects[obj]
+    transitions = {**definition.lifecycle.transitions,
+                   name: replace(definition.lifecycle.transitions[name], condition=condition, message=message)}
+    return replace(definition, lifecycle=replace(definition.lifecycle, transitions=transitions))

@@ -125,7 +125,7 @@ def test_bad_parameters_are_400_before_streaming(api):
 
 def test_forbidden_unknown_and_unauthenticated(api):
     assert api.get("/objects/lead/records/export.csv", "finance") == (403, {"error": {
-        "code": "forbidden", "message": "your roles do not allow read on lead"}})
+        "code": "forbidden", "message": "your roles do not allow you to read leads"}})
     assert api.get("/objects/nothing/records/export.csv", "admin") == (404, {"error": {
         "code": "not_found", "message": "unknown object nothing"}})
     assert api.call("GET", "/objects/lead/records/export.csv")[0] == 401

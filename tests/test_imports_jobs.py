@@ -209,8 +209,9 @@ def test_bad_uploads_are_refused_before_any_job(api, platform):
     assert upload(api, "boss", "leads.xlsx", b"not a zip") == error(
         400, "leads.xlsx: not a readable XLSX file (BadZipFile)")
     assert upload(api, "rep1", "leads.csv", b"name\nx\n") == error(
-        403, "your roles do not allow the action import on lead")
-    assert upload(api, "finance", "leads.csv", b"name\nx\n") == error(403, "your roles do not allow create on lead")
+        403, "your roles do not allow the action Import on leads")
+    assert upload(api, "finance", "leads.csv", b"name\nx\n") == error(
+        403, "your roles do not allow you to create leads")
     assert leads(platform) == []
     assert not list((platform.settings.instance_path / "jobs").glob("*.json"))
 

@@ -94,7 +94,7 @@ def transition_only(field: str, transitions: str) -> tuple[int, dict]:
 def test_the_bypasses_of_the_issue_are_refused_through_the_api(api, people, platform, order):
     orders = "/objects/sales_order/records"
     assert api.patch(f"{orders}/{order['id']}", "rep", {"version": 1, "status": "approved"}) == transition_only(
-        "status", "submit, withdraw, Confirm shipment, Confirm receipt, Complete, Cancel, Amend")
+        "status", "Submit for approval, Withdraw, Confirm shipment, Confirm receipt, Complete, Cancel, Amend")
     # a create may only start in an initial state
     assert api.post(orders, "rep", {"account": order["account"], "status": "approved"}) == error(
         422, "validation_failed", "1 field error", {"status": [

@@ -240,8 +240,8 @@ def test_the_shipped_approval_flow_and_sales_process_are_typed():
         ("demo", Decimal("40"), [("product_demo", True), ("site_visit", False)], ("budget",), None),
         ("negotiation", Decimal("70"), [("send_quote", True)], ("expected_close_date",), None),
         ("closing", Decimal("90"), [("sign_contract", True)], (), None)]
-    assert (process.first.key, process.after("demo").key, process.last.key, process.stage("demo").title()) == (
-        "intent", "negotiation", "closing", "产品演示 (demo)")
+    assert (process.first.key, process.after("demo").key, process.last.key, process.stage("demo").label) == (
+        "intent", "negotiation", "closing", Label("产品演示", "Product demo"))
     assert plain(crm.flows["standard_sales"].stage("negotiation").approval) == {"manager_of": "owner"}
 
 

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 from support import crm_metadata
 
+from objectplatform.metadata import Label
 from objectplatform.runtime.errors import Forbidden, Unauthenticated
 from objectplatform.runtime.permissions import OPERATIONS, Matching, Within, access_for
 
@@ -177,10 +178,10 @@ def test_require_names_the_refused_operation_and_action(platform):
     access.require_action("lead", "claim")
     with pytest.raises(Forbidden) as e:
         access.require("lead", "delete")
-    assert (e.value.status, e.value.message) == (403, "your roles do not allow delete on lead")
+    assert (e.value.status, e.value.message) == (403, "your roles do not allow you to delete leads")
     with pytest.raises(Forbidden) as e:
-        access.require_action("lead", "assign")
-    assert e.value.message == "your roles do not allow the action assign on lead"
+        access.require_action("lead", "assign", Label("分配", "Assign"))
+    assert e.value.message == "your roles do not allow the action Assign on leads"
     assert access.can("no_such_object", "read") is False
 
 

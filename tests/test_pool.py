@@ -135,11 +135,11 @@ def test_claim_sets_owner_status_and_history(platform, people, clock, north):
 def test_claim_refusals(platform, people, clock, north):
     lead = make_lead(platform, north, user=people["admin"])
     expect(Forbidden, lambda: claim(platform, people["finance"], lead),
-           "you are not a member of lead_pool 华北区线索池")
+           "you are not a member of lead pool 华北区线索池")
     closed = make_pool(platform, name="金融行业线索池", claimable=False, members=[people["rep1"]])
     held_back = make_lead(platform, closed, user=people["admin"])
     expect(Forbidden, lambda: claim(platform, people["rep1"], held_back),
-           "lead_pool 金融行业线索池 is admin-assign only: members cannot claim")
+           "lead pool 金融行业线索池 is admin-assign only: members cannot claim")
     outside = make_lead(platform, None, user=people["rep1"])  # owned, status pending, no pool
     expect(Conflict, lambda: claim(platform, people["rep2"], outside),
            f"Lead {outside} is already claimed: it is Pending")
@@ -160,7 +160,7 @@ def test_cap_on_leads_held_from_the_pool(platform, people, clock):
     claim(platform, people["rep1"], leads[0])
     claim(platform, people["rep1"], leads[1])
     expect(Conflict, lambda: claim(platform, people["rep1"], leads[2]),
-           "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first")
+           "you hold 2 leads from lead pool 华北区线索池, its max_held_per_member is 2: return or convert one first")
     act(platform, people["rep1"], leads[0], "return", {"reason": "联系不上"})
     assert claim(platform, people["rep1"], leads[2])["owner"] == people["rep1"]
     act(platform, people["rep1"], leads[1], "invalidate", {"reason": "空号"})  # no longer held
@@ -174,10 +174,10 @@ def test_daily_claim_limit_resets_at_midnight_china_time(platform, people, clock
     claim(platform, people["rep1"], leads[1])
     act(platform, people["rep1"], leads[0], "return", {"reason": "不合适"})  # a return does not give a claim back
     expect(Conflict, lambda: claim(platform, people["rep1"], leads[2]),
-           "you claimed 2 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 2")
+           "you claimed 2 leads from lead pool 华北区线索池 today, its daily_claim_limit is 2")
     clock.at = datetime(2026, 11, 27, 15, 59, tzinfo=UTC)  # 23:59 in China: still today
     expect(Conflict, lambda: claim(platform, people["rep1"], leads[2]),
-           "you claimed 2 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 2")
+           "you claimed 2 leads from lead pool 华北区线索池 today, its daily_claim_limit is 2")
     clock.at = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 00:00 on the 28th in China
     assert claim(platform, people["rep1"], leads[2])["status"] == "pending"
     assert claim(platform, people["rep1"], leads[3])["status"] == "pending"
@@ -190,7 +190,7 @@ def test_reclaim_cooldown(platform, people, clock):
     act(platform, people["rep1"], lead, "return", {"reason": "暂无需求"})
     clock.advance(days=6, hours=23)
     expect(Conflict, lambda: claim(platform, people["rep1"], lead),
-           f"lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
+           f"Lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
            "2026-12-04 10:00")
     assert claim(platform, people["rep2"], lead)["owner"] == people["rep2"]  # others may claim it
     act(platform, people["rep2"], lead, "return", {"reason": "转给同事"})
@@ -236,7 +236,7 @@ def test_assign_by_admin_and_refusals(platform, people, clock, north):
     expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "assign", {}), "1 field error")
     expect(ValidationFailed, lambda: act(platform, people["admin"], lead, "assign", {"owner": "999"}), "1 field error")
     expect(Forbidden, lambda: act(platform, people["rep1"], lead, "assign", {"owner": people["rep1"]}),
-           "your roles do not allow the action assign on lead")
+           "your roles do not allow the action Assign on leads")
     act(platform, people["admin"], lead, "invalidate", {"reason": "重复"})
     expect(Conflict, lambda: act(platform, people["admin"], lead, "assign", {"owner": people["rep2"]}),
            f"Lead {lead} is Invalid: it cannot be assigned")
@@ -305,7 +305,7 @@ def test_invalidate_void_reopen(platform, people, clock, north):
     expect(Conflict, lambda: act(platform, people["rep1"], lead, "reopen"),
            f"Lead {lead} is Pending: it cannot be reopened")
     expect(Forbidden, lambda: act(platform, people["rep1"], lead, "void", {"reason": "x"}),
-           "your roles do not allow the action void on lead")
+           "your roles do not allow the action Void on leads")
     body = act(platform, people["boss"], lead, "void", {"reason": "测试数据"})
     assert (body["record"]["status"], body["record"]["invalid_reason"]) == ("voided", "测试数据")
     expect(Forbidden, lambda: act(platform, people["rep1"], lead, "reopen"),
@@ -350,9 +350,9 @@ def test_bulk_claim_through_the_api_reports_partial_failures(api, platform, peop
     assert status == 200
     assert body == {"succeeded": [leads[0]], "failed": [
         {"id": leads[1], "error": {"code": "conflict", "message":
-            "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
+            "you hold 2 leads from lead pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
         {"id": leads[2], "error": {"code": "conflict", "message":
-            "you hold 2 leads from lead_pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
+            "you hold 2 leads from lead pool 华北区线索池, its max_held_per_member is 2: return or convert one first"}},
         {"id": taken, "error": {"code": "conflict",
                                 "message": f"Lead {taken} is already claimed: it is Pending"}},
     ]}
@@ -429,7 +429,7 @@ def test_set_based_assign_many_matches_the_bulk_action(platform, people, clock, 
     assert [platform.records.get("lead", lead)["status"] for lead in leads[:2]] == ["pending", "pending"]
     expect(Forbidden, lambda: pool_behavior.assign_many(platform, who(platform, people["rep1"]), "lead", leads,
                                                         owner=people["rep1"]),
-           "your roles do not allow the action assign on lead")
+           "your roles do not allow the action Assign on leads")
     expect(ValidationFailed, lambda: pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead",
                                                                leads), "1 field error")
     expect(ValidationFailed, lambda: pool_behavior.assign_many(platform, who(platform, people["admin"]), "lead",

@@ -89,7 +89,7 @@ def test_member_at_cap_minus_one_claiming_five_at_once_gets_one(platform):
     results = race([claimer(platform, access, lead) for lead in free])
     assert sum(isinstance(r, dict) for r in results) == 1, results
     assert [r.message for r in results if isinstance(r, Conflict)] == [
-        "you hold 3 leads from lead_pool 华北区线索池, its max_held_per_member is 3: return or convert one first"] * 4
+        "you hold 3 leads from lead pool 华北区线索池, its max_held_per_member is 3: return or convert one first"] * 4
     owned = [platform.records.get("lead", lead)["owner"] for lead in free]
     assert owned.count(rep) == 1 and owned.count(None) == 4
 
@@ -105,4 +105,4 @@ def test_daily_limit_under_concurrent_claims(platform):
     results = race([claimer(platform, access, lead) for lead in free])
     assert sum(isinstance(r, dict) for r in results) == 1, results
     assert [r.message for r in results if isinstance(r, Conflict)] == [
-        "you claimed 3 leads from lead_pool 华北区线索池 today, its daily_claim_limit is 3"] * 5
+        "you claimed 3 leads from lead pool 华北区线索池 today, its daily_claim_limit is 3"] * 5

@@ -427,7 +427,7 @@ def test_create_many_reports_bad_rows_and_keeps_good_ones(platform, records, wan
         RowError(3, {"external_id": ["already used by another lead"]}),
         RowError(4, {"phone": ["Give a phone number, a mobile number or an email"]}),
         RowError(5, {"status": ["a new lead starts as Unassigned, Pending; Converted is reached by "
-                                "convert"]}),
+                                "Convert"]}),
         RowError(6, {"size": ["unknown field"]}),
     ]
     leads = [records.get("lead", id_) for id_ in result.created]

@@ -142,7 +142,7 @@ def test_an_import_gets_processes_stages_and_history_rows(records, people, accou
     ], user=people["boss"])
     assert [(e.index, e.fields) for e in result.errors] == [
         (2, {"sales_process": [f"no sales process 'nope'; one of: {PROCESSES}"]}),
-        (3, {"status": ["a new opportunity starts as Open; Won is reached by win"]})]
+        (3, {"status": ["a new opportunity starts as Open; Won is reached by Win"]})]
     made = [records.get("opportunity", i) for i in result.created]
     assert [(o["name"], o["sales_process"], o["stage"], o["probability"]) for o in made] == [
         ("甲", "standard_sales", "intent", Decimal("10.00")), ("乙", "east_branch", "intent", Decimal("10.00"))]
@@ -157,9 +157,9 @@ def test_advance_lists_exactly_the_missing_tasks_and_fields(platform, records, p
     opportunity = new_opportunity(records, people["rep"], account)
     with pytest.raises(ValidationFailed) as e:
         act(platform, people["rep"], "advance", opportunity["id"])
-    assert e.value.message == "stage 确认客户意向 (intent) is not finished: 2 missing"
-    assert e.value.fields == {"tasks": ["first_call (电话沟通需求) is not done"],
-                              "contact": ["is required to leave stage 确认客户意向 (intent)"]}
+    assert e.value.message == "stage Confirm interest is not finished: 2 missing"
+    assert e.value.fields == {"tasks": ["Call about the needs is not done"],
+                              "contact": ["is required to leave stage Confirm interest"]}
     act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "send_brochure"})  # optional
     with pytest.raises(ValidationFailed) as e:
         act(platform, people["rep"], "advance", opportunity["id"])
@@ -200,8 +200,8 @@ def test_a_stage_needing_approval_waits_until_it_is_decided(platform, records, p
         "proposal", "negotiation", Decimal("60.00"))
     with pytest.raises(Conflict) as e:
         act(platform, rep, "advance", opportunity["id"])
-    assert e.value.message == (f"opportunity {opportunity['id']} is in stage 方案制作 (proposal), waiting for "
-                               "approval to enter 商务谈判 (negotiation): it cannot be advanced")
+    assert e.value.message == (f"Opportunity {opportunity['id']} is in stage Proposal, waiting for "
+                               "approval to enter Negotiation: it cannot be advanced")
     rejected = staged.reject_stage(platform, "opportunity", opportunity["id"], user=people["boss"])["record"]
     assert (rejected["stage"], rejected["pending_stage"]) == ("proposal", None)
     act(platform, rep, "advance", opportunity["id"])  # improved and asked again
@@ -213,7 +213,7 @@ def test_a_stage_needing_approval_waits_until_it_is_decided(platform, records, p
         ("negotiation", None, people["boss"])]
     with pytest.raises(Conflict) as e:
         staged.approve_stage(platform, "opportunity", opportunity["id"])
-    assert e.value.message == (f"opportunity {opportunity['id']} is in stage 商务谈判 (negotiation), "
+    assert e.value.message == (f"Opportunity {opportunity['id']} is in stage Negotiation, "
                                "with no stage awaiting approval")
 
 
@@ -222,7 +222,7 @@ def test_complete_task_unknown_or_twice(platform, records, people, account):
     with pytest.raises(ValidationFailed) as e:
         act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "meet_executive"})
     assert e.value.fields == {"task": [
-        "stage 确认客户意向 (intent) has no task 'meet_executive'; its tasks: first_call, send_brochure"]}
+        "stage Confirm interest has no task 'meet_executive'; its tasks: Call about the needs, Send the brochure"]}
     first = act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "first_call"})
     again = act(platform, people["rep"], "complete_task", opportunity["id"], {"task": "first_call"})
     assert (first["already_completed"], again["already_completed"]) == (False, True)
@@ -234,7 +234,7 @@ def test_an_edit_cannot_move_the_process_the_status_or_the_stage(records, people
     opportunity = new_opportunity(records, people["rep"], account)
     with pytest.raises(ValidationFailed) as e:
         edit(records, opportunity["id"], people["rep"], status="won", sales_process="government")
-    assert e.value.fields == {"status": ["set only by the transitions win, lose, invalidate"]}
+    assert e.value.fields == {"status": ["set only by the transitions Win, Lose, Mark invalid"]}
     with pytest.raises(ValidationFailed) as e:  # a value sent back as it is stored is no change
         edit(records, opportunity["id"], people["rep"], status="open", sales_process="government")
     assert e.value.fields == {"sales_process": ["is chosen when the record is created"]}
@@ -249,8 +249,8 @@ def test_win_only_from_the_last_stage(platform, records, people, account, contac
     opportunity = new_opportunity(records, rep, account, sales_process="east_branch")
     with pytest.raises(Conflict) as e:
         act(platform, rep, "win", opportunity["id"])
-    assert e.value.message == (f"opportunity {opportunity['id']} is in stage 确认客户意向 (intent): it can be won "
-                               "only from the last stage 赢单 (closing)")
+    assert e.value.message == (f"Opportunity {opportunity['id']} is in stage Confirm interest: it can be won "
+                               "only from the last stage Closing")
     clock.at = T1
     finish(platform, rep, opportunity["id"], ["first_call"], contact=contact)
     act(platform, rep, "advance", opportunity["id"])
@@ -260,7 +260,7 @@ def test_win_only_from_the_last_stage(platform, records, people, account, contac
     act(platform, rep, "advance", opportunity["id"])
     with pytest.raises(ValidationFailed) as e:
         act(platform, rep, "win", opportunity["id"])
-    assert e.value.fields == {"tasks": ["sign_contract (签订合同) is not done"]}
+    assert e.value.fields == {"tasks": ["Sign the contract is not done"]}
     clock.at = T2
     finish(platform, rep, opportunity["id"], ["sign_contract"])
     clock.at = T3
@@ -337,14 +337,14 @@ def test_the_api_runs_the_actions_and_documents_their_parameters(platform, recor
     opportunity = new_opportunity(records, people["rep"], account)
     path = f"/objects/opportunity/records/{opportunity['id']}/actions"
     assert api.post(f"{path}/advance", "rep", {}) == (422, {"error": {
-        "code": "validation_failed", "message": "stage 确认客户意向 (intent) is not finished: 2 missing",
-        "fields": {"tasks": ["first_call (电话沟通需求) is not done"],
-                   "contact": ["is required to leave stage 确认客户意向 (intent)"]}}})
+        "code": "validation_failed", "message": "stage Confirm interest is not finished: 2 missing",
+        "fields": {"tasks": ["Call about the needs is not done"],
+                   "contact": ["is required to leave stage Confirm interest"]}}})
     status, body = api.post(f"{path}/complete_task", "rep", {"task": "first_call"})
     assert (status, body["task"]["task"], body["already_completed"]) == (200, "first_call", False)
     assert api.post(f"{path}/win", "rep", {}) == (409, {"error": {"code": "conflict", "message": (
-        f"opportunity {opportunity['id']} is in stage 确认客户意向 (intent): it can be won only from the last "
-        "stage 赢单 (closing)")}})
+        f"Opportunity {opportunity['id']} is in stage Confirm interest: it can be won only from the last "
+        "stage Closing")}})
     assert api.post(f"{path}/advance", "east_rep", {})[0] == 404  # not theirs
     _, doc = api.get("/openapi.json", "rep")
     lose = doc["paths"]["/objects/opportunity/records/{id}/actions/lose"]["post"]
@@ -412,7 +412,7 @@ def test_concurrent_advances_one_wins(platform, records, people, account, contac
         t.join(120)
     assert sum(isinstance(r, dict) for r in results) == 1, results
     assert {r.message for r in results if isinstance(r, Conflict)} == {
-        f"opportunity {opportunity['id']} is in stage 引导立项 (initiation): it cannot be advanced"}
+        f"Opportunity {opportunity['id']} is in stage Project initiation: it cannot be advanced"}
     record = records.get("opportunity", opportunity["id"])
     assert [(h["stage"], h["left_to"]) for h in record["stage_history"]] == [
         ("intent", "initiation"), ("initiation", None)]

@@ -102,7 +102,7 @@ def test_a_filed_ticket_waits_in_its_queue_and_members_claim_up_to_the_daily_lim
     for t in tickets[:3]:
         claimed = act(platform, people["agent1"], t["id"], "claim")["record"]
         assert (claimed["status"], claimed["owner"], claimed["claimed_at"]) == ("claimed", people["agent1"], T0)
-    limit = "you claimed 3 tickets from ticket_queue 一线支持 today, its daily_claim_limit is 3"
+    limit = "you claimed 3 tickets from ticket queue 一线支持 today, its daily_claim_limit is 3"
     with pytest.raises(Conflict) as caught:
         act(platform, people["agent1"], tickets[3]["id"], "claim")
     assert caught.value.message == limit

@@ -101,7 +101,7 @@ def test_a_manager_sees_the_teams_visits_and_filters_them_by_person(api, people,
     assert shown(api, "rep2", f"month=2026-12&user={people['rep1']}") == [
         (v["co"], "2026-12-10", "09:00", "华联商场", "计划中")]  # rep1's co-visit, on rep2's calendar too
     assert api.get("/objects/visit/calendar", "finance") == error(403, "forbidden",
-                                                                  "your roles do not allow read on visit")
+                                                                  "your roles do not allow you to read visits")
 
 
 def test_bad_calendar_requests_are_refused_naming_the_parameter(api, people):
@@ -160,7 +160,7 @@ def test_bad_plans_are_refused_and_nothing_is_planned(api, people):
         422, "validation_failed", "2 field errors",
         {"ids": ["must list 1 to 200 record ids"], "planned_at": ["is required"]})
     assert api.post("/objects/visit/plan", "finance", {"ids": [mine], "planned_at": "2026-12-10T09:00:00+08:00"}
-                    ) == error(403, "forbidden", "your roles do not allow create on visit")
+                    ) == error(403, "forbidden", "your roles do not allow you to create visits")
     assert api.post("/objects/account/plan", "rep1", {"ids": [mine]}) == error(404, "not_found",
                                                                               "account has no calendar")
     assert api.get("/objects/visit/records", "rep1")[1]["total"] == 0

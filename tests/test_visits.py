@@ -182,7 +182,7 @@ def test_a_co_visit_row_is_written_by_check_in_and_out_only(api, people):
     forged = {"user": people["rep2"], "check_in_at": "2026-12-08T10:00:00+08:00", "check_in_distance": 0,
               "check_in_valid": True}
     status, body = api.patch(f"/objects/visit/records/{ours}", "rep1", {"version": version, "co_visit": [forged]})
-    assert (status, body["error"]["message"]) == (403, "your roles do not allow edit on co_visit")
+    assert (status, body["error"]["message"]) == (403, "your roles do not allow you to edit co-visits")
     status, body = api.patch(f"/objects/visit/records/{ours}", "admin", {"version": version, "co_visit": [forged]})
     assert (status, body["error"]["code"]) == (422, "validation_failed"), body
     assert sorted(body["error"]["fields"]) == [f"co_visit[0].{name}" for name in sorted(forged)]

@@ -295,7 +295,7 @@ def build_lifecycle(doc: Document, base: Lifecycle | None = None) -> Lifecycle:
             params=tuple(build_field(p, ps, doc.source((*here, "params", p))) for p, ps in t.get("params", {}).items()),
             required_fields=tuple(t.get("required_fields", ())), set=MappingProxyType(dict(t.get("set", {}))),
             actions=tuple(t.get("actions", ())), close_todos=tuple(t.get("close_todos", ())), by=t.get("by"),
-            when=t.get("when"),
+            when=t.get("when"), message=build_label(t["message"]) if "message" in t else None,
         )
     return Lifecycle(spec.get("field") or base.field, (initial,) if isinstance(initial, str) else tuple(initial),
                      MappingProxyType(states), MappingProxyType(transitions), base.source if base else doc.source(at))

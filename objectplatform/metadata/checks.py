@@ -625,6 +625,8 @@ def _transition(doc: Document, here: JsonPath, obj: ObjectDef, catalog: Catalog,
     env = lifecycle_env(t.params)
     if t.condition is not None:
         yield from _condition(doc, (*here, "condition"), catalog, obj, env)
+    elif t.message is not None:
+        yield doc.problem((*here, "message"), f"{t.name!r} has no condition for its message to explain")
     if t.when is not None:
         yield from _condition(doc, (*here, "when"), catalog, obj, lifecycle_env(()))
         if t.by is not None:

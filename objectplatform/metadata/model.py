@@ -213,7 +213,7 @@ class Transition:
     by the behavior or approval engine named in `by` (then only its edge and checks are declared here).
     `params` are FieldDefs; `set` maps fields to expressions over the record, `params.<name>` and
     `current_user`; `actions` (the rules' notify and todo) and `close_todos` (the record's open to-dos
-    of those actions) are the effects after the move."""
+    of those actions) are the effects after the move; `message` is what a refusal by the condition says."""
 
     name: str
     label: Label
@@ -229,6 +229,7 @@ class Transition:
     close_todos: tuple[str, ...] = ()
     by: str | None = None
     when: str | None = None  # automatic: run by the engine when a write leaves this condition true
+    message: Label | None = None  # what a refusal by `condition` says
 
 
 @dataclass(frozen=True)
@@ -380,10 +381,6 @@ class Stage:
 
     def task(self, key: str) -> Task | None:
         return next((t for t in self.tasks if t.key == key), None)
-
-    def title(self) -> str:
-        """How messages name the stage: its Chinese label and key, e.g. "引导立项 (initiation)"."""
-        return f"{self.label.zh} ({self.key})"
 
 
 @dataclass(frozen=True)

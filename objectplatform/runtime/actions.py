@@ -146,7 +146,7 @@ class Actions:
             if not lifecycles.may_run(access, definition, name):
                 lifecycles.refuse_role(self.platform.metadata, definition, name)
         else:
-            access.require_action(obj, name)
+            access.require_action(obj, name, action.label)
         if not bulk:
             return self._run_one(access, action, target, self.params(action, data))
         params = self.params(action, data, skip=frozenset({"ids"}))

@@ -16,7 +16,18 @@ from objectplatform.metadata import ApprovalFlow, Label, Metadata, plain
 from objectplatform.metadata.expressions import Expression, parse
 
 from . import actions, rules
-from .errors import Conflict, Forbidden, Locked, Message, NotFound, ValidationFailed, no_record
+from .errors import (
+    Conflict,
+    Forbidden,
+    Locked,
+    Message,
+    NotFound,
+    ValidationFailed,
+    no_record,
+    said_label,
+    said_name,
+    said_object,
+)
 from .permissions import access_for
 from .records import hooks
 from .storage import convert
@@ -96,6 +107,10 @@ class Approvals:
         users = platform.schema["user"]
         self.users, self.user_table = users, users.table
         self.active = sa.or_(users.column("active").is_(None), users.column("active").is_(True))
+
+    def _said(self, obj: str, *, lower: bool = False) -> str:
+        """`obj` as a message names it: by its label (in lower case within an English sentence)."""
+        return said_object(self.platform.metadata.objects[obj], lower=lower)
 
     # ------------------------------------------------------------------------------ reading
 
@@ -236,12 +251,14 @@ class Approvals:
                 return None
             if not flows:
                 raise ValidationFailed({"__all__": [Message("approval.no_flow", "{object} has no approval flow to "
-                                                            "submit to", object=obj)]})
+                                                            "submit to", object=self._said(obj))]})
             why = [f"{f.name}: {f.condition.text}" for f in flows]
             raise ValidationFailed({"__all__": [Message(
                 "approval.no_flow_applies", "no approval flow of {object} applies to {object} {id}; their entry "
-                "conditions: {conditions}", object=obj, id=record["id"], conditions="; ".join(why))]},
-                Message("approval.no_flow_for_record", "no approval flow of {object} applies", object=obj))
+                "conditions: {conditions}", object=self._said(obj, lower=True), id=record["id"],
+                conditions="; ".join(why))]},
+                Message("approval.no_flow_for_record", "no approval flow of {object} applies",
+                        object=self._said(obj, lower=True)))
         definition = plain(flow.document)
         return self._create(conn, obj, record, FLOW, flow.name, definition, submitter, at, comment)
 
@@ -260,7 +277,8 @@ class Approvals:
         pending = self.pending_row(conn, obj, record["id"])
         if pending is not None:
             raise Conflict(Message("approval.already_pending", "{object} {id} is already waiting for approval "
-                                   "{approval} ({title})", object=obj, id=record["id"], approval=pending["id"],
+                                   "{approval} ({title})", object=self._said(obj), id=record["id"],
+                                   approval=pending["id"],
                                    title=pending["title_zh"]))
 
     def _create(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], kind: str, flow: str,
@@ -276,7 +294,7 @@ class Approvals:
             approval_id = conn.execute(self.table.insert().values(row)).inserted_primary_key[0]
         except sa.exc.IntegrityError:  # a concurrent submit of the same record won
             raise Conflict(Message("approval.already_waiting", "{object} {id} is already waiting for approval",
-                                   object=obj, id=record["id"])) from None
+                                   object=self._said(obj), id=record["id"])) from None
         approval = {**row, "id": approval_id}
         self._perform(conn, approval, definition.get("on_submit", []), "submitted", submitter, at)
         if self._enter_step(conn, approval, definition, 0, record, at) is None:
@@ -327,9 +345,9 @@ class Approvals:
             if not ids:
                 reasons.append(reason)
         if not found:
-            label = Label.of(step["label"])
+            label, flow = Label.of(step["label"]), Label.of(definition["label"])
             message = Message("approval.no_approver", "step {step} of {flow} has no approver: {reasons}",
-                              step=f"{label.zh} ({step['name']})", flow=Label.of(definition["label"]).zh,
+                              step=said_name(step["name"], label), flow=said_label(flow.zh, flow.en),
                               reasons="; ".join(reasons), step_label=label.zh)
             raise ValidationFailed({"approvers": [message]}, message)
         return sorted(found)
@@ -499,7 +517,7 @@ class Approvals:
             row = self.pending_row(conn, obj, record_id)
             if row is None:
                 raise Conflict(Message("approval.nothing_to_withdraw", "{object} {id} has no approval waiting to be "
-                                       "withdrawn", object=obj, id=record_id))
+                                       "withdrawn", object=self._said(obj), id=record_id))
             if row["submitter"] != int(access.user_id) and not access.is_admin:
                 name = self._names(conn, [row["submitter"]]).get(row["submitter"])
                 raise Forbidden(Message("approval.withdraw_refused", "only the submitter {name} or an administrator "
@@ -538,8 +556,9 @@ def _step_key(approval_id: Any, index: int) -> str:
 
 
 def _step_title(definition: dict, index: int) -> str:
+    """A step as messages name it: by its label (its name in the API's params)."""
     step = definition["steps"][min(index, len(definition["steps"]) - 1)]
-    return f"{Label.of(step['label']).zh} ({step['name']})"
+    return said_name(step["name"], Label.of(step["label"]))
 
 
 def _step_label(definition: dict, index: int) -> str:
@@ -693,7 +712,8 @@ def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
             continue
         raise Locked(Message("approval.locked", "{object} {id} is waiting for approval {approval} ({title}): neither "
                              "it nor its lines can be changed until the approval is decided or withdrawn",
-                             object=obj, id=target, approval=pending["id"], title=pending["title_zh"]))
+                             object=said_object(platform.metadata.objects[obj]), id=target, approval=pending["id"],
+                             title=pending["title_zh"]))
 
 
 def _on_delete(ctx: hooks.HookContext) -> None:

@@ -7,6 +7,8 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from objectplatform.metadata import Label, ObjectDef
+
 
 class _KeepMissing(dict):
     """Format values that leave a name not yet given as `{name}`, so a sentence short of params stays a template."""
@@ -141,6 +143,17 @@ def said_name(name: str, label) -> Message:
     """A code the metadata labels (an object, a transition, a state, a role, a field) as a param: its label in each
     face's language, the English one in the API's message; the API's params give the code (`coded_params`)."""
     return Message("name.label", "{label[en]}", name=name, label={"zh": label.zh, "en": label.en})
+
+
+def said_object(obj: ObjectDef, *, lower: bool = False) -> str:
+    """The object by its label (`Sales order`; in lower case within an English sentence: `a new sales order`)."""
+    return said_name(obj.name, Label(obj.label.zh, obj.label.en.lower()) if lower else obj.label)
+
+
+def said_records(obj: ObjectDef) -> str:
+    """The object's records as a sentence names them (`payments`): its plural label in lower case in English."""
+    plural = obj.plural_label or Label(obj.label.zh, f"{obj.label.en}s")
+    return said_name(obj.name, Label(plural.zh, plural.en.lower()))
 
 
 def coded(value: Any) -> Any:

@@ -5,7 +5,7 @@ which state (transitions.py runs the moves).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,18 @@ from objectplatform.metadata import FieldDef, Label, Lifecycle, Metadata, Object
 from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import parse
 
-from .errors import Conflict, Forbidden, Locked, Message, ValidationFailed, said_list, said_name
+from .errors import (
+    Conflict,
+    Forbidden,
+    Locked,
+    Message,
+    ValidationFailed,
+    said_label,
+    said_list,
+    said_name,
+    said_object,
+    said_records,
+)
 from .fieldtypes.reference import record_id
 
 
@@ -36,26 +47,23 @@ def states_listed(obj: ObjectDef, values: Iterable[Any]) -> str:
     return said_list([state_label(obj, v) for v in values])
 
 
-def said_object(obj: ObjectDef, *, lower: bool = False) -> str:
-    """The object by its label (`Sales order`; in lower case within an English sentence: `a new sales order`)."""
-    return said_name(obj.name, Label(obj.label.zh, obj.label.en.lower()) if lower else obj.label)
-
-
-def said_records(obj: ObjectDef) -> str:
-    """The object's records as a sentence names them (`payments`): its plural label in lower case in English."""
-    plural = obj.plural_label or Label(obj.label.zh, f"{obj.label.en}s")
-    return said_name(obj.name, Label(plural.zh, plural.en.lower()))
+def own_label(transition: Transition) -> Label | None:
+    """The transition's label from the YAML; None when it gives none (one the approval engine or a behavior runs
+    may leave it to its action; the loader then labels it by its name)."""
+    return None if transition.label == Label(transition.name, transition.name) else transition.label
 
 
 def said_transition(obj: ObjectDef, name: str, label: Label | None = None) -> str:
-    """A transition by `label` (its action's, which one the approval engine runs labels alone), else by its own."""
+    """A transition by `label` (its action's, which one the approval engine or a behavior runs labels alone),
+    else by its own."""
     transition = obj.lifecycle.transitions.get(name) if obj.lifecycle else None
     label = label or (transition.label if transition is not None else None)
     return said_name(name, label) if label else name
 
 
-def said_transitions(obj: ObjectDef, names: Iterable[str]) -> str:
-    return said_list([said_transition(obj, name) for name in names])
+def said_transitions(obj: ObjectDef, names: Iterable[str], labels: Mapping[str, Label]) -> str:
+    """Several transitions by their labels, `labels` (their actions') naming those without one of their own."""
+    return said_list([said_transition(obj, name, labels.get(name)) for name in names])
 
 
 def said_part(metadata: Metadata, obj: ObjectDef, name: str) -> str:
@@ -82,6 +90,7 @@ def wrong_state(obj: ObjectDef, record: Mapping[str, Any], name: str, sources: I
 
 
 SET_BY_SYSTEM = Message("value.system_set", "is set by the system")
+ActionLabels = Callable[[str], Mapping[str, Label]]  # an object's name -> its actions' labels by action name
 
 
 class Guard:
@@ -104,8 +113,9 @@ class Guard:
 
     # ------------------------------------------------------------------------------ field writes
 
-    def refuse_transition_only(self, obj: str, names: Iterable[str]) -> None:
-        """422 on each field of `names` that only transitions (or the system) set."""
+    def refuse_transition_only(self, obj: str, names: Iterable[str], labels: ActionLabels) -> None:
+        """422 on each field of `names` that only transitions (or the system) set (`labels`: the object's actions'
+        labels, which name the transitions that have none)."""
         lifecycle = self.lifecycles.get(obj)
         definition = self.metadata.objects[obj]
         errors = {}
@@ -114,19 +124,21 @@ class Guard:
                 continue
             setting = lifecycle.setting(name) if lifecycle else ()
             errors[name] = [Message("lifecycle.transition_only", "set only by the transitions {transitions}",
-                                    transitions=said_transitions(definition, setting)) if setting
+                                    transitions=said_transitions(definition, setting, labels(obj)))
+                            if setting
                             else SET_BY_SYSTEM]
         if errors:
             raise ValidationFailed(errors)
 
-    def refuse_new(self, obj: str, data: Mapping[str, Any]) -> None:
+    def refuse_new(self, obj: str, data: Mapping[str, Any], labels: ActionLabels) -> None:
         """422 on each `system` field a user gives a value when creating a record (the state field is
         held to the initial states by `refuse_start`)."""
         lifecycle = self.lifecycles.get(obj)
         self.refuse_transition_only(obj, [name for name, value in data.items() if value not in (None, "")
-                                          and not (lifecycle and name == lifecycle.field)])
+                                          and not (lifecycle and name == lifecycle.field)], labels)
 
-    def refuse_start(self, obj: str, record: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
+    def refuse_start(self, obj: str, record: Mapping[str, Any], errors: dict[str, list[str]],
+                     labels: ActionLabels) -> None:
         """A record a user creates starts in an initial state: the error is added to `errors`."""
         lifecycle = self.lifecycles.get(obj)
         if lifecycle is None or record.get(lifecycle.field) is None:
@@ -137,7 +149,7 @@ class Guard:
             starts = states_listed(definition, lifecycle.initial)
             reached = [t.name for t in lifecycle.transitions.values() if t.to == value]
             how = Message("lifecycle.reached_by", "is reached by {transitions}",
-                          transitions=said_transitions(definition, reached)) if reached else SET_BY_SYSTEM
+                          transitions=said_transitions(definition, reached, labels(obj))) if reached else SET_BY_SYSTEM
             errors.setdefault(lifecycle.field, []).append(Message(
                 "lifecycle.initial_state", "a new {object} starts as {initial}; {state} {how}",
                 object=said_object(definition, lower=True), initial=starts, state=state_label(definition, value),
@@ -249,9 +261,21 @@ def refuse(access, obj: ObjectDef, name: str, record: Mapping[str, Any], at: dat
     if state not in transition.sources:
         raise Conflict(wrong_state(obj, record, name, transition.sources, label))
     if not applies(obj, name, record, access.user_id, at):
-        raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {condition}",
-                               transition=said_transition(obj, name, label),
-                               object=said_object(obj, lower=True), id=record["id"], condition=transition.condition))
+        raise Conflict(Message("transition.condition", "{transition} does not apply to {object} {id}: {why}",
+                               transition=said_transition(obj, name, label), object=said_object(obj, lower=True),
+                               id=record["id"], why=condition_unmet(obj, transition),
+                               condition=transition.condition))
+
+
+def condition_unmet(obj: ObjectDef, transition: Transition) -> str:
+    """Why a transition's condition refuses a record: the message the YAML gives it, else the fields it reads."""
+    if transition.message is not None:
+        return said_label(transition.message.zh, transition.message.en)
+    read = dict.fromkeys(name.split(".")[0] for name in sorted(parse(transition.condition).names))
+    fields = [said_name(name, obj.fields[name].label) for name in read if name in obj.fields]
+    if not fields:
+        return Message("transition.condition_unmet", "its condition does not hold")
+    return Message("transition.condition_fields", "its condition on {fields} does not hold", fields=said_list(fields))
 
 
 def expression_env(record: Mapping[str, Any], params: Mapping[str, Any], user: str | None) -> dict[str, Any]:

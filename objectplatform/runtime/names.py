@@ -17,6 +17,7 @@ from objectplatform.metadata.problems import closest
 from . import actions, approvals, transitions
 from .behaviors.registry import check_behaviors
 from .fieldtypes import type_named
+from .lifecycles import own_label
 from .navigation import check_pages
 from .registry import Registry
 from .validation import converter
@@ -123,6 +124,10 @@ class _NameCheck:
             runner = "the approval engine" if t.by == LIFECYCLE_BY else f"the {t.by} behavior"
             yield self.locate.problem(t.source, at, (), f"{obj.name!r} has no action {t.name!r} for {runner} to run",
                                       closest(t.name, names))
+        elif t.name not in names and own_label(t) is None:
+            yield self.locate.problem(t.source, at, (), f"{t.name!r} of {obj.name!r} is moved by the {t.by} behavior, "
+                                                        "with no action whose label messages could name it by: give "
+                                                        "it a label")
 
     def _origin(self, provider: actions.Provider | None, action: actions.Action) -> str:
         """Who registers `action`, as a message names it: its approval flows, or the function giving it."""

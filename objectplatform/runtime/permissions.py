@@ -13,14 +13,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from objectplatform.metadata import FIELD_LEVELS, SYSTEM_FIELDS
+from objectplatform.metadata import FIELD_LEVELS, SYSTEM_FIELDS, Label, ObjectDef
 
 from .derived import per_metadata
-from .errors import Forbidden, Message, Unauthenticated, no_record
+from .errors import Forbidden, Message, Unauthenticated, no_record, said_name, said_records
 from .storage.convert import from_db
 from .storage.engine import reading
 
 OPERATIONS = ("create", "read", "edit", "delete")
+OPERATION_VERBS = {"create": Message("operation.create", "create"), "read": Message("operation.read", "read"),
+                   "edit": Message("operation.edit", "edit"), "delete": Message("operation.delete", "delete")}
 SCOPES = ("own", "subordinates", "department", "all")
 DEFAULT_SCOPE = "own"
 
@@ -79,6 +81,8 @@ class Access:
     masks: dict = field(default_factory=dict, repr=False, compare=False)
     # object -> the conditions (on its table) of the scopes by value its roles give it (Matching, Within)
     matches: Mapping[str, tuple] = field(default_factory=dict, repr=False, compare=False)
+    # the metadata's objects, which refusals name by their labels
+    objects: Mapping[str, ObjectDef] = field(default_factory=dict, repr=False, compare=False)
 
     def _grant(self, obj: str) -> Grant:
         return self.grants.get(obj, NO_GRANT)
@@ -89,17 +93,21 @@ class Access:
     def require(self, obj: str, operation: str) -> None:
         """Forbidden unless one of the user's roles grants `operation` on `obj`."""
         if not self.can(obj, operation):
-            raise Forbidden(Message("permission.operation", "your roles do not allow {operation} on {object}",
-                                      operation=operation, object=obj))
+            raise Forbidden(Message("permission.operation", "your roles do not allow you to {operation} {object}",
+                                    operation=OPERATION_VERBS[operation], object=self._records(obj)))
 
     def can_act(self, obj: str, action: str) -> bool:
         return action in self._grant(obj).actions
 
-    def require_action(self, obj: str, action: str) -> None:
-        """Forbidden unless one of the user's roles grants the named action on `obj`."""
+    def require_action(self, obj: str, action: str, label: Label | None = None) -> None:
+        """Forbidden unless one of the user's roles grants the named action (labelled `label`) on `obj`."""
         if not self.can_act(obj, action):
             raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
-                                      action=action, object=obj))
+                                    action=said_name(action, label) if label else action, object=self._records(obj)))
+
+    def _records(self, obj: str) -> str:
+        """`obj`'s records as a refusal names them (by the object's plural label)."""
+        return said_records(self.objects[obj]) if obj in self.objects else obj
 
     def scope(self, obj: str, table: sa.Table, operation: str = "read",
               owner: str | None = None) -> ColumnElement[bool] | None:
@@ -388,7 +396,7 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
         text, username, display_name, roles, grants, MappingProxyType(visible),
         has_full_access(metadata, roles), tuple(metadata.objects), MappingProxyType(pools),
         field_levels_for(metadata, roles), team_fields(metadata),
-        schema.teams, matches=MappingProxyType(matches),
+        schema.teams, matches=MappingProxyType(matches), objects=metadata.objects,
     )
 
 

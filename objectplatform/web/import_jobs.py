@@ -29,7 +29,7 @@ def start(platform, access, obj: ObjectDef, upload: FileStorage | None, all_or_n
     The caller needs `create` on the object and the role action `import`; the records are created
     as, and owned by, the caller, within the caller's data scope (runtime/imports.py)."""
     access.require(obj.name, "create")
-    access.require_action(obj.name, IMPORT)
+    access.require_action(obj.name, IMPORT, platform.registry.permissions.get(IMPORT))
     if upload is None or not upload.filename:
         raise BadRequest(Message("import.no_file", "send the file as the multipart/form-data field \"file\""),
                          {"file": [Message("value.required", "is required")]})

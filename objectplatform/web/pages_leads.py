@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import flash, g, redirect, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
-from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.behaviors import convertible
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.errors import BadRequest, Message, NotFound, ValidationFailed
@@ -141,8 +141,8 @@ def return_dialog(obj: str, id: str):
     definition = object_def(obj)
     if "pool" not in definition.behaviors:
         raise NotFound(Message("pool.no_pool_behavior", "{object} has no lead pool", object=obj))
-    g.access.require_action(obj, "return")
     platform = get_platform()
+    g.access.require_action(obj, "return", actions_service(platform).get(obj, "return").label)
     current = platform.records.get(obj, id, where=scope(obj))
     behavior = pool_behavior.behavior_of(platform, obj)
     pools = platform.records.list(behavior.pool_object, sort="name", limit=500, count=False,

@@ -12,7 +12,15 @@ from flask import current_app, flash, g, redirect, render_template, request, sen
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
-from objectplatform.runtime.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
+from objectplatform.runtime.errors import (
+    Conflict,
+    Forbidden,
+    Message,
+    NotFound,
+    ValidationFailed,
+    said_name,
+    said_records,
+)
 from objectplatform.runtime.lifecycles import locked_for
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.users import deletable
@@ -410,7 +418,7 @@ def run_one(obj: str, id: str, name: str):
     action = service.get(obj, name)
     if not service.allowed(g.access, obj, name):
         raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
-                                action=name, object=obj))
+                                action=said_name(name, action.label), object=said_records(definition)))
     record_url = url_for("pages.record", obj=obj, id=id)
     if action.params and request.form.get("__params") != "1":
         platform.records.get(obj, id, where=scope(obj))
@@ -442,7 +450,7 @@ def run_bulk(obj: str):
     action = service.get(obj, name)
     if not service.allowed(g.access, obj, name):
         raise Forbidden(Message("permission.action", "your roles do not allow the action {action} on {object}",
-                                action=name, object=obj))
+                                action=said_name(name, action.label), object=said_records(definition)))
     if action.params and request.form.get("__params") != "1":
         return _action_page(action, definition, ids, back)
     try:

@@ -176,7 +176,8 @@ class Visit:
         if field and str(self.user) in {str(u) for u in self.record.get(field) or ()}:
             return "co_visitor"
         raise Forbidden(Message("check_in.not_a_visitor", "only the owner and the co-visitors of {object} {id} check "
-                                "in and out", object=self.obj.name, id=self.record["id"]))
+                                "in and out", object=lifecycles.said_object(self.obj, lower=True),
+                                id=self.record["id"]))
 
     def distance(self, conn) -> float | None:
         """Metres from the place to the location of the record this one is about (None: it has none)."""
@@ -272,9 +273,9 @@ def visit_now(platform, access, target: str, target_id: str, data: Any) -> dict:
         raise NotFound(Message("check_in.nothing_visits", "no object checks in at a {object}", object=target))
     config: CheckInConfig = CHECK_IN.config_of(obj)
     access.require(obj.name, "create")
-    access.require_action(obj.name, config.check_in)
     service = actions.actions_service(platform)
     action = service.get(obj.name, config.check_in)
+    access.require_action(obj.name, config.check_in, action.label)
     params = service.params(action, data)
     platform.records.get(target, target_id, where=access.scope(target, platform.schema[target].table))
     with platform.records.transaction() as conn:
@@ -331,10 +332,11 @@ def _co_check_in(visit: Visit, conn, distance: float | None, valid: bool | None)
     config = visit.config
     if config.co_visit_object is None:
         raise Forbidden(Message("check_in.not_a_visitor", "only the owner and the co-visitors of {object} {id} check "
-                                "in and out", object=visit.obj.name, id=visit.record["id"]))
+                                "in and out", object=lifecycles.said_object(visit.obj, lower=True),
+                                id=visit.record["id"]))
     if _co_visit_select(visit, conn) is not None:
         raise Conflict(Message("check_in.co_visit_twice", "you have already checked in to {object} {id}",
-                               object=visit.obj.name, id=visit.record["id"]))
+                               object=lifecycles.said_object(visit.obj, lower=True), id=visit.record["id"]))
     row = visit.platform.records.create(config.co_visit_object, {
         visit.obj.name: visit.record["id"], "user": visit.user, "check_in_at": visit.now,
         "check_in_location": visit.place, "check_in_distance": distance, "check_in_valid": valid,
@@ -348,10 +350,10 @@ def _co_check_out(visit: Visit, conn) -> dict:
     row = _co_visit_select(visit, conn) if config.co_visit_object else None
     if row is None:
         raise Conflict(Message("check_in.co_visit_not_in", "you have not checked in to {object} {id}",
-                               object=visit.obj.name, id=visit.record["id"]))
+                               object=lifecycles.said_object(visit.obj, lower=True), id=visit.record["id"]))
     if row.get("check_out_at") is not None:
         raise Conflict(Message("check_in.co_visit_out", "you have already checked out of {object} {id}",
-                               object=visit.obj.name, id=visit.record["id"]))
+                               object=lifecycles.said_object(visit.obj, lower=True), id=visit.record["id"]))
     values = {"check_out_at": visit.now, "check_out_location": visit.place}
     if visit.call.params.get("evaluation"):
         values["evaluation"] = visit.call.params["evaluation"]
@@ -389,7 +391,8 @@ def _refuse_completion_without_check_in(ctx: HookContext) -> None:
     for name in (config.checked_in_field, config.checked_out_field):
         if ctx.after.get(name) is None:
             ctx.errors.setdefault(name, []).append(Message(
-                "check_in.required", "a {object} is completed only by checking in and out", object=obj.name))
+                "check_in.required", "a {object} is completed only by checking in and out",
+                object=lifecycles.said_object(obj, lower=True)))
 
 
 def _local_day(value: datetime, zone) -> date:

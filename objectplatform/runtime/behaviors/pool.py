@@ -139,11 +139,13 @@ class PoolBehavior:
         self.records = records_noun(definition)
         pool_label = platform.metadata.objects[config.pool_object].label
         self.pool_label = said_label(pool_label.zh, pool_label.en.lower())
+        self.pool_named = lifecycles.said_object(platform.metadata.objects[config.pool_object], lower=True)
         self.last_followed = last_followed_field(definition)
         self.ot = platform.schema[obj]
         self.pot = platform.schema[self.pool_object]
         self.table = self.ot.table
         self.definition = definition
+        self.said = lifecycles.said_object(definition)
 
     # ---------------------------------------------------------------------------------- reads
 
@@ -164,19 +166,20 @@ class PoolBehavior:
         return from_row(self.pot, row)
 
     def state(self, record: dict) -> Message:
-        return Message("pool.state", "{object} {id} is {status}", object=lifecycles.said_object(self.definition),
+        return Message("pool.state", "{object} {id} is {status}", object=self.said,
                        id=record["id"], status=lifecycles.said_option(self.definition.fields[self.status],
                                                                       record.get(self.status)))
 
     def managers_only(self, verb: str, record_id: Any) -> Message:
         return Message("pool.managers_only", "only the admins of the {pool_label} and managers may {verb} {object} "
-                       "{id}", pool_label=self.pool_label, verb=verb, object=self.obj, id=record_id)
+                       "{id}", pool_label=self.pool_label, verb=verb,
+                       object=lifecycles.said_object(self.definition, lower=True), id=record_id)
 
     def refuse(self, record: dict, action: str) -> Conflict:
         status = record.get(self.status)
         if action == "claim" and record.get("owner") is not None and status in self.config.open:
             return Conflict(Message("pool.already_claimed", "{object} {id} is already claimed: it is {status}",
-                                    object=lifecycles.said_object(self.definition), id=record["id"],
+                                    object=self.said, id=record["id"],
                                     status=lifecycles.said_option(self.definition.fields[self.status], status)))
         return Conflict(Message("pool.cannot", "{state}: it cannot be {verb}", state=self.state(record),
                                 verb=VERBS[action]))
@@ -242,14 +245,14 @@ class PoolBehavior:
                 raise self.refuse(current, "claim")
             if current.get(self.pool_field) is None:
                 raise Conflict(Message("pool.not_in_pool", "{object} {id} is not in a {pool_label}: it cannot be "
-                                       "claimed", object=self.obj, id=record_id, pool_label=self.pool_label))
+                                       "claimed", object=self.said, id=record_id, pool_label=self.pool_label))
             pool = self.pool(conn, current[self.pool_field], lock=True)  # serializes claims from this pool
             if not self.is_member(conn, pool, me) and not access.is_admin:
                 raise Forbidden(Message("pool.not_member", "you are not a member of {pool_object} {pool}",
-                                        pool_object=self.pool_object, pool=pool["name"]))
+                                        pool_object=self.pool_named, pool=pool["name"]))
             if not pool.get("claimable"):
                 raise Forbidden(Message("pool.admin_assign_only", "{pool_object} {pool} is admin-assign only: members "
-                                        "cannot claim", pool_object=self.pool_object, pool=pool["name"]))
+                                        "cannot claim", pool_object=self.pool_named, pool=pool["name"]))
             at = self.platform.clock.now()
             self.check_limits(conn, pool, current, me, at)
             return self.write(conn, "claim", current,
@@ -267,7 +270,7 @@ class PoolBehavior:
                 raise Conflict(Message("pool.max_held", "you hold {held} {records} from {pool_object} {pool}, its "
                                        "max_held_per_member is {cap}: return or convert one first", held=held,
                                        records=self.records,
-                                       pool_object=self.pool_object, pool=name, cap=cap))
+                                       pool_object=self.pool_named, pool=name, cap=cap))
         limit = pool.get("daily_claim_limit") or 0
         if limit:
             zone = self.platform.settings.zone
@@ -278,7 +281,7 @@ class PoolBehavior:
             if claimed >= limit:
                 raise Conflict(Message("pool.daily_limit", "you claimed {claimed} {records} from {pool_object} {pool} "
                                        "today, its daily_claim_limit is {limit}", claimed=claimed, records=self.records,
-                                       pool_object=self.pool_object, pool=name, limit=limit))
+                                       pool_object=self.pool_named, pool=name, limit=limit))
         days = pool.get("reclaim_cooldown_days") or 0
         if days:
             left = conn.execute(sa.select(sa.func.max(h.c.at)).where(
@@ -287,7 +290,7 @@ class PoolBehavior:
                 until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(self.platform.settings.zone)
                 raise Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
                                        "(reclaim_cooldown_days {days}): you may claim it back from {until}",
-                                       object=self.obj, id=current["id"], days=days,
+                                       object=self.said, id=current["id"], days=days,
                                        until=until.strftime("%Y-%m-%d %H:%M")))
 
     def assign(self, access, record_id: Any, params: dict) -> dict:
@@ -446,11 +449,12 @@ class PoolBehavior:
                 raise self.refuse(current, "return")
             if current.get("owner") != me:
                 raise Forbidden(Message("pool.owner_only", "only the owner of {object} {id} may return it",
-                                        object=self.obj, id=record_id))
+                                        object=lifecycles.said_object(self.definition, lower=True),
+                                        id=record_id))
             target = params.get("pool") or current.get(self.pool_field)
             if target is None:
                 raise ValidationFailed({"pool": [Message(
-                    "pool.choose_pool", "{object} {id} has no {pool_label}: choose one", object=self.obj, id=record_id,
+                    "pool.choose_pool", "{object} {id} has no {pool_label}: choose one", object=self.said, id=record_id,
                     pool_label=self.pool_label)]})
             pool = self.pool(conn, target, lock=True)
             at = self.platform.clock.now()
@@ -469,7 +473,7 @@ class PoolBehavior:
             target = self.pool(conn, params["pool"], lock=True)
             if source is not None and target["id"] == source["id"]:
                 raise ValidationFailed({"pool": [Message("pool.already_in", "{object} {id} is already in {pool}",
-                                                         object=self.obj, id=record_id, pool=target["name"])]})
+                                                         object=self.said, id=record_id, pool=target["name"])]})
             at = self.platform.clock.now()
             return self.write(conn, "move", current, self.entering(conn, target, at), access.user_id, at,
                               [self.col("owner").is_(None), self.col(self.status) == self.config.unassigned_status])
@@ -573,7 +577,7 @@ def claim(platform, access, obj: str, record_id: Any) -> dict:
 def assign_many(platform, access, obj: str, ids: Iterable[Any], *, owner: Any = None,
                 owners: Iterable[Any] = ()) -> dict:
     """Set-based bulk assignment (see `PoolBehavior.assign_many`); the caller's role must grant assign."""
-    access.require_action(obj, "assign")
+    access.require_action(obj, "assign", actions.actions_service(platform).get(obj, "assign").label)
     return behavior_of(platform, obj).assign_many(access, ids, owner, owners)
 
 

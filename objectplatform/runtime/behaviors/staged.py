@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Option, Source
 
 from .. import actions, approvals, lifecycles
-from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record
+from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record, said_list, said_name
 from ..expressions_sql import days_between
 from ..records import history, hooks
 from ..records.bulk import insert_many
@@ -166,8 +166,13 @@ def _blank(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _stage_title(stage: Stage | None, key: str | None) -> str:
-    return stage.title() if stage else repr(key)
+def said_stage(stage: Stage | None, key: str | None = None) -> str:
+    """A stage as messages name it: by its label (its key in the API's params); an unknown key as it is."""
+    return said_name(stage.key, stage.label) if stage else repr(key)
+
+
+def said_process(found: Process) -> str:
+    return said_name(found.name, found.label)
 
 
 class StagedBehavior:
@@ -195,16 +200,16 @@ class StagedBehavior:
         found = process(self.platform.metadata, record.get(self.fields.sales_process), self.obj)
         if found is None:
             raise Conflict(Message("stage.unknown_process", "{object} {id} follows the sales process {process!r}, "
-                                   "which is not defined", object=self.obj, id=record["id"],
-                                   process=record.get(self.fields.sales_process)))
+                                   "which is not defined", object=lifecycles.said_object(self.definition),
+                                   id=record["id"], process=record.get(self.fields.sales_process)))
         return found
 
     def stage_of(self, record: Mapping[str, Any], found: Process) -> Stage:
         stage = found.stage(record.get(self.fields.stage))
         if stage is None:
             raise Conflict(Message("stage.unknown_stage", "{object} {id} is in stage {stage!r}, which {process} "
-                                   "does not have", object=self.obj, id=record["id"],
-                                   stage=record.get(self.fields.stage), process=found.name))
+                                   "does not have", object=lifecycles.said_object(self.definition), id=record["id"],
+                                   stage=record.get(self.fields.stage), process=said_process(found)))
         return stage
 
     def state(self, record: Mapping[str, Any]) -> Message:
@@ -216,14 +221,14 @@ class StagedBehavior:
         f = self.fields
         found = process(self.platform.metadata, record.get(f.sales_process), self.obj)
         stage = found.stage(record.get(f.stage)) if found else None
-        title = _stage_title(stage, record.get(f.stage))
+        title = said_stage(stage, record.get(f.stage))
         if record.get(f.pending_stage):
             pending = found.stage(record[f.pending_stage]) if found else None
             return Message("stage.state_pending", "{object} {id} is in stage {stage}, waiting for approval to enter "
-                           "{pending}", object=self.obj, id=record["id"], stage=title,
-                           pending=_stage_title(pending, record[f.pending_stage]))
-        return Message("stage.state", "{object} {id} is in stage {stage}", object=self.obj, id=record["id"],
-                       stage=title)
+                           "{pending}", object=lifecycles.said_object(self.definition), id=record["id"], stage=title,
+                           pending=said_stage(pending, record[f.pending_stage]))
+        return Message("stage.state", "{object} {id} is in stage {stage}",
+                       object=lifecycles.said_object(self.definition), id=record["id"], stage=title)
 
     def refuse(self, record: Mapping[str, Any], action: str) -> Conflict:
         return Conflict(Message("pool.cannot", "{state}: it cannot be {verb}", state=self.state(record),
@@ -247,14 +252,15 @@ class StagedBehavior:
         field: [message]} for each required field left empty."""
         done = self.done_tasks(record, stage.key)
         problems: dict[str, list[str]] = {}
-        tasks = [Message("stage.task_not_done", "{task} ({label}) is not done", task=t.key, label=t.label.zh)
+        tasks = [Message("stage.task_not_done", "{task} is not done", task=said_name(t.key, t.label),
+                         label=t.label.zh)
                  for t in stage.tasks if t.required and t.key not in done]
         if tasks:
             problems["tasks"] = tasks
         for name in stage.required_fields:
             if _blank(record.get(name)):
                 problems[name] = [Message("stage.required_to_leave", "is required to leave stage {stage}",
-                                          stage=stage.title(), label=stage.label.zh)]
+                                          stage=said_stage(stage), label=stage.label.zh)]
         return problems
 
     def check_done(self, record: Mapping[str, Any], stage: Stage) -> None:
@@ -262,7 +268,7 @@ class StagedBehavior:
         if problems:
             count = sum(len(m) for m in problems.values())
             raise ValidationFailed(problems, Message("stage.not_finished", "stage {stage} is not finished: {count} "
-                                                     "missing", stage=stage.title(), count=count))
+                                                     "missing", stage=said_stage(stage), count=count))
 
     # ---------------------------------------------------------------------------------- writes
 
@@ -336,7 +342,7 @@ class StagedBehavior:
             following = found.after(stage.key)
             if following is None:
                 raise Conflict(Message("stage.last_stage", "{state}, the last stage of {process}: win it instead of "
-                                       "advancing", state=self.state(current), process=found.name))
+                                       "advancing", state=self.state(current), process=said_process(found)))
             self.check_done(current, stage)
             at = self.platform.clock.now()
             if following.approval:
@@ -369,9 +375,10 @@ class StagedBehavior:
             stage = self.stage_of(current, found)
             task = stage.task(key)
             if task is None:
-                keys = ", ".join(t.key for t in stage.tasks) or "none"
+                keys = (said_list([said_name(t.key, t.label) for t in stage.tasks]) if stage.tasks
+                        else Message("stage.no_tasks", "none"))
                 raise ValidationFailed({"task": [Message("stage.unknown_task", "stage {stage} has no task {task!r}; "
-                                                         "its tasks: {tasks}", stage=stage.title(), task=key,
+                                                         "its tasks: {tasks}", stage=said_stage(stage), task=key,
                                                          tasks=keys)]})
             done = self.done_tasks(current, stage.key).get(key)
             if done is None:
@@ -409,7 +416,7 @@ class StagedBehavior:
             if action == "win":
                 if stage.key != found.last.key:
                     raise Conflict(Message("stage.win_from_last", "{state}: it can be won only from the last stage "
-                                           "{stage}", state=self.state(current), stage=found.last.title()))
+                                           "{stage}", state=self.state(current), stage=said_stage(found.last)))
                 self.check_done(current, stage)
             at = self.platform.clock.now()
             f = self.fields
@@ -436,7 +443,7 @@ class StagedBehavior:
         stage = found.stage(current[self.fields.pending_stage])
         if stage is None:
             raise Conflict(Message("stage.pending_unknown", "{state}, which {process} does not have",
-                                   state=self.state(current), process=found.name))
+                                   state=self.state(current), process=said_process(found)))
         at = self.platform.clock.now()
         if approved:
             return {"record": self.enter(conn, action, current, stage, user, at)}

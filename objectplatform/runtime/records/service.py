@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from objectplatform.metadata import Metadata, ObjectDef
+from objectplatform.metadata import Label, Metadata, ObjectDef
 from objectplatform.metadata.expressions import parse
 
 from .. import lifecycles
@@ -194,6 +194,11 @@ class Records:
     def _access(self, user: str, conn: sa.Connection):
         """The access of `user` (who may edit what a lifecycle state locks)."""
         return access_for(self.platform, user, conn)
+
+    def _action_labels(self, obj: str) -> dict[str, Label]:
+        """The labels of `obj`'s actions, which name a transition that has none of its own (read only when a
+        message names one)."""
+        return {name: action.label for name, action in self.platform.registry.actions_of(self.metadata)[obj].items()}
 
     def _table(self, obj: str) -> ObjectTable:
         if obj not in self.schema.objects:
@@ -517,13 +522,13 @@ class Records:
             typed = {f.name: data.pop(f.name) for f in ot.object.fields.values()
                      if lines and f.typed_override is not None and f.name in data}
             if not system:
-                self.lifecycles.refuse_new(obj, data)
+                self.lifecycles.refuse_new(obj, data, self._action_labels)
                 self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, data, user,
                                                      scope=self.reference_scope)
             record, load_errors = self._prepare_new(c, ot, data, user, now, system)
             _add(errors, load_errors)
             if not system:
-                self.lifecycles.refuse_start(obj, record, errors)
+                self.lifecycles.refuse_start(obj, record, errors, self._action_labels)
             prepared = {}
             for child, (via, items) in lines.items():
                 prepared[child] = []
@@ -616,7 +621,7 @@ class Records:
             data, lines = self._split_children(obj, values, errors)
             changed = [] if system else self.validators[obj].changed(data, current)
             if not system:
-                self.lifecycles.refuse_transition_only(obj, changed)
+                self.lifecycles.refuse_transition_only(obj, changed, self._action_labels)
                 data = {name: value for name, value in data.items() if name in changed}
             if version is not None and current["version"] != int(version):
                 raise self._conflict(ot, current, version)
@@ -977,7 +982,7 @@ class Records:
                 _add(errors, refs)
                 _add(errors, uniq)
             if not system:
-                self.lifecycles.refuse_start(obj, values, errors)
+                self.lifecycles.refuse_start(obj, values, errors, self._action_labels)
             record = {**initial, **values, **stamps}
             record["owner"] = values.get("owner") or user
             records.append(record)
