@@ -210,7 +210,7 @@ def test_reclaim_cooldown_counts_a_bulk_assignment_away(platform, people, clock)
     act(platform, people["rep2"], lead, "return", {"reason": "转给同事"})
     clock.advance(days=6, hours=23)
     expect(Conflict, lambda: claim(platform, people["rep1"], lead),
-           f"lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
+           f"Lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
            "2026-12-04 10:00")
     act(platform, people["rep2"], other, "return", {"reason": "转给同事"})
     assert claim(platform, people["rep1"], other)["owner"] == people["rep1"]  # it never left rep1
