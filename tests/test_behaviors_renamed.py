@@ -205,7 +205,7 @@ def test_advance_complete_and_win_write_the_renamed_fields(platform):
             sorted(won["deal_step"], key=lambda r: r["began"])] == [
         ("pitch", T1, T2, "sign", admin), ("sign", T2, T2, "signed", admin)]
     assert [(r["playbook"], r["phase"], r["item"]) for r in won["deal_check"]] == [("quick", "pitch", "demo")]
-    with pytest.raises(Conflict, match="deal .* is 已签约 signed: it cannot be lost"):
+    with pytest.raises(Conflict, match="Deal .* is Signed: it cannot be lost"):
         act("lose", deal["id"], {"reason": "price", "comment": "太贵"})
     step = platform.metadata.objects["deal_step"]
     assert value_labels(platform.metadata, step, "went_to")["signed"].en == "Signed"
