@@ -450,6 +450,29 @@ def test_a_set_based_write_raising_a_limited_rollup_is_refused_as_one_record_s_w
     assert [records.get("payment", i)["status"] for i in ids] == ["pending", "rejected"]
 
 
+def test_a_set_based_write_after_a_refused_one_refreshes_the_order(api, people, platform, order):
+    """The refused set-based write rolls back the temporary table its rollup refresh made on the connection; the
+    next set-based write on it (100.00 and 50.00 back to pending on the 180.00 order) makes it again and refreshes
+    the order."""
+    approve_as_the_system(platform, order)
+    ids = []
+    for amount in ("100", "90", "50"):
+        payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": amount})[1]
+        api.post(f"/objects/payment/records/{payment['id']}/actions/reject_payment", "finance", {"reason": "重复"})
+        ids.append(int(payment["id"]))
+    records = platform.records
+    with pytest.raises(ValidationFailed), records.transaction() as conn:
+        records.update_all("payment", ids[:2], {"status": "pending"}, conn=conn, user=people["rep"])
+    with records.transaction() as conn:
+        moved, refused = records.update_all("payment", [ids[0], ids[2]], {"status": "pending"}, conn=conn,
+                                            user=people["rep"])
+    assert (moved, refused) == ([ids[0], ids[2]], {})
+    sales_order = records.get("sales_order", order["id"])
+    assert (sales_order["committed_payment_amount"], sales_order["pending_payment_amount"]) == (
+        Decimal("150.00"), Decimal("150.00"))
+    assert [records.get("payment", i)["status"] for i in ids] == ["pending", "rejected", "pending"]
+
+
 def test_a_bulk_transition_runs_record_by_record_when_a_hook_needs_each_record(api, people, platform, order):
     """A hook that does not say it may be skipped by a set-based write makes the bulk confirmation run it on each
     record (the engine's own write path), with the same outcome."""

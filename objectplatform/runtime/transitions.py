@@ -20,14 +20,18 @@ from .expressions_sql import to_sql
 from .lifecycles import expression_env
 from .records import hooks
 from .rules import RecordRun
+from .storage.id_sets import among
 from .workqueue import TEXT, work_queue
 
 
 def missing_fields(transition: Transition, record: Mapping[str, Any]) -> dict[str, list[Message]]:
     """The transition's required fields `record` leaves empty, each "required before <the transition's label>"."""
+    missing = [f for f in transition.required_fields if record.get(f) in (None, "", [])]
+    if not missing:  # (the label is said only when needed: a bulk run checks each record)
+        return {}
     label = said_label(transition.label.zh, transition.label.en)
     return {f: [Message("transition.required_field", "required before {transition}", transition=label)]
-            for f in transition.required_fields if record.get(f) in (None, "", [])}
+            for f in missing}
 
 
 def run_transition(call: actions.ActionCall, name: str) -> dict:
@@ -143,7 +147,7 @@ class _MovedRun(RecordRun):
         self.ids = ids
 
     def fresh(self) -> sa.Select:
-        return sa.select(self.table.c.id).where(self.table.c.id.in_(self.ids))
+        return sa.select(self.table.c.id).where(among(self.table.c.id, self.ids))
 
     def submitter_pairs(self) -> sa.Select:
         t = self.table

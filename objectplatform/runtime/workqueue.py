@@ -18,6 +18,7 @@ from objectplatform.metadata import Label
 from . import email
 from .errors import Conflict, Message, NotFound, no_record
 from .storage import convert
+from .storage.id_sets import among
 
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
@@ -205,7 +206,7 @@ class WorkQueue:
                            by: Any = None, now: datetime | None = None) -> int:
         """Close the records' open to-dos that ask for one of `actions` (the action has been done)."""
         t = self.todos
-        chosen = sa.and_(t.c.object == obj, t.c.record_id.in_([int(i) for i in record_ids]),
+        chosen = sa.and_(t.c.object == obj, among(t.c.record_id, record_ids),
                          t.c.action.in_(list(actions)))
         return self.close_todos(conn, where=chosen, by=by, now=now)
 

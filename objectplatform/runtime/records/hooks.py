@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import ObjectDef
 
+from ..storage.id_sets import among
+
 EVENTS = frozenset({"before_create", "after_create", "before_update", "after_update", "before_delete",
                     "after_delete", "after_restore", "before_create_many", "after_create_many", "after_rollup"})
 
@@ -53,11 +55,11 @@ class RowsContext:
     table: sa.Table
     before: sa.Table
     columns: Mapping[str, sa.Column]  # {field: its column of `table`}, those an expression may read (formula_columns)
-    ids: list[int]  # the records changed, by id (a list of values: the planner knows how few they are)
+    ids: list[int]  # the records changed, by id (values, not a subquery: the planner knows how few they are)
 
     def changed(self) -> sa.ColumnElement[bool]:
         """The condition selecting the records changed in `table`."""
-        return self.table.c.id.in_(self.ids)
+        return among(self.table.c.id, self.ids)
 
 
 Handler = Callable[[HookContext], None]

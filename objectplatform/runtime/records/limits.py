@@ -13,6 +13,7 @@ from objectplatform.metadata.expressions import ExpressionError, parse
 
 from ..errors import Message, NotFound, ValidationFailed, said_label
 from ..expressions_sql import to_sql
+from ..storage.id_sets import among
 from . import hooks
 
 
@@ -67,7 +68,7 @@ def refuse_above_many(ctx: hooks.RowsContext) -> None:
                 parse(f.rollup.never_above).evaluate(record, ctx.now) or 0))
         else:  # min(), not ORDER BY ... LIMIT 1: SQLite would scan `table` in id order
             ids = [i for i in ctx.conn.execute(sa.select(sa.func.min(table.c.id)).where(
-                table.c.id.in_(raised), above)).scalars() if i is not None]
+                among(table.c.id, raised), above)).scalars() if i is not None]
         if ids and (first is None or (ids[0], n) < first[:2]):
             first = (ids[0], n, f)
     if first is None:

@@ -18,6 +18,8 @@ from objectplatform.metadata.expressions import ExpressionError
 
 from ..storage.convert import from_row, to_row
 from ..storage.derived import rollup_counts
+from ..storage.engine import temporary_table
+from ..storage.id_sets import among, ids_param
 from ..storage.tables import Schema
 from . import hooks
 from .formulas import Formulas
@@ -201,13 +203,13 @@ class Rollups:
         return ("id", *sorted(n for n in names if n in pot.columns and n != "id"))
 
     def _statements(self, group: _Group, watched: tuple[str, ...] | None) -> tuple[sa.Select, sa.Select]:
-        """The group's parents (an expanding `_parents`) locked and read (the `watched` fields, None: whole rows),
+        """The group's parents (a `_parents` list of ids) locked and read (the `watched` fields, None: whole rows),
         and their rollups counted in one aggregate query over their children, built on the group's first refresh
         (building a statement costs more than running it on a few parents)."""
         if (group, watched) not in self._prepared:
             pot = self.schema[group.parent]
             table = pot.table
-            parents = table.c.id.in_(sa.bindparam("_parents", expanding=True))
+            parents = among(table.c.id, ids_param("_parents"))
             columns = [table] if watched is None else [table.c[c] for name in watched for c in pot.columns[name]]
             read = sa.select(*columns).where(parents).order_by(table.c.id)
             count = rollup_counts(self.schema, pot, group.fields)
@@ -282,24 +284,22 @@ class Rollups:
             return
         pot = self.schema[group.parent]
         table = pot.table
-        written = [pot.column(name).name for name in self._written(group)]
         active.add(group.parent)
         try:
-            conn.execute(sa.schema.CreateTable(held, if_not_exists=True))
+            temporary_table(conn, held)
             conn.execute(held.delete())  # left over by a refresh whose failure the caller survived
-            conn.execute(self._set_fill(conn.dialect.name, group, held, now), {"_parents": ids})
-            differs = [held.c[f"new_{c}"].is_distinct_from(held.c[c]) for c in written]
-            conn.execute(held.delete().where(sa.not_(sa.or_(*differs))))
-            flags = conn.execute(sa.select(*(sa.func.max(sa.case((d, 1), else_=0)) for d in differs))).one()
-            changed = [name for name, flag in zip(self._written(group), flags, strict=True) if flag]
+            rows = conn.execute(self._set_fill(conn.dialect.name, group, held, now), {"_parents": ids}).all()
+            changed = [name for n, name in enumerate(self._written(group), 1) if any(row[n] for row in rows)]
             if not changed:
                 return
-            ids = conn.execute(sa.select(held.c.id).order_by(held.c.id)).scalars().all()
-            among = table.c.id.in_(ids)  # (a list: the planner knows nothing of a temporary table)
-            with self.summaries.moving(conn, group.parent, among, changed):
+            ids = sorted(row[0] for row in rows if any(row[1:]))
+            if len(ids) < len(rows):  # `held` keeps the parents whose values change
+                conn.execute(held.delete().where(sa.not_(among(held.c.id, ids))))
+            chosen = among(table.c.id, ids)  # (not a subquery: the planner knows nothing of a temporary table)
+            with self.summaries.moving(conn, group.parent, chosen, changed):
                 conn.execute(_copy(conn.dialect, table, held, [pot.column(name).name for name in changed]))
             # the parents' lookups are not written here: what they feed is found after the write, for those changed
-            self.refresh_fed(conn, self.fed_by(conn, group.parent, among, dict.fromkeys(changed)), now)
+            self.refresh_fed(conn, self.fed_by(conn, group.parent, chosen, dict.fromkeys(changed)), now)
             if self.records is not None:
                 context = hooks.RowsContext(self.records, conn, group.parent, now, table, held,
                                             self._columns(group.parent), ids)
@@ -342,7 +342,8 @@ class Rollups:
         return True
 
     def _set_fill(self, dialect: str, group: _Group, held: sa.Table, now: datetime) -> sa.Insert:
-        """The INSERT ... SELECT of `refresh_set` (built once unless a formula reads the clock)."""
+        """The INSERT ... SELECT of `refresh_set`, returning each parent's id and, column by column, whether its
+        value changes as stored (built once unless a formula reads the clock)."""
         key = (group, dialect)
         if key in self._updates:
             return self._updates[key]
@@ -350,13 +351,14 @@ class Rollups:
         if dialect == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
             fresh = fresh.with_for_update(of=columns)
         names = [c.name for c in held.c if c.name != "id" and not c.name.startswith("new_")]
-        insert = held.insert().from_select(["id", *names, *(f"new_{c}" for c in names)], fresh)
+        insert = held.insert().from_select(["id", *names, *(f"new_{c}" for c in names)], fresh).returning(
+            held.c.id, *(held.c[f"new_{c}"].is_distinct_from(held.c[c]) for c in names))
         if not self.formulas[group.parent].clocked:
             self._updates[key] = insert
         return insert
 
     def _fresh(self, group: _Group, now: datetime) -> tuple[sa.Select, sa.FromClause]:
-        """The parents an expanding `_parents` names: id, their written columns as they are, then as they will be
+        """The parents a `_parents` list of ids names: id, their written columns as they are, then as they will be
         (the rollups from their grouped counts, a parent without children 0 for a sum or count, else null; the
         stored formulas over them); and the aliased parent table it reads."""
         pot = self.schema[group.parent]
@@ -376,7 +378,7 @@ class Rollups:
         written = self._written(group)
         fresh = sa.select(parents.c.id, *(columns[name] for name in written), *(new[name] for name in written)) \
             .select_from(parents.outerjoin(counts, counts.c.id == parents.c.id)) \
-            .where(parents.c.id.in_(sa.bindparam("_parents", expanding=True)))
+            .where(among(parents.c.id, ids_param("_parents")))
         return fresh, parents
 
 

@@ -27,8 +27,9 @@ from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
 from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record
 from ..permissions import access_for
-from ..storage.convert import field_type, from_row, id_set, to_row
+from ..storage.convert import field_type, from_row, to_row
 from ..storage.engine import reading
+from ..storage.id_sets import among, id_set
 from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
 from . import history, history_sql, hooks, recycle_bin
@@ -230,12 +231,12 @@ class Records:
         if fields is not None:
             names = ["id", *(name for name in dict.fromkeys(fields) if name != "id")]
             stmt = sa.select(*(ot.table.c[c] for name in names for c in ot.columns[name])).where(
-                ot.table.c.id.in_(id_set(conn.dialect.name, wanted))).order_by(ot.table.c.id)  # one parameter
+                among(ot.table.c.id, wanted)).order_by(ot.table.c.id)
             stmt = stmt if where is None else stmt.where(where)
             rows = conn.execute(stmt.with_for_update() if lock else stmt).mappings()
             return {str(row["id"]): {name: ot.types[name].from_columns(tuple(row[c] for c in ot.columns[name]))
                                      for name in names} for row in rows}
-        stmt = sa.select(ot.table).where(ot.table.c.id.in_(wanted)).order_by(ot.table.c.id)
+        stmt = sa.select(ot.table).where(among(ot.table.c.id, wanted)).order_by(ot.table.c.id)
         stmt = stmt if where is None else stmt.where(where)
         now = self.platform.local_now()
         rows = conn.execute(stmt.with_for_update() if lock else stmt).mappings()
@@ -244,7 +245,7 @@ class Records:
             cot = self.schema[child]
             for record in records.values():
                 record[child] = []
-            lines = conn.execute(sa.select(cot.table).where(cot.column(via).in_([int(i) for i in records]))
+            lines = conn.execute(sa.select(cot.table).where(among(cot.column(via), records))
                                  .order_by(cot.table.c.id)).mappings()
             for line in lines:
                 records[str(line[cot.column(via).name])][child].append(
@@ -796,8 +797,7 @@ class Records:
         _add(errors, self._reference_errors(conn, ot, [loaded])[0])
         if errors:
             return [], {str(i): ValidationFailed(errors) for i in ids}
-        among = table.c.id.in_(id_set(conn.dialect.name, ids))
-        chosen = among if where is None else sa.and_(among, where)
+        chosen = among(table.c.id, ids) if where is None else sa.and_(among(table.c.id, ids), where)
         changes = {name: (ot.column(name), field_type(ot, name), loaded[name])
                    for name in ot.object.fields if name in loaded and name in ot.columns}
         history_sql.write_set(conn, self.schema.history, obj, table, chosen, changes, change, user, now, detail)

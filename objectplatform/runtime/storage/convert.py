@@ -4,11 +4,8 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import sqlalchemy as sa
 
 from ..fieldtypes import BUILT_IN, type_named, value_type
 from .tables import SYSTEM_TYPES, ObjectTable
@@ -58,11 +55,3 @@ def from_row(ot: ObjectTable, row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def id_set(dialect: str, ids: Iterable[int]) -> sa.Select:
-    """The ids as a one-column select (`id`) the database unpacks from ONE JSON parameter (a bulk write's 100,000
-    ids are one parameter, not 100,000: SQLite takes at most 250,000 per statement, PostgreSQL 65,535)."""
-    data = json.dumps([int(i) for i in ids])
-    if dialect == "postgresql":
-        items = sa.func.json_array_elements_text(sa.cast(sa.literal(data), sa.JSON())).table_valued("value")
-        return sa.select(sa.cast(items.c.value, sa.BigInteger()).label("id"))
-    return sa.select(sa.func.json_each(sa.literal(data)).table_valued("value").c.value.label("id"))

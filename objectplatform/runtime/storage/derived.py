@@ -17,6 +17,7 @@ from objectplatform.metadata.expressions import ExpressionError, parse
 from objectplatform.runtime.expressions_sql import to_sql
 
 from .convert import JSON_TYPES, field_type
+from .id_sets import among, ids_param
 from .tables import ObjectTable, Schema
 
 DECIMAL_TYPES = frozenset({"number", "currency", "percent"})
@@ -48,7 +49,7 @@ def rollup_value(schema: Schema, f: FieldDef, parent: sa.FromClause) -> sa.Scala
 
 def rollup_counts(schema: Schema, parent: ObjectTable, fields: Sequence[FieldDef]) -> sa.Select:
     """(the parent's id as `id`, then each rollup of `fields` by its name, typed as its column): the rollups of
-    `parent` over ONE child object and lookup, for the parents an expanding `_parents` names, in one aggregate query
+    `parent` over ONE child object and lookup, for the parents a `_parents` list of ids names, in one aggregate query
     over their children's rows; a parent with no children is absent (its sums and counts are 0, the rest null)."""
     spec = fields[0].rollup
     cot = schema[spec.child]
@@ -75,7 +76,7 @@ def rollup_counts(schema: Schema, parent: ObjectTable, fields: Sequence[FieldDef
             if f.rollup.function == "sum":
                 value = sa.func.coalesce(value, 0)
         values.append(sa.type_coerce(value, parent.column(f.name).type).label(f.name))
-    return sa.select(via.label("id"), *values).where(via.in_(sa.bindparam("_parents", expanding=True))).group_by(via)
+    return sa.select(via.label("id"), *values).where(among(via, ids_param("_parents"))).group_by(via)
 
 
 def _holds(column: sa.ColumnElement, value) -> sa.ColumnElement[bool]:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 READ_ONLY = "objectplatform_read_only"
+TEMPORARY = "objectplatform_temporary_tables"  # in a connection's info: the temporary tables made on it
 
 
 def reading(engine: sa.Engine) -> sa.Connection:
@@ -24,6 +25,12 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
     the write lock from its first statement (no lock-upgrade deadlock between two writers).
     """
     engine = sa.create_engine(url, **kwargs)
+
+    @sa.event.listens_for(engine, "rollback")
+    @sa.event.listens_for(engine, "rollback_savepoint")
+    def _forget_temporary(conn, *_):
+        conn.info.pop(TEMPORARY, None)  # the rollback may have undone their creation (see `temporary_table`)
+
     if engine.dialect.name == "postgresql":
 
         @sa.event.listens_for(engine, "connect")
@@ -57,6 +64,16 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def temporary_table(conn: sa.Connection, table: sa.Table) -> None:
+    """Make the temporary `table` on `conn`'s database connection, where it then lasts as long as the connection,
+    unless made there already: once a connection, not once a transaction (a rollback, which may undo the creation,
+    makes the connection forget its temporary tables and the next call make them again if need be)."""
+    made = conn.info.setdefault(TEMPORARY, set())
+    if table.name not in made:
+        conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+        made.add(table.name)
 
 
 def defer_foreign_keys(conn: sa.Connection) -> None:

@@ -1,0 +1,74 @@
+"""A column among a set of record ids, the set bound as ONE parameter (not an IN list re-rendered each execution).
+
+(How it works: docs/engine.md, "objectplatform/runtime/storage/id_sets.py".)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+
+class IdList(sa.types.TypeDecorator):
+    """A list of whole-number ids bound as one value: a bigint array on PostgreSQL, JSON text elsewhere."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(sa.BigInteger()))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: Iterable[Any] | None, dialect: sa.Dialect) -> Any:
+        ids = [int(i) for i in value or ()]
+        return ids if dialect.name == "postgresql" else json.dumps(ids)
+
+
+class _Among(ColumnElement[bool]):
+    inherit_cache = True
+    type = sa.Boolean()
+    _is_implicitly_boolean = True  # a condition already: SQLite gets no "= 1" after it
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("ids", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement, ids: sa.BindParameter):
+        self.column, self.ids = column, ids
+
+
+def among(column: ColumnElement, ids: Iterable[Any] | sa.BindParameter) -> ColumnElement[bool]:
+    """`column` holding one of `ids` (whole numbers, or texts of them), the ids bound as one parameter; or one of
+    those a statement built once is given as `ids_param`'s parameter."""
+    return _Among(column, ids if isinstance(ids, sa.BindParameter) else sa.bindparam(None, list(ids), type_=IdList()))
+
+
+def ids_param(name: str) -> sa.BindParameter:
+    """A parameter `name` taking a list of ids, for `among` in a statement built once."""
+    return sa.bindparam(name, type_=IdList())
+
+
+@compiles(_Among)
+def _among(element: _Among, compiler, **kw) -> str:
+    ids = compiler.process(element.ids, **kw)
+    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({ids}))"
+
+
+@compiles(_Among, "postgresql")
+def _among_pg(element: _Among, compiler, **kw) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.ids, **kw)})"
+
+
+def id_set(dialect: str, ids: Iterable[int]) -> sa.Select:
+    """The ids as a one-column select (`id`) the database unpacks from ONE JSON parameter (a bulk write's 100,000
+    ids are one parameter, not 100,000: SQLite takes at most 250,000 per statement, PostgreSQL 65,535)."""
+    data = json.dumps([int(i) for i in ids])
+    if dialect == "postgresql":
+        items = sa.func.json_array_elements_text(sa.cast(sa.literal(data), sa.JSON())).table_valued("value")
+        return sa.select(sa.cast(items.c.value, sa.BigInteger()).label("id"))
+    return sa.select(sa.func.json_each(sa.literal(data)).table_valued("value").c.value.label("id"))
