@@ -460,7 +460,7 @@ def test_stale_version_is_409(api):
     assert api.patch(path, "rep1", {"version": 1, "company": "A"})[0] == 200
     status, body = api.patch(path, "rep1", {"version": 1, "company": "B"})
     assert status == 409 and body["error"]["code"] == "conflict"
-    assert body["error"]["message"].startswith(f"lead {record['id']} was changed by ")
+    assert body["error"]["message"].startswith(f"Lead {record['id']} was changed by 王伟 at ")
     assert api.get(path, "rep1")[1]["company"] == "A"
 
 

@@ -278,7 +278,7 @@ def test_the_api_answers_reason_and_params_beside_the_english_message(api, peopl
     status, body = full(api.patch(path, "rep1", {"version": 1, "company": "B"}))
     at = body["error"]["params"]["at"]
     assert (status, body) == error(
-        409, "conflict", f"lead {record['id']} was changed by {people['rep1']} at {at}; reload it (your version 1, "
+        409, "conflict", f"Lead {record['id']} was changed by 王伟 at {at}; reload it (your version 1, "
         "current 2)", "record.stale_version",
         {"object": "lead", "id": record["id"], "by": people["rep1"], "at": at, "version": 1, "current": 2})
 

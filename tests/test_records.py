@@ -13,6 +13,7 @@ from support import crm_metadata
 
 from objectplatform.runtime.errors import Conflict, NotFound, ValidationFailed
 from objectplatform.runtime.records import BulkResult, RowError
+from objectplatform.translations import message_text
 
 SITE_LAYER = """\
 kind: object_extension
@@ -126,8 +127,12 @@ def test_stale_version_is_a_conflict(records, wang):
     with pytest.raises(Conflict) as e:
         records.update("lead", lead["id"], {"company": "Z"}, version=1)
     at = changed["updated_at"].isoformat(timespec="seconds")
-    assert e.value.message == (f"lead {lead['id']} was changed by {wang} at {at}; reload it "
+    assert e.value.message == (f"Lead {lead['id']} was changed by 王伟 at {at}; reload it "
                                "(your version 1, current 2)")
+    assert e.value.as_dict()["error"]["params"] == {"object": "lead", "id": lead["id"], "by": wang, "at": at,
+                                                     "version": 1, "current": 2}
+    assert message_text(e.value.message, "zh") == (
+        f"销售线索 {lead['id']} 已被 王伟 于 {at} 修改，请重新加载（您的版本 1，当前版本 2）")
     assert records.get("lead", lead["id"])["company"] == "Y"
 
 

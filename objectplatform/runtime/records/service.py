@@ -25,7 +25,7 @@ from objectplatform.metadata.expressions import parse
 from .. import lifecycles
 from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
-from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record
+from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record, said_name
 from ..permissions import access_for
 from ..storage.convert import field_type, from_row, to_row
 from ..storage.engine import reading
@@ -625,7 +625,7 @@ class Records:
                 self.lifecycles.refuse_transition_only(obj, changed, self._action_labels)
                 data = {name: value for name, value in data.items() if name in changed}
             if version is not None and current["version"] != int(version):
-                raise self._conflict(ot, current, version)
+                raise self._conflict(c, ot, current, version)
             if not system:
                 self.lifecycles.refuse_locked(c, self._access, obj, current, changed, user)
                 self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
@@ -654,12 +654,19 @@ class Records:
                     self.remove_rows(c, cot, child_current, user, now)
             return self._read(c, ot, current["id"])
 
-    def _conflict(self, ot: ObjectTable, current: Mapping[str, Any], version: Any) -> Conflict:
+    def _conflict(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any], version: Any) -> Conflict:
+        """A stale edit: the object and the user who changed the record named as people read them (their label, their
+        name), their code and id in the params."""
         by = current["updated_by"] or Message("record.the_system", "the system")
+        if current["updated_by"]:
+            users = self.schema["user"].table
+            name = conn.execute(sa.select(users.c.display_name).where(users.c.id == int(by))).scalar()
+            by = by if name is None else said_name(str(by), Label(zh=name, en=name))
         at = current["updated_at"].isoformat(timespec="seconds")
         return Conflict(Message("record.stale_version", "{object} {id} was changed by {by} at {at}; reload it "
-                                "(your version {version}, current {current})", object=ot.object.name,
-                                id=current["id"], by=by, at=at, version=version, current=current["version"]))
+                                "(your version {version}, current {current})",
+                                object=said_name(ot.object.name, ot.object.label), id=current["id"], by=by, at=at,
+                                version=version, current=current["version"]))
 
     def _prepare_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
                         data: Mapping[str, Any], user: str | None, now: datetime, system: bool,
@@ -706,7 +713,7 @@ class Records:
             latest = self._read(conn, ot, current["id"])
             if latest is None:
                 raise NotFound(no_record(obj, current["id"]))
-            raise self._conflict(ot, latest, expected)
+            raise self._conflict(conn, ot, latest, expected)
         history.write(conn, self.schema.history,
                       self._change_entries(ot, current, record, changes, user, now, change, detail))
         self.rollups.after_change(conn, obj, [(current, record)], now)
@@ -761,7 +768,7 @@ class Records:
                 else:
                     latest = self._read(conn, ot, current["id"])
                     refused[current["id"]] = NotFound(no_record(obj, current["id"])) if latest is None \
-                        else self._conflict(ot, latest, current["version"])
+                        else self._conflict(conn, ot, latest, current["version"])
         history.write(conn, self.schema.history, [
             entry for current, record, diff in written
             for entry in self._change_entries(ot, current, record, diff, user, now, change, detail)])
@@ -818,7 +825,7 @@ class Records:
             if record_id in missed:
                 latest = self._read(conn, ot, record_id)
                 refused[str(record_id)] = NotFound(no_record(obj, record_id)) if latest is None \
-                    else self._conflict(ot, latest, latest["version"])
+                    else self._conflict(conn, ot, latest, latest["version"])
         self.rollups.refresh_fed(conn, fed, now)
         return sorted(done), refused
 
