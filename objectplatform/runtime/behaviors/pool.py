@@ -339,7 +339,7 @@ class PoolBehavior:
         {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
         owners = list(owners or ())
         if bool(owner) == bool(owners):
-            raise ValidationFailed({"owner": [OWNER_OR_OWNERS]})
+            raise ValidationFailed({"owners": [OWNER_OR_OWNERS]})
         wanted = list(dict.fromkeys(str(i) for i in ids))
         wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=i) for i in wanted
                  if not (i.isascii() and i.isdigit())]
@@ -754,6 +754,12 @@ def _handler(obj: str, name: str):
     return run
 
 
+def _assign_many(platform, access, obj: str, ids: list[str], params: dict) -> dict:
+    """The bulk assign action set-based (`PoolBehavior.assign_many`: the same successes and refusals as one record
+    after another)."""
+    return behavior_of(platform, obj).assign_many(access, ids, params.get("owner"), params.get("owners") or ())
+
+
 def pool_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
     for obj, config in POOL.configured(metadata):
@@ -768,7 +774,8 @@ def pool_actions(metadata: Metadata) -> list[actions.Action]:
             ps = [params[n] for n in names]
             if name == "move":
                 ps = [actions.Param("pool", "lookup", Label("线索池", "Lead pool"), required=True, to=pool_object)]
-            found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), tuple(ps), True))
+            found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), tuple(ps), True,
+                                        run_many=_assign_many if name == "assign" else None))
     return found
 
 
