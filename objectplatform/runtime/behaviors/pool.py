@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from ..records import history, history_sql, hooks, masking
 from ..storage import convert
 from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
+from ..storage.id_sets import positions
 from .follow_ups import FOLLOW_UPS
 from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
@@ -350,7 +350,7 @@ class PoolBehavior:
         with self.platform.records.transaction() as conn:
             targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
                 self.active_user(conn, u, "owners") for u in owners))
-            batch = _positions(conn, [int(i) for i in wanted])
+            batch = positions(conn.dialect.name, wanted)
             kept = self._kept(conn.dialect.name)
             chosen = _chosen_table([(name, self.col(name).type) for name in kept])
             chosen.create(conn)
@@ -556,17 +556,6 @@ def _chosen_table(kept: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
                     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
                               autoincrement=False),  # SQLite's rowid: the records are found by it, no index
                     *(sa.Column(f"was__{name}", type_) for name, type_ in kept), prefixes=["TEMPORARY"])
-
-
-def _positions(conn: sa.Connection, ids: list[int]) -> sa.Subquery:
-    """(pos, id) of each of `ids`, unpacked by the database from ONE JSON parameter."""
-    data = json.dumps(ids)
-    if conn.dialect.name == "postgresql":
-        items = sa.func.json_array_elements_text(sa.cast(sa.literal(data), sa.JSON())).table_valued(
-            "value", with_ordinality="pos").render_derived()
-        return sa.select(items.c.pos, sa.cast(items.c.value, sa.BigInteger()).label("id")).subquery("wanted")
-    items = sa.func.json_each(sa.literal(data)).table_valued("key", "value")
-    return sa.select(items.c.key.label("pos"), items.c.value.label("id")).subquery("wanted")
 
 
 def claim(platform, access, obj: str, record_id: Any) -> dict:

@@ -25,11 +25,11 @@ from objectplatform.metadata.expressions import parse
 from .. import lifecycles
 from ..attachment_store import AttachmentStore
 from ..derived import per_metadata
-from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record, said_name
+from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFailed, no_record, said_name, said_object
 from ..permissions import access_for
 from ..storage.convert import field_type, from_row, to_row
 from ..storage.engine import reading
-from ..storage.id_sets import among, id_set
+from ..storage.id_sets import among, positions
 from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
 from . import history, history_sql, hooks, recycle_bin
@@ -665,7 +665,7 @@ class Records:
         at = current["updated_at"].isoformat(timespec="seconds")
         return Conflict(Message("record.stale_version", "{object} {id} was changed by {by} at {at}; reload it "
                                 "(your version {version}, current {current})",
-                                object=said_name(ot.object.name, ot.object.label), id=current["id"], by=by, at=at,
+                                object=said_object(ot.object), id=current["id"], by=by, at=at,
                                 version=version, current=current["version"]))
 
     def _prepare_change(self, conn: sa.Connection, ot: ObjectTable, current: Mapping[str, Any],
@@ -812,7 +812,7 @@ class Records:
         stmt = sa.update(table).where(chosen).values(
             {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), "version": table.c.version + 1})
         self.rollups.summaries.changing(conn, obj, chosen, to_row(ot, loaded))  # the summary tables follow the rows
-        given = id_set(conn.dialect.name, ids).subquery("given")  # the few the UPDATE will not write (rows locked)
+        given = positions(conn.dialect.name, ids)  # the few the UPDATE will not write (rows locked)
         missed = set(conn.execute(sa.select(given.c.id).where(given.c.id.not_in(
             sa.select(table.c.id).where(chosen)))).scalars())
         try:

@@ -64,11 +64,14 @@ def _among_pg(element: _Among, compiler, **kw) -> str:
     return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.ids, **kw)})"
 
 
-def id_set(dialect: str, ids: Iterable[int]) -> sa.Select:
-    """The ids as a one-column select (`id`) the database unpacks from ONE JSON parameter (a bulk write's 100,000
-    ids are one parameter, not 100,000: SQLite takes at most 250,000 per statement, PostgreSQL 65,535)."""
+def positions(dialect: str, ids: Iterable[int]) -> sa.Subquery:
+    """(pos, id) of each of `ids` in the order given, as a subquery the database unpacks from ONE JSON parameter (a
+    bulk write's 100,000 ids are one parameter, not 100,000: SQLite takes at most 250,000 per statement, PostgreSQL
+    65,535)."""
     data = json.dumps([int(i) for i in ids])
     if dialect == "postgresql":
-        items = sa.func.json_array_elements_text(sa.cast(sa.literal(data), sa.JSON())).table_valued("value")
-        return sa.select(sa.cast(items.c.value, sa.BigInteger()).label("id"))
-    return sa.select(sa.func.json_each(sa.literal(data)).table_valued("value").c.value.label("id"))
+        items = sa.func.json_array_elements_text(sa.cast(sa.literal(data), sa.JSON())).table_valued(
+            "value", with_ordinality="pos").render_derived()
+        return sa.select(items.c.pos, sa.cast(items.c.value, sa.BigInteger()).label("id")).subquery("wanted")
+    items = sa.func.json_each(sa.literal(data)).table_valued("key", "value")
+    return sa.select(items.c.key.label("pos"), items.c.value.label("id")).subquery("wanted")
