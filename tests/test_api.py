@@ -532,7 +532,7 @@ def test_delete_outside_scope_is_404(api, platform, people):
         "account": account, "order_line": [{"product": product, "quantity": 1, "unit_price": 1}]})[1]
     line = order["order_line"][0]["id"]
     assert api.delete(f"/objects/order_line/records/{line}", "rep1") == (404, {"error": {
-        "code": "not_found", "message": f"no order_line with id {line}"}})
+        "code": "not_found", "message": f"no order line with id {line}"}})
     assert api.delete(f"/objects/order_line/records/{line}", "rep2") == (204, None)
 
 
@@ -567,7 +567,7 @@ def test_action_errors(api, people):
     assert api.post(f"{path}/deactivate", "boss", {"handover_to": people["rep2"]}) == forbidden(
         "your roles do not allow the action Deactivate and hand over on users")
     assert api.post(f"{path}/explode", "admin", {}) == (404, {"error": {
-        "code": "not_found", "message": "user has no action explode"}})
+        "code": "not_found", "message": "User has no action explode"}})
     assert api.post(f"{path}/deactivate", "admin", {"handover_to": "x", "extra": 1}) == (422, {"error": {
         "code": "validation_failed", "message": "2 field errors", "fields": {
             "handover_to": ["must be a record id (a positive whole number)"], "extra": ["unknown parameter"]}}})
@@ -600,7 +600,7 @@ def test_bulk_action_request_errors(api, people):
         422, {"error": {"code": "validation_failed", "message": "1 field error",
                         "fields": {"ids": ["give at least one id"]}}})
     assert api.post("/objects/lead/actions/deactivate", "admin", {"ids": ["1"]}) == (404, {"error": {
-        "code": "not_found", "message": "lead has no action deactivate"}})
+        "code": "not_found", "message": "Lead has no action deactivate"}})
 
 
 def test_json_body_is_exact(app, api):

@@ -245,7 +245,7 @@ def test_a_large_order_is_approved_by_the_manager_then_finance(platform, people,
 
     with pytest.raises(Forbidden) as e:
         decide(platform, people["fin1"], "1", True)
-    assert e.value.message == (f"you are not an approver of approval 1 (订单审批 {no}); the approvers of its "
+    assert e.value.message == (f"you are not an approver of approval 1 (Order approval {no}); the approvers of its "
                                "step Manager approval: 赵经理")
 
     clock.at = T0 + timedelta(hours=2)
@@ -271,7 +271,7 @@ def test_a_large_order_is_approved_by_the_manager_then_finance(platform, people,
 
     with pytest.raises(Conflict) as e:
         decide(platform, people["fin2"], "1", True)
-    assert e.value.message == f"approval 1 (订单审批 {no}) is already approved"
+    assert e.value.message == f"approval 1 (Order approval {no}) is already approved"
 
 
 def test_a_small_order_skips_the_finance_step(platform, people, account, product):
@@ -408,7 +408,7 @@ def test_withdraw_by_the_submitter_then_resubmit(platform, people, account, prod
 def test_a_waiting_record_and_its_lines_are_locked_except_for_admins(platform, people, account, product):
     so = order(platform, people["rep"], account, product, "3000")
     act(platform, people["rep"], "sales_order", "submit", so["id"])
-    locked = (f"Sales order {so['id']} is waiting for approval 1 (订单审批 {so['order_no']}): neither it nor its "
+    locked = (f"Sales order {so['id']} is waiting for approval 1 (Order approval {so['order_no']}): neither it nor its "
               "lines can be changed until the approval is decided or withdrawn")
     lines_locked = f"Sales order {so['id']} is Submitted: Order line cannot be changed in this state"
     line = so["order_line"][0]
@@ -466,8 +466,8 @@ def test_a_stage_is_entered_once_the_direct_manager_approves(platform, people, a
         edit(platform, "opportunity", opportunity["id"], rep, competitors="某友商")
     with pytest.raises(Forbidden) as e:  # an administrator reads everything but decides only as an approver
         decide(platform, people["admin"], "1", True)
-    assert e.value.message == ("you are not an approver of approval 1 (阶段审批：商务谈判 零售条线CRM项目); the "
-                               "approvers of its step Enter the stage Negotiation: 赵经理")
+    assert e.value.message == ("you are not an approver of approval 1 (Stage approval: Negotiation 零售条线CRM项目); "
+                               "the approvers of its step Enter the stage Negotiation: 赵经理")
 
     clock.at = T0 + timedelta(days=1)
     rejected = decide(platform, people["boss"], "1", False, "报价依据不足")
@@ -586,7 +586,7 @@ def test_the_api_submits_lists_and_decides(api, platform, people, account, produ
     status, body = api.get("/todos", "boss")
     assert [(t["kind"], t["approval_id"], t["action"]) for t in body["items"]] == [("approval", "1", "approve")]
     assert api.post("/approvals/1/approve", "fin1", {}) == (403, {"error": {"code": "forbidden", "message": (
-        f"you are not an approver of approval 1 (订单审批 {so['order_no']}); the approvers of its step Manager "
+        f"you are not an approver of approval 1 (Order approval {so['order_no']}); the approvers of its step Manager "
         "approval: 赵经理")}})
     status, body = api.post("/approvals/1/reject", "boss", {})
     assert (status, body["error"]["fields"]) == (422, {"comment": ["a rejection needs a comment"]})

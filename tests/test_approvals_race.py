@@ -82,7 +82,7 @@ def test_two_approvers_of_a_mode_any_step_at_once(platform, people, account, pro
     assert outcomes == ["Conflict", "ok"]
     loser = next(e for e in raised[1:3] if e is not None)
     assert isinstance(loser, Conflict)
-    assert loser.message == f"approval 1 (订单审批 {so['order_no']}) is already approved"
+    assert loser.message == f"approval 1 (Order approval {so['order_no']}) is already approved"
     [winner] = results
     approval = approvals(platform).pending_for_record("sales_order", so["id"])
     assert approval is None

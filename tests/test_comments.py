@@ -86,7 +86,7 @@ def test_who_may_not_read_the_record_may_neither_comment_nor_read_the_thread(api
     assert api.post(path, "rep2", {"body": "我也看看"}) == missing
     assert api.get(path, "rep1") == (200, {"items": []})
     assert notifications(api, "rep1") == []
-    no_thread = (404, {"error": {"code": "not_found", "message": "product records have no comments"}})
+    no_thread = (404, {"error": {"code": "not_found", "message": "Product records have no comments"}})
     assert api.get("/objects/product/records/1/comments", "admin") == no_thread
 
 

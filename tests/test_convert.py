@@ -273,7 +273,7 @@ def test_api_another_rep_cannot_convert_and_scope_guards_existing_account(api, p
 def test_convert_is_single_only(api, make_lead):
     lead = make_lead()
     status, body = api.post("/objects/lead/actions/convert", "rep1", {"ids": [lead["id"]], "account": {}})
-    assert status == 404 and body["error"]["message"] == "lead has no bulk action convert"
+    assert status == 404 and body["error"]["message"] == "Lead has no bulk action Convert"
 
 
 def test_run_action_scope_for_service_callers(platform, people, make_lead):

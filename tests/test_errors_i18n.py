@@ -11,12 +11,14 @@ import re
 import string
 from collections import defaultdict
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from support import shipped_crm
 from test_api import ERROR_RESPONSES, PASSWORD, lead
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
@@ -30,12 +32,15 @@ from test_pages import login, token
 from objectplatform.metadata import Label, ObjectDef
 from objectplatform.runtime import lifecycles
 from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.approvals import approvals
+from objectplatform.runtime.behaviors import anomalies, calendar, route
 from objectplatform.runtime.errors import (
     Conflict,
     Message,
     NotFound,
     RuntimeFailure,
     ValidationFailed,
+    coded_params,
     message_from_json,
     message_json,
     no_record,
@@ -43,6 +48,7 @@ from objectplatform.runtime.errors import (
 )
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.sales_processes import process
+from objectplatform.runtime.workqueue import work_queue
 from objectplatform.translations import CATALOGUES, LANGUAGES, catalogue, message_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +176,9 @@ def test_messages_are_said_in_each_language_with_nested_messages_and_an_english_
     assert message_text(stale, "zh") == ("lead 4 已被 系统 于 2026-11-27T02:00:00 修改，请重新加载（您的版本 1，"
                                          "当前版本 2）")
     assert message_text(stale, "en") == str(stale)
-    assert message_text(NotFound(no_record("lead", "9")).message, "zh") == "找不到所选的记录"
+    missing = NotFound(no_record(shipped_crm().objects["sales_order"], "9")).message
+    assert (missing, message_text(missing, "zh"), coded_params(missing)) == (
+        "no sales order with id 9", "找不到编号为 9 的销售订单", {"object": "sales_order", "id": "9"})
     assert message_text("plain English", "zh") == "plain English"
     assert message_text(Message("nobody.knows", "said in {lang}", lang="English"), "zh") == "said in English"
 
@@ -364,7 +372,7 @@ def test_the_cli_says_errors_in_the_language_asked_for(migrated, capsys):
     assert run(capsys, "create-user", "zhang", "--password", "secret-123-abc")[0] == 0
     again = ("create-user", "zhang", "--password", "secret-123-abc")
     assert run(capsys, *again) == (1, "", "error: 1 field error\n  username: already used by another user\n")
-    assert run(capsys, "--lang", "zh", *again) == (1, "", "error: 1 处字段错误\n  username: 已被其他记录使用\n")
+    assert run(capsys, "--lang", "zh", *again) == (1, "", "error: 1 处字段错误\n  username: 已被其他用户使用\n")
 
 
 # ------------------------------------------------------------------------------------ labels, never codes
@@ -450,6 +458,66 @@ def test_the_shipped_crm_refuses_by_labels_in_both_languages(platform, people):
         codes = set().union(*map(codes_in, [failure.message, *(m for ms in failure.fields.values() for m in ms)]))
         assert codes and not {code for code in codes if code in str(said(failure)["zh"])}, codes
         assert not {code for code in codes if "_" in code and code in str(said(failure)["en"])}, codes
+
+
+def test_missing_records_and_behaviors_name_objects_and_approvals_by_label_in_both_languages(platform, people):
+    """A record that is not there (a line of another order among them), a duplicate, a unique value taken, an object
+    without a calendar, day route or check-in, and a pending approval name objects and the approval's title by
+    label: the code stays in the params only."""
+    records, rep = platform.records, people["rep1"]
+    rep_access = access_for(platform, rep)
+    account = records.create("account", {"name": "星辰科技"}, user=rep)["id"]
+    product = records.create("product", {"name": "笔记本电脑", "price": "100"}, system=True)["id"]
+    lines = [{"product": product, "quantity": 2, "unit_price": "100"}]
+    order = records.create("sales_order", {"account": account, "order_line": lines}, user=rep)
+    other = records.create("sales_order", {"account": account, "order_line": lines}, user=rep)
+    line = other["order_line"][0]["id"]
+    lead = records.create("lead", {"name": "张伟", "mobile": "13800138000"}, user=rep)["id"]
+    records.create("user", {"username": "oadmin", "display_name": "周订单", "password": PASSWORD,
+                            "roles": ["order_admin"]}, system=True)  # the flow's first approver
+    approval = run_action(platform, rep_access, "sales_order", "submit", order["id"], {})["approval"]
+    cases = [
+        (refused(lambda: records.get("sales_order", "999999")), {
+            "en": ("no sales order with id 999999", {}), "zh": ("找不到编号为 999999 的销售订单", {})}),
+        (refused(lambda: records.update("sales_order", order["id"], {"order_line": [{"id": line}]}, version=None,
+                                        system=True)), {
+            "en": ("1 field error", {"order_line[0].id": [f"no order line with id {line} in this sales order"]}),
+            "zh": ("1 处字段错误", {"order_line[0].id": [f"该销售订单中没有编号为 {line} 的订单产品"]})}),
+        (refused(lambda: records.create("lead", {"name": "李雷", "phone": "010-88886666", "pool": "999999"},
+                                        user=rep)), {
+            "en": ("1 field error", {"pool": ["no lead pool with id 999999"]}),
+            "zh": ("1 处字段错误", {"pool": ["找不到编号为 999999 的线索池"]})}),
+        (refused(lambda: records.create("lead", {"name": "李雷", "mobile": "13800138000"}, user=people["rep2"])), {
+            "en": ("1 field error", {"mobile": [f"duplicate of lead {lead} (王伟's): same mobile"]}),
+            "zh": ("1 处字段错误", {"mobile": [f"与销售线索 {lead} 重复（手机号相同）"]})}),
+        (refused(lambda: records.create("user", {"username": "rep1", "display_name": "x", "password": PASSWORD},
+                                        system=True)), {
+            "en": ("1 field error", {"username": ["already used by another user"]}),
+            "zh": ("1 处字段错误", {"username": ["已被其他用户使用"]})}),
+        (refused(lambda: work_queue(platform).done(rep_access, "999999")), {
+            "en": ("no to-do with id 999999", {}), "zh": ("找不到编号为 999999 的待办", {})}),
+        (refused(lambda: approvals(platform).get(rep_access, "999999")), {
+            "en": ("no approval with id 999999", {}), "zh": ("找不到编号为 999999 的审批", {})}),
+        (refused(lambda: calendar.calendar_object(platform.metadata, "account")), {
+            "en": ("Account has no calendar", {}), "zh": ("客户没有日历", {})}),
+        (refused(lambda: route.routed_object(platform.metadata, "account")), {
+            "en": ("Account has no day route", {}), "zh": ("客户没有拜访路线", {})}),
+        (refused(lambda: anomalies.mileage(platform, rep_access, "account", date(2026, 12, 1), date(2026, 12, 1))), {
+            "en": ("Account has no check-in", {}), "zh": ("客户没有签到设置", {})}),
+        (refused(lambda: approvals(platform).submit(rep_access, "sales_order", order["id"])), {
+            "en": (f"Sales order {order['id']} is already waiting for approval {approval['id']} (Order approval "
+                   f"{order['order_no']})", {}),
+            "zh": (f"已在审批中（订单审批 {order['order_no']}），不能重复提交", {})}),
+    ]
+    for failure, expected in cases:
+        assert said(failure) == expected
+        messages = [failure.message, *(m for ms in failure.fields.values() for m in ms)]
+        codes = set().union(*map(codes_in, messages))
+        texts = {lang: " ".join(message_text(m, lang) for m in messages) for lang in LANGUAGES}
+        assert not {code for code in codes if code in texts["zh"]}, codes
+        assert not {code for code in codes if "_" in code and code in texts["en"]}, codes
+    assert [coded_params(f.message) for f in (cases[0][0], cases[7][0])] == [
+        {"object": "sales_order", "id": "999999"}, {"object": "account"}]
 
 
 def lead_of(platform, people) -> str:

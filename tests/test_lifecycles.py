@@ -237,6 +237,19 @@ def test_the_metadata_describes_the_lifecycle(api):
     assert [(p["name"], p["type"], p["required"]) for p in reject["params"]] == [("reason", "long_text", True)]
 
 
+def test_the_metadata_labels_a_transition_the_yaml_leaves_unlabelled_as_its_action(api):
+    """`submit` and `withdraw` (run by the approval engine) and the pool's `claim` say what their actions say, as
+    refusals name them; a transition with a label of its own keeps it."""
+    labels = {name: {t["name"]: t["label"] for t in api.get(f"/meta/objects/{name}", "rep")[1]["lifecycle"][
+        "transitions"]} for name in ("sales_order", "lead")}
+    assert (labels["sales_order"]["submit"], labels["sales_order"]["withdraw"], labels["lead"]["claim"],
+            labels["sales_order"]["confirm_shipment"]) == (
+        {"zh": "提交审批", "en": "Submit for approval"}, {"zh": "撤回审批", "en": "Withdraw"},
+        {"zh": "领取", "en": "Claim"}, {"zh": "确认发货", "en": "Confirm shipment"})
+    assert not [(obj, name) for obj, named in labels.items() for name, label in named.items()
+                if label == {"zh": name, "en": name}]
+
+
 def test_a_transition_is_in_the_history_with_its_parameters(api, people, platform, order):
     approved(api, order)
     status, payment = api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "50"})

@@ -245,10 +245,11 @@ def test_record_page_sections_related_lists_and_history(client, platform, users)
 def test_rep_gets_404_for_another_reps_lead(client, platform, users):
     theirs = lead(platform, users["li"], "李娜的线索")
     login(client, "wang")
-    for url in (f"/o/lead/{theirs}", f"/o/lead/{theirs}/edit", f"/o/lead/{theirs}?tab=history", "/o/lead/999999"):
+    for url, missing in ((f"/o/lead/{theirs}", theirs), (f"/o/lead/{theirs}/edit", theirs),
+                         (f"/o/lead/{theirs}?tab=history", theirs), ("/o/lead/999999", "999999")):
         response = client.get(url)
         assert response.status_code == 404, url
-        assert "该记录不存在，或您无权查看。" in response.text
+        assert f"<p>找不到编号为 {missing} 的销售线索</p>\n  <p>该记录不存在，或您无权查看。</p>" in response.text
         assert "李娜的线索" not in response.text
     posted = client.post(f"/o/lead/{theirs}/edit", data={"csrf_token": token(client), "version": "1", "name": "x"})
     assert posted.status_code == 404

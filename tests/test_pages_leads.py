@@ -170,7 +170,8 @@ def test_claiming_a_selection_shows_what_was_claimed_and_why_the_rest_failed(cli
     assert platform.records.get("lead", second)["owner"] == org["liu"]
     again = post(client, "/pools/act", {"claim_one": first, "next": board_url})  # taken by 王伟 meanwhile
     assert again.status_code == 302
-    assert flashes(client.get(board_url).text) == ["领取：成功 0 条，失败 1 条", f"#{first}：找不到所选的记录"]
+    assert flashes(client.get(board_url).text) == ["领取：成功 0 条，失败 1 条",
+                                                   f"#{first}：找不到编号为 {first} 的销售线索"]
 
 
 def test_admin_assigns_a_selection_spread_over_several_reps(client, platform, org):
@@ -403,7 +404,7 @@ def test_campaign_page_imports_leads_into_the_campaign_with_a_row_report(client,
     rows = {row: text_of(cell) for row, cell in
             re.findall(r'<tr data-row="(\d+)"><td>\d+</td><td>(.*?)</td></tr>', report, re.S)}
     assert rows["3"] == "姓名：必填"
-    assert rows["4"].startswith("手机：与已有记录 #")
+    assert rows["4"].startswith("手机：与销售线索 ")
     imported = platform.records.list("lead", filters={"campaign": campaign}).items
     assert [(r["name"], r["company"]) for r in imported] == [("张伟", "星河科技")]
     assert 'data-related="lead.campaign"' in client.get(f"/o/campaign/{campaign}").text

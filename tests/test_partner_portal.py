@@ -105,7 +105,7 @@ def test_a_partner_orders_for_their_account_and_the_order_is_approved_as_any(api
 
     status, body = api.post("/objects/order_line/records", "partner", {
         "sales_order": world["other"], "product": world["mouse"], "quantity": 1})
-    assert (status, body["error"]["fields"]) == (422, {"sales_order": [f"no sales_order with id {world['other']}"]})
+    assert (status, body["error"]["fields"]) == (422, {"sales_order": [f"no sales order with id {world['other']}"]})
     status, body = api.patch(f"/objects/order_line/records/{line['id']}", "partner",
                              {"version": line["version"], "discount": 20})
     assert status == 422 and "A级客户 硬件 95折" in body["error"]["fields"]["discount"][0]

@@ -467,7 +467,7 @@ def test_search_needs_a_text_field(conn, schema):
     """order_line's title is a lookup (an id column): `q` has nothing to search there."""
     with pytest.raises(BadRequest) as e:
         list_page(conn, schema, "order_line", q="x")
-    assert e.value.fields == {"q": ["order_line has no searchable fields"]}
+    assert e.value.fields == {"q": ["Order line has no searchable fields"]}
 
 
 def test_nul_characters_are_a_bad_request(conn, schema):

@@ -193,7 +193,7 @@ def test_every_error_comes_back_at_once_and_nothing_is_written(platform, records
         "converted_at": ["is read-only"],
         "order_no": ["unknown field"],
         "campaign": ["no campaign with id 42"],
-        "pool": ["no lead_pool with id 7"],
+        "pool": ["no lead pool with id 7"],
         "external_id": ["already used by another lead"],
     }
     assert count(platform, "lead") == 1
@@ -318,8 +318,8 @@ def test_inline_line_of_another_order_is_refused(records, acme, widget):
     with pytest.raises(ValidationFailed) as e:
         records.update("sales_order", order["id"], {"order_line": [{"id": other["order_line"][0]["id"]}]},
                        version=1)
-    assert e.value.fields == {"order_line[0].id": [f"no order_line with id {other['order_line'][0]['id']} "
-                                                   "in this sales_order"]}
+    assert e.value.fields == {"order_line[0].id": [f"no order line with id {other['order_line'][0]['id']} "
+                                                   "in this sales order"]}
 
 
 def test_moving_a_line_refreshes_both_orders(records, acme, widget):

@@ -215,7 +215,7 @@ def test_bad_route_requests_are_refused_and_nothing_is_saved(api, day):
     shops, visits = day
     assert api.post("/visits/route", "rep1", {"date": "2026-12-09"}) == error(
         422, "validation_failed", "1 field error",
-        {"date": ["you have no Visit planned on 2026-12-09 to route"]})
+        {"date": ["you have no visits planned on 2026-12-09 to route"]})
     assert api.post("/visits/route", "rep1", {"date": "8.12.2026"}) == error(
         422, "validation_failed", "1 field error", {"date": ["must be a date (YYYY-MM-DD)"]})
     assert api.post("/visits/route", "rep1", {"date": "2026-02-30"}) == error(

@@ -146,9 +146,9 @@ def test_bad_targets_are_refused_and_nothing_is_written(api, people, targets):
         status, body = post("boss", {"user": people["rep1"], "period": period})
         assert (status, body["error"]["fields"]) == (422, {"period": ["The month is YYYY-MM, e.g. 2026-12"]}), period
     status, body = post("boss", {"user": people["rep1"]})  # rep1 has a December target already
-    assert (status, body["error"]["fields"]) == (422, {"target_key": ["already used by another sales_target"]})
+    assert (status, body["error"]["fields"]) == (422, {"target_key": ["already used by another sales target"]})
     status, body = post("boss", {"department": people["north"]})
-    assert (status, body["error"]["fields"]) == (422, {"target_key": ["already used by another sales_target"]})
+    assert (status, body["error"]["fields"]) == (422, {"target_key": ["already used by another sales target"]})
     status, body = post("rep1", {"user": people["rep2"], "period": "2027-01"})
     assert (status, body["error"]["code"]) == (403, "forbidden")
     status, body = post("boss", {"user": people["erep"], "period": "2027-01"})  # not one of boss's reports

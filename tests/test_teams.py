@@ -109,7 +109,7 @@ def test_a_co_visitor_reads_the_visit_but_may_not_change_it(api, app, platform, 
     status, body = api.get(path, "rep2")
     assert (status, body["subject"], body["co_visitors"]) == (200, "季度回访", [people["rep2"]])
     assert [r["id"] for r in api.get("/objects/visit/records", "rep2")[1]["items"]] == [visit["id"]]
-    message = f"visit {visit['id']} is read-only to you: its team lets you read it, not edit it"
+    message = f"Visit {visit['id']} is read-only to you: its team lets you read it, not edit it"
     assert api.patch(path, "rep2", {"summary": "顺利", "version": 1}) == (
         403, {"error": {"code": "forbidden", "message": message}})
     assert api.get(path, "finance")[0] == 403  # a team opens a record, not an object the role may not read

@@ -152,7 +152,7 @@ def test_bad_periods_and_kinds_are_refused(api, day):
     assert api.get("/objects/visit/anomalies?kind=late", "rep1")[1]["error"]["fields"] == {
         "kind": ["unknown kind 'late'"]}
     assert api.get("/objects/account/anomalies", "rep1") == (404, {"error": {
-        "code": "not_found", "message": "account has no check-in"}})
+        "code": "not_found", "message": "Account has no check-in"}})
 
 
 def test_the_plane_fits_the_points_and_measures_metres_by_hand():

@@ -113,7 +113,7 @@ def test_bad_calendar_requests_are_refused_naming_the_parameter(api, people):
         400, "bad_request", "bad calendar range: end", {"end": ["must be 1 to 42 days after start"]})
     assert api.get("/objects/visit/calendar?user=boss", "rep1") == error(
         400, "bad_request", "user must be a user's id, not 'boss'", {"user": ["must be a user's id"]})
-    assert api.get("/objects/account/calendar", "rep1") == error(404, "not_found", "account has no calendar")
+    assert api.get("/objects/account/calendar", "rep1") == error(404, "not_found", "Account has no calendar")
 
 
 def test_planning_three_accounts_makes_three_planned_visits_at_the_chosen_time_in_one_request(api, people):
@@ -150,9 +150,9 @@ def test_planning_past_the_daily_cap_plans_all_and_warns(api, people):
 def test_bad_plans_are_refused_and_nothing_is_planned(api, people):
     mine, theirs = account(api, "星辰科技"), account(api, "华联商场", "rep2")
     assert api.post("/objects/visit/plan", "rep1", {"ids": [mine, theirs], "planned_at": "2026-12-10T09:00:00+08:00"}
-                    ) == error(404, "not_found", f"no Account with id {theirs}")
+                    ) == error(404, "not_found", f"no account with id {theirs}")
     assert api.post("/objects/visit/plan", "rep1", {"ids": [mine, "x"], "planned_at": "2026-12-10T09:00:00+08:00"}
-                    ) == error(404, "not_found", "no Account with id x")
+                    ) == error(404, "not_found", "no account with id x")
     assert api.post("/objects/visit/plan", "rep1", {"ids": [mine], "planned_at": "2026-12-32T09:00"}) == error(
         422, "validation_failed", "1 field error",
         {"planned_at": ["not a valid date and time (use ISO 8601, e.g. 2024-05-01T09:30:00+08:00)"]})
@@ -162,7 +162,7 @@ def test_bad_plans_are_refused_and_nothing_is_planned(api, people):
     assert api.post("/objects/visit/plan", "finance", {"ids": [mine], "planned_at": "2026-12-10T09:00:00+08:00"}
                     ) == error(403, "forbidden", "your roles do not allow you to create visits")
     assert api.post("/objects/account/plan", "rep1", {"ids": [mine]}) == error(404, "not_found",
-                                                                              "account has no calendar")
+                                                                              "Account has no calendar")
     assert api.get("/objects/visit/records", "rep1")[1]["total"] == 0
 
 
@@ -205,7 +205,7 @@ def test_the_frequency_list_names_the_accounts_below_their_grades_visits_this_mo
     assert api.get(f"/objects/account/frequency?owner={people['rep2']}", "boss")[1]["items"] == []
     assert api.get("/objects/account/frequency?month=12-2026", "rep1") == error(
         400, "bad_request", "bad period: month", {"month": ["must be a date as YYYY-MM-DD or a month as YYYY-MM"]})
-    assert api.get("/objects/visit/frequency", "rep1") == error(404, "not_found", "visit has no visit frequency")
+    assert api.get("/objects/visit/frequency", "rep1") == error(404, "not_found", "Visit has no visit frequency")
 
 
 def test_the_frequency_reminder_tells_owners_once_in_the_last_week_of_the_month(api, people, platform):

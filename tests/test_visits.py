@@ -215,7 +215,7 @@ def test_nearby_accounts_come_nearest_first_within_the_radius_and_the_callers_sc
         400, "bad_request", "bad nearby search: lat, radius_m",
         {"lat": ["is required"], "radius_m": ["must be a number from 1 to 200000"]})
     assert api.get("/objects/product/nearby?lat=31&lng=121", "rep1") == error(
-        404, "not_found", "product has no geolocation field to search near")
+        404, "not_found", "Product has no geolocation field to search near")
 
 
 def test_a_planned_visit_nobody_checked_in_to_is_missed_after_its_day_ends(api, people, platform):

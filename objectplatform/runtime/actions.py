@@ -14,7 +14,7 @@ from objectplatform.metadata import FieldDef, Label, Metadata, Source
 
 from . import lifecycles
 from .auth import auth_service
-from .errors import Message, NotFound, RuntimeFailure, ValidationFailed
+from .errors import Message, NotFound, RuntimeFailure, ValidationFailed, said_name, said_object
 from .fieldtypes import record_id, type_named
 from .validation import REQUIRED, converter
 
@@ -101,7 +101,8 @@ class Actions:
             raise NotFound(Message("object.unknown", "unknown object {object}", object=obj))
         action = self.by_object[obj].get(name)
         if action is None:
-            raise NotFound(Message("action.unknown", "{object} has no action {action}", object=obj, action=name))
+            raise NotFound(Message("action.unknown", "{object} has no action {action}",
+                                   object=said_object(self.platform.metadata.objects[obj]), action=name))
         return action
 
     def params(self, action: Action, data: Any, skip: frozenset[str] = frozenset()) -> dict:
@@ -138,10 +139,10 @@ class Actions:
         action): {"succeeded": [ids], "failed": [{"id", "error"}]}, each record on its own."""
         action = self.get(obj, name)
         bulk = isinstance(target, list)
-        if bulk and not action.bulk:
-            raise NotFound(Message("action.unknown_bulk", "{object} has no bulk action {action}", object=obj,
-                                   action=name))
         definition = self.platform.metadata.objects[obj]
+        if bulk and not action.bulk:
+            raise NotFound(Message("action.unknown_bulk", "{object} has no bulk action {action}",
+                                   object=said_object(definition), action=said_name(name, action.label)))
         if lifecycles.runs(definition, name):
             if not lifecycles.may_run(access, definition, name):
                 lifecycles.refuse_role(self.platform.metadata, definition, name)

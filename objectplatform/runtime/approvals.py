@@ -38,6 +38,7 @@ PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "wit
 FLOW, STAGE = "flow", "stage"
 SUBMIT, WITHDRAW = "submit", "withdraw"
 DECISION_VERBS = {APPROVED: "approved", REJECTED: "rejected"}
+AN_APPROVAL = Message("approval.noun", "approval")  # what `no_record` names: no object's records
 NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a comment
 
 # settles the record when an approval of a kind ends: (platform, conn, object, user, record id, status)
@@ -61,7 +62,7 @@ def _iso(value: Any) -> str | None:
 def _number(value: Any) -> int:
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound(no_record("approval", value))
+        raise NotFound(no_record(AN_APPROVAL, value))
     return int(text)
 
 
@@ -117,7 +118,7 @@ class Approvals:
     def _row(self, conn: sa.Connection, approval_id: Any) -> Mapping[str, Any]:
         row = conn.execute(sa.select(self.table).where(self.table.c.id == _number(approval_id))).mappings().first()
         if row is None:
-            raise NotFound(no_record("approval", approval_id))
+            raise NotFound(no_record(AN_APPROVAL, approval_id))
         return row
 
     def pending_row(self, conn: sa.Connection, obj: str, record_id: Any) -> Mapping[str, Any] | None:
@@ -144,7 +145,7 @@ class Approvals:
         with self.platform.engine.connect() as conn:
             row = self._row(conn, approval_id)
             if not self._visible(conn, access, row):
-                raise NotFound(no_record("approval", approval_id))
+                raise NotFound(no_record(AN_APPROVAL, approval_id))
             return self._json(conn, [row], access)[0]
 
     def for_record(self, access, obj: str, record_id: Any) -> list[dict]:
@@ -279,7 +280,7 @@ class Approvals:
             raise Conflict(Message("approval.already_pending", "{object} {id} is already waiting for approval "
                                    "{approval} ({title})", object=self._said(obj), id=record["id"],
                                    approval=pending["id"],
-                                   title=pending["title_zh"]))
+                                   title=said_title(pending)))
 
     def _create(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], kind: str, flow: str,
                 definition: dict, submitter: Any, at: datetime, comment: str | None) -> int:
@@ -361,7 +362,8 @@ class Approvals:
 
         if "role" in spec:
             holders = active(users.column("roles").like(f'%"{spec["role"]}"%'))
-            return holders, f"no active user holds the role {spec['role']}"
+            role = self.platform.metadata.roles.get(spec["role"])
+            return holders, f"no active user holds the role {role.label.en if role else spec['role']}"
         if "users" in spec:
             numbers = [int(u) for u in spec["users"] if str(u).isdigit()]
             return (active(sa.or_(users.column("username").in_(list(spec["users"])), ut.c.id.in_(numbers))),
@@ -369,7 +371,8 @@ class Approvals:
         if "field" in spec:
             value = record.get(spec["field"])
             ids = [int(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
-            return active(ut.c.id.in_(ids)), f"the field {spec['field']} names no active user"
+            field = self.platform.metadata.objects[approval["object"]].fields[spec["field"]]
+            return active(ut.c.id.in_(ids)), f"the field {field.label.en} names no active user"
         if "manager_of" in spec:
             who = spec["manager_of"]
             person = approval["submitter"] if who == "submitter" else record.get("owner")
@@ -448,10 +451,10 @@ class Approvals:
                                                                    s.c.step == row["step"])).scalars().all()
             names = ", ".join(self._names(conn, approvers).values()) or "none"
             if not self._visible(conn, access, row):
-                raise NotFound(no_record("approval", row["id"]))
+                raise NotFound(no_record(AN_APPROVAL, row["id"]))
             raise Forbidden(Message("approval.not_an_approver", "you are not an approver of approval {id} ({title}); "
                                     "the approvers of its step {step}: {names}", id=row["id"],
-                                    title=row["title_zh"], step=_step_title(definition, row["step"]), names=names,
+                                    title=said_title(row), step=_step_title(definition, row["step"]), names=names,
                                     step_label=_step_label(definition, row["step"])))
         if row["status"] != PENDING:
             raise Conflict(_ended(row, row["status"]))
@@ -555,6 +558,11 @@ def _step_key(approval_id: Any, index: int) -> str:
     return f"approval:{approval_id}:step:{index}:"
 
 
+def said_title(row: Mapping[str, Any]) -> str:
+    """An approval by its title (`Order approval SO-2026-001`), in each face's language."""
+    return said_label(row["title_zh"], row["title_en"])
+
+
 def _step_title(definition: dict, index: int) -> str:
     """A step as messages name it: by its label (its name in the API's params)."""
     step = definition["steps"][min(index, len(definition["steps"]) - 1)]
@@ -573,7 +581,7 @@ def _already(definition: dict, row: Mapping[str, Any], step: int, decision: str)
 
 def _ended(row: Mapping[str, Any], status: str) -> Message:
     return Message("approval.already_ended", "approval {id} ({title}) is already {status}", id=row["id"],
-                   title=row["title_zh"], status=status)
+                   title=said_title(row), status=status)
 
 
 def _waits_for(definition: dict, row: Mapping[str, Any], step: int, now: int) -> Message:
@@ -713,7 +721,7 @@ def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
         raise Locked(Message("approval.locked", "{object} {id} is waiting for approval {approval} ({title}): neither "
                              "it nor its lines can be changed until the approval is decided or withdrawn",
                              object=said_object(platform.metadata.objects[obj]), id=target, approval=pending["id"],
-                             title=pending["title_zh"]))
+                             title=said_title(pending)))
 
 
 def _on_delete(ctx: hooks.HookContext) -> None:

@@ -218,7 +218,7 @@ class Auth:
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(users.table.c.id).where(users.table.c.id == old)).first() if old else None
             if found is None:
-                raise NotFound(no_record("user", user_id))
+                raise NotFound(no_record(users.object, user_id))
             new = self._handover_target(conn, old, handover_to)
             now = self.platform.clock.now()
             self.platform.records.update("user", str(old), {"active": False}, version=None, user=by, conn=conn,
@@ -243,7 +243,7 @@ class Auth:
                 sa.select(self.users.column("active")).where(self.users.table.c.id == new)
             ).first()
         if row is None:
-            raise ValidationFailed({"handover_to": [no_record("user", handover_to)]})
+            raise ValidationFailed({"handover_to": [no_record(self.users.object, handover_to)]})
         if new == old:
             raise ValidationFailed({"handover_to": [Message("auth.handover_to_self",
                                                              "must be another user than the one deactivated")]})

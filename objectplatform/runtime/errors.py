@@ -178,6 +178,8 @@ def said_list(items: Sequence[str]) -> str:
     return Message("list.and", "{first}, {rest}", first=items[0], rest=said_list(items[1:]))
 
 
-def no_record(obj: str, record_id: Any) -> Message:
-    """The message of an id that names no record of `obj` (or none the caller may see)."""
-    return Message("record.not_found", "no {object} with id {id}", object=obj, id=record_id)
+def no_record(obj: ObjectDef | Message, record_id: Any) -> Message:
+    """The message of an id that names no record of `obj` (or none the caller may see), by the object's label
+    (`no sales order with id 9`); what is no object (a to-do) comes as the Message that names it."""
+    said = said_object(obj, lower=True) if isinstance(obj, ObjectDef) else obj
+    return Message("record.not_found", "no {object} with id {id}", object=said, id=record_id)

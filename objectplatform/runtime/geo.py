@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, ObjectDef
 
-from .errors import BadRequest, Message, NotFound
+from .errors import BadRequest, Message, NotFound, said_object
 from .validation import REQUIRED
 
 
@@ -74,7 +74,7 @@ def searched_field(obj: ObjectDef) -> FieldDef:
     field = location_field(obj)
     if field is None:
         raise NotFound(Message("geo.no_location", "{object} has no geolocation field to search near",
-                               object=obj.name))
+                               object=said_object(obj)))
     return field
 
 

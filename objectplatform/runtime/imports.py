@@ -20,7 +20,7 @@ from objectplatform.metadata.problems import closest
 
 from . import import_runs
 from .behaviors import duplicates
-from .errors import BadRequest, Conflict, Message, message_json
+from .errors import BadRequest, Conflict, Message, message_json, said_object
 from .jobs import report_progress
 from .permissions import access_for
 from .storage.engine import reading
@@ -336,7 +336,7 @@ def _vcard_fields(obj: ObjectDef, source: Source) -> Source:
     vcard = obj.vcard_import
     if vcard is None:
         raise BadRequest(Message("import.vcard_not_declared", "{file}: {object} imports no vCards (its object declares "
-                                 "no imports: vcard:)", file=source.name, object=obj.name))
+                                 "no imports: vcard:)", file=source.name, object=said_object(obj)))
     header = list(dict.fromkeys([*vcard.fields.values(), *vcard.set]))
 
     def rows() -> Iterator[tuple[int, list[str]]]:

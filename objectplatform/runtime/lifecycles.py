@@ -53,11 +53,16 @@ def own_label(transition: Transition) -> Label | None:
     return None if transition.label == Label(transition.name, transition.name) else transition.label
 
 
+def transition_label(transition: Transition, action: Label | None) -> Label:
+    """What a transition is called: its action's label `action` (which alone labels one the approval engine or a
+    behavior runs), else its own."""
+    return action or transition.label
+
+
 def said_transition(obj: ObjectDef, name: str, label: Label | None = None) -> str:
-    """A transition by `label` (its action's, which one the approval engine or a behavior runs labels alone),
-    else by its own."""
+    """A transition by its `transition_label`, `label` its action's."""
     transition = obj.lifecycle.transitions.get(name) if obj.lifecycle else None
-    label = label or (transition.label if transition is not None else None)
+    label = label if transition is None else transition_label(transition, label)
     return said_name(name, label) if label else name
 
 

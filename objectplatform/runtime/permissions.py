@@ -358,13 +358,13 @@ def access_for(platform, user_id: str, conn: sa.Connection | None = None) -> Acc
     users = schema["user"]
     text = str(user_id)
     if not (text.isascii() and text.isdigit()):
-        raise Unauthenticated(no_record("user", user_id))
+        raise Unauthenticated(no_record(users.object, user_id))
     row = conn.execute(
         sa.select(users.column("username"), users.column("display_name"), users.column("roles"),
                   users.column("active"), users.column("department")).where(users.table.c.id == int(text))
     ).first()
     if row is None:
-        raise Unauthenticated(no_record("user", user_id))
+        raise Unauthenticated(no_record(users.object, user_id))
     username, display_name, roles_json, active, department = row
     roles = frozenset(from_db("multi_picklist", roles_json) or ()) if active else frozenset()
     grants = grants_for(metadata, roles)

@@ -73,7 +73,7 @@ def run_transition_many(platform, access, obj_name: str, name: str, ids: list[st
                 try:
                     record = found.get(one)
                     if record is None:
-                        raise NotFound(no_record(obj_name, one))
+                        raise NotFound(no_record(obj, one))
                     lifecycles.refuse(access, obj, name, record, now)
                     missing = missing_fields(transition, record)
                     if missing:

@@ -23,6 +23,8 @@ from .storage.id_sets import among
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 LIST_LIMIT = 200
+A_TODO = Message("todo.noun", "to-do")  # what `no_record` names: no object's records
+A_NOTIFICATION = Message("notification.noun", "notification")
 
 
 def as_label(title: Label | str | Mapping[str, str]) -> Label:
@@ -240,12 +242,12 @@ class WorkQueue:
 
     def done(self, access, todo_id: Any, now: datetime | None = None) -> Todo:
         """Mark one of the user's (or their roles') to-dos done; 404 if not theirs, 409 if already done."""
-        number = _number(todo_id, "to-do")
+        number = _number(todo_id, A_TODO)
         table = self.todos
         with self.platform.records.transaction() as conn:
             row = conn.execute(sa.select(table).where(table.c.id == number, self._mine(access))).mappings().first()
             if row is None:
-                raise NotFound(no_record("to-do", todo_id))
+                raise NotFound(no_record(A_TODO, todo_id))
             if row["done_at"] is not None:
                 raise Conflict(Message("todo.done", "to-do {id} is already done", id=todo_id))
             values = {"done_at": _stored(now or self.platform.clock.now()), "done_by": int(access.user_id)}
@@ -282,11 +284,11 @@ class WorkQueue:
         stmt = sa.update(table).where(table.c.user_id == int(user_id), table.c.read_at.is_(None))
         with self.platform.records.transaction() as conn:
             if notification_id is not None:
-                number = _number(notification_id, "notification")
+                number = _number(notification_id, A_NOTIFICATION)
                 found = conn.execute(sa.select(table.c.id).where(
                     table.c.id == number, table.c.user_id == int(user_id))).first()
                 if found is None:
-                    raise NotFound(no_record("notification", notification_id))
+                    raise NotFound(no_record(A_NOTIFICATION, notification_id))
                 stmt = stmt.where(table.c.id == number)
             return conn.execute(stmt.values(read_at=_stored(now or self.platform.clock.now()))).rowcount
 
@@ -305,7 +307,7 @@ def inserted_ids(conn: sa.Connection, table: sa.Table, columns: list[str], rows:
     return conn.execute(stmt.returning(table.c.id)).scalars().all()
 
 
-def _number(value: Any, what: str) -> int:
+def _number(value: Any, what: Message) -> int:
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound(no_record(what, value))

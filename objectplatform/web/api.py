@@ -20,7 +20,9 @@ from objectplatform.runtime import BadRequest, Forbidden, NotFound, Platform, Un
 from objectplatform.runtime.actions import Action, actions_service, run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import duplicates, route
-from objectplatform.runtime.errors import Message
+from objectplatform.runtime.errors import Message, said_object
+from objectplatform.runtime.lifecycles import transition_label
+from objectplatform.runtime.permissions import OPERATION_VERBS
 
 from . import errors, import_jobs, openapi
 from .current import get_platform
@@ -140,8 +142,8 @@ def _write_scope(obj: str, record_id: str, operation: str):
         except NotFound:
             records.get(obj, record_id, where=_scope(obj))  # NotFound when they may not read it either
             raise Forbidden(Message("permission.team_read_only", "{object} {id} is read-only to you: its team lets you "
-                                    "read it, not {operation} it", object=obj, id=record_id,
-                                    operation=operation)) from None
+                                    "read it, not {operation} it", object=said_object(records.metadata.objects[obj]),
+                                    id=record_id, operation=OPERATION_VERBS[operation])) from None
     return where
 
 
@@ -402,9 +404,10 @@ def _actions_json(obj: str) -> list[dict]:
     return [action_json(a, service.allowed(g.access, obj, a.name)) for a in service.for_object(obj)]
 
 
-def lifecycle_json(o: ObjectDef) -> dict | None:
+def lifecycle_json(o: ObjectDef, action_labels: Mapping[str, Label]) -> dict | None:
     """The object's lifecycle as API.md (Lifecycles) shows it: states with labels and what stays
-    editable, transitions with their states, roles, parameters and required fields."""
+    editable, transitions with their label (`transition_label`, by the object's `action_labels`), states, roles,
+    parameters and required fields."""
     lc = o.lifecycle
     if lc is None:
         return None
@@ -419,8 +422,9 @@ def lifecycle_json(o: ObjectDef) -> dict | None:
     return {
         "field": lc.field, "initial": list(lc.initial),
         "states": [state_json(s) for s in lc.states.values()],
-        "transitions": [{"name": t.name, "label": label_json(t.label), "from": list(t.sources), "to": t.to,
-                         "by": t.by, "roles": list(t.roles), "condition": t.condition,
+        "transitions": [{"name": t.name, "label": label_json(transition_label(t, action_labels.get(t.name))),
+                         "from": list(t.sources), "to": t.to, "by": t.by, "roles": list(t.roles),
+                         "condition": t.condition,
                          "params": [field_json(p) for p in t.params], "required_fields": list(t.required_fields)}
                         for t in lc.transitions.values()],
     }
@@ -503,7 +507,7 @@ def meta_object(obj: str) -> Response:
                    for s in o.layout],
         "validation_rules": [{"name": r.name, "field": r.field, "message": label_json(r.message)}
                              for r in o.validation_rules],
-        "lifecycle": lifecycle_json(o),
+        "lifecycle": lifecycle_json(o, {a.name: a.label for a in actions_service(platform).for_object(obj)}),
     }
     return json_response(body)
 

@@ -110,16 +110,16 @@ def _menu(platform, access, lang: str) -> list[dict]:
     return groups
 
 
-def error_page(status: int, message: str | None = None):
+def error_page(status: int, message: str | None = None, hint: str | None = None):
     lang = g.get("lang") or language()
     title = text(f"error.{status}" if status in (400, 403, 404) else "error.title", lang)
-    return render_template("pages/error.html", status=status, title=title, message=message), status
+    return render_template("pages/error.html", status=status, title=title, message=message, hint=hint), status
 
 
 @bp.errorhandler(RuntimeFailure)
 def _failure(e: RuntimeFailure):
-    if isinstance(e, NotFound):
-        return error_page(404, text("error.404_detail", g.lang))
+    if isinstance(e, NotFound):  # what is missing, by its label (`找不到编号为 9 的销售订单`), and what that may mean
+        return error_page(404, error_text(e.message, g.lang), text("error.404_detail", g.lang))
     return error_page(e.status if e.status in (400, 403) else 400, error_text(e.message, g.lang))
 
 

@@ -13,7 +13,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from objectplatform.runtime import BadRequest, NotFound, ValidationFailed
 from objectplatform.runtime.behaviors import calendar, frequency
-from objectplatform.runtime.errors import Message
+from objectplatform.runtime.errors import Message, said_object
 
 from .api_calendar import calendar_entries
 from .current import get_platform
@@ -149,7 +149,7 @@ def frequency_page(obj: str):
     definition = object_def(obj)
     platform = get_platform()
     if not frequency.FREQUENCY.declared_by(definition):
-        raise NotFound(Message("frequency.none", "{object} has no visit frequency", object=obj))
+        raise NotFound(Message("frequency.none", "{object} has no visit frequency", object=said_object(definition)))
     config = frequency.FREQUENCY.config_of(definition)
     day = frequency.period_query(request.args, platform.local_now().date(), config.period)
     owner = request.args.get("owner") or None

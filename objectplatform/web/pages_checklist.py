@@ -11,7 +11,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.behaviors.checklist import CHECKLIST, ChecklistConfig, Item, status
-from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed
+from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed, said_object
 from objectplatform.runtime.storage.engine import reading
 
 from .current import get_platform
@@ -55,7 +55,8 @@ def _item(obj: ObjectDef, name: str) -> Item:
         for item in config.listed(obj):
             if item.object == name:
                 return item
-    raise NotFound(Message("checklist.no_item", "{object} has no action {item}", object=obj.name, item=name))
+    raise NotFound(Message("checklist.no_item", "{object} has no action {item}", object=said_object(obj),
+                           item=name))
 
 
 @bp.route("/o/<obj>/<id>/checklist/<item>", methods=["GET", "POST"])
@@ -94,7 +95,7 @@ def checklist_page(obj: str):
     of its records the caller may read, linking to its list (where it is exported)."""
     definition = object_def(obj)
     if not CHECKLIST.declared_by(definition):
-        raise NotFound(Message("checklist.none", "{object} has no actions", object=obj))
+        raise NotFound(Message("checklist.none", "{object} has no actions", object=said_object(definition)))
     config: ChecklistConfig = CHECKLIST.config_of(definition)
     platform = get_platform()
     metadata = platform.metadata

@@ -13,7 +13,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import convertible
-from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed
+from objectplatform.runtime.errors import Conflict, Message, NotFound, ValidationFailed, said_object
 
 from .current import get_platform
 from .forms import editable, make_input, posted, shown_value
@@ -82,7 +82,8 @@ def _parts(c: convertible.Config, defaults: Mapping[str, Mapping[str, Any]], typ
 def convert_dialog(obj: str, id: str):
     definition = object_def(obj)
     if convertible.BEHAVIOR not in definition.behaviors:
-        raise NotFound(Message("convert.not_convertible", "{object} cannot be converted", object=obj))
+        raise NotFound(Message("convert.not_convertible", "{object} cannot be converted",
+                               object=said_object(definition)))
     platform = get_platform()
     current = platform.records.get(obj, id, where=scope(obj))
     try:

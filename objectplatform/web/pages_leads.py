@@ -14,7 +14,7 @@ from objectplatform.metadata import ObjectDef
 from objectplatform.runtime.actions import actions_service, run_action
 from objectplatform.runtime.behaviors import convertible
 from objectplatform.runtime.behaviors import pool as pool_behavior
-from objectplatform.runtime.errors import BadRequest, Message, NotFound, ValidationFailed
+from objectplatform.runtime.errors import BadRequest, Message, NotFound, ValidationFailed, said_object
 from objectplatform.runtime.storage.engine import reading
 
 from .current import get_platform
@@ -140,7 +140,7 @@ def return_dialog(obj: str, id: str):
     """退回线索池: a reason (required) and, optionally, another pool than the record's own."""
     definition = object_def(obj)
     if "pool" not in definition.behaviors:
-        raise NotFound(Message("pool.no_pool_behavior", "{object} has no lead pool", object=obj))
+        raise NotFound(Message("pool.no_pool_behavior", "{object} has no lead pool", object=said_object(definition)))
     platform = get_platform()
     g.access.require_action(obj, "return", actions_service(platform).get(obj, "return").label)
     current = platform.records.get(obj, id, where=scope(obj))

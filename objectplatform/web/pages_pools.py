@@ -67,7 +67,7 @@ def pool_board():
     chosen = request.args.get("pool") or (pools[0]["id"] if pools else None)
     current = next((p for p in pools if p["id"] == chosen), None)
     if chosen is not None and current is None:
-        raise NotFound(no_record(behavior.pool_object, chosen))
+        raise NotFound(no_record(behavior.pot.object, chosen))
     context: dict = {"pools": pools, "current": current, "rows": [], "headers": [], "total": 0, "total_exact": True,
                      "next_url": None}
     if current is not None:

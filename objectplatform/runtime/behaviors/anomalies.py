@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Label, ObjectDef
 
 from ..clock import local_midnight
-from ..errors import BadRequest, Message, NotFound
+from ..errors import BadRequest, Message, NotFound, said_object
 from ..geo import distance_m, point
 from ..records.service import parse_record_id
 from ..sales_processes import department_path
@@ -159,7 +159,8 @@ def mileage(platform, access, obj: str, start: date, end: date, owner: Any = Non
     the settings' `road_factor`; by owner then day."""
     definition = platform.metadata.objects.get(obj)
     if definition is None or not CHECK_IN.declared_by(definition):
-        raise NotFound(Message("anomalies.none", "{object} has no check-in", object=obj))
+        raise NotFound(Message("anomalies.none", "{object} has no check-in",
+                               object=obj if definition is None else said_object(definition)))
     access.require(obj, "read")
     config: CheckInConfig = CHECK_IN.config_of(definition)
     located = _location_field(definition, config)
@@ -215,7 +216,8 @@ def anomalies(platform, access, obj: str, start: date, end: date, owner: Any = N
     each kind, in one query joined to the targets' locations (the target's only where the caller may read it)."""
     definition = platform.metadata.objects.get(obj)
     if definition is None or not CHECK_IN.declared_by(definition):
-        raise NotFound(Message("anomalies.none", "{object} has no check-in", object=obj))
+        raise NotFound(Message("anomalies.none", "{object} has no check-in",
+                               object=obj if definition is None else said_object(definition)))
     access.require(obj, "read")
     config: CheckInConfig = CHECK_IN.config_of(definition)
     today = platform.local_now().date()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Label, ObjectDef
 
 from ..clock import local_midnight
-from ..errors import BadRequest, Message, NotFound, ValidationFailed, said_label
+from ..errors import BadRequest, Message, NotFound, ValidationFailed, said_object
 from ..records.service import parse_record_id
 from ..validation import REQUIRED
 from .registry import Behavior, FieldNeed, Need
@@ -72,7 +72,8 @@ def calendar_object(metadata, obj: str) -> tuple[ObjectDef, CalendarConfig]:
     """`obj` and its calendar; 404 when it has none."""
     definition = metadata.objects.get(obj)
     if definition is None or not CALENDAR.declared_by(definition):
-        raise NotFound(Message("calendar.none", "{object} has no calendar", object=obj))
+        raise NotFound(Message("calendar.none", "{object} has no calendar",
+                               object=obj if definition is None else said_object(definition)))
     return definition, CALENDAR.config_of(definition)
 
 
@@ -174,7 +175,8 @@ def plan(platform, access, obj: str, data: Any) -> dict:
     {"created": [ids], "items": [records], "warnings": [what the hooks warned of, a daily cap passed]}."""
     definition, config = calendar_object(platform.metadata, obj)
     if config.plan_for is None:
-        raise NotFound(Message("calendar.no_planning", "{object} records are not planned for others", object=obj))
+        raise NotFound(Message("calendar.no_planning", "{object} records are not planned for others",
+                               object=said_object(definition)))
     access.require(obj, "create")
     if not isinstance(data, Mapping):
         raise BadRequest(Message("request.not_an_object", "the body must be a JSON object"))
@@ -214,6 +216,6 @@ def _refuse_unseen(platform, access, target: str, ids: Sequence[str]) -> None:
         seen = {str(i) for i in conn.execute(sa.select(t.c.id).where(*where)).scalars()}
     missing = [i for i in ids if i not in seen]
     if missing:
-        label = platform.metadata.objects[target].label
         raise NotFound(Message("calendar.unknown_targets", "no {object} with id {ids}",
-                               object=said_label(label.zh, label.en), ids=", ".join(missing)))
+                               object=said_object(platform.metadata.objects[target], lower=True),
+                               ids=", ".join(missing)))

@@ -270,7 +270,9 @@ def visit_now(platform, access, target: str, target_id: str, data: Any) -> dict:
     checked in at once as the caller, in one transaction (a refused check-in leaves nothing behind)."""
     obj = visiting(platform.metadata, target)
     if obj is None:
-        raise NotFound(Message("check_in.nothing_visits", "no object checks in at a {object}", object=target))
+        known = platform.metadata.objects.get(target)
+        raise NotFound(Message("check_in.nothing_visits", "no object checks in at a {object}",
+                               object=target if known is None else lifecycles.said_object(known, lower=True)))
     config: CheckInConfig = CHECK_IN.config_of(obj)
     access.require(obj.name, "create")
     service = actions.actions_service(platform)
@@ -438,7 +440,8 @@ def _beyond_daily_cap(ctx: HookContext, records: list[dict], errors: list[dict])
         for i in indexes[max(config.max_per_day - count, 0):]:
             errors[i].setdefault(config.planned_field, []).append(Message(
                 "check_in.daily_cap", "{count} {object} records are already planned on {day}; at most {limit} a day",
-                count=count, object=obj.name, day=day.isoformat(), limit=config.max_per_day))
+                count=count, object=lifecycles.said_object(obj, lower=True), day=day.isoformat(),
+                limit=config.max_per_day))
 
 
 CHECK_IN = Behavior(

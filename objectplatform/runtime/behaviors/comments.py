@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import Label, ObjectDef
 
-from ..errors import Message, NotFound, ValidationFailed
+from ..errors import Message, NotFound, ValidationFailed, said_object
 from ..permissions import Access, access_for
 from ..records.recycle_bin import title_of
 from ..storage import convert
@@ -84,7 +84,8 @@ class Comments:
         403 for a role that may not read the object."""
         definition = self.platform.metadata.objects.get(obj)
         if definition is None or BEHAVIOR not in definition.behaviors:
-            raise NotFound(Message("comment.not_enabled", "{object} records have no comments", object=obj))
+            raise NotFound(Message("comment.not_enabled", "{object} records have no comments",
+                                   object=obj if definition is None else said_object(definition)))
         access.require(obj, "read")
         return self.platform.records.get(obj, record_id, where=self._scope(access, obj), conn=conn)
 

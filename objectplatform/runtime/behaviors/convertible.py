@@ -209,7 +209,7 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
             .where(lead_table.table.c.id == int(record["id"])).with_for_update()
         ).first()
         if locked is None:
-            raise NotFound(no_record(obj, record["id"]))
+            raise NotFound(no_record(lead_table.object, record["id"]))
         _check_status(c, {"id": record["id"], c.status_field: locked[1]})
         current = records.get(obj, record["id"], conn=conn)
         created: dict[str, dict | None] = {}
@@ -218,7 +218,8 @@ def convert(platform, access, obj: str, record: Mapping[str, Any], params: Mappi
             try:
                 created[main] = records.get(main, existing, where=access.scope(main, account_table), conn=conn)
             except NotFound:
-                raise ValidationFailed({f"existing_{main}": [no_record(main, existing)]}) from None
+                missing = no_record(platform.metadata.objects[main], existing)
+                raise ValidationFailed({f"existing_{main}": [missing]}) from None
         else:
             created[main] = _create(platform, scoped, c, main, current, given, created, user, conn)
         for target in others:

@@ -18,7 +18,7 @@ from objectplatform.metadata import Label, Metadata, ObjectDef
 from objectplatform.metadata.model import DuplicateRule
 
 from .. import actions
-from ..errors import Message
+from ..errors import Message, said_name, said_object
 from ..records import hooks
 from ..records.masking import field_mask
 from ..storage.convert import from_row
@@ -93,8 +93,9 @@ def _among(conn: sa.Connection, columns: list[sa.ColumnElement], rows: set[tuple
 
 
 def _label(rule: DuplicateRule) -> str:
+    """The rule as a message names it: its label (`same mobile`), its name in the API's params."""
     text = rule.label.en
-    return text[:1].lower() + text[1:]
+    return said_name(rule.name, Label(rule.label.zh, text[:1].lower() + text[1:]))
 
 
 class Duplicates:
@@ -177,11 +178,12 @@ class Duplicates:
         """'duplicate of lead 12 (王伟's, in 华北区线索池): same mobile'; for a caller the compared value is
         hidden from on the match, only 'duplicate of a lead in 华北区线索池: same mobile'."""
         info = described[match["id"]]
+        said = said_object(self.metadata.objects[obj], lower=True)
         if self.hides(access, obj, rule, match):
             if info.get("pool") is not None:
                 return Message("duplicates.duplicate_in_pool", "duplicate of a {object} in {pool}: {rule}",
-                               object=obj, pool=info["pool"]["title"], rule=_label(rule))
-            return Message("duplicates.duplicate_hidden", "duplicate of another {object}: {rule}", object=obj,
+                               object=said, pool=info["pool"]["title"], rule=_label(rule))
+            return Message("duplicates.duplicate_hidden", "duplicate of another {object}: {rule}", object=said,
                            rule=_label(rule))
         parts = []
         if info["owner"] is not None:
@@ -189,7 +191,7 @@ class Duplicates:
         if info.get("pool") is not None:
             parts.append(f"in {info['pool']['title']}")
         where = f" ({', '.join(parts)})" if parts else ""
-        return Message("duplicates.duplicate_of", "duplicate of {object} {id}{where}: {rule}", object=obj,
+        return Message("duplicates.duplicate_of", "duplicate of {object} {id}{where}: {rule}", object=said,
                        id=match["id"], where=where, rule=_label(rule))
 
     # ------------------------------------------------------------------------------------ hooks
@@ -280,7 +282,8 @@ class Duplicates:
             first = matches[0]
             if first["id"] in imported:
                 message = Message("duplicates.possible_earlier_row", "possible duplicate of an earlier row of this "
-                                  "import ({object} {id}): {rule}", object=obj, id=first["id"], rule=_label(rule))
+                                  "import ({object} {id}): {rule}", id=first["id"], rule=_label(rule),
+                                  object=said_object(self.metadata.objects[obj], lower=True))
             else:
                 message = Message("duplicates.possible", "possible {duplicate}",
                                   duplicate=self.message(obj, rule, first, described, access))

@@ -135,7 +135,7 @@ def _check(ctx: HookContext, rows: list[dict], errors: list[dict[str, list[str]]
                 and "related_id" not in row_errors:
             number = parse_record_id(related_id)
             if number is None or number not in existing.get(obj, ()):
-                row_errors.setdefault("related_id", []).append(no_record(obj, related_id))
+                row_errors.setdefault("related_id", []).append(no_record(metadata.objects[obj], related_id))
 
 
 def _follow(ctx: HookContext, follow_ups: list[dict]) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from objectplatform.metadata import Label, ObjectDef
 
 from ..clock import local_midnight
-from ..errors import BadRequest, Message, NotFound
+from ..errors import BadRequest, Message, NotFound, said_object
 from ..records.service import parse_record_id
 from .calendar import within_reach
 from .registry import Behavior, FieldNeed, Need, ObjectNeed
@@ -144,7 +144,8 @@ def compliance(platform, access, obj: str, day: date, owner: Any = None) -> dict
     counts come from one grouped query joined to the records, never a loop over them."""
     definition = platform.metadata.objects.get(obj)
     if definition is None or not FREQUENCY.declared_by(definition):
-        raise NotFound(Message("frequency.none", "{object} has no visit frequency", object=obj))
+        raise NotFound(Message("frequency.none", "{object} has no visit frequency",
+                               object=obj if definition is None else said_object(definition)))
     access.require(obj, "read")
     config: FrequencyConfig = FREQUENCY.config_of(definition)
     start, end = period_of(day, config.period)

@@ -155,14 +155,14 @@ class PoolBehavior:
     def read(self, conn: sa.Connection, record_id: Any) -> dict:
         row = conn.execute(sa.select(self.table).where(self.table.c.id == int(record_id))).mappings().first()
         if row is None:
-            raise NotFound(no_record(self.obj, record_id))
+            raise NotFound(no_record(self.definition, record_id))
         return from_row(self.ot, row)
 
     def pool(self, conn: sa.Connection, pool_id: Any, lock: bool = False) -> dict:
         stmt = sa.select(self.pot.table).where(self.pot.table.c.id == int(pool_id))
         row = conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
         if row is None:
-            raise ValidationFailed({"pool": [no_record(self.pool_object, pool_id)]})
+            raise ValidationFailed({"pool": [no_record(self.pot.object, pool_id)]})
         return from_row(self.pot, row)
 
     def state(self, record: dict) -> Message:
@@ -384,7 +384,7 @@ class PoolBehavior:
         failed = []
         for record_id, found, in_scope, may, was in refused:
             if found is None or not in_scope:
-                error = NotFound(no_record(self.obj, str(record_id)))
+                error = NotFound(no_record(self.definition, str(record_id)))
             elif not may:
                 error = Forbidden(self.managers_only("assign", str(record_id)))
             else:

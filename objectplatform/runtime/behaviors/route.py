@@ -17,7 +17,7 @@ from objectplatform.metadata import Label, ObjectDef
 
 from .. import actions, ics
 from ..clock import local_midnight
-from ..errors import BadRequest, Message, NotFound, ValidationFailed, no_record, said_label
+from ..errors import BadRequest, Message, NotFound, ValidationFailed, no_record, said_object, said_records
 from ..geo import LocatedThroughLookup, point
 from ..routing import Plan, Roads, Stop, plan_in_order, plan_route
 from ..validation import REQUIRED
@@ -137,7 +137,8 @@ def routed_object(metadata, obj: str) -> RouteConfig:
     """The route configuration of `obj` (404: it declares no route behavior)."""
     definition = metadata.objects.get(obj)
     if definition is None or not ROUTE.declared_by(definition):
-        raise NotFound(Message("route.not_routed", "{object} has no day route", object=obj))
+        raise NotFound(Message("route.not_routed", "{object} has no day route",
+                               object=obj if definition is None else said_object(definition)))
     return ROUTE.config_of(definition)
 
 
@@ -162,13 +163,13 @@ class DayRoute:
             found = {r["id"]: r for r in self._list(conn, sa.and_(mine, ot.table.c.id.in_(_ids(ids))))}
             for one in ids:
                 if str(one) not in found:
-                    raise NotFound(no_record(self.obj.name, one))
+                    raise NotFound(no_record(self.obj, one))
             chosen = [found[str(one)] for one in dict.fromkeys(map(str, ids))]
             wrong = [r["id"] for r in chosen if not self._on_the_day(r)]
             if wrong:
                 raise ValidationFailed({"visit_ids": [Message(
                     "route.not_that_day", "{object} {ids} is not planned on {day} or not open",
-                    object=self.obj.name, ids=", ".join(wrong), day=self.day.isoformat())]})
+                    object=said_object(self.obj, lower=True), ids=", ".join(wrong), day=self.day.isoformat())]})
             return chosen
         column = ot.column(config.planned_field)
         start, end = local_midnight(self.day, self.zone), local_midnight(self.day + timedelta(days=1), self.zone)
@@ -206,7 +207,8 @@ class DayRoute:
         if unplaced:
             raise ValidationFailed({"visit_ids": [Message(
                 "route.no_location", "{object} {ids}: the {target} has no location to route to",
-                object=self.obj.name, ids=", ".join(unplaced), target=target_obj)]})
+                object=said_object(self.obj, lower=True), ids=", ".join(unplaced),
+                target=said_object(self.platform.metadata.objects[target_obj], lower=True))]})
         return stops
 
     def _window(self, record: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -282,7 +284,7 @@ def plan_day(platform, access, path: str, data: Any) -> dict:
         records = route.records(conn, ids)
         if not records:
             raise ValidationFailed({"date": [Message("route.no_visits", "you have no {object} planned on {day} to "
-                                                     "route", object=said_label(obj.label.zh, obj.label.en),
+                                                     "route", object=said_records(obj),
                                                      day=day.isoformat())]})
         start = route.start(start)
         plan = plan_route(start, route.stops(conn, records), config.roads, config.time_limit_ms)

@@ -288,7 +288,7 @@ class StagedBehavior:
         if conn.execute(stmt).rowcount == 0:
             latest = conn.execute(sa.select(self.table).where(self.table.c.id == int(current["id"]))).mappings().first()
             if latest is None:
-                raise NotFound(no_record(self.obj, current["id"]))
+                raise NotFound(no_record(self.definition, current["id"]))
             raise self.refuse(from_row(self.ot, latest), action)
         fields = self.platform.metadata.objects[self.obj].fields
         logged = {k: v for k, v in values.items()
@@ -572,7 +572,7 @@ def _prepare(records, conn: sa.Connection, obj: str, at: datetime, batch: list[d
         if record.get(f.stage) is not None and found.stage(record[f.stage]) is None:
             problems.setdefault(f.stage, []).append(Message(
                 "stage.no_stage", "no stage {stage!r} in {process}; one of: {known}", stage=record[f.stage],
-                process=found.name, known=", ".join(s.key for s in found.stages)))
+                process=said_process(found), known=", ".join(s.key for s in found.stages)))
             continue
         if _created_open(config, record):
             stage = found.stage(record.get(f.stage)) or found.first

@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.metadata.expressions import Expression, ExpressionError, parse
-from objectplatform.runtime.errors import BadRequest, Message
+from objectplatform.runtime.errors import BadRequest, Message, said_object
 from objectplatform.runtime.expressions_sql import to_sql
 
 from ..fieldtypes import type_named
@@ -351,7 +351,8 @@ def _search(ot: ObjectTable, q: str, mask: FieldMask | None = None) -> ColumnEle
         raise InvalidFilter(NUL)
     names = searchable(obj)
     if not names:
-        raise InvalidFilter(Message("query.not_searchable", "{object} has no searchable fields", object=obj.name))
+        raise InvalidFilter(Message("query.not_searchable", "{object} has no searchable fields",
+                                    object=said_object(obj)))
     names = tuple(n for n in names if mask is None or mask.visible(n))
     if not names:
         return sa.false()

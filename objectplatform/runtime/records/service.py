@@ -218,7 +218,7 @@ class Records:
         with self._reading(conn) as c:
             record = self._read(c, ot, id, where=where)
             if record is None:
-                raise NotFound(no_record(obj, id))
+                raise NotFound(no_record(ot.object, id))
             return record if seen_by is None else self.masked(obj, record, seen_by)
 
     def read_many(self, conn: sa.Connection, obj: str, ids: Iterable[Any], *, where=None,
@@ -308,12 +308,12 @@ class Records:
         ot = self._table(obj)
         record_id = parse_record_id(id)
         if record_id is None:
-            raise NotFound(no_record(obj, id))
+            raise NotFound(no_record(ot.object, id))
         with self._reading(conn) as c:
             if where is not None and c.execute(
                 sa.select(ot.table.c.id).where(ot.table.c.id == record_id, where)
             ).first() is None:
-                raise NotFound(no_record(obj, id))
+                raise NotFound(no_record(ot.object, id))
             entries = history.read(c, self.schema.history, obj, record_id)
             if seen_by is None:
                 return entries
@@ -371,14 +371,15 @@ class Records:
                     continue
                 for item in value if isinstance(value, list) else [value]:
                     if int(item) not in found:
-                        errors.setdefault(name, []).append(no_record(target, item))
+                        errors.setdefault(name, []).append(no_record(self.schema[target].object, item))
         return result
 
     def _unique_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
                        own_ids: list[int | None]) -> list[Errors]:
         """Per row, unique values already used by another record or by an earlier row of `rows`."""
         result: list[Errors] = [{} for _ in rows]
-        message = Message("record.unique", "already used by another {object}", object=ot.object.name)
+        message = Message("record.unique", "already used by another {object}",
+                          object=said_object(ot.object, lower=True))
         for f in ot.object.fields.values():
             if not f.unique or f.name not in ot.columns:
                 continue
@@ -475,7 +476,8 @@ class Records:
             return None
         obj, column = found
         name = next((f for f, cols in self.schema[obj].columns.items() if cols == (column,)), column)
-        return ValidationFailed({name: [Message("record.unique", "already used by another {object}", object=obj)]})
+        return ValidationFailed({name: [Message("record.unique", "already used by another {object}",
+                                                 object=said_object(self.metadata.objects[obj], lower=True))]})
 
     # ----------------------------------------------------------------------------------- writes
 
@@ -617,7 +619,7 @@ class Records:
             now = self.platform.clock.now()
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
-                raise NotFound(no_record(obj, id))
+                raise NotFound(no_record(ot.object, id))
             errors: Errors = {}
             data, lines = self._split_children(obj, values, errors)
             changed = [] if system else self.validators[obj].changed(data, current)
@@ -712,7 +714,7 @@ class Records:
         if updated == 0:
             latest = self._read(conn, ot, current["id"])
             if latest is None:
-                raise NotFound(no_record(obj, current["id"]))
+                raise NotFound(no_record(ot.object, current["id"]))
             raise self._conflict(conn, ot, latest, expected)
         history.write(conn, self.schema.history,
                       self._change_entries(ot, current, record, changes, user, now, change, detail))
@@ -767,7 +769,7 @@ class Records:
                     written.append((current, record, diff))
                 else:
                     latest = self._read(conn, ot, current["id"])
-                    refused[current["id"]] = NotFound(no_record(obj, current["id"])) if latest is None \
+                    refused[current["id"]] = NotFound(no_record(ot.object, current["id"])) if latest is None \
                         else self._conflict(conn, ot, latest, current["version"])
         history.write(conn, self.schema.history, [
             entry for current, record, diff in written
@@ -824,7 +826,7 @@ class Records:
         for record_id in ids:
             if record_id in missed:
                 latest = self._read(conn, ot, record_id)
-                refused[str(record_id)] = NotFound(no_record(obj, record_id)) if latest is None \
+                refused[str(record_id)] = NotFound(no_record(ot.object, record_id)) if latest is None \
                     else self._conflict(conn, ot, latest, latest["version"])
         self.rollups.refresh_fed(conn, fed, now)
         return sorted(done), refused
@@ -844,8 +846,9 @@ class Records:
                 line = existing.get(str(item["id"]))
                 if line is None:
                     errors.setdefault(f"{prefix}id", []).append(Message(
-                        "record.no_such_line", "no {object} with id {id} in this {parent}", object=child,
-                        id=item["id"], parent=cot.object.fields[via].to))
+                        "record.no_such_line", "no {object} with id {id} in this {parent}",
+                        object=said_object(cot.object, lower=True), id=item["id"],
+                        parent=said_object(self.metadata.objects[cot.object.fields[via].to], lower=True)))
                     continue
                 kept.add(line["id"])
                 record, changes, line_errors = self._prepare_change(conn, cot, line, data, user, now, system,
@@ -867,7 +870,7 @@ class Records:
         with self._writing(conn, []) as c:
             current = self._read(c, ot, id, lock=True, where=where)
             if current is None:
-                raise NotFound(no_record(obj, id))
+                raise NotFound(no_record(ot.object, id))
             now = self.platform.clock.now()
             self._hooks("before_delete", c, ot.object, user, now, before=dict(current))
             self.lifecycles.refuse_locked_parent(c, self.schema, self._access, obj, current, user)
