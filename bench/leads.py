@@ -1,9 +1,11 @@
 """Lead benchmarks (not tests): import of a 100,000-row CSV (validation, duplicate rules, pool routing)
 and bulk assignment of 100,000 waiting leads from a pool beside the floor's one UPDATE of them on the same table, on
-SQLite and PostgreSQL. The assignment also prints its CPU seconds (`cpu_seconds`: this process's and its PostgreSQL
-server processes'): the work itself, whatever else the machine is doing.
+SQLite and PostgreSQL; with --tasks, the other bulk actions (return of 100,000 held leads to the pool, a hand-over,
+auto-recycle, a set-based transition) each beside its floor, one UPDATE. Each also prints its CPU seconds
+(`cpu_seconds`: this process's and its PostgreSQL server processes'): the work itself, whatever else the machine is
+doing.
 
-Usage: python bench/leads.py [--backends sqlite,postgresql] [--rows 100000]
+Usage: python bench/leads.py [--backends sqlite,postgresql] [--rows 100000] [--tasks import,assign,return,...|all]
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import sqlalchemy as sa
 from engine import cpu_seconds, database, settle  # bench/engine.py (this folder is first on sys.path)
 
 from objectplatform.runtime import Settings, open_platform
-from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.behaviors.recycle import recycle
@@ -42,7 +43,7 @@ def write_csv(path: Path, rows: int) -> None:
             out.writerow([f"线索{i}", f"公司{i % 5000}", f"139{i:08d}", f"l{i}@example.com", "展会", "春季展会"])
 
 
-def bench(backend: str, workdir: Path, rows: int, tasks: set[str], few: int) -> dict[str, float]:
+def bench(backend: str, workdir: Path, rows: int, tasks: set[str]) -> dict[str, float]:
     url = database(backend, "bench_leads", workdir)
     platform = open_platform(Settings.from_env({}, database_url=url, instance_path=workdir / "instance"))
     migrate(platform.engine, platform.schema)
@@ -96,12 +97,20 @@ def bench(backend: str, workdir: Path, rows: int, tasks: set[str], few: int) -> 
     settle(platform.engine)
     col, now = ot.column, platform.clock.now()
 
-    if "return" in tasks:  # the API's bulk action: each lead returned by its owner, one after another
-        mine = ids[:few * len(reps):len(reps)]  # the first rep's (assignment went round the reps)
-        floor(platform, out, "return", table.update().where(table.c.id.in_([int(i) for i in mine])).values(
+    if "return" in tasks:  # every lead assigned to the first rep, who returns them all to the pool at once
+        pool_behavior.assign_many(platform, access, "lead", ids, owner=reps[0])
+        settle(platform.engine)
+        floor(platform, out, "return", table.update().where(in_pool, col("owner") == int(reps[0])).values(
             owner=None, status="unassigned", assigned_at=None, return_reason="客户暂无需求"))
-        timed(platform, out, "return", lambda: run_action(platform, access_for(platform, reps[0]), "lead", "return",
-                                                           mine, {"ids": mine, "reason": "客户暂无需求"}))
+
+        def give_back() -> None:
+            returned = pool_behavior.behavior_of(platform, "lead").give_back_many(
+                access_for(platform, reps[0]), ids, {"reason": "客户暂无需求"})
+            assert len(returned["succeeded"]) == rows and not returned["failed"], returned["failed"][:3]
+
+        timed(platform, out, "return", give_back)
+        pool_behavior.assign_many(platform, access, "lead", ids, owners=reps)  # spread over the reps again
+        settle(platform.engine)
     if "handover" in tasks:  # the second rep leaves: every lead they hold goes to the third
         floor(platform, out, "handover", table.update().where(col("owner") == int(reps[1])).values(
             owner=int(reps[2]), version=table.c.version + 1, updated_at=now))
@@ -159,8 +168,6 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--tasks", default="import,assign", help=f"of {','.join(TASKS)}, or all")
-    parser.add_argument("--few", type=int, default=500,
-                        help="leads returned by the record-after-record bulk return (the API takes at most 500 ids)")
     args = parser.parse_args()
     tasks = set(TASKS) if args.tasks == "all" else set(args.tasks.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-leads-"))
@@ -168,7 +175,7 @@ def main() -> None:
     results = []
     try:
         for backend in args.backends.split(","):
-            results.append((backend, bench(backend, workdir, args.rows, tasks, args.few)))
+            results.append((backend, bench(backend, workdir, args.rows, tasks)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     n = args.rows
@@ -196,7 +203,7 @@ def main() -> None:
                       f"(CPU {cpu / floor_cpu:.2f}x) |")
 
 
-BULK = {"return": "return to the pool (the API's bulk action, record after record)",
+BULK = {"return": "return to the pool (the bulk action, set-based: give_back_many)",
         "handover": "hand-over of a deactivated user's leads", "recycle": "auto-recycle of every held lead",
         "transition": "a set-based transition (Records.update_all): invalidate every waiting lead"}
 

@@ -270,6 +270,29 @@ def test_return_dialog_needs_a_reason(client, platform, org):
         None, "unassigned", org["north_pool"], "客户暂无需求")
 
 
+def test_returning_a_selection_from_the_list_returns_what_may_be_and_says_why_the_rest_failed(client, platform, org):
+    """The list page's bulk return (the set-based bulk action): 王伟's two leads of 华北区线索池 go back to it, his
+    lead without a pool and 刘洋's lead (not his to see) are refused, each with its reason."""
+    north = org["north_pool"]
+    mine = [held(platform, org["wang"], name, f"1380000000{i}", pool=north) for i, name in
+            enumerate(["张伟", "陈静"], start=1)]
+    no_pool = held(platform, org["wang"], "孙丽", "13800000003")
+    theirs = held(platform, org["liu"], "周杰", "13800000004", pool=north)
+    login(client, "wang")
+    asked = post(client, "/o/lead/bulk", {"action": "return", "ids": [*mine, no_pool, theirs], "next": "/leads/mine"})
+    assert asked.status_code == 200 and "已选择 4 条记录" in asked.text and 'name="reason"' in asked.text
+    done = post(client, "/o/lead/bulk", {"action": "return", "__params": "1", "ids": [*mine, no_pool, theirs],
+                                         "reason": "客户暂无需求", "pool": "", "next": "/leads/mine"})
+    assert done.status_code == 302 and done.location == "/leads/mine"
+    assert flashes(client.get("/leads/mine").text) == [
+        "退回线索池：成功 2 条，失败 2 条", f"记录 {no_pool}：没有所属线索池，请选择一个",
+        f"记录 {theirs}：找不到所选的记录"]
+    assert [(r["owner"], r["status"], r["pool"], r["return_reason"]) for r in
+            (platform.records.get("lead", i) for i in [*mine, no_pool, theirs])] == [
+        (None, "unassigned", north, "客户暂无需求"), (None, "unassigned", north, "客户暂无需求"),
+        (org["wang"], "pending", None, None), (org["liu"], "pending", north, None)]
+
+
 def test_convert_dialog_proposes_the_mapping_shows_errors_by_part_and_converts(client, platform, org):
     wang = org["wang"]
     lead = held(platform, wang, "张伟", "13800000001", company="星河科技", phone="010-88886666",

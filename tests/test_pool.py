@@ -1,6 +1,6 @@
 """The pool behavior on SQLite and PostgreSQL: claim, assign, return, move, invalidate, void, reopen,
 their status transitions and 409s, who may run them, the per-member cap, the daily limit and the
-re-claim cooldown as the clock moves, and bulk claims and assignments through the API."""
+re-claim cooldown as the clock moves, and bulk claims, assignments and returns through the API."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from test_api import without_reasons
 
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import pool as pool_behavior
-from objectplatform.runtime.errors import Conflict, Forbidden, ValidationFailed
+from objectplatform.runtime.errors import Conflict, Forbidden, RuntimeFailure, ValidationFailed
 from objectplatform.runtime.permissions import access_for
 
 T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # 10:00 in China
@@ -520,6 +520,145 @@ def test_assign_many_spreads_a_batch_counting_what_the_owners_hold_outside_it(pl
     assert [c[:3] for c in changes(platform, held[0], "assign")] == [("assigned_at", None, T0.isoformat())]
     assert [c[:3] for c in changes(platform, held[1], "assign")] == [
         ("owner", people["rep1"], people["rep2"]), ("assigned_at", None, T0.isoformat())]
+
+
+def one_by_one(platform, user_id: str, ids: list[str], params: dict) -> dict:
+    """A bulk return as the actions service ran it before it was set-based: the single action on each id in turn."""
+    succeeded, failed = [], []
+    for one in ids:
+        try:
+            act(platform, user_id, one, "return", params)
+        except RuntimeFailure as e:
+            failed.append({"id": one, "error": e.as_dict()["error"]})
+        else:
+            succeeded.append(one)
+    return {"succeeded": succeeded, "failed": failed}
+
+
+def return_scenario(platform, people, suffix: str) -> tuple[dict[str, str], list[str]]:
+    """Three pools of their own (华北: cooldown 7 days; 直派: rep2 its default assignee; 华南) and nine leads as the
+    sales manager (boss) sees them at T0: R0 and R8 claimed by boss, R1 claimed and followed up by boss, R2 boss's
+    own without a pool, R3 claimed by rep1, R4 waiting, R5 claimed and voided by boss, R6 the admin's (outside
+    boss's scope), R7 in 直派 assigned to boss."""
+    admin, boss, rep1, rep2 = (people[k] for k in ("admin", "boss", "rep1", "rep2"))
+    pools = {"north": make_pool(platform, name=f"华北{suffix}", members=[rep1, rep2], admins=[boss],
+                                reclaim_cooldown_days=7),
+             "direct": make_pool(platform, name=f"直派{suffix}", admins=[boss], default_assignee=rep2),
+             "south": make_pool(platform, name=f"华南{suffix}", admins=[boss])}
+    north = pools["north"]
+    leads = [make_lead(platform, north, "R0", user=admin), make_lead(platform, north, "R1", user=admin),
+             make_lead(platform, None, "R2", user=boss), make_lead(platform, north, "R3", user=admin),
+             make_lead(platform, north, "R4", user=admin), make_lead(platform, north, "R5", user=admin),
+             make_lead(platform, None, "R6", user=admin), make_lead(platform, pools["direct"], "R7", user=admin),
+             make_lead(platform, north, "R8", user=admin)]
+    for i in (0, 1, 5, 8):
+        claim(platform, boss, leads[i])
+    claim(platform, rep1, leads[3])
+    platform.records.create("follow_up", {"kind": "call", "content": "电话沟通", "related_object": "lead",
+                                          "related_id": leads[1]}, user=boss)
+    act(platform, boss, leads[5], "void", {"reason": "空号"})
+    act(platform, admin, leads[7], "assign", {"owner": boss})
+    return pools, leads
+
+
+def returned_as_expected(leads: list[str]) -> dict:
+    """The first bulk return (boss, R0 to R7 and an unknown id, each to its own pool)."""
+    r = leads
+    return {"succeeded": [r[0], r[1], r[7]], "failed": [
+        {"id": r[2], "error": {"code": "validation_failed", "message": "1 field error",
+                               "fields": {"pool": [f"Lead {r[2]} has no lead pool: choose one"]}}},
+        {"id": r[3], "error": {"code": "forbidden", "message": f"only the owner of lead {r[3]} may return it"}},
+        {"id": r[4], "error": {"code": "conflict", "message": f"Lead {r[4]} is Unassigned: it cannot be returned"}},
+        {"id": r[5], "error": {"code": "conflict", "message": f"Lead {r[5]} is Voided: it cannot be returned"}},
+        {"id": r[6], "error": {"code": "not_found", "message": f"no lead with id {r[6]}"}},
+        {"id": "999999", "error": {"code": "not_found", "message": "no lead with id 999999"}}]}
+
+
+def pool_groups(platform, pools: dict[str, str]) -> dict[tuple, int]:
+    """The lead summary's groups of `pools` that count any lead, by (owner, pool's key in `pools`, status)."""
+    key = {int(v): k for k, v in pools.items()}
+    with platform.engine.connect() as conn:
+        rows = conn.execute(sa.text('SELECT owner, pool, status, n FROM "_op_summary_lead__owner__pool__status" '
+                                    "WHERE n <> 0")).all()
+    return {(None if owner == 0 else str(owner), key[pool], status): n for owner, pool, status, n in rows
+            if pool in key}
+
+
+def test_bulk_return_is_set_based_and_answers_exactly_as_one_record_after_another(api, platform, people, clock):
+    """The same leads in the same states, once returned one record after another (each its own single action) and
+    once by the API's bulk action (set-based, `give_back_many`): the same successes and refusals, owners, pools,
+    statuses, versions, history entries (packed, one row per lead), summary counts and re-claim cooldown."""
+    admin, boss, rep1, rep2 = (people[k] for k in ("admin", "boss", "rep1", "rep2"))
+    pools_a, a = return_scenario(platform, people, "A")
+    pools_b, b = return_scenario(platform, people, "B")
+    t1 = clock.advance(days=1)
+    first = {"reason": "客户暂无需求"}
+    assert without_reasons(one_by_one(platform, boss, [*a[:8], "999999"], first)) == returned_as_expected(a)
+    status, body = api.post("/objects/lead/actions/return", "boss", {"ids": [*b[:8], "999999"], **first})
+    assert (status, without_reasons(body)) == (200, returned_as_expected(b))
+    t2 = clock.advance(hours=1)  # to another pool: R2 (none of its own), R8, and R0 returned already
+    one = one_by_one(platform, boss, [a[2], a[8], a[0]], {"reason": "转华南", "pool": pools_a["south"]})
+    status, many = api.post("/objects/lead/actions/return", "boss",
+                            {"ids": [b[2], b[8], b[0]], "reason": "转华南", "pool": pools_b["south"]})
+    for leads, result in ((a, one), (b, many)):
+        assert without_reasons(result) == {"succeeded": [leads[2], leads[8]], "failed": [
+            {"id": leads[0], "error": {"code": "conflict",
+                                       "message": f"Lead {leads[0]} is Unassigned: it cannot be returned"}}]}
+
+    def state(leads: list[str], pools: dict[str, str]) -> list[tuple]:
+        names = {v: k for k, v in pools.items()}
+        return [(r["owner"], names.get(r["pool"], r["pool"]), r["status"], r["assigned_at"], r["return_reason"],
+                 r["version"]) for r in (platform.records.get("lead", i) for i in leads)]
+
+    expected = [(None, "north", "unassigned", None, "客户暂无需求", 4),
+                (None, "north", "unassigned", None, "客户暂无需求", 5),
+                (None, "south", "unassigned", None, "转华南", 2), (rep1, "north", "pending", T0, None, 3),
+                (None, "north", "unassigned", None, None, 2), (boss, "north", "voided", T0, None, 4),
+                (admin, None, "pending", None, None, 1), (rep2, "direct", "pending", t1, "客户暂无需求", 4),
+                (None, "south", "unassigned", None, "转华南", 4)]
+    assert state(a, pools_a) == expected
+    assert state(b, pools_b) == expected
+
+    def returns(lead: str, pools: dict[str, str]) -> list[tuple]:
+        names = {v: k for k, v in pools.items()}
+        return [(f, names.get(old, old), names.get(new, new), *rest) if f == "pool" else (f, old, new, *rest)
+                for f, old, new, *rest in changes(platform, lead, "return")]
+
+    for one, other in zip(a, b, strict=True):
+        assert returns(one, pools_a) == returns(other, pools_b)
+    assert returns(b[0], pools_b) == [("owner", boss, None, boss, t1), ("status", "pending", "unassigned", boss, t1),
+                                      ("assigned_at", T0.isoformat(), None, boss, t1),
+                                      ("return_reason", None, "客户暂无需求", boss, t1)]
+    assert returns(b[1], pools_b)[1] == ("status", "following", "unassigned", boss, t1)
+    assert returns(b[7], pools_b) == [("owner", boss, rep2, boss, t1), ("assigned_at", T0.isoformat(), t1.isoformat(),
+                                                                       boss, t1),
+                                      ("return_reason", None, "客户暂无需求", boss, t1)]
+    assert returns(b[2], pools_b) == [("pool", None, "south", boss, t2), ("owner", boss, None, boss, t2),
+                                      ("status", "pending", "unassigned", boss, t2),
+                                      ("return_reason", None, "转华南", boss, t2)]  # assigned_at stayed empty
+    assert returns(b[8], pools_b) == [("pool", "north", "south", boss, t2), ("owner", boss, None, boss, t2),
+                                      ("status", "pending", "unassigned", boss, t2),
+                                      ("assigned_at", T0.isoformat(), None, boss, t2),
+                                      ("return_reason", None, "转华南", boss, t2)]
+    h = platform.schema.history
+    with platform.engine.connect() as conn:  # set-based: one packed row per lead returned, field by field one by one
+        rows = dict(conn.execute(sa.select(h.c.record_id, sa.func.count()).where(
+            h.c.object == "lead", h.c.change == "return", h.c.field == "*").group_by(h.c.record_id)).all())
+    assert rows == {int(b[i]): 1 for i in (0, 1, 2, 7, 8)}
+
+    counts = {(None, "north", "unassigned"): 3, (rep1, "north", "pending"): 1, (boss, "north", "voided"): 1,
+              (None, "south", "unassigned"): 2, (rep2, "direct", "pending"): 1}
+    assert pool_groups(platform, pools_a) == counts
+    assert pool_groups(platform, pools_b) == counts
+
+    clock.advance(days=6, hours=22)  # the cooldown: boss may claim R0 and R1 back 7 days after they left them
+    for lead in (a[0], a[1], b[0], b[1]):
+        expect(Conflict, lambda lead=lead: claim(platform, boss, lead),
+               f"Lead {lead} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
+               "2026-12-05 10:00")
+    assert [claim(platform, rep1, lead)["owner"] for lead in (a[1], b[1])] == [rep1, rep1]  # it never left rep1
+    clock.advance(hours=1)
+    assert [claim(platform, boss, lead)["owner"] for lead in (a[0], b[0])] == [boss, boss]
 
 
 def test_spread_fills_the_least_loaded_first_then_takes_turns():

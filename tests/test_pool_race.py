@@ -1,5 +1,5 @@
-"""Concurrent pool actions on PostgreSQL, each thread on its own connection: one claimer wins a lead, and
-a member's cap and daily limit hold however their claims interleave."""
+"""Concurrent pool actions on PostgreSQL, each thread on its own connection: one claimer wins a lead, a
+member's cap and daily limit hold however their claims interleave, and two bulk returns return each lead once."""
 
 from __future__ import annotations
 
@@ -106,3 +106,28 @@ def test_daily_limit_under_concurrent_claims(platform):
     assert sum(isinstance(r, dict) for r in results) == 1, results
     assert [r.message for r in results if isinstance(r, Conflict)] == [
         "you claimed 3 leads from lead pool 华北区线索池 today, its daily_claim_limit is 3"] * 5
+
+
+def test_two_bulk_returns_of_the_same_leads_at_once_return_each_once(platform):
+    """Two set-based bulk returns of the same ten held leads, at once: each lead is returned by one of them (its
+    history has one return) and refused by the other as no longer held."""
+    (rep,) = users(platform, 1)
+    pool = platform.records.create("lead_pool", {"name": "华北区线索池", "members": [rep]}, system=True)["id"]
+    held = leads(platform, pool, 10)
+    access = access_for(platform, rep)
+    for lead in held:
+        pool_behavior.claim(platform, access, "lead", lead)
+    behavior = pool_behavior.behavior_of(platform, "lead")
+    results = race([lambda: behavior.give_back_many(access, held, {"reason": "客户暂无需求"})] * 2)
+    assert all(isinstance(r, dict) for r in results), results
+    returned = [lead for r in results for lead in r["succeeded"]]
+    assert sorted(returned, key=int) == held
+    refused = [(f["id"], f["error"]["message"]) for r in results for f in r["failed"]]
+    assert sorted(refused, key=lambda f: int(f[0])) == [
+        (lead, f"Lead {lead} is Unassigned: it cannot be returned") for lead in held]
+    assert {(r["owner"], r["status"]) for r in (platform.records.get("lead", lead) for lead in held)} == {
+        (None, "unassigned")}
+    for lead in held:
+        assert [(e["field"], e["new"]) for e in platform.records.history("lead", lead) if e["change"] == "return"
+                ] == [("owner", None), ("status", "unassigned"), ("assigned_at", None),
+                      ("return_reason", "客户暂无需求")]

@@ -1,8 +1,8 @@
 """Summary tables (a report's `summary:`) on SQLite and PostgreSQL: after each kind of write (create, an update of a
-grouping field, delete, restore, a transition, bulk assign, create_many, an import, auto-recycle, a hand-over) the
-summary holds what a GROUP BY over the leads gives, and the shipped lead reports read from it give, for a rep, a
-manager and an administrator, exactly what they give reading the leads; two writers at once; what falls back to
-the leads; migrate's plan and its fill of existing leads."""
+grouping field, delete, restore, a transition, bulk assign and return, create_many, an import, auto-recycle, a
+hand-over) the summary holds what a GROUP BY over the leads gives, and the shipped lead reports read from it give,
+for a rep, a manager and an administrator, exactly what they give reading the leads; two writers at once; what falls
+back to the leads; migrate's plan and its fill of existing leads."""
 
 from __future__ import annotations
 
@@ -155,6 +155,13 @@ def test_the_summary_follows_every_kind_of_write(platform, people, north, served
     assert len(result["succeeded"]) == 4
     same_as_the_leads(platform, people, served)
     assert by_status(platform, rep1) == [("unassigned", 2), ("pending", 4), ("total", 6)]  # the least loaded
+
+    mine = [i for i in result["succeeded"] if records.get("lead", i)["owner"] == rep1]
+    assert len(mine) == 3
+    returned = act(platform, rep1, [*mine, c], "return", {"reason": "暂无需求"})  # bulk return, set-based
+    assert (returned["succeeded"], [f["id"] for f in returned["failed"]]) == (mine, [c])  # c: rep2's, not seen
+    same_as_the_leads(platform, people, served)
+    assert by_status(platform, rep1) == [("unassigned", 5), ("pending", 1), ("total", 6)]
 
     platform.clock = FixedClock(datetime(2027, 3, 1, 2, 0, tzinfo=UTC))  # auto-recycle: one UPDATE of many
     with platform.records.transaction() as conn:

@@ -19,7 +19,7 @@ from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, n
 from ..permissions import department_chain, grants_for
 from ..records import history, history_sql, hooks, masking
 from ..storage import convert
-from ..storage.convert import from_row, to_row
+from ..storage.convert import field_type, from_row, to_row
 from ..storage.engine import reading
 from ..storage.id_sets import positions
 from .follow_ups import FOLLOW_UPS
@@ -174,6 +174,14 @@ class PoolBehavior:
         return Message("pool.managers_only", "only the admins of the {pool_label} and managers may {verb} {object} "
                        "{id}", pool_label=self.pool_label, verb=verb,
                        object=lifecycles.said_object(self.definition, lower=True), id=record_id)
+
+    def owner_only(self, record_id: Any) -> Message:
+        return Message("pool.owner_only", "only the owner of {object} {id} may return it",
+                       object=lifecycles.said_object(self.definition, lower=True), id=record_id)
+
+    def choose_pool(self, record_id: Any) -> Message:
+        return Message("pool.choose_pool", "{object} {id} has no {pool_label}: choose one", object=self.said,
+                       id=record_id, pool_label=self.pool_label)
 
     def refuse(self, record: dict, action: str) -> Conflict:
         status = record.get(self.status)
@@ -330,75 +338,102 @@ class PoolBehavior:
     def assign_many(self, access, ids: Iterable[Any], owner: Any = None, owners: Iterable[Any] = ()) -> dict:
         """Assign many records set-based, in one transaction, with no Python loop over them.
 
-        The ids reach the database as one JSON parameter; the records that may be assigned (in the
-        caller's data scope, in a pool they manage, live) are ranked in the order given into a temporary
-        table, and rank r goes to the r-th owner `spread` names, so `owners` are filled least-loaded
-        first as assigning one after another would (counting what each holds outside this batch). Then
-        the history (one packed row per record), the summaries and ONE UPDATE ... FROM write them
-        (`_write_assigned`), and each refused id is reported as the single action refuses it.
+        The records that may be assigned (in the caller's data scope, in a pool they manage, live) are
+        ranked in the order given (`choose`), and rank r goes to the r-th owner `spread` names, so `owners`
+        are filled least-loaded first as assigning one after another would (counting what each holds
+        outside this batch). Then the history, the summaries and ONE UPDATE write them (`write_chosen`),
+        and each refused id is reported as the single action refuses it.
         {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
         owners = list(owners or ())
         if bool(owner) == bool(owners):
             raise ValidationFailed({"owners": [OWNER_OR_OWNERS]})
-        wanted = list(dict.fromkeys(str(i) for i in ids))
-        wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=i) for i in wanted
-                 if not (i.isascii() and i.isdigit())]
-        if wrong:
-            raise ValidationFailed({"ids": wrong})
+        wanted = _record_ids(ids)
         t, col, me, at = self.table, self.col, access.user_id, self.platform.clock.now()
         status, c = col(self.status), self.config
         with self.platform.records.transaction() as conn:
             targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
                 self.active_user(conn, u, "owners") for u in owners))
             batch = positions(conn.dialect.name, wanted)
-            kept = self._kept(conn.dialect.name)
-            chosen = _chosen_table([(name, self.col(name).type) for name in kept])
-            chosen.create(conn)
-            visible = access.scope(self.obj, t)
-            visible = sa.true() if visible is None else visible
-            managed = self.managed(conn, access)
-            assignable = sa.select(batch.c.pos, t.c.id, *(col(name).label(f"was__{name}") for name in kept)
-                                   ).select_from(batch.join(t, t.c.id == batch.c.id)).where(
-                visible, managed, status.in_(c.live))
-            if conn.dialect.name == "postgresql":  # locked as chosen (SQLite's BEGIN IMMEDIATE serializes writers)
-                assignable = assignable.with_for_update(of=t)
-            assignable = assignable.subquery("assignable")
-            conn.execute(chosen.insert().from_select(["rank", "id", *(f"was__{name}" for name in kept)], sa.select(
-                sa.func.row_number().over(order_by=assignable.c.pos), assignable.c.id,
-                *(assignable.c[f"was__{name}"] for name in kept))))
-            is_chosen = t.c.id.in_(sa.select(chosen.c.id))
+            visible, managed = self.visible(access), self.managed(conn, access)
+            written = ["owner", self.status, c.assigned_at_field]
+            chosen = self.choose(conn, batch.join(t, t.c.id == batch.c.id), batch.c.pos,
+                                 sa.and_(visible, managed, status.in_(c.live)), written)
             held = dict.fromkeys(targets, 0)
             if len(targets) > 1:
                 held.update((str(o), n) for o, n in conn.execute(
                     sa.select(col("owner"), sa.func.count()).where(
-                        col("owner").in_([int(o) for o in targets]), status.in_(c.open), ~is_chosen,
+                        col("owner").in_([int(o) for o in targets]), status.in_(c.open),
+                        t.c.id.not_in(sa.select(chosen.c.id)),
                     ).group_by(col("owner"))).all())
-            new_owner = spread(targets, held, chosen.c.rank)
-            self._write_assigned(conn, chosen, new_owner, is_chosen, me, at)
-            succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars().all()]
-            refused = conn.execute(
-                sa.select(batch.c.id, t.c.id, visible, managed, status)
-                .select_from(batch.outerjoin(t, t.c.id == batch.c.id))
-                .where(batch.c.id.not_in(sa.select(chosen.c.id))).order_by(batch.c.pos)).all()
-            chosen.drop(conn)
+            self.write_chosen(conn, "assign", chosen, {
+                "owner": spread(targets, held, chosen.c.rank),
+                self.status: sa.case((status == c.unassigned_status, c.pending_status), else_=status),
+                c.assigned_at_field: at}, me, at)
+            succeeded, refused = self.outcome(conn, batch, batch.outerjoin(t, t.c.id == batch.c.id), chosen,
+                                              [visible, managed, status])
         failed = []
         for record_id, found, in_scope, may, was in refused:
             if found is None or not in_scope:
-                error = NotFound(no_record(self.definition, str(record_id)))
+                error = NotFound(no_record(self.definition, record_id))
             elif not may:
-                error = Forbidden(self.managers_only("assign", str(record_id)))
+                error = Forbidden(self.managers_only("assign", record_id))
             else:
-                error = self.refuse({"id": str(record_id), self.status: was}, "assign")
-            failed.append({"id": str(record_id), "error": error.as_dict()["error"]})
+                error = self.refuse({"id": record_id, self.status: was}, "assign")
+            failed.append({"id": record_id, "error": error.as_dict()["error"]})
         return {"succeeded": succeeded, "failed": failed}
 
-    def _kept(self, dialect: str) -> list[str]:
-        """The fields whose old values PostgreSQL's one-statement assignment keeps from the locked rows: those it
-        writes and those the summaries it moves read (SQLite reads them from the rows before the UPDATE)."""
-        if dialect != "postgresql":
-            return []
-        written = {"owner", self.status, self.config.assigned_at_field}
-        return sorted(self.platform.records.rollups.summaries.reads(self.obj, written) | written)
+    def give_back_many(self, access, ids: Iterable[Any], params: dict) -> dict:
+        """Return many records set-based, in one transaction, as `give_back` returns each one after another: those
+        the caller holds (in their data scope, pending or following, theirs) go to the pool given, else each to
+        its own, unassigned or to that pool's default assignee, with the reason. On PostgreSQL the pools are
+        locked first, then the records (`choose`), as a single return takes them; the history, the summaries and
+        ONE UPDATE write them (`write_chosen`), and each refused id is reported as `give_back` refuses it.
+        {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
+        wanted = _record_ids(ids)
+        t, pools, col, me, at = self.table, self.pot.table, self.col, access.user_id, self.platform.clock.now()
+        status, owner, c, given = col(self.status), col("owner"), self.config, params.get("pool")
+        target = sa.literal(int(given), col(self.pool_field).type) if given else col(self.pool_field)
+        with self.platform.records.transaction() as conn:
+            batch = positions(conn.dialect.name, wanted)
+            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
+                conn.execute(sa.select(pools.c.id).where(pools.c.id.in_(
+                    sa.select(target).select_from(batch.join(t, t.c.id == batch.c.id)))
+                ).order_by(pools.c.id).with_for_update())
+            visible = self.visible(access)
+            written = [*([self.pool_field] if given else []), "owner", self.status, c.assigned_at_field,
+                       c.return_reason_field]
+            chosen = self.choose(conn, batch.join(t, t.c.id == batch.c.id).join(pools, pools.c.id == target),
+                                 batch.c.pos, sa.and_(visible, status.in_(c.open), owner == int(me)), written,
+                                 [self.pot.column("default_assignee").label("assignee")])
+            waiting = chosen.c.assignee.is_(None)  # the pool has no default assignee: the record waits in it
+            stamp = to_row(self.ot, {c.assigned_at_field: at})[c.assigned_at_field]
+            self.write_chosen(conn, "return", chosen, {  # the fields `entering` gives, in its order, and the reason
+                **({self.pool_field: str(given)} if given else {}), "owner": chosen.c.assignee,
+                self.status: sa.case((waiting, c.unassigned_status), else_=c.pending_status),
+                c.assigned_at_field: sa.case((waiting, sa.null()),
+                                             else_=sa.literal(stamp, col(c.assigned_at_field).type)),
+                c.return_reason_field: params["reason"]}, me, at)
+            succeeded, refused = self.outcome(conn, batch, batch.outerjoin(t, t.c.id == batch.c.id), chosen,
+                                              [visible, status, owner, target])
+        failed = []
+        for record_id, found, in_scope, was, holder, pool_id in refused:
+            if found is None or not in_scope:
+                error = NotFound(no_record(self.definition, record_id))
+            elif was not in c.open:
+                error = self.refuse({"id": record_id, self.status: was}, "return")
+            elif holder is None or str(holder) != me:
+                error = Forbidden(self.owner_only(record_id))
+            elif pool_id is None:
+                error = ValidationFailed({"pool": [self.choose_pool(record_id)]})
+            else:  # no such pool
+                error = ValidationFailed({"pool": [no_record(self.pot.object, str(pool_id))]})
+            failed.append({"id": record_id, "error": error.as_dict()["error"]})
+        return {"succeeded": succeeded, "failed": failed}
+
+    def visible(self, access) -> sa.ColumnElement[bool]:
+        """The condition on the records in `access`'s data scope."""
+        scope = access.scope(self.obj, self.table)
+        return sa.true() if scope is None else scope
 
     def managed(self, conn: sa.Connection, access) -> sa.ColumnElement[bool]:
         """The condition on the records `access` may assign or move as `may_manage` decides (pools are few)."""
@@ -408,34 +443,81 @@ class PoolBehavior:
                  if access.user_id in (convert.from_db("multi_user", admins) or [])]
         return self.col(self.pool_field).in_(pools) if pools else sa.false()
 
-    def _write_assigned(self, conn: sa.Connection, chosen: sa.Table, new_owner: sa.ColumnElement, is_chosen,
-                        me: str | None, at: datetime) -> None:
-        """The history, the summaries, the one UPDATE ... FROM `chosen` and the rollups of a bulk assignment: on
-        PostgreSQL one statement (the UPDATE's RETURNING, with each row as it was, feeds the history and summary
-        upserts as CTEs), on SQLite the history and summaries first, read from the rows about to change."""
-        t, col, h, c = self.table, self.col, self.platform.schema.history, self.config
-        status = col(self.status)
-        new_status = sa.case((status == c.unassigned_status, c.pending_status), else_=status)
+    def choose(self, conn: sa.Connection, source: sa.FromClause, pos: sa.ColumnElement, where: sa.ColumnElement[bool],
+               written: Sequence[str], extra: Sequence[sa.ColumnElement] = ()) -> sa.Table:
+        """The records of a set-based action, from `source` (the ids given joined to the object's table) under
+        `where`, into a temporary table (locked as chosen on PostgreSQL): ranked by `pos` (the order given), with
+        the old values `_kept` of the fields `written` and the `extra` labelled columns. The caller drops it
+        (`outcome`), a rollback does too."""
+        kept = self._kept(conn.dialect.name, written)
+        chosen = sa.Table(
+            "pool_chosen", sa.MetaData(), sa.Column("rank", sa.BigInteger(), nullable=False),
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                      autoincrement=False),  # SQLite's rowid: the records are found by it, no index
+            *(sa.Column(f"was__{name}", self.col(name).type) for name in kept),
+            *(sa.Column(e.name, e.type) for e in extra), prefixes=["TEMPORARY"])
+        chosen.create(conn)
+        columns = [*(f"was__{name}" for name in kept), *(e.name for e in extra)]
+        rows = sa.select(pos.label("pos"), self.table.c.id, *(self.col(name).label(f"was__{name}") for name in kept),
+                         *extra).select_from(source).where(where)
+        if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
+            rows = rows.with_for_update(of=self.table)
+        rows = rows.subquery("choosable")
+        conn.execute(chosen.insert().from_select(["rank", "id", *columns], sa.select(
+            sa.func.row_number().over(order_by=rows.c.pos), rows.c.id, *(rows.c[name] for name in columns))))
+        return chosen
+
+    def outcome(self, conn: sa.Connection, batch: sa.Subquery, source: sa.FromClause, chosen: sa.Table,
+                checks: Sequence[sa.ColumnElement]) -> tuple[list[str], list[tuple]]:
+        """After a set-based action: the ids `chosen` holds in the order given, and for each other id of `batch`
+        in the order given (id, the record's id or None, the `checks` over `source`: `batch` outer-joined to the
+        records); `chosen` is dropped."""
+        succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars()]
+        refused = [(str(record_id), *rest) for record_id, *rest in conn.execute(
+            sa.select(batch.c.id, self.table.c.id, *checks).select_from(source)
+            .where(batch.c.id.not_in(sa.select(chosen.c.id))).order_by(batch.c.pos))]
+        chosen.drop(conn)
+        return succeeded, refused
+
+    def _kept(self, dialect: str, written: Iterable[str]) -> list[str]:
+        """The fields whose old values PostgreSQL's one-statement write keeps from the locked rows: those it
+        writes and those the summaries it moves read (SQLite reads them from the rows before the UPDATE)."""
+        if dialect != "postgresql":
+            return []
+        written = set(written)
+        return sorted(self.platform.records.rollups.summaries.reads(self.obj, written) | written)
+
+    def write_chosen(self, conn: sa.Connection, change: str, chosen: sa.Table, values: Mapping[str, Any],
+                     me: str | None, at: datetime) -> None:
+        """The history (one packed row per record, under `change`), the summaries, the one UPDATE ... FROM `chosen`
+        and the rollups of a set-based action giving the records of `chosen` `values` ({field: a value, or a SQL
+        expression over the row and `chosen`}; the history lists them in this order): on PostgreSQL one
+        statement (the UPDATE's RETURNING, with each row as it was, feeds the history and summary upserts as
+        CTEs), on SQLite the history and summaries first, read from the rows about to change."""
+        t, col, h = self.table, self.col, self.platform.schema.history
         rollups = self.platform.records.rollups
-        fed = rollups.fed_by(conn, self.obj, is_chosen, dict.fromkeys(["owner", self.status, c.assigned_at_field]))
-        values = {"owner": new_owner, self.status: new_status, c.assigned_at_field: at}
-        stored = {**values, **to_row(self.ot, {c.assigned_at_field: at})}  # as the columns hold them
-        types = {"owner": "user", self.status: "picklist", c.assigned_at_field: "datetime"}
+        fed = rollups.fed_by(conn, self.obj, t.c.id.in_(sa.select(chosen.c.id)),
+                             {name: None if isinstance(v, sa.ColumnElement) else v for name, v in values.items()})
+        stored = {**values, **to_row(self.ot, {name: v for name, v in values.items()  # as the columns hold them
+                                               if not isinstance(v, sa.ColumnElement)})}
+        types = {name: field_type(self.ot, name) for name in values}
         update = sa.update(t).values({**{col(name): value for name, value in stored.items()},
                                       **to_row(self.ot, {"updated_by": me, "updated_at": at}),
                                       t.c.version: t.c.version + 1})
         if conn.dialect.name != "postgresql":
-            history_sql.write_set(conn, h, self.obj, t, t.c.id == chosen.c.id, {
-                name: (col(name), types[name], value) for name, value in values.items()}, "assign", me, at)
-            rollups.summaries.changing(conn, self.obj, t.c.id == chosen.c.id, stored)
-            conn.execute(update.where(t.c.id == chosen.c.id))
+            # the rows of `chosen` looked up from it by id: with the join alone SQLite scans the whole table
+            of_chosen = sa.and_(t.c.id.in_(sa.select(chosen.c.id)), t.c.id == chosen.c.id)
+            history_sql.write_set(conn, h, self.obj, t, of_chosen, {
+                name: (col(name), types[name], value) for name, value in values.items()}, change, me, at)
+            rollups.summaries.changing(conn, self.obj, of_chosen, stored)
+            conn.execute(update.where(of_chosen))
         else:
             moved = update.where(t.c.id == chosen.c.id).returning(  # `chosen` holds each locked row as it was
-                t.c.id, *(chosen.c[f"was__{name}"].label(name) for name in self._kept(conn.dialect.name)),
+                t.c.id, *(chosen.c[f"was__{name}"].label(name) for name in self._kept(conn.dialect.name, values)),
                 *(t.c[name].label(f"new__{name}") for name in values)).cte("moved")
             new = {name: moved.c[f"new__{name}"] for name in values}
             logged = history_sql.set_history(conn.dialect.name, h, self.obj, moved, sa.true(), {
-                name: (moved.c[name], types[name], new[name]) for name in values}, "assign", me, at)
+                name: (moved.c[name], types[name], new[name]) for name in values}, change, me, at)
             upserts = rollups.summaries.moves(conn.dialect.name, self.obj, moved, new)
             conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(
                 logged.cte("logged"), *(u.cte(f"summary_{i}") for i, u in enumerate(upserts))))
@@ -448,14 +530,10 @@ class PoolBehavior:
             if current[self.status] not in self.config.open:
                 raise self.refuse(current, "return")
             if current.get("owner") != me:
-                raise Forbidden(Message("pool.owner_only", "only the owner of {object} {id} may return it",
-                                        object=lifecycles.said_object(self.definition, lower=True),
-                                        id=record_id))
+                raise Forbidden(self.owner_only(record_id))
             target = params.get("pool") or current.get(self.pool_field)
             if target is None:
-                raise ValidationFailed({"pool": [Message(
-                    "pool.choose_pool", "{object} {id} has no {pool_label}: choose one", object=self.said, id=record_id,
-                    pool_label=self.pool_label)]})
+                raise ValidationFailed({"pool": [self.choose_pool(record_id)]})
             pool = self.pool(conn, target, lock=True)
             at = self.platform.clock.now()
             values = {**self.entering(conn, pool, at), self.config.return_reason_field: params["reason"]}
@@ -549,18 +627,20 @@ def spread(owners: list[str], held: Mapping[str, int], rank: sa.ColumnElement[in
     return sa.case(*[(rank < s + size, turn(s, m)) for s, size, m in bounded], else_=last)
 
 
-def _chosen_table(kept: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
-    """The temporary table of the records a bulk assignment changes, by rank, with the values of the fields
-    `kept` as they were (the caller drops it; a rollback does too)."""
-    return sa.Table("assign_chosen", sa.MetaData(), sa.Column("rank", sa.BigInteger(), nullable=False),
-                    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                              autoincrement=False),  # SQLite's rowid: the records are found by it, no index
-                    *(sa.Column(f"was__{name}", type_) for name, type_ in kept), prefixes=["TEMPORARY"])
-
-
 def claim(platform, access, obj: str, record_id: Any) -> dict:
     """`access` claims the record from its pool (also callable outside run_action: tests, jobs)."""
     return behavior_of(platform, obj).claim(access, record_id)
+
+
+def _record_ids(ids: Iterable[Any]) -> list[str]:
+    """The ids of a set-based action as texts, each once, in the order given; ValidationFailed naming any that is
+    not a record id."""
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=i) for i in wanted
+             if not (i.isascii() and i.isdigit())]
+    if wrong:
+        raise ValidationFailed({"ids": wrong})
+    return wanted
 
 
 def assign_many(platform, access, obj: str, ids: Iterable[Any], *, owner: Any = None,
@@ -749,6 +829,15 @@ def _assign_many(platform, access, obj: str, ids: list[str], params: dict) -> di
     return behavior_of(platform, obj).assign_many(access, ids, params.get("owner"), params.get("owners") or ())
 
 
+def _give_back_many(platform, access, obj: str, ids: list[str], params: dict) -> dict:
+    """The bulk return action set-based (`PoolBehavior.give_back_many`: the same successes and refusals as one
+    record after another)."""
+    return behavior_of(platform, obj).give_back_many(access, ids, params)
+
+
+_RUN_MANY = {"assign": _assign_many, "return": _give_back_many}  # the bulk actions run set-based
+
+
 def pool_actions(metadata: Metadata) -> list[actions.Action]:
     found = []
     for obj, config in POOL.configured(metadata):
@@ -764,7 +853,7 @@ def pool_actions(metadata: Metadata) -> list[actions.Action]:
             if name == "move":
                 ps = [actions.Param("pool", "lookup", Label("线索池", "Lead pool"), required=True, to=pool_object)]
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), tuple(ps), True,
-                                        run_many=_assign_many if name == "assign" else None))
+                                        run_many=_RUN_MANY.get(name)))
     return found
 
 

@@ -79,7 +79,7 @@ def set_history(dialect: str, history: sa.Table, obj: str, source: sa.FromClause
     parts, differing = [], []
     for name, (column, field_type, new) in changes.items():
         if isinstance(new, sa.ColumnElement):
-            differs, new_json = sa.or_(column.is_(None), column != new), json_of(dialect, new, field_type)
+            differs, new_json = column.is_distinct_from(new), json_of(dialect, new, field_type)
         else:
             differs = column.is_not(None) if new is None else sa.or_(column.is_(None),
                                                                      column != to_db(field_type, new))
