@@ -286,7 +286,7 @@ def test_returning_a_selection_from_the_list_returns_what_may_be_and_says_why_th
     assert done.status_code == 302 and done.location == "/leads/mine"
     assert flashes(client.get("/leads/mine").text) == [
         "退回线索池：成功 2 条，失败 2 条", f"记录 {no_pool}：没有所属线索池，请选择一个",
-        f"记录 {theirs}：找不到所选的记录"]
+        f"记录 {theirs}：找不到编号为 {theirs} 的销售线索"]
     assert [(r["owner"], r["status"], r["pool"], r["return_reason"]) for r in
             (platform.records.get("lead", i) for i in [*mine, no_pool, theirs])] == [
         (None, "unassigned", north, "客户暂无需求"), (None, "unassigned", north, "客户暂无需求"),
