@@ -97,12 +97,15 @@ def tick(platform, at: datetime | None = None) -> list[str]:
     return started
 
 
-def run_forever(platform, stop: threading.Event, seconds: float = TICK_SECONDS, log=None) -> None:
+def run_forever(platform, stop: threading.Event, seconds: float = TICK_SECONDS, log=None,
+                working: threading.RLock | None = None) -> None:
     """Tick until `stop` is set, telling `log` which rules started; a failing tick is reported on stderr
-    and the next one still runs."""
+    and the next one still runs. Each tick holds `working` (see start_thread)."""
+    working = working or threading.RLock()
     while not stop.is_set():
         try:
-            started = tick(platform)
+            with working:
+                started = tick(platform)
             if started and log:
                 log(f"scheduler: started {', '.join(started)}")
         except Exception as e:  # noqa: BLE001 - the loop outlives one bad tick (database briefly away, ...)
@@ -112,15 +115,23 @@ def run_forever(platform, stop: threading.Event, seconds: float = TICK_SECONDS, 
 
 def start_thread(settings) -> threading.Event:
     """Embedded mode: tick every minute in a daemon thread on its own platform, quietly (the rules' runs are
-    in `_op_rule_run`); set the event to stop it."""
+    in `_op_rule_run`); set the event to stop it.
+
+    The process forks (gunicorn's master starts and restarts its workers) only while the thread is not working:
+    a fork copies the SQLite mutexes the thread holds inside a statement, locked, and the child then waits on them
+    for ever at its first statement (a worker that never answered, seen on 2026-12-07)."""
     stop = threading.Event()
+    working = threading.RLock()
+    os.register_at_fork(before=working.acquire, after_in_parent=working.release, after_in_child=working.release)
 
     def loop() -> None:
-        platform = open_platform(settings)
+        with working:
+            platform = open_platform(settings)
         try:
-            run_forever(platform, stop)
+            run_forever(platform, stop, working=working)
         finally:
-            platform.close()
+            with working:
+                platform.close()
 
     threading.Thread(target=loop, name="objectplatform-scheduler", daemon=True).start()
     return stop
