@@ -64,25 +64,40 @@ class Document:
 
 def read_documents(path: Path, file: str, layer: int) -> Iterator[Document]:
     """Every non-empty document of a YAML file; raises `YamlError` where the file stops being valid."""
+    return documents(path.read_bytes(), file, layer)
+
+
+def documents(content: bytes, file: str, layer: int) -> Iterator[Document]:
+    """Every non-empty document of a YAML file's `content`; raises `YamlError` where it stops being valid."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = content.decode("utf-8")
     except UnicodeDecodeError as e:
         raise YamlError(1, 1, f"not UTF-8 text: {e.reason}") from None
-    nodes, error = _parse(text)
+    parsed, error = _parse(text)
     lines = text.splitlines()
-    for node in nodes:
-        yield Document(file, layer, node, plain(node), lines)
+    for node, data in parsed:
+        yield Document(file, layer, node, _fresh(data), lines)
     if error is not None:
         raise error
 
 
+def _fresh(data: Any) -> Any:
+    """A copy of plain `data`'s dicts and lists (a loader may change a document's data; the parsed one is kept)."""
+    if isinstance(data, dict):
+        return {k: _fresh(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_fresh(v) for v in data]
+    return data
+
+
 @functools.lru_cache(maxsize=1024)
-def _parse(text: str) -> tuple[tuple[Any, ...], YamlError | None]:
-    """The documents of a YAML text up to where it stops being valid, and why it stops (None: it does not).
+def _parse(text: str) -> tuple[tuple[tuple[Any, Any], ...], YamlError | None]:
+    """The documents of a YAML text, each its node and its `plain` data, up to where it stops being valid, and why
+    it stops (None: it does not).
 
     The round-trip parser (for positions) is most of what loading metadata costs; a process that loads
-    the same files again (a test run, a command run in-process) parses each text once. The nodes are
-    only read afterwards, never changed."""
+    the same files again (a test run, a command run in-process) parses each text once. The nodes and data are
+    only read afterwards, never changed (`documents` hands out copies of the data)."""
     deep = _too_deep(text)
     if deep is not None:
         return (), YamlError(*deep, f"invalid YAML: nested too deeply (more than {MAX_FLOW_DEPTH} levels of [ ] "
@@ -93,7 +108,7 @@ def _parse(text: str) -> tuple[tuple[Any, ...], YamlError | None]:
     try:
         for node in yaml.load_all(text):
             if node is not None:
-                nodes.append(node)
+                nodes.append((node, plain(node)))
     except DuplicateKeyError as e:
         key = re.search(r'duplicate key "(.*?)"', str(e.problem))
         return tuple(nodes), YamlError(*_mark(e), f"duplicate key {key.group(1) if key else ''!r}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ._build import Builder, Catalog, build_definition
 from ._schema import check_kind, schema_errors
-from ._yaml import Document, JsonPath, YamlError, json_path, read_documents
+from ._yaml import Document, JsonPath, YamlError, documents, json_path, read_documents
 from .checks import CHECKS
 from .model import Metadata, ObjectDef, Source
 from .problems import MetadataError, Problem, closest
@@ -53,18 +53,38 @@ def default_layers(
     ]
 
 
+KEEP = 8  # the loads remembered, the most recently used ones
+_loaded: dict[tuple, Metadata | list[Problem]] = {}
+
+
 def load_metadata(layers: Sequence[Path | str]) -> Metadata:
-    """Read, merge and check the layers in order; raises MetadataError listing every problem found."""
+    """Read, merge and check the layers in order; raises MetadataError listing every problem found.
+
+    A Metadata never changes once loaded, so loading files of the same contents again (a command run in-process,
+    the tests opening hundreds of platforms, a worker reloading unchanged metadata) gives the same Metadata object
+    — and what the runtime built from it (`derived.per_metadata`) — without building and checking it again."""
     paths = [Path(layer) for layer in layers]
+    files = _files(paths)
+    key = (tuple(map(str, paths)), files)
+    loaded = _loaded.pop(key, None) or _load(paths, files)
+    _loaded[key] = loaded  # the most recent last
+    if len(_loaded) > KEEP:
+        del _loaded[next(iter(_loaded))]
+    if isinstance(loaded, list):
+        raise MetadataError(list(loaded))
+    return loaded
+
+
+def _load(paths: list[Path], files: tuple[tuple[int, str, bytes | None], ...]) -> Metadata | list[Problem]:
     problems: list[Problem] = []
     rejected: set[str] = set()
-    docs = [doc for doc in _read(paths, problems) if _usable(doc, problems, rejected)]
+    docs = [doc for doc in _read(files, problems) if _usable(doc, problems, rejected)]
     builder = Builder(rejected)
     problems.extend(builder.build(docs))
     for doc in docs:
         problems.extend(CHECKS[doc.data["kind"]](doc, builder.catalog))
     if problems:
-        raise MetadataError(sorted(problems, key=lambda p: (p.file, p.line, p.col)))
+        return sorted(problems, key=lambda p: (p.file, p.line, p.col))
     catalog = builder.catalog
     return Metadata(
         MappingProxyType(dict(sorted(catalog.objects.items()))),  # by name, whichever layer defines each
@@ -153,19 +173,30 @@ def display_path(path: Path) -> str:
     return absolute if relative.startswith("..") else relative
 
 
-def _read(layers: list[Path], problems: list[Problem]) -> list[Document]:
-    """Every document of every layer, in layer order and path order within a layer."""
-    docs = []
+def _files(layers: list[Path]) -> tuple[tuple[int, str, bytes | None], ...]:
+    """Every YAML file of every layer, in layer order and path order within a layer, as (layer index, the path as
+    problems show it, its content); a layer that is no folder as (its index, its path, None)."""
+    files = []
     for index, layer in enumerate(layers):
         if not layer.is_dir():
-            problems.append(Problem(display_path(layer), 0, 0, "metadata folder not found"))
+            files.append((index, display_path(layer), None))
         for folder in FOLDERS:
             for path in sorted(p for p in (layer / folder).rglob("*") if p.suffix in (".yaml", ".yml")):
-                try:
-                    for doc in read_documents(path, display_path(path), index):
-                        docs.append(doc)
-                except YamlError as e:
-                    problems.append(Problem(display_path(path), e.line, e.col, e.message))
+                files.append((index, display_path(path), path.read_bytes()))
+    return tuple(files)
+
+
+def _read(files: tuple[tuple[int, str, bytes | None], ...], problems: list[Problem]) -> list[Document]:
+    """Every document of the layers' `files`."""
+    docs = []
+    for index, file, content in files:
+        if content is None:
+            problems.append(Problem(file, 0, 0, "metadata folder not found"))
+            continue
+        try:
+            docs.extend(documents(content, file, index))
+        except YamlError as e:
+            problems.append(Problem(file, e.line, e.col, e.message))
     return docs
 
 
