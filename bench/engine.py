@@ -67,17 +67,27 @@ def cpu_seconds(engine: sa.Engine) -> float:
     wall clock, it counts only the work itself (SQLite's runs in this process)."""
     used = time.process_time()
     if engine.dialect.name == "postgresql":
-        name = engine.url.query["application_name"]
-        with engine.connect() as conn:
-            pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                                {"name": name}).scalars().all()
-        tick = os.sysconf("SC_CLK_TCK")
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except FileNotFoundError:  # the connection closed meanwhile
-                continue
-            used += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        used += processes_cpu(server_processes(engine, engine.url.query["application_name"]))
+    return used
+
+
+def server_processes(engine: sa.Engine, application_name: str) -> list[int]:
+    """The PostgreSQL server processes of the connections named `application_name`."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                            {"name": application_name}).scalars().all()
+
+
+def processes_cpu(pids) -> float:
+    """The CPU seconds (user and system) the processes `pids` have used so far; one gone meanwhile counts none."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        used += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return used
 
 

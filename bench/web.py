@@ -15,7 +15,9 @@ POST /api/v1/auth/token as the demo's reps and sales managers, and runs `--clien
 Each client reads and writes its own share of the sampled leads, so no two clients write one record and any
 answer but 200/201 (a 409 as much as a 500) counts as an error. The first seconds warm up and are not counted.
 Prints p50/p95/p99 per kind and overall, requests per second and errors, and the machine's load average,
-since clients, server and database share its CPUs.
+since clients, server and database share its CPUs; and the CPU a request costs over the measured seconds (the
+clients', gunicorn's processes', PostgreSQL's processes serving them), which other work on the machine does not
+change as it changes the times.
 
 Usage: python bench/web.py [--backend postgresql|sqlite] [--leads 1000000] [--seconds 60] [--workers 4]
                            [--clients 16] [--database bench_http] [--reuse]
@@ -46,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from engine import PG_URL, database, settle  # bench/engine.py (this folder is first on sys.path)
+from engine import PG_URL, database, processes_cpu, server_processes, settle  # bench/engine.py (first on sys.path)
 from faker import Faker
 
 from objectplatform.runtime import Settings, open_platform
@@ -182,6 +184,39 @@ def run_client(port: int, client: Client, until: float) -> None:
         client.samples.append((kind, started, time.perf_counter() - started, ok))
 
 
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds used so far by the clients (this process), the server (gunicorn's master and workers) and the
+    database (PostgreSQL's processes of the server's connections; SQLite's work is the server's)."""
+
+    clients: float
+    server: float
+    database: float
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.clients - other.clients, self.server - other.server, self.database - other.database)
+
+
+def usage(process: subprocess.Popen, url: str) -> Usage:
+    """What the clients, `process` (gunicorn) with its workers and the database serving them have used so far."""
+    workers = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _parent(d) == process.pid]
+    database = 0.0
+    if url.startswith("postgresql"):
+        engine = sa.create_engine(PG_URL)
+        try:
+            database = processes_cpu(server_processes(engine, sa.engine.make_url(url).query["application_name"]))
+        finally:
+            engine.dispose()
+    return Usage(time.process_time(), processes_cpu([process.pid, *workers]), database)
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def start_server(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -251,7 +286,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def report(clients: list[Client], warm_until: float, until: float, args) -> None:
+def report(clients: list[Client], warm_until: float, until: float, used: Usage, args) -> None:
     samples = [s for c in clients for s in c.samples if s[1] >= warm_until]
     seconds = until - warm_until
     errors = [e for c in clients for e in c.errors]
@@ -273,6 +308,10 @@ def report(clients: list[Client], warm_until: float, until: float, args) -> None
         print(f"| {kind} | {len(part) / len(samples):.0%} | {len(part):,} | {len(part) / seconds:.0f} | {failed} "
               f"| {ms(percentile(times, 50))} | {ms(percentile(times, 95))} | {ms(percentile(times, 99))} "
               f"| {ms(max(times))} |")
+    per = 1000 / max(1, len(samples))
+    print(f"\nCPU a request over the measured seconds: {(used.clients + used.server + used.database) * per:.1f} ms "
+          f"(clients {used.clients * per:.1f} ms, server {used.server * per:.1f} ms, database "
+          f"{used.database * per:.1f} ms)")
     if errors:
         print(f"\n{len(errors)} errors in all (warm-up included); the first:")
         for error in errors[:5]:
@@ -334,14 +373,17 @@ def main() -> None:
             threads = [threading.Thread(target=run_client, args=(port, c, until)) for c in clients]
             for thread in threads:
                 thread.start()
+            time.sleep(max(0.0, warm_until - time.perf_counter()))
+            before = usage(process, url)
             for thread in threads:
                 thread.join()
+            used = usage(process, url) - before
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report(clients, warm_until, until, args)
+    report(clients, warm_until, until, used, args)
 
 
 if __name__ == "__main__":

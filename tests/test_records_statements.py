@@ -4,6 +4,7 @@ object serves every call, and gives the same answers as one built per call did, 
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from objectplatform.runtime.errors import NotFound, ValidationFailed
 
@@ -51,3 +52,35 @@ def test_rollups_are_refreshed_by_statements_built_on_their_first_use(platform, 
     assert rollups._statements(group, rollups._watched(group)) is statements
     assert records.get("campaign", spring["id"])["lead_count"] == 1
     assert records.get("campaign", autumn["id"])["lead_count"] == 1
+
+
+def test_a_change_moving_no_lead_in_or_out_of_a_campaigns_counts_leaves_the_campaign_alone(platform, records):
+    """A lead's first follow-up moves it from pending to following: the campaign's converted leads (a filter on the
+    status) count it neither before nor after, so the campaign is neither locked nor recounted. A lead moved to
+    another campaign is taken out of the counts of the one and put in the other's, without counting their leads."""
+    wang = records.create("user", {"username": "wang", "display_name": "王伟"}, system=True)["id"]
+    spring = records.create("campaign", {"name": "春季展会"})["id"]
+    autumn = records.create("campaign", {"name": "秋季展会"})["id"]
+    lead = records.create("lead", {"name": "王一", "campaign": spring, "owner": wang, "email": "l9@example.com"},
+                          user=wang)
+    records.create("lead", {"name": "王二", "campaign": spring, "owner": wang, "email": "l10@example.com"}, user=wang)
+    statements: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_) -> None:
+        statements.append(statement)
+
+    sa.event.listen(platform.engine, "before_cursor_execute", capture)
+    try:
+        records.create("follow_up", {"kind": "call", "content": "电话沟通", "related_object": "lead",
+                                     "related_id": lead["id"]}, user=wang)
+        lead = records.get("lead", lead["id"])
+        assert lead["status"] == "following"
+        assert [s for s in statements if "FROM campaign" in s or "UPDATE campaign" in s] == []
+        statements.clear()
+        records.update("lead", lead["id"], {"campaign": autumn}, version=lead["version"], user=wang)
+        assert [s for s in statements if "FROM lead AS c_lead" in s] == []
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", capture)
+    counts = {c: records.get("campaign", c) for c in (spring, autumn)}
+    assert {c: (r["lead_count"], r["converted_lead_count"]) for c, r in counts.items()} == {spring: (1, 0),
+                                                                                           autumn: (1, 0)}

@@ -68,6 +68,11 @@ class Auth:
         self.token_ttl = token_ttl
         self._dummy_hash: str | None = None
         self._kept: dict[int, tuple[int, SignedIn | None]] = {}  # user id -> (access stamp, what it was then)
+        tokens = self.tokens  # a token's user and the access stamp, in one statement built once (every request's)
+        self._token_read = sa.select(tokens.c.id, tokens.c.user_id, tokens.c.last_used_at,
+                                     access_stamp.current(self.schema.access_stamp)).where(
+            tokens.c.token_hash == sa.bindparam("token_hash"), tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > sa.bindparam("now"))
 
     def _user_record(self, row) -> dict:
         """A user row (as selected with the whole table) -> the record, formulas computed."""
@@ -156,11 +161,8 @@ class Auth:
             return None
         tokens = self.tokens
         now = self._now()
-        stmt = sa.select(tokens.c.id, tokens.c.user_id, tokens.c.last_used_at,
-                         access_stamp.current(self.schema.access_stamp)).where(
-            tokens.c.token_hash == token_hash(token), tokens.c.revoked_at.is_(None), tokens.c.expires_at > now)
         with reading(self.engine) as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(self._token_read, {"token_hash": token_hash(token), "now": now}).first()
             if row is None:
                 return None
             token_id, user_id, last_used, stamp = row

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from objectplatform.metadata import ObjectDef
 from objectplatform.metadata.expressions import Expression, ExpressionError, parse
@@ -154,31 +155,53 @@ def list_page(
     total, exact = None, True
     if count:
         matching = sa.select(sa.literal_column("1")).select_from(table).where(*conditions)
-        total, exact = count_up_to(conn, matching, exact_up_to)
+        total, exact = count_up_to(conn, matching, exact_up_to, _summed(schema, ot, conditions))
     formulas = _formulas(ot.object)
     return [formulas.on_read(from_row(ot, row._mapping), now) for row in rows], next_cursor, total, exact
 
 
-def count_up_to(conn: sa.Connection, matching: sa.Select, limit: int | None) -> tuple[int, bool]:
+def count_up_to(conn: sa.Connection, matching: sa.Select, limit: int | None,
+                summed: sa.Select | None = None) -> tuple[int, bool]:
     """The number of rows `matching` selects and whether it is exact: counted when at most `limit` (None: always);
     beyond it PostgreSQL's planner estimate (never below the rows counted), SQLite's limit + 1 (a lower bound).
 
-    Counting stops at limit + 1 rows, so a list page never scans millions of rows for its total."""
-    if limit is None:
+    Counting stops at limit + 1 rows, so a list page never scans millions of rows for its total. `summed`, the same
+    count read from a summary table (storage/summaries.py: Summary.counting), adds up a few groups instead; the
+    answer is the same."""
+    if summed is not None:
+        counted = conn.execute(summed).scalar_one()
+        if limit is None or counted <= limit:
+            return counted, True
+        counted = limit + 1
+    elif limit is None:
         return conn.execute(sa.select(sa.func.count()).select_from(matching.subquery())).scalar_one(), True
-    counted = conn.execute(sa.select(sa.func.count()).select_from(matching.limit(limit + 1).subquery())).scalar_one()
-    if counted <= limit:
-        return counted, True
+    else:
+        counted = conn.execute(sa.select(sa.func.count()).select_from(matching.limit(limit + 1).subquery())
+                               ).scalar_one()
+        if counted <= limit:
+            return counted, True
     if conn.dialect.name == "postgresql":
         plan = conn.execute(_Explain(matching)).scalar_one()
         return max(counted, int(plan[0]["Plan"]["Plan Rows"])), False
     return counted, False
 
 
-class _Explain(sa.Executable, sa.ClauseElement):
-    """PostgreSQL's `EXPLAIN (FORMAT JSON)` of a statement, its parameters bound as the statement's own."""
+def _summed(schema: Schema, ot: ObjectTable, conditions: list[ColumnElement[bool]]) -> sa.Select | None:
+    """The count of the rows `conditions` select read from the first of the object's summary tables holding every
+    column they read (the data scope's owner and pool, a filter on a picklist), or None."""
+    for summary in schema.summaries.get(ot.object.name, ()):
+        if (summed := summary.counting(ot.table, conditions)) is not None:
+            return summed
+    return None
 
-    inherit_cache = False
+
+class _Explain(sa.Executable, sa.ClauseElement):
+    """PostgreSQL's `EXPLAIN (FORMAT JSON)` of a statement, its parameters bound as the statement's own; compiled once
+    per shape of the statement (SQLAlchemy's cache), as the statement itself is."""
+
+    inherit_cache = True
+    _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]
+    _all_selected_columns = ()  # no column to find by name in a cached compilation's result: the plan is read by place
 
     def __init__(self, statement: sa.Select):
         self.statement = statement

@@ -87,21 +87,29 @@ class Rollups:
         return {f.name: 0 for f in fields if f.rollup is not None and f.rollup.function in ("sum", "count")}
 
     def after_change(self, conn: sa.Connection, child: str, changes: Iterable[Change], now: datetime) -> None:
-        """Refresh the parents whose rollups the changed `child` records feed (old and new parents), and those
-        whose rollups filter on a field of `child` that changed (through their children's lookup of it); and the
-        summary tables `child` feeds."""
+        """Refresh the parents whose rollups the changed `child` records feed (old and new parents: what updates add
+        to counts and sums, where they add anything; recounted otherwise), and those whose rollups filter on a field
+        of `child` that changed (through their children's lookup of it); and the summary tables `child` feeds."""
         changes = list(changes)
         self.summaries.after_change(conn, child, changes)
         for group in self.by_child.get(child, ()):
             ids: set[int] = set()
+            moved: list[Change] = []
             for before, after in changes:
                 if before is not None and after is not None and all(
                     before.get(name) == after.get(name) for name in group.reads
                 ):
                     continue
                 ids.update(int(r[group.via]) for r in (before, after) if r is not None and r.get(group.via))
-            if ids:
-                self.refresh(conn, group, sorted(ids), now)
+                moved.append((before, after))
+            if not ids:
+                continue
+            if not self._additive(group) or any(before is None or after is None for before, after in moved):
+                self.refresh(conn, group, sorted(ids), now)  # a record restored comes back with its parents' rollups
+                continue
+            deltas = _deltas(group, moved)  # a change that moves no record in or out of a filter adds nothing
+            if deltas:
+                self.refresh(conn, group, sorted(deltas), now, deltas)
         for through in self.by_target.get(child, ()):
             targets = [int(after["id"]) for before, after in changes if before is not None and after is not None
                        and any(before.get(name) != after.get(name) for name in through.fields)]
@@ -173,10 +181,15 @@ class Rollups:
                 for parent, record in matching:
                     add, totals = record.get(f.rollup.field or ""), deltas[int(parent)]
                     totals[f.name] = add if totals[f.name] is None else totals[f.name] + (add or 0)
-            if deltas:  # a filter on a looked-up record's field is not in the rows: recount
-                additive = all(f.rollup.function in ("sum", "count") and not any("." in k for k in f.rollup.filter)
-                               for f in group.fields)
-                self.refresh(conn, group, sorted(deltas), now, deltas if additive else None)
+            if deltas:
+                self.refresh(conn, group, sorted(deltas), now, deltas if self._additive(group) else None)
+
+    def _additive(self, group: _Group) -> bool:
+        """Whether the group's rollups follow from the changed records alone: counts and sums of stored fields whose
+        filters read the child's own fields (a filter on a looked-up record's field is not in the rows: recount)."""
+        columns = self.schema[group.child].columns
+        return all(f.rollup.function in ("sum", "count") and (f.rollup.field is None or f.rollup.field in columns)
+                   and not any("." in k for k in f.rollup.filter) for f in group.fields)
 
     def _watched(self, group: _Group) -> tuple[str, ...] | None:
         """The fields of its parent a refresh of `group` reads (None: whole records): the group's rollups, the
@@ -411,6 +424,21 @@ def _update_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
     conn.execute(sa.text(f"UPDATE {conn.dialect.identifier_preparer.format_table(table)} SET {assigned} "
                          f"FROM json_to_recordset(CAST(:rows AS json)) AS rows({types}) "
                          f"WHERE {quote(table.name)}.id = rows.id"), {"rows": data})
+
+
+def _deltas(group: _Group, changes: list[Change]) -> dict[int, dict[str, Any]]:
+    """{parent: {rollup field: what the changes add to it}} of an additive group, the parents they add nothing to
+    left out: each record as it was taken out of its parent's counts and sums, as it is put into its parent's."""
+    deltas: dict[int, dict[str, Any]] = {}
+    for before, after in changes:
+        for record, sign in ((before, -1), (after, 1)):
+            if record is None or not record.get(group.via):
+                continue
+            totals = deltas.setdefault(int(record[group.via]), dict.fromkeys((f.name for f in group.fields), 0))
+            for f in group.fields:
+                if _matches(f.rollup.filter, record):
+                    totals[f.name] += sign if f.rollup.function == "count" else sign * (record.get(f.rollup.field) or 0)
+    return {parent: totals for parent, totals in deltas.items() if any(totals.values())}
 
 
 def _matches(conditions: Mapping[str, Any], record: Mapping[str, Any]) -> bool:

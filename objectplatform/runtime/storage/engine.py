@@ -13,8 +13,13 @@ TEMPORARY = "objectplatform_temporary_tables"  # in a connection's info: the tem
 
 
 def reading(engine: sa.Engine) -> sa.Connection:
-    """A connection for reads only: on SQLite its transactions do not take the write lock."""
-    return engine.connect().execution_options(**{READ_ONLY: True})
+    """A connection for reads only: on SQLite its transactions do not take the write lock; on PostgreSQL it runs
+    each statement in its own transaction (autocommit), as READ COMMITTED gives each statement its own snapshot
+    anyway, without the BEGIN and ROLLBACK round trips around them."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        return conn.execution_options(**{READ_ONLY: True}, isolation_level="AUTOCOMMIT")
+    return conn.execution_options(**{READ_ONLY: True})
 
 
 def create_engine(url: str, **kwargs) -> sa.Engine:

@@ -9,17 +9,24 @@ records a pool's members see) and the keys a report adds; a key column is NOT NU
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import elements
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from objectplatform.metadata import Metadata, ObjectDef
 
 PREFIX = "_op_summary_"
 COUNT = "n"  # the column counting a group's records
+# what a condition a summary answers may be made of besides the columns: values, comparisons, AND, OR, NOT (no
+# function, no subquery, no other table), so that it holds alike for every record of a group
+PLAIN = (elements.BindParameter, elements.BinaryExpression, elements.BooleanClauseList, elements.ClauseList,
+         elements.ExpressionClauseList, elements.Grouping, elements.UnaryExpression, elements.Tuple, elements.Null,
+         elements.True_, elements.False_, elements.AsBoolean, elements.Cast, elements.TypeCoerce)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +105,26 @@ class Summary:
         t = self.table
         keys = [sa.func.nullif(t.c[k], empty).label(k) for k, empty in zip(self.keys, self.empty, strict=True)]
         return sa.select(*keys, *(t.c[c] for c in self.columns[len(self.keys):])).subquery("s")
+
+    def counting(self, source: sa.Table, conditions: Sequence[sa.ColumnElement[bool]]) -> sa.Select | None:
+        """How many rows of `source` (the object's table) `conditions` select, read from the summary: the conditions
+        on its view, each column of `source` replaced by the key of its name. None when one reads another column or
+        is more than comparisons of columns and values joined by AND, OR and NOT (a function, a subquery)."""
+
+        def plain(element: sa.ClauseElement) -> bool:
+            if isinstance(element, elements.ColumnClause):
+                return element.table is source and element.name in self.keys
+            return isinstance(element, PLAIN) and all(plain(child) for child in element.get_children())
+
+        if not all(plain(c) for c in conditions):
+            return None
+        view = self.view
+
+        def on_view(element: sa.ClauseElement) -> sa.ClauseElement | None:
+            return view.c[element.name] if isinstance(element, elements.ColumnClause) else None
+
+        return sa.select(sa.cast(sa.func.coalesce(sa.func.sum(view.c[COUNT]), 0), sa.BigInteger())).where(
+            *(replacement_traverse(c, {}, on_view) for c in conditions))
 
     def describe(self) -> str:
         """How migrate's plan shows it: "count, sum amount of lead by owner, pool, status (for leads_by_status)"."""
