@@ -26,6 +26,7 @@ from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.approvals import approval_reminders, approvals
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.workqueue import work_queue
+from objectplatform.translations import message_text
 from objectplatform.web import create_app
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -272,6 +273,8 @@ def test_a_large_order_is_approved_by_the_manager_then_finance(platform, people,
     with pytest.raises(Conflict) as e:
         decide(platform, people["fin2"], "1", True)
     assert e.value.message == f"approval 1 (Order approval {no}) is already approved"
+    assert e.value.as_dict()["error"]["params"]["status"] == "approved"
+    assert message_text(e.value.message, "zh") == f"“订单审批 {no}”的审批已结束（已通过）"
 
 
 def test_a_small_order_skips_the_finance_step(platform, people, account, product):
@@ -335,9 +338,13 @@ def test_a_role_step_then_a_manager_step(platform, people, account, product):
         decide(platform, people["fin1"], "1", True)
     assert e.value.message == ("step Finance review of approval 1 was already decided; it waits for step "
                                "Manager approval now")
+    params = e.value.as_dict()["error"]["params"]
+    assert (params["step"], params["next"]) == ("finance", "manager")
+    assert message_text(e.value.message, "zh") == "步骤“财务审核”已审批完毕，现在等待“主管审批”"
     with pytest.raises(Conflict) as e:
         decide(platform, people["fin2"], "1", True)
     assert e.value.message == "you already approved step Finance review of approval 1"
+    assert e.value.as_dict()["error"]["params"] == {"decision": "approved", "step": "finance", "id": 1}
     done = decide(platform, people["boss"], "1", True)
     assert steps(done["approval"]) == [
         ("finance", "approved", [("钱会计", None, None), ("孙出纳", "approved", "票面信息无误")]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -169,6 +170,17 @@ def test_a_rep_s_home_shows_their_own_figures_only(app, platform, people, compan
     assert [(r["status"], r["leads"]) for r in by_status.rows] == [("pending", 3)]
 
 
+def test_a_report_widget_s_scene_mine_counts_the_viewer_s_own_records_only(platform, people, company):
+    """The rep's "my leads by status" (scene: mine) run by the manager counts none of the team's leads, which the
+    same report without the scene counts: the widget's scene, not the viewer's reach, decides."""
+    boss = access(platform, people["boss"])
+    mine = dashboards.home_of(platform.metadata, access(platform, people["rep1"])).widgets[7]
+    assert (mine.report, mine.scene) == ("leads_by_status", "mine")
+    assert dashboards.run_widget(platform, mine, boss).rows == []
+    team = dashboards.run_widget(platform, replace(mine, scene=None), boss)
+    assert [(r["status"], r["leads"]) for r in team.rows] == [("pending", 7), ("following", 1)]
+
+
 def test_a_manager_s_home_adds_up_the_team_and_lists_forgotten_leads_and_approvals(app, platform, people, company):
     page = home(app, "boss")
     shown = widgets(page)
@@ -316,7 +328,9 @@ def test_the_menu_follows_the_declared_groups_with_each_role_s_items(app, people
     ]
     assert menu(home(app, "mkt")) == [
         ("线索", ["销售线索", "我的线索", "线索池看板", "工作动态", "跟进记录", "线索池", "市场活动"]),
-        ("订单与回款", ["产品"]),
+        ("客户", ["客户"]),
+        ("商机", ["商机"]),
+        ("订单与回款", ["销售订单", "产品"]),
         ("报表", ["报表"]),
         ("设置", ["用户", "部门"]),
     ]

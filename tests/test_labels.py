@@ -177,7 +177,7 @@ def test_the_funnel_page_csv_and_chart_show_stage_labels(platform, deal, lang):
         [stages[0], "1", "500,000.00", "10.00", "50,000.00"], [stages[1], "0", "0.00", "40.00", "0.00"],
         [stages[2], "0", "0.00", "60.00", "0.00"], [stages[3], "0", "0.00", "80.00", "0.00"],
         [stages[4], "0", "0.00", "90.00", "0.00"]]
-    assert f"{stages[0]}  1</text>" in page  # the funnel chart's caption
+    assert f'"start">{stages[0]}</text>' in page  # the funnel chart's caption: the stage, its count below
     process = re.search(r'<select[^>]*name="sales_process"[^>]*>(.*?)</select>', page, re.S).group(1)
     assert re.search(rf'<option value="standard_sales"\s*>{STANDARD[lang]}</option>', process)
     lines = csv_lines(client.get("/reports/sales_funnel/export.csv"))

@@ -14,7 +14,7 @@ from support import FixedClock
 from test_api import PASSWORD, Api
 from test_api import api as api  # noqa: F401  (fixtures)
 from test_api import app as app  # noqa: F401
-from test_pages import login
+from test_pages import login, token
 from test_records_race import run, wait_until_blocked
 
 from objectplatform.runtime.errors import ValidationFailed
@@ -211,6 +211,24 @@ def test_invoices_never_above_the_order_and_issued_by_finance(api, people, platf
     rejected = act(api, "invoice", second["id"], "reject_invoice", "finance", {"reason": "抬头有误"})
     assert (rejected["status"], rejected["reject_reason"]) == ("rejected", "抬头有误")
     assert balances(api, order["id"]) == expect("2700", "0", "0", "2700", "2000", "0", "700")
+
+
+def test_finance_confirms_a_payment_from_the_inbox_by_the_to_do_s_own_action(app, api, people, platform, order):
+    """The to-do offers 确认回款 (its action), not 完成, which would close it with the payment still pending."""
+    approve(api, order)
+    _, payment = pay(api, order["id"], "1000", paid_on="2026-12-08")
+    client = app.test_client()
+    login(client, "finance", PASSWORD)
+    inbox = client.get("/todos").get_data(as_text=True)
+    row = re.search(r'<tr data-id="\d+">.*?</tr>', inbox, re.S).group(0)
+    assert re.findall(r'<form method="post" action="([^"]+)"', row) == [
+        f"/o/payment/{payment['id']}/action/confirm_payment"]
+    assert re.findall(r"<button [^>]*>(.*?)</button>", row) == ["确认回款"]
+    done = client.post(f"/o/payment/{payment['id']}/action/confirm_payment",
+                       data={"csrf_token": token(client), "next": "/todos"})
+    assert (done.status_code, done.location) == (302, "/todos")
+    assert platform.records.get("payment", payment["id"])["status"] == "confirmed"
+    assert todos(api, "finance") == []
 
 
 def test_the_payment_form_shows_the_chosen_order_s_balances(app, api, people, platform, order):

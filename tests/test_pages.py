@@ -523,7 +523,10 @@ def test_attachment_upload_and_scoped_download(client, platform, users):
     download = client.get(f"/o/product/{product_id}/file/image")
     assert download.status_code == 200 and download.data == b"\x89PNG fake"
     assert download.mimetype == "image/png" and "widget.png" in download.headers["Content-Disposition"]
-    assert client.get(f"/o/product/{product_id}/file/name").status_code == 404
+    missing = client.get(f"/o/product/{product_id}/file/name")
+    assert missing.status_code == 404
+    assert re.search(r'<section class="error-page">.*?<p>(.*?)</p>', missing.text, re.S).group(1) == (
+        f"产品 {product_id} 的“产品名称”中没有文件")
 
 
 def test_bad_list_parameters_are_a_400_page(client, users):

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from report_company import build_company
+from report_company import build_company, make_user
 
 from objectplatform.metadata import Source, build_definition
 from objectplatform.runtime import BadRequest, ValidationFailed
@@ -58,6 +58,19 @@ def test_campaign_leads_to_orders_counts_each_order_once_per_campaign(platform, 
     # totals by SQL over all leads: 2 distinct accounts and 4 orders, not the sums 3 and 7 of the rows
     assert result.totals == {"leads": 6, "accounts": 2, "orders": 4, "order_amount": Decimal("6500.00"),
                              "paid_amount": Decimal("600.00")}
+
+
+def test_marketing_counts_what_every_campaign_brought(platform, company):
+    """A marketing user reads no one's leads as their owner, yet the campaign reports reach the accounts,
+    opportunities and orders the leads became: the same figures as the whole company's."""
+    mkt = make_user(platform, "孙市场", ["marketing"])
+    assert rows(run(platform, "campaign_leads_to_orders", mkt)) == [
+        ("春季展会", 3, 1, 3, Decimal("6000.00"), Decimal("600.00")),
+        ("线上推广", 2, 2, 4, Decimal("6500.00"), Decimal("600.00")),
+        (None, 1, 0, 0, Decimal("0"), Decimal("0")),
+    ]
+    assert rows(run(platform, "campaign_leads_to_opportunities", mkt))[:2] == [
+        ("春季展会", 3, 1, 1, Decimal("100000.00")), ("线上推广", 2, 2, 1, Decimal("50000.00"))]
 
 
 def test_campaign_leads_to_opportunities(platform, company):

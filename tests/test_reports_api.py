@@ -128,6 +128,30 @@ def test_a_two_dimension_chart_shows_each_category_once_and_the_other_dimension_
         "张三 · A: 4", "李四 · A: 1", "张三 · B: 2", "李四 · B: 3", "张三 · C: 0", "李四 · C: 6"]
 
 
+def test_the_pages_draw_a_chart_wide_and_compact_with_larger_words_and_clipped_legends():
+    result = _by_two(Chart("bar", ("visits",), "grade"), ("visits", "count"))
+    result.rows[0]["owner"] = "张三丰和他的七个徒弟"
+    svg = charts.figure(result, "zh")
+    assert re.findall(r'<svg [^>]*viewBox="0 0 (\d+) (\d+)"[^>]*class="([\w-]+)"[^>]*font-size="(\d+)"', svg) == [
+        ("720", "380", "chart-wide", "12"), ("420", "340", "chart-compact", "16")]
+    legends = re.findall(r'text-anchor="start">(.*?)</text>', svg)
+    # the compact legend has 87 units for a name: 4 characters and …
+    assert legends == ["张三丰和他的七个徒弟", "张三", "李四", "张三丰和…", "张三", "李四"]
+
+
+def test_category_names_wider_than_their_column_are_all_slanted_and_cut_to_the_room_below_the_plot():
+    def names(categories: list[str]) -> list[tuple[str, str]]:
+        svg = charts.CHARTS["bar"](charts.WIDE, categories, [("订单金额", [1.0] * len(categories))], "zh")
+        return re.findall(r'<text [^>]*text-anchor="(middle|end)"(?: transform="(rotate)[^"]*")?>([^<\d]+)</text>', svg)
+
+    assert names(["甲公司", "乙公司"]) == [("middle", "", "甲公司"), ("middle", "", "乙公司")]
+    # four columns of 122 units: the 14-character name does not fit, so all four slant; it is cut to the 118
+    # units below the plot (8 characters and …), the 9-character one is whole
+    assert names(["春季展会", "华东区电话营销外呼", "杭州制造业数字化沙龙系列活动", "官网推广"]) == [
+        ("end", "rotate", "春季展会"), ("end", "rotate", "华东区电话营销外呼"), ("end", "rotate", "杭州制造业数字化…"),
+        ("end", "rotate", "官网推广")]
+
+
 def test_several_counts_by_two_dimensions_add_up_per_category():
     svg = charts.draw(_by_two(Chart("bar", ("visits", "accounts"), "owner"), ("visits", "count"),
                               ("accounts", "sum")))

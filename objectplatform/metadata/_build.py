@@ -180,7 +180,7 @@ def _widget(spec: Mapping[str, Any], source: Source) -> Widget:
         spec["type"], build_label(spec["title"]), source, spec.get("span", 1), spec.get("report"),
         spec.get("measure"), spec.get("period"), spec.get("date_field", "created_at"),
         _frozen(spec.get("filters", {})), spec.get("object"), _expression(spec.get("condition")),
-        tuple(spec.get("columns", ())), tuple(spec.get("sort", ())), spec.get("scene", "all"),
+        tuple(spec.get("columns", ())), tuple(spec.get("sort", ())), spec.get("scene"),
         tuple(spec.get("kinds", ())), spec.get("limit", 10),
     )
 

@@ -1219,9 +1219,9 @@ def _key_reference(doc: Document, at: JsonPath, what: str, keys: Sequence[str]) 
 # Each widget type and the options it takes (besides type, title, span); the first ones listed are required.
 # A "target vs achieved" widget (the sales targets) is a new entry here and in runtime/dashboards.WIDGETS.
 WIDGET_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "kpi": (("report", "measure"), ("period", "date_field", "filters")),
-    "chart": (("report",), ("filters",)),
-    "table": (("report",), ("filters", "limit")),
+    "kpi": (("report", "measure"), ("period", "date_field", "filters", "scene")),
+    "chart": (("report",), ("filters", "scene")),
+    "table": (("report",), ("filters", "limit", "scene")),
     "todos": ((), ("kinds", "limit")),
     "list": (("object", "columns"), ("condition", "sort", "scene", "limit")),
 }

@@ -577,7 +577,7 @@ class Widget:
     condition: Expression | None = None
     columns: tuple[str, ...] = ()
     sort: tuple[str, ...] = ()
-    scene: str = "all"
+    scene: str | None = None  # mine: the viewer's own records; None: all they read (a report: its own scene)
     kinds: tuple[str, ...] = ()
     limit: int = 10
 

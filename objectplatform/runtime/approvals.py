@@ -37,7 +37,9 @@ from .workqueue import TEXT, title_sql, work_queue
 PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "withdrawn"
 FLOW, STAGE = "flow", "stage"
 SUBMIT, WITHDRAW = "submit", "withdraw"
-DECISION_VERBS = {APPROVED: "approved", REJECTED: "rejected"}
+# how messages say an approval's end or a decision (`approval 3 … is already approved`), by label with its code
+ENDINGS = {APPROVED: Label("已通过", "approved"), REJECTED: Label("已驳回", "rejected"),
+           WITHDRAWN: Label("已撤回", "withdrawn"), "decided": Label("已审批", "decided")}
 AN_APPROVAL = Message("approval.noun", "approval")  # what `no_record` names: no object's records
 NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a comment
 
@@ -349,7 +351,7 @@ class Approvals:
             label, flow = Label.of(step["label"]), Label.of(definition["label"])
             message = Message("approval.no_approver", "step {step} of {flow} has no approver: {reasons}",
                               step=said_name(step["name"], label), flow=said_label(flow.zh, flow.en),
-                              reasons="; ".join(reasons), step_label=label.zh)
+                              reasons="; ".join(reasons))
             raise ValidationFailed({"approvers": [message]}, message)
         return sorted(found)
 
@@ -454,8 +456,7 @@ class Approvals:
                 raise NotFound(no_record(AN_APPROVAL, row["id"]))
             raise Forbidden(Message("approval.not_an_approver", "you are not an approver of approval {id} ({title}); "
                                     "the approvers of its step {step}: {names}", id=row["id"],
-                                    title=said_title(row), step=_step_title(definition, row["step"]), names=names,
-                                    step_label=_step_label(definition, row["step"])))
+                                    title=said_title(row), step=_step_title(definition, row["step"]), names=names))
         if row["status"] != PENDING:
             raise Conflict(_ended(row, row["status"]))
         if current and current[0]["decision"] is not None:
@@ -497,7 +498,7 @@ class Approvals:
         suffix = Label(f"：{comment}", f": {comment}") if comment else NO_SUFFIX
         self._perform(conn, row, outcome, status, user, at, suffix)
         if not told and row["submitter"] is not None:
-            verb = Label("已通过", "approved") if status == APPROVED else Label("已驳回", "rejected")
+            verb = ENDINGS[status]
             self.work.notify(conn, [row["submitter"]],
                              Label(f"{row['title_zh']} {verb.zh}{suffix.zh}",
                                    f"{row['title_en']} {verb.en}{suffix.en}"),
@@ -569,25 +570,19 @@ def _step_title(definition: dict, index: int) -> str:
     return said_name(step["name"], Label.of(step["label"]))
 
 
-def _step_label(definition: dict, index: int) -> str:
-    return Label.of(definition["steps"][min(index, len(definition["steps"]) - 1)]["label"]).zh
-
-
 def _already(definition: dict, row: Mapping[str, Any], step: int, decision: str) -> Message:
     return Message("approval.already_decided", "you already {decision} step {step} of approval {id}",
-                   decision=decision, step=_step_title(definition, step), id=row["id"],
-                   step_label=_step_label(definition, step))
+                   decision=said_name(decision, ENDINGS[decision]), step=_step_title(definition, step), id=row["id"])
 
 
 def _ended(row: Mapping[str, Any], status: str) -> Message:
     return Message("approval.already_ended", "approval {id} ({title}) is already {status}", id=row["id"],
-                   title=said_title(row), status=status)
+                   title=said_title(row), status=said_name(status, ENDINGS[status]))
 
 
 def _waits_for(definition: dict, row: Mapping[str, Any], step: int, now: int) -> Message:
     return Message("approval.moved_on", "step {step} of approval {id} was already decided; it waits for step {next} "
-                   "now", step=_step_title(definition, step), id=row["id"], next=_step_title(definition, now),
-                   step_label=_step_label(definition, step), next_label=_step_label(definition, now))
+                   "now", step=_step_title(definition, step), id=row["id"], next=_step_title(definition, now))
 
 
 def _step_status(row: Mapping[str, Any], index: int, approvers: list[Mapping[str, Any]]) -> str:

@@ -97,7 +97,7 @@ def _kpi(platform, widget: Widget, access: Access) -> Kpi:
     )
     filters = dict(widget.filters)
     if widget.period is None:
-        result = run_report(platform, shape, access=access, filters=filters)
+        result = run_report(platform, shape, access=access, filters=filters, scene=widget.scene)
         return Kpi(result.rows[0][measure.key] or 0, result.measures[0].type)
     bucket = BUCKETS[widget.period]
     now = platform.local_now()
@@ -105,7 +105,7 @@ def _kpi(platform, widget: Widget, access: Access) -> Kpi:
     current, end = date_range(widget.period, now)
     filters[widget.date_field] = {"from": start.isoformat(), "to": (end - timedelta(days=1)).isoformat()}
     shape = replace(shape, dimensions=(ReportDimension("period", widget.date_field, bucket),))
-    result = run_report(platform, shape, access=access, filters=filters)
+    result = run_report(platform, shape, access=access, filters=filters, scene=widget.scene)
     by_period = {row["period"]: row[measure.key] or 0 for row in result.rows}
     value, previous = by_period.get(bucket_key(current, bucket), 0), by_period.get(bucket_key(start, bucket), 0)
     change = None
@@ -127,7 +127,7 @@ def _report(platform, widget: Widget, access: Access) -> ReportResult:
     report = platform.metadata.reports[widget.report]
     if widget.type == "table" and widget.limit and report.engine == "grouping":
         report = replace(report, limit=widget.limit)
-    return run_report(platform, report, access=access, filters=dict(widget.filters))
+    return run_report(platform, report, access=access, filters=dict(widget.filters), scene=widget.scene)
 
 
 def _list(platform, widget: Widget, access: Access) -> Listing:

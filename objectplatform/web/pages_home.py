@@ -80,7 +80,7 @@ def _widget(widget: Widget) -> dict:
 
 def _report_view(result, kind: str) -> dict:
     if kind == "chart" and result.rows:
-        return {"chart": Markup(charts.draw(result, g.lang))}  # ours: every text in it is escaped
+        return {"chart": Markup(charts.figure(result, g.lang))}  # ours: every text in it is escaped
     return {"table": result_table(result)}
 
 

@@ -19,6 +19,7 @@ from objectplatform.runtime.errors import (
     NotFound,
     ValidationFailed,
     said_name,
+    said_object,
     said_records,
 )
 from objectplatform.runtime.lifecycles import locked_for
@@ -286,7 +287,8 @@ def attachment(obj: str, id: str, field: str):
     f = definition.fields.get(field)
     stored = get_platform().records.get(obj, id, where=scope(obj), seen_by=g.access).get(field) \
         if f and f.type == "attachment" else None
-    missing = NotFound(Message("record.no_file", "no file in {object}.{field}", object=obj, field=field))
+    missing = NotFound(Message("record.no_file", "{object} {id} has no file in {field}", object=said_object(definition),
+                               id=id, field=said_name(field, f.label) if f else field))
     if not stored:
         raise missing
     try:
@@ -433,7 +435,7 @@ def run_one(obj: str, id: str, name: str):
     flash(text("action.done", g.lang, action=action.label.get(g.lang)), "success")
     if result.get("record") is None:
         return redirect(url_for("pages.list_records", obj=obj))
-    return redirect(record_url)
+    return redirect(local_path(request.form.get("next")) or record_url)
 
 
 @bp.route("/o/<obj>/bulk", methods=["POST"])

@@ -130,7 +130,7 @@ def _preview(result, errors: Mapping[str, list[str]]) -> dict[str, Any]:
     return {"errors": errors,
             "report_problems": [(_part(path), message) for path, messages in errors.items() for message in messages],
             "table": result_table(result) if result else None,
-            "chart": Markup(charts.draw(result, g.lang)) if result and result.rows and result.chart else None}
+            "chart": Markup(charts.figure(result, g.lang)) if result and result.rows and result.chart else None}
 
 
 def _part(path: str) -> str:

@@ -83,14 +83,14 @@ def report(name: str):
     except ValidationFailed as e:
         errors = {name: [error_text(m, g.lang) for m in messages] for name, messages in e.fields.items()}
         controls, controls_b = _controls(report_def, request.args)[0], _controls_b(report_def, {})[0]
-    funnels = [(r.label.get(g.lang), Markup(charts.draw(r, g.lang))) for r in runs or ()]  # ours, text escaped
+    funnels = [(r.label.get(g.lang), Markup(charts.figure(r, g.lang))) for r in runs or ()]  # ours, text escaped
     query = urlencode([(k, v) for k, v in request.args.items() if v])
     return render_template(
         "pages/report.html", report=report_def, title=report_def.label.get(g.lang), controls=controls,
         controls_b=controls_b, compare=runs is not None, funnels=funnels, personal=personal.is_personal(report_def),
         scene=scene, scenes=[(s, text(f"reports.scene.{s}", g.lang)) for s in SCENES], errors=errors,
         table=result_table(result) if result else None,
-        chart=Markup(charts.draw(result, g.lang)) if result and result.rows and runs is None else None,
+        chart=Markup(charts.figure(result, g.lang)) if result and result.rows and runs is None else None,
         export_url=url_for("pages.report_export", name=name) + (f"?{query}" if query else ""),
         pinned=name in dashboards.pinned(get_platform(), g.access))
 

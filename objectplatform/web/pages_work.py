@@ -11,6 +11,7 @@ from datetime import UTC
 import sqlalchemy as sa
 from flask import flash, g, redirect, render_template, url_for
 
+from objectplatform.runtime.actions import actions_service
 from objectplatform.runtime.records.query import MAX_LIMIT
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.workqueue import work_queue
@@ -55,6 +56,22 @@ def _link(obj: str | None, record_id: str | None) -> str | None:
 
 
 CONTEXT_FIELDS = 4  # how many of a record's list columns a to-do shows beside its title
+
+
+def _own_action(todo) -> dict | None:
+    """A task's own action (确认回款 for a payment to confirm) as its button, when the user's roles allow it and it
+    asks for nothing: running it closes the to-do; None when the to-do is only ticked done."""
+    platform = get_platform()
+    if todo.kind == "approval" or not todo.action or todo.object not in platform.metadata.objects:
+        return None
+    service = actions_service(platform)
+    action = service.by_object.get(todo.object, {}).get(todo.action)
+    if action is None or action.params or not todo.record_id:
+        return None
+    if not service.allowed(g.access, todo.object, todo.action):
+        return None
+    return {"url": url_for("pages.run_one", obj=todo.object, id=todo.record_id, name=todo.action),
+            "label": action.label.get(g.lang)}
 
 
 def _contexts(items) -> dict[str, list[tuple[str, str]]]:
@@ -117,6 +134,7 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
              "context": contexts.get(t.id, []), "submitted": submitted.get(t.id),
              "role": roles[t.role].label.get(g.lang) if t.role in roles else t.role,
              "when": _when(t.created_at), "kind": _kind(t.kind), "decide": t.kind == "approval" and t.approval_id,
+             "act": _own_action(t),
              "error": (errors or {}).get(t.id), "comment": (comments or {}).get(t.id, "")}
             for t in items]
     gone = [message for todo_id, message in (errors or {}).items() if todo_id not in {t.id for t in items}]

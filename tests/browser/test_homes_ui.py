@@ -38,6 +38,13 @@ def test_each_roles_home_shows_its_dashboard_in_both_languages(browser, site, sc
         assert titles.all_inner_texts() == english
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+        # each chart drawn compact on the phone, its words at least 10 px (the wide drawing shrank them to 5)
+        charts = page.evaluate("""[...document.querySelectorAll('section.widget .report-chart svg')]
+            .filter(svg => svg.getBoundingClientRect().width > 0)
+            .map(svg => [svg.getAttribute('class'),
+                         svg.getBoundingClientRect().width / svg.viewBox.baseVal.width
+                         * svg.getAttribute('font-size')])""")
+        assert charts and all(kind == "chart-compact" and size >= 10 for kind, size in charts), charts
         page.set_viewport_size({"width": 1400, "height": 900})
         screenshot(page, f"home-{username}-en")
     finally:

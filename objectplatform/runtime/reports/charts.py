@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
@@ -15,8 +16,25 @@ from objectplatform.metadata import Chart
 
 from .run import ReportResult
 
-WIDTH, HEIGHT = 720, 360
-LEFT, RIGHT, TOP, BOTTOM = 70, 160, 20, 60
+
+@dataclass(frozen=True)
+class Frame:
+    """A chart's drawing box: its size, the margins around the plot (the legend sits in the right one) and its text
+    size, all in the SVG's own units."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    font: int
+
+
+
+WIDE = Frame(720, 380, 70, 160, 20, 90, 12)  # a report's page on a desktop
+COMPACT = Frame(420, 340, 52, 120, 16, 96, 16)  # a dashboard widget or a phone: fewer, larger words
+SLANT = math.sin(math.radians(40))  # category labels too wide for their column are slanted by 40°
 PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316", "#64748b")
 NONE = {"zh": "(空)", "en": "(none)"}
 
@@ -29,7 +47,12 @@ def value_text(result: ReportResult, key: str, value: Any, lang: str) -> str:
     return label.get(lang) if label else str(value)
 
 
-def draw(result: ReportResult, lang: str = "zh") -> str:
+def figure(result: ReportResult, lang: str) -> str:
+    """The chart as the pages show it: drawn wide and compact, the page's style showing the one that fits its box."""
+    return draw(result, lang, WIDE, ' class="chart-wide"') + draw(result, lang, COMPACT, ' class="chart-compact"')
+
+
+def draw(result: ReportResult, lang: str = "zh", frame: Frame = WIDE, attributes: str = "") -> str:
     """The report's chart (its template's `chart`, else bars of every measure by the first dimension)."""
     spec = result.chart or Chart("bar")
     kind = spec.type
@@ -64,10 +87,12 @@ def draw(result: ReportResult, lang: str = "zh") -> str:
     else:
         categories = [value_text(result, dimension, r[dimension], lang) for r in result.rows]
         series = [(labels.get(m, m), [_number(r.get(m)) for r in result.rows]) for m in measures]
-    body = CHARTS[kind](categories, series, lang)
+    body = CHARTS[kind](frame, categories, series, lang)
     title = escape(result.label.get(lang))
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-            f'height="{HEIGHT}" role="img" aria-label="{title}" font-family="sans-serif" font-size="12">'
+    f = frame
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f.width} {f.height}" width="{f.width}" '
+            f'height="{f.height}"{attributes} role="img" aria-label="{title}" font-family="sans-serif" '
+            f'font-size="{f.font}">'
             f"<title>{title}</title>{body}</svg>")
 
 
@@ -89,12 +114,13 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", extra: str = ""
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{extra}>{escape(text)}</text>'
 
 
-def _legend(series: Series) -> str:
-    parts = []
+def _legend(f: Frame, series: Series) -> str:
+    parts, line, box = [], f.font * 1.35, f.font * 0.8
     for i, (name, _) in enumerate(series):
-        y = TOP + 16 * i
-        parts.append(f'<rect x="{WIDTH - RIGHT + 16}" y="{y}" width="10" height="10" fill="{PALETTE[i % 8]}"/>')
-        parts.append(_text(WIDTH - RIGHT + 32, y + 9, name, "start"))
+        y = f.top + line * i
+        parts.append(f'<rect x="{f.width - f.right + 12}" y="{y:.1f}" width="{box:.1f}" height="{box:.1f}" '
+                     f'fill="{PALETTE[i % 8]}"/>')
+        parts.append(_text(f.width - f.right + 16 + box, y + box, _clip(name, f.right - 20 - box, f), "start"))
     return "".join(parts)
 
 
@@ -112,76 +138,98 @@ def _whole(series: Series) -> bool:
     return all(float(v).is_integer() for _, values in series for v in values)
 
 
-LABEL_ROOM = 56  # a category narrower than this (px) has its label slanted, so neighbours do not overlap
+def _width(char: str, f: Frame) -> float:
+    """About how wide a character is drawn: a wide (Chinese) one a font size, others 0.6 of it."""
+    return f.font * (1.0 if ord(char) > 0x2E7F else 0.6)
 
 
-def _axes(categories: list[str], highest: float, whole: bool = False) -> tuple[str, Callable[[float], float], float]:
+def _clip(text: str, room: float, f: Frame) -> str:
+    """As much of `text` as fits in `room` units, with "…" where it is cut."""
+    used = 0.0
+    for i, char in enumerate(text):
+        used += _width(char, f)
+        if used > room:
+            return text[:max(i - 1, 1)] + "…"
+    return text
+
+
+def _category_labels(f: Frame, categories: list[str], left: float, band: float, y0: float) -> str:
+    """The categories' names under their columns: upright when each fits its column, else all slanted (so that
+    neighbours do not overlap), each cut to the room below the plot."""
+    if all(sum(_width(c, f) for c in name) <= band - 4 for name in categories):
+        return "".join(_text(left + band * (i + 0.5), y0, name) for i, name in enumerate(categories))
+    room = (f.height - y0 + 2) / SLANT
+    parts = []
+    for i, name in enumerate(categories):
+        x = left + band * (i + 0.5)
+        parts.append(_text(x, y0 - 4, _clip(name, room, f), "end", f' transform="rotate(-40 {x:.1f} {y0 - 4:.1f})"'))
+    return "".join(parts)
+
+
+def _axes(f: Frame, categories: list[str], highest: float,
+          whole: bool = False) -> tuple[str, Callable[[float], float], float]:
     """The value axis (0 up to a round number past `highest`, in round steps), the category labels (slanted when
     they would overlap); returns (svg, y of a value, band width)."""
-    plot_h, plot_w = HEIGHT - TOP - BOTTOM, WIDTH - LEFT - RIGHT
+    plot_h, plot_w = f.height - f.top - f.bottom, f.width - f.left - f.right
     step = nice_step(highest, whole=whole)
     steps = max(math.ceil((highest or 1.0) / step - 1e-9), 1)
     top = step * steps
 
     def y(value: float) -> float:
-        return TOP + plot_h - plot_h * value / top
+        return f.top + plot_h - plot_h * value / top
 
-    parts = [f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#94a3b8"/>']
+    parts = [f'<line x1="{f.left}" y1="{f.top + plot_h}" x2="{f.left + plot_w}" y2="{f.top + plot_h}" '
+             f'stroke="#94a3b8"/>']
     for i in range(steps + 1):
         value = step * i
-        parts.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" y2="{y(value):.1f}" '
+        parts.append(f'<line x1="{f.left}" y1="{y(value):.1f}" x2="{f.left + plot_w}" y2="{y(value):.1f}" '
                      f'stroke="#e2e8f0"/>')
-        parts.append(_text(LEFT - 6, y(value) + 4, _format(value), "end"))
+        parts.append(_text(f.left - 6, y(value) + f.font / 3, _format(value), "end"))
     band = plot_w / max(len(categories), 1)
-    for i, name in enumerate(categories):
-        x, y0 = LEFT + band * (i + 0.5), TOP + plot_h + 16
-        if band >= LABEL_ROOM:
-            parts.append(_text(x, y0, name[:14]))
-        else:
-            parts.append(_text(x, y0 - 4, name[:10], "end", f' transform="rotate(-40 {x:.1f} {y0 - 4:.1f})"'))
+    parts.append(_category_labels(f, categories, f.left, band, f.top + plot_h + f.font * 1.35))
     return "".join(parts), y, band
 
 
-def _bar(categories: list[str], series: Series, lang: str) -> str:
-    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0), _whole(series))
+def _bar(f: Frame, categories: list[str], series: Series, lang: str) -> str:
+    axes, y, band = _axes(f, categories, max((v for _, values in series for v in values), default=0), _whole(series))
     width = band * 0.8 / max(len(series), 1)
     bars = []
     for s, (name, values) in enumerate(series):
         for i, value in enumerate(values):
-            x = LEFT + band * i + band * 0.1 + width * s
+            x = f.left + band * i + band * 0.1 + width * s
             bars.append(f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{width:.1f}" height="{y(0) - y(value):.1f}" '
                         f'fill="{PALETTE[s % 8]}"><title>{escape(categories[i])} · {escape(name)}: '
                         f'{_format(value)}</title></rect>')
-    return axes + "".join(bars) + _legend(series)
+    return axes + "".join(bars) + _legend(f, series)
 
 
-def _stacked_bar(categories: list[str], series: Series, lang: str) -> str:
+def _stacked_bar(f: Frame, categories: list[str], series: Series, lang: str) -> str:
     totals = [sum(values[i] for _, values in series) for i in range(len(categories))]
-    axes, y, band = _axes(categories, max(totals, default=0), _whole(series))
+    axes, y, band = _axes(f, categories, max(totals, default=0), _whole(series))
     bars, base = [], [0.0] * len(categories)
     for s, (name, values) in enumerate(series):
         for i, value in enumerate(values):
-            x = LEFT + band * i + band * 0.15
+            x = f.left + band * i + band * 0.15
             bars.append(f'<rect x="{x:.1f}" y="{y(base[i] + value):.1f}" width="{band * 0.7:.1f}" '
                         f'height="{y(base[i]) - y(base[i] + value):.1f}" fill="{PALETTE[s % 8]}">'
                         f'<title>{escape(categories[i])} · {escape(name)}: {_format(value)}</title></rect>')
             base[i] += value
-    return axes + "".join(bars) + _legend(series)
+    return axes + "".join(bars) + _legend(f, series)
 
 
-def _line(categories: list[str], series: Series, lang: str) -> str:
-    axes, y, band = _axes(categories, max((v for _, values in series for v in values), default=0), _whole(series))
+def _line(f: Frame, categories: list[str], series: Series, lang: str) -> str:
+    axes, y, band = _axes(f, categories, max((v for _, values in series for v in values), default=0), _whole(series))
     lines = []
     for s, (_, values) in enumerate(series):
-        points = " ".join(f"{LEFT + band * (i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        points = " ".join(f"{f.left + band * (i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(values))
         lines.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[s % 8]}" stroke-width="2"/>')
-    return axes + "".join(lines) + _legend(series)
+    return axes + "".join(lines) + _legend(f, series)
 
 
-def _pie(categories: list[str], series: Series, lang: str) -> str:
+def _pie(f: Frame, categories: list[str], series: Series, lang: str) -> str:
     values = series[0][1] if series else []
     total = sum(values)
-    cx, cy, r = (WIDTH - RIGHT) / 2, HEIGHT / 2, min(WIDTH - RIGHT, HEIGHT) / 2 - 20
+    cx, cy, r = (f.width - f.right) / 2, f.height / 2, min(f.width - f.right, f.height) / 2 - 20
     parts, angle = [], -math.pi / 2
     for i, value in enumerate(values):
         if total <= 0 or value <= 0:
@@ -197,34 +245,36 @@ def _pie(categories: list[str], series: Series, lang: str) -> str:
         arc = f"M{cx:.1f},{cy:.1f} L{x1:.1f},{y1:.1f} A{r:.1f},{r:.1f} 0 {large} 1 {x2:.1f},{y2:.1f} Z"
         parts.append(f'<path d="{arc}" fill="{PALETTE[i % 8]}">'
                      f"<title>{escape(categories[i])}: {_format(value)}</title></path>")
-    return "".join(parts) + _legend([(c, []) for c in categories])
+    return "".join(parts) + _legend(f, [(c, []) for c in categories])
 
 
-def _funnel(categories: list[str], series: Series, lang: str) -> str:
+def _funnel(f: Frame, categories: list[str], series: Series, lang: str) -> str:
     values = series[0][1] if series else []
     top = max(values, default=0) or 1.0
-    plot_w, step = WIDTH - LEFT - RIGHT, (HEIGHT - TOP - 20) / max(len(values), 1)
-    centre, parts = LEFT + plot_w / 2, []
+    plot_w, step = f.width - f.left - f.right, (f.height - f.top - 20) / max(len(values), 1)
+    centre, parts = f.left + plot_w / 2, []
     for i, value in enumerate(values):
         width = max(plot_w * value / top, 2)
-        y = TOP + step * i
+        y = f.top + step * i
         parts.append(f'<rect x="{centre - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" height="{step * 0.85:.1f}" '
                      f'fill="{PALETTE[i % 8]}"><title>{escape(categories[i])}: {_format(value)}</title></rect>')
-        parts.append(_text(WIDTH - RIGHT + 12, y + step * 0.5, f"{categories[i]}  {_format(value)}", "start"))
+        parts.append(_text(f.width - f.right + 8, y + step * 0.5, _clip(categories[i], f.right - 8, f), "start"))
+        parts.append(_text(f.width - f.right + 8, y + step * 0.5 + f.font * 1.2, _format(value), "start",
+                           ' fill="#52606d"'))
     return "".join(parts)
 
 
-def _heatmap(categories: list[str], series: Series, lang: str) -> str:
+def _heatmap(f: Frame, categories: list[str], series: Series, lang: str) -> str:
     """A matrix: a row per series (the second dimension's values), a column per category, each cell shaded by its
     value against the largest and labelled with it (0 the palest); a pair with no row is a blank cell."""
     rows = max(len(series), 1)
-    left, top, bottom = 110, TOP + 4, 44
-    cell_w, cell_h = (WIDTH - left - 20) / max(len(categories), 1), (HEIGHT - top - bottom) / rows
+    left, top, bottom = f.font * 7, f.top + 4, f.bottom - 16  # the rows' names at the left, the columns' below
+    cell_w, cell_h = (f.width - left - 20) / max(len(categories), 1), (f.height - top - bottom) / rows
     highest = max((v for _, values in series for v in values if v is not None), default=0) or 1.0
     parts = []
     for r, (name, values) in enumerate(series):
         y = top + cell_h * r
-        parts.append(_text(left - 8, y + cell_h / 2 + 4, name[:12], "end"))
+        parts.append(_text(left - 8, y + cell_h / 2 + f.font / 3, _clip(name, left - 8, f), "end"))
         for c, value in enumerate(values):
             x = left + cell_w * c
             if value is None:  # no row for the pair: a blank cell
@@ -236,16 +286,11 @@ def _heatmap(categories: list[str], series: Series, lang: str) -> str:
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell_w:.1f}" height="{cell_h:.1f}" fill="{shade}" '
                          f'stroke="#e2e8f0"><title>{escape(name)} · {escape(categories[c])}: {_format(value)}</title>'
                          f"</rect>")
-            if cell_w >= 28 and cell_h >= 14:
+            if cell_w >= f.font * 2.4 and cell_h >= f.font * 1.2:
                 ink = "#ffffff" if share > 0.55 else "#1f2933"
-                parts.append(_text(x + cell_w / 2, y + cell_h / 2 + 4, _format(value), extra=f' fill="{ink}"'))
-    y0 = top + cell_h * rows + 16
-    for c, name in enumerate(categories):
-        x = left + cell_w * (c + 0.5)
-        if cell_w >= LABEL_ROOM:
-            parts.append(_text(x, y0, name[:14]))
-        else:
-            parts.append(_text(x, y0 - 4, name[:10], "end", f' transform="rotate(-40 {x:.1f} {y0 - 4:.1f})"'))
+                parts.append(_text(x + cell_w / 2, y + cell_h / 2 + f.font / 3, _format(value),
+                                   extra=f' fill="{ink}"'))
+    parts.append(_category_labels(f, categories, left, cell_w, top + cell_h * rows + f.font * 1.35))
     return "".join(parts)
 
 
@@ -255,8 +300,9 @@ def _blend(light: str, dark: str, share: float) -> str:
     return "#" + "".join(f"{round(x + (y - x) * min(max(share, 0), 1)):02x}" for x, y in zip(a, b, strict=True))
 
 
-# the chart kinds a report template's `chart.type` names: (category labels, [(series name, values)], lang) -> SVG
-CHARTS: dict[str, Callable[[list[str], Series, str], str]] = {
+# the chart kinds a report template's `chart.type` names: (frame, category labels, [(series name, values)], lang)
+# -> the SVG's body
+CHARTS: dict[str, Callable[[Frame, list[str], Series, str], str]] = {
     "bar": _bar, "stacked_bar": _stacked_bar, "line": _line, "pie": _pie, "funnel": _funnel, "heatmap": _heatmap,
 }
 PIVOTED = {"bar", "stacked_bar", "line", "heatmap"}  # drawn by two dimensions without repeating a category
