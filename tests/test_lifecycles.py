@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from support import FixedClock, english
 from test_api import PASSWORD, Api
 from test_api import api as api  # noqa: F401  (fixtures)
@@ -17,7 +18,9 @@ from test_api import app as app  # noqa: F401
 from test_pages import login, token
 
 from objectplatform.cli import main
+from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.errors import ValidationFailed
+from objectplatform.runtime.permissions import access_for
 from objectplatform.translations import message_text
 
 
@@ -275,6 +278,31 @@ def test_bulk_transitions_report_each_record(api, people, platform, order):
     assert body["succeeded"] == [ids[1]]
     assert body["failed"] == [{"id": ids[0], "error": {"code": "conflict", "message": (
         f"Payment {ids[0]} is Confirmed: Confirm payment applies only to payments in state Pending")}}]
+
+
+def test_a_bulk_confirmation_runs_as_many_statements_for_five_payments_as_for_two(api, people, platform, order):
+    """Set-based: a bulk confirmation's statements (payments, history, the order's balances, notifications, to-dos)
+    do not grow with the payments it confirms."""
+    approved(api, order)
+    ids = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": "10"})[1]["id"]
+           for _ in range(8)]
+    finance, counted = access_for(platform, people["finance"]), []
+
+    def count(conn, cursor, statement, *_) -> None:  # those on the rows it reads and writes (not a connection's own)
+        if re.search(r"\b(payment|sales_order|_op_(history|held_\w+|notification|todo))\b", statement) \
+                and not statement.lstrip().startswith("CREATE"):  # (a connection's temporary table, made on its first use)
+            counted[-1] += 1
+
+    sa.event.listen(platform.engine, "before_cursor_execute", count)
+    try:
+        for batch in (ids[:1], ids[1:3], ids[3:]):
+            counted.append(0)
+            done = run_action(platform, finance, "payment", "confirm_payment", batch, {})
+            assert done == {"succeeded": batch, "failed": []}
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", count)
+    assert counted[1] == counted[2]
+    assert api.get(f"/objects/sales_order/records/{order['id']}", "rep")[1]["paid_amount"] == 80.0
 
 
 def test_a_bulk_transition_moves_the_records_together_and_reports_the_others(api, people, platform, order):

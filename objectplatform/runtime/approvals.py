@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import ApprovalFlow, Label, Metadata, plain
+from objectplatform.metadata import ApprovalFlow, Label, Metadata, ObjectDef, plain
 from objectplatform.metadata.expressions import Expression, parse
 
 from . import actions, rules
@@ -684,14 +684,28 @@ def _on_field_change(ctx: hooks.HookContext) -> None:
 
 def _locks(metadata: Metadata) -> dict[str, list[tuple[str, str | None]]]:
     """{object: [(the object whose approval locks it, via its master_detail field or None for itself)]}."""
-    flowing = {f.object for f in metadata.flows.values() if f.kind == "approval_flow"}
-    flowing |= {o.name for o in metadata.objects.values() if "sales_process" in o.behaviors}
-    found: dict[str, list[tuple[str, str | None]]] = {name: [(name, None)] for name in flowing}
+    flowing = _flowing(metadata)
+    found = {name: [(name, None)] for name in flowing}
     for obj in metadata.objects.values():
-        for f in obj.fields.values():
-            if f.type == "master_detail" and f.to in flowing:
-                found.setdefault(obj.name, []).append((f.to, f.name))
-    return found
+        found.setdefault(obj.name, []).extend(_locked_through(obj, flowing))
+    return {name: locks for name, locks in found.items() if locks}
+
+
+def _flowing(metadata: Metadata) -> set[str]:
+    """The objects an approval locks: those an approval flow or a sales process runs on."""
+    flowing = {f.object for f in metadata.flows.values() if f.kind == "approval_flow"}
+    return flowing | {o.name for o in metadata.objects.values() if "sales_process" in o.behaviors}
+
+
+def _locked(metadata: Metadata, obj: ObjectDef, values: Mapping[str, Any]) -> bool:
+    """Whether an approval may lock `obj`'s records (a write of any `values` then runs `_guard` on each)."""
+    flowing = _flowing(metadata)
+    return obj.name in flowing or bool(_locked_through(obj, flowing))
+
+
+def _locked_through(obj: ObjectDef, flowing: set[str]) -> list[tuple[str, str]]:
+    """(the object whose approval locks `obj`, its master_detail field to it) for each such field."""
+    return [(f.to, f.name) for f in obj.fields.values() if f.type == "master_detail" and f.to in flowing]
 
 
 def _lock_targets(platform, obj: str) -> list[tuple[str, str | None]]:
@@ -781,7 +795,7 @@ def register(registry) -> None:
     registry.hook("after_update", _on_field_change, needed=lambda metadata, obj, values: any(
         f.trigger.on == "field_change" and f.trigger.field in values for f in flows_of(metadata, obj.name)))
     registry.hook("before_update", lambda ctx: _guard(ctx, ctx.before),
-                  needed=lambda metadata, obj, values: bool(_locks(metadata).get(obj.name)))
+                  needed=_locked)
     registry.hook("before_create", lambda ctx: _guard(ctx, ctx.after))
     registry.hook("after_delete", lambda ctx: _guard(ctx, ctx.before))
     registry.hook("after_delete", _on_delete)

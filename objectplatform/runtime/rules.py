@@ -135,11 +135,11 @@ class _Run:
         self.counts["matched"] = conn.execute(
             sa.select(sa.func.count()).select_from(matches).where(matches.c.rule == name)).scalar_one()
 
-    def fresh(self) -> sa.Select:
-        """The ids of the records that started to hold at this run."""
+    def fresh(self) -> sa.ColumnElement[bool]:
+        """The condition on the object's table selecting the records that started to hold at this run."""
         matches = self.platform.schema.rule_matches
-        return sa.select(matches.c.record_id).where(matches.c.rule == self.rule.name,
-                                                    matches.c.since == self.stamp)
+        return self.table.c.id.in_(sa.select(matches.c.record_id).where(matches.c.rule == self.rule.name,
+                                                                         matches.c.since == self.stamp))
 
     # ------------------------------------------------------------------------------ recipients
 
@@ -161,7 +161,7 @@ class _Run:
             parts.append(self.submitter_pairs())
         if spec.get("field"):
             parts.append(self.path_users(spec["field"]))
-        union = sa.union(*[p.where(t.c.id.in_(self.fresh())) for p in parts]).subquery()
+        union = sa.union(*[p.where(self.fresh()) for p in parts]).subquery()
         active = sa.or_(users.column("active").is_(None), users.column("active").is_(True))
         return (sa.select(union.c.record_id, union.c.user_id)
                 .select_from(union.join(ut, ut.c.id == union.c.user_id)).where(active).subquery())
@@ -228,7 +228,7 @@ class _Run:
         if "role" in spec:
             rows = sa.select(sa.cast(sa.null(), sa.BigInteger()).label("user_id"),
                              sa.literal(spec["role"], TEXT).label("role"), kind,
-                             *common).where(t.c.id.in_(self.fresh()))
+                             *common).where(self.fresh())
         else:
             pairs = self.recipients({"field": spec["field"]})
             rows = sa.select(pairs.c.user_id, sa.cast(sa.null(), TEXT).label("role"), kind, *common) \
@@ -241,7 +241,7 @@ class _Run:
         changes = {name: (ot.column(name), convert.field_type(ot, name), value) for name, value in values.items()}
         differs = sa.or_(*[c.is_not(None) if v is None else sa.or_(c.is_(None), c != convert.to_db(ft, v))
                            for c, ft, v in changes.values()])
-        where = sa.and_(t.c.id.in_(self.fresh()), differs)
+        where = sa.and_(self.fresh(), differs)
         parents = rollup_parents(self.platform, self.conn, self.obj, where)
         history_sql.write_changes(self.conn, self.platform.schema.history, self.obj, t, where, changes,
                                   self.change, self.user, self.at)
@@ -266,8 +266,8 @@ class RecordRun(_Run):
         self.record_id, self.submitter, self.suffix = int(record_id), submitter, suffix
         self.prefix, self.change, self.user = prefix, "approval", user
 
-    def fresh(self) -> sa.Select:
-        return sa.select(self.table.c.id).where(self.table.c.id == self.record_id)
+    def fresh(self) -> sa.ColumnElement[bool]:
+        return self.table.c.id == self.record_id
 
     def submitter_pairs(self) -> sa.Select:
         t = self.table

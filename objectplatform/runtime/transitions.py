@@ -82,7 +82,8 @@ def run_transition_many(platform, access, obj_name: str, name: str, ids: list[st
                     refused[one] = e
                 else:
                     ready.append(record)
-            refused.update(move_many(platform, conn, obj, transition, ready, params, access.user_id, at, scope))
+            refused.update(move_many(platform, conn, obj, transition, ready, params, access.user_id, at, scope,
+                                     alike))
     except RuntimeFailure:
         return None
     return {"succeeded": [one for one in ids if one not in refused],
@@ -107,15 +108,17 @@ def same_values(platform, obj: ObjectDef, transition: Transition, params: Mappin
 
 
 def move_many(platform, conn, obj: ObjectDef, transition: Transition, currents: list[Mapping[str, Any]],
-              params: Mapping[str, Any], user: str | None, at: datetime, scope=None) -> dict[str, RuntimeFailure]:
+              params: Mapping[str, Any], user: str | None, at: datetime, scope=None,
+              alike: Mapping[str, Any] | None = None) -> dict[str, RuntimeFailure]:
     """`move` of many records the caller read and locked in `conn`, set-based: one guarded UPDATE per set of equal
     values (the record still in a state the transition starts from and within `scope`), the history in one
     INSERT, the rollups refreshed together, then the transition's actions and the to-dos it closes on all the
     records moved at once. Values the same on every record (`same_values`) are written by `update_all`, checked
-    once. Returns, by id, why each record not moved was refused."""
+    once (`alike`, when the caller has them). Returns, by id, why each record not moved was refused."""
     guard = platform.schema[obj.name].column(obj.lifecycle.field).in_(list(transition.sources))
     where = guard if scope is None else sa.and_(guard, scope)
-    alike = same_values(platform, obj, transition, params, user, at)
+    if alike is None:
+        alike = same_values(platform, obj, transition, params, user, at)
     if alike is not None:
         moved, refused = platform.records.update_all(
             obj.name, [int(current["id"]) for current in currents], alike, conn=conn, user=user, where=where,
@@ -146,8 +149,8 @@ class _MovedRun(RecordRun):
         super().__init__(platform, conn, obj, 0, f"transition:{name}:", None, user, at, NO_SUFFIX)
         self.ids = ids
 
-    def fresh(self) -> sa.Select:
-        return sa.select(self.table.c.id).where(among(self.table.c.id, self.ids))
+    def fresh(self) -> sa.ColumnElement[bool]:
+        return among(self.table.c.id, self.ids)
 
     def submitter_pairs(self) -> sa.Select:
         t = self.table

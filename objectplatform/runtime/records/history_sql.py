@@ -8,6 +8,7 @@ set-based write share one packed row.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -43,7 +44,14 @@ def _iso_datetime(dialect: str, column: sa.ColumnElement) -> sa.ColumnElement:
 
 
 def json_of(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.ColumnElement:
-    """The history JSON text of a column's value (NULL for NULL)."""
+    """The history JSON text of a column's value (NULL for NULL); of a table's column, made once (an expression is
+    immutable: every statement may share it)."""
+    if isinstance(column, sa.Column) and isinstance(column.table, sa.Table):
+        return _table_json(dialect, column, field_type)
+    return _json(dialect, column, field_type)
+
+
+def _json(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.ColumnElement:
     if field_type in JSON_TYPES:
         value = sa.cast(column, sa.Text())
     elif field_type in REFERENCE_TYPES or field_type in ("lookup",):
@@ -57,6 +65,9 @@ def json_of(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.Colum
     else:  # text, picklist, date, numbers (as strings, like Decimal's jsonable)
         value = _quoted(dialect, column)
     return sa.case((column.is_(None), sa.null()), else_=value)
+
+
+_table_json = functools.lru_cache(maxsize=4096)(_json)
 
 
 def write_set(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement,

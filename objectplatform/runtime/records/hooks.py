@@ -56,6 +56,7 @@ class RowsContext:
     before: sa.Table
     columns: Mapping[str, sa.Column]  # {field: its column of `table`}, those an expression may read (formula_columns)
     ids: list[int]  # the records changed, by id (values, not a subquery: the planner knows how few they are)
+    written: frozenset[str]  # the fields the refresh changed on some of them
 
     def changed(self) -> sa.ColumnElement[bool]:
         """The condition selecting the records changed in `table`."""

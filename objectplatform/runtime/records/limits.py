@@ -52,7 +52,7 @@ def refuse_above_many(ctx: hooks.RowsContext) -> None:
     columns = ctx.columns
     first: tuple[int, int, FieldDef] | None = None
     for n, f in enumerate(limited(definition)):
-        if f.name not in columns or columns[f.name].name not in before.c:
+        if f.name not in ctx.written or f.name not in columns or columns[f.name].name not in before.c:
             continue
         column = columns[f.name].name
         raised = ctx.conn.execute(sa.select(before.c.id).where(

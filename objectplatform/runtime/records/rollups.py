@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -128,23 +128,35 @@ class Rollups:
         if ids:
             (self.refresh_set if set_based else self.refresh)(conn, through.group, ids, now)
 
-    def fed_by(self, conn: sa.Connection, child: str, where: sa.ColumnElement[bool],
-               values: Mapping[str, Any]) -> list[tuple[_Group | _Through, list[int]]]:
-        """Before a set-based write of `values` on the `child` records `where` selects: what `refresh_fed` refreshes
+    def feeding(self, child: str, values: Mapping[str, Any]) -> list[str]:
+        """The lookups of `child` whose parents `fed_by` refreshes after a set-based write of `values`."""
+        groups = self.by_child.get(child, ())
+        return list(dict.fromkeys(group.via for group in groups if group.reads & values.keys()))
+
+    def fed_by(self, conn: sa.Connection, child: str, where: sa.ColumnElement[bool], values: Mapping[str, Any],
+               written: Iterable[Sequence[Any]] | None = None) -> list[tuple[_Group | _Through, list[int]]]:
+        """For a set-based write of `values` on the `child` records `where` selects: what `refresh_fed` refreshes
         after it, each group the values may change with its parents (theirs now and the one `values` names), each
-        group filtering on a field of `child` the values change with the records."""
+        group filtering on a field of `child` the values change with the records. Read before the write, in one
+        query; or, when the write changes none of the lookups `feeding` names, taken from `written`, the rows it
+        wrote as (id, each of those lookups)."""
         cot = self.schema[child]
+        vias = self.feeding(child, values)
+        throughs = [through for through in self.by_target.get(child, ()) if through.fields & values.keys()]
+        if written is None and (vias or throughs):  # the records' ids only when a through group wants them
+            read = sa.select(cot.table.c.id if throughs else sa.null(), *(cot.column(via) for via in vias))
+            written = conn.execute((read if throughs else read.distinct()).where(where)).all()
+        rows = list(written or ())
         fed: list[tuple[_Group | _Through, list[int]]] = []
         for group in self.by_child.get(child, ()):
             if group.reads & values.keys():
-                via = cot.column(group.via)
-                ids = set(conn.execute(sa.select(via).distinct().where(where, via.is_not(None))).scalars())
+                at = vias.index(group.via) + 1
+                ids = {row[at] for row in rows if row[at] is not None}
                 if values.get(group.via):
                     ids.add(int(values[group.via]))
                 fed.append((group, sorted(ids)))
-        for through in self.by_target.get(child, ()):
-            if through.fields & values.keys():
-                fed.append((through, sorted(conn.execute(sa.select(cot.table.c.id).where(where)).scalars())))
+        for through in throughs:
+            fed.append((through, sorted(row[0] for row in rows)))
         return fed
 
     def refresh_fed(self, conn: sa.Connection, fed: list[tuple[_Group | _Through, list[int]]], now: datetime) -> None:
@@ -315,7 +327,7 @@ class Rollups:
             self.refresh_fed(conn, self.fed_by(conn, group.parent, chosen, dict.fromkeys(changed)), now)
             if self.records is not None:
                 context = hooks.RowsContext(self.records, conn, group.parent, now, table, held,
-                                            self._columns(group.parent), ids)
+                                            self._columns(group.parent), ids, frozenset(changed))
                 for hook in hooked:
                     hook.many(context)
         finally:

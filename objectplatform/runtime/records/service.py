@@ -29,7 +29,7 @@ from ..errors import Conflict, Message, NotFound, RuntimeFailure, ValidationFail
 from ..permissions import access_for
 from ..storage.convert import field_type, from_row, to_row
 from ..storage.engine import reading
-from ..storage.id_sets import among, positions
+from ..storage.id_sets import among
 from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
 from . import history, history_sql, hooks, recycle_bin
@@ -233,9 +233,14 @@ class Records:
             stmt = sa.select(*(ot.table.c[c] for name in names for c in ot.columns[name])).where(
                 among(ot.table.c.id, wanted)).order_by(ot.table.c.id)
             stmt = stmt if where is None else stmt.where(where)
-            rows = conn.execute(stmt.with_for_update() if lock else stmt).mappings()
-            return {str(row["id"]): {name: ot.types[name].from_columns(tuple(row[c] for c in ot.columns[name]))
-                                     for name in names} for row in rows}
+            spans, at = [], 0  # each field's converter and its columns' positions in a row
+            for name in names:
+                width = len(ot.columns[name])
+                spans.append((name, ot.types[name].from_columns, at, at + width))
+                at += width
+            rows = conn.execute(stmt.with_for_update() if lock else stmt)
+            return {str(row[0]): {name: convert(row[start:end]) for name, convert, start, end in spans}
+                    for row in rows}
         stmt = sa.select(ot.table).where(among(ot.table.c.id, wanted)).order_by(ot.table.c.id)
         stmt = stmt if where is None else stmt.where(where)
         now = self.platform.local_now()
@@ -810,21 +815,21 @@ class Records:
         changes = {name: (ot.column(name), field_type(ot, name), loaded[name])
                    for name in ot.object.fields if name in loaded and name in ot.columns}
         history_sql.write_set(conn, self.schema.history, obj, table, chosen, changes, change, user, now, detail)
-        fed = self.rollups.fed_by(conn, obj, chosen, loaded)
+        vias = self.rollups.feeding(obj, loaded)  # their parents: read now if the write moves them, else written
+        fed = self.rollups.fed_by(conn, obj, chosen, loaded) if loaded.keys() & set(vias) else None
         stmt = sa.update(table).where(chosen).values(
             {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), "version": table.c.version + 1})
         self.rollups.summaries.changing(conn, obj, chosen, to_row(ot, loaded))  # the summary tables follow the rows
-        given = positions(conn.dialect.name, ids)  # the few the UPDATE will not write (rows locked)
-        missed = set(conn.execute(sa.select(given.c.id).where(given.c.id.not_in(
-            sa.select(table.c.id).where(chosen)))).scalars())
         try:
-            conn.execute(stmt)
+            written = conn.execute(stmt.returning(table.c.id, *(ot.column(via) for via in vias))).all()
         except sa.exc.IntegrityError as e:
             raise self._integrity(e, ot) or e from None
-        done = set(ids) - missed
+        done = {row[0] for row in written}
+        if fed is None:
+            fed = self.rollups.fed_by(conn, obj, chosen, loaded, written)
         refused: dict[str, RuntimeFailure] = {}
         for record_id in ids:
-            if record_id in missed:
+            if record_id not in done:
                 latest = self._read(conn, ot, record_id)
                 refused[str(record_id)] = NotFound(no_record(ot.object, record_id)) if latest is None \
                     else self._conflict(conn, ot, latest, latest["version"])

@@ -9,26 +9,21 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 
 class IdList(sa.types.TypeDecorator):
-    """A list of whole-number ids bound as one value: a bigint array on PostgreSQL, JSON text elsewhere."""
+    """A list of whole-number ids bound as one text value: a bigint array's literal on PostgreSQL (the statement
+    casts it; psycopg would dump a list element by element), JSON elsewhere."""
 
     impl = sa.Text
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(ARRAY(sa.BigInteger()))
-        return dialect.type_descriptor(sa.Text())
-
     def process_bind_param(self, value: Iterable[Any] | None, dialect: sa.Dialect) -> Any:
-        ids = [int(i) for i in value or ()]
-        return ids if dialect.name == "postgresql" else json.dumps(ids)
+        ids = ",".join(str(int(i)) for i in value or ())
+        return f"{{{ids}}}" if dialect.name == "postgresql" else f"[{ids}]"
 
 
 class _Among(ColumnElement[bool]):
@@ -61,7 +56,7 @@ def _among(element: _Among, compiler, **kw) -> str:
 
 @compiles(_Among, "postgresql")
 def _among_pg(element: _Among, compiler, **kw) -> str:
-    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.ids, **kw)})"
+    return f"{compiler.process(element.column, **kw)} = ANY(CAST({compiler.process(element.ids, **kw)} AS BIGINT[]))"
 
 
 def positions(dialect: str, ids: Iterable[int]) -> sa.Subquery:
