@@ -129,7 +129,8 @@ class Templates:
         self.prefix = f"optest_{os.getpid()}_"
         self.count = itertools.count()
         self.spare: dict[str, list[str]] = {}  # PostgreSQL template -> emptied copies for the next tests
-        self.shape: dict[str, tuple] = {}  # template -> its tables, migrations, columns and indexes
+        self.shape: dict[str, tuple] = {}  # template -> its tables' and indexes' columns (hashed), its migrations
+        self.tables: dict[str, frozenset[str]] = {}  # template -> its tables but KEPT
         self.doomed: list[str] = []  # databases to drop once the tests are over
         self.held: dict[str, tuple[sa.Connection, int]] = {}  # an emptied copy -> the connection that empties it
         self.engines: dict[str, tuple[sa.Engine, set[int]]] = {}  # a copy -> its kept engine, its connections' pids
@@ -174,7 +175,7 @@ class Templates:
                 engine = sa.create_engine(url)
                 try:
                     with engine.connect() as c:
-                        self.shape[name] = _shape(c)
+                        self.shape[name], self.tables[name] = _shape(c), frozenset(_tables(c))
                 finally:
                     engine.dispose()
             self.made[key] = (metadata, name)
@@ -257,7 +258,7 @@ class Templates:
                 conn.commit()
             conn = held[0]
             with conn.begin():
-                tables = self.shape[template][0]
+                tables = self.tables[template]
                 if _shape(conn) != self.shape[template]:
                     conn.close()
                     return False
@@ -301,16 +302,15 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
 """
 
 
-def _shape(conn: sa.Connection) -> tuple[frozenset[str], int, frozenset[tuple[str, str]]]:
-    """A PostgreSQL database's tables, how many migrations it recorded, and its tables' and indexes' columns (read
-    from pg_catalog: information_schema's views cost ten times as much)."""
-    parts = frozenset(conn.exec_driver_sql(
-        "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+def _shape(conn: sa.Connection) -> tuple[str, int]:
+    """A fingerprint of a PostgreSQL database's tables' and indexes' columns (read from pg_catalog: information_schema's
+    views cost ten times as much, and hashed there: a copy is compared with its template after every test), and how
+    many migrations it recorded."""
+    return tuple(conn.exec_driver_sql(
+        "SELECT (SELECT md5(string_agg(c.relname || '.' || a.attname || '.' || c.relkind::text, ',' "
+        "ORDER BY c.relname, a.attname)) FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
         "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i') "
-        "AND a.attnum > 0 AND NOT a.attisdropped").all())
-    tables = frozenset(conn.exec_driver_sql(
-        "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'").scalars())
-    return tables, conn.exec_driver_sql('SELECT count(*) FROM "_op_migration"').scalar_one(), parts
+        "AND a.attnum > 0 AND NOT a.attisdropped), (SELECT count(*) FROM \"_op_migration\")").one())
 
 
 def _alive(pid: int) -> bool:
