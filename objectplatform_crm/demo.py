@@ -223,6 +223,8 @@ class _Generator:
         self.bulk: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
         self.used_names: set[str] = set()
         self.completed_visits = 0
+        self.recent_orders: Counter = Counter()  # per rep: how many of generated.yaml's recent_orders are made
+        self.recent_rng = random.Random(spec["seed"])  # their dates draw apart from the sequence
         self.tolerance_m = CHECK_IN.config_of(company.platform.metadata.objects["visit"]).tolerance_m
 
     def _reps(self, department_key: str) -> list[str]:
@@ -448,6 +450,7 @@ class _Generator:
             status = self.rng.choice(["shipped", "approved", "completed"])
         else:
             status = self.rng.choice(["draft", "submitted", "approved"])
+        ordered = self._recent(owner, ordered, status)
         contact = self.rng.choice(contacts)
         values = {
             "account": account["id"], "opportunity": opportunity["id"], "contact": contact["id"],
@@ -483,6 +486,25 @@ class _Generator:
             self._invoice(order, account, total, "submitted", None, owner)
         elif status == "approved" and self.rng.random() < 0.5:
             self._payment(order, (total * Decimal(30) / 100).quantize(CENT), None, False, owner)
+
+    def _recent(self, owner: str, ordered: date, status: str) -> date:
+        """The order date of the rep's order: while generated.yaml's `recent_orders` lists a month for it, a
+        counted order (approved or later) of the rep falls in that month (this month: by today; the drawn date
+        if it is already in it), so the homes' this-month figures and their comparison with last month show real
+        amounts whatever day the demo is loaded. Its own draws: the rest of the company stays as it was."""
+        wanted = self.spec.get("recent_orders", ())
+        done = self.recent_orders[owner]
+        if done >= len(wanted) or status not in ("approved", "shipped", "completed"):
+            return ordered
+        self.recent_orders[owner] += 1
+        today = self.now.date()
+        month = today.replace(day=1)
+        for _ in range(wanted[done]):
+            month = (month - timedelta(days=1)).replace(day=1)
+        if ordered.replace(day=1) == month:
+            return ordered
+        last_day = today.day if wanted[done] == 0 else ((month + timedelta(days=31)).replace(day=1) - month).days
+        return month.replace(day=self.recent_rng.randint(1, last_day))
 
     def _payment(self, order: Mapping, amount: Decimal, after: datetime | None, confirmed: bool,
                  owner: str) -> None:

@@ -206,6 +206,21 @@ def test_orders_add_up_with_line_and_order_discounts(demo):
     assert all(p["confirmed_by"] == finance for p in payments if p["status"] == "confirmed" and int(p["id"]) > 5)
 
 
+def test_every_rep_has_orders_this_month_and_last(demo):
+    """generated.yaml's recent_orders: each rep's first approved (or later) orders fall in this month (by today) and
+    the last one, so the homes' 本月订单金额 and its comparison with last month show real figures on any day."""
+    platform, _ = demo
+    users = {u["id"]: u["display_name"] for u in every(platform, "user")}
+    counted = Counter((users[o["owner"]], o["order_date"].isoformat()[:7]) for o in every(platform, "sales_order")
+                      if o["status"] in ("approved", "shipped", "received", "completed")
+                      and o["order_date"].isoformat() >= "2026-10-01")
+    assert all(o["order_date"] <= NOW.date() for o in every(platform, "sales_order"))
+    assert counted == {
+        ("孙伟", "2026-11"): 1, ("孙伟", "2026-10"): 2, ("周敏", "2026-11"): 1, ("周敏", "2026-10"): 4,
+        ("吴强", "2026-11"): 2, ("吴强", "2026-10"): 3, ("郑洁", "2026-11"): 1, ("郑洁", "2026-10"): 3,
+        ("王芳", "2026-11"): 1, ("王芳", "2026-10"): 3, ("冯磊", "2026-11"): 1, ("冯磊", "2026-10"): 2}
+
+
 def test_the_pujiang_order_pays_in_two_installments_the_first_overdue(demo):
     platform, _ = demo
     plans = every(platform, "payment_plan")

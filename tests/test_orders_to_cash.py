@@ -120,7 +120,7 @@ def test_the_whole_cycle_with_the_balances_at_each_step(api, people, platform, o
 
     status, first = pay(api, order["id"], "1000", paid_on="2026-12-08")
     assert (status, first["status"], first["payment_no"]) == (201, "pending", "PM-202612-0001")
-    assert todos(api, "finance") == ["回款确认 PM-202612-0001：1000.00"]
+    assert todos(api, "finance") == ["回款确认 PM-202612-0001：1,000.00"]
     assert balances(api, order["id"]) == expect("2700", "0", "1000", "2700", "0", "0", "2700")
 
     assert api.post(f"/objects/payment/records/{first['id']}/actions/confirm_payment", "rep", {}) == (403, {
@@ -135,7 +135,7 @@ def test_the_whole_cycle_with_the_balances_at_each_step(api, people, platform, o
     received = act(api, "sales_order", order["id"], "confirm_receipt", "rep", {"received_on": "2026-12-09"})
     assert (received["status"], received["received_on"], received["received_by"]) == (
         "received", "2026-12-09", people["rep"])
-    assert told(platform, people["finance"]) == [f"订单 {no} 客户已收货，待回款 1700.00"]
+    assert told(platform, people["finance"]) == [f"订单 {no} 客户已收货，待回款 1,700.00"]
     assert f"订单 {no} 客户已收货" in told(platform, people["rep"])
 
     status, last = pay(api, order["id"], "1700")
@@ -291,7 +291,7 @@ def test_payment_plans_sum_to_the_order_are_paid_by_matched_payments_and_go_over
     (summary,) = run_rules(platform, at, ["payment_plan_overdue"])
     assert (summary["matched"], summary["updated"], summary["notified"], summary["todos"]) == (1, 1, 2, 1)
     assert api.get(f"{plans}/{second['id']}", "rep")[1]["status"] == "overdue"
-    message = f"回款计划 {second['plan_no']}（SO-202612-0001）已逾期：应于 2027-01-10 回款 1200.00"
+    message = f"回款计划 {second['plan_no']}（SO-202612-0001）已逾期：应于 2027-01-10 回款 1,200.00"
     assert told(platform, people["boss"]) == [message]
     assert message in told(platform, people["rep"])
     assert f"催收逾期回款 {second['plan_no']}（SO-202612-0001）" in todos(api, "rep")

@@ -227,15 +227,18 @@ def test_a_rep_sees_this_months_target_on_the_home_page(app, people, targets):
     def widget(page: str) -> str:
         return page.split("<h2>本月目标</h2>")[1].split("</section>")[0]
 
-    for who, row in (("rep1", ["王伟", "20,000.00", "15,000.00", "5,000.00", "10,000.00", "11,000.00", "0.00"]),
-                     ("rep2", ["李娜", "4,000.00", "4,000.00", "0.00", "0.00", "0.00", "0.00"])):
+    for who, name, row in (
+            ("rep1", "王伟", ["20,000.00", "15,000.00", "5,000.00", "75.00",
+                              "10,000.00", "11,000.00", "0.00", "110.00"]),
+            ("rep2", "李娜", ["4,000.00", "4,000.00", "0.00", "100.00", "0.00", "0.00", "0.00", "—"])):
         client = app.test_client()
         login(client, who, PASSWORD)
-        table = widget(client.get("/").data.decode())
-        assert '<a href="/reports/my_target_this_month">' in table
-        assert re.findall(r'<th scope="col" data-key="[a-z_]+"[^>]*>([^<]*)</th>', table) == [
-            "员工", "订单目标", "已完成订单", "订单还差", "回款目标", "已完成回款", "回款还差"]
-        assert re.findall(r"<td[^>]*>([^<]*)</td>", table) == row
+        figures = widget(client.get("/").data.decode())  # one row: a caption and a tile per measure, no table
+        assert '<a href="/reports/my_target_this_month">' in figures and "<table" not in figures
+        assert re.findall(r'<p class="figures-caption">([^<]*)</p>', figures) == [name]
+        assert re.findall(r"<dt>([^<]*)</dt>", figures) == ["订单目标", "已完成订单", "订单还差", "订单完成率(%)",
+                                                           "回款目标", "已完成回款", "回款还差", "回款完成率(%)"]
+        assert re.findall(r"<dd>([^<]*)</dd>", figures) == row
     client = app.test_client()
     login(client, "eboss", PASSWORD)  # a manager: his team's targets
     page = client.get("/").data.decode()

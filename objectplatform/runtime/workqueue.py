@@ -355,8 +355,8 @@ TEXT = sa.String()
 
 def title_sql(platform, obj: str, text: str, lang: str) -> sa.ColumnElement:
     """`text` as SQL over `obj`'s table, each `{field}` replaced by the record's value as people read it
-    (a picklist by its label in `lang`, a reference by its target's title, a date-time to the minute, an amount
-    with its decimals);
+    (a picklist by its label in `lang`, a reference by its target's title, a date-time to the minute, a decimal
+    with thousand separators and its decimals: 353,215.80);
     an unknown placeholder is left as it is."""
     ot = platform.schema[obj]
     parts: list[sa.ColumnElement] = []
@@ -398,9 +398,24 @@ def _placeholder_sql(platform, ot, name: str, lang: str) -> sa.ColumnElement:
                      .where(target.table.c.id == column).scalar_subquery())
     elif field_type == "datetime":
         value = sa.func.substr(sa.cast(column, TEXT), 1, 16, type_=TEXT)
-    elif (platform.engine.dialect.name == "sqlite" and isinstance(column.type, sa.Numeric)
-          and column.type.scale is not None):  # a decimal (also a rollup's sum) as PostgreSQL's numeric shows it
-        value = sa.func.printf(f"%.{column.type.scale}f", column, type_=TEXT)
+    elif isinstance(column.type, sa.Numeric) and column.type.scale is not None:  # also a rollup's sum
+        value = _grouped_sql(platform.engine.dialect.name, column, column.type.precision, column.type.scale)
     else:
         value = sa.cast(column, TEXT)
     return sa.func.coalesce(value, sa.literal("", TEXT), type_=TEXT)
+
+
+def _grouped_sql(dialect: str, column: sa.ColumnElement, precision: int | None, scale: int) -> sa.ColumnElement:
+    """A decimal as people read an amount: thousand separators and the field's decimals (353,215.80)."""
+    if dialect == "postgresql":
+        digits = "9" * ((precision or 38) - scale - 1) + "0"
+        whole = ",".join(reversed([digits[max(end - 3, 0):end] for end in range(len(digits), 0, -3)]))
+        return sa.func.to_char(column, "FM" + whole + ("." + "0" * scale if scale else ""), type_=TEXT)
+    # SQLite's printf groups whole numbers only: the whole part grouped, then the decimals as %.Nf gives them
+    shown = sa.func.printf(f"%.{scale}f", sa.func.abs(column), type_=TEXT)
+    whole_part = sa.func.substr(shown, 1, sa.func.length(shown) - (scale + 1 if scale else 0), type_=TEXT)
+    grouped = sa.func.printf("%,d", sa.cast(whole_part, sa.Integer), type_=TEXT)
+    sign = sa.case((sa.func.round(column, scale) < 0, sa.literal("-", TEXT)), else_=sa.literal("", TEXT))
+    if scale:
+        grouped = grouped + sa.func.substr(shown, -(scale + 1), type_=TEXT)
+    return sa.case((column.is_(None), sa.null()), else_=sign + grouped)  # empty, as PostgreSQL's, not 0.00

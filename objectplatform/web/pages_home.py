@@ -79,9 +79,21 @@ def _widget(widget: Widget) -> dict:
 
 
 def _report_view(result, kind: str) -> dict:
+    """A chart, a table, no rows, or, for a table of one row without totals (my target this month), that row as figures:
+    its dimensions' values as a caption over a grid of each measure's label and value, which fits a widget at
+    any width where a table of many columns would not."""
     if kind == "chart" and result.rows:
         return {"chart": Markup(charts.figure(result, g.lang))}  # ours: every text in it is escaped
-    return {"table": result_table(result)}
+    table = result_table(result)
+    if not table["rows"]:
+        return {"empty": True}  # no row: the message alone, not the headers of a table wider than the widget
+    if len(table["rows"]) != 1 or table["totals"]:
+        return {"table": table}
+    cells = list(zip(table["headers"], table["rows"][0], strict=True))
+    return {"figures": {
+        "caption": " · ".join(value for (_, _, numeric), value in cells if not numeric and value),
+        "items": [(key, label, value) for (key, label, numeric), value in cells if numeric],
+    }}
 
 
 def _listing(widget: Widget, result: dashboards.Listing) -> dict:

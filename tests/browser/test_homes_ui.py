@@ -33,11 +33,13 @@ def test_each_roles_home_shows_its_dashboard_in_both_languages(browser, site, sc
         titles = page.locator("section.widget:not(.pinned) .widget-head h2")
         chinese, english = HOMES[username]
         assert titles.all_inner_texts() == chinese
+        assert cut_widgets(page) == []
         screenshot(page, f"home-{username}-zh")
         page.goto("/lang/en?next=/")
         assert titles.all_inner_texts() == english
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+        assert cut_widgets(page) == []  # a wide report table's rows become cards
         # each chart drawn compact on the phone, its words at least 10 px (the wide drawing shrank them to 5)
         charts = page.evaluate("""[...document.querySelectorAll('section.widget .report-chart svg')]
             .filter(svg => svg.getBoundingClientRect().width > 0)
@@ -49,3 +51,10 @@ def test_each_roles_home_shows_its_dashboard_in_both_languages(browser, site, sc
         screenshot(page, f"home-{username}-en")
     finally:
         context.close()
+
+
+def cut_widgets(page) -> list[str]:
+    """The titles of the widgets whose table or figures are wider than their box (they would scroll sideways)."""
+    return page.evaluate("""[...document.querySelectorAll('section.widget .table-wrap, section.widget .figures')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1)
+        .map(e => e.closest('section').querySelector('h2').innerText)""")
