@@ -21,7 +21,7 @@ def test_manager_runs_leads_by_owner_and_status_and_filters_it(page, site, scree
     assert path(page) == "/reports/leads_by_owner_status"
     # 赵强 sees his own lead and his rep 王伟's five, not 钱芳's team
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
-    assert page.locator("figure.report-chart svg").is_visible()
+    assert page.locator("figure.report-chart svg.chart-wide").is_visible()
     screenshot(page, "report-with-chart")
     page.select_option("#filter-source", "referral")
     click_and_wait(page, page.get_by_role("button", name="查询"))
@@ -48,12 +48,12 @@ def test_a_manager_builds_runs_and_saves_a_report(page, site, screenshot):
     page.fill("input[name=m0_label]", "线索数")
     page.select_option("#b-chart-type", "stacked_bar")
     # the preview follows the form without a click
-    page.locator("#report-preview figure.report-chart svg").wait_for()
+    page.locator("#report-preview figure.report-chart svg.chart-wide").wait_for()
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
     screenshot(page, "builder-preview")
     click_and_wait(page, page.get_by_role("button", name="查询"))  # the same run as a page
     assert table(page) == [["王伟", "待处理", "5"], ["赵强", "待处理", "1"], ["合计", "", "6"]]
-    assert page.locator("figure.report-chart svg").is_visible()
+    assert page.locator("figure.report-chart svg.chart-wide").is_visible()
     page.fill("#b-name", "my_team_leads")
     page.fill("#b-label-zh", "我团队的线索")
     click_and_wait(page, page.get_by_role("button", name="保存为我的报表"))
