@@ -201,6 +201,31 @@ def test_a_manager_s_home_adds_up_the_team_and_lists_forgotten_leads_and_approva
     )
 
 
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("zh", "按员工统计线索 负责人 线索状态 线索数 李娜 待处理 3 王伟 待处理 4 合计 8 显示前 2 行，共 3 行 · 查看报表"),
+    ("en", "Leads by owner and status Owner Status Leads 李娜 Pending 3 王伟 Pending 4 Total 8 Showing 2 of 3 · "
+           "Open the report"),
+], ids=["zh", "en"])
+def test_a_table_widget_showing_its_first_rows_says_how_many_the_report_has(
+        app, platform, people, company, monkeypatch, lang, expected):
+    boss = access(platform, people["boss"])
+    home_page = dashboards.home_of(platform.metadata, boss)
+    by_owner = replace(home_page.widgets[7], limit=2)
+    result = dashboards.run_widget(platform, by_owner, boss)
+    assert [(r["owner"], r["status"], r["leads"]) for r in result.rows] == [
+        ("李娜", "pending", 3), ("王伟", "pending", 4)]
+    assert (result.all_rows, result.totals["leads"]) == (3, 8)  # the totals row counts every row, shown or not
+    assert dashboards.run_widget(platform, replace(by_owner, limit=3), boss).all_rows is None  # all shown
+    widgets_now = (*home_page.widgets[:7], by_owner)
+    monkeypatch.setattr(platform, "metadata", replace(platform.metadata, dashboards={
+        **platform.metadata.dashboards, home_page.name: replace(home_page, widgets=widgets_now)}))
+    client = app.test_client()
+    login(client, "boss")
+    if lang == "en":
+        client.get("/lang/en")
+    assert widgets(client.get("/").text)[7][1] == expected
+
+
 def test_a_kpi_compares_with_the_period_before_exactly(platform, people, company):
     boss = access(platform, people["boss"])
     kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, boss).widgets[0], boss)
@@ -245,7 +270,8 @@ def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(
     status, body = api.post(f"/objects/invoice/records/{invoice['id']}/actions/submit", "rep1", {})
     assert status == 200, body
 
-    shown = widgets(home(app, "finance"))
+    page = home(app, "finance")
+    shown = widgets(page)
     assert [kind for kind, _ in shown] == ["kpi", "kpi", "todos", "list", "list", "table"]
     assert shown[0][1] == "本月回款 1,500.00 — 上月 0"  # by the month finance confirmed them (both today)
     assert shown[1][1] == "待回款总额 1,200.00"
@@ -254,6 +280,11 @@ def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(
         f"{order['order_no']} 300.00 2026-12-07 王伟"
     )
     assert shown[4][1] == f"待开票申请 1 申请编号 发票抬头 开票金额 {invoice['invoice_no']} 星辰科技有限公司 1,500.00"
+    # amounts right-aligned like a report's: the header and the cell of each number column
+    to_confirm = re.search(r'data-type="list">(.*?)</section>', page, re.S).group(1)
+    assert re.findall(r'<th scope="col"( class="num")?>(.*?)</th>', to_confirm) == [
+        ("", "回款编号"), ("", "销售订单"), (' class="num"', "回款金额"), ("", "回款日期"), ("", "负责人")]
+    assert '<td class="num">300.00</td>' in to_confirm
     assert shown[5][1] == "应收账款(按客户) 客户 订单数 待回款金额 星辰科技 1 1,200.00 合计 1 1,200.00 查看报表"
     rep_orders = widgets(home(app, "rep1"))[1][1]
     assert rep_orders == "本月订单金额 2,700.00 — 上月 0"

@@ -152,6 +152,28 @@ def test_category_names_wider_than_their_column_are_all_slanted_and_cut_to_the_r
         ("end", "rotate", "官网推广")]
 
 
+def test_a_compact_funnel_writes_each_stage_whole_over_its_bar_and_a_wide_one_beside_it():
+    stages = ["Confirm interest", "Project initiation", "Proposal", "Negotiation", "Closing"]
+    deals = [("Deals", [9.0, 5.0, 8.0, 0.0, 0.0])]
+    compact = charts.CHARTS["funnel"](charts.COMPACT, stages, deals, "en")
+    # a phone: "stage · count" centred on the box's whole width, the bar (as wide as the count) under it
+    assert re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="middle">(.*?)<tspan[^>]*>(.*?)</tspan></text>',
+                      compact) == [("210.0", "32.0", "Confirm interest", " · 9"),
+                                   ("210.0", "92.8", "Project initiation", " · 5"),
+                                   ("210.0", "153.6", "Proposal", " · 8"), ("210.0", "214.4", "Negotiation", " · 0"),
+                                   ("210.0", "275.2", "Closing", " · 0")]
+    assert re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', compact)[:3] == [
+        ("8.0", "36.8", "404.0"), ("97.8", "97.6", "224.4"), ("30.4", "158.4", "359.1")]
+    wide = charts.CHARTS["funnel"](charts.WIDE, stages, deals, "en")
+    assert re.findall(r'text-anchor="start"[^>]*>([^<]*)</text>', wide)[:4] == [
+        "Confirm interest", "9", "Project initiation", "5"]
+    # a name longer than the box is cut with "…", keeping room for its count
+    long = charts.CHARTS["funnel"](charts.COMPACT, ["杭州制造业数字化沙龙系列活动报名转化阶段一二三"],
+                                   [("x", [1234.0])], "zh")
+    assert re.findall(r'middle">(.*?)<tspan[^>]*>(.*?)</tspan>', long) == [
+        ("杭州制造业数字化沙龙系列活动报名转化阶…", " · 1,234")]
+
+
 def test_several_counts_by_two_dimensions_add_up_per_category():
     svg = charts.draw(_by_two(Chart("bar", ("visits", "accounts"), "owner"), ("visits", "count"),
                               ("accounts", "sum")))

@@ -124,10 +124,13 @@ def bucket_key(day: date, bucket: str) -> str:
 
 
 def _report(platform, widget: Widget, access: Access) -> ReportResult:
+    """The report's result; a table shows its first `limit` rows (a grouping report's), `all_rows` saying how many
+    there are in all, so that the widget can say it shows fewer than its totals row adds up."""
     report = platform.metadata.reports[widget.report]
-    if widget.type == "table" and widget.limit and report.engine == "grouping":
-        report = replace(report, limit=widget.limit)
-    return run_report(platform, report, access=access, filters=dict(widget.filters), scene=widget.scene)
+    result = run_report(platform, report, access=access, filters=dict(widget.filters), scene=widget.scene)
+    if widget.type == "table" and widget.limit and report.engine == "grouping" and len(result.rows) > widget.limit:
+        result = replace(result, rows=result.rows[:widget.limit], all_rows=len(result.rows))
+    return result
 
 
 def _list(platform, widget: Widget, access: Access) -> Listing:

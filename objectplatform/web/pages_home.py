@@ -20,7 +20,7 @@ from .current import get_platform
 from .i18n import N_, text
 from .pages_base import bp, local_path, page_display
 from .pages_reports import result_table
-from .pages_view import field_label, local_time
+from .pages_view import NUMERIC, field_label, field_type, local_time
 
 PERIODS = {
     "this_month": N_("home.previous_month"),
@@ -79,16 +79,20 @@ def _widget(widget: Widget) -> dict:
 
 
 def _report_view(result, kind: str) -> dict:
-    """A chart, a table, no rows, or, for a table of one row without totals (my target this month), that row as figures:
-    its dimensions' values as a caption over a grid of each measure's label and value, which fits a widget at
-    any width where a table of many columns would not."""
+    """A chart, a table (saying how many of its rows it shows when not all), no rows, or, for a table of one row
+    without totals (my target this month), that row as figures: its dimensions' values as a caption over a grid of
+    each measure's label and value, which fits a widget at any width where a table of many columns would not."""
     if kind == "chart" and result.rows:
         return {"chart": Markup(charts.figure(result, g.lang))}  # ours: every text in it is escaped
     table = result_table(result)
     if not table["rows"]:
         return {"empty": True}  # no row: the message alone, not the headers of a table wider than the widget
     if len(table["rows"]) != 1 or table["totals"]:
-        return {"table": table}
+        if result.all_rows is None:
+            return {"table": table}
+        # the first rows only, under a totals row of them all: say so, or the figures seem not to add up
+        return {"table": table, "showing": text("home.showing_rows", g.lang, shown=f"{len(table['rows']):,}",
+                                                total=f"{result.all_rows:,}")}
     cells = list(zip(table["headers"], table["rows"][0], strict=True))
     return {"figures": {
         "caption": " · ".join(value for (_, _, numeric), value in cells if not numeric and value),
@@ -114,6 +118,7 @@ def _listing(widget: Widget, result: dashboards.Listing) -> dict:
     ]
     return {
         "headers": [field_label(obj, name, g.lang) for name in columns],
+        "numeric": [field_type(obj, name) in NUMERIC for name in columns],
         "rows": rows,
         "total": result.total if result.total_is_exact else text("list.about", g.lang, total=result.total),
         "link": url_for("pages.list_records", obj=obj.name),

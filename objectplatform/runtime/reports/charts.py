@@ -29,11 +29,12 @@ class Frame:
     top: int
     bottom: int
     font: int
+    labels_above: bool = False  # a funnel's stage names over its bars (a narrow box), else beside them
 
 
 
 WIDE = Frame(720, 380, 70, 160, 20, 90, 12)  # a report's page on a desktop
-COMPACT = Frame(420, 340, 52, 120, 16, 96, 16)  # a dashboard widget or a phone: fewer, larger words
+COMPACT = Frame(420, 340, 52, 120, 16, 96, 16, labels_above=True)  # a dashboard widget or a phone: fewer, larger words
 SLANT = math.sin(math.radians(40))  # category labels too wide for their column are slanted by 40°
 PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316", "#64748b")
 NONE = {"zh": "(空)", "en": "(none)"}
@@ -249,18 +250,28 @@ def _pie(f: Frame, categories: list[str], series: Series, lang: str) -> str:
 
 
 def _funnel(f: Frame, categories: list[str], series: Series, lang: str) -> str:
+    """Centred bars, one per stage, as wide as its value against the largest; each stage's name and value beside its
+    bar, or, in a narrow box (`labels_above`), over it on the box's whole width, so that a phone reads them whole."""
     values = series[0][1] if series else []
     top = max(values, default=0) or 1.0
-    plot_w, step = f.width - f.left - f.right, (f.height - f.top - 20) / max(len(values), 1)
-    centre, parts = f.left + plot_w / 2, []
+    step = (f.height - f.top - 20) / max(len(values), 1)
+    left, right = (8, 8) if f.labels_above else (f.left, f.right)
+    plot_w = f.width - left - right
+    centre, parts = left + plot_w / 2, []
     for i, value in enumerate(values):
         width = max(plot_w * value / top, 2)
-        y = f.top + step * i
-        parts.append(f'<rect x="{centre - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" height="{step * 0.85:.1f}" '
+        y, height = f.top + step * i, step * 0.85
+        if f.labels_above:  # "name · value" on a line of its own, the bar under it
+            caption = _clip(categories[i], plot_w - _width("0", f) * (len(_format(value)) + 3), f)
+            parts.append(f'<text x="{centre:.1f}" y="{y + f.font:.1f}" text-anchor="middle">{escape(caption)}'
+                         f'<tspan fill="#52606d"> · {_format(value)}</tspan></text>')
+            y, height = y + f.font * 1.3, height - f.font * 1.3
+        parts.append(f'<rect x="{centre - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" '
                      f'fill="{PALETTE[i % 8]}"><title>{escape(categories[i])}: {_format(value)}</title></rect>')
-        parts.append(_text(f.width - f.right + 8, y + step * 0.5, _clip(categories[i], f.right - 8, f), "start"))
-        parts.append(_text(f.width - f.right + 8, y + step * 0.5 + f.font * 1.2, _format(value), "start",
-                           ' fill="#52606d"'))
+        if not f.labels_above:
+            parts.append(_text(f.width - f.right + 8, y + step * 0.5, _clip(categories[i], f.right - 8, f), "start"))
+            parts.append(_text(f.width - f.right + 8, y + step * 0.5 + f.font * 1.2, _format(value), "start",
+                               ' fill="#52606d"'))
     return "".join(parts)
 
 

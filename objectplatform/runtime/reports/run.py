@@ -70,6 +70,7 @@ class ReportResult:
     measures: list[Column] = field(default_factory=list)
     chart: Chart | None = None
     value_labels: dict[str, dict[Any, Label]] = field(default_factory=dict)  # key -> value -> its label
+    all_rows: int | None = None  # how many rows the report has when `rows` holds only its first (a widget's)
 
     def as_json(self) -> dict:
         return {"columns": [c.as_json() for c in self.columns], "rows": self.rows, "totals": self.totals}
