@@ -6,7 +6,9 @@ another folder's company.yaml in the same format (an industry edition's demo/, `
 from __future__ import annotations
 
 import base64
+import copy
 import csv
+import functools
 import mimetypes
 import random
 from collections import Counter, defaultdict
@@ -41,10 +43,9 @@ def load_demo(platform, folder: Path | None = None, now: datetime | None = None)
     """Create the records of `folder`'s company.yaml (default: the CRM's demo company), then those its
     generated.yaml makes, if it has one, dated around `now` (default: the platform's clock)."""
     folder = folder or DEMO
-    yaml = YAML(typ="safe")
-    steps = yaml.load((folder / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
+    steps = _read_yaml(folder / DEMO_FILE)["steps"]
     generated = folder / GENERATED_FILE
-    spec = yaml.load(generated.read_text(encoding="utf-8")) if generated.exists() else None
+    spec = _read_yaml(generated) if generated.exists() else None
     now = (now or platform.clock.now()).astimezone(platform.settings.zone).replace(second=0, microsecond=0)
     records = platform.records
     with records.transaction() as conn:
@@ -72,8 +73,19 @@ def _saved_route(platform, company: _Company) -> None:
 
 def demo_users(folder: Path | None = None) -> list[DemoUser]:
     """The users `folder`'s company.yaml (default: the CRM's) creates, with the passwords they are created with."""
-    steps = YAML(typ="safe").load(((folder or DEMO) / DEMO_FILE).read_text(encoding="utf-8"))["steps"]
+    steps = _read_yaml((folder or DEMO) / DEMO_FILE)["steps"]
     return [_demo_user(raw) for step in steps if step.get("create") == "user" for raw in step["records"]]
+
+
+def _read_yaml(path: Path) -> Any:
+    """A demo file's data, a copy of its text's parse: a process loading the demo again (the tests) parses it once."""
+    return copy.deepcopy(_parsed(path.read_text(encoding="utf-8")))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str) -> Any:
+    """The data of a demo file's text, parsed once per process (`_read_yaml` hands out copies)."""
+    return YAML(typ="safe").load(text)
 
 
 def _demo_user(values: Mapping[str, Any]) -> DemoUser:
@@ -116,26 +128,33 @@ class _Company:
             key = raw.pop("key", None)
             self.create(step["create"], _resolve(_uploads(raw, folder), self.ids), key)
 
-    def create(self, obj: str, values: dict, key: str | None = None) -> dict:
-        """Create one record as the system, its owner as the creator; returns it as `get` would."""
+    def create(self, obj: str, values: dict, key: str | None = None) -> str:
+        """Create one record as the system, its owner as the creator; returns its id (the record is not read back:
+        `get` it when more is needed)."""
         path = None
         if obj == "opportunity":
             values, path = self._staged(values)
         lines = _child_lines(self.metadata, obj, values)
         line_keys = {child: [line.pop("key", None) for line in values[child]] for child in lines}
-        record = self.records.create(obj, values, user=values.get("owner"), conn=self.conn, system=True)
+        record_id = self.records.create_id(obj, values, user=values.get("owner"), conn=self.conn, system=True)
         self.counts[obj] += 1
         if path is not None:
-            self._stage_history(record, *path)
+            self._stage_history(record_id, values, *path)
         self.counts.update(lines)
-        for child, keys in line_keys.items():  # an inline line may have a key too (a return names it)
-            self.ids.update((k, line["id"]) for k, line in zip(keys, record[child], strict=True) if k)
+        if any(k for keys in line_keys.values() for k in keys):  # an inline line may have a key (a return names it)
+            record = self.get(obj, record_id)
+            for child, keys in line_keys.items():
+                self.ids.update((k, line["id"]) for k, line in zip(keys, record[child], strict=True) if k)
         if key:
-            self.ids[key] = record["id"]
+            self.ids[key] = record_id
             self.values[key] = values
         if obj == "user":
             self.users.append(_demo_user(values))
-        return record
+        return record_id
+
+    def get(self, obj: str, record_id: str) -> dict:
+        """A record created so far, as `get` gives it."""
+        return self.records.get(obj, record_id, conn=self.conn)
 
 
     def submit(self, obj: str, record: Mapping[str, Any], user: str, comment: str | None = None) -> None:
@@ -179,11 +198,12 @@ class _Company:
             values["closed_at"] = closing.isoformat()
         return values, (found, index)
 
-    def _stage_history(self, record: Mapping, found: Process, index: int) -> None:
-        """The stages the opportunity went through, dated backwards from its close (or from now), with the
-        required tasks of every stage it left completed."""
-        status = record["status"]
-        end = record["closed_at"] if status != "open" else self.now - timedelta(days=self.stage_rng.randint(1, 20))
+    def _stage_history(self, record_id: str, values: Mapping[str, Any], found: Process, index: int) -> None:
+        """The stages the opportunity created from `values` (as `_staged` left them) went through, dated backwards
+        from its close (or from now), with the required tasks of every stage it left completed."""
+        status, owner = values.get("status") or "open", values.get("owner")
+        end = datetime.fromisoformat(values["closed_at"]) if status != "open" \
+            else self.now - timedelta(days=self.stage_rng.randint(1, 20))
         rows, tasks = [], []
         left_at, left_to = (end, status) if status != "open" else (None, None)
         entered = end
@@ -191,17 +211,16 @@ class _Company:
             if left_at is not None:
                 entered = left_at - timedelta(days=self.stage_rng.randint(3, 25), hours=self.stage_rng.randint(0, 8))
             rows.append({"stage": stage.key, "entered_at": entered, "left_at": left_at, "left_to": left_to,
-                         "moved_by": record["owner"]})
+                         "moved_by": owner})
             if left_at is not None and (left_to != "lost" and left_to != "invalid"):
-                tasks += [{"opportunity": record["id"], "sales_process": found.name, "stage": stage.key,
+                tasks += [{"opportunity": record_id, "sales_process": found.name, "stage": stage.key,
                            "task": t.key, "completed_at": entered + (left_at - entered) / 2,
-                           "completed_by": record["owner"], "owner": record["owner"]}
+                           "completed_by": owner, "owner": owner}
                           for t in stage.tasks if t.required]
             left_at, left_to = entered, stage.key
         rows.reverse()
-        user = record["owner"]
-        staged.replace_stage_history(self.records, self.conn, "opportunity", record["id"], rows, user, self.now)
-        staged.complete_tasks(self.records, self.conn, "opportunity", tasks, user, self.now)
+        staged.replace_stage_history(self.records, self.conn, "opportunity", record_id, rows, owner, self.now)
+        staged.complete_tasks(self.records, self.conn, "opportunity", tasks, owner, self.now)
         self.counts["stage_history"] += len(rows)
         self.counts["opportunity_task"] += len(tasks)
 
@@ -313,7 +332,7 @@ class _Generator:
             converted_at = min(converted_at, self.now - timedelta(minutes=30))
             values |= {"converted_at": converted_at, **self._conversion(values, city)}
         lead = self.company.create("lead", _iso({k: v for k, v in values.items() if v is not None}))
-        self._add_follow_ups(follow_ups, "lead", lead["id"], owner)
+        self._add_follow_ups(follow_ups, "lead", lead, owner)
 
     def _conversion(self, lead: Mapping[str, Any], city: Mapping) -> dict[str, str]:
         """The account, contact and opportunity a converted lead became (as its convert action makes them)."""
@@ -372,7 +391,7 @@ class _Generator:
         follow_ups = self._follow_ups(self.rng.randint(low, high), since)
         if follow_ups:
             values["last_followed_at"] = follow_ups[-1]["followed_at"]
-        account = self.company.create("account", _iso(values))
+        account = {**values, "id": self.company.create("account", _iso(values))}  # as created: no need to read it
         self._add_follow_ups(follow_ups, "account", account["id"], owner)
 
         contacts = []
@@ -384,7 +403,7 @@ class _Generator:
                 person |= {k: v for k, v in contact.items() if v is not None}
             person |= {"account": account["id"], "is_primary": i == 0,
                        "is_decision_maker": i == 0 or self.rng.random() < 0.2, "owner": owner}
-            contacts.append(self.company.create("contact", person))
+            contacts.append({**person, "id": self.company.create("contact", person)})
 
         opportunities = []
         low, high = volume["opportunities_per_account"]
@@ -392,10 +411,11 @@ class _Generator:
         for i in range(count):
             opportunities.append(self._opportunity(account, contacts, opportunity if i == 0 else None, owner))
         self._visits(account, contacts, opportunities, values, owner)
-        return account["id"], [c["id"] for c in contacts], [o["id"] for o in opportunities]
+        return account["id"], [c["id"] for c in contacts], opportunities
 
     def _opportunity(self, account: Mapping, contacts: Sequence[Mapping], given: Mapping | None,
-                     owner: str) -> dict:
+                     owner: str) -> str:
+        """A new opportunity of `account` (its id), with its follow-ups and, when won, mostly an order."""
         spec = self.spec
         status = self._weighted("opportunity_status")
         values = {
@@ -423,15 +443,15 @@ class _Generator:
         follow_ups = self._follow_ups(self.rng.randint(low, high), self._past(30, 240))
         if follow_ups:
             values["last_followed_at"] = follow_ups[-1]["followed_at"]
-        record = self.company.create("opportunity", _iso(values))
-        self._add_follow_ups(follow_ups, "opportunity", record["id"], owner)
+        record_id = self.company.create("opportunity", _iso(values))
+        self._add_follow_ups(follow_ups, "opportunity", record_id, owner)
         if status == "won" and self.rng.random() < 0.8:
-            self._order(account, record, contacts, values["closed_at"], owner)
-        return record
+            self._order(account, record_id, contacts, values["closed_at"], owner)
+        return record_id
 
     # ----------------------------------------------------------------------------------- orders
 
-    def _order(self, account: Mapping, opportunity: Mapping, contacts: Sequence[Mapping], won_at: datetime,
+    def _order(self, account: Mapping, opportunity: str, contacts: Sequence[Mapping], won_at: datetime,
                owner: str) -> None:
         """A won opportunity's order; its lines, then payments and invoices as far as its status got."""
         spec = self.spec
@@ -453,7 +473,7 @@ class _Generator:
         ordered = self._recent(owner, ordered, status)
         contact = self.rng.choice(contacts)
         values = {
-            "account": account["id"], "opportunity": opportunity["id"], "contact": contact["id"],
+            "account": account["id"], "opportunity": opportunity, "contact": contact["id"],
             "order_date": ordered, "delivery_date": ordered + timedelta(days=self.rng.randint(7, 30)),
             "status": "draft" if status == "submitted" else status,
             "order_discount": self.rng.choice(spec["order_discounts"]),
@@ -469,7 +489,7 @@ class _Generator:
         if status == "completed":  # received three days after shipping (no draw: the sequence stays as it was)
             received = min(shipped + timedelta(days=3), self.now - timedelta(minutes=20))
             values |= {"received_on": received.date(), "received_at": received, "received_by": owner}
-        order = self.company.create("sales_order", _iso(values))
+        order = self.company.get("sales_order", self.company.create("sales_order", _iso(values)))  # its totals
         if status == "submitted":  # waiting in the manager's inbox: the flow starts as the rep's submit starts it
             self.company.submit("sales_order", order, owner)
         total = Decimal(str(order["total_amount"]))
@@ -533,7 +553,7 @@ class _Generator:
 
     # ------------------------------------------------------------------------ visits, follow-ups
 
-    def _visits(self, account: Mapping, contacts: Sequence[Mapping], opportunities: Sequence[Mapping],
+    def _visits(self, account: Mapping, contacts: Sequence[Mapping], opportunities: Sequence[str],
                 values: Mapping, owner: str) -> None:
         low, high = self.spec["volume"]["visits_per_account"]
         location = values["location"]
@@ -545,7 +565,7 @@ class _Generator:
                 "owner": owner,
             }
             if opportunities:
-                visit["opportunity"] = self.rng.choice(opportunities)["id"]
+                visit["opportunity"] = self.rng.choice(opportunities)
             if status == "planned":
                 visit["planned_at"] = self._future(1, 21)
             else:
@@ -578,7 +598,7 @@ class _Generator:
                 if self.completed_visits % 29:
                     n = self.completed_visits
                     self.company.create("customer_feedback", {
-                        "visit": created["id"], "category": FEEDBACK_CATEGORIES[n % len(FEEDBACK_CATEGORIES)],
+                        "visit": created, "category": FEEDBACK_CATEGORIES[n % len(FEEDBACK_CATEGORIES)],
                         "satisfaction": SATISFACTION[n % len(SATISFACTION)], "content": visit["summary"],
                         "owner": owner})
             else:

@@ -21,21 +21,40 @@ def test_a_record_is_read_by_the_one_statement_of_its_object(platform, records):
         records.get("lead", made["id"], where=table.c.company == "乙公司")  # the condition still applies
 
 
-def test_references_are_checked_by_the_one_statement_of_their_target(platform, records):
+def test_references_are_checked_by_one_statement_built_once_for_their_targets(platform, records):
+    """A lead naming a campaign and an owner: both looked up in one query, the same statement object every time."""
+    wang = records.create("user", {"username": "wang", "display_name": "王伟"}, system=True)["id"]
     spring = records.create("campaign", {"name": "春季展会"})
     autumn = records.create("campaign", {"name": "秋季展会"})
-    statement = platform.schema["campaign"].ids_among
-    records.create("lead", {"name": "王一", "campaign": spring["id"], "email": "l2@example.com"})
+    statements: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_) -> None:
+        statements.append(statement)
+
+    sa.event.listen(platform.engine, "before_cursor_execute", capture)
+    try:
+        records.create("lead", {"name": "王一", "campaign": spring["id"], "owner": wang, "email": "l2@example.com"})
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", capture)
+    lookups = [s.replace('"', '') for s in statements if " AS target, " in s]  # PostgreSQL quotes "user"
+    assert len(lookups) == 1 and "FROM campaign" in lookups[0] and "FROM user" in lookups[0]
+    statement = records.references_among[("campaign", "user")]
     with pytest.raises(ValidationFailed) as e:
-        records.create("lead", {"name": "王二", "campaign": str(int(autumn["id"]) + 100), "email": "l3@example.com"})
+        records.create("lead", {"name": "王二", "campaign": str(int(autumn["id"]) + 100), "owner": wang,
+                                "email": "l3@example.com"})
     assert e.value.fields == {"campaign": [f"no campaign with id {int(autumn['id']) + 100}"]}
-    table = platform.schema["campaign"].table
+    with pytest.raises(ValidationFailed) as e:
+        records.create("lead", {"name": "王二", "campaign": autumn["id"], "owner": str(int(wang) + 100),
+                                "email": "l3@example.com"})
+    assert e.value.fields == {"owner": [f"no user with id {int(wang) + 100}"]}
     scoped = records.within(lambda obj, t: t.c.id == int(spring["id"]) if obj == "campaign" else None)
     scoped.create("lead", {"name": "王三", "campaign": spring["id"], "email": "l4@example.com"})
     with pytest.raises(ValidationFailed) as e:  # outside the scope: as if it did not exist
         scoped.create("lead", {"name": "王四", "campaign": autumn["id"], "email": "l5@example.com"})
     assert e.value.fields == {"campaign": [f"no campaign with id {autumn['id']}"]}
-    assert platform.schema["campaign"].ids_among is statement and table is platform.schema["campaign"].table
+    assert records.references_among[("campaign", "user")] is statement
+    assert records.create("lead", {"name": "王五", "campaign": autumn["id"], "owner": wang,
+                                   "email": "l6@example.com"})["campaign"] == autumn["id"]
 
 
 def test_rollups_are_refreshed_by_statements_built_on_their_first_use(platform, records):

@@ -519,7 +519,10 @@ def replace_stage_history(records, conn: sa.Connection, obj: str, record_id: Any
     behavior's `history_fields` name them); process and owner are the record's."""
     config: SalesProcessConfig = SALES_PROCESS.config_of(records.metadata.objects[obj])
     hot = records.schema[config.history]
-    record = records.get(obj, record_id, conn=conn)
+    found = records.read_many(conn, obj, [record_id], fields=(config.fields.sales_process, "owner"))
+    record = found.get(str(record_id))
+    if record is None:
+        raise NotFound(no_record(records.metadata.objects[obj], record_id))
     mine = hot.column(config.parent_field) == int(record_id)
     with records.rollups.summaries.moving(conn, config.history, mine, hot.object.fields):
         conn.execute(sa.delete(hot.table).where(mine))

@@ -37,39 +37,43 @@ def best_matches(records, conn: sa.Connection, obj: ObjectDef, f: FieldDef, batc
                  master: tuple[str, dict] | None = None) -> list[dict | None]:
     """Per record of `batch`, the record of the match's object giving `f` its default: among those its `where`
     admits today, the newest one found by the first `match` entry whose paths all give a value and that finds any;
-    None when none does. Set-based: each path followed once for the batch, one query per entry."""
+    None when none does. Set-based: each path followed once for the batch, one query for every entry (the rows any
+    entry finds, newest first)."""
     spec = f.default_match
     ot = records.schema[spec.object]
     table = ot.table
     now = records.platform.local_now()
     admitted = [] if spec.where is None else [to_sql(parse(spec.where), formula_columns(ot), now, condition=True)]
     followed: dict[str, list] = {}  # the entries share their paths (the customer, its grade): each is read once
-    found: list[dict | None] = [None] * len(batch)
+    wanted: list[tuple[list[str], dict[int, tuple]]] = []  # per entry: its fields, and each record's values of them
     for entry in spec.match:
         theirs = list(entry)
         for path in entry.values():
             if path not in followed:
                 followed[path] = records.follow_many(conn, obj, batch, path, master)
-        wanted = {i: tuple(_stored(ot.object.fields[name], followed[entry[name]][i]) for name in theirs)
-                  for i in range(len(batch)) if found[i] is None
-                  and not any(followed[entry[name]][i] in EMPTY for name in theirs)}
-        if not wanted:
-            continue
-        key = sa.tuple_(*(ot.column(name) for name in theirs))
-        rows = conn.execute(sa.select(table).where(*admitted, key.in_(sorted(set(wanted.values()))))
-                            .order_by(table.c.id.desc())).mappings()
+        wanted.append((theirs, {i: tuple(_stored(ot.object.fields[name], followed[entry[name]][i]) for name in theirs)
+                                for i in range(len(batch))
+                                if not any(followed[entry[name]][i] in EMPTY for name in theirs)}))
+    keys = [sa.tuple_(*(ot.column(name) for name in theirs)).in_(sorted(set(values.values())))
+            for theirs, values in wanted if values]
+    found: list[dict | None] = [None] * len(batch)
+    if not keys:
+        return found
+    rows = [records.formulas[spec.object].on_read(from_row(ot, row), now) for row in conn.execute(
+        sa.select(table).where(*admitted, sa.or_(*keys)).order_by(table.c.id.desc())).mappings()]
+    for theirs, values in wanted:
         newest: dict[tuple, dict] = {}
-        for row in rows:
-            newest.setdefault(tuple(row[ot.column(name).name] for name in theirs),
-                              records.formulas[spec.object].on_read(from_row(ot, row), now))
-        for i, values in wanted.items():
-            found[i] = newest.get(values)
+        for record in rows:
+            newest.setdefault(tuple(_stored(ot.object.fields[name], record[name]) for name in theirs), record)
+        for i, given in values.items():
+            if found[i] is None:
+                found[i] = newest.get(given)
     return found
 
 
 def _stored(f: FieldDef, value: Any) -> Any:
     """A path's value as the match's column holds it (a reference is an integer id)."""
-    return int(value) if f.to else value
+    return int(value) if f.to and value is not None else value
 
 
 def _may_override(records, obj: ObjectDef, f: FieldDef) -> bool:

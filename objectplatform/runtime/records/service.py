@@ -91,6 +91,7 @@ class _Shared:
     lifecycles: lifecycles.Guard
     rule_paths: Mapping[str, list[str]]  # the paths through lookups (order_line.sales_order) each object's rules read
     unique_constraints: Mapping[str, tuple[str, str]]  # unique index -> (object, column)
+    references_among: dict[tuple[str, ...], sa.Select]  # `Records._existing`'s statement by its objects, made on use
 
 
 @per_metadata
@@ -114,6 +115,7 @@ def _shared(metadata: Metadata) -> _Shared:
                     for name, obj in metadata.objects.items()},
         unique_constraints={idx.name: (name, column.name) for name, ot in schema.objects.items()
                             for idx in ot.table.indexes if idx.unique for column in idx.columns},
+        references_among={},
     )
 
 
@@ -139,6 +141,7 @@ class Records:
         self.reference_scope: Callable[[str, sa.Table], ColumnElement[bool] | None] | None = None
         self.caller = None  # the Access of `within`: its writes are held to the caller's field levels
         self.unique_constraints = shared.unique_constraints
+        self.references_among = shared.references_among
 
     def within(self, caller) -> Records:
         """This service for one caller (their `Access`): a reference may only name a record their data scope
@@ -265,7 +268,9 @@ class Records:
                 out[child] = [self.mask(child, access)(line) for line in out[child]]
         return out
 
-    def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False, where=None) -> dict | None:
+    def _read(self, conn: sa.Connection, ot: ObjectTable, id: Any, lock: bool = False, where=None,
+              lines: bool = True) -> dict | None:
+        """The record as `get` gives it (without its inline child lines unless `lines`), None when there is none."""
         record_id = parse_record_id(id)
         if record_id is None:
             return None
@@ -275,7 +280,7 @@ class Records:
             return None
         now = self.platform.local_now()
         record = self.formulas[ot.object.name].on_read(from_row(ot, row), now)
-        for child, via in self.children.get(ot.object.name, ()):
+        for child, via in self.children.get(ot.object.name, ()) if lines else ():
             cot = self.schema[child]
             rows = conn.execute(
                 sa.select(cot.table).where(cot.column(via) == record_id).order_by(cot.table.c.id)
@@ -360,12 +365,7 @@ class Records:
                                                   for item in (value if isinstance(value, list) else [value])}}
             if given[name]:
                 wanted.setdefault(target, set()).update(given[name])
-        existing: dict[str, set[int]] = {}
-        for target, ids in wanted.items():
-            tot = self.schema[target]
-            visible = self.reference_scope(target, tot.table) if self.reference_scope else None
-            stmt = tot.ids_among if visible is None else tot.ids_among.where(visible)
-            existing[target] = set(conn.execute(stmt, {"_ids": list(ids)}).scalars())
+        existing = self._existing(conn, wanted)
         result: list[Errors] = [{} for _ in rows]
         for name, target in fields:
             found = existing.get(target, set())
@@ -378,6 +378,29 @@ class Records:
                     if int(item) not in found:
                         errors.setdefault(name, []).append(no_record(self.schema[target].object, item))
         return result
+
+    def _existing(self, conn: sa.Connection, wanted: Mapping[str, set[int]]) -> dict[str, set[int]]:
+        """{object: those of its `wanted` ids whose record exists (and the reference scope admits)}, in one query: a
+        UNION ALL of one id lookup per object, built once per set of objects when no scope holds the references."""
+        targets = tuple(sorted(wanted))
+        if not targets:
+            return {}
+        stmt = None if self.reference_scope else self.references_among.get(targets)
+        if stmt is None:
+            lookups = []
+            for i, target in enumerate(targets):
+                tot = self.schema[target]
+                lookup = sa.select(sa.literal(i, sa.Integer()).label("target"), tot.table.c.id.label("id")).where(
+                    tot.table.c.id.in_(sa.bindparam(f"_ids{i}", expanding=True)))
+                visible = self.reference_scope(target, tot.table) if self.reference_scope else None
+                lookups.append(lookup if visible is None else lookup.where(visible))
+            stmt = lookups[0] if len(lookups) == 1 else sa.union_all(*lookups)
+            if not self.reference_scope:
+                self.references_among[targets] = stmt
+        existing: dict[str, set[int]] = {target: set() for target in targets}
+        for i, record_id in conn.execute(stmt, {f"_ids{i}": sorted(wanted[t]) for i, t in enumerate(targets)}):
+            existing[targets[i]].add(record_id)
+        return existing
 
     def _unique_errors(self, conn: sa.Connection, ot: ObjectTable, rows: list[Mapping[str, Any]],
                        own_ids: list[int | None]) -> list[Errors]:
@@ -446,7 +469,8 @@ class Records:
             if i == 0 and master is not None and master[0] == step:
                 record = master[1]
                 continue
-            target = self._read(conn, self.schema[obj.name], record.get(step)) if record.get(step) else None
+            target = self._read(conn, self.schema[obj.name], record.get(step), lines=False) if record.get(step) \
+                else None
             if target is None:
                 return None
             record = target
@@ -521,6 +545,14 @@ class Records:
                conn: sa.Connection | None = None, system: bool = False) -> dict:
         """Validate and insert one record (with inline child lines); returns it as `get` would."""
         ot = self._table(obj)
+        with self._writing(conn, []) as c:
+            return self._read(c, ot, self.create_id(obj, values, user=user, conn=c, system=system))
+
+    def create_id(self, obj: str, values: Mapping[str, Any], *, user: str | None = None,
+                  conn: sa.Connection | None = None, system: bool = False) -> str:
+        """`create`, returning the new record's id alone: for a caller that needs no more, the record is not read
+        back (nor its lines)."""
+        ot = self._table(obj)
         saved: list[str] = []
         with self._writing(conn, saved) as c:
             now = self.platform.clock.now()
@@ -548,16 +580,16 @@ class Records:
             if errors:
                 raise ValidationFailed(errors)
             record_id = self._insert(c, ot, record, user, now, saved)
-            self.rollups.after_change(c, obj, [(None, record)], now)
+            self.rollups.after_insert_many(c, obj, [record], now)
             for child, records in prepared.items():
                 via = lines[child][0]
                 for child_record in records:
                     child_record[via] = str(record_id)
                     self._insert(c, self.schema[child], child_record, user, now, saved)
-                self.rollups.after_change(c, child, [(None, r) for r in records], now)
+                self.rollups.after_insert_many(c, child, records, now)
             if typed:
-                return self.update(obj, record_id, typed, version=None, user=user, conn=c, system=True)
-            return self._read(c, ot, record_id)
+                self.update(obj, record_id, typed, version=None, user=user, conn=c, system=True)
+            return str(record_id)
 
     def _prepare_new(self, conn: sa.Connection, ot: ObjectTable, data: Mapping[str, Any], user: str | None,
                      now: datetime, system: bool, skip: str | None = None,
@@ -656,7 +688,7 @@ class Records:
                                        expected=child_current["version"])
                 for child_record in creates:
                     self._insert(c, cot, child_record, user, now, saved)
-                self.rollups.after_change(c, child, [(None, r) for r in creates], now)
+                self.rollups.after_insert_many(c, child, creates, now)
                 for child_current in deletes:
                     self.remove_rows(c, cot, child_current, user, now)
             return self._read(c, ot, current["id"])

@@ -133,11 +133,6 @@ class ObjectTable:
                 out.append((name, "", type_))
         return tuple(out)
 
-    @functools.cached_property
-    def ids_among(self) -> sa.Select:
-        """The ids of the rows among the parameter `_ids` (a collection of ids)."""
-        return sa.select(self.table.c.id).where(self.table.c.id.in_(sa.bindparam("_ids", expanding=True)))
-
 
 class Schema:
     """Every object's table plus the platform's internal tables, built once from the metadata."""
