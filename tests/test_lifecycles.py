@@ -290,7 +290,7 @@ def test_a_bulk_confirmation_runs_as_many_statements_for_five_payments_as_for_tw
 
     def count(conn, cursor, statement, *_) -> None:  # those on the rows it reads and writes (not a connection's own)
         if re.search(r"\b(payment|sales_order|_op_(history|held_\w+|notification|todo))\b", statement) \
-                and not statement.lstrip().startswith("CREATE"):  # (a connection's temporary table, made on its first use)
+                and not statement.lstrip().startswith("CREATE"):  # (a connection's temporary table, made once)
             counted[-1] += 1
 
     sa.event.listen(platform.engine, "before_cursor_execute", count)
