@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import tempfile
 import time
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+from engine import database  # bench/engine.py (this folder is first on sys.path)
 
 import objectplatform_crm
 from objectplatform.metadata import default_layers, load_metadata
@@ -26,20 +26,7 @@ from objectplatform.runtime.config import ROOT
 from objectplatform.runtime.storage.migrate import migrate
 from objectplatform_crm.demo import load_demo
 
-PG_URL = os.environ.get("OBJECTPLATFORM_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 11, 27, 10, 30, tzinfo=timezone(timedelta(hours=8)))  # tests/test_demo.py's
-
-
-def database(backend: str, name: str, workdir: Path) -> str:
-    """A fresh, empty database for one run: a SQLite file or a PostgreSQL schema."""
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / f'{name}.db'}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-        c.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    admin.dispose()
-    return f"{PG_URL}?options=-csearch_path%3D{name}&application_name={name}"
 
 
 def run(backend: str, metadata, workdir: Path, n: int, profile: int) -> tuple[float, float, int]:
