@@ -96,6 +96,10 @@ class Actions:
     def for_object(self, obj: str) -> list[Action]:
         return list(self.by_object.get(obj, {}).values())
 
+    def labels(self, obj: str) -> dict[str, Label]:
+        """`obj`'s actions' labels by name: they name the transitions that have no label of their own."""
+        return {name: action.label for name, action in self.by_object.get(obj, {}).items()}
+
     def get(self, obj: str, name: str) -> Action:
         if obj not in self.by_object:
             raise NotFound(Message("object.unknown", "unknown object {object}", object=obj))

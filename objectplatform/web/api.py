@@ -507,7 +507,7 @@ def meta_object(obj: str) -> Response:
                    for s in o.layout],
         "validation_rules": [{"name": r.name, "field": r.field, "message": label_json(r.message)}
                              for r in o.validation_rules],
-        "lifecycle": lifecycle_json(o, {a.name: a.label for a in actions_service(platform).for_object(obj)}),
+        "lifecycle": lifecycle_json(o, actions_service(platform).labels(obj)),
     }
     return json_response(body)
 

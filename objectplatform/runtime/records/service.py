@@ -202,7 +202,9 @@ class Records:
     def _action_labels(self, obj: str) -> dict[str, Label]:
         """The labels of `obj`'s actions, which name a transition that has none of its own (read only when a
         message names one)."""
-        return {name: action.label for name, action in self.platform.registry.actions_of(self.metadata)[obj].items()}
+        from ..actions import actions_service  # (actions import auth, which imports records: here on first use)
+
+        return actions_service(self.platform).labels(obj)
 
     def _table(self, obj: str) -> ObjectTable:
         if obj not in self.schema.objects:
