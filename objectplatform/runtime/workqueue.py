@@ -23,7 +23,7 @@ from .storage.id_sets import among
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 LIST_LIMIT = 200
-A_TODO = Message("todo.noun", "to-do")  # what `no_record` names: no object's records
+A_TO_DO = Message("todo.noun", "to-do")  # what `no_record` names: no object's records
 A_NOTIFICATION = Message("notification.noun", "notification")
 
 
@@ -242,12 +242,12 @@ class WorkQueue:
 
     def done(self, access, todo_id: Any, now: datetime | None = None) -> Todo:
         """Mark one of the user's (or their roles') to-dos done; 404 if not theirs, 409 if already done."""
-        number = _number(todo_id, A_TODO)
+        number = _number(todo_id, A_TO_DO)
         table = self.todos
         with self.platform.records.transaction() as conn:
             row = conn.execute(sa.select(table).where(table.c.id == number, self._mine(access))).mappings().first()
             if row is None:
-                raise NotFound(no_record(A_TODO, todo_id))
+                raise NotFound(no_record(A_TO_DO, todo_id))
             if row["done_at"] is not None:
                 raise Conflict(Message("todo.done", "to-do {id} is already done", id=todo_id))
             values = {"done_at": _stored(now or self.platform.clock.now()), "done_by": int(access.user_id)}

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,24 +176,17 @@ class Rollups:
         with the table; adding the batch's own contribution is one UPDATE per parent, still under
         the parent's row lock. min and max are recomputed. The summary tables get the batch's deltas too.
         """
-        self.summaries.after_change(conn, child, [(None, record) for record in records])
+        inserted: list[Change] = [(None, record) for record in records]
+        self.summaries.after_change(conn, child, inserted)
         for group in self.by_child.get(child, ()):
-            parents = [record.get(group.via) for record in records]
-            deltas: dict[int, dict[str, Any]] = {
-                int(p): dict.fromkeys(f.name for f in group.fields) for p in set(parents) if p}
-            for f in group.fields:  # field by field, a count by counting (no per-record addition)
-                wanted = f.rollup.filter
-                matching = [(parent, record) for record, parent in zip(records, parents, strict=True)
-                            if parent and (not wanted or _matches(wanted, record))]
-                if f.rollup.function == "count":
-                    for parent, n in Counter(parent for parent, _ in matching).items():
-                        deltas[int(parent)][f.name] = n
-                    continue
-                for parent, record in matching:
-                    add, totals = record.get(f.rollup.field or ""), deltas[int(parent)]
-                    totals[f.name] = add if totals[f.name] is None else totals[f.name] + (add or 0)
-            if deltas:
-                self.refresh(conn, group, sorted(deltas), now, deltas if self._additive(group) else None)
+            if self._additive(group):
+                deltas = _deltas(group, inserted)  # the parents the records add nothing to left alone
+                if deltas:
+                    self.refresh(conn, group, sorted(deltas), now, deltas)
+                continue
+            parents = sorted({int(record[group.via]) for record in records if record.get(group.via)})
+            if parents:
+                self.refresh(conn, group, parents, now)
 
     def _additive(self, group: _Group) -> bool:
         """Whether the group's rollups follow from the changed records alone: counts and sums of stored fields whose
