@@ -1,11 +1,14 @@
 """Lead benchmarks (not tests): import of a 100,000-row CSV (validation, duplicate rules, pool routing)
 and bulk assignment of 100,000 waiting leads from a pool beside the floor's one UPDATE of them on the same table, on
-SQLite and PostgreSQL; with --tasks, the other bulk actions (return of 100,000 held leads to the pool, a hand-over,
-auto-recycle, a set-based transition) each beside its floor, one UPDATE. Each also prints its CPU seconds
+SQLite and PostgreSQL; with --tasks, the other bulk actions (claim, mark invalid, reopen and move of 100,000 leads,
+return of 100,000 held leads to the pool, a hand-over, auto-recycle, a set-based transition) each beside its floor,
+one UPDATE; with --one-by-one, claim, mark invalid, reopen and move run the single action on each lead in turn, as
+their bulk actions did before they were set-based. Each also prints its CPU seconds
 (`cpu_seconds`: this process's and its PostgreSQL server processes'): the work itself, whatever else the machine is
 doing.
 
 Usage: python bench/leads.py [--backends sqlite,postgresql] [--rows 100000] [--tasks import,assign,return,...|all]
+       [--one-by-one] [--name bench_leads]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sqlalchemy as sa
 from engine import cpu_seconds, database, settle  # bench/engine.py (this folder is first on sys.path)
 
 from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.auth import auth_service
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.behaviors.recycle import recycle
@@ -30,7 +34,7 @@ from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.storage.convert import to_row
 from objectplatform.runtime.storage.migrate import migrate
 
-TASKS = ("import", "assign", "return", "handover", "recycle", "transition")
+TASKS = ("import", "claim", "invalidate", "reopen", "move", "assign", "return", "handover", "recycle", "transition")
 SOURCES = ["referral", "promotion", "campaign", "telemarketing", "website", "expo", "business_card", "other"]
 
 
@@ -43,8 +47,8 @@ def write_csv(path: Path, rows: int) -> None:
             out.writerow([f"线索{i}", f"公司{i % 5000}", f"139{i:08d}", f"l{i}@example.com", "展会", "春季展会"])
 
 
-def bench(backend: str, workdir: Path, rows: int, tasks: set[str]) -> dict[str, float]:
-    url = database(backend, "bench_leads", workdir)
+def bench(backend: str, workdir: Path, rows: int, tasks: set[str], one_by_one: bool, name: str) -> dict[str, float]:
+    url = database(backend, name, workdir)
     platform = open_platform(Settings.from_env({}, database_url=url, instance_path=workdir / "instance"))
     migrate(platform.engine, platform.schema)
     records = platform.records
@@ -79,6 +83,7 @@ def bench(backend: str, workdir: Path, rows: int, tasks: set[str]) -> dict[str, 
         with platform.engine.begin() as conn:
             summary.fill(conn, ot.table)
     settle(platform.engine)
+    pool_actions(platform, out, tasks, ids, pool, admin, reps, one_by_one)
     # the floor's one UPDATE (../shared/bench/floor.py), on this lead table and its indexes, then undone
     table, in_pool = ot.table, ot.column("pool") == int(pool)
     start, cpu = time.perf_counter(), cpu_seconds(platform.engine)
@@ -146,6 +151,59 @@ def bench(backend: str, workdir: Path, rows: int, tasks: set[str]) -> dict[str, 
     return out
 
 
+def pool_actions(platform, out: dict[str, float], tasks: set[str], ids: list[str], pool: str, admin: str,
+                 reps: list[str], one_by_one: bool) -> None:
+    """Of `tasks`, each beside its floor: the first rep, a member of the pool, claims every waiting lead, marks them
+    invalid and reopens them (pending again); they return them (not timed) and the admin moves every waiting lead to
+    another pool, then back (not timed). Every lead waits in the pool again at the end."""
+    if not tasks & {"claim", "invalidate", "reopen", "move"}:
+        return
+    records, ot = platform.records, platform.schema["lead"]
+    table, col, now = ot.table, ot.column, platform.clock.now().replace(tzinfo=None)
+    in_pool, status = col("pool") == int(pool), col("status")
+    behavior = pool_behavior.behavior_of(platform, "lead")
+    records.update("lead_pool", pool, {"members": reps}, version=None, system=True)
+    rep, boss = access_for(platform, reps[0]), access_for(platform, admin)  # the rep's scope: the pool's waiting leads
+    other = records.create("lead_pool", {"name": "华南线索池", "admins": [admin]}, system=True)["id"]
+
+    def run(task: str, access, params: dict) -> None:
+        def go() -> None:
+            if one_by_one:  # what the bulk action did before it was set-based: the single action on each id
+                for one in ids:
+                    run_action(platform, access, "lead", task, one, params)
+                return
+            result = behavior.run_many(access, task, ids, params)
+            assert len(result["succeeded"]) == len(ids) and not result["failed"], result["failed"][:3]
+
+        timed(platform, out, task, go)
+
+    if "claim" in tasks:
+        floor(platform, out, "claim", table.update().where(in_pool, status == "unassigned", col("owner").is_(None))
+              .values(owner=int(reps[0]), status="pending", assigned_at=now))
+        run("claim", rep, {})
+    if "invalidate" in tasks:
+        floor(platform, out, "invalidate", table.update().where(
+            in_pool, status.in_(["unassigned", "pending", "following"])).values(status="invalid",
+                                                                               invalid_reason="空号"))
+        run("invalidate", rep, {"reason": "空号"})
+    if "reopen" in tasks:
+        floor(platform, out, "reopen", table.update().where(in_pool, status.in_(["invalid", "voided"])).values(
+            status=sa.case((col("owner").is_(None), "unassigned"), else_="pending")))
+        run("reopen", rep, {})
+    if "move" in tasks:
+        behavior.run_many(rep, "return", ids, {"reason": "客户暂无需求"})  # those the rep holds wait again
+        settle(platform.engine)
+        floor(platform, out, "move", table.update().where(in_pool, status == "unassigned", col("owner").is_(None))
+              .values(pool=int(other), owner=None, status="unassigned", assigned_at=None))
+        run("move", boss, {"pool": other})
+        behavior.run_many(boss, "move", ids, {"pool": pool})
+    else:
+        if "invalidate" in tasks and "reopen" not in tasks:
+            behavior.run_many(rep, "reopen", ids, {})
+        behavior.run_many(rep, "return", ids, {"reason": "客户暂无需求"})
+    settle(platform.engine)
+
+
 def floor(platform, out: dict[str, float], task: str, update: sa.Update) -> None:
     """The floor of `task`: its one UPDATE, timed to its end, then rolled back."""
     start, cpu = time.perf_counter(), cpu_seconds(platform.engine)
@@ -168,6 +226,10 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--tasks", default="import,assign", help=f"of {','.join(TASKS)}, or all")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="claim, invalidate, reopen and move: the single action on each lead in turn")
+    parser.add_argument("--name", default="bench_leads",
+                        help="the SQLite file's or PostgreSQL schema's name (unique to you on a shared server)")
     args = parser.parse_args()
     tasks = set(TASKS) if args.tasks == "all" else set(args.tasks.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-leads-"))
@@ -175,7 +237,7 @@ def main() -> None:
     results = []
     try:
         for backend in args.backends.split(","):
-            results.append((backend, bench(backend, workdir, args.rows, tasks)))
+            results.append((backend, bench(backend, workdir, args.rows, tasks, args.one_by_one, args.name)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     n = args.rows
@@ -203,7 +265,9 @@ def main() -> None:
                       f"(CPU {cpu / floor_cpu:.2f}x) |")
 
 
-BULK = {"return": "return to the pool (the bulk action, set-based: give_back_many)",
+BULK = {"claim": "claim every waiting lead of the pool (a member)", "invalidate": "mark every held lead invalid",
+        "reopen": "reopen every invalid lead", "move": "move every waiting lead to another pool (the admin)",
+        "return": "return to the pool (the bulk action, set-based: give_back_many)",
         "handover": "hand-over of a deactivated user's leads", "recycle": "auto-recycle of every held lead",
         "transition": "a set-based transition (Records.update_all): invalidate every waiting lead"}
 

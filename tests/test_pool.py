@@ -4,6 +4,7 @@ re-claim cooldown as the clock moves, and bulk claims, assignments and returns t
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from test_api import without_reasons
 
 from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.behaviors import pool_sets
 from objectplatform.runtime.errors import Conflict, Forbidden, RuntimeFailure, ValidationFailed
 from objectplatform.runtime.permissions import access_for
 
@@ -522,12 +524,12 @@ def test_assign_many_spreads_a_batch_counting_what_the_owners_hold_outside_it(pl
         ("owner", people["rep1"], people["rep2"]), ("assigned_at", None, T0.isoformat())]
 
 
-def one_by_one(platform, user_id: str, ids: list[str], params: dict) -> dict:
-    """A bulk return as the actions service ran it before it was set-based: the single action on each id in turn."""
+def one_by_one(platform, user_id: str, ids: list[str], params: dict, action: str = "return") -> dict:
+    """A bulk action as the actions service ran it before it was set-based: the single action on each id in turn."""
     succeeded, failed = [], []
     for one in ids:
         try:
-            act(platform, user_id, one, "return", params)
+            act(platform, user_id, one, action, params)
         except RuntimeFailure as e:
             failed.append({"id": one, "error": e.as_dict()["error"]})
         else:
@@ -661,13 +663,206 @@ def test_bulk_return_is_set_based_and_answers_exactly_as_one_record_after_anothe
     assert [claim(platform, boss, lead)["owner"] for lead in (a[0], b[0])] == [boss, boss]
 
 
+SETUP = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # two days before T0, 10:00 in China
+IN_POOL = {"N0": "north", "N1": "north", "N2": "north", "N3": "north", "H": "north", "F": "north", "F2": "north",
+           "C": "north", "C2": "north", "I": "north", "V": "north", "U": "north", "D1": "daily", "D2": "daily",
+           "D3": "daily", "D4": "daily", "K": "closed", "E": "east", "G": None}
+
+
+def pool_scenario(platform, people, clock, s: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Five pools of their own (their names ending in `s`) and twenty leads as they stand at T0, set up two days
+    before: N0-N3 waiting in 华北 (max 4 held per member and 4 claims a day, cooldown 7 days, boss its admin); H
+    held by rep1 there, F held and followed up; C and C2 claimed and returned by rep1 (cooling); I invalidated and
+    F2 followed up then invalidated by rep1; V claimed by rep1 and voided by boss; U waiting, invalidated by the
+    admin; D1-D4 waiting in 日限 (2 claims a day); K waiting in 封闭 (admin-assign only, boss its admin); E waiting
+    in 华东 (rep1 its admin); G the admin's own without a pool; P waiting without a pool or owner."""
+    admin, boss, rep1, rep2 = (people[k] for k in ("admin", "boss", "rep1", "rep2"))
+    clock.at = SETUP
+    pools = {"north": make_pool(platform, name=f"华北{s}", members=[rep1, rep2], admins=[boss]),
+             "daily": make_pool(platform, name=f"日限{s}", members=[rep1], daily_claim_limit=2),
+             "closed": make_pool(platform, name=f"封闭{s}", claimable=False, members=[rep1], admins=[boss]),
+             "south": make_pool(platform, name=f"华南{s}", admins=[boss], default_assignee=rep2),
+             "east": make_pool(platform, name=f"华东{s}", admins=[rep1])}
+    leads = {name: make_lead(platform, pools[pool] if pool else None, name, user=admin)
+             for name, pool in IN_POOL.items()}
+    leads["P"] = platform.records.create("lead", {"name": "P", "phone": "13800000000", "status": "unassigned"},
+                                         system=True)["id"]
+    for name in ("H", "F", "F2", "C", "C2", "I", "V"):
+        claim(platform, rep1, leads[name])
+    for name in ("F", "F2"):
+        platform.records.create("follow_up", {"kind": "call", "content": "电话沟通", "related_object": "lead",
+                                              "related_id": leads[name]}, user=rep1)
+    for name in ("C", "C2"):
+        act(platform, rep1, leads[name], "return", {"reason": "暂无需求"})
+    for name in ("I", "F2"):
+        act(platform, rep1, leads[name], "invalidate", {"reason": "空号"})
+    act(platform, boss, leads["V"], "void", {"reason": "测试数据"})
+    act(platform, admin, leads["U"], "invalidate", {"reason": "重复"})
+    platform.records.update("lead_pool", pools["north"], {"max_held_per_member": 4, "daily_claim_limit": 4,
+                                                          "reclaim_cooldown_days": 7}, version=None, system=True)
+    clock.at = T0
+    return pools, leads
+
+
+def gone(name: str) -> tuple:
+    return (name, "not_found", f"no lead with id {name}", {})
+
+
+def cannot(name: str, state: str, verb: str) -> tuple:
+    return (name, "conflict", f"Lead {name} is {state}: it cannot be {verb}", {})
+
+
+MAX_HELD = "you hold 4 leads from lead pool 华北{s}, its max_held_per_member is 4: return or convert one first"
+BATCHES = {  # per action: the batches run in turn, (user, action, ids, params, successes, failures, states after)
+    "claim": [
+        ("rep1", "claim", ["N0", "C", "N1", "H", "N2", "C2", "I", "D1", "D2", "D3", "G", "999999"], {},
+         ["N0", "N1", "D1", "D2"],
+         [("C", "conflict", "Lead C left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back "
+           "from 2026-12-02 10:00", {}),
+          ("H", "conflict", "Lead H is already claimed: it is Pending", {}), ("N2", "conflict", MAX_HELD, {}),
+          ("C2", "conflict", MAX_HELD, {}), cannot("I", "Invalid", "claimed"),
+          ("D3", "conflict", "you claimed 2 leads from lead pool 日限{s} today, its daily_claim_limit is 2", {}),
+          gone("G"), gone("999999")],
+         {"N0": ("rep1", "north", "pending"), "D2": ("rep1", "daily", "pending")}),
+        ("admin", "claim", ["K", "P", "N3", "U"], {}, [],  # N3 left the admin, who created it, as it entered 华北
+         [("K", "forbidden", "lead pool 封闭{s} is admin-assign only: members cannot claim", {}),
+          ("P", "conflict", "Lead P is not in a lead pool: it cannot be claimed", {}),
+          ("N3", "conflict", "Lead N3 left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back "
+           "from 2026-12-02 10:00", {}), cannot("U", "Invalid", "claimed")], {}),
+        ("rep2", "claim", ["N3"], {}, ["N3"], [], {"N3": ("rep2", "north", "pending")}),
+    ],
+    "move": [
+        ("boss", "move", ["N2", "H", "V", "G", "999999", "K"], {"pool": "south"}, ["N2", "K"],
+         [cannot("H", "Pending", "moved"), cannot("V", "Voided", "moved"), gone("G"), gone("999999")],
+         {"N2": ("rep2", "south", "pending"), "K": ("rep2", "south", "pending")}),
+        ("boss", "move", ["N1", "N3"], {"pool": "north"}, [],
+         [("N1", "validation_failed", "1 field error", {"pool": ["Lead N1 is already in 华北{s}"]}),
+          ("N3", "validation_failed", "1 field error", {"pool": ["Lead N3 is already in 华北{s}"]})], {}),
+        ("boss", "move", ["N3", "P"], {"pool": "east"}, ["N3"], [gone("P")], {"N3": (None, "east", "unassigned")}),
+    ],
+    "invalidate": [
+        ("rep1", "invalidate", ["H", "F", "I", "N0", "G", "999999"], {"reason": "空号"}, ["H", "F", "N0"],
+         [cannot("I", "Invalid", "marked invalid"), gone("G"), gone("999999")],
+         {"H": ("rep1", "north", "invalid"), "N0": (None, "north", "invalid")}),
+    ],
+    "void": [
+        ("boss", "void", ["H", "N0", "I", "V", "G"], {"reason": "测试数据"}, ["H", "N0", "I"],
+         [cannot("V", "Voided", "voided"), gone("G")], {"I": ("rep1", "north", "voided")}),
+    ],
+    "reopen": [
+        ("rep1", "reopen", ["I", "V", "H", "F2"], {}, ["I", "F2"],
+         [("V", "forbidden", "Lead V is Voided: only an administrator may reopen it", {}),
+          cannot("H", "Pending", "reopened")],
+         {"I": ("rep1", "north", "pending"), "F2": ("rep1", "north", "following")}),
+        ("admin", "reopen", ["V", "U", "N0"], {}, ["V", "U"], [cannot("N0", "Unassigned", "reopened")],
+         {"V": ("rep1", "north", "pending"), "U": (None, "north", "unassigned")}),
+    ],
+}
+MENTION = re.compile(r"((?:[Ll]ead|id) )(\d+)")
+
+
+def named(result: dict, leads: dict[str, str], s: str) -> tuple[list, list]:
+    """A bulk result with each lead's id, in ids and messages, replaced by its name in the scenario, and the
+    scenario's pool names ending in {s}."""
+    names = {v: k for k, v in leads.items()}
+
+    def said(text: str) -> str:
+        text = MENTION.sub(lambda m: m.group(1) + names.get(m.group(2), m.group(2)), text)
+        return re.sub(f"(?<=[\u4e00-\u9fff]){s}", "{s}", text)  # a pool's name
+
+    return ([names.get(i, i) for i in result["succeeded"]],
+            [(names.get(f["id"], f["id"]), f["error"]["code"], said(f["error"]["message"]),
+              {k: [said(m) for m in v] for k, v in f["error"].get("fields", {}).items()}) for f in result["failed"]])
+
+
+def scenario_state(platform, people, leads: dict[str, str], pools: dict[str, str]) -> dict[str, tuple]:
+    """Each lead's fields the pool actions write, its version and its whole history, in the scenario's names."""
+    users = {v: k for k, v in people.items()}
+    pool_names = {v: k for k, v in pools.items()}
+
+    def value(field: str, v):
+        return pool_names.get(v, v) if field == "pool" else users.get(v, v) if field == "owner" else v
+
+    found = {}
+    for name, lead in leads.items():
+        r = platform.records.get("lead", lead)
+        found[name] = ({k: value(k, v) for k, v in fields(r).items()}, r["version"], r["updated_at"],
+                       [(e["change"], e["field"], value(e["field"], e["old"]), value(e["field"], e["new"]),
+                         users.get(e["user"], e["user"]), e["at"]) for e in platform.records.history("lead", lead)])
+    return found
+
+
+@pytest.mark.parametrize("action", list(BATCHES))
+def test_bulk_pool_actions_are_set_based_and_answer_exactly_as_one_record_after_another(api, platform, people, clock,
+                                                                                        action):
+    """The same leads in the same states, once run one record after another (each its own single action) and once
+    by the API's bulk action (set-based, `PoolBehavior.run_many`): the same successes and refusals with the same
+    messages, the same fields, versions, history entries and summary counts."""
+    pools_a, a = pool_scenario(platform, people, clock, "A")
+    pools_b, b = pool_scenario(platform, people, clock, "B")
+    for user, name, given, params, succeeded, failed, after in BATCHES[action]:
+        one = one_by_one(platform, people[user], [a.get(i, i) for i in given],
+                         {k: pools_a[v] if k == "pool" else v for k, v in params.items()}, name)
+        status, many = api.post(f"/objects/lead/actions/{name}", user, {
+            "ids": [b.get(i, i) for i in given], **{k: pools_b[v] if k == "pool" else v for k, v in params.items()}})
+        assert status == 200
+        assert named(without_reasons(one), a, "A") == (succeeded, failed)
+        assert named(without_reasons(many), b, "B") == (succeeded, failed)
+        state = scenario_state(platform, people, b, pools_b)
+        assert {lead: (state[lead][0]["owner"], state[lead][0]["pool"], state[lead][0]["status"])
+                for lead in after} == after
+    assert scenario_state(platform, people, a, pools_a) == scenario_state(platform, people, b, pools_b)
+    assert pool_groups(platform, pools_a) == pool_groups(platform, pools_b)
+    h = platform.schema.history
+    with platform.engine.connect() as conn:  # set-based: one packed row per lead written
+        packed = conn.execute(sa.select(sa.func.count()).where(
+            h.c.object == "lead", h.c.record_id.in_([int(i) for i in b.values()]), h.c.at == T0.replace(tzinfo=None),
+            h.c.field != "*")).scalar_one()
+    assert packed == 0
+
+
+def test_a_set_based_claim_counts_toward_the_limits_and_cooldown_of_later_claims(api, platform, people, clock):
+    """After a bulk claim (its history one packed row per lead), single claims count its claims: the daily limit and
+    the number held are reached, and a lead it claimed and that was returned cools down."""
+    pools, leads = pool_scenario(platform, people, clock, "")
+    status, body = api.post("/objects/lead/actions/claim", "rep1", {"ids": [leads[n] for n in ("D1", "D2", "N0")]})
+    assert body == {"succeeded": [leads["D1"], leads["D2"], leads["N0"]], "failed": []}
+    expect(Conflict, lambda: claim(platform, people["rep1"], leads["D4"]),
+           "you claimed 2 leads from lead pool 日限 today, its daily_claim_limit is 2")
+    act(platform, people["rep1"], leads["N0"], "return", {"reason": "暂无需求"})
+    expect(Conflict, lambda: claim(platform, people["rep1"], leads["N0"]),
+           f"Lead {leads['N0']} left you less than 7 days ago (reclaim_cooldown_days 7): you may claim it back from "
+           "2026-12-04 10:00")
+    status, body = api.post("/objects/lead/actions/claim", "rep1", {"ids": [leads[n] for n in ("N1", "N2", "N3")]})
+    assert without_reasons(body) == {"succeeded": [leads["N1"], leads["N2"]], "failed": [
+        {"id": leads["N3"], "error": {"code": "conflict", "message": MAX_HELD.format(s="")}}]}
+    clock.advance(days=1)  # a new day: 日限 allows claims again, 华北 still counts the four leads rep1 holds
+    expect(Conflict, lambda: claim(platform, people["rep1"], leads["N3"]), MAX_HELD.format(s=""))
+    assert claim(platform, people["rep1"], leads["D4"])["owner"] == people["rep1"]
+
+
+def test_bulk_move_refuses_the_leads_of_pools_the_caller_does_not_manage_as_moving_each_does(platform, people, clock):
+    """rep1 administers 华东 only: set-based, E moves and N3 (in 华北, seen as a member) is refused as `move` refuses
+    it."""
+    pools, leads = pool_scenario(platform, people, clock, "")
+    behavior, rep1 = pool_behavior.behavior_of(platform, "lead"), who(platform, people["rep1"])
+    expect(Forbidden, lambda: behavior.move(rep1, leads["N2"], {"pool": pools["east"]}),
+           f"only the admins of the lead pool and managers may move lead {leads['N2']}")
+    result = behavior.run_many(rep1, "move", [leads["E"], leads["N3"]], {"pool": pools["north"]})
+    assert without_reasons(result) == {"succeeded": [leads["E"]], "failed": [
+        {"id": leads["N3"], "error": {"code": "forbidden",
+                                      "message": f"only the admins of the lead pool and managers may move lead "
+                                                 f"{leads['N3']}"}}]}
+    assert fields(platform.records.get("lead", leads["E"]))["pool"] == pools["north"]
+
+
 def test_spread_fills_the_least_loaded_first_then_takes_turns():
     """The owner of each rank, computed by the database from the rounds `spread` derives."""
     engine = sa.create_engine("sqlite://")
     rank = sa.column("rank", sa.BigInteger())
 
     def owners(held: dict, n: int) -> list[int]:
-        expression = pool_behavior.spread(list(held), held, rank)
+        expression = pool_sets.spread(list(held), held, rank)
         ranks = sa.union_all(*[sa.select(sa.literal(r).label("rank")) for r in range(1, n + 1)]).subquery()
         with engine.connect() as conn:
             return list(conn.execute(sa.select(expression).select_from(ranks).order_by(ranks.c.rank)).scalars())

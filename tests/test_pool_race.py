@@ -1,5 +1,6 @@
 """Concurrent pool actions on PostgreSQL, each thread on its own connection: one claimer wins a lead, a
-member's cap and daily limit hold however their claims interleave, and two bulk returns return each lead once."""
+member's cap and daily limit hold however their claims interleave (single or bulk), and two bulk returns return each
+lead once."""
 
 from __future__ import annotations
 
@@ -131,3 +132,21 @@ def test_two_bulk_returns_of_the_same_leads_at_once_return_each_once(platform):
         assert [(e["field"], e["new"]) for e in platform.records.history("lead", lead) if e["change"] == "return"
                 ] == [("owner", None), ("status", "unassigned"), ("assigned_at", None),
                       ("return_reason", "客户暂无需求")]
+
+
+def test_two_bulk_claims_by_one_member_at_once_hold_the_cap(platform):
+    """Two set-based bulk claims by one member of six leads each, at once, from a pool holding 4 per member: the pool
+    is locked first, so together they claim 4 leads, and each other lead is refused with the cap's message."""
+    (rep,) = users(platform, 1)
+    pool = platform.records.create("lead_pool", {"name": "华北区线索池", "members": [rep], "max_held_per_member": 4},
+                                   system=True)["id"]
+    waiting = leads(platform, pool, 12)
+    behavior = pool_behavior.behavior_of(platform, "lead")
+    access = access_for(platform, rep)
+    results = race([lambda: behavior.claim_many(access, waiting[:6]), lambda: behavior.claim_many(access, waiting[6:])])
+    assert all(isinstance(r, dict) for r in results), results
+    claimed = sorted((lead for r in results for lead in r["succeeded"]), key=int)
+    assert len(claimed) == 4 and claimed in (waiting[:4], waiting[6:10])
+    assert [f["error"]["message"] for r in results for f in r["failed"]] == [
+        "you hold 4 leads from lead pool 华北区线索池, its max_held_per_member is 4: return or convert one first"] * 8
+    assert [platform.records.get("lead", lead)["owner"] for lead in claimed] == [rep] * 4

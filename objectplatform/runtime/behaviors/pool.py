@@ -17,15 +17,14 @@ from .. import actions, lifecycles
 from ..clock import local_midnight
 from ..errors import Conflict, Forbidden, Message, NotFound, ValidationFailed, no_record, said_label
 from ..permissions import department_chain, grants_for
-from ..records import history, history_sql, hooks, masking
+from ..records import history, hooks, masking
 from ..storage import convert
-from ..storage.convert import field_type, from_row, to_row
+from ..storage.convert import from_row, to_row
 from ..storage.engine import reading
-from ..storage.id_sets import positions
 from .follow_ups import FOLLOW_UPS
+from .pool_sets import OWNER_OR_OWNERS, SetBased
 from .registry import Behavior, FieldNeed, Need, ObjectNeed
 
-OWNER_OR_OWNERS = Message("pool.owner_or_owners", "give either owner or owners")
 VERBS = {"claim": "claimed", "assign": "assigned", "return": "returned", "move": "moved",
          "invalidate": "marked invalid", "void": "voided", "reopen": "reopened"}
 
@@ -124,7 +123,7 @@ def last_followed_field(obj: ObjectDef) -> str | None:
     return FOLLOW_UPS.config_of(obj).last_followed_field if "follow_ups" in obj.behaviors else None
 
 
-class PoolBehavior:
+class PoolBehavior(SetBased):
     """The pool behavior of one object as configured in its YAML."""
 
     def __init__(self, platform, obj: str):
@@ -252,54 +251,85 @@ class PoolBehavior:
             if current[self.status] != c.unassigned_status or current.get("owner") is not None:
                 raise self.refuse(current, "claim")
             if current.get(self.pool_field) is None:
-                raise Conflict(Message("pool.not_in_pool", "{object} {id} is not in a {pool_label}: it cannot be "
-                                       "claimed", object=self.said, id=record_id, pool_label=self.pool_label))
+                raise Conflict(self.not_in_pool(record_id))
             pool = self.pool(conn, current[self.pool_field], lock=True)  # serializes claims from this pool
             if not self.is_member(conn, pool, me) and not access.is_admin:
-                raise Forbidden(Message("pool.not_member", "you are not a member of {pool_object} {pool}",
-                                        pool_object=self.pool_named, pool=pool["name"]))
+                raise Forbidden(self.not_member(pool))
             if not pool.get("claimable"):
-                raise Forbidden(Message("pool.admin_assign_only", "{pool_object} {pool} is admin-assign only: members "
-                                        "cannot claim", pool_object=self.pool_named, pool=pool["name"]))
+                raise Forbidden(self.admin_assign_only(pool))
             at = self.platform.clock.now()
             self.check_limits(conn, pool, current, me, at)
             return self.write(conn, "claim", current,
                               {"owner": me, self.status: c.pending_status, c.assigned_at_field: at}, me, at,
                               [self.col("owner").is_(None), self.col(self.status) == c.unassigned_status])
 
+    def not_in_pool(self, record_id: Any) -> Message:
+        return Message("pool.not_in_pool", "{object} {id} is not in a {pool_label}: it cannot be claimed",
+                       object=self.said, id=record_id, pool_label=self.pool_label)
+
+    def not_member(self, pool: dict) -> Message:
+        return Message("pool.not_member", "you are not a member of {pool_object} {pool}",
+                       pool_object=self.pool_named, pool=pool["name"])
+
+    def admin_assign_only(self, pool: dict) -> Message:
+        return Message("pool.admin_assign_only", "{pool_object} {pool} is admin-assign only: members cannot claim",
+                       pool_object=self.pool_named, pool=pool["name"])
+
     def check_limits(self, conn: sa.Connection, pool: dict, current: dict, me: str, at: datetime) -> None:
-        name, t, h = pool["name"], self.table, self.platform.schema.history
-        cap = pool.get("max_held_per_member") or 0
-        if cap:
-            held = conn.execute(sa.select(sa.func.count()).select_from(t).where(
-                self.col(self.pool_field) == int(pool["id"]), self.col("owner") == int(me),
-                self.col(self.status).in_(self.config.open))).scalar_one()
-            if held >= cap:
-                raise Conflict(Message("pool.max_held", "you hold {held} {records} from {pool_object} {pool}, its "
-                                       "max_held_per_member is {cap}: return or convert one first", held=held,
-                                       records=self.records,
-                                       pool_object=self.pool_named, pool=name, cap=cap))
-        limit = pool.get("daily_claim_limit") or 0
-        if limit:
-            zone = self.platform.settings.zone
-            claimed = conn.execute(sa.select(sa.func.count()).select_from(h.join(t, t.c.id == h.c.record_id)).where(
-                h.c.object == self.obj, h.c.change == "claim", h.c.field == "owner", h.c.user_id == int(me),
-                h.c.at >= local_midnight(at.astimezone(zone).date(), zone),
-                self.col(self.pool_field) == int(pool["id"]))).scalar_one()
-            if claimed >= limit:
-                raise Conflict(Message("pool.daily_limit", "you claimed {claimed} {records} from {pool_object} {pool} "
-                                       "today, its daily_claim_limit is {limit}", claimed=claimed, records=self.records,
-                                       pool_object=self.pool_named, pool=name, limit=limit))
-        days = pool.get("reclaim_cooldown_days") or 0
+        refusal = self.over_limit(pool, *self.counts(conn, pool, me, at))
+        if refusal is not None:
+            raise refusal
+        days, h = pool.get("reclaim_cooldown_days") or 0, self.platform.schema.history
         if days:
             left = conn.execute(sa.select(sa.func.max(h.c.at)).where(
                 h.c.object == self.obj, h.c.record_id == int(current["id"]), history.left(h, "owner", me))).scalar()
             if left is not None and left.replace(tzinfo=UTC) > at - timedelta(days=days):
-                until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(self.platform.settings.zone)
-                raise Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
-                                       "(reclaim_cooldown_days {days}): you may claim it back from {until}",
-                                       object=self.said, id=current["id"], days=days,
-                                       until=until.strftime("%Y-%m-%d %H:%M")))
+                raise self.cooldown(current["id"], days, left)
+
+    def counts(self, conn: sa.Connection, pool: dict, me: str, at: datetime) -> tuple[int, int]:
+        """The records of `pool` that `me` holds and the claims from it `me` made today, each counted when the pool
+        limits it (max_held_per_member, daily_claim_limit), else 0."""
+        t, h, held, claimed = self.table, self.platform.schema.history, 0, 0
+        if pool.get("max_held_per_member"):
+            held = conn.execute(sa.select(sa.func.count()).select_from(t).where(
+                self.col(self.pool_field) == int(pool["id"]), self.col("owner") == int(me),
+                self.col(self.status).in_(self.config.open))).scalar_one()
+        if pool.get("daily_claim_limit"):
+            zone = self.platform.settings.zone
+            claimed = conn.execute(sa.select(sa.func.count()).select_from(h.join(t, t.c.id == h.c.record_id)).where(
+                h.c.object == self.obj, h.c.change == "claim", h.c.field.in_(["owner", history.PACKED]),
+                h.c.user_id == int(me), h.c.at >= local_midnight(at.astimezone(zone).date(), zone),
+                self.col(self.pool_field) == int(pool["id"]))).scalar_one()  # a claim always changes the owner
+        return held, claimed
+
+    @staticmethod
+    def room(pool: dict, held: int, claimed: int) -> int | None:
+        """How many more claims `pool`'s limits allow a member holding `held` of its records and having claimed
+        `claimed` today, or None when it sets no limit."""
+        left = [limit - n for limit, n in ((pool.get("max_held_per_member"), held),
+                                           (pool.get("daily_claim_limit"), claimed)) if limit]
+        return max(min(left), 0) if left else None
+
+    def over_limit(self, pool: dict, held: int, claimed: int) -> Conflict | None:
+        """The refusal of a claim from `pool` by a member holding `held` of its records and having claimed
+        `claimed` today, when either reaches the pool's limit."""
+        name, cap, limit = pool["name"], pool.get("max_held_per_member"), pool.get("daily_claim_limit")
+        if cap and held >= cap:
+            return Conflict(Message("pool.max_held", "you hold {held} {records} from {pool_object} {pool}, its "
+                                    "max_held_per_member is {cap}: return or convert one first", held=held,
+                                    records=self.records, pool_object=self.pool_named, pool=name, cap=cap))
+        if limit and claimed >= limit:
+            return Conflict(Message("pool.daily_limit", "you claimed {claimed} {records} from {pool_object} {pool} "
+                                    "today, its daily_claim_limit is {limit}", claimed=claimed, records=self.records,
+                                    pool_object=self.pool_named, pool=name, limit=limit))
+        return None
+
+    def cooldown(self, record_id: Any, days: int, left: datetime) -> Conflict:
+        """The refusal of a claim of a record that left the claimer at `left` (naive UTC, as history holds it)."""
+        until = (left.replace(tzinfo=UTC) + timedelta(days=days)).astimezone(self.platform.settings.zone)
+        return Conflict(Message("pool.cooldown", "{object} {id} left you less than {days} days ago "
+                                "(reclaim_cooldown_days {days}): you may claim it back from {until}",
+                                object=self.said, id=record_id, days=days, until=until.strftime("%Y-%m-%d %H:%M")))
 
     def assign(self, access, record_id: Any, params: dict) -> dict:
         with self.platform.records.transaction() as conn:
@@ -335,194 +365,6 @@ class PoolBehavior:
         ).group_by(self.col("owner"))).all())
         return min(owners, key=lambda o: (held.get(int(o), 0), owners.index(o)))
 
-    def assign_many(self, access, ids: Iterable[Any], owner: Any = None, owners: Iterable[Any] = ()) -> dict:
-        """Assign many records set-based, in one transaction, with no Python loop over them.
-
-        The records that may be assigned (in the caller's data scope, in a pool they manage, live) are
-        ranked in the order given (`choose`), and rank r goes to the r-th owner `spread` names, so `owners`
-        are filled least-loaded first as assigning one after another would (counting what each holds
-        outside this batch). Then the history, the summaries and ONE UPDATE write them (`write_chosen`),
-        and each refused id is reported as the single action refuses it.
-        {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
-        owners = list(owners or ())
-        if bool(owner) == bool(owners):
-            raise ValidationFailed({"owners": [OWNER_OR_OWNERS]})
-        wanted = _record_ids(ids)
-        t, col, me, at = self.table, self.col, access.user_id, self.platform.clock.now()
-        status, c = col(self.status), self.config
-        with self.platform.records.transaction() as conn:
-            targets = [self.active_user(conn, owner, "owner")] if owner else list(dict.fromkeys(
-                self.active_user(conn, u, "owners") for u in owners))
-            batch = positions(conn.dialect.name, wanted)
-            visible, managed = self.visible(access), self.managed(conn, access)
-            written = ["owner", self.status, c.assigned_at_field]
-            chosen = self.choose(conn, batch.join(t, t.c.id == batch.c.id), batch.c.pos,
-                                 sa.and_(visible, managed, status.in_(c.live)), written)
-            held = dict.fromkeys(targets, 0)
-            if len(targets) > 1:
-                held.update((str(o), n) for o, n in conn.execute(
-                    sa.select(col("owner"), sa.func.count()).where(
-                        col("owner").in_([int(o) for o in targets]), status.in_(c.open),
-                        t.c.id.not_in(sa.select(chosen.c.id)),
-                    ).group_by(col("owner"))).all())
-            self.write_chosen(conn, "assign", chosen, {
-                "owner": spread(targets, held, chosen.c.rank),
-                self.status: sa.case((status == c.unassigned_status, c.pending_status), else_=status),
-                c.assigned_at_field: at}, me, at)
-            succeeded, refused = self.outcome(conn, batch, batch.outerjoin(t, t.c.id == batch.c.id), chosen,
-                                              [visible, managed, status])
-        failed = []
-        for record_id, found, in_scope, may, was in refused:
-            if found is None or not in_scope:
-                error = NotFound(no_record(self.definition, record_id))
-            elif not may:
-                error = Forbidden(self.managers_only("assign", record_id))
-            else:
-                error = self.refuse({"id": record_id, self.status: was}, "assign")
-            failed.append({"id": record_id, "error": error.as_dict()["error"]})
-        return {"succeeded": succeeded, "failed": failed}
-
-    def give_back_many(self, access, ids: Iterable[Any], params: dict) -> dict:
-        """Return many records set-based, in one transaction, as `give_back` returns each one after another: those
-        the caller holds (in their data scope, pending or following, theirs) go to the pool given, else each to
-        its own, unassigned or to that pool's default assignee, with the reason. On PostgreSQL the pools are
-        locked first, then the records (`choose`), as a single return takes them; the history, the summaries and
-        ONE UPDATE write them (`write_chosen`), and each refused id is reported as `give_back` refuses it.
-        {"succeeded": [ids, in the order given], "failed": [{"id", "error"}]}"""
-        wanted = _record_ids(ids)
-        t, pools, col, me, at = self.table, self.pot.table, self.col, access.user_id, self.platform.clock.now()
-        status, owner, c, given = col(self.status), col("owner"), self.config, params.get("pool")
-        target = sa.literal(int(given), col(self.pool_field).type) if given else col(self.pool_field)
-        with self.platform.records.transaction() as conn:
-            batch = positions(conn.dialect.name, wanted)
-            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
-                conn.execute(sa.select(pools.c.id).where(pools.c.id.in_(
-                    sa.select(target).select_from(batch.join(t, t.c.id == batch.c.id)))
-                ).order_by(pools.c.id).with_for_update())
-            visible = self.visible(access)
-            written = [*([self.pool_field] if given else []), "owner", self.status, c.assigned_at_field,
-                       c.return_reason_field]
-            chosen = self.choose(conn, batch.join(t, t.c.id == batch.c.id).join(pools, pools.c.id == target),
-                                 batch.c.pos, sa.and_(visible, status.in_(c.open), owner == int(me)), written,
-                                 [self.pot.column("default_assignee").label("assignee")])
-            waiting = chosen.c.assignee.is_(None)  # the pool has no default assignee: the record waits in it
-            stamp = to_row(self.ot, {c.assigned_at_field: at})[c.assigned_at_field]
-            self.write_chosen(conn, "return", chosen, {  # the fields `entering` gives, in its order, and the reason
-                **({self.pool_field: str(given)} if given else {}), "owner": chosen.c.assignee,
-                self.status: sa.case((waiting, c.unassigned_status), else_=c.pending_status),
-                c.assigned_at_field: sa.case((waiting, sa.null()),
-                                             else_=sa.literal(stamp, col(c.assigned_at_field).type)),
-                c.return_reason_field: params["reason"]}, me, at)
-            succeeded, refused = self.outcome(conn, batch, batch.outerjoin(t, t.c.id == batch.c.id), chosen,
-                                              [visible, status, owner, target])
-        failed = []
-        for record_id, found, in_scope, was, holder, pool_id in refused:
-            if found is None or not in_scope:
-                error = NotFound(no_record(self.definition, record_id))
-            elif was not in c.open:
-                error = self.refuse({"id": record_id, self.status: was}, "return")
-            elif holder is None or str(holder) != me:
-                error = Forbidden(self.owner_only(record_id))
-            elif pool_id is None:
-                error = ValidationFailed({"pool": [self.choose_pool(record_id)]})
-            else:  # no such pool
-                error = ValidationFailed({"pool": [no_record(self.pot.object, str(pool_id))]})
-            failed.append({"id": record_id, "error": error.as_dict()["error"]})
-        return {"succeeded": succeeded, "failed": failed}
-
-    def visible(self, access) -> sa.ColumnElement[bool]:
-        """The condition on the records in `access`'s data scope."""
-        scope = access.scope(self.obj, self.table)
-        return sa.true() if scope is None else scope
-
-    def managed(self, conn: sa.Connection, access) -> sa.ColumnElement[bool]:
-        """The condition on the records `access` may assign or move as `may_manage` decides (pools are few)."""
-        if self.may_manage(access, None):
-            return sa.true()
-        pools = [i for i, admins in conn.execute(sa.select(self.pot.table.c.id, self.pot.column("admins")))
-                 if access.user_id in (convert.from_db("multi_user", admins) or [])]
-        return self.col(self.pool_field).in_(pools) if pools else sa.false()
-
-    def choose(self, conn: sa.Connection, source: sa.FromClause, pos: sa.ColumnElement, where: sa.ColumnElement[bool],
-               written: Sequence[str], extra: Sequence[sa.ColumnElement] = ()) -> sa.Table:
-        """The records of a set-based action, from `source` (the ids given joined to the object's table) under
-        `where`, into a temporary table (locked as chosen on PostgreSQL): ranked by `pos` (the order given), with
-        the old values `_kept` of the fields `written` and the `extra` labelled columns. The caller drops it
-        (`outcome`), a rollback does too."""
-        kept = self._kept(conn.dialect.name, written)
-        chosen = sa.Table(
-            "pool_chosen", sa.MetaData(), sa.Column("rank", sa.BigInteger(), nullable=False),
-            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                      autoincrement=False),  # SQLite's rowid: the records are found by it, no index
-            *(sa.Column(f"was__{name}", self.col(name).type) for name in kept),
-            *(sa.Column(e.name, e.type) for e in extra), prefixes=["TEMPORARY"])
-        chosen.create(conn)
-        columns = [*(f"was__{name}" for name in kept), *(e.name for e in extra)]
-        rows = sa.select(pos.label("pos"), self.table.c.id, *(self.col(name).label(f"was__{name}") for name in kept),
-                         *extra).select_from(source).where(where)
-        if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
-            rows = rows.with_for_update(of=self.table)
-        rows = rows.subquery("choosable")
-        conn.execute(chosen.insert().from_select(["rank", "id", *columns], sa.select(
-            sa.func.row_number().over(order_by=rows.c.pos), rows.c.id, *(rows.c[name] for name in columns))))
-        return chosen
-
-    def outcome(self, conn: sa.Connection, batch: sa.Subquery, source: sa.FromClause, chosen: sa.Table,
-                checks: Sequence[sa.ColumnElement]) -> tuple[list[str], list[tuple]]:
-        """After a set-based action: the ids `chosen` holds in the order given, and for each other id of `batch`
-        in the order given (id, the record's id or None, the `checks` over `source`: `batch` outer-joined to the
-        records); `chosen` is dropped."""
-        succeeded = [str(i) for i in conn.execute(sa.select(chosen.c.id).order_by(chosen.c.rank)).scalars()]
-        refused = [(str(record_id), *rest) for record_id, *rest in conn.execute(
-            sa.select(batch.c.id, self.table.c.id, *checks).select_from(source)
-            .where(batch.c.id.not_in(sa.select(chosen.c.id))).order_by(batch.c.pos))]
-        chosen.drop(conn)
-        return succeeded, refused
-
-    def _kept(self, dialect: str, written: Iterable[str]) -> list[str]:
-        """The fields whose old values PostgreSQL's one-statement write keeps from the locked rows: those it
-        writes and those the summaries it moves read (SQLite reads them from the rows before the UPDATE)."""
-        if dialect != "postgresql":
-            return []
-        written = set(written)
-        return sorted(self.platform.records.rollups.summaries.reads(self.obj, written) | written)
-
-    def write_chosen(self, conn: sa.Connection, change: str, chosen: sa.Table, values: Mapping[str, Any],
-                     me: str | None, at: datetime) -> None:
-        """The history (one packed row per record, under `change`), the summaries, the one UPDATE ... FROM `chosen`
-        and the rollups of a set-based action giving the records of `chosen` `values` ({field: a value, or a SQL
-        expression over the row and `chosen`}; the history lists them in this order): on PostgreSQL one
-        statement (the UPDATE's RETURNING, with each row as it was, feeds the history and summary upserts as
-        CTEs), on SQLite the history and summaries first, read from the rows about to change."""
-        t, col, h = self.table, self.col, self.platform.schema.history
-        rollups = self.platform.records.rollups
-        fed = rollups.fed_by(conn, self.obj, t.c.id.in_(sa.select(chosen.c.id)),
-                             {name: None if isinstance(v, sa.ColumnElement) else v for name, v in values.items()})
-        stored = {**values, **to_row(self.ot, {name: v for name, v in values.items()  # as the columns hold them
-                                               if not isinstance(v, sa.ColumnElement)})}
-        types = {name: field_type(self.ot, name) for name in values}
-        update = sa.update(t).values({**{col(name): value for name, value in stored.items()},
-                                      **to_row(self.ot, {"updated_by": me, "updated_at": at}),
-                                      t.c.version: t.c.version + 1})
-        if conn.dialect.name != "postgresql":
-            # the rows of `chosen` looked up from it by id: with the join alone SQLite scans the whole table
-            of_chosen = sa.and_(t.c.id.in_(sa.select(chosen.c.id)), t.c.id == chosen.c.id)
-            history_sql.write_set(conn, h, self.obj, t, of_chosen, {
-                name: (col(name), types[name], value) for name, value in values.items()}, change, me, at)
-            rollups.summaries.changing(conn, self.obj, of_chosen, stored)
-            conn.execute(update.where(of_chosen))
-        else:
-            moved = update.where(t.c.id == chosen.c.id).returning(  # `chosen` holds each locked row as it was
-                t.c.id, *(chosen.c[f"was__{name}"].label(name) for name in self._kept(conn.dialect.name, values)),
-                *(t.c[name].label(f"new__{name}") for name in values)).cte("moved")
-            new = {name: moved.c[f"new__{name}"] for name in values}
-            logged = history_sql.set_history(conn.dialect.name, h, self.obj, moved, sa.true(), {
-                name: (moved.c[name], types[name], new[name]) for name in values}, change, me, at)
-            upserts = rollups.summaries.moves(conn.dialect.name, self.obj, moved, new)
-            conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(
-                logged.cte("logged"), *(u.cte(f"summary_{i}") for i, u in enumerate(upserts))))
-        rollups.refresh_fed(conn, fed, at)
-
     def give_back(self, access, record_id: Any, params: dict) -> dict:
         me = access.user_id
         with self.platform.records.transaction() as conn:
@@ -550,11 +392,14 @@ class PoolBehavior:
                 raise self.refuse(current, "move")
             target = self.pool(conn, params["pool"], lock=True)
             if source is not None and target["id"] == source["id"]:
-                raise ValidationFailed({"pool": [Message("pool.already_in", "{object} {id} is already in {pool}",
-                                                         object=self.said, id=record_id, pool=target["name"])]})
+                raise ValidationFailed({"pool": [self.already_in(record_id, target)]})
             at = self.platform.clock.now()
             return self.write(conn, "move", current, self.entering(conn, target, at), access.user_id, at,
                               [self.col("owner").is_(None), self.col(self.status) == self.config.unassigned_status])
+
+    def already_in(self, record_id: Any, pool: dict) -> Message:
+        return Message("pool.already_in", "{object} {id} is already in {pool}", object=self.said, id=record_id,
+                       pool=pool["name"])
 
     def close(self, access, record_id: Any, params: dict, action: str) -> dict:
         """Invalidate (a live record) or void (a live or invalid one), with the reason."""
@@ -576,8 +421,7 @@ class PoolBehavior:
             if current[self.status] not in (c.invalid_status, c.voided_status):
                 raise self.refuse(current, "reopen")
             if current[self.status] == c.voided_status and not access.is_admin:
-                raise Forbidden(Message("pool.reopen_admin_only", "{state}: only an administrator may reopen it",
-                                        state=self.state(current)))
+                raise Forbidden(self.reopen_admin_only(current))
             if current.get("owner") is None:
                 status = c.unassigned_status
             elif self.last_followed and current.get(self.last_followed):
@@ -588,6 +432,10 @@ class PoolBehavior:
             return self.write(conn, "reopen", current, {self.status: status}, access.user_id, at,
                               [self.col(self.status) == current[self.status]])
 
+    def reopen_admin_only(self, record: dict) -> Message:
+        return Message("pool.reopen_admin_only", "{state}: only an administrator may reopen it",
+                       state=self.state(record))
+
 
 def behavior_of(platform, obj: str) -> PoolBehavior:
     """The pool behavior of `obj` on this platform (built on first use)."""
@@ -597,50 +445,9 @@ def behavior_of(platform, obj: str) -> PoolBehavior:
     return platform.services[key]
 
 
-def spread(owners: list[str], held: Mapping[str, int], rank: sa.ColumnElement[int]) -> sa.ColumnElement:
-    """The owner (an id) of the `rank`-th record (from 1) of a batch spread over `owners` holding `held`:
-    each next record to the least loaded, ties to the first given, as assigning one after another does.
-
-    Sorted by load, the first j owners take turns (in the order given) until they reach the load of
-    the (j+1)-th; the rank ranges of these rounds are few (one per owner), so the owner is a CASE on
-    the rank, computed by the database for every record at once."""
-    order = sorted(range(len(owners)), key=lambda i: (held[owners[i]], i))
-    loads = [held[owners[i]] for i in order]
-    rounds, first = [], 1
-    for j in range(1, len(owners) + 1):
-        size = (loads[j] - loads[j - 1]) * j if j < len(owners) else None
-        if size == 0:
-            continue
-        rounds.append((first, size, [int(owners[i]) for i in sorted(order[:j])]))
-        first += size or 0
-
-    def turn(start: int, members: list[int]) -> sa.ColumnElement:
-        if len(members) == 1:
-            return sa.literal(members[0], sa.BigInteger())
-        step = (rank - start) % len(members)
-        return sa.case(*[(step == i, m) for i, m in enumerate(members[:-1])], else_=members[-1])
-
-    *bounded, (start, _, members) = rounds
-    last = turn(start, members)
-    if not bounded:
-        return last
-    return sa.case(*[(rank < s + size, turn(s, m)) for s, size, m in bounded], else_=last)
-
-
 def claim(platform, access, obj: str, record_id: Any) -> dict:
     """`access` claims the record from its pool (also callable outside run_action: tests, jobs)."""
     return behavior_of(platform, obj).claim(access, record_id)
-
-
-def _record_ids(ids: Iterable[Any]) -> list[str]:
-    """The ids of a set-based action as texts, each once, in the order given; ValidationFailed naming any that is
-    not a record id."""
-    wanted = list(dict.fromkeys(str(i) for i in ids))
-    wrong = [Message("action.not_an_id", "{item!r} is not a record id", item=i) for i in wanted
-             if not (i.isascii() and i.isdigit())]
-    if wrong:
-        raise ValidationFailed({"ids": wrong})
-    return wanted
 
 
 def assign_many(platform, access, obj: str, ids: Iterable[Any], *, owner: Any = None,
@@ -823,19 +630,13 @@ def _handler(obj: str, name: str):
     return run
 
 
-def _assign_many(platform, access, obj: str, ids: list[str], params: dict) -> dict:
-    """The bulk assign action set-based (`PoolBehavior.assign_many`: the same successes and refusals as one record
+def _set_based(name: str):
+    """The bulk action `name` set-based (`PoolBehavior.run_many`: the same successes and refusals as one record
     after another)."""
-    return behavior_of(platform, obj).assign_many(access, ids, params.get("owner"), params.get("owners") or ())
+    def run_many(platform, access, obj: str, ids: list[str], params: dict) -> dict:
+        return behavior_of(platform, obj).run_many(access, name, ids, params)
 
-
-def _give_back_many(platform, access, obj: str, ids: list[str], params: dict) -> dict:
-    """The bulk return action set-based (`PoolBehavior.give_back_many`: the same successes and refusals as one
-    record after another)."""
-    return behavior_of(platform, obj).give_back_many(access, ids, params)
-
-
-_RUN_MANY = {"assign": _assign_many, "return": _give_back_many}  # the bulk actions run set-based
+    return run_many
 
 
 def pool_actions(metadata: Metadata) -> list[actions.Action]:
@@ -853,7 +654,7 @@ def pool_actions(metadata: Metadata) -> list[actions.Action]:
             if name == "move":
                 ps = [actions.Param("pool", "lookup", Label("线索池", "Lead pool"), required=True, to=pool_object)]
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), tuple(ps), True,
-                                        run_many=_RUN_MANY.get(name)))
+                                        run_many=_set_based(name)))
     return found
 
 
