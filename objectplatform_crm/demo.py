@@ -18,16 +18,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from faker import Faker
 from ruamel.yaml import YAML
 
 from objectplatform.runtime import approvals, geo
+from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.apps import DemoResult, DemoUser
 from objectplatform.runtime.behaviors import route, staged
 from objectplatform.runtime.behaviors.check_in import CHECK_IN
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.permissions import access_for
-from objectplatform.runtime.sales_processes import Process, department_path, pick, processes
+from objectplatform.runtime.sales_processes import Process, department_path, pick, process, processes
+from objectplatform.runtime.storage.convert import to_db
 
 DEMO = Path(__file__).resolve().parent / "demo"  # company.yaml, generated.yaml, leads.csv
 DEMO_FILE = "company.yaml"
@@ -54,14 +57,37 @@ def load_demo(platform, folder: Path | None = None, now: datetime | None = None)
             company.run(step, folder)
         bulk = _Generator(company, spec, now).generate() if spec is not None else []
     for obj, user, rows in bulk:
+        dates = [row.pop("created_at", None) for row in rows]
         result = records.create_many(obj, rows, user=user, all_or_nothing=True, system=True)
         if result.errors:
             error = result.errors[0]
             raise ValidationFailed({f"{obj}[{error.index}].{name}": m for name, m in error.fields.items()})
         company.counts[obj] += len(result.created)
+        company.dated += [(obj, record_id, at) for record_id, at in zip(result.created, dates, strict=True) if at]
+    _backdate(platform, company.dated)
     if spec is not None:
         _saved_route(platform, company)
+    company.run_later()
     return DemoResult(dict(company.counts), tuple(company.users))
+
+
+def _backdate(platform, dated: Sequence[tuple[str, str, str]]) -> None:
+    """The records the demo data dates earlier ((object, id, `created_at` as ISO text)): each says, and its
+    "create" history with it, that it was made then (last changed: by the load); one UPDATE of each table per
+    object."""
+    history = platform.schema.history
+    by_object: dict[str, list[dict]] = defaultdict(list)
+    for obj, record_id, at in dated:
+        by_object[obj].append({"rid": int(record_id), "at": to_db("datetime", datetime.fromisoformat(at))})
+    with platform.records.transaction() as conn:
+        for obj, rows in by_object.items():
+            table = platform.schema[obj].table
+            ids = table.c.id.in_([row["rid"] for row in rows])
+            with platform.records.rollups.summaries.moving(conn, obj, ids, ("created_at",)):
+                conn.execute(table.update().where(table.c.id == sa.bindparam("rid"))
+                             .values(created_at=sa.bindparam("at")), rows)
+            conn.execute(history.update().where(history.c.object == obj, history.c.record_id == sa.bindparam("rid"),
+                                                history.c.change == "create").values(at=sa.bindparam("at")), rows)
 
 
 def _saved_route(platform, company: _Company) -> None:
@@ -107,9 +133,16 @@ class _Company:
         self.values: dict[str, dict] = {}
         self.counts: Counter[str] = Counter()
         self.users: list[DemoUser] = []
+        self.dated: list[tuple[str, str, str]] = []  # (object, id, created_at) of the records dated earlier
+        self.later: list[tuple[str, str, str, dict]] = []  # (object, id, action, params) run once all is saved
 
     def run(self, step: Mapping, folder: Path) -> None:
         """One step of company.yaml."""
+        if "action" in step:
+            for raw in step["records"]:
+                params = _resolve({k: v for k, v in raw.items() if k != "key"}, self.ids)
+                self.later.append((step["on"], self.ids[raw["key"]], step["action"], params))
+            return
         if "update" in step:
             for raw in step["records"]:
                 record_id = self.ids[raw["key"]]
@@ -132,12 +165,15 @@ class _Company:
         """Create one record as the system, its owner as the creator; returns its id (the record is not read back:
         `get` it when more is needed)."""
         path = None
+        created_at = values.pop("created_at", None)
         if obj == "opportunity":
             values, path = self._staged(values)
         lines = _child_lines(self.metadata, obj, values)
         line_keys = {child: [line.pop("key", None) for line in values[child]] for child in lines}
         record_id = self.records.create_id(obj, values, user=values.get("owner"), conn=self.conn, system=True)
         self.counts[obj] += 1
+        if created_at:
+            self.dated.append((obj, record_id, str(created_at)))
         if path is not None:
             self._stage_history(record_id, values, *path)
         self.counts.update(lines)
@@ -156,6 +192,23 @@ class _Company:
         """A record created so far, as `get` gives it."""
         return self.records.get(obj, record_id, conn=self.conn)
 
+    def run_later(self) -> None:
+        """The actions (and edits, `update`) the demo runs once its records are saved, each as the record's owner
+        runs it, in its own transaction (the lines it adds counted): a stage approval an `advance` starts waits in
+        the approver's inbox."""
+        accesses: dict[str, Any] = {}
+        for obj, record_id, action, params in self.later:
+            current = self.records.get(obj, record_id)
+            owner = current["owner"]
+            if action == "update":
+                self.records.update(obj, record_id, params, version=current["version"], user=owner)
+                continue
+            if owner not in accesses:
+                accesses[owner] = access_for(self.platform, owner)
+            after = run_action(self.platform, accesses[owner], obj, action, record_id, params)["record"]
+            before = _child_lines(self.metadata, obj, current)
+            self.counts.update({child: n - before.get(child, 0)  # the lines it added (a completed task's)
+                                for child, n in _child_lines(self.metadata, obj, after).items()})
 
     def submit(self, obj: str, record: Mapping[str, Any], user: str, comment: str | None = None) -> None:
         """Submit `record` for approval as `user` would (its object's submit flows; none applying: nothing)."""
@@ -165,7 +218,7 @@ class _Company:
 
     # ------------------------------------------------------------------------ opportunity stages
 
-    def _process(self, owner: str | None) -> Process | None:
+    def process(self, owner: str | None) -> Process | None:
         """The process the sales_process behavior gives the owner's opportunities (their department's)."""
         if owner not in self.processes:
             department = self.records.get("user", owner, conn=self.conn)["department"] if owner else None
@@ -177,7 +230,8 @@ class _Company:
         """An opportunity's stage consistent with its status and probability: open ones sit in the last
         stage whose probability the given one reaches, won ones in the last stage, lost and invalid ones
         where they stopped; the probability is then the stage's (100 won, 0 lost or invalid)."""
-        found = self._process(values.get("owner"))
+        chosen = values.get("sales_process")
+        found = process(self.metadata, chosen, "opportunity") if chosen else self.process(values.get("owner"))
         if found is None:
             return values, None
         status = values.get("status") or "open"
@@ -244,6 +298,9 @@ class _Generator:
         self.completed_visits = 0
         self.recent_orders: Counter = Counter()  # per rep: how many of generated.yaml's recent_orders are made
         self.recent_rng = random.Random(spec["seed"])  # their dates draw apart from the sequence
+        self.arrival_rng = random.Random(spec["seed"])  # so do the times the leads came in
+        self.awaiting: Counter = Counter()  # per rep: how many opportunities wait for a stage approval
+        self.rep_accounts: dict[str, list[tuple[dict, list]]] = defaultdict(list)  # per rep: (account, contacts)
         self.tolerance_m = CHECK_IN.config_of(company.platform.metadata.objects["visit"]).tolerance_m
 
     def _reps(self, department_key: str) -> list[str]:
@@ -264,6 +321,9 @@ class _Generator:
         for _ in range(self.spec["volume"]["leads_total"] - self.company.counts["lead"]):
             self._lead()
         self._targets()
+        for rep in self.all_reps:
+            self._todays_visits(rep)
+        self._partner_orders()
         return [(obj, user, rows) for (obj, user), rows in self.bulk.items()]
 
     def _targets(self) -> None:
@@ -302,6 +362,7 @@ class _Generator:
             "company_size": self.rng.choice(["s1_20", "s21_100", "s101_500", "s501_1000", "s1000_plus"]),
             "address": self._address(city),
             "status": status,
+            "created_at": self._arrived(),
         }
         if self.rng.random() < 0.5:
             values["email"] = self._email()
@@ -322,6 +383,7 @@ class _Generator:
             self.bulk[("lead", None)].append(_iso({k: v for k, v in values.items() if v is not None}))
             return
         values["assigned_at"] = self._past(15, 180)
+        values["created_at"] = values["assigned_at"] - timedelta(hours=self.arrival_rng.randint(1, 96))
         low, high = spec["volume"]["follow_ups_per_lead"]
         follow_ups = self._follow_ups(self.rng.randint(low, high), values["assigned_at"])
         values["last_followed_at"] = follow_ups[-1]["followed_at"]
@@ -333,6 +395,14 @@ class _Generator:
             values |= {"converted_at": converted_at, **self._conversion(values, city)}
         lead = self.company.create("lead", _iso({k: v for k, v in values.items() if v is not None}))
         self._add_follow_ups(follow_ups, "lead", lead, owner)
+
+    def _arrived(self) -> datetime:
+        """When a lead came in: a time of day within generated.yaml's `lead_days` before now, from draws of its own
+        (the rest of the company stays as it was), so every month of them, this one too, has its new leads."""
+        rng = self.arrival_rng
+        day = self.now.date() - timedelta(days=rng.randint(0, self.spec["volume"]["lead_days"]))
+        at = datetime.combine(day, time(rng.randint(8, 20), rng.randrange(60)), self.now.tzinfo)
+        return at if at < self.now else at - timedelta(days=1)
 
     def _conversion(self, lead: Mapping[str, Any], city: Mapping) -> dict[str, str]:
         """The account, contact and opportunity a converted lead became (as its convert action makes them)."""
@@ -404,6 +474,7 @@ class _Generator:
             person |= {"account": account["id"], "is_primary": i == 0,
                        "is_decision_maker": i == 0 or self.rng.random() < 0.2, "owner": owner}
             contacts.append({**person, "id": self.company.create("contact", person)})
+        self.rep_accounts[owner].append((account, contacts))
 
         opportunities = []
         low, high = volume["opportunities_per_account"]
@@ -445,9 +516,34 @@ class _Generator:
             values["last_followed_at"] = follow_ups[-1]["followed_at"]
         record_id = self.company.create("opportunity", _iso(values))
         self._add_follow_ups(follow_ups, "opportunity", record_id, owner)
+        if status == "open" and self.awaiting[owner] < spec["awaiting_approval"]:
+            self._ask_approval(record_id, account, owner)
         if status == "won" and self.rng.random() < 0.8:
             self._order(account, record_id, contacts, values["closed_at"], owner)
         return record_id
+
+    def _ask_approval(self, record_id: str, account: Mapping, owner: str) -> None:
+        """When the open opportunity's next stage needs an approval: once the demo is saved, its rep fills the
+        stage's required fields, completes its required tasks and advances it, as they would on its page, so it
+        waits for the approver (their manager) in their inbox."""
+        found = self.company.process(owner)
+        if found is None or not any(stage.approval for stage in found.stages):
+            return
+        record = self.company.get("opportunity", record_id)
+        stage = found.stage(record["stage"])
+        following = found.after(stage.key)
+        if following is None or not following.approval:
+            return
+        self.awaiting[owner] += 1
+        known = {"customer_address": account["address"], "budget": str(record["amount"]),
+                 "expected_close_date": str(record["expected_close_date"])}
+        fields = {name: known[name] for name in stage.required_fields if record.get(name) in (None, "")}
+        later = self.company.later
+        if fields:
+            later.append(("opportunity", record_id, "update", fields))
+        later += [("opportunity", record_id, "complete_task", {"task": task.key}) for task in stage.tasks
+                  if task.required]
+        later.append(("opportunity", record_id, "advance", {}))
 
     # ----------------------------------------------------------------------------------- orders
 
@@ -517,14 +613,51 @@ class _Generator:
         if done >= len(wanted) or status not in ("approved", "shipped", "completed"):
             return ordered
         self.recent_orders[owner] += 1
-        today = self.now.date()
-        month = today.replace(day=1)
-        for _ in range(wanted[done]):
-            month = (month - timedelta(days=1)).replace(day=1)
+        month, last_day = self._month(wanted[done])
         if ordered.replace(day=1) == month:
             return ordered
-        last_day = today.day if wanted[done] == 0 else ((month + timedelta(days=31)).replace(day=1) - month).days
         return month.replace(day=self.recent_rng.randint(1, last_day))
+
+    def _month(self, months_ago: int) -> tuple[date, int]:
+        """The first day of the month `months_ago` months before this one, and the last of its days that has begun
+        (this month: today)."""
+        today = self.now.date()
+        month = today.replace(day=1)
+        for _ in range(months_ago):
+            month = (month - timedelta(days=1)).replace(day=1)
+        return month, today.day if months_ago == 0 else ((month + timedelta(days=31)).replace(day=1) - month).days
+
+    def _partner_orders(self) -> None:
+        """The orders of generated.yaml's `partner_orders`, a customer ordering through the partner portal (订货通):
+        one in each month it lists (months ago, this month's by today), the older ones shipped and half paid, this
+        month's approved, so the partner's home compares this month's orders with last month's and shows what is
+        still to pay."""
+        spec = self.spec["partner_orders"]
+        ids, values = self.company.ids, self.company.values
+        account, contact, owner = values[spec["account"]], values[spec["contact"]], ids[spec["owner"]]
+        account = {**account, "id": ids[spec["account"]]}
+        product, discount = spec["product"], spec["discount"]
+        for months_ago, quantity in spec["months"].items():
+            month, last_day = self._month(months_ago)
+            ordered = month.replace(day=self.rng.randint(1, last_day))
+            order = {
+                "account": account["id"], "contact": ids[spec["contact"]], "order_date": ordered,
+                "delivery_date": ordered + timedelta(days=7), "status": "approved" if months_ago == 0 else "shipped",
+                "receiver": contact["name"], "receiver_phone": contact["mobile"],
+                "shipping_address": account["address"], "owner": owner,
+                "order_line": [{"product": ids[product], "quantity": quantity, "discount": discount,
+                                "unit_price": values[product]["price"]}],
+            }
+            shipped = None
+            if months_ago:
+                shipped = min(self._office_hours(ordered + timedelta(days=3)), self.now - timedelta(minutes=30))
+                carrier = self.rng.choice(self.spec["delivery_carriers"])
+                order |= {"shipped_at": shipped, "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
+            created = self.company.get("sales_order", self.company.create("sales_order", _iso(order)))
+            if shipped is not None:
+                total = Decimal(str(created["total_amount"]))
+                self._payment(created, (total / 2).quantize(CENT), shipped, True, owner)
+                self._invoice(created, account, total, "submitted", None, owner)
 
     def _payment(self, order: Mapping, amount: Decimal, after: datetime | None, confirmed: bool,
                  owner: str) -> None:
@@ -604,6 +737,38 @@ class _Generator:
             else:
                 self.bulk[("visit", owner)].append(_iso(visit))
 
+    def _todays_visits(self, owner: str) -> None:
+        """The rep's visits of today at generated.yaml's `todays_visits` (hours before or after now, rounded to the
+        quarter hour), to their first accounts: those begun an hour or more before now done (checked in, out and
+        their 客户反馈 filled), the one begun since checked in, the later ones planned."""
+        start = self.now.replace(minute=self.now.minute // 15 * 15)
+        for hours, (account, contacts) in zip(self.spec["todays_visits"], self.rep_accounts[owner], strict=False):
+            planned = start + timedelta(hours=hours)
+            visit: dict[str, Any] = {
+                "subject": f"{account['short_name']}{self.rng.choice(self.spec['visit_subjects'])}",
+                "account": account["id"], "contact": contacts[0]["id"], "planned_at": planned, "owner": owner,
+                "status": "planned",
+            }
+            if hours > 0:
+                self.bulk[("visit", owner)].append(_iso(visit))
+                continue
+            location = account["location"]
+            here = self._near(location)
+            distance = round(geo.distance_m(location, here), 1)
+            visit |= {"status": "checked_in", "check_in_at": planned - timedelta(minutes=5), "check_in_location": here,
+                      "check_in_address": account["address"], "check_in_distance": distance,
+                      "check_in_valid": distance <= self.tolerance_m}
+            if hours <= -1:
+                minutes = 50
+                visit |= {"status": "completed", "check_out_at": visit["check_in_at"] + timedelta(minutes=minutes),
+                          "check_out_location": self._near(location), "duration_minutes": minutes,
+                          "summary": self.rng.choice(self.spec["visit_summaries"])}
+            created = self.company.create("visit", _iso(visit))
+            if visit["status"] == "completed":
+                self.company.create("customer_feedback", {
+                    "visit": created, "category": "product", "satisfaction": "satisfied", "content": visit["summary"],
+                    "owner": owner})
+
     def _follow_ups(self, count: int, since: datetime) -> list[dict]:
         """`count` follow-ups between `since` and now, oldest first, not yet tied to a record.
 
@@ -624,7 +789,7 @@ class _Generator:
     def _add_follow_ups(self, rows: list[dict], obj: str, record_id: str, owner: str) -> None:
         for row in rows:
             self.bulk[("follow_up", owner)].append(_iso(row | {"related_object": obj, "related_id": record_id,
-                                                      "owner": owner}))
+                                                      "owner": owner, "created_at": row["followed_at"]}))
 
     # ----------------------------------------------------------------------------------- values
 

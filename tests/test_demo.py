@@ -6,20 +6,21 @@ The company is loaded once per database for the module (a load takes a few secon
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
 from ruamel.yaml import YAML
-from support import CRM_LAYERS
+from support import CRM_LAYERS, FixedClock
 from test_pages import login
 
 from objectplatform.metadata import default_layers, load_metadata
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.approvals import approvals
 from objectplatform.runtime.config import ROOT
+from objectplatform.runtime.dashboards import home_of, run_widget
 from objectplatform.runtime.geo import distance_m
 from objectplatform.runtime.passwords import verify_password
 from objectplatform.runtime.permissions import access_for
@@ -48,9 +49,10 @@ def metadata():
 
 @pytest.fixture(scope="module")
 def demo(module_database_url, tmp_path_factory, metadata):
-    """A platform on a database holding the demo company, loaded as of NOW."""
+    """A platform on a database holding the demo company, loaded as of NOW (its clock standing there)."""
     tmp = tmp_path_factory.mktemp("demo")
     platform = open_platform(Settings.from_env({}, database_url=module_database_url, instance_path=tmp), metadata)
+    platform.clock = FixedClock(NOW.astimezone(UTC))
     migrate(platform.engine, platform.schema)
     result = load_demo(platform, now=NOW)
     yield platform, result
@@ -164,12 +166,115 @@ def test_followed_and_converted_leads_carry_their_history(demo):
         assert lead["last_followed_at"] < lead["converted_at"] < NOW
 
 
+def test_leads_came_in_month_by_month_before_the_load(demo):
+    """The leads came in over the months before NOW (leads.csv's on their own dates), this month's up to today, so
+    本月新增线索 compares with last month's real figure; a lead came in before it was assigned and followed up, and
+    its history says it was created then. A follow-up is created when it was made."""
+    platform, _ = demo
+    leads = every(platform, "lead")
+    months = Counter(lead["created_at"].astimezone(CHINA).strftime("%Y-%m") for lead in leads)
+    assert months == {"2026-04": 2, "2026-05": 8, "2026-06": 115, "2026-07": 378, "2026-08": 385, "2026-09": 391,
+                      "2026-10": 407, "2026-11": 314}
+    assert all(lead["created_at"] < NOW for lead in leads)
+    assert all(lead["created_at"] < lead["assigned_at"] for lead in leads if lead["assigned_at"])
+    assert all(lead["created_at"] < lead["converted_at"] for lead in leads if lead["converted_at"])
+    follow_ups = every(platform, "follow_up", related_object="lead")
+    first = {}
+    for f in follow_ups:
+        first.setdefault(f["related_id"], f["followed_at"])
+    leads_by_id = by_id(leads)
+    assert all(leads_by_id[lead]["created_at"] < at for lead, at in first.items())
+    generated = every(platform, "follow_up")[8:]  # company.yaml's eight are made at the load
+    assert all(f["created_at"] == f["followed_at"] for f in generated)
+    (created,) = [h for h in platform.records.history("lead", leads[100]["id"]) if h["change"] == "create"][:1]
+    assert created["at"] == leads[100]["created_at"]
+
+
+def test_every_home_kpi_compares_with_a_real_figure(demo):
+    """本月新增线索 and the other KPIs on the homes of every role that has them: this month's figure beside last
+    month's (this quarter's beside the last), both real; the outstanding amounts have no period."""
+    platform, _ = demo
+    users = {u["username"]: u["id"] for u in every(platform, "user")}
+    shown = {}
+    for username in ("sunwei", "zhaojianguo", "qianlihua", "admin", "chenjing", "liuyang", "youxuan"):
+        access = access_for(platform, users[username])
+        for widget in home_of(platform.metadata, access).widgets:
+            if widget.type == "kpi":
+                kpi = run_widget(platform, widget, access)
+                shown[(username, widget.title.en)] = (kpi.value, kpi.previous, kpi.change)
+    assert shown == {
+        ("sunwei", "New leads this month"): (35, 47, Decimal("-25.5")),
+        ("sunwei", "Orders this month"): (Decimal("546120.00"), Decimal("208293.00"), Decimal("162.2")),
+        ("sunwei", "Payments this month"): (Decimal("1609812.74"), Decimal("544249.72"), Decimal("195.8")),
+        ("zhaojianguo", "Team's new leads this month"): (147, 207, Decimal("-29.0")),
+        ("zhaojianguo", "Team's orders this month"): (Decimal("774497.05"), Decimal("1773041.80"), Decimal("-56.3")),
+        ("zhaojianguo", "Team's payments this quarter"): (Decimal("3626450.31"), Decimal("2847826.30"),
+                                                          Decimal("27.3")),
+        ("qianlihua", "Team's new leads this month"): (177, 223, Decimal("-20.6")),
+        ("qianlihua", "Team's orders this month"): (Decimal("633417.60"), Decimal("2596671.06"), Decimal("-75.6")),
+        ("qianlihua", "Team's payments this quarter"): (Decimal("1365262.99"), Decimal("1748301.29"),
+                                                        Decimal("-21.9")),
+        ("admin", "New leads this month"): (314, 407, Decimal("-22.9")),
+        ("admin", "Orders this month"): (Decimal("1407914.65"), Decimal("4369712.86"), Decimal("-67.8")),
+        ("admin", "Payments this month"): (Decimal("3999617.54"), Decimal("992095.76"), Decimal("303.1")),
+        ("chenjing", "New leads this month"): (314, 407, Decimal("-22.9")),
+        ("liuyang", "Payments this month"): (Decimal("3999617.54"), Decimal("992095.76"), Decimal("303.1")),
+        ("liuyang", "Outstanding"): (Decimal("4838411.81"), None, None),
+        # 优选零售's own orders through the partner portal: 40 tablets this month, 24 last month
+        ("youxuan", "Ordered this month"): (Decimal("110363.20"), Decimal("66217.92"), Decimal("66.7")),
+        ("youxuan", "Still to pay"): (Decimal("184858.36"), None, None),
+    }
+
+
+def test_opportunities_wait_for_the_managers_stage_approval(demo):
+    """The reps finished a stage and advanced (the engine's actions, after the load): 华北区's opportunities wait to
+    enter 商务谈判, the two government customers' (华东区) to enter 招投标, each in their manager's 待我审批."""
+    platform, _ = demo
+    users = {u["username"]: u["id"] for u in every(platform, "user")}
+    names = {u["id"]: u["display_name"] for u in every(platform, "user")}
+    waiting = sorted((names[o["owner"]], o["name"], o["stage"], o["pending_stage"])
+                     for o in every(platform, "opportunity") if o["pending_stage"])
+    assert waiting == [
+        ("吴强", "商软冠联商贸订单与回款管理", "proposal", "negotiation"),
+        ("吴强", "新元教育招生线索管理", "proposal", "negotiation"),
+        ("周敏", "快讯电子元器件经销商管理平台", "proposal", "negotiation"),
+        ("孙伟", "凌云汽车零部件客户服务系统升级", "proposal", "negotiation"),
+        ("王芳", "园区企业服务平台二期", "budgeting", "tender"),
+        ("郑洁", "浦东新区一网通办客户服务平台", "budgeting", "tender"),
+    ]
+    for manager, expected in (("zhaojianguo", ["快讯电子元器件经销商管理平台", "商软冠联商贸订单与回款管理",
+                                               "凌云汽车零部件客户服务系统升级", "新元教育招生线索管理"]),
+                              ("qianlihua", ["园区企业服务平台二期", "浦东新区一网通办客户服务平台"])):
+        access = access_for(platform, users[manager])
+        (widget,) = [w for w in home_of(platform.metadata, access).widgets if w.type == "todos"]
+        todos = run_widget(platform, widget, access)
+        assert todos.total == len(expected)
+        assert [t.title_zh.rsplit("（")[0].split(" ", 1)[1] for t in todos.items] == expected
+        assert all(t.kind == "approval" and t.object == "opportunity" for t in todos.items)
+
+
+def test_the_reps_visits_of_today(demo):
+    """今日拜访 on 孙伟's home: four visits of today around NOW, the first done, the next checked in, two planned."""
+    platform, _ = demo
+    users = {u["username"]: u["id"] for u in every(platform, "user")}
+    access = access_for(platform, users["sunwei"])
+    (widget,) = [w for w in home_of(platform.metadata, access).widgets if w.type == "list" and w.object == "visit"]
+    listing = run_widget(platform, widget, access)
+    assert [(v["subject"], v["status"], v["planned_at"].astimezone(CHINA).strftime("%H:%M")) for v in listing.items] \
+        == [("毕博诚融资租赁合同签订", "completed", "08:30"), ("浦华众城文化传媒方案汇报", "checked_in", "10:00"),
+            ("飞海科技融资租赁产品演示", "planned", "12:00"), ("凌云汽车零部件合同签订", "planned", "14:30")]
+    today = [v for v in every(platform, "visit") if v["planned_at"].astimezone(CHINA).date() == NOW.date()]
+    assert Counter(v["status"] for v in today) == {"completed": 6, "checked_in": 6, "planned": 12}
+    assert all(v["check_in_at"] < NOW for v in today if v["status"] != "planned")
+    assert all(v["check_out_at"] < NOW for v in today if v["status"] == "completed")
+
+
 def test_accounts_sit_in_real_cities_of_their_region(demo):
     platform, _ = demo
     accounts = every(platform, "account")
     contacts = every(platform, "contact")
-    assert len(accounts) == 219
-    for account in accounts[8:]:
+    assert len(accounts) == 221
+    for account in accounts[10:]:  # company.yaml's first ten are written by hand
         cities = SPEC["cities"][account["region"]]
         city = next(c for c in cities if account["address"].startswith(c["name"] + "市"))
         assert abs(account["location"]["lat"] - city["lat"]) <= 0.06
@@ -187,7 +292,7 @@ def test_orders_add_up_with_line_and_order_discounts(demo):
     payments = every(platform, "payment")
     invoices = every(platform, "invoice")
     finance = platform.records.list("user", filters={"username": "liuyang"}).items[0]["id"]
-    assert (len(orders), len(lines), len(payments), len(invoices)) == (59, 146, 94, 52)
+    assert (len(orders), len(lines), len(payments), len(invoices)) == (62, 149, 96, 54)
     subtotals: Counter = Counter()
     for line in lines:
         expected = line["quantity"] * line["unit_price"] * (100 - line["discount"]) / 100
@@ -200,7 +305,7 @@ def test_orders_add_up_with_line_and_order_discounts(demo):
         assert order["total_amount"] == expected
         if order["status"] == "completed" and int(order["id"]) > 5:
             assert order["paid_amount"] == order["invoiced_amount"] == order["total_amount"]
-    assert Counter(o["status"] for o in orders) == {"completed": 41, "received": 1, "shipped": 10, "approved": 5,
+    assert Counter(o["status"] for o in orders) == {"completed": 41, "received": 1, "shipped": 12, "approved": 6,
                                                     "draft": 1, "submitted": 1}
     assert all(o["received_on"] for o in orders if o["status"] in ("received", "completed"))
     assert all(p["confirmed_by"] == finance for p in payments if p["status"] == "confirmed" and int(p["id"]) > 5)
@@ -218,7 +323,7 @@ def test_every_rep_has_orders_this_month_and_last(demo):
     assert counted == {
         ("孙伟", "2026-11"): 1, ("孙伟", "2026-10"): 2, ("周敏", "2026-11"): 1, ("周敏", "2026-10"): 4,
         ("吴强", "2026-11"): 2, ("吴强", "2026-10"): 3, ("郑洁", "2026-11"): 1, ("郑洁", "2026-10"): 3,
-        ("王芳", "2026-11"): 1, ("王芳", "2026-10"): 3, ("冯磊", "2026-11"): 1, ("冯磊", "2026-10"): 2}
+        ("王芳", "2026-11"): 1, ("王芳", "2026-10"): 3, ("冯磊", "2026-11"): 2, ("冯磊", "2026-10"): 3}
 
 
 def test_the_pujiang_order_pays_in_two_installments_the_first_overdue(demo):
@@ -269,7 +374,7 @@ def test_visits_check_in_at_the_account(demo):
     platform, _ = demo
     accounts = by_id(every(platform, "account"))
     visits = every(platform, "visit")
-    assert Counter(v["status"] for v in visits) == {"completed": 176, "planned": 93, "cancelled": 43}
+    assert Counter(v["status"] for v in visits) == {"completed": 182, "checked_in": 6, "planned": 105, "cancelled": 43}
     for visit in visits[5:]:
         if visit["status"] == "completed":
             location = accounts[visit["account"]]["location"]
@@ -286,7 +391,8 @@ def test_visits_check_in_at_the_account(demo):
         assert visit["check_in_valid"] == (visit["check_in_distance"] <= 300)
         spent = visit["check_out_at"] - visit["check_in_at"]
         assert visit["duration_minutes"] == spent.total_seconds() // 60
-    # of the 173 generated, every 17th checked in out of range, every 23rd checked out after 9 minutes
+    # of the 173 generated with the accounts, every 17th checked in out of range, every 23rd checked out after 9
+    # minutes (today's six are in range and took 50 minutes)
     assert (sum(not v["check_in_valid"] for v in completed), sum(v["duration_minutes"] < 15 for v in completed)) == (
         173 // 17, 173 // 23)
 
@@ -312,6 +418,7 @@ def second_load(tmp_path_factory, metadata):
     tmp = tmp_path_factory.mktemp("again")
     platform = open_platform(
         Settings.from_env({}, database_url=f"sqlite:///{tmp / 'again.db'}", instance_path=tmp), metadata)
+    platform.clock = FixedClock((NOW + timedelta(hours=9, minutes=17)).astimezone(UTC))
     migrate(platform.engine, platform.schema)
     yield platform, load_demo(platform, now=NOW + timedelta(hours=9, minutes=17))
     platform.close()
@@ -335,7 +442,7 @@ def test_opportunities_follow_their_sales_process(demo):
     from objectplatform.runtime.sales_processes import process
 
     platform, result = demo
-    assert (result.counts["stage_history"], result.counts["opportunity_task"]) == (667, 523)
+    assert (result.counts["stage_history"], result.counts["opportunity_task"]) == (681, 541)
     stages_by_status: Counter = Counter()
     for summary in every(platform, "opportunity"):
         opportunity = platform.records.get("opportunity", summary["id"])
@@ -353,10 +460,12 @@ def test_opportunities_follow_their_sales_process(demo):
         assert all(a["left_at"] == b["entered_at"] for a, b in zip(history, history[1:], strict=False))
         if status != "open":
             assert history[-1]["left_at"] == opportunity["closed_at"]
-        left = [h for h in history if h["left_to"] in keys or h["left_to"] == "won"]
+        # the stages it moved on from, and the one it waits to leave (its rep finished it and advanced)
+        left = [h for h in history if h["left_to"] in keys or h["left_to"] == "won"
+                or h["left_at"] is None and opportunity["pending_stage"]]
         done = {(t["stage"], t["task"]) for t in opportunity["opportunity_task"]}
         assert done == {(h["stage"], t.key) for h in left for t in found.stage(h["stage"]).tasks if t.required}
-    assert stages_by_status == {"open": 134, "won": 67, "lost": 34, "invalid": 15}
+    assert stages_by_status == {"open": 136, "won": 67, "lost": 34, "invalid": 15}
 
 
 class _Text(HTMLParser):
