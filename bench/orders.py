@@ -10,10 +10,11 @@ inserts against as many approved orders (their pending/committed amounts set to 
 them one by one, P in bulk calls of MAX_BULK ids (set-based: one guarded UPDATE, one history INSERT, one UPDATE of
 the orders' rollups and stored formulas, the after-rollup hooks' set forms); each confirmation checks permission
 and state, recomputes the order's balances and notifies the owner as for a user (written directly, the payments
-have no to-dos to close). Two floors confirm P more each by hand in one transaction: the bare one, one UPDATE of the
-payments and one of their orders' balances; and the one writing the same rows as the engine (the payments, their
-history, one packed row each as a bulk write keeps it, the orders' balances with their stored formulas, the owners'
-notifications, the to-dos closed).
+have no to-dos to close). Two floors confirm P more each by hand in calls of MAX_BULK ids, a transaction each (as
+the action API commits each call, and each commit writes the pages its call changed, the indexes' pages that
+every call touches among them): the bare one, one UPDATE of the payments and one of their orders' balances; and
+the one writing the same rows as the engine (the payments, their history, one packed row each as a bulk write
+keeps it, the orders' balances with their stored formulas, the owners' notifications, the to-dos closed).
 The bulk run is quoted as a ratio to each, by the wall clock and by CPU seconds (the machine is shared).
 Report timings are the median of three runs after a warm-up; the engine's rows are checked equal to the hand SQL's.
 
@@ -159,8 +160,9 @@ and done_at is null"""
 
 
 def hand_confirmations(platform, finance: str, payments: list[int], same_rows: bool) -> float:
-    """Seconds for a floor: the same payments confirmed by hand in one transaction, the bare one (the payments and
-    their orders' balances) or the one writing the same rows as the engine (the module docstring)."""
+    """Seconds for a floor: the same payments confirmed by hand in calls of MAX_BULK ids, a transaction each, the
+    bare one (the payments and their orders' balances) or the one writing the same rows as the engine (the module
+    docstring)."""
     confirm = sa.text("update payment set status = 'confirmed', confirmed_by = :finance, confirmed_at = :now, "
                       "updated_by = :finance, updated_at = :now, version = version + 1 "
                       "where id in :ids and status = 'pending'")
@@ -172,14 +174,15 @@ def hand_confirmations(platform, finance: str, payments: list[int], same_rows: b
         "where sales_order.id = p.sales_order")
     statements = [HISTORY, confirm, balances, NOTIFY, CLOSE] if same_rows else [confirm, balances]
     now = datetime.now(UTC).replace(tzinfo=None)
-    values = {"finance": int(finance), "now": now, "ids": payments, "iso": f'"{now.isoformat()}+00:00"'}
+    values = {"finance": int(finance), "now": now, "iso": f'"{now.isoformat()}+00:00"'}
+    statements = [(sa.text(s) if isinstance(s, str) else s).bindparams(sa.bindparam("ids", expanding=True))
+                  for s in statements]
     start = time.perf_counter()
-    with platform.engine.begin() as conn:
-        for statement in statements:
-            statement = sa.text(statement) if isinstance(statement, str) else statement
-            names = set(statement._bindparams)
-            conn.execute(statement.bindparams(sa.bindparam("ids", expanding=True)),
-                         {k: v for k, v in values.items() if k in names})
+    for at in range(0, len(payments), MAX_BULK):  # a transaction per call, as the action API commits each
+        ids = {"ids": payments[at:at + MAX_BULK]}
+        with platform.engine.begin() as conn:
+            for statement in statements:
+                conn.execute(statement, {k: v for k, v in (values | ids).items() if k in statement._bindparams})
     return time.perf_counter() - start
 
 

@@ -441,10 +441,10 @@ class SetBased:
                 t.c.id, *(chosen.c[f"was__{name}"].label(name) for name in self._kept(conn.dialect.name, values)),
                 *(t.c[name].label(f"new__{name}") for name in values)).cte("moved")
             new = {name: moved.c[f"new__{name}"] for name in values}
-            logged = history_sql.set_history(conn.dialect.name, h, self.obj, moved, sa.true(), {
+            logged, logged_values = history_sql.set_history(conn.dialect.name, h, self.obj, moved, sa.true(), {
                 name: (moved.c[name], types[name], new[name]) for name in values}, change, me, at)
             upserts = rollups.summaries.moves(conn.dialect.name, self.obj, moved, new)
             conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(
-                logged.cte("logged"), *(u.cte(f"summary_{i}") for i, u in enumerate(upserts))))
+                logged.cte("logged"), *(u.cte(f"summary_{i}") for i, u in enumerate(upserts))), logged_values)
         rollups.refresh_fed(conn, fed, at)
 

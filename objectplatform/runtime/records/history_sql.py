@@ -77,41 +77,68 @@ def write_set(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table,
     (column, field type, new value)}, in the object's field order; a new value may be a SQL expression over the
     row), in ONE INSERT ... SELECT of one packed row per record (`history.PACKED`, read back as the entries
     `Records.update` writes): an entry per field whose value differs, then one keeping `detail`."""
-    insert = set_history(conn.dialect.name, history, obj, table, where, changes, change, user, at, detail)
-    if insert is not None:
-        conn.execute(insert)
+    written = set_history(conn.dialect.name, history, obj, table, where, changes, change, user, at, detail)
+    if written is not None:
+        conn.execute(*written)
 
 
 def set_history(dialect: str, history: sa.Table, obj: str, source: sa.FromClause, where: sa.ColumnElement,
                 changes: Mapping[str, tuple[sa.ColumnElement, str, Any]], change: str, user: str | None,
-                at: datetime, detail: Mapping[str, Any] | None = None) -> sa.Insert | None:
+                at: datetime, detail: Mapping[str, Any] | None = None) -> tuple[sa.Insert, dict[str, Any]] | None:
     """`write_set`'s INSERT, from `source` (the object's table, or the RETURNING of its UPDATE with the old and
-    new values as columns): None when there is nothing to write."""
+    new values as columns), and the values of its parameters to execute it with: None when there is nothing to
+    write. Its columns are built once per shape of `changes` over a table's columns (`_packed`)."""
+    if not changes and not detail:
+        return None
+    shape = tuple((name, column, field_type, new if isinstance(new, sa.ColumnElement) else new is None)
+                  for name, (column, field_type, new) in changes.items())
+    cached = all(isinstance(column, sa.Column) and isinstance(column.table, sa.Table)
+                 and not isinstance(new, sa.ColumnElement) for _, column, _, new in shape)
+    packed, differing = (_cached_packed if cached else _packed)(dialect, shape, bool(detail))
+    values = {"_history_object": obj, "_history_change": change, "_history_user": None if user is None else int(user),
+              "_history_at": at.replace(tzinfo=None)}
+    for i, (_, field_type, new) in enumerate(changes.values()):
+        if new is not None and not isinstance(new, sa.ColumnElement):
+            values[f"_history_new_{i}"], values[f"_history_json_{i}"] = to_db(field_type, new), history_text(new)
+    if detail:
+        values["_history_detail"] = f",[null,null,{history_text(detail)}]"
+    insert = history.insert().from_select(
+        ["object", "record_id", "change", "field", "new_value", "user_id", "at"],
+        sa.select(sa.bindparam("_history_object", type_=history.c.object.type), source.c.id,
+                  sa.bindparam("_history_change", type_=history.c.change.type),
+                  sa.literal(PACKED, history.c.field.type), packed,
+                  sa.bindparam("_history_user", type_=history.c.user_id.type),
+                  sa.bindparam("_history_at", type_=history.c.at.type))
+        .where(where, *([] if differing is None else [differing])))  # a record's entries are one row: any order
+    return insert, values
+
+
+def _packed(dialect: str, shape: tuple, detail: bool) -> tuple[sa.ColumnElement, sa.ColumnElement | None]:
+    """The packed entries of a record as SQL, its new values as parameters (`_history_new_<i>` as stored,
+    `_history_json_<i>` as history text, `_history_detail`), from `shape`: (field, column, field type, the new
+    value's SQL expression, or whether it is None) each; and the condition that some field differs (None with a
+    `detail`, whose entry is always written)."""
     parts, differing = [], []
-    for name, (column, field_type, new) in changes.items():
+    for i, (name, column, field_type, new) in enumerate(shape):
         if isinstance(new, sa.ColumnElement):
             differs, new_json = column.is_distinct_from(new), json_of(dialect, new, field_type)
+        elif new:  # the new value is None
+            differs, new_json = column.is_not(None), sa.literal("null", TEXT)
         else:
-            differs = column.is_not(None) if new is None else sa.or_(column.is_(None),
-                                                                     column != to_db(field_type, new))
-            new_json = sa.literal(history_text(new) or "null", TEXT)
+            differs = sa.or_(column.is_(None), column != sa.bindparam(f"_history_new_{i}", type_=column.type))
+            new_json = sa.bindparam(f"_history_json_{i}", type_=TEXT)
         entry = (sa.literal(f",[{json.dumps(name)},", TEXT) + sa.func.coalesce(json_of(dialect, column, field_type),
                                                                                 "null")
                  + sa.literal(",", TEXT) + sa.func.coalesce(new_json, "null") + sa.literal("]", TEXT))
         parts.append(sa.case((differs, entry), else_=""))
         differing.append(differs)
     if detail:
-        parts.append(sa.literal(f",[null,null,{history_text(detail)}]", TEXT))
-    if not parts:
-        return None
+        parts.append(sa.bindparam("_history_detail", type_=TEXT))
     packed = sa.literal("[", TEXT) + sa.func.substr(_joined(parts), 2) + sa.literal("]", TEXT)
-    return history.insert().from_select(
-        ["object", "record_id", "change", "field", "new_value", "user_id", "at"],
-        sa.select(sa.literal(obj, history.c.object.type), source.c.id, sa.literal(change, history.c.change.type),
-                  sa.literal(PACKED, history.c.field.type), packed,
-                  sa.literal(None if user is None else int(user), history.c.user_id.type),
-                  sa.literal(at.replace(tzinfo=None), history.c.at.type))
-        .where(where, *([] if detail else [sa.or_(*differing)])))  # a record's entries are one row: any order
+    return packed, None if detail else sa.or_(*differing)
+
+
+_cached_packed = functools.lru_cache(maxsize=256)(_packed)
 
 
 def _joined(parts: list[sa.ColumnElement]) -> sa.ColumnElement:

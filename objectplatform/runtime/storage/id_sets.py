@@ -22,7 +22,7 @@ class IdList(sa.types.TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Iterable[Any] | None, dialect: sa.Dialect) -> Any:
-        ids = ",".join(str(int(i)) for i in value or ())
+        ids = ",".join(map(str, map(int, value or ())))
         return f"{{{ids}}}" if dialect.name == "postgresql" else f"[{ids}]"
 
 
