@@ -89,3 +89,60 @@ def english(result: Mapping) -> dict:
     """An import's result with its row errors in English only, each row's `reasons` left out (the tests of imports
     in tests/test_imports_jobs.py assert those exactly)."""
     return {**result, "errors": [{k: v for k, v in row.items() if k != "reasons"} for row in result["errors"]]}
+
+
+def one_by_one(platform, user: str, obj: str, action: str, ids: list[str], params: Mapping) -> dict:
+    """`action` of `obj` run as `user` on each id as its own single action, answered as a bulk run answers: what a
+    bulk action that is not set-based does, to compare a set-based one with."""
+    from objectplatform.runtime.actions import run_action
+    from objectplatform.runtime.errors import RuntimeFailure
+    from objectplatform.runtime.permissions import access_for
+
+    succeeded, failed = [], []
+    for one in ids:
+        try:
+            run_action(platform, access_for(platform, user), obj, action, one, dict(params))
+        except RuntimeFailure as e:
+            failed.append({"id": one, "error": e.as_dict()["error"]})
+        else:
+            succeeded.append(one)
+    return {"succeeded": succeeded, "failed": failed}
+
+
+REFERENCES = ("id", "record_id", "approval_id")  # what `written` leaves out: ids, which differ between equal records
+
+
+def written(platform, obj: str, record_id: str, references: tuple[str, ...] = ()) -> dict:
+    """What actions left on a record, without what differs between equal records (ids: its own, those of its rows,
+    those of the records its `references` fields name; its title, e.g. an order number, and numbers in keys), to
+    compare them: the record with its lines, its history, its approvals and their approvers, to-dos and
+    notifications."""
+    import re
+
+    import sqlalchemy as sa
+
+    dropped = REFERENCES + references
+    schema, records = platform.schema, platform.records
+    record = records.get(obj, record_id)
+    title = str(record[platform.metadata.objects[obj].title_field])
+
+    def said(value):
+        if isinstance(value, dict):
+            if value.get("field") in dropped:  # a history entry of a reference to a record
+                value = {**value, "old": None, "new": None}
+            return {k: re.sub(r"\d+", "N", v) if k == "dedupe_key" else said(v) for k, v in value.items()
+                    if k not in dropped}
+        if isinstance(value, list):
+            return [said(v) for v in value]
+        return value.replace(title, "{title}") if isinstance(value, str) else value
+
+    tables = {"approvals": schema.approvals, "todos": schema.todos, "notifications": schema.notifications}
+    with platform.engine.connect() as conn:
+        rows = {name: [{k: v for k, v in row.items() if k != "definition"} for row in conn.execute(
+            sa.select(t).where(t.c.object == obj, t.c.record_id == int(record_id)).order_by(t.c.id)).mappings()]
+            for name, t in tables.items()}
+        steps = schema.approval_steps
+        rows["approval_steps"] = [dict(row) for row in conn.execute(sa.select(steps).where(steps.c.approval_id.in_(
+            [row["id"] for row in rows["approvals"]])).order_by(steps.c.approval_id, steps.c.step, steps.c.id))
+            .mappings()]
+    return said({"record": record, "history": records.history(obj, record_id), **rows})

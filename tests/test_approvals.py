@@ -16,8 +16,8 @@ from decimal import Decimal
 
 import pytest
 import yaml
-from support import FixedClock, crm_metadata
-from test_api import PASSWORD, Api
+from support import FixedClock, crm_metadata, one_by_one, written
+from test_api import PASSWORD, Api, without_reasons
 from test_sales_process import to_negotiation
 
 from objectplatform.metadata import build_definition, plain
@@ -626,3 +626,163 @@ def test_the_openapi_document_lists_the_approval_paths(api):
     assert json.dumps(doc["paths"]["/approvals/{id}/reject"]["post"]["requestBody"]["content"]) == json.dumps(
         {"application/json": {"schema": {"type": "object", "additionalProperties": False, "required": ["comment"],
                                          "properties": {"comment": {"type": "string", "minLength": 1}}}}})
+
+
+# ------------------------------------------------------------------------------ bulk withdraw
+
+
+def withdraw_scenario(platform, people, product) -> dict[str, str]:
+    """Orders and opportunities in the states a bulk withdraw by rep meets, by name: two orders rep submitted, a
+    draft, one rep2 submitted on rep's account (rep sees it), one of rep2's own account (rep does not); two
+    opportunities waiting for the approval to enter Negotiation and one waiting for none."""
+    records, rep, rep2 = platform.records, people["rep"], people["rep2"]
+    account = records.create("account", {"name": "华信银行"}, user=rep)["id"]
+    theirs = records.create("account", {"name": "华东物流"}, user=rep2)["id"]
+    o = {"ok1": order(platform, rep, account, product, "3000")["id"],
+         "draft": order(platform, rep, account, product, "5000")["id"],
+         "by_other": records.create("sales_order", {"account": account, "owner": rep2, "order_line": [
+             {"product": product, "quantity": 1, "unit_price": "7000"}]}, system=True)["id"],
+         "other": order(platform, rep2, theirs, product, "9000")["id"],
+         "ok2": order(platform, rep, account, product, "600000")["id"]}
+    for name, who in (("ok1", rep), ("by_other", rep2), ("other", rep2), ("ok2", rep)):
+        o[f"{name}_approval"] = act(platform, who, "sales_order", "submit", o[name], {"comment": "请审批"})[
+            "approval"]["id"]
+    for name in ("deal1", "deal2", "deal3"):
+        o[name] = records.create("opportunity", {
+            "name": "零售条线CRM项目", "account": account, "amount": "500000", "sales_process": "standard_sales",
+            "stage": "proposal", "customer_address": "北京市西城区金融大街8号"}, user=rep, system=True)["id"]
+        act(platform, rep, "opportunity", "complete_task", o[name], {"task": "submit_proposal"})
+    for name in ("deal1", "deal2"):
+        act(platform, rep, "opportunity", "advance", o[name])
+    return o
+
+
+def test_bulk_withdraw_is_set_based_and_answers_as_one_record_after_another(platform, people, product, clock):
+    """The same orders and opportunities, once withdrawn one record after another (each its own single action) and
+    once by the API's bulk action (set-based, `withdraw_many`): the same successes and refusals (state, another
+    submitter's, scope, nothing waiting, unknown id), records (an order back to draft by the flow's on_withdraw, an
+    opportunity out of its pending stage), history, approvals, to-dos and notifications."""
+    a = withdraw_scenario(platform, people, product)
+    b = withdraw_scenario(platform, people, product)
+    api = Api(create_app(platform).test_client())
+    clock.advance(hours=2)
+    orders = ["ok1", "draft", "by_other", "other", "ok2"]
+
+    def expected(o: dict[str, str]) -> dict:
+        return {"succeeded": [o["ok1"], o["ok2"]], "failed": [
+            {"id": o["draft"], "error": {"code": "conflict", "message": f"Sales order {o['draft']} is Draft: "
+                                         "Withdraw applies only to sales orders in state Submitted"}},
+            {"id": o["by_other"], "error": {"code": "forbidden", "message": "only the submitter 李娜 or an "
+                                            f"administrator can withdraw approval {o['by_other_approval']}"}},
+            {"id": o["other"], "error": {"code": "not_found", "message": f"no sales order with id {o['other']}"}},
+            {"id": "999999", "error": {"code": "not_found", "message": "no sales order with id 999999"}}]}
+
+    comment = {"comment": "数量要改"}
+    one = one_by_one(platform, people["rep"], "sales_order", "withdraw", [*(a[k] for k in orders), "999999"],
+                     comment)
+    assert without_reasons(one) == expected(a)
+    status, many = api.post("/objects/sales_order/actions/withdraw", "rep",
+                            {"ids": [*(b[k] for k in orders), "999999"], **comment})
+    assert (status, without_reasons(many)) == (200, expected(b))
+
+    deals = ["deal1", "deal3", "deal2"]
+
+    def expected_deals(o: dict[str, str]) -> dict:
+        return {"succeeded": [o["deal1"], o["deal2"]], "failed": [{"id": o["deal3"], "error": {
+            "code": "conflict", "message": f"Opportunity {o['deal3']} has no approval waiting to be withdrawn"}}]}
+
+    one = one_by_one(platform, people["rep"], "opportunity", "withdraw", [a[k] for k in deals], {})
+    assert without_reasons(one) == expected_deals(a)
+    many = approvals(platform).withdraw_many(access_for(platform, people["rep"]), "opportunity", [b[k] for k in deals])
+    assert without_reasons(many) == expected_deals(b)  # (not None: set-based)
+
+    for name in [*orders, *deals]:
+        obj = "opportunity" if name.startswith("deal") else "sales_order"
+        one, many = (written(platform, obj, o[name], ("account", "sales_order", "opportunity")) for o in (a, b))
+        assert one == many, name
+    withdrawn = written(platform, "sales_order", b["ok2"], ("account",))
+    assert withdrawn["record"]["status"] == "draft"
+    assert [(x["status"], x["ended_by"], x["end_comment"]) for x in withdrawn["approvals"]] == [
+        ("withdrawn", int(people["rep"]), "数量要改")]
+    assert [(t["user_id"], t["done_at"], t["done_by"]) for t in withdrawn["todos"]] == [
+        (int(people["boss"]), clock.at.replace(tzinfo=None), int(people["rep"]))]
+    assert [(h["change"], h["field"], h["old"], h["new"]) for h in withdrawn["history"][-1:]] == [
+        ("approval", "status", "submitted", "draft")]
+    deal = written(platform, "opportunity", b["deal2"], ("account",))
+    assert (deal["record"]["stage"], deal["record"]["pending_stage"]) == ("proposal", None)
+    assert [(h["change"], h["field"], h["old"], h["new"]) for h in deal["history"][-1:]] == [
+        ("withdraw_stage", "pending_stage", "negotiation", None)]
+    assert [x["status"] for x in deal["approvals"]] == ["withdrawn"]
+    assert sorted(int(t[2]) for t in todos(platform, people["boss"])) == sorted(  # those still waiting
+        int(o[f"{name}_approval"]) for o in (a, b) for name in ("by_other", "other"))
+
+
+def submit_scenario(platform, people, product) -> dict[str, str]:
+    """Orders and invoices in the states a bulk submit by rep meets, by name: two draft orders, one rejected, one
+    submitted already, one of rep2's account (rep does not see it); invoices of 20,000 (the invoice request: the
+    manager), 5,000 (the small invoice: both finance clerks) and 500 (no flow applies)."""
+    records, rep, rep2 = platform.records, people["rep"], people["rep2"]
+    account = records.create("account", {"name": "华信银行"}, user=rep)["id"]
+    theirs = records.create("account", {"name": "华东物流"}, user=rep2)["id"]
+    o = {name: order(platform, rep, account, product, amount)["id"]
+         for name, amount in (("new1", "3000"), ("rejected", "4000"), ("waiting", "5000"), ("new2", "600000"))}
+    o["other"] = order(platform, rep2, theirs, product, "9000")["id"]
+    for name in ("rejected", "waiting"):
+        act(platform, rep, "sales_order", "submit", o[name])
+    decide(platform, people["boss"], approvals(platform).pending_for_record("sales_order", o["rejected"])["id"],
+           False, "价格不对")
+    so = approved_order(platform, rep, account, product, "100000")["id"]
+    for name, amount in (("big", "20000"), ("small", "5000"), ("tiny", "500")):
+        o[name] = records.create("invoice", {"sales_order": so, "amount": amount, "title": "华信银行"}, user=rep)["id"]
+    return o
+
+
+def test_bulk_submit_is_set_based_and_answers_as_one_record_after_another(platform, people, product, clock):
+    """The same orders and invoices, once submitted one record after another (each its own single action) and once
+    by the API's bulk action (set-based, `submit_many`): the same successes and refusals (state, scope, no flow
+    applies, unknown id), records (the flow's on_submit), history, approvals with their flow, title and step,
+    approvers, to-dos and notifications."""
+    a, b = submit_scenario(platform, people, product), submit_scenario(platform, people, product)
+    api = Api(create_app(platform).test_client())
+    clock.advance(hours=1)
+    orders, invoices, comment = ["new1", "waiting", "rejected", "other", "new2"], ["big", "tiny", "small"], {
+        "comment": "请审批"}
+
+    def expected(o: dict[str, str]) -> dict:
+        return {"succeeded": [o["new1"], o["rejected"], o["new2"]], "failed": [
+            {"id": o["waiting"], "error": {"code": "conflict", "message": f"Sales order {o['waiting']} is Submitted: "
+                                           "Submit for approval applies only to sales orders in state Draft, "
+                                           "Rejected"}},
+            {"id": o["other"], "error": {"code": "not_found", "message": f"no sales order with id {o['other']}"}},
+            {"id": "999999", "error": {"code": "not_found", "message": "no sales order with id 999999"}}]}
+
+    def expected_invoices(o: dict[str, str]) -> dict:
+        return {"succeeded": [o["big"], o["small"]], "failed": [{"id": o["tiny"], "error": {
+            "code": "validation_failed", "message": "no approval flow of invoice applies", "fields": {"__all__": [
+                f"no approval flow of invoice applies to invoice {o['tiny']}; their entry conditions: "
+                "invoice_request: amount >= 10000; small_invoice: amount >= 1000"]}}}]}
+
+    one = one_by_one(platform, people["rep"], "sales_order", "submit", [*(a[k] for k in orders), "999999"], comment)
+    assert without_reasons(one) == expected(a)
+    status, many = api.post("/objects/sales_order/actions/submit", "rep",
+                            {"ids": [*(b[k] for k in orders), "999999"], **comment})
+    assert (status, without_reasons(many)) == (200, expected(b))
+    one = one_by_one(platform, people["rep"], "invoice", "submit", [a[k] for k in invoices], {})
+    assert without_reasons(one) == expected_invoices(a)
+    many = approvals(platform).submit_many(access_for(platform, people["rep"]), "invoice", [b[k] for k in invoices])
+    assert without_reasons(many) == expected_invoices(b)  # (not None: set-based)
+
+    for name in [*orders, *invoices]:
+        obj = "sales_order" if name in orders else "invoice"
+        one, many = (written(platform, obj, o[name], ("account", "sales_order")) for o in (a, b))
+        assert one == many, name
+    submitted = written(platform, "sales_order", b["new2"], ("account", "sales_order"))
+    assert submitted["record"]["status"] == "submitted"
+    assert [(x["flow"], x["status"], x["step"], x["comment"], x["title_en"]) for x in submitted["approvals"]] == [
+        ("sales_order_approval", "pending", 0, "请审批", "Order approval {title}")]
+    assert [(t["user_id"], t["title_en"], t["done_at"]) for t in submitted["todos"]] == [
+        (int(people["boss"]), "Approve: Order approval {title} (Manager approval)", None)]
+    small = written(platform, "invoice", b["small"], ("account", "sales_order"))
+    assert [(x["step"], x["name"], x["approver"]) for x in small["approval_steps"]] == [
+        (0, "pair", int(people["fin1"])), (0, "pair", int(people["fin2"]))]
+    assert sorted(t["user_id"] for t in small["todos"]) == [int(people["fin1"]), int(people["fin2"])]

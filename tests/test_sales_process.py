@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from support import FixedClock, crm_metadata
-from test_api import PASSWORD, Api
+import sqlalchemy as sa
+from support import FixedClock, crm_metadata, one_by_one, written
+from test_api import PASSWORD, Api, without_reasons
 from test_pages import login, token
 
 from objectplatform.metadata import MetadataError
@@ -186,7 +187,7 @@ def test_advance_moves_probability_and_stage_history(platform, records, people, 
     moves = [(e["change"], e["field"], e["old"], e["new"]) for e in records.history("opportunity", opportunity["id"])
              if e["change"] in ("advance", "complete_task")]
     assert moves == [("complete_task", None, None, {"stage": "intent", "task": "first_call"}),
-                     ("advance", "stage", "intent", "initiation"), ("advance", "probability", "10.00", "40")]
+                     ("advance", "stage", "intent", "initiation"), ("advance", "probability", "10.00", "40.00")]
 
 
 def test_a_stage_needing_approval_waits_until_it_is_decided(platform, records, people, account, contact):
@@ -456,3 +457,213 @@ def test_a_broken_process_is_reported_with_file_and_line(tmp_path):
         "flows/retail.yaml:10:44: task 'sign' is listed twice (at stages[1].tasks[1].key)",
         "flows/retail.yaml:11:16: unknown role 'boss' (at stages[1].approval.role)",
         "flows/retail.yaml:17:36: 120 is greater than the maximum of 100 (at stages[0].probability)"]
+
+
+# ------------------------------------------------------------------------------------ bulk closing
+
+
+def closing_scenario(platform, people) -> dict[str, str]:
+    """An account's opportunities in the states a bulk close meets, by name: two ready to be won (east_branch's last
+    stage, its task done), one whose task is not done, one in standard_sales' first stage, one lost, one waiting for
+    the approval to enter Negotiation, and one of 华东区's rep (outside rep's scope)."""
+    records, rep = platform.records, people["rep"]
+    account = records.create("account", {"name": "华信银行"}, user=rep)["id"]
+
+    def opportunity(amount: str, process: str = "east_branch", stage: str | None = None, **more) -> str:
+        return records.create("opportunity", {"name": "零售条线CRM项目", "account": account, "amount": amount,
+                                              "sales_process": process, "stage": stage, **more},
+                              user=rep, system=True)["id"]  # (a stage given: the system's import)
+
+    o = {"account": account, "ready": opportunity("300000", stage="closing"),
+         "unsigned": opportunity("200000", stage="closing"), "early": opportunity("100000", "standard_sales"),
+         "lost": opportunity("50000", "standard_sales"), "ready2": opportunity("123456.78", stage="closing"),
+         "pending": opportunity("80000", "standard_sales", "proposal", customer_address="北京市西城区金融大街8号")}
+    o["east"] = records.create("opportunity", {"name": "华东项目", "account": account, "amount": "70000",
+                                               "owner": people["east_rep"]}, system=True)["id"]
+    for name in ("ready", "ready2"):
+        act(platform, rep, "complete_task", o[name], {"task": "sign_contract"})
+    act(platform, rep, "lose", o["lost"], {"reason": "price", "comment": "价格过高"})
+    act(platform, rep, "complete_task", o["pending"], {"task": "submit_proposal"})
+    act(platform, rep, "advance", o["pending"])
+    return o
+
+
+def closing_state(platform, o: dict[str, str]) -> dict:
+    """What closing the opportunities of `o` left (`written`, with their stage history rows and the history of
+    each), and the account's rollups."""
+    state, s = {}, platform.schema["stage_history"]
+    for name, one in o.items():
+        if name != "account":
+            with platform.engine.connect() as conn:
+                rows = conn.execute(sa.select(s.table.c.id).where(s.column("opportunity") == int(one))
+                                    .order_by(s.table.c.id)).scalars().all()
+            state[name] = {**written(platform, "opportunity", one, ("account", "contact", "opportunity")),
+                           "stage_rows": [written(platform, "stage_history", row, ("opportunity",))["history"]
+                                          for row in rows]}
+    account = platform.records.get("account", o["account"])
+    state["account"] = (account["opportunity_count"], account["won_amount"])
+    return state
+
+
+def test_bulk_win_lose_and_invalidate_are_set_based_and_answer_as_one_record_after_another(platform, people):
+    """The same opportunities, once closed one record after another (each its own single action) and once by the
+    API's bulk actions (set-based, `close_many`): the same successes and refusals (state, scope, unknown id, a task
+    not done), records, history, stage history rows, the waiting stage approval withdrawn with its to-do, and the
+    account's won amount."""
+    platform.clock = clock = FixedClock(T1)
+    api, rep = Api(create_app(platform).test_client()), people["rep"]
+    a, b = closing_scenario(platform, people), closing_scenario(platform, people)
+    clock.at = T2
+
+    def expected_win(o: dict[str, str]) -> dict:
+        return {"succeeded": [o["ready"], o["ready2"]], "failed": [
+            {"id": o["unsigned"], "error": {"code": "validation_failed", "message": "stage Closing is not finished: "
+                                            "1 missing", "fields": {"tasks": ["Sign the contract is not done"]}}},
+            {"id": o["early"], "error": {"code": "conflict", "message": f"Opportunity {o['early']} is in stage "
+                                         "Confirm interest: it can be won only from the last stage Closing"}},
+            {"id": o["lost"], "error": {"code": "conflict",
+                                        "message": f"Opportunity {o['lost']} is Lost: it cannot be won"}},
+            {"id": o["pending"], "error": {"code": "conflict", "message": f"Opportunity {o['pending']} is in stage "
+                                           "Proposal, waiting for approval to enter Negotiation: it can be won only "
+                                           "from the last stage Closing"}},
+            {"id": o["east"], "error": {"code": "not_found", "message": f"no opportunity with id {o['east']}"}},
+            {"id": "999999", "error": {"code": "not_found", "message": "no opportunity with id 999999"}}]}
+
+    batch = ["ready", "unsigned", "early", "lost", "pending", "east", "ready2"]
+    assert without_reasons(one_by_one(platform, rep, "opportunity", "win", [*(a[k] for k in batch), "999999"], {})) \
+        == expected_win(a)
+    status, body = api.post("/objects/opportunity/actions/win", "rep", {"ids": [*(b[k] for k in batch), "999999"]})
+    assert (status, without_reasons(body)) == (200, expected_win(b))
+
+    later = clock.advance(hours=1)
+    lose = {"reason": "competitor", "comment": "客户选择了本地厂商"}
+    batch = ["early", "pending", "ready", "east"]
+    assert without_reasons(one_by_one(platform, rep, "opportunity", "lose", [a[k] for k in batch], lose)) == {
+        "succeeded": [a["early"], a["pending"]], "failed": [
+            {"id": a["ready"], "error": {"code": "conflict", "message": f"Opportunity {a['ready']} is Won: it "
+                                         "cannot be lost"}},
+            {"id": a["east"], "error": {"code": "not_found", "message": f"no opportunity with id {a['east']}"}}]}
+    status, body = api.post("/objects/opportunity/actions/lose", "rep", {"ids": [b[k] for k in batch], **lose})
+    assert (status, without_reasons(body)) == (200, {"succeeded": [b["early"], b["pending"]], "failed": [
+        {"id": b["ready"], "error": {"code": "conflict", "message": f"Opportunity {b['ready']} is Won: it "
+                                     "cannot be lost"}},
+        {"id": b["east"], "error": {"code": "not_found", "message": f"no opportunity with id {b['east']}"}}]})
+    invalidate = {"comment": "重复商机"}
+    invalidated = one_by_one(platform, rep, "opportunity", "invalidate", [a["unsigned"], a["lost"]], invalidate)
+    assert without_reasons(invalidated) == {
+        "succeeded": [a["unsigned"]], "failed": [{"id": a["lost"], "error": {
+            "code": "conflict", "message": f"Opportunity {a['lost']} is Lost: it cannot be marked invalid"}}]}
+    status, body = api.post("/objects/opportunity/actions/invalidate", "rep",
+                            {"ids": [b["unsigned"], b["lost"]], **invalidate})
+    assert (status, without_reasons(body)) == (200, {"succeeded": [b["unsigned"]], "failed": [{"id": b["lost"],
+        "error": {"code": "conflict", "message": f"Opportunity {b['lost']} is Lost: it cannot be marked invalid"}}]})
+
+    one, many = closing_state(platform, a), closing_state(platform, b)
+    for name in one:
+        assert one[name] == many[name], name
+    won = one["ready2"]
+    assert {k: won["record"][k] for k in ("status", "probability", "weighted_amount", "closed_at", "pending_stage")} \
+        == {"status": "won", "probability": Decimal("100.00"), "weighted_amount": Decimal("123456.78"),
+            "closed_at": T2, "pending_stage": None}
+    assert [(h["field"], h["old"], h["new"]) for h in won["history"] if h["change"] == "win"] == [
+        ("probability", "90.00", "100.00"), ("status", "open", "won"), ("closed_at", None, T2.isoformat())]
+    assert [(h["field"], h["old"], h["new"]) for h in won["stage_rows"][-1] if h["change"] == "update"] == [
+        ("left_at", None, T2.isoformat()), ("left_to", None, "won")]
+    assert one["account"] == (7, Decimal("423456.78"))
+    h = platform.schema.history
+    with platform.engine.connect() as conn:  # set-based: a packed row per opportunity closed (one by one: per field)
+        packed = dict(conn.execute(sa.select(h.c.record_id, sa.func.count()).where(
+            h.c.object == "opportunity", h.c.change.in_(["win", "lose", "invalidate"]), h.c.field == "*")
+            .group_by(h.c.record_id)).all())
+    assert packed == {int(b[name]): 1 for name in ("ready", "ready2", "early", "pending", "unsigned")}
+    withdrawn = one["pending"]
+    assert [(x["kind"], x["status"], x["ended_by"], x["ended_at"]) for x in withdrawn["approvals"]] == [
+        ("stage", "withdrawn", int(rep), later.replace(tzinfo=None))]
+    assert [(t["user_id"], t["done_at"], t["done_by"]) for t in withdrawn["todos"]] == [
+        (int(people["boss"]), later.replace(tzinfo=None), int(rep))]
+
+
+def advance_scenario(platform, people) -> dict[str, str]:
+    """An account's opportunities in the states a bulk advance meets, by name: two in standard_sales' first stage
+    and one in east_branch's, each finished; one in Proposal, finished (Negotiation needs the manager's approval);
+    one in the first stage with its task and contact missing; one in the last stage; one waiting for an approval;
+    one lost; and one of 华东区's rep (outside rep's scope)."""
+    records, rep = platform.records, people["rep"]
+    account = records.create("account", {"name": "华信银行"}, user=rep)["id"]
+    contact = records.create("contact", {"name": "王建华", "account": account}, user=rep)["id"]
+
+    def opportunity(process: str, stage: str | None = None, **more) -> str:
+        return records.create("opportunity", {"name": "零售条线CRM项目", "account": account, "amount": "100000",
+                                              "sales_process": process, "stage": stage, **more},
+                              user=rep, system=True)["id"]
+
+    o = {"account": account, "ready1": opportunity("standard_sales", contact=contact),
+         "east": opportunity("east_branch", contact=contact), "ready2": opportunity("standard_sales", contact=contact),
+         "approving": opportunity("standard_sales", "proposal", customer_address="北京市西城区金融大街8号"),
+         "missing": opportunity("standard_sales"), "last": opportunity("east_branch", "closing"),
+         "pending": opportunity("standard_sales", "proposal", customer_address="北京市西城区金融大街8号"),
+         "lost": opportunity("standard_sales")}
+    o["theirs"] = records.create("opportunity", {"name": "华东项目", "account": account, "amount": "70000",
+                                                 "owner": people["east_rep"]}, system=True)["id"]
+    for name in ("ready1", "east", "ready2"):
+        act(platform, rep, "complete_task", o[name], {"task": "first_call"})
+    for name in ("approving", "pending"):
+        act(platform, rep, "complete_task", o[name], {"task": "submit_proposal"})
+    act(platform, rep, "advance", o["pending"])
+    act(platform, rep, "lose", o["lost"], {"reason": "price", "comment": "价格过高"})
+    return o
+
+
+def test_bulk_advance_is_set_based_and_answers_as_one_record_after_another(platform, people):
+    """The same opportunities, once advanced one record after another and once by the API's bulk action (those
+    entering a stage without approval set-based, per stage they leave; the one whose next stage needs approval on its
+    own): the same successes and refusals (a task and a required field missing, the last stage, waiting, closed,
+    scope, unknown id), records, history, stage history rows, the approval started with its to-do."""
+    platform.clock = clock = FixedClock(T1)
+    api, rep = Api(create_app(platform).test_client()), people["rep"]
+    a, b = advance_scenario(platform, people), advance_scenario(platform, people)
+    clock.at = T2
+    batch = ["ready1", "east", "missing", "approving", "last", "pending", "lost", "theirs", "ready2"]
+
+    def expected(o: dict[str, str]) -> dict:
+        return {"succeeded": [o["ready1"], o["east"], o["approving"], o["ready2"]], "failed": [
+            {"id": o["missing"], "error": {
+                "code": "validation_failed", "message": "stage Confirm interest is not finished: 2 missing",
+                "fields": {"tasks": ["Call about the needs is not done"],
+                           "contact": ["is required to leave stage Confirm interest"]}}},
+            {"id": o["last"], "error": {"code": "conflict", "message": f"Opportunity {o['last']} is in stage "
+                                        "Closing, the last stage of East branch sales process: win it instead of "
+                                        "advancing"}},
+            {"id": o["pending"], "error": {"code": "conflict", "message": f"Opportunity {o['pending']} is in stage "
+                                           "Proposal, waiting for approval to enter Negotiation: it cannot be "
+                                           "advanced"}},
+            {"id": o["lost"], "error": {"code": "conflict",
+                                        "message": f"Opportunity {o['lost']} is Lost: it cannot be advanced"}},
+            {"id": o["theirs"], "error": {"code": "not_found", "message": f"no opportunity with id {o['theirs']}"}},
+            {"id": "999999", "error": {"code": "not_found", "message": "no opportunity with id 999999"}}]}
+
+    one = one_by_one(platform, rep, "opportunity", "advance", [*(a[k] for k in batch), "999999"], {})
+    assert without_reasons(one) == expected(a)
+    status, many = api.post("/objects/opportunity/actions/advance", "rep", {"ids": [*(b[k] for k in batch), "999999"]})
+    assert (status, without_reasons(many)) == (200, expected(b))
+
+    one, many = closing_state(platform, a), closing_state(platform, b)
+    for name in one:
+        assert one[name] == many[name], name
+    moved = one["ready2"]
+    assert (moved["record"]["stage"], moved["record"]["probability"], moved["record"]["weighted_amount"]) == (
+        "initiation", Decimal("40.00"), Decimal("40000.00"))
+    assert [(h["field"], h["old"], h["new"]) for h in moved["history"] if h["change"] == "advance"] == [
+        ("stage", "intent", "initiation"), ("probability", "10.00", "40.00")]
+    assert [(h["field"], h["old"], h["new"]) for h in moved["stage_rows"][0] if h["change"] == "update"] == [
+        ("left_at", None, T2.isoformat()), ("left_to", None, "initiation")]
+    assert len(moved["stage_rows"]) == 2
+    assert one["east"]["record"]["stage"] == "demo"
+    waiting = one["approving"]
+    assert (waiting["record"]["stage"], waiting["record"]["pending_stage"]) == ("proposal", "negotiation")
+    assert [(x["kind"], x["status"]) for x in waiting["approvals"]] == [("stage", "pending")]
+    h = platform.schema.history
+    with platform.engine.connect() as conn:  # set-based: a packed row per opportunity moved (one by one: per field)
+        packed = conn.execute(sa.select(h.c.record_id).where(
+            h.c.object == "opportunity", h.c.change == "advance", h.c.field == "*").order_by(h.c.record_id)).all()
+    assert [str(i) for i, in packed] == [b["ready1"], b["east"], b["ready2"]]

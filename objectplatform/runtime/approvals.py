@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from objectplatform.metadata import ApprovalFlow, Label, Metadata, ObjectDef, plain
 from objectplatform.metadata.expressions import Expression, parse
 
-from . import actions, rules
+from . import actions, lifecycles, rules
 from .errors import (
     Conflict,
     Forbidden,
     Locked,
     Message,
     NotFound,
+    RuntimeFailure,
     ValidationFailed,
     no_record,
     said_label,
@@ -32,6 +33,7 @@ from .permissions import access_for
 from .records import hooks
 from .storage import convert
 from .storage.engine import reading
+from .storage.id_sets import among
 from .workqueue import TEXT, title_sql, work_queue
 
 PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "withdrawn"
@@ -43,8 +45,8 @@ ENDINGS = {APPROVED: Label("已通过", "approved"), REJECTED: Label("已驳回"
 AN_APPROVAL = Message("approval.noun", "approval")  # what `no_record` names: no object's records
 NO_SUFFIX = Label("", "")  # the outcome messages of a decision without a comment
 
-# settles the record when an approval of a kind ends: (platform, conn, object, user, record id, status)
-Settle = Callable[[Any, sa.Connection, str, str | None, Any, str], Any]
+# settles the records when approvals of a kind end alike: (platform, conn, object, user, record ids, status)
+Settle = Callable[[Any, sa.Connection, str, str | None, list[int], str], Any]
 
 
 def _pair(value: Any) -> dict:
@@ -242,11 +244,119 @@ class Approvals:
             return {"record": self.records.get(obj, record_id, conn=conn),
                     "approval": self._json(conn, [self._row(conn, approval_id)], access)[0]}
 
+    def submit_many(self, access, obj: str, ids: list[str], comment: str | None = None,
+                    action: str = SUBMIT) -> dict | None:
+        """Submit many records set-based, with the outcome of `submit` run on each in turn: the records read and
+        locked in one query within the caller's scope and their waiting approvals in another, each checked as
+        `submit` checks it (a state `action` starts from, nothing waiting, a flow that applies, approvers for its
+        first step; if refused, reported by id with why); then the approvals inserted in one statement, their
+        flows' on_submit actions run on all their records at once (per set of equal actions), their approvers,
+        rows and to-dos written in one statement each. None when an approval would be granted at once (no step
+        applies) or a check only the write makes refuses the batch: the caller runs the records one by one."""
+        definition, ot = self.platform.metadata.objects[obj], self.platform.schema[obj]
+        scope, me, at = access.scope(obj, ot.table), access.user_id, self.platform.clock.now()
+        flows = flows_started_by(self.platform.metadata, obj, action)
+        label = actions.actions_service(self.platform).get(obj, action).label
+        refused: dict[str, RuntimeFailure] = {}
+        started = []
+        try:
+            with self.records.transaction() as conn:
+                found = self.records.read_many(conn, obj, ids, where=scope, lock=True)
+                t = self.table
+                pending = {str(row["record_id"]): row for row in conn.execute(sa.select(t).where(
+                    t.c.object == obj, among(t.c.record_id, list(found)), t.c.status == PENDING)).mappings()}
+                now = self.platform.local_now()
+                for one in ids:
+                    try:
+                        record = found.get(one)
+                        if record is None:
+                            raise NotFound(no_record(definition, one))
+                        if lifecycles.governs(definition, action):
+                            lifecycles.refuse(access, definition, action, record, now, label)
+                        if one in pending:
+                            raise self._already_pending(obj, one, pending[one])
+                        flow = self.flow_for(obj, record, flows, at)
+                        document = plain(flow.document)
+                        index = self.step_from(document, 0, record, at)
+                        if index is None:
+                            return None
+                        step = document["steps"][index]
+                        approvers = self.resolve(conn, {"object": obj, "submitter": int(me)}, document, step, record)
+                    except RuntimeFailure as e:
+                        refused[one] = e
+                    else:
+                        started.append((record, flow, document, index, approvers))
+                if started:
+                    self._started_many(conn, obj, started, me, at, comment)
+        except RuntimeFailure:
+            return None
+        return {"succeeded": [one for one in ids if one not in refused],
+                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+    def _started_many(self, conn: sa.Connection, obj: str, started: list[tuple], me: str, at: datetime,
+                      comment: str | None) -> None:
+        """The approvals of `started` ((record, flow, its definition, first step, its approvers) each) begun by
+        `me`, set-based, as `_create` and `_enter_step` begin each."""
+        ot, t = self.platform.schema[obj], self.table
+        zh, en = (title_sql(self.platform, obj, "{" + ot.object.title_field + "}", lang) for lang in ("zh", "en"))
+        titles = {str(i): (z, e) for i, z, e in conn.execute(sa.select(ot.table.c.id, zh, en).where(
+            among(ot.table.c.id, [record["id"] for record, *_ in started])))}
+        rows = []
+        for record, flow, document, _, _ in started:
+            label, (title_zh, title_en) = Label.of(document["label"]), titles[str(record["id"])]
+            rows.append({"object": obj, "record_id": int(record["id"]), "kind": FLOW, "flow": flow.name,
+                         "definition": json.dumps(document, ensure_ascii=False),
+                         "title_zh": f"{label.zh} {title_zh or record['id']}",
+                         "title_en": f"{label.en} {title_en or record['id']}", "status": PENDING,
+                         "step": 0, "step_started_at": _stamp(at), "submitter": int(me), "comment": comment or None,
+                         "started_at": _stamp(at)})
+        try:
+            approval_ids = conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True),
+                                        rows).scalars().all()
+        except sa.exc.IntegrityError:  # a concurrent submit of one of the records won: each is tried on its own
+            raise Conflict(Message("approval.already_waiting", "{object} {id} is already waiting for approval",
+                                   object=self._said(obj), id=started[0][0]["id"])) from None
+        approvals = [{**row, "id": approval_id} for row, approval_id in zip(rows, approval_ids, strict=True)]
+        outcomes: dict[str, dict[int, int]] = {}
+        for approval, (_, _, document, _, _) in zip(approvals, started, strict=True):
+            outcomes.setdefault(json.dumps(document.get("on_submit", [])), {})[approval["id"]] = approval["record_id"]
+        for outcome, ended in outcomes.items():
+            if json.loads(outcome):
+                _EndedRun(self.platform, conn, obj, ended, "submitted", me, at).perform(json.loads(outcome))
+        conn.execute(self.steps.insert(), [
+            {"approval_id": approval["id"], "step": index, "name": document["steps"][index]["name"], "approver": user}
+            for approval, (_, _, document, index, approvers) in zip(approvals, started, strict=True)
+            for user in approvers])
+        alike: dict[str, list[int]] = {}
+        for approval, (_, _, document, index, _) in zip(approvals, started, strict=True):
+            alike.setdefault(json.dumps([index, document["steps"][index].get("remind_after_hours")]), []).append(
+                approval["id"])
+        for key, group in alike.items():
+            index, hours = json.loads(key)
+            conn.execute(sa.update(t).where(among(t.c.id, group)).values(
+                _entered({"remind_after_hours": hours}, index, at)))
+        conn.execute(self.work.todos.insert(), [
+            {"user_id": user, "role": None, "kind": "approval", "title_zh": title.zh, "title_en": title.en,
+             "object": obj, "record_id": approval["record_id"], "action": "approve", "approval_id": approval["id"],
+             "dedupe_key": _step_key(approval["id"], index), "created_at": _stamp(at)}
+            for approval, (_, _, document, index, approvers) in zip(approvals, started, strict=True)
+            for title in [_approve(approval, document["steps"][index])] for user in approvers])
+
     def start(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], flows: list[ApprovalFlow],
               submitter: Any, at: datetime, comment: str | None = None, *, required: bool = True) -> int | None:
         """Start the first flow whose entry condition holds on `record`; its id. None holding: 422 when
         `required` (a submit), else nothing (a create or a field change no flow cares about)."""
         self._refuse_pending(conn, obj, record)
+        flow = self.flow_for(obj, record, flows, at, required)
+        if flow is None:
+            return None
+        definition = plain(flow.document)
+        return self._create(conn, obj, record, FLOW, flow.name, definition, submitter, at, comment)
+
+    def flow_for(self, obj: str, record: Mapping[str, Any], flows: list[ApprovalFlow], at: datetime,
+                 required: bool = True) -> ApprovalFlow | None:
+        """The first of `flows` whose entry condition holds on `record` at `at`; none holding: 422 when `required`
+        (a submit), else None."""
         local = at.astimezone(self.platform.settings.zone)  # conditions count the site's days
         flow = next((f for f in flows if _holds(f.condition, record, local)), None)
         if flow is None:
@@ -262,8 +372,7 @@ class Approvals:
                 conditions="; ".join(why))]},
                 Message("approval.no_flow_for_record", "no approval flow of {object} applies",
                         object=self._said(obj, lower=True)))
-        definition = plain(flow.document)
-        return self._create(conn, obj, record, FLOW, flow.name, definition, submitter, at, comment)
+        return flow
 
     def start_stage(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], process: str, stage,
                     submitter: Any, at: datetime) -> int:
@@ -279,10 +388,12 @@ class Approvals:
     def _refuse_pending(self, conn: sa.Connection, obj: str, record: Mapping[str, Any]) -> None:
         pending = self.pending_row(conn, obj, record["id"])
         if pending is not None:
-            raise Conflict(Message("approval.already_pending", "{object} {id} is already waiting for approval "
-                                   "{approval} ({title})", object=self._said(obj), id=record["id"],
-                                   approval=pending["id"],
-                                   title=said_title(pending)))
+            raise self._already_pending(obj, record["id"], pending)
+
+    def _already_pending(self, obj: str, record_id: Any, pending: Mapping[str, Any]) -> Conflict:
+        return Conflict(Message("approval.already_pending", "{object} {id} is already waiting for approval "
+                                "{approval} ({title})", object=self._said(obj), id=record_id,
+                                approval=pending["id"], title=said_title(pending)))
 
     def _create(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], kind: str, flow: str,
                 definition: dict, submitter: Any, at: datetime, comment: str | None) -> int:
@@ -315,27 +426,27 @@ class Approvals:
                     record: Mapping[str, Any], at: datetime) -> int | None:
         """Start the first step from `index` whose condition holds: its approvers and their to-dos; its
         index, or None when no step is left (the approval is granted)."""
+        index = self.step_from(definition, index, record, at)
+        if index is None:
+            return None
+        step = definition["steps"][index]
+        approvers = self.resolve(conn, approval, definition, step, record)
+        conn.execute(self.steps.insert(), [{"approval_id": approval["id"], "step": index, "name": step["name"],
+                                            "approver": user} for user in approvers])
+        conn.execute(sa.update(self.table).where(self.table.c.id == approval["id"]).values(
+            _entered(step, index, at)))
+        self.work.add_todo(conn, users=approvers, kind="approval", title=_approve(approval, step),
+                           object=approval["object"], record_id=approval["record_id"], action="approve",
+                           key=_step_key(approval["id"], index), approval_id=approval["id"], now=at)
+        return index
+
+    def step_from(self, definition: dict, index: int, record: Mapping[str, Any], at: datetime) -> int | None:
+        """The first step from `index` whose condition holds on `record` at `at`; None when none is left."""
         steps = definition["steps"]
         local = at.astimezone(self.platform.settings.zone)
         while index < len(steps) and not _holds(_condition(steps[index]), record, local):
             index += 1
-        if index == len(steps):
-            return None
-        step = steps[index]
-        approvers = self.resolve(conn, approval, definition, step, record)
-        conn.execute(self.steps.insert(), [{"approval_id": approval["id"], "step": index, "name": step["name"],
-                                            "approver": user} for user in approvers])
-        hours = step.get("remind_after_hours")
-        conn.execute(sa.update(self.table).where(self.table.c.id == approval["id"]).values(
-            step=index, step_started_at=_stamp(at),
-            remind_at=_stamp(at + timedelta(hours=hours)) if hours else None))
-        label = Label.of(step["label"])
-        self.work.add_todo(conn, users=approvers, kind="approval",
-                           title=Label(f"审批：{approval['title_zh']}（{label.zh}）",
-                                       f"Approve: {approval['title_en']} ({label.en})"),
-                           object=approval["object"], record_id=approval["record_id"], action="approve",
-                           key=_step_key(approval["id"], index), approval_id=approval["id"], now=at)
-        return index
+        return None if index == len(steps) else index
 
     def resolve(self, conn: sa.Connection, approval: Mapping[str, Any], definition: dict, step: Mapping[str, Any],
                 record: Mapping[str, Any]) -> list[int]:
@@ -492,7 +603,7 @@ class Approvals:
             remind_at=None))
         user = None if by is None else str(by)
         if settle := self.platform.registry.settlers.get(row["kind"]):
-            settle(self.platform, conn, row["object"], user, row["record_id"], status)
+            settle(self.platform, conn, row["object"], user, [row["record_id"]], status)
         outcome = definition.get("on_approve" if status == APPROVED else "on_reject", [])
         told = any(a.get("notify", {}).get("submitter") for a in outcome)
         suffix = Label(f"：{comment}", f": {comment}") if comment else NO_SUFFIX
@@ -537,9 +648,86 @@ class Approvals:
             self._perform(conn, row, json.loads(row["definition"]).get("on_withdraw", []), WITHDRAWN,
                           access.user_id, at)
             if settle := self.platform.registry.settlers.get(row["kind"]):
-                settle(self.platform, conn, obj, access.user_id, record_id, WITHDRAWN)
+                settle(self.platform, conn, obj, access.user_id, [row["record_id"]], WITHDRAWN)
             return {"record": self.records.get(obj, record_id, conn=conn),
                     "approval": self._json(conn, [self._row(conn, row["id"])], access)[0]}
+
+    def withdraw_many(self, access, obj: str, ids: list[str], comment: str | None = None) -> dict | None:
+        """Withdraw the waiting approvals of many records set-based, with the outcome of `withdraw` run on each in
+        turn: the records read and locked in one query within the caller's scope (each in a state the withdraw
+        transition starts from, when the lifecycle has one) and their waiting approvals in another, each checked as
+        `withdraw` checks it (if refused, reported by id with why); then one UPDATE ends the approvals, one closes
+        their to-dos, their flows' on_withdraw actions run on all their records at once (per set of equal actions)
+        and their kinds settle the records together. None when a check only the write makes refuses the batch as a
+        whole: the caller runs the records one by one."""
+        definition, ot = self.platform.metadata.objects[obj], self.platform.schema[obj]
+        scope, me, at = access.scope(obj, ot.table), access.user_id, self.platform.clock.now()
+        governed = lifecycles.governs(definition, WITHDRAW)
+        checked = definition.lifecycle.transitions[WITHDRAW].condition is None if governed else True
+        fields = None if not checked else [definition.lifecycle.field] if governed else []
+        label = actions.actions_service(self.platform).get(obj, WITHDRAW).label
+        refused: dict[str, RuntimeFailure] = {}
+        ended: list[Mapping[str, Any]] = []
+        try:
+            with self.records.transaction() as conn:
+                found = self.records.read_many(conn, obj, ids, where=scope, lock=True, fields=fields)
+                t = self.table
+                waiting = conn.execute(sa.select(t).where(t.c.object == obj, among(t.c.record_id, list(found)),
+                                                          t.c.status == PENDING).order_by(t.c.id)
+                                       .with_for_update()).mappings().all()
+                pending = {str(row["record_id"]): row for row in waiting}
+                names = self._names(conn, [row["submitter"] for row in waiting])
+                now = self.platform.local_now()
+                for one in ids:
+                    try:
+                        record = found.get(one)
+                        if record is None:
+                            raise NotFound(no_record(definition, one))
+                        if governed:
+                            lifecycles.refuse(access, definition, WITHDRAW, record, now, label)
+                        row = pending.get(one)
+                        if row is None:
+                            raise Conflict(Message("approval.nothing_to_withdraw", "{object} {id} has no approval "
+                                                   "waiting to be withdrawn", object=self._said(obj), id=one))
+                        if row["submitter"] != int(me) and not access.is_admin:
+                            raise Forbidden(Message("approval.withdraw_refused", "only the submitter {name} or an "
+                                                    "administrator can withdraw approval {id}",
+                                                    name=names.get(row["submitter"]), id=row["id"]))
+                    except RuntimeFailure as e:
+                        refused[one] = e
+                    else:
+                        ended.append(row)
+                if ended:
+                    self._withdrawn(conn, obj, ended, me, at, comment)
+        except RuntimeFailure:
+            return None
+        return {"succeeded": [one for one in ids if one not in refused],
+                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+    def _withdrawn(self, conn: sa.Connection, obj: str, rows: list[Mapping[str, Any]], by: str, at: datetime,
+                   comment: str | None) -> None:
+        """End the waiting approvals `rows` (locked) of `obj`'s records as withdrawn by `by`, set-based: one UPDATE,
+        their to-dos closed in one, each set of equal on_withdraw actions run on its records at once, and the
+        records settled per kind."""
+        t = self.table
+        conn.execute(sa.update(t).where(among(t.c.id, [row["id"] for row in rows]), t.c.status == PENDING).values(
+            status=WITHDRAWN, ended_at=_stamp(at), ended_by=int(by), end_comment=comment or None, remind_at=None))
+        todos = self.work.todos
+        self.work.close_todos(conn, where=sa.or_(*(todos.c.dedupe_key.like(f"approval:{row['id']}:%")
+                                                   for row in rows)), now=at, by=by)
+        outcomes: dict[str, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            outcomes.setdefault(json.dumps(json.loads(row["definition"]).get("on_withdraw", [])), []).append(row)
+        for outcome, alike in outcomes.items():
+            if json.loads(outcome):
+                _EndedRun(self.platform, conn, obj, {row["id"]: row["record_id"] for row in alike}, WITHDRAWN, by,
+                          at).perform(json.loads(outcome))
+        kinds: dict[str, list[int]] = {}
+        for row in rows:
+            kinds.setdefault(row["kind"], []).append(row["record_id"])
+        for kind, record_ids in kinds.items():
+            if settle := self.platform.registry.settlers.get(kind):
+                settle(self.platform, conn, obj, by, record_ids, WITHDRAWN)
 
     def close_pending(self, conn: sa.Connection, obj: str, record_id: Any, status: str, by: Any) -> None:
         """End the record's waiting approval as `status` without a decision (its stage was settled outside
@@ -553,6 +741,44 @@ class Approvals:
             status=status, step=steps if status == APPROVED else row["step"], ended_at=_stamp(at),
             ended_by=None if by is None else int(by), remind_at=None))
         self.work.close_todos(conn, key_prefix=f"approval:{row['id']}:", now=at, by=by)
+
+
+class _EndedRun(rules.RecordRun):
+    """A flow's outcome actions on the records of many approvals ended together ({approval id: record id}), as
+    `Approvals._perform` runs them on each: its keys name the approval and `tag`, its owner is the submitter."""
+
+    def __init__(self, platform, conn: sa.Connection, obj: str, ended: dict[int, int], tag: str, user: str | None,
+                 at: datetime):
+        super().__init__(platform, conn, obj, 0, "approval:", None, user, at, NO_SUFFIX)
+        self.ended, self.tag, self.approvals = ended, tag, platform.schema.approvals
+
+    def fresh(self) -> sa.ColumnElement[bool]:
+        return among(self.table.c.id, list(self.ended.values()))
+
+    def submitter_pairs(self) -> sa.Select:
+        t, a = self.table, self.approvals
+        return sa.select(t.c.id.label("record_id"), a.c.submitter.label("user_id")).select_from(
+            t.join(a, sa.and_(a.c.record_id == t.c.id, among(a.c.id, list(self.ended)))))
+
+    def key_prefix(self) -> sa.ColumnElement:
+        a = self.approvals
+        approval = sa.select(a.c.id).where(a.c.record_id == self.table.c.id, a.c.object == self.obj,
+                                           among(a.c.id, list(self.ended))).scalar_subquery()
+        return (sa.literal("approval:", TEXT) + sa.cast(approval, TEXT)
+                + sa.literal(f":{self.tag}:", TEXT))
+
+
+def _entered(step: Mapping[str, Any], index: int, at: datetime) -> dict:
+    """What an approval's row holds once step `index` started at `at`."""
+    hours = step.get("remind_after_hours")
+    return {"step": index, "step_started_at": _stamp(at),
+            "remind_at": _stamp(at + timedelta(hours=hours)) if hours else None}
+
+
+def _approve(approval: Mapping[str, Any], step: Mapping[str, Any]) -> Label:
+    """The title of an approver's to-do for `step` of `approval`."""
+    label = Label.of(step["label"])
+    return Label(f"审批：{approval['title_zh']}（{label.zh}）", f"Approve: {approval['title_en']} ({label.en})")
 
 
 def _step_key(approval_id: Any, index: int) -> str:
@@ -722,6 +948,8 @@ def _guard(ctx: hooks.HookContext, record: Mapping[str, Any]) -> None:
         return
     for obj, via in targets:
         target = record.get("id") if via is None else record.get(via)
+        if via is not None and ctx.master is not None and ctx.master[0] == via and "id" not in ctx.master[1]:
+            continue  # a line of a record being created (its parent's id a stand-in): nothing waits for it yet
         if target is None or not str(target).isdigit() or (obj, str(target)) in _started(ctx.conn):
             continue
         pending = approvals(platform).pending_row(ctx.conn, obj, target)
@@ -750,8 +978,22 @@ def _submit(name: str):
     return run
 
 
+def _submit_many(name: str):
+    """The bulk submit (or another action starting flows) set-based (`Approvals.submit_many`: as `submit` on one
+    record after another)."""
+    def run(platform, access, obj: str, ids: list[str], params: dict) -> dict | None:
+        return approvals(platform).submit_many(access, obj, ids, params.get("comment"), name)
+
+    return run
+
+
 def _withdraw(call: actions.ActionCall) -> dict:
     return approvals(call.platform).withdraw(call.access, call.object, call.record["id"], call.params.get("comment"))
+
+
+def _withdraw_many(platform, access, obj: str, ids: list[str], params: dict) -> dict | None:
+    """The bulk withdraw set-based (`Approvals.withdraw_many`: as `withdraw` on one record after another)."""
+    return approvals(platform).withdraw_many(access, obj, ids, params.get("comment"))
 
 
 def approval_actions(metadata: Metadata) -> list[actions.Action]:
@@ -768,13 +1010,14 @@ def approval_actions(metadata: Metadata) -> list[actions.Action]:
             if flow.trigger.on == "action":
                 labels.setdefault(flow.trigger.action, flow.label)
         for name, label in labels.items():
-            found.append(actions.Action(obj, name, label, _submit(name), (comment,), applies=_waiting(obj, False)))
+            found.append(actions.Action(obj, name, label, _submit(name), (comment,), applies=_waiting(obj, False),
+                                        run_many=_submit_many(name)))
         found.append(actions.Action(obj, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,),
-                                    applies=_waiting(obj, True)))
+                                    applies=_waiting(obj, True), run_many=_withdraw_many))
     for obj in metadata.objects.values():  # a sales-process stage approval may be withdrawn too
         if "sales_process" in obj.behaviors and not flows_of(metadata, obj.name):
             found.append(actions.Action(obj.name, WITHDRAW, Label("撤回审批", "Withdraw"), _withdraw, (comment,),
-                                        applies=_waiting(obj.name, True)))
+                                        applies=_waiting(obj.name, True), run_many=_withdraw_many))
     return found
 
 

@@ -150,5 +150,6 @@ def register(registry) -> None:
     registry.hook("after_create", lambda ctx: _created(ctx, [ctx.after]), applies=_searched)
     registry.hook("after_restore", lambda ctx: _created(ctx, [ctx.after]), applies=_searched)
     registry.hook("after_create_many", lambda ctx: _created(ctx, ctx.batch), applies=_searched)
-    registry.hook("after_update", _updated, applies=_searched)
+    registry.hook("after_update", _updated, applies=_searched,
+                  needed=lambda metadata, obj, values: any(name in values for name in obj.search))
     registry.hook("after_delete", lambda ctx: _deleted(ctx, ctx.before), applies=_searched)

@@ -16,12 +16,22 @@ import sqlalchemy as sa
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Option, Source
 
 from .. import actions, approvals, lifecycles
-from ..errors import Conflict, Message, NotFound, ValidationFailed, no_record, said_list, said_name
+from ..errors import (
+    Conflict,
+    Message,
+    NotFound,
+    RuntimeFailure,
+    ValidationFailed,
+    no_record,
+    said_list,
+    said_name,
+)
 from ..expressions_sql import days_between
-from ..records import history, hooks
+from ..records import history, history_sql, hooks
 from ..records.bulk import insert_many
 from ..sales_processes import Process, Stage, department_path, pick, process, processes
-from ..storage.convert import from_row, to_row
+from ..storage.convert import field_type, from_row, to_row
+from ..storage.id_sets import among
 from .registry import Behavior, FieldNeed, Key, Need, child
 
 BEHAVIOR = "sales_process"
@@ -291,13 +301,12 @@ class StagedBehavior:
                 raise NotFound(no_record(self.definition, current["id"]))
             raise self.refuse(from_row(self.ot, latest), action)
         fields = self.platform.metadata.objects[self.obj].fields
-        logged = {k: v for k, v in values.items()
-                  if current.get(k) != v and fields[k].type not in ("formula", "rollup")}
-        entries = [history.entry(self.obj, int(current["id"]), action, name, current.get(name), value, user, at)
-                   for name, value in logged.items()]
+        after = self.read(conn, current["id"])
+        logged = [k for k, v in values.items() if current.get(k) != v and fields[k].type not in ("formula", "rollup")]
+        entries = [history.entry(self.obj, int(current["id"]), action, name, current.get(name), after.get(name), user,
+                                 at) for name in logged]  # the values as the record holds them (100.00, not 100)
         history.write(conn, self.platform.schema.history, entries or [
             history.entry(self.obj, int(current["id"]), action, None, None, note, user, at)])
-        after = self.read(conn, current["id"])
         self.records.rollups.after_change(conn, self.obj, [(current, after)], at)
         self.platform.registry.run_hooks("after_update", self.ot.object,
                   hooks.HookContext(self.records, conn, self.obj, user, at, before=dict(current), after=after))
@@ -310,40 +319,45 @@ class StagedBehavior:
         return [self.col(self.config.status_field) == self.config.open_status, self.col(f.stage) == current[f.stage],
                 self.col(f.pending_stage).is_(None) if pending is None else self.col(f.pending_stage) == pending]
 
-    def leave_stage(self, conn: sa.Connection, record_id: Any, left_to: str, user: str | None, at: datetime,
+    def leave_stage(self, conn: sa.Connection, record_ids: list[int], left_to: str, user: str | None, at: datetime,
                     comment: str | None = None) -> None:
-        """Close the record's open stage_history row: left now, to `left_to` (with the closing comment)."""
+        """Close the open stage_history rows of the records: left now, to `left_to` (with the closing comment), in
+        one UPDATE, their history in one INSERT."""
         history_object, h = self.config.history, self.config.history_fields
         hot = self.platform.schema[history_object]
-        ids = list(conn.execute(sa.select(hot.table.c.id).where(
-            hot.column(self.config.parent_field) == int(record_id), hot.column(h.left_at).is_(None))).scalars())
-        if not ids:
-            return
+        rows = sa.and_(among(hot.column(self.config.parent_field), record_ids), hot.column(h.left_at).is_(None))
         values = {h.left_at: at, h.left_to: left_to, **({h.comment: comment} if comment else {})}
-        with self.records.rollups.summaries.moving(conn, history_object, hot.table.c.id.in_(ids), values):
-            conn.execute(sa.update(hot.table).where(hot.table.c.id.in_(ids)).values(
+        with self.records.rollups.summaries.moving(conn, history_object, rows, values):
+            history_sql.write_set(conn, self.platform.schema.history, history_object, hot.table, rows, {
+                name: (hot.column(name), field_type(hot, name), value) for name, value in values.items()},
+                "update", user, at)
+            conn.execute(sa.update(hot.table).where(rows).values(
                 {**to_row(hot, {**values, "updated_by": user, "updated_at": at}),
                  "version": hot.table.c.version + 1}))
-        history.write(conn, self.platform.schema.history, [
-            history.entry(history_object, i, "update", name, None, value, user, at)
-            for i in ids for name, value in values.items()])
 
     # -------------------------------------------------------------------------------- actions
+
+    def next_of(self, current: Mapping[str, Any]) -> Stage:
+        """The stage the record advances to; refused when it is closed, waits for a stage approval, is in its
+        process's last stage or has not finished its own."""
+        self.require_open(current, "advance")
+        if current.get(self.fields.pending_stage):
+            raise self.refuse(current, "advance")
+        found = self.process_of(current)
+        stage = self.stage_of(current, found)
+        following = found.after(stage.key)
+        if following is None:
+            raise Conflict(Message("stage.last_stage", "{state}, the last stage of {process}: win it instead of "
+                                   "advancing", state=self.state(current), process=said_process(found)))
+        self.check_done(current, stage)
+        return following
 
     def advance(self, access, record_id: Any) -> dict:
         user = access.user_id
         with self.records.transaction() as conn:
             current = self.read(conn, record_id)
-            self.require_open(current, "advance")
-            if current.get(self.fields.pending_stage):
-                raise self.refuse(current, "advance")
+            following = self.next_of(current)
             found = self.process_of(current)
-            stage = self.stage_of(current, found)
-            following = found.after(stage.key)
-            if following is None:
-                raise Conflict(Message("stage.last_stage", "{state}, the last stage of {process}: win it instead of "
-                                       "advancing", state=self.state(current), process=said_process(found)))
-            self.check_done(current, stage)
             at = self.platform.clock.now()
             if following.approval:
                 record = self.write(conn, "advance", current, {self.fields.pending_stage: following.key}, user, at,
@@ -355,6 +369,67 @@ class StagedBehavior:
             record = self.enter(conn, "advance", current, following, user, at)
             return {"record": record, "stage": following.key}
 
+    def advance_many(self, access, ids: list[str]) -> dict | None:
+        """Advance many records with the outcome of `advance` run on each in turn: the records read and locked in
+        one query within the caller's scope (their tasks in another), each checked as `advance` checks it (if
+        refused, reported by id with why); those entering a stage without approval moved set-based, per stage they
+        leave (`update_all`, their stage history rows left in one UPDATE and opened in one INSERT); those whose next
+        stage needs an approval then advanced one by one (`advance`: each starts its own approval). None when a
+        hook must see each record written or a check only the write makes refuses the batch as a whole: the caller
+        runs them one by one."""
+        user, f = access.user_id, self.fields
+        scope = access.scope(self.obj, self.table)
+        moved_to = {f.stage: "", f.probability: 0, f.pending_stage: None}
+        if not self.records.writes_alike(self.obj, moved_to, checked=False):
+            return None
+        stages = [stage for found in processes(self.platform.metadata, self.obj) for stage in found.stages]
+        checked = self.checked(stages)
+        refused: dict[str, RuntimeFailure] = {}
+        approving: list[str] = []
+        try:
+            with self.records.transaction() as conn:
+                found = self.records.read_many(conn, self.obj, ids, where=scope, lock=True,
+                                               fields=None if checked is None else [*checked, "owner"])
+                self.add_tasks(conn, found, stages)
+                leaving: dict[tuple, tuple[Stage, list[dict]]] = {}
+                for one in ids:
+                    try:
+                        record = found.get(one)
+                        if record is None:
+                            raise NotFound(no_record(self.definition, one))
+                        following = self.next_of(record)
+                    except RuntimeFailure as e:
+                        refused[one] = e
+                        continue
+                    if following.approval:
+                        approving.append(one)
+                    else:
+                        leaving.setdefault((record[f.sales_process], record[f.stage]), (following, []))[1].append(
+                            record)
+                at = self.platform.clock.now()
+                for (process_name, stage), (following, group) in leaving.items():
+                    values = {f.stage: following.key, f.probability: following.probability, f.pending_stage: None}
+                    guard = sa.and_(self.col(self.config.status_field) == self.config.open_status,
+                                    self.col(f.sales_process) == process_name, self.col(f.stage) == stage,
+                                    self.col(f.pending_stage).is_(None), *([] if scope is None else [scope]))
+                    moved, failed = self.records.update_all(
+                        self.obj, [int(r["id"]) for r in group], values, conn=conn, user=user, where=guard,
+                        change="advance", fields=values)
+                    refused.update(failed)
+                    self.leave_stage(conn, moved, following.key, user, at)
+                    entered = set(moved)
+                    open_stage_rows(self.records, conn, self.obj, [
+                        {**r, f.stage: following.key} for r in group if int(r["id"]) in entered], user, at)
+        except RuntimeFailure:
+            return None
+        for one in approving:  # each starts its own approval
+            try:
+                self.advance(access, one)
+            except RuntimeFailure as e:
+                refused[one] = e
+        return {"succeeded": [one for one in ids if one not in refused],
+                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
     def enter(self, conn: sa.Connection, action: str, current: dict, stage: Stage, user: str | None,
               at: datetime) -> dict:
         """Move the record from its stage into `stage`: probability, history rows closed and opened."""
@@ -362,7 +437,7 @@ class StagedBehavior:
         record = self.write(conn, action, current,
                             {f.stage: stage.key, f.probability: stage.probability, f.pending_stage: None},
                             user, at, self.where_unchanged(current))
-        self.leave_stage(conn, current["id"], stage.key, user, at)
+        self.leave_stage(conn, [int(current["id"])], stage.key, user, at)
         open_stage_rows(self.records, conn, self.obj, [record], user, at)
         return self.read(conn, current["id"])
 
@@ -404,30 +479,114 @@ class StagedBehavior:
         return {"stage": row[tf.stage], "task": row[tf.task], "completed_at": row[tf.completed_at],
                 "completed_by": row[tf.completed_by]}
 
-    def close(self, access, record_id: Any, action: str, status: str, values: dict,
-              comment: str | None) -> dict:
-        """Win, lose or invalidate: the record is closed, its open stage history row left to `status`."""
+    def closing(self, action: str, params: Mapping[str, Any]) -> tuple[str, dict, str | None]:
+        """What win, lose or invalidate (`action`, with its `params`) writes: the status, the values beside it (the
+        record's pending stage cleared and its closing time added by the caller) and the stage history's comment."""
+        c, f = self.config, self.fields
+        if action == "win":
+            return c.won_status, {f.probability: 100}, None
+        if action == "lose":
+            return c.lost_status, {f.probability: 0, f.lost_reason: params["reason"],
+                                   f.lost_comment: params["comment"]}, params["comment"]
+        return c.invalid_status, {f.probability: 0, f.invalid_comment: params["comment"]}, params["comment"]
+
+    def check_close(self, current: Mapping[str, Any], action: str) -> None:
+        """Refuse to close a record that is not open, or (a win) not in its process's last stage, finished."""
+        self.require_open(current, action)
+        found = self.process_of(current)
+        stage = self.stage_of(current, found)
+        if action == "win":
+            if stage.key != found.last.key:
+                raise Conflict(Message("stage.win_from_last", "{state}: it can be won only from the last stage "
+                                       "{stage}", state=self.state(current), stage=said_stage(found.last)))
+            self.check_done(current, stage)
+
+    def close(self, access, record_id: Any, action: str, params: Mapping[str, Any]) -> dict:
+        """Win, lose or invalidate: the record is closed, its open stage history row left to its status."""
         user = access.user_id
+        status, values, comment = self.closing(action, params)
         with self.records.transaction() as conn:
             current = self.read(conn, record_id)
-            self.require_open(current, action)
-            found = self.process_of(current)
-            stage = self.stage_of(current, found)
-            if action == "win":
-                if stage.key != found.last.key:
-                    raise Conflict(Message("stage.win_from_last", "{state}: it can be won only from the last stage "
-                                           "{stage}", state=self.state(current), stage=said_stage(found.last)))
-                self.check_done(current, stage)
+            self.check_close(current, action)
             at = self.platform.clock.now()
             f = self.fields
             record = self.write(conn, action, current,
                                 {**values, self.config.status_field: status, f.pending_stage: None, f.closed_at: at},
                                 user, at, self.where_unchanged(current))
-            self.leave_stage(conn, record_id, status, user, at, comment)
+            self.leave_stage(conn, [int(record_id)], status, user, at, comment)
             if current.get(f.pending_stage):
                 # closed while a stage approval waited: that approval ends, withdrawn
                 approvals.approvals(self.platform).close_pending(conn, self.obj, record_id, approvals.WITHDRAWN, user)
             return {"record": self.read(conn, record["id"])}
+
+    def close_many(self, access, ids: list[str], action: str, params: Mapping[str, Any]) -> dict | None:
+        """Win, lose or invalidate many records set-based, with the outcome of `close` run on each in turn: the
+        records read and locked in one query within the caller's scope, each checked as `close` checks it (if
+        refused, reported by id with why), then one `update_all` of the closing values (the stored formulas
+        computed by the database, the history in one INSERT), their open stage history rows left in one UPDATE,
+        and the stage approvals some waited for withdrawn. None when a hook must see each record written or a
+        check only the write makes refuses the batch as a whole: the caller runs them one by one."""
+        user, f = access.user_id, self.fields
+        status, values, comment = self.closing(action, params)
+        at = self.platform.clock.now()
+        values = {**values, self.config.status_field: status, f.pending_stage: None, f.closed_at: at}
+        if not self.records.writes_alike(self.obj, values, checked=False):
+            return None
+        scope = access.scope(self.obj, self.table)
+        guard = self.col(self.config.status_field) == self.config.open_status
+        refused: dict[str, RuntimeFailure] = {}
+        try:
+            with self.records.transaction() as conn:
+                last = [found.last for found in processes(self.platform.metadata, self.obj)]  # (a win's checks)
+                found = self.records.read_many(conn, self.obj, ids, where=scope, lock=True,
+                                               fields=self.checked(last if action == "win" else ()))
+                if action == "win":
+                    self.add_tasks(conn, found, last)
+                ready = []
+                for one in ids:
+                    try:
+                        record = found.get(one)
+                        if record is None:
+                            raise NotFound(no_record(self.definition, one))
+                        self.check_close(record, action)
+                    except RuntimeFailure as e:
+                        refused[one] = e
+                    else:
+                        ready.append(record)
+                moved, failed = self.records.update_all(
+                    self.obj, [int(r["id"]) for r in ready], values, conn=conn, user=user,
+                    where=guard if scope is None else sa.and_(guard, scope), change=action, fields=values)
+                refused.update(failed)
+                self.leave_stage(conn, moved, status, user, at, comment)
+                engine, closed = approvals.approvals(self.platform), set(moved)
+                for record in ready:  # closed while a stage approval waited (few do): it ends, withdrawn
+                    if record.get(f.pending_stage) and int(record["id"]) in closed:
+                        engine.close_pending(conn, self.obj, record["id"], approvals.WITHDRAWN, user)
+        except RuntimeFailure:
+            return None
+        return {"succeeded": [one for one in ids if one not in refused],
+                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+    def checked(self, stages: Iterable[Stage]) -> list[str] | None:
+        """The fields the checks of an action read of a record in one of `stages` (its tasks apart): its status,
+        process, stage and pending stage and the fields those stages require; None when one is not stored (then
+        the whole record is read)."""
+        names = [self.config.status_field, self.fields.sales_process, self.fields.stage, self.fields.pending_stage,
+                 *(name for stage in stages for name in stage.required_fields)]
+        return names if all(name in self.ot.columns for name in names) else None
+
+    def add_tasks(self, conn: sa.Connection, found: Mapping[str, dict], stages: Iterable[Stage]) -> None:
+        """Give each record read its completed task rows of `stages` (as `done_tasks` reads them), in one query."""
+        tot, tf, parent = self.platform.schema[self.config.tasks], self.config.task_fields, self.config.parent_field
+        for record in found.values():
+            record[self.config.tasks] = []
+        rows = conn.execute(sa.select(tot.column(parent), tot.column(tf.sales_process), tot.column(tf.stage),
+                                      tot.column(tf.task)).where(among(tot.column(parent), list(found)),
+                                                                 tot.column(tf.stage).in_({s.key for s in stages})))
+        # (unordered: ordered by id, PostgreSQL walks the id index testing each row against the whole id list)
+        for record_id, process_name, stage, task in rows:
+            found[str(record_id)][self.config.tasks].append(
+                {tf.sales_process: process_name, tf.stage: stage, tf.task: task})
 
     def decide_pending(self, conn: sa.Connection, user: str | None, record_id: Any, approved: bool,
                        action: str | None = None) -> dict:
@@ -435,6 +594,15 @@ class StagedBehavior:
         record enters it; rejected (or withdrawn, `action` withdraw_stage), it stays."""
         action = action or ("approve_stage" if approved else "reject_stage")
         current = self.read(conn, record_id)
+        stage = self.pending_of(current, action)
+        at = self.platform.clock.now()
+        if approved:
+            return {"record": self.enter(conn, action, current, stage, user, at)}
+        return {"record": self.write(conn, action, current, {self.fields.pending_stage: None}, user, at,
+                                     self.where_unchanged(current))}
+
+    def pending_of(self, current: Mapping[str, Any], action: str) -> Stage:
+        """The stage the open record waits to enter; refused when it waits for none (or one its process lacks)."""
         self.require_open(current, action)
         if not current.get(self.fields.pending_stage):
             raise Conflict(Message("stage.nothing_pending", "{state}, with no stage awaiting approval",
@@ -444,11 +612,31 @@ class StagedBehavior:
         if stage is None:
             raise Conflict(Message("stage.pending_unknown", "{state}, which {process} does not have",
                                    state=self.state(current), process=said_process(found)))
-        at = self.platform.clock.now()
-        if approved:
-            return {"record": self.enter(conn, action, current, stage, user, at)}
-        return {"record": self.write(conn, action, current, {self.fields.pending_stage: None}, user, at,
-                                     self.where_unchanged(current))}
+        return stage
+
+    def keep_stages(self, conn: sa.Connection, user: str | None, record_ids: list[int], action: str) -> None:
+        """The stage approvals of the records refused or withdrawn together (`action`): each stays in its stage, as
+        `decide_pending` leaves it, set-based (`update_all`: one UPDATE, the history in one INSERT) when no hook
+        needs each record written, else one after another."""
+        values = {self.fields.pending_stage: None}
+        if not self.records.writes_alike(self.obj, values, checked=False):
+            for record_id in record_ids:
+                self.decide_pending(conn, user, record_id, False, action)
+            return
+        f = self.fields
+        found = self.records.read_many(conn, self.obj, record_ids, lock=True, fields=[
+            self.config.status_field, f.sales_process, f.stage, f.pending_stage])
+        for record_id in record_ids:
+            current = found.get(str(record_id))
+            if current is None:
+                raise NotFound(no_record(self.definition, record_id))
+            self.pending_of(current, action)
+        guard = sa.and_(self.col(self.config.status_field) == self.config.open_status,
+                        self.col(f.pending_stage).is_not(None))
+        _, refused = self.records.update_all(self.obj, [int(i) for i in record_ids], values, conn=conn, user=user,
+                                             where=guard, change=action)
+        if refused:
+            raise next(iter(refused.values()))
 
 
 def behavior_of(platform, obj: str) -> StagedBehavior:
@@ -478,10 +666,16 @@ def _settle(platform, obj: str, record_id: Any, user: str | None, approved: bool
         return result
 
 
-def _approval_ended(platform, conn: sa.Connection, obj: str, user: str | None, record_id: Any, status: str) -> None:
-    """A stage approval ended in the approval engine: the record enters its pending stage or stays."""
-    behavior_of(platform, obj).decide_pending(conn, user, record_id, status == approvals.APPROVED,
-                                              action="withdraw_stage" if status == approvals.WITHDRAWN else None)
+def _approval_ended(platform, conn: sa.Connection, obj: str, user: str | None, record_ids: list[int],
+                    status: str) -> None:
+    """Stage approvals ended in the approval engine: each record enters its pending stage (approved) or they stay
+    in theirs (rejected, or withdrawn: together)."""
+    behavior = behavior_of(platform, obj)
+    if status == approvals.APPROVED:
+        for record_id in record_ids:
+            behavior.decide_pending(conn, user, record_id, True)
+        return
+    behavior.keep_stages(conn, user, record_ids, "withdraw_stage" if status == approvals.WITHDRAWN else "reject_stage")
 
 
 # ------------------------------------------------------------------------------- child rows
@@ -671,21 +865,21 @@ def _handler(obj: str, name: str):
     def run(call: actions.ActionCall) -> dict:
         behavior = behavior_of(call.platform, obj)
         record_id, params = call.record["id"], call.params
-        c, f = behavior.config, behavior.fields
         if name == "advance":
             return behavior.advance(call.access, record_id)
         if name == "complete_task":
             return behavior.complete_task(call.access, record_id, params["task"])
-        if name == "win":
-            return behavior.close(call.access, record_id, "win", c.won_status, {f.probability: 100}, None)
-        if name == "lose":
-            return behavior.close(call.access, record_id, "lose", c.lost_status,
-                                  {f.probability: 0, f.lost_reason: params["reason"],
-                                   f.lost_comment: params["comment"]}, params["comment"])
-        return behavior.close(call.access, record_id, "invalidate", c.invalid_status,
-                              {f.probability: 0, f.invalid_comment: params["comment"]}, params["comment"])
+        return behavior.close(call.access, record_id, name, params)
 
     return run
+
+
+def _many(obj: str, name: str):
+    """A bulk advance, win, lose or invalidate set-based (`StagedBehavior.advance_many`, `close_many`: as the action
+    on one record after another)."""
+    if name == "advance":
+        return lambda platform, access, _obj, ids, params: behavior_of(platform, obj).advance_many(access, ids)
+    return lambda platform, access, _obj, ids, params: behavior_of(platform, obj).close_many(access, ids, name, params)
 
 
 def _movable(obj: str):
@@ -714,7 +908,8 @@ def staged_actions(metadata: Metadata) -> list[actions.Action]:
         }
         for name, (label, params) in specs.items():
             found.append(actions.Action(obj.name, name, label, _handler(obj.name, name), params,
-                                        bulk=name != "complete_task", applies=_movable(obj.name)))
+                                        bulk=name != "complete_task", applies=_movable(obj.name),
+                                        run_many=_many(obj.name, name) if name != "complete_task" else None))
     return found
 
 

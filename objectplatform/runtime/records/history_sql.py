@@ -63,6 +63,9 @@ def _json(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.ColumnE
     elif type_named(field_type).filter_kind == "integer":  # integer, rating: a JSON number
         value = sa.cast(column, TEXT)
     else:  # text, picklist, date, numbers (as strings, like Decimal's jsonable)
+        kind = column.type
+        if dialect == "sqlite" and isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Integer) and kind.scale:
+            column = sa.func.printf(f"%.{kind.scale}f", column)  # SQLite keeps 90.00 as 90: the places read back
         value = _quoted(dialect, column)
     return sa.case((column.is_(None), sa.null()), else_=value)
 

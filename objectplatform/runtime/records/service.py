@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from objectplatform.metadata import Label, Metadata, ObjectDef
-from objectplatform.metadata.expressions import parse
+from objectplatform.metadata.expressions import ExpressionError, parse
 
 from .. import lifecycles
 from ..attachment_store import AttachmentStore
@@ -37,7 +37,7 @@ from .autonumber import AutoNumber, reserve
 from .bulk import RowMaker, batches, insert_columns
 from .formulas import Formulas
 from .masking import FieldMask, HeldValidators, field_mask
-from .query import list_page
+from .query import formula_columns, list_page
 from .rollups import Rollups
 
 MAX_ID = 2**63 - 1
@@ -818,24 +818,43 @@ class Records:
             self._hooks("after_update", conn, ot.object, user, now, before=dict(current), after=record)
         return [int(current["id"]) for current, _, _ in written], refused
 
-    def writes_alike(self, obj: str, values: Mapping[str, Any]) -> bool:
+    def writes_alike(self, obj: str, values: Mapping[str, Any], *, checked: bool = True) -> bool:
         """Whether `update_all` can give many records of `obj` the same `values` set-based, with nothing to check or
-        run per record: the object has no validation rules or stored formulas, no value is unique or a password,
-        and no update hook it has needs to run on each record (records/hooks.Hook.needed)."""
+        run per record: no value is unique or a password, the stored formulas compile to SQL, and no update hook it
+        has needs to run on each record (records/hooks.Hook.needed); a `checked` write (a behavior's own write,
+        which holds the records to its own checks, is not) also needs no validation rule nor before_update hook."""
         ot = self._table(obj)
         definition = ot.object
-        if definition.validation_rules or self.formulas[obj].stored or any(
+        if (checked and definition.validation_rules) or any(
                 definition.fields[name].unique or definition.fields[name].type == "password" for name in values):
             return False
-        registry = self.platform.registry
-        return not any(hook.needed is None or hook.needed(self.metadata, definition, values)
-                       for event in ("before_update", "after_update") for hook in registry.hooks_of(event, definition))
+        try:
+            self._stored_sql(ot, values, self.platform.clock.now())
+        except ExpressionError:
+            return False
+        registry, written = self.platform.registry, {**values, **dict.fromkeys(self.formulas[obj].stored)}
+        events = ("before_update", "after_update") if checked else ("after_update",)
+        return not any(hook.needed is None or hook.needed(self.metadata, definition, written)
+                       for event in events for hook in registry.hooks_of(event, definition))
+
+    def _stored_sql(self, ot: ObjectTable, values: Mapping[str, Any], now: datetime) -> dict[str, ColumnElement]:
+        """The stored formulas of a set-based write of `values` as SQL over each row ({field: expression}); raises
+        ExpressionError naming one the database cannot compute."""
+        formulas = self.formulas[ot.object.name]
+        if not formulas.stored:
+            return {}
+        columns = formula_columns(ot)
+        new = {name: sa.literal(value, columns[name].type) for name, value in to_row(ot, {
+            name: value for name, value in values.items() if name in columns}).items()}
+        return formulas.sql(columns, new, now.astimezone(self.platform.settings.zone))
 
     def update_all(self, obj: str, ids: list[int], values: Mapping[str, Any], *, conn: sa.Connection,
                    user: str | None = None, where=None, change: str = "update",
-                   detail: Mapping[str, Any] | None = None) -> tuple[list[int], dict[str, RuntimeFailure]]:
+                   detail: Mapping[str, Any] | None = None,
+                   fields: Iterable[str] | None = None) -> tuple[list[int], dict[str, RuntimeFailure]]:
         """A system write of the same `values` on the records `ids` the caller locked in `conn`, set-based (the
-        caller checked `writes_alike`): the values validated once, the history in one INSERT ... SELECT, one
+        caller checked `writes_alike`): the values validated once, the stored formulas computed by the database,
+        the history in one INSERT ... SELECT (its entries in the order of `fields`, else the object's), one
         UPDATE guarded by `where`, the rollups the records feed refreshed together. Returns the ids written and,
         by id, why each other record was not (all of them, with the values' field errors, when those are wrong)."""
         ot = self._table(obj)
@@ -847,20 +866,23 @@ class Records:
             return [], {str(i): ValidationFailed(errors) for i in ids}
         chosen = among(table.c.id, ids) if where is None else sa.and_(among(table.c.id, ids), where)
         changes = {name: (ot.column(name), field_type(ot, name), loaded[name])
-                   for name in ot.object.fields if name in loaded and name in ot.columns}
+                   for name in (fields or ot.object.fields) if name in loaded and name in ot.columns}
         history_sql.write_set(conn, self.schema.history, obj, table, chosen, changes, change, user, now, detail)
-        vias = self.rollups.feeding(obj, loaded)  # their parents: read now if the write moves them, else written
-        fed = self.rollups.fed_by(conn, obj, chosen, loaded) if loaded.keys() & set(vias) else None
+        derived = {ot.column(name).name: value for name, value in self._stored_sql(ot, loaded, now).items()}
+        feeds = {**loaded, **dict.fromkeys(self.formulas[obj].stored)}
+        vias = self.rollups.feeding(obj, feeds)  # their parents: read now if the write moves them, else written
+        fed = self.rollups.fed_by(conn, obj, chosen, feeds) if loaded.keys() & set(vias) else None
         stmt = sa.update(table).where(chosen).values(
-            {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), "version": table.c.version + 1})
-        self.rollups.summaries.changing(conn, obj, chosen, to_row(ot, loaded))  # the summary tables follow the rows
+            {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), **derived,
+             "version": table.c.version + 1})
+        self.rollups.summaries.changing(conn, obj, chosen, {**to_row(ot, loaded), **derived})  # they follow the rows
         try:
             written = conn.execute(stmt.returning(table.c.id, *(ot.column(via) for via in vias))).all()
         except sa.exc.IntegrityError as e:
             raise self._integrity(e, ot) or e from None
         done = {row[0] for row in written}
         if fed is None:
-            fed = self.rollups.fed_by(conn, obj, chosen, loaded, written)
+            fed = self.rollups.fed_by(conn, obj, chosen, feeds, written)
         refused: dict[str, RuntimeFailure] = {}
         for record_id in ids:
             if record_id not in done:

@@ -64,5 +64,6 @@ def register(registry) -> None:
     registry.hook("after_create", lambda ctx: _created(ctx, [ctx.after]), applies=_has_team)
     registry.hook("after_restore", lambda ctx: _created(ctx, [ctx.after]), applies=_has_team)
     registry.hook("after_create_many", lambda ctx: _created(ctx, ctx.batch), applies=_has_team)
-    registry.hook("after_update", _updated, applies=_has_team)
+    registry.hook("after_update", _updated, applies=_has_team,
+                  needed=lambda metadata, obj, values: any(name in values for name in team_fields(obj)))
     registry.hook("after_delete", _deleted, applies=_has_team)

@@ -21,6 +21,13 @@ class IdList(sa.types.TypeDecorator):
     impl = sa.Text
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        """On PostgreSQL no type: bound as text, the array is a value the planner sees and hashes (cast from
+        varchar it would be computed per execution and tested element by element on each row it filters)."""
+        if dialect.name == "postgresql":
+            return sa.types.NullType()
+        return super().load_dialect_impl(dialect)
+
     def process_bind_param(self, value: Iterable[Any] | None, dialect: sa.Dialect) -> Any:
         ids = ",".join(map(str, map(int, value or ())))
         return f"{{{ids}}}" if dialect.name == "postgresql" else f"[{ids}]"
