@@ -15,6 +15,7 @@ from test_api import people as people  # noqa: F401
 from test_imports_jobs import upload
 
 from objectplatform.runtime.actions import run_action
+from objectplatform.runtime.behaviors import duplicates
 from objectplatform.runtime.behaviors import pool as pool_behavior
 from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.permissions import access_for
@@ -283,6 +284,23 @@ def test_import_matches_across_batches_and_all_or_nothing(platform, people):
                                            {"name": "Y", "mobile": "13700000000"}], all_or_nothing=True)
     assert nothing.created == []
     assert nothing.errors == [RowError(1, {"mobile": ["duplicate of an earlier row of this import: same mobile"]})]
+
+
+def test_a_batchs_probe_finds_each_keys_matches_and_leaves_the_planner_as_it_was(platform, people):
+    """One SELECT for a batch's keys (on PostgreSQL kept on the rule's index for its duration): each key's matches
+    oldest first, keys compared caseless, a key matching nothing left out."""
+    records = platform.records
+    ids = records.create_many("lead", [{"name": "王伟", "company": "Acme", "mobile": "13900000001"},
+                                       {"name": "李娜", "company": "甲公司", "mobile": "13900000002"},
+                                       {"name": "王伟", "company": "ACME", "mobile": "13900000003"}]).created
+    rule = next(r for r in platform.metadata.objects["lead"].duplicate_rules if r.name == "same_name_company")
+    with records.transaction() as conn:
+        found = duplicates.Duplicates(records).find(conn, "lead", rule, [("王伟", "acme"), ("李娜", "甲公司"),
+                                                                         ("张三", "乙公司")])
+        if conn.dialect.name == "postgresql":
+            assert conn.exec_driver_sql("SHOW enable_seqscan").scalar() == "on"
+    assert {key: [m["id"] for m in matches] for key, matches in found.items()} == {
+        ("王伟", "acme"): [ids[0], ids[2]], ("李娜", "甲公司"): [ids[1]]}
 
 
 def test_check_duplicates_is_a_single_action_without_params(platform, people):

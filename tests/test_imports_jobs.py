@@ -238,13 +238,14 @@ def test_rq_worker_runs_the_import_with_progress(migrated_database_url, tmp_path
                                                   "error": None}
         seen = set()
         os.environ["OBJECTPLATFORM_DATABASE_URL"] = database_url
+        os.environ["OBJECTPLATFORM_IMPORT_BATCH_SIZE"] = "1000"  # the worker commits (and reports) three batches
         try:
             with rq_worker(url, queue, burst=True) as proc:
                 wait_until(lambda: (seen.add(tuple(finished(api, "boss", job_id)["progress"].values())), proc.poll()
                                     is not None)[1], timeout=120)
                 assert proc.wait(timeout=20) == 0
         finally:
-            del os.environ["OBJECTPLATFORM_DATABASE_URL"]
+            del os.environ["OBJECTPLATFORM_DATABASE_URL"], os.environ["OBJECTPLATFORM_IMPORT_BATCH_SIZE"]
         assert seen <= {(0, 2501), (1000, 2501), (2000, 2501), (2501, 2501)}
         assert finished(api, "boss", job_id) == {
             "id": job_id,

@@ -37,7 +37,7 @@ class Settings:
     smtp_starttls: bool = False
     time_zone: str = DEFAULT_TIME_ZONE  # the site's days and schedules, and the pages' default (an IANA name)
     recycle_bin_days: int = DEFAULT_RECYCLE_BIN_DAYS  # how long a deleted record may be restored before the purge
-    import_batch_size: int = 1000  # rows per committed batch (checkpoint) of an import job
+    import_batch_size: int = 5000  # rows per committed batch (checkpoint) of an import job
     import_heartbeat_seconds: int = 60  # an import job silent for longer is shown as interrupted
     storage_url: str | None = None  # s3://bucket/prefix: attachments in that bucket (unset: the instance folder)
     storage_endpoint_url: str | None = None  # an S3-compatible service other than AWS (MinIO, Ceph, OSS, ...)
@@ -83,7 +83,7 @@ class Settings:
             "smtp_starttls": get("SMTP_STARTTLS") == "1",
             "time_zone": _time_zone(get("TIMEZONE") or DEFAULT_TIME_ZONE),
             "recycle_bin_days": _days(get("RECYCLE_BIN_DAYS") or str(DEFAULT_RECYCLE_BIN_DAYS)),
-            "import_batch_size": _positive("IMPORT_BATCH_SIZE", get("IMPORT_BATCH_SIZE") or "1000"),
+            "import_batch_size": _positive("IMPORT_BATCH_SIZE", get("IMPORT_BATCH_SIZE") or "5000"),
             "import_heartbeat_seconds": _positive("IMPORT_HEARTBEAT_SECONDS", get("IMPORT_HEARTBEAT_SECONDS") or "60"),
             "storage_url": _bucket_url(get("STORAGE_URL")),
             "storage_endpoint_url": get("STORAGE_ENDPOINT_URL"),

@@ -92,6 +92,21 @@ def _among(conn: sa.Connection, columns: list[sa.ColumnElement], rows: set[tuple
     return conditions
 
 
+@contextmanager
+def _on_index(conn: sa.Connection, many: bool) -> Iterator[None]:
+    """Around a batch's probe on PostgreSQL: its plan kept off a sequential scan. The planner prices the thousands of
+    probes of a rule's index above one scan that computes lower() of every row (26-58 ms at 100,000 leads, against
+    1 ms by the index, and growing with the table) until the table is several times larger."""
+    if not many or conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan TO DEFAULT")
+
+
 def _label(rule: DuplicateRule) -> str:
     """The rule as a message names it: its label (`same mobile`), its name in the API's params."""
     text = rule.label.en
@@ -131,8 +146,10 @@ class Duplicates:
         if where is not None:
             conditions.append(where)
         stmt = sa.select(ot.table).where(*conditions).order_by(ot.table.c.id)
+        with _on_index(conn, len(rows) > 1):
+            matched = conn.execute(stmt).mappings().all()
         found: dict[Key, list[dict]] = {}
-        for row in conn.execute(stmt).mappings():
+        for row in matched:
             record = from_row(ot, row)
             record["id"] = str(row["id"])
             key = rule_key(ot.object, rule, record)

@@ -80,22 +80,31 @@ def terms(value: Any) -> set[str]:
 def _pinyin(text: str) -> tuple[str, str]:
     """The full pinyin and the initials of `text`, remembered: names and companies repeat, and pypinyin costs
     most of a record's terms. pypinyin gives a syllable per Chinese character and keeps any other run as written;
-    it reads each run of Chinese characters apart (its `simple_seg`, `_RUNS` here), so each run's syllables are
+    it reads each run of Chinese characters apart (its `simple_seg`, `_RUNS` here), so each run's pinyin is
     remembered too: "线索1", "线索2", ... ask pypinyin once."""
-    syllables = [syllable for run in _RUNS.findall(text)
-                 for syllable in (_run_pinyin(run) if RE_HANS.match(run) else (run,))]
-    initials, at = [], 0
-    for syllable in syllables:
-        kept = text.startswith(syllable, at)
-        initials.append(syllable if kept else syllable[:1])
-        at += len(syllable) if kept else 1
-    return normal("".join(syllables)), normal("".join(initials))
+    full, initials = [], []
+    for run in _RUNS.findall(text):
+        if RE_HANS.match(run):
+            run_full, run_initials = _run_pinyin(run)
+            full.append(run_full)
+            initials.append(run_initials)
+        else:  # kept as written: its own initials
+            full.append(run)
+            initials.append(run)
+    return normal("".join(full)), normal("".join(initials))
 
 
 @functools.lru_cache(maxsize=65536)
-def _run_pinyin(run: str) -> tuple[str, ...]:
-    """The syllables of one run of Chinese characters."""
-    return tuple(lazy_pinyin(run))
+def _run_pinyin(run: str) -> tuple[str, str]:
+    """The full pinyin and the initials of one run of Chinese characters: a syllable's first letter, or the
+    characters pypinyin kept as written (one it has no pinyin for)."""
+    syllables = lazy_pinyin(run)
+    initials, at = [], 0
+    for syllable in syllables:
+        kept = run.startswith(syllable, at)
+        initials.append(syllable if kept else syllable[:1])
+        at += len(syllable) if kept else 1
+    return "".join(syllables), "".join(initials)
 
 
 def term_rows(obj: ObjectDef, records: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, int, str]]:
