@@ -79,6 +79,8 @@ class Access:
     team_table: sa.Table | None = field(default=None, repr=False, compare=False)
     # object -> its records/masking.FieldMask for this user, made once on first use
     masks: dict = field(default_factory=dict, repr=False, compare=False)
+    # (object, its table, operation) -> the condition of `scope` on it, made once on first use
+    scopes: dict = field(default_factory=dict, repr=False, compare=False)
     # object -> the conditions (on its table) of the scopes by value its roles give it (Matching, Within)
     matches: Mapping[str, tuple] = field(default_factory=dict, repr=False, compare=False)
     # the metadata's objects, which refusals name by their labels
@@ -126,6 +128,15 @@ class Access:
         owners = self.visible_owners.get(obj, frozenset())
         if owners is None or owner is not None and str(owner).isdigit() and int(owner) in owners:
             return None
+        if not isinstance(table, sa.Table):  # an alias: made anew (a caller may make many)
+            return self._scope(obj, table, operation, owners)
+        key = (obj, table, operation)
+        if key not in self.scopes:
+            self.scopes[key] = self._scope(obj, table, operation, owners)
+        return self.scopes[key]
+
+    def _scope(self, obj: str, table: sa.FromClause, operation: str, owners: frozenset[int]) -> ColumnElement[bool]:
+        """`scope`'s condition when the user may read some but not every row of `obj`."""
         reached = [match(table) for match in self.matches.get(obj, ())]
         if owners:
             reached.append(table.c.owner == next(iter(owners)) if len(owners) == 1

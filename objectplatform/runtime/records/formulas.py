@@ -42,6 +42,7 @@ class Formulas:
         for name in parsed:
             visit(name, frozenset())
         self.stored = frozenset(f.name for f, _ in self.order if f.stored)
+        self.on_read_order = [(f, expr) for f, expr in self.order if not f.stored]  # computed on read, in order
         self.clocked = any(isinstance(node, Call) and node.name in _CLOCK for _, expr in self.order
                            for node in walk(expr.node))  # whether a formula's value depends on when it is computed
 
@@ -80,9 +81,8 @@ class Formulas:
 
     def on_read(self, record: dict, now: datetime) -> dict:
         """The formulas computed on read, added to a record read from its row; returns it."""
-        for f, expr in self.order:
-            if not f.stored:
-                record[f.name] = _evaluate(f, expr, record, now)
+        for f, expr in self.on_read_order:
+            record[f.name] = _evaluate(f, expr, record, now)
         return record
 
 

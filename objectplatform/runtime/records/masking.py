@@ -73,6 +73,11 @@ class FieldMask:
     def restricts(self) -> bool:
         return bool(self.hidden or self.read_only or self.hidings)
 
+    @property
+    def hides(self) -> bool:
+        """Whether reading a record through the mask may change it (else the mask gives every record back as is)."""
+        return bool(self.hidden or self.hidings)
+
     def visible(self, name: str) -> bool:
         return name not in self.hidden
 

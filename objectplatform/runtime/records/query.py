@@ -27,7 +27,7 @@ from objectplatform.runtime.errors import BadRequest, Message, said_object
 from objectplatform.runtime.expressions_sql import to_sql
 
 from ..fieldtypes import type_named
-from ..storage.convert import field_type, from_row, to_db
+from ..storage.convert import field_type, from_rows, to_db
 from ..storage.tables import ObjectTable, Schema, sort_keys
 from .formulas import Formulas
 from .masking import FieldMask
@@ -106,6 +106,7 @@ def list_page(
     ot = schema[obj_name]
     now = now or datetime.now(UTC)
     filters = {name: str(value) for name, value in (filters or {}).items()}
+    q = (q or "").strip()
     errors: dict[str, list[str]] = {}
 
     def check(param: str, make: Callable[[], Any]) -> Any:
@@ -115,49 +116,102 @@ def list_page(
             errors.setdefault(param, []).append(str(e))
             return None
 
-    page_size = check("limit", lambda: _limit(limit))
-    keys = check("sort", lambda: _sort_keys(ot, sort, now, mask))
-    conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, now, mask))
-                  for param, value in filters.items()]
-    q = (q or "").strip()
-    if q:
-        conditions.append(check("q", lambda: _search(ot, q, mask)))
-    if where is not None:
-        conditions.append(where)
-    if mask is not None and mask.hidings and not errors:
-        filtered = {param.rpartition("__")[0] or param for param in filters}
-        pattern = f"%{escape_like(q)}%"
-        guard = mask.guard(ot.table, q, filtered, searchable(ot.object),
-                           lambda name: ot.column(name).ilike(pattern, escape="\\"))
-        if guard is not None:
-            conditions.append(guard)
-    after = None
+    key = (id(ot), id(where), id(mask), conn.dialect.name, str(limit), sort, q, tuple(filters.items()))
+    kept = _SHAPES.get(key)
+    shape = kept[3] if kept is not None and kept[0] is ot and kept[1] is where and kept[2] is mask else None
+    keys = None if shape is None else shape.keys
+    if shape is None:
+        page_size = check("limit", lambda: _limit(limit))
+        keys = check("sort", lambda: _sort_keys(ot, sort, now, mask))
+        conditions = [check(param, lambda p=param, v=value: _filter(ot, p, v, conn.dialect.name, now, mask))
+                      for param, value in filters.items()]
+        if q:
+            conditions.append(check("q", lambda: _search(ot, q, mask)))
+        if where is not None:
+            conditions.append(where)
+        if mask is not None and mask.hidings and not errors:
+            filtered = {param.rpartition("__")[0] or param for param in filters}
+            pattern = f"%{escape_like(q)}%"
+            guard = mask.guard(ot.table, q, filtered, searchable(ot.object),
+                               lambda name: ot.column(name).ilike(pattern, escape="\\"))
+            if guard is not None:
+                conditions.append(guard)
+        if not errors:
+            shape = _Shape.of(ot, keys, conditions, page_size, _digest(obj_name, keys, filters, q))
+            if all((param.rpartition("__")[0] or param) in ot.columns for param in filters):  # no formula: no `now`
+                if len(_SHAPES) >= SHAPES_KEPT:
+                    _SHAPES.clear()
+                _SHAPES[key] = (ot, where, mask, shape)
+    values = None
     if cursor and keys is not None:
-        digest = _digest(obj_name, keys, filters, q)
-        after = check("cursor", lambda: _after(keys, _decode(cursor, keys, digest), conn.dialect.name))
+        digest = shape.digest if shape is not None else _digest(obj_name, keys, filters, q)
+        values = check("cursor", lambda: _decode(cursor, keys, digest))
     if errors:
         raise BadRequest(Message("request.bad_parameters", "{problems}",
                                  problems="; ".join(f"{p}: {m}" for p, msgs in errors.items() for m in msgs)), errors)
 
-    table = ot.table
-    stmt = (
-        sa.select(table, *(k.field.sql for k in keys if isinstance(k.field.sql, sa.Label)))
-        .where(*conditions, *([after] if after is not None else []))
-        .order_by(*(k.field.sql.desc() if k.descending else k.field.sql for k in keys))
-        .limit(page_size + 1)
-    )
-    rows = conn.execute(stmt).all()
+    stmt, params = shape.page(values, conn.dialect.name)
+    rows = conn.execute(stmt, params).all()
     next_cursor = None
-    if len(rows) > page_size:
-        rows = rows[:page_size]
+    if len(rows) > shape.page_size:
+        rows = rows[:shape.page_size]
         last = rows[-1]._mapping
-        next_cursor = _encode([last[k.field.sql.name] for k in keys], _digest(obj_name, keys, filters, q))
+        next_cursor = _encode([last[k.field.sql.name] for k in keys], shape.digest)
     total, exact = None, True
     if count:
-        matching = sa.select(sa.literal_column("1")).select_from(table).where(*conditions)
-        total, exact = count_up_to(conn, matching, exact_up_to, _summed(schema, ot, conditions))
+        if shape.counting is None:
+            shape.counting = (sa.select(sa.literal_column("1")).select_from(ot.table).where(*shape.conditions),
+                              _summed(schema, ot, shape.conditions))
+        matching, summed = shape.counting
+        total, exact = count_up_to(conn, matching, exact_up_to, summed)
     formulas = _formulas(ot.object)
-    return [formulas.on_read(from_row(ot, row._mapping), now) for row in rows], next_cursor, total, exact
+    return [formulas.on_read(record, now) for record in from_rows(ot, rows)], next_cursor, total, exact
+
+
+SHAPES_KEPT = 512  # list shapes kept (_SHAPES); beyond, all are dropped and made again
+
+
+@dataclass
+class _Shape:
+    """What a list's parameters but its cursor make of it, kept between calls by `_SHAPES`: the sort keys, the
+    conditions, the page size, the digest its cursors carry, the statement of its first page and those of the pages
+    after a cursor, by which of the cursor's values are NULL (the others bound as `_after0`, `_after1`, ...), and
+    what its total counts (made on first use)."""
+
+    keys: list[_Key]
+    conditions: list[ColumnElement[bool]]
+    page_size: int
+    digest: str
+    first: sa.Select
+    after: dict[tuple[bool, ...], sa.Select]
+    counting: tuple[sa.Select, sa.Select | None] | None = None  # the rows to count and their summary's count
+
+    @classmethod
+    def of(cls, ot: ObjectTable, keys: list[_Key], conditions: list[ColumnElement[bool]], page_size: int,
+           digest: str) -> _Shape:
+        first = (
+            sa.select(ot.table, *(k.field.sql for k in keys if isinstance(k.field.sql, sa.Label)))
+            .where(*conditions)
+            .order_by(*(k.field.sql.desc() if k.descending else k.field.sql for k in keys))
+            .limit(page_size + 1)
+        )
+        return cls(keys, conditions, page_size, digest, first, {})
+
+    def page(self, values: list[Any] | None, dialect: str) -> tuple[sa.Select, dict[str, Any]]:
+        """The statement of the page after a cursor's `values` (None: the first page) and its parameters; built
+        once per shape, so SQLAlchemy finds its compiled form without making the statement's cache key again."""
+        if values is None:
+            return self.first, {}
+        nulls = tuple(v is None for v in values)
+        stmt = self.after.get(nulls)
+        if stmt is None:
+            stmt = self.after[nulls] = self.first.where(_after(self.keys, nulls, dialect))
+        return stmt, {f"_after{i}": v for i, v in enumerate(values) if v is not None}
+
+
+# (object table, where, mask, dialect, limit, sort, q, filters) -> (the objects keyed by id, their _Shape); a list's
+# statement is built once per caller and parameters (the data scope and mask are made once per caller)
+_SHAPES: dict[tuple, tuple[ObjectTable, Any, Any, _Shape]] = {}
 
 
 def count_up_to(conn: sa.Connection, matching: sa.Select, limit: int | None,
@@ -497,8 +551,9 @@ def _fits(key: _Key, value: Any) -> bool:
     return isinstance(value, _PYTHON_TYPES[kind])
 
 
-def _after(keys: list[_Key], values: list[Any], dialect: str) -> ColumnElement[bool]:
-    """Rows strictly after `values` in ORDER BY order, NULLs placed where the database itself sorts them.
+def _after(keys: list[_Key], nulls: tuple[bool, ...], dialect: str) -> ColumnElement[bool]:
+    """Rows strictly after a cursor's values in ORDER BY order, NULLs placed where the database itself sorts them;
+    `nulls` tells which values are NULL, the others are parameters `_after0`, `_after1`, ... (by place).
 
     A row-value comparison `(a, id) < (:a, :id)` when it is exact (one direction, and no NULL that
     could sort after the cursor), since PostgreSQL and SQLite both turn it into an index range;
@@ -508,7 +563,8 @@ def _after(keys: list[_Key], values: list[Any], dialect: str) -> ColumnElement[b
     def nulls_first(key: _Key) -> bool:
         return (dialect == "sqlite") != key.descending  # SQLite: NULL is smallest; PostgreSQL: largest
 
-    binds = [sa.literal(v, k.field.sql.type) if v is not None else None for k, v in zip(keys, values, strict=True)]
+    binds = [None if null else sa.bindparam(f"_after{i}", type_=k.field.sql.type)
+             for i, (k, null) in enumerate(zip(keys, nulls, strict=True))]
     exact = len({k.descending for k in keys}) == 1 and all(
         not k.field.nullable or (b is not None and nulls_first(k)) for k, b in zip(keys, binds, strict=True)
     )

@@ -310,7 +310,7 @@ class Records:
             items, next_cursor, total, exact = list_page(
                 c, self.schema, obj, filters=filters, q=q, sort=sort, limit=limit, cursor=cursor, where=where,
                 count=count, exact_up_to=exact_up_to, mask=mask, now=self.platform.local_now())
-        return Page(items if mask is None else [mask(r) for r in items], next_cursor, total, exact)
+        return Page(items if mask is None or not mask.hides else [mask(r) for r in items], next_cursor, total, exact)
 
     def history(self, obj: str, id: Any, *, where=None, seen_by=None, conn: sa.Connection | None = None) -> list[dict]:
         """The record's audit entries, oldest first (also for a deleted record, unless `where` is given:

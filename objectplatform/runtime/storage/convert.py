@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..fieldtypes import BUILT_IN, type_named, value_type
@@ -55,3 +55,18 @@ def from_row(ot: ObjectTable, row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def from_rows(ot: ObjectTable, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """`from_row` of rows whose first columns are the table's in its order (a select of the table), as a list page
+    reads them: the values as stored taken by place in one call per row, then the few a type converts."""
+    names, take, converted, combined = ot.places
+    records = []
+    for row in rows:
+        record = dict(zip(names, take(row), strict=True))
+        for name, read in converted:
+            value = record[name]
+            if value is not None:
+                record[name] = read(value)
+        for name, type_, at in combined:
+            record[name] = type_.from_columns(tuple(row[i] for i in at))
+        records.append(record)
+    return records

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,23 @@ class ObjectTable:
             else:
                 out.append((name, "", type_))
         return tuple(out)
+
+    @functools.cached_property
+    def places(self) -> tuple[tuple[str, ...], Any, tuple[tuple[str, Any], ...], tuple[tuple[str, Any, tuple], ...]]:
+        """How storage/convert.from_rows reads a row of the table's columns in their order, made once: the readable
+        fields, a getter of their values by place (a field of several columns: its first; the system fields make
+        it always several, so it gives a tuple), the (field, conversion) of those not read as stored, and the
+        (field, type, places) of those read from several columns."""
+        place = {column.name: i for i, column in enumerate(self.table.columns)}
+        names, at, converted, combined = [], [], [], []
+        for name, column, read in self.readers:
+            names.append(name)
+            at.append(place[column or self.columns[name][0]])
+            if not column:
+                combined.append((name, read, tuple(place[c] for c in self.columns[name])))
+            elif read is not None:
+                converted.append((name, read))
+        return tuple(names), operator.itemgetter(*at), tuple(converted), tuple(combined)
 
 
 class Schema:
