@@ -629,9 +629,9 @@ class _Generator:
 
     def _partner_orders(self) -> None:
         """The orders of generated.yaml's `partner_orders`, a customer ordering through the partner portal (订货通):
-        one in each month it lists (months ago, this month's by today), the older ones shipped and half paid, this
-        month's approved, so the partner's home compares this month's orders with last month's and shows what is
-        still to pay."""
+        one in each month it lists, by this day of its month (this month's by today), the older ones shipped and half
+        paid, this month's approved, so the partner's home compares this month's orders with the same days of last
+        month's and shows what is still to pay."""
         spec = self.spec["partner_orders"]
         ids, values = self.company.ids, self.company.values
         account, contact, owner = values[spec["account"]], values[spec["contact"]], ids[spec["owner"]]
@@ -639,7 +639,7 @@ class _Generator:
         product, discount = spec["product"], spec["discount"]
         for months_ago, quantity in spec["months"].items():
             month, last_day = self._month(months_ago)
-            ordered = month.replace(day=self.rng.randint(1, last_day))
+            ordered = month.replace(day=min(self.rng.randint(1, last_day), self.now.day))
             order = {
                 "account": account["id"], "contact": ids[spec["contact"]], "order_date": ordered,
                 "delivery_date": ordered + timedelta(days=7), "status": "approved" if months_ago == 0 else "shipped",

@@ -15,12 +15,12 @@ from support import FixedClock
 from test_api import PASSWORD, Api
 from test_pages import token
 
-from objectplatform.runtime import dashboards
+from objectplatform.runtime import dashboards, rules
 from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.workqueue import work_queue
 from objectplatform.web import create_app
 
-LAST_MONTH = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+LAST_MONTH = datetime(2026, 11, 5, 2, 0, tzinfo=UTC)  # within 1–8 November, the same days as 1–8 December
 T0 = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai, Tuesday 8 December
 MOBILES = iter(range(13900000000, 13900001000))
 
@@ -153,8 +153,8 @@ def test_a_rep_s_home_shows_their_own_figures_only(app, platform, people, compan
     assert re.search(r"<h1>(.*?)</h1>", page).group(1) == "销售工作台"
     shown = widgets(page)
     assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "table", "chart", "list", "chart"]
-    assert shown[0][1] == "本月新增线索 3 ▲ 50.0% 上月 2"
-    assert shown[1][1] == "本月订单金额 0 — 上月 0"
+    assert shown[0][1] == "本月新增线索 3 ▲ 50.0% 上月同期 2"
+    assert shown[1][1] == "本月订单金额 0 — 上月同期 0"
     assert shown[3][1] == "我的待办 0 没有待办事项 全部待办"
     assert shown[6][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 季度回访 星辰科技 2026-12-08 10:00 计划中"
     rep1 = access(platform, people["rep1"])
@@ -163,7 +163,7 @@ def test_a_rep_s_home_shows_their_own_figures_only(app, platform, people, compan
     assert '<div class="report-chart"><svg' in page  # the chart, drawn by the report engine's chart code
 
     other = widgets(home(app, "rep2"))
-    assert other[0][1] == "本月新增线索 2 ▲ 100.0% 上月 1"
+    assert other[0][1] == "本月新增线索 2 ▲ 100.0% 上月同期 1"
     assert other[6][1] == "今日拜访 1 拜访主题 客户 计划拜访时间 拜访状态 上门拜访 明月商贸 2026-12-08 15:00 计划中"
     rep2 = access(platform, people["rep2"])
     by_status = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep2).widgets[7], rep2)
@@ -185,8 +185,8 @@ def test_a_manager_s_home_adds_up_the_team_and_lists_forgotten_leads_and_approva
     page = home(app, "boss")
     shown = widgets(page)
     assert [kind for kind, _ in shown] == ["kpi", "kpi", "kpi", "todos", "list", "chart", "table", "table"]
-    assert shown[0][1] == "团队本月新增线索 5 ▲ 66.7% 上月 3"
-    assert shown[2][1] == "团队本季度回款 0 — 上季度 0"
+    assert shown[0][1] == "团队本月新增线索 5 ▲ 66.7% 上月同期 3"
+    assert shown[2][1] == "团队本季度回款 0 — 上季度同期 0"
     assert re.sub(r" \d\d-\d\d \d\d:\d\d", "", shown[3][1]) == "待我审批 1 审批商机阶段「星辰项目」 全部待办"
     forgotten = shown[4][1]
     assert forgotten == (
@@ -230,9 +230,55 @@ def test_a_kpi_compares_with_the_period_before_exactly(platform, people, company
     boss = access(platform, people["boss"])
     kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, boss).widgets[0], boss)
     assert (kpi.value, kpi.previous, str(kpi.change)) == (5, 3, "66.7")
-    platform.clock.at = datetime(2027, 1, 4, 2, 0, tzinfo=UTC)  # January: December's 5 against January's none
+    platform.clock.at = datetime(2027, 1, 11, 2, 0, tzinfo=UTC)  # 1–11 January against 1–11 December: 0 and 5
     kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, boss).widgets[0], boss)
     assert (kpi.value, kpi.previous, str(kpi.change)) == (0, 5, "-100.0")
+    platform.clock.at = datetime(2027, 1, 7, 2, 0, tzinfo=UTC)  # 1–7 December holds none of the 5 (made on the 8th)
+    kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, boss).widgets[0], boss)
+    assert (kpi.value, kpi.previous, kpi.change) == (0, 0, None)
+
+
+def test_a_kpi_compares_a_month_under_way_with_the_same_days_of_the_month_before(platform, people, company):
+    """On 8 December, a lead made on 20 November is not in the comparison: 1–8 December against 1–8 November."""
+    platform.clock.at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    lead(platform, people["rep1"], "月底线索")
+    platform.clock.at = T0
+    rep1 = access(platform, people["rep1"])
+    kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep1).widgets[0], rep1)
+    assert (kpi.value, kpi.previous, str(kpi.change)) == (3, 2, "50.0")
+    platform.clock.at = datetime(2026, 12, 31, 2, 0, tzinfo=UTC)  # 1–31 December against all of November's 30 days
+    kpi = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep1).widgets[0], rep1)
+    assert (kpi.value, kpi.previous, str(kpi.change)) == (3, 3, "0.0")
+
+
+def test_a_rule_s_many_reminders_are_one_line_of_the_home_and_of_the_inbox(app, platform, people, company):
+    """rep1's five leads of 5 November not followed up: the reminder rule's five to-dos are one line linking to the
+    inbox showing only them; rep2's one reminder stays a line of its own."""
+    platform.clock.at = LAST_MONTH
+    for name in ("旧线索丁", "旧线索戊", "旧线索己"):
+        lead(platform, people["rep1"], name, company="星辰科技")
+    platform.clock.at = T0
+    rules.run_rules(platform, T0, ["lead_follow_up_reminder"])
+    rep1 = access(platform, people["rep1"])
+    todos = dashboards.run_widget(platform, dashboards.home_of(platform.metadata, rep1).widgets[3], rep1)
+    assert [(g.rule, g.object, g.count) for g in todos.groups] == [("lead_follow_up_reminder", "lead", 5)]
+    assert (todos.items, todos.total) == ([], 5)
+    page = home(app, "rep1")
+    assert re.sub(r" \d\d-\d\d \d\d:\d\d", "", widgets(page)[3][1]) == "我的待办 5 线索跟进提醒：5 条待办 全部待办"
+    assert '<a href="/todos?rule=lead_follow_up_reminder">线索跟进提醒：5 条待办</a>' in page
+    assert re.sub(r" \d\d-\d\d \d\d:\d\d", "", widgets(home(app, "rep2"))[3][1]) == (
+        "我的待办 1 跟进线索「旧线索丙」（） 全部待办")
+
+    client = app.test_client()
+    login(client, "rep1")
+    inbox = client.get("/todos").text
+    assert "共 5 项" in inbox
+    assert re.findall(r'<tr class="todo-group">\s*<td><a href="([^"]+)">([^<]+)</a>', inbox) == [
+        ("/todos?rule=lead_follow_up_reminder", "线索跟进提醒：5 条待办")]
+    only = client.get("/todos?rule=lead_follow_up_reminder").text
+    assert "仅显示「线索跟进提醒」的待办" in only
+    assert sorted(re.findall(r"跟进线索「(\w+)」（星辰科技）", only)) == ["旧线索丁", "旧线索己", "旧线索戊"]
+    assert len(re.findall(r'<tr data-id="\d+">', only)) == 5
 
 
 def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(api, app, platform, people, company):
@@ -273,7 +319,7 @@ def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(
     page = home(app, "finance")
     shown = widgets(page)
     assert [kind for kind, _ in shown] == ["kpi", "kpi", "todos", "list", "list", "table"]
-    assert shown[0][1] == "本月回款 1,500.00 — 上月 0"  # by the month finance confirmed them (both today)
+    assert shown[0][1] == "本月回款 1,500.00 — 上月同期 0"  # by the month finance confirmed them (both today)
     assert shown[1][1] == "待回款总额 1,200.00"
     assert shown[3][1] == (
         f"待确认回款 1 回款编号 销售订单 回款金额 回款日期 负责人 {paid[2]['payment_no']} "
@@ -287,8 +333,8 @@ def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(
     assert '<td class="num">300.00</td>' in to_confirm
     assert shown[5][1] == "应收账款(按客户) 客户 订单数 待回款金额 星辰科技 1 1,200.00 合计 1 1,200.00 查看报表"
     rep_orders = widgets(home(app, "rep1"))[1][1]
-    assert rep_orders == "本月订单金额 2,700.00 — 上月 0"
-    assert widgets(home(app, "rep2"))[1][1] == "本月订单金额 0 — 上月 0"  # rep1's order is not rep2's
+    assert rep_orders == "本月订单金额 2,700.00 — 上月同期 0"
+    assert widgets(home(app, "rep2"))[1][1] == "本月订单金额 0 — 上月同期 0"  # rep1's order is not rep2's
 
 
 def test_the_other_shipped_roles_have_their_homes(app, people, company):
@@ -302,11 +348,11 @@ def test_the_other_shipped_roles_have_their_homes(app, people, company):
         "按状态统计线索",
         "按员工统计线索",
     ]
-    assert widgets(home(app, "admin"))[0][1] == "本月新增线索 5 ▲ 66.7% 上月 3"
+    assert widgets(home(app, "admin"))[0][1] == "本月新增线索 5 ▲ 66.7% 上月同期 3"
     assert [kind for kind, _ in widgets(home(app, "oadmin"))] == ["todos", "list"]
     assert widgets(home(app, "oadmin"))[1][1] == "待发货订单 0 暂无记录"
     assert [kind for kind, _ in widgets(home(app, "mkt"))] == ["kpi", "todos", "table"]
-    assert widgets(home(app, "mkt"))[0][1] == "本月新增线索 5 ▲ 66.7% 上月 3"
+    assert widgets(home(app, "mkt"))[0][1] == "本月新增线索 5 ▲ 66.7% 上月同期 3"
 
 
 def test_a_user_pins_a_report_to_their_own_home_and_unpins_it(app, platform, people, company):

@@ -24,6 +24,7 @@ from objectplatform.runtime.dashboards import home_of, run_widget
 from objectplatform.runtime.geo import distance_m
 from objectplatform.runtime.passwords import verify_password
 from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.rules import run_rules
 from objectplatform.runtime.sales_processes import processes
 from objectplatform.runtime.storage.engine import reading
 from objectplatform.runtime.storage.migrate import migrate
@@ -191,8 +192,9 @@ def test_leads_came_in_month_by_month_before_the_load(demo):
 
 
 def test_every_home_kpi_compares_with_a_real_figure(demo):
-    """本月新增线索 and the other KPIs on the homes of every role that has them: this month's figure beside last
-    month's (this quarter's beside the last), both real; the outstanding amounts have no period."""
+    """本月新增线索 and the other KPIs on the homes of every role that has them: this month so far (27 November)
+    beside the same days of last month (1–27 October; this quarter's beside as many days of the last), both real;
+    the outstanding amounts have no period."""
     platform, _ = demo
     users = {u["username"]: u["id"] for u in every(platform, "user")}
     shown = {}
@@ -203,24 +205,24 @@ def test_every_home_kpi_compares_with_a_real_figure(demo):
                 kpi = run_widget(platform, widget, access)
                 shown[(username, widget.title.en)] = (kpi.value, kpi.previous, kpi.change)
     assert shown == {
-        ("sunwei", "New leads this month"): (35, 47, Decimal("-25.5")),
-        ("sunwei", "Orders this month"): (Decimal("546120.00"), Decimal("208293.00"), Decimal("162.2")),
+        ("sunwei", "New leads this month"): (35, 37, Decimal("-5.4")),
+        ("sunwei", "Orders this month"): (Decimal("546120.00"), Decimal("55233.00"), Decimal("888.8")),
         ("sunwei", "Payments this month"): (Decimal("1609812.74"), Decimal("544249.72"), Decimal("195.8")),
-        ("zhaojianguo", "Team's new leads this month"): (147, 207, Decimal("-29.0")),
-        ("zhaojianguo", "Team's orders this month"): (Decimal("774497.05"), Decimal("1773041.80"), Decimal("-56.3")),
-        ("zhaojianguo", "Team's payments this quarter"): (Decimal("3626450.31"), Decimal("2847826.30"),
-                                                          Decimal("27.3")),
-        ("qianlihua", "Team's new leads this month"): (177, 223, Decimal("-20.6")),
-        ("qianlihua", "Team's orders this month"): (Decimal("633417.60"), Decimal("2596671.06"), Decimal("-75.6")),
-        ("qianlihua", "Team's payments this quarter"): (Decimal("1365262.99"), Decimal("1748301.29"),
-                                                        Decimal("-21.9")),
-        ("admin", "New leads this month"): (314, 407, Decimal("-22.9")),
-        ("admin", "Orders this month"): (Decimal("1407914.65"), Decimal("4369712.86"), Decimal("-67.8")),
+        ("zhaojianguo", "Team's new leads this month"): (147, 181, Decimal("-18.8")),
+        ("zhaojianguo", "Team's orders this month"): (Decimal("774497.05"), Decimal("1408013.80"), Decimal("-45.0")),
+        ("zhaojianguo", "Team's payments this quarter"): (Decimal("3626450.31"), Decimal("2458986.64"),
+                                                          Decimal("47.5")),
+        ("qianlihua", "Team's new leads this month"): (177, 200, Decimal("-11.5")),
+        ("qianlihua", "Team's orders this month"): (Decimal("633417.60"), Decimal("2497471.06"), Decimal("-74.6")),
+        ("qianlihua", "Team's payments this quarter"): (Decimal("1365262.99"), Decimal("1272084.10"),
+                                                        Decimal("7.3")),
+        ("admin", "New leads this month"): (314, 359, Decimal("-12.5")),
+        ("admin", "Orders this month"): (Decimal("1407914.65"), Decimal("3905484.86"), Decimal("-64.0")),
         ("admin", "Payments this month"): (Decimal("3999617.54"), Decimal("992095.76"), Decimal("303.1")),
-        ("chenjing", "New leads this month"): (314, 407, Decimal("-22.9")),
+        ("chenjing", "New leads this month"): (314, 359, Decimal("-12.5")),
         ("liuyang", "Payments this month"): (Decimal("3999617.54"), Decimal("992095.76"), Decimal("303.1")),
         ("liuyang", "Outstanding"): (Decimal("4838411.81"), None, None),
-        # 优选零售's own orders through the partner portal: 40 tablets this month, 24 last month
+        # 优选零售's own orders through the partner portal: 40 tablets this month, 24 by this day of last month
         ("youxuan", "Ordered this month"): (Decimal("110363.20"), Decimal("66217.92"), Decimal("66.7")),
         ("youxuan", "Still to pay"): (Decimal("184858.36"), None, None),
     }
@@ -564,9 +566,26 @@ def test_the_partner_orders_for_their_company_and_the_policies_price_new_lines(d
     seen = platform.records.list("sales_order", where=access.scope("sales_order", platform.schema["sales_order"].table),
                                  limit=200).items
     assert sorted(o["order_no"] for o in seen) == theirs and theirs
+    (orders,) = [w for w in home_of(platform.metadata, access).widgets if w.object == "sales_order"]
+    dates = [o["order_date"] for o in run_widget(platform, orders, access).items]
+    # their home lists the latest order first; each month's partner order by the 27th, the day of the load
+    assert [d.isoformat() for d in dates] == ["2026-11-23", "2026-11-20", "2026-10-27", "2026-09-24"]
     assert sorted((p["name"], p["discount"]) for p in every(platform, "price_policy")) == [
         ("A级客户 硬件 95折", 5), ("A级客户 软件 97折", 3), ("B级客户 硬件 98折", 2), ("优选零售 移动巡店平板 92折", 8)]
     # the demo's lines keep the discounts they were sold at; one names a policy only when it holds its discount
     policies = {p["id"]: p["discount"] for p in every(platform, "price_policy")}
     named = [line for line in every(platform, "order_line") if line["price_policy"]]
     assert named and all(line["discount"] == policies[line["price_policy"]] for line in named)
+
+
+def test_a_rep_s_many_follow_up_reminders_are_one_line_of_their_home(demo):
+    """The 7-day follow-up reminder run on the demo (as the scheduler does each morning) gives 孙伟 one to-do per lead
+    he has not followed up: his home shows them as one line linking to the inbox of those only."""
+    platform, _ = demo
+    users = {u["username"]: u["id"] for u in every(platform, "user")}
+    run_rules(platform, NOW, ["lead_follow_up_reminder"])
+    access = access_for(platform, users["sunwei"])
+    (widget,) = [w for w in home_of(platform.metadata, access).widgets if w.type == "todos"]
+    todos = run_widget(platform, widget, access)
+    assert [(g.rule, g.count) for g in todos.groups] == [("lead_follow_up_reminder", 172)]
+    assert (todos.items, todos.total) == ([], 172)

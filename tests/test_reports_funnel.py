@@ -160,9 +160,10 @@ def test_two_funnels_side_by_side_on_the_page_and_in_its_csv(platform, two_reps)
     query = (f"owner={two_reps['li']}&period__from=2026-04-01&period__to=2026-06-30&b.owner={two_reps['zhang']}")
     page = client.get(f"/reports/sales_funnel?{query}").get_data(as_text=True)
     assert '<details class="compare" open>' in page
-    assert '<figure class="report-chart"><figcaption>A (李一, 2026-04-01–2026-06-30)</figcaption><svg' in page
+    side_a = "A (标准销售流程, 李一, 2026-04-01–2026-06-30)"  # the process the page chose, the viewer's own
+    assert f'<figure class="report-chart"><figcaption>{side_a}</figcaption><svg' in page
     assert '<figure class="report-chart"><figcaption>B (张二)</figcaption><svg' in page
-    assert '<th scope="col" data-key="count__a" class="num">A (李一, 2026-04-01–2026-06-30) · 商机数</th>' \
+    assert f'<th scope="col" data-key="count__a" class="num">{side_a} · 商机数</th>' \
            '<th scope="col" data-key="count__b" class="num">B (张二) · 商机数</th>' in page
     assert '<th scope="col" data-key="win_rate__b" class="num">B (张二) · 成交率(%)</th>' in page
     csv = client.get(f"/reports/sales_funnel/export.csv?{query}").data.decode("utf-8").splitlines()
@@ -202,3 +203,24 @@ def test_the_api_runs_a_comparison_with_the_second_filters_whole(platform, two_r
     bad = client.post("/api/v1/reports/sales_funnel/run", headers={"Authorization": f"Bearer {token}"},
                       json={"compare": {"period": "this_month"}})
     assert bad.status_code == 400 and bad.get_json()["error"]["fields"] == {"compare": ["must be {filters}"]}
+
+
+def test_without_a_process_chosen_the_funnel_shows_the_viewer_s_own(platform):
+    """华东区's manager, whose department's process is east_branch, sees its stages and her team's opportunities
+    without choosing it; the page preselects it; a viewer of no department sees the first process; choosing
+    another process still shows that one."""
+    east = platform.records.create("department", {"name": "华东区"}, system=True)["id"]
+    boss = make_user(platform, "钱经理", ["sales_manager"], department=east, password=PASSWORD)
+    rep = make_user(platform, "郑一", ["sales_rep"], department=east, manager=boss)
+    add_opportunities(platform, 2, "demo", rep, process="east_branch", amount="100000")
+    add_opportunities(platform, 1, "tender", rep, process="government", amount="100000")
+    shown = funnel(platform, boss)
+    assert [(r["stage"], r["count"]) for r in shown.rows] == [("intent", 0), ("demo", 2), ("negotiation", 0),
+                                                             ("closing", 0)]
+    assert shown.totals["weighted_amount"] == Decimal("80000.00")
+    assert [r["stage"] for r in funnel(platform).rows] == ["intent", "initiation", "proposal", "negotiation",
+                                                           "closing"]
+    chosen = funnel(platform, boss, filters={"sales_process": "government"})
+    assert sum(r["count"] for r in chosen.rows) == 1
+    page = signed_in(platform, "钱经理").get("/reports/sales_funnel").get_data(as_text=True)
+    assert '<option value="east_branch" selected>华东分公司销售流程</option>' in page

@@ -7,13 +7,13 @@ pins to their own home.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from objectplatform.metadata import Dashboard, Metadata, ReportDimension, Widget
+from objectplatform.metadata import Dashboard, Metadata, Widget
 
 from .errors import Conflict, Message
 from .expressions_sql import to_sql
@@ -26,7 +26,6 @@ from .storage.engine import reading
 from .workqueue import work_queue
 
 PREVIOUS = {"this_month": "last_month", "this_quarter": "last_quarter", "this_year": "last_year"}
-BUCKETS = {"this_month": "month", "this_quarter": "quarter", "this_year": "year"}
 PERCENT_PLACES = Decimal("0.1")
 MAX_PINS = 12
 
@@ -77,6 +76,9 @@ class Listing:
 
 @dataclass
 class Todos:
+    """The rules' groups of to-dos (each one line), the first other to-dos, and how many are open in all."""
+
+    groups: list
     items: list
     total: int
 
@@ -88,39 +90,33 @@ def run_widget(platform, widget: Widget, access: Access) -> Kpi | ReportResult |
 
 
 def _kpi(platform, widget: Widget, access: Access) -> Kpi:
-    """One run of the report with only the measure wanted: without a period, over all rows; with one, grouped by
-    the period's bucket of `date_field` over the period and the one before, so both figures come together."""
+    """The report with only the measure wanted: without a period, one run over all rows; with one, a run over the
+    period so far and one over as many days of the period before (month to date against the same days of last
+    month), so that a month under way is not compared with a whole one."""
     report = platform.metadata.reports[widget.report]
     measure = next(m for m in report.measures if m.key == widget.measure)
     shape = replace(
         report, dimensions=(), columns=None, measures=(measure,), sort=(), limit=None, totals=False, chart=None
     )
-    filters = dict(widget.filters)
-    if widget.period is None:
+
+    def total(within: dict | None = None) -> tuple[Any, str]:
+        filters = {**widget.filters, **({widget.date_field: within} if within else {})}
         result = run_report(platform, shape, access=access, filters=filters, scene=widget.scene)
-        return Kpi(result.rows[0][measure.key] or 0, result.measures[0].type)
-    bucket = BUCKETS[widget.period]
+        return result.rows[0][measure.key] or 0, result.measures[0].type
+
+    if widget.period is None:
+        return Kpi(*total())
     now = platform.local_now()
-    start, _ = date_range(PREVIOUS[widget.period], now)
-    current, end = date_range(widget.period, now)
-    filters[widget.date_field] = {"from": start.isoformat(), "to": (end - timedelta(days=1)).isoformat()}
-    shape = replace(shape, dimensions=(ReportDimension("period", widget.date_field, bucket),))
-    result = run_report(platform, shape, access=access, filters=filters, scene=widget.scene)
-    by_period = {row["period"]: row[measure.key] or 0 for row in result.rows}
-    value, previous = by_period.get(bucket_key(current, bucket), 0), by_period.get(bucket_key(start, bucket), 0)
+    today = now.date()
+    current, _ = date_range(widget.period, now)
+    start, end = date_range(PREVIOUS[widget.period], now)
+    same_days = min(start + (today - current), end - timedelta(days=1))
+    value, kind = total({"from": current.isoformat(), "to": today.isoformat()})
+    previous, _ = total({"from": start.isoformat(), "to": same_days.isoformat()})
     change = None
     if previous:
         change = (Decimal(value - previous) * 100 / Decimal(previous)).quantize(PERCENT_PLACES)
-    return Kpi(value, result.measures[0].type, previous, change)
-
-
-def bucket_key(day: date, bucket: str) -> str:
-    """The value the report engine gives the `bucket` (month, quarter, year) holding `day`."""
-    if bucket == "month":
-        return f"{day.year}-{day.month:02d}"
-    if bucket == "quarter":
-        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-    return str(day.year)
+    return Kpi(value, kind, previous, change)
 
 
 def _report(platform, widget: Widget, access: Access) -> ReportResult:
@@ -156,9 +152,13 @@ def _list(platform, widget: Widget, access: Access) -> Listing:
 
 
 def _todos(platform, widget: Widget, access: Access) -> Todos:
+    """A rule's many reminders as one line (workqueue.todo_groups), then the other to-dos up to `limit` lines."""
     queue = work_queue(platform)
+    groups = queue.todo_groups(access, kinds=widget.kinds)
+    limit = None if widget.limit is None else max(widget.limit - len(groups), 0)
     return Todos(
-        queue.todos_for(access, limit=widget.limit, kinds=widget.kinds),
+        groups,
+        queue.todos_for(access, limit=limit, kinds=widget.kinds, except_rules=[g.rule for g in groups]),
         queue.open_todo_count(access, kinds=widget.kinds),
     )
 

@@ -23,6 +23,7 @@ from .storage.id_sets import among
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 LIST_LIMIT = 200
+GROUP_AT = 5  # from this many open to-dos of one rule on, the inbox shows them as one line
 A_TO_DO = Message("todo.noun", "to-do")  # what `no_record` names: no object's records
 A_NOTIFICATION = Message("notification.noun", "notification")
 
@@ -92,6 +93,17 @@ class Todo:
                 "record_id": self.record_id, "created_at": self.created_at.isoformat(), "action": self.action,
                 "approval_id": self.approval_id, "user": self.user_id, "role": self.role,
                 "done": self.done_at is not None, "done_at": self.done_at.isoformat() if self.done_at else None}
+
+
+@dataclass(frozen=True)
+class TodoGroup:
+    """The open to-dos one rule gave a user about `count` records of `object`, shown as one line of the inbox."""
+
+    rule: str
+    label: Label
+    object: str
+    count: int
+    newest: datetime
 
 
 def _id(value: Any) -> str | None:
@@ -189,8 +201,7 @@ class WorkQueue:
         table = self.todos
         chosen = []
         if key_prefix is not None:
-            escaped = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            chosen.append(table.c.dedupe_key.like(escaped + "%", escape="\\"))
+            chosen.append(self._keyed(key_prefix))
         wanted = [int(i) for i in ids]
         if wanted:
             chosen.append(table.c.id.in_(wanted))
@@ -220,19 +231,46 @@ class WorkQueue:
         mine = table.c.user_id == int(access.user_id)
         return sa.or_(mine, table.c.role.in_(roles)) if roles else mine
 
-    def todos_for(self, access, include_done: bool = False, limit: int = LIST_LIMIT,
-                  kinds: Sequence[str] = ()) -> list[Todo]:
+    def _keyed(self, prefix: str) -> sa.ColumnElement[bool]:
+        """The to-dos whose dedupe key starts with `prefix`."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self.todos.c.dedupe_key.like(escaped + "%", escape="\\")
+
+    def todos_for(self, access, include_done: bool = False, limit: int | None = LIST_LIMIT,
+                  kinds: Sequence[str] = (), rule: str | None = None, except_rules: Sequence[str] = ()) -> list[Todo]:
         """The user's to-dos and those of the roles they hold, newest first; open ones only by default; only
-        those of `kinds` (approval, task, ...) when given."""
+        those of `kinds` (approval, task, ...) when given; only those `rule` made, or none `except_rules` made."""
         table = self.todos
         stmt = sa.select(table).where(self._mine(access))
         if kinds:
             stmt = stmt.where(table.c.kind.in_(kinds))
+        if rule is not None:
+            stmt = stmt.where(self._keyed(f"rule:{rule}:"))
+        for name in except_rules:
+            stmt = stmt.where(sa.not_(self._keyed(f"rule:{name}:")))
         if not include_done:
             stmt = stmt.where(table.c.done_at.is_(None))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         with self.platform.engine.connect() as conn:
             return [_todo(r) for r in conn.execute(stmt).mappings()]
+
+    def todo_groups(self, access, kinds: Sequence[str] = ()) -> list[TodoGroup]:
+        """The rules that gave the user GROUP_AT or more open to-dos, most first, in one query: a rule reminding a
+        rep of 170 leads is one line ("follow-up reminder: 170") linking to them, not a page of look-alikes."""
+        rules = [d for d in self.platform.metadata.flows.values() if d.kind == "rule"]
+        if not rules:
+            return []
+        table = self.todos
+        columns = []
+        for rule in rules:
+            made = self._keyed(f"rule:{rule.name}:")
+            columns += [sa.func.count(sa.case((made, 1))), sa.func.max(sa.case((made, table.c.created_at)))]
+        where = [self._mine(access), table.c.done_at.is_(None), *([table.c.kind.in_(kinds)] if kinds else [])]
+        with self.platform.engine.connect() as conn:
+            row = conn.execute(sa.select(*columns).where(*where)).one()
+        groups = [TodoGroup(rule.name, rule.label, rule.object, row[2 * i], _at(row[2 * i + 1]))
+                  for i, rule in enumerate(rules) if row[2 * i] >= GROUP_AT]
+        return sorted(groups, key=lambda group: -group.count)
 
     def open_todo_count(self, access, kinds: Sequence[str] = ()) -> int:
         table = self.todos

@@ -64,6 +64,14 @@ def _widget(widget: Widget) -> dict:
             link=url_for("pages.todos"),
             rows=[
                 {
+                    "title": text("todos.group", g.lang, label=group.label.get(g.lang), count=group.count),
+                    "when": _when(group.newest),
+                    "link": url_for("pages.todos", rule=group.rule),
+                }
+                for group in result.groups
+            ]
+            + [
+                {
                     "title": t.title_en if g.lang == "en" else t.title_zh,
                     "when": _when(t.created_at),
                     "link": url_for("pages.record", obj=t.object, id=t.record_id)

@@ -22,6 +22,7 @@ from objectplatform.runtime.errors import ValidationFailed
 from objectplatform.runtime.reports import ReportResult, charts, personal
 from objectplatform.runtime.reports.compare import side_by_side
 from objectplatform.runtime.reports.filters import DATE_RANGES
+from objectplatform.runtime.reports.funnel import default_process
 from objectplatform.runtime.reports.paths import resolve
 from objectplatform.runtime.reports.run import SCENES
 from objectplatform.runtime.value_labels import value_labels
@@ -160,6 +161,8 @@ def _controls(report_def, args: Mapping[str, str], prefix: str = "") -> tuple[li
         else:
             label = f.label.get(g.lang) if f else text(f"reports.field.{path.field}", g.lang)
         control = {"name": name, "label": label, "value": args.get(name, "")}
+        if funnel and name == "sales_process" and not prefix and not control["value"]:  # the funnel's default
+            control["value"] = default_process(get_platform(), g.access, report_def.object) or ""
         labels = (value_labels(metadata, metadata.objects[path.object], path.field)
                   if path.type in ("picklist", "text") else {})  # options, sales processes, stages
         if path.type in ("date", "datetime"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC
 
 import sqlalchemy as sa
-from flask import flash, g, redirect, render_template, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 
 from objectplatform.runtime.actions import actions_service
 from objectplatform.runtime.records.query import MAX_LIMIT
@@ -127,7 +127,9 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     """The inbox; an approval to-do whose decision was refused shows `errors[id]` and keeps `comments[id]`
     (a refusal for a to-do no longer open, decided meanwhile, shows above the list)."""
     platform = get_platform()
-    items = work_queue(platform).todos_for(g.access)
+    queue, rule = work_queue(platform), request.args.get("rule") or None
+    groups = [] if rule else queue.todo_groups(g.access)
+    items = queue.todos_for(g.access, rule=rule, except_rules=[group.rule for group in groups])
     roles = platform.metadata.roles
     contexts, submitted = _contexts(items), _submitted(items)
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
@@ -138,7 +140,12 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
              "error": (errors or {}).get(t.id), "comment": (comments or {}).get(t.id, "")}
             for t in items]
     gone = [message for todo_id, message in (errors or {}).items() if todo_id not in {t.id for t in items}]
-    return render_template("pages/todos.html", rows=rows, errors=gone), status
+    grouped = [{"title": text("todos.group", g.lang, label=group.label.get(g.lang), count=group.count),
+                "link": url_for("pages.todos", rule=group.rule), "when": _when(group.newest),
+                "kind": _kind("reminder"), "count": group.count} for group in groups]
+    shown = platform.metadata.flows.get(rule) if rule else None
+    return render_template("pages/todos.html", rows=rows, grouped=grouped, errors=gone,
+                           rule=shown.label.get(g.lang) if shown is not None else rule), status
 
 
 @bp.route("/todos/<todo_id>/done", methods=["POST"])

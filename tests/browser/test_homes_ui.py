@@ -4,8 +4,12 @@ wider than the screen at 390 px; a screenshot of each home at both widths under 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from test_ui import login
+
+from objectplatform.runtime.rules import run_rules
 
 HOMES = {
     "wang": (["本月新增线索", "本月订单金额", "本月回款", "我的待办", "本月目标", "我的销售漏斗", "今日拜访",
@@ -62,3 +66,33 @@ def cut_widgets(page) -> list[str]:
     return page.evaluate("""[...document.querySelectorAll('section.widget .table-wrap, section.widget .figures')]
         .filter(e => e.scrollWidth > e.clientWidth + 1)
         .map(e => e.closest('section').querySelector('h2').innerText)""")
+
+
+def test_a_rep_s_many_reminders_are_one_line_and_a_regional_manager_sees_her_process_s_funnel(
+        browser, site, screenshot):
+    """A week on, 王伟's five leads not followed up give five reminders: his home shows one line, which opens the
+    inbox showing just them, at both widths; 钱芳 (华东区) sees the funnel of her department's process."""
+    run_rules(site.platform, datetime.now(UTC) + timedelta(days=8), ["lead_follow_up_reminder"])
+    context = browser.new_context(base_url=site.url, locale="zh-CN", timezone_id="Asia/Shanghai")
+    try:
+        page = context.new_page()
+        login(page, site, "wang")
+        todos = page.locator("section.widget-todos .todo-items li a")
+        assert todos.all_inner_texts() == ["线索跟进提醒：5 条待办"]
+        todos.first.click()
+        page.wait_for_url("**/todos?rule=lead_follow_up_reminder")
+        assert page.locator("p.todo-filter").inner_text() == "仅显示「线索跟进提醒」的待办 · 全部待办"
+        assert page.locator("table.todos tbody tr").count() == 5
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot(page, "todos-of-a-rule-wang-zh")
+        page.goto("/lang/en?next=/")
+        assert todos.all_inner_texts() == ["Lead follow-up reminder: 5 to-dos"]
+        context.clear_cookies()
+        login(page, site, "qian")
+        stages = page.evaluate("""[...document.querySelectorAll('section.widget-chart .report-chart svg text')]
+            .map(t => t.textContent)""")
+        assert [s for s in ("确认客户意向", "产品演示", "引导立项") if any(s in t for t in stages)] == [
+            "确认客户意向", "产品演示"]
+    finally:
+        context.close()

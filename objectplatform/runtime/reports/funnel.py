@@ -20,6 +20,7 @@ from ..behaviors.staged import SALES_PROCESS, SalesProcessConfig
 from ..errors import Message, ValidationFailed
 from ..permissions import Access
 from ..records.query import InvalidFilter
+from ..sales_processes import process_for_owner, processes
 from ..storage.engine import reading
 from ..value_labels import value_labels
 from .compile import Compiler, Dimension, Joins, Measure
@@ -42,19 +43,15 @@ COLUMNS = (
 )
 
 
-def processes(metadata, obj: str) -> list[SalesProcess]:
-    """The sales processes of `obj`, in the order the metadata defines them."""
-    return [d for d in metadata.flows.values() if d.kind == "sales_process" and d.object == obj]
-
-
 def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapping[str, Any] | None,
                scene: str | None, now: datetime | None) -> ReportResult:
-    """The funnel of the process named by the `sales_process` filter (the first process when none is named)."""
+    """The funnel of the process named by the `sales_process` filter; when none is named, of the viewer's own:
+    the process their department's new records get (so a regional manager sees their team's stages)."""
     metadata, base = platform.metadata, report.object
     filters = dict(filters or {})
     period = filters.pop("period", None)
     available = processes(metadata, base)
-    name = filters.pop("sales_process", None) or (available[0].name if available else None)
+    name = filters.pop("sales_process", None) or default_process(platform, access, base)
     process = next((p for p in available if p.name == name), None)
     if process is None:
         known = ", ".join(p.name for p in available) or Message("report.no_sales_process", "none is defined")
@@ -107,6 +104,13 @@ def run_funnel(platform, report: Report, *, access: Access | None, filters: Mapp
     return ReportResult(report.name, report.label, columns, rows, totals, columns[:1], columns[1:],
                         report.chart or Chart("funnel", ("count",)),
                         value_labels={"stage": stage_labels})
+
+
+def default_process(platform, access: Access | None, obj: str) -> str | None:
+    """The name of the process a funnel shows when none is chosen: the viewer's (as their department picks it),
+    the first one without a viewer."""
+    chosen = process_for_owner(platform, access.user_id if access is not None else None, obj)
+    return chosen.name if chosen is not None else None
 
 
 def register(registry) -> None:
