@@ -290,8 +290,7 @@ class Approvals:
                     self._started_many(conn, obj, started, me, at, comment)
         except RuntimeFailure:
             return None
-        return {"succeeded": [one for one in ids if one not in refused],
-                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+        return actions.bulk_result(ids, refused)
 
     def _started_many(self, conn: sa.Connection, obj: str, started: list[tuple], me: str, at: datetime,
                       comment: str | None) -> None:
@@ -701,8 +700,7 @@ class Approvals:
                     self._withdrawn(conn, obj, ended, me, at, comment)
         except RuntimeFailure:
             return None
-        return {"succeeded": [one for one in ids if one not in refused],
-                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+        return actions.bulk_result(ids, refused)
 
     def _withdrawn(self, conn: sa.Connection, obj: str, rows: list[Mapping[str, Any]], by: str, at: datetime,
                    comment: str | None) -> None:

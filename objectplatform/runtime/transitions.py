@@ -86,8 +86,7 @@ def run_transition_many(platform, access, obj_name: str, name: str, ids: list[st
                                      alike))
     except RuntimeFailure:
         return None
-    return {"succeeded": [one for one in ids if one not in refused],
-            "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+    return actions.bulk_result(ids, refused)
 
 
 def same_values(platform, obj: ObjectDef, transition: Transition, params: Mapping[str, Any],
