@@ -1,9 +1,10 @@
 """Lead benchmarks (not tests): import of a 100,000-row CSV (validation, duplicate rules, pool routing)
 and bulk assignment of 100,000 waiting leads from a pool beside the floor's one UPDATE of them on the same table, on
 SQLite and PostgreSQL; with --tasks, the other bulk actions (claim, mark invalid, reopen and move of 100,000 leads,
-return of 100,000 held leads to the pool, a hand-over, auto-recycle, a set-based transition) each beside its floor,
-one UPDATE; with --one-by-one, claim, mark invalid, reopen and move run the single action on each lead in turn, as
-their bulk actions did before they were set-based. Each also prints its CPU seconds
+return of 100,000 held leads to the pool, a hand-over, the bulk deactivate of 50 users holding them all, auto-recycle,
+a set-based transition) each beside its floor, one UPDATE (the deactivate's: of the leads, then of the users); with
+--one-by-one, claim, mark invalid, reopen and move run the single action on each lead in turn, and deactivate on each
+user, as their bulk actions did before they were set-based. Each also prints its CPU seconds
 (`cpu_seconds`: this process's and its PostgreSQL server processes'): the work itself, whatever else the machine is
 doing.
 
@@ -34,7 +35,8 @@ from objectplatform.runtime.permissions import access_for
 from objectplatform.runtime.storage.convert import to_row
 from objectplatform.runtime.storage.migrate import migrate
 
-TASKS = ("import", "claim", "invalidate", "reopen", "move", "assign", "return", "handover", "recycle", "transition")
+TASKS = ("import", "claim", "invalidate", "reopen", "move", "assign", "return", "handover", "deactivate", "recycle",
+         "transition")
 SOURCES = ["referral", "promotion", "campaign", "telemarketing", "website", "expo", "business_card", "other"]
 
 
@@ -120,6 +122,27 @@ def bench(backend: str, workdir: Path, rows: int, tasks: set[str], one_by_one: b
         floor(platform, out, "handover", table.update().where(col("owner") == int(reps[1])).values(
             owner=int(reps[2]), version=table.c.version + 1, updated_at=now))
         timed(platform, out, "handover", lambda: auth_service(platform).deactivate(reps[1], reps[2], by=admin))
+    if "deactivate" in tasks:  # 50 reps holding every lead leave at once: the third rep takes them all over
+        leavers = records.create_many("user", [{"username": f"leaver{i}", "display_name": f"离职{i}",
+                                                "roles": ["sales_rep"]} for i in range(50)]).created
+        pool_behavior.assign_many(platform, access, "lead", ids, owners=leavers)
+        settle(platform.engine)
+        users = platform.schema["user"]
+        floor(platform, out, "deactivate", table.update().where(col("owner").in_([int(u) for u in leavers])).values(
+            owner=int(reps[2]), version=table.c.version + 1, updated_at=now),
+            users.table.update().where(users.table.c.id.in_([int(u) for u in leavers])).values(
+                {users.column("active"): False, users.table.c.version: users.table.c.version + 1}))
+
+        def deactivate() -> None:
+            params = {"handover_to": reps[2]}
+            if one_by_one:
+                for one in leavers:
+                    run_action(platform, access, "user", "deactivate", one, params)
+                return
+            result = run_action(platform, access, "user", "deactivate", leavers, params)
+            assert len(result["succeeded"]) == len(leavers) and not result["failed"], result["failed"][:3]
+
+        timed(platform, out, "deactivate", deactivate)
     if "recycle" in tasks:  # every held lead was assigned 31 days ago; the pool recycles after 30 days
         with platform.engine.begin() as conn:
             conn.execute(table.update().where(col("owner").is_not(None)).values(
@@ -204,11 +227,14 @@ def pool_actions(platform, out: dict[str, float], tasks: set[str], ids: list[str
     settle(platform.engine)
 
 
-def floor(platform, out: dict[str, float], task: str, update: sa.Update) -> None:
-    """The floor of `task`: its one UPDATE, timed to its end, then rolled back."""
+def floor(platform, out: dict[str, float], task: str, update: sa.Update, *more: sa.Update) -> None:
+    """The floor of `task`: its one UPDATE (of the leads: their count) and `more`, timed to their end, then rolled
+    back."""
     start, cpu = time.perf_counter(), cpu_seconds(platform.engine)
     with platform.engine.connect() as conn:
         out[f"{task}_rows"] = conn.execute(update).rowcount
+        for statement in more:
+            conn.execute(statement)
         out[f"{task}_floor"], out[f"{task}_floor_cpu"] = time.perf_counter() - start, cpu_seconds(platform.engine) - cpu
         conn.rollback()
     settle(platform.engine)
@@ -227,7 +253,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--tasks", default="import,assign", help=f"of {','.join(TASKS)}, or all")
     parser.add_argument("--one-by-one", action="store_true",
-                        help="claim, invalidate, reopen and move: the single action on each lead in turn")
+                        help="claim, invalidate, reopen, move and deactivate: the single action on each record in turn")
     parser.add_argument("--name", default="bench_leads",
                         help="the SQLite file's or PostgreSQL schema's name (unique to you on a shared server)")
     args = parser.parse_args()
@@ -268,7 +294,9 @@ def main() -> None:
 BULK = {"claim": "claim every waiting lead of the pool (a member)", "invalidate": "mark every held lead invalid",
         "reopen": "reopen every invalid lead", "move": "move every waiting lead to another pool (the admin)",
         "return": "return to the pool (the bulk action, set-based: give_back_many)",
-        "handover": "hand-over of a deactivated user's leads", "recycle": "auto-recycle of every held lead",
+        "handover": "hand-over of a deactivated user's leads",
+        "deactivate": "deactivate 50 users holding every lead (the bulk action, set-based: deactivate_many)",
+        "recycle": "auto-recycle of every held lead",
         "transition": "a set-based transition (Records.update_all): invalidate every waiting lead"}
 
 

@@ -7,12 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from support import FixedClock, one_by_one, written
+from test_api import without_reasons
 
+from objectplatform.runtime import Settings, open_platform
+from objectplatform.runtime.actions import run_action
 from objectplatform.runtime.auth import Auth, auth_service
 from objectplatform.runtime.errors import NotFound, Unauthenticated, ValidationFailed
 from objectplatform.runtime.permissions import access_for
+from objectplatform.runtime.workqueue import work_queue
 
 PASSWORD = "s3cret-密码"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -244,3 +250,77 @@ def test_deactivating_an_unknown_user_is_not_found(platform, auth, team):
     for user_id in ("999999", "x"):
         with pytest.raises(NotFound):
             auth.deactivate(user_id, team["li"], by=team["admin"])
+
+
+# ------------------------------------------------------------------------------- bulk deactivate
+
+
+@pytest.fixture
+def twin(backend, tmp_path, metadata, templates):
+    """A second platform on a database equal to the `platform` fixture's (a copy of the same template)."""
+    with templates.copy(backend, metadata, tmp_path) as url:
+        other = open_platform(Settings.from_env({}, database_url=url, instance_path=tmp_path / "twin"), metadata)
+        try:
+            yield other
+        finally:
+            other.close()
+
+
+def leaving_scenario(platform) -> dict[str, str]:
+    """Two admins, 李 taking over, reps holding leads, an account and a to-do, 赵 already inactive still holding a
+    lead, a new hire owned by 王 and one owned by 刘, and a signed-in 刘: the same ids on every equal database."""
+    platform.clock = FixedClock(T0)
+    records = platform.records
+    ids = {key: make_user(platform, key, roles=["admin"]) for key in ("admin", "admin2")}
+    ids.update({key: make_user(platform, key) for key in ("li", "wang", "liu", "zhao")})
+    ids["hire1"] = make_user(platform, "hire1", owner=ids["wang"])
+    ids["hire2"] = make_user(platform, "hire2", owner=ids["liu"])
+    for n, key in enumerate(("wang", "wang", "liu", "zhao", "admin2")):
+        ids[f"lead{n}"] = records.create("lead", {"name": f"线索{n}", "phone": f"1380000000{n}"}, user=ids[key])["id"]
+    ids["account"] = records.create("account", {"name": "王的客户"}, user=ids["wang"])["id"]
+    with platform.engine.begin() as conn:
+        work_queue(platform).add_todo(conn, users=[ids["wang"]], kind="task", title="回访客户", object="lead",
+                                      record_id=ids["lead0"], key="follow-up")
+    records.update("user", ids["zhao"], {"active": False}, version=None, system=True)
+    auth_service(platform).issue_token("liu", PASSWORD)
+    platform.clock.advance(hours=1)
+    return ids
+
+
+def test_bulk_deactivate_is_set_based_and_answers_as_one_user_after_another(platform, twin):
+    """The same batch deactivated once user after user (each its own single action) and once by the bulk action
+    (set-based: `Auth.deactivate_many`) on two equal databases: the same successes and refusals (an unknown id, the
+    hand-over target itself, the caller as the last admin once the other admin is gone; an inactive user's records
+    still handed over), and the same users, records, history, to-dos and tokens."""
+    a, b = leaving_scenario(platform), leaving_scenario(twin)
+    assert a == b
+    batch = [a[k] for k in ("wang", "hire1", "li", "zhao", "hire2", "liu", "admin2", "admin")] + ["999999"]
+    params = {"handover_to": a["li"]}
+    expected = {"succeeded": [a[k] for k in ("wang", "hire1", "zhao", "hire2", "liu", "admin2")], "failed": [
+        {"id": a["li"], "error": {"code": "validation_failed", "message": "1 field error",
+                                  "fields": {"handover_to": ["must be another user than the one deactivated"]}}},
+        {"id": a["admin"], "error": {"code": "conflict", "message": (
+            "admin is the last active administrator: they can be neither deactivated nor stripped of the "
+            "administrator role; make another user an administrator first")}},
+        {"id": "999999", "error": {"code": "not_found", "message": "no user with id 999999"}}]}
+    assert without_reasons(one_by_one(platform, a["admin"], "user", "deactivate", batch, params)) == expected
+    assert without_reasons(run_action(twin, access_for(twin, a["admin"]), "user", "deactivate", batch,
+                                      params)) == expected
+
+    users = [k for k in a if not k.startswith(("lead", "account"))]
+    for one in (platform, twin):
+        records = one.records
+        assert {k: (records.get("user", a[k])["active"], records.get("user", a[k])["owner"]) for k in users} == {
+            "admin": (True, None), "admin2": (False, None), "li": (True, None), "wang": (False, None),
+            "liu": (False, None), "zhao": (False, None), "hire1": (False, a["li"]), "hire2": (False, a["li"])}
+        assert [records.get("lead", a[f"lead{n}"])["owner"] for n in range(5)] == [a["li"]] * 5
+        assert [(h["change"], h["field"], h["old"], h["new"]) for h in records.history("user", a["hire1"])][-2:] == [
+            ("handover", "owner", a["wang"], a["li"]), ("update", "active", True, False)]
+        assert [(h["change"], h["field"], h["old"], h["new"]) for h in records.history("user", a["hire2"])][-2:] == [
+            ("update", "active", True, False), ("handover", "owner", a["liu"], a["li"])]
+    for key, obj in [*((k, "user") for k in users), *((f"lead{n}", "lead") for n in range(5)),
+                     ("account", "account")]:
+        assert written(twin, obj, a[key]) == written(platform, obj, a[key]), key
+    tokens = [[{k: v for k, v in row.items() if k != "token_hash"} for row in token_rows(one)]
+              for one in (platform, twin)]
+    assert tokens[1] == tokens[0] and tokens[0][0]["revoked_at"] is not None

@@ -246,6 +246,12 @@ def _deactivate_user(call: ActionCall) -> dict:
     return {"handed_over": moved}
 
 
+def _deactivate_users(platform, access, obj: str, ids: list[str], params: dict) -> dict | None:
+    """The bulk deactivate set-based (`Auth.deactivate_many`), within the caller's data scope."""
+    return auth_service(platform).deactivate_many(ids, params["handover_to"], by=access.user_id,
+                                                  where=access.scope(obj, platform.schema[obj].table))
+
+
 # importing records from a file: a role grants it per object beside create (web/import_jobs.py checks it)
 IMPORT = "import"
 
@@ -253,5 +259,6 @@ IMPORT = "import"
 def register(registry) -> None:
     """The engine's own actions: deactivating a user, and the import permission."""
     registry.action("user", "deactivate", _deactivate_user, label=Label("停用并交接", "Deactivate and hand over"),
-                    params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")])
+                    params=[Param("handover_to", "user", Label("交接给", "Hand over to"), required=True, to="user")],
+                    run_many=_deactivate_users)
     registry.permission(IMPORT, label=Label("导入", "Import"))

@@ -13,7 +13,6 @@ written in the user's history when the username is known.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -22,18 +21,21 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
-from .errors import Message, NotFound, Unauthenticated, ValidationFailed, no_record
+from .errors import Message, NotFound, RuntimeFailure, Unauthenticated, ValidationFailed, no_record
 from .passwords import hash_password, verify_password
 from .permissions import Access, access_for
-from .records import history
+from .records import history, history_sql
 from .storage import access_stamp
 from .storage.convert import from_row
 from .storage.engine import reading
+from .storage.id_sets import among
+from .users import USER, admin_stays, is_admin, last_admin
 
 DEFAULT_TOKEN_TTL = timedelta(days=7)
 TOUCH_EVERY = timedelta(minutes=5)  # how stale last_used_at may get before a use refreshes it
 WRONG_CREDENTIALS = Message("auth.wrong_credentials", "wrong username or password")
 HANDOVER = "handover"
+INACTIVE = {"active": False}  # what deactivating writes on the user
 SIGN_IN_FAILED = "sign_in_failed"  # the history's change for a failed sign-in, with the address it came from
 KEPT = 10_000  # users whose access a process keeps at most (past that it starts again with none)
 log = logging.getLogger("objectplatform.auth")
@@ -196,10 +198,10 @@ class Auth:
             conn.execute(tokens.update().where(tokens.c.token_hash == token_hash(token),
                                                tokens.c.revoked_at.is_(None)).values(revoked_at=self._now()))
 
-    def revoke_all(self, conn: sa.Connection, user_id: int) -> None:
-        """End every token and page session of the user now, in the transaction of `conn`."""
+    def revoke_all(self, conn: sa.Connection, user_ids: list[int]) -> None:
+        """End every token and page session of the users now, in the transaction of `conn`."""
         tokens = self.tokens
-        conn.execute(tokens.update().where(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
+        conn.execute(tokens.update().where(among(tokens.c.user_id, user_ids), tokens.c.revoked_at.is_(None))
                      .values(revoked_at=self._now()))
 
     # -------------------------------------------------------------------------------- deactivation
@@ -207,13 +209,11 @@ class Auth:
     def deactivate(self, user_id: str, handover_to: str, *, by: str | None) -> dict[str, int]:
         """Deactivate the user, revoke their tokens and hand every record they own to `handover_to`.
 
-        One transaction. Per object one UPDATE (owner, version + 1, updated_by, updated_at) and one
-        INSERT ... SELECT writing a "handover" history entry (field owner, old, new) per record moved.
-        Returns {object: records moved} for the objects with any. The user's place in the organisation
-        (`user.manager`, `department.manager` pointing at them) is left as it is: who takes over a team
-        is a separate decision from who takes over the records. ValidationFailed (field handover_to)
-        when `handover_to` is missing, unknown, inactive or the user themselves; NotFound for an unknown
-        user.
+        One transaction: the user's system write, then `_hand_over_all`. Returns {object: records moved} for the
+        objects with any. The user's place in the organisation (`user.manager`, `department.manager` pointing at
+        them) is left as it is: who takes over a team is a separate decision from who takes over the records.
+        ValidationFailed (field handover_to) when `handover_to` is missing, unknown, inactive or the user
+        themselves; NotFound for an unknown user.
         """
         old = _user_id(user_id)
         users = self.users
@@ -221,78 +221,140 @@ class Auth:
             found = conn.execute(sa.select(users.table.c.id).where(users.table.c.id == old)).first() if old else None
             if found is None:
                 raise NotFound(no_record(users.object, user_id))
-            new = self._handover_target(conn, old, handover_to)
+            new, active = self._receiver(conn, handover_to)
+            refused = self._refused_receiver(old, handover_to, new, active)
+            if refused is not None:
+                raise refused
             now = self.platform.clock.now()
-            self.platform.records.update("user", str(old), {"active": False}, version=None, user=by, conn=conn,
-                                         system=True)
-            self.revoke_all(conn, old)
-            moved = {}
-            for name, ot in self.schema.objects.items():
-                with self.platform.records.rollups.summaries.moving(conn, name, ot.table.c.owner == old, {"owner"}):
-                    count = self._hand_over(conn, ot.table, name, old, new, by, now.replace(tzinfo=None))
-                if count:
-                    moved[name] = count
-            return moved
+            self.platform.records.update(USER, str(old), INACTIVE, version=None, user=by, conn=conn, system=True)
+            self.revoke_all(conn, [old])
+            return self._hand_over_all(conn, [old], new, by, now)
 
-    def _handover_target(self, conn: sa.Connection, old: int, handover_to: Any) -> int:
-        """The id of the active user receiving the records; ValidationFailed naming handover_to otherwise."""
-        if handover_to is None or str(handover_to).strip() == "":
-            raise ValidationFailed({"handover_to": [Message("value.missing", "required")]})
+    def deactivate_many(self, ids: list[str], handover_to: Any, *, by: str | None, where=None) -> dict | None:
+        """The bulk deactivate set-based, answering as `deactivate` run on one user after another: {"succeeded":
+        [ids], "failed": [{"id", "error"}]}; None when a site's hooks or rules on users need the write record by
+        record (`Records.writes_alike`), for the caller to run them one by one.
+
+        The users are read and locked in one query within `where` (the caller's scope) and each is checked as
+        `deactivate` checks it: the batch's own hand-over target is refused as handing over to themselves, and of a
+        batch holding every active administrator the last one given stays one (each before it still saw it
+        active). Then one system write of the users still active (`update_all`), their tokens revoked in one
+        statement and `_hand_over_all`: a user record owned by one deactivated before it in the batch is handed
+        over before its own write, as one after another would."""
+        records, metadata = self.platform.records, self.platform.metadata
+        if not records.writes_alike(USER, INACTIVE, checked=False):
+            return None
+        refused: dict[str, RuntimeFailure] = {}
+        with records.transaction() as conn:
+            found = records.read_many(conn, USER, ids, where=where, lock=True,
+                                      fields=["username", "roles", "active", "owner"])
+            new, active = self._receiver(conn, handover_to)
+            leaving = []
+            for one in ids:
+                refusal = NotFound(no_record(self.users.object, one)) if one not in found \
+                    else self._refused_receiver(int(one), handover_to, new, active)
+                if refusal is None:
+                    leaving.append(found[one])
+                else:
+                    refused[one] = refusal
+            admins = [user for user in leaving if is_admin(metadata, user)]
+            if admins and not admin_stays(conn, records, [int(user["id"]) for user in admins]):
+                refused[admins[-1]["id"]] = last_admin(admins[-1]["username"])
+                leaving.remove(admins[-1])
+            if leaving:
+                olds, place = [int(user["id"]) for user in leaving], {user["id"]: i for i, user in enumerate(leaving)}
+                writing = [int(user["id"]) for user in leaving if user["active"] is not False]
+                first = [i for i, user in enumerate(leaving) if user["active"] is not False
+                         and place.get(user["owner"], len(leaving)) < i]
+                now = self.platform.clock.now()
+                if first:
+                    self._hand_over(conn, USER, olds, new, by, now, only=[olds[i] for i in first])
+                records.update_all(USER, writing, INACTIVE, conn=conn, user=by)  # (locked above: all written)
+                self.revoke_all(conn, olds)
+                self._hand_over_all(conn, olds, new, by, now)
+        return {"succeeded": [one for one in ids if one not in refused],
+                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+    def _receiver(self, conn: sa.Connection, handover_to: Any) -> tuple[int | None, bool | None]:
+        """The id of the user named to receive the records and whether they are active; (None, None) when
+        there is none."""
         new = _user_id(handover_to)
-        row = None
-        if new is not None:
-            row = conn.execute(
-                sa.select(self.users.column("active")).where(self.users.table.c.id == new)
-            ).first()
-        if row is None:
-            raise ValidationFailed({"handover_to": [no_record(self.users.object, handover_to)]})
+        row = None if new is None else conn.execute(
+            sa.select(self.users.column("active")).where(self.users.table.c.id == new)).first()
+        return (None, None) if row is None else (new, row[0] is True)
+
+    def _refused_receiver(self, old: int, handover_to: Any, new: int | None,
+                          active: bool | None) -> ValidationFailed | None:
+        """Why the user `new` (`_receiver`, named as `handover_to`) may not receive the records of the user `old`, if
+        they may not: none named, unknown, the user themselves or inactive."""
+        if handover_to is None or str(handover_to).strip() == "":
+            return ValidationFailed({"handover_to": [Message("value.missing", "required")]})
+        if new is None:
+            return ValidationFailed({"handover_to": [no_record(self.users.object, handover_to)]})
         if new == old:
-            raise ValidationFailed({"handover_to": [Message("auth.handover_to_self",
-                                                             "must be another user than the one deactivated")]})
-        if row[0] is not True:
-            raise ValidationFailed({"handover_to": [Message("auth.handover_to_inactive",
-                                                             "is inactive: hand over to an active user")]})
-        return new
+            return ValidationFailed({"handover_to": [Message("auth.handover_to_self",
+                                                              "must be another user than the one deactivated")]})
+        if not active:
+            return ValidationFailed({"handover_to": [Message("auth.handover_to_inactive",
+                                                              "is inactive: hand over to an active user")]})
+        return None
 
-    def _hand_over(self, conn: sa.Connection, table: sa.Table, obj: str, old: int, new: int, by: str | None,
-                   now: datetime) -> int:
-        """Move `table`'s rows owned by `old` to `new` with their history; returns how many moved.
+    def _hand_over_all(self, conn: sa.Connection, olds: list[int], new: int, by: str | None,
+                       now: datetime) -> dict[str, int]:
+        """Every record the users `olds` own handed to `new` (`_hand_over`, per object); {object: records moved}
+        for the objects with any."""
+        moved = {}
+        for name in self.schema.objects:
+            count = self._hand_over(conn, name, olds, new, by, now)
+            if count:
+                moved[name] = count
+        return moved
 
-        PostgreSQL does both in one statement (an UPDATE ... RETURNING feeding the INSERT, both CTEs), so a row
-        committed meanwhile cannot be moved without its entry; SQLite's writer holds the database lock
-        for the whole transaction, so there the history is copied first and the rows updated after.
+    def _hand_over(self, conn: sa.Connection, obj: str, olds: list[int], new: int, by: str | None, now: datetime,
+                   only: list[int] | None = None) -> int:
+        """Move the records of `obj` owned by one of `olds` (those of `only`, given) to `new`: ONE UPDATE (owner,
+        version + 1, updated_by, updated_at), a "handover" history entry (owner, old, new) per record moved and the
+        summaries' moves; returns how many moved.
+
+        PostgreSQL does it all in one statement (the UPDATE's RETURNING, with each locked row's owner and summary keys
+        as they were, feeding the history's INSERT and the summaries' upserts as CTEs), so a row committed meanwhile
+        cannot be moved without its entry; SQLite's writer holds the database lock for the whole transaction, so there
+        the history is written first, from the rows about to move, inside the summaries' `moving`.
         """
-        history = self.schema.history
-        columns = ["object", "record_id", "change", "field", "old_value", "new_value", "user_id", "at"]
-        literals = [
-            sa.literal(obj, history.c.object.type), sa.literal(HANDOVER, history.c.change.type),
-            sa.literal("owner", history.c.field.type), sa.literal(json.dumps(str(old)), history.c.old_value.type),
-            sa.literal(json.dumps(str(new)), history.c.new_value.type),
-            sa.literal(None if by is None else int(by), history.c.user_id.type),
-            sa.literal(now, history.c.at.type),
-        ]
-        update = (table.update().where(table.c.owner == old)
-                  .values(owner=new, version=table.c.version + 1, updated_by=None if by is None else int(by),
-                          updated_at=now))
+        ot, log = self.schema[obj], self.schema.history
+        table, summaries = ot.table, self.platform.records.rollups.summaries
+        owned = among(table.c.owner, olds)
+        chosen = owned if only is None else sa.and_(owned, among(table.c.id, only))
+        at = now.replace(tzinfo=None)
+        update = table.update().values(owner=new, version=table.c.version + 1,
+                                       updated_by=None if by is None else int(by), updated_at=at)
         if conn.dialect.name == "postgresql":
-            moved = update.returning(table.c.id).cte("moved")
-            rows = sa.select(literals[0], moved.c.id, *literals[1:]).order_by(moved.c.id)
-            logged = history.insert().from_select(columns, rows).cte("logged")
-            return conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(logged)).scalar_one()
-        rows = sa.select(literals[0], table.c.id, *literals[1:]).where(table.c.owner == old).order_by(table.c.id)
-        conn.execute(history.insert().from_select(columns, rows))
-        return conn.execute(update).rowcount
+            kept = sorted(summaries.reads(obj, {"owner"}) | {"owner"})
+            was = sa.select(table.c.id, *(ot.column(name).label(name) for name in kept)).where(
+                chosen).with_for_update().subquery("was")
+            moved = update.where(table.c.id == was.c.id, chosen).returning(
+                table.c.id, *(was.c[name] for name in kept), table.c.owner.label("new__owner")).cte("moved")
+            logged, values = history_sql.set_history(conn.dialect.name, log, obj, moved, sa.true(), {
+                "owner": (moved.c.owner, "user", str(new))}, HANDOVER, by, at)
+            upserts = summaries.moves(conn.dialect.name, obj, moved, {"owner": moved.c.new__owner})
+            return conn.execute(sa.select(sa.func.count()).select_from(moved).add_cte(
+                logged.cte("logged"), *(u.cte(f"summary_{i}") for i, u in enumerate(upserts))), values).scalar_one()
+        with summaries.moving(conn, obj, chosen, {"owner"}):  # (here faster than `changing`'s one upsert of moves)
+            history_sql.write_set(conn, log, obj, table, chosen, {"owner": (table.c.owner, "user", str(new))},
+                                  HANDOVER, by, at)
+            return conn.execute(update.where(chosen)).rowcount
 
 
 def _password_set(ctx) -> None:
     """A user's password set anew (or removed) ends their sessions and tokens: one stolen with the old
     password no longer signs in."""
     if "password" in ctx.after:
-        auth_service(ctx.records.platform).revoke_all(ctx.conn, int(ctx.after["id"]))
+        auth_service(ctx.records.platform).revoke_all(ctx.conn, [int(ctx.after["id"])])
 
 
 def register(registry) -> None:
-    registry.hook("after_update", _password_set, applies=lambda obj: obj.name == "user")
+    registry.hook("after_update", _password_set, applies=lambda obj: obj.name == USER,
+                  needed=lambda metadata, obj, values: "password" in values)
 
 
 def auth_service(platform) -> Auth:

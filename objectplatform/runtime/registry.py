@@ -56,9 +56,11 @@ class Registry:
     # ------------------------------------------------------------------------------ registering
 
     def action(self, obj: str, name: str, handler: Handler, *, label: Label, params: Sequence[Param] = (),
-               bulk: bool = True) -> Action:
-        """Add an action of object `obj` (available where the metadata has that object)."""
-        action = Action(obj, name, label, handler, tuple(params), bulk)
+               bulk: bool = True, run_many: Callable[[Any, Any, str, list[str], dict], dict | None] | None = None
+               ) -> Action:
+        """Add an action of object `obj` (available where the metadata has that object); `run_many` runs its bulk
+        call set-based (`Action.run_many`)."""
+        action = Action(obj, name, label, handler, tuple(params), bulk, run_many=run_many)
         self.actions[(obj, name)] = action
         return action
 

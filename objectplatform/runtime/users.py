@@ -4,7 +4,7 @@ their own `time_zone`, else the site's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,9 +34,26 @@ def deletable(obj: str) -> bool:
     return obj != USER
 
 
-def _is_admin(metadata, user: Mapping[str, Any]) -> bool:
+def is_admin(metadata, user: Mapping[str, Any]) -> bool:
     """Whether the user record is an active administrator (`permissions.Access.is_admin` when signed in)."""
     return user.get("active") is True and has_full_access(metadata, user.get("roles") or ())
+
+
+def admin_stays(conn: sa.Connection, records, leaving: Iterable[int]) -> bool:
+    """Whether an active administrator other than the users `leaving` stays, counted under PostgreSQL's ADMINS_LOCK."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADMINS_LOCK)))
+    users = records.schema[USER]
+    others = conn.execute(sa.select(users.column("roles")).where(
+        users.column("active") == sa.true(), users.table.c.id.not_in(list(leaving))))
+    return any(has_full_access(records.metadata, from_db("multi_picklist", roles) or ()) for (roles,) in others)
+
+
+def last_admin(username: str) -> Conflict:
+    """The refusal of leaving no active administrator: `username` is the last one."""
+    return Conflict(Message("user.last_admin", "{user} is the last active administrator: they can be neither "
+                            "deactivated nor stripped of the administrator role; make another user an "
+                            "administrator first", user=username))
 
 
 def _refuse_delete(ctx: hooks.HookContext) -> None:
@@ -49,17 +66,9 @@ def _refuse_delete(ctx: hooks.HookContext) -> None:
 def _keep_last_admin(ctx: hooks.HookContext) -> None:
     """before_update: an active administrator may lose the role or be deactivated only while another stays."""
     metadata = ctx.records.metadata
-    if not _is_admin(metadata, ctx.before) or _is_admin(metadata, ctx.after):
-        return
-    if ctx.conn.dialect.name == "postgresql":
-        ctx.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADMINS_LOCK)))
-    users = ctx.records.schema[USER]
-    others = ctx.conn.execute(sa.select(users.column("roles")).where(
-        users.column("active") == sa.true(), users.table.c.id != int(ctx.before["id"])))
-    if not any(has_full_access(metadata, from_db("multi_picklist", roles) or ()) for (roles,) in others):
-        raise Conflict(Message("user.last_admin", "{user} is the last active administrator: they can be neither "
-                               "deactivated nor stripped of the administrator role; make another user an "
-                               "administrator first", user=ctx.before["username"]))
+    if is_admin(metadata, ctx.before) and not is_admin(metadata, ctx.after) \
+            and not admin_stays(ctx.conn, ctx.records, [int(ctx.before["id"])]):
+        raise last_admin(ctx.before["username"])
 
 
 def register(registry) -> None:
