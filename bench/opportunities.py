@@ -1,11 +1,12 @@
 """Opportunity benchmark (not a test): a bulk win of 100,000 opportunities in their process's last stage, set-based
-(`StagedBehavior.close_many`: the records checked, one UPDATE with the weighted amount computed by the database, the
+(`StagedBehavior.close_many`: the checks in SQL, one UPDATE with the weighted amount computed by the database, the
 history and the stage history in one statement each, the accounts' won amounts recounted together), beside the
 floor's one UPDATE of them on the same table, on SQLite and PostgreSQL; and, for comparison, the same win one record
 after another (the path a bulk win took before) on the first `--one-by-one` of them. Each also prints its CPU seconds
 (`cpu_seconds`: this process's and its PostgreSQL server processes').
 
 Usage: python bench/opportunities.py [--backends sqlite,postgresql] [--rows 100000] [--one-by-one 1000]
+[--name bench_opportunities]
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def load(platform, owner: str, rows: int) -> list[str]:
     return [str(i) for i in ids]
 
 
-def bench(backend: str, workdir: Path, rows: int, one_by_one: int) -> dict[str, float]:
-    url = database(backend, "wt_stage_bench_opportunities", workdir)
+def bench(backend: str, workdir: Path, rows: int, one_by_one: int, name: str) -> dict[str, float]:
+    url = database(backend, name, workdir)
     platform = open_platform(Settings.from_env({}, database_url=url, instance_path=workdir / "instance"))
     migrate(platform.engine, platform.schema)
     admin = platform.records.create("user", {"username": "admin", "display_name": "管理员", "roles": ["admin"]},
@@ -98,7 +99,7 @@ def bench(backend: str, workdir: Path, rows: int, one_by_one: int) -> dict[str, 
     if backend == "postgresql":
         admin_engine = sa.create_engine(url.split("?")[0], isolation_level="AUTOCOMMIT")
         with admin_engine.connect() as conn:
-            conn.execute(sa.text('DROP SCHEMA IF EXISTS "wt_stage_bench_opportunities" CASCADE'))
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin_engine.dispose()
     return out
 
@@ -108,13 +109,15 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--one-by-one", type=int, default=1_000)
+    parser.add_argument("--name", default="bench_opportunities",
+                        help="the SQLite file's or PostgreSQL schema's name (unique to you on a shared server)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-opportunities-"))
     print(f"objectplatform opportunity benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rows:,} opportunities")
     results = []
     try:
         for backend in args.backends.split(","):
-            results.append((backend, bench(backend, workdir, args.rows, args.one_by_one)))
+            results.append((backend, bench(backend, workdir, args.rows, args.one_by_one, args.name)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n| bulk win | database | opportunities | time | its floor: one UPDATE of all | ratio (per opportunity) |\n"

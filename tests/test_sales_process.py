@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from support import FixedClock, crm_metadata, one_by_one, written
+from support import FixedClock, crm_metadata, migrated_platform, one_by_one, written
 from test_api import PASSWORD, Api, without_reasons
 from test_pages import login, token
 
@@ -581,6 +581,73 @@ def test_bulk_win_lose_and_invalidate_are_set_based_and_answer_as_one_record_aft
         ("stage", "withdrawn", int(rep), later.replace(tzinfo=None))]
     assert [(t["user_id"], t["done_at"], t["done_by"]) for t in withdrawn["todos"]] == [
         (int(people["boss"]), later.replace(tzinfo=None), int(rep))]
+
+
+QUICK = """\
+kind: sales_process
+name: quick
+label: {zh: 快速流程, en: Quick sale}
+stages:
+  - key: deal
+    label: {zh: 成交, en: Deal}
+    probability: 80
+    required_fields: [expected_close_date, next_step]
+"""
+
+
+def test_bulk_closes_check_required_fields_and_the_process_as_one_record_after_another(database_url, tmp_path):
+    """A process whose last stage requires fields: the bulk win (set-based, its checks in SQL) wins the opportunity
+    that filled them and refuses, as the single win does, one without the date, one whose next step is stored empty
+    and one with neither; a bulk lose refuses one whose process is no longer defined, as the single lose does."""
+    metadata = crm_metadata(tmp_path / "site", {"flows/quick.yaml": QUICK})
+    with migrated_platform(database_url, tmp_path / "instance", metadata) as platform:
+        rep = make_people(platform)["rep"]
+        account = platform.records.create("account", {"name": "华信银行"}, user=rep)["id"]
+        ot = platform.schema["opportunity"]
+
+        def scenario() -> dict[str, str]:
+            def opportunity(**more) -> str:
+                return platform.records.create("opportunity", {"name": "零售条线CRM项目", "account": account,
+                                                               "amount": "1000", "sales_process": "quick", **more},
+                                               user=rep)["id"]
+
+            o = {"filled": opportunity(expected_close_date="2026-12-31", next_step="签约"),
+                 "no_date": opportunity(next_step="签约"),
+                 "empty": opportunity(expected_close_date="2026-12-31", next_step="签约"), "neither": opportunity()}
+            with platform.engine.begin() as conn:  # as an import may store it
+                conn.execute(ot.table.update().where(ot.table.c.id == int(o["empty"])).values(
+                    {ot.column("next_step"): ""}))
+            return o
+
+        def expected(o: dict[str, str]) -> dict:
+            required = ["is required to leave stage Deal"]
+            return {"succeeded": [o["filled"]], "failed": [
+                {"id": o["no_date"], "error": {"code": "validation_failed", "message": "stage Deal is not finished: "
+                                               "1 missing", "fields": {"expected_close_date": required}}},
+                {"id": o["empty"], "error": {"code": "validation_failed", "message": "stage Deal is not finished: "
+                                             "1 missing", "fields": {"next_step": required}}},
+                {"id": o["neither"], "error": {"code": "validation_failed", "message": "stage Deal is not finished: "
+                                               "2 missing", "fields": {"expected_close_date": required,
+                                                                       "next_step": required}}}]}
+
+        a, b = scenario(), scenario()
+        assert without_reasons(one_by_one(platform, rep, "opportunity", "win", list(a.values()), {})) == expected(a)
+        bulk = staged.behavior_of(platform, "opportunity").close_many(access_for(platform, rep), list(b.values()),
+                                                                      "win", {})
+        assert without_reasons(bulk) == expected(b)
+        assert [platform.records.get("opportunity", o[k])["status"] for o in (a, b) for k in o] == [
+            "won", "open", "open", "open"] * 2
+
+        with platform.engine.begin() as conn:  # a process removed from the metadata
+            conn.execute(ot.table.update().where(ot.table.c.id.in_([int(a["empty"]), int(b["empty"])])).values(
+                {ot.column("sales_process"): "retired"}))
+        lose = {"reason": "price", "comment": "价格过高"}
+        for o, closed in ((a, one_by_one(platform, rep, "opportunity", "lose", [a["no_date"], a["empty"]], lose)),
+                          (b, staged.behavior_of(platform, "opportunity").close_many(
+                              access_for(platform, rep), [b["no_date"], b["empty"]], "lose", lose))):
+            assert without_reasons(closed) == {"succeeded": [o["no_date"]], "failed": [{"id": o["empty"], "error": {
+                "code": "conflict", "message": f"Opportunity {o['empty']} follows the sales process 'retired', "
+                                               "which is not defined"}}]}
 
 
 def advance_scenario(platform, people) -> dict[str, str]:

@@ -29,9 +29,10 @@ from ..errors import (
 from ..expressions_sql import days_between
 from ..records import history, history_sql, hooks
 from ..records.bulk import insert_many
+from ..records.service import parse_record_id
 from ..sales_processes import Process, Stage, department_path, pick, process, processes
-from ..storage.convert import field_type, from_row, to_row
-from ..storage.id_sets import among
+from ..storage.convert import JSON_TYPES, field_type, from_row, to_row
+from ..storage.id_sets import among, positions
 from .registry import Behavior, FieldNeed, Key, Need, child
 
 BEHAVIOR = "sales_process"
@@ -521,51 +522,103 @@ class StagedBehavior:
 
     def close_many(self, access, ids: list[str], action: str, params: Mapping[str, Any]) -> dict | None:
         """Win, lose or invalidate many records set-based, with the outcome of `close` run on each in turn: the
-        records read and locked in one query within the caller's scope, each checked as `close` checks it (if
-        refused, reported by id with why), then one `update_all` of the closing values (the stored formulas
-        computed by the database, the history in one INSERT), their open stage history rows left in one UPDATE,
-        and the stage approvals some waited for withdrawn. None when a hook must see each record written or a
-        check only the write makes refuses the batch as a whole: the caller runs them one by one."""
-        user, f = access.user_id, self.fields
+        records that pass `close`'s checks chosen by one SQL condition (open, in scope, `in_a_stage`, or for a win
+        `finished_last`; on PostgreSQL the batch locked first, as `close` locks its record), one `update_all` of the
+        closing values (the stored formulas computed by the database, the history in one INSERT), their open stage
+        history rows left in one UPDATE, and the stage approvals some waited for withdrawn; only the refused records
+        (few, usually) are read back, each refused with what `close` says of it. None when a hook must see each
+        record written, a win's checks read a field not stored, or a check only the write makes refuses the batch
+        as a whole: the caller runs them one by one."""
+        user, f, t = access.user_id, self.fields, self.table
         status, values, comment = self.closing(action, params)
         at = self.platform.clock.now()
         values = {**values, self.config.status_field: status, f.pending_stage: None, f.closed_at: at}
-        if not self.records.writes_alike(self.obj, values, checked=False):
+        last = [found.last for found in processes(self.platform.metadata, self.obj)] if action == "win" else []
+        fields = self.checked(last)
+        if not self.records.writes_alike(self.obj, values, checked=False) or fields is None:
             return None
         scope = access.scope(self.obj, self.table)
         guard = self.col(self.config.status_field) == self.config.open_status
+        guard = guard if scope is None else sa.and_(guard, scope)
+        numbers = {one: n for one in ids if (n := parse_record_id(one)) is not None and str(n) == one}  # as read
+        wanted = sorted(set(numbers.values()))
         refused: dict[str, RuntimeFailure] = {}
         try:
             with self.records.transaction() as conn:
-                last = [found.last for found in processes(self.platform.metadata, self.obj)]  # (a win's checks)
-                found = self.records.read_many(conn, self.obj, ids, where=scope, lock=True,
-                                               fields=self.checked(last if action == "win" else ()))
+                if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes the writers
+                    conn.execute(sa.select(sa.func.count()).select_from(
+                        sa.select(t.c.id).where(among(t.c.id, wanted), *([] if scope is None else [scope]))
+                        .order_by(t.c.id).with_for_update().subquery()))
+                batch = positions(conn.dialect.name, wanted)
+                passes = sa.and_(guard, self.finished_last() if action == "win" else self.in_a_stage())
+                failing = {str(i) for i in conn.execute(
+                    sa.select(batch.c.id).select_from(batch.outerjoin(t, t.c.id == batch.c.id))
+                    .where(sa.case((passes, 0), else_=1) == 1)).scalars()}
+                found = self.records.read_many(conn, self.obj, failing, where=scope, fields=fields)
                 if action == "win":
                     self.add_tasks(conn, found, last)
-                ready = []
                 for one in ids:
-                    try:
-                        record = found.get(one)
-                        if record is None:
-                            raise NotFound(no_record(self.definition, one))
-                        self.check_close(record, action)
-                    except RuntimeFailure as e:
-                        refused[one] = e
-                    else:
-                        ready.append(record)
-                moved, failed = self.records.update_all(
-                    self.obj, [int(r["id"]) for r in ready], values, conn=conn, user=user,
-                    where=guard if scope is None else sa.and_(guard, scope), change=action, fields=values)
+                    if one in failing or one not in numbers:
+                        refused[one] = self.refusal(found.get(one), one, action)
+                ready = [numbers[one] for one in ids if one not in refused]
+                waiting = set(conn.execute(sa.select(t.c.id).where(among(t.c.id, ready),
+                                                                    self.col(f.pending_stage).is_not(None))).scalars())
+                moved, failed = self.records.update_all(self.obj, ready, values, conn=conn, user=user, where=guard,
+                                                        change=action, fields=values)
                 refused.update(failed)
                 self.leave_stage(conn, moved, status, user, at, comment)
-                engine, closed = approvals.approvals(self.platform), set(moved)
-                for record in ready:  # closed while a stage approval waited (few do): it ends, withdrawn
-                    if record.get(f.pending_stage) and int(record["id"]) in closed:
-                        engine.close_pending(conn, self.obj, record["id"], approvals.WITHDRAWN, user)
+                engine, closed = approvals.approvals(self.platform), set(moved) & waiting
+                for record_id in ready:  # closed while a stage approval waited (few do): it ends, withdrawn
+                    if record_id in closed:
+                        engine.close_pending(conn, self.obj, str(record_id), approvals.WITHDRAWN, user)
         except RuntimeFailure:
             return None
         return {"succeeded": [one for one in ids if one not in refused],
                 "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+
+    def refusal(self, record: Mapping[str, Any] | None, record_id: str, action: str) -> RuntimeFailure:
+        """Why `close` refuses the record (None: not found in the caller's scope) that a set-based close did not
+        choose."""
+        if record is None:
+            return NotFound(no_record(self.definition, record_id))
+        try:
+            self.check_close(record, action)
+        except RuntimeFailure as e:
+            return e
+        return self.refuse(record, action)
+
+    def in_a_stage(self) -> sa.ColumnElement[bool]:
+        """The records in a stage of a defined process (what `process_of` and `stage_of` ask), as SQL."""
+        f = self.fields
+        return sa.or_(sa.false(), *(sa.and_(self.col(f.sales_process) == found.name,
+                                            self.col(f.stage).in_([stage.key for stage in found.stages]))
+                                    for found in processes(self.platform.metadata, self.obj)))
+
+    def finished_last(self) -> sa.ColumnElement[bool]:
+        """The records a win's checks pass besides being open, as SQL: in their process's last stage, its required
+        tasks done (a task row of the process and stage) and its required fields filled (`filled`)."""
+        f, tf, parent = self.fields, self.config.task_fields, self.config.parent_field
+        tot = self.platform.schema[self.config.tasks]
+
+        def done(found: Process, task: str) -> sa.ColumnElement[bool]:
+            return sa.exists().where(tot.column(parent) == self.table.c.id, tot.column(tf.task) == task,
+                                     tot.column(tf.stage) == found.last.key,
+                                     tot.column(tf.sales_process) == found.name)
+
+        return sa.or_(sa.false(), *(sa.and_(
+            self.col(f.sales_process) == found.name, self.col(f.stage) == found.last.key,
+            *(done(found, task.key) for task in found.last.tasks if task.required),
+            *(self.filled(name) for name in found.last.required_fields),
+        ) for found in processes(self.platform.metadata, self.obj)))
+
+    def filled(self, name: str) -> sa.ColumnElement[bool]:
+        """The stored field `name` not blank as `_blank` tells it, as SQL: each of its columns set, a text not empty
+        and a list (stored as JSON text) not empty."""
+        columns = [self.table.c[c] for c in self.ot.columns[name]]
+        if len(columns) > 1 or not isinstance(columns[0].type, sa.String):
+            return sa.and_(*(c.is_not(None) for c in columns))
+        empty = ["", "[]"] if field_type(self.ot, name) in JSON_TYPES else [""]
+        return sa.and_(columns[0].is_not(None), columns[0].not_in(empty))
 
     def checked(self, stages: Iterable[Stage]) -> list[str] | None:
         """The fields the checks of an action read of a record in one of `stages` (its tasks apart): its status,
