@@ -218,12 +218,6 @@ def _ids(target: list) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def bulk_result(ids: list[str], refused: Mapping[str, RuntimeFailure]) -> dict:
-    """A set-based bulk run's answer: the ids that succeeded, in the order given, and each refused one with why."""
-    return {"succeeded": [one for one in ids if one not in refused],
-            "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
-
-
 def actions_service(platform) -> Actions:
     """The platform's actions (built on first use)."""
     if "actions" not in platform.services:

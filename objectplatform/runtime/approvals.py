@@ -24,6 +24,7 @@ from .errors import (
     NotFound,
     RuntimeFailure,
     ValidationFailed,
+    bulk_result,
     no_record,
     said_label,
     said_name,
@@ -290,7 +291,7 @@ class Approvals:
                     self._started_many(conn, obj, started, me, at, comment)
         except RuntimeFailure:
             return None
-        return actions.bulk_result(ids, refused)
+        return bulk_result(ids, refused)
 
     def _started_many(self, conn: sa.Connection, obj: str, started: list[tuple], me: str, at: datetime,
                       comment: str | None) -> None:
@@ -700,7 +701,7 @@ class Approvals:
                     self._withdrawn(conn, obj, ended, me, at, comment)
         except RuntimeFailure:
             return None
-        return actions.bulk_result(ids, refused)
+        return bulk_result(ids, refused)
 
     def _withdrawn(self, conn: sa.Connection, obj: str, rows: list[Mapping[str, Any]], by: str, at: datetime,
                    comment: str | None) -> None:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
-from .errors import Message, NotFound, RuntimeFailure, Unauthenticated, ValidationFailed, no_record
+from .errors import Message, NotFound, RuntimeFailure, Unauthenticated, ValidationFailed, bulk_result, no_record
 from .passwords import hash_password, verify_password
 from .permissions import Access, access_for
 from .records import history, history_sql
@@ -272,8 +272,7 @@ class Auth:
                 records.update_all(USER, writing, INACTIVE, conn=conn, user=by)  # (locked above: all written)
                 self.revoke_all(conn, olds)
                 self._hand_over_all(conn, olds, new, by, now)
-        return {"succeeded": [one for one in ids if one not in refused],
-                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+        return bulk_result(ids, refused)
 
     def _receiver(self, conn: sa.Connection, handover_to: Any) -> tuple[int | None, bool | None]:
         """The id of the user named to receive the records and whether they are active; (None, None) when

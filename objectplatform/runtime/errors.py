@@ -183,3 +183,9 @@ def no_record(obj: ObjectDef | Message, record_id: Any) -> Message:
     (`no sales order with id 9`); what is no object (a to-do) comes as the Message that names it."""
     said = said_object(obj, lower=True) if isinstance(obj, ObjectDef) else obj
     return Message("record.not_found", "no {object} with id {id}", object=said, id=record_id)
+
+
+def bulk_result(ids: list[str], refused: Mapping[str, RuntimeFailure]) -> dict:
+    """A set-based bulk run's answer: the ids that succeeded, in the order given, and each refused one with why."""
+    return {"succeeded": [one for one in ids if one not in refused],
+            "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}

@@ -15,7 +15,7 @@ from objectplatform.metadata.checks import LIFECYCLE_BY
 from objectplatform.metadata.expressions import ExpressionError, parse
 
 from . import actions, lifecycles
-from .errors import Message, NotFound, RuntimeFailure, ValidationFailed, no_record, said_label
+from .errors import Message, NotFound, RuntimeFailure, ValidationFailed, bulk_result, no_record, said_label
 from .expressions_sql import to_sql
 from .lifecycles import expression_env
 from .records import hooks
@@ -86,7 +86,7 @@ def run_transition_many(platform, access, obj_name: str, name: str, ids: list[st
                                      alike))
     except RuntimeFailure:
         return None
-    return actions.bulk_result(ids, refused)
+    return bulk_result(ids, refused)
 
 
 def same_values(platform, obj: ObjectDef, transition: Transition, params: Mapping[str, Any],

@@ -22,6 +22,7 @@ from ..errors import (
     NotFound,
     RuntimeFailure,
     ValidationFailed,
+    bulk_result,
     no_record,
     said_list,
     said_name,
@@ -428,8 +429,7 @@ class StagedBehavior:
                 self.advance(access, one)
             except RuntimeFailure as e:
                 refused[one] = e
-        return {"succeeded": [one for one in ids if one not in refused],
-                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+        return bulk_result(ids, refused)
 
     def enter(self, conn: sa.Connection, action: str, current: dict, stage: Stage, user: str | None,
               at: datetime) -> dict:
@@ -573,8 +573,7 @@ class StagedBehavior:
                         engine.close_pending(conn, self.obj, str(record_id), approvals.WITHDRAWN, user)
         except RuntimeFailure:
             return None
-        return {"succeeded": [one for one in ids if one not in refused],
-                "failed": [{"id": one, "error": refused[one].as_dict()["error"]} for one in ids if one in refused]}
+        return bulk_result(ids, refused)
 
     def refusal(self, record: Mapping[str, Any] | None, record_id: str, action: str) -> RuntimeFailure:
         """Why `close` refuses the record (None: not found in the caller's scope) that a set-based close did not
