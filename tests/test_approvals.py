@@ -465,22 +465,22 @@ def test_a_stage_is_entered_once_the_direct_manager_approves(platform, people, a
         "negotiation", "1", "negotiation")
     approval = approvals(platform).get(access_for(platform, rep), "1")
     assert (approval["kind"], approval["flow"], approval["stage"], approval["title"]["zh"]) == (
-        "stage", "standard_sales", "negotiation", "阶段审批：商务谈判 零售条线CRM项目")
+        "stage", "standard_sales", "negotiation", "零售条线CRM项目 进入阶段 商务谈判")
     assert steps(approval) == [("negotiation", "pending", [("赵经理", None, None)])]
     assert todos(platform, people["boss"]) == [
-        ("approval", "审批：阶段审批：商务谈判 零售条线CRM项目（进入阶段 商务谈判）", "1", "approve")]
+        ("approval", "审批：零售条线CRM项目 进入阶段 商务谈判", "1", "approve")]
     with pytest.raises(Conflict):
         edit(platform, "opportunity", opportunity["id"], rep, competitors="某友商")
     with pytest.raises(Forbidden) as e:  # an administrator reads everything but decides only as an approver
         decide(platform, people["admin"], "1", True)
-    assert e.value.message == ("you are not an approver of approval 1 (Stage approval: Negotiation 零售条线CRM项目); "
-                               "the approvers of its step Enter the stage Negotiation: 赵经理")
+    assert e.value.message == ("you are not an approver of approval 1 (零售条线CRM项目 entering the stage "
+                               "Negotiation); the approvers of its step Enter the stage Negotiation: 赵经理")
 
     clock.at = T0 + timedelta(days=1)
     rejected = decide(platform, people["boss"], "1", False, "报价依据不足")
     assert (rejected["record"]["stage"], rejected["record"]["pending_stage"]) == ("proposal", None)
     assert steps(rejected["approval"]) == [("negotiation", "rejected", [("赵经理", "rejected", "报价依据不足")])]
-    assert notes(platform, rep) == ["阶段审批：商务谈判 零售条线CRM项目 已驳回：报价依据不足"]
+    assert notes(platform, rep) == ["零售条线CRM项目 进入阶段 商务谈判 已驳回：报价依据不足"]
 
     edit(platform, "opportunity", opportunity["id"], rep, competitors="某友商")  # improved
     again = act(platform, rep, "opportunity", "advance", opportunity["id"])

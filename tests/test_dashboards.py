@@ -281,6 +281,41 @@ def test_a_rule_s_many_reminders_are_one_line_of_the_home_and_of_the_inbox(app, 
     assert len(re.findall(r'<tr data-id="\d+">', only)) == 5
 
 
+def test_a_rule_s_many_notifications_are_one_line_of_the_bell_s_page(app, platform, people, company):
+    """rep1's five follow-up reminders are one unread line of /notifications linking to them, the bell still
+    counting each; marking them read there marks only them, and the line is gone."""
+    platform.clock.at = LAST_MONTH
+    for name in ("旧线索丁", "旧线索戊", "旧线索己"):
+        lead(platform, people["rep1"], name, company="星辰科技")
+    platform.clock.at = T0
+    rules.run_rules(platform, T0, ["lead_follow_up_reminder"])
+    groups = work_queue(platform).notification_groups(people["rep1"])
+    assert [(g.rule, g.object, g.count) for g in groups] == [("lead_follow_up_reminder", "lead", 5)]
+    assert work_queue(platform).notification_groups(people["rep2"]) == []  # one reminder stays a line of its own
+
+    client = app.test_client()
+    login(client, "rep1")
+    line = r'<li class="unread notification-group">\s*<span class="when">[^<]+</span>\s*<a href="([^"]+)">([^<]+)</a>'
+    bell = client.get("/notifications").text
+    assert re.findall(line, bell) == [("/notifications?rule=lead_follow_up_reminder", "线索跟进提醒：5 条")]
+    assert re.findall(r'<span class="count">([^<]+)</span>', bell) == ["5", "5 条未读"]  # the bell, the page
+    assert "已 7 天未跟进" not in bell
+    only = client.get("/notifications?rule=lead_follow_up_reminder").text
+    assert "仅显示「线索跟进提醒」的消息" in only
+    assert sorted(re.findall(r"线索「(\w+)」（星辰科技）已 7 天未跟进", only)) == ["旧线索丁", "旧线索己", "旧线索戊"]
+    assert len(re.findall(r'<li class="unread" data-id="\d+">', only)) == 5
+    client.get("/lang/en")
+    assert re.findall(line, client.get("/notifications").text) == [
+        ("/notifications?rule=lead_follow_up_reminder", "Lead follow-up reminder: 5 notifications")]
+
+    done = client.post("/notifications/read", data={"csrf_token": token(client), "rule": "lead_follow_up_reminder"})
+    assert done.headers["Location"] == "/notifications?rule=lead_follow_up_reminder"
+    assert work_queue(platform).unread_count(people["rep1"]) == 0
+    assert work_queue(platform).unread_count(people["rep2"]) == 1
+    bell = client.get("/notifications").text
+    assert re.findall(line, bell) == []
+    assert len(re.findall(r'<li class="read" data-id="\d+">', bell)) == 5
+
 def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(api, app, platform, people, company):
     records = platform.records
     product = records.create("product", {"name": "笔记本电脑", "price": "1000"}, system=True)["id"]

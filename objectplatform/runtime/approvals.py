@@ -383,7 +383,9 @@ class Approvals:
                       "stage": stage.key,
                       "steps": [{"name": stage.key, "label": step_label, "approvers": [plain(stage.approval)],
                                  "mode": "any"}]}
-        return self._create(conn, obj, record, STAGE, process, definition, submitter, at, None)
+        named = self._record_title(conn, obj, record["id"])
+        title = Label(f"{named.zh} 进入阶段 {stage.label.zh}", f"{named.en} entering the stage {stage.label.en}")
+        return self._create(conn, obj, record, STAGE, process, definition, submitter, at, None, title)
 
     def _refuse_pending(self, conn: sa.Connection, obj: str, record: Mapping[str, Any]) -> None:
         pending = self.pending_row(conn, obj, record["id"])
@@ -396,12 +398,15 @@ class Approvals:
                                 approval=pending["id"], title=said_title(pending)))
 
     def _create(self, conn: sa.Connection, obj: str, record: Mapping[str, Any], kind: str, flow: str,
-                definition: dict, submitter: Any, at: datetime, comment: str | None) -> int:
-        label = Label.of(definition["label"])
-        title = self._record_title(conn, obj, record["id"])
+                definition: dict, submitter: Any, at: datetime, comment: str | None, title: Label | None = None) -> int:
+        """Begin an approval of `record`; its title is `title`, else its label and the record's title
+        (`订单审批 SO-2026-001`)."""
+        if title is None:
+            label, named = Label.of(definition["label"]), self._record_title(conn, obj, record["id"])
+            title = Label(f"{label.zh} {named.zh}", f"{label.en} {named.en}")
         row = {"object": obj, "record_id": int(record["id"]), "kind": kind, "flow": flow,
                "definition": json.dumps(definition, ensure_ascii=False),
-               "title_zh": f"{label.zh} {title.zh}", "title_en": f"{label.en} {title.en}", "status": PENDING,
+               "title_zh": title.zh, "title_en": title.en, "status": PENDING,
                "step": 0, "step_started_at": _stamp(at), "submitter": None if submitter is None else int(submitter),
                "comment": comment or None, "started_at": _stamp(at)}
         try:
@@ -775,7 +780,11 @@ def _entered(step: Mapping[str, Any], index: int, at: datetime) -> dict:
 
 
 def _approve(approval: Mapping[str, Any], step: Mapping[str, Any]) -> Label:
-    """The title of an approver's to-do for `step` of `approval`."""
+    """The title of an approver's to-do for `step` of `approval`: a stage approval's title already says its one
+    step (`审批：零售条线CRM项目 进入阶段 商务谈判`), a flow's is followed by the step's
+    (`审批：订单审批 SO-2026-001（财务审批）`)."""
+    if approval["kind"] == STAGE:
+        return Label(f"审批：{approval['title_zh']}", f"Approve: {approval['title_en']}")
     label = Label.of(step["label"])
     return Label(f"审批：{approval['title_zh']}（{label.zh}）", f"Approve: {approval['title_en']} ({label.en})")
 

@@ -23,7 +23,7 @@ from .storage.id_sets import among
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 LIST_LIMIT = 200
-GROUP_AT = 5  # from this many open to-dos of one rule on, the inbox shows them as one line
+GROUP_AT = 5  # from this many open to-dos (unread notifications) of one rule on, the inbox (bell) shows one line
 A_TO_DO = Message("todo.noun", "to-do")  # what `no_record` names: no object's records
 A_NOTIFICATION = Message("notification.noun", "notification")
 
@@ -97,13 +97,20 @@ class Todo:
 
 @dataclass(frozen=True)
 class TodoGroup:
-    """The open to-dos one rule gave a user about `count` records of `object`, shown as one line of the inbox."""
+    """The open to-dos (unread notifications) one rule gave a user about `count` records of `object`, shown as one
+    line of the inbox (the notifications)."""
 
     rule: str
     label: Label
     object: str
     count: int
     newest: datetime
+
+
+def _keyed(column: sa.ColumnElement, prefix: str) -> sa.ColumnElement[bool]:
+    """The rows whose dedupe key (`column`) starts with `prefix`."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")
 
 
 def _id(value: Any) -> str | None:
@@ -201,7 +208,7 @@ class WorkQueue:
         table = self.todos
         chosen = []
         if key_prefix is not None:
-            chosen.append(self._keyed(key_prefix))
+            chosen.append(_keyed(table.c.dedupe_key, key_prefix))
         wanted = [int(i) for i in ids]
         if wanted:
             chosen.append(table.c.id.in_(wanted))
@@ -231,11 +238,6 @@ class WorkQueue:
         mine = table.c.user_id == int(access.user_id)
         return sa.or_(mine, table.c.role.in_(roles)) if roles else mine
 
-    def _keyed(self, prefix: str) -> sa.ColumnElement[bool]:
-        """The to-dos whose dedupe key starts with `prefix`."""
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return self.todos.c.dedupe_key.like(escaped + "%", escape="\\")
-
     def todos_for(self, access, include_done: bool = False, limit: int | None = LIST_LIMIT,
                   kinds: Sequence[str] = (), rule: str | None = None, except_rules: Sequence[str] = ()) -> list[Todo]:
         """The user's to-dos and those of the roles they hold, newest first; open ones only by default; only
@@ -245,9 +247,9 @@ class WorkQueue:
         if kinds:
             stmt = stmt.where(table.c.kind.in_(kinds))
         if rule is not None:
-            stmt = stmt.where(self._keyed(f"rule:{rule}:"))
+            stmt = stmt.where(_keyed(table.c.dedupe_key, f"rule:{rule}:"))
         for name in except_rules:
-            stmt = stmt.where(sa.not_(self._keyed(f"rule:{name}:")))
+            stmt = stmt.where(sa.not_(_keyed(table.c.dedupe_key, f"rule:{name}:")))
         if not include_done:
             stmt = stmt.where(table.c.done_at.is_(None))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
@@ -257,15 +259,24 @@ class WorkQueue:
     def todo_groups(self, access, kinds: Sequence[str] = ()) -> list[TodoGroup]:
         """The rules that gave the user GROUP_AT or more open to-dos, most first, in one query: a rule reminding a
         rep of 170 leads is one line ("follow-up reminder: 170") linking to them, not a page of look-alikes."""
+        table = self.todos
+        return self._groups(table, [self._mine(access), table.c.done_at.is_(None),
+                                    *([table.c.kind.in_(kinds)] if kinds else [])])
+
+    def notification_groups(self, user_id: Any) -> list[TodoGroup]:
+        """The rules that gave the user GROUP_AT or more unread notifications, most first, in one query: the bell's
+        page shows each as one line, as the inbox does the to-dos."""
+        table = self.notifications
+        return self._groups(table, [table.c.user_id == int(user_id), table.c.read_at.is_(None)])
+
+    def _groups(self, table: sa.Table, where: list[sa.ColumnElement[bool]]) -> list[TodoGroup]:
         rules = [d for d in self.platform.metadata.flows.values() if d.kind == "rule"]
         if not rules:
             return []
-        table = self.todos
         columns = []
         for rule in rules:
-            made = self._keyed(f"rule:{rule.name}:")
+            made = _keyed(table.c.dedupe_key, f"rule:{rule.name}:")
             columns += [sa.func.count(sa.case((made, 1))), sa.func.max(sa.case((made, table.c.created_at)))]
-        where = [self._mine(access), table.c.done_at.is_(None), *([table.c.kind.in_(kinds)] if kinds else [])]
         with self.platform.engine.connect() as conn:
             row = conn.execute(sa.select(*columns).where(*where)).one()
         groups = [TodoGroup(rule.name, rule.label, rule.object, row[2 * i], _at(row[2 * i + 1]))
@@ -295,14 +306,20 @@ class WorkQueue:
                 raise Conflict(Message("todo.done", "to-do {id} is already done", id=todo_id))
             return _todo({**row, **values})
 
-    def notifications_for(self, user_id: Any, unread_only: bool = False,
-                          limit: int = LIST_LIMIT) -> tuple[list[Notification], int]:
-        """The user's notifications, newest first, and how many are unread."""
+    def notifications_for(self, user_id: Any, unread_only: bool = False, limit: int = LIST_LIMIT,
+                          rule: str | None = None, except_rules: Sequence[str] = ()) -> tuple[list[Notification], int]:
+        """The user's notifications, newest first (only those `rule` made, or no unread one `except_rules` made),
+        and how many are unread."""
         table = self.notifications
         mine = table.c.user_id == int(user_id)
         stmt = sa.select(table).where(mine)
         if unread_only:
             stmt = stmt.where(table.c.read_at.is_(None))
+        if rule is not None:
+            stmt = stmt.where(_keyed(table.c.dedupe_key, f"rule:{rule}:"))
+        for name in except_rules:
+            stmt = stmt.where(sa.or_(table.c.read_at.is_not(None),
+                                     sa.not_(_keyed(table.c.dedupe_key, f"rule:{name}:"))))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         with self.platform.engine.connect() as conn:
             items = [_notification(r) for r in conn.execute(stmt).mappings()]
@@ -316,10 +333,14 @@ class WorkQueue:
             return conn.execute(sa.select(sa.func.count()).select_from(table).where(
                 table.c.user_id == int(user_id), table.c.read_at.is_(None))).scalar_one()
 
-    def mark_read(self, user_id: Any, notification_id: Any | None = None, now: datetime | None = None) -> int:
-        """Mark one notification (404 if not the user's) or, without an id, all of them read; how many changed."""
+    def mark_read(self, user_id: Any, notification_id: Any | None = None, now: datetime | None = None,
+                  rule: str | None = None) -> int:
+        """Mark one notification (404 if not the user's) or, without an id, all of them (those `rule` made) read;
+        how many changed."""
         table = self.notifications
         stmt = sa.update(table).where(table.c.user_id == int(user_id), table.c.read_at.is_(None))
+        if rule is not None:
+            stmt = stmt.where(_keyed(table.c.dedupe_key, f"rule:{rule}:"))
         with self.platform.records.transaction() as conn:
             if notification_id is not None:
                 number = _number(notification_id, A_NOTIFICATION)

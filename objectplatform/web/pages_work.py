@@ -157,11 +157,21 @@ def finish_todo(todo_id: str):
 
 @bp.route("/notifications")
 def notifications():
-    items, unread = work_queue(get_platform()).notifications_for(g.access.user_id)
+    """The bell's page: a rule's many unread notifications (a follow-up reminder per lead) as one line linking to
+    them (?rule=), as the inbox groups to-dos; the unread count counts each."""
+    platform = get_platform()
+    queue, rule = work_queue(platform), request.args.get("rule") or None
+    groups = [] if rule else queue.notification_groups(g.access.user_id)
+    items, unread = queue.notifications_for(g.access.user_id, rule=rule, except_rules=[group.rule for group in groups])
     rows = [{"item": n, "title": n.title_en if g.lang == "en" else n.title_zh, "link": _link(n.object, n.record_id),
              "when": _when(n.created_at)}
             for n in items]
-    return render_template("pages/notifications.html", rows=rows, unread=unread)
+    grouped = [{"title": text("notifications.group", g.lang, label=group.label.get(g.lang), count=group.count),
+                "link": url_for("pages.notifications", rule=group.rule), "when": _when(group.newest)}
+               for group in groups]
+    shown = platform.metadata.flows.get(rule) if rule else None
+    return render_template("pages/notifications.html", rows=rows, grouped=grouped, unread=unread, rule=rule,
+                           rule_label=shown.label.get(g.lang) if shown is not None else rule)
 
 
 @bp.route("/notifications/<notification_id>/read", methods=["POST"])
@@ -172,6 +182,7 @@ def read_notification(notification_id: str):
 
 @bp.route("/notifications/read", methods=["POST"])
 def read_all_notifications():
-    work_queue(get_platform()).mark_read(g.access.user_id)
+    rule = request.form.get("rule") or None
+    work_queue(get_platform()).mark_read(g.access.user_id, rule=rule)
     flash(text("notifications.all_read", g.lang), "success")
-    return redirect(url_for("pages.notifications"))
+    return redirect(url_for("pages.notifications", rule=rule))

@@ -112,7 +112,7 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
     row = page.locator("table.todos tbody tr")
     expect(row).to_have_count(1)
     title = row.locator("td").first.get_by_role("link").first
-    assert title.inner_text() == "审批：阶段审批：商务谈判 零售条线CRM项目（进入阶段 商务谈判）"
+    assert title.inner_text() == "审批：零售条线CRM项目 进入阶段 商务谈判"
     context = row.locator(".todo-context")  # what the approval is about, from the opportunity's list columns
     assert list(zip(context.locator("dt").all_inner_texts(), context.locator("dd").all_inner_texts(), strict=True)) == [
         ("客户", "华信银行"), ("商机金额", "500,000.00"), ("销售阶段", "方案制作"), ("赢率", "60%")]
@@ -121,7 +121,7 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
     screenshot(page, "manager-inbox")
     row.get_by_role("textbox", name="审批意见").fill("同意，注意报价底线")
     click_and_wait(page, row.get_by_role("button", name="同意"))
-    assert flashes(page) == ["已同意：阶段审批：商务谈判 零售条线CRM项目"]
+    assert flashes(page) == ["已同意：零售条线CRM项目 进入阶段 商务谈判"]
     expect(page.locator("table.todos tbody tr")).to_have_count(0)
     assert page.locator("p.empty").inner_text() == "没有待办事项"
     manager.close()
@@ -136,7 +136,7 @@ def test_rep_advances_manager_approves_from_the_inbox_rep_is_notified(browser, s
     assert path(page) == "/notifications"
     entry = page.locator("ul.notifications li.unread")
     expect(entry).to_have_count(1)
-    message = "阶段审批：商务谈判 零售条线CRM项目 已通过：同意，注意报价底线"
+    message = "零售条线CRM项目 进入阶段 商务谈判 已通过：同意，注意报价底线"
     assert entry.locator("a").inner_text() == message
     click_and_wait(page, entry.get_by_role("link", name=message))
     assert path(page) == url
