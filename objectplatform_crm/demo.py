@@ -347,7 +347,9 @@ class _Generator:
         city = self.rng.choice(spec["cities"][region])
         industry = self._weighted("industry")
         source = self._weighted("lead_source")
-        status = self._weighted("lead_status")
+        arrived = self._arrived()
+        recent = (self.now.date() - arrived.date()).days < spec["recent_lead_days"]  # by day: the same at any hour
+        status = self._weighted("lead_status", "recent" if recent else "older")
         campaigns = spec["campaigns_by_source"].get(source)
         values = {
             "name": self.fake.name(),
@@ -362,7 +364,7 @@ class _Generator:
             "company_size": self.rng.choice(["s1_20", "s21_100", "s101_500", "s501_1000", "s1000_plus"]),
             "address": self._address(city),
             "status": status,
-            "created_at": self._arrived(),
+            "created_at": arrived,
         }
         if self.rng.random() < 0.5:
             values["email"] = self._email()
@@ -386,6 +388,8 @@ class _Generator:
         values["created_at"] = values["assigned_at"] - timedelta(hours=self.arrival_rng.randint(1, 96))
         low, high = spec["volume"]["follow_ups_per_lead"]
         follow_ups = self._follow_ups(self.rng.randint(low, high), values["assigned_at"])
+        if status == "following" and self.rng.random() * 100 >= spec["stale_following"]:  # followed up this week
+            follow_ups[-1]["followed_at"] = max(follow_ups[-1]["followed_at"], self._past(0, 5))
         values["last_followed_at"] = follow_ups[-1]["followed_at"]
         if status == "following" and self.rng.random() < 0.6:
             follow_ups[-1]["next_follow_up_at"] = self._future(1, 14)
@@ -793,8 +797,8 @@ class _Generator:
 
     # ----------------------------------------------------------------------------------- values
 
-    def _weighted(self, name: str) -> str:
-        weights = self.spec[name]
+    def _weighted(self, name: str, part: str | None = None) -> str:
+        weights = self.spec[name] if part is None else self.spec[name][part]
         return self.rng.choices(list(weights), weights=list(weights.values()))[0]
 
     def _company_name(self, city: Mapping, industry: str) -> str:
