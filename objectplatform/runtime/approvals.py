@@ -263,9 +263,7 @@ class Approvals:
         try:
             with self.records.transaction() as conn:
                 found = self.records.read_many(conn, obj, ids, where=scope, lock=True)
-                t = self.table
-                pending = {str(row["record_id"]): row for row in conn.execute(sa.select(t).where(
-                    t.c.object == obj, among(t.c.record_id, list(found)), t.c.status == PENDING)).mappings()}
+                pending = self._waiting(conn, obj, list(found))
                 now = self.platform.local_now()
                 for one in ids:
                     try:
@@ -292,6 +290,14 @@ class Approvals:
         except RuntimeFailure:
             return None
         return bulk_result(ids, refused)
+
+    def _waiting(self, conn: sa.Connection, obj: str, record_ids: list[str], lock: bool = False) -> dict[str, Any]:
+        """The pending approvals of `obj`'s records `record_ids`, by record id (locked in id order when asked)."""
+        t = self.table
+        stmt = sa.select(t).where(t.c.object == obj, among(t.c.record_id, record_ids), t.c.status == PENDING)
+        if lock:
+            stmt = stmt.order_by(t.c.id).with_for_update()
+        return {str(row["record_id"]): row for row in conn.execute(stmt).mappings()}
 
     def _started_many(self, conn: sa.Connection, obj: str, started: list[tuple], me: str, at: datetime,
                       comment: str | None) -> None:
@@ -676,12 +682,8 @@ class Approvals:
         try:
             with self.records.transaction() as conn:
                 found = self.records.read_many(conn, obj, ids, where=scope, lock=True, fields=fields)
-                t = self.table
-                waiting = conn.execute(sa.select(t).where(t.c.object == obj, among(t.c.record_id, list(found)),
-                                                          t.c.status == PENDING).order_by(t.c.id)
-                                       .with_for_update()).mappings().all()
-                pending = {str(row["record_id"]): row for row in waiting}
-                names = self._names(conn, [row["submitter"] for row in waiting])
+                pending = self._waiting(conn, obj, list(found), lock=True)
+                names = self._names(conn, [row["submitter"] for row in pending.values()])
                 now = self.platform.local_now()
                 for one in ids:
                     try:

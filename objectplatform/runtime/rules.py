@@ -20,7 +20,7 @@ from .expressions_sql import derived_values, to_sql
 from .records import history_sql
 from .records.query import formula_columns
 from .storage import convert
-from .workqueue import TEXT, as_label, title_sql, work_queue
+from .workqueue import TEXT, as_label, rule_prefix, title_sql, work_queue
 
 SUMMARY_KEYS = ("matched", "notified", "todos", "closed", "updated", "recycled", "warned")
 DEFAULT_REASON = "自动回收 auto-recycle"
@@ -82,7 +82,7 @@ class _Run:
         self.counts = dict.fromkeys(SUMMARY_KEYS, 0)
         self.stamp = convert.to_db("datetime", at)
         self.work = work_queue(platform)
-        self.prefix = f"rule:{rule.name}:"  # of the dedupe keys of what the run writes
+        self.prefix = rule_prefix(rule.name)  # of the dedupe keys of what the run writes
         self.change, self.user = "rule", None  # the history entry of a `set`, and who made it
 
     def summary(self) -> dict:
@@ -129,7 +129,7 @@ class _Run:
         todos = self.work.todos
         stopped = sa.select(matches.c.record_id).where(gone)
         self.counts["closed"] = self.work.close_todos(
-            conn, key_prefix=f"rule:{name}:", now=self.at,
+            conn, key_prefix=rule_prefix(name), now=self.at,
             where=sa.and_(todos.c.object == self.obj, todos.c.record_id.in_(stopped)))
         conn.execute(sa.delete(matches).where(gone))
         self.counts["matched"] = conn.execute(

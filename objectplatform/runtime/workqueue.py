@@ -113,6 +113,16 @@ def _keyed(column: sa.ColumnElement, prefix: str) -> sa.ColumnElement[bool]:
     return column.like(escaped + "%", escape="\\")
 
 
+def rule_prefix(name: str) -> str:
+    """The prefix of the dedupe keys of what rule `name` writes (to-dos, notifications)."""
+    return f"rule:{name}:"
+
+
+def _made_by(column: sa.ColumnElement, name: str) -> sa.ColumnElement[bool]:
+    """The rows (to-dos, notifications) rule `name` wrote, by their dedupe key (`column`)."""
+    return _keyed(column, rule_prefix(name))
+
+
 def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -247,9 +257,9 @@ class WorkQueue:
         if kinds:
             stmt = stmt.where(table.c.kind.in_(kinds))
         if rule is not None:
-            stmt = stmt.where(_keyed(table.c.dedupe_key, f"rule:{rule}:"))
+            stmt = stmt.where(_made_by(table.c.dedupe_key, rule))
         for name in except_rules:
-            stmt = stmt.where(sa.not_(_keyed(table.c.dedupe_key, f"rule:{name}:")))
+            stmt = stmt.where(sa.not_(_made_by(table.c.dedupe_key, name)))
         if not include_done:
             stmt = stmt.where(table.c.done_at.is_(None))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
@@ -275,7 +285,7 @@ class WorkQueue:
             return []
         columns = []
         for rule in rules:
-            made = _keyed(table.c.dedupe_key, f"rule:{rule.name}:")
+            made = _made_by(table.c.dedupe_key, rule.name)
             columns += [sa.func.count(sa.case((made, 1))), sa.func.max(sa.case((made, table.c.created_at)))]
         with self.platform.engine.connect() as conn:
             row = conn.execute(sa.select(*columns).where(*where)).one()
@@ -316,10 +326,10 @@ class WorkQueue:
         if unread_only:
             stmt = stmt.where(table.c.read_at.is_(None))
         if rule is not None:
-            stmt = stmt.where(_keyed(table.c.dedupe_key, f"rule:{rule}:"))
+            stmt = stmt.where(_made_by(table.c.dedupe_key, rule))
         for name in except_rules:
             stmt = stmt.where(sa.or_(table.c.read_at.is_not(None),
-                                     sa.not_(_keyed(table.c.dedupe_key, f"rule:{name}:"))))
+                                     sa.not_(_made_by(table.c.dedupe_key, name))))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         with self.platform.engine.connect() as conn:
             items = [_notification(r) for r in conn.execute(stmt).mappings()]
@@ -340,7 +350,7 @@ class WorkQueue:
         table = self.notifications
         stmt = sa.update(table).where(table.c.user_id == int(user_id), table.c.read_at.is_(None))
         if rule is not None:
-            stmt = stmt.where(_keyed(table.c.dedupe_key, f"rule:{rule}:"))
+            stmt = stmt.where(_made_by(table.c.dedupe_key, rule))
         with self.platform.records.transaction() as conn:
             if notification_id is not None:
                 number = _number(notification_id, A_NOTIFICATION)

@@ -143,9 +143,14 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     grouped = [{"title": text("todos.group", g.lang, label=group.label.get(g.lang), count=group.count),
                 "link": url_for("pages.todos", rule=group.rule), "when": _when(group.newest),
                 "kind": _kind("reminder"), "count": group.count} for group in groups]
-    shown = platform.metadata.flows.get(rule) if rule else None
     return render_template("pages/todos.html", rows=rows, grouped=grouped, errors=gone,
-                           rule=shown.label.get(g.lang) if shown is not None else rule), status
+                           rule=_rule_label(platform, rule)), status
+
+
+def _rule_label(platform, rule: str | None) -> str | None:
+    """The label, in the page's language, of the rule a filtered inbox or bell page shows (its name if unknown)."""
+    shown = platform.metadata.flows.get(rule) if rule else None
+    return shown.label.get(g.lang) if shown is not None else rule
 
 
 @bp.route("/todos/<todo_id>/done", methods=["POST"])
@@ -169,9 +174,8 @@ def notifications():
     grouped = [{"title": text("notifications.group", g.lang, label=group.label.get(g.lang), count=group.count),
                 "link": url_for("pages.notifications", rule=group.rule), "when": _when(group.newest)}
                for group in groups]
-    shown = platform.metadata.flows.get(rule) if rule else None
     return render_template("pages/notifications.html", rows=rows, grouped=grouped, unread=unread, rule=rule,
-                           rule_label=shown.label.get(g.lang) if shown is not None else rule)
+                           rule_label=_rule_label(platform, rule))
 
 
 @bp.route("/notifications/<notification_id>/read", methods=["POST"])
