@@ -8,6 +8,7 @@ lines, paths relative to the case folder; an empty `expected.txt` means the case
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -324,3 +325,45 @@ def test_every_schema_is_a_valid_draft_2020_12_schema():
     assert names == sorted([*KINDS, "common", "industry_template"])  # the last: an edition's manifest
     for path in schemas.glob("*.json"):
         Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_a_parsed_file_is_kept_for_the_next_process_and_parsed_again_once_edited(monkeypatch, tmp_path):
+    """A valid text's parse is kept in OBJECTPLATFORM_METADATA_CACHE under its text's hash; a process reading the same
+    text takes it from there with the same positions (a problem's line and column); an edited text, an unreadable
+    entry and a broken file are parsed from the text; `off` keeps nothing."""
+    from objectplatform.metadata import _yaml
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OBJECTPLATFORM_METADATA_CACHE", str(cache))
+    text = f"kind: object\nname: kept_{tmp_path.name}\nlabel: {{zh: 保留, en: Kept}}\nfields:\n  title: text\n"
+
+    def load(content: str):  # as a new process would: this process's own kept parses skipped
+        parsed, error = _yaml._parse.__wrapped__(content)
+        doc = _yaml.Document("kept.yaml", 0, parsed[0][0], parsed[0][1], content.splitlines()) if parsed else None
+        return doc, error
+
+    first, _ = load(text)
+    assert [entry.name for entry in cache.iterdir()] == [
+        f"{hashlib.sha256((_yaml.CACHE_KEY + text).encode()).hexdigest()}.pickle"]
+    entry = next(cache.iterdir())
+    again, _ = load(text)
+    assert again.data == first.data == {"kind": "object", "name": f"kept_{tmp_path.name}",
+                                        "label": {"zh": "保留", "en": "Kept"}, "fields": {"title": "text"}}
+    assert again.node is not first.node  # unpickled from the entry, not the same objects
+    assert (again.problem(("fields", "title"), "x").line, again.problem(("fields", "title"), "x").col) == (5, 3)
+    assert again.source(("label",)) == first.source(("label",)) == Source("kept.yaml", 3, 1)
+
+    load(text.replace("title", "subject"))
+    assert len(list(cache.iterdir())) == 2
+
+    entry.write_bytes(b"not a pickle")
+    assert load(text)[0].data == first.data
+    assert entry.read_bytes() != b"not a pickle" and load(text)[0].data == first.data  # written again whole
+
+    broken = "kind: object\nname: [unclosed\n"
+    assert load(broken)[1].line == 3
+    assert len(list(cache.iterdir())) == 2  # a broken file's problems are found again from its text
+
+    monkeypatch.setenv("OBJECTPLATFORM_METADATA_CACHE", "off")
+    load(text.replace("title", "heading"))
+    assert len(list(cache.iterdir())) == 2

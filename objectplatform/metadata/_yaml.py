@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -95,9 +100,59 @@ def _parse(text: str) -> tuple[tuple[tuple[Any, Any], ...], YamlError | None]:
     """The documents of a YAML text, each its node and its `plain` data, up to where it stops being valid, and why
     it stops (None: it does not).
 
-    The round-trip parser (for positions) is most of what loading metadata costs; a process that loads
-    the same files again (a test run, a command run in-process) parses each text once. The nodes and data are
-    only read afterwards, never changed (`documents` hands out copies of the data)."""
+    The round-trip parser (for positions) is most of what loading metadata costs (0.8 s for the CRM's files); a
+    process that loads the same files again (a test run, a command run in-process) parses each text once, and a
+    valid text's parse is kept on disk (`cache_folder`) for the next process: unpickling it costs a tenth. The
+    nodes and data are only read afterwards, never changed (`documents` hands out copies of the data)."""
+    folder = cache_folder()
+    entry = folder / f"{hashlib.sha256((CACHE_KEY + text).encode()).hexdigest()}.pickle" if folder else None
+    if entry is not None:
+        try:
+            return pickle.loads(entry.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            pass  # not there yet (or unreadable): parsed and written again
+    parsed = _parse_text(text)
+    if entry is not None and parsed[1] is None:
+        _keep(entry, pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL))
+    return parsed
+
+
+# What a kept parse depends on besides the text: bump the number when `_parse_text` or `plain` changes.
+CACHE_KEY = f"1/ruamel {ruamel.yaml.__version__}\n"
+CACHE_ENTRIES = 4000  # beyond this many kept parses, the oldest half is removed when one is added
+
+
+def cache_folder() -> Path | None:
+    """Where parsed metadata files are kept between processes: `OBJECTPLATFORM_METADATA_CACHE`, by default
+    `objectplatform/metadata` of the user's cache folder (`XDG_CACHE_HOME`, else ~/.cache); `off` keeps none.
+    An entry is named by the hash of the text it was parsed from, so an edited file is parsed again, and is read
+    with pickle: the folder must be writable by its user only (as Python's own `__pycache__`)."""
+    setting = os.environ.get("OBJECTPLATFORM_METADATA_CACHE")
+    if setting == "off":
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "objectplatform" / "metadata"
+
+
+def _keep(entry: Path, blob: bytes) -> None:
+    """Write `entry` whole or not at all (another process may read it meanwhile); a folder that cannot be written
+    (read-only home, full disk) only costs the next process its parse."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as out:
+            out.write(blob)
+        os.replace(out.name, entry)
+        kept = list(entry.parent.glob("*.pickle"))
+        if len(kept) > CACHE_ENTRIES:
+            for old in sorted(kept, key=lambda path: path.stat().st_mtime)[: len(kept) // 2]:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _parse_text(text: str) -> tuple[tuple[tuple[Any, Any], ...], YamlError | None]:
+    """`_parse` without the kept copies."""
     deep = _too_deep(text)
     if deep is not None:
         return (), YamlError(*deep, f"invalid YAML: nested too deeply (more than {MAX_FLOW_DEPTH} levels of [ ] "

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ortools.constraint_solver import pywrapcp, routing_enums_pb2
-
 from .geo import distance_m
 
 LATE_PENALTY = 1_000  # per second past a window's end, in metres of travel: a window is missed only when it must be
@@ -119,6 +117,8 @@ def _solve(start: Mapping[str, float] | None, stops: Sequence[Stop], roads: Road
 def _search(stops: Sequence[Stop], metres: list[list[int]], travel: list[list[int]], limit_ms: int | None):
     """OR-Tools' model of the stops and its search: improved by guided local search for `limit_ms`, or (None) its
     first solution only. Returns (manager, model, solution or None)."""
+    from ortools.constraint_solver import pywrapcp, routing_enums_pb2  # 0.15 s to import: only where a day is routed
+
     manager = pywrapcp.RoutingIndexManager(len(metres), 1, 0)
     routing = pywrapcp.RoutingModel(manager)
     routing.SetArcCostEvaluatorOfAllVehicles(routing.RegisterTransitMatrix(metres))

@@ -9,11 +9,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import singledispatch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.operations import Operations, ops
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.sql import operators
 
 from objectplatform.metadata import FieldDef
@@ -28,6 +26,11 @@ from .tables import ObjectTable, Schema
 VARCHAR = re.compile(r"VARCHAR\((\d+)\)")
 NUMERIC = re.compile(r"NUMERIC\((\d+), (\d+)\)")
 _Field = tuple[str, str]  # (object, field)
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+else:  # what `_execute`'s registrations name (singledispatch reads every annotation); alembic is imported to apply
+    Operations = Any
 SEARCH = "_search"  # the `_op_schema` row of an object's `search:` fields (no field name starts with "_")
 TYPE_CHANGE = "changing a field's type is not supported: add a new field and copy the data"
 
@@ -369,6 +372,11 @@ def apply_migration(engine: sa.Engine, schema: Schema, plan: Plan) -> None:
         raise MigrationRefused(plan.refusals)
     if plan.empty:
         return
+    # alembic (with mako and pygments, 0.4 s) is imported by the processes that change a schema, not by every
+    # command, server and worker that only compares one with the metadata
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     with engine.begin() as conn:
         op = Operations(MigrationContext.configure(conn))
         for item in plan.ops:
@@ -953,6 +961,8 @@ def _(item: DropSummary, conn: sa.Connection, op: Operations, schema: Schema) ->
 @_execute.register
 def _(item: CreateIndex, conn: sa.Connection, op: Operations, schema: Schema) -> None:
     index = next(ix for ix in schema.sa_metadata.tables[item.table].indexes if ix.name == item.name)
+    from alembic.operations import ops
+
     op.invoke(ops.CreateIndexOp.from_index(index))
 
 
