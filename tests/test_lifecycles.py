@@ -408,6 +408,35 @@ def test_a_bulk_confirmation_writes_what_confirming_one_by_one_writes(api, peopl
     assert [t["record_id"] for t in api.get("/todos", "finance")[1]["items"] if t["object"] == "payment"] == []
 
 
+def test_a_bulk_confirmation_adds_the_payments_to_their_order_without_counting_its_payments_again(
+        api, people, platform, order):
+    """Payments of 10.00, 20.00 and 30.50 pending on the 180.00 order, the first two confirmed in bulk: what they
+    add is read from them before the write (one grouped query) and added to the order by one UPDATE, its payments
+    not counted again (no query of the order's payments), no temporary table filled; the balances are those of a
+    recount: 30.00 confirmed and paid, 30.50 pending, 60.50 recorded, 150.00 outstanding."""
+    approved(api, order)  # 180.00
+    ids = [api.post("/objects/payment/records", "rep", {"sales_order": order["id"], "amount": amount})[1]["id"]
+           for amount in ("10", "20", "30.50")]
+    statements: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(platform.engine, "before_cursor_execute", capture)
+    try:
+        assert api.post("/objects/payment/actions/confirm_payment", "finance", {"ids": ids[:2]}) == (
+            200, {"succeeded": ids[:2], "failed": []})
+    finally:
+        sa.event.remove(platform.engine, "before_cursor_execute", capture)
+    assert len([s for s in statements if s.startswith("UPDATE sales_order")]) == 1
+    assert [s for s in statements if "c_payment" in s or "_op_held_" in s] == []  # no recount, no temporary table
+    sales_order = api.get(f"/objects/sales_order/records/{order['id']}", "rep")[1]
+    assert {k: sales_order[k] for k in ("confirmed_payment_amount", "pending_payment_amount",
+                                       "committed_payment_amount", "paid_amount", "outstanding_amount")} == {
+        "confirmed_payment_amount": 30.0, "pending_payment_amount": 30.5, "committed_payment_amount": 60.5,
+        "paid_amount": 30.0, "outstanding_amount": 150.0}
+
+
 def test_a_bulk_confirmation_completes_the_orders_it_pays_in_full_as_confirming_one_by_one_does(
         api, people, platform, order):
     """Three received orders of 180.00: the first paid in full by two payments confirmed one at a time, the second
@@ -492,9 +521,8 @@ def test_a_set_based_write_raising_a_limited_rollup_is_refused_as_one_record_s_w
 
 
 def test_a_set_based_write_after_a_refused_one_refreshes_the_order(api, people, platform, order):
-    """The refused set-based write rolls back the temporary table its rollup refresh made on the connection; the
-    next set-based write on it (100.00 and 50.00 back to pending on the 180.00 order) makes it again and refreshes
-    the order."""
+    """The refused set-based write rolls back all it wrote on the connection; the next set-based write on it (100.00
+    and 50.00 back to pending on the 180.00 order) refreshes the order."""
     approve_as_the_system(platform, order)
     ids = []
     for amount in ("100", "90", "50"):

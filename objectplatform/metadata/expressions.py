@@ -89,6 +89,14 @@ COMPARISONS = frozenset(op for op, bp in BINDING.items() if bp == 4)
 MAX_NESTING = 100  # levels of operators, parentheses, lists and calls: the checker and evaluators recurse on them
 
 
+CLOCK = frozenset({"today", "now", "days_since"})  # the functions whose value depends on when they are called
+
+
+def reads_clock(expr: Expression) -> bool:
+    """Whether `expr`'s value depends on when it is evaluated (it calls one of CLOCK)."""
+    return any(isinstance(node, Call) and node.name in CLOCK for node in walk(expr.node))
+
+
 def walk(node: Node) -> Iterator[Node]:
     """Yield `node` and every node below it, depth first."""
     yield node

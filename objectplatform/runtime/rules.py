@@ -205,16 +205,22 @@ class _Run:
 
     def notify(self, spec: Mapping[str, Any], message: Mapping[str, str]) -> int:
         """Notify the recipients of each fresh record, once per occasion (the key holds its start)."""
+        return self.work.notify_from(self.conn, self.notify_rows(spec, message), self.occasion())
+
+    def notify_rows(self, spec: Mapping[str, Any], message: Mapping[str, str]) -> sa.Select:
+        """The notifications of `notify` as a query, the run's moment its parameters (`occasion`)."""
         pairs, t = self.recipients(spec), self.table
         zh, en = self.titles(as_label(message))
-        key = (self.key_prefix() + sa.cast(t.c.id, TEXT)
-               + sa.literal(f":{self.at.strftime('%Y%m%dT%H%M%S')}", TEXT))
-        rows = sa.select(
+        key = self.key_prefix() + sa.cast(t.c.id, TEXT) + sa.bindparam("_run_occasion", type_=TEXT)
+        return sa.select(
             pairs.c.user_id, zh.label("title_zh"), en.label("title_en"), sa.literal(self.obj, TEXT).label("object"),
             t.c.id.label("record_id"), key.label("dedupe_key"),
-            sa.literal(self.stamp, sa.DateTime()).label("created_at"),
+            sa.bindparam("_run_stamp", type_=sa.DateTime()).label("created_at"),
         ).select_from(pairs.join(t, t.c.id == pairs.c.record_id))
-        return self.work.notify_from(self.conn, rows)
+
+    def occasion(self) -> dict[str, Any]:
+        """The parameters of `notify_rows`: the end of the notifications' keys and their time."""
+        return {"_run_occasion": f":{self.at.strftime('%Y%m%dT%H%M%S')}", "_run_stamp": self.stamp}
 
     def todo(self, spec: Mapping[str, Any]) -> int:
         """A to-do per fresh record, for a role or the users of a field; closed when the record stops holding."""

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, Label, Metadata, ObjectDef, Transition
 from objectplatform.metadata.checks import LIFECYCLE_BY
-from objectplatform.metadata.expressions import ExpressionError, parse
+from objectplatform.metadata.expressions import ExpressionError, parse, reads_clock
 
 from . import actions, lifecycles
 from .errors import Message, NotFound, RuntimeFailure, ValidationFailed, bulk_result, no_record, said_label
@@ -20,7 +21,7 @@ from .expressions_sql import to_sql
 from .lifecycles import expression_env
 from .records import hooks
 from .rules import RecordRun
-from .storage.id_sets import among
+from .storage.id_sets import among, ids_param
 from .workqueue import TEXT, work_queue
 
 
@@ -114,7 +115,11 @@ def move_many(platform, conn, obj: ObjectDef, transition: Transition, currents: 
     INSERT, the rollups refreshed together, then the transition's actions and the to-dos it closes on all the
     records moved at once. Values the same on every record (`same_values`) are written by `update_all`, checked
     once (`alike`, when the caller has them). Returns, by id, why each record not moved was refused."""
-    guard = platform.schema[obj.name].column(obj.lifecycle.field).in_(list(transition.sources))
+    key = f"transitions:guard:{obj.name}:{transition.name}"  # one object: the statements made with it are kept
+    guard = platform.services.get(key)
+    if guard is None:
+        guard = platform.services[key] = platform.schema[obj.name].column(obj.lifecycle.field).in_(
+            list(transition.sources))
     where = guard if scope is None else sa.and_(guard, scope)
     if alike is None:
         alike = same_values(platform, obj, transition, params, user, at)
@@ -141,15 +146,26 @@ def move_many(platform, conn, obj: ObjectDef, transition: Transition, currents: 
 
 class _MovedRun(RecordRun):
     """A transition's actions on the records it moved: each record's keys name the transition, the record and its
-    new version (as `move`'s do), and its owner is the submitter."""
+    new version (as `move`'s do), and its owner is the submitter. Its notifications are written by an INSERT built
+    once per transition and action, the records a parameter (`ids` None: the run that builds it)."""
 
-    def __init__(self, platform, conn: sa.Connection, obj: str, ids: list[int], name: str, user: str | None,
+    def __init__(self, platform, conn: sa.Connection, obj: str, ids: list[int] | None, name: str, user: str | None,
                  at: datetime):
         super().__init__(platform, conn, obj, 0, f"transition:{name}:", None, user, at, NO_SUFFIX)
-        self.ids = ids
+        self.ids, self.name = ids, name
 
     def fresh(self) -> sa.ColumnElement[bool]:
-        return among(self.table.c.id, self.ids)
+        return among(self.table.c.id, ids_param("_moved") if self.ids is None else self.ids)
+
+    def notify(self, spec: Mapping[str, Any], message: Mapping[str, str]) -> int:
+        """`_Run.notify` by the INSERT of this transition and action, built on its first run."""
+        key = f"transitions:notify:{self.obj}:{self.name}:{json.dumps([spec, message], sort_keys=True)}"
+        insert = self.platform.services.get(key)
+        if insert is None:
+            built = _MovedRun(self.platform, self.conn, self.obj, None, self.name, self.user, self.at)
+            insert = self.platform.services[key] = self.work.notify_insert(
+                self.conn.dialect.name, built.notify_rows(spec, message))
+        return self.work.notify_from(self.conn, insert, {**self.occasion(), "_moved": self.ids})
 
     def submitter_pairs(self) -> sa.Select:
         t = self.table
@@ -202,19 +218,18 @@ def run_automatic_many(ctx: hooks.RowsContext) -> None:
     them together (`move_many`); a record it cannot move is refused as `move` refuses it."""
     platform, conn = ctx.records.platform, ctx.conn
     obj = platform.metadata.objects[ctx.object]
-    ot = platform.schema[obj.name]
     local = ctx.now.astimezone(platform.settings.zone)
-    columns, taken, moves = ctx.columns, set(), []
+    taken, moves = set(), []
     for transition in obj.lifecycle.transitions.values():
         if transition.when is None or transition.by is not None:
             continue
-        query = sa.select(ot.table.c.id).where(ctx.changed(), ot.column(obj.lifecycle.field).in_(
-            list(transition.sources))).order_by(ot.table.c.id)
         when = parse(transition.when)
-        try:
-            ids = conn.execute(query.where(to_sql(when, columns, local, condition=True))).scalars().all()
-        except ExpressionError:  # the condition is evaluated here on each record in a state it starts from
-            found = platform.records.read_many(conn, obj.name, [str(i) for i in conn.execute(query).scalars()])
+        query, taking = _automatic_queries(platform, obj, transition, ctx.columns, local)
+        if taking is not None:
+            ids = conn.execute(taking, {"_changed": ctx.ids}).scalars().all()
+        else:  # the condition is evaluated here on each record in a state it starts from
+            found = platform.records.read_many(
+                conn, obj.name, [str(i) for i in conn.execute(query, {"_changed": ctx.ids}).scalars()])
             ids = [int(i) for i, record in found.items() if when.evaluate(expression_env(record, {}, None), local)]
         ids = [i for i in ids if i not in taken]
         if ids:
@@ -225,6 +240,27 @@ def run_automatic_many(ctx: hooks.RowsContext) -> None:
         refused = move_many(platform, conn, obj, transition, [found[str(i)] for i in ids], {}, None, ctx.now)
         if refused:
             raise next(iter(refused.values()))
+
+
+def _automatic_queries(platform, obj: ObjectDef, transition: Transition, columns: Mapping[str, sa.Column],
+                       local: datetime) -> tuple[sa.Select, sa.Select | None]:
+    """The ids of the records among a `_changed` list in a state the automatic `transition` starts from, and of
+    those whose `when` holds as well (None: its condition has no SQL); built once unless `when` reads the clock."""
+    key = f"transitions:automatic:{obj.name}:{transition.name}"
+    cached = platform.services.get(key)
+    if cached is not None:
+        return cached
+    ot = platform.schema[obj.name]
+    query = sa.select(ot.table.c.id).where(among(ot.table.c.id, ids_param("_changed")), ot.column(
+        obj.lifecycle.field).in_(list(transition.sources))).order_by(ot.table.c.id)
+    when = parse(transition.when)
+    try:
+        found = (query, query.where(to_sql(when, columns, local, condition=True)))
+    except ExpressionError:
+        found = (query, None)
+    if not reads_clock(when):
+        platform.services[key] = found
+    return found
 
 
 def _entering(obj: ObjectDef) -> bool:

@@ -18,7 +18,7 @@ from objectplatform.metadata import Label
 from . import email
 from .errors import Conflict, Message, NotFound, no_record
 from .storage import convert
-from .storage.id_sets import among
+from .storage.id_sets import among, ids_param
 
 FAN_OUT_JOB = 500  # more users than this: the notification is written by a job (on Redis)
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
@@ -142,6 +142,7 @@ class WorkQueue:
         self.platform = platform
         self.notifications = platform.schema.notifications
         self.todos = platform.schema.todos
+        self._closing: dict[tuple[str, tuple[str, ...]], sa.Update] = {}  # close_record_todos', built once each
 
     # ------------------------------------------------------------------------------ writing
 
@@ -169,13 +170,20 @@ class WorkQueue:
             email.after_commit(self.platform, conn, ids)
         return len(rows)
 
-    def notify_from(self, conn: sa.Connection, rows: sa.Select) -> int:
+    def notify_from(self, conn: sa.Connection, rows: sa.Select | sa.Insert, params: Mapping[str, Any] | None = None
+                    ) -> int:
         """Notify from a query of (user_id, title_zh, title_en, object, record_id, dedupe_key, created_at)
-        rows, one INSERT ... SELECT; a row whose (user, key) exists already is left out."""
-        columns = ["user_id", "title_zh", "title_en", "object", "record_id", "dedupe_key", "created_at"]
-        ids = inserted_ids(conn, self.notifications, columns, rows)
+        rows, one INSERT ... SELECT (or that INSERT, `notify_insert`'s, built once by the caller), executed with
+        `params`; a row whose (user, key) exists already is left out."""
+        insert = rows if isinstance(rows, sa.Insert) else self.notify_insert(conn.dialect.name, rows)
+        ids = conn.execute(insert, dict(params or {})).scalars().all()
         email.after_commit(self.platform, conn, ids)
         return len(ids)
+
+    def notify_insert(self, dialect: str, rows: sa.Select) -> sa.Insert:
+        """`notify_from`'s INSERT ... SELECT of `rows`, returning the ids of the notifications it writes."""
+        columns = ["user_id", "title_zh", "title_en", "object", "record_id", "dedupe_key", "created_at"]
+        return new_rows(dialect, self.notifications, columns, rows)
 
     def add_todo(self, conn: sa.Connection, *, users: Iterable[Any] = (), role: str | None = None, kind: str,
                  title: Label | str | Mapping[str, str], object: str | None = None, record_id: Any = None,
@@ -234,11 +242,18 @@ class WorkQueue:
 
     def close_record_todos(self, conn: sa.Connection, obj: str, record_ids: Iterable[Any], actions: Iterable[str],
                            by: Any = None, now: datetime | None = None) -> int:
-        """Close the records' open to-dos that ask for one of `actions` (the action has been done)."""
-        t = self.todos
-        chosen = sa.and_(t.c.object == obj, among(t.c.record_id, record_ids),
-                         t.c.action.in_(list(actions)))
-        return self.close_todos(conn, where=chosen, by=by, now=now)
+        """Close the records' open to-dos that ask for one of `actions` (the action has been done): one UPDATE,
+        built once per object and actions, the records and the moment bound."""
+        key = (obj, tuple(actions))
+        if key not in self._closing:
+            t = self.todos
+            self._closing[key] = sa.update(t).where(
+                t.c.done_at.is_(None), t.c.object == obj, among(t.c.record_id, ids_param("_records")),
+                t.c.action.in_(list(actions))).values(done_at=sa.bindparam("_done_at", type_=t.c.done_at.type),
+                                                      done_by=sa.bindparam("_done_by", type_=t.c.done_by.type))
+        return conn.execute(self._closing[key], {
+            "_records": list(record_ids), "_done_at": _stored(now or self.platform.clock.now()),
+            "_done_by": None if by is None else int(by)}).rowcount
 
     # ------------------------------------------------------------------------------ reading
 
@@ -370,10 +385,14 @@ def insert_new(conn: sa.Connection, table: sa.Table, columns: list[str], rows: s
 
 def inserted_ids(conn: sa.Connection, table: sa.Table, columns: list[str], rows: sa.Select) -> list:
     """`insert_new`, answering the ids of the rows it wrote."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).from_select(columns, rows).on_conflict_do_nothing()
+    return conn.execute(new_rows(conn.dialect.name, table, columns, rows)).scalars().all()
+
+
+def new_rows(dialect: str, table: sa.Table, columns: list[str], rows: sa.Select) -> sa.Insert:
+    """`inserted_ids`'s statement: INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id."""
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table).from_select(columns, rows)
     # RETURNING counts: psycopg reports no rowcount for an INSERT ... SELECT
-    return conn.execute(stmt.returning(table.c.id)).scalars().all()
+    return stmt.on_conflict_do_nothing().returning(table.c.id)
 
 
 def _number(value: Any, what: Message) -> int:

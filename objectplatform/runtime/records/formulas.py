@@ -6,7 +6,7 @@ PostgreSQL hold the same value; a formula that cannot be evaluated (e.g. a type 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -14,12 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from objectplatform.metadata import FieldDef, ObjectDef
-from objectplatform.metadata.expressions import Call, Expression, ExpressionError, parse, walk
+from objectplatform.metadata.expressions import Expression, ExpressionError, parse, reads_clock
 
 from ..expressions_sql import to_sql
 
 _DECIMAL_TYPES = frozenset({"number", "currency", "percent"})
-_CLOCK = frozenset({"today", "now", "days_since"})
 
 
 class Formulas:
@@ -43,8 +42,7 @@ class Formulas:
             visit(name, frozenset())
         self.stored = frozenset(f.name for f, _ in self.order if f.stored)
         self.on_read_order = [(f, expr) for f, expr in self.order if not f.stored]  # computed on read, in order
-        self.clocked = any(isinstance(node, Call) and node.name in _CLOCK for _, expr in self.order
-                           for node in walk(expr.node))  # whether a formula's value depends on when it is computed
+        self.clocked = any(reads_clock(expr) for _, expr in self.order)  # a value depends on when it is computed
 
     def on_write(self, record: dict, now: datetime, before: Mapping[str, Any] | None = None) -> dict:
         """Every formula evaluated into `record` (the stored ones are what gets written), but a typed override
@@ -55,16 +53,19 @@ class Formulas:
         return record
 
     def sql(self, columns: Mapping[str, sa.ColumnElement], new: Mapping[str, sa.ColumnElement],
-            now: datetime) -> dict[str, sa.ColumnElement]:
+            now: datetime, only: Iterable[str] | None = None) -> dict[str, sa.ColumnElement]:
         """The stored formulas as SQL over a row whose fields `new` ({name: SQL of its new value}) change and whose
         other fields are `columns` ({name: column}), as `on_write` computes them for a write of `new` alone (a typed
-        override kept while what its formula reads is unchanged, numbers rounded half-up to the column's scale).
-        Raises ExpressionError naming a formula the database cannot compute (then `on_write` does)."""
+        override kept while what its formula reads is unchanged, numbers rounded half-up to the column's scale);
+        given `only`, those formulas alone, the others read as stored. Raises ExpressionError naming a formula the
+        database cannot compute (then `on_write` does)."""
         env = {**columns, **new}
         out: dict[str, sa.ColumnElement] = {}
         for f, expr in self.order:
             if f.name not in columns:
                 raise ExpressionError(f"formula {f.name} is not a column", 0)
+            if only is not None and f.name not in only:
+                continue
             try:
                 value = _rounded(f, to_sql(expr, env, now), columns[f.name].type)
                 if f.typed_override is not None:

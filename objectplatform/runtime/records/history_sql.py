@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from ..fieldtypes import type_named
 from ..storage.convert import JSON_TYPES, to_db
+from ..storage.id_sets import among, ids_param
 from ..storage.tables import REFERENCE_TYPES
 from .history import PACKED, history_text, jsonable
 
@@ -73,16 +74,39 @@ def _json(dialect: str, column: sa.ColumnElement, field_type: str) -> sa.ColumnE
 _table_json = functools.lru_cache(maxsize=4096)(_json)
 
 
-def write_set(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement,
+def write_set(conn: sa.Connection, history: sa.Table, obj: str, table: sa.Table, where: sa.ColumnElement | None,
               changes: Mapping[str, tuple[sa.Column, str, Any]], change: str, user: str | None, at: datetime,
-              detail: Mapping[str, Any] | None = None) -> None:
-    """The history of one set-based UPDATE giving the rows `where` selects the values of `changes` ({field:
-    (column, field type, new value)}, in the object's field order; a new value may be a SQL expression over the
-    row), in ONE INSERT ... SELECT of one packed row per record (`history.PACKED`, read back as the entries
-    `Records.update` writes): an entry per field whose value differs, then one keeping `detail`."""
-    written = set_history(conn.dialect.name, history, obj, table, where, changes, change, user, at, detail)
+              detail: Mapping[str, Any] | None = None, ids: list[int] | None = None) -> None:
+    """The history of one set-based UPDATE giving the rows `where` selects (given `ids`, those of them among `ids`)
+    the values of `changes` ({field: (column, field type, new value)}, in the object's field order; a new value
+    may be a SQL expression over the row), in ONE INSERT ... SELECT of one packed row per record
+    (`history.PACKED`, read back as the entries `Records.update` writes): an entry per field whose value differs,
+    then one keeping `detail`. Given `ids` and constant new values, the INSERT is built once per shape of
+    `changes` and `where` object, the ids and values bound."""
+    dialect = conn.dialect.name
+    if ids is None or any(isinstance(new, sa.ColumnElement) for _, _, new in changes.values()):
+        if ids is not None:
+            where = among(table.c.id, ids) if where is None else sa.and_(among(table.c.id, ids), where)
+        written = set_history(dialect, history, obj, table, where, changes, change, user, at, detail)
+    else:
+        shape = tuple((name, column, field_type, new is None) for name, (column, field_type, new) in changes.items())
+        key = (dialect, history, obj, table, shape, bool(detail), id(where))
+        cached = _inserts.get(key)
+        if cached is None or cached[0] is not where:  # (an id reused by another object: made again)
+            chosen = among(table.c.id, ids_param("_history_ids"))
+            cached = _inserts[key] = (where, set_history(
+                dialect, history, obj, table, chosen if where is None else sa.and_(chosen, where), changes, change,
+                user, at, detail))
+            while len(_inserts) > 256:
+                del _inserts[next(iter(_inserts))]
+        written = cached[1]
+        if written is not None:
+            written = (written[0], {**_values(changes, change, obj, user, at, detail), "_history_ids": ids})
     if written is not None:
         conn.execute(*written)
+
+
+_inserts: dict[tuple, tuple[Any, tuple[sa.Insert, dict[str, Any]] | None]] = {}  # write_set's, by shape and where
 
 
 def set_history(dialect: str, history: sa.Table, obj: str, source: sa.FromClause, where: sa.ColumnElement,
@@ -98,13 +122,7 @@ def set_history(dialect: str, history: sa.Table, obj: str, source: sa.FromClause
     cached = all(isinstance(column, sa.Column) and isinstance(column.table, sa.Table)
                  and not isinstance(new, sa.ColumnElement) for _, column, _, new in shape)
     packed, differing = (_cached_packed if cached else _packed)(dialect, shape, bool(detail))
-    values = {"_history_object": obj, "_history_change": change, "_history_user": None if user is None else int(user),
-              "_history_at": at.replace(tzinfo=None)}
-    for i, (_, field_type, new) in enumerate(changes.values()):
-        if new is not None and not isinstance(new, sa.ColumnElement):
-            values[f"_history_new_{i}"], values[f"_history_json_{i}"] = to_db(field_type, new), history_text(new)
-    if detail:
-        values["_history_detail"] = f",[null,null,{history_text(detail)}]"
+    values = _values(changes, change, obj, user, at, detail)
     insert = history.insert().from_select(
         ["object", "record_id", "change", "field", "new_value", "user_id", "at"],
         sa.select(sa.bindparam("_history_object", type_=history.c.object.type), source.c.id,
@@ -114,6 +132,19 @@ def set_history(dialect: str, history: sa.Table, obj: str, source: sa.FromClause
                   sa.bindparam("_history_at", type_=history.c.at.type))
         .where(where, *([] if differing is None else [differing])))  # a record's entries are one row: any order
     return insert, values
+
+
+def _values(changes: Mapping[str, tuple[sa.ColumnElement, str, Any]], change: str, obj: str, user: str | None,
+            at: datetime, detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters of `set_history`'s INSERT."""
+    values = {"_history_object": obj, "_history_change": change, "_history_user": None if user is None else int(user),
+              "_history_at": at.replace(tzinfo=None)}
+    for i, (_, field_type, new) in enumerate(changes.values()):
+        if new is not None and not isinstance(new, sa.ColumnElement):
+            values[f"_history_new_{i}"], values[f"_history_json_{i}"] = to_db(field_type, new), history_text(new)
+    if detail:
+        values["_history_detail"] = f",[null,null,{history_text(detail)}]"
+    return values
 
 
 def _packed(dialect: str, shape: tuple, detail: bool) -> tuple[sa.ColumnElement, sa.ColumnElement | None]:

@@ -44,16 +44,17 @@ class HookContext:
 class RowsContext:
     """What the set form of an after_rollup handler gets: the records a set-based rollup refresh changed, as SQL
     (no record is read into Python): `table` holds them as written, `before` one row per record changed: its `id`,
-    and each column the refresh wrote as it was (by the column's name) and as it is now (`new_<column>`). Read
-    `before` alone or select from `table` by `changed()` (by `ids`): the databases know no statistics of a
-    temporary table, and a join of the two, or a subquery, may make them scan `table`."""
+    and each column the refresh wrote as it was (by the column's name) and as it is now (`new_<column>`); a
+    refresh that added to counts and sums (`Rollups.refresh_added`) gives there the rollups it changed, as they are
+    less what it added. Read `before` alone or select from `table` by `changed()` (by `ids`): the databases know no
+    statistics of a temporary table, and a join of the two, or a subquery, may make them scan `table`."""
 
     records: Any
     conn: sa.Connection
     object: str
     now: datetime
     table: sa.Table
-    before: sa.Table
+    before: sa.FromClause
     columns: Mapping[str, sa.Column]  # {field: its column of `table`}, those an expression may read (formula_columns)
     ids: list[int]  # the records changed, by id (values, not a subquery: the planner knows how few they are)
     written: frozenset[str]  # the fields the refresh changed on some of them

@@ -16,7 +16,7 @@ from objectplatform.metadata import FieldDef, Metadata
 from objectplatform.metadata.expressions import ExpressionError
 
 from ..storage.convert import from_row, to_row
-from ..storage.derived import rollup_counts
+from ..storage.derived import rollup_counts, rollup_deltas
 from ..storage.engine import temporary_table
 from ..storage.id_sets import among, ids_param
 from ..storage.tables import Schema
@@ -78,6 +78,8 @@ class Rollups:
         self._held: dict[_Group, sa.Table | None] = {}
         self._expression_columns: dict[str, Mapping[str, sa.Column]] = {}
         self._updates: dict[tuple[_Group, str], sa.Insert] = {}  # refresh_set's, built once (not reading the clock)
+        self._addable: dict[tuple[str, frozenset[str]], list[_Group]] = {}
+        self._adding: dict[tuple, Any] = {}  # refresh_added's statements, built once per shape
         self.summaries = Summaries(schema)  # kept current from the same after-write point
 
     def initial(self, obj: str) -> dict[str, Any]:
@@ -127,20 +129,23 @@ class Rollups:
         if ids:
             (self.refresh_set if set_based else self.refresh)(conn, through.group, ids, now)
 
-    def feeding(self, child: str, values: Mapping[str, Any]) -> list[str]:
-        """The lookups of `child` whose parents `fed_by` refreshes after a set-based write of `values`."""
+    def feeding(self, child: str, values: Mapping[str, Any], added: Iterable[_Group] = ()) -> list[str]:
+        """The lookups of `child` whose parents `fed_by` refreshes after a set-based write of `values` (the groups
+        `added` left out)."""
         groups = self.by_child.get(child, ())
-        return list(dict.fromkeys(group.via for group in groups if group.reads & values.keys()))
+        return list(dict.fromkeys(group.via for group in groups if group.reads & values.keys() and group not in added))
 
     def fed_by(self, conn: sa.Connection, child: str, where: sa.ColumnElement[bool], values: Mapping[str, Any],
-               written: Iterable[Sequence[Any]] | None = None) -> list[tuple[_Group | _Through, list[int]]]:
+               written: Iterable[Sequence[Any]] | None = None,
+               added: Iterable[_Group] = ()) -> list[tuple[_Group | _Through, list[int]]]:
         """For a set-based write of `values` on the `child` records `where` selects: what `refresh_fed` refreshes
         after it, each group the values may change with its parents (theirs now and the one `values` names), each
         group filtering on a field of `child` the values change with the records. Read before the write, in one
         query; or, when the write changes none of the lookups `feeding` names, taken from `written`, the rows it
-        wrote as (id, each of those lookups)."""
+        wrote as (id, each of those lookups). The groups `added` (`added_by` read what the write adds to them) are
+        left out."""
         cot = self.schema[child]
-        vias = self.feeding(child, values)
+        vias = self.feeding(child, values, added)
         throughs = [through for through in self.by_target.get(child, ()) if through.fields & values.keys()]
         if written is None and (vias or throughs):  # the records' ids only when a through group wants them
             read = sa.select(cot.table.c.id if throughs else sa.null(), *(cot.column(via) for via in vias))
@@ -148,7 +153,7 @@ class Rollups:
         rows = list(written or ())
         fed: list[tuple[_Group | _Through, list[int]]] = []
         for group in self.by_child.get(child, ()):
-            if group.reads & values.keys():
+            if group.reads & values.keys() and group not in added:
                 at = vias.index(group.via) + 1
                 ids = {row[at] for row in rows if row[at] is not None}
                 if values.get(group.via):
@@ -157,6 +162,128 @@ class Rollups:
         for through in throughs:
             fed.append((through, sorted(row[0] for row in rows)))
         return fed
+
+    def addable(self, child: str, values: Mapping[str, Any]) -> list[_Group]:
+        """The groups a set-based write of the same `values` (as given; the `child`'s stored formulas it computes
+        named too, as None) refreshes by adding to their parents (`added_by`, `refresh_added`): counts and sums over
+        the child's own fields (`_additive`) whose lookup it leaves alone and whose fields it changes are all given,
+        of a parent whose stored formulas compile to SQL without reading the clock and whose after_rollup hooks all
+        have a set form. The others take `fed_by` and `refresh_fed`."""
+        given = frozenset(name for name, value in values.items() if name not in self.formulas[child].stored)
+        key = (child, given)
+        if key not in self._addable:
+            derived = self.formulas[child].stored
+            self._addable[key] = [
+                group for group in self.by_child.get(child, ())
+                if group.reads & given and not group.reads & derived and group.via not in given
+                and self._additive(group) and self._set_based(group)
+                and not self.formulas[group.parent].clocked]
+        return self._addable[key]
+
+    def _set_based(self, group: _Group) -> bool:
+        """Whether the group's parents may be refreshed without reading them into Python: their stored formulas
+        compile to SQL and each after_rollup hook they have has a set form."""
+        hooked = self.records.platform.registry.hooks_of("after_rollup", self.metadata.objects[group.parent]) \
+            if self.records is not None else []
+        try:
+            self.formulas[group.parent].sql(self._columns(group.parent), {}, datetime.now())
+        except ExpressionError:
+            return False
+        return all(hook.many is not None for hook in hooked)
+
+    def added_by(self, conn: sa.Connection, child: str, where: sa.ColumnElement[bool],
+                 values: Mapping[str, Any]) -> list[tuple[_Group, list[tuple]]]:
+        """Read before a set-based write of the same `values` on the `child` records `where` selects: for each group
+        of `addable`, what the write adds to its rollups on each parent, as [(parent id, then each rollup's delta in
+        the group's order)], the parents it adds nothing to left out; one grouped query per group
+        (`storage.derived.rollup_deltas`, built once per group and fields written, the values bound)."""
+        found = []
+        for group in self.addable(child, values):
+            stmt, params = self._deltas_read(group, values)
+            rows = sorted(tuple(row) for row in conn.execute(stmt.where(where), params) if any(row[1:]))
+            if rows:  # (in id order: two writers lock the parents they share in one order)
+                found.append((group, rows))
+        return found
+
+    def _deltas_read(self, group: _Group, values: Mapping[str, Any]) -> tuple[sa.Select, dict[str, Any]]:
+        """`added_by`'s query of `group` (without its `where`; built once per fields written and values of the
+        filters' fields) and its parameters: the measured fields written as the columns hold them."""
+        cot = self.schema[group.child]
+        written = {name: values[name] for name in sorted(group.reads & values.keys())}
+        measured = sorted({f.rollup.field for f in group.fields} & written.keys())
+        key = ("read", group, tuple((name, None if name in measured else repr(value))
+                                    for name, value in written.items()))
+        if key not in self._adding:
+            self._adding[key] = rollup_deltas(self.schema, group.fields, written)
+        row = to_row(cot, {name: written[name] for name in measured})
+        return self._adding[key], {f"_new_{name}": row[cot.column(name).name] for name in measured}
+
+    def refresh_added(self, conn: sa.Connection, added: list[tuple[_Group, list[tuple]]], now: datetime) -> None:
+        """After a set-based write, add what `added_by` read before it to each group's parents: ONE UPDATE (the
+        deltas bound as one JSON parameter) adds to the rollups that change and computes the stored formulas
+        reading them, then what they feed is refreshed set-based and each after_rollup hook's set form runs once,
+        its `before` read from the same deltas (the parents' rollups less what was added). A parent refreshing
+        itself (it feeds its own rollups) is recounted instead."""
+        active = conn.info.setdefault("rollups_set_based", set())
+        for group, rows in added:
+            if group.parent in active:
+                self.refresh(conn, group, [row[0] for row in rows], now)
+                continue
+            names = tuple(f.name for n, f in enumerate(group.fields, 1) if any(row[n] for row in rows))
+            update, before, changed = self._adding_update(conn.dialect.name, group, names)
+            data = json.dumps(rows, default=str)
+            ids = [row[0] for row in rows]
+            table = self.schema[group.parent].table
+            chosen = among(table.c.id, ids)
+            active.add(group.parent)
+            try:
+                with self.summaries.moving(conn, group.parent, chosen, changed):
+                    conn.execute(update, {"_rows": data})
+                self.refresh_fed(conn, self.fed_by(conn, group.parent, chosen, dict.fromkeys(changed)), now)
+                if self.records is not None:
+                    context = hooks.RowsContext(self.records, conn, group.parent, now, table,
+                                                before.params(_rows=data).subquery("before"),
+                                                self._columns(group.parent), ids, frozenset(changed))
+                    for hook in self.records.platform.registry.hooks_of("after_rollup",
+                                                                        self.metadata.objects[group.parent]):
+                        hook.many(context)
+            finally:
+                active.discard(group.parent)
+
+    def _adding_update(self, dialect: str, group: _Group, names: tuple[str, ...]) -> tuple:
+        """`refresh_added`'s statements for the rollups `names` of `group` (built once each): the UPDATE of the
+        parents a `_rows` JSON list of `added_by`'s rows names ([id, then each rollup's delta]), the select of
+        `before` (id, each rollup as it was and, as new_<column>, as it is) and the fields the UPDATE writes (the
+        rollups, the stored formulas reading them)."""
+        key = ("update", group, names, dialect)
+        if key not in self._adding:
+            pot = self.schema[group.parent]
+            table = pot.table
+            rows = _json_rows(dialect, {f.name: pot.column(f.name).type for f in group.fields})
+            new, old = {}, {}
+            for f in group.fields:
+                if f.name in names:
+                    column = pot.column(f.name)
+                    new[f.name], old[f.name] = column + rows.c[f.name], column - rows.c[f.name]
+                    if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Integer):
+                        new[f.name], old[f.name] = (sa.func.round(v, column.type.scale or 0)  # SQLite adds floats
+                                                    for v in (new[f.name], old[f.name]))
+                    new[f.name] = sa.type_coerce(new[f.name], column.type)
+            formulas = self.formulas[group.parent]
+            reading = set(names)
+            for f, expr in formulas.order:  # a formula after those it reads
+                if expr.names & reading:
+                    reading.add(f.name)
+            computed = formulas.sql(self._columns(group.parent), new, datetime.now(), only=reading)
+            changed = [*names, *(name for name in sorted(formulas.stored) if name in reading)]
+            update = sa.update(table).values(
+                {pot.column(name).name: new[name] if name in new else computed[name] for name in changed}
+            ).where(table.c.id == rows.c.id)
+            before = sa.select(table.c.id, *(c for name in names for c in (
+                old[name].label(pot.column(name).name), pot.column(name).label(f"new_{pot.column(name).name}")))
+            ).where(table.c.id == rows.c.id)
+            self._adding[key] = (update, before, changed)
+        return self._adding[key]
 
     def refresh_fed(self, conn: sa.Connection, fed: list[tuple[_Group | _Through, list[int]]], now: datetime) -> None:
         """After a set-based write, refresh what `fed_by` found before it, set-based too (`refresh_set`)."""
@@ -411,6 +538,20 @@ def _copy(dialect: sa.Dialect, table: sa.Table, held: sa.Table, columns: list[st
     new = ", ".join(quote("new_" + c) for c in columns)
     return sa.text(f"UPDATE {target} SET ({listed}) = (SELECT {new} FROM {source} WHERE {source}.id = {target}.id) "
                    f"WHERE {target}.id IN (SELECT id FROM {source})")
+
+
+def _json_rows(dialect: str, types: Mapping[str, sa.types.TypeEngine]) -> sa.FromClause:
+    """The rows of a `_rows` JSON list of arrays (an id, then a value of each of `types` in order) as a FROM clause
+    of columns `id` and `types`' names: each array taken apart (on PostgreSQL json_array_elements, on SQLite
+    json_each)."""
+    rows = sa.bindparam("_rows", type_=sa.Text())
+    if dialect == "postgresql":
+        items = sa.func.json_array_elements(sa.cast(rows, sa.JSON())).table_valued("value")
+        return sa.select(*(sa.cast(items.c.value.op("->>")(sa.literal_column(str(n))), type_).label(name) for n, (
+            name, type_) in enumerate({"id": sa.BigInteger(), **types}.items()))).subquery("rows")
+    items = sa.func.json_each(rows).table_valued("value")
+    return sa.select(*(sa.func.json_extract(items.c.value, f"$[{n}]").label(name)
+                       for n, name in enumerate(["id", *types]))).subquery("rows")
 
 
 def _update_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], params: list[dict]) -> None:

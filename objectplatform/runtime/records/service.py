@@ -243,7 +243,11 @@ class Records:
                 width = len(ot.columns[name])
                 spans.append((name, ot.types[name].from_columns, at, at + width))
                 at += width
-            rows = conn.execute(stmt.with_for_update() if lock else stmt)
+            rows = conn.execute(stmt.with_for_update() if lock else stmt).all()
+            if at == len(names):  # a column each: its value converted as it is (no tuple made per field)
+                singles = [(name, ot.types[name].from_db, start) for name, _, start, _ in spans]
+                return {str(row[0]): {name: None if row[i] is None else convert(row[i]) for name, convert, i in singles}
+                        for row in rows}
             return {str(row[0]): {name: convert(row[start:end]) for name, convert, start, end in spans}
                     for row in rows}
         stmt = sa.select(ot.table).where(among(ot.table.c.id, wanted)).order_by(ot.table.c.id)
@@ -855,7 +859,8 @@ class Records:
         """A system write of the same `values` on the records `ids` the caller locked in `conn`, set-based (the
         caller checked `writes_alike`): the values validated once, the stored formulas computed by the database,
         the history in one INSERT ... SELECT (its entries in the order of `fields`, else the object's), one
-        UPDATE guarded by `where`, the rollups the records feed refreshed together. Returns the ids written and,
+        UPDATE guarded by `where`, the rollups the records feed refreshed together (counts and sums added to: what
+        the write adds read from the locked records before it, `Rollups.added_by`). Returns the ids written and,
         by id, why each other record was not (all of them, with the values' field errors, when those are wrong)."""
         ot = self._table(obj)
         table = ot.table
@@ -867,11 +872,13 @@ class Records:
         chosen = among(table.c.id, ids) if where is None else sa.and_(among(table.c.id, ids), where)
         changes = {name: (ot.column(name), field_type(ot, name), loaded[name])
                    for name in (fields or ot.object.fields) if name in loaded and name in ot.columns}
-        history_sql.write_set(conn, self.schema.history, obj, table, chosen, changes, change, user, now, detail)
+        history_sql.write_set(conn, self.schema.history, obj, table, where, changes, change, user, now, detail, ids=ids)
         derived = {ot.column(name).name: value for name, value in self._stored_sql(ot, loaded, now).items()}
         feeds = {**loaded, **dict.fromkeys(self.formulas[obj].stored)}
-        vias = self.rollups.feeding(obj, feeds)  # their parents: read now if the write moves them, else written
-        fed = self.rollups.fed_by(conn, obj, chosen, feeds) if loaded.keys() & set(vias) else None
+        added = self.rollups.added_by(conn, obj, chosen, loaded)  # what the write adds to counts and sums, read now
+        skip = self.rollups.addable(obj, loaded)
+        vias = self.rollups.feeding(obj, feeds, skip)  # their parents: read now if the write moves them, else written
+        fed = self.rollups.fed_by(conn, obj, chosen, feeds, added=skip) if loaded.keys() & set(vias) else None
         stmt = sa.update(table).where(chosen).values(
             {**to_row(ot, {**loaded, "updated_by": user, "updated_at": now}), **derived,
              "version": table.c.version + 1})
@@ -882,13 +889,14 @@ class Records:
             raise self._integrity(e, ot) or e from None
         done = {row[0] for row in written}
         if fed is None:
-            fed = self.rollups.fed_by(conn, obj, chosen, feeds, written)
+            fed = self.rollups.fed_by(conn, obj, chosen, feeds, written, added=skip)
         refused: dict[str, RuntimeFailure] = {}
         for record_id in ids:
             if record_id not in done:
                 latest = self._read(conn, ot, record_id)
                 refused[str(record_id)] = NotFound(no_record(ot.object, record_id)) if latest is None \
                     else self._conflict(conn, ot, latest, latest["version"])
+        self.rollups.refresh_added(conn, added, now)
         self.rollups.refresh_fed(conn, fed, now)
         return sorted(done), refused
 

@@ -7,8 +7,9 @@ stored formulas on existing rows with one UPDATE each, so both paths give the va
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -77,6 +78,43 @@ def rollup_counts(schema: Schema, parent: ObjectTable, fields: Sequence[FieldDef
                 value = sa.func.coalesce(value, 0)
         values.append(sa.type_coerce(value, parent.column(f.name).type).label(f.name))
     return sa.select(via.label("id"), *values).where(among(via, ids_param("_parents"))).group_by(via)
+
+
+def rollup_deltas(schema: Schema, fields: Sequence[FieldDef], written: Mapping[str, Any]) -> sa.Select:
+    """(the parent's id as `id`, then what a write giving the children the same `written` values ({field: value})
+    adds to each count and sum of `fields` by its name; counts and sums over the child's own stored fields, of ONE
+    child object and lookup, which the write leaves alone): each child as it is taken out of its parent's rollups,
+    as the write makes it put back in, summed per parent in one aggregate query over the children the caller's
+    `where` selects. A filter on a written field is decided here; a measured field written is a parameter
+    `_new_<field>`."""
+    spec = fields[0].rollup
+    cot = schema[spec.child]
+    child = cot.table
+
+    def column(name: str) -> sa.ColumnElement:
+        return child.c[cot.columns[name][0]]
+
+    def measured(f: FieldDef, new: bool) -> sa.ColumnElement:
+        if f.rollup.function == "count":
+            return sa.literal(1)
+        if new and f.rollup.field in written:
+            return sa.func.coalesce(sa.bindparam(f"_new_{f.rollup.field}", type_=column(f.rollup.field).type), 0)
+        return sa.func.coalesce(column(f.rollup.field), 0)
+
+    def side(f: FieldDef, new: bool) -> sa.ColumnElement:
+        conditions = []
+        for name, value in f.rollup.filter.items():
+            if not new or name not in written:
+                conditions.append(_holds(column(name), value))
+            elif written[name] != value if not isinstance(value, list) else written[name] not in value:
+                return sa.literal(0)
+        return sa.case((sa.and_(*conditions), measured(f, new)), else_=0) if conditions else measured(f, new)
+
+    # as the database sums them (rounded when added; on SQLite floats not made Decimals one by one)
+    values = [sa.type_coerce(sa.func.sum(side(f, True) - side(f, False)), sa.types.NullType()).label(f.name)
+              for f in fields]
+    via = column(spec.via)
+    return sa.select(via.label("id"), *values).where(via.is_not(None)).group_by(via)
 
 
 def _holds(column: sa.ColumnElement, value) -> sa.ColumnElement[bool]:
