@@ -11,13 +11,16 @@ left out; a redirect is timed, not followed.
 Each page is timed by the wall clock and by the CPU it costs: this process's and, on PostgreSQL, the database
 server's for this process's connections (engine.cpu_seconds), so on a machine others load the CPU column is the
 page's own work; a page over the budget is timed again and its faster run kept (the first run of a page also builds
-per-process caches). Prints per database the slowest pages (CPU), the SQL statements each sent, and every page
-over the budget.
+per-process caches). Prints per database the slowest pages (CPU), the SQL statements each sent, every page
+over the budget, and each user's slowest home, inbox, bell, list, record and report page.
 
-Usage: python bench/pages.py [--backends sqlite,postgresql] [--depth 3] [--slowest 15] [--reuse]
+Usage: python bench/pages.py [--backends sqlite,postgresql] [--depth 3] [--slowest 15] [--reuse] [--every-user]
+    [--name bench_pages]
 
 `--reuse` keeps the demo databases between runs (a SQLite file under the system's temporary folder, the PostgreSQL
-schema bench_pages of OBJECTPLATFORM_BENCH_PG_URL's database): loading the demo takes minutes.
+schema `--name` of OBJECTPLATFORM_BENCH_PG_URL's database): loading the demo takes minutes. `--every-user` walks
+the pages of each shipped demo user (a rep's home, lists and inbox differ from another rep's), not one per role,
+and prints each user's slowest page.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ BUDGET = 0.300  # seconds of server time a page may take (issue 18)
 NAME = "bench_pages"
 LINK = re.compile(r'href="(/[^"#]*)"')
 SKIPPED = re.compile(r"^/(static|api|files|logout)\b|\.(csv|ics|yaml|xlsx|png|jpe?g|svg)\b|[?&](lang|export)=")
+
+
+KINDS = {  # the pages issue 18 names, by path
+    "home": re.compile(r"/(\?|$)"), "inbox": re.compile(r"/todos\b"), "bell": re.compile(r"/notifications\b"),
+    "lists": re.compile(r"/o/\w+/?(\?|$)"), "records": re.compile(r"/o/\w+/\d+(\?|$)"),
+    "reports": re.compile(r"/reports/\w+(\?|$)"),
+}
 
 
 @dataclass
@@ -113,14 +123,15 @@ def _has_demo(url: str) -> bool:
         engine.dispose()
 
 
-def one_per_role(platform) -> list[tuple[str, str, str]]:
-    """(username, password, roles) of the first demo user of each set of roles."""
+def demo_accounts(platform, every_user: bool = False) -> list[tuple[str, str, str]]:
+    """(username, password, roles) of each active demo user, or of the first of each set of roles."""
     passwords = {u.username: u.password for u in demo_users()}
-    found: dict[tuple[str, ...], tuple[str, str, str]] = {}
+    found: dict[object, tuple[str, str, str]] = {}
     for user in platform.records.list("user", limit=500, count=False, sort="id").items:
         roles = tuple(sorted(user["roles"] or ()))
-        if user["active"] and user["username"] in passwords and roles not in found:
-            found[roles] = (user["username"], passwords[user["username"]], ",".join(roles))
+        key = user["username"] if every_user else roles
+        if user["active"] and user["username"] in passwords and key not in found:
+            found[key] = (user["username"], passwords[user["username"]], ",".join(roles))
     return list(found.values())
 
 
@@ -179,18 +190,19 @@ def time_page(platform, client, username: str, path: str, sent: list[int]) -> Ti
     return Timed(username, path, response.status_code, wall, cpu, sent[0])
 
 
-def bench(backend: str, depth: int, slowest: int, reuse: bool) -> None:
-    settings = prepared(backend, reuse)
+def bench(backend: str, depth: int, slowest: int, reuse: bool, every_user: bool = False, name: str = NAME) -> None:
+    settings = prepared(backend, reuse, name)
     platform = open_platform(settings)
     try:
         app = create_app(platform)
         pages: list[Timed] = []
-        for username, password, roles in one_per_role(platform):
+        for username, password, roles in demo_accounts(platform, every_user):
             started = time.perf_counter()
             walked = walk(platform, app, username, password, depth)
             pages += walked
+            worst = max(walked, key=lambda p: p.cpu)
             print(f"  {backend}: {username} ({roles}): {len(walked)} pages in {time.perf_counter() - started:.0f} s, "
-                  f"slowest {max(p.cpu for p in walked) * 1000:.0f} ms CPU")
+                  f"slowest {worst.cpu * 1000:.0f} ms CPU ({worst.path})", flush=True)
     finally:
         platform.close()
     failed = [p for p in pages if p.status >= 500]
@@ -204,6 +216,13 @@ def bench(backend: str, depth: int, slowest: int, reuse: bool) -> None:
               f"| {page.statements} |")
     for page in failed:
         print(f"  failed: {page.user} {page.path} {page.status}")
+    print(f"\n{backend}: each user's slowest page of each kind, ms of CPU (app + database)\n")
+    print("| user | " + " | ".join(KINDS) + " |")
+    print("|---" * (len(KINDS) + 1) + "|")
+    for user in dict.fromkeys(p.user for p in pages):
+        worst = {kind: max((p.cpu for p in pages if p.user == user and KINDS[kind].match(p.path)), default=None)
+                 for kind in KINDS}
+        print(f"| {user} | " + " | ".join("-" if t is None else f"{t * 1000:.0f}" for t in worst.values()) + " |")
 
 
 def main() -> None:
@@ -212,11 +231,13 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=3, help="links from home")
     parser.add_argument("--slowest", type=int, default=15, help="pages listed per database")
     parser.add_argument("--reuse", action="store_true", help="the demo databases of an earlier run, if kept")
+    parser.add_argument("--every-user", action="store_true", help="each demo user, not one per role")
+    parser.add_argument("--name", default=NAME, help="the kept databases' name (SQLite file, PostgreSQL schema)")
     args = parser.parse_args()
     print(f"objectplatform page times, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
           f"budget {BUDGET * 1000:.0f} ms")
     for backend in args.backends.split(","):
-        bench(backend, args.depth, args.slowest, args.reuse)
+        bench(backend, args.depth, args.slowest, args.reuse, args.every_user, args.name)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import html
 import re
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from support import FixedClock
@@ -315,6 +315,55 @@ def test_a_rule_s_many_notifications_are_one_line_of_the_bell_s_page(app, platfo
     bell = client.get("/notifications").text
     assert re.findall(line, bell) == []
     assert len(re.findall(r'<li class="read" data-id="\d+">', bell)) == 5
+
+def test_a_rule_s_120_to_dos_and_notifications_are_paged_50_at_a_time_every_one_reached(app, platform, people):
+    """120 follow-up reminders for rep1 (three at each minute, so ties fall back on the id): the inbox and the bell's
+    page of the rule say 120 and show them 50, 50 and 20 a page, newest first, each once, with links to the next,
+    previous and first pages; one ticked done on the second page leads back to it; the unfiltered inbox's first
+    page holds the rule's one line and says 119 too."""
+    queue = work_queue(platform)
+    with platform.records.transaction() as conn:
+        for i in range(120):
+            at = T0 - timedelta(minutes=i // 3)
+            title = {"zh": f"提醒 {i:03d}", "en": f"Reminder {i:03d}"}
+            queue.add_todo(conn, users=[people["rep1"]], kind="reminder", title=title,
+                           key=f"rule:lead_follow_up_reminder:{i}", now=at)
+            queue.notify(conn, [people["rep1"]], title, key=f"rule:lead_follow_up_reminder:{i}", now=at)
+    client = app.test_client()
+    login(client, "rep1")
+    newest_first = sorted((f"提醒 {i:03d}" for i in range(120)), key=lambda t: (int(t[3:]) // 3, -int(t[3:])))
+    for path, row, count in (("/todos?rule=lead_follow_up_reminder", r'<tr data-id="\d+">\s*<td>(提醒 \d+)',
+                              "共 120 项"),
+                             ("/notifications?rule=lead_follow_up_reminder",
+                              r'<li class="unread" data-id="\d+">\s*<span class="when">[^<]+</span>\s*<span>(提醒 \d+)',
+                              "共 120 条")):
+        seen, pages, url = [], [], path
+        while url:
+            page = client.get(url).text
+            assert count in page
+            seen += re.findall(row, page)
+            links = dict((name, html.unescape(href)) for href, name in re.findall(
+                r'<a href="([^"]+)"(?: rel="\w+")?>(第一页|上一页|下一页)</a>', page))
+            pages.append((len(re.findall(row, page)), re.findall(r"第 (\d) 页", page), sorted(links)))
+            url = links.get("下一页")
+        assert seen == newest_first, path
+        assert pages == [(50, ["1", "1"], ["下一页"]), (50, ["2", "2"], ["上一页", "下一页", "第一页"]),
+                         (20, ["3", "3"], ["上一页", "第一页"])], path
+        back = client.get(links["上一页"]).text
+        assert re.findall(row, back) == newest_first[50:100]
+    # a to-do ticked done on the rule's second page leads back to that page, one fewer
+    first = client.get("/todos?rule=lead_follow_up_reminder").text
+    second = html.unescape(re.search(r'<a href="([^"]+)" rel="next">', first).group(1))
+    assert html.unescape(re.search(r'name="next" value="([^"]+)"', client.get(second).text).group(1)) == second
+    todo_id = re.search(r'<tr data-id="(\d+)">', client.get(second).text).group(1)
+    done = client.post(f"/todos/{todo_id}/done", data={"csrf_token": token(client), "next": second})
+    assert done.headers["Location"] == second
+    assert "共 119 项" in client.get(second).text
+    inbox = client.get("/todos").text
+    assert "共 119 项" in inbox and "下一页" not in inbox
+    assert re.findall(r'<tr class="todo-group">\s*<td><a href="([^"]+)">([^<]+)</a>', inbox) == [
+        ("/todos?rule=lead_follow_up_reminder", "线索跟进提醒：119 条待办")]
+
 
 def test_finance_sees_payments_to_confirm_the_outstanding_and_invoices_to_issue(api, app, platform, people, company):
     records = platform.records

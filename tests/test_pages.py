@@ -304,6 +304,27 @@ def test_create_lead_errors_inline_input_kept_then_saved(client, platform, users
     assert "<h1>赵六</h1>" in page and "已创建" in page
 
 
+def test_a_form_s_date_is_also_written_in_the_page_s_language(client, platform, users):
+    """The browser's date picker orders a date as its locale does (12/08/2026 in an English Chromium on a Chinese
+    page): under it the form says the day in the page's language, the value sent still ISO 8601."""
+    login(client, "wang")
+    account = platform.records.create("account", {"name": "星辰科技"}, user=users["wang"])["id"]
+    words = r'<small class="date-in-words" data-for="f-expected_close_date" aria-live="polite">([^<]*)</small>'
+    assert re.findall(words, client.get("/o/opportunity/new").text) == [""]
+    data = {"csrf_token": token(client), "name": "", "account": account, "amount": "1000",
+            "expected_close_date": "2026-12-08"}
+    refused = client.post("/o/opportunity/new", data=data)
+    assert refused.status_code == 422
+    assert input_value(refused.text, "expected_close_date") == "2026-12-08"
+    assert re.findall(words, refused.text) == ["2026年12月8日星期二"]
+    saved = client.post("/o/opportunity/new", data={**data, "name": "一期"})
+    assert saved.status_code == 302
+    record_id = re.fullmatch(r"/o/opportunity/(\d+)", saved.location).group(1)
+    assert str(platform.records.get("opportunity", record_id)["expected_close_date"]) == "2026-12-08"
+    client.get("/lang/en")
+    assert re.findall(words, client.get(f"/o/opportunity/{record_id}/edit").text) == ["Tuesday, December 8, 2026"]
+
+
 def test_validation_rule_message_in_the_pages_language(client, users):
     login(client, "wang")
     refused = client.post("/o/lead/new", data={"csrf_token": token(client), "name": "无联系方式"})
@@ -379,6 +400,15 @@ def test_sales_order_with_lines_through_the_form(client, platform, users):
     order = records.get("sales_order", order_id)
     assert [line["subtotal"] for line in order["order_line"]] == [Decimal("31.50")]
     assert order["total_amount"] == Decimal("31.50")
+    # numbers right-aligned (class num) in the order's lines and in the orders' list, as in report tables
+    lines = re.search(r'<section class="related" data-related="order_line.sales_order">.*?</section>',
+                      client.get(f"/o/sales_order/{order_id}").text, re.S).group(0)
+    assert re.findall(r'<th scope="col" class="num">([^<]+)</th>', lines) == ["数量", "单价", "折扣率", "小计"]
+    assert re.findall(r'<td class="num" data-label="([^"]+)">([^<]+)</td>', lines) == [
+        ("数量", "3"), ("单价", "10.50"), ("小计", "31.50")]  # no discount: an empty cell
+    orders = client.get("/o/sales_order").text
+    assert re.findall(r'<td class="num" data-label="([^"]+)">([^<]+)</td>', orders)[:2] == [
+        ("订单金额", "31.50"), ("退货金额", "0.00")]
 
 
 # ------------------------------------------------------------------------------------ languages

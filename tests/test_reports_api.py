@@ -128,6 +128,21 @@ def test_a_two_dimension_chart_shows_each_category_once_and_the_other_dimension_
         "张三 · A: 4", "李四 · A: 1", "张三 · B: 2", "李四 · B: 3", "张三 · C: 0", "李四 · C: 6"]
 
 
+def test_a_second_dimension_of_many_values_draws_the_seven_largest_and_the_others_added_up():
+    """Orders by owner and customer, ten customers: eight series (one a colour), the seven largest customers in
+    their order and 其他 holding the three smallest' sum per owner."""
+    dims = [Column("owner", Label("负责人", "Owner"), "text"), Column("account", Label("客户", "Account"), "text")]
+    cols = [Column("amount", Label("金额", "Amount"), "number", measure="sum")]
+    rows = [{"owner": owner, "account": f"客户{n}", "amount": n * 10 + (1 if owner == "张三" else 2)}
+            for n in range(1, 11) for owner in ("张三", "李四")]
+    result = ReportResult("orders", Label("订单", "Orders"), [*dims, *cols], rows, None, dims, cols,
+                          Chart("stacked_bar", ("amount",), "owner"))
+    svg = charts.draw(result, "zh")
+    assert re.findall(r'text-anchor="start">(.*?)</text>', svg) == [
+        "客户4", "客户5", "客户6", "客户7", "客户8", "客户9", "客户10", "其他"]
+    assert re.findall(r"<title>((?:张三|李四) · 其他: [\d,]+)</title>", svg) == ["张三 · 其他: 63", "李四 · 其他: 66"]
+
+
 def test_the_pages_draw_a_chart_wide_and_compact_with_larger_words_and_clipped_legends():
     result = _by_two(Chart("bar", ("visits",), "grade"), ("visits", "count"))
     result.rows[0]["owner"] = "张三丰和他的七个徒弟"
@@ -164,14 +179,37 @@ def test_a_compact_funnel_writes_each_stage_whole_over_its_bar_and_a_wide_one_be
                                    ("210.0", "275.2", "Closing", " · 0")]
     assert re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', compact)[:3] == [
         ("8.0", "36.8", "404.0"), ("97.8", "97.6", "224.4"), ("30.4", "158.4", "359.1")]
+    # an empty stage: a faint dashed bar 8% of the box wide (32.3 of 404 units), not a hairline
+    assert re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="[\d.]+" ([^>]*)><title>([^<]*)',
+                      compact)[3:] == [
+        ("193.8", "32.3", 'fill="#f1f5f9" stroke="#94a3b8" stroke-dasharray="4 3"', "Negotiation: 0"),
+        ("193.8", "32.3", 'fill="#f1f5f9" stroke="#94a3b8" stroke-dasharray="4 3"', "Closing: 0")]
     wide = charts.CHARTS["funnel"](charts.WIDE, stages, deals, "en")
     assert re.findall(r'text-anchor="start"[^>]*>([^<]*)</text>', wide)[:4] == [
         "Confirm interest", "9", "Project initiation", "5"]
+    assert re.findall(r'text-anchor="start"[^>]*>([^<]*)</text>', wide)[6:] == ["Negotiation", "0", "Closing", "0"]
+    assert re.findall(r'width="([\d.]+)" height="[\d.]+" fill="#f1f5f9"', wide) == ["39.2", "39.2"]  # of 490
+    # a stage far smaller than the largest is drawn as wide as an empty one, in its colour
+    assert re.findall(r'width="([\d.]+)" height="[\d.]+" fill="([^"]+)"',
+                      charts.CHARTS["funnel"](charts.WIDE, ["A", "B"], [("x", [1000.0, 1.0])], "en")) == [
+        ("490.0", "#3b82f6"), ("39.2", "#f59e0b")]
     # a name longer than the box is cut with "…", keeping room for its count
     long = charts.CHARTS["funnel"](charts.COMPACT, ["杭州制造业数字化沙龙系列活动报名转化阶段一二三"],
                                    [("x", [1234.0])], "zh")
     assert re.findall(r'middle">(.*?)<tspan[^>]*>(.*?)</tspan>', long) == [
         ("杭州制造业数字化沙龙系列活动报名转化阶…", " · 1,234")]
+
+
+def test_the_value_axis_leaves_room_for_its_longest_label():
+    """A phone's chart (16 units a character) of figures up to 950,000: the axis, up to 1,000,000, moves right to
+    97 units so that "1,000,000" (9 characters, 86.4 units) ends at 91 and starts inside the picture, not cut to
+    "00,000" as at the frame's own 52."""
+    svg = charts.CHARTS["bar"](charts.COMPACT, ["吴强", "周敏"], [("目标", [800000.0, 950000.0])], "zh")
+    ticks = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end">([\d,]+)</text>', svg)
+    assert ticks[-1] == ("91.0", "1,000,000")
+    assert float(ticks[-1][0]) - 9 * 16 * 0.6 > 0
+    assert re.findall(r'<line x1="(\d+)"', svg)[0] == "97"
+    assert re.findall(r'<rect x="([\d.]+)"', svg)[:2] == ["107.2", "208.7"]  # the bars in the narrower plot
 
 
 def test_several_counts_by_two_dimensions_add_up_per_category():

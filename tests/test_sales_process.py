@@ -385,9 +385,10 @@ def test_the_opportunity_page_shows_the_path_the_checklist_and_what_is_missing(p
     page = client.get(url).text
     path = re.search(r'<ol class="stage-path">.*?</ol>', page, re.S).group(0)
     assert re.findall(r'class="stage (\w+)"', path) == ["done", "current", "ahead", "ahead", "ahead"]
-    history = re.search(r'<table class="records stage-history">.*?</table>', page, re.S).group(0)
-    assert [re.findall(r"<td>(.*?)</td>", row)[3] for row in re.findall(r"<tr><td>.*?</tr>", history)] == [
-        "引导立项", ""]
+    history = re.search(r'<table class="records cards stage-history">.*?</table>', page, re.S).group(0)
+    assert [re.findall(r"<td[^>]*>(.*?)</td>", row)[3] for row in re.findall(r'<tr><td class="title">.*?</tr>',
+                                                                               history, re.S)] == ["引导立项", ""]
+    assert 'data-related="stage_history.' not in page  # the panel's history, not a second list of it below
 
 
 def test_concurrent_advances_one_wins(platform, records, people, account, contact):

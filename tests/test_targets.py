@@ -170,11 +170,33 @@ def test_target_achievement_by_employee(platform, people, targets):
         ("王伟", "2026-12"): figures("20000", "15000", "5000", "75", "10000", "11000", "0", "110"),
         ("李娜", "2026-12"): figures("4000", "4000", "0", "100", "0", "0", "0", None),
     }
-    # each order and payment once: O1, O2, O4, O5 = 22,000; 6,000 + 2,000 + 3,000 = 11,000
-    assert totals == figures("27000", "22000", "5000", "81.48", "15000", "11000", "4000", "73.33")
+    # each order and payment once: O1, O2, O4, O5 = 22,000; 6,000 + 2,000 + 3,000 = 11,000; still to go: each
+    # row's added up (王伟's 5,000 of payments in November, his 1,000 over in December not offsetting it)
+    assert totals == figures("27000", "22000", "5000", "81.48", "15000", "11000", "5000", "73.33")
     rows, totals = run(platform, "target_achievement_employee", None, people, period="2026-12")
     assert sorted(rows) == [("李娜", "2026-12"), ("王伟", "2026-12")]
     assert totals == figures("24000", "19000", "5000", "79.17", "10000", "11000", "0", "110")
+
+
+def test_the_team_s_still_to_go_adds_up_each_rep_s_though_the_team_is_ahead(app, platform, people, targets):
+    """李娜's December payment target of 500 not met: the team (王伟 11,000 of 10,000) is ahead, 104.76%, yet 500 is
+    still to go, in the report's totals row; the manager's 团队目标完成情况 widget (every month) adds 王伟's 5,000 of
+    November."""
+    platform.records.update("sales_target", targets["rep2_dec"]["id"], {"payment_amount": 500}, version=None,
+                            system=True)
+    rows, totals = run(platform, "target_achievement_employee", None, people, period="2026-12")
+    assert rows == {
+        ("王伟", "2026-12"): figures("20000", "15000", "5000", "75", "10000", "11000", "0", "110"),
+        ("李娜", "2026-12"): figures("4000", "4000", "0", "100", "500", "0", "500", "0"),
+    }
+    assert totals == figures("24000", "19000", "5000", "79.17", "10500", "11000", "500", "104.76")
+    client = app.test_client()
+    login(client, "boss", PASSWORD)
+    page = client.get("/").data.decode()
+    widget = page.split("<h2>团队目标完成情况</h2>")[1].split("</section>")[0]
+    total = re.search(r'<tr class="totals">(.*?)</tr>', widget, re.S).group(1)
+    assert re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", total) == [
+        "合计", "", "27,000.00", "22,000.00", "5,000.00", "81.48", "15,500.00", "11,000.00", "5,500.00", "70.97"]
 
 
 def test_target_achievement_by_department(platform, people, targets):
@@ -202,7 +224,7 @@ def test_target_achievement_by_quarter(platform, people, targets):
 def test_achievement_within_the_callers_scope(platform, people, targets):
     rows, totals = run(platform, "target_achievement_employee", "rep1", people)
     assert sorted(rows) == [("王伟", "2026-11"), ("王伟", "2026-12")]
-    assert totals == figures("23000", "18000", "5000", "78.26", "15000", "11000", "4000", "73.33")
+    assert totals == figures("23000", "18000", "5000", "78.26", "15000", "11000", "5000", "73.33")
     rows, _ = run(platform, "target_achievement_employee", "rep2", people)
     assert rows == {("李娜", "2026-12"): figures("4000", "4000", "0", "100", "0", "0", "0", None)}
     rows, _ = run(platform, "target_achievement_department", "boss", people)

@@ -188,7 +188,7 @@ def _measure(spec: Mapping[str, Any]) -> ReportMeasure:
     return ReportMeasure(
         spec["key"], spec.get("function"), spec.get("field"), _optional_label(spec), _frozen(spec.get("filters", {})),
         spec.get("object"), tuple(_match_key(k) for k in spec.get("match", ())),
-        _expression(spec.get("expression")), spec.get("period"))
+        _expression(spec.get("expression")), spec.get("period"), spec.get("total"))
 
 
 def _match_key(spec: Mapping[str, Any]) -> MatchKey:

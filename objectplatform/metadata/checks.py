@@ -1193,6 +1193,9 @@ def _measure_expressions(doc: Document, measures: list[tuple[JsonPath, dict[str,
     env = {m["key"]: "number" for _, m in measures if "expression" not in m}
     for at, measure in measures:
         if "expression" not in measure:
+            if "total" in measure:
+                yield doc.problem((*at, "total"), "`total: sum` is for a computed measure (expression): the database "
+                                  "works out a function's totals cell over all rows")
             continue
         try:
             expression = parse(measure["expression"])

@@ -468,7 +468,8 @@ class MatchKey:
 class ReportMeasure:
     """count (of the base records, or of the records at the end of `field`), count_distinct, sum, avg, min, max;
     `filters` keep only some of the measured records; `object` and `match` measure the records of a second
-    object whose keys equal the base record's; `expression` computes the measure from the others of its row."""
+    object whose keys equal the base record's; `expression` computes the measure from the others of its row (and
+    in the totals row, from the totals, unless `total` is "sum": the sum of its rows' values)."""
 
     key: str
     function: str | None
@@ -479,6 +480,7 @@ class ReportMeasure:
     match: tuple[MatchKey, ...] = ()
     expression: Expression | None = None
     period: str | None = None  # a date field of the measured records that falls in the run's period
+    total: str | None = None
 
 
 @dataclass(frozen=True)

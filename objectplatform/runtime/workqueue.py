@@ -123,6 +123,12 @@ def _made_by(column: sa.ColumnElement, name: str) -> sa.ColumnElement[bool]:
     return _keyed(column, rule_prefix(name))
 
 
+def _after(table: sa.Table, row_id: int) -> sa.ColumnElement[bool]:
+    """The rows after row `row_id` newest first (by created_at, then id): a keyset page's, whatever its own filters."""
+    at = sa.select(table.c.created_at).where(table.c.id == row_id).scalar_subquery()
+    return sa.or_(table.c.created_at < at, sa.and_(table.c.created_at == at, table.c.id < row_id))
+
+
 def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -264,9 +270,11 @@ class WorkQueue:
         return sa.or_(mine, table.c.role.in_(roles)) if roles else mine
 
     def todos_for(self, access, include_done: bool = False, limit: int | None = LIST_LIMIT,
-                  kinds: Sequence[str] = (), rule: str | None = None, except_rules: Sequence[str] = ()) -> list[Todo]:
+                  kinds: Sequence[str] = (), rule: str | None = None, except_rules: Sequence[str] = (),
+                  after: Any = None) -> list[Todo]:
         """The user's to-dos and those of the roles they hold, newest first; open ones only by default; only
-        those of `kinds` (approval, task, ...) when given; only those `rule` made, or none `except_rules` made."""
+        those of `kinds` (approval, task, ...) when given; only those `rule` made, or none `except_rules` made;
+        only those after to-do `after` in that order (the next page)."""
         table = self.todos
         stmt = sa.select(table).where(self._mine(access))
         if kinds:
@@ -277,6 +285,8 @@ class WorkQueue:
             stmt = stmt.where(sa.not_(_made_by(table.c.dedupe_key, name)))
         if not include_done:
             stmt = stmt.where(table.c.done_at.is_(None))
+        if after is not None:
+            stmt = stmt.where(_after(table, _number(after, A_TO_DO)))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         with self.platform.engine.connect() as conn:
             return [_todo(r) for r in conn.execute(stmt).mappings()]
@@ -308,9 +318,11 @@ class WorkQueue:
                   for i, rule in enumerate(rules) if row[2 * i] >= GROUP_AT]
         return sorted(groups, key=lambda group: -group.count)
 
-    def open_todo_count(self, access, kinds: Sequence[str] = ()) -> int:
+    def open_todo_count(self, access, kinds: Sequence[str] = (), rule: str | None = None) -> int:
+        """How many open to-dos the user (and their roles) have: of `kinds` when given, only those `rule` made."""
         table = self.todos
-        where = [self._mine(access), table.c.done_at.is_(None), *([table.c.kind.in_(kinds)] if kinds else [])]
+        where = [self._mine(access), table.c.done_at.is_(None), *([table.c.kind.in_(kinds)] if kinds else []),
+                 *([_made_by(table.c.dedupe_key, rule)] if rule is not None else [])]
         with self.platform.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
 
@@ -332,9 +344,10 @@ class WorkQueue:
             return _todo({**row, **values})
 
     def notifications_for(self, user_id: Any, unread_only: bool = False, limit: int = LIST_LIMIT,
-                          rule: str | None = None, except_rules: Sequence[str] = ()) -> tuple[list[Notification], int]:
-        """The user's notifications, newest first (only those `rule` made, or no unread one `except_rules` made),
-        and how many are unread."""
+                          rule: str | None = None, except_rules: Sequence[str] = (),
+                          after: Any = None) -> tuple[list[Notification], int]:
+        """The user's notifications, newest first (only those `rule` made, or no unread one `except_rules` made;
+        only those after notification `after`: the next page), and how many are unread."""
         table = self.notifications
         mine = table.c.user_id == int(user_id)
         stmt = sa.select(table).where(mine)
@@ -345,12 +358,21 @@ class WorkQueue:
         for name in except_rules:
             stmt = stmt.where(sa.or_(table.c.read_at.is_not(None),
                                      sa.not_(_made_by(table.c.dedupe_key, name))))
+        if after is not None:
+            stmt = stmt.where(_after(table, _number(after, A_NOTIFICATION)))
         stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         with self.platform.engine.connect() as conn:
             items = [_notification(r) for r in conn.execute(stmt).mappings()]
             unread = conn.execute(sa.select(sa.func.count()).select_from(table).where(
                 mine, table.c.read_at.is_(None))).scalar_one()
         return items, unread
+
+    def notification_count(self, user_id: Any, rule: str | None = None) -> int:
+        """How many notifications, read or not, the user has (only those `rule` made)."""
+        table = self.notifications
+        where = [table.c.user_id == int(user_id), *([_made_by(table.c.dedupe_key, rule)] if rule is not None else [])]
+        with self.platform.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
 
     def unread_count(self, user_id: Any) -> int:
         table = self.notifications

@@ -3,14 +3,18 @@ default. Object, field and option labels come from the metadata; runtime message
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import date
 
+from babel.dates import format_date
 from flask import session
 
 from objectplatform import translations
 from objectplatform.translations import LANGUAGES as LANGUAGES
 
 DEFAULT_LANGUAGE = "zh"
+LOCALES = {"zh": "zh_CN", "en": "en"}  # the page's language as CLDR's locale (the script's Intl says the same)
 
 
 def N_(key: str) -> str:
@@ -87,3 +91,18 @@ def error_text(message: str, lang: str) -> str:
 def translator(lang: str) -> Callable[..., str]:
     """`_` for templates: `_("list.total", total=3)`."""
     return lambda key, **values: text(key, lang, **values)
+
+
+def date_in_words(value: str | None, lang: str) -> str:
+    """A form's date ("2026-12-08") or local date-time ("2026-12-08T14:30") in the words of `lang`:
+    "2026年12月8日星期二", "Tuesday, December 8, 2026 14:30" (CLDR's full date, as app.js writes it with Intl when the
+    input changes), shown under the browser's date picker, which orders a date as the browser's locale does, not
+    the page's language; "" for an empty or unreadable value."""
+    text = str(value or "").strip()
+    try:
+        day = date.fromisoformat(text[:10])
+    except ValueError:
+        return ""
+    words = format_date(day, "full", locale=LOCALES[lang])
+    time = re.fullmatch(r"T(\d\d:\d\d)(?::\d\d)?", text[10:])
+    return f"{words} {time.group(1)}" if time else words

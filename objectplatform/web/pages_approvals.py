@@ -84,18 +84,23 @@ def shown(approval: Mapping[str, Any], can_withdraw: bool) -> dict:
 
 
 def approval_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, Any]) -> dict | None:
-    """The record page's approvals: shown on an object with a flow, or a record with any approval."""
+    """The record page's approvals: shown for a record with any approval, or one the user may submit now (a draft
+    of an object with a flow); not for a record past its approval without one (an order the system approved says
+    nothing rather than "not submitted yet")."""
     has_flow, allowed = _actions(obj.name)
     items = approvals(get_platform()).for_record(g.access, obj.name, record["id"])
     if not items and not has_flow:
         return None
     pending = any(a["status"] == "pending" for a in items)
     runnable = {a.name for a in actions_service(get_platform()).available(g.access, obj.name, record)}
+    can_submit = SUBMIT in allowed and SUBMIT in runnable and not pending  # from its state (a draft), now
+    if not items and not can_submit:
+        return None
     error = state.get("approval_error") or {}
     return {
         "template": "pages/_approvals.html",
         "approvals": [shown(a, WITHDRAW in allowed) for a in items],
-        "can_submit": SUBMIT in allowed and SUBMIT in runnable and not pending,  # from its state (a draft), now
+        "can_submit": can_submit,
         "error": error,
         "submit_url": url_for("pages.submit_approval", obj=obj.name, id=record["id"]),
         "withdraw_url": url_for("pages.withdraw_approval", obj=obj.name, id=record["id"]),

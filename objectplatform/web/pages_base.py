@@ -18,7 +18,7 @@ from objectplatform.runtime.users import user_zone
 
 from . import csrf
 from .current import get_platform
-from .i18n import error_text, language, text, translator
+from .i18n import date_in_words, error_text, language, text, translator
 from .pages_view import REFERENCE_TYPES as REFERENCE_TYPES
 from .pages_view import Display, object_label
 
@@ -84,7 +84,7 @@ def _context() -> dict:
         nav = [(name, object_label(objects[name], lang, plural=True)) for name in access.readable_objects()
                if not any(f.type == "master_detail" for f in objects[name].fields.values())]
     return {"_": translator(lang), "lang": lang, "access": access, "nav": nav, "menu": _menu(platform, access, lang),
-            "csrf_token": csrf.token,
+            "csrf_token": csrf.token, "date_in_words": date_in_words,
             "other_lang": "en" if lang == "zh" else "zh", "messages": get_flashed_messages(with_categories=True)}
 
 
@@ -181,6 +181,29 @@ def url_with(**changes: Any) -> str:
         else:
             args[key] = value
     return request.path + ("?" + urlencode(args) if args else "")
+
+
+MAX_TRAIL = 20  # pages the "previous" link can walk back; beyond that, "first page"
+
+
+def cursor_pager(next_cursor: str | None, total: int, exact: bool = True) -> dict:
+    """A list paged by `?cursor=` (its first page without one): the page's number, how many in all and the links to
+    the first, previous and next pages, the cursors of the pages before this one riding along in `trail`."""
+    args = request.args
+    cursor = args.get("cursor") or None
+    trail = args["trail"].split(",") if "trail" in args else []
+    number = int(args["page"]) if cursor and args.get("page", "").isdigit() else 1
+    pager: dict[str, Any] = {"number": number, "total": total, "exact": exact}
+    if next_cursor:
+        pager["next"] = url_with(cursor=next_cursor, trail=",".join([*trail, cursor or ""][-MAX_TRAIL:]),
+                                 page=str(number + 1))
+    if cursor:
+        pager["first"] = url_with(cursor=None, trail=None, page=None)
+        if trail:
+            previous = trail[-1]
+            pager["prev"] = url_with(cursor=previous or None, trail=",".join(trail[:-1]) if previous else None,
+                                     page=str(number - 1) if previous else None)
+    return pager
 
 
 def available_actions(obj: str, bulk: bool = False) -> list:

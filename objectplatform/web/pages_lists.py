@@ -18,11 +18,10 @@ from .current import get_platform
 from .export import csv_response, header_language
 from .export import list_columns as columns_of
 from .i18n import text
-from .pages_base import REFERENCE_TYPES, available_actions, bp, object_def, page_display, scope, url_with
-from .pages_view import Display, field_label, field_type, object_label, target
+from .pages_base import REFERENCE_TYPES, available_actions, bp, cursor_pager, object_def, page_display, scope, url_with
+from .pages_view import Display, cell_class, field_label, field_type, object_label, target
 
 PAGE_SIZE = 50
-MAX_TRAIL = 20  # pages the "previous" link can walk back; beyond that, "first page"
 LIST_PARAMS = frozenset({"q", "sort", "cursor", "trail", "page"})
 EXPORT_PARAMS = frozenset({"fields", "labels"})
 TEXT_TYPES = frozenset({"text", "long_text", "email", "phone", "url", "auto_number"})
@@ -109,8 +108,6 @@ def list_records(obj: str):
     q = args.get("q", "").strip()
     sort = args.get("sort", "").strip() or None
     cursor = args.get("cursor") or None
-    trail = args["trail"].split(",") if "trail" in args else []  # the cursors of the pages before this one
-    number = int(args["page"]) if cursor and args.get("page", "").isdigit() else 1
     platform = get_platform()
     page = platform.records.list(obj, filters=filters, q=q or None, sort=sort, cursor=cursor,
                                  limit=PAGE_SIZE, seen_by=g.access, scope=g.access)
@@ -127,27 +124,18 @@ def list_records(obj: str):
         link = url_with(sort=f"-{name}" if direction == "asc" else name, cursor=None, trail=None, page=None) \
             if sortable else None
         headers.append({"name": name, "label": field_label(definition, name, g.lang), "link": link,
-                        "direction": direction})
+                        "direction": direction, "class": cell_class(field_type(definition, name))})
     rows = []
     for r in items:
         title = display.record_title(definition, r)
         first = display.text(definition, columns[0], r.get(columns[0])) or title  # the link to the record
         rows.append({"id": r["id"], "title": title,
                      "cells": [first, *(display.html(definition, name, r.get(name)) for name in columns[1:])]})
-    pager = {"number": number, "total": page.total, "exact": page.total_is_exact}
-    if page.next_cursor:
-        pager["next"] = url_with(cursor=page.next_cursor, trail=",".join([*trail, cursor or ""][-MAX_TRAIL:]),
-                                 page=str(number + 1))
-    if cursor:
-        pager["first"] = url_with(cursor=None, trail=None, page=None)
-        if trail:
-            previous = trail[-1]
-            pager["prev"] = url_with(cursor=previous or None, trail=",".join(trail[:-1]) if previous else None,
-                                     page=str(number - 1) if previous else None)
     return render_template(
         "pages/list.html", obj=definition, object_label=object_label(definition, g.lang, plural=True),
         single_label=object_label(definition, g.lang), headers=headers, rows=rows, controls=controls, q=q,
-        pager=pager, bulk_actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj, bulk=True)],
+        pager=cursor_pager(page.next_cursor, page.total, page.total_is_exact),
+        bulk_actions=[(a.name, a.label.get(g.lang)) for a in available_actions(obj, bulk=True)],
         can_create=g.access.can(obj, "create"), list_url=request.full_path.rstrip("?"),
         export_url=_export_url(obj), plan=_planning(obj),
         searchable=bool(definition.searchable_fields or definition.title_field in definition.fields),

@@ -31,7 +31,7 @@ from .forms import FormBuilder, make_input, posted
 from .i18n import error_text, has_text, text
 from .pages_base import REFERENCE_TYPES, bp, local_path, object_def, page_display, scope
 from .pages_lists import columns_of
-from .pages_view import NUMERIC, field_label, field_type, object_label
+from .pages_view import cell_class, field_label, field_type, object_label
 
 RELATED_SIZE = 10
 PRINTED_LINES = 500  # an order's lines on paper: all of them, within reason
@@ -42,7 +42,8 @@ class RecordExtensions:
     """The record page's extension points, held by each web app (`create_app` fills them, in order):
     `panels` shown above its field sections (each `panel(obj, record, state)` returns a dict with a `template`
     to include, or None; `wide: True` puts it across the page under the header, as the sales path, the others go
-    beside the fields, as the timeline); `dialogs`, actions that open their own dialog instead of the generic
+    beside the fields, as the timeline; `shows`, the objects whose records it lists, which then have no related
+    list of their own, as the stage history); `dialogs`, actions that open their own dialog instead of the generic
     parameter form (`dialog(obj, record)` returns its URL, or None); `after_create`, called with (obj, record) after the
     create form saved a record, before the redirect to its page (e.g. to flash a notice about it);
     `refuses_new`, each `refuses(obj, record, other)` true when a new record of `other` pointing at the record
@@ -126,7 +127,7 @@ def _related(obj: ObjectDef, record: Mapping[str, Any], types: tuple[str, ...] =
         other = item["object"]
         item["headers"] = [field_label(other, c, g.lang) for c in item["columns"]]
         columns = item["columns"]
-        item["numeric"] = [field_type(other, c) in NUMERIC for c in columns]
+        item["classes"] = [cell_class(field_type(other, c)) for c in columns]
         item["rows"] = [{"id": r["id"],
                          "cells": [display.text(other, columns[0], r.get(columns[0])) or display.record_title(other, r),
                                    *(display.html(other, c, r.get(c)) for c in columns[1:])]}
@@ -181,7 +182,8 @@ def record_page(obj: str, id: str, status: int = 200, **state: Any):
         context["sections"] = _sections(definition, current)
         context["panels"] = [p for panel in record_extensions().panels
                              if (p := panel(definition, current, state)) is not None]
-        context["related"] = _related(definition, current)
+        shown = {name for p in context["panels"] for name in p.get("shows", ())}
+        context["related"] = [r for r in _related(definition, current) if r["object"].name not in shown]
     return render_template(
         "pages/record.html", obj=definition, record=current, tab=tab,
         object_label=object_label(definition, g.lang), title=display.record_title(definition, current),

@@ -83,7 +83,7 @@ def stage_panel(obj: ObjectDef, record: Mapping[str, Any], state: Mapping[str, A
         "pending": pending.label.get(lang) if pending else None,
         "can_complete": is_open and g.access.can_act(obj.name, "complete_task"),
         "moves": [(name, text(f"stage.{name}", lang)) for name in moves],
-        "history": _history(record, found, config),
+        "history": _history(record, found, config), "shows": [config.history],
         "action": lambda name: url_for("pages.run_one", obj=obj.name, id=record["id"], name=name),
     }
 

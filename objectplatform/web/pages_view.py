@@ -25,6 +25,13 @@ SYSTEM_REFERENCES = frozenset({"owner", "created_by", "updated_by"})
 
 
 NUMERIC = ("integer", "number", "currency", "percent", "rollup")  # field types whose values are numbers
+UNBROKEN = ("date", "datetime", "auto_number", "phone")  # short values a line break would cut (2026-09-\n16)
+
+
+def cell_class(kind: str) -> str:
+    """A table column's class by its field type: numbers right-aligned ("num"), dates and numbers like
+    SO-202612-0062 on one line ("nowrap"), others none ("")."""
+    return "num" if kind in NUMERIC else "nowrap" if kind in UNBROKEN else ""
 
 
 def field_type(obj: ObjectDef, name: str) -> str:

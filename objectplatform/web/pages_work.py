@@ -1,4 +1,5 @@
-"""The work queue's pages: the to-do inbox (/todos), the notifications (/notifications) and the bell.
+"""The work queue's pages: the to-do inbox (/todos), the notifications (/notifications) and the bell, each paged
+by cursor as the list pages are (the rules' groups on the first page).
 
 Each is one call of `runtime/workqueue` for the signed-in user, the same calls the API makes; the bell
 in the header shows the unread count (read once per page, only when the header is drawn).
@@ -18,7 +19,8 @@ from objectplatform.runtime.workqueue import work_queue
 
 from .current import get_platform
 from .i18n import has_text, text
-from .pages_base import bp, page_display, scope
+from .pages_base import bp, cursor_pager, local_path, page_display, scope
+from .pages_lists import PAGE_SIZE
 from .pages_view import field_label, local_time
 
 
@@ -127,9 +129,13 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     """The inbox; an approval to-do whose decision was refused shows `errors[id]` and keeps `comments[id]`
     (a refusal for a to-do no longer open, decided meanwhile, shows above the list)."""
     platform = get_platform()
-    queue, rule = work_queue(platform), request.args.get("rule") or None
+    queue, rule, cursor = work_queue(platform), request.args.get("rule") or None, request.args.get("cursor") or None
     groups = [] if rule else queue.todo_groups(g.access)
-    items = queue.todos_for(g.access, rule=rule, except_rules=[group.rule for group in groups])
+    items = queue.todos_for(g.access, rule=rule, except_rules=[group.rule for group in groups], limit=PAGE_SIZE + 1,
+                            after=cursor)
+    pager = cursor_pager(items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
+                         queue.open_todo_count(g.access, rule=rule))
+    items = items[:PAGE_SIZE]
     roles = platform.metadata.roles
     contexts, submitted = _contexts(items), _submitted(items)
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
@@ -143,8 +149,9 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     grouped = [{"title": text("todos.group", g.lang, label=group.label.get(g.lang), count=group.count),
                 "link": url_for("pages.todos", rule=group.rule), "when": _when(group.newest),
                 "kind": _kind("reminder"), "count": group.count} for group in groups]
-    return render_template("pages/todos.html", rows=rows, grouped=grouped, errors=gone,
-                           rule=_rule_label(platform, rule)), status
+    return render_template("pages/todos.html", rows=rows, grouped=[] if cursor else grouped, errors=gone,
+                           rule=_rule_label(platform, rule), pager=pager,
+                           here=url_for("pages.todos", **request.args.to_dict())), status  # a refusal: a POST
 
 
 def _rule_label(platform, rule: str | None) -> str | None:
@@ -157,7 +164,7 @@ def _rule_label(platform, rule: str | None) -> str | None:
 def finish_todo(todo_id: str):
     work_queue(get_platform()).done(g.access, todo_id)
     flash(text("todos.finished", g.lang), "success")
-    return redirect(url_for("pages.todos"))
+    return redirect(local_path(request.form.get("next")) or url_for("pages.todos"))  # the page it was ticked on
 
 
 @bp.route("/notifications")
@@ -165,17 +172,21 @@ def notifications():
     """The bell's page: a rule's many unread notifications (a follow-up reminder per lead) as one line linking to
     them (?rule=), as the inbox groups to-dos; the unread count counts each."""
     platform = get_platform()
-    queue, rule = work_queue(platform), request.args.get("rule") or None
+    queue, rule, cursor = work_queue(platform), request.args.get("rule") or None, request.args.get("cursor") or None
     groups = [] if rule else queue.notification_groups(g.access.user_id)
-    items, unread = queue.notifications_for(g.access.user_id, rule=rule, except_rules=[group.rule for group in groups])
+    items, unread = queue.notifications_for(g.access.user_id, rule=rule, except_rules=[group.rule for group in groups],
+                                            limit=PAGE_SIZE + 1, after=cursor)
+    pager = cursor_pager(items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
+                         queue.notification_count(g.access.user_id, rule))
+    items = items[:PAGE_SIZE]
     rows = [{"item": n, "title": n.title_en if g.lang == "en" else n.title_zh, "link": _link(n.object, n.record_id),
              "when": _when(n.created_at)}
             for n in items]
     grouped = [{"title": text("notifications.group", g.lang, label=group.label.get(g.lang), count=group.count),
                 "link": url_for("pages.notifications", rule=group.rule), "when": _when(group.newest)}
                for group in groups]
-    return render_template("pages/notifications.html", rows=rows, grouped=grouped, unread=unread, rule=rule,
-                           rule_label=_rule_label(platform, rule))
+    return render_template("pages/notifications.html", rows=rows, grouped=[] if cursor else grouped, unread=unread,
+                           rule=rule, rule_label=_rule_label(platform, rule), pager=pager)
 
 
 @bp.route("/notifications/<notification_id>/read", methods=["POST"])

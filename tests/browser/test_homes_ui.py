@@ -96,3 +96,36 @@ def test_a_rep_s_many_reminders_are_one_line_and_a_regional_manager_sees_her_pro
             "确认客户意向", "产品演示"]
     finally:
         context.close()
+
+
+def test_an_empty_funnel_stage_shows_its_name_its_0_and_a_faint_bar_at_both_widths(browser, site, screenshot):
+    """赵强's team has one deal, at the first stage: each later stage of his home's funnel still reads whole, with its
+    0 and a faint dashed bar at least 24 px wide, at 1400 px (name and count beside the bars) and at 390 px (over
+    them)."""
+    records = site.platform.records
+    account = records.create("account", {"name": "北京星河科技有限公司"}, user=site.users["wang"])["id"]
+    records.create("opportunity", {"name": "一期", "account": account, "amount": 1000}, user=site.users["wang"])
+    context = browser.new_context(base_url=site.url, locale="zh-CN", timezone_id="Asia/Shanghai")
+    try:
+        page = context.new_page()
+        login(page, site, "zhao")
+        stages = """[...document.querySelectorAll('section.widget-chart')]
+            .filter(s => s.querySelector('h2').innerText === '团队销售漏斗')
+            .flatMap(s => [...s.querySelectorAll('.report-chart svg')])
+            .filter(svg => svg.getBoundingClientRect().width > 0)
+            .flatMap(svg => [...svg.querySelectorAll('rect')])
+            .map(r => [r.querySelector('title').textContent, Math.round(r.getBoundingClientRect().width),
+                       r.getAttribute('fill'), r.getAttribute('stroke-dasharray')])"""
+        for width in (1400, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            drawn = page.evaluate(stages)
+            assert drawn[0][0] == "确认客户意向: 1" and drawn[0][2] != "#f1f5f9", drawn
+            empty = drawn[1:]
+            assert [name for name, *_ in empty] == ["引导立项: 0", "方案制作: 0", "商务谈判: 0", "赢单: 0"], drawn
+            assert all(px >= 24 and fill == "#f1f5f9" and dash == "4 3" for _, px, fill, dash in empty), drawn
+        texts = page.evaluate("""[...document.querySelectorAll('section.widget-chart svg.chart-compact text')]
+            .map(t => t.textContent)""")
+        assert "引导立项 · 0" in texts, texts
+        screenshot(page, "funnel-with-empty-stages-zhao-zh")
+    finally:
+        context.close()

@@ -65,3 +65,23 @@ def test_a_manager_builds_runs_and_saves_a_report(page, site, screenshot):
     page.fill("#report-q", "回款统计")
     assert page.eval_on_selector_all("section.report-folder:not([hidden]) li:not([hidden]) .title",
                                      "items => items.map(i => i.innerText)") == ["回款统计(按月)", "回款统计(按季度)"]
+
+
+def test_a_ten_column_report_fits_a_desktop_its_long_headers_over_two_lines(page, site, screenshot):
+    """Target achievement by employee has ten columns: at 1,400 px, in English, its table fits its frame (no
+    sideways scroll), a long header such as "Payments achieved (%)" going over two lines, the figures each on one
+    line."""
+    for period in ("2026-11", "2026-12"):
+        site.platform.records.create("sales_target", {"user": site.users["wang"], "period": period,
+                                                      "order_amount": 8000000, "payment_amount": 5000000}, system=True)
+    login(page, site, "zhao")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto("/lang/en?next=/reports/target_achievement_employee")
+    assert [row[:3] for row in table(page)] == [["王伟", "2026-11", "8,000,000.00"],
+                                                ["王伟", "2026-12", "8,000,000.00"], ["Total", "", "16,000,000.00"]]
+    frame = page.locator(".table-wrap:has(table.report)").first
+    assert frame.evaluate("e => e.scrollWidth <= e.clientWidth"), frame.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    headers = page.locator("table.report thead th")
+    assert headers.count() == 10
+    assert page.locator("table.report td").first.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
+    screenshot(page, "target-achievement-employee")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
@@ -35,9 +35,13 @@ class Frame:
 
 WIDE = Frame(720, 380, 70, 160, 20, 90, 12)  # a report's page on a desktop
 COMPACT = Frame(420, 340, 52, 120, 16, 96, 16, labels_above=True)  # a dashboard widget or a phone: fewer, larger words
+FUNNEL_MIN = 0.08  # the narrowest funnel bar, a share of the plot's width: an empty or tiny stage stays visible
+EMPTY_STAGE = 'fill="#f1f5f9" stroke="#94a3b8" stroke-dasharray="4 3"'  # a funnel stage with nothing in it
 SLANT = math.sin(math.radians(40))  # category labels too wide for their column are slanted by 40°
 PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316", "#64748b")
 NONE = {"zh": "(空)", "en": "(none)"}
+OTHERS = {"zh": "其他", "en": "Others"}
+MAX_SERIES = len(PALETTE)  # more would draw two series in one colour
 
 Series = list[tuple[str, list[float]]]
 def value_text(result: ReportResult, key: str, value: Any, lang: str) -> str:
@@ -73,6 +77,8 @@ def draw(result: ReportResult, lang: str = "zh", frame: Frame = WIDE, attributes
             row[column] = (row[column] or 0.0) + _number(r.get(measures[0]))
         empty = None if kind == "heatmap" else 0.0
         series = [(name, [empty if v is None else v for v in values.values()]) for name, values in cells.items()]
+        if kind != "heatmap":
+            series = _fewest(series, lang)
     elif len(dims) > 1 and kind in PIVOTED and all(functions.get(m) in ADDITIVE for m in measures):
         # several counts or sums by two dimensions: each category once, its rows added up
         categories = _unique(value_text(result, dimension, r[dimension], lang) for r in result.rows)
@@ -95,6 +101,16 @@ def draw(result: ReportResult, lang: str = "zh", frame: Frame = WIDE, attributes
             f'height="{f.height}"{attributes} role="img" aria-label="{title}" font-family="sans-serif" '
             f'font-size="{f.font}">'
             f"<title>{title}</title>{body}</svg>")
+
+
+def _fewest(series: Series, lang: str) -> Series:
+    """At most one series a colour: beyond MAX_SERIES (a salesperson's fifty customers), the largest (by their sum)
+    in their order, then the rest added up as "others", so that the legend names each colour once and fits."""
+    if len(series) <= MAX_SERIES:
+        return series
+    kept = {name for name, _ in sorted(series, key=lambda s: -sum(s[1]))[:MAX_SERIES - 1]}
+    rest = [values for name, values in series if name not in kept]
+    return [s for s in series if s[0] in kept] + [(OTHERS[lang], [sum(column) for column in zip(*rest, strict=True)])]
 
 
 def _unique(values) -> list[str]:
@@ -168,13 +184,15 @@ def _category_labels(f: Frame, categories: list[str], left: float, band: float, 
 
 
 def _axes(f: Frame, categories: list[str], highest: float,
-          whole: bool = False) -> tuple[str, Callable[[float], float], float]:
+          whole: bool = False) -> tuple[str, Callable[[float], float], float, Frame]:
     """The value axis (0 up to a round number past `highest`, in round steps), the category labels (slanted when
-    they would overlap); returns (svg, y of a value, band width)."""
-    plot_h, plot_w = f.height - f.top - f.bottom, f.width - f.left - f.right
+    they would overlap); returns (svg, y of a value, band width, the frame, its left margin widened to hold the
+    axis's longest label: 1,000,000 in a phone's larger type)."""
     step = nice_step(highest, whole=whole)
     steps = max(math.ceil((highest or 1.0) / step - 1e-9), 1)
     top = step * steps
+    f = replace(f, left=max(f.left, math.ceil(sum(_width(c, f) for c in _format(top)) + 10)))
+    plot_h, plot_w = f.height - f.top - f.bottom, f.width - f.left - f.right
 
     def y(value: float) -> float:
         return f.top + plot_h - plot_h * value / top
@@ -188,11 +206,12 @@ def _axes(f: Frame, categories: list[str], highest: float,
         parts.append(_text(f.left - 6, y(value) + f.font / 3, _format(value), "end"))
     band = plot_w / max(len(categories), 1)
     parts.append(_category_labels(f, categories, f.left, band, f.top + plot_h + f.font * 1.35))
-    return "".join(parts), y, band
+    return "".join(parts), y, band, f
 
 
 def _bar(f: Frame, categories: list[str], series: Series, lang: str) -> str:
-    axes, y, band = _axes(f, categories, max((v for _, values in series for v in values), default=0), _whole(series))
+    axes, y, band, f = _axes(f, categories, max((v for _, values in series for v in values), default=0),
+                             _whole(series))
     width = band * 0.8 / max(len(series), 1)
     bars = []
     for s, (name, values) in enumerate(series):
@@ -206,7 +225,7 @@ def _bar(f: Frame, categories: list[str], series: Series, lang: str) -> str:
 
 def _stacked_bar(f: Frame, categories: list[str], series: Series, lang: str) -> str:
     totals = [sum(values[i] for _, values in series) for i in range(len(categories))]
-    axes, y, band = _axes(f, categories, max(totals, default=0), _whole(series))
+    axes, y, band, f = _axes(f, categories, max(totals, default=0), _whole(series))
     bars, base = [], [0.0] * len(categories)
     for s, (name, values) in enumerate(series):
         for i, value in enumerate(values):
@@ -219,7 +238,8 @@ def _stacked_bar(f: Frame, categories: list[str], series: Series, lang: str) -> 
 
 
 def _line(f: Frame, categories: list[str], series: Series, lang: str) -> str:
-    axes, y, band = _axes(f, categories, max((v for _, values in series for v in values), default=0), _whole(series))
+    axes, y, band, f = _axes(f, categories, max((v for _, values in series for v in values), default=0),
+                             _whole(series))
     lines = []
     for s, (_, values) in enumerate(series):
         points = " ".join(f"{f.left + band * (i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(values))
@@ -250,8 +270,10 @@ def _pie(f: Frame, categories: list[str], series: Series, lang: str) -> str:
 
 
 def _funnel(f: Frame, categories: list[str], series: Series, lang: str) -> str:
-    """Centred bars, one per stage, as wide as its value against the largest; each stage's name and value beside its
-    bar, or, in a narrow box (`labels_above`), over it on the box's whole width, so that a phone reads them whole."""
+    """Centred bars, one per stage, as wide as its value against the largest (a small one never narrower than
+    FUNNEL_MIN of the box, an empty stage a faint dashed placeholder of that width); each stage's name and value
+    beside its bar, or, in a narrow box (`labels_above`), over it on the box's whole width, so that a phone reads
+    them whole."""
     values = series[0][1] if series else []
     top = max(values, default=0) or 1.0
     step = (f.height - f.top - 20) / max(len(values), 1)
@@ -259,7 +281,8 @@ def _funnel(f: Frame, categories: list[str], series: Series, lang: str) -> str:
     plot_w = f.width - left - right
     centre, parts = left + plot_w / 2, []
     for i, value in enumerate(values):
-        width = max(plot_w * value / top, 2)
+        width = max(plot_w * value / top, plot_w * FUNNEL_MIN)
+        paint = f'fill="{PALETTE[i % 8]}"' if value else EMPTY_STAGE
         y, height = f.top + step * i, step * 0.85
         if f.labels_above:  # "name · value" on a line of its own, the bar under it
             caption = _clip(categories[i], plot_w - _width("0", f) * (len(_format(value)) + 3), f)
@@ -267,7 +290,7 @@ def _funnel(f: Frame, categories: list[str], series: Series, lang: str) -> str:
                          f'<tspan fill="#52606d"> · {_format(value)}</tspan></text>')
             y, height = y + f.font * 1.3, height - f.font * 1.3
         parts.append(f'<rect x="{centre - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" '
-                     f'fill="{PALETTE[i % 8]}"><title>{escape(categories[i])}: {_format(value)}</title></rect>')
+                     f'{paint}><title>{escape(categories[i])}: {_format(value)}</title></rect>')
         if not f.labels_above:
             parts.append(_text(f.width - f.right + 8, y + step * 0.5, _clip(categories[i], f.right - 8, f), "start"))
             parts.append(_text(f.width - f.right + 8, y + step * 0.5 + f.font * 1.2, _format(value), "start",

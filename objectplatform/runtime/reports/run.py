@@ -130,6 +130,12 @@ def run_report(platform, report: Report, *, access: Access | None, filters: Mapp
             for row in [*rows, *([totals] if totals else [])]:
                 for spec in computed:
                     row[spec.key] = _computed(spec, row, now)
+            if totals and (summed := [m for m in computed if m.total == "sum"]):
+                every = rows if limit is None or len(rows) < limit else _fetch(
+                    conn, compiler.statement(dimensions, measures), measure_columns)  # the rows a limit left out too
+                for spec in summed:
+                    totals[spec.key] = sum((v for r in every if (v := _computed(spec, r, now)) is not None),
+                                           Decimal(0)).quantize(AVG_PLACES)
             measure_columns += [Column(m.key, m.label or Label(m.key, m.key), "number") for m in computed]
             measure_columns = [next(c for c in measure_columns if c.key == m.key) for m in report.measures]
             columns = [*dim_columns, *measure_columns]

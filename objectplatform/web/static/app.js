@@ -1,8 +1,8 @@
 /* The pages' behaviour: search-as-you-type lookups, select-all, delete confirmation, the
    child-line editor with live subtotals, selects that submit their form when changed (the
    report builder's object), the report builder's searchable field pickers and live preview, the reports
-   page's filter box and the menu folded on a phone. Plain JavaScript, no libraries; every page works without it
-   except the lookups' suggestions. */
+   page's filter box, a form's dates in the page's language and the menu folded on a phone. Plain JavaScript,
+   no libraries; every page works without it except the lookups' suggestions. */
 (function () {
   "use strict";
 
@@ -526,6 +526,22 @@
     form.addEventListener("input", function (e) { if (!e.target.classList.contains("picker-text")) soon(); });
   }
 
+  /* ------------------------------------------------------------------ a date in the page's language */
+  /* The browser's date picker orders a date as its own locale does (12/08/2026 in an English Chromium); the words
+     under it say the chosen day in the page's language, as the server first wrote them (i18n.date_in_words). */
+
+  function setupDateWords(words) {
+    var input = document.getElementById(words.dataset.for);
+    if (!input) return;
+    var format = new Intl.DateTimeFormat(document.documentElement.lang, {dateStyle: "full"});
+    function show() {
+      var m = /^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d:\d\d))?/.exec(input.value);
+      words.textContent = m ? format.format(new Date(+m[1], m[2] - 1, +m[3])) + (m[4] ? " " + m[4] : "") : "";
+    }
+    input.addEventListener("input", show);
+    input.addEventListener("change", show);
+  }
+
   /* ------------------------------------------------------------------ start */
 
   /* the menu starts folded on a phone (its <details> opens with a tap; without script it stays open) */
@@ -538,6 +554,7 @@
     document.querySelectorAll("form[data-locate]").forEach(setupLocate);
     document.querySelectorAll(".lookup-shown").forEach(setupShown);
     document.querySelectorAll(".mention-picker").forEach(setupMention);
+    document.querySelectorAll(".date-in-words[data-for]").forEach(setupDateWords);
     document.querySelectorAll("fieldset.lines[data-live]").forEach(setupLines);
     document.querySelectorAll("input[data-filter-reports]").forEach(setupReportFilter);
     document.querySelectorAll("select.field-picker").forEach(setupPicker);
