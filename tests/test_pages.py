@@ -510,10 +510,17 @@ def test_bulk_action_from_the_list(client, platform, users):
     theirs = lead(platform, users["li"], "李娜的线索")
     login(client, "admin")
     page = client.get("/o/user?sort=username").text
-    assert '<option value="deactivate">停用并交接</option>' in page
+    # no action chosen until the user picks one (the first of the list ran when the button was pressed at once)
+    assert re.search(r'<select id="bulk-action" name="action" required>\s*<option value="" selected disabled>选择操作…'
+                     r'</option>\s*<option value="deactivate">停用并交接</option>', page)
     assert 'class="select-all"' in page and f'name="ids" value="{users["li"]}"' in page
     nothing = client.post("/o/user/bulk", data={"csrf_token": token(client), "action": "deactivate"})
     assert nothing.status_code == 302 and "请先选择记录" in client.get("/o/user").text
+    unchosen = client.post("/o/user/bulk", data={"csrf_token": token(client), "action": "", "ids": [users["li"]],
+                                                 "next": "/o/user?sort=username"})
+    assert unchosen.status_code == 302 and unchosen.location == "/o/user?sort=username"
+    assert "请先选择要执行的操作" in client.get(unchosen.location).text
+    assert platform.records.get("user", users["li"])["active"] is True
     asked = client.post("/o/user/bulk", data={"csrf_token": token(client), "action": "deactivate",
                                               "ids": [users["li"], users["wang"]], "next": "/o/user?sort=username"})
     assert asked.status_code == 200

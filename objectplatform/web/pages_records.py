@@ -450,6 +450,9 @@ def run_bulk(obj: str):
     if not ids:
         flash(text("action.none_selected", g.lang), "error")
         return redirect(back)
+    if not name:  # the bar's placeholder (a browser without `required` sends it)
+        flash(text("action.none_chosen", g.lang), "error")
+        return redirect(back)
     service = actions_service(platform)
     action = service.get(obj, name)
     if not service.allowed(g.access, obj, name):
