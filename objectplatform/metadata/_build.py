@@ -306,7 +306,7 @@ def _state(value: str, spec: Mapping[str, Any], source: Source) -> State:
     `editable_by` and to administrators (full access)."""
     editable = spec.get("editable", ALL_FIELDS)
     return State(value, editable if editable == ALL_FIELDS else tuple(editable),
-                 tuple(spec.get("editable_by", ())), source, tuple(spec.get("on_enter", ())))
+                 tuple(spec.get("editable_by", ())), source, tuple(spec.get("on_enter", ())), bool(spec.get("side")))
 
 
 def via_candidates(catalog: Catalog, child: str, parent: str) -> list[str]:

@@ -195,13 +195,15 @@ ALL_FIELDS = "all"  # a state whose fields all stay editable
 @dataclass(frozen=True)
 class State:
     """A lifecycle state: which fields (and child objects' lines) stay editable in it (ALL_FIELDS or a
-    tuple of names) and which roles, beside administrators, may still edit the others (audited)."""
+    tuple of names) and which roles, beside administrators, may still edit the others (audited); `side`, an
+    outcome off the main path (rejected, cancelled), which a record's path of states shows only while it is in it."""
 
     value: str
     editable: str | tuple[str, ...]
     editable_by: tuple[str, ...]
     source: Source
     on_enter: tuple[Mapping[str, Any], ...] = ()  # notify / todo when a record is created in or moved to it
+    side: bool = False
 
     def locks(self, name: str) -> bool:
         return self.editable != ALL_FIELDS and name not in self.editable

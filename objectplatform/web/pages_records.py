@@ -269,13 +269,16 @@ def _refused(obj: ObjectDef, actions: list[dict], state: Mapping[str, Any]) -> d
 
 def _lifecycle_path(obj: ObjectDef, record: Mapping[str, Any]) -> list[dict] | None:
     """The lifecycle's states in their declared order, each with its label, the record's marked current
-    (a lifecycle is a graph, not a line: the others are not marked passed or ahead)."""
+    (a lifecycle is a graph, not a line: the others are not marked passed or ahead); a `side` state (rejected,
+    cancelled) only while the record is in it, after the others."""
     if obj.lifecycle is None:
         return None
     field = obj.fields[obj.lifecycle.field]
     current = record.get(obj.lifecycle.field)
-    return [{"value": value, "label": option.label.get(g.lang) if (option := field.option(value)) else value,
-             "state": "current" if value == current else "other"} for value in obj.lifecycle.states]
+    states = obj.lifecycle.states.values()
+    shown = [*(s for s in states if not s.side), *(s for s in states if s.side and s.value == current)]
+    return [{"value": s.value, "label": option.label.get(g.lang) if (option := field.option(s.value)) else s.value,
+             "state": "current" if s.value == current else "other", "side": s.side} for s in shown]
 
 
 INLINE = frozenset({"image/jpeg", "image/png", "image/webp"})  # `?inline=1` shows these in the page
