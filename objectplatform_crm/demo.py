@@ -292,6 +292,7 @@ class _Generator:
         self.reps = {region: self._reps(dept) for region, dept in spec["teams"].items()}
         self.all_reps = [rep for reps in self.reps.values() for rep in reps]
         self.finance = next(k for k, v in company.values.items() if v.get("username") == spec["finance_user"])
+        self.shipper = next(k for k, v in company.values.items() if v.get("username") == spec["shipper_user"])
         # records without system-set fields, for create_many: (object, creating user) -> rows
         self.bulk: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
         self.used_names: set[str] = set()
@@ -585,7 +586,8 @@ class _Generator:
             shipped = self._office_hours(ordered + timedelta(days=self.rng.randint(2, 10)))
             shipped = min(shipped, self.now - timedelta(minutes=30))
             carrier = self.rng.choice(spec["delivery_carriers"])
-            values |= {"shipped_at": shipped, "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
+            values |= {"shipped_at": shipped, "shipped_by": self.company.ids[self.shipper],
+                       "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
         if status == "completed":  # received three days after shipping (no draw: the sequence stays as it was)
             received = min(shipped + timedelta(days=3), self.now - timedelta(minutes=20))
             values |= {"received_on": received.date(), "received_at": received, "received_by": owner}
@@ -656,7 +658,8 @@ class _Generator:
             if months_ago:
                 shipped = min(self._office_hours(ordered + timedelta(days=3)), self.now - timedelta(minutes=30))
                 carrier = self.rng.choice(self.spec["delivery_carriers"])
-                order |= {"shipped_at": shipped, "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
+                order |= {"shipped_at": shipped, "shipped_by": self.company.ids[self.shipper],
+                          "delivery_note": f"{carrier}{self.rng.randrange(10**11, 10**12)}"}
             created = self.company.get("sales_order", self.company.create("sales_order", _iso(order)))
             if shipped is not None:
                 total = Decimal(str(created["total_amount"]))

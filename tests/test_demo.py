@@ -335,6 +335,10 @@ def test_orders_add_up_with_line_and_order_discounts(demo):
     assert Counter(o["status"] for o in orders) == {"completed": 46, "received": 1, "shipped": 9, "approved": 6,
                                                     "draft": 2, "submitted": 2}
     assert all(o["received_on"] for o in orders if o["status"] in ("received", "completed"))
+    # every order past shipping says when, how and by whom (the shipper, 何军) it left
+    shipper = platform.records.list("user", filters={"username": "hejun"}).items[0]["id"]
+    assert {(o["shipped_by"], bool(o["shipped_at"]), bool(o["delivery_note"])) for o in orders
+            if o["status"] in ("shipped", "received", "completed")} == {(shipper, True, True)}
     assert all(p["confirmed_by"] == finance for p in payments if p["status"] == "confirmed" and int(p["id"]) > 5)
 
 
