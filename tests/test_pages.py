@@ -595,7 +595,7 @@ def test_record_page_puts_state_actions_timeline_and_comments_before_the_fields(
     assert "<dt>公司名称</dt><dd>星辰科技</dd>" in page  # its section holds a value: open
 
     def path(page: str) -> list[tuple[str, str]]:
-        return re.findall(r'<li class="state ([\w ]+)" data-state="\w+" ?(?:aria-current="step")?>(.*?)</li>', page)
+        return re.findall(r'<li class="state ([\w -]+)" data-state="\w+" ?(?:aria-current="step")?>(.*?)</li>', page)
 
     # the side outcomes (lead.yaml's `side: true` states: invalid, voided) are not steps of the path...
     assert path(page) == [("other", "未分配"), ("current", "待处理"), ("other", "跟进中"), ("other", "已转换")]
@@ -605,5 +605,5 @@ def test_record_page_puts_state_actions_timeline_and_comments_before_the_fields(
     assert '<span class="state-badge" data-state="invalid">无效</span>' in head
     # ...but the one the lead is in is shown, set apart after them
     assert path(page) == [("other", "未分配"), ("other", "待处理"), ("other", "跟进中"), ("other", "已转换"),
-                          ("current side", "无效")]
+                          ("current off-path", "无效")]
     assert "convert" not in re.findall(r'data-action="(\w+)"', head)  # nothing to convert any more
