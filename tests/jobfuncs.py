@@ -14,6 +14,12 @@ def count_to(n: int) -> dict:
     return {"count": n, "squares": [i * i for i in range(n + 1)]}
 
 
+def nap(seconds: float) -> dict:
+    """Sleep `seconds`, then say so."""
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
 def fail(message: str) -> None:
     """Raise ValueError(message)."""
     raise ValueError(message)

@@ -42,6 +42,17 @@ def test_inprocess_job_runs_immediately_with_progress_and_result():
     }
 
 
+def test_closing_waits_for_the_inprocess_jobs_still_running():
+    """A background job runs on the platform that started it: closing (Platform.close) waits for it to end, so it
+    never writes through an engine that is gone or already serving the next platform."""
+    runner = JobRunner(None)
+    job_id = runner.enqueue(jobfuncs.nap, 0.3, background=True)
+    assert runner.status(job_id)["status"] in ("queued", "running")
+    runner.close()
+    assert (runner.status(job_id)["status"], runner.status(job_id)["result"]) == ("finished", {"slept": 0.3})
+    runner.close()  # nothing left running: at once
+
+
 def test_inprocess_failures_are_recorded_not_raised():
     runner = JobRunner(None)
     failed = runner.enqueue(job("fail"), "disk full", job_id="import-1")

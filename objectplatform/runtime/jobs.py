@@ -106,6 +106,14 @@ class JobRunner:
             if thread.is_alive():
                 raise TimeoutError(f"job {job_id} still running after {timeout} s")
 
+    def close(self, timeout: float = 60) -> None:
+        """In-process mode: return once every job thread still running has ended (each a `timeout` at most): a job
+        runs on the platform that started it, which is closed after."""
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+
     def enqueue_in(self, delay: timedelta, func: Callable | str, *args, **kwargs) -> str:
         """Run the job once `delay` has passed and return its id."""
         return self.enqueue_at(self.clock.now() + delay, func, *args, **kwargs)

@@ -79,6 +79,9 @@ class Platform:
         self.read_engine.dispose(close=False)
 
     def close(self) -> None:
+        """Close the platform once its in-process jobs' threads have ended: they run on it (an import started from a
+        page); left running, one went on writing through an engine it shared with the next platform."""
+        self.jobs.close()
         if self.owns_engine:
             self.engine.dispose()
         if self.read_engine is not self.engine:
