@@ -5,7 +5,7 @@ and foreign keys only), and with each index alone; an index's cost is its time l
 Each figure is the best of `--repeat` runs, in wall-clock and in CPU seconds (this process's and, on PostgreSQL, its
 server processes'): the machine is shared, and the CPU seconds count only the work itself.
 
-Usage: python bench/indexes.py [--backends sqlite,postgresql] [--rows 100000] [--repeat 2] [--object lead]
+Usage: python bench/indexes.py [--backends sqlite,postgresql] [--rows 100000] [--repeat 2] [--schema op_indexes_bench]
 """
 
 from __future__ import annotations
@@ -80,11 +80,14 @@ def bench(backend: str, workdir: Path, rows: int, repeat: int) -> dict:
 
 
 def main() -> None:
+    global SCHEMA
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--schema", default=SCHEMA, help="the PostgreSQL schema (and SQLite file) of the run")
     args = parser.parse_args()
+    SCHEMA = args.schema
     workdir = Path(tempfile.mkdtemp(prefix="objectplatform-bench-indexes-"))
     print(f"objectplatform index benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, raw insert of {args.rows:,} "
           f"leads, best of {args.repeat}")

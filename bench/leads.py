@@ -68,7 +68,7 @@ def bench(backend: str, workdir: Path, rows: int, tasks: set[str], one_by_one: b
         start = time.perf_counter()
         result = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=admin)
         out["import"] = time.perf_counter() - start
-        assert len(result.created) == rows and not result.errors, result.errors[:3]
+        assert result.created == rows and not result.errors, result.errors[:3]
         start = time.perf_counter()
         again = run_import(platform, prepare(platform.metadata.objects["lead"], read_path(path)), user=admin)
         out["reimport"] = time.perf_counter() - start

@@ -465,7 +465,7 @@ def import_csv(args: argparse.Namespace) -> int:
         bar.finish()
     finally:
         platform.close()
-    print(f"imported {len(result.created)}, failed {len(result.errors)}")
+    print(f"imported {result.created}, failed {len(result.errors)}")
     if result.errors and args.all_or_nothing:
         print("nothing was imported (--all-or-nothing)")
     for error in result.errors:

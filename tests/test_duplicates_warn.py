@@ -6,6 +6,7 @@ name + company warn."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 
@@ -24,6 +25,7 @@ from test_pages import login, token
 from objectplatform.cli import main
 from objectplatform.runtime import Settings, open_platform
 from objectplatform.runtime.behaviors import pool as pool_behavior
+from objectplatform.runtime.imports import prepare, read_bytes, run_import
 from objectplatform.runtime.permissions import access_for
 
 SAME_PHONE = {"zh": "电话相同", "en": "Same phone"}
@@ -221,6 +223,25 @@ def test_an_import_creates_and_reports_the_rows_a_warn_rule_matches(api, app, pl
     assert english(job["result"]) == {"created": 0, "failed": 1, "all_or_nothing": True, "committed": [], "errors": [
         {"row": 3, "fields": {"mobile": [f"duplicate of lead {existing} (王伟's): same mobile"]}}]}
     assert platform.records.list("lead", limit=50).total == 4
+
+
+def test_a_warning_names_the_row_an_earlier_batch_of_the_import_created(platform, people):
+    """An import keeps no list of the records it created, only their ids by file row a batch at a time: with one row
+    a batch, row 4 still names row 3, created by the batch before."""
+    existing = platform.records.create("lead", {"name": "张伟", "phone": "010-88886666", "mobile": "13800138000"},
+                                       user=people["rep1"])["id"]
+    platform.settings = dataclasses.replace(platform.settings, import_batch_size=1)
+    prepared = prepare(platform.metadata.objects["lead"], read_bytes("leads.csv", IMPORT.encode()))
+    result = run_import(platform, prepared, user=people["boss"], caller=access_for(platform, people["boss"]))
+    created = sorted(r["id"] for r in platform.records.list("lead", limit=50).items if r["id"] != existing)
+    lilei, hmm3, hmm4 = created
+    out = english(result.json())
+    assert (out["created"], out["failed"], out["committed"]) == (3, 1, [[2, 2], [3, 3], [4, 4], [5, 5]])
+    assert [(w["row"], w["id"], [(m["message"], [match.get("row") for match in m["matches"]]) for m in w["warnings"]])
+            for w in out["warnings"]] == [
+        (2, lilei, [(f"possible duplicate of lead {existing} (王伟's): same phone", [None])]),
+        (4, hmm4, [(f"possible duplicate of row 3 of this import (lead {hmm3}): same name and company", [3])]),
+    ]
 
 
 def test_the_cli_import_prints_the_rows_that_may_be_duplicates(cli_db, tmp_path, capsys):

@@ -273,7 +273,8 @@ def test_a_reference_field_added_then_removed_gets_then_loses_its_foreign_key(mi
     plan = migrate(engine, schema_of(grown))
     assert plan.render().splitlines() == [
         "+ column contact.referred_by BIGINT",
-        "+ index ix_contact__referred_by on contact (referred_by) for references to contact",
+        "+ index ix_contact__referred_by__not_null on contact (referred_by) where referred_by IS NOT NULL "
+        "for references to contact",
         "+ foreign key fk_contact__referred_by on contact (referred_by) -> contact (id)",
         "* record 1 field definition",
     ]
@@ -289,7 +290,7 @@ def test_a_reference_field_added_then_removed_gets_then_loses_its_foreign_key(mi
     plan = migrate(engine, schema_of(metadata))  # the field is removed; its column stays with its data
     postgresql = engine.dialect.name == "postgresql"
     assert plan.render().splitlines() == [
-        "- index ix_contact__referred_by on contact (nothing queries by it)",
+        "- index ix_contact__referred_by__not_null on contact (nothing queries by it)",
         "= column contact.referred_by kept (field removed from metadata)",
         *(["- foreign key fk_contact__referred_by on contact (field removed from metadata)"] if postgresql else []),
         "* record 1 field definition",

@@ -50,11 +50,16 @@ def approved_order(platform, user: str, account: str, product: str, price: str) 
 
 
 def imported(platform, user: str, obj: str, csv: str) -> list[str]:
-    """The ids an import of `csv` by `user` created (every row must go in)."""
+    """The ids an import of `csv` by `user` created (every row must go in), in file order."""
     prepared = prepare(platform.metadata.objects[obj], read_bytes(f"{obj}.csv", csv.encode()))
+    table = platform.schema[obj].table
+    before = platform.records.list(obj, where=table.c.id > 0, sort="-id", limit=1, count=False).items
     result = run_import(platform, prepared, user=user, caller=access_for(platform, user))
     assert result.errors == []
-    return result.created
+    last = int(before[0]["id"]) if before else 0
+    created = platform.records.list(obj, where=table.c.id > last, sort="id", count=False).items
+    assert len(created) == result.created
+    return [record["id"] for record in created]
 
 
 def test_imported_records_start_the_flows_a_create_starts(platform, people, account, product):

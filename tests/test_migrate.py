@@ -149,9 +149,12 @@ def test_fresh_database_gets_every_object_table_and_the_list_view_indexes(engine
     assert [line for line in lines if line.startswith("+ index ix_lead__")] == [  # each with what queries by it
         "+ index ix_lead__campaign__created_at_desc__id_desc on lead (campaign, created_at DESC, id DESC) "
         "for list filter campaign; references to campaign",
-        "+ index ix_lead__converted_account on lead (converted_account) for references to account",
-        "+ index ix_lead__converted_contact on lead (converted_contact) for references to contact",
-        "+ index ix_lead__converted_opportunity on lead (converted_opportunity) for references to opportunity",
+        "+ index ix_lead__converted_account__not_null on lead (converted_account) where converted_account IS NOT NULL "
+        "for references to account",
+        "+ index ix_lead__converted_contact__not_null on lead (converted_contact) where converted_contact IS NOT NULL "
+        "for references to contact",
+        "+ index ix_lead__converted_opportunity__not_null on lead (converted_opportunity) "
+        "where converted_opportunity IS NOT NULL for references to opportunity",
         "+ index ix_lead__created_at_desc__id_desc on lead (created_at DESC, id DESC) for list sort -created_at",
         "+ index ix_lead__lower_name__lower_company on lead (lower(name), lower(company)) "
         "for duplicate rule same_name_company",
@@ -248,7 +251,7 @@ def test_site_layer_adds_a_column_and_a_table_and_keeps_old_rows(engine):
         "+ column lead.qq VARCHAR(20)",
         "+ index ix_lead__qq on lead (qq) for index: true",
         "+ table store (12 columns)",
-        "+ index ix_store__account on store (account) for references to account",
+        "+ index ix_store__account__not_null on store (account) where account IS NOT NULL for references to account",
         "+ index ix_store__name__id on store (name, id) for list sort name",  # the grade filter: few values
         "+ index ix_store__owner__name__id on store (owner, name, id) for scope by owner",
         "+ foreign key fk_store__account on store (account) -> account (id)",

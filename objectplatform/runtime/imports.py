@@ -23,6 +23,7 @@ from .behaviors import duplicates
 from .errors import BadRequest, Conflict, Message, message_json, said_object
 from .jobs import report_progress
 from .permissions import access_for
+from .records.bulk import IdRuns
 from .storage.engine import reading
 from .storage.tables import MULTI_TYPES, REFERENCE_TYPES
 
@@ -45,7 +46,7 @@ class Source:
 
 @dataclass
 class ImportResult:
-    created: list[str] = field(default_factory=list)
+    created: int = 0  # records created (their ids are not kept: an import may create millions)
     # {"row": file row number, "fields": {name: [English messages]}, "reasons": {name: [errors.message_json]}}
     errors: list[dict] = field(default_factory=list)
     all_or_nothing: bool = False
@@ -55,7 +56,7 @@ class ImportResult:
 
     def json(self) -> dict:
         """The job's result; `warned` and `warnings` only when a created row matched a duplicate (warn) rule."""
-        out = {"created": len(self.created), "failed": len(self.errors), "errors": self.errors,
+        out = {"created": self.created, "failed": len(self.errors), "errors": self.errors,
                "all_or_nothing": self.all_or_nothing, "committed": self.committed}
         if self.warnings:
             out.update(warned=len(self.warnings), warnings=self.warnings)
@@ -486,8 +487,8 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
     rows = _values(prepared, ids, numbers, after)
     if defaults:
         rows = ({**defaults, **row} for row in rows)
-    batches: list[dict] = []
-    known: dict[str, int] = {}  # record created by this run -> its file row
+    result = ImportResult(all_or_nothing=all_or_nothing)
+    known = IdRuns()  # record created by this run -> its file row
 
     with duplicates.collecting(prepared.object.name) as collector:
         def on_batch(conn: sa.Connection, start: int, size: int, created: list[str], errors: list) -> None:
@@ -495,9 +496,13 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
             del numbers[: start - read_from]  # the earlier batches' rows: memory stays flat as the file grows
             read_from = start
             batch = _batch(numbers, start, size, created, errors, known, collector.warnings)
+            collector.warnings.clear()
             if checkpoint is not None:
                 checkpoint(conn, batch, done + start + size)
-            batches.append(batch)
+            result.created += batch["created"]
+            result.errors += batch["errors"]
+            result.warnings += batch["warnings"]
+            result.committed.append([batch["first_row"], batch["last_row"]])
 
         def moved(count: int, total: int | None) -> None:
             if progress is not None:
@@ -505,22 +510,20 @@ def run_import(platform, prepared: Prepared, *, user: str | None, all_or_nothing
 
         bulk = records.create_many(prepared.object.name, rows, user=user, all_or_nothing=all_or_nothing,
                                    progress=moved, total=prepared.source.count, on_batch=on_batch,
-                                   batch_size=platform.settings.import_batch_size)
-    errors = [e for b in batches for e in b["errors"]]
+                                   batch_size=platform.settings.import_batch_size, keep_ids=False)
     if all_or_nothing and bulk.errors:
-        return ImportResult([], errors, all_or_nothing)
-    return ImportResult(bulk.created, errors, all_or_nothing, [w for b in batches for w in b["warnings"]],
-                        [[b["first_row"], b["last_row"]] for b in batches])
+        return ImportResult(0, result.errors, all_or_nothing)
+    return result
 
 
 def _batch(numbers: list[int], start: int, size: int, created: list[str], errors: list,
-           known: dict[str, int], found: Mapping[str, list[dict]]) -> dict:
+           known: IdRuns, found: Mapping[str, list[dict]]) -> dict:
     """One committed batch as its checkpoint keeps it: its file rows, counts, row errors and warnings. `numbers`
     holds the file row numbers of the rows from index `start` on."""
     failed = {e.index for e in errors}
     created_rows = dict(zip(created, (numbers[i - start] for i in range(start, start + size) if i not in failed),
                             strict=True))
-    known.update(created_rows)
+    known.add(map(int, created_rows), created_rows.values())
     return {"first_row": numbers[0], "last_row": numbers[size - 1], "rows": size,
             "created": len(created),
             "errors": [{"row": numbers[e.index - start], "fields": {k: list(v) for k, v in e.fields.items()},
@@ -528,8 +531,7 @@ def _batch(numbers: list[int], start: int, size: int, created: list[str], errors
             "warnings": _row_warnings(created_rows, known, found)}
 
 
-def _row_warnings(created_rows: Mapping[str, int], known: Mapping[str, int],
-                  found: Mapping[str, list[dict]]) -> list[dict]:
+def _row_warnings(created_rows: Mapping[str, int], known: IdRuns, found: Mapping[str, list[dict]]) -> list[dict]:
     """The duplicate warnings of a batch's created rows by file row number; a match that this import created
     names its row too."""
     out = []
@@ -538,8 +540,8 @@ def _row_warnings(created_rows: Mapping[str, int], known: Mapping[str, int],
             continue
         for warning in found[record_id]:
             for match in warning["matches"]:
-                if match["id"] in known:
-                    match["row"] = known[match["id"]]
+                if (earlier := known.get(int(match["id"]))) is not None:
+                    match["row"] = earlier
             first = warning["matches"][0]
             if "row" in first:
                 warning["message"] = warning["message"].replace("an earlier row", f"row {first['row']}", 1)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from objectplatform.metadata.model import DuplicateRule
 from .. import actions
 from ..errors import Message, said_name, said_object
 from ..records import hooks
+from ..records.bulk import IdRuns
 from ..records.masking import field_mask
 from ..storage.convert import from_row
 from ..storage.engine import reading
@@ -263,7 +264,7 @@ class Duplicates:
 
     def warnings(self, conn: sa.Connection, obj: str, batch: list[dict],
                  where: sa.ColumnElement[bool] | None = None,
-                 imported: frozenset[str] | set[str] = frozenset(),
+                 imported: Container[str] = frozenset(),
                  rules: Iterable[DuplicateRule] | None = None, access=None) -> dict[str, list[dict]]:
         """Per id of the saved records `batch` (in the order they were created) that match others by a
         `warn` rule: [{"rule", "label": {"zh", "en"}, "message", "count", "matches": [{"id", "title",
@@ -321,7 +322,7 @@ class Duplicates:
             return
         scope = ctx.records.reference_scope
         where = scope(ctx.object, self.schema[ctx.object].table) if scope is not None else None
-        collector.created.update(record["id"] for record in ctx.batch)  # the batch's earlier rows count too
+        collector.created.add(int(record["id"]) for record in ctx.batch)  # the batch's earlier rows count too
         collector.warnings.update(self.warnings(ctx.conn, ctx.object, ctx.batch, where, collector.created,
                                                 access=ctx.records.caller))
 
@@ -351,11 +352,12 @@ class Duplicates:
 
 @dataclass
 class Collector:
-    """The warnings of one import of `object`, by created record id; `created`: the ids inserted so far."""
+    """The warnings of one import of `object`, by created record id (the import takes each batch's); `created`: the
+    ids inserted so far."""
 
     object: str
     warnings: dict[str, list[dict]] = field(default_factory=dict)
-    created: set[str] = field(default_factory=set)
+    created: IdRuns = field(default_factory=IdRuns)
 
 
 _collector: ContextVar[Collector | None] = ContextVar("objectplatform_duplicate_warnings", default=None)

@@ -3,7 +3,11 @@ with known ids."""
 
 from __future__ import annotations
 
+import gc
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -142,6 +146,19 @@ def _converted(to_db: Callable[[Any], Any], values: list) -> list:
 _HASHABLE = frozenset({str, int, Decimal, date, datetime})
 
 
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """A bulk write with the objects that existed before it (the platform's metadata, tables and compiled statements)
+    left out of the garbage collector's passes: each full pass would walk them all again, every few batches, while
+    the garbage of a bulk write is its own rows. The process's objects go back to the collector after (also those a
+    concurrent bulk write froze: it then runs on with the collector as usual)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def batches(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
     """The rows in lists of `size` (the last one shorter)."""
     batch: list[Mapping[str, Any]] = []
@@ -152,3 +169,35 @@ def batches(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mappi
             batch = []
     if batch:
         yield batch
+
+
+class IdRuns:
+    """Record ids, each with a number (the file row an import read it from), held as runs in which both go up by one:
+    an import's batch is one run or a few, so this stays small however many records the import creates."""
+
+    def __init__(self) -> None:
+        self._ids = array("q")  # each run's first id, its number and its length
+        self._numbers = array("q")
+        self._lengths = array("q")
+
+    def add(self, ids: Iterable[int], numbers: Iterable[int] | None = None) -> None:
+        """`ids` with their `numbers` (without: each id its own number, a set of ids)."""
+        ids = list(ids)
+        for record_id, number in zip(ids, ids if numbers is None else numbers, strict=True):
+            if self._ids and record_id - self._ids[-1] == self._lengths[-1] == number - self._numbers[-1]:
+                self._lengths[-1] += 1
+            else:  # a new run, kept in id order
+                at = bisect_right(self._ids, record_id)
+                self._ids.insert(at, record_id)
+                self._numbers.insert(at, number)
+                self._lengths.insert(at, 1)
+
+    def get(self, record_id: int) -> int | None:
+        """The number of `record_id`, None when it was not added."""
+        at = bisect_right(self._ids, record_id) - 1
+        if at >= 0 and record_id - self._ids[at] < self._lengths[at]:
+            return self._numbers[at] + record_id - self._ids[at]
+        return None
+
+    def __contains__(self, record_id: object) -> bool:
+        return self.get(int(record_id)) is not None

@@ -34,7 +34,7 @@ from ..storage.tables import ObjectTable, schema_of
 from ..validation import build_validators
 from . import history, history_sql, hooks, recycle_bin
 from .autonumber import AutoNumber, reserve
-from .bulk import RowMaker, batches, insert_columns
+from .bulk import RowMaker, batches, frozen_heap, insert_columns
 from .formulas import Formulas
 from .masking import FieldMask, HeldValidators, field_mask
 from .query import formula_columns, list_page
@@ -984,14 +984,16 @@ class Records:
                     progress: Callable[[int, int | None], None] | None = None,
                     total: int | None = None, system: bool = False,
                     on_batch: Callable[[sa.Connection, int, int, list[str], list[RowError]], None] | None = None,
-                    ) -> BulkResult:
+                    keep_ids: bool = True) -> BulkResult:
         """Validate every row and insert the valid ones in batches (one executemany each).
 
         Each batch is its own transaction unless `all_or_nothing`, which inserts nothing when any
         row fails (then `created` is empty and `errors` lists every bad row). The history gets one
         "create" entry per imported record, not one per field. `system` rows (the demo's history) may set
         system fields and start in any state of a lifecycle. `on_batch(conn, first index, rows, created ids,
-        errors)` runs inside each batch's transaction (an import's checkpoint commits with its rows).
+        errors)` runs inside each batch's transaction (an import's checkpoint commits with its rows); with
+        `keep_ids=False` the result's `created` stays empty, the ids given to `on_batch` alone (an import of millions
+        of rows keeps no list of them).
         """
         ot = self._table(obj)
         result = BulkResult()
@@ -1001,7 +1003,8 @@ class Records:
             nonlocal done
             for batch in batches(rows, batch_size):
                 created, errors, warnings = create_batch(batch, done)
-                result.created.extend(created)
+                if keep_ids:
+                    result.created.extend(created)
                 result.errors.extend(errors)
                 result.warnings.extend(warnings)
                 done += len(batch)
@@ -1015,17 +1018,18 @@ class Records:
                 on_batch(conn, start, len(batch), created, errors)
             return created, errors, warnings
 
-        if not all_or_nothing:
-            run(lambda batch, start: self._create_batch_retrying(create_batch, batch, start))
+        with frozen_heap():
+            if not all_or_nothing:
+                run(lambda batch, start: self._create_batch_retrying(create_batch, batch, start))
+                return result
+            try:
+                with self.engine.begin() as conn:
+                    run(lambda batch, start: create_batch(conn, batch, start))
+                    if result.errors:
+                        raise _RolledBack
+            except _RolledBack:
+                result.created = []
             return result
-        try:
-            with self.engine.begin() as conn:
-                run(lambda batch, start: create_batch(conn, batch, start))
-                if result.errors:
-                    raise _RolledBack
-        except _RolledBack:
-            result.created = []
-        return result
 
     def _create_batch_retrying(self, create_batch: Callable, batch: list,
                                start: int) -> tuple[list[str], list[RowError], list[str]]:

@@ -149,12 +149,14 @@ class CreateIndex:
     unique: bool = False
     reasons: tuple[str, ...] = ()  # what queries by it (storage/tables.py derives them)
     carried: tuple[str, ...] = ()  # columns it holds besides its keys, on PostgreSQL (INCLUDE)
+    where: str = ""  # the rows it holds when not all (`converted_account IS NOT NULL`)
 
     def render(self) -> str:
         kind = "unique index" if self.unique else "index"
         why = f" for {'; '.join(self.reasons)}" if self.reasons else ""
         carried = f" carrying {', '.join(self.carried)} on PostgreSQL" if self.carried else ""
-        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)}){carried}{why}"
+        where = f" where {self.where}" if self.where else ""
+        return f"+ {kind} {self.name} on {self.table} ({', '.join(self.columns)}){where}{carried}{why}"
 
 
 @dataclass(frozen=True)
@@ -517,8 +519,10 @@ class _Planner:
         self.ops.extend(self._create_index(table, index) for index in _sorted(table.indexes))
 
     def _create_index(self, table: sa.Table, index: sa.Index) -> CreateIndex:
+        where = index.dialect_options["postgresql"]["where"]
         return CreateIndex(table.name, index.name, _index_columns(index), bool(index.unique),
-                           index.info.get("reasons", ()), tuple(index.dialect_options["postgresql"]["include"] or ()))
+                           index.info.get("reasons", ()), tuple(index.dialect_options["postgresql"]["include"] or ()),
+                           "" if where is None else str(where.compile(compile_kwargs={"include_table": False})))
 
     def _record(self, ot: ObjectTable, f: FieldDef) -> RecordField:
         spec = json.dumps(field_spec(ot, f), sort_keys=True)

@@ -54,11 +54,8 @@ def normal(text: str) -> str:
 
 _CHINESE = re.compile("[\u3400-\u9fff]")
 _HANS = RE_HANS.pattern[len("^(?:["):-len("])+$")]  # pypinyin's class of the characters it has a pinyin for
-_RUNS = re.compile(f"[{_HANS}]+|[^{_HANS}]+")  # its `simple_seg`: runs of those characters and runs of others
-
-
-def _has_chinese(text: str) -> bool:
-    return _CHINESE.search(text) is not None
+# its `simple_seg`: runs of those characters (the first group) and runs of others (the second)
+_RUNS = re.compile(f"([{_HANS}]+)|([^{_HANS}]+)")
 
 
 def terms(value: Any) -> set[str]:
@@ -70,7 +67,7 @@ def terms(value: Any) -> set[str]:
         return {text.lower()[:TERM_LENGTH]}
     words = text.split()
     found = {normal(text), *(normal(word) for word in words)} if len(words) > 1 else {normal(text)}
-    if _has_chinese(text):
+    if _CHINESE.search(text) is not None:
         found.update(_pinyin(text))
     found.discard("")
     return found
@@ -83,14 +80,14 @@ def _pinyin(text: str) -> tuple[str, str]:
     it reads each run of Chinese characters apart (its `simple_seg`, `_RUNS` here), so each run's pinyin is
     remembered too: "线索1", "线索2", ... ask pypinyin once."""
     full, initials = [], []
-    for run in _RUNS.findall(text):
-        if RE_HANS.match(run):
-            run_full, run_initials = _run_pinyin(run)
+    for chinese, other in _RUNS.findall(text):
+        if chinese:
+            run_full, run_initials = _run_pinyin(chinese)
             full.append(run_full)
             initials.append(run_initials)
         else:  # kept as written: its own initials
-            full.append(run)
-            initials.append(run)
+            full.append(other)
+            initials.append(other)
     return normal("".join(full)), normal("".join(initials))
 
 

@@ -542,5 +542,19 @@ def _add_indexes(obj: ObjectDef, table: sa.Table, columns: Mapping[str, tuple[st
         names = [_index_part(c) for c in cols]
         exprs = [table.c[c] if isinstance(c, str) else c for c in cols]
         extra = carried.get(key, [])
+        options: dict = {"postgresql_include": extra} if extra else {}
+        if _sparse_reference(obj, cols, reasons):
+            names.append("not_null")
+            options.update(postgresql_where=exprs[0].is_not(None), sqlite_where=exprs[0].is_not(None))
         sa.Index(index_name("uq" if unique else "ix", table.name, [*names, *(f"with_{c}" for c in extra)]), *exprs,
-                 unique=unique, info={"reasons": tuple(reasons)}, **({"postgresql_include": extra} if extra else {}))
+                 unique=unique, info={"reasons": tuple(reasons)}, **options)
+
+
+def _sparse_reference(obj: ObjectDef, cols: list, reasons: list[str]) -> bool:
+    """Whether an index is a reference's own, of an optional field: then it holds only the rows that name a record
+    (`WHERE ref IS NOT NULL`). It serves `ref = x` and `ref IN (...)` alone (a deletion's search for its referrers, a
+    related list, a rollup), which never match an empty reference, and a row without one (a lead not converted into
+    an account) costs its insert no entry."""
+    f = obj.fields.get(cols[0]) if len(cols) == 1 and isinstance(cols[0], str) else None
+    return (f is not None and f.type in REFERENCE_TYPES and not f.required
+            and all(reason.startswith("references to ") for reason in reasons))
