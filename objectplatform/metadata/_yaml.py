@@ -147,7 +147,7 @@ def _keep(entry: Path, blob: bytes) -> None:
         if len(kept) > CACHE_ENTRIES:
             for old in sorted(kept, key=lambda path: path.stat().st_mtime)[: len(kept) // 2]:
                 old.unlink(missing_ok=True)
-    except OSError:
+    except OSError:  # not kept: the next process parses the text again, which is all a missing entry costs
         pass
 
 

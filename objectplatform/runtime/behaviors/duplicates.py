@@ -24,6 +24,7 @@ from ..records.bulk import IdRuns
 from ..records.masking import field_mask
 from ..storage.convert import from_row
 from ..storage.engine import reading
+from ..storage.id_sets import json_rows
 from ..storage.tables import caseless
 from .pool import POOL
 
@@ -82,14 +83,12 @@ def _among(conn: sa.Connection, columns: list[sa.ColumnElement], rows: set[tuple
         conditions = [columns[0] == sa.any_(sa.cast(sa.literal(firsts, ARRAY(kinds[0])), ARRAY(kinds[0])))]
         if len(columns) == 1:
             return conditions
-        items = sa.func.json_array_elements(sa.cast(sa.literal(data), sa.JSON())).table_valued("value").render_derived()
-        values = [sa.cast(items.c.value.op("->>")(i), kind) for i, kind in enumerate(kinds)]
-        return [*conditions, sa.tuple_(*columns).in_(sa.select(*values))]
-    items = sa.func.json_each(sa.literal(data)).table_valued("value")
-    values = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(columns))]
-    conditions = [columns[0].in_(sa.select(values[0]))]
+    rows_in = json_rows(conn.dialect.name, sa.literal(data), {f"k{i}": kind for i, kind in enumerate(kinds)})
+    if conn.dialect.name == "postgresql":
+        return [*conditions, sa.tuple_(*columns).in_(rows_in)]
+    conditions = [columns[0].in_(rows_in.with_only_columns(rows_in.selected_columns[0]))]
     if len(columns) > 1:
-        conditions.append(sa.tuple_(*columns).in_(sa.select(*values)))
+        conditions.append(sa.tuple_(*columns).in_(rows_in))
     return conditions
 
 

@@ -18,7 +18,7 @@ from objectplatform.metadata.expressions import ExpressionError
 from ..storage.convert import from_row, to_row
 from ..storage.derived import rollup_counts, rollup_deltas
 from ..storage.engine import temporary_table
-from ..storage.id_sets import among, ids_param
+from ..storage.id_sets import among, ids_param, json_rows
 from ..storage.tables import Schema
 from . import hooks
 from .formulas import Formulas
@@ -259,7 +259,8 @@ class Rollups:
         if key not in self._adding:
             pot = self.schema[group.parent]
             table = pot.table
-            rows = _json_rows(dialect, {f.name: pot.column(f.name).type for f in group.fields})
+            rows = json_rows(dialect, sa.bindparam("_rows", type_=sa.Text()), {
+                "id": sa.BigInteger(), **{f.name: pot.column(f.name).type for f in group.fields}}).subquery("rows")
             new, old = {}, {}
             for f in group.fields:
                 if f.name in names:
@@ -538,20 +539,6 @@ def _copy(dialect: sa.Dialect, table: sa.Table, held: sa.Table, columns: list[st
     new = ", ".join(quote("new_" + c) for c in columns)
     return sa.text(f"UPDATE {target} SET ({listed}) = (SELECT {new} FROM {source} WHERE {source}.id = {target}.id) "
                    f"WHERE {target}.id IN (SELECT id FROM {source})")
-
-
-def _json_rows(dialect: str, types: Mapping[str, sa.types.TypeEngine]) -> sa.FromClause:
-    """The rows of a `_rows` JSON list of arrays (an id, then a value of each of `types` in order) as a FROM clause
-    of columns `id` and `types`' names: each array taken apart (on PostgreSQL json_array_elements, on SQLite
-    json_each)."""
-    rows = sa.bindparam("_rows", type_=sa.Text())
-    if dialect == "postgresql":
-        items = sa.func.json_array_elements(sa.cast(rows, sa.JSON())).table_valued("value")
-        return sa.select(*(sa.cast(items.c.value.op("->>")(sa.literal_column(str(n))), type_).label(name) for n, (
-            name, type_) in enumerate({"id": sa.BigInteger(), **types}.items()))).subquery("rows")
-    items = sa.func.json_each(rows).table_valued("value")
-    return sa.select(*(sa.func.json_extract(items.c.value, f"$[{n}]").label(name)
-                       for n, name in enumerate(["id", *types]))).subquery("rows")
 
 
 def _update_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], params: list[dict]) -> None:

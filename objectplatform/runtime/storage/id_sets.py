@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,6 +64,18 @@ def _among(element: _Among, compiler, **kw) -> str:
 @compiles(_Among, "postgresql")
 def _among_pg(element: _Among, compiler, **kw) -> str:
     return f"{compiler.process(element.column, **kw)} = ANY(CAST({compiler.process(element.ids, **kw)} AS BIGINT[]))"
+
+
+def json_rows(dialect: str, data: ColumnElement, columns: Mapping[str, sa.types.TypeEngine]) -> sa.Select:
+    """The rows of `data`, a JSON list of arrays (a literal or a parameter), as a SELECT of one column per array
+    position, named and typed by `columns` in order: taken apart by json_array_elements on PostgreSQL (each value
+    cast to its type), json_each elsewhere. Many rows reach the database as ONE value."""
+    if dialect == "postgresql":
+        items = sa.func.json_array_elements(sa.cast(data, sa.JSON())).table_valued("value").render_derived()
+        return sa.select(*(sa.cast(items.c.value.op("->>")(sa.literal_column(str(n))), type_).label(name)
+                           for n, (name, type_) in enumerate(columns.items())))
+    items = sa.func.json_each(data).table_valued("value")
+    return sa.select(*(sa.func.json_extract(items.c.value, f"$[{n}]").label(name) for n, name in enumerate(columns)))
 
 
 def positions(dialect: str, ids: Iterable[int]) -> sa.Subquery:
