@@ -133,9 +133,7 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     groups = [] if rule else queue.todo_groups(g.access)
     items = queue.todos_for(g.access, rule=rule, except_rules=[group.rule for group in groups], limit=PAGE_SIZE + 1,
                             after=cursor)
-    pager = cursor_pager(items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
-                         queue.open_todo_count(g.access, rule=rule))
-    items = items[:PAGE_SIZE]
+    items, pager = _paged(items, queue.open_todo_count(g.access, rule=rule))
     roles = platform.metadata.roles
     contexts, submitted = _contexts(items), _submitted(items)
     rows = [{"item": t, "title": t.title_en if g.lang == "en" else t.title_zh, "link": _link(t.object, t.record_id),
@@ -152,6 +150,12 @@ def todos_page(status: int = 200, errors: dict[str, str] | None = None, comments
     return render_template("pages/todos.html", rows=rows, grouped=[] if cursor else grouped, errors=gone,
                            rule=_rule_label(platform, rule), pager=pager,
                            here=url_for("pages.todos", **request.args.to_dict())), status  # a refusal: a POST
+
+
+def _paged(items: list, total: int) -> tuple[list, dict]:
+    """A page of the to-dos or notifications read with one more than PAGE_SIZE (there is a next page when it came):
+    the page's items and its pager, the next page after its last item's id."""
+    return items[:PAGE_SIZE], cursor_pager(items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None, total)
 
 
 def _rule_label(platform, rule: str | None) -> str | None:
@@ -176,9 +180,7 @@ def notifications():
     groups = [] if rule else queue.notification_groups(g.access.user_id)
     items, unread = queue.notifications_for(g.access.user_id, rule=rule, except_rules=[group.rule for group in groups],
                                             limit=PAGE_SIZE + 1, after=cursor)
-    pager = cursor_pager(items[PAGE_SIZE - 1].id if len(items) > PAGE_SIZE else None,
-                         queue.notification_count(g.access.user_id, rule))
-    items = items[:PAGE_SIZE]
+    items, pager = _paged(items, queue.notification_count(g.access.user_id, rule))
     rows = [{"item": n, "title": n.title_en if g.lang == "en" else n.title_zh, "link": _link(n.object, n.record_id),
              "when": _when(n.created_at)}
             for n in items]
